@@ -1,0 +1,74 @@
+// Typed facts read from the kernel. Parsers in this folder turn `ip -j` / `iptables-save`
+// output into these values; the reconciler compares them with the desired state.
+
+/** One network interface as `ip -j -d link show` reports it. */
+export interface Link {
+  readonly name: string;
+  readonly index: number;
+  /** `linkinfo.info_kind` (`bridge`, `veth`, `vxlan`…), null for plain devices such as `lo`. */
+  readonly kind: string | null;
+  /** Name of the bridge this link is enslaved to, or null. */
+  readonly master: string | null;
+  readonly mtu: number;
+  /** Administratively up (`UP` in flags), not the carrier state. */
+  readonly up: boolean;
+  readonly alias: string | null;
+  readonly mac: string | null;
+  /** For a veth: the peer's name when the peer is in the same namespace, else null. */
+  readonly peer: string | null;
+  /** For a veth: true when the peer lives in another network namespace (`link_netnsid`). */
+  readonly peerInOtherNetns: boolean;
+}
+
+/** One address as `ip -j addr show` reports it. */
+export interface Addr {
+  readonly dev: string;
+  readonly family: 'inet' | 'inet6';
+  /** `local/prefixlen`, e.g. `10.231.7.1/24`. */
+  readonly cidr: string;
+  readonly scope: string;
+}
+
+/** One iptables chain as `iptables-save -t <table>` prints it. */
+export interface Chain {
+  readonly name: string;
+  /** Policy of a built-in chain (`ACCEPT`, `DROP`), null for a user chain (`-`). */
+  readonly policy: string | null;
+  /** Rules exactly as printed, without the leading `-A <chain> `. */
+  readonly rules: readonly string[];
+}
+
+export interface IptablesTable {
+  readonly name: string;
+  readonly chains: Readonly<Record<string, Chain>>;
+}
+
+/** Everything the reconciler needs to know about the kernel, read in one go. */
+export interface KernelSnapshot {
+  readonly links: readonly Link[];
+  readonly addrs: readonly Addr[];
+  readonly filter: IptablesTable;
+}
+
+export interface BatchFailure {
+  /** 0-based index of the failing line in the batch that was sent. */
+  readonly line: number;
+  readonly command: string;
+  readonly message: string;
+}
+
+export interface BatchResult {
+  readonly failures: readonly BatchFailure[];
+}
+
+/**
+ * The reconciler's only door to the kernel. `main.ts` passes a real one (execa), tests pass a
+ * real one bound to a throwaway netns, or a fake.
+ */
+export interface Kernel {
+  observe(): Promise<KernelSnapshot>;
+  /** Runs all lines with one `ip -force -batch -`; reports the lines that failed. */
+  ipBatch(lines: readonly string[]): Promise<BatchResult>;
+  /** Runs one `iptables-restore --noflush` with `input` (a whole `*table … COMMIT` block). */
+  iptablesRestore(input: string): Promise<void>;
+}
