@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# `npm test`: build, prepare the machine (scripts/test-env.sh), then run every test/**/*.test.ts
+# with node:test through tsx, one file at a time, in this order:
+#   test/unit, any other folder (e.g. test/kernel), test/integration, test/e2e.
+# Every group runs even when an earlier one failed; the exit status is non-zero if any failed.
+# Optional arguments name test files to run instead of all of them (same order rules).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+npm run build --silent
+bash scripts/test-env.sh
+
+files=()
+if (($# > 0)); then
+  files=("$@")
+else
+  mapfile -t files < <(find test -name '*.test.ts' -type f | LC_ALL=C sort)
+fi
+if ((${#files[@]} == 0)); then
+  echo "test.sh: no test files found (find test -name '*.test.ts')" >&2
+  exit 1
+fi
+
+unit=() other=() integration=() e2e=()
+for f in "${files[@]}"; do
+  case "${f#./}" in
+    test/unit/*) unit+=("$f") ;;
+    test/integration/*) integration+=("$f") ;;
+    test/e2e/*) e2e+=("$f") ;;
+    *) other+=("$f") ;;
+  esac
+done
+
+failed=()
+run_group() {
+  local name=$1
+  shift
+  (($# > 0)) || return 0
+  echo "=== $name: $# file(s)"
+  if ! node --import tsx --test --test-concurrency=1 "$@"; then
+    failed+=("$name")
+  fi
+}
+
+run_group unit "${unit[@]}"
+run_group other "${other[@]}"
+run_group integration "${integration[@]}"
+run_group e2e "${e2e[@]}"
+
+if ((${#failed[@]} > 0)); then
+  echo "test.sh: FAILED: ${failed[*]}" >&2
+  exit 1
+fi
+echo "test.sh: all ${#files[@]} test file(s) passed"
