@@ -1,0 +1,18 @@
+// Public API of the kernel layer. Everything else in this folder is internal.
+export type {
+  Addr,
+  BatchFailure,
+  BatchResult,
+  Chain,
+  IptablesTable,
+  Kernel,
+  KernelSnapshot,
+  Link,
+} from './types.ts';
+export type { KernelOptions } from './run-kernel.ts';
+export type { BatchProgress } from './parse-errors.ts';
+export { createKernel } from './run-kernel.ts';
+export { parseLinks } from './parse-links.ts';
+export { parseAddrs } from './parse-addrs.ts';
+export { parseIptablesSave } from './parse-iptables.ts';
+export { parseIpBatchErrors } from './parse-errors.ts';

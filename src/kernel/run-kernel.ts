@@ -1,0 +1,139 @@
+// The only code in ledgernet that runs processes. Argument arrays only, never a shell; every
+// failure leaves here as one DriverError, with execa's error (exit code, stderr) as its cause.
+import { execa } from 'execa';
+import { DriverError } from '../errors.ts';
+import {
+  IP_BATCH_ARGS,
+  IP_BATCH_LINES_PER_COMMAND,
+  countCompletedLines,
+  renderIpBatch,
+} from './ip-batch.ts';
+import { parseAddrs } from './parse-addrs.ts';
+import { parseIpBatchErrors } from './parse-errors.ts';
+import { parseIptablesSave } from './parse-iptables.ts';
+import { parseLinks } from './parse-links.ts';
+import type { BatchFailure, BatchResult, Kernel, KernelSnapshot } from './types.ts';
+
+export interface KernelOptions {
+  /** Name of a namespace under /run/netns; every command runs there. Default: our own. */
+  readonly netns?: string;
+  /** Kill a command that runs longer than this. Default 60 s (deleting 1,000 veths takes ~16 s). */
+  readonly timeoutMs?: number;
+}
+
+interface Outcome {
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly exitCode: number;
+  /** For messages: what was tried, e.g. `apply iptables rules in network namespace x`. */
+  readonly what: string;
+  readonly command: string;
+  /** execa's result (an ExecaError when the exit code was not 0), kept as the cause. */
+  readonly raw: unknown;
+}
+
+type Runner = (what: string, file: string, args: readonly string[], input?: string) => Promise<Outcome>;
+
+/**
+ * A `Kernel` backed by the real `ip` and `iptables-*` commands, in `opts.netns` if given.
+ * @throws DriverError `LN_ERR_INTERNAL` for a namespace name that is not a plain file name.
+ */
+export function createKernel(opts: KernelOptions = {}): Kernel {
+  const { netns } = opts;
+  if (netns !== undefined && !/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(netns)) {
+    throw new DriverError('LN_ERR_INTERNAL', `invalid network namespace name "${netns}"`);
+  }
+  const run = createRunner(opts.timeoutMs ?? 60_000, netns);
+  const ipArgs = (...args: string[]): string[] => (netns === undefined ? args : ['-n', netns, ...args]);
+  // iptables has no namespace flag; `ip netns exec` enters the namespace first.
+  const iptables = (cmd: string, ...args: string[]): [string, string[]] =>
+    netns === undefined ? [cmd, args] : ['ip', ['netns', 'exec', netns, cmd, ...args]];
+
+  return {
+    async observe(): Promise<KernelSnapshot> {
+      const [links, addrs, filter] = await Promise.all([
+        run('read links', 'ip', ipArgs('-j', '-d', 'link', 'show')),
+        run('read addresses', 'ip', ipArgs('-j', 'addr', 'show')),
+        run('read the iptables filter table', ...iptables('iptables-save', '-t', 'filter')),
+      ]);
+      for (const o of [links, addrs, filter]) failOnExit(o);
+      return {
+        links: parseLinks(links.stdout),
+        addrs: parseAddrs(addrs.stdout),
+        filter: parseIptablesSave(filter.stdout, 'filter'),
+      };
+    },
+
+    async ipBatch(lines: readonly string[]): Promise<BatchResult> {
+      if (lines.length === 0) return { failures: [] };
+      const input = renderIpBatch(lines);
+      const outcome = await run('apply an ip batch', 'ip', ipArgs(...IP_BATCH_ARGS), input);
+      if (outcome.exitCode === 0) return { failures: [] };
+      return { failures: batchFailures(outcome, lines) };
+    },
+
+    async iptablesRestore(input: string): Promise<void> {
+      const outcome = await run('apply iptables rules', ...iptables('iptables-restore', '--noflush'), input);
+      failOnExit(outcome);
+    },
+  };
+}
+
+function batchFailures(outcome: Outcome, lines: readonly string[]): BatchFailure[] {
+  const completed = countCompletedLines(outcome.stdout);
+  try {
+    const failures = parseIpBatchErrors(outcome.stderr, lines, {
+      linesPerCommand: IP_BATCH_LINES_PER_COMMAND,
+      completed,
+    });
+    if (failures.length > 0) return failures;
+  } catch {
+    // Unparseable stderr: fall through to one failure carrying it.
+  }
+  const line = completed < lines.length ? completed : 0;
+  const message = firstLine(outcome.stderr) ?? `ip exited with code ${outcome.exitCode}`;
+  return [{ line, command: lines[line] ?? '', message }];
+}
+
+function createRunner(timeoutMs: number, netns: string | undefined): Runner {
+  const where = netns === undefined ? '' : ` in network namespace ${netns}`;
+  return async (what, file, args, input) => {
+    const result = await execa(file, args, {
+      input: input ?? '',
+      reject: false,
+      timeout: timeoutMs,
+      stripFinalNewline: false,
+      env: { LC_ALL: 'C' },
+    });
+    const command = [file, ...args].join(' ');
+    if (result.timedOut) {
+      throw new DriverError('LN_ERR_TIMEOUT', `could not ${what}${where}: ${command} timed out`, {
+        retryable: true,
+        cause: result,
+      });
+    }
+    if (result.exitCode === undefined) {
+      // Not started (ENOENT, EACCES) or killed by a signal.
+      throw new DriverError('LN_ERR_KERNEL_EXEC', `could not ${what}${where}: ${command} did not run`, {
+        cause: result,
+      });
+    }
+    const { stdout, stderr, exitCode } = result;
+    return { stdout, stderr, exitCode, what: `${what}${where}`, command, raw: result };
+  };
+}
+
+function failOnExit(o: Outcome): void {
+  if (o.exitCode === 0) return;
+  const detail = firstLine(o.stderr);
+  const message = `could not ${o.what}: ${o.command} exited with code ${o.exitCode}`;
+  throw new DriverError('LN_ERR_KERNEL_EXEC', detail === null ? message : `${message}: ${detail}`, {
+    cause: o.raw,
+  });
+}
+
+/** The first non-empty stderr line, cut to a length fit for a message, or null. */
+function firstLine(stderr: string): string | null {
+  const line = stderr.split('\n').find((l) => l.trim() !== '');
+  return line === undefined ? null : line.trim().slice(0, 200);
+}

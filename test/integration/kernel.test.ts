@@ -1,0 +1,169 @@
+// Real `ip` and `iptables` inside a namespace made (and deleted) by this test. Needs root.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { execa } from 'execa';
+import { createKernel } from '../../src/kernel/index.ts';
+import type { Kernel } from '../../src/kernel/index.ts';
+
+const skip = process.getuid?.() === 0 ? false : 'needs root to make network namespaces';
+
+const BRIDGE = 'lnb-7e570000001';
+const HOST = 'lnv-7e570000002';
+const INNER = 'lnc-7e570000002';
+const NET_ALIAS = `ledgernet:network:${'7e57'.repeat(16)}`;
+const EP_ALIAS = `ledgernet:endpoint:${'e9'.repeat(32)}`;
+
+describe('kernel in a throwaway network namespace', { skip }, () => {
+  const netns = `lntest-${process.pid}-${randomBytes(3).toString('hex')}`;
+  let kernel: Kernel;
+
+  before(async () => {
+    await execa('ip', ['netns', 'add', netns]);
+    kernel = createKernel({ netns });
+  });
+
+  after(async () => {
+    // Deleting the namespace removes its links and its iptables tables with it.
+    await execa('ip', ['netns', 'del', netns], { reject: false });
+    const { stdout } = await execa('ip', ['netns', 'list']);
+    assert.doesNotMatch(stdout, new RegExp(`^${netns}\\b`, 'm'), 'test namespace leaked');
+  });
+
+  it('observes a fresh namespace', async () => {
+    const snap = await kernel.observe();
+    assert.deepEqual(
+      snap.links.map((l) => l.name),
+      ['lo'],
+    );
+    assert.deepEqual(snap.addrs, []);
+    assert.deepEqual(Object.keys(snap.filter.chains), ['INPUT', 'FORWARD', 'OUTPUT']);
+  });
+
+  it('applies one batch: a bridge with alias, mtu, address, up, and an enslaved veth pair', async () => {
+    const result = await kernel.ipBatch([
+      `link add ${BRIDGE} type bridge`,
+      `link set dev ${BRIDGE} alias ${NET_ALIAS} mtu 1450 address 02:42:0a:e7:09:01 up`,
+      `addr add 10.231.9.1/24 dev ${BRIDGE}`,
+      `addr add fd00:231:9::1/64 dev ${BRIDGE} nodad`,
+      `link add ${HOST} mtu 1450 type veth peer name ${INNER} mtu 1450`,
+      `link set dev ${HOST} master ${BRIDGE} alias ${EP_ALIAS} up`,
+    ]);
+    assert.deepEqual(result, { failures: [] });
+
+    const snap = await kernel.observe();
+    const byName = new Map(snap.links.map((l) => [l.name, l]));
+    assert.deepEqual({ ...byName.get(BRIDGE), index: 0 }, {
+      name: BRIDGE,
+      index: 0,
+      kind: 'bridge',
+      master: null,
+      mtu: 1450,
+      up: true,
+      alias: NET_ALIAS,
+      mac: '02:42:0a:e7:09:01',
+      peer: null,
+      peerInOtherNetns: false,
+    });
+    const host = byName.get(HOST);
+    assert.equal(host?.kind, 'veth');
+    assert.equal(host?.master, BRIDGE);
+    assert.equal(host?.up, true);
+    assert.equal(host?.alias, EP_ALIAS);
+    assert.equal(host?.mtu, 1450);
+    assert.equal(host?.peer, INNER);
+    assert.equal(host?.peerInOtherNetns, false);
+    assert.equal(byName.get(INNER)?.up, false);
+    assert.equal(byName.get(INNER)?.peer, HOST);
+
+    const bridgeAddrs = snap.addrs.filter((a) => a.dev === BRIDGE && a.scope === 'global');
+    assert.deepEqual(bridgeAddrs, [
+      { dev: BRIDGE, family: 'inet', cidr: '10.231.9.1/24', scope: 'global' },
+      { dev: BRIDGE, family: 'inet6', cidr: 'fd00:231:9::1/64', scope: 'global' },
+    ]);
+  });
+
+  it('reports failed lines by index while -force applies the others', async () => {
+    const second = 'lnb-7e570000003';
+    const lines = [
+      `link add ${second} type bridge`,
+      `link add ${BRIDGE} type bridge`, // exists
+      `link set dev ${second} up`,
+      `link del lnv-7e57000dead`, // missing
+      `link set dev ${second} mtu 1400`,
+    ];
+    const { failures } = await kernel.ipBatch(lines);
+    assert.deepEqual(failures, [
+      { line: 1, command: lines[1], message: 'RTNETLINK answers: File exists' },
+      { line: 3, command: lines[3], message: 'Cannot find device "lnv-7e57000dead"' },
+    ]);
+    const link = (await kernel.observe()).links.find((l) => l.name === second);
+    assert.equal(link?.up, true);
+    assert.equal(link?.mtu, 1400);
+  });
+
+  it('pins a line that makes ip exit early, and reports the lines after it as not run', async () => {
+    const lines = [
+      `link set dev ${HOST} nomaster`,
+      `link set dev ${HOST} master lnb-7e57000dead`, // ip exits here despite -force
+      `link set dev ${HOST} master ${BRIDGE}`,
+    ];
+    const { failures } = await kernel.ipBatch(lines);
+    assert.deepEqual(
+      failures.map((f) => [f.line, f.message]),
+      [
+        [1, 'Error: argument "lnb-7e57000dead" is wrong: Device does not exist'],
+        [2, 'not run: ip -batch stopped at line 1'],
+      ],
+    );
+    const host = (await kernel.observe()).links.find((l) => l.name === HOST);
+    assert.equal(host?.master, null, 'line 0 ran, line 2 did not');
+  });
+
+  it('restores iptables rules without flushing, and observes them', async () => {
+    const rule = `-i ${BRIDGE} -o ${BRIDGE} -m comment --comment "ledgernet:test" -j ACCEPT`;
+    await kernel.iptablesRestore(
+      [
+        '*filter',
+        ':LEDGERNET-FORWARD - [0:0]',
+        '-A FORWARD -m comment --comment "ledgernet:hook" -j LEDGERNET-FORWARD',
+        `-A LEDGERNET-FORWARD ${rule}`,
+        'COMMIT',
+        '',
+      ].join('\n'),
+    );
+    const { filter } = await kernel.observe();
+    assert.deepEqual(filter.chains['LEDGERNET-FORWARD'], { name: 'LEDGERNET-FORWARD', policy: null, rules: [rule] });
+    assert.deepEqual(filter.chains['FORWARD']?.rules, ['-m comment --comment "ledgernet:hook" -j LEDGERNET-FORWARD']);
+  });
+
+  it('turns a failed restore into LN_ERR_KERNEL_EXEC and applies none of it', async () => {
+    const before = (await kernel.observe()).filter;
+    const input = '*filter\n-A FORWARD -j ACCEPT\n-A LEDGERNET-MISSING -j ACCEPT\nCOMMIT\n';
+    await assert.rejects(kernel.iptablesRestore(input), (e: unknown) => {
+      assert.ok(e instanceof Error);
+      assert.equal(e.name, 'DriverError');
+      assert.equal((e as { code?: unknown }).code, 'LN_ERR_KERNEL_EXEC');
+      assert.match(e.message, /iptables-restore --noflush exited with code 1: .*line 3 failed/);
+      assert.match(String((e.cause as { stderr?: unknown }).stderr), /No chain\/target\/match/);
+      return true;
+    });
+    assert.deepEqual((await kernel.observe()).filter, before);
+  });
+
+  it('runs no process for an empty batch', async () => {
+    const nowhere = createKernel({ netns: `${netns}-absent` });
+    assert.deepEqual(await nowhere.ipBatch([]), { failures: [] });
+  });
+
+  it('reports a missing namespace as a failure of the first line, or as LN_ERR_KERNEL_EXEC', async () => {
+    const nowhere = createKernel({ netns: `${netns}-absent` });
+    const { failures } = await nowhere.ipBatch(['link set lo up', 'link set lo mtu 1500']);
+    assert.deepEqual(
+      failures.map((f) => f.line),
+      [0, 1],
+    );
+    assert.match(failures[0]?.message ?? '', /Cannot open network namespace/);
+    await assert.rejects(nowhere.observe(), { name: 'DriverError', code: 'LN_ERR_KERNEL_EXEC' });
+  });
+});
