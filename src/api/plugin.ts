@@ -1,0 +1,237 @@
+// The libnetwork remote-driver protocol (protocol.md §3) on fastify. Handlers are thin: parse
+// the body into a command, append it, wait for the reconciler where Docker needs the kernel
+// ready, and answer. One error handler turns every failure into `{"Err": "..."}`.
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { DriverError, isDriverError } from '../errors.ts';
+import type { Command } from '../events/commands.ts';
+import { short } from '../events/decide.ts';
+import type { State, StoredEvent } from '../events/types.ts';
+import { describeAction } from '../reconciler/actions.ts';
+import type { PassResult } from '../reconciler/loop.ts';
+import {
+  gatewayIp,
+  id,
+  macForAddress,
+  options,
+  parseBody,
+  toEndpointSpec,
+  toNetworkSpec,
+  toPortmap,
+  type Json,
+} from './wire.ts';
+
+export interface ApiDeps {
+  readonly store: { execute(cmd: Command): Promise<StoredEvent[]>; readonly state: State };
+  readonly reconciler: { requestPass(trigger: string): Promise<PassResult> };
+  readonly log: Logger;
+  /** How long a Docker call waits for the kernel before it is refused and rolled back. */
+  readonly applyTimeoutMs: number;
+  /** Called with each call's method name and duration (metrics). */
+  readonly onCall?: (method: string, ms: number, ok: boolean) => void;
+}
+
+type Handler = (body: Json, method: string) => Promise<unknown>;
+
+export function createPluginApp(deps: ApiDeps): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: deps.log.child({ component: 'api' }) as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+  }) as unknown as FastifyInstance;
+  // Docker sends no Content-Type; take every body as text and parse it per route.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => done(null, body));
+  // Engines before v29.4.1 never close idle plugin connections; a server-side close can race with
+  // reuse and cause Docker's empty-body retry (moby#39331). Closing after every reply avoids it.
+  app.addHook('onSend', async (_req, reply) => {
+    reply.header('connection', 'close');
+  });
+
+  const routes: Record<string, { needsBody: boolean; handler: Handler }> = {
+    'Plugin.Activate': { needsBody: false, handler: async () => ({ Implements: ['NetworkDriver'] }) },
+    'NetworkDriver.GetCapabilities': {
+      needsBody: false,
+      handler: async () => ({ Scope: 'local', ConnectivityScope: 'local' }),
+    },
+    'NetworkDriver.CreateNetwork': { needsBody: true, handler: (b, m) => createNetwork(deps, b, m) },
+    'NetworkDriver.DeleteNetwork': { needsBody: true, handler: (b, m) => deleteNetwork(deps, b, m) },
+    'NetworkDriver.CreateEndpoint': { needsBody: true, handler: (b, m) => createEndpoint(deps, b, m) },
+    'NetworkDriver.EndpointOperInfo': { needsBody: true, handler: (b, m) => endpointOperInfo(deps, b, m) },
+    'NetworkDriver.DeleteEndpoint': { needsBody: true, handler: (b, m) => deleteEndpoint(deps, b, m) },
+    'NetworkDriver.Join': { needsBody: true, handler: (b, m) => join(deps, b, m) },
+    'NetworkDriver.Leave': { needsBody: true, handler: (b, m) => leave(deps, b, m) },
+    'NetworkDriver.ProgramExternalConnectivity': { needsBody: true, handler: (b, m) => program(deps, b, m) },
+    'NetworkDriver.RevokeExternalConnectivity': { needsBody: true, handler: (b, m) => revoke(deps, b, m) },
+    'NetworkDriver.DiscoverNew': { needsBody: false, handler: async () => ({}) },
+    'NetworkDriver.DiscoverDelete': { needsBody: false, handler: async () => ({}) },
+    'NetworkDriver.AllocateNetwork': {
+      needsBody: false,
+      handler: async (_b, m) => {
+        throw new DriverError('LN_ERR_BAD_REQUEST', `${m}: ledgernet is a local-scope driver; swarm networks are not supported`);
+      },
+    },
+    'NetworkDriver.FreeNetwork': { needsBody: false, handler: async () => ({}) },
+  };
+
+  for (const [method, route] of Object.entries(routes)) {
+    app.post(`/${method}`, async (req: FastifyRequest, reply: FastifyReply) => {
+      const t0 = performance.now();
+      let ok = false;
+      try {
+        const raw = typeof req.body === 'string' ? req.body : '';
+        const body = parseBody(method, raw, route.needsBody);
+        const res = await route.handler(body, method);
+        ok = true;
+        return reply.code(200).send(res ?? {});
+      } finally {
+        deps.onCall?.(method, performance.now() - t0, ok);
+      }
+    });
+  }
+
+  app.setNotFoundHandler(async (req, reply) =>
+    reply.code(404).send({ Err: `ledgernet does not implement ${req.method} ${req.url}` }),
+  );
+  app.setErrorHandler(async (err: unknown, req, reply) => {
+    if (isDriverError(err)) {
+      req.log.warn({ code: err.code, url: req.url, err: err.cause ?? undefined }, err.message);
+      return reply.code(err.code === 'LN_ERR_BAD_REQUEST' ? 400 : 500).send({ Err: err.message });
+    }
+    req.log.error({ err, url: req.url }, 'unexpected error in a plugin call');
+    return reply.code(500).send({ Err: 'internal error (LN_ERR_INTERNAL); see the ledgernet log' });
+  });
+  return app;
+}
+
+/** Waits for a pass that read the intent, bounded by the apply timeout. */
+async function converge(deps: ApiDeps, trigger: string): Promise<PassResult> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new DriverError('LN_ERR_TIMEOUT', `the kernel did not converge within ${deps.applyTimeoutMs} ms`)),
+      deps.applyTimeoutMs,
+    );
+  });
+  try {
+    return await Promise.race([deps.reconciler.requestPass(trigger), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function failuresFor(pass: PassResult, networkId: string, endpointId: string | null): string[] {
+  return pass.failures
+    .filter((f) => {
+      const o = f.action.owner;
+      if (endpointId) return o.endpointId === endpointId;
+      return o.networkId === networkId || (o.networkId === null && o.endpointId === null);
+    })
+    .map((f) => `${describeAction(f.action)}: ${f.message}`);
+}
+
+async function createNetwork(deps: ApiDeps, body: Json, method: string): Promise<unknown> {
+  const spec = toNetworkSpec(method, body);
+  await deps.store.execute({ type: 'CreateNetwork', spec });
+  let problems: string[];
+  try {
+    problems = failuresFor(await converge(deps, method), spec.networkId, null);
+  } catch (e) {
+    problems = [(e as Error).message];
+  }
+  if (problems.length > 0) {
+    const reason = problems.join('; ');
+    await deps.store.execute({ type: 'RollbackNetwork', networkId: spec.networkId, reason });
+    void deps.reconciler.requestPass('rollback').catch(() => undefined);
+    throw new DriverError('LN_ERR_APPLY', `could not set up bridge ${spec.bridge}: ${reason}; nothing was kept`);
+  }
+  return {};
+}
+
+async function deleteNetwork(deps: ApiDeps, body: Json, method: string): Promise<unknown> {
+  const networkId = id(method, body, 'NetworkID');
+  const events = await deps.store.execute({ type: 'DeleteNetwork', networkId });
+  // Deleting a bridge takes ~45 ms in the kernel; the intent is durable, so answer now and converge.
+  if (events.length > 0) void deps.reconciler.requestPass(method).catch(() => undefined);
+  return {};
+}
+
+async function createEndpoint(deps: ApiDeps, body: Json, method: string): Promise<unknown> {
+  const spec = toEndpointSpec(method, body);
+  const mac = spec.mac ?? (spec.address ? macForAddress(spec.address) : null);
+  await deps.store.execute({ type: 'CreateEndpoint', spec: { ...spec, mac } });
+  let problems: string[];
+  try {
+    problems = failuresFor(await converge(deps, method), spec.networkId, spec.endpointId);
+  } catch (e) {
+    problems = [(e as Error).message];
+  }
+  if (problems.length > 0) {
+    const reason = problems.join('; ');
+    await deps.store.execute({ type: 'RollbackEndpoint', networkId: spec.networkId, endpointId: spec.endpointId, reason });
+    void deps.reconciler.requestPass('rollback').catch(() => undefined);
+    throw new DriverError('LN_ERR_APPLY', `could not create veth ${spec.veth}: ${reason}; nothing was kept`);
+  }
+  // Only fields Docker left empty may be returned, or it rolls the endpoint back.
+  return spec.mac === null && mac !== null ? { Interface: { MacAddress: mac } } : {};
+}
+
+async function endpointOperInfo(deps: ApiDeps, body: Json, method: string): Promise<unknown> {
+  id(method, body, 'NetworkID');
+  const endpointId = id(method, body, 'EndpointID');
+  const ep = deps.store.state.endpoints[endpointId];
+  return { Value: ep ? { hostVeth: ep.veth } : {} };
+}
+
+async function deleteEndpoint(deps: ApiDeps, body: Json, method: string): Promise<unknown> {
+  const networkId = id(method, body, 'NetworkID');
+  const endpointId = id(method, body, 'EndpointID');
+  const events = await deps.store.execute({ type: 'DeleteEndpoint', networkId, endpointId });
+  if (events.length > 0) void deps.reconciler.requestPass(method).catch(() => undefined);
+  return {};
+}
+
+async function join(deps: ApiDeps, body: Json, method: string): Promise<unknown> {
+  const networkId = id(method, body, 'NetworkID');
+  const endpointId = id(method, body, 'EndpointID');
+  const sandboxKey = typeof body['SandboxKey'] === 'string' ? body['SandboxKey'] : '';
+  const net = deps.store.state.networks[networkId];
+  const ep = deps.store.state.endpoints[endpointId];
+  if (!net) throw new DriverError('LN_ERR_UNKNOWN_NETWORK', `${method}: network ${short(networkId)} is not known to ledgernet`);
+  if (!ep || ep.networkId !== networkId) {
+    throw new DriverError('LN_ERR_UNKNOWN_ENDPOINT', `${method}: endpoint ${short(endpointId)} is not known to ledgernet on network ${short(networkId)}`);
+  }
+  // SrcName must exist in the host namespace when Docker reads the reply: make sure of it first.
+  const problems = failuresFor(await converge(deps, method), networkId, endpointId);
+  if (problems.length > 0) throw new DriverError('LN_ERR_APPLY', `${method}: veth ${ep.veth} is not ready: ${problems.join('; ')}`);
+  await deps.store.execute({ type: 'Join', networkId, endpointId, sandboxKey });
+  const res: Json = { InterfaceName: { SrcName: ep.peer, DstPrefix: 'eth' } };
+  if (!net.internal) {
+    const gw4 = gatewayIp(net.ipv4Data);
+    const gw6 = ep.addressV6 ? gatewayIp(net.ipv6Data) : null;
+    if (gw4) res['Gateway'] = gw4;
+    if (gw6) res['GatewayIPv6'] = gw6;
+  }
+  return res;
+}
+
+async function leave(deps: ApiDeps, body: Json, method: string): Promise<unknown> {
+  const networkId = id(method, body, 'NetworkID');
+  const endpointId = id(method, body, 'EndpointID');
+  await deps.store.execute({ type: 'Leave', networkId, endpointId });
+  return {};
+}
+
+async function program(deps: ApiDeps, body: Json, method: string): Promise<unknown> {
+  const networkId = id(method, body, 'NetworkID');
+  const endpointId = id(method, body, 'EndpointID');
+  const portmap = toPortmap(method, options(method, body));
+  await deps.store.execute({ type: 'ProgramExternal', networkId, endpointId, portmap });
+  return {};
+}
+
+async function revoke(deps: ApiDeps, body: Json, method: string): Promise<unknown> {
+  const networkId = id(method, body, 'NetworkID');
+  const endpointId = id(method, body, 'EndpointID');
+  await deps.store.execute({ type: 'RevokeExternal', networkId, endpointId });
+  return {};
+}

@@ -1,0 +1,98 @@
+#!/usr/bin/env node
+// The `ledgernet` command. Flags win over environment variables, which win over defaults.
+import { parseArgs } from 'node:util';
+import { DEFAULTS, defaultHost } from './config.ts';
+import { DriverError, isDriverError } from './errors.ts';
+import { runEvents, runReconcile, runStatus } from './commands.ts';
+import { createLogger, serve } from './main.ts';
+
+const USAGE = `usage: ledgernet <command> [options]
+
+commands:
+  serve       run the driver: [--socket P] [--state-dir D] [--reconcile-interval S] [--log-level L]
+  reconcile   converge the kernel once (through the running daemon if there is one)
+              --dry-run  only show what would change (exit 0: nothing, 2: changes pending, 1: error)
+              --json     machine-readable output
+  status      networks and endpoints, desired vs actual [--json]
+  events      print the event log [--json] [--follow]; 'events verify' checks it
+
+every command takes --state-dir (env LEDGERNET_STATE_DIR, default ${DEFAULTS.stateDir})
+`;
+
+const OPTIONS = {
+  socket: { type: 'string' },
+  'state-dir': { type: 'string' },
+  'reconcile-interval': { type: 'string' },
+  'log-level': { type: 'string' },
+  'apply-timeout': { type: 'string' },
+  'dry-run': { type: 'boolean' },
+  json: { type: 'boolean' },
+  follow: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+function num(name: string, v: string | undefined, fallback: number): number {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new DriverError('LN_ERR_BAD_REQUEST', `--${name} must be a non-negative number, got ${v}`);
+  return n;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+  const [cmd, sub] = positionals;
+  if (values.help || !cmd) {
+    process.stdout.write(USAGE);
+    return cmd || values.help ? 0 : 1;
+  }
+  const env = process.env;
+  const stateDir = values['state-dir'] ?? env['LEDGERNET_STATE_DIR'] ?? DEFAULTS.stateDir;
+  switch (cmd) {
+    case 'serve': {
+      const logLevel = values['log-level'] ?? env['LEDGERNET_LOG_LEVEL'] ?? DEFAULTS.logLevel;
+      const log = createLogger(logLevel);
+      const daemon = await serve(
+        {
+          socket: values.socket ?? env['LEDGERNET_SOCKET'] ?? DEFAULTS.socket,
+          stateDir,
+          reconcileIntervalS: num('reconcile-interval', values['reconcile-interval'] ?? env['LEDGERNET_RECONCILE_INTERVAL'], DEFAULTS.reconcileIntervalS),
+          applyTimeoutMs: num('apply-timeout', values['apply-timeout'], DEFAULTS.applyTimeoutMs / 1000) * 1000,
+          logLevel,
+          host: env['LEDGERNET_HOST'] ?? defaultHost(),
+        },
+        log,
+      );
+      await new Promise<void>((resolve) => {
+        const onSignal = (sig: string) => {
+          log.info({ signal: sig }, 'shutting down: finishing in-flight calls; the kernel is left as it is');
+          resolve();
+        };
+        process.once('SIGTERM', onSignal);
+        process.once('SIGINT', onSignal);
+      });
+      await daemon.stop();
+      return 0;
+    }
+    case 'reconcile':
+      return runReconcile({ stateDir, dryRun: values['dry-run'] ?? false, json: values.json ?? false });
+    case 'status':
+      return runStatus({ stateDir, json: values.json ?? false });
+    case 'events':
+      return runEvents({ stateDir, json: values.json ?? false, follow: values.follow ?? false, verify: sub === 'verify' });
+    default:
+      process.stderr.write(`ledgernet: unknown command '${cmd}'\n\n${USAGE}`);
+      return 1;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    const msg = isDriverError(e) ? `${e.message} (${e.code})` : e instanceof Error ? e.message : String(e);
+    process.stderr.write(`ledgernet: ${msg}\n`);
+    process.exitCode = 1;
+  },
+);
+

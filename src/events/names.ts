@@ -1,0 +1,25 @@
+// Names of kernel objects derived from Docker ids. They are recorded in the events, so a later
+// change of scheme does not rename objects that already exist.
+
+const IFNAMSIZ = 15;
+
+export function bridgeName(networkId: string): string {
+  return `lnb-${networkId.slice(0, 11)}`;
+}
+
+export function vethName(endpointId: string): string {
+  return `lnv-${endpointId.slice(0, 11)}`;
+}
+
+/** The container-side end: what Join names as SrcName. */
+export function peerName(endpointId: string): string {
+  return `lnp-${endpointId.slice(0, 11)}`;
+}
+
+export function ownerAlias(kind: 'network' | 'endpoint' | 'peer', id: string): string {
+  return `ledgernet:${kind}:${id}`;
+}
+
+export function isValidIfName(name: string): boolean {
+  return Buffer.byteLength(name) <= IFNAMSIZ && /^[A-Za-z0-9_.-]+$/.test(name);
+}

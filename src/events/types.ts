@@ -1,0 +1,123 @@
+// Event and state types. Events are facts in the past tense; each type has a version so that
+// old records can be upcast when the shape changes. State is plain JSON (no Map/Set).
+
+/** One address family's IPAM data for a network, as Docker sent it (CIDR strings). */
+export interface IpamData {
+  readonly pool: string;
+  /** Gateway with the pool's prefix length (`10.231.7.1/24`), or null when Docker sent none. */
+  readonly gateway: string | null;
+  readonly aux: Readonly<Record<string, string>>;
+}
+
+export interface NetworkSpec {
+  readonly networkId: string;
+  readonly bridge: string;
+  readonly mtu: number;
+  readonly internal: boolean;
+  readonly ipv6: boolean;
+  readonly ipv4Data: readonly IpamData[];
+  readonly ipv6Data: readonly IpamData[];
+  /** The `-o` options as Docker sent them (`com.docker.network.generic`). */
+  readonly options: Readonly<Record<string, string>>;
+}
+
+export interface PortBinding {
+  readonly proto: number;
+  readonly port: number;
+  readonly hostIp: string;
+  readonly hostPort: number;
+  readonly hostPortEnd: number;
+}
+
+export interface EndpointSpec {
+  readonly networkId: string;
+  readonly endpointId: string;
+  /** Host-side veth, stays in the host namespace. */
+  readonly veth: string;
+  /** Container-side veth: the `SrcName` Join answers; Docker moves it into the container. */
+  readonly peer: string;
+  readonly address: string | null;
+  readonly addressV6: string | null;
+  readonly mac: string | null;
+}
+
+export interface EventDataMap {
+  'network.created': NetworkSpec;
+  'network.deleted': { readonly networkId: string };
+  'network.rolledback': { readonly networkId: string; readonly reason: string };
+  'endpoint.created': EndpointSpec;
+  'endpoint.joined': { readonly networkId: string; readonly endpointId: string; readonly sandboxKey: string };
+  'endpoint.left': { readonly networkId: string; readonly endpointId: string };
+  'endpoint.deleted': { readonly networkId: string; readonly endpointId: string };
+  'endpoint.rolledback': { readonly networkId: string; readonly endpointId: string; readonly reason: string };
+  'endpoint.lost': { readonly networkId: string; readonly endpointId: string; readonly veth: string; readonly reason: string };
+  'endpoint.external.programmed': {
+    readonly networkId: string;
+    readonly endpointId: string;
+    readonly portmap: readonly PortBinding[];
+  };
+  'endpoint.external.revoked': { readonly networkId: string; readonly endpointId: string };
+  'reconcile.applied': {
+    readonly trigger: string;
+    readonly actions: readonly string[];
+    readonly failures: readonly string[];
+  };
+}
+
+export type EventType = keyof EventDataMap;
+
+/** The current version of each event type. Bump it and add an upcaster when a shape changes. */
+export const EventVersions: { readonly [K in EventType]: number } = {
+  'network.created': 1,
+  'network.deleted': 1,
+  'network.rolledback': 1,
+  'endpoint.created': 1,
+  'endpoint.joined': 1,
+  'endpoint.left': 1,
+  'endpoint.deleted': 1,
+  'endpoint.rolledback': 1,
+  'endpoint.lost': 1,
+  'endpoint.external.programmed': 1,
+  'endpoint.external.revoked': 1,
+  'reconcile.applied': 1,
+};
+
+/** An event as `decide` produces it: no seq, clock or hash yet. */
+export type NewEvent = { [K in EventType]: { readonly type: K; readonly data: EventDataMap[K] } }[EventType];
+
+/** An event as the log stores it. */
+export type StoredEvent = NewEvent & {
+  readonly seq: number;
+  /** `<host>:<seq>`, the same string as the NATS msg id and the CloudEvents id. */
+  readonly id: string;
+  readonly host: string;
+  readonly v: number;
+  /** ISO-8601 time of the append. */
+  readonly at: string;
+  readonly prevhash: string;
+  readonly hash: string;
+};
+
+export interface NetworkState extends NetworkSpec {
+  readonly createdSeq: number;
+}
+
+export interface EndpointState extends EndpointSpec {
+  readonly joined: boolean;
+  readonly sandboxKey: string | null;
+  readonly lost: boolean;
+  readonly portmap: readonly PortBinding[];
+  readonly createdSeq: number;
+}
+
+export interface State {
+  readonly networks: Readonly<Record<string, NetworkState>>;
+  readonly endpoints: Readonly<Record<string, EndpointState>>;
+  /** Seq and hash of the last event folded in (0 and the genesis hash for an empty log). */
+  readonly seq: number;
+  readonly hash: string;
+}
+
+export const GENESIS_HASH = '0'.repeat(64);
+
+export const emptyState: State = { networks: {}, endpoints: {}, seq: 0, hash: GENESIS_HASH };

@@ -1,0 +1,111 @@
+// Design: one pass = at most one `ip -force -batch -` and one `iptables-restore --noflush`
+// (spawning costs ~2 ms per process; batching 100 link adds takes 33 ms instead of 259 ms).
+// `-force` keeps the batch going past a failing line so that one broken object does not block
+// the others; the failing lines are mapped back to their actions. Nothing here retries: the
+// next pass re-observes and plans again, which converges or reports the same failure.
+import type { Kernel } from '../kernel/types.ts';
+import type { Action } from './actions.ts';
+
+export interface Failure {
+  readonly action: Action;
+  readonly message: string;
+}
+
+export interface ApplyResult {
+  readonly applied: readonly Action[];
+  readonly failures: readonly Failure[];
+}
+
+/** The `ip -batch` lines for one action (empty for actions that are not link/addr work). */
+export function ipLines(a: Action): string[] {
+  switch (a.kind) {
+    case 'bridge.create':
+      return [`link add name ${a.name} mtu ${a.mtu} type bridge`, `link set dev ${a.name} alias ${a.alias} up`];
+    case 'veth.create':
+      return [
+        `link add name ${a.name} mtu ${a.mtu} type veth peer name ${a.peer} mtu ${a.mtu}`,
+        `link set dev ${a.peer} alias ${a.peerAlias}`,
+        `link set dev ${a.name} alias ${a.alias} master ${a.master} up`,
+      ];
+    case 'link.set': {
+      const parts = [`link set dev ${a.name}`];
+      if (a.mtu !== undefined) parts.push(`mtu ${a.mtu}`);
+      if (a.alias !== undefined) parts.push(`alias ${a.alias}`);
+      if (a.master !== undefined) parts.push(`master ${a.master}`);
+      if (a.up) parts.push('up');
+      return [parts.join(' ')];
+    }
+    case 'addr.add':
+      return [`addr add ${a.cidr} dev ${a.dev}${a.cidr.includes(':') ? ' nodad' : ''}`];
+    case 'addr.del':
+      return [`addr del ${a.cidr} dev ${a.dev}`];
+    case 'link.delete':
+      return [`link del dev ${a.name}`];
+    default:
+      return [];
+  }
+}
+
+/** The lines of one `iptables-restore --noflush` input for the firewall actions, or null. */
+export function restoreInput(actions: readonly Action[]): string | null {
+  const lines: string[] = [];
+  for (const a of actions) {
+    switch (a.kind) {
+      case 'chain.write':
+        // Declaring the chain creates it if missing; -F makes the rewrite exact either way.
+        lines.push(`:${a.chain} - [0:0]`, `-F ${a.chain}`, ...a.rules.map((r) => `-A ${a.chain} ${r}`));
+        break;
+      case 'chain.delete':
+        lines.push(`-F ${a.chain}`, `-X ${a.chain}`);
+        break;
+      case 'hook.add':
+        lines.push(`-A ${a.from} ${a.rule}`);
+        break;
+      case 'hook.delete':
+        lines.push(`-D ${a.from} ${a.rule}`);
+        break;
+      default:
+        break;
+    }
+  }
+  return lines.length === 0 ? null : `*filter\n${lines.join('\n')}\nCOMMIT\n`;
+}
+
+function isFirewall(a: Action): boolean {
+  return a.kind === 'chain.write' || a.kind === 'chain.delete' || a.kind === 'hook.add' || a.kind === 'hook.delete';
+}
+
+/** Applies a sorted plan. `endpoint.lost` actions are not kernel work and are passed through. */
+export async function applyActions(actions: readonly Action[], kernel: Kernel): Promise<ApplyResult> {
+  const failures: Failure[] = [];
+  const lines: string[] = [];
+  const lineOwner: Action[] = [];
+  for (const a of actions) {
+    for (const l of ipLines(a)) {
+      lines.push(l);
+      lineOwner.push(a);
+    }
+  }
+  if (lines.length > 0) {
+    try {
+      const res = await kernel.ipBatch(lines);
+      for (const f of res.failures) {
+        const action = lineOwner[f.line];
+        if (action && !failures.some((x) => x.action === action)) failures.push({ action, message: f.message });
+      }
+    } catch (e) {
+      for (const a of new Set(lineOwner)) failures.push({ action: a, message: (e as Error).message });
+    }
+  }
+  const fw = actions.filter(isFirewall);
+  const input = restoreInput(fw);
+  if (input) {
+    try {
+      await kernel.iptablesRestore(input);
+    } catch (e) {
+      for (const a of fw) failures.push({ action: a, message: (e as Error).message });
+    }
+  }
+  const failed = new Set(failures.map((f) => f.action));
+  return { applied: actions.filter((a) => !failed.has(a) && a.kind !== 'endpoint.lost'), failures };
+}

@@ -1,0 +1,117 @@
+import type { Logger } from 'pino';
+import type { State } from '../events/types.ts';
+import type { Kernel, KernelSnapshot } from '../kernel/types.ts';
+import { describeAction, type Action } from './actions.ts';
+import { applyActions, type Failure } from './apply.ts';
+import { desiredFromState } from './desired.ts';
+import { plan } from './plan.ts';
+
+export interface PassResult {
+  readonly trigger: string;
+  readonly planned: readonly Action[];
+  readonly applied: readonly Action[];
+  readonly failures: readonly Failure[];
+  readonly lost: readonly Action[];
+  readonly durationMs: number;
+}
+
+export interface ReconcilerDeps {
+  readonly kernel: Kernel;
+  /** The durable desired state (events on disk). */
+  readonly getState: () => State;
+  readonly log: Pick<Logger, 'info' | 'warn' | 'error' | 'debug'>;
+  /** Records endpoints whose veth vanished while joined. */
+  readonly onLost: (lost: readonly Action[]) => Promise<void>;
+  /** Called after every pass that planned something (event recording, metrics). */
+  readonly onPass?: (result: PassResult) => void;
+  readonly intervalMs: number;
+}
+
+interface Waiter {
+  readonly trigger: string;
+  readonly resolve: (r: PassResult) => void;
+  readonly reject: (e: unknown) => void;
+}
+
+/**
+ * Runs one pass at a time. Requests that arrive while a pass runs are merged into the next
+ * pass, which starts after they were made, so every caller sees a pass that read its intent.
+ */
+export class Reconciler {
+  private readonly deps: ReconcilerDeps;
+  private waiting: Waiter[] = [];
+  private running: Promise<void> | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private last: { snapshot: KernelSnapshot; planned: readonly Action[] } | null = null;
+
+  constructor(deps: ReconcilerDeps) {
+    this.deps = deps;
+  }
+
+  start(): void {
+    if (this.timer || this.deps.intervalMs <= 0) return;
+    this.timer = setInterval(() => {
+      this.requestPass('timer').catch((e: unknown) => this.deps.log.error({ err: e }, 'periodic reconcile failed'));
+    }, this.deps.intervalMs);
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    while (this.running) await this.running;
+  }
+
+  /** The plan the last pass started from, and what it observed (for status). */
+  get lastPass(): { snapshot: KernelSnapshot; planned: readonly Action[] } | null {
+    return this.last;
+  }
+
+  requestPass(trigger: string): Promise<PassResult> {
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ trigger, resolve, reject });
+      this.running ??= this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.waiting.length > 0) {
+        const batch = this.waiting.splice(0);
+        const trigger = [...new Set(batch.map((w) => w.trigger))].join(',');
+        try {
+          const r = await this.pass(trigger);
+          for (const w of batch) w.resolve(r);
+        } catch (e) {
+          for (const w of batch) w.reject(e);
+        }
+      }
+    } finally {
+      this.running = null;
+    }
+  }
+
+  private async pass(trigger: string): Promise<PassResult> {
+    const t0 = performance.now();
+    const snapshot = await this.deps.kernel.observe();
+    const planned = plan(desiredFromState(this.deps.getState()), snapshot);
+    this.last = { snapshot, planned };
+    const { applied, failures } = planned.length > 0 ? await applyActions(planned, this.deps.kernel) : { applied: [], failures: [] };
+    const lost = planned.filter((a) => a.kind === 'endpoint.lost');
+    if (lost.length > 0) await this.deps.onLost(lost);
+    const result: PassResult = { trigger, planned, applied, failures, lost, durationMs: performance.now() - t0 };
+    if (planned.length > 0) {
+      this.deps.log.info(
+        {
+          trigger,
+          applied: applied.map(describeAction),
+          failures: failures.map((f) => `${describeAction(f.action)}: ${f.message}`),
+          lost: lost.map(describeAction),
+          ms: Math.round(result.durationMs),
+        },
+        failures.length > 0 ? 'reconcile pass left failures' : 'reconcile pass converged',
+      );
+    }
+    this.deps.onPass?.(result);
+    return result;
+  }
+}

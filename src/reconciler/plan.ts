@@ -1,0 +1,174 @@
+// Design: plan is a pure diff of desired kernel objects against what `observe` read. It only
+// looks at objects ledgernet owns: links named lnb-/lnv-/lnp- or carrying a `ledgernet:` ifalias,
+// chains named LEDGERNET-*, and rules tagged with a `ledgernet:` comment in built-in chains.
+// Everything else is invisible to it, so it can never touch Docker's or the operator's objects.
+// Why not recreate a joined endpoint's veth: its peer lived in the container's namespace; a new
+// pair would not be in the container, so the endpoint is reported lost instead.
+import type { KernelSnapshot, Link } from '../kernel/types.ts';
+import { KIND_ORDER, actionKey, type Action, type Owner } from './actions.ts';
+import type { DesiredBridge, DesiredChain, DesiredState, DesiredVeth } from './desired.ts';
+
+const OWNED_PREFIXES = ['lnb-', 'lnv-', 'lnp-'];
+const CHAIN_PREFIX = 'LEDGERNET-';
+const BUILTIN_CHAINS = new Set(['INPUT', 'FORWARD', 'OUTPUT', 'PREROUTING', 'POSTROUTING']);
+
+export function isOwnedLink(l: Link): boolean {
+  return OWNED_PREFIXES.some((p) => l.name.startsWith(p)) || (l.alias ?? '').startsWith('ledgernet:');
+}
+
+export function plan(desired: DesiredState, actual: KernelSnapshot): Action[] {
+  const links = new Map(actual.links.map((l) => [l.name, l]));
+  const actions: Action[] = [];
+  for (const b of desired.bridges) actions.push(...planBridge(b, links.get(b.name), actual));
+  for (const v of desired.veths) actions.push(...planVeth(v, links.get(v.name)));
+  actions.push(...planOrphanLinks(desired, actual.links));
+  actions.push(...planChains(desired.chains, actual));
+  return sortActions(actions);
+}
+
+export function sortActions(actions: Action[]): Action[] {
+  const rank = (a: Action) => KIND_ORDER.indexOf(a.kind);
+  return actions.sort((a, b) => rank(a) - rank(b) || cmp(actionKey(a), actionKey(b)));
+}
+
+function planBridge(b: DesiredBridge, link: Link | undefined, actual: KernelSnapshot): Action[] {
+  const owner: Owner = { networkId: b.networkId, endpointId: null };
+  const out: Action[] = [];
+  let have: string[] = [];
+  if (!link || link.kind !== 'bridge') {
+    if (link) out.push({ kind: 'link.delete', name: b.name, owner, reason: 'drifted', detail: `is a ${link.kind ?? 'plain'} link, not a bridge` });
+    out.push({ kind: 'bridge.create', name: b.name, alias: b.alias, mtu: b.mtu, owner, reason: 'missing' });
+  } else {
+    const set = linkDrift(link, { mtu: b.mtu, alias: b.alias, master: null });
+    if (set) out.push({ kind: 'link.set', name: b.name, owner, ...set });
+    have = actual.addrs.filter((a) => a.dev === b.name && a.scope !== 'link').map((a) => a.cidr);
+  }
+  for (const cidr of b.addrs) {
+    if (!have.includes(cidr)) out.push({ kind: 'addr.add', dev: b.name, cidr, owner, reason: 'missing' });
+  }
+  for (const cidr of have) {
+    if (!b.addrs.includes(cidr)) out.push({ kind: 'addr.del', dev: b.name, cidr, owner, reason: 'orphan' });
+  }
+  return out;
+}
+
+function planVeth(v: DesiredVeth, link: Link | undefined): Action[] {
+  const owner: Owner = { networkId: v.networkId, endpointId: v.endpointId };
+  if (!link) {
+    if (v.joined) return [{ kind: 'endpoint.lost', name: v.name, owner, reason: 'vanished', detail: 'its container namespace is gone' }];
+    const { name, peer, alias, peerAlias, mtu, master } = v;
+    return [{ kind: 'veth.create', name, peer, alias, peerAlias, mtu, master, owner, reason: 'missing' }];
+  }
+  const set = linkDrift(link, { mtu: v.mtu, alias: v.alias, master: v.master });
+  return set ? [{ kind: 'link.set', name: v.name, owner, ...set }] : [];
+}
+
+type LinkSet = { reason: 'drifted'; detail: string; mtu?: number; master?: string; alias?: string; up?: true };
+
+function linkDrift(link: Link, want: { mtu: number; alias: string; master: string | null }): LinkSet | null {
+  const diffs: string[] = [];
+  const set: LinkSet = { reason: 'drifted', detail: '' };
+  if (link.mtu !== want.mtu) {
+    set.mtu = want.mtu;
+    diffs.push(`mtu ${want.mtu} expected, ${link.mtu} found`);
+  }
+  if (link.alias !== want.alias) {
+    set.alias = want.alias;
+    diffs.push(`alias ${want.alias} expected, ${link.alias ?? 'none'} found`);
+  }
+  if (want.master !== null && link.master !== want.master) {
+    set.master = want.master;
+    diffs.push(`master ${want.master} expected, ${link.master ?? 'none'} found`);
+  }
+  if (!link.up) {
+    set.up = true;
+    diffs.push('up expected, down found');
+  }
+  if (diffs.length === 0) return null;
+  set.detail = diffs.join('; ');
+  return set;
+}
+
+function planOrphanLinks(desired: DesiredState, links: readonly Link[]): Action[] {
+  const wanted = new Set<string>([
+    ...desired.bridges.map((b) => b.name),
+    ...desired.veths.flatMap((v) => [v.name, v.peer]),
+  ]);
+  const orphans = links.filter((l) => isOwnedLink(l) && !wanted.has(l.name));
+  const doomed = new Set(orphans.map((l) => l.name));
+  const out: Action[] = [];
+  for (const l of orphans) {
+    // Deleting one end of a veth removes the other; only delete the pair once.
+    if (l.peer && doomed.has(l.peer) && l.peer < l.name) continue;
+    out.push({ kind: 'link.delete', name: l.name, owner: ownerFromAlias(l.alias), reason: 'orphan' });
+  }
+  return out;
+}
+
+function ownerFromAlias(alias: string | null): Owner {
+  const m = /^ledgernet:(network|endpoint|peer):(.+)$/.exec(alias ?? '');
+  if (!m) return { networkId: null, endpointId: null };
+  return m[1] === 'network' ? { networkId: m[2] ?? null, endpointId: null } : { networkId: null, endpointId: m[2] ?? null };
+}
+
+const SHARED: Owner = { networkId: null, endpointId: null };
+
+function planChains(desired: readonly DesiredChain[], actual: KernelSnapshot): Action[] {
+  const out: Action[] = [];
+  const table = actual.filter;
+  const wantedHooks = new Map<string, Set<string>>();
+  for (const c of desired) {
+    const have = table.chains[c.name];
+    if (!have) out.push({ kind: 'chain.write', table: c.table, chain: c.name, rules: c.rules, owner: SHARED, reason: 'missing' });
+    else if (!sameRules(have.rules, c.rules)) {
+      out.push({
+        kind: 'chain.write',
+        table: c.table,
+        chain: c.name,
+        rules: c.rules,
+        owner: SHARED,
+        reason: 'drifted',
+        detail: `${c.rules.length} rules expected, ${have.rules.length} found (${ruleDiff(c.rules, have.rules)})`,
+      });
+    }
+    if (c.hook) {
+      const set = wantedHooks.get(c.hook.from) ?? new Set<string>();
+      set.add(c.hook.rule);
+      wantedHooks.set(c.hook.from, set);
+      const present = table.chains[c.hook.from]?.rules.includes(c.hook.rule) ?? false;
+      if (!present) out.push({ kind: 'hook.add', table: c.table, from: c.hook.from, rule: c.hook.rule, owner: SHARED, reason: 'missing' });
+    }
+  }
+  const desiredNames = new Set(desired.map((c) => c.name));
+  for (const chain of Object.values(table.chains)) {
+    if (chain.name.startsWith(CHAIN_PREFIX) && !desiredNames.has(chain.name)) {
+      out.push({ kind: 'chain.delete', table: table.name, chain: chain.name, owner: SHARED, reason: 'orphan' });
+    }
+    if (!BUILTIN_CHAINS.has(chain.name)) continue;
+    const seen = new Set<string>();
+    for (const rule of chain.rules) {
+      if (!rule.includes('ledgernet:') && !rule.includes(`-j ${CHAIN_PREFIX}`)) continue;
+      const wanted = wantedHooks.get(chain.name)?.has(rule) ?? false;
+      // An unwanted tagged rule, or a second copy of a wanted one, goes.
+      if (!wanted || seen.has(rule)) {
+        out.push({ kind: 'hook.delete', table: table.name, from: chain.name, rule, owner: SHARED, reason: wanted ? 'drifted' : 'orphan' });
+      }
+      seen.add(rule);
+    }
+  }
+  return out;
+}
+
+function sameRules(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((r, i) => r === b[i]);
+}
+
+function ruleDiff(want: readonly string[], have: readonly string[]): string {
+  const missing = want.filter((r) => !have.includes(r)).length;
+  const extra = have.filter((r) => !want.includes(r)).length;
+  return `${missing} missing, ${extra} unexpected${missing + extra === 0 ? ', order differs' : ''}`;
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

@@ -1,0 +1,142 @@
+// An in-memory kernel that interprets the `ip -batch` and `iptables-restore` inputs the
+// reconciler emits, so plans can be applied and re-planned without root. `failNext` makes the
+// next batch line matching a pattern fail, like the real `ip -force -batch`.
+import type { Addr, BatchFailure, Chain, Kernel, KernelSnapshot, Link } from '../../src/kernel/types.ts';
+
+type MutableLink = { -readonly [K in keyof Link]: Link[K] };
+
+export class FakeKernel implements Kernel {
+  links = new Map<string, MutableLink>();
+  addrs: Addr[] = [];
+  chains = new Map<string, { policy: string | null; rules: string[] }>([
+    ['INPUT', { policy: 'ACCEPT', rules: [] }],
+    ['FORWARD', { policy: 'DROP', rules: [] }],
+    ['OUTPUT', { policy: 'ACCEPT', rules: [] }],
+  ]);
+  calls: { kind: 'observe' | 'ipBatch' | 'iptablesRestore'; input?: string }[] = [];
+  private failPatterns: RegExp[] = [];
+  private nextIndex = 10;
+
+  failNext(pattern: RegExp): void {
+    this.failPatterns.push(pattern);
+  }
+
+  addLink(l: Partial<Link> & { name: string }): void {
+    this.links.set(l.name, {
+      index: this.nextIndex++,
+      kind: null,
+      master: null,
+      mtu: 1500,
+      up: true,
+      alias: null,
+      mac: null,
+      peer: null,
+      peerInOtherNetns: false,
+      ...l,
+    });
+  }
+
+  async observe(): Promise<KernelSnapshot> {
+    this.calls.push({ kind: 'observe' });
+    const chains: Record<string, Chain> = {};
+    for (const [name, c] of this.chains) chains[name] = { name, policy: c.policy, rules: [...c.rules] };
+    return {
+      links: [...this.links.values()].map((l) => ({ ...l })),
+      addrs: this.addrs.map((a) => ({ ...a })),
+      filter: { name: 'filter', chains },
+    };
+  }
+
+  async ipBatch(lines: readonly string[]): Promise<{ failures: BatchFailure[] }> {
+    this.calls.push({ kind: 'ipBatch', input: lines.join('\n') });
+    const failures: BatchFailure[] = [];
+    lines.forEach((line, i) => {
+      const fail = this.failPatterns.findIndex((p) => p.test(line));
+      if (fail >= 0) {
+        this.failPatterns.splice(fail, 1);
+        failures.push({ line: i, command: line, message: 'RTNETLINK answers: Operation not permitted (injected)' });
+        return;
+      }
+      const err = this.run(line.split(' '));
+      if (err) failures.push({ line: i, command: line, message: err });
+    });
+    return { failures };
+  }
+
+  private run(w: string[]): string | null {
+    const arg = (k: string) => w[w.indexOf(k) + 1] ?? '';
+    if (w[0] === 'link' && w[1] === 'add') {
+      const name = arg('name');
+      if (this.links.has(name)) return 'RTNETLINK answers: File exists';
+      const mtu = Number(arg('mtu'));
+      const type = arg('type');
+      this.addLink({ name, kind: type, mtu, up: false });
+      if (type === 'veth') {
+        const peer = arg('peer') === 'name' ? w[w.indexOf('peer') + 2] ?? '' : '';
+        this.addLink({ name: peer, kind: 'veth', mtu, up: false, peer: name });
+        this.links.get(name)!.peer = peer;
+      }
+      return null;
+    }
+    if (w[0] === 'link' && w[1] === 'set') {
+      const l = this.links.get(arg('dev'));
+      if (!l) return `Cannot find device "${arg('dev')}"`;
+      if (w.includes('master')) {
+        if (!this.links.has(arg('master'))) return `Error: argument "${arg('master')}" is wrong: Device does not exist`;
+        l.master = arg('master');
+      }
+      if (w.includes('mtu')) l.mtu = Number(arg('mtu'));
+      if (w.includes('alias')) l.alias = arg('alias');
+      if (w.includes('up')) l.up = true;
+      return null;
+    }
+    if (w[0] === 'link' && w[1] === 'del') {
+      const l = this.links.get(arg('dev'));
+      if (!l) return `Cannot find device "${arg('dev')}"`;
+      this.links.delete(l.name);
+      if (l.peer) this.links.delete(l.peer);
+      for (const other of this.links.values()) if (other.master === l.name) other.master = null;
+      this.addrs = this.addrs.filter((a) => a.dev !== l.name);
+      return null;
+    }
+    if (w[0] === 'addr') {
+      const cidr = w[2] ?? '';
+      const dev = arg('dev');
+      if (!this.links.has(dev)) return `Cannot find device "${dev}"`;
+      const exists = this.addrs.some((a) => a.dev === dev && a.cidr === cidr);
+      if (w[1] === 'add') {
+        if (exists) return 'RTNETLINK answers: File exists';
+        this.addrs.push({ dev, cidr, family: cidr.includes(':') ? 'inet6' : 'inet', scope: 'global' });
+      } else {
+        if (!exists) return 'RTNETLINK answers: Cannot assign requested address';
+        this.addrs = this.addrs.filter((a) => !(a.dev === dev && a.cidr === cidr));
+      }
+      return null;
+    }
+    return `unknown command ${w.join(' ')}`;
+  }
+
+  async iptablesRestore(input: string): Promise<void> {
+    this.calls.push({ kind: 'iptablesRestore', input });
+    const next = new Map([...this.chains].map(([k, v]) => [k, { policy: v.policy, rules: [...v.rules] }]));
+    for (const line of input.split('\n')) {
+      if (line === '' || line === '*filter' || line === 'COMMIT') continue;
+      const m = /^(:|-[AFXD]) ?(\S+)\s?(.*)$/.exec(line);
+      if (!m) throw new Error(`iptables-restore: bad line ${line}`);
+      const [, op, chain = '', rest = ''] = m;
+      const c = next.get(chain);
+      if (op === ':') {
+        if (!c) next.set(chain, { policy: null, rules: [] });
+      } else if (!c) throw new Error(`iptables-restore: chain ${chain} does not exist`);
+      else if (op === '-A') c.rules.push(rest);
+      else if (op === '-F') c.rules = [];
+      else if (op === '-X') next.delete(chain);
+      else if (op === '-D') {
+        const i = c.rules.indexOf(rest);
+        if (i < 0) throw new Error(`iptables-restore: no such rule in ${chain}`);
+        c.rules.splice(i, 1);
+      }
+    }
+    this.chains = next;
+  }
+}

@@ -1,0 +1,101 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { DriverError } from '../../../src/errors.ts';
+import type { Command } from '../../../src/events/commands.ts';
+import { decide } from '../../../src/events/decide.ts';
+import { fold } from '../../../src/events/evolve.ts';
+import { eventHash } from '../../../src/events/hash.ts';
+import { emptyState, GENESIS_HASH, type NewEvent, type State, type StoredEvent } from '../../../src/events/types.ts';
+import { EP_1, EP_2, NET_A, NET_B, endpointSpec, networkSpec } from '../../helpers/events.ts';
+
+// given(events).when(command) -> events | error; each step stamps like the log would.
+function stamp(events: readonly NewEvent[], from: State): StoredEvent[] {
+  let prev = from.hash;
+  let seq = from.seq;
+  return events.map((e) => {
+    seq += 1;
+    const base = { ...e, seq, id: `h:${seq}`, host: 'h', v: 1, at: '2026-11-23T00:00:00.000Z', prevhash: prev };
+    const hash = eventHash(base as Omit<StoredEvent, 'hash'>);
+    prev = hash;
+    return { ...base, hash } as StoredEvent;
+  });
+}
+
+function given(...cmds: Command[]): State {
+  let state = emptyState;
+  for (const c of cmds) state = fold(state, stamp(decide(c, state), state));
+  return state;
+}
+
+const createA: Command = { type: 'CreateNetwork', spec: networkSpec(NET_A) };
+const ep1: Command = { type: 'CreateEndpoint', spec: endpointSpec(NET_A, EP_1) };
+
+describe('decide + evolve', () => {
+  it('creates a network and folds it into state', () => {
+    const state = given(createA);
+    assert.equal(state.networks[NET_A]?.bridge, 'lnb-aaaaaaaa000');
+    assert.equal(state.seq, 1);
+    assert.notEqual(state.hash, GENESIS_HASH);
+  });
+
+  it('treats a repeated CreateNetwork with the same data as a no-op', () => {
+    assert.deepEqual(decide(createA, given(createA)), []);
+  });
+
+  it('refuses a CreateNetwork with the same id and other settings', () => {
+    const other: Command = { type: 'CreateNetwork', spec: networkSpec(NET_A, '10.9.0.0/24', '10.9.0.1/24') };
+    assert.throws(() => decide(other, given(createA)), (e: DriverError) => e.code === 'LN_ERR_CONFLICT');
+  });
+
+  it('refuses an endpoint on an unknown network and names it', () => {
+    const cmd: Command = { type: 'CreateEndpoint', spec: endpointSpec(NET_B, EP_1) };
+    assert.throws(
+      () => decide(cmd, given(createA)),
+      (e: DriverError) => e.code === 'LN_ERR_UNKNOWN_NETWORK' && e.message.includes(NET_B.slice(0, 12)),
+    );
+  });
+
+  it('joins, leaves and deletes an endpoint', () => {
+    const joined = given(createA, ep1, { type: 'Join', networkId: NET_A, endpointId: EP_1, sandboxKey: '/var/run/docker/netns/x' });
+    assert.equal(joined.endpoints[EP_1]?.joined, true);
+    const left = fold(joined, stamp(decide({ type: 'Leave', networkId: NET_A, endpointId: EP_1 }, joined), joined));
+    assert.equal(left.endpoints[EP_1]?.joined, false);
+    const gone = fold(left, stamp(decide({ type: 'DeleteEndpoint', networkId: NET_A, endpointId: EP_1 }, left), left));
+    assert.equal(gone.endpoints[EP_1], undefined);
+  });
+
+  it('refuses Join for an endpoint it does not know', () => {
+    const cmd: Command = { type: 'Join', networkId: NET_A, endpointId: EP_2, sandboxKey: '' };
+    assert.throws(() => decide(cmd, given(createA)), (e: DriverError) => e.code === 'LN_ERR_UNKNOWN_ENDPOINT');
+  });
+
+  it('deleting a network deletes its remaining endpoints first', () => {
+    const state = given(createA, ep1);
+    const events = decide({ type: 'DeleteNetwork', networkId: NET_A }, state);
+    assert.deepEqual(events.map((e) => e.type), ['endpoint.deleted', 'network.deleted']);
+    const after = fold(state, stamp(events, state));
+    assert.deepEqual(after.networks, {});
+    assert.deepEqual(after.endpoints, {});
+  });
+
+  it('deleting an unknown network or endpoint is a no-op (Docker retries)', () => {
+    assert.deepEqual(decide({ type: 'DeleteNetwork', networkId: NET_B }, emptyState), []);
+    assert.deepEqual(decide({ type: 'DeleteEndpoint', networkId: NET_A, endpointId: EP_2 }, given(createA)), []);
+  });
+
+  it('a rollback removes the network from the desired state', () => {
+    const state = given(createA, { type: 'RollbackNetwork', networkId: NET_A, reason: 'bridge failed' });
+    assert.deepEqual(state.networks, {});
+  });
+
+  it('marks a joined endpoint lost once', () => {
+    const state = given(createA, ep1, { type: 'MarkLost', endpointId: EP_1, reason: 'gone' });
+    assert.equal(state.endpoints[EP_1]?.lost, true);
+    assert.deepEqual(decide({ type: 'MarkLost', endpointId: EP_1, reason: 'gone' }, state), []);
+  });
+
+  it('refuses a second network asking for the same bridge name', () => {
+    const clash: Command = { type: 'CreateNetwork', spec: { ...networkSpec(NET_B), bridge: 'lnb-aaaaaaaa000' } };
+    assert.throws(() => decide(clash, given(createA)), (e: DriverError) => e.code === 'LN_ERR_CONFLICT' && /lnb-aaaaaaaa000/.test(e.message));
+  });
+});

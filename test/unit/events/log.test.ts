@@ -1,0 +1,149 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, stat, truncate, writeFile, appendFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { DriverError } from '../../../src/errors.ts';
+import { frame, unframe } from '../../../src/events/framing.ts';
+import { EventLog, LOG_FILE, readLog } from '../../../src/events/log.ts';
+import { acquireLock } from '../../../src/events/lock.ts';
+import { NET_A, networkSpec } from '../../helpers/events.ts';
+
+let root: string;
+before(async () => {
+  root = await mkdtemp(join(tmpdir(), 'ln-log-'));
+});
+after(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+async function freshDir(name: string): Promise<string> {
+  return join(root, name);
+}
+
+async function writeEvents(dir: string, n: number): Promise<void> {
+  const { log } = await EventLog.open(dir, { host: 'h' });
+  for (let i = 0; i < n; i++) {
+    await log.append([{ type: 'network.deleted', data: { networkId: `${i}`.padStart(64, '0') } }]).durable;
+  }
+  await log.close();
+}
+
+describe('framing', () => {
+  it('round-trips records', () => {
+    const buf = Buffer.concat([frame('{"a":1}'), frame('{"b":2}')]);
+    const r = unframe(buf);
+    assert.deepEqual(r.frames.map((f) => f.payload), ['{"a":1}', '{"b":2}']);
+    assert.equal(r.end.kind, 'clean');
+  });
+  it('calls a half-written last record a torn tail', () => {
+    const full = Buffer.concat([frame('{"a":1}'), frame('{"b":2}')]);
+    const r = unframe(full.subarray(0, full.length - 3));
+    assert.equal(r.frames.length, 1);
+    assert.equal(r.end.kind, 'torn');
+  });
+  it('calls a bad record followed by good ones corruption', () => {
+    const a = frame('{"a":1}');
+    a[10] = 0x58; // flip a payload byte
+    const r = unframe(Buffer.concat([a, frame('{"b":2}')]));
+    assert.equal(r.end.kind, 'corrupt');
+    assert.equal(r.end.kind === 'corrupt' && r.end.offset, 0);
+  });
+});
+
+describe('event log', () => {
+  it('appends, chains hashes and replays', async () => {
+    const dir = await freshDir('replay');
+    await writeEvents(dir, 3);
+    const { log, events, repaired } = await EventLog.open(dir, { host: 'h' });
+    await log.close();
+    assert.equal(repaired, null);
+    assert.deepEqual(events.map((e) => e.seq), [1, 2, 3]);
+    assert.deepEqual(events.map((e) => e.id), ['h:1', 'h:2', 'h:3']);
+    assert.equal(events[1]?.prevhash, events[0]?.hash);
+    assert.equal(events[2]?.prevhash, events[1]?.hash);
+  });
+
+  it('shares one fsync among concurrent appends and keeps their order', async () => {
+    const dir = await freshDir('group');
+    let flushes = 0;
+    const { log } = await EventLog.open(dir, { host: 'h', onFlush: () => flushes++ });
+    const results = Array.from({ length: 50 }, (_, i) =>
+      log.append([{ type: 'network.created', data: networkSpec(`${i}`.padStart(64, 'f')) }]),
+    );
+    await Promise.all(results.map((r) => r.durable));
+    await log.close();
+    assert.ok(flushes < 50, `expected grouped fsyncs, got ${flushes} for 50 appends`);
+    const { events } = await readLog(dir);
+    assert.deepEqual(events.map((e) => e.seq), Array.from({ length: 50 }, (_, i) => i + 1));
+  });
+
+  it('repairs a torn tail by truncating to the last good record', async () => {
+    const dir = await freshDir('torn');
+    await writeEvents(dir, 3);
+    const path = join(dir, LOG_FILE);
+    const good = (await stat(path)).size;
+    await appendFile(path, frame(JSON.stringify({ partial: true })).subarray(0, 11));
+    const { log, events, repaired } = await EventLog.open(dir, { host: 'h' });
+    assert.equal(events.length, 3);
+    assert.deepEqual(repaired, { offset: good, bytes: 11 });
+    assert.equal((await stat(path)).size, good);
+    // appends continue the chain after the repair
+    const { stored, durable } = log.append([{ type: 'network.deleted', data: { networkId: NET_A } }]);
+    await durable;
+    await log.close();
+    assert.equal(stored[0]?.seq, 4);
+    assert.equal((await readLog(dir)).events.length, 4);
+  });
+
+  it('refuses to open a log corrupted before its end and names the offset', async () => {
+    const dir = await freshDir('corrupt');
+    await writeEvents(dir, 3);
+    const path = join(dir, LOG_FILE);
+    const buf = await readFile(path);
+    const firstLen = buf.readUInt32BE(0);
+    buf[8 + Math.floor(firstLen / 2)] ^= 0xff; // damage record 1 of 3
+    await writeFile(path, buf);
+    await assert.rejects(
+      EventLog.open(dir, { host: 'h' }),
+      (e: DriverError) => e.code === 'LN_ERR_LOG_CORRUPT' && /offset 0\b/.test(e.message),
+    );
+    await assert.rejects(readLog(dir), (e: DriverError) => e.code === 'LN_ERR_LOG_CORRUPT');
+    assert.equal((await readFile(path)).length, buf.length, 'a corrupt log must not be truncated');
+  });
+
+  it('detects an altered event whose checksum was recomputed (hash chain)', async () => {
+    const dir = await freshDir('altered');
+    await writeEvents(dir, 2);
+    const path = join(dir, LOG_FILE);
+    const buf = await readFile(path);
+    const len = buf.readUInt32BE(0);
+    const first = JSON.parse(buf.subarray(8, 8 + len).toString('utf8')) as { data: { networkId: string } };
+    first.data.networkId = 'f'.repeat(64);
+    const rest = buf.subarray(8 + len);
+    await writeFile(path, Buffer.concat([frame(JSON.stringify(first)), rest]));
+    await assert.rejects(readLog(dir), (e: DriverError) => e.code === 'LN_ERR_LOG_CORRUPT' && /altered/.test(e.message));
+  });
+
+  it('an empty or missing log replays to nothing', async () => {
+    const dir = await freshDir('empty');
+    assert.deepEqual((await readLog(dir)).events, []);
+    await truncate(join(root, 'x'), 0).catch(() => undefined);
+  });
+});
+
+describe('state directory lock', () => {
+  it('refuses a second holder and takes over a stale lock', async () => {
+    const dir = await freshDir('lock');
+    await writeEvents(dir, 0);
+    const release = await acquireLock(dir);
+    // a lock file naming a live process other than us (pid 1) is refused
+    await writeFile(join(dir, 'lock'), '1\n');
+    await assert.rejects(acquireLock(dir), (e: DriverError) => e.code === 'LN_ERR_LOCKED' && /pid 1\b/.test(e.message));
+    // a lock left by a dead process is taken over
+    await writeFile(join(dir, 'lock'), '999999999\n');
+    const again = await acquireLock(dir);
+    await again();
+    await release();
+  });
+});
