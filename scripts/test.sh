@@ -10,6 +10,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 npm run build --silent
 bash scripts/test-env.sh
 
+# The host has one plugin socket and one dockerd: test runs from several checkouts take turns.
+exec 9>/run/lock/ledgernet-tests.lock
+flock 9
+
 files=()
 if (($# > 0)); then
   files=("$@")
