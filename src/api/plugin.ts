@@ -141,7 +141,7 @@ async function createNetwork(deps: ApiDeps, body: Json, method: string): Promise
   if (problems.length > 0) {
     const reason = problems.join('; ');
     await deps.store.execute({ type: 'RollbackNetwork', networkId: spec.networkId, reason });
-    void deps.reconciler.requestPass('rollback').catch(() => undefined);
+    await converge(deps, 'rollback').catch(() => undefined);
     throw new DriverError('LN_ERR_APPLY', `could not set up bridge ${spec.bridge}: ${reason}; nothing was kept`);
   }
   return {};
@@ -168,7 +168,7 @@ async function createEndpoint(deps: ApiDeps, body: Json, method: string): Promis
   if (problems.length > 0) {
     const reason = problems.join('; ');
     await deps.store.execute({ type: 'RollbackEndpoint', networkId: spec.networkId, endpointId: spec.endpointId, reason });
-    void deps.reconciler.requestPass('rollback').catch(() => undefined);
+    await converge(deps, 'rollback').catch(() => undefined);
     throw new DriverError('LN_ERR_APPLY', `could not create veth ${spec.veth}: ${reason}; nothing was kept`);
   }
   // Only fields Docker left empty may be returned, or it rolls the endpoint back.

@@ -66,7 +66,7 @@ export function decide(cmd: Command, state: State): NewEvent[] {
       ];
     case 'ProgramExternal': {
       const ep = requireEndpoint(state, cmd.networkId, cmd.endpointId);
-      if (isDeepStrictEqual(ep.portmap, cmd.portmap) && cmd.portmap.length > 0) return [];
+      if (ep.programmed && isDeepStrictEqual(ep.portmap, cmd.portmap)) return [];
       return [
         {
           type: 'endpoint.external.programmed',
@@ -76,7 +76,7 @@ export function decide(cmd: Command, state: State): NewEvent[] {
     }
     case 'RevokeExternal': {
       const ep = state.endpoints[cmd.endpointId];
-      if (!ep) return [];
+      if (!ep || !ep.programmed) return [];
       return [{ type: 'endpoint.external.revoked', data: { networkId: cmd.networkId, endpointId: cmd.endpointId } }];
     }
     case 'MarkLost': {

@@ -32,6 +32,7 @@ function apply(draft: Draft<State>, event: StoredEvent): void {
         joined: false,
         sandboxKey: null,
         lost: false,
+        programmed: false,
         portmap: [],
         createdSeq: event.seq,
       });
@@ -63,12 +64,18 @@ function apply(draft: Draft<State>, event: StoredEvent): void {
     }
     case 'endpoint.external.programmed': {
       const ep = draft.endpoints[event.data.endpointId];
-      if (ep) ep.portmap = castDraft(structuredClone(event.data.portmap));
+      if (ep) {
+        ep.programmed = true;
+        ep.portmap = castDraft(structuredClone(event.data.portmap));
+      }
       return;
     }
     case 'endpoint.external.revoked': {
       const ep = draft.endpoints[event.data.endpointId];
-      if (ep) ep.portmap = [];
+      if (ep) {
+        ep.programmed = false;
+        ep.portmap = [];
+      }
       return;
     }
     case 'reconcile.applied':

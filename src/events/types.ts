@@ -106,6 +106,8 @@ export interface EndpointState extends EndpointSpec {
   readonly joined: boolean;
   readonly sandboxKey: string | null;
   readonly lost: boolean;
+  /** ProgramExternalConnectivity was received and not revoked: this endpoint is the gateway. */
+  readonly programmed: boolean;
   readonly portmap: readonly PortBinding[];
   readonly createdSeq: number;
 }
