@@ -10,6 +10,7 @@ const USAGE = `usage: ledgernet <command> [options]
 
 commands:
   serve       run the driver: [--socket P] [--state-dir D] [--reconcile-interval S] [--log-level L]
+              [--metrics HOST:PORT]  Prometheus metrics (off by default)
   reconcile   converge the kernel once (through the running daemon if there is one)
               --dry-run  only show what would change (exit 0: nothing, 2: changes pending, 1: error)
               --json     machine-readable output
@@ -25,6 +26,7 @@ const OPTIONS = {
   'reconcile-interval': { type: 'string' },
   'log-level': { type: 'string' },
   'apply-timeout': { type: 'string' },
+  metrics: { type: 'string' },
   'dry-run': { type: 'boolean' },
   json: { type: 'boolean' },
   follow: { type: 'boolean' },
@@ -59,18 +61,27 @@ async function main(argv: string[]): Promise<number> {
           applyTimeoutMs: num('apply-timeout', values['apply-timeout'], DEFAULTS.applyTimeoutMs / 1000) * 1000,
           logLevel,
           host: env['LEDGERNET_HOST'] ?? defaultHost(),
+          metrics: values.metrics ?? env['LEDGERNET_METRICS'] ?? null,
         },
         log,
       );
       await new Promise<void>((resolve) => {
+        let stopping = false;
+        // Stay subscribed (not `once`): execa's signal-exit re-raises a signal nobody else listens to.
         const onSignal = (sig: string) => {
+          if (stopping) {
+            log.warn({ signal: sig }, 'already shutting down');
+            return;
+          }
+          stopping = true;
           log.info({ signal: sig }, 'shutting down: finishing in-flight calls; the kernel is left as it is');
           resolve();
         };
-        process.once('SIGTERM', onSignal);
-        process.once('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
+        process.on('SIGINT', onSignal);
       });
       await daemon.stop();
+      log.info('stopped');
       return 0;
     }
     case 'reconcile':

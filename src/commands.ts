@@ -1,14 +1,21 @@
 // The operator subcommands other than `serve`. They read the log themselves (no writer's lock),
 // so they work whether or not the daemon runs.
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { callDaemon } from './control-client.ts';
-import { acquireLock, emptyState, EventLog, EventStore, fold, readLog, short, type State, type StoredEvent } from './events/index.ts';
+import { acquireLock, emptyState, EventLog, EventStore, fold, LOG_FILE, readLog, short, type State, type StoredEvent } from './events/index.ts';
 import { createKernel } from './kernel/index.ts';
 import type { KernelSnapshot } from './kernel/types.ts';
 import { desiredFromState, plan, planJson, Reconciler, renderPlan, type Action, describeAction } from './reconciler/index.ts';
 import { defaultHost } from './config.ts';
 
 const out = (s: string) => process.stdout.write(s);
+
+/** Colour only on a terminal, and never when NO_COLOR is set (no-color.org). */
+function useColor(): boolean {
+  return process.stdout.isTTY === true && !process.env['NO_COLOR'];
+}
 
 async function readState(stateDir: string): Promise<{ state: State; events: StoredEvent[] }> {
   const { events } = await readLog(stateDir);
@@ -19,7 +26,7 @@ export async function runReconcile(o: { stateDir: string; dryRun: boolean; json:
   if (o.dryRun) {
     const { state } = await readState(o.stateDir);
     const actions = plan(desiredFromState(state), await createKernel().observe());
-    out(o.json ? `${JSON.stringify(planJson(actions))}\n` : renderPlan(actions));
+    out(o.json ? `${JSON.stringify(planJson(actions))}\n` : renderPlan(actions, { color: useColor() }));
     return actions.length === 0 ? 0 : 2;
   }
   const viaDaemon = (await callDaemon(o.stateDir, 'POST', '/reconcile')) as
@@ -92,26 +99,47 @@ function objectStates(state: State, actions: readonly Action[]) {
   return { networks, endpoints };
 }
 
+interface DaemonStatus {
+  readonly pid: number;
+  readonly lastSeq: number;
+  readonly logBytes: number;
+  readonly natsBacklog?: number | null;
+}
+
 export async function runStatus(o: { stateDir: string; json: boolean }): Promise<number> {
   const { state } = await readState(o.stateDir);
   const snapshot: KernelSnapshot = await createKernel().observe();
   const actions = plan(desiredFromState(state), snapshot);
-  const daemon = (await callDaemon(o.stateDir, 'GET', '/status').catch(() => null)) as { pid: number } | null;
+  const daemon = (await callDaemon(o.stateDir, 'GET', '/status').catch(() => null)) as DaemonStatus | null;
+  const logBytes = await stat(join(o.stateDir, LOG_FILE)).then((s) => s.size, () => 0);
   const { networks, endpoints } = objectStates(state, actions);
+  // Exit non-zero when the daemon cannot be reached: Docker calls would fail too.
+  const code = daemon ? 0 : 1;
   if (o.json) {
-    out(`${JSON.stringify({ daemon, lastSeq: state.seq, pending: actions.length, networks, endpoints })}\n`);
-    return 0;
+    out(`${JSON.stringify({ daemon, lastSeq: state.seq, logBytes, pending: actions.length, networks, endpoints })}\n`);
+    return code;
   }
-  out(`daemon: ${daemon ? `running (pid ${daemon.pid})` : 'not running'}; log at seq ${state.seq}; ${actions.length} change(s) pending\n`);
-  out(`NETWORK       BRIDGE           SUBNETS                 STATE\n`);
-  for (const n of networks) out(`${short(n.networkId).padEnd(14)}${n.bridge.padEnd(17)}${n.subnets.join(',').padEnd(24)}${n.state}\n`);
-  out(`ENDPOINT      NETWORK       VETH             ADDRESS             JOINED  STATE\n`);
-  for (const e of endpoints) {
-    out(
-      `${short(e.endpointId).padEnd(14)}${short(e.networkId).padEnd(14)}${e.veth.padEnd(17)}${(e.address ?? '-').padEnd(20)}${String(e.joined).padEnd(8)}${e.state}\n`,
-    );
-  }
-  return 0;
+  const backlog = daemon?.natsBacklog;
+  out(
+    `daemon: ${daemon ? `running (pid ${daemon.pid})` : 'NOT REACHABLE (is ledgernet serve running with this --state-dir?)'}\n` +
+      `log: ${state.seq} events, ${logBytes} bytes; nats backlog: ${backlog === undefined || backlog === null ? 'n/a (publisher off)' : `${backlog} events`}; ` +
+      `${actions.length} change(s) pending\n\n`,
+  );
+  out(table(['NETWORK', 'BRIDGE', 'SUBNETS', 'STATE'], networks.map((n) => [short(n.networkId), n.bridge, n.subnets.join(',') || '-', n.state])));
+  out('\n');
+  out(
+    table(
+      ['ENDPOINT', 'NETWORK', 'VETH', 'ADDRESS', 'JOINED', 'STATE'],
+      endpoints.map((e) => [short(e.endpointId), short(e.networkId), e.veth, e.address ?? '-', e.joined ? 'yes' : 'no', e.state]),
+    ),
+  );
+  return code;
+}
+
+function table(head: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const fmt = (r: readonly string[]) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
+  return [fmt(head), ...rows.map(fmt), ...(rows.length === 0 ? ['(none)'] : [])].join('\n') + '\n';
 }
 
 function eventLine(e: StoredEvent): string {

@@ -16,6 +16,8 @@ export interface ServeConfig {
   readonly applyTimeoutMs: number;
   readonly logLevel: string;
   readonly host: string;
+  /** HOST:PORT for Prometheus metrics, or null (off). */
+  readonly metrics: string | null;
 }
 
 export function controlSocket(stateDir: string): string {

@@ -2,15 +2,24 @@
 // servers and the real kernel, and wires the layers together.
 import { chmod, unlink } from 'node:fs/promises';
 import pino, { type Logger } from 'pino';
+import pretty from 'pino-pretty';
+import { DriverError } from './errors.ts';
 import { createControlApp, createPluginApp } from './api/index.ts';
 import { controlSocket, type ServeConfig } from './config.ts';
 import { acquireLock, emptyState, EventLog, EventStore, fold } from './events/index.ts';
 import { createKernel } from './kernel/index.ts';
 import { Reconciler, describeAction } from './reconciler/index.ts';
+import { Metrics, serveMetrics } from './metrics.ts';
 import { prepareSocketPath } from './socket.ts';
 
+/** JSON lines for machines; human-readable lines when stdout is a terminal. */
 export function createLogger(level: string): Logger {
-  return pino({ level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime });
+  if (!(level in pino.levels.values) && level !== 'silent') {
+    throw new DriverError('LN_ERR_BAD_REQUEST', `--log-level must be one of ${Object.keys(pino.levels.values).join(', ')}, silent; got ${level}`);
+  }
+  const opts = { level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime };
+  if (process.stdout.isTTY) return pino(opts, pretty({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid' }));
+  return pino(opts);
 }
 
 export interface Daemon {
@@ -24,7 +33,11 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
     for (const c of cleanups.reverse()) await c().catch((e: unknown) => log.error({ err: e }, 'shutdown step failed'));
   };
   try {
-    const { log: eventLog, events, repaired } = await EventLog.open(cfg.stateDir, { host: cfg.host });
+    const metrics = cfg.metrics ? new Metrics() : null;
+    const { log: eventLog, events, repaired } = await EventLog.open(cfg.stateDir, {
+      host: cfg.host,
+      ...(metrics ? { onFlush: metrics.onFlush } : {}),
+    });
     if (repaired) log.warn(repaired, 'event log had a torn tail (crash mid-write); truncated to the last good record');
     const state = fold(emptyState, events);
     log.info({ events: events.length, networks: Object.keys(state.networks).length, endpoints: Object.keys(state.endpoints).length }, 'replayed event log');
@@ -43,6 +56,7 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
         }
       },
       onPass: (r) => {
+        metrics?.onPass(r);
         const kernelWork = r.applied.length + r.failures.length;
         if (kernelWork === 0) return;
         store
@@ -57,7 +71,13 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
     });
     cleanups.push(() => reconciler.stop());
 
-    const plugin = createPluginApp({ store, reconciler, log, applyTimeoutMs: cfg.applyTimeoutMs });
+    const plugin = createPluginApp({
+      store,
+      reconciler,
+      log,
+      applyTimeoutMs: cfg.applyTimeoutMs,
+      ...(metrics ? { onCall: metrics.onCall } : {}),
+    });
     await prepareSocketPath(cfg.socket);
     await plugin.listen({ path: cfg.socket });
     await chmod(cfg.socket, 0o660);
@@ -79,6 +99,15 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
       await control.close();
       await unlink(ctlPath).catch(() => undefined);
     });
+
+    if (metrics && cfg.metrics) {
+      const server = await serveMetrics(metrics, cfg.metrics, () => {
+        metrics.logBytes.set(store.logBytes);
+        metrics.logSeq.set(store.lastSeq);
+      });
+      cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+      log.info({ metrics: `http://${cfg.metrics}/metrics` }, 'serving metrics');
+    }
 
     // Crash recovery and garbage collection: converge what the log says with what the kernel holds.
     reconciler.start();

@@ -1,33 +1,94 @@
-import { describeAction, type Action } from './actions.ts';
+// `ledgernet reconcile --dry-run` output: reads like a plan. Actions are grouped by network,
+// then by endpoint within it; each line is `+` (create), `-` (remove) or `~` (change) with the
+// object and why (missing, orphan, drifted: expected vs found, vanished). Colour only when asked
+// (the CLI asks on a terminal).
+import { actionKey, type Action } from './actions.ts';
 
-/** Plain-text plan for `ledgernet reconcile --dry-run`: grouped by owner, one line per action. */
-export function renderPlan(actions: readonly Action[]): string {
-  if (actions.length === 0) return 'no changes: the kernel matches the desired state\n';
-  const groups = new Map<string, Action[]>();
-  for (const a of actions) {
-    const key = a.owner.endpointId
-      ? `endpoint ${a.owner.endpointId.slice(0, 12)}`
-      : a.owner.networkId
-        ? `network ${a.owner.networkId.slice(0, 12)}`
-        : 'shared';
-    groups.set(key, [...(groups.get(key) ?? []), a]);
-  }
-  const out: string[] = [];
-  for (const [key, list] of groups) {
-    out.push(`${key}:`);
-    for (const a of list) out.push(`  ${symbol(a)} ${describeAction(a)}`);
-  }
-  out.push(`${actions.length} change${actions.length === 1 ? '' : 's'} pending`);
-  return `${out.join('\n')}\n`;
+export interface RenderOptions {
+  readonly color?: boolean;
 }
 
-function symbol(a: Action): string {
-  if (a.kind.endsWith('.delete') || a.kind === 'addr.del' || a.kind === 'endpoint.lost') return '-';
+const COLORS = { '+': '\u001b[32m', '-': '\u001b[31m', '~': '\u001b[33m' } as const;
+const RESET = '\u001b[0m';
+
+export function symbol(a: Action): '+' | '-' | '~' {
+  if (a.kind === 'link.delete' || a.kind === 'addr.del' || a.kind === 'chain.delete' || a.kind === 'hook.delete') return '-';
+  if (a.kind === 'endpoint.lost') return '-';
   if (a.kind === 'link.set' || a.reason === 'drifted') return '~';
   return '+';
 }
 
-/** The stable JSON form of a plan (`--json`). */
-export function planJson(actions: readonly Action[]): { changes: number; actions: readonly Action[] } {
-  return { changes: actions.length, actions };
+function why(a: Action): string {
+  return a.detail ? `${a.reason}: ${a.detail}` : a.reason;
+}
+
+function line(a: Action, indent: string, color: boolean): string {
+  const s = symbol(a);
+  const text = `${indent}${s} ${a.kind} ${actionKey(a)} (${why(a)})`;
+  return color ? `${COLORS[s]}${text}${RESET}` : text;
+}
+
+export function renderPlan(actions: readonly Action[], opts: RenderOptions = {}): string {
+  const color = opts.color ?? false;
+  if (actions.length === 0) return 'no changes: the kernel matches the desired state\n';
+  const byNetwork = new Map<string, { own: Action[]; endpoints: Map<string, Action[]> }>();
+  const endpointsOnly = new Map<string, Action[]>();
+  const shared: Action[] = [];
+  for (const a of actions) {
+    const { networkId, endpointId } = a.owner;
+    if (networkId) {
+      const g = byNetwork.get(networkId) ?? { own: [], endpoints: new Map<string, Action[]>() };
+      byNetwork.set(networkId, g);
+      if (endpointId) g.endpoints.set(endpointId, [...(g.endpoints.get(endpointId) ?? []), a]);
+      else g.own.push(a);
+    } else if (endpointId) endpointsOnly.set(endpointId, [...(endpointsOnly.get(endpointId) ?? []), a]);
+    else shared.push(a);
+  }
+  const out: string[] = [];
+  for (const [networkId, g] of byNetwork) {
+    out.push(`network ${networkId.slice(0, 12)}`);
+    for (const a of g.own) out.push(line(a, '  ', color));
+    for (const [endpointId, list] of g.endpoints) {
+      out.push(`  endpoint ${endpointId.slice(0, 12)}`);
+      for (const a of list) out.push(line(a, '    ', color));
+    }
+  }
+  for (const [endpointId, list] of endpointsOnly) {
+    out.push(`endpoint ${endpointId.slice(0, 12)} (network unknown)`);
+    for (const a of list) out.push(line(a, '  ', color));
+  }
+  if (shared.length > 0) {
+    out.push('shared (firewall hooks, unowned leftovers)');
+    for (const a of shared) out.push(line(a, '  ', color));
+  }
+  const count = (s: string) => actions.filter((a) => symbol(a) === s).length;
+  out.push(
+    `plan: ${count('+')} to add, ${count('~')} to change, ${count('-')} to remove (${actions.length} action${actions.length === 1 ? '' : 's'})`,
+  );
+  return `${out.join('\n')}\n`;
+}
+
+/** Version of the `--json` plan schema (docs/plan-json.md). Bump on any incompatible change. */
+export const PLAN_SCHEMA_VERSION = 1;
+
+export interface PlanJson {
+  readonly schema: number;
+  readonly changes: number;
+  readonly summary: { readonly add: number; readonly change: number; readonly remove: number };
+  readonly actions: readonly (Action & { readonly op: '+' | '-' | '~'; readonly object: string })[];
+}
+
+/** The stable JSON form of a plan (`--json`), documented in docs/plan-json.md. */
+export function planJson(actions: readonly Action[]): PlanJson {
+  const list = actions.map((a) => ({ ...a, op: symbol(a), object: actionKey(a) }));
+  return {
+    schema: PLAN_SCHEMA_VERSION,
+    changes: actions.length,
+    summary: {
+      add: list.filter((a) => a.op === '+').length,
+      change: list.filter((a) => a.op === '~').length,
+      remove: list.filter((a) => a.op === '-').length,
+    },
+    actions: list,
+  };
 }

@@ -1,0 +1,117 @@
+// Prometheus metrics (prom-client), served on --metrics HOST:PORT, off by default. Every name
+// starts with `ledgernet_`. The layers do not import this: main.ts passes the hooks in.
+import { createServer, type Server } from 'node:http';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { PassResult } from './reconciler/loop.ts';
+
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly requestDuration = new Histogram({
+    name: 'ledgernet_request_duration_seconds',
+    help: 'Duration of plugin calls from Docker, by method and outcome',
+    labelNames: ['method', 'outcome'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
+    registers: [this.registry],
+  });
+  private readonly passDuration = new Histogram({
+    name: 'ledgernet_reconcile_pass_duration_seconds',
+    help: 'Duration of reconcile passes (observe, plan, apply)',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
+    registers: [this.registry],
+  });
+  private readonly actionsApplied = new Counter({
+    name: 'ledgernet_reconcile_actions_applied_total',
+    help: 'Kernel actions applied by the reconciler, by kind',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+  private readonly actionsFailed = new Counter({
+    name: 'ledgernet_reconcile_actions_failed_total',
+    help: 'Kernel actions that failed, by kind',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+  private readonly driftRepaired = new Counter({
+    name: 'ledgernet_drift_repaired_total',
+    help: 'Actions that repaired drift nobody asked for (changed, removed or vanished objects), by kind',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+  private readonly endpointsLost = new Counter({
+    name: 'ledgernet_endpoints_lost_total',
+    help: 'Joined endpoints whose veth vanished',
+    registers: [this.registry],
+  });
+  private readonly fsyncSeconds = new Histogram({
+    name: 'ledgernet_log_fsync_duration_seconds',
+    help: 'fdatasync latency of event log group commits',
+    buckets: [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
+    registers: [this.registry],
+  });
+  private readonly eventsPerCommit = new Histogram({
+    name: 'ledgernet_log_group_commit_events',
+    help: 'Events written per group commit (one fsync)',
+    buckets: [1, 2, 4, 8, 16, 32, 64],
+    registers: [this.registry],
+  });
+  readonly logBytes = new Gauge({ name: 'ledgernet_log_size_bytes', help: 'Size of the event log', registers: [this.registry] });
+  readonly logSeq = new Gauge({ name: 'ledgernet_log_last_seq', help: 'Seq of the last durable event', registers: [this.registry] });
+  readonly natsBacklog = new Gauge({
+    name: 'ledgernet_nats_backlog_events',
+    help: 'Events in the log not yet acknowledged by NATS JetStream (0 when the publisher is off)',
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'ledgernet_' });
+  }
+
+  onCall = (method: string, ms: number, ok: boolean): void => {
+    this.requestDuration.observe({ method, outcome: ok ? 'ok' : 'error' }, ms / 1000);
+  };
+
+  onFlush = (info: { events: number; bytes: number; fsyncMs: number }): void => {
+    this.fsyncSeconds.observe(info.fsyncMs / 1000);
+    this.eventsPerCommit.observe(info.events);
+  };
+
+  onPass = (r: PassResult): void => {
+    this.passDuration.observe(r.durationMs / 1000);
+    // A pass that only the timer or startup asked for repairs drift; so does any non-`missing` action.
+    const unasked = r.trigger.split(',').every((t) => t === 'timer' || t === 'startup');
+    for (const a of r.applied) {
+      this.actionsApplied.inc({ kind: a.kind });
+      if (unasked || a.reason !== 'missing') this.driftRepaired.inc({ kind: a.kind });
+    }
+    for (const f of r.failures) this.actionsFailed.inc({ kind: f.action.kind });
+    if (r.lost.length > 0) this.endpointsLost.inc(r.lost.length);
+  };
+}
+
+/** Parses `HOST:PORT` (`[::1]:9654` for IPv6). */
+export function parseListen(spec: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(spec);
+  const port = Number(m?.[3]);
+  if (!m || port > 65535) throw new Error(`--metrics must be HOST:PORT such as 127.0.0.1:9654, got ${spec}`);
+  return { host: m[1] ?? m[2] ?? '127.0.0.1', port };
+}
+
+export async function serveMetrics(metrics: Metrics, spec: string, refresh: () => void): Promise<Server> {
+  const { host, port } = parseListen(spec);
+  const server = createServer((req, res) => {
+    if (req.url !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('try /metrics\n');
+      return;
+    }
+    refresh();
+    metrics.registry.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
+      (e: unknown) => res.writeHead(500).end(String(e)),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return server;
+}

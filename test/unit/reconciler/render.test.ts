@@ -1,0 +1,36 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { Action } from '../../../src/reconciler/actions.ts';
+import { planJson, renderPlan } from '../../../src/reconciler/render.ts';
+import { EP_1, NET_A } from '../../helpers/events.ts';
+import { assertGolden } from '../../helpers/golden.ts';
+
+const mixed: Action[] = [
+  { kind: 'bridge.create', name: 'lnb-aaaaaaaa000', alias: `ledgernet:network:${NET_A}`, mtu: 1500, owner: { networkId: NET_A, endpointId: null }, reason: 'missing' },
+  { kind: 'link.set', name: 'lnv-e1e1e1e1222', mtu: 1500, owner: { networkId: NET_A, endpointId: EP_1 }, reason: 'drifted', detail: 'mtu 1500 expected, 9000 found' },
+  { kind: 'endpoint.lost', name: 'lnv-e1e1e1e1222', owner: { networkId: NET_A, endpointId: EP_1 }, reason: 'vanished', detail: 'its container namespace is gone' },
+  { kind: 'link.delete', name: 'lnb-0123456789a', owner: { networkId: null, endpointId: null }, reason: 'orphan' },
+  { kind: 'hook.delete', table: 'filter', from: 'FORWARD', rule: '-j LEDGERNET-OLD', owner: { networkId: null, endpointId: null }, reason: 'orphan' },
+];
+
+describe('plan rendering', () => {
+  it('says there is nothing to do', () => {
+    assert.equal(renderPlan([]), 'no changes: the kernel matches the desired state\n');
+  });
+  it('groups by network and endpoint with +/-/~ and reasons (golden)', () => {
+    assertGolden('render/mixed.txt', renderPlan(mixed));
+  });
+  it('colours only when asked', () => {
+    assert.doesNotMatch(renderPlan(mixed), /\u001b\[/);
+    const coloured = renderPlan(mixed, { color: true });
+    assert.match(coloured, /\u001b\[32m  \+ bridge\.create/);
+    assert.match(coloured, /\u001b\[31m  - link\.delete/);
+    assert.match(coloured, /\u001b\[33m    ~ link\.set/);
+  });
+  it('has a stable --json schema (golden)', () => {
+    const json = planJson(mixed);
+    assert.equal(json.schema, 1);
+    assert.deepEqual(json.summary, { add: 1, change: 1, remove: 3 });
+    assertGolden('render/mixed.json', json);
+  });
+});
