@@ -33,7 +33,11 @@ export interface ApiDeps {
 
 type Handler = (body: Json, method: string) => Promise<unknown>;
 
-export function createPluginApp(deps: ApiDeps): FastifyInstance {
+/** Per-app state: endpoints whose veth a pass in this process has confirmed (Join need not wait). */
+type Ctx = ApiDeps & { readonly ready: Set<string> };
+
+export function createPluginApp(apiDeps: ApiDeps): FastifyInstance {
+  const deps: Ctx = { ...apiDeps, ready: new Set<string>() };
   const app = Fastify({
     loggerInstance: deps.log.child({ component: 'api' }) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
@@ -155,7 +159,7 @@ async function deleteNetwork(deps: ApiDeps, body: Json, method: string): Promise
   return {};
 }
 
-async function createEndpoint(deps: ApiDeps, body: Json, method: string): Promise<unknown> {
+async function createEndpoint(deps: Ctx, body: Json, method: string): Promise<unknown> {
   const spec = toEndpointSpec(method, body);
   const mac = spec.mac ?? (spec.address ? macForAddress(spec.address) : null);
   await deps.store.execute({ type: 'CreateEndpoint', spec: { ...spec, mac } });
@@ -171,6 +175,7 @@ async function createEndpoint(deps: ApiDeps, body: Json, method: string): Promis
     await converge(deps, 'rollback').catch(() => undefined);
     throw new DriverError('LN_ERR_APPLY', `could not create veth ${spec.veth}: ${reason}; nothing was kept`);
   }
+  deps.ready.add(spec.endpointId);
   // Only fields Docker left empty may be returned, or it rolls the endpoint back.
   return spec.mac === null && mac !== null ? { Interface: { MacAddress: mac } } : {};
 }
@@ -182,15 +187,16 @@ async function endpointOperInfo(deps: ApiDeps, body: Json, method: string): Prom
   return { Value: ep ? { hostVeth: ep.veth } : {} };
 }
 
-async function deleteEndpoint(deps: ApiDeps, body: Json, method: string): Promise<unknown> {
+async function deleteEndpoint(deps: Ctx, body: Json, method: string): Promise<unknown> {
   const networkId = id(method, body, 'NetworkID');
   const endpointId = id(method, body, 'EndpointID');
+  deps.ready.delete(endpointId);
   const events = await deps.store.execute({ type: 'DeleteEndpoint', networkId, endpointId });
   if (events.length > 0) void deps.reconciler.requestPass(method).catch(() => undefined);
   return {};
 }
 
-async function join(deps: ApiDeps, body: Json, method: string): Promise<unknown> {
+async function join(deps: Ctx, body: Json, method: string): Promise<unknown> {
   const networkId = id(method, body, 'NetworkID');
   const endpointId = id(method, body, 'EndpointID');
   const sandboxKey = typeof body['SandboxKey'] === 'string' ? body['SandboxKey'] : '';
@@ -200,9 +206,12 @@ async function join(deps: ApiDeps, body: Json, method: string): Promise<unknown>
   if (!ep || ep.networkId !== networkId) {
     throw new DriverError('LN_ERR_UNKNOWN_ENDPOINT', `${method}: endpoint ${short(endpointId)} is not known to ledgernet on network ${short(networkId)}`);
   }
-  // SrcName must exist in the host namespace when Docker reads the reply: make sure of it first.
-  const problems = failuresFor(await converge(deps, method), networkId, endpointId);
-  if (problems.length > 0) throw new DriverError('LN_ERR_APPLY', `${method}: veth ${ep.veth} is not ready: ${problems.join('; ')}`);
+  // SrcName must exist in the host namespace when Docker reads the reply. CreateEndpoint's pass
+  // confirmed it moments ago; otherwise (e.g. after a restart) run a pass to make sure.
+  if (!deps.ready.has(endpointId)) {
+    const problems = failuresFor(await converge(deps, method), networkId, endpointId);
+    if (problems.length > 0) throw new DriverError('LN_ERR_APPLY', `${method}: veth ${ep.veth} is not ready: ${problems.join('; ')}`);
+  }
   await deps.store.execute({ type: 'Join', networkId, endpointId, sandboxKey });
   const res: Json = { InterfaceName: { SrcName: ep.peer, DstPrefix: 'eth' } };
   if (!net.internal) {
