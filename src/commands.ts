@@ -4,7 +4,7 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { callDaemon } from './control-client.ts';
-import { acquireLock, emptyState, EventLog, EventStore, fold, LOG_FILE, readLog, short, type State, type StoredEvent } from './events/index.ts';
+import { acquireLock, loadState, LOG_FILE, openStore, readLog, short, type State, type StoredEvent } from './events/index.ts';
 import { createKernel } from './kernel/index.ts';
 import type { KernelSnapshot } from './kernel/types.ts';
 import { desiredFromState, plan, planJson, Reconciler, renderPlan, type Action, describeAction } from './reconciler/index.ts';
@@ -17,9 +17,8 @@ function useColor(): boolean {
   return process.stdout.isTTY === true && !process.env['NO_COLOR'];
 }
 
-async function readState(stateDir: string): Promise<{ state: State; events: StoredEvent[] }> {
-  const { events } = await readLog(stateDir);
-  return { state: fold(emptyState, events), events };
+async function readState(stateDir: string): Promise<{ state: State }> {
+  return { state: await loadState(stateDir) };
 }
 
 export async function runReconcile(o: { stateDir: string; dryRun: boolean; json: boolean }): Promise<number> {
@@ -47,8 +46,7 @@ export async function runReconcile(o: { stateDir: string; dryRun: boolean; json:
 async function reconcileAlone(stateDir: string) {
   const release = await acquireLock(stateDir);
   try {
-    const { log, events } = await EventLog.open(stateDir, { host: defaultHost() });
-    const store = new EventStore(log, fold(emptyState, events));
+    const { store } = await openStore(stateDir, { host: defaultHost() });
     try {
       const r = await new Reconciler({
         kernel: createKernel(),

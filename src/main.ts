@@ -6,7 +6,7 @@ import pretty from 'pino-pretty';
 import { DriverError } from './errors.ts';
 import { createControlApp, createPluginApp } from './api/index.ts';
 import { controlSocket, type ServeConfig } from './config.ts';
-import { acquireLock, emptyState, EventLog, EventStore, fold } from './events/index.ts';
+import { acquireLock, openStore } from './events/index.ts';
 import { createKernel } from './kernel/index.ts';
 import { Reconciler, describeAction } from './reconciler/index.ts';
 import { Metrics, serveMetrics } from './metrics.ts';
@@ -22,6 +22,9 @@ export function createLogger(level: string): Logger {
   return pino(opts);
 }
 
+/** A snapshot every this many events bounds replay time at start. */
+const SNAPSHOT_EVERY = 1000;
+
 export interface Daemon {
   stop(): Promise<void>;
 }
@@ -34,14 +37,16 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
   };
   try {
     const metrics = cfg.metrics ? new Metrics() : null;
-    const { log: eventLog, events, repaired } = await EventLog.open(cfg.stateDir, {
-      host: cfg.host,
-      ...(metrics ? { onFlush: metrics.onFlush } : {}),
-    });
+    const { store, state, replayed, fromSnapshotSeq, repaired } = await openStore(
+      cfg.stateDir,
+      { host: cfg.host, ...(metrics ? { onFlush: metrics.onFlush } : {}) },
+      { snapshotEvery: SNAPSHOT_EVERY, onSnapshotError: (e) => log.error({ err: e }, 'could not write a snapshot') },
+    );
     if (repaired) log.warn(repaired, 'event log had a torn tail (crash mid-write); truncated to the last good record');
-    const state = fold(emptyState, events);
-    log.info({ events: events.length, networks: Object.keys(state.networks).length, endpoints: Object.keys(state.endpoints).length }, 'replayed event log');
-    const store = new EventStore(eventLog, state);
+    log.info(
+      { fromSnapshotSeq, replayed, seq: state.seq, networks: Object.keys(state.networks).length, endpoints: Object.keys(state.endpoints).length },
+      'replayed event log',
+    );
     cleanups.push(() => store.close());
 
     const kernel = createKernel();

@@ -14,28 +14,63 @@ export const LOG_FILE = 'events.log';
 export interface ScanResult {
   readonly events: StoredEvent[];
   readonly goodLength: number;
+  /** Offset where the last good record starts (-1 when none was read). */
+  readonly lastOffset: number;
   readonly end: ScanEnd;
 }
 
-/** Parses and verifies a whole log image: framing, JSON, versions, seq continuity, hash chain. */
-export function scanLog(buf: Buffer): ScanResult {
-  const { frames, goodLength, end } = unframe(buf);
+/** Where a scan starts: the beginning of the log, or a snapshot's position in it. */
+export interface ScanBase {
+  readonly offset: number;
+  readonly seq: number;
+  readonly hash: string;
+  /** Where the record with `seq` starts (-1 at the start of the log). */
+  readonly recordOffset: number;
+}
+
+export const LOG_START: ScanBase = { offset: 0, seq: 0, hash: GENESIS_HASH, recordOffset: -1 };
+
+/** True when the record between `recordOffset` and `offset` is the event `seq` with `hash`. */
+export function baseLinesUp(buf: Buffer, base: ScanBase): boolean {
+  if (base.offset === 0) return base.seq === 0;
+  if (base.recordOffset < 0 || base.offset > buf.length || base.recordOffset >= base.offset) return false;
+  const { frames, end } = unframe(buf.subarray(base.recordOffset, base.offset));
+  if (frames.length !== 1 || end.kind !== 'clean') return false;
+  try {
+    const ev = JSON.parse(frames[0]?.payload ?? '') as { seq?: unknown; hash?: unknown };
+    return ev.seq === base.seq && ev.hash === base.hash;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Parses and verifies a log image from `base` on: framing, JSON, versions, seq continuity,
+ * hash chain. Offsets in the result are offsets in `buf`.
+ */
+export function scanLog(buf: Buffer, base: ScanBase = LOG_START): ScanResult {
+  const un = unframe(buf.subarray(base.offset));
+  const shift = base.offset;
+  const frames = un.frames.map((f) => ({ ...f, offset: f.offset + shift }));
+  const goodLength = un.goodLength + shift;
+  const end: ScanEnd = un.end.kind === 'clean' ? un.end : { ...un.end, offset: un.end.offset + shift };
   const events: StoredEvent[] = [];
-  let prevHash = GENESIS_HASH;
+  let prevHash = base.hash;
+  let lastOffset = -1;
   for (const f of frames) {
     let raw: unknown;
     try {
       raw = JSON.parse(f.payload);
     } catch {
-      return { events, goodLength: f.offset, end: { kind: 'corrupt', offset: f.offset, reason: 'record is not JSON' } };
+      return { events, goodLength: f.offset, lastOffset, end: { kind: 'corrupt', offset: f.offset, reason: 'record is not JSON' } };
     }
     let ev: StoredEvent;
     try {
       ev = upcast(raw, f.offset);
     } catch (e) {
-      return { events, goodLength: f.offset, end: { kind: 'corrupt', offset: f.offset, reason: (e as Error).message } };
+      return { events, goodLength: f.offset, lastOffset, end: { kind: 'corrupt', offset: f.offset, reason: (e as Error).message } };
     }
-    const want = events.length + 1;
+    const want = base.seq + events.length + 1;
     const bad =
       ev.seq !== want
         ? `seq ${ev.seq} where ${want} was expected`
@@ -44,25 +79,32 @@ export function scanLog(buf: Buffer): ScanResult {
           : eventHash(ev) !== ev.hash
             ? `event ${ev.seq} does not match its own hash (altered)`
             : null;
-    if (bad) return { events, goodLength: f.offset, end: { kind: 'corrupt', offset: f.offset, reason: bad } };
+    if (bad) return { events, goodLength: f.offset, lastOffset, end: { kind: 'corrupt', offset: f.offset, reason: bad } };
     events.push(ev);
     prevHash = ev.hash;
+    lastOffset = f.offset;
   }
-  return { events, goodLength, end };
+  return { events, goodLength, lastOffset, end };
 }
 
-/** Reads the log without taking the writer's lock and without repairing it (CLI readers). */
-export async function readLog(dir: string): Promise<ScanResult> {
+/**
+ * Reads the log without taking the writer's lock and without repairing it (CLI readers). With a
+ * `from` base (a snapshot's position) only the records after it are read, when it lines up.
+ */
+export async function readLog(dir: string, from: ScanBase = LOG_START): Promise<ScanResult & { base: ScanBase }> {
   let buf: Buffer;
   try {
     buf = await readFile(join(dir, LOG_FILE));
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { events: [], goodLength: 0, end: { kind: 'clean' } };
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+      return { events: [], goodLength: 0, lastOffset: -1, end: { kind: 'clean' }, base: LOG_START };
+    }
     throw new DriverError('LN_ERR_LOG_IO', `cannot read the event log in ${dir}: ${(e as Error).message}`, { cause: e });
   }
-  const res = scanLog(buf);
+  const base = baseLinesUp(buf, from) ? from : LOG_START;
+  const res = scanLog(buf, base);
   if (res.end.kind === 'corrupt') throw corruptError(dir, res.end.offset, res.end.reason);
-  return res;
+  return { ...res, base };
 }
 
 function corruptError(dir: string, offset: number, reason: string): DriverError {
@@ -81,6 +123,7 @@ export interface AppendResult {
 
 interface Pending {
   readonly buf: Buffer;
+  readonly last: { readonly seq: number; readonly hash: string; readonly len: number };
   readonly resolve: () => void;
   readonly reject: (e: unknown) => void;
 }
@@ -104,11 +147,14 @@ export class EventLog {
   private readonly fh: FileHandle;
   private readonly opts: LogOptions;
 
-  private constructor(fh: FileHandle, opts: LogOptions, last: StoredEvent | undefined, size: number) {
+  private durableHead: ScanBase;
+
+  private constructor(fh: FileHandle, opts: LogOptions, last: { seq: number; hash: string; recordOffset: number }, size: number) {
     this.fh = fh;
     this.opts = opts;
-    this.seq = last?.seq ?? 0;
-    this.hash = last?.hash ?? GENESIS_HASH;
+    this.seq = last.seq;
+    this.hash = last.hash;
+    this.durableHead = { offset: size, seq: last.seq, hash: last.hash, recordOffset: last.recordOffset };
     this.bytes = size;
     this.now = opts.now ?? (() => new Date());
   }
@@ -120,7 +166,14 @@ export class EventLog {
   static async open(
     dir: string,
     opts: LogOptions,
-  ): Promise<{ log: EventLog; events: StoredEvent[]; repaired: { offset: number; bytes: number } | null }> {
+    from: ScanBase = LOG_START,
+  ): Promise<{
+    log: EventLog;
+    events: StoredEvent[];
+    /** The base the replay started from: `from`, or LOG_START when `from` did not line up. */
+    base: ScanBase;
+    repaired: { offset: number; bytes: number } | null;
+  }> {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const path = join(dir, LOG_FILE);
     let fh: FileHandle;
@@ -131,7 +184,9 @@ export class EventLog {
     }
     try {
       const buf = await fh.readFile();
-      const res = scanLog(buf);
+      // A snapshot that does not line up with the log is ignored: replay everything.
+      const base = baseLinesUp(buf, from) ? from : LOG_START;
+      const res = scanLog(buf, base);
       if (res.end.kind === 'corrupt') throw corruptError(dir, res.end.offset, res.end.reason);
       let repaired: { offset: number; bytes: number } | null = null;
       if (res.end.kind === 'torn') {
@@ -141,7 +196,11 @@ export class EventLog {
       }
       const dirHandle = await open(dir, 'r');
       await dirHandle.sync().finally(() => dirHandle.close());
-      return { log: new EventLog(fh, opts, res.events.at(-1), res.goodLength), events: res.events, repaired };
+      const lastEv = res.events.at(-1);
+      const last = lastEv
+        ? { seq: lastEv.seq, hash: lastEv.hash, recordOffset: res.lastOffset }
+        : { seq: base.seq, hash: base.hash, recordOffset: base.recordOffset };
+      return { log: new EventLog(fh, opts, last, res.goodLength), events: res.events, base, repaired };
     } catch (e) {
       await fh.close();
       throw e;
@@ -154,6 +213,16 @@ export class EventLog {
 
   get sizeBytes(): number {
     return this.bytes;
+  }
+
+  /** Position of the last durable record: where a snapshot taken now would resume. */
+  get head(): ScanBase {
+    return this.durableHead;
+  }
+
+  /** True when every stamped event is on disk (nothing queued or being written). */
+  get idle(): boolean {
+    return !this.flushing && this.queue.length === 0;
   }
 
   /** Stamps the events now (in call order) and queues them for the next group commit. */
@@ -177,8 +246,11 @@ export class EventLog {
       return { ...base, hash } as StoredEvent;
     });
     if (stored.length === 0) return { stored, durable: Promise.resolve() };
-    const buf = Buffer.concat(stored.map((s) => frame(JSON.stringify(s))));
-    const durable = new Promise<void>((resolve, reject) => this.queue.push({ buf, resolve, reject }));
+    const frames = stored.map((s) => frame(JSON.stringify(s)));
+    const buf = Buffer.concat(frames);
+    const lastEvent = stored[stored.length - 1] as StoredEvent;
+    const last = { seq: lastEvent.seq, hash: lastEvent.hash, len: frames[frames.length - 1]?.length ?? 0 };
+    const durable = new Promise<void>((resolve, reject) => this.queue.push({ buf, last, resolve, reject }));
     this.kick();
     return { stored, durable };
   }
@@ -200,6 +272,8 @@ export class EventLog {
           const t0 = performance.now();
           await this.fh.datasync();
           this.bytes += buf.length;
+          const tail = (batch[batch.length - 1] as Pending).last;
+          this.durableHead = { offset: this.bytes, seq: tail.seq, hash: tail.hash, recordOffset: this.bytes - tail.len };
           this.opts.onFlush?.({ events: batch.length, bytes: buf.length, fsyncMs: performance.now() - t0 });
           for (const p of batch) p.resolve();
         } catch (e) {
@@ -215,9 +289,14 @@ export class EventLog {
     }
   }
 
+  /** Waits until every queued append is written. */
+  async drain(): Promise<void> {
+    while (this.flushing || this.queue.length > 0) await new Promise((r) => setTimeout(r, 1));
+  }
+
   /** Waits for queued appends, then closes the file. */
   async close(): Promise<void> {
-    while (this.flushing || this.queue.length > 0) await new Promise((r) => setTimeout(r, 1));
+    await this.drain();
     await this.fh.close();
   }
 }

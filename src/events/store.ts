@@ -2,9 +2,18 @@ import { decide } from './decide.ts';
 import type { Command } from './commands.ts';
 import { evolve } from './evolve.ts';
 import type { EventLog } from './log.ts';
+import { writeSnapshot } from './snapshot.ts';
 import type { State, StoredEvent } from './types.ts';
 
 export type EventListener = (events: readonly StoredEvent[], state: State) => void;
+
+export interface StoreOptions {
+  /** Write a snapshot every this many events (0: never, except at close). */
+  readonly snapshotEvery?: number;
+  /** The state dir, where snapshots go; no snapshots without it. */
+  readonly dir?: string;
+  readonly onSnapshotError?: (e: unknown) => void;
+}
 
 /**
  * Decides commands against the head state (which includes appends not yet on disk, so that
@@ -17,9 +26,14 @@ export class EventStore {
   private readonly listeners: EventListener[] = [];
 
   private readonly log: EventLog;
+  private readonly opts: StoreOptions;
+  private snapshotSeq: number;
+  private snapshotting: Promise<void> | null = null;
 
-  constructor(log: EventLog, initial: State) {
+  constructor(log: EventLog, initial: State, opts: StoreOptions = {}) {
     this.log = log;
+    this.opts = opts;
+    this.snapshotSeq = initial.seq;
     this.head = initial;
     this.durableState = initial;
   }
@@ -54,7 +68,27 @@ export class EventStore {
     await durable;
     if (after.seq > this.durableState.seq) this.durableState = after;
     for (const l of this.listeners) l(stored, this.durableState);
+    const every = this.opts.snapshotEvery ?? 0;
+    if (every > 0 && this.durableState.seq - this.snapshotSeq >= every) void this.snapshot();
     return stored;
+  }
+
+  /** Writes a snapshot of the durable state when the log is idle (nothing half-written). */
+  async snapshot(): Promise<void> {
+    const dir = this.opts.dir;
+    if (!dir || this.snapshotting || !this.log.idle) return;
+    const head = this.log.head;
+    const state = this.durableState;
+    if (head.seq !== state.seq || state.seq === this.snapshotSeq) return;
+    this.snapshotting = writeSnapshot(dir, { seq: head.seq, hash: head.hash, offset: head.offset, recordOffset: head.recordOffset, state })
+      .then(() => {
+        this.snapshotSeq = head.seq;
+      })
+      .catch((e: unknown) => this.opts.onSnapshotError?.(e))
+      .finally(() => {
+        this.snapshotting = null;
+      });
+    await this.snapshotting;
   }
 
   // A repeated call must not answer before the events it repeats are durable.
@@ -63,6 +97,9 @@ export class EventStore {
   }
 
   async close(): Promise<void> {
+    while (this.snapshotting) await this.snapshotting;
+    await this.log.drain();
+    await this.snapshot();
     await this.log.close();
   }
 }

@@ -1,0 +1,94 @@
+import assert from 'node:assert/strict';
+import { appendFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fold } from '../../../src/events/evolve.ts';
+import { frame } from '../../../src/events/framing.ts';
+import { LOG_FILE, readLog } from '../../../src/events/log.ts';
+import { loadState, openStore } from '../../../src/events/open.ts';
+import { SNAPSHOT_FILE, readSnapshot } from '../../../src/events/snapshot.ts';
+import { emptyState } from '../../../src/events/types.ts';
+import { networkSpec } from '../../helpers/events.ts';
+
+let root: string;
+before(async () => {
+  root = await mkdtemp(join(tmpdir(), 'ln-snap-'));
+});
+after(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+const id = (i: number) => `${i}`.padEnd(64, 'c');
+
+async function writeNetworks(dir: string, from: number, to: number, snapshotEvery: number): Promise<void> {
+  const { store } = await openStore(dir, { host: 'h' }, { snapshotEvery });
+  for (let i = from; i < to; i++) await store.execute({ type: 'CreateNetwork', spec: networkSpec(id(i), `10.${i}.0.0/24`, `10.${i}.0.1/24`) });
+  await store.close();
+}
+
+async function fullFold(dir: string) {
+  return fold(emptyState, (await readLog(dir)).events);
+}
+
+describe('snapshots', () => {
+  it('are written every N events and at close, and replay starts from them', async () => {
+    const dir = join(root, 'every');
+    await writeNetworks(dir, 0, 25, 10);
+    assert.equal((await readSnapshot(dir))?.seq, 25, 'close writes a final snapshot');
+    const { state, replayed, fromSnapshotSeq, store } = await openStore(dir, { host: 'h' });
+    await store.close();
+    assert.equal(fromSnapshotSeq, 25);
+    assert.equal(replayed, 0);
+    assert.deepEqual(state, await fullFold(dir));
+    assert.deepEqual(await loadState(dir), state);
+  });
+
+  it('replay reads only the records after the snapshot, and the result equals a full replay', async () => {
+    const dir = join(root, 'tail');
+    await writeNetworks(dir, 0, 5, 0);
+    const snap = await readSnapshot(dir);
+    await writeNetworks(dir, 5, 9, 0);
+    // put the older snapshot back: the log now has 4 records past it
+    await writeFile(join(dir, SNAPSHOT_FILE), JSON.stringify(snap));
+    const { state, replayed, fromSnapshotSeq, store } = await openStore(dir, { host: 'h' });
+    await store.close();
+    assert.equal(fromSnapshotSeq, 5);
+    assert.equal(replayed, 4);
+    assert.equal(Object.keys(state.networks).length, 9);
+    assert.deepEqual(state, await fullFold(dir));
+  });
+
+  it('a snapshot that does not line up with the log is ignored (full replay)', async () => {
+    const dir = join(root, 'stale');
+    await writeNetworks(dir, 0, 6, 0);
+    const snap = JSON.parse(await readFile(join(dir, SNAPSHOT_FILE), 'utf8')) as Record<string, unknown>;
+    for (const broken of [
+      { ...snap, offset: 10_000_000 },
+      { ...snap, hash: 'f'.repeat(64), state: { ...(snap['state'] as object), hash: 'f'.repeat(64) } },
+      { ...snap, recordOffset: 3 },
+    ]) {
+      await writeFile(join(dir, SNAPSHOT_FILE), JSON.stringify(broken));
+      const { state, fromSnapshotSeq, replayed, store } = await openStore(dir, { host: 'h' }, { snapshotEvery: 0 });
+      await store.close();
+      assert.equal(fromSnapshotSeq, 0);
+      assert.equal(replayed, 6);
+      assert.deepEqual(state, await fullFold(dir));
+    }
+    await writeFile(join(dir, SNAPSHOT_FILE), '{not json');
+    assert.equal(Object.keys((await loadState(dir)).networks).length, 6);
+  });
+
+  it('a torn tail after the snapshot is still repaired, and appends continue the chain', async () => {
+    const dir = join(root, 'torn');
+    await writeNetworks(dir, 0, 3, 0);
+    await appendFile(join(dir, LOG_FILE), frame('{"partial":').subarray(0, 9));
+    const { store, repaired, fromSnapshotSeq } = await openStore(dir, { host: 'h' });
+    assert.equal(fromSnapshotSeq, 3);
+    assert.ok(repaired);
+    const [ev] = await store.execute({ type: 'DeleteNetwork', networkId: id(0) }).then((e) => e.slice(-1));
+    await store.close();
+    assert.equal(ev?.seq, 4);
+    assert.equal((await readLog(dir)).events.length, 4);
+  });
+});
