@@ -5,6 +5,7 @@ import { DEFAULTS, defaultHost } from './config.ts';
 import { DriverError, isDriverError } from './errors.ts';
 import { runEvents, runReconcile, runStatus } from './commands.ts';
 import { createLogger, serve } from './main.ts';
+import { install, uninstall } from './install.ts';
 
 const USAGE = `usage: ledgernet <command> [options]
 
@@ -16,6 +17,8 @@ commands:
               --json     machine-readable output
   status      networks and endpoints, desired vs actual [--json]
   events      print the event log [--json] [--follow]; 'events verify' checks it
+  install     put the systemd unit in place, enable and start it [--root DIR] [--no-start] [--prefix P]
+  uninstall   stop and disable the systemd unit and remove it [--root DIR]
 
 every command takes --state-dir (env LEDGERNET_STATE_DIR, default ${DEFAULTS.stateDir})
 `;
@@ -30,6 +33,9 @@ const OPTIONS = {
   'dry-run': { type: 'boolean' },
   json: { type: 'boolean' },
   follow: { type: 'boolean' },
+  root: { type: 'string' },
+  'no-start': { type: 'boolean' },
+  prefix: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -90,6 +96,10 @@ async function main(argv: string[]): Promise<number> {
       return runStatus({ stateDir, json: values.json ?? false });
     case 'events':
       return runEvents({ stateDir, json: values.json ?? false, follow: values.follow ?? false, verify: sub === 'verify' });
+    case 'install':
+      return install({ root: values.root ?? '/', noStart: values['no-start'] ?? false, ...(values.prefix === undefined ? {} : { prefix: values.prefix }) });
+    case 'uninstall':
+      return uninstall({ root: values.root ?? '/' });
     default:
       process.stderr.write(`ledgernet: unknown command '${cmd}'\n\n${USAGE}`);
       return 1;

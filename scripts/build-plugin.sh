@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# `npm run plugin:build [-- OUT]`: builds ledgernet as a managed (v2) Docker plugin directory,
+# OUT (default build/plugin), from local files only: no image pull, no registry.
+#
+#   OUT/config.json   the plugin manifest (network driver, host network, CAP_NET_ADMIN, state mount)
+#   OUT/rootfs/       node and its libraries, ip + tc (iproute2), iptables-nft (xtables-nft-multi,
+#                     its symlinks, libraries and extension modules), the built app in /app
+#
+# Then, as root:
+#   docker plugin create ledgernet/ledgernet:latest OUT
+#   mkdir -p /var/lib/ledgernet          # the state mount's source; `docker plugin set … state.source=DIR` to move it
+#   docker plugin enable ledgernet/ledgernet:latest
+#   docker network create --driver ledgernet/ledgernet:latest --subnet 10.231.60.0/24 net1
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+readonly REPO=$PWD
+readonly OUT=${1:-build/plugin}
+readonly ROOTFS=$OUT/rootfs
+
+die() {
+  printf 'build-plugin: %s\n' "$*" >&2
+  exit 1
+}
+
+# The programs the plugin runs (src/kernel runs ip, tc, iptables-save, iptables-restore).
+readonly NODE_BIN=${LEDGERNET_PLUGIN_NODE:-$(command -v node)}
+readonly IP_BIN=$(command -v ip || true)
+readonly TC_BIN=$(command -v tc || true)
+readonly XTABLES_BIN=$(command -v xtables-nft-multi || true)
+[[ -x "$NODE_BIN" ]] || die "node not found"
+[[ -n "$IP_BIN" ]] || die "ip not found (package iproute2)"
+[[ -n "$TC_BIN" ]] || die "tc not found (package iproute2)"
+[[ -n "$XTABLES_BIN" ]] || die "xtables-nft-multi not found (package iptables)"
+command -v ldd >/dev/null || die "ldd not found"
+
+npm run build --silent
+
+rm -rf "$OUT"
+mkdir -p "$ROOTFS"
+
+# Mirror the host's merged-/usr layout (bin -> usr/bin, lib -> usr/lib, …) so that library paths
+# printed by ldd (/lib/x86_64-linux-gnu/…) and the dynamic loader path resolve the same way inside.
+mkdir -p "$ROOTFS"/usr/{bin,sbin,lib}
+for d in bin sbin lib lib64; do
+  if [[ -L "/$d" ]]; then
+    mkdir -p "$ROOTFS/$(readlink "/$d")"
+    ln -s "$(readlink "/$d")" "$ROOTFS/$d"
+  else
+    mkdir -p "$ROOTFS/$d"
+  fi
+done
+
+# copy SRC [DEST]: the file SRC points to (symlinks resolved), at DEST (default SRC) in the rootfs.
+copy() {
+  local src=$1 dest=${2:-$1}
+  mkdir -p "$ROOTFS$(dirname "$dest")"
+  cp -L --preserve=mode "$src" "$ROOTFS$dest"
+}
+
+# Every shared library a binary or module needs, and the dynamic loader, by absolute path.
+libs_of() {
+  ldd "$1" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'
+}
+
+declare -A LIBS=()
+need_libs() {
+  local f lib
+  for f in "$@"; do
+    while read -r lib; do
+      [[ -n "$lib" ]] && LIBS[$lib]=1
+    done < <(libs_of "$f")
+  done
+}
+
+copy "$NODE_BIN" /usr/bin/node
+copy "$IP_BIN" /usr/sbin/ip
+copy "$TC_BIN" /usr/sbin/tc
+copy "$XTABLES_BIN" /usr/sbin/xtables-nft-multi
+for name in iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore; do
+  ln -s xtables-nft-multi "$ROOTFS/usr/sbin/$name"
+done
+
+# iptables extensions (-m comment, -j ACCEPT, …) are loaded from libxtables' directory at run time.
+XTABLES_LIB=$(libs_of "$XTABLES_BIN" | grep -m1 '/libxtables\.so' || true)
+[[ -n "$XTABLES_LIB" ]] || die "cannot find libxtables for $XTABLES_BIN"
+XTABLES_MODULES=$(dirname "$(readlink -f "$XTABLES_LIB")")/xtables
+[[ -d "$XTABLES_MODULES" ]] || die "no iptables extension directory at $XTABLES_MODULES"
+mkdir -p "$ROOTFS$XTABLES_MODULES"
+cp -L --preserve=mode "$XTABLES_MODULES"/*.so "$ROOTFS$XTABLES_MODULES/"
+
+need_libs "$NODE_BIN" "$IP_BIN" "$TC_BIN" "$XTABLES_BIN" "$XTABLES_MODULES"/*.so
+for lib in "${!LIBS[@]}"; do
+  copy "$lib"
+done
+
+# Small data files the tools read when present.
+for f in /etc/protocols /etc/services /etc/ethertypes; do
+  [[ -f "$f" ]] && copy "$f"
+done
+[[ -d /etc/iproute2 ]] && cp -rL /etc/iproute2 "$ROOTFS/etc/"
+
+mkdir -p "$ROOTFS"/{etc,tmp,proc,sys,dev,run/docker/plugins,var/lib/ledgernet,root}
+chmod 1777 "$ROOTFS/tmp"
+printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n' >"$ROOTFS/etc/passwd"
+printf 'root:x:0:\nnogroup:x:65534:\n' >"$ROOTFS/etc/group"
+
+# The app: compiled JavaScript and production dependencies only.
+mkdir -p "$ROOTFS/app"
+cp -r dist package.json package-lock.json "$ROOTFS/app/"
+cp -r node_modules "$ROOTFS/app/"
+(cd "$ROOTFS/app" && npm prune --omit=dev --ignore-scripts --no-audit --no-fund --offline --loglevel=error >/dev/null 2>&1) ||
+  die "npm prune --omit=dev failed in $ROOTFS/app"
+find "$ROOTFS/app/node_modules" -depth -type d -empty -delete
+
+cat >"$OUT/config.json" <<'EOF'
+{
+  "description": "ledgernet: Docker network driver with a durable event log and a reconciler",
+  "documentation": "https://github.com/ledgernet/ledgernet#install",
+  "entrypoint": ["/usr/bin/node", "/app/dist/cli.js", "serve", "--socket", "/run/docker/plugins/ledgernet.sock", "--state-dir", "/var/lib/ledgernet"],
+  "workdir": "/app",
+  "interface": { "types": ["docker.networkdriver/1.0", "docker.ipamdriver/1.0"], "socket": "ledgernet.sock" },
+  "network": { "type": "host" },
+  "linux": { "capabilities": ["CAP_NET_ADMIN"] },
+  "mounts": [
+    {
+      "name": "state",
+      "description": "the state directory on the host (event log, snapshots, lock)",
+      "type": "bind",
+      "source": "/var/lib/ledgernet",
+      "destination": "/var/lib/ledgernet",
+      "options": ["rbind", "rw"],
+      "settable": ["source"]
+    }
+  ],
+  "env": [
+    { "name": "LEDGERNET_LOG_LEVEL", "description": "log level (trace, debug, info, warn, error)", "settable": ["value"], "value": "info" },
+    { "name": "LEDGERNET_RECONCILE_INTERVAL", "description": "seconds between reconcile passes", "settable": ["value"], "value": "10" },
+    { "name": "PATH", "value": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" }
+  ]
+}
+EOF
+
+size=$(du -sh "$OUT" | cut -f1)
+printf 'build-plugin: %s built (%s): docker plugin create <name>:latest %s\n' "$OUT" "$size" "$OUT"

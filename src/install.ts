@@ -1,0 +1,165 @@
+// `ledgernet install` / `ledgernet uninstall`: put the systemd unit in place (or remove it) and,
+// when systemd runs this machine, load, enable and start it (or stop, disable and unload it).
+// Like the CLI commands, this sits at the edge; it runs `systemctl` only (argument arrays, never a
+// shell). Both commands are idempotent: running one twice changes nothing the second time.
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
+
+export const UNIT_NAME = 'ledgernet.service';
+/** Where the unit goes, relative to --root. */
+export const UNIT_DIR = 'etc/systemd/system';
+/** The template shipped with the package: packaging/systemd/ledgernet.service. */
+export const UNIT_TEMPLATE = fileURLToPath(new URL('../packaging/systemd/ledgernet.service', import.meta.url));
+/** This checkout's entry point; the same path from src/ (tsx) and dist/. */
+const CHECKOUT_CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+
+export interface InstallOptions {
+  /** Install into this tree instead of `/` (a package build, a test). Nothing is started then. */
+  readonly root: string;
+  /** Write and enable the unit, but do not start it. */
+  readonly noStart: boolean;
+  /** Run `<prefix>/bin/ledgernet serve` (an `npm install -g --prefix` install) instead of this checkout. */
+  readonly prefix?: string;
+  /** Where the report goes, one line per call. Default: stdout. */
+  readonly say?: (line: string) => void;
+  /** Runs systemctl; replaceable in tests. Default: the real one. */
+  readonly systemctl?: Systemctl;
+  /** Whether systemd is PID 1 here. Default: `/run/systemd/system` exists and root is `/`. */
+  readonly systemdRunning?: boolean;
+}
+
+export type Systemctl = (args: readonly string[]) => Promise<{ exitCode: number; output: string }>;
+
+const realSystemctl: Systemctl = async (args) => {
+  const r = await execa('systemctl', args, { reject: false, stdin: 'ignore', all: true, timeout: 120_000 });
+  const output = (r.all ?? '').trim();
+  return { exitCode: r.exitCode ?? -1, output: r.exitCode === undefined ? [output, r.shortMessage].filter(Boolean).join('\n') : output };
+};
+
+/** The command line the unit runs, as an argument vector. */
+export function serveCommand(prefix: string | undefined): string[] {
+  if (prefix !== undefined) {
+    if (!isAbsolute(prefix)) throw new Error(`--prefix must be an absolute path, got ${prefix}`);
+    return [join(prefix, 'bin', 'ledgernet'), 'serve'];
+  }
+  if (!existsSync(CHECKOUT_CLI)) throw new Error(`${CHECKOUT_CLI} does not exist: run \`npm run build\` first`);
+  return [process.execPath, CHECKOUT_CLI, 'serve'];
+}
+
+/**
+ * One argument as systemd reads it in `ExecStart=`: plain when it holds only safe characters,
+ * otherwise double-quoted with C escapes. `%` (specifiers) and `$` (variables) are doubled.
+ */
+export function quoteExecArg(arg: string): string {
+  if (/[\0-\x1f\x7f]/.test(arg)) throw new Error(`cannot put a control character in ExecStart: ${JSON.stringify(arg)}`);
+  const escaped = arg.replaceAll('%', '%%').replaceAll('$', '$$$$');
+  if (arg !== '' && /^[A-Za-z0-9_@%$+=:,./-]+$/.test(arg)) return escaped;
+  return `"${escaped.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`;
+}
+
+/** The unit file: the template's `ExecStart=@EXEC_START@` line set to the quoted command line. */
+export function renderUnit(template: string, argv: readonly string[]): string {
+  const line = /^ExecStart=@EXEC_START@$/m;
+  if (!line.test(template)) throw new Error('the unit template has no `ExecStart=@EXEC_START@` line');
+  const execStart = `ExecStart=${argv.map(quoteExecArg).join(' ')}`;
+  return template.replace(line, () => execStart);
+}
+
+function unitPath(root: string): string {
+  return join(resolve(root), UNIT_DIR, UNIT_NAME);
+}
+
+function context(o: InstallOptions) {
+  const root = resolve(o.root);
+  const live = o.systemdRunning ?? (root === '/' && existsSync('/run/systemd/system'));
+  return {
+    root,
+    live,
+    say: o.say ?? ((l: string) => void process.stdout.write(`${l}\n`)),
+    systemctl: o.systemctl ?? realSystemctl,
+    offlineArgs: root === '/' ? [] : ['--root', root],
+    why: root === '/' ? 'systemd is not running on this machine (no /run/systemd/system)' : `--root ${root} is not the running system`,
+  };
+}
+
+async function must(ctl: Systemctl, args: readonly string[]): Promise<void> {
+  const r = await ctl(args);
+  if (r.exitCode !== 0) throw new Error(`systemctl ${args.join(' ')} failed (exit ${r.exitCode})${r.output ? `: ${r.output}` : ''}`);
+}
+
+async function hasSystemctl(ctl: Systemctl): Promise<boolean> {
+  return (await ctl(['--version']).catch(() => ({ exitCode: -1, output: '' }))).exitCode === 0;
+}
+
+/** Writes the unit, then enables (and unless noStart, starts) it. Returns the exit code. */
+export async function install(o: InstallOptions): Promise<number> {
+  const c = context(o);
+  const argv = serveCommand(o.prefix);
+  const unit = renderUnit(await readFile(UNIT_TEMPLATE, 'utf8'), argv);
+  const path = unitPath(c.root);
+  const before = await readFile(path, 'utf8').catch(() => null);
+  const changed = before !== unit;
+  if (changed) {
+    await mkdir(dirname(path), { recursive: true });
+    const tmp = `${path}.tmp-${process.pid}`;
+    await writeFile(tmp, unit, { mode: 0o644 });
+    await rename(tmp, path);
+    c.say(`${before === null ? 'wrote' : 'updated'} ${path}`);
+  } else {
+    c.say(`${path} is already up to date`);
+  }
+  c.say(`  ExecStart=${argv.map(quoteExecArg).join(' ')}`);
+
+  if (c.live) {
+    await must(c.systemctl, ['daemon-reload']);
+    await must(c.systemctl, ['enable', UNIT_NAME]);
+    if (o.noStart) {
+      c.say(`enabled ${UNIT_NAME} (starts with docker.service and at boot); not started (--no-start)`);
+    } else {
+      // A changed unit must restart to take effect; an unchanged one is only started if stopped.
+      await must(c.systemctl, [changed ? 'restart' : 'start', UNIT_NAME]);
+      c.say(`enabled and ${changed ? '(re)started' : 'started'} ${UNIT_NAME}; it starts before docker.service from now on`);
+    }
+    return 0;
+  }
+
+  c.say(`${c.why}: nothing was loaded or started.`);
+  if (await hasSystemctl(c.systemctl)) {
+    await must(c.systemctl, [...c.offlineArgs, 'enable', UNIT_NAME]);
+    c.say(`enabled ${UNIT_NAME} offline (symlinks in ${join(c.root, UNIT_DIR)}/{multi-user.target,docker.service}.wants): systemd starts it at the next boot`);
+  } else {
+    c.say(`systemctl is not installed: enable it yourself with \`systemctl enable ${UNIT_NAME}\` once systemd runs`);
+  }
+  if (!o.noStart && c.root === '/') c.say(`to run ledgernet now without systemd: ${argv.join(' ')}`);
+  return 0;
+}
+
+/** Stops and disables the service (when systemd runs), then removes the unit. Keeps the state dir. */
+export async function uninstall(o: Omit<InstallOptions, 'noStart' | 'prefix'>): Promise<number> {
+  const c = context({ ...o, noStart: true });
+  const path = unitPath(c.root);
+  if (!existsSync(path)) {
+    c.say(`${path} does not exist: ledgernet is not installed there; nothing to do`);
+    return 0;
+  }
+  if (c.live) {
+    await must(c.systemctl, ['disable', '--now', UNIT_NAME]);
+    c.say(`stopped and disabled ${UNIT_NAME}`);
+  } else if (await hasSystemctl(c.systemctl)) {
+    await must(c.systemctl, [...c.offlineArgs, 'disable', UNIT_NAME]);
+    c.say(`${c.why}: disabled ${UNIT_NAME} offline (removed its .wants symlinks); nothing was stopped`);
+  } else {
+    c.say(`${c.why} and systemctl is not installed: nothing was stopped or disabled`);
+  }
+  await rm(path, { force: true });
+  c.say(`removed ${path}`);
+  if (c.live) {
+    await must(c.systemctl, ['daemon-reload']);
+    await c.systemctl(['reset-failed', UNIT_NAME]);
+  }
+  c.say('the state directory (/var/lib/ledgernet) was kept; remove it yourself if you no longer need the log');
+  return 0;
+}

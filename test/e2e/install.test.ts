@@ -1,0 +1,242 @@
+// The install paths end to end with the real dockerd:
+//   1. systemd: `ledgernet install --root <tmp>` writes a unit that systemd-analyze accepts; the
+//      unit's own ExecStart line (run as systemd would: its Environment, a bare PATH) serves a
+//      network where two containers ping; SIGTERM stops it cleanly; uninstall removes it all.
+//   2. managed plugin: `npm run plugin:build`, `docker plugin create` + `enable`, a network on
+//      `<name>:latest` where two containers ping, then everything removed.
+// One driver at a time on this host: a running ledgernet removes lnb-/lnv- links it does not own,
+// so each test stops its driver (daemon or plugin) before the next one starts.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, lstatSync, readlinkSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { execa } from 'execa';
+import { PLUGIN_SOCKET, REPO_ROOT, ledgernetCli, pluginCall } from '../helpers/daemon.ts';
+import { TEST_IMAGE, cleanupAll, containerIp, docker, ping, track, uniqueName, waitFor } from '../helpers/docker.ts';
+import { assertNoLeaks, waitNoLeaks } from '../helpers/leaks.ts';
+import { environment, parseUnit, splitCommandLine, value, values } from '../helpers/systemd.ts';
+
+const PLUGIN = 'ledgernet-test/ledgernet:latest';
+/** systemd's PATH for services; the unit must not rely on the caller's. */
+const SYSTEMD_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+const temps: string[] = [];
+async function tempDir(prefix: string): Promise<string> {
+  const d = await mkdtemp(join(tmpdir(), prefix));
+  temps.push(d);
+  return d;
+}
+
+let daemon: ChildProcess | undefined;
+
+async function removePlugin(): Promise<void> {
+  const r = await docker(['plugin', 'inspect', '-f', '{{.Id}}', PLUGIN]);
+  if (r.exitCode === 0) await docker(['plugin', 'rm', '--force', PLUGIN], { timeoutMs: 60_000 });
+}
+
+before(async () => {
+  await assertNoLeaks();
+  assert.equal(existsSync(PLUGIN_SOCKET) && (await pluginCall('Plugin.Activate', undefined).then(() => true, () => false)), false,
+    `a ledgernet already answers on ${PLUGIN_SOCKET}; these tests need the host to themselves`);
+  await removePlugin(); // left by an earlier, interrupted run
+});
+
+after(async () => {
+  await cleanupAll();
+  if (daemon && daemon.exitCode === null && daemon.signalCode === null) daemon.kill('SIGKILL');
+  await removePlugin();
+  for (const d of temps) await rm(d, { recursive: true, force: true });
+});
+
+async function runContainer(network: string): Promise<string> {
+  const name = track.container(uniqueName('inst'));
+  await docker(['run', '-d', '--name', name, '--network', network, TEST_IMAGE, 'sleep', '600'], { check: true });
+  return name;
+}
+
+/** Two containers on `network` ping each other; then both and the network are removed. */
+async function twoContainersPing(network: string): Promise<void> {
+  const c1 = await runContainer(network);
+  const c2 = await runContainer(network);
+  const ip1 = await containerIp(c1, network);
+  const ip2 = await containerIp(c2, network);
+  assert.ok(await ping(c1, ip2), `${c1} pings ${c2} at ${ip2}`);
+  assert.ok(await ping(c2, ip1), `${c2} pings ${c1} at ${ip1}`);
+  assert.equal((await docker(['rm', '-f', c1, c2])).exitCode, 0);
+  assert.equal((await docker(['network', 'rm', network])).exitCode, 0);
+}
+
+async function eventTypes(stateDir: string): Promise<string[]> {
+  const r = await ledgernetCli(['events', '--json', '--state-dir', stateDir]);
+  assert.equal(r.exitCode, 0, r.stderr);
+  return r.stdout.trim().split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { type: string }).type);
+}
+
+const systemdAnalyzeWorks = (await execa('systemd-analyze', ['--version'], { reject: false })).exitCode === 0;
+
+describe('install as a systemd service', () => {
+  test('install --root writes and enables the unit, idempotently; systemd-analyze accepts it; uninstall removes it', async () => {
+    const root = await tempDir('ledgernet-root-');
+    const unitPath = join(root, 'etc/systemd/system/ledgernet.service');
+    const r1 = await ledgernetCli(['install', '--root', root]);
+    assert.equal(r1.exitCode, 0, r1.stderr);
+    assert.match(r1.stdout, new RegExp(`wrote ${unitPath}`));
+    assert.match(r1.stdout, /is not the running system: nothing was loaded or started/);
+    const text = await readFile(unitPath, 'utf8');
+    const unit = parseUnit(text);
+    assert.equal(value(unit, 'Unit', 'Before'), 'docker.service');
+    assert.equal(value(unit, 'Service', 'Restart'), 'always');
+    assert.deepEqual(splitCommandLine(value(unit, 'Service', 'ExecStart')), [process.execPath, join(REPO_ROOT, 'dist/cli.js'), 'serve']);
+    for (const wants of ['multi-user.target.wants', 'docker.service.wants']) {
+      const link = join(root, 'etc/systemd/system', wants, 'ledgernet.service');
+      assert.ok(lstatSync(link).isSymbolicLink(), `${link} is a symlink`);
+      assert.equal(readlinkSync(link), '/etc/systemd/system/ledgernet.service');
+    }
+
+    if (systemdAnalyzeWorks) {
+      const v = await execa('systemd-analyze', ['verify', unitPath], { reject: false });
+      assert.equal(v.exitCode, 0, `systemd-analyze verify:\n${v.stdout}${v.stderr}`);
+    }
+
+    const r2 = await ledgernetCli(['install', '--root', root]);
+    assert.equal(r2.exitCode, 0, r2.stderr);
+    assert.match(r2.stdout, /already up to date/);
+    assert.equal(await readFile(unitPath, 'utf8'), text, 'a second install changes nothing');
+
+    const rp = await ledgernetCli(['install', '--root', root, '--no-start', '--prefix', '/opt/ledgernet']);
+    assert.equal(rp.exitCode, 0, rp.stderr);
+    assert.match(rp.stdout, /updated/);
+    assert.match(await readFile(unitPath, 'utf8'), /^ExecStart=\/opt\/ledgernet\/bin\/ledgernet serve$/m);
+
+    const u1 = await ledgernetCli(['uninstall', '--root', root]);
+    assert.equal(u1.exitCode, 0, u1.stderr);
+    assert.match(u1.stdout, /removed/);
+    const left = await execa('find', [root, '-mindepth', '1', '(', '-type', 'f', '-o', '-type', 'l', ')']);
+    assert.equal(left.stdout, '', 'no unit file or symlink is left');
+    const u2 = await ledgernetCli(['uninstall', '--root', root]);
+    assert.equal(u2.exitCode, 0, u2.stderr);
+    assert.match(u2.stdout, /nothing to do/);
+  });
+
+  test("the unit's ExecStart serves the real dockerd: two containers ping; SIGTERM stops it cleanly", async () => {
+    const root = await tempDir('ledgernet-root-');
+    const stateDir = await tempDir('ledgernet-state-');
+    const unitPath = join(root, 'etc/systemd/system/ledgernet.service');
+    assert.equal((await ledgernetCli(['install', '--root', root])).exitCode, 0);
+    const unit = parseUnit(await readFile(unitPath, 'utf8'));
+    const argv = splitCommandLine(value(unit, 'Service', 'ExecStart'));
+    // As systemd runs it: the unit's Environment and systemd's PATH, nothing from this shell.
+    const env = { PATH: SYSTEMD_PATH, ...environment(unit), LEDGERNET_STATE_DIR: stateDir };
+    assert.equal(env.LEDGERNET_SOCKET, PLUGIN_SOCKET);
+
+    let logs = '';
+    const proc = spawn(argv[0]!, [...argv.slice(1), '--state-dir', stateDir, '--socket', PLUGIN_SOCKET, '--reconcile-interval', '1'], {
+      env,
+      cwd: '/',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    daemon = proc;
+    proc.stdout.on('data', (c: Buffer) => (logs += c.toString()));
+    proc.stderr.on('data', (c: Buffer) => (logs += c.toString()));
+    const exited = new Promise<{ code: number | null; signal: string | null }>((res) => proc.on('exit', (code, signal) => res({ code, signal })));
+    try {
+      // ExecStartPost is what makes systemd wait for the socket before starting docker.service.
+      const [post] = values(unit, 'Service', 'ExecStartPost').map(splitCommandLine);
+      assert.ok(post);
+      const ready = await execa(post[0]!, post.slice(1), { env, extendEnv: false, reject: false, timeout: 35_000 });
+      assert.equal(ready.exitCode, 0, `ExecStartPost: ${ready.stderr}\n${logs}`);
+      assert.equal((await pluginCall('Plugin.Activate', undefined)).status, 200);
+
+      const net = track.network(uniqueName('lninst'));
+      const c = await docker(['network', 'create', '--driver', 'ledgernet', '--subnet', '10.231.61.0/24', net]);
+      assert.equal(c.exitCode, 0, `${c.stderr}\n${logs}`);
+      await twoContainersPing(net);
+      await waitNoLeaks();
+
+      proc.kill('SIGTERM');
+      const exit = await Promise.race([exited, new Promise<'late'>((r) => setTimeout(r, 15_000, 'late'))]);
+      assert.deepEqual(exit, { code: 0, signal: null }, `graceful exit on SIGTERM\n${logs}`);
+      assert.match(logs, /shutting down/);
+      assert.equal(existsSync(PLUGIN_SOCKET), false, 'the plugin socket is removed');
+      assert.equal(existsSync(join(stateDir, 'control.sock')), false, 'the control socket is removed');
+      assert.equal(existsSync(join(stateDir, 'lock')), false, 'the state dir lock is released');
+      const verify = await ledgernetCli(['events', 'verify', '--state-dir', stateDir]);
+      assert.equal(verify.exitCode, 0, verify.stderr);
+      const types = await eventTypes(stateDir);
+      for (const t of ['network.created', 'endpoint.joined', 'network.deleted']) assert.ok(types.includes(t), `the log holds ${t}`);
+      await assertNoLeaks();
+    } finally {
+      await cleanupAll();
+      if (proc.exitCode === null && proc.signalCode === null) {
+        proc.kill('SIGKILL');
+        await exited;
+      }
+      daemon = undefined;
+    }
+    const u = await ledgernetCli(['uninstall', '--root', root]);
+    assert.equal(u.exitCode, 0, u.stderr);
+    assert.equal(existsSync(unitPath), false);
+  });
+});
+
+describe('install as a managed Docker plugin', () => {
+  test('plugin:build, create, enable; a network on <name>:latest where two containers ping; then all removed', async () => {
+    const build = await execa('npm', ['run', 'plugin:build', '--silent'], { cwd: REPO_ROOT, reject: false, timeout: 300_000, all: true });
+    assert.equal(build.exitCode, 0, build.all);
+    const dir = join(REPO_ROOT, 'build/plugin');
+    const rootfs = join(dir, 'rootfs');
+
+    const config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as {
+      interface: { types: string[]; socket: string };
+      network: { type: string };
+      linux: { capabilities: string[] };
+      mounts: { name: string; destination: string; settable: string[] }[];
+      env: { name: string; settable?: string[] }[];
+    };
+    assert.ok(config.interface.types.includes('docker.networkdriver/1.0'));
+    assert.equal(config.interface.socket, 'ledgernet.sock');
+    assert.equal(config.network.type, 'host');
+    assert.deepEqual(config.linux.capabilities, ['CAP_NET_ADMIN']);
+    const state = config.mounts.find((m) => m.name === 'state');
+    assert.deepEqual([state?.destination, state?.settable], ['/var/lib/ledgernet', ['source']]);
+    assert.deepEqual(config.env.find((e) => e.name === 'LEDGERNET_LOG_LEVEL')?.settable, ['value']);
+
+    // The rootfs is complete: every program the driver runs starts inside it.
+    for (const cmd of [['/usr/bin/node', '-e', '1'], ['ip', '-V'], ['tc', '-V'], ['iptables-save', '-t', 'filter'], ['/usr/bin/node', '/app/dist/cli.js', '--help']]) {
+      const r = await execa('chroot', [rootfs, ...cmd], { reject: false, env: { PATH: SYSTEMD_PATH }, extendEnv: false });
+      assert.equal(r.exitCode, 0, `chroot rootfs ${cmd.join(' ')}: ${r.stderr}`);
+    }
+
+    const stateDir = await tempDir('ledgernet-plugin-state-');
+    const net = track.network(uniqueName('lnplug'));
+    try {
+      await docker(['plugin', 'create', PLUGIN, dir], { check: true, timeoutMs: 120_000 });
+      await docker(['plugin', 'set', PLUGIN, `state.source=${stateDir}`, 'LEDGERNET_RECONCILE_INTERVAL=1'], { check: true });
+      await docker(['plugin', 'enable', PLUGIN], { check: true, timeoutMs: 60_000 });
+      const id = (await docker(['plugin', 'inspect', '-f', '{{.Id}}', PLUGIN], { check: true })).stdout.trim();
+      assert.ok(existsSync(`/run/docker/plugins/${id}/ledgernet.sock`), 'the plugin socket is where dockerd looks for it');
+
+      const c = await docker(['network', 'create', '--driver', PLUGIN, '--subnet', '10.231.60.0/24', net]);
+      assert.equal(c.exitCode, 0, c.stderr);
+      await twoContainersPing(net);
+      // The log sits in the bind-mounted state dir on the host: the host CLI reads it.
+      const types = await eventTypes(stateDir);
+      for (const t of ['network.created', 'endpoint.joined', 'network.deleted']) assert.ok(types.includes(t), `the log holds ${t}`);
+      await waitNoLeaks();
+
+      await docker(['plugin', 'disable', PLUGIN], { check: true, timeoutMs: 60_000 });
+      await docker(['plugin', 'rm', PLUGIN], { check: true, timeoutMs: 60_000 });
+      assert.equal((await docker(['plugin', 'inspect', PLUGIN])).exitCode, 1, 'the plugin is gone');
+      assert.equal(existsSync(`/run/docker/plugins/${id}`), false, 'its socket dir is gone');
+      const nets = await docker(['network', 'ls', '-q', '--filter', `driver=${PLUGIN}`], { check: true });
+      assert.equal(nets.stdout, '', 'no network uses the plugin');
+      await assertNoLeaks();
+    } finally {
+      await cleanupAll();
+      await removePlugin();
+    }
+  });
+});

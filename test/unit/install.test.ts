@@ -1,0 +1,110 @@
+// `ledgernet install` / `uninstall` without a machine: the unit text, ExecStart quoting against an
+// independent systemd-style parser, and the systemctl calls made when systemd runs (a fake
+// systemctl) or does not (a temp --root). The real thing runs in test/e2e/install.test.ts.
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { install, quoteExecArg, renderUnit, UNIT_TEMPLATE, uninstall, type Systemctl } from '../../src/install.ts';
+import { environment, parseUnit, splitCommandLine, value, values } from '../helpers/systemd.ts';
+
+let root: string;
+let lines: string[];
+let calls: string[][];
+const say = (l: string) => void lines.push(l);
+
+function fakeSystemctl(failOn?: string): Systemctl {
+  return async (args) => {
+    calls.push([...args]);
+    return args.includes(failOn ?? '\0') ? { exitCode: 1, output: 'Failed to do it.' } : { exitCode: 0, output: '' };
+  };
+}
+
+const unitFile = () => join(root, 'etc/systemd/system/ledgernet.service');
+
+beforeEach(async () => {
+  root = await mkdtemp(join(tmpdir(), 'ledgernet-install-unit-'));
+  lines = [];
+  calls = [];
+});
+afterEach(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+describe('the unit file', () => {
+  it('orders ledgernet before docker, is pulled in by it, restarts always, keeps state in /var/lib/ledgernet', async () => {
+    const unit = parseUnit(renderUnit(await readFile(UNIT_TEMPLATE, 'utf8'), ['/usr/bin/node', '/opt/ln/dist/cli.js', 'serve']));
+    assert.equal(value(unit, 'Unit', 'Before'), 'docker.service');
+    assert.deepEqual(value(unit, 'Install', 'WantedBy').split(/\s+/).sort(), ['docker.service', 'multi-user.target']);
+    assert.equal(value(unit, 'Service', 'Restart'), 'always');
+    assert.equal(value(unit, 'Service', 'StateDirectory'), 'ledgernet');
+    assert.equal(environment(unit)['LEDGERNET_STATE_DIR'], '/var/lib/ledgernet');
+    assert.equal(environment(unit)['LEDGERNET_SOCKET'], '/run/docker/plugins/ledgernet.sock');
+    assert.deepEqual(splitCommandLine(value(unit, 'Service', 'ExecStart')), ['/usr/bin/node', '/opt/ln/dist/cli.js', 'serve']);
+    assert.equal(values(unit, 'Service', 'ExecStartPost').length, 1, 'waits for the socket before docker may start');
+  });
+
+  it('quotes awkward arguments so systemd reads them back unchanged', () => {
+    const argv = ['/opt/my apps/node', '/x/100%/cli.js', 'a"b', 'back\\slash', '$HOME', "it's", '', 'serve'];
+    assert.deepEqual(splitCommandLine(argv.map(quoteExecArg).join(' ')), argv);
+    assert.equal(quoteExecArg('/usr/bin/node'), '/usr/bin/node');
+    assert.throws(() => quoteExecArg('a\nb'), /control character/);
+  });
+
+  it('refuses a template without the ExecStart placeholder', () => {
+    assert.throws(() => renderUnit('[Service]\nExecStart=/bin/true\n', ['/x']), /ExecStart=@EXEC_START@/);
+  });
+});
+
+describe('install and uninstall with systemd running (fake systemctl)', () => {
+  it('writes the unit, reloads, enables and starts; a second run only starts; uninstall stops, disables, removes', async () => {
+    const systemctl = fakeSystemctl();
+    assert.equal(await install({ root, noStart: false, systemdRunning: true, systemctl, say }), 0);
+    assert.ok(existsSync(unitFile()));
+    assert.deepEqual(calls, [['daemon-reload'], ['enable', 'ledgernet.service'], ['restart', 'ledgernet.service']]);
+
+    calls = [];
+    assert.equal(await install({ root, noStart: false, systemdRunning: true, systemctl, say }), 0);
+    assert.deepEqual(calls, [['daemon-reload'], ['enable', 'ledgernet.service'], ['start', 'ledgernet.service']]);
+    assert.ok(lines.some((l) => /already up to date/.test(l)));
+
+    calls = [];
+    assert.equal(await uninstall({ root, systemdRunning: true, systemctl, say }), 0);
+    assert.deepEqual(calls, [['disable', '--now', 'ledgernet.service'], ['daemon-reload'], ['reset-failed', 'ledgernet.service']]);
+    assert.equal(existsSync(unitFile()), false);
+
+    calls = [];
+    assert.equal(await uninstall({ root, systemdRunning: true, systemctl, say }), 0);
+    assert.deepEqual(calls, [], 'nothing to undo the second time');
+    assert.match(lines.at(-1) ?? '', /not installed there; nothing to do/);
+  });
+
+  it('--no-start enables without starting; --prefix runs <prefix>/bin/ledgernet', async () => {
+    assert.equal(await install({ root, noStart: true, prefix: '/opt/ledgernet', systemdRunning: true, systemctl: fakeSystemctl(), say }), 0);
+    assert.deepEqual(calls, [['daemon-reload'], ['enable', 'ledgernet.service']]);
+    const unit = parseUnit(await readFile(unitFile(), 'utf8'));
+    assert.deepEqual(splitCommandLine(value(unit, 'Service', 'ExecStart')), ['/opt/ledgernet/bin/ledgernet', 'serve']);
+    await assert.rejects(install({ root, noStart: true, prefix: 'relative', systemdRunning: true, systemctl: fakeSystemctl(), say }), /absolute/);
+  });
+
+  it('a failing systemctl fails the command with its message', async () => {
+    await assert.rejects(
+      install({ root, noStart: false, systemdRunning: true, systemctl: fakeSystemctl('enable'), say }),
+      /systemctl enable ledgernet.service failed \(exit 1\): Failed to do it\./,
+    );
+  });
+});
+
+describe('install without systemd (--root)', () => {
+  it('enables offline with systemctl --root and says that nothing was started', async () => {
+    assert.equal(await install({ root, noStart: false, systemdRunning: false, systemctl: fakeSystemctl(), say }), 0);
+    assert.deepEqual(calls, [['--version'], ['--root', root, 'enable', 'ledgernet.service']]);
+    assert.ok(lines.some((l) => l.includes('is not the running system: nothing was loaded or started')), lines.join('\n'));
+    calls = [];
+    assert.equal(await uninstall({ root, systemdRunning: false, systemctl: fakeSystemctl(), say }), 0);
+    assert.deepEqual(calls, [['--version'], ['--root', root, 'disable', 'ledgernet.service']]);
+    assert.equal(existsSync(unitFile()), false);
+  });
+});
