@@ -6,7 +6,9 @@ import { createControlApp, createPluginApp } from './api/index.ts';
 import { controlSocket, type ServeConfig } from './config.ts';
 import { acquireLock, emptyState, EventLog, EventStore, fold } from './events/index.ts';
 import { createKernel } from './kernel/index.ts';
-import { Reconciler, describeAction } from './reconciler/index.ts';
+import type { HostView } from './api/ipam.ts';
+import type { Kernel } from './kernel/index.ts';
+import { Reconciler, describeAction, isOwnedLink } from './reconciler/index.ts';
 import { prepareSocketPath } from './socket.ts';
 
 export function createLogger(level: string): Logger {
@@ -57,7 +59,14 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
     });
     cleanups.push(() => reconciler.stop());
 
-    const plugin = createPluginApp({ store, reconciler, log, applyTimeoutMs: cfg.applyTimeoutMs });
+    const plugin = createPluginApp({
+      store,
+      reconciler,
+      log,
+      applyTimeoutMs: cfg.applyTimeoutMs,
+      host: hostView(kernel),
+      defaultPools: cfg.defaultPools,
+    });
     await prepareSocketPath(cfg.socket);
     await plugin.listen({ path: cfg.socket });
     await chmod(cfg.socket, 0o660);
@@ -89,4 +98,17 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
     throw e;
   }
   return { stop: stopAll };
+}
+
+/** The host as the api sees it: read through the kernel, so the api never imports it. */
+function hostView(kernel: Kernel): HostView {
+  return {
+    async occupiedPrefixes() {
+      const [snap, routes] = await Promise.all([kernel.observe(), kernel.observeRoutes()]);
+      return [...snap.addrs.map((a) => a.cidr), ...routes.map((r) => r.dst)];
+    },
+    async foreignLinks() {
+      return (await kernel.observe()).links.filter((l) => !isOwnedLink(l)).map((l) => l.name);
+    },
+  };
 }
