@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // The `ledgernet` command. Flags win over environment variables, which win over defaults.
 import { parseArgs } from 'node:util';
-import { DEFAULTS, defaultHost } from './config.ts';
+import { DEFAULT_POOLS } from './api/ipam.ts';
+import { DEFAULTS, defaultHost, type DefaultPools } from './config.ts';
+import { parsePrefix } from './events/cidr.ts';
 import { DriverError, isDriverError } from './errors.ts';
 import { runEvents, runReconcile, runStatus } from './commands.ts';
 import { createLogger, serve } from './main.ts';
@@ -12,6 +14,8 @@ const USAGE = `usage: ledgernet <command> [options]
 commands:
   serve       run the driver: [--socket P] [--state-dir D] [--reconcile-interval S] [--log-level L]
               [--metrics HOST:PORT]  Prometheus metrics (off by default)
+              [--default-pool CIDR] [--default-pool-size N] [--default-pool6 CIDR] [--default-pool6-size N]
+              (automatic IPAM pools: default ${DEFAULT_POOLS.v4.range} in /${DEFAULT_POOLS.v4.size}s, ${DEFAULT_POOLS.v6.range} in /${DEFAULT_POOLS.v6.size}s)
   reconcile   converge the kernel once (through the running daemon if there is one)
               --dry-run  only show what would change (exit 0: nothing, 2: changes pending, 1: error)
               --json     machine-readable output
@@ -30,6 +34,10 @@ const OPTIONS = {
   'log-level': { type: 'string' },
   'apply-timeout': { type: 'string' },
   metrics: { type: 'string' },
+  'default-pool': { type: 'string' },
+  'default-pool-size': { type: 'string' },
+  'default-pool6': { type: 'string' },
+  'default-pool6-size': { type: 'string' },
   'dry-run': { type: 'boolean' },
   json: { type: 'boolean' },
   follow: { type: 'boolean' },
@@ -46,6 +54,36 @@ function num(name: string, v: string | undefined, fallback: number): number {
   return n;
 }
 
+function defaultPool(
+  family: 4 | 6,
+  flag: string,
+  range: string | undefined,
+  sizeText: string | undefined,
+  fallback: { range: string; size: number },
+): { range: string; size: number } {
+  const r = range ?? fallback.range;
+  const p = parsePrefix(r, true);
+  if (!p || p.family !== family) {
+    throw new DriverError('LN_ERR_BAD_REQUEST', `--${flag} must be an IPv${family} CIDR without host bits such as ${fallback.range}, got ${r}`);
+  }
+  const size = sizeText === undefined ? fallback.size : Number(sizeText);
+  if (!Number.isInteger(size) || size < p.len || size > (family === 4 ? 30 : 126)) {
+    throw new DriverError(
+      'LN_ERR_BAD_REQUEST',
+      `--${flag}-size must be a prefix length from ${p.len} (the range's own) to ${family === 4 ? 30 : 126}, got ${sizeText}`,
+    );
+  }
+  return { range: r, size };
+}
+
+function defaultPools(values: Record<string, string | boolean | undefined>, env: NodeJS.ProcessEnv): DefaultPools {
+  const v = (k: string) => (typeof values[k] === 'string' ? (values[k] as string) : undefined);
+  return {
+    v4: defaultPool(4, 'default-pool', v('default-pool') ?? env['LEDGERNET_DEFAULT_POOL'], v('default-pool-size') ?? env['LEDGERNET_DEFAULT_POOL_SIZE'], DEFAULT_POOLS.v4),
+    v6: defaultPool(6, 'default-pool6', v('default-pool6') ?? env['LEDGERNET_DEFAULT_POOL6'], v('default-pool6-size') ?? env['LEDGERNET_DEFAULT_POOL6_SIZE'], DEFAULT_POOLS.v6),
+  };
+}
+
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
   const [cmd, sub] = positionals;
@@ -58,6 +96,7 @@ async function main(argv: string[]): Promise<number> {
   switch (cmd) {
     case 'serve': {
       const logLevel = values['log-level'] ?? env['LEDGERNET_LOG_LEVEL'] ?? DEFAULTS.logLevel;
+      const pools = defaultPools(values, env);
       const log = createLogger(logLevel);
       const daemon = await serve(
         {
@@ -68,6 +107,7 @@ async function main(argv: string[]): Promise<number> {
           logLevel,
           host: env['LEDGERNET_HOST'] ?? defaultHost(),
           metrics: values.metrics ?? env['LEDGERNET_METRICS'] ?? null,
+          defaultPools: pools,
         },
         log,
       );

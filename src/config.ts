@@ -9,6 +9,11 @@ export const DEFAULTS = {
   logLevel: 'info',
 } as const;
 
+export interface DefaultPools {
+  readonly v4: { readonly range: string; readonly size: number };
+  readonly v6: { readonly range: string; readonly size: number };
+}
+
 export interface ServeConfig {
   readonly socket: string;
   readonly stateDir: string;
@@ -18,6 +23,8 @@ export interface ServeConfig {
   readonly host: string;
   /** HOST:PORT for Prometheus metrics, or null (off). */
   readonly metrics: string | null;
+  /** Where IPAM carves automatic pools from (`--default-pool`, `--default-pool-size`, and the v6 twins). */
+  readonly defaultPools: DefaultPools;
 }
 
 export function controlSocket(stateDir: string): string {

@@ -8,7 +8,9 @@ import { createControlApp, createPluginApp } from './api/index.ts';
 import { controlSocket, type ServeConfig } from './config.ts';
 import { acquireLock, openStore } from './events/index.ts';
 import { createKernel } from './kernel/index.ts';
-import { Reconciler, describeAction } from './reconciler/index.ts';
+import type { HostView } from './api/ipam.ts';
+import type { Kernel } from './kernel/index.ts';
+import { Reconciler, describeAction, isOwnedLink } from './reconciler/index.ts';
 import { Metrics, serveMetrics } from './metrics.ts';
 import { prepareSocketPath } from './socket.ts';
 
@@ -82,6 +84,8 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
       log,
       applyTimeoutMs: cfg.applyTimeoutMs,
       ...(metrics ? { onCall: metrics.onCall } : {}),
+      host: hostView(kernel),
+      defaultPools: cfg.defaultPools,
     });
     await prepareSocketPath(cfg.socket);
     await plugin.listen({ path: cfg.socket });
@@ -123,4 +127,17 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
     throw e;
   }
   return { stop: stopAll };
+}
+
+/** The host as the api sees it: read through the kernel, so the api never imports it. */
+function hostView(kernel: Kernel): HostView {
+  return {
+    async occupiedPrefixes() {
+      const [snap, routes] = await Promise.all([kernel.observe(), kernel.observeRoutes()]);
+      return [...snap.addrs.map((a) => a.cidr), ...routes.map((r) => r.dst)];
+    },
+    async foreignLinks() {
+      return (await kernel.observe()).links.filter((l) => !isOwnedLink(l)).map((l) => l.name);
+    },
+  };
 }

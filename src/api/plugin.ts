@@ -4,11 +4,24 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { DriverError, isDriverError } from '../errors.ts';
-import type { Command } from '../events/commands.ts';
+import type { Command, DefaultPool } from '../events/commands.ts';
+import { bridgeName } from '../events/names.ts';
 import { short } from '../events/decide.ts';
 import type { State, StoredEvent } from '../events/types.ts';
 import { describeAction } from '../reconciler/actions.ts';
 import type { PassResult } from '../reconciler/loop.ts';
+import {
+  ADDRESS_SPACES,
+  DEFAULT_POOLS,
+  EMPTY_HOST,
+  checkBridgeName,
+  releaseAddress,
+  releasePool,
+  requestAddress,
+  requestPool,
+  type HostView,
+  type IpamDeps,
+} from './ipam.ts';
 import {
   gatewayIp,
   id,
@@ -27,6 +40,10 @@ export interface ApiDeps {
   readonly log: Logger;
   /** How long a Docker call waits for the kernel before it is refused and rolled back. */
   readonly applyTimeoutMs: number;
+  /** The host as IPAM and option checks need it (default: an empty host). */
+  readonly host?: HostView;
+  /** Where automatic pools are carved from (default DEFAULT_POOLS). */
+  readonly defaultPools?: { readonly v4: DefaultPool; readonly v6: DefaultPool };
   /** Called with each call's method name and duration (metrics). */
   readonly onCall?: (method: string, ms: number, ok: boolean) => void;
 }
@@ -51,8 +68,18 @@ export function createPluginApp(apiDeps: ApiDeps): FastifyInstance {
     reply.header('connection', 'close');
   });
 
+  const ipam: IpamDeps = { store: deps.store, host: deps.host ?? EMPTY_HOST, defaultPools: deps.defaultPools ?? DEFAULT_POOLS };
   const routes: Record<string, { needsBody: boolean; handler: Handler }> = {
-    'Plugin.Activate': { needsBody: false, handler: async () => ({ Implements: ['NetworkDriver'] }) },
+    'Plugin.Activate': { needsBody: false, handler: async () => ({ Implements: ['NetworkDriver', 'IpamDriver'] }) },
+    'IpamDriver.GetCapabilities': {
+      needsBody: false,
+      handler: async () => ({ RequiresMACAddress: false, RequiresRequestReplay: false }),
+    },
+    'IpamDriver.GetDefaultAddressSpaces': { needsBody: false, handler: async () => ADDRESS_SPACES },
+    'IpamDriver.RequestPool': { needsBody: true, handler: (b, m) => requestPool(ipam, b, m) },
+    'IpamDriver.ReleasePool': { needsBody: true, handler: (b, m) => releasePool(ipam, b, m) },
+    'IpamDriver.RequestAddress': { needsBody: true, handler: (b, m) => requestAddress(ipam, b, m) },
+    'IpamDriver.ReleaseAddress': { needsBody: true, handler: (b, m) => releaseAddress(ipam, b, m) },
     'NetworkDriver.GetCapabilities': {
       needsBody: false,
       handler: async () => ({ Scope: 'local', ConnectivityScope: 'local' }),
@@ -135,6 +162,7 @@ function failuresFor(pass: PassResult, networkId: string, endpointId: string | n
 
 async function createNetwork(deps: ApiDeps, body: Json, method: string): Promise<unknown> {
   const spec = toNetworkSpec(method, body);
+  await checkBridgeName(deps.host ?? EMPTY_HOST, spec.bridge, spec.bridge === bridgeName(spec.networkId), method);
   await deps.store.execute({ type: 'CreateNetwork', spec });
   let problems: string[];
   try {

@@ -78,14 +78,31 @@ function ipamList(method: string, v: unknown, field: string, family: 4 | 6): Ipa
 /** ledgernet.* keys this version understands, with the form each accepts. */
 export const NETWORK_OPTIONS: Readonly<Record<string, string>> = {
   'ledgernet.mtu': 'an integer from 68 to 65535',
+  'ledgernet.bridge': 'an interface name of 1 to 15 bytes of A-Z a-z 0-9 _ . - not starting with lnb-, lnv- or lnp-',
 };
+
+/** Docker bridge-driver option names that mean the same as a ledgernet option. */
+export const DOCKER_ALIASES: Readonly<Record<string, string>> = {
+  'com.docker.network.driver.mtu': 'ledgernet.mtu',
+  'com.docker.network.bridge.name': 'ledgernet.bridge',
+};
+
+function invalidOption(method: string, key: string, v: string, canonical: string): DriverError {
+  return new DriverError(
+    'LN_ERR_INVALID_OPTION',
+    `${method}: option ${key}=${v} is invalid: expected ${NETWORK_OPTIONS[canonical]}`,
+  );
+}
 
 function mtuOption(method: string, key: string, v: string): number {
   const n = Number(v);
-  if (!/^\d+$/.test(v) || n < 68 || n > 65535) {
-    throw new DriverError('LN_ERR_INVALID_OPTION', `${method}: option ${key}=${v} is invalid: expected ${NETWORK_OPTIONS['ledgernet.mtu']}`);
-  }
+  if (!/^\d+$/.test(v) || n < 68 || n > 65535) throw invalidOption(method, key, v, 'ledgernet.mtu');
   return n;
+}
+
+function bridgeOption(method: string, key: string, v: string): string {
+  if (!isValidIfName(v) || /^ln[bvp]-/.test(v)) throw invalidOption(method, key, v, 'ledgernet.bridge');
+  return v;
 }
 
 function genericOptions(method: string, v: unknown): Record<string, string> {
@@ -98,6 +115,21 @@ function genericOptions(method: string, v: unknown): Record<string, string> {
   return out;
 }
 
+/** The value of a ledgernet option given under its own name or a Docker alias; both at once must agree. */
+function optionValue(method: string, generic: Record<string, string>, canonical: string): { key: string; value: string } | null {
+  const keys = [canonical, ...Object.keys(DOCKER_ALIASES).filter((k) => DOCKER_ALIASES[k] === canonical)];
+  const given = keys.filter((k) => generic[k] !== undefined).map((k) => ({ key: k, value: generic[k] as string }));
+  const [first, ...rest] = given;
+  const other = rest.find((g) => g.value !== first?.value);
+  if (first && other) {
+    throw new DriverError(
+      'LN_ERR_INVALID_OPTION',
+      `${method}: options ${first.key}=${first.value} and ${other.key}=${other.value} say different things; give one`,
+    );
+  }
+  return first ?? null;
+}
+
 export function toNetworkSpec(method: string, body: Json): NetworkSpec {
   const networkId = id(method, body, 'NetworkID');
   const options = obj(method, body['Options'], 'Options');
@@ -108,12 +140,10 @@ export function toNetworkSpec(method: string, body: Json): NetworkSpec {
       throw new DriverError('LN_ERR_INVALID_OPTION', `${method}: unknown option ${k}; ledgernet accepts ${known}`);
     }
   }
-  let mtu = DEFAULT_MTU;
-  for (const key of ['com.docker.network.driver.mtu', 'ledgernet.mtu']) {
-    const v = generic[key];
-    if (v !== undefined) mtu = mtuOption(method, key, v);
-  }
-  const bridge = bridgeName(networkId);
+  const mtuOpt = optionValue(method, generic, 'ledgernet.mtu');
+  const mtu = mtuOpt ? mtuOption(method, mtuOpt.key, mtuOpt.value) : DEFAULT_MTU;
+  const bridgeOpt = optionValue(method, generic, 'ledgernet.bridge');
+  const bridge = bridgeOpt ? bridgeOption(method, bridgeOpt.key, bridgeOpt.value) : bridgeName(networkId);
   if (!isValidIfName(bridge)) throw bad(method, `bridge name ${bridge} is not a valid interface name`);
   return {
     networkId,

@@ -1,5 +1,21 @@
 import type { EndpointSpec, NetworkSpec, PortBinding } from './types.ts';
 
+/** Where automatic pools come from: `range` cut into prefixes of length `size`. */
+export interface DefaultPool {
+  readonly range: string;
+  readonly size: number;
+}
+
+export interface PoolRequest {
+  /** `--subnet`, or null for an automatic pool. */
+  readonly pool: string | null;
+  readonly subPool: string | null;
+  readonly v6: boolean;
+  readonly defaults: DefaultPool;
+  /** Prefixes in use on the host (addresses and routes), read by the caller; automatic pools avoid them. */
+  readonly occupied: readonly string[];
+}
+
 /** What a caller asks for. `decide` turns a command into events or refuses it. */
 export type Command =
   | { readonly type: 'CreateNetwork'; readonly spec: NetworkSpec }
@@ -18,6 +34,17 @@ export type Command =
     }
   | { readonly type: 'RevokeExternal'; readonly networkId: string; readonly endpointId: string }
   | { readonly type: 'MarkLost'; readonly endpointId: string; readonly reason: string }
+  | { readonly type: 'RequestPool'; readonly request: PoolRequest }
+  | { readonly type: 'ReleasePool'; readonly poolId: string }
+  | {
+      readonly type: 'RequestAddress';
+      readonly poolId: string;
+      /** The address the caller named (gateway, aux, --ip), canonical, or null to let ledgernet choose. */
+      readonly address: string | null;
+      readonly gateway: boolean;
+      readonly name: string | null;
+    }
+  | { readonly type: 'ReleaseAddress'; readonly poolId: string; readonly address: string }
   | {
       readonly type: 'RecordReconcile';
       readonly trigger: string;

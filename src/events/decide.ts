@@ -1,6 +1,13 @@
 import { isDeepStrictEqual } from 'node:util';
 import { DriverError } from '../errors.ts';
 import type { Command } from './commands.ts';
+import {
+  checkNetworkOverlap,
+  decideReleaseAddress,
+  decideReleasePool,
+  decideRequestAddress,
+  decideRequestPool,
+} from './ipam.ts';
 import type { EndpointState, NetworkState, NewEvent, State } from './types.ts';
 
 /**
@@ -25,6 +32,11 @@ export function decide(cmd: Command, state: State): NewEvent[] {
           `bridge name ${cmd.spec.bridge} is already used by network ${short(clash.networkId)}`,
         );
       }
+      checkNetworkOverlap(
+        state,
+        cmd.spec.networkId,
+        [...cmd.spec.ipv4Data, ...cmd.spec.ipv6Data].map((d) => d.pool),
+      );
       return [{ type: 'network.created', data: cmd.spec }];
     }
     case 'DeleteNetwork': {
@@ -86,6 +98,14 @@ export function decide(cmd: Command, state: State): NewEvent[] {
         { type: 'endpoint.lost', data: { networkId: ep.networkId, endpointId: ep.endpointId, veth: ep.veth, reason: cmd.reason } },
       ];
     }
+    case 'RequestPool':
+      return decideRequestPool(cmd.request, state);
+    case 'ReleasePool':
+      return decideReleasePool(cmd.poolId, state);
+    case 'RequestAddress':
+      return decideRequestAddress(cmd, state);
+    case 'ReleaseAddress':
+      return decideReleaseAddress(cmd.poolId, cmd.address, state);
     case 'RecordReconcile':
       if (cmd.actions.length === 0 && cmd.failures.length === 0) return [];
       return [{ type: 'reconcile.applied', data: { trigger: cmd.trigger, actions: cmd.actions, failures: cmd.failures } }];

@@ -1,4 +1,5 @@
 import { castDraft, produce, type Draft } from 'immer';
+import { nextCursor } from './ipam.ts';
 import type { State, StoredEvent } from './types.ts';
 
 /** Folds one stored event into the state. Pure: everything it needs is in the event. */
@@ -76,6 +77,34 @@ function apply(draft: Draft<State>, event: StoredEvent): void {
         ep.programmed = false;
         ep.portmap = [];
       }
+      return;
+    }
+    case 'pool.requested':
+      draft.pools[event.data.poolId] = castDraft({
+        ...structuredClone(event.data),
+        allocated: {},
+        released: {},
+        next: '0',
+        requestedSeq: event.seq,
+      });
+      return;
+    case 'pool.released':
+      delete draft.pools[event.data.poolId];
+      return;
+    case 'address.requested': {
+      const p = draft.pools[event.data.poolId];
+      if (!p) return;
+      const { address, kind, name, auto } = event.data;
+      p.next = nextCursor(p, address, auto);
+      p.allocated[address] = { kind, name, seq: event.seq };
+      delete p.released[address];
+      return;
+    }
+    case 'address.released': {
+      const p = draft.pools[event.data.poolId];
+      if (!p || !p.allocated[event.data.address]) return;
+      delete p.allocated[event.data.address];
+      p.released[event.data.address] = event.seq;
       return;
     }
     case 'reconcile.applied':

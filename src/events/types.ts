@@ -41,6 +41,32 @@ export interface EndpointSpec {
   readonly mac: string | null;
 }
 
+/** How an address came to be held: Docker's gateway request, an address the caller named (aux,
+ * --ip), or one the allocator chose. */
+export type AddressKind = 'gateway' | 'static' | 'dynamic';
+
+/** A pool handed to Docker by ledgernet's IPAM. CIDRs are canonical and masked. */
+export interface PoolSpec {
+  readonly poolId: string;
+  readonly pool: string;
+  /** `--ip-range`: dynamic addresses come only from here. */
+  readonly subPool: string | null;
+  readonly v6: boolean;
+  /** Carved from the default range (no --subnet). */
+  readonly auto: boolean;
+}
+
+export interface AddressEvent {
+  readonly poolId: string;
+  /** Canonical address without prefix length. */
+  readonly address: string;
+  readonly kind: AddressKind;
+  /** Chosen by the allocator (advances its never-used cursor), not named by the caller. */
+  readonly auto: boolean;
+  /** `com.docker.network.endpoint.name` when Docker sent it (v29+), else null. */
+  readonly name: string | null;
+}
+
 export interface EventDataMap {
   'network.created': NetworkSpec;
   'network.deleted': { readonly networkId: string };
@@ -57,6 +83,10 @@ export interface EventDataMap {
     readonly portmap: readonly PortBinding[];
   };
   'endpoint.external.revoked': { readonly networkId: string; readonly endpointId: string };
+  'pool.requested': PoolSpec;
+  'pool.released': { readonly poolId: string };
+  'address.requested': AddressEvent;
+  'address.released': { readonly poolId: string; readonly address: string };
   'reconcile.applied': {
     readonly trigger: string;
     readonly actions: readonly string[];
@@ -79,6 +109,10 @@ export const EventVersions: { readonly [K in EventType]: number } = {
   'endpoint.lost': 1,
   'endpoint.external.programmed': 1,
   'endpoint.external.revoked': 1,
+  'pool.requested': 1,
+  'pool.released': 1,
+  'address.requested': 1,
+  'address.released': 1,
   'reconcile.applied': 1,
 };
 
@@ -112,9 +146,28 @@ export interface EndpointState extends EndpointSpec {
   readonly createdSeq: number;
 }
 
+export interface Allocation {
+  readonly kind: AddressKind;
+  readonly name: string | null;
+  readonly seq: number;
+}
+
+export interface PoolState extends PoolSpec {
+  /** Held addresses (canonical text) → how and when. */
+  readonly allocated: Readonly<Record<string, Allocation>>;
+  /** Released addresses → seq of the release; reused only once no never-used address is left,
+   * least recently released first (ARP caches elsewhere may still point at a fresh one). */
+  readonly released: Readonly<Record<string, number>>;
+  /** Offset (decimal) in the dynamic range of the next never-used candidate. */
+  readonly next: string;
+  readonly requestedSeq: number;
+}
+
 export interface State {
   readonly networks: Readonly<Record<string, NetworkState>>;
   readonly endpoints: Readonly<Record<string, EndpointState>>;
+  /** IPAM pools by PoolID. */
+  readonly pools: Readonly<Record<string, PoolState>>;
   /** Seq and hash of the last event folded in (0 and the genesis hash for an empty log). */
   readonly seq: number;
   readonly hash: string;
@@ -122,4 +175,4 @@ export interface State {
 
 export const GENESIS_HASH = '0'.repeat(64);
 
-export const emptyState: State = { networks: {}, endpoints: {}, seq: 0, hash: GENESIS_HASH };
+export const emptyState: State = { networks: {}, endpoints: {}, pools: {}, seq: 0, hash: GENESIS_HASH };

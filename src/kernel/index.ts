@@ -8,11 +8,13 @@ export type {
   Kernel,
   KernelSnapshot,
   Link,
+  Route,
 } from './types.ts';
 export type { KernelOptions } from './run-kernel.ts';
 export type { BatchProgress } from './parse-errors.ts';
 export { createKernel } from './run-kernel.ts';
 export { parseLinks } from './parse-links.ts';
 export { parseAddrs } from './parse-addrs.ts';
+export { parseRoutes } from './parse-routes.ts';
 export { parseIptablesSave } from './parse-iptables.ts';
 export { parseIpBatchErrors } from './parse-errors.ts';

@@ -12,7 +12,8 @@ import { parseAddrs } from './parse-addrs.ts';
 import { parseIpBatchErrors } from './parse-errors.ts';
 import { parseIptablesSave } from './parse-iptables.ts';
 import { parseLinks } from './parse-links.ts';
-import type { BatchFailure, BatchResult, Kernel, KernelSnapshot } from './types.ts';
+import { parseRoutes } from './parse-routes.ts';
+import type { BatchFailure, BatchResult, Kernel, KernelSnapshot, Route } from './types.ts';
 
 export interface KernelOptions {
   /** Name of a namespace under /run/netns; every command runs there. Default: our own. */
@@ -62,6 +63,16 @@ export function createKernel(opts: KernelOptions = {}): Kernel {
         addrs: parseAddrs(addrs.stdout),
         filter: parseIptablesSave(filter.stdout, 'filter'),
       };
+    },
+
+    async observeRoutes(): Promise<Route[]> {
+      const [v4, v6] = await Promise.all([
+        run('read IPv4 routes', 'ip', ipArgs('-j', 'route', 'show', 'table', 'main')),
+        run('read IPv6 routes', 'ip', ipArgs('-j', '-6', 'route', 'show', 'table', 'main')),
+      ]);
+      failOnExit(v4);
+      // IPv6 may be disabled on the host: then there are no IPv6 routes to avoid.
+      return [...parseRoutes(v4.stdout, 4), ...(v6.exitCode === 0 ? parseRoutes(v6.stdout, 6) : [])];
     },
 
     async ipBatch(lines: readonly string[]): Promise<BatchResult> {

@@ -29,6 +29,14 @@ export interface Addr {
   readonly scope: string;
 }
 
+/** One route of the main table, as `ip -j route show` reports it. */
+export interface Route {
+  readonly family: 4 | 6;
+  /** Destination as a CIDR (`0.0.0.0/0` for the default route, `/32` or `/128` for a host route). */
+  readonly dst: string;
+  readonly dev: string | null;
+}
+
 /** One iptables chain as `iptables-save -t <table>` prints it. */
 export interface Chain {
   readonly name: string;
@@ -67,6 +75,8 @@ export interface BatchResult {
  */
 export interface Kernel {
   observe(): Promise<KernelSnapshot>;
+  /** Routes of the main table, IPv4 then IPv6 (what automatic IPAM pools must not overlap). */
+  observeRoutes(): Promise<Route[]>;
   /** Runs all lines with one `ip -force -batch -`; reports the lines that failed. */
   ipBatch(lines: readonly string[]): Promise<BatchResult>;
   /** Runs one `iptables-restore --noflush` with `input` (a whole `*table … COMMIT` block). */

@@ -1,7 +1,7 @@
 // An in-memory kernel that interprets the `ip -batch` and `iptables-restore` inputs the
 // reconciler emits, so plans can be applied and re-planned without root. `failNext` makes the
 // next batch line matching a pattern fail, like the real `ip -force -batch`.
-import type { Addr, BatchFailure, Chain, Kernel, KernelSnapshot, Link } from '../../src/kernel/types.ts';
+import type { Addr, BatchFailure, Chain, Kernel, KernelSnapshot, Link, Route } from '../../src/kernel/types.ts';
 
 type MutableLink = { -readonly [K in keyof Link]: Link[K] };
 
@@ -34,6 +34,13 @@ export class FakeKernel implements Kernel {
       peerInOtherNetns: false,
       ...l,
     });
+  }
+
+  /** Routes served by observeRoutes (tests set them). */
+  routes: Route[] = [];
+
+  async observeRoutes(): Promise<Route[]> {
+    return this.routes.map((r) => ({ ...r }));
   }
 
   async observe(): Promise<KernelSnapshot> {

@@ -133,7 +133,7 @@ describe('plugin API: activation', () => {
   it('answers Plugin.Activate with an empty body', async () => {
     const res = await call('Plugin.Activate');
     assert.equal(res.status, 200);
-    assert.deepEqual(res.body, { Implements: ['NetworkDriver'] });
+    assert.deepEqual(res.body, { Implements: ['NetworkDriver', 'IpamDriver'] });
   });
 
   it('answers GetCapabilities with local scope', async () => {

@@ -1,0 +1,124 @@
+// The libnetwork IPAM protocol (protocol.md §4). Each call becomes one command; the allocator in
+// events/ipam.ts decides from the folded state, and the answer goes out only once the allocation
+// is durable in the log. Errors go out as HTTP 500 + {"Err"}, which Docker reads for IPAM too.
+import { DriverError } from '../errors.ts';
+import { canonicalIp } from '../events/cidr.ts';
+import type { Command, DefaultPool } from '../events/commands.ts';
+import type { State, StoredEvent } from '../events/types.ts';
+import type { Json } from './wire.ts';
+
+export const ADDRESS_SPACES = { LocalDefaultAddressSpace: 'ledgernet-local', GlobalDefaultAddressSpace: 'ledgernet-global' };
+
+/** What the api may learn about the host; main.ts implements it over the kernel. */
+export interface HostView {
+  /** Prefixes of the host's addresses and routes (automatic pools avoid them). */
+  occupiedPrefixes(): Promise<string[]>;
+  /** Names of links ledgernet does not own (a custom bridge name must not take one over). */
+  foreignLinks(): Promise<string[]>;
+}
+
+export interface IpamDeps {
+  readonly store: { execute(cmd: Command): Promise<StoredEvent[]>; readonly state: State };
+  readonly host: HostView;
+  readonly defaultPools: { readonly v4: DefaultPool; readonly v6: DefaultPool };
+}
+
+/** Defaults of `serve --default-pool/--default-pool-size` and their IPv6 twins. */
+export const DEFAULT_POOLS = {
+  v4: { range: '10.231.0.0/16', size: 24 },
+  v6: { range: 'fd00:231::/48', size: 64 },
+} as const;
+
+/** A host that has nothing: for tests that do not care. */
+export const EMPTY_HOST: HostView = { occupiedPrefixes: async () => [], foreignLinks: async () => [] };
+
+const GATEWAY_TYPE = 'com.docker.network.gateway';
+const ENDPOINT_NAME = 'com.docker.network.endpoint.name';
+
+function bad(method: string, msg: string): DriverError {
+  return new DriverError('LN_ERR_BAD_REQUEST', `${method}: ${msg}`);
+}
+
+function str(method: string, body: Json, field: string, required = false): string {
+  const v = body[field];
+  if (v === undefined || v === null || v === '') {
+    if (required) throw bad(method, `${field} is required`);
+    return '';
+  }
+  if (typeof v !== 'string') throw bad(method, `${field} must be a string, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function optionMap(method: string, body: Json): Record<string, unknown> {
+  const o = body['Options'];
+  if (o === undefined || o === null) return {};
+  if (typeof o !== 'object' || Array.isArray(o)) throw bad(method, 'Options must be an object or null');
+  return o as Record<string, unknown>;
+}
+
+export async function requestPool(deps: IpamDeps, body: Json, method: string): Promise<unknown> {
+  const pool = str(method, body, 'Pool');
+  const subPool = str(method, body, 'SubPool');
+  const v6 = body['V6'] === true;
+  const opts = Object.keys(optionMap(method, body));
+  if (opts.length > 0) {
+    throw new DriverError('LN_ERR_INVALID_OPTION', `${method}: ledgernet IPAM takes no --ipam-opt, got ${opts.join(', ')}`);
+  }
+  const occupied = pool === '' ? await deps.host.occupiedPrefixes() : [];
+  const events = await deps.store.execute({
+    type: 'RequestPool',
+    request: {
+      pool: pool === '' ? null : pool,
+      subPool: subPool === '' ? null : subPool,
+      v6,
+      defaults: v6 ? deps.defaultPools.v6 : deps.defaultPools.v4,
+      occupied,
+    },
+  });
+  const ev = events.find((e) => e.type === 'pool.requested');
+  if (!ev || ev.type !== 'pool.requested') throw new DriverError('LN_ERR_INTERNAL', `${method}: no pool was recorded`);
+  return { PoolID: ev.data.poolId, Pool: ev.data.pool, Data: {} };
+}
+
+export async function releasePool(deps: IpamDeps, body: Json, method: string): Promise<unknown> {
+  await deps.store.execute({ type: 'ReleasePool', poolId: str(method, body, 'PoolID', true) });
+  return {};
+}
+
+export async function requestAddress(deps: IpamDeps, body: Json, method: string): Promise<unknown> {
+  const poolId = str(method, body, 'PoolID', true);
+  const raw = str(method, body, 'Address');
+  const opts = optionMap(method, body);
+  let address: string | null = null;
+  if (raw !== '') {
+    // Docker sends a plain IP; accept a CIDR too and keep its address part.
+    address = canonicalIp(raw.split('/')[0] ?? '');
+    if (address === null) throw new DriverError('LN_ERR_IPAM_ADDRESS', `${method}: Address ${JSON.stringify(raw)} is not an IP address`);
+  }
+  const name = typeof opts[ENDPOINT_NAME] === 'string' ? opts[ENDPOINT_NAME] : null;
+  const gateway = opts['RequestAddressType'] === GATEWAY_TYPE;
+  const events = await deps.store.execute({ type: 'RequestAddress', poolId, address, gateway, name });
+  const ev = events.find((e) => e.type === 'address.requested');
+  if (!ev || ev.type !== 'address.requested') throw new DriverError('LN_ERR_INTERNAL', `${method}: no address was recorded`);
+  const pool = deps.store.state.pools[poolId]?.pool ?? '';
+  return { Address: `${ev.data.address}/${pool.split('/')[1] ?? ''}`, Data: {} };
+}
+
+export async function releaseAddress(deps: IpamDeps, body: Json, method: string): Promise<unknown> {
+  const poolId = str(method, body, 'PoolID', true);
+  const address = str(method, body, 'Address', true);
+  await deps.store.execute({ type: 'ReleaseAddress', poolId, address: address.split('/')[0] ?? address });
+  return {};
+}
+
+/** Refuses a custom bridge name that an interface ledgernet does not own already has. */
+export async function checkBridgeName(host: HostView, bridge: string, generated: boolean, method: string): Promise<void> {
+  if (generated) return;
+  if ((await host.foreignLinks()).includes(bridge)) {
+    throw new DriverError(
+      'LN_ERR_INVALID_OPTION',
+      `${method}: bridge name ${bridge} (option ledgernet.bridge / com.docker.network.bridge.name) is already an interface ` +
+        `on this host that ledgernet does not own; choose another name`,
+    );
+  }
+}

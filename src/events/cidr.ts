@@ -1,0 +1,126 @@
+// Small, pure CIDR arithmetic on bigint, for both families. Addresses are kept in state as
+// canonical strings (IPv4 dotted quad, IPv6 RFC 5952 compressed), so equal addresses compare equal.
+// Why not ip-cidr: it works on strings per call and has no overlap/containment for a mixed list;
+// the allocator needs offsets inside a prefix, which is one bigint addition here.
+
+export interface Prefix {
+  readonly family: 4 | 6;
+  /** The masked network address. */
+  readonly base: bigint;
+  readonly len: number;
+}
+
+export function bits(family: 4 | 6): number {
+  return family === 4 ? 32 : 128;
+}
+
+/** Parses an IP address (no prefix) into its family and value, or null. */
+export function parseIp(s: string): { family: 4 | 6; value: bigint } | null {
+  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(s)) {
+    const parts = s.split('.').map(Number);
+    if (parts.some((p) => p > 255)) return null;
+    return { family: 4, value: parts.reduce((acc, p) => (acc << 8n) | BigInt(p), 0n) };
+  }
+  return parseIp6(s);
+}
+
+function parseIp6(s: string): { family: 6; value: bigint } | null {
+  if (!/^[0-9a-fA-F:.]+$/.test(s) || !s.includes(':')) return null;
+  let text = s;
+  let tail: bigint[] = [];
+  // An embedded IPv4 tail (::ffff:10.0.0.1) stands for the last two groups.
+  const lastColon = text.lastIndexOf(':');
+  if (text.slice(lastColon + 1).includes('.')) {
+    const v4 = parseIp(text.slice(lastColon + 1));
+    if (!v4 || v4.family !== 4) return null;
+    tail = [v4.value >> 16n, v4.value & 0xffffn];
+    text = `${text.slice(0, lastColon + 1)}x`;
+  }
+  const halves = text.split('::');
+  if (halves.length > 2) return null;
+  const groups = (h: string | undefined): string[] => (h === undefined || h === '' ? [] : h.split(':'));
+  const head = groups(halves[0]);
+  const rest = groups(halves[1]);
+  const all = [...head, ...rest].filter((g) => g !== 'x');
+  const want = 8 - tail.length;
+  if (halves.length === 1 ? all.length !== want : all.length > want - 1) return null;
+  const fill = halves.length === 2 ? want - all.length : 0;
+  const values: bigint[] = [];
+  for (const g of head.filter((x) => x !== 'x')) values.push(group(g));
+  for (let i = 0; i < fill; i++) values.push(0n);
+  for (const g of rest.filter((x) => x !== 'x')) values.push(group(g));
+  values.push(...tail);
+  if (values.some((v) => v < 0n)) return null;
+  return { family: 6, value: values.reduce((acc, v) => (acc << 16n) | v, 0n) };
+}
+
+function group(g: string): bigint {
+  return /^[0-9a-fA-F]{1,4}$/.test(g) ? BigInt(`0x${g}`) : -1n;
+}
+
+export function formatIp(family: 4 | 6, value: bigint): string {
+  if (family === 4) return [24n, 16n, 8n, 0n].map((s) => String((value >> s) & 0xffn)).join('.');
+  const groups = [112n, 96n, 80n, 64n, 48n, 32n, 16n, 0n].map((s) => Number((value >> s) & 0xffffn));
+  // RFC 5952: compress the longest run (≥2) of zero groups, the first one on a tie.
+  let best = { at: -1, len: 0 };
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > best.len) best = { at: i, len: j - i };
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (best.len < 2) return hex.join(':');
+  return `${hex.slice(0, best.at).join(':')}::${hex.slice(best.at + best.len).join(':')}`;
+}
+
+/** Parses `addr/len`; `strict` refuses host bits. Returns null when malformed. */
+export function parsePrefix(s: string, strict = false): Prefix | null {
+  const [ip, len, extra] = s.split('/');
+  if (extra !== undefined || ip === undefined || len === undefined || !/^\d{1,3}$/.test(len)) return null;
+  const a = parseIp(ip);
+  if (!a) return null;
+  const n = Number(len);
+  if (n > bits(a.family)) return null;
+  const base = a.value & mask(a.family, n);
+  if (strict && base !== a.value) return null;
+  return { family: a.family, base, len: n };
+}
+
+export function mask(family: 4 | 6, len: number): bigint {
+  const total = BigInt(bits(family));
+  const all = (1n << total) - 1n;
+  return all ^ ((1n << (total - BigInt(len))) - 1n);
+}
+
+export function size(p: Prefix): bigint {
+  return 1n << BigInt(bits(p.family) - p.len);
+}
+
+export function formatPrefix(p: Prefix): string {
+  return `${formatIp(p.family, p.base)}/${p.len}`;
+}
+
+export function contains(p: Prefix, family: 4 | 6, value: bigint): boolean {
+  return p.family === family && value >= p.base && value < p.base + size(p);
+}
+
+export function overlaps(a: Prefix, b: Prefix): boolean {
+  if (a.family !== b.family) return false;
+  return a.base < b.base + size(b) && b.base < a.base + size(a);
+}
+
+/** `a` lies entirely inside `b`. */
+export function within(a: Prefix, b: Prefix): boolean {
+  return a.family === b.family && a.len >= b.len && contains(b, a.family, a.base);
+}
+
+/** Canonical text of an address (`fd00:0231::0001` → `fd00:231::1`), or null. */
+export function canonicalIp(s: string): string | null {
+  const a = parseIp(s);
+  return a ? formatIp(a.family, a.value) : null;
+}

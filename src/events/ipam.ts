@@ -1,0 +1,237 @@
+// The IPAM allocator: pure decisions over the folded state. Pools are keyed by PoolID; each pool
+// keeps its held addresses, its release history and a cursor over never-used addresses, so an
+// address is reused only when no fresh one is left, and then the least recently released first.
+import { DriverError } from '../errors.ts';
+import {
+  bits,
+  contains,
+  formatIp,
+  formatPrefix,
+  overlaps,
+  parseIp,
+  parsePrefix,
+  size,
+  within,
+  type Prefix,
+} from './cidr.ts';
+import type { PoolRequest } from './commands.ts';
+import type { AddressEvent, NewEvent, PoolState, State } from './types.ts';
+
+const short = (id: string): string => id.slice(0, 12);
+
+export function poolIdFor(pool: string): string {
+  return `ledgernet/${pool}`;
+}
+
+/** The range dynamic addresses come from: the sub-pool, else the pool. */
+function rangeOf(p: PoolState): Prefix {
+  return must(p.subPool ?? p.pool);
+}
+
+function must(cidr: string): Prefix {
+  const p = parsePrefix(cidr);
+  if (!p) throw new Error(`bad CIDR in state: ${cidr}`);
+  return p;
+}
+
+/** Addresses never handed out: the pool's network address, and its IPv4 broadcast. */
+function reserved(pool: Prefix, value: bigint): boolean {
+  if (pool.len >= bits(pool.family) - 1) return false;
+  if (value === pool.base) return true;
+  return pool.family === 4 && value === pool.base + size(pool) - 1n;
+}
+
+/** Who holds prefixes that overlap `p`: a network (by id) or a pool; null when free. */
+function holderOf(state: State, p: Prefix, ignoreNetwork: string | null): string | null {
+  for (const n of Object.values(state.networks)) {
+    if (n.networkId === ignoreNetwork) continue;
+    for (const d of [...n.ipv4Data, ...n.ipv6Data]) {
+      const q = parsePrefix(d.pool);
+      if (q && overlaps(p, q)) return `subnet ${d.pool} of ledgernet network ${short(n.networkId)}`;
+    }
+  }
+  for (const pool of Object.values(state.pools)) {
+    const q = must(pool.pool);
+    if (overlaps(p, q)) return `pool ${pool.pool} that ledgernet IPAM already handed out (a network being created or not yet removed)`;
+  }
+  return null;
+}
+
+export function decideRequestPool(req: PoolRequest, state: State): NewEvent[] {
+  const family = req.v6 ? 6 : 4;
+  const flag = req.v6 ? '--subnet (IPv6)' : '--subnet';
+  if (req.pool === null) {
+    if (req.subPool !== null) throw invalid(`--ip-range ${req.subPool} needs a --subnet that contains it`);
+    return [{ type: 'pool.requested', data: autoPool(req, state) }];
+  }
+  const pool = parsePrefix(req.pool);
+  if (!pool || pool.family !== family) {
+    throw invalid(`${flag} ${req.pool} is not an IPv${family} CIDR such as ${family === 4 ? '10.231.7.0/24' : 'fd00:231::/64'}`);
+  }
+  let subPool: string | null = null;
+  if (req.subPool !== null) {
+    const sp = parsePrefix(req.subPool);
+    if (!sp || !within(sp, pool)) throw invalid(`--ip-range ${req.subPool} must be a CIDR inside --subnet ${formatPrefix(pool)}`);
+    subPool = formatPrefix(sp);
+  }
+  const holder = holderOf(state, pool, null);
+  if (holder) {
+    throw new DriverError('LN_ERR_IPAM_OVERLAP', `subnet ${formatPrefix(pool)} overlaps ${holder}; choose another --subnet`);
+  }
+  const canonical = formatPrefix(pool);
+  return [{ type: 'pool.requested', data: { poolId: poolIdFor(canonical), pool: canonical, subPool, v6: req.v6, auto: false } }];
+}
+
+function autoPool(req: PoolRequest, state: State) {
+  const family = req.v6 ? 6 : 4;
+  const range = parsePrefix(req.defaults.range);
+  if (!range || range.family !== family || req.defaults.size < range.len || req.defaults.size > bits(family)) {
+    throw invalid(`the default IPv${family} pool ${req.defaults.range} with size /${req.defaults.size} is not usable; fix the serve flags`);
+  }
+  const taken: Prefix[] = [];
+  for (const n of Object.values(state.networks)) for (const d of [...n.ipv4Data, ...n.ipv6Data]) taken.push(must(d.pool));
+  for (const p of Object.values(state.pools)) taken.push(must(p.pool));
+  for (const o of req.occupied) {
+    const p = parsePrefix(o);
+    // A default route covers everything; it says nothing about local use.
+    if (p && p.len > 0) taken.push(p);
+  }
+  const step = 1n << BigInt(bits(family) - req.defaults.size);
+  const count = size(range) / step;
+  for (let i = 0n; i < count; i++) {
+    const cand: Prefix = { family, base: range.base + i * step, len: req.defaults.size };
+    if (taken.some((t) => overlaps(cand, t))) continue;
+    const pool = formatPrefix(cand);
+    return { poolId: poolIdFor(pool), pool, subPool: null, v6: req.v6, auto: true };
+  }
+  throw new DriverError(
+    'LN_ERR_IPAM_EXHAUSTED',
+    `the default pool ${formatPrefix(range)} has no free /${req.defaults.size} left (ledgernet networks and host routes use it all); ` +
+      `remove a network, pass --subnet, or widen --default-pool`,
+  );
+}
+
+export function decideReleasePool(poolId: string, state: State): NewEvent[] {
+  return state.pools[poolId] ? [{ type: 'pool.released', data: { poolId } }] : [];
+}
+
+export function requirePool(state: State, poolId: string): PoolState {
+  const p = state.pools[poolId];
+  if (!p) {
+    throw new DriverError(
+      'LN_ERR_IPAM_UNKNOWN_POOL',
+      `PoolID ${poolId} is not held by ledgernet IPAM (was the pool released, or created by another IPAM driver?)`,
+    );
+  }
+  return p;
+}
+
+export function decideRequestAddress(
+  cmd: { poolId: string; address: string | null; gateway: boolean; name: string | null },
+  state: State,
+): NewEvent[] {
+  const p = requirePool(state, cmd.poolId);
+  const kind = cmd.gateway ? 'gateway' : cmd.address === null ? 'dynamic' : 'static';
+  const data: AddressEvent =
+    cmd.address === null
+      ? { poolId: p.poolId, address: pickAddress(p), kind, auto: true, name: cmd.name }
+      : { poolId: p.poolId, address: checkStatic(p, cmd.address), kind, auto: false, name: cmd.name };
+  return [{ type: 'address.requested', data }];
+}
+
+function checkStatic(p: PoolState, address: string): string {
+  const pool = must(p.pool);
+  const a = parseIp(address);
+  if (!a || a.family !== pool.family) {
+    throw new DriverError('LN_ERR_IPAM_ADDRESS', `address ${address} is not an IPv${pool.family} address for pool ${p.pool}`);
+  }
+  const text = formatIp(a.family, a.value);
+  // Aux addresses may lie outside --ip-range but inside the pool; Docker requires that only.
+  if (!contains(pool, a.family, a.value) || reserved(pool, a.value)) {
+    throw new DriverError(
+      'LN_ERR_IPAM_ADDRESS',
+      `address ${text} is outside pool ${p.pool}${reserved(pool, a.value) ? ' (it is the network or broadcast address)' : ''}; pick one inside it`,
+    );
+  }
+  const held = p.allocated[text];
+  if (held) {
+    const by = held.kind === 'gateway' ? 'the gateway' : held.name ? `container ${held.name}` : 'another container or an --aux-address';
+    throw new DriverError('LN_ERR_IPAM_ADDRESS', `address ${text} in pool ${p.pool} is already in use by ${by}; pick another`);
+  }
+  return text;
+}
+
+function pickAddress(p: PoolState): string {
+  const pool = must(p.pool);
+  const range = rangeOf(p);
+  const n = size(range);
+  for (let off = BigInt(p.next); off < n; off++) {
+    const v = range.base + off;
+    const text = formatIp(range.family, v);
+    if (reserved(pool, v) || p.allocated[text] || p.released[text] !== undefined) continue;
+    return text;
+  }
+  // No never-used address left: the one released longest ago.
+  let best: { text: string; seq: number } | null = null;
+  for (const [text, seq] of Object.entries(p.released)) {
+    const a = parseIp(text);
+    if (!a || !contains(range, a.family, a.value) || reserved(pool, a.value) || p.allocated[text]) continue;
+    if (!best || seq < best.seq || (seq === best.seq && text < best.text)) best = { text, seq };
+  }
+  if (best) return best.text;
+  const where = p.subPool ? `--ip-range ${p.subPool} of pool ${p.pool}` : `pool ${p.pool}`;
+  throw new DriverError(
+    'LN_ERR_IPAM_EXHAUSTED',
+    `${where} is exhausted: all ${usable(p)} usable addresses are in use; remove a container or use a larger subnet`,
+  );
+}
+
+function usable(p: PoolState): bigint {
+  const pool = must(p.pool);
+  const range = rangeOf(p);
+  let n = size(range);
+  for (const v of [pool.base, pool.base + size(pool) - 1n]) if (contains(range, pool.family, v) && reserved(pool, v)) n--;
+  return n;
+}
+
+export function decideReleaseAddress(poolId: string, address: string, state: State): NewEvent[] {
+  const p = state.pools[poolId];
+  const a = parseIp(address);
+  if (!p || !a) return [];
+  const text = formatIp(a.family, a.value);
+  return p.allocated[text] ? [{ type: 'address.released', data: { poolId, address: text } }] : [];
+}
+
+/** Refuses a network whose subnets overlap another ledgernet network (any IPAM). */
+export function checkNetworkOverlap(state: State, networkId: string, pools: readonly string[]): void {
+  for (const cidr of pools) {
+    const p = parsePrefix(cidr);
+    if (!p) continue;
+    for (const n of Object.values(state.networks)) {
+      if (n.networkId === networkId) continue;
+      for (const d of [...n.ipv4Data, ...n.ipv6Data]) {
+        const q = parsePrefix(d.pool);
+        if (q && overlaps(p, q)) {
+          throw new DriverError(
+            'LN_ERR_IPAM_OVERLAP',
+            `subnet ${formatPrefix(p)} overlaps subnet ${d.pool} of ledgernet network ${short(n.networkId)}; choose another --subnet`,
+          );
+        }
+      }
+    }
+  }
+}
+
+/** The cursor after an allocation: past the address when the allocator chose it. */
+export function nextCursor(p: PoolState, address: string, auto: boolean): string {
+  if (!auto) return p.next;
+  const a = parseIp(address);
+  const range = rangeOf(p);
+  if (!a || !contains(range, a.family, a.value)) return p.next;
+  const off = a.value - range.base;
+  return off >= BigInt(p.next) ? String(off + 1n) : p.next;
+}
+
+function invalid(msg: string): DriverError {
+  return new DriverError('LN_ERR_INVALID_OPTION', msg);
+}

@@ -1,0 +1,107 @@
+// The IPAM half of the plugin socket as Docker calls it (observed-docker.md §2.3, §2.9): raw
+// bodies without a Content-Type, over a real log and store; the host view is a stub.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import type { FastifyInstance } from 'fastify';
+import { pino } from 'pino';
+import { createPluginApp } from '../../../src/api/plugin.ts';
+import { fold } from '../../../src/events/evolve.ts';
+import { EventLog, readLog } from '../../../src/events/log.ts';
+import { EventStore } from '../../../src/events/store.ts';
+import { emptyState } from '../../../src/events/types.ts';
+import { Reconciler } from '../../../src/reconciler/loop.ts';
+import { FakeKernel } from '../../helpers/fake-kernel.ts';
+
+let app: FastifyInstance;
+let store: EventStore;
+let reconciler: Reconciler;
+let dir: string;
+let occupied: string[];
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'ln-ipam-'));
+  const { log, events } = await EventLog.open(dir, { host: 't' });
+  store = new EventStore(log, fold(emptyState, events));
+  const logger = pino({ level: 'silent' });
+  reconciler = new Reconciler({ kernel: new FakeKernel(), getState: () => store.state, log: logger, intervalMs: 0, onLost: async () => undefined });
+  occupied = [];
+  app = createPluginApp({
+    store,
+    reconciler,
+    log: logger,
+    applyTimeoutMs: 5_000,
+    host: { occupiedPrefixes: async () => occupied, foreignLinks: async () => ['eth0'] },
+    defaultPools: { v4: { range: '10.231.64.0/22', size: 24 }, v6: { range: 'fd00:231::/48', size: 64 } },
+  });
+  await app.ready();
+});
+
+afterEach(async () => {
+  await app.close();
+  await reconciler.stop();
+  await store.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function call(method: string, payload = ''): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await app.inject({ method: 'POST', url: `/${method}`, payload, headers: { 'content-length': String(Buffer.byteLength(payload)) } });
+  return { status: res.statusCode, body: res.json() as Record<string, unknown> };
+}
+
+describe('IpamDriver over the plugin socket', () => {
+  it('activates as both roles and answers the constant calls with empty bodies', async () => {
+    assert.deepEqual((await call('Plugin.Activate')).body, { Implements: ['NetworkDriver', 'IpamDriver'] });
+    assert.deepEqual((await call('IpamDriver.GetCapabilities')).body, { RequiresMACAddress: false, RequiresRequestReplay: false });
+    assert.equal((await call('IpamDriver.GetDefaultAddressSpaces')).status, 200);
+  });
+
+  it('runs the network create / rm sequence Docker sends and logs each allocation', async () => {
+    const pool = await call('IpamDriver.RequestPool', '{"AddressSpace":"ledgernet-local","Pool":"10.231.65.0/24","SubPool":"","Options":{},"V6":false}\n');
+    assert.deepEqual(pool.body, { PoolID: 'ledgernet/10.231.65.0/24', Pool: '10.231.65.0/24', Data: {} });
+    const gw = await call('IpamDriver.RequestAddress', '{"PoolID":"ledgernet/10.231.65.0/24","Address":"","Options":{"RequestAddressType":"com.docker.network.gateway"}}\n');
+    assert.deepEqual(gw.body, { Address: '10.231.65.1/24', Data: {} });
+    const ep = await call('IpamDriver.RequestAddress', '{"PoolID":"ledgernet/10.231.65.0/24","Address":"","Options":null}\n');
+    assert.deepEqual(ep.body, { Address: '10.231.65.2/24', Data: {} });
+    const taken = await call('IpamDriver.RequestAddress', '{"PoolID":"ledgernet/10.231.65.0/24","Address":"10.231.65.2","Options":null}\n');
+    assert.equal(taken.status, 500);
+    assert.match(String(taken.body['Err']), /10\.231\.65\.2 in pool 10\.231\.65\.0\/24 is already in use/);
+    assert.equal((await call('IpamDriver.ReleaseAddress', '{"PoolID":"ledgernet/10.231.65.0/24","Address":"10.231.65.1"}\n')).status, 200);
+    assert.equal((await call('IpamDriver.ReleasePool', '{"PoolID":"ledgernet/10.231.65.0/24"}\n')).status, 200);
+    const types = (await readLog(dir)).events.map((e) => e.type);
+    assert.deepEqual(types, ['pool.requested', 'address.requested', 'address.requested', 'address.released', 'pool.released']);
+  });
+
+  it('carves automatic pools around host prefixes and answers each overlap retry with a new pool', async () => {
+    occupied = ['10.231.64.7/24', '0.0.0.0/0'];
+    const body = '{"AddressSpace":"ledgernet-local","Pool":"","SubPool":"","Options":null,"V6":false}\n';
+    assert.equal((await call('IpamDriver.RequestPool', body)).body['Pool'], '10.231.65.0/24');
+    assert.equal((await call('IpamDriver.RequestPool', body)).body['Pool'], '10.231.66.0/24');
+    assert.equal((await call('IpamDriver.RequestPool', body)).body['Pool'], '10.231.67.0/24');
+    const none = await call('IpamDriver.RequestPool', body);
+    assert.equal(none.status, 500);
+    assert.match(String(none.body['Err']), /default pool 10\.231\.64\.0\/22 has no free \/24 left/);
+  });
+
+  it('refuses --ipam-opt, a sub-pool outside the pool, and an unknown PoolID, writing nothing', async () => {
+    const opt = await call('IpamDriver.RequestPool', '{"Pool":"10.231.65.0/24","Options":{"foo":"bar"},"V6":false}\n');
+    assert.match(String(opt.body['Err']), /takes no --ipam-opt, got foo/);
+    const sub = await call('IpamDriver.RequestPool', '{"Pool":"10.231.65.0/24","SubPool":"10.231.66.0/25","V6":false}\n');
+    assert.match(String(sub.body['Err']), /--ip-range 10\.231\.66\.0\/25 must be a CIDR inside --subnet 10\.231\.65\.0\/24/);
+    const unknown = await call('IpamDriver.RequestAddress', '{"PoolID":"ledgernet/10.9.0.0/24","Address":""}\n');
+    assert.match(String(unknown.body['Err']), /PoolID ledgernet\/10\.9\.0\.0\/24 is not held/);
+    assert.deepEqual((await readLog(dir)).events, []);
+  });
+
+  it('refuses a custom bridge name that is a foreign interface', async () => {
+    const net = 'c'.repeat(64);
+    const res = await call(
+      'NetworkDriver.CreateNetwork',
+      `{"NetworkID":"${net}","Options":{"com.docker.network.generic":{"com.docker.network.bridge.name":"eth0"}},"IPv4Data":[{"Pool":"10.231.65.0/24","Gateway":"10.231.65.1/24"}],"IPv6Data":[]}\n`,
+    );
+    assert.equal(res.status, 500);
+    assert.match(String(res.body['Err']), /bridge name eth0 .* does not own/);
+  });
+});

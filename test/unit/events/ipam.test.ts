@@ -1,0 +1,253 @@
+// The IPAM allocator: pure decide + evolve over the folded state. Property tests drive random
+// request/release sequences and check that no address is ever handed out twice, none leaves
+// its pool (or --ip-range), and fresh addresses go before released ones.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { DriverError } from '../../../src/errors.ts';
+import { contains, parseIp, parsePrefix } from '../../../src/events/cidr.ts';
+import type { Command, PoolRequest } from '../../../src/events/commands.ts';
+import { decide } from '../../../src/events/decide.ts';
+import { fold } from '../../../src/events/evolve.ts';
+import { eventHash } from '../../../src/events/hash.ts';
+import { emptyState, type NewEvent, type State, type StoredEvent } from '../../../src/events/types.ts';
+import { NET_A, NET_B, networkSpec } from '../../helpers/events.ts';
+
+function stamp(events: readonly NewEvent[], from: State): StoredEvent[] {
+  let prev = from.hash;
+  let seq = from.seq;
+  return events.map((e) => {
+    seq += 1;
+    const base = { ...e, seq, id: `h:${seq}`, host: 'h', v: 1, at: '2026-11-23T00:00:00.000Z', prevhash: prev };
+    const hash = eventHash(base as Omit<StoredEvent, 'hash'>);
+    prev = hash;
+    return { ...base, hash } as StoredEvent;
+  });
+}
+
+/** Runs one command against the state like the store does; returns the new state and events. */
+function run(state: State, cmd: Command): { state: State; events: StoredEvent[] } {
+  const events = stamp(decide(cmd, state), state);
+  return { state: fold(state, events), events };
+}
+
+const DEFAULTS = { range: '10.231.0.0/16', size: 24 };
+const req = (pool: string | null, extra: Partial<PoolRequest> = {}): Command => ({
+  type: 'RequestPool',
+  request: { pool, subPool: null, v6: false, defaults: DEFAULTS, occupied: [], ...extra },
+});
+const addr = (poolId: string, address: string | null = null, gateway = false): Command => ({
+  type: 'RequestAddress',
+  poolId,
+  address,
+  gateway,
+  name: null,
+});
+
+function allocated(events: readonly StoredEvent[]): string {
+  const e = events.find((x) => x.type === 'address.requested');
+  assert.ok(e && e.type === 'address.requested');
+  return e.data.address;
+}
+
+function code(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof DriverError) return e.code;
+    throw e;
+  }
+  return 'ok';
+}
+
+describe('IPAM allocator (examples)', () => {
+  it('gives the gateway the first address, then fresh addresses in order', () => {
+    let s = run(emptyState, req('10.231.50.0/24')).state;
+    const id = 'ledgernet/10.231.50.0/24';
+    let r = run(s, addr(id, null, true));
+    assert.equal(allocated(r.events), '10.231.50.1');
+    r = run(r.state, addr(id));
+    assert.equal(allocated(r.events), '10.231.50.2');
+    s = run(r.state, { type: 'ReleaseAddress', poolId: id, address: '10.231.50.2' }).state;
+    r = run(s, addr(id));
+    assert.equal(allocated(r.events), '10.231.50.3', 'a just-released address is not handed out next');
+  });
+
+  it('reuses the least recently released address once the fresh ones are gone', () => {
+    let s = run(emptyState, req('10.231.51.0/29')).state; // usable .1–.6
+    const id = 'ledgernet/10.231.51.0/29';
+    for (let i = 0; i < 6; i++) s = run(s, addr(id)).state;
+    assert.equal(code(() => decide(addr(id), s)), 'LN_ERR_IPAM_EXHAUSTED');
+    assert.throws(() => decide(addr(id), s), /pool 10\.231\.51\.0\/29 is exhausted: all 6 usable addresses/);
+    s = run(s, { type: 'ReleaseAddress', poolId: id, address: '10.231.51.5' }).state;
+    s = run(s, { type: 'ReleaseAddress', poolId: id, address: '10.231.51.2' }).state;
+    const r = run(s, addr(id));
+    assert.equal(allocated(r.events), '10.231.51.5', 'released first, reused first');
+  });
+
+  it('keeps dynamic addresses inside --ip-range but accepts aux addresses outside it', () => {
+    let s = run(emptyState, req('10.231.52.0/24', { subPool: '10.231.52.128/25' })).state;
+    const id = 'ledgernet/10.231.52.0/24';
+    let r = run(s, addr(id, null, true));
+    assert.equal(allocated(r.events), '10.231.52.128');
+    r = run(r.state, addr(id, '10.231.52.5'));
+    assert.equal(allocated(r.events), '10.231.52.5');
+    r = run(r.state, addr(id));
+    assert.equal(allocated(r.events), '10.231.52.129');
+    s = r.state;
+    assert.throws(() => decide(addr(id, '10.231.52.5'), s), /10\.231\.52\.5 in pool 10\.231\.52\.0\/24 is already in use/);
+    assert.throws(() => decide(addr(id, '10.231.53.5'), s), /outside pool 10\.231\.52\.0\/24/);
+    assert.throws(() => decide(addr(id, '10.231.52.255'), s), /broadcast/);
+  });
+
+  it('refuses an explicit pool that overlaps another pool or network, naming the network', () => {
+    const s = run(run(emptyState, req('10.231.54.0/24')).state, {
+      type: 'CreateNetwork',
+      spec: networkSpec(NET_A, '10.231.55.0/24', '10.231.55.1/24'),
+    }).state;
+    assert.throws(() => decide(req('10.231.54.128/25'), s), /overlaps pool 10\.231\.54\.0\/24/);
+    assert.throws(() => decide(req('10.231.55.0/24'), s), new RegExp(`ledgernet network ${NET_A.slice(0, 12)}`));
+    const other: Command = { type: 'CreateNetwork', spec: networkSpec(NET_B, '10.231.55.0/25', '10.231.55.1/25') };
+    assert.throws(() => decide(other, s), new RegExp(`overlaps subnet 10\\.231\\.55\\.0/24 of ledgernet network ${NET_A.slice(0, 12)}`));
+  });
+
+  it('carves automatic pools that avoid held pools, networks and host routes, never the same one twice', () => {
+    let s = run(emptyState, req('10.231.0.0/24')).state;
+    const occupied = ['10.231.1.0/24', '10.231.2.7/32', '0.0.0.0/0', '192.0.2.2/24'];
+    const r1 = run(s, req(null, { occupied }));
+    const p1 = r1.events[0]?.type === 'pool.requested' ? r1.events[0].data.pool : '';
+    assert.equal(p1, '10.231.3.0/24');
+    s = r1.state;
+    // Docker's overlap loop keeps the lease and asks again: it gets another pool.
+    const r2 = run(s, req(null, { occupied }));
+    assert.equal(r2.events[0]?.type === 'pool.requested' ? r2.events[0].data.pool : '', '10.231.4.0/24');
+    const v6 = run(s, req(null, { v6: true, defaults: { range: 'fd00:231::/48', size: 64 } }));
+    assert.equal(v6.events[0]?.type === 'pool.requested' ? v6.events[0].data.pool : '', 'fd00:231::/64');
+  });
+
+  it('says the default range is used up', () => {
+    const tiny = { range: '10.231.60.0/23', size: 24 };
+    let s = run(emptyState, req(null, { defaults: tiny })).state;
+    s = run(s, req(null, { defaults: tiny })).state;
+    assert.throws(() => decide(req(null, { defaults: tiny }), s), /default pool 10\.231\.60\.0\/23 has no free \/24 left/);
+  });
+
+  it('allocates IPv6 addresses in canonical form and releases them', () => {
+    let s = run(emptyState, req('fd00:231:1::/64', { v6: true })).state;
+    const id = 'ledgernet/fd00:231:1::/64';
+    let r = run(s, addr(id, null, true));
+    assert.equal(allocated(r.events), 'fd00:231:1::1');
+    r = run(r.state, addr(id, 'fd00:0231:0001:0000::0099'));
+    assert.equal(allocated(r.events), 'fd00:231:1::99');
+    s = run(r.state, { type: 'ReleaseAddress', poolId: id, address: 'fd00:231:1::99' }).state;
+    assert.equal(s.pools[id]?.allocated['fd00:231:1::99'], undefined);
+    assert.deepEqual(decide({ type: 'ReleaseAddress', poolId: id, address: 'fd00:231:1::99' }, s), [], 'a second release is a no-op');
+  });
+});
+
+type Op = { kind: 'dyn' } | { kind: 'static'; off: number } | { kind: 'release'; pick: number } | { kind: 'restart' };
+
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  { arbitrary: fc.constant<Op>({ kind: 'dyn' }), weight: 5 },
+  { arbitrary: fc.integer({ min: 0, max: 40 }).map((off): Op => ({ kind: 'static', off })), weight: 2 },
+  { arbitrary: fc.nat().map((pick): Op => ({ kind: 'release', pick })), weight: 3 },
+  { arbitrary: fc.constant<Op>({ kind: 'restart' }), weight: 1 },
+);
+
+describe('IPAM allocator (properties)', () => {
+  it('never hands out an address twice, never leaves the pool or range, fresh before reused', () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(
+          { pool: '10.231.70.0/27', sub: null, v6: false },
+          { pool: '10.231.70.0/26', sub: '10.231.70.16/28', v6: false },
+          { pool: 'fd00:231:70::/120', sub: null, v6: true },
+          { pool: 'fd00:231:70::/64', sub: 'fd00:231:70::/123', v6: true },
+        ),
+        fc.array(opArb, { maxLength: 120 }),
+        (cfg, ops) => {
+          const log: StoredEvent[] = [];
+          const exec = (st: State, cmd: Command): State => {
+            const r = run(st, cmd);
+            log.push(...r.events);
+            return r.state;
+          };
+          let s = exec(emptyState, req(cfg.pool, { subPool: cfg.sub, v6: cfg.v6 }));
+          const id = Object.keys(s.pools)[0] ?? '';
+          const pool = parsePrefix(cfg.pool);
+          const range = parsePrefix(cfg.sub ?? cfg.pool);
+          assert.ok(pool && range);
+          const held = new Set<string>();
+          const everUsed = new Set<string>();
+          for (const op of ops) {
+            if (op.kind === 'restart') {
+              // kill -9 and replay: the log alone rebuilds the same state.
+              assert.deepEqual(fold(emptyState, log), s);
+              continue;
+            }
+            if (op.kind === 'release') {
+              const list = [...held].sort();
+              if (list.length === 0) continue;
+              const a = list[op.pick % list.length] as string;
+              s = exec(s, { type: 'ReleaseAddress', poolId: id, address: a });
+              held.delete(a);
+              continue;
+            }
+            const want =
+              op.kind === 'static'
+                ? cfg.v6
+                  ? `fd00:231:70::${op.off.toString(16)}`
+                  : `10.231.70.${op.off}`
+                : null;
+            let r: { state: State; events: StoredEvent[] };
+            try {
+              r = run(s, addr(id, want));
+            } catch (e) {
+              assert.ok(e instanceof DriverError, String(e));
+              if (e.code === 'LN_ERR_IPAM_EXHAUSTED') {
+                const free = [...rangeAddrs(range, pool)].filter((x) => !held.has(x));
+                assert.deepEqual(free, [], 'exhausted only when every usable address is held');
+              } else {
+                assert.equal(e.code, 'LN_ERR_IPAM_ADDRESS');
+                assert.ok(want !== null);
+              }
+              continue;
+            }
+            log.push(...r.events);
+            s = r.state;
+            const got = allocated(r.events);
+            assert.ok(!held.has(got), `${got} handed out twice`);
+            const ip = parseIp(got);
+            assert.ok(ip && contains(pool, ip.family, ip.value), `${got} inside ${cfg.pool}`);
+            if (want === null) {
+              assert.ok(contains(range, ip.family, ip.value), `${got} inside the range`);
+              if (everUsed.has(got)) {
+                const fresh = [...rangeAddrs(range, pool)].filter((x) => !everUsed.has(x));
+                assert.deepEqual(fresh, [], `${got} reused while never-used addresses remained`);
+              }
+            }
+            held.add(got);
+            everUsed.add(got);
+          }
+          assert.deepEqual(Object.keys(s.pools[id]?.allocated ?? {}).sort(), [...held].sort());
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});
+
+/** Usable addresses of a small range (≤ 64), as canonical text. */
+function* rangeAddrs(range: { family: 4 | 6; base: bigint; len: number }, pool: { base: bigint; len: number; family: 4 | 6 }) {
+  const total = range.family === 4 ? 32 : 128;
+  const n = 1n << BigInt(total - range.len);
+  const poolLast = pool.base + (1n << BigInt(total - pool.len)) - 1n;
+  for (let v = range.base; v < range.base + n; v++) {
+    if (v === pool.base || (range.family === 4 && v === poolLast)) continue;
+    const text =
+      range.family === 4
+        ? [24n, 16n, 8n, 0n].map((sh) => String((v >> sh) & 0xffn)).join('.')
+        : `fd00:231:70::${(v & 0xffffn).toString(16)}`;
+    yield text;
+  }
+}
