@@ -103,7 +103,17 @@ ensure_dockerd() {
   # A dockerd that is still starting (or a previous run of this script) is waited for, not doubled.
   if ! dockerd_running; then
     ensure_cgroups
-    (cd / && setsid dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null &)
+    # dockerd outlives this script: it must not inherit our descriptors (a caller's flock on the
+    # test lock would otherwise be held by dockerd forever).
+    (
+      cd /
+      for fd in /proc/$BASHPID/fd/*; do
+        fd=${fd##*/}
+        ((fd > 2)) && eval "exec $fd>&-"
+      done
+      exec setsid dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null
+    ) &
+    disown
   fi
   local i
   for ((i = 0; i < DOCKERD_WAIT_SECONDS; i++)); do
