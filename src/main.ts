@@ -7,7 +7,7 @@ import { DriverError } from './errors.ts';
 import { createControlApp, createPluginApp } from './api/index.ts';
 import { controlSocket, type ServeConfig } from './config.ts';
 import { acquireLock, openStore } from './events/index.ts';
-import { createKernel } from './kernel/index.ts';
+import { createKernel, watchLinks } from './kernel/index.ts';
 import type { HostView } from './api/ipam.ts';
 import type { Kernel } from './kernel/index.ts';
 import { Reconciler, describeAction, isOwnedLink } from './reconciler/index.ts';
@@ -120,6 +120,12 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
 
     // Crash recovery and garbage collection: converge what the log says with what the kernel holds.
     reconciler.start();
+    // A link or address changed (ours or anyone's): look again now rather than at the next tick.
+    const watch = watchLinks(
+      () => void reconciler.requestPass('kernel').catch((e: unknown) => log.error({ err: e }, 'reconcile after a kernel change failed')),
+      { onError: (e) => log.warn({ err: e }, 'kernel change monitor') },
+    );
+    cleanups.push(async () => watch.stop());
     await reconciler.requestPass('startup');
     log.info({ socket: cfg.socket, stateDir: cfg.stateDir, intervalS: cfg.reconcileIntervalS }, 'ledgernet is serving');
   } catch (e) {

@@ -18,3 +18,4 @@ export { parseAddrs } from './parse-addrs.ts';
 export { parseRoutes } from './parse-routes.ts';
 export { parseIptablesSave } from './parse-iptables.ts';
 export { parseIpBatchErrors } from './parse-errors.ts';
+export { watchLinks, type Watch } from './monitor.ts';

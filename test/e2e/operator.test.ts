@@ -105,4 +105,20 @@ describe('operator experience', () => {
     await again.stop();
     await waitNoLeaks();
   });
+
+  test('kernel change notices: a bridge deleted by hand is back at once, long before the timer', async () => {
+    const daemon = await startDaemon({ extraArgs: ['--reconcile-interval', '3600'] });
+    const net = track.network(uniqueName('ln'));
+    assert.equal((await docker(['network', 'create', '--driver', 'ledgernet', '--subnet', '10.231.22.0/24', net])).exitCode, 0);
+    const id = (await docker(['network', 'inspect', '-f', '{{.Id}}', net], { check: true })).stdout.trim();
+    const bridge = `lnb-${id.slice(0, 11)}`;
+    await execa('ip', ['link', 'del', 'dev', bridge]);
+    await waitFor(async () => (await execa('ip', ['-j', 'addr', 'show', 'dev', bridge], { reject: false })).stdout.includes('10.231.22.1'), {
+      what: `${bridge} to be recreated with its gateway address`,
+      timeoutMs: 5_000,
+    });
+    await cleanupAll();
+    await daemon.stop();
+    await waitNoLeaks();
+  });
 });

@@ -1,0 +1,46 @@
+// Kernel change notices: `ip -o monitor link address` prints one line per change to a link or
+// an address. The reconciler uses them only as "something changed" triggers (it re-observes
+// everything), so drift such as a deleted veth or bridge is seen at once, not at the next tick.
+import { execa } from 'execa';
+
+export interface Watch {
+  stop(): void;
+}
+
+/**
+ * Calls `onChange` (debounced by `debounceMs`) whenever a link or address changes. Restarts the
+ * monitor if it exits, at most once a second. `onError` hears about a monitor that keeps dying.
+ */
+export function watchLinks(onChange: () => void, opts: { debounceMs?: number; onError?: (e: unknown) => void } = {}): Watch {
+  const debounceMs = opts.debounceMs ?? 200;
+  let timer: NodeJS.Timeout | null = null;
+  let kill: (() => void) | null = null;
+  let stopped = false;
+  const fire = () => {
+    if (timer) return;
+    timer = setTimeout(() => {
+      timer = null;
+      if (!stopped) onChange();
+    }, debounceMs);
+  };
+  const start = () => {
+    if (stopped) return;
+    const started = Date.now();
+    const p = execa('ip', ['-o', 'monitor', 'link', 'address'], { buffer: false, stdin: 'ignore', reject: false });
+    kill = () => p.kill();
+    p.stdout?.on('data', fire);
+    void p.then((r) => {
+      if (stopped) return;
+      opts.onError?.(new Error(`ip monitor exited (${r.exitCode ?? r.signal}); restarting`));
+      setTimeout(start, Math.max(0, 1000 - (Date.now() - started)));
+    });
+  };
+  start();
+  return {
+    stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      kill?.();
+    },
+  };
+}
