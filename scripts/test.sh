@@ -8,6 +8,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 npm run build --silent
+# Tests run through tsx, which strips types without checking them: check them here.
+npx tsc -p tsconfig.test.json
 bash scripts/test-env.sh
 
 # The host has one plugin socket and one dockerd: test runs from several checkouts take turns.

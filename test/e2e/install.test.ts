@@ -129,8 +129,8 @@ describe('install as a systemd service', () => {
     const unit = parseUnit(await readFile(unitPath, 'utf8'));
     const argv = splitCommandLine(value(unit, 'Service', 'ExecStart'));
     // As systemd runs it: the unit's Environment and systemd's PATH, nothing from this shell.
-    const env = { PATH: SYSTEMD_PATH, ...environment(unit), LEDGERNET_STATE_DIR: stateDir };
-    assert.equal(env.LEDGERNET_SOCKET, PLUGIN_SOCKET);
+    const env: Record<string, string> = { PATH: SYSTEMD_PATH, ...environment(unit), LEDGERNET_STATE_DIR: stateDir };
+    assert.equal(env['LEDGERNET_SOCKET'], PLUGIN_SOCKET);
 
     let logs = '';
     const proc = spawn(argv[0]!, [...argv.slice(1), '--state-dir', stateDir, '--socket', PLUGIN_SOCKET, '--reconcile-interval', '1'], {

@@ -1,4 +1,8 @@
-import type { EndpointSpec, NetworkSpec } from '../../src/events/types.ts';
+import type { Command } from '../../src/events/commands.ts';
+import { decide } from '../../src/events/decide.ts';
+import { fold } from '../../src/events/evolve.ts';
+import { eventHash } from '../../src/events/hash.ts';
+import { emptyState, type EndpointSpec, type NetworkSpec, type NewEvent, type State, type StoredEvent } from '../../src/events/types.ts';
 import { bridgeName, peerName, vethName } from '../../src/events/names.ts';
 
 export const NET_A = 'a'.repeat(8) + '0'.repeat(56);
@@ -21,4 +25,24 @@ export function networkSpec(networkId: string, subnet = '10.231.7.0/24', gateway
 
 export function endpointSpec(networkId: string, endpointId: string, address = '10.231.7.2/24'): EndpointSpec {
   return { networkId, endpointId, veth: vethName(endpointId), peer: peerName(endpointId), address, addressV6: null, mac: null };
+}
+
+/** Stamps events the way the log does (seq, id, hash chain), without a clock. */
+export function stamp(events: readonly NewEvent[], from: State): StoredEvent[] {
+  let prev = from.hash;
+  let seq = from.seq;
+  return events.map((e) => {
+    seq += 1;
+    const base = { ...e, seq, id: `h:${seq}`, host: 'h', v: 1, at: '2026-11-23T00:00:00.000Z', prevhash: prev };
+    const hash = eventHash(base as Omit<StoredEvent, 'hash'>);
+    prev = hash;
+    return { ...base, hash } as StoredEvent;
+  });
+}
+
+/** The state after deciding and folding each command in turn (given … when … then). */
+export function given(...cmds: Command[]): State {
+  let state = emptyState;
+  for (const c of cmds) state = fold(state, stamp(decide(c, state), state));
+  return state;
 }

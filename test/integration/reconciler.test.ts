@@ -15,24 +15,10 @@ import { actionKey, type Action } from '../../src/reconciler/actions.ts';
 import { applyActions } from '../../src/reconciler/apply.ts';
 import { desiredFromState } from '../../src/reconciler/desired.ts';
 import { plan } from '../../src/reconciler/plan.ts';
-import { EP_1, EP_2, NET_A, NET_B, endpointSpec, networkSpec } from '../helpers/events.ts';
+import { EP_1, EP_2, NET_A, NET_B, endpointSpec, given, networkSpec } from '../helpers/events.ts';
 
 const skip = process.getuid?.() === 0 ? false : 'needs root to make network namespaces';
 
-function given(...cmds: Command[]): State {
-  let state = emptyState;
-  for (const c of cmds) {
-    const events = decide(c, state);
-    let prev = state.hash;
-    const stored = events.map((e, i) => {
-      const base = { ...e, seq: state.seq + i + 1, id: 'h', host: 'h', v: 1, at: 'x', prevhash: prev };
-      prev = eventHash(base as Omit<StoredEvent, 'hash'>);
-      return { ...base, hash: prev } as StoredEvent;
-    });
-    state = fold(state, stored);
-  }
-  return state;
-}
 
 const BR_A = 'lnb-aaaaaaaa000';
 const BR_B = 'lnb-bbbbbbbb111';

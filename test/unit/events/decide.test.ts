@@ -6,26 +6,9 @@ import { decide } from '../../../src/events/decide.ts';
 import { fold } from '../../../src/events/evolve.ts';
 import { eventHash } from '../../../src/events/hash.ts';
 import { emptyState, GENESIS_HASH, type NewEvent, type State, type StoredEvent } from '../../../src/events/types.ts';
-import { EP_1, EP_2, NET_A, NET_B, endpointSpec, networkSpec } from '../../helpers/events.ts';
+import { EP_1, EP_2, NET_A, NET_B, endpointSpec, given, networkSpec, stamp } from '../../helpers/events.ts';
 
-// given(events).when(command) -> events | error; each step stamps like the log would.
-function stamp(events: readonly NewEvent[], from: State): StoredEvent[] {
-  let prev = from.hash;
-  let seq = from.seq;
-  return events.map((e) => {
-    seq += 1;
-    const base = { ...e, seq, id: `h:${seq}`, host: 'h', v: 1, at: '2026-11-23T00:00:00.000Z', prevhash: prev };
-    const hash = eventHash(base as Omit<StoredEvent, 'hash'>);
-    prev = hash;
-    return { ...base, hash } as StoredEvent;
-  });
-}
 
-function given(...cmds: Command[]): State {
-  let state = emptyState;
-  for (const c of cmds) state = fold(state, stamp(decide(c, state), state));
-  return state;
-}
 
 const createA: Command = { type: 'CreateNetwork', spec: networkSpec(NET_A) };
 const ep1: Command = { type: 'CreateEndpoint', spec: endpointSpec(NET_A, EP_1) };

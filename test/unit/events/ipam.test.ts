@@ -11,19 +11,8 @@ import { decide } from '../../../src/events/decide.ts';
 import { fold } from '../../../src/events/evolve.ts';
 import { eventHash } from '../../../src/events/hash.ts';
 import { emptyState, type NewEvent, type State, type StoredEvent } from '../../../src/events/types.ts';
-import { NET_A, NET_B, networkSpec } from '../../helpers/events.ts';
+import { NET_A, NET_B, networkSpec, stamp } from '../../helpers/events.ts';
 
-function stamp(events: readonly NewEvent[], from: State): StoredEvent[] {
-  let prev = from.hash;
-  let seq = from.seq;
-  return events.map((e) => {
-    seq += 1;
-    const base = { ...e, seq, id: `h:${seq}`, host: 'h', v: 1, at: '2026-11-23T00:00:00.000Z', prevhash: prev };
-    const hash = eventHash(base as Omit<StoredEvent, 'hash'>);
-    prev = hash;
-    return { ...base, hash } as StoredEvent;
-  });
-}
 
 /** Runs one command against the state like the store does; returns the new state and events. */
 function run(state: State, cmd: Command): { state: State; events: StoredEvent[] } {
@@ -205,7 +194,7 @@ describe('IPAM allocator (properties)', () => {
             } catch (e) {
               assert.ok(e instanceof DriverError, String(e));
               if (e.code === 'LN_ERR_IPAM_EXHAUSTED') {
-                const free = [...rangeAddrs(range, pool)].filter((x) => !held.has(x));
+                const free: string[] = [...rangeAddrs(range, pool)].filter((x) => !held.has(x));
                 assert.deepEqual(free, [], 'exhausted only when every usable address is held');
               } else {
                 assert.equal(e.code, 'LN_ERR_IPAM_ADDRESS');
@@ -222,7 +211,7 @@ describe('IPAM allocator (properties)', () => {
             if (want === null) {
               assert.ok(contains(range, ip.family, ip.value), `${got} inside the range`);
               if (everUsed.has(got)) {
-                const fresh = [...rangeAddrs(range, pool)].filter((x) => !everUsed.has(x));
+                const fresh: string[] = [...rangeAddrs(range, pool)].filter((x) => !everUsed.has(x));
                 assert.deepEqual(fresh, [], `${got} reused while never-used addresses remained`);
               }
             }

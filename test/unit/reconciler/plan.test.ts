@@ -10,24 +10,10 @@ import { applyActions } from '../../../src/reconciler/apply.ts';
 import { desiredFromState } from '../../../src/reconciler/desired.ts';
 import { plan } from '../../../src/reconciler/plan.ts';
 import { renderPlan } from '../../../src/reconciler/render.ts';
-import { EP_1, EP_2, NET_A, NET_B, endpointSpec, networkSpec } from '../../helpers/events.ts';
+import { EP_1, EP_2, NET_A, NET_B, endpointSpec, given, networkSpec } from '../../helpers/events.ts';
 import { FakeKernel } from '../../helpers/fake-kernel.ts';
 import { assertGolden } from '../../helpers/golden.ts';
 
-function given(...cmds: Command[]): State {
-  let state = emptyState;
-  for (const c of cmds) {
-    const events = decide(c, state);
-    let prev = state.hash;
-    const stored = events.map((e, i) => {
-      const base = { ...e, seq: state.seq + i + 1, id: 'h', host: 'h', v: 1, at: 'x', prevhash: prev };
-      prev = eventHash(base as Omit<StoredEvent, 'hash'>);
-      return { ...base, hash: prev } as StoredEvent;
-    });
-    state = fold(state, stored);
-  }
-  return state;
-}
 
 const netA: Command = { type: 'CreateNetwork', spec: networkSpec(NET_A) };
 const netB: Command = { type: 'CreateNetwork', spec: networkSpec(NET_B, '10.231.8.0/24', '10.231.8.1/24') };
