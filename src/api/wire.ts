@@ -3,6 +3,7 @@
 import { isIP } from 'node:net';
 import { DriverError } from '../errors.ts';
 import { bridgeName, isValidIfName, peerName, vethName } from '../events/names.ts';
+import { networkPolicy, POLICY_OPTIONS } from '../events/policy.ts';
 import type { EndpointSpec, IpamData, NetworkSpec, PortBinding } from '../events/types.ts';
 
 export type Json = Record<string, unknown>;
@@ -78,6 +79,7 @@ function ipamList(method: string, v: unknown, field: string, family: 4 | 6): Ipa
 /** ledgernet.* keys this version understands, with the form each accepts. */
 export const NETWORK_OPTIONS: Readonly<Record<string, string>> = {
   'ledgernet.mtu': 'an integer from 68 to 65535',
+  ...POLICY_OPTIONS,
 };
 
 function mtuOption(method: string, key: string, v: string): number {
@@ -112,6 +114,11 @@ export function toNetworkSpec(method: string, body: Json): NetworkSpec {
   for (const key of ['com.docker.network.driver.mtu', 'ledgernet.mtu']) {
     const v = generic[key];
     if (v !== undefined) mtu = mtuOption(method, key, v);
+  }
+  try {
+    networkPolicy(generic);
+  } catch (e) {
+    throw new DriverError('LN_ERR_INVALID_OPTION', `${method}: ${(e as Error).message}`);
   }
   const bridge = bridgeName(networkId);
   if (!isValidIfName(bridge)) throw bad(method, `bridge name ${bridge} is not a valid interface name`);

@@ -7,3 +7,4 @@ export { EventStore, type EventListener } from './store.ts';
 export { acquireLock, lockHolder, isAlive } from './lock.ts';
 export { canonicalJson, eventHash } from './hash.ts';
 export * from './names.ts';
+export { networkPolicy, parseAllow, parseRate, POLICY_OPTIONS, type AllowRule, type NetworkPolicy } from './policy.ts';

@@ -16,3 +16,4 @@ export { parseLinks } from './parse-links.ts';
 export { parseAddrs } from './parse-addrs.ts';
 export { parseIptablesSave } from './parse-iptables.ts';
 export { parseIpBatchErrors } from './parse-errors.ts';
+export { parseSysctl } from './parse-sysctl.ts';

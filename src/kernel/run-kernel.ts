@@ -12,6 +12,7 @@ import { parseAddrs } from './parse-addrs.ts';
 import { parseIpBatchErrors } from './parse-errors.ts';
 import { parseIptablesSave } from './parse-iptables.ts';
 import { parseLinks } from './parse-links.ts';
+import { ifaceSysctl, parseSysctl } from './parse-sysctl.ts';
 import type { BatchFailure, BatchResult, Kernel, KernelSnapshot } from './types.ts';
 
 export interface KernelOptions {
@@ -45,22 +46,36 @@ export function createKernel(opts: KernelOptions = {}): Kernel {
   }
   const run = createRunner(opts.timeoutMs ?? 60_000, netns);
   const ipArgs = (...args: string[]): string[] => (netns === undefined ? args : ['-n', netns, ...args]);
-  // iptables has no namespace flag; `ip netns exec` enters the namespace first.
-  const iptables = (cmd: string, ...args: string[]): [string, string[]] =>
+  // iptables and sysctl have no namespace flag; `ip netns exec` enters the namespace first.
+  const inNetns = (cmd: string, ...args: string[]): [string, string[]] =>
     netns === undefined ? [cmd, args] : ['ip', ['netns', 'exec', netns, cmd, ...args]];
+  const iptables = inNetns;
+  // One `sysctl` for all bridges; -e: a bridge deleted since `ip link` is not an error.
+  const readRouteLocalnet = async (bridges: readonly string[]): Promise<Record<string, boolean>> => {
+    if (bridges.length === 0) return {};
+    const keys = bridges.map((b) => ifaceSysctl('ipv4', b, 'route_localnet'));
+    const o = await run('read route_localnet', ...inNetns('sysctl', '-e', ...keys));
+    failOnExit(o);
+    const values = parseSysctl(o.stdout);
+    return Object.fromEntries(bridges.flatMap((b, i) => (values[keys[i] ?? ''] === undefined ? [] : [[b, values[keys[i] ?? ''] === '1']])));
+  };
 
   return {
     async observe(): Promise<KernelSnapshot> {
-      const [links, addrs, filter] = await Promise.all([
+      const [links, addrs, filter, nat] = await Promise.all([
         run('read links', 'ip', ipArgs('-j', '-d', 'link', 'show')),
         run('read addresses', 'ip', ipArgs('-j', 'addr', 'show')),
         run('read the iptables filter table', ...iptables('iptables-save', '-t', 'filter')),
+        run('read the iptables nat table', ...iptables('iptables-save', '-t', 'nat')),
       ]);
-      for (const o of [links, addrs, filter]) failOnExit(o);
+      for (const o of [links, addrs, filter, nat]) failOnExit(o);
+      const parsedLinks = parseLinks(links.stdout);
       return {
-        links: parseLinks(links.stdout),
+        links: parsedLinks,
         addrs: parseAddrs(addrs.stdout),
         filter: parseIptablesSave(filter.stdout, 'filter'),
+        nat: parseIptablesSave(nat.stdout, 'nat'),
+        routeLocalnet: await readRouteLocalnet(parsedLinks.filter((l) => l.kind === 'bridge').map((l) => l.name)),
       };
     },
 
@@ -70,6 +85,12 @@ export function createKernel(opts: KernelOptions = {}): Kernel {
       const outcome = await run('apply an ip batch', 'ip', ipArgs(...IP_BATCH_ARGS), input);
       if (outcome.exitCode === 0) return { failures: [] };
       return { failures: batchFailures(outcome, lines) };
+    },
+
+    async setRouteLocalnet(values: Readonly<Record<string, boolean>>): Promise<void> {
+      const args = Object.entries(values).map(([iface, on]) => `${ifaceSysctl('ipv4', iface, 'route_localnet')}=${on ? 1 : 0}`);
+      if (args.length === 0) return;
+      failOnExit(await run('set route_localnet', ...inNetns('sysctl', '-q', '-w', ...args)));
     },
 
     async iptablesRestore(input: string): Promise<void> {

@@ -48,6 +48,9 @@ export interface KernelSnapshot {
   readonly links: readonly Link[];
   readonly addrs: readonly Addr[];
   readonly filter: IptablesTable;
+  readonly nat: IptablesTable;
+  /** `net.ipv4.conf.<bridge>.route_localnet` of every bridge, by bridge name. */
+  readonly routeLocalnet: Readonly<Record<string, boolean>>;
 }
 
 export interface BatchFailure {
@@ -71,4 +74,6 @@ export interface Kernel {
   ipBatch(lines: readonly string[]): Promise<BatchResult>;
   /** Runs one `iptables-restore --noflush` with `input` (a whole `*table … COMMIT` block). */
   iptablesRestore(input: string): Promise<void>;
+  /** Sets `net.ipv4.conf.<iface>.route_localnet` for each interface, with one `sysctl -w`. */
+  setRouteLocalnet(values: Readonly<Record<string, boolean>>): Promise<void>;
 }

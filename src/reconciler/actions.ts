@@ -32,13 +32,28 @@ export type Action =
       readonly alias?: string;
       readonly up?: true;
     })
+  | (Base & { readonly kind: 'bridge.localnet'; readonly name: string; readonly on: boolean })
   | (Base & { readonly kind: 'addr.add'; readonly dev: string; readonly cidr: string })
   | (Base & { readonly kind: 'addr.del'; readonly dev: string; readonly cidr: string })
   | (Base & { readonly kind: 'link.delete'; readonly name: string })
   | (Base & { readonly kind: 'endpoint.lost'; readonly name: string })
-  | (Base & { readonly kind: 'chain.write'; readonly table: string; readonly chain: string; readonly rules: readonly string[] })
+  | (Base & {
+      readonly kind: 'chain.write';
+      readonly table: string;
+      readonly chain: string;
+      readonly rules: readonly string[];
+      /** For display: `+ rule` to be added, `- rule` to be removed. */
+      readonly diff?: readonly string[];
+    })
   | (Base & { readonly kind: 'chain.delete'; readonly table: string; readonly chain: string })
-  | (Base & { readonly kind: 'hook.add'; readonly table: string; readonly from: string; readonly rule: string })
+  | (Base & {
+      readonly kind: 'hook.add';
+      readonly table: string;
+      readonly from: string;
+      readonly rule: string;
+      /** 1-based `-I` position, or null to append. */
+      readonly position: number | null;
+    })
   | (Base & { readonly kind: 'hook.delete'; readonly table: string; readonly from: string; readonly rule: string });
 
 export type ActionKind = Action['kind'];
@@ -55,6 +70,7 @@ export const KIND_ORDER: readonly ActionKind[] = [
   'addr.add',
   'veth.create',
   'link.set',
+  'bridge.localnet',
   'chain.write',
   'hook.add',
   'chain.delete',

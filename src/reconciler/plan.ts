@@ -4,9 +4,9 @@
 // Everything else is invisible to it, so it can never touch Docker's or the operator's objects.
 // Why not recreate a joined endpoint's veth: its peer lived in the container's namespace; a new
 // pair would not be in the container, so the endpoint is reported lost instead.
-import type { KernelSnapshot, Link } from '../kernel/types.ts';
+import type { IptablesTable, KernelSnapshot, Link } from '../kernel/types.ts';
 import { KIND_ORDER, actionKey, type Action, type Owner } from './actions.ts';
-import type { DesiredBridge, DesiredChain, DesiredState, DesiredVeth } from './desired.ts';
+import type { DesiredBridge, DesiredChain, DesiredHook, DesiredState, DesiredVeth, Table } from './desired.ts';
 
 const OWNED_PREFIXES = ['lnb-', 'lnv-', 'lnp-'];
 const CHAIN_PREFIX = 'LEDGERNET-';
@@ -42,6 +42,11 @@ function planBridge(b: DesiredBridge, link: Link | undefined, actual: KernelSnap
     const set = linkDrift(link, { mtu: b.mtu, alias: b.alias, master: null });
     if (set) out.push({ kind: 'link.set', name: b.name, owner, ...set });
     have = actual.addrs.filter((a) => a.dev === b.name && a.scope !== 'link').map((a) => a.cidr);
+  }
+  const localnet = link?.kind === 'bridge' ? (actual.routeLocalnet[b.name] ?? false) : false;
+  if (localnet !== b.routeLocalnet) {
+    const detail = `route_localnet ${b.routeLocalnet ? 1 : 0} expected, ${localnet ? 1 : 0} found`;
+    out.push({ kind: 'bridge.localnet', name: b.name, on: b.routeLocalnet, owner, reason: link ? 'drifted' : 'missing', ...(link ? { detail } : {}) });
   }
   for (const cidr of b.addrs) {
     if (!have.includes(cidr)) out.push({ kind: 'addr.add', dev: b.name, cidr, owner, reason: 'missing' });
@@ -112,51 +117,85 @@ function ownerFromAlias(alias: string | null): Owner {
 }
 
 const SHARED: Owner = { networkId: null, endpointId: null };
+const TABLES = ['filter', 'nat'] as const;
+/** Docker's jumps that may stand before an `early` hook. */
+const EARLY_PREDECESSORS = new Set(['-j DOCKER-USER', '-j DOCKER-ISOLATION-STAGE-1']);
+
+function isOurs(rule: string): boolean {
+  return rule.includes('ledgernet:') || rule.includes(`-j ${CHAIN_PREFIX}`);
+}
 
 function planChains(desired: readonly DesiredChain[], actual: KernelSnapshot): Action[] {
+  return TABLES.flatMap((t) => planTable(t, desired.filter((c) => c.table === t), actual[t]));
+}
+
+function planTable(tableName: Table, desired: readonly DesiredChain[], table: IptablesTable): Action[] {
   const out: Action[] = [];
-  const table = actual.filter;
-  const wantedHooks = new Map<string, Set<string>>();
   for (const c of desired) {
     const have = table.chains[c.name];
-    if (!have) out.push({ kind: 'chain.write', table: c.table, chain: c.name, rules: c.rules, owner: SHARED, reason: 'missing' });
-    else if (!sameRules(have.rules, c.rules)) {
+    if (!have) {
+      out.push({ kind: 'chain.write', table: tableName, chain: c.name, rules: c.rules, owner: SHARED, reason: 'missing', diff: c.rules.map((r) => `+ ${r}`) });
+    } else if (!sameRules(have.rules, c.rules)) {
       out.push({
         kind: 'chain.write',
-        table: c.table,
+        table: tableName,
         chain: c.name,
         rules: c.rules,
         owner: SHARED,
         reason: 'drifted',
         detail: `${c.rules.length} rules expected, ${have.rules.length} found (${ruleDiff(c.rules, have.rules)})`,
+        diff: [...c.rules.filter((r) => !have.rules.includes(r)).map((r) => `+ ${r}`), ...have.rules.filter((r) => !c.rules.includes(r)).map((r) => `- ${r}`)],
       });
-    }
-    if (c.hook) {
-      const set = wantedHooks.get(c.hook.from) ?? new Set<string>();
-      set.add(c.hook.rule);
-      wantedHooks.set(c.hook.from, set);
-      const present = table.chains[c.hook.from]?.rules.includes(c.hook.rule) ?? false;
-      if (!present) out.push({ kind: 'hook.add', table: c.table, from: c.hook.from, rule: c.hook.rule, owner: SHARED, reason: 'missing' });
     }
   }
   const desiredNames = new Set(desired.map((c) => c.name));
   for (const chain of Object.values(table.chains)) {
     if (chain.name.startsWith(CHAIN_PREFIX) && !desiredNames.has(chain.name)) {
-      out.push({ kind: 'chain.delete', table: table.name, chain: chain.name, owner: SHARED, reason: 'orphan' });
-    }
-    if (!BUILTIN_CHAINS.has(chain.name)) continue;
-    const seen = new Set<string>();
-    for (const rule of chain.rules) {
-      if (!rule.includes('ledgernet:') && !rule.includes(`-j ${CHAIN_PREFIX}`)) continue;
-      const wanted = wantedHooks.get(chain.name)?.has(rule) ?? false;
-      // An unwanted tagged rule, or a second copy of a wanted one, goes.
-      if (!wanted || seen.has(rule)) {
-        out.push({ kind: 'hook.delete', table: table.name, from: chain.name, rule, owner: SHARED, reason: wanted ? 'drifted' : 'orphan' });
-      }
-      seen.add(rule);
+      out.push({ kind: 'chain.delete', table: tableName, chain: chain.name, owner: SHARED, reason: 'orphan' });
     }
   }
+  for (const from of BUILTIN_CHAINS) {
+    const hooks = desired.flatMap((c) => c.hooks).filter((h) => h.from === from);
+    out.push(...planHooks(tableName, from, hooks, table.chains[from]?.rules ?? []));
+  }
   return out;
+}
+
+/**
+ * Hooks in one built-in chain: add the missing ones, remove unwanted tagged rules and second
+ * copies, and move an `early` hook that ended up behind someone else's rule (e.g. after Docker
+ * inserted its own rules at the top) back to just after `-j DOCKER-USER`.
+ */
+function planHooks(table: Table, from: string, hooks: readonly DesiredHook[], rules: readonly string[]): Action[] {
+  const out: Action[] = [];
+  const doomed = new Set<number>();
+  const seen = new Set<string>();
+  rules.forEach((rule, i) => {
+    if (!isOurs(rule)) return;
+    const want = hooks.find((h) => h.rule === rule);
+    const misplaced = want?.placement === 'early' && !wellPlaced(rules, i);
+    if (!want || seen.has(rule) || misplaced) {
+      out.push({ kind: 'hook.delete', table, from, rule, owner: SHARED, reason: want ? 'drifted' : 'orphan', ...(misplaced ? { detail: 'not right after DOCKER-USER' } : {}) });
+      doomed.add(i);
+    }
+    seen.add(rule);
+  });
+  const kept = rules.filter((_, i) => !doomed.has(i));
+  for (const h of hooks) {
+    if (kept.includes(h.rule)) continue;
+    const user = kept.indexOf('-j DOCKER-USER');
+    // 1-based position for `-I`; null appends.
+    const position = h.placement === 'early' ? user + 2 : null;
+    out.push({ kind: 'hook.add', table, from, rule: h.rule, position, owner: SHARED, reason: 'missing' });
+  }
+  return out;
+}
+
+/** Between DOCKER-USER (or the top) and the hook stand only Docker's jumps and our own rules. */
+function wellPlaced(rules: readonly string[], i: number): boolean {
+  const user = rules.indexOf('-j DOCKER-USER');
+  if (user > i) return false;
+  return rules.slice(user + 1, i).every((r) => isOurs(r) || EARLY_PREDECESSORS.has(r));
 }
 
 function sameRules(a: readonly string[], b: readonly string[]): boolean {

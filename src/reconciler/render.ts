@@ -15,7 +15,11 @@ export function renderPlan(actions: readonly Action[]): string {
   const out: string[] = [];
   for (const [key, list] of groups) {
     out.push(`${key}:`);
-    for (const a of list) out.push(`  ${symbol(a)} ${describeAction(a)}`);
+    for (const a of list) {
+      out.push(`  ${symbol(a)} ${describeAction(a)}`);
+      // The rules themselves, so the effect of each option (and each hand edit) is visible.
+      if (a.kind === 'chain.write') for (const d of a.diff ?? []) out.push(`      ${d}`);
+    }
   }
   out.push(`${actions.length} change${actions.length === 1 ? '' : 's'} pending`);
   return `${out.join('\n')}\n`;

@@ -13,7 +13,16 @@ export class FakeKernel implements Kernel {
     ['FORWARD', { policy: 'DROP', rules: [] }],
     ['OUTPUT', { policy: 'ACCEPT', rules: [] }],
   ]);
-  calls: { kind: 'observe' | 'ipBatch' | 'iptablesRestore'; input?: string }[] = [];
+  /** The nat table, same shape as `chains` (the filter table). */
+  nat = new Map<string, { policy: string | null; rules: string[] }>([
+    ['PREROUTING', { policy: 'ACCEPT', rules: [] }],
+    ['INPUT', { policy: 'ACCEPT', rules: [] }],
+    ['OUTPUT', { policy: 'ACCEPT', rules: [] }],
+    ['POSTROUTING', { policy: 'ACCEPT', rules: [] }],
+  ]);
+  /** route_localnet by interface; bridges read as false until set. */
+  localnet = new Map<string, boolean>();
+  calls: { kind: 'observe' | 'ipBatch' | 'iptablesRestore' | 'setRouteLocalnet'; input?: string }[] = [];
   private failPatterns: RegExp[] = [];
   private nextIndex = 10;
 
@@ -38,12 +47,19 @@ export class FakeKernel implements Kernel {
 
   async observe(): Promise<KernelSnapshot> {
     this.calls.push({ kind: 'observe' });
-    const chains: Record<string, Chain> = {};
-    for (const [name, c] of this.chains) chains[name] = { name, policy: c.policy, rules: [...c.rules] };
+    const copy = (m: Map<string, { policy: string | null; rules: string[] }>) => {
+      const chains: Record<string, Chain> = {};
+      for (const [name, c] of m) chains[name] = { name, policy: c.policy, rules: [...c.rules] };
+      return chains;
+    };
     return {
       links: [...this.links.values()].map((l) => ({ ...l })),
       addrs: this.addrs.map((a) => ({ ...a })),
-      filter: { name: 'filter', chains },
+      filter: { name: 'filter', chains: copy(this.chains) },
+      nat: { name: 'nat', chains: copy(this.nat) },
+      routeLocalnet: Object.fromEntries(
+        [...this.links.values()].filter((l) => l.kind === 'bridge').map((l) => [l.name, this.localnet.get(l.name) ?? false]),
+      ),
     };
   }
 
@@ -94,6 +110,7 @@ export class FakeKernel implements Kernel {
       const l = this.links.get(arg('dev'));
       if (!l) return `Cannot find device "${arg('dev')}"`;
       this.links.delete(l.name);
+      this.localnet.delete(l.name);
       if (l.peer) this.links.delete(l.peer);
       for (const other of this.links.values()) if (other.master === l.name) other.master = null;
       this.addrs = this.addrs.filter((a) => a.dev !== l.name);
@@ -116,12 +133,22 @@ export class FakeKernel implements Kernel {
     return `unknown command ${w.join(' ')}`;
   }
 
+  async setRouteLocalnet(values: Readonly<Record<string, boolean>>): Promise<void> {
+    this.calls.push({ kind: 'setRouteLocalnet', input: JSON.stringify(values) });
+    for (const [name, on] of Object.entries(values)) {
+      if (!this.links.has(name)) throw new Error(`sysctl: cannot stat /proc/sys/net/ipv4/conf/${name}/route_localnet`);
+      this.localnet.set(name, on);
+    }
+  }
+
   async iptablesRestore(input: string): Promise<void> {
     this.calls.push({ kind: 'iptablesRestore', input });
-    const next = new Map([...this.chains].map(([k, v]) => [k, { policy: v.policy, rules: [...v.rules] }]));
+    const table = /^\*(\w+)/.exec(input)?.[1] ?? 'filter';
+    const source = table === 'nat' ? this.nat : this.chains;
+    const next = new Map([...source].map(([k, v]) => [k, { policy: v.policy, rules: [...v.rules] }]));
     for (const line of input.split('\n')) {
-      if (line === '' || line === '*filter' || line === 'COMMIT') continue;
-      const m = /^(:|-[AFXD]) ?(\S+)\s?(.*)$/.exec(line);
+      if (line === '' || line.startsWith('*') || line === 'COMMIT') continue;
+      const m = /^(:|-[AFXDI]) ?(\S+)\s?(.*)$/.exec(line);
       if (!m) throw new Error(`iptables-restore: bad line ${line}`);
       const [, op, chain = '', rest = ''] = m;
       const c = next.get(chain);
@@ -129,6 +156,11 @@ export class FakeKernel implements Kernel {
         if (!c) next.set(chain, { policy: null, rules: [] });
       } else if (!c) throw new Error(`iptables-restore: chain ${chain} does not exist`);
       else if (op === '-A') c.rules.push(rest);
+      else if (op === '-I') {
+        const pm = /^(\d+) (.*)$/.exec(rest);
+        if (!pm || Number(pm[1]) > c.rules.length + 1) throw new Error(`iptables-restore: bad -I position in ${line}`);
+        c.rules.splice(Number(pm[1]) - 1, 0, pm[2] ?? '');
+      }
       else if (op === '-F') c.rules = [];
       else if (op === '-X') next.delete(chain);
       else if (op === '-D') {
@@ -137,6 +169,7 @@ export class FakeKernel implements Kernel {
         c.rules.splice(i, 1);
       }
     }
-    this.chains = next;
+    if (table === 'nat') this.nat = next;
+    else this.chains = next;
   }
 }
