@@ -8,6 +8,7 @@ export type {
   Kernel,
   KernelSnapshot,
   Link,
+  Qdisc,
 } from './types.ts';
 export type { KernelOptions } from './run-kernel.ts';
 export type { BatchProgress } from './parse-errors.ts';
@@ -17,3 +18,4 @@ export { parseAddrs } from './parse-addrs.ts';
 export { parseIptablesSave } from './parse-iptables.ts';
 export { parseIpBatchErrors } from './parse-errors.ts';
 export { parseSysctl } from './parse-sysctl.ts';
+export { parseQdiscs, parseTcBatchErrors } from './parse-tc.ts';

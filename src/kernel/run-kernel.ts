@@ -13,6 +13,7 @@ import { parseIpBatchErrors } from './parse-errors.ts';
 import { parseIptablesSave } from './parse-iptables.ts';
 import { parseLinks } from './parse-links.ts';
 import { ifaceSysctl, parseSysctl } from './parse-sysctl.ts';
+import { parseQdiscs, parseTcBatchErrors } from './parse-tc.ts';
 import type { BatchFailure, BatchResult, Kernel, KernelSnapshot } from './types.ts';
 
 export interface KernelOptions {
@@ -50,6 +51,7 @@ export function createKernel(opts: KernelOptions = {}): Kernel {
   const inNetns = (cmd: string, ...args: string[]): [string, string[]] =>
     netns === undefined ? [cmd, args] : ['ip', ['netns', 'exec', netns, cmd, ...args]];
   const iptables = inNetns;
+  const tcArgs = (...args: string[]): string[] => (netns === undefined ? args : ['-n', netns, ...args]);
   // One `sysctl` for all bridges; -e: a bridge deleted since `ip link` is not an error.
   const readRouteLocalnet = async (bridges: readonly string[]): Promise<Record<string, boolean>> => {
     if (bridges.length === 0) return {};
@@ -62,19 +64,21 @@ export function createKernel(opts: KernelOptions = {}): Kernel {
 
   return {
     async observe(): Promise<KernelSnapshot> {
-      const [links, addrs, filter, nat] = await Promise.all([
+      const [links, addrs, filter, nat, qdiscs] = await Promise.all([
         run('read links', 'ip', ipArgs('-j', '-d', 'link', 'show')),
         run('read addresses', 'ip', ipArgs('-j', 'addr', 'show')),
         run('read the iptables filter table', ...iptables('iptables-save', '-t', 'filter')),
         run('read the iptables nat table', ...iptables('iptables-save', '-t', 'nat')),
+        run('read qdiscs', 'tc', tcArgs('-j', 'qdisc', 'show')),
       ]);
-      for (const o of [links, addrs, filter, nat]) failOnExit(o);
+      for (const o of [links, addrs, filter, nat, qdiscs]) failOnExit(o);
       const parsedLinks = parseLinks(links.stdout);
       return {
         links: parsedLinks,
         addrs: parseAddrs(addrs.stdout),
         filter: parseIptablesSave(filter.stdout, 'filter'),
         nat: parseIptablesSave(nat.stdout, 'nat'),
+        qdiscs: parseQdiscs(qdiscs.stdout),
         routeLocalnet: await readRouteLocalnet(parsedLinks.filter((l) => l.kind === 'bridge').map((l) => l.name)),
       };
     },
@@ -85,6 +89,15 @@ export function createKernel(opts: KernelOptions = {}): Kernel {
       const outcome = await run('apply an ip batch', 'ip', ipArgs(...IP_BATCH_ARGS), input);
       if (outcome.exitCode === 0) return { failures: [] };
       return { failures: batchFailures(outcome, lines) };
+    },
+
+    async tcBatch(lines: readonly string[]): Promise<BatchResult> {
+      if (lines.length === 0) return { failures: [] };
+      const outcome = await run('apply a tc batch', 'tc', tcArgs('-force', '-batch', '-'), `${lines.join('\n')}\n`);
+      if (outcome.exitCode === 0) return { failures: [] };
+      const failures = parseTcBatchErrors(outcome.stderr, lines);
+      if (failures.length > 0) return { failures };
+      return { failures: [{ line: 0, command: lines[0] ?? '', message: firstLine(outcome.stderr) ?? `tc exited with code ${outcome.exitCode}` }] };
     },
 
     async setRouteLocalnet(values: Readonly<Record<string, boolean>>): Promise<void> {

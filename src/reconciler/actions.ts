@@ -33,6 +33,8 @@ export type Action =
       readonly up?: true;
     })
   | (Base & { readonly kind: 'bridge.localnet'; readonly name: string; readonly on: boolean })
+  | (Base & { readonly kind: 'qdisc.set'; readonly name: string; readonly rate: number })
+  | (Base & { readonly kind: 'qdisc.delete'; readonly name: string })
   | (Base & { readonly kind: 'addr.add'; readonly dev: string; readonly cidr: string })
   | (Base & { readonly kind: 'addr.del'; readonly dev: string; readonly cidr: string })
   | (Base & { readonly kind: 'link.delete'; readonly name: string })
@@ -71,6 +73,8 @@ export const KIND_ORDER: readonly ActionKind[] = [
   'veth.create',
   'link.set',
   'bridge.localnet',
+  'qdisc.delete',
+  'qdisc.set',
   'chain.write',
   'hook.add',
   'chain.delete',

@@ -75,6 +75,31 @@ export function restoreInput(actions: readonly Action[], table = 'filter'): stri
   return lines.length === 0 ? null : `*${table}\n${lines.join('\n')}\nCOMMIT\n`;
 }
 
+/** The `tc -batch` lines for one action (empty for others). */
+export function tcLines(a: Action): string[] {
+  if (a.kind === 'qdisc.delete') return [`qdisc del dev ${a.name} root`];
+  if (a.kind !== 'qdisc.set') return [];
+  // Burst: 10 ms of traffic, at least 16 kB (tbf needs at least one MTU-sized packet per tick).
+  const burst = Math.max(16_000, Math.ceil(a.rate / 8 / 100));
+  return [`qdisc replace dev ${a.name} root tbf rate ${a.rate}bit burst ${burst} latency 50ms`];
+}
+
+async function runTcBatch(actions: readonly Action[], kernel: Kernel, failures: Failure[]): Promise<void> {
+  const lines: string[] = [];
+  const owner: Action[] = [];
+  for (const a of actions) for (const l of tcLines(a)) (lines.push(l), owner.push(a));
+  if (lines.length === 0) return;
+  try {
+    const res = await kernel.tcBatch(lines);
+    for (const f of res.failures) {
+      const action = owner[f.line];
+      if (action && !failures.some((x) => x.action === action)) failures.push({ action, message: f.message });
+    }
+  } catch (e) {
+    for (const a of new Set(owner)) failures.push({ action: a, message: (e as Error).message });
+  }
+}
+
 function isFirewall(a: Action): boolean {
   return a.kind === 'chain.write' || a.kind === 'chain.delete' || a.kind === 'hook.add' || a.kind === 'hook.delete';
 }
@@ -101,6 +126,7 @@ export async function applyActions(actions: readonly Action[], kernel: Kernel): 
       for (const a of new Set(lineOwner)) failures.push({ action: a, message: (e as Error).message });
     }
   }
+  await runTcBatch(actions, kernel, failures);
   const localnet = actions.filter((a) => a.kind === 'bridge.localnet');
   if (localnet.length > 0) {
     try {

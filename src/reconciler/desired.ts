@@ -27,6 +27,8 @@ export interface DesiredVeth {
   readonly master: string;
   /** Joined: the peer is in the container, so a vanished veth cannot be recreated. */
   readonly joined: boolean;
+  /** ledgernet.ingress_rate in bit/s: a tbf at the root of this (host-side) veth, or null. */
+  readonly ingressRate: number | null;
 }
 
 export interface DesiredState {
@@ -73,6 +75,7 @@ export function desiredFromState(state: State): DesiredState {
       mtu: net.mtu,
       master: net.bridge,
       joined: ep.joined,
+      ingressRate: fw.find((f) => f.net.networkId === net.networkId)?.policy.ingressRate ?? null,
     });
   }
   veths.sort(byKey((v) => v.name));

@@ -4,7 +4,7 @@
 // Everything else is invisible to it, so it can never touch Docker's or the operator's objects.
 // Why not recreate a joined endpoint's veth: its peer lived in the container's namespace; a new
 // pair would not be in the container, so the endpoint is reported lost instead.
-import type { IptablesTable, KernelSnapshot, Link } from '../kernel/types.ts';
+import type { IptablesTable, KernelSnapshot, Link, Qdisc } from '../kernel/types.ts';
 import { KIND_ORDER, actionKey, type Action, type Owner } from './actions.ts';
 import type { DesiredBridge, DesiredChain, DesiredHook, DesiredState, DesiredVeth, Table } from './desired.ts';
 
@@ -20,7 +20,11 @@ export function plan(desired: DesiredState, actual: KernelSnapshot): Action[] {
   const links = new Map(actual.links.map((l) => [l.name, l]));
   const actions: Action[] = [];
   for (const b of desired.bridges) actions.push(...planBridge(b, links.get(b.name), actual));
-  for (const v of desired.veths) actions.push(...planVeth(v, links.get(v.name)));
+  for (const v of desired.veths) {
+    const veth = planVeth(v, links.get(v.name));
+    actions.push(...veth);
+    if (!veth.some((a) => a.kind === 'endpoint.lost')) actions.push(...planQdisc(v, links.has(v.name), actual.qdiscs));
+  }
   actions.push(...planOrphanLinks(desired, actual.links));
   actions.push(...planChains(desired.chains, actual));
   return sortActions(actions);
@@ -66,6 +70,29 @@ function planVeth(v: DesiredVeth, link: Link | undefined): Action[] {
   }
   const set = linkDrift(link, { mtu: v.mtu, alias: v.alias, master: v.master });
   return set ? [{ kind: 'link.set', name: v.name, owner, ...set }] : [];
+}
+
+/** tbf at the root of the host-side veth shapes what the container receives (ingress_rate). */
+function planQdisc(v: DesiredVeth, exists: boolean, qdiscs: readonly Qdisc[]): Action[] {
+  const owner: Owner = { networkId: v.networkId, endpointId: v.endpointId };
+  const root = exists ? qdiscs.find((q) => q.dev === v.name && q.root) : undefined;
+  const tbf = root?.kind === 'tbf' ? root : undefined;
+  if (v.ingressRate === null) {
+    return tbf ? [{ kind: 'qdisc.delete', name: v.name, owner, reason: 'orphan', detail: 'no ingress_rate wanted' }] : [];
+  }
+  const have = tbf?.rate == null ? null : tbf.rate * 8;
+  if (have !== null && Math.abs(have - v.ingressRate) <= v.ingressRate * 0.01) return [];
+  const found = root ? `${root.kind}${have === null ? '' : ` ${have} bit/s`}` : 'none';
+  return [
+    {
+      kind: 'qdisc.set',
+      name: v.name,
+      rate: v.ingressRate,
+      owner,
+      reason: root || exists ? 'drifted' : 'missing',
+      detail: exists ? `tbf ${v.ingressRate} bit/s expected, ${found} found` : `tbf ${v.ingressRate} bit/s`,
+    },
+  ];
 }
 
 type LinkSet = { reason: 'drifted'; detail: string; mtu?: number; master?: string; alias?: string; up?: true };

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { execa } from 'execa';
-import { TEST_IMAGE, cleanupAll, containerIp, docker, ping, track, uniqueName, waitFor } from '../helpers/docker.ts';
+import { TEST_IMAGE, cleanupAll, containerEndpoint, containerIp, docker, ping, track, uniqueName, waitFor } from '../helpers/docker.ts';
 import { ledgernetCli, startDaemon, stopAllDaemons, type DaemonHandle } from '../helpers/daemon.ts';
 import { assertNoLeaks, waitNoLeaks } from '../helpers/leaks.ts';
 import { createOutside, type Outside } from '../helpers/outside.ts';
@@ -82,6 +82,29 @@ async function fetchFromHost(url: string): Promise<boolean> {
   const r = await execa('/bin/busybox', ['timeout', '5', '/bin/busybox', 'wget', '-q', '-O', '-', url], { reject: false, stdin: 'ignore' });
   return r.exitCode === 0 && /ok/.test(r.stdout);
 }
+
+/** Sends N bytes to ip:port from the host, waits for the peer to close, prints the seconds. */
+const SEND = `
+import socket, sys, time
+ip, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+deadline = time.time() + 10
+while True:
+    try:
+        s = socket.create_connection((ip, port), timeout=2); break
+    except OSError:
+        if time.time() > deadline: raise
+        time.sleep(0.1)
+s.settimeout(60)
+t0 = time.time()
+chunk = b'x' * 65536
+sent = 0
+while sent < n:
+    sent += s.send(chunk[: min(len(chunk), n - sent)])
+s.shutdown(socket.SHUT_WR)
+while s.recv(65536):
+    pass
+print(time.time() - t0)
+`;
 
 async function dryRun(): Promise<{ code: number; out: string }> {
   const r = await ledgernetCli(['reconcile', '--dry-run', '--state-dir', daemon.stateDir]);
@@ -222,6 +245,29 @@ describe('firewall with the real dockerd', () => {
     assert.equal(await outside.ping(await containerIp(srv2, plain.name)), false, 'no list: nothing routed comes in');
   });
 
+  test('bandwidth: ingress_rate=8mbit holds a transfer into the container to at most 110% of the limit', async () => {
+    const limited = await createNetwork('10.231.115.0/24', '-o', 'ledgernet.ingress_rate=8mbit');
+    const free = await createNetwork('10.231.116.0/24');
+    const rate = 8_000_000;
+    const bytes = 3_000_000;
+    const seconds = async (net: string): Promise<number> => {
+      const sink = await runClient(net);
+      const ip = await containerIp(sink, net);
+      // busybox nc -l exits when the sender closes; it then closes, which ends the sender.
+      const listen = docker(['exec', sink, 'sh', '-c', 'nc -l -p 5000 >/dev/null'], { timeoutMs: 60_000 });
+      const r = await execa('python3', ['-c', SEND, ip, '5000', String(bytes)], { reject: false, timeout: 60_000 });
+      await listen;
+      assert.equal(r.exitCode, 0, r.stderr);
+      return Number(r.stdout.trim());
+    };
+    const slow = await seconds(limited.name);
+    const fast = await seconds(free.name);
+    const bps = (bytes * 8) / slow;
+    assert.ok(bps <= rate * 1.1, `limited transfer ran at ${Math.round(bps / 1e6)} Mbit/s, more than 110% of 8 Mbit/s`);
+    assert.ok(bps >= rate * 0.5, `limited transfer ran at ${Math.round(bps / 1e6)} Mbit/s: far below the limit`);
+    assert.ok(fast < slow / 2, `unlimited network: ${fast.toFixed(2)} s against ${slow.toFixed(2)} s limited`);
+  });
+
   test('options show in the dry-run; a bad option is refused', async () => {
     const name = track.network(uniqueName('lnfw'));
     const bad = await docker(['network', 'create', '--driver', 'ledgernet', '--subnet', '10.231.113.0/24', '-o', 'ledgernet.allow=tcp/99999', name]);
@@ -230,12 +276,14 @@ describe('firewall with the real dockerd', () => {
   });
 
   test('drift: each kind of rule and sysctl removed by hand shows in the dry-run and is restored', async () => {
-    const n = await createNetwork('10.231.114.0/24', '-o', 'ledgernet.allow=tcp/80');
+    const n = await createNetwork('10.231.114.0/24', '-o', 'ledgernet.allow=tcp/80', '-o', 'ledgernet.ingress_rate=100mbit');
     const srv = await runServer(n.name, '-p', '18280:80');
+    const veth = `lnv-${(await containerEndpoint(srv, n.name)).EndpointID.slice(0, 11)}`;
     await converged();
     // A daemon that does not repair on a timer, so the dry-run sees the drift for sure.
+    // kill9 keeps the state dir (stop() would remove it); the new daemon replays the same log.
     const stateDir = daemon.stateDir;
-    await daemon.stop();
+    await daemon.kill9();
     daemon = await startDaemon({ stateDir, keepStateDir: false, extraArgs: ['--reconcile-interval', '0'] });
     const ipt = (...args: string[]) => execa('iptables', args);
     await ipt('-D', 'LEDGERNET-FORWARD', '1');
@@ -246,6 +294,7 @@ describe('firewall with the real dockerd', () => {
     await ipt('-D', 'FORWARD', '-m', 'comment', '--comment', 'ledgernet:hook', '-j', 'LEDGERNET-FORWARD');
     await ipt('-I', 'FORWARD', '3', '-m', 'comment', '--comment', 'ledgernet:hook', '-j', 'LEDGERNET-FORWARD');
     await execa('sysctl', ['-q', '-w', `net.ipv4.conf.${n.bridge}.route_localnet=0`]);
+    await execa('tc', ['qdisc', 'del', 'dev', veth, 'root']);
     const dr = await dryRun();
     assert.equal(dr.code, 2, dr.out);
     for (const line of [
@@ -257,6 +306,7 @@ describe('firewall with the real dockerd', () => {
       /\+ hook\.add nat\/PREROUTING .*LEDGERNET-DNAT \(missing\)/,
       /- hook\.delete filter\/FORWARD .*\(drifted: not right after DOCKER-USER\)/,
       /~ bridge\.localnet \S+ \(drifted: route_localnet 1 expected, 0 found\)/,
+      new RegExp(`~ qdisc\\.set ${veth} \\(drifted: tbf 100000000 bit/s expected, none found\\)`),
     ]) {
       assert.match(dr.out, line);
     }
@@ -265,9 +315,10 @@ describe('firewall with the real dockerd', () => {
     assert.equal((await dryRun()).code, 0);
     assert.ok(await outside.fetch(`http://${outside.hostIp}:18280/`), 'published port works again');
     assert.ok(await fetchFromHost('http://127.0.0.1:18280/'), 'and on 127.0.0.1');
+    assert.match((await execa('tc', ['-j', 'qdisc', 'show', 'dev', veth])).stdout, /"kind":"tbf"/, 'the tbf is back');
 
     // Back to a daemon with the repair loop: a deleted rule comes back by itself.
-    await daemon.stop();
+    await daemon.kill9();
     daemon = await startDaemon({ stateDir, keepStateDir: false, extraArgs: ['--reconcile-interval', '1'] });
     await ipt('-t', 'nat', '-F', 'LEDGERNET-DNAT');
     await converged();

@@ -1,7 +1,7 @@
 // An in-memory kernel that interprets the `ip -batch` and `iptables-restore` inputs the
 // reconciler emits, so plans can be applied and re-planned without root. `failNext` makes the
 // next batch line matching a pattern fail, like the real `ip -force -batch`.
-import type { Addr, BatchFailure, Chain, Kernel, KernelSnapshot, Link } from '../../src/kernel/types.ts';
+import type { Addr, BatchFailure, Chain, Kernel, KernelSnapshot, Link, Qdisc } from '../../src/kernel/types.ts';
 
 type MutableLink = { -readonly [K in keyof Link]: Link[K] };
 
@@ -20,9 +20,11 @@ export class FakeKernel implements Kernel {
     ['OUTPUT', { policy: 'ACCEPT', rules: [] }],
     ['POSTROUTING', { policy: 'ACCEPT', rules: [] }],
   ]);
+  /** Root qdiscs by device (tbf only; the kernel's default qdiscs are not listed, as with veths). */
+  qdiscs = new Map<string, Qdisc>();
   /** route_localnet by interface; bridges read as false until set. */
   localnet = new Map<string, boolean>();
-  calls: { kind: 'observe' | 'ipBatch' | 'iptablesRestore' | 'setRouteLocalnet'; input?: string }[] = [];
+  calls: { kind: 'observe' | 'ipBatch' | 'iptablesRestore' | 'setRouteLocalnet' | 'tcBatch'; input?: string }[] = [];
   private failPatterns: RegExp[] = [];
   private nextIndex = 10;
 
@@ -57,6 +59,7 @@ export class FakeKernel implements Kernel {
       addrs: this.addrs.map((a) => ({ ...a })),
       filter: { name: 'filter', chains: copy(this.chains) },
       nat: { name: 'nat', chains: copy(this.nat) },
+      qdiscs: [...this.qdiscs.values()].map((q) => ({ ...q })),
       routeLocalnet: Object.fromEntries(
         [...this.links.values()].filter((l) => l.kind === 'bridge').map((l) => [l.name, this.localnet.get(l.name) ?? false]),
       ),
@@ -111,6 +114,7 @@ export class FakeKernel implements Kernel {
       if (!l) return `Cannot find device "${arg('dev')}"`;
       this.links.delete(l.name);
       this.localnet.delete(l.name);
+      this.qdiscs.delete(l.name);
       if (l.peer) this.links.delete(l.peer);
       for (const other of this.links.values()) if (other.master === l.name) other.master = null;
       this.addrs = this.addrs.filter((a) => a.dev !== l.name);
@@ -131,6 +135,23 @@ export class FakeKernel implements Kernel {
       return null;
     }
     return `unknown command ${w.join(' ')}`;
+  }
+
+  async tcBatch(lines: readonly string[]): Promise<{ failures: BatchFailure[] }> {
+    this.calls.push({ kind: 'tcBatch', input: lines.join('\n') });
+    const failures: BatchFailure[] = [];
+    lines.forEach((line, i) => {
+      const w = line.split(' ');
+      const dev = w[w.indexOf('dev') + 1] ?? '';
+      if (!this.links.has(dev)) return void failures.push({ line: i, command: line, message: `Cannot find device "${dev}"` });
+      if (w[1] === 'del') {
+        if (!this.qdiscs.delete(dev)) failures.push({ line: i, command: line, message: 'Error: Cannot delete qdisc with handle of zero.' });
+        return;
+      }
+      const bits = Number(/^(\d+)bit$/.exec(w[w.indexOf('rate') + 1] ?? '')?.[1]);
+      this.qdiscs.set(dev, { dev, kind: 'tbf', handle: '8001:', root: true, parent: null, rate: Math.round(bits / 8) });
+    });
+    return { failures };
   }
 
   async setRouteLocalnet(values: Readonly<Record<string, boolean>>): Promise<void> {

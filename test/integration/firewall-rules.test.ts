@@ -10,6 +10,7 @@ import { applyActions } from '../../src/reconciler/apply.ts';
 import { desiredFromState, type DesiredState } from '../../src/reconciler/desired.ts';
 import { plan } from '../../src/reconciler/plan.ts';
 import { FIREWALL_COMMANDS } from '../helpers/firewall-states.ts';
+import { EP_1, NET_A, endpointSpec, networkSpec } from '../helpers/events.ts';
 import { given } from '../helpers/state.ts';
 
 const skip = process.getuid?.() === 0 ? false : 'needs root to make network namespaces';
@@ -93,5 +94,21 @@ describe('firewall rules round-trip through iptables-restore and iptables-save',
     const text = await save();
     assert.equal(foreign(text), before);
     assert.doesNotMatch(text, /LEDGERNET|ledgernet:/);
+  });
+
+  it('tc: a tbf for ingress_rate reads back with tc -j qdisc show; deleted by hand, it is planned back', async () => {
+    const state = given(
+      { type: 'CreateNetwork', spec: { ...networkSpec(NET_A), options: { 'ledgernet.ingress_rate': '8mbit' } } },
+      { type: 'CreateEndpoint', spec: endpointSpec(NET_A, EP_1) },
+    );
+    const desired = desiredFromState(state);
+    assert.deepEqual((await applyActions(plan(desired, await kernel.observe()), kernel)).failures, []);
+    assert.deepEqual(plan(desired, await kernel.observe()), []);
+    const tc = await execa('tc', ['-n', netns, '-j', 'qdisc', 'show', 'dev', 'lnv-e1e1e1e1222']);
+    assert.match(tc.stdout, /"kind":"tbf".*"rate":1000000/);
+    await execa('tc', ['-n', netns, 'qdisc', 'del', 'dev', 'lnv-e1e1e1e1222', 'root']);
+    assert.deepEqual(plan(desired, await kernel.observe()).map((a) => `${a.kind} ${a.reason}`), ['qdisc.set drifted']);
+    const gone = plan(chainsOnly(desiredFromState(given())), await kernel.observe());
+    await applyActions(gone, kernel);
   });
 });
