@@ -26,7 +26,7 @@ export const POLICY_OPTIONS: Readonly<Record<string, string>> = {
   'ledgernet.icc': 'true or false (default true)',
   'ledgernet.masquerade': 'true or false (default true)',
   'ledgernet.allow': 'a list such as tcp/80,tcp/8000-8100,udp/53,icmp',
-  'ledgernet.egress_rate': 'not supported yet (this kernel has no tc police action; it needs an ifb redirect)',
+  'ledgernet.egress_rate': 'a rate such as 10mbit, 512kbit, 1gbit or 1000000 (bit/s)',
   'ledgernet.ingress_rate': 'a rate such as 10mbit, 512kbit, 1gbit or 1000000 (bit/s)',
 };
 
@@ -47,13 +47,6 @@ function bool(key: string, v: string): boolean {
 }
 
 const UNITS: Readonly<Record<string, number>> = { '': 1, bit: 1, kbit: 1e3, mbit: 1e6, gbit: 1e9 };
-
-// Shaping what a container sends needs the traffic redirected from the veth's ingress to an
-// ifb device (no police action in this kernel); until that lands the option is refused rather
-// than silently ignored.
-function unsupported(key: string, v: string): never {
-  throw new DriverError('LN_ERR_INVALID_OPTION', `option ${key}=${v} is not supported yet; ledgernet.ingress_rate limits what containers receive`);
-}
 
 /** `10mbit` → 10000000 (bit/s). Bounded to 8 kbit/s … 100 gbit/s. */
 export function parseRate(key: string, v: string): number {
@@ -111,7 +104,7 @@ export function networkPolicy(options: Readonly<Record<string, string>>): Networ
     icc: icc ? bool(...icc) : true,
     masquerade: masq ? bool(...masq) : true,
     allow: allow ? parseAllow(...allow) : null,
-    egressRate: egress ? unsupported(...egress) : null,
+    egressRate: egress ? parseRate(...egress) : null,
     ingressRate: ingress ? parseRate(...ingress) : null,
   };
 }

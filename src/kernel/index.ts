@@ -18,4 +18,4 @@ export { parseAddrs } from './parse-addrs.ts';
 export { parseIptablesSave } from './parse-iptables.ts';
 export { parseIpBatchErrors } from './parse-errors.ts';
 export { parseSysctl } from './parse-sysctl.ts';
-export { parseQdiscs, parseTcBatchErrors } from './parse-tc.ts';
+export { parseIngressRedirects, parseQdiscs, parseTcBatchErrors } from './parse-tc.ts';

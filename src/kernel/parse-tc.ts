@@ -1,5 +1,5 @@
 // Parsers for `tc -j qdisc show` and the stderr of `tc -force -batch -`.
-import { asRecord, optionalString, parseJsonRecords, requireString } from './json-fields.ts';
+import { asRecord, optionalString, parseError, parseJsonRecords, requireString } from './json-fields.ts';
 import type { BatchFailure, Qdisc } from './types.ts';
 
 const WHAT = 'tc -j qdisc show';
@@ -43,5 +43,30 @@ export function parseTcBatchErrors(stderr: string, lines: readonly string[]): Ba
     out.push({ line, command: lines[line] ?? '', message: pending.join('; ') || 'tc failed' });
     pending = [];
   }
+  return out;
+}
+
+/**
+ * Parses the output of `tc -j -batch -` with one `filter show dev <d> ingress` per device (one
+ * JSON array per line, in order) into device → the devices its filters redirect to (mirred).
+ * @throws DriverError `LN_ERR_KERNEL_PARSE` when the lines do not match the devices asked for.
+ */
+export function parseIngressRedirects(text: string, devices: readonly string[]): Record<string, string[]> {
+  const what = 'tc -j filter show';
+  const lines = text.split('\n').filter((l) => l.trim() !== '');
+  if (lines.length !== devices.length) parseError(what, `${devices.length} devices asked for, ${lines.length} answers`);
+  const out: Record<string, string[]> = {};
+  devices.forEach((dev, i) => {
+    const targets: string[] = [];
+    for (const f of parseJsonRecords(lines[i] ?? '', what)) {
+      const options = f['options'] === undefined ? {} : asRecord(f['options'], what, `${dev}.options`);
+      const actions = Array.isArray(options['actions']) ? options['actions'] : [];
+      for (const a of actions) {
+        const act = asRecord(a, what, `${dev}.actions`);
+        if (act['kind'] === 'mirred' && act['mirred_action'] === 'redirect' && typeof act['to_dev'] === 'string') targets.push(act['to_dev']);
+      }
+    }
+    out[dev] = targets;
+  });
   return out;
 }

@@ -13,12 +13,14 @@ import { parseIpBatchErrors } from './parse-errors.ts';
 import { parseIptablesSave } from './parse-iptables.ts';
 import { parseLinks } from './parse-links.ts';
 import { ifaceSysctl, parseSysctl } from './parse-sysctl.ts';
-import { parseQdiscs, parseTcBatchErrors } from './parse-tc.ts';
-import type { BatchFailure, BatchResult, Kernel, KernelSnapshot } from './types.ts';
+import { parseIngressRedirects, parseQdiscs, parseTcBatchErrors } from './parse-tc.ts';
+import type { BatchFailure, BatchResult, Kernel, KernelSnapshot, Qdisc } from './types.ts';
 
 export interface KernelOptions {
   /** Name of a namespace under /run/netns; every command runs there. Default: our own. */
   readonly netns?: string;
+  /** Devices whose ingress filters `observe` reads (by name prefix). Default `['lnv-']`. */
+  readonly filterPrefixes?: readonly string[];
   /** Kill a command that runs longer than this. Default 60 s (deleting 1,000 veths takes ~16 s). */
   readonly timeoutMs?: number;
 }
@@ -53,6 +55,16 @@ export function createKernel(opts: KernelOptions = {}): Kernel {
   const iptables = inNetns;
   const tcArgs = (...args: string[]): string[] => (netns === undefined ? args : ['-n', netns, ...args]);
   // One `sysctl` for all bridges; -e: a bridge deleted since `ip link` is not an error.
+  const prefixes = opts.filterPrefixes ?? ['lnv-'];
+  // One `tc -batch` for the filters of every device of ours that has an ingress qdisc.
+  const readRedirects = async (qdiscs: readonly Qdisc[]): Promise<Record<string, string[]>> => {
+    const devs = qdiscs.filter((q) => q.kind === 'ingress' && prefixes.some((p) => q.dev.startsWith(p))).map((q) => q.dev);
+    if (devs.length === 0) return {};
+    const input = devs.map((d) => `filter show dev ${d} ingress\n`).join('');
+    const o = await run('read ingress filters', 'tc', tcArgs('-j', '-batch', '-'), input);
+    failOnExit(o);
+    return parseIngressRedirects(o.stdout, devs);
+  };
   const readRouteLocalnet = async (bridges: readonly string[]): Promise<Record<string, boolean>> => {
     if (bridges.length === 0) return {};
     const keys = bridges.map((b) => ifaceSysctl('ipv4', b, 'route_localnet'));
@@ -73,12 +85,14 @@ export function createKernel(opts: KernelOptions = {}): Kernel {
       ]);
       for (const o of [links, addrs, filter, nat, qdiscs]) failOnExit(o);
       const parsedLinks = parseLinks(links.stdout);
+      const parsedQdiscs = parseQdiscs(qdiscs.stdout);
       return {
         links: parsedLinks,
         addrs: parseAddrs(addrs.stdout),
         filter: parseIptablesSave(filter.stdout, 'filter'),
         nat: parseIptablesSave(nat.stdout, 'nat'),
-        qdiscs: parseQdiscs(qdiscs.stdout),
+        qdiscs: parsedQdiscs,
+        ingressRedirects: await readRedirects(parsedQdiscs),
         routeLocalnet: await readRouteLocalnet(parsedLinks.filter((l) => l.kind === 'bridge').map((l) => l.name)),
       };
     },

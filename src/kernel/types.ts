@@ -64,6 +64,11 @@ export interface KernelSnapshot {
   /** `net.ipv4.conf.<bridge>.route_localnet` of every bridge, by bridge name. */
   readonly routeLocalnet: Readonly<Record<string, boolean>>;
   readonly qdiscs: readonly Qdisc[];
+  /**
+   * For each device with an ingress qdisc whose name starts with one of the prefixes given to
+   * `createKernel` (default `lnv-`): the devices its ingress filters redirect to.
+   */
+  readonly ingressRedirects: Readonly<Record<string, readonly string[]>>;
 }
 
 export interface BatchFailure {

@@ -35,6 +35,9 @@ export type Action =
   | (Base & { readonly kind: 'bridge.localnet'; readonly name: string; readonly on: boolean })
   | (Base & { readonly kind: 'qdisc.set'; readonly name: string; readonly rate: number })
   | (Base & { readonly kind: 'qdisc.delete'; readonly name: string })
+  | (Base & { readonly kind: 'ifb.create'; readonly name: string; readonly alias: string })
+  | (Base & { readonly kind: 'redirect.set'; readonly name: string; readonly to: string; readonly replace: boolean })
+  | (Base & { readonly kind: 'redirect.delete'; readonly name: string })
   | (Base & { readonly kind: 'addr.add'; readonly dev: string; readonly cidr: string })
   | (Base & { readonly kind: 'addr.del'; readonly dev: string; readonly cidr: string })
   | (Base & { readonly kind: 'link.delete'; readonly name: string })
@@ -71,10 +74,13 @@ export const KIND_ORDER: readonly ActionKind[] = [
   'addr.del',
   'addr.add',
   'veth.create',
+  'ifb.create',
   'link.set',
   'bridge.localnet',
+  'redirect.delete',
   'qdisc.delete',
   'qdisc.set',
+  'redirect.set',
   'chain.write',
   'hook.add',
   'chain.delete',

@@ -27,6 +27,8 @@ export function ipLines(a: Action): string[] {
         `link set dev ${a.peer} alias ${a.peerAlias}`,
         `link set dev ${a.name} alias ${a.alias} master ${a.master} up`,
       ];
+    case 'ifb.create':
+      return [`link add name ${a.name} type ifb`, `link set dev ${a.name} alias ${a.alias} up`];
     case 'link.set': {
       const parts = [`link set dev ${a.name}`];
       if (a.mtu !== undefined) parts.push(`mtu ${a.mtu}`);
@@ -78,6 +80,15 @@ export function restoreInput(actions: readonly Action[], table = 'filter'): stri
 /** The `tc -batch` lines for one action (empty for others). */
 export function tcLines(a: Action): string[] {
   if (a.kind === 'qdisc.delete') return [`qdisc del dev ${a.name} root`];
+  if (a.kind === 'redirect.delete') return [`qdisc del dev ${a.name} ingress`];
+  if (a.kind === 'redirect.set') {
+    // Everything the container sends enters the host-side veth: hand it to the ifb, shaped there.
+    return [
+      ...(a.replace ? [`qdisc del dev ${a.name} ingress`] : []),
+      `qdisc add dev ${a.name} handle ffff: ingress`,
+      `filter add dev ${a.name} parent ffff: protocol all prio 1 u32 match u32 0 0 action mirred egress redirect dev ${a.to}`,
+    ];
+  }
   if (a.kind !== 'qdisc.set') return [];
   // Burst: 10 ms of traffic, at least 16 kB (tbf needs at least one MTU-sized packet per tick).
   const burst = Math.max(16_000, Math.ceil(a.rate / 8 / 100));

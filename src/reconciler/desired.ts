@@ -1,5 +1,5 @@
 import type { State } from '../events/types.ts';
-import { ownerAlias } from '../events/names.ts';
+import { ifbName, ownerAlias } from '../events/names.ts';
 import { networkPolicy } from '../events/policy.ts';
 import { desiredChains, needsLocalnet, type DesiredChain, type FirewallNetwork } from './firewall.ts';
 
@@ -29,6 +29,9 @@ export interface DesiredVeth {
   readonly joined: boolean;
   /** ledgernet.ingress_rate in bit/s: a tbf at the root of this (host-side) veth, or null. */
   readonly ingressRate: number | null;
+  /** ledgernet.egress_rate in bit/s: what the container sends is redirected to `ifb` and shaped there. */
+  readonly egressRate: number | null;
+  readonly ifb: { readonly name: string; readonly alias: string } | null;
 }
 
 export interface DesiredState {
@@ -65,6 +68,7 @@ export function desiredFromState(state: State): DesiredState {
   for (const ep of Object.values(state.endpoints)) {
     const net = state.networks[ep.networkId];
     if (!net || ep.lost) continue;
+    const policy = fw.find((f) => f.net.networkId === net.networkId)?.policy;
     veths.push({
       networkId: ep.networkId,
       endpointId: ep.endpointId,
@@ -75,7 +79,9 @@ export function desiredFromState(state: State): DesiredState {
       mtu: net.mtu,
       master: net.bridge,
       joined: ep.joined,
-      ingressRate: fw.find((f) => f.net.networkId === net.networkId)?.policy.ingressRate ?? null,
+      ingressRate: policy?.ingressRate ?? null,
+      egressRate: policy?.egressRate ?? null,
+      ifb: policy?.egressRate == null ? null : { name: ifbName(ep.endpointId), alias: ownerAlias('ifb', ep.endpointId) },
     });
   }
   veths.sort(byKey((v) => v.name));

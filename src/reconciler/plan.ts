@@ -8,7 +8,7 @@ import type { IptablesTable, KernelSnapshot, Link, Qdisc } from '../kernel/types
 import { KIND_ORDER, actionKey, type Action, type Owner } from './actions.ts';
 import type { DesiredBridge, DesiredChain, DesiredHook, DesiredState, DesiredVeth, Table } from './desired.ts';
 
-const OWNED_PREFIXES = ['lnb-', 'lnv-', 'lnp-'];
+const OWNED_PREFIXES = ['lnb-', 'lnv-', 'lnp-', 'lni-'];
 const CHAIN_PREFIX = 'LEDGERNET-';
 const BUILTIN_CHAINS = new Set(['INPUT', 'FORWARD', 'OUTPUT', 'PREROUTING', 'POSTROUTING']);
 
@@ -23,7 +23,9 @@ export function plan(desired: DesiredState, actual: KernelSnapshot): Action[] {
   for (const v of desired.veths) {
     const veth = planVeth(v, links.get(v.name));
     actions.push(...veth);
-    if (!veth.some((a) => a.kind === 'endpoint.lost')) actions.push(...planQdisc(v, links.has(v.name), actual.qdiscs));
+    if (veth.some((a) => a.kind === 'endpoint.lost')) continue;
+    actions.push(...planQdisc(v, v.name, v.ingressRate, links.has(v.name), actual.qdiscs));
+    actions.push(...planEgress(v, links, actual));
   }
   actions.push(...planOrphanLinks(desired, actual.links));
   actions.push(...planChains(desired.chains, actual));
@@ -72,27 +74,54 @@ function planVeth(v: DesiredVeth, link: Link | undefined): Action[] {
   return set ? [{ kind: 'link.set', name: v.name, owner, ...set }] : [];
 }
 
-/** tbf at the root of the host-side veth shapes what the container receives (ingress_rate). */
-function planQdisc(v: DesiredVeth, exists: boolean, qdiscs: readonly Qdisc[]): Action[] {
+/**
+ * A tbf at the root of `dev`: on the host-side veth it shapes what the container receives
+ * (ingress_rate), on the endpoint's ifb what it sends (egress_rate).
+ */
+function planQdisc(v: DesiredVeth, dev: string, rate: number | null, exists: boolean, qdiscs: readonly Qdisc[]): Action[] {
   const owner: Owner = { networkId: v.networkId, endpointId: v.endpointId };
-  const root = exists ? qdiscs.find((q) => q.dev === v.name && q.root) : undefined;
+  const root = exists ? qdiscs.find((q) => q.dev === dev && q.root) : undefined;
   const tbf = root?.kind === 'tbf' ? root : undefined;
-  if (v.ingressRate === null) {
-    return tbf ? [{ kind: 'qdisc.delete', name: v.name, owner, reason: 'orphan', detail: 'no ingress_rate wanted' }] : [];
+  if (rate === null) {
+    return tbf ? [{ kind: 'qdisc.delete', name: dev, owner, reason: 'orphan', detail: 'no rate wanted' }] : [];
   }
   const have = tbf?.rate == null ? null : tbf.rate * 8;
-  if (have !== null && Math.abs(have - v.ingressRate) <= v.ingressRate * 0.01) return [];
+  if (have !== null && Math.abs(have - rate) <= rate * 0.01) return [];
   const found = root ? `${root.kind}${have === null ? '' : ` ${have} bit/s`}` : 'none';
   return [
     {
       kind: 'qdisc.set',
-      name: v.name,
-      rate: v.ingressRate,
+      name: dev,
+      rate,
       owner,
-      reason: root || exists ? 'drifted' : 'missing',
-      detail: exists ? `tbf ${v.ingressRate} bit/s expected, ${found} found` : `tbf ${v.ingressRate} bit/s`,
+      reason: exists ? 'drifted' : 'missing',
+      detail: exists ? `tbf ${rate} bit/s expected, ${found} found` : `tbf ${rate} bit/s`,
     },
   ];
+}
+
+/** egress_rate: the veth's ingress redirected to the endpoint's ifb, and a tbf on the ifb. */
+function planEgress(v: DesiredVeth, links: ReadonlyMap<string, Link>, actual: KernelSnapshot): Action[] {
+  const owner: Owner = { networkId: v.networkId, endpointId: v.endpointId };
+  const veth = links.has(v.name);
+  const ingress = veth && actual.qdiscs.some((q) => q.dev === v.name && q.kind === 'ingress');
+  if (v.ifb === null || v.egressRate === null) {
+    return ingress ? [{ kind: 'redirect.delete', name: v.name, owner, reason: 'orphan', detail: 'no egress_rate wanted' }] : [];
+  }
+  const out: Action[] = [];
+  const ifb = links.get(v.ifb.name);
+  if (!ifb) out.push({ kind: 'ifb.create', name: v.ifb.name, alias: v.ifb.alias, owner, reason: 'missing' });
+  else {
+    const set = linkDrift(ifb, { mtu: ifb.mtu, alias: v.ifb.alias, master: null });
+    if (set) out.push({ kind: 'link.set', name: ifb.name, owner, ...set });
+  }
+  out.push(...planQdisc(v, v.ifb.name, v.egressRate, ifb !== undefined, actual.qdiscs));
+  const redirected = (actual.ingressRedirects[v.name] ?? []).includes(v.ifb.name);
+  if (!ingress || !redirected) {
+    const detail = veth ? `redirect to ${v.ifb.name} expected, ${ingress ? 'other filters' : 'no ingress qdisc'} found` : `redirect to ${v.ifb.name}`;
+    out.push({ kind: 'redirect.set', name: v.name, to: v.ifb.name, replace: ingress, owner, reason: veth ? 'drifted' : 'missing', detail });
+  }
+  return out;
 }
 
 type LinkSet = { reason: 'drifted'; detail: string; mtu?: number; master?: string; alias?: string; up?: true };
@@ -124,7 +153,7 @@ function linkDrift(link: Link, want: { mtu: number; alias: string; master: strin
 function planOrphanLinks(desired: DesiredState, links: readonly Link[]): Action[] {
   const wanted = new Set<string>([
     ...desired.bridges.map((b) => b.name),
-    ...desired.veths.flatMap((v) => [v.name, v.peer]),
+    ...desired.veths.flatMap((v) => [v.name, v.peer, ...(v.ifb ? [v.ifb.name] : [])]),
   ]);
   const orphans = links.filter((l) => isOwnedLink(l) && !wanted.has(l.name));
   const doomed = new Set(orphans.map((l) => l.name));
@@ -138,7 +167,7 @@ function planOrphanLinks(desired: DesiredState, links: readonly Link[]): Action[
 }
 
 function ownerFromAlias(alias: string | null): Owner {
-  const m = /^ledgernet:(network|endpoint|peer):(.+)$/.exec(alias ?? '');
+  const m = /^ledgernet:(network|endpoint|peer|ifb):(.+)$/.exec(alias ?? '');
   if (!m) return { networkId: null, endpointId: null };
   return m[1] === 'network' ? { networkId: m[2] ?? null, endpointId: null } : { networkId: null, endpointId: m[2] ?? null };
 }

@@ -106,6 +106,23 @@ while s.recv(65536):
 print(time.time() - t0)
 `;
 
+/** Accepts one connection on ip:port, reads to EOF, prints the seconds from the first byte and the byte count. */
+const RECV = `
+import socket, sys, time
+ip, port = sys.argv[1], int(sys.argv[2])
+srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind((ip, port)); srv.listen(1); srv.settimeout(30)
+c, _ = srv.accept(); c.settimeout(60)
+n = 0; t0 = None
+while True:
+    b = c.recv(65536)
+    if not b: break
+    if t0 is None: t0 = time.time()
+    n += len(b)
+c.close()
+print(time.time() - t0, n)
+`;
+
 async function dryRun(): Promise<{ code: number; out: string }> {
   const r = await ledgernetCli(['reconcile', '--dry-run', '--state-dir', daemon.stateDir]);
   return { code: r.exitCode, out: r.stdout + r.stderr };
@@ -245,12 +262,13 @@ describe('firewall with the real dockerd', () => {
     assert.equal(await outside.ping(await containerIp(srv2, plain.name)), false, 'no list: nothing routed comes in');
   });
 
-  test('bandwidth: ingress_rate=8mbit holds a transfer into the container to at most 110% of the limit', async () => {
-    const limited = await createNetwork('10.231.115.0/24', '-o', 'ledgernet.ingress_rate=8mbit');
+  test('bandwidth: ingress_rate and egress_rate of 8mbit hold transfers to at most 110% of the limit', async () => {
+    const limited = await createNetwork('10.231.115.0/24', '-o', 'ledgernet.ingress_rate=8mbit', '-o', 'ledgernet.egress_rate=8mbit');
     const free = await createNetwork('10.231.116.0/24');
     const rate = 8_000_000;
     const bytes = 3_000_000;
-    const seconds = async (net: string): Promise<number> => {
+    // Into the container: the host sends, busybox nc in the container sinks.
+    const into = async (net: string): Promise<number> => {
       const sink = await runClient(net);
       const ip = await containerIp(sink, net);
       // busybox nc -l exits when the sender closes; it then closes, which ends the sender.
@@ -260,12 +278,31 @@ describe('firewall with the real dockerd', () => {
       assert.equal(r.exitCode, 0, r.stderr);
       return Number(r.stdout.trim());
     };
-    const slow = await seconds(limited.name);
-    const fast = await seconds(free.name);
-    const bps = (bytes * 8) / slow;
-    assert.ok(bps <= rate * 1.1, `limited transfer ran at ${Math.round(bps / 1e6)} Mbit/s, more than 110% of 8 Mbit/s`);
-    assert.ok(bps >= rate * 0.5, `limited transfer ran at ${Math.round(bps / 1e6)} Mbit/s: far below the limit`);
-    assert.ok(fast < slow / 2, `unlimited network: ${fast.toFixed(2)} s against ${slow.toFixed(2)} s limited`);
+    // Out of the container: busybox nc piping dd output to a receiver on the host (the gateway).
+    const out = async (net: string, gateway: string): Promise<number> => {
+      const src = await runClient(net);
+      const recv = execa('python3', ['-c', RECV, gateway, '5001'], { reject: false, timeout: 60_000 });
+      await new Promise((r) => setTimeout(r, 500));
+      const count = Math.ceil(bytes / 65536);
+      const send = await docker(['exec', src, 'sh', '-c', `dd if=/dev/zero bs=65536 count=${count} 2>/dev/null | nc ${gateway} 5001`], { timeoutMs: 60_000 });
+      const r = await recv;
+      assert.equal(r.exitCode, 0, `${r.stderr} ${send.stderr}`);
+      const [secs, got] = r.stdout.trim().split(' ').map(Number);
+      assert.equal(got, count * 65536, 'every byte arrived');
+      return secs ?? 0;
+    };
+    const mbit = (secs: number, n: number) => (n * 8) / secs / 1e6;
+    const slowIn = await into(limited.name);
+    assert.ok(mbit(slowIn, bytes) <= 8 * 1.1, `into the container: ${mbit(slowIn, bytes).toFixed(2)} Mbit/s, more than 110% of 8`);
+    assert.ok(mbit(slowIn, bytes) >= 8 * 0.5, `into the container: ${mbit(slowIn, bytes).toFixed(2)} Mbit/s, far below the limit`);
+    const outBytes = Math.ceil(bytes / 65536) * 65536;
+    const slowOut = await out(limited.name, '10.231.115.1');
+    assert.ok(mbit(slowOut, outBytes) <= 8 * 1.1, `out of the container: ${mbit(slowOut, outBytes).toFixed(2)} Mbit/s, more than 110% of 8`);
+    assert.ok(mbit(slowOut, outBytes) >= 8 * 0.5, `out of the container: ${mbit(slowOut, outBytes).toFixed(2)} Mbit/s, far below the limit`);
+    const fastIn = await into(free.name);
+    const fastOut = await out(free.name, '10.231.116.1');
+    assert.ok(fastIn < slowIn / 2 && fastOut < slowOut / 2, `unlimited: ${fastIn.toFixed(2)} s in, ${fastOut.toFixed(2)} s out`);
+    assert.ok(rate);
   });
 
   test('options show in the dry-run; a bad option is refused', async () => {

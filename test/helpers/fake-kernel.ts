@@ -22,6 +22,8 @@ export class FakeKernel implements Kernel {
   ]);
   /** Root qdiscs by device (tbf only; the kernel's default qdiscs are not listed, as with veths). */
   qdiscs = new Map<string, Qdisc>();
+  /** Devices with an ingress qdisc, and where their filters redirect to. */
+  ingress = new Map<string, string[]>();
   /** route_localnet by interface; bridges read as false until set. */
   localnet = new Map<string, boolean>();
   calls: { kind: 'observe' | 'ipBatch' | 'iptablesRestore' | 'setRouteLocalnet' | 'tcBatch'; input?: string }[] = [];
@@ -59,7 +61,11 @@ export class FakeKernel implements Kernel {
       addrs: this.addrs.map((a) => ({ ...a })),
       filter: { name: 'filter', chains: copy(this.chains) },
       nat: { name: 'nat', chains: copy(this.nat) },
-      qdiscs: [...this.qdiscs.values()].map((q) => ({ ...q })),
+      qdiscs: [
+        ...[...this.qdiscs.values()].map((q) => ({ ...q })),
+        ...[...this.ingress.keys()].map((dev) => ({ dev, kind: 'ingress', handle: 'ffff:', root: false, parent: 'ffff:fff1', rate: null })),
+      ],
+      ingressRedirects: Object.fromEntries([...this.ingress].map(([dev, to]) => [dev, [...to]])),
       routeLocalnet: Object.fromEntries(
         [...this.links.values()].filter((l) => l.kind === 'bridge').map((l) => [l.name, this.localnet.get(l.name) ?? false]),
       ),
@@ -87,7 +93,7 @@ export class FakeKernel implements Kernel {
     if (w[0] === 'link' && w[1] === 'add') {
       const name = arg('name');
       if (this.links.has(name)) return 'RTNETLINK answers: File exists';
-      const mtu = Number(arg('mtu'));
+      const mtu = w.includes('mtu') ? Number(arg('mtu')) : 1500;
       const type = arg('type');
       this.addLink({ name, kind: type, mtu, up: false });
       if (type === 'veth') {
@@ -115,6 +121,8 @@ export class FakeKernel implements Kernel {
       this.links.delete(l.name);
       this.localnet.delete(l.name);
       this.qdiscs.delete(l.name);
+      this.ingress.delete(l.name);
+      for (const [dev, to] of this.ingress) this.ingress.set(dev, to.filter((t) => t !== l.name));
       if (l.peer) this.links.delete(l.peer);
       for (const other of this.links.values()) if (other.master === l.name) other.master = null;
       this.addrs = this.addrs.filter((a) => a.dev !== l.name);
@@ -144,6 +152,21 @@ export class FakeKernel implements Kernel {
       const w = line.split(' ');
       const dev = w[w.indexOf('dev') + 1] ?? '';
       if (!this.links.has(dev)) return void failures.push({ line: i, command: line, message: `Cannot find device "${dev}"` });
+      if (w[0] === 'filter') {
+        const to = w[w.length - 1] ?? '';
+        const filters = this.ingress.get(dev);
+        if (!filters || !this.links.has(to)) return void failures.push({ line: i, command: line, message: 'Error: Parent Qdisc doesn\'t exists.' });
+        filters.push(to);
+        return;
+      }
+      if (w.includes('ingress')) {
+        if (w[1] === 'del' && !this.ingress.delete(dev)) failures.push({ line: i, command: line, message: 'Error: Invalid handle.' });
+        if (w[1] === 'add') {
+          if (this.ingress.has(dev)) failures.push({ line: i, command: line, message: 'Error: Exclusivity flag on, cannot modify.' });
+          else this.ingress.set(dev, []);
+        }
+        return;
+      }
       if (w[1] === 'del') {
         if (!this.qdiscs.delete(dev)) failures.push({ line: i, command: line, message: 'Error: Cannot delete qdisc with handle of zero.' });
         return;

@@ -98,7 +98,7 @@ describe('firewall rules round-trip through iptables-restore and iptables-save',
 
   it('tc: a tbf for ingress_rate reads back with tc -j qdisc show; deleted by hand, it is planned back', async () => {
     const state = given(
-      { type: 'CreateNetwork', spec: { ...networkSpec(NET_A), options: { 'ledgernet.ingress_rate': '8mbit' } } },
+      { type: 'CreateNetwork', spec: { ...networkSpec(NET_A), options: { 'ledgernet.ingress_rate': '8mbit', 'ledgernet.egress_rate': '4mbit' } } },
       { type: 'CreateEndpoint', spec: endpointSpec(NET_A, EP_1) },
     );
     const desired = desiredFromState(state);
@@ -106,8 +106,14 @@ describe('firewall rules round-trip through iptables-restore and iptables-save',
     assert.deepEqual(plan(desired, await kernel.observe()), []);
     const tc = await execa('tc', ['-n', netns, '-j', 'qdisc', 'show', 'dev', 'lnv-e1e1e1e1222']);
     assert.match(tc.stdout, /"kind":"tbf".*"rate":1000000/);
+    const ifb = await execa('tc', ['-n', netns, '-j', 'qdisc', 'show', 'dev', 'lni-e1e1e1e1222']);
+    assert.match(ifb.stdout, /"kind":"tbf".*"rate":500000/);
     await execa('tc', ['-n', netns, 'qdisc', 'del', 'dev', 'lnv-e1e1e1e1222', 'root']);
-    assert.deepEqual(plan(desired, await kernel.observe()).map((a) => `${a.kind} ${a.reason}`), ['qdisc.set drifted']);
+    await execa('tc', ['-n', netns, 'filter', 'del', 'dev', 'lnv-e1e1e1e1222', 'ingress']);
+    const drift = plan(desired, await kernel.observe());
+    assert.deepEqual(drift.map((a) => `${a.kind} ${a.reason}`), ['qdisc.set drifted', 'redirect.set drifted']);
+    assert.deepEqual((await applyActions(drift, kernel)).failures, []);
+    assert.deepEqual(plan(desired, await kernel.observe()), []);
     const gone = plan(chainsOnly(desiredFromState(given())), await kernel.observe());
     await applyActions(gone, kernel);
   });

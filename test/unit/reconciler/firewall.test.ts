@@ -42,6 +42,7 @@ describe('network policy options', () => {
       'ledgernet.masquerade': 'true',
       'ledgernet.allow': 'tcp/80, TCP/8000-8100,udp/53,icmp,tcp/80',
       'ledgernet.ingress_rate': '512kbit',
+      'ledgernet.egress_rate': '10mbit',
     });
     assert.equal(p.icc, false);
     assert.equal(p.masquerade, true);
@@ -51,7 +52,7 @@ describe('network policy options', () => {
       { proto: 'udp', ports: [53, 53] },
       { proto: 'icmp', ports: null },
     ]);
-    assert.equal(p.egressRate, null);
+    assert.equal(p.egressRate, 10_000_000);
     assert.equal(p.ingressRate, 512_000);
     assert.equal(networkPolicy({ 'ledgernet.ingress_rate': '10mbit' }).ingressRate, 10_000_000);
     assert.equal(networkPolicy({ 'ledgernet.ingress_rate': '2500000' }).ingressRate, 2_500_000);
@@ -62,7 +63,7 @@ describe('network policy options', () => {
     ['ledgernet.allow', 'tcp/0', /ledgernet\.allow=tcp\/0 is invalid/],
     ['ledgernet.allow', 'tcp/90-80', /low <= high/],
     ['ledgernet.allow', 'sctp/5', /ledgernet\.allow=sctp\/5 is invalid/],
-    ['ledgernet.egress_rate', '10mbit', /ledgernet\.egress_rate=10mbit is not supported yet/],
+    ['ledgernet.egress_rate', 'fast', /ledgernet\.egress_rate=fast is invalid/],
     ['ledgernet.ingress_rate', 'fast', /ledgernet\.ingress_rate=fast is invalid/],
     ['ledgernet.ingress_rate', '1kbit', /ledgernet\.ingress_rate=1kbit is invalid/],
   ] as const) {
@@ -174,5 +175,31 @@ describe('bandwidth (tc)', () => {
     assert.deepEqual(gone.map((a) => a.kind), ['qdisc.delete']);
     await applyActions(gone, k);
     assert.equal(k.qdiscs.size, 0);
+  });
+
+  it('egress_rate: an ifb per endpoint, the veth ingress redirected to it, a tbf on it; drift and removal', async () => {
+    const k = new FakeKernel();
+    const egress: Command = { type: 'CreateNetwork', spec: { ...networkSpec(NET_A), options: { 'ledgernet.egress_rate': '4mbit' } } };
+    const state = given(egress, ep);
+    const first = plan(desiredFromState(state), await k.observe());
+    assertGolden('plans/egress_rate=4mbit,actual=empty.txt', renderPlan(first));
+    assert.deepEqual((await applyActions(first, k)).failures, []);
+    assert.deepEqual(plan(desiredFromState(state), await k.observe()), []);
+    assert.deepEqual(k.ingress.get('lnv-e1e1e1e1222'), ['lni-e1e1e1e1222']);
+    assert.equal(k.qdiscs.get('lni-e1e1e1e1222')?.rate, 500_000);
+    assert.equal(k.links.get('lni-e1e1e1e1222')?.alias, `ledgernet:ifb:${EP_1}`);
+
+    k.ingress.set('lnv-e1e1e1e1222', []);
+    k.qdiscs.delete('lni-e1e1e1e1222');
+    const drift = plan(desiredFromState(state), await k.observe());
+    assert.deepEqual(drift.map((a) => `${a.kind} ${a.reason}`), ['qdisc.set drifted', 'redirect.set drifted']);
+    assert.deepEqual((await applyActions(drift, k)).failures, []);
+    assert.deepEqual(plan(desiredFromState(state), await k.observe()), []);
+
+    const gone = plan(desiredFromState(given({ type: 'CreateNetwork', spec: networkSpec(NET_A) }, ep)), await k.observe());
+    assert.deepEqual(gone.map((a) => `${a.kind} ${'name' in a ? a.name : ''}`), ['redirect.delete lnv-e1e1e1e1222', 'link.delete lni-e1e1e1e1222']);
+    await applyActions(gone, k);
+    assert.equal(k.links.has('lni-e1e1e1e1222'), false);
+    assert.equal(k.ingress.size, 0);
   });
 });
