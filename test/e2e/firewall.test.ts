@@ -329,7 +329,7 @@ describe('firewall with the real dockerd', () => {
     await ipt('-t', 'nat', '-R', 'LEDGERNET-POSTROUTING', '1', '-s', '10.231.114.0/24', '-j', 'ACCEPT');
     await ipt('-t', 'nat', '-D', 'PREROUTING', '-m', 'addrtype', '--dst-type', 'LOCAL', '-m', 'comment', '--comment', 'ledgernet:hook', '-j', 'LEDGERNET-DNAT');
     await ipt('-D', 'FORWARD', '-m', 'comment', '--comment', 'ledgernet:hook', '-j', 'LEDGERNET-FORWARD');
-    await ipt('-I', 'FORWARD', '3', '-m', 'comment', '--comment', 'ledgernet:hook', '-j', 'LEDGERNET-FORWARD');
+    await ipt('-I', 'FORWARD', '4', '-m', 'comment', '--comment', 'ledgernet:hook', '-j', 'LEDGERNET-FORWARD');
     await execa('sysctl', ['-q', '-w', `net.ipv4.conf.${n.bridge}.route_localnet=0`]);
     await execa('tc', ['qdisc', 'del', 'dev', veth, 'root']);
     const dr = await dryRun();
