@@ -262,13 +262,17 @@ async function program(deps: ApiDeps, body: Json, method: string): Promise<unkno
   const networkId = id(method, body, 'NetworkID');
   const endpointId = id(method, body, 'EndpointID');
   const portmap = toPortmap(method, options(method, body));
-  await deps.store.execute({ type: 'ProgramExternal', networkId, endpointId, portmap });
+  const events = await deps.store.execute({ type: 'ProgramExternal', networkId, endpointId, portmap });
+  // Published ports should work once `docker run` returns: wait for the pass that writes them.
+  // A failed apply is not Docker's problem to roll back; the loop keeps retrying and reports it.
+  if (events.length > 0) await converge(deps, method).catch(() => undefined);
   return {};
 }
 
 async function revoke(deps: ApiDeps, body: Json, method: string): Promise<unknown> {
   const networkId = id(method, body, 'NetworkID');
   const endpointId = id(method, body, 'EndpointID');
-  await deps.store.execute({ type: 'RevokeExternal', networkId, endpointId });
+  const events = await deps.store.execute({ type: 'RevokeExternal', networkId, endpointId });
+  if (events.length > 0) void deps.reconciler.requestPass(method).catch(() => undefined);
   return {};
 }

@@ -3,6 +3,7 @@
 import { isIP } from 'node:net';
 import { DriverError } from '../errors.ts';
 import { bridgeName, isValidIfName, peerName, vethName } from '../events/names.ts';
+import { networkPolicy, POLICY_OPTIONS } from '../events/policy.ts';
 import type { EndpointSpec, IpamData, NetworkSpec, PortBinding } from '../events/types.ts';
 
 export type Json = Record<string, unknown>;
@@ -79,6 +80,7 @@ function ipamList(method: string, v: unknown, field: string, family: 4 | 6): Ipa
 export const NETWORK_OPTIONS: Readonly<Record<string, string>> = {
   'ledgernet.mtu': 'an integer from 68 to 65535',
   'ledgernet.bridge': 'an interface name of 1 to 15 bytes of A-Z a-z 0-9 _ . - not starting with lnb-, lnv- or lnp-',
+  ...POLICY_OPTIONS,
 };
 
 /** Docker bridge-driver option names that mean the same as a ledgernet option. */
@@ -144,6 +146,11 @@ export function toNetworkSpec(method: string, body: Json): NetworkSpec {
   const mtu = mtuOpt ? mtuOption(method, mtuOpt.key, mtuOpt.value) : DEFAULT_MTU;
   const bridgeOpt = optionValue(method, generic, 'ledgernet.bridge');
   const bridge = bridgeOpt ? bridgeOption(method, bridgeOpt.key, bridgeOpt.value) : bridgeName(networkId);
+  try {
+    networkPolicy(generic);
+  } catch (e) {
+    throw new DriverError('LN_ERR_INVALID_OPTION', `${method}: ${(e as Error).message}`);
+  }
   if (!isValidIfName(bridge)) throw bad(method, `bridge name ${bridge} is not a valid interface name`);
   return {
     networkId,

@@ -8,6 +8,7 @@ import {
   decideRequestAddress,
   decideRequestPool,
 } from './ipam.ts';
+import { resolvePorts } from './ports.ts';
 import type { EndpointState, NetworkState, NewEvent, State } from './types.ts';
 
 /**
@@ -78,11 +79,13 @@ export function decide(cmd: Command, state: State): NewEvent[] {
       ];
     case 'ProgramExternal': {
       const ep = requireEndpoint(state, cmd.networkId, cmd.endpointId);
-      if (ep.programmed && isDeepStrictEqual(ep.portmap, cmd.portmap)) return [];
+      // Host ports Docker left to us (-P, ranges) are chosen here and recorded in the event.
+      const portmap = resolvePorts(cmd.portmap, state, ep);
+      if (ep.programmed && isDeepStrictEqual(ep.portmap, portmap)) return [];
       return [
         {
           type: 'endpoint.external.programmed',
-          data: { networkId: cmd.networkId, endpointId: cmd.endpointId, portmap: cmd.portmap },
+          data: { networkId: cmd.networkId, endpointId: cmd.endpointId, portmap },
         },
       ];
     }

@@ -9,3 +9,4 @@ export { acquireLock, lockHolder, isAlive } from './lock.ts';
 export { canonicalJson, eventHash } from './hash.ts';
 export * from './names.ts';
 export { openStore, loadState } from './open.ts';
+export { networkPolicy, parseAllow, parseRate, POLICY_OPTIONS, type AllowRule, type NetworkPolicy } from './policy.ts';

@@ -16,7 +16,12 @@ export function peerName(endpointId: string): string {
   return `lnp-${endpointId.slice(0, 11)}`;
 }
 
-export function ownerAlias(kind: 'network' | 'endpoint' | 'peer', id: string): string {
+/** The ifb device that container egress is redirected to for ledgernet.egress_rate. */
+export function ifbName(endpointId: string): string {
+  return `lni-${endpointId.slice(0, 11)}`;
+}
+
+export function ownerAlias(kind: 'network' | 'endpoint' | 'peer' | 'ifb', id: string): string {
   return `ledgernet:${kind}:${id}`;
 }
 

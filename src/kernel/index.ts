@@ -9,6 +9,7 @@ export type {
   KernelSnapshot,
   Link,
   Route,
+  Qdisc,
 } from './types.ts';
 export type { KernelOptions } from './run-kernel.ts';
 export type { BatchProgress } from './parse-errors.ts';
@@ -19,3 +20,5 @@ export { parseRoutes } from './parse-routes.ts';
 export { parseIptablesSave } from './parse-iptables.ts';
 export { parseIpBatchErrors } from './parse-errors.ts';
 export { watchLinks, type Watch } from './monitor.ts';
+export { parseSysctl } from './parse-sysctl.ts';
+export { parseIngressRedirects, parseQdiscs, parseTcBatchErrors } from './parse-tc.ts';

@@ -13,11 +13,15 @@ import { parseIpBatchErrors } from './parse-errors.ts';
 import { parseIptablesSave } from './parse-iptables.ts';
 import { parseLinks } from './parse-links.ts';
 import { parseRoutes } from './parse-routes.ts';
-import type { BatchFailure, BatchResult, Kernel, KernelSnapshot, Route } from './types.ts';
+import { ifaceSysctl, parseSysctl } from './parse-sysctl.ts';
+import { parseIngressRedirects, parseQdiscs, parseTcBatchErrors } from './parse-tc.ts';
+import type { BatchFailure, BatchResult, Kernel, KernelSnapshot, Qdisc, Route } from './types.ts';
 
 export interface KernelOptions {
   /** Name of a namespace under /run/netns; every command runs there. Default: our own. */
   readonly netns?: string;
+  /** Devices whose ingress filters `observe` reads (by name prefix). Default `['lnv-']`. */
+  readonly filterPrefixes?: readonly string[];
   /** Kill a command that runs longer than this. Default 60 s (deleting 1,000 veths takes ~16 s). */
   readonly timeoutMs?: number;
 }
@@ -46,22 +50,51 @@ export function createKernel(opts: KernelOptions = {}): Kernel {
   }
   const run = createRunner(opts.timeoutMs ?? 60_000, netns);
   const ipArgs = (...args: string[]): string[] => (netns === undefined ? args : ['-n', netns, ...args]);
-  // iptables has no namespace flag; `ip netns exec` enters the namespace first.
-  const iptables = (cmd: string, ...args: string[]): [string, string[]] =>
+  // iptables and sysctl have no namespace flag; `ip netns exec` enters the namespace first.
+  const inNetns = (cmd: string, ...args: string[]): [string, string[]] =>
     netns === undefined ? [cmd, args] : ['ip', ['netns', 'exec', netns, cmd, ...args]];
+  const iptables = inNetns;
+  const tcArgs = (...args: string[]): string[] => (netns === undefined ? args : ['-n', netns, ...args]);
+  // One `sysctl` for all bridges; -e: a bridge deleted since `ip link` is not an error.
+  const prefixes = opts.filterPrefixes ?? ['lnv-'];
+  // One `tc -batch` for the filters of every device of ours that has an ingress qdisc.
+  const readRedirects = async (qdiscs: readonly Qdisc[]): Promise<Record<string, string[]>> => {
+    const devs = qdiscs.filter((q) => q.kind === 'ingress' && prefixes.some((p) => q.dev.startsWith(p))).map((q) => q.dev);
+    if (devs.length === 0) return {};
+    const input = devs.map((d) => `filter show dev ${d} ingress\n`).join('');
+    const o = await run('read ingress filters', 'tc', tcArgs('-j', '-batch', '-'), input);
+    failOnExit(o);
+    return parseIngressRedirects(o.stdout, devs);
+  };
+  const readRouteLocalnet = async (bridges: readonly string[]): Promise<Record<string, boolean>> => {
+    if (bridges.length === 0) return {};
+    const keys = bridges.map((b) => ifaceSysctl('ipv4', b, 'route_localnet'));
+    const o = await run('read route_localnet', ...inNetns('sysctl', '-e', ...keys));
+    failOnExit(o);
+    const values = parseSysctl(o.stdout);
+    return Object.fromEntries(bridges.flatMap((b, i) => (values[keys[i] ?? ''] === undefined ? [] : [[b, values[keys[i] ?? ''] === '1']])));
+  };
 
   return {
     async observe(): Promise<KernelSnapshot> {
-      const [links, addrs, filter] = await Promise.all([
+      const [links, addrs, filter, nat, qdiscs] = await Promise.all([
         run('read links', 'ip', ipArgs('-j', '-d', 'link', 'show')),
         run('read addresses', 'ip', ipArgs('-j', 'addr', 'show')),
         run('read the iptables filter table', ...iptables('iptables-save', '-t', 'filter')),
+        run('read the iptables nat table', ...iptables('iptables-save', '-t', 'nat')),
+        run('read qdiscs', 'tc', tcArgs('-j', 'qdisc', 'show')),
       ]);
-      for (const o of [links, addrs, filter]) failOnExit(o);
+      for (const o of [links, addrs, filter, nat, qdiscs]) failOnExit(o);
+      const parsedLinks = parseLinks(links.stdout);
+      const parsedQdiscs = parseQdiscs(qdiscs.stdout);
       return {
-        links: parseLinks(links.stdout),
+        links: parsedLinks,
         addrs: parseAddrs(addrs.stdout),
         filter: parseIptablesSave(filter.stdout, 'filter'),
+        nat: parseIptablesSave(nat.stdout, 'nat'),
+        qdiscs: parsedQdiscs,
+        ingressRedirects: await readRedirects(parsedQdiscs),
+        routeLocalnet: await readRouteLocalnet(parsedLinks.filter((l) => l.kind === 'bridge').map((l) => l.name)),
       };
     },
 
@@ -81,6 +114,21 @@ export function createKernel(opts: KernelOptions = {}): Kernel {
       const outcome = await run('apply an ip batch', 'ip', ipArgs(...IP_BATCH_ARGS), input);
       if (outcome.exitCode === 0) return { failures: [] };
       return { failures: batchFailures(outcome, lines) };
+    },
+
+    async tcBatch(lines: readonly string[]): Promise<BatchResult> {
+      if (lines.length === 0) return { failures: [] };
+      const outcome = await run('apply a tc batch', 'tc', tcArgs('-force', '-batch', '-'), `${lines.join('\n')}\n`);
+      if (outcome.exitCode === 0) return { failures: [] };
+      const failures = parseTcBatchErrors(outcome.stderr, lines);
+      if (failures.length > 0) return { failures };
+      return { failures: [{ line: 0, command: lines[0] ?? '', message: firstLine(outcome.stderr) ?? `tc exited with code ${outcome.exitCode}` }] };
+    },
+
+    async setRouteLocalnet(values: Readonly<Record<string, boolean>>): Promise<void> {
+      const args = Object.entries(values).map(([iface, on]) => `${ifaceSysctl('ipv4', iface, 'route_localnet')}=${on ? 1 : 0}`);
+      if (args.length === 0) return;
+      failOnExit(await run('set route_localnet', ...inNetns('sysctl', '-q', '-w', ...args)));
     },
 
     async iptablesRestore(input: string): Promise<void> {

@@ -51,11 +51,32 @@ export interface IptablesTable {
   readonly chains: Readonly<Record<string, Chain>>;
 }
 
+/** One qdisc as `tc -j qdisc show` reports it. */
+export interface Qdisc {
+  readonly dev: string;
+  readonly kind: string;
+  readonly handle: string;
+  /** Attached at the root (egress) of the device. */
+  readonly root: boolean;
+  readonly parent: string | null;
+  /** For tbf: the rate in bytes/s; null for other kinds. */
+  readonly rate: number | null;
+}
+
 /** Everything the reconciler needs to know about the kernel, read in one go. */
 export interface KernelSnapshot {
   readonly links: readonly Link[];
   readonly addrs: readonly Addr[];
   readonly filter: IptablesTable;
+  readonly nat: IptablesTable;
+  /** `net.ipv4.conf.<bridge>.route_localnet` of every bridge, by bridge name. */
+  readonly routeLocalnet: Readonly<Record<string, boolean>>;
+  readonly qdiscs: readonly Qdisc[];
+  /**
+   * For each device with an ingress qdisc whose name starts with one of the prefixes given to
+   * `createKernel` (default `lnv-`): the devices its ingress filters redirect to.
+   */
+  readonly ingressRedirects: Readonly<Record<string, readonly string[]>>;
 }
 
 export interface BatchFailure {
@@ -81,4 +102,8 @@ export interface Kernel {
   ipBatch(lines: readonly string[]): Promise<BatchResult>;
   /** Runs one `iptables-restore --noflush` with `input` (a whole `*table … COMMIT` block). */
   iptablesRestore(input: string): Promise<void>;
+  /** Runs all lines with one `tc -force -batch -`; reports the lines that failed. */
+  tcBatch(lines: readonly string[]): Promise<BatchResult>;
+  /** Sets `net.ipv4.conf.<iface>.route_localnet` for each interface, with one `sysctl -w`. */
+  setRouteLocalnet(values: Readonly<Record<string, boolean>>): Promise<void>;
 }

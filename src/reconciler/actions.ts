@@ -32,13 +32,33 @@ export type Action =
       readonly alias?: string;
       readonly up?: true;
     })
+  | (Base & { readonly kind: 'bridge.localnet'; readonly name: string; readonly on: boolean })
+  | (Base & { readonly kind: 'qdisc.set'; readonly name: string; readonly rate: number })
+  | (Base & { readonly kind: 'qdisc.delete'; readonly name: string })
+  | (Base & { readonly kind: 'ifb.create'; readonly name: string; readonly alias: string })
+  | (Base & { readonly kind: 'redirect.set'; readonly name: string; readonly to: string; readonly replace: boolean })
+  | (Base & { readonly kind: 'redirect.delete'; readonly name: string })
   | (Base & { readonly kind: 'addr.add'; readonly dev: string; readonly cidr: string })
   | (Base & { readonly kind: 'addr.del'; readonly dev: string; readonly cidr: string })
   | (Base & { readonly kind: 'link.delete'; readonly name: string })
   | (Base & { readonly kind: 'endpoint.lost'; readonly name: string })
-  | (Base & { readonly kind: 'chain.write'; readonly table: string; readonly chain: string; readonly rules: readonly string[] })
+  | (Base & {
+      readonly kind: 'chain.write';
+      readonly table: string;
+      readonly chain: string;
+      readonly rules: readonly string[];
+      /** For display: `+ rule` to be added, `- rule` to be removed. */
+      readonly diff?: readonly string[];
+    })
   | (Base & { readonly kind: 'chain.delete'; readonly table: string; readonly chain: string })
-  | (Base & { readonly kind: 'hook.add'; readonly table: string; readonly from: string; readonly rule: string })
+  | (Base & {
+      readonly kind: 'hook.add';
+      readonly table: string;
+      readonly from: string;
+      readonly rule: string;
+      /** 1-based `-I` position, or null to append. */
+      readonly position: number | null;
+    })
   | (Base & { readonly kind: 'hook.delete'; readonly table: string; readonly from: string; readonly rule: string });
 
 export type ActionKind = Action['kind'];
@@ -54,7 +74,13 @@ export const KIND_ORDER: readonly ActionKind[] = [
   'addr.del',
   'addr.add',
   'veth.create',
+  'ifb.create',
   'link.set',
+  'bridge.localnet',
+  'redirect.delete',
+  'qdisc.delete',
+  'qdisc.set',
+  'redirect.set',
   'chain.write',
   'hook.add',
   'chain.delete',

@@ -1,8 +1,9 @@
 import type { State } from '../events/types.ts';
-import { ownerAlias } from '../events/names.ts';
+import { ifbName, ownerAlias } from '../events/names.ts';
+import { networkPolicy } from '../events/policy.ts';
+import { desiredChains, needsLocalnet, type DesiredChain, type FirewallNetwork } from './firewall.ts';
 
-export const FORWARD_CHAIN = 'LEDGERNET-FORWARD';
-export const HOOK_COMMENT = 'ledgernet:hook';
+export { FORWARD_CHAIN, HOOK_COMMENT, type DesiredChain, type DesiredHook, type Table } from './firewall.ts';
 
 export interface DesiredBridge {
   readonly networkId: string;
@@ -11,6 +12,8 @@ export interface DesiredBridge {
   readonly mtu: number;
   /** Gateway addresses, sorted. */
   readonly addrs: readonly string[];
+  /** route_localnet=1: published ports are reachable from the host on 127.0.0.1. */
+  readonly routeLocalnet: boolean;
 }
 
 export interface DesiredVeth {
@@ -24,15 +27,11 @@ export interface DesiredVeth {
   readonly master: string;
   /** Joined: the peer is in the container, so a vanished veth cannot be recreated. */
   readonly joined: boolean;
-}
-
-export interface DesiredChain {
-  readonly table: 'filter';
-  readonly name: string;
-  /** Rules as `iptables-save` prints them after `-A <chain> `. */
-  readonly rules: readonly string[];
-  /** The jump into this chain from a built-in chain, or null. */
-  readonly hook: { readonly from: string; readonly rule: string } | null;
+  /** ledgernet.ingress_rate in bit/s: a tbf at the root of this (host-side) veth, or null. */
+  readonly ingressRate: number | null;
+  /** ledgernet.egress_rate in bit/s: what the container sends is redirected to `ifb` and shaped there. */
+  readonly egressRate: number | null;
+  readonly ifb: { readonly name: string; readonly alias: string } | null;
 }
 
 export interface DesiredState {
@@ -44,8 +43,16 @@ export interface DesiredState {
 /** The kernel objects the folded state asks for. Pure; output sorted by name. */
 export function desiredFromState(state: State): DesiredState {
   const networks = Object.values(state.networks).sort(byKey((n) => n.bridge));
+  const endpoints = Object.values(state.endpoints)
+    .filter((ep) => !ep.lost)
+    .sort(byKey((ep) => ep.endpointId));
+  const fw: FirewallNetwork[] = networks.map((net) => ({
+    net,
+    policy: networkPolicy(net.options),
+    endpoints: endpoints.filter((ep) => ep.networkId === net.networkId),
+  }));
   const bridges = networks.map(
-    (n): DesiredBridge => ({
+    (n, i): DesiredBridge => ({
       networkId: n.networkId,
       name: n.bridge,
       alias: ownerAlias('network', n.networkId),
@@ -54,12 +61,14 @@ export function desiredFromState(state: State): DesiredState {
         .map((d) => d.gateway)
         .filter((g): g is string => g !== null)
         .sort(),
+      routeLocalnet: needsLocalnet(fw[i] as FirewallNetwork),
     }),
   );
   const veths: DesiredVeth[] = [];
   for (const ep of Object.values(state.endpoints)) {
     const net = state.networks[ep.networkId];
     if (!net || ep.lost) continue;
+    const policy = fw.find((f) => f.net.networkId === net.networkId)?.policy;
     veths.push({
       networkId: ep.networkId,
       endpointId: ep.endpointId,
@@ -70,20 +79,13 @@ export function desiredFromState(state: State): DesiredState {
       mtu: net.mtu,
       master: net.bridge,
       joined: ep.joined,
+      ingressRate: policy?.ingressRate ?? null,
+      egressRate: policy?.egressRate ?? null,
+      ifb: policy?.egressRate == null ? null : { name: ifbName(ep.endpointId), alias: ownerAlias('ifb', ep.endpointId) },
     });
   }
   veths.sort(byKey((v) => v.name));
-  const chains: DesiredChain[] = [];
-  if (networks.length > 0) {
-    chains.push({
-      table: 'filter',
-      name: FORWARD_CHAIN,
-      rules: networks.map(
-        (n) => `-i ${n.bridge} -o ${n.bridge} -m comment --comment "ledgernet:network:${n.networkId}" -j ACCEPT`,
-      ),
-      hook: { from: 'FORWARD', rule: `-m comment --comment "${HOOK_COMMENT}" -j ${FORWARD_CHAIN}` },
-    });
-  }
+  const chains: DesiredChain[] = desiredChains(fw);
   return { bridges, veths, chains };
 }
 

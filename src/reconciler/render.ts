@@ -12,9 +12,8 @@ const COLORS = { '+': '\u001b[32m', '-': '\u001b[31m', '~': '\u001b[33m' } as co
 const RESET = '\u001b[0m';
 
 export function symbol(a: Action): '+' | '-' | '~' {
-  if (a.kind === 'link.delete' || a.kind === 'addr.del' || a.kind === 'chain.delete' || a.kind === 'hook.delete') return '-';
-  if (a.kind === 'endpoint.lost') return '-';
-  if (a.kind === 'link.set' || a.reason === 'drifted') return '~';
+  if (a.kind.endsWith('.delete') || a.kind === 'addr.del' || a.kind === 'endpoint.lost') return '-';
+  if (a.kind === 'link.set' || a.kind === 'bridge.localnet' || a.reason === 'drifted') return '~';
   return '+';
 }
 
@@ -24,8 +23,13 @@ function why(a: Action): string {
 
 function line(a: Action, indent: string, color: boolean): string {
   const s = symbol(a);
-  const text = `${indent}${s} ${a.kind} ${actionKey(a)} (${why(a)})`;
-  return color ? `${COLORS[s]}${text}${RESET}` : text;
+  const paint = (t: string, sym: '+' | '-' | '~') => (color ? `${COLORS[sym]}${t}${RESET}` : t);
+  const lines = [paint(`${indent}${s} ${a.kind} ${actionKey(a)} (${why(a)})`, s)];
+  // The rules themselves, so the effect of each option (and each hand edit) is visible.
+  if (a.kind === 'chain.write') {
+    for (const d of a.diff ?? []) lines.push(paint(`${indent}    ${d}`, d.startsWith('-') ? '-' : '+'));
+  }
+  return lines.join('\n');
 }
 
 export function renderPlan(actions: readonly Action[], opts: RenderOptions = {}): string {

@@ -1,7 +1,7 @@
 // An in-memory kernel that interprets the `ip -batch` and `iptables-restore` inputs the
 // reconciler emits, so plans can be applied and re-planned without root. `failNext` makes the
 // next batch line matching a pattern fail, like the real `ip -force -batch`.
-import type { Addr, BatchFailure, Chain, Kernel, KernelSnapshot, Link, Route } from '../../src/kernel/types.ts';
+import type { Addr, BatchFailure, Chain, Kernel, KernelSnapshot, Link, Qdisc, Route } from '../../src/kernel/types.ts';
 
 type MutableLink = { -readonly [K in keyof Link]: Link[K] };
 
@@ -13,7 +13,20 @@ export class FakeKernel implements Kernel {
     ['FORWARD', { policy: 'DROP', rules: [] }],
     ['OUTPUT', { policy: 'ACCEPT', rules: [] }],
   ]);
-  calls: { kind: 'observe' | 'ipBatch' | 'iptablesRestore'; input?: string }[] = [];
+  /** The nat table, same shape as `chains` (the filter table). */
+  nat = new Map<string, { policy: string | null; rules: string[] }>([
+    ['PREROUTING', { policy: 'ACCEPT', rules: [] }],
+    ['INPUT', { policy: 'ACCEPT', rules: [] }],
+    ['OUTPUT', { policy: 'ACCEPT', rules: [] }],
+    ['POSTROUTING', { policy: 'ACCEPT', rules: [] }],
+  ]);
+  /** Root qdiscs by device (tbf only; the kernel's default qdiscs are not listed, as with veths). */
+  qdiscs = new Map<string, Qdisc>();
+  /** Devices with an ingress qdisc, and where their filters redirect to. */
+  ingress = new Map<string, string[]>();
+  /** route_localnet by interface; bridges read as false until set. */
+  localnet = new Map<string, boolean>();
+  calls: { kind: 'observe' | 'ipBatch' | 'iptablesRestore' | 'setRouteLocalnet' | 'tcBatch'; input?: string }[] = [];
   private failPatterns: RegExp[] = [];
   private nextIndex = 10;
 
@@ -45,12 +58,24 @@ export class FakeKernel implements Kernel {
 
   async observe(): Promise<KernelSnapshot> {
     this.calls.push({ kind: 'observe' });
-    const chains: Record<string, Chain> = {};
-    for (const [name, c] of this.chains) chains[name] = { name, policy: c.policy, rules: [...c.rules] };
+    const copy = (m: Map<string, { policy: string | null; rules: string[] }>) => {
+      const chains: Record<string, Chain> = {};
+      for (const [name, c] of m) chains[name] = { name, policy: c.policy, rules: [...c.rules] };
+      return chains;
+    };
     return {
       links: [...this.links.values()].map((l) => ({ ...l })),
       addrs: this.addrs.map((a) => ({ ...a })),
-      filter: { name: 'filter', chains },
+      filter: { name: 'filter', chains: copy(this.chains) },
+      nat: { name: 'nat', chains: copy(this.nat) },
+      qdiscs: [
+        ...[...this.qdiscs.values()].map((q) => ({ ...q })),
+        ...[...this.ingress.keys()].map((dev) => ({ dev, kind: 'ingress', handle: 'ffff:', root: false, parent: 'ffff:fff1', rate: null })),
+      ],
+      ingressRedirects: Object.fromEntries([...this.ingress].map(([dev, to]) => [dev, [...to]])),
+      routeLocalnet: Object.fromEntries(
+        [...this.links.values()].filter((l) => l.kind === 'bridge').map((l) => [l.name, this.localnet.get(l.name) ?? false]),
+      ),
     };
   }
 
@@ -75,7 +100,7 @@ export class FakeKernel implements Kernel {
     if (w[0] === 'link' && w[1] === 'add') {
       const name = arg('name');
       if (this.links.has(name)) return 'RTNETLINK answers: File exists';
-      const mtu = Number(arg('mtu'));
+      const mtu = w.includes('mtu') ? Number(arg('mtu')) : 1500;
       const type = arg('type');
       this.addLink({ name, kind: type, mtu, up: false });
       if (type === 'veth') {
@@ -101,6 +126,10 @@ export class FakeKernel implements Kernel {
       const l = this.links.get(arg('dev'));
       if (!l) return `Cannot find device "${arg('dev')}"`;
       this.links.delete(l.name);
+      this.localnet.delete(l.name);
+      this.qdiscs.delete(l.name);
+      this.ingress.delete(l.name);
+      for (const [dev, to] of this.ingress) this.ingress.set(dev, to.filter((t) => t !== l.name));
       if (l.peer) this.links.delete(l.peer);
       for (const other of this.links.values()) if (other.master === l.name) other.master = null;
       this.addrs = this.addrs.filter((a) => a.dev !== l.name);
@@ -123,12 +152,54 @@ export class FakeKernel implements Kernel {
     return `unknown command ${w.join(' ')}`;
   }
 
+  async tcBatch(lines: readonly string[]): Promise<{ failures: BatchFailure[] }> {
+    this.calls.push({ kind: 'tcBatch', input: lines.join('\n') });
+    const failures: BatchFailure[] = [];
+    lines.forEach((line, i) => {
+      const w = line.split(' ');
+      const dev = w[w.indexOf('dev') + 1] ?? '';
+      if (!this.links.has(dev)) return void failures.push({ line: i, command: line, message: `Cannot find device "${dev}"` });
+      if (w[0] === 'filter') {
+        const to = w[w.length - 1] ?? '';
+        const filters = this.ingress.get(dev);
+        if (!filters || !this.links.has(to)) return void failures.push({ line: i, command: line, message: 'Error: Parent Qdisc doesn\'t exists.' });
+        filters.push(to);
+        return;
+      }
+      if (w.includes('ingress')) {
+        if (w[1] === 'del' && !this.ingress.delete(dev)) failures.push({ line: i, command: line, message: 'Error: Invalid handle.' });
+        if (w[1] === 'add') {
+          if (this.ingress.has(dev)) failures.push({ line: i, command: line, message: 'Error: Exclusivity flag on, cannot modify.' });
+          else this.ingress.set(dev, []);
+        }
+        return;
+      }
+      if (w[1] === 'del') {
+        if (!this.qdiscs.delete(dev)) failures.push({ line: i, command: line, message: 'Error: Cannot delete qdisc with handle of zero.' });
+        return;
+      }
+      const bits = Number(/^(\d+)bit$/.exec(w[w.indexOf('rate') + 1] ?? '')?.[1]);
+      this.qdiscs.set(dev, { dev, kind: 'tbf', handle: '8001:', root: true, parent: null, rate: Math.round(bits / 8) });
+    });
+    return { failures };
+  }
+
+  async setRouteLocalnet(values: Readonly<Record<string, boolean>>): Promise<void> {
+    this.calls.push({ kind: 'setRouteLocalnet', input: JSON.stringify(values) });
+    for (const [name, on] of Object.entries(values)) {
+      if (!this.links.has(name)) throw new Error(`sysctl: cannot stat /proc/sys/net/ipv4/conf/${name}/route_localnet`);
+      this.localnet.set(name, on);
+    }
+  }
+
   async iptablesRestore(input: string): Promise<void> {
     this.calls.push({ kind: 'iptablesRestore', input });
-    const next = new Map([...this.chains].map(([k, v]) => [k, { policy: v.policy, rules: [...v.rules] }]));
+    const table = /^\*(\w+)/.exec(input)?.[1] ?? 'filter';
+    const source = table === 'nat' ? this.nat : this.chains;
+    const next = new Map([...source].map(([k, v]) => [k, { policy: v.policy, rules: [...v.rules] }]));
     for (const line of input.split('\n')) {
-      if (line === '' || line === '*filter' || line === 'COMMIT') continue;
-      const m = /^(:|-[AFXD]) ?(\S+)\s?(.*)$/.exec(line);
+      if (line === '' || line.startsWith('*') || line === 'COMMIT') continue;
+      const m = /^(:|-[AFXDI]) ?(\S+)\s?(.*)$/.exec(line);
       if (!m) throw new Error(`iptables-restore: bad line ${line}`);
       const [, op, chain = '', rest = ''] = m;
       const c = next.get(chain);
@@ -136,6 +207,11 @@ export class FakeKernel implements Kernel {
         if (!c) next.set(chain, { policy: null, rules: [] });
       } else if (!c) throw new Error(`iptables-restore: chain ${chain} does not exist`);
       else if (op === '-A') c.rules.push(rest);
+      else if (op === '-I') {
+        const pm = /^(\d+) (.*)$/.exec(rest);
+        if (!pm || Number(pm[1]) > c.rules.length + 1) throw new Error(`iptables-restore: bad -I position in ${line}`);
+        c.rules.splice(Number(pm[1]) - 1, 0, pm[2] ?? '');
+      }
       else if (op === '-F') c.rules = [];
       else if (op === '-X') next.delete(chain);
       else if (op === '-D') {
@@ -144,6 +220,7 @@ export class FakeKernel implements Kernel {
         c.rules.splice(i, 1);
       }
     }
-    this.chains = next;
+    if (table === 'nat') this.nat = next;
+    else this.chains = next;
   }
 }

@@ -138,7 +138,9 @@ describe('reconciler against a real kernel in a throwaway namespace', { skip }, 
       ['veth.create', VETH_1, 'missing'],
       ['veth.create', VETH_2, 'missing'],
       ['chain.write', 'filter/LEDGERNET-FORWARD', 'missing'],
+      ['chain.write', 'nat/LEDGERNET-POSTROUTING', 'missing'],
       ['hook.add', 'filter/FORWARD -m comment --comment "ledgernet:hook" -j LEDGERNET-FORWARD', 'missing'],
+      ['hook.add', 'nat/POSTROUTING -m comment --comment "ledgernet:hook" -j LEDGERNET-POSTROUTING', 'missing'],
     ]);
     const res = await applyActions(first, kernel);
     assert.deepEqual(res.failures, []);
@@ -178,10 +180,8 @@ describe('reconciler against a real kernel in a throwaway namespace', { skip }, 
     assert.ok(table.includes(':LEDGERNET-FORWARD - [0:0]'));
     assert.deepEqual(
       table.filter((l) => l.startsWith('-A LEDGERNET-FORWARD ')),
-      [
-        `-A LEDGERNET-FORWARD -i ${BR_A} -o ${BR_A} -m comment --comment "ledgernet:network:${NET_A}" -j ACCEPT`,
-        `-A LEDGERNET-FORWARD -i ${BR_B} -o ${BR_B} -m comment --comment "ledgernet:network:${NET_B}" -j ACCEPT`,
-      ],
+      // Every rule shape is checked in firewall-rules.test.ts; here: the table holds what we planned.
+      (desiredFromState(STATE).chains.find((c) => c.name === 'LEDGERNET-FORWARD')?.rules ?? []).map((r) => `-A LEDGERNET-FORWARD ${r}`),
     );
     assert.deepEqual(
       table.filter((l) => l.startsWith('-A FORWARD ') && l.includes('ledgernet:')),

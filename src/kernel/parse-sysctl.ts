@@ -1,0 +1,24 @@
+import { DriverError } from '../errors.ts';
+
+/**
+ * Parses `sysctl key…` output (`net.ipv4.conf.lnb-x.route_localnet = 1` per line) into
+ * key → value, keys as printed (sysctl prints a `.` inside an interface name as `/`).
+ * @throws DriverError `LN_ERR_KERNEL_PARSE` on a line without ` = `.
+ */
+export function parseSysctl(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    if (line.trim() === '') continue;
+    const m = /^(\S+) = (.*)$/.exec(line.trim());
+    if (m === null) {
+      throw new DriverError('LN_ERR_KERNEL_PARSE', 'could not parse the output of sysctl', { cause: new Error(`bad line: ${line}`) });
+    }
+    out[m[1] ?? ''] = m[2] ?? '';
+  }
+  return out;
+}
+
+/** The sysctl key of an interface setting; a `.` in the name is written `/`, as sysctl wants. */
+export function ifaceSysctl(family: 'ipv4', iface: string, setting: string): string {
+  return `net.${family}.conf.${iface.replaceAll('.', '/')}.${setting}`;
+}

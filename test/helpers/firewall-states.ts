@@ -1,0 +1,38 @@
+// Network states that exercise every firewall rule shape, shared by the plan goldens (unit) and
+// the round-trip through a real iptables (integration).
+import type { Command } from '../../src/events/commands.ts';
+import type { PortBinding } from '../../src/events/types.ts';
+import { EP_1, EP_2, NET_A, NET_B, endpointSpec, networkSpec } from './events.ts';
+
+export const NET_C = 'cccccccc' + '2'.repeat(56);
+export const EP_3 = 'e3'.repeat(4) + '4'.repeat(56);
+
+const tcp = (hostPort: number, port: number, hostIp = '', hostPortEnd = hostPort): PortBinding => ({ proto: 6, port, hostIp, hostPort, hostPortEnd });
+
+/** A: icc off, no masquerade, allow-list; B: internal; C: default policy with published ports. */
+export const FIREWALL_COMMANDS: readonly Command[] = [
+  {
+    type: 'CreateNetwork',
+    spec: { ...networkSpec(NET_A), options: { 'ledgernet.icc': 'false', 'ledgernet.masquerade': 'false', 'ledgernet.allow': 'tcp/80,tcp/8000-8100,udp/53,icmp' } },
+  },
+  { type: 'CreateNetwork', spec: { ...networkSpec(NET_B, '10.231.8.0/24', '10.231.8.1/24'), internal: true } },
+  { type: 'CreateNetwork', spec: networkSpec(NET_C, '10.231.9.0/24', '10.231.9.1/24') },
+  { type: 'CreateEndpoint', spec: endpointSpec(NET_A, EP_1) },
+  { type: 'CreateEndpoint', spec: endpointSpec(NET_B, EP_2, '10.231.8.2/24') },
+  { type: 'CreateEndpoint', spec: endpointSpec(NET_C, EP_3, '10.231.9.2/24') },
+  { type: 'ProgramExternal', networkId: NET_A, endpointId: EP_1, portmap: [tcp(8080, 80)] },
+  {
+    type: 'ProgramExternal',
+    networkId: NET_C,
+    endpointId: EP_3,
+    portmap: [
+      tcp(9000, 8000),
+      tcp(9001, 8001),
+      tcp(9002, 8002),
+      tcp(8443, 443, '127.0.0.1'),
+      { proto: 17, port: 53, hostIp: '', hostPort: 5353, hostPortEnd: 5353 },
+      tcp(0, 22),
+      tcp(7000, 7000, '', 7010),
+    ],
+  },
+];

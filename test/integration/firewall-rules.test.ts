@@ -1,0 +1,120 @@
+// Every firewall rule shape ledgernet writes, loaded into a real iptables (nf_tables backend) in
+// a throwaway namespace and read back with iptables-save: the plan must then be empty, which
+// proves each desired rule is spelled exactly as iptables-save normalizes it. Needs root.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { execa } from 'execa';
+import { createKernel, type Kernel } from '../../src/kernel/index.ts';
+import { applyActions } from '../../src/reconciler/apply.ts';
+import { desiredFromState, type DesiredState } from '../../src/reconciler/desired.ts';
+import { plan } from '../../src/reconciler/plan.ts';
+import { FIREWALL_COMMANDS } from '../helpers/firewall-states.ts';
+import { EP_1, NET_A, endpointSpec, networkSpec } from '../helpers/events.ts';
+import { given } from '../helpers/state.ts';
+
+const skip = process.getuid?.() === 0 ? false : 'needs root to make network namespaces';
+
+/** Docker's rules as dockerd 20.10 writes them, so placement is tested against the real thing. */
+const DOCKER_RULES = `*filter
+:DOCKER - [0:0]
+:DOCKER-ISOLATION-STAGE-1 - [0:0]
+:DOCKER-USER - [0:0]
+-A FORWARD -j DOCKER-USER
+-A FORWARD -j DOCKER-ISOLATION-STAGE-1
+-A FORWARD -o docker0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A FORWARD -o docker0 -j DOCKER
+-A DOCKER-ISOLATION-STAGE-1 -j RETURN
+-A DOCKER-USER -s 192.0.2.0/24 -m comment --comment "operator: keep me" -j DROP
+-A DOCKER-USER -j RETURN
+COMMIT
+*nat
+:DOCKER - [0:0]
+-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER
+-A OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKER
+-A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE
+-A DOCKER -i docker0 -j RETURN
+COMMIT
+`;
+
+describe('firewall rules round-trip through iptables-restore and iptables-save', { skip }, () => {
+  const netns = `lnfw-${process.pid}-${randomBytes(3).toString('hex')}`;
+  let kernel: Kernel;
+
+  const save = async () => (await execa('ip', ['netns', 'exec', netns, 'iptables-save'])).stdout;
+  const foreign = (text: string) =>
+    text
+      .split('\n')
+      .filter((l) => !l.startsWith('#') && !l.includes('LEDGERNET') && !l.includes('ledgernet:'))
+      .map((l) => l.replace(/\[\d+:\d+\]/g, '[0:0]'))
+      .join('\n');
+
+  before(async () => {
+    await execa('ip', ['netns', 'add', netns]);
+    kernel = createKernel({ netns });
+    await kernel.iptablesRestore(DOCKER_RULES.split('COMMIT\n')[0] + 'COMMIT\n');
+    await kernel.iptablesRestore(DOCKER_RULES.split('COMMIT\n')[1] + 'COMMIT\n');
+  });
+
+  after(async () => {
+    await execa('ip', ['netns', 'del', netns], { reject: false });
+  });
+
+  const chainsOnly = (d: DesiredState): DesiredState => ({ bridges: [], veths: [], chains: d.chains });
+
+  it('writes every shape, then plans nothing: each rule reads back exactly as written', async () => {
+    const before = foreign(await save());
+    const desired = chainsOnly(desiredFromState(given(...FIREWALL_COMMANDS)));
+    const first = plan(desired, await kernel.observe());
+    assert.ok(first.length > 0);
+    assert.deepEqual((await applyActions(first, kernel)).failures, []);
+    const again = plan(desired, await kernel.observe());
+    assert.deepEqual(again, [], `rules that do not read back as written:\n${JSON.stringify(again, null, 2)}`);
+    const text = await save();
+    assert.equal(foreign(text), before, "Docker's and the operator's rules are untouched");
+    const forward = text.split('\n').filter((l) => l.startsWith('-A FORWARD'));
+    assert.deepEqual(forward.slice(0, 2), ['-A FORWARD -j DOCKER-USER', '-A FORWARD -m comment --comment "ledgernet:hook" -j LEDGERNET-FORWARD']);
+    for (const c of desired.chains) for (const r of c.rules) assert.ok(text.includes(`-A ${c.name} ${r}\n`), r);
+  });
+
+  it('a rule deleted by hand is planned back; removing everything restores the tables exactly', async () => {
+    const before = foreign(await save());
+    const desired = chainsOnly(desiredFromState(given(...FIREWALL_COMMANDS)));
+    await execa('ip', ['netns', 'exec', netns, 'iptables', '-t', 'nat', '-D', 'LEDGERNET-DNAT', '1']);
+    await execa('ip', ['netns', 'exec', netns, 'iptables', '-D', 'LEDGERNET-FORWARD', '1']);
+    const drift = plan(desired, await kernel.observe());
+    assert.deepEqual(drift.map((a) => `${a.kind} ${'chain' in a ? a.chain : ''} ${a.reason}`), [
+      'chain.write LEDGERNET-FORWARD drifted',
+      'chain.write LEDGERNET-DNAT drifted',
+    ]);
+    await applyActions(drift, kernel);
+    assert.deepEqual(plan(desired, await kernel.observe()), []);
+    const gone = plan(chainsOnly(desiredFromState(given())), await kernel.observe());
+    assert.deepEqual((await applyActions(gone, kernel)).failures, []);
+    const text = await save();
+    assert.equal(foreign(text), before);
+    assert.doesNotMatch(text, /LEDGERNET|ledgernet:/);
+  });
+
+  it('tc: a tbf for ingress_rate reads back with tc -j qdisc show; deleted by hand, it is planned back', async () => {
+    const state = given(
+      { type: 'CreateNetwork', spec: { ...networkSpec(NET_A), options: { 'ledgernet.ingress_rate': '8mbit', 'ledgernet.egress_rate': '4mbit' } } },
+      { type: 'CreateEndpoint', spec: endpointSpec(NET_A, EP_1) },
+    );
+    const desired = desiredFromState(state);
+    assert.deepEqual((await applyActions(plan(desired, await kernel.observe()), kernel)).failures, []);
+    assert.deepEqual(plan(desired, await kernel.observe()), []);
+    const tc = await execa('tc', ['-n', netns, '-j', 'qdisc', 'show', 'dev', 'lnv-e1e1e1e1222']);
+    assert.match(tc.stdout, /"kind":"tbf".*"rate":1000000/);
+    const ifb = await execa('tc', ['-n', netns, '-j', 'qdisc', 'show', 'dev', 'lni-e1e1e1e1222']);
+    assert.match(ifb.stdout, /"kind":"tbf".*"rate":500000/);
+    await execa('tc', ['-n', netns, 'qdisc', 'del', 'dev', 'lnv-e1e1e1e1222', 'root']);
+    await execa('tc', ['-n', netns, 'filter', 'del', 'dev', 'lnv-e1e1e1e1222', 'ingress']);
+    const drift = plan(desired, await kernel.observe());
+    assert.deepEqual(drift.map((a) => `${a.kind} ${a.reason}`), ['qdisc.set drifted', 'redirect.set drifted']);
+    assert.deepEqual((await applyActions(drift, kernel)).failures, []);
+    assert.deepEqual(plan(desired, await kernel.observe()), []);
+    const gone = plan(chainsOnly(desiredFromState(given())), await kernel.observe());
+    await applyActions(gone, kernel);
+  });
+});

@@ -1,0 +1,205 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { networkPolicy } from '../../../src/events/policy.ts';
+import type { Command } from '../../../src/events/commands.ts';
+import { applyActions } from '../../../src/reconciler/apply.ts';
+import { desiredFromState } from '../../../src/reconciler/desired.ts';
+import { portRanges } from '../../../src/reconciler/firewall.ts';
+import { plan } from '../../../src/reconciler/plan.ts';
+import { renderPlan } from '../../../src/reconciler/render.ts';
+import { EP_1, NET_A, endpointSpec, networkSpec } from '../../helpers/events.ts';
+import { FakeKernel } from '../../helpers/fake-kernel.ts';
+import { EP_3, FIREWALL_COMMANDS } from '../../helpers/firewall-states.ts';
+import { assertGolden } from '../../helpers/golden.ts';
+import { given } from '../../helpers/state.ts';
+
+function dockerKernel(): FakeKernel {
+  const k = new FakeKernel();
+  k.chains.set('DOCKER-USER', { policy: null, rules: ['-j RETURN'] });
+  k.chains.set('DOCKER-ISOLATION-STAGE-1', { policy: null, rules: ['-j RETURN'] });
+  k.chains.set('DOCKER', { policy: null, rules: [] });
+  k.chains.get('FORWARD')!.rules.push(
+    '-j DOCKER-USER',
+    '-j DOCKER-ISOLATION-STAGE-1',
+    '-o docker0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT',
+    '-o docker0 -j DOCKER',
+    '-i docker0 ! -o docker0 -j ACCEPT',
+  );
+  k.nat.set('DOCKER', { policy: null, rules: ['-i docker0 -j RETURN'] });
+  k.nat.get('POSTROUTING')!.rules.push('-s 172.17.0.0/16 ! -o docker0 -j MASQUERADE');
+  return k;
+}
+
+describe('network policy options', () => {
+  it('defaults: icc and masquerade on, no allow-list, no rates', () => {
+    assert.deepEqual(networkPolicy({}), { icc: true, masquerade: true, allow: null, egressRate: null, ingressRate: null });
+  });
+
+  it("reads ours and Docker's bridge-driver names; ours wins", () => {
+    const p = networkPolicy({
+      'com.docker.network.bridge.enable_icc': 'false',
+      'com.docker.network.bridge.enable_ip_masquerade': 'false',
+      'ledgernet.masquerade': 'true',
+      'ledgernet.allow': 'tcp/80, TCP/8000-8100,udp/53,icmp,tcp/80',
+      'ledgernet.ingress_rate': '512kbit',
+      'ledgernet.egress_rate': '10mbit',
+    });
+    assert.equal(p.icc, false);
+    assert.equal(p.masquerade, true);
+    assert.deepEqual(p.allow, [
+      { proto: 'tcp', ports: [80, 80] },
+      { proto: 'tcp', ports: [8000, 8100] },
+      { proto: 'udp', ports: [53, 53] },
+      { proto: 'icmp', ports: null },
+    ]);
+    assert.equal(p.egressRate, 10_000_000);
+    assert.equal(p.ingressRate, 512_000);
+    assert.equal(networkPolicy({ 'ledgernet.ingress_rate': '10mbit' }).ingressRate, 10_000_000);
+    assert.equal(networkPolicy({ 'ledgernet.ingress_rate': '2500000' }).ingressRate, 2_500_000);
+  });
+
+  for (const [k, v, msg] of [
+    ['ledgernet.icc', 'maybe', /ledgernet\.icc=maybe is invalid: expected true or false/],
+    ['ledgernet.allow', 'tcp/0', /ledgernet\.allow=tcp\/0 is invalid/],
+    ['ledgernet.allow', 'tcp/90-80', /low <= high/],
+    ['ledgernet.allow', 'sctp/5', /ledgernet\.allow=sctp\/5 is invalid/],
+    ['ledgernet.egress_rate', 'fast', /ledgernet\.egress_rate=fast is invalid/],
+    ['ledgernet.ingress_rate', 'fast', /ledgernet\.ingress_rate=fast is invalid/],
+    ['ledgernet.ingress_rate', '1kbit', /ledgernet\.ingress_rate=1kbit is invalid/],
+  ] as const) {
+    it(`refuses ${k}=${v}`, () => {
+      assert.throws(() => networkPolicy({ [k]: v }), { name: 'DriverError', code: 'LN_ERR_INVALID_OPTION', message: msg });
+    });
+  }
+});
+
+describe('published ports', () => {
+  it('chooses -P and host-range ports deterministically and records them in the event', () => {
+    const state = given(...FIREWALL_COMMANDS);
+    const pm = state.endpoints[EP_3]?.portmap ?? [];
+    assert.deepEqual(
+      pm.map((p) => `${p.proto}/${p.hostIp || '*'}:${p.hostPort}-${p.hostPortEnd}->${p.port}`),
+      ['6/*:9000-9000->8000', '6/*:9001-9001->8001', '6/*:9002-9002->8002', '6/127.0.0.1:8443-8443->443', '17/*:5353-5353->53', '6/*:49153-49153->22', '6/*:7000-7000->7000'],
+    );
+    // Docker repeating the call keeps the choice and writes nothing.
+    const again = FIREWALL_COMMANDS.at(-1) as Command;
+    const twice = given(...FIREWALL_COMMANDS, again);
+    assert.equal(twice.seq, state.seq);
+  });
+
+  it('refuses a host port another endpoint publishes', () => {
+    const cmds: Command[] = [
+      ...FIREWALL_COMMANDS,
+      { type: 'CreateEndpoint', spec: endpointSpec(NET_A, 'f1'.repeat(32), '10.231.7.9/24') },
+      { type: 'ProgramExternal', networkId: NET_A, endpointId: 'f1'.repeat(32), portmap: [{ proto: 6, port: 1, hostIp: '', hostPort: 9001, hostPortEnd: 9001 }] },
+    ];
+    assert.throws(() => given(...cmds), { code: 'LN_ERR_CONFLICT', message: /host port tcp\/9001 is already published by endpoint e3e3e3e34444/ });
+  });
+
+  it('merges consecutive ports with the same offset into one range', () => {
+    const b = (hostPort: number, port: number, proto = 6) => ({ proto, port, hostIp: '', hostPort, hostPortEnd: hostPort });
+    assert.deepEqual(
+      portRanges([b(9002, 8002), b(9000, 8000), b(9001, 8001), b(9003, 9003), b(80, 80, 17)]).map((r) => `${r.proto} ${r.hostLo}-${r.hostHi}->${r.port}`),
+      ['tcp 9000-9002->8000', 'tcp 9003-9003->9003', 'udp 80-80->80'],
+    );
+  });
+});
+
+describe('firewall plans', () => {
+  it('icc=false, masquerade=false, allow-list; internal; published ports (golden), and converges', async () => {
+    const k = dockerKernel();
+    const state = given(...FIREWALL_COMMANDS);
+    const actions = plan(desiredFromState(state), await k.observe());
+    const fw = actions.filter((a) => a.kind.startsWith('chain.') || a.kind.startsWith('hook.'));
+    assertGolden('plans/icc=false,masq=false,allow=list+internal+ports,actual=docker.json', fw);
+    assertGolden('plans/icc=false,masq=false,allow=list+internal+ports,actual=docker.txt', renderPlan(fw));
+    assert.deepEqual((await applyActions(actions, k)).failures, []);
+    assert.deepEqual(plan(desiredFromState(state), await k.observe()), []);
+    const forward = k.chains.get('FORWARD')!.rules;
+    assert.equal(forward[1], '-m comment --comment "ledgernet:hook" -j LEDGERNET-FORWARD', 'hooked right after DOCKER-USER');
+    assert.equal(k.nat.get('POSTROUTING')!.rules[0], '-s 172.17.0.0/16 ! -o docker0 -j MASQUERADE', "Docker's rules untouched");
+  });
+
+  it('moves the FORWARD hook back when Docker inserts its rules above it', async () => {
+    const k = dockerKernel();
+    const state = given({ type: 'CreateNetwork', spec: networkSpec(NET_A) }, { type: 'CreateEndpoint', spec: endpointSpec(NET_A, EP_1) });
+    await applyActions(plan(desiredFromState(state), await k.observe()), k);
+    // dockerd restarting re-inserts its jumps at the top; a new bridge network inserts more.
+    k.chains.get('FORWARD')!.rules.splice(1, 0, '-i br-123 ! -o br-123 -j ACCEPT');
+    const actions = plan(desiredFromState(state), await k.observe());
+    assert.deepEqual(
+      actions.map((a) => `${a.kind} ${a.reason} ${'position' in a ? a.position : ''}`),
+      ['hook.delete drifted ', 'hook.add missing 2'],
+    );
+    await applyActions(actions, k);
+    assert.deepEqual(plan(desiredFromState(state), await k.observe()), []);
+    assert.equal(k.chains.get('FORWARD')!.rules[1], '-m comment --comment "ledgernet:hook" -j LEDGERNET-FORWARD');
+  });
+
+  it('rewrites only the chain that changed; removing the last network removes every chain and hook', async () => {
+    const k = dockerKernel();
+    const before = structuredClone([...k.chains, ...k.nat]);
+    const state = given(...FIREWALL_COMMANDS);
+    await applyActions(plan(desiredFromState(state), await k.observe()), k);
+    const revoke: Command = { type: 'RevokeExternal', networkId: NET_A, endpointId: EP_1 };
+    const actions = plan(desiredFromState(given(...FIREWALL_COMMANDS, revoke)), await k.observe());
+    assert.deepEqual(actions.map((a) => `${a.kind} ${'chain' in a ? a.chain : ''}`), ['bridge.localnet ', 'chain.write LEDGERNET-DNAT', 'chain.write LEDGERNET-POSTROUTING']);
+    await applyActions(plan(desiredFromState(given()), await k.observe()), k);
+    assert.deepEqual([...k.chains, ...k.nat], before);
+  });
+});
+
+describe('bandwidth (tc)', () => {
+  const limited: Command = { type: 'CreateNetwork', spec: { ...networkSpec(NET_A), options: { 'ledgernet.ingress_rate': '8mbit' } } };
+  const ep: Command = { type: 'CreateEndpoint', spec: endpointSpec(NET_A, EP_1) };
+
+  it('puts a tbf at the root of each host-side veth, repairs drift, and removes it when unwanted', async () => {
+    const k = new FakeKernel();
+    const state = given(limited, ep);
+    const first = plan(desiredFromState(state), await k.observe());
+    assertGolden('plans/ingress_rate=8mbit,actual=empty.txt', renderPlan(first));
+    assert.deepEqual((await applyActions(first, k)).failures, []);
+    assert.deepEqual(plan(desiredFromState(state), await k.observe()), []);
+    assert.equal(k.qdiscs.get('lnv-e1e1e1e1222')?.rate, 1_000_000, '8 mbit/s = 1,000,000 bytes/s');
+    assert.match(k.calls.find((c) => c.kind === 'tcBatch')?.input ?? '', /^qdisc replace dev lnv-e1e1e1e1222 root tbf rate 8000000bit burst 16000 latency 50ms$/);
+
+    k.qdiscs.delete('lnv-e1e1e1e1222');
+    const drift = plan(desiredFromState(state), await k.observe());
+    assert.deepEqual(drift.map((a) => `${a.kind} ${a.reason} ${a.detail ?? ''}`), ['qdisc.set drifted tbf 8000000 bit/s expected, none found']);
+    await applyActions(drift, k);
+    k.qdiscs.set('lnv-e1e1e1e1222', { dev: 'lnv-e1e1e1e1222', kind: 'tbf', handle: '1:', root: true, parent: null, rate: 125_000 });
+    assert.equal(plan(desiredFromState(state), await k.observe())[0]?.kind, 'qdisc.set', 'a changed rate is drift');
+
+    const unlimited = given({ type: 'CreateNetwork', spec: networkSpec(NET_A) }, ep);
+    const gone = plan(desiredFromState(unlimited), await k.observe());
+    assert.deepEqual(gone.map((a) => a.kind), ['qdisc.delete']);
+    await applyActions(gone, k);
+    assert.equal(k.qdiscs.size, 0);
+  });
+
+  it('egress_rate: an ifb per endpoint, the veth ingress redirected to it, a tbf on it; drift and removal', async () => {
+    const k = new FakeKernel();
+    const egress: Command = { type: 'CreateNetwork', spec: { ...networkSpec(NET_A), options: { 'ledgernet.egress_rate': '4mbit' } } };
+    const state = given(egress, ep);
+    const first = plan(desiredFromState(state), await k.observe());
+    assertGolden('plans/egress_rate=4mbit,actual=empty.txt', renderPlan(first));
+    assert.deepEqual((await applyActions(first, k)).failures, []);
+    assert.deepEqual(plan(desiredFromState(state), await k.observe()), []);
+    assert.deepEqual(k.ingress.get('lnv-e1e1e1e1222'), ['lni-e1e1e1e1222']);
+    assert.equal(k.qdiscs.get('lni-e1e1e1e1222')?.rate, 500_000);
+    assert.equal(k.links.get('lni-e1e1e1e1222')?.alias, `ledgernet:ifb:${EP_1}`);
+
+    k.ingress.set('lnv-e1e1e1e1222', []);
+    k.qdiscs.delete('lni-e1e1e1e1222');
+    const drift = plan(desiredFromState(state), await k.observe());
+    assert.deepEqual(drift.map((a) => `${a.kind} ${a.reason}`), ['qdisc.set drifted', 'redirect.set drifted']);
+    assert.deepEqual((await applyActions(drift, k)).failures, []);
+    assert.deepEqual(plan(desiredFromState(state), await k.observe()), []);
+
+    const gone = plan(desiredFromState(given({ type: 'CreateNetwork', spec: networkSpec(NET_A) }, ep)), await k.observe());
+    assert.deepEqual(gone.map((a) => `${a.kind} ${'name' in a ? a.name : ''}`), ['redirect.delete lnv-e1e1e1e1222', 'link.delete lni-e1e1e1e1222']);
+    await applyActions(gone, k);
+    assert.equal(k.links.has('lni-e1e1e1e1222'), false);
+    assert.equal(k.ingress.size, 0);
+  });
+});
