@@ -77,8 +77,8 @@ export class Metrics {
 
   onPass = (r: PassResult): void => {
     this.passDuration.observe(r.durationMs / 1000);
-    // A pass that only the timer or startup asked for repairs drift; so does any non-`missing` action.
-    const unasked = r.trigger.split(',').every((t) => t === 'timer' || t === 'startup');
+    // A pass nobody asked for (timer, startup, kernel notice) repairs drift; so does any non-`missing` action.
+    const unasked = r.trigger.split(',').every((t) => t === 'timer' || t === 'startup' || t === 'kernel');
     for (const a of r.applied) {
       this.actionsApplied.inc({ kind: a.kind });
       if (unasked || a.reason !== 'missing') this.driftRepaired.inc({ kind: a.kind });

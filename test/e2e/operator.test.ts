@@ -10,7 +10,9 @@ import { ledgernetCli, startDaemon, stopAllDaemons } from '../helpers/daemon.ts'
 import { waitNoLeaks } from '../helpers/leaks.ts';
 
 afterEach(async () => {
+  // Each test starts its own daemon: a failed test must not leave its daemon to the next one.
   await cleanupAll();
+  await stopAllDaemons();
 });
 after(async () => {
   await cleanupAll();

@@ -134,6 +134,13 @@ describe('event log', () => {
 });
 
 describe('state directory lock', () => {
+  it('creates a state directory that does not exist yet (a fresh machine)', async () => {
+    const dir = join(root, 'fresh', 'nested', 'state');
+    const release = await acquireLock(dir);
+    assert.equal((await readFile(join(dir, 'lock'), 'utf8')).trim(), String(process.pid));
+    await release();
+  });
+
   it('refuses a second holder and takes over a stale lock', async () => {
     const dir = await freshDir('lock');
     await writeEvents(dir, 0);
