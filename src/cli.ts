@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // The `ledgernet` command. Flags win over environment variables, which win over defaults.
 import { parseArgs } from 'node:util';
-import { DEFAULTS, defaultHost } from './config.ts';
+import { runAudit } from './audit.ts';
+import { DEFAULTS, defaultHost, parseDuration, parseRetention, type NatsConfig } from './config.ts';
 import { DriverError, isDriverError } from './errors.ts';
 import { runEvents, runReconcile, runStatus } from './commands.ts';
-import { createLogger, serve } from './main.ts';
+import { connectNats, createLogger, serve } from './main.ts';
 
 const USAGE = `usage: ledgernet <command> [options]
 
@@ -15,8 +16,23 @@ commands:
               --json     machine-readable output
   status      networks and endpoints, desired vs actual [--json]
   events      print the event log [--json] [--follow]; 'events verify' checks it
+  audit       read the audit stream from NATS: --nats URL [--host H] [--since SEQ|TIME]
+              [--follow] [--json] [--verify] (exit 1 naming the first gap, duplicate or
+              altered event)
 
 every command takes --state-dir (env LEDGERNET_STATE_DIR, default ${DEFAULTS.stateDir})
+
+NATS (serve publishes every event when --nats is set; audit reads them):
+  --nats URL[,URL]        env LEDGERNET_NATS_URL; off when unset
+  --nats-token T          env LEDGERNET_NATS_TOKEN (prefer the env: argv is visible in ps)
+  --nats-creds FILE       env LEDGERNET_NATS_CREDS
+  --nats-tls-ca FILE      env LEDGERNET_NATS_TLS_CA; --nats-tls-cert/--nats-tls-key FILE
+                          (env LEDGERNET_NATS_TLS_CERT, LEDGERNET_NATS_TLS_KEY) for mutual TLS
+  --nats-stream NAME      env LEDGERNET_NATS_STREAM, default ${DEFAULTS.natsStream}
+  serve only, used when the stream is created:
+  --nats-retention R      limits|interest|workqueue, default ${DEFAULTS.natsRetention}
+  --nats-max-age D        e.g. 30d; default 0 (keep forever)
+  --nats-dup-window D     JetStream duplicate window, default ${DEFAULTS.natsDupWindow}
 `;
 
 const OPTIONS = {
@@ -28,6 +44,19 @@ const OPTIONS = {
   'dry-run': { type: 'boolean' },
   json: { type: 'boolean' },
   follow: { type: 'boolean' },
+  nats: { type: 'string' },
+  'nats-token': { type: 'string' },
+  'nats-creds': { type: 'string' },
+  'nats-tls-ca': { type: 'string' },
+  'nats-tls-cert': { type: 'string' },
+  'nats-tls-key': { type: 'string' },
+  'nats-stream': { type: 'string' },
+  'nats-retention': { type: 'string' },
+  'nats-max-age': { type: 'string' },
+  'nats-dup-window': { type: 'string' },
+  host: { type: 'string' },
+  since: { type: 'string' },
+  verify: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -36,6 +65,33 @@ function num(name: string, v: string | undefined, fallback: number): number {
   const n = Number(v);
   if (!Number.isFinite(n) || n < 0) throw new DriverError('LN_ERR_BAD_REQUEST', `--${name} must be a non-negative number, got ${v}`);
   return n;
+}
+
+type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'string' ? string : boolean };
+
+function natsConfig(values: Values, env: NodeJS.ProcessEnv): NatsConfig | null {
+  const url = values.nats ?? env['LEDGERNET_NATS_URL'];
+  if (!url) return null;
+  return {
+    url,
+    token: values['nats-token'] ?? env['LEDGERNET_NATS_TOKEN'],
+    credsFile: values['nats-creds'] ?? env['LEDGERNET_NATS_CREDS'],
+    tlsCa: values['nats-tls-ca'] ?? env['LEDGERNET_NATS_TLS_CA'],
+    tlsCert: values['nats-tls-cert'] ?? env['LEDGERNET_NATS_TLS_CERT'],
+    tlsKey: values['nats-tls-key'] ?? env['LEDGERNET_NATS_TLS_KEY'],
+  };
+}
+
+function natsServeConfig(values: Values, env: NodeJS.ProcessEnv) {
+  const nats = natsConfig(values, env);
+  if (!nats) return null;
+  const stream = {
+    name: values['nats-stream'] ?? env['LEDGERNET_NATS_STREAM'] ?? DEFAULTS.natsStream,
+    retention: parseRetention(values['nats-retention'] ?? DEFAULTS.natsRetention),
+    maxAgeMs: parseDuration('nats-max-age', values['nats-max-age'] ?? DEFAULTS.natsMaxAge),
+    duplicateWindowMs: parseDuration('nats-dup-window', values['nats-dup-window'] ?? DEFAULTS.natsDupWindow),
+  };
+  return { ...nats, stream };
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -59,6 +115,7 @@ async function main(argv: string[]): Promise<number> {
           applyTimeoutMs: num('apply-timeout', values['apply-timeout'], DEFAULTS.applyTimeoutMs / 1000) * 1000,
           logLevel,
           host: env['LEDGERNET_HOST'] ?? defaultHost(),
+          nats: natsServeConfig(values, env),
         },
         log,
       );
@@ -79,6 +136,19 @@ async function main(argv: string[]): Promise<number> {
       return runStatus({ stateDir, json: values.json ?? false });
     case 'events':
       return runEvents({ stateDir, json: values.json ?? false, follow: values.follow ?? false, verify: sub === 'verify' });
+    case 'audit': {
+      const nats = natsConfig(values, env);
+      if (!nats) throw new DriverError('LN_ERR_BAD_REQUEST', 'audit needs --nats URL (or LEDGERNET_NATS_URL)');
+      return runAudit({
+        connect: () => connectNats(nats, { name: 'ledgernet audit', persistent: false }),
+        stream: values['nats-stream'] ?? env['LEDGERNET_NATS_STREAM'] ?? DEFAULTS.natsStream,
+        host: values.host,
+        since: values.since,
+        follow: values.follow ?? false,
+        json: values.json ?? false,
+        verify: values.verify ?? false,
+      });
+    }
     default:
       process.stderr.write(`ledgernet: unknown command '${cmd}'\n\n${USAGE}`);
       return 1;
