@@ -174,7 +174,10 @@ export class Outbox {
         n += 1;
       }
     } finally {
-      if (n > 0) await this.saveCursor();
+      if (n > 0) {
+        this.tail = this.tail.filter((e) => e.seq > this.cursor);
+        await this.saveCursor();
+      }
     }
     return n;
   }
