@@ -96,13 +96,17 @@ export async function runStatus(o: { stateDir: string; json: boolean }): Promise
   const { state } = await readState(o.stateDir);
   const snapshot: KernelSnapshot = await createKernel().observe();
   const actions = plan(desiredFromState(state), snapshot);
-  const daemon = (await callDaemon(o.stateDir, 'GET', '/status').catch(() => null)) as { pid: number } | null;
+  const daemon = (await callDaemon(o.stateDir, 'GET', '/status').catch(() => null)) as
+    | { pid: number; audit?: { backlog: number; connected: boolean; target: string } | null }
+    | null;
   const { networks, endpoints } = objectStates(state, actions);
   if (o.json) {
     out(`${JSON.stringify({ daemon, lastSeq: state.seq, pending: actions.length, networks, endpoints })}\n`);
     return 0;
   }
   out(`daemon: ${daemon ? `running (pid ${daemon.pid})` : 'not running'}; log at seq ${state.seq}; ${actions.length} change(s) pending\n`);
+  const audit = daemon?.audit;
+  if (audit) out(`audit: NATS ${audit.target} ${audit.connected ? 'connected' : 'NOT reachable'}; ${audit.backlog} event(s) not yet in the stream\n`);
   out(`NETWORK       BRIDGE           SUBNETS                 STATE\n`);
   for (const n of networks) out(`${short(n.networkId).padEnd(14)}${n.bridge.padEnd(17)}${n.subnets.join(',').padEnd(24)}${n.state}\n`);
   out(`ENDPOINT      NETWORK       VETH             ADDRESS             JOINED  STATE\n`);

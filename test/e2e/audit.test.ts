@@ -13,6 +13,7 @@ import { assertNoLeaks, waitNoLeaks } from '../helpers/leaks.ts';
 import { createNatsServer, type NatsServer } from '../helpers/nats.ts';
 
 const servers: NatsServer[] = [];
+const SECRET = 'tok-do-not-log-7f3a9c';
 
 before(async () => {
   await assertNoLeaks();
@@ -39,7 +40,8 @@ async function nats(started = true): Promise<NatsServer> {
 function daemonWith(server: NatsServer, host: string): Promise<DaemonHandle> {
   return startDaemon({
     extraArgs: ['--reconcile-interval', '1', '--nats', server.url, '--nats-dup-window', '1s'],
-    env: { LEDGERNET_HOST: host },
+    // The test server has no auth and ignores the token; it is here to prove it is never logged.
+    env: { LEDGERNET_HOST: host, LEDGERNET_NATS_TOKEN: SECRET },
   });
 }
 
@@ -152,6 +154,7 @@ describe('the audit stream on NATS JetStream', () => {
     await waitNoLeaks();
     await waitCaughtUp(daemon, server, host);
     await daemon.stop();
+    assert.doesNotMatch(daemon.logs(), new RegExp(SECRET), 'the NATS token is never logged');
   });
 
   test('audit --verify names a forged message and a removed one, and exits non-zero', async () => {
