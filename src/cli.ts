@@ -2,11 +2,12 @@
 // The `ledgernet` command. Flags win over environment variables, which win over defaults.
 import { parseArgs } from 'node:util';
 import { DEFAULT_POOLS } from './api/ipam.ts';
-import { DEFAULTS, defaultHost, type DefaultPools } from './config.ts';
+import { runAudit } from './audit.ts';
+import { DEFAULTS, defaultHost, parseDuration, parseRetention, type DefaultPools, type NatsConfig } from './config.ts';
 import { parsePrefix } from './events/cidr.ts';
 import { DriverError, isDriverError } from './errors.ts';
 import { runEvents, runReconcile, runStatus } from './commands.ts';
-import { createLogger, serve } from './main.ts';
+import { connectNats, createLogger, serve } from './main.ts';
 import { install, uninstall } from './install.ts';
 
 const USAGE = `usage: ledgernet <command> [options]
@@ -23,8 +24,23 @@ commands:
   events      print the event log [--json] [--follow]; 'events verify' checks it
   install     put the systemd unit in place, enable and start it [--root DIR] [--no-start] [--prefix P]
   uninstall   stop and disable the systemd unit and remove it [--root DIR]
+  audit       read the audit stream from NATS: --nats URL [--host H] [--since SEQ|TIME]
+              [--follow] [--json] [--verify] (exit 1 naming the first gap, duplicate or
+              altered event)
 
 every command takes --state-dir (env LEDGERNET_STATE_DIR, default ${DEFAULTS.stateDir})
+
+NATS (serve publishes every event when --nats is set; audit reads them):
+  --nats URL[,URL]        env LEDGERNET_NATS_URL; off when unset
+  --nats-token T          env LEDGERNET_NATS_TOKEN (prefer the env: argv is visible in ps)
+  --nats-creds FILE       env LEDGERNET_NATS_CREDS
+  --nats-tls-ca FILE      env LEDGERNET_NATS_TLS_CA; --nats-tls-cert/--nats-tls-key FILE
+                          (env LEDGERNET_NATS_TLS_CERT, LEDGERNET_NATS_TLS_KEY) for mutual TLS
+  --nats-stream NAME      env LEDGERNET_NATS_STREAM, default ${DEFAULTS.natsStream}
+  serve only, used when the stream is created:
+  --nats-retention R      limits|interest|workqueue, default ${DEFAULTS.natsRetention}
+  --nats-max-age D        e.g. 30d; default 0 (keep forever)
+  --nats-dup-window D     JetStream duplicate window, default ${DEFAULTS.natsDupWindow}
 `;
 
 const OPTIONS = {
@@ -44,6 +60,19 @@ const OPTIONS = {
   root: { type: 'string' },
   'no-start': { type: 'boolean' },
   prefix: { type: 'string' },
+  nats: { type: 'string' },
+  'nats-token': { type: 'string' },
+  'nats-creds': { type: 'string' },
+  'nats-tls-ca': { type: 'string' },
+  'nats-tls-cert': { type: 'string' },
+  'nats-tls-key': { type: 'string' },
+  'nats-stream': { type: 'string' },
+  'nats-retention': { type: 'string' },
+  'nats-max-age': { type: 'string' },
+  'nats-dup-window': { type: 'string' },
+  host: { type: 'string' },
+  since: { type: 'string' },
+  verify: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -84,6 +113,33 @@ function defaultPools(values: Record<string, string | boolean | undefined>, env:
   };
 }
 
+type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'string' ? string : boolean };
+
+function natsConfig(values: Values, env: NodeJS.ProcessEnv): NatsConfig | null {
+  const url = values.nats ?? env['LEDGERNET_NATS_URL'];
+  if (!url) return null;
+  return {
+    url,
+    token: values['nats-token'] ?? env['LEDGERNET_NATS_TOKEN'],
+    credsFile: values['nats-creds'] ?? env['LEDGERNET_NATS_CREDS'],
+    tlsCa: values['nats-tls-ca'] ?? env['LEDGERNET_NATS_TLS_CA'],
+    tlsCert: values['nats-tls-cert'] ?? env['LEDGERNET_NATS_TLS_CERT'],
+    tlsKey: values['nats-tls-key'] ?? env['LEDGERNET_NATS_TLS_KEY'],
+  };
+}
+
+function natsServeConfig(values: Values, env: NodeJS.ProcessEnv) {
+  const nats = natsConfig(values, env);
+  if (!nats) return null;
+  const stream = {
+    name: values['nats-stream'] ?? env['LEDGERNET_NATS_STREAM'] ?? DEFAULTS.natsStream,
+    retention: parseRetention(values['nats-retention'] ?? DEFAULTS.natsRetention),
+    maxAgeMs: parseDuration('nats-max-age', values['nats-max-age'] ?? DEFAULTS.natsMaxAge),
+    duplicateWindowMs: parseDuration('nats-dup-window', values['nats-dup-window'] ?? DEFAULTS.natsDupWindow),
+  };
+  return { ...nats, stream };
+}
+
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
   const [cmd, sub] = positionals;
@@ -108,6 +164,7 @@ async function main(argv: string[]): Promise<number> {
           host: env['LEDGERNET_HOST'] ?? defaultHost(),
           metrics: values.metrics ?? env['LEDGERNET_METRICS'] ?? null,
           defaultPools: pools,
+          nats: natsServeConfig(values, env),
         },
         log,
       );
@@ -140,6 +197,19 @@ async function main(argv: string[]): Promise<number> {
       return install({ root: values.root ?? '/', noStart: values['no-start'] ?? false, ...(values.prefix === undefined ? {} : { prefix: values.prefix }) });
     case 'uninstall':
       return uninstall({ root: values.root ?? '/' });
+    case 'audit': {
+      const nats = natsConfig(values, env);
+      if (!nats) throw new DriverError('LN_ERR_BAD_REQUEST', 'audit needs --nats URL (or LEDGERNET_NATS_URL)');
+      return runAudit({
+        connect: () => connectNats(nats, { name: 'ledgernet audit', persistent: false }),
+        stream: values['nats-stream'] ?? env['LEDGERNET_NATS_STREAM'] ?? DEFAULTS.natsStream,
+        host: values.host,
+        since: values.since,
+        follow: values.follow ?? false,
+        json: values.json ?? false,
+        verify: values.verify ?? false,
+      });
+    }
     default:
       process.stderr.write(`ledgernet: unknown command '${cmd}'\n\n${USAGE}`);
       return 1;

@@ -101,7 +101,8 @@ interface DaemonStatus {
   readonly pid: number;
   readonly lastSeq: number;
   readonly logBytes: number;
-  readonly natsBacklog?: number | null;
+  /** The NATS publisher's state, null when it is off. */
+  readonly audit?: { readonly backlog: number; readonly connected: boolean; readonly target: string } | null;
 }
 
 export async function runStatus(o: { stateDir: string; json: boolean }): Promise<number> {
@@ -117,11 +118,13 @@ export async function runStatus(o: { stateDir: string; json: boolean }): Promise
     out(`${JSON.stringify({ daemon, lastSeq: state.seq, logBytes, pending: actions.length, networks, endpoints })}\n`);
     return code;
   }
-  const backlog = daemon?.natsBacklog;
+  const audit = daemon?.audit;
+  const nats = audit
+    ? `NATS ${audit.target} ${audit.connected ? 'connected' : 'NOT reachable'}, backlog ${audit.backlog} event(s)`
+    : 'NATS publisher off';
   out(
     `daemon: ${daemon ? `running (pid ${daemon.pid})` : 'NOT REACHABLE (is ledgernet serve running with this --state-dir?)'}\n` +
-      `log: ${state.seq} events, ${logBytes} bytes; nats backlog: ${backlog === undefined || backlog === null ? 'n/a (publisher off)' : `${backlog} events`}; ` +
-      `${actions.length} change(s) pending\n\n`,
+      `log: ${state.seq} events, ${logBytes} bytes; ${nats}; ${actions.length} change(s) pending\n\n`,
   );
   out(table(['NETWORK', 'BRIDGE', 'SUBNETS', 'STATE'], networks.map((n) => [short(n.networkId), n.bridge, n.subnets.join(',') || '-', n.state])));
   out('\n');

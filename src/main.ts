@@ -1,12 +1,13 @@
 // Composition root of `ledgernet serve`: the only place that creates the logger, the fastify
 // servers and the real kernel, and wires the layers together.
-import { chmod, unlink } from 'node:fs/promises';
+import { chmod, readFile, unlink } from 'node:fs/promises';
+import { connect, credsAuthenticator, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
 import pino, { type Logger } from 'pino';
 import pretty from 'pino-pretty';
 import { DriverError } from './errors.ts';
 import { createControlApp, createPluginApp } from './api/index.ts';
-import { controlSocket, type ServeConfig } from './config.ts';
-import { acquireLock, openStore } from './events/index.ts';
+import { controlSocket, describeNats, type NatsConfig, type ServeConfig } from './config.ts';
+import { acquireLock, NatsPublisher, openStore, Outbox, type EventStore, type StoredEvent } from './events/index.ts';
 import { createKernel, watchLinks } from './kernel/index.ts';
 import type { HostView } from './api/ipam.ts';
 import type { Kernel } from './kernel/index.ts';
@@ -24,6 +25,56 @@ export function createLogger(level: string): Logger {
   return pino(opts);
 }
 
+/**
+ * Connects to NATS (the only place that does). `persistent`: once connected, reconnect forever
+ * (the daemon); otherwise a reader that fails fast (the audit CLI).
+ */
+export async function connectNats(cfg: NatsConfig, o: { name: string; persistent: boolean }): Promise<NatsConnection> {
+  const opts: NodeConnectionOptions = {
+    servers: cfg.url.split(',').map((s) => s.trim()),
+    name: o.name,
+    timeout: 5_000,
+    reconnect: o.persistent,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 1_000,
+  };
+  if (cfg.token) opts.token = cfg.token;
+  if (cfg.credsFile) opts.authenticator = credsAuthenticator(await readFile(cfg.credsFile));
+  if (cfg.tlsCa || cfg.tlsCert || cfg.tlsKey) {
+    opts.tls = {
+      ...(cfg.tlsCa ? { caFile: cfg.tlsCa } : {}),
+      ...(cfg.tlsCert ? { certFile: cfg.tlsCert } : {}),
+      ...(cfg.tlsKey ? { keyFile: cfg.tlsKey } : {}),
+    };
+  }
+  return connect(opts);
+}
+
+// The audit publisher runs in the background: nothing here waits for NATS. `replayed` holds the
+// events read at start (those after the snapshot); older ones are read from the log on demand.
+async function startPublisher(
+  cfg: ServeConfig,
+  store: EventStore,
+  replayed: readonly StoredEvent[],
+  log: Logger,
+  metrics: Metrics | null,
+): Promise<Outbox | null> {
+  const nats = cfg.nats;
+  if (!nats) return null;
+  const plog = log.child({ component: 'publisher' });
+  const publisher = new NatsPublisher({
+    connect: () => connectNats(nats, { name: `ledgernet ${cfg.host}`, persistent: true }),
+    stream: nats.stream,
+    describe: describeNats(nats),
+  });
+  const outbox = await Outbox.create({ publisher, host: cfg.host, stateDir: cfg.stateDir, log: plog, initial: replayed, headSeq: store.lastSeq });
+  store.onEvents((stored) => outbox.notify(stored));
+  outbox.start();
+  plog.info({ nats: describeNats(nats), stream: nats.stream }, 'publishing the event log to NATS JetStream');
+  if (metrics) metrics.natsBacklogSource = () => outbox.stats().backlog;
+  return outbox;
+}
+
 /** A snapshot every this many events bounds replay time at start. */
 const SNAPSHOT_EVERY = 1000;
 
@@ -39,7 +90,7 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
   };
   try {
     const metrics = cfg.metrics ? new Metrics() : null;
-    const { store, state, replayed, fromSnapshotSeq, repaired } = await openStore(
+    const { store, state, events, replayed, fromSnapshotSeq, repaired } = await openStore(
       cfg.stateDir,
       { host: cfg.host, ...(metrics ? { onFlush: metrics.onFlush } : {}) },
       { snapshotEvery: SNAPSHOT_EVERY, onSnapshotError: (e) => log.error({ err: e }, 'could not write a snapshot') },
@@ -50,6 +101,8 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
       'replayed event log',
     );
     cleanups.push(() => store.close());
+    const outbox = await startPublisher(cfg, store, events, log, metrics);
+    if (outbox) cleanups.push(() => outbox.stop());
 
     const kernel = createKernel();
     const reconciler: Reconciler = new Reconciler({
@@ -100,6 +153,7 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
       store,
       reconciler,
       info: { pid: process.pid, host: cfg.host, socket: cfg.socket, stateDir: cfg.stateDir, startedAt: new Date().toISOString() },
+      audit: () => outbox?.stats() ?? null,
     });
     await prepareSocketPath(ctlPath);
     await control.listen({ path: ctlPath });
@@ -113,6 +167,7 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
       const server = await serveMetrics(metrics, cfg.metrics, () => {
         metrics.logBytes.set(store.logBytes);
         metrics.logSeq.set(store.lastSeq);
+        metrics.natsBacklog.set(metrics.natsBacklogSource?.() ?? 0);
       });
       cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
       log.info({ metrics: `http://${cfg.metrics}/metrics` }, 'serving metrics');

@@ -62,6 +62,9 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Reads the NATS outbox backlog at scrape time (set when the publisher runs). */
+  natsBacklogSource: (() => number) | null = null;
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'ledgernet_' });
   }

@@ -9,6 +9,8 @@ export interface ControlDeps {
   readonly store: { readonly state: State; readonly lastSeq: number; readonly logBytes: number };
   readonly reconciler: { requestPass(trigger: string): Promise<PassResult> };
   readonly info: { readonly pid: number; readonly host: string; readonly socket: string; readonly stateDir: string; readonly startedAt: string };
+  /** The NATS publisher's progress (backlog gauge), or null when publishing is off. */
+  readonly audit?: () => unknown;
 }
 
 export function createControlApp(deps: ControlDeps): FastifyInstance {
@@ -28,6 +30,7 @@ export function createControlApp(deps: ControlDeps): FastifyInstance {
     logBytes: deps.store.logBytes,
     networks: Object.keys(deps.store.state.networks).length,
     endpoints: Object.keys(deps.store.state.endpoints).length,
+    audit: deps.audit?.() ?? null,
   }));
   return app;
 }

@@ -20,7 +20,7 @@ export async function openStore(dir: string, logOpts: LogOptions, storeOpts: Sto
   const initial = base.seq > 0 ? snap.state : emptyState;
   const state = fold(initial, events);
   const store = new EventStore(log, state, { dir, ...storeOpts });
-  return { store, state, replayed: events.length, fromSnapshotSeq: base.seq, repaired };
+  return { store, state, events, replayed: events.length, fromSnapshotSeq: base.seq, repaired };
 }
 
 /** The folded state for readers (no lock, no repair), using the snapshot when it lines up. */

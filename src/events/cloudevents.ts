@@ -1,0 +1,155 @@
+// The NATS shape of an event: CloudEvents 1.0, structured JSON mode. The mapping is lossless, so
+// an observer can rebuild the stored event from the CloudEvent and recompute its hash
+// (`fromCloudEvent` + `eventHash`). docs/events.md documents it for people.
+import { short } from './decide.ts';
+import { EventVersions, type EventType, type PortBinding, type StoredEvent } from './types.ts';
+
+export interface LedgernetCloudEvent {
+  readonly specversion: '1.0';
+  /** `<host>:<seq>`, also the `Nats-Msg-Id`. */
+  readonly id: string;
+  /** `ledgernet://<host>` */
+  readonly source: string;
+  /** `io.ledgernet.<noun>.<verb>.v<N>` */
+  readonly type: string;
+  readonly time: string;
+  /** The object the event is about: `network/<id>`, `network/<id>/endpoint/<id>` or `reconciler`. */
+  readonly subject: string;
+  readonly datacontenttype: 'application/json';
+  readonly data: unknown;
+  /** Extensions: the event's seq in its host's log, the previous event's hash, its own hash. */
+  readonly seq: number;
+  readonly prevhash: string;
+  readonly hash: string;
+}
+
+const TYPE_PREFIX = 'io.ledgernet.';
+const SOURCE_PREFIX = 'ledgernet://';
+
+/** A host name as one NATS subject token: anything but [A-Za-z0-9_-] (dots too) becomes `_`. */
+export function hostToken(host: string): string {
+  return host.replace(/[^A-Za-z0-9_-]/g, '_') || '_';
+}
+
+/** `ledgernet.<host>.events.<type>` */
+export function subjectFor(host: string, type: EventType): string {
+  return `ledgernet.${hostToken(host)}.events.${type}`;
+}
+
+/** The subject filter of one host's events, or of every host's with `host` undefined. */
+export function hostFilter(host?: string): string {
+  return `ledgernet.${host === undefined ? '*' : hostToken(host)}.events.>`;
+}
+
+export function cloudEventType(type: EventType, v: number): string {
+  return `${TYPE_PREFIX}${type}.v${v}`;
+}
+
+/** `io.ledgernet.endpoint.joined.v1` → `{ type: 'endpoint.joined', v: 1 }`, or null. */
+export function parseCloudEventType(ceType: string): { type: EventType; v: number } | null {
+  const m = /^io\.ledgernet\.([a-z.]+)\.v(\d+)$/.exec(ceType);
+  if (!m || !m[1] || !(m[1] in EventVersions)) return null;
+  return { type: m[1] as EventType, v: Number(m[2]) };
+}
+
+function subjectOf(ev: StoredEvent): string {
+  const d = ev.data as { networkId?: unknown; endpointId?: unknown };
+  if (typeof d.networkId !== 'string') return 'reconciler';
+  return typeof d.endpointId === 'string' ? `network/${d.networkId}/endpoint/${d.endpointId}` : `network/${d.networkId}`;
+}
+
+export function toCloudEvent(ev: StoredEvent): LedgernetCloudEvent {
+  return {
+    specversion: '1.0',
+    id: ev.id,
+    source: `${SOURCE_PREFIX}${ev.host}`,
+    type: cloudEventType(ev.type, ev.v),
+    time: ev.at,
+    subject: subjectOf(ev),
+    datacontenttype: 'application/json',
+    data: ev.data,
+    seq: ev.seq,
+    prevhash: ev.prevhash,
+    hash: ev.hash,
+  };
+}
+
+/**
+ * Rebuilds the stored event from a received CloudEvent (any JSON value), or says why it cannot.
+ * The result's `hash` is the one the message claims; compare it with `eventHash(result)`.
+ */
+export function fromCloudEvent(raw: unknown): StoredEvent | string {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return 'not a JSON object';
+  const ce = raw as Record<string, unknown>;
+  if (ce['specversion'] !== '1.0') return 'specversion is not 1.0';
+  for (const k of ['id', 'source', 'type', 'time', 'prevhash', 'hash'] as const) {
+    if (typeof ce[k] !== 'string') return `${k} is missing or not a string`;
+  }
+  const source = ce['source'] as string;
+  if (!source.startsWith(SOURCE_PREFIX)) return `source ${source} is not ledgernet://<host>`;
+  const parsed = parseCloudEventType(ce['type'] as string);
+  if (!parsed) return `type ${String(ce['type'])} is not a ledgernet event type`;
+  const seq = ce['seq'];
+  if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 1) return 'seq is missing or not a positive integer';
+  if (ce['data'] === null || typeof ce['data'] !== 'object') return 'data is missing';
+  return {
+    seq,
+    id: ce['id'] as string,
+    host: source.slice(SOURCE_PREFIX.length),
+    type: parsed.type,
+    v: parsed.v,
+    at: ce['time'] as string,
+    data: ce['data'],
+    prevhash: ce['prevhash'] as string,
+    hash: ce['hash'] as string,
+  } as StoredEvent;
+}
+
+const ports = (pm: readonly PortBinding[]) =>
+  pm.map((p) => `${p.hostIp ? `${p.hostIp}:` : ''}${p.hostPort}->${p.port}/${p.proto === 17 ? 'udp' : p.proto === 6 ? 'tcp' : p.proto}`).join(',');
+
+function describeData(ev: StoredEvent): string {
+  switch (ev.type) {
+    case 'network.created':
+      return `network ${short(ev.data.networkId)} created ${[...ev.data.ipv4Data, ...ev.data.ipv6Data].map((d) => d.pool).join(',')}`;
+    case 'network.deleted':
+      return `network ${short(ev.data.networkId)} deleted`;
+    case 'network.rolledback':
+      return `network ${short(ev.data.networkId)} rolled back: ${ev.data.reason}`;
+    case 'endpoint.created':
+      return `endpoint ${short(ev.data.endpointId)} created on network ${short(ev.data.networkId)} ${ev.data.address ?? ''}`.trimEnd();
+    case 'endpoint.joined':
+      return `endpoint ${short(ev.data.endpointId)} joined network ${short(ev.data.networkId)}`;
+    case 'endpoint.left':
+      return `endpoint ${short(ev.data.endpointId)} left network ${short(ev.data.networkId)}`;
+    case 'endpoint.deleted':
+      return `endpoint ${short(ev.data.endpointId)} deleted from network ${short(ev.data.networkId)}`;
+    case 'endpoint.rolledback':
+      return `endpoint ${short(ev.data.endpointId)} rolled back: ${ev.data.reason}`;
+    case 'endpoint.lost':
+      return `endpoint ${short(ev.data.endpointId)} lost (${ev.data.veth}): ${ev.data.reason}`;
+    case 'endpoint.external.programmed':
+      return `endpoint ${short(ev.data.endpointId)} ports programmed ${ports(ev.data.portmap) || '(none)'}`;
+    case 'endpoint.external.revoked':
+      return `endpoint ${short(ev.data.endpointId)} ports revoked`;
+    case 'pool.requested':
+      return `pool ${ev.data.pool}${ev.data.subPool ? ` (range ${ev.data.subPool})` : ''} allocated${ev.data.auto ? ' automatically' : ''}`;
+    case 'pool.released':
+      return `pool ${ev.data.poolId} released`;
+    case 'address.requested':
+      return `address ${ev.data.address} allocated in ${ev.data.poolId} (${ev.data.kind})`;
+    case 'address.released':
+      return `address ${ev.data.address} released in ${ev.data.poolId}`;
+    case 'reconcile.applied':
+      return `reconcile (${ev.data.trigger}) applied ${ev.data.actions.length} action(s), ${ev.data.failures.length} failure(s)`;
+    default: {
+      const never: never = ev;
+      return String((never as { type: string }).type);
+    }
+  }
+}
+
+/** One readable line: `2026-11-23T13:02:11Z host1 network 0123456789ab created 10.231.7.0/24`. */
+export function describeEvent(ev: StoredEvent): string {
+  return `${ev.at.replace(/\.\d+Z$/, 'Z')} ${ev.host} ${describeData(ev)}`;
+}

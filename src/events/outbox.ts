@@ -1,0 +1,248 @@
+// The log is the outbox: a background loop publishes every event after the cursor, in order,
+// one at a time, and advances the cursor only after the stream acknowledged. Docker calls never
+// wait for it. After any failure it re-reads the stream's last event of this host before
+// publishing again, so an event stored before a lost ack is not stored twice, even when the
+// outage outlasted JetStream's duplicate window (msg-id dedup covers only the window).
+import { subjectFor, toCloudEvent } from './cloudevents.ts';
+import { readCursor, writeCursor } from './cursor.ts';
+import { readLog } from './log.ts';
+import type { EventPublisher } from './publisher.ts';
+import { GENESIS_HASH, type StoredEvent } from './types.ts';
+
+export interface OutboxLog {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  debug(obj: object, msg: string): void;
+}
+
+export interface OutboxOptions {
+  readonly publisher: EventPublisher;
+  readonly host: string;
+  readonly stateDir: string;
+  readonly log: OutboxLog;
+  /** The events read at start (after the snapshot, if one was used). */
+  readonly initial: readonly StoredEvent[];
+  /** Seq of the last durable event at start (default: the last of `initial`). */
+  readonly headSeq?: number;
+  /** Reads the log again when the in-memory tail lacks the next event (default: readLog). */
+  readonly readAll?: () => Promise<readonly StoredEvent[]>;
+  readonly retryMinMs?: number;
+  readonly retryMaxMs?: number;
+  /** How often a log line says how far behind the stream is while NATS is away (default 10 s). */
+  readonly reportEveryMs?: number;
+  /** Unpublished events kept in memory; past this the log is re-read (default 10,000). */
+  readonly maxTail?: number;
+}
+
+export interface OutboxStats {
+  readonly target: string;
+  /** Seq of the last event the stream acknowledged. */
+  readonly cursor: number;
+  /** Seq of the last durable event in the log. */
+  readonly head: number;
+  /** Events in the log that the stream does not hold yet. */
+  readonly backlog: number;
+  readonly connected: boolean;
+  readonly lastError: string | null;
+}
+
+const BATCH = 256;
+
+export class Outbox {
+  private cursor: number;
+  private cursorHash: string;
+  private head: number;
+  private tail: StoredEvent[];
+  private tailComplete: boolean;
+  private synced = false;
+  private stopped = false;
+  private lastError: string | null = null;
+  private wakeUp: (() => void) | null = null;
+  private loop: Promise<void> | null = null;
+  private reporter: NodeJS.Timeout | null = null;
+  private readonly o: OutboxOptions;
+  private readonly maxTail: number;
+
+  private constructor(o: OutboxOptions, cursor: { seq: number; hash: string }) {
+    this.o = o;
+    this.maxTail = o.maxTail ?? 10_000;
+    this.cursor = cursor.seq;
+    this.cursorHash = cursor.hash;
+    this.head = o.headSeq ?? o.initial.at(-1)?.seq ?? 0;
+    const rest = o.initial.filter((e) => e.seq > cursor.seq);
+    this.tail = rest.slice(0, this.maxTail);
+    this.tailComplete = rest.length <= this.maxTail;
+  }
+
+  /** Reads the cursor file; call start() to begin publishing. */
+  static async create(o: OutboxOptions): Promise<Outbox> {
+    const c = await readCursor(o.stateDir);
+    return new Outbox(o, c ?? { seq: 0, hash: GENESIS_HASH });
+  }
+
+  start(): void {
+    if (this.loop) return;
+    this.loop = this.run();
+    const every = this.o.reportEveryMs ?? 10_000;
+    this.reporter = setInterval(() => this.report(), every);
+    this.reporter.unref();
+  }
+
+  /** Store listener: new durable events. Never blocks and never throws. */
+  notify(events: readonly StoredEvent[]): void {
+    for (const ev of events) {
+      if (ev.seq <= this.head) continue;
+      this.head = ev.seq;
+      if (this.tailComplete && this.tail.length < this.maxTail && (this.tail.at(-1)?.seq ?? this.cursor) === ev.seq - 1) {
+        this.tail.push(ev);
+      } else {
+        this.tailComplete = false;
+      }
+    }
+    this.wake();
+  }
+
+  stats(): OutboxStats {
+    return {
+      target: this.o.publisher.describe,
+      cursor: this.cursor,
+      head: this.head,
+      backlog: Math.max(0, this.head - this.cursor),
+      connected: this.synced && this.lastError === null,
+      lastError: this.lastError,
+    };
+  }
+
+  /** Stops publishing (an in-flight publish is given up to 2 s) and closes the publisher. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.reporter) clearInterval(this.reporter);
+    this.wake();
+    if (this.loop) await Promise.race([this.loop, new Promise((r) => setTimeout(r, 2_000).unref())]);
+    await this.o.publisher.close();
+  }
+
+  private async run(): Promise<void> {
+    const min = this.o.retryMinMs ?? 250;
+    const max = this.o.retryMaxMs ?? 5_000;
+    let delay = min;
+    while (!this.stopped) {
+      if (this.synced && this.cursor >= this.head) {
+        await this.idle();
+        continue;
+      }
+      try {
+        if (!this.synced) await this.resync();
+        const published = await this.drainBatch();
+        if (published === 0 && this.cursor < this.head) await this.idle(50);
+        if (this.cursor >= this.head && this.lastError !== null) this.recovered();
+        delay = min;
+      } catch (e) {
+        this.synced = false;
+        this.failed(e);
+        await this.idle(delay);
+        delay = Math.min(delay * 2, max);
+      }
+    }
+  }
+
+  private async resync(): Promise<void> {
+    const streamHead = await this.o.publisher.resume(this.o.host);
+    const have = streamHead?.seq ?? 0;
+    if (streamHead && have > this.cursor) {
+      if (have > this.head) {
+        this.o.log.warn({ streamSeq: have, logSeq: this.head }, 'the stream holds events of this host beyond the log (was the state directory replaced?)');
+      }
+      this.o.log.info({ from: this.cursor, to: have }, 'the stream already holds these events (acknowledged before a lost ack or a restart); resuming after them');
+      this.cursor = have;
+      this.cursorHash = streamHead.hash;
+      await this.saveCursor();
+    } else if (have < this.cursor) {
+      this.o.log.warn({ streamSeq: have, cursor: this.cursor }, 'the stream holds fewer of this host\'s events than were acknowledged (purged, expired or recreated?); not republishing them');
+    }
+    this.synced = true;
+    this.o.log.info({ target: this.o.publisher.describe, cursor: this.cursor, backlog: this.head - this.cursor }, 'publishing events to NATS');
+  }
+
+  private async drainBatch(): Promise<number> {
+    const batch = await this.next(BATCH);
+    let n = 0;
+    try {
+      for (const ev of batch) {
+        if (this.stopped) break;
+        await this.o.publisher.publish(subjectFor(ev.host, ev.type), toCloudEvent(ev));
+        this.cursor = ev.seq;
+        this.cursorHash = ev.hash;
+        n += 1;
+      }
+    } finally {
+      if (n > 0) {
+        this.tail = this.tail.filter((e) => e.seq > this.cursor);
+        await this.saveCursor();
+      }
+    }
+    return n;
+  }
+
+  // The events after the cursor, in order: from the in-memory tail, else from the log file.
+  private async next(n: number): Promise<StoredEvent[]> {
+    const skip = this.tail.findIndex((e) => e.seq > this.cursor);
+    this.tail = skip < 0 ? [] : this.tail.slice(skip);
+    if (this.tail[0]?.seq !== this.cursor + 1) {
+      const all = await (this.o.readAll ?? (async () => (await readLog(this.o.stateDir)).events))();
+      const rest = all.filter((e) => e.seq > this.cursor);
+      this.tail = rest.slice(0, this.maxTail);
+      this.tailComplete = rest.length <= this.maxTail;
+      this.head = Math.max(this.head, all.at(-1)?.seq ?? 0);
+    }
+    const out: StoredEvent[] = [];
+    for (const ev of this.tail) {
+      if (out.length >= n || ev.seq !== this.cursor + 1 + out.length) break;
+      out.push(ev);
+    }
+    return out;
+  }
+
+  private async saveCursor(): Promise<void> {
+    await writeCursor(this.o.stateDir, { seq: this.cursor, hash: this.cursorHash });
+  }
+
+  private failed(e: unknown): void {
+    const msg = e instanceof Error ? e.message : String(e);
+    if (this.lastError === null) {
+      this.o.log.warn(
+        { err: msg, backlog: this.head - this.cursor, target: this.o.publisher.describe },
+        'cannot publish to NATS; Docker calls are not affected, events wait in the log and are sent when NATS is back',
+      );
+    } else this.o.log.debug({ err: msg }, 'NATS still unreachable');
+    this.lastError = msg;
+  }
+
+  private recovered(): void {
+    this.o.log.info({ cursor: this.cursor }, 'NATS is reachable again; the audit stream caught up');
+    this.lastError = null;
+  }
+
+  private report(): void {
+    const backlog = this.head - this.cursor;
+    if (backlog > 0 && this.lastError !== null) {
+      this.o.log.warn({ backlog, cursor: this.cursor, head: this.head, err: this.lastError }, `the audit stream is ${backlog} event(s) behind the log`);
+    }
+  }
+
+  private wake(): void {
+    const w = this.wakeUp;
+    this.wakeUp = null;
+    w?.();
+  }
+
+  private idle(ms?: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = ms === undefined ? null : setTimeout(() => this.wake(), ms);
+      this.wakeUp = () => {
+        if (timer) clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+}

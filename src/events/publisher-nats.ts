@@ -1,0 +1,114 @@
+// The JetStream adapter of EventPublisher. It never calls connect() itself: main.ts passes a
+// function that does (the composition root owns connections and their secrets). Once a
+// connection is up, the client reconnects on its own; a closed one is replaced on the next call.
+import { headers, type NatsConnection } from '@nats-io/transport-node';
+import {
+  JetStreamApiCodes,
+  JetStreamApiError,
+  RetentionPolicy,
+  StorageType,
+  jetstream,
+  jetstreamManager,
+  type JetStreamManager,
+} from '@nats-io/jetstream';
+import { hostFilter, type LedgernetCloudEvent } from './cloudevents.ts';
+import type { EventPublisher, StreamHead } from './publisher.ts';
+
+export type Retention = 'limits' | 'interest' | 'workqueue';
+
+export interface StreamSettings {
+  /** Default `LEDGERNET`. */
+  readonly name: string;
+  readonly retention: Retention;
+  /** 0 = keep forever. */
+  readonly maxAgeMs: number;
+  /** JetStream's msg-id duplicate window. */
+  readonly duplicateWindowMs: number;
+}
+
+export interface NatsPublisherOptions {
+  readonly connect: () => Promise<NatsConnection>;
+  readonly stream: StreamSettings;
+  /** Shown in logs; must not hold secrets. */
+  readonly describe: string;
+  /** How long to wait for each ack (default 5 s). */
+  readonly ackTimeoutMs?: number;
+}
+
+const RETENTION = { limits: RetentionPolicy.Limits, interest: RetentionPolicy.Interest, workqueue: RetentionPolicy.Workqueue } as const;
+const ms2ns = (ms: number) => ms * 1_000_000;
+
+/** Creates the stream over `ledgernet.>` unless it exists; an existing stream is left as the operator set it. */
+export async function ensureStream(jsm: JetStreamManager, s: StreamSettings): Promise<void> {
+  try {
+    await jsm.streams.info(s.name);
+    return;
+  } catch (e) {
+    if (!(e instanceof JetStreamApiError && e.code === JetStreamApiCodes.StreamNotFound)) throw e;
+  }
+  await jsm.streams.add({
+    name: s.name,
+    subjects: ['ledgernet.>'],
+    retention: RETENTION[s.retention],
+    storage: StorageType.File,
+    max_age: ms2ns(s.maxAgeMs),
+    duplicate_window: ms2ns(s.duplicateWindowMs),
+  });
+}
+
+export class NatsPublisher implements EventPublisher {
+  readonly describe: string;
+  private nc: NatsConnection | null = null;
+  private closed = false;
+  private readonly o: NatsPublisherOptions;
+
+  constructor(o: NatsPublisherOptions) {
+    this.o = o;
+    this.describe = o.describe;
+  }
+
+  private async connection(): Promise<NatsConnection> {
+    if (this.nc && !this.nc.isClosed()) return this.nc;
+    const nc = await this.o.connect();
+    // close() ran while we were connecting: do not leave a connection behind.
+    if (this.closed) {
+      await nc.close();
+      throw new Error('the publisher is closed');
+    }
+    this.nc = nc;
+    return nc;
+  }
+
+  async resume(host: string): Promise<StreamHead | null> {
+    const nc = await this.connection();
+    const jsm = await jetstreamManager(nc, { timeout: this.o.ackTimeoutMs ?? 5_000 });
+    await ensureStream(jsm, this.o.stream);
+    // The last message of any of this host's subjects (a wildcard last_by_subj).
+    const last = await jsm.streams.getMessage(this.o.stream.name, { last_by_subj: hostFilter(host) });
+    if (!last) return null;
+    const ce = last.json<Partial<LedgernetCloudEvent>>();
+    if (typeof ce.seq !== 'number' || typeof ce.hash !== 'string') {
+      throw new Error(`the last message on ${last.subject} (stream seq ${last.seq}) is not a ledgernet event`);
+    }
+    return { seq: ce.seq, hash: ce.hash };
+  }
+
+  async publish(subject: string, event: LedgernetCloudEvent): Promise<void> {
+    const nc = await this.connection();
+    const h = headers();
+    h.set('Content-Type', 'application/cloudevents+json');
+    await jetstream(nc).publish(subject, JSON.stringify(event), {
+      msgID: event.id,
+      headers: h,
+      timeout: this.o.ackTimeoutMs ?? 5_000,
+      expect: { streamName: this.o.stream.name },
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const nc = this.nc;
+    this.nc = null;
+    if (nc && !nc.isClosed()) await nc.close();
+  }
+}

@@ -1,0 +1,82 @@
+// Checks what an observer received from the audit stream, one message at a time: every message
+// is a ledgernet CloudEvent whose content matches its hash, and per host the seqs run 1, 2, 3…
+// with each prevhash linking to the previous event's hash. The first problem is named.
+import { fromCloudEvent } from './cloudevents.ts';
+import { eventHash } from './hash.ts';
+import { GENESIS_HASH } from './types.ts';
+
+export interface ChainProblem {
+  readonly kind: 'malformed' | 'altered' | 'gap' | 'duplicate' | 'broken-link';
+  readonly message: string;
+}
+
+interface HostHead {
+  seq: number;
+  hash: string;
+}
+
+export interface ChainVerifierOptions {
+  /** The first seq expected of each host (default 1); null accepts whatever comes first (`--since TIME`). */
+  readonly firstSeq?: number | null;
+}
+
+export class ChainVerifier {
+  private readonly heads = new Map<string, HostHead>();
+  private readonly firstSeq: number | null;
+  private count = 0;
+
+  constructor(opts: ChainVerifierOptions = {}) {
+    this.firstSeq = opts.firstSeq === undefined ? 1 : opts.firstSeq;
+  }
+
+  get events(): number {
+    return this.count;
+  }
+
+  get hosts(): number {
+    return this.heads.size;
+  }
+
+  /** Feeds one received CloudEvent (parsed JSON) found at `where` (e.g. "stream seq 12"). */
+  push(raw: unknown, where: string): ChainProblem | null {
+    const ev = fromCloudEvent(raw);
+    if (typeof ev === 'string') return { kind: 'malformed', message: `${where} is not a ledgernet CloudEvent: ${ev}` };
+    const name = `event ${ev.id} (${where})`;
+    if (ev.id !== `${ev.host}:${ev.seq}`) {
+      return { kind: 'altered', message: `${name} was altered: its id does not match source and seq (${ev.host}:${ev.seq})` };
+    }
+    if (eventHash(ev) !== ev.hash) return { kind: 'altered', message: `${name} was altered: its content does not match its hash` };
+    const head = this.heads.get(ev.host);
+    const problem = head ? this.follows(ev, head, name) : this.starts(ev, name);
+    if (problem) return problem;
+    this.heads.set(ev.host, { seq: ev.seq, hash: ev.hash });
+    this.count += 1;
+    return null;
+  }
+
+  private starts(ev: { seq: number; host: string; prevhash: string }, name: string): ChainProblem | null {
+    if (this.firstSeq === null || ev.seq < this.firstSeq) return null;
+    if (ev.seq > this.firstSeq) return gap(ev.host, this.firstSeq, ev.seq, name);
+    if (ev.seq === 1 && ev.prevhash !== GENESIS_HASH) {
+      return { kind: 'broken-link', message: `${name} is the first event of ${ev.host} but its prevhash is not the genesis hash` };
+    }
+    return null;
+  }
+
+  private follows(ev: { seq: number; host: string; prevhash: string }, head: HostHead, name: string): ChainProblem | null {
+    if (ev.seq <= head.seq) return { kind: 'duplicate', message: `${name} is a duplicate: ${ev.host} was already at seq ${head.seq}` };
+    if (ev.seq > head.seq + 1) return gap(ev.host, head.seq + 1, ev.seq, name);
+    if (ev.prevhash !== head.hash) {
+      return {
+        kind: 'broken-link',
+        message: `${name} does not link to ${ev.host}:${head.seq} (prevhash differs): one of them was altered or replaced`,
+      };
+    }
+    return null;
+  }
+}
+
+function gap(host: string, from: number, next: number, name: string): ChainProblem {
+  const missing = from === next - 1 ? `${host}:${from} is` : `${host}:${from}..${host}:${next - 1} are`;
+  return { kind: 'gap', message: `gap: ${missing} missing before ${name}` };
+}

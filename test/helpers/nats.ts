@@ -1,0 +1,99 @@
+// A real nats-server (Debian's) for tests: JetStream on, a free port on 127.0.0.1, a temp store.
+// kill() stops it and keeps the store, start() brings it back on the same port and store,
+// stop() kills it and removes the store. Every server started here is killed when the process exits.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createConnection, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export interface NatsServer {
+  readonly port: number;
+  readonly url: string;
+  readonly storeDir: string;
+  /** Starts (again) on the same port and store; resolves once it accepts connections. */
+  start(): Promise<void>;
+  /** Kills it (SIGKILL: no goodbye to clients), keeps the store. */
+  kill(): Promise<void>;
+  /** Kills it and removes the store. */
+  stop(): Promise<void>;
+  logs(): string;
+}
+
+const alive = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const p of alive) p.kill('SIGKILL');
+});
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createConnection({ port, host: '127.0.0.1' });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+/** Makes a server on a free port; started unless `started: false`. */
+export async function createNatsServer(opts: { started?: boolean } = {}): Promise<NatsServer> {
+  const port = await freePort();
+  const storeDir = await mkdtemp(join(tmpdir(), 'ledgernet-nats-'));
+  let proc: ChildProcess | null = null;
+  let log = '';
+  const server: NatsServer = {
+    port,
+    url: `nats://127.0.0.1:${port}`,
+    storeDir,
+    logs: () => log,
+    async start() {
+      if (proc) return;
+      const p = spawn('nats-server', ['-js', '-sd', storeDir, '-a', '127.0.0.1', '-p', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+      proc = p;
+      alive.add(p);
+      const append = (c: Buffer) => {
+        log = (log + c.toString('utf8')).slice(-200_000);
+      };
+      p.stdout?.on('data', append);
+      p.stderr?.on('data', append);
+      p.on('exit', () => {
+        alive.delete(p);
+        if (proc === p) proc = null;
+      });
+      const deadline = Date.now() + 10_000;
+      while (!(await accepts(port))) {
+        if (proc !== p) throw new Error(`nats-server exited at start:\n${log}`);
+        if (Date.now() > deadline) throw new Error(`nats-server does not accept connections on ${port}:\n${log}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      // JetStream is ready a little after the port opens.
+      while (!log.includes('Server is ready') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    },
+    async kill() {
+      const p = proc;
+      if (!p) return;
+      const exited = new Promise((r) => p.once('exit', r));
+      p.kill('SIGKILL');
+      await exited;
+    },
+    async stop() {
+      await server.kill();
+      await rm(storeDir, { recursive: true, force: true });
+    },
+  };
+  if (opts.started ?? true) await server.start();
+  return server;
+}

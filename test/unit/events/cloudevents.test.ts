@@ -1,0 +1,134 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  describeEvent,
+  fromCloudEvent,
+  hostFilter,
+  parseCloudEventType,
+  subjectFor,
+  toCloudEvent,
+  type LedgernetCloudEvent,
+} from '../../../src/events/cloudevents.ts';
+import { eventHash } from '../../../src/events/hash.ts';
+import { ChainVerifier } from '../../../src/events/verify-chain.ts';
+import { GENESIS_HASH } from '../../../src/events/types.ts';
+import { sampleHistory, stamp } from '../../helpers/chain.ts';
+import { NET_A } from '../../helpers/events.ts';
+
+const wire = (ce: LedgernetCloudEvent): unknown => JSON.parse(JSON.stringify(ce));
+
+describe('CloudEvents mapping', () => {
+  it('maps a stored event to CloudEvents 1.0 with seq, prevhash and hash extensions', () => {
+    const [ev] = sampleHistory();
+    assert.ok(ev);
+    assert.deepEqual(toCloudEvent(ev), {
+      specversion: '1.0',
+      id: 'host1:1',
+      source: 'ledgernet://host1',
+      type: 'io.ledgernet.network.created.v1',
+      time: '2026-11-23T13:02:11.123Z',
+      subject: `network/${NET_A}`,
+      datacontenttype: 'application/json',
+      data: ev.data,
+      seq: 1,
+      prevhash: GENESIS_HASH,
+      hash: ev.hash,
+    });
+  });
+
+  it('names types and subjects as DESIGN.md says', () => {
+    const programmed = sampleHistory()[3];
+    assert.ok(programmed);
+    assert.equal(toCloudEvent(programmed).type, 'io.ledgernet.endpoint.external.programmed.v1');
+    assert.deepEqual(parseCloudEventType('io.ledgernet.endpoint.external.programmed.v1'), { type: 'endpoint.external.programmed', v: 1 });
+    assert.equal(parseCloudEventType('io.ledgernet.bogus.made.v1'), null);
+    assert.equal(subjectFor('host1', 'endpoint.joined'), 'ledgernet.host1.events.endpoint.joined');
+    assert.equal(subjectFor('ci.example.com', 'network.created'), 'ledgernet.ci_example_com.events.network.created');
+    assert.equal(hostFilter('h'), 'ledgernet.h.events.>');
+    assert.equal(hostFilter(), 'ledgernet.*.events.>');
+    const rec = stamp('h', [{ type: 'reconcile.applied', data: { trigger: 'timer', actions: [], failures: [] } }])[0];
+    assert.ok(rec);
+    assert.equal(toCloudEvent(rec).subject, 'reconciler');
+  });
+
+  it('is lossless: the stored event is rebuilt from the wire JSON and its hash recomputes', () => {
+    for (const ev of sampleHistory('ci.example.com')) {
+      const back = fromCloudEvent(wire(toCloudEvent(ev)));
+      assert.deepEqual(back, ev);
+      assert.equal(eventHash(back as typeof ev), ev.hash);
+    }
+  });
+
+  it('says why a message is not a ledgernet CloudEvent', () => {
+    assert.equal(fromCloudEvent('hello'), 'not a JSON object');
+    assert.equal(fromCloudEvent({ specversion: '0.3' }), 'specversion is not 1.0');
+    const ce = wire(toCloudEvent(sampleHistory()[0]!)) as Record<string, unknown>;
+    assert.match(String(fromCloudEvent({ ...ce, type: 'com.example.x' })), /not a ledgernet event type/);
+    assert.match(String(fromCloudEvent({ ...ce, seq: '1' })), /seq/);
+  });
+
+  it('prints one readable line per event', () => {
+    const lines = sampleHistory().map(describeEvent);
+    assert.equal(lines[0], '2026-11-23T13:02:11Z host1 network aaaaaaaa0000 created 10.231.7.0/24');
+    assert.equal(lines[1], '2026-11-23T13:02:12Z host1 endpoint e1e1e1e12222 created on network aaaaaaaa0000 10.231.7.2/24');
+    assert.equal(lines[3], '2026-11-23T13:02:14Z host1 endpoint e1e1e1e12222 ports programmed 8080->80/tcp');
+    assert.equal(lines[5], '2026-11-23T13:02:16Z host1 network aaaaaaaa0000 deleted');
+  });
+});
+
+describe('ChainVerifier', () => {
+  const ces = (host = 'host1') => sampleHistory(host).map((e) => wire(toCloudEvent(e)) as Record<string, unknown>);
+  const run = (msgs: unknown[], v = new ChainVerifier()) => {
+    for (const [i, m] of msgs.entries()) {
+      const p = v.push(m, `stream seq ${i + 1}`);
+      if (p) return p;
+    }
+    return null;
+  };
+
+  it('accepts complete chains of several hosts, interleaved', () => {
+    const a = ces('a');
+    const b = ces('b');
+    const v = new ChainVerifier();
+    assert.equal(run(a.flatMap((m, i) => [m, b[i]]), v), null);
+    assert.equal(v.events, 12);
+    assert.equal(v.hosts, 2);
+  });
+
+  it('names a removed event as a gap', () => {
+    const msgs = ces();
+    msgs.splice(2, 1);
+    assert.deepEqual(run(msgs), { kind: 'gap', message: 'gap: host1:3 is missing before event host1:4 (stream seq 3)' });
+    assert.equal(run(ces().slice(2))?.kind, 'gap', 'the first events are missing');
+  });
+
+  it('names a duplicate', () => {
+    const msgs = ces();
+    msgs.splice(3, 0, msgs[1] as Record<string, unknown>);
+    const p = run(msgs);
+    assert.equal(p?.kind, 'duplicate');
+    assert.match(p?.message ?? '', /event host1:2 \(stream seq 4\) is a duplicate/);
+  });
+
+  it('names an altered event: data changed, hash kept', () => {
+    const msgs = ces();
+    msgs[0] = { ...msgs[0], data: { ...(msgs[0]!['data'] as object), mtu: 9000 } };
+    assert.deepEqual(run(msgs), { kind: 'altered', message: 'event host1:1 (stream seq 1) was altered: its content does not match its hash' });
+  });
+
+  it('names a replaced event: rehashed, but the next one does not link to it', () => {
+    const orig = sampleHistory();
+    const forged = stamp('host1', [{ type: 'network.deleted', data: { networkId: NET_A } }], { seq: 1, hash: orig[0]!.hash });
+    const msgs = ces();
+    msgs[1] = wire(toCloudEvent(forged[0]!)) as Record<string, unknown>;
+    const p = run(msgs);
+    assert.equal(p?.kind, 'broken-link');
+    assert.match(p?.message ?? '', /event host1:3 \(stream seq 3\) does not link to host1:2/);
+  });
+
+  it('starts anywhere with firstSeq null (--since TIME), at a given seq otherwise', () => {
+    assert.equal(run(ces().slice(3), new ChainVerifier({ firstSeq: null })), null);
+    assert.equal(run(ces().slice(3), new ChainVerifier({ firstSeq: 4 })), null);
+    assert.equal(run(['not json'])?.kind, 'malformed');
+  });
+});
