@@ -1,5 +1,6 @@
 // The only code in ledgernet that runs processes. Argument arrays only, never a shell; every
 // failure leaves here as one DriverError, with execa's error (exit code, stderr) as its cause.
+import { readFile, writeFile } from 'node:fs/promises';
 import { execa } from 'execa';
 import { DriverError } from '../errors.ts';
 import {
@@ -16,6 +17,33 @@ import { parseRoutes } from './parse-routes.ts';
 import { ifaceSysctl, parseSysctl } from './parse-sysctl.ts';
 import { parseIngressRedirects, parseQdiscs, parseTcBatchErrors } from './parse-tc.ts';
 import type { BatchFailure, BatchResult, Kernel, KernelSnapshot, Qdisc, Route } from './types.ts';
+
+const procPath = (iface: string) => `/proc/sys/net/ipv4/conf/${iface}/route_localnet`;
+
+async function readProcRouteLocalnet(bridges: readonly string[]): Promise<Record<string, boolean>> {
+  const values = await Promise.all(
+    bridges.map(async (b) => {
+      try {
+        return [b, (await readFile(procPath(b), 'utf8')).trim() === '1'] as const;
+      } catch (e) {
+        // A bridge deleted since `ip link` was read is not an error.
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+        throw new DriverError('LN_ERR_KERNEL_EXEC', `could not read route_localnet of ${b}: ${(e as Error).message}`, { cause: e });
+      }
+    }),
+  );
+  return Object.fromEntries(values.filter((v) => v !== null));
+}
+
+async function writeProcRouteLocalnet(values: Readonly<Record<string, boolean>>): Promise<void> {
+  for (const [iface, on] of Object.entries(values)) {
+    try {
+      await writeFile(procPath(iface), on ? '1\n' : '0\n');
+    } catch (e) {
+      throw new DriverError('LN_ERR_KERNEL_EXEC', `could not set route_localnet of ${iface}: ${(e as Error).message}`, { cause: e });
+    }
+  }
+}
 
 export interface KernelOptions {
   /** Name of a namespace under /run/netns; every command runs there. Default: our own. */
@@ -68,6 +96,9 @@ export function createKernel(opts: KernelOptions = {}): Kernel {
   };
   const readRouteLocalnet = async (bridges: readonly string[]): Promise<Record<string, boolean>> => {
     if (bridges.length === 0) return {};
+    // In our own namespace /proc/sys is read directly: no process, and no dependency on procps
+    // (the managed plugin's rootfs has no sysctl binary).
+    if (netns === undefined) return readProcRouteLocalnet(bridges);
     const keys = bridges.map((b) => ifaceSysctl('ipv4', b, 'route_localnet'));
     const o = await run('read route_localnet', ...inNetns('sysctl', '-e', ...keys));
     failOnExit(o);
@@ -126,6 +157,7 @@ export function createKernel(opts: KernelOptions = {}): Kernel {
     },
 
     async setRouteLocalnet(values: Readonly<Record<string, boolean>>): Promise<void> {
+      if (netns === undefined) return writeProcRouteLocalnet(values);
       const args = Object.entries(values).map(([iface, on]) => `${ifaceSysctl('ipv4', iface, 'route_localnet')}=${on ? 1 : 0}`);
       if (args.length === 0) return;
       failOnExit(await run('set route_localnet', ...inNetns('sysctl', '-q', '-w', ...args)));
