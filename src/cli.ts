@@ -13,7 +13,7 @@ import { install, uninstall } from './install.ts';
 const USAGE = `usage: ledgernet <command> [options]
 
 commands:
-  serve       run the driver: [--socket P] [--state-dir D] [--reconcile-interval S] [--log-level L]
+  serve       run the driver: [--socket P] [--state-dir D] [--reconcile-interval S (0: no background repair)] [--log-level L]
               [--metrics HOST:PORT]  Prometheus metrics (off by default)
               [--default-pool CIDR] [--default-pool-size N] [--default-pool6 CIDR] [--default-pool6-size N]
               (automatic IPAM pools: default ${DEFAULT_POOLS.v4.range} in /${DEFAULT_POOLS.v4.size}s, ${DEFAULT_POOLS.v6.range} in /${DEFAULT_POOLS.v6.size}s)

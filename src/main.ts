@@ -176,11 +176,14 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
     // Crash recovery and garbage collection: converge what the log says with what the kernel holds.
     reconciler.start();
     // A link or address changed (ours or anyone's): look again now rather than at the next tick.
-    const watch = watchLinks(
-      () => void reconciler.requestPass('kernel').catch((e: unknown) => log.error({ err: e }, 'reconcile after a kernel change failed')),
-      { onError: (e) => log.warn({ err: e }, 'kernel change monitor') },
-    );
-    cleanups.push(async () => watch.stop());
+    // --reconcile-interval 0 turns background repair off altogether: passes run only for intents.
+    if (cfg.reconcileIntervalS > 0) {
+      const watch = watchLinks(
+        () => void reconciler.requestPass('kernel').catch((e: unknown) => log.error({ err: e }, 'reconcile after a kernel change failed')),
+        { onError: (e) => log.warn({ err: e }, 'kernel change monitor') },
+      );
+      cleanups.push(async () => watch.stop());
+    }
     await reconciler.requestPass('startup');
     log.info({ socket: cfg.socket, stateDir: cfg.stateDir, intervalS: cfg.reconcileIntervalS }, 'ledgernet is serving');
   } catch (e) {
