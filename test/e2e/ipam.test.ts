@@ -9,11 +9,10 @@ import { TEST_IMAGE, cleanupAll, containerEndpoint, containerIp, docker, ping, t
 import { startDaemon, stopAllDaemons, type DaemonHandle } from '../helpers/daemon.ts';
 import { assertNoLeaks, waitNoLeaks } from '../helpers/leaks.ts';
 
-// dockerd activates a legacy plugin once per name and keeps its `Implements` for its whole life
-// (protocol.md §1.2): a dockerd that first met `ledgernet` before it served IPAM answers "Plugin does
-// not implement the requested driver" until restarted. This file therefore serves the same daemon
-// under its own plugin name, so it runs on a shared dockerd whatever activated `ledgernet` first.
-const PLUGIN = 'ledgernet-e2e';
+// The driver and IPAM names users type. dockerd activates a legacy plugin once per name and keeps
+// its `Implements` until it restarts (protocol.md §1.2): on a dockerd that first met a ledgernet
+// without IPAM, set LEDGERNET_E2E_PLUGIN to another name (the daemon is then served there too).
+const PLUGIN = process.env['LEDGERNET_E2E_PLUGIN'] ?? 'ledgernet';
 const SOCKET = `/run/docker/plugins/${PLUGIN}.sock`;
 
 // Automatic pools come from a corner of 10.231/16 no other test here uses.
@@ -93,7 +92,7 @@ async function removeAll(containers: readonly string[], networks: readonly strin
   await assertNoPluginNetworks();
 }
 
-/** leaks.ts looks for driver=ledgernet; this file's networks have the driver ledgernet-e2e. */
+/** No network of the driver under test is left (leaks.ts only knows the name ledgernet). */
 async function assertNoPluginNetworks(): Promise<void> {
   const r = await docker(['network', 'ls', '--filter', `driver=${PLUGIN}`, '--format', '{{.Name}}'], { check: true });
   assert.equal(r.stdout.trim(), '', `networks of driver ${PLUGIN} left: ${r.stdout}`);
