@@ -219,12 +219,13 @@ describe('install as a managed Docker plugin', () => {
       const id = (await docker(['plugin', 'inspect', '-f', '{{.Id}}', PLUGIN], { check: true })).stdout.trim();
       assert.ok(existsSync(`/run/docker/plugins/${id}/ledgernet.sock`), 'the plugin socket is where dockerd looks for it');
 
-      const c = await docker(['network', 'create', '--driver', PLUGIN, '--subnet', '10.231.60.0/24', net]);
+      // The plugin serves both roles: the network driver and its IPAM.
+      const c = await docker(['network', 'create', '--driver', PLUGIN, '--ipam-driver', PLUGIN, '--subnet', '10.231.60.0/24', net]);
       assert.equal(c.exitCode, 0, c.stderr);
       await twoContainersPing(net);
       // The log sits in the bind-mounted state dir on the host: the host CLI reads it.
       const types = await eventTypes(stateDir);
-      for (const t of ['network.created', 'endpoint.joined', 'network.deleted']) assert.ok(types.includes(t), `the log holds ${t}`);
+      for (const t of ['pool.requested', 'address.requested', 'network.created', 'endpoint.joined', 'network.deleted']) assert.ok(types.includes(t), `the log holds ${t}`);
       await waitNoLeaks();
 
       await docker(['plugin', 'disable', PLUGIN], { check: true, timeoutMs: 60_000 });
