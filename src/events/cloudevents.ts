@@ -53,7 +53,8 @@ export function parseCloudEventType(ceType: string): { type: EventType; v: numbe
 }
 
 function subjectOf(ev: StoredEvent): string {
-  const d = ev.data as { networkId?: unknown; endpointId?: unknown };
+  const d = ev.data as { networkId?: unknown; endpointId?: unknown; poolId?: unknown; address?: unknown };
+  if (typeof d.poolId === 'string') return typeof d.address === 'string' ? `pool/${d.poolId}/address/${d.address}` : `pool/${d.poolId}`;
   if (typeof d.networkId !== 'string') return 'reconciler';
   return typeof d.endpointId === 'string' ? `network/${d.networkId}/endpoint/${d.endpointId}` : `network/${d.networkId}`;
 }
