@@ -95,13 +95,22 @@ export function tcLines(a: Action): string[] {
   return [`qdisc replace dev ${a.name} root tbf rate ${a.rate}bit burst ${burst} latency 50ms`];
 }
 
-async function runTcBatch(actions: readonly Action[], kernel: Kernel, failures: Failure[]): Promise<void> {
+/**
+ * Sends the lines of every action as one batch (`ip -batch` or `tc -batch`) and maps each failed
+ * line back to its action; a batch that could not run at all fails all of its actions.
+ */
+async function runBatch(
+  actions: readonly Action[],
+  toLines: (a: Action) => string[],
+  send: (lines: readonly string[]) => Promise<{ readonly failures: readonly { readonly line: number; readonly message: string }[] }>,
+  failures: Failure[],
+): Promise<void> {
   const lines: string[] = [];
   const owner: Action[] = [];
-  for (const a of actions) for (const l of tcLines(a)) (lines.push(l), owner.push(a));
+  for (const a of actions) for (const l of toLines(a)) (lines.push(l), owner.push(a));
   if (lines.length === 0) return;
   try {
-    const res = await kernel.tcBatch(lines);
+    const res = await send(lines);
     for (const f of res.failures) {
       const action = owner[f.line];
       if (action && !failures.some((x) => x.action === action)) failures.push({ action, message: f.message });
@@ -118,26 +127,8 @@ function isFirewall(a: Action): boolean {
 /** Applies a sorted plan. `endpoint.lost` actions are not kernel work and are passed through. */
 export async function applyActions(actions: readonly Action[], kernel: Kernel): Promise<ApplyResult> {
   const failures: Failure[] = [];
-  const lines: string[] = [];
-  const lineOwner: Action[] = [];
-  for (const a of actions) {
-    for (const l of ipLines(a)) {
-      lines.push(l);
-      lineOwner.push(a);
-    }
-  }
-  if (lines.length > 0) {
-    try {
-      const res = await kernel.ipBatch(lines);
-      for (const f of res.failures) {
-        const action = lineOwner[f.line];
-        if (action && !failures.some((x) => x.action === action)) failures.push({ action, message: f.message });
-      }
-    } catch (e) {
-      for (const a of new Set(lineOwner)) failures.push({ action: a, message: (e as Error).message });
-    }
-  }
-  await runTcBatch(actions, kernel, failures);
+  await runBatch(actions, ipLines, (lines) => kernel.ipBatch(lines), failures);
+  await runBatch(actions, tcLines, (lines) => kernel.tcBatch(lines), failures);
   const localnet = actions.filter((a) => a.kind === 'bridge.localnet');
   if (localnet.length > 0) {
     try {
