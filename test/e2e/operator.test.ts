@@ -123,4 +123,35 @@ describe('operator experience', () => {
     await daemon.stop();
     await waitNoLeaks();
   });
+
+  test('ledgernet reconcile applies once: through the running daemon, and alone when none runs', async () => {
+    // No background repair: only `ledgernet reconcile` may fix the drift.
+    const daemon = await startDaemon({ keepStateDir: true, extraArgs: ['--reconcile-interval', '0'] });
+    const net = track.network(uniqueName('ln'));
+    assert.equal((await docker(['network', 'create', '--driver', 'ledgernet', '--subnet', '10.231.23.0/24', net])).exitCode, 0);
+    const hook = ['FORWARD', '-m', 'comment', '--comment', 'ledgernet:hook', '-j', 'LEDGERNET-FORWARD'];
+    const dryRun = () => ledgernetCli(['reconcile', '--dry-run', '--state-dir', daemon.stateDir]);
+
+    await execa('iptables', ['-D', ...hook]);
+    assert.equal((await dryRun()).exitCode, 2, 'the drift is pending');
+    const viaDaemon = await ledgernetCli(['reconcile', '--state-dir', daemon.stateDir]);
+    assert.equal(viaDaemon.exitCode, 0, viaDaemon.stderr);
+    assert.match(viaDaemon.stdout, /applied hook\.add filter\/FORWARD/);
+    assert.equal((await dryRun()).exitCode, 0);
+
+    // The daemon stops (the kernel stays); a reconcile without it takes the lock and repairs alone.
+    daemon.proc.kill('SIGTERM');
+    assert.equal((await daemon.waitExit(10_000)).code, 0);
+    await execa('iptables', ['-D', ...hook]);
+    const alone = await ledgernetCli(['reconcile', '--json', '--state-dir', daemon.stateDir]);
+    assert.equal(alone.exitCode, 0, alone.stderr);
+    assert.match((JSON.parse(alone.stdout) as { applied: string[] }).applied.join('\n'), /hook\.add filter\/FORWARD/);
+    const events = await ledgernetCli(['events', '--json', '--state-dir', daemon.stateDir]);
+    assert.match(events.stdout.trim().split('\n').at(-1) ?? '', /"type":"reconcile\.applied".*"trigger":"cli"/);
+
+    const again = await startDaemon({ stateDir: daemon.stateDir, keepStateDir: false });
+    await cleanupAll();
+    await again.stop();
+    await waitNoLeaks();
+  });
 });
