@@ -268,7 +268,7 @@ export class EventLog {
         const buf = Buffer.concat(batch.map((p) => p.buf));
         try {
           if (this.failure) throw this.failure;
-          await this.fh.write(buf);
+          await this.writeAll(buf);
           const t0 = performance.now();
           await this.fh.datasync();
           this.bytes += buf.length;
@@ -282,11 +282,28 @@ export class EventLog {
             cause: e,
           });
           for (const p of batch) p.reject(this.failure);
+          // Cut a partial record off, so that a later start does not see damage mid-log.
+          await this.fh.truncate(this.bytes).catch(() => undefined);
         }
       }
     } finally {
       this.flushing = false;
     }
+  }
+
+  /** A write may be short (ENOSPC, a file size limit): write the rest, or fail. */
+  private async writeAll(buf: Buffer): Promise<void> {
+    let done = 0;
+    while (done < buf.length) {
+      const { bytesWritten } = await this.fh.write(buf, done, buf.length - done);
+      if (bytesWritten <= 0) throw new Error(`short write: ${done} of ${buf.length} bytes written`);
+      done += bytesWritten;
+    }
+  }
+
+  /** The error that stopped the log, or null while it works. */
+  get failed(): unknown {
+    return this.failure;
   }
 
   /** Waits until every queued append is written. */

@@ -65,7 +65,13 @@ export class EventStore {
     const { stored, durable } = this.log.append(events);
     const after = stored.reduce(evolve, this.head);
     this.head = after;
-    await durable;
+    try {
+      await durable;
+    } catch (e) {
+      // Nothing after the durable state will ever be written: decide against it again.
+      this.head = this.durableState;
+      throw e;
+    }
     if (after.seq > this.durableState.seq) this.durableState = after;
     for (const l of this.listeners) l(stored, this.durableState);
     const every = this.opts.snapshotEvery ?? 0;
@@ -91,9 +97,13 @@ export class EventStore {
     await this.snapshotting;
   }
 
-  // A repeated call must not answer before the events it repeats are durable.
+  // A repeated call must not answer before the events it repeats are durable; once the log has
+  // failed, they never will be.
   private async waitDurable(seq: number): Promise<void> {
-    while (this.durableState.seq < seq) await new Promise((r) => setTimeout(r, 1));
+    while (this.durableState.seq < seq) {
+      if (this.log.failed) throw this.log.failed;
+      await new Promise((r) => setTimeout(r, 1));
+    }
   }
 
   async close(): Promise<void> {

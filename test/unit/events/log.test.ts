@@ -155,3 +155,19 @@ describe('state directory lock', () => {
     await release();
   });
 });
+
+describe('a full disk', () => {
+  it('a write that does not fit is refused, never acknowledged, and the log stays readable', async () => {
+    const { execa } = await import('execa');
+    const dir = await freshDir('full');
+    const script = join(process.cwd(), 'test', 'helpers', 'append-until-full.ts');
+    // 16 blocks of 512 bytes: the file may not grow past 8 KiB.
+    const r = await execa('bash', ['-c', `ulimit -f 16; exec "${process.execPath}" --import tsx "${script}" "${dir}"`], { reject: false });
+    const out = JSON.parse(r.stdout) as { acked: number; error: string };
+    assert.ok(out.acked > 0 && out.acked < 200, `some appends fit, then the log refused: ${r.stdout} ${r.stderr}`);
+    assert.match(out.error, /writing the event log failed/);
+    const { events, end } = await readLog(dir);
+    assert.equal(end.kind, 'clean', 'no partial record is left behind');
+    assert.equal(events.length, out.acked, 'every acknowledged event is in the log, and nothing else');
+  });
+});
