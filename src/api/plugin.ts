@@ -134,6 +134,11 @@ export function createPluginApp(apiDeps: ApiDeps): FastifyInstance {
   return app;
 }
 
+/** Converges after the answer (deletes are slow and Docker need not wait); failures are logged. */
+function background(deps: ApiDeps, trigger: string): void {
+  deps.reconciler.requestPass(trigger).catch((e: unknown) => deps.log.warn({ err: e, trigger }, 'background reconcile pass failed'));
+}
+
 /** Waits for a pass that read the intent, bounded by the apply timeout. */
 async function converge(deps: ApiDeps, trigger: string): Promise<PassResult> {
   let timer: NodeJS.Timeout | undefined;
@@ -173,7 +178,7 @@ async function createNetwork(deps: ApiDeps, body: Json, method: string): Promise
   if (problems.length > 0) {
     const reason = problems.join('; ');
     await deps.store.execute({ type: 'RollbackNetwork', networkId: spec.networkId, reason });
-    await converge(deps, 'rollback').catch(() => undefined);
+    await converge(deps, 'rollback').catch((e: unknown) => deps.log.warn({ err: e }, 'rollback pass failed'));
     throw new DriverError('LN_ERR_APPLY', `could not set up bridge ${spec.bridge}: ${reason}; nothing was kept`);
   }
   return {};
@@ -183,7 +188,7 @@ async function deleteNetwork(deps: ApiDeps, body: Json, method: string): Promise
   const networkId = id(method, body, 'NetworkID');
   const events = await deps.store.execute({ type: 'DeleteNetwork', networkId });
   // Deleting a bridge takes ~45 ms in the kernel; the intent is durable, so answer now and converge.
-  if (events.length > 0) void deps.reconciler.requestPass(method).catch(() => undefined);
+  if (events.length > 0) background(deps, method);
   return {};
 }
 
@@ -200,7 +205,7 @@ async function createEndpoint(deps: Ctx, body: Json, method: string): Promise<un
   if (problems.length > 0) {
     const reason = problems.join('; ');
     await deps.store.execute({ type: 'RollbackEndpoint', networkId: spec.networkId, endpointId: spec.endpointId, reason });
-    await converge(deps, 'rollback').catch(() => undefined);
+    await converge(deps, 'rollback').catch((e: unknown) => deps.log.warn({ err: e }, 'rollback pass failed'));
     throw new DriverError('LN_ERR_APPLY', `could not create veth ${spec.veth}: ${reason}; nothing was kept`);
   }
   deps.ready.add(spec.endpointId);
@@ -220,7 +225,7 @@ async function deleteEndpoint(deps: Ctx, body: Json, method: string): Promise<un
   const endpointId = id(method, body, 'EndpointID');
   deps.ready.delete(endpointId);
   const events = await deps.store.execute({ type: 'DeleteEndpoint', networkId, endpointId });
-  if (events.length > 0) void deps.reconciler.requestPass(method).catch(() => undefined);
+  if (events.length > 0) background(deps, method);
   return {};
 }
 
@@ -265,7 +270,22 @@ async function program(deps: ApiDeps, body: Json, method: string): Promise<unkno
   const events = await deps.store.execute({ type: 'ProgramExternal', networkId, endpointId, portmap });
   // Published ports should work once `docker run` returns: wait for the pass that writes them.
   // A failed apply is not Docker's problem to roll back; the loop keeps retrying and reports it.
-  if (events.length > 0) await converge(deps, method).catch(() => undefined);
+  if (events.length === 0) return {};
+  let problems: string[];
+  try {
+    const pass = await converge(deps, method);
+    problems = pass.failures
+      .filter((f) => f.action.owner.endpointId === endpointId || (f.action.owner.networkId === null && f.action.owner.endpointId === null))
+      .map((f) => `${describeAction(f.action)}: ${f.message}`);
+  } catch (e) {
+    problems = [(e as Error).message];
+  }
+  if (problems.length > 0) {
+    // Compensate: Docker will not use ports it was told failed, so the log must not keep them.
+    await deps.store.execute({ type: 'RevokeExternal', networkId, endpointId });
+    await converge(deps, 'rollback').catch((e: unknown) => deps.log.warn({ err: e }, 'rollback pass failed'));
+    throw new DriverError('LN_ERR_APPLY', `${method}: could not publish the ports of endpoint ${short(endpointId)}: ${problems.join('; ')}; nothing was kept`);
+  }
   return {};
 }
 
@@ -273,6 +293,6 @@ async function revoke(deps: ApiDeps, body: Json, method: string): Promise<unknow
   const networkId = id(method, body, 'NetworkID');
   const endpointId = id(method, body, 'EndpointID');
   const events = await deps.store.execute({ type: 'RevokeExternal', networkId, endpointId });
-  if (events.length > 0) void deps.reconciler.requestPass(method).catch(() => undefined);
+  if (events.length > 0) background(deps, method);
   return {};
 }

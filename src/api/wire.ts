@@ -191,6 +191,12 @@ export function macForAddress(address: string): string {
   return ['02', '42', ...octets.map((o) => o.toString(16).padStart(2, '0'))].join(':');
 }
 
+function hostIp(method: string, v: unknown, i: number): string {
+  if (v === undefined || v === null || v === '') return '';
+  if (typeof v !== 'string' || isIP(v) === 0) throw bad(method, `portmap[${i}].HostIP must be an IP address or empty, got ${JSON.stringify(v)}`);
+  return v;
+}
+
 export function toPortmap(method: string, options: Json): PortBinding[] {
   const list = options['com.docker.network.portmap'];
   if (list === undefined || list === null) return [];
@@ -205,7 +211,7 @@ export function toPortmap(method: string, options: Json): PortBinding[] {
     return {
       proto: num('Proto'),
       port: num('Port'),
-      hostIp: typeof p['HostIP'] === 'string' ? p['HostIP'] : '',
+      hostIp: hostIp(method, p['HostIP'], i),
       hostPort: num('HostPort'),
       hostPortEnd: num('HostPortEnd'),
     };

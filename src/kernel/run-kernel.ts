@@ -164,7 +164,8 @@ export function createKernel(opts: KernelOptions = {}): Kernel {
     },
 
     async iptablesRestore(input: string): Promise<void> {
-      const outcome = await run('apply iptables rules', ...iptables('iptables-restore', '--noflush'), input);
+      // -w: wait for the xtables lock Docker may hold (legacy backend) instead of failing at once.
+      const outcome = await run('apply iptables rules', ...iptables('iptables-restore', '-w', '--noflush'), input);
       failOnExit(outcome);
     },
   };

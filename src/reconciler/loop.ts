@@ -42,7 +42,6 @@ export class Reconciler {
   private waiting: Waiter[] = [];
   private running: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
-  private last: { snapshot: KernelSnapshot; planned: readonly Action[] } | null = null;
 
   constructor(deps: ReconcilerDeps) {
     this.deps = deps;
@@ -59,11 +58,6 @@ export class Reconciler {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     while (this.running) await this.running;
-  }
-
-  /** The plan the last pass started from, and what it observed (for status). */
-  get lastPass(): { snapshot: KernelSnapshot; planned: readonly Action[] } | null {
-    return this.last;
   }
 
   requestPass(trigger: string): Promise<PassResult> {
@@ -90,11 +84,22 @@ export class Reconciler {
     }
   }
 
+  // Reading the kernel races with it changing (a device deleted between two commands of one
+  // observe); one such failure must not fail every Docker call waiting on this pass: look again.
+  private async observe(): Promise<KernelSnapshot> {
+    try {
+      return await this.deps.kernel.observe();
+    } catch (e) {
+      this.deps.log.warn({ err: e }, 'reading the kernel failed; reading it again');
+      await new Promise((r) => setTimeout(r, 50));
+      return this.deps.kernel.observe();
+    }
+  }
+
   private async pass(trigger: string): Promise<PassResult> {
     const t0 = performance.now();
-    const snapshot = await this.deps.kernel.observe();
+    const snapshot = await this.observe();
     const planned = plan(desiredFromState(this.deps.getState()), snapshot);
-    this.last = { snapshot, planned };
     const { applied, failures } = planned.length > 0 ? await applyActions(planned, this.deps.kernel) : { applied: [], failures: [] };
     const lost = planned.filter((a) => a.kind === 'endpoint.lost');
     if (lost.length > 0) await this.deps.onLost(lost);

@@ -192,8 +192,15 @@ export class FakeKernel implements Kernel {
     }
   }
 
+  /** The next iptables-restore whose input matches fails as a whole, like the real one. */
+  failRestore: RegExp | null = null;
+
   async iptablesRestore(input: string): Promise<void> {
     this.calls.push({ kind: 'iptablesRestore', input });
+    if (this.failRestore?.test(input)) {
+      this.failRestore = null;
+      throw new Error('iptables-restore: line 3 failed (injected)');
+    }
     const table = /^\*(\w+)/.exec(input)?.[1] ?? 'filter';
     const source = table === 'nat' ? this.nat : this.chains;
     const next = new Map([...source].map(([k, v]) => [k, { policy: v.policy, rules: [...v.rules] }]));

@@ -238,6 +238,32 @@ describe('plugin API: a container on a network, start to finish', () => {
     assert.deepEqual(await eventTypes(), before);
   });
 
+  it('a ProgramExternalConnectivity whose rules the kernel refuses is answered with Err and revoked', async () => {
+    await call('NetworkDriver.CreateNetwork', createNetworkBody());
+    await call('NetworkDriver.CreateEndpoint', createEndpointBody());
+    await call('NetworkDriver.Join', joinBody);
+    const withPort = `{"NetworkID":"${NET}","EndpointID":"${EP}","Options":{"com.docker.network.endpoint.exposedports":[{"Proto":6,"Port":80}],"com.docker.network.portmap":[{"Proto":6,"IP":"","Port":80,"HostIP":"","HostPort":18080,"HostPortEnd":18080}]}}\n`;
+    h.kernel.failRestore = /DNAT/;
+    const res = await call('NetworkDriver.ProgramExternalConnectivity', withPort);
+    assert.equal(res.status, 500);
+    assert.match(String(res.body['Err']), /could not publish the ports of endpoint a8bbafba2420: .*injected.*nothing was kept/);
+    const types = await eventTypes();
+    assert.deepEqual(types.slice(-2), ['endpoint.external.programmed', 'endpoint.external.revoked']);
+    assert.equal(h.store.state.endpoints[EP]?.programmed, false);
+    assert.equal([...h.kernel.nat.values()].some((c) => c.rules.some((r) => r.includes('18080'))), false, 'no DNAT rule is left');
+  });
+
+  it('a HostIP that is not an IP address is refused before anything is written', async () => {
+    await call('NetworkDriver.CreateNetwork', createNetworkBody());
+    await call('NetworkDriver.CreateEndpoint', createEndpointBody());
+    const before = await eventTypes();
+    const bad = `{"NetworkID":"${NET}","EndpointID":"${EP}","Options":{"com.docker.network.portmap":[{"Proto":6,"IP":"","Port":80,"HostIP":"1.2.3.4 -j ACCEPT","HostPort":18080,"HostPortEnd":18080}]}}\n`;
+    const res = await call('NetworkDriver.ProgramExternalConnectivity', bad);
+    assert.equal(res.status, 400);
+    assert.match(String(res.body['Err']), /HostIP must be an IP address/);
+    assert.deepEqual(await eventTypes(), before);
+  });
+
   it('answers a repeated ProgramExternalConnectivity without ports and writes nothing', async () => {
     await call('NetworkDriver.CreateNetwork', createNetworkBody());
     await call('NetworkDriver.CreateEndpoint', createEndpointBody());
