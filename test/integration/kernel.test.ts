@@ -144,7 +144,7 @@ describe('kernel in a throwaway network namespace', { skip }, () => {
       assert.ok(e instanceof Error);
       assert.equal(e.name, 'DriverError');
       assert.equal((e as { code?: unknown }).code, 'LN_ERR_KERNEL_EXEC');
-      assert.match(e.message, /iptables-restore --noflush exited with code 1: .*line 3 failed/);
+      assert.match(e.message, /iptables-restore -w --noflush exited with code 1: .*line 3 failed/);
       assert.match(String((e.cause as { stderr?: unknown }).stderr), /No chain\/target\/match/);
       return true;
     });
