@@ -86,10 +86,13 @@ function forwardRules(nets: readonly FirewallNetwork[]): string[] {
   }
   // Replies to what was let through; then no network reaches another, or one of Docker's
   // bridges, or the reverse, except through a published port (as Docker's own bridges do).
-  rules.push(`-o ${OUR_BRIDGES} -m conntrack --ctstate RELATED,ESTABLISHED ${tag('established')} -j ACCEPT`);
-  for (const other of [OUR_BRIDGES, ...DOCKER_BRIDGES]) {
-    rules.push(`-i ${OUR_BRIDGES} -o ${other} -m conntrack ! --ctstate DNAT ${tag('isolation')} -j DROP`);
-    if (other !== OUR_BRIDGES) rules.push(`-i ${other} -o ${OUR_BRIDGES} -m conntrack ! --ctstate DNAT ${tag('isolation')} -j DROP`);
+  const ours = bridgePatterns(nets);
+  for (const b of ours) rules.push(`-o ${b} -m conntrack --ctstate RELATED,ESTABLISHED ${tag('established')} -j ACCEPT`);
+  for (const b of ours) {
+    for (const other of [...ours, ...DOCKER_BRIDGES]) {
+      rules.push(`-i ${b} -o ${other} -m conntrack ! --ctstate DNAT ${tag('isolation')} -j DROP`);
+      if (!ours.includes(other)) rules.push(`-i ${other} -o ${b} -m conntrack ! --ctstate DNAT ${tag('isolation')} -j DROP`);
+    }
   }
   for (const { net, policy } of nets) {
     if (net.internal) continue;
@@ -111,9 +114,18 @@ function allowMatch(a: AllowRule): string {
 function inputRules(nets: readonly FirewallNetwork[]): string[] {
   // route_localnet lets a container address 127.0.0.0/8 on the bridge; only replies may pass.
   if (!nets.some(needsLocalnet)) return [];
-  return [
-    `! -s 127.0.0.0/8 -d 127.0.0.0/8 -i ${OUR_BRIDGES} -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT ${tag('localnet')} -j DROP`,
-  ];
+  return bridgePatterns(nets).map(
+    (b) => `! -s 127.0.0.0/8 -d 127.0.0.0/8 -i ${b} -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT ${tag('localnet')} -j DROP`,
+  );
+}
+
+/**
+ * Interface patterns that cover every ledgernet bridge: `lnb-+`, plus each custom bridge name
+ * (`ledgernet.bridge`) that the wildcard does not match, sorted.
+ */
+function bridgePatterns(nets: readonly FirewallNetwork[]): string[] {
+  const custom = nets.map((n) => n.net.bridge).filter((b) => !b.startsWith('lnb-'));
+  return [OUR_BRIDGES, ...[...new Set(custom)].sort()];
 }
 
 /** A network whose bridge needs route_localnet=1: it has published ports (reachable on 127.0.0.1). */

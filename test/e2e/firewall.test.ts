@@ -191,6 +191,19 @@ describe('firewall with the real dockerd', () => {
     assert.ok(await fetchFrom(d1, `http://${await containerIp(d2, on.name)}/`), 'enable_icc=true: reachable');
   });
 
+  test('a custom bridge name gets the same protection: replies come back, isolation holds both ways', async () => {
+    const custom = await createNetwork('10.231.117.0/24', '-o', 'ledgernet.bridge=lnfwcustom0');
+    const other = await createNetwork('10.231.118.0/24');
+    const c1 = await runClient(custom.name);
+    const o1 = await runClient(other.name);
+    const [ipC1, ipO1] = await Promise.all([containerIp(c1, custom.name), containerIp(o1, other.name)]);
+    assert.ok(await ping(c1, outside.ip), 'egress from the custom bridge is answered (replies are accepted)');
+    assert.equal(await ping(c1, ipO1, 1), false, 'custom bridge → other ledgernet network: blocked');
+    assert.equal(await ping(o1, ipC1, 1), false, 'other ledgernet network → custom bridge: blocked');
+    const save = await iptablesSave();
+    assert.match(save, /-A LEDGERNET-FORWARD -o lnfwcustom0 -m conntrack --ctstate RELATED,ESTABLISHED .*-j ACCEPT/);
+  });
+
   test('masquerade: on by default, off with ledgernet.masquerade=false', async () => {
     const on = await createNetwork('10.231.107.0/24');
     const off = await createNetwork('10.231.108.0/24', '-o', 'ledgernet.masquerade=false');
