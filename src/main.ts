@@ -105,6 +105,7 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
     if (outbox) cleanups.push(() => outbox.stop());
 
     const kernel = createKernel();
+    let lastFailures = '';
     const reconciler: Reconciler = new Reconciler({
       kernel,
       getState: () => store.state,
@@ -117,15 +118,15 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
       },
       onPass: (r) => {
         metrics?.onPass(r);
-        const kernelWork = r.applied.length + r.failures.length;
-        if (kernelWork === 0) return;
+        const failures = r.failures.map((f) => `${describeAction(f.action)}: ${f.message}`);
+        // A failure that persists is recorded once, not on every pass (the log and the audit
+        // stream would grow by one event per tick); what changed in the kernel always is.
+        const failureKey = failures.join('\n');
+        const sameFailures = failureKey === lastFailures;
+        lastFailures = failureKey;
+        if (r.applied.length === 0 && sameFailures) return;
         store
-          .execute({
-            type: 'RecordReconcile',
-            trigger: r.trigger,
-            actions: r.applied.map(describeAction),
-            failures: r.failures.map((f) => `${describeAction(f.action)}: ${f.message}`),
-          })
+          .execute({ type: 'RecordReconcile', trigger: r.trigger, actions: r.applied.map(describeAction), failures })
           .catch((e: unknown) => log.error({ err: e }, 'could not record the reconcile outcome'));
       },
     });
@@ -180,7 +181,12 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
     if (cfg.reconcileIntervalS > 0) {
       const watch = watchLinks(
         () => void reconciler.requestPass('kernel').catch((e: unknown) => log.error({ err: e }, 'reconcile after a kernel change failed')),
-        { onError: (e) => log.warn({ err: e }, 'kernel change monitor') },
+        {
+          onError: (e) => log.warn({ err: e }, 'kernel change monitor'),
+          // Only changes to our links matter (Docker's own containers churn links all the time).
+          relevant: (line) =>
+            /\bln[bvpi]-|ledgernet:/.test(line) || Object.values(store.state.networks).some((n) => [':', '@', ' '].some((c) => line.includes(` ${n.bridge}${c}`))),
+        },
       );
       cleanups.push(async () => watch.stop());
     }

@@ -11,7 +11,10 @@ export interface Watch {
  * Calls `onChange` (debounced by `debounceMs`) whenever a link or address changes. Restarts the
  * monitor if it exits, at most once a second. `onError` hears about a monitor that keeps dying.
  */
-export function watchLinks(onChange: () => void, opts: { debounceMs?: number; onError?: (e: unknown) => void } = {}): Watch {
+export function watchLinks(
+  onChange: () => void,
+  opts: { debounceMs?: number; onError?: (e: unknown) => void; relevant?: (line: string) => boolean } = {},
+): Watch {
   const debounceMs = opts.debounceMs ?? 200;
   let timer: NodeJS.Timeout | null = null;
   let kill: (() => void) | null = null;
@@ -28,7 +31,12 @@ export function watchLinks(onChange: () => void, opts: { debounceMs?: number; on
     const started = Date.now();
     const p = execa('ip', ['-o', 'monitor', 'link', 'address'], { buffer: false, stdin: 'ignore', reject: false });
     kill = () => p.kill();
-    p.stdout?.on('data', fire);
+    let partial = '';
+    p.stdout?.on('data', (chunk: Buffer) => {
+      const lines = (partial + chunk.toString('utf8')).split('\n');
+      partial = lines.pop() ?? '';
+      if (lines.some((l) => opts.relevant?.(l) ?? true)) fire();
+    });
     void p.then((r) => {
       if (stopped) return;
       opts.onError?.(new Error(`ip monitor exited (${r.exitCode ?? r.signal}); restarting`));
