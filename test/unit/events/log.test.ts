@@ -141,17 +141,33 @@ describe('state directory lock', () => {
     await release();
   });
 
-  it('refuses a second holder and takes over a stale lock', async () => {
+  it('refuses a second holder, names its pid, and is free again once released', async () => {
     const dir = await freshDir('lock');
-    await writeEvents(dir, 0);
     const release = await acquireLock(dir);
-    // a lock file naming a live process other than us (pid 1) is refused
-    await writeFile(join(dir, 'lock'), '1\n');
-    await assert.rejects(acquireLock(dir), (e: DriverError) => e.code === 'LN_ERR_LOCKED' && /pid 1\b/.test(e.message));
-    // a lock left by a dead process is taken over
-    await writeFile(join(dir, 'lock'), '999999999\n');
+    await assert.rejects(acquireLock(dir), (e: DriverError) => e.code === 'LN_ERR_LOCKED' && new RegExp(`pid ${process.pid}\\b`).test(e.message));
+    await release();
     const again = await acquireLock(dir);
     await again();
+  });
+
+  it('a lock file left by a dead process (kill -9) does not block: the lock died with it', async () => {
+    const dir = await freshDir('stale');
+    await acquireLock(join(dir)).then((r) => r());
+    await writeFile(join(dir, 'lock'), '999999999\n');
+    const release = await acquireLock(dir);
+    assert.equal((await readFile(join(dir, 'lock'), 'utf8')).trim(), String(process.pid));
+    await release();
+  });
+
+  it('another process holding the lock is refused', async () => {
+    const { execa } = await import('execa');
+    const dir = await freshDir('other');
+    const holder = execa(process.execPath, ['--import', 'tsx', '-e', `import('${join(process.cwd(), 'src/events/lock.ts')}').then(async (m) => { await m.acquireLock(${JSON.stringify(dir)}); console.log('held'); setTimeout(() => {}, 60000); })`], { reject: false });
+    await new Promise<void>((resolve) => holder.stdout?.on('data', (d: Buffer) => d.toString().includes('held') && resolve()));
+    await assert.rejects(acquireLock(dir), (e: DriverError) => e.code === 'LN_ERR_LOCKED' && new RegExp(`pid ${holder.pid}\\b`).test(e.message));
+    holder.kill('SIGKILL');
+    await holder;
+    const release = await acquireLock(dir);
     await release();
   });
 });
