@@ -108,12 +108,15 @@ export function createKernel(opts: KernelOptions = {}): Kernel {
 
   return {
     async observe(): Promise<KernelSnapshot> {
-      const [links, addrs, filter, nat, qdiscs] = await Promise.all([
+      const [links, addrs, filter, nat, qdiscs, filter6] = await Promise.all([
         run('read links', 'ip', ipArgs('-j', '-d', 'link', 'show')),
         run('read addresses', 'ip', ipArgs('-j', 'addr', 'show')),
         run('read the iptables filter table', ...iptables('iptables-save', '-t', 'filter')),
         run('read the iptables nat table', ...iptables('iptables-save', '-t', 'nat')),
         run('read qdiscs', 'tc', tcArgs('-j', 'qdisc', 'show')),
+        // IPv6 may be disabled or ip6tables missing: then there is no IPv6 table to converge,
+        // and the IPv4 work goes on without it.
+        run('read the ip6tables filter table', ...iptables('ip6tables-save', '-t', 'filter')).catch(() => null),
       ]);
       for (const o of [links, addrs, filter, nat, qdiscs]) failOnExit(o);
       const parsedLinks = parseLinks(links.stdout);
@@ -123,6 +126,7 @@ export function createKernel(opts: KernelOptions = {}): Kernel {
         addrs: parseAddrs(addrs.stdout),
         filter: parseIptablesSave(filter.stdout, 'filter'),
         nat: parseIptablesSave(nat.stdout, 'nat'),
+        filter6: filter6 === null || filter6.exitCode !== 0 ? null : parseIptablesSave(filter6.stdout, 'filter'),
         qdiscs: parsedQdiscs,
         ingressRedirects: await readRedirects(parsedQdiscs),
         routeLocalnet: await readRouteLocalnet(parsedLinks.filter((l) => l.kind === 'bridge').map((l) => l.name)),
@@ -163,9 +167,10 @@ export function createKernel(opts: KernelOptions = {}): Kernel {
       failOnExit(await run('set route_localnet', ...inNetns('sysctl', '-q', '-w', ...args)));
     },
 
-    async iptablesRestore(input: string): Promise<void> {
+    async iptablesRestore(input: string, family: 4 | 6 = 4): Promise<void> {
+      const cmd = family === 6 ? 'ip6tables-restore' : 'iptables-restore';
       // -w: wait for the xtables lock Docker may hold (legacy backend) instead of failing at once.
-      const outcome = await run('apply iptables rules', ...iptables('iptables-restore', '-w', '--noflush'), input);
+      const outcome = await run(`apply ${family === 6 ? 'ip6tables' : 'iptables'} rules`, ...iptables(cmd, '-w', '--noflush'), input);
       failOnExit(outcome);
     },
   };

@@ -69,6 +69,8 @@ export interface KernelSnapshot {
   readonly addrs: readonly Addr[];
   readonly filter: IptablesTable;
   readonly nat: IptablesTable;
+  /** `ip6tables-save -t filter`; null when ip6tables cannot run (IPv6 disabled or not installed). */
+  readonly filter6: IptablesTable | null;
   /** `net.ipv4.conf.<bridge>.route_localnet` of every bridge, by bridge name. */
   readonly routeLocalnet: Readonly<Record<string, boolean>>;
   readonly qdiscs: readonly Qdisc[];
@@ -100,8 +102,11 @@ export interface Kernel {
   observeRoutes(): Promise<Route[]>;
   /** Runs all lines with one `ip -force -batch -`; reports the lines that failed. */
   ipBatch(lines: readonly string[]): Promise<BatchResult>;
-  /** Runs one `iptables-restore --noflush` with `input` (a whole `*table … COMMIT` block). */
-  iptablesRestore(input: string): Promise<void>;
+  /**
+   * Runs one `iptables-restore --noflush` (family 4, the default) or `ip6tables-restore --noflush`
+   * (family 6) with `input` (a whole `*table … COMMIT` block).
+   */
+  iptablesRestore(input: string, family?: 4 | 6): Promise<void>;
   /** Runs all lines with one `tc -force -batch -`; reports the lines that failed. */
   tcBatch(lines: readonly string[]): Promise<BatchResult>;
   /** Sets `net.ipv4.conf.<iface>.route_localnet` for each interface, with one `sysctl -w`. */

@@ -11,10 +11,17 @@
 //   bridge; this drops what route_localnet would otherwise let containers send to 127.0.0.0/8.
 // - nat LEDGERNET-DNAT (from PREROUTING and OUTPUT, for local destinations): published ports,
 //   one rule per range. nat LEDGERNET-POSTROUTING: masquerade, and SNAT for 127.0.0.1 and hairpin.
+// - ip6tables filter LEDGERNET-FORWARD (table `filter6` here), hooked like the IPv4 one: the same
+//   isolation, icc, internal and allow-list policy for IPv6 (bridged IPv6 passes ip6tables FORWARD
+//   with bridge-nf-call-ip6tables=1, and is routed between bridges when IPv6 forwarding is on).
+//   No NAT for IPv6: no masquerade, no published ports, so no hairpin/published rules and no
+//   LEDGERNET-INPUT (route_localnet is IPv4 only). With icc=false, neighbour solicitations and
+//   advertisements still pass inside the bridge, as ARP (which iptables never sees) does for IPv4.
 import type { AllowRule, NetworkPolicy } from '../events/policy.ts';
 import type { EndpointState, NetworkState, PortBinding } from '../events/types.ts';
 
-export type Table = 'filter' | 'nat';
+/** `filter6` is ip6tables' filter table. */
+export type Table = 'filter' | 'nat' | 'filter6';
 
 export interface DesiredHook {
   readonly from: string;
@@ -58,7 +65,8 @@ const hook = (from: string, chain: string, placement: DesiredHook['placement'], 
 export function desiredChains(nets: readonly FirewallNetwork[]): DesiredChain[] {
   if (nets.length === 0) return [];
   const chains: DesiredChain[] = [
-    { table: 'filter', name: FORWARD_CHAIN, rules: forwardRules(nets), hooks: [hook('FORWARD', FORWARD_CHAIN, 'early')] },
+    { table: 'filter', name: FORWARD_CHAIN, rules: forwardRules(nets, 4), hooks: [hook('FORWARD', FORWARD_CHAIN, 'early')] },
+    { table: 'filter6', name: FORWARD_CHAIN, rules: forwardRules(nets, 6), hooks: [hook('FORWARD', FORWARD_CHAIN, 'early')] },
     { table: 'filter', name: INPUT_CHAIN, rules: inputRules(nets), hooks: [hook('INPUT', INPUT_CHAIN, 'early')] },
     {
       table: 'nat',
@@ -71,7 +79,16 @@ export function desiredChains(nets: readonly FirewallNetwork[]): DesiredChain[] 
   return chains.filter((c) => c.rules.length > 0);
 }
 
-function forwardRules(nets: readonly FirewallNetwork[]): string[] {
+/** ICMPv6 neighbour solicitation and advertisement, as ip6tables-save prints their types. */
+const ND_TYPES = [135, 136];
+
+/**
+ * The FORWARD policy for one family. IPv6 rules are written only for networks with IPv6 data
+ * (the shared isolation and reply rules whenever any network exists); IPv6 has no DNAT of ours,
+ * so the hairpin and published-port accepts are IPv4 only.
+ */
+function forwardRules(all: readonly FirewallNetwork[], family: 4 | 6): string[] {
+  const nets = family === 4 ? all : all.filter((n) => n.net.ipv6Data.length > 0);
   const rules: string[] = [];
   // Inside each network first: icc, or only hairpin through a published port without it.
   for (const { net, policy } of nets) {
@@ -79,7 +96,8 @@ function forwardRules(nets: readonly FirewallNetwork[]): string[] {
     const who = (role: string) => tag(`network:${net.networkId}:${role}`);
     if (policy.icc) rules.push(`-i ${b} -o ${b} ${who('icc')} -j ACCEPT`);
     else {
-      rules.push(`-i ${b} -o ${b} -m conntrack --ctstate DNAT ${who('hairpin')} -j ACCEPT`);
+      if (family === 4) rules.push(`-i ${b} -o ${b} -m conntrack --ctstate DNAT ${who('hairpin')} -j ACCEPT`);
+      else rules.push(...ND_TYPES.map((t) => `-i ${b} -o ${b} -p ipv6-icmp -m icmp6 --icmpv6-type ${t} ${who('nd')} -j ACCEPT`));
       rules.push(`-i ${b} -o ${b} ${who('no-icc')} -j DROP`);
     }
     if (net.internal) rules.push(`-i ${b} ${who('internal')} -j DROP`, `-o ${b} ${who('internal')} -j DROP`);
@@ -98,15 +116,16 @@ function forwardRules(nets: readonly FirewallNetwork[]): string[] {
     if (net.internal) continue;
     const b = net.bridge;
     const who = (role: string) => tag(`network:${net.networkId}:${role}`);
-    if (policy.allow === null) rules.push(`-o ${b} -m conntrack --ctstate DNAT ${who('published')} -j ACCEPT`);
-    else rules.push(...policy.allow.map((a) => `-o ${b} ${allowMatch(a)} ${who('allow')} -j ACCEPT`));
+    if (policy.allow === null) {
+      if (family === 4) rules.push(`-o ${b} -m conntrack --ctstate DNAT ${who('published')} -j ACCEPT`);
+    } else rules.push(...policy.allow.map((a) => `-o ${b} ${allowMatch(a, family)} ${who('allow')} -j ACCEPT`));
     rules.push(`-o ${b} ${who('ingress')} -j DROP`, `-i ${b} ${who('egress')} -j ACCEPT`);
   }
   return rules;
 }
 
-function allowMatch(a: AllowRule): string {
-  if (a.ports === null) return `-p ${a.proto}`;
+function allowMatch(a: AllowRule, family: 4 | 6): string {
+  if (a.ports === null) return family === 4 ? `-p ${a.proto}` : '-p ipv6-icmp';
   const [lo, hi] = a.ports;
   return `-p ${a.proto} -m ${a.proto} --dport ${lo === hi ? lo : `${lo}:${hi}`}`;
 }

@@ -173,7 +173,7 @@ function ownerFromAlias(alias: string | null): Owner {
 }
 
 const SHARED: Owner = { networkId: null, endpointId: null };
-const TABLES = ['filter', 'nat'] as const;
+const TABLES = ['filter', 'nat', 'filter6'] as const;
 /** Docker's jumps that may stand before an `early` hook. */
 const EARLY_PREDECESSORS = new Set(['-j DOCKER-USER', '-j DOCKER-ISOLATION-STAGE-1']);
 
@@ -182,7 +182,11 @@ function isOurs(rule: string): boolean {
 }
 
 function planChains(desired: readonly DesiredChain[], actual: KernelSnapshot): Action[] {
-  return TABLES.flatMap((t) => planTable(t, desired.filter((c) => c.table === t), actual[t]));
+  return TABLES.flatMap((t) => {
+    const table = actual[t];
+    // No ip6tables (IPv6 disabled): nothing to plan for that table.
+    return table === null ? [] : planTable(t, desired.filter((c) => c.table === t), table);
+  });
 }
 
 function planTable(tableName: Table, desired: readonly DesiredChain[], table: IptablesTable): Action[] {

@@ -20,13 +20,21 @@ export class FakeKernel implements Kernel {
     ['OUTPUT', { policy: 'ACCEPT', rules: [] }],
     ['POSTROUTING', { policy: 'ACCEPT', rules: [] }],
   ]);
+  /** ip6tables' filter table (policy ACCEPT, as on a host where Docker runs without IPv6). */
+  filter6 = new Map<string, { policy: string | null; rules: string[] }>([
+    ['INPUT', { policy: 'ACCEPT', rules: [] }],
+    ['FORWARD', { policy: 'ACCEPT', rules: [] }],
+    ['OUTPUT', { policy: 'ACCEPT', rules: [] }],
+  ]);
+  /** false: ip6tables cannot run (IPv6 disabled); observe reports no IPv6 table and restores fail. */
+  ipv6 = true;
   /** Root qdiscs by device (tbf only; the kernel's default qdiscs are not listed, as with veths). */
   qdiscs = new Map<string, Qdisc>();
   /** Devices with an ingress qdisc, and where their filters redirect to. */
   ingress = new Map<string, string[]>();
   /** route_localnet by interface; bridges read as false until set. */
   localnet = new Map<string, boolean>();
-  calls: { kind: 'observe' | 'ipBatch' | 'iptablesRestore' | 'setRouteLocalnet' | 'tcBatch'; input?: string }[] = [];
+  calls: { kind: 'observe' | 'ipBatch' | 'iptablesRestore' | 'ip6tablesRestore' | 'setRouteLocalnet' | 'tcBatch'; input?: string }[] = [];
   private failPatterns: RegExp[] = [];
   private nextIndex = 10;
 
@@ -68,6 +76,7 @@ export class FakeKernel implements Kernel {
       addrs: this.addrs.map((a) => ({ ...a })),
       filter: { name: 'filter', chains: copy(this.chains) },
       nat: { name: 'nat', chains: copy(this.nat) },
+      filter6: this.ipv6 ? { name: 'filter', chains: copy(this.filter6) } : null,
       qdiscs: [
         ...[...this.qdiscs.values()].map((q) => ({ ...q })),
         ...[...this.ingress.keys()].map((dev) => ({ dev, kind: 'ingress', handle: 'ffff:', root: false, parent: 'ffff:fff1', rate: null })),
@@ -195,14 +204,15 @@ export class FakeKernel implements Kernel {
   /** The next iptables-restore whose input matches fails as a whole, like the real one. */
   failRestore: RegExp | null = null;
 
-  async iptablesRestore(input: string): Promise<void> {
-    this.calls.push({ kind: 'iptablesRestore', input });
+  async iptablesRestore(input: string, family: 4 | 6 = 4): Promise<void> {
+    this.calls.push({ kind: family === 6 ? 'ip6tablesRestore' : 'iptablesRestore', input });
+    if (family === 6 && !this.ipv6) throw new Error('ip6tables-restore: could not initialize ip6tables (injected: IPv6 disabled)');
     if (this.failRestore?.test(input)) {
       this.failRestore = null;
       throw new Error('iptables-restore: line 3 failed (injected)');
     }
-    const table = /^\*(\w+)/.exec(input)?.[1] ?? 'filter';
-    const source = table === 'nat' ? this.nat : this.chains;
+    const table = family === 6 ? 'filter6' : /^\*(\w+)/.exec(input)?.[1] ?? 'filter';
+    const source = table === 'nat' ? this.nat : table === 'filter6' ? this.filter6 : this.chains;
     const next = new Map([...source].map(([k, v]) => [k, { policy: v.policy, rules: [...v.rules] }]));
     for (const line of input.split('\n')) {
       if (line === '' || line.startsWith('*') || line === 'COMMIT') continue;
@@ -228,6 +238,7 @@ export class FakeKernel implements Kernel {
       }
     }
     if (table === 'nat') this.nat = next;
+    else if (table === 'filter6') this.filter6 = next;
     else this.chains = next;
   }
 }

@@ -1,7 +1,7 @@
 // Network states that exercise every firewall rule shape, shared by the plan goldens (unit) and
 // the round-trip through a real iptables (integration).
 import type { Command } from '../../src/events/commands.ts';
-import type { PortBinding } from '../../src/events/types.ts';
+import type { NetworkSpec, PortBinding } from '../../src/events/types.ts';
 import { EP_1, EP_2, NET_A, NET_B, endpointSpec, networkSpec } from './events.ts';
 
 export const NET_C = 'cccccccc' + '2'.repeat(56);
@@ -9,13 +9,26 @@ export const EP_3 = 'e3'.repeat(4) + '4'.repeat(56);
 
 const tcp = (hostPort: number, port: number, hostIp = '', hostPortEnd = hostPort): PortBinding => ({ proto: 6, port, hostIp, hostPort, hostPortEnd });
 
-/** A: icc off, no masquerade, allow-list; B: internal; C: default policy with published ports. */
+/** The spec with an IPv6 subnet too (`--ipv6 --subnet fd00:231:<n>::/64`). */
+export const withIpv6 = (spec: NetworkSpec, n: number): NetworkSpec => ({
+  ...spec,
+  ipv6: true,
+  ipv6Data: [{ pool: `fd00:231:${n}::/64`, gateway: `fd00:231:${n}::1/64`, aux: {} }],
+});
+
+/**
+ * A: icc off, no masquerade, allow-list, IPv6; B: internal, IPv6; C: default policy with
+ * published ports, IPv4 only (so it has no per-network ip6tables rules).
+ */
 export const FIREWALL_COMMANDS: readonly Command[] = [
   {
     type: 'CreateNetwork',
-    spec: { ...networkSpec(NET_A), options: { 'ledgernet.icc': 'false', 'ledgernet.masquerade': 'false', 'ledgernet.allow': 'tcp/80,tcp/8000-8100,udp/53,icmp' } },
+    spec: withIpv6(
+      { ...networkSpec(NET_A), options: { 'ledgernet.icc': 'false', 'ledgernet.masquerade': 'false', 'ledgernet.allow': 'tcp/80,tcp/8000-8100,udp/53,icmp' } },
+      7,
+    ),
   },
-  { type: 'CreateNetwork', spec: { ...networkSpec(NET_B, '10.231.8.0/24', '10.231.8.1/24'), internal: true } },
+  { type: 'CreateNetwork', spec: withIpv6({ ...networkSpec(NET_B, '10.231.8.0/24', '10.231.8.1/24'), internal: true }, 8) },
   { type: 'CreateNetwork', spec: networkSpec(NET_C, '10.231.9.0/24', '10.231.9.1/24') },
   { type: 'CreateEndpoint', spec: endpointSpec(NET_A, EP_1) },
   { type: 'CreateEndpoint', spec: endpointSpec(NET_B, EP_2, '10.231.8.2/24') },

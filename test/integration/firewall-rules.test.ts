@@ -1,6 +1,7 @@
-// Every firewall rule shape ledgernet writes, loaded into a real iptables (nf_tables backend) in
-// a throwaway namespace and read back with iptables-save: the plan must then be empty, which
-// proves each desired rule is spelled exactly as iptables-save normalizes it. Needs root.
+// Every firewall rule shape ledgernet writes, loaded into a real iptables and ip6tables (nf_tables
+// backend) in a throwaway namespace and read back with iptables-save / ip6tables-save: the plan
+// must then be empty, which proves each desired rule is spelled exactly as they normalize it.
+// Needs root.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
@@ -37,11 +38,26 @@ COMMIT
 COMMIT
 `;
 
+/** Docker's IPv6 rules (dockerd with ip6tables enabled). */
+const DOCKER_RULES6 = `*filter
+:DOCKER - [0:0]
+:DOCKER-ISOLATION-STAGE-1 - [0:0]
+:DOCKER-USER - [0:0]
+-A FORWARD -j DOCKER-USER
+-A FORWARD -j DOCKER-ISOLATION-STAGE-1
+-A FORWARD -o docker0 -j DOCKER
+-A DOCKER-ISOLATION-STAGE-1 -j RETURN
+-A DOCKER-USER -s 2001:db8::/32 -m comment --comment "operator: keep me" -j DROP
+-A DOCKER-USER -j RETURN
+COMMIT
+`;
+
 describe('firewall rules round-trip through iptables-restore and iptables-save', { skip }, () => {
   const netns = `lnfw-${process.pid}-${randomBytes(3).toString('hex')}`;
   let kernel: Kernel;
 
   const save = async () => (await execa('ip', ['netns', 'exec', netns, 'iptables-save'])).stdout;
+  const save6 = async () => (await execa('ip', ['netns', 'exec', netns, 'ip6tables-save'])).stdout;
   const foreign = (text: string) =>
     text
       .split('\n')
@@ -54,6 +70,7 @@ describe('firewall rules round-trip through iptables-restore and iptables-save',
     kernel = createKernel({ netns });
     await kernel.iptablesRestore(DOCKER_RULES.split('COMMIT\n')[0] + 'COMMIT\n');
     await kernel.iptablesRestore(DOCKER_RULES.split('COMMIT\n')[1] + 'COMMIT\n');
+    await kernel.iptablesRestore(DOCKER_RULES6, 6);
   });
 
   after(async () => {
@@ -64,6 +81,7 @@ describe('firewall rules round-trip through iptables-restore and iptables-save',
 
   it('writes every shape, then plans nothing: each rule reads back exactly as written', async () => {
     const before = foreign(await save());
+    const before6 = foreign(await save6());
     const desired = chainsOnly(desiredFromState(given(...FIREWALL_COMMANDS)));
     const first = plan(desired, await kernel.observe());
     assert.ok(first.length > 0);
@@ -74,18 +92,31 @@ describe('firewall rules round-trip through iptables-restore and iptables-save',
     assert.equal(foreign(text), before, "Docker's and the operator's rules are untouched");
     const forward = text.split('\n').filter((l) => l.startsWith('-A FORWARD'));
     assert.deepEqual(forward.slice(0, 2), ['-A FORWARD -j DOCKER-USER', '-A FORWARD -m comment --comment "ledgernet:hook" -j LEDGERNET-FORWARD']);
-    for (const c of desired.chains) for (const r of c.rules) assert.ok(text.includes(`-A ${c.name} ${r}\n`), r);
+    const text6 = await save6();
+    assert.equal(foreign(text6), before6, "Docker's and the operator's IPv6 rules are untouched");
+    assert.deepEqual(
+      text6.split('\n').filter((l) => l.startsWith('-A FORWARD')).slice(0, 2),
+      ['-A FORWARD -j DOCKER-USER', '-A FORWARD -m comment --comment "ledgernet:hook" -j LEDGERNET-FORWARD'],
+    );
+    const v6 = desired.chains.filter((c) => c.table === 'filter6');
+    assert.ok(v6.some((c) => c.rules.some((r) => r.includes('ipv6-icmp'))), 'the IPv6 shapes are in the fixture');
+    for (const c of desired.chains) {
+      for (const r of c.rules) assert.ok((c.table === 'filter6' ? text6 : text).includes(`-A ${c.name} ${r}\n`), `${c.table}: ${r}`);
+    }
   });
 
   it('a rule deleted by hand is planned back; removing everything restores the tables exactly', async () => {
     const before = foreign(await save());
+    const before6 = foreign(await save6());
     const desired = chainsOnly(desiredFromState(given(...FIREWALL_COMMANDS)));
     await execa('ip', ['netns', 'exec', netns, 'iptables', '-t', 'nat', '-D', 'LEDGERNET-DNAT', '1']);
     await execa('ip', ['netns', 'exec', netns, 'iptables', '-D', 'LEDGERNET-FORWARD', '1']);
+    await execa('ip', ['netns', 'exec', netns, 'ip6tables', '-D', 'LEDGERNET-FORWARD', '2']);
     const drift = plan(desired, await kernel.observe());
-    assert.deepEqual(drift.map((a) => `${a.kind} ${'chain' in a ? a.chain : ''} ${a.reason}`), [
-      'chain.write LEDGERNET-FORWARD drifted',
-      'chain.write LEDGERNET-DNAT drifted',
+    assert.deepEqual(drift.map((a) => `${a.kind} ${'table' in a ? a.table : ''}/${'chain' in a ? a.chain : ''} ${a.reason}`), [
+      'chain.write filter/LEDGERNET-FORWARD drifted',
+      'chain.write filter6/LEDGERNET-FORWARD drifted',
+      'chain.write nat/LEDGERNET-DNAT drifted',
     ]);
     await applyActions(drift, kernel);
     assert.deepEqual(plan(desired, await kernel.observe()), []);
@@ -94,6 +125,9 @@ describe('firewall rules round-trip through iptables-restore and iptables-save',
     const text = await save();
     assert.equal(foreign(text), before);
     assert.doesNotMatch(text, /LEDGERNET|ledgernet:/);
+    const text6 = await save6();
+    assert.equal(foreign(text6), before6);
+    assert.doesNotMatch(text6, /LEDGERNET|ledgernet:/);
   });
 
   it('tc: a tbf for ingress_rate reads back with tc -j qdisc show; deleted by hand, it is planned back', async () => {

@@ -2,6 +2,9 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { mkdtemp, rm, symlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { execa } from 'execa';
 import { createKernel } from '../../src/kernel/index.ts';
 import type { Kernel } from '../../src/kernel/index.ts';
@@ -38,6 +41,7 @@ describe('kernel in a throwaway network namespace', { skip }, () => {
     );
     assert.deepEqual(snap.addrs, []);
     assert.deepEqual(Object.keys(snap.filter.chains), ['INPUT', 'FORWARD', 'OUTPUT']);
+    assert.deepEqual(Object.keys(snap.filter6?.chains ?? {}), ['INPUT', 'FORWARD', 'OUTPUT'], 'ip6tables filter table read too');
   });
 
   it('applies one batch: a bridge with alias, mtu, address, up, and an enslaved veth pair', async () => {
@@ -135,6 +139,35 @@ describe('kernel in a throwaway network namespace', { skip }, () => {
     const { filter } = await kernel.observe();
     assert.deepEqual(filter.chains['LEDGERNET-FORWARD'], { name: 'LEDGERNET-FORWARD', policy: null, rules: [rule] });
     assert.deepEqual(filter.chains['FORWARD']?.rules, ['-m comment --comment "ledgernet:hook" -j LEDGERNET-FORWARD']);
+  });
+
+  it('restores ip6tables rules (family 6) into the IPv6 table only, and observes them', async () => {
+    const rule = `-i ${BRIDGE} -o ${BRIDGE} -p ipv6-icmp -m icmp6 --icmpv6-type 135 -m comment --comment "ledgernet:test6" -j ACCEPT`;
+    const v4 = (await kernel.observe()).filter;
+    await kernel.iptablesRestore(['*filter', ':LEDGERNET-FORWARD6 - [0:0]', `-A LEDGERNET-FORWARD6 ${rule}`, 'COMMIT', ''].join('\n'), 6);
+    const snap = await kernel.observe();
+    assert.deepEqual(snap.filter6?.chains['LEDGERNET-FORWARD6'], { name: 'LEDGERNET-FORWARD6', policy: null, rules: [rule] });
+    assert.deepEqual(snap.filter, v4, 'the IPv4 table is untouched');
+    await kernel.iptablesRestore('*filter\n-F LEDGERNET-FORWARD6\n-X LEDGERNET-FORWARD6\nCOMMIT\n', 6);
+    assert.equal((await kernel.observe()).filter6?.chains['LEDGERNET-FORWARD6'], undefined);
+  });
+
+  it('without ip6tables, observe reports no IPv6 table and reads the rest as usual', async () => {
+    // A PATH holding every program observe runs except ip6tables-save.
+    const dir = await mkdtemp(join(tmpdir(), 'ln-no-ip6tables-'));
+    const path = process.env['PATH'];
+    try {
+      for (const p of ['ip', 'tc', 'iptables-save', 'sysctl']) {
+        await symlink((await execa('sh', ['-c', `command -v ${p}`])).stdout.trim(), join(dir, p));
+      }
+      process.env['PATH'] = dir;
+      const snap = await kernel.observe();
+      assert.equal(snap.filter6, null);
+      assert.deepEqual(Object.keys(snap.filter.chains).slice(0, 3), ['INPUT', 'FORWARD', 'OUTPUT']);
+    } finally {
+      process.env['PATH'] = path;
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('turns a failed restore into LN_ERR_KERNEL_EXEC and applies none of it', async () => {

@@ -138,8 +138,10 @@ describe('reconciler against a real kernel in a throwaway namespace', { skip }, 
       ['veth.create', VETH_1, 'missing'],
       ['veth.create', VETH_2, 'missing'],
       ['chain.write', 'filter/LEDGERNET-FORWARD', 'missing'],
+      ['chain.write', 'filter6/LEDGERNET-FORWARD', 'missing'],
       ['chain.write', 'nat/LEDGERNET-POSTROUTING', 'missing'],
       ['hook.add', 'filter/FORWARD -m comment --comment "ledgernet:hook" -j LEDGERNET-FORWARD', 'missing'],
+      ['hook.add', 'filter6/FORWARD -m comment --comment "ledgernet:hook" -j LEDGERNET-FORWARD', 'missing'],
       ['hook.add', 'nat/POSTROUTING -m comment --comment "ledgernet:hook" -j LEDGERNET-POSTROUTING', 'missing'],
     ]);
     const res = await applyActions(first, kernel);

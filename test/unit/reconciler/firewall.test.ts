@@ -7,9 +7,9 @@ import { desiredFromState } from '../../../src/reconciler/desired.ts';
 import { portRanges } from '../../../src/reconciler/firewall.ts';
 import { plan } from '../../../src/reconciler/plan.ts';
 import { renderPlan } from '../../../src/reconciler/render.ts';
-import { EP_1, NET_A, endpointSpec, networkSpec } from '../../helpers/events.ts';
+import { EP_1, NET_A, NET_B, endpointSpec, networkSpec } from '../../helpers/events.ts';
 import { FakeKernel } from '../../helpers/fake-kernel.ts';
-import { EP_3, FIREWALL_COMMANDS } from '../../helpers/firewall-states.ts';
+import { EP_3, FIREWALL_COMMANDS, withIpv6 } from '../../helpers/firewall-states.ts';
 import { assertGolden } from '../../helpers/golden.ts';
 import { given } from '../../helpers/state.ts';
 
@@ -138,14 +138,93 @@ describe('firewall plans', () => {
 
   it('rewrites only the chain that changed; removing the last network removes every chain and hook', async () => {
     const k = dockerKernel();
-    const before = structuredClone([...k.chains, ...k.nat]);
+    const before = structuredClone([...k.chains, ...k.nat, ...k.filter6]);
     const state = given(...FIREWALL_COMMANDS);
     await applyActions(plan(desiredFromState(state), await k.observe()), k);
     const revoke: Command = { type: 'RevokeExternal', networkId: NET_A, endpointId: EP_1 };
     const actions = plan(desiredFromState(given(...FIREWALL_COMMANDS, revoke)), await k.observe());
     assert.deepEqual(actions.map((a) => `${a.kind} ${'chain' in a ? a.chain : ''}`), ['bridge.localnet ', 'chain.write LEDGERNET-DNAT', 'chain.write LEDGERNET-POSTROUTING']);
     await applyActions(plan(desiredFromState(given()), await k.observe()), k);
-    assert.deepEqual([...k.chains, ...k.nat], before);
+    assert.deepEqual([...k.chains, ...k.nat, ...k.filter6], before);
+  });
+});
+
+describe('IPv6 firewall (ip6tables filter table)', () => {
+  /** Docker running with ip6tables: its jumps in the IPv6 FORWARD chain too. */
+  function dockerKernel6(): FakeKernel {
+    const k = dockerKernel();
+    k.filter6.set('DOCKER-USER', { policy: null, rules: ['-j RETURN'] });
+    k.filter6.set('DOCKER-ISOLATION-STAGE-1', { policy: null, rules: ['-j RETURN'] });
+    k.filter6.get('FORWARD')!.rules.push('-j DOCKER-USER', '-j DOCKER-ISOLATION-STAGE-1', '-o docker0 -j DOCKER');
+    return k;
+  }
+  const v6net = (id: string, n: number, extra: Partial<ReturnType<typeof networkSpec>> = {}): Command => ({
+    type: 'CreateNetwork',
+    spec: withIpv6({ ...networkSpec(id, `10.231.${n}.0/24`, `10.231.${n}.1/24`), ...extra }, n),
+  });
+
+  it('mirrors the filter policy for networks with IPv6 data only; hooked after DOCKER-USER; converges', async () => {
+    const k = dockerKernel6();
+    const state = given(...FIREWALL_COMMANDS);
+    const actions = plan(desiredFromState(state), await k.observe());
+    const v6 = actions.filter((a) => 'table' in a && a.table === 'filter6');
+    assert.deepEqual(v6.map((a) => `${a.kind} ${'chain' in a ? a.chain : a.kind === 'hook.add' ? `${a.from} @${a.position}` : ''}`), [
+      'chain.write LEDGERNET-FORWARD',
+      'hook.add FORWARD @2',
+    ]);
+    const rules = (v6[0] as Extract<(typeof v6)[0], { kind: 'chain.write' }>).rules;
+    assert.ok(rules.every((r) => !r.includes('lnb-cccccccc222')), 'the IPv4-only network C has no IPv6 rules');
+    assert.ok(rules.some((r) => r.includes('-o lnb-aaaaaaaa000 -p ipv6-icmp -m comment')), 'allow icmp is ipv6-icmp');
+    assert.ok(rules.every((r) => !r.includes('--ctstate DNAT ') || r.includes('! --ctstate DNAT')), 'no published/hairpin accepts for IPv6');
+    assert.ok(rules.some((r) => r.includes('--icmpv6-type 135')) && rules.some((r) => r.includes('--icmpv6-type 136')), 'icc=false keeps neighbour discovery');
+    assert.deepEqual((await applyActions(actions, k)).failures, []);
+    assert.ok(k.calls.some((c) => c.kind === 'ip6tablesRestore' && c.input?.startsWith('*filter\n')), 'sent to ip6tables-restore as *filter');
+    assert.deepEqual(plan(desiredFromState(state), await k.observe()), []);
+    assert.deepEqual(k.filter6.get('FORWARD')!.rules.slice(0, 3), ['-j DOCKER-USER', '-m comment --comment "ledgernet:hook" -j LEDGERNET-FORWARD', '-j DOCKER-ISOLATION-STAGE-1']);
+  });
+
+  it('repairs drift and moved hooks in the IPv6 table alone, and removes orphans', async () => {
+    const k = dockerKernel6();
+    const state = given(v6net(NET_A, 7), v6net(NET_B, 8, { internal: true }));
+    await applyActions(plan(desiredFromState(state), await k.observe()), k);
+    const v4 = structuredClone([...k.chains]);
+    k.filter6.get('LEDGERNET-FORWARD')!.rules.splice(0, 1);
+    k.filter6.get('FORWARD')!.rules.splice(1, 0, '-i br-123 ! -o br-123 -j ACCEPT');
+    k.filter6.set('LEDGERNET-OLD', { policy: null, rules: ['-j DROP'] });
+    k.filter6.get('INPUT')!.rules.push('-m comment --comment "ledgernet:hook" -j LEDGERNET-OLD');
+    const drift = plan(desiredFromState(state), await k.observe());
+    assert.deepEqual(drift.map((a) => `${a.kind} ${'table' in a ? a.table : ''} ${a.reason}`), [
+      'hook.delete filter6 drifted',
+      'hook.delete filter6 orphan',
+      'chain.write filter6 drifted',
+      'hook.add filter6 missing',
+      'chain.delete filter6 orphan',
+    ]);
+    assert.deepEqual((await applyActions(drift, k)).failures, []);
+    assert.deepEqual(plan(desiredFromState(state), await k.observe()), []);
+    assert.deepEqual([...k.chains], v4, 'the IPv4 table is not rewritten');
+  });
+
+  it('without ip6tables (IPv6 disabled) plans nothing for IPv6 and the IPv4 work goes on', async () => {
+    const k = dockerKernel6();
+    k.ipv6 = false;
+    const state = given(v6net(NET_A, 7));
+    const actions = plan(desiredFromState(state), await k.observe());
+    assert.ok(actions.length > 0);
+    assert.ok(actions.every((a) => !('table' in a) || a.table !== 'filter6'));
+    assert.deepEqual((await applyActions(actions, k)).failures, []);
+    assert.deepEqual(plan(desiredFromState(state), await k.observe()), []);
+    assert.equal(k.calls.filter((c) => c.kind === 'ip6tablesRestore').length, 0);
+  });
+
+  it('a failing ip6tables-restore fails only the IPv6 actions', async () => {
+    const k = dockerKernel6();
+    const state = given(v6net(NET_A, 7));
+    const actions = plan(desiredFromState(state), await k.observe());
+    k.ipv6 = false; // observed, then ip6tables went away before the apply
+    const res = await applyActions(actions, k);
+    assert.deepEqual(res.failures.map((f) => `${f.action.kind} ${'table' in f.action ? f.action.table : ''}`), ['chain.write filter6', 'hook.add filter6']);
+    assert.ok(k.chains.has('LEDGERNET-FORWARD'));
   });
 });
 

@@ -1,0 +1,136 @@
+// The IPv6 firewall with the real dockerd and real traffic: with the host forwarding IPv6 (set
+// here, restored in `after`), containers of one `--ipv6` ledgernet network reach each other over
+// IPv6, containers of two networks do not, and an `--internal` network is not reachable. Without
+// ledgernet's ip6tables chain the same ping goes through (proved by deleting the hook by hand),
+// so the blocks are the firewall's doing, not a missing route. Traffic only between containers
+// made here (fd00:231:13x::/64).
+import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
+import { after, afterEach, before, describe, test } from 'node:test';
+import { execa } from 'execa';
+import { TEST_IMAGE, cleanupAll, containerEndpoint, docker, ping, track, uniqueName } from '../helpers/docker.ts';
+import { ledgernetCli, startDaemon, stopAllDaemons, type DaemonHandle } from '../helpers/daemon.ts';
+import { assertNoLeaks, waitNoLeaks } from '../helpers/leaks.ts';
+
+const FORWARDING = ['all', 'default'].map((k) => `/proc/sys/net/ipv6/conf/${k}/forwarding`);
+const HOOK = ['FORWARD', '-m', 'comment', '--comment', 'ledgernet:hook', '-j', 'LEDGERNET-FORWARD'];
+
+let daemon: DaemonHandle;
+/** The forwarding values found before the test, restored in `after`; null until read. */
+let saved: string[] | null = null;
+
+/** ip6tables-save of the filter table without counters and the date comments. */
+async function ip6tablesSave(): Promise<string> {
+  const r = await execa('ip6tables-save', ['-t', 'filter'], { stdin: 'ignore' });
+  return r.stdout
+    .split('\n')
+    .filter((l) => !l.startsWith('#'))
+    .map((l) => l.replace(/\[\d+:\d+\]/g, '[0:0]'))
+    .join('\n');
+}
+
+const notOurs = (text: string) =>
+  text
+    .split('\n')
+    .filter((l) => !l.includes('LEDGERNET') && !l.includes('ledgernet:'))
+    .join('\n');
+
+let rulesBefore = '';
+
+before(async () => {
+  await assertNoLeaks();
+  rulesBefore = await ip6tablesSave();
+  saved = await Promise.all(FORWARDING.map(async (f) => (await readFile(f, 'utf8')).trim()));
+  // Only `all` is written: it sets every interface (and `default`) to the same value.
+  await writeFile(FORWARDING[0] ?? '', '1\n');
+  // No background repair: drift stays until the test asks for `ledgernet reconcile`.
+  daemon = await startDaemon({ extraArgs: ['--reconcile-interval', '0'] });
+});
+
+afterEach(async () => {
+  await cleanupAll();
+});
+
+after(async () => {
+  try {
+    await cleanupAll();
+    // Removing the last network removes the chains and hooks (while the daemon still runs).
+    await waitNoLeaks();
+  } finally {
+    await stopAllDaemons();
+    if (saved !== null) {
+      // `all` first (it resets every interface and `default`), then `default` exactly as found.
+      for (const [i, f] of FORWARDING.entries()) await writeFile(f, `${saved[i]}\n`);
+    }
+  }
+  assert.equal(notOurs(await ip6tablesSave()), notOurs(rulesBefore), "Docker's and the operator's IPv6 rules are as they were");
+});
+
+async function createNetwork(n: number, ...extra: string[]): Promise<{ name: string; id: string }> {
+  const name = track.network(uniqueName('lnfw6'));
+  const r = await docker(['network', 'create', '--driver', 'ledgernet', '--ipv6', '--subnet', `10.231.${n}.0/24`, '--subnet', `fd00:231:${n}::/64`, ...extra, name]);
+  assert.equal(r.exitCode, 0, `network create failed: ${r.stderr}\n${daemon.logs().slice(-2000)}`);
+  const id = (await docker(['network', 'inspect', '-f', '{{.Id}}', name], { check: true })).stdout.trim();
+  return { name, id };
+}
+
+/** A container on `network` and its IPv6 address there. */
+async function runClient(network: string): Promise<{ name: string; ip6: string }> {
+  const name = track.container(uniqueName('cli6'));
+  const r = await docker(['run', '-d', '--name', name, '--network', network, TEST_IMAGE, 'sleep', '600']);
+  assert.equal(r.exitCode, 0, `docker run failed: ${r.stderr}\n${daemon.logs().slice(-2000)}`);
+  const ip6 = (await containerEndpoint(name, network)).GlobalIPv6Address;
+  assert.match(ip6, /^fd00:231:13\d::/);
+  return { name, ip6 };
+}
+
+async function dryRun(): Promise<{ code: number; out: string }> {
+  const r = await ledgernetCli(['reconcile', '--dry-run', '--state-dir', daemon.stateDir]);
+  return { code: r.exitCode, out: r.stdout + r.stderr };
+}
+
+describe('IPv6 firewall with the real dockerd and IPv6 forwarding on', () => {
+  test('same network: reachable; two networks: not, unless the ip6tables hook is removed; --internal: not; drift repaired', async () => {
+    const a = await createNetwork(131);
+    const b = await createNetwork(132);
+    const i = await createNetwork(133, '--internal');
+    const a1 = await runClient(a.name);
+    const a2 = await runClient(a.name);
+    const b1 = await runClient(b.name);
+    const i1 = await runClient(i.name);
+
+    const dr = await dryRun();
+    assert.equal(dr.code, 0, `converged: ${dr.out}`);
+    const save = await ip6tablesSave();
+    assert.match(save, /^-A FORWARD -m comment --comment "ledgernet:hook" -j LEDGERNET-FORWARD$/m, 'hooked into ip6tables FORWARD');
+    assert.match(save, new RegExp(`^-A LEDGERNET-FORWARD -i lnb-${i.id.slice(0, 11)} -m comment --comment "ledgernet:network:${i.id}:internal" -j DROP$`, 'm'));
+
+    assert.ok(await ping(a1.name, a2.ip6), 'same network over IPv6: reachable');
+    assert.ok(await ping(a1.name, 'fd00:231:131::1'), 'the IPv6 gateway is reachable');
+    assert.equal(await ping(a1.name, b1.ip6, 1), false, 'ledgernet → other ledgernet network over IPv6: blocked');
+    assert.equal(await ping(b1.name, a1.ip6, 1), false, 'and back: blocked');
+    assert.equal(await ping(a1.name, i1.ip6, 1), false, 'into the --internal network: blocked');
+    assert.equal(await ping(i1.name, a1.ip6, 1), false, 'out of the --internal network: blocked');
+
+    // Without ledgernet's IPv6 chain the host routes between the two networks: the blocks above
+    // are the firewall's, not a missing route.
+    await execa('ip6tables', ['-D', ...HOOK]);
+    try {
+      assert.ok(await ping(b1.name, a1.ip6), 'hook removed by hand: the other network is reachable over IPv6');
+      const drift = await dryRun();
+      assert.notEqual(drift.code, 0);
+      assert.match(drift.out, /hook\.add filter6\/FORWARD -m comment --comment "ledgernet:hook" -j LEDGERNET-FORWARD \(missing\)/);
+      const fix = await ledgernetCli(['reconcile', '--state-dir', daemon.stateDir]);
+      assert.equal(fix.exitCode, 0, fix.stdout + fix.stderr);
+    } finally {
+      // Never leave the host open, even if the repair failed.
+      const check = await execa('ip6tables', ['-C', ...HOOK], { reject: false });
+      if (check.exitCode !== 0 && (await execa('ip6tables', ['-L', 'LEDGERNET-FORWARD', '-n'], { reject: false })).exitCode === 0) {
+        await execa('ip6tables', ['-I', ...HOOK]);
+      }
+    }
+    assert.equal((await dryRun()).code, 0, 'repaired by ledgernet reconcile');
+    assert.equal(await ping(b1.name, a1.ip6, 1), false, 'repaired: blocked again');
+    assert.ok(await ping(a1.name, a2.ip6), 'and the same network still reachable');
+  });
+});
