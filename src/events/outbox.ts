@@ -190,10 +190,11 @@ export class Outbox {
     this.tail = skip < 0 ? [] : this.tail.slice(skip);
     if (this.tail[0]?.seq !== this.cursor + 1) {
       const all = await (this.o.readAll ?? (async () => (await readLog(this.o.stateDir)).events))();
-      const rest = all.filter((e) => e.seq > this.cursor);
+      // The file may hold records written but not yet fsynced: publish only up to the durable
+      // head (what the store has announced), or a power loss could leave the stream ahead of the log.
+      const rest = all.filter((e) => e.seq > this.cursor && e.seq <= this.head);
       this.tail = rest.slice(0, this.maxTail);
       this.tailComplete = rest.length <= this.maxTail;
-      this.head = Math.max(this.head, all.at(-1)?.seq ?? 0);
     }
     const out: StoredEvent[] = [];
     for (const ev of this.tail) {
