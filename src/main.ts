@@ -203,11 +203,11 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
 function hostView(kernel: Kernel): HostView {
   return {
     async occupiedPrefixes() {
-      const [snap, routes] = await Promise.all([kernel.observe(), kernel.observeRoutes()]);
+      const [snap, routes] = await Promise.all([kernel.observeInterfaces(), kernel.observeRoutes()]);
       return [...snap.addrs.map((a) => a.cidr), ...routes.map((r) => r.dst)];
     },
     async foreignLinks() {
-      return (await kernel.observe()).links.filter((l) => !isOwnedLink(l)).map((l) => l.name);
+      return (await kernel.observeInterfaces()).links.filter((l) => !isOwnedLink(l)).map((l) => l.name);
     },
   };
 }

@@ -133,6 +133,15 @@ export function createKernel(opts: KernelOptions = {}): Kernel {
       };
     },
 
+    async observeInterfaces() {
+      const [links, addrs] = await Promise.all([
+        run('read links', 'ip', ipArgs('-j', '-d', 'link', 'show')),
+        run('read addresses', 'ip', ipArgs('-j', 'addr', 'show')),
+      ]);
+      for (const o of [links, addrs]) failOnExit(o);
+      return { links: parseLinks(links.stdout), addrs: parseAddrs(addrs.stdout) };
+    },
+
     async observeRoutes(): Promise<Route[]> {
       const [v4, v6] = await Promise.all([
         run('read IPv4 routes', 'ip', ipArgs('-j', 'route', 'show', 'table', 'main')),

@@ -100,6 +100,8 @@ export interface Kernel {
   observe(): Promise<KernelSnapshot>;
   /** Routes of the main table, IPv4 then IPv6 (what automatic IPAM pools must not overlap). */
   observeRoutes(): Promise<Route[]>;
+  /** Links and addresses only (two `ip` reads): for callers on a Docker call's path. */
+  observeInterfaces(): Promise<{ readonly links: readonly Link[]; readonly addrs: readonly Addr[] }>;
   /** Runs all lines with one `ip -force -batch -`; reports the lines that failed. */
   ipBatch(lines: readonly string[]): Promise<BatchResult>;
   /**

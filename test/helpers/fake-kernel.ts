@@ -60,6 +60,11 @@ export class FakeKernel implements Kernel {
   /** Routes served by observeRoutes (tests set them). */
   routes: Route[] = [];
 
+  async observeInterfaces() {
+    const snap = await this.observe();
+    return { links: snap.links, addrs: snap.addrs };
+  }
+
   async observeRoutes(): Promise<Route[]> {
     return this.routes.map((r) => ({ ...r }));
   }
