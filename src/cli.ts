@@ -6,7 +6,7 @@ import { runAudit } from './audit.ts';
 import { DEFAULTS, defaultHost, parseDuration, parseRetention, type DefaultPools, type NatsConfig } from './config.ts';
 import { parsePrefix } from './events/cidr.ts';
 import { DriverError, isDriverError } from './errors.ts';
-import { runEvents, runReconcile, runStatus } from './commands.ts';
+import { runEvents, runReconcile, runRelease, runStatus } from './commands.ts';
 import { connectNats, createLogger, serve } from './main.ts';
 import { install, uninstall } from './install.ts';
 
@@ -22,6 +22,8 @@ commands:
               --json     machine-readable output
   status      networks and endpoints, desired vs actual [--json]
   events      print the event log [--json] [--follow]; 'events verify' checks it
+  release ID|CIDR  forget a network (id or unique 12+ hex prefix) or an IPAM pool that Docker
+              no longer has (e.g. after a crash mid-call); its kernel objects are removed
   install     put the systemd unit in place, enable and start it [--root DIR] [--no-start] [--prefix P]
   uninstall   stop and disable the systemd unit and remove it [--root DIR]
   audit       read the audit stream from NATS: --nats URL [--host H] [--since SEQ|TIME]
@@ -191,6 +193,8 @@ async function main(argv: string[]): Promise<number> {
       return runReconcile({ stateDir, dryRun: values['dry-run'] ?? false, json: values.json ?? false });
     case 'status':
       return runStatus({ stateDir, json: values.json ?? false });
+    case 'release':
+      return runRelease({ stateDir, target: sub });
     case 'events':
       return runEvents({ stateDir, json: values.json ?? false, follow: values.follow ?? false, verify: sub === 'verify' });
     case 'install':

@@ -4,10 +4,11 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { callDaemon } from './control-client.ts';
-import { acquireLock, loadState, LOG_FILE, openStore, readLog, short, type State, type StoredEvent } from './events/index.ts';
+import { acquireLock, loadState, LOG_FILE, openStore, readLog, releaseCommand, short, type EventStore, type State, type StoredEvent } from './events/index.ts';
+import { DriverError } from './errors.ts';
 import { createKernel } from './kernel/index.ts';
 import type { KernelSnapshot } from './kernel/types.ts';
-import { desiredFromState, plan, planJson, Reconciler, renderPlan, type Action, describeAction } from './reconciler/index.ts';
+import { desiredFromState, plan, planJson, Reconciler, renderPlan, type Action, type PassResult, describeAction } from './reconciler/index.ts';
 import { defaultHost } from './config.ts';
 
 const out = (s: string) => process.stdout.write(s);
@@ -42,13 +43,36 @@ export async function runReconcile(o: { stateDir: string; dryRun: boolean; json:
   return result.failures.length > 0 ? 1 : 0;
 }
 
+export async function runRelease(o: { stateDir: string; target: string | undefined }): Promise<number> {
+  if (!o.target) throw new DriverError('LN_ERR_BAD_REQUEST', 'release needs a network id (12 to 64 hex) or a pool CIDR');
+  const via = (await callDaemon(o.stateDir, 'POST', `/release/${encodeURIComponent(o.target)}`)) as
+    | { events: string[]; applied: string[] }
+    | null;
+  const result = via ?? (await releaseAlone(o.stateDir, o.target));
+  for (const e of result.events) out(`recorded ${e}\n`);
+  for (const a of result.applied) out(`applied  ${a}\n`);
+  if (result.events.length === 0) out('nothing to release\n');
+  return 0;
+}
+
+async function releaseAlone(stateDir: string, target: string): Promise<{ events: string[]; applied: string[] }> {
+  return withStore(stateDir, async (store, reconcile) => {
+    const events = await store.execute(releaseCommand(store.state, target));
+    const r = await reconcile();
+    return { events: events.map((e) => `${e.type} ${e.id}`), applied: r.applied.map(describeAction) };
+  });
+}
+
 // No daemon: take the writer's lock ourselves, so two writers never run at once.
-async function reconcileAlone(stateDir: string) {
+async function withStore<T>(
+  stateDir: string,
+  fn: (store: EventStore, reconcile: () => Promise<PassResult>) => Promise<T>,
+): Promise<T> {
   const release = await acquireLock(stateDir);
   try {
     const { store } = await openStore(stateDir, { host: defaultHost() });
     try {
-      const r = await new Reconciler({
+      const reconciler = new Reconciler({
         kernel: createKernel(),
         getState: () => store.state,
         log: { info: () => undefined, warn: () => undefined, error: () => undefined, debug: () => undefined } as never,
@@ -58,17 +82,31 @@ async function reconcileAlone(stateDir: string) {
             if (a.owner.endpointId) await store.execute({ type: 'MarkLost', endpointId: a.owner.endpointId, reason: a.detail ?? a.reason });
           }
         },
-      }).requestPass('cli');
-      const applied = r.applied.map(describeAction);
-      const failures = r.failures.map((f) => `${describeAction(f.action)}: ${f.message}`);
-      await store.execute({ type: 'RecordReconcile', trigger: 'cli', actions: applied, failures });
-      return { planned: r.planned, applied, failures, lost: r.lost.map(describeAction) };
+      });
+      return await fn(store, async () => {
+        const r = await reconciler.requestPass('cli');
+        const failures = r.failures.map((f) => `${describeAction(f.action)}: ${f.message}`);
+        await store.execute({ type: 'RecordReconcile', trigger: 'cli', actions: r.applied.map(describeAction), failures });
+        return r;
+      });
     } finally {
       await store.close();
     }
   } finally {
     await release();
   }
+}
+
+async function reconcileAlone(stateDir: string) {
+  return withStore(stateDir, async (_store, reconcile) => {
+    const r = await reconcile();
+    return {
+      planned: r.planned,
+      applied: r.applied.map(describeAction),
+      failures: r.failures.map((f) => `${describeAction(f.action)}: ${f.message}`),
+      lost: r.lost.map(describeAction),
+    };
+  });
 }
 
 type ObjState = 'converged' | 'pending' | 'drifted' | 'lost';

@@ -14,7 +14,8 @@ export async function callDaemon(stateDir: string, method: 'GET' | 'POST', path:
       res.on('end', () => {
         try {
           const body: unknown = JSON.parse(text);
-          if ((res.statusCode ?? 500) >= 400) reject(new Error(`daemon answered ${res.statusCode}: ${text}`));
+          const err = (body as { error?: unknown } | null)?.error;
+          if ((res.statusCode ?? 500) >= 400) reject(new Error(typeof err === 'string' ? err : `daemon answered ${res.statusCode}: ${text}`));
           else resolve(body);
         } catch (e) {
           reject(e);

@@ -1,12 +1,20 @@
 // The operator's door into a running daemon: a unix socket in the state directory (mode 0600),
 // used by `ledgernet reconcile` and `ledgernet status`. Docker never sees it.
 import Fastify, { type FastifyInstance } from 'fastify';
-import type { State } from '../events/types.ts';
+import type { Command } from '../events/commands.ts';
+import { releaseCommand } from '../events/release.ts';
+import type { State, StoredEvent } from '../events/types.ts';
+import { isDriverError } from '../errors.ts';
 import { describeAction } from '../reconciler/actions.ts';
 import type { PassResult } from '../reconciler/loop.ts';
 
 export interface ControlDeps {
-  readonly store: { readonly state: State; readonly lastSeq: number; readonly logBytes: number };
+  readonly store: {
+    readonly state: State;
+    readonly lastSeq: number;
+    readonly logBytes: number;
+    execute(cmd: Command): Promise<StoredEvent[]>;
+  };
   readonly reconciler: { requestPass(trigger: string): Promise<PassResult> };
   readonly info: { readonly pid: number; readonly host: string; readonly socket: string; readonly stateDir: string; readonly startedAt: string };
   /** The NATS publisher's progress (backlog gauge), or null when publishing is off. */
@@ -23,6 +31,15 @@ export function createControlApp(deps: ControlDeps): FastifyInstance {
       failures: r.failures.map((f) => `${describeAction(f.action)}: ${f.message}`),
       lost: r.lost.map(describeAction),
     };
+  });
+  app.post<{ Params: { target: string } }>('/release/:target', async (req, reply) => {
+    try {
+      const events = await deps.store.execute(releaseCommand(deps.store.state, req.params.target));
+      const r = await deps.reconciler.requestPass('cli');
+      return { events: events.map((e) => `${e.type} ${e.id}`), applied: r.applied.map(describeAction) };
+    } catch (e) {
+      return reply.code(isDriverError(e) ? 400 : 500).send({ error: (e as Error).message });
+    }
   });
   app.get('/status', async () => ({
     ...deps.info,

@@ -16,3 +16,4 @@ export { type EventPublisher, type StreamHead, MemoryPublisher } from './publish
 export { NatsPublisher, ensureStream, type StreamSettings, type Retention } from './publisher-nats.ts';
 export { Outbox, type OutboxStats } from './outbox.ts';
 export { readCursor, writeCursor, CURSOR_FILE, type Cursor } from './cursor.ts';
+export { releaseCommand } from './release.ts';

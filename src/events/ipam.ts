@@ -47,12 +47,16 @@ function holderOf(state: State, p: Prefix, ignoreNetwork: string | null): string
     if (n.networkId === ignoreNetwork) continue;
     for (const d of [...n.ipv4Data, ...n.ipv6Data]) {
       const q = parsePrefix(d.pool);
-      if (q && overlaps(p, q)) return `subnet ${d.pool} of ledgernet network ${short(n.networkId)}`;
+      if (q && overlaps(p, q)) {
+        return `subnet ${d.pool} of ledgernet network ${short(n.networkId)} (if Docker no longer has it, 'ledgernet release ${short(n.networkId)}' forgets it)`;
+      }
     }
   }
   for (const pool of Object.values(state.pools)) {
     const q = must(pool.pool);
-    if (overlaps(p, q)) return `pool ${pool.pool} that ledgernet IPAM already handed out (a network being created or not yet removed)`;
+    if (overlaps(p, q)) {
+      return `pool ${pool.pool} that ledgernet IPAM already handed out (a network being created or not yet removed; if Docker has no network on it, 'ledgernet release ${pool.pool}' frees it)`;
+    }
   }
   return null;
 }
@@ -214,7 +218,8 @@ export function checkNetworkOverlap(state: State, networkId: string, pools: read
         if (q && overlaps(p, q)) {
           throw new DriverError(
             'LN_ERR_IPAM_OVERLAP',
-            `subnet ${formatPrefix(p)} overlaps subnet ${d.pool} of ledgernet network ${short(n.networkId)}; choose another --subnet`,
+            `subnet ${formatPrefix(p)} overlaps subnet ${d.pool} of ledgernet network ${short(n.networkId)}; choose another --subnet ` +
+              `(if Docker no longer has that network, 'ledgernet release ${short(n.networkId)}' forgets it)`,
           );
         }
       }

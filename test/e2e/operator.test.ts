@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { after, afterEach, describe, test } from 'node:test';
 import { TEST_IMAGE, cleanupAll, containerIp, docker, ping, track, uniqueName, waitFor } from '../helpers/docker.ts';
-import { ledgernetCli, startDaemon, stopAllDaemons } from '../helpers/daemon.ts';
+import { ledgernetCli, pluginCall, startDaemon, stopAllDaemons } from '../helpers/daemon.ts';
 import { waitNoLeaks } from '../helpers/leaks.ts';
 
 afterEach(async () => {
@@ -152,6 +152,50 @@ describe('operator experience', () => {
     const again = await startDaemon({ stateDir: daemon.stateDir, keepStateDir: false });
     await cleanupAll();
     await again.stop();
+    await waitNoLeaks();
+  });
+
+  test('ledgernet release forgets a network and a pool Docker never got (crash between fsync and answer)', async () => {
+    const daemon = await startDaemon();
+    // A network and a pool the log holds but Docker does not: as if ledgernet died after the
+    // fsync and before its answer reached Docker.
+    const ghost = 'ab'.repeat(32);
+    const created = await pluginCall('NetworkDriver.CreateNetwork', {
+      NetworkID: ghost,
+      Options: { 'com.docker.network.enable_ipv6': false, 'com.docker.network.generic': {} },
+      IPv4Data: [{ AddressSpace: 'LocalDefault', Gateway: '10.231.24.1/24', Pool: '10.231.24.0/24' }],
+      IPv6Data: [],
+    });
+    assert.equal(created.status, 200, created.text);
+    const pool = await pluginCall('IpamDriver.RequestPool', { AddressSpace: 'ledgernet', Pool: '10.231.25.0/24', SubPool: '', Options: {}, V6: false });
+    assert.equal(pool.status, 200, pool.text);
+
+    const net = track.network(uniqueName('ln'));
+    const refused = await docker(['network', 'create', '--driver', 'ledgernet', '--subnet', '10.231.24.0/24', net]);
+    assert.notEqual(refused.exitCode, 0);
+    assert.match(refused.stderr, /overlaps .* ledgernet network abababababab;.*ledgernet release abababababab/);
+
+    const r1 = await ledgernetCli(['release', ghost.slice(0, 12), '--state-dir', daemon.stateDir]);
+    assert.equal(r1.exitCode, 0, r1.stderr);
+    assert.match(r1.stdout, /recorded network\.deleted/);
+    assert.match(r1.stdout, /applied +link\.delete lnb-ababababab/);
+    assert.equal((await docker(['network', 'create', '--driver', 'ledgernet', '--subnet', '10.231.24.0/24', net])).exitCode, 0);
+
+    const net2 = track.network(uniqueName('ln'));
+    const refused2 = await docker(['network', 'create', '--driver', 'ledgernet', '--ipam-driver', 'ledgernet', '--subnet', '10.231.25.0/24', net2]);
+    assert.notEqual(refused2.exitCode, 0);
+    assert.match(refused2.stderr, /ledgernet release 10\.231\.25\.0\/24/);
+    const r2 = await ledgernetCli(['release', '10.231.25.0/24', '--state-dir', daemon.stateDir]);
+    assert.equal(r2.exitCode, 0, r2.stderr);
+    assert.match(r2.stdout, /recorded pool\.released/);
+    assert.equal((await docker(['network', 'create', '--driver', 'ledgernet', '--ipam-driver', 'ledgernet', '--subnet', '10.231.25.0/24', net2])).exitCode, 0);
+
+    const bad = await ledgernetCli(['release', 'cafecafecafe', '--state-dir', daemon.stateDir]);
+    assert.equal(bad.exitCode, 1);
+    assert.match(bad.stderr, /no ledgernet network id starts with cafecafecafe/);
+
+    await cleanupAll();
+    await daemon.stop();
     await waitNoLeaks();
   });
 });
