@@ -8,7 +8,7 @@ import { DriverError } from './errors.ts';
 import { createControlApp, createPluginApp } from './api/index.ts';
 import { controlSocket, describeNats, type NatsConfig, type ServeConfig } from './config.ts';
 import { acquireLock, NatsPublisher, openStore, Outbox, type EventStore, type StoredEvent } from './events/index.ts';
-import { createKernel, watchLinks } from './kernel/index.ts';
+import { createKernel, driftNotice, watchLinks } from './kernel/index.ts';
 import type { HostView } from './api/ipam.ts';
 import type { Kernel } from './kernel/index.ts';
 import { Reconciler, describeAction, isOwnedLink } from './reconciler/index.ts';
@@ -183,9 +183,11 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
         () => void reconciler.requestPass('kernel').catch((e: unknown) => log.error({ err: e }, 'reconcile after a kernel change failed')),
         {
           onError: (e) => log.warn({ err: e }, 'kernel change monitor'),
-          // Only changes to our links matter (Docker's own containers churn links all the time).
-          relevant: (line) =>
-            /\bln[bvpi]-|ledgernet:/.test(line) || Object.values(store.state.networks).some((n) => [':', '@', ' '].some((c) => line.includes(` ${n.bridge}${c}`))),
+          // Only drift of our links matters: not Docker's churn, and not the echo of our own apply.
+          relevant: (line) => {
+            const n = driftNotice(line, (name) => /^ln[bvi]-/.test(name) || Object.values(store.state.networks).some((net) => net.bridge === name));
+            return n !== null && !reconciler.isEcho(n.name, n.kind);
+          },
         },
       );
       cleanups.push(async () => watch.stop());

@@ -267,10 +267,16 @@ async function program(deps: ApiDeps, body: Json, method: string): Promise<unkno
   const networkId = id(method, body, 'NetworkID');
   const endpointId = id(method, body, 'EndpointID');
   const portmap = toPortmap(method, options(method, body));
+  const had = deps.store.state.endpoints[endpointId]?.portmap.length ?? 0;
   const events = await deps.store.execute({ type: 'ProgramExternal', networkId, endpointId, portmap });
-  // Published ports should work once `docker run` returns: wait for the pass that writes them.
-  // A failed apply is not Docker's problem to roll back; the loop keeps retrying and reports it.
   if (events.length === 0) return {};
+  // No ports now: nothing in the kernel depends on this call, unless ports were published before.
+  if (portmap.length === 0) {
+    if (had > 0) background(deps, method);
+    return {};
+  }
+  // Published ports should work once `docker run` returns: wait for the pass that writes them;
+  // if the kernel refuses them, compensate and tell Docker.
   let problems: string[];
   try {
     const pass = await converge(deps, method);
@@ -292,7 +298,9 @@ async function program(deps: ApiDeps, body: Json, method: string): Promise<unkno
 async function revoke(deps: ApiDeps, body: Json, method: string): Promise<unknown> {
   const networkId = id(method, body, 'NetworkID');
   const endpointId = id(method, body, 'EndpointID');
+  const had = deps.store.state.endpoints[endpointId]?.portmap.length ?? 0;
   const events = await deps.store.execute({ type: 'RevokeExternal', networkId, endpointId });
-  if (events.length > 0) background(deps, method);
+  // Only published ports have rules to remove.
+  if (events.length > 0 && had > 0) background(deps, method);
   return {};
 }

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { State } from '../events/types.ts';
 import type { Kernel, KernelSnapshot } from '../kernel/types.ts';
+import type { DriftKind } from '../kernel/monitor.ts';
 import { describeAction, type Action } from './actions.ts';
 import { applyActions, type Failure } from './apply.ts';
 import { desiredFromState } from './desired.ts';
@@ -27,6 +28,24 @@ export interface ReconcilerDeps {
   readonly intervalMs: number;
 }
 
+function expectedEchoes(actions: readonly Action[]): Map<string, Set<DriftKind>> {
+  const out = new Map<string, Set<DriftKind>>();
+  const add = (name: string, ...kinds: DriftKind[]) => {
+    const set = out.get(name) ?? new Set<DriftKind>();
+    for (const k of kinds) set.add(k);
+    out.set(name, set);
+  };
+  for (const a of actions) {
+    if (a.kind === 'link.delete') add(a.name, 'deleted');
+    else if (a.kind === 'addr.del') add(a.dev, 'addr-deleted');
+    else if (a.kind === 'bridge.create' || a.kind === 'veth.create' || a.kind === 'link.set' || a.kind === 'ifb.create') add(a.name, 'down', 'nomaster');
+  }
+  return out;
+}
+
+/** How long after a pass kernel notices are taken as its echo (ip monitor lags a little). */
+const ECHO_MS = 300;
+
 interface Waiter {
   readonly trigger: string;
   readonly resolve: (r: PassResult) => void;
@@ -42,6 +61,8 @@ export class Reconciler {
   private waiting: Waiter[] = [];
   private running: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
+  private passEnded = 0;
+  private echoes = new Map<string, Set<DriftKind>>();
 
   constructor(deps: ReconcilerDeps) {
     this.deps = deps;
@@ -58,6 +79,16 @@ export class Reconciler {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     while (this.running) await this.running;
+  }
+
+  /**
+   * Whether a kernel notice is the echo of this reconciler's own apply: the pass that runs, or
+   * ended moments ago, did exactly that to that link (created or changed it: it showed down or
+   * without a master on the way; deleted it; deleted that address).
+   */
+  isEcho(name: string, kind: DriftKind): boolean {
+    if (this.running === null && performance.now() - this.passEnded >= ECHO_MS) return false;
+    return this.echoes.get(name)?.has(kind) ?? false;
   }
 
   requestPass(trigger: string): Promise<PassResult> {
@@ -77,6 +108,8 @@ export class Reconciler {
           for (const w of batch) w.resolve(r);
         } catch (e) {
           for (const w of batch) w.reject(e);
+        } finally {
+          this.passEnded = performance.now();
         }
       }
     } finally {
@@ -100,6 +133,7 @@ export class Reconciler {
     const t0 = performance.now();
     const snapshot = await this.observe();
     const planned = plan(desiredFromState(this.deps.getState()), snapshot);
+    if (planned.length > 0) this.echoes = expectedEchoes(planned);
     const { applied, failures } = planned.length > 0 ? await applyActions(planned, this.deps.kernel) : { applied: [], failures: [] };
     const lost = planned.filter((a) => a.kind === 'endpoint.lost');
     if (lost.length > 0) await this.deps.onLost(lost);
