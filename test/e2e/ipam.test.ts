@@ -165,7 +165,13 @@ describe('ledgernet IPAM with the real dockerd', () => {
     assert.equal(e1.IPv6Gateway, 'fd00:231:41::1', 'Join answered GatewayIPv6');
     assert.ok(await ping(c1, e2.GlobalIPv6Address), `c1 pings ${e2.GlobalIPv6Address}`);
     assert.ok(await ping(c2, 'fd00:231:41::1'), 'a container pings the v6 gateway');
-    await removeAll([c1, c2], [n]);
+    // static --ip6: honoured, reachable, and refused once taken
+    const c3 = await run(n, '--ip6', 'fd00:231:41::99');
+    assert.equal((await containerEndpoint(c3, n)).GlobalIPv6Address, 'fd00:231:41::99');
+    assert.ok(await ping(c1, 'fd00:231:41::99'), 'c1 reaches the static v6 address');
+    const taken = await runFails(n, '--ip6', 'fd00:231:41::99');
+    assert.match(taken, /fd00:231:41::99 .*already in use/);
+    await removeAll([c1, c2, c3], [n]);
   });
 
   test('IPv6 with Docker default IPAM works the same', async () => {
