@@ -1,7 +1,7 @@
 // The durable event log: one append-only file, one writer. Appends are stamped (seq, time,
 // hash chain) synchronously, in call order, and written by a single flush loop that groups
 // everything queued into one write + one fdatasync (group commit).
-import { mkdir, open, readFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DriverError } from '../errors.ts';
 import { frame, unframe, type ScanEnd } from './framing.ts';
@@ -92,19 +92,45 @@ export function scanLog(buf: Buffer, base: ScanBase = LOG_START): ScanResult {
  * `from` base (a snapshot's position) only the records after it are read, when it lines up.
  */
 export async function readLog(dir: string, from: ScanBase = LOG_START): Promise<ScanResult & { base: ScanBase }> {
-  let buf: Buffer;
+  let fh: FileHandle;
   try {
-    buf = await readFile(join(dir, LOG_FILE));
+    fh = await open(join(dir, LOG_FILE), 'r');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
       return { events: [], goodLength: 0, lastOffset: -1, end: { kind: 'clean' }, base: LOG_START };
     }
     throw new DriverError('LN_ERR_LOG_IO', `cannot read the event log in ${dir}: ${(e as Error).message}`, { cause: e });
   }
-  const base = baseLinesUp(buf, from) ? from : LOG_START;
-  const res = scanLog(buf, base);
-  if (res.end.kind === 'corrupt') throw corruptError(dir, res.end.offset, res.end.reason);
-  return { ...res, base };
+  try {
+    const res = await readAndScan(fh, from);
+    if (res.end.kind === 'corrupt') throw corruptError(dir, res.end.offset, res.end.reason);
+    return res;
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Reads what a replay from `from` needs and scans it: only the bytes from the snapshot's last
+ * record on when `from` lines up with the file (so a long log is not read whole at every
+ * start), else the whole file from the first record. Offsets in the result are file offsets.
+ */
+async function readAndScan(fh: FileHandle, from: ScanBase): Promise<ScanResult & { base: ScanBase }> {
+  const size = (await fh.stat()).size;
+  if (from.offset > 0 && from.recordOffset >= 0 && from.recordOffset < from.offset && from.offset <= size) {
+    const start = from.recordOffset;
+    const part = Buffer.alloc(size - start);
+    await fh.read(part, 0, part.length, start);
+    const rel: ScanBase = { ...from, offset: from.offset - start, recordOffset: 0 };
+    if (baseLinesUp(part, rel)) {
+      const r = scanLog(part, rel);
+      const end: ScanEnd = r.end.kind === 'clean' ? r.end : { ...r.end, offset: r.end.offset + start };
+      return { events: r.events, goodLength: r.goodLength + start, lastOffset: r.lastOffset < 0 ? -1 : r.lastOffset + start, end, base: from };
+    }
+  }
+  const whole = Buffer.alloc(size);
+  await fh.read(whole, 0, size, 0);
+  return { ...scanLog(whole), base: LOG_START };
 }
 
 function corruptError(dir: string, offset: number, reason: string): DriverError {
@@ -183,10 +209,9 @@ export class EventLog {
       throw new DriverError('LN_ERR_LOG_IO', `cannot open the event log ${path}: ${(e as Error).message}`, { cause: e });
     }
     try {
-      const buf = await fh.readFile();
       // A snapshot that does not line up with the log is ignored: replay everything.
-      const base = baseLinesUp(buf, from) ? from : LOG_START;
-      const res = scanLog(buf, base);
+      const res = await readAndScan(fh, from);
+      const base = res.base;
       if (res.end.kind === 'corrupt') throw corruptError(dir, res.end.offset, res.end.reason);
       let repaired: { offset: number; bytes: number } | null = null;
       if (res.end.kind === 'torn') {

@@ -91,4 +91,23 @@ describe('snapshots', () => {
     assert.equal(ev?.seq, 4);
     assert.equal((await readLog(dir)).events.length, 4);
   });
+
+  it('a start reads only the bytes from the snapshot on; a full read (events verify) still sees older damage', async () => {
+    const dir = join(root, 'bounded');
+    await writeNetworks(dir, 0, 5, 0);
+    const snap = await readSnapshot(dir);
+    assert.ok(snap && snap.recordOffset > 20);
+    // Damage a byte well before the snapshot's record: a start from the snapshot never reads it.
+    const path = join(dir, LOG_FILE);
+    const buf = await readFile(path);
+    buf[12] = (buf[12] ?? 0) ^ 0xff;
+    await writeFile(path, buf);
+    const { state, fromSnapshotSeq, replayed, store } = await openStore(dir, { host: 'h' });
+    await store.close();
+    assert.equal(fromSnapshotSeq, 5);
+    assert.equal(replayed, 0);
+    assert.equal(Object.keys(state.networks).length, 5);
+    await assert.rejects(readLog(dir), /damaged at byte offset 0/);
+  });
 });
+
