@@ -135,6 +135,9 @@ cat >"$OUT/config.json" <<'EOF'
   "env": [
     { "name": "LEDGERNET_LOG_LEVEL", "description": "log level (trace, debug, info, warn, error)", "settable": ["value"], "value": "info" },
     { "name": "LEDGERNET_RECONCILE_INTERVAL", "description": "seconds between reconcile passes", "settable": ["value"], "value": "10" },
+    { "name": "LEDGERNET_HOST", "description": "host name in event ids and NATS subjects (empty: the machine's host name)", "settable": ["value"], "value": "" },
+    { "name": "LEDGERNET_NATS_URL", "description": "publish the audit stream to this NATS server (empty: off)", "settable": ["value"], "value": "" },
+    { "name": "LEDGERNET_METRICS", "description": "HOST:PORT for Prometheus metrics (empty: off)", "settable": ["value"], "value": "" },
     { "name": "PATH", "value": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" }
   ]
 }
