@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { execa } from 'execa';
 import { TEST_IMAGE, cleanupAll, containerEndpoint, containerIp, docker, ping, track, uniqueName, waitFor } from '../helpers/docker.ts';
+import { notOurs, rulesSave } from '../helpers/rules.ts';
 import { ledgernetCli, startDaemon, stopAllDaemons, type DaemonHandle } from '../helpers/daemon.ts';
 import { assertNoLeaks, waitNoLeaks } from '../helpers/leaks.ts';
 import { createOutside, type Outside } from '../helpers/outside.ts';
@@ -14,21 +15,8 @@ let daemon: DaemonHandle;
 let outside: Outside;
 let rulesBefore: string;
 
-/** iptables-save of every table without counters and the date comments. */
-async function iptablesSave(): Promise<string> {
-  const r = await execa('iptables-save', []);
-  return r.stdout
-    .split('\n')
-    .filter((l) => !l.startsWith('#'))
-    .map((l) => l.replace(/\[\d+:\d+\]/g, '[0:0]'))
-    .join('\n');
-}
+const iptablesSave = () => rulesSave('iptables-save');
 
-const notOurs = (text: string) =>
-  text
-    .split('\n')
-    .filter((l) => !l.includes('LEDGERNET') && !l.includes('ledgernet:'))
-    .join('\n');
 
 before(async () => {
   await assertNoLeaks();

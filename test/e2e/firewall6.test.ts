@@ -9,6 +9,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { execa } from 'execa';
 import { TEST_IMAGE, cleanupAll, containerEndpoint, docker, ping, track, uniqueName } from '../helpers/docker.ts';
+import { notOurs, rulesSave } from '../helpers/rules.ts';
 import { ledgernetCli, startDaemon, stopAllDaemons, type DaemonHandle } from '../helpers/daemon.ts';
 import { assertNoLeaks, waitNoLeaks } from '../helpers/leaks.ts';
 
@@ -19,21 +20,8 @@ let daemon: DaemonHandle;
 /** The forwarding values found before the test, restored in `after`; null until read. */
 let saved: string[] | null = null;
 
-/** ip6tables-save of the filter table without counters and the date comments. */
-async function ip6tablesSave(): Promise<string> {
-  const r = await execa('ip6tables-save', ['-t', 'filter'], { stdin: 'ignore' });
-  return r.stdout
-    .split('\n')
-    .filter((l) => !l.startsWith('#'))
-    .map((l) => l.replace(/\[\d+:\d+\]/g, '[0:0]'))
-    .join('\n');
-}
+const ip6tablesSave = () => rulesSave('ip6tables-save', ['-t', 'filter']);
 
-const notOurs = (text: string) =>
-  text
-    .split('\n')
-    .filter((l) => !l.includes('LEDGERNET') && !l.includes('ledgernet:'))
-    .join('\n');
 
 let rulesBefore = '';
 
