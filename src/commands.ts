@@ -18,13 +18,9 @@ function useColor(): boolean {
   return process.stdout.isTTY === true && !process.env['NO_COLOR'];
 }
 
-async function readState(stateDir: string): Promise<{ state: State }> {
-  return { state: await loadState(stateDir) };
-}
-
 export async function runReconcile(o: { stateDir: string; dryRun: boolean; json: boolean }): Promise<number> {
   if (o.dryRun) {
-    const { state } = await readState(o.stateDir);
+    const state = await loadState(o.stateDir);
     const actions = plan(desiredFromState(state), await createKernel().observe());
     out(o.json ? `${JSON.stringify(planJson(actions))}\n` : renderPlan(actions, { color: useColor() }));
     return actions.length === 0 ? 0 : 2;
@@ -144,7 +140,7 @@ interface DaemonStatus {
 }
 
 export async function runStatus(o: { stateDir: string; json: boolean }): Promise<number> {
-  const { state } = await readState(o.stateDir);
+  const state = await loadState(o.stateDir);
   const snapshot: KernelSnapshot = await createKernel().observe();
   const actions = plan(desiredFromState(state), snapshot);
   const daemon = (await callDaemon(o.stateDir, 'GET', '/status').catch(() => null)) as DaemonStatus | null;

@@ -1,6 +1,9 @@
 import { isDeepStrictEqual } from 'node:util';
 import { DriverError } from '../errors.ts';
 import type { Command } from './commands.ts';
+import { short } from './names.ts';
+
+export { short };
 import {
   checkNetworkOverlap,
   decideReleaseAddress,
@@ -153,6 +156,3 @@ function requireEndpoint(state: State, networkId: string, endpointId: string): E
   return ep;
 }
 
-export function short(id: string): string {
-  return id.slice(0, 12);
-}

@@ -1,6 +1,6 @@
 export * from './types.ts';
 export * from './commands.ts';
-export { decide, short } from './decide.ts';
+export { decide } from './decide.ts';
 export { evolve, fold } from './evolve.ts';
 export { EventLog, readLog, scanLog, baseLinesUp, LOG_FILE, LOG_START, type ScanBase, type ScanResult } from './log.ts';
 export { readSnapshot, writeSnapshot, SNAPSHOT_FILE, type Snapshot } from './snapshot.ts';

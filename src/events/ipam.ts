@@ -15,9 +15,9 @@ import {
   type Prefix,
 } from './cidr.ts';
 import type { PoolRequest } from './commands.ts';
+import { short } from './names.ts';
 import type { AddressEvent, NewEvent, PoolState, State } from './types.ts';
 
-const short = (id: string): string => id.slice(0, 12);
 
 export function poolIdFor(pool: string): string {
   return `ledgernet/${pool}`;

@@ -28,3 +28,8 @@ export function ownerAlias(kind: 'network' | 'endpoint' | 'peer' | 'ifb', id: st
 export function isValidIfName(name: string): boolean {
   return Buffer.byteLength(name) <= IFNAMSIZ && /^[A-Za-z0-9_.-]+$/.test(name);
 }
+
+/** The 12-hex short form of a Docker id, as `docker network ls` shows it. */
+export function short(id: string): string {
+  return id.slice(0, 12);
+}
