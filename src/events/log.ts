@@ -1,8 +1,8 @@
 // The durable event log: one append-only file, one writer. Appends are stamped (seq, time,
 // hash chain) synchronously, in call order, and written by a single flush loop that groups
 // everything queued into one write + one fdatasync (group commit).
-import { mkdir, open, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, open, statfs, type FileHandle } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { DriverError } from '../errors.ts';
 import { frame, unframe, type ScanEnd } from './framing.ts';
 import { eventHash } from './hash.ts';
@@ -204,8 +204,17 @@ interface Pending {
   readonly reject: (e: unknown) => void;
 }
 
+/** Default room kept on the state dir's file system for events that release something. */
+export const DEFAULT_RESERVE_BYTES = 1024 * 1024;
+
 export interface LogOptions {
   readonly host: string;
+  /**
+   * Free bytes below which `checkRoom` refuses (default 1 MiB): appends that take something
+   * (a network, an address…) stop while there is still room for the ones that give it back, so
+   * Docker's cleanup after a refused call is recorded instead of leaked.
+   */
+  readonly reserveBytes?: number;
   readonly now?: () => Date;
   /** Called after each group commit with its size and fsync time (metrics). */
   readonly onFlush?: (info: { events: number; bytes: number; fsyncMs: number }) => void;
@@ -414,6 +423,24 @@ export class EventLog {
       throw this.ioError(e);
     }
     this.broken = null;
+  }
+
+  /** Throws LN_ERR_LOG_IO when the state dir's file system has less free room than the reserve. */
+  async checkRoom(): Promise<void> {
+    const reserve = this.opts.reserveBytes ?? DEFAULT_RESERVE_BYTES;
+    let free: number;
+    try {
+      const st = await statfs(dirname(this.path));
+      free = st.bavail * st.bsize;
+    } catch {
+      return; // cannot tell: the write itself will say
+    }
+    if (free >= reserve) return;
+    throw new DriverError(
+      'LN_ERR_LOG_IO',
+      `no space left for the event log: the file system of ${dirname(this.path)} has ${free} bytes free, less than the ` +
+        `${reserve} bytes ledgernet keeps for releasing networks and addresses; free space there (nothing was recorded)`,
+    );
   }
 
   /** A write may be short (ENOSPC, a file size limit): write the rest, or fail. */

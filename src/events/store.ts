@@ -3,7 +3,20 @@ import type { Command } from './commands.ts';
 import { evolve } from './evolve.ts';
 import type { EventLog } from './log.ts';
 import { writeSnapshot } from './snapshot.ts';
-import type { State, StoredEvent } from './types.ts';
+import type { EventType, State, StoredEvent } from './types.ts';
+
+/** Events that give something back: recorded from the log's reserve when the disk is nearly full. */
+const RELEASING: ReadonlySet<EventType> = new Set<EventType>([
+  'network.deleted',
+  'network.rolledback',
+  'endpoint.left',
+  'endpoint.deleted',
+  'endpoint.rolledback',
+  'endpoint.lost',
+  'endpoint.external.revoked',
+  'pool.released',
+  'address.released',
+]);
 
 export type EventListener = (events: readonly StoredEvent[], state: State) => void;
 
@@ -67,7 +80,13 @@ export class EventStore {
 
   /** decide → append → fold. Resolves with the stored events once they are durable. */
   async execute(cmd: Command): Promise<StoredEvent[]> {
-    const events = decide(cmd, this.head);
+    let events = decide(cmd, this.head);
+    if (events.some((e) => !RELEASING.has(e.type))) {
+      // Taking something needs room beyond the reserve; decide again after the wait, since
+      // other commands may have run meanwhile (decide and append stay one synchronous step).
+      await this.log.checkRoom();
+      events = decide(cmd, this.head);
+    }
     if (events.length === 0) {
       await this.waitDurable(this.head.seq);
       return [];
