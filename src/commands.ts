@@ -1,10 +1,11 @@
 // The operator subcommands other than `serve`. They read the log themselves (no writer's lock),
 // so they work whether or not the daemon runs.
-import { stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { callDaemon } from './control-client.ts';
-import { acquireLock, loadState, LOG_FILE, openStore, readLog, releaseCommand, short, type EventStore, type State, type StoredEvent } from './events/index.ts';
+import { acquireLock, loadState, LOG_FILE, openStore, readLog, readSnapshot, releaseCommand, short, type EventStore, type State, type StoredEvent } from './events/index.ts';
+import type { ScanEnd } from './events/framing.ts';
 import { DriverError } from './errors.ts';
 import { createKernel } from './kernel/index.ts';
 import type { KernelSnapshot } from './kernel/types.ts';
@@ -183,12 +184,35 @@ function eventLine(e: StoredEvent): string {
   return `${String(e.seq).padStart(6)} ${e.at} ${e.type.padEnd(30)} ${subject}\n`;
 }
 
+/**
+ * `events verify`: the whole log (framing, checksums, hash chain: damage throws, naming the
+ * offset), and the snapshot against it (a snapshot the log does not back is damage too).
+ */
+async function verifyLog(stateDir: string, events: readonly StoredEvent[], end: ScanEnd): Promise<number> {
+  const snap = await readSnapshot(stateDir);
+  const last = events.at(-1)?.seq ?? 0;
+  const logPath = join(stateDir, LOG_FILE);
+  if (snap && snap.seq > last) {
+    process.stderr.write(
+      `ledgernet: the snapshot covers events up to seq ${snap.seq} (log offset ${snap.offset}) but ${logPath} holds only ${last}: ` +
+        `acknowledged events are missing from the log\n`,
+    );
+    return 1;
+  }
+  if (snap && snap.seq > 0 && events[snap.seq - 1]?.hash !== snap.hash) {
+    process.stderr.write(`ledgernet: the snapshot's hash for seq ${snap.seq} differs from event ${snap.seq} in ${logPath}: one of them was altered\n`);
+    return 1;
+  }
+  const torn = end.kind === 'torn' ? ` (torn tail of ${end.bytes} bytes at offset ${end.offset}, repaired at next start)` : '';
+  const kept = (await readdir(stateDir).catch(() => [] as string[])).filter((f) => f.startsWith(`${LOG_FILE}.torn-`));
+  const keptNote = kept.length > 0 ? `; torn tails cut earlier are kept in ${kept.join(', ')}` : '';
+  out(`ok: ${events.length} events, hash chain intact${snap ? `, snapshot at seq ${snap.seq} matches` : ''}${torn}${keptNote}\n`);
+  return 0;
+}
+
 export async function runEvents(o: { stateDir: string; json: boolean; follow: boolean; verify: boolean }): Promise<number> {
   const { events, end } = await readLog(o.stateDir);
-  if (o.verify) {
-    out(`ok: ${events.length} events, hash chain intact${end.kind === 'torn' ? ` (torn tail of ${end.bytes} bytes at offset ${end.offset}, repaired at next start)` : ''}\n`);
-    return 0;
-  }
+  if (o.verify) return verifyLog(o.stateDir, events, end);
   const print = (e: StoredEvent) => out(o.json ? `${JSON.stringify(e)}\n` : eventLine(e));
   events.forEach(print);
   let seen = events.length;

@@ -95,7 +95,7 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
       { host: cfg.host, ...(metrics ? { onFlush: metrics.onFlush } : {}) },
       { snapshotEvery: SNAPSHOT_EVERY, onSnapshotError: (e) => log.error({ err: e }, 'could not write a snapshot') },
     );
-    if (repaired) log.warn(repaired, 'event log had a torn tail (crash mid-write); truncated to the last good record');
+    if (repaired) log.warn(repaired, 'event log had a torn tail (crash mid-write); cut back to the last good record, the cut bytes kept in keptAs');
     log.info(
       { fromSnapshotSeq, replayed, seq: state.seq, networks: Object.keys(state.networks).length, endpoints: Object.keys(state.endpoints).length },
       'replayed event log',

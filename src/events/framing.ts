@@ -1,11 +1,21 @@
 // Record framing of the event log: [u32 BE payload length][u32 BE crc32 of payload][payload].
-// A record that runs past the end of the file, or a bad record with nothing valid after it, is
-// a torn tail (a crash mid-write); a bad record followed by more data is corruption.
+//
+// A damaged spot (a header or checksum that does not verify) is a torn tail only when it can be
+// what a crash mid-write leaves and nothing complete follows it:
+// - no complete record with a valid checksum anywhere after it (a later frame whose length and
+//   crc verify), and none hidden behind a damaged length field (the spot's own checksum matching
+//   some prefix of the bytes after its header);
+// - and the bytes look written-but-not-finished: the header is cut short, the record runs past
+//   the end of the file, everything from the record on is zeros (blocks allocated but never
+//   written), or the record's bytes end in zeros from a 512-byte boundary to the end of the file.
+// Everything else is corruption: a complete record is never cut, even the last one.
 import { crc32 } from 'node:zlib';
 
 export const HEADER_BYTES = 8;
 /** No single event comes near this; a larger length field means damage, not a big record. */
 export const MAX_RECORD_BYTES = 16 * 1024 * 1024;
+/** Zero-filled tails after a crash start on a sector (or block) boundary. */
+const SECTOR = 512;
 
 export function frame(payload: string): Buffer {
   const body = Buffer.from(payload, 'utf8');
@@ -26,35 +36,94 @@ export type ScanEnd =
   | { readonly kind: 'torn'; readonly offset: number; readonly bytes: number }
   | { readonly kind: 'corrupt'; readonly offset: number; readonly reason: string };
 
-export function unframe(buf: Buffer): { frames: Frame[]; goodLength: number; end: ScanEnd } {
+/**
+ * Splits `buf` into frames. `fileOffset` is where `buf` starts in the file (only used to find
+ * sector boundaries for zero-filled tails).
+ */
+export function unframe(buf: Buffer, fileOffset = 0): { frames: Frame[]; goodLength: number; end: ScanEnd } {
   const frames: Frame[] = [];
   let off = 0;
   while (off < buf.length) {
-    const rest = buf.length - off;
-    if (rest < HEADER_BYTES) return { frames, goodLength: off, end: { kind: 'torn', offset: off, bytes: rest } };
+    const problem = badFrameAt(buf, off);
+    if (problem !== null) return { frames, goodLength: off, end: classify(buf, off, problem, fileOffset) };
     const len = buf.readUInt32BE(off);
-    const sum = buf.readUInt32BE(off + 4);
     const end = off + HEADER_BYTES + len;
-    if (len > MAX_RECORD_BYTES || end > buf.length) {
-      if (isTail(buf, off, len)) return { frames, goodLength: off, end: { kind: 'torn', offset: off, bytes: rest } };
-      return { frames, goodLength: off, end: { kind: 'corrupt', offset: off, reason: `record length ${len} is impossible` } };
-    }
-    const body = buf.subarray(off + HEADER_BYTES, end);
-    if (len === 0 || crc32(body) !== sum) {
-      if (end === buf.length || allZero(buf, off)) {
-        return { frames, goodLength: off, end: { kind: 'torn', offset: off, bytes: rest } };
-      }
-      return { frames, goodLength: off, end: { kind: 'corrupt', offset: off, reason: 'checksum mismatch' } };
-    }
-    frames.push({ offset: off, payload: body.toString('utf8') });
+    frames.push({ offset: off, payload: buf.toString('utf8', off + HEADER_BYTES, end) });
     off = end;
   }
   return { frames, goodLength: off, end: { kind: 'clean' } };
 }
 
-// A length that runs past the end is torn when it is the last thing in the file.
-function isTail(buf: Buffer, off: number, len: number): boolean {
-  return off + HEADER_BYTES + len > buf.length || allZero(buf, off);
+/** Why the frame at `off` does not verify, or null when its length and checksum do. */
+function badFrameAt(buf: Buffer, off: number): string | null {
+  const rest = buf.length - off;
+  if (rest < HEADER_BYTES) return `a record header cut short (${rest} of ${HEADER_BYTES} bytes)`;
+  const len = buf.readUInt32BE(off);
+  if (len === 0) return 'record length 0';
+  if (len > MAX_RECORD_BYTES) return `record length ${len} is impossible`;
+  if (HEADER_BYTES + len > rest) return `record length ${len} runs past the end of the file`;
+  if (crc32(buf.subarray(off + HEADER_BYTES, off + HEADER_BYTES + len)) !== buf.readUInt32BE(off + 4)) return 'checksum mismatch';
+  return null;
+}
+
+function classify(buf: Buffer, off: number, problem: string, fileOffset: number): ScanEnd {
+  const later = nextValidFrame(buf, off + 1);
+  if (later >= 0) {
+    return { kind: 'corrupt', offset: off, reason: `${problem}, and a complete record with a valid checksum follows at offset ${later + fileOffset}` };
+  }
+  const hidden = buf.length - off > HEADER_BYTES ? hiddenRecordLength(buf, off) : 0;
+  if (hidden > 0) {
+    return {
+      kind: 'corrupt',
+      offset: off,
+      reason: `${problem}, but the record is complete (its checksum matches ${hidden} bytes): its length field is damaged`,
+    };
+  }
+  const rest = buf.length - off;
+  const declaredEnd = rest < HEADER_BYTES ? Infinity : off + HEADER_BYTES + buf.readUInt32BE(off);
+  const torn =
+    rest < HEADER_BYTES || declaredEnd > buf.length || allZero(buf, off) || zeroFilledFromSector(buf, off, fileOffset);
+  if (torn) return { kind: 'torn', offset: off, bytes: rest };
+  return { kind: 'corrupt', offset: off, reason: `${problem} in a complete record (not a write cut short by a crash)` };
+}
+
+/** The offset of the first frame at or after `from` whose length and checksum verify, or -1. */
+export function nextValidFrame(buf: Buffer, from: number): number {
+  const last = buf.length - HEADER_BYTES - 1;
+  for (let p = from; p <= last; p++) {
+    const len = buf.readUInt32BE(p);
+    if (len === 0 || len > MAX_RECORD_BYTES || p + HEADER_BYTES + len > buf.length) continue;
+    if (crc32(buf.subarray(p + HEADER_BYTES, p + HEADER_BYTES + len)) === buf.readUInt32BE(p + 4)) return p;
+  }
+  return -1;
+}
+
+/**
+ * A length L > 0 for which the header at `off`'s checksum matches the L bytes after it, or 0.
+ * Payloads are JSON objects, so only prefixes ending in '}' are candidates.
+ */
+function hiddenRecordLength(buf: Buffer, off: number): number {
+  const want = buf.readUInt32BE(off + 4);
+  const start = off + HEADER_BYTES;
+  let sum = 0;
+  let p = start;
+  while (p < buf.length) {
+    const close = buf.indexOf(0x7d, p);
+    if (close < 0) return 0;
+    sum = crc32(buf.subarray(p, close + 1), sum);
+    p = close + 1;
+    if (sum === want) return p - start;
+  }
+  return 0;
+}
+
+/** The record at `off` ends in a run of at least 2 zeros that starts on a sector boundary and lasts to the end. */
+function zeroFilledFromSector(buf: Buffer, off: number, fileOffset: number): boolean {
+  let z = buf.length;
+  while (z > off && buf[z - 1] === 0) z--;
+  if (buf.length - z < 2) return false;
+  const firstSector = Math.ceil((z + fileOffset) / SECTOR) * SECTOR - fileOffset;
+  return firstSector < buf.length - 1 && firstSector >= off;
 }
 
 function allZero(buf: Buffer, from: number): boolean {

@@ -1,8 +1,8 @@
 // The durable event log: one append-only file, one writer. Appends are stamped (seq, time,
 // hash chain) synchronously, in call order, and written by a single flush loop that groups
 // everything queued into one write + one fdatasync (group commit).
-import { mkdir, open, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, open, statfs, type FileHandle } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { DriverError } from '../errors.ts';
 import { frame, unframe, type ScanEnd } from './framing.ts';
 import { eventHash } from './hash.ts';
@@ -48,8 +48,8 @@ export function baseLinesUp(buf: Buffer, base: ScanBase): boolean {
  * Parses and verifies a log image from `base` on: framing, JSON, versions, seq continuity,
  * hash chain. Offsets in the result are offsets in `buf`.
  */
-export function scanLog(buf: Buffer, base: ScanBase = LOG_START): ScanResult {
-  const un = unframe(buf.subarray(base.offset));
+export function scanLog(buf: Buffer, base: ScanBase = LOG_START, bufStart = 0): ScanResult {
+  const un = unframe(buf.subarray(base.offset), bufStart + base.offset);
   const shift = base.offset;
   const frames = un.frames.map((f) => ({ ...f, offset: f.offset + shift }));
   const goodLength = un.goodLength + shift;
@@ -104,6 +104,7 @@ export async function readLog(dir: string, from: ScanBase = LOG_START): Promise<
   try {
     const res = await readAndScan(fh, from);
     if (res.end.kind === 'corrupt') throw corruptError(dir, res.end.offset, res.end.reason);
+    checkCovers(dir, from, res);
     return res;
   } finally {
     await fh.close();
@@ -123,7 +124,7 @@ async function readAndScan(fh: FileHandle, from: ScanBase): Promise<ScanResult &
     await fh.read(part, 0, part.length, start);
     const rel: ScanBase = { ...from, offset: from.offset - start, recordOffset: 0 };
     if (baseLinesUp(part, rel)) {
-      const r = scanLog(part, rel);
+      const r = scanLog(part, rel, start);
       const end: ScanEnd = r.end.kind === 'clean' ? r.end : { ...r.end, offset: r.end.offset + start };
       return { events: r.events, goodLength: r.goodLength + start, lastOffset: r.lastOffset < 0 ? -1 : r.lastOffset + start, end, base: from };
     }
@@ -133,12 +134,61 @@ async function readAndScan(fh: FileHandle, from: ScanBase): Promise<ScanResult &
   return { ...scanLog(whole), base: LOG_START };
 }
 
+/** The seq of the last good record of a scan (after a repair of its torn tail). */
+export function lastSeqOf(res: { events: readonly StoredEvent[]; base: ScanBase }): number {
+  return res.events.at(-1)?.seq ?? res.base.seq;
+}
+
+/**
+ * A snapshot is only written for events already durable in the log: one that covers events the
+ * log does not hold means the log lost acknowledged events. Replaying without them would move
+ * the state back in time silently, so this refuses.
+ */
+function checkCovers(dir: string, from: ScanBase, res: { events: readonly StoredEvent[]; base: ScanBase; goodLength: number }): void {
+  const last = lastSeqOf(res);
+  if (from.seq <= last) return;
+  throw new DriverError(
+    'LN_ERR_LOG_CORRUPT',
+    `the event log ${join(dir, LOG_FILE)} holds events up to seq ${last} (${res.goodLength} good bytes) but the snapshot ` +
+      `${join(dir, 'snapshot.json')} covers events up to seq ${from.seq} (log offset ${from.offset}): acknowledged events are ` +
+      `missing from the log (damaged, truncated or replaced); refusing to go back in time. Restore events.log from a backup`,
+  );
+}
+
 function corruptError(dir: string, offset: number, reason: string): DriverError {
   return new DriverError(
     'LN_ERR_LOG_CORRUPT',
     `the event log ${join(dir, LOG_FILE)} is damaged at byte offset ${offset} (${reason}); ` +
       `run 'ledgernet events verify --state-dir ${dir}' and restore the file from a backup`,
   );
+}
+
+/** Name under which the bytes cut as a torn tail at `offset` are kept. */
+export const tornFile = (offset: number) => `${LOG_FILE}.torn-${offset}`;
+
+/** Copies the torn tail aside (never discarded), durably, before the log is cut. */
+async function keepTorn(dir: string, fh: FileHandle, offset: number, bytes: number): Promise<string> {
+  const buf = Buffer.alloc(bytes);
+  await fh.read(buf, 0, bytes, offset);
+  for (let n = 1; ; n++) {
+    const path = join(dir, n === 1 ? tornFile(offset) : `${tornFile(offset)}.${n}`);
+    let out: FileHandle;
+    try {
+      out = await open(path, 'wx', 0o600);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') continue;
+      throw new DriverError('LN_ERR_LOG_IO', `cannot keep the torn tail of the event log aside in ${path}: ${(e as Error).message}`, { cause: e });
+    }
+    try {
+      await out.writeFile(buf);
+      await out.sync();
+    } catch (e) {
+      throw new DriverError('LN_ERR_LOG_IO', `cannot keep the torn tail of the event log aside in ${path}: ${(e as Error).message}`, { cause: e });
+    } finally {
+      await out.close();
+    }
+    return path;
+  }
 }
 
 export interface AppendResult {
@@ -154,8 +204,17 @@ interface Pending {
   readonly reject: (e: unknown) => void;
 }
 
+/** Default room kept on the state dir's file system for events that release something. */
+export const DEFAULT_RESERVE_BYTES = 1024 * 1024;
+
 export interface LogOptions {
   readonly host: string;
+  /**
+   * Free bytes below which `checkRoom` refuses (default 1 MiB): appends that take something
+   * (a network, an address…) stop while there is still room for the ones that give it back, so
+   * Docker's cleanup after a refused call is recorded instead of leaked.
+   */
+  readonly reserveBytes?: number;
   readonly now?: () => Date;
   /** Called after each group commit with its size and fsync time (metrics). */
   readonly onFlush?: (info: { events: number; bytes: number; fsyncMs: number }) => void;
@@ -164,19 +223,29 @@ export interface LogOptions {
 export class EventLog {
   private readonly queue: Pending[] = [];
   private flushing = false;
-  private failure: unknown = null;
+  /** Set when a write or fsync failed; the next batch first cuts the file back to `bytes`. */
+  private broken: DriverError | null = null;
   private seq: number;
   private hash: string;
   private bytes: number;
   private readonly now: () => Date;
+  private readonly rejectListeners: ((e: DriverError) => void)[] = [];
 
   private readonly fh: FileHandle;
+  private readonly path: string;
   private readonly opts: LogOptions;
 
   private durableHead: ScanBase;
 
-  private constructor(fh: FileHandle, opts: LogOptions, last: { seq: number; hash: string; recordOffset: number }, size: number) {
+  private constructor(
+    fh: FileHandle,
+    path: string,
+    opts: LogOptions,
+    last: { seq: number; hash: string; recordOffset: number },
+    size: number,
+  ) {
     this.fh = fh;
+    this.path = path;
     this.opts = opts;
     this.seq = last.seq;
     this.hash = last.hash;
@@ -198,7 +267,8 @@ export class EventLog {
     events: StoredEvent[];
     /** The base the replay started from: `from`, or LOG_START when `from` did not line up. */
     base: ScanBase;
-    repaired: { offset: number; bytes: number } | null;
+    /** A torn tail cut off at `offset`; its bytes were kept in the file `keptAs`. */
+    repaired: { offset: number; bytes: number; keptAs: string } | null;
   }> {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const path = join(dir, LOG_FILE);
@@ -213,11 +283,13 @@ export class EventLog {
       const res = await readAndScan(fh, from);
       const base = res.base;
       if (res.end.kind === 'corrupt') throw corruptError(dir, res.end.offset, res.end.reason);
-      let repaired: { offset: number; bytes: number } | null = null;
+      checkCovers(dir, from, res);
+      let repaired: { offset: number; bytes: number; keptAs: string } | null = null;
       if (res.end.kind === 'torn') {
+        const keptAs = await keepTorn(dir, fh, res.end.offset, res.end.bytes);
         await fh.truncate(res.goodLength);
         await fh.sync();
-        repaired = { offset: res.end.offset, bytes: res.end.bytes };
+        repaired = { offset: res.end.offset, bytes: res.end.bytes, keptAs };
       }
       const dirHandle = await open(dir, 'r');
       await dirHandle.sync().finally(() => dirHandle.close());
@@ -225,7 +297,7 @@ export class EventLog {
       const last = lastEv
         ? { seq: lastEv.seq, hash: lastEv.hash, recordOffset: res.lastOffset }
         : { seq: base.seq, hash: base.hash, recordOffset: base.recordOffset };
-      return { log: new EventLog(fh, opts, last, res.goodLength), events: res.events, base, repaired };
+      return { log: new EventLog(fh, path, opts, last, res.goodLength), events: res.events, base, repaired };
     } catch (e) {
       await fh.close();
       throw e;
@@ -250,9 +322,16 @@ export class EventLog {
     return !this.flushing && this.queue.length === 0;
   }
 
+  /**
+   * Called, synchronously, whenever appends are refused: every event stamped after the durable
+   * head was dropped, and the next append continues the chain from the durable head.
+   */
+  onReject(listener: (e: DriverError) => void): void {
+    this.rejectListeners.push(listener);
+  }
+
   /** Stamps the events now (in call order) and queues them for the next group commit. */
   append(events: readonly NewEvent[]): AppendResult {
-    if (this.failure) return { stored: [], durable: Promise.reject(this.failure) };
     const at = this.now().toISOString();
     const stored = events.map((e) => {
       this.seq += 1;
@@ -292,7 +371,7 @@ export class EventLog {
         const batch = this.queue.splice(0);
         const buf = Buffer.concat(batch.map((p) => p.buf));
         try {
-          if (this.failure) throw this.failure;
+          if (this.broken) await this.recover();
           await this.writeAll(buf);
           const t0 = performance.now();
           await this.fh.datasync();
@@ -302,18 +381,66 @@ export class EventLog {
           this.opts.onFlush?.({ events: batch.length, bytes: buf.length, fsyncMs: performance.now() - t0 });
           for (const p of batch) p.resolve();
         } catch (e) {
-          // After a failed write or fsync the file's state is unknown: refuse everything after.
-          this.failure ??= new DriverError('LN_ERR_LOG_IO', `writing the event log failed: ${(e as Error).message}`, {
-            cause: e,
-          });
-          for (const p of batch) p.reject(this.failure);
-          // Cut a partial record off, so that a later start does not see damage mid-log.
+          // After a failed write or fsync the file's state is unknown: nothing of this batch, nor
+          // of what was stamped after it (it chains onto it), is ever acknowledged.
+          this.broken = e instanceof DriverError ? e : this.ioError(e);
+          this.rejectAll(batch, this.broken);
+          // Cut a partial record off at once (it frees the space it took); the next batch checks.
           await this.fh.truncate(this.bytes).catch(() => undefined);
         }
       }
     } finally {
       this.flushing = false;
     }
+  }
+
+  private ioError(e: unknown): DriverError {
+    const why = (e as Error).message;
+    const hint = (e as NodeJS.ErrnoException).code === 'ENOSPC' ? ' (the file system of the state dir is full; free space there)' : '';
+    return new DriverError('LN_ERR_LOG_IO', `writing the event log ${this.path} failed: ${why}${hint}; nothing was recorded`, { cause: e });
+  }
+
+  private rejectAll(batch: readonly Pending[], err: DriverError): void {
+    const dropped = [...batch, ...this.queue.splice(0)];
+    this.seq = this.durableHead.seq;
+    this.hash = this.durableHead.hash;
+    for (const l of this.rejectListeners) l(err);
+    for (const p of dropped) p.reject(err);
+  }
+
+  /**
+   * After a failure: cut the file back to the last durable record and make that durable, so
+   * that the next write starts on a clean boundary. Throws (and the batch is refused) while
+   * that is not possible.
+   */
+  private async recover(): Promise<void> {
+    try {
+      await this.fh.truncate(this.bytes);
+      await this.fh.datasync();
+      const size = (await this.fh.stat()).size;
+      if (size !== this.bytes) throw new Error(`the file has ${size} bytes after cutting it back to ${this.bytes}`);
+    } catch (e) {
+      throw this.ioError(e);
+    }
+    this.broken = null;
+  }
+
+  /** Throws LN_ERR_LOG_IO when the state dir's file system has less free room than the reserve. */
+  async checkRoom(): Promise<void> {
+    const reserve = this.opts.reserveBytes ?? DEFAULT_RESERVE_BYTES;
+    let free: number;
+    try {
+      const st = await statfs(dirname(this.path));
+      free = st.bavail * st.bsize;
+    } catch {
+      return; // cannot tell: the write itself will say
+    }
+    if (free >= reserve) return;
+    throw new DriverError(
+      'LN_ERR_LOG_IO',
+      `no space left for the event log: the file system of ${dirname(this.path)} has ${free} bytes free, less than the ` +
+        `${reserve} bytes ledgernet keeps for releasing networks and addresses; free space there (nothing was recorded)`,
+    );
   }
 
   /** A write may be short (ENOSPC, a file size limit): write the rest, or fail. */
@@ -326,9 +453,9 @@ export class EventLog {
     }
   }
 
-  /** The error that stopped the log, or null while it works. */
-  get failed(): unknown {
-    return this.failure;
+  /** The error of the last failed write while the log has not written since, else null. */
+  get failed(): DriverError | null {
+    return this.broken;
   }
 
   /** Waits until every queued append is written. */

@@ -3,7 +3,20 @@ import type { Command } from './commands.ts';
 import { evolve } from './evolve.ts';
 import type { EventLog } from './log.ts';
 import { writeSnapshot } from './snapshot.ts';
-import type { State, StoredEvent } from './types.ts';
+import type { EventType, State, StoredEvent } from './types.ts';
+
+/** Events that give something back: recorded from the log's reserve when the disk is nearly full. */
+const RELEASING: ReadonlySet<EventType> = new Set<EventType>([
+  'network.deleted',
+  'network.rolledback',
+  'endpoint.left',
+  'endpoint.deleted',
+  'endpoint.rolledback',
+  'endpoint.lost',
+  'endpoint.external.revoked',
+  'pool.released',
+  'address.released',
+]);
 
 export type EventListener = (events: readonly StoredEvent[], state: State) => void;
 
@@ -29,6 +42,9 @@ export class EventStore {
   private readonly opts: StoreOptions;
   private snapshotSeq: number;
   private snapshotting: Promise<void> | null = null;
+  /** How often the log refused appends, and why the last time (see waitDurable). */
+  private rejections = 0;
+  private lastRejection: unknown = null;
 
   constructor(log: EventLog, initial: State, opts: StoreOptions = {}) {
     this.log = log;
@@ -36,6 +52,13 @@ export class EventStore {
     this.snapshotSeq = initial.seq;
     this.head = initial;
     this.durableState = initial;
+    // Everything not yet durable was dropped, synchronously: decide against the durable state
+    // again before any other command is decided (a failed write can recover on the next one).
+    log.onReject((e) => {
+      this.head = this.durableState;
+      this.rejections += 1;
+      this.lastRejection = e;
+    });
   }
 
   /** The state as folded from events that are on disk. */
@@ -57,7 +80,13 @@ export class EventStore {
 
   /** decide → append → fold. Resolves with the stored events once they are durable. */
   async execute(cmd: Command): Promise<StoredEvent[]> {
-    const events = decide(cmd, this.head);
+    let events = decide(cmd, this.head);
+    if (events.some((e) => !RELEASING.has(e.type))) {
+      // Taking something needs room beyond the reserve; decide again after the wait, since
+      // other commands may have run meanwhile (decide and append stay one synchronous step).
+      await this.log.checkRoom();
+      events = decide(cmd, this.head);
+    }
     if (events.length === 0) {
       await this.waitDurable(this.head.seq);
       return [];
@@ -65,13 +94,7 @@ export class EventStore {
     const { stored, durable } = this.log.append(events);
     const after = stored.reduce(evolve, this.head);
     this.head = after;
-    try {
-      await durable;
-    } catch (e) {
-      // Nothing after the durable state will ever be written: decide against it again.
-      this.head = this.durableState;
-      throw e;
-    }
+    await durable;
     if (after.seq > this.durableState.seq) this.durableState = after;
     for (const l of this.listeners) l(stored, this.durableState);
     const every = this.opts.snapshotEvery ?? 0;
@@ -98,10 +121,11 @@ export class EventStore {
   }
 
   // A repeated call must not answer before the events it repeats are durable; once the log has
-  // failed, they never will be.
+  // refused them, they never will be.
   private async waitDurable(seq: number): Promise<void> {
+    const rejections = this.rejections;
     while (this.durableState.seq < seq) {
-      if (this.log.failed) throw this.log.failed;
+      if (this.rejections !== rejections) throw this.lastRejection;
       await new Promise((r) => setTimeout(r, 1));
     }
   }

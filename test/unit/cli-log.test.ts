@@ -61,4 +61,18 @@ describe('CLI over the event log', () => {
     const rc = await ledgernetCli(['reconcile', '--dry-run', '--state-dir', dir]);
     assert.notEqual(rc.exitCode, 1, `a reader copes with a torn tail: ${rc.stderr}`);
   });
+
+  it('events verify exits 1 when the snapshot covers events the log does not hold, naming both', async () => {
+    const dir = join(root, 'ahead');
+    const { openStore } = await import('../../src/events/open.ts');
+    const { store } = await openStore(dir, { host: 'h' });
+    for (let i = 0; i < 4; i++) await store.execute({ type: 'CreateNetwork', spec: networkSpec(`${i}`.padEnd(64, 'e'), `10.${i}.0.0/24`, `10.${i}.0.1/24`) });
+    await store.close();
+    const path = join(dir, LOG_FILE);
+    const buf = await readFile(path);
+    await writeFile(path, buf.subarray(0, buf.length - 5)); // the last record's end is gone
+    const r = await ledgernetCli(['events', 'verify', '--state-dir', dir]);
+    assert.equal(r.exitCode, 1, r.stdout);
+    assert.match(r.stderr, /snapshot covers events up to seq 4 .* holds only 3/);
+  });
 });

@@ -86,8 +86,9 @@ describe('event log', () => {
     await appendFile(path, frame(JSON.stringify({ partial: true })).subarray(0, 11));
     const { log, events, repaired } = await EventLog.open(dir, { host: 'h' });
     assert.equal(events.length, 3);
-    assert.deepEqual(repaired, { offset: good, bytes: 11 });
+    assert.deepEqual(repaired, { offset: good, bytes: 11, keptAs: join(dir, `${LOG_FILE}.torn-${good}`) });
     assert.equal((await stat(path)).size, good);
+    assert.deepEqual(await readFile(repaired.keptAs), frame(JSON.stringify({ partial: true })).subarray(0, 11), 'the cut bytes are kept aside');
     // appends continue the chain after the repair
     const { stored, durable } = log.append([{ type: 'network.deleted', data: { networkId: NET_A } }]);
     await durable;
@@ -181,7 +182,7 @@ describe('a full disk', () => {
     const r = await execa('bash', ['-c', `ulimit -f 16; exec "${process.execPath}" --import tsx "${script}" "${dir}"`], { reject: false });
     const out = JSON.parse(r.stdout) as { acked: number; error: string };
     assert.ok(out.acked > 0 && out.acked < 200, `some appends fit, then the log refused: ${r.stdout} ${r.stderr}`);
-    assert.match(out.error, /writing the event log failed/);
+    assert.match(out.error, /writing the event log .*events\.log failed: EFBIG/);
     const { events, end } = await readLog(dir);
     assert.equal(end.kind, 'clean', 'no partial record is left behind');
     assert.equal(events.length, out.acked, 'every acknowledged event is in the log, and nothing else');
