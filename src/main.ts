@@ -71,7 +71,7 @@ async function startPublisher(
   store.onEvents((stored) => outbox.notify(stored));
   outbox.start();
   plog.info({ nats: describeNats(nats), stream: nats.stream }, 'publishing the event log to NATS JetStream');
-  if (metrics) metrics.natsBacklogSource = () => outbox.stats().backlog;
+  if (metrics) metrics.auditSource = () => outbox.stats();
   return outbox;
 }
 
@@ -168,7 +168,7 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
       const server = await serveMetrics(metrics, cfg.metrics, () => {
         metrics.logBytes.set(store.logBytes);
         metrics.logSeq.set(store.lastSeq);
-        metrics.natsBacklog.set(metrics.natsBacklogSource?.() ?? 0);
+        metrics.refreshAudit();
       });
       cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
       log.info({ metrics: `http://${cfg.metrics}/metrics` }, 'serving metrics');
