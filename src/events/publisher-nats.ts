@@ -102,7 +102,11 @@ export class NatsPublisher implements EventPublisher {
     if (!ack.duplicate) return null;
     // The stream already held a message with this id: say which, so the caller compares hashes.
     const jsm = await jetstreamManager(nc, { timeout: this.o.ackTimeoutMs ?? 5_000 });
-    return (await this.headOf(jsm, { seq: ack.seq })) ?? { seq: event.seq, hash: '(message removed)' };
+    const held = await this.headOf(jsm, { seq: ack.seq });
+    if (held) return held;
+    // Removed (purged) while its id is still in the duplicate window: this event is not stored,
+    // and will be once the window has passed. A failure, so the outbox retries.
+    throw new Error(`stream ${this.stream} still remembers msg id ${event.id} of a removed message (duplicate window); retrying until the window has passed`);
   }
 
   private async headOf(jsm: JetStreamManager, q: { last_by_subj: string } | { seq: number }): Promise<StreamHead | null> {
