@@ -72,7 +72,7 @@ async function startPublisher(
     stream: nats.stream,
     describe: describeNats(nats),
   });
-  const outbox = await Outbox.create({ publisher, host: cfg.host, stateDir: cfg.stateDir, log: plog, initial: replayed, headSeq: store.lastSeq });
+  const outbox = await Outbox.create({ publisher, host: cfg.host, stateDir: cfg.stateDir, log: plog, initial: replayed, headSeq: store.lastSeq, headHash: store.state.hash });
   store.onEvents((stored) => outbox.notify(stored));
   outbox.start();
   plog.info({ nats: describeNats(nats), stream: nats.stream }, 'publishing the event log to NATS JetStream');

@@ -28,6 +28,8 @@ export interface OutboxOptions {
   readonly initial: readonly StoredEvent[];
   /** Seq of the last durable event at start (default: the last of `initial`). */
   readonly headSeq?: number;
+  /** Hash of that event (the state's `hash`), so a start needs not read the log to check a cursor there. */
+  readonly headHash?: string;
   /** Reads the log again when the in-memory tail lacks the next event (default: readLog). */
   readonly readAll?: () => Promise<readonly StoredEvent[]>;
   readonly retryMinMs?: number;
@@ -203,8 +205,7 @@ export class Outbox {
   // and let the stream say where to resume.
   private async checkCursor(): Promise<void> {
     if (this.cursor > 0) {
-      const mine = this.cursor <= this.head ? await this.logEventAt(this.cursor) : null;
-      if (mine?.hash !== this.cursorHash) {
+      if ((await this.logHashAt(this.cursor)) !== this.cursorHash) {
         this.o.log.warn({ cursor: this.cursor, head: this.head }, `${CURSOR_FILE} does not match the event log (the log was replaced?); ignoring it`);
         this.cursor = 0;
         this.cursorHash = GENESIS_HASH;
@@ -225,7 +226,7 @@ export class Outbox {
         message: `stream ${stream} holds ${host}:${theirs.seq} (hash ${brief(theirs.hash)}) but the log ends at ${host}:${this.head}: ${why}`,
       };
     }
-    const ours = theirs.seq === this.cursor ? this.cursorHash : (await this.logEventAt(theirs.seq))?.hash;
+    const ours = theirs.seq === this.cursor ? this.cursorHash : await this.logHashAt(theirs.seq);
     if (ours === theirs.hash) return null;
     return {
       reason: 'stream_conflict',
@@ -233,9 +234,12 @@ export class Outbox {
     };
   }
 
-  private async logEventAt(seq: number): Promise<StoredEvent | undefined> {
+  // From memory where it can: the start's head, the tail, the events read at start; else the file.
+  private async logHashAt(seq: number): Promise<string | undefined> {
+    if (seq > this.head) return undefined;
+    if (seq === this.o.headSeq && this.o.headHash !== undefined) return this.o.headHash;
     const near = this.tail.find((e) => e.seq === seq) ?? this.o.initial.find((e) => e.seq === seq);
-    return near ?? (await this.readAll()).find((e) => e.seq === seq);
+    return (near ?? (await this.readAll()).find((e) => e.seq === seq))?.hash;
   }
 
   private async readAll(): Promise<readonly StoredEvent[]> {
@@ -282,6 +286,7 @@ export class Outbox {
 
   // The events after the cursor, in order: from the in-memory tail, else from the log file.
   private async next(n: number): Promise<StoredEvent[]> {
+    if (this.cursor >= this.head) return [];
     const skip = this.tail.findIndex((e) => e.seq > this.cursor);
     this.tail = skip < 0 ? [] : this.tail.slice(skip);
     if (this.tail[0]?.seq !== this.cursor + 1) {

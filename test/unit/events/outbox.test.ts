@@ -222,6 +222,34 @@ describe('Outbox', () => {
     assert.ok(b.log.lines.some((l) => l.startsWith('publish.cursor does not match the event log')));
   });
 
+  it('a start after a snapshot checks a cursor at the head without reading the log', async () => {
+    const pub = new MemoryPublisher();
+    const all = history(4);
+    const a = await outbox(pub, all);
+    a.ob.start();
+    await waitUntil(() => a.ob.stats().cursor === 4, 'first life');
+    await a.ob.stop();
+    const log = memLog();
+    const b = await Outbox.create({
+      publisher: pub,
+      host: 'h1',
+      stateDir: a.stateDir,
+      log,
+      initial: [], // the snapshot covered every event
+      headSeq: 4,
+      headHash: all[3]!.hash,
+      readAll: async () => {
+        throw new Error('the log was read');
+      },
+    });
+    b.start();
+    await waitUntil(() => log.lines.some((l) => l.startsWith('publishing events to NATS')), 'the resync');
+    await b.stop();
+    assert.equal(b.stats().cursor, 4);
+    assert.equal(b.stats().lastError, null);
+    assert.deepEqual(seqs(pub), [1, 2, 3, 4]);
+  });
+
   it('hosts web.1 and web_1 publishing to one stream: each is published in full', async () => {
     const pub = new MemoryPublisher();
     for (const host of ['web.1', 'web_1']) {
