@@ -137,6 +137,10 @@ cat >"$OUT/config.json" <<'EOF'
     { "name": "LEDGERNET_RECONCILE_INTERVAL", "description": "seconds between reconcile passes", "settable": ["value"], "value": "10" },
     { "name": "LEDGERNET_HOST", "description": "host name in event ids and NATS subjects (empty: the machine's host name)", "settable": ["value"], "value": "" },
     { "name": "LEDGERNET_NATS_URL", "description": "publish the audit stream to this NATS server (empty: off)", "settable": ["value"], "value": "" },
+    { "name": "LEDGERNET_NATS_TOKEN", "description": "NATS token (empty: none)", "settable": ["value"], "value": "" },
+    { "name": "LEDGERNET_NATS_USER", "description": "NATS user (empty: none)", "settable": ["value"], "value": "" },
+    { "name": "LEDGERNET_NATS_PASSWORD", "description": "NATS password of LEDGERNET_NATS_USER", "settable": ["value"], "value": "" },
+    { "name": "LEDGERNET_NATS_CREDS", "description": "a NATS .creds file as the plugin sees it, e.g. in the state mount: /var/lib/ledgernet/nats.creds (empty: none)", "settable": ["value"], "value": "" },
     { "name": "LEDGERNET_METRICS", "description": "HOST:PORT for Prometheus metrics (empty: off)", "settable": ["value"], "value": "" },
     { "name": "PATH", "value": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" }
   ]

@@ -3,7 +3,7 @@
 import { DeliverPolicy, JetStreamApiCodes, JetStreamApiError, jetstream, type JsMsg, type OrderedConsumerOptions } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { DriverError } from './errors.ts';
-import { ChainVerifier, describeEvent, fromCloudEvent, hostFilter } from './events/index.ts';
+import { ChainVerifier, describeEvent, fromCloudEvent, hostFilter, hostToken, isSubjectOf, legacyHostToken } from './events/index.ts';
 
 export interface AuditOptions {
   readonly connect: () => Promise<NatsConnection>;
@@ -44,7 +44,11 @@ export async function runAudit(o: AuditOptions): Promise<number> {
   const verifier = o.verify ? new ChainVerifier({ firstSeq: since && 'time' in since ? null : minSeq }) : null;
   const nc = await o.connect();
   try {
-    const copts: Partial<OrderedConsumerOptions> = { filter_subjects: hostFilter(o.host) };
+    // A host whose subject token changed with the escape may have events under the old one too
+    // (which other hosts may share): read every host's then, and skip the others' below. (Two
+    // filter subjects would need nats-server 2.10.)
+    const narrow = o.host === undefined || legacyHostToken(o.host) === hostToken(o.host);
+    const copts: Partial<OrderedConsumerOptions> = { filter_subjects: hostFilter(narrow ? o.host : undefined) };
     if (since && 'time' in since) Object.assign(copts, { deliver_policy: DeliverPolicy.StartTime, opt_start_time: since.time });
     const consumer = await jetstream(nc)
       .consumers.get(o.stream, copts)
@@ -61,11 +65,11 @@ export async function runAudit(o: AuditOptions): Promise<number> {
         pending = m.info.pending;
         const raw = parsePayload(m);
         const seq = (raw as { seq?: unknown } | null)?.seq;
-        if (typeof seq === 'number' && seq < minSeq) {
+        if ((typeof seq === 'number' && seq < minSeq) || anotherHostsEvent(raw, m.subject, o.host)) {
           if (!o.follow && pending === 0) break;
           continue;
         }
-        const problem = verifier?.push(raw, `stream seq ${m.seq}`);
+        const problem = verifier?.push(raw, `stream seq ${m.seq}`, m.subject);
         if (problem) {
           err(`ledgernet audit: verification FAILED (${problem.kind}): ${problem.message}\n`);
           return 1;
@@ -79,6 +83,13 @@ export async function runAudit(o: AuditOptions): Promise<number> {
   } finally {
     await nc.close();
   }
+}
+
+/** Another host's event on its own subject (an event on `host`'s subject is the verifier's to judge). */
+function anotherHostsEvent(raw: unknown, subject: string, host: string | undefined): boolean {
+  if (host === undefined) return false;
+  const ev = fromCloudEvent(raw);
+  return typeof ev !== 'string' && ev.host !== host && isSubjectOf(subject, ev.host, ev.type);
 }
 
 function line(raw: unknown, streamSeq: number): string {

@@ -36,6 +36,8 @@ NATS (serve publishes every event when --nats is set; audit reads them):
   --nats URL[,URL]        env LEDGERNET_NATS_URL; off when unset
   --nats-token T          env LEDGERNET_NATS_TOKEN (prefer the env: argv is visible in ps)
   --nats-creds FILE       env LEDGERNET_NATS_CREDS
+                          user and password: in the URL (nats://user:password@host:4222) or
+                          env LEDGERNET_NATS_USER, LEDGERNET_NATS_PASSWORD; one way to authenticate
   --nats-tls-ca FILE      env LEDGERNET_NATS_TLS_CA; --nats-tls-cert/--nats-tls-key FILE
                           (env LEDGERNET_NATS_TLS_CERT, LEDGERNET_NATS_TLS_KEY) for mutual TLS
   --nats-stream NAME      env LEDGERNET_NATS_STREAM, default ${DEFAULTS.natsStream}
@@ -123,6 +125,8 @@ function natsConfig(values: Values, env: NodeJS.ProcessEnv): NatsConfig | null {
   return {
     url,
     token: values['nats-token'] ?? env['LEDGERNET_NATS_TOKEN'],
+    user: env['LEDGERNET_NATS_USER'],
+    password: env['LEDGERNET_NATS_PASSWORD'],
     credsFile: values['nats-creds'] ?? env['LEDGERNET_NATS_CREDS'],
     tlsCa: values['nats-tls-ca'] ?? env['LEDGERNET_NATS_TLS_CA'],
     tlsCert: values['nats-tls-cert'] ?? env['LEDGERNET_NATS_TLS_CERT'],

@@ -137,7 +137,14 @@ interface DaemonStatus {
   readonly lastSeq: number;
   readonly logBytes: number;
   /** The NATS publisher's state, null when it is off. */
-  readonly audit?: { readonly backlog: number; readonly connected: boolean; readonly target: string } | null;
+  readonly audit?: {
+    readonly backlog: number;
+    readonly connected: boolean;
+    readonly target: string;
+    readonly lastError?: string | null;
+    /** Set while publishing is stopped because the stream does not match the log. */
+    readonly conflict?: { readonly reason: string; readonly message: string } | null;
+  } | null;
 }
 
 export async function runStatus(o: { stateDir: string; json: boolean }): Promise<number> {
@@ -154,9 +161,11 @@ export async function runStatus(o: { stateDir: string; json: boolean }): Promise
     return code;
   }
   const audit = daemon?.audit;
-  const nats = audit
-    ? `NATS ${audit.target} ${audit.connected ? 'connected' : 'NOT reachable'}, backlog ${audit.backlog} event(s)`
-    : 'NATS publisher off';
+  const nats = !audit
+    ? 'NATS publisher off'
+    : audit.conflict
+      ? `NATS ${audit.target} publishing STOPPED, backlog ${audit.backlog} event(s): ${audit.conflict.message}`
+      : `NATS ${audit.target} ${audit.connected ? 'connected' : `NOT reachable${audit.lastError ? ` (${audit.lastError})` : ''}`}, backlog ${audit.backlog} event(s)`;
   out(
     `daemon: ${daemon ? `running (pid ${daemon.pid})` : 'NOT REACHABLE (is ledgernet serve running with this --state-dir?)'}\n` +
       `log: ${state.seq} events, ${logBytes} bytes; ${nats}; ${actions.length} change(s) pending\n\n`,

@@ -19,11 +19,14 @@ export interface DefaultPools {
   readonly v6: { readonly range: string; readonly size: number };
 }
 
-/** How to reach NATS. The token and the creds file are secrets: never log them. */
+/** How to reach NATS. Token, password (also inside URLs) and creds are secrets: never log them. */
 export interface NatsConfig {
-  /** One URL or a comma-separated list. */
+  /** One URL or a comma-separated list; each may carry `user:password@` or `token@`. */
   readonly url: string;
   readonly token: string | undefined;
+  /** LEDGERNET_NATS_USER / LEDGERNET_NATS_PASSWORD (an empty value means unset). */
+  readonly user?: string | undefined;
+  readonly password?: string | undefined;
   readonly credsFile: string | undefined;
   readonly tlsCa: string | undefined;
   readonly tlsCert: string | undefined;
@@ -74,9 +77,109 @@ export function parseRetention(v: string): NatsStreamConfig['retention'] {
   throw new DriverError('LN_ERR_BAD_REQUEST', `--nats-retention must be limits, interest or workqueue, got ${v}`);
 }
 
-/** The NATS servers for logs: user and password in URLs are masked. */
+/** One server of a `--nats` list, with its credentials taken out. */
+export interface NatsServer {
+  /** What the client is given: `[scheme://]host[:port]`, no credentials. */
+  readonly server: string;
+  /** For logs: the server with `***@` where the URL had credentials. */
+  readonly masked: string;
+  /** `user:password@` (the password may be empty), or `token@` (no colon). */
+  readonly auth: { readonly user: string; readonly pass: string } | { readonly token: string } | null;
+}
+
+function decode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s; // a bare `%` that is not an escape: taken as written
+  }
+}
+
+/**
+ * Splits `--nats` into servers: a comma-separated list of `[scheme://][userinfo@]host[:port]`.
+ * The userinfo ends at the LAST `@` (a password may hold `@`), the user at its first `:`;
+ * percent escapes are decoded. Errors never quote a secret.
+ */
+export function parseNatsServers(url: string): NatsServer[] {
+  const parts = url.split(',').map((p) => p.trim());
+  return parts.map((part, i) => {
+    const where = parts.length > 1 ? `NATS server ${i + 1} of --nats` : '--nats';
+    const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.exec(part)?.[0] ?? '';
+    const rest = part.slice(scheme.length);
+    const at = rest.lastIndexOf('@');
+    const host = rest.slice(at + 1);
+    const masked = `${scheme}${at >= 0 ? '***@' : ''}${host}`;
+    if (!host || /[\s/@]/.test(host)) {
+      throw new DriverError('LN_ERR_BAD_REQUEST', `${where} must be [nats://][user:password@]host[:port], got ${masked || '(empty)'}`);
+    }
+    if (at < 0) return { server: `${scheme}${host}`, masked, auth: null };
+    const info = rest.slice(0, at);
+    const colon = info.indexOf(':');
+    const auth = colon < 0 ? { token: decode(info) } : { user: decode(info.slice(0, colon)), pass: decode(info.slice(colon + 1)) };
+    return { server: `${scheme}${host}`, masked, auth };
+  });
+}
+
+/** How the client authenticates: at most one way, from the URLs or the settings. */
+export type NatsAuth =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'token'; readonly token: string }
+  | { readonly kind: 'user'; readonly user: string; readonly pass: string }
+  | { readonly kind: 'creds'; readonly file: string };
+
+export interface ResolvedNats {
+  readonly servers: readonly NatsServer[];
+  readonly auth: NatsAuth;
+}
+
+/**
+ * The servers without credentials and the one way to authenticate. Refused: URLs with different
+ * credentials (the client has one set for all servers), credentials in a URL that differ from
+ * the settings, and two ways at once (say a token and a password).
+ */
+export function resolveNats(cfg: NatsConfig): ResolvedNats {
+  const servers = parseNatsServers(cfg.url);
+  const inUrls = servers.filter((s) => s.auth !== null).map((s) => s.auth!);
+  const same = (a: NatsServer['auth'], b: NatsServer['auth']) => JSON.stringify(a) === JSON.stringify(b);
+  if (inUrls.some((a) => !same(a, inUrls[0] ?? null))) {
+    throw new DriverError('LN_ERR_BAD_REQUEST', 'the --nats URLs carry different credentials; the client uses one set for all servers');
+  }
+  const fromUrl = inUrls[0] ?? null;
+  const user = cfg.user || undefined;
+  const password = cfg.password || undefined;
+  const token = cfg.token || undefined;
+  if (password !== undefined && user === undefined) throw new DriverError('LN_ERR_BAD_REQUEST', 'LEDGERNET_NATS_PASSWORD needs LEDGERNET_NATS_USER');
+  const ways: NatsAuth[] = [];
+  if (fromUrl && 'token' in fromUrl) ways.push({ kind: 'token', token: fromUrl.token });
+  if (fromUrl && 'user' in fromUrl) ways.push({ kind: 'user', user: fromUrl.user, pass: fromUrl.pass });
+  if (token !== undefined) ways.push({ kind: 'token', token });
+  if (user !== undefined) ways.push({ kind: 'user', user, pass: password ?? '' });
+  if (cfg.credsFile) ways.push({ kind: 'creds', file: cfg.credsFile });
+  const distinct = ways.filter((w, i) => ways.findIndex((x) => JSON.stringify(x) === JSON.stringify(w)) === i);
+  if (distinct.length > 1) {
+    const kinds = [...new Set(distinct.map((w) => w.kind))];
+    const label = { none: '', token: 'a token', user: 'a user and password', creds: 'a creds file' };
+    throw new DriverError(
+      'LN_ERR_BAD_REQUEST',
+      kinds.length === 1
+        ? `NATS is given two different ${kinds[0] === 'token' ? 'tokens' : 'users or passwords'} (in a URL and in the settings); give one`
+        : `NATS is given ${kinds.map((k) => label[k]).join(' and ')}; give one way to authenticate: credentials in the URL, ` +
+            'a token (--nats-token), a user and password (LEDGERNET_NATS_USER, LEDGERNET_NATS_PASSWORD) or a creds file (--nats-creds)',
+    );
+  }
+  return { servers, auth: distinct[0] ?? { kind: 'none' } };
+}
+
+/** The NATS servers for logs, status and errors: credentials masked, from the parsed URLs. */
 export function describeNats(cfg: NatsConfig): string {
-  const servers = cfg.url.replace(/\/\/[^@/]*@/g, '//***@');
-  const auth = cfg.credsFile ? 'creds' : cfg.token ? 'token' : 'none';
-  return `${servers} (auth ${auth}${cfg.tlsCa || cfg.tlsCert ? ', tls' : ''})`;
+  const { servers, auth } = resolveNats(cfg);
+  const how = auth.kind === 'user' ? `user ${auth.user}` : auth.kind;
+  return `${servers.map((s) => s.masked).join(',')} (auth ${how}${cfg.tlsCa || cfg.tlsCert ? ', tls' : ''})`;
+}
+
+/** A failed NATS connect, said plainly when the server refused the credentials (never quoting them). */
+export function natsConnectError(e: unknown, cfg: NatsConfig): unknown {
+  const msg = e instanceof Error ? e.message : String(e);
+  if (!(e instanceof Error && (e.name === 'AuthorizationError' || /authorization violation/i.test(msg)))) return e;
+  return new Error(`NATS ${describeNats(cfg)} refused the credentials: ${msg}`, { cause: e });
 }

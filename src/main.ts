@@ -6,7 +6,7 @@ import pino, { type Logger } from 'pino';
 import pretty from 'pino-pretty';
 import { DriverError } from './errors.ts';
 import { createControlApp, createPluginApp } from './api/index.ts';
-import { controlSocket, describeNats, type NatsConfig, type ServeConfig } from './config.ts';
+import { controlSocket, describeNats, natsConnectError, resolveNats, type NatsConfig, type ServeConfig } from './config.ts';
 import { acquireLock, NatsPublisher, openStore, Outbox, type EventStore, type StoredEvent } from './events/index.ts';
 import { createKernel, driftNotice, watchLinks } from './kernel/index.ts';
 import type { HostView } from './api/ipam.ts';
@@ -30,16 +30,19 @@ export function createLogger(level: string): Logger {
  * (the daemon); otherwise a reader that fails fast (the audit CLI).
  */
 export async function connectNats(cfg: NatsConfig, o: { name: string; persistent: boolean }): Promise<NatsConnection> {
+  // Credentials go to the client as options, never inside the server URLs it may print.
+  const { servers, auth } = resolveNats(cfg);
   const opts: NodeConnectionOptions = {
-    servers: cfg.url.split(',').map((s) => s.trim()),
+    servers: servers.map((s) => s.server),
     name: o.name,
     timeout: 5_000,
     reconnect: o.persistent,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 1_000,
   };
-  if (cfg.token) opts.token = cfg.token;
-  if (cfg.credsFile) opts.authenticator = credsAuthenticator(await readFile(cfg.credsFile));
+  if (auth.kind === 'token') opts.token = auth.token;
+  if (auth.kind === 'user') Object.assign(opts, { user: auth.user, pass: auth.pass });
+  if (auth.kind === 'creds') opts.authenticator = credsAuthenticator(await readFile(auth.file));
   if (cfg.tlsCa || cfg.tlsCert || cfg.tlsKey) {
     opts.tls = {
       ...(cfg.tlsCa ? { caFile: cfg.tlsCa } : {}),
@@ -47,7 +50,9 @@ export async function connectNats(cfg: NatsConfig, o: { name: string; persistent
       ...(cfg.tlsKey ? { keyFile: cfg.tlsKey } : {}),
     };
   }
-  return connect(opts);
+  return connect(opts).catch((e: unknown) => {
+    throw natsConnectError(e, cfg);
+  });
 }
 
 // The audit publisher runs in the background: nothing here waits for NATS. `replayed` holds the
@@ -67,11 +72,11 @@ async function startPublisher(
     stream: nats.stream,
     describe: describeNats(nats),
   });
-  const outbox = await Outbox.create({ publisher, host: cfg.host, stateDir: cfg.stateDir, log: plog, initial: replayed, headSeq: store.lastSeq });
+  const outbox = await Outbox.create({ publisher, host: cfg.host, stateDir: cfg.stateDir, log: plog, initial: replayed, headSeq: store.lastSeq, headHash: store.state.hash });
   store.onEvents((stored) => outbox.notify(stored));
   outbox.start();
   plog.info({ nats: describeNats(nats), stream: nats.stream }, 'publishing the event log to NATS JetStream');
-  if (metrics) metrics.natsBacklogSource = () => outbox.stats().backlog;
+  if (metrics) metrics.auditSource = () => outbox.stats();
   return outbox;
 }
 
@@ -168,7 +173,7 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
       const server = await serveMetrics(metrics, cfg.metrics, () => {
         metrics.logBytes.set(store.logBytes);
         metrics.logSeq.set(store.lastSeq);
-        metrics.natsBacklog.set(metrics.natsBacklogSource?.() ?? 0);
+        metrics.refreshAudit();
       });
       cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
       log.info({ metrics: `http://${cfg.metrics}/metrics` }, 'serving metrics');

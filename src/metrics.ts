@@ -56,14 +56,30 @@ export class Metrics {
   });
   readonly logBytes = new Gauge({ name: 'ledgernet_log_size_bytes', help: 'Size of the event log', registers: [this.registry] });
   readonly logSeq = new Gauge({ name: 'ledgernet_log_last_seq', help: 'Seq of the last durable event', registers: [this.registry] });
-  readonly natsBacklog = new Gauge({
+  private readonly natsBacklog = new Gauge({
     name: 'ledgernet_nats_backlog_events',
     help: 'Events in the log not yet acknowledged by NATS JetStream (0 when the publisher is off)',
     registers: [this.registry],
   });
 
-  /** Reads the NATS outbox backlog at scrape time (set when the publisher runs). */
-  natsBacklogSource: (() => number) | null = null;
+  private readonly natsStopped = new Gauge({
+    name: 'ledgernet_nats_publishing_stopped',
+    help: '1 while publishing is stopped because the stream holds other events under this host (reason stream_conflict: another event at a seq; stream_ahead: more events than the log); 0 otherwise',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
+  /** Reads the NATS outbox at scrape time (set when the publisher runs). */
+  auditSource: (() => { readonly backlog: number; readonly conflict: { readonly reason: string } | null }) | null = null;
+
+  /** Sets the NATS gauges from auditSource (zero when the publisher is off). */
+  refreshAudit(): void {
+    const a = this.auditSource?.() ?? null;
+    this.natsBacklog.set(a?.backlog ?? 0);
+    this.natsStopped.reset();
+    if (a?.conflict) this.natsStopped.set({ reason: a.conflict.reason }, 1);
+    else this.natsStopped.set(0);
+  }
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'ledgernet_' });

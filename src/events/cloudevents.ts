@@ -26,8 +26,27 @@ export interface LedgernetCloudEvent {
 const TYPE_PREFIX = 'io.ledgernet.';
 const SOURCE_PREFIX = 'ledgernet://';
 
-/** A host name as one NATS subject token: anything but [A-Za-z0-9_-] (dots too) becomes `_`. */
+const encoder = new TextEncoder();
+
+/**
+ * A host name as one NATS subject token, one-to-one: `A-Z a-z 0-9 -` stay, every other byte of
+ * the UTF-8 name (`_` and `.` included) becomes `_` and two lower-case hex digits, so `web.1` is
+ * `web_2e1` and `web_1` is `web_5f1`. The empty name is `_` (no escape is a lone `_`). A name
+ * that is not well-formed UTF-16 (a lone surrogate) has no UTF-8 bytes and is refused.
+ */
 export function hostToken(host: string): string {
+  if (/\p{Cs}/u.test(host)) throw new Error(`the host name ${JSON.stringify(host)} is not valid Unicode (a lone surrogate)`);
+  if (host === '') return '_';
+  let out = '';
+  for (const ch of host) {
+    if (/^[A-Za-z0-9-]$/.test(ch)) out += ch;
+    else for (const b of encoder.encode(ch)) out += `_${b.toString(16).padStart(2, '0')}`;
+  }
+  return out;
+}
+
+/** The token before the escape (every character outside `A-Za-z0-9_-` became `_`; lossy): only to read old streams. */
+export function legacyHostToken(host: string): string {
   return host.replace(/[^A-Za-z0-9_-]/g, '_') || '_';
 }
 
@@ -39,6 +58,11 @@ export function subjectFor(host: string, type: EventType): string {
 /** The subject filter of one host's events, or of every host's with `host` undefined. */
 export function hostFilter(host?: string): string {
   return `ledgernet.${host === undefined ? '*' : hostToken(host)}.events.>`;
+}
+
+/** Whether a message of `host` belongs on `subject`: its subject, or the one before the escape. */
+export function isSubjectOf(subject: string, host: string, type: EventType): boolean {
+  return subject === subjectFor(host, type) || subject === `ledgernet.${legacyHostToken(host)}.events.${type}`;
 }
 
 export function cloudEventType(type: EventType, v: number): string {

@@ -3,13 +3,17 @@
 // wait for it. After any failure it re-reads the stream's last event of this host before
 // publishing again, so an event stored before a lost ack is not stored twice, even when the
 // outage outlasted JetStream's duplicate window (msg-id dedup covers only the window).
+// The cursor moves to the stream's event only when that event has the log's hash at its seq:
+// a stream that holds other events under this host's name (the state dir was reset, or another
+// host publishes under this name) stops publishing, loudly, instead of skipping events.
 import { subjectFor, toCloudEvent } from './cloudevents.ts';
-import { readCursor, writeCursor } from './cursor.ts';
+import { CURSOR_FILE, readCursor, writeCursor } from './cursor.ts';
 import { readLog } from './log.ts';
-import type { EventPublisher } from './publisher.ts';
+import type { EventPublisher, StreamHead } from './publisher.ts';
 import { GENESIS_HASH, type StoredEvent } from './types.ts';
 
 export interface OutboxLog {
+  error(obj: object, msg: string): void;
   info(obj: object, msg: string): void;
   warn(obj: object, msg: string): void;
   debug(obj: object, msg: string): void;
@@ -24,6 +28,8 @@ export interface OutboxOptions {
   readonly initial: readonly StoredEvent[];
   /** Seq of the last durable event at start (default: the last of `initial`). */
   readonly headSeq?: number;
+  /** Hash of that event (the state's `hash`), so a start needs not read the log to check a cursor there. */
+  readonly headHash?: string;
   /** Reads the log again when the in-memory tail lacks the next event (default: readLog). */
   readonly readAll?: () => Promise<readonly StoredEvent[]>;
   readonly retryMinMs?: number;
@@ -32,6 +38,14 @@ export interface OutboxOptions {
   readonly reportEveryMs?: number;
   /** Unpublished events kept in memory; past this the log is re-read (default 10,000). */
   readonly maxTail?: number;
+  /** While stopped by a conflict, how often the stream is looked at again (default 30 s). */
+  readonly recheckMs?: number;
+}
+
+/** Why publishing stopped: the stream holds another event at a seq (`stream_conflict`), or more than the log (`stream_ahead`). */
+export interface OutboxConflict {
+  readonly reason: 'stream_conflict' | 'stream_ahead';
+  readonly message: string;
 }
 
 export interface OutboxStats {
@@ -44,6 +58,8 @@ export interface OutboxStats {
   readonly backlog: number;
   readonly connected: boolean;
   readonly lastError: string | null;
+  /** Set while publishing is stopped because the stream does not match the log. */
+  readonly conflict: OutboxConflict | null;
 }
 
 const BATCH = 256;
@@ -55,8 +71,11 @@ export class Outbox {
   private tail: StoredEvent[];
   private tailComplete: boolean;
   private synced = false;
+  private cursorChecked = false;
   private stopped = false;
   private lastError: string | null = null;
+  private conflict: OutboxConflict | null = null;
+  private recheckAt = 0;
   private wakeUp: (() => void) | null = null;
   private loop: Promise<void> | null = null;
   private reporter: NodeJS.Timeout | null = null;
@@ -108,8 +127,9 @@ export class Outbox {
       cursor: this.cursor,
       head: this.head,
       backlog: Math.max(0, this.head - this.cursor),
-      connected: this.synced && this.lastError === null,
+      connected: (this.synced || this.conflict !== null) && this.lastError === null,
       lastError: this.lastError,
+      conflict: this.conflict,
     };
   }
 
@@ -131,8 +151,18 @@ export class Outbox {
         await this.idle();
         continue;
       }
+      if (this.conflict) {
+        // Stopped: look at the stream again now and then (an operator may have purged it), but
+        // never again after a publish met another event under this host's id (see stopFor).
+        const wait = this.recheckAt - Date.now();
+        if (this.recheckAt === Infinity || wait > 0) {
+          await this.idle(this.recheckAt === Infinity ? undefined : wait);
+          continue;
+        }
+      }
       try {
         if (!this.synced) await this.resync();
+        if (this.conflict) continue;
         const published = await this.drainBatch();
         if (published === 0 && this.cursor < this.head) await this.idle(50);
         if (this.cursor >= this.head && this.lastError !== null) this.recovered();
@@ -147,12 +177,19 @@ export class Outbox {
   }
 
   private async resync(): Promise<void> {
+    if (!this.cursorChecked) await this.checkCursor();
     const streamHead = await this.o.publisher.resume(this.o.host);
     const have = streamHead?.seq ?? 0;
+    const conflict = streamHead && (await this.compare(streamHead));
+    if (conflict) {
+      this.stopFor(conflict, true);
+      return;
+    }
+    if (this.conflict) {
+      this.o.log.info({ cursor: this.cursor }, 'the stream matches the log again; publishing resumes');
+      this.conflict = null;
+    }
     if (streamHead && have > this.cursor) {
-      if (have > this.head) {
-        this.o.log.warn({ streamSeq: have, logSeq: this.head }, 'the stream holds events of this host beyond the log (was the state directory replaced?)');
-      }
       this.o.log.info({ from: this.cursor, to: have }, 'the stream already holds these events (acknowledged before a lost ack or a restart); resuming after them');
       this.cursor = have;
       this.cursorHash = streamHead.hash;
@@ -164,13 +201,76 @@ export class Outbox {
     this.o.log.info({ target: this.o.publisher.describe, cursor: this.cursor, backlog: this.head - this.cursor }, 'publishing events to NATS');
   }
 
+  // A cursor file that is not this log's (a log replaced under it) would skip events: forget it,
+  // and let the stream say where to resume.
+  private async checkCursor(): Promise<void> {
+    if (this.cursor > 0) {
+      if ((await this.logHashAt(this.cursor)) !== this.cursorHash) {
+        this.o.log.warn({ cursor: this.cursor, head: this.head }, `${CURSOR_FILE} does not match the event log (the log was replaced?); ignoring it`);
+        this.cursor = 0;
+        this.cursorHash = GENESIS_HASH;
+        this.tailComplete = false;
+      }
+    }
+    this.cursorChecked = true;
+  }
+
+  /** Null when the stream's event at `theirs.seq` is the log's; else why not. */
+  private async compare(theirs: StreamHead): Promise<OutboxConflict | null> {
+    const { host } = this.o;
+    const stream = this.o.publisher.stream;
+    const why = `the state dir was reset or another host publishes as ${host}; publishing stopped`;
+    if (theirs.seq > this.head) {
+      return {
+        reason: 'stream_ahead',
+        message: `stream ${stream} holds ${host}:${theirs.seq} (hash ${brief(theirs.hash)}) but the log ends at ${host}:${this.head}: ${why}`,
+      };
+    }
+    const ours = theirs.seq === this.cursor ? this.cursorHash : await this.logHashAt(theirs.seq);
+    if (ours === theirs.hash) return null;
+    return {
+      reason: 'stream_conflict',
+      message: `stream ${stream} holds a different event ${host}:${theirs.seq} (hash ${brief(theirs.hash)}) than the log (hash ${brief(ours ?? 'none')}): ${why}`,
+    };
+  }
+
+  // From memory where it can: the start's head, the tail, the events read at start; else the file.
+  private async logHashAt(seq: number): Promise<string | undefined> {
+    if (seq > this.head) return undefined;
+    if (seq === this.o.headSeq && this.o.headHash !== undefined) return this.o.headHash;
+    const near = this.tail.find((e) => e.seq === seq) ?? this.o.initial.find((e) => e.seq === seq);
+    return (near ?? (await this.readAll()).find((e) => e.seq === seq))?.hash;
+  }
+
+  private async readAll(): Promise<readonly StoredEvent[]> {
+    return this.o.readAll ? this.o.readAll() : (await readLog(this.o.stateDir)).events;
+  }
+
+  // `recheck`: the conflict was seen in the stream's last event of this host, so looking again
+  // later shows whether it is gone. A conflict met on publish (the stream held another event
+  // under this event's msg id) lasts until a restart: a publisher that keeps trying would store
+  // its event a second time once the duplicate window has passed.
+  private stopFor(conflict: OutboxConflict, recheck: boolean): void {
+    if (this.conflict?.message !== conflict.message) {
+      this.o.log.error({ reason: conflict.reason, cursor: this.cursor, head: this.head }, conflict.message);
+    }
+    this.conflict = conflict;
+    this.synced = false;
+    this.recheckAt = recheck && this.recheckAt !== Infinity ? Date.now() + (this.o.recheckMs ?? 30_000) : Infinity;
+  }
+
   private async drainBatch(): Promise<number> {
     const batch = await this.next(BATCH);
     let n = 0;
     try {
       for (const ev of batch) {
         if (this.stopped) break;
-        await this.o.publisher.publish(subjectFor(ev.host, ev.type), toCloudEvent(ev));
+        const held = await this.o.publisher.publish(subjectFor(ev.host, ev.type), toCloudEvent(ev));
+        const conflict = held && (await this.compare(held));
+        if (conflict) {
+          this.stopFor(conflict, false);
+          break;
+        }
         this.cursor = ev.seq;
         this.cursorHash = ev.hash;
         n += 1;
@@ -186,10 +286,11 @@ export class Outbox {
 
   // The events after the cursor, in order: from the in-memory tail, else from the log file.
   private async next(n: number): Promise<StoredEvent[]> {
+    if (this.cursor >= this.head) return [];
     const skip = this.tail.findIndex((e) => e.seq > this.cursor);
     this.tail = skip < 0 ? [] : this.tail.slice(skip);
     if (this.tail[0]?.seq !== this.cursor + 1) {
-      const all = await (this.o.readAll ?? (async () => (await readLog(this.o.stateDir)).events))();
+      const all = await this.readAll();
       // The file may hold records written but not yet fsynced: publish only up to the durable
       // head (what the store has announced), or a power loss could leave the stream ahead of the log.
       const rest = all.filter((e) => e.seq > this.cursor && e.seq <= this.head);
@@ -247,3 +348,5 @@ export class Outbox {
     });
   }
 }
+
+const brief = (hash: string) => (hash.length > 16 ? `${hash.slice(0, 16)}…` : hash);

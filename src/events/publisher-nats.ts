@@ -58,6 +58,7 @@ export async function ensureStream(jsm: JetStreamManager, s: StreamSettings): Pr
 
 export class NatsPublisher implements EventPublisher {
   readonly describe: string;
+  readonly stream: string;
   private nc: NatsConnection | null = null;
   private closed = false;
   private readonly o: NatsPublisherOptions;
@@ -65,6 +66,7 @@ export class NatsPublisher implements EventPublisher {
   constructor(o: NatsPublisherOptions) {
     this.o = o;
     this.describe = o.describe;
+    this.stream = o.stream.name;
   }
 
   private async connection(): Promise<NatsConnection> {
@@ -84,25 +86,37 @@ export class NatsPublisher implements EventPublisher {
     const jsm = await jetstreamManager(nc, { timeout: this.o.ackTimeoutMs ?? 5_000 });
     await ensureStream(jsm, this.o.stream);
     // The last message of any of this host's subjects (a wildcard last_by_subj).
-    const last = await jsm.streams.getMessage(this.o.stream.name, { last_by_subj: hostFilter(host) });
-    if (!last) return null;
-    const ce = last.json<Partial<LedgernetCloudEvent>>();
-    if (typeof ce.seq !== 'number' || typeof ce.hash !== 'string') {
-      throw new Error(`the last message on ${last.subject} (stream seq ${last.seq}) is not a ledgernet event`);
-    }
-    return { seq: ce.seq, hash: ce.hash };
+    return this.headOf(jsm, { last_by_subj: hostFilter(host) });
   }
 
-  async publish(subject: string, event: LedgernetCloudEvent): Promise<void> {
+  async publish(subject: string, event: LedgernetCloudEvent): Promise<StreamHead | null> {
     const nc = await this.connection();
     const h = headers();
     h.set('Content-Type', 'application/cloudevents+json');
-    await jetstream(nc).publish(subject, JSON.stringify(event), {
+    const ack = await jetstream(nc).publish(subject, JSON.stringify(event), {
       msgID: event.id,
       headers: h,
       timeout: this.o.ackTimeoutMs ?? 5_000,
       expect: { streamName: this.o.stream.name },
     });
+    if (!ack.duplicate) return null;
+    // The stream already held a message with this id: say which, so the caller compares hashes.
+    const jsm = await jetstreamManager(nc, { timeout: this.o.ackTimeoutMs ?? 5_000 });
+    const held = await this.headOf(jsm, { seq: ack.seq });
+    if (held) return held;
+    // Removed (purged) while its id is still in the duplicate window: this event is not stored,
+    // and will be once the window has passed. A failure, so the outbox retries.
+    throw new Error(`stream ${this.stream} still remembers msg id ${event.id} of a removed message (duplicate window); retrying until the window has passed`);
+  }
+
+  private async headOf(jsm: JetStreamManager, q: { last_by_subj: string } | { seq: number }): Promise<StreamHead | null> {
+    const m = await jsm.streams.getMessage(this.o.stream.name, q);
+    if (!m) return null;
+    const ce = m.json<Partial<LedgernetCloudEvent>>();
+    if (typeof ce.seq !== 'number' || typeof ce.hash !== 'string') {
+      throw new Error(`the message on ${m.subject} (stream seq ${m.seq}) is not a ledgernet event`);
+    }
+    return { seq: ce.seq, hash: ce.hash };
   }
 
   async close(): Promise<void> {

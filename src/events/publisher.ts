@@ -15,10 +15,16 @@ export interface EventPublisher {
    * (null when it holds none). Throws while the far end cannot be reached.
    */
   resume(host: string): Promise<StreamHead | null>;
-  /** Publishes one event on `subject`, msg id = `event.id`; resolves once the stream acknowledged it. */
-  publish(subject: string, event: LedgernetCloudEvent): Promise<void>;
+  /**
+   * Publishes one event on `subject`, msg id = `event.id`; resolves once the stream acknowledged
+   * it: with null when it was stored, or with the message the stream already held under that msg
+   * id (its duplicate window), whose hash the caller must compare.
+   */
+  publish(subject: string, event: LedgernetCloudEvent): Promise<StreamHead | null>;
   /** A short description for logs, without secrets. */
   readonly describe: string;
+  /** The stream's name, for messages. */
+  readonly stream: string;
   close(): Promise<void>;
 }
 
@@ -41,6 +47,7 @@ export class MemoryPublisher implements EventPublisher {
   dedupWindow: number;
   resumes = 0;
   readonly describe = 'memory';
+  readonly stream = 'MEMORY';
 
   constructor(opts: { dedupWindow?: number } = {}) {
     this.dedupWindow = opts.dedupWindow ?? 0;
@@ -54,16 +61,16 @@ export class MemoryPublisher implements EventPublisher {
     return last ? { seq: last.event.seq, hash: last.event.hash } : null;
   }
 
-  async publish(subject: string, event: LedgernetCloudEvent): Promise<void> {
+  async publish(subject: string, event: LedgernetCloudEvent): Promise<StreamHead | null> {
     this.check();
     const recent = this.dedupWindow > 0 ? this.messages.slice(-this.dedupWindow) : [];
-    if (!recent.some((m) => m.msgId === event.id)) {
-      this.messages.push({ streamSeq: this.messages.length + 1, subject, msgId: event.id, event });
-    }
+    const held = recent.find((m) => m.msgId === event.id);
+    if (!held) this.messages.push({ streamSeq: this.messages.length + 1, subject, msgId: event.id, event });
     if (this.loseNextAck) {
       this.loseNextAck = false;
       throw new Error('timeout waiting for the ack (simulated)');
     }
+    return held ? { seq: held.event.seq, hash: held.event.hash } : null;
   }
 
   async close(): Promise<void> {}

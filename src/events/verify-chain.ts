@@ -1,12 +1,13 @@
 // Checks what an observer received from the audit stream, one message at a time: every message
 // is a ledgernet CloudEvent whose content matches its hash, and per host the seqs run 1, 2, 3…
-// with each prevhash linking to the previous event's hash. The first problem is named.
-import { fromCloudEvent } from './cloudevents.ts';
+// with each prevhash linking to the previous event's hash, and each sits on its host's subject
+// (subjectFor, the function the publisher uses). The first problem is named.
+import { fromCloudEvent, isSubjectOf, subjectFor } from './cloudevents.ts';
 import { eventHash } from './hash.ts';
 import { GENESIS_HASH } from './types.ts';
 
 export interface ChainProblem {
-  readonly kind: 'malformed' | 'altered' | 'gap' | 'duplicate' | 'broken-link';
+  readonly kind: 'malformed' | 'altered' | 'gap' | 'duplicate' | 'broken-link' | 'misfiled';
   readonly message: string;
 }
 
@@ -37,11 +38,17 @@ export class ChainVerifier {
     return this.heads.size;
   }
 
-  /** Feeds one received CloudEvent (parsed JSON) found at `where` (e.g. "stream seq 12"). */
-  push(raw: unknown, where: string): ChainProblem | null {
+  /**
+   * Feeds one received CloudEvent (parsed JSON) found at `where` (e.g. "stream seq 12"), with
+   * the NATS subject it was read from when known.
+   */
+  push(raw: unknown, where: string, subject?: string): ChainProblem | null {
     const ev = fromCloudEvent(raw);
     if (typeof ev === 'string') return { kind: 'malformed', message: `${where} is not a ledgernet CloudEvent: ${ev}` };
     const name = `event ${ev.id} (${where})`;
+    if (subject !== undefined && !isSubjectOf(subject, ev.host, ev.type)) {
+      return { kind: 'misfiled', message: `${name} of host ${ev.host} is on subject ${subject}, not ${subjectFor(ev.host, ev.type)}` };
+    }
     if (ev.id !== `${ev.host}:${ev.seq}`) {
       return { kind: 'altered', message: `${name} was altered: its id does not match source and seq (${ev.host}:${ev.seq})` };
     }

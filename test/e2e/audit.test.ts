@@ -4,13 +4,15 @@
 // every event once, in order. `audit --verify` names a forged or removed message. A daemon
 // started with NATS unreachable works, then catches up.
 import assert from 'node:assert/strict';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { connect } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { TEST_IMAGE, cleanupAll, containerIp, docker, track, uniqueName, waitFor } from '../helpers/docker.ts';
-import { ledgernetCli, startDaemon, stopAllDaemons, type DaemonHandle } from '../helpers/daemon.ts';
+import { ledgernetCli, pluginCall, startDaemon, stopAllDaemons, type DaemonHandle } from '../helpers/daemon.ts';
 import { assertNoLeaks, waitNoLeaks } from '../helpers/leaks.ts';
-import { createNatsServer, type NatsServer } from '../helpers/nats.ts';
+import { createNatsServer, freePort, type NatsServer, type NatsServerOptions } from '../helpers/nats.ts';
 
 const servers: NatsServer[] = [];
 const SECRET = 'tok-do-not-log-7f3a9c';
@@ -31,8 +33,8 @@ after(async () => {
   for (const s of servers) await s.stop();
 });
 
-async function nats(started = true): Promise<NatsServer> {
-  const s = await createNatsServer({ started });
+async function nats(started = true, auth: NatsServerOptions = {}): Promise<NatsServer> {
+  const s = await createNatsServer({ started, ...auth });
   servers.push(s);
   return s;
 }
@@ -51,18 +53,22 @@ async function logIds(d: DaemonHandle): Promise<string[]> {
   return r.stdout.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { id: string }).id);
 }
 
-async function audit(server: NatsServer, host: string, ...flags: string[]) {
-  return ledgernetCli(['audit', '--nats', server.url, '--host', host, ...flags]);
+/** A server, or a URL for it (with credentials). */
+type Nats = NatsServer | string;
+const urlOf = (s: Nats) => (typeof s === 'string' ? s : s.url);
+
+async function audit(server: Nats, host: string, ...flags: string[]) {
+  return ledgernetCli(['audit', '--nats', urlOf(server), '--host', host, ...flags]);
 }
 
-async function streamIds(server: NatsServer, host: string): Promise<string[]> {
+async function streamIds(server: Nats, host: string): Promise<string[]> {
   const r = await audit(server, host, '--json');
   assert.equal(r.exitCode, 0, r.stderr);
   return r.stdout.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { id: string }).id);
 }
 
 /** Waits until the stream holds exactly the log's events, once each, in order. */
-async function waitCaughtUp(d: DaemonHandle, server: NatsServer, host: string, timeoutMs = 30_000): Promise<string[]> {
+async function waitCaughtUp(d: DaemonHandle, server: Nats, host: string, timeoutMs = 30_000): Promise<string[]> {
   let last: string[] = [];
   await waitFor(
     async () => {
@@ -76,9 +82,19 @@ async function waitCaughtUp(d: DaemonHandle, server: NatsServer, host: string, t
   return last;
 }
 
-async function auditStats(d: DaemonHandle): Promise<{ backlog: number; connected: boolean }> {
+interface AuditStats {
+  backlog: number;
+  cursor: number;
+  head: number;
+  connected: boolean;
+  target: string;
+  lastError: string | null;
+  conflict: { reason: string; message: string } | null;
+}
+
+async function auditStats(d: DaemonHandle): Promise<AuditStats> {
   const r = await ledgernetCli(['status', '--json', '--state-dir', d.stateDir]);
-  return (JSON.parse(r.stdout) as { daemon: { audit: { backlog: number; connected: boolean } } }).daemon.audit;
+  return (JSON.parse(r.stdout) as { daemon: { audit: AuditStats } }).daemon.audit;
 }
 
 async function timed<T>(what: string, fn: () => Promise<T>, maxMs: number): Promise<T> {
@@ -207,5 +223,180 @@ describe('the audit stream on NATS JetStream', () => {
     await waitNoLeaks();
     await waitCaughtUp(d, late, host2);
     await d.stop();
+  });
+});
+
+// These daemons listen on a socket of their own (no dockerd): IPAM calls make the events (a pool
+// requested and released is two events and no kernel object). One daemon at a time.
+const SOCKET = join(tmpdir(), `ledgernet-audit-${process.pid}.sock`);
+
+function daemonAt(url: string, host: string, o: { extraArgs?: string[]; env?: Record<string, string> } = {}): Promise<DaemonHandle> {
+  return startDaemon({
+    socket: SOCKET,
+    extraArgs: ['--reconcile-interval', '0', '--nats', url, ...(o.extraArgs ?? [])],
+    env: { LEDGERNET_HOST: host, ...o.env },
+  });
+}
+
+/** `pairs` pools requested and released over the plugin socket: 2 × pairs events. */
+async function ipamEvents(d: DaemonHandle, pairs: number): Promise<void> {
+  for (let i = 0; i < pairs; i++) {
+    const body = { AddressSpace: 'ledgernet-local', Pool: `10.231.${90 + i}.0/24`, SubPool: '', Options: {}, V6: false };
+    const r = await pluginCall('IpamDriver.RequestPool', body, d.socket, { timeoutMs: 8_000 });
+    assert.equal(r.status, 200, r.text);
+    const rel = await pluginCall('IpamDriver.ReleasePool', { PoolID: (r.json as { PoolID: string }).PoolID }, d.socket, { timeoutMs: 8_000 });
+    assert.equal(rel.status, 200, rel.text);
+  }
+}
+
+async function scrape(port: number): Promise<string> {
+  const r = await fetch(`http://127.0.0.1:${port}/metrics`);
+  assert.equal(r.status, 200);
+  return r.text();
+}
+
+describe('the audit stream holds only what the log holds', () => {
+  afterEach(async () => {
+    await stopAllDaemons();
+  });
+
+  test('a reset state dir with its host\'s events already in the stream: publishing stops, status, metric and log say why; it resumes once the stream is purged', async () => {
+    const server = await nats();
+    const host = `e2e-reset-${process.pid}`;
+    // A short duplicate window: the purge at the end is followed by a republish of the same ids.
+    const first = await daemonAt(server.url, host, { extraArgs: ['--nats-dup-window', '1s'] });
+    await ipamEvents(first, 3);
+    const before = await waitCaughtUp(first, server, host);
+    assert.ok(before.length >= 6, before.join(' '));
+    await first.stop(); // and its state dir is gone: the reset
+
+    const port = await freePort();
+    const d = await daemonAt(server.url, host, { extraArgs: ['--metrics', `127.0.0.1:${port}`] });
+    await ipamEvents(d, 1);
+    await waitFor(async () => (await auditStats(d)).conflict !== null, { what: 'a conflict in status --json' });
+    const st = await auditStats(d);
+    assert.equal(st.conflict?.reason, 'stream_ahead');
+    const msg = st.conflict?.message ?? '';
+    assert.match(
+      msg,
+      new RegExp(`^stream LEDGERNET holds ${host}:${before.length} \\(hash [0-9a-f]{16}…\\) but the log ends at ${host}:\\d+: the state dir was reset or another host publishes as ${host}; publishing stopped$`),
+    );
+    assert.equal(st.cursor, 0, 'the cursor did not jump to the stream');
+    assert.equal(st.backlog, st.head);
+    const human = await ledgernetCli(['status', '--state-dir', d.stateDir]);
+    assert.ok(human.stdout.includes(`publishing STOPPED, backlog ${st.backlog} event(s): ${msg}`), human.stdout);
+    assert.match(await scrape(port), /^ledgernet_nats_publishing_stopped\{reason="stream_ahead"\} 1$/m);
+    const errorLine = d.logs().split('\n').find((l) => l.includes(msg));
+    assert.ok(errorLine, d.logs());
+    assert.equal((JSON.parse(errorLine) as { level: number }).level, 50, 'logged at error level');
+    assert.deepEqual(await streamIds(server, host), before, 'nothing of the new log was published, nothing skipped');
+
+    // The README's fix: move the old events out of the stream; publishing resumes by itself.
+    const nc = await connect({ servers: server.url });
+    try {
+      await (await jetstreamManager(nc)).streams.purge('LEDGERNET', { filter: `ledgernet.${host}.events.>` });
+    } finally {
+      await nc.close();
+    }
+    await waitCaughtUp(d, server, host, 45_000);
+    assert.equal((await auditStats(d)).conflict, null);
+    assert.match(await scrape(port), /^ledgernet_nats_publishing_stopped 0$/m);
+    assert.equal((await audit(server, host, '--verify')).exitCode, 0);
+  });
+
+  test('hosts web.1 and web_1 publish to one stream: both in full, each on its own subject', async () => {
+    const server = await nats();
+    const logs: Record<string, string[]> = {};
+    for (const host of ['web.1', 'web_1']) {
+      const d = await daemonAt(server.url, host);
+      await ipamEvents(d, 13);
+      logs[host] = await waitCaughtUp(d, server, host);
+      assert.ok((logs[host] ?? []).length >= 26);
+      assert.equal((await auditStats(d)).conflict, null);
+      await d.stop();
+    }
+    for (const host of ['web.1', 'web_1']) {
+      assert.deepEqual(await streamIds(server, host), logs[host]);
+      const v = await audit(server, host, '--verify');
+      assert.equal(v.exitCode, 0, v.stderr);
+      assert.match(v.stdout, new RegExp(`^ok: ${logs[host]?.length} event\\(s\\) from 1 host\\(s\\)`));
+    }
+    const all = await ledgernetCli(['audit', '--nats', server.url, '--verify']);
+    assert.equal(all.exitCode, 0, all.stderr);
+    assert.match(all.stdout, /from 2 host\(s\)/);
+    const nc = await connect({ servers: server.url });
+    try {
+      const jsm = await jetstreamManager(nc);
+      assert.equal((await jsm.streams.getMessage('LEDGERNET', { last_by_subj: 'ledgernet.web_2e1.events.>' }))?.json<{ source: string }>().source, 'ledgernet://web.1');
+      assert.equal((await jsm.streams.getMessage('LEDGERNET', { last_by_subj: 'ledgernet.web_5f1.events.>' }))?.json<{ source: string }>().source, 'ledgernet://web_1');
+    } finally {
+      await nc.close();
+    }
+  });
+});
+
+describe('NATS credentials', () => {
+  const PASS = `pa@ss:w0rd-${process.pid}`;
+  const WRONG = `wr0ng@pw-${process.pid}`;
+  const TOKEN = `tok-${process.pid}-secret`;
+
+  afterEach(async () => {
+    await stopAllDaemons();
+  });
+
+  const noSecrets = (text: string) => {
+    for (const secret of [PASS, WRONG, TOKEN, encodeURIComponent(PASS)]) assert.ok(!text.includes(secret), `a secret is shown:\n${text.slice(-3000)}`);
+  };
+
+  test('user:password@ in the URL (an @ in the password, scheme-less too) authenticates; the password shows nowhere', async () => {
+    const server = await nats(true, { user: 'alice', pass: PASS });
+    const host = `e2e-user-${process.pid}`;
+    const withCreds = `nats://alice:${PASS}@127.0.0.1:${server.port}`;
+    const d = await daemonAt(withCreds, host);
+    await ipamEvents(d, 2);
+    await waitCaughtUp(d, withCreds, host);
+    // The reader takes the same URLs: scheme-less here.
+    const v = await audit(`alice:${PASS}@127.0.0.1:${server.port}`, host, '--verify');
+    assert.equal(v.exitCode, 0, v.stderr);
+    const st = await auditStats(d);
+    assert.equal(st.target, `nats://***@127.0.0.1:${server.port} (auth user alice)`);
+    assert.equal(st.connected, true);
+    const human = await ledgernetCli(['status', '--state-dir', d.stateDir]);
+    noSecrets(human.stdout + JSON.stringify(st));
+    await d.stop();
+    noSecrets(d.logs());
+    assert.match(d.logs(), /publishing the event log to NATS JetStream/);
+  });
+
+  test('wrong credentials: a clear error in log and status, Docker calls unaffected, no secret shown; a token works', async () => {
+    const server = await nats(true, { user: 'alice', pass: PASS });
+    const host = `e2e-wrong-${process.pid}`;
+    // From the settings (the managed plugin's env) this time.
+    const d = await daemonAt(`127.0.0.1:${server.port}`, host, { env: { LEDGERNET_NATS_USER: 'alice', LEDGERNET_NATS_PASSWORD: WRONG } });
+    const t0 = Date.now();
+    await ipamEvents(d, 3);
+    assert.ok(Date.now() - t0 < 8_000, 'IPAM calls wait for nothing');
+    await waitFor(async () => /refused the credentials/.test((await auditStats(d)).lastError ?? ''), { what: 'the error in status', timeoutMs: 15_000 });
+    const st = await auditStats(d);
+    assert.equal(st.lastError, `NATS 127.0.0.1:${server.port} (auth user alice) refused the credentials: Authorization Violation`);
+    assert.equal(st.connected, false);
+    assert.ok(st.backlog >= 6);
+    const human = await ledgernetCli(['status', '--state-dir', d.stateDir]);
+    assert.match(human.stdout, /NOT reachable \(NATS .* refused the credentials: Authorization Violation\)/);
+    assert.ok(d.logs().split('\n').some((l) => l.includes('cannot publish to NATS') && l.includes('refused the credentials')), d.logs());
+    const bad = await audit(`nats://alice:${WRONG}@127.0.0.1:${server.port}`, host);
+    assert.notEqual(bad.exitCode, 0);
+    assert.match(bad.stderr, /refused the credentials/);
+    noSecrets(human.stdout + JSON.stringify(st) + bad.stdout + bad.stderr);
+    await d.stop();
+    noSecrets(d.logs());
+
+    const tokServer = await nats(true, { token: TOKEN });
+    const t = await daemonAt(tokServer.url, host, { env: { LEDGERNET_NATS_TOKEN: TOKEN } });
+    await ipamEvents(t, 1);
+    await waitCaughtUp(t, `nats://${TOKEN}@127.0.0.1:${tokServer.port}`, host);
+    assert.equal((await auditStats(t)).target, `${tokServer.url} (auth token)`);
+    await t.stop();
+    noSecrets(t.logs());
   });
 });

@@ -1,6 +1,7 @@
 // A real nats-server (Debian's) for tests: JetStream on, a free port on 127.0.0.1, a temp store.
 // kill() stops it and keeps the store, start() brings it back on the same port and store,
 // stop() kills it and removes the store. Every server started here is killed when the process exits.
+// With `user` and `pass` (or `token`) it admits only clients that present them.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
@@ -48,8 +49,22 @@ function accepts(port: number): Promise<boolean> {
   });
 }
 
+export interface NatsServerOptions {
+  /** Default true. */
+  readonly started?: boolean;
+  /** Only clients with this user and password get in (`--user`, `--pass`). */
+  readonly user?: string;
+  readonly pass?: string;
+  /** Only clients with this token get in (`--auth`). */
+  readonly token?: string;
+}
+
 /** Makes a server on a free port; started unless `started: false`. */
-export async function createNatsServer(opts: { started?: boolean } = {}): Promise<NatsServer> {
+export async function createNatsServer(opts: NatsServerOptions = {}): Promise<NatsServer> {
+  const auth = [
+    ...(opts.user !== undefined ? ['--user', opts.user, '--pass', opts.pass ?? ''] : []),
+    ...(opts.token !== undefined ? ['--auth', opts.token] : []),
+  ];
   const port = await freePort();
   const storeDir = await mkdtemp(join(tmpdir(), 'ledgernet-nats-'));
   let proc: ChildProcess | null = null;
@@ -61,7 +76,7 @@ export async function createNatsServer(opts: { started?: boolean } = {}): Promis
     logs: () => log,
     async start() {
       if (proc) return;
-      const p = spawn('nats-server', ['-js', '-sd', storeDir, '-a', '127.0.0.1', '-p', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const p = spawn('nats-server', ['-js', '-sd', storeDir, '-a', '127.0.0.1', '-p', String(port), ...auth], { stdio: ['ignore', 'pipe', 'pipe'] });
       proc = p;
       alive.add(p);
       const append = (c: Buffer) => {

@@ -1,15 +1,63 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { describeNats, parseDuration, parseRetention } from '../../src/config.ts';
+import fc from 'fast-check';
+import { describeNats, parseDuration, parseNatsServers, parseRetention, resolveNats, type NatsConfig } from '../../src/config.ts';
 
 describe('NATS config', () => {
-  const base = { url: 'nats://127.0.0.1:4222', token: undefined, credsFile: undefined, tlsCa: undefined, tlsCert: undefined, tlsKey: undefined };
+  const base: NatsConfig = { url: 'nats://127.0.0.1:4222', token: undefined, credsFile: undefined, tlsCa: undefined, tlsCert: undefined, tlsKey: undefined };
 
-  it('describes the servers without secrets', () => {
-    const d = describeNats({ ...base, url: 'nats://alice:s3cret@a:4222,tls://bob:pw@b:4222', token: 'tok-123' });
-    assert.equal(d, 'nats://***@a:4222,tls://***@b:4222 (auth token)');
-    assert.doesNotMatch(d, /s3cret|pw|tok-123/);
+  it('describes the servers without secrets, masked from the parsed URLs', () => {
+    const d = describeNats({ ...base, url: 'nats://alice:s3cret@a:4222,tls://alice:s3cret@b:4222' });
+    assert.equal(d, 'nats://***@a:4222,tls://***@b:4222 (auth user alice)');
+    assert.equal(describeNats({ ...base, url: 'alice:pa@ss@h:4222, h2:4222' }), '***@h:4222,h2:4222 (auth user alice)');
+    assert.equal(describeNats({ ...base, url: 'nats://tok-123@h' }), 'nats://***@h (auth token)');
+    assert.equal(describeNats({ ...base, token: 'tok-123' }), 'nats://127.0.0.1:4222 (auth token)');
     assert.equal(describeNats({ ...base, credsFile: '/etc/x.creds', tlsCa: '/ca.pem' }), 'nats://127.0.0.1:4222 (auth creds, tls)');
+  });
+
+  it('parses a list of URLs: scheme-less, `@` in the password (the last `@` ends it), percent escapes, token@', () => {
+    assert.deepEqual(parseNatsServers('nats://alice:s3cret@a:4222, tls://b:4222 ,c'), [
+      { server: 'nats://a:4222', masked: 'nats://***@a:4222', auth: { user: 'alice', pass: 's3cret' } },
+      { server: 'tls://b:4222', masked: 'tls://b:4222', auth: null },
+      { server: 'c', masked: 'c', auth: null },
+    ]);
+    assert.deepEqual(parseNatsServers('user:pa@ss@host:4222'), [{ server: 'host:4222', masked: '***@host:4222', auth: { user: 'user', pass: 'pa@ss' } }]);
+    assert.deepEqual(parseNatsServers('nats://u:a:b%2Cc%40@h')[0]?.auth, { user: 'u', pass: 'a:b,c@' });
+    assert.deepEqual(parseNatsServers('nats://u:100%@h')[0]?.auth, { user: 'u', pass: '100%' }, 'a bare % is kept');
+    assert.deepEqual(parseNatsServers('nats://u:@h')[0]?.auth, { user: 'u', pass: '' });
+    assert.deepEqual(parseNatsServers('nats://t0ken@h')[0]?.auth, { token: 't0ken' });
+    for (const bad of ['nats://alice:s3cret@', 'alice:s3cret@', '', 'a:1,,b:2', 'nats://u:s3cret@h/x']) {
+      assert.throws(() => parseNatsServers(bad), (e: Error) => /must be \[nats:\/\/\]\[user:password@\]host\[:port\]/.test(e.message) && !e.message.includes('s3cret'), bad);
+    }
+  });
+
+  it('user and password of any characters (a comma as %2C) come back exactly and are never shown (property)', () => {
+    const chars = fc.constantFrom('a', 'Z', '9', '@', ':', '/', ' ', '#', '?', 'é', '%40', '%2C');
+    fc.assert(
+      fc.property(fc.string({ unit: fc.constantFrom('a', 'b', '7', '.', '-', 'é'), minLength: 1 }), fc.string({ unit: chars }), fc.boolean(), (user, pw, scheme) => {
+        const pass = `Pw${pw}`;
+        const enc = pass.replaceAll('%40', '%2540').replaceAll('%2C', '%252C').replaceAll(',', '%2C');
+        const url = `${scheme ? 'nats://' : ''}${user}:${enc}@127.0.0.1:4222,h2:4223`;
+        const r = resolveNats({ ...base, url });
+        assert.deepEqual(r.auth, { kind: 'user', user, pass });
+        assert.deepEqual(r.servers.map((s) => s.server), [`${scheme ? 'nats://' : ''}127.0.0.1:4222`, 'h2:4223']);
+        assert.ok(!describeNats({ ...base, url }).includes(pass));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('takes credentials from the settings, and refuses two ways to authenticate or URLs that disagree', () => {
+    assert.deepEqual(resolveNats({ ...base, user: 'alice', password: 'pw' }).auth, { kind: 'user', user: 'alice', pass: 'pw' });
+    assert.deepEqual(resolveNats({ ...base, user: '', password: '', token: '' }).auth, { kind: 'none' }, 'empty (the plugin\'s unset) is unset');
+    assert.deepEqual(resolveNats({ ...base, url: 'nats://alice:pw@h', user: 'alice', password: 'pw' }).auth, { kind: 'user', user: 'alice', pass: 'pw' });
+    const refuses = (cfg: Partial<NatsConfig>, re: RegExp) =>
+      assert.throws(() => resolveNats({ ...base, ...cfg }), (e: Error) => re.test(e.message) && !/s3cret|tok-1/.test(e.message));
+    refuses({ url: 'nats://alice:s3cret@a,nats://bob:s3cret@b' }, /different credentials/);
+    refuses({ url: 'nats://alice:s3cret@a', token: 'tok-1' }, /given a user and password and a token; give one way/);
+    refuses({ url: 'nats://alice:s3cret@a', password: 'other', user: 'alice' }, /two different users or passwords/);
+    refuses({ token: 'tok-1', credsFile: '/x.creds' }, /a token and a creds file/);
+    refuses({ password: 's3cret' }, /LEDGERNET_NATS_PASSWORD needs LEDGERNET_NATS_USER/);
   });
 
   it('parses durations and retention', () => {

@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import {
   describeEvent,
   fromCloudEvent,
   hostFilter,
+  hostToken,
+  isSubjectOf,
   parseCloudEventType,
   subjectFor,
   toCloudEvent,
@@ -43,7 +46,7 @@ describe('CloudEvents mapping', () => {
     assert.deepEqual(parseCloudEventType('io.ledgernet.endpoint.external.programmed.v1'), { type: 'endpoint.external.programmed', v: 1 });
     assert.equal(parseCloudEventType('io.ledgernet.bogus.made.v1'), null);
     assert.equal(subjectFor('host1', 'endpoint.joined'), 'ledgernet.host1.events.endpoint.joined');
-    assert.equal(subjectFor('ci.example.com', 'network.created'), 'ledgernet.ci_example_com.events.network.created');
+    assert.equal(subjectFor('ci.example.com', 'network.created'), 'ledgernet.ci_2eexample_2ecom.events.network.created');
     assert.equal(hostFilter('h'), 'ledgernet.h.events.>');
     assert.equal(hostFilter(), 'ledgernet.*.events.>');
     const rec = stamp('h', [{ type: 'reconcile.applied', data: { trigger: 'timer', actions: [], failures: [] } }])[0];
@@ -130,5 +133,76 @@ describe('ChainVerifier', () => {
     assert.equal(run(ces().slice(3), new ChainVerifier({ firstSeq: null })), null);
     assert.equal(run(ces().slice(3), new ChainVerifier({ firstSeq: 4 })), null);
     assert.equal(run(['not json'])?.kind, 'malformed');
+  });
+
+  it('names an event on another host\'s subject (the subject the publisher uses, or the one before the escape)', () => {
+    const v = new ChainVerifier();
+    const [e1, e2] = sampleHistory('web_1');
+    assert.equal(v.push(wire(toCloudEvent(e1!)), 'stream seq 1', 'ledgernet.web_5f1.events.network.created'), null);
+    const p = v.push(wire(toCloudEvent(e2!)), 'stream seq 2', 'ledgernet.web_2e1.events.endpoint.created');
+    assert.equal(p?.kind, 'misfiled');
+    assert.equal(p?.message, 'event web_1:2 (stream seq 2) of host web_1 is on subject ledgernet.web_2e1.events.endpoint.created, not ledgernet.web_5f1.events.endpoint.created');
+    const old = new ChainVerifier();
+    assert.equal(old.push(wire(toCloudEvent(sampleHistory('web.1')[0]!)), 'stream seq 1', 'ledgernet.web_1.events.network.created'), null, 'the old lossy subject');
+  });
+});
+
+/** The inverse of hostToken (what docs/events.md tells observers to do), or null for a token it never makes. */
+function hostFromToken(token: string): string | null {
+  if (token === '_') return '';
+  if (!/^(?:[A-Za-z0-9-]|_[0-9a-f]{2})+$/.test(token)) return null;
+  const bytes = token.match(/_[0-9a-f]{2}|[^_]/g)!.map((t) => (t.length === 3 ? parseInt(t.slice(1), 16) : t.charCodeAt(0)));
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(new Uint8Array(bytes));
+  } catch {
+    return null;
+  }
+}
+
+// A NATS subject token: not empty, no `.` (separator), no `*` or `>` (wildcards), no whitespace;
+// the escape keeps to the recommended alphabet.
+const VALID_TOKEN = /^[A-Za-z0-9_-]+$/;
+
+describe('host name → subject token', () => {
+  const hosts = fc.oneof(
+    fc.string({ unit: fc.constantFrom('w', 'e', 'b', '1', '.', '_', '-', '*', '>', ' ', '%', 'é', '😀') }),
+    fc.string({ unit: 'grapheme' }),
+    fc.string({ unit: 'binary-ascii' }),
+  );
+
+  it('keeps names with nothing to escape, escapes `_` and everything outside A-Za-z0-9-', () => {
+    assert.equal(hostToken('host1'), 'host1');
+    assert.equal(hostToken('web-01-EU'), 'web-01-EU');
+    assert.equal(hostToken('web.1'), 'web_2e1');
+    assert.equal(hostToken('web_1'), 'web_5f1');
+    assert.equal(hostToken('a*b>c d'), 'a_2ab_3ec_20d');
+    assert.equal(hostToken('köln'), 'k_c3_b6ln');
+    assert.equal(hostToken(''), '_');
+    assert.throws(() => hostToken('a\ud800'), /not valid Unicode/);
+  });
+
+  it('is one-to-one and always a valid subject token (property)', () => {
+    fc.assert(
+      fc.property(hosts, (h) => {
+        const t = hostToken(h);
+        assert.match(t, VALID_TOKEN);
+        assert.equal(hostFromToken(t), h);
+      }),
+      { numRuns: 5000 },
+    );
+    fc.assert(
+      fc.property(hosts, hosts, (a, b) => {
+        fc.pre(a !== b);
+        assert.notEqual(hostToken(a), hostToken(b));
+      }),
+      { numRuns: 5000 },
+    );
+  });
+
+  it('knows whose subject is whose, in streams written before the escape too', () => {
+    assert.ok(isSubjectOf('ledgernet.web_2e1.events.network.created', 'web.1', 'network.created'));
+    assert.ok(isSubjectOf('ledgernet.web_1.events.network.created', 'web.1', 'network.created'), 'the old subject');
+    assert.ok(!isSubjectOf('ledgernet.web_2e1.events.network.created', 'web_1', 'network.created'));
+    assert.ok(!isSubjectOf('ledgernet.web_2e1.events.network.deleted', 'web.1', 'network.created'));
   });
 });

@@ -5,10 +5,11 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { readCursor } from '../../../src/events/cursor.ts';
 import { Outbox, type OutboxLog } from '../../../src/events/outbox.ts';
+import { toCloudEvent } from '../../../src/events/cloudevents.ts';
 import { MemoryPublisher } from '../../../src/events/publisher.ts';
 import type { StoredEvent } from '../../../src/events/types.ts';
 import { stamp } from '../../helpers/chain.ts';
-import { NET_A } from '../../helpers/events.ts';
+import { NET_A, NET_B } from '../../helpers/events.ts';
 
 let root: string;
 let n = 0;
@@ -19,15 +20,16 @@ after(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-function history(count: number, from?: StoredEvent): StoredEvent[] {
-  const evs = Array.from({ length: count }, () => ({ type: 'network.deleted' as const, data: { networkId: NET_A } }));
-  return stamp('h1', evs, from ? { seq: from.seq, hash: from.hash } : undefined);
+function history(count: number, from?: StoredEvent, o: { host?: string; net?: string } = {}): StoredEvent[] {
+  const evs = Array.from({ length: count }, () => ({ type: 'network.deleted' as const, data: { networkId: o.net ?? NET_A } }));
+  return stamp(o.host ?? 'h1', evs, from ? { seq: from.seq, hash: from.hash } : undefined);
 }
 
-function memLog(): OutboxLog & { lines: string[] } {
+function memLog(): OutboxLog & { lines: string[]; errors: string[] } {
   const lines: string[] = [];
+  const errors: string[] = [];
   const put = (obj: object, msg: string) => lines.push(`${msg} ${JSON.stringify(obj)}`);
-  return { lines, info: put, warn: put, debug: () => undefined };
+  return { lines, errors, info: put, warn: put, error: (_obj, msg) => errors.push(msg), debug: () => undefined };
 }
 
 async function waitUntil(cond: () => boolean, what: string, ms = 3000): Promise<void> {
@@ -38,15 +40,21 @@ async function waitUntil(cond: () => boolean, what: string, ms = 3000): Promise<
   }
 }
 
-async function outbox(pub: MemoryPublisher, initial: StoredEvent[], all: () => StoredEvent[] = () => initial) {
-  const stateDir = join(root, `d${n++}`);
+async function outbox(
+  pub: MemoryPublisher,
+  initial: StoredEvent[],
+  all: () => StoredEvent[] = () => initial,
+  o: { host?: string; stateDir?: string; recheckMs?: number } = {},
+) {
+  const stateDir = o.stateDir ?? join(root, `d${n++}`);
   const { mkdir } = await import('node:fs/promises');
-  await mkdir(stateDir);
+  await mkdir(stateDir, { recursive: true });
   const log = memLog();
   const ob = await Outbox.create({
     publisher: pub,
-    host: 'h1',
+    host: o.host ?? 'h1',
     stateDir,
+    recheckMs: o.recheckMs ?? 30,
     log,
     initial,
     readAll: async () => all(),
@@ -126,5 +134,137 @@ describe('Outbox', () => {
     await waitUntil(() => b.ob.stats().cursor === 5, 'second run');
     await b.ob.stop();
     assert.deepEqual(seqs(pub), [1, 2, 3, 4, 5]);
+  });
+
+  it('a reset state dir (the stream holds more of this host than the log): stops, says why, publishes nothing; resumes once the stream is purged', async () => {
+    const pub = new MemoryPublisher();
+    const old = history(5, undefined, { net: NET_B });
+    const a = await outbox(pub, old);
+    a.ob.start();
+    await waitUntil(() => a.ob.stats().cursor === 5, 'the first life');
+    await a.ob.stop();
+
+    let all = history(3); // the new log: another chain under the same host name
+    const b = await outbox(pub, all, () => all);
+    b.ob.start();
+    await waitUntil(() => b.ob.stats().conflict !== null, 'the conflict');
+    const c = b.ob.stats().conflict!;
+    assert.equal(c.reason, 'stream_ahead');
+    assert.match(c.message, /^stream MEMORY holds h1:5 \(hash [0-9a-f]{16}…\) but the log ends at h1:3: the state dir was reset or another host publishes as h1; publishing stopped$/);
+    assert.deepEqual(b.log.errors, [c.message], 'one error line');
+    assert.equal(b.ob.stats().cursor, 0, 'the cursor did not move to the stream');
+    assert.equal(b.ob.stats().backlog, 3);
+
+    // The log grows past the stream's head: the stream's h1:5 is not the log's h1:5.
+    const more = history(4, all.at(-1));
+    all = [...all, ...more];
+    b.ob.notify(more);
+    await waitUntil(() => b.ob.stats().conflict?.reason === 'stream_conflict', 'the hash conflict');
+    assert.match(b.ob.stats().conflict!.message, new RegExp(`^stream MEMORY holds a different event h1:5 \\(hash ${old[4]!.hash.slice(0, 16)}…\\) than the log \\(hash ${all[4]!.hash.slice(0, 16)}…\\)`));
+    assert.deepEqual(seqs(pub), [1, 2, 3, 4, 5], 'nothing of the new log was published, nothing skipped');
+
+    // The operator moves the old events away: publishing resumes from h1:1 by itself.
+    pub.messages.length = 0;
+    await waitUntil(() => b.ob.stats().conflict === null && b.ob.stats().cursor === 7, 'publishing to resume');
+    await b.ob.stop();
+    assert.deepEqual(pub.messages.map((m) => m.event.hash), all.map((e) => e.hash));
+    assert.ok(b.log.lines.some((l) => l.startsWith('the stream matches the log again')));
+  });
+
+  it('a stream whose last event of this host is the log\'s event at that seq: the cursor moves there', async () => {
+    const pub = new MemoryPublisher();
+    const all = history(6);
+    const a = await outbox(pub, all.slice(0, 4));
+    a.ob.start();
+    await waitUntil(() => a.ob.stats().cursor === 4, 'first life');
+    await a.ob.stop();
+    const b = await outbox(pub, all);
+    b.ob.start();
+    await waitUntil(() => b.ob.stats().cursor === 6, 'second life');
+    await b.ob.stop();
+    assert.deepEqual(seqs(pub), [1, 2, 3, 4, 5, 6]);
+    assert.equal(b.log.errors.length, 0);
+  });
+
+  it('a publish that meets another event under the same msg id stops for good (no retry stores it twice)', async () => {
+    const pub = new MemoryPublisher({ dedupWindow: 100 });
+    const theirs = history(2, undefined, { net: NET_B });
+    const mine = history(3);
+    // Another host publishing as h1 stored h1:2 after our h1:1, but its last message is ours.
+    pub.messages.push({ streamSeq: 1, subject: 'ledgernet.h1.events.network.deleted', msgId: 'h1:2', event: toCloudEvent(theirs[1]!) });
+    pub.messages.push({ streamSeq: 2, subject: 'ledgernet.h1.events.network.deleted', msgId: 'h1:1', event: toCloudEvent(mine[0]!) });
+    const b = await outbox(pub, mine);
+    b.ob.start();
+    await waitUntil(() => b.ob.stats().conflict !== null, 'the conflict');
+    assert.equal(b.ob.stats().conflict!.reason, 'stream_conflict');
+    assert.match(b.ob.stats().conflict!.message, /holds a different event h1:2 /);
+    await new Promise((r) => setTimeout(r, 100)); // several recheck periods
+    assert.equal(b.ob.stats().cursor, 1);
+    assert.equal(pub.messages.length, 2, 'nothing more was stored');
+    assert.equal(b.log.errors.length, 1);
+    await b.ob.stop();
+  });
+
+  it('a cursor file that is not this log\'s is ignored: the stream says where to resume', async () => {
+    const pub = new MemoryPublisher();
+    const other = history(9, undefined, { net: NET_B });
+    const a = await outbox(pub, other);
+    a.ob.start();
+    await waitUntil(() => a.ob.stats().cursor === 9, 'the other log');
+    await a.ob.stop();
+    pub.messages.length = 0; // its events went elsewhere; only its cursor file stays
+    const all = history(4);
+    const b = await outbox(pub, all, () => all, { stateDir: a.stateDir });
+    b.ob.start();
+    await waitUntil(() => b.ob.stats().cursor === 4, 'the log to be published');
+    await b.ob.stop();
+    assert.deepEqual(seqs(pub), [1, 2, 3, 4]);
+    assert.ok(b.log.lines.some((l) => l.startsWith('publish.cursor does not match the event log')));
+  });
+
+  it('a start after a snapshot checks a cursor at the head without reading the log', async () => {
+    const pub = new MemoryPublisher();
+    const all = history(4);
+    const a = await outbox(pub, all);
+    a.ob.start();
+    await waitUntil(() => a.ob.stats().cursor === 4, 'first life');
+    await a.ob.stop();
+    const log = memLog();
+    const b = await Outbox.create({
+      publisher: pub,
+      host: 'h1',
+      stateDir: a.stateDir,
+      log,
+      initial: [], // the snapshot covered every event
+      headSeq: 4,
+      headHash: all[3]!.hash,
+      readAll: async () => {
+        throw new Error('the log was read');
+      },
+    });
+    b.start();
+    await waitUntil(() => log.lines.some((l) => l.startsWith('publishing events to NATS')), 'the resync');
+    await b.stop();
+    assert.equal(b.stats().cursor, 4);
+    assert.equal(b.stats().lastError, null);
+    assert.deepEqual(seqs(pub), [1, 2, 3, 4]);
+  });
+
+  it('hosts web.1 and web_1 publishing to one stream: each is published in full', async () => {
+    const pub = new MemoryPublisher();
+    for (const host of ['web.1', 'web_1']) {
+      const all = history(25, undefined, { host });
+      const o = await outbox(pub, all, () => all, { host });
+      o.ob.start();
+      await waitUntil(() => o.ob.stats().cursor === 25, `${host} to be published`);
+      await o.ob.stop();
+      assert.equal(o.log.errors.length, 0);
+    }
+    const ofHost = (h: string) => pub.messages.filter((m) => m.event.source === `ledgernet://${h}`);
+    assert.equal(ofHost('web.1').length, 25);
+    assert.equal(ofHost('web_1').length, 25);
+    assert.equal(ofHost('web.1')[0]?.subject, 'ledgernet.web_2e1.events.network.deleted');
+    assert.equal(ofHost('web_1')[0]?.subject, 'ledgernet.web_5f1.events.network.deleted');
+    assert.equal(ofHost('web_1')[0]?.msgId, 'web_1:1', 'the msg id keeps the real host name');
   });
 });
