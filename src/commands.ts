@@ -4,7 +4,7 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { callDaemon } from './control-client.ts';
-import { acquireLock, loadState, LOG_FILE, openStore, readLog, releaseCommand, short, type EventStore, type State, type StoredEvent } from './events/index.ts';
+import { acquireHostGuard, acquireLock, loadState, LOG_FILE, openStore, readLog, releaseCommand, short, type EventStore, type State, type StoredEvent } from './events/index.ts';
 import { DriverError } from './errors.ts';
 import { createKernel } from './kernel/index.ts';
 import type { KernelSnapshot } from './kernel/types.ts';
@@ -64,8 +64,11 @@ async function withStore<T>(
   stateDir: string,
   fn: (store: EventStore, reconcile: () => Promise<PassResult>) => Promise<T>,
 ): Promise<T> {
-  const release = await acquireLock(stateDir);
+  const release = await acquireLock(stateDir, { command: 'ledgernet reconcile/release' });
+  let releaseGuard: (() => Promise<void>) | undefined;
   try {
+    // A pass alone would remove another instance's networks as orphans: not while one runs.
+    releaseGuard = await acquireHostGuard({ stateDir, command: 'ledgernet reconcile/release' });
     const { store } = await openStore(stateDir, { host: defaultHost() });
     try {
       const reconciler = new Reconciler({
@@ -89,6 +92,7 @@ async function withStore<T>(
       await store.close();
     }
   } finally {
+    await releaseGuard?.();
     await release();
   }
 }
