@@ -2,9 +2,9 @@
 # `npm run plugin:build [-- OUT]`: builds ledgernet as a managed (v2) Docker plugin directory,
 # OUT (default build/plugin), from local files only: no image pull, no registry.
 #
-#   OUT/config.json   the plugin manifest (network driver, host network, CAP_NET_ADMIN, state mount)
+#   OUT/config.json   the plugin manifest (network driver, host network, CAP_NET_ADMIN, state and host-guard mounts)
 #   OUT/rootfs/       node and its libraries, ip + tc (iproute2), iptables-nft (xtables-nft-multi,
-#                     its symlinks, libraries and extension modules), the built app in /app
+#                     its symlinks, libraries and extension modules), flock, perl, the built app in /app
 #
 # Then, as root:
 #   docker plugin create ledgernet/ledgernet:latest OUT
@@ -27,10 +27,15 @@ readonly NODE_BIN=${LEDGERNET_PLUGIN_NODE:-$(command -v node)}
 readonly IP_BIN=$(command -v ip || true)
 readonly TC_BIN=$(command -v tc || true)
 readonly XTABLES_BIN=$(command -v xtables-nft-multi || true)
+# flock(1) takes the state-dir lock and the host guard; perl reads control.sock's peer (SO_PEERCRED).
+readonly FLOCK_BIN=$(command -v flock || true)
+readonly PERL_BIN=$(command -v perl || true)
 [[ -x "$NODE_BIN" ]] || die "node not found"
 [[ -n "$IP_BIN" ]] || die "ip not found (package iproute2)"
 [[ -n "$TC_BIN" ]] || die "tc not found (package iproute2)"
 [[ -n "$XTABLES_BIN" ]] || die "xtables-nft-multi not found (package iptables)"
+[[ -n "$FLOCK_BIN" ]] || die "flock not found (package util-linux)"
+[[ -n "$PERL_BIN" ]] || die "perl not found (package perl-base)"
 command -v ldd >/dev/null || die "ldd not found"
 
 npm run build --silent
@@ -76,6 +81,8 @@ copy "$NODE_BIN" /usr/bin/node
 copy "$IP_BIN" /usr/sbin/ip
 copy "$TC_BIN" /usr/sbin/tc
 copy "$XTABLES_BIN" /usr/sbin/xtables-nft-multi
+copy "$FLOCK_BIN" /usr/bin/flock
+copy "$PERL_BIN" /usr/bin/perl
 for name in iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore; do
   ln -s xtables-nft-multi "$ROOTFS/usr/sbin/$name"
 done
@@ -88,7 +95,7 @@ XTABLES_MODULES=$(dirname "$(readlink -f "$XTABLES_LIB")")/xtables
 mkdir -p "$ROOTFS$XTABLES_MODULES"
 cp -L --preserve=mode "$XTABLES_MODULES"/*.so "$ROOTFS$XTABLES_MODULES/"
 
-need_libs "$NODE_BIN" "$IP_BIN" "$TC_BIN" "$XTABLES_BIN" "$XTABLES_MODULES"/*.so
+need_libs "$NODE_BIN" "$IP_BIN" "$TC_BIN" "$XTABLES_BIN" "$FLOCK_BIN" "$PERL_BIN" "$XTABLES_MODULES"/*.so
 for lib in "${!LIBS[@]}"; do
   copy "$lib"
 done
@@ -99,7 +106,7 @@ for f in /etc/protocols /etc/services /etc/ethertypes; do
 done
 [[ -d /etc/iproute2 ]] && cp -rL /etc/iproute2 "$ROOTFS/etc/"
 
-mkdir -p "$ROOTFS"/{etc,tmp,proc,sys,dev,run/docker/plugins,var/lib/ledgernet,root}
+mkdir -p "$ROOTFS"/{etc,tmp,proc,sys,dev,run/docker/plugins,run/ledgernet-host,var/lib/ledgernet,root}
 chmod 1777 "$ROOTFS/tmp"
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n' >"$ROOTFS/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' >"$ROOTFS/etc/group"
@@ -130,6 +137,14 @@ cat >"$OUT/config.json" <<'EOF'
       "destination": "/var/lib/ledgernet",
       "options": ["rbind", "rw"],
       "settable": ["source"]
+    },
+    {
+      "name": "host-guard",
+      "description": "the host's /run/docker/plugins, where the host-wide guard (one ledgernet per host) lives; Docker creates it before any plugin starts",
+      "type": "bind",
+      "source": "/run/docker/plugins",
+      "destination": "/run/ledgernet-host",
+      "options": ["rbind", "rw"]
     }
   ],
   "env": [
@@ -142,6 +157,7 @@ cat >"$OUT/config.json" <<'EOF'
     { "name": "LEDGERNET_NATS_PASSWORD", "description": "NATS password of LEDGERNET_NATS_USER", "settable": ["value"], "value": "" },
     { "name": "LEDGERNET_NATS_CREDS", "description": "a NATS .creds file as the plugin sees it, e.g. in the state mount: /var/lib/ledgernet/nats.creds (empty: none)", "settable": ["value"], "value": "" },
     { "name": "LEDGERNET_METRICS", "description": "HOST:PORT for Prometheus metrics (empty: off)", "settable": ["value"], "value": "" },
+    { "name": "LEDGERNET_RUN_DIR", "description": "where the host guard lives (the host-guard mount)", "value": "/run/ledgernet-host" },
     { "name": "PATH", "value": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" }
   ]
 }

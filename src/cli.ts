@@ -146,6 +146,20 @@ function natsServeConfig(values: Values, env: NodeJS.ProcessEnv) {
   return { ...nats, stream };
 }
 
+/**
+ * `ledgernet status | head -1`: once the reader is gone there is nobody to tell; stop at once and
+ * quietly, as Unix tools do, instead of an EPIPE stack trace. Not for `serve`, whose stdout is
+ * its log.
+ */
+function exitQuietlyOnEpipe(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE') throw e;
+      process.exit(process.exitCode ?? 0);
+    });
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
   const [cmd, sub] = positionals;
@@ -153,6 +167,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return cmd || values.help ? 0 : 1;
   }
+  if (cmd !== 'serve') exitQuietlyOnEpipe();
   const env = process.env;
   const stateDir = values['state-dir'] ?? env['LEDGERNET_STATE_DIR'] ?? DEFAULTS.stateDir;
   switch (cmd) {

@@ -4,7 +4,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { callDaemon } from './control-client.ts';
-import { acquireLock, loadState, LOG_FILE, openStore, readLog, readSnapshot, releaseCommand, short, type EventStore, type State, type StoredEvent } from './events/index.ts';
+import { acquireHostGuard, acquireLock, loadState, LOG_FILE, openStore, readLog, readSnapshot, releaseCommand, short, type EventStore, type State, type StoredEvent } from './events/index.ts';
 import type { ScanEnd } from './events/framing.ts';
 import { DriverError } from './errors.ts';
 import { createKernel } from './kernel/index.ts';
@@ -65,8 +65,11 @@ async function withStore<T>(
   stateDir: string,
   fn: (store: EventStore, reconcile: () => Promise<PassResult>) => Promise<T>,
 ): Promise<T> {
-  const release = await acquireLock(stateDir);
+  const release = await acquireLock(stateDir, { command: 'ledgernet reconcile/release' });
+  let releaseGuard: (() => Promise<void>) | undefined;
   try {
+    // A pass alone would remove another instance's networks as orphans: not while one runs.
+    releaseGuard = await acquireHostGuard({ stateDir, command: 'ledgernet reconcile/release' });
     const { store } = await openStore(stateDir, { host: defaultHost() });
     try {
       const reconciler = new Reconciler({
@@ -90,6 +93,7 @@ async function withStore<T>(
       await store.close();
     }
   } finally {
+    await releaseGuard?.();
     await release();
   }
 }

@@ -16,6 +16,7 @@ export const ErrorCodes = {
   LN_ERR_LOG_IO: 'the event log could not be read or written',
   LN_ERR_LOCKED: 'another ledgernet process holds the state directory',
   LN_ERR_SOCKET_IN_USE: 'another process answers on the plugin socket',
+  LN_ERR_HOST_IN_USE: 'another ledgernet instance runs on this host (the host-wide guard)',
   LN_ERR_APPLY: 'the kernel did not reach the desired state',
   LN_ERR_TIMEOUT: 'an operation did not finish in time',
   LN_ERR_DAEMON_UNREACHABLE: 'the ledgernet daemon does not answer on its control socket',

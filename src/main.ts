@@ -1,19 +1,19 @@
 // Composition root of `ledgernet serve`: the only place that creates the logger, the fastify
 // servers and the real kernel, and wires the layers together.
-import { chmod, readFile, unlink } from 'node:fs/promises';
+import { readFile, unlink } from 'node:fs/promises';
 import { connect, credsAuthenticator, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
 import pino, { type Logger } from 'pino';
 import pretty from 'pino-pretty';
 import { DriverError } from './errors.ts';
 import { createControlApp, createPluginApp } from './api/index.ts';
 import { controlSocket, describeNats, natsConnectError, resolveNats, type NatsConfig, type ServeConfig } from './config.ts';
-import { acquireLock, NatsPublisher, openStore, Outbox, type EventStore, type StoredEvent } from './events/index.ts';
+import { acquireHostGuard, acquireLock, NatsPublisher, openStore, Outbox, type EventStore, type StoredEvent } from './events/index.ts';
 import { createKernel, driftNotice, watchLinks } from './kernel/index.ts';
 import type { HostView } from './api/ipam.ts';
 import type { Kernel } from './kernel/index.ts';
 import { Reconciler, describeAction, isOwnedLink } from './reconciler/index.ts';
 import { Metrics, serveMetrics } from './metrics.ts';
-import { prepareSocketPath } from './socket.ts';
+import { controlPeerCheck, listenPrivately, prepareSocketPath } from './socket.ts';
 
 /** JSON lines for machines; human-readable lines when stdout is a terminal. */
 export function createLogger(level: string): Logger {
@@ -88,12 +88,16 @@ export interface Daemon {
 }
 
 export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
-  const release = await acquireLock(cfg.stateDir);
+  const release = await acquireLock(cfg.stateDir, { socket: cfg.socket }, (from) =>
+    log.warn({ stateDir: cfg.stateDir, mode: from.toString(8) }, 'the state directory was open to group or others: tightened to 0700'),
+  );
   const cleanups: (() => Promise<void>)[] = [release];
   const stopAll = async () => {
     for (const c of cleanups.reverse()) await c().catch((e: unknown) => log.error({ err: e }, 'shutdown step failed'));
   };
   try {
+    // One instance per host, whatever its socket or state dir: two remove each other's networks.
+    cleanups.push(await acquireHostGuard({ stateDir: cfg.stateDir, socket: cfg.socket }));
     const metrics = cfg.metrics ? new Metrics() : null;
     const { store, state, events, replayed, fromSnapshotSeq, repaired } = await openStore(
       cfg.stateDir,
@@ -147,8 +151,7 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
       defaultPools: cfg.defaultPools,
     });
     await prepareSocketPath(cfg.socket);
-    await plugin.listen({ path: cfg.socket });
-    await chmod(cfg.socket, 0o660);
+    await listenPrivately(plugin, cfg.socket, 0o660);
     cleanups.push(async () => {
       await plugin.close();
       await unlink(cfg.socket).catch(() => undefined);
@@ -160,10 +163,10 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
       reconciler,
       info: { pid: process.pid, host: cfg.host, socket: cfg.socket, stateDir: cfg.stateDir, startedAt: new Date().toISOString() },
       audit: () => outbox?.stats() ?? null,
+      authorize: controlPeerCheck(ctlPath),
     });
     await prepareSocketPath(ctlPath);
-    await control.listen({ path: ctlPath });
-    await chmod(ctlPath, 0o600);
+    await listenPrivately(control, ctlPath, 0o600);
     cleanups.push(async () => {
       await control.close();
       await unlink(ctlPath).catch(() => undefined);

@@ -1,5 +1,7 @@
 // The operator's door into a running daemon: a unix socket in the state directory (mode 0600),
-// used by `ledgernet reconcile` and `ledgernet status`. Docker never sees it.
+// used by `ledgernet reconcile` and `ledgernet status`. Docker never sees it. Each connection's
+// peer is checked (SO_PEERCRED) before its first request is served.
+import type { Socket } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Command } from '../events/commands.ts';
 import { releaseCommand } from '../events/release.ts';
@@ -19,10 +21,27 @@ export interface ControlDeps {
   readonly info: { readonly pid: number; readonly host: string; readonly socket: string; readonly stateDir: string; readonly startedAt: string };
   /** The NATS publisher's progress (backlog gauge), or null when publishing is off. */
   readonly audit?: () => unknown;
+  /** Null when the peer on this connection may use the socket, else why not. */
+  readonly authorize?: (socket: Socket) => Promise<string | null>;
 }
 
 export function createControlApp(deps: ControlDeps): FastifyInstance {
   const app = Fastify({ logger: false });
+  const authorize = deps.authorize;
+  if (authorize) {
+    const verdicts = new WeakMap<Socket, Promise<string | null>>();
+    app.addHook('onRequest', async (req, reply) => {
+      const socket = req.raw.socket;
+      let verdict = verdicts.get(socket);
+      if (!verdict) {
+        verdict = authorize(socket).catch((e: unknown) => `cannot check who is calling: ${(e as Error).message}`);
+        verdicts.set(socket, verdict);
+      }
+      const refusal = await verdict;
+      if (refusal !== null) return reply.code(403).header('connection', 'close').send({ error: refusal });
+      return undefined;
+    });
+  }
   app.post('/reconcile', async () => {
     const r = await deps.reconciler.requestPass('cli');
     return {

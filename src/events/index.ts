@@ -5,7 +5,7 @@ export { evolve, fold } from './evolve.ts';
 export { EventLog, readLog, scanLog, baseLinesUp, LOG_FILE, LOG_START, type ScanBase, type ScanResult } from './log.ts';
 export { readSnapshot, writeSnapshot, SNAPSHOT_FILE, type Snapshot } from './snapshot.ts';
 export { EventStore, type EventListener, type StoreOptions } from './store.ts';
-export { acquireLock, lockHolder, isAlive } from './lock.ts';
+export { acquireLock, acquireHostGuard, lockHolder, isAlive } from './lock.ts';
 export { canonicalJson, eventHash } from './hash.ts';
 export * from './names.ts';
 export { openStore, loadState } from './open.ts';

@@ -1,62 +1,216 @@
-// The state directory's writer lock. It is an abstract unix socket (Linux) named after the
-// directory: binding it is atomic, and the kernel releases it when the holder dies, however it
-// dies. So there is no stale lock after kill -9 or a reboot, no pid that a new process could
-// reuse, and no race between two processes taking over a stale lock file. The `lock` file only
-// tells humans (and error messages) which pid holds it.
-import { createHash } from 'node:crypto';
-import { mkdir, readFile, realpath, unlink, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:net';
+// Locks the kernel releases when their holder dies, however it dies: flock(2) on a file inside a
+// directory only root (its owner) can enter or write. So no other user can take or block them
+// (they cannot open the file), there is no stale lock after kill -9 or a reboot, and no pid that a
+// new process could reuse.
+//
+// Node has no flock(): the file is opened here and `flock --nonblock 3` (util-linux) runs with
+// that open file as its fd 3. A flock belongs to the open file description, which this process
+// still holds after flock(1) exits, so the lock stays held until this process closes the file or
+// dies. The file is never unlinked (a holder of an unlinked inode and a holder of its new file
+// would both "hold" it); after locking, the holder writes who it is (JSON) into it, for the
+// message that refuses the next one.
+import { spawn } from 'node:child_process';
+import { constants } from 'node:fs';
+import { chmod, mkdir, open, readFile, readlink, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DriverError } from '../errors.ts';
 
 export const LOCK_FILE = 'lock';
+/** The host-wide guard's file, in the guard directory (see hostGuardDir). */
+export const HOST_GUARD_FILE = 'ledgernet-host.lock';
+/**
+ * Where the host-wide guard lives: a root-only directory every instance on the host sees. Docker
+ * creates it before it starts any plugin, and the managed plugin mounts the host's copy.
+ */
+export const DEFAULT_GUARD_DIR = '/run/docker/plugins';
 
-function lockName(realDir: string): string {
-  return `\0ledgernet-lock-${createHash('sha256').update(realDir).digest('hex').slice(0, 40)}`;
+/** Who holds a lock, as the holder wrote it. */
+export interface LockHolder {
+  readonly pid: number;
+  /** The holder's pid namespace (`pid:[inode]`): its pid means nothing in another one. */
+  readonly pidns?: string;
+  readonly stateDir?: string;
+  readonly socket?: string;
+  readonly startedAt?: string;
+  readonly command?: string;
 }
 
-function bind(name: string): Promise<Server | null> {
+export type LockInfo = Omit<LockHolder, 'pid' | 'pidns' | 'startedAt'>;
+
+const CONFLICT = 75;
+
+/** flock -n -x on `fd`: true when taken, false when another open file holds it. */
+function flockNow(fd: number): Promise<boolean> {
   return new Promise((resolve, reject) => {
-    const server = createServer((sock) => sock.destroy());
-    server.once('error', (e: NodeJS.ErrnoException) => (e.code === 'EADDRINUSE' ? resolve(null) : reject(e)));
-    server.listen(name, () => resolve(server));
+    const child = spawn('flock', ['--nonblock', '--exclusive', '--conflict-exit-code', String(CONFLICT), '3'], {
+      stdio: ['ignore', 'ignore', 'pipe', fd],
+    });
+    let stderr = '';
+    child.stderr?.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    child.once('error', (e: NodeJS.ErrnoException) =>
+      reject(e.code === 'ENOENT' ? new Error('flock(1) is not installed (package util-linux)', { cause: e }) : e),
+    );
+    child.once('close', (code) => {
+      if (code === 0) resolve(true);
+      else if (code === CONFLICT) resolve(false);
+      else reject(new Error(`flock exited with ${code}: ${stderr.trim()}`));
+    });
   });
 }
 
-/** Takes the writer lock of `dir` (created if missing); resolves with its release function. */
-export async function acquireLock(dir: string): Promise<() => Promise<void>> {
+/**
+ * Creates `dir` (0700) if missing and makes sure only this user can use it: refuses one another
+ * user owns; an existing one that group or others may enter is tightened to 0700 when `tighten`,
+ * else refused if they may write to it. Returns the mode it had when it was tightened.
+ */
+export async function ensurePrivateDir(dir: string, o: { what: string; tighten: boolean }): Promise<{ tightenedFrom: number } | null> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  const real = await realpath(dir);
-  let server: Server | null;
-  try {
-    server = await bind(lockName(real));
-  } catch (e) {
-    throw new DriverError('LN_ERR_LOG_IO', `cannot take the lock of ${dir}: ${(e as Error).message}`, { cause: e });
-  }
-  if (!server) {
-    const pid = await lockHolder(dir);
+  const st = await stat(dir);
+  const me = process.geteuid?.() ?? 0;
+  if (!st.isDirectory()) throw new DriverError('LN_ERR_LOG_IO', `${o.what} ${dir} is not a directory`);
+  if (st.uid !== me) {
     throw new DriverError(
-      'LN_ERR_LOCKED',
-      `another ledgernet process${pid ? ` (pid ${pid})` : ''} is using the state directory ${dir}; stop it first, or give this one another --state-dir`,
+      'LN_ERR_LOG_IO',
+      `${o.what} ${dir} belongs to uid ${st.uid}, not to this user (uid ${me}): its owner could change what ledgernet reads there; chown it to uid ${me} or choose another directory`,
     );
   }
-  const held = server;
-  held.unref();
-  await writeFile(join(dir, LOCK_FILE), `${process.pid}\n`, { mode: 0o600 });
-  return async () => {
-    if ((await lockHolder(dir)) === process.pid) await unlink(join(dir, LOCK_FILE)).catch(() => undefined);
-    await new Promise<void>((resolve) => held.close(() => resolve()));
-  };
+  const mode = st.mode & 0o777;
+  if ((mode & 0o077) === 0) return null;
+  if (o.tighten) {
+    await chmod(dir, 0o700);
+    return { tightenedFrom: mode };
+  }
+  if ((mode & 0o022) !== 0) {
+    throw new DriverError('LN_ERR_LOG_IO', `${o.what} ${dir} is writable by group or others (mode ${mode.toString(8)}); only its owner may write there`);
+  }
+  return null;
 }
 
-/** The pid the lock file names (informational), or null when there is none. */
-export async function lockHolder(dir: string): Promise<number | null> {
+async function openLockFile(path: string): Promise<FileHandle> {
+  let fh: FileHandle;
   try {
-    const pid = Number.parseInt((await readFile(join(dir, LOCK_FILE), 'utf8')).trim(), 10);
-    return Number.isFinite(pid) && pid > 0 ? pid : null;
+    fh = await open(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+  } catch (e) {
+    throw new DriverError('LN_ERR_LOG_IO', `cannot open the lock file ${path}: ${(e as Error).message}`, { cause: e });
+  }
+  const st = await fh.stat();
+  const me = process.geteuid?.() ?? 0;
+  if (!st.isFile() || st.uid !== me) {
+    await fh.close();
+    throw new DriverError('LN_ERR_LOG_IO', `the lock file ${path} is not a regular file of uid ${me}; remove it`);
+  }
+  if ((st.mode & 0o077) !== 0) await fh.chmod(0o600);
+  return fh;
+}
+
+async function ownPidNamespace(): Promise<string | undefined> {
+  return readlink('/proc/self/ns/pid').catch(() => undefined);
+}
+
+/** The holder the lock file at `path` names, or null when it names none. */
+export async function readHolder(path: string): Promise<LockHolder | null> {
+  const text = await readFile(path, 'utf8').catch(() => '');
+  try {
+    const h = JSON.parse(text) as LockHolder;
+    return Number.isInteger(h.pid) && h.pid > 0 ? h : null;
   } catch {
     return null;
   }
+}
+
+/** "pid 12 (…), state dir D, socket S, started T" for messages. */
+export async function describeHolder(h: LockHolder | null): Promise<string> {
+  if (!h) return 'pid unknown (it has not written its details yet)';
+  const ns = h.pidns && h.pidns !== (await ownPidNamespace()) ? ' in another pid namespace, e.g. a managed Docker plugin' : '';
+  return [
+    `pid ${h.pid}${ns}`,
+    ...(h.stateDir ? [`state dir ${h.stateDir}`] : []),
+    ...(h.socket ? [`socket ${h.socket}`] : []),
+    ...(h.command ? [`running \`${h.command}\``] : []),
+    ...(h.startedAt ? [`started ${h.startedAt}`] : []),
+  ].join(', ');
+}
+
+/**
+ * Takes the flock of the file at `path` (its directory must be private already). Resolves with
+ * the release function, or with null when another process holds it.
+ */
+export async function takeFileLock(path: string, info: LockInfo): Promise<(() => Promise<void>) | null> {
+  const fh = await openLockFile(path);
+  let taken: boolean;
+  try {
+    taken = await flockNow(fh.fd);
+  } catch (e) {
+    await fh.close();
+    throw new DriverError('LN_ERR_LOG_IO', `cannot take the lock ${path}: ${(e as Error).message}`, { cause: e });
+  }
+  if (!taken) {
+    await fh.close();
+    return null;
+  }
+  const pidns = await ownPidNamespace();
+  const holder: LockHolder = { pid: process.pid, ...(pidns ? { pidns } : {}), ...info, startedAt: new Date().toISOString() };
+  const text = `${JSON.stringify(holder)}\n`;
+  await fh.truncate(0);
+  await fh.write(text, 0, 'utf8');
+  let released = false;
+  return async () => {
+    if (released) return;
+    released = true;
+    // Emptied, not unlinked (see the top of this file); closing the file releases the lock.
+    await fh.truncate(0).catch(() => undefined);
+    await fh.close();
+  };
+}
+
+/**
+ * Takes the writer lock of the state directory `dir` (created 0700 if missing). `onTightened`
+ * hears of a state dir that group or others could enter, now 0700.
+ */
+export async function acquireLock(
+  dir: string,
+  info: LockInfo = {},
+  onTightened?: (fromMode: number) => void,
+): Promise<() => Promise<void>> {
+  const tightened = await ensurePrivateDir(dir, { what: 'the state directory', tighten: true });
+  if (tightened) onTightened?.(tightened.tightenedFrom);
+  const path = join(dir, LOCK_FILE);
+  const release = await takeFileLock(path, { stateDir: dir, ...info });
+  if (release) return release;
+  const holder = await readHolder(path);
+  const since = [
+    ...(holder?.socket ? [`it serves ${holder.socket}`] : holder?.command ? [`it runs \`${holder.command}\``] : []),
+    ...(holder?.startedAt ? [`since ${holder.startedAt}`] : []),
+  ].join(' ');
+  throw new DriverError(
+    'LN_ERR_LOCKED',
+    `another ledgernet process${holder ? ` (pid ${holder.pid})` : ''} is using the state directory ${dir}${since ? `; ${since}` : ''}; stop it first, or give this one another --state-dir`,
+  );
+}
+
+/** The guard directory: LEDGERNET_RUN_DIR (tests, the managed plugin's mount) or the default. */
+export function hostGuardDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env['LEDGERNET_RUN_DIR'] || DEFAULT_GUARD_DIR;
+}
+
+/**
+ * Takes the host-wide guard: one ledgernet instance per host, whatever its socket or state dir
+ * (two would remove each other's bridges as orphans). Refuses naming the holder.
+ */
+export async function acquireHostGuard(info: LockInfo, dir: string = hostGuardDir()): Promise<() => Promise<void>> {
+  await ensurePrivateDir(dir, { what: 'the host guard directory', tighten: false });
+  const path = join(dir, HOST_GUARD_FILE);
+  const release = await takeFileLock(path, info);
+  if (release) return release;
+  throw new DriverError(
+    'LN_ERR_HOST_IN_USE',
+    `another ledgernet instance runs on this host (${await describeHolder(await readHolder(path))}); two instances remove each other's networks: stop it first (guard ${path})`,
+  );
+}
+
+/** The pid the state dir's lock file names (informational), or null when there is none. */
+export async function lockHolder(dir: string): Promise<number | null> {
+  return (await readHolder(join(dir, LOCK_FILE)))?.pid ?? null;
 }
 
 export function isAlive(pid: number): boolean {

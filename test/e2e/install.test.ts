@@ -162,7 +162,8 @@ describe('install as a systemd service', () => {
       assert.match(logs, /shutting down/);
       assert.equal(existsSync(PLUGIN_SOCKET), false, 'the plugin socket is removed');
       assert.equal(existsSync(join(stateDir, 'control.sock')), false, 'the control socket is removed');
-      assert.equal(existsSync(join(stateDir, 'lock')), false, 'the state dir lock is released');
+      const free = await execa('flock', ['--nonblock', '--exclusive', join(stateDir, 'lock'), 'true'], { reject: false });
+      assert.equal(free.exitCode, 0, 'the state dir lock is released');
       const verify = await ledgernetCli(['events', 'verify', '--state-dir', stateDir]);
       assert.equal(verify.exitCode, 0, verify.stderr);
       const types = await eventTypes(stateDir);
@@ -205,7 +206,7 @@ describe('install as a managed Docker plugin', () => {
     assert.deepEqual(config.env.find((e) => e.name === 'LEDGERNET_LOG_LEVEL')?.settable, ['value']);
 
     // The rootfs is complete: every program the driver runs starts inside it.
-    for (const cmd of [['/usr/bin/node', '-e', '1'], ['ip', '-V'], ['tc', '-V'], ['iptables-save', '-t', 'filter'], ['/usr/bin/node', '/app/dist/cli.js', '--help']]) {
+    for (const cmd of [['/usr/bin/node', '-e', '1'], ['ip', '-V'], ['tc', '-V'], ['iptables-save', '-t', 'filter'], ['/usr/bin/node', '/app/dist/cli.js', '--help'], ['flock', '-V'], ['perl', '-v']]) {
       const r = await execa('chroot', [rootfs, ...cmd], { reject: false, env: { PATH: SYSTEMD_PATH }, extendEnv: false });
       assert.equal(r.exitCode, 0, `chroot rootfs ${cmd.join(' ')}: ${r.stderr}`);
     }
@@ -218,6 +219,14 @@ describe('install as a managed Docker plugin', () => {
       await docker(['plugin', 'enable', PLUGIN], { check: true, timeoutMs: 60_000 });
       const id = (await docker(['plugin', 'inspect', '-f', '{{.Id}}', PLUGIN], { check: true })).stdout.trim();
       assert.ok(existsSync(`/run/docker/plugins/${id}/ledgernet.sock`), 'the plugin socket is where dockerd looks for it');
+      // The plugin holds the host guard on the host: a second ledgernet there refuses, naming it.
+      const other = await tempDir('ledgernet-second-');
+      const second = await ledgernetCli(['serve', '--state-dir', join(other, 'state'), '--socket', join(other, 'x.sock')]);
+      assert.equal(second.exitCode, 1, second.stderr);
+      assert.match(second.stderr, /another ledgernet instance runs on this host \(pid \d+ in another pid namespace, e\.g\. a managed Docker plugin, state dir \/var\/lib\/ledgernet, socket \/run\/docker\/plugins\/ledgernet\.sock/);
+      // Its control socket (in the state mount) answers root on the host, through the peer check.
+      const st = await ledgernetCli(['status', '--json', '--state-dir', stateDir]);
+      assert.equal(st.exitCode, 0, st.stderr);
 
       // The plugin serves both roles: the network driver and its IPAM.
       const c = await docker(['network', 'create', '--driver', PLUGIN, '--ipam-driver', PLUGIN, '--subnet', '10.231.60.0/24', net]);

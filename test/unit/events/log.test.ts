@@ -138,7 +138,7 @@ describe('state directory lock', () => {
   it('creates a state directory that does not exist yet (a fresh machine)', async () => {
     const dir = join(root, 'fresh', 'nested', 'state');
     const release = await acquireLock(dir);
-    assert.equal((await readFile(join(dir, 'lock'), 'utf8')).trim(), String(process.pid));
+    assert.equal((JSON.parse(await readFile(join(dir, 'lock'), 'utf8')) as { pid: number }).pid, process.pid);
     await release();
   });
 
@@ -154,9 +154,9 @@ describe('state directory lock', () => {
   it('a lock file left by a dead process (kill -9) does not block: the lock died with it', async () => {
     const dir = await freshDir('stale');
     await acquireLock(join(dir)).then((r) => r());
-    await writeFile(join(dir, 'lock'), '999999999\n');
+    await writeFile(join(dir, 'lock'), '{"pid":999999999}\n');
     const release = await acquireLock(dir);
-    assert.equal((await readFile(join(dir, 'lock'), 'utf8')).trim(), String(process.pid));
+    assert.equal((JSON.parse(await readFile(join(dir, 'lock'), 'utf8')) as { pid: number }).pid, process.pid);
     await release();
   });
 
