@@ -110,29 +110,41 @@ async function reconcileAlone(stateDir: string) {
   });
 }
 
-type ObjState = 'converged' | 'pending' | 'drifted' | 'lost';
+type ObjState = 'converged' | 'pending' | 'drifted' | 'lost' | 'conflict';
 
 function objectStates(state: State, actions: readonly Action[]) {
+  const conflicts = actions.filter((a) => a.kind === 'link.conflict');
+  const conflictOf = (match: (a: Action) => boolean) => conflicts.find(match)?.detail ?? null;
   const stateOf = (match: (a: Action) => boolean, lost = false): ObjState => {
     if (lost) return 'lost';
     const mine = actions.filter(match);
     if (mine.length === 0) return 'converged';
+    if (mine.some((a) => a.kind === 'link.conflict')) return 'conflict';
     return mine.some((a) => a.reason === 'drifted') ? 'drifted' : 'pending';
   };
+  const ofNetwork = (networkId: string) => (a: Action) => a.owner.networkId === networkId && a.owner.endpointId === null;
   const networks = Object.values(state.networks).map((n) => ({
     networkId: n.networkId,
     bridge: n.bridge,
     subnets: [...n.ipv4Data, ...n.ipv6Data].map((d) => d.pool),
-    state: stateOf((a) => a.owner.networkId === n.networkId && a.owner.endpointId === null),
+    state: stateOf(ofNetwork(n.networkId)),
+    /** For `conflict`: which link holds the bridge's name, and how to resolve it. */
+    conflict: conflictOf(ofNetwork(n.networkId)),
   }));
-  const endpoints = Object.values(state.endpoints).map((e) => ({
-    endpointId: e.endpointId,
-    networkId: e.networkId,
-    veth: e.veth,
-    address: e.address,
-    joined: e.joined,
-    state: stateOf((a) => a.owner.endpointId === e.endpointId, e.lost),
-  }));
+  const endpoints = Object.values(state.endpoints).map((e) => {
+    const mine = (a: Action) => a.owner.endpointId === e.endpointId;
+    // On a network in conflict an endpoint cannot be set up either.
+    const blocked = (a: Action) => mine(a) || (a.kind === 'link.conflict' && ofNetwork(e.networkId)(a));
+    return {
+      endpointId: e.endpointId,
+      networkId: e.networkId,
+      veth: e.veth,
+      address: e.address,
+      joined: e.joined,
+      state: stateOf(e.lost ? mine : blocked, e.lost),
+      conflict: e.lost ? null : conflictOf(blocked),
+    };
+  });
   return { networks, endpoints };
 }
 
@@ -175,6 +187,7 @@ export async function runStatus(o: { stateDir: string; json: boolean }): Promise
       `log: ${state.seq} events, ${logBytes} bytes; ${nats}; ${actions.length} change(s) pending\n\n`,
   );
   out(table(['NETWORK', 'BRIDGE', 'SUBNETS', 'STATE'], networks.map((n) => [short(n.networkId), n.bridge, n.subnets.join(',') || '-', n.state])));
+  for (const n of networks) if (n.conflict) out(`conflict: ${n.conflict}\n`);
   out('\n');
   out(
     table(
@@ -182,6 +195,9 @@ export async function runStatus(o: { stateDir: string; json: boolean }): Promise
       endpoints.map((e) => [short(e.endpointId), short(e.networkId), e.veth, e.address ?? '-', e.joined ? 'yes' : 'no', e.state]),
     ),
   );
+  // Conflicts of an endpoint's own links (its network's were listed above).
+  const listed = new Set(networks.map((n) => n.conflict));
+  for (const e of endpoints) if (e.conflict && !listed.has(e.conflict)) out(`conflict: ${e.conflict}\n`);
   return code;
 }
 

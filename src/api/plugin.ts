@@ -36,7 +36,11 @@ import {
 
 export interface ApiDeps {
   readonly store: { execute(cmd: Command): Promise<StoredEvent[]>; readonly state: State };
-  readonly reconciler: { requestPass(trigger: string): Promise<PassResult> };
+  readonly reconciler: {
+    requestPass(trigger: string): Promise<PassResult>;
+    /** Why a network cannot be set up (a foreign link holds its bridge name), or null. */
+    conflictOf?(networkId: string): string | null;
+  };
   readonly log: Logger;
   /** How long a Docker call waits for the kernel before it is refused and rolled back. */
   readonly applyTimeoutMs: number;
@@ -159,7 +163,8 @@ function failuresFor(pass: PassResult, networkId: string, endpointId: string | n
   return pass.failures
     .filter((f) => {
       const o = f.action.owner;
-      if (endpointId) return o.endpointId === endpointId;
+      // An endpoint cannot be set up on a network whose bridge name a foreign link holds.
+      if (endpointId) return o.endpointId === endpointId || (f.action.kind === 'link.conflict' && o.networkId === networkId);
       return o.networkId === networkId || (o.networkId === null && o.endpointId === null);
     })
     .map((f) => `${describeAction(f.action)}: ${f.message}`);
@@ -240,8 +245,9 @@ async function join(deps: Ctx, body: Json, method: string): Promise<unknown> {
     throw new DriverError('LN_ERR_UNKNOWN_ENDPOINT', `${method}: endpoint ${short(endpointId)} is not known to ledgernet on network ${short(networkId)}`);
   }
   // SrcName must exist in the host namespace when Docker reads the reply. CreateEndpoint's pass
-  // confirmed it moments ago; otherwise (e.g. after a restart) run a pass to make sure.
-  if (!deps.ready.has(endpointId)) {
+  // confirmed it moments ago; otherwise (e.g. after a restart, or the network is in conflict
+  // since) run a pass to make sure.
+  if (!deps.ready.has(endpointId) || deps.reconciler.conflictOf?.(networkId)) {
     const problems = failuresFor(await converge(deps, method), networkId, endpointId);
     if (problems.length > 0) throw new DriverError('LN_ERR_APPLY', `${method}: veth ${ep.veth} is not ready: ${problems.join('; ')}`);
   }

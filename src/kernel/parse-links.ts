@@ -31,6 +31,7 @@ function toLink(rec: JsonRecord, i: number): Link {
     mtu: requireNumber(rec, 'mtu', WHAT, label),
     up: requireStringArray(rec, 'flags', WHAT, label).includes('UP'),
     alias: optionalString(rec, 'ifalias', WHAT, label),
+    group: readGroup(rec, label),
     mac: optionalString(rec, 'address', WHAT, label),
     // `link` names the peer only when it is in this namespace; across namespaces `ip` prints
     // `link_index` + `link_netnsid` instead, and the index means nothing here.
@@ -43,4 +44,9 @@ function readKind(rec: JsonRecord, label: string): string | null {
   const linkinfo = rec['linkinfo'];
   if (linkinfo === undefined) return null;
   return optionalString(asRecord(linkinfo, WHAT, `${label} linkinfo`), 'info_kind', WHAT, label);
+}
+
+function readGroup(rec: JsonRecord, label: string): string | null {
+  const group = rec['group'];
+  return typeof group === 'number' ? String(group) : optionalString(rec, 'group', WHAT, label);
 }

@@ -13,6 +13,12 @@ export interface Link {
   /** Administratively up (`UP` in flags), not the carrier state. */
   readonly up: boolean;
   readonly alias: string | null;
+  /**
+   * The device group as `ip` prints it: `default` (0), a number, or a name from
+   * /etc/iproute2/group; null when not printed. ledgernet creates links in a group of its own
+   * and moves them back to `default` in the command that sets their alias (see apply.ts).
+   */
+  readonly group: string | null;
   readonly mac: string | null;
   /** For a veth: the peer's name when the peer is in the same namespace, else null. */
   readonly peer: string | null;

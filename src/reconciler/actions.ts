@@ -4,7 +4,28 @@ export interface Owner {
   readonly endpointId: string | null;
 }
 
-export type Reason = 'missing' | 'orphan' | 'drifted' | 'vanished';
+/** `conflict`: the name is held by a link that is not ledgernet's; it is left alone. */
+export type Reason = 'missing' | 'orphan' | 'drifted' | 'vanished' | 'conflict';
+
+/**
+ * The device group links are created in (0x4c4e4554, "LNET"). The kernel ignores an ifalias
+ * given to `ip link add`, so a link gets its alias in the next command; a link of this group
+ * without an alias is one ledgernet created and could not label yet (a crash between the two
+ * commands). Setting the alias moves it back to group `default` in the same netlink message.
+ */
+export const CREATE_GROUP = '1280198004';
+
+/** Links of these names are deleted first (a leftover of ledgernet's own under a name wanted now). */
+interface Replaces {
+  readonly replaces?: readonly string[];
+}
+
+/** What holds a name ledgernet wants: for the plan output and `status`. */
+export interface FoundLink {
+  readonly index: number;
+  readonly kind: string | null;
+  readonly alias: string | null;
+}
 
 interface Base {
   readonly owner: Owner;
@@ -14,8 +35,8 @@ interface Base {
 }
 
 export type Action =
-  | (Base & { readonly kind: 'bridge.create'; readonly name: string; readonly alias: string; readonly mtu: number })
-  | (Base & {
+  | (Base & Replaces & { readonly kind: 'bridge.create'; readonly name: string; readonly alias: string; readonly mtu: number })
+  | (Base & Replaces & {
       readonly kind: 'veth.create';
       readonly name: string;
       readonly peer: string;
@@ -35,13 +56,15 @@ export type Action =
   | (Base & { readonly kind: 'bridge.localnet'; readonly name: string; readonly on: boolean })
   | (Base & { readonly kind: 'qdisc.set'; readonly name: string; readonly rate: number })
   | (Base & { readonly kind: 'qdisc.delete'; readonly name: string })
-  | (Base & { readonly kind: 'ifb.create'; readonly name: string; readonly alias: string })
+  | (Base & Replaces & { readonly kind: 'ifb.create'; readonly name: string; readonly alias: string })
   | (Base & { readonly kind: 'redirect.set'; readonly name: string; readonly to: string; readonly replace: boolean })
   | (Base & { readonly kind: 'redirect.delete'; readonly name: string })
   | (Base & { readonly kind: 'addr.add'; readonly dev: string; readonly cidr: string })
   | (Base & { readonly kind: 'addr.del'; readonly dev: string; readonly cidr: string })
   | (Base & { readonly kind: 'link.delete'; readonly name: string })
   | (Base & { readonly kind: 'endpoint.lost'; readonly name: string })
+  /** Not kernel work: a link that is not ledgernet's holds a name it wants; nothing is done to it. */
+  | (Base & { readonly kind: 'link.conflict'; readonly name: string; readonly role: 'bridge' | 'veth' | 'peer' | 'ifb'; readonly found: FoundLink })
   | (Base & {
       readonly kind: 'chain.write';
       readonly table: string;
@@ -86,6 +109,7 @@ export const KIND_ORDER: readonly ActionKind[] = [
   'chain.delete',
   'link.delete',
   'endpoint.lost',
+  'link.conflict',
 ];
 
 /** The object an action is about, used for sorting and for display. */

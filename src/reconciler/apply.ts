@@ -5,7 +5,7 @@
 // the others; the failing lines are mapped back to their actions. Nothing here retries: the
 // next pass re-observes and plans again, which converges or reports the same failure.
 import type { Kernel } from '../kernel/types.ts';
-import type { Action } from './actions.ts';
+import { CREATE_GROUP, type Action } from './actions.ts';
 
 export interface Failure {
   readonly action: Action;
@@ -17,23 +17,31 @@ export interface ApplyResult {
   readonly failures: readonly Failure[];
 }
 
-/** The `ip -batch` lines for one action (empty for actions that are not link/addr work). */
+/**
+ * The `ip -batch` lines for one action (empty for actions that are not link/addr work).
+ * A link is created in CREATE_GROUP (the kernel ignores an ifalias given to `link add`, and a
+ * crash may come before the next line), and the line that sets its alias moves it back to group
+ * `default`: a link named like ours that has neither is never taken for ours.
+ */
 export function ipLines(a: Action): string[] {
+  const labelled = (name: string, alias: string) => `link set dev ${name} alias ${alias} group default`;
+  const replaced = 'replaces' in a ? (a.replaces ?? []).map((n) => `link del dev ${n}`) : [];
   switch (a.kind) {
     case 'bridge.create':
-      return [`link add name ${a.name} mtu ${a.mtu} type bridge`, `link set dev ${a.name} alias ${a.alias} up`];
+      return [...replaced, `link add name ${a.name} mtu ${a.mtu} group ${CREATE_GROUP} type bridge`, `${labelled(a.name, a.alias)} up`];
     case 'veth.create':
       return [
-        `link add name ${a.name} mtu ${a.mtu} type veth peer name ${a.peer} mtu ${a.mtu}`,
-        `link set dev ${a.peer} alias ${a.peerAlias}`,
-        `link set dev ${a.name} alias ${a.alias} master ${a.master} up`,
+        ...replaced,
+        `link add name ${a.name} mtu ${a.mtu} group ${CREATE_GROUP} type veth peer name ${a.peer} mtu ${a.mtu} group ${CREATE_GROUP}`,
+        labelled(a.peer, a.peerAlias),
+        `${labelled(a.name, a.alias)} master ${a.master} up`,
       ];
     case 'ifb.create':
-      return [`link add name ${a.name} type ifb`, `link set dev ${a.name} alias ${a.alias} up`];
+      return [...replaced, `link add name ${a.name} group ${CREATE_GROUP} type ifb`, `${labelled(a.name, a.alias)} up`];
     case 'link.set': {
       const parts = [`link set dev ${a.name}`];
       if (a.mtu !== undefined) parts.push(`mtu ${a.mtu}`);
-      if (a.alias !== undefined) parts.push(`alias ${a.alias}`);
+      if (a.alias !== undefined) parts.push(`alias ${a.alias} group default`);
       if (a.master !== undefined) parts.push(`master ${a.master}`);
       if (a.up) parts.push('up');
       return [parts.join(' ')];
@@ -127,9 +135,15 @@ function isFirewall(a: Action): boolean {
   return a.kind === 'chain.write' || a.kind === 'chain.delete' || a.kind === 'hook.add' || a.kind === 'hook.delete';
 }
 
-/** Applies a sorted plan. `endpoint.lost` actions are not kernel work and are passed through. */
+/** What a `link.conflict` fails with: its detail says which link, and how to resolve it. */
+export const CONFLICT_MESSAGE = 'left alone: not a link of ledgernet';
+
+/**
+ * Applies a sorted plan. `endpoint.lost` actions are not kernel work and are passed through;
+ * a `link.conflict` is not either, and is reported as a failure until the conflict is resolved.
+ */
 export async function applyActions(actions: readonly Action[], kernel: Kernel): Promise<ApplyResult> {
-  const failures: Failure[] = [];
+  const failures: Failure[] = actions.filter((a) => a.kind === 'link.conflict').map((action) => ({ action, message: CONFLICT_MESSAGE }));
   await runBatch(actions, ipLines, (lines) => kernel.ipBatch(lines), failures);
   await runBatch(actions, tcLines, (lines) => kernel.tcBatch(lines), failures);
   const localnet = actions.filter((a) => a.kind === 'bridge.localnet');
@@ -152,5 +166,5 @@ export async function applyActions(actions: readonly Action[], kernel: Kernel): 
     }
   }
   const failed = new Set(failures.map((f) => f.action));
-  return { applied: actions.filter((a) => !failed.has(a) && a.kind !== 'endpoint.lost'), failures };
+  return { applied: actions.filter((a) => !failed.has(a) && a.kind !== 'endpoint.lost' && a.kind !== 'link.conflict'), failures };
 }

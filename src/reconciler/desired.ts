@@ -37,7 +37,10 @@ export interface DesiredVeth {
 export interface DesiredState {
   readonly bridges: readonly DesiredBridge[];
   readonly veths: readonly DesiredVeth[];
+  /** The chains for every network (`desiredChains(firewall)`). */
   readonly chains: readonly DesiredChain[];
+  /** What the chains are made from: the plan leaves out networks whose bridge name is taken. */
+  readonly firewall: readonly FirewallNetwork[];
 }
 
 /** The kernel objects the folded state asks for. Pure; output sorted by name. */
@@ -86,7 +89,7 @@ export function desiredFromState(state: State): DesiredState {
   }
   veths.sort(byKey((v) => v.name));
   const chains: DesiredChain[] = desiredChains(fw);
-  return { bridges, veths, chains };
+  return { bridges, veths, chains, firewall: fw };
 }
 
 export function byKey<T>(key: (t: T) => string): (a: T, b: T) => number {

@@ -46,6 +46,8 @@ function expectedEchoes(actions: readonly Action[]): Map<string, Set<DriftKind>>
 /** How long after a pass kernel notices are taken as its echo (ip monitor lags a little). */
 const ECHO_MS = 300;
 
+type Conflict = Extract<Action, { kind: 'link.conflict' }>;
+
 interface Waiter {
   readonly trigger: string;
   readonly resolve: (r: PassResult) => void;
@@ -63,6 +65,8 @@ export class Reconciler {
   private timer: NodeJS.Timeout | null = null;
   private passEnded = 0;
   private echoes = new Map<string, Set<DriftKind>>();
+  /** The conflicts the last pass found (a foreign link holding a name we want), by object. */
+  private conflicts = new Map<string, Conflict>();
 
   constructor(deps: ReconcilerDeps) {
     this.deps = deps;
@@ -89,6 +93,31 @@ export class Reconciler {
   isEcho(name: string, kind: DriftKind): boolean {
     if (this.running === null && performance.now() - this.passEnded >= ECHO_MS) return false;
     return this.echoes.get(name)?.has(kind) ?? false;
+  }
+
+  /**
+   * Why network `networkId` cannot be set up, as the last pass found: a link that is not ours
+   * holds its bridge's name. Null when it is not in conflict.
+   */
+  conflictOf(networkId: string): string | null {
+    for (const a of this.conflicts.values()) {
+      if (a.owner.networkId === networkId && a.owner.endpointId === null) return a.detail ?? a.name;
+    }
+    return null;
+  }
+
+  /** A conflict is logged when it appears or changes, and when it is resolved; not on every pass. */
+  private noteConflicts(planned: readonly Action[]): void {
+    const next = new Map(planned.filter((a): a is Conflict => a.kind === 'link.conflict').map((a) => [`${a.name} ${a.owner.networkId} ${a.owner.endpointId}`, a]));
+    for (const [key, a] of next) {
+      if (this.conflicts.get(key)?.detail === a.detail) continue;
+      this.deps.log.warn({ link: a.name, networkId: a.owner.networkId, endpointId: a.owner.endpointId }, `conflict: ${a.detail ?? a.name}`);
+    }
+    for (const [key, a] of this.conflicts) {
+      if (next.has(key)) continue;
+      this.deps.log.info({ link: a.name, networkId: a.owner.networkId, endpointId: a.owner.endpointId }, `conflict resolved: ${a.name} no longer blocks ledgernet`);
+    }
+    this.conflicts = next;
   }
 
   requestPass(trigger: string): Promise<PassResult> {
@@ -133,12 +162,14 @@ export class Reconciler {
     const t0 = performance.now();
     const snapshot = await this.observe();
     const planned = plan(desiredFromState(this.deps.getState()), snapshot);
+    this.noteConflicts(planned);
     if (planned.length > 0) this.echoes = expectedEchoes(planned);
     const { applied, failures } = planned.length > 0 ? await applyActions(planned, this.deps.kernel) : { applied: [], failures: [] };
     const lost = planned.filter((a) => a.kind === 'endpoint.lost');
     if (lost.length > 0) await this.deps.onLost(lost);
     const result: PassResult = { trigger, planned, applied, failures, lost, durationMs: performance.now() - t0 };
-    if (planned.length > 0) {
+    // A pass that only found the conflicts it logged above has nothing more to say.
+    if (planned.some((a) => a.kind !== 'link.conflict')) {
       this.deps.log.info(
         {
           trigger,

@@ -1,34 +1,72 @@
 // Design: plan is a pure diff of desired kernel objects against what `observe` read. It only
-// looks at objects ledgernet owns: links named lnb-/lnv-/lnp- or carrying a `ledgernet:` ifalias,
-// chains named LEDGERNET-*, and rules tagged with a `ledgernet:` comment in built-in chains.
-// Everything else is invisible to it, so it can never touch Docker's or the operator's objects.
+// looks at objects ledgernet owns: links carrying a `ledgernet:` ifalias (or, for a moment after
+// `ip link add`, none yet and ledgernet's creation group), chains named LEDGERNET-*, and rules
+// tagged with a `ledgernet:` comment in built-in chains. Everything else is invisible to it, so
+// it can never touch Docker's or the operator's objects.
+// Why not go by name: a name is no proof. A custom bridge name (ledgernet.bridge) may be taken by
+// the operator's link after the network was created (a WireGuard wg0, a br-lan made at boot),
+// and anyone can create a link called lnb-…; such a link is foreign, reported as a conflict that
+// blocks the network (or endpoint) wanting the name, and left alone: no alias, master, address,
+// route_localnet or firewall rule is ever set for it, and it is never deleted.
 // Why not recreate a joined endpoint's veth: its peer lived in the container's namespace; a new
 // pair would not be in the container, so the endpoint is reported lost instead.
 import type { IptablesTable, KernelSnapshot, Link, Qdisc } from '../kernel/types.ts';
-import { KIND_ORDER, actionKey, type Action, type Owner } from './actions.ts';
+import { short } from '../events/names.ts';
+import { CREATE_GROUP, KIND_ORDER, actionKey, type Action, type Owner } from './actions.ts';
 import type { DesiredBridge, DesiredChain, DesiredHook, DesiredState, DesiredVeth, Table } from './desired.ts';
+import { desiredChains } from './firewall.ts';
 
-const OWNED_PREFIXES = ['lnb-', 'lnv-', 'lnp-', 'lni-'];
+const ALIAS_PREFIX = 'ledgernet:';
 const CHAIN_PREFIX = 'LEDGERNET-';
 const BUILTIN_CHAINS = new Set(['INPUT', 'FORWARD', 'OUTPUT', 'PREROUTING', 'POSTROUTING']);
 
+/** A link ledgernet made: it carries a `ledgernet:` ifalias, or none yet and the creation group. */
 export function isOwnedLink(l: Link): boolean {
-  return OWNED_PREFIXES.some((p) => l.name.startsWith(p)) || (l.alias ?? '').startsWith('ledgernet:');
+  return (l.alias ?? '').startsWith(ALIAS_PREFIX) || isUnlabelled(l);
+}
+
+/** Created by ledgernet, which stopped before the command that sets the alias (a crash). */
+function isUnlabelled(l: Link): boolean {
+  return l.alias === null && l.group === CREATE_GROUP;
+}
+
+/**
+ * Whose is the link that holds a name ledgernet wants for an object with ifalias `alias`:
+ * `ours` (that alias, or unlabelled: the alias is then set), `orphan` (another `ledgernet:`
+ * alias: a leftover of ours, replaced), or `foreign` (anything else: never touched).
+ */
+function claim(link: Link, alias: string): 'ours' | 'orphan' | 'foreign' {
+  if (link.alias === alias || isUnlabelled(link)) return 'ours';
+  return (link.alias ?? '').startsWith(ALIAS_PREFIX) ? 'orphan' : 'foreign';
 }
 
 export function plan(desired: DesiredState, actual: KernelSnapshot): Action[] {
   const links = new Map(actual.links.map((l) => [l.name, l]));
   const actions: Action[] = [];
-  for (const b of desired.bridges) actions.push(...planBridge(b, links.get(b.name), actual));
-  for (const v of desired.veths) {
-    const veth = planVeth(v, links.get(v.name));
-    actions.push(...veth);
-    if (veth.some((a) => a.kind === 'endpoint.lost')) continue;
-    actions.push(...planQdisc(v, v.name, v.ingressRate, links.has(v.name), actual.qdiscs));
-    actions.push(...planEgress(v, links, actual));
+  // Networks whose bridge name a foreign link holds: nothing of theirs goes into the kernel.
+  const blocked = new Set<string>();
+  for (const b of desired.bridges) {
+    const bridge = planBridge(b, links.get(b.name), actual);
+    if (bridge.some((a) => a.kind === 'link.conflict')) blocked.add(b.networkId);
+    actions.push(...bridge);
   }
-  actions.push(...planOrphanLinks(desired, actual.links));
-  actions.push(...planChains(desired.chains, actual));
+  for (const v of desired.veths) {
+    if (blocked.has(v.networkId)) {
+      // No veth is created or enslaved to a link that is not ours; a vanished one is still lost.
+      if (v.joined && !ownedAs(links.get(v.name), v.alias)) actions.push(lostAction(v));
+      continue;
+    }
+    const veth = planVeth(v, links);
+    actions.push(...veth);
+    if (veth.some((a) => a.kind === 'endpoint.lost' || a.kind === 'link.conflict')) continue;
+    const exists = ownedAs(links.get(v.name), v.alias) && !veth.some((a) => a.kind === 'veth.create');
+    actions.push(...planQdisc(v, v.name, v.ingressRate, exists, actual.qdiscs));
+    actions.push(...planEgress(v, exists, links, actual));
+  }
+  const replaced = new Set(actions.flatMap((a) => ('replaces' in a ? (a.replaces ?? []) : [])));
+  actions.push(...planOrphanLinks(desired, actual.links, replaced));
+  const chains = blocked.size === 0 ? desired.chains : desiredChains(desired.firewall.filter((f) => !blocked.has(f.net.networkId)));
+  actions.push(...planChains(chains, actual));
   return sortActions(actions);
 }
 
@@ -37,22 +75,45 @@ export function sortActions(actions: Action[]): Action[] {
   return actions.sort((a, b) => rank(a) - rank(b) || cmp(actionKey(a), actionKey(b)));
 }
 
+function ownedAs(link: Link | undefined, alias: string): boolean {
+  return link !== undefined && claim(link, alias) === 'ours';
+}
+
+/** A foreign link holds a name that `owner` needs: say so, and how to resolve it. */
+function conflictAction(role: 'bridge' | 'veth' | 'peer' | 'ifb', link: Link, owner: Owner): Action {
+  const alias = link.alias === null ? 'no ifalias' : `ifalias ${JSON.stringify(link.alias)}`;
+  const held = `${link.kind ?? 'plain'} link ${link.name} (ifindex ${link.index}, ${alias}) is not ledgernet's and is left alone`;
+  const net = short(owner.networkId ?? '');
+  const detail =
+    role === 'bridge'
+      ? `${held}; network ${net} gets no bridge, addresses or firewall rules until that link is renamed or deleted, or the network is removed (docker network rm ${net})`
+      : `${held}; endpoint ${short(owner.endpointId ?? '')} (network ${net}) cannot be set up until that link is renamed or deleted, or the endpoint is removed`;
+  return { kind: 'link.conflict', name: link.name, role, found: { index: link.index, kind: link.kind, alias: link.alias }, owner, reason: 'conflict', detail };
+}
+
 function planBridge(b: DesiredBridge, link: Link | undefined, actual: KernelSnapshot): Action[] {
   const owner: Owner = { networkId: b.networkId, endpointId: null };
+  const claimed = link ? claim(link, b.alias) : null;
+  if (link && claimed === 'foreign') return [conflictAction('bridge', link, owner)];
+  const live = link && claimed === 'ours' && link.kind === 'bridge' ? link : undefined;
   const out: Action[] = [];
   let have: string[] = [];
-  if (!link || link.kind !== 'bridge') {
-    if (link) out.push({ kind: 'link.delete', name: b.name, owner, reason: 'drifted', detail: `is a ${link.kind ?? 'plain'} link, not a bridge` });
-    out.push({ kind: 'bridge.create', name: b.name, alias: b.alias, mtu: b.mtu, owner, reason: 'missing' });
+  if (!live) {
+    const create = { kind: 'bridge.create', name: b.name, alias: b.alias, mtu: b.mtu, owner } as const;
+    if (!link) out.push({ ...create, reason: 'missing' });
+    else {
+      const detail = claimed === 'orphan' ? `held by a leftover with ifalias ${link.alias ?? ''}` : `is a ${link.kind ?? 'plain'} link, not a bridge`;
+      out.push({ ...create, reason: 'drifted', detail: `${detail}: replaced`, replaces: [link.name] });
+    }
   } else {
-    const set = linkDrift(link, { mtu: b.mtu, alias: b.alias, master: null });
+    const set = linkDrift(live, { mtu: b.mtu, alias: b.alias, master: null });
     if (set) out.push({ kind: 'link.set', name: b.name, owner, ...set });
     have = actual.addrs.filter((a) => a.dev === b.name && a.scope !== 'link').map((a) => a.cidr);
   }
-  const localnet = link?.kind === 'bridge' ? (actual.routeLocalnet[b.name] ?? false) : false;
+  const localnet = live ? (actual.routeLocalnet[b.name] ?? false) : false;
   if (localnet !== b.routeLocalnet) {
     const detail = `route_localnet ${b.routeLocalnet ? 1 : 0} expected, ${localnet ? 1 : 0} found`;
-    out.push({ kind: 'bridge.localnet', name: b.name, on: b.routeLocalnet, owner, reason: link ? 'drifted' : 'missing', ...(link ? { detail } : {}) });
+    out.push({ kind: 'bridge.localnet', name: b.name, on: b.routeLocalnet, owner, reason: live ? 'drifted' : 'missing', ...(live ? { detail } : {}) });
   }
   for (const cidr of b.addrs) {
     if (!have.includes(cidr)) out.push({ kind: 'addr.add', dev: b.name, cidr, owner, reason: 'missing' });
@@ -63,15 +124,35 @@ function planBridge(b: DesiredBridge, link: Link | undefined, actual: KernelSnap
   return out;
 }
 
-function planVeth(v: DesiredVeth, link: Link | undefined): Action[] {
+function lostAction(v: DesiredVeth): Action {
   const owner: Owner = { networkId: v.networkId, endpointId: v.endpointId };
-  if (!link) {
-    if (v.joined) return [{ kind: 'endpoint.lost', name: v.name, owner, reason: 'vanished', detail: 'its container namespace is gone' }];
-    const { name, peer, alias, peerAlias, mtu, master } = v;
-    return [{ kind: 'veth.create', name, peer, alias, peerAlias, mtu, master, owner, reason: 'missing' }];
+  return { kind: 'endpoint.lost', name: v.name, owner, reason: 'vanished', detail: 'its container namespace is gone' };
+}
+
+function planVeth(v: DesiredVeth, links: ReadonlyMap<string, Link>): Action[] {
+  const owner: Owner = { networkId: v.networkId, endpointId: v.endpointId };
+  const link = links.get(v.name);
+  const peer = links.get(v.peer);
+  const claimed = link ? claim(link, v.alias) : null;
+  if (link && claimed === 'foreign') return [conflictAction('veth', link, owner)];
+  if (link && claimed === 'ours') {
+    const set = linkDrift(link, { mtu: v.mtu, alias: v.alias, master: v.master });
+    const out: Action[] = set ? [{ kind: 'link.set', name: v.name, owner, ...set }] : [];
+    // The container end, still here and unlabelled: the crash came between the two commands.
+    if (peer && isUnlabelled(peer)) {
+      out.push({ kind: 'link.set', name: v.peer, alias: v.peerAlias, owner, reason: 'drifted', detail: `alias ${v.peerAlias} expected, none found` });
+    }
+    return out;
   }
-  const set = linkDrift(link, { mtu: v.mtu, alias: v.alias, master: v.master });
-  return set ? [{ kind: 'link.set', name: v.name, owner, ...set }] : [];
+  // Missing, or only a leftover of ours under its name.
+  if (v.joined) return [lostAction(v)];
+  if (peer && claim(peer, v.peerAlias) === 'foreign') return [conflictAction('peer', peer, owner)];
+  // Deleting a veth takes its peer along; a leftover under either name goes first.
+  const replaces = [link?.name, peer && peer.peer !== v.name ? peer.name : undefined].filter((n): n is string => n !== undefined);
+  const { name, peer: peerName, alias, peerAlias, mtu, master } = v;
+  const create = { kind: 'veth.create', name, peer: peerName, alias, peerAlias, mtu, master, owner } as const;
+  if (replaces.length === 0) return [{ ...create, reason: 'missing' }];
+  return [{ ...create, reason: 'drifted', detail: `held by a leftover of ledgernet's: replaced`, replaces }];
 }
 
 /**
@@ -101,17 +182,22 @@ function planQdisc(v: DesiredVeth, dev: string, rate: number | null, exists: boo
 }
 
 /** egress_rate: the veth's ingress redirected to the endpoint's ifb, and a tbf on the ifb. */
-function planEgress(v: DesiredVeth, links: ReadonlyMap<string, Link>, actual: KernelSnapshot): Action[] {
+function planEgress(v: DesiredVeth, veth: boolean, links: ReadonlyMap<string, Link>, actual: KernelSnapshot): Action[] {
   const owner: Owner = { networkId: v.networkId, endpointId: v.endpointId };
-  const veth = links.has(v.name);
   const ingress = veth && actual.qdiscs.some((q) => q.dev === v.name && q.kind === 'ingress');
   if (v.ifb === null || v.egressRate === null) {
     return ingress ? [{ kind: 'redirect.delete', name: v.name, owner, reason: 'orphan', detail: 'no egress_rate wanted' }] : [];
   }
   const out: Action[] = [];
-  const ifb = links.get(v.ifb.name);
-  if (!ifb) out.push({ kind: 'ifb.create', name: v.ifb.name, alias: v.ifb.alias, owner, reason: 'missing' });
-  else {
+  const found = links.get(v.ifb.name);
+  const claimed = found ? claim(found, v.ifb.alias) : null;
+  // Nothing is redirected to a link that is not ours.
+  if (found && claimed === 'foreign') return [conflictAction('ifb', found, owner)];
+  const ifb = claimed === 'ours' ? found : undefined;
+  if (!ifb) {
+    const create = { kind: 'ifb.create', name: v.ifb.name, alias: v.ifb.alias, owner } as const;
+    out.push(found ? { ...create, reason: 'drifted', detail: `held by a leftover of ledgernet's: replaced`, replaces: [found.name] } : { ...create, reason: 'missing' });
+  } else {
     const set = linkDrift(ifb, { mtu: ifb.mtu, alias: v.ifb.alias, master: null });
     if (set) out.push({ kind: 'link.set', name: ifb.name, owner, ...set });
   }
@@ -150,17 +236,27 @@ function linkDrift(link: Link, want: { mtu: number; alias: string; master: strin
   return set;
 }
 
-function planOrphanLinks(desired: DesiredState, links: readonly Link[]): Action[] {
-  const wanted = new Set<string>([
-    ...desired.bridges.map((b) => b.name),
-    ...desired.veths.flatMap((v) => [v.name, v.peer, ...(v.ifb ? [v.ifb.name] : [])]),
+function planOrphanLinks(desired: DesiredState, links: readonly Link[], replaced: ReadonlySet<string>): Action[] {
+  // Each wanted name with the alias its link must carry.
+  const wanted = new Map<string, string>([
+    ...desired.bridges.map((b): [string, string] => [b.name, b.alias]),
+    ...desired.veths.flatMap((v): [string, string][] => [
+      [v.name, v.alias],
+      [v.peer, v.peerAlias],
+      ...(v.ifb ? [[v.ifb.name, v.ifb.alias] as [string, string]] : []),
+    ]),
   ]);
-  const orphans = links.filter((l) => isOwnedLink(l) && !wanted.has(l.name));
+  // Ours and not wanted where it is; a foreign link is never an orphan, whatever its name.
+  const isOrphan = (l: Link) => {
+    const want = wanted.get(l.name);
+    return isOwnedLink(l) && !(want !== undefined && claim(l, want) === 'ours') && !replaced.has(l.name);
+  };
+  const orphans = links.filter(isOrphan);
   const doomed = new Set(orphans.map((l) => l.name));
   const out: Action[] = [];
   for (const l of orphans) {
     // Deleting one end of a veth removes the other; only delete the pair once.
-    if (l.peer && doomed.has(l.peer) && l.peer < l.name) continue;
+    if (l.peer && ((doomed.has(l.peer) && l.peer < l.name) || replaced.has(l.peer))) continue;
     out.push({ kind: 'link.delete', name: l.name, owner: ownerFromAlias(l.alias), reason: 'orphan' });
   }
   return out;

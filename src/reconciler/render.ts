@@ -1,17 +1,21 @@
 // `ledgernet reconcile --dry-run` output: reads like a plan. Actions are grouped by network,
 // then by endpoint within it; each line is `+` (create), `-` (remove) or `~` (change) with the
-// object and why (missing, orphan, drifted: expected vs found, vanished). Colour only when asked
-// (the CLI asks on a terminal).
+// object and why (missing, orphan, drifted: expected vs found, vanished), or `!` for a conflict
+// (a link that is not ledgernet's holds a name it wants: left alone, and what to do about it).
+// Colour only when asked (the CLI asks on a terminal).
 import { actionKey, type Action } from './actions.ts';
 
 export interface RenderOptions {
   readonly color?: boolean;
 }
 
-const COLORS = { '+': '\u001b[32m', '-': '\u001b[31m', '~': '\u001b[33m' } as const;
+type Op = '+' | '-' | '~' | '!';
+
+const COLORS = { '+': '\u001b[32m', '-': '\u001b[31m', '~': '\u001b[33m', '!': '\u001b[35m' } as const;
 const RESET = '\u001b[0m';
 
-export function symbol(a: Action): '+' | '-' | '~' {
+export function symbol(a: Action): Op {
+  if (a.kind === 'link.conflict') return '!';
   if (a.kind.endsWith('.delete') || a.kind === 'addr.del' || a.kind === 'endpoint.lost') return '-';
   if (a.kind === 'link.set' || a.kind === 'bridge.localnet' || a.reason === 'drifted') return '~';
   return '+';
@@ -23,7 +27,7 @@ function why(a: Action): string {
 
 function line(a: Action, indent: string, color: boolean): string {
   const s = symbol(a);
-  const paint = (t: string, sym: '+' | '-' | '~') => (color ? `${COLORS[sym]}${t}${RESET}` : t);
+  const paint = (t: string, sym: Op) => (color ? `${COLORS[sym]}${t}${RESET}` : t);
   const lines = [paint(`${indent}${s} ${a.kind} ${actionKey(a)} (${why(a)})`, s)];
   // The rules themselves, so the effect of each option (and each hand edit) is visible.
   if (a.kind === 'chain.write') {
@@ -66,8 +70,9 @@ export function renderPlan(actions: readonly Action[], opts: RenderOptions = {})
     for (const a of shared) out.push(line(a, '  ', color));
   }
   const count = (s: string) => actions.filter((a) => symbol(a) === s).length;
+  const conflicts = count('!') === 0 ? '' : `, ${count('!')} conflict${count('!') === 1 ? '' : 's'} left alone`;
   out.push(
-    `plan: ${count('+')} to add, ${count('~')} to change, ${count('-')} to remove (${actions.length} action${actions.length === 1 ? '' : 's'})`,
+    `plan: ${count('+')} to add, ${count('~')} to change, ${count('-')} to remove${conflicts} (${actions.length} action${actions.length === 1 ? '' : 's'})`,
   );
   return `${out.join('\n')}\n`;
 }
@@ -78,8 +83,8 @@ export const PLAN_SCHEMA_VERSION = 1;
 export interface PlanJson {
   readonly schema: number;
   readonly changes: number;
-  readonly summary: { readonly add: number; readonly change: number; readonly remove: number };
-  readonly actions: readonly (Action & { readonly op: '+' | '-' | '~'; readonly object: string })[];
+  readonly summary: { readonly add: number; readonly change: number; readonly remove: number; readonly conflict: number };
+  readonly actions: readonly (Action & { readonly op: Op; readonly object: string })[];
 }
 
 /** The stable JSON form of a plan (`--json`), documented in docs/plan-json.md. */
@@ -92,6 +97,7 @@ export function planJson(actions: readonly Action[]): PlanJson {
       add: list.filter((a) => a.op === '+').length,
       change: list.filter((a) => a.op === '~').length,
       remove: list.filter((a) => a.op === '-').length,
+      conflict: list.filter((a) => a.op === '!').length,
     },
     actions: list,
   };

@@ -50,6 +50,7 @@ export class FakeKernel implements Kernel {
       mtu: 1500,
       up: true,
       alias: null,
+      group: 'default',
       mac: null,
       peer: null,
       peerInOtherNetns: false,
@@ -116,10 +117,12 @@ export class FakeKernel implements Kernel {
       if (this.links.has(name)) return 'RTNETLINK answers: File exists';
       const mtu = w.includes('mtu') ? Number(arg('mtu')) : 1500;
       const type = arg('type');
-      this.addLink({ name, kind: type, mtu, up: false });
+      // Like the kernel: `group` is applied on creation, `alias` is parsed but ignored.
+      const group = w.includes('group') ? arg('group') : 'default';
+      this.addLink({ name, kind: type, mtu, up: false, group });
       if (type === 'veth') {
         const peer = arg('peer') === 'name' ? w[w.indexOf('peer') + 2] ?? '' : '';
-        this.addLink({ name: peer, kind: 'veth', mtu, up: false, peer: name });
+        this.addLink({ name: peer, kind: 'veth', mtu, up: false, peer: name, group });
         this.links.get(name)!.peer = peer;
       }
       return null;
@@ -133,6 +136,7 @@ export class FakeKernel implements Kernel {
       }
       if (w.includes('mtu')) l.mtu = Number(arg('mtu'));
       if (w.includes('alias')) l.alias = arg('alias');
+      if (w.includes('group')) l.group = arg('group');
       if (w.includes('up')) l.up = true;
       return null;
     }

@@ -77,7 +77,7 @@ describe('firewall rules round-trip through iptables-restore and iptables-save',
     await execa('ip', ['netns', 'del', netns], { reject: false });
   });
 
-  const chainsOnly = (d: DesiredState): DesiredState => ({ bridges: [], veths: [], chains: d.chains });
+  const chainsOnly = (d: DesiredState): DesiredState => ({ bridges: [], veths: [], chains: d.chains, firewall: d.firewall });
 
   it('writes every shape, then plans nothing: each rule reads back exactly as written', async () => {
     const before = foreign(await save());

@@ -65,6 +65,7 @@ describe('kernel in a throwaway network namespace', { skip }, () => {
       mtu: 1450,
       up: true,
       alias: NET_ALIAS,
+      group: 'default',
       mac: '02:42:0a:e7:09:01',
       peer: null,
       peerInOtherNetns: false,

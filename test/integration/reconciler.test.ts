@@ -198,6 +198,9 @@ describe('reconciler against a real kernel in a throwaway namespace', { skip }, 
     await ip('link', 'set', BR_B, 'down');
     await iptables('-D', 'FORWARD', '-m', 'comment', '--comment', 'ledgernet:hook', '-j', 'LEDGERNET-FORWARD');
     await ip('link', 'add', 'lnb-zzzz', 'type', 'bridge');
+    await ip('link', 'set', 'lnb-zzzz', 'alias', `ledgernet:network:${'f'.repeat(64)}`);
+    // Named like ours, without our alias: someone else's, left alone.
+    await ip('link', 'add', 'lnb-yyyy', 'type', 'bridge');
 
     const drift = await planFor(STATE);
     assert.deepEqual(summary(drift), [
@@ -231,6 +234,8 @@ describe('reconciler against a real kernel in a throwaway namespace', { skip }, 
     assert.equal(all.get(VETH_1)?.master, BR_A);
     assert.ok(all.get(BR_B)?.flags.includes('UP'));
     assert.equal(all.has('lnb-zzzz'), false);
+    assert.equal(all.get('lnb-yyyy')?.ifalias, undefined);
+    await ip('link', 'del', 'lnb-yyyy');
     assert.deepEqual(
       (await filterTable()).filter((l) => l.startsWith('-A FORWARD ') && l.includes('ledgernet:')),
       [HOOK],

@@ -381,3 +381,64 @@ describe('plugin API: kernel failures', () => {
     assert.deepEqual(ownedLinks(), [BRIDGE]);
   });
 });
+
+describe('plugin API: a foreign link holds the bridge name (issue 9, finding 3)', () => {
+  const CUSTOM = 'wg9';
+  /** The bridge vanished (a reboot, a hand edit) and the operator's link took its name. */
+  async function foreignTakesOver(): Promise<number> {
+    await h.kernel.ipBatch([`link del dev ${CUSTOM}`]);
+    h.kernel.addLink({ name: CUSTOM, kind: 'wireguard' });
+    return h.kernel.links.get(CUSTOM)!.index;
+  }
+  function assertUntouched(index: number): void {
+    assert.deepEqual(
+      { ...h.kernel.links.get(CUSTOM), mac: null },
+      { name: CUSTOM, index, kind: 'wireguard', master: null, mtu: 1500, up: true, alias: null, group: 'default', mac: null, peer: null, peerInOtherNetns: false },
+    );
+    assert.deepEqual(h.kernel.addrs.filter((a) => a.dev === CUSTOM), []);
+  }
+
+  it('CreateEndpoint on a network in conflict: Err naming the link, rolled back, the link untouched', async () => {
+    const net = await call('NetworkDriver.CreateNetwork', createNetworkBody(`{"ledgernet.bridge":"${CUSTOM}"}`));
+    assert.deepEqual([net.status, net.body], [200, {}]);
+    const index = await foreignTakesOver();
+    const res = await call('NetworkDriver.CreateEndpoint', createEndpointBody());
+    assert.equal(res.status, 500);
+    const err = String(res.body['Err']);
+    assert.match(err, /link\.conflict wg9 \(conflict: wireguard link wg9 \(ifindex \d+, no ifalias\) is not ledgernet's and is left alone; network 404f6704c3cc/);
+    assert.match(err, /nothing was kept/);
+    assert.deepEqual(h.store.state.endpoints, {});
+    assert.equal(h.kernel.links.has(VETH), false);
+    assertUntouched(index);
+  });
+
+  it('Join on a network that went into conflict after CreateEndpoint: Err naming the link', async () => {
+    await call('NetworkDriver.CreateNetwork', createNetworkBody(`{"ledgernet.bridge":"${CUSTOM}"}`));
+    assert.equal((await call('NetworkDriver.CreateEndpoint', createEndpointBody())).status, 200);
+    const index = await foreignTakesOver();
+    await h.reconciler.requestPass('timer');
+    assert.match(h.reconciler.conflictOf(NET) ?? '', /wireguard link wg9/);
+    const res = await call('NetworkDriver.Join', joinBody);
+    assert.equal(res.status, 500);
+    assert.match(String(res.body['Err']), /NetworkDriver\.Join: veth lnv-a8bbafba242 is not ready: link\.conflict wg9 \(conflict: wireguard link wg9/);
+    assertUntouched(index);
+    assert.equal(h.kernel.links.get(VETH)?.master, null, 'the veth is not enslaved to the foreign link');
+
+    // The operator removes the link: the network converges and Join works.
+    h.kernel.links.delete(CUSTOM);
+    const again = await call('NetworkDriver.Join', joinBody);
+    assert.equal(again.status, 200);
+    assert.equal(h.reconciler.conflictOf(NET), null);
+    assert.equal(h.kernel.links.get(CUSTOM)?.alias, `ledgernet:network:${NET}`);
+    assert.equal(h.kernel.links.get(VETH)?.master, CUSTOM);
+  });
+
+  it('DeleteNetwork of a network in conflict never deletes the foreign link', async () => {
+    await call('NetworkDriver.CreateNetwork', createNetworkBody(`{"ledgernet.bridge":"${CUSTOM}"}`));
+    const index = await foreignTakesOver();
+    assert.equal((await call('NetworkDriver.DeleteNetwork', netBody)).status, 200);
+    await h.reconciler.requestPass('test');
+    assertUntouched(index);
+    assert.deepEqual(h.store.state.networks, {});
+  });
+});

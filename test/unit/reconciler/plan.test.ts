@@ -124,7 +124,7 @@ describe('plan', () => {
       fc.asyncProperty(
         fc.subarray(cmds.slice(0, 2), { minLength: 0 }),
         fc.boolean(),
-        fc.array(fc.constantFrom('del-bridge', 'del-veth', 'down', 'mtu', 'stray', 'noaddr', 'nohook', 'chain'), { maxLength: 4 }),
+        fc.array(fc.constantFrom('del-bridge', 'del-veth', 'down', 'mtu', 'stray', 'foreign', 'noaddr', 'nohook', 'chain'), { maxLength: 4 }),
         async (nets, withEps, damage) => {
           const state = given(...nets, ...(withEps && nets.includes(netA) ? [ep1, ep2] : []));
           const k = withForeignObjects(new FakeKernel());
@@ -134,7 +134,9 @@ describe('plan', () => {
             if (d === 'del-veth') (k.links.delete('lnv-e1e1e1e1222'), k.links.delete('lnp-e1e1e1e1222'));
             if (d === 'down' && k.links.has('lnb-bbbbbbbb111')) k.links.get('lnb-bbbbbbbb111')!.up = false;
             if (d === 'mtu' && k.links.has('lnv-e2e2e2e2333')) k.links.get('lnv-e2e2e2e2333')!.mtu = 9000;
-            if (d === 'stray') k.addLink({ name: 'lnb-0123456789a', kind: 'bridge' });
+            if (d === 'stray') k.addLink({ name: 'lnb-0123456789a', kind: 'bridge', alias: `ledgernet:network:${'f'.repeat(64)}` });
+            // Named like ours, but without our alias: not ours, never touched.
+            if (d === 'foreign' && !k.links.has('lnb-fffffffffff')) k.addLink({ name: 'lnb-fffffffffff', kind: 'bridge' });
             if (d === 'noaddr') k.addrs = k.addrs.filter((a) => a.dev !== 'lnb-bbbbbbbb111');
             if (d === 'nohook') k.chains.get('FORWARD')!.rules = ['-j DOCKER-USER'];
             if (d === 'chain') k.chains.set('LEDGERNET-OLD', { policy: null, rules: ['-j ACCEPT'] });
@@ -145,6 +147,8 @@ describe('plan', () => {
           assert.deepEqual(plan(desiredFromState(state), await k.observe()), []);
           assert.deepEqual(k.chains.get('DOCKER-USER')?.rules, ['-j RETURN']);
           assert.ok(k.links.has('docker0') && k.links.has('vethdocker1'));
+          assert.equal(k.links.has('lnb-0123456789a'), false, 'our stray bridge is removed');
+          if (damage.includes('foreign')) assert.equal(k.links.get('lnb-fffffffffff')?.alias, null, 'the foreign one is left alone');
         },
       ),
       { numRuns: 200 },

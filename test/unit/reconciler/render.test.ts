@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Action } from '../../../src/reconciler/actions.ts';
 import { planJson, renderPlan } from '../../../src/reconciler/render.ts';
-import { EP_1, NET_A } from '../../helpers/events.ts';
+import { EP_1, NET_A, NET_B } from '../../helpers/events.ts';
 import { assertGolden } from '../../helpers/golden.ts';
 
 const mixed: Action[] = [
@@ -11,6 +11,15 @@ const mixed: Action[] = [
   { kind: 'endpoint.lost', name: 'lnv-e1e1e1e1222', owner: { networkId: NET_A, endpointId: EP_1 }, reason: 'vanished', detail: 'its container namespace is gone' },
   { kind: 'link.delete', name: 'lnb-0123456789a', owner: { networkId: null, endpointId: null }, reason: 'orphan' },
   { kind: 'hook.delete', table: 'filter', from: 'FORWARD', rule: '-j LEDGERNET-OLD', owner: { networkId: null, endpointId: null }, reason: 'orphan' },
+  {
+    kind: 'link.conflict',
+    name: 'wg0',
+    role: 'bridge',
+    found: { index: 7, kind: 'wireguard', alias: null },
+    owner: { networkId: NET_B, endpointId: null },
+    reason: 'conflict',
+    detail: 'wireguard link wg0 (ifindex 7, no ifalias) is not ledgernet\'s and is left alone; network bbbbbbbb1111 gets no bridge',
+  },
 ];
 
 describe('plan rendering', () => {
@@ -26,11 +35,14 @@ describe('plan rendering', () => {
     assert.match(coloured, /\u001b\[32m  \+ bridge\.create/);
     assert.match(coloured, /\u001b\[31m  - link\.delete/);
     assert.match(coloured, /\u001b\[33m    ~ link\.set/);
+    assert.match(coloured, /\u001b\[35m  ! link\.conflict wg0/);
   });
   it('has a stable --json schema (golden)', () => {
     const json = planJson(mixed);
     assert.equal(json.schema, 1);
-    assert.deepEqual(json.summary, { add: 1, change: 1, remove: 3 });
+    assert.deepEqual(json.summary, { add: 1, change: 1, remove: 3, conflict: 1 });
+    assert.equal(json.changes, 6);
+    assert.equal(json.actions.find((a) => a.kind === 'link.conflict')?.op, '!');
     assertGolden('render/mixed.json', json);
   });
 });

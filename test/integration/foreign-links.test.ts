@@ -1,0 +1,167 @@
+// Foreign links against real `ip` and `iptables` in a namespace this test makes (and deletes):
+// a custom bridge name taken by someone else's link after the network was created is left
+// alone (same ifindex, no alias, master, address or rule) and reported as a conflict; once that
+// link is gone the network converges; a crash between `link add` and its label is recovered.
+// Checks the kernel with `ip -j` and `iptables-save` directly. Needs root.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { execa } from 'execa';
+import type { Command } from '../../src/events/commands.ts';
+import { emptyState, type State } from '../../src/events/types.ts';
+import { createKernel, type Kernel } from '../../src/kernel/index.ts';
+import { CREATE_GROUP, actionKey, type Action } from '../../src/reconciler/actions.ts';
+import { applyActions, ipLines } from '../../src/reconciler/apply.ts';
+import { desiredFromState } from '../../src/reconciler/desired.ts';
+import { plan } from '../../src/reconciler/plan.ts';
+import { EP_1, NET_A, endpointSpec, given, networkSpec } from '../helpers/events.ts';
+
+const skip = process.getuid?.() === 0 ? false : 'needs root to make network namespaces';
+
+const CUSTOM = 'lan0';
+const VETH_1 = 'lnv-e1e1e1e1222';
+const netA: Command = { type: 'CreateNetwork', spec: { ...networkSpec(NET_A), bridge: CUSTOM } };
+const ep1: Command = { type: 'CreateEndpoint', spec: endpointSpec(NET_A, EP_1) };
+const STATE = given(netA, ep1);
+
+interface IpLink {
+  ifindex: number;
+  ifname: string;
+  group: string;
+  master?: string;
+  ifalias?: string;
+  linkinfo?: { info_kind?: string };
+}
+
+describe('foreign links in a throwaway namespace', { skip }, () => {
+  const netns = `lnfor-${process.pid}-${randomBytes(3).toString('hex')}`;
+  let kernel: Kernel;
+  const ip = (...args: string[]) => execa('ip', ['-n', netns, ...args]);
+
+  async function link(name: string): Promise<IpLink | undefined> {
+    const { stdout } = await ip('-j', '-d', 'link', 'show');
+    return (JSON.parse(stdout) as IpLink[]).find((l) => l.ifname === name);
+  }
+
+  async function globalAddrs(dev: string): Promise<string[]> {
+    const { stdout } = await ip('-j', 'addr', 'show', 'dev', dev);
+    return (JSON.parse(stdout) as { addr_info: { local: string; prefixlen: number; scope: string }[] }[])
+      .flatMap((l) => l.addr_info)
+      .filter((a) => a.scope === 'global')
+      .map((a) => `${a.local}/${a.prefixlen}`);
+  }
+
+  async function rulesNaming(name: string): Promise<string[]> {
+    const out: string[] = [];
+    for (const cmd of ['iptables-save', 'ip6tables-save']) {
+      const r = await execa('ip', ['netns', 'exec', netns, cmd], { reject: false });
+      out.push(...r.stdout.split('\n').filter((l) => l.includes(` ${name} `)));
+    }
+    return out;
+  }
+
+  const planFor = async (state: State) => plan(desiredFromState(state), await kernel.observe());
+  const summary = (actions: readonly Action[]) => actions.filter((a) => !('table' in a)).map((a) => `${a.kind} ${actionKey(a)}`);
+
+  async function converge(state: State): Promise<void> {
+    const res = await applyActions(await planFor(state), kernel);
+    assert.deepEqual(res.failures, []);
+    assert.deepEqual(await planFor(state), [], 'a second plan after apply is empty');
+  }
+
+  /** The link as its owner made it, with nothing of ledgernet's on it. */
+  async function assertUntouched(ifindex: number, kind: string, alias?: string): Promise<void> {
+    const l = await link(CUSTOM);
+    assert.equal(l?.ifindex, ifindex, `${CUSTOM} was not deleted or recreated`);
+    assert.equal(l?.linkinfo?.info_kind, kind);
+    assert.equal(l?.ifalias, alias);
+    assert.equal(l?.group, 'default');
+    assert.equal(l?.master, undefined);
+    assert.deepEqual(await globalAddrs(CUSTOM), []);
+    assert.deepEqual(await rulesNaming(CUSTOM), []);
+    assert.notEqual((await link(VETH_1))?.master, CUSTOM, 'no veth of ours is enslaved to it');
+  }
+
+  /** Our bridge removed by hand, and the operator's link made under its name. */
+  async function foreignTakesOver(kind: 'veth' | 'bridge', alias?: string): Promise<number> {
+    await ip('link', 'del', CUSTOM);
+    // (This kernel has no dummy module; a veth pair stands in for a WireGuard wg0.)
+    await ip('link', 'add', CUSTOM, 'type', kind, ...(kind === 'veth' ? ['peer', 'name', `${CUSTOM}p`] : []));
+    if (alias) await ip('link', 'set', CUSTOM, 'alias', alias);
+    const l = await link(CUSTOM);
+    assert.ok(l);
+    return l.ifindex;
+  }
+
+  before(async () => {
+    await execa('ip', ['netns', 'add', netns]);
+    kernel = createKernel({ netns });
+  });
+
+  after(async () => {
+    await execa('ip', ['netns', 'del', netns], { reject: false });
+    const { stdout } = await execa('ip', ['netns', 'list']);
+    assert.doesNotMatch(stdout, new RegExp(`^${netns}`, 'm'), 'test namespace leaked');
+  });
+
+  it('a veth under the custom bridge name: conflict, left alone; deleted by hand: converged again', async () => {
+    await converge(STATE);
+    assert.equal((await link(CUSTOM))?.ifalias, `ledgernet:network:${NET_A}`);
+    const ifindex = await foreignTakesOver('veth');
+
+    const actions = await planFor(STATE);
+    assert.deepEqual(summary(actions), [`link.conflict ${CUSTOM}`]);
+    const res = await applyActions(actions, kernel);
+    assert.deepEqual(res.failures.map((f) => f.action.kind), ['link.conflict']);
+    await assertUntouched(ifindex, 'veth');
+    // Every later pass leaves it alone too.
+    await applyActions(await planFor(STATE), kernel);
+    await assertUntouched(ifindex, 'veth');
+
+    await ip('link', 'del', CUSTOM);
+    await converge(STATE);
+    const bridge = await link(CUSTOM);
+    assert.equal(bridge?.linkinfo?.info_kind, 'bridge');
+    assert.equal(bridge?.ifalias, `ledgernet:network:${NET_A}`);
+    assert.equal(bridge?.group, 'default');
+    assert.deepEqual(await globalAddrs(CUSTOM), ['10.231.7.1/24']);
+    assert.equal((await link(VETH_1))?.master, CUSTOM);
+    assert.ok((await rulesNaming(CUSTOM)).length > 0, 'the network has its rules back');
+  });
+
+  it('a bridge with the operator\'s alias: conflict; removing the network never deletes it', async () => {
+    await converge(STATE);
+    const ifindex = await foreignTakesOver('bridge', 'operator LAN');
+    assert.deepEqual(summary(await planFor(STATE)), [`link.conflict ${CUSTOM}`]);
+    await applyActions(await planFor(STATE), kernel);
+    await assertUntouched(ifindex, 'bridge', 'operator LAN');
+
+    await converge(emptyState);
+    await assertUntouched(ifindex, 'bridge', 'operator LAN');
+    assert.equal(await link(VETH_1), undefined, 'our own veth is gone');
+    await ip('link', 'del', CUSTOM);
+  });
+
+  it('recovers links created but not labelled (a crash between `link add` and `link set … alias`)', async () => {
+    const first = await planFor(STATE);
+    const adds = first.flatMap(ipLines).filter((l) => l.startsWith('link add'));
+    assert.equal(adds.length, 2);
+    assert.deepEqual((await kernel.ipBatch(adds)).failures, []);
+    assert.equal((await link(CUSTOM))?.group, CREATE_GROUP);
+    assert.equal((await link(CUSTOM))?.ifalias, undefined, 'the kernel ignores an alias on link add, hence the group');
+
+    const again = await planFor(STATE);
+    assert.ok(!again.some((a) => a.kind === 'link.conflict' || a.kind === 'link.delete'), summary(again).join('\n'));
+    await converge(STATE);
+    for (const [name, alias] of [
+      [CUSTOM, `ledgernet:network:${NET_A}`],
+      [VETH_1, `ledgernet:endpoint:${EP_1}`],
+      ['lnp-e1e1e1e1222', `ledgernet:peer:${EP_1}`],
+    ] as const) {
+      const l = await link(name);
+      assert.equal(l?.ifalias, alias, name);
+      assert.equal(l?.group, 'default', name);
+    }
+    await converge(emptyState);
+  });
+});
