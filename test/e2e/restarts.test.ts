@@ -1,11 +1,15 @@
 // Restarts with the real dockerd. Traffic continuity: two containers ping each other every 10 ms
 // while the daemon is SIGKILLed and restarted 10 times and restarted gracefully 10 times; not one
 // packet may be lost and no kernel object may be recreated (links keep their ifindex, rules and
-// qdiscs their packet counters).
+// qdiscs their packet counters). Docker restarts: dockerd restarted under a running ledgernet;
+// a network removed while ledgernet was down; ledgernet started after dockerd gave up on
+// `--restart always` containers. dockerd runs again at the end whatever happens.
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, test } from 'node:test';
-import { TEST_IMAGE, cleanupAll, containerIp, docker, ping, track, uniqueName } from '../helpers/docker.ts';
-import { kill9AndRestart, ledgernetCli, restartGracefully, startDaemon, stopAllDaemons, type DaemonHandle } from '../helpers/daemon.ts';
+import { execa } from 'execa';
+import { TEST_IMAGE, cleanupAll, containerEndpoint, containerIp, docker, ping, track, uniqueName, waitFor } from '../helpers/docker.ts';
+import { kill9AndRestart, ledgernetCli, pluginCall, restartGracefully, startDaemon, stopAllDaemons, type DaemonHandle } from '../helpers/daemon.ts';
+import { dockerdLogSince, dockerdLogSize, ensureDockerd, spawnDockerd, stopDockerd, waitDockerAnswers } from '../helpers/dockerd.ts';
 import { kernelObjects, recreated } from '../helpers/kernel-objects.ts';
 import { assertNoLeaks, waitNoLeaks } from '../helpers/leaks.ts';
 
@@ -25,6 +29,10 @@ afterEach(async () => {
 });
 
 after(async () => {
+  // dockerd first (a failed test may have left it stopped), then a ledgernet to answer the
+  // removals (without one, Docker waits ~15 s per network), then clean up.
+  await ensureDockerd();
+  if (daemon.proc.exitCode !== null || daemon.proc.signalCode !== null) daemon = await startDaemon(daemon.options);
   await cleanupAll();
   await stopAllDaemons();
 });
@@ -139,7 +147,133 @@ describe('restarts', () => {
     await cleanupAll();
     await waitNoLeaks();
   });
+
+  test('dockerd restarted under a running ledgernet: --restart always containers come back and reach each other, the network keeps its bridge, new containers start', async () => {
+    const n = await createNetwork('10.231.14.0/24');
+    const c1 = await runContainer(n, '--restart', 'always');
+    const c2 = await runContainer(n, '--restart', 'always');
+    assert.ok(await ping(c1, await containerIp(c2, n)));
+    const bridgeBefore = (await kernelObjects()).links.filter((l) => l.startsWith('lnb-'));
+
+    await stopDockerd();
+    await ensureDockerd();
+    await waitRunning(c1, c2);
+    assert.ok(await ping(c1, await containerIp(c2, n)), `${c1} reaches ${c2} after the dockerd restart`);
+    assert.ok(await ping(c2, await containerIp(c1, n)), `${c2} reaches ${c1} after the dockerd restart`);
+    assert.deepEqual((await kernelObjects()).links.filter((l) => l.startsWith('lnb-')), bridgeBefore, 'the same bridge (same ifindex)');
+    const c3 = await runContainer(n);
+    assert.ok(await ping(c3, await containerIp(c1, n)), 'a new container reaches a restarted one');
+    const dr = await ledgernetCli(['reconcile', '--dry-run', '--state-dir', daemon.stateDir]);
+    assert.equal(dr.exitCode, 0, dr.stdout + dr.stderr);
+    await cleanupAll();
+    await waitNoLeaks();
+  });
+
+  test('docker network rm while ledgernet is down: Docker removes it anyway; when ledgernet returns its bridge, veth, rules, qdiscs and IPAM pool go, recorded as network.collected', async () => {
+    const subnet = '10.231.15.0/24';
+    const n = await createNetwork(subnet, '--ipam-driver', 'ledgernet', '-o', 'ledgernet.ingress_rate=50mbit');
+    const netId = (await docker(['network', 'inspect', '-f', '{{.Id}}', n], { check: true })).stdout.trim();
+    // An endpoint Docker's DeleteEndpoint never reached (as after a crash mid-call): its veth and
+    // qdisc must go with the network.
+    const epId = 'c011ec7ed'.padEnd(64, '0');
+    const ep = await pluginCall('NetworkDriver.CreateEndpoint', {
+      NetworkID: netId,
+      EndpointID: epId,
+      Interface: { Address: '10.231.15.9/24', AddressIPv6: '', MacAddress: '' },
+      Options: {},
+    });
+    assert.equal(ep.status, 200, ep.text);
+    const ours = (o: Awaited<ReturnType<typeof kernelObjects>>) => ({
+      links: o.links.filter((l) => l.startsWith(`lnb-${netId.slice(0, 11)}#`) || l.startsWith(`lnv-${epId.slice(0, 11)}#`)),
+      qdiscs: [...o.qdiscs.keys()].filter((k) => k.startsWith(`lnv-${epId.slice(0, 11)} `)),
+      rules: [...o.rules.keys()].filter((k) => k.includes(netId.slice(0, 12)) || k.includes(`lnb-${netId.slice(0, 11)}`)),
+    });
+    const before = ours(await kernelObjects());
+    assert.equal(before.links.length, 2, `bridge and veth: ${before.links.join(' ')}`);
+    assert.ok(before.qdiscs.length > 0, 'a qdisc on the veth');
+    assert.ok(before.rules.length > 0, 'rules for the network');
+
+    await daemon.terminate();
+    const t0 = Date.now();
+    const rm = await docker(['network', 'rm', n], { timeoutMs: 60_000 });
+    const rmSeconds = (Date.now() - t0) / 1000;
+    assert.equal(rm.exitCode, 0, `Docker removes the network anyway: ${rm.stderr}`);
+    assert.equal((await docker(['network', 'inspect', n])).exitCode, 1, 'Docker no longer has it');
+    assert.deepEqual(ours(await kernelObjects()), before, 'nothing changed while ledgernet was down');
+
+    daemon = await startDaemon(daemon.options);
+    await waitFor(
+      async () => {
+        const now = ours(await kernelObjects());
+        return now.links.length === 0 && now.qdiscs.length === 0 && now.rules.length === 0;
+      },
+      { what: 'the network\'s leftovers to be removed', timeoutMs: 15_000 },
+    );
+    const events = (await ledgernetCli(['events', '--json', '--state-dir', daemon.stateDir])).stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { type: string; data: { networkId?: string; endpointId?: string; poolId?: string } });
+    const tail = events.slice(events.findIndex((e) => e.type === 'endpoint.deleted' && e.data.endpointId === epId));
+    assert.deepEqual(
+      tail.filter((e) => e.type !== 'reconcile.applied').map((e) => e.type),
+      ['endpoint.deleted', 'network.collected', 'pool.released'],
+    );
+    assert.equal(tail.find((e) => e.type === 'network.collected')?.data.networkId, netId);
+    assert.match(daemon.logs(), new RegExp(`network ${netId.slice(0, 12)} is gone from Docker: collected`));
+    // The pool is free again: the same subnet can be taken through ledgernet IPAM.
+    const again = await createNetwork(subnet, '--ipam-driver', 'ledgernet');
+    assert.ok(again);
+    console.log(`docker network rm while ledgernet was down: Docker took ${rmSeconds.toFixed(1)} s; ${before.links.length} links, ${before.qdiscs.length} qdiscs, ${before.rules.length} rules and 1 pool removed when ledgernet returned`);
+    await cleanupAll();
+    await waitNoLeaks();
+  });
+
+  test('ledgernet started after dockerd: the --restart containers Docker gave up on are started by ledgernet and reach each other', async () => {
+    const n = await createNetwork('10.231.16.0/24');
+    const c1 = await runContainer(n, '--restart', 'always');
+    const c2 = await runContainer(n, '--restart', 'unless-stopped');
+    assert.ok(await ping(c1, await containerIp(c2, n)));
+    const ids = new Map<string, string>();
+    for (const c of [c1, c2]) ids.set((await docker(['inspect', '-f', '{{.Id}}', c], { check: true })).stdout.trim(), c);
+
+    // A boot where Docker comes up before ledgernet: Docker looks for the plugin for ~15 s per
+    // container, gives up on it ("plugin not found") and never tries again.
+    await stopDockerd();
+    await daemon.terminate();
+    const logFrom = await dockerdLogSize();
+    await spawnDockerd();
+    // ledgernet comes back once Docker has given up on the first container; Docker's search for
+    // the second one then finds it.
+    const gaveUp = await waitFor(
+      async () => /failed to start container" container=([0-9a-f]{64}) error="[^"]*plugin \\"ledgernet\\" not found/.exec(await dockerdLogSince(logFrom))?.[1],
+      { what: 'dockerd to give up on a container', timeoutMs: 60_000, intervalMs: 200 },
+    );
+    daemon = await startDaemon(daemon.options);
+    await waitDockerAnswers();
+    await waitRunning(c1, c2);
+    const name = ids.get(gaveUp);
+    assert.ok(name, `dockerd gave up on one of ours (${gaveUp.slice(0, 12)})`);
+    assert.match(daemon.logs(), new RegExp(`starting container ${name}: Docker gave up on it`), 'ledgernet started it, and said so');
+    assert.ok(await ping(c1, await containerIp(c2, n)), `${c1} reaches ${c2}`);
+    assert.ok(await ping(c2, await containerIp(c1, n)), `${c2} reaches ${c1}`);
+    const ep = await containerEndpoint(name, n);
+    assert.ok(ep.EndpointID, 'the container is back on its ledgernet network');
+    console.log(`ledgernet started after dockerd: Docker gave up on ${name}, ledgernet started it; both containers reach each other`);
+    await cleanupAll();
+    await waitNoLeaks();
+  });
 });
+
+/** Waits until every container runs. */
+async function waitRunning(...containers: string[]): Promise<void> {
+  await waitFor(
+    async () => {
+      const r = await docker(['inspect', '-f', '{{.State.Running}}', ...containers]);
+      return r.exitCode === 0 && r.stdout.split('\n').every((l) => l.trim() === 'true');
+    },
+    { what: `${containers.join(', ')} to run`, timeoutMs: 60_000, intervalMs: 250 },
+  );
+}
 
 /** The ifindex of eth0 inside a container. */
 async function ifindexIn(container: string): Promise<number> {
