@@ -15,6 +15,8 @@ export interface DockerSyncDeps {
   readonly getState: () => State;
   readonly execute: (cmd: Command) => Promise<StoredEvent[]>;
   readonly log: Pick<Logger, 'info' | 'warn' | 'error' | 'debug'>;
+  /** The name Docker knows the driver by (the plugin socket's base name): Docker's start errors name it. */
+  readonly driverName: string;
   /** A network must be missing from Docker's lists this long before it is collected. */
   readonly confirmMs: number;
   readonly now?: () => number;
@@ -45,10 +47,13 @@ export function networksToCollect(
 
 const RESTART_POLICIES = new Set(['always', 'unless-stopped']);
 
-/** Stopped containers on one of `networks` (ids): candidates to look at more closely. Pure. */
+/**
+ * Exited containers on one of `networks` (ids): candidates to look at more closely. Not `created`
+ * ones: a `docker run` that failed was seen failing by its user, who decides. Pure.
+ */
 export function stoppedOn(containers: readonly DockerContainerSummary[], networks: ReadonlySet<string>): string[] {
   return containers
-    .filter((c) => c.State !== 'running' && c.State !== 'removing' && c.State !== 'dead')
+    .filter((c) => c.State === 'exited')
     .filter((c) => Object.values(c.NetworkSettings?.Networks ?? {}).some((n) => networks.has(n.NetworkID)))
     .map((c) => c.Id);
 }
@@ -121,9 +126,11 @@ export class DockerSync {
     const candidates = stoppedOn(await this.deps.api.listContainers(true), networks).filter((id) => !this.started.has(id));
     for (const id of candidates) {
       const c = await this.deps.api.inspectContainer(id);
-      // Docker's restore sets State.Error when the start failed (here: the driver was not there
-      // yet); a container someone stopped has no error, and stays stopped.
-      if (c.State.Running || !c.State.Error || !RESTART_POLICIES.has(c.HostConfig.RestartPolicy?.Name ?? '')) continue;
+      // Docker's restore sets State.Error when the start failed because the driver was not there
+      // (`plugin "ledgernet" not found`, or its socket refused); a container someone stopped has
+      // no error and stays stopped, one that failed for another reason is not ours to retry.
+      const failedOnUs = c.State.Error.includes(`"${this.deps.driverName}"`) || c.State.Error.includes(`/${this.deps.driverName}.sock`);
+      if (c.State.Running || !failedOnUs || !RESTART_POLICIES.has(c.HostConfig.RestartPolicy?.Name ?? '')) continue;
       this.started.add(id);
       const name = c.Name.replace(/^\//, '');
       this.deps.log.warn({ container: name, id: short(id), dockerError: c.State.Error }, `starting container ${name}: Docker gave up on it while ledgernet was not running`);

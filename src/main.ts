@@ -1,6 +1,7 @@
 // Composition root of `ledgernet serve`: the only place that creates the logger, the fastify
 // servers and the real kernel, and wires the layers together.
 import { chmod, readFile, unlink } from 'node:fs/promises';
+import { basename } from 'node:path';
 import { connect, credsAuthenticator, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
 import pino, { type Logger } from 'pino';
 import pretty from 'pino-pretty';
@@ -215,6 +216,7 @@ function startDockerSync(cfg: ServeConfig, store: EventStore, reconciler: Reconc
   const sync = new DockerSync({
     api: new DockerApi(cfg.dockerSocket ?? undefined),
     getState: () => store.state,
+    driverName: basename(cfg.socket, '.sock'),
     // A collected network's kernel objects go in the pass right after.
     execute: async (cmd) => {
       const events = await store.execute(cmd);

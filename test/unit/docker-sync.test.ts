@@ -69,7 +69,7 @@ describe('networksToCollect', () => {
 });
 
 describe('stoppedOn', () => {
-  it('picks stopped containers attached to one of the networks', () => {
+  it('picks exited containers attached to one of the networks', () => {
     const c = (Id: string, State: string, NetworkID: string): DockerContainerSummary => ({
       Id,
       Names: [`/${Id}`],
@@ -77,7 +77,8 @@ describe('stoppedOn', () => {
       NetworkSettings: { Networks: { n: { NetworkID } } },
     });
     const list = [c('a', 'exited', NET_A), c('b', 'running', NET_A), c('c', 'exited', 'other'), c('d', 'created', NET_B), c('e', 'dead', NET_A)];
-    assert.deepEqual(stoppedOn(list, new Set([NET_A, NET_B])), ['a', 'd']);
+    list.push(c('f', 'exited', NET_B));
+    assert.deepEqual(stoppedOn(list, new Set([NET_A, NET_B])), ['a', 'f'], 'not running, created (a failed docker run), dead or elsewhere');
   });
 });
 
@@ -140,6 +141,7 @@ function harness(initial: State) {
       return stored;
     },
     log,
+    driverName: 'ledgernet',
     confirmMs: 2000,
     now: () => now,
   });
@@ -184,12 +186,14 @@ describe('DockerSync', () => {
       container('unless', 'unless-stopped', FAILED, NET_B),
       container('stopped-by-user', 'always', '', NET_A),
       container('no-policy', 'no', FAILED, NET_A),
+      container('socket-refused', 'always', 'failed to create endpoint x on network a: dial unix /run/docker/plugins/ledgernet.sock: connect: connection refused', NET_A),
+      container('bad-mount', 'always', 'error while mounting volume: no such file', NET_A),
       container('elsewhere', 'always', FAILED, 'f'.repeat(64)),
     ];
     await h.sync.sync();
-    assert.deepEqual(h.api.started.sort(), ['always', 'unless']);
+    assert.deepEqual(h.api.started.sort(), ['always', 'socket-refused', 'unless']);
     await h.sync.sync();
-    assert.deepEqual(h.api.started.length, 2, 'a container is started at most once per daemon');
+    assert.deepEqual(h.api.started.length, 3, 'a container is started at most once per daemon');
     assert.ok(h.logs.some((l) => l.startsWith('warn starting container always: Docker gave up on it')), h.logs.join('\n'));
   });
 });
