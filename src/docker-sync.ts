@@ -7,7 +7,7 @@
 // `confirmMs` apart, both lack it (a network being created is in ledgernet's log a moment before
 // Docker stores it); a Docker that cannot be asked changes nothing.
 import type { Logger } from 'pino';
-import { DockerUnavailableError, type DockerApi, type DockerContainerSummary } from './docker-api.ts';
+import { DockerApiError, DockerUnavailableError, type DockerApi, type DockerContainerSummary } from './docker-api.ts';
 import { short, type Command, type State, type StoredEvent } from './events/index.ts';
 
 export interface DockerSyncDeps {
@@ -125,7 +125,12 @@ export class DockerSync {
     if (networks.size === 0) return;
     const candidates = stoppedOn(await this.deps.api.listContainers(true), networks).filter((id) => !this.started.has(id));
     for (const id of candidates) {
-      const c = await this.deps.api.inspectContainer(id);
+      // Removed since the list: nothing to do.
+      const c = await this.deps.api.inspectContainer(id).catch((e: unknown) => {
+        if (e instanceof DockerApiError && e.status === 404) return null;
+        throw e;
+      });
+      if (!c) continue;
       // Docker's restore sets State.Error when the start failed because the driver was not there
       // (`plugin "ledgernet" not found`, or its socket refused); a container someone stopped has
       // no error and stays stopped, one that failed for another reason is not ours to retry.
