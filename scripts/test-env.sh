@@ -98,10 +98,9 @@ dockerd_running() {
   return 1
 }
 
-ensure_dockerd() {
-  docker_answers && return 0
+# Starts dockerd in the background unless one runs (starting, or a previous run of this script).
+spawn_dockerd() {
   command -v dockerd >/dev/null || die "dockerd is not installed (package docker.io)"
-  # A dockerd that is still starting (or a previous run of this script) is waited for, not doubled.
   if ! dockerd_running; then
     ensure_cgroups
     # dockerd outlives this script: it must not inherit our descriptors (a caller's flock on the
@@ -116,6 +115,11 @@ ensure_dockerd() {
     ) &
     disown
   fi
+}
+
+ensure_dockerd() {
+  docker_answers && return 0
+  spawn_dockerd
   local i
   for ((i = 0; i < DOCKERD_WAIT_SECONDS; i++)); do
     docker_answers && return 0
@@ -232,4 +236,14 @@ main() {
   selftest_image
 }
 
-main "$@"
+# `test-env.sh dockerd`: only make sure dockerd runs and answers (tests that restart dockerd
+# start it again this way); `test-env.sh dockerd-spawn`: only start it, without waiting.
+case "${1:-}" in
+  dockerd | dockerd-spawn)
+    ((EUID == 0)) || die "must run as root"
+    DOCKER="$(docker_bin)"
+    readonly DOCKER
+    if [[ "$1" == dockerd ]]; then ensure_dockerd; else spawn_dockerd; fi
+    ;;
+  *) main "$@" ;;
+esac

@@ -6,6 +6,7 @@ import { runAudit } from './audit.ts';
 import { DEFAULTS, defaultHost, parseDuration, parseRetention, type DefaultPools, type NatsConfig } from './config.ts';
 import { parsePrefix } from './events/cidr.ts';
 import { DriverError, isDriverError } from './errors.ts';
+import { DEFAULT_DOCKER_SOCKET } from './docker-api.ts';
 import { runEvents, runReconcile, runRelease, runStatus } from './commands.ts';
 import { connectNats, createLogger, serve } from './main.ts';
 import { install, uninstall } from './install.ts';
@@ -15,6 +16,7 @@ const USAGE = `usage: ledgernet <command> [options]
 commands:
   serve       run the driver: [--socket P] [--state-dir D] [--reconcile-interval S (0: no background repair)] [--log-level L]
               [--metrics HOST:PORT]  Prometheus metrics (off by default)
+              [--docker-socket P]  Docker's API (default /var/run/docker.sock; '' never asks Docker)
               [--default-pool CIDR] [--default-pool-size N] [--default-pool6 CIDR] [--default-pool6-size N]
               (automatic IPAM pools: default ${DEFAULT_POOLS.v4.range} in /${DEFAULT_POOLS.v4.size}s, ${DEFAULT_POOLS.v6.range} in /${DEFAULT_POOLS.v6.size}s)
   reconcile   converge the kernel once (through the running daemon if there is one)
@@ -54,6 +56,7 @@ const OPTIONS = {
   'log-level': { type: 'string' },
   'apply-timeout': { type: 'string' },
   metrics: { type: 'string' },
+  'docker-socket': { type: 'string' },
   'default-pool': { type: 'string' },
   'default-pool-size': { type: 'string' },
   'default-pool6': { type: 'string' },
@@ -184,6 +187,7 @@ async function main(argv: string[]): Promise<number> {
           logLevel,
           host: env['LEDGERNET_HOST'] || defaultHost(),
           metrics: values.metrics ?? (env['LEDGERNET_METRICS'] || null),
+          dockerSocket: (values['docker-socket'] ?? env['LEDGERNET_DOCKER_SOCKET'] ?? DEFAULT_DOCKER_SOCKET) || null,
           defaultPools: pools,
           nats: natsServeConfig(values, env),
         },

@@ -51,6 +51,9 @@ export interface ServeConfig {
   readonly metrics: string | null;
   /** Where IPAM carves automatic pools from (`--default-pool`, `--default-pool-size`, and the v6 twins). */
   readonly defaultPools: DefaultPools;
+  /** Docker's API socket, asked for networks removed and containers given up on while ledgernet
+   * was down (`--docker-socket`, `LEDGERNET_DOCKER_SOCKET`; empty: never ask), or null. */
+  readonly dockerSocket: string | null;
   /** null: publishing to NATS is off. */
   readonly nats: (NatsConfig & { readonly stream: NatsStreamConfig }) | null;
 }

@@ -1,6 +1,7 @@
 // Composition root of `ledgernet serve`: the only place that creates the logger, the fastify
 // servers and the real kernel, and wires the layers together.
 import { readFile, unlink } from 'node:fs/promises';
+import { basename } from 'node:path';
 import { connect, credsAuthenticator, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
 import pino, { type Logger } from 'pino';
 import pretty from 'pino-pretty';
@@ -14,6 +15,8 @@ import type { Kernel } from './kernel/index.ts';
 import { Reconciler, describeAction, isOwnedLink } from './reconciler/index.ts';
 import { Metrics, serveMetrics } from './metrics.ts';
 import { controlPeerCheck, listenPrivately, prepareSocketPath } from './socket.ts';
+import { DockerApi } from './docker-api.ts';
+import { DockerSync } from './docker-sync.ts';
 
 /** JSON lines for machines; human-readable lines when stdout is a terminal. */
 export function createLogger(level: string): Logger {
@@ -201,12 +204,50 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
       cleanups.push(async () => watch.stop());
     }
     await reconciler.requestPass('startup');
+    if (cfg.dockerSocket) cleanups.push(startDockerSync(cfg, store, reconciler, log));
     log.info({ socket: cfg.socket, stateDir: cfg.stateDir, intervalS: cfg.reconcileIntervalS }, 'ledgernet is serving');
   } catch (e) {
     await stopAll();
     throw e;
   }
   return { stop: stopAll };
+}
+
+/** Docker is asked at start and on every repair tick; a network must be missing this long. */
+const DOCKER_CONFIRM_MS = 2_000;
+
+/**
+ * Asks Docker's API, in the background, for networks removed and restart-policy containers given
+ * up on while ledgernet was down (src/docker-sync.ts). Returns the step that stops it.
+ */
+function startDockerSync(cfg: ServeConfig, store: EventStore, reconciler: Reconciler, log: Logger): () => Promise<void> {
+  const sync = new DockerSync({
+    api: new DockerApi(cfg.dockerSocket ?? undefined),
+    getState: () => store.state,
+    driverName: basename(cfg.socket, '.sock'),
+    // A collected network's kernel objects go in the pass right after.
+    execute: async (cmd) => {
+      const events = await store.execute(cmd);
+      if (events.length > 0) await reconciler.requestPass('docker-sync');
+      return events;
+    },
+    log: log.child({ component: 'docker-sync' }),
+    confirmMs: DOCKER_CONFIRM_MS,
+  });
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  // At start, then after the confirmation delay (so a network removed while ledgernet was down
+  // goes within seconds), then on the repair timer; --reconcile-interval 0 asks only at start.
+  const tick = async (delayMs: number | null) => {
+    await sync.sync();
+    if (!stopped && delayMs !== null) timer = setTimeout(() => void tick(cfg.reconcileIntervalS > 0 ? cfg.reconcileIntervalS * 1000 : null), delayMs);
+  };
+  void tick(DOCKER_CONFIRM_MS);
+  return async () => {
+    stopped = true;
+    clearTimeout(timer);
+    await sync.idle();
+  };
 }
 
 /** The host as the api sees it: read through the kernel, so the api never imports it. */

@@ -141,6 +141,8 @@ function describeData(ev: StoredEvent): string {
       return `network ${short(ev.data.networkId)} deleted`;
     case 'network.rolledback':
       return `network ${short(ev.data.networkId)} rolled back: ${ev.data.reason}`;
+    case 'network.collected':
+      return `network ${short(ev.data.networkId)} collected: ${ev.data.reason}`;
     case 'endpoint.created':
       return `endpoint ${short(ev.data.endpointId)} created on network ${short(ev.data.networkId)} ${ev.data.address ?? ''}`.trimEnd();
     case 'endpoint.joined':

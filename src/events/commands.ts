@@ -21,6 +21,8 @@ export type Command =
   | { readonly type: 'CreateNetwork'; readonly spec: NetworkSpec }
   | { readonly type: 'DeleteNetwork'; readonly networkId: string }
   | { readonly type: 'RollbackNetwork'; readonly networkId: string; readonly reason: string }
+  /** Docker's API positively said the network is gone: forget it, its endpoints and its IPAM pools. */
+  | { readonly type: 'CollectNetwork'; readonly networkId: string; readonly reason: string }
   | { readonly type: 'CreateEndpoint'; readonly spec: EndpointSpec }
   | { readonly type: 'Join'; readonly networkId: string; readonly endpointId: string; readonly sandboxKey: string }
   | { readonly type: 'Leave'; readonly networkId: string; readonly endpointId: string }

@@ -45,14 +45,24 @@ export function decide(cmd: Command, state: State): NewEvent[] {
     }
     case 'DeleteNetwork': {
       if (!state.networks[cmd.networkId]) return [];
-      const eps = endpointsOf(state, cmd.networkId).map(
-        (ep): NewEvent => ({ type: 'endpoint.deleted', data: { networkId: ep.networkId, endpointId: ep.endpointId } }),
-      );
-      return [...eps, { type: 'network.deleted', data: { networkId: cmd.networkId } }];
+      return [...endpointDeletions(state, cmd.networkId), { type: 'network.deleted', data: { networkId: cmd.networkId } }];
     }
     case 'RollbackNetwork':
       if (!state.networks[cmd.networkId]) return [];
       return [{ type: 'network.rolledback', data: { networkId: cmd.networkId, reason: cmd.reason } }];
+    case 'CollectNetwork': {
+      const net = state.networks[cmd.networkId];
+      if (!net) return [];
+      const subnets = new Set([...net.ipv4Data, ...net.ipv6Data].map((d) => d.pool));
+      return [
+        ...endpointDeletions(state, cmd.networkId),
+        { type: 'network.collected', data: { networkId: cmd.networkId, reason: cmd.reason } },
+        // Docker releases a network's IPAM pools after DeleteNetwork; those calls were lost too.
+        ...Object.values(state.pools)
+          .filter((p) => subnets.has(p.pool))
+          .map((p): NewEvent => ({ type: 'pool.released', data: { poolId: p.poolId } })),
+      ];
+    }
     case 'CreateEndpoint': {
       requireNetwork(state, cmd.spec.networkId);
       const existing = state.endpoints[cmd.spec.endpointId];
@@ -131,6 +141,13 @@ function endpointsOf(state: State, networkId: string): EndpointState[] {
   return Object.values(state.endpoints)
     .filter((ep) => ep.networkId === networkId)
     .sort((x, y) => x.createdSeq - y.createdSeq);
+}
+
+/** A network's endpoints go before it does, oldest first. */
+function endpointDeletions(state: State, networkId: string): NewEvent[] {
+  return endpointsOf(state, networkId).map(
+    (ep): NewEvent => ({ type: 'endpoint.deleted', data: { networkId: ep.networkId, endpointId: ep.endpointId } }),
+  );
 }
 
 function requireNetwork(state: State, networkId: string): NetworkState {

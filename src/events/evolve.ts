@@ -22,6 +22,7 @@ function apply(draft: Draft<State>, event: StoredEvent): void {
       return;
     case 'network.deleted':
     case 'network.rolledback':
+    case 'network.collected':
       delete draft.networks[event.data.networkId];
       for (const [id, ep] of Object.entries(draft.endpoints)) {
         if (ep.networkId === event.data.networkId) delete draft.endpoints[id];

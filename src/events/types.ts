@@ -71,6 +71,8 @@ export interface EventDataMap {
   'network.created': NetworkSpec;
   'network.deleted': { readonly networkId: string };
   'network.rolledback': { readonly networkId: string; readonly reason: string };
+  /** Garbage collection: Docker's API said the network no longer exists (removed while ledgernet was down). */
+  'network.collected': { readonly networkId: string; readonly reason: string };
   'endpoint.created': EndpointSpec;
   'endpoint.joined': { readonly networkId: string; readonly endpointId: string; readonly sandboxKey: string };
   'endpoint.left': { readonly networkId: string; readonly endpointId: string };
@@ -101,6 +103,7 @@ export const EventVersions: { readonly [K in EventType]: number } = {
   'network.created': 1,
   'network.deleted': 1,
   'network.rolledback': 1,
+  'network.collected': 1,
   'endpoint.created': 1,
   'endpoint.joined': 1,
   'endpoint.left': 1,

@@ -53,6 +53,10 @@ export interface DaemonHandle {
   kill9(): Promise<void>;
   /** SIGTERM, waits for the exit (SIGKILL after 10 s), then removes the state dir unless kept. */
   stop(): Promise<void>;
+  /** SIGTERM, waits for the exit (SIGKILL after 10 s); leaves the state dir alone. */
+  terminate(): Promise<void>;
+  /** What startDaemon was given, with the state dir it used: starts the next daemon alike. */
+  options: DaemonOptions & { stateDir: string; keepStateDir: boolean };
 }
 
 const running = new Set<DaemonHandle>();
@@ -75,10 +79,13 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<DaemonHandl
   const stateDir = opts.stateDir ?? (await mkdtemp(join(tmpdir(), 'ledgernet-test-')));
   const keepStateDir = opts.keepStateDir ?? !madeStateDir;
 
+  // A daemon Docker does not know (another socket) must not ask Docker which networks exist:
+  // Docker has none of the networks the test creates by calling the socket directly.
+  const env = { ...(socket === PLUGIN_SOCKET ? {} : { LEDGERNET_DOCKER_SOCKET: '' }), ...opts.env };
   const args = [cli, 'serve', '--socket', socket, '--state-dir', stateDir, ...(opts.extraArgs ?? [])];
   const proc = spawn(process.execPath, args, {
     cwd: REPO_ROOT,
-    env: { ...process.env, ...opts.env },
+    env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let log = '';
@@ -139,6 +146,8 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<DaemonHandl
     },
     logs: () => log,
     kill9: () => killAndWait('SIGKILL', 10_000),
+    terminate: () => killAndWait('SIGTERM', 10_000),
+    options: { ...opts, stateDir, keepStateDir },
     async stop() {
       await killAndWait('SIGTERM', 10_000);
       if (stopped) return;
@@ -165,6 +174,21 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<DaemonHandl
   const why = done ? `exited early (${JSON.stringify(await exited)})` : `not ready after ${readyTimeoutMs} ms`;
   await handle.stop();
   throw new Error(`ledgernet daemon ${why}; last Plugin.Activate: ${lastError}\n--- daemon logs ---\n${log}`);
+}
+
+// The two ways a test restarts the daemon. Tests that kill or restart it go through these, so
+// the way it is killed can change in one place (e.g. a supervisor that keeps the socket open).
+
+/** SIGKILL, as a crash would, then a new daemon on the same state dir, socket and options. */
+export async function kill9AndRestart(d: DaemonHandle): Promise<DaemonHandle> {
+  await d.kill9();
+  return startDaemon(d.options);
+}
+
+/** SIGTERM (a clean shutdown: in-flight calls finish, the log is flushed), then a new daemon alike. */
+export async function restartGracefully(d: DaemonHandle): Promise<DaemonHandle> {
+  await d.terminate();
+  return startDaemon(d.options);
 }
 
 /** Stops every daemon started here that still runs (for `after()` hooks). */

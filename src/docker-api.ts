@@ -1,0 +1,107 @@
+// A small client for Docker's Engine API over its unix socket (plain node:http with socketPath):
+// the few calls ledgernet makes to learn what Docker still has. Every call has a timeout, and a
+// Docker that is not there is a DockerUnavailableError, never mistaken for an answer.
+import { request } from 'node:http';
+
+export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
+/** API 1.41 is Docker 20.10's; newer engines still serve it. */
+const API_PREFIX = '/v1.41';
+
+/** Docker could not be asked (no socket, refused, timeout, daemon restarting). */
+export class DockerUnavailableError extends Error {
+  override readonly name = 'DockerUnavailableError';
+}
+
+/** Docker answered with an error status. */
+export class DockerApiError extends Error {
+  override readonly name = 'DockerApiError';
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.status = status;
+  }
+}
+
+export interface DockerNetwork {
+  readonly Id: string;
+  readonly Name: string;
+  readonly Driver: string;
+}
+
+export interface DockerContainerSummary {
+  readonly Id: string;
+  readonly Names: readonly string[];
+  readonly State: string;
+  readonly NetworkSettings?: { readonly Networks?: Readonly<Record<string, { readonly NetworkID: string }>> | null };
+}
+
+export interface DockerContainer {
+  readonly Id: string;
+  readonly Name: string;
+  readonly State: { readonly Running: boolean; readonly Status: string; readonly Error: string };
+  readonly HostConfig: { readonly RestartPolicy?: { readonly Name?: string } };
+  readonly NetworkSettings: { readonly Networks: Readonly<Record<string, { readonly NetworkID: string }>> | null };
+}
+
+export class DockerApi {
+  readonly socketPath: string;
+  private readonly timeoutMs: number;
+  constructor(socketPath: string = DEFAULT_DOCKER_SOCKET, timeoutMs = 5_000) {
+    this.socketPath = socketPath;
+    this.timeoutMs = timeoutMs;
+  }
+
+  /** Every network Docker has (any driver). */
+  listNetworks(): Promise<DockerNetwork[]> {
+    return this.json<DockerNetwork[]>('GET', '/networks');
+  }
+
+  /** Containers; `all` includes stopped ones. */
+  listContainers(all: boolean): Promise<DockerContainerSummary[]> {
+    return this.json<DockerContainerSummary[]>('GET', `/containers/json?all=${all ? 1 : 0}`);
+  }
+
+  inspectContainer(id: string): Promise<DockerContainer> {
+    return this.json<DockerContainer>('GET', `/containers/${encodeURIComponent(id)}/json`);
+  }
+
+  /** Starts a container; one that already runs is fine (304). */
+  async startContainer(id: string, timeoutMs = 60_000): Promise<void> {
+    await this.call('POST', `/containers/${encodeURIComponent(id)}/start`, timeoutMs);
+  }
+
+  private async json<T>(method: string, path: string): Promise<T> {
+    const text = await this.call(method, path, this.timeoutMs);
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      throw new DockerApiError(200, `Docker's answer to ${method} ${path} is not JSON: ${text.slice(0, 200)}`);
+    }
+  }
+
+  private call(method: string, path: string, timeoutMs: number): Promise<string> {
+    const what = `${method} ${path}`;
+    return new Promise((resolve, reject) => {
+      const req = request({ socketPath: this.socketPath, method, path: `${API_PREFIX}${path}`, headers: { Host: 'docker' } }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', (e) => reject(new DockerUnavailableError(`Docker at ${this.socketPath}: ${what}: ${e.message}`)));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          const status = res.statusCode ?? 0;
+          if (status < 400) return resolve(text);
+          let message = text.trim();
+          try {
+            message = (JSON.parse(text) as { message?: string }).message ?? message;
+          } catch {
+            // not JSON: keep the text
+          }
+          reject(new DockerApiError(status, `Docker refused ${what} (HTTP ${status}): ${message}`));
+        });
+      });
+      req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+      req.on('error', (e) => reject(new DockerUnavailableError(`Docker at ${this.socketPath} cannot be asked (${what}): ${e.message}`)));
+      req.end();
+    });
+  }
+}

@@ -1,0 +1,150 @@
+// What ledgernet learns from Docker's own API, for the two things Docker cannot tell a remote
+// driver: a network removed while ledgernet was down (Docker gives up on DeleteNetwork after
+// ~15 s and removes it anyway), and `--restart always|unless-stopped` containers Docker gave up
+// on because ledgernet was not there yet when dockerd restored them.
+//
+// Only a positive answer from Docker acts: a network is collected when two lists, at least
+// `confirmMs` apart, both lack it (a network being created is in ledgernet's log a moment before
+// Docker stores it); a Docker that cannot be asked changes nothing.
+import type { Logger } from 'pino';
+import { DockerApiError, DockerUnavailableError, type DockerApi, type DockerContainerSummary } from './docker-api.ts';
+import { short, type Command, type State, type StoredEvent } from './events/index.ts';
+
+export interface DockerSyncDeps {
+  readonly api: Pick<DockerApi, 'listNetworks' | 'listContainers' | 'inspectContainer' | 'startContainer'>;
+  readonly getState: () => State;
+  readonly execute: (cmd: Command) => Promise<StoredEvent[]>;
+  readonly log: Pick<Logger, 'info' | 'warn' | 'error' | 'debug'>;
+  /** The name Docker knows the driver by (the plugin socket's base name): Docker's start errors name it. */
+  readonly driverName: string;
+  /** A network must be missing from Docker's lists this long before it is collected. */
+  readonly confirmMs: number;
+  readonly now?: () => number;
+}
+
+/**
+ * Networks to collect: those ledgernet held before Docker was asked (`known`), missing from
+ * Docker's answer, and already missing `confirmMs` earlier. Returns the new suspect map too.
+ * Pure.
+ */
+export function networksToCollect(
+  known: readonly string[],
+  docker: ReadonlySet<string>,
+  suspects: ReadonlyMap<string, number>,
+  now: number,
+  confirmMs: number,
+): { collect: string[]; suspects: Map<string, number> } {
+  const next = new Map<string, number>();
+  const collect: string[] = [];
+  for (const id of known) {
+    if (docker.has(id)) continue;
+    const since = suspects.get(id) ?? now;
+    if (now - since >= confirmMs) collect.push(id);
+    else next.set(id, since);
+  }
+  return { collect, suspects: next };
+}
+
+const RESTART_POLICIES = new Set(['always', 'unless-stopped']);
+
+/**
+ * Exited containers on one of `networks` (ids): candidates to look at more closely. Not `created`
+ * ones: a `docker run` that failed was seen failing by its user, who decides. Pure.
+ */
+export function stoppedOn(containers: readonly DockerContainerSummary[], networks: ReadonlySet<string>): string[] {
+  return containers
+    .filter((c) => c.State === 'exited')
+    .filter((c) => Object.values(c.NetworkSettings?.Networks ?? {}).some((n) => networks.has(n.NetworkID)))
+    .map((c) => c.Id);
+}
+
+export class DockerSync {
+  private suspects = new Map<string, number>();
+  /** Containers already started once by this process: a start that fails again is not retried. */
+  private readonly started = new Set<string>();
+  private unavailableLogged = false;
+  private running: Promise<void> | null = null;
+
+  private readonly deps: DockerSyncDeps;
+  constructor(deps: DockerSyncDeps) {
+    this.deps = deps;
+  }
+
+  /** Resolves once no look is in progress (for shutdown). */
+  async idle(): Promise<void> {
+    await this.running;
+  }
+
+  /** One look at Docker: collect networks it no longer has, bring back containers it gave up on. */
+  sync(): Promise<void> {
+    // One at a time; a tick that comes while one runs is dropped (the next tick looks again).
+    if (this.running) return this.running;
+    this.running = (async () => {
+      try {
+        await this.collectNetworks();
+        await this.restartContainers();
+        this.unavailableLogged = false;
+      } catch (e) {
+        if (!(e instanceof DockerUnavailableError)) {
+          this.deps.log.error({ err: e }, 'checking Docker for removed networks and containers to restart failed');
+        } else if (!this.unavailableLogged) {
+          this.unavailableLogged = true;
+          this.deps.log.info({ reason: e.message }, 'Docker cannot be asked now; removed networks are collected once it answers');
+        }
+      } finally {
+        this.running = null;
+      }
+    })();
+    return this.running;
+  }
+
+  private async collectNetworks(): Promise<void> {
+    const known = Object.keys(this.deps.getState().networks);
+    if (known.length === 0 && this.suspects.size === 0) return;
+    const docker = new Set((await this.deps.api.listNetworks()).map((n) => n.Id));
+    const now = (this.deps.now ?? Date.now)();
+    const { collect, suspects } = networksToCollect(known, docker, this.suspects, now, this.deps.confirmMs);
+    this.suspects = suspects;
+    for (const id of collect) {
+      const events = await this.deps.execute({
+        type: 'CollectNetwork',
+        networkId: id,
+        reason: 'Docker no longer has this network (removed while ledgernet was not running)',
+      });
+      if (events.length > 0) {
+        this.deps.log.warn(
+          { networkId: id, events: events.map((e) => `${e.type}#${e.seq}`) },
+          `network ${short(id)} is gone from Docker: collected, its kernel objects are removed`,
+        );
+      }
+    }
+  }
+
+  private async restartContainers(): Promise<void> {
+    const networks = new Set(Object.keys(this.deps.getState().networks));
+    if (networks.size === 0) return;
+    const candidates = stoppedOn(await this.deps.api.listContainers(true), networks).filter((id) => !this.started.has(id));
+    for (const id of candidates) {
+      // Removed since the list: nothing to do.
+      const c = await this.deps.api.inspectContainer(id).catch((e: unknown) => {
+        if (e instanceof DockerApiError && e.status === 404) return null;
+        throw e;
+      });
+      if (!c) continue;
+      // Docker's restore sets State.Error when the start failed because the driver was not there
+      // (`plugin "ledgernet" not found`, or its socket refused); a container someone stopped has
+      // no error and stays stopped, one that failed for another reason is not ours to retry.
+      const failedOnUs = c.State.Error.includes(`"${this.deps.driverName}"`) || c.State.Error.includes(`/${this.deps.driverName}.sock`);
+      if (c.State.Running || !failedOnUs || !RESTART_POLICIES.has(c.HostConfig.RestartPolicy?.Name ?? '')) continue;
+      this.started.add(id);
+      const name = c.Name.replace(/^\//, '');
+      this.deps.log.warn({ container: name, id: short(id), dockerError: c.State.Error }, `starting container ${name}: Docker gave up on it while ledgernet was not running`);
+      try {
+        await this.deps.api.startContainer(id);
+        this.deps.log.info({ container: name, id: short(id) }, `container ${name} started again`);
+      } catch (e) {
+        this.deps.log.error({ err: e, container: name, id: short(id) }, `container ${name} could not be started`);
+      }
+    }
+  }
+}

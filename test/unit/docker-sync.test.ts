@@ -1,0 +1,231 @@
+// Collecting networks Docker no longer has, and starting containers Docker gave up on: the pure
+// decisions, the sync against a fake Docker API, and the API client against a fake unix socket.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { DockerApi, DockerApiError, DockerUnavailableError, type DockerContainer, type DockerContainerSummary, type DockerNetwork } from '../../src/docker-api.ts';
+import { DockerSync, networksToCollect, stoppedOn } from '../../src/docker-sync.ts';
+import type { Command } from '../../src/events/commands.ts';
+import { decide } from '../../src/events/decide.ts';
+import { fold } from '../../src/events/evolve.ts';
+import type { State, StoredEvent } from '../../src/events/types.ts';
+import { EP_1, EP_2, NET_A, NET_B, endpointSpec, given, networkSpec, stamp } from '../helpers/events.ts';
+
+const pool = (cidr: string): Command => ({
+  type: 'RequestPool',
+  request: { pool: cidr, subPool: null, v6: false, defaults: { range: '10.231.0.0/16', size: 24 }, occupied: [] },
+});
+const collect = (networkId: string): Command => ({ type: 'CollectNetwork', networkId, reason: 'gone' });
+
+describe('CollectNetwork', () => {
+  const state = given(
+    pool('10.231.7.0/24'),
+    pool('10.231.8.0/24'),
+    { type: 'CreateNetwork', spec: networkSpec(NET_A) },
+    { type: 'CreateNetwork', spec: networkSpec(NET_B, '10.231.8.0/24', '10.231.8.1/24') },
+    { type: 'CreateEndpoint', spec: endpointSpec(NET_A, EP_1) },
+    { type: 'CreateEndpoint', spec: endpointSpec(NET_A, EP_2, '10.231.7.3/24') },
+  );
+
+  it('deletes the endpoints, then records network.collected, then releases the pools of its subnets only', () => {
+    const events = decide(collect(NET_A), state);
+    assert.deepEqual(
+      events.map((e) => e.type),
+      ['endpoint.deleted', 'endpoint.deleted', 'network.collected', 'pool.released'],
+    );
+    const after = fold(state, stamp(events, state));
+    assert.equal(after.networks[NET_A], undefined);
+    assert.deepEqual(Object.keys(after.endpoints), []);
+    assert.deepEqual(Object.values(after.pools).map((p) => p.pool), ['10.231.8.0/24'], 'the other network keeps its pool');
+    assert.ok(after.networks[NET_B]);
+  });
+
+  it('does nothing for a network ledgernet does not hold (a repeat)', () => {
+    const after = fold(state, stamp(decide(collect(NET_A), state), state));
+    assert.deepEqual(decide(collect(NET_A), after), []);
+  });
+});
+
+describe('networksToCollect', () => {
+  it('collects only what Docker lacked on two looks at least confirmMs apart', () => {
+    const first = networksToCollect([NET_A, NET_B], new Set([NET_B]), new Map(), 1000, 2000);
+    assert.deepEqual(first.collect, []);
+    assert.deepEqual([...first.suspects], [[NET_A, 1000]]);
+    const early = networksToCollect([NET_A, NET_B], new Set([NET_B]), first.suspects, 2500, 2000);
+    assert.deepEqual(early.collect, [], 'not yet: the confirmation time has not passed');
+    const late = networksToCollect([NET_A, NET_B], new Set([NET_B]), early.suspects, 3000, 2000);
+    assert.deepEqual(late.collect, [NET_A]);
+  });
+
+  it('forgets a suspect Docker lists again (it was being created)', () => {
+    const first = networksToCollect([NET_A], new Set(), new Map(), 0, 2000);
+    const back = networksToCollect([NET_A], new Set([NET_A]), first.suspects, 1000, 2000);
+    assert.deepEqual(back.suspects.size, 0);
+    assert.deepEqual(networksToCollect([NET_A], new Set(), back.suspects, 5000, 2000).collect, [], 'a new absence starts a new wait');
+  });
+});
+
+describe('stoppedOn', () => {
+  it('picks exited containers attached to one of the networks', () => {
+    const c = (Id: string, State: string, NetworkID: string): DockerContainerSummary => ({
+      Id,
+      Names: [`/${Id}`],
+      State,
+      NetworkSettings: { Networks: { n: { NetworkID } } },
+    });
+    const list = [c('a', 'exited', NET_A), c('b', 'running', NET_A), c('c', 'exited', 'other'), c('d', 'created', NET_B), c('e', 'dead', NET_A)];
+    list.push(c('f', 'exited', NET_B));
+    assert.deepEqual(stoppedOn(list, new Set([NET_A, NET_B])), ['a', 'f'], 'not running, created (a failed docker run), dead or elsewhere');
+  });
+});
+
+/** A Docker API in memory; `down` makes every call fail as an absent Docker does. */
+class FakeDocker {
+  down = false;
+  networks: DockerNetwork[] = [];
+  containers: DockerContainer[] = [];
+  started: string[] = [];
+  private check(): void {
+    if (this.down) throw new DockerUnavailableError('Docker at /nowhere cannot be asked: connect ENOENT');
+  }
+  listNetworks = async () => {
+    this.check();
+    return this.networks;
+  };
+  listContainers = async () => {
+    this.check();
+    return this.containers.map((c) => ({
+      Id: c.Id,
+      Names: [c.Name],
+      State: c.State.Status,
+      NetworkSettings: { Networks: c.NetworkSettings.Networks },
+    }));
+  };
+  inspectContainer = async (id: string) => {
+    this.check();
+    const c = this.containers.find((x) => x.Id === id);
+    if (!c) throw new DockerApiError(404, `no such container ${id}`);
+    return c;
+  };
+  startContainer = async (id: string) => {
+    this.check();
+    this.started.push(id);
+  };
+}
+
+function container(id: string, policy: string, error: string, networkId: string): DockerContainer {
+  return {
+    Id: id,
+    Name: `/${id}`,
+    State: { Running: false, Status: 'exited', Error: error },
+    HostConfig: { RestartPolicy: { Name: policy } },
+    NetworkSettings: { Networks: { n: { NetworkID: networkId } } },
+  };
+}
+
+function harness(initial: State) {
+  let state = initial;
+  let now = 0;
+  const api = new FakeDocker();
+  const logs: string[] = [];
+  const log = { info: (_o: unknown, m?: string) => logs.push(`info ${m}`), warn: (_o: unknown, m?: string) => logs.push(`warn ${m}`), error: (_o: unknown, m?: string) => logs.push(`error ${m}`), debug: () => undefined };
+  const sync = new DockerSync({
+    api,
+    getState: () => state,
+    execute: async (cmd) => {
+      const stored: StoredEvent[] = stamp(decide(cmd, state), state);
+      state = fold(state, stored);
+      return stored;
+    },
+    log,
+    driverName: 'ledgernet',
+    confirmMs: 2000,
+    now: () => now,
+  });
+  return { api, sync, logs, state: () => state, advance: (ms: number) => (now += ms) };
+}
+
+describe('DockerSync', () => {
+  const two = given({ type: 'CreateNetwork', spec: networkSpec(NET_A) }, { type: 'CreateNetwork', spec: networkSpec(NET_B, '10.231.8.0/24', '10.231.8.1/24') });
+  const FAILED = 'failed to add endpoint: plugin "ledgernet" not found';
+
+  it('collects a network Docker no longer lists, after the confirmation time, and logs it', async () => {
+    const h = harness(two);
+    h.api.networks = [{ Id: NET_B, Name: 'b', Driver: 'ledgernet' }];
+    await h.sync.sync();
+    assert.ok(h.state().networks[NET_A], 'one look is not enough');
+    h.advance(2000);
+    await h.sync.sync();
+    assert.equal(h.state().networks[NET_A], undefined);
+    assert.ok(h.state().networks[NET_B]);
+    assert.ok(h.logs.some((l) => /^warn network aaaaaaaa0000 is gone from Docker: collected/.test(l)), h.logs.join('\n'));
+  });
+
+  it('changes nothing while Docker cannot be asked, and says so once', async () => {
+    const h = harness(two);
+    h.api.down = true;
+    for (let i = 0; i < 3; i++) {
+      await h.sync.sync();
+      h.advance(5000);
+    }
+    assert.equal(Object.keys(h.state().networks).length, 2);
+    assert.equal(h.logs.filter((l) => l.includes('Docker cannot be asked now')).length, 1, h.logs.join('\n'));
+  });
+
+  it('starts restart-policy containers on its networks whose start failed, once; not stopped or foreign ones', async () => {
+    const h = harness(two);
+    h.api.networks = [
+      { Id: NET_A, Name: 'a', Driver: 'ledgernet' },
+      { Id: NET_B, Name: 'b', Driver: 'ledgernet' },
+    ];
+    h.api.containers = [
+      container('always', 'always', FAILED, NET_A),
+      container('unless', 'unless-stopped', FAILED, NET_B),
+      container('stopped-by-user', 'always', '', NET_A),
+      container('no-policy', 'no', FAILED, NET_A),
+      container('socket-refused', 'always', 'failed to create endpoint x on network a: dial unix /run/docker/plugins/ledgernet.sock: connect: connection refused', NET_A),
+      container('bad-mount', 'always', 'error while mounting volume: no such file', NET_A),
+      container('elsewhere', 'always', FAILED, 'f'.repeat(64)),
+    ];
+    await h.sync.sync();
+    assert.deepEqual(h.api.started.sort(), ['always', 'socket-refused', 'unless']);
+    await h.sync.sync();
+    assert.deepEqual(h.api.started.length, 3, 'a container is started at most once per daemon');
+    assert.ok(h.logs.some((l) => l.startsWith('warn starting container always: Docker gave up on it')), h.logs.join('\n'));
+  });
+});
+
+describe('DockerApi over a unix socket', () => {
+  let dir: string;
+  let server: Server;
+  const seen: string[] = [];
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'ledgernet-docker-api-'));
+    server = createServer((req, res) => {
+      seen.push(`${req.method} ${req.url}`);
+      if (req.url === '/v1.41/networks') return void res.end(JSON.stringify([{ Id: NET_A, Name: 'a', Driver: 'ledgernet' }]));
+      if (req.url === '/v1.41/containers/x/start') return void res.writeHead(204).end();
+      if (req.url === '/v1.41/containers/slow/json') return; // never answers
+      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ message: 'No such container: y' }));
+    });
+    await new Promise<void>((r) => server.listen(join(dir, 'docker.sock'), r));
+  });
+  after(async () => {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('reads answers, and names Docker errors and an absent Docker differently', async () => {
+    const api = new DockerApi(join(dir, 'docker.sock'), 300);
+    assert.deepEqual(await api.listNetworks(), [{ Id: NET_A, Name: 'a', Driver: 'ledgernet' }]);
+    await api.startContainer('x');
+    await assert.rejects(api.inspectContainer('y'), (e: DockerApiError) => e instanceof DockerApiError && e.status === 404 && /No such container: y/.test(e.message));
+    await assert.rejects(api.inspectContainer('slow'), (e: Error) => e instanceof DockerUnavailableError && /no answer within 300 ms/.test(e.message));
+    await assert.rejects(new DockerApi(join(dir, 'absent.sock')).listNetworks(), (e: Error) => e instanceof DockerUnavailableError && /absent\.sock.*ENOENT/.test(e.message));
+    assert.deepEqual(seen.slice(0, 2), ['GET /v1.41/networks', 'POST /v1.41/containers/x/start']);
+  });
+});
