@@ -11,7 +11,7 @@ import {
   decideRequestAddress,
   decideRequestPool,
 } from './ipam.ts';
-import { contains, parseAddrLen } from './cidr.ts';
+import { contains, isNetworkOrBroadcast, parseAddrLen } from './cidr.ts';
 import { hostBindingIpv4 } from './policy.ts';
 import { resolvePorts } from './ports.ts';
 import { lookup, type EndpointSpec, type EndpointState, type NetworkState, type NewEvent, type State } from './types.ts';
@@ -171,12 +171,15 @@ function checkEndpoint(state: State, net: NetworkState, spec: EndpointSpec): voi
     [spec.addressV6, net.ipv6Data, 'AddressIPv6'],
   ] as const) {
     const a = address === null ? null : parseAddrLen(address);
-    if (!a || data.length === 0) continue;
+    if (!a) continue;
+    if (data.length === 0) {
+      throw new DriverError('LN_ERR_IPAM_ADDRESS', `Interface.${flag} ${address} is given, but network ${short(net.networkId)} has no subnet of that family`);
+    }
     const pools = data.map((d) => parseAddrLen(d.pool)?.prefix);
-    if (!pools.some((p) => p && contains(p, a.family, a.value))) {
+    if (!pools.some((p) => p && contains(p, a.family, a.value) && !isNetworkOrBroadcast(p, a.value))) {
       throw new DriverError(
         'LN_ERR_IPAM_ADDRESS',
-        `Interface.${flag} ${address} is outside the subnets of network ${short(net.networkId)} (${data.map((d) => d.pool).join(', ')})`,
+        `Interface.${flag} ${address} is not a host address in the subnets of network ${short(net.networkId)} (${data.map((d) => d.pool).join(', ')})`,
       );
     }
   }

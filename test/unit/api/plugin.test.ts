@@ -503,7 +503,12 @@ describe('plugin API: bad input is refused by name', () => {
     await refusedWith(
       'NetworkDriver.CreateEndpoint',
       createEndpointBody().replace('10.213.0.2/24', '10.99.0.2/24'),
-      /Interface\.Address 10\.99\.0\.2\/24 is outside the subnets of network 404f6704c3cc/,
+      /Interface\.Address 10\.99\.0\.2\/24 is not a host address in the subnets of network 404f6704c3cc/,
+    );
+    await refusedWith(
+      'NetworkDriver.CreateEndpoint',
+      createEndpointBody().replace('10.213.0.2/24', '10.213.0.255/24'),
+      /Interface\.Address 10\.213\.0\.255\/24 is not a host address/,
     );
     assert.equal((await call('NetworkDriver.CreateEndpoint', createEndpointBody())).status, 200);
     const twin = `${EP.slice(0, 11)}${'0'.repeat(53)}`;
