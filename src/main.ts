@@ -102,12 +102,13 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
     // One instance per host, whatever its socket or state dir: two remove each other's networks.
     cleanups.push(await acquireHostGuard({ stateDir: cfg.stateDir, socket: cfg.socket }));
     const metrics = cfg.metrics ? new Metrics() : null;
-    const { store, state, events, replayed, fromSnapshotSeq, repaired } = await openStore(
+    const { store, state, events, replayed, fromSnapshotSeq, repaired, warnings } = await openStore(
       cfg.stateDir,
       { host: cfg.host, ...(metrics ? { onFlush: metrics.onFlush } : {}) },
       { snapshotEvery: SNAPSHOT_EVERY, onSnapshotError: (e) => log.error({ err: e }, 'could not write a snapshot') },
     );
     if (repaired) log.warn(repaired, 'event log had a torn tail (crash mid-write); cut back to the last good record, the cut bytes kept in keptAs');
+    for (const w of warnings) log.warn(`event log: ${w}`);
     log.info(
       { fromSnapshotSeq, replayed, seq: state.seq, networks: Object.keys(state.networks).length, endpoints: Object.keys(state.endpoints).length },
       'replayed event log',

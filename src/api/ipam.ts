@@ -2,9 +2,9 @@
 // events/ipam.ts decides from the folded state, and the answer goes out only once the allocation
 // is durable in the log. Errors go out as HTTP 500 + {"Err"}, which Docker reads for IPAM too.
 import { DriverError } from '../errors.ts';
-import { canonicalIp } from '../events/cidr.ts';
+import { formatIp, formatPrefix, parseAddrLen, parseIp, parsePrefix } from '../events/cidr.ts';
 import type { Command, DefaultPool } from '../events/commands.ts';
-import type { State, StoredEvent } from '../events/types.ts';
+import { lookup, type State, type StoredEvent } from '../events/types.ts';
 import type { Json } from './wire.ts';
 
 export const ADDRESS_SPACES = { LocalDefaultAddressSpace: 'ledgernet-local', GlobalDefaultAddressSpace: 'ledgernet-global' };
@@ -39,14 +39,35 @@ function bad(method: string, msg: string): DriverError {
   return new DriverError('LN_ERR_BAD_REQUEST', `${method}: ${msg}`);
 }
 
+/** Longer than any CIDR, PoolID or container name Docker sends. */
+const MAX_STRING = 1024;
+
 function str(method: string, body: Json, field: string, required = false): string {
   const v = body[field];
   if (v === undefined || v === null || v === '') {
     if (required) throw bad(method, `${field} is required`);
     return '';
   }
-  if (typeof v !== 'string') throw bad(method, `${field} must be a string, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'string') throw bad(method, `${field} must be a string, got ${JSON.stringify(v)?.slice(0, 64)}`);
+  if (v.length > MAX_STRING) throw bad(method, `${field} is longer than ${MAX_STRING} characters`);
   return v;
+}
+
+/** Docker sends a plain IP; a CIDR is accepted too and its address part kept. Canonical. */
+function ipOf(method: string, raw: string): string {
+  const a = raw.includes('/') ? parseAddrLen(raw) : parseIp(raw);
+  if (!a) throw new DriverError('LN_ERR_IPAM_ADDRESS', `${method}: Address ${JSON.stringify(raw.slice(0, 64))} is not an IP address`);
+  return formatIp(a.family, a.value);
+}
+
+/** A PoolID ledgernet handed out: `ledgernet/<canonical CIDR>`; anything else is no pool of ours. */
+function poolId(method: string, body: Json): string {
+  const id = str(method, body, 'PoolID', true);
+  const cidr = id.startsWith('ledgernet/') ? parsePrefix(id.slice('ledgernet/'.length), true) : null;
+  if (!cidr || `ledgernet/${formatPrefix(cidr)}` !== id) {
+    throw new DriverError('LN_ERR_IPAM_UNKNOWN_POOL', `${method}: PoolID ${JSON.stringify(id.slice(0, 64))} is not a pool of ledgernet IPAM (its PoolIDs look like ledgernet/10.231.7.0/24)`);
+  }
+  return id;
 }
 
 function optionMap(method: string, body: Json): Record<string, unknown> {
@@ -59,7 +80,9 @@ function optionMap(method: string, body: Json): Record<string, unknown> {
 export async function requestPool(deps: IpamDeps, body: Json, method: string): Promise<unknown> {
   const pool = str(method, body, 'Pool');
   const subPool = str(method, body, 'SubPool');
-  const v6 = body['V6'] === true;
+  const v6 = body['V6'] ?? false;
+  if (typeof v6 !== 'boolean') throw bad(method, `V6 must be true or false, got ${JSON.stringify(v6)?.slice(0, 64)}`);
+  str(method, body, 'AddressSpace');
   const opts = Object.keys(optionMap(method, body));
   if (opts.length > 0) {
     throw new DriverError('LN_ERR_INVALID_OPTION', `${method}: ledgernet IPAM takes no --ipam-opt, got ${opts.join(', ')}`);
@@ -81,33 +104,36 @@ export async function requestPool(deps: IpamDeps, body: Json, method: string): P
 }
 
 export async function releasePool(deps: IpamDeps, body: Json, method: string): Promise<unknown> {
-  await deps.store.execute({ type: 'ReleasePool', poolId: str(method, body, 'PoolID', true) });
+  await deps.store.execute({ type: 'ReleasePool', poolId: poolId(method, body) });
   return {};
 }
 
 export async function requestAddress(deps: IpamDeps, body: Json, method: string): Promise<unknown> {
-  const poolId = str(method, body, 'PoolID', true);
+  const id = poolId(method, body);
   const raw = str(method, body, 'Address');
   const opts = optionMap(method, body);
-  let address: string | null = null;
-  if (raw !== '') {
-    // Docker sends a plain IP; accept a CIDR too and keep its address part.
-    address = canonicalIp(raw.split('/')[0] ?? '');
-    if (address === null) throw new DriverError('LN_ERR_IPAM_ADDRESS', `${method}: Address ${JSON.stringify(raw)} is not an IP address`);
+  const address = raw === '' ? null : ipOf(method, raw);
+  const nameOpt = opts[ENDPOINT_NAME];
+  if (nameOpt !== undefined && nameOpt !== null && (typeof nameOpt !== 'string' || nameOpt.length > MAX_STRING)) {
+    throw bad(method, `Options["${ENDPOINT_NAME}"] must be a container name, got ${JSON.stringify(nameOpt)?.slice(0, 64)}`);
   }
-  const name = typeof opts[ENDPOINT_NAME] === 'string' ? opts[ENDPOINT_NAME] : null;
-  const gateway = opts['RequestAddressType'] === GATEWAY_TYPE;
-  const events = await deps.store.execute({ type: 'RequestAddress', poolId, address, gateway, name });
+  const name = typeof nameOpt === 'string' && nameOpt !== '' ? nameOpt : null;
+  const type = opts['RequestAddressType'];
+  if (type !== undefined && type !== null && type !== GATEWAY_TYPE) {
+    throw bad(method, `Options["RequestAddressType"] must be ${GATEWAY_TYPE} or absent, got ${JSON.stringify(type)?.slice(0, 64)}`);
+  }
+  const gateway = type === GATEWAY_TYPE;
+  const events = await deps.store.execute({ type: 'RequestAddress', poolId: id, address, gateway, name });
   const ev = events.find((e) => e.type === 'address.requested');
   if (!ev || ev.type !== 'address.requested') throw new DriverError('LN_ERR_INTERNAL', `${method}: no address was recorded`);
-  const pool = deps.store.state.pools[poolId]?.pool ?? '';
+  const pool = lookup(deps.store.state.pools, id)?.pool ?? '';
   return { Address: `${ev.data.address}/${pool.split('/')[1] ?? ''}`, Data: {} };
 }
 
 export async function releaseAddress(deps: IpamDeps, body: Json, method: string): Promise<unknown> {
-  const poolId = str(method, body, 'PoolID', true);
-  const address = str(method, body, 'Address', true);
-  await deps.store.execute({ type: 'ReleaseAddress', poolId, address: address.split('/')[0] ?? address });
+  const id = poolId(method, body);
+  const address = ipOf(method, str(method, body, 'Address', true));
+  await deps.store.execute({ type: 'ReleaseAddress', poolId: id, address });
   return {};
 }
 

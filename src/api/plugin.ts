@@ -7,7 +7,8 @@ import { DriverError, isDriverError } from '../errors.ts';
 import type { Command, DefaultPool } from '../events/commands.ts';
 import { bridgeName } from '../events/names.ts';
 import { short } from '../events/decide.ts';
-import type { State, StoredEvent } from '../events/types.ts';
+import { containerIfacePrefix } from '../events/policy.ts';
+import { lookup, type State, type StoredEvent } from '../events/types.ts';
 import { describeAction } from '../reconciler/actions.ts';
 import type { PassResult } from '../reconciler/loop.ts';
 import {
@@ -28,6 +29,7 @@ import {
   macForAddress,
   options,
   parseBody,
+  sandboxKey as sandboxKeyOf,
   toEndpointSpec,
   toNetworkSpec,
   toPortmap,
@@ -54,12 +56,32 @@ export interface ApiDeps {
 
 type Handler = (body: Json, method: string) => Promise<unknown>;
 
+/** The largest request body accepted (fastify's default; Docker's biggest calls are a few KiB). */
+export const BODY_LIMIT = 1024 * 1024;
+
+/**
+ * The Err for a request fastify refused before any handler ran (too large, a bad
+ * Content-Length, a body that is not text): what was wrong, never "internal error".
+ */
+function requestError(err: unknown, req: FastifyRequest, limit: number): string | null {
+  const e = err as { code?: unknown; statusCode?: unknown; message?: unknown };
+  if (typeof e.code !== 'string' || !e.code.startsWith('FST_') || typeof e.statusCode !== 'number' || e.statusCode >= 500) return null;
+  const method = req.url.replace(/^\//, '').slice(0, 64);
+  if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    const n = Number(req.headers['content-length']);
+    const size = Number.isFinite(n) && n > 0 ? `${n} bytes` : 'more bytes than that';
+    return `${method}: the request body is ${size}, over the limit of ${limit} bytes; nothing was changed`;
+  }
+  return `${method}: the request was refused (${String(e.message)}); nothing was changed`;
+}
+
 /** Per-app state: endpoints whose veth a pass in this process has confirmed (Join need not wait). */
 type Ctx = ApiDeps & { readonly ready: Set<string> };
 
 export function createPluginApp(apiDeps: ApiDeps): FastifyInstance {
   const deps: Ctx = { ...apiDeps, ready: new Set<string>() };
   const app = Fastify({
+    bodyLimit: BODY_LIMIT,
     loggerInstance: deps.log.child({ component: 'api' }) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
   }) as unknown as FastifyInstance;
@@ -131,6 +153,11 @@ export function createPluginApp(apiDeps: ApiDeps): FastifyInstance {
     if (isDriverError(err)) {
       req.log.warn({ code: err.code, url: req.url, err: err.cause ?? undefined }, err.message);
       return reply.code(err.code === 'LN_ERR_BAD_REQUEST' ? 400 : 500).send({ Err: err.message });
+    }
+    const refused = requestError(err, req, BODY_LIMIT);
+    if (refused) {
+      req.log.warn({ url: req.url }, refused);
+      return reply.code(400).send({ Err: refused });
     }
     req.log.error({ err, url: req.url }, 'unexpected error in a plugin call');
     return reply.code(500).send({ Err: 'internal error (LN_ERR_INTERNAL); see the ledgernet log' });
@@ -221,7 +248,7 @@ async function createEndpoint(deps: Ctx, body: Json, method: string): Promise<un
 async function endpointOperInfo(deps: ApiDeps, body: Json, method: string): Promise<unknown> {
   id(method, body, 'NetworkID');
   const endpointId = id(method, body, 'EndpointID');
-  const ep = deps.store.state.endpoints[endpointId];
+  const ep = lookup(deps.store.state.endpoints, endpointId);
   return { Value: ep ? { hostVeth: ep.veth } : {} };
 }
 
@@ -237,9 +264,9 @@ async function deleteEndpoint(deps: Ctx, body: Json, method: string): Promise<un
 async function join(deps: Ctx, body: Json, method: string): Promise<unknown> {
   const networkId = id(method, body, 'NetworkID');
   const endpointId = id(method, body, 'EndpointID');
-  const sandboxKey = typeof body['SandboxKey'] === 'string' ? body['SandboxKey'] : '';
-  const net = deps.store.state.networks[networkId];
-  const ep = deps.store.state.endpoints[endpointId];
+  const sandboxKey = sandboxKeyOf(method, body);
+  const net = lookup(deps.store.state.networks, networkId);
+  const ep = lookup(deps.store.state.endpoints, endpointId);
   if (!net) throw new DriverError('LN_ERR_UNKNOWN_NETWORK', `${method}: network ${short(networkId)} is not known to ledgernet`);
   if (!ep || ep.networkId !== networkId) {
     throw new DriverError('LN_ERR_UNKNOWN_ENDPOINT', `${method}: endpoint ${short(endpointId)} is not known to ledgernet on network ${short(networkId)}`);
@@ -252,7 +279,7 @@ async function join(deps: Ctx, body: Json, method: string): Promise<unknown> {
     if (problems.length > 0) throw new DriverError('LN_ERR_APPLY', `${method}: veth ${ep.veth} is not ready: ${problems.join('; ')}`);
   }
   await deps.store.execute({ type: 'Join', networkId, endpointId, sandboxKey });
-  const res: Json = { InterfaceName: { SrcName: ep.peer, DstPrefix: 'eth' } };
+  const res: Json = { InterfaceName: { SrcName: ep.peer, DstPrefix: containerIfacePrefix(net.options) } };
   if (!net.internal) {
     const gw4 = gatewayIp(net.ipv4Data);
     const gw6 = ep.addressV6 ? gatewayIp(net.ipv6Data) : null;
@@ -273,7 +300,7 @@ async function program(deps: ApiDeps, body: Json, method: string): Promise<unkno
   const networkId = id(method, body, 'NetworkID');
   const endpointId = id(method, body, 'EndpointID');
   const portmap = toPortmap(method, options(method, body));
-  const had = deps.store.state.endpoints[endpointId]?.portmap.length ?? 0;
+  const had = lookup(deps.store.state.endpoints, endpointId)?.portmap.length ?? 0;
   const events = await deps.store.execute({ type: 'ProgramExternal', networkId, endpointId, portmap });
   if (events.length === 0) return {};
   // No ports now: nothing in the kernel depends on this call, unless ports were published before.
@@ -304,7 +331,7 @@ async function program(deps: ApiDeps, body: Json, method: string): Promise<unkno
 async function revoke(deps: ApiDeps, body: Json, method: string): Promise<unknown> {
   const networkId = id(method, body, 'NetworkID');
   const endpointId = id(method, body, 'EndpointID');
-  const had = deps.store.state.endpoints[endpointId]?.portmap.length ?? 0;
+  const had = lookup(deps.store.state.endpoints, endpointId)?.portmap.length ?? 0;
   const events = await deps.store.execute({ type: 'RevokeExternal', networkId, endpointId });
   // Only published ports have rules to remove.
   if (events.length > 0 && had > 0) background(deps, method);

@@ -1,15 +1,28 @@
 // Docker's PascalCase JSON <-> domain commands. Every field is checked here, so that a bad call
 // is refused with a message naming the field before anything is written.
-import { isIP } from 'node:net';
-import { DriverError } from '../errors.ts';
-import { bridgeName, isValidIfName, peerName, vethName } from '../events/names.ts';
-import { networkPolicy, POLICY_OPTIONS } from '../events/policy.ts';
+import { DriverError, isDriverError } from '../errors.ts';
+import {
+  capturesHost,
+  contains,
+  formatAddrLen,
+  formatIp,
+  formatPrefix,
+  isNetworkOrBroadcast,
+  overlaps,
+  parseAddrLen,
+  parseIp,
+  parsePrefix,
+  type AddrLen,
+  type Prefix,
+} from '../events/cidr.ts';
+import { bridgeName, peerName, vethName } from '../events/names.ts';
+import { checkNetworkOptions, DOCKER_ALIASES, DOCKER_NETWORK_FLAGS, NETWORK_OPTIONS } from '../events/policy.ts';
+import { PROTO_NAME } from '../events/ports.ts';
 import type { EndpointSpec, IpamData, NetworkSpec, PortBinding } from '../events/types.ts';
 
 export type Json = Record<string, unknown>;
 
 const ID = /^[0-9a-f]{64}$/;
-const DEFAULT_MTU = 1500;
 
 function bad(method: string, msg: string): DriverError {
   return new DriverError('LN_ERR_BAD_REQUEST', `${method}: ${msg}`);
@@ -49,115 +62,120 @@ function obj(method: string, v: unknown, field: string): Json {
   return v as Json;
 }
 
-function cidr(method: string, v: unknown, field: string, family?: 4 | 6): string {
-  const s = typeof v === 'string' ? v : '';
-  const [ip, len, extra] = s.split('/');
-  const fam = isIP(ip ?? '');
-  const n = Number(len);
-  const max = fam === 6 ? 128 : 32;
-  if (!fam || extra !== undefined || !/^\d+$/.test(len ?? '') || n > max || (family && fam !== family)) {
-    const what = family ? `an IPv${family} CIDR` : 'a CIDR';
-    throw bad(method, `${field} must be ${what} such as ${family === 6 ? 'fd00::1/64' : '10.231.7.1/24'}, got ${JSON.stringify(v)}`);
+/** A CIDR with its host bits (an interface address, a gateway), canonical. */
+function cidr(method: string, v: unknown, field: string, family: 4 | 6): string {
+  const a = typeof v === 'string' ? parseAddrLen(v) : null;
+  if (!a || a.family !== family) {
+    throw bad(method, `${field} must be an IPv${family} CIDR such as ${family === 6 ? 'fd00::1/64' : '10.231.7.1/24'}, got ${JSON.stringify(v) ?? 'nothing'}`);
   }
-  return s;
+  return formatAddrLen(a);
 }
 
 function ipamList(method: string, v: unknown, field: string, family: 4 | 6): IpamData[] {
   if (v === undefined || v === null) return [];
   if (!Array.isArray(v)) throw bad(method, `${field} must be a list`);
-  return v.map((item: unknown, i) => {
-    const d = obj(method, item, `${field}[${i}]`);
-    const aux = obj(method, d['AuxAddresses'], `${field}[${i}].AuxAddresses`);
+  const out = v.map((item: unknown, i): IpamData & { prefix: Prefix } => {
+    const at = `${field}[${i}]`;
+    const d = obj(method, item, at);
+    const p = typeof d['Pool'] === 'string' ? parsePrefix(d['Pool']) : null;
+    if (!p || p.family !== family) {
+      throw bad(method, `${at}.Pool must be an IPv${family} subnet such as ${family === 6 ? 'fd00:231:1::/64' : '10.231.7.0/24'}, got ${JSON.stringify(d['Pool']) ?? 'nothing'}`);
+    }
+    const pool = formatPrefix(p);
+    const why = capturesHost(p);
+    if (why) {
+      throw new DriverError(
+        'LN_ERR_INVALID_OPTION',
+        `${method}: ${at}.Pool ${pool} is refused: ${why}; give the network a --subnet of its own` +
+          (p.len === 0 ? ' (--ipam-driver null is not supported)' : ''),
+      );
+    }
+    const inside = (raw: unknown, what: string, gateway: boolean): string => {
+      const text = cidr(method, raw, what, family);
+      const a = parseAddrLen(text) as AddrLen;
+      const problem = !contains(p, a.family, a.value)
+        ? 'is outside'
+        : isNetworkOrBroadcast(p, a.value)
+          ? 'is the network or broadcast address of'
+          : gateway && a.len !== p.len
+            ? 'must have the prefix length of'
+            : null;
+      if (problem) throw bad(method, `${what} ${text} ${problem} the pool ${pool}`);
+      return text;
+    };
+    const gw = d['Gateway'];
+    const aux = obj(method, d['AuxAddresses'], `${at}.AuxAddresses`);
     return {
-      pool: cidr(method, d['Pool'], `${field}[${i}].Pool`, family),
-      gateway: d['Gateway'] === undefined || d['Gateway'] === '' ? null : cidr(method, d['Gateway'], `${field}[${i}].Gateway`, family),
-      aux: Object.fromEntries(Object.entries(aux).map(([k, a]) => [k, cidr(method, a, `${field}[${i}].AuxAddresses.${k}`, family)])),
+      prefix: p,
+      pool,
+      gateway: gw === undefined || gw === null || gw === '' ? null : inside(gw, `${at}.Gateway`, true),
+      aux: Object.fromEntries(Object.entries(aux).map(([k, a]) => [name(method, k, `${at}.AuxAddresses key`), inside(a, `${at}.AuxAddresses.${k}`, false)])),
     };
   });
+  for (const [i, a] of out.entries()) {
+    const j = out.findIndex((b) => overlaps(a.prefix, b.prefix));
+    if (j !== i) throw bad(method, `${field}[${j}].Pool ${out[j]?.pool} and ${field}[${i}].Pool ${a.pool} overlap`);
+  }
+  return out.map(({ prefix: _p, ...d }) => d);
 }
 
-/** ledgernet.* keys this version understands, with the form each accepts. */
-export const NETWORK_OPTIONS: Readonly<Record<string, string>> = {
-  'ledgernet.mtu': 'an integer from 68 to 65535',
-  'ledgernet.bridge': 'an interface name of 1 to 15 bytes of A-Z a-z 0-9 _ . - not starting with lnb-, lnv- or lnp-',
-  ...POLICY_OPTIONS,
-};
+const MAX_KEY = 255;
+const MAX_VALUE = 4096;
 
-/** Docker bridge-driver option names that mean the same as a ledgernet option. */
-export const DOCKER_ALIASES: Readonly<Record<string, string>> = {
-  'com.docker.network.driver.mtu': 'ledgernet.mtu',
-  'com.docker.network.bridge.name': 'ledgernet.bridge',
-};
-
-function invalidOption(method: string, key: string, v: string, canonical: string): DriverError {
-  return new DriverError(
-    'LN_ERR_INVALID_OPTION',
-    `${method}: option ${key}=${v} is invalid: expected ${NETWORK_OPTIONS[canonical]}`,
-  );
+/** A map key from Docker (an option or aux address name): bounded, and never `__proto__`. */
+function name(method: string, k: string, what: string): string {
+  if (k === '' || k === '__proto__' || Buffer.byteLength(k) > MAX_KEY) {
+    throw bad(method, `${what} ${JSON.stringify(k.slice(0, 64))} must be 1 to ${MAX_KEY} bytes and not __proto__`);
+  }
+  return k;
 }
 
-function mtuOption(method: string, key: string, v: string): number {
-  const n = Number(v);
-  if (!/^\d+$/.test(v) || n < 68 || n > 65535) throw invalidOption(method, key, v, 'ledgernet.mtu');
-  return n;
-}
-
-function bridgeOption(method: string, key: string, v: string): string {
-  if (!isValidIfName(v) || /^ln[bvp]-/.test(v)) throw invalidOption(method, key, v, 'ledgernet.bridge');
-  return v;
-}
+export { NETWORK_OPTIONS, DOCKER_ALIASES };
 
 function genericOptions(method: string, v: unknown): Record<string, string> {
   const g = obj(method, v, 'Options["com.docker.network.generic"]');
   const out: Record<string, string> = {};
   for (const [k, val] of Object.entries(g)) {
-    if (typeof val !== 'string') throw bad(method, `option ${k} must be a string`);
+    name(method, k, 'option name');
+    if (typeof val !== 'string') throw bad(method, `option ${k} must be a string, got ${JSON.stringify(val)?.slice(0, 64)}`);
+    if (Buffer.byteLength(val) > MAX_VALUE) throw bad(method, `option ${k} is longer than ${MAX_VALUE} bytes`);
     out[k] = val;
   }
   return out;
 }
 
-/** The value of a ledgernet option given under its own name or a Docker alias; both at once must agree. */
-function optionValue(method: string, generic: Record<string, string>, canonical: string): { key: string; value: string } | null {
-  const keys = [canonical, ...Object.keys(DOCKER_ALIASES).filter((k) => DOCKER_ALIASES[k] === canonical)];
-  const given = keys.filter((k) => generic[k] !== undefined).map((k) => ({ key: k, value: generic[k] as string }));
-  const [first, ...rest] = given;
-  const other = rest.find((g) => g.value !== first?.value);
-  if (first && other) {
-    throw new DriverError(
-      'LN_ERR_INVALID_OPTION',
-      `${method}: options ${first.key}=${first.value} and ${other.key}=${other.value} say different things; give one`,
-    );
-  }
-  return first ?? null;
+/** Docker's own flags in CreateNetwork's Options: each a boolean when present. */
+function flag(method: string, options: Json, key: string): boolean {
+  const v = options[key];
+  if (v === undefined || v === null) return false;
+  if (typeof v !== 'boolean') throw bad(method, `Options["${key}"] must be true or false, got ${JSON.stringify(v)?.slice(0, 64)}`);
+  return v;
 }
 
 export function toNetworkSpec(method: string, body: Json): NetworkSpec {
   const networkId = id(method, body, 'NetworkID');
   const options = obj(method, body['Options'], 'Options');
-  const generic = genericOptions(method, options['com.docker.network.generic']);
-  for (const k of Object.keys(generic)) {
-    if (k.startsWith('ledgernet.') && !(k in NETWORK_OPTIONS)) {
-      const known = Object.entries(NETWORK_OPTIONS).map(([o, form]) => `${o} (${form})`).join(', ');
-      throw new DriverError('LN_ERR_INVALID_OPTION', `${method}: unknown option ${k}; ledgernet accepts ${known}`);
+  for (const k of Object.keys(options)) {
+    if (k.startsWith('com.docker.network.') && k !== 'com.docker.network.generic' && !(DOCKER_NETWORK_FLAGS as readonly string[]).includes(k)) {
+      throw new DriverError('LN_ERR_INVALID_OPTION', `${method}: Options key ${k} is not supported by ledgernet (it would be ignored)`);
     }
   }
-  const mtuOpt = optionValue(method, generic, 'ledgernet.mtu');
-  const mtu = mtuOpt ? mtuOption(method, mtuOpt.key, mtuOpt.value) : DEFAULT_MTU;
-  const bridgeOpt = optionValue(method, generic, 'ledgernet.bridge');
-  const bridge = bridgeOpt ? bridgeOption(method, bridgeOpt.key, bridgeOpt.value) : bridgeName(networkId);
+  const generic = genericOptions(method, options['com.docker.network.generic']);
+  let checked: { mtu: number; bridge: string | null };
   try {
-    networkPolicy(generic);
+    checked = checkNetworkOptions(generic);
   } catch (e) {
-    throw new DriverError('LN_ERR_INVALID_OPTION', `${method}: ${(e as Error).message}`);
+    if (!isDriverError(e)) throw e;
+    throw new DriverError(e.code, `${method}: ${e.message}`);
   }
-  if (!isValidIfName(bridge)) throw bad(method, `bridge name ${bridge} is not a valid interface name`);
+  const bridge = checked.bridge ?? bridgeName(networkId);
+  flag(method, options, 'com.docker.network.enable_ipv4');
   return {
     networkId,
     bridge,
-    mtu,
-    internal: options['com.docker.network.internal'] === true,
-    ipv6: options['com.docker.network.enable_ipv6'] === true,
+    mtu: checked.mtu,
+    internal: flag(method, options, 'com.docker.network.internal'),
+    ipv6: flag(method, options, 'com.docker.network.enable_ipv6'),
     ipv4Data: ipamList(method, body['IPv4Data'], 'IPv4Data', 4),
     ipv6Data: ipamList(method, body['IPv6Data'], 'IPv6Data', 6),
     options: generic,
@@ -171,18 +189,29 @@ export function toEndpointSpec(method: string, body: Json): EndpointSpec {
   const addr = iface['Address'];
   const addr6 = iface['AddressIPv6'];
   const mac = iface['MacAddress'];
-  if (mac !== undefined && mac !== '' && (typeof mac !== 'string' || !/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/.test(mac))) {
-    throw bad(method, `Interface.MacAddress must look like 02:42:0a:00:00:02, got ${JSON.stringify(mac)}`);
+  if (mac !== undefined && mac !== null && mac !== '' && (typeof mac !== 'string' || !/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/.test(mac))) {
+    throw bad(method, `Interface.MacAddress must look like 02:42:0a:00:00:02, got ${JSON.stringify(mac)?.slice(0, 64)}`);
   }
+  const empty = (v: unknown) => v === undefined || v === null || v === '';
   return {
     networkId,
     endpointId,
     veth: vethName(endpointId),
     peer: peerName(endpointId),
-    address: addr === undefined || addr === '' ? null : cidr(method, addr, 'Interface.Address', 4),
-    addressV6: addr6 === undefined || addr6 === '' ? null : cidr(method, addr6, 'Interface.AddressIPv6', 6),
+    address: empty(addr) ? null : cidr(method, addr, 'Interface.Address', 4),
+    addressV6: empty(addr6) ? null : cidr(method, addr6, 'Interface.AddressIPv6', 6),
     mac: typeof mac === 'string' && mac !== '' ? mac.toLowerCase() : null,
   };
+}
+
+/** Join's SandboxKey: a path (Docker's /var/run/docker/netns/<12 hex>), or empty. */
+export function sandboxKey(method: string, body: Json): string {
+  const v = body['SandboxKey'];
+  if (v === undefined || v === null || v === '') return '';
+  if (typeof v !== 'string' || !v.startsWith('/') || v.length > MAX_VALUE || /[\0-\x1f]/.test(v)) {
+    throw bad(method, `SandboxKey must be a path such as /var/run/docker/netns/4b2d8b7d3322, got ${JSON.stringify(v)?.slice(0, 64)}`);
+  }
+  return v;
 }
 
 /** Docker's own scheme for bridge endpoints: 02:42 followed by the IPv4 address. */
@@ -191,31 +220,61 @@ export function macForAddress(address: string): string {
   return ['02', '42', ...octets.map((o) => o.toString(16).padStart(2, '0'))].join(':');
 }
 
+/** HostIP of a binding: '' (all addresses, or the network's host_binding_ipv4) or an IPv4 address. */
 function hostIp(method: string, v: unknown, i: number): string {
   if (v === undefined || v === null || v === '') return '';
-  if (typeof v !== 'string' || isIP(v) === 0) throw bad(method, `portmap[${i}].HostIP must be an IP address or empty, got ${JSON.stringify(v)}`);
-  return v;
+  const a = typeof v === 'string' ? parseIp(v) : null;
+  if (!a) throw bad(method, `portmap[${i}].HostIP must be an IP address or empty, got ${JSON.stringify(v)?.slice(0, 64)}`);
+  if (a.family === 6) {
+    throw new DriverError(
+      'LN_ERR_INVALID_OPTION',
+      `${method}: portmap[${i}].HostIP ${v} is an IPv6 address; ledgernet publishes ports over IPv4 only (-p [${v}]:… is not supported)`,
+    );
+  }
+  return formatIp(4, a.value);
 }
 
+/** The published ports of a ProgramExternalConnectivity, each checked: tcp/udp/sctp, IPv4, no host port twice. */
 export function toPortmap(method: string, options: Json): PortBinding[] {
   const list = options['com.docker.network.portmap'];
   if (list === undefined || list === null) return [];
   if (!Array.isArray(list)) throw bad(method, 'Options["com.docker.network.portmap"] must be a list');
-  return list.map((item: unknown, i) => {
+  const out = list.map((item: unknown, i): PortBinding => {
     const p = obj(method, item, `portmap[${i}]`);
-    const num = (k: string): number => {
+    const num = (k: string, min: number): number => {
       const v = p[k];
-      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 65535) throw bad(method, `portmap[${i}].${k} must be a port number`);
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > 65535) {
+        throw bad(method, `portmap[${i}].${k} must be a port number from ${min} to 65535, got ${JSON.stringify(v)?.slice(0, 64) ?? 'nothing'}`);
+      }
       return v;
     };
-    return {
-      proto: num('Proto'),
-      port: num('Port'),
-      hostIp: hostIp(method, p['HostIP'], i),
-      hostPort: num('HostPort'),
-      hostPortEnd: num('HostPortEnd'),
-    };
+    const proto = p['Proto'];
+    if (typeof proto !== 'number' || PROTO_NAME[proto] === undefined) {
+      throw new DriverError(
+        'LN_ERR_INVALID_OPTION',
+        `${method}: portmap[${i}].Proto ${JSON.stringify(proto)?.slice(0, 64) ?? 'nothing'} is not a protocol ledgernet publishes: tcp (6), udp (17) or sctp (132)`,
+      );
+    }
+    const hostPort = num('HostPort', 0);
+    const hostPortEnd = p['HostPortEnd'] === undefined ? hostPort : num('HostPortEnd', 0);
+    if (hostPort === 0 && hostPortEnd !== 0) throw bad(method, `portmap[${i}].HostPortEnd ${hostPortEnd} is given without a HostPort`);
+    return { proto, port: num('Port', 1), hostIp: hostIp(method, p['HostIP'], i), hostPort, hostPortEnd };
   });
+  // A fixed host port given twice (Docker's own driver says "port is already allocated").
+  const seen = new Map<string, number>();
+  for (const [i, b] of out.entries()) {
+    if (b.hostPort === 0 || b.hostPortEnd > b.hostPort) continue;
+    const key = `${b.proto}/${b.hostPort}`;
+    const first = seen.get(key);
+    if (first !== undefined) {
+      throw new DriverError(
+        'LN_ERR_CONFLICT',
+        `${method}: host port ${PROTO_NAME[b.proto]}/${b.hostPort} is given twice (portmap[${first}] and portmap[${i}]); publish it once`,
+      );
+    }
+    seen.set(key, i);
+  }
+  return out;
 }
 
 export function gatewayIp(data: readonly IpamData[]): string | null {

@@ -1,5 +1,8 @@
-// Small, pure CIDR arithmetic on bigint, for both families. Addresses are kept in state as
-// canonical strings (IPv4 dotted quad, IPv6 RFC 5952 compressed), so equal addresses compare equal.
+// Small, pure CIDR arithmetic on bigint, for both families, and the one parser of addresses and
+// CIDRs in ledgernet: the api, the allocator and the reconciler all read them through here.
+// Addresses are kept in state as canonical strings (IPv4 dotted quad, IPv6 RFC 5952 compressed),
+// so equal addresses compare equal. Strict: no IPv4 octet or prefix length with a leading zero,
+// no IPv6 zone (`%eth0`), nothing around the text.
 // Why not ip-cidr: it works on strings per call and has no overlap/containment for a mixed list;
 // the allocator needs offsets inside a prefix, which is one bigint addition here.
 
@@ -17,7 +20,10 @@ export function bits(family: 4 | 6): number {
 /** Parses an IP address (no prefix) into its family and value, or null. */
 export function parseIp(s: string): { family: 4 | 6; value: bigint } | null {
   if (/^\d{1,3}(\.\d{1,3}){3}$/.test(s)) {
-    const parts = s.split('.').map(Number);
+    const texts = s.split('.');
+    // A leading zero is octal to some parsers (inet_aton) and decimal to others: refuse it.
+    if (texts.some((t) => t.length > 1 && t.startsWith('0'))) return null;
+    const parts = texts.map(Number);
     if (parts.some((p) => p > 255)) return null;
     return { family: 4, value: parts.reduce((acc, p) => (acc << 8n) | BigInt(p), 0n) };
   }
@@ -81,7 +87,7 @@ export function formatIp(family: 4 | 6, value: bigint): string {
 /** Parses `addr/len`; `strict` refuses host bits. Returns null when malformed. */
 export function parsePrefix(s: string, strict = false): Prefix | null {
   const [ip, len, extra] = s.split('/');
-  if (extra !== undefined || ip === undefined || len === undefined || !/^\d{1,3}$/.test(len)) return null;
+  if (extra !== undefined || ip === undefined || len === undefined || !/^(0|[1-9]\d{0,2})$/.test(len)) return null;
   const a = parseIp(ip);
   if (!a) return null;
   const n = Number(len);
@@ -123,4 +129,72 @@ export function within(a: Prefix, b: Prefix): boolean {
 export function canonicalIp(s: string): string | null {
   const a = parseIp(s);
   return a ? formatIp(a.family, a.value) : null;
+}
+
+/** An address with a prefix length (`10.231.7.1/24`, an interface's address), not masked. */
+export interface AddrLen {
+  readonly family: 4 | 6;
+  readonly value: bigint;
+  readonly len: number;
+  /** The prefix it lies in (masked). */
+  readonly prefix: Prefix;
+}
+
+/** Parses `addr/len` keeping the host bits; null when malformed. */
+export function parseAddrLen(s: string): AddrLen | null {
+  const p = parsePrefix(s);
+  const a = p ? parseIp(s.split('/')[0] ?? '') : null;
+  return p && a ? { family: a.family, value: a.value, len: p.len, prefix: p } : null;
+}
+
+export function formatAddrLen(a: { family: 4 | 6; value: bigint; len: number }): string {
+  return `${formatIp(a.family, a.value)}/${a.len}`;
+}
+
+/** The pool's network address, and its IPv4 broadcast: never a gateway, never handed out. */
+export function isNetworkOrBroadcast(pool: Prefix, value: bigint): boolean {
+  if (pool.len >= bits(pool.family) - 1) return false;
+  if (value === pool.base) return true;
+  return pool.family === 4 && value === pool.base + size(pool) - 1n;
+}
+
+/** The shortest prefix ledgernet takes as a network's subnet, per family. */
+export const WIDEST_POOL: Readonly<Record<4 | 6, number>> = { 4: 8, 6: 16 };
+
+const HOST_RANGES: readonly (readonly [string, string])[] = [
+  ['0.0.0.0/8', '"this network" (0.0.0.0/8)'],
+  ['127.0.0.0/8', 'loopback (127.0.0.0/8)'],
+  ['169.254.0.0/16', 'link-local (169.254.0.0/16)'],
+  ['224.0.0.0/4', 'multicast (224.0.0.0/4)'],
+  ['240.0.0.0/4', 'reserved and broadcast (240.0.0.0/4)'],
+  ['::/8', 'the unspecified, loopback and IPv4-mapped range (::/8)'],
+  ['fe80::/10', 'link-local (fe80::/10)'],
+  ['ff00::/8', 'multicast (ff00::/8)'],
+];
+
+/**
+ * Why a subnet would capture the host's own traffic (a masquerade or a route over it would take
+ * traffic that is not the network's), or null when it is fine: wider than /8 (IPv4) or /16
+ * (IPv6), or overlapping 0.0.0.0/8, loopback, link-local, multicast, 240.0.0.0/4, ::/8.
+ */
+export function capturesHost(p: Prefix): string | null {
+  if (p.len < WIDEST_POOL[p.family]) {
+    return `it is wider than /${WIDEST_POOL[p.family]} (it would take over the host's routes and masquerade traffic that is not the network's)`;
+  }
+  for (const [cidr, what] of HOST_RANGES) {
+    const r = parsePrefix(cidr) as Prefix;
+    if (overlaps(p, r)) return `it overlaps ${what}`;
+  }
+  return null;
+}
+
+/**
+ * Reads a CIDR the way versions before the one parser let it into the log (`10.77.0.0/0024`,
+ * `fd00:77::%eth0/64`): zone dropped, leading zeros ignored. For old records only.
+ */
+export function parseLegacyAddrLen(s: string): AddrLen | null {
+  const m = /^([^/%]+)(?:%[^/]*)?\/0*(\d{1,3})$/.exec(s);
+  if (!m) return null;
+  const ip = (m[1] ?? '').split('.').length === 4 ? (m[1] ?? '').split('.').map((o) => String(Number(o))).join('.') : (m[1] ?? '');
+  return parseAddrLen(`${ip}/${Number(m[2])}`);
 }

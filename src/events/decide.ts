@@ -11,8 +11,10 @@ import {
   decideRequestAddress,
   decideRequestPool,
 } from './ipam.ts';
+import { contains, isNetworkOrBroadcast, parseAddrLen } from './cidr.ts';
+import { hostBindingIpv4 } from './policy.ts';
 import { resolvePorts } from './ports.ts';
-import type { EndpointState, NetworkState, NewEvent, State } from './types.ts';
+import { lookup, type EndpointSpec, type EndpointState, type NetworkState, type NewEvent, type State } from './types.ts';
 
 /**
  * Decides which events a command produces against the current state, or refuses it with a
@@ -21,7 +23,7 @@ import type { EndpointState, NetworkState, NewEvent, State } from './types.ts';
 export function decide(cmd: Command, state: State): NewEvent[] {
   switch (cmd.type) {
     case 'CreateNetwork': {
-      const existing = state.networks[cmd.spec.networkId];
+      const existing = lookup(state.networks, cmd.spec.networkId);
       if (existing) {
         if (sameNetwork(existing, cmd.spec)) return [];
         throw new DriverError(
@@ -44,14 +46,14 @@ export function decide(cmd: Command, state: State): NewEvent[] {
       return [{ type: 'network.created', data: cmd.spec }];
     }
     case 'DeleteNetwork': {
-      if (!state.networks[cmd.networkId]) return [];
+      if (!lookup(state.networks, cmd.networkId)) return [];
       return [...endpointDeletions(state, cmd.networkId), { type: 'network.deleted', data: { networkId: cmd.networkId } }];
     }
     case 'RollbackNetwork':
-      if (!state.networks[cmd.networkId]) return [];
+      if (!lookup(state.networks, cmd.networkId)) return [];
       return [{ type: 'network.rolledback', data: { networkId: cmd.networkId, reason: cmd.reason } }];
     case 'CollectNetwork': {
-      const net = state.networks[cmd.networkId];
+      const net = lookup(state.networks, cmd.networkId);
       if (!net) return [];
       const subnets = new Set([...net.ipv4Data, ...net.ipv6Data].map((d) => d.pool));
       return [
@@ -64,12 +66,13 @@ export function decide(cmd: Command, state: State): NewEvent[] {
       ];
     }
     case 'CreateEndpoint': {
-      requireNetwork(state, cmd.spec.networkId);
-      const existing = state.endpoints[cmd.spec.endpointId];
+      const net = requireNetwork(state, cmd.spec.networkId);
+      const existing = lookup(state.endpoints, cmd.spec.endpointId);
       if (existing) {
         if (existing.networkId === cmd.spec.networkId && existing.address === cmd.spec.address) return [];
         throw new DriverError('LN_ERR_CONFLICT', `endpoint ${short(cmd.spec.endpointId)} already exists with other settings`);
       }
+      checkEndpoint(state, net, cmd.spec);
       return [{ type: 'endpoint.created', data: cmd.spec }];
     }
     case 'Join': {
@@ -78,22 +81,26 @@ export function decide(cmd: Command, state: State): NewEvent[] {
       return [{ type: 'endpoint.joined', data: { networkId: cmd.networkId, endpointId: cmd.endpointId, sandboxKey: cmd.sandboxKey } }];
     }
     case 'Leave': {
-      const ep = state.endpoints[cmd.endpointId];
+      // A missing endpoint is fine (Docker repeats teardown calls); another network's is not.
+      const ep = endpointOf(state, cmd.networkId, cmd.endpointId);
       if (!ep || !ep.joined) return [];
       return [{ type: 'endpoint.left', data: { networkId: cmd.networkId, endpointId: cmd.endpointId } }];
     }
     case 'DeleteEndpoint':
-      if (!state.endpoints[cmd.endpointId]) return [];
+      if (!endpointOf(state, cmd.networkId, cmd.endpointId)) return [];
       return [{ type: 'endpoint.deleted', data: { networkId: cmd.networkId, endpointId: cmd.endpointId } }];
     case 'RollbackEndpoint':
-      if (!state.endpoints[cmd.endpointId]) return [];
+      if (!endpointOf(state, cmd.networkId, cmd.endpointId)) return [];
       return [
         { type: 'endpoint.rolledback', data: { networkId: cmd.networkId, endpointId: cmd.endpointId, reason: cmd.reason } },
       ];
     case 'ProgramExternal': {
       const ep = requireEndpoint(state, cmd.networkId, cmd.endpointId);
+      // A port published without an address binds to the network's host_binding_ipv4, if set.
+      const binding = hostBindingIpv4(requireNetwork(state, cmd.networkId).options);
+      const bound = binding === null ? cmd.portmap : cmd.portmap.map((p) => (p.hostIp === '' ? { ...p, hostIp: binding } : p));
       // Host ports Docker left to us (-P, ranges) are chosen here and recorded in the event.
-      const portmap = resolvePorts(cmd.portmap, state, ep);
+      const portmap = resolvePorts(bound, state, ep);
       if (ep.programmed && isDeepStrictEqual(ep.portmap, portmap)) return [];
       return [
         {
@@ -103,12 +110,12 @@ export function decide(cmd: Command, state: State): NewEvent[] {
       ];
     }
     case 'RevokeExternal': {
-      const ep = state.endpoints[cmd.endpointId];
+      const ep = endpointOf(state, cmd.networkId, cmd.endpointId);
       if (!ep || !ep.programmed) return [];
       return [{ type: 'endpoint.external.revoked', data: { networkId: cmd.networkId, endpointId: cmd.endpointId } }];
     }
     case 'MarkLost': {
-      const ep = state.endpoints[cmd.endpointId];
+      const ep = lookup(state.endpoints, cmd.endpointId);
       if (!ep || ep.lost) return [];
       return [
         { type: 'endpoint.lost', data: { networkId: ep.networkId, endpointId: ep.endpointId, veth: ep.veth, reason: cmd.reason } },
@@ -150,8 +157,53 @@ function endpointDeletions(state: State, networkId: string): NewEvent[] {
   );
 }
 
+/**
+ * The endpoint, or null when ledgernet does not have it (teardown calls stay idempotent).
+ * @throws DriverError `LN_ERR_CONFLICT` when it belongs to another network.
+ */
+function endpointOf(state: State, networkId: string, endpointId: string): EndpointState | null {
+  const ep = lookup(state.endpoints, endpointId);
+  if (!ep) return null;
+  if (ep.networkId !== networkId) {
+    throw new DriverError(
+      'LN_ERR_CONFLICT',
+      `endpoint ${short(endpointId)} belongs to network ${short(ep.networkId)}, not to network ${short(networkId)}; nothing was changed`,
+    );
+  }
+  return ep;
+}
+
+/** A new endpoint's names must be its own, and its addresses inside the network's subnets. */
+function checkEndpoint(state: State, net: NetworkState, spec: EndpointSpec): void {
+  const twin = Object.values(state.endpoints).find((ep) => ep.veth === spec.veth || ep.peer === spec.peer);
+  if (twin) {
+    throw new DriverError(
+      'LN_ERR_CONFLICT',
+      `endpoint ${short(spec.endpointId)} would get the interface names ${spec.veth}/${spec.peer}, which endpoint ` +
+        `${short(twin.endpointId)} already has (their ids share the first 11 hex characters); remove and create the container again`,
+    );
+  }
+  for (const [address, data, flag] of [
+    [spec.address, net.ipv4Data, 'Address'],
+    [spec.addressV6, net.ipv6Data, 'AddressIPv6'],
+  ] as const) {
+    const a = address === null ? null : parseAddrLen(address);
+    if (!a) continue;
+    if (data.length === 0) {
+      throw new DriverError('LN_ERR_IPAM_ADDRESS', `Interface.${flag} ${address} is given, but network ${short(net.networkId)} has no subnet of that family`);
+    }
+    const pools = data.map((d) => parseAddrLen(d.pool)?.prefix);
+    if (!pools.some((p) => p && contains(p, a.family, a.value) && !isNetworkOrBroadcast(p, a.value))) {
+      throw new DriverError(
+        'LN_ERR_IPAM_ADDRESS',
+        `Interface.${flag} ${address} is not a host address in the subnets of network ${short(net.networkId)} (${data.map((d) => d.pool).join(', ')})`,
+      );
+    }
+  }
+}
+
 function requireNetwork(state: State, networkId: string): NetworkState {
-  const net = state.networks[networkId];
+  const net = lookup(state.networks, networkId);
   if (!net) {
     throw new DriverError(
       'LN_ERR_UNKNOWN_NETWORK',
@@ -163,7 +215,7 @@ function requireNetwork(state: State, networkId: string): NetworkState {
 
 function requireEndpoint(state: State, networkId: string, endpointId: string): EndpointState {
   requireNetwork(state, networkId);
-  const ep = state.endpoints[endpointId];
+  const ep = lookup(state.endpoints, endpointId);
   if (!ep || ep.networkId !== networkId) {
     throw new DriverError(
       'LN_ERR_UNKNOWN_ENDPOINT',

@@ -4,9 +4,11 @@
 import { DriverError } from '../errors.ts';
 import {
   bits,
+  capturesHost,
   contains,
   formatIp,
   formatPrefix,
+  isNetworkOrBroadcast,
   overlaps,
   parseIp,
   parsePrefix,
@@ -16,8 +18,7 @@ import {
 } from './cidr.ts';
 import type { PoolRequest } from './commands.ts';
 import { short } from './names.ts';
-import type { AddressEvent, NewEvent, PoolState, State } from './types.ts';
-
+import { lookup, type AddressEvent, type NewEvent, type PoolState, type State } from './types.ts';
 
 export function poolIdFor(pool: string): string {
   return `ledgernet/${pool}`;
@@ -28,18 +29,16 @@ function rangeOf(p: PoolState): Prefix {
   return must(p.subPool ?? p.pool);
 }
 
+/** A CIDR this version recorded (canonical); old records are canonicalised when the state is
+ * loaded (upcastState), so a failure here is a bug, named as such. */
 function must(cidr: string): Prefix {
   const p = parsePrefix(cidr);
-  if (!p) throw new Error(`bad CIDR in state: ${cidr}`);
+  if (!p) throw new DriverError('LN_ERR_INTERNAL', `the state holds a CIDR ledgernet cannot read: ${JSON.stringify(cidr)}`);
   return p;
 }
 
 /** Addresses never handed out: the pool's network address, and its IPv4 broadcast. */
-function reserved(pool: Prefix, value: bigint): boolean {
-  if (pool.len >= bits(pool.family) - 1) return false;
-  if (value === pool.base) return true;
-  return pool.family === 4 && value === pool.base + size(pool) - 1n;
-}
+const reserved = isNetworkOrBroadcast;
 
 /** Who holds prefixes that overlap `p`: a network (by id) or a pool; null when free. */
 function holderOf(state: State, p: Prefix, ignoreNetwork: string | null): string | null {
@@ -53,8 +52,8 @@ function holderOf(state: State, p: Prefix, ignoreNetwork: string | null): string
     }
   }
   for (const pool of Object.values(state.pools)) {
-    const q = must(pool.pool);
-    if (overlaps(p, q)) {
+    const q = parsePrefix(pool.pool);
+    if (q && overlaps(p, q)) {
       return `pool ${pool.pool} that ledgernet IPAM already handed out (a network being created or not yet removed; if Docker has no network on it, 'ledgernet release ${pool.pool}' frees it)`;
     }
   }
@@ -72,6 +71,8 @@ export function decideRequestPool(req: PoolRequest, state: State): NewEvent[] {
   if (!pool || pool.family !== family) {
     throw invalid(`${flag} ${req.pool} is not an IPv${family} CIDR such as ${family === 4 ? '10.231.7.0/24' : 'fd00:231::/64'}`);
   }
+  const why = capturesHost(pool);
+  if (why) throw invalid(`${flag} ${formatPrefix(pool)} is refused: ${why}; choose a subnet of its own`);
   let subPool: string | null = null;
   if (req.subPool !== null) {
     const sp = parsePrefix(req.subPool);
@@ -92,9 +93,12 @@ function autoPool(req: PoolRequest, state: State) {
   if (!range || range.family !== family || req.defaults.size < range.len || req.defaults.size > bits(family)) {
     throw invalid(`the default IPv${family} pool ${req.defaults.range} with size /${req.defaults.size} is not usable; fix the serve flags`);
   }
+  const why = capturesHost(range);
+  if (why) throw invalid(`the default IPv${family} pool ${formatPrefix(range)} is refused: ${why}; fix the serve flags`);
   const taken: Prefix[] = [];
-  for (const n of Object.values(state.networks)) for (const d of [...n.ipv4Data, ...n.ipv6Data]) taken.push(must(d.pool));
-  for (const p of Object.values(state.pools)) taken.push(must(p.pool));
+  // Unreadable entries cannot be in a state loaded through upcastState; skip rather than fail.
+  for (const n of Object.values(state.networks)) for (const d of [...n.ipv4Data, ...n.ipv6Data]) taken.push(...prefixes(d.pool));
+  for (const p of Object.values(state.pools)) taken.push(...prefixes(p.pool));
   for (const o of req.occupied) {
     const p = parsePrefix(o);
     // A default route covers everything; it says nothing about local use.
@@ -115,12 +119,17 @@ function autoPool(req: PoolRequest, state: State) {
   );
 }
 
+function prefixes(cidr: string): Prefix[] {
+  const p = parsePrefix(cidr);
+  return p ? [p] : [];
+}
+
 export function decideReleasePool(poolId: string, state: State): NewEvent[] {
-  return state.pools[poolId] ? [{ type: 'pool.released', data: { poolId } }] : [];
+  return lookup(state.pools, poolId) ? [{ type: 'pool.released', data: { poolId } }] : [];
 }
 
 export function requirePool(state: State, poolId: string): PoolState {
-  const p = state.pools[poolId];
+  const p = lookup(state.pools, poolId);
   if (!p) {
     throw new DriverError(
       'LN_ERR_IPAM_UNKNOWN_POOL',
@@ -157,7 +166,7 @@ function checkStatic(p: PoolState, address: string): string {
       `address ${text} is outside pool ${p.pool}${reserved(pool, a.value) ? ' (it is the network or broadcast address)' : ''}; pick one inside it`,
     );
   }
-  const held = p.allocated[text];
+  const held = lookup(p.allocated, text);
   if (held) {
     const by = held.kind === 'gateway' ? 'the gateway' : held.name ? `container ${held.name}` : 'another container or an --aux-address';
     throw new DriverError('LN_ERR_IPAM_ADDRESS', `address ${text} in pool ${p.pool} is already in use by ${by}; pick another`);
@@ -172,14 +181,14 @@ function pickAddress(p: PoolState): string {
   for (let off = BigInt(p.next); off < n; off++) {
     const v = range.base + off;
     const text = formatIp(range.family, v);
-    if (reserved(pool, v) || p.allocated[text] || p.released[text] !== undefined) continue;
+    if (reserved(pool, v) || lookup(p.allocated, text) || lookup(p.released, text) !== undefined) continue;
     return text;
   }
   // No never-used address left: the one released longest ago.
   let best: { text: string; seq: number } | null = null;
   for (const [text, seq] of Object.entries(p.released)) {
     const a = parseIp(text);
-    if (!a || !contains(range, a.family, a.value) || reserved(pool, a.value) || p.allocated[text]) continue;
+    if (!a || !contains(range, a.family, a.value) || reserved(pool, a.value) || lookup(p.allocated, text)) continue;
     if (!best || seq < best.seq || (seq === best.seq && text < best.text)) best = { text, seq };
   }
   if (best) return best.text;
@@ -199,11 +208,11 @@ function usable(p: PoolState): bigint {
 }
 
 export function decideReleaseAddress(poolId: string, address: string, state: State): NewEvent[] {
-  const p = state.pools[poolId];
+  const p = lookup(state.pools, poolId);
   const a = parseIp(address);
   if (!p || !a) return [];
   const text = formatIp(a.family, a.value);
-  return p.allocated[text] ? [{ type: 'address.released', data: { poolId, address: text } }] : [];
+  return lookup(p.allocated, text) ? [{ type: 'address.released', data: { poolId, address: text } }] : [];
 }
 
 /** Refuses a network whose subnets overlap another ledgernet network (any IPAM). */

@@ -3,6 +3,10 @@
 
 const IFNAMSIZ = 15;
 
+/** Name prefixes of the links ledgernet makes (bridges, veths, peers, ifbs, and one spare):
+ * never a custom bridge name, so no name a user picks can collide with one ledgernet derives. */
+export const RESERVED_PREFIXES: readonly string[] = ['lnb-', 'lnv-', 'lnp-', 'lni-', 'lnx-'];
+
 export function bridgeName(networkId: string): string {
   return `lnb-${networkId.slice(0, 11)}`;
 }

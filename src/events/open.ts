@@ -3,6 +3,7 @@ import { EventLog, LOG_START, readLog, type LogOptions, type ScanBase } from './
 import { readSnapshot } from './snapshot.ts';
 import { EventStore, type StoreOptions } from './store.ts';
 import { emptyState, type State } from './types.ts';
+import { upcastState } from './upcast.ts';
 
 async function snapshotBase(dir: string): Promise<{ base: ScanBase; state: State }> {
   const snap = await readSnapshot(dir);
@@ -18,14 +19,15 @@ export async function openStore(dir: string, logOpts: LogOptions, storeOpts: Sto
   const snap = await snapshotBase(dir);
   const { log, events, base, repaired } = await EventLog.open(dir, logOpts, snap.base);
   const initial = base.seq > 0 ? snap.state : emptyState;
-  const state = fold(initial, events);
+  // What older versions recorded that this one refuses is read leniently, with warnings.
+  const { state, warnings } = upcastState(fold(initial, events));
   const store = new EventStore(log, state, { dir, ...storeOpts });
-  return { store, state, events, replayed: events.length, fromSnapshotSeq: base.seq, repaired };
+  return { store, state, events, replayed: events.length, fromSnapshotSeq: base.seq, repaired, warnings };
 }
 
 /** The folded state for readers (no lock, no repair), using the snapshot when it lines up. */
 export async function loadState(dir: string): Promise<State> {
   const snap = await snapshotBase(dir);
   const { events, base } = await readLog(dir, snap.base);
-  return fold(base.seq > 0 ? snap.state : emptyState, events);
+  return upcastState(fold(base.seq > 0 ? snap.state : emptyState, events)).state;
 }

@@ -9,7 +9,7 @@ import type { EndpointState, PortBinding, State } from './types.ts';
 /** Docker's own range for ephemeral published ports on Linux. */
 export const EPHEMERAL_PORTS: readonly [number, number] = [49153, 65535];
 
-const PROTO_NAME: Readonly<Record<number, string>> = { 6: 'tcp', 17: 'udp', 132: 'sctp' };
+export const PROTO_NAME: Readonly<Record<number, string>> = { 6: 'tcp', 17: 'udp', 132: 'sctp' };
 
 function key(proto: number, port: number): string {
   return `${proto}/${port}`;

@@ -179,3 +179,11 @@ export interface State {
 export const GENESIS_HASH = '0'.repeat(64);
 
 export const emptyState: State = { networks: {}, endpoints: {}, pools: {}, seq: 0, hash: GENESIS_HASH };
+
+/**
+ * `rec[key]` for a key that came from outside (a PoolID, an id, an address): only the map's own
+ * entries, never Object.prototype's (`__proto__`, `constructor`, `toString`).
+ */
+export function lookup<T>(rec: Readonly<Record<string, T>>, key: string): T | undefined {
+  return Object.hasOwn(rec, key) ? rec[key] : undefined;
+}

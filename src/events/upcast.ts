@@ -1,5 +1,18 @@
+import { isDeepStrictEqual } from 'node:util';
 import { DriverError } from '../errors.ts';
-import { EventVersions, type EventType, type StoredEvent } from './types.ts';
+import { capturesHost, formatAddrLen, formatPrefix, parseLegacyAddrLen, parsePrefix } from './cidr.ts';
+import { short } from './names.ts';
+import { legacyOptions } from './policy.ts';
+import {
+  EventVersions,
+  type EndpointState,
+  type EventType,
+  type IpamData,
+  type NetworkState,
+  type PoolState,
+  type State,
+  type StoredEvent,
+} from './types.ts';
 
 /**
  * Brings a record read from the log up to the current version of its type. Every type is at
@@ -21,4 +34,66 @@ export function upcast(raw: unknown, offset: number): StoredEvent {
     );
   }
   return raw as StoredEvent;
+}
+
+/**
+ * Brings a folded state (from an old snapshot or an old log) in line with what this version
+ * records, without failing: CIDRs that older versions let in non-canonical (`10.77.0.0/0024`,
+ * `fd00:77::%eth0/64`) are canonicalised; subnets, pools and addresses that cannot be read, or
+ * subnets that would capture the host's traffic (`0.0.0.0/0`), are dropped from the state; a
+ * ledgernet option whose Docker alias disagrees keeps ours (the old rule). Each change is
+ * returned as a warning to log. The log itself is never rewritten.
+ */
+export function upcastState(state: State): { state: State; warnings: string[] } {
+  const warnings: string[] = [];
+  const networks: Record<string, NetworkState> = {};
+  for (const [id, n] of Object.entries(state.networks)) {
+    const data = (list: readonly IpamData[], family: 4 | 6): IpamData[] =>
+      list.flatMap((d) => {
+        const pool = parseLegacyAddrLen(d.pool);
+        const why = !pool || pool.family !== family ? 'it cannot be read' : capturesHost(pool.prefix);
+        if (!pool || why) {
+          warnings.push(`network ${short(id)}: subnet ${JSON.stringify(d.pool)} is ignored (${why}); remove the network and create it again`);
+          return [];
+        }
+        const gw = d.gateway === null ? null : parseLegacyAddrLen(d.gateway);
+        const aux = Object.entries(d.aux).flatMap(([k, a]) => {
+          const p = parseLegacyAddrLen(a);
+          return p && p.family === family ? [[k, formatAddrLen(p)] as const] : [];
+        });
+        const next: IpamData = {
+          pool: formatPrefix(pool.prefix),
+          gateway: gw && gw.family === family ? formatAddrLen(gw) : null,
+          aux: Object.fromEntries(aux),
+        };
+        if (!isDeepStrictEqual(next, d)) warnings.push(`network ${short(id)}: subnet ${JSON.stringify(d)} read as ${JSON.stringify(next)}`);
+        return [next];
+      });
+    const { options, dropped } = legacyOptions(n.options);
+    if (dropped.length > 0) warnings.push(`network ${short(id)}: options ${dropped.join(', ')} disagree with ledgernet's own and are ignored`);
+    networks[id] = { ...n, ipv4Data: data(n.ipv4Data, 4), ipv6Data: data(n.ipv6Data, 6), options };
+  }
+  const endpoints: Record<string, EndpointState> = {};
+  for (const [id, ep] of Object.entries(state.endpoints)) {
+    const addr = (a: string | null, family: 4 | 6): string | null => {
+      if (a === null) return null;
+      const p = parseLegacyAddrLen(a);
+      const text = p && p.family === family ? formatAddrLen(p) : null;
+      if (text !== a) warnings.push(`endpoint ${short(id)}: address ${JSON.stringify(a)} read as ${JSON.stringify(text)}`);
+      return text;
+    };
+    endpoints[id] = { ...ep, address: addr(ep.address, 4), addressV6: addr(ep.addressV6, 6) };
+  }
+  const pools: Record<string, PoolState> = {};
+  for (const [id, p] of Object.entries(state.pools)) {
+    const prefix = parsePrefix(p.pool);
+    const why = prefix ? capturesHost(prefix) : 'it cannot be read';
+    if (why) {
+      warnings.push(`IPAM pool ${JSON.stringify(p.pool)} is ignored (${why}); its network cannot get addresses: remove it`);
+      continue;
+    }
+    pools[id] = p;
+  }
+  if (warnings.length === 0) return { state, warnings };
+  return { state: { ...state, networks, endpoints, pools }, warnings };
 }

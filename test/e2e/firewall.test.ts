@@ -249,6 +249,17 @@ describe('firewall with the real dockerd', () => {
     assert.doesNotMatch(await iptablesSave(), /--dport 18080/);
   });
 
+  test('host_binding_ipv4=127.0.0.1: -p 8080:80 binds only on 127.0.0.1; an explicit address keeps its own', async () => {
+    const n = await createNetwork('10.231.111.0/24', '-o', 'com.docker.network.bridge.host_binding_ipv4=127.0.0.1');
+    await runServer(n.name, '-p', '18380:80', '-p', '0.0.0.0:18381:81');
+    const host = outside.hostIp;
+    assert.ok(await fetchFromHost('http://127.0.0.1:18380/'), 'from the host, on 127.0.0.1');
+    assert.equal(await outside.fetch(`http://${host}:18380/`), false, 'not from outside: bound to 127.0.0.1 only');
+    assert.ok(await outside.fetch(`http://${host}:18381/`), 'an explicit 0.0.0.0 is on every address');
+    const save = await iptablesSave();
+    assert.match(save, /-A LEDGERNET-DNAT -d 127\.0\.0\.1\/32 -p tcp -m tcp --dport 18380 /);
+  });
+
   test('allow-list: from outside only listed ports reach the containers; inside the network is unaffected', async () => {
     const n = await createNetwork('10.231.111.0/24', '-o', 'ledgernet.allow=tcp/80,icmp');
     const srv = await runServer(n.name, '-p', '18180:80', '-p', '18181:81');

@@ -216,10 +216,18 @@ describe('ledgernet IPAM with the real dockerd', () => {
       [['-o', 'ledgernet.bridge=lo'], /bridge name lo .* is already an interface on this host that ledgernet does not own/],
       [['-o', 'ledgernet.mtu=1400', '-o', 'com.docker.network.driver.mtu=1500'], /say different things/],
       [['--ipam-driver', PLUGIN, '--ipam-opt', 'foo=bar'], /ledgernet IPAM takes no --ipam-opt, got foo/],
+      // Issue 9: conflicting aliases, Docker options ledgernet would ignore, reserved prefixes, subnets that capture the host.
+      [['-o', 'ledgernet.icc=true', '-o', 'com.docker.network.bridge.enable_icc=false'], /options ledgernet\.icc=true and com\.docker\.network\.bridge\.enable_icc=false say different things/],
+      [['-o', 'com.docker.network.bridge.default_bridge=true'], /option com\.docker\.network\.bridge\.default_bridge is not supported by ledgernet/],
+      [['-o', 'com.docker.network.bridge.host_binding_ipv4=::1'], /com\.docker\.network\.bridge\.host_binding_ipv4=::1 is invalid: expected an IPv4 address/],
+      [['-o', 'ledgernet.bridge=lni-x'], /ledgernet\.bridge=lni-x is invalid/],
+      [['--ipam-driver', PLUGIN, '--subnet', '127.77.0.0/24'], /--subnet 127\.77\.0\.0\/24 is refused: it overlaps loopback/],
+      [['--subnet', '169.254.77.0/24'], /IPv4Data\[0\]\.Pool 169\.254\.77\.0\/24 is refused: it overlaps link-local/],
     ];
     for (const [extra, want] of cases) {
-      const ipam = extra.includes('--ipam-driver') ? [] : ['--ipam-driver', PLUGIN];
-      const err = await refusedNetwork([...ipam, '--subnet', '10.231.46.0/24', ...extra]);
+      const ipam = extra.includes('--ipam-driver') || extra.includes('--subnet') ? [] : ['--ipam-driver', PLUGIN];
+      const subnet = extra.includes('--subnet') ? [] : ['--subnet', '10.231.46.0/24'];
+      const err = await refusedNetwork([...ipam, ...subnet, ...extra]);
       assert.match(err, want, `${extra.join(' ')}: ${err}`);
       await assertNoLeaks();
       await assertNoPluginNetworks();

@@ -442,3 +442,202 @@ describe('plugin API: a foreign link holds the bridge name (issue 9, finding 3)'
     assert.deepEqual(h.store.state.networks, {});
   });
 });
+
+// Issue 9, findings 6, 7 and 10: every bad input is refused with an Err naming it, writing nothing.
+describe('plugin API: bad input is refused by name', () => {
+  const netWith = (ipv4: string, opts = '{}', ipv6 = '[]'): string =>
+    `{"NetworkID":"${NET}","Options":{"com.docker.network.enable_ipv6":false,"com.docker.network.generic":${opts}},` +
+    `"IPv4Data":${ipv4},"IPv6Data":${ipv6}}\n`;
+  const v4 = (pool: string, gateway = '', aux = '{}'): string =>
+    `[{"AddressSpace":"LocalDefault","Pool":"${pool}"${gateway ? `,"Gateway":"${gateway}"` : ''},"AuxAddresses":${aux}}]`;
+  const v6 = (pool: string, gateway: string): string => `[{"AddressSpace":"LocalDefault","Pool":"${pool}","Gateway":"${gateway}"}]`;
+  const programWith = (portmap: string): string =>
+    `{"NetworkID":"${NET}","EndpointID":"${EP}","Options":{"com.docker.network.portmap":${portmap}}}\n`;
+
+  async function refusedWith(method: string, payload: string, ...msgs: RegExp[]): Promise<void> {
+    const res = await refused(method, payload);
+    for (const m of msgs) assert.match(String(res.body['Err']), m);
+    assert.doesNotMatch(String(res.body['Err']), /internal error/);
+  }
+
+  it('Docker options: a conflicting alias, an unsupported com.docker.network.* key and a reserved bridge prefix name the key', async () => {
+    await refusedWith(
+      'NetworkDriver.CreateNetwork',
+      createNetworkBody('{"ledgernet.icc":"true","com.docker.network.bridge.enable_icc":"false"}'),
+      /options ledgernet\.icc=true and com\.docker\.network\.bridge\.enable_icc=false say different things/,
+    );
+    await refusedWith(
+      'NetworkDriver.CreateNetwork',
+      createNetworkBody('{"ledgernet.mtu":"1400","com.docker.network.driver.mtu":"1500"}'),
+      /ledgernet\.mtu=1400 and com\.docker\.network\.driver\.mtu=1500 say different things/,
+    );
+    for (const key of ['com.docker.network.bridge.default_bridge', 'com.docker.network.bridge.inhibit_ipv4', 'com.docker.network.bridge.gateway_mode_ipv4']) {
+      await refusedWith('NetworkDriver.CreateNetwork', createNetworkBody(JSON.stringify({ [key]: 'true' })), new RegExp(`option ${key.replace(/\./g, '\\.')} is not supported`));
+    }
+    await refusedWith(
+      'NetworkDriver.CreateNetwork',
+      createNetworkBody('{"com.docker.network.bridge.host_binding_ipv4":"::1"}'),
+      /com\.docker\.network\.bridge\.host_binding_ipv4=::1 is invalid: expected an IPv4 address/,
+    );
+    for (const name of ['lni-x', 'lnx-1', 'lnb-1', 'lnv-1', 'lnp-1']) {
+      await refusedWith('NetworkDriver.CreateNetwork', createNetworkBody(JSON.stringify({ 'ledgernet.bridge': name })), new RegExp(`ledgernet\\.bridge=${name} is invalid.*lni-, lnx-`));
+    }
+    await refusedWith('NetworkDriver.CreateNetwork', createNetworkBody('{"__proto__":"x"}'), /__proto__/);
+    await refusedWith(
+      'NetworkDriver.CreateNetwork',
+      `{"NetworkID":"${NET}","Options":{"com.docker.network.enable_ipv6":"yes","com.docker.network.generic":{}},"IPv4Data":[],"IPv6Data":[]}`,
+      /Options\["com\.docker\.network\.enable_ipv6"\] must be true or false/,
+    );
+    await refusedWith(
+      'NetworkDriver.CreateNetwork',
+      `{"NetworkID":"${NET}","Options":{"com.docker.network.bogus":true},"IPv4Data":[],"IPv6Data":[]}`,
+      /Options key com\.docker\.network\.bogus is not supported/,
+    );
+  });
+
+  it('what Docker 20.10 sends is accepted: enable_ipv6, an empty generic map, internal, and the honoured aliases agreeing', async () => {
+    const body =
+      `{"NetworkID":"${NET}","Options":{"com.docker.network.enable_ipv4":true,"com.docker.network.enable_ipv6":false,"com.docker.network.internal":true,` +
+      `"com.docker.network.generic":{"ledgernet.icc":"false","com.docker.network.bridge.enable_icc":"false","com.docker.network.bridge.enable_ip_masquerade":"true",` +
+      `"com.docker.network.driver.mtu":"1400","com.docker.network.container_iface_prefix":"lan","com.docker.network.bridge.host_binding_ipv4":"127.0.0.1"}},` +
+      `"IPv4Data":${v4('10.213.0.0/24', '10.213.0.1/24')},"IPv6Data":[]}`;
+    const res = await call('NetworkDriver.CreateNetwork', body);
+    assert.deepEqual([res.status, res.body], [200, {}]);
+    assert.equal(h.kernel.links.get(BRIDGE)?.mtu, 1400);
+    assert.equal((await call('NetworkDriver.CreateEndpoint', createEndpointBody())).status, 200);
+    const join = await call('NetworkDriver.Join', joinBody);
+    assert.deepEqual(join.body['InterfaceName'], { SrcName: PEER, DstPrefix: 'lan' }, 'container_iface_prefix is the DstPrefix');
+  });
+
+  it('host_binding_ipv4: a port published without an address binds to it; one with an address keeps its own', async () => {
+    assert.equal((await call('NetworkDriver.CreateNetwork', createNetworkBody('{"com.docker.network.bridge.host_binding_ipv4":"127.0.0.1"}'))).status, 200);
+    assert.equal((await call('NetworkDriver.CreateEndpoint', createEndpointBody())).status, 200);
+    assert.equal((await call('NetworkDriver.Join', joinBody)).status, 200);
+    const res = await call(
+      'NetworkDriver.ProgramExternalConnectivity',
+      programWith('[{"Proto":6,"IP":"","Port":80,"HostIP":"","HostPort":18080,"HostPortEnd":18080},{"Proto":17,"IP":"","Port":53,"HostIP":"0.0.0.0","HostPort":18053,"HostPortEnd":18053}]'),
+    );
+    assert.deepEqual([res.status, res.body], [200, {}]);
+    const pm = h.store.state.endpoints[EP]?.portmap.map((p) => `${p.hostIp}:${p.hostPort}`);
+    assert.deepEqual(pm, ['127.0.0.1:18080', '0.0.0.0:18053']);
+    const dnat = h.kernel.nat.get('LEDGERNET-DNAT')?.rules ?? [];
+    assert.ok(dnat.some((r) => r.startsWith('-d 127.0.0.1/32 -p tcp -m tcp --dport 18080 ')), dnat.join('\n'));
+    assert.ok(dnat.some((r) => r.startsWith('-p udp -m udp --dport 18053 ')), dnat.join('\n'));
+  });
+
+  it('subnets: non-canonical, zoned, host-capturing, gateway or aux outside the pool, overlapping: refused by field', async () => {
+    const cases: [string, RegExp][] = [
+      [netWith(v4('10.77.0.0/0024', '10.77.0.1/24')), /IPv4Data\[0\]\.Pool must be an IPv4 subnet.*"10\.77\.0\.0\/0024"/],
+      [netWith('[]', '{}', v6('fd00:77::%eth0/64', 'fd00:77::1/64')), /IPv6Data\[0\]\.Pool must be an IPv6 subnet/],
+      [netWith(v4('010.77.0.0/24', '10.77.0.1/24')), /IPv4Data\[0\]\.Pool must be/],
+      [netWith(v4('0.0.0.0/0')), /0\.0\.0\.0\/0 is refused: it is wider than \/8.*--ipam-driver null is not supported/],
+      [netWith(v4('10.0.0.0/7', '10.0.0.1/7')), /10\.0\.0\.0\/7 is refused: it is wider than \/8/],
+      [netWith(v4('127.0.5.0/24', '127.0.5.1/24')), /127\.0\.5\.0\/24 is refused: it overlaps loopback/],
+      [netWith(v4('169.254.3.0/24', '169.254.3.1/24')), /overlaps link-local/],
+      [netWith(v4('224.1.0.0/16', '224.1.0.1/16')), /overlaps multicast/],
+      [netWith(v4('0.1.0.0/16', '0.1.0.1/16')), /overlaps "this network"/],
+      [netWith('[]', '{}', v6('::/0', '::1/0')), /::\/0 is refused: it is wider than \/16/],
+      [netWith('[]', '{}', v6('fe80::/64', 'fe80::1/64')), /overlaps link-local \(fe80::\/10\)/],
+      [netWith('[]', '{}', v6('::ffff:0:0/96', '::ffff:0:1/96')), /overlaps the unspecified, loopback and IPv4-mapped range/],
+      [netWith(v4('10.77.0.0/24', '10.78.0.1/24')), /IPv4Data\[0\]\.Gateway 10\.78\.0\.1\/24 is outside the pool 10\.77\.0\.0\/24/],
+      [netWith(v4('10.77.0.0/24', '10.77.0.0/24')), /Gateway 10\.77\.0\.0\/24 is the network or broadcast address of the pool/],
+      [netWith(v4('10.77.0.0/24', '10.77.0.255/24')), /Gateway 10\.77\.0\.255\/24 is the network or broadcast address/],
+      [netWith(v4('10.77.0.0/24', '10.77.0.1/16')), /Gateway 10\.77\.0\.1\/16 must have the prefix length of the pool/],
+      [netWith(v4('10.77.0.0/24', '10.77.0.1/24', '{"r":"10.77.1.5/24"}')), /AuxAddresses\.r 10\.77\.1\.5\/24 is outside the pool/],
+      [
+        netWith('[{"Pool":"10.77.0.0/24","Gateway":"10.77.0.1/24"},{"Pool":"10.77.0.128/25","Gateway":"10.77.0.129/25"}]'),
+        /IPv4Data\[0\]\.Pool 10\.77\.0\.0\/24 and IPv4Data\[1\]\.Pool 10\.77\.0\.128\/25 overlap/,
+      ],
+    ];
+    for (const [body, msg] of cases) await refusedWith('NetworkDriver.CreateNetwork', body, msg);
+    // Values are canonicalised before they are recorded.
+    const ok = await call('NetworkDriver.CreateNetwork', netWith(v4('10.77.0.9/24', '10.77.0.1/24'), '{}'));
+    assert.equal(ok.status, 200);
+    assert.deepEqual(h.store.state.networks[NET]?.ipv4Data, [{ pool: '10.77.0.0/24', gateway: '10.77.0.1/24', aux: {} }]);
+    // And the allocator keeps working.
+    const pool = await call('IpamDriver.RequestPool', '{"AddressSpace":"ledgernet-local","Pool":"","SubPool":"","Options":null,"V6":false}');
+    assert.equal(pool.status, 200);
+  });
+
+  it('endpoints: an address outside the subnet and an id sharing the first 11 hex characters of another are refused', async () => {
+    assert.equal((await call('NetworkDriver.CreateNetwork', createNetworkBody())).status, 200);
+    await refusedWith(
+      'NetworkDriver.CreateEndpoint',
+      createEndpointBody().replace('10.213.0.2/24', '10.99.0.2/24'),
+      /Interface\.Address 10\.99\.0\.2\/24 is not a host address in the subnets of network 404f6704c3cc/,
+    );
+    await refusedWith(
+      'NetworkDriver.CreateEndpoint',
+      createEndpointBody().replace('10.213.0.2/24', '10.213.0.255/24'),
+      /Interface\.Address 10\.213\.0\.255\/24 is not a host address/,
+    );
+    assert.equal((await call('NetworkDriver.CreateEndpoint', createEndpointBody())).status, 200);
+    const twin = `${EP.slice(0, 11)}${'0'.repeat(53)}`;
+    await refusedWith(
+      'NetworkDriver.CreateEndpoint',
+      createEndpointBody().replace(EP, twin).replace('10.213.0.2/24', '10.213.0.3/24'),
+      /would get the interface names lnv-a8bbafba242\/lnp-a8bbafba242, which endpoint a8bbafba2420 already has/,
+    );
+  });
+
+  it('Leave, DeleteEndpoint and Revoke with the wrong NetworkID are refused; with a missing endpoint they stay idempotent', async () => {
+    assert.equal((await call('NetworkDriver.CreateNetwork', createNetworkBody())).status, 200);
+    assert.equal((await call('NetworkDriver.CreateEndpoint', createEndpointBody())).status, 200);
+    assert.equal((await call('NetworkDriver.Join', joinBody)).status, 200);
+    const wrong = `{"NetworkID":"${OTHER_NET}","EndpointID":"${EP}"}`;
+    for (const m of ['NetworkDriver.RevokeExternalConnectivity', 'NetworkDriver.Leave', 'NetworkDriver.DeleteEndpoint']) {
+      await refusedWith(m, wrong, /endpoint a8bbafba2420 belongs to network 404f6704c3cc, not to network cf347594c297/);
+    }
+    assert.equal(h.store.state.endpoints[EP]?.joined, true, 'still joined');
+    const missing = `{"NetworkID":"${NET}","EndpointID":"${'f'.repeat(64)}"}`;
+    for (const m of ['NetworkDriver.RevokeExternalConnectivity', 'NetworkDriver.Leave', 'NetworkDriver.DeleteEndpoint']) {
+      const res = await call(m, missing);
+      assert.deepEqual([res.status, res.body], [200, {}], m);
+    }
+  });
+
+  it('published ports: another protocol, an IPv6 HostIP, a host port given twice are refused by name', async () => {
+    assert.equal((await call('NetworkDriver.CreateNetwork', createNetworkBody())).status, 200);
+    assert.equal((await call('NetworkDriver.CreateEndpoint', createEndpointBody())).status, 200);
+    assert.equal((await call('NetworkDriver.Join', joinBody)).status, 200);
+    await refusedWith(
+      'NetworkDriver.ProgramExternalConnectivity',
+      programWith('[{"Proto":1,"Port":80,"HostIP":"","HostPort":8080,"HostPortEnd":8080}]'),
+      /portmap\[0\]\.Proto 1 is not a protocol ledgernet publishes: tcp \(6\), udp \(17\) or sctp \(132\)/,
+    );
+    await refusedWith(
+      'NetworkDriver.ProgramExternalConnectivity',
+      programWith('[{"Proto":6,"Port":80,"HostIP":"::1","HostPort":8080,"HostPortEnd":8080}]'),
+      /portmap\[0\]\.HostIP ::1 is an IPv6 address; ledgernet publishes ports over IPv4 only/,
+    );
+    await refusedWith(
+      'NetworkDriver.ProgramExternalConnectivity',
+      programWith('[{"Proto":6,"Port":80,"HostIP":"","HostPort":8080,"HostPortEnd":8080},{"Proto":6,"Port":81,"HostIP":"127.0.0.1","HostPort":8080,"HostPortEnd":8080}]'),
+      /host port tcp\/8080 is given twice \(portmap\[0\] and portmap\[1\]\)/,
+    );
+  });
+
+  it('PoolIDs __proto__ and constructor are no pools: an Err, nothing written, no crash', async () => {
+    for (const id of ['__proto__', 'constructor', 'toString', 'ledgernet/__proto__']) {
+      await refusedWith('IpamDriver.RequestAddress', JSON.stringify({ PoolID: id, Address: '', Options: null }), /is not a pool of ledgernet IPAM/);
+      await refusedWith('IpamDriver.ReleasePool', JSON.stringify({ PoolID: id }), /is not a pool of ledgernet IPAM/);
+      await refusedWith('IpamDriver.ReleaseAddress', JSON.stringify({ PoolID: id, Address: '10.0.0.1' }), /is not a pool of ledgernet IPAM/);
+    }
+    for (const [pool, msg] of [
+      ['0.0.0.0/0', /--subnet 0\.0\.0\.0\/0 is refused: it is wider than \/8/],
+      ['127.1.0.0/24', /--subnet 127\.1\.0\.0\/24 is refused: it overlaps loopback/],
+      ['10.77.0.0/0024', /--subnet 10\.77\.0\.0\/0024 is not an IPv4 CIDR/],
+    ] as const) {
+      await refusedWith('IpamDriver.RequestPool', JSON.stringify({ AddressSpace: 'ledgernet-local', Pool: pool, SubPool: '', Options: null, V6: false }), msg);
+    }
+    await refusedWith('IpamDriver.RequestPool', JSON.stringify({ Pool: '', V6: 'yes' }), /V6 must be true or false/);
+    const ok = await call('IpamDriver.ReleasePool', JSON.stringify({ PoolID: 'ledgernet/10.9.0.0/24' }));
+    assert.deepEqual([ok.status, ok.body], [200, {}], 'an unknown pool of ours: idempotent');
+  });
+
+  it('a body over the size limit gets an Err naming its size and the limit', async () => {
+    const payload = JSON.stringify({ NetworkID: NET, pad: 'x'.repeat(2 * 1024 * 1024) });
+    const res = await refused('NetworkDriver.CreateNetwork', payload);
+    assert.equal(res.body['Err'], `NetworkDriver.CreateNetwork: the request body is ${Buffer.byteLength(payload)} bytes, over the limit of 1048576 bytes; nothing was changed`);
+  });
+});

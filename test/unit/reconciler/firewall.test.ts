@@ -35,10 +35,15 @@ describe('network policy options', () => {
     assert.deepEqual(networkPolicy({}), { icc: true, masquerade: true, allow: null, egressRate: null, ingressRate: null });
   });
 
-  it("reads ours and Docker's bridge-driver names; ours wins", () => {
+  it("reads ours and Docker's bridge-driver names; both given must agree", () => {
+    assert.throws(
+      () => networkPolicy({ 'ledgernet.icc': 'true', 'com.docker.network.bridge.enable_icc': 'false' }),
+      { code: 'LN_ERR_INVALID_OPTION', message: /options ledgernet\.icc=true and com\.docker\.network\.bridge\.enable_icc=false say different things/ },
+    );
+    assert.equal(networkPolicy({ 'ledgernet.icc': 'false', 'com.docker.network.bridge.enable_icc': '0' }).icc, false, 'same meaning, other spelling');
     const p = networkPolicy({
       'com.docker.network.bridge.enable_icc': 'false',
-      'com.docker.network.bridge.enable_ip_masquerade': 'false',
+      'com.docker.network.bridge.enable_ip_masquerade': 'true',
       'ledgernet.masquerade': 'true',
       'ledgernet.allow': 'tcp/80, TCP/8000-8100,udp/53,icmp,tcp/80',
       'ledgernet.ingress_rate': '512kbit',
