@@ -1,6 +1,7 @@
 // One ledgernet per host, and nobody but root steers it: real `ledgernet serve` daemons (no
 // dockerd needed), the real host guard (/run/docker/plugins/ledgernet-host.lock), and a user
 // that is not root (nobody, through setpriv) trying the locks and the control socket.
+import { setTimeout as sleep } from 'node:timers/promises';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { chmod, chown, mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
@@ -97,6 +98,8 @@ describe('only root holds, blocks or steers', () => {
     const d = await startDaemon({ ...a, extraArgs: ['--reconcile-interval', '0'] });
     try {
       const ctl = join(a.stateDir, 'control.sock');
+      // The plugin socket answers first; the control socket follows it.
+      for (let i = 0; i < 100 && !(await stat(ctl).catch(() => null)); i++) await sleep(100);
       assert.equal((await stat(a.stateDir)).mode & 0o777, 0o700);
       assert.match(d.logs(), /the state directory was open to group or others: tightened to 0700/);
       assert.equal((await stat(a.socket)).mode & 0o777, 0o660);
