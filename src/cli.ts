@@ -3,17 +3,21 @@
 import { parseArgs } from 'node:util';
 import { DEFAULT_POOLS } from './api/ipam.ts';
 import { runAudit } from './audit.ts';
-import { DEFAULTS, defaultHost, parseDuration, parseRetention, type DefaultPools, type NatsConfig } from './config.ts';
+import { DEFAULTS, defaultHost, parseDuration, parseRetention, type DefaultPools, type NatsConfig, type ServeConfig } from './config.ts';
 import { parsePrefix } from './events/cidr.ts';
 import { DriverError, isDriverError } from './errors.ts';
 import { runEvents, runReconcile, runRelease, runStatus } from './commands.ts';
 import { connectNats, createLogger, serve } from './main.ts';
 import { install, uninstall } from './install.ts';
+import { supervise } from './supervisor/supervisor.ts';
+import { notifyReady, onSupervisorGone, workerSocket } from './supervisor/worker-link.ts';
+import type { Logger } from 'pino';
 
 const USAGE = `usage: ledgernet <command> [options]
 
 commands:
   serve       run the driver: [--socket P] [--state-dir D] [--reconcile-interval S (0: no background repair)] [--log-level L]
+              [--in-process]  no supervisor: the daemon itself listens on the socket (tests, debugging)
               [--metrics HOST:PORT]  Prometheus metrics (off by default)
               [--default-pool CIDR] [--default-pool-size N] [--default-pool6 CIDR] [--default-pool6-size N]
               (automatic IPAM pools: default ${DEFAULT_POOLS.v4.range} in /${DEFAULT_POOLS.v4.size}s, ${DEFAULT_POOLS.v6.range} in /${DEFAULT_POOLS.v6.size}s)
@@ -50,6 +54,7 @@ const OPTIONS = {
   'state-dir': { type: 'string' },
   'reconcile-interval': { type: 'string' },
   'log-level': { type: 'string' },
+  'in-process': { type: 'boolean' },
   'apply-timeout': { type: 'string' },
   metrics: { type: 'string' },
   'default-pool': { type: 'string' },
@@ -142,6 +147,25 @@ function natsServeConfig(values: Values, env: NodeJS.ProcessEnv) {
   return { ...nats, stream };
 }
 
+/** Resolves with the first SIGTERM/SIGINT (or `extra`'s trigger); later signals are only logged. */
+function stopSignal(log: Logger, extra?: (stop: () => void) => void): Promise<string> {
+  return new Promise((resolve) => {
+    let stopping = false;
+    // Stay subscribed (not `once`): execa's signal-exit re-raises a signal nobody else listens to.
+    const onSignal = (sig: string) => {
+      if (stopping) {
+        if (sig !== 'supervisor gone') log.warn({ signal: sig }, 'already shutting down');
+        return;
+      }
+      stopping = true;
+      resolve(sig);
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+    extra?.(() => onSignal('supervisor gone'));
+  });
+}
+
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
   const [cmd, sub] = positionals;
@@ -156,37 +180,34 @@ async function main(argv: string[]): Promise<number> {
       const logLevel = values['log-level'] ?? env['LEDGERNET_LOG_LEVEL'] ?? DEFAULTS.logLevel;
       const pools = defaultPools(values, env);
       const log = createLogger(logLevel);
-      const daemon = await serve(
-        {
-          socket: values.socket ?? env['LEDGERNET_SOCKET'] ?? DEFAULTS.socket,
-          stateDir,
-          reconcileIntervalS: num('reconcile-interval', values['reconcile-interval'] ?? env['LEDGERNET_RECONCILE_INTERVAL'], DEFAULTS.reconcileIntervalS),
-          applyTimeoutMs: num('apply-timeout', values['apply-timeout'], DEFAULTS.applyTimeoutMs / 1000) * 1000,
-          logLevel,
-          host: env['LEDGERNET_HOST'] || defaultHost(),
-          metrics: values.metrics ?? (env['LEDGERNET_METRICS'] || null),
-          defaultPools: pools,
-          nats: natsServeConfig(values, env),
-        },
-        log,
-      );
-      await new Promise<void>((resolve) => {
-        let stopping = false;
-        // Stay subscribed (not `once`): execa's signal-exit re-raises a signal nobody else listens to.
-        const onSignal = (sig: string) => {
-          if (stopping) {
-            log.warn({ signal: sig }, 'already shutting down');
-            return;
-          }
-          stopping = true;
-          log.info({ signal: sig }, 'shutting down: finishing in-flight calls; the kernel is left as it is');
-          resolve();
-        };
-        process.on('SIGTERM', onSignal);
-        process.on('SIGINT', onSignal);
-      });
+      const cfg: ServeConfig = {
+        socket: values.socket ?? env['LEDGERNET_SOCKET'] ?? DEFAULTS.socket,
+        stateDir,
+        reconcileIntervalS: num('reconcile-interval', values['reconcile-interval'] ?? env['LEDGERNET_RECONCILE_INTERVAL'], DEFAULTS.reconcileIntervalS),
+        applyTimeoutMs: num('apply-timeout', values['apply-timeout'], DEFAULTS.applyTimeoutMs / 1000) * 1000,
+        logLevel,
+        host: env['LEDGERNET_HOST'] || defaultHost(),
+        metrics: values.metrics ?? (env['LEDGERNET_METRICS'] || null),
+        defaultPools: pools,
+        nats: natsServeConfig(values, env),
+      };
+      // By default a supervisor keeps Docker's socket and runs the daemon as its worker
+      // (src/supervisor/); --in-process runs the daemon alone, as before.
+      const listen = workerSocket(env);
+      if (!listen && !values['in-process']) {
+        const sup = await supervise({ socket: cfg.socket, stateDir, workerArgv: [process.argv[1] ?? '', ...argv], log });
+        const why = await Promise.race([stopSignal(log), sup.failed.then((e) => { throw e; })]);
+        log.info({ signal: why }, 'shutting down: finishing in-flight calls; the kernel is left as it is');
+        await sup.stop();
+        return 0;
+      }
+      const daemon = await serve(listen ? { ...cfg, listenSocket: listen } : cfg, log);
+      if (listen) notifyReady();
+      const why = await stopSignal(log, listen ? onSupervisorGone : undefined);
+      log.info({ signal: why }, 'shutting down: finishing in-flight calls; the kernel is left as it is');
       await daemon.stop();
       log.info('stopped');
+      if (listen && process.connected) process.disconnect();
       return 0;
     }
     case 'reconcile':

@@ -141,12 +141,15 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
       host: hostView(kernel),
       defaultPools: cfg.defaultPools,
     });
-    await prepareSocketPath(cfg.socket);
-    await plugin.listen({ path: cfg.socket });
-    await chmod(cfg.socket, 0o660);
+    // Under the supervisor (src/supervisor/) the worker listens on a private socket in the state
+    // dir; Docker's socket (cfg.socket) belongs to the supervisor.
+    const listenPath = cfg.listenSocket ?? cfg.socket;
+    await prepareSocketPath(listenPath);
+    await plugin.listen({ path: listenPath });
+    await chmod(listenPath, cfg.listenSocket ? 0o600 : 0o660);
     cleanups.push(async () => {
       await plugin.close();
-      await unlink(cfg.socket).catch(() => undefined);
+      await unlink(listenPath).catch(() => undefined);
     });
 
     const ctlPath = controlSocket(cfg.stateDir);
