@@ -59,21 +59,27 @@ export type Match =
   | { readonly kind: 'replay'; readonly entry: Entry }
   | { readonly kind: 'ambiguous'; readonly count: number };
 
+/** How long the supervisor gathers the empty retries of one method before it decides. */
+export const RETRY_BATCH_MS = 500;
+
 /**
- * What to do with an empty-body call of `method` at `now`, given the entries an earlier
- * supervisor left unanswered (not yet used for a retry).
+ * What to do with `retries` empty-body calls of `method` that arrived together at `now`, given
+ * the entries an earlier supervisor left unanswered (not yet used for a retry).
  *
- * Exactly one live candidate: replay it (as a full retry; every handler is idempotent). Two or
- * more: refuse. An empty retry carries nothing that tells which call it repeats, and a wrong
- * pick would hand Docker another endpoint's veth (Join), address (RequestAddress) or MAC
- * (CreateEndpoint), or answer `{}` for work that was never done (ProgramExternalConnectivity's
- * ports, CreateNetwork's bridge). A clear Err costs one failed docker command; a wrong answer
- * corrupts Docker's state. So the rule is the same for every method.
+ * One retry and one live candidate: replay it (as a full retry; every handler is idempotent).
+ * No candidate: 'none' (the worker refuses the empty body). Anything else is refused: an empty
+ * retry carries nothing that tells which call it repeats, and a wrong pick would hand Docker
+ * another endpoint's veth (Join), address (RequestAddress) or MAC (CreateEndpoint), or answer
+ * `{}` for work never done (ProgramExternalConnectivity's ports, CreateNetwork's bridge). More
+ * retries than candidates means a call was cut off before it was journaled (still in the
+ * listen backlog when the supervisor died), so even one candidate is not enough then. A clear
+ * Err costs one failed docker command; a wrong answer corrupts Docker's state. The rule is the
+ * same for every method.
  */
-export function matchEmptyRetry(candidates: readonly Entry[], method: string, now: number): Match {
+export function matchEmptyRetries(candidates: readonly Entry[], method: string, now: number, retries: number): Match {
   const live = candidates.filter((e) => e.method === method && now - e.t >= 0 && now - e.t < RETRY_WINDOW_MS);
   if (live.length === 0) return { kind: 'none' };
-  if (live.length > 1) return { kind: 'ambiguous', count: live.length };
+  if (live.length > 1 || retries > 1) return { kind: 'ambiguous', count: Math.max(live.length, retries) };
   return { kind: 'replay', entry: live[0] as Entry };
 }
 
@@ -128,9 +134,9 @@ export class Journal {
     this.write({ k: 'ans', id });
   }
 
-  /** Takes the candidate for an empty retry of `method`, if exactly one is left; see matchEmptyRetry. */
-  claim(method: string): Match {
-    const m = matchEmptyRetry(this.pending, method, this.clock());
+  /** Takes the candidate for `retries` empty retries of `method` that came together; see matchEmptyRetries. */
+  claim(method: string, retries = 1): Match {
+    const m = matchEmptyRetries(this.pending, method, this.clock(), retries);
     if (m.kind === 'replay') this.inherited = this.inherited.filter((e) => e.id !== m.entry.id);
     return m;
   }

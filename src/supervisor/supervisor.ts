@@ -16,7 +16,7 @@ import type { Logger } from 'pino';
 import { DriverError } from '../errors.ts';
 import { prepareSocketPath } from '../socket.ts';
 import { FORWARD_DEADLINE_MS, forwardWithRetry, postToWorker, type Reply } from './forward.ts';
-import { Journal, JOURNAL_FILE } from './journal.ts';
+import { Journal, JOURNAL_FILE, RETRY_BATCH_MS, type Match } from './journal.ts';
 import { WORKER_SOCKET_ENV, type WorkerMessage } from './worker-link.ts';
 
 export const WORKER_SOCKET = 'worker.sock';
@@ -136,7 +136,7 @@ class WorkerProcess {
   start(): Promise<void> {
     return new Promise((resolve, reject) => {
       const gen = ++this.gen;
-      const started = Date.now();
+      let readyAt: number | null = null;
       const child = spawn(process.execPath, [...process.execArgv, ...this.o.argv], {
         env: { ...process.env, [WORKER_SOCKET_ENV]: this.o.socket },
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -148,6 +148,7 @@ class WorkerProcess {
       child.on('message', (m: WorkerMessage) => {
         if (m?.ledgernet !== 'ready' || this.child !== child) return;
         this.readyGen = gen;
+        readyAt = Date.now();
         this.everReady = true;
         this.o.log.info({ workerPid: child.pid, generation: gen }, 'worker ready');
         for (const w of [...this.waiters]) w();
@@ -167,8 +168,8 @@ class WorkerProcess {
           this.o.onFatal(e);
           return;
         }
-        this.quickDeaths = Date.now() - started < 5_000 ? this.quickDeaths + 1 : 0;
-        // At once; only a worker that keeps dying young is restarted with a growing pause.
+        this.quickDeaths = readyAt === null ? this.quickDeaths + 1 : 0;
+        // At once; only a worker that keeps dying before it is ready gets a growing pause.
         const delay = this.quickDeaths <= 3 ? 0 : Math.min(2_000, 100 * 2 ** (this.quickDeaths - 3));
         this.o.log.error({ workerPid: child.pid, code, signal, restartInMs: delay }, 'worker died; starting a new one');
         setTimeout(() => {
@@ -274,6 +275,28 @@ export async function supervise(cfg: SupervisorConfig): Promise<Supervisor> {
     return err(500, `${method}: the ledgernet worker did not answer within ${Math.round(deadlineMs / 1000)} s (${outcome.lastError}); see the ledgernet log. The call may have taken effect; \`ledgernet status\` shows the state`);
   };
 
+  // Empty retries of calls cut off at the same moment (this supervisor's predecessor died) come
+  // on the same backoff schedule, so they arrive together: gather those of one method for
+  // RETRY_BATCH_MS and count them against the journal (see matchEmptyRetries).
+  const batches = new Map<string, ((m: Match) => void)[]>();
+  const claimEmptyRetry = (method: string): Promise<Match> => {
+    if (!journal.pending.some((e) => e.method === method)) return Promise.resolve({ kind: 'none' });
+    return new Promise((resolve) => {
+      let batch = batches.get(method);
+      if (!batch) {
+        const b: ((m: Match) => void)[] = [];
+        batch = b;
+        batches.set(method, b);
+        setTimeout(() => {
+          batches.delete(method);
+          const m = journal.claim(method, b.length);
+          for (const r of b) r(m);
+        }, RETRY_BATCH_MS);
+      }
+      batch.push(resolve);
+    });
+  };
+
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const method = (req.url ?? '/').replace(/^\//, '');
     const raw = await readBody(req);
@@ -283,10 +306,10 @@ export async function supervise(cfg: SupervisorConfig): Promise<Supervisor> {
     let journalId: string | null = null;
     if (raw.trim() === '' && !NO_BODY.has(method)) {
       // Docker's retry of a call whose first attempt was cut off (moby#39331).
-      const m = journal.claim(method);
+      const m = await claimEmptyRetry(method);
       if (m.kind === 'ambiguous') {
         log.error({ method, calls: m.count }, 'an empty-body retry matches several cut-off calls; refused');
-        return answer(res, err(500, `${method}: the request body is empty (Docker's retry of a call cut off by a ledgernet restart, moby/moby#39331), and ${m.count} such calls were cut off at once, so ledgernet cannot tell which one this is; run the docker command again`));
+        return answer(res, err(500, `${method}: the request body is empty (Docker's retry of a call cut off by a ledgernet restart, moby/moby#39331), and ${m.count} such calls were cut off at once, so ledgernet cannot tell which one this is; nothing was changed for this call, run the docker command again`));
       }
       if (m.kind === 'replay') {
         log.warn({ method, receivedAt: new Date(m.entry.t).toISOString() }, 'answering Docker\'s empty-body retry from the request journal');
