@@ -9,6 +9,7 @@ import { DriverError, isDriverError } from './errors.ts';
 import { runEvents, runReconcile, runRelease, runStatus } from './commands.ts';
 import { connectNats, createLogger, serve } from './main.ts';
 import { install, uninstall } from './install.ts';
+import { DOCKER_SOCKET, runRepair } from './repair.ts';
 import { supervise } from './supervisor/supervisor.ts';
 import { notifyReady, onSupervisorGone, workerSocket } from './supervisor/worker-link.ts';
 import type { Logger } from 'pino';
@@ -26,8 +27,11 @@ commands:
               --json     machine-readable output
   status      networks and endpoints, desired vs actual [--json]
   events      print the event log [--json] [--follow]; 'events verify' checks it
-  release ID|CIDR  forget a network (id or unique 12+ hex prefix) or an IPAM pool that Docker
+  release ID|CIDR  forget a network or endpoint (id or unique 12+ hex prefix) or an IPAM pool that Docker
               no longer has (e.g. after a crash mid-call); its kernel objects are removed
+  repair      after a crash, make Docker and ledgernet agree through Docker's API: force-disconnect
+              endpoints Docker holds whose removal was lost, release endpoints and networks Docker
+              does not know [--dry-run (exit 2: repairs pending)] [--docker-socket P]
   install     put the systemd unit in place, enable and start it [--root DIR] [--no-start] [--prefix P]
   uninstall   stop and disable the systemd unit and remove it [--root DIR]
   audit       read the audit stream from NATS: --nats URL [--host H] [--since SEQ|TIME]
@@ -55,6 +59,7 @@ const OPTIONS = {
   'reconcile-interval': { type: 'string' },
   'log-level': { type: 'string' },
   'in-process': { type: 'boolean' },
+  'docker-socket': { type: 'string' },
   'apply-timeout': { type: 'string' },
   metrics: { type: 'string' },
   'default-pool': { type: 'string' },
@@ -216,6 +221,8 @@ async function main(argv: string[]): Promise<number> {
       return runStatus({ stateDir, json: values.json ?? false });
     case 'release':
       return runRelease({ stateDir, target: sub });
+    case 'repair':
+      return runRepair({ stateDir, dryRun: values['dry-run'] ?? false, dockerSocket: values['docker-socket'] ?? DOCKER_SOCKET });
     case 'events':
       return runEvents({ stateDir, json: values.json ?? false, follow: values.follow ?? false, verify: sub === 'verify' });
     case 'install':

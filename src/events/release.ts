@@ -5,14 +5,19 @@ import type { State } from './types.ts';
 /**
  * The operator's escape hatch for objects Docker no longer knows (a crash between the log's
  * fsync and Docker's answer, a network removed while ledgernet was down): `target` is a network
- * id (or a unique prefix of at least 12 hex) or a pool CIDR that ledgernet IPAM holds. Pure.
+ * id (or a unique prefix of at least 12 hex), else an endpoint id (the same), or a pool CIDR that
+ * ledgernet IPAM holds. Pure.
  */
 export function releaseCommand(state: State, target: string): Command {
   if (/^[0-9a-f]{12,64}$/.test(target)) {
     const ids = Object.keys(state.networks).filter((id) => id.startsWith(target));
     if (ids.length === 1) return { type: 'DeleteNetwork', networkId: ids[0] as string };
     if (ids.length > 1) throw new DriverError('LN_ERR_BAD_REQUEST', `${target} matches ${ids.length} ledgernet networks; give more of the id`);
-    throw new DriverError('LN_ERR_UNKNOWN_NETWORK', `no ledgernet network id starts with ${target} (see ledgernet status)`);
+    // An endpoint Docker abandoned (e.g. its CreateEndpoint was cut off by a crash): `ledgernet repair`.
+    const eps = Object.values(state.endpoints).filter((e) => e.endpointId.startsWith(target));
+    if (eps.length === 1) return { type: 'DeleteEndpoint', networkId: (eps[0] as { networkId: string }).networkId, endpointId: (eps[0] as { endpointId: string }).endpointId };
+    if (eps.length > 1) throw new DriverError('LN_ERR_BAD_REQUEST', `${target} matches ${eps.length} ledgernet endpoints; give more of the id`);
+    throw new DriverError('LN_ERR_UNKNOWN_NETWORK', `no ledgernet network or endpoint id starts with ${target} (see ledgernet status)`);
   }
   const pool = Object.values(state.pools).find((p) => p.pool === target || p.poolId === target);
   if (pool) return { type: 'ReleasePool', poolId: pool.poolId };
