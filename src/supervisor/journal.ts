@@ -9,7 +9,7 @@
 // what fsync adds is survival of a power loss or kernel crash, and then dockerd and its retries
 // are gone too, so nothing could ever match the entry (and entries older than RETRY_WINDOW_MS
 // are dropped anyway). A torn last line (killed mid-write) is skipped on load.
-import { closeSync, fstatSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 
 export const JOURNAL_FILE = 'requests.journal';
@@ -31,7 +31,13 @@ export interface Entry {
   readonly body: string;
 }
 
-type Line = { k: 'req'; id: string; t: number; m: string; b: string } | { k: 'ans'; id: string };
+type Line = { k: 'req'; id: string; t: number; m: string; b: string } | { k: 'ans'; id: string } | { k: 'end' };
+
+/** True when the journal's text does not end with a clean stop's marker (its writer died). */
+export function endedUncleanly(text: string): boolean {
+  const last = text.trimEnd().split('\n').at(-1) ?? '';
+  return last !== '' && last !== JSON.stringify({ k: 'end' });
+}
 
 /**
  * The entries of a journal's text that were never answered and are younger than the retry
@@ -83,6 +89,29 @@ export function matchEmptyRetries(candidates: readonly Entry[], method: string, 
   return { kind: 'replay', entry: live[0] as Entry };
 }
 
+/**
+ * Calls whose empty retry may be answered without knowing which call it repeats, when the journal
+ * cannot tell (the reply): their work is read-only or done again by the DeleteEndpoint that
+ * always follows them in Docker's teardown (stop, disconnect, rm: Revoke, Leave, DeleteEndpoint).
+ * EndpointOperInfo only feeds `docker inspect`; `{"Value":{}}` is what an unknown endpoint gets.
+ * Only used within RETRY_WINDOW_MS of a supervisor crash: otherwise an empty body is plain bad
+ * input and gets the worker's Err.
+ * Leave's and Revoke's records stay until that DeleteEndpoint removes the endpoint and its ports
+ * (residual: a Revoke when Docker moves a container's gateway to another network keeps the old
+ * endpoint's published ports until it is deleted). Every other method gets a clear Err.
+ */
+export function teardownReply(method: string): string | null {
+  switch (method) {
+    case 'NetworkDriver.EndpointOperInfo':
+      return '{"Value":{}}';
+    case 'NetworkDriver.Leave':
+    case 'NetworkDriver.RevokeExternalConnectivity':
+      return '{}';
+    default:
+      return null;
+  }
+}
+
 /** The journal file of one supervisor, plus what the previous ones left unanswered. */
 export class Journal {
   private fd: number;
@@ -96,7 +125,11 @@ export class Journal {
   private readonly path: string;
   private readonly clock: () => number;
 
-  private constructor(path: string, inherited: Entry[], clock: () => number) {
+  /** When the previous supervisor died without a clean stop (ms since the epoch), or null. */
+  readonly crashedAt: number | null;
+
+  private constructor(path: string, inherited: Entry[], clock: () => number, crashedAt: number | null) {
+    this.crashedAt = crashedAt;
     this.path = path;
     this.clock = clock;
     this.inherited = inherited;
@@ -106,12 +139,19 @@ export class Journal {
   /** Loads the live entries left by earlier supervisors and starts a fresh file holding only them. */
   static open(path: string, clock: () => number = Date.now): Journal {
     let text = '';
+    let mtime = 0;
     try {
       text = readFileSync(path, 'utf8');
+      mtime = statSync(path).mtimeMs;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
     }
-    return new Journal(path, liveEntries(text, clock()), clock);
+    return new Journal(path, liveEntries(text, clock()), clock, endedUncleanly(text) ? mtime : null);
+  }
+
+  /** The previous supervisor died less than RETRY_WINDOW_MS ago: Docker may still retry its calls. */
+  recentCrash(): boolean {
+    return this.crashedAt !== null && this.clock() - this.crashedAt < RETRY_WINDOW_MS;
   }
 
   /** Entries the previous supervisors left for Docker's empty retries. */
@@ -141,7 +181,9 @@ export class Journal {
     return m;
   }
 
-  close(): void {
+  /** `clean`: a graceful stop (nothing is in flight); the next supervisor then expects no retries. */
+  close(clean = false): void {
+    if (clean) writeSync(this.fd, `${JSON.stringify({ k: 'end' })}\n`);
     closeSync(this.fd);
   }
 

@@ -16,7 +16,7 @@ import type { Logger } from 'pino';
 import { DriverError } from '../errors.ts';
 import { prepareSocketPath } from '../socket.ts';
 import { FORWARD_DEADLINE_MS, forwardWithRetry, postToWorker, type Reply } from './forward.ts';
-import { Journal, JOURNAL_FILE, RETRY_BATCH_MS, type Match } from './journal.ts';
+import { Journal, JOURNAL_FILE, RETRY_BATCH_MS, teardownReply, type Match } from './journal.ts';
 import { WORKER_SOCKET_ENV, type WorkerMessage } from './worker-link.ts';
 
 export const WORKER_SOCKET = 'worker.sock';
@@ -83,6 +83,22 @@ async function waitOldWorker(stateDir: string, log: Logger): Promise<void> {
     }
   };
   if (!isWorker()) return;
+  // Its supervisor still runs: that is another ledgernet instance on this state dir, not a leftover.
+  let ppid = 0;
+  const parentServes = (() => {
+    try {
+      ppid = Number((/^\d+ \(.*\) \S+ (\d+)/.exec(readFileSync(`/proc/${pid}/stat`, 'utf8')) ?? [])[1]);
+      return ppid > 1 && ppid !== process.pid && readFileSync(`/proc/${ppid}/cmdline`, 'utf8').includes('serve');
+    } catch {
+      return false;
+    }
+  })();
+  if (parentServes) {
+    throw new DriverError(
+      'LN_ERR_LOCKED',
+      `another ledgernet process (pid ${ppid}, worker ${pid}) is using the state directory ${stateDir}; stop it first, or give this one another --state-dir`,
+    );
+  }
   log.warn({ workerPid: pid }, 'the worker of an earlier supervisor still runs; waiting for it to stop');
   for (let i = 0; i < 100 && isWorker(); i++) await sleep(100);
   if (isWorker()) {
@@ -307,6 +323,11 @@ export async function supervise(cfg: SupervisorConfig): Promise<Supervisor> {
     if (raw.trim() === '' && !NO_BODY.has(method)) {
       // Docker's retry of a call whose first attempt was cut off (moby#39331).
       const m = await claimEmptyRetry(method);
+      const teardown = m.kind === 'replay' || !journal.recentCrash() ? null : teardownReply(method);
+      if (teardown !== null) {
+        log.warn({ method, match: m.kind }, 'empty-body retry of a teardown call that the journal cannot identify: answered as done (the DeleteEndpoint that follows does its work)');
+        return answer(res, { status: 200, body: teardown });
+      }
       if (m.kind === 'ambiguous') {
         log.error({ method, calls: m.count }, 'an empty-body retry matches several cut-off calls; refused');
         return answer(res, err(500, `${method}: the request body is empty (Docker's retry of a call cut off by a ledgernet restart, moby/moby#39331), and ${m.count} such calls were cut off at once, so ledgernet cannot tell which one this is; nothing was changed for this call, run the docker command again`));
@@ -357,7 +378,7 @@ export async function supervise(cfg: SupervisorConfig): Promise<Supervisor> {
         await new Promise<void>((resolve) => server.close(() => resolve()));
         await worker.stop();
         await unlink(cfg.socket).catch(() => undefined);
-        journal.close();
+        journal.close(true);
         rmSync(join(cfg.stateDir, WORKER_PID_FILE), { force: true });
         log.info('supervisor stopped');
       })()),

@@ -5,7 +5,7 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { Journal, RETRY_WINDOW_MS, liveEntries, matchEmptyRetries, type Entry } from '../../../src/supervisor/journal.ts';
+import { Journal, RETRY_WINDOW_MS, endedUncleanly, liveEntries, matchEmptyRetries, teardownReply, type Entry } from '../../../src/supervisor/journal.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'ledgernet-journal-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -102,5 +102,38 @@ describe('Journal (file)', () => {
     assert.equal(later.pending.length, 0);
     later.close();
     assert.equal(readFileSync(path, 'utf8'), '', 'the rewritten file keeps only live entries');
+  });
+});
+
+describe('after a supervisor crash, unidentifiable teardown retries', () => {
+  it('only read-only and teardown calls get a reply without knowing the call; the rest get none (an Err)', () => {
+    assert.equal(teardownReply('NetworkDriver.EndpointOperInfo'), '{"Value":{}}');
+    assert.equal(teardownReply('NetworkDriver.Leave'), '{}');
+    assert.equal(teardownReply('NetworkDriver.RevokeExternalConnectivity'), '{}');
+    for (const m of [JOIN, CE, 'NetworkDriver.DeleteEndpoint', 'NetworkDriver.ProgramExternalConnectivity', 'IpamDriver.RequestAddress', 'IpamDriver.ReleaseAddress', 'NetworkDriver.CreateNetwork']) {
+      assert.equal(teardownReply(m), null, m);
+    }
+  });
+
+  it('a journal without the clean-stop marker means its supervisor died; a clean stop or no journal means it did not', () => {
+    assert.equal(endedUncleanly(''), false);
+    assert.equal(endedUncleanly('{"k":"req","id":"a","t":1,"m":"x","b":""}\n'), true);
+    assert.equal(endedUncleanly('{"k":"ans","id":"a"}\n{"k":"end"}\n'), false);
+    const path = join(dir, 'j3');
+    let clock = Date.now();
+    const a = Journal.open(path, () => clock);
+    a.received(JOIN, '{}');
+    a.close(true);
+    const clean = Journal.open(path, () => clock);
+    assert.equal(clean.recentCrash(), false, 'clean stop');
+    clean.close(true);
+    const b = Journal.open(path, () => clock);
+    b.received(JOIN, '{}');
+    b.close(); // as if killed
+    const c = Journal.open(path, () => clock);
+    assert.equal(c.recentCrash(), true);
+    clock += RETRY_WINDOW_MS + 1000; // the crash time is the file's mtime (wall clock)
+    assert.equal(c.recentCrash(), false, 'Docker has given up on its calls by now');
+    c.close(true);
   });
 });

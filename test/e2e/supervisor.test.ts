@@ -1,0 +1,146 @@
+// The supervisor in front of the worker, and `ledgernet repair`, with the real dockerd and kernel:
+// - a call made while the worker is dead waits for the next worker instead of failing;
+// - Docker's empty-body retry of a call an earlier supervisor journaled is answered from the
+//   journal; two such calls of one method are refused, never guessed;
+// - SIGTERM stops the worker and removes the socket;
+// - Docker left holding an endpoint whose removal was lost (DeleteEndpoint answered Err), and an
+//   endpoint Docker abandoned: `ledgernet repair` fixes both, and the network can be removed.
+import assert from 'node:assert/strict';
+import { existsSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
+import { join } from 'node:path';
+import { after, afterEach, before, describe, test } from 'node:test';
+import { TEST_IMAGE, cleanupAll, docker, track, uniqueName } from '../helpers/docker.ts';
+import { PLUGIN_SOCKET, ledgernetCli, pluginCall, startDaemon, stopAllDaemons, type DaemonHandle } from '../helpers/daemon.ts';
+import { assertNoLeaks, waitNoLeaks } from '../helpers/leaks.ts';
+
+const hex = () => randomBytes(32).toString('hex');
+const ARGS = ['--reconcile-interval', '1'];
+
+before(async () => {
+  await assertNoLeaks();
+});
+afterEach(async () => {
+  await cleanupAll();
+});
+after(async () => {
+  await cleanupAll();
+  await stopAllDaemons();
+});
+
+const networkBody = (id: string, subnet: string, gw: string) => ({
+  NetworkID: id,
+  Options: { 'com.docker.network.enable_ipv6': false, 'com.docker.network.generic': {} },
+  IPv4Data: [{ AddressSpace: 'LocalDefault', Gateway: gw, Pool: subnet }],
+  IPv6Data: [],
+});
+
+async function networksKnown(d: DaemonHandle): Promise<string[]> {
+  const st = await ledgernetCli(['status', '--json', '--state-dir', d.stateDir]);
+  return (JSON.parse(st.stdout) as { networks: { networkId: string }[] }).networks.map((n) => n.networkId);
+}
+
+describe('supervisor', () => {
+  test('a call made while the worker is dead is answered by the next worker (no Err, no EOF)', async () => {
+    const d = await startDaemon({ extraArgs: ARGS });
+    try {
+      const old = d.workerPid();
+      assert.ok(old, 'a worker runs');
+      await d.kill9Worker();
+      const id = hex();
+      const r = await pluginCall('NetworkDriver.CreateNetwork', networkBody(id, '10.231.220.0/24', '10.231.220.1/24'));
+      assert.equal(r.status, 200, r.text);
+      assert.notEqual(d.workerPid(), old, 'a new worker answered');
+      assert.deepEqual(await networksKnown(d), [id]);
+      assert.equal((await pluginCall('NetworkDriver.DeleteNetwork', { NetworkID: id })).status, 200);
+      await waitNoLeaks();
+    } finally {
+      await d.stop();
+    }
+    assert.ok(!existsSync(PLUGIN_SOCKET), 'SIGTERM removed the socket');
+    assert.equal(d.workerPid(), null, 'and the worker is gone');
+  });
+
+  test("Docker's empty-body retry is answered from the journal an earlier supervisor left; two candidates are refused", async () => {
+    let d = await startDaemon({ extraArgs: ARGS, keepStateDir: true });
+    const { stateDir } = d;
+    await d.kill9All();
+    // As the killed supervisor would have left it: CreateNetwork received, never answered.
+    const one = hex();
+    const [j1, j2] = [hex(), hex()];
+    const line = (id: string, m: string, body: object) => JSON.stringify({ k: 'req', id, t: Date.now(), m, b: `${JSON.stringify(body)}\n` });
+    writeFileSync(
+      join(stateDir, 'requests.journal'),
+      [
+        line('x-1', 'NetworkDriver.CreateNetwork', networkBody(one, '10.231.221.0/24', '10.231.221.1/24')),
+        line('x-2', 'NetworkDriver.Join', { NetworkID: one, EndpointID: j1, SandboxKey: '/x', Options: {} }),
+        line('x-3', 'NetworkDriver.Join', { NetworkID: one, EndpointID: j2, SandboxKey: '/y', Options: {} }),
+      ].join('\n') + '\n',
+    );
+    d = await startDaemon({ stateDir, extraArgs: ARGS, keepStateDir: false });
+    try {
+      const r = await pluginCall('NetworkDriver.CreateNetwork', undefined);
+      assert.equal(r.status, 200, `the retry is answered as the journaled call: ${r.text}`);
+      assert.deepEqual(await networksKnown(d), [one], 'and that call took effect');
+      const again = await pluginCall('NetworkDriver.CreateNetwork', undefined);
+      assert.match(String((again.json as { Err?: string }).Err), /request body is empty/, 'a journaled call answers one retry only');
+      const join2 = await pluginCall('NetworkDriver.Join', undefined);
+      assert.match(String((join2.json as { Err?: string }).Err), /2 such calls were cut off at once/, 'never a guess between two Joins');
+      assert.equal((await pluginCall('NetworkDriver.DeleteNetwork', { NetworkID: one })).status, 200);
+      await waitNoLeaks();
+    } finally {
+      await d.stop();
+    }
+  });
+});
+
+describe('ledgernet repair', () => {
+  test('Docker holding an endpoint whose DeleteEndpoint failed, and an endpoint Docker abandoned: repaired, the network can be removed', async () => {
+    let d = await startDaemon({ extraArgs: ARGS, keepStateDir: true });
+    const { stateDir } = d;
+    const net = track.network(uniqueName('rep'));
+    assert.equal((await docker(['network', 'create', '--driver', 'ledgernet', '--subnet', '10.231.222.0/24', net])).exitCode, 0);
+    const netId = (await docker(['network', 'inspect', '-f', '{{.Id}}', net], { check: true })).stdout.trim();
+    const c = track.container(uniqueName('rep'));
+    assert.equal((await docker(['run', '-d', '--name', c, '--network', net, TEST_IMAGE, 'sleep', '600'])).exitCode, 0);
+
+    // An endpoint whose CreateEndpoint Docker abandoned (it sends no DeleteEndpoint then).
+    const abandoned = hex();
+    const ce = await pluginCall('NetworkDriver.CreateEndpoint', { NetworkID: netId, EndpointID: abandoned, Interface: { Address: '10.231.222.200/24', AddressIPv6: '', MacAddress: '' }, Options: {} });
+    assert.equal(ce.status, 200, ce.text);
+
+    // Docker loses the removal of c's endpoint: its DeleteEndpoint is answered with an Err.
+    await d.stop();
+    const fake = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => res.end(req.url === '/NetworkDriver.DeleteEndpoint' ? '{"Err":"injected failure"}' : '{}'));
+    });
+    await new Promise<void>((r) => fake.listen(PLUGIN_SOCKET, r));
+    try {
+      await docker(['rm', '-f', c]);
+    } finally {
+      await new Promise((r) => fake.close(r));
+    }
+    d = await startDaemon({ stateDir, extraArgs: ARGS, keepStateDir: false });
+    try {
+      const stuck = await docker(['network', 'rm', net]);
+      assert.match(stuck.stderr, /active endpoints/, 'Docker is wedged as the issue describes');
+
+      const dry = await ledgernetCli(['repair', '--dry-run', '--state-dir', stateDir]);
+      assert.equal(dry.exitCode, 2, dry.stdout + dry.stderr);
+      assert.match(dry.stdout, new RegExp(`would force-disconnect ${c} from network ${net}`));
+      assert.match(dry.stdout, new RegExp(`would release endpoint ${abandoned.slice(0, 12)}`));
+
+      const fix = await ledgernetCli(['repair', '--state-dir', stateDir]);
+      assert.equal(fix.exitCode, 0, fix.stdout + fix.stderr);
+      const again = await ledgernetCli(['repair', '--dry-run', '--state-dir', stateDir]);
+      assert.equal(again.exitCode, 0, `nothing left to repair: ${again.stdout}`);
+
+      assert.equal((await docker(['network', 'rm', net])).exitCode, 0, 'the network can be removed');
+      await waitNoLeaks();
+    } finally {
+      await d.stop();
+    }
+  });
+});
