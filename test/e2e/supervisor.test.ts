@@ -3,8 +3,9 @@
 // - Docker's empty-body retry of a call an earlier supervisor journaled is answered from the
 //   journal; two such calls of one method are refused, never guessed;
 // - SIGTERM stops the worker and removes the socket;
-// - Docker left holding an endpoint whose removal was lost (DeleteEndpoint answered Err), and an
-//   endpoint Docker abandoned: `ledgernet repair` fixes both, and the network can be removed.
+// - Docker left holding an endpoint whose removal was lost (a failed connect whose rollback
+//   DeleteEndpoint failed too), and an endpoint Docker abandoned: `ledgernet repair` fixes both,
+//   and the networks can be removed.
 import assert from 'node:assert/strict';
 import { existsSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -14,6 +15,7 @@ import { after, afterEach, before, describe, test } from 'node:test';
 import { TEST_IMAGE, cleanupAll, docker, track, uniqueName } from '../helpers/docker.ts';
 import { PLUGIN_SOCKET, ledgernetCli, pluginCall, startDaemon, stopAllDaemons, type DaemonHandle } from '../helpers/daemon.ts';
 import { assertNoLeaks, waitNoLeaks } from '../helpers/leaks.ts';
+import { postToWorker } from '../../src/supervisor/forward.ts';
 
 const hex = () => randomBytes(32).toString('hex');
 const ARGS = ['--reconcile-interval', '1'];
@@ -96,50 +98,61 @@ describe('supervisor', () => {
 });
 
 describe('ledgernet repair', () => {
-  test('Docker holding an endpoint whose DeleteEndpoint failed, and an endpoint Docker abandoned: repaired, the network can be removed', async () => {
-    let d = await startDaemon({ extraArgs: ARGS, keepStateDir: true });
-    const { stateDir } = d;
-    const net = track.network(uniqueName('rep'));
-    assert.equal((await docker(['network', 'create', '--driver', 'ledgernet', '--subnet', '10.231.222.0/24', net])).exitCode, 0);
-    const netId = (await docker(['network', 'inspect', '-f', '{{.Id}}', net], { check: true })).stdout.trim();
-    const c = track.container(uniqueName('rep'));
-    assert.equal((await docker(['run', '-d', '--name', c, '--network', net, TEST_IMAGE, 'sleep', '600'])).exitCode, 0);
-
-    // An endpoint whose CreateEndpoint Docker abandoned (it sends no DeleteEndpoint then).
-    const abandoned = hex();
-    const ce = await pluginCall('NetworkDriver.CreateEndpoint', { NetworkID: netId, EndpointID: abandoned, Interface: { Address: '10.231.222.200/24', AddressIPv6: '', MacAddress: '' }, Options: {} });
-    assert.equal(ce.status, 200, ce.text);
-
-    // Docker loses the removal of c's endpoint: its DeleteEndpoint is answered with an Err.
-    await d.stop();
-    const fake = createServer((req, res) => {
-      req.resume();
-      req.on('end', () => res.end(req.url === '/NetworkDriver.DeleteEndpoint' ? '{"Err":"injected failure"}' : '{}'));
+  test('Docker left holding an endpoint whose removal failed, and an endpoint Docker abandoned: repaired, the network can be removed', async () => {
+    // ledgernet on a private socket; Docker talks to a proxy that can fail chosen calls.
+    const inner = '/run/ledgernet-test-repair.sock';
+    const d = await startDaemon({ socket: inner, extraArgs: ARGS });
+    const fail = new Set<string>();
+    const proxy = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        const method = (req.url ?? '/').slice(1);
+        if (fail.has(method)) return res.writeHead(500).end('{"Err":"injected failure"}');
+        postToWorker(inner, method, body, 30_000).then(
+          (r) => res.writeHead(r.status).end(r.body),
+          (e: Error) => res.writeHead(500).end(JSON.stringify({ Err: e.message })),
+        );
+      });
     });
-    await new Promise<void>((r) => fake.listen(PLUGIN_SOCKET, r));
+    await new Promise<void>((r) => proxy.listen(PLUGIN_SOCKET, r));
     try {
-      await docker(['rm', '-f', c]);
-    } finally {
-      await new Promise((r) => fake.close(r));
-    }
-    d = await startDaemon({ stateDir, extraArgs: ARGS, keepStateDir: false });
-    try {
-      const stuck = await docker(['network', 'rm', net]);
-      assert.match(stuck.stderr, /active endpoints/, 'Docker is wedged as the issue describes');
+      const [n1, n2] = [track.network(uniqueName('rep')), track.network(uniqueName('rep'))];
+      assert.equal((await docker(['network', 'create', '--driver', 'ledgernet', '--subnet', '10.231.222.0/24', n1])).exitCode, 0);
+      assert.equal((await docker(['network', 'create', '--driver', 'ledgernet', '--subnet', '10.231.223.0/24', n2])).exitCode, 0);
+      const n1Id = (await docker(['network', 'inspect', '-f', '{{.Id}}', n1], { check: true })).stdout.trim();
+      const c = track.container(uniqueName('rep'));
+      assert.equal((await docker(['run', '-d', '--name', c, '--network', n1, TEST_IMAGE, 'sleep', '600'])).exitCode, 0);
 
-      const dry = await ledgernetCli(['repair', '--dry-run', '--state-dir', stateDir]);
+      // An endpoint whose CreateEndpoint Docker abandoned (it sends no DeleteEndpoint then).
+      const abandoned = hex();
+      const ce = await pluginCall('NetworkDriver.CreateEndpoint', { NetworkID: n1Id, EndpointID: abandoned, Interface: { Address: '10.231.222.200/24', AddressIPv6: '', MacAddress: '' }, Options: {} }, inner);
+      assert.equal(ce.status, 200, ce.text);
+
+      // A connect that fails after CreateEndpoint, whose rollback (DeleteEndpoint) fails too.
+      fail.add('NetworkDriver.EndpointOperInfo').add('NetworkDriver.DeleteEndpoint');
+      const connect = await docker(['network', 'connect', n2, c]);
+      fail.clear();
+      assert.notEqual(connect.exitCode, 0, 'the injected failure fails the connect');
+      assert.equal((await docker(['rm', '-f', c])).exitCode, 0);
+      const stuck = await docker(['network', 'rm', n2]);
+      assert.match(stuck.stderr, /active endpoints/, `Docker is wedged as the issue describes: ${stuck.stderr}`);
+
+      const dry = await ledgernetCli(['repair', '--dry-run', '--state-dir', d.stateDir]);
       assert.equal(dry.exitCode, 2, dry.stdout + dry.stderr);
-      assert.match(dry.stdout, new RegExp(`would force-disconnect ${c} from network ${net}`));
+      assert.match(dry.stdout, new RegExp(`would force-disconnect ${c} from network ${n2}`));
       assert.match(dry.stdout, new RegExp(`would release endpoint ${abandoned.slice(0, 12)}`));
 
-      const fix = await ledgernetCli(['repair', '--state-dir', stateDir]);
+      const fix = await ledgernetCli(['repair', '--state-dir', d.stateDir]);
       assert.equal(fix.exitCode, 0, fix.stdout + fix.stderr);
-      const again = await ledgernetCli(['repair', '--dry-run', '--state-dir', stateDir]);
+      const again = await ledgernetCli(['repair', '--dry-run', '--state-dir', d.stateDir]);
       assert.equal(again.exitCode, 0, `nothing left to repair: ${again.stdout}`);
 
-      assert.equal((await docker(['network', 'rm', net])).exitCode, 0, 'the network can be removed');
+      for (const n of [n1, n2]) assert.equal((await docker(['network', 'rm', n])).exitCode, 0, `network ${n} can be removed`);
       await waitNoLeaks();
     } finally {
+      await cleanupAll();
+      await new Promise((r) => proxy.close(r));
       await d.stop();
     }
   });
