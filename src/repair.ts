@@ -6,7 +6,8 @@
 //   is what `docker network disconnect -f` does, so the network can be removed again.
 // - ledgernet holds an endpoint Docker does not know (a call Docker abandoned after a crash; Docker
 //   sends no DeleteEndpoint then) or a network Docker does not have: release it, which removes its
-//   kernel objects.
+//   kernel objects. The same for IPAM pools no Docker network uses and addresses Docker does not
+//   hold (a RequestAddress sent again after a crash allocates anew).
 // Docker is read twice, SETTLE_MS apart, and only what both reads agree on is touched: an
 // endpoint between CreateEndpoint and Join, or a network between CreateNetwork and Docker's own
 // store, is not garbage.
@@ -31,12 +32,16 @@ export interface DockerView {
   readonly networks: ReadonlyMap<string, string>;
   /** Network id → Docker's endpoints on it (only ledgernet's networks are read). */
   readonly endpoints: ReadonlyMap<string, readonly DockerEndpoint[]>;
+  /** Every subnet a Docker network uses → the addresses Docker holds in it (endpoints, gateway, aux). */
+  readonly subnets: ReadonlyMap<string, ReadonlySet<string>>;
 }
 
 export type Finding =
   | { readonly kind: 'disconnect'; readonly networkId: string; readonly networkName: string; readonly container: string; readonly endpointId: string; readonly reason: string }
   | { readonly kind: 'release-endpoint'; readonly networkId: string; readonly endpointId: string; readonly reason: string }
-  | { readonly kind: 'release-network'; readonly networkId: string; readonly reason: string };
+  | { readonly kind: 'release-network'; readonly networkId: string; readonly reason: string }
+  | { readonly kind: 'release-address'; readonly pool: string; readonly address: string; readonly reason: string }
+  | { readonly kind: 'release-pool'; readonly pool: string; readonly reason: string };
 
 /** What to repair, from ledgernet's state and two reads of Docker taken apart. Pure. */
 export function planRepair(state: State, first: DockerView, second: DockerView): Finding[] {
@@ -68,6 +73,22 @@ export function planRepair(state: State, first: DockerView, second: DockerView):
       }
     }
   }
+  // ledgernet IPAM: a pool no Docker network uses, an address Docker does not hold (a
+  // RequestAddress whose answer was lost to a crash and that was sent again).
+  for (const pool of Object.values(state.pools)) {
+    const a = first.subnets.get(pool.pool);
+    const b = second.subnets.get(pool.pool);
+    if (!a && !b) {
+      out.push({ kind: 'release-pool', pool: pool.pool, reason: 'no Docker network uses this pool' });
+      continue;
+    }
+    if (!a || !b) continue;
+    for (const [address, alloc] of Object.entries(pool.allocated)) {
+      if (alloc.kind !== 'gateway' && !a.has(address) && !b.has(address)) {
+        out.push({ kind: 'release-address', pool: pool.pool, address, reason: 'Docker holds no endpoint with this address (its RequestAddress was cut off by a crash and sent again)' });
+      }
+    }
+  }
   return out;
 }
 
@@ -79,6 +100,10 @@ export function describeFinding(f: Finding): string {
       return `release endpoint ${short(f.endpointId)} on network ${short(f.networkId)}: ${f.reason}`;
     case 'release-network':
       return `release network ${short(f.networkId)}: ${f.reason}`;
+    case 'release-address':
+      return `release address ${f.address} of pool ${f.pool}: ${f.reason}`;
+    case 'release-pool':
+      return `release pool ${f.pool}: ${f.reason}`;
   }
 }
 
@@ -120,19 +145,37 @@ export function dockerApi(socketPath: string, method: 'GET' | 'POST', path: stri
   });
 }
 
+interface DockerNetwork {
+  Id: string;
+  Name: string;
+  IPAM?: { Driver?: string; Config?: { Subnet?: string; Gateway?: string; AuxiliaryAddresses?: Record<string, string> | null }[] | null };
+  Containers?: Record<string, { Name: string; EndpointID: string; IPv4Address?: string; IPv6Address?: string }> | null;
+}
+
+const bare = (a: string | undefined) => (a ?? '').split('/')[0] ?? '';
+
 async function readDocker(socket: string, state: State): Promise<DockerView> {
-  const list = (await dockerApi(socket, 'GET', '/networks')) as { Id: string; Name: string }[];
+  const list = (await dockerApi(socket, 'GET', '/networks')) as DockerNetwork[];
   const networks = new Map(list.map((n) => [n.Id, n.Name]));
   const endpoints = new Map<string, DockerEndpoint[]>();
-  for (const id of Object.keys(state.networks)) {
-    if (!networks.has(id)) continue;
-    const n = (await dockerApi(socket, 'GET', `/networks/${id}`)) as { Containers?: Record<string, { Name: string; EndpointID: string }> | null };
-    endpoints.set(
-      id,
-      Object.entries(n.Containers ?? {}).map(([key, c]) => ({ endpointId: c.EndpointID, name: c.Name, sandbox: !key.startsWith('ep-') })),
-    );
+  const subnets = new Map<string, Set<string>>();
+  for (const summary of list) {
+    const ours = state.networks[summary.Id] !== undefined || /ledgernet/.test(summary.IPAM?.Driver ?? '');
+    const n = ours ? ((await dockerApi(socket, 'GET', `/networks/${summary.Id}`)) as DockerNetwork) : summary;
+    const containers = Object.entries(n.Containers ?? {});
+    if (state.networks[n.Id]) {
+      endpoints.set(n.Id, containers.map(([key, c]) => ({ endpointId: c.EndpointID, name: c.Name, sandbox: !key.startsWith('ep-') })));
+    }
+    for (const cfg of n.IPAM?.Config ?? []) {
+      if (!cfg.Subnet) continue;
+      const held = subnets.get(cfg.Subnet) ?? new Set<string>();
+      subnets.set(cfg.Subnet, held);
+      for (const a of [cfg.Gateway, ...Object.values(cfg.AuxiliaryAddresses ?? {}), ...containers.flatMap(([, c]) => [c.IPv4Address, c.IPv6Address])]) {
+        if (bare(a)) held.add(bare(a));
+      }
+    }
   }
-  return { networks, endpoints };
+  return { networks, endpoints, subnets };
 }
 
 export async function runRepair(o: { stateDir: string; dryRun: boolean; dockerSocket: string; settleMs?: number }): Promise<number> {
@@ -156,7 +199,8 @@ export async function runRepair(o: { stateDir: string; dryRun: boolean; dockerSo
       if (f.kind === 'disconnect') {
         await dockerApi(o.dockerSocket, 'POST', `/networks/${f.networkId}/disconnect`, { Container: f.container, Force: true });
       } else {
-        await releaseTarget(o.stateDir, f.kind === 'release-endpoint' ? f.endpointId : f.networkId);
+        const target = f.kind === 'release-endpoint' ? f.endpointId : f.kind === 'release-network' ? f.networkId : f.kind === 'release-address' ? f.address : f.pool;
+        await releaseTarget(o.stateDir, target);
       }
       out(`done: ${describeFinding(f)}\n`);
     } catch (e) {

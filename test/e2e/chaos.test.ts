@@ -55,6 +55,13 @@ function assertClean(r: ScenarioResult, logs: () => string): void {
   assert.deepEqual(r.networkRmFailures, [], `every network can be removed${tail()}`);
 }
 
+/** What `ledgernet repair --dry-run` would fix while the containers still run (reported). */
+async function repairFindings(into: string[]): Promise<void> {
+  const r = await ledgernetCli(['repair', '--dry-run', '--state-dir', daemon.stateDir]);
+  into.push(...r.stdout.split('\n').filter((l) => l.startsWith('would ')));
+  if (r.exitCode === 1) into.push(`repair --dry-run failed: ${r.stderr}`);
+}
+
 async function assertLedgerClean(): Promise<void> {
   const v = await ledgernetCli(['events', 'verify', '--state-dir', daemon.stateDir]);
   assert.equal(v.exitCode, 0, `events verify: ${v.stdout}${v.stderr}`);
@@ -70,6 +77,7 @@ async function assertLedgerClean(): Promise<void> {
 describe('crash chaos', () => {
   test(`${OPS} container operations while the worker is SIGKILLed at least ${KILLS} times: all succeed, nothing leaks`, async () => {
     let kills = 0;
+    const repairs: string[] = [];
     const r = await runScenario({
       driver: 'ledgernet',
       subnets: ['10.231.210.0/24', '10.231.211.0/24', '10.231.212.0/24'],
@@ -78,6 +86,7 @@ describe('crash chaos', () => {
       operations: OPS,
       concurrency: 4,
       log: (l) => console.log(l),
+      beforeTeardown: () => repairFindings(repairs),
       chaos: async () => {
         // Spread over the run at random moments (also while a new worker is still starting).
         while (kills < KILLS) {
@@ -86,7 +95,7 @@ describe('crash chaos', () => {
         }
       },
     });
-    report.push(summary('ledgernet, worker SIGKILLs', r, kills));
+    report.push(summary('ledgernet, worker SIGKILLs', r, kills), `  ledgernet repair --dry-run before teardown: ${repairs.length} finding(s)`, ...repairs.map((l) => `    ${l}`));
     assert.ok(kills >= KILLS, `${kills} kills`);
     assertClean(r, () => daemon.logs());
     await assertLedgerClean();
@@ -94,6 +103,7 @@ describe('crash chaos', () => {
 
   test(`${SUP_OPS} operations while the whole daemon (supervisor and worker) is SIGKILLed ${SUP_KILLS} times and started again`, async () => {
     let kills = 0;
+    const repairs: string[] = [];
     const { stateDir } = daemon;
     let logs = daemon.logs();
     const r = await runScenario({
@@ -103,6 +113,7 @@ describe('crash chaos', () => {
       operations: SUP_OPS,
       concurrency: 4,
       log: (l) => console.log(l),
+      beforeTeardown: () => repairFindings(repairs),
       chaos: async () => {
         while (kills < SUP_KILLS) {
           await pause(1000, 5000);
@@ -114,7 +125,7 @@ describe('crash chaos', () => {
         }
       },
     });
-    report.push(summary('ledgernet, whole-daemon SIGKILLs', r, kills));
+    report.push(summary('ledgernet, whole-daemon SIGKILLs', r, kills), `  ledgernet repair --dry-run before teardown: ${repairs.length} finding(s)`, ...repairs.map((l) => `    ${l}`));
     // A call cut off together with another of the same method (or before the supervisor could
     // journal it) cannot be told apart on Docker's empty retry: it is refused with a clear Err,
     // never answered wrongly (src/supervisor/journal.ts). Those refusals are reported, not hidden;

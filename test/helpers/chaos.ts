@@ -23,6 +23,8 @@ export interface ScenarioOptions {
    */
   readonly chaos?: (opsDone: () => boolean) => Promise<void>;
   readonly log?: (line: string) => void;
+  /** Runs after the checks, before containers and networks are removed. */
+  readonly beforeTeardown?: () => Promise<void>;
 }
 
 export interface OpResult {
@@ -192,6 +194,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
       }),
     );
 
+    await o.beforeTeardown?.();
     // Remove every container, then every network: each network must be removable.
     const names = [...containers.keys()];
     if (names.length > 0) await docker(['rm', '-f', ...names], { timeoutMs: 120_000 });
