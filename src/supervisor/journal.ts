@@ -125,6 +125,8 @@ export class Journal {
   private readonly path: string;
   private readonly clock: () => number;
 
+  /** The last write error (null after a write succeeds). */
+  lastError: Error | null = null;
   /** When the previous supervisor died without a clean stop (ms since the epoch), or null. */
   readonly crashedAt: number | null;
 
@@ -133,7 +135,13 @@ export class Journal {
     this.path = path;
     this.clock = clock;
     this.inherited = inherited;
-    this.fd = this.rewrite(inherited);
+    try {
+      this.fd = this.rewrite(inherited);
+    } catch (e) {
+      // e.g. a full disk: keep the file as it is and append (the inherited entries are in it).
+      this.lastError = e as Error;
+      this.fd = openSync(path, 'a', 0o600);
+    }
   }
 
   /** Loads the live entries left by earlier supervisors and starts a fresh file holding only them. */
@@ -159,20 +167,28 @@ export class Journal {
     return this.inherited.filter((e) => this.clock() - e.t < RETRY_WINDOW_MS);
   }
 
-  /** Records a call on receipt; returns its id. */
-  received(method: string, body: string): string {
+  /**
+   * Records a call on receipt; returns its id, or null when it could not be written (e.g. the
+   * disk is full: the call goes on unjournaled; only a supervisor crash would then cost it).
+   */
+  received(method: string, body: string): string | null {
     const id = `${this.prefix}-${++this.seq}`;
     const entry: Entry = { id, t: this.clock(), method, body };
+    if (!this.write({ k: 'req', id, t: entry.t, m: method, b: body })) return null;
     this.open.set(id, entry);
-    this.write({ k: 'req', id, t: entry.t, m: method, b: body });
     return id;
   }
 
-  /** Marks a call answered; call it just BEFORE the reply is written to Docker (see supervisor.ts). */
+  /**
+   * Marks a call answered; call it just BEFORE the reply is written to Docker (see supervisor.ts).
+   * A failed write is reported (`lastError`) and never fails the call; residual: if this
+   * supervisor then dies within RETRY_WINDOW_MS, the entry looks unanswered to the next one.
+   */
   answered(id: string): void {
     this.open.delete(id);
     this.write({ k: 'ans', id });
   }
+
 
   /** Takes the candidate for `retries` empty retries of `method` that came together; see matchEmptyRetries. */
   claim(method: string, retries = 1): Match {
@@ -183,21 +199,32 @@ export class Journal {
 
   /** `clean`: a graceful stop (nothing is in flight); the next supervisor then expects no retries. */
   close(clean = false): void {
-    if (clean) writeSync(this.fd, `${JSON.stringify({ k: 'end' })}\n`);
+    if (clean) this.write({ k: 'end' });
     closeSync(this.fd);
   }
 
-  private write(line: Line): void {
+  private write(line: Line): boolean {
     const buf = Buffer.from(`${JSON.stringify(line)}\n`);
-    writeSync(this.fd, buf);
+    try {
+      writeSync(this.fd, buf);
+      this.lastError = null;
+    } catch (e) {
+      this.lastError = e as Error;
+      return false;
+    }
     this.bytes += buf.length;
     if (this.bytes > COMPACT_BYTES) {
       const now = this.clock();
       const keep = [...this.pending, ...[...this.open.values()].filter((e) => now - e.t < RETRY_WINDOW_MS)];
       const old = this.fd;
-      this.fd = this.rewrite(keep);
-      closeSync(old);
+      try {
+        this.fd = this.rewrite(keep);
+        closeSync(old);
+      } catch (e) {
+        this.lastError = e as Error; // keep appending to the old file
+      }
     }
+    return true;
   }
 
   /** Writes `entries` to a new file and renames it over the journal; returns its fd (append). */

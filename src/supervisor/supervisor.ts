@@ -340,12 +340,16 @@ export async function supervise(cfg: SupervisorConfig): Promise<Supervisor> {
       // 'none': the worker refuses the empty body with today's clear Err.
     } else if (raw !== '') {
       journalId = journal.received(method, raw);
+      if (!journalId) log.error({ method, err: journal.lastError }, 'could not write the request journal; the call goes on without it');
     }
     const reply = await forward(method, body);
     // Marked answered BEFORE Docker gets the reply: a crash in between costs a clean Err on
     // Docker's retry (no candidate); the other order could leave a stale entry that a retry of
     // another call would be answered from.
-    if (journalId) journal.answered(journalId);
+    if (journalId) {
+      journal.answered(journalId);
+      if (journal.lastError) log.error({ method, err: journal.lastError }, 'could not mark a call answered in the request journal');
+    }
     answer(res, reply);
   };
 

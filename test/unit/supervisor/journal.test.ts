@@ -69,7 +69,7 @@ describe('Journal (file)', () => {
     const first = Journal.open(path, () => clock);
     const a = first.received(JOIN, '{"EndpointID":"a"}\n');
     const b = first.received(CE, '{"EndpointID":"b"}\n');
-    first.answered(b);
+    first.answered(b as string);
     void a; // a: cut off (the supervisor dies before answering)
     first.close();
 
