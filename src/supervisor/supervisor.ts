@@ -201,7 +201,12 @@ class WorkerProcess {
     const child = this.child;
     if (!child) return;
     child.kill('SIGTERM');
-    const late = await Promise.race([this.exitWaiter.then(() => false), sleep(25_000).then(() => true)]);
+    let timer: NodeJS.Timeout | undefined;
+    const late = await Promise.race([
+      this.exitWaiter.then(() => false),
+      new Promise<boolean>((r) => (timer = setTimeout(r, 25_000, true))),
+    ]);
+    clearTimeout(timer); // a pending timer would keep the stopped supervisor alive
     if (late) {
       this.o.log.error({ workerPid: child.pid }, 'worker did not stop within 25 s; killing it');
       child.kill('SIGKILL');
