@@ -96,7 +96,7 @@ async function waitOldWorker(stateDir: string, log: Logger): Promise<void> {
   if (parentServes) {
     throw new DriverError(
       'LN_ERR_LOCKED',
-      `another ledgernet process (pid ${ppid}, worker ${pid}) is using the state directory ${stateDir}; stop it first, or give this one another --state-dir`,
+      `another ledgernet process (pid ${ppid}) is using the state directory ${stateDir} (its worker is pid ${pid}); stop it first, or give this one another --state-dir`,
     );
   }
   log.warn({ workerPid: pid }, 'the worker of an earlier supervisor still runs; waiting for it to stop');
