@@ -17,7 +17,7 @@ export function releaseCommand(state: State, target: string): Command {
     const eps = Object.values(state.endpoints).filter((e) => e.endpointId.startsWith(target));
     if (eps.length === 1) return { type: 'DeleteEndpoint', networkId: (eps[0] as { networkId: string }).networkId, endpointId: (eps[0] as { endpointId: string }).endpointId };
     if (eps.length > 1) throw new DriverError('LN_ERR_BAD_REQUEST', `${target} matches ${eps.length} ledgernet endpoints; give more of the id`);
-    throw new DriverError('LN_ERR_UNKNOWN_NETWORK', `no ledgernet network or endpoint id starts with ${target} (see ledgernet status)`);
+    throw new DriverError('LN_ERR_UNKNOWN_NETWORK', `no ledgernet network id starts with ${target}, nor any endpoint id (see ledgernet status)`);
   }
   const pool = Object.values(state.pools).find((p) => p.pool === target || p.poolId === target);
   if (pool) return { type: 'ReleasePool', poolId: pool.poolId };

@@ -58,7 +58,7 @@ describe('releaseCommand for endpoints (used by repair)', () => {
   it('an endpoint id (or unique 12+ hex prefix) that is no network id becomes DeleteEndpoint', () => {
     const state = given({ type: 'CreateNetwork', spec: networkSpec(NET_A) }, { type: 'CreateEndpoint', spec: endpointSpec(NET_A, EP_1) });
     assert.deepEqual(releaseCommand(state, EP_1.slice(0, 12)), { type: 'DeleteEndpoint', networkId: NET_A, endpointId: EP_1 });
-    assert.throws(() => releaseCommand(state, 'cafecafecafe'), /no ledgernet network or endpoint id starts with cafecafecafe/);
+    assert.throws(() => releaseCommand(state, 'cafecafecafe'), /no ledgernet network id starts with cafecafecafe, nor any endpoint id/);
   });
 });
 
