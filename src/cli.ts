@@ -27,11 +27,11 @@ commands:
               --json     machine-readable output
   status      networks and endpoints, desired vs actual [--json]
   events      print the event log [--json] [--follow]; 'events verify' checks it
-  release ID|CIDR  forget a network or endpoint (id or unique 12+ hex prefix) or an IPAM pool that Docker
-              no longer has (e.g. after a crash mid-call); its kernel objects are removed
+  release ID|CIDR|IP  forget a network or endpoint (id or unique 12+ hex prefix), an IPAM pool or
+              address that Docker no longer has (e.g. after a crash mid-call); its kernel objects are removed
   repair      after a crash, make Docker and ledgernet agree through Docker's API: force-disconnect
-              endpoints Docker holds whose removal was lost, release endpoints and networks Docker
-              does not know [--dry-run (exit 2: repairs pending)] [--docker-socket P]
+              endpoints Docker holds whose removal was lost; release endpoints, networks, IPAM pools
+              and addresses Docker does not hold [--dry-run (exit 2: repairs pending)] [--docker-socket P]
   install     put the systemd unit in place, enable and start it [--root DIR] [--no-start] [--prefix P]
   uninstall   stop and disable the systemd unit and remove it [--root DIR]
   audit       read the audit stream from NATS: --nats URL [--host H] [--since SEQ|TIME]

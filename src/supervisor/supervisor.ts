@@ -372,10 +372,15 @@ export async function supervise(cfg: SupervisorConfig): Promise<Supervisor> {
       server.once('error', reject);
       server.listen(cfg.socket, () => resolve());
     });
+    chmodSync(cfg.socket, 0o660);
+  } catch (e) {
+    // Nothing serves Docker: do not leave the worker running.
+    await worker.stop();
+    journal.close();
+    throw e;
   } finally {
     process.umask(umask);
   }
-  chmodSync(cfg.socket, 0o660);
   log.info({ socket: cfg.socket, workerPid: worker.pid() }, 'supervisor is serving');
 
   let stopped: Promise<void> | null = null;
