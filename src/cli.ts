@@ -3,18 +3,23 @@
 import { parseArgs } from 'node:util';
 import { DEFAULT_POOLS } from './api/ipam.ts';
 import { runAudit } from './audit.ts';
-import { DEFAULTS, defaultHost, parseDuration, parseRetention, type DefaultPools, type NatsConfig } from './config.ts';
+import { DEFAULTS, defaultHost, parseDuration, parseRetention, type DefaultPools, type NatsConfig, type ServeConfig } from './config.ts';
 import { parsePrefix } from './events/cidr.ts';
 import { DriverError, isDriverError } from './errors.ts';
 import { DEFAULT_DOCKER_SOCKET } from './docker-api.ts';
 import { runEvents, runReconcile, runRelease, runStatus } from './commands.ts';
 import { connectNats, createLogger, serve } from './main.ts';
 import { install, uninstall } from './install.ts';
+import { DOCKER_SOCKET, runRepair } from './repair.ts';
+import { supervise } from './supervisor/supervisor.ts';
+import { notifyReady, onSupervisorGone, workerSocket } from './supervisor/worker-link.ts';
+import type { Logger } from 'pino';
 
 const USAGE = `usage: ledgernet <command> [options]
 
 commands:
   serve       run the driver: [--socket P] [--state-dir D] [--reconcile-interval S (0: no background repair)] [--log-level L]
+              [--in-process]  no supervisor: the daemon itself listens on the socket (tests, debugging)
               [--metrics HOST:PORT]  Prometheus metrics (off by default)
               [--docker-socket P]  Docker's API (default /var/run/docker.sock; '' never asks Docker)
               [--default-pool CIDR] [--default-pool-size N] [--default-pool6 CIDR] [--default-pool6-size N]
@@ -24,8 +29,11 @@ commands:
               --json     machine-readable output
   status      networks and endpoints, desired vs actual [--json]
   events      print the event log [--json] [--follow]; 'events verify' checks it
-  release ID|CIDR  forget a network (id or unique 12+ hex prefix) or an IPAM pool that Docker
-              no longer has (e.g. after a crash mid-call); its kernel objects are removed
+  release ID|CIDR|IP  forget a network or endpoint (id or unique 12+ hex prefix), an IPAM pool or
+              address that Docker no longer has (e.g. after a crash mid-call); its kernel objects are removed
+  repair      after a crash, make Docker and ledgernet agree through Docker's API: force-disconnect
+              endpoints Docker holds whose removal was lost; release endpoints, networks, IPAM pools
+              and addresses Docker does not hold [--dry-run (exit 2: repairs pending)] [--docker-socket P]
   install     put the systemd unit in place, enable and start it [--root DIR] [--no-start] [--prefix P]
   uninstall   stop and disable the systemd unit and remove it [--root DIR]
   audit       read the audit stream from NATS: --nats URL [--host H] [--since SEQ|TIME]
@@ -54,6 +62,7 @@ const OPTIONS = {
   'state-dir': { type: 'string' },
   'reconcile-interval': { type: 'string' },
   'log-level': { type: 'string' },
+  'in-process': { type: 'boolean' },
   'apply-timeout': { type: 'string' },
   metrics: { type: 'string' },
   'docker-socket': { type: 'string' },
@@ -163,6 +172,25 @@ function exitQuietlyOnEpipe(): void {
   }
 }
 
+/** Resolves with the first SIGTERM/SIGINT (or `extra`'s trigger); later signals are only logged. */
+function stopSignal(log: Logger, extra?: (stop: () => void) => void): Promise<string> {
+  return new Promise((resolve) => {
+    let stopping = false;
+    // Stay subscribed (not `once`): execa's signal-exit re-raises a signal nobody else listens to.
+    const onSignal = (sig: string) => {
+      if (stopping) {
+        if (sig !== 'supervisor gone') log.warn({ signal: sig }, 'already shutting down');
+        return;
+      }
+      stopping = true;
+      resolve(sig);
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+    extra?.(() => onSignal('supervisor gone'));
+  });
+}
+
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
   const [cmd, sub] = positionals;
@@ -178,38 +206,35 @@ async function main(argv: string[]): Promise<number> {
       const logLevel = values['log-level'] ?? env['LEDGERNET_LOG_LEVEL'] ?? DEFAULTS.logLevel;
       const pools = defaultPools(values, env);
       const log = createLogger(logLevel);
-      const daemon = await serve(
-        {
-          socket: values.socket ?? env['LEDGERNET_SOCKET'] ?? DEFAULTS.socket,
-          stateDir,
-          reconcileIntervalS: num('reconcile-interval', values['reconcile-interval'] ?? env['LEDGERNET_RECONCILE_INTERVAL'], DEFAULTS.reconcileIntervalS),
-          applyTimeoutMs: num('apply-timeout', values['apply-timeout'], DEFAULTS.applyTimeoutMs / 1000) * 1000,
-          logLevel,
-          host: env['LEDGERNET_HOST'] || defaultHost(),
-          metrics: values.metrics ?? (env['LEDGERNET_METRICS'] || null),
-          dockerSocket: (values['docker-socket'] ?? env['LEDGERNET_DOCKER_SOCKET'] ?? DEFAULT_DOCKER_SOCKET) || null,
-          defaultPools: pools,
-          nats: natsServeConfig(values, env),
-        },
-        log,
-      );
-      await new Promise<void>((resolve) => {
-        let stopping = false;
-        // Stay subscribed (not `once`): execa's signal-exit re-raises a signal nobody else listens to.
-        const onSignal = (sig: string) => {
-          if (stopping) {
-            log.warn({ signal: sig }, 'already shutting down');
-            return;
-          }
-          stopping = true;
-          log.info({ signal: sig }, 'shutting down: finishing in-flight calls; the kernel is left as it is');
-          resolve();
-        };
-        process.on('SIGTERM', onSignal);
-        process.on('SIGINT', onSignal);
-      });
+      const cfg: ServeConfig = {
+        socket: values.socket ?? env['LEDGERNET_SOCKET'] ?? DEFAULTS.socket,
+        stateDir,
+        reconcileIntervalS: num('reconcile-interval', values['reconcile-interval'] ?? env['LEDGERNET_RECONCILE_INTERVAL'], DEFAULTS.reconcileIntervalS),
+        applyTimeoutMs: num('apply-timeout', values['apply-timeout'], DEFAULTS.applyTimeoutMs / 1000) * 1000,
+        logLevel,
+        host: env['LEDGERNET_HOST'] || defaultHost(),
+        metrics: values.metrics ?? (env['LEDGERNET_METRICS'] || null),
+        dockerSocket: (values['docker-socket'] ?? env['LEDGERNET_DOCKER_SOCKET'] ?? DEFAULT_DOCKER_SOCKET) || null,
+        defaultPools: pools,
+        nats: natsServeConfig(values, env),
+      };
+      // By default a supervisor keeps Docker's socket and runs the daemon as its worker
+      // (src/supervisor/); --in-process runs the daemon alone, as before.
+      const listen = workerSocket(env);
+      if (!listen && !values['in-process']) {
+        const sup = await supervise({ socket: cfg.socket, stateDir, workerArgv: [process.argv[1] ?? '', ...argv], log });
+        const why = await Promise.race([stopSignal(log), sup.failed.then((e) => { throw e; })]);
+        log.info({ signal: why }, 'shutting down: finishing in-flight calls; the kernel is left as it is');
+        await sup.stop();
+        return 0;
+      }
+      const daemon = await serve(listen ? { ...cfg, listenSocket: listen } : cfg, log);
+      if (listen) notifyReady();
+      const why = await stopSignal(log, listen ? onSupervisorGone : undefined);
+      log.info({ signal: why }, 'shutting down: finishing in-flight calls; the kernel is left as it is');
       await daemon.stop();
       log.info('stopped');
+      if (listen && process.connected) process.disconnect();
       return 0;
     }
     case 'reconcile':
@@ -218,6 +243,8 @@ async function main(argv: string[]): Promise<number> {
       return runStatus({ stateDir, json: values.json ?? false });
     case 'release':
       return runRelease({ stateDir, target: sub });
+    case 'repair':
+      return runRepair({ stateDir, dryRun: values['dry-run'] ?? false, dockerSocket: values['docker-socket'] ?? DOCKER_SOCKET });
     case 'events':
       return runEvents({ stateDir, json: values.json ?? false, follow: values.follow ?? false, verify: sub === 'verify' });
     case 'install':

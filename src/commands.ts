@@ -40,12 +40,15 @@ export async function runReconcile(o: { stateDir: string; dryRun: boolean; json:
   return result.failures.length > 0 ? 1 : 0;
 }
 
+/** Releases `target` (see releaseCommand) through the running daemon, or alone when none runs. */
+export async function releaseTarget(stateDir: string, target: string): Promise<{ events: string[]; applied: string[] }> {
+  const via = (await callDaemon(stateDir, 'POST', `/release/${encodeURIComponent(target)}`)) as { events: string[]; applied: string[] } | null;
+  return via ?? (await releaseAlone(stateDir, target));
+}
+
 export async function runRelease(o: { stateDir: string; target: string | undefined }): Promise<number> {
   if (!o.target) throw new DriverError('LN_ERR_BAD_REQUEST', 'release needs a network id (12 to 64 hex) or a pool CIDR');
-  const via = (await callDaemon(o.stateDir, 'POST', `/release/${encodeURIComponent(o.target)}`)) as
-    | { events: string[]; applied: string[] }
-    | null;
-  const result = via ?? (await releaseAlone(o.stateDir, o.target));
+  const result = await releaseTarget(o.stateDir, o.target);
   for (const e of result.events) out(`recorded ${e}\n`);
   for (const a of result.applied) out(`applied  ${a}\n`);
   if (result.events.length === 0) out('nothing to release\n');

@@ -41,7 +41,10 @@ export interface NatsStreamConfig {
 }
 
 export interface ServeConfig {
+  /** Docker's plugin socket. */
   readonly socket: string;
+  /** Where the plugin API listens when it is not `socket` (a worker behind the supervisor). */
+  readonly listenSocket?: string;
   readonly stateDir: string;
   readonly reconcileIntervalS: number;
   readonly applyTimeoutMs: number;

@@ -154,11 +154,14 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
       host: hostView(kernel),
       defaultPools: cfg.defaultPools,
     });
-    await prepareSocketPath(cfg.socket);
-    await listenPrivately(plugin, cfg.socket, 0o660);
+    // Under the supervisor (src/supervisor/) the worker listens on a private socket in the state
+    // dir; Docker's socket (cfg.socket) belongs to the supervisor.
+    const listenPath = cfg.listenSocket ?? cfg.socket;
+    await prepareSocketPath(listenPath);
+    await listenPrivately(plugin, listenPath, cfg.listenSocket ? 0o600 : 0o660);
     cleanups.push(async () => {
       await plugin.close();
-      await unlink(cfg.socket).catch(() => undefined);
+      await unlink(listenPath).catch(() => undefined);
     });
 
     const ctlPath = controlSocket(cfg.stateDir);

@@ -1,7 +1,7 @@
 // Start and stop the ledgernet daemon (`node dist/cli.js serve`) for tests, call its plugin
 // socket the way Docker does, and run the CLI. Build first (`npm run build`; scripts/test.sh does).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -49,8 +49,22 @@ export interface DaemonHandle {
   exited: Promise<Exit>;
   /** Waits for the daemon to exit on its own; throws (with the logs) after timeoutMs (default 10 s). */
   waitExit(timeoutMs?: number): Promise<Exit>;
-  /** SIGKILL, as a crash would; waits for the exit and leaves the state dir alone. */
+  /**
+   * SIGKILL, as a crash would: the supervisor and its worker at once (kill9All); waits for both
+   * to be gone and leaves the state dir alone.
+   */
   kill9(): Promise<void>;
+  /** kill9 under its explicit name: the whole daemon, supervisor and worker. */
+  kill9All(): Promise<void>;
+  /**
+   * SIGKILLs only the worker (the supervisor keeps the socket and starts a new one); waits until
+   * it is gone. Returns the killed pid, or null when no worker ran (e.g. one is just starting).
+   */
+  kill9Worker(): Promise<number | null>;
+  /** The pid of the current worker (from <state-dir>/worker.pid), or null when none runs. */
+  workerPid(): number | null;
+  /** Waits until a worker other than `oldPid` runs and the socket answers Plugin.Activate. */
+  waitWorker(oldPid: number | null, timeoutMs?: number): Promise<number>;
   /** SIGTERM, waits for the exit (SIGKILL after 10 s), then removes the state dir unless kept. */
   stop(): Promise<void>;
   /** SIGTERM, waits for the exit (SIGKILL after 10 s); leaves the state dir alone. */
@@ -63,8 +77,47 @@ const running = new Set<DaemonHandle>();
 
 // A test that fails half-way must not leave a daemon holding the plugin socket.
 process.on('exit', () => {
-  for (const d of running) d.proc.kill('SIGKILL');
+  for (const d of running) {
+    const w = d.workerPid();
+    if (w) process.kill(w, 'SIGKILL');
+    d.proc.kill('SIGKILL');
+  }
 });
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The worker pid a supervisor's state dir names, if that process is alive. */
+function readWorkerPid(stateDir: string): number | null {
+  try {
+    const pid = Number.parseInt(readFileSync(join(stateDir, 'worker.pid'), 'utf8'), 10);
+    // A zombie counts as gone: the supervisor has not reaped it yet.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return pid > 1 && pidAlive(pid) && !/^\d+ \(.*\) Z/.test(stat) ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+async function waitGone(pid: number, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      if (/^\d+ \(.*\) Z/.test(stat)) return;
+    } catch {
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`process ${pid} still runs ${timeoutMs} ms after SIGKILL`);
+}
 
 /** Starts `node dist/cli.js serve` and resolves once Plugin.Activate answers 200. */
 export async function startDaemon(opts: DaemonOptions = {}): Promise<DaemonHandle> {
@@ -145,7 +198,35 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<DaemonHandl
       return r;
     },
     logs: () => log,
-    kill9: () => killAndWait('SIGKILL', 10_000),
+    kill9: () => handle.kill9All(),
+    async kill9All() {
+      // Both at once, supervisor first (as when the whole service is killed).
+      const w = readWorkerPid(stateDir);
+      if (!done) proc.kill('SIGKILL');
+      if (w) process.kill(w, 'SIGKILL');
+      await killAndWait('SIGKILL', 10_000);
+      if (w) await waitGone(w, 10_000);
+    },
+    async kill9Worker() {
+      const w = readWorkerPid(stateDir);
+      if (!w) return null;
+      process.kill(w, 'SIGKILL');
+      await waitGone(w, 10_000);
+      return w;
+    },
+    workerPid: () => readWorkerPid(stateDir),
+    async waitWorker(oldPid, timeoutMs = 20_000) {
+      const end = Date.now() + timeoutMs;
+      for (;;) {
+        const w = readWorkerPid(stateDir);
+        if (w && w !== oldPid) {
+          const r = await pluginCall('Plugin.Activate', undefined, socket, { timeoutMs: Math.max(1, end - Date.now()) }).catch(() => null);
+          if (r?.status === 200) return w;
+        }
+        if (Date.now() >= end) throw new Error(`no new worker (after ${oldPid}) within ${timeoutMs} ms\n--- daemon logs ---\n${log}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
     terminate: () => killAndWait('SIGTERM', 10_000),
     options: { ...opts, stateDir, keepStateDir },
     async stop() {

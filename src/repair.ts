@@ -1,0 +1,212 @@
+// `ledgernet repair [--dry-run]`: make Docker's view and ledgernet's agree after a crash, through
+// Docker's API (never from inside a plugin call: protocol.md §7.2).
+//
+// - Docker holds an endpoint whose removal was lost (no container sandbox any more, or one that
+//   ledgernet does not know): force-disconnect it (POST /networks/{id}/disconnect, Force), which
+//   is what `docker network disconnect -f` does, so the network can be removed again.
+// - ledgernet holds an endpoint Docker does not know (a call Docker abandoned after a crash; Docker
+//   sends no DeleteEndpoint then) or a network Docker does not have: release it, which removes its
+//   kernel objects. The same for IPAM pools no Docker network uses and addresses Docker does not
+//   hold (a RequestAddress sent again after a crash allocates anew).
+// Docker is read twice, SETTLE_MS apart, and only what both reads agree on is touched: an
+// endpoint between CreateEndpoint and Join, or a network between CreateNetwork and Docker's own
+// store, is not garbage.
+import { request } from 'node:http';
+import { releaseTarget } from './commands.ts';
+import { DriverError } from './errors.ts';
+import { loadState, short, type State } from './events/index.ts';
+
+export const DOCKER_SOCKET = '/var/run/docker.sock';
+const SETTLE_MS = 3_000;
+
+export interface DockerEndpoint {
+  readonly endpointId: string;
+  /** The endpoint's name (the container's name), what a force-disconnect takes. */
+  readonly name: string;
+  /** false: Docker lists it as "ep-<id>", attached to no container sandbox. */
+  readonly sandbox: boolean;
+}
+
+export interface DockerView {
+  /** Network id → name, for every network Docker has. */
+  readonly networks: ReadonlyMap<string, string>;
+  /** Network id → Docker's endpoints on it (only ledgernet's networks are read). */
+  readonly endpoints: ReadonlyMap<string, readonly DockerEndpoint[]>;
+  /** Every subnet a Docker network uses → the addresses Docker holds in it (endpoints, gateway, aux). */
+  readonly subnets: ReadonlyMap<string, ReadonlySet<string>>;
+}
+
+export type Finding =
+  | { readonly kind: 'disconnect'; readonly networkId: string; readonly networkName: string; readonly container: string; readonly endpointId: string; readonly reason: string }
+  | { readonly kind: 'release-endpoint'; readonly networkId: string; readonly endpointId: string; readonly reason: string }
+  | { readonly kind: 'release-network'; readonly networkId: string; readonly reason: string }
+  | { readonly kind: 'release-address'; readonly pool: string; readonly address: string; readonly reason: string }
+  | { readonly kind: 'release-pool'; readonly pool: string; readonly reason: string };
+
+/** What to repair, from ledgernet's state and two reads of Docker taken apart. Pure. */
+export function planRepair(state: State, first: DockerView, second: DockerView): Finding[] {
+  const out: Finding[] = [];
+  const inBoth = (id: string) => first.networks.has(id) && second.networks.has(id);
+  for (const net of Object.values(state.networks)) {
+    const id = net.networkId;
+    if (!first.networks.has(id) && !second.networks.has(id)) {
+      out.push({ kind: 'release-network', networkId: id, reason: 'Docker has no such network (removed while ledgernet was down, or its creation was abandoned)' });
+      continue;
+    }
+    if (!inBoth(id)) continue;
+    const a = first.endpoints.get(id) ?? [];
+    const b = second.endpoints.get(id) ?? [];
+    const docker = new Set([...a, ...b].map((e) => e.endpointId));
+    for (const e of b) {
+      const before = a.find((x) => x.endpointId === e.endpointId);
+      if (!before) continue;
+      const known = state.endpoints[e.endpointId] !== undefined;
+      if (!e.sandbox && !before.sandbox) {
+        out.push({ kind: 'disconnect', networkId: id, networkName: second.networks.get(id) ?? id, container: e.name, endpointId: e.endpointId, reason: 'Docker holds this endpoint with no container attached (its removal was lost)' });
+      } else if (!known) {
+        out.push({ kind: 'disconnect', networkId: id, networkName: second.networks.get(id) ?? id, container: e.name, endpointId: e.endpointId, reason: 'ledgernet has no such endpoint (its removal was lost); the container has no working interface here' });
+      }
+    }
+    for (const ep of Object.values(state.endpoints)) {
+      if (ep.networkId === id && !docker.has(ep.endpointId)) {
+        out.push({ kind: 'release-endpoint', networkId: id, endpointId: ep.endpointId, reason: `Docker does not know this endpoint (${ep.joined ? 'joined' : 'never joined'}; a call Docker abandoned after a crash)` });
+      }
+    }
+  }
+  // ledgernet IPAM: a pool no Docker network uses, an address Docker does not hold (a
+  // RequestAddress whose answer was lost to a crash and that was sent again).
+  for (const pool of Object.values(state.pools)) {
+    const a = first.subnets.get(pool.pool);
+    const b = second.subnets.get(pool.pool);
+    if (!a && !b) {
+      out.push({ kind: 'release-pool', pool: pool.pool, reason: 'no Docker network uses this pool' });
+      continue;
+    }
+    if (!a || !b) continue;
+    for (const [address, alloc] of Object.entries(pool.allocated)) {
+      if (alloc.kind !== 'gateway' && !a.has(address) && !b.has(address)) {
+        out.push({ kind: 'release-address', pool: pool.pool, address, reason: 'Docker holds no endpoint with this address (its RequestAddress was cut off by a crash and sent again)' });
+      }
+    }
+  }
+  return out;
+}
+
+export function describeFinding(f: Finding): string {
+  switch (f.kind) {
+    case 'disconnect':
+      return `force-disconnect ${f.container} from network ${f.networkName} (endpoint ${short(f.endpointId)}): ${f.reason}`;
+    case 'release-endpoint':
+      return `release endpoint ${short(f.endpointId)} on network ${short(f.networkId)}: ${f.reason}`;
+    case 'release-network':
+      return `release network ${short(f.networkId)}: ${f.reason}`;
+    case 'release-address':
+      return `release address ${f.address} of pool ${f.pool}: ${f.reason}`;
+    case 'release-pool':
+      return `release pool ${f.pool}: ${f.reason}`;
+  }
+}
+
+/** One call to Docker's API on its unix socket; the parsed JSON answer, or a DriverError naming the failure. */
+export function dockerApi(socketPath: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> {
+  const payload = body === undefined ? '' : JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { socketPath, method, path, headers: { host: 'docker', 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => {
+          const status = res.statusCode ?? 500;
+          if (status >= 300) {
+            let msg = text.trim();
+            try {
+              msg = (JSON.parse(text) as { message?: string }).message ?? msg;
+            } catch {
+              // not JSON: keep the text
+            }
+            reject(new DriverError('LN_ERR_INTERNAL', `Docker API ${method} ${path} answered ${status}: ${msg}`));
+            return;
+          }
+          try {
+            resolve(text.trim() === '' ? null : JSON.parse(text));
+          } catch (e) {
+            reject(e);
+          }
+        });
+      },
+    );
+    req.setTimeout(60_000, () => req.destroy(new Error(`Docker API ${method} ${path}: no answer within 60 s`)));
+    req.on('error', (e) =>
+      reject(new DriverError('LN_ERR_INTERNAL', `cannot reach Docker's API on ${socketPath}: ${e.message} (is dockerd running? --docker-socket)`, { cause: e })),
+    );
+    req.end(payload);
+  });
+}
+
+interface DockerNetwork {
+  Id: string;
+  Name: string;
+  IPAM?: { Driver?: string; Config?: { Subnet?: string; Gateway?: string; AuxiliaryAddresses?: Record<string, string> | null }[] | null };
+  Containers?: Record<string, { Name: string; EndpointID: string; IPv4Address?: string; IPv6Address?: string }> | null;
+}
+
+const bare = (a: string | undefined) => (a ?? '').split('/')[0] ?? '';
+
+async function readDocker(socket: string, state: State): Promise<DockerView> {
+  const list = (await dockerApi(socket, 'GET', '/networks')) as DockerNetwork[];
+  const networks = new Map(list.map((n) => [n.Id, n.Name]));
+  const endpoints = new Map<string, DockerEndpoint[]>();
+  const subnets = new Map<string, Set<string>>();
+  for (const summary of list) {
+    const ours = state.networks[summary.Id] !== undefined || /ledgernet/.test(summary.IPAM?.Driver ?? '');
+    const n = ours ? ((await dockerApi(socket, 'GET', `/networks/${summary.Id}`)) as DockerNetwork) : summary;
+    const containers = Object.entries(n.Containers ?? {});
+    if (state.networks[n.Id]) {
+      endpoints.set(n.Id, containers.map(([key, c]) => ({ endpointId: c.EndpointID, name: c.Name, sandbox: !key.startsWith('ep-') })));
+    }
+    for (const cfg of n.IPAM?.Config ?? []) {
+      if (!cfg.Subnet) continue;
+      const held = subnets.get(cfg.Subnet) ?? new Set<string>();
+      subnets.set(cfg.Subnet, held);
+      for (const a of [cfg.Gateway, ...Object.values(cfg.AuxiliaryAddresses ?? {}), ...containers.flatMap(([, c]) => [c.IPv4Address, c.IPv6Address])]) {
+        if (bare(a)) held.add(bare(a));
+      }
+    }
+  }
+  return { networks, endpoints, subnets };
+}
+
+export async function runRepair(o: { stateDir: string; dryRun: boolean; dockerSocket: string; settleMs?: number }): Promise<number> {
+  const out = (s: string) => process.stdout.write(s);
+  const first = await readDocker(o.dockerSocket, await loadState(o.stateDir));
+  await new Promise((r) => setTimeout(r, o.settleMs ?? SETTLE_MS));
+  const state = await loadState(o.stateDir);
+  const findings = planRepair(state, first, await readDocker(o.dockerSocket, state));
+  if (findings.length === 0) {
+    out('nothing to repair: Docker and ledgernet agree\n');
+    return 0;
+  }
+  if (o.dryRun) {
+    for (const f of findings) out(`would ${describeFinding(f)}\n`);
+    return 2;
+  }
+  let failed = 0;
+  // Docker's side first: a force-disconnect makes Docker send DeleteEndpoint for it itself.
+  for (const f of [...findings].sort((a, b) => Number(b.kind === 'disconnect') - Number(a.kind === 'disconnect'))) {
+    try {
+      if (f.kind === 'disconnect') {
+        await dockerApi(o.dockerSocket, 'POST', `/networks/${f.networkId}/disconnect`, { Container: f.container, Force: true });
+      } else {
+        const target = f.kind === 'release-endpoint' ? f.endpointId : f.kind === 'release-network' ? f.networkId : f.kind === 'release-address' ? f.address : f.pool;
+        await releaseTarget(o.stateDir, target);
+      }
+      out(`done: ${describeFinding(f)}\n`);
+    } catch (e) {
+      failed += 1;
+      out(`FAILED: ${describeFinding(f)}: ${(e as Error).message}\n`);
+    }
+  }
+  return failed > 0 ? 1 : 0;
+}

@@ -1,0 +1,81 @@
+// `ledgernet repair`'s plan: what Docker and ledgernet disagree on after a crash, and only what
+// two reads of Docker agree on (an endpoint mid-`docker run` is not garbage).
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { releaseCommand } from '../../src/events/release.ts';
+import { describeFinding, planRepair, type DockerEndpoint, type DockerView } from '../../src/repair.ts';
+import { EP_1, EP_2, NET_A, NET_B, endpointSpec, given, networkSpec } from '../helpers/events.ts';
+
+const view = (nets: Record<string, readonly DockerEndpoint[]>, subnets: Record<string, string[]> = {}): DockerView => ({
+  networks: new Map(Object.keys(nets).map((id) => [id, `net-${id.slice(0, 4)}`])),
+  endpoints: new Map(Object.entries(nets)),
+  subnets: new Map(Object.entries(subnets).map(([k, v]) => [k, new Set(v)])),
+});
+const ep = (endpointId: string, name: string, sandbox = true): DockerEndpoint => ({ endpointId, name, sandbox });
+
+describe('planRepair', () => {
+  const state = given(
+    { type: 'CreateNetwork', spec: networkSpec(NET_A) },
+    { type: 'CreateEndpoint', spec: endpointSpec(NET_A, EP_1) },
+    { type: 'CreateEndpoint', spec: endpointSpec(NET_A, EP_2, '10.231.7.3/24') },
+  );
+
+  it('agrees: nothing to repair', () => {
+    const v = view({ [NET_A]: [ep(EP_1, 'c1'), ep(EP_2, 'c2')] });
+    assert.deepEqual(planRepair(state, v, v), []);
+  });
+
+  it('an endpoint Docker does not know (abandoned after a crash) is released; one Docker lists is not', () => {
+    const v = view({ [NET_A]: [ep(EP_1, 'c1')] });
+    const f = planRepair(state, v, v);
+    assert.deepEqual(f.map((x) => [x.kind, x.kind === 'release-endpoint' && x.endpointId]), [['release-endpoint', EP_2]]);
+    assert.match(describeFinding(f[0]!), /release endpoint e2e2e2e2/);
+  });
+
+  it('Docker holding an endpoint with no sandbox in both reads: force-disconnect by its name; in one read only: left alone', () => {
+    const stale = view({ [NET_A]: [ep(EP_1, 'c1'), ep(EP_2, 'gone', false)] });
+    const f = planRepair(state, stale, stale);
+    assert.deepEqual(f.map((x) => x.kind === 'disconnect' && [x.container, x.networkName]), [['gone', `net-${NET_A.slice(0, 4)}`]]);
+    const joining = view({ [NET_A]: [ep(EP_1, 'c1'), ep(EP_2, 'c2')] });
+    assert.deepEqual(planRepair(state, stale, joining), [], 'it got a sandbox between the reads: a docker run in progress');
+  });
+
+  it('Docker holding an endpoint ledgernet lost: force-disconnect it', () => {
+    const other = 'f'.repeat(64);
+    const v = view({ [NET_A]: [ep(EP_1, 'c1'), ep(EP_2, 'c2'), ep(other, 'c3')] });
+    assert.deepEqual(planRepair(state, v, v).map((x) => x.kind === 'disconnect' && x.endpointId), [other]);
+  });
+
+  it('a network Docker does not have in either read is released; one that appears in the second read is not', () => {
+    const two = given({ type: 'CreateNetwork', spec: networkSpec(NET_A) }, { type: 'CreateNetwork', spec: networkSpec(NET_B, '10.231.8.0/24', '10.231.8.1/24') });
+    const onlyA = view({ [NET_A]: [] });
+    assert.deepEqual(planRepair(two, onlyA, onlyA).map((x) => [x.kind, x.kind === 'release-network' && x.networkId]), [['release-network', NET_B]]);
+    assert.deepEqual(planRepair(two, onlyA, view({ [NET_A]: [], [NET_B]: [] })), []);
+  });
+});
+
+describe('releaseCommand for endpoints (used by repair)', () => {
+  it('an endpoint id (or unique 12+ hex prefix) that is no network id becomes DeleteEndpoint', () => {
+    const state = given({ type: 'CreateNetwork', spec: networkSpec(NET_A) }, { type: 'CreateEndpoint', spec: endpointSpec(NET_A, EP_1) });
+    assert.deepEqual(releaseCommand(state, EP_1.slice(0, 12)), { type: 'DeleteEndpoint', networkId: NET_A, endpointId: EP_1 });
+    assert.throws(() => releaseCommand(state, 'cafecafecafe'), /no ledgernet network id starts with cafecafecafe, nor any endpoint id/);
+  });
+});
+
+describe('planRepair: ledgernet IPAM', () => {
+  it('an address Docker does not hold is released, the gateway and held ones are not; a pool no network uses is released', () => {
+    const defaults = { range: '10.231.0.0/16', size: 24 };
+    const request = { pool: '10.231.40.0/24', subPool: null, v6: false, defaults, occupied: [] };
+    const first = given({ type: 'RequestPool', request });
+    const poolId = Object.keys(first.pools)[0] as string;
+    const ask = (gateway: boolean) => ({ type: 'RequestAddress' as const, poolId, address: null, gateway, name: null });
+    const state = given({ type: 'RequestPool', request }, ask(true), ask(false), ask(false));
+    const held = Object.keys(state.pools[poolId]?.allocated ?? {});
+    assert.equal(held.length, 3, `gateway and two addresses: ${held.join(' ')}`);
+    const [gw, a1, a2] = held as [string, string, string];
+    const v = view({}, { '10.231.40.0/24': [gw, a1] });
+    assert.deepEqual(planRepair(state, v, v).map((f) => f.kind === 'release-address' && f.address), [a2]);
+    assert.deepEqual(planRepair(state, view({}), view({})).map((f) => f.kind), ['release-pool']);
+    assert.deepEqual(releaseCommand(state, a2), { type: 'ReleaseAddress', poolId, address: a2 });
+  });
+});
