@@ -10,7 +10,7 @@ import { DEFAULT_DOCKER_SOCKET } from './docker-api.ts';
 import { runEvents, runReconcile, runRelease, runStatus } from './commands.ts';
 import { connectNats, createLogger, serve } from './main.ts';
 import { install, uninstall } from './install.ts';
-import { DOCKER_SOCKET, runRepair } from './repair.ts';
+import { runRepair } from './repair.ts';
 import { supervise } from './supervisor/supervisor.ts';
 import { notifyReady, onSupervisorGone, workerSocket } from './supervisor/worker-link.ts';
 import type { Logger } from 'pino';
@@ -244,7 +244,7 @@ async function main(argv: string[]): Promise<number> {
     case 'release':
       return runRelease({ stateDir, target: sub });
     case 'repair':
-      return runRepair({ stateDir, dryRun: values['dry-run'] ?? false, dockerSocket: values['docker-socket'] ?? DOCKER_SOCKET });
+      return runRepair({ stateDir, dryRun: values['dry-run'] ?? false, dockerSocket: values['docker-socket'] || DEFAULT_DOCKER_SOCKET });
     case 'events':
       return runEvents({ stateDir, json: values.json ?? false, follow: values.follow ?? false, verify: sub === 'verify' });
     case 'install':

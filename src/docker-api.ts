@@ -65,6 +65,16 @@ export class DockerApi {
     return this.json<DockerContainer>('GET', `/containers/${encodeURIComponent(id)}/json`);
   }
 
+  /** One network with its endpoints (`Containers`) and IPAM config. */
+  inspectNetwork<T>(id: string): Promise<T> {
+    return this.json<T>('GET', `/networks/${encodeURIComponent(id)}`);
+  }
+
+  /** `docker network disconnect [-f]`: removes the endpoint Docker holds for `container` on the network. */
+  async disconnect(networkId: string, container: string, force: boolean, timeoutMs = 60_000): Promise<void> {
+    await this.call('POST', `/networks/${encodeURIComponent(networkId)}/disconnect`, timeoutMs, { Container: container, Force: force });
+  }
+
   /** Starts a container; one that already runs is fine (304). */
   async startContainer(id: string, timeoutMs = 60_000): Promise<void> {
     await this.call('POST', `/containers/${encodeURIComponent(id)}/start`, timeoutMs);
@@ -79,10 +89,12 @@ export class DockerApi {
     }
   }
 
-  private call(method: string, path: string, timeoutMs: number): Promise<string> {
+  private call(method: string, path: string, timeoutMs: number, body?: unknown): Promise<string> {
     const what = `${method} ${path}`;
+    const payload = body === undefined ? '' : JSON.stringify(body);
+    const headers = { Host: 'docker', ...(body === undefined ? {} : { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) }) };
     return new Promise((resolve, reject) => {
-      const req = request({ socketPath: this.socketPath, method, path: `${API_PREFIX}${path}`, headers: { Host: 'docker' } }, (res) => {
+      const req = request({ socketPath: this.socketPath, method, path: `${API_PREFIX}${path}`, headers }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('error', (e) => reject(new DockerUnavailableError(`Docker at ${this.socketPath}: ${what}: ${e.message}`)));
@@ -101,7 +113,7 @@ export class DockerApi {
       });
       req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
       req.on('error', (e) => reject(new DockerUnavailableError(`Docker at ${this.socketPath} cannot be asked (${what}): ${e.message}`)));
-      req.end();
+      req.end(payload);
     });
   }
 }

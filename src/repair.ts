@@ -11,12 +11,11 @@
 // Docker is read twice, SETTLE_MS apart, and only what both reads agree on is touched: an
 // endpoint between CreateEndpoint and Join, or a network between CreateNetwork and Docker's own
 // store, is not garbage.
-import { request } from 'node:http';
 import { releaseTarget } from './commands.ts';
+import { DockerApi, DockerUnavailableError } from './docker-api.ts';
 import { DriverError } from './errors.ts';
 import { loadState, short, type State } from './events/index.ts';
 
-export const DOCKER_SOCKET = '/var/run/docker.sock';
 const SETTLE_MS = 3_000;
 
 export interface DockerEndpoint {
@@ -107,44 +106,6 @@ export function describeFinding(f: Finding): string {
   }
 }
 
-/** One call to Docker's API on its unix socket; the parsed JSON answer, or a DriverError naming the failure. */
-export function dockerApi(socketPath: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> {
-  const payload = body === undefined ? '' : JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const req = request(
-      { socketPath, method, path, headers: { host: 'docker', 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (text += c));
-        res.on('end', () => {
-          const status = res.statusCode ?? 500;
-          if (status >= 300) {
-            let msg = text.trim();
-            try {
-              msg = (JSON.parse(text) as { message?: string }).message ?? msg;
-            } catch {
-              // not JSON: keep the text
-            }
-            reject(new DriverError('LN_ERR_INTERNAL', `Docker API ${method} ${path} answered ${status}: ${msg}`));
-            return;
-          }
-          try {
-            resolve(text.trim() === '' ? null : JSON.parse(text));
-          } catch (e) {
-            reject(e);
-          }
-        });
-      },
-    );
-    req.setTimeout(60_000, () => req.destroy(new Error(`Docker API ${method} ${path}: no answer within 60 s`)));
-    req.on('error', (e) =>
-      reject(new DriverError('LN_ERR_INTERNAL', `cannot reach Docker's API on ${socketPath}: ${e.message} (is dockerd running? --docker-socket)`, { cause: e })),
-    );
-    req.end(payload);
-  });
-}
-
 interface DockerNetwork {
   Id: string;
   Name: string;
@@ -154,14 +115,14 @@ interface DockerNetwork {
 
 const bare = (a: string | undefined) => (a ?? '').split('/')[0] ?? '';
 
-async function readDocker(socket: string, state: State): Promise<DockerView> {
-  const list = (await dockerApi(socket, 'GET', '/networks')) as DockerNetwork[];
+async function readDocker(docker: DockerApi, state: State): Promise<DockerView> {
+  const list = (await docker.listNetworks()) as DockerNetwork[];
   const networks = new Map(list.map((n) => [n.Id, n.Name]));
   const endpoints = new Map<string, DockerEndpoint[]>();
   const subnets = new Map<string, Set<string>>();
   for (const summary of list) {
     const ours = state.networks[summary.Id] !== undefined || /ledgernet/.test(summary.IPAM?.Driver ?? '');
-    const n = ours ? ((await dockerApi(socket, 'GET', `/networks/${summary.Id}`)) as DockerNetwork) : summary;
+    const n = ours ? (await docker.inspectNetwork<DockerNetwork>(summary.Id)) : summary;
     const containers = Object.entries(n.Containers ?? {});
     if (state.networks[n.Id]) {
       endpoints.set(n.Id, containers.map(([key, c]) => ({ endpointId: c.EndpointID, name: c.Name, sandbox: !key.startsWith('ep-') })));
@@ -180,10 +141,18 @@ async function readDocker(socket: string, state: State): Promise<DockerView> {
 
 export async function runRepair(o: { stateDir: string; dryRun: boolean; dockerSocket: string; settleMs?: number }): Promise<number> {
   const out = (s: string) => process.stdout.write(s);
-  const first = await readDocker(o.dockerSocket, await loadState(o.stateDir));
+  const docker = new DockerApi(o.dockerSocket, 60_000);
+  const read = (state: State) =>
+    readDocker(docker, state).catch((e: unknown) => {
+      if (e instanceof DockerUnavailableError) {
+        throw new DriverError('LN_ERR_INTERNAL', `cannot reach Docker's API on ${o.dockerSocket} (is dockerd running? --docker-socket): ${e.message}`, { cause: e });
+      }
+      throw e;
+    });
+  const first = await read(await loadState(o.stateDir));
   await new Promise((r) => setTimeout(r, o.settleMs ?? SETTLE_MS));
   const state = await loadState(o.stateDir);
-  const findings = planRepair(state, first, await readDocker(o.dockerSocket, state));
+  const findings = planRepair(state, first, await read(state));
   if (findings.length === 0) {
     out('nothing to repair: Docker and ledgernet agree\n');
     return 0;
@@ -197,7 +166,7 @@ export async function runRepair(o: { stateDir: string; dryRun: boolean; dockerSo
   for (const f of [...findings].sort((a, b) => Number(b.kind === 'disconnect') - Number(a.kind === 'disconnect'))) {
     try {
       if (f.kind === 'disconnect') {
-        await dockerApi(o.dockerSocket, 'POST', `/networks/${f.networkId}/disconnect`, { Container: f.container, Force: true });
+        await docker.disconnect(f.networkId, f.container, true);
       } else {
         const target = f.kind === 'release-endpoint' ? f.endpointId : f.kind === 'release-network' ? f.networkId : f.kind === 'release-address' ? f.address : f.pool;
         await releaseTarget(o.stateDir, target);
