@@ -100,7 +100,8 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
   };
   try {
     // One instance per host, whatever its socket or state dir: two remove each other's networks.
-    cleanups.push(await acquireHostGuard({ stateDir: cfg.stateDir, socket: cfg.socket }));
+    // Under the supervisor, the instance an operator would stop is the supervisor: name its pid.
+    cleanups.push(await acquireHostGuard({ stateDir: cfg.stateDir, socket: cfg.socket, pid: cfg.listenSocket ? process.ppid : process.pid }));
     const metrics = cfg.metrics ? new Metrics() : null;
     const { store, state, events, replayed, fromSnapshotSeq, repaired, warnings } = await openStore(
       cfg.stateDir,

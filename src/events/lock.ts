@@ -35,7 +35,8 @@ export interface LockHolder {
   readonly command?: string;
 }
 
-export type LockInfo = Omit<LockHolder, 'pid' | 'pidns' | 'startedAt'>;
+/** What a holder writes about itself; `pid` defaults to this process (a supervised worker names its supervisor). */
+export type LockInfo = Omit<LockHolder, 'pid' | 'pidns' | 'startedAt'> & { pid?: number };
 
 const CONFLICT = 75;
 
@@ -149,7 +150,7 @@ export async function takeFileLock(path: string, info: LockInfo): Promise<(() =>
     return null;
   }
   const pidns = await ownPidNamespace();
-  const holder: LockHolder = { pid: process.pid, ...(pidns ? { pidns } : {}), ...info, startedAt: new Date().toISOString() };
+  const holder: LockHolder = { ...info, pid: info.pid ?? process.pid, ...(pidns ? { pidns } : {}), startedAt: new Date().toISOString() };
   const text = `${JSON.stringify(holder)}\n`;
   await fh.truncate(0);
   await fh.write(text, 0, 'utf8');
