@@ -2,15 +2,15 @@
 // The `ledgernet` command. Flags win over environment variables, which win over defaults.
 import { parseArgs } from 'node:util';
 import { DEFAULT_POOLS } from './api/ipam.ts';
-import { runAudit } from './audit.ts';
+import { runAudit } from './events/audit/reader.ts';
 import { DEFAULTS, defaultHost, parseDuration, parseRetention, type DefaultPools, type NatsConfig, type ServeConfig } from './config.ts';
-import { parsePrefix } from './events/cidr.ts';
+import { parsePrefix } from './events/domain/cidr.ts';
 import { DriverError, isDriverError } from './errors.ts';
-import { DEFAULT_DOCKER_SOCKET } from './docker-api.ts';
-import { runEvents, runReconcile, runRelease, runStatus } from './commands.ts';
+import { DEFAULT_DOCKER_SOCKET } from './operator/docker-api.ts';
+import { runEvents, runReconcile, runRelease, runStatus } from './operator/commands.ts';
 import { connectNats, createLogger, serve } from './main.ts';
-import { install, uninstall } from './install.ts';
-import { runRepair } from './repair.ts';
+import { install, uninstall } from './operator/install.ts';
+import { runRepair } from './operator/repair.ts';
 import { supervise } from './supervisor/supervisor.ts';
 import { notifyReady, onSupervisorGone, workerSocket } from './supervisor/worker-link.ts';
 import type { Logger } from 'pino';

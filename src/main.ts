@@ -6,17 +6,18 @@ import { connect, credsAuthenticator, type NatsConnection, type NodeConnectionOp
 import pino, { type Logger } from 'pino';
 import pretty from 'pino-pretty';
 import { DriverError } from './errors.ts';
-import { createControlApp, createPluginApp } from './api/index.ts';
+import { createPluginApp } from './api/index.ts';
+import { createControlApp } from './operator/control.ts';
 import { controlSocket, describeNats, natsConnectError, resolveNats, type NatsConfig, type ServeConfig } from './config.ts';
 import { acquireHostGuard, acquireLock, NatsPublisher, openStore, Outbox, type EventStore, type StoredEvent } from './events/index.ts';
 import { createKernel, driftNotice, watchLinks } from './kernel/index.ts';
 import type { HostView } from './api/ipam.ts';
 import type { Kernel } from './kernel/index.ts';
 import { Reconciler, describeAction, isOwnedLink } from './reconciler/index.ts';
-import { Metrics, serveMetrics } from './metrics.ts';
-import { controlPeerCheck, listenPrivately, prepareSocketPath } from './socket.ts';
-import { DockerApi } from './docker-api.ts';
-import { DockerSync } from './docker-sync.ts';
+import { Metrics, serveMetrics } from './operator/metrics.ts';
+import { controlPeerCheck, listenPrivately, prepareSocketPath } from './operator/socket.ts';
+import { DockerApi } from './operator/docker-api.ts';
+import { DockerSync } from './operator/docker-sync.ts';
 
 /** JSON lines for machines; human-readable lines when stdout is a terminal. */
 export function createLogger(level: string): Logger {

@@ -2,9 +2,9 @@
 // events/ipam.ts decides from the folded state, and the answer goes out only once the allocation
 // is durable in the log. Errors go out as HTTP 500 + {"Err"}, which Docker reads for IPAM too.
 import { DriverError } from '../errors.ts';
-import { formatIp, formatPrefix, parseAddrLen, parseIp, parsePrefix } from '../events/cidr.ts';
-import type { Command, DefaultPool } from '../events/commands.ts';
-import { lookup, type State, type StoredEvent } from '../events/types.ts';
+import { formatIp, formatPrefix, parseAddrLen, parseIp, parsePrefix } from '../events/domain/cidr.ts';
+import type { Command, DefaultPool } from '../events/domain/commands.ts';
+import { lookup, type State, type StoredEvent } from '../events/domain/types.ts';
 import type { Json } from './wire.ts';
 
 export const ADDRESS_SPACES = { LocalDefaultAddressSpace: 'ledgernet-local', GlobalDefaultAddressSpace: 'ledgernet-global' };

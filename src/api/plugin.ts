@@ -4,11 +4,11 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { DriverError, isDriverError } from '../errors.ts';
-import type { Command, DefaultPool } from '../events/commands.ts';
-import { bridgeName } from '../events/names.ts';
-import { short } from '../events/decide.ts';
-import { containerIfacePrefix } from '../events/policy.ts';
-import { lookup, type State, type StoredEvent } from '../events/types.ts';
+import type { Command, DefaultPool } from '../events/domain/commands.ts';
+import { bridgeName } from '../events/domain/naming.ts';
+import { short } from '../events/domain/decide.ts';
+import { containerIfacePrefix } from '../events/domain/options.ts';
+import { lookup, type State, type StoredEvent } from '../events/domain/types.ts';
 import { describeAction } from '../reconciler/actions.ts';
 import type { PassResult } from '../reconciler/loop.ts';
 import {

@@ -14,11 +14,11 @@ import {
   parsePrefix,
   type AddrLen,
   type Prefix,
-} from '../events/cidr.ts';
-import { bridgeName, peerName, vethName } from '../events/names.ts';
-import { checkNetworkOptions, DOCKER_ALIASES, DOCKER_NETWORK_FLAGS, NETWORK_OPTIONS } from '../events/policy.ts';
-import { PROTO_NAME } from '../events/ports.ts';
-import type { EndpointSpec, IpamData, NetworkSpec, PortBinding } from '../events/types.ts';
+} from '../events/domain/cidr.ts';
+import { bridgeName, peerName, vethName } from '../events/domain/naming.ts';
+import { checkNetworkOptions, DOCKER_ALIASES, DOCKER_NETWORK_FLAGS, NETWORK_OPTIONS } from '../events/domain/options.ts';
+import { PROTO_NAME } from '../events/domain/ports.ts';
+import type { EndpointSpec, IpamData, NetworkSpec, PortBinding } from '../events/domain/types.ts';
 
 export type Json = Record<string, unknown>;
 

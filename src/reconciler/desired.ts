@@ -1,6 +1,6 @@
-import type { State } from '../events/types.ts';
-import { ifbName, ownerAlias } from '../events/names.ts';
-import { networkPolicy } from '../events/policy.ts';
+import type { State } from '../events/domain/types.ts';
+import { ifbName, ownerAlias } from '../events/domain/naming.ts';
+import { networkPolicy } from '../events/domain/options.ts';
 import { desiredChains, needsLocalnet, type DesiredChain, type FirewallNetwork } from './firewall.ts';
 
 export { FORWARD_CHAIN, HOOK_COMMENT, type DesiredChain, type DesiredHook, type Table } from './firewall.ts';

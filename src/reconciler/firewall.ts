@@ -17,8 +17,8 @@
 //   No NAT for IPv6: no masquerade, no published ports, so no hairpin/published rules and no
 //   LEDGERNET-INPUT (route_localnet is IPv4 only). With icc=false, neighbour solicitations and
 //   advertisements still pass inside the bridge, as ARP (which iptables never sees) does for IPv4.
-import type { AllowRule, NetworkPolicy } from '../events/policy.ts';
-import type { EndpointState, NetworkState, PortBinding } from '../events/types.ts';
+import type { AllowRule, NetworkPolicy } from '../events/domain/options.ts';
+import type { EndpointState, NetworkState, PortBinding } from '../events/domain/types.ts';
 
 /** `filter6` is ip6tables' filter table. */
 export type Table = 'filter' | 'nat' | 'filter6';

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { State } from '../events/types.ts';
+import type { State } from '../events/domain/types.ts';
 import type { Kernel, KernelSnapshot } from '../kernel/types.ts';
 import type { DriftKind } from '../kernel/monitor.ts';
 import { describeAction, type Action } from './actions.ts';

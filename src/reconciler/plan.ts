@@ -11,7 +11,7 @@
 // Why not recreate a joined endpoint's veth: its peer lived in the container's namespace; a new
 // pair would not be in the container, so the endpoint is reported lost instead.
 import type { IptablesTable, KernelSnapshot, Link, Qdisc } from '../kernel/types.ts';
-import { short } from '../events/names.ts';
+import { short } from '../events/domain/naming.ts';
 import { CREATE_GROUP, KIND_ORDER, actionKey, type Action, type Owner } from './actions.ts';
 import type { DesiredBridge, DesiredChain, DesiredHook, DesiredState, DesiredVeth, Table } from './desired.ts';
 import { desiredChains } from './firewall.ts';

@@ -14,7 +14,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { DriverError } from '../errors.ts';
-import { prepareSocketPath } from '../socket.ts';
+import { prepareSocketPath } from '../operator/socket.ts';
 import { FORWARD_DEADLINE_MS, forwardWithRetry, postToWorker, type Reply } from './forward.ts';
 import { Journal, JOURNAL_FILE, RETRY_BATCH_MS, teardownReply, type Match } from './journal.ts';
 import { WORKER_SOCKET_ENV, type WorkerMessage } from './worker-link.ts';

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
-import { parseAddrLen, parseIp } from '../../src/events/cidr.ts';
+import { parseAddrLen, parseIp } from '../../src/events/domain/cidr.ts';
 import { ledgernetCli, pluginCall, startDaemon, type DaemonHandle } from '../helpers/daemon.ts';
 import { waitFor } from '../helpers/docker.ts';
 import { rulesSave } from '../helpers/rules.ts';

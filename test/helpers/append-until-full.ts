@@ -1,6 +1,6 @@
 // Run under `ulimit -f`: appends events until the log refuses, then prints how many were
 // acknowledged as durable (the parent checks they all survive and the log is not damaged).
-import { EventLog } from '../../src/events/log.ts';
+import { EventLog } from '../../src/events/log/log.ts';
 import { networkSpec } from './events.ts';
 
 const dir = process.argv[2] ?? '';

@@ -1,5 +1,5 @@
-import { eventHash } from '../../src/events/hash.ts';
-import { EventVersions, GENESIS_HASH, type NewEvent, type StoredEvent } from '../../src/events/types.ts';
+import { eventHash } from '../../src/events/log/hash.ts';
+import { EventVersions, GENESIS_HASH, type NewEvent, type StoredEvent } from '../../src/events/domain/types.ts';
 import { EP_1, NET_A, endpointSpec, networkSpec } from './events.ts';
 
 /** Stamps events the way EventLog.append does (seq, id, time, hash chain), without a file. */

@@ -1,9 +1,9 @@
-import type { Command } from '../../src/events/commands.ts';
-import { decide } from '../../src/events/decide.ts';
-import { fold } from '../../src/events/evolve.ts';
-import { eventHash } from '../../src/events/hash.ts';
-import { emptyState, type EndpointSpec, type NetworkSpec, type NewEvent, type State, type StoredEvent } from '../../src/events/types.ts';
-import { bridgeName, peerName, vethName } from '../../src/events/names.ts';
+import type { Command } from '../../src/events/domain/commands.ts';
+import { decide } from '../../src/events/domain/decide.ts';
+import { fold } from '../../src/events/domain/evolve.ts';
+import { eventHash } from '../../src/events/log/hash.ts';
+import { emptyState, type EndpointSpec, type NetworkSpec, type NewEvent, type State, type StoredEvent } from '../../src/events/domain/types.ts';
+import { bridgeName, peerName, vethName } from '../../src/events/domain/naming.ts';
 
 export const NET_A = 'a'.repeat(8) + '0'.repeat(56);
 export const NET_B = 'b'.repeat(8) + '1'.repeat(56);

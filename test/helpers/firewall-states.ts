@@ -1,7 +1,7 @@
 // Network states that exercise every firewall rule shape, shared by the plan goldens (unit) and
 // the round-trip through a real iptables (integration).
-import type { Command } from '../../src/events/commands.ts';
-import type { NetworkSpec, PortBinding } from '../../src/events/types.ts';
+import type { Command } from '../../src/events/domain/commands.ts';
+import type { NetworkSpec, PortBinding } from '../../src/events/domain/types.ts';
 import { EP_1, EP_2, NET_A, NET_B, endpointSpec, networkSpec } from './events.ts';
 
 export const NET_C = 'cccccccc' + '2'.repeat(56);

@@ -1,9 +1,9 @@
 // Folds commands into a state the way the daemon does (decide → stamp → evolve), for tests.
-import type { Command } from '../../src/events/commands.ts';
-import { decide } from '../../src/events/decide.ts';
-import { fold } from '../../src/events/evolve.ts';
-import { eventHash } from '../../src/events/hash.ts';
-import { emptyState, type State, type StoredEvent } from '../../src/events/types.ts';
+import type { Command } from '../../src/events/domain/commands.ts';
+import { decide } from '../../src/events/domain/decide.ts';
+import { fold } from '../../src/events/domain/evolve.ts';
+import { eventHash } from '../../src/events/log/hash.ts';
+import { emptyState, type State, type StoredEvent } from '../../src/events/domain/types.ts';
 
 export function given(...cmds: Command[]): State {
   let state = emptyState;

@@ -1,6 +1,6 @@
 // Reads systemd unit files the way systemd does, for tests of `ledgernet install`: sections and
 // settings (repeated keys kept in order), and command lines (ExecStart=…) split into argv with
-// systemd's quoting rules. Written independently of src/install.ts, so the tests check it.
+// systemd's quoting rules. Written independently of src/operator/install.ts, so the tests check it.
 
 export type Unit = Map<string, [key: string, value: string][]>;
 

@@ -6,8 +6,8 @@ import { appendFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { frame } from '../../src/events/framing.ts';
-import { EventLog, LOG_FILE } from '../../src/events/log.ts';
+import { frame } from '../../src/events/log/framing.ts';
+import { EventLog, LOG_FILE } from '../../src/events/log/log.ts';
 import { ledgernetCli } from '../helpers/daemon.ts';
 import { networkSpec } from '../helpers/events.ts';
 
@@ -64,7 +64,7 @@ describe('CLI over the event log', () => {
 
   it('events verify exits 1 when the snapshot covers events the log does not hold, naming both', async () => {
     const dir = join(root, 'ahead');
-    const { openStore } = await import('../../src/events/open.ts');
+    const { openStore } = await import('../../src/events/log/open.ts');
     const { store } = await openStore(dir, { host: 'h' });
     for (let i = 0; i < 4; i++) await store.execute({ type: 'CreateNetwork', spec: networkSpec(`${i}`.padEnd(64, 'e'), `10.${i}.0.0/24`, `10.${i}.0.1/24`) });
     await store.close();

@@ -6,12 +6,12 @@ import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { DockerApi, DockerApiError, DockerUnavailableError, type DockerContainer, type DockerContainerSummary, type DockerNetwork } from '../../src/docker-api.ts';
-import { DockerSync, networksToCollect, stoppedOn } from '../../src/docker-sync.ts';
-import type { Command } from '../../src/events/commands.ts';
-import { decide } from '../../src/events/decide.ts';
-import { fold } from '../../src/events/evolve.ts';
-import type { State, StoredEvent } from '../../src/events/types.ts';
+import { DockerApi, DockerApiError, DockerUnavailableError, type DockerContainer, type DockerContainerSummary, type DockerNetwork } from '../../src/operator/docker-api.ts';
+import { DockerSync, networksToCollect, stoppedOn } from '../../src/operator/docker-sync.ts';
+import type { Command } from '../../src/events/domain/commands.ts';
+import { decide } from '../../src/events/domain/decide.ts';
+import { fold } from '../../src/events/domain/evolve.ts';
+import type { State, StoredEvent } from '../../src/events/domain/types.ts';
 import { EP_1, EP_2, NET_A, NET_B, endpointSpec, given, networkSpec, stamp } from '../helpers/events.ts';
 
 const pool = (cidr: string): Command => ({

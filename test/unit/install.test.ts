@@ -7,7 +7,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { install, quoteExecArg, renderUnit, UNIT_TEMPLATE, uninstall, type Systemctl } from '../../src/install.ts';
+import { install, quoteExecArg, renderUnit, UNIT_TEMPLATE, uninstall, type Systemctl } from '../../src/operator/install.ts';
 import { environment, parseUnit, splitCommandLine, value, values } from '../helpers/systemd.ts';
 
 let root: string;

@@ -23,15 +23,15 @@ describe('layer rules', () => {
   it('an import against the table fails, naming the rule and both files', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'ledgernet-layers-'));
     try {
-      for (const d of ['src/kernel', 'src/api', 'src/events']) await mkdir(join(dir, d), { recursive: true });
+      for (const d of ['src/kernel', 'src/api', 'src/events/domain']) await mkdir(join(dir, d), { recursive: true });
       await writeFile(join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions: { module: 'nodenext', allowImportingTsExtensions: true, noEmit: true } }));
       await writeFile(join(dir, 'src/api/index.ts'), 'export const route = 1;\n');
-      await writeFile(join(dir, 'src/events/index.ts'), "import { route } from '../api/index.ts';\nexport const e = route;\n");
-      await writeFile(join(dir, 'src/kernel/run.ts'), "import { e } from '../events/index.ts';\nexport const k = e;\n");
+      await writeFile(join(dir, 'src/events/domain/types.ts'), "import { route } from '../../api/index.ts';\nexport const e = route;\n");
+      await writeFile(join(dir, 'src/kernel/run.ts'), "import { e } from '../events/domain/types.ts';\nexport const k = e;\n");
       const r = await cruise(dir);
       assert.notEqual(r.exitCode, 0, 'a kernel → events and an events → api import must fail');
-      assert.match(r.all, /layer-kernel: src\/kernel\/run\.ts → src\/events\/index\.ts/);
-      assert.match(r.all, /layer-events: src\/events\/index\.ts → src\/api\/index\.ts/);
+      assert.match(r.all, /layer-kernel: src\/kernel\/run\.ts → src\/events\/domain\/types\.ts/);
+      assert.match(r.all, /layer-events-domain: src\/events\/domain\/types\.ts → src\/api\/index\.ts/);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -2,8 +2,8 @@
 // two reads of Docker agree on (an endpoint mid-`docker run` is not garbage).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { releaseCommand } from '../../src/events/release.ts';
-import { describeFinding, planRepair, type DockerEndpoint, type DockerView } from '../../src/repair.ts';
+import { releaseCommand } from '../../src/events/domain/release.ts';
+import { describeFinding, planRepair, type DockerEndpoint, type DockerView } from '../../src/operator/repair.ts';
 import { EP_1, EP_2, NET_A, NET_B, endpointSpec, given, networkSpec } from '../helpers/events.ts';
 
 const view = (nets: Record<string, readonly DockerEndpoint[]>, subnets: Record<string, string[]> = {}): DockerView => ({

@@ -8,10 +8,10 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { createPluginApp } from '../../../src/api/plugin.ts';
-import { fold } from '../../../src/events/evolve.ts';
-import { EventLog, readLog } from '../../../src/events/log.ts';
-import { EventStore } from '../../../src/events/store.ts';
-import { emptyState } from '../../../src/events/types.ts';
+import { fold } from '../../../src/events/domain/evolve.ts';
+import { EventLog, readLog } from '../../../src/events/log/log.ts';
+import { EventStore } from '../../../src/events/log/store.ts';
+import { emptyState } from '../../../src/events/domain/types.ts';
 import { Reconciler } from '../../../src/reconciler/loop.ts';
 import { FakeKernel } from '../../helpers/fake-kernel.ts';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { canonicalIp, capturesHost, formatIp, overlaps, parseAddrLen, parseIp, parseLegacyAddrLen, parsePrefix, within } from '../../../src/events/cidr.ts';
+import { canonicalIp, capturesHost, formatIp, overlaps, parseAddrLen, parseIp, parseLegacyAddrLen, parsePrefix, within } from '../../../src/events/domain/cidr.ts';
 
 describe('cidr helpers', () => {
   it('parses and canonicalises addresses of both families', () => {

@@ -11,10 +11,10 @@ import {
   subjectFor,
   toCloudEvent,
   type LedgernetCloudEvent,
-} from '../../../src/events/cloudevents.ts';
-import { eventHash } from '../../../src/events/hash.ts';
-import { ChainVerifier } from '../../../src/events/verify-chain.ts';
-import { GENESIS_HASH } from '../../../src/events/types.ts';
+} from '../../../src/events/audit/cloudevents.ts';
+import { eventHash } from '../../../src/events/log/hash.ts';
+import { ChainVerifier } from '../../../src/events/audit/verify-chain.ts';
+import { GENESIS_HASH } from '../../../src/events/domain/types.ts';
 import { sampleHistory, stamp } from '../../helpers/chain.ts';
 import { NET_A } from '../../helpers/events.ts';
 

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DriverError } from '../../../src/errors.ts';
-import type { Command } from '../../../src/events/commands.ts';
-import { decide } from '../../../src/events/decide.ts';
-import { fold } from '../../../src/events/evolve.ts';
-import { eventHash } from '../../../src/events/hash.ts';
-import { emptyState, GENESIS_HASH, type NewEvent, type State, type StoredEvent } from '../../../src/events/types.ts';
+import type { Command } from '../../../src/events/domain/commands.ts';
+import { decide } from '../../../src/events/domain/decide.ts';
+import { fold } from '../../../src/events/domain/evolve.ts';
+import { eventHash } from '../../../src/events/log/hash.ts';
+import { emptyState, GENESIS_HASH, type NewEvent, type State, type StoredEvent } from '../../../src/events/domain/types.ts';
 import { EP_1, EP_2, NET_A, NET_B, endpointSpec, given, networkSpec, stamp } from '../../helpers/events.ts';
 
 

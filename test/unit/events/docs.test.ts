@@ -4,9 +4,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { fromCloudEvent, toCloudEvent } from '../../../src/events/cloudevents.ts';
-import { eventHash } from '../../../src/events/hash.ts';
-import { EventVersions, GENESIS_HASH, type StoredEvent } from '../../../src/events/types.ts';
+import { fromCloudEvent, toCloudEvent } from '../../../src/events/audit/cloudevents.ts';
+import { eventHash } from '../../../src/events/log/hash.ts';
+import { EventVersions, GENESIS_HASH, type StoredEvent } from '../../../src/events/domain/types.ts';
 import { REPO_ROOT } from '../../helpers/daemon.ts';
 
 const doc = readFileSync(join(REPO_ROOT, 'docs', 'events.md'), 'utf8');

@@ -5,12 +5,12 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { DriverError } from '../../../src/errors.ts';
-import { contains, parseIp, parsePrefix } from '../../../src/events/cidr.ts';
-import type { Command, PoolRequest } from '../../../src/events/commands.ts';
-import { decide } from '../../../src/events/decide.ts';
-import { fold } from '../../../src/events/evolve.ts';
-import { eventHash } from '../../../src/events/hash.ts';
-import { emptyState, type NewEvent, type State, type StoredEvent } from '../../../src/events/types.ts';
+import { contains, parseIp, parsePrefix } from '../../../src/events/domain/cidr.ts';
+import type { Command, PoolRequest } from '../../../src/events/domain/commands.ts';
+import { decide } from '../../../src/events/domain/decide.ts';
+import { fold } from '../../../src/events/domain/evolve.ts';
+import { eventHash } from '../../../src/events/log/hash.ts';
+import { emptyState, type NewEvent, type State, type StoredEvent } from '../../../src/events/domain/types.ts';
 import { NET_A, NET_B, networkSpec, stamp } from '../../helpers/events.ts';
 
 

@@ -7,11 +7,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { execa } from 'execa';
-import { acquireHostGuard, acquireLock, HOST_GUARD_FILE, LOCK_FILE } from '../../../src/events/lock.ts';
+import { acquireHostGuard, acquireLock, HOST_GUARD_FILE, LOCK_FILE } from '../../../src/events/log/lock.ts';
 import type { DriverError } from '../../../src/errors.ts';
 
 const NOBODY = ['--reuid=65534', '--regid=65534', '--clear-groups'];
-const LOCK_TS = join(process.cwd(), 'src/events/lock.ts');
+const LOCK_TS = join(process.cwd(), 'src/events/log/lock.ts');
 
 let root: string;
 type Holder = ReturnType<typeof spawnHolder>;

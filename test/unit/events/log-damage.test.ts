@@ -8,11 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DriverError } from '../../../src/errors.ts';
-import { frame, HEADER_BYTES } from '../../../src/events/framing.ts';
-import { EventLog, LOG_FILE, LOG_START, readLog, scanLog, tornFile, type ScanBase } from '../../../src/events/log.ts';
-import { loadState, openStore } from '../../../src/events/open.ts';
-import { SNAPSHOT_FILE } from '../../../src/events/snapshot.ts';
-import type { StoredEvent } from '../../../src/events/types.ts';
+import { frame, HEADER_BYTES } from '../../../src/events/log/framing.ts';
+import { EventLog, LOG_FILE, LOG_START, readLog, scanLog, tornFile, type ScanBase } from '../../../src/events/log/log.ts';
+import { loadState, openStore } from '../../../src/events/log/open.ts';
+import { SNAPSHOT_FILE } from '../../../src/events/log/snapshot.ts';
+import type { StoredEvent } from '../../../src/events/domain/types.ts';
 import { networkSpec } from '../../helpers/events.ts';
 
 const RECORDS = 100;

@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DriverError } from '../../../src/errors.ts';
-import { frame, unframe } from '../../../src/events/framing.ts';
-import { EventLog, LOG_FILE, readLog } from '../../../src/events/log.ts';
-import { acquireLock } from '../../../src/events/lock.ts';
+import { frame, unframe } from '../../../src/events/log/framing.ts';
+import { EventLog, LOG_FILE, readLog } from '../../../src/events/log/log.ts';
+import { acquireLock } from '../../../src/events/log/lock.ts';
 import { NET_A, networkSpec } from '../../helpers/events.ts';
 
 let root: string;
@@ -163,7 +163,7 @@ describe('state directory lock', () => {
   it('another process holding the lock is refused', async () => {
     const { execa } = await import('execa');
     const dir = await freshDir('other');
-    const holder = execa(process.execPath, ['--import', 'tsx', '-e', `import('${join(process.cwd(), 'src/events/lock.ts')}').then(async (m) => { await m.acquireLock(${JSON.stringify(dir)}); console.log('held'); setTimeout(() => {}, 60000); })`], { reject: false });
+    const holder = execa(process.execPath, ['--import', 'tsx', '-e', `import('${join(process.cwd(), 'src/events/log/lock.ts')}').then(async (m) => { await m.acquireLock(${JSON.stringify(dir)}); console.log('held'); setTimeout(() => {}, 60000); })`], { reject: false });
     await new Promise<void>((resolve) => holder.stdout?.on('data', (d: Buffer) => d.toString().includes('held') && resolve()));
     await assert.rejects(acquireLock(dir), (e: DriverError) => e.code === 'LN_ERR_LOCKED' && new RegExp(`pid ${holder.pid}\\b`).test(e.message));
     holder.kill('SIGKILL');

@@ -3,11 +3,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { readCursor } from '../../../src/events/cursor.ts';
-import { Outbox, type OutboxLog } from '../../../src/events/outbox.ts';
-import { toCloudEvent } from '../../../src/events/cloudevents.ts';
-import { MemoryPublisher } from '../../../src/events/publisher.ts';
-import type { StoredEvent } from '../../../src/events/types.ts';
+import { readCursor } from '../../../src/events/audit/cursor.ts';
+import { Outbox, type OutboxLog } from '../../../src/events/audit/outbox.ts';
+import { toCloudEvent } from '../../../src/events/audit/cloudevents.ts';
+import { MemoryPublisher } from '../../../src/events/audit/publisher.ts';
+import type { StoredEvent } from '../../../src/events/domain/types.ts';
 import { stamp } from '../../helpers/chain.ts';
 import { NET_A, NET_B } from '../../helpers/events.ts';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { DriverError } from '../../../src/errors.ts';
-import { releaseCommand } from '../../../src/events/release.ts';
+import { releaseCommand } from '../../../src/events/domain/release.ts';
 import { NET_A, NET_B, given, networkSpec } from '../../helpers/events.ts';
 
 describe('releaseCommand (ledgernet release)', () => {

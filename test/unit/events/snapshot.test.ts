@@ -3,12 +3,12 @@ import { appendFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fold } from '../../../src/events/evolve.ts';
-import { frame } from '../../../src/events/framing.ts';
-import { LOG_FILE, readLog } from '../../../src/events/log.ts';
-import { loadState, openStore } from '../../../src/events/open.ts';
-import { SNAPSHOT_FILE, readSnapshot } from '../../../src/events/snapshot.ts';
-import { emptyState } from '../../../src/events/types.ts';
+import { fold } from '../../../src/events/domain/evolve.ts';
+import { frame } from '../../../src/events/log/framing.ts';
+import { LOG_FILE, readLog } from '../../../src/events/log/log.ts';
+import { loadState, openStore } from '../../../src/events/log/open.ts';
+import { SNAPSHOT_FILE, readSnapshot } from '../../../src/events/log/snapshot.ts';
+import { emptyState } from '../../../src/events/domain/types.ts';
 import { networkSpec } from '../../helpers/events.ts';
 
 let root: string;

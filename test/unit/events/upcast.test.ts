@@ -7,10 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { DEFAULT_POOLS } from '../../../src/api/ipam.ts';
-import { EventLog } from '../../../src/events/log.ts';
-import { loadState, openStore } from '../../../src/events/open.ts';
-import { upcastState } from '../../../src/events/upcast.ts';
-import { emptyState, type NewEvent } from '../../../src/events/types.ts';
+import { EventLog } from '../../../src/events/log/log.ts';
+import { loadState, openStore } from '../../../src/events/log/open.ts';
+import { upcastState } from '../../../src/events/log/upcast.ts';
+import { emptyState, type NewEvent } from '../../../src/events/domain/types.ts';
 import { EP_1, EP_2, NET_A, NET_B, endpointSpec, networkSpec } from '../../helpers/events.ts';
 
 const NET_C = 'c'.repeat(64);

@@ -3,8 +3,8 @@
 // reported in conflict instead. Pure plan over the fake kernel.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Command } from '../../../src/events/commands.ts';
-import { emptyState, type State } from '../../../src/events/types.ts';
+import type { Command } from '../../../src/events/domain/commands.ts';
+import { emptyState, type State } from '../../../src/events/domain/types.ts';
 import type { Link } from '../../../src/kernel/types.ts';
 import { CREATE_GROUP, actionKey, type Action } from '../../../src/reconciler/actions.ts';
 import { applyActions, ipLines } from '../../../src/reconciler/apply.ts';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { networkPolicy } from '../../../src/events/policy.ts';
-import type { Command } from '../../../src/events/commands.ts';
+import { networkPolicy } from '../../../src/events/domain/options.ts';
+import type { Command } from '../../../src/events/domain/commands.ts';
 import { applyActions } from '../../../src/reconciler/apply.ts';
 import { desiredFromState } from '../../../src/reconciler/desired.ts';
 import { portRanges } from '../../../src/reconciler/firewall.ts';

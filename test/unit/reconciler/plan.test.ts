@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { decide } from '../../../src/events/decide.ts';
-import { fold } from '../../../src/events/evolve.ts';
-import { eventHash } from '../../../src/events/hash.ts';
-import type { Command } from '../../../src/events/commands.ts';
-import { emptyState, type State, type StoredEvent } from '../../../src/events/types.ts';
+import { decide } from '../../../src/events/domain/decide.ts';
+import { fold } from '../../../src/events/domain/evolve.ts';
+import { eventHash } from '../../../src/events/log/hash.ts';
+import type { Command } from '../../../src/events/domain/commands.ts';
+import { emptyState, type State, type StoredEvent } from '../../../src/events/domain/types.ts';
 import { applyActions } from '../../../src/reconciler/apply.ts';
 import { desiredFromState } from '../../../src/reconciler/desired.ts';
 import { plan } from '../../../src/reconciler/plan.ts';

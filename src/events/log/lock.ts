@@ -13,7 +13,7 @@ import { spawn } from 'node:child_process';
 import { constants } from 'node:fs';
 import { chmod, mkdir, open, readFile, readlink, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DriverError } from '../errors.ts';
+import { DriverError } from '../../errors.ts';
 
 export const LOCK_FILE = 'lock';
 /** The host-wide guard's file, in the guard directory (see hostGuardDir). */

@@ -8,9 +8,9 @@
 // host publishes under this name) stops publishing, loudly, instead of skipping events.
 import { subjectFor, toCloudEvent } from './cloudevents.ts';
 import { CURSOR_FILE, readCursor, writeCursor } from './cursor.ts';
-import { readLog } from './log.ts';
+import { readLog } from '../log/log.ts';
 import type { EventPublisher, StreamHead } from './publisher.ts';
-import { GENESIS_HASH, type StoredEvent } from './types.ts';
+import { GENESIS_HASH, type StoredEvent } from '../domain/types.ts';
 
 export interface OutboxLog {
   error(obj: object, msg: string): void;

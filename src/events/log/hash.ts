@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { StoredEvent } from './types.ts';
+import type { StoredEvent } from '../domain/types.ts';
 
 /** JSON with object keys sorted at every level, so that any reader can recompute a hash. */
 export function canonicalJson(value: unknown): string {

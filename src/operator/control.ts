@@ -3,9 +3,9 @@
 // peer is checked (SO_PEERCRED) before its first request is served.
 import type { Socket } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
-import type { Command } from '../events/commands.ts';
-import { releaseCommand } from '../events/release.ts';
-import type { State, StoredEvent } from '../events/types.ts';
+import type { Command } from '../events/domain/commands.ts';
+import { releaseCommand } from '../events/domain/release.ts';
+import type { State, StoredEvent } from '../events/domain/types.ts';
 import { isDriverError } from '../errors.ts';
 import { describeAction } from '../reconciler/actions.ts';
 import type { PassResult } from '../reconciler/loop.ts';

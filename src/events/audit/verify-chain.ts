@@ -3,8 +3,8 @@
 // with each prevhash linking to the previous event's hash, and each sits on its host's subject
 // (subjectFor, the function the publisher uses). The first problem is named.
 import { fromCloudEvent, isSubjectOf, subjectFor } from './cloudevents.ts';
-import { eventHash } from './hash.ts';
-import { GENESIS_HASH } from './types.ts';
+import { eventHash } from '../log/hash.ts';
+import { GENESIS_HASH } from '../domain/types.ts';
 
 export interface ChainProblem {
   readonly kind: 'malformed' | 'altered' | 'gap' | 'duplicate' | 'broken-link' | 'misfiled';

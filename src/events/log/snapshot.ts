@@ -4,7 +4,7 @@
 // is ignored and the whole log is replayed.
 import { open, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { State } from './types.ts';
+import type { State } from '../domain/types.ts';
 
 export const SNAPSHOT_FILE = 'snapshot.json';
 const FORMAT = 1;

@@ -1,7 +1,7 @@
 import { isDeepStrictEqual } from 'node:util';
-import { DriverError } from '../errors.ts';
+import { DriverError } from '../../errors.ts';
 import type { Command } from './commands.ts';
-import { short } from './names.ts';
+import { short } from './naming.ts';
 
 export { short };
 import {
@@ -12,7 +12,7 @@ import {
   decideRequestPool,
 } from './ipam.ts';
 import { contains, isNetworkOrBroadcast, parseAddrLen } from './cidr.ts';
-import { hostBindingIpv4 } from './policy.ts';
+import { hostBindingIpv4 } from './options.ts';
 import { resolvePorts } from './ports.ts';
 import { lookup, type EndpointSpec, type EndpointState, type NetworkState, type NewEvent, type State } from './types.ts';
 

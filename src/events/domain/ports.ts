@@ -3,7 +3,7 @@
 // made here, in `decide`, from the state alone: deterministic (the lowest port not published by
 // another ledgernet endpoint), and recorded in the `endpoint.external.programmed` event, so a
 // replay or a second daemon reading the log arrives at the same rules.
-import { DriverError } from '../errors.ts';
+import { DriverError } from '../../errors.ts';
 import type { EndpointState, PortBinding, State } from './types.ts';
 
 /** Docker's own range for ephemeral published ports on Linux. */

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { mkdir, stat, unlink } from 'node:fs/promises';
 import { connect, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
-import { DriverError } from './errors.ts';
+import { DriverError } from '../errors.ts';
 
 /** True when something accepts connections on the unix socket at `path`. */
 export function socketAnswers(path: string, timeoutMs = 1000): Promise<boolean> {

@@ -2,7 +2,7 @@
 // starts with `ledgernet_`. The layers do not import this: main.ts passes the hooks in.
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { PassResult } from './reconciler/loop.ts';
+import type { PassResult } from '../reconciler/loop.ts';
 
 export class Metrics {
   readonly registry = new Registry();

@@ -1,8 +1,8 @@
 import { isDeepStrictEqual } from 'node:util';
-import { DriverError } from '../errors.ts';
-import { capturesHost, formatAddrLen, formatPrefix, parseLegacyAddrLen, parsePrefix } from './cidr.ts';
-import { short } from './names.ts';
-import { legacyOptions } from './policy.ts';
+import { DriverError } from '../../errors.ts';
+import { capturesHost, formatAddrLen, formatPrefix, parseLegacyAddrLen, parsePrefix } from '../domain/cidr.ts';
+import { short } from '../domain/naming.ts';
+import { legacyOptions } from '../domain/options.ts';
 import {
   EventVersions,
   type EndpointState,
@@ -12,7 +12,7 @@ import {
   type PoolState,
   type State,
   type StoredEvent,
-} from './types.ts';
+} from '../domain/types.ts';
 
 /**
  * Brings a record read from the log up to the current version of its type. Every type is at

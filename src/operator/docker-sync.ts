@@ -8,7 +8,7 @@
 // Docker stores it); a Docker that cannot be asked changes nothing.
 import type { Logger } from 'pino';
 import { DockerApiError, DockerUnavailableError, type DockerApi, type DockerContainerSummary } from './docker-api.ts';
-import { short, type Command, type State, type StoredEvent } from './events/index.ts';
+import { short, type Command, type State, type StoredEvent } from '../events/index.ts';
 
 export interface DockerSyncDeps {
   readonly api: Pick<DockerApi, 'listNetworks' | 'listContainers' | 'inspectContainer' | 'startContainer'>;

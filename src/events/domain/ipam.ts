@@ -1,7 +1,7 @@
 // The IPAM allocator: pure decisions over the folded state. Pools are keyed by PoolID; each pool
 // keeps its held addresses, its release history and a cursor over never-used addresses, so an
 // address is reused only when no fresh one is left, and then the least recently released first.
-import { DriverError } from '../errors.ts';
+import { DriverError } from '../../errors.ts';
 import {
   bits,
   capturesHost,
@@ -17,7 +17,7 @@ import {
   type Prefix,
 } from './cidr.ts';
 import type { PoolRequest } from './commands.ts';
-import { short } from './names.ts';
+import { short } from './naming.ts';
 import { lookup, type AddressEvent, type NewEvent, type PoolState, type State } from './types.ts';
 
 export function poolIdFor(pool: string): string {

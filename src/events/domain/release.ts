@@ -1,4 +1,4 @@
-import { DriverError } from '../errors.ts';
+import { DriverError } from '../../errors.ts';
 import type { Command } from './commands.ts';
 import type { State } from './types.ts';
 

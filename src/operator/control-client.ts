@@ -1,5 +1,5 @@
 import { request } from 'node:http';
-import { controlSocket } from './config.ts';
+import { controlSocket } from '../config.ts';
 import { socketAnswers } from './socket.ts';
 
 /** Calls the running daemon's control socket; null when no daemon answers. */

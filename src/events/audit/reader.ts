@@ -2,8 +2,9 @@
 // audit stream that prints each event, or checks hash chains and seq continuity per host.
 import { DeliverPolicy, JetStreamApiCodes, JetStreamApiError, jetstream, type JsMsg, type OrderedConsumerOptions } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { DriverError } from './errors.ts';
-import { ChainVerifier, describeEvent, fromCloudEvent, hostFilter, hostToken, isSubjectOf, legacyHostToken } from './events/index.ts';
+import { DriverError } from '../../errors.ts';
+import { describeEvent, fromCloudEvent, hostFilter, hostToken, isSubjectOf, legacyHostToken } from './cloudevents.ts';
+import { ChainVerifier } from './verify-chain.ts';
 
 export interface AuditOptions {
   readonly connect: () => Promise<NatsConnection>;

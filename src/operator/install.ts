@@ -12,9 +12,9 @@ export const UNIT_NAME = 'ledgernet.service';
 /** Where the unit goes, relative to --root. */
 export const UNIT_DIR = 'etc/systemd/system';
 /** The template shipped with the package: packaging/systemd/ledgernet.service. */
-export const UNIT_TEMPLATE = fileURLToPath(new URL('../packaging/systemd/ledgernet.service', import.meta.url));
+export const UNIT_TEMPLATE = fileURLToPath(new URL('../../packaging/systemd/ledgernet.service', import.meta.url));
 /** This checkout's entry point; the same path from src/ (tsx) and dist/. */
-const CHECKOUT_CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+const CHECKOUT_CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 
 export interface InstallOptions {
   /** Install into this tree instead of `/` (a package build, a test). Nothing is started then. */

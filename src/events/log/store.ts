@@ -1,9 +1,9 @@
-import { decide } from './decide.ts';
-import type { Command } from './commands.ts';
-import { evolve } from './evolve.ts';
+import { decide } from '../domain/decide.ts';
+import type { Command } from '../domain/commands.ts';
+import { evolve } from '../domain/evolve.ts';
 import type { EventLog } from './log.ts';
 import { writeSnapshot } from './snapshot.ts';
-import type { EventType, State, StoredEvent } from './types.ts';
+import type { EventType, State, StoredEvent } from '../domain/types.ts';
 
 /** Events that give something back: recorded from the log's reserve when the disk is nearly full. */
 const RELEASING: ReadonlySet<EventType> = new Set<EventType>([

@@ -1,8 +1,8 @@
 // The NATS shape of an event: CloudEvents 1.0, structured JSON mode. The mapping is lossless, so
 // an observer can rebuild the stored event from the CloudEvent and recompute its hash
 // (`fromCloudEvent` + `eventHash`). docs/events.md documents it for people.
-import { short } from './decide.ts';
-import { EventVersions, type EventType, type PortBinding, type StoredEvent } from './types.ts';
+import { short } from '../domain/decide.ts';
+import { EventVersions, type EventType, type PortBinding, type StoredEvent } from '../domain/types.ts';
 
 export interface LedgernetCloudEvent {
   readonly specversion: '1.0';

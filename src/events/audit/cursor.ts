@@ -3,7 +3,7 @@
 // new cursor, never a torn one.
 import { open, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DriverError } from '../errors.ts';
+import { DriverError } from '../../errors.ts';
 
 export const CURSOR_FILE = 'publish.cursor';
 

@@ -1,8 +1,8 @@
-import { fold } from './evolve.ts';
+import { fold } from '../domain/evolve.ts';
 import { EventLog, LOG_START, readLog, type LogOptions, type ScanBase } from './log.ts';
 import { readSnapshot } from './snapshot.ts';
 import { EventStore, type StoreOptions } from './store.ts';
-import { emptyState, type State } from './types.ts';
+import { emptyState, type State } from '../domain/types.ts';
 import { upcastState } from './upcast.ts';
 
 async function snapshotBase(dir: string): Promise<{ base: ScanBase; state: State }> {

@@ -3,10 +3,10 @@
 // everything queued into one write + one fdatasync (group commit).
 import { mkdir, open, statfs, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { DriverError } from '../errors.ts';
+import { DriverError } from '../../errors.ts';
 import { frame, unframe, type ScanEnd } from './framing.ts';
 import { eventHash } from './hash.ts';
-import { EventVersions, GENESIS_HASH, type NewEvent, type StoredEvent } from './types.ts';
+import { EventVersions, GENESIS_HASH, type NewEvent, type StoredEvent } from '../domain/types.ts';
 import { upcast } from './upcast.ts';
 
 export const LOG_FILE = 'events.log';

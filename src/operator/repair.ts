@@ -13,8 +13,8 @@
 // store, is not garbage.
 import { releaseTarget } from './commands.ts';
 import { DockerApi, DockerUnavailableError } from './docker-api.ts';
-import { DriverError } from './errors.ts';
-import { loadState, short, type State } from './events/index.ts';
+import { DriverError } from '../errors.ts';
+import { loadState, short, type State } from '../events/index.ts';
 
 const SETTLE_MS = 3_000;
 

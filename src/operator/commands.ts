@@ -4,13 +4,13 @@ import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { callDaemon } from './control-client.ts';
-import { acquireHostGuard, acquireLock, loadState, LOG_FILE, openStore, readLog, readSnapshot, releaseCommand, short, type EventStore, type State, type StoredEvent } from './events/index.ts';
-import type { ScanEnd } from './events/framing.ts';
-import { DriverError } from './errors.ts';
-import { createKernel } from './kernel/index.ts';
-import type { KernelSnapshot } from './kernel/types.ts';
-import { desiredFromState, plan, planJson, Reconciler, renderPlan, type Action, type PassResult, describeAction } from './reconciler/index.ts';
-import { defaultHost } from './config.ts';
+import { acquireHostGuard, acquireLock, loadState, LOG_FILE, openStore, readLog, readSnapshot, releaseCommand, short, type EventStore, type State, type StoredEvent } from '../events/index.ts';
+import type { ScanEnd } from '../events/log/framing.ts';
+import { DriverError } from '../errors.ts';
+import { createKernel } from '../kernel/index.ts';
+import type { KernelSnapshot } from '../kernel/types.ts';
+import { desiredFromState, plan, planJson, Reconciler, renderPlan, type Action, type PassResult, describeAction } from '../reconciler/index.ts';
+import { defaultHost } from '../config.ts';
 
 const out = (s: string) => process.stdout.write(s);
 

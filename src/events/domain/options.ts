@@ -4,9 +4,9 @@
 // `checkNetworkOptions` to refuse a bad option before anything is written, the reconciler calls
 // `networkPolicy` to build the desired rules from the options recorded in `network.created`.
 import { isDeepStrictEqual } from 'node:util';
-import { DriverError } from '../errors.ts';
+import { DriverError } from '../../errors.ts';
 import { parseIp } from './cidr.ts';
-import { isValidIfName, RESERVED_PREFIXES } from './names.ts';
+import { isValidIfName, RESERVED_PREFIXES } from './naming.ts';
 
 export interface AllowRule {
   readonly proto: 'tcp' | 'udp' | 'icmp';
