@@ -4,6 +4,9 @@ export type {
   BatchFailure,
   BatchResult,
   Chain,
+  FirewallBackend,
+  FirewallChange,
+  FirewallPolicy,
   IptablesTable,
   Kernel,
   KernelSnapshot,
@@ -17,7 +20,10 @@ export { createKernel } from './run-kernel.ts';
 export { parseLinks } from './parse-links.ts';
 export { parseAddrs } from './parse-addrs.ts';
 export { parseRoutes } from './parse-routes.ts';
-export { parseIptablesSave } from './parse-iptables.ts';
+export { parseIptablesSave } from './iptables/parse.ts';
+export { iptablesFirewall } from './iptables/index.ts';
+// The firewall backend the reconciler plans and applies with (an nftables one comes next).
+export { iptablesFirewall as defaultFirewall } from './iptables/index.ts';
 export { parseIpBatchErrors } from './parse-errors.ts';
 export { watchLinks, type Watch } from './monitor.ts';
 export { parseSysctl } from './parse-sysctl.ts';

@@ -1,3 +1,5 @@
+import type { FirewallChange } from '../kernel/types.ts';
+
 /** Who an action is for: the network and/or endpoint it belongs to (null for shared objects). */
 export interface Owner {
   readonly networkId: string | null;
@@ -65,24 +67,8 @@ export type Action =
   | (Base & { readonly kind: 'endpoint.lost'; readonly name: string })
   /** Not kernel work: a link that is not ledgernet's holds a name it wants; nothing is done to it. */
   | (Base & { readonly kind: 'link.conflict'; readonly name: string; readonly role: 'bridge' | 'veth' | 'peer' | 'ifb'; readonly found: FoundLink })
-  | (Base & {
-      readonly kind: 'chain.write';
-      readonly table: string;
-      readonly chain: string;
-      readonly rules: readonly string[];
-      /** For display: `+ rule` to be added, `- rule` to be removed. */
-      readonly diff?: readonly string[];
-    })
-  | (Base & { readonly kind: 'chain.delete'; readonly table: string; readonly chain: string })
-  | (Base & {
-      readonly kind: 'hook.add';
-      readonly table: string;
-      readonly from: string;
-      readonly rule: string;
-      /** 1-based `-I` position, or null to append. */
-      readonly position: number | null;
-    })
-  | (Base & { readonly kind: 'hook.delete'; readonly table: string; readonly from: string; readonly rule: string });
+  /** Firewall work, planned and applied by the firewall backend (kernel/iptables/). */
+  | FirewallChange;
 
 export type ActionKind = Action['kind'];
 
