@@ -8,6 +8,8 @@ export type {
   FirewallChange,
   FirewallPolicy,
   IptablesTable,
+  LinkChange,
+  ShapingChange,
   Kernel,
   KernelSnapshot,
   Link,
@@ -17,6 +19,9 @@ export type {
 export type { KernelOptions } from './run-kernel.ts';
 export type { BatchProgress } from './parse-errors.ts';
 export { createKernel } from './run-kernel.ts';
+export { CREATE_GROUP } from './changes.ts';
+export { ipLines, isLinkChange } from './iproute/render.ts';
+export { isShapingChange, tcLines } from './tc/render.ts';
 export { parseLinks } from './parse-links.ts';
 export { parseAddrs } from './parse-addrs.ts';
 export { parseRoutes } from './parse-routes.ts';

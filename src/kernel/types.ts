@@ -1,5 +1,8 @@
 // Typed facts read from the kernel. Parsers in this folder turn `ip -j` / `iptables-save`
 // output into these values; the reconciler compares them with the desired state.
+import type { FirewallChange } from './changes.ts';
+
+export type { ChangeBase, FirewallChange, LinkChange, ShapingChange } from './changes.ts';
 
 /** One network interface as `ip -j -d link show` reports it. */
 export interface Link {
@@ -171,34 +174,6 @@ export interface PortForward {
   readonly ip: string;
   readonly port: number;
 }
-
-/** Firewall changes are shared objects: they belong to no one network or endpoint. */
-interface FirewallChangeBase {
-  readonly owner: { readonly networkId: string | null; readonly endpointId: string | null };
-  readonly reason: 'missing' | 'orphan' | 'drifted';
-  readonly detail?: string;
-}
-
-/** One change a firewall backend plans; plain data, part of the reconciler's plan and its JSON. */
-export type FirewallChange =
-  | (FirewallChangeBase & {
-      readonly kind: 'chain.write';
-      readonly table: string;
-      readonly chain: string;
-      readonly rules: readonly string[];
-      /** For display: `+ rule` to be added, `- rule` to be removed. */
-      readonly diff?: readonly string[];
-    })
-  | (FirewallChangeBase & { readonly kind: 'chain.delete'; readonly table: string; readonly chain: string })
-  | (FirewallChangeBase & {
-      readonly kind: 'hook.add';
-      readonly table: string;
-      readonly from: string;
-      readonly rule: string;
-      /** 1-based `-I` position, or null to append. */
-      readonly position: number | null;
-    })
-  | (FirewallChangeBase & { readonly kind: 'hook.delete'; readonly table: string; readonly from: string; readonly rule: string });
 
 export interface FirewallFailure {
   readonly change: FirewallChange;

@@ -4,9 +4,9 @@
 // `-force` keeps the batch going past a failing line so that one broken object does not block
 // the others; the failing lines are mapped back to their actions. Nothing here retries: the
 // next pass re-observes and plans again, which converges or reports the same failure.
-import { defaultFirewall } from '../kernel/index.ts';
+import { defaultFirewall, ipLines as renderIpLines, isLinkChange, isShapingChange, tcLines as renderTcLines } from '../kernel/index.ts';
 import type { FirewallBackend, FirewallChange, Kernel } from '../kernel/types.ts';
-import { CREATE_GROUP, type Action } from './actions.ts';
+import type { Action } from './actions.ts';
 
 export interface Failure {
   readonly action: Action;
@@ -18,62 +18,13 @@ export interface ApplyResult {
   readonly failures: readonly Failure[];
 }
 
-/**
- * The `ip -batch` lines for one action (empty for actions that are not link/addr work).
- * A link is created in CREATE_GROUP (the kernel ignores an ifalias given to `link add`, and a
- * crash may come before the next line), and the line that sets its alias moves it back to group
- * `default`: a link named like ours that has neither is never taken for ours.
- */
+/** The `ip -batch` lines for one action (empty for actions that are not link/addr work). */
 export function ipLines(a: Action): string[] {
-  const labelled = (name: string, alias: string) => `link set dev ${name} alias ${alias} group default`;
-  const replaced = 'replaces' in a ? (a.replaces ?? []).map((n) => `link del dev ${n}`) : [];
-  switch (a.kind) {
-    case 'bridge.create':
-      return [...replaced, `link add name ${a.name} mtu ${a.mtu} group ${CREATE_GROUP} type bridge`, `${labelled(a.name, a.alias)} up`];
-    case 'veth.create':
-      return [
-        ...replaced,
-        `link add name ${a.name} mtu ${a.mtu} group ${CREATE_GROUP} type veth peer name ${a.peer} mtu ${a.mtu} group ${CREATE_GROUP}`,
-        labelled(a.peer, a.peerAlias),
-        `${labelled(a.name, a.alias)} master ${a.master} up`,
-      ];
-    case 'ifb.create':
-      return [...replaced, `link add name ${a.name} group ${CREATE_GROUP} type ifb`, `${labelled(a.name, a.alias)} up`];
-    case 'link.set': {
-      const parts = [`link set dev ${a.name}`];
-      if (a.mtu !== undefined) parts.push(`mtu ${a.mtu}`);
-      if (a.alias !== undefined) parts.push(`alias ${a.alias} group default`);
-      if (a.master !== undefined) parts.push(`master ${a.master}`);
-      if (a.up) parts.push('up');
-      return [parts.join(' ')];
-    }
-    case 'addr.add':
-      return [`addr add ${a.cidr} dev ${a.dev}${a.cidr.includes(':') ? ' nodad' : ''}`];
-    case 'addr.del':
-      return [`addr del ${a.cidr} dev ${a.dev}`];
-    case 'link.delete':
-      return [`link del dev ${a.name}`];
-    default:
-      return [];
-  }
+  return isLinkChange(a) ? renderIpLines(a) : [];
 }
 
-/** The `tc -batch` lines for one action (empty for others). */
-export function tcLines(a: Action): string[] {
-  if (a.kind === 'qdisc.delete') return [`qdisc del dev ${a.name} root`];
-  if (a.kind === 'redirect.delete') return [`qdisc del dev ${a.name} ingress`];
-  if (a.kind === 'redirect.set') {
-    // Everything the container sends enters the host-side veth: hand it to the ifb, shaped there.
-    return [
-      ...(a.replace ? [`qdisc del dev ${a.name} ingress`] : []),
-      `qdisc add dev ${a.name} handle ffff: ingress`,
-      `filter add dev ${a.name} parent ffff: protocol all prio 1 u32 match u32 0 0 action mirred egress redirect dev ${a.to}`,
-    ];
-  }
-  if (a.kind !== 'qdisc.set') return [];
-  // Burst: 10 ms of traffic, at least 16 kB (tbf needs at least one MTU-sized packet per tick).
-  const burst = Math.max(16_000, Math.ceil(a.rate / 8 / 100));
-  return [`qdisc replace dev ${a.name} root tbf rate ${a.rate}bit burst ${burst} latency 50ms`];
+function tcLines(a: Action): string[] {
+  return isShapingChange(a) ? renderTcLines(a) : [];
 }
 
 /**

@@ -10,10 +10,10 @@
 // route_localnet or firewall rule is ever set for it, and it is never deleted.
 // Why not recreate a joined endpoint's veth: its peer lived in the container's namespace; a new
 // pair would not be in the container, so the endpoint is reported lost instead.
-import { defaultFirewall } from '../kernel/index.ts';
+import { CREATE_GROUP, defaultFirewall } from '../kernel/index.ts';
 import type { FirewallBackend, KernelSnapshot, Link, Qdisc } from '../kernel/types.ts';
 import { short } from '../events/domain/naming.ts';
-import { CREATE_GROUP, KIND_ORDER, actionKey, type Action, type Owner } from './actions.ts';
+import { KIND_ORDER, actionKey, type Action, type Owner } from './actions.ts';
 import type { DesiredBridge, DesiredState, DesiredVeth } from './desired.ts';
 
 const ALIAS_PREFIX = 'ledgernet:';
