@@ -25,8 +25,7 @@ export { isShapingChange, tcLines } from './tc/render.ts';
 export { parseLinks } from './parse-links.ts';
 export { parseAddrs } from './parse-addrs.ts';
 export { parseRoutes } from './parse-routes.ts';
-export { parseIptablesSave } from './iptables/parse.ts';
-export { iptablesFirewall } from './iptables/index.ts';
+export { parseIptablesSave } from './iptables/index.ts';
 // The firewall backend the reconciler plans and applies with (an nftables one comes next).
 export { iptablesFirewall as defaultFirewall } from './iptables/index.ts';
 export { parseIpBatchErrors } from './parse-errors.ts';
