@@ -130,6 +130,8 @@ export interface Kernel {
  * what it observed. Networks are sorted by bridge.
  */
 export interface FirewallPolicy {
+  /** The prefix of ledgernet's own bridge names (`lnb-`): one wildcard covers them all. */
+  readonly bridgePrefix: string;
   readonly networks: readonly FirewallNetworkPolicy[];
 }
 

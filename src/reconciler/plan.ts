@@ -67,7 +67,7 @@ export function plan(desired: DesiredState, actual: KernelSnapshot, firewall: Fi
   }
   const replaced = new Set(actions.flatMap((a) => ('replaces' in a ? (a.replaces ?? []) : [])));
   actions.push(...planOrphanLinks(desired, actual.links, replaced));
-  const policy = { networks: desired.firewall.networks.filter((n) => !blocked.has(n.networkId)) };
+  const policy = { ...desired.firewall, networks: desired.firewall.networks.filter((n) => !blocked.has(n.networkId)) };
   actions.push(...firewall.plan(policy, actual));
   return sortActions(actions);
 }

@@ -45,7 +45,6 @@ export const POSTROUTING_CHAIN = 'LEDGERNET-POSTROUTING';
 export const HOOK_COMMENT = 'ledgernet:hook';
 /** Docker's own bridges: the default one, user networks (`br-<id>`), and the swarm gateway bridge. */
 const DOCKER_BRIDGES = ['docker0', 'br-+', 'docker_gwbridge'];
-const OUR_BRIDGES = 'lnb-+';
 
 type Nets = readonly FirewallNetworkPolicy[];
 
@@ -57,12 +56,13 @@ const hook = (from: string, chain: string, placement: DesiredHook['placement'], 
 });
 
 /** All ledgernet chains for the policy. Chains with no rules are left out. */
-export function renderChains({ networks: nets }: FirewallPolicy): DesiredChain[] {
+export function renderChains(policy: FirewallPolicy): DesiredChain[] {
+  const nets = policy.networks;
   if (nets.length === 0) return [];
   const chains: DesiredChain[] = [
-    { table: 'filter', name: FORWARD_CHAIN, rules: forwardRules(nets, 4), hooks: [hook('FORWARD', FORWARD_CHAIN, 'early')] },
-    { table: 'filter6', name: FORWARD_CHAIN, rules: forwardRules(nets, 6), hooks: [hook('FORWARD', FORWARD_CHAIN, 'early')] },
-    { table: 'filter', name: INPUT_CHAIN, rules: inputRules(nets), hooks: [hook('INPUT', INPUT_CHAIN, 'early')] },
+    { table: 'filter', name: FORWARD_CHAIN, rules: forwardRules(policy, 4), hooks: [hook('FORWARD', FORWARD_CHAIN, 'early')] },
+    { table: 'filter6', name: FORWARD_CHAIN, rules: forwardRules(policy, 6), hooks: [hook('FORWARD', FORWARD_CHAIN, 'early')] },
+    { table: 'filter', name: INPUT_CHAIN, rules: inputRules(policy), hooks: [hook('INPUT', INPUT_CHAIN, 'early')] },
     {
       table: 'nat',
       name: DNAT_CHAIN,
@@ -84,9 +84,10 @@ const owned = (n: FirewallNetworkPolicy) => (role: string) => tag(`network:${n.n
  * (the shared isolation and reply rules whenever any network exists); IPv6 has no DNAT of ours,
  * so the hairpin and published-port accepts are IPv4 only.
  */
-function forwardRules(all: Nets, family: 4 | 6): string[] {
-  const nets = family === 4 ? all : all.filter((n) => n.ipv6);
-  return [...nets.flatMap((n) => insideRules(n, family)), ...isolationRules(nets), ...nets.flatMap((n) => ingressRules(n, family))];
+function forwardRules(policy: FirewallPolicy, family: 4 | 6): string[] {
+  const nets = family === 4 ? policy.networks : policy.networks.filter((n) => n.ipv6);
+  const isolation = isolationRules(bridgePatterns(policy.bridgePrefix, nets));
+  return [...nets.flatMap((n) => insideRules(n, family)), ...isolation, ...nets.flatMap((n) => ingressRules(n, family))];
 }
 
 /** Inside one network: icc, or only hairpin through a published port without it. */
@@ -108,9 +109,8 @@ function insideRules(n: FirewallNetworkPolicy, family: 4 | 6): string[] {
  * Replies to what was let through; then no network reaches another, or one of Docker's
  * bridges, or the reverse, except through a published port (as Docker's own bridges do).
  */
-function isolationRules(nets: Nets): string[] {
+function isolationRules(ours: readonly string[]): string[] {
   const rules: string[] = [];
-  const ours = bridgePatterns(nets);
   for (const b of ours) rules.push(`-o ${b} -m conntrack --ctstate RELATED,ESTABLISHED ${tag('established')} -j ACCEPT`);
   for (const b of ours) {
     for (const other of [...ours, ...DOCKER_BRIDGES]) {
@@ -140,21 +140,21 @@ function allowMatch(a: FirewallAllow, family: 4 | 6): string {
   return `-p ${a.proto} -m ${a.proto} --dport ${lo === hi ? lo : `${lo}:${hi}`}`;
 }
 
-function inputRules(nets: Nets): string[] {
+function inputRules({ bridgePrefix, networks }: FirewallPolicy): string[] {
   // route_localnet lets a container address 127.0.0.0/8 on the bridge; only replies may pass.
-  if (!nets.some((n) => n.published)) return [];
-  return bridgePatterns(nets).map(
+  if (!networks.some((n) => n.published)) return [];
+  return bridgePatterns(bridgePrefix, networks).map(
     (b) => `! -s 127.0.0.0/8 -d 127.0.0.0/8 -i ${b} -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT ${tag('localnet')} -j DROP`,
   );
 }
 
 /**
- * Interface patterns that cover every ledgernet bridge: `lnb-+`, plus each custom bridge name
- * (`ledgernet.bridge`) that the wildcard does not match, sorted.
+ * Interface patterns that cover every ledgernet bridge: the prefix wildcard (`lnb-+`), plus each
+ * custom bridge name (`ledgernet.bridge`) that the wildcard does not match, sorted.
  */
-function bridgePatterns(nets: Nets): string[] {
-  const custom = nets.map((n) => n.bridge).filter((b) => !b.startsWith('lnb-'));
-  return [OUR_BRIDGES, ...[...new Set(custom)].sort()];
+function bridgePatterns(prefix: string, nets: Nets): string[] {
+  const custom = nets.map((n) => n.bridge).filter((b) => !b.startsWith(prefix));
+  return [`${prefix}+`, ...[...new Set(custom)].sort()];
 }
 
 function postroutingRules(n: FirewallNetworkPolicy): string[] {
