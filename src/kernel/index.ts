@@ -4,7 +4,12 @@ export type {
   BatchFailure,
   BatchResult,
   Chain,
+  FirewallBackend,
+  FirewallChange,
+  FirewallPolicy,
   IptablesTable,
+  LinkChange,
+  ShapingChange,
   Kernel,
   KernelSnapshot,
   Link,
@@ -14,10 +19,15 @@ export type {
 export type { KernelOptions } from './run-kernel.ts';
 export type { BatchProgress } from './parse-errors.ts';
 export { createKernel } from './run-kernel.ts';
+export { CREATE_GROUP } from './changes.ts';
+export { ipLines, isLinkChange } from './iproute/render.ts';
+export { isShapingChange, tcLines } from './tc/render.ts';
 export { parseLinks } from './parse-links.ts';
 export { parseAddrs } from './parse-addrs.ts';
 export { parseRoutes } from './parse-routes.ts';
-export { parseIptablesSave } from './parse-iptables.ts';
+export { parseIptablesSave } from './iptables/index.ts';
+// The firewall backend the reconciler plans and applies with (an nftables one comes next).
+export { iptablesFirewall as defaultFirewall } from './iptables/index.ts';
 export { parseIpBatchErrors } from './parse-errors.ts';
 export { watchLinks, type Watch } from './monitor.ts';
 export { parseSysctl } from './parse-sysctl.ts';

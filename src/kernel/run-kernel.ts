@@ -11,7 +11,7 @@ import {
 } from './ip-batch.ts';
 import { parseAddrs } from './parse-addrs.ts';
 import { parseIpBatchErrors } from './parse-errors.ts';
-import { parseIptablesSave } from './parse-iptables.ts';
+import { parseIptablesSave } from './iptables/parse.ts';
 import { parseLinks } from './parse-links.ts';
 import { parseRoutes } from './parse-routes.ts';
 import { ifaceSysctl, parseSysctl } from './parse-sysctl.ts';

@@ -1,5 +1,8 @@
 // Typed facts read from the kernel. Parsers in this folder turn `ip -j` / `iptables-save`
 // output into these values; the reconciler compares them with the desired state.
+import type { FirewallChange } from './changes.ts';
+
+export type { ChangeBase, FirewallChange, LinkChange, ShapingChange } from './changes.ts';
 
 /** One network interface as `ip -j -d link show` reports it. */
 export interface Link {
@@ -119,4 +122,75 @@ export interface Kernel {
   tcBatch(lines: readonly string[]): Promise<BatchResult>;
   /** Sets `net.ipv4.conf.<iface>.route_localnet` for each interface, with one `sysctl -w`. */
   setRouteLocalnet(values: Readonly<Record<string, boolean>>): Promise<void>;
+}
+
+/**
+ * The firewall as data: what each network wants of it, computed by the reconciler. A firewall
+ * backend (kernel/iptables/, nftables next) turns it into its own rules and diffs them against
+ * what it observed. Networks are sorted by bridge.
+ */
+export interface FirewallPolicy {
+  /** The prefix of ledgernet's own bridge names (`lnb-`): one wildcard covers them all. */
+  readonly bridgePrefix: string;
+  readonly networks: readonly FirewallNetworkPolicy[];
+}
+
+export interface FirewallNetworkPolicy {
+  readonly networkId: string;
+  readonly bridge: string;
+  /** No traffic in or out of the bridge (Docker's --internal); only traffic inside it. */
+  readonly internal: boolean;
+  /** Containers of the network reach each other (enable_icc). */
+  readonly icc: boolean;
+  /** The network has IPv6 data: the IPv6 filter policy applies to it. */
+  readonly ipv6: boolean;
+  /** Ingress allow-list; null: only published ports come in. */
+  readonly allow: readonly FirewallAllow[] | null;
+  /** IPv4 pools masqueraded behind the host's address when they leave the bridge (empty: none). */
+  readonly masquerade: readonly string[];
+  /**
+   * An endpoint publishes ports: host-local traffic to them is SNATed (127.0.0.1, hairpin
+   * through the pools below), and only replies may reach 127.0.0.0/8 on the bridge (route_localnet).
+   */
+  readonly published: boolean;
+  /** The network's IPv4 pools, for hairpin traffic through a published port. */
+  readonly pools: readonly string[];
+  /** Published ports: DNAT from the host to an endpoint, one entry per range. */
+  readonly forwards: readonly PortForward[];
+}
+
+export interface FirewallAllow {
+  readonly proto: 'tcp' | 'udp' | 'icmp';
+  /** Inclusive port range; null for icmp (ICMPv6 on the IPv6 side). */
+  readonly ports: readonly [number, number] | null;
+}
+
+export interface PortForward {
+  readonly endpointId: string;
+  readonly proto: 'tcp' | 'udp' | 'sctp';
+  /** The host address it is published on; '' for all of them. */
+  readonly hostIp: string;
+  /** Inclusive host port range. */
+  readonly hostPorts: readonly [number, number];
+  /** The endpoint's IPv4 address and the first container port of the range. */
+  readonly ip: string;
+  readonly port: number;
+}
+
+export interface FirewallFailure {
+  readonly change: FirewallChange;
+  readonly message: string;
+}
+
+/**
+ * The port the reconciler calls for the firewall. A backend renders the policy in its own
+ * syntax, diffs it against the snapshot (only objects it owns), and applies changes in batches
+ * through the kernel. Adding one: a folder under kernel/ and one line in kernel/index.ts.
+ */
+export interface FirewallBackend {
+  readonly name: string;
+  /** The changes that bring the observed firewall to `policy`, unsorted. Pure. */
+  plan(policy: FirewallPolicy, observed: KernelSnapshot): FirewallChange[];
+  /** Applies changes (one batch per table); returns the ones that failed. */
+  apply(changes: readonly FirewallChange[], kernel: Kernel): Promise<FirewallFailure[]>;
 }

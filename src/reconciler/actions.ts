@@ -1,3 +1,7 @@
+import type { FirewallChange, LinkChange, ShapingChange } from '../kernel/types.ts';
+
+export { CREATE_GROUP } from '../kernel/index.ts';
+
 /** Who an action is for: the network and/or endpoint it belongs to (null for shared objects). */
 export interface Owner {
   readonly networkId: string | null;
@@ -6,19 +10,6 @@ export interface Owner {
 
 /** `conflict`: the name is held by a link that is not ledgernet's; it is left alone. */
 export type Reason = 'missing' | 'orphan' | 'drifted' | 'vanished' | 'conflict';
-
-/**
- * The device group links are created in (0x4c4e4554, "LNET"). The kernel ignores an ifalias
- * given to `ip link add`, so a link gets its alias in the next command; a link of this group
- * without an alias is one ledgernet created and could not label yet (a crash between the two
- * commands). Setting the alias moves it back to group `default` in the same netlink message.
- */
-export const CREATE_GROUP = '1280198004';
-
-/** Links of these names are deleted first (a leftover of ledgernet's own under a name wanted now). */
-interface Replaces {
-  readonly replaces?: readonly string[];
-}
 
 /** What holds a name ledgernet wants: for the plan output and `status`. */
 export interface FoundLink {
@@ -34,55 +25,18 @@ interface Base {
   readonly detail?: string;
 }
 
+/**
+ * One step of a plan. Kernel work is typed data the kernel renders (kernel/changes.ts: links and
+ * addresses, shaping, firewall); the rest is the reconciler's own.
+ */
 export type Action =
-  | (Base & Replaces & { readonly kind: 'bridge.create'; readonly name: string; readonly alias: string; readonly mtu: number })
-  | (Base & Replaces & {
-      readonly kind: 'veth.create';
-      readonly name: string;
-      readonly peer: string;
-      readonly alias: string;
-      readonly peerAlias: string;
-      readonly mtu: number;
-      readonly master: string;
-    })
-  | (Base & {
-      readonly kind: 'link.set';
-      readonly name: string;
-      readonly mtu?: number;
-      readonly master?: string;
-      readonly alias?: string;
-      readonly up?: true;
-    })
+  | LinkChange
+  | ShapingChange
+  | FirewallChange
   | (Base & { readonly kind: 'bridge.localnet'; readonly name: string; readonly on: boolean })
-  | (Base & { readonly kind: 'qdisc.set'; readonly name: string; readonly rate: number })
-  | (Base & { readonly kind: 'qdisc.delete'; readonly name: string })
-  | (Base & Replaces & { readonly kind: 'ifb.create'; readonly name: string; readonly alias: string })
-  | (Base & { readonly kind: 'redirect.set'; readonly name: string; readonly to: string; readonly replace: boolean })
-  | (Base & { readonly kind: 'redirect.delete'; readonly name: string })
-  | (Base & { readonly kind: 'addr.add'; readonly dev: string; readonly cidr: string })
-  | (Base & { readonly kind: 'addr.del'; readonly dev: string; readonly cidr: string })
-  | (Base & { readonly kind: 'link.delete'; readonly name: string })
   | (Base & { readonly kind: 'endpoint.lost'; readonly name: string })
   /** Not kernel work: a link that is not ledgernet's holds a name it wants; nothing is done to it. */
-  | (Base & { readonly kind: 'link.conflict'; readonly name: string; readonly role: 'bridge' | 'veth' | 'peer' | 'ifb'; readonly found: FoundLink })
-  | (Base & {
-      readonly kind: 'chain.write';
-      readonly table: string;
-      readonly chain: string;
-      readonly rules: readonly string[];
-      /** For display: `+ rule` to be added, `- rule` to be removed. */
-      readonly diff?: readonly string[];
-    })
-  | (Base & { readonly kind: 'chain.delete'; readonly table: string; readonly chain: string })
-  | (Base & {
-      readonly kind: 'hook.add';
-      readonly table: string;
-      readonly from: string;
-      readonly rule: string;
-      /** 1-based `-I` position, or null to append. */
-      readonly position: number | null;
-    })
-  | (Base & { readonly kind: 'hook.delete'; readonly table: string; readonly from: string; readonly rule: string });
+  | (Base & { readonly kind: 'link.conflict'; readonly name: string; readonly role: 'bridge' | 'veth' | 'peer' | 'ifb'; readonly found: FoundLink });
 
 export type ActionKind = Action['kind'];
 

@@ -1,11 +1,12 @@
-// Design: one pass = at most one `ip -force -batch -` and one `iptables-restore --noflush` per table
-// (`ip6tables-restore` for the IPv6 filter table; spawning costs ~2 ms per process; batching 100
-// link adds takes 33 ms instead of 259 ms).
+// Design: one pass = at most one `ip -force -batch -`, one `tc -force -batch -`, and the firewall
+// backend's batches (iptables: one `iptables-restore --noflush` per table, kernel/iptables/);
+// spawning costs ~2 ms per process; batching 100 link adds takes 33 ms instead of 259 ms.
 // `-force` keeps the batch going past a failing line so that one broken object does not block
 // the others; the failing lines are mapped back to their actions. Nothing here retries: the
 // next pass re-observes and plans again, which converges or reports the same failure.
-import type { Kernel } from '../kernel/types.ts';
-import { CREATE_GROUP, type Action } from './actions.ts';
+import { defaultFirewall, ipLines as renderIpLines, isLinkChange, isShapingChange, tcLines as renderTcLines } from '../kernel/index.ts';
+import type { FirewallBackend, FirewallChange, Kernel } from '../kernel/types.ts';
+import type { Action } from './actions.ts';
 
 export interface Failure {
   readonly action: Action;
@@ -17,93 +18,13 @@ export interface ApplyResult {
   readonly failures: readonly Failure[];
 }
 
-/**
- * The `ip -batch` lines for one action (empty for actions that are not link/addr work).
- * A link is created in CREATE_GROUP (the kernel ignores an ifalias given to `link add`, and a
- * crash may come before the next line), and the line that sets its alias moves it back to group
- * `default`: a link named like ours that has neither is never taken for ours.
- */
+/** The `ip -batch` lines for one action (empty for actions that are not link/addr work). */
 export function ipLines(a: Action): string[] {
-  const labelled = (name: string, alias: string) => `link set dev ${name} alias ${alias} group default`;
-  const replaced = 'replaces' in a ? (a.replaces ?? []).map((n) => `link del dev ${n}`) : [];
-  switch (a.kind) {
-    case 'bridge.create':
-      return [...replaced, `link add name ${a.name} mtu ${a.mtu} group ${CREATE_GROUP} type bridge`, `${labelled(a.name, a.alias)} up`];
-    case 'veth.create':
-      return [
-        ...replaced,
-        `link add name ${a.name} mtu ${a.mtu} group ${CREATE_GROUP} type veth peer name ${a.peer} mtu ${a.mtu} group ${CREATE_GROUP}`,
-        labelled(a.peer, a.peerAlias),
-        `${labelled(a.name, a.alias)} master ${a.master} up`,
-      ];
-    case 'ifb.create':
-      return [...replaced, `link add name ${a.name} group ${CREATE_GROUP} type ifb`, `${labelled(a.name, a.alias)} up`];
-    case 'link.set': {
-      const parts = [`link set dev ${a.name}`];
-      if (a.mtu !== undefined) parts.push(`mtu ${a.mtu}`);
-      if (a.alias !== undefined) parts.push(`alias ${a.alias} group default`);
-      if (a.master !== undefined) parts.push(`master ${a.master}`);
-      if (a.up) parts.push('up');
-      return [parts.join(' ')];
-    }
-    case 'addr.add':
-      return [`addr add ${a.cidr} dev ${a.dev}${a.cidr.includes(':') ? ' nodad' : ''}`];
-    case 'addr.del':
-      return [`addr del ${a.cidr} dev ${a.dev}`];
-    case 'link.delete':
-      return [`link del dev ${a.name}`];
-    default:
-      return [];
-  }
+  return isLinkChange(a) ? renderIpLines(a) : [];
 }
 
-/**
- * The `iptables-restore --noflush` input for the firewall actions of one table, or null.
- * Only chains whose content changed are written (the plan holds no others).
- */
-export function restoreInput(actions: readonly Action[], table = 'filter'): string | null {
-  const lines: string[] = [];
-  for (const a of actions) {
-    if (!('table' in a) || a.table !== table) continue;
-    switch (a.kind) {
-      case 'chain.write':
-        // Declaring the chain creates it if missing; -F makes the rewrite exact either way.
-        lines.push(`:${a.chain} - [0:0]`, `-F ${a.chain}`, ...a.rules.map((r) => `-A ${a.chain} ${r}`));
-        break;
-      case 'chain.delete':
-        lines.push(`-F ${a.chain}`, `-X ${a.chain}`);
-        break;
-      case 'hook.add':
-        lines.push(a.position === null ? `-A ${a.from} ${a.rule}` : `-I ${a.from} ${a.position} ${a.rule}`);
-        break;
-      case 'hook.delete':
-        lines.push(`-D ${a.from} ${a.rule}`);
-        break;
-      default:
-        break;
-    }
-  }
-  // `filter6` is ip6tables' filter table: the same `*filter` section, sent to ip6tables-restore.
-  const section = table === 'filter6' ? 'filter' : table;
-  return lines.length === 0 ? null : `*${section}\n${lines.join('\n')}\nCOMMIT\n`;
-}
-
-/** The `tc -batch` lines for one action (empty for others). */
-export function tcLines(a: Action): string[] {
-  if (a.kind === 'qdisc.delete') return [`qdisc del dev ${a.name} root`];
-  if (a.kind === 'redirect.delete') return [`qdisc del dev ${a.name} ingress`];
-  if (a.kind === 'redirect.set') {
-    // Everything the container sends enters the host-side veth: hand it to the ifb, shaped there.
-    return [
-      ...(a.replace ? [`qdisc del dev ${a.name} ingress`] : []),
-      `qdisc add dev ${a.name} handle ffff: ingress`,
-      `filter add dev ${a.name} parent ffff: protocol all prio 1 u32 match u32 0 0 action mirred egress redirect dev ${a.to}`,
-    ];
-  }
-  if (a.kind !== 'qdisc.set') return [];
-  // Burst: 10 ms of traffic, at least 16 kB (tbf needs at least one MTU-sized packet per tick).
-  const burst = Math.max(16_000, Math.ceil(a.rate / 8 / 100));
-  return [`qdisc replace dev ${a.name} root tbf rate ${a.rate}bit burst ${burst} latency 50ms`];
+function tcLines(a: Action): string[] {
+  return isShapingChange(a) ? renderTcLines(a) : [];
 }
 
 /**
@@ -131,7 +52,7 @@ async function runBatch(
   }
 }
 
-function isFirewall(a: Action): boolean {
+function isFirewall(a: Action): a is FirewallChange {
   return a.kind === 'chain.write' || a.kind === 'chain.delete' || a.kind === 'hook.add' || a.kind === 'hook.delete';
 }
 
@@ -142,7 +63,7 @@ export const CONFLICT_MESSAGE = 'left alone: not a link of ledgernet';
  * Applies a sorted plan. `endpoint.lost` actions are not kernel work and are passed through;
  * a `link.conflict` is not either, and is reported as a failure until the conflict is resolved.
  */
-export async function applyActions(actions: readonly Action[], kernel: Kernel): Promise<ApplyResult> {
+export async function applyActions(actions: readonly Action[], kernel: Kernel, firewall: FirewallBackend = defaultFirewall): Promise<ApplyResult> {
   const failures: Failure[] = actions.filter((a) => a.kind === 'link.conflict').map((action) => ({ action, message: CONFLICT_MESSAGE }));
   await runBatch(actions, ipLines, (lines) => kernel.ipBatch(lines), failures);
   await runBatch(actions, tcLines, (lines) => kernel.tcBatch(lines), failures);
@@ -154,17 +75,8 @@ export async function applyActions(actions: readonly Action[], kernel: Kernel): 
       for (const a of localnet) failures.push({ action: a, message: (e as Error).message });
     }
   }
-  // One restore per table: each is atomic, and a failure in one leaves the other applied.
-  for (const table of ['filter', 'nat', 'filter6']) {
-    const fw = actions.filter((a) => isFirewall(a) && 'table' in a && a.table === table);
-    const input = restoreInput(fw, table);
-    if (!input) continue;
-    try {
-      await kernel.iptablesRestore(input, table === 'filter6' ? 6 : 4);
-    } catch (e) {
-      for (const a of fw) failures.push({ action: a, message: (e as Error).message });
-    }
-  }
+  const changes = actions.filter(isFirewall);
+  if (changes.length > 0) for (const f of await firewall.apply(changes, kernel)) failures.push({ action: f.change, message: f.message });
   const failed = new Set(failures.map((f) => f.action));
   return { applied: actions.filter((a) => !failed.has(a) && a.kind !== 'endpoint.lost' && a.kind !== 'link.conflict'), failures };
 }

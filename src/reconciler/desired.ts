@@ -1,9 +1,8 @@
 import type { State } from '../events/domain/types.ts';
 import { ifbName, ownerAlias } from '../events/domain/naming.ts';
 import { networkPolicy } from '../events/domain/options.ts';
-import { desiredChains, needsLocalnet, type DesiredChain, type FirewallNetwork } from './firewall.ts';
-
-export { FORWARD_CHAIN, HOOK_COMMENT, type DesiredChain, type DesiredHook, type Table } from './firewall.ts';
+import type { FirewallPolicy } from '../kernel/types.ts';
+import { firewallPolicy, needsLocalnet, type FirewallNetwork } from './firewall.ts';
 
 export interface DesiredBridge {
   readonly networkId: string;
@@ -37,10 +36,8 @@ export interface DesiredVeth {
 export interface DesiredState {
   readonly bridges: readonly DesiredBridge[];
   readonly veths: readonly DesiredVeth[];
-  /** The chains for every network (`desiredChains(firewall)`). */
-  readonly chains: readonly DesiredChain[];
-  /** What the chains are made from: the plan leaves out networks whose bridge name is taken. */
-  readonly firewall: readonly FirewallNetwork[];
+  /** What the firewall must do for every network; the plan leaves out networks whose bridge name is taken. */
+  readonly firewall: FirewallPolicy;
 }
 
 /** The kernel objects the folded state asks for. Pure; output sorted by name. */
@@ -88,8 +85,7 @@ export function desiredFromState(state: State): DesiredState {
     });
   }
   veths.sort(byKey((v) => v.name));
-  const chains: DesiredChain[] = desiredChains(fw);
-  return { bridges, veths, chains, firewall: fw };
+  return { bridges, veths, firewall: firewallPolicy(fw) };
 }
 
 export function byKey<T>(key: (t: T) => string): (a: T, b: T) => number {

@@ -1,8 +1,8 @@
 // Design: plan is a pure diff of desired kernel objects against what `observe` read. It only
 // looks at objects ledgernet owns: links carrying a `ledgernet:` ifalias (or, for a moment after
-// `ip link add`, none yet and ledgernet's creation group), chains named LEDGERNET-*, and rules
-// tagged with a `ledgernet:` comment in built-in chains. Everything else is invisible to it, so
-// it can never touch Docker's or the operator's objects.
+// `ip link add`, none yet and ledgernet's creation group); the firewall backend (kernel/iptables/)
+// diffs the firewall policy against only its own chains and tagged rules. Everything else is
+// invisible, so it can never touch Docker's or the operator's objects.
 // Why not go by name: a name is no proof. A custom bridge name (ledgernet.bridge) may be taken by
 // the operator's link after the network was created (a WireGuard wg0, a br-lan made at boot),
 // and anyone can create a link called lnb-…; such a link is foreign, reported as a conflict that
@@ -10,15 +10,13 @@
 // route_localnet or firewall rule is ever set for it, and it is never deleted.
 // Why not recreate a joined endpoint's veth: its peer lived in the container's namespace; a new
 // pair would not be in the container, so the endpoint is reported lost instead.
-import type { IptablesTable, KernelSnapshot, Link, Qdisc } from '../kernel/types.ts';
+import { CREATE_GROUP, defaultFirewall } from '../kernel/index.ts';
+import type { FirewallBackend, KernelSnapshot, Link, Qdisc } from '../kernel/types.ts';
 import { short } from '../events/domain/naming.ts';
-import { CREATE_GROUP, KIND_ORDER, actionKey, type Action, type Owner } from './actions.ts';
-import type { DesiredBridge, DesiredChain, DesiredHook, DesiredState, DesiredVeth, Table } from './desired.ts';
-import { desiredChains } from './firewall.ts';
+import { KIND_ORDER, actionKey, type Action, type Owner } from './actions.ts';
+import type { DesiredBridge, DesiredState, DesiredVeth } from './desired.ts';
 
 const ALIAS_PREFIX = 'ledgernet:';
-const CHAIN_PREFIX = 'LEDGERNET-';
-const BUILTIN_CHAINS = new Set(['INPUT', 'FORWARD', 'OUTPUT', 'PREROUTING', 'POSTROUTING']);
 
 /** A link ledgernet made: it carries a `ledgernet:` ifalias, or none yet and the creation group. */
 export function isOwnedLink(l: Link): boolean {
@@ -40,7 +38,11 @@ function claim(link: Link, alias: string): 'ours' | 'orphan' | 'foreign' {
   return (link.alias ?? '').startsWith(ALIAS_PREFIX) ? 'orphan' : 'foreign';
 }
 
-export function plan(desired: DesiredState, actual: KernelSnapshot): Action[] {
+/**
+ * The sorted actions that bring the kernel from `actual` to `desired`. Pure. The firewall part
+ * is planned by `firewall` (the backend) from the policy of the networks that are not blocked.
+ */
+export function plan(desired: DesiredState, actual: KernelSnapshot, firewall: FirewallBackend = defaultFirewall): Action[] {
   const links = new Map(actual.links.map((l) => [l.name, l]));
   const actions: Action[] = [];
   // Networks whose bridge name a foreign link holds: nothing of theirs goes into the kernel.
@@ -65,8 +67,8 @@ export function plan(desired: DesiredState, actual: KernelSnapshot): Action[] {
   }
   const replaced = new Set(actions.flatMap((a) => ('replaces' in a ? (a.replaces ?? []) : [])));
   actions.push(...planOrphanLinks(desired, actual.links, replaced));
-  const chains = blocked.size === 0 ? desired.chains : desiredChains(desired.firewall.filter((f) => !blocked.has(f.net.networkId)));
-  actions.push(...planChains(chains, actual));
+  const policy = { ...desired.firewall, networks: desired.firewall.networks.filter((n) => !blocked.has(n.networkId)) };
+  actions.push(...firewall.plan(policy, actual));
   return sortActions(actions);
 }
 
@@ -266,102 +268,6 @@ function ownerFromAlias(alias: string | null): Owner {
   const m = /^ledgernet:(network|endpoint|peer|ifb):(.+)$/.exec(alias ?? '');
   if (!m) return { networkId: null, endpointId: null };
   return m[1] === 'network' ? { networkId: m[2] ?? null, endpointId: null } : { networkId: null, endpointId: m[2] ?? null };
-}
-
-const SHARED: Owner = { networkId: null, endpointId: null };
-const TABLES = ['filter', 'nat', 'filter6'] as const;
-/** Docker's jumps that may stand before an `early` hook. */
-const EARLY_PREDECESSORS = new Set(['-j DOCKER-USER', '-j DOCKER-ISOLATION-STAGE-1']);
-
-function isOurs(rule: string): boolean {
-  return rule.includes('ledgernet:') || rule.includes(`-j ${CHAIN_PREFIX}`);
-}
-
-function planChains(desired: readonly DesiredChain[], actual: KernelSnapshot): Action[] {
-  return TABLES.flatMap((t) => {
-    const table = actual[t];
-    // No ip6tables (IPv6 disabled): nothing to plan for that table.
-    return table === null ? [] : planTable(t, desired.filter((c) => c.table === t), table);
-  });
-}
-
-function planTable(tableName: Table, desired: readonly DesiredChain[], table: IptablesTable): Action[] {
-  const out: Action[] = [];
-  for (const c of desired) {
-    const have = table.chains[c.name];
-    if (!have) {
-      out.push({ kind: 'chain.write', table: tableName, chain: c.name, rules: c.rules, owner: SHARED, reason: 'missing', diff: c.rules.map((r) => `+ ${r}`) });
-    } else if (!sameRules(have.rules, c.rules)) {
-      out.push({
-        kind: 'chain.write',
-        table: tableName,
-        chain: c.name,
-        rules: c.rules,
-        owner: SHARED,
-        reason: 'drifted',
-        detail: `${c.rules.length} rules expected, ${have.rules.length} found (${ruleDiff(c.rules, have.rules)})`,
-        diff: [...c.rules.filter((r) => !have.rules.includes(r)).map((r) => `+ ${r}`), ...have.rules.filter((r) => !c.rules.includes(r)).map((r) => `- ${r}`)],
-      });
-    }
-  }
-  const desiredNames = new Set(desired.map((c) => c.name));
-  for (const chain of Object.values(table.chains)) {
-    if (chain.name.startsWith(CHAIN_PREFIX) && !desiredNames.has(chain.name)) {
-      out.push({ kind: 'chain.delete', table: tableName, chain: chain.name, owner: SHARED, reason: 'orphan' });
-    }
-  }
-  for (const from of BUILTIN_CHAINS) {
-    const hooks = desired.flatMap((c) => c.hooks).filter((h) => h.from === from);
-    out.push(...planHooks(tableName, from, hooks, table.chains[from]?.rules ?? []));
-  }
-  return out;
-}
-
-/**
- * Hooks in one built-in chain: add the missing ones, remove unwanted tagged rules and second
- * copies, and move an `early` hook that ended up behind someone else's rule (e.g. after Docker
- * inserted its own rules at the top) back to just after `-j DOCKER-USER`.
- */
-function planHooks(table: Table, from: string, hooks: readonly DesiredHook[], rules: readonly string[]): Action[] {
-  const out: Action[] = [];
-  const doomed = new Set<number>();
-  const seen = new Set<string>();
-  rules.forEach((rule, i) => {
-    if (!isOurs(rule)) return;
-    const want = hooks.find((h) => h.rule === rule);
-    const misplaced = want?.placement === 'early' && !wellPlaced(rules, i);
-    if (!want || seen.has(rule) || misplaced) {
-      out.push({ kind: 'hook.delete', table, from, rule, owner: SHARED, reason: want ? 'drifted' : 'orphan', ...(misplaced ? { detail: 'not right after DOCKER-USER' } : {}) });
-      doomed.add(i);
-    }
-    seen.add(rule);
-  });
-  const kept = rules.filter((_, i) => !doomed.has(i));
-  for (const h of hooks) {
-    if (kept.includes(h.rule)) continue;
-    const user = kept.indexOf('-j DOCKER-USER');
-    // 1-based position for `-I`; null appends.
-    const position = h.placement === 'early' ? user + 2 : null;
-    out.push({ kind: 'hook.add', table, from, rule: h.rule, position, owner: SHARED, reason: 'missing' });
-  }
-  return out;
-}
-
-/** Between DOCKER-USER (or the top) and the hook stand only Docker's jumps and our own rules. */
-function wellPlaced(rules: readonly string[], i: number): boolean {
-  const user = rules.indexOf('-j DOCKER-USER');
-  if (user > i) return false;
-  return rules.slice(user + 1, i).every((r) => isOurs(r) || EARLY_PREDECESSORS.has(r));
-}
-
-function sameRules(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && a.every((r, i) => r === b[i]);
-}
-
-function ruleDiff(want: readonly string[], have: readonly string[]): string {
-  const missing = want.filter((r) => !have.includes(r)).length;
-  const extra = have.filter((r) => !want.includes(r)).length;
-  return `${missing} missing, ${extra} unexpected${missing + extra === 0 ? ', order differs' : ''}`;
 }
 
 function cmp(a: string, b: string): number {

@@ -1,6 +1,8 @@
 // An in-memory kernel that interprets the `ip -batch` and `iptables-restore` inputs the
 // reconciler emits, so plans can be applied and re-planned without root. `failNext` makes the
 // next batch line matching a pattern fail, like the real `ip -force -batch`.
+// It still reads command text: the Kernel port takes batch lines (rendered by kernel/iproute/,
+// tc/, iptables/), and tests inject failures by matching those lines.
 import type { Addr, BatchFailure, Chain, Kernel, KernelSnapshot, Link, Qdisc, Route } from '../../src/kernel/types.ts';
 
 type MutableLink = { -readonly [K in keyof Link]: Link[K] };

@@ -11,6 +11,7 @@ import { fold } from '../../src/events/domain/evolve.ts';
 import { eventHash } from '../../src/events/log/hash.ts';
 import { emptyState, type State, type StoredEvent } from '../../src/events/domain/types.ts';
 import { createKernel, type Kernel } from '../../src/kernel/index.ts';
+import { renderChains } from '../../src/kernel/iptables/index.ts';
 import { actionKey, type Action } from '../../src/reconciler/actions.ts';
 import { applyActions } from '../../src/reconciler/apply.ts';
 import { desiredFromState } from '../../src/reconciler/desired.ts';
@@ -183,7 +184,7 @@ describe('reconciler against a real kernel in a throwaway namespace', { skip }, 
     assert.deepEqual(
       table.filter((l) => l.startsWith('-A LEDGERNET-FORWARD ')),
       // Every rule shape is checked in firewall-rules.test.ts; here: the table holds what we planned.
-      (desiredFromState(STATE).chains.find((c) => c.name === 'LEDGERNET-FORWARD')?.rules ?? []).map((r) => `-A LEDGERNET-FORWARD ${r}`),
+      (renderChains(desiredFromState(STATE).firewall).find((c) => c.name === 'LEDGERNET-FORWARD')?.rules ?? []).map((r) => `-A LEDGERNET-FORWARD ${r}`),
     );
     assert.deepEqual(
       table.filter((l) => l.startsWith('-A FORWARD ') && l.includes('ledgernet:')),

@@ -1,5 +1,5 @@
-import { DriverError } from '../errors.ts';
-import type { Chain, IptablesTable } from './types.ts';
+import { DriverError } from '../../errors.ts';
+import type { Chain, IptablesTable } from '../types.ts';
 
 interface ChainDraft {
   readonly policy: string | null;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseIptablesSave } from '../../../src/kernel/parse-iptables.ts';
-import { readFixture } from '../../helpers/fixtures.ts';
+import { parseIptablesSave } from '../../../../src/kernel/iptables/parse.ts';
+import { readFixture } from '../../../helpers/fixtures.ts';
 
 const PARSE_ERROR = { name: 'DriverError', code: 'LN_ERR_KERNEL_PARSE' };
 

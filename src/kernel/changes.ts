@@ -1,0 +1,76 @@
+// The changes a plan asks of the kernel, as plain data: the reconciler decides them (what), the
+// kernel renders them in each tool's syntax (how: iproute/, tc/, iptables/) and applies them in
+// batches. They are part of the plan's JSON (docs/plan-json.md), so their fields are stable.
+
+/** Who a change is for (null for shared objects), why, and for `drifted` what was found. */
+export interface ChangeBase {
+  readonly owner: { readonly networkId: string | null; readonly endpointId: string | null };
+  readonly reason: 'missing' | 'orphan' | 'drifted';
+  readonly detail?: string;
+}
+
+/** Links of these names are deleted first (a leftover of ledgernet's own under a name wanted now). */
+interface Replaces {
+  readonly replaces?: readonly string[];
+}
+
+/**
+ * The device group links are created in (0x4c4e4554, "LNET"). The kernel ignores an ifalias
+ * given to `ip link add`, so a link gets its alias in the next command; a link of this group
+ * without an alias is one ledgernet created and could not label yet (a crash between the two
+ * commands). Setting the alias moves it back to group `default` in the same netlink message.
+ */
+export const CREATE_GROUP = '1280198004';
+
+/** Link and address work: one `ip -force -batch -` per pass (kernel/iproute/). */
+export type LinkChange =
+  | (ChangeBase & Replaces & { readonly kind: 'bridge.create'; readonly name: string; readonly alias: string; readonly mtu: number })
+  | (ChangeBase & Replaces & {
+      readonly kind: 'veth.create';
+      readonly name: string;
+      readonly peer: string;
+      readonly alias: string;
+      readonly peerAlias: string;
+      readonly mtu: number;
+      readonly master: string;
+    })
+  | (ChangeBase & {
+      readonly kind: 'link.set';
+      readonly name: string;
+      readonly mtu?: number;
+      readonly master?: string;
+      readonly alias?: string;
+      readonly up?: true;
+    })
+  | (ChangeBase & Replaces & { readonly kind: 'ifb.create'; readonly name: string; readonly alias: string })
+  | (ChangeBase & { readonly kind: 'addr.add'; readonly dev: string; readonly cidr: string })
+  | (ChangeBase & { readonly kind: 'addr.del'; readonly dev: string; readonly cidr: string })
+  | (ChangeBase & { readonly kind: 'link.delete'; readonly name: string });
+
+/** Bandwidth shaping: one `tc -force -batch -` per pass (kernel/tc/). */
+export type ShapingChange =
+  | (ChangeBase & { readonly kind: 'qdisc.set'; readonly name: string; readonly rate: number })
+  | (ChangeBase & { readonly kind: 'qdisc.delete'; readonly name: string })
+  | (ChangeBase & { readonly kind: 'redirect.set'; readonly name: string; readonly to: string; readonly replace: boolean })
+  | (ChangeBase & { readonly kind: 'redirect.delete'; readonly name: string });
+
+/** Firewall work, planned and applied by the firewall backend (kernel/iptables/). */
+export type FirewallChange =
+  | (ChangeBase & {
+      readonly kind: 'chain.write';
+      readonly table: string;
+      readonly chain: string;
+      readonly rules: readonly string[];
+      /** For display: `+ rule` to be added, `- rule` to be removed. */
+      readonly diff?: readonly string[];
+    })
+  | (ChangeBase & { readonly kind: 'chain.delete'; readonly table: string; readonly chain: string })
+  | (ChangeBase & {
+      readonly kind: 'hook.add';
+      readonly table: string;
+      readonly from: string;
+      readonly rule: string;
+      /** 1-based `-I` position, or null to append. */
+      readonly position: number | null;
+    })
+  | (ChangeBase & { readonly kind: 'hook.delete'; readonly table: string; readonly from: string; readonly rule: string });

@@ -1,0 +1,46 @@
+import { CREATE_GROUP, type LinkChange } from '../changes.ts';
+
+const LINK_KINDS: ReadonlySet<string> = new Set(['bridge.create', 'veth.create', 'ifb.create', 'link.set', 'addr.add', 'addr.del', 'link.delete']);
+
+/** A change that `ip -batch` applies. */
+export function isLinkChange<T extends { readonly kind: string }>(c: T): c is T & LinkChange {
+  return LINK_KINDS.has(c.kind);
+}
+
+/**
+ * The `ip -batch` lines for one change. A link is created in CREATE_GROUP (the kernel ignores an
+ * ifalias given to `link add`, and a crash may come before the next line), and the line that
+ * sets its alias moves it back to group `default`: a link named like ours that has neither is
+ * never taken for ours.
+ */
+export function ipLines(c: LinkChange): string[] {
+  const labelled = (name: string, alias: string) => `link set dev ${name} alias ${alias} group default`;
+  const replaced = 'replaces' in c ? (c.replaces ?? []).map((n) => `link del dev ${n}`) : [];
+  switch (c.kind) {
+    case 'bridge.create':
+      return [...replaced, `link add name ${c.name} mtu ${c.mtu} group ${CREATE_GROUP} type bridge`, `${labelled(c.name, c.alias)} up`];
+    case 'veth.create':
+      return [
+        ...replaced,
+        `link add name ${c.name} mtu ${c.mtu} group ${CREATE_GROUP} type veth peer name ${c.peer} mtu ${c.mtu} group ${CREATE_GROUP}`,
+        labelled(c.peer, c.peerAlias),
+        `${labelled(c.name, c.alias)} master ${c.master} up`,
+      ];
+    case 'ifb.create':
+      return [...replaced, `link add name ${c.name} group ${CREATE_GROUP} type ifb`, `${labelled(c.name, c.alias)} up`];
+    case 'link.set': {
+      const parts = [`link set dev ${c.name}`];
+      if (c.mtu !== undefined) parts.push(`mtu ${c.mtu}`);
+      if (c.alias !== undefined) parts.push(`alias ${c.alias} group default`);
+      if (c.master !== undefined) parts.push(`master ${c.master}`);
+      if (c.up) parts.push('up');
+      return [parts.join(' ')];
+    }
+    case 'addr.add':
+      return [`addr add ${c.cidr} dev ${c.dev}${c.cidr.includes(':') ? ' nodad' : ''}`];
+    case 'addr.del':
+      return [`addr del ${c.cidr} dev ${c.dev}`];
+    case 'link.delete':
+      return [`link del dev ${c.name}`];
+  }
+}

@@ -1,0 +1,108 @@
+// Design: the desired chains against `iptables-save` as observed, one table at a time. Only
+// chains named LEDGERNET-* and rules in built-in chains that carry a `ledgernet:` comment (or
+// jump to one of our chains) are ours; everything else (Docker's chains, the operator's rules)
+// is invisible here and never touched. A chain is rewritten only when its content changed.
+// Why place the FORWARD/INPUT hooks just after `-j DOCKER-USER`: the operator's DOCKER-USER
+// rules still come first, and our isolation comes before Docker's accepts; when Docker inserts
+// its rules at the top (a daemon restart), the hook is moved back.
+import type { FirewallChange, IptablesTable, KernelSnapshot } from '../types.ts';
+import type { DesiredChain, DesiredHook, Table } from './render.ts';
+
+const CHAIN_PREFIX = 'LEDGERNET-';
+const BUILTIN_CHAINS = new Set(['INPUT', 'FORWARD', 'OUTPUT', 'PREROUTING', 'POSTROUTING']);
+const SHARED = { networkId: null, endpointId: null };
+const TABLES = ['filter', 'nat', 'filter6'] as const;
+/** Docker's jumps that may stand before an `early` hook. */
+const EARLY_PREDECESSORS = new Set(['-j DOCKER-USER', '-j DOCKER-ISOLATION-STAGE-1']);
+
+function isOurs(rule: string): boolean {
+  return rule.includes('ledgernet:') || rule.includes(`-j ${CHAIN_PREFIX}`);
+}
+
+/** The changes that turn the observed tables into `desired`; a table that cannot be read (no ip6tables) is left out. */
+export function diffChains(desired: readonly DesiredChain[], actual: KernelSnapshot): FirewallChange[] {
+  return TABLES.flatMap((t) => {
+    const table = actual[t];
+    // No ip6tables (IPv6 disabled): nothing to plan for that table.
+    return table === null ? [] : diffTable(t, desired.filter((c) => c.table === t), table);
+  });
+}
+
+function diffTable(tableName: Table, desired: readonly DesiredChain[], table: IptablesTable): FirewallChange[] {
+  const out: FirewallChange[] = [];
+  for (const c of desired) {
+    const have = table.chains[c.name];
+    if (!have) {
+      out.push({ kind: 'chain.write', table: tableName, chain: c.name, rules: c.rules, owner: SHARED, reason: 'missing', diff: c.rules.map((r) => `+ ${r}`) });
+    } else if (!sameRules(have.rules, c.rules)) {
+      out.push({
+        kind: 'chain.write',
+        table: tableName,
+        chain: c.name,
+        rules: c.rules,
+        owner: SHARED,
+        reason: 'drifted',
+        detail: `${c.rules.length} rules expected, ${have.rules.length} found (${ruleDiff(c.rules, have.rules)})`,
+        diff: [...c.rules.filter((r) => !have.rules.includes(r)).map((r) => `+ ${r}`), ...have.rules.filter((r) => !c.rules.includes(r)).map((r) => `- ${r}`)],
+      });
+    }
+  }
+  const desiredNames = new Set(desired.map((c) => c.name));
+  for (const chain of Object.values(table.chains)) {
+    if (chain.name.startsWith(CHAIN_PREFIX) && !desiredNames.has(chain.name)) {
+      out.push({ kind: 'chain.delete', table: tableName, chain: chain.name, owner: SHARED, reason: 'orphan' });
+    }
+  }
+  for (const from of BUILTIN_CHAINS) {
+    const hooks = desired.flatMap((c) => c.hooks).filter((h) => h.from === from);
+    out.push(...diffHooks(tableName, from, hooks, table.chains[from]?.rules ?? []));
+  }
+  return out;
+}
+
+/**
+ * Hooks in one built-in chain: add the missing ones, remove unwanted tagged rules and second
+ * copies, and move an `early` hook that ended up behind someone else's rule (e.g. after Docker
+ * inserted its own rules at the top) back to just after `-j DOCKER-USER`.
+ */
+function diffHooks(table: Table, from: string, hooks: readonly DesiredHook[], rules: readonly string[]): FirewallChange[] {
+  const out: FirewallChange[] = [];
+  const doomed = new Set<number>();
+  const seen = new Set<string>();
+  rules.forEach((rule, i) => {
+    if (!isOurs(rule)) return;
+    const want = hooks.find((h) => h.rule === rule);
+    const misplaced = want?.placement === 'early' && !wellPlaced(rules, i);
+    if (!want || seen.has(rule) || misplaced) {
+      out.push({ kind: 'hook.delete', table, from, rule, owner: SHARED, reason: want ? 'drifted' : 'orphan', ...(misplaced ? { detail: 'not right after DOCKER-USER' } : {}) });
+      doomed.add(i);
+    }
+    seen.add(rule);
+  });
+  const kept = rules.filter((_, i) => !doomed.has(i));
+  for (const h of hooks) {
+    if (kept.includes(h.rule)) continue;
+    const user = kept.indexOf('-j DOCKER-USER');
+    // 1-based position for `-I`; null appends.
+    const position = h.placement === 'early' ? user + 2 : null;
+    out.push({ kind: 'hook.add', table, from, rule: h.rule, position, owner: SHARED, reason: 'missing' });
+  }
+  return out;
+}
+
+/** Between DOCKER-USER (or the top) and the hook stand only Docker's jumps and our own rules. */
+function wellPlaced(rules: readonly string[], i: number): boolean {
+  const user = rules.indexOf('-j DOCKER-USER');
+  if (user > i) return false;
+  return rules.slice(user + 1, i).every((r) => isOurs(r) || EARLY_PREDECESSORS.has(r));
+}
+
+function sameRules(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((r, i) => r === b[i]);
+}
+
+function ruleDiff(want: readonly string[], have: readonly string[]): string {
+  const missing = want.filter((r) => !have.includes(r)).length;
+  const extra = have.filter((r) => !want.includes(r)).length;
+  return `${missing} missing, ${extra} unexpected${missing + extra === 0 ? ', order differs' : ''}`;
+}

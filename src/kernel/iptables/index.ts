@@ -1,0 +1,15 @@
+// The iptables firewall backend: the policy rendered as LEDGERNET-* chains and tagged hooks,
+// diffed against `iptables-save`, applied with `iptables-restore --noflush`.
+import type { FirewallBackend } from '../types.ts';
+import { diffChains } from './diff.ts';
+import { renderChains } from './render.ts';
+import { restoreChanges } from './restore.ts';
+
+export const iptablesFirewall: FirewallBackend = {
+  name: 'iptables',
+  plan: (policy, observed) => diffChains(renderChains(policy), observed),
+  apply: restoreChanges,
+};
+
+export { renderChains, type DesiredChain } from './render.ts';
+export { parseIptablesSave } from './parse.ts';

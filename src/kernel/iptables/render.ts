@@ -1,0 +1,177 @@
+// The firewall policy as iptables rules, written exactly as `iptables-save` prints them
+// (addresses with their prefix length, `-s/-d/-i/-o/-p` before the matches, `-m tcp` spelled
+// out) so that a converged kernel plans nothing. test/integration/firewall-rules.test.ts loads
+// every shape into a real table and checks it reads back byte for byte.
+//
+// Why these chains and places:
+// - filter LEDGERNET-FORWARD, jumped to from FORWARD right after Docker's `-j DOCKER-USER`: the
+//   operator's DOCKER-USER rules still come first, and our isolation drops come before Docker's
+//   own `-i br-x ! -o br-x -j ACCEPT`, which would otherwise let Docker's bridges reach ours.
+// - filter LEDGERNET-INPUT (from INPUT): published ports on 127.0.0.1 need route_localnet on the
+//   bridge; this drops what route_localnet would otherwise let containers send to 127.0.0.0/8.
+// - nat LEDGERNET-DNAT (from PREROUTING and OUTPUT, for local destinations): published ports,
+//   one rule per range. nat LEDGERNET-POSTROUTING: masquerade, and SNAT for 127.0.0.1 and hairpin.
+// - ip6tables filter LEDGERNET-FORWARD (table `filter6` here), hooked like the IPv4 one: the same
+//   isolation, icc, internal and allow-list policy for IPv6 (bridged IPv6 passes ip6tables FORWARD
+//   with bridge-nf-call-ip6tables=1, and is routed between bridges when IPv6 forwarding is on).
+//   No NAT for IPv6: no masquerade, no published ports, so no hairpin/published rules and no
+//   LEDGERNET-INPUT (route_localnet is IPv4 only). With icc=false, neighbour solicitations and
+//   advertisements still pass inside the bridge, as ARP (which iptables never sees) does for IPv4.
+import type { FirewallAllow, FirewallNetworkPolicy, FirewallPolicy, PortForward } from '../types.ts';
+
+/** `filter6` is ip6tables' filter table. */
+export type Table = 'filter' | 'nat' | 'filter6';
+
+export interface DesiredHook {
+  readonly from: string;
+  readonly rule: string;
+  /** `early`: right after `-j DOCKER-USER` (or first); `append`: anywhere in the chain. */
+  readonly placement: 'early' | 'append';
+}
+
+export interface DesiredChain {
+  readonly table: Table;
+  readonly name: string;
+  /** Rules as `iptables-save` prints them after `-A <chain> `. */
+  readonly rules: readonly string[];
+  /** The jumps into this chain from built-in chains. */
+  readonly hooks: readonly DesiredHook[];
+}
+
+export const FORWARD_CHAIN = 'LEDGERNET-FORWARD';
+export const INPUT_CHAIN = 'LEDGERNET-INPUT';
+export const DNAT_CHAIN = 'LEDGERNET-DNAT';
+export const POSTROUTING_CHAIN = 'LEDGERNET-POSTROUTING';
+export const HOOK_COMMENT = 'ledgernet:hook';
+/** Docker's own bridges: the default one, user networks (`br-<id>`), and the swarm gateway bridge. */
+const DOCKER_BRIDGES = ['docker0', 'br-+', 'docker_gwbridge'];
+
+type Nets = readonly FirewallNetworkPolicy[];
+
+const tag = (owner: string) => `-m comment --comment "ledgernet:${owner}"`;
+const hook = (from: string, chain: string, placement: DesiredHook['placement'], match = ''): DesiredHook => ({
+  from,
+  rule: `${match}-m comment --comment "${HOOK_COMMENT}" -j ${chain}`,
+  placement,
+});
+
+/** All ledgernet chains for the policy. Chains with no rules are left out. */
+export function renderChains(policy: FirewallPolicy): DesiredChain[] {
+  const nets = policy.networks;
+  if (nets.length === 0) return [];
+  const chains: DesiredChain[] = [
+    { table: 'filter', name: FORWARD_CHAIN, rules: forwardRules(policy, 4), hooks: [hook('FORWARD', FORWARD_CHAIN, 'early')] },
+    { table: 'filter6', name: FORWARD_CHAIN, rules: forwardRules(policy, 6), hooks: [hook('FORWARD', FORWARD_CHAIN, 'early')] },
+    { table: 'filter', name: INPUT_CHAIN, rules: inputRules(policy), hooks: [hook('INPUT', INPUT_CHAIN, 'early')] },
+    {
+      table: 'nat',
+      name: DNAT_CHAIN,
+      rules: nets.flatMap((n) => n.forwards.map(dnatRule)),
+      hooks: ['PREROUTING', 'OUTPUT'].map((from) => hook(from, DNAT_CHAIN, 'append', '-m addrtype --dst-type LOCAL ')),
+    },
+    { table: 'nat', name: POSTROUTING_CHAIN, rules: nets.flatMap(postroutingRules), hooks: [hook('POSTROUTING', POSTROUTING_CHAIN, 'append')] },
+  ];
+  return chains.filter((c) => c.rules.length > 0);
+}
+
+/** ICMPv6 neighbour solicitation and advertisement, as ip6tables-save prints their types. */
+const ND_TYPES = [135, 136];
+
+const owned = (n: FirewallNetworkPolicy) => (role: string) => tag(`network:${n.networkId}:${role}`);
+
+/**
+ * The FORWARD policy for one family. IPv6 rules are written only for networks with IPv6 data
+ * (the shared isolation and reply rules whenever any network exists); IPv6 has no DNAT of ours,
+ * so the hairpin and published-port accepts are IPv4 only.
+ */
+function forwardRules(policy: FirewallPolicy, family: 4 | 6): string[] {
+  const nets = family === 4 ? policy.networks : policy.networks.filter((n) => n.ipv6);
+  const isolation = isolationRules(bridgePatterns(policy.bridgePrefix, nets));
+  return [...nets.flatMap((n) => insideRules(n, family)), ...isolation, ...nets.flatMap((n) => ingressRules(n, family))];
+}
+
+/** Inside one network: icc, or only hairpin through a published port without it. */
+function insideRules(n: FirewallNetworkPolicy, family: 4 | 6): string[] {
+  const b = n.bridge;
+  const who = owned(n);
+  const rules: string[] = [];
+  if (n.icc) rules.push(`-i ${b} -o ${b} ${who('icc')} -j ACCEPT`);
+  else {
+    if (family === 4) rules.push(`-i ${b} -o ${b} -m conntrack --ctstate DNAT ${who('hairpin')} -j ACCEPT`);
+    else rules.push(...ND_TYPES.map((t) => `-i ${b} -o ${b} -p ipv6-icmp -m icmp6 --icmpv6-type ${t} ${who('nd')} -j ACCEPT`));
+    rules.push(`-i ${b} -o ${b} ${who('no-icc')} -j DROP`);
+  }
+  if (n.internal) rules.push(`-i ${b} ${who('internal')} -j DROP`, `-o ${b} ${who('internal')} -j DROP`);
+  return rules;
+}
+
+/**
+ * Replies to what was let through; then no network reaches another, or one of Docker's
+ * bridges, or the reverse, except through a published port (as Docker's own bridges do).
+ */
+function isolationRules(ours: readonly string[]): string[] {
+  const rules: string[] = [];
+  for (const b of ours) rules.push(`-o ${b} -m conntrack --ctstate RELATED,ESTABLISHED ${tag('established')} -j ACCEPT`);
+  for (const b of ours) {
+    for (const other of [...ours, ...DOCKER_BRIDGES]) {
+      rules.push(`-i ${b} -o ${other} -m conntrack ! --ctstate DNAT ${tag('isolation')} -j DROP`);
+      if (!ours.includes(other)) rules.push(`-i ${other} -o ${b} -m conntrack ! --ctstate DNAT ${tag('isolation')} -j DROP`);
+    }
+  }
+  return rules;
+}
+
+/** What may enter a network from outside (published ports or the allow-list), and egress. */
+function ingressRules(n: FirewallNetworkPolicy, family: 4 | 6): string[] {
+  if (n.internal) return [];
+  const b = n.bridge;
+  const who = owned(n);
+  const rules: string[] = [];
+  if (n.allow === null) {
+    if (family === 4) rules.push(`-o ${b} -m conntrack --ctstate DNAT ${who('published')} -j ACCEPT`);
+  } else rules.push(...n.allow.map((a) => `-o ${b} ${allowMatch(a, family)} ${who('allow')} -j ACCEPT`));
+  rules.push(`-o ${b} ${who('ingress')} -j DROP`, `-i ${b} ${who('egress')} -j ACCEPT`);
+  return rules;
+}
+
+function allowMatch(a: FirewallAllow, family: 4 | 6): string {
+  if (a.ports === null) return family === 4 ? `-p ${a.proto}` : '-p ipv6-icmp';
+  const [lo, hi] = a.ports;
+  return `-p ${a.proto} -m ${a.proto} --dport ${lo === hi ? lo : `${lo}:${hi}`}`;
+}
+
+function inputRules({ bridgePrefix, networks }: FirewallPolicy): string[] {
+  // route_localnet lets a container address 127.0.0.0/8 on the bridge; only replies may pass.
+  if (!networks.some((n) => n.published)) return [];
+  return bridgePatterns(bridgePrefix, networks).map(
+    (b) => `! -s 127.0.0.0/8 -d 127.0.0.0/8 -i ${b} -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT ${tag('localnet')} -j DROP`,
+  );
+}
+
+/**
+ * Interface patterns that cover every ledgernet bridge: the prefix wildcard (`lnb-+`), plus each
+ * custom bridge name (`ledgernet.bridge`) that the wildcard does not match, sorted.
+ */
+function bridgePatterns(prefix: string, nets: Nets): string[] {
+  const custom = nets.map((n) => n.bridge).filter((b) => !b.startsWith(prefix));
+  return [`${prefix}+`, ...[...new Set(custom)].sort()];
+}
+
+function postroutingRules(n: FirewallNetworkPolicy): string[] {
+  const b = n.bridge;
+  const who = owned(n);
+  const rules = n.masquerade.map((pool) => `-s ${pool} ! -o ${b} ${who('masquerade')} -j MASQUERADE`);
+  if (n.published) {
+    rules.push(`-s 127.0.0.0/8 -o ${b} ${who('localhost')} -j MASQUERADE`);
+    for (const pool of n.pools) rules.push(`-s ${pool} -o ${b} -m conntrack --ctstate DNAT ${who('hairpin')} -j MASQUERADE`);
+  }
+  return rules;
+}
+
+function dnatRule(f: PortForward): string {
+  const [lo, hi] = f.hostPorts;
+  const dst = f.hostIp === '' ? '' : `-d ${f.hostIp}/32 `;
+  const dport = lo === hi ? `${lo}` : `${lo}:${hi}`;
+  const to = lo === hi ? `${f.ip}:${f.port}` : `${f.ip}:${f.port}-${f.port + hi - lo}/${lo}`;
+  return `${dst}-p ${f.proto} -m ${f.proto} --dport ${dport} ${tag(`endpoint:${f.endpointId}:port`)} -j DNAT --to-destination ${to}`;
+}

@@ -1,0 +1,48 @@
+// One `iptables-restore --noflush` per table (`ip6tables-restore` for `filter6`): each is atomic,
+// and a failure in one leaves the others applied. Spawning costs ~2 ms; 1,000 rules in one
+// restore take ~18 ms against 2.2 s for 1,000 `iptables -A`.
+import type { FirewallChange, FirewallFailure, Kernel } from '../types.ts';
+
+/**
+ * The `iptables-restore --noflush` input for the changes of one table, or null.
+ * Only chains whose content changed are written (the plan holds no others).
+ */
+function restoreInput(changes: readonly FirewallChange[], table = 'filter'): string | null {
+  const lines: string[] = [];
+  for (const c of changes) {
+    if (c.table !== table) continue;
+    switch (c.kind) {
+      case 'chain.write':
+        // Declaring the chain creates it if missing; -F makes the rewrite exact either way.
+        lines.push(`:${c.chain} - [0:0]`, `-F ${c.chain}`, ...c.rules.map((r) => `-A ${c.chain} ${r}`));
+        break;
+      case 'chain.delete':
+        lines.push(`-F ${c.chain}`, `-X ${c.chain}`);
+        break;
+      case 'hook.add':
+        lines.push(c.position === null ? `-A ${c.from} ${c.rule}` : `-I ${c.from} ${c.position} ${c.rule}`);
+        break;
+      case 'hook.delete':
+        lines.push(`-D ${c.from} ${c.rule}`);
+        break;
+    }
+  }
+  // `filter6` is ip6tables' filter table: the same `*filter` section, sent to ip6tables-restore.
+  const section = table === 'filter6' ? 'filter' : table;
+  return lines.length === 0 ? null : `*${section}\n${lines.join('\n')}\nCOMMIT\n`;
+}
+
+/** Applies the changes, one restore per table; a failed restore fails every change of its table. */
+export async function restoreChanges(changes: readonly FirewallChange[], kernel: Kernel): Promise<FirewallFailure[]> {
+  const failures: FirewallFailure[] = [];
+  for (const table of ['filter', 'nat', 'filter6']) {
+    const input = restoreInput(changes, table);
+    if (!input) continue;
+    try {
+      await kernel.iptablesRestore(input, table === 'filter6' ? 6 : 4);
+    } catch (e) {
+      for (const change of changes) if (change.table === table) failures.push({ change, message: (e as Error).message });
+    }
+  }
+  return failures;
+}
