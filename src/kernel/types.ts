@@ -82,7 +82,7 @@ export interface KernelSnapshot {
   readonly qdiscs: readonly Qdisc[];
   /**
    * For each device with an ingress qdisc whose name starts with one of the prefixes given to
-   * `createKernel` (default `lnv-`): the devices its ingress filters redirect to.
+   * `createKernel`: the devices its ingress filters redirect to.
    */
   readonly ingressRedirects: Readonly<Record<string, readonly string[]>>;
 }

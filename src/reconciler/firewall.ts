@@ -19,6 +19,7 @@
 //   advertisements still pass inside the bridge, as ARP (which iptables never sees) does for IPv4.
 import type { AllowRule, NetworkPolicy } from '../events/domain/options.ts';
 import type { EndpointState, NetworkState, PortBinding } from '../events/domain/types.ts';
+import { BRIDGE_PREFIX, OWNER_TAG } from '../events/domain/naming.ts';
 
 /** `filter6` is ip6tables' filter table. */
 export type Table = 'filter' | 'nat' | 'filter6';
@@ -43,10 +44,10 @@ export const FORWARD_CHAIN = 'LEDGERNET-FORWARD';
 export const INPUT_CHAIN = 'LEDGERNET-INPUT';
 export const DNAT_CHAIN = 'LEDGERNET-DNAT';
 export const POSTROUTING_CHAIN = 'LEDGERNET-POSTROUTING';
-export const HOOK_COMMENT = 'ledgernet:hook';
+export const HOOK_COMMENT = `${OWNER_TAG}hook`;
 /** Docker's own bridges: the default one, user networks (`br-<id>`), and the swarm gateway bridge. */
 const DOCKER_BRIDGES = ['docker0', 'br-+', 'docker_gwbridge'];
-const OUR_BRIDGES = 'lnb-+';
+const OUR_BRIDGES = `${BRIDGE_PREFIX}+`;
 
 export interface FirewallNetwork {
   readonly net: NetworkState;
@@ -54,7 +55,7 @@ export interface FirewallNetwork {
   readonly endpoints: readonly EndpointState[];
 }
 
-const tag = (owner: string) => `-m comment --comment "ledgernet:${owner}"`;
+const tag = (owner: string) => `-m comment --comment "${OWNER_TAG}${owner}"`;
 const hook = (from: string, chain: string, placement: DesiredHook['placement'], match = ''): DesiredHook => ({
   from,
   rule: `${match}-m comment --comment "${HOOK_COMMENT}" -j ${chain}`,
@@ -143,7 +144,7 @@ function inputRules(nets: readonly FirewallNetwork[]): string[] {
  * (`ledgernet.bridge`) that the wildcard does not match, sorted.
  */
 function bridgePatterns(nets: readonly FirewallNetwork[]): string[] {
-  const custom = nets.map((n) => n.net.bridge).filter((b) => !b.startsWith('lnb-'));
+  const custom = nets.map((n) => n.net.bridge).filter((b) => !b.startsWith(BRIDGE_PREFIX));
   return [OUR_BRIDGES, ...[...new Set(custom)].sort()];
 }
 

@@ -11,18 +11,17 @@
 // Why not recreate a joined endpoint's veth: its peer lived in the container's namespace; a new
 // pair would not be in the container, so the endpoint is reported lost instead.
 import type { IptablesTable, KernelSnapshot, Link, Qdisc } from '../kernel/types.ts';
-import { short } from '../events/domain/naming.ts';
+import { isOwnerTagged, OWNER_TAG, parseOwnerAlias, short } from '../events/domain/naming.ts';
 import { CREATE_GROUP, KIND_ORDER, actionKey, type Action, type Owner } from './actions.ts';
 import type { DesiredBridge, DesiredChain, DesiredHook, DesiredState, DesiredVeth, Table } from './desired.ts';
 import { desiredChains } from './firewall.ts';
 
-const ALIAS_PREFIX = 'ledgernet:';
 const CHAIN_PREFIX = 'LEDGERNET-';
 const BUILTIN_CHAINS = new Set(['INPUT', 'FORWARD', 'OUTPUT', 'PREROUTING', 'POSTROUTING']);
 
 /** A link ledgernet made: it carries a `ledgernet:` ifalias, or none yet and the creation group. */
 export function isOwnedLink(l: Link): boolean {
-  return (l.alias ?? '').startsWith(ALIAS_PREFIX) || isUnlabelled(l);
+  return isOwnerTagged(l.alias) || isUnlabelled(l);
 }
 
 /** Created by ledgernet, which stopped before the command that sets the alias (a crash). */
@@ -37,7 +36,7 @@ function isUnlabelled(l: Link): boolean {
  */
 function claim(link: Link, alias: string): 'ours' | 'orphan' | 'foreign' {
   if (link.alias === alias || isUnlabelled(link)) return 'ours';
-  return (link.alias ?? '').startsWith(ALIAS_PREFIX) ? 'orphan' : 'foreign';
+  return isOwnerTagged(link.alias) ? 'orphan' : 'foreign';
 }
 
 export function plan(desired: DesiredState, actual: KernelSnapshot): Action[] {
@@ -263,9 +262,9 @@ function planOrphanLinks(desired: DesiredState, links: readonly Link[], replaced
 }
 
 function ownerFromAlias(alias: string | null): Owner {
-  const m = /^ledgernet:(network|endpoint|peer|ifb):(.+)$/.exec(alias ?? '');
-  if (!m) return { networkId: null, endpointId: null };
-  return m[1] === 'network' ? { networkId: m[2] ?? null, endpointId: null } : { networkId: null, endpointId: m[2] ?? null };
+  const o = parseOwnerAlias(alias);
+  if (!o) return { networkId: null, endpointId: null };
+  return o.kind === 'network' ? { networkId: o.id, endpointId: null } : { networkId: null, endpointId: o.id };
 }
 
 const SHARED: Owner = { networkId: null, endpointId: null };
@@ -274,7 +273,7 @@ const TABLES = ['filter', 'nat', 'filter6'] as const;
 const EARLY_PREDECESSORS = new Set(['-j DOCKER-USER', '-j DOCKER-ISOLATION-STAGE-1']);
 
 function isOurs(rule: string): boolean {
-  return rule.includes('ledgernet:') || rule.includes(`-j ${CHAIN_PREFIX}`);
+  return rule.includes(OWNER_TAG) || rule.includes(`-j ${CHAIN_PREFIX}`);
 }
 
 function planChains(desired: readonly DesiredChain[], actual: KernelSnapshot): Action[] {
