@@ -9,7 +9,7 @@ export { acquireLock, acquireHostGuard, lockHolder, isAlive } from './log/lock.t
 export { canonicalJson, eventHash } from './log/hash.ts';
 export * from './domain/naming.ts';
 export { openStore, loadState } from './log/open.ts';
-export { networkPolicy, parseAllow, parseRate, POLICY_OPTIONS, type AllowRule, type NetworkPolicy } from './domain/options.ts';
+export { networkPolicy, parseAllow, parseRate, type AllowRule, type NetworkPolicy } from './domain/options.ts';
 export * from './audit/cloudevents.ts';
 export { ChainVerifier, type ChainProblem } from './audit/verify-chain.ts';
 export { type EventPublisher, type StreamHead, MemoryPublisher } from './audit/publisher.ts';
