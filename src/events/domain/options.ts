@@ -26,7 +26,7 @@ export interface NetworkPolicy {
   readonly ingressRate: number | null;
 }
 
-export const DEFAULT_MTU = 1500;
+const DEFAULT_MTU = 1500;
 
 const PREFIX_LIST = RESERVED_PREFIXES.join(', ');
 const RATE_FORM = 'a rate such as 10mbit, 512kbit, 1gbit or 1000000 (bit/s)';

@@ -24,7 +24,7 @@ interface Pending {
 }
 
 /** Default room kept on the state dir's file system for events that release something. */
-export const DEFAULT_RESERVE_BYTES = 1024 * 1024;
+const DEFAULT_RESERVE_BYTES = 1024 * 1024;
 
 export interface LogOptions {
   readonly host: string;

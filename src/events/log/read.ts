@@ -135,7 +135,7 @@ export async function readAndScan(fh: FileHandle, from: ScanBase): Promise<ScanR
 }
 
 /** The seq of the last good record of a scan (after a repair of its torn tail). */
-export function lastSeqOf(res: { events: readonly StoredEvent[]; base: ScanBase }): number {
+function lastSeqOf(res: { events: readonly StoredEvent[]; base: ScanBase }): number {
   return res.events.at(-1)?.seq ?? res.base.seq;
 }
 
