@@ -12,6 +12,7 @@ import { readLog } from '../log/read.ts';
 import type { EventPublisher, StreamHead } from './publisher.ts';
 import { compareStreamHead, type OutboxConflict } from './stream-check.ts';
 import { UnpublishedTail } from './unpublished.ts';
+import { Waker } from './waker.ts';
 import { GENESIS_HASH, type StoredEvent } from '../domain/types.ts';
 
 export interface OutboxLog {
@@ -71,7 +72,7 @@ export class Outbox {
   private lastError: string | null = null;
   private conflict: OutboxConflict | null = null;
   private recheckAt = 0;
-  private wakeUp: (() => void) | null = null;
+  private readonly waker = new Waker();
   private loop: Promise<void> | null = null;
   private reporter: NodeJS.Timeout | null = null;
   private readonly o: OutboxOptions;
@@ -105,7 +106,7 @@ export class Outbox {
       this.head = ev.seq;
       this.tail.offer(ev, this.cursor);
     }
-    this.wake();
+    this.waker.wake();
   }
 
   stats(): OutboxStats {
@@ -124,7 +125,7 @@ export class Outbox {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.reporter) clearInterval(this.reporter);
-    this.wake();
+    this.waker.wake();
     if (this.loop) await Promise.race([this.loop, new Promise((r) => setTimeout(r, 2_000).unref())]);
     await this.o.publisher.close();
   }
@@ -135,7 +136,7 @@ export class Outbox {
     let delay = min;
     while (!this.stopped) {
       if (this.synced && this.cursor >= this.head) {
-        await this.idle();
+        await this.waker.idle();
         continue;
       }
       if (this.conflict) {
@@ -143,7 +144,7 @@ export class Outbox {
         // never again after a publish met another event under this host's id (see stopFor).
         const wait = this.recheckAt - Date.now();
         if (this.recheckAt === Infinity || wait > 0) {
-          await this.idle(this.recheckAt === Infinity ? undefined : wait);
+          await this.waker.idle(this.recheckAt === Infinity ? undefined : wait);
           continue;
         }
       }
@@ -151,13 +152,13 @@ export class Outbox {
         if (!this.synced) await this.resync();
         if (this.conflict) continue;
         const published = await this.drainBatch();
-        if (published === 0 && this.cursor < this.head) await this.idle(50);
+        if (published === 0 && this.cursor < this.head) await this.waker.idle(50);
         if (this.cursor >= this.head && this.lastError !== null) this.recovered();
         delay = min;
       } catch (e) {
         this.synced = false;
         this.failed(e);
-        await this.idle(delay);
+        await this.waker.idle(delay);
         delay = Math.min(delay * 2, max);
       }
     }
@@ -293,21 +294,4 @@ export class Outbox {
       this.o.log.warn({ backlog, cursor: this.cursor, head: this.head, err: this.lastError }, `the audit stream is ${backlog} event(s) behind the log`);
     }
   }
-
-  private wake(): void {
-    const w = this.wakeUp;
-    this.wakeUp = null;
-    w?.();
-  }
-
-  private idle(ms?: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = ms === undefined ? null : setTimeout(() => this.wake(), ms);
-      this.wakeUp = () => {
-        if (timer) clearTimeout(timer);
-        resolve();
-      };
-    });
-  }
 }
-
