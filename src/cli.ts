@@ -191,6 +191,43 @@ function stopSignal(log: Logger, extra?: (stop: () => void) => void): Promise<st
   });
 }
 
+/** `ledgernet serve`: the supervisor, or (as its worker, or with --in-process) the daemon itself. */
+async function runServe(values: Values, env: NodeJS.ProcessEnv, argv: string[], stateDir: string): Promise<number> {
+  const logLevel = values['log-level'] ?? env['LEDGERNET_LOG_LEVEL'] ?? DEFAULTS.logLevel;
+  const pools = defaultPools(values, env);
+  const log = createLogger(logLevel);
+  const cfg: ServeConfig = {
+    socket: values.socket ?? env['LEDGERNET_SOCKET'] ?? DEFAULTS.socket,
+    stateDir,
+    reconcileIntervalS: num('reconcile-interval', values['reconcile-interval'] ?? env['LEDGERNET_RECONCILE_INTERVAL'], DEFAULTS.reconcileIntervalS),
+    applyTimeoutMs: num('apply-timeout', values['apply-timeout'], DEFAULTS.applyTimeoutMs / 1000) * 1000,
+    logLevel,
+    host: env['LEDGERNET_HOST'] || defaultHost(),
+    metrics: values.metrics ?? (env['LEDGERNET_METRICS'] || null),
+    dockerSocket: (values['docker-socket'] ?? env['LEDGERNET_DOCKER_SOCKET'] ?? DEFAULT_DOCKER_SOCKET) || null,
+    defaultPools: pools,
+    nats: natsServeConfig(values, env),
+  };
+  // By default a supervisor keeps Docker's socket and runs the daemon as its worker
+  // (src/supervisor/); --in-process runs the daemon alone, as before.
+  const listen = workerSocket(env);
+  if (!listen && !values['in-process']) {
+    const sup = await supervise({ socket: cfg.socket, stateDir, workerArgv: [process.argv[1] ?? '', ...argv], log });
+    const why = await Promise.race([stopSignal(log), sup.failed.then((e) => { throw e; })]);
+    log.info({ signal: why }, 'shutting down: finishing in-flight calls; the kernel is left as it is');
+    await sup.stop();
+    return 0;
+  }
+  const daemon = await serve(listen ? { ...cfg, listenSocket: listen } : cfg, log);
+  if (listen) notifyReady();
+  const why = await stopSignal(log, listen ? onSupervisorGone : undefined);
+  log.info({ signal: why }, 'shutting down: finishing in-flight calls; the kernel is left as it is');
+  await daemon.stop();
+  log.info('stopped');
+  if (listen && process.connected) process.disconnect();
+  return 0;
+}
+
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
   const [cmd, sub] = positionals;
@@ -202,41 +239,8 @@ async function main(argv: string[]): Promise<number> {
   const env = process.env;
   const stateDir = values['state-dir'] ?? env['LEDGERNET_STATE_DIR'] ?? DEFAULTS.stateDir;
   switch (cmd) {
-    case 'serve': {
-      const logLevel = values['log-level'] ?? env['LEDGERNET_LOG_LEVEL'] ?? DEFAULTS.logLevel;
-      const pools = defaultPools(values, env);
-      const log = createLogger(logLevel);
-      const cfg: ServeConfig = {
-        socket: values.socket ?? env['LEDGERNET_SOCKET'] ?? DEFAULTS.socket,
-        stateDir,
-        reconcileIntervalS: num('reconcile-interval', values['reconcile-interval'] ?? env['LEDGERNET_RECONCILE_INTERVAL'], DEFAULTS.reconcileIntervalS),
-        applyTimeoutMs: num('apply-timeout', values['apply-timeout'], DEFAULTS.applyTimeoutMs / 1000) * 1000,
-        logLevel,
-        host: env['LEDGERNET_HOST'] || defaultHost(),
-        metrics: values.metrics ?? (env['LEDGERNET_METRICS'] || null),
-        dockerSocket: (values['docker-socket'] ?? env['LEDGERNET_DOCKER_SOCKET'] ?? DEFAULT_DOCKER_SOCKET) || null,
-        defaultPools: pools,
-        nats: natsServeConfig(values, env),
-      };
-      // By default a supervisor keeps Docker's socket and runs the daemon as its worker
-      // (src/supervisor/); --in-process runs the daemon alone, as before.
-      const listen = workerSocket(env);
-      if (!listen && !values['in-process']) {
-        const sup = await supervise({ socket: cfg.socket, stateDir, workerArgv: [process.argv[1] ?? '', ...argv], log });
-        const why = await Promise.race([stopSignal(log), sup.failed.then((e) => { throw e; })]);
-        log.info({ signal: why }, 'shutting down: finishing in-flight calls; the kernel is left as it is');
-        await sup.stop();
-        return 0;
-      }
-      const daemon = await serve(listen ? { ...cfg, listenSocket: listen } : cfg, log);
-      if (listen) notifyReady();
-      const why = await stopSignal(log, listen ? onSupervisorGone : undefined);
-      log.info({ signal: why }, 'shutting down: finishing in-flight calls; the kernel is left as it is');
-      await daemon.stop();
-      log.info('stopped');
-      if (listen && process.connected) process.disconnect();
-      return 0;
-    }
+    case 'serve':
+      return runServe(values, env, argv, stateDir);
     case 'reconcile':
       return runReconcile({ stateDir, dryRun: values['dry-run'] ?? false, json: values.json ?? false });
     case 'status':

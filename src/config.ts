@@ -127,7 +127,7 @@ export function parseNatsServers(url: string): NatsServer[] {
 }
 
 /** How the client authenticates: at most one way, from the URLs or the settings. */
-export type NatsAuth =
+type NatsAuth =
   | { readonly kind: 'none' }
   | { readonly kind: 'token'; readonly token: string }
   | { readonly kind: 'user'; readonly user: string; readonly pass: string }

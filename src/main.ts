@@ -9,7 +9,7 @@ import { DriverError } from './errors.ts';
 import { createPluginApp } from './api/index.ts';
 import { createControlApp } from './operator/control.ts';
 import { controlSocket, describeNats, natsConnectError, resolveNats, type NatsConfig, type ServeConfig } from './config.ts';
-import { acquireHostGuard, acquireLock, NatsPublisher, openStore, Outbox, type EventStore, type StoredEvent } from './events/index.ts';
+import { acquireHostGuard, acquireLock, isDerivedHostLinkName, isVethName, NatsPublisher, VETH_PREFIX, openStore, Outbox, type EventStore, type StoredEvent } from './events/index.ts';
 import { createKernel, driftNotice, watchLinks } from './kernel/index.ts';
 import type { HostView } from './api/ipam.ts';
 import type { Kernel } from './kernel/index.ts';
@@ -119,7 +119,7 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
     const outbox = await startPublisher(cfg, store, events, log, metrics);
     if (outbox) cleanups.push(() => outbox.stop());
 
-    const kernel = createKernel();
+    const kernel = createKernel({ filterPrefixes: [VETH_PREFIX] });
     let lastFailures = '';
     const reconciler: Reconciler = new Reconciler({
       kernel,
@@ -202,7 +202,8 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
           onError: (e) => log.warn({ err: e }, 'kernel change monitor'),
           // Only drift of our links matters: not Docker's churn, and not the echo of our own apply.
           relevant: (line) => {
-            const n = driftNotice(line, (name) => /^ln[bvi]-/.test(name) || Object.values(store.state.networks).some((net) => net.bridge === name));
+            const watched = (name: string) => isDerivedHostLinkName(name) || Object.values(store.state.networks).some((net) => net.bridge === name);
+            const n = driftNotice(line, { watched, bridged: isVethName });
             return n !== null && !reconciler.isEcho(n.name, n.kind);
           },
         },

@@ -4,6 +4,7 @@
 import { DriverError } from '../errors.ts';
 import { formatIp, formatPrefix, parseAddrLen, parseIp, parsePrefix } from '../events/domain/cidr.ts';
 import type { Command, DefaultPool } from '../events/domain/commands.ts';
+import { optionNames } from '../events/domain/options.ts';
 import { lookup, type State, type StoredEvent } from '../events/domain/types.ts';
 import type { Json } from './wire.ts';
 
@@ -143,7 +144,7 @@ export async function checkBridgeName(host: HostView, bridge: string, generated:
   if ((await host.foreignLinks()).includes(bridge)) {
     throw new DriverError(
       'LN_ERR_INVALID_OPTION',
-      `${method}: bridge name ${bridge} (option ledgernet.bridge / com.docker.network.bridge.name) is already an interface ` +
+      `${method}: bridge name ${bridge} (option ${optionNames('ledgernet.bridge')}) is already an interface ` +
         `on this host that ledgernet does not own; choose another name`,
     );
   }

@@ -16,7 +16,7 @@ import {
   type Prefix,
 } from '../events/domain/cidr.ts';
 import { bridgeName, peerName, vethName } from '../events/domain/naming.ts';
-import { checkNetworkOptions, DOCKER_ALIASES, DOCKER_NETWORK_FLAGS, NETWORK_OPTIONS } from '../events/domain/options.ts';
+import { checkNetworkOptions, DOCKER_NETWORK_FLAGS } from '../events/domain/options.ts';
 import { PROTO_NAME } from '../events/domain/ports.ts';
 import type { EndpointSpec, IpamData, NetworkSpec, PortBinding } from '../events/domain/types.ts';
 
@@ -129,8 +129,6 @@ function name(method: string, k: string, what: string): string {
   }
   return k;
 }
-
-export { NETWORK_OPTIONS, DOCKER_ALIASES };
 
 function genericOptions(method: string, v: unknown): Record<string, string> {
   const g = obj(method, v, 'Options["com.docker.network.generic"]');

@@ -32,4 +32,4 @@ export { parseIpBatchErrors } from './parse-errors.ts';
 export { watchLinks, type Watch } from './monitor.ts';
 export { parseSysctl } from './parse-sysctl.ts';
 export { parseIngressRedirects, parseQdiscs, parseTcBatchErrors } from './parse-tc.ts';
-export { driftNotice, type DriftKind } from './monitor.ts';
+export { driftNotice, type DriftKind, type OwnedLinks } from './monitor.ts';

@@ -55,20 +55,28 @@ export function watchLinks(
 
 export type DriftKind = 'deleted' | 'down' | 'nomaster' | 'addr-deleted';
 
+/** What the caller, who knows which links are its own, says of a link name. */
+export interface OwnedLinks {
+  /** Ours and worth watching (not a container-side peer: Docker moves and renames those). */
+  watched(name: string): boolean;
+  /** Ours and meant to sit on a bridge (a host-side veth). */
+  bridged(name: string): boolean;
+}
+
 /**
- * What a line of `ip -o monitor link address` says about an object we own (`owned` says which
- * link names are ours), when it may be drift: the link deleted, set down or (a host-side veth)
- * taken off its bridge, or an address deleted. Null for carrier changes, link-local addresses,
- * added addresses, container-side peers (Docker moves and renames them) and foreign links.
+ * What a line of `ip -o monitor link address` says about a link `ours` watches, when it may be
+ * drift: the link deleted, set down or (a link meant for a bridge) taken off its bridge, or an
+ * address deleted. Null for carrier changes, link-local addresses, added addresses and links
+ * `ours` does not watch.
  */
-export function driftNotice(line: string, owned: (name: string) => boolean): { name: string; kind: DriftKind } | null {
+export function driftNotice(line: string, ours: OwnedLinks): { name: string; kind: DriftKind } | null {
   const m = /^(Deleted )?\d+: ([^:@\s]+)/.exec(line);
   if (!m) return null;
   const [, deleted, name = ''] = m;
-  if (name.startsWith('lnp-') || !owned(name)) return null;
+  if (!ours.watched(name)) return null;
   if (/ inet6? /.test(line)) return deleted !== undefined && !line.includes(' scope link') ? { name, kind: 'addr-deleted' } : null;
   if (deleted) return { name, kind: 'deleted' };
   const flags = (/<([^>]*)>/.exec(line)?.[1] ?? '').split(',');
   if (!flags.includes('UP')) return { name, kind: 'down' };
-  return name.startsWith('lnv-') && !line.includes(' master ') ? { name, kind: 'nomaster' } : null;
+  return ours.bridged(name) && !line.includes(' master ') ? { name, kind: 'nomaster' } : null;
 }

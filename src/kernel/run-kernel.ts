@@ -48,8 +48,8 @@ async function writeProcRouteLocalnet(values: Readonly<Record<string, boolean>>)
 export interface KernelOptions {
   /** Name of a namespace under /run/netns; every command runs there. Default: our own. */
   readonly netns?: string;
-  /** Devices whose ingress filters `observe` reads (by name prefix). Default `['lnv-']`. */
-  readonly filterPrefixes?: readonly string[];
+  /** Devices whose ingress filters `observe` reads (by name prefix): the caller's veths. */
+  readonly filterPrefixes: readonly string[];
   /** Kill a command that runs longer than this. Default 60 s (deleting 1,000 veths takes ~16 s). */
   readonly timeoutMs?: number;
 }
@@ -71,7 +71,7 @@ type Runner = (what: string, file: string, args: readonly string[], input?: stri
  * A `Kernel` backed by the real `ip` and `iptables-*` commands, in `opts.netns` if given.
  * @throws DriverError `LN_ERR_INTERNAL` for a namespace name that is not a plain file name.
  */
-export function createKernel(opts: KernelOptions = {}): Kernel {
+export function createKernel(opts: KernelOptions): Kernel {
   const { netns } = opts;
   if (netns !== undefined && !/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(netns)) {
     throw new DriverError('LN_ERR_INTERNAL', `invalid network namespace name "${netns}"`);
@@ -84,7 +84,7 @@ export function createKernel(opts: KernelOptions = {}): Kernel {
   const iptables = inNetns;
   const tcArgs = (...args: string[]): string[] => (netns === undefined ? args : ['-n', netns, ...args]);
   // One `sysctl` for all bridges; -e: a bridge deleted since `ip link` is not an error.
-  const prefixes = opts.filterPrefixes ?? ['lnv-'];
+  const prefixes = opts.filterPrefixes;
   // One `tc -batch` for the filters of every device of ours that has an ingress qdisc.
   const readRedirects = async (qdiscs: readonly Qdisc[]): Promise<Record<string, string[]>> => {
     const devs = qdiscs.filter((q) => q.kind === 'ingress' && prefixes.some((p) => q.dev.startsWith(p))).map((q) => q.dev);

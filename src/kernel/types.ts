@@ -85,7 +85,7 @@ export interface KernelSnapshot {
   readonly qdiscs: readonly Qdisc[];
   /**
    * For each device with an ingress qdisc whose name starts with one of the prefixes given to
-   * `createKernel` (default `lnv-`): the devices its ingress filters redirect to.
+   * `createKernel`: the devices its ingress filters redirect to.
    */
   readonly ingressRedirects: Readonly<Record<string, readonly string[]>>;
 }
@@ -132,6 +132,8 @@ export interface Kernel {
 export interface FirewallPolicy {
   /** The prefix of ledgernet's own bridge names (`lnb-`): one wildcard covers them all. */
   readonly bridgePrefix: string;
+  /** The comment tag of every rule of ours (`ledgernet:`): the backend marks and finds its own rules by it. */
+  readonly ownerTag: string;
   readonly networks: readonly FirewallNetworkPolicy[];
 }
 

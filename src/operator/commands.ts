@@ -4,7 +4,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { callDaemon } from './control-client.ts';
-import { acquireHostGuard, acquireLock, loadState, LOG_FILE, openStore, readLog, readSnapshot, releaseCommand, short, type EventStore, type State, type StoredEvent } from '../events/index.ts';
+import { acquireHostGuard, acquireLock, loadState, LOG_FILE, openStore, readLog, readSnapshot, releaseCommand, short, VETH_PREFIX, type EventStore, type State, type StoredEvent } from '../events/index.ts';
 import type { ScanEnd } from '../events/log/framing.ts';
 import { DriverError } from '../errors.ts';
 import { createKernel } from '../kernel/index.ts';
@@ -22,7 +22,7 @@ function useColor(): boolean {
 export async function runReconcile(o: { stateDir: string; dryRun: boolean; json: boolean }): Promise<number> {
   if (o.dryRun) {
     const state = await loadState(o.stateDir);
-    const actions = plan(desiredFromState(state), await createKernel().observe());
+    const actions = plan(desiredFromState(state), await createKernel({ filterPrefixes: [VETH_PREFIX] }).observe());
     out(o.json ? `${JSON.stringify(planJson(actions))}\n` : renderPlan(actions, { color: useColor() }));
     return actions.length === 0 ? 0 : 2;
   }
@@ -76,7 +76,7 @@ async function withStore<T>(
     const { store } = await openStore(stateDir, { host: defaultHost() });
     try {
       const reconciler = new Reconciler({
-        kernel: createKernel(),
+        kernel: createKernel({ filterPrefixes: [VETH_PREFIX] }),
         getState: () => store.state,
         log: { info: () => undefined, warn: () => undefined, error: () => undefined, debug: () => undefined } as never,
         intervalMs: 0,
@@ -168,7 +168,7 @@ interface DaemonStatus {
 
 export async function runStatus(o: { stateDir: string; json: boolean }): Promise<number> {
   const state = await loadState(o.stateDir);
-  const snapshot: KernelSnapshot = await createKernel().observe();
+  const snapshot: KernelSnapshot = await createKernel({ filterPrefixes: [VETH_PREFIX] }).observe();
   const actions = plan(desiredFromState(state), snapshot);
   const daemon = (await callDaemon(o.stateDir, 'GET', '/status').catch(() => null)) as DaemonStatus | null;
   const logBytes = await stat(join(o.stateDir, LOG_FILE)).then((s) => s.size, () => 0);

@@ -8,9 +8,9 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 
-export const UNIT_NAME = 'ledgernet.service';
+const UNIT_NAME = 'ledgernet.service';
 /** Where the unit goes, relative to --root. */
-export const UNIT_DIR = 'etc/systemd/system';
+const UNIT_DIR = 'etc/systemd/system';
 /** The template shipped with the package: packaging/systemd/ledgernet.service. */
 export const UNIT_TEMPLATE = fileURLToPath(new URL('../../packaging/systemd/ledgernet.service', import.meta.url));
 /** This checkout's entry point; the same path from src/ (tsx) and dist/. */
@@ -40,7 +40,7 @@ const realSystemctl: Systemctl = async (args) => {
 };
 
 /** The command line the unit runs, as an argument vector. */
-export function serveCommand(prefix: string | undefined): string[] {
+function serveCommand(prefix: string | undefined): string[] {
   if (prefix !== undefined) {
     if (!isAbsolute(prefix)) throw new Error(`--prefix must be an absolute path, got ${prefix}`);
     return [join(prefix, 'bin', 'ledgernet'), 'serve'];

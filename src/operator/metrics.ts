@@ -108,7 +108,7 @@ export class Metrics {
 }
 
 /** Parses `HOST:PORT` (`[::1]:9654` for IPv6). */
-export function parseListen(spec: string): { host: string; port: number } {
+function parseListen(spec: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(spec);
   const port = Number(m?.[3]);
   if (!m || port > 65535) throw new Error(`--metrics must be HOST:PORT such as 127.0.0.1:9654, got ${spec}`);

@@ -70,7 +70,7 @@ export async function listenPrivately(app: Listenable, path: string, mode: 0o600
   if (got !== mode) throw new DriverError('LN_ERR_SOCKET_IN_USE', `${path} was created with mode ${got.toString(8)}, not ${mode.toString(8)}`);
 }
 
-export interface PeerCredentials {
+interface PeerCredentials {
   readonly pid: number;
   readonly uid: number;
   readonly gid: number;
@@ -82,7 +82,7 @@ export interface PeerCredentials {
 const PEERCRED_SCRIPT = 'my $c = getsockopt(STDIN, 1, 17) or die "getsockopt: $!\\n"; print join(" ", unpack("iII", $c)), "\\n";';
 
 /** The kernel's record of who connected the unix socket `socket` (SO_PEERCRED). */
-export function peerCredentials(socket: Socket): Promise<PeerCredentials> {
+function peerCredentials(socket: Socket): Promise<PeerCredentials> {
   const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
   if (typeof fd !== 'number' || fd < 0) return Promise.reject(new Error('the connection has no file descriptor'));
   return new Promise((resolve, reject) => {

@@ -1,7 +1,7 @@
 // The firewall as data: what each network wants (isolation, icc, internal, allow-list,
 // published ports, masquerade and hairpin), computed from the folded state. How that is
 // written (iptables today) is the firewall backend's business, under src/kernel/.
-import { bridgeName } from '../events/domain/naming.ts';
+import { BRIDGE_PREFIX, OWNER_TAG } from '../events/domain/naming.ts';
 import type { NetworkPolicy } from '../events/domain/options.ts';
 import type { EndpointState, NetworkState, PortBinding } from '../events/domain/types.ts';
 import type { FirewallNetworkPolicy, FirewallPolicy, PortForward } from '../kernel/types.ts';
@@ -14,8 +14,7 @@ export interface FirewallNetwork {
 
 /** The firewall policy of these networks (sorted by bridge), in the same order. */
 export function firewallPolicy(nets: readonly FirewallNetwork[]): FirewallPolicy {
-  // The name of a bridge for an empty id is the bare prefix (`lnb-`).
-  return { bridgePrefix: bridgeName(''), networks: nets.map(networkPolicy) };
+  return { bridgePrefix: BRIDGE_PREFIX, ownerTag: OWNER_TAG, networks: nets.map(networkPolicy) };
 }
 
 function networkPolicy(n: FirewallNetwork): FirewallNetworkPolicy {

@@ -12,15 +12,13 @@
 // pair would not be in the container, so the endpoint is reported lost instead.
 import { CREATE_GROUP, defaultFirewall } from '../kernel/index.ts';
 import type { FirewallBackend, KernelSnapshot, Link, Qdisc } from '../kernel/types.ts';
-import { short } from '../events/domain/naming.ts';
+import { isOwnerTagged, parseOwnerAlias, short } from '../events/domain/naming.ts';
 import { KIND_ORDER, actionKey, type Action, type Owner } from './actions.ts';
 import type { DesiredBridge, DesiredState, DesiredVeth } from './desired.ts';
 
-const ALIAS_PREFIX = 'ledgernet:';
-
 /** A link ledgernet made: it carries a `ledgernet:` ifalias, or none yet and the creation group. */
 export function isOwnedLink(l: Link): boolean {
-  return (l.alias ?? '').startsWith(ALIAS_PREFIX) || isUnlabelled(l);
+  return isOwnerTagged(l.alias) || isUnlabelled(l);
 }
 
 /** Created by ledgernet, which stopped before the command that sets the alias (a crash). */
@@ -35,7 +33,7 @@ function isUnlabelled(l: Link): boolean {
  */
 function claim(link: Link, alias: string): 'ours' | 'orphan' | 'foreign' {
   if (link.alias === alias || isUnlabelled(link)) return 'ours';
-  return (link.alias ?? '').startsWith(ALIAS_PREFIX) ? 'orphan' : 'foreign';
+  return isOwnerTagged(link.alias) ? 'orphan' : 'foreign';
 }
 
 /**
@@ -265,9 +263,9 @@ function planOrphanLinks(desired: DesiredState, links: readonly Link[], replaced
 }
 
 function ownerFromAlias(alias: string | null): Owner {
-  const m = /^ledgernet:(network|endpoint|peer|ifb):(.+)$/.exec(alias ?? '');
-  if (!m) return { networkId: null, endpointId: null };
-  return m[1] === 'network' ? { networkId: m[2] ?? null, endpointId: null } : { networkId: null, endpointId: m[2] ?? null };
+  const o = parseOwnerAlias(alias);
+  if (!o) return { networkId: null, endpointId: null };
+  return o.kind === 'network' ? { networkId: o.id, endpointId: null } : { networkId: null, endpointId: o.id };
 }
 
 function cmp(a: string, b: string): number {

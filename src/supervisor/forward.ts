@@ -12,7 +12,7 @@ export interface Reply {
 /** Managed plugins time out at 30 s (legacy ones never); leave Docker room to read our Err. */
 export const FORWARD_DEADLINE_MS = 25_000;
 /** A request that kills the worker this many times in a row is not sent again (a poison call). */
-export const MAX_ATTEMPTS = 4;
+const MAX_ATTEMPTS = 4;
 
 export interface ForwardDeps {
   /** One attempt; rejects only on transport errors (no answer). */

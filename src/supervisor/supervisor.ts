@@ -7,8 +7,7 @@
 // request again with its full body (forward.ts), so Docker never sees an EOF for a worker crash.
 // When the supervisor itself died mid-call, Docker's empty-body retry is answered from the
 // journal. The supervisor does no kernel work and holds no state beyond the journal.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, rmSync } from 'node:fs';
 import { mkdir, unlink } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
@@ -17,10 +16,9 @@ import { DriverError } from '../errors.ts';
 import { prepareSocketPath } from '../operator/socket.ts';
 import { FORWARD_DEADLINE_MS, forwardWithRetry, postToWorker, type Reply } from './forward.ts';
 import { Journal, JOURNAL_FILE, RETRY_BATCH_MS, teardownReply, type Match } from './journal.ts';
-import { WORKER_SOCKET_ENV, type WorkerMessage } from './worker-link.ts';
+import { waitOldWorker, WorkerProcess, WORKER_PID_FILE } from './worker-process.ts';
 
-export const WORKER_SOCKET = 'worker.sock';
-export const WORKER_PID_FILE = 'worker.pid';
+const WORKER_SOCKET = 'worker.sock';
 
 /** Larger than any call Docker makes; the worker applies its own, smaller limit with a clear Err. */
 const MAX_BODY = 8 * 1024 * 1024;
@@ -50,169 +48,6 @@ export interface Supervisor {
   stop(): Promise<void>;
   /** Resolves (with the reason) if the supervisor gives up on its own (the first worker never started). */
   readonly failed: Promise<Error>;
-}
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/**
- * A worker of an earlier supervisor that was SIGKILLed may still be finishing its calls (it stops
- * when its IPC channel closes). It holds the state-dir lock, so wait for it (10 s), then kill it.
- */
-async function waitOldWorker(stateDir: string, log: Logger): Promise<void> {
-  let pid: number;
-  try {
-    pid = Number.parseInt(readFileSync(join(stateDir, WORKER_PID_FILE), 'utf8'), 10);
-  } catch {
-    return;
-  }
-  if (!Number.isInteger(pid) || pid <= 1 || pid === process.pid) return;
-  const isWorker = () => {
-    try {
-      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('serve') && isAlive(pid);
-    } catch {
-      return false;
-    }
-  };
-  if (!isWorker()) return;
-  // Its supervisor still runs: that is another ledgernet instance on this state dir, not a leftover.
-  let ppid = 0;
-  const parentServes = (() => {
-    try {
-      ppid = Number((/^\d+ \(.*\) \S+ (\d+)/.exec(readFileSync(`/proc/${pid}/stat`, 'utf8')) ?? [])[1]);
-      return ppid > 1 && ppid !== process.pid && readFileSync(`/proc/${ppid}/cmdline`, 'utf8').includes('serve');
-    } catch {
-      return false;
-    }
-  })();
-  if (parentServes) {
-    throw new DriverError(
-      'LN_ERR_LOCKED',
-      `another ledgernet process (pid ${ppid}) is using the state directory ${stateDir} (its worker is pid ${pid}); stop it first, or give this one another --state-dir`,
-    );
-  }
-  log.warn({ workerPid: pid }, 'the worker of an earlier supervisor still runs; waiting for it to stop');
-  for (let i = 0; i < 100 && isWorker(); i++) await sleep(100);
-  if (isWorker()) {
-    log.warn({ workerPid: pid }, 'it did not stop within 10 s; killing it');
-    process.kill(pid, 'SIGKILL');
-    for (let i = 0; i < 50 && isWorker(); i++) await sleep(100);
-  }
-}
-
-class WorkerProcess {
-  private child: ChildProcess | null = null;
-  private gen = 0;
-  private readyGen: number | null = null;
-  private waiters = new Set<() => void>();
-  private quickDeaths = 0;
-  private stopping = false;
-  private exitWaiter: Promise<void> = Promise.resolve();
-  private readonly o: { argv: readonly string[]; socket: string; stateDir: string; log: Logger; onFatal: (e: Error) => void };
-  private everReady = false;
-
-  constructor(o: { argv: readonly string[]; socket: string; stateDir: string; log: Logger; onFatal: (e: Error) => void }) {
-    this.o = o;
-  }
-
-  generation(): number | null {
-    return this.readyGen;
-  }
-
-  pid(): number | null {
-    return this.child?.pid ?? null;
-  }
-
-  /** Resolves when a worker newer than `gen` is ready, or after `ms`. */
-  nextWorker(gen: number, ms: number): Promise<void> {
-    if (this.readyGen !== null && this.readyGen > gen) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.waiters.delete(check);
-        resolve();
-      };
-      const check = () => {
-        if (this.readyGen !== null && this.readyGen > gen) done();
-      };
-      const timer = setTimeout(done, ms);
-      this.waiters.add(check);
-    });
-  }
-
-  /** Starts the worker; resolves when it is ready, rejects if the first one exits before that. */
-  start(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const gen = ++this.gen;
-      let readyAt: number | null = null;
-      const child = spawn(process.execPath, [...process.execArgv, ...this.o.argv], {
-        env: { ...process.env, [WORKER_SOCKET_ENV]: this.o.socket },
-        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-        // Its own process group: a terminal's Ctrl-C reaches the supervisor, which stops it in order.
-        detached: true,
-      });
-      this.child = child;
-      if (child.pid) writeFileSync(join(this.o.stateDir, WORKER_PID_FILE), `${child.pid}\n`, { mode: 0o600 });
-      child.on('message', (m: WorkerMessage) => {
-        if (m?.ledgernet !== 'ready' || this.child !== child) return;
-        this.readyGen = gen;
-        readyAt = Date.now();
-        this.everReady = true;
-        this.o.log.info({ workerPid: child.pid, generation: gen }, 'worker ready');
-        for (const w of [...this.waiters]) w();
-        resolve();
-      });
-      let exited!: () => void;
-      this.exitWaiter = new Promise((r) => (exited = r));
-      child.on('exit', (code, signal) => {
-        exited();
-        if (this.child !== child) return;
-        this.readyGen = null;
-        this.child = null;
-        if (this.stopping) return;
-        if (!this.everReady) {
-          const e = new DriverError('LN_ERR_INTERNAL', `the ledgernet worker exited (${signal ?? `code ${code}`}) before it was ready; its message is above`);
-          reject(e);
-          this.o.onFatal(e);
-          return;
-        }
-        this.quickDeaths = readyAt === null ? this.quickDeaths + 1 : 0;
-        // At once; only a worker that keeps dying before it is ready gets a growing pause.
-        const delay = this.quickDeaths <= 3 ? 0 : Math.min(2_000, 100 * 2 ** (this.quickDeaths - 3));
-        this.o.log.error({ workerPid: child.pid, code, signal, restartInMs: delay }, 'worker died; starting a new one');
-        setTimeout(() => {
-          if (!this.stopping) this.start().catch(() => undefined);
-        }, delay);
-      });
-      child.on('error', (e) => this.o.log.error({ err: e }, 'could not start the worker'));
-    });
-  }
-
-  async stop(): Promise<void> {
-    this.stopping = true;
-    const child = this.child;
-    if (!child) return;
-    child.kill('SIGTERM');
-    let timer: NodeJS.Timeout | undefined;
-    const late = await Promise.race([
-      this.exitWaiter.then(() => false),
-      new Promise<boolean>((r) => (timer = setTimeout(r, 25_000, true))),
-    ]);
-    clearTimeout(timer); // a pending timer would keep the stopped supervisor alive
-    if (late) {
-      this.o.log.error({ workerPid: child.pid }, 'worker did not stop within 25 s; killing it');
-      child.kill('SIGKILL');
-      await this.exitWaiter;
-    }
-  }
 }
 
 function readBody(req: IncomingMessage): Promise<string | null> {
@@ -247,33 +82,9 @@ function answer(res: ServerResponse, reply: Reply): void {
 
 const err = (status: number, message: string): Reply => ({ status, body: JSON.stringify({ Err: message }) });
 
-export async function supervise(cfg: SupervisorConfig): Promise<Supervisor> {
-  const log = cfg.log.child({ component: 'supervisor' });
-  const deadlineMs = cfg.forwardDeadlineMs ?? FORWARD_DEADLINE_MS;
-  await mkdir(cfg.stateDir, { recursive: true, mode: 0o700 });
-  const workerSocket = join(cfg.stateDir, WORKER_SOCKET);
-  if (Buffer.byteLength(workerSocket) > 107) {
-    throw new DriverError('LN_ERR_BAD_REQUEST', `the worker socket ${workerSocket} is longer than a unix socket path may be (107 bytes); use a shorter --state-dir`);
-  }
-  // Refuse early when another process answers on the plugin socket.
-  await prepareSocketPath(cfg.socket);
-  await waitOldWorker(cfg.stateDir, log);
-  const journal = Journal.open(join(cfg.stateDir, JOURNAL_FILE));
-  if (journal.pending.length > 0) {
-    log.warn({ calls: journal.pending.map((e) => e.method) }, 'calls cut off by an earlier supervisor wait for Docker\'s retry');
-  }
-
-  let reportFatal!: (e: Error) => void;
-  const failed = new Promise<Error>((r) => (reportFatal = r));
-  const worker = new WorkerProcess({ argv: cfg.workerArgv, socket: workerSocket, stateDir: cfg.stateDir, log, onFatal: (e) => reportFatal(e) });
-  try {
-    await worker.start();
-  } catch (e) {
-    journal.close();
-    throw e;
-  }
-
-  const forward = async (method: string, body: string): Promise<Reply> => {
+/** Sends a call to the worker (again, to a new one, after a crash) within the deadline; always a Reply. */
+function forwarder(workerSocket: string, worker: WorkerProcess, deadlineMs: number, log: Logger): (method: string, body: string) => Promise<Reply> {
+  return async (method, body) => {
     const start = Date.now();
     const outcome = await forwardWithRetry(
       {
@@ -295,12 +106,14 @@ export async function supervise(cfg: SupervisorConfig): Promise<Supervisor> {
     log.error({ method, lastError: outcome.lastError }, 'no worker answered in time');
     return err(500, `${method}: the ledgernet worker did not answer within ${Math.round(deadlineMs / 1000)} s (${outcome.lastError}); see the ledgernet log. The call may have taken effect; \`ledgernet status\` shows the state`);
   };
+}
 
-  // Empty retries of calls cut off at the same moment (this supervisor's predecessor died) come
-  // on the same backoff schedule, so they arrive together: gather those of one method for
-  // RETRY_BATCH_MS and count them against the journal (see matchEmptyRetries).
+// Empty retries of calls cut off at the same moment (this supervisor's predecessor died) come
+// on the same backoff schedule, so they arrive together: gather those of one method for
+// RETRY_BATCH_MS and count them against the journal (see matchEmptyRetries).
+function retryClaimer(journal: Journal): (method: string) => Promise<Match> {
   const batches = new Map<string, ((m: Match) => void)[]>();
-  const claimEmptyRetry = (method: string): Promise<Match> => {
+  return (method) => {
     if (!journal.pending.some((e) => e.method === method)) return Promise.resolve({ kind: 'none' });
     return new Promise((resolve) => {
       let batch = batches.get(method);
@@ -317,8 +130,35 @@ export async function supervise(cfg: SupervisorConfig): Promise<Supervisor> {
       batch.push(resolve);
     });
   };
+}
 
-  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+type Forward = (method: string, body: string) => Promise<Reply>;
+
+/**
+ * Docker's retry of a call whose first attempt was cut off (moby#39331): a Reply of its own, the
+ * journal's entry to send again, or null when the journal knows no such call.
+ */
+async function emptyRetry(method: string, journal: Journal, claim: (method: string) => Promise<Match>, log: Logger): Promise<Reply | { body: string; id: string } | null> {
+  const m = await claim(method);
+  const teardown = m.kind === 'replay' || !journal.recentCrash() ? null : teardownReply(method);
+  if (teardown !== null) {
+    log.warn({ method, match: m.kind }, 'empty-body retry of a teardown call that the journal cannot identify: answered as done (the DeleteEndpoint that follows does its work)');
+    return { status: 200, body: teardown };
+  }
+  if (m.kind === 'ambiguous') {
+    log.error({ method, calls: m.count }, 'an empty-body retry matches several cut-off calls; refused');
+    return err(500, `${method}: the request body is empty (Docker's retry of a call cut off by a ledgernet restart, moby/moby#39331), and ${m.count} such calls were cut off at once, so ledgernet cannot tell which one this is; nothing was changed for this call, run the docker command again`);
+  }
+  if (m.kind === 'replay') {
+    log.warn({ method, receivedAt: new Date(m.entry.t).toISOString() }, 'answering Docker\'s empty-body retry from the request journal');
+    return m.entry;
+  }
+  return null;
+}
+
+function handler(journal: Journal, forward: Forward, log: Logger): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
+  const claim = retryClaimer(journal);
+  return async (req, res) => {
     const method = (req.url ?? '/').replace(/^\//, '');
     const raw = await readBody(req);
     if (raw === null) return answer(res, err(413, `${method}: the request body is larger than ${MAX_BODY} bytes; nothing was changed`));
@@ -326,23 +166,10 @@ export async function supervise(cfg: SupervisorConfig): Promise<Supervisor> {
     let body = raw;
     let journalId: string | null = null;
     if (raw.trim() === '' && !NO_BODY.has(method)) {
-      // Docker's retry of a call whose first attempt was cut off (moby#39331).
-      const m = await claimEmptyRetry(method);
-      const teardown = m.kind === 'replay' || !journal.recentCrash() ? null : teardownReply(method);
-      if (teardown !== null) {
-        log.warn({ method, match: m.kind }, 'empty-body retry of a teardown call that the journal cannot identify: answered as done (the DeleteEndpoint that follows does its work)');
-        return answer(res, { status: 200, body: teardown });
-      }
-      if (m.kind === 'ambiguous') {
-        log.error({ method, calls: m.count }, 'an empty-body retry matches several cut-off calls; refused');
-        return answer(res, err(500, `${method}: the request body is empty (Docker's retry of a call cut off by a ledgernet restart, moby/moby#39331), and ${m.count} such calls were cut off at once, so ledgernet cannot tell which one this is; nothing was changed for this call, run the docker command again`));
-      }
-      if (m.kind === 'replay') {
-        log.warn({ method, receivedAt: new Date(m.entry.t).toISOString() }, 'answering Docker\'s empty-body retry from the request journal');
-        body = m.entry.body;
-        journalId = m.entry.id;
-      }
-      // 'none': the worker refuses the empty body with today's clear Err.
+      const r = await emptyRetry(method, journal, claim, log);
+      if (r !== null && 'status' in r) return answer(res, r);
+      // None in the journal: the worker refuses the empty body with today's clear Err.
+      if (r !== null) ({ body, id: journalId } = r);
     } else if (raw !== '') {
       journalId = journal.received(method, raw);
       if (!journalId) log.error({ method, err: journal.lastError }, 'could not write the request journal; the call goes on without it');
@@ -357,29 +184,66 @@ export async function supervise(cfg: SupervisorConfig): Promise<Supervisor> {
     }
     answer(res, reply);
   };
+}
 
+/** Listens on the plugin socket, made with no access for others, then opened to the group (Docker is root). */
+async function listenPlugin(server: Server, socket: string): Promise<void> {
+  server.requestTimeout = 0;
+  const umask = process.umask(0o177);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(socket, () => resolve());
+    });
+    chmodSync(socket, 0o660);
+  } finally {
+    process.umask(umask);
+  }
+}
+
+/** Opens the journal (after an earlier supervisor's worker is gone) and says what it holds. */
+async function prepare(cfg: SupervisorConfig, workerSocket: string, log: Logger): Promise<Journal> {
+  await mkdir(cfg.stateDir, { recursive: true, mode: 0o700 });
+  if (Buffer.byteLength(workerSocket) > 107) {
+    throw new DriverError('LN_ERR_BAD_REQUEST', `the worker socket ${workerSocket} is longer than a unix socket path may be (107 bytes); use a shorter --state-dir`);
+  }
+  // Refuse early when another process answers on the plugin socket.
+  await prepareSocketPath(cfg.socket);
+  await waitOldWorker(cfg.stateDir, log);
+  const journal = Journal.open(join(cfg.stateDir, JOURNAL_FILE));
+  if (journal.pending.length > 0) {
+    log.warn({ calls: journal.pending.map((e) => e.method) }, 'calls cut off by an earlier supervisor wait for Docker\'s retry');
+  }
+  return journal;
+}
+
+export async function supervise(cfg: SupervisorConfig): Promise<Supervisor> {
+  const log = cfg.log.child({ component: 'supervisor' });
+  const workerSocket = join(cfg.stateDir, WORKER_SOCKET);
+  const journal = await prepare(cfg, workerSocket, log);
+  let reportFatal!: (e: Error) => void;
+  const failed = new Promise<Error>((r) => (reportFatal = r));
+  const worker = new WorkerProcess({ argv: cfg.workerArgv, socket: workerSocket, stateDir: cfg.stateDir, log, onFatal: (e) => reportFatal(e) });
+  try {
+    await worker.start();
+  } catch (e) {
+    journal.close();
+    throw e;
+  }
+  const handle = handler(journal, forwarder(workerSocket, worker, cfg.forwardDeadlineMs ?? FORWARD_DEADLINE_MS, log), log);
   const server: Server = createServer((req, res) => {
     handle(req, res).catch((e: unknown) => {
       log.error({ err: e, url: req.url }, 'supervisor could not handle a call');
       if (!res.headersSent) answer(res, err(500, 'internal error in the ledgernet supervisor (LN_ERR_INTERNAL); see the ledgernet log'));
     });
   });
-  server.requestTimeout = 0;
-  // Create the socket file with no access for others, then open it to the group (Docker is root).
-  const umask = process.umask(0o177);
   try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(cfg.socket, () => resolve());
-    });
-    chmodSync(cfg.socket, 0o660);
+    await listenPlugin(server, cfg.socket);
   } catch (e) {
     // Nothing serves Docker: do not leave the worker running.
     await worker.stop();
     journal.close();
     throw e;
-  } finally {
-    process.umask(umask);
   }
   log.info({ socket: cfg.socket, workerPid: worker.pid() }, 'supervisor is serving');
 

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { execa } from 'execa';
+import { VETH_PREFIX } from '../../src/events/domain/naming.ts';
 import { createKernel, type Kernel } from '../../src/kernel/index.ts';
 import { renderChains } from '../../src/kernel/iptables/index.ts';
 import { applyActions } from '../../src/reconciler/apply.ts';
@@ -68,7 +69,7 @@ describe('firewall rules round-trip through iptables-restore and iptables-save',
 
   before(async () => {
     await execa('ip', ['netns', 'add', netns]);
-    kernel = createKernel({ netns });
+    kernel = createKernel({ netns, filterPrefixes: [VETH_PREFIX] });
     await kernel.iptablesRestore(DOCKER_RULES.split('COMMIT\n')[0] + 'COMMIT\n');
     await kernel.iptablesRestore(DOCKER_RULES.split('COMMIT\n')[1] + 'COMMIT\n');
     await kernel.iptablesRestore(DOCKER_RULES6, 6);

@@ -9,6 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { execa } from 'execa';
 import type { Command } from '../../src/events/domain/commands.ts';
 import { emptyState, type State } from '../../src/events/domain/types.ts';
+import { VETH_PREFIX } from '../../src/events/domain/naming.ts';
 import { createKernel, type Kernel } from '../../src/kernel/index.ts';
 import { CREATE_GROUP, actionKey, type Action } from '../../src/reconciler/actions.ts';
 import { applyActions, ipLines } from '../../src/reconciler/apply.ts';
@@ -95,7 +96,7 @@ describe('foreign links in a throwaway namespace', { skip }, () => {
 
   before(async () => {
     await execa('ip', ['netns', 'add', netns]);
-    kernel = createKernel({ netns });
+    kernel = createKernel({ netns, filterPrefixes: [VETH_PREFIX] });
   });
 
   after(async () => {

@@ -6,6 +6,7 @@ import { mkdtemp, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import { VETH_PREFIX } from '../../src/events/domain/naming.ts';
 import { createKernel } from '../../src/kernel/index.ts';
 import type { Kernel } from '../../src/kernel/index.ts';
 
@@ -23,7 +24,7 @@ describe('kernel in a throwaway network namespace', { skip }, () => {
 
   before(async () => {
     await execa('ip', ['netns', 'add', netns]);
-    kernel = createKernel({ netns });
+    kernel = createKernel({ netns, filterPrefixes: [VETH_PREFIX] });
   });
 
   after(async () => {
@@ -186,12 +187,12 @@ describe('kernel in a throwaway network namespace', { skip }, () => {
   });
 
   it('runs no process for an empty batch', async () => {
-    const nowhere = createKernel({ netns: `${netns}-absent` });
+    const nowhere = createKernel({ netns: `${netns}-absent`, filterPrefixes: [VETH_PREFIX] });
     assert.deepEqual(await nowhere.ipBatch([]), { failures: [] });
   });
 
   it('reports a missing namespace as a failure of the first line, or as LN_ERR_KERNEL_EXEC', async () => {
-    const nowhere = createKernel({ netns: `${netns}-absent` });
+    const nowhere = createKernel({ netns: `${netns}-absent`, filterPrefixes: [VETH_PREFIX] });
     const { failures } = await nowhere.ipBatch(['link set lo up', 'link set lo mtu 1500']);
     assert.deepEqual(
       failures.map((f) => f.line),

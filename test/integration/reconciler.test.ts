@@ -10,6 +10,7 @@ import { decide } from '../../src/events/domain/decide.ts';
 import { fold } from '../../src/events/domain/evolve.ts';
 import { eventHash } from '../../src/events/log/hash.ts';
 import { emptyState, type State, type StoredEvent } from '../../src/events/domain/types.ts';
+import { VETH_PREFIX } from '../../src/events/domain/naming.ts';
 import { createKernel, type Kernel } from '../../src/kernel/index.ts';
 import { renderChains } from '../../src/kernel/iptables/index.ts';
 import { actionKey, type Action } from '../../src/reconciler/actions.ts';
@@ -112,7 +113,7 @@ describe('reconciler against a real kernel in a throwaway namespace', { skip }, 
 
   before(async () => {
     await execa('ip', ['netns', 'add', netns]);
-    kernel = createKernel({ netns });
+    kernel = createKernel({ netns, filterPrefixes: [VETH_PREFIX] });
     await ip('link', 'add', 'br-foreign', 'type', 'bridge');
     await ip('link', 'set', 'br-foreign', 'up');
     await ip('addr', 'add', '192.0.2.1/24', 'dev', 'br-foreign');

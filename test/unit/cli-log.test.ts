@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { frame } from '../../src/events/log/framing.ts';
-import { EventLog, LOG_FILE } from '../../src/events/log/log.ts';
+import { EventLog } from '../../src/events/log/log.ts';
+import { LOG_FILE } from '../../src/events/log/read.ts';
 import { ledgernetCli } from '../helpers/daemon.ts';
 import { networkSpec } from '../helpers/events.ts';
 

@@ -8,8 +8,11 @@
 // host publishes under this name) stops publishing, loudly, instead of skipping events.
 import { subjectFor, toCloudEvent } from './cloudevents.ts';
 import { CURSOR_FILE, readCursor, writeCursor } from './cursor.ts';
-import { readLog } from '../log/log.ts';
+import { readLog } from '../log/read.ts';
 import type { EventPublisher, StreamHead } from './publisher.ts';
+import { compareStreamHead, type OutboxConflict } from './stream-check.ts';
+import { UnpublishedTail } from './unpublished.ts';
+import { Waker } from './waker.ts';
 import { GENESIS_HASH, type StoredEvent } from '../domain/types.ts';
 
 export interface OutboxLog {
@@ -42,12 +45,6 @@ export interface OutboxOptions {
   readonly recheckMs?: number;
 }
 
-/** Why publishing stopped: the stream holds another event at a seq (`stream_conflict`), or more than the log (`stream_ahead`). */
-export interface OutboxConflict {
-  readonly reason: 'stream_conflict' | 'stream_ahead';
-  readonly message: string;
-}
-
 export interface OutboxStats {
   readonly target: string;
   /** Seq of the last event the stream acknowledged. */
@@ -68,29 +65,24 @@ export class Outbox {
   private cursor: number;
   private cursorHash: string;
   private head: number;
-  private tail: StoredEvent[];
-  private tailComplete: boolean;
+  private readonly tail: UnpublishedTail;
   private synced = false;
   private cursorChecked = false;
   private stopped = false;
   private lastError: string | null = null;
   private conflict: OutboxConflict | null = null;
   private recheckAt = 0;
-  private wakeUp: (() => void) | null = null;
+  private readonly waker = new Waker();
   private loop: Promise<void> | null = null;
   private reporter: NodeJS.Timeout | null = null;
   private readonly o: OutboxOptions;
-  private readonly maxTail: number;
 
   private constructor(o: OutboxOptions, cursor: { seq: number; hash: string }) {
     this.o = o;
-    this.maxTail = o.maxTail ?? 10_000;
     this.cursor = cursor.seq;
     this.cursorHash = cursor.hash;
     this.head = o.headSeq ?? o.initial.at(-1)?.seq ?? 0;
-    const rest = o.initial.filter((e) => e.seq > cursor.seq);
-    this.tail = rest.slice(0, this.maxTail);
-    this.tailComplete = rest.length <= this.maxTail;
+    this.tail = new UnpublishedTail(o.maxTail ?? 10_000, o.initial, cursor.seq);
   }
 
   /** Reads the cursor file; call start() to begin publishing. */
@@ -112,13 +104,9 @@ export class Outbox {
     for (const ev of events) {
       if (ev.seq <= this.head) continue;
       this.head = ev.seq;
-      if (this.tailComplete && this.tail.length < this.maxTail && (this.tail.at(-1)?.seq ?? this.cursor) === ev.seq - 1) {
-        this.tail.push(ev);
-      } else {
-        this.tailComplete = false;
-      }
+      this.tail.offer(ev, this.cursor);
     }
-    this.wake();
+    this.waker.wake();
   }
 
   stats(): OutboxStats {
@@ -137,7 +125,7 @@ export class Outbox {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.reporter) clearInterval(this.reporter);
-    this.wake();
+    this.waker.wake();
     if (this.loop) await Promise.race([this.loop, new Promise((r) => setTimeout(r, 2_000).unref())]);
     await this.o.publisher.close();
   }
@@ -148,7 +136,7 @@ export class Outbox {
     let delay = min;
     while (!this.stopped) {
       if (this.synced && this.cursor >= this.head) {
-        await this.idle();
+        await this.waker.idle();
         continue;
       }
       if (this.conflict) {
@@ -156,7 +144,7 @@ export class Outbox {
         // never again after a publish met another event under this host's id (see stopFor).
         const wait = this.recheckAt - Date.now();
         if (this.recheckAt === Infinity || wait > 0) {
-          await this.idle(this.recheckAt === Infinity ? undefined : wait);
+          await this.waker.idle(this.recheckAt === Infinity ? undefined : wait);
           continue;
         }
       }
@@ -164,13 +152,13 @@ export class Outbox {
         if (!this.synced) await this.resync();
         if (this.conflict) continue;
         const published = await this.drainBatch();
-        if (published === 0 && this.cursor < this.head) await this.idle(50);
+        if (published === 0 && this.cursor < this.head) await this.waker.idle(50);
         if (this.cursor >= this.head && this.lastError !== null) this.recovered();
         delay = min;
       } catch (e) {
         this.synced = false;
         this.failed(e);
-        await this.idle(delay);
+        await this.waker.idle(delay);
         delay = Math.min(delay * 2, max);
       }
     }
@@ -209,36 +197,27 @@ export class Outbox {
         this.o.log.warn({ cursor: this.cursor, head: this.head }, `${CURSOR_FILE} does not match the event log (the log was replaced?); ignoring it`);
         this.cursor = 0;
         this.cursorHash = GENESIS_HASH;
-        this.tailComplete = false;
+        this.tail.invalidate();
       }
     }
     this.cursorChecked = true;
   }
 
   /** Null when the stream's event at `theirs.seq` is the log's; else why not. */
-  private async compare(theirs: StreamHead): Promise<OutboxConflict | null> {
-    const { host } = this.o;
-    const stream = this.o.publisher.stream;
-    const why = `the state dir was reset or another host publishes as ${host}; publishing stopped`;
-    if (theirs.seq > this.head) {
-      return {
-        reason: 'stream_ahead',
-        message: `stream ${stream} holds ${host}:${theirs.seq} (hash ${brief(theirs.hash)}) but the log ends at ${host}:${this.head}: ${why}`,
-      };
-    }
-    const ours = theirs.seq === this.cursor ? this.cursorHash : await this.logHashAt(theirs.seq);
-    if (ours === theirs.hash) return null;
-    return {
-      reason: 'stream_conflict',
-      message: `stream ${stream} holds a different event ${host}:${theirs.seq} (hash ${brief(theirs.hash)}) than the log (hash ${brief(ours ?? 'none')}): ${why}`,
-    };
+  private compare(theirs: StreamHead): Promise<OutboxConflict | null> {
+    return compareStreamHead(theirs, {
+      stream: this.o.publisher.stream,
+      host: this.o.host,
+      head: this.head,
+      logHashAt: (seq) => (seq === this.cursor ? this.cursorHash : this.logHashAt(seq)),
+    });
   }
 
   // From memory where it can: the start's head, the tail, the events read at start; else the file.
   private async logHashAt(seq: number): Promise<string | undefined> {
     if (seq > this.head) return undefined;
     if (seq === this.o.headSeq && this.o.headHash !== undefined) return this.o.headHash;
-    const near = this.tail.find((e) => e.seq === seq) ?? this.o.initial.find((e) => e.seq === seq);
+    const near = this.tail.find(seq) ?? this.o.initial.find((e) => e.seq === seq);
     return (near ?? (await this.readAll()).find((e) => e.seq === seq))?.hash;
   }
 
@@ -277,7 +256,7 @@ export class Outbox {
       }
     } finally {
       if (n > 0) {
-        this.tail = this.tail.filter((e) => e.seq > this.cursor);
+        this.tail.publishedUpTo(this.cursor);
         await this.saveCursor();
       }
     }
@@ -285,24 +264,8 @@ export class Outbox {
   }
 
   // The events after the cursor, in order: from the in-memory tail, else from the log file.
-  private async next(n: number): Promise<StoredEvent[]> {
-    if (this.cursor >= this.head) return [];
-    const skip = this.tail.findIndex((e) => e.seq > this.cursor);
-    this.tail = skip < 0 ? [] : this.tail.slice(skip);
-    if (this.tail[0]?.seq !== this.cursor + 1) {
-      const all = await this.readAll();
-      // The file may hold records written but not yet fsynced: publish only up to the durable
-      // head (what the store has announced), or a power loss could leave the stream ahead of the log.
-      const rest = all.filter((e) => e.seq > this.cursor && e.seq <= this.head);
-      this.tail = rest.slice(0, this.maxTail);
-      this.tailComplete = rest.length <= this.maxTail;
-    }
-    const out: StoredEvent[] = [];
-    for (const ev of this.tail) {
-      if (out.length >= n || ev.seq !== this.cursor + 1 + out.length) break;
-      out.push(ev);
-    }
-    return out;
+  private next(n: number): Promise<StoredEvent[]> {
+    return this.tail.next(n, this.cursor, this.head, () => this.readAll());
   }
 
   private async saveCursor(): Promise<void> {
@@ -331,22 +294,4 @@ export class Outbox {
       this.o.log.warn({ backlog, cursor: this.cursor, head: this.head, err: this.lastError }, `the audit stream is ${backlog} event(s) behind the log`);
     }
   }
-
-  private wake(): void {
-    const w = this.wakeUp;
-    this.wakeUp = null;
-    w?.();
-  }
-
-  private idle(ms?: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = ms === undefined ? null : setTimeout(() => this.wake(), ms);
-      this.wakeUp = () => {
-        if (timer) clearTimeout(timer);
-        resolve();
-      };
-    });
-  }
 }
-
-const brief = (hash: string) => (hash.length > 16 ? `${hash.slice(0, 16)}…` : hash);

@@ -21,7 +21,7 @@ export interface AuditOptions {
 
 type Since = { seq: number } | { time: string } | null;
 
-export function parseSince(v: string | undefined): Since {
+function parseSince(v: string | undefined): Since {
   if (v === undefined) return null;
   if (/^\d+$/.test(v)) return { seq: Number(v) };
   const t = Date.parse(v);

@@ -97,7 +97,7 @@ export function parsePrefix(s: string, strict = false): Prefix | null {
   return { family: a.family, base, len: n };
 }
 
-export function mask(family: 4 | 6, len: number): bigint {
+function mask(family: 4 | 6, len: number): bigint {
   const total = BigInt(bits(family));
   const all = (1n << total) - 1n;
   return all ^ ((1n << (total - BigInt(len))) - 1n);
@@ -159,7 +159,7 @@ export function isNetworkOrBroadcast(pool: Prefix, value: bigint): boolean {
 }
 
 /** The shortest prefix ledgernet takes as a network's subnet, per family. */
-export const WIDEST_POOL: Readonly<Record<4 | 6, number>> = { 4: 8, 6: 16 };
+const WIDEST_POOL: Readonly<Record<4 | 6, number>> = { 4: 8, 6: 16 };
 
 const HOST_RANGES: readonly (readonly [string, string])[] = [
   ['0.0.0.0/8', '"this network" (0.0.0.0/8)'],

@@ -20,7 +20,7 @@ import type { PoolRequest } from './commands.ts';
 import { short } from './naming.ts';
 import { lookup, type AddressEvent, type NewEvent, type PoolState, type State } from './types.ts';
 
-export function poolIdFor(pool: string): string {
+function poolIdFor(pool: string): string {
   return `ledgernet/${pool}`;
 }
 
@@ -128,7 +128,7 @@ export function decideReleasePool(poolId: string, state: State): NewEvent[] {
   return lookup(state.pools, poolId) ? [{ type: 'pool.released', data: { poolId } }] : [];
 }
 
-export function requirePool(state: State, poolId: string): PoolState {
+function requirePool(state: State, poolId: string): PoolState {
   const p = lookup(state.pools, poolId);
   if (!p) {
     throw new DriverError(

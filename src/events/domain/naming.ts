@@ -1,32 +1,73 @@
-// Names of kernel objects derived from Docker ids. They are recorded in the events, so a later
-// change of scheme does not rename objects that already exist.
+// Names and ownership markers of the kernel objects ledgernet makes: the only module that spells
+// the link prefixes (lnb-, lnv-, …) and the `ledgernet:` tag (link ifalias, rule comment).
+// test/unit/events/naming-spelled-once.test.ts fails when code elsewhere in src spells them.
+// Names are recorded in the events, so a later change of scheme does not rename objects that
+// already exist.
 
 const IFNAMSIZ = 15;
 
+/** Link name prefixes, by what the link is. `vxlan` is kept for cluster networks. */
+const PREFIX = { bridge: 'lnb-', veth: 'lnv-', peer: 'lnp-', ifb: 'lni-', vxlan: 'lnx-' } as const;
+
 /** Name prefixes of the links ledgernet makes (bridges, veths, peers, ifbs, and one spare):
  * never a custom bridge name, so no name a user picks can collide with one ledgernet derives. */
-export const RESERVED_PREFIXES: readonly string[] = ['lnb-', 'lnv-', 'lnp-', 'lni-', 'lnx-'];
+export const RESERVED_PREFIXES: readonly string[] = Object.values(PREFIX);
+
+/** The prefix of every bridge name ledgernet derives (custom names aside). */
+export const BRIDGE_PREFIX: string = PREFIX.bridge;
+
+/** The prefix of host-side veth names: the devices whose ingress filters `observe` reads. */
+export const VETH_PREFIX: string = PREFIX.veth;
 
 export function bridgeName(networkId: string): string {
-  return `lnb-${networkId.slice(0, 11)}`;
+  return `${PREFIX.bridge}${networkId.slice(0, 11)}`;
 }
 
 export function vethName(endpointId: string): string {
-  return `lnv-${endpointId.slice(0, 11)}`;
+  return `${PREFIX.veth}${endpointId.slice(0, 11)}`;
 }
 
 /** The container-side end: what Join names as SrcName. */
 export function peerName(endpointId: string): string {
-  return `lnp-${endpointId.slice(0, 11)}`;
+  return `${PREFIX.peer}${endpointId.slice(0, 11)}`;
 }
 
 /** The ifb device that container egress is redirected to for ledgernet.egress_rate. */
 export function ifbName(endpointId: string): string {
-  return `lni-${endpointId.slice(0, 11)}`;
+  return `${PREFIX.ifb}${endpointId.slice(0, 11)}`;
 }
 
-export function ownerAlias(kind: 'network' | 'endpoint' | 'peer' | 'ifb', id: string): string {
-  return `ledgernet:${kind}:${id}`;
+/** Host-side links with a derived name whose drift matters: bridges, veths, ifbs (not the
+ * container-side peers, which Docker moves and renames). */
+export function isDerivedHostLinkName(name: string): boolean {
+  return [PREFIX.bridge, PREFIX.veth, PREFIX.ifb].some((p) => name.startsWith(p));
+}
+
+/** A host-side veth name: such a link belongs on its network's bridge. */
+export function isVethName(name: string): boolean {
+  return name.startsWith(PREFIX.veth);
+}
+
+/** Marks what ledgernet owns: the start of every link ifalias and iptables rule comment. */
+export const OWNER_TAG = 'ledgernet:';
+
+export type AliasKind = 'network' | 'endpoint' | 'peer' | 'ifb';
+
+export function ownerAlias(kind: AliasKind, id: string): string {
+  return `${OWNER_TAG}${kind}:${id}`;
+}
+
+/** An ifalias or rule comment that carries ledgernet's tag (any kind, any id). */
+export function isOwnerTagged(text: string | null): boolean {
+  return (text ?? '').startsWith(OWNER_TAG);
+}
+
+/** The kind and id an ifalias of `ownerAlias` names; null for anything else. */
+export function parseOwnerAlias(alias: string | null): { kind: AliasKind; id: string } | null {
+  const m = /^([a-z]+):(.+)$/.exec(isOwnerTagged(alias) ? (alias ?? '').slice(OWNER_TAG.length) : '');
+  if (!m) return null;
+  const kind = m[1] as AliasKind;
+  return ['network', 'endpoint', 'peer', 'ifb'].includes(kind) ? { kind, id: m[2] ?? '' } : null;
 }
 
 export function isValidIfName(name: string): boolean {

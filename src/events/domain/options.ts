@@ -26,40 +26,11 @@ export interface NetworkPolicy {
   readonly ingressRate: number | null;
 }
 
-export const DEFAULT_MTU = 1500;
-
-/** Option keys and the form each accepts (for messages and the README). */
-export const POLICY_OPTIONS: Readonly<Record<string, string>> = {
-  'ledgernet.icc': 'true or false (default true)',
-  'ledgernet.masquerade': 'true or false (default true)',
-  'ledgernet.allow': 'a list such as tcp/80,tcp/8000-8100,udp/53,icmp',
-  'ledgernet.egress_rate': 'a rate such as 10mbit, 512kbit, 1gbit or 1000000 (bit/s)',
-  'ledgernet.ingress_rate': 'a rate such as 10mbit, 512kbit, 1gbit or 1000000 (bit/s)',
-};
+const DEFAULT_MTU = 1500;
 
 const PREFIX_LIST = RESERVED_PREFIXES.join(', ');
-
-/** ledgernet.* keys this version understands, with the form each accepts. */
-export const NETWORK_OPTIONS: Readonly<Record<string, string>> = {
-  'ledgernet.mtu': 'an integer from 68 to 65535',
-  'ledgernet.bridge': `an interface name of 1 to 15 bytes of A-Z a-z 0-9 _ . - not starting with ${PREFIX_LIST}`,
-  ...POLICY_OPTIONS,
-};
-
-/** Docker bridge-driver option names with the same meaning as a ledgernet option. */
-export const DOCKER_ALIASES: Readonly<Record<string, string>> = {
-  'com.docker.network.driver.mtu': 'ledgernet.mtu',
-  'com.docker.network.bridge.name': 'ledgernet.bridge',
-  'com.docker.network.bridge.enable_icc': 'ledgernet.icc',
-  'com.docker.network.bridge.enable_ip_masquerade': 'ledgernet.masquerade',
-};
-
-/** Docker option names ledgernet honours that have no ledgernet twin, with their form. */
-export const DOCKER_OPTIONS: Readonly<Record<string, string>> = {
-  'com.docker.network.bridge.host_binding_ipv4':
-    'an IPv4 address: the host address of ports published without one (-p 8080:80), default all addresses',
-  'com.docker.network.container_iface_prefix': 'an interface name prefix of 1 to 12 bytes of A-Z a-z 0-9 _ . - (default eth)',
-};
+const RATE_FORM = 'a rate such as 10mbit, 512kbit, 1gbit or 1000000 (bit/s)';
+const ALLOW_FORM = 'a list such as tcp/80,tcp/8000-8100,udp/53,icmp';
 
 /** The Options keys Docker itself sends with CreateNetwork (protocol.md §3), besides `generic`. */
 export const DOCKER_NETWORK_FLAGS = [
@@ -84,13 +55,13 @@ const UNITS: Readonly<Record<string, number>> = { '': 1, bit: 1, kbit: 1e3, mbit
 export function parseRate(key: string, v: string): number {
   const m = /^(\d+(?:\.\d+)?)(bit|kbit|mbit|gbit)?$/i.exec(v.trim());
   const n = m ? Math.round(Number(m[1]) * (UNITS[(m[2] ?? '').toLowerCase()] ?? NaN)) : NaN;
-  if (!Number.isFinite(n) || n < 8000 || n > 100e9) throw invalid(key, v, POLICY_OPTIONS['ledgernet.egress_rate'] ?? '');
+  if (!Number.isFinite(n) || n < 8000 || n > 100e9) throw invalid(key, v, RATE_FORM);
   return n;
 }
 
 function port(key: string, v: string, s: string): number {
   const n = Number(s);
-  if (!/^\d+$/.test(s) || n < 1 || n > 65535) throw invalid(key, v, POLICY_OPTIONS['ledgernet.allow'] ?? '');
+  if (!/^\d+$/.test(s) || n < 1 || n > 65535) throw invalid(key, v, ALLOW_FORM);
   return n;
 }
 
@@ -103,7 +74,7 @@ export function parseAllow(key: string, v: string): AllowRule[] {
       continue;
     }
     const m = /^(tcp|udp)\/(\d+)(?:-(\d+))?$/.exec(item);
-    if (!m) throw invalid(key, v, POLICY_OPTIONS['ledgernet.allow'] ?? '');
+    if (!m) throw invalid(key, v, ALLOW_FORM);
     const lo = port(key, v, m[2] ?? '');
     const hi = m[3] === undefined ? lo : port(key, v, m[3]);
     if (hi < lo) throw invalid(key, v, 'a port range low-high with low <= high');
@@ -118,38 +89,84 @@ export function parseAllow(key: string, v: string): AllowRule[] {
 
 function mtu(key: string, v: string): number {
   const n = Number(v);
-  if (!/^\d+$/.test(v) || n < 68 || n > 65535) throw invalid(key, v, NETWORK_OPTIONS['ledgernet.mtu'] ?? '');
+  if (!/^\d+$/.test(v) || n < 68 || n > 65535) throw invalid(key, v, OPTIONS['ledgernet.mtu'].form);
   return n;
 }
 
 function bridge(key: string, v: string): string {
-  if (!isValidIfName(v) || RESERVED_PREFIXES.some((p) => v.startsWith(p))) throw invalid(key, v, NETWORK_OPTIONS['ledgernet.bridge'] ?? '');
+  if (!isValidIfName(v) || RESERVED_PREFIXES.some((p) => v.startsWith(p))) throw invalid(key, v, OPTIONS['ledgernet.bridge'].form);
   return v;
 }
 
 function hostBinding(key: string, v: string): string {
   const a = parseIp(v);
-  if (!a || a.family !== 4 || a.value >= 0xe0000000n) throw invalid(key, v, DOCKER_OPTIONS['com.docker.network.bridge.host_binding_ipv4'] ?? '');
+  if (!a || a.family !== 4 || a.value >= 0xe0000000n) throw invalid(key, v, OPTIONS['com.docker.network.bridge.host_binding_ipv4'].form);
   return v;
 }
 
 function ifacePrefix(key: string, v: string): string {
-  if (!isValidIfName(v) || Buffer.byteLength(v) > 12) throw invalid(key, v, DOCKER_OPTIONS['com.docker.network.container_iface_prefix'] ?? '');
+  if (!isValidIfName(v) || Buffer.byteLength(v) > 12) throw invalid(key, v, OPTIONS['com.docker.network.container_iface_prefix'].form);
   return v;
 }
 
-/** How each option (by its canonical key) is read. */
-const PARSERS: Readonly<Record<string, (key: string, v: string) => unknown>> = {
-  'ledgernet.mtu': mtu,
-  'ledgernet.bridge': bridge,
-  'ledgernet.icc': bool,
-  'ledgernet.masquerade': bool,
-  'ledgernet.allow': parseAllow,
-  'ledgernet.egress_rate': parseRate,
-  'ledgernet.ingress_rate': parseRate,
-  'com.docker.network.bridge.host_binding_ipv4': hostBinding,
-  'com.docker.network.container_iface_prefix': ifacePrefix,
-};
+interface OptionSpec {
+  /** The form it accepts, for messages. */
+  readonly form: string;
+  readonly parse: (key: string, v: string) => unknown;
+  /** A Docker bridge-driver option name with the same meaning, if any. */
+  readonly alias?: string;
+}
+
+/**
+ * Every `-o` option ledgernet understands, by its canonical key: the ledgernet.* keys (with the
+ * Docker bridge-driver name that means the same, if any), then Docker's own options ledgernet
+ * honours that have no ledgernet twin. The order is the order of messages.
+ */
+const OPTIONS = {
+  'ledgernet.mtu': { form: 'an integer from 68 to 65535', parse: mtu, alias: 'com.docker.network.driver.mtu' },
+  'ledgernet.bridge': {
+    form: `an interface name of 1 to 15 bytes of A-Z a-z 0-9 _ . - not starting with ${PREFIX_LIST}`,
+    parse: bridge,
+    alias: 'com.docker.network.bridge.name',
+  },
+  'ledgernet.icc': { form: 'true or false (default true)', parse: bool, alias: 'com.docker.network.bridge.enable_icc' },
+  'ledgernet.masquerade': { form: 'true or false (default true)', parse: bool, alias: 'com.docker.network.bridge.enable_ip_masquerade' },
+  'ledgernet.allow': { form: ALLOW_FORM, parse: parseAllow },
+  'ledgernet.egress_rate': { form: RATE_FORM, parse: parseRate },
+  'ledgernet.ingress_rate': { form: RATE_FORM, parse: parseRate },
+  'com.docker.network.bridge.host_binding_ipv4': {
+    form: 'an IPv4 address: the host address of ports published without one (-p 8080:80), default all addresses',
+    parse: hostBinding,
+  },
+  'com.docker.network.container_iface_prefix': {
+    form: 'an interface name prefix of 1 to 12 bytes of A-Z a-z 0-9 _ . - (default eth)',
+    parse: ifacePrefix,
+  },
+} as const satisfies Readonly<Record<string, OptionSpec>>;
+
+type OptionKey = keyof typeof OPTIONS;
+const SPECS: readonly (readonly [OptionKey, OptionSpec])[] = Object.entries(OPTIONS) as [OptionKey, OptionSpec][];
+
+/** ledgernet.* keys this version understands, with the form each accepts. */
+const NETWORK_OPTIONS: Readonly<Record<string, string>> = Object.fromEntries(
+  SPECS.filter(([k]) => k.startsWith('ledgernet.')).map(([k, o]) => [k, o.form]),
+);
+
+/** Docker bridge-driver option names with the same meaning as a ledgernet option. */
+const DOCKER_ALIASES: Readonly<Record<string, OptionKey>> = Object.fromEntries(
+  SPECS.flatMap(([k, o]) => (o.alias === undefined ? [] : [[o.alias, k]])),
+);
+
+/** Docker option names ledgernet honours that have no ledgernet twin, with their form. */
+const DOCKER_OPTIONS: Readonly<Record<string, string>> = Object.fromEntries(
+  SPECS.filter(([k]) => !k.startsWith('ledgernet.')).map(([k, o]) => [k, o.form]),
+);
+
+/** An option's names for messages: `ledgernet.bridge / com.docker.network.bridge.name`. */
+export function optionNames(canonical: OptionKey): string {
+  const alias: string | undefined = (OPTIONS[canonical] as OptionSpec).alias;
+  return alias === undefined ? canonical : `${canonical} / ${alias}`;
+}
 
 type Options = Readonly<Record<string, string>>;
 
@@ -158,10 +175,9 @@ type Options = Readonly<Record<string, string>>;
  * given. Both names given with values that mean different things are refused.
  * @throws DriverError `LN_ERR_INVALID_OPTION` naming the option(s) and the accepted form.
  */
-export function optionValue<T>(options: Options, canonical: string): T | null {
-  const parse = PARSERS[canonical];
-  if (!parse) throw new Error(`no parser for option ${canonical}`);
-  const keys = [canonical, ...Object.keys(DOCKER_ALIASES).filter((k) => DOCKER_ALIASES[k] === canonical)];
+function optionValue<T>(options: Options, canonical: OptionKey): T | null {
+  const { parse, alias }: OptionSpec = OPTIONS[canonical];
+  const keys = alias === undefined ? [canonical] : [canonical, alias];
   const given = keys
     .filter((k) => Object.hasOwn(options, k))
     .map((k) => ({ key: k, raw: options[k] as string, value: parse(k, options[k] as string) }));
@@ -229,6 +245,8 @@ export function checkNetworkOptions(options: Options): { mtu: number; bridge: st
   networkPolicy(options);
   hostBindingIpv4(options);
   containerIfacePrefix(options);
+  // Any option of the table that the readers above do not read (mtu, bridge, a new one).
+  for (const [k] of SPECS) optionValue(options, k);
   return { mtu: optionValue<number>(options, 'ledgernet.mtu') ?? DEFAULT_MTU, bridge: optionValue<string>(options, 'ledgernet.bridge') };
 }
 

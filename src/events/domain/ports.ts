@@ -7,7 +7,7 @@ import { DriverError } from '../../errors.ts';
 import type { EndpointState, PortBinding, State } from './types.ts';
 
 /** Docker's own range for ephemeral published ports on Linux. */
-export const EPHEMERAL_PORTS: readonly [number, number] = [49153, 65535];
+const EPHEMERAL_PORTS: readonly [number, number] = [49153, 65535];
 
 export const PROTO_NAME: Readonly<Record<number, string>> = { 6: 'tcp', 17: 'udp', 132: 'sctp' };
 

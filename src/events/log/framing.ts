@@ -13,7 +13,7 @@ import { crc32 } from 'node:zlib';
 
 export const HEADER_BYTES = 8;
 /** No single event comes near this; a larger length field means damage, not a big record. */
-export const MAX_RECORD_BYTES = 16 * 1024 * 1024;
+const MAX_RECORD_BYTES = 16 * 1024 * 1024;
 /** Zero-filled tails after a crash start on a sector (or block) boundary. */
 const SECTOR = 512;
 
@@ -88,7 +88,7 @@ function classify(buf: Buffer, off: number, problem: string, fileOffset: number)
 }
 
 /** The offset of the first frame at or after `from` whose length and checksum verify, or -1. */
-export function nextValidFrame(buf: Buffer, from: number): number {
+function nextValidFrame(buf: Buffer, from: number): number {
   const last = buf.length - HEADER_BYTES - 1;
   for (let p = from; p <= last; p++) {
     const len = buf.readUInt32BE(p);

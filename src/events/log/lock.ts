@@ -22,10 +22,10 @@ export const HOST_GUARD_FILE = 'ledgernet-host.lock';
  * Where the host-wide guard lives: a root-only directory every instance on the host sees. Docker
  * creates it before it starts any plugin, and the managed plugin mounts the host's copy.
  */
-export const DEFAULT_GUARD_DIR = '/run/docker/plugins';
+const DEFAULT_GUARD_DIR = '/run/docker/plugins';
 
 /** Who holds a lock, as the holder wrote it. */
-export interface LockHolder {
+interface LockHolder {
   readonly pid: number;
   /** The holder's pid namespace (`pid:[inode]`): its pid means nothing in another one. */
   readonly pidns?: string;
@@ -64,7 +64,7 @@ function flockNow(fd: number): Promise<boolean> {
  * user owns; an existing one that group or others may enter is tightened to 0700 when `tighten`,
  * else refused if they may write to it. Returns the mode it had when it was tightened.
  */
-export async function ensurePrivateDir(dir: string, o: { what: string; tighten: boolean }): Promise<{ tightenedFrom: number } | null> {
+async function ensurePrivateDir(dir: string, o: { what: string; tighten: boolean }): Promise<{ tightenedFrom: number } | null> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const st = await stat(dir);
   const me = process.geteuid?.() ?? 0;
@@ -109,7 +109,7 @@ async function ownPidNamespace(): Promise<string | undefined> {
 }
 
 /** The holder the lock file at `path` names, or null when it names none. */
-export async function readHolder(path: string): Promise<LockHolder | null> {
+async function readHolder(path: string): Promise<LockHolder | null> {
   const text = await readFile(path, 'utf8').catch(() => '');
   try {
     const h = JSON.parse(text) as LockHolder;
@@ -120,7 +120,7 @@ export async function readHolder(path: string): Promise<LockHolder | null> {
 }
 
 /** "pid 12 (…), state dir D, socket S, started T" for messages. */
-export async function describeHolder(h: LockHolder | null): Promise<string> {
+async function describeHolder(h: LockHolder | null): Promise<string> {
   if (!h) return 'pid unknown (it has not written its details yet)';
   const ns = h.pidns && h.pidns !== (await ownPidNamespace()) ? ' in another pid namespace, e.g. a managed Docker plugin' : '';
   return [
@@ -136,7 +136,7 @@ export async function describeHolder(h: LockHolder | null): Promise<string> {
  * Takes the flock of the file at `path` (its directory must be private already). Resolves with
  * the release function, or with null when another process holds it.
  */
-export async function takeFileLock(path: string, info: LockInfo): Promise<(() => Promise<void>) | null> {
+async function takeFileLock(path: string, info: LockInfo): Promise<(() => Promise<void>) | null> {
   const fh = await openLockFile(path);
   let taken: boolean;
   try {
@@ -190,7 +190,7 @@ export async function acquireLock(
 }
 
 /** The guard directory: LEDGERNET_RUN_DIR (tests, the managed plugin's mount) or the default. */
-export function hostGuardDir(env: NodeJS.ProcessEnv = process.env): string {
+function hostGuardDir(env: NodeJS.ProcessEnv = process.env): string {
   return env['LEDGERNET_RUN_DIR'] || DEFAULT_GUARD_DIR;
 }
 

@@ -1,195 +1,14 @@
 // The durable event log: one append-only file, one writer. Appends are stamped (seq, time,
 // hash chain) synchronously, in call order, and written by a single flush loop that groups
-// everything queued into one write + one fdatasync (group commit).
+// everything queued into one write + one fdatasync (group commit). Reading and checking the
+// file is in read.ts.
 import { mkdir, open, statfs, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { DriverError } from '../../errors.ts';
-import { frame, unframe, type ScanEnd } from './framing.ts';
+import { frame } from './framing.ts';
 import { eventHash } from './hash.ts';
-import { EventVersions, GENESIS_HASH, type NewEvent, type StoredEvent } from '../domain/types.ts';
-import { upcast } from './upcast.ts';
-
-export const LOG_FILE = 'events.log';
-
-export interface ScanResult {
-  readonly events: StoredEvent[];
-  readonly goodLength: number;
-  /** Offset where the last good record starts (-1 when none was read). */
-  readonly lastOffset: number;
-  readonly end: ScanEnd;
-}
-
-/** Where a scan starts: the beginning of the log, or a snapshot's position in it. */
-export interface ScanBase {
-  readonly offset: number;
-  readonly seq: number;
-  readonly hash: string;
-  /** Where the record with `seq` starts (-1 at the start of the log). */
-  readonly recordOffset: number;
-}
-
-export const LOG_START: ScanBase = { offset: 0, seq: 0, hash: GENESIS_HASH, recordOffset: -1 };
-
-/** True when the record between `recordOffset` and `offset` is the event `seq` with `hash`. */
-export function baseLinesUp(buf: Buffer, base: ScanBase): boolean {
-  if (base.offset === 0) return base.seq === 0;
-  if (base.recordOffset < 0 || base.offset > buf.length || base.recordOffset >= base.offset) return false;
-  const { frames, end } = unframe(buf.subarray(base.recordOffset, base.offset));
-  if (frames.length !== 1 || end.kind !== 'clean') return false;
-  try {
-    const ev = JSON.parse(frames[0]?.payload ?? '') as { seq?: unknown; hash?: unknown };
-    return ev.seq === base.seq && ev.hash === base.hash;
-  } catch {
-    return false;
-  }
-}
-
-/**
- * Parses and verifies a log image from `base` on: framing, JSON, versions, seq continuity,
- * hash chain. Offsets in the result are offsets in `buf`.
- */
-export function scanLog(buf: Buffer, base: ScanBase = LOG_START, bufStart = 0): ScanResult {
-  const un = unframe(buf.subarray(base.offset), bufStart + base.offset);
-  const shift = base.offset;
-  const frames = un.frames.map((f) => ({ ...f, offset: f.offset + shift }));
-  const goodLength = un.goodLength + shift;
-  const end: ScanEnd = un.end.kind === 'clean' ? un.end : { ...un.end, offset: un.end.offset + shift };
-  const events: StoredEvent[] = [];
-  let prevHash = base.hash;
-  let lastOffset = -1;
-  for (const f of frames) {
-    let raw: unknown;
-    try {
-      raw = JSON.parse(f.payload);
-    } catch {
-      return { events, goodLength: f.offset, lastOffset, end: { kind: 'corrupt', offset: f.offset, reason: 'record is not JSON' } };
-    }
-    let ev: StoredEvent;
-    try {
-      ev = upcast(raw, f.offset);
-    } catch (e) {
-      return { events, goodLength: f.offset, lastOffset, end: { kind: 'corrupt', offset: f.offset, reason: (e as Error).message } };
-    }
-    const want = base.seq + events.length + 1;
-    const bad =
-      ev.seq !== want
-        ? `seq ${ev.seq} where ${want} was expected`
-        : ev.prevhash !== prevHash
-          ? `event ${ev.seq} does not link to the previous event's hash`
-          : eventHash(ev) !== ev.hash
-            ? `event ${ev.seq} does not match its own hash (altered)`
-            : null;
-    if (bad) return { events, goodLength: f.offset, lastOffset, end: { kind: 'corrupt', offset: f.offset, reason: bad } };
-    events.push(ev);
-    prevHash = ev.hash;
-    lastOffset = f.offset;
-  }
-  return { events, goodLength, lastOffset, end };
-}
-
-/**
- * Reads the log without taking the writer's lock and without repairing it (CLI readers). With a
- * `from` base (a snapshot's position) only the records after it are read, when it lines up.
- */
-export async function readLog(dir: string, from: ScanBase = LOG_START): Promise<ScanResult & { base: ScanBase }> {
-  let fh: FileHandle;
-  try {
-    fh = await open(join(dir, LOG_FILE), 'r');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
-      return { events: [], goodLength: 0, lastOffset: -1, end: { kind: 'clean' }, base: LOG_START };
-    }
-    throw new DriverError('LN_ERR_LOG_IO', `cannot read the event log in ${dir}: ${(e as Error).message}`, { cause: e });
-  }
-  try {
-    const res = await readAndScan(fh, from);
-    if (res.end.kind === 'corrupt') throw corruptError(dir, res.end.offset, res.end.reason);
-    checkCovers(dir, from, res);
-    return res;
-  } finally {
-    await fh.close();
-  }
-}
-
-/**
- * Reads what a replay from `from` needs and scans it: only the bytes from the snapshot's last
- * record on when `from` lines up with the file (so a long log is not read whole at every
- * start), else the whole file from the first record. Offsets in the result are file offsets.
- */
-async function readAndScan(fh: FileHandle, from: ScanBase): Promise<ScanResult & { base: ScanBase }> {
-  const size = (await fh.stat()).size;
-  if (from.offset > 0 && from.recordOffset >= 0 && from.recordOffset < from.offset && from.offset <= size) {
-    const start = from.recordOffset;
-    const part = Buffer.alloc(size - start);
-    await fh.read(part, 0, part.length, start);
-    const rel: ScanBase = { ...from, offset: from.offset - start, recordOffset: 0 };
-    if (baseLinesUp(part, rel)) {
-      const r = scanLog(part, rel, start);
-      const end: ScanEnd = r.end.kind === 'clean' ? r.end : { ...r.end, offset: r.end.offset + start };
-      return { events: r.events, goodLength: r.goodLength + start, lastOffset: r.lastOffset < 0 ? -1 : r.lastOffset + start, end, base: from };
-    }
-  }
-  const whole = Buffer.alloc(size);
-  await fh.read(whole, 0, size, 0);
-  return { ...scanLog(whole), base: LOG_START };
-}
-
-/** The seq of the last good record of a scan (after a repair of its torn tail). */
-export function lastSeqOf(res: { events: readonly StoredEvent[]; base: ScanBase }): number {
-  return res.events.at(-1)?.seq ?? res.base.seq;
-}
-
-/**
- * A snapshot is only written for events already durable in the log: one that covers events the
- * log does not hold means the log lost acknowledged events. Replaying without them would move
- * the state back in time silently, so this refuses.
- */
-function checkCovers(dir: string, from: ScanBase, res: { events: readonly StoredEvent[]; base: ScanBase; goodLength: number }): void {
-  const last = lastSeqOf(res);
-  if (from.seq <= last) return;
-  throw new DriverError(
-    'LN_ERR_LOG_CORRUPT',
-    `the event log ${join(dir, LOG_FILE)} holds events up to seq ${last} (${res.goodLength} good bytes) but the snapshot ` +
-      `${join(dir, 'snapshot.json')} covers events up to seq ${from.seq} (log offset ${from.offset}): acknowledged events are ` +
-      `missing from the log (damaged, truncated or replaced); refusing to go back in time. Restore events.log from a backup`,
-  );
-}
-
-function corruptError(dir: string, offset: number, reason: string): DriverError {
-  return new DriverError(
-    'LN_ERR_LOG_CORRUPT',
-    `the event log ${join(dir, LOG_FILE)} is damaged at byte offset ${offset} (${reason}); ` +
-      `run 'ledgernet events verify --state-dir ${dir}' and restore the file from a backup`,
-  );
-}
-
-/** Name under which the bytes cut as a torn tail at `offset` are kept. */
-export const tornFile = (offset: number) => `${LOG_FILE}.torn-${offset}`;
-
-/** Copies the torn tail aside (never discarded), durably, before the log is cut. */
-async function keepTorn(dir: string, fh: FileHandle, offset: number, bytes: number): Promise<string> {
-  const buf = Buffer.alloc(bytes);
-  await fh.read(buf, 0, bytes, offset);
-  for (let n = 1; ; n++) {
-    const path = join(dir, n === 1 ? tornFile(offset) : `${tornFile(offset)}.${n}`);
-    let out: FileHandle;
-    try {
-      out = await open(path, 'wx', 0o600);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'EEXIST') continue;
-      throw new DriverError('LN_ERR_LOG_IO', `cannot keep the torn tail of the event log aside in ${path}: ${(e as Error).message}`, { cause: e });
-    }
-    try {
-      await out.writeFile(buf);
-      await out.sync();
-    } catch (e) {
-      throw new DriverError('LN_ERR_LOG_IO', `cannot keep the torn tail of the event log aside in ${path}: ${(e as Error).message}`, { cause: e });
-    } finally {
-      await out.close();
-    }
-    return path;
-  }
-}
+import { EventVersions, type NewEvent, type StoredEvent } from '../domain/types.ts';
+import { checkCovers, corruptError, keepTorn, LOG_FILE, LOG_START, readAndScan, type ScanBase } from './read.ts';
 
 export interface AppendResult {
   readonly stored: StoredEvent[];
@@ -205,7 +24,7 @@ interface Pending {
 }
 
 /** Default room kept on the state dir's file system for events that release something. */
-export const DEFAULT_RESERVE_BYTES = 1024 * 1024;
+const DEFAULT_RESERVE_BYTES = 1024 * 1024;
 
 export interface LogOptions {
   readonly host: string;

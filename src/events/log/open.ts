@@ -1,5 +1,6 @@
 import { fold } from '../domain/evolve.ts';
-import { EventLog, LOG_START, readLog, type LogOptions, type ScanBase } from './log.ts';
+import { EventLog, type LogOptions } from './log.ts';
+import { LOG_START, readLog, type ScanBase } from './read.ts';
 import { readSnapshot } from './snapshot.ts';
 import { EventStore, type StoreOptions } from './store.ts';
 import { emptyState, type State } from '../domain/types.ts';

@@ -1,5 +1,5 @@
 // Design: the desired chains against `iptables-save` as observed, one table at a time. Only
-// chains named LEDGERNET-* and rules in built-in chains that carry a `ledgernet:` comment (or
+// chains named LEDGERNET-* and rules in built-in chains that carry our owner-tag comment (or
 // jump to one of our chains) are ours; everything else (Docker's chains, the operator's rules)
 // is invisible here and never touched. A chain is rewritten only when its content changed.
 // Why place the FORWARD/INPUT hooks just after `-j DOCKER-USER`: the operator's DOCKER-USER
@@ -15,20 +15,20 @@ const TABLES = ['filter', 'nat', 'filter6'] as const;
 /** Docker's jumps that may stand before an `early` hook. */
 const EARLY_PREDECESSORS = new Set(['-j DOCKER-USER', '-j DOCKER-ISOLATION-STAGE-1']);
 
-function isOurs(rule: string): boolean {
-  return rule.includes('ledgernet:') || rule.includes(`-j ${CHAIN_PREFIX}`);
+function isOurs(rule: string, ownerTag: string): boolean {
+  return rule.includes(ownerTag) || rule.includes(`-j ${CHAIN_PREFIX}`);
 }
 
 /** The changes that turn the observed tables into `desired`; a table that cannot be read (no ip6tables) is left out. */
-export function diffChains(desired: readonly DesiredChain[], actual: KernelSnapshot): FirewallChange[] {
+export function diffChains(desired: readonly DesiredChain[], actual: KernelSnapshot, ownerTag: string): FirewallChange[] {
   return TABLES.flatMap((t) => {
     const table = actual[t];
     // No ip6tables (IPv6 disabled): nothing to plan for that table.
-    return table === null ? [] : diffTable(t, desired.filter((c) => c.table === t), table);
+    return table === null ? [] : diffTable(t, desired.filter((c) => c.table === t), table, ownerTag);
   });
 }
 
-function diffTable(tableName: Table, desired: readonly DesiredChain[], table: IptablesTable): FirewallChange[] {
+function diffTable(tableName: Table, desired: readonly DesiredChain[], table: IptablesTable, ownerTag: string): FirewallChange[] {
   const out: FirewallChange[] = [];
   for (const c of desired) {
     const have = table.chains[c.name];
@@ -55,7 +55,7 @@ function diffTable(tableName: Table, desired: readonly DesiredChain[], table: Ip
   }
   for (const from of BUILTIN_CHAINS) {
     const hooks = desired.flatMap((c) => c.hooks).filter((h) => h.from === from);
-    out.push(...diffHooks(tableName, from, hooks, table.chains[from]?.rules ?? []));
+    out.push(...diffHooks(tableName, from, hooks, table.chains[from]?.rules ?? [], ownerTag));
   }
   return out;
 }
@@ -65,14 +65,14 @@ function diffTable(tableName: Table, desired: readonly DesiredChain[], table: Ip
  * copies, and move an `early` hook that ended up behind someone else's rule (e.g. after Docker
  * inserted its own rules at the top) back to just after `-j DOCKER-USER`.
  */
-function diffHooks(table: Table, from: string, hooks: readonly DesiredHook[], rules: readonly string[]): FirewallChange[] {
+function diffHooks(table: Table, from: string, hooks: readonly DesiredHook[], rules: readonly string[], ownerTag: string): FirewallChange[] {
   const out: FirewallChange[] = [];
   const doomed = new Set<number>();
   const seen = new Set<string>();
   rules.forEach((rule, i) => {
-    if (!isOurs(rule)) return;
+    if (!isOurs(rule, ownerTag)) return;
     const want = hooks.find((h) => h.rule === rule);
-    const misplaced = want?.placement === 'early' && !wellPlaced(rules, i);
+    const misplaced = want?.placement === 'early' && !wellPlaced(rules, i, ownerTag);
     if (!want || seen.has(rule) || misplaced) {
       out.push({ kind: 'hook.delete', table, from, rule, owner: SHARED, reason: want ? 'drifted' : 'orphan', ...(misplaced ? { detail: 'not right after DOCKER-USER' } : {}) });
       doomed.add(i);
@@ -91,10 +91,10 @@ function diffHooks(table: Table, from: string, hooks: readonly DesiredHook[], ru
 }
 
 /** Between DOCKER-USER (or the top) and the hook stand only Docker's jumps and our own rules. */
-function wellPlaced(rules: readonly string[], i: number): boolean {
+function wellPlaced(rules: readonly string[], i: number, ownerTag: string): boolean {
   const user = rules.indexOf('-j DOCKER-USER');
   if (user > i) return false;
-  return rules.slice(user + 1, i).every((r) => isOurs(r) || EARLY_PREDECESSORS.has(r));
+  return rules.slice(user + 1, i).every((r) => isOurs(r, ownerTag) || EARLY_PREDECESSORS.has(r));
 }
 
 function sameRules(a: readonly string[], b: readonly string[]): boolean {

@@ -7,7 +7,7 @@ import { restoreChanges } from './restore.ts';
 
 export const iptablesFirewall: FirewallBackend = {
   name: 'iptables',
-  plan: (policy, observed) => diffChains(renderChains(policy), observed),
+  plan: (policy, observed) => diffChains(renderChains(policy), observed, policy.ownerTag),
   apply: restoreChanges,
 };
 

@@ -42,16 +42,18 @@ export const FORWARD_CHAIN = 'LEDGERNET-FORWARD';
 export const INPUT_CHAIN = 'LEDGERNET-INPUT';
 export const DNAT_CHAIN = 'LEDGERNET-DNAT';
 export const POSTROUTING_CHAIN = 'LEDGERNET-POSTROUTING';
-export const HOOK_COMMENT = 'ledgernet:hook';
 /** Docker's own bridges: the default one, user networks (`br-<id>`), and the swarm gateway bridge. */
 const DOCKER_BRIDGES = ['docker0', 'br-+', 'docker_gwbridge'];
 
 type Nets = readonly FirewallNetworkPolicy[];
 
-const tag = (owner: string) => `-m comment --comment "ledgernet:${owner}"`;
-const hook = (from: string, chain: string, placement: DesiredHook['placement'], match = ''): DesiredHook => ({
+
+/** `-m comment` with the policy's owner tag (`ledgernet:` + who the rule is for). */
+const tag = (t: string, owner: string) => `-m comment --comment "${t}${owner}"`;
+
+const hook = (t: string, from: string, chain: string, placement: DesiredHook['placement'], match = ''): DesiredHook => ({
   from,
-  rule: `${match}-m comment --comment "${HOOK_COMMENT}" -j ${chain}`,
+  rule: `${match}${tag(t, 'hook')} -j ${chain}`,
   placement,
 });
 
@@ -59,17 +61,18 @@ const hook = (from: string, chain: string, placement: DesiredHook['placement'], 
 export function renderChains(policy: FirewallPolicy): DesiredChain[] {
   const nets = policy.networks;
   if (nets.length === 0) return [];
+  const t = policy.ownerTag;
   const chains: DesiredChain[] = [
-    { table: 'filter', name: FORWARD_CHAIN, rules: forwardRules(policy, 4), hooks: [hook('FORWARD', FORWARD_CHAIN, 'early')] },
-    { table: 'filter6', name: FORWARD_CHAIN, rules: forwardRules(policy, 6), hooks: [hook('FORWARD', FORWARD_CHAIN, 'early')] },
-    { table: 'filter', name: INPUT_CHAIN, rules: inputRules(policy), hooks: [hook('INPUT', INPUT_CHAIN, 'early')] },
+    { table: 'filter', name: FORWARD_CHAIN, rules: forwardRules(policy, 4), hooks: [hook(t, 'FORWARD', FORWARD_CHAIN, 'early')] },
+    { table: 'filter6', name: FORWARD_CHAIN, rules: forwardRules(policy, 6), hooks: [hook(t, 'FORWARD', FORWARD_CHAIN, 'early')] },
+    { table: 'filter', name: INPUT_CHAIN, rules: inputRules(policy), hooks: [hook(t, 'INPUT', INPUT_CHAIN, 'early')] },
     {
       table: 'nat',
       name: DNAT_CHAIN,
-      rules: nets.flatMap((n) => n.forwards.map(dnatRule)),
-      hooks: ['PREROUTING', 'OUTPUT'].map((from) => hook(from, DNAT_CHAIN, 'append', '-m addrtype --dst-type LOCAL ')),
+      rules: nets.flatMap((n) => n.forwards.map((f) => dnatRule(t, f))),
+      hooks: ['PREROUTING', 'OUTPUT'].map((from) => hook(t, from, DNAT_CHAIN, 'append', '-m addrtype --dst-type LOCAL ')),
     },
-    { table: 'nat', name: POSTROUTING_CHAIN, rules: nets.flatMap(postroutingRules), hooks: [hook('POSTROUTING', POSTROUTING_CHAIN, 'append')] },
+    { table: 'nat', name: POSTROUTING_CHAIN, rules: nets.flatMap((n) => postroutingRules(t, n)), hooks: [hook(t, 'POSTROUTING', POSTROUTING_CHAIN, 'append')] },
   ];
   return chains.filter((c) => c.rules.length > 0);
 }
@@ -77,7 +80,7 @@ export function renderChains(policy: FirewallPolicy): DesiredChain[] {
 /** ICMPv6 neighbour solicitation and advertisement, as ip6tables-save prints their types. */
 const ND_TYPES = [135, 136];
 
-const owned = (n: FirewallNetworkPolicy) => (role: string) => tag(`network:${n.networkId}:${role}`);
+const owned = (t: string, n: FirewallNetworkPolicy) => (role: string) => tag(t, `network:${n.networkId}:${role}`);
 
 /**
  * The FORWARD policy for one family. IPv6 rules are written only for networks with IPv6 data
@@ -86,14 +89,15 @@ const owned = (n: FirewallNetworkPolicy) => (role: string) => tag(`network:${n.n
  */
 function forwardRules(policy: FirewallPolicy, family: 4 | 6): string[] {
   const nets = family === 4 ? policy.networks : policy.networks.filter((n) => n.ipv6);
-  const isolation = isolationRules(bridgePatterns(policy.bridgePrefix, nets));
-  return [...nets.flatMap((n) => insideRules(n, family)), ...isolation, ...nets.flatMap((n) => ingressRules(n, family))];
+  const t = policy.ownerTag;
+  const isolation = isolationRules(t, bridgePatterns(policy.bridgePrefix, nets));
+  return [...nets.flatMap((n) => insideRules(t, n, family)), ...isolation, ...nets.flatMap((n) => ingressRules(t, n, family))];
 }
 
 /** Inside one network: icc, or only hairpin through a published port without it. */
-function insideRules(n: FirewallNetworkPolicy, family: 4 | 6): string[] {
+function insideRules(t: string, n: FirewallNetworkPolicy, family: 4 | 6): string[] {
   const b = n.bridge;
-  const who = owned(n);
+  const who = owned(t, n);
   const rules: string[] = [];
   if (n.icc) rules.push(`-i ${b} -o ${b} ${who('icc')} -j ACCEPT`);
   else {
@@ -109,23 +113,23 @@ function insideRules(n: FirewallNetworkPolicy, family: 4 | 6): string[] {
  * Replies to what was let through; then no network reaches another, or one of Docker's
  * bridges, or the reverse, except through a published port (as Docker's own bridges do).
  */
-function isolationRules(ours: readonly string[]): string[] {
+function isolationRules(t: string, ours: readonly string[]): string[] {
   const rules: string[] = [];
-  for (const b of ours) rules.push(`-o ${b} -m conntrack --ctstate RELATED,ESTABLISHED ${tag('established')} -j ACCEPT`);
+  for (const b of ours) rules.push(`-o ${b} -m conntrack --ctstate RELATED,ESTABLISHED ${tag(t, 'established')} -j ACCEPT`);
   for (const b of ours) {
     for (const other of [...ours, ...DOCKER_BRIDGES]) {
-      rules.push(`-i ${b} -o ${other} -m conntrack ! --ctstate DNAT ${tag('isolation')} -j DROP`);
-      if (!ours.includes(other)) rules.push(`-i ${other} -o ${b} -m conntrack ! --ctstate DNAT ${tag('isolation')} -j DROP`);
+      rules.push(`-i ${b} -o ${other} -m conntrack ! --ctstate DNAT ${tag(t, 'isolation')} -j DROP`);
+      if (!ours.includes(other)) rules.push(`-i ${other} -o ${b} -m conntrack ! --ctstate DNAT ${tag(t, 'isolation')} -j DROP`);
     }
   }
   return rules;
 }
 
 /** What may enter a network from outside (published ports or the allow-list), and egress. */
-function ingressRules(n: FirewallNetworkPolicy, family: 4 | 6): string[] {
+function ingressRules(t: string, n: FirewallNetworkPolicy, family: 4 | 6): string[] {
   if (n.internal) return [];
   const b = n.bridge;
-  const who = owned(n);
+  const who = owned(t, n);
   const rules: string[] = [];
   if (n.allow === null) {
     if (family === 4) rules.push(`-o ${b} -m conntrack --ctstate DNAT ${who('published')} -j ACCEPT`);
@@ -140,11 +144,11 @@ function allowMatch(a: FirewallAllow, family: 4 | 6): string {
   return `-p ${a.proto} -m ${a.proto} --dport ${lo === hi ? lo : `${lo}:${hi}`}`;
 }
 
-function inputRules({ bridgePrefix, networks }: FirewallPolicy): string[] {
+function inputRules({ bridgePrefix, ownerTag, networks }: FirewallPolicy): string[] {
   // route_localnet lets a container address 127.0.0.0/8 on the bridge; only replies may pass.
   if (!networks.some((n) => n.published)) return [];
   return bridgePatterns(bridgePrefix, networks).map(
-    (b) => `! -s 127.0.0.0/8 -d 127.0.0.0/8 -i ${b} -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT ${tag('localnet')} -j DROP`,
+    (b) => `! -s 127.0.0.0/8 -d 127.0.0.0/8 -i ${b} -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT ${tag(ownerTag, 'localnet')} -j DROP`,
   );
 }
 
@@ -157,9 +161,9 @@ function bridgePatterns(prefix: string, nets: Nets): string[] {
   return [`${prefix}+`, ...[...new Set(custom)].sort()];
 }
 
-function postroutingRules(n: FirewallNetworkPolicy): string[] {
+function postroutingRules(t: string, n: FirewallNetworkPolicy): string[] {
   const b = n.bridge;
-  const who = owned(n);
+  const who = owned(t, n);
   const rules = n.masquerade.map((pool) => `-s ${pool} ! -o ${b} ${who('masquerade')} -j MASQUERADE`);
   if (n.published) {
     rules.push(`-s 127.0.0.0/8 -o ${b} ${who('localhost')} -j MASQUERADE`);
@@ -168,10 +172,10 @@ function postroutingRules(n: FirewallNetworkPolicy): string[] {
   return rules;
 }
 
-function dnatRule(f: PortForward): string {
+function dnatRule(t: string, f: PortForward): string {
   const [lo, hi] = f.hostPorts;
   const dst = f.hostIp === '' ? '' : `-d ${f.hostIp}/32 `;
   const dport = lo === hi ? `${lo}` : `${lo}:${hi}`;
   const to = lo === hi ? `${f.ip}:${f.port}` : `${f.ip}:${f.port}-${f.port + hi - lo}/${lo}`;
-  return `${dst}-p ${f.proto} -m ${f.proto} --dport ${dport} ${tag(`endpoint:${f.endpointId}:port`)} -j DNAT --to-destination ${to}`;
+  return `${dst}-p ${f.proto} -m ${f.proto} --dport ${dport} ${tag(t, `endpoint:${f.endpointId}:port`)} -j DNAT --to-destination ${to}`;
 }

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { execa } from 'execa';
 import type { DriverError } from '../../../src/errors.ts';
-import { LOG_FILE, readLog } from '../../../src/events/log/log.ts';
+import { LOG_FILE, readLog } from '../../../src/events/log/read.ts';
 import { openStore } from '../../../src/events/log/open.ts';
 import { networkSpec } from '../../helpers/events.ts';
 

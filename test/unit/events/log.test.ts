@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DriverError } from '../../../src/errors.ts';
 import { frame, unframe } from '../../../src/events/log/framing.ts';
-import { EventLog, LOG_FILE, readLog } from '../../../src/events/log/log.ts';
+import { EventLog } from '../../../src/events/log/log.ts';
+import { LOG_FILE, readLog } from '../../../src/events/log/read.ts';
 import { acquireLock } from '../../../src/events/log/lock.ts';
 import { NET_A, networkSpec } from '../../helpers/events.ts';
 

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fold } from '../../../src/events/domain/evolve.ts';
 import { frame } from '../../../src/events/log/framing.ts';
-import { LOG_FILE, readLog } from '../../../src/events/log/log.ts';
+import { LOG_FILE, readLog } from '../../../src/events/log/read.ts';
 import { loadState, openStore } from '../../../src/events/log/open.ts';
 import { SNAPSHOT_FILE, readSnapshot } from '../../../src/events/log/snapshot.ts';
 import { emptyState } from '../../../src/events/domain/types.ts';

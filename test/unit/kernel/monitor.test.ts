@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { driftNotice } from '../../../src/kernel/monitor.ts';
+import { driftNotice, type OwnedLinks } from '../../../src/kernel/monitor.ts';
 
-const isDriftNotice = (line: string, owned: (n: string) => boolean) => driftNotice(line, owned) !== null;
+const isDriftNotice = (line: string, owned: OwnedLinks) => driftNotice(line, owned) !== null;
 
 // Lines captured from `ip -o monitor link address` during `docker run --rm` on a ledgernet network
 // and during hand-made drift.
-const ours = (n: string) => /^ln[bvi]-/.test(n) || n === 'mybr0';
+// What main.ts passes: bridges, host-side veths and ifbs by name, a custom bridge; veths belong on a bridge.
+const ours: OwnedLinks = { watched: (n) => /^ln[bvi]-/.test(n) || n === 'mybr0', bridged: (n) => n.startsWith('lnv-') };
 const lines = {
   peerMoved: 'Deleted 2820: lnp-7c6bfb9fcaf@lnv-7c6bfb9fcaf: <BROADCAST,MULTICAST> mtu 1500 qdisc noop state DOWN group default',
   carrier: '2821: lnv-7c6bfb9fcaf@if2820: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 master lnb-bbf92809104 state UP',
