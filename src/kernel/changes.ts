@@ -3,7 +3,7 @@
 // batches. They are part of the plan's JSON (docs/plan-json.md), so their fields are stable.
 
 /** Who a change is for (null for shared objects), why, and for `drifted` what was found. */
-export interface ChangeBase {
+interface ChangeBase {
   readonly owner: { readonly networkId: string | null; readonly endpointId: string | null };
   readonly reason: 'missing' | 'orphan' | 'drifted';
   readonly detail?: string;

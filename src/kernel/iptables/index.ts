@@ -11,5 +11,5 @@ export const iptablesFirewall: FirewallBackend = {
   apply: restoreChanges,
 };
 
-export { renderChains, type DesiredChain } from './render.ts';
+export { renderChains } from './render.ts';
 export { parseIptablesSave } from './parse.ts';

@@ -38,10 +38,10 @@ export interface DesiredChain {
   readonly hooks: readonly DesiredHook[];
 }
 
-export const FORWARD_CHAIN = 'LEDGERNET-FORWARD';
-export const INPUT_CHAIN = 'LEDGERNET-INPUT';
-export const DNAT_CHAIN = 'LEDGERNET-DNAT';
-export const POSTROUTING_CHAIN = 'LEDGERNET-POSTROUTING';
+const FORWARD_CHAIN = 'LEDGERNET-FORWARD';
+const INPUT_CHAIN = 'LEDGERNET-INPUT';
+const DNAT_CHAIN = 'LEDGERNET-DNAT';
+const POSTROUTING_CHAIN = 'LEDGERNET-POSTROUTING';
 /** Docker's own bridges: the default one, user networks (`br-<id>`), and the swarm gateway bridge. */
 const DOCKER_BRIDGES = ['docker0', 'br-+', 'docker_gwbridge'];
 
