@@ -13,7 +13,7 @@ import { acquireHostGuard, acquireLock, NatsPublisher, openStore, Outbox, type E
 import { createKernel, driftNotice, watchLinks } from './kernel/index.ts';
 import type { HostView } from './api/ipam.ts';
 import type { Kernel } from './kernel/index.ts';
-import { Reconciler, describeAction, isOwnedLink } from './reconciler/index.ts';
+import { OutcomeRecorder, Reconciler, isOwnedLink, markLost } from './reconciler/index.ts';
 import { Metrics, serveMetrics } from './operator/metrics.ts';
 import { controlPeerCheck, listenPrivately, prepareSocketPath } from './operator/socket.ts';
 import { DockerApi } from './operator/docker-api.ts';
@@ -119,29 +119,16 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
     if (outbox) cleanups.push(() => outbox.stop());
 
     const kernel = createKernel();
-    let lastFailures = '';
+    const outcomes = new OutcomeRecorder(store);
     const reconciler: Reconciler = new Reconciler({
       kernel,
       getState: () => store.state,
       log: log.child({ component: 'reconciler' }),
       intervalMs: cfg.reconcileIntervalS * 1000,
-      onLost: async (lost) => {
-        for (const a of lost) {
-          if (a.owner.endpointId) await store.execute({ type: 'MarkLost', endpointId: a.owner.endpointId, reason: a.detail ?? a.reason });
-        }
-      },
+      onLost: markLost(store),
       onPass: (r) => {
         metrics?.onPass(r);
-        const failures = r.failures.map((f) => `${describeAction(f.action)}: ${f.message}`);
-        // A failure that persists is recorded once, not on every pass (the log and the audit
-        // stream would grow by one event per tick); what changed in the kernel always is.
-        const failureKey = failures.join('\n');
-        const sameFailures = failureKey === lastFailures;
-        lastFailures = failureKey;
-        if (r.applied.length === 0 && sameFailures) return;
-        store
-          .execute({ type: 'RecordReconcile', trigger: r.trigger, actions: r.applied.map(describeAction), failures })
-          .catch((e: unknown) => log.error({ err: e }, 'could not record the reconcile outcome'));
+        outcomes.record(r)?.catch((e: unknown) => log.error({ err: e }, 'could not record the reconcile outcome'));
       },
     });
     cleanups.push(() => reconciler.stop());

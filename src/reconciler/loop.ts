@@ -5,6 +5,7 @@ import type { DriftKind } from '../kernel/monitor.ts';
 import { describeAction, type Action } from './actions.ts';
 import { applyActions, type Failure } from './apply.ts';
 import { desiredFromState } from './desired.ts';
+import { describeFailure } from './outcome.ts';
 import { plan } from './plan.ts';
 
 export interface PassResult {
@@ -174,7 +175,7 @@ export class Reconciler {
         {
           trigger,
           applied: applied.map(describeAction),
-          failures: failures.map((f) => `${describeAction(f.action)}: ${f.message}`),
+          failures: failures.map(describeFailure),
           lost: lost.map(describeAction),
           ms: Math.round(result.durationMs),
         },
