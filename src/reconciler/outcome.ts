@@ -52,7 +52,8 @@ export class OutcomeRecorder {
   /** Resolves once the event is durable; null when there is nothing new to record. */
   record(r: PassOutcome): Promise<unknown> | null {
     const failures = r.failures.map(describeFailure);
-    const failureKey = failures.join('\n');
+    // In any order: a pass that held back terminal failures lists them after the others.
+    const failureKey = [...failures].sort().join('\n');
     const sameFailures = failureKey === this.lastFailures;
     this.lastFailures = failureKey;
     if (r.applied.length === 0 && sameFailures) return null;
