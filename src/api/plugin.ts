@@ -2,7 +2,7 @@
 // the body into a command, append it, wait for the reconciler where Docker needs the kernel
 // ready, and answer. One error handler turns every failure into `{"Err": "..."}`.
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { DriverError, isDriverError } from '../errors.ts';
+import { DriverError, isDriverError, phraseOf } from '../errors.ts';
 import type { Command, DefaultPool } from '../events/domain/commands.ts';
 import { bridgeName } from '../events/domain/naming.ts';
 import { short } from '../events/domain/decide.ts';
@@ -144,8 +144,10 @@ export function createPluginApp(apiDeps: ApiDeps): FastifyInstance {
   );
   app.setErrorHandler(async (err: unknown, req, reply) => {
     if (isDriverError(err)) {
-      req.log.warn({ code: err.code, url: req.url, err: err.cause ?? undefined }, err.message);
-      return reply.code(err.code === 'LN_ERR_BAD_REQUEST' ? 400 : 500).send({ Err: err.message });
+      // A kernel command's own error (its stderr) goes to the log; Docker gets the fixed phrase.
+      const told = err.code.startsWith('LN_ERR_KERNEL_') ? `${req.url.replace(/^\//, '')}: ${phraseOf(err.code)}; see the ledgernet log` : err.message;
+      req.log.warn({ code: err.code, url: req.url, err: err.cause ?? undefined, ...(told === err.message ? {} : { detail: err.message }) }, told);
+      return reply.code(err.code === 'LN_ERR_BAD_REQUEST' ? 400 : 500).send({ Err: told });
     }
     const refused = requestError(err, req, BODY_LIMIT);
     if (refused) {
