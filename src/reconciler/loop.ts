@@ -221,6 +221,9 @@ export class Reconciler {
           const r = await this.pass(trigger);
           for (const w of batch) w.resolve(r);
         } catch (e) {
+          // The kernel could not even be read: try again like a retryable failure.
+          this.failedPasses++;
+          this.schedule(backoffMs(this.failedPasses, this.deps.intervalMs));
           for (const w of batch) w.reject(e);
         } finally {
           this.passEnded = performance.now();

@@ -88,6 +88,22 @@ describe('reconcile loop: backoff and terminal failures', () => {
     assert.equal(await advance(1), 1);
   });
 
+  it('a pass that cannot read the kernel keeps the timer going, with backoff', async () => {
+    const observe = kernel.observe.bind(kernel);
+    let broken = true;
+    kernel.observe = async () => {
+      if (broken) throw new Error('Cannot open netlink socket');
+      return observe();
+    };
+    const failed = r.requestPass('startup').then(() => 'resolved', () => 'rejected');
+    await settle();
+    await advance(50); // the loop reads the kernel a second time before it gives up
+    assert.equal(await failed, 'rejected');
+    broken = false;
+    assert.equal(await advance(999), 0);
+    assert.equal(await advance(1), 1, 'retried after 1 s');
+  });
+
   it('a pass for Docker runs at once during a backoff', async () => {
     kernel.failing = true;
     await r.requestPass('startup');
