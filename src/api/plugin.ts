@@ -3,11 +3,11 @@
 // ready, and answer. One error handler turns every failure into `{"Err": "..."}`.
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { DriverError, isDriverError, phraseOf } from '../errors.ts';
-import type { Command, DefaultPool } from '../events/domain/commands.ts';
+import type { DefaultPool } from '../events/domain/commands.ts';
 import { bridgeName } from '../events/domain/naming.ts';
 import { short } from '../events/domain/decide.ts';
 import { containerIfacePrefix } from '../events/domain/options.ts';
-import { lookup, type State, type StoredEvent } from '../events/domain/types.ts';
+import { lookup } from '../events/domain/types.ts';
 import { applyIntent, awaitKernel, background, concernsEndpoint, concernsNetwork, concernsPorts, type IntentDeps } from './intent.ts';
 import {
   ADDRESS_SPACES,

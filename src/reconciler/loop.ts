@@ -51,9 +51,9 @@ const ECHO_MS = 300;
 type Conflict = Extract<Action, { kind: 'link.conflict' }>;
 
 /** The first retry of a retryable failure; each further failing pass doubles it. */
-export const BACKOFF_BASE_MS = 1_000;
+const BACKOFF_BASE_MS = 1_000;
 /** Retries never wait longer than this (nor longer than the reconcile interval). */
-export const BACKOFF_MAX_MS = 60_000;
+const BACKOFF_MAX_MS = 60_000;
 
 /** How long the timer waits after `failedPasses` passes in a row left retryable failures. */
 export function backoffMs(failedPasses: number, intervalMs: number): number {
