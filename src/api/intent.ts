@@ -19,7 +19,7 @@ export interface IntentDeps {
   readonly applyTimeoutMs: number;
 }
 
-export interface Awaited {
+export interface KernelWait {
   /** The pass trigger (the Docker method). */
   readonly trigger: string;
   /** Which failures of a pass concern this call. */
@@ -70,7 +70,7 @@ function toldOf(failures: readonly Failure[]): string {
   return [...byPhrase].map(([phrase, actions]) => `${actions.join(', ')}: ${phrase}`).join('; ');
 }
 
-async function problemOf(deps: IntentDeps, a: Awaited): Promise<Problem | null> {
+async function problemOf(deps: IntentDeps, a: KernelWait): Promise<Problem | null> {
   try {
     const failures = (await converge(deps, a.trigger)).failures.filter(a.concerns);
     if (failures.length === 0) return null;
@@ -90,7 +90,7 @@ async function problemOf(deps: IntentDeps, a: Awaited): Promise<Problem | null> 
  * (so the desired state does not keep what Docker believes was never made), converges it, and
  * throws `LN_ERR_APPLY` (failures) or `LN_ERR_TIMEOUT`.
  */
-export async function awaitKernel(deps: IntentDeps, a: Awaited): Promise<void> {
+export async function awaitKernel(deps: IntentDeps, a: KernelWait): Promise<void> {
   const problem = await problemOf(deps, a);
   if (!problem) return;
   if (a.compensate) {
@@ -102,7 +102,7 @@ export async function awaitKernel(deps: IntentDeps, a: Awaited): Promise<void> {
 }
 
 /** Appends an intent, then waits for the kernel (see awaitKernel). */
-export async function applyIntent(deps: IntentDeps, command: Command, a: Awaited): Promise<StoredEvent[]> {
+export async function applyIntent(deps: IntentDeps, command: Command, a: KernelWait): Promise<StoredEvent[]> {
   const events = await deps.store.execute(command);
   await awaitKernel(deps, a);
   return events;
