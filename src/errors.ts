@@ -1,38 +1,85 @@
-// One error type crosses folder boundaries. `message` is for the user (Docker shows it);
-// detail that is not for the user (stderr, stacks) goes in `cause` and the logs.
-export const ErrorCodes = {
-  LN_ERR_BAD_REQUEST: 'the request body is missing, not JSON, or lacks a required field',
-  LN_ERR_UNKNOWN_NETWORK: 'the call names a network ledgernet does not know',
-  LN_ERR_UNKNOWN_ENDPOINT: 'the call names an endpoint ledgernet does not know',
-  LN_ERR_CONFLICT: 'the call contradicts what the log already holds (same id, other data)',
-  LN_ERR_INVALID_OPTION: 'a network or endpoint option is unknown or malformed',
-  LN_ERR_IPAM_OVERLAP: 'a subnet overlaps one that another ledgernet network or pool already holds',
-  LN_ERR_IPAM_EXHAUSTED: 'a pool (or the default range for automatic pools) has no free address or prefix left',
-  LN_ERR_IPAM_ADDRESS: 'a requested address is malformed, outside its pool, or already in use',
-  LN_ERR_IPAM_UNKNOWN_POOL: 'the call names a PoolID ledgernet does not hold',
-  LN_ERR_KERNEL_EXEC: 'a kernel command (ip, iptables) failed',
-  LN_ERR_KERNEL_PARSE: 'the output of a kernel command could not be parsed',
-  LN_ERR_LOG_CORRUPT: 'the event log holds a damaged record before its end',
-  LN_ERR_LOG_IO: 'the event log could not be read or written',
-  LN_ERR_LOCKED: 'another ledgernet process holds the state directory',
-  LN_ERR_SOCKET_IN_USE: 'another process answers on the plugin socket',
-  LN_ERR_HOST_IN_USE: 'another ledgernet instance runs on this host (the host-wide guard)',
-  LN_ERR_APPLY: 'the kernel did not reach the desired state',
-  LN_ERR_TIMEOUT: 'an operation did not finish in time',
-  LN_ERR_DAEMON_UNREACHABLE: 'the ledgernet daemon does not answer on its control socket',
-  LN_ERR_INTERNAL: 'a bug: an unexpected error',
-} as const;
+// One error type crosses folder boundaries. `message` is for the user (Docker shows it): a fixed
+// phrase of the code's row plus context (ids, names), never raw stderr. Detail that is not for
+// the user (stderr, stacks) goes in `cause`, the logs and the recorded events.
 
-export type ErrorCode = keyof typeof ErrorCodes;
+/**
+ * How a failure behaves over time. `retryable`: it may pass on its own (a race with the kernel,
+ * a timeout); the reconcile loop tries again with backoff. `terminal`: it stays until something
+ * changes (the desired state, the operator's host); the loop does not retry it until then.
+ */
+export type ErrorKind = 'terminal' | 'retryable';
+
+interface ErrorRow {
+  /** What the code means (documentation, once). */
+  readonly means: string;
+  readonly kind: ErrorKind;
+  /** The fixed phrase a user-facing message starts from or carries. */
+  readonly phrase: string;
+}
+
+function row(kind: ErrorKind, phrase: string, means: string): ErrorRow {
+  return { means, kind, phrase };
+}
+
+/** Every error code, one row each. */
+export const ERRORS = {
+  LN_ERR_BAD_REQUEST: row('terminal', 'the request is malformed', 'the request body is missing, not JSON, or lacks a required field'),
+  LN_ERR_UNKNOWN_NETWORK: row('terminal', 'the network is not known to ledgernet', 'the call names a network ledgernet does not know'),
+  LN_ERR_UNKNOWN_ENDPOINT: row('terminal', 'the endpoint is not known to ledgernet', 'the call names an endpoint ledgernet does not know'),
+  LN_ERR_CONFLICT: row('terminal', 'the call contradicts the log', 'the call contradicts what the log already holds (same id, other data)'),
+  LN_ERR_INVALID_OPTION: row('terminal', 'an option is invalid', 'a network or endpoint option is unknown or malformed'),
+  LN_ERR_IPAM_OVERLAP: row('terminal', 'the subnet overlaps another', 'a subnet overlaps one that another ledgernet network or pool already holds'),
+  LN_ERR_IPAM_EXHAUSTED: row('terminal', 'no address or prefix is left', 'a pool (or the default range for automatic pools) has no free address or prefix left'),
+  LN_ERR_IPAM_ADDRESS: row('terminal', 'the address cannot be used', 'a requested address is malformed, outside its pool, or already in use'),
+  LN_ERR_IPAM_UNKNOWN_POOL: row('terminal', 'the pool is not known to ledgernet', 'the call names a PoolID ledgernet does not hold'),
+  LN_ERR_LINK_CONFLICT: row(
+    'terminal',
+    'a link that is not ledgernet\'s holds the name',
+    'a foreign link holds a name ledgernet needs; it is left alone until the operator removes it',
+  ),
+  LN_ERR_KERNEL_REFUSED: row(
+    'terminal',
+    'the kernel refused the change',
+    'a kernel command failed in a way that trying again does not fix (no permission, an invalid or unsupported argument)',
+  ),
+  LN_ERR_KERNEL_EXEC: row('retryable', 'a kernel command failed', 'a kernel command (ip, iptables, tc) failed; the next pass tries again'),
+  LN_ERR_KERNEL_PARSE: row('retryable', 'the output of a kernel command could not be read', 'the output of a kernel command could not be parsed'),
+  LN_ERR_LOG_CORRUPT: row('terminal', 'the event log is damaged', 'the event log holds a damaged record before its end'),
+  LN_ERR_LOG_IO: row('retryable', 'the event log could not be read or written', 'the event log could not be read or written'),
+  LN_ERR_LOCKED: row('terminal', 'another ledgernet process holds the state directory', 'another ledgernet process holds the state directory'),
+  LN_ERR_SOCKET_IN_USE: row('terminal', 'another process answers on the socket', 'another process answers on the plugin socket'),
+  LN_ERR_HOST_IN_USE: row('terminal', 'another ledgernet instance runs on this host', 'another ledgernet instance runs on this host (the host-wide guard)'),
+  LN_ERR_APPLY: row('retryable', 'the kernel did not reach the desired state', 'the kernel did not reach the desired state'),
+  LN_ERR_TIMEOUT: row('retryable', 'the kernel did not converge in time', 'an operation did not finish in time'),
+  LN_ERR_DAEMON_UNREACHABLE: row('retryable', 'the ledgernet daemon does not answer', 'the ledgernet daemon does not answer on its control socket'),
+  LN_ERR_CONFIG: row('terminal', 'the configuration is invalid', 'a flag, an environment variable or an installation step is invalid'),
+  LN_ERR_INSTALL: row('terminal', 'the installation step failed', 'ledgernet install could not write or load the systemd unit'),
+  LN_ERR_INTERNAL: row('terminal', 'internal error', 'a bug: an unexpected error'),
+} as const satisfies Record<string, ErrorRow>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** Whether failures with this code may pass on their own (the loop retries them with backoff). */
+export function isRetryable(code: ErrorCode): boolean {
+  return ERRORS[code].kind === 'retryable';
+}
+
+/** The fixed user-facing phrase of a code. */
+export function phraseOf(code: ErrorCode): string {
+  return ERRORS[code].phrase;
+}
 
 export class DriverError extends Error {
   readonly code: ErrorCode;
-  readonly retryable: boolean;
-  constructor(code: ErrorCode, message: string, opts: { retryable?: boolean; cause?: unknown } = {}) {
+  constructor(code: ErrorCode, message: string, opts: { cause?: unknown } = {}) {
     super(message, { cause: opts.cause });
     this.name = 'DriverError';
     this.code = code;
-    this.retryable = opts.retryable ?? false;
+  }
+
+  /** From the code's row: whether trying again may succeed. */
+  get retryable(): boolean {
+    return isRetryable(this.code);
   }
 }
 

@@ -3,6 +3,7 @@
 import { readFile, unlink } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { connect, credsAuthenticator, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
+import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import pretty from 'pino-pretty';
 import { DriverError } from './errors.ts';
@@ -13,7 +14,7 @@ import { acquireHostGuard, acquireLock, isDerivedHostLinkName, isVethName, NatsP
 import { createKernel, driftNotice, watchLinks } from './kernel/index.ts';
 import type { HostView } from './api/ipam.ts';
 import type { Kernel } from './kernel/index.ts';
-import { Reconciler, describeAction, isOwnedLink } from './reconciler/index.ts';
+import { OutcomeRecorder, Reconciler, isOwnedLink, markLost } from './reconciler/index.ts';
 import { Metrics, serveMetrics } from './operator/metrics.ts';
 import { controlPeerCheck, listenPrivately, prepareSocketPath } from './operator/socket.ts';
 import { DockerApi } from './operator/docker-api.ts';
@@ -91,127 +92,147 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
+type Cleanup = () => Promise<void>;
+
+/** Opens the event log (replaying it) and says what it found. */
+async function openState(cfg: ServeConfig, log: Logger, metrics: Metrics | null) {
+  const opened = await openStore(
+    cfg.stateDir,
+    { host: cfg.host, ...(metrics ? { onFlush: metrics.onFlush } : {}) },
+    { snapshotEvery: SNAPSHOT_EVERY, onSnapshotError: (e) => log.error({ err: e }, 'could not write a snapshot') },
+  );
+  const { state, replayed, fromSnapshotSeq, repaired, warnings } = opened;
+  if (repaired) log.warn(repaired, 'event log had a torn tail (crash mid-write); cut back to the last good record, the cut bytes kept in keptAs');
+  for (const w of warnings) log.warn(`event log: ${w}`);
+  log.info(
+    { fromSnapshotSeq, replayed, seq: state.seq, networks: Object.keys(state.networks).length, endpoints: Object.keys(state.endpoints).length },
+    'replayed event log',
+  );
+  return opened;
+}
+
+/** The reconciler of the daemon: lost endpoints and pass outcomes are recorded in the log. */
+function buildReconciler(cfg: ServeConfig, store: EventStore, kernel: Kernel, log: Logger, metrics: Metrics | null): Reconciler {
+  const outcomes = new OutcomeRecorder(store);
+  return new Reconciler({
+    kernel,
+    getState: () => store.state,
+    log: log.child({ component: 'reconciler' }),
+    intervalMs: cfg.reconcileIntervalS * 1000,
+    onLost: markLost(store),
+    onPass: (r) => {
+      metrics?.onPass(r);
+      outcomes.record(r)?.catch((e: unknown) => log.error({ err: e }, 'could not record the reconcile outcome'));
+    },
+  });
+}
+
+/** Serves `app` on a fresh socket at `path`; the cleanup closes it and removes the socket. */
+async function listenOn(app: FastifyInstance, path: string, mode: Parameters<typeof listenPrivately>[2]): Promise<Cleanup> {
+  await prepareSocketPath(path);
+  await listenPrivately(app, path, mode);
+  return async () => {
+    await app.close();
+    await unlink(path).catch(() => undefined);
+  };
+}
+
+interface Parts {
+  readonly store: EventStore;
+  readonly kernel: Kernel;
+  readonly reconciler: Reconciler;
+  readonly outbox: Outbox | null;
+  readonly metrics: Metrics | null;
+}
+
+/** The plugin socket Docker calls, then the control socket of the CLI; each cleanup goes to `add` once it listens. */
+async function listen(cfg: ServeConfig, p: Parts, log: Logger, add: (c: Cleanup) => void): Promise<void> {
+  const plugin = createPluginApp({
+    store: p.store,
+    reconciler: p.reconciler,
+    log,
+    applyTimeoutMs: cfg.applyTimeoutMs,
+    ...(p.metrics ? { onCall: p.metrics.onCall } : {}),
+    host: hostView(p.kernel),
+    defaultPools: cfg.defaultPools,
+  });
+  // Under the supervisor (src/supervisor/) the worker listens on a private socket in the state
+  // dir; Docker's socket (cfg.socket) belongs to the supervisor.
+  const listenPath = cfg.listenSocket ?? cfg.socket;
+  add(await listenOn(plugin, listenPath, cfg.listenSocket ? 0o600 : 0o660));
+  const ctlPath = controlSocket(cfg.stateDir);
+  const control = createControlApp({
+    store: p.store,
+    reconciler: p.reconciler,
+    info: { pid: process.pid, host: cfg.host, socket: cfg.socket, stateDir: cfg.stateDir, startedAt: new Date().toISOString() },
+    audit: () => p.outbox?.stats() ?? null,
+    authorize: controlPeerCheck(ctlPath),
+  });
+  add(await listenOn(control, ctlPath, 0o600));
+}
+
+async function startMetrics(cfg: ServeConfig, store: EventStore, metrics: Metrics | null, log: Logger): Promise<Cleanup | null> {
+  if (!metrics || !cfg.metrics) return null;
+  const server = await serveMetrics(metrics, cfg.metrics, () => {
+    metrics.logBytes.set(store.logBytes);
+    metrics.logSeq.set(store.lastSeq);
+    metrics.refreshAudit();
+  });
+  log.info({ metrics: `http://${cfg.metrics}/metrics` }, 'serving metrics');
+  return () => new Promise<void>((resolve) => server.close(() => resolve()));
+}
+
+/**
+ * A link or address changed (ours or anyone's): look again now rather than at the next tick.
+ * --reconcile-interval 0 turns background repair off altogether: passes run only for intents.
+ */
+function watchKernel(cfg: ServeConfig, store: EventStore, reconciler: Reconciler, log: Logger): Cleanup | null {
+  if (cfg.reconcileIntervalS <= 0) return null;
+  const watch = watchLinks(
+    () => void reconciler.requestPass('kernel').catch((e: unknown) => log.error({ err: e }, 'reconcile after a kernel change failed')),
+    {
+      onError: (e) => log.warn({ err: e }, 'kernel change monitor'),
+      // Only drift of our links matters: not Docker's churn, and not the echo of our own apply.
+      relevant: (line) => {
+        const watched = (name: string) => isDerivedHostLinkName(name) || Object.values(store.state.networks).some((net) => net.bridge === name);
+        const n = driftNotice(line, { watched, bridged: isVethName });
+        return n !== null && !reconciler.isEcho(n.name, n.kind);
+      },
+    },
+  );
+  return async () => watch.stop();
+}
+
 export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
   const release = await acquireLock(cfg.stateDir, { socket: cfg.socket }, (from) =>
     log.warn({ stateDir: cfg.stateDir, mode: from.toString(8) }, 'the state directory was open to group or others: tightened to 0700'),
   );
-  const cleanups: (() => Promise<void>)[] = [release];
+  const cleanups: Cleanup[] = [release];
   const stopAll = async () => {
     for (const c of cleanups.reverse()) await c().catch((e: unknown) => log.error({ err: e }, 'shutdown step failed'));
+  };
+  const add = (c: Cleanup | null) => {
+    if (c) cleanups.push(c);
   };
   try {
     // One instance per host, whatever its socket or state dir: two remove each other's networks.
     // Under the supervisor, the instance an operator would stop is the supervisor: name its pid.
-    cleanups.push(await acquireHostGuard({ stateDir: cfg.stateDir, socket: cfg.socket, pid: cfg.listenSocket ? process.ppid : process.pid }));
+    add(await acquireHostGuard({ stateDir: cfg.stateDir, socket: cfg.socket, pid: cfg.listenSocket ? process.ppid : process.pid }));
     const metrics = cfg.metrics ? new Metrics() : null;
-    const { store, state, events, replayed, fromSnapshotSeq, repaired, warnings } = await openStore(
-      cfg.stateDir,
-      { host: cfg.host, ...(metrics ? { onFlush: metrics.onFlush } : {}) },
-      { snapshotEvery: SNAPSHOT_EVERY, onSnapshotError: (e) => log.error({ err: e }, 'could not write a snapshot') },
-    );
-    if (repaired) log.warn(repaired, 'event log had a torn tail (crash mid-write); cut back to the last good record, the cut bytes kept in keptAs');
-    for (const w of warnings) log.warn(`event log: ${w}`);
-    log.info(
-      { fromSnapshotSeq, replayed, seq: state.seq, networks: Object.keys(state.networks).length, endpoints: Object.keys(state.endpoints).length },
-      'replayed event log',
-    );
-    cleanups.push(() => store.close());
+    const { store, events } = await openState(cfg, log, metrics);
+    add(() => store.close());
     const outbox = await startPublisher(cfg, store, events, log, metrics);
-    if (outbox) cleanups.push(() => outbox.stop());
-
+    add(outbox && (() => outbox.stop()));
     const kernel = createKernel({ filterPrefixes: [VETH_PREFIX] });
-    let lastFailures = '';
-    const reconciler: Reconciler = new Reconciler({
-      kernel,
-      getState: () => store.state,
-      log: log.child({ component: 'reconciler' }),
-      intervalMs: cfg.reconcileIntervalS * 1000,
-      onLost: async (lost) => {
-        for (const a of lost) {
-          if (a.owner.endpointId) await store.execute({ type: 'MarkLost', endpointId: a.owner.endpointId, reason: a.detail ?? a.reason });
-        }
-      },
-      onPass: (r) => {
-        metrics?.onPass(r);
-        const failures = r.failures.map((f) => `${describeAction(f.action)}: ${f.message}`);
-        // A failure that persists is recorded once, not on every pass (the log and the audit
-        // stream would grow by one event per tick); what changed in the kernel always is.
-        const failureKey = failures.join('\n');
-        const sameFailures = failureKey === lastFailures;
-        lastFailures = failureKey;
-        if (r.applied.length === 0 && sameFailures) return;
-        store
-          .execute({ type: 'RecordReconcile', trigger: r.trigger, actions: r.applied.map(describeAction), failures })
-          .catch((e: unknown) => log.error({ err: e }, 'could not record the reconcile outcome'));
-      },
-    });
-    cleanups.push(() => reconciler.stop());
-
-    const plugin = createPluginApp({
-      store,
-      reconciler,
-      log,
-      applyTimeoutMs: cfg.applyTimeoutMs,
-      ...(metrics ? { onCall: metrics.onCall } : {}),
-      host: hostView(kernel),
-      defaultPools: cfg.defaultPools,
-    });
-    // Under the supervisor (src/supervisor/) the worker listens on a private socket in the state
-    // dir; Docker's socket (cfg.socket) belongs to the supervisor.
-    const listenPath = cfg.listenSocket ?? cfg.socket;
-    await prepareSocketPath(listenPath);
-    await listenPrivately(plugin, listenPath, cfg.listenSocket ? 0o600 : 0o660);
-    cleanups.push(async () => {
-      await plugin.close();
-      await unlink(listenPath).catch(() => undefined);
-    });
-
-    const ctlPath = controlSocket(cfg.stateDir);
-    const control = createControlApp({
-      store,
-      reconciler,
-      info: { pid: process.pid, host: cfg.host, socket: cfg.socket, stateDir: cfg.stateDir, startedAt: new Date().toISOString() },
-      audit: () => outbox?.stats() ?? null,
-      authorize: controlPeerCheck(ctlPath),
-    });
-    await prepareSocketPath(ctlPath);
-    await listenPrivately(control, ctlPath, 0o600);
-    cleanups.push(async () => {
-      await control.close();
-      await unlink(ctlPath).catch(() => undefined);
-    });
-
-    if (metrics && cfg.metrics) {
-      const server = await serveMetrics(metrics, cfg.metrics, () => {
-        metrics.logBytes.set(store.logBytes);
-        metrics.logSeq.set(store.lastSeq);
-        metrics.refreshAudit();
-      });
-      cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
-      log.info({ metrics: `http://${cfg.metrics}/metrics` }, 'serving metrics');
-    }
-
+    const reconciler = buildReconciler(cfg, store, kernel, log, metrics);
+    add(() => reconciler.stop());
+    await listen(cfg, { store, kernel, reconciler, outbox, metrics }, log, add);
+    add(await startMetrics(cfg, store, metrics, log));
     // Crash recovery and garbage collection: converge what the log says with what the kernel holds.
     reconciler.start();
-    // A link or address changed (ours or anyone's): look again now rather than at the next tick.
-    // --reconcile-interval 0 turns background repair off altogether: passes run only for intents.
-    if (cfg.reconcileIntervalS > 0) {
-      const watch = watchLinks(
-        () => void reconciler.requestPass('kernel').catch((e: unknown) => log.error({ err: e }, 'reconcile after a kernel change failed')),
-        {
-          onError: (e) => log.warn({ err: e }, 'kernel change monitor'),
-          // Only drift of our links matters: not Docker's churn, and not the echo of our own apply.
-          relevant: (line) => {
-            const watched = (name: string) => isDerivedHostLinkName(name) || Object.values(store.state.networks).some((net) => net.bridge === name);
-            const n = driftNotice(line, { watched, bridged: isVethName });
-            return n !== null && !reconciler.isEcho(n.name, n.kind);
-          },
-        },
-      );
-      cleanups.push(async () => watch.stop());
-    }
+    add(watchKernel(cfg, store, reconciler, log));
     await reconciler.requestPass('startup');
-    if (cfg.dockerSocket) cleanups.push(startDockerSync(cfg, store, reconciler, log));
+    if (cfg.dockerSocket) add(startDockerSync(cfg, store, reconciler, log));
     log.info({ socket: cfg.socket, stateDir: cfg.stateDir, intervalS: cfg.reconcileIntervalS }, 'ledgernet is serving');
   } catch (e) {
     await stopAll();

@@ -2,15 +2,13 @@
 // the body into a command, append it, wait for the reconciler where Docker needs the kernel
 // ready, and answer. One error handler turns every failure into `{"Err": "..."}`.
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import type { Logger } from 'pino';
-import { DriverError, isDriverError } from '../errors.ts';
-import type { Command, DefaultPool } from '../events/domain/commands.ts';
+import { DriverError, isDriverError, phraseOf } from '../errors.ts';
+import type { DefaultPool } from '../events/domain/commands.ts';
 import { bridgeName } from '../events/domain/naming.ts';
 import { short } from '../events/domain/decide.ts';
 import { containerIfacePrefix } from '../events/domain/options.ts';
-import { lookup, type State, type StoredEvent } from '../events/domain/types.ts';
-import { describeAction } from '../reconciler/actions.ts';
-import type { PassResult } from '../reconciler/loop.ts';
+import { lookup } from '../events/domain/types.ts';
+import { applyIntent, awaitKernel, background, concernsEndpoint, concernsNetwork, concernsPorts, type IntentDeps } from './intent.ts';
 import {
   ADDRESS_SPACES,
   DEFAULT_POOLS,
@@ -36,16 +34,11 @@ import {
   type Json,
 } from './wire.ts';
 
-export interface ApiDeps {
-  readonly store: { execute(cmd: Command): Promise<StoredEvent[]>; readonly state: State };
-  readonly reconciler: {
-    requestPass(trigger: string): Promise<PassResult>;
+export interface ApiDeps extends IntentDeps {
+  readonly reconciler: IntentDeps['reconciler'] & {
     /** Why a network cannot be set up (a foreign link holds its bridge name), or null. */
     conflictOf?(networkId: string): string | null;
   };
-  readonly log: Logger;
-  /** How long a Docker call waits for the kernel before it is refused and rolled back. */
-  readonly applyTimeoutMs: number;
   /** The host as IPAM and option checks need it (default: an empty host). */
   readonly host?: HostView;
   /** Where automatic pools are carved from (default DEFAULT_POOLS). */
@@ -151,8 +144,10 @@ export function createPluginApp(apiDeps: ApiDeps): FastifyInstance {
   );
   app.setErrorHandler(async (err: unknown, req, reply) => {
     if (isDriverError(err)) {
-      req.log.warn({ code: err.code, url: req.url, err: err.cause ?? undefined }, err.message);
-      return reply.code(err.code === 'LN_ERR_BAD_REQUEST' ? 400 : 500).send({ Err: err.message });
+      // A kernel command's own error (its stderr) goes to the log; Docker gets the fixed phrase.
+      const told = err.code.startsWith('LN_ERR_KERNEL_') ? `${req.url.replace(/^\//, '')}: ${phraseOf(err.code)}; see the ledgernet log` : err.message;
+      req.log.warn({ code: err.code, url: req.url, err: err.cause ?? undefined, ...(told === err.message ? {} : { detail: err.message }) }, told);
+      return reply.code(err.code === 'LN_ERR_BAD_REQUEST' ? 400 : 500).send({ Err: told });
     }
     const refused = requestError(err, req, BODY_LIMIT);
     if (refused) {
@@ -165,54 +160,15 @@ export function createPluginApp(apiDeps: ApiDeps): FastifyInstance {
   return app;
 }
 
-/** Converges after the answer (deletes are slow and Docker need not wait); failures are logged. */
-function background(deps: ApiDeps, trigger: string): void {
-  deps.reconciler.requestPass(trigger).catch((e: unknown) => deps.log.warn({ err: e, trigger }, 'background reconcile pass failed'));
-}
-
-/** Waits for a pass that read the intent, bounded by the apply timeout. */
-async function converge(deps: ApiDeps, trigger: string): Promise<PassResult> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new DriverError('LN_ERR_TIMEOUT', `the kernel did not converge within ${deps.applyTimeoutMs} ms`)),
-      deps.applyTimeoutMs,
-    );
-  });
-  try {
-    return await Promise.race([deps.reconciler.requestPass(trigger), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-function failuresFor(pass: PassResult, networkId: string, endpointId: string | null): string[] {
-  return pass.failures
-    .filter((f) => {
-      const o = f.action.owner;
-      // An endpoint cannot be set up on a network whose bridge name a foreign link holds.
-      if (endpointId) return o.endpointId === endpointId || (f.action.kind === 'link.conflict' && o.networkId === networkId);
-      return o.networkId === networkId || (o.networkId === null && o.endpointId === null);
-    })
-    .map((f) => `${describeAction(f.action)}: ${f.message}`);
-}
-
 async function createNetwork(deps: ApiDeps, body: Json, method: string): Promise<unknown> {
   const spec = toNetworkSpec(method, body);
   await checkBridgeName(deps.host ?? EMPTY_HOST, spec.bridge, spec.bridge === bridgeName(spec.networkId), method);
-  await deps.store.execute({ type: 'CreateNetwork', spec });
-  let problems: string[];
-  try {
-    problems = failuresFor(await converge(deps, method), spec.networkId, null);
-  } catch (e) {
-    problems = [(e as Error).message];
-  }
-  if (problems.length > 0) {
-    const reason = problems.join('; ');
-    await deps.store.execute({ type: 'RollbackNetwork', networkId: spec.networkId, reason });
-    await converge(deps, 'rollback').catch((e: unknown) => deps.log.warn({ err: e }, 'rollback pass failed'));
-    throw new DriverError('LN_ERR_APPLY', `could not set up bridge ${spec.bridge}: ${reason}; nothing was kept`);
-  }
+  await applyIntent(deps, { type: 'CreateNetwork', spec }, {
+    trigger: method,
+    concerns: concernsNetwork(spec.networkId),
+    what: `could not set up bridge ${spec.bridge}`,
+    compensate: (reason) => ({ type: 'RollbackNetwork', networkId: spec.networkId, reason }),
+  });
   return {};
 }
 
@@ -227,19 +183,12 @@ async function deleteNetwork(deps: ApiDeps, body: Json, method: string): Promise
 async function createEndpoint(deps: Ctx, body: Json, method: string): Promise<unknown> {
   const spec = toEndpointSpec(method, body);
   const mac = spec.mac ?? (spec.address ? macForAddress(spec.address) : null);
-  await deps.store.execute({ type: 'CreateEndpoint', spec: { ...spec, mac } });
-  let problems: string[];
-  try {
-    problems = failuresFor(await converge(deps, method), spec.networkId, spec.endpointId);
-  } catch (e) {
-    problems = [(e as Error).message];
-  }
-  if (problems.length > 0) {
-    const reason = problems.join('; ');
-    await deps.store.execute({ type: 'RollbackEndpoint', networkId: spec.networkId, endpointId: spec.endpointId, reason });
-    await converge(deps, 'rollback').catch((e: unknown) => deps.log.warn({ err: e }, 'rollback pass failed'));
-    throw new DriverError('LN_ERR_APPLY', `could not create veth ${spec.veth}: ${reason}; nothing was kept`);
-  }
+  await applyIntent(deps, { type: 'CreateEndpoint', spec: { ...spec, mac } }, {
+    trigger: method,
+    concerns: concernsEndpoint(spec.networkId, spec.endpointId),
+    what: `could not create veth ${spec.veth}`,
+    compensate: (reason) => ({ type: 'RollbackEndpoint', networkId: spec.networkId, endpointId: spec.endpointId, reason }),
+  });
   deps.ready.add(spec.endpointId);
   // Only fields Docker left empty may be returned, or it rolls the endpoint back.
   return spec.mac === null && mac !== null ? { Interface: { MacAddress: mac } } : {};
@@ -275,8 +224,7 @@ async function join(deps: Ctx, body: Json, method: string): Promise<unknown> {
   // confirmed it moments ago; otherwise (e.g. after a restart, or the network is in conflict
   // since) run a pass to make sure.
   if (!deps.ready.has(endpointId) || deps.reconciler.conflictOf?.(networkId)) {
-    const problems = failuresFor(await converge(deps, method), networkId, endpointId);
-    if (problems.length > 0) throw new DriverError('LN_ERR_APPLY', `${method}: veth ${ep.veth} is not ready: ${problems.join('; ')}`);
+    await awaitKernel(deps, { trigger: method, concerns: concernsEndpoint(networkId, endpointId), what: `${method}: veth ${ep.veth} is not ready`, compensate: null });
   }
   await deps.store.execute({ type: 'Join', networkId, endpointId, sandboxKey });
   const res: Json = { InterfaceName: { SrcName: ep.peer, DstPrefix: containerIfacePrefix(net.options) } };
@@ -310,21 +258,13 @@ async function program(deps: ApiDeps, body: Json, method: string): Promise<unkno
   }
   // Published ports should work once `docker run` returns: wait for the pass that writes them;
   // if the kernel refuses them, compensate and tell Docker.
-  let problems: string[];
-  try {
-    const pass = await converge(deps, method);
-    problems = pass.failures
-      .filter((f) => f.action.owner.endpointId === endpointId || (f.action.owner.networkId === null && f.action.owner.endpointId === null))
-      .map((f) => `${describeAction(f.action)}: ${f.message}`);
-  } catch (e) {
-    problems = [(e as Error).message];
-  }
-  if (problems.length > 0) {
-    // Compensate: Docker will not use ports it was told failed, so the log must not keep them.
-    await deps.store.execute({ type: 'RevokeExternal', networkId, endpointId });
-    await converge(deps, 'rollback').catch((e: unknown) => deps.log.warn({ err: e }, 'rollback pass failed'));
-    throw new DriverError('LN_ERR_APPLY', `${method}: could not publish the ports of endpoint ${short(endpointId)}: ${problems.join('; ')}; nothing was kept`);
-  }
+  // Compensate on failure: Docker will not use ports it was told failed, so the log must not keep them.
+  await awaitKernel(deps, {
+    trigger: method,
+    concerns: concernsPorts(endpointId),
+    what: `${method}: could not publish the ports of endpoint ${short(endpointId)}`,
+    compensate: () => ({ type: 'RevokeExternal', networkId, endpointId }),
+  });
   return {};
 }
 

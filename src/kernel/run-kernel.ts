@@ -214,7 +214,6 @@ function createRunner(timeoutMs: number, netns: string | undefined): Runner {
     const command = [file, ...args].join(' ');
     if (result.timedOut) {
       throw new DriverError('LN_ERR_TIMEOUT', `could not ${what}${where}: ${command} timed out`, {
-        retryable: true,
         cause: result,
       });
     }

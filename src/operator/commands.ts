@@ -9,7 +9,7 @@ import type { ScanEnd } from '../events/log/framing.ts';
 import { DriverError } from '../errors.ts';
 import { createKernel } from '../kernel/index.ts';
 import type { KernelSnapshot } from '../kernel/types.ts';
-import { desiredFromState, plan, planJson, Reconciler, renderPlan, type Action, type PassResult, describeAction } from '../reconciler/index.ts';
+import { desiredFromState, plan, planJson, Reconciler, renderPlan, type Action, type PassResult, describeAction, describeFailure, markLost, OutcomeRecorder } from '../reconciler/index.ts';
 import { defaultHost } from '../config.ts';
 
 const out = (s: string) => process.stdout.write(s);
@@ -80,16 +80,12 @@ async function withStore<T>(
         getState: () => store.state,
         log: { info: () => undefined, warn: () => undefined, error: () => undefined, debug: () => undefined } as never,
         intervalMs: 0,
-        onLost: async (lost) => {
-          for (const a of lost) {
-            if (a.owner.endpointId) await store.execute({ type: 'MarkLost', endpointId: a.owner.endpointId, reason: a.detail ?? a.reason });
-          }
-        },
+        onLost: markLost(store),
       });
+      const outcomes = new OutcomeRecorder(store);
       return await fn(store, async () => {
         const r = await reconciler.requestPass('cli');
-        const failures = r.failures.map((f) => `${describeAction(f.action)}: ${f.message}`);
-        await store.execute({ type: 'RecordReconcile', trigger: 'cli', actions: r.applied.map(describeAction), failures });
+        await outcomes.record(r);
         return r;
       });
     } finally {
@@ -107,7 +103,7 @@ async function reconcileAlone(stateDir: string) {
     return {
       planned: r.planned,
       applied: r.applied.map(describeAction),
-      failures: r.failures.map((f) => `${describeAction(f.action)}: ${f.message}`),
+      failures: r.failures.map(describeFailure),
       lost: r.lost.map(describeAction),
     };
   });

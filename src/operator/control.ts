@@ -8,6 +8,7 @@ import { releaseCommand } from '../events/domain/release.ts';
 import type { State, StoredEvent } from '../events/domain/types.ts';
 import { isDriverError } from '../errors.ts';
 import { describeAction } from '../reconciler/actions.ts';
+import { describeFailure } from '../reconciler/outcome.ts';
 import type { PassResult } from '../reconciler/loop.ts';
 
 export interface ControlDeps {
@@ -47,7 +48,7 @@ export function createControlApp(deps: ControlDeps): FastifyInstance {
     return {
       planned: r.planned,
       applied: r.applied.map(describeAction),
-      failures: r.failures.map((f) => `${describeAction(f.action)}: ${f.message}`),
+      failures: r.failures.map(describeFailure),
       lost: r.lost.map(describeAction),
     };
   });

@@ -7,6 +7,7 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
+import { DriverError } from '../errors.ts';
 
 const UNIT_NAME = 'ledgernet.service';
 /** Where the unit goes, relative to --root. */
@@ -42,10 +43,10 @@ const realSystemctl: Systemctl = async (args) => {
 /** The command line the unit runs, as an argument vector. */
 function serveCommand(prefix: string | undefined): string[] {
   if (prefix !== undefined) {
-    if (!isAbsolute(prefix)) throw new Error(`--prefix must be an absolute path, got ${prefix}`);
+    if (!isAbsolute(prefix)) throw new DriverError('LN_ERR_CONFIG', `--prefix must be an absolute path, got ${prefix}`);
     return [join(prefix, 'bin', 'ledgernet'), 'serve'];
   }
-  if (!existsSync(CHECKOUT_CLI)) throw new Error(`${CHECKOUT_CLI} does not exist: run \`npm run build\` first`);
+  if (!existsSync(CHECKOUT_CLI)) throw new DriverError('LN_ERR_INSTALL', `${CHECKOUT_CLI} does not exist: run \`npm run build\` first`);
   return [process.execPath, CHECKOUT_CLI, 'serve'];
 }
 
@@ -54,7 +55,7 @@ function serveCommand(prefix: string | undefined): string[] {
  * otherwise double-quoted with C escapes. `%` (specifiers) and `$` (variables) are doubled.
  */
 export function quoteExecArg(arg: string): string {
-  if (/[\0-\x1f\x7f]/.test(arg)) throw new Error(`cannot put a control character in ExecStart: ${JSON.stringify(arg)}`);
+  if (/[\0-\x1f\x7f]/.test(arg)) throw new DriverError('LN_ERR_CONFIG', `cannot put a control character in ExecStart: ${JSON.stringify(arg)}`);
   const escaped = arg.replaceAll('%', '%%').replaceAll('$', '$$$$');
   if (arg !== '' && /^[A-Za-z0-9_@%$+=:,./-]+$/.test(arg)) return escaped;
   return `"${escaped.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`;
@@ -63,7 +64,7 @@ export function quoteExecArg(arg: string): string {
 /** The unit file: the template's `ExecStart=@EXEC_START@` line set to the quoted command line. */
 export function renderUnit(template: string, argv: readonly string[]): string {
   const line = /^ExecStart=@EXEC_START@$/m;
-  if (!line.test(template)) throw new Error('the unit template has no `ExecStart=@EXEC_START@` line');
+  if (!line.test(template)) throw new DriverError('LN_ERR_INSTALL', 'the unit template has no `ExecStart=@EXEC_START@` line');
   const execStart = `ExecStart=${argv.map(quoteExecArg).join(' ')}`;
   return template.replace(line, () => execStart);
 }
@@ -87,7 +88,7 @@ function context(o: InstallOptions) {
 
 async function must(ctl: Systemctl, args: readonly string[]): Promise<void> {
   const r = await ctl(args);
-  if (r.exitCode !== 0) throw new Error(`systemctl ${args.join(' ')} failed (exit ${r.exitCode})${r.output ? `: ${r.output}` : ''}`);
+  if (r.exitCode !== 0) throw new DriverError('LN_ERR_INSTALL', `systemctl ${args.join(' ')} failed (exit ${r.exitCode})${r.output ? `: ${r.output}` : ''}`);
 }
 
 async function hasSystemctl(ctl: Systemctl): Promise<boolean> {

@@ -2,6 +2,7 @@
 // starts with `ledgernet_`. The layers do not import this: main.ts passes the hooks in.
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { DriverError } from '../errors.ts';
 import type { PassResult } from '../reconciler/loop.ts';
 
 export class Metrics {
@@ -111,7 +112,7 @@ export class Metrics {
 function parseListen(spec: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(spec);
   const port = Number(m?.[3]);
-  if (!m || port > 65535) throw new Error(`--metrics must be HOST:PORT such as 127.0.0.1:9654, got ${spec}`);
+  if (!m || port > 65535) throw new DriverError('LN_ERR_CONFIG', `--metrics must be HOST:PORT such as 127.0.0.1:9654, got ${spec}`);
   return { host: m[1] ?? m[2] ?? '127.0.0.1', port };
 }
 

@@ -8,6 +8,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { createPluginApp } from '../../../src/api/plugin.ts';
+import { DriverError } from '../../../src/errors.ts';
 import { fold } from '../../../src/events/domain/evolve.ts';
 import { EventLog } from '../../../src/events/log/log.ts';
 import { readLog } from '../../../src/events/log/read.ts';
@@ -20,7 +21,7 @@ let app: FastifyInstance;
 let store: EventStore;
 let reconciler: Reconciler;
 let dir: string;
-let occupied: string[];
+let occupied: string[] | (() => string[]);
 
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ln-ipam-'));
@@ -34,7 +35,7 @@ beforeEach(async () => {
     reconciler,
     log: logger,
     applyTimeoutMs: 5_000,
-    host: { occupiedPrefixes: async () => occupied, foreignLinks: async () => ['eth0'] },
+    host: { occupiedPrefixes: async () => (typeof occupied === 'function' ? occupied() : occupied), foreignLinks: async () => ['eth0'] },
     defaultPools: { v4: { range: '10.231.64.0/22', size: 24 }, v6: { range: 'fd00:231::/48', size: 64 } },
   });
   await app.ready();
@@ -84,6 +85,14 @@ describe('IpamDriver over the plugin socket', () => {
     const none = await call('IpamDriver.RequestPool', body);
     assert.equal(none.status, 500);
     assert.match(String(none.body['Err']), /default pool 10\.231\.64\.0\/22 has no free \/24 left/);
+  });
+
+  it('a kernel command that fails while reading the host: Docker gets the fixed phrase, not its stderr', async () => {
+    occupied = () => {
+      throw new DriverError('LN_ERR_KERNEL_EXEC', 'could not read addresses: ip -j addr show exited with code 1: Cannot open netlink socket: raw words');
+    };
+    const res = await call('IpamDriver.RequestPool', '{"AddressSpace":"ledgernet-local","Pool":"","SubPool":"","Options":null,"V6":false}\n');
+    assert.deepEqual([res.status, res.body], [500, { Err: 'IpamDriver.RequestPool: a kernel command failed; see the ledgernet log' }]);
   });
 
   it('refuses --ipam-opt, a sub-pool outside the pool, and an unknown PoolID, writing nothing', async () => {

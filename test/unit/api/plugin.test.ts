@@ -247,7 +247,8 @@ describe('plugin API: a container on a network, start to finish', () => {
     h.kernel.failRestore = /DNAT/;
     const res = await call('NetworkDriver.ProgramExternalConnectivity', withPort);
     assert.equal(res.status, 500);
-    assert.match(String(res.body['Err']), /could not publish the ports of endpoint a8bbafba2420: .*injected.*nothing was kept/);
+    assert.match(String(res.body['Err']), /could not publish the ports of endpoint a8bbafba2420: .*: a kernel command failed; nothing was kept/);
+    assert.doesNotMatch(String(res.body['Err']), /injected/, 'the kernel\'s own words go to the log, not to Docker');
     const types = await eventTypes();
     assert.deepEqual(types.slice(-2), ['endpoint.external.programmed', 'endpoint.external.revoked']);
     assert.equal(h.store.state.endpoints[EP]?.programmed, false);
@@ -350,13 +351,15 @@ describe('plugin API: kernel failures', () => {
     assert.deepEqual(Object.keys(res.body), ['Err']);
     const err = String(res.body['Err']);
     assert.match(err, new RegExp(`could not set up bridge ${BRIDGE}`));
-    assert.match(err, /Operation not permitted/);
+    assert.match(err, new RegExp(`bridge\\.create ${BRIDGE} \\(missing\\).*: the kernel refused the change`));
+    assert.doesNotMatch(err, /Operation not permitted/, 'the kernel\'s own words go to the log and the event, not to Docker');
     assert.match(err, /nothing was kept/);
 
     assert.deepEqual(await eventTypes(), ['network.created', 'network.rolledback']);
     const rolledBack = (await readLog(h.dir)).events[1];
     assert.ok(rolledBack?.type === 'network.rolledback');
     assert.equal(rolledBack.data.networkId, NET);
+    assert.match(rolledBack.data.reason, /RTNETLINK answers: Operation not permitted/);
     assert.deepEqual(h.store.state.networks, {});
 
     assert.deepEqual((await h.reconciler.requestPass('test')).failures, []);

@@ -1,0 +1,151 @@
+// The reconcile loop's timer (issue 10): retryable failures are retried with backoff (1 s,
+// doubling, capped by the interval), terminal ones are not retried by the timer until the desired
+// state changes; passes for Docker run at once. A fake clock (node:test mock timers) and the
+// fake kernel.
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, describe, it, mock } from 'node:test';
+import type { Command } from '../../../src/events/domain/commands.ts';
+import type { State } from '../../../src/events/domain/types.ts';
+import type { BatchFailure } from '../../../src/kernel/types.ts';
+import { Reconciler, backoffMs, type PassResult } from '../../../src/reconciler/loop.ts';
+import { NET_A, NET_B, given, networkSpec } from '../../helpers/events.ts';
+import { FakeKernel } from '../../helpers/fake-kernel.ts';
+
+const INTERVAL = 30_000;
+const netA: Command = { type: 'CreateNetwork', spec: networkSpec(NET_A) };
+const netB: Command = { type: 'CreateNetwork', spec: networkSpec(NET_B, '10.231.8.0/24', '10.231.8.1/24') };
+const BRIDGE_A = networkSpec(NET_A).bridge;
+
+/** The fake kernel whose bridge creation keeps failing with `message` while `failing`. */
+class FlakyKernel extends FakeKernel {
+  failing = false;
+  message = 'RTNETLINK answers: Device or resource busy';
+  override async ipBatch(lines: readonly string[]): Promise<{ failures: BatchFailure[] }> {
+    if (this.failing && lines.some((l) => l.startsWith(`link add name ${BRIDGE_A}`))) this.failNext(new RegExp(`^link add name ${BRIDGE_A}`));
+    const r = await super.ipBatch(lines);
+    return { failures: r.failures.map((f) => (f.message.includes('(injected)') ? { ...f, message: this.message } : f)) };
+  }
+  private sent = 0;
+  /** The batch lines sent since the last call. */
+  linesSinceLast(): string {
+    const batches = this.calls.filter((c) => c.kind === 'ipBatch').slice(this.sent);
+    this.sent += batches.length;
+    return batches.map((c) => c.input ?? '').join('\n');
+  }
+}
+
+const silent = { info: () => undefined, warn: () => undefined, error: () => undefined, debug: () => undefined };
+const settle = async () => {
+  for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+};
+
+let kernel: FlakyKernel;
+let state: State;
+let r: Reconciler;
+let passes: PassResult[];
+
+beforeEach(() => {
+  mock.timers.enable({ apis: ['setTimeout'] });
+  kernel = new FlakyKernel();
+  state = given(netA);
+  passes = [];
+  r = new Reconciler({ kernel, getState: () => state, log: silent, onLost: async () => undefined, onPass: (p) => passes.push(p), intervalMs: INTERVAL });
+  r.start();
+});
+
+afterEach(async () => {
+  await r.stop();
+  mock.timers.reset();
+});
+
+/** Advances the fake clock by `ms` and lets the pass it started (if any) finish; returns how many ran. */
+async function advance(ms: number): Promise<number> {
+  const before = passes.length;
+  mock.timers.tick(ms);
+  await settle();
+  return passes.length - before;
+}
+
+describe('reconcile loop: backoff and terminal failures', () => {
+  it('backoff: 1 s, 2 s, 4 s … capped by the interval or 60 s', () => {
+    assert.deepEqual([1, 2, 3, 4, 7, 20].map((n) => backoffMs(n, 600_000)), [1000, 2000, 4000, 8000, 60_000, 60_000]);
+    assert.equal(backoffMs(9, 30_000), 30_000);
+  });
+
+  it('a retryable failure is retried after 1 s, then 2 s, then 4 s; once converged, the interval again', async () => {
+    kernel.failing = true;
+    assert.equal((await r.requestPass('startup')).failures.length > 0, true);
+    assert.equal(await advance(999), 0);
+    assert.equal(await advance(1), 1, 'retried after 1 s');
+    assert.equal(await advance(1999), 0);
+    assert.equal(await advance(1), 1, 'then after 2 s');
+    assert.equal(await advance(3999), 0);
+    kernel.failing = false;
+    assert.equal(await advance(1), 1, 'then after 4 s');
+    assert.deepEqual(passes.at(-1)?.failures, [], 'converged');
+    assert.equal(kernel.links.get(BRIDGE_A)?.kind, 'bridge');
+    assert.equal(await advance(INTERVAL - 1), 0, 'no failure: back to the interval');
+    assert.equal(await advance(1), 1);
+  });
+
+  it('a pass that cannot read the kernel keeps the timer going, with backoff', async () => {
+    const observe = kernel.observe.bind(kernel);
+    let broken = true;
+    kernel.observe = async () => {
+      if (broken) throw new Error('Cannot open netlink socket');
+      return observe();
+    };
+    const failed = r.requestPass('startup').then(() => 'resolved', () => 'rejected');
+    await settle();
+    await advance(50); // the loop reads the kernel a second time before it gives up
+    assert.equal(await failed, 'rejected');
+    broken = false;
+    assert.equal(await advance(999), 0);
+    assert.equal(await advance(1), 1, 'retried after 1 s');
+  });
+
+  it('a pass for Docker runs at once during a backoff', async () => {
+    kernel.failing = true;
+    await r.requestPass('startup');
+    await advance(1000);
+    await advance(2000);
+    const before = passes.length;
+    kernel.failing = false;
+    const res = await r.requestPass('NetworkDriver.CreateNetwork');
+    assert.equal(passes.length, before + 1);
+    assert.deepEqual(res.failures, []);
+  });
+
+  it('a terminal failure is not retried by the timer until the desired state changes; a Docker pass tries again', async () => {
+    kernel.failing = true;
+    kernel.message = 'RTNETLINK answers: Operation not permitted';
+    const first = await r.requestPass('startup');
+    assert.ok(first.failures.some((f) => f.action.kind === 'bridge.create'));
+    assert.match(kernel.linesSinceLast(), new RegExp(`link add name ${BRIDGE_A}`));
+    // The bridge's own address and settings failed after it (retryable): one retry after 1 s,
+    // which leaves the refused bridge alone and reports it again.
+    assert.equal(await advance(1000), 1);
+    assert.doesNotMatch(kernel.linesSinceLast(), new RegExp(BRIDGE_A), 'the refused bridge is not tried again');
+    assert.deepEqual(passes.at(-1)?.failures.map((f) => f.action.kind), ['bridge.create']);
+    assert.match(passes.at(-1)?.failures[0]?.message ?? '', /Operation not permitted/);
+    assert.equal(await advance(2000), 0, 'no backoff for a terminal failure');
+    assert.equal(await advance(INTERVAL - 1000), 1);
+    assert.doesNotMatch(kernel.linesSinceLast(), new RegExp(BRIDGE_A), 'nor at the interval');
+
+    await r.requestPass('NetworkDriver.Join');
+    assert.match(kernel.linesSinceLast(), new RegExp(`link add name ${BRIDGE_A}`), 'a pass for Docker tries again');
+  });
+
+  it('a new desired state lets the timer try a terminal failure again', async () => {
+    kernel.failing = true;
+    kernel.message = 'RTNETLINK answers: Operation not permitted';
+    await r.requestPass('startup');
+    await advance(1000);
+    kernel.linesSinceLast();
+    state = given(netA, netB);
+    kernel.failing = false;
+    assert.equal(await advance(INTERVAL), 1);
+    assert.match(kernel.linesSinceLast(), new RegExp(`link add name ${BRIDGE_A}`));
+    assert.deepEqual(passes.at(-1)?.failures, []);
+  });
+});
