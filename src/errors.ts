@@ -7,7 +7,7 @@
  * a timeout); the reconcile loop tries again with backoff. `terminal`: it stays until something
  * changes (the desired state, the operator's host); the loop does not retry it until then.
  */
-export type ErrorKind = 'terminal' | 'retryable';
+type ErrorKind = 'terminal' | 'retryable';
 
 interface ErrorRow {
   /** What the code means (documentation, once). */

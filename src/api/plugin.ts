@@ -50,7 +50,7 @@ export interface ApiDeps extends IntentDeps {
 type Handler = (body: Json, method: string) => Promise<unknown>;
 
 /** The largest request body accepted (fastify's default; Docker's biggest calls are a few KiB). */
-export const BODY_LIMIT = 1024 * 1024;
+const BODY_LIMIT = 1024 * 1024;
 
 /**
  * The Err for a request fastify refused before any handler ran (too large, a bad

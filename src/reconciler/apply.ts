@@ -57,7 +57,7 @@ function isFirewall(a: Action): a is FirewallChange {
 }
 
 /** What a `link.conflict` fails with: its detail says which link, and how to resolve it. */
-export const CONFLICT_MESSAGE = 'left alone: not a link of ledgernet';
+const CONFLICT_MESSAGE = 'left alone: not a link of ledgernet';
 
 /**
  * Applies a sorted plan. `endpoint.lost` actions are not kernel work and are passed through;
