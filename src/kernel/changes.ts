@@ -22,18 +22,20 @@ interface Replaces {
  */
 export const CREATE_GROUP = '1280198004';
 
+/** A veth pair as created: host side `name` enslaved to `master`, container side `peer`, both labelled. */
+export interface VethSpec {
+  readonly name: string;
+  readonly peer: string;
+  readonly alias: string;
+  readonly peerAlias: string;
+  readonly mtu: number;
+  readonly master: string;
+}
+
 /** Link and address work: one `ip -force -batch -` per pass (kernel/iproute/). */
 export type LinkChange =
   | (ChangeBase & Replaces & { readonly kind: 'bridge.create'; readonly name: string; readonly alias: string; readonly mtu: number })
-  | (ChangeBase & Replaces & {
-      readonly kind: 'veth.create';
-      readonly name: string;
-      readonly peer: string;
-      readonly alias: string;
-      readonly peerAlias: string;
-      readonly mtu: number;
-      readonly master: string;
-    })
+  | (ChangeBase & Replaces & VethSpec & { readonly kind: 'veth.create' })
   | (ChangeBase & {
       readonly kind: 'link.set';
       readonly name: string;

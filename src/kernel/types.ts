@@ -2,7 +2,7 @@
 // output into these values; the reconciler compares them with the desired state.
 import type { FirewallChange } from './changes.ts';
 
-export type { FirewallChange, LinkChange, ShapingChange } from './changes.ts';
+export type { FirewallChange, LinkChange, ShapingChange, VethSpec } from './changes.ts';
 
 /** One network interface as `ip -j -d link show` reports it. */
 export interface Link {

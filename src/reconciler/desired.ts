@@ -1,7 +1,7 @@
 import type { State } from '../events/domain/types.ts';
 import { ifbName, ownerAlias } from '../events/domain/naming.ts';
 import { networkPolicy } from '../events/domain/options.ts';
-import type { FirewallPolicy } from '../kernel/types.ts';
+import type { FirewallPolicy, VethSpec } from '../kernel/types.ts';
 import { firewallPolicy, needsLocalnet, type FirewallNetwork } from './firewall.ts';
 
 export interface DesiredBridge {
@@ -15,15 +15,9 @@ export interface DesiredBridge {
   readonly routeLocalnet: boolean;
 }
 
-export interface DesiredVeth {
+export interface DesiredVeth extends VethSpec {
   readonly networkId: string;
   readonly endpointId: string;
-  readonly name: string;
-  readonly peer: string;
-  readonly alias: string;
-  readonly peerAlias: string;
-  readonly mtu: number;
-  readonly master: string;
   /** Joined: the peer is in the container, so a vanished veth cannot be recreated. */
   readonly joined: boolean;
   /** ledgernet.ingress_rate in bit/s: a tbf at the root of this (host-side) veth, or null. */
