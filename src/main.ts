@@ -196,7 +196,11 @@ function watchKernel(cfg: ServeConfig, store: EventStore, reconciler: Reconciler
       relevant: (line) => {
         const watched = (name: string) => isDerivedHostLinkName(name) || Object.values(store.state.networks).some((net) => net.bridge === name);
         const n = driftNotice(line, { watched, bridged: isVethName });
-        return n !== null && !reconciler.isEcho(n.name, n.kind);
+        const drift = n !== null && !reconciler.isEcho(n.name, n.kind);
+        // Docker's calls plan against the kernel model: drift makes it untrusted at once, not
+        // only when the debounced pass starts.
+        if (drift) reconciler.kernelChanged();
+        return drift;
       },
     },
   );

@@ -195,4 +195,9 @@ export interface FirewallBackend {
   plan(policy: FirewallPolicy, observed: KernelSnapshot): FirewallChange[];
   /** Applies changes (one batch per table); returns the ones that failed. */
   apply(changes: readonly FirewallChange[], kernel: Kernel): Promise<FirewallFailure[]>;
+  /**
+   * The snapshot once `applied` (changes that did not fail) landed, without reading the kernel:
+   * the model Docker's calls plan against (kernel/model.ts). Pure.
+   */
+  after(observed: KernelSnapshot, applied: readonly FirewallChange[]): KernelSnapshot;
 }

@@ -4,8 +4,17 @@
 // `-force` keeps the batch going past a failing line so that one broken object does not block
 // the others; the failing lines are mapped back to their actions. Nothing here retries: the
 // next pass re-observes and plans again, which converges or reports the same failure.
-import { defaultFirewall, ipLines as renderIpLines, isLinkChange, isShapingChange, tcLines as renderTcLines } from '../kernel/index.ts';
-import type { FirewallBackend, FirewallChange, Kernel } from '../kernel/types.ts';
+import {
+  afterLinkChanges,
+  afterRouteLocalnet,
+  afterShapingChanges,
+  defaultFirewall,
+  ipLines as renderIpLines,
+  isLinkChange,
+  isShapingChange,
+  tcLines as renderTcLines,
+} from '../kernel/index.ts';
+import type { FirewallBackend, FirewallChange, Kernel, KernelSnapshot } from '../kernel/types.ts';
 import type { Action } from './actions.ts';
 
 export interface Failure {
@@ -66,6 +75,9 @@ const CONFLICT_MESSAGE = 'left alone: not a link of ledgernet';
 export async function applyActions(actions: readonly Action[], kernel: Kernel, firewall: FirewallBackend = defaultFirewall): Promise<ApplyResult> {
   const failures: Failure[] = actions.filter((a) => a.kind === 'link.conflict').map((action) => ({ action, message: CONFLICT_MESSAGE }));
   await runBatch(actions, ipLines, (lines) => kernel.ipBatch(lines), failures);
+  // A link already gone is what a delete wants (a container's namespace took its veth along).
+  const gone = failures.filter((f) => f.action.kind === 'link.delete' && /Cannot find device/i.test(f.message));
+  for (const f of gone) failures.splice(failures.indexOf(f), 1);
   await runBatch(actions, tcLines, (lines) => kernel.tcBatch(lines), failures);
   const localnet = actions.filter((a) => a.kind === 'bridge.localnet');
   if (localnet.length > 0) {
@@ -79,4 +91,16 @@ export async function applyActions(actions: readonly Action[], kernel: Kernel, f
   if (changes.length > 0) for (const f of await firewall.apply(changes, kernel)) failures.push({ action: f.change, message: f.message });
   const failed = new Set(failures.map((f) => f.action));
   return { applied: actions.filter((a) => !failed.has(a) && a.kind !== 'endpoint.lost' && a.kind !== 'link.conflict'), failures };
+}
+
+/**
+ * The kernel once `applied` (the actions that did not fail, in plan order) landed on `s`: what
+ * the next pass may plan against without reading the kernel again. Pure.
+ */
+export function afterActions(s: KernelSnapshot, applied: readonly Action[], firewall: FirewallBackend = defaultFirewall): KernelSnapshot {
+  const links = afterLinkChanges(s, applied.filter((a) => isLinkChange(a)));
+  const shaped = afterShapingChanges(links, applied.filter((a) => isShapingChange(a)));
+  const localnet = applied.flatMap((a) => (a.kind === 'bridge.localnet' ? [[a.name, a.on] as const] : []));
+  const net = localnet.length > 0 ? afterRouteLocalnet(shaped, Object.fromEntries(localnet)) : shaped;
+  return firewall.after(net, applied.filter(isFirewall));
 }

@@ -4,7 +4,8 @@ import type { State } from '../events/domain/types.ts';
 import type { Kernel, KernelSnapshot } from '../kernel/types.ts';
 import type { DriftKind } from '../kernel/monitor.ts';
 import { describeAction, type Action } from './actions.ts';
-import { applyActions, type Failure } from './apply.ts';
+import { afterActions, applyActions, type Failure } from './apply.ts';
+import { ECHO_MS, backoffMs, expectedEchoes, holdFailures, ownerKey, type Conflict, type Held } from './retry.ts';
 import { desiredFromState } from './desired.ts';
 import { describeFailure, failureCode } from './outcome.ts';
 import { plan } from './plan.ts';
@@ -30,61 +31,22 @@ export interface ReconcilerDeps {
   readonly intervalMs: number;
 }
 
-function expectedEchoes(actions: readonly Action[]): Map<string, Set<DriftKind>> {
-  const out = new Map<string, Set<DriftKind>>();
-  const add = (name: string, ...kinds: DriftKind[]) => {
-    const set = out.get(name) ?? new Set<DriftKind>();
-    for (const k of kinds) set.add(k);
-    out.set(name, set);
-  };
-  for (const a of actions) {
-    if (a.kind === 'link.delete') add(a.name, 'deleted');
-    else if (a.kind === 'addr.del') add(a.dev, 'addr-deleted');
-    else if (a.kind === 'bridge.create' || a.kind === 'veth.create' || a.kind === 'link.set' || a.kind === 'ifb.create') add(a.name, 'down', 'nomaster');
-  }
-  return out;
+/**
+ * Docker's calls (and the rollback of one) plan against the model; everything else reads the
+ * whole kernel: the repair timer, start-up, drift notices, the operator and docker-sync.
+ */
+function fromModel(trigger: string): boolean {
+  return trigger.startsWith('NetworkDriver.') || trigger.startsWith('IpamDriver.') || trigger === 'rollback';
 }
 
-/** How long after a pass kernel notices are taken as its echo (ip monitor lags a little). */
-const ECHO_MS = 300;
-
-type Conflict = Extract<Action, { kind: 'link.conflict' }>;
-
-/** The first retry of a retryable failure; each further failing pass doubles it. */
-const BACKOFF_BASE_MS = 1_000;
-/** Retries never wait longer than this (nor longer than the reconcile interval). */
-const BACKOFF_MAX_MS = 60_000;
-
-/** How long the timer waits after `failedPasses` passes in a row left retryable failures. */
-export function backoffMs(failedPasses: number, intervalMs: number): number {
-  return Math.min(BACKOFF_BASE_MS * 2 ** Math.max(0, failedPasses - 1), intervalMs, BACKOFF_MAX_MS);
-}
-
-/** Terminal failures of the last pass, and the desired state they failed against. */
-interface Held {
-  readonly networks: State['networks'];
-  readonly endpoints: State['endpoints'];
-  /** By action (describeAction). */
-  readonly failures: ReadonlyMap<string, Failure>;
-  /** Objects the kernel refused: their other actions would only fail after them. */
-  readonly owners: ReadonlySet<string>;
-}
-
-function ownerKey(a: Action): string | null {
-  const o = a.owner;
-  return o.networkId === null && o.endpointId === null ? null : `${o.networkId}/${o.endpointId}`;
-}
-
-function holdFailures(state: State, failures: readonly Failure[]): Held | null {
-  const terminal = failures.filter((f) => !isRetryable(failureCode(f)));
-  if (terminal.length === 0) return null;
-  const refused = terminal.filter((f) => f.action.kind !== 'link.conflict').map((f) => ownerKey(f.action));
-  return {
-    networks: state.networks,
-    endpoints: state.endpoints,
-    failures: new Map(terminal.map((f) => [describeAction(f.action), f])),
-    owners: new Set(refused.filter((k): k is string => k !== null)),
-  };
+interface Step {
+  readonly state: State;
+  readonly planned: readonly Action[];
+  readonly applied: readonly Action[];
+  readonly failures: readonly Failure[];
+  /** The kernel refused some of the work (a conflict is not a refusal). */
+  readonly refused: boolean;
+  readonly heldBack: number;
 }
 
 interface Waiter {
@@ -110,6 +72,14 @@ export class Reconciler {
   private echoes = new Map<string, Set<DriftKind>>();
   /** The conflicts the last pass found (a foreign link holding a name we want), by object. */
   private conflicts = new Map<string, Conflict>();
+  /**
+   * The kernel as the last pass left it (kernel/model.ts): Docker's calls plan against it and
+   * write only their delta. Null when it cannot be trusted: before the first observe, and after
+   * a pass whose apply failed (the kernel then holds what no model predicts).
+   */
+  private model: KernelSnapshot | null = null;
+  /** Passes that read the whole kernel, and passes that planned against the model (metrics, tests). */
+  readonly reads = { full: 0, model: 0 };
 
   constructor(deps: ReconcilerDeps) {
     this.deps = deps;
@@ -181,6 +151,14 @@ export class Reconciler {
   }
 
   /**
+   * The kernel changed in a way this reconciler did not make (an `ip monitor` notice of drift):
+   * the model is no longer trusted, and the next pass reads the kernel whatever its trigger.
+   */
+  kernelChanged(): void {
+    this.model = null;
+  }
+
+  /**
    * Why network `networkId` cannot be set up, as the last pass found: a link that is not ours
    * holds its bridge's name. Null when it is not in conflict.
    */
@@ -246,9 +224,8 @@ export class Reconciler {
     }
   }
 
-  private async pass(trigger: string): Promise<PassResult> {
-    const t0 = performance.now();
-    const snapshot = await this.observe();
+  /** Plans against `snapshot`, applies what is not held back, and keeps the model current. */
+  private async step(trigger: string, snapshot: KernelSnapshot): Promise<Step> {
     const state = this.deps.getState();
     const planned = plan(desiredFromState(state), snapshot);
     this.noteConflicts(planned);
@@ -256,8 +233,26 @@ export class Reconciler {
     const held = this.heldBack(trigger, state, planned);
     const work = held.skip.size > 0 ? planned.filter((a) => !held.skip.has(a)) : planned;
     const done = work.length > 0 ? await applyActions(work, this.deps.kernel) : { applied: [], failures: [] };
-    const { applied } = done;
-    const failures = [...done.failures, ...held.failures];
+    // A conflict is reported as a failure, but the kernel was not asked for anything.
+    const refused = done.failures.some((f) => f.action.kind !== 'link.conflict');
+    this.model = refused ? null : afterActions(snapshot, done.applied);
+    return { state, planned, applied: done.applied, failures: [...done.failures, ...held.failures], refused, heldBack: held.skip.size };
+  }
+
+  private async pass(trigger: string): Promise<PassResult> {
+    const t0 = performance.now();
+    const cached = trigger.split(',').every(fromModel) ? this.model : null;
+    this.reads[cached ? 'model' : 'full']++;
+    let step = await this.step(trigger, cached ?? (await this.observe()));
+    if (cached && step.refused) {
+      // The model may have been wrong (the kernel changed in a way no notice told): read the
+      // kernel and plan once more before anyone hears of a failure.
+      this.deps.log.debug({ trigger, failures: step.failures.map(describeFailure) }, 'a pass planned against the model failed; reading the kernel');
+      this.reads.full++;
+      const again = await this.step(trigger, await this.observe());
+      step = { ...again, applied: [...step.applied, ...again.applied] };
+    }
+    const { state, planned, applied, failures } = step;
     const lost = planned.filter((a) => a.kind === 'endpoint.lost');
     if (lost.length > 0) await this.deps.onLost(lost);
     const result: PassResult = { trigger, planned, applied, failures, lost, durationMs: performance.now() - t0 };
@@ -271,7 +266,7 @@ export class Reconciler {
           failures: failures.map(describeFailure),
           lost: lost.map(describeAction),
           ms: Math.round(result.durationMs),
-          ...(held.skip.size > 0 ? { heldBack: held.skip.size } : {}),
+          ...(step.heldBack > 0 ? { heldBack: step.heldBack } : {}),
           ...(this.failedPasses > 0 && this.started ? { retryInMs: nextMs } : {}),
         },
         failures.length > 0 ? 'reconcile pass left failures' : 'reconcile pass converged',

@@ -40,8 +40,9 @@ export class FakeKernel implements Kernel {
   private failPatterns: RegExp[] = [];
   private nextIndex = 10;
 
-  failNext(pattern: RegExp): void {
-    this.failPatterns.push(pattern);
+  /** The next `times` lines matching `pattern` fail (a refusal the reconciler's re-check meets too: 2). */
+  failNext(pattern: RegExp, times = 1): void {
+    for (let i = 0; i < times; i++) this.failPatterns.push(pattern);
   }
 
   addLink(l: Partial<Link> & { name: string }): void {
@@ -214,12 +215,14 @@ export class FakeKernel implements Kernel {
 
   /** The next iptables-restore whose input matches fails as a whole, like the real one. */
   failRestore: RegExp | null = null;
+  /** How many restores `failRestore` fails before it is cleared. */
+  failRestoreTimes = 1;
 
   async iptablesRestore(input: string, family: 4 | 6 = 4): Promise<void> {
     this.calls.push({ kind: family === 6 ? 'ip6tablesRestore' : 'iptablesRestore', input });
     if (family === 6 && !this.ipv6) throw new Error('ip6tables-restore: could not initialize ip6tables (injected: IPv6 disabled)');
     if (this.failRestore?.test(input)) {
-      this.failRestore = null;
+      if (--this.failRestoreTimes <= 0) [this.failRestore, this.failRestoreTimes] = [null, 1];
       throw new Error('iptables-restore: line 3 failed (injected)');
     }
     const table = family === 6 ? 'filter6' : /^\*(\w+)/.exec(input)?.[1] ?? 'filter';

@@ -2,6 +2,7 @@
 // diffed against `iptables-save`, applied with `iptables-restore --noflush`.
 import type { FirewallBackend } from '../types.ts';
 import { diffChains } from './diff.ts';
+import { afterRestore } from './evolve.ts';
 import { renderChains } from './render.ts';
 import { restoreChanges } from './restore.ts';
 
@@ -9,6 +10,7 @@ export const iptablesFirewall: FirewallBackend = {
   name: 'iptables',
   plan: (policy, observed) => diffChains(renderChains(policy), observed, policy.ownerTag),
   apply: restoreChanges,
+  after: afterRestore,
 };
 
 export { renderChains } from './render.ts';

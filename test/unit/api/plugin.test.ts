@@ -244,7 +244,8 @@ describe('plugin API: a container on a network, start to finish', () => {
     await call('NetworkDriver.CreateEndpoint', createEndpointBody());
     await call('NetworkDriver.Join', joinBody);
     const withPort = `{"NetworkID":"${NET}","EndpointID":"${EP}","Options":{"com.docker.network.endpoint.exposedports":[{"Proto":6,"Port":80}],"com.docker.network.portmap":[{"Proto":6,"IP":"","Port":80,"HostIP":"","HostPort":18080,"HostPortEnd":18080}]}}\n`;
-    h.kernel.failRestore = /DNAT/;
+    // Refused twice: by the pass planned against the model, and by its re-check against the kernel.
+    [h.kernel.failRestore, h.kernel.failRestoreTimes] = [/-j DNAT/, 2];
     const res = await call('NetworkDriver.ProgramExternalConnectivity', withPort);
     assert.equal(res.status, 500);
     assert.match(String(res.body['Err']), /could not publish the ports of endpoint a8bbafba2420: .*: a kernel command failed; nothing was kept/);
@@ -375,7 +376,8 @@ describe('plugin API: kernel failures', () => {
 
   it('a veth the kernel refuses: 500 naming the veth, the endpoint is rolled back', async () => {
     await call('NetworkDriver.CreateNetwork', createNetworkBody());
-    h.kernel.failNext(/^link add name lnv-/);
+    // Refused twice: by the pass planned against the model, and by its re-check against the kernel.
+    h.kernel.failNext(/^link add name lnv-/, 2);
     const res = await call('NetworkDriver.CreateEndpoint', createEndpointBody());
     assert.equal(res.status, 500);
     assert.match(String(res.body['Err']), new RegExp(`could not create veth ${VETH}.*nothing was kept`));
@@ -392,6 +394,8 @@ describe('plugin API: a foreign link holds the bridge name (issue 9, finding 3)'
   async function foreignTakesOver(): Promise<number> {
     await h.kernel.ipBatch([`link del dev ${CUSTOM}`]);
     h.kernel.addLink({ name: CUSTOM, kind: 'wireguard' });
+    // What `ip monitor` tells the daemon (main.ts): the bridge was deleted by someone else.
+    h.reconciler.kernelChanged();
     return h.kernel.links.get(CUSTOM)!.index;
   }
   function assertUntouched(index: number): void {
@@ -430,6 +434,7 @@ describe('plugin API: a foreign link holds the bridge name (issue 9, finding 3)'
 
     // The operator removes the link: the network converges and Join works.
     h.kernel.links.delete(CUSTOM);
+    h.reconciler.kernelChanged(); // what `ip monitor` tells the daemon (main.ts)
     const again = await call('NetworkDriver.Join', joinBody);
     assert.equal(again.status, 200);
     assert.equal(h.reconciler.conflictOf(NET), null);

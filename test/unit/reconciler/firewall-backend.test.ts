@@ -29,6 +29,7 @@ function recordingBackend(): FirewallBackend & { policies: FirewallPolicy[]; app
       applied.push([...changes]);
       return changes.filter((c) => c.kind === 'chain.write' && c.chain.endsWith(NET_C.slice(0, 11))).map((change) => ({ change, message: 'refused (test)' }));
     },
+    after: (observed) => observed,
   };
 }
 

@@ -7,8 +7,9 @@ import { afterEach, beforeEach, describe, it, mock } from 'node:test';
 import type { Command } from '../../../src/events/domain/commands.ts';
 import type { State } from '../../../src/events/domain/types.ts';
 import type { BatchFailure } from '../../../src/kernel/types.ts';
-import { Reconciler, backoffMs, type PassResult } from '../../../src/reconciler/loop.ts';
-import { NET_A, NET_B, given, networkSpec } from '../../helpers/events.ts';
+import { Reconciler, type PassResult } from '../../../src/reconciler/loop.ts';
+import { backoffMs } from '../../../src/reconciler/retry.ts';
+import { EP_1, NET_A, NET_B, endpointSpec, given, networkSpec } from '../../helpers/events.ts';
 import { FakeKernel } from '../../helpers/fake-kernel.ts';
 
 const INTERVAL = 30_000;
@@ -147,5 +148,45 @@ describe('reconcile loop: backoff and terminal failures', () => {
     assert.equal(await advance(INTERVAL), 1);
     assert.match(kernel.linesSinceLast(), new RegExp(`link add name ${BRIDGE_A}`));
     assert.deepEqual(passes.at(-1)?.failures, []);
+  });
+});
+
+describe('reconcile loop: Docker\'s calls plan against the kernel model (issue 11)', () => {
+  const observes = () => kernel.calls.filter((c) => c.kind === 'observe').length;
+
+  it('after a full read, a pass for Docker reads nothing and writes only its delta', async () => {
+    await r.requestPass('startup');
+    const read = observes();
+    state = given(netA, netB);
+    const p = await r.requestPass('NetworkDriver.CreateNetwork');
+    assert.deepEqual(p.failures, []);
+    assert.equal(observes(), read, 'no observe on Docker\'s path');
+    assert.match(kernel.linesSinceLast(), new RegExp(`link add name ${networkSpec(NET_B).bridge}`));
+    assert.doesNotMatch(kernel.linesSinceLast(), /lnb-aaaaaaaa000/, 'nothing of the other network is written again');
+    assert.equal(kernel.links.get(networkSpec(NET_B).bridge)?.kind, 'bridge');
+    assert.deepEqual(r.reads, { full: 1, model: 1 });
+  });
+
+  it('the repair timer and a kernel notice read the whole kernel', async () => {
+    await r.requestPass('startup');
+    await advance(INTERVAL);
+    assert.equal(observes(), 2, 'the timer reads');
+    r.kernelChanged();
+    await r.requestPass('NetworkDriver.CreateEndpoint');
+    assert.equal(observes(), 3, 'after drift, Docker\'s next pass reads too');
+    await r.requestPass('NetworkDriver.DeleteEndpoint');
+    assert.equal(observes(), 3, 'and then the model is trusted again');
+  });
+
+  it('a pass planned against a stale model that fails reads the kernel and plans again before answering', async () => {
+    await r.requestPass('startup');
+    // Someone deletes the bridge and no notice arrives: the model still has it.
+    await kernel.ipBatch([`link del dev ${BRIDGE_A}`]);
+    state = given(netA, { type: 'CreateEndpoint', spec: endpointSpec(NET_A, EP_1) });
+    const p = await r.requestPass('NetworkDriver.CreateEndpoint');
+    assert.deepEqual(p.failures, [], 'the re-check converged');
+    assert.equal(kernel.links.get(BRIDGE_A)?.kind, 'bridge');
+    assert.equal(kernel.links.get(endpointSpec(NET_A, EP_1).veth)?.master, BRIDGE_A);
+    assert.deepEqual(r.reads, { full: 2, model: 1 });
   });
 });
