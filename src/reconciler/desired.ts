@@ -40,11 +40,14 @@ export function desiredFromState(state: State): DesiredState {
   const endpoints = Object.values(state.endpoints)
     .filter((ep) => !ep.lost)
     .sort(byKey((ep) => ep.endpointId));
+  const byNetwork = new Map<string, (typeof endpoints)[number][]>();
+  for (const ep of endpoints) byNetwork.set(ep.networkId, [...(byNetwork.get(ep.networkId) ?? []), ep]);
   const fw: FirewallNetwork[] = networks.map((net) => ({
     net,
     policy: networkPolicy(net.options),
-    endpoints: endpoints.filter((ep) => ep.networkId === net.networkId),
+    endpoints: byNetwork.get(net.networkId) ?? [],
   }));
+  const policies = new Map(fw.map((f) => [f.net.networkId, f.policy]));
   const bridges = networks.map(
     (n, i): DesiredBridge => ({
       networkId: n.networkId,
@@ -62,7 +65,7 @@ export function desiredFromState(state: State): DesiredState {
   for (const ep of Object.values(state.endpoints)) {
     const net = state.networks[ep.networkId];
     if (!net || ep.lost) continue;
-    const policy = fw.find((f) => f.net.networkId === net.networkId)?.policy;
+    const policy = policies.get(net.networkId);
     veths.push({
       networkId: ep.networkId,
       endpointId: ep.endpointId,

@@ -7,6 +7,8 @@
 // - filter LEDGERNET-FORWARD, jumped to from FORWARD right after Docker's `-j DOCKER-USER`: the
 //   operator's DOCKER-USER rules still come first, and our isolation drops come before Docker's
 //   own `-i br-x ! -o br-x -j ACCEPT`, which would otherwise let Docker's bridges reach ours.
+//   Its first rule accepts replies (RELATED,ESTABLISHED), so a packet of an established
+//   connection costs one rule with 1 or 500 networks.
 // - filter LEDGERNET-INPUT (from INPUT): published ports on 127.0.0.1 need route_localnet on the
 //   bridge; this drops what route_localnet would otherwise let containers send to 127.0.0.0/8.
 // - nat LEDGERNET-DNAT (from PREROUTING and OUTPUT, for local destinations): published ports,
@@ -90,8 +92,12 @@ const owned = (t: string, n: FirewallNetworkPolicy) => (role: string) => tag(t, 
 function forwardRules(policy: FirewallPolicy, family: 4 | 6): string[] {
   const nets = family === 4 ? policy.networks : policy.networks.filter((n) => n.ipv6);
   const t = policy.ownerTag;
-  const isolation = isolationRules(t, bridgePatterns(policy.bridgePrefix, nets));
-  return [...nets.flatMap((n) => insideRules(t, n, family)), ...isolation, ...nets.flatMap((n) => ingressRules(t, n, family))];
+  const ours = bridgePatterns(policy.bridgePrefix, nets);
+  // Replies first: after its first packet, every packet of a connection costs one rule, however
+  // many networks the host has (the rules below grow with them). Only a first packet that was
+  // let through confirms a connection, so this lets nothing through that the rules below drop.
+  const replies = ours.map((b) => `-o ${b} -m conntrack --ctstate RELATED,ESTABLISHED ${tag(t, 'established')} -j ACCEPT`);
+  return [...replies, ...nets.flatMap((n) => insideRules(t, n, family)), ...isolationRules(t, ours), ...nets.flatMap((n) => ingressRules(t, n, family))];
 }
 
 /** Inside one network: icc, or only hairpin through a published port without it. */
@@ -110,12 +116,11 @@ function insideRules(t: string, n: FirewallNetworkPolicy, family: 4 | 6): string
 }
 
 /**
- * Replies to what was let through; then no network reaches another, or one of Docker's
- * bridges, or the reverse, except through a published port (as Docker's own bridges do).
+ * No network reaches another, or one of Docker's bridges, or the reverse, except through a
+ * published port (as Docker's own bridges do).
  */
 function isolationRules(t: string, ours: readonly string[]): string[] {
   const rules: string[] = [];
-  for (const b of ours) rules.push(`-o ${b} -m conntrack --ctstate RELATED,ESTABLISHED ${tag(t, 'established')} -j ACCEPT`);
   for (const b of ours) {
     for (const other of [...ours, ...DOCKER_BRIDGES]) {
       rules.push(`-i ${b} -o ${other} -m conntrack ! --ctstate DNAT ${tag(t, 'isolation')} -j DROP`);
