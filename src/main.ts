@@ -116,7 +116,8 @@ function buildReconciler(cfg: ServeConfig, store: EventStore, kernel: Kernel, lo
   const outcomes = new OutcomeRecorder(store);
   return new Reconciler({
     kernel,
-    getState: () => store.state,
+    // Decided intents, durable or not yet: Docker's calls start the kernel work during the fsync.
+    getState: () => store.latest,
     log: log.child({ component: 'reconciler' }),
     intervalMs: cfg.reconcileIntervalS * 1000,
     onLost: markLost(store),

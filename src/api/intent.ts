@@ -12,7 +12,7 @@ import type { PassResult } from '../reconciler/loop.ts';
 import { describeFailure, failureCode } from '../reconciler/outcome.ts';
 
 export interface IntentDeps {
-  readonly store: { execute(cmd: Command): Promise<StoredEvent[]>; readonly state: State };
+  readonly store: { execute(cmd: Command, onDecided?: () => void): Promise<StoredEvent[]>; readonly state: State };
   readonly reconciler: { requestPass(trigger: string): Promise<PassResult> };
   readonly log: Logger;
   /** How long a Docker call waits for the kernel before it is refused and rolled back. */
@@ -35,7 +35,7 @@ export function background(deps: IntentDeps, trigger: string): void {
   deps.reconciler.requestPass(trigger).catch((e: unknown) => deps.log.warn({ err: e, trigger }, 'background reconcile pass failed'));
 }
 
-/** Waits for a pass that read the intent, bounded by the apply timeout (`LN_ERR_TIMEOUT`). */
+/** Waits for the next pass, bounded by the apply timeout (`LN_ERR_TIMEOUT`). */
 async function converge(deps: IntentDeps, trigger: string): Promise<PassResult> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
@@ -70,19 +70,23 @@ function toldOf(failures: readonly Failure[]): string {
   return [...byPhrase].map(([phrase, actions]) => `${actions.join(', ')}: ${phrase}`).join('; ');
 }
 
-async function problemOf(deps: IntentDeps, a: KernelWait): Promise<Problem | null> {
+/** What went wrong for this call in the next pass (null: nothing), and the seq that pass read. */
+async function problemOf(deps: IntentDeps, a: KernelWait): Promise<{ problem: Problem | null; seq: number }> {
   try {
-    const failures = (await converge(deps, a.trigger)).failures.filter(a.concerns);
-    if (failures.length === 0) return null;
-    const told = toldOf(failures);
-    const detail = failures.map(describeFailure).join('; ');
-    return { code: 'LN_ERR_APPLY', told, detail, cause: new Error(detail) };
+    const pass = await converge(deps, a.trigger);
+    const failures = pass.failures.filter(a.concerns);
+    return { problem: failures.length === 0 ? null : applyProblem(failures), seq: pass.seq };
   } catch (e) {
     // A timeout is LN_ERR_TIMEOUT wherever it happens; its message is ours (no stderr in it).
-    if (isDriverError(e) && e.code === 'LN_ERR_TIMEOUT') return { code: 'LN_ERR_TIMEOUT', told: e.message, detail: e.message, cause: e };
+    if (isDriverError(e) && e.code === 'LN_ERR_TIMEOUT') return { problem: { code: 'LN_ERR_TIMEOUT', told: e.message, detail: e.message, cause: e }, seq: Infinity };
     const told = phraseOf(isDriverError(e) ? e.code : 'LN_ERR_INTERNAL');
-    return { code: 'LN_ERR_APPLY', told, detail: (e as Error).message, cause: e };
+    return { problem: { code: 'LN_ERR_APPLY', told, detail: (e as Error).message, cause: e }, seq: Infinity };
   }
+}
+
+function applyProblem(failures: readonly Failure[]): Problem {
+  const detail = failures.map(describeFailure).join('; ');
+  return { code: 'LN_ERR_APPLY', told: toldOf(failures), detail, cause: new Error(detail) };
 }
 
 /**
@@ -91,7 +95,10 @@ async function problemOf(deps: IntentDeps, a: KernelWait): Promise<Problem | nul
  * throws `LN_ERR_APPLY` (failures) or `LN_ERR_TIMEOUT`.
  */
 export async function awaitKernel(deps: IntentDeps, a: KernelWait): Promise<void> {
-  const problem = await problemOf(deps, a);
+  await settle(deps, a, (await problemOf(deps, a)).problem);
+}
+
+async function settle(deps: IntentDeps, a: KernelWait, problem: Problem | null): Promise<void> {
   if (!problem) return;
   if (a.compensate) {
     await deps.store.execute(a.compensate(problem.detail));
@@ -101,10 +108,31 @@ export async function awaitKernel(deps: IntentDeps, a: KernelWait): Promise<void
   throw new DriverError(problem.code, `${a.what}: ${problem.told}${kept}`, { cause: problem.cause });
 }
 
-/** Appends an intent, then waits for the kernel (see awaitKernel). */
+/**
+ * Appends an intent and waits for the kernel (see awaitKernel). The kernel work starts once the
+ * intent is decided, while its group commit is written: the call waits for the longer of the two,
+ * not their sum. Docker is answered only when both are done. If the log refuses the intent, a
+ * pass removes what was made for it (an orphan now) before the refusal is passed on.
+ */
 export async function applyIntent(deps: IntentDeps, command: Command, a: KernelWait): Promise<StoredEvent[]> {
-  const events = await deps.store.execute(command);
-  await awaitKernel(deps, a);
+  const early: { pass: Promise<{ problem: Problem | null; seq: number }> | null } = { pass: null };
+  let events: StoredEvent[];
+  try {
+    events = await deps.store.execute(command, () => {
+      early.pass = problemOf(deps, a);
+    });
+  } catch (e) {
+    if (early.pass) {
+      await early.pass;
+      await converge(deps, 'rollback').catch((err: unknown) => deps.log.warn({ err }, 'rollback pass failed'));
+    }
+    throw e;
+  }
+  // A pass that did not read the intent (a reconciler wired to the durable state only) says
+  // nothing about it: wait for the next one.
+  const seq = events.at(-1)?.seq ?? 0;
+  const first = early.pass ? await early.pass : null;
+  await settle(deps, a, (first && first.seq >= seq ? first : await problemOf(deps, a)).problem);
   return events;
 }
 

@@ -17,6 +17,8 @@ export interface PassResult {
   readonly failures: readonly Failure[];
   readonly lost: readonly Action[];
   readonly durationMs: number;
+  /** The seq of the desired state this pass planned (every intent up to it was read). */
+  readonly seq: number;
 }
 
 export interface ReconcilerDeps {
@@ -255,7 +257,7 @@ export class Reconciler {
     const { state, planned, applied, failures } = step;
     const lost = planned.filter((a) => a.kind === 'endpoint.lost');
     if (lost.length > 0) await this.deps.onLost(lost);
-    const result: PassResult = { trigger, planned, applied, failures, lost, durationMs: performance.now() - t0 };
+    const result: PassResult = { trigger, planned, applied, failures, lost, durationMs: performance.now() - t0, seq: state.seq };
     const nextMs = this.settle(state, failures);
     // A pass that only found the conflicts it logged above has nothing more to say.
     if (planned.some((a) => a.kind !== 'link.conflict')) {

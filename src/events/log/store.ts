@@ -78,8 +78,21 @@ export class EventStore {
     this.listeners.push(listener);
   }
 
-  /** decide → append → fold. Resolves with the stored events once they are durable. */
-  async execute(cmd: Command): Promise<StoredEvent[]> {
+  /**
+   * The state with every decided event, durable or not yet: what the reconciler plans from, so
+   * that kernel work can start while the group commit is written (if the log refuses the events,
+   * this falls back to the durable state and what was made for them is an orphan).
+   */
+  get latest(): State {
+    return this.head;
+  }
+
+  /**
+   * decide → append → fold. Resolves with the stored events once they are durable. `onDecided`
+   * is called once the events are appended (in `latest`), before they are durable; not for a
+   * command that decides nothing.
+   */
+  async execute(cmd: Command, onDecided?: () => void): Promise<StoredEvent[]> {
     let events = decide(cmd, this.head);
     if (events.some((e) => !RELEASING.has(e.type))) {
       // Taking something needs room beyond the reserve; decide again after the wait, since
@@ -94,6 +107,7 @@ export class EventStore {
     const { stored, durable } = this.log.append(events);
     const after = stored.reduce(evolve, this.head);
     this.head = after;
+    onDecided?.();
     await durable;
     if (after.seq > this.durableState.seq) this.durableState = after;
     for (const l of this.listeners) l(stored, this.durableState);

@@ -1,58 +1,68 @@
+// applyIntent (issue 11): the kernel work of a Docker call starts once its intent is decided,
+// while the group commit is written, and Docker is answered only when both are done; an intent
+// the log refuses leaves nothing behind. A scripted store and reconciler record the order.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import pino from 'pino';
-import { DriverError } from '../../../src/errors.ts';
+import { applyIntent, type IntentDeps } from '../../../src/api/intent.ts';
 import type { Command } from '../../../src/events/domain/commands.ts';
-import type { State, StoredEvent } from '../../../src/events/domain/types.ts';
-import { applyIntent, awaitKernel, concernsNetwork } from '../../../src/api/intent.ts';
+import { emptyState, type StoredEvent } from '../../../src/events/domain/types.ts';
 import type { PassResult } from '../../../src/reconciler/loop.ts';
 
-function deps(requestPass: (trigger: string) => Promise<PassResult>) {
-  const cmds: Command[] = [];
-  return {
-    cmds,
-    store: { execute: async (c: Command) => (cmds.push(c), [] as StoredEvent[]), state: {} as State },
-    reconciler: { requestPass },
+const cmd: Command = { type: 'DeleteNetwork', networkId: 'a'.repeat(64) };
+const wait = { trigger: 'NetworkDriver.CreateEndpoint', concerns: () => true, what: 'could not create veth x', compensate: null };
+const tick = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function harness(opts: { fsyncMs: number; refuse?: boolean; passSeq: (n: number) => number }) {
+  const order: string[] = [];
+  let passes = 0;
+  const deps: IntentDeps = {
     log: pino({ level: 'silent' }),
-    applyTimeoutMs: 20,
+    applyTimeoutMs: 5_000,
+    store: {
+      state: emptyState,
+      async execute(_c: Command, onDecided?: () => void): Promise<StoredEvent[]> {
+        order.push('decided');
+        onDecided?.();
+        await tick(opts.fsyncMs);
+        if (opts.refuse) {
+          order.push('refused');
+          throw new Error('no space left on device');
+        }
+        order.push('durable');
+        return [{ seq: 7 } as StoredEvent];
+      },
+    },
+    reconciler: {
+      async requestPass(trigger: string): Promise<PassResult> {
+        const n = ++passes;
+        order.push(`pass ${n} ${trigger} start`);
+        await tick(10);
+        order.push(`pass ${n} end`);
+        return { trigger, planned: [], applied: [], failures: [], lost: [], durationMs: 10, seq: opts.passSeq(n) };
+      },
+    },
   };
+  return { deps, order };
 }
 
-const never = () => new Promise<PassResult>(() => undefined);
-
-describe('api intent: append, await, compensate, throw', () => {
-  it('a timeout is LN_ERR_TIMEOUT with a compensation, and names what could not be done', async () => {
-    const d = deps(never);
-    const err = await applyIntent(d, { type: 'DeleteNetwork', networkId: 'n1' }, {
-      trigger: 't',
-      concerns: concernsNetwork('n1'),
-      what: 'could not set up bridge lnb-x',
-      compensate: (reason) => ({ type: 'RollbackNetwork', networkId: 'n1', reason }),
-    }).catch((e: unknown) => e);
-    assert.ok(err instanceof DriverError);
-    assert.equal(err.code, 'LN_ERR_TIMEOUT');
-    assert.equal(err.message, 'could not set up bridge lnb-x: the kernel did not converge within 20 ms; nothing was kept');
-    assert.deepEqual(d.cmds, [
-      { type: 'DeleteNetwork', networkId: 'n1' },
-      { type: 'RollbackNetwork', networkId: 'n1', reason: 'the kernel did not converge within 20 ms' },
-    ]);
+describe('applyIntent: kernel work overlaps the fsync', () => {
+  it('the pass starts before the intent is durable, and the answer waits for both', async () => {
+    const h = harness({ fsyncMs: 40, passSeq: () => 7 });
+    await applyIntent(h.deps, cmd, wait);
+    assert.deepEqual(h.order, ['decided', 'pass 1 NetworkDriver.CreateEndpoint start', 'pass 1 end', 'durable']);
   });
 
-  it('without a compensation (Join) a timeout is the same code', async () => {
-    const d = deps(never);
-    const err = await awaitKernel(d, { trigger: 't', concerns: () => true, what: 'Join: veth v is not ready', compensate: null }).catch((e: unknown) => e);
-    assert.ok(err instanceof DriverError);
-    assert.equal(err.code, 'LN_ERR_TIMEOUT');
-    assert.equal(err.message, 'Join: veth v is not ready: the kernel did not converge within 20 ms');
-    assert.deepEqual(d.cmds, []);
+  it('a pass that did not read the intent is followed by one that does', async () => {
+    const h = harness({ fsyncMs: 5, passSeq: (n) => (n === 1 ? 6 : 7) });
+    await applyIntent(h.deps, cmd, wait);
+    assert.deepEqual(h.order.slice(-2), ['pass 2 NetworkDriver.CreateEndpoint start', 'pass 2 end']);
   });
 
-  it('a pass that throws is told by its fixed phrase, not its message', async () => {
-    const d = deps(async () => {
-      throw new DriverError('LN_ERR_KERNEL_EXEC', 'could not read links: ip said something raw');
-    });
-    const err = await awaitKernel(d, { trigger: 't', concerns: () => true, what: 'x', compensate: null }).catch((e: unknown) => e);
-    assert.ok(err instanceof DriverError);
-    assert.deepEqual([err.code, err.message], ['LN_ERR_APPLY', 'x: a kernel command failed']);
+  it('an intent the log refuses: a rollback pass removes what was made, then the refusal is passed on', async () => {
+    const h = harness({ fsyncMs: 5, refuse: true, passSeq: () => 7 });
+    await assert.rejects(applyIntent(h.deps, cmd, wait), /no space left/);
+    assert.deepEqual(h.order.slice(-2), ['pass 2 rollback start', 'pass 2 end']);
+    assert.ok(h.order.indexOf('refused') < h.order.indexOf('pass 2 rollback start'));
   });
 });

@@ -28,7 +28,7 @@ beforeEach(async () => {
   const { log, events } = await EventLog.open(dir, { host: 't' });
   store = new EventStore(log, fold(emptyState, events));
   const logger = pino({ level: 'silent' });
-  reconciler = new Reconciler({ kernel: new FakeKernel(), getState: () => store.state, log: logger, intervalMs: 0, onLost: async () => undefined });
+  reconciler = new Reconciler({ kernel: new FakeKernel(), getState: () => store.latest, log: logger, intervalMs: 0, onLost: async () => undefined });
   occupied = [];
   app = createPluginApp({
     store,

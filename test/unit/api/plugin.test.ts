@@ -57,7 +57,7 @@ beforeEach(async () => {
   const logger = pino({ level: 'silent' });
   const reconciler = new Reconciler({
     kernel,
-    getState: () => store.state,
+    getState: () => store.latest,
     log: logger,
     intervalMs: 0,
     onLost: async (lost) => {
