@@ -197,7 +197,8 @@ export interface FirewallBackend {
   apply(changes: readonly FirewallChange[], kernel: Kernel): Promise<FirewallFailure[]>;
   /**
    * The snapshot once `applied` (changes that did not fail) landed, without reading the kernel:
-   * the model Docker's calls plan against (kernel/model.ts). Pure.
+   * the model Docker's calls plan against (kernel/model.ts). Pure. Null when the backend cannot
+   * say: the next pass then reads the kernel.
    */
-  after(observed: KernelSnapshot, applied: readonly FirewallChange[]): KernelSnapshot;
+  after(observed: KernelSnapshot, applied: readonly FirewallChange[]): KernelSnapshot | null;
 }

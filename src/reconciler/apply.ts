@@ -95,12 +95,14 @@ export async function applyActions(actions: readonly Action[], kernel: Kernel, f
 
 /**
  * The kernel once `applied` (the actions that did not fail, in plan order) landed on `s`: what
- * the next pass may plan against without reading the kernel again. Pure.
+ * the next pass may plan against without reading the kernel again; null when the firewall
+ * backend cannot say (the next pass reads the kernel). Pure.
  */
-export function afterActions(s: KernelSnapshot, applied: readonly Action[], firewall: FirewallBackend = defaultFirewall): KernelSnapshot {
+export function afterActions(s: KernelSnapshot, applied: readonly Action[], firewall: FirewallBackend = defaultFirewall): KernelSnapshot | null {
   const links = afterLinkChanges(s, applied.filter((a) => isLinkChange(a)));
   const shaped = afterShapingChanges(links, applied.filter((a) => isShapingChange(a)));
   const localnet = applied.flatMap((a) => (a.kind === 'bridge.localnet' ? [[a.name, a.on] as const] : []));
   const net = localnet.length > 0 ? afterRouteLocalnet(shaped, Object.fromEntries(localnet)) : shaped;
-  return firewall.after(net, applied.filter(isFirewall));
+  const walls = applied.filter(isFirewall);
+  return walls.length === 0 ? net : firewall.after(net, walls);
 }

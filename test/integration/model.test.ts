@@ -11,7 +11,7 @@ import type { Command } from '../../src/events/domain/commands.ts';
 import { VETH_PREFIX, isOwnerTagged } from '../../src/events/domain/naming.ts';
 import { createKernel, type Kernel, type KernelSnapshot } from '../../src/kernel/index.ts';
 import { describeAction } from '../../src/reconciler/actions.ts';
-import { afterActions, applyActions } from '../../src/reconciler/apply.ts';
+import { afterActions as afterMaybe, applyActions, type ApplyResult } from '../../src/reconciler/apply.ts';
 import { desiredFromState } from '../../src/reconciler/desired.ts';
 import { plan } from '../../src/reconciler/plan.ts';
 import { EP_1, EP_2, NET_A, NET_B, endpointSpec, given, networkSpec } from '../helpers/events.ts';
@@ -38,6 +38,13 @@ const rated: Command = {
   spec: { ...networkSpec('c'.repeat(64), '10.231.9.0/24', '10.231.9.1/24'), options: { 'ledgernet.ingress_rate': '10mbit', 'ledgernet.egress_rate': '20mbit' } },
 };
 const ep4: Command = { type: 'CreateEndpoint', spec: endpointSpec('c'.repeat(64), 'f4'.repeat(32), '10.231.9.2/24') };
+
+/** The model after an apply; the iptables backend always knows what its changes did. */
+function afterActions(s: KernelSnapshot, applied: ApplyResult['applied']): KernelSnapshot {
+  const m = afterMaybe(s, applied);
+  assert.ok(m, 'the iptables backend predicts its own changes');
+  return m;
+}
 
 /** Each step: the commands so far. The life goes up, then all the way down again. */
 const LIFE: readonly (readonly Command[])[] = [
