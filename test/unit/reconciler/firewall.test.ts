@@ -175,7 +175,7 @@ describe('IPv6 firewall (ip6tables filter table)', () => {
     const k = dockerKernel6();
     const state = given(...FIREWALL_COMMANDS);
     const actions = plan(desiredFromState(state), await k.observe());
-    const v6 = actions.filter((a) => 'table' in a && a.table === 'filter6');
+    const v6 = actions.filter((a): a is FirewallChange => 'table' in a && a.table === 'filter6');
     assert.deepEqual(v6.map((a) => `${a.kind} ${'chain' in a ? a.chain : a.kind === 'hook.add' ? `${a.from} @${a.position}` : ''}`), [
       'chain.write LEDGERNET-FORWARD',
       'hook.add FORWARD @2',
@@ -187,7 +187,7 @@ describe('IPv6 firewall (ip6tables filter table)', () => {
     assert.ok(rules.some((r) => r.includes('--icmpv6-type 135')) && rules.some((r) => r.includes('--icmpv6-type 136')), 'icc=false keeps neighbour discovery');
     assert.deepEqual((await applyActions(actions, k)).failures, []);
     assert.ok(k.calls.some((c) => c.kind === 'restoreIptables' && c.table === 'filter6'), 'applied to the IPv6 table');
-    assert.ok(restoreInput(v6 as FirewallChange[], 'filter6')?.startsWith('*filter\n'), 'sent to ip6tables-restore as *filter');
+    assert.ok(restoreInput(v6, 'filter6')?.startsWith('*filter\n'), 'sent to ip6tables-restore as *filter');
     assert.deepEqual(plan(desiredFromState(state), await k.observe()), []);
     assert.deepEqual(k.filter6.get('FORWARD')!.rules.slice(0, 3), ['-j DOCKER-USER', '-m comment --comment "ledgernet:hook" -j LEDGERNET-FORWARD', '-j DOCKER-ISOLATION-STAGE-1']);
   });
