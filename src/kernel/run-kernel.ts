@@ -16,7 +16,11 @@ import { parseLinks } from './parse-links.ts';
 import { parseRoutes } from './parse-routes.ts';
 import { ifaceSysctl, parseSysctl } from './parse-sysctl.ts';
 import { parseIngressRedirects, parseQdiscs, parseTcBatchErrors } from './parse-tc.ts';
-import type { BatchFailure, BatchResult, Kernel, KernelSnapshot, Qdisc, Route } from './types.ts';
+import { runChanges } from './batch.ts';
+import { ipLines } from './iproute/render.ts';
+import { restoreInput } from './iptables/restore.ts';
+import { tcLines } from './tc/render.ts';
+import type { BatchFailure, BatchResult, HostKernel, KernelSnapshot, Qdisc, Route } from './types.ts';
 
 const procPath = (iface: string) => `/proc/sys/net/ipv4/conf/${iface}/route_localnet`;
 
@@ -68,10 +72,11 @@ interface Outcome {
 type Runner = (what: string, file: string, args: readonly string[], input?: string) => Promise<Outcome>;
 
 /**
- * A `Kernel` backed by the real `ip` and `iptables-*` commands, in `opts.netns` if given.
+ * A `Kernel` backed by the real `ip` and `iptables-*` commands, in `opts.netns` if given. Typed
+ * changes are rendered (iproute/, tc/, iptables/) and run through the command-level doors.
  * @throws DriverError `LN_ERR_INTERNAL` for a namespace name that is not a plain file name.
  */
-export function createKernel(opts: KernelOptions): Kernel {
+export function createKernel(opts: KernelOptions): HostKernel {
   const { netns } = opts;
   if (netns !== undefined && !/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(netns)) {
     throw new DriverError('LN_ERR_INTERNAL', `invalid network namespace name "${netns}"`);
@@ -104,6 +109,30 @@ export function createKernel(opts: KernelOptions): Kernel {
     failOnExit(o);
     const values = parseSysctl(o.stdout);
     return Object.fromEntries(bridges.flatMap((b, i) => (values[keys[i] ?? ''] === undefined ? [] : [[b, values[keys[i] ?? ''] === '1']])));
+  };
+
+  const ipBatch = async (lines: readonly string[]): Promise<BatchResult> => {
+    if (lines.length === 0) return { failures: [] };
+    const input = renderIpBatch(lines);
+    const outcome = await run('apply an ip batch', 'ip', ipArgs(...IP_BATCH_ARGS), input);
+    if (outcome.exitCode === 0) return { failures: [] };
+    return { failures: batchFailures(outcome, lines) };
+  };
+
+  const tcBatch = async (lines: readonly string[]): Promise<BatchResult> => {
+    if (lines.length === 0) return { failures: [] };
+    const outcome = await run('apply a tc batch', 'tc', tcArgs('-force', '-batch', '-'), `${lines.join('\n')}\n`);
+    if (outcome.exitCode === 0) return { failures: [] };
+    const failures = parseTcBatchErrors(outcome.stderr, lines);
+    if (failures.length > 0) return { failures };
+    return { failures: [{ line: 0, command: lines[0] ?? '', message: firstLine(outcome.stderr) ?? `tc exited with code ${outcome.exitCode}` }] };
+  };
+
+  const iptablesRestore = async (input: string, family: 4 | 6 = 4): Promise<void> => {
+    const cmd = family === 6 ? 'ip6tables-restore' : 'iptables-restore';
+    // -w: wait for the xtables lock Docker may hold (legacy backend) instead of failing at once.
+    const outcome = await run(`apply ${family === 6 ? 'ip6tables' : 'iptables'} rules`, ...iptables(cmd, '-w', '--noflush'), input);
+    failOnExit(outcome);
   };
 
   return {
@@ -152,23 +181,6 @@ export function createKernel(opts: KernelOptions): Kernel {
       return [...parseRoutes(v4.stdout, 4), ...(v6.exitCode === 0 ? parseRoutes(v6.stdout, 6) : [])];
     },
 
-    async ipBatch(lines: readonly string[]): Promise<BatchResult> {
-      if (lines.length === 0) return { failures: [] };
-      const input = renderIpBatch(lines);
-      const outcome = await run('apply an ip batch', 'ip', ipArgs(...IP_BATCH_ARGS), input);
-      if (outcome.exitCode === 0) return { failures: [] };
-      return { failures: batchFailures(outcome, lines) };
-    },
-
-    async tcBatch(lines: readonly string[]): Promise<BatchResult> {
-      if (lines.length === 0) return { failures: [] };
-      const outcome = await run('apply a tc batch', 'tc', tcArgs('-force', '-batch', '-'), `${lines.join('\n')}\n`);
-      if (outcome.exitCode === 0) return { failures: [] };
-      const failures = parseTcBatchErrors(outcome.stderr, lines);
-      if (failures.length > 0) return { failures };
-      return { failures: [{ line: 0, command: lines[0] ?? '', message: firstLine(outcome.stderr) ?? `tc exited with code ${outcome.exitCode}` }] };
-    },
-
     async setRouteLocalnet(values: Readonly<Record<string, boolean>>): Promise<void> {
       if (netns === undefined) return writeProcRouteLocalnet(values);
       const args = Object.entries(values).map(([iface, on]) => `${ifaceSysctl('ipv4', iface, 'route_localnet')}=${on ? 1 : 0}`);
@@ -176,11 +188,14 @@ export function createKernel(opts: KernelOptions): Kernel {
       failOnExit(await run('set route_localnet', ...inNetns('sysctl', '-q', '-w', ...args)));
     },
 
-    async iptablesRestore(input: string, family: 4 | 6 = 4): Promise<void> {
-      const cmd = family === 6 ? 'ip6tables-restore' : 'iptables-restore';
-      // -w: wait for the xtables lock Docker may hold (legacy backend) instead of failing at once.
-      const outcome = await run(`apply ${family === 6 ? 'ip6tables' : 'iptables'} rules`, ...iptables(cmd, '-w', '--noflush'), input);
-      failOnExit(outcome);
+    ipBatch,
+    tcBatch,
+    iptablesRestore,
+    applyLinks: (changes) => runChanges(changes, ipLines, ipBatch),
+    applyShaping: (changes) => runChanges(changes, tcLines, tcBatch),
+    async restoreIptables(table, changes) {
+      const input = restoreInput(changes, table);
+      if (input !== null) await iptablesRestore(input, table === 'filter6' ? 6 : 4);
     },
   };
 }

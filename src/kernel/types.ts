@@ -1,6 +1,6 @@
 // Typed facts read from the kernel. Parsers in this folder turn `ip -j` / `iptables-save`
 // output into these values; the reconciler compares them with the desired state.
-import type { FirewallChange } from './changes.ts';
+import type { FirewallChange, LinkChange, ShapingChange } from './changes.ts';
 
 export type { FirewallChange, LinkChange, ShapingChange, VethSpec } from './changes.ts';
 
@@ -101,9 +101,23 @@ export interface BatchResult {
   readonly failures: readonly BatchFailure[];
 }
 
+/** A change of the batch that failed: its index in the changes given, and the kernel's words. */
+export interface ChangeFailure {
+  readonly index: number;
+  readonly message: string;
+}
+
+export interface ChangesResult {
+  readonly failures: readonly ChangeFailure[];
+}
+
+/** The iptables tables ledgernet writes; `filter6` is ip6tables' filter table. */
+export type IptablesTableKey = 'filter' | 'nat' | 'filter6';
+
 /**
- * The reconciler's only door to the kernel. `main.ts` passes a real one (execa), tests pass a
- * real one bound to a throwaway netns, or a fake.
+ * The reconciler's only door to the kernel: observed facts out, typed changes in; the kernel
+ * renders them in each tool's syntax. `main.ts` passes a real one (execa), tests pass a real one
+ * bound to a throwaway netns, or a fake (test/helpers/fake-kernel.ts).
  */
 export interface Kernel {
   observe(): Promise<KernelSnapshot>;
@@ -111,17 +125,36 @@ export interface Kernel {
   observeRoutes(): Promise<Route[]>;
   /** Links and addresses only (two `ip` reads): for callers on a Docker call's path. */
   observeInterfaces(): Promise<{ readonly links: readonly Link[]; readonly addrs: readonly Addr[] }>;
+  /**
+   * Applies all changes with one `ip -force -batch -` (kernel/iproute/ renders them); reports the
+   * changes that failed, by index. Throws when the batch could not run at all.
+   */
+  applyLinks(changes: readonly LinkChange[]): Promise<ChangesResult>;
+  /** Applies all changes with one `tc -force -batch -` (kernel/tc/); reports the failed ones by index. */
+  applyShaping(changes: readonly ShapingChange[]): Promise<ChangesResult>;
+  /**
+   * Applies the changes of one table, all or nothing: one `iptables-restore --noflush`
+   * (`ip6tables-restore` for `filter6`) with the input kernel/iptables/ renders. Throws when it fails.
+   */
+  restoreIptables(table: IptablesTableKey, changes: readonly FirewallChange[]): Promise<void>;
+  /** Sets `net.ipv4.conf.<iface>.route_localnet` for each interface, with one `sysctl -w`. */
+  setRouteLocalnet(values: Readonly<Record<string, boolean>>): Promise<void>;
+}
+
+/**
+ * The real kernel (`createKernel`): the port, and the command-level doors its typed methods are
+ * built on. Only the kernel layer and the tests of the real commands use the latter.
+ */
+export interface HostKernel extends Kernel {
   /** Runs all lines with one `ip -force -batch -`; reports the lines that failed. */
   ipBatch(lines: readonly string[]): Promise<BatchResult>;
+  /** Runs all lines with one `tc -force -batch -`; reports the lines that failed. */
+  tcBatch(lines: readonly string[]): Promise<BatchResult>;
   /**
    * Runs one `iptables-restore --noflush` (family 4, the default) or `ip6tables-restore --noflush`
    * (family 6) with `input` (a whole `*table … COMMIT` block).
    */
   iptablesRestore(input: string, family?: 4 | 6): Promise<void>;
-  /** Runs all lines with one `tc -force -batch -`; reports the lines that failed. */
-  tcBatch(lines: readonly string[]): Promise<BatchResult>;
-  /** Sets `net.ipv4.conf.<iface>.route_localnet` for each interface, with one `sysctl -w`. */
-  setRouteLocalnet(values: Readonly<Record<string, boolean>>): Promise<void>;
 }
 
 /**
@@ -187,7 +220,8 @@ export interface FirewallFailure {
 /**
  * The port the reconciler calls for the firewall. A backend renders the policy in its own
  * syntax, diffs it against the snapshot (only objects it owns), and applies changes in batches
- * through the kernel. Adding one: a folder under kernel/ and one line in kernel/index.ts.
+ * through the kernel's typed method for its tool (`restoreIptables`). Adding one: a folder under
+ * kernel/, its typed method on the Kernel port (real and fake), and one line in kernel/index.ts.
  */
 export interface FirewallBackend {
   readonly name: string;

@@ -2,19 +2,18 @@
 // backend's batches (iptables: one `iptables-restore --noflush` per table, kernel/iptables/);
 // spawning costs ~2 ms per process; batching 100 link adds takes 33 ms instead of 259 ms.
 // `-force` keeps the batch going past a failing line so that one broken object does not block
-// the others; the failing lines are mapped back to their actions. Nothing here retries: the
-// next pass re-observes and plans again, which converges or reports the same failure.
+// the others; the kernel maps the failing lines back to its changes (kernel/batch.ts), which are
+// the plan's actions. Nothing here retries: the next pass re-observes and plans again, which
+// converges or reports the same failure.
 import {
   afterLinkChanges,
   afterRouteLocalnet,
   afterShapingChanges,
   defaultFirewall,
-  ipLines as renderIpLines,
   isLinkChange,
   isShapingChange,
-  tcLines as renderTcLines,
 } from '../kernel/index.ts';
-import type { FirewallBackend, FirewallChange, Kernel, KernelSnapshot } from '../kernel/types.ts';
+import type { ChangesResult, FirewallBackend, FirewallChange, Kernel, KernelSnapshot } from '../kernel/types.ts';
 import type { Action } from './actions.ts';
 
 export interface Failure {
@@ -27,37 +26,24 @@ export interface ApplyResult {
   readonly failures: readonly Failure[];
 }
 
-/** The `ip -batch` lines for one action (empty for actions that are not link/addr work). */
-export function ipLines(a: Action): string[] {
-  return isLinkChange(a) ? renderIpLines(a) : [];
-}
-
-function tcLines(a: Action): string[] {
-  return isShapingChange(a) ? renderTcLines(a) : [];
-}
-
 /**
- * Sends the lines of every action as one batch (`ip -batch` or `tc -batch`) and maps each failed
- * line back to its action; a batch that could not run at all fails all of its actions.
+ * Sends the changes of one kind in one batch (the kernel renders them: `ip -batch` or `tc -batch`)
+ * and maps each failed change back to its action; a batch that could not run at all fails all of
+ * its actions.
  */
-async function runBatch(
-  actions: readonly Action[],
-  toLines: (a: Action) => string[],
-  send: (lines: readonly string[]) => Promise<{ readonly failures: readonly { readonly line: number; readonly message: string }[] }>,
+async function runBatch<C extends Action>(
+  changes: readonly C[],
+  send: (changes: readonly C[]) => Promise<ChangesResult>,
   failures: Failure[],
 ): Promise<void> {
-  const lines: string[] = [];
-  const owner: Action[] = [];
-  for (const a of actions) for (const l of toLines(a)) (lines.push(l), owner.push(a));
-  if (lines.length === 0) return;
+  if (changes.length === 0) return;
   try {
-    const res = await send(lines);
-    for (const f of res.failures) {
-      const action = owner[f.line];
-      if (action && !failures.some((x) => x.action === action)) failures.push({ action, message: f.message });
+    for (const f of (await send(changes)).failures) {
+      const action = changes[f.index];
+      if (action) failures.push({ action, message: f.message });
     }
   } catch (e) {
-    for (const a of new Set(owner)) failures.push({ action: a, message: (e as Error).message });
+    for (const action of changes) failures.push({ action, message: (e as Error).message });
   }
 }
 
@@ -74,11 +60,11 @@ const CONFLICT_MESSAGE = 'left alone: not a link of ledgernet';
  */
 export async function applyActions(actions: readonly Action[], kernel: Kernel, firewall: FirewallBackend = defaultFirewall): Promise<ApplyResult> {
   const failures: Failure[] = actions.filter((a) => a.kind === 'link.conflict').map((action) => ({ action, message: CONFLICT_MESSAGE }));
-  await runBatch(actions, ipLines, (lines) => kernel.ipBatch(lines), failures);
+  await runBatch(actions.filter((a) => isLinkChange(a)), (c) => kernel.applyLinks(c), failures);
   // A link already gone is what a delete wants (a container's namespace took its veth along).
   const gone = failures.filter((f) => f.action.kind === 'link.delete' && /Cannot find device/i.test(f.message));
   for (const f of gone) failures.splice(failures.indexOf(f), 1);
-  await runBatch(actions, tcLines, (lines) => kernel.tcBatch(lines), failures);
+  await runBatch(actions.filter((a) => isShapingChange(a)), (c) => kernel.applyShaping(c), failures);
   const localnet = actions.filter((a) => a.kind === 'bridge.localnet');
   if (localnet.length > 0) {
     try {

@@ -1,7 +1,7 @@
 export * from './actions.ts';
 export * from './desired.ts';
 export { plan, isOwnedLink, sortActions } from './plan.ts';
-export { applyActions, ipLines, type ApplyResult, type Failure } from './apply.ts';
+export { applyActions, type ApplyResult, type Failure } from './apply.ts';
 export { Reconciler, type PassResult, type ReconcilerDeps } from './loop.ts';
 export { renderPlan, planJson, symbol, PLAN_SCHEMA_VERSION, type PlanJson, type RenderOptions } from './render.ts';
 export { OutcomeRecorder, describeFailure, failureCode, markLost } from './outcome.ts';

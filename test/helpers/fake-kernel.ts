@@ -1,33 +1,47 @@
-// An in-memory kernel that interprets the `ip -batch` and `iptables-restore` inputs the
-// reconciler emits, so plans can be applied and re-planned without root. `failNext` makes the
-// next batch line matching a pattern fail, like the real `ip -force -batch`.
-// It still reads command text: the Kernel port takes batch lines (rendered by kernel/iproute/,
-// tc/, iptables/), and tests inject failures by matching those lines.
-import type { Addr, BatchFailure, Chain, Kernel, KernelSnapshot, Link, Qdisc, Route } from '../../src/kernel/types.ts';
+// An in-memory kernel holding typed facts (links, addresses, qdiscs, redirects, route_localnet,
+// iptables tables) and applying the typed changes of the Kernel port to them, with the checks the
+// real kernel makes (File exists, Cannot find device, the master must exist, …), so plans can be
+// applied and re-planned without root. It reads no command text: `failNext` fails the next
+// changes a predicate picks, and `calls` records the changes sent.
+import { CREATE_GROUP } from '../../src/kernel/index.ts';
+import type {
+  Addr,
+  ChangeFailure,
+  Chain,
+  FirewallChange,
+  IptablesTableKey,
+  Kernel,
+  KernelSnapshot,
+  Link,
+  LinkChange,
+  Qdisc,
+  Route,
+  ShapingChange,
+} from '../../src/kernel/types.ts';
+import { applyTableChange, type FakeTable } from './fake-tables.ts';
 
 type MutableLink = { -readonly [K in keyof Link]: Link[K] };
+type AnyChange = LinkChange | ShapingChange | FirewallChange;
+
+export type FakeCall =
+  | { readonly kind: 'observe' }
+  | { readonly kind: 'applyLinks'; readonly changes: readonly LinkChange[] }
+  | { readonly kind: 'applyShaping'; readonly changes: readonly ShapingChange[] }
+  | { readonly kind: 'restoreIptables'; readonly table: IptablesTableKey; readonly changes: readonly FirewallChange[] }
+  | { readonly kind: 'setRouteLocalnet'; readonly values: Readonly<Record<string, boolean>> };
+
+const INJECTED = 'RTNETLINK answers: Operation not permitted (injected)';
+
+const table = (...chains: [string, string][]): FakeTable => new Map(chains.map(([name, policy]) => [name, { policy, rules: [] }]));
 
 export class FakeKernel implements Kernel {
   links = new Map<string, MutableLink>();
   addrs: Addr[] = [];
-  chains = new Map<string, { policy: string | null; rules: string[] }>([
-    ['INPUT', { policy: 'ACCEPT', rules: [] }],
-    ['FORWARD', { policy: 'DROP', rules: [] }],
-    ['OUTPUT', { policy: 'ACCEPT', rules: [] }],
-  ]);
-  /** The nat table, same shape as `chains` (the filter table). */
-  nat = new Map<string, { policy: string | null; rules: string[] }>([
-    ['PREROUTING', { policy: 'ACCEPT', rules: [] }],
-    ['INPUT', { policy: 'ACCEPT', rules: [] }],
-    ['OUTPUT', { policy: 'ACCEPT', rules: [] }],
-    ['POSTROUTING', { policy: 'ACCEPT', rules: [] }],
-  ]);
+  /** The iptables filter table. */
+  chains = table(['INPUT', 'ACCEPT'], ['FORWARD', 'DROP'], ['OUTPUT', 'ACCEPT']);
+  nat = table(['PREROUTING', 'ACCEPT'], ['INPUT', 'ACCEPT'], ['OUTPUT', 'ACCEPT'], ['POSTROUTING', 'ACCEPT']);
   /** ip6tables' filter table (policy ACCEPT, as on a host where Docker runs without IPv6). */
-  filter6 = new Map<string, { policy: string | null; rules: string[] }>([
-    ['INPUT', { policy: 'ACCEPT', rules: [] }],
-    ['FORWARD', { policy: 'ACCEPT', rules: [] }],
-    ['OUTPUT', { policy: 'ACCEPT', rules: [] }],
-  ]);
+  filter6 = table(['INPUT', 'ACCEPT'], ['FORWARD', 'ACCEPT'], ['OUTPUT', 'ACCEPT']);
   /** false: ip6tables cannot run (IPv6 disabled); observe reports no IPv6 table and restores fail. */
   ipv6 = true;
   /** Root qdiscs by device (tbf only; the kernel's default qdiscs are not listed, as with veths). */
@@ -36,13 +50,25 @@ export class FakeKernel implements Kernel {
   ingress = new Map<string, string[]>();
   /** route_localnet by interface; bridges read as false until set. */
   localnet = new Map<string, boolean>();
-  calls: { kind: 'observe' | 'ipBatch' | 'iptablesRestore' | 'ip6tablesRestore' | 'setRouteLocalnet' | 'tcBatch'; input?: string }[] = [];
-  private failPatterns: RegExp[] = [];
+  /** Routes served by observeRoutes (tests set them). */
+  routes: Route[] = [];
+  calls: FakeCall[] = [];
+  private failures: ((c: AnyChange) => boolean)[] = [];
   private nextIndex = 10;
 
-  /** The next `times` lines matching `pattern` fail (a refusal the reconciler's re-check meets too: 2). */
-  failNext(pattern: RegExp, times = 1): void {
-    for (let i = 0; i < times; i++) this.failPatterns.push(pattern);
+  /**
+   * The next `times` changes `pick` selects fail (a refusal the reconciler's re-check meets too: 2).
+   * A failed link or shaping change is not applied at all; an iptables restore holding one fails
+   * as a whole, like the real one.
+   */
+  failNext(pick: (c: AnyChange) => boolean, times = 1): void {
+    for (let i = 0; i < times; i++) this.failures.push(pick);
+  }
+
+  private injected(changes: readonly AnyChange[]): boolean {
+    const i = this.failures.findIndex((pick) => changes.some(pick));
+    if (i >= 0) this.failures.splice(i, 1);
+    return i >= 0;
   }
 
   addLink(l: Partial<Link> & { name: string }): void {
@@ -61,8 +87,22 @@ export class FakeKernel implements Kernel {
     });
   }
 
-  /** Routes served by observeRoutes (tests set them). */
-  routes: Route[] = [];
+  /** Deletes a link as `ip link del` does (someone else's hand, in tests); false if there was none. */
+  removeLink(name: string): boolean {
+    return this.del(name) === null;
+  }
+
+  /**
+   * Runs only the `link add` step of each create change: the daemon died before the command that
+   * labels the link, which stays in CREATE_GROUP without an alias.
+   */
+  crashAfterLinkAdd(changes: readonly LinkChange[]): void {
+    for (const c of changes) {
+      if (c.kind === 'bridge.create') this.add(c.name, 'bridge', c.mtu);
+      if (c.kind === 'veth.create') this.add(c.name, 'veth', c.mtu, c.peer);
+      if (c.kind === 'ifb.create') this.add(c.name, 'ifb', 1500);
+    }
+  }
 
   async observeInterfaces() {
     const snap = await this.observe();
@@ -75,7 +115,7 @@ export class FakeKernel implements Kernel {
 
   async observe(): Promise<KernelSnapshot> {
     this.calls.push({ kind: 'observe' });
-    const copy = (m: Map<string, { policy: string | null; rules: string[] }>) => {
+    const copy = (m: FakeTable) => {
       const chains: Record<string, Chain> = {};
       for (const [name, c] of m) chains[name] = { name, policy: c.policy, rules: [...c.rules] };
       return chains;
@@ -97,162 +137,137 @@ export class FakeKernel implements Kernel {
     };
   }
 
-  async ipBatch(lines: readonly string[]): Promise<{ failures: BatchFailure[] }> {
-    this.calls.push({ kind: 'ipBatch', input: lines.join('\n') });
-    const failures: BatchFailure[] = [];
-    lines.forEach((line, i) => {
-      const fail = this.failPatterns.findIndex((p) => p.test(line));
-      if (fail >= 0) {
-        this.failPatterns.splice(fail, 1);
-        failures.push({ line: i, command: line, message: 'RTNETLINK answers: Operation not permitted (injected)' });
-        return;
-      }
-      const err = this.run(line.split(' '));
-      if (err) failures.push({ line: i, command: line, message: err });
-    });
-    return { failures };
+  async applyLinks(changes: readonly LinkChange[]): Promise<{ failures: ChangeFailure[] }> {
+    this.calls.push({ kind: 'applyLinks', changes });
+    return { failures: this.each(changes, (c) => this.linkChange(c)) };
   }
 
-  private run(w: string[]): string | null {
-    const arg = (k: string) => w[w.indexOf(k) + 1] ?? '';
-    if (w[0] === 'link' && w[1] === 'add') {
-      const name = arg('name');
-      if (this.links.has(name)) return 'RTNETLINK answers: File exists';
-      const mtu = w.includes('mtu') ? Number(arg('mtu')) : 1500;
-      const type = arg('type');
-      // Like the kernel: `group` is applied on creation, `alias` is parsed but ignored.
-      const group = w.includes('group') ? arg('group') : 'default';
-      this.addLink({ name, kind: type, mtu, up: false, group });
-      if (type === 'veth') {
-        const peer = arg('peer') === 'name' ? w[w.indexOf('peer') + 2] ?? '' : '';
-        this.addLink({ name: peer, kind: 'veth', mtu, up: false, peer: name, group });
-        this.links.get(name)!.peer = peer;
-      }
-      return null;
-    }
-    if (w[0] === 'link' && w[1] === 'set') {
-      const l = this.links.get(arg('dev'));
-      if (!l) return `Cannot find device "${arg('dev')}"`;
-      if (w.includes('master')) {
-        if (!this.links.has(arg('master'))) return `Error: argument "${arg('master')}" is wrong: Device does not exist`;
-        l.master = arg('master');
-      }
-      if (w.includes('mtu')) l.mtu = Number(arg('mtu'));
-      if (w.includes('alias')) l.alias = arg('alias');
-      if (w.includes('group')) l.group = arg('group');
-      if (w.includes('up')) l.up = true;
-      return null;
-    }
-    if (w[0] === 'link' && w[1] === 'del') {
-      const l = this.links.get(arg('dev'));
-      if (!l) return `Cannot find device "${arg('dev')}"`;
-      this.links.delete(l.name);
-      this.localnet.delete(l.name);
-      this.qdiscs.delete(l.name);
-      this.ingress.delete(l.name);
-      for (const [dev, to] of this.ingress) this.ingress.set(dev, to.filter((t) => t !== l.name));
-      if (l.peer) this.links.delete(l.peer);
-      for (const other of this.links.values()) if (other.master === l.name) other.master = null;
-      this.addrs = this.addrs.filter((a) => a.dev !== l.name);
-      return null;
-    }
-    if (w[0] === 'addr') {
-      const cidr = w[2] ?? '';
-      const dev = arg('dev');
-      if (!this.links.has(dev)) return `Cannot find device "${dev}"`;
-      const exists = this.addrs.some((a) => a.dev === dev && a.cidr === cidr);
-      if (w[1] === 'add') {
-        if (exists) return 'RTNETLINK answers: File exists';
-        this.addrs.push({ dev, cidr, family: cidr.includes(':') ? 'inet6' : 'inet', scope: 'global' });
-      } else {
-        if (!exists) return 'RTNETLINK answers: Cannot assign requested address';
-        this.addrs = this.addrs.filter((a) => !(a.dev === dev && a.cidr === cidr));
-      }
-      return null;
-    }
-    return `unknown command ${w.join(' ')}`;
+  async applyShaping(changes: readonly ShapingChange[]): Promise<{ failures: ChangeFailure[] }> {
+    this.calls.push({ kind: 'applyShaping', changes });
+    return { failures: this.each(changes, (c) => this.shapingChange(c)) };
   }
 
-  async tcBatch(lines: readonly string[]): Promise<{ failures: BatchFailure[] }> {
-    this.calls.push({ kind: 'tcBatch', input: lines.join('\n') });
-    const failures: BatchFailure[] = [];
-    lines.forEach((line, i) => {
-      const w = line.split(' ');
-      const dev = w[w.indexOf('dev') + 1] ?? '';
-      if (!this.links.has(dev)) return void failures.push({ line: i, command: line, message: `Cannot find device "${dev}"` });
-      if (w[0] === 'filter') {
-        const to = w[w.length - 1] ?? '';
-        const filters = this.ingress.get(dev);
-        if (!filters || !this.links.has(to)) return void failures.push({ line: i, command: line, message: 'Error: Parent Qdisc doesn\'t exists.' });
-        filters.push(to);
-        return;
-      }
-      if (w.includes('ingress')) {
-        if (w[1] === 'del' && !this.ingress.delete(dev)) failures.push({ line: i, command: line, message: 'Error: Invalid handle.' });
-        if (w[1] === 'add') {
-          if (this.ingress.has(dev)) failures.push({ line: i, command: line, message: 'Error: Exclusivity flag on, cannot modify.' });
-          else this.ingress.set(dev, []);
-        }
-        return;
-      }
-      if (w[1] === 'del') {
-        if (!this.qdiscs.delete(dev)) failures.push({ line: i, command: line, message: 'Error: Cannot delete qdisc with handle of zero.' });
-        return;
-      }
-      const bits = Number(/^(\d+)bit$/.exec(w[w.indexOf('rate') + 1] ?? '')?.[1]);
-      this.qdiscs.set(dev, { dev, kind: 'tbf', handle: '8001:', root: true, parent: null, rate: Math.round(bits / 8) });
+  /** Applies every change like `-force` does (a failure does not stop the others); the first error of each. */
+  private each<C extends AnyChange>(changes: readonly C[], apply: (c: C) => (string | null)[]): ChangeFailure[] {
+    return changes.flatMap((c, index) => {
+      const message = this.injected([c]) ? INJECTED : apply(c).find((e) => e !== null);
+      return message ? [{ index, message }] : [];
     });
-    return { failures };
+  }
+
+  /** The steps of one change, in the order of its `ip -batch` lines (kernel/iproute/render.ts). */
+  private linkChange(c: LinkChange): (string | null)[] {
+    const replaced = 'replaces' in c ? (c.replaces ?? []).map((n) => this.del(n)) : [];
+    switch (c.kind) {
+      case 'bridge.create':
+        return [...replaced, this.add(c.name, 'bridge', c.mtu), this.set(c.name, { alias: c.alias, up: true })];
+      case 'veth.create':
+        return [
+          ...replaced,
+          this.add(c.name, 'veth', c.mtu, c.peer),
+          this.set(c.peer, { alias: c.peerAlias }),
+          this.set(c.name, { alias: c.alias, master: c.master, up: true }),
+        ];
+      case 'ifb.create':
+        return [...replaced, this.add(c.name, 'ifb', 1500), this.set(c.name, { alias: c.alias, up: true })];
+      case 'link.set':
+        return [this.set(c.name, c)];
+      case 'addr.add':
+      case 'addr.del':
+        return [this.addr(c.kind === 'addr.add', c.dev, c.cidr)];
+      case 'link.delete':
+        return [this.del(c.name)];
+    }
+  }
+
+  /** `link add` in ledgernet's creation group, down; a veth with its peer. Like the kernel, no alias. */
+  private add(name: string, kind: string, mtu: number, peer?: string): string | null {
+    if (this.links.has(name) || (peer !== undefined && this.links.has(peer))) return 'RTNETLINK answers: File exists';
+    this.addLink({ name, kind, mtu, up: false, group: CREATE_GROUP, peer: peer ?? null });
+    if (peer !== undefined) this.addLink({ name: peer, kind, mtu, up: false, group: CREATE_GROUP, peer: name });
+    return null;
+  }
+
+  /** `link set`; setting the alias moves the link back to group `default` (see CREATE_GROUP). */
+  private set(name: string, f: { readonly mtu?: number; readonly alias?: string; readonly master?: string; readonly up?: true }): string | null {
+    const l = this.links.get(name);
+    if (!l) return `Cannot find device "${name}"`;
+    if (f.master !== undefined) {
+      if (!this.links.has(f.master)) return `Error: argument "${f.master}" is wrong: Device does not exist`;
+      l.master = f.master;
+    }
+    if (f.mtu !== undefined) l.mtu = f.mtu;
+    if (f.alias !== undefined) [l.alias, l.group] = [f.alias, 'default'];
+    if (f.up) l.up = true;
+    return null;
+  }
+
+  /** `link del`: takes the peer, the addresses, qdiscs and redirects along, and frees enslaved links. */
+  private del(name: string): string | null {
+    const l = this.links.get(name);
+    if (!l) return `Cannot find device "${name}"`;
+    for (const gone of [l.name, ...(l.peer ? [l.peer] : [])]) {
+      this.links.delete(gone);
+      this.localnet.delete(gone);
+      this.qdiscs.delete(gone);
+      this.ingress.delete(gone);
+      this.addrs = this.addrs.filter((a) => a.dev !== gone);
+    }
+    for (const [dev, to] of this.ingress) this.ingress.set(dev, to.filter((t) => t !== l.name));
+    for (const other of this.links.values()) if (other.master === l.name) other.master = null;
+    return null;
+  }
+
+  private addr(add: boolean, dev: string, cidr: string): string | null {
+    if (!this.links.has(dev)) return `Cannot find device "${dev}"`;
+    const exists = this.addrs.some((a) => a.dev === dev && a.cidr === cidr);
+    if (add && exists) return 'RTNETLINK answers: File exists';
+    if (!add && !exists) return 'RTNETLINK answers: Cannot assign requested address';
+    if (add) this.addrs.push({ dev, cidr, family: cidr.includes(':') ? 'inet6' : 'inet', scope: 'global' });
+    else this.addrs = this.addrs.filter((a) => !(a.dev === dev && a.cidr === cidr));
+    return null;
+  }
+
+  /** The steps of one change, in the order of its `tc -batch` lines (kernel/tc/render.ts). */
+  private shapingChange(c: ShapingChange): (string | null)[] {
+    if (!this.links.has(c.name)) return [`Cannot find device "${c.name}"`];
+    const dropIngress = () => (this.ingress.delete(c.name) ? null : 'Error: Invalid handle.');
+    switch (c.kind) {
+      case 'qdisc.delete':
+        return [this.qdiscs.delete(c.name) ? null : 'Error: Cannot delete qdisc with handle of zero.'];
+      case 'redirect.delete':
+        return [dropIngress()];
+      case 'qdisc.set':
+        this.qdiscs.set(c.name, { dev: c.name, kind: 'tbf', handle: '8001:', root: true, parent: null, rate: Math.round(c.rate / 8) });
+        return [null];
+      case 'redirect.set': {
+        const dropped = c.replace ? dropIngress() : null;
+        const added = this.ingress.has(c.name) ? 'Error: Exclusivity flag on, cannot modify.' : (this.ingress.set(c.name, []), null);
+        const filters = this.ingress.get(c.name);
+        const filtered = filters && this.links.has(c.to) ? (filters.push(c.to), null) : "Error: Parent Qdisc doesn't exists.";
+        return [dropped, added, filtered];
+      }
+    }
   }
 
   async setRouteLocalnet(values: Readonly<Record<string, boolean>>): Promise<void> {
-    this.calls.push({ kind: 'setRouteLocalnet', input: JSON.stringify(values) });
+    this.calls.push({ kind: 'setRouteLocalnet', values });
     for (const [name, on] of Object.entries(values)) {
       if (!this.links.has(name)) throw new Error(`sysctl: cannot stat /proc/sys/net/ipv4/conf/${name}/route_localnet`);
       this.localnet.set(name, on);
     }
   }
 
-  /** The next iptables-restore whose input matches fails as a whole, like the real one. */
-  failRestore: RegExp | null = null;
-  /** How many restores `failRestore` fails before it is cleared. */
-  failRestoreTimes = 1;
-
-  async iptablesRestore(input: string, family: 4 | 6 = 4): Promise<void> {
-    this.calls.push({ kind: family === 6 ? 'ip6tablesRestore' : 'iptablesRestore', input });
-    if (family === 6 && !this.ipv6) throw new Error('ip6tables-restore: could not initialize ip6tables (injected: IPv6 disabled)');
-    if (this.failRestore?.test(input)) {
-      if (--this.failRestoreTimes <= 0) [this.failRestore, this.failRestoreTimes] = [null, 1];
-      throw new Error('iptables-restore: line 3 failed (injected)');
-    }
-    const table = family === 6 ? 'filter6' : /^\*(\w+)/.exec(input)?.[1] ?? 'filter';
-    const source = table === 'nat' ? this.nat : table === 'filter6' ? this.filter6 : this.chains;
-    const next = new Map([...source].map(([k, v]) => [k, { policy: v.policy, rules: [...v.rules] }]));
-    for (const line of input.split('\n')) {
-      if (line === '' || line.startsWith('*') || line === 'COMMIT') continue;
-      const m = /^(:|-[AFXDI]) ?(\S+)\s?(.*)$/.exec(line);
-      if (!m) throw new Error(`iptables-restore: bad line ${line}`);
-      const [, op, chain = '', rest = ''] = m;
-      const c = next.get(chain);
-      if (op === ':') {
-        if (!c) next.set(chain, { policy: null, rules: [] });
-      } else if (!c) throw new Error(`iptables-restore: chain ${chain} does not exist`);
-      else if (op === '-A') c.rules.push(rest);
-      else if (op === '-I') {
-        const pm = /^(\d+) (.*)$/.exec(rest);
-        if (!pm || Number(pm[1]) > c.rules.length + 1) throw new Error(`iptables-restore: bad -I position in ${line}`);
-        c.rules.splice(Number(pm[1]) - 1, 0, pm[2] ?? '');
-      }
-      else if (op === '-F') c.rules = [];
-      else if (op === '-X') next.delete(chain);
-      else if (op === '-D') {
-        const i = c.rules.indexOf(rest);
-        if (i < 0) throw new Error(`iptables-restore: no such rule in ${chain}`);
-        c.rules.splice(i, 1);
-      }
-    }
-    if (table === 'nat') this.nat = next;
-    else if (table === 'filter6') this.filter6 = next;
+  /** All or nothing per table, like the real restore. */
+  async restoreIptables(key: IptablesTableKey, changes: readonly FirewallChange[]): Promise<void> {
+    this.calls.push({ kind: 'restoreIptables', table: key, changes });
+    if (key === 'filter6' && !this.ipv6) throw new Error('ip6tables-restore: could not initialize ip6tables (injected: IPv6 disabled)');
+    if (this.injected(changes)) throw new Error('iptables-restore: line 3 failed (injected)');
+    const source = key === 'nat' ? this.nat : key === 'filter6' ? this.filter6 : this.chains;
+    const next: FakeTable = new Map([...source].map(([k, v]) => [k, { policy: v.policy, rules: [...v.rules] }]));
+    for (const c of changes) applyTableChange(next, c);
+    if (key === 'nat') this.nat = next;
+    else if (key === 'filter6') this.filter6 = next;
     else this.chains = next;
   }
 }

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { execa } from 'execa';
 import { VETH_PREFIX } from '../../src/events/domain/naming.ts';
-import { createKernel, type Kernel } from '../../src/kernel/index.ts';
+import { createKernel, type HostKernel } from '../../src/kernel/index.ts';
 import { renderChains } from '../../src/kernel/iptables/index.ts';
 import { applyActions } from '../../src/reconciler/apply.ts';
 import { desiredFromState, type DesiredState } from '../../src/reconciler/desired.ts';
@@ -56,7 +56,7 @@ COMMIT
 
 describe('firewall rules round-trip through iptables-restore and iptables-save', { skip }, () => {
   const netns = `lnfw-${process.pid}-${randomBytes(3).toString('hex')}`;
-  let kernel: Kernel;
+  let kernel: HostKernel;
 
   const save = async () => (await execa('ip', ['netns', 'exec', netns, 'iptables-save'])).stdout;
   const save6 = async () => (await execa('ip', ['netns', 'exec', netns, 'ip6tables-save'])).stdout;

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { VETH_PREFIX } from '../../src/events/domain/naming.ts';
 import { createKernel } from '../../src/kernel/index.ts';
-import type { Kernel } from '../../src/kernel/index.ts';
+import type { HostKernel } from '../../src/kernel/index.ts';
 
 const skip = process.getuid?.() === 0 ? false : 'needs root to make network namespaces';
 
@@ -20,7 +20,7 @@ const EP_ALIAS = `ledgernet:endpoint:${'e9'.repeat(32)}`;
 
 describe('kernel in a throwaway network namespace', { skip }, () => {
   const netns = `lntest-${process.pid}-${randomBytes(3).toString('hex')}`;
-  let kernel: Kernel;
+  let kernel: HostKernel;
 
   before(async () => {
     await execa('ip', ['netns', 'add', netns]);
@@ -124,6 +124,37 @@ describe('kernel in a throwaway network namespace', { skip }, () => {
     );
     const host = (await kernel.observe()).links.find((l) => l.name === HOST);
     assert.equal(host?.master, null, 'line 0 ran, line 2 did not');
+  });
+
+  it('applies typed changes: one batch per tool, failed changes reported by index', async () => {
+    const base = { owner: { networkId: null, endpointId: null }, reason: 'missing' } as const;
+    const br = 'lnb-7e570000004';
+    const links = await kernel.applyLinks([
+      { ...base, kind: 'bridge.create', name: br, alias: NET_ALIAS, mtu: 1400 },
+      { ...base, kind: 'bridge.create', name: BRIDGE, alias: NET_ALIAS, mtu: 1450 }, // exists
+      { ...base, kind: 'addr.add', dev: br, cidr: '10.231.10.1/24' },
+      { ...base, kind: 'link.delete', name: 'lnv-7e57000dead' }, // missing
+    ]);
+    assert.deepEqual(links.failures, [
+      { index: 1, message: 'RTNETLINK answers: File exists' },
+      { index: 3, message: 'Cannot find device "lnv-7e57000dead"' },
+    ]);
+    const snap = await kernel.observe();
+    assert.deepEqual(snap.links.filter((l) => l.name === br).map((l) => [l.kind, l.mtu, l.alias, l.group, l.up]), [['bridge', 1400, NET_ALIAS, 'default', true]]);
+    assert.ok(snap.addrs.some((a) => a.dev === br && a.cidr === '10.231.10.1/24'));
+
+    const shaping = await kernel.applyShaping([
+      { ...base, kind: 'qdisc.delete', name: 'lnv-7e57000dead' },
+      { ...base, kind: 'qdisc.set', name: br, rate: 8_000_000 },
+    ]);
+    assert.deepEqual(shaping.failures.map((f) => f.index), [0]);
+    assert.equal((await kernel.observe()).qdiscs.find((q) => q.dev === br && q.root)?.rate, 1_000_000);
+
+    const rule = `-i ${br} -o ${br} -m comment --comment "ledgernet:typed" -j ACCEPT`;
+    await kernel.restoreIptables('filter', [{ ...base, kind: 'chain.write', table: 'filter', chain: 'LEDGERNET-TYPED', rules: [rule] }]);
+    assert.deepEqual((await kernel.observe()).filter.chains['LEDGERNET-TYPED']?.rules, [rule]);
+    await kernel.restoreIptables('filter', [{ ...base, kind: 'chain.delete', table: 'filter', chain: 'LEDGERNET-TYPED' }]);
+    assert.equal((await kernel.observe()).filter.chains['LEDGERNET-TYPED'], undefined);
   });
 
   it('restores iptables rules without flushing, and observes them', async () => {

@@ -245,7 +245,7 @@ describe('plugin API: a container on a network, start to finish', () => {
     await call('NetworkDriver.Join', joinBody);
     const withPort = `{"NetworkID":"${NET}","EndpointID":"${EP}","Options":{"com.docker.network.endpoint.exposedports":[{"Proto":6,"Port":80}],"com.docker.network.portmap":[{"Proto":6,"IP":"","Port":80,"HostIP":"","HostPort":18080,"HostPortEnd":18080}]}}\n`;
     // Refused twice: by the pass planned against the model, and by its re-check against the kernel.
-    [h.kernel.failRestore, h.kernel.failRestoreTimes] = [/-j DNAT/, 2];
+    h.kernel.failNext((c) => c.kind === 'chain.write' && c.rules.some((r) => r.includes('-j DNAT')), 2);
     const res = await call('NetworkDriver.ProgramExternalConnectivity', withPort);
     assert.equal(res.status, 500);
     assert.match(String(res.body['Err']), /could not publish the ports of endpoint a8bbafba2420: .*: a kernel command failed; nothing was kept/);
@@ -346,7 +346,7 @@ describe('plugin API: bad requests are refused with a clear Err and change nothi
 
 describe('plugin API: kernel failures', () => {
   it('a bridge the kernel refuses: 500 naming the bridge, rolled back, nothing kept', async () => {
-    h.kernel.failNext(/^link add name lnb-/);
+    h.kernel.failNext((c) => c.kind === 'bridge.create');
     const res = await call('NetworkDriver.CreateNetwork', createNetworkBody());
     assert.equal(res.status, 500);
     assert.deepEqual(Object.keys(res.body), ['Err']);
@@ -377,7 +377,7 @@ describe('plugin API: kernel failures', () => {
   it('a veth the kernel refuses: 500 naming the veth, the endpoint is rolled back', async () => {
     await call('NetworkDriver.CreateNetwork', createNetworkBody());
     // Refused twice: by the pass planned against the model, and by its re-check against the kernel.
-    h.kernel.failNext(/^link add name lnv-/, 2);
+    h.kernel.failNext((c) => c.kind === 'veth.create', 2);
     const res = await call('NetworkDriver.CreateEndpoint', createEndpointBody());
     assert.equal(res.status, 500);
     assert.match(String(res.body['Err']), new RegExp(`could not create veth ${VETH}.*nothing was kept`));
@@ -392,7 +392,7 @@ describe('plugin API: a foreign link holds the bridge name (issue 9, finding 3)'
   const CUSTOM = 'wg9';
   /** The bridge vanished (a reboot, a hand edit) and the operator's link took its name. */
   async function foreignTakesOver(): Promise<number> {
-    await h.kernel.ipBatch([`link del dev ${CUSTOM}`]);
+    h.kernel.removeLink(CUSTOM);
     h.kernel.addLink({ name: CUSTOM, kind: 'wireguard' });
     // What `ip monitor` tells the daemon (main.ts): the bridge was deleted by someone else.
     h.reconciler.kernelChanged();

@@ -7,7 +7,8 @@ import type { Command } from '../../../src/events/domain/commands.ts';
 import { emptyState, type State } from '../../../src/events/domain/types.ts';
 import type { Link } from '../../../src/kernel/types.ts';
 import { CREATE_GROUP, actionKey, type Action } from '../../../src/reconciler/actions.ts';
-import { applyActions, ipLines } from '../../../src/reconciler/apply.ts';
+import { ipLines, isLinkChange } from '../../../src/kernel/index.ts';
+import { applyActions } from '../../../src/reconciler/apply.ts';
 import { desiredFromState } from '../../../src/reconciler/desired.ts';
 import { isOwnedLink, plan } from '../../../src/reconciler/plan.ts';
 import { planJson, renderPlan } from '../../../src/reconciler/render.ts';
@@ -228,7 +229,9 @@ describe('crash recovery: a link created but not yet labelled', () => {
       routeLocalnet: {},
       qdiscs: [],
       ingressRedirects: {},
-    }).flatMap(ipLines);
+    })
+      .filter((a) => isLinkChange(a))
+      .flatMap(ipLines);
     const adds = lines.filter((l) => l.startsWith('link add'));
     assert.equal(adds.length, 3);
     for (const l of adds) assert.ok(l.includes(` group ${CREATE_GROUP} `), l);
@@ -240,7 +243,7 @@ describe('crash recovery: a link created but not yet labelled', () => {
     const k = new FakeKernel();
     const first = await planFor(state, k);
     // Only the `link add` lines ran: the daemon died before the next ones.
-    await k.ipBatch(first.flatMap(ipLines).filter((l) => l.startsWith('link add')));
+    k.crashAfterLinkAdd(first.filter((a) => isLinkChange(a)));
     assert.ok([...k.links.values()].every((l) => l.alias === null && l.group === CREATE_GROUP));
     const again = await planFor(state, k);
     assert.ok(!again.some((a) => a.kind === 'link.conflict' || a.kind === 'link.delete' || a.kind.endsWith('.create')), summary(again).join('\n'));

@@ -2,6 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { networkPolicy } from '../../../src/events/domain/options.ts';
 import type { Command } from '../../../src/events/domain/commands.ts';
+import { tcLines } from '../../../src/kernel/index.ts';
+import { restoreInput } from '../../../src/kernel/iptables/restore.ts';
+import type { FirewallChange } from '../../../src/kernel/types.ts';
 import { applyActions } from '../../../src/reconciler/apply.ts';
 import { desiredFromState } from '../../../src/reconciler/desired.ts';
 import { portRanges } from '../../../src/reconciler/firewall.ts';
@@ -172,7 +175,7 @@ describe('IPv6 firewall (ip6tables filter table)', () => {
     const k = dockerKernel6();
     const state = given(...FIREWALL_COMMANDS);
     const actions = plan(desiredFromState(state), await k.observe());
-    const v6 = actions.filter((a) => 'table' in a && a.table === 'filter6');
+    const v6 = actions.filter((a): a is FirewallChange => 'table' in a && a.table === 'filter6');
     assert.deepEqual(v6.map((a) => `${a.kind} ${'chain' in a ? a.chain : a.kind === 'hook.add' ? `${a.from} @${a.position}` : ''}`), [
       'chain.write LEDGERNET-FORWARD',
       'hook.add FORWARD @2',
@@ -183,7 +186,8 @@ describe('IPv6 firewall (ip6tables filter table)', () => {
     assert.ok(rules.every((r) => !r.includes('--ctstate DNAT ') || r.includes('! --ctstate DNAT')), 'no published/hairpin accepts for IPv6');
     assert.ok(rules.some((r) => r.includes('--icmpv6-type 135')) && rules.some((r) => r.includes('--icmpv6-type 136')), 'icc=false keeps neighbour discovery');
     assert.deepEqual((await applyActions(actions, k)).failures, []);
-    assert.ok(k.calls.some((c) => c.kind === 'ip6tablesRestore' && c.input?.startsWith('*filter\n')), 'sent to ip6tables-restore as *filter');
+    assert.ok(k.calls.some((c) => c.kind === 'restoreIptables' && c.table === 'filter6'), 'applied to the IPv6 table');
+    assert.ok(restoreInput(v6, 'filter6')?.startsWith('*filter\n'), 'sent to ip6tables-restore as *filter');
     assert.deepEqual(plan(desiredFromState(state), await k.observe()), []);
     assert.deepEqual(k.filter6.get('FORWARD')!.rules.slice(0, 3), ['-j DOCKER-USER', '-m comment --comment "ledgernet:hook" -j LEDGERNET-FORWARD', '-j DOCKER-ISOLATION-STAGE-1']);
   });
@@ -219,7 +223,7 @@ describe('IPv6 firewall (ip6tables filter table)', () => {
     assert.ok(actions.every((a) => !('table' in a) || a.table !== 'filter6'));
     assert.deepEqual((await applyActions(actions, k)).failures, []);
     assert.deepEqual(plan(desiredFromState(state), await k.observe()), []);
-    assert.equal(k.calls.filter((c) => c.kind === 'ip6tablesRestore').length, 0);
+    assert.equal(k.calls.filter((c) => c.kind === 'restoreIptables' && c.table === 'filter6').length, 0);
   });
 
   it('a failing ip6tables-restore fails only the IPv6 actions', async () => {
@@ -245,7 +249,8 @@ describe('bandwidth (tc)', () => {
     assert.deepEqual((await applyActions(first, k)).failures, []);
     assert.deepEqual(plan(desiredFromState(state), await k.observe()), []);
     assert.equal(k.qdiscs.get('lnv-e1e1e1e1222')?.rate, 1_000_000, '8 mbit/s = 1,000,000 bytes/s');
-    assert.match(k.calls.find((c) => c.kind === 'tcBatch')?.input ?? '', /^qdisc replace dev lnv-e1e1e1e1222 root tbf rate 8000000bit burst 16000 latency 50ms$/);
+    const shaping = k.calls.find((c) => c.kind === 'applyShaping');
+    assert.deepEqual(shaping?.kind === 'applyShaping' ? shaping.changes.flatMap(tcLines) : [], ['qdisc replace dev lnv-e1e1e1e1222 root tbf rate 8000000bit burst 16000 latency 50ms']);
 
     k.qdiscs.delete('lnv-e1e1e1e1222');
     const drift = plan(desiredFromState(state), await k.observe());

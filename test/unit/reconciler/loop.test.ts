@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it, mock } from 'node:test';
 import type { Command } from '../../../src/events/domain/commands.ts';
 import type { State } from '../../../src/events/domain/types.ts';
-import type { BatchFailure } from '../../../src/kernel/types.ts';
+import type { ChangeFailure, LinkChange } from '../../../src/kernel/types.ts';
+import { actionKey } from '../../../src/reconciler/actions.ts';
 import { Reconciler, type PassResult } from '../../../src/reconciler/loop.ts';
 import { backoffMs } from '../../../src/reconciler/retry.ts';
 import { EP_1, NET_A, NET_B, endpointSpec, given, networkSpec } from '../../helpers/events.ts';
@@ -21,17 +22,18 @@ const BRIDGE_A = networkSpec(NET_A).bridge;
 class FlakyKernel extends FakeKernel {
   failing = false;
   message = 'RTNETLINK answers: Device or resource busy';
-  override async ipBatch(lines: readonly string[]): Promise<{ failures: BatchFailure[] }> {
-    if (this.failing && lines.some((l) => l.startsWith(`link add name ${BRIDGE_A}`))) this.failNext(new RegExp(`^link add name ${BRIDGE_A}`));
-    const r = await super.ipBatch(lines);
+  override async applyLinks(changes: readonly LinkChange[]): Promise<{ failures: ChangeFailure[] }> {
+    const bridgeA = (c: { readonly kind: string }) => c.kind === 'bridge.create' && 'name' in c && c.name === BRIDGE_A;
+    if (this.failing && changes.some(bridgeA)) this.failNext(bridgeA);
+    const r = await super.applyLinks(changes);
     return { failures: r.failures.map((f) => (f.message.includes('(injected)') ? { ...f, message: this.message } : f)) };
   }
   private sent = 0;
-  /** The batch lines sent since the last call. */
-  linesSinceLast(): string {
-    const batches = this.calls.filter((c) => c.kind === 'ipBatch').slice(this.sent);
-    this.sent += batches.length;
-    return batches.map((c) => c.input ?? '').join('\n');
+  /** The link changes sent since the last call, as `kind name`. */
+  changesSinceLast(): string {
+    const batches = this.calls.slice(this.sent);
+    this.sent = this.calls.length;
+    return batches.flatMap((c) => (c.kind === 'applyLinks' ? c.changes.map((x) => `${x.kind} ${actionKey(x)}`) : [])).join('\n');
   }
 }
 
@@ -122,19 +124,19 @@ describe('reconcile loop: backoff and terminal failures', () => {
     kernel.message = 'RTNETLINK answers: Operation not permitted';
     const first = await r.requestPass('startup');
     assert.ok(first.failures.some((f) => f.action.kind === 'bridge.create'));
-    assert.match(kernel.linesSinceLast(), new RegExp(`link add name ${BRIDGE_A}`));
+    assert.match(kernel.changesSinceLast(), new RegExp(`bridge.create ${BRIDGE_A}`));
     // The bridge's own address and settings failed after it (retryable): one retry after 1 s,
     // which leaves the refused bridge alone and reports it again.
     assert.equal(await advance(1000), 1);
-    assert.doesNotMatch(kernel.linesSinceLast(), new RegExp(BRIDGE_A), 'the refused bridge is not tried again');
+    assert.doesNotMatch(kernel.changesSinceLast(), new RegExp(BRIDGE_A), 'the refused bridge is not tried again');
     assert.deepEqual(passes.at(-1)?.failures.map((f) => f.action.kind), ['bridge.create']);
     assert.match(passes.at(-1)?.failures[0]?.message ?? '', /Operation not permitted/);
     assert.equal(await advance(2000), 0, 'no backoff for a terminal failure');
     assert.equal(await advance(INTERVAL - 1000), 1);
-    assert.doesNotMatch(kernel.linesSinceLast(), new RegExp(BRIDGE_A), 'nor at the interval');
+    assert.doesNotMatch(kernel.changesSinceLast(), new RegExp(BRIDGE_A), 'nor at the interval');
 
     await r.requestPass('NetworkDriver.Join');
-    assert.match(kernel.linesSinceLast(), new RegExp(`link add name ${BRIDGE_A}`), 'a pass for Docker tries again');
+    assert.match(kernel.changesSinceLast(), new RegExp(`bridge.create ${BRIDGE_A}`), 'a pass for Docker tries again');
   });
 
   it('a new desired state lets the timer try a terminal failure again', async () => {
@@ -142,11 +144,11 @@ describe('reconcile loop: backoff and terminal failures', () => {
     kernel.message = 'RTNETLINK answers: Operation not permitted';
     await r.requestPass('startup');
     await advance(1000);
-    kernel.linesSinceLast();
+    kernel.changesSinceLast();
     state = given(netA, netB);
     kernel.failing = false;
     assert.equal(await advance(INTERVAL), 1);
-    assert.match(kernel.linesSinceLast(), new RegExp(`link add name ${BRIDGE_A}`));
+    assert.match(kernel.changesSinceLast(), new RegExp(`bridge.create ${BRIDGE_A}`));
     assert.deepEqual(passes.at(-1)?.failures, []);
   });
 });
@@ -161,8 +163,8 @@ describe('reconcile loop: Docker\'s calls plan against the kernel model (issue 1
     const p = await r.requestPass('NetworkDriver.CreateNetwork');
     assert.deepEqual(p.failures, []);
     assert.equal(observes(), read, 'no observe on Docker\'s path');
-    assert.match(kernel.linesSinceLast(), new RegExp(`link add name ${networkSpec(NET_B).bridge}`));
-    assert.doesNotMatch(kernel.linesSinceLast(), /lnb-aaaaaaaa000/, 'nothing of the other network is written again');
+    assert.match(kernel.changesSinceLast(), new RegExp(`bridge.create ${networkSpec(NET_B).bridge}`));
+    assert.doesNotMatch(kernel.changesSinceLast(), /lnb-aaaaaaaa000/, 'nothing of the other network is written again');
     assert.equal(kernel.links.get(networkSpec(NET_B).bridge)?.kind, 'bridge');
     assert.deepEqual(r.reads, { full: 1, model: 1 });
   });
@@ -181,7 +183,7 @@ describe('reconcile loop: Docker\'s calls plan against the kernel model (issue 1
   it('a pass planned against a stale model that fails reads the kernel and plans again before answering', async () => {
     await r.requestPass('startup');
     // Someone deletes the bridge and no notice arrives: the model still has it.
-    await kernel.ipBatch([`link del dev ${BRIDGE_A}`]);
+    kernel.removeLink(BRIDGE_A);
     state = given(netA, { type: 'CreateEndpoint', spec: endpointSpec(NET_A, EP_1) });
     const p = await r.requestPass('NetworkDriver.CreateEndpoint');
     assert.deepEqual(p.failures, [], 'the re-check converged');

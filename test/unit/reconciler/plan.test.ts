@@ -130,7 +130,7 @@ describe('plan', () => {
           const k = withForeignObjects(new FakeKernel());
           await converge(given(netA, netB, ep1, ep2), k);
           for (const d of damage) {
-            if (d === 'del-bridge') void k.ipBatch(['link del dev lnb-aaaaaaaa000']);
+            if (d === 'del-bridge') k.removeLink('lnb-aaaaaaaa000');
             if (d === 'del-veth') (k.links.delete('lnv-e1e1e1e1222'), k.links.delete('lnp-e1e1e1e1222'));
             if (d === 'down' && k.links.has('lnb-bbbbbbbb111')) k.links.get('lnb-bbbbbbbb111')!.up = false;
             if (d === 'mtu' && k.links.has('lnv-e2e2e2e2333')) k.links.get('lnv-e2e2e2e2333')!.mtu = 9000;
