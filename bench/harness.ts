@@ -79,12 +79,11 @@ async function output(cmd: string, args: readonly string[]): Promise<string> {
 }
 
 /** Where and on what a row ran: the commit (and whether the tree had other changes), dockerd, Node. */
-async function environment(): Promise<Omit<RowRecord, 'result' | 'seconds' | 'load'>> {
+async function environment(): Promise<Pick<RowRecord, 'commit' | 'dockerd' | 'node'>> {
   const changed = (await output('git', ['status', '--porcelain']))
     .split('\n')
     .filter((l) => l.trim() !== '' && !/(BENCHMARKS\.md|bench\/results\.json)$/.test(l));
   return {
-    ranAt: new Date().toISOString(),
     commit: `${await output('git', ['rev-parse', '--short', 'HEAD'])}${changed.length > 0 ? ' + uncommitted changes' : ''}`,
     dockerd: await output('/usr/bin/docker', ['version', '-f', '{{.Server.Version}}']),
     node: process.version,
@@ -101,10 +100,10 @@ async function readRecords(): Promise<Record<string, RowRecord>> {
 }
 
 /** Stores a full run's result for its row and rewrites BENCHMARKS.md's block from all rows. */
-async function record(run: RowRun, load: number): Promise<void> {
+async function record(run: RowRun, start: Pick<RowRecord, 'ranAt' | 'load'>): Promise<void> {
   if (!run.result || run.error) return;
   const records = await readRecords();
-  records[run.id] = { ...(await environment()), seconds: run.seconds, load, result: run.result };
+  records[run.id] = { ...start, ...(await environment()), seconds: run.seconds, result: run.result };
   const sorted = Object.fromEntries(Object.entries(records).sort(([a], [b]) => a.localeCompare(b)));
   await writeFile(RESULTS_FILE, `${JSON.stringify({ rows: sorted }, null, 2)}\n`);
   const md = await readFile(BENCHMARKS_FILE, 'utf8');
@@ -127,10 +126,10 @@ export async function runSuite(opts: SuiteOptions): Promise<RowRun[]> {
   const runs: RowRun[] = [];
   for (const id of ids) {
     opts.log?.(`bench: ${id}${opts.smoke ? ' (smoke)' : ''} …`);
-    const load = loadavg()[0] ?? 0;
+    const start = { ranAt: new Date().toISOString(), load: loadavg()[0] ?? 0 };
     const run = await runOne(id, { smoke: opts.smoke });
     opts.log?.(`bench: ${id}: ${run.error ? `FAILED after ${run.seconds} s: ${run.error}` : `done in ${run.seconds} s`}`);
-    if (!opts.smoke) await record(run, load);
+    if (!opts.smoke) await record(run, start);
     runs.push(run);
   }
   return runs;

@@ -55,7 +55,8 @@ export function renderBlock(rows: Readonly<Record<string, RowRecord>>): string {
     for (const v of rec.result.verdicts) out.push(`| ${row} | ${cell(v.target)} | ${v.value.toFixed(2)} | ${met(v.met)} | ${when(rec)} |`);
   }
   for (const [id, rec] of entries) {
-    out.push('', `### ${rec.result.row}`, '');
+    const [row, ...title] = rec.result.row.split(' ');
+    out.push('', `### Row ${row}: ${title.join(' ')}`, '');
     out.push(
       `\`bench/suite/${id}.ts\`, run ${when(rec)} at ${rec.commit} in ${Math.round(rec.seconds)} s; ` +
         `dockerd ${rec.dockerd}, Node ${rec.node}, load average ${rec.load.toFixed(2)} at the start.`,

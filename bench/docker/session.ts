@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { startDaemon, type DaemonHandle } from '../../test/helpers/daemon.ts';
 import { docker } from '../../test/helpers/docker.ts';
+import type { BenchResult } from '../rows.ts';
+import { describeMetrics, freePort } from './daemon-view.ts';
 
 const PREFIX = 'lnbench-';
 /** Built by scripts/test-env.sh: busybox plus Debian's iperf3 and its libraries. */
@@ -67,14 +69,36 @@ function alive(d: DaemonHandle): boolean {
   return d.proc.exitCode === null && d.proc.signalCode === null;
 }
 
+/** What the ledgernet daemon says about the row: its passes and call times (one note). */
+async function daemonView(metricsPort: number): Promise<string> {
+  try {
+    const r = await fetch(`http://127.0.0.1:${metricsPort}/metrics`, { signal: AbortSignal.timeout(10_000) });
+    return describeMetrics(await r.text());
+  } catch (e) {
+    return `Ledgernet's metrics could not be read: ${e instanceof Error ? e.message : String(e)}.`;
+  }
+}
+
 /**
- * Runs `fn` with a ledgernet daemon up, then removes everything it made. Ctrl-C also reaches the
- * daemon (same process group): the cleanup then starts it again on the same state dir, because
- * Docker cannot remove a ledgernet network while the driver is away.
+ * The daemon's environment: `BENCH_CPU_PROF=<dir>` makes its processes write V8 CPU profiles there
+ * (`--cpu-prof`) when they exit, for a missed target's "where the time goes".
  */
-export async function withSession<T>(fn: (s: Session) => Promise<T>): Promise<T> {
+function daemonEnv(): Record<string, string> {
+  const dir = process.env['BENCH_CPU_PROF'];
+  return dir ? { NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --cpu-prof --cpu-prof-dir=${dir}`.trim() } : {};
+}
+
+/**
+ * Runs `fn` with a ledgernet daemon up, adds the daemon's own view of the row to the notes, then
+ * removes everything it made. Ctrl-C also reaches the daemon (same process group): the cleanup
+ * then starts it again on the same state dir, because Docker cannot remove a ledgernet network
+ * while the driver is away.
+ */
+export async function withSession(fn: (s: Session) => Promise<BenchResult>): Promise<BenchResult> {
   const stateDir = await mkdtemp(join(tmpdir(), 'ledgernet-bench-'));
-  let daemon = await startDaemon({ stateDir, keepStateDir: false, extraArgs: ['--log-level', 'warn'] });
+  const metricsPort = await freePort();
+  const extraArgs = ['--log-level', 'warn', '--metrics', `127.0.0.1:${metricsPort}`];
+  let daemon = await startDaemon({ stateDir, keepStateDir: false, extraArgs, env: daemonEnv() });
   let cleaning: Promise<void> | undefined;
   const cleanup = (): Promise<void> =>
     (cleaning ??= (async () => {
@@ -100,7 +124,8 @@ export async function withSession<T>(fn: (s: Session) => Promise<T>): Promise<T>
   process.on('SIGTERM', onSignal);
   try {
     await sweep(true);
-    return await fn(session);
+    const result = await fn(session);
+    return { ...result, notes: [...result.notes, await daemonView(metricsPort)] };
   } finally {
     try {
       await cleanup();
