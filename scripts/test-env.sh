@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Prepares this machine for ledgernet's integration and end-to-end tests:
 #   1. Debian packages: docker.io iptables iproute2 nats-server busybox-static procps (sysctl, for
-#      the namespace tests)
+#      the namespace tests) iperf3 (for the throughput benchmark)
 #   2. a running dockerd (started in the background when nothing answers; there is no systemd)
-#   3. the local image ledgernet-test-busybox:latest (docker import of busybox-static; no pulls)
+#   3. the local images ledgernet-test-busybox:latest (docker import of busybox-static; no pulls)
+#      and ledgernet-test-iperf3:latest (the same plus iperf3 and the libraries ldd lists)
 #   4. br_netfilter, so bridged traffic passes iptables as it does on a real docker host
 # Idempotent and quiet on success; run as root. Exits non-zero with a message on failure.
 set -euo pipefail
 
-readonly PACKAGES=(docker.io iptables iproute2 nats-server busybox-static procps)
+readonly PACKAGES=(docker.io iptables iproute2 nats-server busybox-static procps iperf3)
 readonly TEST_IMAGE=ledgernet-test-busybox:latest
+readonly IPERF3_IMAGE=ledgernet-test-iperf3:latest
 # Bump when the image recipe below changes, so existing machines rebuild the image.
 readonly IMAGE_RECIPE=1
+readonly IPERF3_RECIPE=1
 readonly DOCKERD_LOG=/var/log/ledgernet-test-dockerd.log
 readonly DOCKERD_WAIT_SECONDS=60
 
@@ -142,10 +145,11 @@ ensure_br_netfilter() {
 
 image_recipe() {
   "$DOCKER" image inspect -f '{{ index .Config.Labels "io.ledgernet.test-image.recipe" }}' \
-    "$TEST_IMAGE" 2>/dev/null || true
+    "$1" 2>/dev/null || true
 }
 
-build_image() {
+# A root file system with busybox-static as /bin/* in BUILD_ROOT (a new temp dir).
+make_busybox_root() {
   local busybox
   busybox="$(dpkg -L busybox-static 2>/dev/null | grep -m1 -E '/bin/busybox$' || true)"
   [[ -n "$busybox" && -x "$busybox" ]] || busybox="$(command -v busybox || true)"
@@ -170,21 +174,42 @@ build_image() {
   printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$root/etc/passwd"
   printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
   echo 'ledgernet test page' >"$root/var/www/index.html"
+}
 
-  tar -C "$root" --numeric-owner --owner=0 --group=0 -cf - . |
+# docker import of BUILD_ROOT as image $1 with recipe label $2; removes BUILD_ROOT.
+import_root() {
+  tar -C "$BUILD_ROOT" --numeric-owner --owner=0 --group=0 -cf - . |
     "$DOCKER" import \
       --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
       --change 'CMD ["sh"]' \
-      --change "LABEL io.ledgernet.test-image.recipe=$IMAGE_RECIPE" \
-      - "$TEST_IMAGE" >/dev/null ||
-    die "docker import of $TEST_IMAGE failed"
-  rm -rf "$root"
+      --change "LABEL io.ledgernet.test-image.recipe=$2" \
+      - "$1" >/dev/null ||
+    die "docker import of $1 failed"
+  rm -rf "$BUILD_ROOT"
   BUILD_ROOT=
 }
 
 ensure_image() {
-  [[ "$(image_recipe)" == "$IMAGE_RECIPE" ]] && return 0
-  build_image
+  [[ "$(image_recipe "$TEST_IMAGE")" == "$IMAGE_RECIPE" ]] && return 0
+  make_busybox_root
+  import_root "$TEST_IMAGE" "$IMAGE_RECIPE"
+}
+
+# The busybox root plus Debian's iperf3 and every library ldd lists for it, at the same paths
+# (the loader included), so the benchmark measures the same binary on both drivers.
+ensure_iperf3_image() {
+  [[ "$(image_recipe "$IPERF3_IMAGE")" == "$IPERF3_RECIPE" ]] && return 0
+  local iperf3 lib
+  iperf3="$(command -v iperf3 || true)"
+  [[ -n "$iperf3" ]] || die "no iperf3 binary found (package iperf3)"
+  make_busybox_root
+  # /usr/bin is a link to /bin in this root.
+  cp "$iperf3" "$BUILD_ROOT/bin/iperf3"
+  while read -r lib; do
+    mkdir -p "$BUILD_ROOT$(dirname "$lib")"
+    cp -L "$lib" "$BUILD_ROOT$lib"
+  done < <(ldd "$iperf3" | grep -oE '/[^ ]+' | sort -u)
+  import_root "$IPERF3_IMAGE" "$IPERF3_RECIPE"
 }
 
 # Every applet the tests rely on must exist and work; nothing here needs a network.
@@ -213,6 +238,13 @@ selftest_image() {
   fi
 }
 
+selftest_iperf3_image() {
+  local out
+  if ! out="$("$DOCKER" run --rm --network none "$IPERF3_IMAGE" iperf3 --version 2>&1)"; then
+    die "self-test: 'docker run --rm --network none $IPERF3_IMAGE iperf3 --version' failed: $out"
+  fi
+}
+
 # Temporary things to remove however the script ends.
 BUILD_ROOT='' APT_OUT='' MADE_POLICY=''
 cleanup() {
@@ -234,6 +266,8 @@ main() {
   mkdir -p /run/docker/plugins
   ensure_image
   selftest_image
+  ensure_iperf3_image
+  selftest_iperf3_image
 }
 
 # `test-env.sh dockerd`: only make sure dockerd runs and answers (tests that restart dockerd

@@ -1,0 +1,52 @@
+// Where ledgernet's time went during a row, in its own words: the daemon runs with `--metrics`
+// and the row's notes get its reconcile passes and its per-call times from /metrics.
+import { createServer } from 'node:net';
+
+/** A TCP port on 127.0.0.1 that nothing listened on a moment ago. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+interface Totals {
+  sum: number;
+  count: number;
+}
+
+/** Sums `<name>_sum` and `<name>_count` of a Prometheus histogram, by the value of `label` (or all in ''). */
+export function histogramTotals(text: string, name: string, label?: string): Map<string, Totals> {
+  const out = new Map<string, Totals>();
+  const line = new RegExp(`^${name}_(sum|count)(?:\\{([^}]*)\\})? ([0-9.eE+-]+)$`);
+  for (const l of text.split('\n')) {
+    const m = line.exec(l);
+    if (!m) continue;
+    const key = label ? (new RegExp(`${label}="([^"]*)"`).exec(m[2] ?? '')?.[1] ?? '') : '';
+    const t = out.get(key) ?? { sum: 0, count: 0 };
+    if (m[1] === 'sum') t.sum += Number(m[3]);
+    else t.count += Number(m[3]);
+    out.set(key, t);
+  }
+  return out;
+}
+
+const meanMs = (t: Totals): string => `${((t.sum / Math.max(1, t.count)) * 1000).toFixed(0)} ms`;
+
+/** One paragraph for the notes from the daemon's /metrics text. */
+export function describeMetrics(text: string): string {
+  const passes = histogramTotals(text, 'ledgernet_reconcile_pass_duration_seconds').get('') ?? { sum: 0, count: 0 };
+  const calls = [...histogramTotals(text, 'ledgernet_request_duration_seconds', 'method')]
+    .filter(([, t]) => t.count > 0)
+    .sort(([, a], [, b]) => b.sum - a.sum)
+    .map(([method, t]) => `${method.replace(/^\w+Driver\./, '')} ${t.count} × ${meanMs(t)}`);
+  return (
+    `Ledgernet's own metrics over the whole row, warm-ups and every phase included: ` +
+    `${passes.count} reconcile passes, ${meanMs(passes)} each on average (${passes.sum.toFixed(1)} s in all); ` +
+    `its answers to Docker, count × mean, most total time first: ${calls.join(', ') || 'none'}.`
+  );
+}
