@@ -38,12 +38,12 @@ export type ScanEnd =
 
 /**
  * Splits `buf` into frames. `fileOffset` is where `buf` starts in the file (only used to find
- * sector boundaries for zero-filled tails).
+ * sector boundaries for zero-filled tails). With `limit`, stops (clean) after that many frames.
  */
-export function unframe(buf: Buffer, fileOffset = 0): { frames: Frame[]; goodLength: number; end: ScanEnd } {
+export function unframe(buf: Buffer, fileOffset = 0, limit = Infinity): { frames: Frame[]; goodLength: number; end: ScanEnd } {
   const frames: Frame[] = [];
   let off = 0;
-  while (off < buf.length) {
+  while (off < buf.length && frames.length < limit) {
     const problem = badFrameAt(buf, off);
     if (problem !== null) return { frames, goodLength: off, end: classify(buf, off, problem, fileOffset) };
     const len = buf.readUInt32BE(off);

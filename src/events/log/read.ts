@@ -12,7 +12,10 @@ import { upcast } from './upcast.ts';
 export const LOG_FILE = 'events.log';
 
 export interface ScanResult {
+  /** The events read (with ScanOptions.keep: only the last of them). */
   readonly events: StoredEvent[];
+  /** How many events were read. */
+  readonly count: number;
   readonly goodLength: number;
   /** Offset where the last good record starts (-1 when none was read). */
   readonly lastOffset: number;
@@ -29,6 +32,19 @@ export interface ScanBase {
 }
 
 export const LOG_START: ScanBase = { offset: 0, seq: 0, hash: GENESIS_HASH, recordOffset: -1 };
+
+export interface ScanOptions {
+  /** Stop (clean) after this many records. */
+  readonly limit?: number;
+  /**
+   * Called once the scan knows where it starts (`from`, or the log's start when `from` does not
+   * line up); returns what is called with each verified event, in order (a replay folds them as
+   * they come instead of holding a long log's events).
+   */
+  readonly consume?: (base: ScanBase) => (ev: StoredEvent) => void;
+  /** Keep only about this many of the last events in the result (at least this many). */
+  readonly keep?: number;
+}
 
 /** True when the record between `recordOffset` and `offset` is the event `seq` with `hash`. */
 export function baseLinesUp(buf: Buffer, base: ScanBase): boolean {
@@ -48,29 +64,33 @@ export function baseLinesUp(buf: Buffer, base: ScanBase): boolean {
  * Parses and verifies a log image from `base` on: framing, JSON, versions, seq continuity,
  * hash chain. Offsets in the result are offsets in `buf`.
  */
-export function scanLog(buf: Buffer, base: ScanBase = LOG_START, bufStart = 0): ScanResult {
-  const un = unframe(buf.subarray(base.offset), bufStart + base.offset);
+export function scanLog(buf: Buffer, base: ScanBase = LOG_START, bufStart = 0, o: ScanOptions = {}): ScanResult {
+  const un = unframe(buf.subarray(base.offset), bufStart + base.offset, o.limit);
+  const each = o.consume?.(base);
+  const keep = o.keep ?? Infinity;
+  let count = 0;
   const shift = base.offset;
   const frames = un.frames.map((f) => ({ ...f, offset: f.offset + shift }));
   const goodLength = un.goodLength + shift;
   const end: ScanEnd = un.end.kind === 'clean' ? un.end : { ...un.end, offset: un.end.offset + shift };
-  const events: StoredEvent[] = [];
+  let events: StoredEvent[] = [];
   let prevHash = base.hash;
   let lastOffset = -1;
+  const stop = (offset: number, reason: string): ScanResult => ({ events, count, goodLength: offset, lastOffset, end: { kind: 'corrupt', offset, reason } });
   for (const f of frames) {
     let raw: unknown;
     try {
       raw = JSON.parse(f.payload);
     } catch {
-      return { events, goodLength: f.offset, lastOffset, end: { kind: 'corrupt', offset: f.offset, reason: 'record is not JSON' } };
+      return stop(f.offset, 'record is not JSON');
     }
     let ev: StoredEvent;
     try {
       ev = upcast(raw, f.offset);
     } catch (e) {
-      return { events, goodLength: f.offset, lastOffset, end: { kind: 'corrupt', offset: f.offset, reason: (e as Error).message } };
+      return stop(f.offset, (e as Error).message);
     }
-    const want = base.seq + events.length + 1;
+    const want = base.seq + count + 1;
     const bad =
       ev.seq !== want
         ? `seq ${ev.seq} where ${want} was expected`
@@ -79,32 +99,36 @@ export function scanLog(buf: Buffer, base: ScanBase = LOG_START, bufStart = 0): 
           : eventHash(ev) !== ev.hash
             ? `event ${ev.seq} does not match its own hash (altered)`
             : null;
-    if (bad) return { events, goodLength: f.offset, lastOffset, end: { kind: 'corrupt', offset: f.offset, reason: bad } };
+    if (bad) return stop(f.offset, bad);
+    each?.(ev);
     events.push(ev);
+    if (events.length >= 2 * keep) events = events.slice(-keep);
+    count += 1;
     prevHash = ev.hash;
     lastOffset = f.offset;
   }
-  return { events, goodLength, lastOffset, end };
+  return { events, count, goodLength, lastOffset, end };
 }
 
 /**
  * Reads the log without taking the writer's lock and without repairing it (CLI readers). With a
  * `from` base (a snapshot's position) only the records after it are read, when it lines up.
  */
-export async function readLog(dir: string, from: ScanBase = LOG_START): Promise<ScanResult & { base: ScanBase }> {
+export async function readLog(dir: string, from: ScanBase = LOG_START, limit?: number): Promise<ScanResult & { base: ScanBase }> {
+  // A part (limit) ends before the head, so only a whole read can tell that the log holds too little.
   let fh: FileHandle;
   try {
     fh = await open(join(dir, LOG_FILE), 'r');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
-      return { events: [], goodLength: 0, lastOffset: -1, end: { kind: 'clean' }, base: LOG_START };
+      return { events: [], count: 0, goodLength: 0, lastOffset: -1, end: { kind: 'clean' }, base: LOG_START };
     }
     throw new DriverError('LN_ERR_LOG_IO', `cannot read the event log in ${dir}: ${(e as Error).message}`, { cause: e });
   }
   try {
-    const res = await readAndScan(fh, from);
+    const res = await readAndScan(fh, from, limit === undefined ? {} : { limit });
     if (res.end.kind === 'corrupt') throw corruptError(dir, res.end.offset, res.end.reason);
-    checkCovers(dir, from, res);
+    if (limit === undefined) checkCovers(dir, from, res);
     return res;
   } finally {
     await fh.close();
@@ -112,11 +136,23 @@ export async function readLog(dir: string, from: ScanBase = LOG_START): Promise<
 }
 
 /**
+ * Up to `limit` events after `from` (a position a previous call returned, or LOG_START), and the
+ * position after the last of them: a reader that goes through a long log in parts reads and
+ * checks each record once. A `from` that does not line up with the file starts over at seq 1.
+ */
+export async function readLogPart(dir: string, from: ScanBase, limit: number): Promise<{ events: StoredEvent[]; next: ScanBase }> {
+  const res = await readLog(dir, from, limit);
+  const last = res.events.at(-1);
+  const next = last ? { offset: res.goodLength, seq: last.seq, hash: last.hash, recordOffset: res.lastOffset } : res.base;
+  return { events: res.events, next };
+}
+
+/**
  * Reads what a replay from `from` needs and scans it: only the bytes from the snapshot's last
  * record on when `from` lines up with the file (so a long log is not read whole at every
  * start), else the whole file from the first record. Offsets in the result are file offsets.
  */
-export async function readAndScan(fh: FileHandle, from: ScanBase): Promise<ScanResult & { base: ScanBase }> {
+export async function readAndScan(fh: FileHandle, from: ScanBase, o: ScanOptions = {}): Promise<ScanResult & { base: ScanBase }> {
   const size = (await fh.stat()).size;
   if (from.offset > 0 && from.recordOffset >= 0 && from.recordOffset < from.offset && from.offset <= size) {
     const start = from.recordOffset;
@@ -124,19 +160,21 @@ export async function readAndScan(fh: FileHandle, from: ScanBase): Promise<ScanR
     await fh.read(part, 0, part.length, start);
     const rel: ScanBase = { ...from, offset: from.offset - start, recordOffset: 0 };
     if (baseLinesUp(part, rel)) {
-      const r = scanLog(part, rel, start);
+      // The consumer is told the file's base, not the part's.
+      const consume = o.consume;
+      const r = scanLog(part, rel, start, consume ? { ...o, consume: () => consume(from) } : o);
       const end: ScanEnd = r.end.kind === 'clean' ? r.end : { ...r.end, offset: r.end.offset + start };
-      return { events: r.events, goodLength: r.goodLength + start, lastOffset: r.lastOffset < 0 ? -1 : r.lastOffset + start, end, base: from };
+      return { events: r.events, count: r.count, goodLength: r.goodLength + start, lastOffset: r.lastOffset < 0 ? -1 : r.lastOffset + start, end, base: from };
     }
   }
   const whole = Buffer.alloc(size);
   await fh.read(whole, 0, size, 0);
-  return { ...scanLog(whole), base: LOG_START };
+  return { ...scanLog(whole, LOG_START, 0, o), base: LOG_START };
 }
 
 /** The seq of the last good record of a scan (after a repair of its torn tail). */
-function lastSeqOf(res: { events: readonly StoredEvent[]; base: ScanBase }): number {
-  return res.events.at(-1)?.seq ?? res.base.seq;
+function lastSeqOf(res: { count: number; base: ScanBase }): number {
+  return res.base.seq + res.count;
 }
 
 /**
@@ -144,7 +182,7 @@ function lastSeqOf(res: { events: readonly StoredEvent[]; base: ScanBase }): num
  * log does not hold means the log lost acknowledged events. Replaying without them would move
  * the state back in time silently, so this refuses.
  */
-export function checkCovers(dir: string, from: ScanBase, res: { events: readonly StoredEvent[]; base: ScanBase; goodLength: number }): void {
+export function checkCovers(dir: string, from: ScanBase, res: { count: number; base: ScanBase; goodLength: number }): void {
   const last = lastSeqOf(res);
   if (from.seq <= last) return;
   throw new DriverError(

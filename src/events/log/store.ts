@@ -26,6 +26,8 @@ export interface StoreOptions {
   /** The state dir, where snapshots go; no snapshots without it. */
   readonly dir?: string;
   readonly onSnapshotError?: (e: unknown) => void;
+  /** Seq of the snapshot the initial state was rebuilt from (default: the initial state's own). */
+  readonly snapshotSeq?: number;
 }
 
 /**
@@ -49,7 +51,7 @@ export class EventStore {
   constructor(log: EventLog, initial: State, opts: StoreOptions = {}) {
     this.log = log;
     this.opts = opts;
-    this.snapshotSeq = initial.seq;
+    this.snapshotSeq = opts.snapshotSeq ?? initial.seq;
     this.head = initial;
     this.durableState = initial;
     // Everything not yet durable was dropped, synchronously: decide against the durable state
