@@ -11,57 +11,17 @@
 // a stream that holds other events under this host's name (the state dir was reset, or another
 // host publishes under this name) stops publishing, loudly, instead of skipping events.
 import { subjectFor, toCloudEvent } from './cloudevents.ts';
-import { CURSOR_FILE, readCursor, writeCursor } from './cursor.ts';
-import { LOG_START, readLog, readLogPart, type ScanBase } from '../log/read.ts';
-import type { EventPublisher, PublishAck, StreamHead } from './publisher.ts';
+import { CURSOR_FILE, CursorFile, readCursor } from './cursor.ts';
+import { readLog } from '../log/read.ts';
+import { LogParts } from './log-parts.ts';
+import type { PublishAck, StreamHead } from './publisher.ts';
 import { compareStreamHead, type OutboxConflict } from './stream-check.ts';
+
+export type { OutboxLog, OutboxStats } from './outbox-types.ts';
 import { UnpublishedTail } from './unpublished.ts';
 import { Waker } from './waker.ts';
+import type { OutboxOptions, OutboxStats } from './outbox-types.ts';
 import { GENESIS_HASH, type StoredEvent } from '../domain/types.ts';
-
-export interface OutboxLog {
-  error(obj: object, msg: string): void;
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  debug(obj: object, msg: string): void;
-}
-
-export interface OutboxOptions {
-  readonly publisher: EventPublisher;
-  readonly host: string;
-  readonly stateDir: string;
-  readonly log: OutboxLog;
-  /** The events read at start (after the snapshot, if one was used). */
-  readonly initial: readonly StoredEvent[];
-  /** Seq of the last durable event at start (default: the last of `initial`). */
-  readonly headSeq?: number;
-  /** Hash of that event (the state's `hash`), so a start needs not read the log to check a cursor there. */
-  readonly headHash?: string;
-  /** Reads the log again when the in-memory tail lacks the next event (default: the log file, in parts). */
-  readonly readAll?: () => Promise<readonly StoredEvent[]>;
-  readonly retryMinMs?: number;
-  readonly retryMaxMs?: number;
-  /** How often a log line says how far behind the stream is while NATS is away (default 10 s). */
-  readonly reportEveryMs?: number;
-  /** Unpublished events kept in memory; past this the log is re-read (default 10,000). */
-  readonly maxTail?: number;
-  /** While stopped by a conflict, how often the stream is looked at again (default 30 s). */
-  readonly recheckMs?: number;
-}
-
-export interface OutboxStats {
-  readonly target: string;
-  /** Seq of the last event the stream acknowledged. */
-  readonly cursor: number;
-  /** Seq of the last durable event in the log. */
-  readonly head: number;
-  /** Events in the log that the stream does not hold yet. */
-  readonly backlog: number;
-  readonly connected: boolean;
-  readonly lastError: string | null;
-  /** Set while publishing is stopped because the stream does not match the log. */
-  readonly conflict: OutboxConflict | null;
-}
 
 /** Events sent before their acks are looked at: the in-flight window. */
 const BATCH = 1024;
@@ -75,11 +35,9 @@ export class Outbox {
   private unsure = false;
   /** Events after the cursor that the stream was seen to hold (after a gap): not published again. */
   private held = new Map<number, number>();
-  /** The background write of the cursor file (saveCursorSoon), and whether another must follow. */
-  private saving: Promise<void> | null = null;
-  private saveAgain = false;
-  /** Where the default reader stopped in the log file. */
-  private readPos: ScanBase = LOG_START;
+  private readonly cursorFile: CursorFile;
+  /** The default reader of the log file. */
+  private readonly parts: LogParts;
   private head: number;
   private readonly tail: UnpublishedTail;
   private synced = false;
@@ -99,6 +57,8 @@ export class Outbox {
     this.cursorHash = cursor.hash;
     this.head = o.headSeq ?? o.initial.at(-1)?.seq ?? 0;
     this.tail = new UnpublishedTail(o.maxTail ?? 10_000, o.initial, cursor.seq);
+    this.parts = new LogParts(o.stateDir, o.maxTail ?? 10_000);
+    this.cursorFile = new CursorFile(o.stateDir, (e) => this.o.log.warn({ err: (e as Error).message }, `could not write ${CURSOR_FILE}; trying again after the next batch`));
   }
 
   /** Reads the cursor file; call start() to begin publishing. */
@@ -143,7 +103,7 @@ export class Outbox {
     if (this.reporter) clearInterval(this.reporter);
     this.waker.wake();
     if (this.loop) await Promise.race([this.loop, new Promise((r) => setTimeout(r, 2_000).unref())]);
-    await this.saving;
+    await this.cursorFile.idle();
     await this.o.publisher.close();
   }
 
@@ -274,7 +234,7 @@ export class Outbox {
       if (n > 0) {
         this.tail.publishedUpTo(this.cursor);
         for (const seq of this.held.keys()) if (seq <= this.cursor) this.held.delete(seq);
-        this.saveCursorSoon();
+        this.cursorFile.writeSoon({ seq: this.cursor, hash: this.cursorHash });
       }
     }
     return n;
@@ -336,42 +296,11 @@ export class Outbox {
 
   // The events after the cursor, in order: from the in-memory tail, else from the log file.
   private next(n: number): Promise<StoredEvent[]> {
-    return this.tail.next(n, this.cursor, this.head, (cursor, head) => (this.o.readAll ? this.o.readAll() : this.readAfter(cursor, head)));
-  }
-
-  /** The log's events after `cursor`, up to `head` and the tail's size, read from where the last read stopped. */
-  private async readAfter(cursor: number, head: number): Promise<StoredEvent[]> {
-    if (this.readPos.seq > cursor) this.readPos = LOG_START;
-    const max = this.o.maxTail ?? 10_000;
-    const out: StoredEvent[] = [];
-    while (out.length < max && this.readPos.seq < head) {
-      const part = await readLogPart(this.o.stateDir, this.readPos, Math.min(max, head - this.readPos.seq));
-      if (part.events.length === 0) break;
-      this.readPos = part.next;
-      for (const ev of part.events) if (ev.seq > cursor) out.push(ev);
-    }
-    return out;
-  }
-
-  // After a batch the cursor file is written in the background, one write at a time, always the
-  // latest cursor: the next batch does not wait for an fsync. A crash leaves an older cursor, and
-  // the resync at start moves it up to the stream's last event of this host (nothing skipped: what
-  // one connection stored is a prefix of what it sent).
-  private saveCursorSoon(): void {
-    if (this.saving) {
-      this.saveAgain = true;
-      return;
-    }
-    this.saving = (async () => {
-      do {
-        this.saveAgain = false;
-        await this.saveCursor().catch((e: unknown) => this.o.log.warn({ err: (e as Error).message }, `could not write ${CURSOR_FILE}; trying again after the next batch`));
-      } while (this.saveAgain);
-    })().finally(() => (this.saving = null));
+    return this.tail.next(n, this.cursor, this.head, (cursor, head) => (this.o.readAll ? this.o.readAll() : this.parts.after(cursor, head)));
   }
 
   private async saveCursor(): Promise<void> {
-    await writeCursor(this.o.stateDir, { seq: this.cursor, hash: this.cursorHash });
+    await this.cursorFile.write({ seq: this.cursor, hash: this.cursorHash });
   }
 
   private failed(e: unknown): void {
