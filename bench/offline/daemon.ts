@@ -39,6 +39,17 @@ export function rssMb(pid: number): number {
   }
 }
 
+/** CPU time (user + system) a process has used so far, in ms, or NaN when it is gone. */
+export function cpuMs(pid: number): number {
+  try {
+    // Fields after the command name: state is 3rd, utime 14th and stime 15th of the whole line.
+    const f = (readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1] ?? '').split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
 export async function startBenchDaemon(o: BenchDaemonOptions): Promise<BenchDaemon> {
   const stateDir = join(o.dir, 'state');
   const socket = join(o.dir, 'p.sock');
