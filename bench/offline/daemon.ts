@@ -12,6 +12,8 @@ export interface BenchDaemonOptions {
   /** Holds state/, run/ and the socket p.sock; the caller removes it. */
   readonly dir: string;
   readonly extraArgs?: readonly string[];
+  /** Options for node (supervisor and worker), e.g. V8 flags. */
+  readonly nodeArgs?: readonly string[];
   /** Write a CPU profile of supervisor and worker here (on a clean stop). */
   readonly cpuProfDir?: string | undefined;
   readonly readyTimeoutMs?: number;
@@ -55,7 +57,7 @@ export async function startBenchDaemon(o: BenchDaemonOptions): Promise<BenchDaem
   const socket = join(o.dir, 'p.sock');
   await mkdir(join(o.dir, 'run'), { recursive: true });
   const prof = o.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`] : [];
-  const args = ['netns', 'exec', o.netns, process.execPath, ...prof, CLI_PATH, 'serve', '--socket', socket, '--state-dir', stateDir, '--log-level', 'warn', ...(o.extraArgs ?? [])];
+  const args = ['netns', 'exec', o.netns, process.execPath, ...(o.nodeArgs ?? []), ...prof, CLI_PATH, 'serve', '--socket', socket, '--state-dir', stateDir, '--log-level', 'warn', ...(o.extraArgs ?? [])];
   const t0 = performance.now();
   // `ip netns exec` execs node: the pid is the supervisor's.
   const proc = spawn('ip', args, {

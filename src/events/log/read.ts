@@ -4,7 +4,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DriverError } from '../../errors.ts';
-import { unframe, type ScanEnd } from './framing.ts';
+import { eachFrame, unframe, type ScanEnd } from './framing.ts';
 import { eventHash } from './hash.ts';
 import { GENESIS_HASH, type StoredEvent } from '../domain/types.ts';
 import { upcast } from './upcast.ts';
@@ -65,49 +65,54 @@ export function baseLinesUp(buf: Buffer, base: ScanBase): boolean {
  * hash chain. Offsets in the result are offsets in `buf`.
  */
 export function scanLog(buf: Buffer, base: ScanBase = LOG_START, bufStart = 0, o: ScanOptions = {}): ScanResult {
-  const un = unframe(buf.subarray(base.offset), bufStart + base.offset, o.limit);
   const each = o.consume?.(base);
   const keep = o.keep ?? Infinity;
-  let count = 0;
   const shift = base.offset;
-  const frames = un.frames.map((f) => ({ ...f, offset: f.offset + shift }));
-  const goodLength = un.goodLength + shift;
-  const end: ScanEnd = un.end.kind === 'clean' ? un.end : { ...un.end, offset: un.end.offset + shift };
+  let count = 0;
   let events: StoredEvent[] = [];
   let prevHash = base.hash;
   let lastOffset = -1;
-  const stop = (offset: number, reason: string): ScanResult => ({ events, count, goodLength: offset, lastOffset, end: { kind: 'corrupt', offset, reason } });
-  for (const f of frames) {
-    let raw: unknown;
-    try {
-      raw = JSON.parse(f.payload);
-    } catch {
-      return stop(f.offset, 'record is not JSON');
+  let corrupt: { offset: number; reason: string } | null = null;
+  // One record at a time: parsed, checked, handed on, and garbage before the next (a long replay).
+  const un = eachFrame(buf.subarray(shift), bufStart + shift, o.limit ?? Infinity, (rel, payload) => {
+    const offset = rel + shift;
+    const ev = verified(payload(), offset, base.seq + count + 1, prevHash);
+    if (typeof ev === 'string') {
+      corrupt = { offset, reason: ev };
+      return false;
     }
-    let ev: StoredEvent;
-    try {
-      ev = upcast(raw, f.offset);
-    } catch (e) {
-      return stop(f.offset, (e as Error).message);
-    }
-    const want = base.seq + count + 1;
-    const bad =
-      ev.seq !== want
-        ? `seq ${ev.seq} where ${want} was expected`
-        : ev.prevhash !== prevHash
-          ? `event ${ev.seq} does not link to the previous event's hash`
-          : eventHash(ev) !== ev.hash
-            ? `event ${ev.seq} does not match its own hash (altered)`
-            : null;
-    if (bad) return stop(f.offset, bad);
     each?.(ev);
     events.push(ev);
     if (events.length >= 2 * keep) events = events.slice(-keep);
     count += 1;
     prevHash = ev.hash;
-    lastOffset = f.offset;
+    lastOffset = offset;
+    return true;
+  });
+  const bad = corrupt as { offset: number; reason: string } | null;
+  if (bad) return { events, count, goodLength: bad.offset, lastOffset, end: { kind: 'corrupt', ...bad } };
+  const end: ScanEnd = un.end.kind === 'clean' ? un.end : { ...un.end, offset: un.end.offset + shift };
+  return { events, count, goodLength: un.goodLength + shift, lastOffset, end };
+}
+
+/** The event a record holds when it is JSON, a known version, the seq `want` and links to `prevHash`; else why not. */
+function verified(payload: string, offset: number, want: number, prevHash: string): StoredEvent | string {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(payload);
+  } catch {
+    return 'record is not JSON';
   }
-  return { events, count, goodLength, lastOffset, end };
+  let ev: StoredEvent;
+  try {
+    ev = upcast(raw, offset);
+  } catch (e) {
+    return (e as Error).message;
+  }
+  if (ev.seq !== want) return `seq ${ev.seq} where ${want} was expected`;
+  if (ev.prevhash !== prevHash) return `event ${ev.seq} does not link to the previous event's hash`;
+  if (eventHash(ev) !== ev.hash) return `event ${ev.seq} does not match its own hash (altered)`;
+  return ev;
 }
 
 /**
