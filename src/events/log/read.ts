@@ -44,6 +44,12 @@ export interface ScanOptions {
   readonly consume?: (base: ScanBase) => (ev: StoredEvent) => void;
   /** Keep only about this many of the last events in the result (at least this many). */
   readonly keep?: number;
+  /**
+   * Recompute each event's hash (default true). Without: checksum, JSON, seq and chain links
+   * only, for the publisher, which reads what the start already checked from the snapshot on,
+   * sends the stored hash along, and whose observers recompute it (`audit --verify`).
+   */
+  readonly rehash?: boolean;
 }
 
 /** True when the record between `recordOffset` and `offset` is the event `seq` with `hash`. */
@@ -76,7 +82,7 @@ export function scanLog(buf: Buffer, base: ScanBase = LOG_START, bufStart = 0, o
   // One record at a time: parsed, checked, handed on, and garbage before the next (a long replay).
   const un = eachFrame(buf.subarray(shift), bufStart + shift, o.limit ?? Infinity, (rel, payload) => {
     const offset = rel + shift;
-    const ev = verified(payload(), offset, base.seq + count + 1, prevHash);
+    const ev = verified(payload(), offset, base.seq + count + 1, prevHash, o.rehash ?? true);
     if (typeof ev === 'string') {
       corrupt = { offset, reason: ev };
       return false;
@@ -96,7 +102,7 @@ export function scanLog(buf: Buffer, base: ScanBase = LOG_START, bufStart = 0, o
 }
 
 /** The event a record holds when it is JSON, a known version, the seq `want` and links to `prevHash`; else why not. */
-function verified(payload: string, offset: number, want: number, prevHash: string): StoredEvent | string {
+function verified(payload: string, offset: number, want: number, prevHash: string, rehash: boolean): StoredEvent | string {
   let raw: unknown;
   try {
     raw = JSON.parse(payload);
@@ -111,7 +117,7 @@ function verified(payload: string, offset: number, want: number, prevHash: strin
   }
   if (ev.seq !== want) return `seq ${ev.seq} where ${want} was expected`;
   if (ev.prevhash !== prevHash) return `event ${ev.seq} does not link to the previous event's hash`;
-  if (eventHash(ev) !== ev.hash) return `event ${ev.seq} does not match its own hash (altered)`;
+  if (rehash && eventHash(ev) !== ev.hash) return `event ${ev.seq} does not match its own hash (altered)`;
   return ev;
 }
 
@@ -119,7 +125,7 @@ function verified(payload: string, offset: number, want: number, prevHash: strin
  * Reads the log without taking the writer's lock and without repairing it (CLI readers). With a
  * `from` base (a snapshot's position) only the records after it are read, when it lines up.
  */
-export async function readLog(dir: string, from: ScanBase = LOG_START, limit?: number): Promise<ScanResult & { base: ScanBase }> {
+export async function readLog(dir: string, from: ScanBase = LOG_START, part?: { limit: number; rehash: boolean }): Promise<ScanResult & { base: ScanBase }> {
   // A part (limit) ends before the head, so only a whole read can tell that the log holds too little.
   let fh: FileHandle;
   try {
@@ -131,9 +137,9 @@ export async function readLog(dir: string, from: ScanBase = LOG_START, limit?: n
     throw new DriverError('LN_ERR_LOG_IO', `cannot read the event log in ${dir}: ${(e as Error).message}`, { cause: e });
   }
   try {
-    const res = await readAndScan(fh, from, limit === undefined ? {} : { limit });
+    const res = await readAndScan(fh, from, part ?? {});
     if (res.end.kind === 'corrupt') throw corruptError(dir, res.end.offset, res.end.reason);
-    if (limit === undefined) checkCovers(dir, from, res);
+    if (part === undefined) checkCovers(dir, from, res);
     return res;
   } finally {
     await fh.close();
@@ -143,10 +149,11 @@ export async function readLog(dir: string, from: ScanBase = LOG_START, limit?: n
 /**
  * Up to `limit` events after `from` (a position a previous call returned, or LOG_START), and the
  * position after the last of them: a reader that goes through a long log in parts reads and
- * checks each record once. A `from` that does not line up with the file starts over at seq 1.
+ * checks each record once (without recomputing hashes: see ScanOptions.rehash). A `from` that
+ * does not line up with the file starts over at seq 1.
  */
 export async function readLogPart(dir: string, from: ScanBase, limit: number): Promise<{ events: StoredEvent[]; next: ScanBase }> {
-  const res = await readLog(dir, from, limit);
+  const res = await readLog(dir, from, { limit, rehash: false });
   const last = res.events.at(-1);
   const next = last ? { offset: res.goodLength, seq: last.seq, hash: last.hash, recordOffset: res.lastOffset } : res.base;
   return { events: res.events, next };
