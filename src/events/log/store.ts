@@ -82,12 +82,14 @@ export class EventStore {
 
   /** decide → append → fold. Resolves with the stored events once they are durable. */
   async execute(cmd: Command): Promise<StoredEvent[]> {
-    let events = decide(cmd, this.head);
+    const before = this.head;
+    let events = decide(cmd, before);
     if (events.some((e) => !RELEASING.has(e.type))) {
-      // Taking something needs room beyond the reserve; decide again after the wait, since
-      // other commands may have run meanwhile (decide and append stay one synchronous step).
+      // Taking something needs room beyond the reserve; decide again after the wait if other
+      // commands ran meanwhile (decide and append stay one synchronous step; decide is pure, so
+      // an unchanged head gives the same events).
       await this.log.checkRoom();
-      events = decide(cmd, this.head);
+      if (this.head !== before) events = decide(cmd, this.head);
     }
     if (events.length === 0) {
       await this.waitDurable(this.head.seq);
