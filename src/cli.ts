@@ -2,15 +2,11 @@
 // The `ledgernet` command. Flags win over environment variables, which win over defaults.
 import { parseArgs } from 'node:util';
 import { DEFAULT_POOLS } from './api/ipam.ts';
-import { runAudit } from './events/audit/reader.ts';
 import { DEFAULTS, defaultHost, parseDuration, parseRetention, type DefaultPools, type NatsConfig, type ServeConfig } from './config.ts';
 import { parsePrefix } from './events/domain/cidr.ts';
 import { DriverError, isDriverError } from './errors.ts';
 import { DEFAULT_DOCKER_SOCKET } from './operator/docker-api.ts';
-import { runEvents, runReconcile, runRelease, runStatus } from './operator/commands.ts';
-import { connectNats, createLogger, serve } from './main.ts';
-import { install, uninstall } from './operator/install.ts';
-import { runRepair } from './operator/repair.ts';
+import { createLogger } from './logger.ts';
 import { supervise } from './supervisor/supervisor.ts';
 import { notifyReady, onSupervisorGone, workerSocket } from './supervisor/worker-link.ts';
 import type { Logger } from 'pino';
@@ -218,6 +214,8 @@ async function runServe(values: Values, env: NodeJS.ProcessEnv, argv: string[], 
     await sup.stop();
     return 0;
   }
+  // Loaded here, not at the top: the supervisor process never loads the daemon (memory).
+  const { serve } = await import('./main.ts');
   const daemon = await serve(listen ? { ...cfg, listenSocket: listen } : cfg, log);
   if (listen) notifyReady();
   const why = await stopSignal(log, listen ? onSupervisorGone : undefined);
@@ -242,22 +240,23 @@ async function main(argv: string[]): Promise<number> {
     case 'serve':
       return runServe(values, env, argv, stateDir);
     case 'reconcile':
-      return runReconcile({ stateDir, dryRun: values['dry-run'] ?? false, json: values.json ?? false });
+      return (await import('./operator/commands.ts')).runReconcile({ stateDir, dryRun: values['dry-run'] ?? false, json: values.json ?? false });
     case 'status':
-      return runStatus({ stateDir, json: values.json ?? false });
+      return (await import('./operator/commands.ts')).runStatus({ stateDir, json: values.json ?? false });
     case 'release':
-      return runRelease({ stateDir, target: sub });
+      return (await import('./operator/commands.ts')).runRelease({ stateDir, target: sub });
     case 'repair':
-      return runRepair({ stateDir, dryRun: values['dry-run'] ?? false, dockerSocket: values['docker-socket'] || DEFAULT_DOCKER_SOCKET });
+      return (await import('./operator/repair.ts')).runRepair({ stateDir, dryRun: values['dry-run'] ?? false, dockerSocket: values['docker-socket'] || DEFAULT_DOCKER_SOCKET });
     case 'events':
-      return runEvents({ stateDir, json: values.json ?? false, follow: values.follow ?? false, verify: sub === 'verify' });
+      return (await import('./operator/commands.ts')).runEvents({ stateDir, json: values.json ?? false, follow: values.follow ?? false, verify: sub === 'verify' });
     case 'install':
-      return install({ root: values.root ?? '/', noStart: values['no-start'] ?? false, ...(values.prefix === undefined ? {} : { prefix: values.prefix }) });
+      return (await import('./operator/install.ts')).install({ root: values.root ?? '/', noStart: values['no-start'] ?? false, ...(values.prefix === undefined ? {} : { prefix: values.prefix }) });
     case 'uninstall':
-      return uninstall({ root: values.root ?? '/' });
+      return (await import('./operator/install.ts')).uninstall({ root: values.root ?? '/' });
     case 'audit': {
       const nats = natsConfig(values, env);
       if (!nats) throw new DriverError('LN_ERR_BAD_REQUEST', 'audit needs --nats URL (or LEDGERNET_NATS_URL)');
+      const [{ runAudit }, { connectNats }] = await Promise.all([import('./events/audit/reader.ts'), import('./main.ts')]);
       return runAudit({
         connect: () => connectNats(nats, { name: 'ledgernet audit', persistent: false }),
         stream: values['nats-stream'] ?? env['LEDGERNET_NATS_STREAM'] ?? DEFAULTS.natsStream,

@@ -2,33 +2,22 @@
 // servers and the real kernel, and wires the layers together.
 import { readFile, unlink } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { connect, credsAuthenticator, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
+import type { NatsConnection, NodeConnectionOptions } from '@nats-io/transport-node';
 import type { FastifyInstance } from 'fastify';
-import pino, { type Logger } from 'pino';
-import pretty from 'pino-pretty';
+import type { Logger } from 'pino';
 import { DriverError } from './errors.ts';
 import { createPluginApp } from './api/index.ts';
 import { createControlApp } from './operator/control.ts';
 import { controlSocket, describeNats, natsConnectError, resolveNats, type NatsConfig, type ServeConfig } from './config.ts';
-import { acquireHostGuard, acquireLock, isDerivedHostLinkName, isVethName, NatsPublisher, VETH_PREFIX, openStore, Outbox, type EventStore, type StoredEvent } from './events/index.ts';
+import { acquireHostGuard, acquireLock, isDerivedHostLinkName, isVethName, VETH_PREFIX, openStore, Outbox, type EventStore, type StoredEvent } from './events/index.ts';
 import { createKernel, driftNotice, watchLinks } from './kernel/index.ts';
 import type { HostView } from './api/ipam.ts';
 import type { Kernel } from './kernel/index.ts';
 import { OutcomeRecorder, Reconciler, isOwnedLink, markLost } from './reconciler/index.ts';
-import { Metrics, serveMetrics } from './operator/metrics.ts';
+import type { Metrics } from './operator/metrics.ts';
 import { controlPeerCheck, listenPrivately, prepareSocketPath } from './operator/socket.ts';
 import { DockerApi } from './operator/docker-api.ts';
 import { DockerSync } from './operator/docker-sync.ts';
-
-/** JSON lines for machines; human-readable lines when stdout is a terminal. */
-export function createLogger(level: string): Logger {
-  if (!(level in pino.levels.values) && level !== 'silent') {
-    throw new DriverError('LN_ERR_BAD_REQUEST', `--log-level must be one of ${Object.keys(pino.levels.values).join(', ')}, silent; got ${level}`);
-  }
-  const opts = { level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime };
-  if (process.stdout.isTTY) return pino(opts, pretty({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid' }));
-  return pino(opts);
-}
 
 /**
  * Connects to NATS (the only place that does). `persistent`: once connected, reconnect forever
@@ -37,6 +26,8 @@ export function createLogger(level: string): Logger {
 export async function connectNats(cfg: NatsConfig, o: { name: string; persistent: boolean }): Promise<NatsConnection> {
   // Credentials go to the client as options, never inside the server URLs it may print.
   const { servers, auth } = resolveNats(cfg);
+  // NATS, like the metrics, is loaded only when configured: a daemon without it keeps less memory.
+  const { connect, credsAuthenticator } = await import('@nats-io/transport-node');
   const opts: NodeConnectionOptions = {
     servers: servers.map((s) => s.server),
     name: o.name,
@@ -72,6 +63,7 @@ async function startPublisher(
   const nats = cfg.nats;
   if (!nats) return null;
   const plog = log.child({ component: 'publisher' });
+  const { NatsPublisher } = await import('./events/audit/publisher-nats.ts');
   const publisher = new NatsPublisher({
     connect: () => connectNats(nats, { name: `ledgernet ${cfg.host}`, persistent: true }),
     stream: nats.stream,
@@ -174,6 +166,7 @@ async function listen(cfg: ServeConfig, p: Parts, log: Logger, add: (c: Cleanup)
 
 async function startMetrics(cfg: ServeConfig, store: EventStore, metrics: Metrics | null, log: Logger): Promise<Cleanup | null> {
   if (!metrics || !cfg.metrics) return null;
+  const { serveMetrics } = await import('./operator/metrics.ts');
   const server = await serveMetrics(metrics, cfg.metrics, () => {
     metrics.logBytes.set(store.logBytes);
     metrics.logSeq.set(store.lastSeq);
@@ -223,7 +216,7 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
     // One instance per host, whatever its socket or state dir: two remove each other's networks.
     // Under the supervisor, the instance an operator would stop is the supervisor: name its pid.
     add(await acquireHostGuard({ stateDir: cfg.stateDir, socket: cfg.socket, pid: cfg.listenSocket ? process.ppid : process.pid }));
-    const metrics = cfg.metrics ? new Metrics() : null;
+    const metrics = cfg.metrics ? new (await import('./operator/metrics.ts')).Metrics() : null;
     const { store, events } = await openState(cfg, log, metrics);
     add(() => store.close());
     const outbox = await startPublisher(cfg, store, events, log, metrics);

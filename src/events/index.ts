@@ -14,7 +14,8 @@ export { networkPolicy, parseAllow, parseRate, type AllowRule, type NetworkPolic
 export * from './audit/cloudevents.ts';
 export { ChainVerifier, type ChainProblem } from './audit/verify-chain.ts';
 export { type EventPublisher, type StreamHead, MemoryPublisher } from './audit/publisher.ts';
-export { NatsPublisher, ensureStream, type StreamSettings, type Retention } from './audit/publisher-nats.ts';
+// The JetStream adapter (./audit/publisher-nats.ts) is imported where NATS is configured, not from here:
+// importing this room must not load the NATS client.
 export { Outbox, type OutboxStats } from './audit/outbox.ts';
 export { readCursor, writeCursor, CURSOR_FILE, type Cursor } from './audit/cursor.ts';
 export { releaseCommand } from './domain/release.ts';

@@ -8,6 +8,14 @@ import type { Logger } from 'pino';
 import { DriverError } from '../errors.ts';
 import { WORKER_SOCKET_ENV, type WorkerMessage } from './worker-link.ts';
 
+/**
+ * V8's young generation at 2 MB per semi-space instead of 16: the worker's passes parse large
+ * `ip -j` and `iptables-save` outputs, and with the default young generation (and the old space
+ * it promotes into) its RSS grew 141 → 178 MB in 20 s at 2,000 endpoints; with this it stays
+ * near 125 MB, at no measurable cost in CPU (bench row 9). Flags given to node come after and win.
+ */
+const WORKER_NODE_FLAGS = ['--max-semi-space-size=2'];
+
 export const WORKER_PID_FILE = 'worker.pid';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -111,7 +119,7 @@ export class WorkerProcess {
     return new Promise((resolve, reject) => {
       const gen = ++this.gen;
       let readyAt: number | null = null;
-      const child = spawn(process.execPath, [...process.execArgv, ...this.o.argv], {
+      const child = spawn(process.execPath, [...WORKER_NODE_FLAGS, ...process.execArgv, ...this.o.argv], {
         env: { ...process.env, [WORKER_SOCKET_ENV]: this.o.socket },
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
         // Its own process group: a terminal's Ctrl-C reaches the supervisor, which stops it in order.

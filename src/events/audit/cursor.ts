@@ -41,3 +41,43 @@ export async function writeCursor(dir: string, cursor: Cursor): Promise<void> {
   const dh = await open(dir, 'r');
   await dh.sync().finally(() => dh.close());
 }
+
+/**
+ * The cursor file of one state dir. After a batch the outbox writes it in the background
+ * (`writeSoon`), one write at a time and always the latest cursor, so the next batch does not
+ * wait for an fsync. A crash leaves an older cursor, and the resync at start moves it up to the
+ * stream's last event of this host (nothing is skipped: what one connection stored is a prefix
+ * of what it sent).
+ */
+export class CursorFile {
+  private writing: Promise<void> | null = null;
+  private latest: Cursor | null = null;
+  private readonly dir: string;
+  private readonly onError: (e: unknown) => void;
+
+  constructor(dir: string, onError: (e: unknown) => void) {
+    this.dir = dir;
+    this.onError = onError;
+  }
+
+  /** Writes now (and waits). */
+  async write(cursor: Cursor): Promise<void> {
+    await this.idle();
+    await writeCursor(this.dir, cursor);
+  }
+
+  writeSoon(cursor: Cursor): void {
+    this.latest = cursor;
+    this.writing ??= (async () => {
+      for (let c = this.latest; c !== null; c = this.latest) {
+        this.latest = null;
+        await writeCursor(this.dir, c).catch(this.onError);
+      }
+    })().finally(() => (this.writing = null));
+  }
+
+  /** Resolves once no background write is pending. */
+  async idle(): Promise<void> {
+    while (this.writing) await this.writing;
+  }
+}

@@ -1,69 +1,43 @@
-// The log is the outbox: a background loop publishes every event after the cursor, in order,
-// one at a time, and advances the cursor only after the stream acknowledged. Docker calls never
-// wait for it. After any failure it re-reads the stream's last event of this host before
-// publishing again, so an event stored before a lost ack is not stored twice, even when the
-// outage outlasted JetStream's duplicate window (msg-id dedup covers only the window).
+// The log is the outbox: a background loop publishes every event after the cursor, in order, and
+// advances the cursor only after the stream acknowledged. Docker calls never wait for it.
+// Publishes go out a batch at a time without waiting for each ack (JetStream stores one
+// connection's messages in the order sent); the acks are then looked at in order and the cursor
+// moves over the acknowledged prefix only. After any failure it re-reads the stream's last event
+// of this host before publishing again, so an event stored before a lost ack is not stored twice,
+// even when the outage outlasted JetStream's duplicate window (msg-id dedup covers only the
+// window); when acks of a batch were lost, it also reads which of the batch's events the stream
+// holds, so that one lost across a reconnect while later ones were stored is not skipped.
 // The cursor moves to the stream's event only when that event has the log's hash at its seq:
 // a stream that holds other events under this host's name (the state dir was reset, or another
 // host publishes under this name) stops publishing, loudly, instead of skipping events.
 import { subjectFor, toCloudEvent } from './cloudevents.ts';
-import { CURSOR_FILE, readCursor, writeCursor } from './cursor.ts';
+import { CURSOR_FILE, CursorFile, readCursor } from './cursor.ts';
 import { readLog } from '../log/read.ts';
-import type { EventPublisher, StreamHead } from './publisher.ts';
+import { LogParts } from './log-parts.ts';
+import type { PublishAck, StreamHead } from './publisher.ts';
 import { compareStreamHead, type OutboxConflict } from './stream-check.ts';
+
+export type { OutboxLog, OutboxStats } from './outbox-types.ts';
 import { UnpublishedTail } from './unpublished.ts';
 import { Waker } from './waker.ts';
+import type { OutboxOptions, OutboxStats } from './outbox-types.ts';
 import { GENESIS_HASH, type StoredEvent } from '../domain/types.ts';
 
-export interface OutboxLog {
-  error(obj: object, msg: string): void;
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  debug(obj: object, msg: string): void;
-}
-
-export interface OutboxOptions {
-  readonly publisher: EventPublisher;
-  readonly host: string;
-  readonly stateDir: string;
-  readonly log: OutboxLog;
-  /** The events read at start (after the snapshot, if one was used). */
-  readonly initial: readonly StoredEvent[];
-  /** Seq of the last durable event at start (default: the last of `initial`). */
-  readonly headSeq?: number;
-  /** Hash of that event (the state's `hash`), so a start needs not read the log to check a cursor there. */
-  readonly headHash?: string;
-  /** Reads the log again when the in-memory tail lacks the next event (default: readLog). */
-  readonly readAll?: () => Promise<readonly StoredEvent[]>;
-  readonly retryMinMs?: number;
-  readonly retryMaxMs?: number;
-  /** How often a log line says how far behind the stream is while NATS is away (default 10 s). */
-  readonly reportEveryMs?: number;
-  /** Unpublished events kept in memory; past this the log is re-read (default 10,000). */
-  readonly maxTail?: number;
-  /** While stopped by a conflict, how often the stream is looked at again (default 30 s). */
-  readonly recheckMs?: number;
-}
-
-export interface OutboxStats {
-  readonly target: string;
-  /** Seq of the last event the stream acknowledged. */
-  readonly cursor: number;
-  /** Seq of the last durable event in the log. */
-  readonly head: number;
-  /** Events in the log that the stream does not hold yet. */
-  readonly backlog: number;
-  readonly connected: boolean;
-  readonly lastError: string | null;
-  /** Set while publishing is stopped because the stream does not match the log. */
-  readonly conflict: OutboxConflict | null;
-}
-
-const BATCH = 256;
+/** Events sent before their acks are looked at: the in-flight window. */
+const BATCH = 1024;
 
 export class Outbox {
   private cursor: number;
   private cursorHash: string;
+  /** A stream position before every event after the cursor that the stream may hold (known once synced). */
+  private cursorStreamSeq: number | null = null;
+  /** A batch lost acks with publishes after them: the next resync reads what the stream holds (see verifyAhead). */
+  private unsure = false;
+  /** Events after the cursor that the stream was seen to hold (after a gap): not published again. */
+  private held = new Map<number, number>();
+  private readonly cursorFile: CursorFile;
+  /** The default reader of the log file. */
+  private readonly parts: LogParts;
   private head: number;
   private readonly tail: UnpublishedTail;
   private synced = false;
@@ -83,6 +57,8 @@ export class Outbox {
     this.cursorHash = cursor.hash;
     this.head = o.headSeq ?? o.initial.at(-1)?.seq ?? 0;
     this.tail = new UnpublishedTail(o.maxTail ?? 10_000, o.initial, cursor.seq);
+    this.parts = new LogParts(o.stateDir, o.maxTail ?? 10_000);
+    this.cursorFile = new CursorFile(o.stateDir, (e) => this.o.log.warn({ err: (e as Error).message }, `could not write ${CURSOR_FILE}; trying again after the next batch`));
   }
 
   /** Reads the cursor file; call start() to begin publishing. */
@@ -127,6 +103,7 @@ export class Outbox {
     if (this.reporter) clearInterval(this.reporter);
     this.waker.wake();
     if (this.loop) await Promise.race([this.loop, new Promise((r) => setTimeout(r, 2_000).unref())]);
+    await this.cursorFile.idle();
     await this.o.publisher.close();
   }
 
@@ -177,14 +154,20 @@ export class Outbox {
       this.o.log.info({ cursor: this.cursor }, 'the stream matches the log again; publishing resumes');
       this.conflict = null;
     }
-    if (streamHead && have > this.cursor) {
+    // Whatever is published from here on is stored after the stream's last event of this host.
+    if (!this.unsure) this.cursorStreamSeq = streamHead?.streamSeq ?? 0;
+    if (streamHead && have > this.cursor && this.unsure) {
+      await this.verifyAhead(have);
+    } else if (streamHead && have > this.cursor) {
       this.o.log.info({ from: this.cursor, to: have }, 'the stream already holds these events (acknowledged before a lost ack or a restart); resuming after them');
       this.cursor = have;
       this.cursorHash = streamHead.hash;
+      this.cursorStreamSeq = streamHead.streamSeq;
       await this.saveCursor();
     } else if (have < this.cursor) {
       this.o.log.warn({ streamSeq: have, cursor: this.cursor }, 'the stream holds fewer of this host\'s events than were acknowledged (purged, expired or recreated?); not republishing them');
     }
+    this.unsure = false;
     this.synced = true;
     this.o.log.info({ target: this.o.publisher.describe, cursor: this.cursor, backlog: this.head - this.cursor }, 'publishing events to NATS');
   }
@@ -238,38 +221,86 @@ export class Outbox {
     this.recheckAt = recheck && this.recheckAt !== Infinity ? Date.now() + (this.o.recheckMs ?? 30_000) : Infinity;
   }
 
+  // One batch: its first event alone (after a resync, that is where an event the stream already
+  // holds shows up, and a conflict stops publishing before anything else is sent), then the rest
+  // all at once.
   private async drainBatch(): Promise<number> {
     const batch = await this.next(BATCH);
     let n = 0;
     try {
-      for (const ev of batch) {
-        if (this.stopped) break;
-        const held = await this.o.publisher.publish(subjectFor(ev.host, ev.type), toCloudEvent(ev));
-        const conflict = held && (await this.compare(held));
-        if (conflict) {
-          this.stopFor(conflict, false);
-          break;
-        }
-        this.cursor = ev.seq;
-        this.cursorHash = ev.hash;
-        n += 1;
-      }
+      n = await this.publishWave(batch.slice(0, 1));
+      if (n === 1) n += await this.publishWave(batch.slice(1));
     } finally {
       if (n > 0) {
         this.tail.publishedUpTo(this.cursor);
-        await this.saveCursor();
+        for (const seq of this.held.keys()) if (seq <= this.cursor) this.held.delete(seq);
+        this.cursorFile.writeSoon({ seq: this.cursor, hash: this.cursorHash });
       }
     }
     return n;
   }
 
+  /** Sends every event of `wave`, then moves the cursor over the acknowledged prefix; throws the first failure. */
+  private async publishWave(wave: readonly StoredEvent[]): Promise<number> {
+    const acks = await Promise.allSettled(wave.map((ev) => this.publishOnce(ev)));
+    let n = 0;
+    for (const [i, ev] of wave.entries()) {
+      const ack = acks[i] as PromiseSettledResult<PublishAck>;
+      if (this.stopped) break;
+      if (ack.status === 'rejected') {
+        // A lost ack: a later message of the wave may be stored although this one is not.
+        this.unsure = i < wave.length - 1;
+        throw ack.reason;
+      }
+      const conflict = ack.value.held && (await this.compare(ack.value.held));
+      if (conflict) {
+        this.stopFor(conflict, false);
+        break;
+      }
+      this.cursor = ev.seq;
+      this.cursorHash = ev.hash;
+      this.cursorStreamSeq = ack.value.streamSeq;
+      n += 1;
+    }
+    return n;
+  }
+
+  /** Publishes one event, unless the stream was seen to hold it already (verifyAhead). */
+  private publishOnce(ev: StoredEvent): Promise<PublishAck> {
+    const streamSeq = this.held.get(ev.seq);
+    if (streamSeq !== undefined) return Promise.resolve({ streamSeq, held: null });
+    return this.o.publisher.publish(subjectFor(ev.host, ev.type), toCloudEvent(ev));
+  }
+
+  /**
+   * After a batch lost acks: the events the stream holds after the cursor's, in stream order.
+   * The cursor moves over those that follow it without a gap and have the log's hashes; those
+   * after a gap are remembered, so only the missing ones are published (no duplicate even after
+   * the duplicate window). Unknown position of the cursor's event (the stream was purged): publish
+   * again from the cursor, and the duplicate window answers for what the stream holds.
+   */
+  private async verifyAhead(have: number): Promise<void> {
+    if (this.cursorStreamSeq === null) return;
+    const found = await this.o.publisher.heldAfter(this.o.host, this.cursorStreamSeq, have - this.cursor);
+    for (const h of found) {
+      if (h.seq <= this.cursor || h.hash !== (await this.logHashAt(h.seq))) continue;
+      if (h.seq === this.cursor + 1) {
+        this.cursor = h.seq;
+        this.cursorHash = h.hash;
+        this.cursorStreamSeq = h.streamSeq;
+      } else this.held.set(h.seq, h.streamSeq);
+    }
+    if (this.held.size > 0) this.o.log.warn({ cursor: this.cursor, held: this.held.size }, 'the stream holds events after a gap (acks lost across a reconnect); publishing only the missing ones');
+    await this.saveCursor();
+  }
+
   // The events after the cursor, in order: from the in-memory tail, else from the log file.
   private next(n: number): Promise<StoredEvent[]> {
-    return this.tail.next(n, this.cursor, this.head, () => this.readAll());
+    return this.tail.next(n, this.cursor, this.head, (cursor, head) => (this.o.readAll ? this.o.readAll() : this.parts.after(cursor, head)));
   }
 
   private async saveCursor(): Promise<void> {
-    await writeCursor(this.o.stateDir, { seq: this.cursor, hash: this.cursorHash });
+    await this.cursorFile.write({ seq: this.cursor, hash: this.cursorHash });
   }
 
   private failed(e: unknown): void {

@@ -1,22 +1,22 @@
 // The JetStream adapter of EventPublisher. It never calls connect() itself: main.ts passes a
 // function that does (the composition root owns connections and their secrets). Once a
 // connection is up, the client reconnects on its own; a closed one is replaced on the next call.
-import { headers, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import {
   JetStreamApiCodes,
   JetStreamApiError,
   RetentionPolicy,
   StorageType,
-  jetstream,
   jetstreamManager,
   type JetStreamManager,
 } from '@nats-io/jetstream';
 import { hostFilter, type LedgernetCloudEvent } from './cloudevents.ts';
-import type { EventPublisher, StreamHead } from './publisher.ts';
+import { AckInbox } from './jetstream-acks.ts';
+import type { EventPublisher, PublishAck, StreamHead } from './publisher.ts';
 
-export type Retention = 'limits' | 'interest' | 'workqueue';
+type Retention = 'limits' | 'interest' | 'workqueue';
 
-export interface StreamSettings {
+interface StreamSettings {
   /** Default `LEDGERNET`. */
   readonly name: string;
   readonly retention: Retention;
@@ -39,7 +39,7 @@ const RETENTION = { limits: RetentionPolicy.Limits, interest: RetentionPolicy.In
 const ms2ns = (ms: number) => ms * 1_000_000;
 
 /** Creates the stream over `ledgernet.>` unless it exists; an existing stream is left as the operator set it. */
-export async function ensureStream(jsm: JetStreamManager, s: StreamSettings): Promise<void> {
+async function ensureStream(jsm: JetStreamManager, s: StreamSettings): Promise<void> {
   try {
     await jsm.streams.info(s.name);
     return;
@@ -60,6 +60,8 @@ export class NatsPublisher implements EventPublisher {
   readonly describe: string;
   readonly stream: string;
   private nc: NatsConnection | null = null;
+  private connecting: Promise<NatsConnection> | null = null;
+  private acks: { nc: NatsConnection; inbox: AckInbox } | null = null;
   private closed = false;
   private readonly o: NatsPublisherOptions;
 
@@ -69,8 +71,14 @@ export class NatsPublisher implements EventPublisher {
     this.stream = o.stream.name;
   }
 
-  private async connection(): Promise<NatsConnection> {
-    if (this.nc && !this.nc.isClosed()) return this.nc;
+  // Many publishes may be in flight: they share one connect.
+  private connection(): Promise<NatsConnection> {
+    if (this.nc && !this.nc.isClosed()) return Promise.resolve(this.nc);
+    this.connecting ??= this.connectOnce().finally(() => (this.connecting = null));
+    return this.connecting;
+  }
+
+  private async connectOnce(): Promise<NatsConnection> {
     const nc = await this.o.connect();
     // close() ran while we were connecting: do not leave a connection behind.
     if (this.closed) {
@@ -89,38 +97,56 @@ export class NatsPublisher implements EventPublisher {
     return this.headOf(jsm, { last_by_subj: hostFilter(host) });
   }
 
-  async publish(subject: string, event: LedgernetCloudEvent): Promise<StreamHead | null> {
+  async publish(subject: string, event: LedgernetCloudEvent): Promise<PublishAck> {
     const nc = await this.connection();
-    const h = headers();
-    h.set('Content-Type', 'application/cloudevents+json');
-    const ack = await jetstream(nc).publish(subject, JSON.stringify(event), {
-      msgID: event.id,
-      headers: h,
-      timeout: this.o.ackTimeoutMs ?? 5_000,
-      expect: { streamName: this.o.stream.name },
+    if (this.acks?.nc !== nc) {
+      this.acks?.inbox.close();
+      this.acks = { nc, inbox: new AckInbox(nc) };
+    }
+    const ack = await this.acks.inbox.publish(subject, JSON.stringify(event), {
+      msgId: event.id,
+      stream: this.o.stream.name,
+      timeoutMs: this.o.ackTimeoutMs ?? 5_000,
+      contentType: 'application/cloudevents+json',
     });
-    if (!ack.duplicate) return null;
+    if (!ack.duplicate) return { streamSeq: ack.seq, held: null };
     // The stream already held a message with this id: say which, so the caller compares hashes.
     const jsm = await jetstreamManager(nc, { timeout: this.o.ackTimeoutMs ?? 5_000 });
     const held = await this.headOf(jsm, { seq: ack.seq });
-    if (held) return held;
+    if (held) return { streamSeq: ack.seq, held };
     // Removed (purged) while its id is still in the duplicate window: this event is not stored,
     // and will be once the window has passed. A failure, so the outbox retries.
     throw new Error(`stream ${this.stream} still remembers msg id ${event.id} of a removed message (duplicate window); retrying until the window has passed`);
   }
 
-  private async headOf(jsm: JetStreamManager, q: { last_by_subj: string } | { seq: number }): Promise<StreamHead | null> {
-    const m = await jsm.streams.getMessage(this.o.stream.name, q);
+  async heldAfter(host: string, streamSeq: number, max: number): Promise<StreamHead[]> {
+    const jsm = await jetstreamManager(await this.connection(), { timeout: this.o.ackTimeoutMs ?? 5_000 });
+    const out: StreamHead[] = [];
+    let at = streamSeq;
+    while (out.length < max) {
+      const h = await this.headOf(jsm, { next_by_subj: hostFilter(host), seq: at + 1 });
+      if (!h) break;
+      out.push(h);
+      at = h.streamSeq;
+    }
+    return out;
+  }
+
+  private async headOf(jsm: JetStreamManager, q: { last_by_subj: string } | { seq: number } | { next_by_subj: string; seq: number }): Promise<StreamHead | null> {
+    // The server's msg get takes next_by_subj (nats-server 2.9+); the client's type does not list it.
+    const m = await jsm.streams.getMessage(this.o.stream.name, q as Parameters<JetStreamManager['streams']['getMessage']>[1]);
     if (!m) return null;
     const ce = m.json<Partial<LedgernetCloudEvent>>();
     if (typeof ce.seq !== 'number' || typeof ce.hash !== 'string') {
       throw new Error(`the message on ${m.subject} (stream seq ${m.seq}) is not a ledgernet event`);
     }
-    return { seq: ce.seq, hash: ce.hash };
+    return { seq: ce.seq, hash: ce.hash, streamSeq: m.seq };
   }
 
   async close(): Promise<void> {
     this.closed = true;
+    this.acks?.inbox.close();
+    this.acks = null;
     const nc = this.nc;
     this.nc = null;
     if (nc && !nc.isClosed()) await nc.close();

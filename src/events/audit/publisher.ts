@@ -3,10 +3,20 @@
 // only delivers one message and says what the far end already holds.
 import { hostFilter, type LedgernetCloudEvent } from './cloudevents.ts';
 
-/** The last event of one host that the far end holds. */
+/** An event of one host that the far end holds. */
 export interface StreamHead {
   readonly seq: number;
   readonly hash: string;
+  /** Its position in the stream (shared by all hosts). */
+  readonly streamSeq: number;
+}
+
+/** The far end's answer to one publish. */
+export interface PublishAck {
+  /** Where the stream holds the message now (or held it already). */
+  readonly streamSeq: number;
+  /** Null when it was stored now; else the message already held under that msg id, whose hash the caller compares. */
+  readonly held: StreamHead | null;
 }
 
 export interface EventPublisher {
@@ -17,10 +27,15 @@ export interface EventPublisher {
   resume(host: string): Promise<StreamHead | null>;
   /**
    * Publishes one event on `subject`, msg id = `event.id`; resolves once the stream acknowledged
-   * it: with null when it was stored, or with the message the stream already held under that msg
-   * id (its duplicate window), whose hash the caller must compare.
+   * it (see PublishAck). Calls made one after another reach the stream in that order, so a
+   * caller may have many in flight.
    */
-  publish(subject: string, event: LedgernetCloudEvent): Promise<StreamHead | null>;
+  publish(subject: string, event: LedgernetCloudEvent): Promise<PublishAck>;
+  /**
+   * Up to `max` events of `host` that the stream holds after stream position `streamSeq`, in
+   * stream order (to see which of a window of publishes were stored when some acks were lost).
+   */
+  heldAfter(host: string, streamSeq: number, max: number): Promise<StreamHead[]>;
   /** A short description for logs, without secrets. */
   readonly describe: string;
   /** The stream's name, for messages. */
@@ -37,13 +52,17 @@ export interface StoredMessage {
 
 /**
  * In-memory stand-in for JetStream. `down` makes every call throw; `loseNextAck` stores the next
- * message but throws as a lost ack would. Duplicate detection by msg id lasts `dedupWindow`
+ * message but throws as a lost ack would; `lose` does that (`ack`) or drops the message too
+ * (`message`, as a reconnect can) for the msg ids it names, once each. Duplicate detection by msg id lasts `dedupWindow`
  * messages (0 = none), so tests can play "beyond the duplicate window".
  */
+const headOf = (m: StoredMessage): StreamHead => ({ seq: m.event.seq, hash: m.event.hash, streamSeq: m.streamSeq });
+
 export class MemoryPublisher implements EventPublisher {
   readonly messages: StoredMessage[] = [];
   down = false;
   loseNextAck = false;
+  readonly lose = new Map<string, 'ack' | 'message'>();
   dedupWindow: number;
   resumes = 0;
   readonly describe = 'memory';
@@ -58,19 +77,27 @@ export class MemoryPublisher implements EventPublisher {
     this.resumes += 1;
     const prefix = hostFilter(host).slice(0, -1);
     const last = this.messages.filter((m) => m.subject.startsWith(prefix)).at(-1);
-    return last ? { seq: last.event.seq, hash: last.event.hash } : null;
+    return last ? headOf(last) : null;
   }
 
-  async publish(subject: string, event: LedgernetCloudEvent): Promise<StreamHead | null> {
+  async publish(subject: string, event: LedgernetCloudEvent): Promise<PublishAck> {
     this.check();
     const recent = this.dedupWindow > 0 ? this.messages.slice(-this.dedupWindow) : [];
     const held = recent.find((m) => m.msgId === event.id);
-    if (!held) this.messages.push({ streamSeq: this.messages.length + 1, subject, msgId: event.id, event });
-    if (this.loseNextAck) {
+    const lost = this.lose.get(event.id);
+    this.lose.delete(event.id);
+    if (!held && lost !== 'message') this.messages.push({ streamSeq: this.messages.length + 1, subject, msgId: event.id, event });
+    if (this.loseNextAck || lost) {
       this.loseNextAck = false;
       throw new Error('timeout waiting for the ack (simulated)');
     }
-    return held ? { seq: held.event.seq, hash: held.event.hash } : null;
+    return held ? { streamSeq: held.streamSeq, held: headOf(held) } : { streamSeq: this.messages.length, held: null };
+  }
+
+  async heldAfter(host: string, streamSeq: number, max: number): Promise<StreamHead[]> {
+    this.check();
+    const prefix = hostFilter(host).slice(0, -1);
+    return this.messages.filter((m) => m.streamSeq > streamSeq && m.subject.startsWith(prefix)).slice(0, max).map(headOf);
   }
 
   async close(): Promise<void> {}

@@ -38,13 +38,16 @@ export class UnpublishedTail {
     this.events = this.events.filter((e) => e.seq > cursor);
   }
 
-  /** Up to `n` events after the cursor, in order: from memory, else from `readAll` (up to `head`). */
-  async next(n: number, cursor: number, head: number, readAll: () => Promise<readonly StoredEvent[]>): Promise<StoredEvent[]> {
+  /**
+   * Up to `n` events after the cursor, in order: from memory, else from `read` (the log's events
+   * after `cursor`, at least up to `head` or `max` of them; more are fine).
+   */
+  async next(n: number, cursor: number, head: number, read: (cursor: number, head: number) => Promise<readonly StoredEvent[]>): Promise<StoredEvent[]> {
     if (cursor >= head) return [];
     const skip = this.events.findIndex((e) => e.seq > cursor);
     this.events = skip < 0 ? [] : this.events.slice(skip);
     if (this.events[0]?.seq !== cursor + 1) {
-      const all = await readAll();
+      const all = await read(cursor, head);
       // The file may hold records written but not yet fsynced: publish only up to the durable
       // head (what the store has announced), or a power loss could leave the stream ahead of the log.
       const rest = all.filter((e) => e.seq > cursor && e.seq <= head);

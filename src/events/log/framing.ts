@@ -38,20 +38,38 @@ export type ScanEnd =
 
 /**
  * Splits `buf` into frames. `fileOffset` is where `buf` starts in the file (only used to find
- * sector boundaries for zero-filled tails).
+ * sector boundaries for zero-filled tails). With `limit`, stops (clean) after that many frames.
  */
-export function unframe(buf: Buffer, fileOffset = 0): { frames: Frame[]; goodLength: number; end: ScanEnd } {
+export function unframe(buf: Buffer, fileOffset = 0, limit = Infinity): { frames: Frame[]; goodLength: number; end: ScanEnd } {
   const frames: Frame[] = [];
+  const r = eachFrame(buf, fileOffset, limit, (offset, payload) => {
+    frames.push({ offset, payload: payload() });
+    return true;
+  });
+  return { frames, ...r };
+}
+
+/**
+ * Walks the frames of `buf` without holding them: `visit` gets each frame's offset and a function
+ * that decodes its payload, and returns false to stop there (the walk then ends clean at that
+ * frame). A long log is read this way so that its records become garbage one at a time.
+ */
+export function eachFrame(
+  buf: Buffer,
+  fileOffset: number,
+  limit: number,
+  visit: (offset: number, payload: () => string) => boolean,
+): { goodLength: number; end: ScanEnd } {
   let off = 0;
-  while (off < buf.length) {
+  for (let n = 0; off < buf.length && n < limit; n++) {
     const problem = badFrameAt(buf, off);
-    if (problem !== null) return { frames, goodLength: off, end: classify(buf, off, problem, fileOffset) };
-    const len = buf.readUInt32BE(off);
-    const end = off + HEADER_BYTES + len;
-    frames.push({ offset: off, payload: buf.toString('utf8', off + HEADER_BYTES, end) });
+    if (problem !== null) return { goodLength: off, end: classify(buf, off, problem, fileOffset) };
+    const end = off + HEADER_BYTES + buf.readUInt32BE(off);
+    const at = off;
+    if (!visit(at, () => buf.toString('utf8', at + HEADER_BYTES, end))) return { goodLength: off, end: { kind: 'clean' } };
     off = end;
   }
-  return { frames, goodLength: off, end: { kind: 'clean' } };
+  return { goodLength: off, end: { kind: 'clean' } };
 }
 
 /** Why the frame at `off` does not verify, or null when its length and checksum do. */

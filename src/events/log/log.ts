@@ -8,7 +8,7 @@ import { DriverError } from '../../errors.ts';
 import { frame } from './framing.ts';
 import { eventHash } from './hash.ts';
 import { EventVersions, type NewEvent, type StoredEvent } from '../domain/types.ts';
-import { checkCovers, corruptError, keepTorn, LOG_FILE, LOG_START, readAndScan, type ScanBase } from './read.ts';
+import { checkCovers, corruptError, keepTorn, LOG_FILE, LOG_START, readAndScan, type ScanBase, type ScanOptions } from './read.ts';
 
 export interface AppendResult {
   readonly stored: StoredEvent[];
@@ -81,9 +81,13 @@ export class EventLog {
     dir: string,
     opts: LogOptions,
     from: ScanBase = LOG_START,
+    scan: ScanOptions = {},
   ): Promise<{
     log: EventLog;
+    /** The events replayed (with `scan.keep`, only the last of them). */
     events: StoredEvent[];
+    /** How many events were replayed. */
+    count: number;
     /** The base the replay started from: `from`, or LOG_START when `from` did not line up. */
     base: ScanBase;
     /** A torn tail cut off at `offset`; its bytes were kept in the file `keptAs`. */
@@ -99,7 +103,7 @@ export class EventLog {
     }
     try {
       // A snapshot that does not line up with the log is ignored: replay everything.
-      const res = await readAndScan(fh, from);
+      const res = await readAndScan(fh, from, scan);
       const base = res.base;
       if (res.end.kind === 'corrupt') throw corruptError(dir, res.end.offset, res.end.reason);
       checkCovers(dir, from, res);
@@ -116,7 +120,7 @@ export class EventLog {
       const last = lastEv
         ? { seq: lastEv.seq, hash: lastEv.hash, recordOffset: res.lastOffset }
         : { seq: base.seq, hash: base.hash, recordOffset: base.recordOffset };
-      return { log: new EventLog(fh, path, opts, last, res.goodLength), events: res.events, base, repaired };
+      return { log: new EventLog(fh, path, opts, last, res.goodLength), events: res.events, count: res.count, base, repaired };
     } catch (e) {
       await fh.close();
       throw e;

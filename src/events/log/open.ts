@@ -1,4 +1,4 @@
-import { fold } from '../domain/evolve.ts';
+import { fold, folder } from '../domain/evolve.ts';
 import { EventLog, type LogOptions } from './log.ts';
 import { LOG_START, readLog, type ScanBase } from './read.ts';
 import { readSnapshot } from './snapshot.ts';
@@ -12,18 +12,32 @@ async function snapshotBase(dir: string): Promise<{ base: ScanBase; state: State
   return { base: { offset: snap.offset, seq: snap.seq, hash: snap.hash, recordOffset: snap.recordOffset }, state: snap.state };
 }
 
+/** Events an open keeps of its replay, for the audit outbox (which keeps no more unpublished ones in memory). */
+const KEEP_EVENTS = 10_000;
+
 /**
  * Opens the log for writing and rebuilds the state: from the snapshot when it lines up with the
  * log, otherwise from the first record.
  */
 export async function openStore(dir: string, logOpts: LogOptions, storeOpts: StoreOptions = {}) {
   const snap = await snapshotBase(dir);
-  const { log, events, base, repaired } = await EventLog.open(dir, logOpts, snap.base);
-  const initial = base.seq > 0 ? snap.state : emptyState;
+  // Folded as they are read, and only the last KEEP_EVENTS kept: a long replay holds no more.
+  let f: ReturnType<typeof folder> | null = null;
+  const consume = (b: ScanBase) => {
+    const g = folder(b.seq > 0 ? snap.state : emptyState);
+    f = g;
+    return g.add;
+  };
+  const { log, events, count, base, repaired } = await EventLog.open(dir, logOpts, snap.base, { consume, keep: KEEP_EVENTS });
+  const folded = (f as ReturnType<typeof folder> | null)?.result() ?? (base.seq > 0 ? snap.state : emptyState);
   // What older versions recorded that this one refuses is read leniently, with warnings.
-  const { state, warnings } = upcastState(fold(initial, events));
-  const store = new EventStore(log, state, { dir, ...storeOpts });
-  return { store, state, events, replayed: events.length, fromSnapshotSeq: base.seq, repaired, warnings };
+  const { state, warnings } = upcastState(folded);
+  const store = new EventStore(log, state, { dir, snapshotSeq: base.seq, ...storeOpts });
+  // A start that replayed more than a snapshot's worth (no snapshot, or one that did not line up)
+  // writes one now, so the next start does not replay it all again.
+  const every = storeOpts.snapshotEvery ?? 0;
+  if (every > 0 && count >= every) void store.snapshot();
+  return { store, state, events, replayed: count, fromSnapshotSeq: base.seq, repaired, warnings };
 }
 
 /** The folded state for readers (no lock, no repair), using the snapshot when it lines up. */

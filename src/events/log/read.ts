@@ -4,7 +4,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DriverError } from '../../errors.ts';
-import { unframe, type ScanEnd } from './framing.ts';
+import { eachFrame, unframe, type ScanEnd } from './framing.ts';
 import { eventHash } from './hash.ts';
 import { GENESIS_HASH, type StoredEvent } from '../domain/types.ts';
 import { upcast } from './upcast.ts';
@@ -12,7 +12,10 @@ import { upcast } from './upcast.ts';
 export const LOG_FILE = 'events.log';
 
 export interface ScanResult {
+  /** The events read (with ScanOptions.keep: only the last of them). */
   readonly events: StoredEvent[];
+  /** How many events were read. */
+  readonly count: number;
   readonly goodLength: number;
   /** Offset where the last good record starts (-1 when none was read). */
   readonly lastOffset: number;
@@ -29,6 +32,25 @@ export interface ScanBase {
 }
 
 export const LOG_START: ScanBase = { offset: 0, seq: 0, hash: GENESIS_HASH, recordOffset: -1 };
+
+export interface ScanOptions {
+  /** Stop (clean) after this many records. */
+  readonly limit?: number;
+  /**
+   * Called once the scan knows where it starts (`from`, or the log's start when `from` does not
+   * line up); returns what is called with each verified event, in order (a replay folds them as
+   * they come instead of holding a long log's events).
+   */
+  readonly consume?: (base: ScanBase) => (ev: StoredEvent) => void;
+  /** Keep only about this many of the last events in the result (at least this many). */
+  readonly keep?: number;
+  /**
+   * Recompute each event's hash (default true). Without: checksum, JSON, seq and chain links
+   * only, for the publisher, which reads what the start already checked from the snapshot on,
+   * sends the stored hash along, and whose observers recompute it (`audit --verify`).
+   */
+  readonly rehash?: boolean;
+}
 
 /** True when the record between `recordOffset` and `offset` is the event `seq` with `hash`. */
 export function baseLinesUp(buf: Buffer, base: ScanBase): boolean {
@@ -48,63 +70,76 @@ export function baseLinesUp(buf: Buffer, base: ScanBase): boolean {
  * Parses and verifies a log image from `base` on: framing, JSON, versions, seq continuity,
  * hash chain. Offsets in the result are offsets in `buf`.
  */
-export function scanLog(buf: Buffer, base: ScanBase = LOG_START, bufStart = 0): ScanResult {
-  const un = unframe(buf.subarray(base.offset), bufStart + base.offset);
+export function scanLog(buf: Buffer, base: ScanBase = LOG_START, bufStart = 0, o: ScanOptions = {}): ScanResult {
+  const each = o.consume?.(base);
+  const keep = o.keep ?? Infinity;
   const shift = base.offset;
-  const frames = un.frames.map((f) => ({ ...f, offset: f.offset + shift }));
-  const goodLength = un.goodLength + shift;
-  const end: ScanEnd = un.end.kind === 'clean' ? un.end : { ...un.end, offset: un.end.offset + shift };
-  const events: StoredEvent[] = [];
+  let count = 0;
+  let events: StoredEvent[] = [];
   let prevHash = base.hash;
   let lastOffset = -1;
-  for (const f of frames) {
-    let raw: unknown;
-    try {
-      raw = JSON.parse(f.payload);
-    } catch {
-      return { events, goodLength: f.offset, lastOffset, end: { kind: 'corrupt', offset: f.offset, reason: 'record is not JSON' } };
+  let corrupt: { offset: number; reason: string } | null = null;
+  // One record at a time: parsed, checked, handed on, and garbage before the next (a long replay).
+  const un = eachFrame(buf.subarray(shift), bufStart + shift, o.limit ?? Infinity, (rel, payload) => {
+    const offset = rel + shift;
+    const ev = verified(payload(), offset, base.seq + count + 1, prevHash, o.rehash ?? true);
+    if (typeof ev === 'string') {
+      corrupt = { offset, reason: ev };
+      return false;
     }
-    let ev: StoredEvent;
-    try {
-      ev = upcast(raw, f.offset);
-    } catch (e) {
-      return { events, goodLength: f.offset, lastOffset, end: { kind: 'corrupt', offset: f.offset, reason: (e as Error).message } };
-    }
-    const want = base.seq + events.length + 1;
-    const bad =
-      ev.seq !== want
-        ? `seq ${ev.seq} where ${want} was expected`
-        : ev.prevhash !== prevHash
-          ? `event ${ev.seq} does not link to the previous event's hash`
-          : eventHash(ev) !== ev.hash
-            ? `event ${ev.seq} does not match its own hash (altered)`
-            : null;
-    if (bad) return { events, goodLength: f.offset, lastOffset, end: { kind: 'corrupt', offset: f.offset, reason: bad } };
+    each?.(ev);
     events.push(ev);
+    if (events.length >= 2 * keep) events = events.slice(-keep);
+    count += 1;
     prevHash = ev.hash;
-    lastOffset = f.offset;
+    lastOffset = offset;
+    return true;
+  });
+  const bad = corrupt as { offset: number; reason: string } | null;
+  if (bad) return { events, count, goodLength: bad.offset, lastOffset, end: { kind: 'corrupt', ...bad } };
+  const end: ScanEnd = un.end.kind === 'clean' ? un.end : { ...un.end, offset: un.end.offset + shift };
+  return { events, count, goodLength: un.goodLength + shift, lastOffset, end };
+}
+
+/** The event a record holds when it is JSON, a known version, the seq `want` and links to `prevHash`; else why not. */
+function verified(payload: string, offset: number, want: number, prevHash: string, rehash: boolean): StoredEvent | string {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(payload);
+  } catch {
+    return 'record is not JSON';
   }
-  return { events, goodLength, lastOffset, end };
+  let ev: StoredEvent;
+  try {
+    ev = upcast(raw, offset);
+  } catch (e) {
+    return (e as Error).message;
+  }
+  if (ev.seq !== want) return `seq ${ev.seq} where ${want} was expected`;
+  if (ev.prevhash !== prevHash) return `event ${ev.seq} does not link to the previous event's hash`;
+  if (rehash && eventHash(ev) !== ev.hash) return `event ${ev.seq} does not match its own hash (altered)`;
+  return ev;
 }
 
 /**
  * Reads the log without taking the writer's lock and without repairing it (CLI readers). With a
  * `from` base (a snapshot's position) only the records after it are read, when it lines up.
  */
-export async function readLog(dir: string, from: ScanBase = LOG_START): Promise<ScanResult & { base: ScanBase }> {
+export async function readLog(dir: string, from: ScanBase = LOG_START, part?: { limit: number; rehash: boolean }): Promise<ScanResult & { base: ScanBase }> {
+  // A part (limit) ends before the head, so only a whole read can tell that the log holds too little.
   let fh: FileHandle;
   try {
     fh = await open(join(dir, LOG_FILE), 'r');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
-      return { events: [], goodLength: 0, lastOffset: -1, end: { kind: 'clean' }, base: LOG_START };
+      return { events: [], count: 0, goodLength: 0, lastOffset: -1, end: { kind: 'clean' }, base: LOG_START };
     }
     throw new DriverError('LN_ERR_LOG_IO', `cannot read the event log in ${dir}: ${(e as Error).message}`, { cause: e });
   }
   try {
-    const res = await readAndScan(fh, from);
+    const res = await readAndScan(fh, from, part ?? {});
     if (res.end.kind === 'corrupt') throw corruptError(dir, res.end.offset, res.end.reason);
-    checkCovers(dir, from, res);
+    if (part === undefined) checkCovers(dir, from, res);
     return res;
   } finally {
     await fh.close();
@@ -112,11 +147,24 @@ export async function readLog(dir: string, from: ScanBase = LOG_START): Promise<
 }
 
 /**
+ * Up to `limit` events after `from` (a position a previous call returned, or LOG_START), and the
+ * position after the last of them: a reader that goes through a long log in parts reads and
+ * checks each record once (without recomputing hashes: see ScanOptions.rehash). A `from` that
+ * does not line up with the file starts over at seq 1.
+ */
+export async function readLogPart(dir: string, from: ScanBase, limit: number): Promise<{ events: StoredEvent[]; next: ScanBase }> {
+  const res = await readLog(dir, from, { limit, rehash: false });
+  const last = res.events.at(-1);
+  const next = last ? { offset: res.goodLength, seq: last.seq, hash: last.hash, recordOffset: res.lastOffset } : res.base;
+  return { events: res.events, next };
+}
+
+/**
  * Reads what a replay from `from` needs and scans it: only the bytes from the snapshot's last
  * record on when `from` lines up with the file (so a long log is not read whole at every
  * start), else the whole file from the first record. Offsets in the result are file offsets.
  */
-export async function readAndScan(fh: FileHandle, from: ScanBase): Promise<ScanResult & { base: ScanBase }> {
+export async function readAndScan(fh: FileHandle, from: ScanBase, o: ScanOptions = {}): Promise<ScanResult & { base: ScanBase }> {
   const size = (await fh.stat()).size;
   if (from.offset > 0 && from.recordOffset >= 0 && from.recordOffset < from.offset && from.offset <= size) {
     const start = from.recordOffset;
@@ -124,19 +172,21 @@ export async function readAndScan(fh: FileHandle, from: ScanBase): Promise<ScanR
     await fh.read(part, 0, part.length, start);
     const rel: ScanBase = { ...from, offset: from.offset - start, recordOffset: 0 };
     if (baseLinesUp(part, rel)) {
-      const r = scanLog(part, rel, start);
+      // The consumer is told the file's base, not the part's.
+      const consume = o.consume;
+      const r = scanLog(part, rel, start, consume ? { ...o, consume: () => consume(from) } : o);
       const end: ScanEnd = r.end.kind === 'clean' ? r.end : { ...r.end, offset: r.end.offset + start };
-      return { events: r.events, goodLength: r.goodLength + start, lastOffset: r.lastOffset < 0 ? -1 : r.lastOffset + start, end, base: from };
+      return { events: r.events, count: r.count, goodLength: r.goodLength + start, lastOffset: r.lastOffset < 0 ? -1 : r.lastOffset + start, end, base: from };
     }
   }
   const whole = Buffer.alloc(size);
   await fh.read(whole, 0, size, 0);
-  return { ...scanLog(whole), base: LOG_START };
+  return { ...scanLog(whole, LOG_START, 0, o), base: LOG_START };
 }
 
 /** The seq of the last good record of a scan (after a repair of its torn tail). */
-function lastSeqOf(res: { events: readonly StoredEvent[]; base: ScanBase }): number {
-  return res.events.at(-1)?.seq ?? res.base.seq;
+function lastSeqOf(res: { count: number; base: ScanBase }): number {
+  return res.base.seq + res.count;
 }
 
 /**
@@ -144,7 +194,7 @@ function lastSeqOf(res: { events: readonly StoredEvent[]; base: ScanBase }): num
  * log does not hold means the log lost acknowledged events. Replaying without them would move
  * the state back in time silently, so this refuses.
  */
-export function checkCovers(dir: string, from: ScanBase, res: { events: readonly StoredEvent[]; base: ScanBase; goodLength: number }): void {
+export function checkCovers(dir: string, from: ScanBase, res: { count: number; base: ScanBase; goodLength: number }): void {
   const last = lastSeqOf(res);
   if (from.seq <= last) return;
   throw new DriverError(

@@ -26,6 +26,8 @@ export interface StoreOptions {
   /** The state dir, where snapshots go; no snapshots without it. */
   readonly dir?: string;
   readonly onSnapshotError?: (e: unknown) => void;
+  /** Seq of the snapshot the initial state was rebuilt from (default: the initial state's own). */
+  readonly snapshotSeq?: number;
 }
 
 /**
@@ -49,7 +51,7 @@ export class EventStore {
   constructor(log: EventLog, initial: State, opts: StoreOptions = {}) {
     this.log = log;
     this.opts = opts;
-    this.snapshotSeq = initial.seq;
+    this.snapshotSeq = opts.snapshotSeq ?? initial.seq;
     this.head = initial;
     this.durableState = initial;
     // Everything not yet durable was dropped, synchronously: decide against the durable state
@@ -93,12 +95,14 @@ export class EventStore {
    * command that decides nothing.
    */
   async execute(cmd: Command, onDecided?: () => void): Promise<StoredEvent[]> {
-    let events = decide(cmd, this.head);
+    const before = this.head;
+    let events = decide(cmd, before);
     if (events.some((e) => !RELEASING.has(e.type))) {
-      // Taking something needs room beyond the reserve; decide again after the wait, since
-      // other commands may have run meanwhile (decide and append stay one synchronous step).
+      // Taking something needs room beyond the reserve; decide again after the wait if other
+      // commands ran meanwhile (decide and append stay one synchronous step; decide is pure, so
+      // an unchanged head gives the same events).
       await this.log.checkRoom();
-      events = decide(cmd, this.head);
+      if (this.head !== before) events = decide(cmd, this.head);
     }
     if (events.length === 0) {
       await this.waitDurable(this.head.seq);

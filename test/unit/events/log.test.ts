@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { DriverError } from '../../../src/errors.ts';
 import { frame, unframe } from '../../../src/events/log/framing.ts';
 import { EventLog } from '../../../src/events/log/log.ts';
-import { LOG_FILE, readLog } from '../../../src/events/log/read.ts';
+import { LOG_FILE, LOG_START, readLog, readLogPart } from '../../../src/events/log/read.ts';
 import { acquireLock } from '../../../src/events/log/lock.ts';
 import { NET_A, networkSpec } from '../../helpers/events.ts';
 
@@ -49,6 +49,32 @@ describe('framing', () => {
     const r = unframe(Buffer.concat([a, frame('{"b":2}')]));
     assert.equal(r.end.kind, 'corrupt');
     assert.equal(r.end.kind === 'corrupt' && r.end.offset, 0);
+  });
+});
+
+describe('reading the log in parts (the audit publisher)', () => {
+  it('reads every event once, in order, each part from where the last stopped', async () => {
+    const dir = await freshDir('parts');
+    await writeEvents(dir, 25);
+    const all = (await readLog(dir)).events;
+    const seen: number[] = [];
+    let pos = LOG_START;
+    for (;;) {
+      const part = await readLogPart(dir, pos, 10);
+      if (part.events.length === 0) break;
+      assert.ok(part.events.length <= 10);
+      seen.push(...part.events.map((e) => e.seq));
+      assert.deepEqual(part.events, all.filter((e) => e.seq > pos.seq && e.seq <= part.next.seq));
+      pos = part.next;
+    }
+    assert.deepEqual(seen, all.map((e) => e.seq));
+  });
+
+  it('a position that does not line up with the file (the log was replaced) starts over at seq 1', async () => {
+    const dir = await freshDir('parts-moved');
+    await writeEvents(dir, 5);
+    const part = await readLogPart(dir, { offset: 40, seq: 3, hash: 'f'.repeat(64), recordOffset: 10 }, 10);
+    assert.deepEqual(part.events.map((e) => e.seq), [1, 2, 3, 4, 5]);
   });
 });
 

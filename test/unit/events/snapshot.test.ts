@@ -59,6 +59,25 @@ describe('snapshots', () => {
     assert.deepEqual(state, await fullFold(dir));
   });
 
+  it('a start that replayed the whole log (the snapshot was lost) writes one at once, so the next start does not', async () => {
+    const dir = join(root, 'lost');
+    await writeNetworks(dir, 0, 12, 0);
+    await rm(join(dir, SNAPSHOT_FILE));
+    const first = await openStore(dir, { host: 'h' }, { snapshotEvery: 10 });
+    assert.equal(first.replayed, 12);
+    // Written without waiting for 10 more events or for the close (a crash would skip that).
+    const end = Date.now() + 5_000;
+    while ((await readSnapshot(dir))?.seq !== 12) {
+      assert.ok(Date.now() < end, 'no snapshot was written after the full replay');
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await first.store.close();
+    const { replayed, fromSnapshotSeq, store } = await openStore(dir, { host: 'h' }, { snapshotEvery: 10 });
+    await store.close();
+    assert.equal(fromSnapshotSeq, 12);
+    assert.equal(replayed, 0);
+  });
+
   it('a snapshot that does not line up with the log is ignored (full replay)', async () => {
     const dir = join(root, 'stale');
     await writeNetworks(dir, 0, 6, 0);
