@@ -29,6 +29,7 @@ import {
   parseBody,
   sandboxKey as sandboxKeyOf,
   toEndpointSpec,
+  toGwAllocCheck,
   toNetworkSpec,
   toPortmap,
   type Json,
@@ -101,8 +102,10 @@ export function createPluginApp(apiDeps: ApiDeps): FastifyInstance {
     'IpamDriver.ReleaseAddress': { needsBody: true, handler: (b, m) => releaseAddress(ipam, b, m) },
     'NetworkDriver.GetCapabilities': {
       needsBody: false,
-      handler: async () => ({ Scope: 'local', ConnectivityScope: 'local' }),
+      // GwAllocChecker: Docker 28+ asks GwAllocCheck before IPAM whether to reserve gateway addresses.
+      handler: async () => ({ Scope: 'local', ConnectivityScope: 'local', GwAllocChecker: true }),
     },
+    'NetworkDriver.GwAllocCheck': { needsBody: true, handler: async (b, m) => toGwAllocCheck(m, b) },
     'NetworkDriver.CreateNetwork': { needsBody: true, handler: (b, m) => createNetwork(deps, b, m) },
     'NetworkDriver.DeleteNetwork': { needsBody: true, handler: (b, m) => deleteNetwork(deps, b, m) },
     'NetworkDriver.CreateEndpoint': { needsBody: true, handler: (b, m) => createEndpoint(deps, b, m) },
