@@ -18,3 +18,4 @@ export { NatsPublisher, ensureStream, type StreamSettings, type Retention } from
 export { Outbox, type OutboxStats } from './audit/outbox.ts';
 export { readCursor, writeCursor, CURSOR_FILE, type Cursor } from './audit/cursor.ts';
 export { releaseCommand } from './domain/release.ts';
+export { poolUsage, type PoolUsage } from './domain/pool-usage.ts';
