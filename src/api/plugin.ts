@@ -24,6 +24,7 @@ import {
 import {
   gatewayIp,
   id,
+  ipv6Elsewhere,
   macForAddress,
   options,
   parseBody,
@@ -250,9 +251,10 @@ async function leave(deps: ApiDeps, body: Json, method: string): Promise<unknown
 async function program(deps: ApiDeps, body: Json, method: string): Promise<unknown> {
   const networkId = id(method, body, 'NetworkID');
   const endpointId = id(method, body, 'EndpointID');
-  const portmap = toPortmap(method, options(method, body));
+  const opts = options(method, body);
+  const portmap = toPortmap(method, opts);
   const had = lookup(deps.store.state.endpoints, endpointId)?.portmap.length ?? 0;
-  const events = await deps.store.execute({ type: 'ProgramExternal', networkId, endpointId, portmap });
+  const events = await deps.store.execute({ type: 'ProgramExternal', networkId, endpointId, portmap, ipv6Elsewhere: ipv6Elsewhere(method, opts) });
   if (events.length === 0) return {};
   // No ports now: nothing in the kernel depends on this call, unless ports were published before.
   if (portmap.length === 0) {

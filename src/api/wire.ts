@@ -296,6 +296,17 @@ export function toPortmap(method: string, options: Json): PortBinding[] {
   return out;
 }
 
+/**
+ * ProgramExternalConnectivity's `no_proxy_6to4` (Docker 28 always, 29 only when true): another
+ * endpoint of the container is its IPv6 gateway, so this one serves IPv4 only.
+ */
+export function ipv6Elsewhere(method: string, options: Json): boolean {
+  const v = options['com.docker.network.driver.private.no_proxy_6to4'];
+  if (v === undefined || v === null) return false;
+  if (typeof v !== 'boolean') throw bad(method, `Options["com.docker.network.driver.private.no_proxy_6to4"] must be true or false, got ${JSON.stringify(v)?.slice(0, 64)}`);
+  return v;
+}
+
 export function gatewayIp(data: readonly IpamData[]): string | null {
   const gw = data.find((d) => d.gateway !== null)?.gateway;
   return gw ? (gw.split('/')[0] ?? null) : null;

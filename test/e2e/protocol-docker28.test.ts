@@ -6,7 +6,8 @@
 // refuse, a gateway mode ledgernet cannot carry out is refused by name instead of ignored, and
 // ProgramExternalConnectivity / Revoke arriving again and again (v28's flag flip, v29's per-family
 // gateway changes) leave exactly one DNAT rule for the published port while programmed, none
-// after Revoke, and write no event for a repeat.
+// after Revoke, and write no event for a repeat; with the IPv4 and IPv6 gateways on two
+// endpoints of one container, the port stays with the IPv4 one and moves when it leaves.
 import assert from 'node:assert/strict';
 import { execa } from 'execa';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -18,7 +19,7 @@ import { ledgernetCli, pluginCall, startDaemon, type DaemonHandle, type PluginRe
 import { waitFor } from '../helpers/docker.ts';
 import { rulesSave } from '../helpers/rules.ts';
 
-const LINKS = ['lnb-28a0c0de28a', 'lnv-e28a0c0de28', 'lnp-e28a0c0de28'];
+const LINKS = ['lnb-28a0c0de28a', 'lnv-e28a0c0de28', 'lnp-e28a0c0de28', 'lnb-29b0c0de29b', 'lnv-e29b0c0de29', 'lnp-e29b0c0de29'];
 
 let daemon: DaemonHandle;
 let dir: string;
@@ -53,6 +54,11 @@ async function dnat18080(): Promise<string[]> {
   return (await rulesSave('iptables-save', ['-t', 'nat'])).split('\n').filter((l) => l.includes('--dport 18080') && l.includes('DNAT'));
 }
 
+/** Where host port 18080 leads: the container address of each DNAT rule for it. */
+async function dnatTargets(): Promise<string[]> {
+  return (await dnat18080()).map((l) => /--to-destination (\S+)/.exec(l)?.[1] ?? l);
+}
+
 async function linksLeft(): Promise<string[]> {
   const r = await execa('ip', ['-j', 'link', 'show'], { stdin: 'ignore' });
   return (JSON.parse(r.stdout || '[]') as { ifname: string }[]).map((l) => l.ifname).filter((n) => LINKS.includes(n));
@@ -69,6 +75,9 @@ after(async () => {
       ['Leave', 'leave'],
       ['DeleteEndpoint', 'deleteendpoint'],
       ['DeleteNetwork', 'deletenetwork'],
+      ['Leave', 'leave.v29-dual'],
+      ['DeleteEndpoint', 'deleteendpoint.v29-dual'],
+      ['DeleteNetwork', 'deletenetwork.v29-dual'],
     ] as const) {
       await send(m, f).catch(() => undefined);
     }
@@ -148,5 +157,43 @@ describe('Docker 28/29: ProgramExternalConnectivity and Revoke, repeated and per
     await ok('RevokeExternalConnectivity', 'revoke');
     await ok('DeleteNetwork', 'deletenetwork');
     await waitFor(async () => (await linksLeft()).length === 0, { timeoutMs: 10_000, what: 'the bridge and veth to be removed' });
+  });
+
+  test('v29, one container on two networks: IPv4 gateway on the first, IPv6 gateway on the second; the port stays with the IPv4 one', async () => {
+    await ok('CreateNetwork', 'createnetwork.v28');
+    await ok('CreateEndpoint', 'createendpoint.v28');
+    await ok('Join', 'join.v28');
+    await ok('ProgramExternalConnectivity', 'program.v29');
+    assert.deepEqual(await dnatTargets(), ['10.231.244.2:80']);
+
+    // A second network joins as the IPv6 gateway: Program with the same ports, no flag; the
+    // first endpoint gets no call. It is not refused as a taken port, and the port stays.
+    await ok('CreateNetwork', 'createnetwork.v29-dual');
+    await ok('CreateEndpoint', 'createendpoint.v29-dual');
+    await ok('Join', 'join.v29-dual');
+    await ok('ProgramExternalConnectivity', 'program.v29-dual');
+    assert.deepEqual(await dnatTargets(), ['10.231.244.2:80']);
+    const settled = await eventCount();
+    await ok('ProgramExternalConnectivity', 'program.v29-dual');
+    await ok('ProgramExternalConnectivity', 'program.v29');
+    assert.equal(await eventCount(), settled, 'repeats to either gateway write nothing');
+
+    // The first endpoint leaves: Revoke, Leave, then the second is Programmed as both gateways.
+    await ok('RevokeExternalConnectivity', 'revoke');
+    await ok('Leave', 'leave');
+    await ok('ProgramExternalConnectivity', 'program.v29-dual');
+    await waitFor(async () => (await dnatTargets()).join() === '10.231.245.2:80', { timeoutMs: 10_000, what: 'the port to move to the second endpoint' });
+
+    for (const [m, f] of [
+      ['RevokeExternalConnectivity', 'revoke.v29-dual'],
+      ['Leave', 'leave.v29-dual'],
+      ['DeleteEndpoint', 'deleteendpoint.v29-dual'],
+      ['DeleteEndpoint', 'deleteendpoint'],
+      ['DeleteNetwork', 'deletenetwork.v29-dual'],
+      ['DeleteNetwork', 'deletenetwork'],
+    ] as const) {
+      await ok(m, f);
+    }
+    await waitFor(async () => (await linksLeft()).length === 0 && (await dnat18080()).length === 0, { timeoutMs: 10_000, what: 'both networks to be removed' });
   });
 });
