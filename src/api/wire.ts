@@ -16,7 +16,7 @@ import {
   type Prefix,
 } from '../events/domain/cidr.ts';
 import { bridgeName, peerName, vethName } from '../events/domain/naming.ts';
-import { checkGatewayModesHonoured, checkNetworkOptions, DOCKER_NETWORK_FLAGS, gatewayModes } from '../events/domain/options.ts';
+import { checkNetworkOptions, DOCKER_NETWORK_FLAGS, gatewayModes } from '../events/domain/options.ts';
 import { PROTO_NAME } from '../events/domain/ports.ts';
 import type { EndpointSpec, IpamData, NetworkSpec, PortBinding } from '../events/domain/types.ts';
 
@@ -168,8 +168,7 @@ function networkOptions(method: string, body: Json, forCreate: boolean) {
   try {
     const checked = checkNetworkOptions(generic);
     // GwAllocCheck answers what a mode means; only CreateNetwork refuses the ones not carried out yet.
-    if (forCreate) checkGatewayModesHonoured(generic, internal);
-    return { generic, internal, ipv6, checked, gateway: gatewayModes(generic, internal) };
+    return { generic, internal, ipv6, checked, gateway: gatewayModes(generic, internal, forCreate) };
   } catch (e) {
     if (!isDriverError(e)) throw e;
     throw new DriverError(e.code, `${method}: ${e.message}`);

@@ -230,45 +230,31 @@ export function containerIfacePrefix(options: Options): string {
   return optionValue<string>(options, 'com.docker.network.container_iface_prefix') ?? 'eth';
 }
 
+/** The gateway modes this version carries out; the others are refused at create, not ignored. */
+const HONOURED_GATEWAY_MODES: readonly GatewayMode[] = ['nat'];
+
 /**
  * The gateway mode of each family (`com.docker.network.bridge.gateway_mode_ipv4`/`_ipv6`).
- * `isolated` is refused unless the network is internal, as Docker's bridge driver does.
+ * `isolated` is refused unless the network is internal, as Docker's bridge driver does; with
+ * `forCreate`, so is a mode this version does not carry out yet (its firewall rules are not built).
  * @throws DriverError `LN_ERR_INVALID_OPTION`.
  */
-export function gatewayModes(options: Options, internal: boolean): { readonly v4: GatewayMode; readonly v6: GatewayMode } {
+export function gatewayModes(options: Options, internal: boolean, forCreate = false): { readonly v4: GatewayMode; readonly v6: GatewayMode } {
   const v4 = optionValue<GatewayMode>(options, 'com.docker.network.bridge.gateway_mode_ipv4') ?? 'nat';
   const v6 = optionValue<GatewayMode>(options, 'com.docker.network.bridge.gateway_mode_ipv6') ?? 'nat';
   for (const [family, mode] of [['ipv4', v4], ['ipv6', v6]] as const) {
+    const given = `option com.docker.network.bridge.gateway_mode_${family}=${mode}`;
     if (mode === 'isolated' && !internal) {
+      throw new DriverError('LN_ERR_INVALID_OPTION', `${given} can only be used for an internal network (--internal)`);
+    }
+    if (forCreate && !HONOURED_GATEWAY_MODES.includes(mode)) {
       throw new DriverError(
         'LN_ERR_INVALID_OPTION',
-        `option com.docker.network.bridge.gateway_mode_${family}=isolated can only be used for an internal network (--internal)`,
+        `${given} is not supported by this version of ledgernet yet (it would be ignored); it supports ${HONOURED_GATEWAY_MODES.join(', ')}`,
       );
     }
   }
   return { v4, v6 };
-}
-
-/**
- * The gateway modes this version carries out. Others are refused when a network is created
- * rather than recorded and ignored (their firewall semantics are not built yet).
- */
-const HONOURED_GATEWAY_MODES: readonly GatewayMode[] = ['nat'];
-
-/**
- * Refuses a gateway mode ledgernet cannot carry out yet, naming it.
- * @throws DriverError `LN_ERR_INVALID_OPTION`.
- */
-export function checkGatewayModesHonoured(options: Options, internal: boolean): void {
-  const modes = gatewayModes(options, internal);
-  for (const [family, mode] of [['ipv4', modes.v4], ['ipv6', modes.v6]] as const) {
-    if (HONOURED_GATEWAY_MODES.includes(mode)) continue;
-    throw new DriverError(
-      'LN_ERR_INVALID_OPTION',
-      `option com.docker.network.bridge.gateway_mode_${family}=${mode} is not supported by this version of ledgernet yet ` +
-        `(it would be ignored); it supports ${HONOURED_GATEWAY_MODES.join(', ')}`,
-    );
-  }
 }
 
 function known(): string {
