@@ -24,11 +24,13 @@ import {
 import {
   gatewayIp,
   id,
+  ipv6Elsewhere,
   macForAddress,
   options,
   parseBody,
   sandboxKey as sandboxKeyOf,
   toEndpointSpec,
+  toGwAllocCheck,
   toNetworkSpec,
   toPortmap,
   type Json,
@@ -101,8 +103,10 @@ export function createPluginApp(apiDeps: ApiDeps): FastifyInstance {
     'IpamDriver.ReleaseAddress': { needsBody: true, handler: (b, m) => releaseAddress(ipam, b, m) },
     'NetworkDriver.GetCapabilities': {
       needsBody: false,
-      handler: async () => ({ Scope: 'local', ConnectivityScope: 'local' }),
+      // GwAllocChecker: Docker 28+ asks GwAllocCheck before IPAM whether to reserve gateway addresses.
+      handler: async () => ({ Scope: 'local', ConnectivityScope: 'local', GwAllocChecker: true }),
     },
+    'NetworkDriver.GwAllocCheck': { needsBody: true, handler: async (b, m) => toGwAllocCheck(m, b) },
     'NetworkDriver.CreateNetwork': { needsBody: true, handler: (b, m) => createNetwork(deps, b, m) },
     'NetworkDriver.DeleteNetwork': { needsBody: true, handler: (b, m) => deleteNetwork(deps, b, m) },
     'NetworkDriver.CreateEndpoint': { needsBody: true, handler: (b, m) => createEndpoint(deps, b, m) },
@@ -247,9 +251,10 @@ async function leave(deps: ApiDeps, body: Json, method: string): Promise<unknown
 async function program(deps: ApiDeps, body: Json, method: string): Promise<unknown> {
   const networkId = id(method, body, 'NetworkID');
   const endpointId = id(method, body, 'EndpointID');
-  const portmap = toPortmap(method, options(method, body));
+  const opts = options(method, body);
+  const portmap = toPortmap(method, opts);
   const had = lookup(deps.store.state.endpoints, endpointId)?.portmap.length ?? 0;
-  const events = await deps.store.execute({ type: 'ProgramExternal', networkId, endpointId, portmap });
+  const events = await deps.store.execute({ type: 'ProgramExternal', networkId, endpointId, portmap, ipv6Elsewhere: ipv6Elsewhere(method, opts) });
   if (events.length === 0) return {};
   // No ports now: nothing in the kernel depends on this call, unless ports were published before.
   if (portmap.length === 0) {

@@ -16,7 +16,7 @@ import {
   type Prefix,
 } from '../events/domain/cidr.ts';
 import { bridgeName, peerName, vethName } from '../events/domain/naming.ts';
-import { checkNetworkOptions, DOCKER_NETWORK_FLAGS } from '../events/domain/options.ts';
+import { checkNetworkOptions, DOCKER_NETWORK_FLAGS, gatewayModes } from '../events/domain/options.ts';
 import { PROTO_NAME } from '../events/domain/ports.ts';
 import type { EndpointSpec, IpamData, NetworkSpec, PortBinding } from '../events/domain/types.ts';
 
@@ -150,8 +150,11 @@ function flag(method: string, options: Json, key: string): boolean {
   return v;
 }
 
-export function toNetworkSpec(method: string, body: Json): NetworkSpec {
-  const networkId = id(method, body, 'NetworkID');
+/**
+ * CreateNetwork's (and GwAllocCheck's) Options, checked: Docker's flags, and the `-o` options
+ * (com.docker.network.generic) against the option table.
+ */
+function networkOptions(method: string, body: Json, forCreate: boolean) {
   const options = obj(method, body['Options'], 'Options');
   for (const k of Object.keys(options)) {
     if (k.startsWith('com.docker.network.') && k !== 'com.docker.network.generic' && !(DOCKER_NETWORK_FLAGS as readonly string[]).includes(k)) {
@@ -159,25 +162,42 @@ export function toNetworkSpec(method: string, body: Json): NetworkSpec {
     }
   }
   const generic = genericOptions(method, options['com.docker.network.generic']);
-  let checked: { mtu: number; bridge: string | null };
+  flag(method, options, 'com.docker.network.enable_ipv4');
+  const internal = flag(method, options, 'com.docker.network.internal');
+  const ipv6 = flag(method, options, 'com.docker.network.enable_ipv6');
   try {
-    checked = checkNetworkOptions(generic);
+    const checked = checkNetworkOptions(generic);
+    // GwAllocCheck answers what a mode means; only CreateNetwork refuses the ones not carried out yet.
+    return { generic, internal, ipv6, checked, gateway: gatewayModes(generic, internal, forCreate) };
   } catch (e) {
     if (!isDriverError(e)) throw e;
     throw new DriverError(e.code, `${method}: ${e.message}`);
   }
-  const bridge = checked.bridge ?? bridgeName(networkId);
-  flag(method, options, 'com.docker.network.enable_ipv4');
+}
+
+export function toNetworkSpec(method: string, body: Json): NetworkSpec {
+  const networkId = id(method, body, 'NetworkID');
+  const { generic, internal, ipv6, checked } = networkOptions(method, body, true);
   return {
     networkId,
-    bridge,
+    bridge: checked.bridge ?? bridgeName(networkId),
     mtu: checked.mtu,
-    internal: flag(method, options, 'com.docker.network.internal'),
-    ipv6: flag(method, options, 'com.docker.network.enable_ipv6'),
+    internal,
+    ipv6,
     ipv4Data: ipamList(method, body['IPv4Data'], 'IPv4Data', 4),
     ipv6Data: ipamList(method, body['IPv6Data'], 'IPv6Data', 6),
     options: generic,
   };
+}
+
+/**
+ * GwAllocCheck (Docker 28+): whether Docker should reserve no gateway address, per family. Only
+ * the `isolated` gateway mode has none, as in Docker's bridge driver. Bad options are refused
+ * here as CreateNetwork would refuse them.
+ */
+export function toGwAllocCheck(method: string, body: Json): { SkipIPv4: boolean; SkipIPv6: boolean } {
+  const { gateway } = networkOptions(method, body, false);
+  return { SkipIPv4: gateway.v4 === 'isolated', SkipIPv6: gateway.v6 === 'isolated' };
 }
 
 export function toEndpointSpec(method: string, body: Json): EndpointSpec {
@@ -273,6 +293,17 @@ export function toPortmap(method: string, options: Json): PortBinding[] {
     seen.set(key, i);
   }
   return out;
+}
+
+/**
+ * ProgramExternalConnectivity's `no_proxy_6to4` (Docker 28 always, 29 only when true): another
+ * endpoint of the container is its IPv6 gateway, so this one serves IPv4 only.
+ */
+export function ipv6Elsewhere(method: string, options: Json): boolean {
+  const v = options['com.docker.network.driver.private.no_proxy_6to4'];
+  if (v === undefined || v === null) return false;
+  if (typeof v !== 'boolean') throw bad(method, `Options["com.docker.network.driver.private.no_proxy_6to4"] must be true or false, got ${JSON.stringify(v)?.slice(0, 64)}`);
+  return v;
 }
 
 export function gatewayIp(data: readonly IpamData[]): string | null {

@@ -19,3 +19,4 @@ export { type EventPublisher, type StreamHead, MemoryPublisher } from './audit/p
 export { Outbox, type OutboxStats } from './audit/outbox.ts';
 export { readCursor, writeCursor, CURSOR_FILE, type Cursor } from './audit/cursor.ts';
 export { releaseCommand } from './domain/release.ts';
+export { poolUsage, type PoolUsage } from './domain/pool-usage.ts';

@@ -4,7 +4,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { callDaemon } from './control-client.ts';
-import { acquireHostGuard, acquireLock, loadState, LOG_FILE, openStore, readLog, readSnapshot, releaseCommand, short, VETH_PREFIX, type EventStore, type State, type StoredEvent } from '../events/index.ts';
+import { acquireHostGuard, acquireLock, loadState, LOG_FILE, openStore, poolUsage, readLog, readSnapshot, releaseCommand, short, VETH_PREFIX, type EventStore, type PoolUsage, type State, type StoredEvent } from '../events/index.ts';
 import type { ScanEnd } from '../events/log/framing.ts';
 import { DriverError } from '../errors.ts';
 import { createKernel } from '../kernel/index.ts';
@@ -147,6 +147,34 @@ function objectStates(state: State, actions: readonly Action[]) {
   return { networks, endpoints };
 }
 
+/** `status --json`'s pools[]: counts as numbers (an IPv6 /64's size is past 2^53 and rounded). */
+function poolsJson(pools: readonly PoolUsage[]) {
+  return pools.map((p) => ({
+    poolId: p.poolId,
+    pool: p.pool,
+    subPool: p.subPool,
+    family: p.v6 ? 6 : 4,
+    networkId: p.networkId,
+    size: Number(p.size),
+    inUse: p.inUse,
+    reserved: p.reserved,
+    available: Number(p.available),
+  }));
+}
+
+function poolsTable(pools: readonly PoolUsage[]): string {
+  return table(
+    ['POOL', 'NETWORK', 'IN USE', 'FREE', 'RESERVED'],
+    pools.map((p) => [
+      p.subPool ? `${p.pool} (ip-range ${p.subPool})` : p.pool,
+      p.networkId ? short(p.networkId) : '-',
+      String(p.inUse),
+      String(p.available),
+      String(p.reserved),
+    ]),
+  );
+}
+
 interface DaemonStatus {
   readonly pid: number;
   readonly lastSeq: number;
@@ -169,10 +197,11 @@ export async function runStatus(o: { stateDir: string; json: boolean }): Promise
   const daemon = (await callDaemon(o.stateDir, 'GET', '/status').catch(() => null)) as DaemonStatus | null;
   const logBytes = await stat(join(o.stateDir, LOG_FILE)).then((s) => s.size, () => 0);
   const { networks, endpoints } = objectStates(state, actions);
+  const pools = poolUsage(state);
   // Exit non-zero when the daemon cannot be reached: Docker calls would fail too.
   const code = daemon ? 0 : 1;
   if (o.json) {
-    out(`${JSON.stringify({ daemon, lastSeq: state.seq, logBytes, pending: actions.length, networks, endpoints })}\n`);
+    out(`${JSON.stringify({ daemon, lastSeq: state.seq, logBytes, pending: actions.length, networks, endpoints, pools: poolsJson(pools) })}\n`);
     return code;
   }
   const audit = daemon?.audit;
@@ -197,6 +226,8 @@ export async function runStatus(o: { stateDir: string; json: boolean }): Promise
   // Conflicts of an endpoint's own links (its network's were listed above).
   const listed = new Set(networks.map((n) => n.conflict));
   for (const e of endpoints) if (e.conflict && !listed.has(e.conflict)) out(`conflict: ${e.conflict}\n`);
+  // ledgernet IPAM pools (Docker's network inspect shows no IPAM status for a remote IPAM).
+  out(`\n${poolsTable(pools)}`);
   return code;
 }
 

@@ -156,6 +156,8 @@ const BAD_OPTION_VALUES: Readonly<Record<string, readonly string[]>> = {
   'com.docker.network.bridge.inhibit_ipv4': ['true'],
   'com.docker.network.bridge.host_binding_ipv4': ['::1', 'x', '224.0.0.1', '', '010.0.0.1'],
   'com.docker.network.container_iface_prefix': ['', 'a b', 'x'.repeat(13)],
+  'com.docker.network.bridge.gateway_mode_ipv4': ['', 'NAT', 'nat6', 'isolated', 'routed'],
+  'com.docker.network.bridge.gateway_mode_ipv6': ['bridge', 'isolated', 'nat-unprotected'],
   ['__proto__']: ['x'],
 };
 
@@ -204,8 +206,8 @@ function generators(pool: string): fc.Arbitrary<Req>[] {
   const binding = { Proto: 6, IP: '', Port: 80, HostIP: '', HostPort: 18_080, HostPortEnd: 18_080 };
   return [
     // Bodies that are not a JSON object, or none at all.
-    fc.tuple(fc.constantFrom(...NEEDS_BODY, ...PARAMETERLESS, 'NetworkDriver.AllocateNetwork'), garbageBody).map(([m, b]) => req(m, 'not a JSON object')(b)),
-    fc.tuple(fc.constantFrom(...NEEDS_BODY), fc.constantFrom('', '  ', '\n')).map(([m, b]) => req(m, 'empty body')(b)),
+    fc.tuple(fc.constantFrom(...NEEDS_BODY, ...PARAMETERLESS, 'NetworkDriver.AllocateNetwork', 'NetworkDriver.GwAllocCheck'), garbageBody).map(([m, b]) => req(m, 'not a JSON object')(b)),
+    fc.tuple(fc.constantFrom(...NEEDS_BODY, 'NetworkDriver.GwAllocCheck'), fc.constantFrom('', '  ', '\n')).map(([m, b]) => req(m, 'empty body')(b)),
     // Ids that are not 64 hex characters, on every call that takes them.
     fc.tuple(fc.constantFrom(...NEEDS_BODY.filter((m) => m.startsWith('Network'))), fc.constantFrom('NetworkID', 'EndpointID'), notHexId)
       .filter(([m, f]) => f === 'NetworkID' || !/Network$/.test(m))

@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import { execa } from 'execa';
 import { rm } from 'node:fs/promises';
 import { after, afterEach, before, describe, test } from 'node:test';
-import { TEST_IMAGE, cleanupAll, containerEndpoint, containerIp, docker, ping, track, uniqueName } from '../helpers/docker.ts';
-import { startDaemon, stopAllDaemons, type DaemonHandle } from '../helpers/daemon.ts';
+import { TEST_IMAGE, cleanupAll, containerEndpoint, containerIp, docker, ping, track, uniqueName, waitFor } from '../helpers/docker.ts';
+import { ledgernetCli, startDaemon, stopAllDaemons, type DaemonHandle } from '../helpers/daemon.ts';
 import { assertNoLeaks, waitNoLeaks } from '../helpers/leaks.ts';
 
 // The driver and IPAM names users type. dockerd activates a legacy plugin once per name and keeps
@@ -121,6 +121,59 @@ describe('ledgernet IPAM with the real dockerd', () => {
     const gw = await runFails(n, '--ip', '10.231.40.1');
     assert.match(gw, /already in use by the gateway/);
     await removeAll([c1, c2], [n]);
+  });
+
+  test('ledgernet status shows each pool\'s usage, and the numbers move as containers start and stop', async () => {
+    // A /28 (14 usable), --ip-range a /29 (.8-.14 usable), gateway and aux outside the range.
+    const n = await createNetwork([
+      '--ipam-driver', PLUGIN, '--subnet', '10.231.45.0/28', '--ip-range', '10.231.45.8/29',
+      '--gateway', '10.231.45.1', '--aux-address', 'router=10.231.45.2',
+    ]);
+    const id = (await networkInfo(n)).id;
+    type Pool = { pool: string; subPool: string | null; networkId: string | null; size: number; inUse: number; reserved: number; available: number };
+    const usage = async (): Promise<Pool | undefined> => {
+      const r = await ledgernetCli(['status', '--json', '--state-dir', daemon.stateDir]);
+      assert.equal(r.exitCode, 0, r.stderr);
+      return (JSON.parse(r.stdout) as { pools: Pool[] }).pools.find((p) => p.pool === '10.231.45.0/28');
+    };
+    const counts = async () => {
+      const p = await usage();
+      return p ? `in use ${p.inUse}, free ${p.available}, reserved ${p.reserved}` : 'no pool';
+    };
+    const expect = async (want: string, what: string) =>
+      waitFor(
+        async () => {
+          const now = await counts();
+          if (now !== want) throw new Error(`status says ${now}`);
+          return true;
+        },
+        { timeoutMs: 10_000, intervalMs: 500, what: `${what}: ${want}` },
+      );
+
+    const p0 = await usage();
+    assert.deepEqual(
+      { ...p0 },
+      { pool: '10.231.45.0/28', subPool: '10.231.45.8/29', networkId: id, size: 14, inUse: 0, reserved: 2, available: 7, poolId: 'ledgernet/10.231.45.0/28', family: 4 },
+    );
+    const c1 = await run(n);
+    const c2 = await run(n);
+    await expect('in use 2, free 5, reserved 2', 'two containers started');
+    const text = await ledgernetCli(['status', '--state-dir', daemon.stateDir]);
+    assert.match(text.stdout, /POOL\s+NETWORK\s+IN USE\s+FREE\s+RESERVED/);
+    assert.match(text.stdout, new RegExp(`10\\.231\\.45\\.0/28 \\(ip-range 10\\.231\\.45\\.8/29\\)\\s+${id.slice(0, 12)}\\s+2\\s+5\\s+2`));
+
+    assert.equal((await docker(['stop', '-t', '0', c1])).exitCode, 0);
+    await expect('in use 1, free 6, reserved 2', 'a container stopped');
+    assert.equal((await docker(['start', c1])).exitCode, 0);
+    await expect('in use 2, free 5, reserved 2', 'the container started again');
+    const c3 = await run(n, '--ip', '10.231.45.3');
+    await expect('in use 3, free 5, reserved 2', 'a static --ip outside the range is in use, the range keeps its free count');
+    assert.equal((await docker(['rm', '-f', c1, c2, c3])).exitCode, 0);
+    await expect('in use 0, free 7, reserved 2', 'all containers removed');
+    assert.equal((await docker(['network', 'rm', n])).exitCode, 0);
+    await waitFor(async () => ((await usage()) === undefined ? true : null), { timeoutMs: 10_000, intervalMs: 500, what: 'the pool to leave the status with its network' });
+    await waitNoLeaks();
+    await assertNoPluginNetworks();
   });
 
   test('automatic pools: different per network, never over a host address, containers ping', async () => {

@@ -33,6 +33,8 @@ export type Command =
       readonly networkId: string;
       readonly endpointId: string;
       readonly portmap: readonly PortBinding[];
+      /** Docker 28+ said another endpoint of the container is its IPv6 gateway (`no_proxy_6to4`). */
+      readonly ipv6Elsewhere?: boolean;
     }
   | { readonly type: 'RevokeExternal'; readonly networkId: string; readonly endpointId: string }
   | { readonly type: 'MarkLost'; readonly endpointId: string; readonly reason: string }

@@ -13,7 +13,7 @@ import {
 } from './ipam.ts';
 import { contains, isNetworkOrBroadcast, parseAddrLen } from './cidr.ts';
 import { hostBindingIpv4 } from './options.ts';
-import { resolvePorts } from './ports.ts';
+import { gatewayRole, resolvePorts } from './ports.ts';
 import { lookup, type EndpointSpec, type EndpointState, type NetworkState, type NewEvent, type State } from './types.ts';
 
 /**
@@ -99,15 +99,17 @@ export function decide(cmd: Command, state: State): NewEvent[] {
       // A port published without an address binds to the network's host_binding_ipv4, if set.
       const binding = hostBindingIpv4(requireNetwork(state, cmd.networkId).options);
       const bound = binding === null ? cmd.portmap : cmd.portmap.map((p) => (p.hostIp === '' ? { ...p, hostIp: binding } : p));
+      // With separate IPv4 and IPv6 gateways (Docker 28+), IPv4 ports go to the IPv4 one only.
+      const role = gatewayRole(state, ep, cmd.ipv6Elsewhere === true);
+      const handed = role.handover.map((m) => ({ ...m, portmap: [] }));
+      const view = { ...state, endpoints: { ...state.endpoints, ...Object.fromEntries(handed.map((m) => [m.endpointId, m])) } };
       // Host ports Docker left to us (-P, ranges) are chosen here and recorded in the event.
-      const portmap = resolvePorts(bound, state, ep);
-      if (ep.programmed && isDeepStrictEqual(ep.portmap, portmap)) return [];
-      return [
-        {
-          type: 'endpoint.external.programmed',
-          data: { networkId: cmd.networkId, endpointId: cmd.endpointId, portmap },
-        },
-      ];
+      const portmap = role.ipv4 ? resolvePorts(bound, view, ep) : [];
+      if (ep.programmed && isDeepStrictEqual(ep.portmap, portmap) && handed.length === 0) return [];
+      return [...handed, { ...ep, portmap }].map((e) => ({
+        type: 'endpoint.external.programmed' as const,
+        data: { networkId: e.networkId, endpointId: e.endpointId, portmap: e.portmap },
+      }));
     }
     case 'RevokeExternal': {
       const ep = endpointOf(state, cmd.networkId, cmd.endpointId);

@@ -25,7 +25,7 @@ function poolIdFor(pool: string): string {
 }
 
 /** The range dynamic addresses come from: the sub-pool, else the pool. */
-function rangeOf(p: PoolState): Prefix {
+export function rangeOf(p: PoolState): Prefix {
   return must(p.subPool ?? p.pool);
 }
 
@@ -199,7 +199,8 @@ function pickAddress(p: PoolState): string {
   );
 }
 
-function usable(p: PoolState): bigint {
+/** Addresses the allocator may hand out: the dynamic range less the network and broadcast addresses. */
+export function usable(p: PoolState): bigint {
   const pool = must(p.pool);
   const range = rangeOf(p);
   let n = size(range);

@@ -104,6 +104,16 @@ function hostBinding(key: string, v: string): string {
   return v;
 }
 
+/** Docker 28's gateway modes (bridge driver `gwMode`), for each address family. */
+const GATEWAY_MODES = ['nat', 'nat-unprotected', 'routed', 'isolated'] as const;
+export type GatewayMode = (typeof GATEWAY_MODES)[number];
+const GATEWAY_MODE_FORM = 'nat, nat-unprotected, routed or isolated (isolated only with --internal; default nat)';
+
+function gatewayMode(key: string, v: string): GatewayMode {
+  if (!(GATEWAY_MODES as readonly string[]).includes(v)) throw invalid(key, v, GATEWAY_MODE_FORM);
+  return v as GatewayMode;
+}
+
 function ifacePrefix(key: string, v: string): string {
   if (!isValidIfName(v) || Buffer.byteLength(v) > 12) throw invalid(key, v, OPTIONS['com.docker.network.container_iface_prefix'].form);
   return v;
@@ -142,6 +152,8 @@ const OPTIONS = {
     form: 'an interface name prefix of 1 to 12 bytes of A-Z a-z 0-9 _ . - (default eth)',
     parse: ifacePrefix,
   },
+  'com.docker.network.bridge.gateway_mode_ipv4': { form: GATEWAY_MODE_FORM, parse: gatewayMode },
+  'com.docker.network.bridge.gateway_mode_ipv6': { form: GATEWAY_MODE_FORM, parse: gatewayMode },
 } as const satisfies Readonly<Record<string, OptionSpec>>;
 
 type OptionKey = keyof typeof OPTIONS;
@@ -216,6 +228,33 @@ export function hostBindingIpv4(options: Options): string | null {
 /** What Join answers as DstPrefix: the container's interface is this plus a number. */
 export function containerIfacePrefix(options: Options): string {
   return optionValue<string>(options, 'com.docker.network.container_iface_prefix') ?? 'eth';
+}
+
+/** The gateway modes this version carries out; the others are refused at create, not ignored. */
+const HONOURED_GATEWAY_MODES: readonly GatewayMode[] = ['nat'];
+
+/**
+ * The gateway mode of each family (`com.docker.network.bridge.gateway_mode_ipv4`/`_ipv6`).
+ * `isolated` is refused unless the network is internal, as Docker's bridge driver does; with
+ * `forCreate`, so is a mode this version does not carry out yet (its firewall rules are not built).
+ * @throws DriverError `LN_ERR_INVALID_OPTION`.
+ */
+export function gatewayModes(options: Options, internal: boolean, forCreate = false): { readonly v4: GatewayMode; readonly v6: GatewayMode } {
+  const v4 = optionValue<GatewayMode>(options, 'com.docker.network.bridge.gateway_mode_ipv4') ?? 'nat';
+  const v6 = optionValue<GatewayMode>(options, 'com.docker.network.bridge.gateway_mode_ipv6') ?? 'nat';
+  for (const [family, mode] of [['ipv4', v4], ['ipv6', v6]] as const) {
+    const given = `option com.docker.network.bridge.gateway_mode_${family}=${mode}`;
+    if (mode === 'isolated' && !internal) {
+      throw new DriverError('LN_ERR_INVALID_OPTION', `${given} can only be used for an internal network (--internal)`);
+    }
+    if (forCreate && !HONOURED_GATEWAY_MODES.includes(mode)) {
+      throw new DriverError(
+        'LN_ERR_INVALID_OPTION',
+        `${given} is not supported by this version of ledgernet yet (it would be ignored); it supports ${HONOURED_GATEWAY_MODES.join(', ')}`,
+      );
+    }
+  }
+  return { v4, v6 };
 }
 
 function known(): string {

@@ -60,3 +60,23 @@ export function resolvePorts(portmap: readonly PortBinding[], state: State, ep: 
   }
   return out;
 }
+
+/**
+ * Docker 28+ picks a container's IPv4 and IPv6 gateway endpoints apart and sends
+ * ProgramExternalConnectivity to each, with the same ports; the remote shim does not say which
+ * family a call is for. What it does say, and in which order, decides it: Docker updates the old
+ * gateways before the new one, so the endpoints of the same container (sandbox) still programmed
+ * when a call arrives are its current gateways. A call flagged `ipv6Elsewhere` comes to the IPv4
+ * gateway, whose programmed sandbox-mates can only serve IPv6: they give up their IPv4 ports
+ * (`handover`). A call without it while a sandbox-mate is programmed and holds the IPv4 ports
+ * comes to the IPv6-only gateway: it publishes none (`ipv4: false`); a repeat to the holder
+ * keeps them. Docker 20.10 (one gateway, the old one revoked before the new one is programmed)
+ * never meets either case.
+ */
+export function gatewayRole(state: State, ep: EndpointState, ipv6Elsewhere: boolean): { ipv4: boolean; handover: EndpointState[] } {
+  const mates = Object.values(state.endpoints).filter(
+    (o) => o.endpointId !== ep.endpointId && ep.sandboxKey !== null && o.sandboxKey === ep.sandboxKey && o.programmed,
+  );
+  const holders = mates.filter((m) => m.portmap.length > 0);
+  return ipv6Elsewhere ? { ipv4: true, handover: holders } : { ipv4: holders.length === 0, handover: [] };
+}
