@@ -159,9 +159,12 @@ export function toNetworkSpec(method: string, body: Json): NetworkSpec {
     }
   }
   const generic = genericOptions(method, options['com.docker.network.generic']);
+  const internal = flag(method, options, 'com.docker.network.internal');
+  const ipv4Data = ipamList(method, body['IPv4Data'], 'IPv4Data', 4);
+  const ipv6Data = ipamList(method, body['IPv6Data'], 'IPv6Data', 6);
   let checked: { mtu: number; bridge: string | null };
   try {
-    checked = checkNetworkOptions(generic);
+    checked = checkNetworkOptions(generic, { internal, subnets: [...ipv4Data, ...ipv6Data].map((d) => d.pool) });
   } catch (e) {
     if (!isDriverError(e)) throw e;
     throw new DriverError(e.code, `${method}: ${e.message}`);
@@ -172,10 +175,10 @@ export function toNetworkSpec(method: string, body: Json): NetworkSpec {
     networkId,
     bridge,
     mtu: checked.mtu,
-    internal: flag(method, options, 'com.docker.network.internal'),
+    internal,
     ipv6: flag(method, options, 'com.docker.network.enable_ipv6'),
-    ipv4Data: ipamList(method, body['IPv4Data'], 'IPv4Data', 4),
-    ipv6Data: ipamList(method, body['IPv6Data'], 'IPv6Data', 6),
+    ipv4Data,
+    ipv6Data,
     options: generic,
   };
 }

@@ -17,6 +17,9 @@
 //   No NAT for IPv6: no masquerade, no published ports, so no hairpin/published rules and no
 //   LEDGERNET-INPUT (route_localnet is IPv4 only). With icc=false, neighbour solicitations and
 //   advertisements still pass inside the bridge, as ARP (which iptables never sees) does for IPv4.
+// - filter/filter6 LEDGERNET-EG-<id>: a network's egress policy, entered from LEDGERNET-FORWARD
+//   and LEDGERNET-INPUT (filter6 gets a LEDGERNET-INPUT for it); see egress.ts.
+import { egressChainName, egressJump, egressRules } from './egress.ts';
 import type { FirewallAllow, FirewallNetworkPolicy, FirewallPolicy, PortForward } from '../types.ts';
 
 /** `filter6` is ip6tables' filter table. */
@@ -67,6 +70,15 @@ export function renderChains(policy: FirewallPolicy): DesiredChain[] {
     { table: 'filter6', name: FORWARD_CHAIN, rules: forwardRules(policy, 6), hooks: [hook(t, 'FORWARD', FORWARD_CHAIN, 'early')] },
     { table: 'filter', name: INPUT_CHAIN, rules: inputRules(policy), hooks: [hook(t, 'INPUT', INPUT_CHAIN, 'early')] },
     {
+      table: 'filter6',
+      name: INPUT_CHAIN,
+      rules: nets.filter((n) => n.ipv6).flatMap((n) => egressJump(n, 6, owned(t, n))),
+      hooks: [hook(t, 'INPUT', INPUT_CHAIN, 'early')],
+    },
+    ...nets.flatMap((n) =>
+      ([4, 6] as const).map((f): DesiredChain => ({ table: f === 4 ? 'filter' : 'filter6', name: egressChainName(n.networkId), rules: egressRules(n, f, owned(t, n)), hooks: [] })),
+    ),
+    {
       table: 'nat',
       name: DNAT_CHAIN,
       rules: nets.flatMap((n) => n.forwards.map((f) => dnatRule(t, f))),
@@ -91,7 +103,8 @@ function forwardRules(policy: FirewallPolicy, family: 4 | 6): string[] {
   const nets = family === 4 ? policy.networks : policy.networks.filter((n) => n.ipv6);
   const t = policy.ownerTag;
   const isolation = isolationRules(t, bridgePatterns(policy.bridgePrefix, nets));
-  return [...nets.flatMap((n) => insideRules(t, n, family)), ...isolation, ...nets.flatMap((n) => ingressRules(t, n, family))];
+  const egress = nets.flatMap((n) => egressJump(n, family, owned(t, n)));
+  return [...nets.flatMap((n) => insideRules(t, n, family)), ...isolation, ...egress, ...nets.flatMap((n) => ingressRules(t, n, family))];
 }
 
 /** Inside one network: icc, or only hairpin through a published port without it. */
@@ -145,11 +158,13 @@ function allowMatch(a: FirewallAllow, family: 4 | 6): string {
 }
 
 function inputRules({ bridgePrefix, ownerTag, networks }: FirewallPolicy): string[] {
+  const egress = networks.flatMap((n) => egressJump(n, 4, owned(ownerTag, n)));
   // route_localnet lets a container address 127.0.0.0/8 on the bridge; only replies may pass.
-  if (!networks.some((n) => n.published)) return [];
-  return bridgePatterns(bridgePrefix, networks).map(
+  if (!networks.some((n) => n.published)) return egress;
+  const localnet = bridgePatterns(bridgePrefix, networks).map(
     (b) => `! -s 127.0.0.0/8 -d 127.0.0.0/8 -i ${b} -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT ${tag(ownerTag, 'localnet')} -j DROP`,
   );
+  return [...localnet, ...egress];
 }
 
 /**
