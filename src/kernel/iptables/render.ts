@@ -39,6 +39,8 @@ export interface DesiredChain {
   readonly rules: readonly string[];
   /** The jumps into this chain from built-in chains. */
   readonly hooks: readonly DesiredHook[];
+  /** The network whose chain this is (a LEDGERNET-EG-… chain), for plans; absent: shared. */
+  readonly networkId?: string;
 }
 
 const FORWARD_CHAIN = 'LEDGERNET-FORWARD';
@@ -76,7 +78,13 @@ export function renderChains(policy: FirewallPolicy): DesiredChain[] {
       hooks: [hook(t, 'INPUT', INPUT_CHAIN, 'early')],
     },
     ...nets.flatMap((n) =>
-      ([4, 6] as const).map((f): DesiredChain => ({ table: f === 4 ? 'filter' : 'filter6', name: egressChainName(n.networkId), rules: egressRules(n, f, owned(t, n)), hooks: [] })),
+      ([4, 6] as const).map((f): DesiredChain => ({
+        table: f === 4 ? 'filter' : 'filter6',
+        name: egressChainName(n.networkId),
+        rules: egressRules(n, f, owned(t, n)),
+        hooks: [],
+        networkId: n.networkId,
+      })),
     ),
     {
       table: 'nat',
