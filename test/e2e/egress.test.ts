@@ -19,7 +19,7 @@ import { assertNoLeaks, waitNoLeaks } from '../helpers/leaks.ts';
 import { createOutside, type Outside } from '../helpers/outside.ts';
 import { notOurs, rulesSave } from '../helpers/rules.ts';
 
-const FORWARDING = '/proc/sys/net/ipv6/conf/all/forwarding';
+const FORWARDING = ['all', 'default'].map((k) => `/proc/sys/net/ipv6/conf/${k}/forwarding`);
 const INET6 = { host: '2001:db8:231::1', ip: '2001:db8:231::2' };
 
 let daemon: DaemonHandle;
@@ -29,7 +29,7 @@ let www = '';
 /** The httpd processes started here, killed in `after`. */
 const servers: { kill(): void; done: Promise<unknown> }[] = [];
 let rulesBefore = { v4: '', v6: '' };
-let forwardingBefore: string | null = null;
+let forwardingBefore: string[] | null = null;
 
 /** `busybox httpd` in the foreground serving "ok" on `addr` (`[IP:]PORT`), in `netns` or on the host; killed in `after`. */
 async function serve(netns: string | null, addr: string): Promise<void> {
@@ -49,8 +49,9 @@ async function serve(netns: string | null, addr: string): Promise<void> {
 before(async () => {
   await assertNoLeaks();
   rulesBefore = { v4: await rulesSave('iptables-save'), v6: await rulesSave('ip6tables-save', ['-t', 'filter']) };
-  forwardingBefore = (await readFile(FORWARDING, 'utf8')).trim();
-  await writeFile(FORWARDING, '1\n');
+  forwardingBefore = await Promise.all(FORWARDING.map(async (f) => (await readFile(f, 'utf8')).trim()));
+  // IPv6 forwarding on (the host routes the containers' IPv6): `all` sets every interface and `default`.
+  await writeFile(FORWARDING[0] ?? '', '1\n');
   www = await mkdtemp(join(tmpdir(), 'lnegress-'));
   await writeFile(join(www, 'index.html'), 'ok\n');
   lan = await createOutside('10.231.249');
@@ -79,7 +80,8 @@ after(async () => {
     await lan?.remove();
     await inet?.remove();
     if (www) await rm(www, { recursive: true, force: true });
-    if (forwardingBefore !== null) await writeFile(FORWARDING, `${forwardingBefore}\n`);
+    // `all` first (it resets every interface and `default`), then `default` exactly as found.
+    if (forwardingBefore !== null) for (const [i, f] of FORWARDING.entries()) await writeFile(f, `${forwardingBefore[i]}\n`);
   }
   assert.equal(notOurs(await rulesSave('iptables-save')), notOurs(rulesBefore.v4), "Docker's and the operator's rules are as they were");
   assert.equal(notOurs(await rulesSave('ip6tables-save', ['-t', 'filter'])), notOurs(rulesBefore.v6), 'and the IPv6 ones');

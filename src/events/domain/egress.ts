@@ -29,9 +29,7 @@ export interface EgressPolicy {
   readonly allow: readonly EgressRule[] | null;
 }
 
-export const EGRESS_FORM =
-  'a list of CIDR[:PROTO[/PORT[-PORT]]] items (PROTO tcp, udp or icmp) such as 10.0.0.0/8,192.168.0.0/16, ' +
-  '203.0.113.0/24:tcp/443, 2001:db8::/32:udp/53, 192.0.2.7:icmp (a bare address is a /32 or /128)';
+export const EGRESS_FORM = 'a list of CIDR[:PROTO[/PORT[-PORT]]] items (PROTO tcp, udp or icmp) such as 10.0.0.0/8,203.0.113.0/24:tcp/443,2001:db8::/32:udp/53';
 
 const ITEM = /^(.+?)(?::(tcp|udp|icmp)(?:\/(\d+)(?:-(\d+))?)?)?$/;
 
