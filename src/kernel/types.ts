@@ -181,6 +181,9 @@ export interface FirewallNetworkPolicy {
  *    of a family refuses that whole family);
  * 4. otherwise it passes, and the rest of the policy (isolation, ingress) still applies, as if
  *    there were no egress policy: passing never accepts in `input` (the host's own rules decide).
+ * The judgement comes before any accept such a packet could meet in forward (another network's
+ * published-port or allow-list accept, the network's own egress accept), else a new connection to
+ * a port published by another network would slip past it; isolation drops may come first.
  * "Refused" is a reject with ICMP port unreachable (ICMPv6 for IPv6), so clients fail at once.
  * IPv6 items and rules apply only to networks with IPv6 (`ipv6`); an item of one family never
  * matches a packet of the other.
