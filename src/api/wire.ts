@@ -165,10 +165,13 @@ function networkOptions(method: string, body: Json, forCreate: boolean) {
   flag(method, options, 'com.docker.network.enable_ipv4');
   const internal = flag(method, options, 'com.docker.network.internal');
   const ipv6 = flag(method, options, 'com.docker.network.enable_ipv6');
+  // GwAllocCheck carries no IPAM data; CreateNetwork does, and the egress options are checked against it.
+  const ipv4Data = forCreate ? ipamList(method, body['IPv4Data'], 'IPv4Data', 4) : [];
+  const ipv6Data = forCreate ? ipamList(method, body['IPv6Data'], 'IPv6Data', 6) : [];
   try {
-    const checked = checkNetworkOptions(generic);
+    const checked = checkNetworkOptions(generic, { internal, subnets: [...ipv4Data, ...ipv6Data].map((d) => d.pool) });
     // GwAllocCheck answers what a mode means; only CreateNetwork refuses the ones not carried out yet.
-    return { generic, internal, ipv6, checked, gateway: gatewayModes(generic, internal, forCreate) };
+    return { generic, internal, ipv6, checked, gateway: gatewayModes(generic, internal, forCreate), ipv4Data, ipv6Data };
   } catch (e) {
     if (!isDriverError(e)) throw e;
     throw new DriverError(e.code, `${method}: ${e.message}`);
@@ -177,15 +180,15 @@ function networkOptions(method: string, body: Json, forCreate: boolean) {
 
 export function toNetworkSpec(method: string, body: Json): NetworkSpec {
   const networkId = id(method, body, 'NetworkID');
-  const { generic, internal, ipv6, checked } = networkOptions(method, body, true);
+  const { generic, internal, ipv6, checked, ipv4Data, ipv6Data } = networkOptions(method, body, true);
   return {
     networkId,
     bridge: checked.bridge ?? bridgeName(networkId),
     mtu: checked.mtu,
     internal,
     ipv6,
-    ipv4Data: ipamList(method, body['IPv4Data'], 'IPv4Data', 4),
-    ipv6Data: ipamList(method, body['IPv6Data'], 'IPv6Data', 6),
+    ipv4Data,
+    ipv6Data,
     options: generic,
   };
 }

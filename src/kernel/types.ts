@@ -192,6 +192,50 @@ export interface FirewallNetworkPolicy {
   readonly pools: readonly string[];
   /** Published ports: DNAT from the host to an endpoint, one entry per range. */
   readonly forwards: readonly PortForward[];
+  /** What the containers may open connections to outside the network; null: no egress policy. */
+  readonly egress: FirewallEgress | null;
+}
+
+/**
+ * The egress policy of one network (`ledgernet.egress_deny` / `ledgernet.egress_allow`), per
+ * family. It judges only a packet that opens a connection (conntrack state new; nftables
+ * `ct state new`) and arrives from the network's bridge (`iif`), both when it is forwarded (to
+ * anywhere but the bridge itself: the outside, other interfaces) and when it is addressed to the
+ * host itself (input). Replies and related packets (`established`/`related`: answers to inbound
+ * connections, ICMP errors) and packets conntrack does not track (neighbour discovery) are never
+ * judged. Every address and port below is matched against the connection's original destination,
+ * the one the container addressed, before any DNAT on the host (iptables `--ctorigdst` /
+ * `--ctorigdstport`; nftables `ct original ip daddr` / `ct original ip6 daddr` / `ct original
+ * proto-dst`), so a published port reached through a host address counts as that address. A
+ * judged packet, in this order:
+ * 1. original destination inside one of `own` (the network's subnets, so its gateway too): passes;
+ * 2. matches a `deny` item: refused (deny wins over allow);
+ * 3. `allow` is not null and it matches no `allow` item: refused (an allow-list without an item
+ *    of a family refuses that whole family);
+ * 4. otherwise it passes, and the rest of the policy (isolation, ingress) still applies, as if
+ *    there were no egress policy: passing never accepts in `input` (the host's own rules decide).
+ * The judgement comes before any accept such a packet could meet in forward (another network's
+ * published-port or allow-list accept, the network's own egress accept), else a new connection to
+ * a port published by another network would slip past it; isolation drops may come first.
+ * "Refused" is a reject with ICMP port unreachable (ICMPv6 for IPv6), so clients fail at once.
+ * IPv6 items and rules apply only to networks with IPv6 (`ipv6`); an item of one family never
+ * matches a packet of the other.
+ */
+export interface FirewallEgress {
+  readonly own: readonly string[];
+  readonly deny: readonly FirewallEgressItem[];
+  /** null: everything that is not denied passes. */
+  readonly allow: readonly FirewallEgressItem[] | null;
+}
+
+export interface FirewallEgressItem {
+  readonly family: 4 | 6;
+  /** Canonical CIDR; a single address is a /32 or /128. */
+  readonly cidr: string;
+  /** The connection's protocol; null: any. `icmp` is ICMPv6 in an IPv6 item. */
+  readonly proto: 'tcp' | 'udp' | 'icmp' | null;
+  /** Inclusive destination port range (tcp/udp only); null: any port. */
+  readonly ports: readonly [number, number] | null;
 }
 
 export interface FirewallAllow {

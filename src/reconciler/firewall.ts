@@ -1,10 +1,10 @@
 // The firewall as data: what each network wants (isolation, icc, internal, allow-list,
-// published ports, masquerade and hairpin), computed from the folded state. How that is
+// published ports, masquerade and hairpin, egress policy), computed from the folded state. How that is
 // written (iptables today) is the firewall backend's business, under src/kernel/.
 import { BRIDGE_PREFIX, OWNER_TAG } from '../events/domain/naming.ts';
-import type { NetworkPolicy } from '../events/domain/options.ts';
+import { egressPolicy, type NetworkPolicy } from '../events/domain/options.ts';
 import type { EndpointState, NetworkState, PortBinding } from '../events/domain/types.ts';
-import type { FirewallNetworkPolicy, FirewallPolicy, PortForward } from '../kernel/types.ts';
+import type { FirewallEgress, FirewallNetworkPolicy, FirewallPolicy, PortForward } from '../kernel/types.ts';
 
 export interface FirewallNetwork {
   readonly net: NetworkState;
@@ -31,7 +31,15 @@ function networkPolicy(n: FirewallNetwork): FirewallNetworkPolicy {
     published: needsLocalnet(n),
     pools,
     forwards: net.internal ? [] : n.endpoints.flatMap(forwards),
+    egress: egress(net),
   };
+}
+
+/** The egress policy, or null (none given, or an internal network: nothing leaves it anyway). */
+function egress(net: NetworkState): FirewallEgress | null {
+  const p = egressPolicy(net.options);
+  if (p === null || net.internal) return null;
+  return { own: [...net.ipv4Data, ...net.ipv6Data].map((d) => d.pool), deny: p.deny, allow: p.allow };
 }
 
 /** A network whose bridge needs route_localnet=1: it has published ports (reachable on 127.0.0.1). */

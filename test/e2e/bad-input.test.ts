@@ -149,6 +149,8 @@ const BAD_OPTION_VALUES: Readonly<Record<string, readonly string[]>> = {
   'ledgernet.allow': ['tcp/0', 'sctp/5', 'tcp/90-80', 'tcp/', '', 'icmp,', 'udp/65536'],
   'ledgernet.egress_rate': ['fast', '1kbit', '', '-1', '1e3'],
   'ledgernet.ingress_rate': ['1000000000000', 'x'],
+  'ledgernet.egress_deny': ['', 'lan', '10.0.0.0/33', '10.1.2.3/8', '10.0.0.0/8,', '203.0.113.0/24:tcp/0', '192.0.2.1:icmp/8', '10.0.0.0/8:sctp/5'],
+  'ledgernet.egress_allow': ['', '::/0:tcp/99999', '0.0.0.0/0:udp/9-1', 'fd00::%eth0/8', '203.0.113.0/24:tcp/'],
   'ledgernet.mtu': ['', '1500.5', ' 1500'],
   'ledgernet.bridge': ['lni-x', 'lnx-y', 'lnb-z', 'lnv-a', 'lnp-b', '', 'a'.repeat(16), 'bad name', 'eth0/1'],
   'ledgernet.nope': ['1'],

@@ -49,3 +49,40 @@ export const FIREWALL_COMMANDS: readonly Command[] = [
     ],
   },
 ];
+
+export const NET_D = 'dddddddd' + '3'.repeat(56);
+
+/**
+ * Egress policy shapes. A: IPv4 and IPv6, egress_deny with both families (a whole range, a host
+ * with a port, a port range, icmp) and a published port (so LEDGERNET-INPUT has the localnet drop
+ * and the egress jump); B: IPv6, egress_allow (ports, icmp, IPv6) with egress_deny (deny wins);
+ * D: IPv6 network, egress_allow with IPv4 items only (IPv6 egress refused whole), custom bridge.
+ */
+export const EGRESS_COMMANDS: readonly Command[] = [
+  {
+    type: 'CreateNetwork',
+    spec: withIpv6(
+      {
+        ...networkSpec(NET_A),
+        options: { 'ledgernet.egress_deny': '10.0.0.0/8,192.168.0.0/16,203.0.113.7:tcp/443,198.51.100.0/24:udp/5000-5100,192.0.2.1:icmp,fc00::/7,2001:db8::1:tcp/22' },
+      },
+      7,
+    ),
+  },
+  {
+    type: 'CreateNetwork',
+    spec: withIpv6(
+      {
+        ...networkSpec(NET_B, '10.231.8.0/24', '10.231.8.1/24'),
+        options: { 'ledgernet.egress_allow': '203.0.113.0/24:tcp/80,0.0.0.0/0:udp/53,198.51.100.0/24:icmp,2001:db8::/32', 'ledgernet.egress_deny': '203.0.113.9' },
+      },
+      8,
+    ),
+  },
+  {
+    type: 'CreateNetwork',
+    spec: withIpv6({ ...networkSpec(NET_D, '10.231.9.0/24', '10.231.9.1/24'), bridge: 'egress0', options: { 'ledgernet.bridge': 'egress0', 'ledgernet.egress_allow': '203.0.113.0/24' } }, 9),
+  },
+  { type: 'CreateEndpoint', spec: endpointSpec(NET_A, EP_1) },
+  { type: 'ProgramExternal', networkId: NET_A, endpointId: EP_1, portmap: [tcp(8080, 80)] },
+];

@@ -6,6 +6,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { DriverError } from '../../errors.ts';
 import { parseIp } from './cidr.ts';
+import { checkEgressFor, EGRESS_FORM, parseEgress, type EgressNetwork, type EgressPolicy, type EgressRule } from './egress.ts';
 import { isValidIfName, RESERVED_PREFIXES } from './naming.ts';
 
 export interface AllowRule {
@@ -143,6 +144,8 @@ const OPTIONS = {
   'ledgernet.masquerade': { form: 'true or false (default true)', parse: bool, alias: 'com.docker.network.bridge.enable_ip_masquerade' },
   'ledgernet.allow': { form: ALLOW_FORM, parse: parseAllow },
   'ledgernet.egress_rate': { form: RATE_FORM, parse: parseRate },
+  'ledgernet.egress_deny': { form: EGRESS_FORM, parse: parseEgress },
+  'ledgernet.egress_allow': { form: EGRESS_FORM, parse: parseEgress },
   'ledgernet.ingress_rate': { form: RATE_FORM, parse: parseRate },
   'com.docker.network.bridge.host_binding_ipv4': {
     form: 'an IPv4 address: the host address of ports published without one (-p 8080:80), default all addresses',
@@ -225,6 +228,16 @@ export function hostBindingIpv4(options: Options): string | null {
   return v === null || v === '0.0.0.0' ? null : v;
 }
 
+/**
+ * The egress policy (`ledgernet.egress_deny`, `ledgernet.egress_allow`; both at once: deny wins),
+ * or null when neither is given. See egress.ts.
+ */
+export function egressPolicy(options: Options): EgressPolicy | null {
+  const deny = optionValue<EgressRule[]>(options, 'ledgernet.egress_deny');
+  const allow = optionValue<EgressRule[]>(options, 'ledgernet.egress_allow');
+  return deny === null && allow === null ? null : { deny: deny ?? [], allow };
+}
+
 /** What Join answers as DstPrefix: the container's interface is this plus a number. */
 export function containerIfacePrefix(options: Options): string {
   return optionValue<string>(options, 'com.docker.network.container_iface_prefix') ?? 'eth';
@@ -264,10 +277,11 @@ function known(): string {
 /**
  * Everything a network's `-o` options may say, checked before the network is recorded: an
  * unknown `ledgernet.*` or `com.docker.network.*` key, a malformed value, and an option given
- * twice (ours and Docker's name) with different values are refused, naming the key.
+ * twice (ours and Docker's name) with different values are refused, naming the key. With `net`,
+ * options the network cannot use are refused too (an IPv6 egress item without IPv6, …).
  * @throws DriverError `LN_ERR_INVALID_OPTION`.
  */
-export function checkNetworkOptions(options: Options): { mtu: number; bridge: string | null } {
+export function checkNetworkOptions(options: Options, net?: EgressNetwork): { mtu: number; bridge: string | null } {
   for (const k of Object.keys(options)) {
     if (k === '__proto__') throw new DriverError('LN_ERR_INVALID_OPTION', 'option name __proto__ is not allowed');
     if (k.startsWith('ledgernet.') && !Object.hasOwn(NETWORK_OPTIONS, k)) {
@@ -284,6 +298,8 @@ export function checkNetworkOptions(options: Options): { mtu: number; bridge: st
   networkPolicy(options);
   hostBindingIpv4(options);
   containerIfacePrefix(options);
+  const egress = egressPolicy(options);
+  if (net) checkEgressFor(egress, net);
   // Any option of the table that the readers above do not read (mtu, bridge, a new one).
   for (const [k] of SPECS) optionValue(options, k);
   return { mtu: optionValue<number>(options, 'ledgernet.mtu') ?? DEFAULT_MTU, bridge: optionValue<string>(options, 'ledgernet.bridge') };

@@ -32,15 +32,16 @@ function diffTable(tableName: Table, desired: readonly DesiredChain[], table: Ip
   const out: FirewallChange[] = [];
   for (const c of desired) {
     const have = table.chains[c.name];
+    const owner = c.networkId === undefined ? SHARED : { networkId: c.networkId, endpointId: null };
     if (!have) {
-      out.push({ kind: 'chain.write', table: tableName, chain: c.name, rules: c.rules, owner: SHARED, reason: 'missing', diff: c.rules.map((r) => `+ ${r}`) });
+      out.push({ kind: 'chain.write', table: tableName, chain: c.name, rules: c.rules, owner, reason: 'missing', diff: c.rules.map((r) => `+ ${r}`) });
     } else if (!sameRules(have.rules, c.rules)) {
       out.push({
         kind: 'chain.write',
         table: tableName,
         chain: c.name,
         rules: c.rules,
-        owner: SHARED,
+        owner,
         reason: 'drifted',
         detail: `${c.rules.length} rules expected, ${have.rules.length} found (${ruleDiff(c.rules, have.rules)})`,
         diff: [...c.rules.filter((r) => !have.rules.includes(r)).map((r) => `+ ${r}`), ...have.rules.filter((r) => !c.rules.includes(r)).map((r) => `- ${r}`)],

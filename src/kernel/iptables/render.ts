@@ -19,6 +19,9 @@
 //   No NAT for IPv6: no masquerade, no published ports, so no hairpin/published rules and no
 //   LEDGERNET-INPUT (route_localnet is IPv4 only). With icc=false, neighbour solicitations and
 //   advertisements still pass inside the bridge, as ARP (which iptables never sees) does for IPv4.
+// - filter/filter6 LEDGERNET-EG-<id>: a network's egress policy, entered from LEDGERNET-FORWARD
+//   and LEDGERNET-INPUT (filter6 gets a LEDGERNET-INPUT for it); see egress.ts.
+import { egressChainName, egressJump, egressRules } from './egress.ts';
 import type { FirewallAllow, FirewallNetworkPolicy, FirewallPolicy, PortForward } from '../types.ts';
 
 /** `filter6` is ip6tables' filter table. */
@@ -38,6 +41,8 @@ export interface DesiredChain {
   readonly rules: readonly string[];
   /** The jumps into this chain from built-in chains. */
   readonly hooks: readonly DesiredHook[];
+  /** The network whose chain this is (a LEDGERNET-EG-… chain), for plans; absent: shared. */
+  readonly networkId?: string;
 }
 
 const FORWARD_CHAIN = 'LEDGERNET-FORWARD';
@@ -69,6 +74,21 @@ export function renderChains(policy: FirewallPolicy): DesiredChain[] {
     { table: 'filter6', name: FORWARD_CHAIN, rules: forwardRules(policy, 6), hooks: [hook(t, 'FORWARD', FORWARD_CHAIN, 'early')] },
     { table: 'filter', name: INPUT_CHAIN, rules: inputRules(policy), hooks: [hook(t, 'INPUT', INPUT_CHAIN, 'early')] },
     {
+      table: 'filter6',
+      name: INPUT_CHAIN,
+      rules: nets.filter((n) => n.ipv6).flatMap((n) => egressJump(n, 6, owned(t, n))),
+      hooks: [hook(t, 'INPUT', INPUT_CHAIN, 'early')],
+    },
+    ...nets.flatMap((n) =>
+      ([4, 6] as const).map((f): DesiredChain => ({
+        table: f === 4 ? 'filter' : 'filter6',
+        name: egressChainName(n.networkId),
+        rules: egressRules(n, f, owned(t, n)),
+        hooks: [],
+        networkId: n.networkId,
+      })),
+    ),
+    {
       table: 'nat',
       name: DNAT_CHAIN,
       rules: nets.flatMap((n) => n.forwards.map((f) => dnatRule(t, f))),
@@ -97,7 +117,8 @@ function forwardRules(policy: FirewallPolicy, family: 4 | 6): string[] {
   // many networks the host has (the rules below grow with them). Only a first packet that was
   // let through confirms a connection, so this lets nothing through that the rules below drop.
   const replies = ours.map((b) => `-o ${b} -m conntrack --ctstate RELATED,ESTABLISHED ${tag(t, 'established')} -j ACCEPT`);
-  return [...replies, ...nets.flatMap((n) => insideRules(t, n, family)), ...isolationRules(t, ours), ...nets.flatMap((n) => ingressRules(t, n, family))];
+  const egress = nets.flatMap((n) => egressJump(n, family, owned(t, n)));
+  return [...replies, ...nets.flatMap((n) => insideRules(t, n, family)), ...isolationRules(t, ours), ...egress, ...nets.flatMap((n) => ingressRules(t, n, family))];
 }
 
 /** Inside one network: icc, or only hairpin through a published port without it. */
@@ -150,11 +171,13 @@ function allowMatch(a: FirewallAllow, family: 4 | 6): string {
 }
 
 function inputRules({ bridgePrefix, ownerTag, networks }: FirewallPolicy): string[] {
+  const egress = networks.flatMap((n) => egressJump(n, 4, owned(ownerTag, n)));
   // route_localnet lets a container address 127.0.0.0/8 on the bridge; only replies may pass.
-  if (!networks.some((n) => n.published)) return [];
-  return bridgePatterns(bridgePrefix, networks).map(
+  if (!networks.some((n) => n.published)) return egress;
+  const localnet = bridgePatterns(bridgePrefix, networks).map(
     (b) => `! -s 127.0.0.0/8 -d 127.0.0.0/8 -i ${b} -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT ${tag(ownerTag, 'localnet')} -j DROP`,
   );
+  return [...localnet, ...egress];
 }
 
 /**

@@ -5,19 +5,25 @@ import type { FirewallChange, FirewallFailure, IptablesTableKey, Kernel } from '
 
 /**
  * The `iptables-restore --noflush` input for the changes of one table, or null.
- * Only chains whose content changed are written (the plan holds no others).
+ * Only chains whose content changed are written (the plan holds no others). Chains jump to
+ * chains (LEDGERNET-FORWARD to LEDGERNET-EG-…), so every written chain is declared before any
+ * rule, and chains are deleted (-X) only after every flush and rewrite dropped the jumps to them.
  */
 export function restoreInput(changes: readonly FirewallChange[], table: IptablesTableKey): string | null {
+  const declared: string[] = [];
   const lines: string[] = [];
+  const deleted: string[] = [];
   for (const c of changes) {
     if (c.table !== table) continue;
     switch (c.kind) {
       case 'chain.write':
         // Declaring the chain creates it if missing; -F makes the rewrite exact either way.
-        lines.push(`:${c.chain} - [0:0]`, `-F ${c.chain}`, ...c.rules.map((r) => `-A ${c.chain} ${r}`));
+        declared.push(`:${c.chain} - [0:0]`);
+        lines.push(`-F ${c.chain}`, ...c.rules.map((r) => `-A ${c.chain} ${r}`));
         break;
       case 'chain.delete':
-        lines.push(`-F ${c.chain}`, `-X ${c.chain}`);
+        lines.push(`-F ${c.chain}`);
+        deleted.push(`-X ${c.chain}`);
         break;
       case 'hook.add':
         lines.push(c.position === null ? `-A ${c.from} ${c.rule}` : `-I ${c.from} ${c.position} ${c.rule}`);
@@ -29,7 +35,8 @@ export function restoreInput(changes: readonly FirewallChange[], table: Iptables
   }
   // `filter6` is ip6tables' filter table: the same `*filter` section, sent to ip6tables-restore.
   const section = table === 'filter6' ? 'filter' : table;
-  return lines.length === 0 ? null : `*${section}\n${lines.join('\n')}\nCOMMIT\n`;
+  const all = [...declared, ...lines, ...deleted];
+  return all.length === 0 ? null : `*${section}\n${all.join('\n')}\nCOMMIT\n`;
 }
 
 /**

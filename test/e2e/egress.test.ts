@@ -1,0 +1,209 @@
+// The egress policy (ledgernet.egress_deny / egress_allow) with the real dockerd and real
+// traffic. Two namespaces made here stand for the world: "the LAN" (10.231.249.2, the host's
+// end 10.231.249.1) and "the internet" (203.0.113.2, also 2001:db8:231::2 for IPv6), each
+// serving "ok" over HTTP on ports 80 and 81; the host serves on its gateway and LAN addresses.
+// Checked: new connections to denied (or unlisted) destinations are refused at once (ICMP port
+// unreachable: "Connection refused"), listed ones and ports pass, replies to inbound connections
+// (a published port opened from the LAN) flow, the network's own subnet, its gateway and Docker's
+// embedded DNS (container names) keep working, the dry-run shows a rule deleted by hand and
+// `ledgernet reconcile` puts it back. No traffic goes anywhere else.
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, afterEach, before, describe, test } from 'node:test';
+import { execa } from 'execa';
+import { TEST_IMAGE, cleanupAll, containerEndpoint, containerIp, docker, ping, track, uniqueName } from '../helpers/docker.ts';
+import { ledgernetCli, startDaemon, stopAllDaemons, type DaemonHandle } from '../helpers/daemon.ts';
+import { assertNoLeaks, waitNoLeaks } from '../helpers/leaks.ts';
+import { createOutside, type Outside } from '../helpers/outside.ts';
+import { notOurs, rulesSave } from '../helpers/rules.ts';
+
+const FORWARDING = ['all', 'default'].map((k) => `/proc/sys/net/ipv6/conf/${k}/forwarding`);
+const INET6 = { host: '2001:db8:231::1', ip: '2001:db8:231::2' };
+
+let daemon: DaemonHandle;
+let lan: Outside;
+let inet: Outside;
+let www = '';
+/** The httpd processes started here, killed in `after`. */
+const servers: { kill(): void; done: Promise<unknown> }[] = [];
+let rulesBefore = { v4: '', v6: '' };
+let forwardingBefore: string[] | null = null;
+
+/** `busybox httpd` in the foreground serving "ok" on `addr` (`[IP:]PORT`), in `netns` or on the host; killed in `after`. */
+async function serve(netns: string | null, addr: string): Promise<void> {
+  const inNs = (cmd: string[]): [string, string[]] => (netns === null ? [cmd[0] as string, cmd.slice(1)] : ['ip', ['netns', 'exec', netns, ...cmd]]);
+  const p = execa(...inNs(['/bin/busybox', 'httpd', '-f', '-p', addr, '-h', www]), { reject: false, stdin: 'ignore' });
+  servers.push({ kill: () => p.kill('SIGKILL'), done: p.then(() => undefined) });
+  // Listening once a connection is answered (or refused for a while: the port is not bound yet).
+  const url = `http://${addr.includes(':') ? addr : `127.0.0.1:${addr}`}/`;
+  for (let i = 0; i < 50; i++) {
+    const r = await execa(...inNs(['/bin/busybox', 'wget', '-q', '-O', '-', url]), { reject: false, timeout: 2000, stdin: 'ignore' });
+    if (r.exitCode === 0) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`httpd on ${addr} did not come up`);
+}
+
+before(async () => {
+  await assertNoLeaks();
+  rulesBefore = { v4: await rulesSave('iptables-save'), v6: await rulesSave('ip6tables-save', ['-t', 'filter']) };
+  forwardingBefore = await Promise.all(FORWARDING.map(async (f) => (await readFile(f, 'utf8')).trim()));
+  // IPv6 forwarding on (the host routes the containers' IPv6): `all` sets every interface and `default`.
+  await writeFile(FORWARDING[0] ?? '', '1\n');
+  www = await mkdtemp(join(tmpdir(), 'lnegress-'));
+  await writeFile(join(www, 'index.html'), 'ok\n');
+  lan = await createOutside('10.231.249');
+  inet = await createOutside('203.0.113');
+  await execa('ip', ['addr', 'add', `${INET6.host}/64`, 'dev', inet.hostIf, 'nodad']);
+  await inet.exec(['ip', 'addr', 'add', `${INET6.ip}/64`, 'dev', `lnt-i${inet.hostIf.slice(5)}`, 'nodad']);
+  for (const ns of [lan, inet]) for (const port of ['80', '81']) await serve(ns.netns, port);
+  // The host's own address on the LAN, serving: a refusal from it is the policy's, not a closed port.
+  await serve(null, '10.231.249.1:18641');
+  // No background repair: drift stays until the test asks for `ledgernet reconcile`.
+  daemon = await startDaemon({ extraArgs: ['--reconcile-interval', '0'] });
+});
+
+afterEach(async () => {
+  await cleanupAll();
+});
+
+after(async () => {
+  try {
+    await cleanupAll();
+    await waitNoLeaks();
+  } finally {
+    await stopAllDaemons();
+    for (const p of servers) p.kill();
+    await Promise.allSettled(servers.map((p) => p.done));
+    await lan?.remove();
+    await inet?.remove();
+    if (www) await rm(www, { recursive: true, force: true });
+    // `all` first (it resets every interface and `default`), then `default` exactly as found.
+    if (forwardingBefore !== null) for (const [i, f] of FORWARDING.entries()) await writeFile(f, `${forwardingBefore[i]}\n`);
+  }
+  assert.equal(notOurs(await rulesSave('iptables-save')), notOurs(rulesBefore.v4), "Docker's and the operator's rules are as they were");
+  assert.equal(notOurs(await rulesSave('ip6tables-save', ['-t', 'filter'])), notOurs(rulesBefore.v6), 'and the IPv6 ones');
+});
+
+async function createNetwork(subnets: readonly string[], ...extra: string[]): Promise<{ name: string; id: string }> {
+  const name = track.network(uniqueName('lneg'));
+  const r = await docker(['network', 'create', '--driver', 'ledgernet', ...subnets.flatMap((s) => ['--subnet', s]), ...extra, name]);
+  assert.equal(r.exitCode, 0, `network create failed: ${r.stderr}\n${daemon.logs().slice(-2000)}`);
+  const id = (await docker(['network', 'inspect', '-f', '{{.Id}}', name], { check: true })).stdout.trim();
+  return { name, id };
+}
+
+const SERVE = 'mkdir -p /www && echo ok >/www/index.html && httpd -p 80 -h /www && exec sleep 600';
+
+async function run(network: string, cmd: readonly string[], ...extra: string[]): Promise<string> {
+  const name = track.container(uniqueName('eg'));
+  const r = await docker(['run', '-d', '--name', name, '--network', network, ...extra, TEST_IMAGE, ...cmd]);
+  assert.equal(r.exitCode, 0, `docker run failed: ${r.stderr}\n${daemon.logs().slice(-2000)}`);
+  return name;
+}
+
+/**
+ * `wget` from inside a container: 'ok' (answered), 'refused' (connection refused: the policy's
+ * reject, at once) or the error it printed (anything else, e.g. a timeout).
+ */
+async function fetchFrom(container: string, url: string): Promise<string> {
+  const r = await docker(['exec', container, 'timeout', '5', 'wget', '-q', '-O', '-', url], { timeoutMs: 15_000 });
+  if (r.exitCode === 0 && /ok/.test(r.stdout)) return 'ok';
+  return /Connection refused/.test(r.stderr) ? 'refused' : `failed: ${r.stderr || r.stdout || `exit ${r.exitCode}`}`;
+}
+
+async function dryRun(): Promise<{ code: number; out: string }> {
+  const r = await ledgernetCli(['reconcile', '--dry-run', '--state-dir', daemon.stateDir]);
+  return { code: r.exitCode, out: r.stdout + r.stderr };
+}
+
+describe('egress policy with the real dockerd and real traffic', () => {
+  test('egress_deny: the LAN and the host there are refused, the internet answers; subnet, gateway, names and inbound replies work; drift is repaired', async () => {
+    const n = await createNetwork(['10.231.140.0/24'], '-o', 'ledgernet.egress_deny=10.0.0.0/8,203.0.113.2:tcp/81');
+    const srv = await run(n.name, ['sh', '-c', SERVE], '-p', '18640:80');
+    const cli = await run(n.name, ['sleep', '600']);
+    const srvIp = await containerIp(srv, n.name);
+    await serve(null, '10.231.140.1:18641');
+
+    assert.equal(await fetchFrom(cli, 'http://203.0.113.2/'), 'ok', 'the internet answers');
+    assert.equal(await fetchFrom(cli, 'http://203.0.113.2:81/'), 'refused', 'a denied port of it is refused');
+    assert.equal(await fetchFrom(cli, 'http://10.231.249.2/'), 'refused', 'the LAN (10.0.0.0/8) is refused');
+    assert.equal(await ping(cli, '10.231.249.2', 1), false, 'every protocol: no ping to the LAN either');
+    assert.equal(await fetchFrom(cli, 'http://10.231.249.1:18641/'), 'refused', "the host's own address on the LAN is refused too");
+    assert.equal(await fetchFrom(cli, `http://${srvIp}/`), 'ok', 'the own subnet (inside 10.0.0.0/8) stays reachable');
+    assert.ok(await ping(cli, '10.231.140.1'), 'the gateway answers ping');
+    assert.equal(await fetchFrom(cli, 'http://10.231.140.1:18641/'), 'ok', 'and serves on the gateway address');
+    assert.equal(await fetchFrom(cli, `http://${srv}/`), 'ok', "Docker's embedded DNS resolves the container's name");
+    assert.ok(await lan.fetch('http://10.231.249.1:18640/'), 'the LAN opens a connection to a published port: the replies flow');
+
+    // A rule deleted by hand: the dry-run names it, traffic it refused passes, reconcile puts it back.
+    const chain = `LEDGERNET-EG-${n.id.slice(0, 12)}`;
+    const rule = ['-m', 'conntrack', '--ctorigdst', '10.0.0.0/8', '-m', 'comment', '--comment', `ledgernet:network:${n.id}:egress-deny`, '-j', 'REJECT', '--reject-with', 'icmp-port-unreachable'];
+    assert.equal((await dryRun()).code, 0, 'converged before');
+    await execa('iptables', ['-D', chain, ...rule]);
+    const drift = await dryRun();
+    assert.equal(drift.code, 2, drift.out);
+    assert.match(drift.out, new RegExp(`network ${n.id.slice(0, 12)}\\n  ~ chain\\.write filter/${chain} \\(drifted[\\s\\S]*\\+ -m conntrack --ctorigdst 10\\.0\\.0\\.0/8 .*egress-deny" -j REJECT`));
+    assert.equal(await fetchFrom(cli, 'http://10.231.249.2/'), 'ok', 'without the rule the LAN answers: the rule is what refused it');
+    const fix = await ledgernetCli(['reconcile', '--state-dir', daemon.stateDir]);
+    assert.equal(fix.exitCode, 0, fix.stdout + fix.stderr);
+    assert.equal((await dryRun()).code, 0, 'converged again');
+    assert.equal(await fetchFrom(cli, 'http://10.231.249.2/'), 'refused', 'refused again');
+  });
+
+  test('egress_allow with egress_deny: only the listed protocol reaches the internet, deny wins; subnet, gateway, names and inbound replies work', async () => {
+    const n = await createNetwork(['10.231.141.0/24'], '-o', 'ledgernet.egress_allow=203.0.113.0/30:tcp', '-o', 'ledgernet.egress_deny=203.0.113.2:tcp/81');
+    const srv = await run(n.name, ['sh', '-c', SERVE], '-p', '18642:80');
+    const cli = await run(n.name, ['sleep', '600']);
+    await serve(null, '10.231.141.1:18643');
+
+    assert.equal(await fetchFrom(cli, 'http://203.0.113.2/'), 'ok', 'listed: tcp to the internet passes');
+    assert.equal(await fetchFrom(cli, 'http://203.0.113.2:81/'), 'refused', 'deny wins over allow');
+    assert.equal(await ping(cli, '203.0.113.2', 1), false, 'not listed: icmp');
+    assert.equal(await fetchFrom(cli, 'http://10.231.249.2/'), 'refused', 'not listed: the LAN');
+    assert.equal(await fetchFrom(cli, 'http://10.231.249.1:18641/'), 'refused', "not listed: the host's LAN address");
+    assert.equal(await fetchFrom(cli, `http://${await containerIp(srv, n.name)}/`), 'ok', 'the own subnet stays reachable');
+    assert.ok(await ping(cli, '10.231.141.1'), 'the gateway answers ping');
+    assert.equal(await fetchFrom(cli, 'http://10.231.141.1:18643/'), 'ok', 'and serves on the gateway address');
+    assert.equal(await fetchFrom(cli, `http://${srv}/`), 'ok', "Docker's embedded DNS resolves the container's name (no upstream is listed)");
+    assert.ok(await lan.fetch('http://10.231.249.1:18642/'), 'the LAN opens a connection to a published port: the replies flow');
+    assert.equal((await dryRun()).code, 0);
+  });
+
+  test('IPv6: a denied port is refused, others pass; an allow-list without IPv6 items refuses IPv6 whole, not IPv4', async () => {
+    await inet.exec(['ip', '-6', 'route', 'replace', 'fd00:231::/32', 'via', INET6.host]);
+    const deny = await createNetwork(['10.231.142.0/24', 'fd00:231:142::/64'], '--ipv6', '-o', `ledgernet.egress_deny=2001:db8:231::/64:tcp/81`);
+    const allow = await createNetwork(['10.231.143.0/24', 'fd00:231:143::/64'], '--ipv6', '-o', 'ledgernet.egress_allow=203.0.113.0/30');
+    const d1 = await run(deny.name, ['sleep', '600']);
+    const d2 = await run(deny.name, ['sh', '-c', SERVE]);
+    const a1 = await run(allow.name, ['sleep', '600']);
+    const peer6 = (await containerEndpoint(d2, deny.name)).GlobalIPv6Address;
+    const url6 = (port: number) => `http://[${INET6.ip}]:${port}/`;
+
+    assert.equal(await fetchFrom(d1, url6(80)), 'ok', 'IPv6 to the internet passes');
+    assert.equal(await fetchFrom(d1, url6(81)), 'refused', 'the denied IPv6 port is refused');
+    assert.equal(await fetchFrom(d1, `http://[${peer6}]/`), 'ok', 'the own IPv6 subnet stays reachable');
+    assert.ok(await ping(d1, 'fd00:231:142::1'), 'the IPv6 gateway answers');
+    assert.equal(await fetchFrom(a1, url6(80)), 'refused', 'allow-list with IPv4 items only: IPv6 is refused');
+    assert.equal(await fetchFrom(a1, 'http://203.0.113.2/'), 'ok', 'IPv4 as listed passes');
+    assert.ok(await ping(a1, 'fd00:231:143::1'), 'the IPv6 gateway answers');
+    assert.equal((await dryRun()).code, 0);
+  });
+
+  test('bad input is refused by docker network create, naming the item', async () => {
+    const cases: [string[], RegExp][] = [
+      [['--subnet', '10.231.144.0/24', '-o', 'ledgernet.egress_deny=10.0.0.0/8,lan'], /ledgernet\.egress_deny=10\.0\.0\.0\/8,lan is invalid: item "lan" is not an IPv4 or IPv6 address or CIDR/],
+      [['--subnet', '10.231.144.0/24', '-o', 'ledgernet.egress_allow=203.0.113.0/24:tcp/99999'], /item "203\.0\.113\.0\/24:tcp\/99999" has port 99999/],
+      [['--subnet', '10.231.144.0/24', '-o', 'ledgernet.egress_deny=fc00::/7'], /item fc00::\/7 is IPv6, but the network has no IPv6 subnet/],
+      [['--subnet', '10.231.144.0/24', '--internal', '-o', 'ledgernet.egress_allow=203.0.113.0/24'], /cannot be used with --internal/],
+    ];
+    for (const [args, msg] of cases) {
+      const name = track.network(uniqueName('lnegbad'));
+      const r = await docker(['network', 'create', '--driver', 'ledgernet', ...args, name]);
+      assert.notEqual(r.exitCode, 0, `accepted: ${args.join(' ')}`);
+      assert.match(r.stderr, msg);
+    }
+  });
+});
