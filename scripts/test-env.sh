@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepares this machine for ledgernet's integration and end-to-end tests:
-#   1. Debian packages: docker.io iptables iproute2 nats-server busybox-static procps (sysctl, for
+#   1. Debian packages: docker.io iptables nftables iproute2 nats-server busybox-static procps (sysctl, for
 #      the namespace tests)
 #   2. a running dockerd (started in the background when nothing answers; there is no systemd)
 #   3. the local image ledgernet-test-busybox:latest (docker import of busybox-static; no pulls)
@@ -8,7 +8,7 @@
 # Idempotent and quiet on success; run as root. Exits non-zero with a message on failure.
 set -euo pipefail
 
-readonly PACKAGES=(docker.io iptables iproute2 nats-server busybox-static procps)
+readonly PACKAGES=(docker.io iptables nftables iproute2 nats-server busybox-static procps)
 readonly TEST_IMAGE=ledgernet-test-busybox:latest
 # Bump when the image recipe below changes, so existing machines rebuild the image.
 readonly IMAGE_RECIPE=1

@@ -13,11 +13,12 @@ import { controlSocket, describeNats, natsConnectError, resolveNats, type NatsCo
 import { acquireHostGuard, acquireLock, isDerivedHostLinkName, isVethName, NatsPublisher, VETH_PREFIX, openStore, Outbox, type EventStore, type StoredEvent } from './events/index.ts';
 import { createKernel, driftNotice, watchLinks } from './kernel/index.ts';
 import type { HostView } from './api/ipam.ts';
-import type { Kernel } from './kernel/index.ts';
+import type { FirewallBackend, Kernel } from './kernel/index.ts';
 import { OutcomeRecorder, Reconciler, isOwnedLink, markLost } from './reconciler/index.ts';
 import { Metrics, serveMetrics } from './operator/metrics.ts';
 import { controlPeerCheck, listenPrivately, prepareSocketPath } from './operator/socket.ts';
 import { DockerApi } from './operator/docker-api.ts';
+import { recordFirewall, resolveFirewall } from './operator/firewall-choice.ts';
 import { DockerSync } from './operator/docker-sync.ts';
 
 /** JSON lines for machines; human-readable lines when stdout is a terminal. */
@@ -112,10 +113,11 @@ async function openState(cfg: ServeConfig, log: Logger, metrics: Metrics | null)
 }
 
 /** The reconciler of the daemon: lost endpoints and pass outcomes are recorded in the log. */
-function buildReconciler(cfg: ServeConfig, store: EventStore, kernel: Kernel, log: Logger, metrics: Metrics | null): Reconciler {
+function buildReconciler(cfg: ServeConfig, store: EventStore, kernel: Kernel, firewall: FirewallBackend, log: Logger, metrics: Metrics | null): Reconciler {
   const outcomes = new OutcomeRecorder(store);
   return new Reconciler({
     kernel,
+    firewall,
     getState: () => store.state,
     log: log.child({ component: 'reconciler' }),
     intervalMs: cfg.reconcileIntervalS * 1000,
@@ -224,7 +226,10 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
     const outbox = await startPublisher(cfg, store, events, log, metrics);
     add(outbox && (() => outbox.stop()));
     const kernel = createKernel({ filterPrefixes: [VETH_PREFIX] });
-    const reconciler = buildReconciler(cfg, store, kernel, log, metrics);
+    const firewall = await resolveFirewall(cfg.firewall ?? 'auto', cfg.dockerSocket);
+    await recordFirewall(cfg.stateDir, firewall.backend);
+    log.info({ firewall: firewall.backend.name, why: firewall.why }, `firewall backend: ${firewall.backend.name}`);
+    const reconciler = buildReconciler(cfg, store, kernel, firewall.backend, log, metrics);
     add(() => reconciler.stop());
     await listen(cfg, { store, kernel, reconciler, outbox, metrics }, log, add);
     add(await startMetrics(cfg, store, metrics, log));

@@ -4,8 +4,8 @@
 // `-force` keeps the batch going past a failing line so that one broken object does not block
 // the others; the failing lines are mapped back to their actions. Nothing here retries: the
 // next pass re-observes and plans again, which converges or reports the same failure.
-import { defaultFirewall, ipLines as renderIpLines, isLinkChange, isShapingChange, tcLines as renderTcLines } from '../kernel/index.ts';
-import type { FirewallBackend, FirewallChange, Kernel } from '../kernel/types.ts';
+import { defaultFirewall, ipLines as renderIpLines, isFirewallChange, isLinkChange, isShapingChange, tcLines as renderTcLines } from '../kernel/index.ts';
+import type { FirewallBackend, Kernel } from '../kernel/types.ts';
 import type { Action } from './actions.ts';
 
 export interface Failure {
@@ -52,10 +52,6 @@ async function runBatch(
   }
 }
 
-function isFirewall(a: Action): a is FirewallChange {
-  return a.kind === 'chain.write' || a.kind === 'chain.delete' || a.kind === 'hook.add' || a.kind === 'hook.delete';
-}
-
 /** What a `link.conflict` fails with: its detail says which link, and how to resolve it. */
 const CONFLICT_MESSAGE = 'left alone: not a link of ledgernet';
 
@@ -75,7 +71,7 @@ export async function applyActions(actions: readonly Action[], kernel: Kernel, f
       for (const a of localnet) failures.push({ action: a, message: (e as Error).message });
     }
   }
-  const changes = actions.filter(isFirewall);
+  const changes = actions.filter(isFirewallChange);
   if (changes.length > 0) for (const f of await firewall.apply(changes, kernel)) failures.push({ action: f.change, message: f.message });
   const failed = new Set(failures.map((f) => f.action));
   return { applied: actions.filter((a) => !failed.has(a) && a.kind !== 'endpoint.lost' && a.kind !== 'link.conflict'), failures };

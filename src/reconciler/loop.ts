@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { isRetryable } from '../errors.ts';
 import type { State } from '../events/domain/types.ts';
-import type { Kernel, KernelSnapshot } from '../kernel/types.ts';
+import type { FirewallBackend, Kernel, KernelSnapshot } from '../kernel/types.ts';
 import type { DriftKind } from '../kernel/monitor.ts';
 import { describeAction, type Action } from './actions.ts';
 import { applyActions, type Failure } from './apply.ts';
@@ -28,6 +28,8 @@ export interface ReconcilerDeps {
   /** Called after every pass that planned something (event recording, metrics). */
   readonly onPass?: (result: PassResult) => void;
   readonly intervalMs: number;
+  /** The firewall backend (`serve --firewall`); the iptables one when not given. */
+  readonly firewall?: FirewallBackend;
 }
 
 function expectedEchoes(actions: readonly Action[]): Map<string, Set<DriftKind>> {
@@ -250,12 +252,12 @@ export class Reconciler {
     const t0 = performance.now();
     const snapshot = await this.observe();
     const state = this.deps.getState();
-    const planned = plan(desiredFromState(state), snapshot);
+    const planned = plan(desiredFromState(state), snapshot, this.deps.firewall);
     this.noteConflicts(planned);
     if (planned.length > 0) this.echoes = expectedEchoes(planned);
     const held = this.heldBack(trigger, state, planned);
     const work = held.skip.size > 0 ? planned.filter((a) => !held.skip.has(a)) : planned;
-    const done = work.length > 0 ? await applyActions(work, this.deps.kernel) : { applied: [], failures: [] };
+    const done = work.length > 0 ? await applyActions(work, this.deps.kernel, this.deps.firewall) : { applied: [], failures: [] };
     const { applied } = done;
     const failures = [...done.failures, ...held.failures];
     const lost = planned.filter((a) => a.kind === 'endpoint.lost');

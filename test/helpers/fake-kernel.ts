@@ -36,7 +36,7 @@ export class FakeKernel implements Kernel {
   ingress = new Map<string, string[]>();
   /** route_localnet by interface; bridges read as false until set. */
   localnet = new Map<string, boolean>();
-  calls: { kind: 'observe' | 'ipBatch' | 'iptablesRestore' | 'ip6tablesRestore' | 'setRouteLocalnet' | 'tcBatch'; input?: string }[] = [];
+  calls: { kind: 'observe' | 'ipBatch' | 'iptablesRestore' | 'ip6tablesRestore' | 'nftApply' | 'setRouteLocalnet' | 'tcBatch'; input?: string }[] = [];
   private failPatterns: RegExp[] = [];
   private nextIndex = 10;
 
@@ -210,6 +210,11 @@ export class FakeKernel implements Kernel {
       if (!this.links.has(name)) throw new Error(`sysctl: cannot stat /proc/sys/net/ipv4/conf/${name}/route_localnet`);
       this.localnet.set(name, on);
     }
+  }
+
+  /** Recorded only: the nftables backend is tested against a real nft (test/integration/nftables.test.ts). */
+  async nftApply(json: string): Promise<void> {
+    this.calls.push({ kind: 'nftApply', input: json });
   }
 
   /** The next iptables-restore whose input matches fails as a whole, like the real one. */
