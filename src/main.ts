@@ -18,7 +18,7 @@ import { OutcomeRecorder, Reconciler, isOwnedLink, markLost } from './reconciler
 import { Metrics, serveMetrics } from './operator/metrics.ts';
 import { controlPeerCheck, listenPrivately, prepareSocketPath } from './operator/socket.ts';
 import { DockerApi } from './operator/docker-api.ts';
-import { recordFirewall, resolveFirewall } from './operator/firewall-choice.ts';
+import { recordFirewall, resolveFirewall, switchableFirewall } from './operator/firewall-choice.ts';
 import { DockerSync } from './operator/docker-sync.ts';
 
 /** JSON lines for machines; human-readable lines when stdout is a terminal. */
@@ -226,10 +226,12 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
     const outbox = await startPublisher(cfg, store, events, log, metrics);
     add(outbox && (() => outbox.stop()));
     const kernel = createKernel({ filterPrefixes: [VETH_PREFIX] });
-    const firewall = await resolveFirewall(cfg.firewall ?? 'auto', cfg.dockerSocket);
-    await recordFirewall(cfg.stateDir, firewall.backend);
-    log.info({ firewall: firewall.backend.name, why: firewall.why }, `firewall backend: ${firewall.backend.name}`);
-    const reconciler = buildReconciler(cfg, store, kernel, firewall.backend, log, metrics);
+    const chosen = await resolveFirewall(cfg.firewall ?? 'auto', cfg.dockerSocket, cfg.stateDir);
+    await recordFirewall(cfg.stateDir, chosen.backend);
+    log.info({ firewall: chosen.backend.name, why: chosen.why }, `firewall backend: ${chosen.backend.name}`);
+    const firewall = switchableFirewall(chosen.backend);
+    const reconciler = buildReconciler(cfg, store, kernel, firewall, log, metrics);
+    if (chosen.unsure) add(followDockerFirewall(cfg, firewall, reconciler, log));
     add(() => reconciler.stop());
     await listen(cfg, { store, kernel, reconciler, outbox, metrics }, log, add);
     add(await startMetrics(cfg, store, metrics, log));
@@ -244,6 +246,30 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
     throw e;
   }
   return { stop: stopAll };
+}
+
+/** With `--firewall auto` and Docker not up yet: ask it again until it answers, then switch if it says otherwise. */
+function followDockerFirewall(cfg: ServeConfig, firewall: ReturnType<typeof switchableFirewall>, reconciler: Reconciler, log: Logger): Cleanup {
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const ask = async () => {
+    const next = await resolveFirewall('auto', cfg.dockerSocket, cfg.stateDir);
+    if (stopped) return;
+    if (next.unsure) {
+      timer = setTimeout(() => void ask(), 2_000);
+      return;
+    }
+    if (next.backend.name === firewall.name) return;
+    log.info({ firewall: next.backend.name, why: next.why }, `firewall backend: switching to ${next.backend.name}`);
+    firewall.use(next.backend);
+    await recordFirewall(cfg.stateDir, next.backend);
+    await reconciler.requestPass('firewall').catch((e: unknown) => log.error({ err: e }, 'reconcile after switching the firewall backend failed'));
+  };
+  timer = setTimeout(() => void ask(), 2_000);
+  return async () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
 }
 
 /** Docker is asked at start and on every repair tick; a network must be missing this long. */

@@ -32,12 +32,45 @@ async function dockerFirewall(socket: string | null): Promise<string | null> {
   }
 }
 
-/** The backend for `choice`, and why (for the log). */
-export async function resolveFirewall(choice: Choice, dockerSocket: string | null): Promise<{ backend: FirewallBackend; why: string }> {
-  if (choice !== 'auto') return { backend: BACKENDS[choice], why: `--firewall ${choice}` };
+interface Resolved {
+  readonly backend: FirewallBackend;
+  /** For the log. */
+  readonly why: string;
+  /** `auto` and Docker did not answer (it starts after ledgernet): ask again later. */
+  readonly unsure: boolean;
+}
+
+/**
+ * The backend for `choice`. `auto` asks Docker; when Docker does not answer (not started yet:
+ * ledgernet starts before it), the backend recorded in `stateDir` by the last serve, else iptables.
+ */
+export async function resolveFirewall(choice: Choice, dockerSocket: string | null, stateDir?: string): Promise<Resolved> {
+  if (choice !== 'auto') return { backend: BACKENDS[choice], why: `--firewall ${choice}`, unsure: false };
   const docker = await dockerFirewall(dockerSocket);
+  if (docker === null && dockerSocket) {
+    const recorded = stateDir === undefined ? undefined : await readRecorded(stateDir);
+    const name = recorded === 'nftables' ? 'nftables' : 'iptables';
+    return { backend: BACKENDS[name], why: `auto: Docker does not answer yet; ${recorded ? 'as recorded by the last serve' : 'the default'}`, unsure: true };
+  }
   const name = docker?.startsWith('nftables') ? 'nftables' : 'iptables';
-  return { backend: BACKENDS[name], why: `auto: Docker's firewall backend is ${docker ?? 'iptables (not reported)'}` };
+  return { backend: BACKENDS[name], why: `auto: Docker's firewall backend is ${docker ?? 'iptables (not reported)'}`, unsure: false };
+}
+
+const readRecorded = (stateDir: string) => readFile(join(stateDir, RECORD), 'utf8').then((t) => parseFirewallChoice(t.trim()), () => undefined);
+
+/** A backend that delegates to another, which `use` swaps between passes (auto, once Docker answers). */
+export function switchableFirewall(initial: FirewallBackend): FirewallBackend & { use(next: FirewallBackend): void } {
+  let current = initial;
+  return {
+    get name() {
+      return current.name;
+    },
+    plan: (policy, observed) => current.plan(policy, observed),
+    apply: (changes, kernel) => current.apply(changes, kernel),
+    use(next) {
+      current = next;
+    },
+  };
 }
 
 export async function recordFirewall(stateDir: string, backend: FirewallBackend): Promise<void> {
@@ -47,6 +80,6 @@ export async function recordFirewall(stateDir: string, backend: FirewallBackend)
 /** For the CLI: the flag or env, else what the daemon recorded, else `auto`. */
 export async function firewallForCli(stateDir: string, flag: string | undefined, dockerSocket: string | null): Promise<FirewallBackend> {
   const given = parseFirewallChoice(flag ?? process.env['LEDGERNET_FIREWALL']);
-  const recorded = given ? undefined : await readFile(join(stateDir, RECORD), 'utf8').then((t) => parseFirewallChoice(t.trim()), () => undefined);
-  return (await resolveFirewall(given ?? recorded ?? 'auto', dockerSocket)).backend;
+  const recorded = given ? undefined : await readRecorded(stateDir);
+  return (await resolveFirewall(given ?? recorded ?? 'auto', dockerSocket, stateDir)).backend;
 }
