@@ -27,6 +27,12 @@ function chainOwner(chain: string): Owner {
   return m ? { networkId: m[1] ?? null, endpointId: null } : SHARED;
 }
 
+/** The network a map element jumps to (`"lnb-…" : jump net-<id>-from`); else shared. */
+function elementOwner(e: unknown): Owner {
+  const target = Array.isArray(e) ? (e[1] as { jump?: { target?: unknown } } | undefined)?.jump?.target : undefined;
+  return typeof target === 'string' ? chainOwner(target) : SHARED;
+}
+
 /** The changes that turn `observed` (null: no table; undefined: nft cannot run) into `desired` (null: no table). */
 export function diffTable(desired: DesiredTable | null, observed: NftTable | null | undefined): FirewallChange[] {
   const table = NFT_TABLE_LABEL;
@@ -68,7 +74,7 @@ function diffSets(desired: DesiredTable, observed: NftTable): FirewallChange[] {
       if (!present.has(canon(e.value))) out.push({ kind: 'nft.element.add', table, set, element: e.value, text: describeElement(e.value), owner: e.owner, reason: 'missing' });
     }
     for (const e of have.elements) {
-      if (!wanted.has(canon(e))) out.push({ kind: 'nft.element.delete', table, set, element: e, text: describeElement(e), owner: SHARED, reason: 'orphan' });
+      if (!wanted.has(canon(e))) out.push({ kind: 'nft.element.delete', table, set, element: e, text: describeElement(e), owner: elementOwner(e), reason: 'orphan' });
     }
   }
   for (const set of Object.keys(observed.sets)) {
