@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepares this machine for ledgernet's integration and end-to-end tests:
-#   1. Debian packages: docker.io iptables iproute2 nats-server busybox-static procps (sysctl, for
+#   1. Debian packages: docker.io iptables nftables iproute2 nats-server busybox-static procps (sysctl, for
 #      the namespace tests) iperf3 (for the throughput benchmark) docker-compose (Debian's 1.29,
 #      for the compose e2e test)
 #   2. a running dockerd (started in the background when nothing answers; there is no systemd)
@@ -10,7 +10,7 @@
 # Idempotent and quiet on success; run as root. Exits non-zero with a message on failure.
 set -euo pipefail
 
-readonly PACKAGES=(docker.io iptables iproute2 nats-server busybox-static procps iperf3 docker-compose)
+readonly PACKAGES=(docker.io iptables nftables iproute2 nats-server busybox-static procps iperf3 docker-compose)
 readonly TEST_IMAGE=ledgernet-test-busybox:latest
 readonly IPERF3_IMAGE=ledgernet-test-iperf3:latest
 # Bump when the image recipe below changes, so existing machines rebuild the image.

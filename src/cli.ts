@@ -7,6 +7,7 @@ import { parsePrefix } from './events/domain/cidr.ts';
 import { DriverError, isDriverError } from './errors.ts';
 import { DEFAULT_DOCKER_SOCKET } from './operator/docker-api.ts';
 import { createLogger } from './logger.ts';
+import { parseFirewallChoice } from './operator/firewall-choice.ts';
 import { supervise } from './supervisor/supervisor.ts';
 import { notifyReady, onSupervisorGone, workerSocket } from './supervisor/worker-link.ts';
 import type { Logger } from 'pino';
@@ -18,12 +19,14 @@ commands:
               [--in-process]  no supervisor: the daemon itself listens on the socket (tests, debugging)
               [--metrics HOST:PORT]  Prometheus metrics (off by default)
               [--docker-socket P]  Docker's API (default /var/run/docker.sock; '' never asks Docker)
+              [--firewall iptables|nftables|auto]  firewall backend (default auto: nftables when Docker's is)
               [--default-pool CIDR] [--default-pool-size N] [--default-pool6 CIDR] [--default-pool6-size N]
               (automatic IPAM pools: default ${DEFAULT_POOLS.v4.range} in /${DEFAULT_POOLS.v4.size}s, ${DEFAULT_POOLS.v6.range} in /${DEFAULT_POOLS.v6.size}s)
   reconcile   converge the kernel once (through the running daemon if there is one)
               --dry-run  only show what would change (exit 0: nothing, 2: changes pending, 1: error)
               --json     machine-readable output
-  status      networks and endpoints, desired vs actual [--json]
+              --firewall B  plan with this backend (default: the one serve recorded in the state dir)
+  status      networks and endpoints, desired vs actual [--json] [--firewall B]
   events      print the event log [--json] [--follow]; 'events verify' checks it
   release ID|CIDR|IP  forget a network or endpoint (id or unique 12+ hex prefix), an IPAM pool or
               address that Docker no longer has (e.g. after a crash mid-call); its kernel objects are removed
@@ -62,6 +65,7 @@ const OPTIONS = {
   'apply-timeout': { type: 'string' },
   metrics: { type: 'string' },
   'docker-socket': { type: 'string' },
+  firewall: { type: 'string' },
   'default-pool': { type: 'string' },
   'default-pool-size': { type: 'string' },
   'default-pool6': { type: 'string' },
@@ -203,6 +207,7 @@ async function runServe(values: Values, env: NodeJS.ProcessEnv, argv: string[], 
     dockerSocket: (values['docker-socket'] ?? env['LEDGERNET_DOCKER_SOCKET'] ?? DEFAULT_DOCKER_SOCKET) || null,
     defaultPools: pools,
     nats: natsServeConfig(values, env),
+    firewall: parseFirewallChoice(values.firewall ?? env['LEDGERNET_FIREWALL']) ?? 'auto',
   };
   // By default a supervisor keeps Docker's socket and runs the daemon as its worker
   // (src/supervisor/); --in-process runs the daemon alone, as before.
@@ -240,9 +245,9 @@ async function main(argv: string[]): Promise<number> {
     case 'serve':
       return runServe(values, env, argv, stateDir);
     case 'reconcile':
-      return (await import('./operator/commands.ts')).runReconcile({ stateDir, dryRun: values['dry-run'] ?? false, json: values.json ?? false });
+      return (await import('./operator/commands.ts')).runReconcile({ stateDir, dryRun: values['dry-run'] ?? false, json: values.json ?? false, firewall: values.firewall });
     case 'status':
-      return (await import('./operator/commands.ts')).runStatus({ stateDir, json: values.json ?? false });
+      return (await import('./operator/commands.ts')).runStatus({ stateDir, json: values.json ?? false, firewall: values.firewall });
     case 'release':
       return (await import('./operator/commands.ts')).runRelease({ stateDir, target: sub });
     case 'repair':

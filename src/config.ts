@@ -57,6 +57,8 @@ export interface ServeConfig {
   /** Docker's API socket, asked for networks removed and containers given up on while ledgernet
    * was down (`--docker-socket`, `LEDGERNET_DOCKER_SOCKET`; empty: never ask), or null. */
   readonly dockerSocket: string | null;
+  /** `--firewall` (LEDGERNET_FIREWALL): the firewall backend, or `auto` (Docker's); default auto. */
+  readonly firewall?: 'iptables' | 'nftables' | 'auto';
   /** null: publishing to NATS is off. */
   readonly nats: (NatsConfig & { readonly stream: NatsStreamConfig }) | null;
 }

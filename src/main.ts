@@ -12,11 +12,12 @@ import { controlSocket, describeNats, natsConnectError, resolveNats, type NatsCo
 import { acquireHostGuard, acquireLock, isDerivedHostLinkName, isVethName, VETH_PREFIX, openStore, Outbox, type EventStore, type StoredEvent } from './events/index.ts';
 import { createKernel, driftNotice, watchLinks } from './kernel/index.ts';
 import type { HostView } from './api/ipam.ts';
-import type { Kernel } from './kernel/index.ts';
+import type { FirewallBackend, Kernel } from './kernel/index.ts';
 import { OutcomeRecorder, Reconciler, isOwnedLink, markLost } from './reconciler/index.ts';
 import type { Metrics } from './operator/metrics.ts';
 import { controlPeerCheck, listenPrivately, prepareSocketPath } from './operator/socket.ts';
 import { DockerApi } from './operator/docker-api.ts';
+import { recordFirewall, resolveFirewall, switchableFirewall } from './operator/firewall-choice.ts';
 import { DockerSync } from './operator/docker-sync.ts';
 
 /**
@@ -104,12 +105,13 @@ async function openState(cfg: ServeConfig, log: Logger, metrics: Metrics | null)
 }
 
 /** The reconciler of the daemon: lost endpoints and pass outcomes are recorded in the log. */
-function buildReconciler(cfg: ServeConfig, store: EventStore, kernel: Kernel, log: Logger, metrics: Metrics | null): Reconciler {
+function buildReconciler(cfg: ServeConfig, store: EventStore, kernel: Kernel, firewall: FirewallBackend, log: Logger, metrics: Metrics | null): Reconciler {
   const outcomes = new OutcomeRecorder(store);
   return new Reconciler({
     kernel,
     // Decided intents, durable or not yet: Docker's calls start the kernel work during the fsync.
     getState: () => store.latest,
+    firewall,
     log: log.child({ component: 'reconciler' }),
     intervalMs: cfg.reconcileIntervalS * 1000,
     onLost: markLost(store),
@@ -222,7 +224,12 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
     const outbox = await startPublisher(cfg, store, events, log, metrics);
     add(outbox && (() => outbox.stop()));
     const kernel = createKernel({ filterPrefixes: [VETH_PREFIX] });
-    const reconciler = buildReconciler(cfg, store, kernel, log, metrics);
+    const chosen = await resolveFirewall(cfg.firewall ?? 'auto', cfg.dockerSocket, cfg.stateDir);
+    await recordFirewall(cfg.stateDir, chosen.backend);
+    log.info({ firewall: chosen.backend.name, why: chosen.why }, `firewall backend: ${chosen.backend.name}`);
+    const firewall = switchableFirewall(chosen.backend);
+    const reconciler = buildReconciler(cfg, store, kernel, firewall, log, metrics);
+    if (chosen.unsure) add(followDockerFirewall(cfg, firewall, reconciler, log));
     add(() => reconciler.stop());
     await listen(cfg, { store, kernel, reconciler, outbox, metrics }, log, add);
     add(await startMetrics(cfg, store, metrics, log));
@@ -237,6 +244,30 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
     throw e;
   }
   return { stop: stopAll };
+}
+
+/** With `--firewall auto` and Docker not up yet: ask it again until it answers, then switch if it says otherwise. */
+function followDockerFirewall(cfg: ServeConfig, firewall: ReturnType<typeof switchableFirewall>, reconciler: Reconciler, log: Logger): Cleanup {
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const ask = async () => {
+    const next = await resolveFirewall('auto', cfg.dockerSocket, cfg.stateDir);
+    if (stopped) return;
+    if (next.unsure) {
+      timer = setTimeout(() => void ask(), 2_000);
+      return;
+    }
+    if (next.backend.name === firewall.name) return;
+    log.info({ firewall: next.backend.name, why: next.why }, `firewall backend: switching to ${next.backend.name}`);
+    firewall.use(next.backend);
+    await recordFirewall(cfg.stateDir, next.backend);
+    await reconciler.requestPass('firewall').catch((e: unknown) => log.error({ err: e }, 'reconcile after switching the firewall backend failed'));
+  };
+  timer = setTimeout(() => void ask(), 2_000);
+  return async () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
 }
 
 /** Docker is asked at start and on every repair tick; a network must be missing this long. */

@@ -56,8 +56,54 @@ export type ShapingChange =
   | (ChangeBase & { readonly kind: 'redirect.set'; readonly name: string; readonly to: string; readonly replace: boolean })
   | (ChangeBase & { readonly kind: 'redirect.delete'; readonly name: string });
 
-/** Firewall work, planned and applied by the firewall backend (kernel/iptables/). */
+/** An nftables rule: its statements as `nft -j` prints them (`expr`). */
+export type NftRule = readonly unknown[];
+
+/** A set or map of the nftables table, as `nft -j` prints it (`elem` aside). */
+export interface NftSetSpec {
+  /** `set` or `map` (a verdict map is a map with `map: 'verdict'`). */
+  readonly is: 'set' | 'map';
+  readonly type: string | readonly string[];
+  readonly map?: string;
+  readonly flags?: readonly string[];
+}
+
+/** A base chain's hook (`type filter hook forward priority 0; policy accept`). */
+export interface NftHook {
+  readonly type: 'filter' | 'nat';
+  readonly hook: string;
+  readonly prio: number;
+  readonly policy: 'accept';
+}
+
+/** nftables work: one `nft -j -f -` transaction per pass (kernel/nftables/). */
+type NftChange =
+  | (ChangeBase & { readonly kind: 'nft.table.delete'; readonly table: string })
+  | (ChangeBase & { readonly kind: 'nft.set.write'; readonly table: string; readonly set: string; readonly spec: NftSetSpec; readonly elements: readonly unknown[] })
+  | (ChangeBase & { readonly kind: 'nft.set.delete'; readonly table: string; readonly set: string })
+  | (ChangeBase & {
+      readonly kind: 'nft.element.add' | 'nft.element.delete';
+      readonly table: string;
+      readonly set: string;
+      readonly element: unknown;
+      /** For display: the element as nft writes it (`tcp . 8080 : 10.231.9.2`). */
+      readonly text: string;
+    })
+  | (ChangeBase & {
+      readonly kind: 'nft.chain.write';
+      readonly table: string;
+      readonly chain: string;
+      readonly hook?: NftHook;
+      readonly rules: readonly NftRule[];
+      /** For display: `+ rule` to be added, `- rule` to be removed, as nft writes them. */
+      readonly diff?: readonly string[];
+    })
+  | (ChangeBase & { readonly kind: 'nft.chain.delete'; readonly table: string; readonly chain: string });
+
+/** Firewall work, planned and applied by the firewall backend (kernel/iptables/, kernel/nftables/). */
 export type FirewallChange =
+  | NftChange
+
   | (ChangeBase & {
       readonly kind: 'chain.write';
       readonly table: string;
@@ -76,3 +122,22 @@ export type FirewallChange =
       readonly position: number | null;
     })
   | (ChangeBase & { readonly kind: 'hook.delete'; readonly table: string; readonly from: string; readonly rule: string });
+
+const FIREWALL_KINDS: ReadonlySet<string> = new Set<FirewallChange['kind']>([
+  'chain.write',
+  'chain.delete',
+  'hook.add',
+  'hook.delete',
+  'nft.table.delete',
+  'nft.set.write',
+  'nft.set.delete',
+  'nft.element.add',
+  'nft.element.delete',
+  'nft.chain.write',
+  'nft.chain.delete',
+]);
+
+/** Whether a change is the firewall backend's to apply. */
+export function isFirewallChange<T extends { readonly kind: string }>(c: T): c is Extract<T, FirewallChange> {
+  return FIREWALL_KINDS.has(c.kind);
+}

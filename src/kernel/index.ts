@@ -21,7 +21,7 @@ export type {
 export type { KernelOptions } from './run-kernel.ts';
 export type { BatchProgress } from './parse-errors.ts';
 export { createKernel } from './run-kernel.ts';
-export { CREATE_GROUP } from './changes.ts';
+export { CREATE_GROUP, isFirewallChange } from './changes.ts';
 export { afterLinkChanges, afterRouteLocalnet, afterShapingChanges } from './model.ts';
 export { ipLines, isLinkChange } from './iproute/render.ts';
 export { isShapingChange, tcLines } from './tc/render.ts';
@@ -29,8 +29,10 @@ export { parseLinks } from './parse-links.ts';
 export { parseAddrs } from './parse-addrs.ts';
 export { parseRoutes } from './parse-routes.ts';
 export { parseIptablesSave } from './iptables/index.ts';
-// The firewall backend the reconciler plans and applies with (an nftables one comes next).
+// The firewall backends (`serve --firewall`); the default is the one plans use unless told.
 export { iptablesFirewall as defaultFirewall } from './iptables/index.ts';
+export { iptablesFirewall } from './iptables/index.ts';
+export { nftablesFirewall } from './nftables/index.ts';
 export { parseIpBatchErrors } from './parse-errors.ts';
 export { watchLinks, type Watch } from './monitor.ts';
 export { parseSysctl } from './parse-sysctl.ts';

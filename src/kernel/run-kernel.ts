@@ -1,6 +1,9 @@
 // The only code in ledgernet that runs processes. Argument arrays only, never a shell; every
 // failure leaves here as one DriverError, with execa's error (exit code, stderr) as its cause.
-import { readFile, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { execa } from 'execa';
 import { DriverError } from '../errors.ts';
 import {
@@ -12,6 +15,8 @@ import {
 import { parseAddrs } from './parse-addrs.ts';
 import { parseIpBatchErrors } from './parse-errors.ts';
 import { parseIptablesSave } from './iptables/parse.ts';
+import { parseNftTable } from './nftables/parse.ts';
+import { NFT_FAMILY, NFT_TABLE } from './nftables/table.ts';
 import { parseLinks } from './parse-links.ts';
 import { parseRoutes } from './parse-routes.ts';
 import { ifaceSysctl, parseSysctl } from './parse-sysctl.ts';
@@ -20,7 +25,7 @@ import { runChanges } from './batch.ts';
 import { ipLines } from './iproute/render.ts';
 import { restoreInput } from './iptables/restore.ts';
 import { tcLines } from './tc/render.ts';
-import type { BatchFailure, BatchResult, HostKernel, KernelSnapshot, Qdisc, Route } from './types.ts';
+import type { BatchFailure, BatchResult, HostKernel, KernelSnapshot, NftTable, Qdisc, Route } from './types.ts';
 
 const procPath = (iface: string) => `/proc/sys/net/ipv4/conf/${iface}/route_localnet`;
 
@@ -135,9 +140,19 @@ export function createKernel(opts: KernelOptions): HostKernel {
     failOnExit(outcome);
   };
 
+  // `nft -j list table inet ledgernet`: null when the table does not exist, undefined when nft
+  // cannot run (not installed): then there is no table of ours to plan against or remove.
+  const readNftables = async (): Promise<NftTable | null | undefined> => {
+    const o = await run('read the nftables table', ...inNetns('nft', '-j', 'list', 'table', NFT_FAMILY, NFT_TABLE)).catch(() => null);
+    if (o === null || /^exec of .* failed/m.test(o.stderr)) return undefined;
+    if (o.exitCode !== 0 && /No such file or directory/.test(o.stderr)) return null;
+    failOnExit(o);
+    return parseNftTable(o.stdout, NFT_FAMILY, NFT_TABLE);
+  };
+
   return {
     async observe(): Promise<KernelSnapshot> {
-      const [links, addrs, filter, nat, qdiscs, filter6] = await Promise.all([
+      const [links, addrs, filter, nat, qdiscs, filter6, nftables] = await Promise.all([
         run('read links', 'ip', ipArgs('-j', '-d', 'link', 'show')),
         run('read addresses', 'ip', ipArgs('-j', 'addr', 'show')),
         run('read the iptables filter table', ...iptables('iptables-save', '-t', 'filter')),
@@ -146,6 +161,7 @@ export function createKernel(opts: KernelOptions): HostKernel {
         // IPv6 may be disabled or ip6tables missing: then there is no IPv6 table to converge,
         // and the IPv4 work goes on without it.
         run('read the ip6tables filter table', ...iptables('ip6tables-save', '-t', 'filter')).catch(() => null),
+        readNftables(),
       ]);
       for (const o of [links, addrs, filter, nat, qdiscs]) failOnExit(o);
       const parsedLinks = parseLinks(links.stdout);
@@ -159,6 +175,7 @@ export function createKernel(opts: KernelOptions): HostKernel {
         qdiscs: parsedQdiscs,
         ingressRedirects: await readRedirects(parsedQdiscs),
         routeLocalnet: await readRouteLocalnet(parsedLinks.filter((l) => l.kind === 'bridge').map((l) => l.name)),
+        ...(nftables === undefined ? {} : { nftables }),
       };
     },
 
@@ -197,6 +214,18 @@ export function createKernel(opts: KernelOptions): HostKernel {
       const input = restoreInput(changes, table);
       if (input !== null) await iptablesRestore(input, table === 'filter6' ? 6 : 4);
     },
+
+    async nftApply(json: string): Promise<void> {
+      // nft opens /dev/stdin, which fails on the socket node gives a child as stdin: a file it is.
+      const file = join(tmpdir(), `ledgernet-nft-${process.pid}-${randomBytes(6).toString('hex')}.json`);
+      await writeFile(file, json, { mode: 0o600 });
+      try {
+        failOnExit(await run('apply nftables rules', ...inNetns('nft', '-j', '-f', file)));
+      } finally {
+        await rm(file, { force: true });
+      }
+    },
+
   };
 }
 

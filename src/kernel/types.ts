@@ -1,8 +1,8 @@
 // Typed facts read from the kernel. Parsers in this folder turn `ip -j` / `iptables-save`
 // output into these values; the reconciler compares them with the desired state.
-import type { FirewallChange, LinkChange, ShapingChange } from './changes.ts';
+import type { FirewallChange, LinkChange, NftHook, NftRule, NftSetSpec, ShapingChange } from './changes.ts';
 
-export type { FirewallChange, LinkChange, ShapingChange, VethSpec } from './changes.ts';
+export type { FirewallChange, LinkChange, NftHook, NftRule, NftSetSpec, ShapingChange, VethSpec } from './changes.ts';
 
 /** One network interface as `ip -j -d link show` reports it. */
 export interface Link {
@@ -60,6 +60,14 @@ export interface IptablesTable {
   readonly chains: Readonly<Record<string, Chain>>;
 }
 
+/** One nftables table as `nft -j list table` reports it (handles left out). */
+export interface NftTable {
+  readonly family: string;
+  readonly name: string;
+  readonly sets: Readonly<Record<string, NftSetSpec & { readonly elements: readonly unknown[] }>>;
+  readonly chains: Readonly<Record<string, { readonly hook: NftHook | null; readonly rules: readonly NftRule[] }>>;
+}
+
 /** One qdisc as `tc -j qdisc show` reports it. */
 export interface Qdisc {
   readonly dev: string;
@@ -88,6 +96,11 @@ export interface KernelSnapshot {
    * `createKernel`: the devices its ingress filters redirect to.
    */
   readonly ingressRedirects: Readonly<Record<string, readonly string[]>>;
+  /**
+   * nftables' `inet ledgernet` table (the nftables backend's, and what the iptables backend
+   * removes after a switch): null when it does not exist; absent when `nft` cannot run.
+   */
+  readonly nftables?: NftTable | null;
 }
 
 export interface BatchFailure {
@@ -139,6 +152,8 @@ export interface Kernel {
   restoreIptables(table: IptablesTableKey, changes: readonly FirewallChange[]): Promise<void>;
   /** Sets `net.ipv4.conf.<iface>.route_localnet` for each interface, with one `sysctl -w`. */
   setRouteLocalnet(values: Readonly<Record<string, boolean>>): Promise<void>;
+  /** Runs one `nft -j -f` with `json` (`{"nftables": [...]}`, built by kernel/nftables/): one atomic transaction. */
+  nftApply(json: string): Promise<void>;
 }
 
 /**
@@ -159,7 +174,7 @@ export interface HostKernel extends Kernel {
 
 /**
  * The firewall as data: what each network wants of it, computed by the reconciler. A firewall
- * backend (kernel/iptables/, nftables next) turns it into its own rules and diffs them against
+ * backend (kernel/iptables/, kernel/nftables/) turns it into its own rules and diffs them against
  * what it observed. Networks are sorted by bridge.
  */
 export interface FirewallPolicy {

@@ -11,6 +11,8 @@ import { createKernel } from '../kernel/index.ts';
 import type { KernelSnapshot } from '../kernel/types.ts';
 import { desiredFromState, plan, planJson, Reconciler, renderPlan, type Action, type PassResult, describeAction, describeFailure, markLost, OutcomeRecorder } from '../reconciler/index.ts';
 import { defaultHost } from '../config.ts';
+import { DEFAULT_DOCKER_SOCKET } from './docker-api.ts';
+import { firewallForCli } from './firewall-choice.ts';
 
 const out = (s: string) => process.stdout.write(s);
 
@@ -19,17 +21,20 @@ function useColor(): boolean {
   return process.stdout.isTTY === true && !process.env['NO_COLOR'];
 }
 
-export async function runReconcile(o: { stateDir: string; dryRun: boolean; json: boolean }): Promise<number> {
+/** The backend the daemon uses (see firewall-choice.ts), unless `--firewall` says otherwise. */
+const cliFirewall = (stateDir: string, flag?: string) => firewallForCli(stateDir, flag, DEFAULT_DOCKER_SOCKET);
+
+export async function runReconcile(o: { stateDir: string; dryRun: boolean; json: boolean; firewall?: string | undefined }): Promise<number> {
   if (o.dryRun) {
     const state = await loadState(o.stateDir);
-    const actions = plan(desiredFromState(state), await createKernel({ filterPrefixes: [VETH_PREFIX] }).observe());
+    const actions = plan(desiredFromState(state), await createKernel({ filterPrefixes: [VETH_PREFIX] }).observe(), await cliFirewall(o.stateDir, o.firewall));
     out(o.json ? `${JSON.stringify(planJson(actions))}\n` : renderPlan(actions, { color: useColor() }));
     return actions.length === 0 ? 0 : 2;
   }
   const viaDaemon = (await callDaemon(o.stateDir, 'POST', '/reconcile')) as
     | { planned: Action[]; applied: string[]; failures: string[]; lost: string[] }
     | null;
-  const result = viaDaemon ?? (await reconcileAlone(o.stateDir));
+  const result = viaDaemon ?? (await reconcileAlone(o.stateDir, o.firewall));
   if (o.json) out(`${JSON.stringify(result)}\n`);
   else {
     for (const a of result.applied) out(`applied ${a}\n`);
@@ -56,7 +61,7 @@ export async function runRelease(o: { stateDir: string; target: string | undefin
 }
 
 async function releaseAlone(stateDir: string, target: string): Promise<{ events: string[]; applied: string[] }> {
-  return withStore(stateDir, async (store, reconcile) => {
+  return withStore(stateDir, undefined, async (store, reconcile) => {
     const events = await store.execute(releaseCommand(store.state, target));
     const r = await reconcile();
     return { events: events.map((e) => `${e.type} ${e.id}`), applied: r.applied.map(describeAction) };
@@ -66,6 +71,7 @@ async function releaseAlone(stateDir: string, target: string): Promise<{ events:
 // No daemon: take the writer's lock ourselves, so two writers never run at once.
 async function withStore<T>(
   stateDir: string,
+  firewall: string | undefined,
   fn: (store: EventStore, reconcile: () => Promise<PassResult>) => Promise<T>,
 ): Promise<T> {
   const release = await acquireLock(stateDir, { command: 'ledgernet reconcile/release' });
@@ -77,6 +83,7 @@ async function withStore<T>(
     try {
       const reconciler = new Reconciler({
         kernel: createKernel({ filterPrefixes: [VETH_PREFIX] }),
+        firewall: await cliFirewall(stateDir, firewall),
         getState: () => store.state,
         log: { info: () => undefined, warn: () => undefined, error: () => undefined, debug: () => undefined } as never,
         intervalMs: 0,
@@ -97,8 +104,8 @@ async function withStore<T>(
   }
 }
 
-async function reconcileAlone(stateDir: string) {
-  return withStore(stateDir, async (_store, reconcile) => {
+async function reconcileAlone(stateDir: string, firewall?: string) {
+  return withStore(stateDir, firewall, async (_store, reconcile) => {
     const r = await reconcile();
     return {
       planned: r.planned,
@@ -190,10 +197,10 @@ interface DaemonStatus {
   } | null;
 }
 
-export async function runStatus(o: { stateDir: string; json: boolean }): Promise<number> {
+export async function runStatus(o: { stateDir: string; json: boolean; firewall?: string | undefined }): Promise<number> {
   const state = await loadState(o.stateDir);
   const snapshot: KernelSnapshot = await createKernel({ filterPrefixes: [VETH_PREFIX] }).observe();
-  const actions = plan(desiredFromState(state), snapshot);
+  const actions = plan(desiredFromState(state), snapshot, await cliFirewall(o.stateDir, o.firewall));
   const daemon = (await callDaemon(o.stateDir, 'GET', '/status').catch(() => null)) as DaemonStatus | null;
   const logBytes = await stat(join(o.stateDir, LOG_FILE)).then((s) => s.size, () => 0);
   const { networks, endpoints } = objectStates(state, actions);

@@ -51,6 +51,11 @@ export class DockerApi {
     this.timeoutMs = timeoutMs;
   }
 
+  /** `docker info`: only what ledgernet reads of it (Docker 29+ reports its firewall backend). */
+  info(): Promise<{ readonly FirewallBackend?: { readonly Driver?: string } | null }> {
+    return this.json('GET', '/info');
+  }
+
   /** Every network Docker has (any driver). */
   listNetworks(): Promise<DockerNetwork[]> {
     return this.json<DockerNetwork[]>('GET', '/networks');

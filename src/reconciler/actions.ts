@@ -61,6 +61,14 @@ export const KIND_ORDER: readonly ActionKind[] = [
   'chain.write',
   'hook.add',
   'chain.delete',
+  // nftables: the backend orders them within its one transaction; this is the display order.
+  'nft.table.delete',
+  'nft.set.write',
+  'nft.chain.write',
+  'nft.element.add',
+  'nft.element.delete',
+  'nft.chain.delete',
+  'nft.set.delete',
   'link.delete',
   'endpoint.lost',
   'link.conflict',
@@ -78,6 +86,17 @@ export function actionKey(a: Action): string {
     case 'hook.add':
     case 'hook.delete':
       return `${a.table}/${a.from} ${a.rule}`;
+    case 'nft.table.delete':
+      return a.table;
+    case 'nft.set.write':
+    case 'nft.set.delete':
+      return `${a.table}/${a.set}`;
+    case 'nft.element.add':
+    case 'nft.element.delete':
+      return `${a.table}/${a.set} ${a.text}`;
+    case 'nft.chain.write':
+    case 'nft.chain.delete':
+      return `${a.table}/${a.chain}`;
     default:
       return a.name;
   }

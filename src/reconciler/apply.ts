@@ -10,10 +10,11 @@ import {
   afterRouteLocalnet,
   afterShapingChanges,
   defaultFirewall,
+  isFirewallChange,
   isLinkChange,
   isShapingChange,
 } from '../kernel/index.ts';
-import type { ChangesResult, FirewallBackend, FirewallChange, Kernel, KernelSnapshot } from '../kernel/types.ts';
+import type { ChangesResult, FirewallBackend, Kernel, KernelSnapshot } from '../kernel/types.ts';
 import type { Action } from './actions.ts';
 
 export interface Failure {
@@ -47,10 +48,6 @@ async function runBatch<C extends Action>(
   }
 }
 
-function isFirewall(a: Action): a is FirewallChange {
-  return a.kind === 'chain.write' || a.kind === 'chain.delete' || a.kind === 'hook.add' || a.kind === 'hook.delete';
-}
-
 /** What a `link.conflict` fails with: its detail says which link, and how to resolve it. */
 const CONFLICT_MESSAGE = 'left alone: not a link of ledgernet';
 
@@ -73,7 +70,7 @@ export async function applyActions(actions: readonly Action[], kernel: Kernel, f
       for (const a of localnet) failures.push({ action: a, message: (e as Error).message });
     }
   }
-  const changes = actions.filter(isFirewall);
+  const changes = actions.filter(isFirewallChange);
   if (changes.length > 0) for (const f of await firewall.apply(changes, kernel)) failures.push({ action: f.change, message: f.message });
   const failed = new Set(failures.map((f) => f.action));
   return { applied: actions.filter((a) => !failed.has(a) && a.kind !== 'endpoint.lost' && a.kind !== 'link.conflict'), failures };
@@ -89,6 +86,6 @@ export function afterActions(s: KernelSnapshot, applied: readonly Action[], fire
   const shaped = afterShapingChanges(links, applied.filter((a) => isShapingChange(a)));
   const localnet = applied.flatMap((a) => (a.kind === 'bridge.localnet' ? [[a.name, a.on] as const] : []));
   const net = localnet.length > 0 ? afterRouteLocalnet(shaped, Object.fromEntries(localnet)) : shaped;
-  const walls = applied.filter(isFirewall);
+  const walls = applied.filter(isFirewallChange);
   return walls.length === 0 ? net : firewall.after(net, walls);
 }

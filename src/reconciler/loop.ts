@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { isRetryable } from '../errors.ts';
 import type { State } from '../events/domain/types.ts';
-import type { Kernel, KernelSnapshot } from '../kernel/types.ts';
+import type { FirewallBackend, Kernel, KernelSnapshot } from '../kernel/types.ts';
 import type { DriftKind } from '../kernel/monitor.ts';
 import { describeAction, type Action } from './actions.ts';
 import { afterActions, applyActions, type Failure } from './apply.ts';
@@ -31,6 +31,8 @@ export interface ReconcilerDeps {
   /** Called after every pass that planned something (event recording, metrics). */
   readonly onPass?: (result: PassResult) => void;
   readonly intervalMs: number;
+  /** The firewall backend (`serve --firewall`); the iptables one when not given. */
+  readonly firewall?: FirewallBackend;
 }
 
 /**
@@ -229,15 +231,15 @@ export class Reconciler {
   /** Plans against `snapshot`, applies what is not held back, and keeps the model current. */
   private async step(trigger: string, snapshot: KernelSnapshot): Promise<Step> {
     const state = this.deps.getState();
-    const planned = plan(desiredFromState(state), snapshot);
+    const planned = plan(desiredFromState(state), snapshot, this.deps.firewall);
     this.noteConflicts(planned);
     if (planned.length > 0) this.echoes = expectedEchoes(planned);
     const held = this.heldBack(trigger, state, planned);
     const work = held.skip.size > 0 ? planned.filter((a) => !held.skip.has(a)) : planned;
-    const done = work.length > 0 ? await applyActions(work, this.deps.kernel) : { applied: [], failures: [] };
+    const done = work.length > 0 ? await applyActions(work, this.deps.kernel, this.deps.firewall) : { applied: [], failures: [] };
     // A conflict is reported as a failure, but the kernel was not asked for anything.
     const refused = done.failures.some((f) => f.action.kind !== 'link.conflict');
-    this.model = refused ? null : afterActions(snapshot, done.applied);
+    this.model = refused ? null : afterActions(snapshot, done.applied, this.deps.firewall);
     return { state, planned, applied: done.applied, failures: [...done.failures, ...held.failures], refused, heldBack: held.skip.size };
   }
 

@@ -30,7 +30,7 @@ function line(a: Action, indent: string, color: boolean): string {
   const paint = (t: string, sym: Op) => (color ? `${COLORS[sym]}${t}${RESET}` : t);
   const lines = [paint(`${indent}${s} ${a.kind} ${actionKey(a)} (${why(a)})`, s)];
   // The rules themselves, so the effect of each option (and each hand edit) is visible.
-  if (a.kind === 'chain.write') {
+  if (a.kind === 'chain.write' || a.kind === 'nft.chain.write') {
     for (const d of a.diff ?? []) lines.push(paint(`${indent}    ${d}`, d.startsWith('-') ? '-' : '+'));
   }
   return lines.join('\n');

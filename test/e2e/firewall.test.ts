@@ -1,7 +1,9 @@
 // The firewall and traffic options with the real dockerd and real traffic: isolation, --internal,
 // icc=false, masquerade, published ports (outside, host, 127.0.0.1, hairpin, ranges, -P), the
-// ingress allow-list, drift repair, and Docker's/the operator's rules left byte for byte as they
-// were. "Outside" is a namespace made here (10.231.250.0/30); no traffic goes anywhere else.
+// ingress allow-list, drift repair, switching backends, and Docker's/the operator's rules left
+// byte for byte as they were. Every scenario runs once per firewall backend (`serve --firewall`;
+// LEDGERNET_TEST_FIREWALLS=iptables runs one). "Outside" is a namespace made here
+// (10.231.250.0/30); no traffic goes anywhere else.
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { execa } from 'execa';
@@ -16,13 +18,13 @@ let outside: Outside;
 let rulesBefore: string;
 
 const iptablesSave = () => rulesSave('iptables-save');
-
+const FIREWALLS = (process.env['LEDGERNET_TEST_FIREWALLS'] ?? 'iptables,nftables').split(',');
+/** `nft list table inet ledgernet`, '' when there is none. */
+const nftList = async () => (await execa('nft', ['list', 'table', 'inet', 'ledgernet'], { reject: false, stdin: 'ignore' })).stdout;
 
 before(async () => {
   await assertNoLeaks();
   rulesBefore = await iptablesSave();
-  outside = await createOutside();
-  daemon = await startDaemon({ extraArgs: ['--reconcile-interval', '1'] });
 });
 
 afterEach(async () => {
@@ -121,11 +123,70 @@ async function dryRun(): Promise<{ code: number; out: string }> {
   return { code: r.exitCode, out: r.stdout + r.stderr };
 }
 
+/** iptables drift by hand: rules deleted or changed, hooks deleted or moved; the dry-run lines expected. */
+async function iptablesDrift(): Promise<RegExp[]> {
+  const ipt = (...args: string[]) => execa('iptables', args);
+  await ipt('-D', 'LEDGERNET-FORWARD', '1');
+  await ipt('-D', 'LEDGERNET-INPUT', '1');
+  await ipt('-t', 'nat', '-D', 'LEDGERNET-DNAT', '1');
+  await ipt('-t', 'nat', '-R', 'LEDGERNET-POSTROUTING', '1', '-s', '10.231.114.0/24', '-j', 'ACCEPT');
+  await ipt('-t', 'nat', '-D', 'PREROUTING', '-m', 'addrtype', '--dst-type', 'LOCAL', '-m', 'comment', '--comment', 'ledgernet:hook', '-j', 'LEDGERNET-DNAT');
+  await ipt('-D', 'FORWARD', '-m', 'comment', '--comment', 'ledgernet:hook', '-j', 'LEDGERNET-FORWARD');
+  await ipt('-I', 'FORWARD', '4', '-m', 'comment', '--comment', 'ledgernet:hook', '-j', 'LEDGERNET-FORWARD');
+  return [
+    /~ chain\.write filter\/LEDGERNET-FORWARD \(drifted/,
+    /~ chain\.write filter\/LEDGERNET-INPUT \(drifted/,
+    /~ chain\.write nat\/LEDGERNET-DNAT \(drifted/,
+    /~ chain\.write nat\/LEDGERNET-POSTROUTING \(drifted/,
+    /- -s 10\.231\.114\.0\/24 -j ACCEPT/,
+    /\+ hook\.add nat\/PREROUTING .*LEDGERNET-DNAT \(missing\)/,
+    /- hook\.delete filter\/FORWARD .*\(drifted: not right after DOCKER-USER\)/,
+  ];
+}
+
+/** nftables drift by hand: an element, a rule, a chain, and the iptables accept's hook; the dry-run lines expected. */
+async function nftablesDrift(n: { id: string; bridge: string }): Promise<RegExp[]> {
+  const nft = (...args: string[]) => execa('nft', args);
+  await nft('delete', 'element', 'inet', 'ledgernet', 'dnat_addr', '{ tcp . 18280 }');
+  await nft('delete', 'rule', 'inet', 'ledgernet', 'forward', 'handle', await ruleHandle('forward', 'oifname vmap @to'));
+  await nft('delete', 'element', 'inet', 'ledgernet', 'to', `{ "${n.bridge}" }`);
+  await nft('delete', 'chain', 'inet', 'ledgernet', `net-${n.id}-to`);
+  await execa('iptables', ['-D', 'FORWARD', '-m', 'comment', '--comment', 'ledgernet:hook', '-j', 'LEDGERNET-FORWARD']);
+  return [
+    /\+ nft\.element\.add inet ledgernet\/dnat_addr tcp \. 18280 : 10\.231\.114\.\d+ \(missing\)/,
+    /~ nft\.chain\.write inet ledgernet\/forward \(drifted: 2 rules expected, 1 found/,
+    /\+ oifname vmap @to/,
+    new RegExp(`\\+ nft\\.chain\\.write inet ledgernet/net-${n.id}-to \\(missing\\)`),
+    new RegExp(`\\+ nft\\.element\\.add inet ledgernet/to "${n.bridge}" : jump net-${n.id}-to \\(missing\\)`),
+    /\+ hook\.add filter\/FORWARD .*LEDGERNET-FORWARD \(missing\)/,
+  ];
+}
+
+/** The handle of the rule of our table's `chain` that reads `text` (`nft -a list`). */
+async function ruleHandle(chain: string, text: string): Promise<string> {
+  const out = (await execa('nft', ['-a', 'list', 'chain', 'inet', 'ledgernet', chain])).stdout;
+  const line = out.split('\n').find((l) => l.includes(text));
+  const handle = /# handle (\d+)/.exec(line ?? '')?.[1];
+  assert.ok(handle, `no rule "${text}" in ${chain}:\n${out}`);
+  return handle;
+}
+
 async function converged(): Promise<void> {
   await waitFor(async () => (await dryRun()).code === 0, { what: 'the kernel to converge', timeoutMs: 10_000 });
 }
 
-describe('firewall with the real dockerd', () => {
+for (const fw of FIREWALLS) describe(`firewall with the real dockerd (--firewall ${fw})`, () => {
+  // Each backend gets its own outside: the routes a test adds there would otherwise carry over.
+  before(async () => {
+    outside = await createOutside();
+    daemon = await startDaemon({ extraArgs: ['--reconcile-interval', '1', '--firewall', fw] });
+  });
+  after(async () => {
+    await cleanupAll();
+    await stopAllDaemons();
+    await outside?.remove();
+  });
+
   test('isolation: ledgernet networks and Docker bridge networks do not reach each other, both ways', async () => {
     const a = await createNetwork('10.231.101.0/24');
     const b = await createNetwork('10.231.102.0/24');
@@ -160,8 +221,8 @@ describe('firewall with the real dockerd', () => {
     assert.ok(await ping(c2, '10.231.104.1'), 'a container reaches the host at the bridge address');
     const route = await docker(['exec', c2, 'ip', 'route'], { check: true });
     assert.doesNotMatch(route.stdout, /default/, 'Join gave no gateway');
-    const save = await iptablesSave();
-    assert.doesNotMatch(save, new RegExp(`-s 10\\.231\\.104\\.0/24 .*MASQUERADE`), 'no masquerade for an internal network');
+    if (fw === 'iptables') assert.doesNotMatch(await iptablesSave(), new RegExp(`-s 10\\.231\\.104\\.0/24 .*MASQUERADE`), 'no masquerade for an internal network');
+    else assert.doesNotMatch(await nftList(), /10\.231\.104\.0\/24 : jump/, 'no masquerade for an internal network');
   });
 
   test('icc=false: containers of a network cannot reach each other, but reach the gateway and the outside', async () => {
@@ -188,8 +249,8 @@ describe('firewall with the real dockerd', () => {
     assert.ok(await ping(c1, outside.ip), 'egress from the custom bridge is answered (replies are accepted)');
     assert.equal(await ping(c1, ipO1, 1), false, 'custom bridge → other ledgernet network: blocked');
     assert.equal(await ping(o1, ipC1, 1), false, 'other ledgernet network → custom bridge: blocked');
-    const save = await iptablesSave();
-    assert.match(save, /-A LEDGERNET-FORWARD -o lnfwcustom0 -m conntrack --ctstate RELATED,ESTABLISHED .*-j ACCEPT/);
+    if (fw === 'iptables') assert.match(await iptablesSave(), /-A LEDGERNET-FORWARD -o lnfwcustom0 -m conntrack --ctstate RELATED,ESTABLISHED .*-j ACCEPT/);
+    else assert.match(await nftList(), /set bridges \{[^}]*"lnfwcustom0"/);
   });
 
   test('masquerade: on by default, off with ledgernet.masquerade=false', async () => {
@@ -202,9 +263,15 @@ describe('firewall with the real dockerd', () => {
     assert.equal(await ping(c2, outside.ip, 1), false, 'not masqueraded: no way back');
     await outside.addRoute('10.231.108.0/24');
     assert.ok(await ping(c2, outside.ip), 'not masqueraded, with a route back: answers');
-    const save = await iptablesSave();
-    assert.match(save, /-A LEDGERNET-POSTROUTING -s 10\.231\.107\.0\/24 ! -o lnb-\S+ -m comment --comment "ledgernet:network:\S+:masquerade" -j MASQUERADE/);
-    assert.doesNotMatch(save, /-s 10\.231\.108\.0\/24 ! -o/);
+    if (fw === 'iptables') {
+      const save = await iptablesSave();
+      assert.match(save, /-A LEDGERNET-POSTROUTING -s 10\.231\.107\.0\/24 ! -o lnb-\S+ -m comment --comment "ledgernet:network:\S+:masquerade" -j MASQUERADE/);
+      assert.doesNotMatch(save, /-s 10\.231\.108\.0\/24 ! -o/);
+    } else {
+      const list = await nftList();
+      assert.match(list, /10\.231\.107\.0\/24 : jump net-\S+-masq/);
+      assert.doesNotMatch(list, /10\.231\.108\.0\/24/);
+    }
   });
 
   test('published ports: outside, host, 127.0.0.1, hairpin, other networks, ranges in one rule, -P; gone on rm', async () => {
@@ -225,11 +292,20 @@ describe('firewall with the real dockerd', () => {
     for (const port of [18090, 18091, 18092]) assert.ok(await outside.fetch(`http://${host}:${port}/`), `range port ${port}`);
     assert.equal(await outside.fetch(`http://${host}:18093/`), false, 'outside the range: nothing');
 
-    const save = await iptablesSave();
     const ip = await containerIp(srv, n.name);
-    const rangeRules = save.split('\n').filter((l) => l.includes('--dport 18090'));
-    assert.deepEqual(rangeRules.length, 1, `one rule for the range:\n${save}`);
-    assert.match(rangeRules[0] ?? '', new RegExp(`--dport 18090:18092 .* -j DNAT --to-destination ${ip.replaceAll('.', '\\.')}:80-82/18090$`));
+    if (fw === 'iptables') {
+      const save = await iptablesSave();
+      const rangeRules = save.split('\n').filter((l) => l.includes('--dport 18090'));
+      assert.deepEqual(rangeRules.length, 1, `one rule for the range:\n${save}`);
+      assert.match(rangeRules[0] ?? '', new RegExp(`--dport 18090:18092 .* -j DNAT --to-destination ${ip.replaceAll('.', '\\.')}:80-82/18090$`));
+    } else {
+      // A range is one map element per port, in the address map and the port map.
+      const list = await nftList();
+      for (const [host, port] of [[18090, 80], [18091, 81], [18092, 82]]) {
+        assert.match(list, new RegExp(`tcp \\. ${host} : ${ip.replaceAll('.', '\\.')}[,\\s]`));
+        assert.match(list, new RegExp(`tcp \\. ${host} : ${port}[,\\s]`));
+      }
+    }
 
     // -P: HostPort 0; the port chosen is recorded in the log.
     const events = await ledgernetCli(['events', '--json', '--state-dir', daemon.stateDir]);
@@ -246,7 +322,7 @@ describe('firewall with the real dockerd', () => {
     assert.equal((await docker(['rm', '-f', srv])).exitCode, 0);
     await converged();
     assert.equal(await outside.fetch(`http://${host}:18080/`), false, 'after rm: gone');
-    assert.doesNotMatch(await iptablesSave(), /--dport 18080/);
+    assert.doesNotMatch(fw === 'iptables' ? await iptablesSave() : await nftList(), fw === 'iptables' ? /--dport 18080/ : /tcp \. 18080 :/);
   });
 
   test('host_binding_ipv4=127.0.0.1: -p 8080:80 binds only on 127.0.0.1; an explicit address keeps its own', async () => {
@@ -256,8 +332,8 @@ describe('firewall with the real dockerd', () => {
     assert.ok(await fetchFromHost('http://127.0.0.1:18380/'), 'from the host, on 127.0.0.1');
     assert.equal(await outside.fetch(`http://${host}:18380/`), false, 'not from outside: bound to 127.0.0.1 only');
     assert.ok(await outside.fetch(`http://${host}:18381/`), 'an explicit 0.0.0.0 is on every address');
-    const save = await iptablesSave();
-    assert.match(save, /-A LEDGERNET-DNAT -d 127\.0\.0\.1\/32 -p tcp -m tcp --dport 18380 /);
+    if (fw === 'iptables') assert.match(await iptablesSave(), /-A LEDGERNET-DNAT -d 127\.0\.0\.1\/32 -p tcp -m tcp --dport 18380 /);
+    else assert.match(await nftList(), /127\.0\.0\.1 \. tcp \. 18380 : 80/);
   });
 
   test('allow-list: from outside only listed ports reach the containers; inside the network is unaffected', async () => {
@@ -279,7 +355,8 @@ describe('firewall with the real dockerd', () => {
     assert.equal(await outside.ping(await containerIp(srv2, plain.name)), false, 'no list: nothing routed comes in');
   });
 
-  test('bandwidth: ingress_rate and egress_rate of 8mbit hold transfers to at most 110% of the limit', async () => {
+  // tc, not the firewall: once is enough.
+  test('bandwidth: ingress_rate and egress_rate of 8mbit hold transfers to at most 110% of the limit', { skip: fw !== FIREWALLS[0] }, async () => {
     const limited = await createNetwork('10.231.115.0/24', '-o', 'ledgernet.ingress_rate=8mbit', '-o', 'ledgernet.egress_rate=8mbit');
     const free = await createNetwork('10.231.116.0/24');
     const rate = 8_000_000;
@@ -338,27 +415,14 @@ describe('firewall with the real dockerd', () => {
     // kill9 keeps the state dir (stop() would remove it); the new daemon replays the same log.
     const stateDir = daemon.stateDir;
     await daemon.kill9();
-    daemon = await startDaemon({ stateDir, keepStateDir: false, extraArgs: ['--reconcile-interval', '0'] });
-    const ipt = (...args: string[]) => execa('iptables', args);
-    await ipt('-D', 'LEDGERNET-FORWARD', '1');
-    await ipt('-D', 'LEDGERNET-INPUT', '1');
-    await ipt('-t', 'nat', '-D', 'LEDGERNET-DNAT', '1');
-    await ipt('-t', 'nat', '-R', 'LEDGERNET-POSTROUTING', '1', '-s', '10.231.114.0/24', '-j', 'ACCEPT');
-    await ipt('-t', 'nat', '-D', 'PREROUTING', '-m', 'addrtype', '--dst-type', 'LOCAL', '-m', 'comment', '--comment', 'ledgernet:hook', '-j', 'LEDGERNET-DNAT');
-    await ipt('-D', 'FORWARD', '-m', 'comment', '--comment', 'ledgernet:hook', '-j', 'LEDGERNET-FORWARD');
-    await ipt('-I', 'FORWARD', '4', '-m', 'comment', '--comment', 'ledgernet:hook', '-j', 'LEDGERNET-FORWARD');
+    daemon = await startDaemon({ stateDir, keepStateDir: false, extraArgs: ['--reconcile-interval', '0', '--firewall', fw] });
+    const expected = fw === 'iptables' ? await iptablesDrift() : await nftablesDrift(n);
     await execa('sysctl', ['-q', '-w', `net.ipv4.conf.${n.bridge}.route_localnet=0`]);
     await execa('tc', ['qdisc', 'del', 'dev', veth, 'root']);
     const dr = await dryRun();
     assert.equal(dr.code, 2, dr.out);
     for (const line of [
-      /~ chain\.write filter\/LEDGERNET-FORWARD \(drifted/,
-      /~ chain\.write filter\/LEDGERNET-INPUT \(drifted/,
-      /~ chain\.write nat\/LEDGERNET-DNAT \(drifted/,
-      /~ chain\.write nat\/LEDGERNET-POSTROUTING \(drifted/,
-      /- -s 10\.231\.114\.0\/24 -j ACCEPT/,
-      /\+ hook\.add nat\/PREROUTING .*LEDGERNET-DNAT \(missing\)/,
-      /- hook\.delete filter\/FORWARD .*\(drifted: not right after DOCKER-USER\)/,
+      ...expected,
       /~ bridge\.localnet \S+ \(drifted: route_localnet 1 expected, 0 found\)/,
       // A veth whose tbf was deleted falls back to the kernel's default root qdisc (noqueue).
       new RegExp(`~ qdisc\\.set ${veth} \\(drifted: tbf 100000000 bit/s expected, (none|noqueue) found\\)`),
@@ -372,13 +436,37 @@ describe('firewall with the real dockerd', () => {
     assert.ok(await fetchFromHost('http://127.0.0.1:18280/'), 'and on 127.0.0.1');
     assert.match((await execa('tc', ['-j', 'qdisc', 'show', 'dev', veth])).stdout, /"kind":"tbf"/, 'the tbf is back');
 
-    // Back to a daemon with the repair loop: a deleted rule comes back by itself.
+    // Back to a daemon with the repair loop: a deleted rule (nftables: the whole table) comes back by itself.
     await daemon.kill9();
-    daemon = await startDaemon({ stateDir, keepStateDir: false, extraArgs: ['--reconcile-interval', '1'] });
-    await ipt('-t', 'nat', '-F', 'LEDGERNET-DNAT');
+    daemon = await startDaemon({ stateDir, keepStateDir: false, extraArgs: ['--reconcile-interval', '1', '--firewall', fw] });
+    if (fw === 'iptables') await execa('iptables', ['-t', 'nat', '-F', 'LEDGERNET-DNAT']);
+    else await execa('nft', ['delete', 'table', 'inet', 'ledgernet']);
     await converged();
     assert.ok(await outside.fetch(`http://${outside.hostIp}:18280/`), 'restored by the loop');
     assert.ok(srv);
+  });
+
+  test('switching backends: a restart with the other --firewall removes what the old one wrote and writes the new', async () => {
+    const n = await createNetwork('10.231.119.0/24');
+    await runServer(n.name, '-p', '18480:80');
+    assert.ok(await outside.fetch(`http://${outside.hostIp}:18480/`));
+    const stateDir = daemon.stateDir;
+    const other = FIREWALLS.find((f) => f !== fw) ?? (fw === 'iptables' ? 'nftables' : 'iptables');
+    for (const next of [other, fw]) {
+      await daemon.kill9();
+      daemon = await startDaemon({ stateDir, keepStateDir: false, extraArgs: ['--reconcile-interval', '1', '--firewall', next] });
+      await converged();
+      const [save, list] = [await iptablesSave(), await nftList()];
+      if (next === 'nftables') {
+        assert.doesNotMatch(save, /LEDGERNET-(DNAT|INPUT|POSTROUTING)/, 'the iptables policy is gone');
+        assert.match(save, /-A LEDGERNET-FORWARD -i lnb-\+ -m comment --comment "ledgernet:nftables" -j ACCEPT/, 'only the accept for our bridges stays');
+        assert.match(list, /tcp \. 18480 : 80/);
+      } else {
+        assert.equal(list, '', 'the nftables table is gone');
+        assert.match(save, /--dport 18480 /);
+      }
+      assert.ok(await outside.fetch(`http://${outside.hostIp}:18480/`), `published port works under ${next}`);
+    }
   });
 
   test('after everything is removed, iptables outside LEDGERNET-* is byte-identical to before', async () => {

@@ -2,8 +2,9 @@
 // here, restored in `after`), containers of one `--ipv6` ledgernet network reach each other over
 // IPv6, containers of two networks do not, and an `--internal` network is not reachable. Without
 // ledgernet's ip6tables chain the same ping goes through (proved by deleting the hook by hand),
-// so the blocks are the firewall's doing, not a missing route. Traffic only between containers
-// made here (fd00:231:13x::/64).
+// so the blocks are the firewall's doing, not a missing route. Once per firewall backend
+// (LEDGERNET_TEST_FIREWALLS=iptables runs one). Traffic only between containers made here
+// (fd00:231:13x::/64).
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { after, afterEach, before, describe, test } from 'node:test';
@@ -21,6 +22,8 @@ let daemon: DaemonHandle;
 let saved: string[] | null = null;
 
 const ip6tablesSave = () => rulesSave('ip6tables-save', ['-t', 'filter']);
+const FIREWALLS = (process.env['LEDGERNET_TEST_FIREWALLS'] ?? 'iptables,nftables').split(',');
+const nft = (...args: string[]) => execa('nft', args, { stdin: 'ignore' });
 
 
 let rulesBefore = '';
@@ -31,8 +34,6 @@ before(async () => {
   saved = await Promise.all(FORWARDING.map(async (f) => (await readFile(f, 'utf8')).trim()));
   // Only `all` is written: it sets every interface (and `default`) to the same value.
   await writeFile(FORWARDING[0] ?? '', '1\n');
-  // No background repair: drift stays until the test asks for `ledgernet reconcile`.
-  daemon = await startDaemon({ extraArgs: ['--reconcile-interval', '0'] });
 });
 
 afterEach(async () => {
@@ -77,8 +78,48 @@ async function dryRun(): Promise<{ code: number; out: string }> {
   return { code: r.exitCode, out: r.stdout + r.stderr };
 }
 
-describe('IPv6 firewall with the real dockerd and IPv6 forwarding on', () => {
-  test('same network: reachable; two networks: not, unless the ip6tables hook is removed; --internal: not; drift repaired', async () => {
+/**
+ * Opens the firewall between ledgernet networks by hand (the hook into ledgernet's IPv6 chain, or
+ * the verdict-map rules of the nftables forward chain); returns the dry-run line expected and
+ * the step that closes it again if the repair did not (never leave the host open).
+ */
+async function openByHand(fw: string): Promise<{ expect: RegExp; close: () => Promise<void> }> {
+  if (fw === 'iptables') {
+    await execa('ip6tables', ['-D', ...HOOK]);
+    return {
+      expect: /hook\.add filter6\/FORWARD -m comment --comment "ledgernet:hook" -j LEDGERNET-FORWARD \(missing\)/,
+      close: async () => {
+        const check = await execa('ip6tables', ['-C', ...HOOK], { reject: false });
+        if (check.exitCode !== 0 && (await execa('ip6tables', ['-L', 'LEDGERNET-FORWARD', '-n'], { reject: false })).exitCode === 0) {
+          await execa('ip6tables', ['-I', ...HOOK]);
+        }
+      },
+    };
+  }
+  await nft('flush', 'chain', 'inet', 'ledgernet', 'forward');
+  return {
+    expect: /~ nft\.chain\.write inet ledgernet\/forward \(drifted: 2 rules expected, 0 found/,
+    close: async () => {
+      if (!(await nft('list', 'chain', 'inet', 'ledgernet', 'forward')).stdout.includes('vmap')) {
+        await nft('add', 'rule', 'inet', 'ledgernet', 'forward', 'iifname', 'vmap', '@from');
+        await nft('add', 'rule', 'inet', 'ledgernet', 'forward', 'oifname', 'vmap', '@to');
+      }
+    },
+  };
+}
+
+for (const fw of FIREWALLS) describe(`IPv6 firewall with the real dockerd and IPv6 forwarding on (--firewall ${fw})`, () => {
+  before(async () => {
+    // No background repair: drift stays until the test asks for `ledgernet reconcile`.
+    daemon = await startDaemon({ extraArgs: ['--reconcile-interval', '0', '--firewall', fw] });
+  });
+  after(async () => {
+    await cleanupAll();
+    await waitNoLeaks();
+    await stopAllDaemons();
+  });
+
+  test('same network: reachable; two networks: not, unless the firewall is opened by hand; --internal: not; drift repaired', async () => {
     const a = await createNetwork(131);
     const b = await createNetwork(132);
     const i = await createNetwork(133, '--internal');
@@ -91,7 +132,13 @@ describe('IPv6 firewall with the real dockerd and IPv6 forwarding on', () => {
     assert.equal(dr.code, 0, `converged: ${dr.out}`);
     const save = await ip6tablesSave();
     assert.match(save, /^-A FORWARD -m comment --comment "ledgernet:hook" -j LEDGERNET-FORWARD$/m, 'hooked into ip6tables FORWARD');
-    assert.match(save, new RegExp(`^-A LEDGERNET-FORWARD -i lnb-${i.id.slice(0, 11)} -m comment --comment "ledgernet:network:${i.id}:internal" -j DROP$`, 'm'));
+    if (fw === 'iptables') {
+      assert.match(save, new RegExp(`^-A LEDGERNET-FORWARD -i lnb-${i.id.slice(0, 11)} -m comment --comment "ledgernet:network:${i.id}:internal" -j DROP$`, 'm'));
+    } else {
+      // --internal: the network's own chain drops what its containers send elsewhere, for both families.
+      const chain = (await nft('list', 'chain', 'inet', 'ledgernet', `net-${i.id}-from`)).stdout;
+      assert.match(chain, new RegExp(`oifname "lnb-${i.id.slice(0, 11)}" accept\\n\\s+drop\\n`));
+    }
 
     assert.ok(await ping(a1.name, a2.ip6), 'same network over IPv6: reachable');
     assert.ok(await ping(a1.name, 'fd00:231:131::1'), 'the IPv6 gateway is reachable');
@@ -100,22 +147,18 @@ describe('IPv6 firewall with the real dockerd and IPv6 forwarding on', () => {
     assert.equal(await ping(a1.name, i1.ip6, 1), false, 'into the --internal network: blocked');
     assert.equal(await ping(i1.name, a1.ip6, 1), false, 'out of the --internal network: blocked');
 
-    // Without ledgernet's IPv6 chain the host routes between the two networks: the blocks above
+    // Without ledgernet's IPv6 policy the host routes between the two networks: the blocks above
     // are the firewall's, not a missing route.
-    await execa('ip6tables', ['-D', ...HOOK]);
+    const opened = await openByHand(fw);
     try {
-      assert.ok(await ping(b1.name, a1.ip6), 'hook removed by hand: the other network is reachable over IPv6');
+      assert.ok(await ping(b1.name, a1.ip6), 'firewall opened by hand: the other network is reachable over IPv6');
       const drift = await dryRun();
       assert.notEqual(drift.code, 0);
-      assert.match(drift.out, /hook\.add filter6\/FORWARD -m comment --comment "ledgernet:hook" -j LEDGERNET-FORWARD \(missing\)/);
+      assert.match(drift.out, opened.expect);
       const fix = await ledgernetCli(['reconcile', '--state-dir', daemon.stateDir]);
       assert.equal(fix.exitCode, 0, fix.stdout + fix.stderr);
     } finally {
-      // Never leave the host open, even if the repair failed.
-      const check = await execa('ip6tables', ['-C', ...HOOK], { reject: false });
-      if (check.exitCode !== 0 && (await execa('ip6tables', ['-L', 'LEDGERNET-FORWARD', '-n'], { reject: false })).exitCode === 0) {
-        await execa('ip6tables', ['-I', ...HOOK]);
-      }
+      await opened.close();
     }
     assert.equal((await dryRun()).code, 0, 'repaired by ledgernet reconcile');
     assert.equal(await ping(b1.name, a1.ip6, 1), false, 'repaired: blocked again');

@@ -28,7 +28,8 @@ export type FakeCall =
   | { readonly kind: 'applyLinks'; readonly changes: readonly LinkChange[] }
   | { readonly kind: 'applyShaping'; readonly changes: readonly ShapingChange[] }
   | { readonly kind: 'restoreIptables'; readonly table: IptablesTableKey; readonly changes: readonly FirewallChange[] }
-  | { readonly kind: 'setRouteLocalnet'; readonly values: Readonly<Record<string, boolean>> };
+  | { readonly kind: 'setRouteLocalnet'; readonly values: Readonly<Record<string, boolean>> }
+  | { readonly kind: 'nftApply'; readonly json: string };
 
 const INJECTED = 'RTNETLINK answers: Operation not permitted (injected)';
 
@@ -256,6 +257,11 @@ export class FakeKernel implements Kernel {
       if (!this.links.has(name)) throw new Error(`sysctl: cannot stat /proc/sys/net/ipv4/conf/${name}/route_localnet`);
       this.localnet.set(name, on);
     }
+  }
+
+  /** Recorded only: the nftables backend is tested against a real nft (test/integration/nftables.test.ts). */
+  async nftApply(json: string): Promise<void> {
+    this.calls.push({ kind: 'nftApply', json });
   }
 
   /** All or nothing per table, like the real restore. */

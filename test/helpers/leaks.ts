@@ -1,6 +1,6 @@
 // Leak checks for end-to-end tests: after a test, the host must hold nothing of ledgernet's:
 // no lnb-*/lnv-* links or links aliased "ledgernet:…", no LEDGERNET chains or "ledgernet:" rules,
-// no docker networks with the ledgernet driver.
+// no nftables table inet ledgernet, no docker networks with the ledgernet driver.
 import { execa } from 'execa';
 import { docker, waitFor } from './docker.ts';
 
@@ -11,8 +11,8 @@ interface IpLink {
 
 /** Lists what ledgernet left on the host, one line each; empty when clean. Throws if it cannot look. */
 export async function findLeaks(): Promise<string[]> {
-  const [links, rules, networks] = await Promise.all([leakedLinks(), leakedRules(), leakedNetworks()]);
-  return [...links, ...rules, ...networks];
+  const [links, rules, table, networks] = await Promise.all([leakedLinks(), leakedRules(), leakedNftTable(), leakedNetworks()]);
+  return [...links, ...rules, ...table, ...networks];
 }
 
 /** Throws, listing every leak, unless the host holds nothing of ledgernet's. */
@@ -56,6 +56,12 @@ async function leakedRules(): Promise<string[]> {
     }
   }
   return out;
+}
+
+/** The nftables backend's table (none when nft is not installed). */
+async function leakedNftTable(): Promise<string[]> {
+  const r = await execa('nft', ['list', 'table', 'inet', 'ledgernet'], { stdin: 'ignore', reject: false });
+  return r.exitCode === 0 ? ['nft table inet ledgernet'] : [];
 }
 
 async function leakedNetworks(): Promise<string[]> {

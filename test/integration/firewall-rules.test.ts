@@ -14,6 +14,7 @@ import { desiredFromState, type DesiredState } from '../../src/reconciler/desire
 import { plan } from '../../src/reconciler/plan.ts';
 import { FIREWALL_COMMANDS } from '../helpers/firewall-states.ts';
 import { EP_1, NET_A, endpointSpec, networkSpec } from '../helpers/events.ts';
+import { foreignRules } from '../helpers/rules.ts';
 import { given } from '../helpers/state.ts';
 
 const skip = process.getuid?.() === 0 ? false : 'needs root to make network namespaces';
@@ -60,12 +61,7 @@ describe('firewall rules round-trip through iptables-restore and iptables-save',
 
   const save = async () => (await execa('ip', ['netns', 'exec', netns, 'iptables-save'])).stdout;
   const save6 = async () => (await execa('ip', ['netns', 'exec', netns, 'ip6tables-save'])).stdout;
-  const foreign = (text: string) =>
-    text
-      .split('\n')
-      .filter((l) => !l.startsWith('#') && !l.includes('LEDGERNET') && !l.includes('ledgernet:'))
-      .map((l) => l.replace(/\[\d+:\d+\]/g, '[0:0]'))
-      .join('\n');
+  const foreign = foreignRules;
 
   before(async () => {
     await execa('ip', ['netns', 'add', netns]);

@@ -1,5 +1,7 @@
 // The iptables firewall backend: the policy rendered as LEDGERNET-* chains and tagged hooks,
-// diffed against `iptables-save`, applied with `iptables-restore --noflush`.
+// diffed against `iptables-save`, applied with `iptables-restore --noflush`. It also removes the
+// nftables backend's table when it finds one (a switch of backends), after its own rules are in.
+import { applyNft, diffTable, isNftChange } from '../nftables/index.ts';
 import type { FirewallBackend } from '../types.ts';
 import { diffChains } from './diff.ts';
 import { afterRestore } from './evolve.ts';
@@ -8,9 +10,10 @@ import { restoreChanges } from './restore.ts';
 
 export const iptablesFirewall: FirewallBackend = {
   name: 'iptables',
-  plan: (policy, observed) => diffChains(renderChains(policy), observed, policy.ownerTag),
-  apply: restoreChanges,
-  after: afterRestore,
+  plan: (policy, observed) => [...diffChains(renderChains(policy), observed, policy.ownerTag), ...diffTable(null, observed.nftables)],
+  apply: async (changes, kernel) => [...(await restoreChanges(changes.filter((c) => !isNftChange(c)), kernel)), ...(await applyNft(changes, kernel))],
+  // After a switch from nftables (its table removed here) the model is read again.
+  after: (observed, applied) => (applied.some(isNftChange) ? null : afterRestore(observed, applied)),
 };
 
 export { renderChains } from './render.ts';

@@ -99,6 +99,18 @@ export function renderChains(policy: FirewallPolicy): DesiredChain[] {
   return chains.filter((c) => c.rules.length > 0);
 }
 
+/**
+ * What a backend that filters elsewhere (nftables) needs of iptables on a Docker host: Docker
+ * sets FORWARD's policy to DROP, and a drop in any table is final, so ledgernet's bridges are
+ * accepted here (after DOCKER-USER, like the full policy) and nothing else is written.
+ */
+export function renderAcceptOnly(policy: FirewallPolicy, role: string): DesiredChain[] {
+  if (policy.networks.length === 0) return [];
+  const t = policy.ownerTag;
+  const rules = bridgePatterns(policy.bridgePrefix, policy.networks).flatMap((b) => [`-i ${b} ${tag(t, role)} -j ACCEPT`, `-o ${b} ${tag(t, role)} -j ACCEPT`]);
+  return (['filter', 'filter6'] as const).map((table) => ({ table, name: FORWARD_CHAIN, rules, hooks: [hook(t, 'FORWARD', FORWARD_CHAIN, 'early')] }));
+}
+
 /** ICMPv6 neighbour solicitation and advertisement, as ip6tables-save prints their types. */
 const ND_TYPES = [135, 136];
 

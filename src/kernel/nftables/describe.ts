@@ -1,0 +1,72 @@
+// nftables JSON back to nft's own syntax, for `reconcile --dry-run` (display only: plans compare
+// the JSON). Shapes it does not know (a rule added by hand) are shown as JSON.
+
+type J = Readonly<Record<string, unknown>>;
+
+const VERDICTS = new Set(['accept', 'drop', 'return', 'masquerade', 'continue']);
+const SHORT_META = new Set(['iifname', 'oifname']);
+
+/** One value or expression as nft writes it. */
+function describeValue(v: unknown): string {
+  if (v === null || typeof v !== 'object') return typeof v === 'string' && !v.startsWith('@') && /[*-]/.test(v) ? JSON.stringify(v) : String(v);
+  if (Array.isArray(v)) return v.map(describeValue).join(',');
+  const [key, body] = Object.entries(v as J)[0] ?? ['', null];
+  const b = (body ?? {}) as J;
+  switch (key) {
+    case 'meta':
+      return SHORT_META.has(String(b['key'])) ? String(b['key']) : `meta ${String(b['key'])}`;
+    case 'payload':
+      return `${String(b['protocol'])} ${String(b['field'])}`;
+    case 'ct':
+      return `ct ${String(b['key'])}`;
+    case 'fib':
+      return `fib ${describeValue(b['flags'])} ${String(b['result'])}`;
+    case 'set':
+      return `{ ${(body as unknown[]).map(describeValue).join(', ')} }`;
+    case 'range':
+      return (body as unknown[]).map(describeValue).join('-');
+    case 'prefix':
+      return `${String(b['addr'])}/${String(b['len'])}`;
+    case 'concat':
+      return (body as unknown[]).map(describeValue).join(' . ');
+    case 'map':
+      return `${describeValue(b['key'])} map ${String(b['data'])}`;
+    case 'jump':
+    case 'goto':
+      return `${key} ${String(b['target'])}`;
+    default:
+      return JSON.stringify(v);
+  }
+}
+
+function describeStatement(s: unknown): string {
+  const [key, body] = Object.entries((s ?? {}) as J)[0] ?? ['', null];
+  const b = (body ?? {}) as J;
+  if (VERDICTS.has(key) && body === null) return key;
+  switch (key) {
+    case 'match': {
+      const op = b['op'] === '==' || b['op'] === 'in' ? '' : b['op'] === '!' ? '& ' : `${String(b['op'])} `;
+      return `${describeValue(b['left'])} ${op}${describeValue(b['right'])}${b['op'] === '!' ? ' == 0' : ''}`;
+    }
+    case 'vmap':
+      return `${describeValue(b['key'])} vmap ${String(b['data'])}`;
+    case 'dnat':
+      return `dnat ${String(b['family'] ?? '')} to ${describeValue(b['addr'])}${b['port'] === undefined ? '' : ` : ${describeValue(b['port'])}`}`;
+    case 'jump':
+    case 'goto':
+      return describeValue(s);
+    default:
+      return JSON.stringify(s);
+  }
+}
+
+/** A rule (its `expr`) as nft writes it: `oifname "lnb-0123" ct state established,related accept`. */
+export function describeRule(expr: readonly unknown[]): string {
+  return expr.map(describeStatement).join(' ');
+}
+
+/** A set or map element: `"lnb-0123" : jump net-…-from`, `tcp . 8080 : 10.231.9.2`. */
+export function describeElement(e: unknown): string {
+  if (Array.isArray(e) && e.length === 2) return `${describeValue(e[0])} : ${describeValue(e[1])}`;
+  return describeValue(e);
+}

@@ -1,0 +1,55 @@
+// nftables statements as `nft -j` prints them, so that a rule written from these reads back the
+// same and a converged table plans nothing (test/integration/nftables.test.ts loads every shape
+// into a real table and compares). Only the shapes the renderer uses.
+
+export type Expr = Readonly<Record<string, unknown>>;
+
+export const meta = (key: string): Expr => ({ meta: { key } });
+export const payload = (protocol: string, field: string): Expr => ({ payload: { protocol, field } });
+const ct = (key: string): Expr => ({ ct: { key } });
+
+export function match(left: Expr, right: unknown, op: '==' | '!=' | 'in' | '!' = '=='): Expr {
+  return { match: { op, left, right } };
+}
+
+/** An anonymous set, sorted as nft prints it. */
+export const anonSet = (items: readonly string[]): Expr => ({ set: [...items].sort() });
+/** An IPv4 prefix (`10.231.9.0/24`) as nft prints it: a plain address for /32. */
+export function prefix(cidr: string): unknown {
+  const [addr = '', len = '32'] = cidr.split('/');
+  return len === '32' ? addr : { prefix: { addr, len: Number(len) } };
+}
+
+export const iifname = (name: unknown, op: '==' | '!=' = '=='): Expr => match(meta('iifname'), name, op);
+export const oifname = (name: unknown, op: '==' | '!=' = '=='): Expr => match(meta('oifname'), name, op);
+export const ipv4Only: Expr = match(meta('nfproto'), 'ipv4');
+export const l4proto = (proto: string): Expr => match(meta('l4proto'), proto);
+export const ctDnat: Expr = match(ct('status'), 'dnat', 'in');
+/** `ct status & dnat == 0`, which nft prints with the op `!`. */
+export const notCtDnat: Expr = match(ct('status'), 'dnat', '!');
+export const established: Expr = match(ct('state'), ['established', 'related'], 'in');
+export const notEstablished: Expr = match(ct('state'), { set: ['established', 'related'] }, '!=');
+export const localDst: Expr = match({ fib: { result: 'type', flags: ['daddr'] } }, 'local');
+
+export const accept: Expr = { accept: null };
+export const drop: Expr = { drop: null };
+export const ret: Expr = { return: null };
+export const masquerade: Expr = { masquerade: null };
+export const jump = (target: string): Expr => ({ jump: { target } });
+export const vmap = (key: Expr, set: string): Expr => ({ vmap: { key, data: `@${set}` } });
+export const concat = (...items: readonly unknown[]): Expr => ({ concat: items });
+
+/** The key of the published-port maps: `meta l4proto . th dport` (with `ip daddr` first when bound). */
+export const portKey = (bound: boolean): Expr =>
+  concat(...(bound ? [payload('ip', 'daddr')] : []), meta('l4proto'), payload('th', 'dport'));
+
+/** `dnat ip to <key> map @addrs : <key> map @ports`. */
+export function dnatVia(key: Expr, addrs: string, ports: string): Expr {
+  return { dnat: { family: 'ip', addr: { map: { key, data: `@${addrs}` } }, port: { map: { key, data: `@${ports}` } } } };
+}
+
+/** A destination port (or inclusive range) of `proto`. */
+export function dport(proto: string, ports: readonly [number, number]): Expr {
+  const [lo, hi] = ports;
+  return match(payload(proto, 'dport'), lo === hi ? lo : { range: [lo, hi] });
+}

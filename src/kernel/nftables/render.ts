@@ -1,0 +1,197 @@
+// The firewall policy as one nftables table, `inet ledgernet` (IPv4 and IPv6 in one policy).
+//
+// Why this shape (see also README "Firewall"): a packet costs the same with 1 or 500 networks,
+// and a change touches only what it is about.
+// - Base chains hold a constant number of rules; per-network chains are reached through verdict
+//   maps keyed by interface name (`iifname vmap @from`, `oifname vmap @to`): one hash lookup
+//   each, whatever the number of networks. A network added or removed is a map element and its
+//   own chains; no shared chain is rewritten.
+// - Published ports are map elements (`meta l4proto . th dport` → address, and → port; nft 1.0's
+//   JSON cannot declare a map whose value is a concatenation, hence two maps): a port added is one
+//   element in each, not a chain rewrite (Docker's nftables backend rewrites a chain per rule,
+//   moby#53466). Ranges are one element per port.
+// - `@bridges` (interval set: `lnb-*` and the custom bridge names) is the isolation set.
+// The verdicts match the iptables backend's (kernel/iptables/render.ts) rule for rule; one
+// difference by design: traffic DNATed from one ledgernet network into another always meets the
+// destination network's ingress rules (iptables: whichever network comes first in its chain).
+import type { FirewallAllow, FirewallNetworkPolicy, FirewallPolicy, NftHook, NftRule, NftSetSpec, PortForward } from '../types.ts';
+import * as x from './expr.ts';
+
+export interface Owner {
+  readonly networkId: string | null;
+  readonly endpointId: string | null;
+}
+
+interface DesiredSet {
+  readonly spec: NftSetSpec;
+  readonly elements: readonly { readonly value: unknown; readonly owner: Owner }[];
+}
+
+interface DesiredChain {
+  readonly hook: NftHook | null;
+  readonly rules: readonly NftRule[];
+  readonly owner: Owner;
+}
+
+export interface DesiredTable {
+  readonly sets: ReadonlyMap<string, DesiredSet>;
+  readonly chains: ReadonlyMap<string, DesiredChain>;
+}
+
+const SHARED: Owner = { networkId: null, endpointId: null };
+/** Docker's own bridges: the default one, user networks (`br-<id>`), the swarm gateway bridge. */
+const DOCKER_BRIDGES = ['docker0', 'br-*', 'docker_gwbridge'];
+/** ICMPv6 neighbour solicitation and advertisement: pass inside a bridge even with icc=false. */
+const ND_TYPES = { set: ['nd-neighbor-solicit', 'nd-neighbor-advert'] };
+const LOCALHOST = '127.0.0.0/8';
+
+const VERDICT_MAP = (type: string, flags?: string[]): NftSetSpec => ({ is: 'map', type, map: 'verdict', ...(flags ? { flags } : {}) });
+const PORT_KEY = ['inet_proto', 'inet_service'];
+const BOUND_KEY = ['ipv4_addr', 'inet_proto', 'inet_service'];
+const SETS: Readonly<Record<string, NftSetSpec>> = {
+  bridges: { is: 'set', type: 'ifname', flags: ['interval'] },
+  from: VERDICT_MAP('ifname'),
+  to: VERDICT_MAP('ifname'),
+  nat_to: VERDICT_MAP('ifname'),
+  masq: VERDICT_MAP('ipv4_addr', ['interval']),
+  dnat_addr: { is: 'map', type: PORT_KEY, map: 'ipv4_addr' },
+  dnat_port: { is: 'map', type: PORT_KEY, map: 'inet_service' },
+  bound_addr: { is: 'map', type: BOUND_KEY, map: 'ipv4_addr' },
+  bound_port: { is: 'map', type: BOUND_KEY, map: 'inet_service' },
+};
+
+const hook = (type: NftHook['type'], name: string, prio: number): NftHook => ({ type, hook: name, prio, policy: 'accept' });
+
+/** Per-network chain names: `net-<network id>-<role>`. */
+const netChain = (n: FirewallNetworkPolicy, role: 'from' | 'to' | 'masq' | 'nat') => `net-${n.networkId}-${role}`;
+
+/** The whole table for the policy; null when there are no networks (then there is no table). */
+export function renderTable(policy: FirewallPolicy): DesiredTable | null {
+  const nets = policy.networks;
+  if (nets.length === 0) return null;
+  const sets = new Map(Object.entries(SETS).map(([name, spec]) => [name, { spec, elements: [] as { value: unknown; owner: Owner }[] }]));
+  const add = (set: string, value: unknown, owner: Owner) => sets.get(set)?.elements.push({ value, owner });
+  const chains = new Map<string, DesiredChain>(baseChains(nets));
+  const custom = nets.map((n) => n.bridge).filter((b) => !b.startsWith(policy.bridgePrefix));
+  for (const b of [`${policy.bridgePrefix}*`, ...new Set(custom)]) add('bridges', b, SHARED);
+  for (const n of nets) {
+    const owner: Owner = { networkId: n.networkId, endpointId: null };
+    const chain = (role: Parameters<typeof netChain>[1], rules: NftRule[]) => chains.set(netChain(n, role), { hook: null, rules, owner });
+    chain('from', fromRules(n));
+    chain('to', toRules(n));
+    add('from', [n.bridge, x.jump(netChain(n, 'from'))], owner);
+    add('to', [n.bridge, x.jump(netChain(n, 'to'))], owner);
+    if (n.masquerade.length > 0) {
+      chain('masq', [[x.oifname(n.bridge), x.ret], [x.masquerade]]);
+      for (const pool of n.masquerade) add('masq', [x.prefix(pool), x.jump(netChain(n, 'masq'))], owner);
+    }
+    if (n.published) {
+      chain('nat', natRules(n));
+      add('nat_to', [n.bridge, x.jump(netChain(n, 'nat'))], owner);
+    }
+    for (const f of n.forwards) for (const [key, addr, port] of portElements(f)) {
+      const who = { networkId: n.networkId, endpointId: f.endpointId };
+      add(f.hostIp === '' ? 'dnat_addr' : 'bound_addr', [key, addr], who);
+      add(f.hostIp === '' ? 'dnat_port' : 'bound_port', [key, port], who);
+    }
+  }
+  return { sets, chains };
+}
+
+function baseChains(nets: readonly FirewallNetworkPolicy[]): [string, DesiredChain][] {
+  const dnat = [
+    [x.localDst, x.dnatVia(x.portKey(false), 'dnat_addr', 'dnat_port')],
+    [x.localDst, x.dnatVia(x.portKey(true), 'bound_addr', 'bound_port')],
+  ];
+  // route_localnet lets a container address 127.0.0.0/8 on the bridge; only replies may pass.
+  const localnet = [x.iifname('@bridges'), x.match(x.payload('ip', 'saddr'), x.prefix(LOCALHOST), '!='), x.match(x.payload('ip', 'daddr'), x.prefix(LOCALHOST)), x.notEstablished, x.notCtDnat, x.drop];
+  const base = (h: NftHook, rules: NftRule[]): DesiredChain => ({ hook: h, rules, owner: SHARED });
+  return [
+    ['forward', base(hook('filter', 'forward', 0), [[x.vmap(x.meta('iifname'), 'from')], [x.vmap(x.meta('oifname'), 'to')]])],
+    ['input', base(hook('filter', 'input', 0), nets.some((n) => n.published) ? [localnet] : [])],
+    ['prerouting', base(hook('nat', 'prerouting', -100), dnat)],
+    ['output', base(hook('nat', 'output', -100), dnat)],
+    ['postrouting', base(hook('nat', 'postrouting', 100), [[x.vmap(x.meta('oifname'), 'nat_to')], [x.vmap(x.payload('ip', 'saddr'), 'masq')]])],
+  ];
+}
+
+/** Statements that keep a rule to IPv4 when the network has no IPv6 data (as ip6tables has no rule for it). */
+const family = (n: FirewallNetworkPolicy): x.Expr[] => (n.ipv6 ? [] : [x.ipv4Only]);
+
+/**
+ * What leaves bridge `n` (jumped to from `forward` by `iifname`): inside the network, then
+ * --internal, then isolation from the other networks and Docker's bridges, then egress.
+ * Each part is one function, so another per-network rule kind is one more line here.
+ */
+function fromRules(n: FirewallNetworkPolicy): NftRule[] {
+  return [...insideRules(n), ...internalRules(n), ...isolationRules(), ...egressRules(n)];
+}
+
+/** What enters bridge `n` from elsewhere (jumped to by `oifname`). */
+function toRules(n: FirewallNetworkPolicy): NftRule[] {
+  const others = [x.established, x.accept];
+  const isolation = [
+    [x.iifname(x.anonSet(DOCKER_BRIDGES)), x.notCtDnat, x.drop],
+    [x.iifname('@bridges'), x.notCtDnat, x.drop],
+  ];
+  return [...internalRules(n), others, ...isolation, ...ingressRules(n)];
+}
+
+/** icc, or only hairpin through a published port (IPv4) and neighbour discovery (IPv6) without it. */
+function insideRules(n: FirewallNetworkPolicy): NftRule[] {
+  const here = [...family(n), x.oifname(n.bridge)];
+  if (n.icc) return [[...here, x.accept]];
+  return [
+    [x.oifname(n.bridge), x.ipv4Only, x.ctDnat, x.accept],
+    ...(n.ipv6 ? [[x.oifname(n.bridge), x.match(x.payload('icmpv6', 'type'), ND_TYPES), x.accept]] : []),
+    [...here, x.drop],
+  ];
+}
+
+function internalRules(n: FirewallNetworkPolicy): NftRule[] {
+  return n.internal ? [[...family(n), x.drop]] : [];
+}
+
+/** Replies to what was let through; else no network reaches another or Docker's bridges but through a published port. */
+function isolationRules(): NftRule[] {
+  return [
+    [x.oifname('@bridges'), x.established, x.accept],
+    [x.oifname('@bridges'), x.notCtDnat, x.drop],
+    [x.oifname(x.anonSet(DOCKER_BRIDGES)), x.notCtDnat, x.drop],
+  ];
+}
+
+/** Out of the network to anywhere but another ledgernet network (whose `to` chain decides). */
+function egressRules(n: FirewallNetworkPolicy): NftRule[] {
+  return n.internal ? [] : [[...family(n), x.oifname('@bridges', '!='), x.accept]];
+}
+
+/** Published ports (IPv4: DNAT is IPv4 only) or the allow-list; nothing else comes in. */
+function ingressRules(n: FirewallNetworkPolicy): NftRule[] {
+  if (n.internal) return [];
+  const allowed = n.allow === null ? [[x.ipv4Only, x.ctDnat, x.accept]] : n.allow.flatMap((a) => allowRules(n, a));
+  return [...allowed, [...family(n), x.drop]];
+}
+
+function allowRules(n: FirewallNetworkPolicy, a: FirewallAllow): NftRule[] {
+  if (a.ports !== null) return [[...family(n), x.dport(a.proto, a.ports), x.accept]];
+  // `icmp` means ICMPv6 too on a network with IPv6 data.
+  return [[x.l4proto('icmp'), x.accept], ...(n.ipv6 ? [[x.l4proto('ipv6-icmp'), x.accept]] : [])];
+}
+
+/** SNAT for 127.0.0.1 and hairpin connections into a network with published ports. */
+function natRules(n: FirewallNetworkPolicy): NftRule[] {
+  const from = (cidr: string) => x.match(x.payload('ip', 'saddr'), x.prefix(cidr));
+  return [[from(LOCALHOST), x.masquerade], ...n.pools.map((pool) => [from(pool), x.ctDnat, x.masquerade])];
+}
+
+/** One map element per host port: key, container address, container port. */
+function portElements(f: PortForward): [unknown, string, number][] {
+  const [lo, hi] = f.hostPorts;
+  const out: [unknown, string, number][] = [];
+  for (let p = lo; p <= hi; p++) {
+    const key = f.hostIp === '' ? x.concat(f.proto, p) : x.concat(f.hostIp, f.proto, p);
+    out.push([key, f.ip, f.port + p - lo]);
+  }
+  return out;
+}

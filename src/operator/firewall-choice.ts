@@ -1,0 +1,86 @@
+// Which firewall backend a daemon and the CLI use: `--firewall iptables|nftables|auto` (env
+// LEDGERNET_FIREWALL). `auto` follows Docker: nftables when `docker info` reports its own
+// FirewallBackend as nftables (Docker 29+ with --firewall-backend=nftables), else iptables.
+// serve records its choice in the state dir, so `reconcile --dry-run` and `status` plan with the
+// backend the daemon uses (the other backend's objects would otherwise show as orphans).
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DriverError } from '../errors.ts';
+import { iptablesFirewall, nftablesFirewall } from '../kernel/index.ts';
+import type { FirewallBackend } from '../kernel/types.ts';
+import { DockerApi } from './docker-api.ts';
+
+type Choice = 'iptables' | 'nftables' | 'auto';
+
+const BACKENDS: Readonly<Record<Exclude<Choice, 'auto'>, FirewallBackend>> = { iptables: iptablesFirewall, nftables: nftablesFirewall };
+const RECORD = 'firewall';
+
+/** `--firewall` / LEDGERNET_FIREWALL; undefined when neither is given. */
+export function parseFirewallChoice(value: string | undefined): Choice | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (value === 'iptables' || value === 'nftables' || value === 'auto') return value;
+  throw new DriverError('LN_ERR_CONFIG', `--firewall (LEDGERNET_FIREWALL) must be iptables, nftables or auto, got ${JSON.stringify(value)}`);
+}
+
+/** Docker's own firewall backend as `docker info` reports it, or null (older engine, or no answer). */
+async function dockerFirewall(socket: string | null): Promise<string | null> {
+  if (!socket) return null;
+  try {
+    return (await new DockerApi(socket, 3_000).info()).FirewallBackend?.Driver ?? null;
+  } catch {
+    return null;
+  }
+}
+
+interface Resolved {
+  readonly backend: FirewallBackend;
+  /** For the log. */
+  readonly why: string;
+  /** `auto` and Docker did not answer (it starts after ledgernet): ask again later. */
+  readonly unsure: boolean;
+}
+
+/**
+ * The backend for `choice`. `auto` asks Docker; when Docker does not answer (not started yet:
+ * ledgernet starts before it), the backend recorded in `stateDir` by the last serve, else iptables.
+ */
+export async function resolveFirewall(choice: Choice, dockerSocket: string | null, stateDir?: string): Promise<Resolved> {
+  if (choice !== 'auto') return { backend: BACKENDS[choice], why: `--firewall ${choice}`, unsure: false };
+  const docker = await dockerFirewall(dockerSocket);
+  if (docker === null && dockerSocket) {
+    const recorded = stateDir === undefined ? undefined : await readRecorded(stateDir);
+    const name = recorded === 'nftables' ? 'nftables' : 'iptables';
+    return { backend: BACKENDS[name], why: `auto: Docker does not answer yet; ${recorded ? 'as recorded by the last serve' : 'the default'}`, unsure: true };
+  }
+  const name = docker?.startsWith('nftables') ? 'nftables' : 'iptables';
+  return { backend: BACKENDS[name], why: `auto: Docker's firewall backend is ${docker ?? 'iptables (not reported)'}`, unsure: false };
+}
+
+const readRecorded = (stateDir: string) => readFile(join(stateDir, RECORD), 'utf8').then((t) => parseFirewallChoice(t.trim()), () => undefined);
+
+/** A backend that delegates to another, which `use` swaps between passes (auto, once Docker answers). */
+export function switchableFirewall(initial: FirewallBackend): FirewallBackend & { use(next: FirewallBackend): void } {
+  let current = initial;
+  return {
+    get name() {
+      return current.name;
+    },
+    plan: (policy, observed) => current.plan(policy, observed),
+    apply: (changes, kernel) => current.apply(changes, kernel),
+    after: (observed, applied) => current.after(observed, applied),
+    use(next) {
+      current = next;
+    },
+  };
+}
+
+export async function recordFirewall(stateDir: string, backend: FirewallBackend): Promise<void> {
+  await writeFile(join(stateDir, RECORD), `${backend.name}\n`, { mode: 0o600 });
+}
+
+/** For the CLI: the flag or env, else what the daemon recorded, else `auto`. */
+export async function firewallForCli(stateDir: string, flag: string | undefined, dockerSocket: string | null): Promise<FirewallBackend> {
+  const given = parseFirewallChoice(flag ?? process.env['LEDGERNET_FIREWALL']);
+  const recorded = given ? undefined : await readRecorded(stateDir);
+  return (await resolveFirewall(given ?? recorded ?? 'auto', dockerSocket, stateDir)).backend;
+}
