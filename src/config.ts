@@ -57,6 +57,9 @@ export interface ServeConfig {
   /** Docker's API socket, asked for networks removed and containers given up on while ledgernet
    * was down (`--docker-socket`, `LEDGERNET_DOCKER_SOCKET`; empty: never ask), or null. */
   readonly dockerSocket: string | null;
+  /** This host's underlay address for cluster networks (`--vtep`, `LEDGERNET_VTEP`); null: the
+   * source address towards the first NATS server. */
+  readonly vtep: string | null;
   /** null: publishing to NATS is off. */
   readonly nats: (NatsConfig & { readonly stream: NatsStreamConfig }) | null;
 }

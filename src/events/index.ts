@@ -18,3 +18,5 @@ export { NatsPublisher, ensureStream, type StreamSettings, type Retention } from
 export { Outbox, type OutboxStats } from './audit/outbox.ts';
 export { readCursor, writeCursor, CURSOR_FILE, type Cursor } from './audit/cursor.ts';
 export { releaseCommand } from './domain/release.ts';
+export { ClusterKv, lazyCluster } from './cluster/kv.ts';
+export type { ClusterPort } from './domain/cluster.ts';

@@ -33,3 +33,4 @@ export { watchLinks, type Watch } from './monitor.ts';
 export { parseSysctl } from './parse-sysctl.ts';
 export { parseIngressRedirects, parseQdiscs, parseTcBatchErrors } from './parse-tc.ts';
 export { driftNotice, type DriftKind, type OwnedLinks } from './monitor.ts';
+export { routeSource } from './route-source.ts';

@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { execa } from 'execa';
-import { docker } from '../helpers/docker.ts';
+import { readLog } from '../../src/events/log/read.ts';
+import { docker, TEST_IMAGE } from '../helpers/docker.ts';
 import { createTestbed, type Host, type Testbed } from '../helpers/multihost.ts';
 
 let bed: Testbed;
@@ -38,6 +39,66 @@ describe('the test bed', () => {
       assert.doesNotMatch((await execa('ip', ['-o', 'link', 'show'])).stdout, /10\.231\.206|only-h1/);
     } finally {
       await h1.docker(['network', 'rm', 'only-h1']);
+    }
+  });
+});
+
+const CLUSTER = (name: string) => ['-d', 'ledgernet', '--ipam-driver', 'ledgernet', '--ipam-opt', `ledgernet.cluster=${name}`, '-o', `ledgernet.cluster=${name}`];
+
+/** The subnet Docker shows for a network on a host. */
+async function subnetOf(h: Host, net: string): Promise<string> {
+  return (await h.docker(['network', 'inspect', '-f', '{{range .IPAM.Config}}{{.Subnet}}{{end}}', net], { check: true })).stdout;
+}
+
+/** The cluster VNIs a host's log recorded for pools of cluster `name`. */
+async function vnisOf(h: Host, name: string): Promise<number[]> {
+  const { events } = await readLog(h.stateDir);
+  return events.flatMap((e) => (e.type === 'pool.requested' && e.data.cluster?.name === name ? [e.data.cluster.vni] : []));
+}
+
+describe('cluster networks: one subnet and one VNI across hosts', () => {
+  test('network create blue on all three hosts at once: one subnet, one VNI; containers get addresses from distinct blocks', async () => {
+    const created = await Promise.all(hosts.map((h) => h.docker(['network', 'create', ...CLUSTER('blue'), 'blue'])));
+    try {
+      for (const r of created) assert.equal(r.exitCode, 0, r.stderr);
+      const subnets = await Promise.all(hosts.map((h) => subnetOf(h, 'blue')));
+      assert.equal(new Set(subnets).size, 1, subnets.join(' '));
+      const vnis = (await Promise.all(hosts.map((h) => vnisOf(h, 'blue')))).flat();
+      assert.equal(vnis.length, 3);
+      assert.equal(new Set(vnis).size, 1, vnis.join(' '));
+      const gateways = await Promise.all(hosts.map((h) => h.docker(['network', 'inspect', '-f', '{{range .IPAM.Config}}{{.Gateway}}{{end}}', 'blue'], { check: true })));
+      assert.equal(new Set(gateways.map((g) => g.stdout)).size, 1, 'the same gateway on every host');
+      const ips = await Promise.all(
+        hosts.flatMap((h) => [1, 2].map(async (i) => {
+          await h.docker(['run', '-d', '--name', `c${h.n}${i}`, '--network', 'blue', TEST_IMAGE, 'sleep', '600'], { check: true });
+          return (await h.docker(['inspect', '-f', '{{.NetworkSettings.Networks.blue.IPAddress}}', `c${h.n}${i}`], { check: true })).stdout;
+        })),
+      );
+      assert.equal(new Set(ips).size, 6, ips.join(' '));
+      // Each host's two containers share its block; no two hosts share one (blocks are /26).
+      const block = (ip: string) => ip.split('.').slice(0, 3).join('.') + '/' + (Number(ip.split('.')[3]) >> 6);
+      assert.equal(new Set(ips.map(block)).size, 3, ips.join(' '));
+    } finally {
+      for (const h of hosts) {
+        await h.docker(['rm', '-f', `c${h.n}1`, `c${h.n}2`]);
+        await h.docker(['network', 'rm', 'blue']);
+      }
+    }
+  });
+
+  test('a different --subnet for an existing cluster network is refused naming the one it has; without ledgernet IPAM refused with the right command', async () => {
+    const [h1, h2, h3] = hosts as [Host, Host, Host];
+    await h1.docker(['network', 'create', ...CLUSTER('green'), '--subnet', '10.241.0.0/16', 'green'], { check: true });
+    try {
+      const other = await h2.docker(['network', 'create', ...CLUSTER('green'), '--subnet', '10.242.0.0/16', 'green']);
+      assert.notEqual(other.exitCode, 0);
+      assert.match(other.stderr, /cluster network green already has subnet 10\.241\.0\.0\/16 \(allocated by host h1\); create it with --subnet 10\.241\.0\.0\/16 or without --subnet/);
+      const plain = await h3.docker(['network', 'create', '-d', 'ledgernet', '-o', 'ledgernet.cluster=green', '--subnet', '10.243.0.0/16', 'green']);
+      assert.notEqual(plain.exitCode, 0);
+      assert.match(plain.stderr, /needs ledgernet IPAM with --ipam-opt ledgernet\.cluster=green .*docker network create -d ledgernet --ipam-driver ledgernet --ipam-opt ledgernet\.cluster=green -o ledgernet\.cluster=green/);
+      assert.doesNotMatch((await h3.docker(['network', 'ls'])).stdout, /green/);
+    } finally {
+      await h1.docker(['network', 'rm', 'green']);
     }
   });
 });

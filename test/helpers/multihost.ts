@@ -279,7 +279,7 @@ export async function createTestbed(opts: TestbedOptions = {}): Promise<Testbed>
     await underlayUp(prefix, count);
     const image = await busyboxImage(dir);
     await Promise.all(hosts.map((h, i) => hostUp(prefix, h, procs[i]!, count, image)));
-    await waitFor(() => jetstreamReady(hosts[0]!), { timeoutMs: 30_000, intervalMs: 100, what: 'the JetStream meta leader' });
+    for (const h of hosts) await waitFor(() => jetstreamReady(h), { timeoutMs: 30_000, intervalMs: 100, what: `h${h.n}'s JetStream to know its meta leader` });
     if (opts.ledgernet) await Promise.all(hosts.map((h) => h.startLedgernet(opts.ledgernet)));
   } catch (e) {
     await down();

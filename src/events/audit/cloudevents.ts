@@ -167,6 +167,8 @@ function describeData(ev: StoredEvent): string {
       return `address ${ev.data.address} allocated in ${ev.data.poolId} (${ev.data.kind})`;
     case 'address.released':
       return `address ${ev.data.address} released in ${ev.data.poolId}`;
+    case 'block.claimed':
+      return `block ${ev.data.block} claimed in ${ev.data.poolId}`;
     case 'reconcile.applied':
       return `reconcile (${ev.data.trigger}) applied ${ev.data.actions.length} action(s), ${ev.data.failures.length} failure(s)`;
     default: {

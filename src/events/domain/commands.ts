@@ -14,6 +14,8 @@ export interface PoolRequest {
   readonly defaults: DefaultPool;
   /** Prefixes in use on the host (addresses and routes), read by the caller; automatic pools avoid them. */
   readonly occupied: readonly string[];
+  /** A cluster network's pool: `pool` is the subnet the cluster's KV bucket holds. */
+  readonly cluster?: { readonly name: string; readonly vni: number; readonly blockLen: number };
 }
 
 /** What a caller asks for. `decide` turns a command into events or refuses it. */
@@ -47,6 +49,8 @@ export type Command =
       readonly name: string | null;
     }
   | { readonly type: 'ReleaseAddress'; readonly poolId: string; readonly address: string }
+  /** Record a block of a cluster pool this host claimed in the KV bucket. */
+  | { readonly type: 'ClaimBlock'; readonly poolId: string; readonly block: string }
   | {
       readonly type: 'RecordReconcile';
       readonly trigger: string;

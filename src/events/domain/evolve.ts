@@ -108,6 +108,11 @@ function apply(draft: Draft<State>, event: StoredEvent): void {
       p.released[event.data.address] = event.seq;
       return;
     }
+    case 'block.claimed': {
+      const p = draft.pools[event.data.poolId];
+      if (p && !(p.blocks ?? []).includes(event.data.block)) p.blocks = [...(p.blocks ?? []), event.data.block];
+      return;
+    }
     case 'reconcile.applied':
       return;
     default: {

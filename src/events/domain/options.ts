@@ -109,6 +109,11 @@ function ifacePrefix(key: string, v: string): string {
   return v;
 }
 
+function clusterName(key: string, v: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/.test(v)) throw invalid(key, v, OPTIONS['ledgernet.cluster'].form);
+  return v;
+}
+
 interface OptionSpec {
   /** The form it accepts, for messages. */
   readonly form: string;
@@ -134,6 +139,10 @@ const OPTIONS = {
   'ledgernet.allow': { form: ALLOW_FORM, parse: parseAllow },
   'ledgernet.egress_rate': { form: RATE_FORM, parse: parseRate },
   'ledgernet.ingress_rate': { form: RATE_FORM, parse: parseRate },
+  'ledgernet.cluster': {
+    form: 'a cluster network name of 1 to 63 characters A-Z a-z 0-9 _ - (the same on every host, also given as --ipam-opt)',
+    parse: clusterName,
+  },
   'com.docker.network.bridge.host_binding_ipv4': {
     form: 'an IPv4 address: the host address of ports published without one (-p 8080:80), default all addresses',
     parse: hostBinding,
@@ -216,6 +225,11 @@ export function hostBindingIpv4(options: Options): string | null {
 /** What Join answers as DstPrefix: the container's interface is this plus a number. */
 export function containerIfacePrefix(options: Options): string {
   return optionValue<string>(options, 'com.docker.network.container_iface_prefix') ?? 'eth';
+}
+
+/** The cluster network a network (or an IPAM pool's --ipam-opt) belongs to, or null. */
+export function clusterOf(options: Options): string | null {
+  return optionValue<string>(options, 'ledgernet.cluster');
 }
 
 function known(): string {

@@ -54,6 +54,9 @@ export interface PoolSpec {
   readonly v6: boolean;
   /** Carved from the default range (no --subnet). */
   readonly auto: boolean;
+  /** A cluster network's pool (`--ipam-opt ledgernet.cluster=NAME`): its VNI and block size,
+   * allocated in the cluster's KV bucket (src/events/domain/cluster.ts). */
+  readonly cluster?: { readonly name: string; readonly vni: number; readonly blockLen: number };
 }
 
 export interface AddressEvent {
@@ -89,6 +92,8 @@ export interface EventDataMap {
   'pool.released': { readonly poolId: string };
   'address.requested': AddressEvent;
   'address.released': { readonly poolId: string; readonly address: string };
+  /** This host claimed an address block of a cluster pool (compare-and-set in the KV bucket). */
+  'block.claimed': { readonly poolId: string; readonly block: string };
   'reconcile.applied': {
     readonly trigger: string;
     readonly actions: readonly string[];
@@ -116,6 +121,7 @@ export const EventVersions: { readonly [K in EventType]: number } = {
   'pool.released': 1,
   'address.requested': 1,
   'address.released': 1,
+  'block.claimed': 1,
   'reconcile.applied': 1,
 };
 
@@ -164,6 +170,8 @@ export interface PoolState extends PoolSpec {
   /** Offset (decimal) in the dynamic range of the next never-used candidate. */
   readonly next: string;
   readonly requestedSeq: number;
+  /** A cluster pool's blocks this host claimed: its dynamic addresses come only from them. */
+  readonly blocks?: readonly string[];
 }
 
 export interface State {
