@@ -234,6 +234,7 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
     add(cluster && (() => cluster.stop()));
     await listen(cfg, { store, kernel, reconciler, outbox, metrics, cluster: cluster?.port }, log, add);
     add(await startMetrics(cfg, store, metrics, log));
+    cluster?.start(store);
     // Crash recovery and garbage collection: converge what the log says with what the kernel holds.
     reconciler.start();
     add(watchKernel(cfg, store, reconciler, log));

@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { execa } from 'execa';
 import { readLog } from '../../src/events/log/read.ts';
-import { docker, TEST_IMAGE } from '../helpers/docker.ts';
+import { docker, TEST_IMAGE, waitFor } from '../helpers/docker.ts';
 import { createTestbed, type Host, type Testbed } from '../helpers/multihost.ts';
 
 let bed: Testbed;
@@ -99,6 +99,32 @@ describe('cluster networks: one subnet and one VNI across hosts', () => {
       assert.doesNotMatch((await h3.docker(['network', 'ls'])).stdout, /green/);
     } finally {
       await h1.docker(['network', 'rm', 'green']);
+    }
+  });
+});
+
+describe('cluster networks: peers in every host\'s log', () => {
+  test('a container on h2 shows in h1\'s and h3\'s logs as peer.endpoint.added; removed on h2, it is gone from their logs within 1 s', async () => {
+    await Promise.all(hosts.map((h) => h.docker(['network', 'create', ...CLUSTER('red'), '--subnet', '10.244.0.0/24', 'red'], { check: true })));
+    const [h1, h2, h3] = hosts as [Host, Host, Host];
+    const peerEvents = async (h: Host) => (await readLog(h.stateDir)).events.filter((e) => e.type.startsWith('peer.endpoint.') && 'cluster' in e.data && e.data.cluster === 'red');
+    try {
+      await h2.docker(['run', '-d', '--name', 'r2', '--network', 'red', TEST_IMAGE, 'sleep', '600'], { check: true });
+      const ip = (await h2.docker(['inspect', '-f', '{{.NetworkSettings.Networks.red.IPAddress}} {{.NetworkSettings.Networks.red.MacAddress}}', 'r2'], { check: true })).stdout.split(' ');
+      for (const h of [h1, h3]) {
+        const added = await waitFor(async () => (await peerEvents(h)).find((e) => e.type === 'peer.endpoint.added'), { timeoutMs: 10_000, what: `h2's container in ${h.name}'s log` });
+        assert.ok(added.type === 'peer.endpoint.added');
+        assert.deepEqual([added.data.host, added.data.vtep, added.data.address, added.data.mac], ['h2', h2.underlay, ip[0], ip[1]]);
+      }
+      await h2.docker(['rm', '-f', 'r2'], { check: true });
+      const t0 = Date.now();
+      for (const h of [h1, h3]) {
+        await waitFor(async () => (await peerEvents(h)).some((e) => e.type === 'peer.endpoint.removed'), { timeoutMs: 1_000, intervalMs: 20, what: `h2's container gone from ${h.name}'s log` });
+      }
+      assert.ok(Date.now() - t0 < 1_000);
+    } finally {
+      await h2.docker(['rm', '-f', 'r2']);
+      for (const h of hosts) await h.docker(['network', 'rm', 'red']);
     }
   });
 });

@@ -8,9 +8,11 @@
 //   subnets.<cidr with _>        <name>                 a subnet taken by a name
 //   members.<name>.<host>        {"host","vtep"}        hosts that have the network
 //   blocks.<name>.<index>        <host>                 an address block claimed by a host
+//   endpoints.<name>.<host>.<id> PeerEndpoint           a host's endpoints (address, MAC, VTEP)
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { DriverError } from '../../errors.ts';
+import type { PeerChange } from '../domain/peers.ts';
 import { blockAt, blockCount, blockLenFor, firstVni, nextVni, type ClusterNetwork, type ClusterPort, type JoinRequest } from '../domain/cluster.ts';
 
 const CLUSTER_BUCKET = 'ledgernet-cluster';
@@ -86,6 +88,28 @@ export class ClusterKv {
     throw new DriverError('LN_ERR_IPAM_EXHAUSTED', `cluster network ${net.name}: every address block of ${net.subnet} is claimed by a host`);
   }
 
+  /** Says that this host has an endpoint on cluster network `name` (or no longer has it). */
+  async publishEndpoint(name: string, ep: { endpointId: string; address: string; mac: string } | { endpointId: string; gone: true }): Promise<void> {
+    const key = `endpoints.${name}.${this.host}.${ep.endpointId}`;
+    if ('gone' in ep) await this.kv.delete(key);
+    else await this.kv.put(key, enc({ host: this.host, vtep: this.vtep, ...ep }));
+  }
+
+  /**
+   * Every member and endpoint key of other hosts, first as the bucket holds them now, then each
+   * change as it comes; deletes as null. Stops when `stop` is called.
+   */
+  async watchPeers(onChange: (c: PeerChange) => void): Promise<{ stop(): void }> {
+    const it = await this.kv.watch({ key: '>' });
+    void (async () => {
+      for await (const e of it) {
+        const c = peerChangeOf(e.key, e.operation === 'PUT' ? e.string() : null);
+        if (c && c.host !== this.host) onChange(c);
+      }
+    })();
+    return { stop: () => it.stop() };
+  }
+
   private async getNetwork(name: string): Promise<ClusterNetwork | null> {
     const e = await this.kv.get(`networks.${name}`);
     return e && e.operation === 'PUT' ? (e.json<ClusterNetwork>()) : null;
@@ -146,7 +170,7 @@ export class ClusterKv {
  * The cluster port that connects on first use and again after a failure, so serve starts and
  * local Docker calls go on without NATS; only joining a network or claiming a block waits for it.
  */
-export function lazyCluster(open: () => Promise<ClusterKv>): ClusterPort {
+export function lazyCluster(open: () => Promise<ClusterKv>): ClusterPort & { kv(): Promise<ClusterKv> } {
   let opening: Promise<ClusterKv> | null = null;
   const get = () => {
     opening ??= open().catch((e: unknown) => {
@@ -158,5 +182,30 @@ export function lazyCluster(open: () => Promise<ClusterKv>): ClusterPort {
   return {
     joinNetwork: async (req) => (await get()).joinNetwork(req),
     claimBlock: async (net, owned) => (await get()).claimBlock(net, owned),
+    kv: get,
   };
+}
+
+/** A member or endpoint key of the bucket as a peer change; null for other keys or bad values. */
+export function peerChangeOf(key: string, value: string | null): PeerChange | null {
+  const [kind, cluster, host, endpointId] = key.split('.');
+  if (!cluster || !host) return null;
+  try {
+    const v = value === null ? null : (JSON.parse(value) as Record<string, unknown>);
+    const str = (k: string) => (typeof v?.[k] === 'string' ? (v[k] as string) : null);
+    if (kind === 'members' && endpointId === undefined) {
+      const vtep = str('vtep');
+      if (v !== null && !vtep) return null;
+      return { op: 'member', cluster, host, member: v === null || !vtep ? null : { host, vtep } };
+    }
+    if (kind === 'endpoints' && endpointId) {
+      const [vtep, address, mac] = [str('vtep'), str('address'), str('mac')];
+      const endpoint = v !== null && vtep && address && mac ? { host, vtep, endpointId, address, mac } : null;
+      if (v !== null && !endpoint) return null;
+      return { op: 'endpoint', cluster, host, endpointId, endpoint };
+    }
+  } catch {
+    return null;
+  }
+  return null;
 }

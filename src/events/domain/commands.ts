@@ -1,3 +1,4 @@
+import type { PeerChange } from './peers.ts';
 import type { EndpointSpec, NetworkSpec, PortBinding } from './types.ts';
 
 /** Where automatic pools come from: `range` cut into prefixes of length `size`. */
@@ -49,6 +50,8 @@ export type Command =
       readonly name: string | null;
     }
   | { readonly type: 'ReleaseAddress'; readonly poolId: string; readonly address: string }
+  /** A change of another host seen in the cluster's KV bucket; `self` is this host's name. */
+  | { readonly type: 'PeerChange'; readonly change: PeerChange; readonly self: string }
   /** Record a block of a cluster pool this host claimed in the KV bucket. */
   | { readonly type: 'ClaimBlock'; readonly poolId: string; readonly block: string }
   | {

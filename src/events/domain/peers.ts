@@ -23,7 +23,7 @@ export interface ClusterPeers {
   readonly endpoints: Readonly<Record<string, PeerEndpoint>>;
 }
 
-interface PeerEventMap {
+export interface PeerEventMap {
   'peer.member.joined': { readonly cluster: string } & PeerMember;
   'peer.member.left': { readonly cluster: string; readonly host: string };
   'peer.endpoint.added': { readonly cluster: string } & PeerEndpoint;

@@ -1,3 +1,5 @@
+import type { ClusterPeers, PeerEventMap } from './peers.ts';
+
 // Event and state types. Events are facts in the past tense; each type has a version so that
 // old records can be upcast when the shape changes. State is plain JSON (no Map/Set).
 
@@ -70,7 +72,7 @@ export interface AddressEvent {
   readonly name: string | null;
 }
 
-export interface EventDataMap {
+export interface EventDataMap extends PeerEventMap {
   'network.created': NetworkSpec;
   'network.deleted': { readonly networkId: string };
   'network.rolledback': { readonly networkId: string; readonly reason: string };
@@ -122,6 +124,10 @@ export const EventVersions: { readonly [K in EventType]: number } = {
   'address.requested': 1,
   'address.released': 1,
   'block.claimed': 1,
+  'peer.member.joined': 1,
+  'peer.member.left': 1,
+  'peer.endpoint.added': 1,
+  'peer.endpoint.removed': 1,
   'reconcile.applied': 1,
 };
 
@@ -179,6 +185,8 @@ export interface State {
   readonly endpoints: Readonly<Record<string, EndpointState>>;
   /** IPAM pools by PoolID. */
   readonly pools: Readonly<Record<string, PoolState>>;
+  /** The other hosts of each cluster network, by cluster name (peer.* events); absent: none. */
+  readonly peers?: Readonly<Record<string, ClusterPeers>>;
   /** Seq and hash of the last event folded in (0 and the genesis hash for an empty log). */
   readonly seq: number;
   readonly hash: string;
