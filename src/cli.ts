@@ -3,7 +3,7 @@
 import { parseArgs } from 'node:util';
 import { DEFAULT_POOLS } from './api/ipam.ts';
 import { DEFAULTS, defaultHost, parseDuration, parseRetention, type DefaultPools, type NatsConfig, type ServeConfig } from './config.ts';
-import { parsePrefix } from './events/domain/cidr.ts';
+import { canonicalIp, parsePrefix } from './events/domain/cidr.ts';
 import { DriverError, isDriverError } from './errors.ts';
 import { DEFAULT_DOCKER_SOCKET } from './operator/docker-api.ts';
 import { createLogger } from './logger.ts';
@@ -54,6 +54,11 @@ NATS (serve publishes every event when --nats is set; audit reads them):
   --nats-retention R      limits|interest|workqueue, default ${DEFAULTS.natsRetention}
   --nats-max-age D        e.g. 30d; default 0 (keep forever)
   --nats-dup-window D     JetStream duplicate window, default ${DEFAULTS.natsDupWindow}
+
+Cluster networks (serve with --nats; coordinated in the KV bucket ledgernet-cluster):
+  --host NAME             env LEDGERNET_HOST; this host's name in the cluster (default the machine's)
+  --vtep ADDR             env LEDGERNET_VTEP; this host's underlay address (default: the source
+                          address of the route towards the first NATS server)
 `;
 
 const OPTIONS = {
@@ -87,6 +92,7 @@ const OPTIONS = {
   'nats-max-age': { type: 'string' },
   'nats-dup-window': { type: 'string' },
   host: { type: 'string' },
+  vtep: { type: 'string' },
   since: { type: 'string' },
   verify: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -191,6 +197,13 @@ function stopSignal(log: Logger, extra?: (stop: () => void) => void): Promise<st
   });
 }
 
+function vtepOf(v: string | undefined): string | null {
+  if (v === undefined || v === '') return null;
+  const a = canonicalIp(v);
+  if (a === null) throw new DriverError('LN_ERR_BAD_REQUEST', `--vtep must be this host's underlay IP address, got ${v}`);
+  return a;
+}
+
 /** `ledgernet serve`: the supervisor, or (as its worker, or with --in-process) the daemon itself. */
 async function runServe(values: Values, env: NodeJS.ProcessEnv, argv: string[], stateDir: string): Promise<number> {
   const logLevel = values['log-level'] ?? env['LEDGERNET_LOG_LEVEL'] ?? DEFAULTS.logLevel;
@@ -202,7 +215,8 @@ async function runServe(values: Values, env: NodeJS.ProcessEnv, argv: string[], 
     reconcileIntervalS: num('reconcile-interval', values['reconcile-interval'] ?? env['LEDGERNET_RECONCILE_INTERVAL'], DEFAULTS.reconcileIntervalS),
     applyTimeoutMs: num('apply-timeout', values['apply-timeout'], DEFAULTS.applyTimeoutMs / 1000) * 1000,
     logLevel,
-    host: env['LEDGERNET_HOST'] || defaultHost(),
+    host: values.host || env['LEDGERNET_HOST'] || defaultHost(),
+    vtep: vtepOf(values.vtep ?? env['LEDGERNET_VTEP']),
     metrics: values.metrics ?? (env['LEDGERNET_METRICS'] || null),
     dockerSocket: (values['docker-socket'] ?? env['LEDGERNET_DOCKER_SOCKET'] ?? DEFAULT_DOCKER_SOCKET) || null,
     defaultPools: pools,

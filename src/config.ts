@@ -59,6 +59,9 @@ export interface ServeConfig {
   readonly dockerSocket: string | null;
   /** `--firewall` (LEDGERNET_FIREWALL): the firewall backend, or `auto` (Docker's); default auto. */
   readonly firewall?: 'iptables' | 'nftables' | 'auto';
+  /** This host's underlay address for cluster networks (`--vtep`, `LEDGERNET_VTEP`); null: the
+   * source address towards the first NATS server. */
+  readonly vtep: string | null;
   /** null: publishing to NATS is off. */
   readonly nats: (NatsConfig & { readonly stream: NatsStreamConfig }) | null;
 }

@@ -49,6 +49,16 @@ export const ERRORS = {
   LN_ERR_LOCKED: row('terminal', 'another ledgernet process holds the state directory', 'another ledgernet process holds the state directory'),
   LN_ERR_SOCKET_IN_USE: row('terminal', 'another process answers on the socket', 'another process answers on the plugin socket'),
   LN_ERR_HOST_IN_USE: row('terminal', 'another ledgernet instance runs on this host', 'another ledgernet instance runs on this host (the host-wide guard)'),
+  LN_ERR_CLUSTER_SUBNET: row(
+    'terminal',
+    'the cluster network has another subnet',
+    'a cluster network was created with a --subnet other than the one the cluster\'s KV bucket holds for it',
+  ),
+  LN_ERR_CLUSTER_UNAVAILABLE: row(
+    'retryable',
+    'the cluster\'s KV bucket cannot be reached',
+    'joining a cluster network or claiming an address block needs NATS, and NATS did not answer',
+  ),
   LN_ERR_APPLY: row('retryable', 'the kernel did not reach the desired state', 'the kernel did not reach the desired state'),
   LN_ERR_TIMEOUT: row('retryable', 'the kernel did not converge in time', 'an operation did not finish in time'),
   LN_ERR_DAEMON_UNREACHABLE: row('retryable', 'the ledgernet daemon does not answer', 'the ledgernet daemon does not answer on its control socket'),

@@ -19,6 +19,8 @@ import { controlPeerCheck, listenPrivately, prepareSocketPath } from './operator
 import { DockerApi } from './operator/docker-api.ts';
 import { recordFirewall, resolveFirewall, switchableFirewall } from './operator/firewall-choice.ts';
 import { DockerSync } from './operator/docker-sync.ts';
+import { startCluster, type Cluster } from './operator/cluster.ts';
+import type { ClusterPort } from './events/index.ts';
 
 /**
  * Connects to NATS (the only place that does). `persistent`: once connected, reconnect forever
@@ -138,6 +140,7 @@ interface Parts {
   readonly reconciler: Reconciler;
   readonly outbox: Outbox | null;
   readonly metrics: Metrics | null;
+  readonly cluster?: ClusterPort | undefined;
 }
 
 /** The plugin socket Docker calls, then the control socket of the CLI; each cleanup goes to `add` once it listens. */
@@ -150,6 +153,7 @@ async function listen(cfg: ServeConfig, p: Parts, log: Logger, add: (c: Cleanup)
     ...(p.metrics ? { onCall: p.metrics.onCall } : {}),
     host: hostView(p.kernel),
     defaultPools: cfg.defaultPools,
+    cluster: p.cluster,
   });
   // Under the supervisor (src/supervisor/) the worker listens on a private socket in the state
   // dir; Docker's socket (cfg.socket) belongs to the supervisor.
@@ -231,8 +235,11 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
     const reconciler = buildReconciler(cfg, store, kernel, firewall, log, metrics);
     if (chosen.unsure) add(followDockerFirewall(cfg, firewall, reconciler, log));
     add(() => reconciler.stop());
-    await listen(cfg, { store, kernel, reconciler, outbox, metrics }, log, add);
+    const cluster = clusterOf(cfg, log);
+    add(cluster && (() => cluster.stop()));
+    await listen(cfg, { store, kernel, reconciler, outbox, metrics, cluster: cluster?.port }, log, add);
     add(await startMetrics(cfg, store, metrics, log));
+    cluster?.start(store);
     // Crash recovery and garbage collection: converge what the log says with what the kernel holds.
     reconciler.start();
     add(watchKernel(cfg, store, reconciler, log));
@@ -305,6 +312,14 @@ function startDockerSync(cfg: ServeConfig, store: EventStore, reconciler: Reconc
     clearTimeout(timer);
     await sync.idle();
   };
+}
+
+/** Cluster networks need NATS: the cluster port connects on first use (src/operator/cluster.ts). */
+function clusterOf(cfg: ServeConfig, log: Logger): Cluster | null {
+  const nats = cfg.nats;
+  if (!nats) return null;
+  const connect = () => connectNats(nats, { name: `ledgernet ${cfg.host} cluster`, persistent: true });
+  return startCluster({ nats, host: cfg.host, vtep: cfg.vtep, connect, log: log.child({ component: 'cluster' }) });
 }
 
 /** The host as the api sees it: read through the kernel, so the api never imports it. */

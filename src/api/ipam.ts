@@ -4,7 +4,9 @@
 import { DriverError } from '../errors.ts';
 import { formatIp, formatPrefix, parseAddrLen, parseIp, parsePrefix } from '../events/domain/cidr.ts';
 import type { Command, DefaultPool } from '../events/domain/commands.ts';
-import { optionNames } from '../events/domain/options.ts';
+import type { ClusterPort } from '../events/domain/cluster.ts';
+import { clusterOf, optionNames } from '../events/domain/options.ts';
+import { ensureBlock, requestClusterPool } from './cluster.ts';
 import { lookup, type State, type StoredEvent } from '../events/domain/types.ts';
 import type { Json } from './wire.ts';
 
@@ -22,6 +24,8 @@ export interface IpamDeps {
   readonly store: { execute(cmd: Command): Promise<StoredEvent[]>; readonly state: State };
   readonly host: HostView;
   readonly defaultPools: { readonly v4: DefaultPool; readonly v6: DefaultPool };
+  /** The cluster's coordination (serve --nats); cluster networks are refused without it. */
+  readonly cluster?: ClusterPort | undefined;
 }
 
 /** Defaults of `serve --default-pool/--default-pool-size` and their IPv6 twins. */
@@ -84,12 +88,10 @@ export async function requestPool(deps: IpamDeps, body: Json, method: string): P
   const v6 = body['V6'] ?? false;
   if (typeof v6 !== 'boolean') throw bad(method, `V6 must be true or false, got ${JSON.stringify(v6)?.slice(0, 64)}`);
   str(method, body, 'AddressSpace');
-  const opts = Object.keys(optionMap(method, body));
-  if (opts.length > 0) {
-    throw new DriverError('LN_ERR_INVALID_OPTION', `${method}: ledgernet IPAM takes no --ipam-opt, got ${opts.join(', ')}`);
-  }
-  const occupied = pool === '' ? await deps.host.occupiedPrefixes() : [];
-  const events = await deps.store.execute({
+  const cluster = ipamCluster(method, optionMap(method, body));
+  const occupied = pool === '' && cluster === null ? await deps.host.occupiedPrefixes() : [];
+  const clusterDeps = { ...deps, defaultPool: deps.defaultPools.v4, occupied: () => deps.host.occupiedPrefixes() };
+  const events = cluster !== null ? await requestClusterPool(clusterDeps, { name: cluster, pool, subPool, v6 }, method) : await deps.store.execute({
     type: 'RequestPool',
     request: {
       pool: pool === '' ? null : pool,
@@ -102,6 +104,18 @@ export async function requestPool(deps: IpamDeps, body: Json, method: string): P
   const ev = events.find((e) => e.type === 'pool.requested');
   if (!ev || ev.type !== 'pool.requested') throw new DriverError('LN_ERR_INTERNAL', `${method}: no pool was recorded`);
   return { PoolID: ev.data.poolId, Pool: ev.data.pool, Data: {} };
+}
+
+/** `--ipam-opt`: only ledgernet.cluster=NAME (a cluster network); anything else is refused. */
+function ipamCluster(method: string, opts: Record<string, unknown>): string | null {
+  const other = Object.keys(opts).filter((k) => k !== 'ledgernet.cluster');
+  if (other.length > 0) {
+    throw new DriverError('LN_ERR_INVALID_OPTION', `${method}: ledgernet IPAM takes only --ipam-opt ledgernet.cluster=NAME, got ${other.join(', ')}`);
+  }
+  const v = opts['ledgernet.cluster'];
+  if (v === undefined) return null;
+  if (typeof v !== 'string') throw bad(method, `--ipam-opt ledgernet.cluster must be a name, got ${JSON.stringify(v)?.slice(0, 64)}`);
+  return clusterOf({ 'ledgernet.cluster': v });
 }
 
 export async function releasePool(deps: IpamDeps, body: Json, method: string): Promise<unknown> {
@@ -124,6 +138,7 @@ export async function requestAddress(deps: IpamDeps, body: Json, method: string)
     throw bad(method, `Options["RequestAddressType"] must be ${GATEWAY_TYPE} or absent, got ${JSON.stringify(type)?.slice(0, 64)}`);
   }
   const gateway = type === GATEWAY_TYPE;
+  if (address === null && !gateway) await ensureBlock({ ...deps, defaultPool: deps.defaultPools.v4, occupied: async () => [] }, id);
   const events = await deps.store.execute({ type: 'RequestAddress', poolId: id, address, gateway, name });
   const ev = events.find((e) => e.type === 'address.requested');
   if (!ev || ev.type !== 'address.requested') throw new DriverError('LN_ERR_INTERNAL', `${method}: no address was recorded`);

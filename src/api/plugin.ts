@@ -3,6 +3,7 @@
 // ready, and answer. One error handler turns every failure into `{"Err": "..."}`.
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { DriverError, isDriverError, phraseOf } from '../errors.ts';
+import type { ClusterPort } from '../events/domain/cluster.ts';
 import type { DefaultPool } from '../events/domain/commands.ts';
 import { bridgeName } from '../events/domain/naming.ts';
 import { short } from '../events/domain/decide.ts';
@@ -45,6 +46,8 @@ export interface ApiDeps extends IntentDeps {
   readonly host?: HostView;
   /** Where automatic pools are carved from (default DEFAULT_POOLS). */
   readonly defaultPools?: { readonly v4: DefaultPool; readonly v6: DefaultPool };
+  /** The cluster's coordination (serve --nats): cluster networks need it. */
+  readonly cluster?: ClusterPort | undefined;
   /** Called with each call's method name and duration (metrics). */
   readonly onCall?: (method: string, ms: number, ok: boolean) => void;
 }
@@ -89,7 +92,7 @@ export function createPluginApp(apiDeps: ApiDeps): FastifyInstance {
     reply.header('connection', 'close');
   });
 
-  const ipam: IpamDeps = { store: deps.store, host: deps.host ?? EMPTY_HOST, defaultPools: deps.defaultPools ?? DEFAULT_POOLS };
+  const ipam: IpamDeps = { store: deps.store, host: deps.host ?? EMPTY_HOST, defaultPools: deps.defaultPools ?? DEFAULT_POOLS, cluster: deps.cluster };
   const routes: Record<string, { needsBody: boolean; handler: Handler }> = {
     'Plugin.Activate': { needsBody: false, handler: async () => ({ Implements: ['NetworkDriver', 'IpamDriver'] }) },
     'IpamDriver.GetCapabilities': {

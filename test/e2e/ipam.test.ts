@@ -268,7 +268,7 @@ describe('ledgernet IPAM with the real dockerd', () => {
       [['-o', 'ledgernet.bridge=lnv-x'], /ledgernet\.bridge=lnv-x is invalid/],
       [['-o', 'ledgernet.bridge=lo'], /bridge name lo .* is already an interface on this host that ledgernet does not own/],
       [['-o', 'ledgernet.mtu=1400', '-o', 'com.docker.network.driver.mtu=1500'], /say different things/],
-      [['--ipam-driver', PLUGIN, '--ipam-opt', 'foo=bar'], /ledgernet IPAM takes no --ipam-opt, got foo/],
+      [['--ipam-driver', PLUGIN, '--ipam-opt', 'foo=bar'], /ledgernet IPAM takes only --ipam-opt ledgernet.cluster=NAME, got foo/],
       // Issue 9: conflicting aliases, Docker options ledgernet would ignore, reserved prefixes, subnets that capture the host.
       [['-o', 'ledgernet.icc=true', '-o', 'com.docker.network.bridge.enable_icc=false'], /options ledgernet\.icc=true and com\.docker\.network\.bridge\.enable_icc=false say different things/],
       [['-o', 'com.docker.network.bridge.default_bridge=true'], /option com\.docker\.network\.bridge\.default_bridge is not supported by ledgernet/],

@@ -77,7 +77,8 @@ export function parseCloudEventType(ceType: string): { type: EventType; v: numbe
 }
 
 function subjectOf(ev: StoredEvent): string {
-  const d = ev.data as { networkId?: unknown; endpointId?: unknown; poolId?: unknown; address?: unknown };
+  const d = ev.data as { networkId?: unknown; endpointId?: unknown; poolId?: unknown; address?: unknown; cluster?: unknown; host?: unknown };
+  if (typeof d.cluster === 'string') return `cluster/${d.cluster}/host/${String(d.host)}${typeof d.endpointId === 'string' ? `/endpoint/${d.endpointId}` : ''}`;
   if (typeof d.poolId === 'string') return typeof d.address === 'string' ? `pool/${d.poolId}/address/${d.address}` : `pool/${d.poolId}`;
   if (typeof d.networkId !== 'string') return 'reconciler';
   return typeof d.endpointId === 'string' ? `network/${d.networkId}/endpoint/${d.endpointId}` : `network/${d.networkId}`;
@@ -167,6 +168,16 @@ function describeData(ev: StoredEvent): string {
       return `address ${ev.data.address} allocated in ${ev.data.poolId} (${ev.data.kind})`;
     case 'address.released':
       return `address ${ev.data.address} released in ${ev.data.poolId}`;
+    case 'block.claimed':
+      return `block ${ev.data.block} claimed in ${ev.data.poolId}`;
+    case 'peer.member.joined':
+      return `cluster ${ev.data.cluster}: host ${ev.data.host} joined (vtep ${ev.data.vtep})`;
+    case 'peer.member.left':
+      return `cluster ${ev.data.cluster}: host ${ev.data.host} left`;
+    case 'peer.endpoint.added':
+      return `cluster ${ev.data.cluster}: endpoint ${short(ev.data.endpointId)} ${ev.data.address} ${ev.data.mac} on host ${ev.data.host}`;
+    case 'peer.endpoint.removed':
+      return `cluster ${ev.data.cluster}: endpoint ${short(ev.data.endpointId)} on host ${ev.data.host} removed`;
     case 'reconcile.applied':
       return `reconcile (${ev.data.trigger}) applied ${ev.data.actions.length} action(s), ${ev.data.failures.length} failure(s)`;
     default: {

@@ -1,3 +1,4 @@
+import type { PeerChange } from './peers.ts';
 import type { EndpointSpec, NetworkSpec, PortBinding } from './types.ts';
 
 /** Where automatic pools come from: `range` cut into prefixes of length `size`. */
@@ -14,6 +15,8 @@ export interface PoolRequest {
   readonly defaults: DefaultPool;
   /** Prefixes in use on the host (addresses and routes), read by the caller; automatic pools avoid them. */
   readonly occupied: readonly string[];
+  /** A cluster network's pool: `pool` is the subnet the cluster's KV bucket holds. */
+  readonly cluster?: { readonly name: string; readonly vni: number; readonly blockLen: number };
 }
 
 /** What a caller asks for. `decide` turns a command into events or refuses it. */
@@ -49,6 +52,10 @@ export type Command =
       readonly name: string | null;
     }
   | { readonly type: 'ReleaseAddress'; readonly poolId: string; readonly address: string }
+  /** A change of another host seen in the cluster's KV bucket; `self` is this host's name. */
+  | { readonly type: 'PeerChange'; readonly change: PeerChange; readonly self: string }
+  /** Record a block of a cluster pool this host claimed in the KV bucket. */
+  | { readonly type: 'ClaimBlock'; readonly poolId: string; readonly block: string }
   | {
       readonly type: 'RecordReconcile';
       readonly trigger: string;

@@ -12,6 +12,8 @@ import {
   decideRequestPool,
 } from './ipam.ts';
 import { contains, isNetworkOrBroadcast, parseAddrLen } from './cidr.ts';
+import { checkClusterNetwork, decideClaimBlock } from './cluster.ts';
+import { decidePeerChange } from './peers.ts';
 import { hostBindingIpv4 } from './options.ts';
 import { gatewayRole, resolvePorts } from './ports.ts';
 import { lookup, type EndpointSpec, type EndpointState, type NetworkState, type NewEvent, type State } from './types.ts';
@@ -38,6 +40,7 @@ export function decide(cmd: Command, state: State): NewEvent[] {
           `bridge name ${cmd.spec.bridge} is already used by network ${short(clash.networkId)}`,
         );
       }
+      checkClusterNetwork(cmd.spec, state);
       checkNetworkOverlap(
         state,
         cmd.spec.networkId,
@@ -131,6 +134,10 @@ export function decide(cmd: Command, state: State): NewEvent[] {
       return decideRequestAddress(cmd, state);
     case 'ReleaseAddress':
       return decideReleaseAddress(cmd.poolId, cmd.address, state);
+    case 'ClaimBlock':
+      return decideClaimBlock(cmd.poolId, cmd.block, state);
+    case 'PeerChange':
+      return decidePeerChange(cmd.change, state.peers ?? {}, cmd.self);
     case 'RecordReconcile':
       if (cmd.actions.length === 0 && cmd.failures.length === 0) return [];
       return [{ type: 'reconcile.applied', data: { trigger: cmd.trigger, actions: cmd.actions, failures: cmd.failures } }];

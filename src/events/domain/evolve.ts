@@ -1,5 +1,6 @@
 import { castDraft, freeze, produce, type Draft } from 'immer';
 import { nextCursor } from './ipam.ts';
+import { evolvePeers } from './peers.ts';
 import type { State, StoredEvent } from './types.ts';
 
 /** Folds one stored event into the state. Pure: everything it needs is in the event. */
@@ -141,6 +142,17 @@ function apply(draft: Draft<State>, event: StoredEvent): void {
       p.released[event.data.address] = event.seq;
       return;
     }
+    case 'block.claimed': {
+      const p = draft.pools[event.data.poolId];
+      if (p && !(p.blocks ?? []).includes(event.data.block)) p.blocks = [...(p.blocks ?? []), event.data.block];
+      return;
+    }
+    case 'peer.member.joined':
+    case 'peer.member.left':
+    case 'peer.endpoint.added':
+    case 'peer.endpoint.removed':
+      draft.peers = castDraft(evolvePeers(draft.peers ?? {}, event));
+      return;
     case 'reconcile.applied':
       return;
     default: {

@@ -17,6 +17,7 @@ import {
   type Prefix,
 } from './cidr.ts';
 import type { PoolRequest } from './commands.ts';
+import { clusterGateway, oldestReleased, pickFromBlocks } from './cluster.ts';
 import { short } from './naming.ts';
 import { lookup, type AddressEvent, type NewEvent, type PoolState, type State } from './types.ts';
 
@@ -84,7 +85,13 @@ export function decideRequestPool(req: PoolRequest, state: State): NewEvent[] {
     throw new DriverError('LN_ERR_IPAM_OVERLAP', `subnet ${formatPrefix(pool)} overlaps ${holder}; choose another --subnet`);
   }
   const canonical = formatPrefix(pool);
-  return [{ type: 'pool.requested', data: { poolId: poolIdFor(canonical), pool: canonical, subPool, v6: req.v6, auto: false } }];
+  const cluster = req.cluster ? { cluster: req.cluster } : {};
+  return [{ type: 'pool.requested', data: { poolId: poolIdFor(canonical), pool: canonical, subPool, v6: req.v6, auto: false, ...cluster } }];
+}
+
+/** The subnet an automatic pool would get now (a cluster network's proposal to the cluster). */
+export function proposePool(req: PoolRequest, state: State): string {
+  return autoPool(req, state).pool;
 }
 
 function autoPool(req: PoolRequest, state: State) {
@@ -145,10 +152,12 @@ export function decideRequestAddress(
 ): NewEvent[] {
   const p = requirePool(state, cmd.poolId);
   const kind = cmd.gateway ? 'gateway' : cmd.address === null ? 'dynamic' : 'static';
+  // A cluster network's gateway is the same address on every host: its first one.
+  const named = cmd.address ?? (p.cluster && cmd.gateway ? clusterGateway(p.pool) : null);
   const data: AddressEvent =
-    cmd.address === null
-      ? { poolId: p.poolId, address: pickAddress(p), kind, auto: true, name: cmd.name }
-      : { poolId: p.poolId, address: checkStatic(p, cmd.address), kind, auto: false, name: cmd.name };
+    named === null
+      ? { poolId: p.poolId, address: p.cluster ? pickClusterAddress(p) : pickAddress(p), kind, auto: true, name: cmd.name }
+      : { poolId: p.poolId, address: checkStatic(p, named), kind, auto: false, name: cmd.name };
   return [{ type: 'address.requested', data }];
 }
 
@@ -185,17 +194,22 @@ function pickAddress(p: PoolState): string {
     return text;
   }
   // No never-used address left: the one released longest ago.
-  let best: { text: string; seq: number } | null = null;
-  for (const [text, seq] of Object.entries(p.released)) {
-    const a = parseIp(text);
-    if (!a || !contains(range, a.family, a.value) || reserved(pool, a.value) || lookup(p.allocated, text)) continue;
-    if (!best || seq < best.seq || (seq === best.seq && text < best.text)) best = { text, seq };
-  }
-  if (best) return best.text;
+  const best = oldestReleased(p, (a) => contains(range, a.family, a.value) && !reserved(pool, a.value));
+  if (best) return best;
   const where = p.subPool ? `--ip-range ${p.subPool} of pool ${p.pool}` : `pool ${p.pool}`;
   throw new DriverError(
     'LN_ERR_IPAM_EXHAUSTED',
     `${where} is exhausted: all ${usable(p)} usable addresses are in use; remove a container or use a larger subnet`,
+  );
+}
+
+function pickClusterAddress(p: PoolState): string {
+  const a = pickFromBlocks(p);
+  if (a !== null) return a;
+  throw new DriverError(
+    'LN_ERR_IPAM_EXHAUSTED',
+    `cluster network ${p.cluster?.name ?? ''}: the address blocks this host claimed in ${p.pool} are full and no block could be claimed; ` +
+      'remove a container, or check that NATS is reachable',
   );
 }
 

@@ -37,6 +37,11 @@ export function ifbName(endpointId: string): string {
   return `${PREFIX.ifb}${endpointId.slice(0, 11)}`;
 }
 
+/** The VXLAN device of a cluster network, enslaved to its bridge. */
+export function vxlanName(networkId: string): string {
+  return `${PREFIX.vxlan}${networkId.slice(0, 11)}`;
+}
+
 /** Host-side links with a derived name whose drift matters: bridges, veths, ifbs (not the
  * container-side peers, which Docker moves and renames). */
 export function isDerivedHostLinkName(name: string): boolean {
@@ -51,7 +56,7 @@ export function isVethName(name: string): boolean {
 /** Marks what ledgernet owns: the start of every link ifalias and iptables rule comment. */
 export const OWNER_TAG = 'ledgernet:';
 
-export type AliasKind = 'network' | 'endpoint' | 'peer' | 'ifb';
+export type AliasKind = 'network' | 'endpoint' | 'peer' | 'ifb' | 'vxlan';
 
 export function ownerAlias(kind: AliasKind, id: string): string {
   return `${OWNER_TAG}${kind}:${id}`;
@@ -67,7 +72,7 @@ export function parseOwnerAlias(alias: string | null): { kind: AliasKind; id: st
   const m = /^([a-z]+):(.+)$/.exec(isOwnerTagged(alias) ? (alias ?? '').slice(OWNER_TAG.length) : '');
   if (!m) return null;
   const kind = m[1] as AliasKind;
-  return ['network', 'endpoint', 'peer', 'ifb'].includes(kind) ? { kind, id: m[2] ?? '' } : null;
+  return ['network', 'endpoint', 'peer', 'ifb', 'vxlan'].includes(kind) ? { kind, id: m[2] ?? '' } : null;
 }
 
 export function isValidIfName(name: string): boolean {

@@ -120,6 +120,11 @@ function ifacePrefix(key: string, v: string): string {
   return v;
 }
 
+function clusterName(key: string, v: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/.test(v)) throw invalid(key, v, OPTIONS['ledgernet.cluster'].form);
+  return v;
+}
+
 interface OptionSpec {
   /** The form it accepts, for messages. */
   readonly form: string;
@@ -147,6 +152,10 @@ const OPTIONS = {
   'ledgernet.egress_deny': { form: EGRESS_FORM, parse: parseEgress },
   'ledgernet.egress_allow': { form: EGRESS_FORM, parse: parseEgress },
   'ledgernet.ingress_rate': { form: RATE_FORM, parse: parseRate },
+  'ledgernet.cluster': {
+    form: 'a cluster network name of 1 to 63 characters A-Z a-z 0-9 _ - (the same on every host, also given as --ipam-opt)',
+    parse: clusterName,
+  },
   'com.docker.network.bridge.host_binding_ipv4': {
     form: 'an IPv4 address: the host address of ports published without one (-p 8080:80), default all addresses',
     parse: hostBinding,
@@ -268,6 +277,11 @@ export function gatewayModes(options: Options, internal: boolean, forCreate = fa
     }
   }
   return { v4, v6 };
+}
+
+/** The cluster network a network (or an IPAM pool's --ipam-opt) belongs to, or null. */
+export function clusterOf(options: Options): string | null {
+  return optionValue<string>(options, 'ledgernet.cluster');
 }
 
 function known(): string {

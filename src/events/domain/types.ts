@@ -1,3 +1,5 @@
+import type { ClusterPeers, PeerEventMap } from './peers.ts';
+
 // Event and state types. Events are facts in the past tense; each type has a version so that
 // old records can be upcast when the shape changes. State is plain JSON (no Map/Set).
 
@@ -54,6 +56,9 @@ export interface PoolSpec {
   readonly v6: boolean;
   /** Carved from the default range (no --subnet). */
   readonly auto: boolean;
+  /** A cluster network's pool (`--ipam-opt ledgernet.cluster=NAME`): its VNI and block size,
+   * allocated in the cluster's KV bucket (src/events/domain/cluster.ts). */
+  readonly cluster?: { readonly name: string; readonly vni: number; readonly blockLen: number };
 }
 
 export interface AddressEvent {
@@ -67,7 +72,7 @@ export interface AddressEvent {
   readonly name: string | null;
 }
 
-export interface EventDataMap {
+export interface EventDataMap extends PeerEventMap {
   'network.created': NetworkSpec;
   'network.deleted': { readonly networkId: string };
   'network.rolledback': { readonly networkId: string; readonly reason: string };
@@ -89,6 +94,8 @@ export interface EventDataMap {
   'pool.released': { readonly poolId: string };
   'address.requested': AddressEvent;
   'address.released': { readonly poolId: string; readonly address: string };
+  /** This host claimed an address block of a cluster pool (compare-and-set in the KV bucket). */
+  'block.claimed': { readonly poolId: string; readonly block: string };
   'reconcile.applied': {
     readonly trigger: string;
     readonly actions: readonly string[];
@@ -116,6 +123,11 @@ export const EventVersions: { readonly [K in EventType]: number } = {
   'pool.released': 1,
   'address.requested': 1,
   'address.released': 1,
+  'block.claimed': 1,
+  'peer.member.joined': 1,
+  'peer.member.left': 1,
+  'peer.endpoint.added': 1,
+  'peer.endpoint.removed': 1,
   'reconcile.applied': 1,
 };
 
@@ -164,6 +176,8 @@ export interface PoolState extends PoolSpec {
   /** Offset (decimal) in the dynamic range of the next never-used candidate. */
   readonly next: string;
   readonly requestedSeq: number;
+  /** A cluster pool's blocks this host claimed: its dynamic addresses come only from them. */
+  readonly blocks?: readonly string[];
 }
 
 export interface State {
@@ -171,6 +185,8 @@ export interface State {
   readonly endpoints: Readonly<Record<string, EndpointState>>;
   /** IPAM pools by PoolID. */
   readonly pools: Readonly<Record<string, PoolState>>;
+  /** The other hosts of each cluster network, by cluster name (peer.* events); absent: none. */
+  readonly peers?: Readonly<Record<string, ClusterPeers>>;
   /** Seq and hash of the last event folded in (0 and the genesis hash for an empty log). */
   readonly seq: number;
   readonly hash: string;

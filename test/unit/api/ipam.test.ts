@@ -97,11 +97,19 @@ describe('IpamDriver over the plugin socket', () => {
 
   it('refuses --ipam-opt, a sub-pool outside the pool, and an unknown PoolID, writing nothing', async () => {
     const opt = await call('IpamDriver.RequestPool', '{"Pool":"10.231.65.0/24","Options":{"foo":"bar"},"V6":false}\n');
-    assert.match(String(opt.body['Err']), /takes no --ipam-opt, got foo/);
+    assert.match(String(opt.body['Err']), /takes only --ipam-opt ledgernet.cluster=NAME, got foo/);
     const sub = await call('IpamDriver.RequestPool', '{"Pool":"10.231.65.0/24","SubPool":"10.231.66.0/25","V6":false}\n');
     assert.match(String(sub.body['Err']), /--ip-range 10\.231\.66\.0\/25 must be a CIDR inside --subnet 10\.231\.65\.0\/24/);
     const unknown = await call('IpamDriver.RequestAddress', '{"PoolID":"ledgernet/10.9.0.0/24","Address":""}\n');
     assert.match(String(unknown.body['Err']), /PoolID ledgernet\/10\.9\.0\.0\/24 is not held/);
+    assert.deepEqual((await readLog(dir)).events, []);
+  });
+
+  it('a cluster pool without the cluster (serve without --nats) is refused naming what is missing, writing nothing', async () => {
+    const res = await call('IpamDriver.RequestPool', '{"Pool":"10.240.0.0/24","Options":{"ledgernet.cluster":"blue"},"V6":false}\n');
+    assert.match(String(res.body['Err']), /cluster network blue needs the cluster: run ledgernet serve with --nats/);
+    const bad = await call('IpamDriver.RequestPool', '{"Pool":"10.240.0.0/24","Options":{"ledgernet.cluster":"a b"},"V6":false}\n');
+    assert.match(String(bad.body['Err']), /option ledgernet\.cluster=a b is invalid/);
     assert.deepEqual((await readLog(dir)).events, []);
   });
 

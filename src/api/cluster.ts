@@ -1,0 +1,87 @@
+// IPAM for cluster networks (`--ipam-opt ledgernet.cluster=NAME`): the only Docker calls that
+// wait for NATS. RequestPool joins the network in the cluster's KV bucket (the first host
+// allocates subnet and VNI, every other host gets the same); RequestAddress claims another
+// address block when this host's blocks are full, records it in the log, and then allocates from
+// the log as for any pool.
+import { DriverError } from '../errors.ts';
+import { formatPrefix, parsePrefix } from '../events/domain/cidr.ts';
+import { pickFromBlocks, type ClusterNetwork, type ClusterPort } from '../events/domain/cluster.ts';
+import type { Command, DefaultPool } from '../events/domain/commands.ts';
+import { proposePool } from '../events/domain/ipam.ts';
+import { lookup, type PoolState, type State, type StoredEvent } from '../events/domain/types.ts';
+
+interface ClusterIpamDeps {
+  readonly store: { execute(cmd: Command): Promise<StoredEvent[]>; readonly state: State };
+  readonly cluster?: ClusterPort | undefined;
+  readonly defaultPool: DefaultPool;
+  readonly occupied: () => Promise<string[]>;
+}
+
+interface ClusterPoolRequest {
+  readonly name: string;
+  readonly pool: string;
+  readonly subPool: string;
+  readonly v6: boolean;
+}
+
+function invalid(method: string, msg: string): DriverError {
+  return new DriverError('LN_ERR_INVALID_OPTION', `${method}: ${msg}`);
+}
+
+/** Joins (or creates) the cluster network, then records its pool in the log. Returns the events. */
+export async function requestClusterPool(deps: ClusterIpamDeps, req: ClusterPoolRequest, method: string): Promise<StoredEvent[]> {
+  const { name } = req;
+  if (!deps.cluster) {
+    throw invalid(method, `cluster network ${name} needs the cluster: run ledgernet serve with --nats (the cluster's servers) and --host`);
+  }
+  if (req.v6) throw invalid(method, `cluster network ${name}: cluster networks are IPv4 only; create it without --ipv6`);
+  if (req.subPool !== '') throw invalid(method, `cluster network ${name}: --ip-range is not supported (each host allocates from the address blocks it claims)`);
+  let subnet: string | null = null;
+  if (req.pool !== '') {
+    const p = parsePrefix(req.pool);
+    if (!p || p.family !== 4) throw invalid(method, `--subnet ${req.pool} is not an IPv4 CIDR such as 10.240.0.0/16`);
+    subnet = formatPrefix(p);
+  }
+  const occupied = subnet === null ? await deps.occupied() : [];
+  const net = await deps.cluster.joinNetwork({
+    name,
+    subnet,
+    propose: (taken) => proposePool({ pool: null, subPool: null, v6: false, defaults: deps.defaultPool, occupied: [...occupied, ...taken] }, deps.store.state),
+  });
+  return deps.store.execute({
+    type: 'RequestPool',
+    request: { pool: net.subnet, subPool: null, v6: false, defaults: deps.defaultPool, occupied: [], cluster: { name, vni: net.vni, blockLen: net.blockLen } },
+  });
+}
+
+const claiming = new Map<string, Promise<void>>();
+
+/**
+ * Before a dynamic address of a cluster pool: when this host's blocks are full, claims one more
+ * block in the KV bucket and records it (one claim per pool at a time; the others wait for it).
+ */
+export async function ensureBlock(deps: ClusterIpamDeps, poolId: string): Promise<void> {
+  for (;;) {
+    const pool = lookup(deps.store.state.pools, poolId);
+    if (!pool?.cluster || pickFromBlocks(pool) !== null) return;
+    const running = claiming.get(poolId);
+    if (running) {
+      await running;
+      continue;
+    }
+    const claim = claimBlock(deps, pool).finally(() => claiming.delete(poolId));
+    claiming.set(poolId, claim);
+    await claim;
+    return;
+  }
+}
+
+async function claimBlock(deps: ClusterIpamDeps, pool: PoolState): Promise<void> {
+  const c = pool.cluster;
+  if (!deps.cluster || !c) {
+    throw new DriverError('LN_ERR_CLUSTER_UNAVAILABLE', `cluster network ${c?.name ?? pool.pool}: this ledgernet runs without --nats; no address block can be claimed`);
+  }
+  const net: ClusterNetwork = { name: c.name, subnet: pool.pool, vni: c.vni, blockLen: c.blockLen, createdBy: '' };
+  const block = await deps.cluster.claimBlock(net, pool.blocks ?? []);
+  await deps.store.execute({ type: 'ClaimBlock', poolId: pool.poolId, block });
+}

@@ -1,0 +1,211 @@
+// The cluster's coordination: a NATS JetStream KV bucket (`ledgernet-cluster`, replicated like
+// the servers allow), no home-made consensus. Every allocation is a compare-and-set (`create`
+// succeeds only for a key that does not exist), so hosts racing for one name all end up with the
+// winner's value. Keys (KV keys allow A-Z a-z 0-9 - _ = . /):
+//   hosts.<host>                 {"host","vtep","at"}   written at connect
+//   networks.<name>              ClusterNetwork         the first creator's subnet and VNI
+//   vnis.<vni>                   <name>                 a VNI taken by a name
+//   subnets.<cidr with _>        <name>                 a subnet taken by a name
+//   members.<name>.<host>        {"host","vtep"}        hosts that have the network
+//   blocks.<name>.<index>        <host>                 an address block claimed by a host
+//   endpoints.<name>.<host>.<id> PeerEndpoint           a host's endpoints (address, MAC, VTEP)
+import { Kvm, type KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { DriverError } from '../../errors.ts';
+import type { PeerChange } from '../domain/peers.ts';
+import { blockAt, blockCount, blockLenFor, firstVni, nextVni, type ClusterNetwork, type ClusterPort, type JoinRequest } from '../domain/cluster.ts';
+
+const CLUSTER_BUCKET = 'ledgernet-cluster';
+
+const enc = (v: unknown) => JSON.stringify(v);
+const subnetKey = (cidr: string) => `subnets.${cidr.replace(/[.:/]/g, '_')}`;
+
+/** How many VNIs or blocks a name tries before giving up (the ranges are far larger). */
+const MAX_PROBES = 4096;
+
+export class ClusterKv {
+  private readonly kv: KV;
+  private readonly host: string;
+  private readonly vtep: string;
+
+  private constructor(kv: KV, host: string, vtep: string) {
+    this.kv = kv;
+    this.host = host;
+    this.vtep = vtep;
+  }
+
+  /** Binds (or creates) the bucket and says this host is here. */
+  static async open(nc: NatsConnection, o: { host: string; vtep: string; replicas: number }): Promise<ClusterKv> {
+    const replicas = Math.max(1, Math.min(3, o.replicas));
+    // A bucket another host has just created may not answer yet (no responders): a few tries.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const kv = await new Kvm(nc).create(CLUSTER_BUCKET, { replicas, history: 1 });
+        await kv.put(`hosts.${o.host}`, enc({ host: o.host, vtep: o.vtep, at: new Date().toISOString() }));
+        return new ClusterKv(kv, o.host, o.vtep);
+      } catch (e) {
+        if (attempt >= 6) throw e;
+        await new Promise((r) => setTimeout(r, 250 * attempt));
+      }
+    }
+  }
+
+  /**
+   * The cluster network `name`: the one the bucket holds, or a new one with this host's subnet
+   * and a free VNI. A different --subnet than the one it holds is refused, naming it.
+   */
+  async joinNetwork(req: JoinRequest): Promise<ClusterNetwork> {
+    const net = (await this.getNetwork(req.name)) ?? (await this.createNetwork(req));
+    if (req.subnet !== null && req.subnet !== net.subnet) {
+      throw new DriverError(
+        'LN_ERR_CLUSTER_SUBNET',
+        `cluster network ${req.name} already has subnet ${net.subnet} (allocated by host ${net.createdBy}); ` +
+          `create it with --subnet ${net.subnet} or without --subnet`,
+      );
+    }
+    await this.kv.put(`members.${req.name}.${this.host}`, enc({ host: this.host, vtep: this.vtep }));
+    return net;
+  }
+
+  /**
+   * A block for this host: one it claimed that is not in `owned` (its log), else the lowest block
+   * no host holds yet (compare-and-set: a block another host won is skipped). Returns its CIDR.
+   */
+  async claimBlock(net: ClusterNetwork, owned: readonly string[]): Promise<string> {
+    const taken = new Set<number>();
+    for await (const k of await this.kv.keys(`blocks.${net.name}.*`)) {
+      const i = Number(k.split('.').pop());
+      taken.add(i);
+      // Claimed by this host before a crash, but not in its log: take it back first.
+      const block = blockAt(net.subnet, net.blockLen, i);
+      if (!owned.includes(block) && (await this.kv.get(k))?.string() === this.host) return block;
+    }
+    const count = blockCount(net.subnet, net.blockLen);
+    for (let i = 0; i < count; i++) {
+      if (taken.has(i)) continue;
+      if (await this.tryCreate(`blocks.${net.name}.${i}`, this.host)) return blockAt(net.subnet, net.blockLen, i);
+    }
+    throw new DriverError('LN_ERR_IPAM_EXHAUSTED', `cluster network ${net.name}: every address block of ${net.subnet} is claimed by a host`);
+  }
+
+  /** Says that this host has an endpoint on cluster network `name` (or no longer has it). */
+  async publishEndpoint(name: string, ep: { endpointId: string; address: string; mac: string } | { endpointId: string; gone: true }): Promise<void> {
+    const key = `endpoints.${name}.${this.host}.${ep.endpointId}`;
+    if ('gone' in ep) await this.kv.delete(key);
+    else await this.kv.put(key, enc({ host: this.host, vtep: this.vtep, ...ep }));
+  }
+
+  /**
+   * Every member and endpoint key of other hosts, first as the bucket holds them now, then each
+   * change as it comes; deletes as null. Stops when `stop` is called.
+   */
+  async watchPeers(onChange: (c: PeerChange) => void): Promise<{ stop(): void }> {
+    const it = await this.kv.watch({ key: '>' });
+    void (async () => {
+      for await (const e of it) {
+        const c = peerChangeOf(e.key, e.operation === 'PUT' ? e.string() : null);
+        if (c && c.host !== this.host) onChange(c);
+      }
+    })();
+    return { stop: () => it.stop() };
+  }
+
+  private async getNetwork(name: string): Promise<ClusterNetwork | null> {
+    const e = await this.kv.get(`networks.${name}`);
+    return e && e.operation === 'PUT' ? (e.json<ClusterNetwork>()) : null;
+  }
+
+  private async createNetwork(req: JoinRequest): Promise<ClusterNetwork> {
+    const subnet = req.subnet ?? req.propose(await this.takenSubnets());
+    const owner = await this.ownerOf(subnetKey(subnet), req.name);
+    if (owner !== req.name) {
+      throw new DriverError('LN_ERR_IPAM_OVERLAP', `subnet ${subnet} is cluster network ${owner}'s; choose another --subnet for ${req.name}`);
+    }
+    const net: ClusterNetwork = { name: req.name, subnet, vni: await this.takeVni(req.name), blockLen: blockLenFor(subnet), createdBy: this.host };
+    if (await this.tryCreate(`networks.${req.name}`, enc(net))) return net;
+    // Another host created it first: its subnet and VNI are the network's.
+    const won = await this.getNetwork(req.name);
+    if (!won) throw new DriverError('LN_ERR_CLUSTER_UNAVAILABLE', `cluster network ${req.name} could not be read back from the KV bucket`);
+    return won;
+  }
+
+  private async takenSubnets(): Promise<string[]> {
+    const out: string[] = [];
+    for await (const k of await this.kv.keys('networks.*')) {
+      const e = await this.kv.get(k);
+      if (e && e.operation === 'PUT') out.push(e.json<ClusterNetwork>().subnet);
+    }
+    return out;
+  }
+
+  /** The first VNI from the name's own start that is free or already the name's. */
+  private async takeVni(name: string): Promise<number> {
+    let vni = firstVni(name);
+    for (let i = 0; i < MAX_PROBES; i++, vni = nextVni(vni)) {
+      if ((await this.ownerOf(`vnis.${vni}`, name)) === name) return vni;
+    }
+    throw new DriverError('LN_ERR_CLUSTER_UNAVAILABLE', `cluster network ${name}: no free VNI found after ${MAX_PROBES} tries`);
+  }
+
+  /** Who holds `key`: `value` after creating it, or whoever created it first. */
+  private async ownerOf(key: string, value: string): Promise<string> {
+    if (await this.tryCreate(key, value)) return value;
+    return (await this.kv.get(key))?.string() ?? value;
+  }
+
+  /** Compare-and-set: true when this call created the key, false when it existed. */
+  private async tryCreate(key: string, value: string): Promise<boolean> {
+    try {
+      await this.kv.create(key, value);
+      return true;
+    } catch (e) {
+      const now = await this.kv.get(key);
+      if (now && now.operation === 'PUT') return false;
+      throw new DriverError('LN_ERR_CLUSTER_UNAVAILABLE', `the cluster KV bucket refused ${key}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    }
+  }
+}
+
+/**
+ * The cluster port that connects on first use and again after a failure, so serve starts and
+ * local Docker calls go on without NATS; only joining a network or claiming a block waits for it.
+ */
+export function lazyCluster(open: () => Promise<ClusterKv>): ClusterPort & { kv(): Promise<ClusterKv> } {
+  let opening: Promise<ClusterKv> | null = null;
+  const get = () => {
+    opening ??= open().catch((e: unknown) => {
+      opening = null;
+      throw new DriverError('LN_ERR_CLUSTER_UNAVAILABLE', `the cluster's KV bucket cannot be reached: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    });
+    return opening;
+  };
+  return {
+    joinNetwork: async (req) => (await get()).joinNetwork(req),
+    claimBlock: async (net, owned) => (await get()).claimBlock(net, owned),
+    kv: get,
+  };
+}
+
+/** A member or endpoint key of the bucket as a peer change; null for other keys or bad values. */
+export function peerChangeOf(key: string, value: string | null): PeerChange | null {
+  const [kind, cluster, host, endpointId] = key.split('.');
+  if (!cluster || !host) return null;
+  try {
+    const v = value === null ? null : (JSON.parse(value) as Record<string, unknown>);
+    const str = (k: string) => (typeof v?.[k] === 'string' ? (v[k] as string) : null);
+    if (kind === 'members' && endpointId === undefined) {
+      const vtep = str('vtep');
+      if (v !== null && !vtep) return null;
+      return { op: 'member', cluster, host, member: v === null || !vtep ? null : { host, vtep } };
+    }
+    if (kind === 'endpoints' && endpointId) {
+      const [vtep, address, mac] = [str('vtep'), str('address'), str('mac')];
+      const endpoint = v !== null && vtep && address && mac ? { host, vtep, endpointId, address, mac } : null;
+      if (v !== null && !endpoint) return null;
+      return { op: 'endpoint', cluster, host, endpointId, endpoint };
+    }
+  } catch {
+    return null;
+  }
+  return null;
+}

@@ -1,0 +1,144 @@
+// Cluster networks (one segment across hosts, coordinated in a NATS JetStream KV bucket): the
+// pure part. Which VNI a name tries first, how a subnet is cut into address blocks, which address
+// a host hands out from the blocks it claimed, and the checks that tie a network (`-o
+// ledgernet.cluster=NAME`) to its ledgernet IPAM pool (`--ipam-opt ledgernet.cluster=NAME`).
+import { createHash } from 'node:crypto';
+import { DriverError } from '../../errors.ts';
+import { bits, contains, formatIp, formatPrefix, isNetworkOrBroadcast, parseIp, parsePrefix, size, type Prefix } from './cidr.ts';
+import { clusterOf } from './options.ts';
+import { lookup, type NetworkSpec, type NewEvent, type PoolState, type State } from './types.ts';
+
+/** What the KV bucket holds for one cluster network: the same on every host. */
+export interface ClusterNetwork {
+  readonly name: string;
+  readonly subnet: string;
+  readonly vni: number;
+  /** Prefix length of the address blocks hosts claim. */
+  readonly blockLen: number;
+  /** The host that allocated subnet and VNI. */
+  readonly createdBy: string;
+}
+
+/** What joining a cluster network needs: the given --subnet, or a proposal from the host. */
+export interface JoinRequest {
+  readonly name: string;
+  readonly subnet: string | null;
+  /** A free subnet on this host that avoids those the cluster holds (for a network without --subnet). */
+  readonly propose: (taken: readonly string[]) => string;
+}
+
+/** The cluster's coordination as the api uses it (src/events/cluster/kv.ts over NATS KV). */
+export interface ClusterPort {
+  joinNetwork(req: JoinRequest): Promise<ClusterNetwork>;
+  /** Claims a free address block of the network for this host; returns its CIDR. */
+  claimBlock(net: ClusterNetwork, owned: readonly string[]): Promise<string>;
+}
+
+/** VNIs ledgernet hands out: above the 4096 a VLAN-minded operator may map one to one. */
+const VNI_MIN = 4096;
+const VNI_SPAN = (1 << 24) - VNI_MIN;
+
+/** The VNI a cluster network's name tries first; concurrent creators of one name try the same. */
+export function firstVni(name: string): number {
+  return VNI_MIN + (createHash('sha256').update(name).digest().readUInt32BE(0) % VNI_SPAN);
+}
+
+/** The VNI after `vni`, wrapping inside the range ledgernet hands out. */
+export function nextVni(vni: number): number {
+  return vni + 1 >= VNI_MIN + VNI_SPAN ? VNI_MIN : vni + 1;
+}
+
+/** Blocks are /26 (64 addresses, Calico's size), or a quarter of a smaller subnet. */
+export function blockLenFor(subnet: string): number {
+  const p = mustPrefix(subnet);
+  return Math.min(bits(p.family), Math.max(26, p.len + 2));
+}
+
+export function blockCount(subnet: string, blockLen: number): number {
+  return 2 ** (blockLen - mustPrefix(subnet).len);
+}
+
+/** Block `index` of the subnet, as a CIDR. */
+export function blockAt(subnet: string, blockLen: number, index: number): string {
+  const p = mustPrefix(subnet);
+  const step = 1n << BigInt(bits(p.family) - blockLen);
+  return formatPrefix({ family: p.family, base: p.base + BigInt(index) * step, len: blockLen });
+}
+
+/** The gateway of a cluster network: its first host address, the same on every host. */
+export function clusterGateway(subnet: string): string {
+  const p = mustPrefix(subnet);
+  return formatIp(p.family, p.base + 1n);
+}
+
+function mustPrefix(cidr: string): Prefix {
+  const p = parsePrefix(cidr);
+  if (!p) throw new DriverError('LN_ERR_INTERNAL', `the state holds a CIDR ledgernet cannot read: ${JSON.stringify(cidr)}`);
+  return p;
+}
+
+/**
+ * The address a host hands out next from its own blocks of a cluster pool: never used first, in
+ * block order, then the one released longest ago; null when the blocks are full (claim another).
+ */
+export function pickFromBlocks(p: PoolState): string | null {
+  const pool = mustPrefix(p.pool);
+  for (const b of p.blocks ?? []) {
+    const block = mustPrefix(b);
+    for (let v = block.base; v < block.base + size(block); v++) {
+      const text = formatIp(block.family, v);
+      if (isNetworkOrBroadcast(pool, v) || lookup(p.allocated, text) || lookup(p.released, text) !== undefined) continue;
+      return text;
+    }
+  }
+  return oldestReleased(p, (a) => (p.blocks ?? []).some((b) => contains(mustPrefix(b), a.family, a.value)));
+}
+
+/** Records a block this host claimed in the KV bucket; nothing when it is recorded already. */
+export function decideClaimBlock(poolId: string, block: string, state: State): NewEvent[] {
+  const p = lookup(state.pools, poolId);
+  if (!p?.cluster) throw new DriverError('LN_ERR_IPAM_UNKNOWN_POOL', `PoolID ${poolId} is not a cluster pool of ledgernet IPAM`);
+  return (p.blocks ?? []).includes(block) ? [] : [{ type: 'block.claimed', data: { poolId, block } }];
+}
+
+/**
+ * The released address of the pool that was released longest ago (ties: the lowest text) among
+ * those `usable` accepts and nobody holds again; null when there is none.
+ */
+export function oldestReleased(p: PoolState, usable: (a: { family: 4 | 6; value: bigint }) => boolean): string | null {
+  let best: { text: string; seq: number } | null = null;
+  for (const [text, seq] of Object.entries(p.released)) {
+    const a = parseIp(text);
+    if (!a || lookup(p.allocated, text) || !usable(a)) continue;
+    if (!best || seq < best.seq || (seq === best.seq && text < best.text)) best = { text, seq };
+  }
+  return best?.text ?? null;
+}
+
+/** The command a cluster network's creator should have typed (Docker does not tell drivers the name). */
+export function clusterCommand(cluster: string): string {
+  return `docker network create -d ledgernet --ipam-driver ledgernet --ipam-opt ledgernet.cluster=${cluster} -o ledgernet.cluster=${cluster} [--subnet CIDR] NAME`;
+}
+
+/**
+ * A network with `ledgernet.cluster=NAME` must sit on a ledgernet IPAM pool of the same cluster:
+ * Docker's default IPAM allocates per host and would give one address to two containers.
+ * @throws DriverError `LN_ERR_INVALID_OPTION` showing the right command.
+ */
+export function checkClusterNetwork(spec: NetworkSpec, state: State): void {
+  const cluster = clusterOf(spec.options);
+  if (cluster === null) return;
+  if (spec.ipv6Data.length > 0) {
+    throw new DriverError('LN_ERR_INVALID_OPTION', `cluster network ${cluster}: cluster networks are IPv4 only; create it without --ipv6: ${clusterCommand(cluster)}`);
+  }
+  const pools = spec.ipv4Data.map((d) => lookup(state.pools, `ledgernet/${d.pool}`));
+  const wrong = pools.find((p) => p?.cluster?.name !== cluster);
+  if (pools.length === 0 || wrong !== undefined || pools.some((p) => p === undefined)) {
+    const why = wrong?.cluster ? `its pool belongs to cluster network ${wrong.cluster.name}` : 'its addresses do not come from ledgernet IPAM with the same cluster';
+    throw new DriverError(
+      'LN_ERR_INVALID_OPTION',
+      `option ledgernet.cluster=${cluster} needs ledgernet IPAM with --ipam-opt ledgernet.cluster=${cluster} (${why}; ` +
+        `Docker's default IPAM would hand one address to containers on two hosts): ${clusterCommand(cluster)}`,
+    );
+  }
+}

@@ -1,0 +1,67 @@
+// The VXLAN objects of cluster networks as changes (plain data, like kernel/changes.ts) and their
+// command lines: the device for `ip -batch`, the FDB entries for `bridge -batch`, the neighbour
+// entries for `ip -batch`.
+import { CREATE_GROUP } from '../changes.ts';
+import { FLOOD_MAC } from '../parse-vxlan.ts';
+
+interface Base {
+  readonly owner: { readonly networkId: string | null; readonly endpointId: string | null };
+  readonly reason: 'missing' | 'orphan' | 'drifted';
+  readonly detail?: string;
+}
+
+export type VxlanChange =
+  | (Base & {
+      readonly kind: 'vxlan.create';
+      readonly name: string;
+      readonly alias: string;
+      readonly vni: number;
+      readonly local: string;
+      readonly mtu: number;
+      readonly master: string;
+    })
+  /** `dst` null: the bridge's entry (the remote MAC is behind this port), else the device's (→ VTEP). */
+  | (Base & { readonly kind: 'fdb.add'; readonly dev: string; readonly mac: string; readonly dst: string | null })
+  | (Base & { readonly kind: 'fdb.del'; readonly dev: string; readonly mac: string; readonly dst: string | null })
+  | (Base & { readonly kind: 'neigh.set'; readonly dev: string; readonly dst: string; readonly lladdr: string })
+  | (Base & { readonly kind: 'neigh.del'; readonly dev: string; readonly dst: string });
+
+/** VXLAN's IANA port. */
+const VXLAN_PORT = 4789;
+
+/** `ip -batch` lines: the device (created in CREATE_GROUP, then labelled) and neighbour entries. */
+export function vxlanIpLines(c: VxlanChange): string[] {
+  switch (c.kind) {
+    case 'vxlan.create':
+      return [
+        `link add name ${c.name} mtu ${c.mtu} group ${CREATE_GROUP} type vxlan id ${c.vni} dstport ${VXLAN_PORT} local ${c.local} nolearning`,
+        `link set dev ${c.name} alias ${c.alias} group default master ${c.master} up`,
+      ];
+    case 'neigh.set':
+      return [`neigh replace ${c.dst} lladdr ${c.lladdr} dev ${c.dev} nud permanent`];
+    case 'neigh.del':
+      return [`neigh del ${c.dst} dev ${c.dev}`];
+    default:
+      return [];
+  }
+}
+
+/**
+ * `bridge -batch` lines. A new device's port answers ARP from the bridge's neighbour entries
+ * (`neigh_suppress`: no ARP crosses the tunnel, the gateway's is answered locally) and learns
+ * nothing. A remote MAC has one VTEP (`replace`); the flood list has one entry per VTEP
+ * (`append`), and each goes by its own `dst`.
+ */
+export function vxlanFdbLines(c: VxlanChange): string[] {
+  switch (c.kind) {
+    case 'vxlan.create':
+      return [`link set dev ${c.name} neigh_suppress on learning off`];
+    case 'fdb.add':
+      if (c.dst === null) return [`fdb replace ${c.mac} dev ${c.dev} master static`];
+      return [`fdb ${c.mac === FLOOD_MAC ? 'append' : 'replace'} ${c.mac} dev ${c.dev} dst ${c.dst} self permanent`];
+    case 'fdb.del':
+      return [c.dst === null ? `fdb del ${c.mac} dev ${c.dev} master` : `fdb del ${c.mac} dev ${c.dev} dst ${c.dst} self`];
+    default:
+      return [];
+  }
+}

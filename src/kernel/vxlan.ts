@@ -1,0 +1,41 @@
+// Reads and writes the VXLAN objects of cluster networks: `bridge -j fdb show` and
+// `ip -j neigh show` in, one `ip -batch` for devices, one `bridge -batch` for FDB entries and
+// port flags, one `ip -batch` for neighbour entries out (in that order: an entry needs its device).
+import { execa } from 'execa';
+import { DriverError } from '../errors.ts';
+import { vxlanFdbLines, vxlanIpLines, type VxlanChange } from './iproute/vxlan.ts';
+import { parseNeighs, parseVxlanFdb, type Neigh, type VxlanFdb } from './parse-vxlan.ts';
+
+/** `netns`: run `ip`/`bridge` in that named namespace (`-n`), for tests. */
+interface Where {
+  readonly netns?: string | undefined;
+}
+
+async function run(where: Where, cmd: string, rest: readonly string[], input?: string): Promise<string> {
+  const args = [...(where.netns ? ['-n', where.netns] : []), ...rest];
+  const r = await execa(cmd, args, { reject: false, ...(input === undefined ? { stdin: 'ignore' as const } : { input }) });
+  if (r.exitCode !== 0) {
+    throw new DriverError('LN_ERR_KERNEL_EXEC', `${cmd} ${args.join(' ')} exited with code ${r.exitCode ?? 'none'}`, { cause: new Error(String(r.stderr)) });
+  }
+  return String(r.stdout);
+}
+
+/** The FDB entries of VXLAN devices `isVxlan` accepts and the neighbour entries of bridges `isBridge` accepts. */
+export async function observeVxlan(
+  isVxlan: (dev: string) => boolean,
+  isBridge: (dev: string) => boolean,
+  where: Where = {},
+): Promise<{ fdb: VxlanFdb[]; neighs: Neigh[] }> {
+  const [fdb, neighs] = await Promise.all([run(where, 'bridge', ['-j', 'fdb', 'show']), run(where, 'ip', ['-j', '-4', 'neigh', 'show'])]);
+  return { fdb: parseVxlanFdb(fdb, isVxlan), neighs: parseNeighs(neighs, isBridge) };
+}
+
+/** Applies the changes in three batches; `-force` goes on past a failed line, the exit code says one failed. */
+export async function applyVxlan(changes: readonly VxlanChange[], where: Where = {}): Promise<void> {
+  const devices = changes.filter((c) => c.kind === 'vxlan.create').flatMap(vxlanIpLines);
+  const fdb = changes.flatMap(vxlanFdbLines);
+  const neighs = changes.filter((c) => c.kind !== 'vxlan.create').flatMap(vxlanIpLines);
+  if (devices.length > 0) await run(where, 'ip', ['-force', '-batch', '-'], `${devices.join('\n')}\n`);
+  if (fdb.length > 0) await run(where, 'bridge', ['-force', '-batch', '-'], `${fdb.join('\n')}\n`);
+  if (neighs.length > 0) await run(where, 'ip', ['-force', '-batch', '-'], `${neighs.join('\n')}\n`);
+}

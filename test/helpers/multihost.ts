@@ -1,0 +1,289 @@
+// A multi-host test bed on this one machine (../shared/multihost-testbed.md records how it was
+// built and its pitfalls): N "hosts", each a network namespace plus a private mount namespace
+// (private /run and /etc/docker, so each has its own plugin directory, host guard and containerd)
+// held by a `sleep infinity` process, with its own dockerd, its own nats-server (one JetStream
+// cluster) and optionally its own `ledgernet serve`; an underlay bridge in one more namespace
+// joins them (10.231.200.N/24). Nothing is created in the root namespace but the namespace names
+// and the cgroup parents, which down() removes. Callers hold the test lock (scripts/test.sh does).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { openSync, closeSync, existsSync, readFileSync } from 'node:fs';
+import { copyFile, mkdtemp, mkdir, readdir, rm, rmdir, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { CLI_PATH, REPO_ROOT } from './daemon.ts';
+import { DOCKER_BIN, TEST_IMAGE, waitFor, type DockerOptions, type RunResult } from './docker.ts';
+
+const UL = '10.231.200';
+
+export interface Host {
+  readonly n: number;
+  /** ledgernet's host name: `h1`, `h2`, … */
+  readonly name: string;
+  readonly netns: string;
+  /** The host's underlay address (its VTEP). */
+  readonly underlay: string;
+  readonly dir: string;
+  readonly dockerSocket: string;
+  readonly stateDir: string;
+  /** This host's nats-server. */
+  readonly natsUrl: string;
+  /** `docker -H <this host>` (Debian's 20.10 client). */
+  docker(args: readonly string[], opts?: DockerOptions): Promise<RunResult>;
+  /** Runs a command inside the host (its network and mount namespaces). */
+  exec(cmd: string, args: readonly string[], opts?: { timeoutMs?: number }): Promise<RunResult>;
+  /** Starts `ledgernet serve` inside the host; resolves once its socket answers. */
+  startLedgernet(extraArgs?: readonly string[]): Promise<void>;
+  /** SIGTERM to ledgernet (SIGKILL after 10 s); waits for it to exit. */
+  stopLedgernet(): Promise<void>;
+  /** What ledgernet wrote so far. */
+  ledgernetLog(): string;
+}
+
+export interface Testbed {
+  readonly dir: string;
+  /** Prefix of the bed's namespace names (`<prefix>-h1`, `<prefix>-ul`) and cgroup parents. */
+  readonly prefix: string;
+  readonly hosts: readonly Host[];
+  /** The `--nats` list: every host's nats-server. */
+  readonly natsServers: string;
+  /** Stops everything (containers, ledgernet, dockerd, nats, holders), deletes namespaces, cgroups and dirs. */
+  down(): Promise<void>;
+}
+
+export interface TestbedOptions {
+  readonly hosts?: number;
+  /** Start `ledgernet serve --host hN --nats <all>` on every host, with these extra args (default: not started). */
+  readonly ledgernet?: readonly string[];
+}
+
+const started = new Set<number>();
+process.on('exit', () => {
+  for (const pid of started) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+});
+
+function run(cmd: string, args: readonly string[], timeoutMs = 30_000): Promise<RunResult> {
+  return execa(cmd, args, { reject: false, stdin: 'ignore', timeout: timeoutMs }).then((r) => ({
+    stdout: String(r.stdout ?? ''),
+    stderr: r.exitCode === undefined ? [r.stderr, r.shortMessage].filter(Boolean).join('\n') : String(r.stderr ?? ''),
+    exitCode: r.exitCode ?? -1,
+  }));
+}
+
+async function must(cmd: string, args: readonly string[]): Promise<string> {
+  const r = await run(cmd, args);
+  if (r.exitCode !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (exit ${r.exitCode}): ${r.stderr}`);
+  return r.stdout;
+}
+
+/** Spawns a long-lived process with its output appended to `logFile`; records its pid. */
+function daemon(cmd: string, args: readonly string[], logFile: string, cwd?: string): ChildProcess {
+  const fd = openSync(logFile, 'a');
+  const p = spawn(cmd, args, { stdio: ['ignore', fd, fd], ...(cwd ? { cwd } : {}) });
+  closeSync(fd);
+  if (p.pid) started.add(p.pid);
+  p.on('exit', () => p.pid && started.delete(p.pid));
+  return p;
+}
+
+async function stopProc(p: ChildProcess | null, killAfterMs = 15_000): Promise<void> {
+  if (!p || p.exitCode !== null || p.signalCode !== null) return;
+  const exited = new Promise((r) => p.once('exit', r));
+  p.kill('SIGTERM');
+  const t = setTimeout(() => p.kill('SIGKILL'), killAfterMs);
+  await exited;
+  clearTimeout(t);
+}
+
+async function underlayUp(prefix: string, count: number): Promise<void> {
+  const ul = `${prefix}-ul`;
+  await must('ip', ['netns', 'add', ul]);
+  await must('ip', ['-n', ul, 'link', 'set', 'lo', 'up']);
+  await must('ip', ['-n', ul, 'link', 'add', 'ul0', 'type', 'bridge']);
+  await must('ip', ['-n', ul, 'link', 'set', 'ul0', 'up']);
+  for (let n = 1; n <= count; n++) {
+    const ns = `${prefix}-h${n}`;
+    await must('ip', ['netns', 'add', ns]);
+    await must('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+    await must('ip', ['-n', ul, 'link', 'add', `ul-h${n}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
+    await must('ip', ['-n', ul, 'link', 'set', `ul-h${n}`, 'master', 'ul0', 'up']);
+    await must('ip', ['-n', ns, 'addr', 'add', `${UL}.${n}/24`, 'dev', 'eth0']);
+    await must('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
+    // A new netns inherits ip_forward=1; with 0, dockerd enables it and sets FORWARD DROP, as on a real host.
+    await must('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv4.ip_forward=0']);
+  }
+}
+
+// The holder owns the host's mount namespace, so /run (plugin sockets) outlives dockerd restarts.
+// `ip netns exec` would lose the cgroup mounts (dockerd: "Devices cgroup isn't mounted").
+function holderScript(dir: string): string {
+  return [
+    `mount --rbind /sys/fs/cgroup ${dir}/cg`,
+    'umount -l /sys; mount -t sysfs sysfs /sys',
+    `mount --move ${dir}/cg /sys/fs/cgroup`,
+    'mount -t tmpfs -o mode=755 tmpfs /run',
+    'mkdir -p /run/docker/plugins /run/lock',
+    'mount -t tmpfs -o mode=755 tmpfs /etc/docker',
+    `touch ${dir}/ns.ready`,
+    'exec sleep infinity',
+  ].join('\n');
+}
+
+function natsConf(prefix: string, n: number, count: number, store: string): string {
+  const routes = Array.from({ length: count }, (_, i) => i + 1)
+    .filter((m) => m !== n)
+    .map((m) => `nats://${UL}.${m}:6222`)
+    .join(', ');
+  return [
+    `server_name: ${prefix}-n${n}`,
+    `listen: ${UL}.${n}:4222`,
+    `http: ${UL}.${n}:8222`,
+    `jetstream { store_dir: "${store}", max_memory_store: 64MB, max_file_store: 1GB }`,
+    `cluster { name: ${prefix}, listen: ${UL}.${n}:6222, routes: [${routes}] }`,
+    '',
+  ].join('\n');
+}
+
+interface Procs {
+  holder: ChildProcess | null;
+  dockerd: ChildProcess | null;
+  nats: ChildProcess | null;
+  ledgernet: ChildProcess | null;
+}
+
+function makeHost(prefix: string, root: string, n: number, count: number, procs: Procs): Host {
+  const dir = join(root, `h${n}`);
+  const dockerSocket = join(dir, 'docker.sock');
+  const stateDir = join(dir, 'state');
+  const enter = () => ['-t', String(procs.holder?.pid), '-m', '-n'];
+  const natsServers = Array.from({ length: count }, (_, i) => `nats://${UL}.${i + 1}:4222`).join(',');
+  const host: Host = {
+    n,
+    name: `h${n}`,
+    netns: `${prefix}-h${n}`,
+    underlay: `${UL}.${n}`,
+    dir,
+    dockerSocket,
+    stateDir,
+    natsUrl: `nats://${UL}.${n}:4222`,
+    docker: (args, opts = {}) =>
+      run(DOCKER_BIN, ['-H', `unix://${dockerSocket}`, ...args], opts.timeoutMs ?? 60_000).then((r) => {
+        if (opts.check && r.exitCode !== 0) throw new Error(`h${n}: docker ${args.join(' ')} failed (exit ${r.exitCode}): ${r.stderr || r.stdout}`);
+        return r;
+      }),
+    exec: (cmd, args, opts = {}) => run('nsenter', [...enter(), cmd, ...args], opts.timeoutMs),
+    async startLedgernet(extraArgs = []) {
+      await mkdir(stateDir, { recursive: true });
+      const args = [...enter(), `--wd=${REPO_ROOT}`, process.execPath, CLI_PATH, 'serve', '--state-dir', stateDir, '--host', `h${n}`];
+      args.push('--nats', natsServers, '--docker-socket', dockerSocket, '--log-level', 'debug', ...extraArgs);
+      procs.ledgernet = daemon('nsenter', args, join(dir, 'ledgernet.log'));
+      const p = procs.ledgernet;
+      await waitFor(async () => {
+        if (p.exitCode !== null) throw new Error(`h${n}: ledgernet exited (${p.exitCode}):\n${host.ledgernetLog().slice(-3000)}`);
+        return (await host.exec('test', ['-S', '/run/docker/plugins/ledgernet.sock'])).exitCode === 0;
+      }, { timeoutMs: 30_000, intervalMs: 100, what: `ledgernet on h${n} to listen` });
+    },
+    async stopLedgernet() {
+      await stopProc(procs.ledgernet, 10_000);
+      procs.ledgernet = null;
+    },
+    ledgernetLog: () => (existsSync(join(dir, 'ledgernet.log')) ? readFileSync(join(dir, 'ledgernet.log'), 'utf8') : ''),
+  };
+  return host;
+}
+
+async function hostUp(prefix: string, host: Host, procs: Procs, count: number, image: string): Promise<void> {
+  const { dir, n } = host;
+  await mkdir(join(dir, 'lib'), { recursive: true });
+  await mkdir(join(dir, 'cg'));
+  await writeFile(join(dir, 'daemon.json'), '{}\n');
+  procs.holder = daemon('nsenter', [`--net=/run/netns/${host.netns}`, 'unshare', '-m', '--propagation', 'private', 'sh', '-ec', holderScript(dir)], join(dir, 'holder.log'));
+  await waitFor(() => existsSync(join(dir, 'ns.ready')), { timeoutMs: 10_000, intervalMs: 20, what: `h${n}'s namespace holder` });
+  const h = String(procs.holder.pid);
+  procs.dockerd = daemon(
+    'nsenter',
+    ['-t', h, '-m', '-n', 'dockerd', '--config-file', join(dir, 'daemon.json'), '--data-root', join(dir, 'lib'), '--exec-root', join(dir, 'exec')]
+      .concat(['-H', `unix://${host.dockerSocket}`, '--pidfile', join(dir, 'docker.pid'), '--bip', `10.231.201.${1 + 64 * (n - 1)}/26`])
+      .concat(['--default-address-pool', `base=10.231.${201 + n}.0/24,size=28`, '--cgroup-parent', `/${prefix}-h${n}`, '--userland-proxy=false']),
+    join(dir, 'dockerd.log'),
+  );
+  await waitFor(async () => (await host.docker(['version'], { timeoutMs: 5_000 })).exitCode === 0, { timeoutMs: 30_000, intervalMs: 50, what: `dockerd on h${n}` });
+  await host.docker(['import', image, TEST_IMAGE], { check: true });
+  const store = join(dir, 'nats');
+  await mkdir(store);
+  await writeFile(join(dir, 'nats.conf'), natsConf(prefix, n, count, store));
+  procs.nats = daemon('nsenter', ['-t', h, '-n', 'nats-server', '-c', join(dir, 'nats.conf')], join(dir, 'nats.log'));
+}
+
+/** A tar of busybox and its applets: the test image of every host (no pulls, no root dockerd). */
+async function busyboxImage(dir: string): Promise<string> {
+  const root = join(dir, 'rootfs');
+  await mkdir(join(root, 'bin'), { recursive: true });
+  await mkdir(join(root, 'etc'));
+  await copyFile('/usr/bin/busybox', join(root, 'bin', 'busybox'));
+  const applets = (await must('busybox', ['--list'])).split('\n').filter((a) => a && a !== 'busybox');
+  await Promise.all(applets.map((a) => symlink('busybox', join(root, 'bin', a))));
+  const tar = join(dir, 'image.tar');
+  await must('tar', ['-C', root, '-cf', tar, '.']);
+  await rm(root, { recursive: true });
+  return tar;
+}
+
+async function jetstreamReady(host: Host): Promise<boolean> {
+  const r = await host.exec('busybox', ['wget', '-qO-', `http://${host.underlay}:8222/jsz`], { timeoutMs: 5_000 });
+  return r.exitCode === 0 && /"meta_cluster"[\s\S]*"leader"/.test(r.stdout);
+}
+
+async function hostDown(host: Host, procs: Procs): Promise<void> {
+  const ids = await host.docker(['ps', '-aq'], { timeoutMs: 20_000 });
+  const list = ids.stdout.split('\n').filter(Boolean);
+  if (list.length > 0) await host.docker(['rm', '-f', ...list], { timeoutMs: 60_000 });
+  await Promise.all([stopProc(procs.ledgernet, 10_000), stopProc(procs.dockerd, 30_000), stopProc(procs.nats)]);
+  await stopProc(procs.holder);
+}
+
+async function removeCgroups(prefix: string): Promise<void> {
+  const base = '/sys/fs/cgroup';
+  const roots = [base, ...(await readdir(base).catch(() => [] as string[])).map((d) => join(base, d))];
+  for (const r of roots) {
+    for (const d of await readdir(r).catch(() => [] as string[])) {
+      if (d.startsWith(`${prefix}-h`)) await rmdir(join(r, d)).catch(() => undefined);
+    }
+  }
+}
+
+/**
+ * Brings the bed up: underlay, then per host holder + dockerd (with the test image loaded from the
+ * host's own dockerd) + nats-server, waits for the JetStream meta leader, then starts ledgernet on
+ * every host if asked. On failure everything made so far is torn down before the error is thrown.
+ */
+export async function createTestbed(opts: TestbedOptions = {}): Promise<Testbed> {
+  const count = opts.hosts ?? 3;
+  const prefix = `lnmh${process.pid % 100000}`;
+  // Short: containerd's socket under --exec-root must fit in 108 bytes.
+  const dir = await mkdtemp('/tmp/mh.');
+  const procs: Procs[] = Array.from({ length: count }, () => ({ holder: null, dockerd: null, nats: null, ledgernet: null }));
+  const hosts = procs.map((p, i) => makeHost(prefix, dir, i + 1, count, p));
+  const down = async () => {
+    await Promise.all(hosts.map((h, i) => hostDown(h, procs[i]!).catch(() => undefined)));
+    for (const ns of [...hosts.map((h) => h.netns), `${prefix}-ul`]) await run('ip', ['netns', 'del', ns]);
+    await removeCgroups(prefix);
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    await underlayUp(prefix, count);
+    const image = await busyboxImage(dir);
+    await Promise.all(hosts.map((h, i) => hostUp(prefix, h, procs[i]!, count, image)));
+    for (const h of hosts) await waitFor(() => jetstreamReady(h), { timeoutMs: 30_000, intervalMs: 100, what: `h${h.n}'s JetStream to know its meta leader` });
+    if (opts.ledgernet) await Promise.all(hosts.map((h) => h.startLedgernet(opts.ledgernet)));
+  } catch (e) {
+    await down();
+    throw e;
+  }
+  return { dir, prefix, hosts, natsServers: hosts.map((h) => h.natsUrl).join(','), down };
+}

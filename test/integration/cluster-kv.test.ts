@@ -1,0 +1,74 @@
+// The cluster's KV bucket on a real nats-server (JetStream): hosts racing to create one cluster
+// network get one subnet and one VNI; a different --subnet is refused naming the one it has;
+// blocks claimed concurrently are distinct, and a host gets back a block it claimed before a crash.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { DriverError } from '../../src/errors.ts';
+import { ClusterKv } from '../../src/events/cluster/kv.ts';
+import { parseRouteSource } from '../../src/kernel/route-source.ts';
+import { natsHostOf } from '../../src/operator/cluster.ts';
+import { createNatsServer, type NatsServer } from '../helpers/nats.ts';
+
+let nats: NatsServer;
+const conns: NatsConnection[] = [];
+let hosts: ClusterKv[];
+before(async () => {
+  nats = await createNatsServer();
+  hosts = [];
+  for (const h of ['h1', 'h2', 'h3']) {
+    const nc = await connect({ servers: nats.url });
+    conns.push(nc);
+    hosts.push(await ClusterKv.open(nc, { host: h, vtep: `192.0.2.${hosts.length + 1}`, replicas: 1 }));
+  }
+});
+after(async () => {
+  for (const nc of conns) await nc.close();
+  await nats?.stop();
+});
+
+describe('cluster KV bucket', () => {
+  it('three hosts create blue at once, each proposing its own subnet: one subnet, one VNI', async () => {
+    const nets = await Promise.all(hosts.map((h, i) => h.joinNetwork({ name: 'blue', subnet: null, propose: () => `10.240.${i + 1}.0/24` })));
+    assert.equal(new Set(nets.map((n) => n.subnet)).size, 1, JSON.stringify(nets));
+    assert.equal(new Set(nets.map((n) => n.vni)).size, 1, JSON.stringify(nets));
+    assert.match(nets[0]!.subnet, /^10\.240\.[123]\.0\/24$/);
+  });
+
+  it('a different --subnet for blue is refused naming the one it has; the same one is fine', async () => {
+    const blue = await hosts[0]!.joinNetwork({ name: 'blue', subnet: null, propose: () => 'unused' });
+    await assert.rejects(hosts[1]!.joinNetwork({ name: 'blue', subnet: '10.99.0.0/16', propose: () => 'unused' }), (e: unknown) => {
+      return e instanceof DriverError && e.code === 'LN_ERR_CLUSTER_SUBNET' && e.message.includes(`already has subnet ${blue.subnet}`);
+    });
+    assert.deepEqual(await hosts[2]!.joinNetwork({ name: 'blue', subnet: blue.subnet, propose: () => 'unused' }), blue);
+  });
+
+  it('another network gets another VNI; a subnet another network holds is refused', async () => {
+    const blue = await hosts[0]!.joinNetwork({ name: 'blue', subnet: null, propose: () => 'unused' });
+    const green = await hosts[1]!.joinNetwork({ name: 'green', subnet: '10.241.0.0/16', propose: () => 'unused' });
+    assert.notEqual(green.vni, blue.vni);
+    await assert.rejects(hosts[2]!.joinNetwork({ name: 'red', subnet: blue.subnet, propose: () => 'unused' }), /is cluster network blue's/);
+  });
+
+  it('blocks claimed at once by three hosts are distinct; a block claimed before a crash comes back', async () => {
+    const green = await hosts[0]!.joinNetwork({ name: 'green', subnet: '10.241.0.0/16', propose: () => 'unused' });
+    const claims = await Promise.all([...hosts, ...hosts].map((h) => h.claimBlock(green, [])));
+    // A host asked twice with nothing in its log may get its first block again: no block went to two hosts.
+    const byHost = hosts.map((_, i) => new Set([claims[i], claims[i + 3]]));
+    const all = byHost.flatMap((s) => [...s]);
+    assert.equal(new Set(all).size, all.length, JSON.stringify(claims));
+    const next = await hosts[0]!.claimBlock(green, [...byHost[0]!].map(String));
+    assert.ok(!all.includes(next), 'a host whose log holds its block gets a new one');
+    assert.ok(byHost[1]!.has(await hosts[1]!.claimBlock(green, [])), 'a host whose log lost its block (a crash) gets it back');
+  });
+});
+
+describe('VTEP defaults', () => {
+  it('the host of a NATS server; the source of a route', () => {
+    assert.equal(natsHostOf('nats://10.231.200.1:4222'), '10.231.200.1');
+    assert.equal(natsHostOf('n1.example:4222'), 'n1.example');
+    assert.equal(natsHostOf('tls://[fd00::1]:4222'), 'fd00::1');
+    assert.equal(parseRouteSource('[{"dst":"10.1.2.3","gateway":"192.0.2.1","dev":"eth0","prefsrc":"192.0.2.2","flags":[],"uid":0,"cache":[]}]'), '192.0.2.2');
+    assert.equal(parseRouteSource('[{"dst":"10.1.2.3","dev":"eth0"}]'), null);
+  });
+});

@@ -1,0 +1,95 @@
+// Cluster networks, the pure part: VNIs, blocks, allocation from a host's own blocks, the check
+// that ties a network to its cluster pool, and the option.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { DriverError } from '../../../src/errors.ts';
+import { blockAt, blockCount, blockLenFor, clusterCommand, clusterGateway, firstVni, nextVni, pickFromBlocks } from '../../../src/events/domain/cluster.ts';
+import type { Command } from '../../../src/events/domain/commands.ts';
+import { decide } from '../../../src/events/domain/decide.ts';
+import { checkNetworkOptions } from '../../../src/events/domain/options.ts';
+import { lookup } from '../../../src/events/domain/types.ts';
+import { given, NET_A, networkSpec } from '../../helpers/events.ts';
+
+const DEFAULTS = { range: '10.231.0.0/16', size: 24 };
+const POOL = 'ledgernet/10.240.0.0/24';
+const clusterPool: Command = {
+  type: 'RequestPool',
+  request: { pool: '10.240.0.0/24', subPool: null, v6: false, defaults: DEFAULTS, occupied: [], cluster: { name: 'blue', vni: 5000, blockLen: 26 } },
+};
+const addr = (gateway = false, address: string | null = null): Command => ({ type: 'RequestAddress', poolId: POOL, address, gateway, name: null });
+const claim = (block: string): Command => ({ type: 'ClaimBlock', poolId: POOL, block });
+
+function refused(fn: () => unknown, re: RegExp): void {
+  assert.throws(fn, (e: unknown) => e instanceof DriverError && re.test(e.message));
+}
+
+describe('cluster: VNIs and blocks', () => {
+  it('a name always tries the same VNI first, inside 4096 … 2^24-1; the next one wraps', () => {
+    assert.equal(firstVni('blue'), firstVni('blue'));
+    assert.notEqual(firstVni('blue'), firstVni('green'));
+    for (const n of ['a', 'blue', 'x'.repeat(63)]) assert.ok(firstVni(n) >= 4096 && firstVni(n) < 2 ** 24);
+    assert.equal(nextVni(2 ** 24 - 1), 4096);
+  });
+
+  it('blocks are /26, or a quarter of a smaller subnet', () => {
+    assert.equal(blockLenFor('10.240.0.0/16'), 26);
+    assert.equal(blockCount('10.240.0.0/16', 26), 1024);
+    assert.equal(blockLenFor('10.240.0.0/28'), 30);
+    assert.equal(blockAt('10.240.0.0/16', 26, 5), '10.240.1.64/26');
+    assert.equal(clusterGateway('10.240.0.0/16'), '10.240.0.1');
+  });
+});
+
+describe('cluster: addresses from the host\'s own blocks', () => {
+  it('no block: dynamic addresses are refused; the gateway is the first address on every host', () => {
+    const s = given(clusterPool, addr(true));
+    assert.equal(Object.keys(lookup(s.pools, POOL)!.allocated)[0], '10.240.0.1');
+    assert.equal(pickFromBlocks(lookup(s.pools, POOL)!), null);
+    refused(() => decide(addr(), s), /blocks this host claimed in 10\.240\.0\.0\/24 are full/);
+  });
+
+  it('addresses come from the claimed blocks in order, skipping the gateway and network address', () => {
+    let s = given(clusterPool, addr(true), claim('10.240.0.192/26'), claim('10.240.0.0/26'));
+    assert.deepEqual(lookup(s.pools, POOL)!.blocks, ['10.240.0.192/26', '10.240.0.0/26']);
+    const got: string[] = [];
+    for (let i = 0; i < 64; i++) {
+      const [ev] = decide(addr(), s);
+      assert.ok(ev?.type === 'address.requested');
+      got.push(ev.data.address);
+      s = given(clusterPool, addr(true), claim('10.240.0.192/26'), claim('10.240.0.0/26'), ...got.map((a) => addr(false, a)));
+    }
+    assert.equal(got[0], '10.240.0.192');
+    assert.equal(got[63], '10.240.0.2', 'the second block once the first is full (its .255 is the broadcast); .0 and the gateway .1 skipped');
+    assert.ok(!got.includes('10.240.0.255'), 'the broadcast address is never handed out');
+  });
+
+  it('a block claimed twice is recorded once; ClaimBlock on a pool that is not a cluster pool is refused', () => {
+    const s = given(clusterPool, claim('10.240.0.0/26'));
+    assert.deepEqual(decide(claim('10.240.0.0/26'), s), []);
+    const plain = given({ type: 'RequestPool', request: { pool: '10.241.0.0/24', subPool: null, v6: false, defaults: DEFAULTS, occupied: [] } });
+    refused(() => decide({ type: 'ClaimBlock', poolId: 'ledgernet/10.241.0.0/24', block: '10.241.0.0/26' }, plain), /not a cluster pool/);
+  });
+});
+
+describe('cluster: the network and its pool', () => {
+  const spec = (cluster: string, subnet = '10.240.0.0/24') => ({
+    ...networkSpec(NET_A, subnet, `${clusterGateway(subnet)}/24`),
+    options: { 'ledgernet.cluster': cluster },
+  });
+
+  it('ledgernet.cluster is checked like every option', () => {
+    assert.doesNotThrow(() => checkNetworkOptions({ 'ledgernet.cluster': 'blue' }));
+    assert.throws(() => checkNetworkOptions({ 'ledgernet.cluster': 'bl ue' }), /option ledgernet\.cluster=bl ue is invalid: expected a cluster network name/);
+  });
+
+  it('a cluster network on its cluster pool is created', () => {
+    const s = given(clusterPool);
+    assert.equal(decide({ type: 'CreateNetwork', spec: spec('blue') }, s)[0]?.type, 'network.created');
+  });
+
+  it('without ledgernet IPAM (or another cluster\'s pool) it is refused, showing the right command', () => {
+    const right = clusterCommand('blue').replace(/[[\].]/g, '\\$&');
+    refused(() => decide({ type: 'CreateNetwork', spec: spec('blue', '10.250.0.0/24') }, given()), new RegExp(`needs ledgernet IPAM .*: ${right}$`));
+    refused(() => decide({ type: 'CreateNetwork', spec: spec('green') }, given(clusterPool)), /its pool belongs to cluster network blue/);
+  });
+});
