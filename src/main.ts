@@ -107,10 +107,11 @@ async function openState(cfg: ServeConfig, log: Logger, metrics: Metrics | null)
 }
 
 /** The reconciler of the daemon: lost endpoints and pass outcomes are recorded in the log. */
-function buildReconciler(cfg: ServeConfig, store: EventStore, kernel: Kernel, firewall: FirewallBackend, log: Logger, metrics: Metrics | null): Reconciler {
+function buildReconciler(cfg: ServeConfig, store: EventStore, kernel: Kernel, firewall: FirewallBackend, log: Logger, metrics: Metrics | null, cluster: Cluster | null): Reconciler {
   const outcomes = new OutcomeRecorder(store);
   return new Reconciler({
     kernel,
+    ...(cluster ? { vtep: () => cluster.vtep() } : {}),
     // Decided intents, durable or not yet: Docker's calls start the kernel work during the fsync.
     getState: () => store.latest,
     firewall,
@@ -232,11 +233,13 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
     await recordFirewall(cfg.stateDir, chosen.backend);
     log.info({ firewall: chosen.backend.name, why: chosen.why }, `firewall backend: ${chosen.backend.name}`);
     const firewall = switchableFirewall(chosen.backend);
-    const reconciler = buildReconciler(cfg, store, kernel, firewall, log, metrics);
-    if (chosen.unsure) add(followDockerFirewall(cfg, firewall, reconciler, log));
-    add(() => reconciler.stop());
     const cluster = clusterOf(cfg, log);
     add(cluster && (() => cluster.stop()));
+    const reconciler = buildReconciler(cfg, store, kernel, firewall, log, metrics, cluster);
+    if (chosen.unsure) add(followDockerFirewall(cfg, firewall, reconciler, log));
+    add(() => reconciler.stop());
+    // A remote endpoint or member came or went: its FDB and neighbour entries converge now.
+    if (cluster) store.onEvents((evs) => void (evs.some((e) => e.type.startsWith('peer.')) && reconciler.requestPass('cluster').catch((e: unknown) => log.warn({ err: e }, 'cluster pass failed'))));
     await listen(cfg, { store, kernel, reconciler, outbox, metrics, cluster: cluster?.port }, log, add);
     add(await startMetrics(cfg, store, metrics, log));
     cluster?.start(store);

@@ -4,7 +4,9 @@
 import { execa } from 'execa';
 import { DriverError } from '../errors.ts';
 import { vxlanFdbLines, vxlanIpLines, type VxlanChange } from './iproute/vxlan.ts';
+import { parseLinks } from './parse-links.ts';
 import { parseNeighs, parseVxlanFdb, type Neigh, type VxlanFdb } from './parse-vxlan.ts';
+import type { Link } from './types.ts';
 
 /** `netns`: run `ip`/`bridge` in that named namespace (`-n`), for tests. */
 interface Where {
@@ -30,12 +32,24 @@ export async function observeVxlan(
   return { fdb: parseVxlanFdb(fdb, isVxlan), neighs: parseNeighs(neighs, isBridge) };
 }
 
+/** The VXLAN devices, and the MTU of the link that holds `address` (the underlay), null when none does. */
+export async function observeVxlanLinks(address: string, where: Where = {}): Promise<{ links: Link[]; underlayMtu: number | null }> {
+  const [links, route] = await Promise.all([
+    run(where, 'ip', ['-j', '-d', 'link', 'show', 'type', 'vxlan']),
+    run(where, 'ip', ['-j', 'addr', 'show', 'to', `${address}/32`]),
+  ]);
+  const dev = (JSON.parse(route || '[]') as { ifname?: string; mtu?: number }[])[0];
+  return { links: parseLinks(links || '[]'), underlayMtu: dev?.mtu ?? null };
+}
+
 /** Applies the changes in three batches; `-force` goes on past a failed line, the exit code says one failed. */
 export async function applyVxlan(changes: readonly VxlanChange[], where: Where = {}): Promise<void> {
   const devices = changes.filter((c) => c.kind === 'vxlan.create').flatMap(vxlanIpLines);
   const fdb = changes.flatMap(vxlanFdbLines);
-  const neighs = changes.filter((c) => c.kind !== 'vxlan.create').flatMap(vxlanIpLines);
+  const neighs = changes.filter((c) => c.kind !== 'vxlan.create' && c.kind !== 'vxlan.delete').flatMap(vxlanIpLines);
+  const gone = changes.filter((c) => c.kind === 'vxlan.delete').flatMap(vxlanIpLines);
   if (devices.length > 0) await run(where, 'ip', ['-force', '-batch', '-'], `${devices.join('\n')}\n`);
   if (fdb.length > 0) await run(where, 'bridge', ['-force', '-batch', '-'], `${fdb.join('\n')}\n`);
   if (neighs.length > 0) await run(where, 'ip', ['-force', '-batch', '-'], `${neighs.join('\n')}\n`);
+  if (gone.length > 0) await run(where, 'ip', ['-force', '-batch', '-'], `${gone.join('\n')}\n`);
 }

@@ -24,6 +24,8 @@ async function resolveVtep(nats: NatsConfig, vtep: string | null): Promise<strin
 
 export interface Cluster {
   readonly port: ClusterPort;
+  /** This host's VTEP once resolved (on joining), else null. */
+  vtep(): string | null;
   /** Keeps the log and the bucket in step (src/events/cluster/sync.ts), connecting in the background until NATS answers. */
   start(store: Parameters<typeof syncCluster>[0]['store']): void;
   stop(): Promise<void>;
@@ -35,8 +37,10 @@ const RETRY_MS = 5_000;
 /** The cluster port of serve; nothing connects until a cluster network is created or used. */
 export function startCluster(o: { nats: NatsConfig; host: string; vtep: string | null; connect: () => Promise<NatsConnection>; log: Logger }): Cluster {
   let nc: NatsConnection | null = null;
+  let resolved: string | null = o.vtep;
   const port = lazyCluster(async () => {
     const vtep = await resolveVtep(o.nats, o.vtep);
+    resolved = vtep;
     nc ??= await o.connect();
     const kv = await ClusterKv.open(nc, { host: o.host, vtep, replicas: resolveNats(o.nats).servers.length });
     o.log.info({ host: o.host, vtep }, 'joined the cluster (KV bucket ledgernet-cluster)');
@@ -61,6 +65,7 @@ export function startCluster(o: { nats: NatsConfig; host: string; vtep: string |
   };
   return {
     port,
+    vtep: () => resolved,
     start,
     stop: async () => {
       stopped = true;

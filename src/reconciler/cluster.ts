@@ -3,9 +3,10 @@
 // to every member's VTEP), and permanent neighbour entries on the bridge for remote addresses (so
 // the bridge answers ARP locally: nothing ARPs across the tunnel, the gateway included). Pure.
 import { clusterOf } from '../events/domain/options.ts';
-import { ownerAlias, vxlanName } from '../events/domain/naming.ts';
+import { ownerAlias, parseOwnerAlias, vxlanName } from '../events/domain/naming.ts';
 import type { ClusterPeers } from '../events/domain/peers.ts';
 import { lookup, type State } from '../events/domain/types.ts';
+import { applyVxlan, observeVxlan, observeVxlanLinks } from '../kernel/index.ts';
 import type { Link } from '../kernel/types.ts';
 import { FLOOD_MAC, type Neigh, type VxlanFdb } from '../kernel/parse-vxlan.ts';
 import type { VxlanChange } from '../kernel/iproute/vxlan.ts';
@@ -93,4 +94,27 @@ export function planVxlans(desired: readonly DesiredVxlan[], actual: VxlanActual
 
 function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Devices of ours whose cluster network is gone: deleted. */
+function orphanVxlans(desired: readonly DesiredVxlan[], links: readonly Link[]): VxlanChange[] {
+  return links
+    .filter((l) => parseOwnerAlias(l.alias)?.kind === 'vxlan' && !desired.some((d) => d.name === l.name))
+    .map((l) => ({ kind: 'vxlan.delete', name: l.name, owner: { networkId: parseOwnerAlias(l.alias)?.id ?? null, endpointId: null }, reason: 'orphan' }));
+}
+
+/**
+ * One pass over the VXLAN objects, after the pass that made the bridges: reads the VXLAN devices,
+ * their FDB and the bridges' neighbours (only when this host has cluster networks, or devices
+ * left over from them), plans, and applies. Returns what it applied; throws what the kernel said.
+ */
+export async function convergeVxlans(state: State, vtep: string, where: { readonly netns?: string } = {}): Promise<VxlanChange[]> {
+  const { links, underlayMtu } = await observeVxlanLinks(vtep, where);
+  const desired = desiredVxlans(state, state.peers ?? {}, { vtep, mtu: underlayMtu ?? 1500 });
+  if (desired.length === 0 && !links.some((l) => parseOwnerAlias(l.alias)?.kind === 'vxlan')) return [];
+  const bridges = new Set(desired.map((d) => d.bridge));
+  const seen = await observeVxlan((dev) => links.some((l) => l.name === dev), (dev) => bridges.has(dev), where);
+  const changes = [...planVxlans(desired, { links, ...seen }), ...orphanVxlans(desired, links)];
+  if (changes.length > 0) await applyVxlan(changes, where);
+  return changes;
 }

@@ -5,6 +5,7 @@ import type { FirewallBackend, Kernel, KernelSnapshot } from '../kernel/types.ts
 import type { DriftKind } from '../kernel/monitor.ts';
 import { describeAction, type Action } from './actions.ts';
 import { afterActions, applyActions, type Failure } from './apply.ts';
+import { convergeVxlans } from './cluster.ts';
 import { ECHO_MS, backoffMs, expectedEchoes, holdFailures, ownerKey, type Conflict, type Held } from './retry.ts';
 import { desiredFromState } from './desired.ts';
 import { describeFailure, failureCode } from './outcome.ts';
@@ -31,6 +32,8 @@ export interface ReconcilerDeps {
   /** Called after every pass that planned something (event recording, metrics). */
   readonly onPass?: (result: PassResult) => void;
   readonly intervalMs: number;
+  /** This host's VTEP once known (cluster networks: their VXLAN objects converge after each pass); null: none. */
+  readonly vtep?: () => string | null;
   /** The firewall backend (`serve --firewall`); the iptables one when not given. */
   readonly firewall?: FirewallBackend;
 }
@@ -40,7 +43,7 @@ export interface ReconcilerDeps {
  * whole kernel: the repair timer, start-up, drift notices, the operator and docker-sync.
  */
 function fromModel(trigger: string): boolean {
-  return trigger.startsWith('NetworkDriver.') || trigger.startsWith('IpamDriver.') || trigger === 'rollback';
+  return trigger.startsWith('NetworkDriver.') || trigger.startsWith('IpamDriver.') || trigger === 'rollback' || trigger === 'cluster';
 }
 
 interface Step {
@@ -240,7 +243,21 @@ export class Reconciler {
     // A conflict is reported as a failure, but the kernel was not asked for anything.
     const refused = done.failures.some((f) => f.action.kind !== 'link.conflict');
     this.model = refused ? null : afterActions(snapshot, done.applied, this.deps.firewall);
+    await this.clusterStep(state);
     return { state, planned, applied: done.applied, failures: [...done.failures, ...held.failures], refused, heldBack: held.skip.size };
+  }
+
+  /** Cluster networks: the VXLAN device, FDB and neighbour entries, after the bridges exist. */
+  private async clusterStep(state: State): Promise<void> {
+    const vtep = this.deps.vtep?.() ?? null;
+    if (vtep === null) return;
+    try {
+      const applied = await convergeVxlans(state, vtep);
+      if (applied.length > 0) this.deps.log.info({ applied: applied.map((c) => `${c.kind} ${'name' in c ? c.name : `${c.dev} ${'mac' in c ? c.mac : c.dst}`}`) }, 'cluster objects converged');
+    } catch (e) {
+      // Retried by the next pass (the timer, or the next intent).
+      this.deps.log.warn({ err: e }, 'cluster objects could not be converged');
+    }
   }
 
   private async pass(trigger: string): Promise<PassResult> {

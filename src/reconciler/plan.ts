@@ -249,6 +249,8 @@ function planOrphanLinks(desired: DesiredState, links: readonly Link[], replaced
   // Ours and not wanted where it is; a foreign link is never an orphan, whatever its name.
   const isOrphan = (l: Link) => {
     const want = wanted.get(l.name);
+    // A cluster network's VXLAN device is wanted or not by the cluster's own planner (cluster.ts).
+    if (parseOwnerAlias(l.alias)?.kind === 'vxlan') return false;
     return isOwnedLink(l) && !(want !== undefined && claim(l, want) === 'ours') && !replaced.has(l.name);
   };
   const orphans = links.filter(isOrphan);

@@ -128,3 +128,44 @@ describe('cluster networks: peers in every host\'s log', () => {
     }
   });
 });
+
+describe('cluster networks: the data path across hosts (VXLAN)', () => {
+  test('containers on three hosts ping each other by address; a container removed on one host leaves the others\' FDB and neighbour tables within 1 s', async () => {
+    await Promise.all(hosts.map((h) => h.docker(['network', 'create', ...CLUSTER('cyan'), '--subnet', '10.245.0.0/24', 'cyan'], { check: true })));
+    const [, , h3] = hosts as [Host, Host, Host];
+    try {
+      await Promise.all(hosts.map((h) => h.docker(['run', '-d', '--name', `c${h.n}`, '--network', 'cyan', TEST_IMAGE, 'sleep', '600'], { check: true })));
+      const addr = async (h: Host) => (await h.docker(['inspect', '-f', '{{.NetworkSettings.Networks.cyan.IPAddress}} {{.NetworkSettings.Networks.cyan.MacAddress}}', `c${h.n}`], { check: true })).stdout.trim().split(' ') as [string, string];
+      const addrs = await Promise.all(hosts.map(addr));
+      for (const [i, h] of hosts.entries()) {
+        for (const [j, [ip]] of addrs.entries()) {
+          if (i === j) continue;
+          // The peer's FDB entry arrives through NATS: give it a moment, then one ping must pass.
+          await waitFor(async () => (await h.docker(['exec', `c${h.n}`, 'ping', '-c', '1', '-W', '1', ip])).exitCode === 0, {
+            timeoutMs: 15_000,
+            intervalMs: 200,
+            what: `c${h.n} on ${h.name} to reach ${ip} on h${j + 1}`,
+          });
+        }
+      }
+      const [ip3, mac3] = addrs[2] as [string, string];
+      const tables = async (h: Host) => `${(await h.exec('bridge', ['fdb', 'show'])).stdout}\n${(await h.exec('ip', ['neigh', 'show'])).stdout}`;
+      for (const h of hosts.slice(0, 2)) {
+        const t = await tables(h);
+        assert.match(t, new RegExp(`${mac3} dev lnx-\\S+ dst ${h3.underlay}`), `${h.name}'s FDB sends c3's MAC to h3's VTEP`);
+        assert.match(t, new RegExp(`${ip3.replace(/\./g, '\\.')} dev \\S+ lladdr ${mac3} PERMANENT`), `${h.name} answers ARP for c3 locally`);
+      }
+      await h3.docker(['rm', '-f', 'c3'], { check: true });
+      const t0 = Date.now();
+      for (const h of hosts.slice(0, 2)) {
+        await waitFor(async () => !(await tables(h)).includes(mac3), { timeoutMs: 1_000, intervalMs: 20, what: `c3's MAC gone from ${h.name}'s FDB and neighbours` });
+      }
+      assert.ok(Date.now() - t0 < 1_000);
+      // The other two still reach each other.
+      assert.equal((await (hosts[0] as Host).docker(['exec', 'c1', 'ping', '-c', '1', '-W', '2', (addrs[1] as [string, string])[0]])).exitCode, 0);
+    } finally {
+      await Promise.all(hosts.map((h) => h.docker(['rm', '-f', `c${h.n}`])));
+      for (const h of hosts) await h.docker(['network', 'rm', 'cyan']);
+    }
+  });
+});

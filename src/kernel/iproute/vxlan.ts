@@ -24,7 +24,9 @@ export type VxlanChange =
   | (Base & { readonly kind: 'fdb.add'; readonly dev: string; readonly mac: string; readonly dst: string | null })
   | (Base & { readonly kind: 'fdb.del'; readonly dev: string; readonly mac: string; readonly dst: string | null })
   | (Base & { readonly kind: 'neigh.set'; readonly dev: string; readonly dst: string; readonly lladdr: string })
-  | (Base & { readonly kind: 'neigh.del'; readonly dev: string; readonly dst: string });
+  | (Base & { readonly kind: 'neigh.del'; readonly dev: string; readonly dst: string })
+  /** A device of ours no cluster network wants any more. */
+  | (Base & { readonly kind: 'vxlan.delete'; readonly name: string });
 
 /** VXLAN's IANA port. */
 const VXLAN_PORT = 4789;
@@ -41,6 +43,8 @@ export function vxlanIpLines(c: VxlanChange): string[] {
       return [`neigh replace ${c.dst} lladdr ${c.lladdr} dev ${c.dev} nud permanent`];
     case 'neigh.del':
       return [`neigh del ${c.dst} dev ${c.dev}`];
+    case 'vxlan.delete':
+      return [`link del dev ${c.name}`];
     default:
       return [];
   }
