@@ -24,6 +24,8 @@ function num(x: number, unit: Measurement['unit']): string {
 }
 
 const met = (m: boolean): string => (m ? 'met' : '**missed**');
+/** Three decimals: a ratio of 0.604 against a target of 0.6 must not read as 0.60. */
+const value = (x: number): string => x.toFixed(3);
 const when = (r: RowRecord): string => `${r.ranAt.slice(0, 16).replace('T', ' ')} UTC`;
 const cell = (s: string): string => s.replace(/\|/g, '\\|');
 
@@ -34,7 +36,7 @@ export function renderRow(r: BenchResult): string[] {
     lines.push(`| ${cell(m.what)} | ${m.unit} | ${num(m.median, m.unit)} | ${range.join(' | ')} | ${m.n} |`);
   }
   lines.push('', '| target | value | |', '|---|---:|---|');
-  for (const v of r.verdicts) lines.push(`| ${cell(v.target)} | ${v.value.toFixed(2)} | ${met(v.met)} |`);
+  for (const v of r.verdicts) lines.push(`| ${cell(v.target)} | ${value(v.value)} | ${met(v.met)} |`);
   for (const n of r.notes) lines.push('', n);
   return lines;
 }
@@ -52,7 +54,7 @@ export function renderBlock(rows: Readonly<Record<string, RowRecord>>): string {
   ];
   for (const [, rec] of entries) {
     const row = rec.result.row.split(' ')[0] ?? '';
-    for (const v of rec.result.verdicts) out.push(`| ${row} | ${cell(v.target)} | ${v.value.toFixed(2)} | ${met(v.met)} | ${when(rec)} |`);
+    for (const v of rec.result.verdicts) out.push(`| ${row} | ${cell(v.target)} | ${value(v.value)} | ${met(v.met)} | ${when(rec)} |`);
   }
   for (const [id, rec] of entries) {
     const [row, ...title] = rec.result.row.split(' ');

@@ -30,7 +30,7 @@ test('a run replaces only the generated block: the text around it stays', () => 
   assert.ok(out.startsWith('# Benchmarks\n\nintro\n\n<!-- bench:begin -->\n'));
   assert.ok(out.endsWith(`${END}\n\n## History\n\nhand-written\n`));
   assert.ok(!out.includes('\nold\n'));
-  assert.match(out, /\| 3 \| ledgernet ≤ 0\.9 × bridge \| 1\.11 \| \*\*missed\*\* \| 2026-11-30 12:53 UTC \|/);
+  assert.match(out, /\| 3 \| ledgernet ≤ 0\.9 × bridge \| 1\.114 \| \*\*missed\*\* \| 2026-11-30 12:53 UTC \|/);
   assert.match(out, /### Row 3: 100 containers started/);
   assert.match(out, /\| start, bridge \| ms \| 100\.0 \| 90\.0 \| 120\.0 \| 3 \|/);
   // A one-number ratio shows no range; a pipe in a cell is escaped.
