@@ -7,6 +7,7 @@ const layers = {
   'src/events/domain/': [ERR],
   'src/events/log/': [ERR, '^src/events/domain/'],
   'src/events/audit/': [ERR, '^src/events/domain/', '^src/events/log/'],
+  'src/events/cluster/': [ERR, '^src/events/domain/'],
   'src/reconciler/': [ERR, '^src/events/domain/', '^src/kernel/'],
   'src/api/': [ERR, '^src/events/', '^src/reconciler/'],
   'src/supervisor/': [ERR, '^src/operator/socket\\.ts$'],

@@ -1,7 +1,6 @@
 // Composition root of `ledgernet serve`: the only place that creates the logger, the fastify
 // servers and the real kernel, and wires the layers together.
 import { readFile, unlink } from 'node:fs/promises';
-import { basename } from 'node:path';
 import type { NatsConnection, NodeConnectionOptions } from '@nats-io/transport-node';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -16,9 +15,8 @@ import type { FirewallBackend, Kernel } from './kernel/index.ts';
 import { OutcomeRecorder, Reconciler, isOwnedLink, markLost } from './reconciler/index.ts';
 import type { Metrics } from './operator/metrics.ts';
 import { controlPeerCheck, listenPrivately, prepareSocketPath } from './operator/socket.ts';
-import { DockerApi } from './operator/docker-api.ts';
 import { recordFirewall, resolveFirewall, switchableFirewall } from './operator/firewall-choice.ts';
-import { DockerSync } from './operator/docker-sync.ts';
+import { followDockerFirewall, startDockerSync } from './operator/docker-background.ts';
 import { startCluster, type Cluster } from './operator/cluster.ts';
 import type { ClusterPort } from './events/index.ts';
 
@@ -254,67 +252,6 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
     throw e;
   }
   return { stop: stopAll };
-}
-
-/** With `--firewall auto` and Docker not up yet: ask it again until it answers, then switch if it says otherwise. */
-function followDockerFirewall(cfg: ServeConfig, firewall: ReturnType<typeof switchableFirewall>, reconciler: Reconciler, log: Logger): Cleanup {
-  let timer: NodeJS.Timeout | undefined;
-  let stopped = false;
-  const ask = async () => {
-    const next = await resolveFirewall('auto', cfg.dockerSocket, cfg.stateDir);
-    if (stopped) return;
-    if (next.unsure) {
-      timer = setTimeout(() => void ask(), 2_000);
-      return;
-    }
-    if (next.backend.name === firewall.name) return;
-    log.info({ firewall: next.backend.name, why: next.why }, `firewall backend: switching to ${next.backend.name}`);
-    firewall.use(next.backend);
-    await recordFirewall(cfg.stateDir, next.backend);
-    await reconciler.requestPass('firewall').catch((e: unknown) => log.error({ err: e }, 'reconcile after switching the firewall backend failed'));
-  };
-  timer = setTimeout(() => void ask(), 2_000);
-  return async () => {
-    stopped = true;
-    clearTimeout(timer);
-  };
-}
-
-/** Docker is asked at start and on every repair tick; a network must be missing this long. */
-const DOCKER_CONFIRM_MS = 2_000;
-
-/**
- * Asks Docker's API, in the background, for networks removed and restart-policy containers given
- * up on while ledgernet was down (src/docker-sync.ts). Returns the step that stops it.
- */
-function startDockerSync(cfg: ServeConfig, store: EventStore, reconciler: Reconciler, log: Logger): () => Promise<void> {
-  const sync = new DockerSync({
-    api: new DockerApi(cfg.dockerSocket ?? undefined),
-    getState: () => store.state,
-    driverName: basename(cfg.socket, '.sock'),
-    // A collected network's kernel objects go in the pass right after.
-    execute: async (cmd) => {
-      const events = await store.execute(cmd);
-      if (events.length > 0) await reconciler.requestPass('docker-sync');
-      return events;
-    },
-    log: log.child({ component: 'docker-sync' }),
-    confirmMs: DOCKER_CONFIRM_MS,
-  });
-  let stopped = false;
-  let timer: NodeJS.Timeout | undefined;
-  // At start, then after the confirmation delay (so a network removed while ledgernet was down
-  // goes within seconds), then on the repair timer; --reconcile-interval 0 asks only at start.
-  const tick = async (delayMs: number | null) => {
-    await sync.sync();
-    if (!stopped && delayMs !== null) timer = setTimeout(() => void tick(cfg.reconcileIntervalS > 0 ? cfg.reconcileIntervalS * 1000 : null), delayMs);
-  };
-  void tick(DOCKER_CONFIRM_MS);
-  return async () => {
-    stopped = true;
-    clearTimeout(timer);
-    await sync.idle();
-  };
 }
 
 /** Cluster networks need NATS: the cluster port connects on first use (src/operator/cluster.ts). */

@@ -1,0 +1,74 @@
+// The daemon's background helpers that talk to Docker's API: following Docker's firewall backend
+// (`--firewall auto` while Docker is not up yet) and docker-sync (networks removed and
+// restart-policy containers given up on while ledgernet was down). Wired by main.ts.
+import { basename } from 'node:path';
+import type { Logger } from 'pino';
+import type { ServeConfig } from '../config.ts';
+import type { EventStore } from '../events/index.ts';
+import type { Reconciler } from '../reconciler/index.ts';
+import { DockerApi } from './docker-api.ts';
+import { DockerSync } from './docker-sync.ts';
+import { recordFirewall, resolveFirewall, type switchableFirewall } from './firewall-choice.ts';
+
+type Cleanup = () => Promise<void>;
+
+/** With `--firewall auto` and Docker not up yet: ask it again until it answers, then switch if it says otherwise. */
+export function followDockerFirewall(cfg: ServeConfig, firewall: ReturnType<typeof switchableFirewall>, reconciler: Reconciler, log: Logger): Cleanup {
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const ask = async () => {
+    const next = await resolveFirewall('auto', cfg.dockerSocket, cfg.stateDir);
+    if (stopped) return;
+    if (next.unsure) {
+      timer = setTimeout(() => void ask(), 2_000);
+      return;
+    }
+    if (next.backend.name === firewall.name) return;
+    log.info({ firewall: next.backend.name, why: next.why }, `firewall backend: switching to ${next.backend.name}`);
+    firewall.use(next.backend);
+    await recordFirewall(cfg.stateDir, next.backend);
+    await reconciler.requestPass('firewall').catch((e: unknown) => log.error({ err: e }, 'reconcile after switching the firewall backend failed'));
+  };
+  timer = setTimeout(() => void ask(), 2_000);
+  return async () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
+}
+
+/** Docker is asked at start and on every repair tick; a network must be missing this long. */
+const DOCKER_CONFIRM_MS = 2_000;
+
+/**
+ * Asks Docker's API, in the background, for networks removed and restart-policy containers given
+ * up on while ledgernet was down (src/docker-sync.ts). Returns the step that stops it.
+ */
+export function startDockerSync(cfg: ServeConfig, store: EventStore, reconciler: Reconciler, log: Logger): () => Promise<void> {
+  const sync = new DockerSync({
+    api: new DockerApi(cfg.dockerSocket ?? undefined),
+    getState: () => store.state,
+    driverName: basename(cfg.socket, '.sock'),
+    // A collected network's kernel objects go in the pass right after.
+    execute: async (cmd) => {
+      const events = await store.execute(cmd);
+      if (events.length > 0) await reconciler.requestPass('docker-sync');
+      return events;
+    },
+    log: log.child({ component: 'docker-sync' }),
+    confirmMs: DOCKER_CONFIRM_MS,
+  });
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  // At start, then after the confirmation delay (so a network removed while ledgernet was down
+  // goes within seconds), then on the repair timer; --reconcile-interval 0 asks only at start.
+  const tick = async (delayMs: number | null) => {
+    await sync.sync();
+    if (!stopped && delayMs !== null) timer = setTimeout(() => void tick(cfg.reconcileIntervalS > 0 ? cfg.reconcileIntervalS * 1000 : null), delayMs);
+  };
+  void tick(DOCKER_CONFIRM_MS);
+  return async () => {
+    stopped = true;
+    clearTimeout(timer);
+    await sync.idle();
+  };
+}
