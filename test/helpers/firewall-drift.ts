@@ -12,7 +12,9 @@ export async function iptablesDrift(): Promise<RegExp[]> {
   await ipt('-t', 'nat', '-R', 'LEDGERNET-POSTROUTING', '1', '-s', '10.231.114.0/24', '-j', 'ACCEPT');
   await ipt('-t', 'nat', '-D', 'PREROUTING', '-m', 'addrtype', '--dst-type', 'LOCAL', '-m', 'comment', '--comment', 'ledgernet:hook', '-j', 'LEDGERNET-DNAT');
   await ipt('-D', 'FORWARD', '-m', 'comment', '--comment', 'ledgernet:hook', '-j', 'LEDGERNET-FORWARD');
-  await ipt('-I', 'FORWARD', '4', '-m', 'comment', '--comment', 'ledgernet:hook', '-j', 'LEDGERNET-FORWARD');
+  // Moved to the end, behind Docker's own accepts (a fixed position can land right after a second
+  // `-j DOCKER-USER`, which some dockerd restarts leave behind, and be well placed there).
+  await ipt('-A', 'FORWARD', '-m', 'comment', '--comment', 'ledgernet:hook', '-j', 'LEDGERNET-FORWARD');
   return [
     /~ chain\.write filter\/LEDGERNET-FORWARD \(drifted/,
     /~ chain\.write filter\/LEDGERNET-INPUT \(drifted/,
