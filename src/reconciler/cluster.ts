@@ -108,7 +108,11 @@ function orphanVxlans(desired: readonly DesiredVxlan[], links: readonly Link[]):
  * their FDB and the bridges' neighbours (only when this host has cluster networks, or devices
  * left over from them), plans, and applies. Returns what it applied; throws what the kernel said.
  */
-export async function convergeVxlans(state: State, vtep: string, where: { readonly netns?: string } = {}): Promise<VxlanChange[]> {
+export async function convergeVxlans(state: State, vtep: string, known: readonly Link[], where: { readonly netns?: string } = {}): Promise<VxlanChange[]> {
+  // A host with no cluster network and no device left over from one (in `known`, the links the
+  // pass planned against) spawns nothing: this runs after every pass, Docker's included.
+  const clustered = Object.values(state.networks).some((n) => clusterOf(n.options) !== null);
+  if (!clustered && !known.some((l) => parseOwnerAlias(l.alias)?.kind === 'vxlan')) return [];
   const { links, underlayMtu } = await observeVxlanLinks(vtep, where);
   const desired = desiredVxlans(state, state.peers ?? {}, { vtep, mtu: underlayMtu ?? 1500 });
   if (desired.length === 0 && !links.some((l) => parseOwnerAlias(l.alias)?.kind === 'vxlan')) return [];

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { isRetryable } from '../errors.ts';
 import type { State } from '../events/domain/types.ts';
-import type { FirewallBackend, Kernel, KernelSnapshot } from '../kernel/types.ts';
+import type { FirewallBackend, Kernel, KernelSnapshot, Link } from '../kernel/types.ts';
 import type { DriftKind } from '../kernel/monitor.ts';
 import { describeAction, type Action } from './actions.ts';
 import { afterActions, applyActions, type Failure } from './apply.ts';
@@ -243,16 +243,16 @@ export class Reconciler {
     // A conflict is reported as a failure, but the kernel was not asked for anything.
     const refused = done.failures.some((f) => f.action.kind !== 'link.conflict');
     this.model = refused ? null : afterActions(snapshot, done.applied, this.deps.firewall);
-    await this.clusterStep(state);
+    await this.clusterStep(state, snapshot.links);
     return { state, planned, applied: done.applied, failures: [...done.failures, ...held.failures], refused, heldBack: held.skip.size };
   }
 
   /** Cluster networks: the VXLAN device, FDB and neighbour entries, after the bridges exist. */
-  private async clusterStep(state: State): Promise<void> {
+  private async clusterStep(state: State, known: readonly Link[]): Promise<void> {
     const vtep = this.deps.vtep?.() ?? null;
     if (vtep === null) return;
     try {
-      const applied = await convergeVxlans(state, vtep);
+      const applied = await convergeVxlans(state, vtep, known);
       if (applied.length > 0) this.deps.log.info({ applied: applied.map((c) => `${c.kind} ${'name' in c ? c.name : `${c.dev} ${'mac' in c ? c.mac : c.dst}`}`) }, 'cluster objects converged');
     } catch (e) {
       // Retried by the next pass (the timer, or the next intent).
