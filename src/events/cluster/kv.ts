@@ -110,6 +110,18 @@ export class ClusterKv {
     return { stop: () => it.stop() };
   }
 
+  /** Every host record of the bucket (`hosts.<host>`): its VTEP and when it last wrote it. */
+  async hosts(): Promise<ClusterHost[]> {
+    const out: ClusterHost[] = [];
+    for await (const k of await this.kv.keys('hosts.*')) {
+      const e = await this.kv.get(k);
+      if (e?.operation !== 'PUT') continue;
+      const h = hostOf(k.slice('hosts.'.length), e.string());
+      if (h) out.push(h);
+    }
+    return out.sort((a, b) => (a.host < b.host ? -1 : a.host > b.host ? 1 : 0));
+  }
+
   private async getNetwork(name: string): Promise<ClusterNetwork | null> {
     const e = await this.kv.get(`networks.${name}`);
     return e && e.operation === 'PUT' ? (e.json<ClusterNetwork>()) : null;
@@ -184,6 +196,23 @@ export function lazyCluster(open: () => Promise<ClusterKv>): ClusterPort & { kv(
     claimBlock: async (net, owned) => (await get()).claimBlock(net, owned),
     kv: get,
   };
+}
+
+/** A host as its record in the bucket says: `lastSeen` is the record's `at` (null when it has none). */
+export interface ClusterHost {
+  readonly host: string;
+  readonly vtep: string | null;
+  readonly lastSeen: string | null;
+}
+
+function hostOf(host: string, value: string): ClusterHost | null {
+  try {
+    const v = JSON.parse(value) as Record<string, unknown>;
+    const str = (k: string) => (typeof v[k] === 'string' ? (v[k] as string) : null);
+    return { host, vtep: str('vtep'), lastSeen: str('at') };
+  } catch {
+    return null;
+  }
 }
 
 /** A member or endpoint key of the bucket as a peer change; null for other keys or bad values. */
