@@ -1,13 +1,12 @@
 import type { Logger } from 'pino';
 import { isRetryable } from '../errors.ts';
 import type { State } from '../events/domain/types.ts';
-import type { FirewallBackend, Kernel, KernelSnapshot, Link } from '../kernel/types.ts';
+import type { FirewallBackend, Kernel, KernelSnapshot } from '../kernel/types.ts';
 import type { DriftKind } from '../kernel/monitor.ts';
 import { describeAction, type Action } from './actions.ts';
 import { afterActions, applyActions, type Failure } from './apply.ts';
-import { convergeVxlans, holdsVxlan } from './cluster.ts';
+import { ClusterStep } from './cluster-step.ts';
 import type { VxlanChange } from '../kernel/index.ts';
-import { describeItem } from './render.ts';
 import { ECHO_MS, backoffMs, expectedEchoes, holdFailures, ownerKey, type Conflict, type Held } from './retry.ts';
 import { desiredFromState } from './desired.ts';
 import { describeFailure, failureCode } from './outcome.ts';
@@ -90,17 +89,14 @@ export class Reconciler {
    * a pass whose apply failed (the kernel then holds what no model predicts).
    */
   private model: KernelSnapshot | null = null;
-  /**
-   * A VXLAN device of ours may exist that the model does not show (the cluster step makes them
-   * outside the model): the cluster step then looks, so a removed network's device goes in the
-   * DeleteNetwork pass rather than at the next full read.
-   */
-  private vxlanDevices = false;
+  /** Cluster networks: their VXLAN objects converge after each pass. */
+  private readonly clusterStep: ClusterStep;
   /** Passes that read the whole kernel, and passes that planned against the model (metrics, tests). */
   readonly reads = { full: 0, model: 0 };
 
   constructor(deps: ReconcilerDeps) {
     this.deps = deps;
+    this.clusterStep = new ClusterStep(() => deps.vtep?.() ?? null, deps.log);
   }
 
   /**
@@ -254,25 +250,8 @@ export class Reconciler {
     // A conflict is reported as a failure, but the kernel was not asked for anything.
     const refused = done.failures.some((f) => f.action.kind !== 'link.conflict');
     this.model = refused ? null : afterActions(snapshot, done.applied, this.deps.firewall);
-    const cluster = await this.clusterStep(trigger, state, snapshot.links);
+    const cluster = await this.clusterStep.run(trigger, state, snapshot.links);
     return { state, planned, applied: done.applied, failures: [...done.failures, ...held.failures], refused, heldBack: held.skip.size, cluster };
-  }
-
-  /** Cluster networks: the VXLAN device, FDB and neighbour entries, after the bridges exist. Returns what it applied. */
-  private async clusterStep(trigger: string, state: State, known: readonly Link[]): Promise<readonly VxlanChange[]> {
-    const vtep = this.deps.vtep?.() ?? null;
-    if (vtep === null) return [];
-    try {
-      const r = await convergeVxlans(state, vtep, this.vxlanDevices || holdsVxlan(known));
-      this.vxlanDevices = r.devices > 0;
-      if (r.applied.length > 0) this.deps.log.info({ trigger, applied: r.applied.map(describeItem) }, 'cluster objects converged');
-      return r.applied;
-    } catch (e) {
-      // Retried by the next pass (the timer, or the next intent); a device may be left over.
-      this.vxlanDevices = true;
-      this.deps.log.warn({ err: e }, 'cluster objects could not be converged');
-      return [];
-    }
   }
 
   private async pass(trigger: string): Promise<PassResult> {
