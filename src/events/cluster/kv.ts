@@ -141,11 +141,20 @@ export class ClusterKv {
     return won;
   }
 
+  /**
+   * Subnets of cluster networks, and subnets claimed (`subnets.*`) by a host that then lost the
+   * race for the network's name: the claim stays, so a proposal must avoid it too.
+   */
   private async takenSubnets(): Promise<string[]> {
     const out: string[] = [];
     for await (const k of await this.kv.keys('networks.*')) {
       const e = await this.kv.get(k);
       if (e && e.operation === 'PUT') out.push(e.json<ClusterNetwork>().subnet);
+    }
+    for await (const k of await this.kv.keys('subnets.*')) {
+      // IPv4 only (cluster networks are): 10_240_1_0_24 is 10.240.1.0/24.
+      const m = /^subnets\.(\d+)_(\d+)_(\d+)_(\d+)_(\d+)$/.exec(k);
+      if (m) out.push(`${m[1]}.${m[2]}.${m[3]}.${m[4]}/${m[5]}`);
     }
     return out;
   }
