@@ -140,6 +140,7 @@ interface Parts {
   readonly outbox: Outbox | null;
   readonly metrics: Metrics | null;
   readonly cluster?: ClusterPort | undefined;
+  readonly clusterView?: (() => Promise<unknown>) | undefined;
 }
 
 /** The plugin socket Docker calls, then the control socket of the CLI; each cleanup goes to `add` once it listens. */
@@ -164,6 +165,7 @@ async function listen(cfg: ServeConfig, p: Parts, log: Logger, add: (c: Cleanup)
     reconciler: p.reconciler,
     info: { pid: process.pid, host: cfg.host, socket: cfg.socket, stateDir: cfg.stateDir, startedAt: new Date().toISOString() },
     audit: () => p.outbox?.stats() ?? null,
+    ...(p.clusterView ? { cluster: p.clusterView } : {}),
     authorize: controlPeerCheck(ctlPath),
   });
   add(await listenOn(control, ctlPath, 0o600));
@@ -238,7 +240,7 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
     add(() => reconciler.stop());
     // A remote endpoint or member came or went: its FDB and neighbour entries converge now.
     if (cluster) store.onEvents((evs) => void (evs.some((e) => e.type.startsWith('peer.')) && reconciler.requestPass('cluster').catch((e: unknown) => log.warn({ err: e }, 'cluster pass failed'))));
-    await listen(cfg, { store, kernel, reconciler, outbox, metrics, cluster: cluster?.port }, log, add);
+    await listen(cfg, { store, kernel, reconciler, outbox, metrics, cluster: cluster?.port, clusterView: cluster?.view }, log, add);
     add(await startMetrics(cfg, store, metrics, log));
     cluster?.start(store);
     // Crash recovery and garbage collection: converge what the log says with what the kernel holds.
@@ -259,7 +261,7 @@ function clusterOf(cfg: ServeConfig, log: Logger): Cluster | null {
   const nats = cfg.nats;
   if (!nats) return null;
   const connect = () => connectNats(nats, { name: `ledgernet ${cfg.host} cluster`, persistent: true });
-  return startCluster({ nats, host: cfg.host, vtep: cfg.vtep, connect, log: log.child({ component: 'cluster' }) });
+  return startCluster({ nats, host: cfg.host, vtep: cfg.vtep, stateDir: cfg.stateDir, connect, log: log.child({ component: 'cluster' }) });
 }
 
 /** The host as the api sees it: read through the kernel, so the api never imports it. */

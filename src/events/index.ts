@@ -20,6 +20,6 @@ export { Outbox, type OutboxStats } from './audit/outbox.ts';
 export { readCursor, writeCursor, CURSOR_FILE, type Cursor } from './audit/cursor.ts';
 export { releaseCommand } from './domain/release.ts';
 export { poolUsage, type PoolUsage } from './domain/pool-usage.ts';
-export { ClusterKv, lazyCluster } from './cluster/kv.ts';
+export { ClusterKv, lazyCluster, type ClusterHost } from './cluster/kv.ts';
 export { syncCluster } from './cluster/sync.ts';
 export type { ClusterPort } from './domain/cluster.ts';

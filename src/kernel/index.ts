@@ -39,6 +39,6 @@ export { parseSysctl } from './parse-sysctl.ts';
 export { parseIngressRedirects, parseQdiscs, parseTcBatchErrors } from './parse-tc.ts';
 export { driftNotice, type DriftKind, type OwnedLinks } from './monitor.ts';
 export { routeSource } from './route-source.ts';
-export { applyVxlan, observeVxlan, observeVxlanLinks } from './vxlan.ts';
-export type { VxlanChange } from './iproute/vxlan.ts';
+export { applyVxlan, observeVxlan, observeVxlanLinks, underlayMtu } from './vxlan.ts';
+export { isVxlanChange, vxlanKey, type VxlanChange } from './iproute/vxlan.ts';
 export type { Neigh, VxlanFdb } from './parse-vxlan.ts';

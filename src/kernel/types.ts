@@ -183,6 +183,8 @@ export interface FirewallPolicy {
   /** The comment tag of every rule of ours (`ledgernet:`): the backend marks and finds its own rules by it. */
   readonly ownerTag: string;
   readonly networks: readonly FirewallNetworkPolicy[];
+  /** The other VTEPs of this host's cluster networks: their VXLAN (UDP 4789) is accepted in INPUT. Absent: none. */
+  readonly vxlanPeers?: readonly string[];
 }
 
 export interface FirewallNetworkPolicy {

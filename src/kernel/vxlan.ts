@@ -34,19 +34,23 @@ export async function observeVxlan(
 
 /** The VXLAN devices, and the MTU of the link that holds `address` (the underlay), null when none does. */
 export async function observeVxlanLinks(address: string, where: Where = {}): Promise<{ links: Link[]; underlayMtu: number | null }> {
-  const [links, route] = await Promise.all([
-    run(where, 'ip', ['-j', '-d', 'link', 'show', 'type', 'vxlan']),
-    run(where, 'ip', ['-j', 'addr', 'show', 'to', `${address}/32`]),
-  ]);
-  const dev = (JSON.parse(route || '[]') as { ifname?: string; mtu?: number }[])[0];
-  return { links: parseLinks(links || '[]'), underlayMtu: dev?.mtu ?? null };
+  const [links, underlay] = await Promise.all([run(where, 'ip', ['-j', '-d', 'link', 'show', 'type', 'vxlan']), underlayMtu(address, where)]);
+  return { links: parseLinks(links || '[]'), underlayMtu: underlay };
+}
+
+/** The MTU of the link that holds `address` (the underlay); null when no link does. */
+export async function underlayMtu(address: string, where: Where = {}): Promise<number | null> {
+  const out = await run(where, 'ip', ['-j', 'addr', 'show', 'to', `${address}/32`]);
+  const dev = (JSON.parse(out || '[]') as { ifname?: string; mtu?: number }[])[0];
+  return dev?.mtu ?? null;
 }
 
 /** Applies the changes in three batches; `-force` goes on past a failed line, the exit code says one failed. */
 export async function applyVxlan(changes: readonly VxlanChange[], where: Where = {}): Promise<void> {
-  const devices = changes.filter((c) => c.kind === 'vxlan.create').flatMap(vxlanIpLines);
+  const isDevice = (c: VxlanChange) => c.kind === 'vxlan.create' || c.kind === 'vxlan.set';
+  const devices = changes.filter(isDevice).flatMap(vxlanIpLines);
   const fdb = changes.flatMap(vxlanFdbLines);
-  const neighs = changes.filter((c) => c.kind !== 'vxlan.create' && c.kind !== 'vxlan.delete').flatMap(vxlanIpLines);
+  const neighs = changes.filter((c) => !isDevice(c) && c.kind !== 'vxlan.delete').flatMap(vxlanIpLines);
   const gone = changes.filter((c) => c.kind === 'vxlan.delete').flatMap(vxlanIpLines);
   if (devices.length > 0) await run(where, 'ip', ['-force', '-batch', '-'], `${devices.join('\n')}\n`);
   if (fdb.length > 0) await run(where, 'bridge', ['-force', '-batch', '-'], `${fdb.join('\n')}\n`);

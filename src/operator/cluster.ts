@@ -1,11 +1,15 @@
 // Wires the cluster's coordination for serve: this host's VTEP (given, or its source address
 // towards the first NATS server) and a lazily connected KV bucket on the --nats servers.
 import { lookup as dnsLookup } from 'node:dns/promises';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { resolveNats, type NatsConfig } from '../config.ts';
-import { ClusterKv, lazyCluster, syncCluster, type ClusterPort } from '../events/index.ts';
-import { routeSource } from '../kernel/index.ts';
+import { VXLAN_OVERHEAD } from '../events/domain/cluster.ts';
+import { ClusterKv, lazyCluster, syncCluster, type ClusterHost, type ClusterPort, type State } from '../events/index.ts';
+import { routeSource, underlayMtu, type VxlanChange } from '../kernel/index.ts';
+import { planClusterObjects } from '../reconciler/index.ts';
 
 /** The host part of a NATS server (`nats://h:4222`, `h:4222`, `[fd00::1]:4222`). */
 export function natsHostOf(server: string): string {
@@ -22,8 +26,37 @@ async function resolveVtep(nats: NatsConfig, vtep: string | null): Promise<strin
   return routeSource(address);
 }
 
+/** serve records its VTEP here once resolved, so `reconcile --dry-run` and `status` plan the VXLAN objects alone. */
+const VTEP_RECORD = 'vtep';
+
+/** The VTEP the daemon recorded in `stateDir`, or null (never resolved: no cluster network yet). */
+export async function recordedVtep(stateDir: string): Promise<string | null> {
+  const text = await readFile(join(stateDir, VTEP_RECORD), 'utf8').catch(() => '');
+  return text.trim() || null;
+}
+
+/** The VXLAN part of `reconcile --dry-run` and `status`, planned against the VTEP serve recorded (none before it did). */
+export async function clusterPlan(state: State, stateDir: string): Promise<VxlanChange[]> {
+  const vtep = await recordedVtep(stateDir);
+  return vtep === null ? [] : (await planClusterObjects(state, vtep, true)).changes;
+}
+
+/** `status`'s view of the cluster from the daemon: this host, and every host the bucket knows. */
+export interface ClusterView {
+  readonly host: string;
+  readonly vtep: string | null;
+  /** Null when the bucket could not be read (`error` says why). */
+  readonly hosts: readonly ClusterHost[] | null;
+  readonly error: string | null;
+}
+
+/** How long `status` waits for the bucket. */
+const STATUS_TIMEOUT_MS = 2_000;
+
 export interface Cluster {
   readonly port: ClusterPort;
+  /** The hosts the bucket knows (asked now, for `status`). */
+  view(): Promise<ClusterView>;
   /** This host's VTEP once resolved (on joining), else null. */
   vtep(): string | null;
   /** Keeps the log and the bucket in step (src/events/cluster/sync.ts), connecting in the background until NATS answers. */
@@ -35,17 +68,39 @@ export interface Cluster {
 const RETRY_MS = 5_000;
 
 /** The cluster port of serve; nothing connects until a cluster network is created or used. */
-export function startCluster(o: { nats: NatsConfig; host: string; vtep: string | null; connect: () => Promise<NatsConnection>; log: Logger }): Cluster {
+export function startCluster(o: { nats: NatsConfig; host: string; vtep: string | null; stateDir: string; connect: () => Promise<NatsConnection>; log: Logger }): Cluster {
   let nc: NatsConnection | null = null;
   let resolved: string | null = o.vtep;
-  const port = lazyCluster(async () => {
+  const lazy = lazyCluster(async () => {
     const vtep = await resolveVtep(o.nats, o.vtep);
     resolved = vtep;
+    await writeFile(join(o.stateDir, VTEP_RECORD), `${vtep}\n`, { mode: 0o600 });
     nc ??= await o.connect();
     const kv = await ClusterKv.open(nc, { host: o.host, vtep, replicas: resolveNats(o.nats).servers.length });
     o.log.info({ host: o.host, vtep }, 'joined the cluster (KV bucket ledgernet-cluster)');
     return kv;
   });
+  const port: ClusterPort & { kv(): Promise<ClusterKv> } = {
+    ...lazy,
+    vxlanMtu: async () => {
+      const mtu = await underlayMtu(resolved ?? (await resolveVtep(o.nats, o.vtep)));
+      return mtu === null ? null : mtu - VXLAN_OVERHEAD;
+    },
+  };
+  const view = async (): Promise<ClusterView> => {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer from the KV bucket within ${STATUS_TIMEOUT_MS / 1000} s`)), STATUS_TIMEOUT_MS);
+    });
+    try {
+      const hosts = await Promise.race([port.kv().then((kv) => kv.hosts()), late]);
+      return { host: o.host, vtep: resolved, hosts, error: null };
+    } catch (e) {
+      return { host: o.host, vtep: resolved, hosts: null, error: e instanceof Error ? e.message : String(e) };
+    } finally {
+      clearTimeout(timer);
+    }
+  };
   let stopped = false;
   let sync: { stop(): void } | null = null;
   let timer: NodeJS.Timeout | undefined;
@@ -65,6 +120,7 @@ export function startCluster(o: { nats: NatsConfig; host: string; vtep: string |
   };
   return {
     port,
+    view,
     vtep: () => resolved,
     start,
     stop: async () => {

@@ -9,10 +9,13 @@ import type { ScanEnd } from '../events/log/framing.ts';
 import { DriverError } from '../errors.ts';
 import { createKernel } from '../kernel/index.ts';
 import type { KernelSnapshot } from '../kernel/types.ts';
-import { desiredFromState, plan, planJson, Reconciler, renderPlan, type Action, type PassResult, describeAction, describeFailure, markLost, OutcomeRecorder } from '../reconciler/index.ts';
+import { desiredFromState, plan, planJson, Reconciler, renderPlan, type Action, type PassResult, type PlanItem, describeAction, describeItem, describeFailure, markLost, OutcomeRecorder } from '../reconciler/index.ts';
 import { defaultHost } from '../config.ts';
 import { DEFAULT_DOCKER_SOCKET } from './docker-api.ts';
 import { firewallForCli } from './firewall-choice.ts';
+import { table } from './table.ts';
+import { clusterPlan, recordedVtep, type ClusterView } from './cluster.ts';
+import { clusterStatus, clusterTables } from './cluster-status.ts';
 
 const out = (s: string) => process.stdout.write(s);
 
@@ -27,7 +30,8 @@ const cliFirewall = (stateDir: string, flag?: string) => firewallForCli(stateDir
 export async function runReconcile(o: { stateDir: string; dryRun: boolean; json: boolean; firewall?: string | undefined }): Promise<number> {
   if (o.dryRun) {
     const state = await loadState(o.stateDir);
-    const actions = plan(desiredFromState(state), await createKernel({ filterPrefixes: [VETH_PREFIX] }).observe(), await cliFirewall(o.stateDir, o.firewall));
+    const kernel = createKernel({ filterPrefixes: [VETH_PREFIX] });
+    const actions = [...plan(desiredFromState(state), await kernel.observe(), await cliFirewall(o.stateDir, o.firewall)), ...(await clusterPlan(state, o.stateDir))];
     out(o.json ? `${JSON.stringify(planJson(actions))}\n` : renderPlan(actions, { color: useColor() }));
     return actions.length === 0 ? 0 : 2;
   }
@@ -80,8 +84,10 @@ async function withStore<T>(
     // A pass alone would remove another instance's networks as orphans: not while one runs.
     releaseGuard = await acquireHostGuard({ stateDir, command: 'ledgernet reconcile/release' });
     const { store } = await openStore(stateDir, { host: defaultHost() });
+    const vtep = await recordedVtep(stateDir);
     try {
       const reconciler = new Reconciler({
+        ...(vtep ? { vtep: () => vtep } : {}),
         kernel: createKernel({ filterPrefixes: [VETH_PREFIX] }),
         firewall: await cliFirewall(stateDir, firewall),
         getState: () => store.state,
@@ -109,7 +115,7 @@ async function reconcileAlone(stateDir: string, firewall?: string) {
     const r = await reconcile();
     return {
       planned: r.planned,
-      applied: r.applied.map(describeAction),
+      applied: [...r.applied.map(describeAction), ...(r.cluster ?? []).map(describeItem)],
       failures: r.failures.map(describeFailure),
       lost: r.lost.map(describeAction),
     };
@@ -118,17 +124,17 @@ async function reconcileAlone(stateDir: string, firewall?: string) {
 
 type ObjState = 'converged' | 'pending' | 'drifted' | 'lost' | 'conflict';
 
-function objectStates(state: State, actions: readonly Action[]) {
+function objectStates(state: State, actions: readonly PlanItem[]) {
   const conflicts = actions.filter((a) => a.kind === 'link.conflict');
-  const conflictOf = (match: (a: Action) => boolean) => conflicts.find(match)?.detail ?? null;
-  const stateOf = (match: (a: Action) => boolean, lost = false): ObjState => {
+  const conflictOf = (match: (a: PlanItem) => boolean) => conflicts.find(match)?.detail ?? null;
+  const stateOf = (match: (a: PlanItem) => boolean, lost = false): ObjState => {
     if (lost) return 'lost';
     const mine = actions.filter(match);
     if (mine.length === 0) return 'converged';
     if (mine.some((a) => a.kind === 'link.conflict')) return 'conflict';
     return mine.some((a) => a.reason === 'drifted') ? 'drifted' : 'pending';
   };
-  const ofNetwork = (networkId: string) => (a: Action) => a.owner.networkId === networkId && a.owner.endpointId === null;
+  const ofNetwork = (networkId: string) => (a: PlanItem) => a.owner.networkId === networkId && a.owner.endpointId === null;
   const networks = Object.values(state.networks).map((n) => ({
     networkId: n.networkId,
     bridge: n.bridge,
@@ -138,9 +144,9 @@ function objectStates(state: State, actions: readonly Action[]) {
     conflict: conflictOf(ofNetwork(n.networkId)),
   }));
   const endpoints = Object.values(state.endpoints).map((e) => {
-    const mine = (a: Action) => a.owner.endpointId === e.endpointId;
+    const mine = (a: PlanItem) => a.owner.endpointId === e.endpointId;
     // On a network in conflict an endpoint cannot be set up either.
-    const blocked = (a: Action) => mine(a) || (a.kind === 'link.conflict' && ofNetwork(e.networkId)(a));
+    const blocked = (a: PlanItem) => mine(a) || (a.kind === 'link.conflict' && ofNetwork(e.networkId)(a));
     return {
       endpointId: e.endpointId,
       networkId: e.networkId,
@@ -195,20 +201,23 @@ interface DaemonStatus {
     /** Set while publishing is stopped because the stream does not match the log. */
     readonly conflict?: { readonly reason: string; readonly message: string } | null;
   } | null;
+  /** The cluster (serve --nats): this host and the hosts the KV bucket knows. */
+  readonly cluster?: ClusterView | null;
 }
 
 export async function runStatus(o: { stateDir: string; json: boolean; firewall?: string | undefined }): Promise<number> {
   const state = await loadState(o.stateDir);
   const snapshot: KernelSnapshot = await createKernel({ filterPrefixes: [VETH_PREFIX] }).observe();
-  const actions = plan(desiredFromState(state), snapshot, await cliFirewall(o.stateDir, o.firewall));
+  const actions = [...plan(desiredFromState(state), snapshot, await cliFirewall(o.stateDir, o.firewall)), ...(await clusterPlan(state, o.stateDir))];
   const daemon = (await callDaemon(o.stateDir, 'GET', '/status').catch(() => null)) as DaemonStatus | null;
   const logBytes = await stat(join(o.stateDir, LOG_FILE)).then((s) => s.size, () => 0);
   const { networks, endpoints } = objectStates(state, actions);
   const pools = poolUsage(state);
+  const cluster = clusterStatus(state, daemon?.cluster ?? null, await recordedVtep(o.stateDir));
   // Exit non-zero when the daemon cannot be reached: Docker calls would fail too.
   const code = daemon ? 0 : 1;
   if (o.json) {
-    out(`${JSON.stringify({ daemon, lastSeq: state.seq, logBytes, pending: actions.length, networks, endpoints, pools: poolsJson(pools) })}\n`);
+    out(`${JSON.stringify({ daemon, lastSeq: state.seq, logBytes, pending: actions.length, networks, endpoints, pools: poolsJson(pools), cluster })}\n`);
     return code;
   }
   const audit = daemon?.audit;
@@ -235,13 +244,8 @@ export async function runStatus(o: { stateDir: string; json: boolean; firewall?:
   for (const e of endpoints) if (e.conflict && !listed.has(e.conflict)) out(`conflict: ${e.conflict}\n`);
   // ledgernet IPAM pools (Docker's network inspect shows no IPAM status for a remote IPAM).
   out(`\n${poolsTable(pools)}`);
+  if (cluster) out(`\n${clusterTables(cluster)}`);
   return code;
-}
-
-function table(head: readonly string[], rows: readonly (readonly string[])[]): string {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const fmt = (r: readonly string[]) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
-  return [fmt(head), ...rows.map(fmt), ...(rows.length === 0 ? ['(none)'] : [])].join('\n') + '\n';
 }
 
 function eventLine(e: StoredEvent): string {

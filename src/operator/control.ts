@@ -8,6 +8,7 @@ import { releaseCommand } from '../events/domain/release.ts';
 import type { State, StoredEvent } from '../events/domain/types.ts';
 import { isDriverError } from '../errors.ts';
 import { describeAction } from '../reconciler/actions.ts';
+import { describeItem } from '../reconciler/render.ts';
 import { describeFailure } from '../reconciler/outcome.ts';
 import type { PassResult } from '../reconciler/loop.ts';
 
@@ -22,6 +23,8 @@ export interface ControlDeps {
   readonly info: { readonly pid: number; readonly host: string; readonly socket: string; readonly stateDir: string; readonly startedAt: string };
   /** The NATS publisher's progress (backlog gauge), or null when publishing is off. */
   readonly audit?: () => unknown;
+  /** The cluster as the daemon sees it (hosts and VTEPs from the KV bucket), or null without --nats. */
+  readonly cluster?: () => Promise<unknown>;
   /** Null when the peer on this connection may use the socket, else why not. */
   readonly authorize?: (socket: Socket) => Promise<string | null>;
 }
@@ -47,7 +50,7 @@ export function createControlApp(deps: ControlDeps): FastifyInstance {
     const r = await deps.reconciler.requestPass('cli');
     return {
       planned: r.planned,
-      applied: r.applied.map(describeAction),
+      applied: [...r.applied.map(describeAction), ...(r.cluster ?? []).map(describeItem)],
       failures: r.failures.map(describeFailure),
       lost: r.lost.map(describeAction),
     };
@@ -68,6 +71,7 @@ export function createControlApp(deps: ControlDeps): FastifyInstance {
     networks: Object.keys(deps.store.state.networks).length,
     endpoints: Object.keys(deps.store.state.endpoints).length,
     audit: deps.audit?.() ?? null,
+    cluster: (await deps.cluster?.()) ?? null,
   }));
   return app;
 }

@@ -2,17 +2,16 @@
 // to its bridge, the FDB entries that send each remote MAC to its host's VTEP (and the flood list
 // to every member's VTEP), and permanent neighbour entries on the bridge for remote addresses (so
 // the bridge answers ARP locally: nothing ARPs across the tunnel, the gateway included). Pure.
+import { VXLAN_OVERHEAD } from '../events/domain/cluster.ts';
 import { clusterOf } from '../events/domain/options.ts';
 import { ownerAlias, parseOwnerAlias, vxlanName } from '../events/domain/naming.ts';
 import type { ClusterPeers } from '../events/domain/peers.ts';
-import { lookup, type State } from '../events/domain/types.ts';
+import { lookup, type NetworkState, type State } from '../events/domain/types.ts';
 import { applyVxlan, observeVxlan, observeVxlanLinks } from '../kernel/index.ts';
 import type { Link } from '../kernel/types.ts';
 import { FLOOD_MAC, type Neigh, type VxlanFdb } from '../kernel/parse-vxlan.ts';
 import type { VxlanChange } from '../kernel/iproute/vxlan.ts';
 
-/** Outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14). */
-const VXLAN_OVERHEAD = 50;
 
 export interface DesiredVxlan {
   readonly networkId: string;
@@ -35,13 +34,19 @@ interface Underlay {
   readonly mtu: number;
 }
 
+/** This host's networks that are cluster networks on a pool of the same cluster, with their VNI. */
+function clusterNetworks(state: State): { net: NetworkState; cluster: string; vni: number }[] {
+  return Object.values(state.networks).flatMap((net) => {
+    const cluster = clusterOf(net.options);
+    const pool = net.ipv4Data[0] ? lookup(state.pools, `ledgernet/${net.ipv4Data[0].pool}`) : undefined;
+    return cluster !== null && pool?.cluster?.name === cluster ? [{ net, cluster, vni: pool.cluster.vni }] : [];
+  });
+}
+
 /** The VXLAN objects the state asks for: one per cluster network on a cluster pool. */
 export function desiredVxlans(state: State, peers: Readonly<Record<string, ClusterPeers>>, underlay: Underlay): DesiredVxlan[] {
   const out: DesiredVxlan[] = [];
-  for (const net of Object.values(state.networks)) {
-    const cluster = clusterOf(net.options);
-    const pool = net.ipv4Data[0] ? lookup(state.pools, `ledgernet/${net.ipv4Data[0].pool}`) : undefined;
-    if (cluster === null || pool?.cluster?.name !== cluster) continue;
+  for (const { net, cluster, vni } of clusterNetworks(state)) {
     const p = peers[cluster] ?? { members: {}, endpoints: {} };
     const eps = Object.values(p.endpoints);
     const fdb = [
@@ -50,9 +55,22 @@ export function desiredVxlans(state: State, peers: Readonly<Record<string, Clust
     ].sort((a, b) => cmp(a.mac, b.mac) || cmp(a.dst ?? '', b.dst ?? ''));
     const neighs = eps.map((e) => ({ dst: e.address, lladdr: e.mac })).sort((a, b) => cmp(a.dst, b.dst));
     const name = vxlanName(net.networkId);
-    out.push({ networkId: net.networkId, cluster, name, alias: ownerAlias('vxlan', net.networkId), vni: pool.cluster.vni, local: underlay.vtep, mtu: underlay.mtu - VXLAN_OVERHEAD, bridge: net.bridge, fdb, neighs });
+    // The network's MTU (underlay − 50 unless a smaller one was given); never above what the underlay carries.
+    const mtu = Math.min(net.mtu, underlay.mtu - VXLAN_OVERHEAD);
+    out.push({ networkId: net.networkId, cluster, name, alias: ownerAlias('vxlan', net.networkId), vni, local: underlay.vtep, mtu, bridge: net.bridge, fdb, neighs });
   }
   return out.sort((a, b) => cmp(a.name, b.name));
+}
+
+/**
+ * The VTEPs of the other members of this host's cluster networks, sorted: their VXLAN packets
+ * (UDP 4789) are accepted in INPUT. Empty once the last cluster network is gone. IPv4 only (an
+ * IPv6 underlay gets no INPUT rule yet).
+ */
+export function peerVteps(state: State): string[] {
+  const members = clusterNetworks(state).flatMap(({ cluster }) => Object.values(state.peers?.[cluster]?.members ?? {}));
+  const vteps = members.map((m) => m.vtep).filter((v) => !v.includes(':'));
+  return [...new Set(vteps)].sort(cmp);
 }
 
 /** What the kernel holds of cluster networks: links, the VXLAN devices' FDB, the bridges' neighbours. */
@@ -74,6 +92,7 @@ export function planVxlans(desired: readonly DesiredVxlan[], actual: VxlanActual
     const link = actual.links.find((l) => l.name === d.name);
     if (link && link.alias !== d.alias) continue;
     if (!link) out.push({ kind: 'vxlan.create', name: d.name, alias: d.alias, vni: d.vni, local: d.local, mtu: d.mtu, master: d.bridge, owner, reason: 'missing' });
+    else out.push(...deviceDrift(d, link));
     const have = link ? actual.fdb.filter((f) => f.dev === d.name) : [];
     const key = (f: { mac: string; dst: string | null }) => `${f.mac} ${f.dst ?? 'bridge'}`;
     const haveKeys = new Set(have.map(key));
@@ -92,6 +111,17 @@ export function planVxlans(desired: readonly DesiredVxlan[], actual: VxlanActual
   return out;
 }
 
+/** A device of ours with another MTU, off its bridge, or down: set right (a detached port also lost its flags). */
+function deviceDrift(d: DesiredVxlan, link: Link): VxlanChange[] {
+  const found = [
+    ...(link.mtu !== d.mtu ? [`mtu ${d.mtu} expected, ${link.mtu} found`] : []),
+    ...(link.master !== d.bridge ? [`master ${d.bridge} expected, ${link.master ?? 'none'} found`] : []),
+    ...(link.up ? [] : ['up expected, down found']),
+  ];
+  if (found.length === 0) return [];
+  return [{ kind: 'vxlan.set', name: d.name, mtu: d.mtu, master: d.bridge, owner: { networkId: d.networkId, endpointId: null }, reason: 'drifted', detail: found.join(', ') }];
+}
+
 function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
@@ -103,22 +133,39 @@ function orphanVxlans(desired: readonly DesiredVxlan[], links: readonly Link[]):
     .map((l) => ({ kind: 'vxlan.delete', name: l.name, owner: { networkId: parseOwnerAlias(l.alias)?.id ?? null, endpointId: null }, reason: 'orphan' }));
 }
 
+const isVxlanLink = (l: Link) => parseOwnerAlias(l.alias)?.kind === 'vxlan';
+
 /**
- * One pass over the VXLAN objects, after the pass that made the bridges: reads the VXLAN devices,
- * their FDB and the bridges' neighbours (only when this host has cluster networks, or devices
- * left over from them), plans, and applies. Returns what it applied; throws what the kernel said.
+ * Reads the VXLAN devices, their FDB and the bridges' neighbours, and plans them (only when this
+ * host has cluster networks, or `leftovers` says a device of ours may be left over: else nothing
+ * is read). `devices`: how many devices of ours the kernel holds once the changes are applied.
  */
-export async function convergeVxlans(state: State, vtep: string, known: readonly Link[], where: { readonly netns?: string } = {}): Promise<VxlanChange[]> {
-  // A host with no cluster network and no device left over from one (in `known`, the links the
-  // pass planned against) spawns nothing: this runs after every pass, Docker's included.
+export async function planClusterObjects(state: State, vtep: string, leftovers: boolean, where: Where = {}): Promise<{ changes: VxlanChange[]; devices: number }> {
   const clustered = Object.values(state.networks).some((n) => clusterOf(n.options) !== null);
-  if (!clustered && !known.some((l) => parseOwnerAlias(l.alias)?.kind === 'vxlan')) return [];
+  if (!clustered && !leftovers) return { changes: [], devices: 0 };
   const { links, underlayMtu } = await observeVxlanLinks(vtep, where);
   const desired = desiredVxlans(state, state.peers ?? {}, { vtep, mtu: underlayMtu ?? 1500 });
-  if (desired.length === 0 && !links.some((l) => parseOwnerAlias(l.alias)?.kind === 'vxlan')) return [];
+  if (desired.length === 0 && !links.some(isVxlanLink)) return { changes: [], devices: 0 };
   const bridges = new Set(desired.map((d) => d.bridge));
   const seen = await observeVxlan((dev) => links.some((l) => l.name === dev), (dev) => bridges.has(dev), where);
-  const changes = [...planVxlans(desired, { links, ...seen }), ...orphanVxlans(desired, links)];
+  return { changes: [...planVxlans(desired, { links, ...seen }), ...orphanVxlans(desired, links)], devices: desired.length };
+}
+
+type Where = { readonly netns?: string };
+
+/**
+ * One pass over the VXLAN objects, after the pass that made the bridges: plans (see
+ * planClusterObjects; `leftovers`: the pass's links hold a device of ours, or an earlier
+ * convergence left one) and applies. Returns what it applied and how many devices are left;
+ * throws what the kernel said.
+ */
+export async function convergeVxlans(state: State, vtep: string, leftovers: boolean, where: Where = {}): Promise<{ applied: VxlanChange[]; devices: number }> {
+  const { changes, devices } = await planClusterObjects(state, vtep, leftovers, where);
   if (changes.length > 0) await applyVxlan(changes, where);
-  return changes;
+  return { applied: changes, devices };
+}
+
+/** Whether `links` (a pass's snapshot) hold a VXLAN device of ours. */
+export function holdsVxlan(links: readonly Link[]): boolean {
+  return links.some(isVxlanLink);
 }

@@ -2,6 +2,7 @@ import type { State } from '../events/domain/types.ts';
 import { ifbName, ownerAlias } from '../events/domain/naming.ts';
 import { networkPolicy } from '../events/domain/options.ts';
 import type { FirewallPolicy, VethSpec } from '../kernel/types.ts';
+import { peerVteps } from './cluster.ts';
 import { firewallPolicy, needsLocalnet, type FirewallNetwork } from './firewall.ts';
 
 export interface DesiredBridge {
@@ -82,7 +83,8 @@ export function desiredFromState(state: State): DesiredState {
     });
   }
   veths.sort(byKey((v) => v.name));
-  return { bridges, veths, firewall: firewallPolicy(fw) };
+  const vxlanPeers = peerVteps(state);
+  return { bridges, veths, firewall: { ...firewallPolicy(fw), ...(vxlanPeers.length > 0 ? { vxlanPeers } : {}) } };
 }
 
 export function byKey<T>(key: (t: T) => string): (a: T, b: T) => number {

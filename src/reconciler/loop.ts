@@ -1,11 +1,12 @@
 import type { Logger } from 'pino';
 import { isRetryable } from '../errors.ts';
 import type { State } from '../events/domain/types.ts';
-import type { FirewallBackend, Kernel, KernelSnapshot, Link } from '../kernel/types.ts';
+import type { FirewallBackend, Kernel, KernelSnapshot } from '../kernel/types.ts';
 import type { DriftKind } from '../kernel/monitor.ts';
 import { describeAction, type Action } from './actions.ts';
 import { afterActions, applyActions, type Failure } from './apply.ts';
-import { convergeVxlans } from './cluster.ts';
+import { ClusterStep } from './cluster-step.ts';
+import type { VxlanChange } from '../kernel/index.ts';
 import { ECHO_MS, backoffMs, expectedEchoes, holdFailures, ownerKey, type Conflict, type Held } from './retry.ts';
 import { desiredFromState } from './desired.ts';
 import { describeFailure, failureCode } from './outcome.ts';
@@ -20,6 +21,8 @@ export interface PassResult {
   readonly durationMs: number;
   /** The seq of the desired state this pass planned (every intent up to it was read). */
   readonly seq: number;
+  /** What the pass applied to cluster networks' VXLAN objects (cluster.ts); absent: nothing. */
+  readonly cluster?: readonly VxlanChange[];
 }
 
 export interface ReconcilerDeps {
@@ -54,6 +57,7 @@ interface Step {
   /** The kernel refused some of the work (a conflict is not a refusal). */
   readonly refused: boolean;
   readonly heldBack: number;
+  readonly cluster: readonly VxlanChange[];
 }
 
 interface Waiter {
@@ -85,11 +89,14 @@ export class Reconciler {
    * a pass whose apply failed (the kernel then holds what no model predicts).
    */
   private model: KernelSnapshot | null = null;
+  /** Cluster networks: their VXLAN objects converge after each pass. */
+  private readonly clusterStep: ClusterStep;
   /** Passes that read the whole kernel, and passes that planned against the model (metrics, tests). */
   readonly reads = { full: 0, model: 0 };
 
   constructor(deps: ReconcilerDeps) {
     this.deps = deps;
+    this.clusterStep = new ClusterStep(() => deps.vtep?.() ?? null, deps.log);
   }
 
   /**
@@ -243,21 +250,8 @@ export class Reconciler {
     // A conflict is reported as a failure, but the kernel was not asked for anything.
     const refused = done.failures.some((f) => f.action.kind !== 'link.conflict');
     this.model = refused ? null : afterActions(snapshot, done.applied, this.deps.firewall);
-    await this.clusterStep(state, snapshot.links);
-    return { state, planned, applied: done.applied, failures: [...done.failures, ...held.failures], refused, heldBack: held.skip.size };
-  }
-
-  /** Cluster networks: the VXLAN device, FDB and neighbour entries, after the bridges exist. */
-  private async clusterStep(state: State, known: readonly Link[]): Promise<void> {
-    const vtep = this.deps.vtep?.() ?? null;
-    if (vtep === null) return;
-    try {
-      const applied = await convergeVxlans(state, vtep, known);
-      if (applied.length > 0) this.deps.log.info({ applied: applied.map((c) => `${c.kind} ${'name' in c ? c.name : `${c.dev} ${'mac' in c ? c.mac : c.dst}`}`) }, 'cluster objects converged');
-    } catch (e) {
-      // Retried by the next pass (the timer, or the next intent).
-      this.deps.log.warn({ err: e }, 'cluster objects could not be converged');
-    }
+    const cluster = await this.clusterStep.run(trigger, state, snapshot.links);
+    return { state, planned, applied: done.applied, failures: [...done.failures, ...held.failures], refused, heldBack: held.skip.size, cluster };
   }
 
   private async pass(trigger: string): Promise<PassResult> {
@@ -271,12 +265,12 @@ export class Reconciler {
       this.deps.log.debug({ trigger, failures: step.failures.map(describeFailure) }, 'a pass planned against the model failed; reading the kernel');
       this.reads.full++;
       const again = await this.step(trigger, await this.observe());
-      step = { ...again, applied: [...step.applied, ...again.applied] };
+      step = { ...again, applied: [...step.applied, ...again.applied], cluster: [...step.cluster, ...again.cluster] };
     }
     const { state, planned, applied, failures } = step;
     const lost = planned.filter((a) => a.kind === 'endpoint.lost');
     if (lost.length > 0) await this.deps.onLost(lost);
-    const result: PassResult = { trigger, planned, applied, failures, lost, durationMs: performance.now() - t0, seq: state.seq };
+    const result: PassResult = { trigger, planned, applied, failures, lost, durationMs: performance.now() - t0, seq: state.seq, ...(step.cluster.length > 0 ? { cluster: step.cluster } : {}) };
     const nextMs = this.settle(state, failures);
     // A pass that only found the conflicts it logged above has nothing more to say.
     if (planned.some((a) => a.kind !== 'link.conflict')) {

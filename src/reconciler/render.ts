@@ -3,7 +3,13 @@
 // object and why (missing, orphan, drifted: expected vs found, vanished), or `!` for a conflict
 // (a link that is not ledgernet's holds a name it wants: left alone, and what to do about it).
 // Colour only when asked (the CLI asks on a terminal).
+import { isVxlanChange, vxlanKey, type VxlanChange } from '../kernel/index.ts';
 import { actionKey, type Action } from './actions.ts';
+
+/** What a plan lists: the reconciler's actions, and the VXLAN objects of cluster networks (cluster.ts). */
+export type PlanItem = Action | VxlanChange;
+
+const keyOf = (a: PlanItem): string => (isVxlanChange(a) ? vxlanKey(a) : actionKey(a));
 
 export interface RenderOptions {
   readonly color?: boolean;
@@ -14,21 +20,26 @@ type Op = '+' | '-' | '~' | '!';
 const COLORS = { '+': '\u001b[32m', '-': '\u001b[31m', '~': '\u001b[33m', '!': '\u001b[35m' } as const;
 const RESET = '\u001b[0m';
 
-export function symbol(a: Action): Op {
+export function symbol(a: PlanItem): Op {
   if (a.kind === 'link.conflict') return '!';
-  if (a.kind.endsWith('.delete') || a.kind === 'addr.del' || a.kind === 'endpoint.lost') return '-';
+  if (a.kind.endsWith('.delete') || a.kind.endsWith('.del') || a.kind === 'endpoint.lost') return '-';
   if (a.kind === 'link.set' || a.kind === 'bridge.localnet' || a.reason === 'drifted') return '~';
   return '+';
 }
 
-function why(a: Action): string {
+function why(a: PlanItem): string {
   return a.detail ? `${a.reason}: ${a.detail}` : a.reason;
 }
 
-function line(a: Action, indent: string, color: boolean): string {
+/** One line per item, as describeAction: `fdb.add lnx-0123 02:42:… dst 192.0.2.2 (missing)`. */
+export function describeItem(a: PlanItem): string {
+  return `${a.kind} ${keyOf(a)} (${why(a)})`;
+}
+
+function line(a: PlanItem, indent: string, color: boolean): string {
   const s = symbol(a);
   const paint = (t: string, sym: Op) => (color ? `${COLORS[sym]}${t}${RESET}` : t);
-  const lines = [paint(`${indent}${s} ${a.kind} ${actionKey(a)} (${why(a)})`, s)];
+  const lines = [paint(`${indent}${s} ${a.kind} ${keyOf(a)} (${why(a)})`, s)];
   // The rules themselves, so the effect of each option (and each hand edit) is visible.
   if (a.kind === 'chain.write' || a.kind === 'nft.chain.write') {
     for (const d of a.diff ?? []) lines.push(paint(`${indent}    ${d}`, d.startsWith('-') ? '-' : '+'));
@@ -36,16 +47,16 @@ function line(a: Action, indent: string, color: boolean): string {
   return lines.join('\n');
 }
 
-export function renderPlan(actions: readonly Action[], opts: RenderOptions = {}): string {
+export function renderPlan(actions: readonly PlanItem[], opts: RenderOptions = {}): string {
   const color = opts.color ?? false;
   if (actions.length === 0) return 'no changes: the kernel matches the desired state\n';
-  const byNetwork = new Map<string, { own: Action[]; endpoints: Map<string, Action[]> }>();
-  const endpointsOnly = new Map<string, Action[]>();
-  const shared: Action[] = [];
+  const byNetwork = new Map<string, { own: PlanItem[]; endpoints: Map<string, PlanItem[]> }>();
+  const endpointsOnly = new Map<string, PlanItem[]>();
+  const shared: PlanItem[] = [];
   for (const a of actions) {
     const { networkId, endpointId } = a.owner;
     if (networkId) {
-      const g = byNetwork.get(networkId) ?? { own: [], endpoints: new Map<string, Action[]>() };
+      const g = byNetwork.get(networkId) ?? { own: [], endpoints: new Map<string, PlanItem[]>() };
       byNetwork.set(networkId, g);
       if (endpointId) g.endpoints.set(endpointId, [...(g.endpoints.get(endpointId) ?? []), a]);
       else g.own.push(a);
@@ -84,12 +95,12 @@ export interface PlanJson {
   readonly schema: number;
   readonly changes: number;
   readonly summary: { readonly add: number; readonly change: number; readonly remove: number; readonly conflict: number };
-  readonly actions: readonly (Action & { readonly op: Op; readonly object: string })[];
+  readonly actions: readonly (PlanItem & { readonly op: Op; readonly object: string })[];
 }
 
 /** The stable JSON form of a plan (`--json`), documented in docs/plan-json.md. */
-export function planJson(actions: readonly Action[]): PlanJson {
-  const list = actions.map((a) => ({ ...a, op: symbol(a), object: actionKey(a) }));
+export function planJson(actions: readonly PlanItem[]): PlanJson {
+  const list = actions.map((a) => ({ ...a, op: symbol(a), object: keyOf(a) }));
   return {
     schema: PLAN_SCHEMA_VERSION,
     changes: actions.length,

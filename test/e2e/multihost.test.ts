@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { execa } from 'execa';
 import { readLog } from '../../src/events/log/read.ts';
+import { CLI_PATH } from '../helpers/daemon.ts';
 import { docker, TEST_IMAGE, waitFor } from '../helpers/docker.ts';
 import { createTestbed, type Host, type Testbed } from '../helpers/multihost.ts';
 
@@ -167,5 +168,108 @@ describe('cluster networks: the data path across hosts (VXLAN)', () => {
       await Promise.all(hosts.map((h) => h.docker(['rm', '-f', `c${h.n}`])));
       for (const h of hosts) await h.docker(['network', 'rm', 'cyan']);
     }
+  });
+});
+
+describe('cluster networks: status, dry-run and repair, the INPUT accept, the MTU, removal', () => {
+  const SUBNET = '10.246.0.0/24';
+  let h1: Host;
+  let h2: Host;
+  let vx = '';
+  let ip2 = '';
+  let mac2 = '';
+  /** `ledgernet …` run inside host h, against its state dir. */
+  const cli = (h: Host, args: readonly string[]) => h.exec(process.execPath, [CLI_PATH, ...args, '--state-dir', h.stateDir]);
+  const pings = async (size = 56) => (await h1.docker(['exec', 't1', 'ping', '-c', '1', '-W', '2', '-s', String(size), ip2])).exitCode === 0;
+
+  before(async () => {
+    [h1, h2] = hosts as [Host, Host];
+    await Promise.all([h1, h2].map((h) => h.docker(['network', 'create', ...CLUSTER('teal'), '--subnet', SUBNET, 'teal'], { check: true })));
+    await Promise.all([h1, h2].map((h) => h.docker(['run', '-d', '--name', `t${h.n}`, '--network', 'teal', TEST_IMAGE, 'sleep', '600'], { check: true })));
+    [ip2, mac2] = (await h2.docker(['inspect', '-f', '{{.NetworkSettings.Networks.teal.IPAddress}} {{.NetworkSettings.Networks.teal.MacAddress}}', 't2'], { check: true })).stdout.trim().split(' ') as [string, string];
+    await waitFor(() => pings(), { timeoutMs: 15_000, intervalMs: 200, what: 't1 on h1 to reach t2 on h2' });
+    vx = (await h1.exec('ip', ['-o', 'link', 'show', 'type', 'vxlan'])).stdout.match(/lnx-[0-9a-f]+/)?.[0] ?? '';
+    assert.ok(vx, 'h1 has the VXLAN device');
+  });
+  after(async () => {
+    for (const h of [h1, h2]) {
+      await h?.docker(['rm', '-f', `t${h.n}`]);
+      await h?.docker(['network', 'rm', 'teal']);
+    }
+  });
+
+  test('the MTU: bridge, veths and VXLAN device at underlay − 50; full-size packets cross hosts; a larger MTU is refused', async () => {
+    const mtu = async (dev: string) => Number((await h1.exec('cat', [`/sys/class/net/${dev}/mtu`])).stdout);
+    assert.equal(await mtu('eth0'), 1500, 'the underlay');
+    assert.equal(await mtu(vx), 1450);
+    assert.equal(await mtu(vx.replace('lnx-', 'lnb-')), 1450);
+    assert.match((await h1.docker(['exec', 't1', 'cat', '/sys/class/net/eth0/mtu'], { check: true })).stdout, /^1450$/);
+    // 1472 bytes of data: a 1500-byte packet at MTU 1500, which the tunnel would drop; at 1450 it is fragmented and arrives.
+    assert.ok(await pings(1472), 'a full-size ping crosses hosts');
+    const big = await h1.docker(['network', 'create', ...CLUSTER('big'), '--subnet', '10.247.0.0/24', '-o', 'com.docker.network.driver.mtu=1500', 'big']);
+    assert.notEqual(big.exitCode, 0);
+    assert.match(big.stderr, /cluster network big: MTU 1500 is larger than its VXLAN tunnel carries on this host \(1450: the underlay's MTU 1500 less 50 bytes of VXLAN headers\); give -o com\.docker\.network\.driver\.mtu=1450 or less/);
+  });
+
+  test('UDP 4789 from the peer\'s VTEP is accepted in INPUT ahead of a host rule that drops it', async () => {
+    const input = (await h1.exec('iptables', ['-S', 'LEDGERNET-INPUT'])).stdout;
+    assert.match(input, /-A LEDGERNET-INPUT -s 10\.231\.200\.2\/32 -p udp -m udp --dport 4789 -m comment --comment "ledgernet:vxlan" -j ACCEPT/);
+    assert.doesNotMatch(input, /10\.231\.200\.3/, 'h3 has no teal: its VTEP is not let in');
+    const drop = ['INPUT', '-p', 'udp', '--dport', '4789', '-j', 'DROP'];
+    await Promise.all([h1, h2].map((h) => h.exec('iptables', ['-A', ...drop])));
+    try {
+      assert.ok(await pings(), 't1 still reaches t2 with VXLAN dropped at the end of INPUT on both hosts');
+    } finally {
+      await Promise.all([h1, h2].map((h) => h.exec('iptables', ['-D', ...drop])));
+    }
+  });
+
+  test('ledgernet status shows the hosts with VTEP and last seen, the network\'s members and remote endpoints', async () => {
+    const r = await cli(h1, ['status', '--json']);
+    assert.equal(r.exitCode, 0, r.stderr);
+    const { cluster } = JSON.parse(r.stdout) as { cluster: { host: string; vtep: string; hosts: { host: string; vtep: string; lastSeen: string }[]; networks: { name: string; vni: number; members: { host: string; vtep: string }[]; remoteEndpoints: { host: string; address: string; mac: string }[] }[] } };
+    assert.deepEqual([cluster.host, cluster.vtep], ['h1', '10.231.200.1']);
+    assert.deepEqual(cluster.hosts.map((h) => `${h.host} ${h.vtep}`), ['h1 10.231.200.1', 'h2 10.231.200.2', 'h3 10.231.200.3']);
+    for (const h of cluster.hosts) assert.ok(Date.now() - Date.parse(h.lastSeen) < 10 * 60_000, `${h.host} was seen lately: ${h.lastSeen}`);
+    const teal = cluster.networks.find((n) => n.name === 'teal');
+    assert.deepEqual(teal?.members.map((m) => `${m.host} ${m.vtep}`), ['h1 10.231.200.1', 'h2 10.231.200.2']);
+    assert.deepEqual(teal?.remoteEndpoints.map((e) => `${e.host} ${e.address} ${e.mac}`), [`h2 ${ip2} ${mac2}`]);
+    const text = (await cli(h1, ['status'])).stdout;
+    assert.match(text, /CLUSTER HOST +VTEP +LAST SEEN\nh1 \(this host\) +10\.231\.200\.1 /);
+    assert.match(text, new RegExp(`teal .*h1 \\(this host\\) 10\\.231\\.200\\.1, h2 10\\.231\\.200\\.2`));
+  });
+
+  test('reconcile --dry-run lists a deleted FDB entry and a drifted device; both are repaired, then a deleted device', async () => {
+    const dry = () => cli(h1, ['reconcile', '--dry-run']);
+    const clean = await dry();
+    assert.equal(clean.exitCode, 0, clean.stdout + clean.stderr);
+    await h1.exec('bridge', ['fdb', 'del', mac2, 'dev', vx, 'dst', h2.underlay, 'self']);
+    await h1.exec('ip', ['link', 'set', 'dev', vx, 'mtu', '1400']);
+    const drift = await dry();
+    assert.equal(drift.exitCode, 2, drift.stdout + drift.stderr);
+    assert.match(drift.stdout, new RegExp(`\\+ fdb\\.add ${vx} ${mac2} dst 10\\.231\\.200\\.2 \\(missing\\)`));
+    assert.match(drift.stdout, new RegExp(`~ vxlan\\.set ${vx} \\(drifted: mtu 1450 expected, 1400 found\\)`));
+    // The repair timer (--reconcile-interval 2) sets it right.
+    await waitFor(async () => (await dry()).exitCode === 0, { timeoutMs: 10_000, intervalMs: 500, what: 'the FDB entry and the MTU repaired' });
+    assert.ok(await pings(1472));
+    await h1.exec('ip', ['link', 'del', vx]);
+    await waitFor(async () => (await h1.exec('bridge', ['fdb', 'show', 'dev', vx])).stdout.includes(mac2), { timeoutMs: 10_000, intervalMs: 200, what: 'the device and its entries back' });
+    assert.ok(await pings(), 't1 reaches t2 again');
+  });
+
+  test('network rm: the VXLAN device goes in the DeleteNetwork pass, and the INPUT accept with the last cluster network', async () => {
+    await h1.docker(['rm', '-f', 't1'], { check: true });
+    await h1.docker(['network', 'rm', 'teal'], { check: true });
+    const t0 = Date.now();
+    await waitFor(async () => !(await h1.exec('ip', ['-o', 'link', 'show', 'type', 'vxlan'])).stdout.includes(vx), { timeoutMs: 2_000, intervalMs: 20, what: `${vx} gone from h1` });
+    assert.ok(Date.now() - t0 < 1_000);
+    // The log line may reach the file a moment after the device went.
+    const line = await waitFor(() => h1.ledgernetLog().split('\n').find((l) => l.includes('cluster objects converged') && l.includes(`vxlan.delete ${vx}`)), {
+      timeoutMs: 2_000,
+      intervalMs: 50,
+      what: `the log line of ${vx}'s removal`,
+    });
+    assert.match(line, /"trigger":"[^"]*NetworkDriver\.DeleteNetwork/, 'deleted by the DeleteNetwork pass, not the timer');
+    await waitFor(async () => !(await h1.exec('iptables', ['-S', 'LEDGERNET-INPUT'])).stdout.includes('4789'), { timeoutMs: 5_000, intervalMs: 100, what: 'the accept gone from h1' });
   });
 });

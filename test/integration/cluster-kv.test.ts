@@ -33,6 +33,16 @@ describe('cluster KV bucket', () => {
     assert.equal(new Set(nets.map((n) => n.subnet)).size, 1, JSON.stringify(nets));
     assert.equal(new Set(nets.map((n) => n.vni)).size, 1, JSON.stringify(nets));
     assert.match(nets[0]!.subnet, /^10\.240\.[123]\.0\/24$/);
+    // The losers' claims on their own proposals stay: a new network's proposal avoids them too.
+    const free = (taken: readonly string[]) => ['10.240.1.0/24', '10.240.2.0/24', '10.240.3.0/24', '10.240.4.0/24'].find((c) => !taken.includes(c)) ?? 'none';
+    const teal = await hosts[0]!.joinNetwork({ name: 'teal', subnet: null, propose: free });
+    assert.notEqual(teal.subnet, nets[0]!.subnet);
+  });
+
+  it('the hosts\' records: name, VTEP, last seen', async () => {
+    const records = await hosts[2]!.hosts();
+    assert.deepEqual(records.map((h) => `${h.host} ${h.vtep}`), ['h1 192.0.2.1', 'h2 192.0.2.2', 'h3 192.0.2.3']);
+    for (const h of records) assert.ok(Date.now() - Date.parse(h.lastSeen ?? '') < 60_000, `${h.host}: ${h.lastSeen}`);
   });
 
   it('a different --subnet for blue is refused naming the one it has; the same one is fine', async () => {

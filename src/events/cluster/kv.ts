@@ -110,6 +110,18 @@ export class ClusterKv {
     return { stop: () => it.stop() };
   }
 
+  /** Every host record of the bucket (`hosts.<host>`): its VTEP and when it last wrote it. */
+  async hosts(): Promise<ClusterHost[]> {
+    const out: ClusterHost[] = [];
+    for await (const k of await this.kv.keys('hosts.*')) {
+      const e = await this.kv.get(k);
+      if (e?.operation !== 'PUT') continue;
+      const h = hostOf(k.slice('hosts.'.length), e.string());
+      if (h) out.push(h);
+    }
+    return out.sort((a, b) => (a.host < b.host ? -1 : a.host > b.host ? 1 : 0));
+  }
+
   private async getNetwork(name: string): Promise<ClusterNetwork | null> {
     const e = await this.kv.get(`networks.${name}`);
     return e && e.operation === 'PUT' ? (e.json<ClusterNetwork>()) : null;
@@ -129,11 +141,20 @@ export class ClusterKv {
     return won;
   }
 
+  /**
+   * Subnets of cluster networks, and subnets claimed (`subnets.*`) by a host that then lost the
+   * race for the network's name: the claim stays, so a proposal must avoid it too.
+   */
   private async takenSubnets(): Promise<string[]> {
     const out: string[] = [];
     for await (const k of await this.kv.keys('networks.*')) {
       const e = await this.kv.get(k);
       if (e && e.operation === 'PUT') out.push(e.json<ClusterNetwork>().subnet);
+    }
+    for await (const k of await this.kv.keys('subnets.*')) {
+      // IPv4 only (cluster networks are): 10_240_1_0_24 is 10.240.1.0/24.
+      const m = /^subnets\.(\d+)_(\d+)_(\d+)_(\d+)_(\d+)$/.exec(k);
+      if (m) out.push(`${m[1]}.${m[2]}.${m[3]}.${m[4]}/${m[5]}`);
     }
     return out;
   }
@@ -184,6 +205,23 @@ export function lazyCluster(open: () => Promise<ClusterKv>): ClusterPort & { kv(
     claimBlock: async (net, owned) => (await get()).claimBlock(net, owned),
     kv: get,
   };
+}
+
+/** A host as its record in the bucket says: `lastSeen` is the record's `at` (null when it has none). */
+export interface ClusterHost {
+  readonly host: string;
+  readonly vtep: string | null;
+  readonly lastSeen: string | null;
+}
+
+function hostOf(host: string, value: string): ClusterHost | null {
+  try {
+    const v = JSON.parse(value) as Record<string, unknown>;
+    const str = (k: string) => (typeof v[k] === 'string' ? (v[k] as string) : null);
+    return { host, vtep: str('vtep'), lastSeen: str('at') };
+  } catch {
+    return null;
+  }
 }
 
 /** A member or endpoint key of the bucket as a peer change; null for other keys or bad values. */

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { DriverError } from '../../errors.ts';
 import { bits, contains, formatIp, formatPrefix, isNetworkOrBroadcast, parseIp, parsePrefix, size, type Prefix } from './cidr.ts';
-import { clusterOf } from './options.ts';
+import { clusterOf, givenMtu } from './options.ts';
 import { lookup, type NetworkSpec, type NewEvent, type PoolState, type State } from './types.ts';
 
 /** What the KV bucket holds for one cluster network: the same on every host. */
@@ -32,7 +32,12 @@ export interface ClusterPort {
   joinNetwork(req: JoinRequest): Promise<ClusterNetwork>;
   /** Claims a free address block of the network for this host; returns its CIDR. */
   claimBlock(net: ClusterNetwork, owned: readonly string[]): Promise<string>;
+  /** The largest MTU a cluster network can have on this host: its underlay's − VXLAN_OVERHEAD (null: unknown). */
+  vxlanMtu?(): Promise<number | null>;
 }
+
+/** What VXLAN adds to a frame: outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14). */
+export const VXLAN_OVERHEAD = 50;
 
 /** VNIs ledgernet hands out: above the 4096 a VLAN-minded operator may map one to one. */
 const VNI_MIN = 4096;
@@ -118,6 +123,27 @@ export function oldestReleased(p: PoolState, usable: (a: { family: 4 | 6; value:
 /** The command a cluster network's creator should have typed (Docker does not tell drivers the name). */
 export function clusterCommand(cluster: string): string {
   return `docker network create -d ledgernet --ipam-driver ledgernet --ipam-opt ledgernet.cluster=${cluster} -o ledgernet.cluster=${cluster} [--subnet CIDR] NAME`;
+}
+
+/**
+ * A cluster network's MTU on this host: frames larger than the tunnel carries (underlay − 50,
+ * recorded on its pool) would be dropped between hosts, so the bridge and the veths get the
+ * tunnel's MTU by default, and a larger one given is refused. Other networks: `spec` as it is.
+ * @throws DriverError `LN_ERR_INVALID_OPTION` naming the given MTU and the largest that fits.
+ */
+export function withClusterMtu(spec: NetworkSpec, state: State): NetworkSpec {
+  const cluster = clusterOf(spec.options);
+  const max = cluster === null || !spec.ipv4Data[0] ? undefined : lookup(state.pools, `ledgernet/${spec.ipv4Data[0].pool}`)?.cluster?.mtu;
+  if (max === undefined) return spec;
+  const given = givenMtu(spec.options);
+  if (given !== null && given > max) {
+    throw new DriverError(
+      'LN_ERR_INVALID_OPTION',
+      `cluster network ${cluster}: MTU ${given} is larger than its VXLAN tunnel carries on this host (${max}: the underlay's MTU ${max + VXLAN_OVERHEAD} ` +
+        `less ${VXLAN_OVERHEAD} bytes of VXLAN headers); give -o com.docker.network.driver.mtu=${max} or less, or leave it out`,
+    );
+  }
+  return { ...spec, mtu: given ?? max };
 }
 
 /**

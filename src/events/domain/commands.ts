@@ -1,5 +1,5 @@
 import type { PeerChange } from './peers.ts';
-import type { EndpointSpec, NetworkSpec, PortBinding } from './types.ts';
+import type { EndpointSpec, NetworkSpec, PoolCluster, PortBinding } from './types.ts';
 
 /** Where automatic pools come from: `range` cut into prefixes of length `size`. */
 export interface DefaultPool {
@@ -16,7 +16,7 @@ export interface PoolRequest {
   /** Prefixes in use on the host (addresses and routes), read by the caller; automatic pools avoid them. */
   readonly occupied: readonly string[];
   /** A cluster network's pool: `pool` is the subnet the cluster's KV bucket holds. */
-  readonly cluster?: { readonly name: string; readonly vni: number; readonly blockLen: number };
+  readonly cluster?: PoolCluster;
 }
 
 /** What a caller asks for. `decide` turns a command into events or refuses it. */

@@ -12,7 +12,7 @@ import {
   decideRequestPool,
 } from './ipam.ts';
 import { contains, isNetworkOrBroadcast, parseAddrLen } from './cidr.ts';
-import { checkClusterNetwork, decideClaimBlock } from './cluster.ts';
+import { checkClusterNetwork, decideClaimBlock, withClusterMtu } from './cluster.ts';
 import { decidePeerChange } from './peers.ts';
 import { hostBindingIpv4 } from './options.ts';
 import { gatewayRole, resolvePorts } from './ports.ts';
@@ -25,28 +25,30 @@ import { lookup, type EndpointSpec, type EndpointState, type NetworkState, type 
 export function decide(cmd: Command, state: State): NewEvent[] {
   switch (cmd.type) {
     case 'CreateNetwork': {
-      const existing = lookup(state.networks, cmd.spec.networkId);
+      // A cluster network's MTU fits its tunnel: the given one, checked, or by default the tunnel's.
+      const spec = withClusterMtu(cmd.spec, state);
+      const existing = lookup(state.networks, spec.networkId);
       if (existing) {
-        if (sameNetwork(existing, cmd.spec)) return [];
+        if (sameNetwork(existing, spec)) return [];
         throw new DriverError(
           'LN_ERR_CONFLICT',
-          `network ${short(cmd.spec.networkId)} already exists in ledgernet with other settings; remove it first`,
+          `network ${short(spec.networkId)} already exists in ledgernet with other settings; remove it first`,
         );
       }
-      const clash = Object.values(state.networks).find((n) => n.bridge === cmd.spec.bridge);
+      const clash = Object.values(state.networks).find((n) => n.bridge === spec.bridge);
       if (clash) {
         throw new DriverError(
           'LN_ERR_CONFLICT',
-          `bridge name ${cmd.spec.bridge} is already used by network ${short(clash.networkId)}`,
+          `bridge name ${spec.bridge} is already used by network ${short(clash.networkId)}`,
         );
       }
-      checkClusterNetwork(cmd.spec, state);
+      checkClusterNetwork(spec, state);
       checkNetworkOverlap(
         state,
-        cmd.spec.networkId,
-        [...cmd.spec.ipv4Data, ...cmd.spec.ipv6Data].map((d) => d.pool),
+        spec.networkId,
+        [...spec.ipv4Data, ...spec.ipv6Data].map((d) => d.pool),
       );
-      return [{ type: 'network.created', data: cmd.spec }];
+      return [{ type: 'network.created', data: spec }];
     }
     case 'DeleteNetwork': {
       if (!lookup(state.networks, cmd.networkId)) return [];

@@ -194,6 +194,11 @@ export function optionNames(canonical: OptionKey): string {
 
 type Options = Readonly<Record<string, string>>;
 
+/** The MTU given (`ledgernet.mtu` or `com.docker.network.driver.mtu`), null when none was. */
+export function givenMtu(options: Options): number | null {
+  return optionValue<number>(options, 'ledgernet.mtu');
+}
+
 /**
  * The parsed value of an option given under its own name or a Docker alias, or null when not
  * given. Both names given with values that mean different things are refused.

@@ -58,7 +58,16 @@ export interface PoolSpec {
   readonly auto: boolean;
   /** A cluster network's pool (`--ipam-opt ledgernet.cluster=NAME`): its VNI and block size,
    * allocated in the cluster's KV bucket (src/events/domain/cluster.ts). */
-  readonly cluster?: { readonly name: string; readonly vni: number; readonly blockLen: number };
+  readonly cluster?: PoolCluster;
+}
+
+/** A cluster pool's VNI and block size; `mtu`: the largest MTU a network on it may have on this
+ * host (its underlay's − 50, when the host could read it). */
+export interface PoolCluster {
+  readonly name: string;
+  readonly vni: number;
+  readonly blockLen: number;
+  readonly mtu?: number;
 }
 
 export interface AddressEvent {

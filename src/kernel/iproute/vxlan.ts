@@ -26,10 +26,34 @@ export type VxlanChange =
   | (Base & { readonly kind: 'neigh.set'; readonly dev: string; readonly dst: string; readonly lladdr: string })
   | (Base & { readonly kind: 'neigh.del'; readonly dev: string; readonly dst: string })
   /** A device of ours no cluster network wants any more. */
-  | (Base & { readonly kind: 'vxlan.delete'; readonly name: string });
+  | (Base & { readonly kind: 'vxlan.delete'; readonly name: string })
+  /** A device of ours with another MTU, off its bridge or down. */
+  | (Base & { readonly kind: 'vxlan.set'; readonly name: string; readonly mtu: number; readonly master: string });
+
+const KINDS: ReadonlySet<string> = new Set(['vxlan.create', 'vxlan.set', 'vxlan.delete', 'fdb.add', 'fdb.del', 'neigh.set', 'neigh.del']);
+
+/** Whether a plan's item (an Action or a VxlanChange) is one of these. */
+export function isVxlanChange(c: { readonly kind: string }): c is VxlanChange {
+  return KINDS.has(c.kind);
+}
+
+/** The object a change is about, for plans and logs: `lnx-…`, `lnx-… MAC → VTEP`, `lnb-… ADDRESS`. */
+export function vxlanKey(c: VxlanChange): string {
+  switch (c.kind) {
+    case 'fdb.add':
+    case 'fdb.del':
+      return `${c.dev} ${c.mac} ${c.dst === null ? '(bridge port)' : `dst ${c.dst}`}`;
+    case 'neigh.set':
+      return `${c.dev} ${c.dst} lladdr ${c.lladdr}`;
+    case 'neigh.del':
+      return `${c.dev} ${c.dst}`;
+    default:
+      return c.name;
+  }
+}
 
 /** VXLAN's IANA port. */
-const VXLAN_PORT = 4789;
+export const VXLAN_PORT = 4789;
 
 /** `ip -batch` lines: the device (created in CREATE_GROUP, then labelled) and neighbour entries. */
 export function vxlanIpLines(c: VxlanChange): string[] {
@@ -39,6 +63,8 @@ export function vxlanIpLines(c: VxlanChange): string[] {
         `link add name ${c.name} mtu ${c.mtu} group ${CREATE_GROUP} type vxlan id ${c.vni} dstport ${VXLAN_PORT} local ${c.local} nolearning`,
         `link set dev ${c.name} alias ${c.alias} group default master ${c.master} up`,
       ];
+    case 'vxlan.set':
+      return [`link set dev ${c.name} mtu ${c.mtu} master ${c.master} up`];
     case 'neigh.set':
       return [`neigh replace ${c.dst} lladdr ${c.lladdr} dev ${c.dev} nud permanent`];
     case 'neigh.del':
@@ -59,6 +85,7 @@ export function vxlanIpLines(c: VxlanChange): string[] {
 export function vxlanFdbLines(c: VxlanChange): string[] {
   switch (c.kind) {
     case 'vxlan.create':
+    case 'vxlan.set':
       return [`link set dev ${c.name} neigh_suppress on learning off`];
     case 'fdb.add':
       if (c.dst === null) return [`fdb replace ${c.mac} dev ${c.dev} master static`];

@@ -22,6 +22,7 @@
 // - filter/filter6 LEDGERNET-EG-<id>: a network's egress policy, entered from LEDGERNET-FORWARD
 //   and LEDGERNET-INPUT (filter6 gets a LEDGERNET-INPUT for it); see egress.ts.
 import { egressChainName, egressJump, egressRules } from './egress.ts';
+import { vxlanInputRules } from './vxlan.ts';
 import type { FirewallAllow, FirewallNetworkPolicy, FirewallPolicy, PortForward } from '../types.ts';
 
 /** `filter6` is ip6tables' filter table. */
@@ -72,7 +73,7 @@ export function renderChains(policy: FirewallPolicy): DesiredChain[] {
   const chains: DesiredChain[] = [
     { table: 'filter', name: FORWARD_CHAIN, rules: forwardRules(policy, 4), hooks: [hook(t, 'FORWARD', FORWARD_CHAIN, 'early')] },
     { table: 'filter6', name: FORWARD_CHAIN, rules: forwardRules(policy, 6), hooks: [hook(t, 'FORWARD', FORWARD_CHAIN, 'early')] },
-    { table: 'filter', name: INPUT_CHAIN, rules: inputRules(policy), hooks: [hook(t, 'INPUT', INPUT_CHAIN, 'early')] },
+    { table: 'filter', name: INPUT_CHAIN, rules: [...vxlanInputRules(policy), ...inputRules(policy)], hooks: [hook(t, 'INPUT', INPUT_CHAIN, 'early')] },
     {
       table: 'filter6',
       name: INPUT_CHAIN,
@@ -108,7 +109,9 @@ export function renderAcceptOnly(policy: FirewallPolicy, role: string): DesiredC
   if (policy.networks.length === 0) return [];
   const t = policy.ownerTag;
   const rules = bridgePatterns(policy.bridgePrefix, policy.networks).flatMap((b) => [`-i ${b} ${tag(t, role)} -j ACCEPT`, `-o ${b} ${tag(t, role)} -j ACCEPT`]);
-  return (['filter', 'filter6'] as const).map((table) => ({ table, name: FORWARD_CHAIN, rules, hooks: [hook(t, 'FORWARD', FORWARD_CHAIN, 'early')] }));
+  const forward = (['filter', 'filter6'] as const).map((table) => ({ table, name: FORWARD_CHAIN, rules, hooks: [hook(t, 'FORWARD', FORWARD_CHAIN, 'early')] }));
+  const vxlan = vxlanInputRules(policy);
+  return [...forward, ...(vxlan.length > 0 ? [{ table: 'filter' as const, name: INPUT_CHAIN, rules: vxlan, hooks: [hook(t, 'INPUT', INPUT_CHAIN, 'early')] }] : [])];
 }
 
 /** ICMPv6 neighbour solicitation and advertisement, as ip6tables-save prints their types. */

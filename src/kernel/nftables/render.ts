@@ -16,6 +16,7 @@
 // destination network's ingress rules (iptables: whichever network comes first in its chain).
 import type { FirewallAllow, FirewallNetworkPolicy, FirewallPolicy, NftHook, NftRule, NftSetSpec, PortForward } from '../types.ts';
 import * as x from './expr.ts';
+import { vxlanInput } from './vxlan.ts';
 
 export interface Owner {
   readonly networkId: string | null;
@@ -71,7 +72,7 @@ export function renderTable(policy: FirewallPolicy): DesiredTable | null {
   if (nets.length === 0) return null;
   const sets = new Map(Object.entries(SETS).map(([name, spec]) => [name, { spec, elements: [] as { value: unknown; owner: Owner }[] }]));
   const add = (set: string, value: unknown, owner: Owner) => sets.get(set)?.elements.push({ value, owner });
-  const chains = new Map<string, DesiredChain>(baseChains(nets));
+  const chains = new Map<string, DesiredChain>(baseChains(nets, vxlanInput(policy)));
   const custom = nets.map((n) => n.bridge).filter((b) => !b.startsWith(policy.bridgePrefix));
   for (const b of [`${policy.bridgePrefix}*`, ...new Set(custom)]) add('bridges', b, SHARED);
   for (const n of nets) {
@@ -98,7 +99,7 @@ export function renderTable(policy: FirewallPolicy): DesiredTable | null {
   return { sets, chains };
 }
 
-function baseChains(nets: readonly FirewallNetworkPolicy[]): [string, DesiredChain][] {
+function baseChains(nets: readonly FirewallNetworkPolicy[], vxlan: readonly NftRule[]): [string, DesiredChain][] {
   const dnat = [
     [x.localDst, x.dnatVia(x.portKey(false), 'dnat_addr', 'dnat_port')],
     [x.localDst, x.dnatVia(x.portKey(true), 'bound_addr', 'bound_port')],
@@ -108,7 +109,7 @@ function baseChains(nets: readonly FirewallNetworkPolicy[]): [string, DesiredCha
   const base = (h: NftHook, rules: NftRule[]): DesiredChain => ({ hook: h, rules, owner: SHARED });
   return [
     ['forward', base(hook('filter', 'forward', 0), [[x.vmap(x.meta('iifname'), 'from')], [x.vmap(x.meta('oifname'), 'to')]])],
-    ['input', base(hook('filter', 'input', 0), nets.some((n) => n.published) ? [localnet] : [])],
+    ['input', base(hook('filter', 'input', 0), [...vxlan, ...(nets.some((n) => n.published) ? [localnet] : [])])],
     ['prerouting', base(hook('nat', 'prerouting', -100), dnat)],
     ['output', base(hook('nat', 'output', -100), dnat)],
     ['postrouting', base(hook('nat', 'postrouting', 100), [[x.vmap(x.meta('oifname'), 'nat_to')], [x.vmap(x.payload('ip', 'saddr'), 'masq')]])],

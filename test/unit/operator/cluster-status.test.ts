@@ -1,0 +1,67 @@
+// `ledgernet status`'s cluster part from a folded log and the daemon's view of the KV bucket.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { Command } from '../../../src/events/domain/commands.ts';
+import { clusterStatus, clusterTables } from '../../../src/operator/cluster-status.ts';
+import { EP_1, given, NET_A, networkSpec } from '../../helpers/events.ts';
+
+const state = given(
+  { type: 'RequestPool', request: { pool: '10.240.0.0/24', subPool: null, v6: false, defaults: { range: '10.231.0.0/16', size: 24 }, occupied: [], cluster: { name: 'blue', vni: 5000, blockLen: 26 } } },
+  { type: 'CreateNetwork', spec: { ...networkSpec(NET_A, '10.240.0.0/24', '10.240.0.1/24'), options: { 'ledgernet.cluster': 'blue' } } },
+  { type: 'PeerChange', change: { op: 'member', cluster: 'blue', host: 'h2', member: { host: 'h2', vtep: '10.231.200.2' } }, self: 'h1' },
+  {
+    type: 'PeerChange',
+    change: { op: 'endpoint', cluster: 'blue', host: 'h2', endpointId: EP_1, endpoint: { host: 'h2', vtep: '10.231.200.2', endpointId: EP_1, address: '10.240.0.65', mac: '02:42:0a:f0:00:41' } },
+    self: 'h1',
+  } as Command,
+);
+const view = {
+  host: 'h1',
+  vtep: '10.231.200.1',
+  hosts: [
+    { host: 'h1', vtep: '10.231.200.1', lastSeen: '2026-11-30T10:00:00.000Z' },
+    { host: 'h2', vtep: '10.231.200.2', lastSeen: '2026-11-30T09:59:50.000Z' },
+  ],
+  error: null,
+};
+
+describe('status: the cluster', () => {
+  it('hosts with VTEP and last seen; per cluster network its subnet, VNI, members and remote endpoints', () => {
+    const c = clusterStatus(state, view, null);
+    assert.ok(c);
+    assert.deepEqual(c.hosts?.map((h) => [h.host, h.self]), [['h1', true], ['h2', false]]);
+    assert.deepEqual(c.networks, [
+      {
+        name: 'blue',
+        networkId: NET_A,
+        subnet: '10.240.0.0/24',
+        vni: 5000,
+        members: [{ host: 'h1', vtep: '10.231.200.1', self: true }, { host: 'h2', vtep: '10.231.200.2', self: false }],
+        remoteEndpoints: [{ host: 'h2', vtep: '10.231.200.2', endpointId: EP_1, address: '10.240.0.65', mac: '02:42:0a:f0:00:41' }],
+      },
+    ]);
+    assert.equal(
+      clusterTables(c, Date.parse('2026-11-30T10:00:05.000Z')),
+      [
+        'CLUSTER HOST    VTEP          LAST SEEN',
+        'h1 (this host)  10.231.200.1  2026-11-30T10:00:00.000Z (5 s ago)',
+        'h2              10.231.200.2  2026-11-30T09:59:50.000Z (15 s ago)',
+        '',
+        'CLUSTER  NETWORK       SUBNET         VNI   MEMBERS (HOST VTEP)',
+        'blue     aaaaaaaa0000  10.240.0.0/24  5000  h1 (this host) 10.231.200.1, h2 10.231.200.2',
+        '',
+        'REMOTE ENDPOINT  CLUSTER  HOST  ADDRESS      MAC                VTEP',
+        'e1e1e1e12222     blue     h2    10.240.0.65  02:42:0a:f0:00:41  10.231.200.2',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('without the daemon: the log\'s members and endpoints, the recorded VTEP, and why the hosts are not known; nothing at all without cluster networks', () => {
+    const c = clusterStatus(state, null, '10.231.200.1');
+    assert.equal(c?.hosts, null);
+    assert.deepEqual(c?.networks[0]?.members[0], { host: '(this host)', vtep: '10.231.200.1', self: true });
+    assert.match(clusterTables(c!), /^cluster hosts: not known \(the daemon does not answer\); this host \?, VTEP 10\.231\.200\.1\n/);
+    assert.equal(clusterStatus(given(), null, null), null);
+  });
+});
