@@ -65,8 +65,10 @@ describe('IPv6 NAT rules round-trip through a real ip6tables and nft', { skip },
     assert.doesNotMatch((await inNs('ip6tables-save')).stdout + (await inNs('iptables-save')).stdout, /LEDGERNET|ledgernet:/);
   });
 
-  it('nftables: dnat6/bound6/masq6 elements and chains read back; a deleted element is repaired; nothing left after', async () => {
+  it('nftables: dnat6/bound6/masq6 elements and chains read back (ip6tables nat emptied after a switch); a deleted element is repaired', async () => {
+    await converge(desired(), iptablesFirewall);
     await converge(desired(), nftablesFirewall);
+    assert.doesNotMatch((await inNs('ip6tables-save', '-t', 'nat')).stdout, /LEDGERNET|ledgernet:/, 'the iptables backend\'s IPv6 NAT is gone');
     const listed = (await inNs('nft', 'list', 'table', 'inet', 'ledgernet')).stdout;
     assert.match(listed, /tcp \. 8082 : fd00:231:11::2/);
     assert.match(listed, /fd00:99::1 \. tcp \. 8083 : fd00:231:11::2/);
