@@ -17,6 +17,7 @@ import {
 } from '../events/domain/cidr.ts';
 import { bridgeName, peerName, vethName } from '../events/domain/naming.ts';
 import { checkNetworkOptions, DOCKER_NETWORK_FLAGS, gatewayModes } from '../events/domain/options.ts';
+import { LOOPBACK6_REASON } from '../events/domain/host-address.ts';
 import { PROTO_NAME } from '../events/domain/ports.ts';
 import type { EndpointSpec, IpamData, NetworkSpec, PortBinding } from '../events/domain/types.ts';
 
@@ -241,21 +242,19 @@ export function macForAddress(address: string): string {
   return ['02', '42', ...octets.map((o) => o.toString(16).padStart(2, '0'))].join(':');
 }
 
-/** HostIP of a binding: '' (all addresses, or the network's host_binding_ipv4) or an IPv4 address. */
+/**
+ * HostIP of a binding: '' (all addresses of both families, or the network's host_binding_ipv4) or
+ * an address, canonical (`::` is every IPv6 address). ::1 is refused: IPv6 cannot NAT from loopback.
+ */
 function hostIp(method: string, v: unknown, i: number): string {
   if (v === undefined || v === null || v === '') return '';
   const a = typeof v === 'string' ? parseIp(v) : null;
   if (!a) throw bad(method, `portmap[${i}].HostIP must be an IP address or empty, got ${JSON.stringify(v)?.slice(0, 64)}`);
-  if (a.family === 6) {
-    throw new DriverError(
-      'LN_ERR_INVALID_OPTION',
-      `${method}: portmap[${i}].HostIP ${v} is an IPv6 address; ledgernet publishes ports over IPv4 only (-p [${v}]:… is not supported)`,
-    );
-  }
-  return formatIp(4, a.value);
+  if (a.family === 6 && a.value === 1n) throw new DriverError('LN_ERR_INVALID_OPTION', `${method}: portmap[${i}].HostIP ::1: ${LOOPBACK6_REASON}`);
+  return formatIp(a.family, a.value);
 }
 
-/** The published ports of a ProgramExternalConnectivity, each checked: tcp/udp/sctp, IPv4, no host port twice. */
+/** The published ports of a ProgramExternalConnectivity, each checked: tcp/udp/sctp, not on ::1, no host port twice. */
 export function toPortmap(method: string, options: Json): PortBinding[] {
   const list = options['com.docker.network.portmap'];
   if (list === undefined || list === null) return [];
@@ -281,19 +280,22 @@ export function toPortmap(method: string, options: Json): PortBinding[] {
     if (hostPort === 0 && hostPortEnd !== 0) throw bad(method, `portmap[${i}].HostPortEnd ${hostPortEnd} is given without a HostPort`);
     return { proto, port: num('Port', 1), hostIp: hostIp(method, p['HostIP'], i), hostPort, hostPortEnd };
   });
-  // A fixed host port given twice (Docker's own driver says "port is already allocated").
+  // A fixed host port given twice in one family (Docker's own driver says "port is already
+  // allocated"); once on 0.0.0.0 and once on [::] is fine, no address is both families.
   const seen = new Map<string, number>();
   for (const [i, b] of out.entries()) {
     if (b.hostPort === 0 || b.hostPortEnd > b.hostPort) continue;
-    const key = `${b.proto}/${b.hostPort}`;
-    const first = seen.get(key);
-    if (first !== undefined) {
-      throw new DriverError(
-        'LN_ERR_CONFLICT',
-        `${method}: host port ${PROTO_NAME[b.proto]}/${b.hostPort} is given twice (portmap[${first}] and portmap[${i}]); publish it once`,
-      );
+    const families = b.hostIp === '' ? [4, 6] : [b.hostIp.includes(':') ? 6 : 4];
+    for (const key of families.map((f) => `${f}/${b.proto}/${b.hostPort}`)) {
+      const first = seen.get(key);
+      if (first !== undefined) {
+        throw new DriverError(
+          'LN_ERR_CONFLICT',
+          `${method}: host port ${PROTO_NAME[b.proto]}/${b.hostPort} is given twice (portmap[${first}] and portmap[${i}]); publish it once`,
+        );
+      }
+      seen.set(key, i);
     }
-    seen.set(key, i);
   }
   return out;
 }

@@ -152,7 +152,7 @@ export function createKernel(opts: KernelOptions): HostKernel {
 
   return {
     async observe(): Promise<KernelSnapshot> {
-      const [links, addrs, filter, nat, qdiscs, filter6, nftables] = await Promise.all([
+      const [links, addrs, filter, nat, qdiscs, filter6, nat6, nftables] = await Promise.all([
         run('read links', 'ip', ipArgs('-j', '-d', 'link', 'show')),
         run('read addresses', 'ip', ipArgs('-j', 'addr', 'show')),
         run('read the iptables filter table', ...iptables('iptables-save', '-t', 'filter')),
@@ -161,6 +161,7 @@ export function createKernel(opts: KernelOptions): HostKernel {
         // IPv6 may be disabled or ip6tables missing: then there is no IPv6 table to converge,
         // and the IPv4 work goes on without it.
         run('read the ip6tables filter table', ...iptables('ip6tables-save', '-t', 'filter')).catch(() => null),
+        run('read the ip6tables nat table', ...iptables('ip6tables-save', '-t', 'nat')).catch(() => null),
         readNftables(),
       ]);
       for (const o of [links, addrs, filter, nat, qdiscs]) failOnExit(o);
@@ -172,6 +173,7 @@ export function createKernel(opts: KernelOptions): HostKernel {
         filter: parseIptablesSave(filter.stdout, 'filter'),
         nat: parseIptablesSave(nat.stdout, 'nat'),
         filter6: filter6 === null || filter6.exitCode !== 0 ? null : parseIptablesSave(filter6.stdout, 'filter'),
+        nat6: nat6 === null || nat6.exitCode !== 0 ? null : parseIptablesSave(nat6.stdout, 'nat'),
         qdiscs: parsedQdiscs,
         ingressRedirects: await readRedirects(parsedQdiscs),
         routeLocalnet: await readRouteLocalnet(parsedLinks.filter((l) => l.kind === 'bridge').map((l) => l.name)),
@@ -212,7 +214,7 @@ export function createKernel(opts: KernelOptions): HostKernel {
     applyShaping: (changes) => runChanges(changes, tcLines, tcBatch),
     async restoreIptables(table, changes) {
       const input = restoreInput(changes, table);
-      if (input !== null) await iptablesRestore(input, table === 'filter6' ? 6 : 4);
+      if (input !== null) await iptablesRestore(input, table === 'filter6' || table === 'nat6' ? 6 : 4);
     },
 
     async nftApply(json: string): Promise<void> {

@@ -88,6 +88,11 @@ export interface KernelSnapshot {
   readonly nat: IptablesTable;
   /** `ip6tables-save -t filter`; null when ip6tables cannot run (IPv6 disabled or not installed). */
   readonly filter6: IptablesTable | null;
+  /**
+   * `ip6tables-save -t nat` (IPv6 NAT: masquerade, SNAT, published ports); null when ip6tables
+   * cannot run; absent when it was not read (then nothing is planned for it).
+   */
+  readonly nat6?: IptablesTable | null;
   /** `net.ipv4.conf.<bridge>.route_localnet` of every bridge, by bridge name. */
   readonly routeLocalnet: Readonly<Record<string, boolean>>;
   readonly qdiscs: readonly Qdisc[];
@@ -124,8 +129,8 @@ export interface ChangesResult {
   readonly failures: readonly ChangeFailure[];
 }
 
-/** The iptables tables ledgernet writes; `filter6` is ip6tables' filter table. */
-export type IptablesTableKey = 'filter' | 'nat' | 'filter6';
+/** The iptables tables ledgernet writes; `filter6` and `nat6` are ip6tables' filter and nat tables. */
+export type IptablesTableKey = 'filter' | 'nat' | 'filter6' | 'nat6';
 
 /**
  * The reconciler's only door to the kernel: observed facts out, typed changes in; the kernel
@@ -209,6 +214,15 @@ export interface FirewallNetworkPolicy {
   readonly pools: readonly string[];
   /** Published ports: DNAT from the host to an endpoint, one entry per range. */
   readonly forwards: readonly PortForward[];
+  /**
+   * IPv6 NAT (Docker 27+): the IPv6 pools masqueraded (or SNATed to `snat`) when they leave the
+   * bridge (empty: none), and published ports over IPv6 (`hostIp` '' for every address, else an
+   * IPv6 address; `ip` the endpoint's IPv6 address). With IPv6 forwards, hairpin connections
+   * from `pools` through them are masqueraded. Absent: no IPv6 NAT at all.
+   */
+  readonly nat6?: FirewallNat6;
+  /** `com.docker.network.host_ipv4`: the source address IPv4 egress is SNATed to instead of masquerade; null: masquerade. */
+  readonly snat4?: string | null;
   /** What the containers may open connections to outside the network; null: no egress policy. */
   readonly egress: FirewallEgress | null;
 }
@@ -261,14 +275,22 @@ export interface FirewallAllow {
   readonly ports: readonly [number, number] | null;
 }
 
+export interface FirewallNat6 {
+  readonly masquerade: readonly string[];
+  /** `com.docker.network.host_ipv6`: SNAT to this address instead of masquerade; null: masquerade. */
+  readonly snat: string | null;
+  readonly pools: readonly string[];
+  readonly forwards: readonly PortForward[];
+}
+
 export interface PortForward {
   readonly endpointId: string;
   readonly proto: 'tcp' | 'udp' | 'sctp';
-  /** The host address it is published on; '' for all of them. */
+  /** The host address it is published on; '' for all of them (of the forward's family). */
   readonly hostIp: string;
   /** Inclusive host port range. */
   readonly hostPorts: readonly [number, number];
-  /** The endpoint's IPv4 address and the first container port of the range. */
+  /** The endpoint's address (IPv4; IPv6 in `nat6.forwards`) and the first container port of the range. */
   readonly ip: string;
   readonly port: number;
 }

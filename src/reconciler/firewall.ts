@@ -2,9 +2,9 @@
 // published ports, masquerade and hairpin, egress policy), computed from the folded state. How that is
 // written (iptables today) is the firewall backend's business, under src/kernel/.
 import { BRIDGE_PREFIX, OWNER_TAG } from '../events/domain/naming.ts';
-import { egressPolicy, type NetworkPolicy } from '../events/domain/options.ts';
+import { egressPolicy, natSources, type NetworkPolicy } from '../events/domain/options.ts';
 import type { EndpointState, NetworkState, PortBinding } from '../events/domain/types.ts';
-import type { FirewallEgress, FirewallNetworkPolicy, FirewallPolicy, PortForward } from '../kernel/types.ts';
+import type { FirewallEgress, FirewallNat6, FirewallNetworkPolicy, FirewallPolicy, PortForward } from '../kernel/types.ts';
 
 export interface FirewallNetwork {
   readonly net: NetworkState;
@@ -20,6 +20,7 @@ export function firewallPolicy(nets: readonly FirewallNetwork[]): FirewallPolicy
 function networkPolicy(n: FirewallNetwork): FirewallNetworkPolicy {
   const { net, policy } = n;
   const pools = net.ipv4Data.map((d) => d.pool);
+  const nat = natSources(net.options);
   return {
     networkId: net.networkId,
     bridge: net.bridge,
@@ -30,9 +31,17 @@ function networkPolicy(n: FirewallNetwork): FirewallNetworkPolicy {
     masquerade: !net.internal && policy.masquerade ? pools : [],
     published: needsLocalnet(n),
     pools,
-    forwards: net.internal ? [] : n.endpoints.flatMap(forwards),
+    forwards: net.internal ? [] : n.endpoints.flatMap((ep) => forwards(ep, 4)),
     egress: egress(net),
+    ...(net.ipv6Data.length > 0 && !net.internal ? { nat6: nat6(n, nat.v6) } : {}),
+    ...(nat.v4 === null ? {} : { snat4: nat.v4 }),
   };
+}
+
+/** IPv6 NAT (Docker 27+): masquerade (or SNAT to host_ipv6) unless enable_ip_masquerade=false, and IPv6 published ports. */
+function nat6({ net, policy, endpoints }: FirewallNetwork, snat: string | null): FirewallNat6 {
+  const pools = net.ipv6Data.map((d) => d.pool);
+  return { masquerade: policy.masquerade ? pools : [], snat, pools, forwards: endpoints.flatMap((ep) => forwards(ep, 6)) };
 }
 
 /** The egress policy, or null (none given, or an internal network: nothing leaves it anyway). */
@@ -42,15 +51,16 @@ function egress(net: NetworkState): FirewallEgress | null {
   return { own: [...net.ipv4Data, ...net.ipv6Data].map((d) => d.pool), deny: p.deny, allow: p.allow };
 }
 
-/** A network whose bridge needs route_localnet=1: it has published ports (reachable on 127.0.0.1). */
+/** A network whose bridge needs route_localnet=1: it has IPv4 published ports (reachable on 127.0.0.1). */
 export function needsLocalnet(n: FirewallNetwork): boolean {
-  return !n.net.internal && n.endpoints.some((ep) => ep.portmap.length > 0 && ep.address !== null);
+  return !n.net.internal && n.endpoints.some((ep) => forwards(ep, 4).length > 0);
 }
 
-function forwards(ep: EndpointState): PortForward[] {
-  const ip = ep.address?.split('/')[0];
+/** The endpoint's published ports of one family, to its address of that family. */
+function forwards(ep: EndpointState, family: 4 | 6): PortForward[] {
+  const ip = (family === 4 ? ep.address : ep.addressV6)?.split('/')[0];
   if (ip === undefined) return [];
-  return portRanges(ep.portmap).map((r) => ({
+  return portRanges(ep.portmap, family).map((r) => ({
     endpointId: ep.endpointId,
     proto: r.proto,
     hostIp: r.hostIp,
@@ -71,15 +81,28 @@ interface PortRange {
 }
 
 /**
- * Docker expands `-p 9000-9002:8000-8002` into one binding per port; consecutive bindings with
- * the same offset become one range again, so one rule serves the whole range.
+ * The host address of a binding in `family`, '' for all of them, or null when the binding has no
+ * part in that family. As Docker's bridge driver (27+): no address (`-p 8080:80`) is both
+ * families, `0.0.0.0` IPv4 only, `::` IPv6 only, any other address its own family.
  */
-export function portRanges(portmap: readonly PortBinding[]): PortRange[] {
+function hostAddress(hostIp: string, family: 4 | 6): string | null {
+  if (hostIp === '') return '';
+  if (hostIp.includes(':') !== (family === 6)) return null;
+  return hostIp === '0.0.0.0' || hostIp === '::' ? '' : hostIp;
+}
+
+/**
+ * Docker expands `-p 9000-9002:8000-8002` into one binding per port; consecutive bindings with
+ * the same offset become one range again, so one rule serves the whole range. Only the bindings
+ * of `family` (IPv4 unless said).
+ */
+export function portRanges(portmap: readonly PortBinding[], family: 4 | 6 = 4): PortRange[] {
   const singles = portmap
     .flatMap((p) => {
       const proto = PROTO[p.proto];
-      if (proto === undefined || p.hostPort <= 0 || p.hostIp.includes(':')) return [];
-      return [{ proto, hostIp: p.hostIp === '0.0.0.0' ? '' : p.hostIp, hostLo: p.hostPort, hostHi: p.hostPort, port: p.port }];
+      const hostIp = hostAddress(p.hostIp, family);
+      if (proto === undefined || p.hostPort <= 0 || hostIp === null) return [];
+      return [{ proto, hostIp, hostLo: p.hostPort, hostHi: p.hostPort, port: p.port }];
     })
     .sort((a, b) => (a.proto + a.hostIp < b.proto + b.hostIp ? -1 : a.proto + a.hostIp > b.proto + b.hostIp ? 1 : a.hostLo - b.hostLo));
   const out: PortRange[] = [];

@@ -33,6 +33,14 @@ const ports: Command = {
   endpointId: EP_1,
   portmap: [{ proto: 6, port: 80, hostIp: '', hostPort: 18080, hostPortEnd: 18080 }],
 };
+/** IPv6 NAT (ip6tables nat): netB's endpoint publishes on both families, then on [::] only. */
+const ports6: Command = {
+  type: 'ProgramExternal',
+  networkId: NET_B,
+  endpointId: EP_2,
+  portmap: [{ proto: 6, port: 80, hostIp: '', hostPort: 18081, hostPortEnd: 18081 }],
+};
+const ports6only: Command = { ...ports6, portmap: [{ proto: 17, port: 53, hostIp: '::', hostPort: 18053, hostPortEnd: 18053 }] };
 const rated: Command = {
   type: 'CreateNetwork',
   spec: { ...networkSpec('c'.repeat(64), '10.231.9.0/24', '10.231.9.1/24'), options: { 'ledgernet.ingress_rate': '10mbit', 'ledgernet.egress_rate': '20mbit' } },
@@ -53,6 +61,8 @@ const LIFE: readonly (readonly Command[])[] = [
   [netA, netB, ep1],
   [netA, netB, ep1, ep2, ep3],
   [netA, netB, ep1, ep2, ep3, ports],
+  [netA, netB, ep1, ep2, ep3, ports, ports6],
+  [netA, netB, ep1, ep2, ep3, ports, ports6only],
   [netA, netB, ep1, ep2, ep3, ports, rated, ep4],
   [netA, netB, ep1, ep2, ep3, ports, rated, ep4, { type: 'DeleteEndpoint', networkId: 'c'.repeat(64), endpointId: 'f4'.repeat(32) }],
   [netA, netB, ep1, ep2, ep3, ports, { type: 'RevokeExternal', networkId: NET_A, endpointId: EP_1 }],
@@ -68,7 +78,7 @@ function owned(s: KernelSnapshot) {
   const names = new Set(links.map((l) => l.name));
   const ours = (rule: string) => rule.includes('ledgernet:') || rule.includes('LEDGERNET-');
   const tables = Object.fromEntries(
-    (['filter', 'nat', 'filter6'] as const).map((t) => [
+    (['filter', 'nat', 'filter6', 'nat6'] as const).map((t) => [
       t,
       Object.fromEntries(
         Object.values(s[t]?.chains ?? {}).flatMap((c) => {

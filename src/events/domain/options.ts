@@ -5,7 +5,7 @@
 // `networkPolicy` to build the desired rules from the options recorded in `network.created`.
 import { isDeepStrictEqual } from 'node:util';
 import { DriverError } from '../../errors.ts';
-import { parseIp } from './cidr.ts';
+import { checkHostAddressesFor, HOST_BINDING_FORM, HOST_IPV4_FORM, HOST_IPV6_FORM, parseHostBinding, parseSnatSource } from './host-address.ts';
 import { checkEgressFor, EGRESS_FORM, parseEgress, type EgressNetwork, type EgressPolicy, type EgressRule } from './egress.ts';
 import { isValidIfName, RESERVED_PREFIXES } from './naming.ts';
 
@@ -99,12 +99,6 @@ function bridge(key: string, v: string): string {
   return v;
 }
 
-function hostBinding(key: string, v: string): string {
-  const a = parseIp(v);
-  if (!a || a.family !== 4 || a.value >= 0xe0000000n) throw invalid(key, v, OPTIONS['com.docker.network.bridge.host_binding_ipv4'].form);
-  return v;
-}
-
 /** Docker 28's gateway modes (bridge driver `gwMode`), for each address family. */
 const GATEWAY_MODES = ['nat', 'nat-unprotected', 'routed', 'isolated'] as const;
 export type GatewayMode = (typeof GATEWAY_MODES)[number];
@@ -156,10 +150,9 @@ const OPTIONS = {
     form: 'a cluster network name of 1 to 63 characters A-Z a-z 0-9 _ - (the same on every host, also given as --ipam-opt)',
     parse: clusterName,
   },
-  'com.docker.network.bridge.host_binding_ipv4': {
-    form: 'an IPv4 address: the host address of ports published without one (-p 8080:80), default all addresses',
-    parse: hostBinding,
-  },
+  'com.docker.network.bridge.host_binding_ipv4': { form: HOST_BINDING_FORM, parse: parseHostBinding },
+  'com.docker.network.host_ipv4': { form: HOST_IPV4_FORM, parse: parseSnatSource(4) },
+  'com.docker.network.host_ipv6': { form: HOST_IPV6_FORM, parse: parseSnatSource(6) },
   'com.docker.network.container_iface_prefix': {
     form: 'an interface name prefix of 1 to 12 bytes of A-Z a-z 0-9 _ . - (default eth)',
     parse: ifacePrefix,
@@ -236,10 +229,15 @@ export function networkPolicy(options: Options): NetworkPolicy {
   };
 }
 
-/** The host address of ports published without one, or null (all addresses). */
+/** The host address of ports published without one (IPv4, or IPv6 as Docker 27+ allows), or null (all addresses of both families). */
 export function hostBindingIpv4(options: Options): string | null {
   const v = optionValue<string>(options, 'com.docker.network.bridge.host_binding_ipv4');
   return v === null || v === '0.0.0.0' ? null : v;
+}
+
+/** The SNAT source of each family (`com.docker.network.host_ipv4` / `host_ipv6`); null: masquerade. */
+export function natSources(options: Options): { readonly v4: string | null; readonly v6: string | null } {
+  return { v4: optionValue<string>(options, 'com.docker.network.host_ipv4'), v6: optionValue<string>(options, 'com.docker.network.host_ipv6') };
 }
 
 /**
@@ -314,11 +312,13 @@ export function checkNetworkOptions(options: Options, net?: EgressNetwork): { mt
       );
     }
   }
-  networkPolicy(options);
-  hostBindingIpv4(options);
+  const { masquerade } = networkPolicy(options);
+  const binding = hostBindingIpv4(options);
   containerIfacePrefix(options);
   const egress = egressPolicy(options);
   if (net) checkEgressFor(egress, net);
+  const snat = natSources(options);
+  if (net) checkHostAddressesFor({ binding, snat4: snat.v4, snat6: snat.v6 }, { ...net, masquerade });
   // Any option of the table that the readers above do not read (mtu, bridge, a new one).
   for (const [k] of SPECS) optionValue(options, k);
   return { mtu: optionValue<number>(options, 'ledgernet.mtu') ?? DEFAULT_MTU, bridge: optionValue<string>(options, 'ledgernet.bridge') };

@@ -80,3 +80,21 @@ export function gatewayRole(state: State, ep: EndpointState, ipv6Elsewhere: bool
   const holders = mates.filter((m) => m.portmap.length > 0);
   return ipv6Elsewhere ? { ipv4: true, handover: holders } : { ipv4: holders.length === 0, handover: [] };
 }
+
+/**
+ * A binding on an IPv6 host address (`-p [::]:8080:80`, or a host_binding_ipv4 that is IPv6) needs
+ * an IPv6 address on the endpoint: Docker's bridge driver would reach an IPv4-only container
+ * through its userland proxy, which a network plugin does not have, so it is refused rather than
+ * left unpublished.
+ * @throws DriverError `LN_ERR_INVALID_OPTION` naming the binding.
+ */
+export function checkPortFamilies(portmap: readonly PortBinding[], ep: EndpointState): void {
+  if (ep.addressV6 !== null) return;
+  const v6 = portmap.find((p) => p.hostIp.includes(':'));
+  if (v6 === undefined) return;
+  throw new DriverError(
+    'LN_ERR_INVALID_OPTION',
+    `port ${PROTO_NAME[v6.proto] ?? v6.proto}/${v6.port} is published on the IPv6 address ${v6.hostIp}, but the container has no IPv6 address on this network ` +
+      `(create the network with --ipv6, or publish on an IPv4 address)`,
+  );
+}

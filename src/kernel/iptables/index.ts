@@ -5,12 +5,13 @@ import { applyNft, diffTable, isNftChange } from '../nftables/index.ts';
 import type { FirewallBackend } from '../types.ts';
 import { diffChains } from './diff.ts';
 import { afterRestore } from './evolve.ts';
+import { renderNat6 } from './nat6.ts';
 import { renderChains } from './render.ts';
 import { restoreChanges } from './restore.ts';
 
 export const iptablesFirewall: FirewallBackend = {
   name: 'iptables',
-  plan: (policy, observed) => [...diffChains(renderChains(policy), observed, policy.ownerTag), ...diffTable(null, observed.nftables)],
+  plan: (policy, observed) => [...diffChains([...renderChains(policy), ...renderNat6(policy)], observed, policy.ownerTag), ...diffTable(null, observed.nftables)],
   apply: async (changes, kernel) => [...(await restoreChanges(changes.filter((c) => !isNftChange(c)), kernel)), ...(await applyNft(changes, kernel))],
   // After a switch from nftables (its table removed here) the model is read again.
   after: (observed, applied) => (applied.some(isNftChange) ? null : afterRestore(observed, applied)),

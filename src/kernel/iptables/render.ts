@@ -16,17 +16,18 @@
 // - ip6tables filter LEDGERNET-FORWARD (table `filter6` here), hooked like the IPv4 one: the same
 //   isolation, icc, internal and allow-list policy for IPv6 (bridged IPv6 passes ip6tables FORWARD
 //   with bridge-nf-call-ip6tables=1, and is routed between bridges when IPv6 forwarding is on).
-//   No NAT for IPv6: no masquerade, no published ports, so no hairpin/published rules and no
-//   LEDGERNET-INPUT (route_localnet is IPv4 only). With icc=false, neighbour solicitations and
-//   advertisements still pass inside the bridge, as ARP (which iptables never sees) does for IPv4.
+//   Published ports and hairpin are accepted as for IPv4 (their NAT is in ip6tables' nat table,
+//   nat6.ts); no LEDGERNET-INPUT for localnet (route_localnet is IPv4 only). With icc=false,
+//   neighbour solicitations and advertisements still pass inside the bridge, as ARP (which
+//   iptables never sees) does for IPv4.
 // - filter/filter6 LEDGERNET-EG-<id>: a network's egress policy, entered from LEDGERNET-FORWARD
 //   and LEDGERNET-INPUT (filter6 gets a LEDGERNET-INPUT for it); see egress.ts.
 import { egressChainName, egressJump, egressRules } from './egress.ts';
 import { vxlanInputRules } from './vxlan.ts';
 import type { FirewallAllow, FirewallNetworkPolicy, FirewallPolicy, PortForward } from '../types.ts';
 
-/** `filter6` is ip6tables' filter table. */
-export type Table = 'filter' | 'nat' | 'filter6';
+/** `filter6` and `nat6` are ip6tables' filter and nat tables. */
+export type Table = 'filter' | 'nat' | 'filter6' | 'nat6';
 
 export interface DesiredHook {
   readonly from: string;
@@ -59,7 +60,7 @@ type Nets = readonly FirewallNetworkPolicy[];
 /** `-m comment` with the policy's owner tag (`ledgernet:` + who the rule is for). */
 const tag = (t: string, owner: string) => `-m comment --comment "${t}${owner}"`;
 
-const hook = (t: string, from: string, chain: string, placement: DesiredHook['placement'], match = ''): DesiredHook => ({
+export const hook = (t: string, from: string, chain: string, placement: DesiredHook['placement'], match = ''): DesiredHook => ({
   from,
   rule: `${match}${tag(t, 'hook')} -j ${chain}`,
   placement,
@@ -117,12 +118,11 @@ export function renderAcceptOnly(policy: FirewallPolicy, role: string): DesiredC
 /** ICMPv6 neighbour solicitation and advertisement, as ip6tables-save prints their types. */
 const ND_TYPES = [135, 136];
 
-const owned = (t: string, n: FirewallNetworkPolicy) => (role: string) => tag(t, `network:${n.networkId}:${role}`);
+export const owned = (t: string, n: FirewallNetworkPolicy) => (role: string) => tag(t, `network:${n.networkId}:${role}`);
 
 /**
  * The FORWARD policy for one family. IPv6 rules are written only for networks with IPv6 data
- * (the shared isolation and reply rules whenever any network exists); IPv6 has no DNAT of ours,
- * so the hairpin and published-port accepts are IPv4 only.
+ * (the shared isolation and reply rules whenever any network exists).
  */
 function forwardRules(policy: FirewallPolicy, family: 4 | 6): string[] {
   const nets = family === 4 ? policy.networks : policy.networks.filter((n) => n.ipv6);
@@ -143,8 +143,8 @@ function insideRules(t: string, n: FirewallNetworkPolicy, family: 4 | 6): string
   const rules: string[] = [];
   if (n.icc) rules.push(`-i ${b} -o ${b} ${who('icc')} -j ACCEPT`);
   else {
-    if (family === 4) rules.push(`-i ${b} -o ${b} -m conntrack --ctstate DNAT ${who('hairpin')} -j ACCEPT`);
-    else rules.push(...ND_TYPES.map((t) => `-i ${b} -o ${b} -p ipv6-icmp -m icmp6 --icmpv6-type ${t} ${who('nd')} -j ACCEPT`));
+    rules.push(`-i ${b} -o ${b} -m conntrack --ctstate DNAT ${who('hairpin')} -j ACCEPT`);
+    if (family === 6) rules.push(...ND_TYPES.map((t) => `-i ${b} -o ${b} -p ipv6-icmp -m icmp6 --icmpv6-type ${t} ${who('nd')} -j ACCEPT`));
     rules.push(`-i ${b} -o ${b} ${who('no-icc')} -j DROP`);
   }
   if (n.internal) rules.push(`-i ${b} ${who('internal')} -j DROP`, `-o ${b} ${who('internal')} -j DROP`);
@@ -172,9 +172,8 @@ function ingressRules(t: string, n: FirewallNetworkPolicy, family: 4 | 6): strin
   const b = n.bridge;
   const who = owned(t, n);
   const rules: string[] = [];
-  if (n.allow === null) {
-    if (family === 4) rules.push(`-o ${b} -m conntrack --ctstate DNAT ${who('published')} -j ACCEPT`);
-  } else rules.push(...n.allow.map((a) => `-o ${b} ${allowMatch(a, family)} ${who('allow')} -j ACCEPT`));
+  if (n.allow === null) rules.push(`-o ${b} -m conntrack --ctstate DNAT ${who('published')} -j ACCEPT`);
+  else rules.push(...n.allow.map((a) => `-o ${b} ${allowMatch(a, family)} ${who('allow')} -j ACCEPT`));
   rules.push(`-o ${b} ${who('ingress')} -j DROP`, `-i ${b} ${who('egress')} -j ACCEPT`);
   return rules;
 }
@@ -207,7 +206,7 @@ function bridgePatterns(prefix: string, nets: Nets): string[] {
 function postroutingRules(t: string, n: FirewallNetworkPolicy): string[] {
   const b = n.bridge;
   const who = owned(t, n);
-  const rules = n.masquerade.map((pool) => `-s ${pool} ! -o ${b} ${who('masquerade')} -j MASQUERADE`);
+  const rules = n.masquerade.map((pool) => `-s ${pool} ! -o ${b} ${who('masquerade')} ${natTarget(n.snat4 ?? null)}`);
   if (n.published) {
     rules.push(`-s 127.0.0.0/8 -o ${b} ${who('localhost')} -j MASQUERADE`);
     for (const pool of n.pools) rules.push(`-s ${pool} -o ${b} -m conntrack --ctstate DNAT ${who('hairpin')} -j MASQUERADE`);
@@ -215,10 +214,17 @@ function postroutingRules(t: string, n: FirewallNetworkPolicy): string[] {
   return rules;
 }
 
-function dnatRule(t: string, f: PortForward): string {
+/** Egress leaves with the host's address (MASQUERADE) or, with host_ipv4/host_ipv6, with that one. */
+export function natTarget(snat: string | null): string {
+  return snat === null ? '-j MASQUERADE' : `-j SNAT --to-source ${snat}`;
+}
+
+/** One published range, IPv4 or IPv6 (`[addr]:port`, `-d addr/128`), as iptables-save prints it. */
+export function dnatRule(t: string, f: PortForward, family: 4 | 6 = 4): string {
   const [lo, hi] = f.hostPorts;
-  const dst = f.hostIp === '' ? '' : `-d ${f.hostIp}/32 `;
+  const dst = f.hostIp === '' ? '' : `-d ${f.hostIp}/${family === 4 ? 32 : 128} `;
   const dport = lo === hi ? `${lo}` : `${lo}:${hi}`;
-  const to = lo === hi ? `${f.ip}:${f.port}` : `${f.ip}:${f.port}-${f.port + hi - lo}/${lo}`;
+  const ip = family === 4 ? f.ip : `[${f.ip}]`;
+  const to = lo === hi ? `${ip}:${f.port}` : `${ip}:${f.port}-${f.port + hi - lo}/${lo}`;
   return `${dst}-p ${f.proto} -m ${f.proto} --dport ${dport} ${tag(t, `endpoint:${f.endpointId}:port`)} -j DNAT --to-destination ${to}`;
 }

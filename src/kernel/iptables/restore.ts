@@ -1,4 +1,4 @@
-// One `iptables-restore --noflush` per table (`ip6tables-restore` for `filter6`): each is atomic,
+// One `iptables-restore --noflush` per table (`ip6tables-restore` for `filter6` and `nat6`): each is atomic,
 // and a failure in one leaves the others applied. Spawning costs ~2 ms; 1,000 rules in one
 // restore take ~18 ms against 2.2 s for 1,000 `iptables -A`.
 import type { FirewallChange, FirewallFailure, IptablesTableKey, Kernel } from '../types.ts';
@@ -33,8 +33,8 @@ export function restoreInput(changes: readonly FirewallChange[], table: Iptables
         break;
     }
   }
-  // `filter6` is ip6tables' filter table: the same `*filter` section, sent to ip6tables-restore.
-  const section = table === 'filter6' ? 'filter' : table;
+  // `filter6`/`nat6` are ip6tables' tables: the same `*filter`/`*nat` section, sent to ip6tables-restore.
+  const section = table === 'filter6' ? 'filter' : table === 'nat6' ? 'nat' : table;
   const all = [...declared, ...lines, ...deleted];
   return all.length === 0 ? null : `*${section}\n${all.join('\n')}\nCOMMIT\n`;
 }
@@ -45,7 +45,7 @@ export function restoreInput(changes: readonly FirewallChange[], table: Iptables
  */
 export async function restoreChanges(changes: readonly FirewallChange[], kernel: Kernel): Promise<FirewallFailure[]> {
   const failures: FirewallFailure[] = [];
-  for (const table of ['filter', 'nat', 'filter6'] as const) {
+  for (const table of ['filter', 'nat', 'filter6', 'nat6'] as const) {
     const mine = changes.filter((c) => c.table === table);
     if (mine.length === 0) continue;
     try {

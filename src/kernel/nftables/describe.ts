@@ -51,7 +51,8 @@ function describeStatement(s: unknown): string {
     case 'vmap':
       return `${describeValue(b['key'])} vmap ${String(b['data'])}`;
     case 'dnat':
-      return `dnat ${String(b['family'] ?? '')} to ${describeValue(b['addr'])}${b['port'] === undefined ? '' : ` : ${describeValue(b['port'])}`}`;
+    case 'snat':
+      return `${key} ${String(b['family'] ?? '')} to ${describeValue(b['addr'])}${b['port'] === undefined ? '' : ` : ${describeValue(b['port'])}`}`;
     case 'jump':
     case 'goto':
       return describeValue(s);

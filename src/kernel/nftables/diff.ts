@@ -23,7 +23,7 @@ function canon(v: unknown): string {
 
 /** The network a per-network chain (`net-<id>-<role>`) belongs to. */
 function chainOwner(chain: string): Owner {
-  const m = /^net-([0-9a-f]+)-[a-z]+$/.exec(chain);
+  const m = /^net-([0-9a-f]+)-[a-z0-9]+$/.exec(chain);
   return m ? { networkId: m[1] ?? null, endpointId: null } : SHARED;
 }
 

@@ -14,10 +14,11 @@ export function match(left: Expr, right: unknown, op: '==' | '!=' | 'in' | '!' =
 
 /** An anonymous set, sorted as nft prints it. */
 export const anonSet = (items: readonly string[]): Expr => ({ set: [...items].sort() });
-/** An IPv4 prefix (`10.231.9.0/24`) as nft prints it: a plain address for /32. */
+/** A prefix (`10.231.9.0/24`, `fd00:231::/64`) as nft prints it: a plain address for /32 or /128. */
 export function prefix(cidr: string): unknown {
-  const [addr = '', len = '32'] = cidr.split('/');
-  return len === '32' ? addr : { prefix: { addr, len: Number(len) } };
+  const host = cidr.includes(':') ? '128' : '32';
+  const [addr = '', len = host] = cidr.split('/');
+  return len === host ? addr : { prefix: { addr, len: Number(len) } };
 }
 
 export const iifname = (name: unknown, op: '==' | '!=' = '=='): Expr => match(meta('iifname'), name, op);
@@ -39,13 +40,18 @@ export const jump = (target: string): Expr => ({ jump: { target } });
 export const vmap = (key: Expr, set: string): Expr => ({ vmap: { key, data: `@${set}` } });
 export const concat = (...items: readonly unknown[]): Expr => ({ concat: items });
 
-/** The key of the published-port maps: `meta l4proto . th dport` (with `ip daddr` first when bound). */
-export const portKey = (bound: boolean): Expr =>
-  concat(...(bound ? [payload('ip', 'daddr')] : []), meta('l4proto'), payload('th', 'dport'));
+/** The key of the published-port maps: `meta l4proto . th dport` (with `ip daddr`/`ip6 daddr` first when bound). */
+export const portKey = (bound: boolean, family: 'ip' | 'ip6' = 'ip'): Expr =>
+  concat(...(bound ? [payload(family, 'daddr')] : []), meta('l4proto'), payload('th', 'dport'));
 
-/** `dnat ip to <key> map @addrs : <key> map @ports`. */
-export function dnatVia(key: Expr, addrs: string, ports: string): Expr {
-  return { dnat: { family: 'ip', addr: { map: { key, data: `@${addrs}` } }, port: { map: { key, data: `@${ports}` } } } };
+/** `dnat ip to <key> map @addrs : <key> map @ports` (`dnat ip6` for IPv6). */
+export function dnatVia(key: Expr, addrs: string, ports: string, family: 'ip' | 'ip6' = 'ip'): Expr {
+  return { dnat: { family, addr: { map: { key, data: `@${addrs}` } }, port: { map: { key, data: `@${ports}` } } } };
+}
+
+/** `masquerade`, or `snat ip to ADDR` (`snat ip6 to`) when a source is given (host_ipv4/host_ipv6). */
+export function natTo(family: 'ip' | 'ip6', snat: string | null): Expr {
+  return snat === null ? masquerade : { snat: { family, addr: snat } };
 }
 
 /** A destination port (or inclusive range) of `proto`. */

@@ -14,9 +14,10 @@
 // The verdicts match the iptables backend's (kernel/iptables/render.ts) rule for rule; one
 // difference by design: traffic DNATed from one ledgernet network into another always meets the
 // destination network's ingress rules (iptables: whichever network comes first in its chain).
-import type { FirewallAllow, FirewallNetworkPolicy, FirewallPolicy, NftHook, NftRule, NftSetSpec, PortForward } from '../types.ts';
+import type { FirewallAllow, FirewallNetworkPolicy, FirewallPolicy, NftHook, NftRule, NftSetSpec } from '../types.ts';
 import * as x from './expr.ts';
 import { vxlanInput } from './vxlan.ts';
+import { DNAT6_RULES, hairpin6, MASQ6_RULE, NAT6_SETS, nat6Network, portElements } from './nat6.ts';
 
 export interface Owner {
   readonly networkId: string | null;
@@ -59,12 +60,13 @@ const SETS: Readonly<Record<string, NftSetSpec>> = {
   dnat_port: { is: 'map', type: PORT_KEY, map: 'inet_service' },
   bound_addr: { is: 'map', type: BOUND_KEY, map: 'ipv4_addr' },
   bound_port: { is: 'map', type: BOUND_KEY, map: 'inet_service' },
+  ...NAT6_SETS,
 };
 
 const hook = (type: NftHook['type'], name: string, prio: number): NftHook => ({ type, hook: name, prio, policy: 'accept' });
 
 /** Per-network chain names: `net-<network id>-<role>`. */
-const netChain = (n: FirewallNetworkPolicy, role: 'from' | 'to' | 'masq' | 'nat') => `net-${n.networkId}-${role}`;
+const netChain = (n: FirewallNetworkPolicy, role: 'from' | 'to' | 'masq' | 'nat' | 'masq6') => `net-${n.networkId}-${role}`;
 
 /** The whole table for the policy; null when there are no networks (then there is no table). */
 export function renderTable(policy: FirewallPolicy): DesiredTable | null {
@@ -83,11 +85,14 @@ export function renderTable(policy: FirewallPolicy): DesiredTable | null {
     add('from', [n.bridge, x.jump(netChain(n, 'from'))], owner);
     add('to', [n.bridge, x.jump(netChain(n, 'to'))], owner);
     if (n.masquerade.length > 0) {
-      chain('masq', [[x.oifname(n.bridge), x.ret], [x.masquerade]]);
+      chain('masq', [[x.oifname(n.bridge), x.ret], [x.natTo('ip', n.snat4 ?? null)]]);
       for (const pool of n.masquerade) add('masq', [x.prefix(pool), x.jump(netChain(n, 'masq'))], owner);
     }
-    if (n.published) {
-      chain('nat', natRules(n));
+    const masq6 = nat6Network(n, netChain(n, 'masq6'), (set, value, endpointId) => add(set, value, { networkId: n.networkId, endpointId: endpointId ?? null }));
+    if (masq6 !== null) chain('masq6', masq6);
+    const nat = [...natRules(n), ...hairpin6(n)];
+    if (nat.length > 0) {
+      chain('nat', nat);
       add('nat_to', [n.bridge, x.jump(netChain(n, 'nat'))], owner);
     }
     for (const f of n.forwards) for (const [key, addr, port] of portElements(f)) {
@@ -110,9 +115,9 @@ function baseChains(nets: readonly FirewallNetworkPolicy[], vxlan: readonly NftR
   return [
     ['forward', base(hook('filter', 'forward', 0), [[x.vmap(x.meta('iifname'), 'from')], [x.vmap(x.meta('oifname'), 'to')]])],
     ['input', base(hook('filter', 'input', 0), [...vxlan, ...(nets.some((n) => n.published) ? [localnet] : [])])],
-    ['prerouting', base(hook('nat', 'prerouting', -100), dnat)],
-    ['output', base(hook('nat', 'output', -100), dnat)],
-    ['postrouting', base(hook('nat', 'postrouting', 100), [[x.vmap(x.meta('oifname'), 'nat_to')], [x.vmap(x.payload('ip', 'saddr'), 'masq')]])],
+    ['prerouting', base(hook('nat', 'prerouting', -100), [...dnat, ...DNAT6_RULES])],
+    ['output', base(hook('nat', 'output', -100), [...dnat, ...DNAT6_RULES])],
+    ['postrouting', base(hook('nat', 'postrouting', 100), [[x.vmap(x.meta('oifname'), 'nat_to')], [x.vmap(x.payload('ip', 'saddr'), 'masq')], MASQ6_RULE])],
   ];
 }
 
@@ -138,12 +143,12 @@ function toRules(n: FirewallNetworkPolicy): NftRule[] {
   return [...internalRules(n), others, ...isolation, ...ingressRules(n)];
 }
 
-/** icc, or only hairpin through a published port (IPv4) and neighbour discovery (IPv6) without it. */
+/** icc, or only hairpin through a published port and neighbour discovery (IPv6) without it. */
 function insideRules(n: FirewallNetworkPolicy): NftRule[] {
   const here = [...family(n), x.oifname(n.bridge)];
   if (n.icc) return [[...here, x.accept]];
   return [
-    [x.oifname(n.bridge), x.ipv4Only, x.ctDnat, x.accept],
+    [x.oifname(n.bridge), ...family(n), x.ctDnat, x.accept],
     ...(n.ipv6 ? [[x.oifname(n.bridge), x.match(x.payload('icmpv6', 'type'), ND_TYPES), x.accept]] : []),
     [...here, x.drop],
   ];
@@ -167,10 +172,10 @@ function egressRules(n: FirewallNetworkPolicy): NftRule[] {
   return n.internal ? [] : [[...family(n), x.oifname('@bridges', '!='), x.accept]];
 }
 
-/** Published ports (IPv4: DNAT is IPv4 only) or the allow-list; nothing else comes in. */
+/** Published ports (IPv6 too on a network with IPv6) or the allow-list; nothing else comes in. */
 function ingressRules(n: FirewallNetworkPolicy): NftRule[] {
   if (n.internal) return [];
-  const allowed = n.allow === null ? [[x.ipv4Only, x.ctDnat, x.accept]] : n.allow.flatMap((a) => allowRules(n, a));
+  const allowed = n.allow === null ? [[...family(n), x.ctDnat, x.accept]] : n.allow.flatMap((a) => allowRules(n, a));
   return [...allowed, [...family(n), x.drop]];
 }
 
@@ -180,19 +185,9 @@ function allowRules(n: FirewallNetworkPolicy, a: FirewallAllow): NftRule[] {
   return [[x.l4proto('icmp'), x.accept], ...(n.ipv6 ? [[x.l4proto('ipv6-icmp'), x.accept]] : [])];
 }
 
-/** SNAT for 127.0.0.1 and hairpin connections into a network with published ports. */
+/** SNAT for 127.0.0.1 and hairpin connections into a network with published ports (IPv4). */
 function natRules(n: FirewallNetworkPolicy): NftRule[] {
+  if (!n.published) return [];
   const from = (cidr: string) => x.match(x.payload('ip', 'saddr'), x.prefix(cidr));
   return [[from(LOCALHOST), x.masquerade], ...n.pools.map((pool) => [from(pool), x.ctDnat, x.masquerade])];
-}
-
-/** One map element per host port: key, container address, container port. */
-function portElements(f: PortForward): [unknown, string, number][] {
-  const [lo, hi] = f.hostPorts;
-  const out: [unknown, string, number][] = [];
-  for (let p = lo; p <= hi; p++) {
-    const key = f.hostIp === '' ? x.concat(f.proto, p) : x.concat(f.hostIp, f.proto, p);
-    out.push([key, f.ip, f.port + p - lo]);
-  }
-  return out;
 }

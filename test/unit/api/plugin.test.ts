@@ -487,8 +487,17 @@ describe('plugin API: bad input is refused by name', () => {
     await refusedWith(
       'NetworkDriver.CreateNetwork',
       createNetworkBody('{"com.docker.network.bridge.host_binding_ipv4":"::1"}'),
-      /com\.docker\.network\.bridge\.host_binding_ipv4=::1 is invalid: expected an IPv4 address/,
+      /com\.docker\.network\.bridge\.host_binding_ipv4=::1 is invalid: ports on the IPv6 loopback address ::1 cannot be published: IPv6 has no route_localnet/,
     );
+    // IPv6 host addresses on a network without an IPv6 subnet, SNAT sources that would do nothing.
+    const ignored: [string, RegExp][] = [
+      ['{"com.docker.network.bridge.host_binding_ipv4":"fd00::5"}', /host_binding_ipv4=fd00::5 would be ignored: it is an IPv6 address and the network has no IPv6 subnet/],
+      ['{"com.docker.network.host_ipv6":"fd00::5"}', /host_ipv6=fd00::5 would be ignored: the network has no IPv6 subnet/],
+      ['{"com.docker.network.host_ipv4":"192.0.2.5","ledgernet.masquerade":"false"}', /host_ipv4=192\.0\.2\.5 would be ignored: masquerade is off/],
+      ['{"com.docker.network.host_ipv4":"127.0.0.1"}', /host_ipv4=127\.0\.0\.1 is invalid: expected an IPv4 unicast address/],
+      ['{"com.docker.network.host_ipv6":"192.0.2.5"}', /host_ipv6=192\.0\.2\.5 is invalid: expected an IPv6 unicast address/],
+    ];
+    for (const [opts, re] of ignored) await refusedWith('NetworkDriver.CreateNetwork', createNetworkBody(opts), re);
     for (const name of ['lni-x', 'lnx-1', 'lnb-1', 'lnv-1', 'lnp-1']) {
       await refusedWith('NetworkDriver.CreateNetwork', createNetworkBody(JSON.stringify({ 'ledgernet.bridge': name })), new RegExp(`ledgernet\\.bridge=${name} is invalid.*lni-, lnx-`));
     }
@@ -624,7 +633,7 @@ describe('plugin API: bad input is refused by name', () => {
     }
   });
 
-  it('published ports: another protocol, an IPv6 HostIP, a host port given twice are refused by name', async () => {
+  it('published ports: another protocol, HostIP ::1, IPv6 on an IPv4-only network, a host port given twice in a family are refused by name', async () => {
     assert.equal((await call('NetworkDriver.CreateNetwork', createNetworkBody())).status, 200);
     assert.equal((await call('NetworkDriver.CreateEndpoint', createEndpointBody())).status, 200);
     assert.equal((await call('NetworkDriver.Join', joinBody)).status, 200);
@@ -636,7 +645,18 @@ describe('plugin API: bad input is refused by name', () => {
     await refusedWith(
       'NetworkDriver.ProgramExternalConnectivity',
       programWith('[{"Proto":6,"Port":80,"HostIP":"::1","HostPort":8080,"HostPortEnd":8080}]'),
-      /portmap\[0\]\.HostIP ::1 is an IPv6 address; ledgernet publishes ports over IPv4 only/,
+      /portmap\[0\]\.HostIP ::1: ports on the IPv6 loopback address ::1 cannot be published: IPv6 has no route_localnet/,
+    );
+    await refusedWith(
+      'NetworkDriver.ProgramExternalConnectivity',
+      programWith('[{"Proto":6,"Port":80,"HostIP":"::","HostPort":8080,"HostPortEnd":8080}]'),
+      /port tcp\/80 is published on the IPv6 address ::, but the container has no IPv6 address on this network/,
+    );
+    // No address is both families, so with :: the same host port is given twice in IPv6.
+    await refusedWith(
+      'NetworkDriver.ProgramExternalConnectivity',
+      programWith('[{"Proto":6,"Port":80,"HostIP":"","HostPort":8080,"HostPortEnd":8080},{"Proto":6,"Port":81,"HostIP":"::","HostPort":8080,"HostPortEnd":8080}]'),
+      /host port tcp\/8080 is given twice \(portmap\[0\] and portmap\[1\]\)/,
     );
     await refusedWith(
       'NetworkDriver.ProgramExternalConnectivity',

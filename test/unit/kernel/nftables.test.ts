@@ -37,7 +37,9 @@ const EP_D = 'e4'.repeat(4) + '5'.repeat(56);
 describe('nftables backend plan', () => {
   it('parses the capture: sets, maps, base chains with their hooks, per-network chains', () => {
     const t = table();
-    assert.deepEqual(Object.keys(t.sets).sort(), ['bound_addr', 'bound_port', 'bridges', 'dnat_addr', 'dnat_port', 'from', 'masq', 'nat_to', 'to']);
+    assert.deepEqual(Object.keys(t.sets).sort(), [
+      'bound6_addr', 'bound6_port', 'bound_addr', 'bound_port', 'bridges', 'dnat6_addr', 'dnat6_port', 'dnat_addr', 'dnat_port', 'from', 'masq', 'masq6', 'nat_to', 'to',
+    ]);
     assert.deepEqual(t.chains['forward']?.hook, { type: 'filter', hook: 'forward', prio: 0, policy: 'accept' });
     assert.equal(t.chains['forward']?.rules.length, 2);
     assert.ok(t.chains[`net-${NET_C}-from`]);
@@ -77,7 +79,7 @@ describe('nftables backend plan', () => {
 
   it('no table: every set and chain is written; no networks: the table goes; the iptables backend removes it', async () => {
     const fresh = await nftPlan(FIREWALL_COMMANDS, null);
-    assert.equal(fresh.filter((a) => a.kind === 'nft.set.write').length, 9);
+    assert.equal(fresh.filter((a) => a.kind === 'nft.set.write').length, 14);
     assert.ok(fresh.every((a) => a.reason === 'missing'));
     assert.deepEqual((await nftPlan([], table())).map((a) => `${a.kind} ${a.reason}`), ['nft.table.delete orphan']);
     const d = desiredFromState(given(...FIREWALL_COMMANDS));

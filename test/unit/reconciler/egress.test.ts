@@ -49,6 +49,7 @@ describe('egress policy', () => {
       'filter6/LEDGERNET-INPUT',
       'nat/LEDGERNET-DNAT',
       'nat/LEDGERNET-POSTROUTING',
+      'nat6/LEDGERNET-POSTROUTING',
     ]);
     const rules = (table: string, chain: string) => {
       const a = actions.find((x) => x.kind === 'chain.write' && x.table === table && x.chain === chain);

@@ -183,7 +183,9 @@ describe('IPv6 firewall (ip6tables filter table)', () => {
     const rules = (v6[0] as Extract<(typeof v6)[0], { kind: 'chain.write' }>).rules;
     assert.ok(rules.every((r) => !r.includes('lnb-cccccccc222')), 'the IPv4-only network C has no IPv6 rules');
     assert.ok(rules.some((r) => r.includes('-o lnb-aaaaaaaa000 -p ipv6-icmp -m comment')), 'allow icmp is ipv6-icmp');
-    assert.ok(rules.every((r) => !r.includes('--ctstate DNAT ') || r.includes('! --ctstate DNAT')), 'no published/hairpin accepts for IPv6');
+    // IPv6 is NATed too (Docker 27+): published ports and hairpin are accepted as for IPv4.
+    assert.ok(!rules.some((r) => r.includes(`${NET_B}:published`)), 'nothing published into --internal B');
+    assert.ok(rules.some((r) => r.startsWith('-i lnb-aaaaaaaa000 -o lnb-aaaaaaaa000 -m conntrack --ctstate DNAT ') && r.endsWith(':hairpin" -j ACCEPT')), 'hairpin accepted with icc=false');
     assert.ok(rules.some((r) => r.includes('--icmpv6-type 135')) && rules.some((r) => r.includes('--icmpv6-type 136')), 'icc=false keeps neighbour discovery');
     assert.deepEqual((await applyActions(actions, k)).failures, []);
     assert.ok(k.calls.some((c) => c.kind === 'restoreIptables' && c.table === 'filter6'), 'applied to the IPv6 table');
@@ -232,7 +234,7 @@ describe('IPv6 firewall (ip6tables filter table)', () => {
     const actions = plan(desiredFromState(state), await k.observe());
     k.ipv6 = false; // observed, then ip6tables went away before the apply
     const res = await applyActions(actions, k);
-    assert.deepEqual(res.failures.map((f) => `${f.action.kind} ${'table' in f.action ? f.action.table : ''}`), ['chain.write filter6', 'hook.add filter6']);
+    assert.deepEqual(res.failures.map((f) => `${f.action.kind} ${'table' in f.action ? f.action.table : ''}`), ['chain.write filter6', 'hook.add filter6', 'chain.write nat6', 'hook.add nat6']);
     assert.ok(k.chains.has('LEDGERNET-FORWARD'));
   });
 });
