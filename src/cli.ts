@@ -59,7 +59,8 @@ Cluster networks (serve with --nats; coordinated in the KV bucket ledgernet-clus
   --host NAME             env LEDGERNET_HOST; this host's name in the cluster (default the machine's)
   --vtep ADDR             env LEDGERNET_VTEP; this host's underlay address (default: the source
                           address of the route towards the first NATS server)
-  --cluster-host-timeout D  env LEDGERNET_CLUSTER_HOST_TIMEOUT; a host not heard of for this long
+  --cluster-host-timeout D
+                          env LEDGERNET_CLUSTER_HOST_TIMEOUT; a host not heard of for this long
                           has its entries removed from the others (default ${DEFAULTS.clusterHostTimeout}, at least 1s)
 `;
 

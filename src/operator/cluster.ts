@@ -71,7 +71,7 @@ export function startCluster(o: {
         beat ??= startHeartbeat({ kv, self: o.host, timeoutMs: o.hostTimeoutMs, own: () => ownKeysOf(store.state), rewatch: () => sync?.rewatch(), log: o.log });
         const b = beat;
         if (stopped) b.stop();
-        const s = await syncCluster({ kv, store, host: o.host, onError, onChanged: () => b.dirty(), onSeen: (x) => b.seen(x), onWatchEnd: () => b.lostTouch() });
+        const s = await syncCluster({ kv, store, host: o.host, onError, onChanged: () => b.dirty(), onPublish: () => b.touched(), onSeen: (x) => b.seen(x), onWatchEnd: () => b.lostTouch() });
         if (stopped) s.stop();
         else sync = s;
       } catch (e) {

@@ -134,7 +134,9 @@ describe('cluster networks: liveness', () => {
         });
       }
       const took = (Date.now() - t0) / 1000;
-      assert.ok(took >= TIMEOUT_S - 0.5, `removed after ${took} s, before the ${TIMEOUT_S} s timeout`);
+      // Its last heartbeat may have been up to an interval (1 s) before the stop.
+      assert.ok(took >= TIMEOUT_S - 1.5, `removed after ${took} s, before the ${TIMEOUT_S} s timeout`);
+      console.log(`h3 (stopped) removed from h1's and h2's logs ${took.toFixed(1)} s after it stopped`);
       for (const [i, h] of [h1, h2].entries()) {
         const evs = await peerEvents(h, seqs[i]);
         assert.ok(evs.some((e) => e.type === 'peer.endpoint.removed' && e.data['host'] === 'h3'), `${h.name} recorded c3's removal`);
@@ -158,8 +160,9 @@ describe('cluster networks: liveness', () => {
   test('every nats-server stopped: cross-host traffic keeps flowing, nobody is expired, a new container starts; after NATS returns the others reach it', { timeout: 150_000 }, async () => {
     const seqs = await Promise.all(bed.hosts.map(lastSeq));
     const outageMs = (TIMEOUT_S + 6) * 1000;
-    // Pings across hosts through the whole outage (every 50 ms).
-    const flood = pingFlood(h2, 'c2', addr['c1']?.ip ?? '', Math.round((outageMs + 6000) / 50), 50);
+    // Pings across hosts through the whole outage and NATS's return (every 50 ms).
+    const flood = pingFlood(h2, 'c2', addr['c1']?.ip ?? '', Math.round((outageMs + 10_000) / 50), 50);
+    flood.catch(() => undefined);
     await Promise.all(bed.hosts.map((h) => h.stopNats()));
     const down = Date.now();
     let c1b = { ip: '', mac: '' };
@@ -169,13 +172,22 @@ describe('cluster networks: liveness', () => {
       assert.ok(Date.now() - t < 5_000, `docker run took ${Date.now() - t} ms without NATS`);
       await reaches(h1, 'c1', c1b.ip, 5_000);
       await sleep(outageMs - (Date.now() - down));
-      const [sent, received] = await flood;
-      assert.equal(received, sent, `${sent - received} of ${sent} pings h2 → h1 lost during the NATS outage`);
     } finally {
       for (const h of bed.hosts) h.startNats();
     }
+    const back = Date.now();
+    const published = waitFor(async () => (await peerEvents(h2, seqs[1])).some((e) => e.type === 'peer.endpoint.added' && e.data['address'] === c1b.ip), {
+      timeoutMs: 60_000,
+      intervalMs: 200,
+      what: `c1b (started during the outage) in h2's log`,
+    }).then(() => Date.now());
+    published.catch(() => undefined);
+    const [sent, received] = await flood;
+    assert.equal(received, sent, `${sent - received} of ${sent} pings h2 → h1 lost around the NATS outage`);
+    console.log(`NATS outage of ${((back - down) / 1000).toFixed(1)} s: ${received} of ${sent} pings h2 → h1 (every 50 ms) answered`);
     // Once NATS answers, h1 publishes c1b and the others add it.
-    await reaches(h2, 'c2', c1b.ip, 60_000);
+    console.log(`c1b (started during the outage) in h2's log ${((await published - back) / 1000).toFixed(1)} s after the nats-servers were started again`);
+    await reaches(h2, 'c2', c1b.ip, 15_000);
     await reaches(h3, 'c3', c1b.ip, 15_000);
     // And nobody expired anybody, during or after (a timeout more).
     await sleep((TIMEOUT_S + 2) * 1000);
@@ -194,6 +206,7 @@ describe('cluster networks: liveness', () => {
     await h1.startLedgernet(ARGS);
     const [sent, received] = await flood;
     assert.equal(received, sent, `${sent - received} of ${sent} pings lost while h1's ledgernet was down`);
+    console.log(`ledgernet SIGKILLed on h1: ${received} of ${sent} pings h2 → h1 (every 20 ms) answered`);
     // Converged: a container new on h2 is reached from h1, and nothing is left to change on h1.
     const c2b = await run(h2, 'c2b');
     await reaches(h1, 'c1', c2b.ip);
@@ -207,7 +220,8 @@ describe('cluster networks: liveness', () => {
     const seqs = await Promise.all([h1, h2].map(lastSeq));
     await h3.stopLedgernet();
     const t0 = Date.now();
-    await h3.stopDockerd();
+    // dockerd takes a while to stop without its plugin: the others' clocks run meanwhile.
+    const stopping = h3.stopDockerd();
     for (const [i, h] of [h1, h2].entries()) {
       await waitFor(async () => {
         const evs = await peerEvents(h, seqs[i]);
@@ -216,7 +230,10 @@ describe('cluster networks: liveness', () => {
       await waitFor(async () => !(await tables(h)).includes(c3.mac), { timeoutMs: 3_000, intervalMs: 100, what: `c3's MAC gone from ${h.name}'s tables` });
     }
     const took = (Date.now() - t0) / 1000;
-    assert.ok(took >= TIMEOUT_S - 0.5, `removed after ${took} s`);
+    await stopping;
+    // Its last heartbeat may have been up to an interval (1 s) before it stopped.
+    assert.ok(took >= TIMEOUT_S - 1.5, `removed after ${took} s`);
+    console.log(`h3 (stopped for good) removed from h1's and h2's logs ${took.toFixed(1)} s after its ledgernet stopped`);
     await reaches(h1, 'c1', addr['c2']?.ip ?? '', 3_000);
   });
 });

@@ -13,7 +13,7 @@ import type { HostSeen } from './kv.ts';
 
 interface HeartbeatKv {
   heartbeat(): Promise<'ok' | 'expired' | 'rewritten'>;
-  syncOwn(own: OwnKeys): Promise<void>;
+  syncOwn(own: () => OwnKeys): Promise<void>;
   reap(host: string, rev: number | null): Promise<number | null>;
 }
 
@@ -32,6 +32,8 @@ export interface Heartbeat {
   seen(s: HostSeen): void;
   /** This host's keys may be out of date in the bucket (a publish failed, a pool was released): written on the next beat. */
   dirty(): void;
+  /** One endpoint was published: if a full publish runs right now it may have missed it, so another follows. */
+  touched(): void;
   /** The watch ended or was restarted: nobody is judged for a timeout. */
   lostTouch(): void;
   stop(): void;
@@ -51,6 +53,7 @@ export function startHeartbeat(o: {
   const intervalMs = heartbeatInterval(o.timeoutMs);
   const live = new HostLiveness({ self: o.self, timeoutMs: o.timeoutMs, intervalMs });
   let dirty = true;
+  let syncing = false;
   let failing = false;
   let running = false;
   let lastBeat = now();
@@ -62,7 +65,12 @@ export function startHeartbeat(o: {
     if (r === 'rewritten') o.log.warn({ host: o.self }, "this host's record in the KV bucket was changed by someone else (a late heartbeat, or another host with this --host?); publishing its endpoints again");
     if (r !== 'ok' || dirty) {
       dirty = false;
-      await o.kv.syncOwn(o.own());
+      syncing = true;
+      try {
+        await o.kv.syncOwn(o.own);
+      } finally {
+        syncing = false;
+      }
     }
     if (failing) o.log.info({}, 'cluster: the KV bucket answers again; heartbeats resume');
     failing = false;
@@ -111,6 +119,9 @@ export function startHeartbeat(o: {
     },
     dirty: () => {
       dirty = true;
+    },
+    touched: () => {
+      if (syncing) dirty = true;
     },
     lostTouch: () => live.lostTouch(),
     stop: () => clearInterval(timer),

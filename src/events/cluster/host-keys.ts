@@ -19,11 +19,33 @@ export function isWrongRevision(e: unknown): boolean {
   return code === 10071 || /wrong last sequence/i.test(e instanceof Error ? e.message : String(e));
 }
 
+/** How long listing keys may take: a listing whose consumer stalls is given up, and the caller tries again later. */
+const LIST_TIMEOUT_MS = 8_000;
+
+/** The keys matching `filter`; throws when the listing does not finish in time. */
+async function listKeys(kv: KV, filter: string): Promise<string[]> {
+  const it = await kv.keys(filter);
+  const out: string[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      it.stop();
+      reject(new Error(`listing the keys ${filter} of the cluster's KV bucket took over ${LIST_TIMEOUT_MS / 1000} s`));
+    }, LIST_TIMEOUT_MS);
+  });
+  try {
+    await Promise.race([(async () => { for await (const k of it) out.push(k); })(), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+  return out;
+}
+
 /** The member and endpoint keys of `host` with their revisions. */
 async function keysOf(kv: KV, host: string): Promise<Map<string, number>> {
   const out = new Map<string, number>();
   for (const filter of [`members.*.${host}`, `endpoints.*.${host}.*`]) {
-    for await (const k of await kv.keys(filter)) {
+    for (const k of await listKeys(kv, filter)) {
       const e = await kv.get(k);
       if (e && e.operation === 'PUT') out.set(k, e.revision);
     }
@@ -31,9 +53,13 @@ async function keysOf(kv: KV, host: string): Promise<Map<string, number>> {
   return out;
 }
 
-/** Writes `own` for `host` and removes its keys that `own` no longer has. */
-export async function syncOwnKeys(kv: KV, host: string, vtep: string, own: OwnKeys): Promise<void> {
+/**
+ * Writes `own()` for `host` and removes its keys that it no longer has. `own` is asked after the
+ * bucket is read, so a key published meanwhile is in both and never deleted here.
+ */
+export async function syncOwnKeys(kv: KV, host: string, vtep: string, ownNow: () => OwnKeys): Promise<void> {
   const have = await keysOf(kv, host);
+  const own = ownNow();
   const want = new Map<string, string>();
   for (const m of own.members) want.set(`members.${m}.${host}`, enc({ host, vtep }));
   for (const e of own.endpoints) want.set(`endpoints.${e.cluster}.${host}.${e.endpointId}`, enc({ host, vtep, endpointId: e.endpointId, address: e.address, mac: e.mac }));

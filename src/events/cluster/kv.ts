@@ -129,7 +129,7 @@ export class ClusterKv {
   }
 
   /** Writes this host's member and endpoint keys from its log, and removes those it no longer has. */
-  syncOwn(own: OwnKeys): Promise<void> {
+  syncOwn(own: () => OwnKeys): Promise<void> {
     return syncOwnKeys(this.kv, this.host, this.vtep, own);
   }
 

@@ -55,6 +55,8 @@ export async function syncCluster(o: {
   host: string;
   onError: (e: unknown) => void;
   onChanged?: () => void;
+  /** An endpoint of this host was published or unpublished. */
+  onPublish?: () => void;
   onSeen?: (s: HostSeen) => void;
   onWatchEnd?: () => void;
 }): Promise<ClusterSync> {
@@ -63,6 +65,7 @@ export async function syncCluster(o: {
     const cluster = clusterOfNetwork(state, networkId);
     const ep = lookup(state.endpoints, endpointId);
     if (cluster === null) return;
+    o.onPublish?.();
     if (gone) kv.publishEndpoint(cluster, { endpointId, gone: true }).catch(o.onError);
     else if (ep?.address && ep.mac) kv.publishEndpoint(cluster, { endpointId, address: ep.address.split('/')[0] ?? '', mac: ep.mac }).catch(o.onError);
   };
