@@ -76,6 +76,22 @@ function pingFlood(h: Host, from: string, ip: string, count: number, intervalMs:
   });
 }
 
+/** The cluster's lines of every host's ledgernet log (the last `n` each): what a failed wait says. */
+function clusterLogs(n = 12): string {
+  return bed.hosts
+    .map((h) => `--- ${h.name}:\n${h.ledgernetLog().split('\n').filter((l) => l.includes('"component":"cluster"')).slice(-n).join('\n')}`)
+    .join('\n');
+}
+
+/** `p`, with the hosts' cluster log lines added to its error. */
+async function explained<T>(p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (e) {
+    throw new Error(`${e instanceof Error ? e.message : String(e)}\n${clusterLogs()}`, { cause: e });
+  }
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('cluster networks: scale', () => {
@@ -127,11 +143,11 @@ describe('cluster networks: liveness', () => {
     const t0 = Date.now();
     try {
       for (const [i, h] of [h1, h2].entries()) {
-        await waitFor(async () => (await peerEvents(h, seqs[i])).some((e) => e.type === 'peer.member.left' && e.data['host'] === 'h3'), {
+        await explained(waitFor(async () => (await peerEvents(h, seqs[i])).some((e) => e.type === 'peer.member.left' && e.data['host'] === 'h3'), {
           timeoutMs: (TIMEOUT_S + 15) * 1000,
           intervalMs: 200,
           what: `h3 to leave ${h.name}'s log`,
-        });
+        }));
       }
       const took = (Date.now() - t0) / 1000;
       // Its last heartbeat may have been up to an interval (1 s) before the stop.
@@ -150,7 +166,7 @@ describe('cluster networks: liveness', () => {
     }
     // Back: h3 finds its record gone, publishes its keys again, and the others add it back.
     for (const [i, h] of [h1, h2].entries()) {
-      await waitFor(async () => (await peerEvents(h, seqs[i])).some((e) => e.type === 'peer.endpoint.added' && e.data['address'] === c3.ip), { timeoutMs: 15_000, intervalMs: 200, what: `c3 back in ${h.name}'s log` });
+      await explained(waitFor(async () => (await peerEvents(h, seqs[i])).some((e) => e.type === 'peer.endpoint.added' && e.data['address'] === c3.ip), { timeoutMs: 15_000, intervalMs: 200, what: `c3 back in ${h.name}'s log` }));
     }
     assert.match(h3.ledgernetLog(), /this host was expired by the cluster/);
     await reaches(h1, 'c1', c3.ip);
@@ -176,11 +192,11 @@ describe('cluster networks: liveness', () => {
       for (const h of bed.hosts) h.startNats();
     }
     const back = Date.now();
-    const published = waitFor(async () => (await peerEvents(h2, seqs[1])).some((e) => e.type === 'peer.endpoint.added' && e.data['address'] === c1b.ip), {
+    const published = explained(waitFor(async () => (await peerEvents(h2, seqs[1])).some((e) => e.type === 'peer.endpoint.added' && e.data['address'] === c1b.ip), {
       timeoutMs: 60_000,
       intervalMs: 200,
       what: `c1b (started during the outage) in h2's log`,
-    }).then(() => Date.now());
+    })).then(() => Date.now());
     published.catch(() => undefined);
     const [sent, received] = await flood;
     assert.equal(received, sent, `${sent - received} of ${sent} pings h2 → h1 lost around the NATS outage`);
@@ -223,10 +239,10 @@ describe('cluster networks: liveness', () => {
     // dockerd takes a while to stop without its plugin: the others' clocks run meanwhile.
     const stopping = h3.stopDockerd();
     for (const [i, h] of [h1, h2].entries()) {
-      await waitFor(async () => {
+      await explained(waitFor(async () => {
         const evs = await peerEvents(h, seqs[i]);
         return evs.some((e) => e.type === 'peer.member.left' && e.data['host'] === 'h3') && evs.some((e) => e.type === 'peer.endpoint.removed' && e.data['host'] === 'h3');
-      }, { timeoutMs: (TIMEOUT_S + 30) * 1000, intervalMs: 200, what: `h3 and c3 to leave ${h.name}'s log` });
+      }, { timeoutMs: (TIMEOUT_S + 30) * 1000, intervalMs: 200, what: `h3 and c3 to leave ${h.name}'s log` }));
       await waitFor(async () => !(await tables(h)).includes(c3.mac), { timeoutMs: 3_000, intervalMs: 100, what: `c3's MAC gone from ${h.name}'s tables` });
     }
     const took = (Date.now() - t0) / 1000;

@@ -8,12 +8,14 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
 import { ClusterKv } from '../../src/events/cluster/kv.ts';
 import type { OwnKeys } from '../../src/events/cluster/host-keys.ts';
+import { waitFor } from '../helpers/docker.ts';
 import { createNatsServer, type NatsServer } from '../helpers/nats.ts';
 
 let nats: NatsServer;
 let nc: NatsConnection;
 const conns: NatsConnection[] = [];
 const hosts: Record<string, ClusterKv> = {};
+const watches: { stop(): void }[] = [];
 const own = (h: string): OwnKeys => ({ members: ['blue'], endpoints: [{ cluster: 'blue', endpointId: `e-${h}`, address: '10.240.0.9', mac: '02:42:0a:f0:00:09' }] });
 
 before(async () => {
@@ -23,10 +25,15 @@ before(async () => {
     const c = await connect({ servers: nats.url });
     conns.push(c);
     hosts[h] = await ClusterKv.open(c, { host: h, vtep: `192.0.2.${h.slice(1)}`, replicas: 1 });
-    await hosts[h].syncOwn(() => own(h));
+    // What a host knows of the bucket's keys comes from its watch, live after its first heartbeat.
+    watches.push(await hosts[h].watchPeers(() => undefined));
   }
+  for (const kv of Object.values(hosts)) await kv.heartbeat();
+  await waitFor(() => Object.values(hosts).every((kv) => kv.watching), { timeoutMs: 5_000, what: 'the watches to catch up' });
+  for (const [h, kv] of Object.entries(hosts)) await kv.syncOwn(() => own(h));
 });
 after(async () => {
+  for (const w of watches) w.stop();
   for (const c of [...conns, nc]) await c?.close();
   await nats?.stop();
 });
@@ -48,8 +55,12 @@ async function recordRev(host: string): Promise<number> {
   return e.revision;
 }
 
+/** Lets the watches deliver what was just written (the keys a host removes are those its watch saw). */
+const settle = () => new Promise((r) => setTimeout(r, 200));
+
 describe('host expiry in the KV bucket', () => {
   it('h1 and h2 remove h3 at once: one removes its record and keys, the other finds it done', async () => {
+    await settle();
     assert.deepEqual(await keysOf('h3'), ['endpoints.blue.h3.e-h3', 'hosts.h3', 'members.blue.h3']);
     const rev = await recordRev('h3');
     const results = await Promise.all([hosts['h1']!.reap('h3', rev), hosts['h2']!.reap('h3', rev)]);
@@ -59,6 +70,7 @@ describe('host expiry in the KV bucket', () => {
   });
 
   it('the expired host learns it on its next heartbeat and publishes its keys again', async () => {
+    await settle();
     assert.equal(await hosts['h3']!.heartbeat(), 'expired');
     await hosts['h3']!.syncOwn(() => own('h3'));
     assert.deepEqual(await keysOf('h3'), ['endpoints.blue.h3.e-h3', 'hosts.h3', 'members.blue.h3']);
@@ -74,6 +86,7 @@ describe('host expiry in the KV bucket', () => {
   });
 
   it('syncOwn removes what the log no longer has (an endpoint gone, a network left)', async () => {
+    await settle();
     await hosts['h2']!.syncOwn(() => ({ members: [], endpoints: [] }));
     assert.deepEqual(await keysOf('h2'), ['hosts.h2']);
   });

@@ -12,6 +12,8 @@ import type { OwnKeys } from './host-keys.ts';
 import type { HostSeen } from './kv.ts';
 
 interface HeartbeatKv {
+  /** The watch has caught up: this host knows the bucket's keys (syncOwn and reap need it). */
+  readonly watching: boolean;
   heartbeat(): Promise<'ok' | 'expired' | 'rewritten'>;
   syncOwn(own: () => OwnKeys): Promise<void>;
   reap(host: string, rev: number | null): Promise<number | null>;
@@ -63,7 +65,9 @@ export function startHeartbeat(o: {
     const r = await o.kv.heartbeat();
     if (r === 'expired') o.log.warn({ host: o.self }, 'this host was expired by the cluster (no heartbeat seen in time); publishing its endpoints again');
     if (r === 'rewritten') o.log.warn({ host: o.self }, "this host's record in the KV bucket was changed by someone else (a late heartbeat, or another host with this --host?); publishing its endpoints again");
-    if (r !== 'ok' || dirty) {
+    if (r !== 'ok') dirty = true;
+    // Not before the watch has caught up: the keys to remove are known from it.
+    if (dirty && o.kv.watching) {
       dirty = false;
       syncing = true;
       try {
@@ -77,6 +81,7 @@ export function startHeartbeat(o: {
   };
 
   const reap = async (t: number) => {
+    if (!o.kv.watching) return;
     for (const { host, rev } of live.expired(t)) {
       const removed = await o.kv.reap(host, rev);
       if (removed === null) continue; // back in time, or another host removed it first: its watch events tell
@@ -102,7 +107,7 @@ export function startHeartbeat(o: {
       await reap(now());
     } catch (e) {
       dirty = true;
-      if (!failing) o.log.warn({ err: e }, 'cluster: heartbeat failed (NATS unreachable?); the last-known peers stay in place');
+      if (!failing) o.log.warn({ err: e }, 'cluster: heartbeat or expiry check failed (NATS unreachable?); the last-known peers stay in place');
       failing = true;
     } finally {
       running = false;

@@ -19,46 +19,44 @@ export function isWrongRevision(e: unknown): boolean {
   return code === 10071 || /wrong last sequence/i.test(e instanceof Error ? e.message : String(e));
 }
 
-/** How long listing keys may take: a listing whose consumer stalls is given up, and the caller tries again later. */
-const LIST_TIMEOUT_MS = 8_000;
+/**
+ * The bucket's keys and their revisions as this host's watch saw them (so finding a host's keys
+ * costs no listing consumer, which stalled now and then under load). Complete once the watch has
+ * replayed the bucket and delivered a live change (a heartbeat comes every few seconds).
+ */
+export class KeyMirror {
+  private readonly revs = new Map<string, number>();
+  private live = false;
 
-/** The keys matching `filter`; throws when the listing does not finish in time. */
-async function listKeys(kv: KV, filter: string): Promise<string[]> {
-  const it = await kv.keys(filter);
-  const out: string[] = [];
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      it.stop();
-      reject(new Error(`listing the keys ${filter} of the cluster's KV bucket took over ${LIST_TIMEOUT_MS / 1000} s`));
-    }, LIST_TIMEOUT_MS);
-  });
-  try {
-    await Promise.race([(async () => { for await (const k of it) out.push(k); })(), late]);
-  } finally {
-    clearTimeout(timer);
+  /** One watch entry: put (its revision) or deleted; `isUpdate` once the replay is over. */
+  seen(key: string, rev: number | null, isUpdate: boolean): void {
+    if (rev === null) this.revs.delete(key);
+    else this.revs.set(key, rev);
+    if (isUpdate) this.live = true;
   }
-  return out;
-}
 
-/** The member and endpoint keys of `host` with their revisions. */
-async function keysOf(kv: KV, host: string): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  for (const filter of [`members.*.${host}`, `endpoints.*.${host}.*`]) {
-    for (const k of await listKeys(kv, filter)) {
-      const e = await kv.get(k);
-      if (e && e.operation === 'PUT') out.set(k, e.revision);
+  get ready(): boolean {
+    return this.live;
+  }
+
+  /** The member and endpoint keys of `host` with their revisions. */
+  keysOf(host: string): Map<string, number> {
+    if (!this.live) throw new Error("the cluster's KV watch has not caught up yet");
+    const out = new Map<string, number>();
+    for (const [k, rev] of this.revs) {
+      const [kind, , h, id] = k.split('.');
+      if (h === host && ((kind === 'members' && id === undefined) || (kind === 'endpoints' && id !== undefined))) out.set(k, rev);
     }
+    return out;
   }
-  return out;
 }
 
 /**
- * Writes `own()` for `host` and removes its keys that it no longer has. `own` is asked after the
- * bucket is read, so a key published meanwhile is in both and never deleted here.
+ * Writes `own()` for `host` and removes its keys that it no longer has (as the mirror knows them).
+ * `own` is asked after the keys are taken, so a key published before is in both and never deleted here.
  */
-export async function syncOwnKeys(kv: KV, host: string, vtep: string, ownNow: () => OwnKeys): Promise<void> {
-  const have = await keysOf(kv, host);
+export async function syncOwnKeys(kv: KV, mirror: KeyMirror, host: string, vtep: string, ownNow: () => OwnKeys): Promise<void> {
+  const have = mirror.keysOf(host);
   const own = ownNow();
   const want = new Map<string, string>();
   for (const m of own.members) want.set(`members.${m}.${host}`, enc({ host, vtep }));
@@ -70,14 +68,14 @@ export async function syncOwnKeys(kv: KV, host: string, vtep: string, ownNow: ()
 }
 
 /**
- * Removes an expired host: its keys as read now, then (a compare-and-set) its record at `rev`, the
+ * Removes an expired host: its keys as the mirror holds them now, then (a compare-and-set) its record at `rev`, the
  * revision this host saw, or, when it saw none, only while there still is none. Returns how many
  * keys were removed, or null when the host is back (or another host removed it first).
  */
-export async function reapHost(kv: KV, host: string, rev: number | null): Promise<number | null> {
+export async function reapHost(kv: KV, mirror: KeyMirror, host: string, rev: number | null): Promise<number | null> {
   // Read before the record goes: a host only writes its keys again after it finds its record gone,
   // so everything it writes then has a newer revision than these and survives the deletes below.
-  const keys = await keysOf(kv, host);
+  const keys = mirror.keysOf(host);
   const record = `hosts.${host}`;
   try {
     if (rev !== null) await kv.delete(record, { previousSeq: rev });

@@ -13,7 +13,7 @@ import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { DriverError } from '../../errors.ts';
 import type { PeerChange } from '../domain/peers.ts';
-import { isWrongRevision, reapHost, syncOwnKeys, type OwnKeys } from './host-keys.ts';
+import { isWrongRevision, KeyMirror, reapHost, syncOwnKeys, type OwnKeys } from './host-keys.ts';
 import { blockAt, blockCount, blockLenFor, firstVni, nextVni, type ClusterNetwork, type ClusterPort, type JoinRequest } from '../domain/cluster.ts';
 
 const CLUSTER_BUCKET = 'ledgernet-cluster';
@@ -39,6 +39,8 @@ export class ClusterKv {
   private readonly vtep: string;
   /** The revision of this host's record as it last wrote it. */
   private hostRev: number;
+  /** The bucket as the current watch saw it. */
+  private mirror = new KeyMirror();
 
   private constructor(kv: KV, host: string, vtep: string, hostRev: number) {
     this.kv = kv;
@@ -130,12 +132,17 @@ export class ClusterKv {
 
   /** Writes this host's member and endpoint keys from its log, and removes those it no longer has. */
   syncOwn(own: () => OwnKeys): Promise<void> {
-    return syncOwnKeys(this.kv, this.host, this.vtep, own);
+    return syncOwnKeys(this.kv, this.mirror, this.host, this.vtep, own);
   }
 
   /** Removes an expired host's record and keys (src/events/cluster/host-keys.ts); null: it is back, or already removed. */
   reap(host: string, rev: number | null): Promise<number | null> {
-    return reapHost(this.kv, host, rev);
+    return reapHost(this.kv, this.mirror, host, rev);
+  }
+
+  /** True once the watch has caught up with the bucket (what syncOwn and reap need). */
+  get watching(): boolean {
+    return this.mirror.ready;
   }
 
   /**
@@ -145,8 +152,11 @@ export class ClusterKv {
    */
   async watchPeers(onChange: (c: PeerChange) => void, onSeen: (s: HostSeen) => void = () => undefined, onEnd: () => void = () => undefined): Promise<{ stop(): void }> {
     const it = await this.kv.watch({ key: '>' });
+    const mirror = new KeyMirror();
+    this.mirror = mirror;
     void (async () => {
       for await (const e of it) {
+        mirror.seen(e.key, e.operation === 'PUT' ? e.revision : null, e.isUpdate);
         const [kind, host] = e.key.split('.');
         if (kind === 'hosts' && host) onSeen({ host, rev: e.operation === 'PUT' ? e.revision : null, record: true });
         const c = peerChangeOf(e.key, e.operation === 'PUT' ? e.string() : null);
