@@ -2,7 +2,7 @@
 // The `ledgernet` command. Flags win over environment variables, which win over defaults.
 import { parseArgs } from 'node:util';
 import { DEFAULT_POOLS } from './api/ipam.ts';
-import { DEFAULTS, defaultHost, parseDuration, parseRetention, type DefaultPools, type NatsConfig, type ServeConfig } from './config.ts';
+import { DEFAULTS, defaultHost, parseDuration, parseHostTimeout, parseRetention, type DefaultPools, type NatsConfig, type ServeConfig } from './config.ts';
 import { canonicalIp, parsePrefix } from './events/domain/cidr.ts';
 import { DriverError, isDriverError } from './errors.ts';
 import { DEFAULT_DOCKER_SOCKET } from './operator/docker-api.ts';
@@ -59,6 +59,9 @@ Cluster networks (serve with --nats; coordinated in the KV bucket ledgernet-clus
   --host NAME             env LEDGERNET_HOST; this host's name in the cluster (default the machine's)
   --vtep ADDR             env LEDGERNET_VTEP; this host's underlay address (default: the source
                           address of the route towards the first NATS server)
+  --cluster-host-timeout D
+                          env LEDGERNET_CLUSTER_HOST_TIMEOUT; a host not heard of for this long
+                          has its entries removed from the others (default ${DEFAULTS.clusterHostTimeout}, at least 1s)
 `;
 
 const OPTIONS = {
@@ -93,6 +96,7 @@ const OPTIONS = {
   'nats-dup-window': { type: 'string' },
   host: { type: 'string' },
   vtep: { type: 'string' },
+  'cluster-host-timeout': { type: 'string' },
   since: { type: 'string' },
   verify: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -217,6 +221,7 @@ async function runServe(values: Values, env: NodeJS.ProcessEnv, argv: string[], 
     logLevel,
     host: values.host || env['LEDGERNET_HOST'] || defaultHost(),
     vtep: vtepOf(values.vtep ?? env['LEDGERNET_VTEP']),
+    clusterHostTimeoutMs: parseHostTimeout(values['cluster-host-timeout'] || env['LEDGERNET_CLUSTER_HOST_TIMEOUT'] || DEFAULTS.clusterHostTimeout),
     metrics: values.metrics ?? (env['LEDGERNET_METRICS'] || null),
     dockerSocket: (values['docker-socket'] ?? env['LEDGERNET_DOCKER_SOCKET'] ?? DEFAULT_DOCKER_SOCKET) || null,
     defaultPools: pools,

@@ -12,6 +12,7 @@ export const DEFAULTS = {
   natsRetention: 'limits',
   natsMaxAge: '0',
   natsDupWindow: '2m',
+  clusterHostTimeout: '30s',
 } as const;
 
 export interface DefaultPools {
@@ -62,6 +63,9 @@ export interface ServeConfig {
   /** This host's underlay address for cluster networks (`--vtep`, `LEDGERNET_VTEP`); null: the
    * source address towards the first NATS server. */
   readonly vtep: string | null;
+  /** `--cluster-host-timeout` (LEDGERNET_CLUSTER_HOST_TIMEOUT): a cluster host not heard of for this
+   * long has its entries removed (default 30 s). */
+  readonly clusterHostTimeoutMs?: number;
   /** null: publishing to NATS is off. */
   readonly nats: (NatsConfig & { readonly stream: NatsStreamConfig }) | null;
 }
@@ -81,6 +85,13 @@ export function parseDuration(name: string, v: string): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(v.trim());
   if (!m) throw new DriverError('LN_ERR_BAD_REQUEST', `--${name} must be a duration like 500ms, 1s, 2m, 1h or 7d, got ${v}`);
   return Math.round(Number(m[1]) * (UNITS[m[2] ?? 's'] ?? 1000));
+}
+
+/** `--cluster-host-timeout`: a duration of at least 1 s (hosts write a heartbeat every sixth of it). */
+export function parseHostTimeout(v: string): number {
+  const ms = parseDuration('cluster-host-timeout', v);
+  if (ms < 1000) throw new DriverError('LN_ERR_BAD_REQUEST', `--cluster-host-timeout must be at least 1s (hosts write a heartbeat every sixth of it), got ${v}`);
+  return ms;
 }
 
 export function parseRetention(v: string): NatsStreamConfig['retention'] {

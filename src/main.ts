@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { DriverError } from './errors.ts';
 import { createPluginApp } from './api/index.ts';
 import { createControlApp } from './operator/control.ts';
-import { controlSocket, describeNats, natsConnectError, resolveNats, type NatsConfig, type ServeConfig } from './config.ts';
+import { controlSocket, DEFAULTS, describeNats, natsConnectError, parseHostTimeout, resolveNats, type NatsConfig, type ServeConfig } from './config.ts';
 import { acquireHostGuard, acquireLock, isDerivedHostLinkName, isVethName, VETH_PREFIX, openStore, Outbox, type EventStore, type StoredEvent } from './events/index.ts';
 import { createKernel, driftNotice, watchLinks } from './kernel/index.ts';
 import type { HostView } from './api/ipam.ts';
@@ -261,7 +261,8 @@ function clusterOf(cfg: ServeConfig, log: Logger): Cluster | null {
   const nats = cfg.nats;
   if (!nats) return null;
   const connect = () => connectNats(nats, { name: `ledgernet ${cfg.host} cluster`, persistent: true });
-  return startCluster({ nats, host: cfg.host, vtep: cfg.vtep, stateDir: cfg.stateDir, connect, log: log.child({ component: 'cluster' }) });
+  const hostTimeoutMs = cfg.clusterHostTimeoutMs ?? parseHostTimeout(DEFAULTS.clusterHostTimeout);
+  return startCluster({ nats, host: cfg.host, vtep: cfg.vtep, stateDir: cfg.stateDir, hostTimeoutMs, connect, log: log.child({ component: 'cluster' }) });
 }
 
 /** The host as the api sees it: read through the kernel, so the api never imports it. */

@@ -21,5 +21,6 @@ export { readCursor, writeCursor, CURSOR_FILE, type Cursor } from './audit/curso
 export { releaseCommand } from './domain/release.ts';
 export { poolUsage, type PoolUsage } from './domain/pool-usage.ts';
 export { ClusterKv, lazyCluster, type ClusterHost } from './cluster/kv.ts';
-export { syncCluster } from './cluster/sync.ts';
+export { ownKeysOf, syncCluster } from './cluster/sync.ts';
+export { startHeartbeat, type Heartbeat } from './cluster/heartbeat.ts';
 export type { ClusterPort } from './domain/cluster.ts';

@@ -7,7 +7,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { resolveNats, type NatsConfig } from '../config.ts';
 import { VXLAN_OVERHEAD } from '../events/domain/cluster.ts';
-import { ClusterKv, lazyCluster, syncCluster, type ClusterHost, type ClusterPort, type State } from '../events/index.ts';
+import { ClusterKv, lazyCluster, ownKeysOf, startHeartbeat, syncCluster, type ClusterHost, type ClusterPort, type Heartbeat, type State } from '../events/index.ts';
 import { routeSource, underlayMtu, type VxlanChange } from '../kernel/index.ts';
 import { planClusterObjects } from '../reconciler/index.ts';
 
@@ -68,7 +68,16 @@ export interface Cluster {
 const RETRY_MS = 5_000;
 
 /** The cluster port of serve; nothing connects until a cluster network is created or used. */
-export function startCluster(o: { nats: NatsConfig; host: string; vtep: string | null; stateDir: string; connect: () => Promise<NatsConnection>; log: Logger }): Cluster {
+export function startCluster(o: {
+  nats: NatsConfig;
+  host: string;
+  vtep: string | null;
+  stateDir: string;
+  /** `--cluster-host-timeout`: a host not heard of for this long has its entries removed. */
+  hostTimeoutMs: number;
+  connect: () => Promise<NatsConnection>;
+  log: Logger;
+}): Cluster {
   let nc: NatsConnection | null = null;
   let resolved: string | null = o.vtep;
   const lazy = lazyCluster(async () => {
@@ -102,13 +111,23 @@ export function startCluster(o: { nats: NatsConfig; host: string; vtep: string |
     }
   };
   let stopped = false;
-  let sync: { stop(): void } | null = null;
+  let sync: { stop(): void; rewatch(): void } | null = null;
+  let beat: Heartbeat | null = null;
   let timer: NodeJS.Timeout | undefined;
-  const onError = (e: unknown) => o.log.warn({ err: e }, 'cluster: a change could not be published or recorded');
+  const onError = (e: unknown) => {
+    beat?.dirty();
+    o.log.warn({ err: e }, 'cluster: a change could not be published or recorded; published again on the next heartbeat');
+  };
   const start = (store: Parameters<typeof syncCluster>[0]['store']) => {
     const attempt = async () => {
       try {
-        const s = await syncCluster({ kv: await port.kv(), store, host: o.host, onError });
+        // Known without NATS, so the VXLAN objects converge after a restart during an outage too.
+        resolved ??= await resolveVtep(o.nats, o.vtep).catch(() => null);
+        const kv = await port.kv();
+        beat ??= startHeartbeat({ kv, self: o.host, timeoutMs: o.hostTimeoutMs, own: () => ownKeysOf(store.state), rewatch: () => sync?.rewatch(), log: o.log });
+        const b = beat;
+        if (stopped) b.stop();
+        const s = await syncCluster({ kv, store, host: o.host, onError, onChanged: () => b.dirty(), onPublish: () => b.touched(), onSeen: (x) => b.seen(x), onWatchEnd: () => b.lostTouch() });
         if (stopped) s.stop();
         else sync = s;
       } catch (e) {
@@ -126,6 +145,7 @@ export function startCluster(o: { nats: NatsConfig; host: string; vtep: string |
     stop: async () => {
       stopped = true;
       clearTimeout(timer);
+      beat?.stop();
       sync?.stop();
       await nc?.close();
     },

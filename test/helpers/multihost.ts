@@ -37,6 +37,14 @@ export interface Host {
   stopLedgernet(): Promise<void>;
   /** What ledgernet wrote so far. */
   ledgernetLog(): string;
+  /** `signal` to ledgernet's worker (its pid from the state dir); SIGKILL goes to the supervisor too, and waits for both to die. */
+  signalLedgernet(signal: NodeJS.Signals): Promise<void>;
+  /** SIGTERM to this host's nats-server; waits for it to exit. */
+  stopNats(): Promise<void>;
+  /** Starts this host's nats-server again (same config and JetStream store). */
+  startNats(): void;
+  /** SIGTERM to this host's dockerd; waits for it (and its containers) to go. */
+  stopDockerd(): Promise<void>;
 }
 
 export interface Testbed {
@@ -193,6 +201,30 @@ function makeHost(prefix: string, root: string, n: number, count: number, procs:
       procs.ledgernet = null;
     },
     ledgernetLog: () => (existsSync(join(dir, 'ledgernet.log')) ? readFileSync(join(dir, 'ledgernet.log'), 'utf8') : ''),
+    async signalLedgernet(signal) {
+      const worker = Number(readFileSync(join(stateDir, 'worker.pid'), 'utf8').trim());
+      process.kill(worker, signal);
+      if (signal !== 'SIGKILL') return;
+      const sup = procs.ledgernet;
+      if (sup && sup.exitCode === null && sup.signalCode === null) {
+        const exited = new Promise((r) => sup.once('exit', r));
+        sup.kill('SIGKILL');
+        await exited;
+      }
+      procs.ledgernet = null;
+      await waitFor(() => !existsSync(`/proc/${worker}`), { timeoutMs: 10_000, intervalMs: 20, what: `h${n}'s ledgernet worker to die` });
+    },
+    async stopNats() {
+      await stopProc(procs.nats);
+      procs.nats = null;
+    },
+    startNats() {
+      procs.nats = daemon('nsenter', ['-t', String(procs.holder?.pid), '-n', 'nats-server', '-c', join(dir, 'nats.conf')], join(dir, 'nats.log'));
+    },
+    async stopDockerd() {
+      await stopProc(procs.dockerd, 30_000);
+      procs.dockerd = null;
+    },
   };
   return host;
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { describeNats, parseDuration, parseNatsServers, parseRetention, resolveNats, type NatsConfig } from '../../src/config.ts';
+import { describeNats, parseDuration, parseHostTimeout, parseNatsServers, parseRetention, resolveNats, type NatsConfig } from '../../src/config.ts';
 
 describe('NATS config', () => {
   const base: NatsConfig = { url: 'nats://127.0.0.1:4222', token: undefined, credsFile: undefined, tlsCa: undefined, tlsCert: undefined, tlsKey: undefined };
@@ -69,5 +69,12 @@ describe('NATS config', () => {
     assert.throws(() => parseDuration('nats-dup-window', 'soon'), /--nats-dup-window must be a duration/);
     assert.equal(parseRetention('interest'), 'interest');
     assert.throws(() => parseRetention('forever'), /limits, interest or workqueue/);
+  });
+
+  it('--cluster-host-timeout: a duration of at least 1s', () => {
+    assert.equal(parseHostTimeout('30s'), 30_000);
+    assert.equal(parseHostTimeout('1500ms'), 1500);
+    assert.throws(() => parseHostTimeout('500ms'), /--cluster-host-timeout must be at least 1s .*got 500ms/);
+    assert.throws(() => parseHostTimeout('soon'), /--cluster-host-timeout must be a duration/);
   });
 });

@@ -2,7 +2,7 @@
 // the servers allow), no home-made consensus. Every allocation is a compare-and-set (`create`
 // succeeds only for a key that does not exist), so hosts racing for one name all end up with the
 // winner's value. Keys (KV keys allow A-Z a-z 0-9 - _ = . /):
-//   hosts.<host>                 {"host","vtep","at"}   written at connect
+//   hosts.<host>                 {"host","vtep","at"}   the host's heartbeat (src/events/cluster/heartbeat.ts)
 //   networks.<name>              ClusterNetwork         the first creator's subnet and VNI
 //   vnis.<vni>                   <name>                 a VNI taken by a name
 //   subnets.<cidr with _>        <name>                 a subnet taken by a name
@@ -13,25 +13,40 @@ import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { DriverError } from '../../errors.ts';
 import type { PeerChange } from '../domain/peers.ts';
+import { isWrongRevision, KeyMirror, reapHost, syncOwnKeys, type OwnKeys } from './host-keys.ts';
 import { blockAt, blockCount, blockLenFor, firstVni, nextVni, type ClusterNetwork, type ClusterPort, type JoinRequest } from '../domain/cluster.ts';
 
 const CLUSTER_BUCKET = 'ledgernet-cluster';
 
 const enc = (v: unknown) => JSON.stringify(v);
+const hostRecord = (host: string, vtep: string) => enc({ host, vtep, at: new Date().toISOString() });
 const subnetKey = (cidr: string) => `subnets.${cidr.replace(/[.:/]/g, '_')}`;
 
 /** How many VNIs or blocks a name tries before giving up (the ranges are far larger). */
 const MAX_PROBES = 4096;
 
+/** A key of the bucket seen by the watch that tells who is alive: a host's record (put or deleted) or another key of a host. */
+export interface HostSeen {
+  readonly host: string;
+  /** For a record: its revision, or null when it was deleted. */
+  readonly rev: number | null;
+  readonly record: boolean;
+}
+
 export class ClusterKv {
   private readonly kv: KV;
   private readonly host: string;
   private readonly vtep: string;
+  /** The revision of this host's record as it last wrote it. */
+  private hostRev: number;
+  /** The bucket as the current watch saw it. */
+  private mirror = new KeyMirror();
 
-  private constructor(kv: KV, host: string, vtep: string) {
+  private constructor(kv: KV, host: string, vtep: string, hostRev: number) {
     this.kv = kv;
     this.host = host;
     this.vtep = vtep;
+    this.hostRev = hostRev;
   }
 
   /** Binds (or creates) the bucket and says this host is here. */
@@ -41,8 +56,8 @@ export class ClusterKv {
     for (let attempt = 1; ; attempt++) {
       try {
         const kv = await new Kvm(nc).create(CLUSTER_BUCKET, { replicas, history: 1 });
-        await kv.put(`hosts.${o.host}`, enc({ host: o.host, vtep: o.vtep, at: new Date().toISOString() }));
-        return new ClusterKv(kv, o.host, o.vtep);
+        const rev = await kv.put(`hosts.${o.host}`, hostRecord(o.host, o.vtep));
+        return new ClusterKv(kv, o.host, o.vtep, rev);
       } catch (e) {
         if (attempt >= 6) throw e;
         await new Promise((r) => setTimeout(r, 250 * attempt));
@@ -96,17 +111,62 @@ export class ClusterKv {
   }
 
   /**
-   * Every member and endpoint key of other hosts, first as the bucket holds them now, then each
-   * change as it comes; deletes as null. Stops when `stop` is called.
+   * This host's heartbeat: its record written again, a compare-and-set on the revision it wrote
+   * last. When that fails the record is written anew and the caller publishes this host's keys
+   * again: `expired` when another host had deleted it, `rewritten` when it was changed otherwise
+   * (a heartbeat that timed out in a reconnect and was stored after all, or a second host under
+   * this --host).
    */
-  async watchPeers(onChange: (c: PeerChange) => void): Promise<{ stop(): void }> {
+  async heartbeat(): Promise<'ok' | 'expired' | 'rewritten'> {
+    const key = `hosts.${this.host}`;
+    try {
+      this.hostRev = await this.kv.update(key, hostRecord(this.host, this.vtep), this.hostRev);
+      return 'ok';
+    } catch (e) {
+      if (!isWrongRevision(e)) throw e;
+      const now = await this.kv.get(key);
+      this.hostRev = await this.kv.put(key, hostRecord(this.host, this.vtep));
+      return now?.operation === 'PUT' ? 'rewritten' : 'expired';
+    }
+  }
+
+  /** Writes this host's member and endpoint keys from its log, and removes those it no longer has. */
+  syncOwn(own: () => OwnKeys): Promise<void> {
+    return syncOwnKeys(this.kv, this.mirror, this.host, this.vtep, own);
+  }
+
+  /** Removes an expired host's record and keys (src/events/cluster/host-keys.ts); null: it is back, or already removed. */
+  reap(host: string, rev: number | null): Promise<number | null> {
+    return reapHost(this.kv, this.mirror, host, rev);
+  }
+
+  /** True once the watch has caught up with the bucket (what syncOwn and reap need). */
+  get watching(): boolean {
+    return this.mirror.ready;
+  }
+
+  /**
+   * Every member and endpoint key of other hosts, first as the bucket holds them now, then each
+   * change as it comes; deletes as null. `onSeen` hears of every host record (this host's too)
+   * and of every other host's key put. Stops when `stop` is called, or `onEnd` says it ended.
+   */
+  async watchPeers(onChange: (c: PeerChange) => void, onSeen: (s: HostSeen) => void = () => undefined, onEnd: () => void = () => undefined): Promise<{ stop(): void }> {
     const it = await this.kv.watch({ key: '>' });
+    const mirror = new KeyMirror();
+    this.mirror = mirror;
     void (async () => {
       for await (const e of it) {
+        mirror.seen(e.key, e.operation === 'PUT' ? e.revision : null, e.isUpdate);
+        const [kind, host] = e.key.split('.');
+        if (kind === 'hosts' && host) onSeen({ host, rev: e.operation === 'PUT' ? e.revision : null, record: true });
         const c = peerChangeOf(e.key, e.operation === 'PUT' ? e.string() : null);
-        if (c && c.host !== this.host) onChange(c);
+        if (!c || c.host === this.host) continue;
+        if (e.operation === 'PUT') onSeen({ host: c.host, rev: null, record: false });
+        onChange(c);
       }
-    })();
+    })()
+      .catch(() => undefined)
+      .finally(onEnd);
     return { stop: () => it.stop() };
   }
 

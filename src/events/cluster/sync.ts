@@ -1,11 +1,15 @@
 // Keeps this host's log and the cluster's KV bucket in step: this host's endpoints on cluster
 // networks are published to the bucket as they are created and deleted (from its log), and every
 // other host's member and endpoint keys of the clusters this host has become peer.* events in
-// its log (through decide, so a change the log already knows records nothing).
+// its log (through decide, so a change the log already knows records nothing). What this host
+// should have in the bucket as a whole (`ownKeysOf`) is written by the heartbeat when it may have
+// missed something (src/events/cluster/heartbeat.ts).
 import type { Command } from '../domain/commands.ts';
 import { clusterOf } from '../domain/options.ts';
 import type { PeerChange } from '../domain/peers.ts';
 import { lookup, type State, type StoredEvent } from '../domain/types.ts';
+import type { OwnKeys } from './host-keys.ts';
+import type { HostSeen } from './kv.ts';
 
 interface SyncStore {
   readonly state: State;
@@ -15,7 +19,7 @@ interface SyncStore {
 
 interface SyncKv {
   publishEndpoint(name: string, ep: { endpointId: string; address: string; mac: string } | { endpointId: string; gone: true }): Promise<void>;
-  watchPeers(onChange: (c: PeerChange) => void): Promise<{ stop(): void }>;
+  watchPeers(onChange: (c: PeerChange) => void, onSeen?: (s: HostSeen) => void, onEnd?: () => void): Promise<{ stop(): void }>;
 }
 
 /** The cluster network an endpoint's network belongs to, or null. */
@@ -24,16 +28,44 @@ function clusterOfNetwork(state: State, networkId: string): string | null {
   return net ? clusterOf(net.options) : null;
 }
 
+/** What this host's keys in the bucket should be, from its log: its cluster pools and its endpoints on them. */
+export function ownKeysOf(state: State): OwnKeys {
+  const members = [...new Set(Object.values(state.pools).flatMap((p) => (p.cluster ? [p.cluster.name] : [])))].sort();
+  const endpoints = Object.values(state.endpoints).flatMap((ep) => {
+    const cluster = clusterOfNetwork(state, ep.networkId);
+    return cluster !== null && ep.address && ep.mac ? [{ cluster, endpointId: ep.endpointId, address: ep.address.split('/')[0] ?? '', mac: ep.mac }] : [];
+  });
+  return { members, endpoints };
+}
+
+export interface ClusterSync {
+  stop(): void;
+  /** Watches again from the bucket's current values (the watch stalled or ended). */
+  rewatch(): void;
+}
+
 /**
- * Starts both directions; `onError` hears about a publish or record that failed (the next start
- * publishes again: `republish` puts every endpoint of the log).
+ * Starts both directions; `onError` hears about a publish or record that failed, `onChanged` of a
+ * change to what this host should have in the bucket beyond one endpoint (a cluster pool released):
+ * the heartbeat then writes this host's keys again. `onSeen` and `onWatchEnd` are the watch's.
  */
-export async function syncCluster(o: { kv: SyncKv; store: SyncStore; host: string; onError: (e: unknown) => void }): Promise<{ stop(): void }> {
+export async function syncCluster(o: {
+  kv: SyncKv;
+  store: SyncStore;
+  host: string;
+  onError: (e: unknown) => void;
+  onChanged?: () => void;
+  /** An endpoint of this host was published or unpublished. */
+  onPublish?: () => void;
+  onSeen?: (s: HostSeen) => void;
+  onWatchEnd?: () => void;
+}): Promise<ClusterSync> {
   const { kv, store } = o;
   const publish = (state: State, endpointId: string, networkId: string, gone: boolean) => {
     const cluster = clusterOfNetwork(state, networkId);
     const ep = lookup(state.endpoints, endpointId);
     if (cluster === null) return;
+    o.onPublish?.();
     if (gone) kv.publishEndpoint(cluster, { endpointId, gone: true }).catch(o.onError);
     else if (ep?.address && ep.mac) kv.publishEndpoint(cluster, { endpointId, address: ep.address.split('/')[0] ?? '', mac: ep.mac }).catch(o.onError);
   };
@@ -45,10 +77,10 @@ export async function syncCluster(o: { kv: SyncKv; store: SyncStore; host: strin
       if (e.type === 'network.created' && clusterOf(e.data.options) !== null) watcher = rewatch();
       if (e.type === 'endpoint.created') publish(state, e.data.endpointId, e.data.networkId, false);
       if (e.type === 'endpoint.deleted' || e.type === 'endpoint.rolledback') publish(before, e.data.endpointId, e.data.networkId, true);
+      if (e.type === 'pool.released' || e.type === 'network.collected') o.onChanged?.();
     }
     before = state;
   });
-  for (const ep of Object.values(store.state.endpoints)) publish(store.state, ep.endpointId, ep.networkId, false);
   // Record one change at a time, in the order the bucket delivered them.
   let chain = Promise.resolve();
   const record = (change: PeerChange) => {
@@ -59,17 +91,30 @@ export async function syncCluster(o: { kv: SyncKv; store: SyncStore; host: strin
       })
       .catch(o.onError);
   };
+  let stopped = false;
+  let generation = 0;
+  const watch = () => {
+    const mine = ++generation;
+    // Only the current watch's end is news: an old one ends because it was replaced.
+    const w = kv.watchPeers(record, o.onSeen, () => !stopped && mine === generation && o.onWatchEnd?.());
+    w.catch(o.onError);
+    return w;
+  };
   const rewatch = async () => {
     const old = watcher;
     watcher = null;
-    (await old)?.stop();
-    return kv.watchPeers(record);
+    (await old?.catch(() => null))?.stop();
+    return watch();
   };
-  watcher = kv.watchPeers(record);
+  watcher = watch();
   await watcher;
   return {
     stop: () => {
-      void watcher?.then((w) => w.stop());
+      stopped = true;
+      void watcher?.then((w) => w.stop(), () => undefined);
+    },
+    rewatch: () => {
+      if (!stopped) watcher = rewatch();
     },
   };
 }

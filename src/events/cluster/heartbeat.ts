@@ -1,0 +1,134 @@
+// Host liveness in the cluster. Every interval this host writes its record (`hosts.<host>`,
+// compare-and-set on the revision it wrote last) and looks at the other hosts' records through
+// its watch (src/events/cluster/liveness.ts). A host not heard of for the timeout is expired by
+// whichever host gets there first: it deletes the record by compare-and-set, then the host's
+// member and endpoint keys (src/events/cluster/host-keys.ts); every host, the remover too, sees
+// those deletes through its watch and records them as peer.* events, as for any remote change.
+// A host that finds its record gone (its heartbeat's compare-and-set fails) writes it again and
+// publishes all its keys: the others add it back. The same full publish runs at start and after
+// anything failed (a NATS outage), so what was missed is caught up once NATS answers.
+import { HostLiveness } from './liveness.ts';
+import type { OwnKeys } from './host-keys.ts';
+import type { HostSeen } from './kv.ts';
+
+interface HeartbeatKv {
+  /** The watch has caught up: this host knows the bucket's keys (syncOwn and reap need it). */
+  readonly watching: boolean;
+  heartbeat(): Promise<'ok' | 'expired' | 'rewritten'>;
+  syncOwn(own: () => OwnKeys): Promise<void>;
+  reap(host: string, rev: number | null): Promise<number | null>;
+}
+
+interface HeartbeatLog {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+/** How often a host writes its record: a sixth of the timeout, between 100 ms and 5 s. */
+function heartbeatInterval(timeoutMs: number): number {
+  return Math.min(5_000, Math.max(100, Math.floor(timeoutMs / 6)));
+}
+
+export interface Heartbeat {
+  /** The watch's view of a host (src/events/cluster/kv.ts `watchPeers`). */
+  seen(s: HostSeen): void;
+  /** This host's keys may be out of date in the bucket (a publish failed, a pool was released): written on the next beat. */
+  dirty(): void;
+  /** One endpoint was published: if a full publish runs right now it may have missed it, so another follows. */
+  touched(): void;
+  /** The watch ended or was restarted: nobody is judged for a timeout. */
+  lostTouch(): void;
+  stop(): void;
+}
+
+export function startHeartbeat(o: {
+  kv: HeartbeatKv;
+  self: string;
+  timeoutMs: number;
+  own: () => OwnKeys;
+  /** Called when this host's own heartbeats stop coming back through the watch while writing them works. */
+  rewatch: () => void;
+  log: HeartbeatLog;
+  now?: () => number;
+}): Heartbeat {
+  const now = o.now ?? (() => performance.now());
+  const intervalMs = heartbeatInterval(o.timeoutMs);
+  const live = new HostLiveness({ self: o.self, timeoutMs: o.timeoutMs, intervalMs });
+  let dirty = true;
+  let syncing = false;
+  let failing = false;
+  let running = false;
+  let lastBeat = now();
+  let lastRewatch = now();
+
+  const beat = async () => {
+    const r = await o.kv.heartbeat();
+    if (r === 'expired') o.log.warn({ host: o.self }, 'this host was expired by the cluster (no heartbeat seen in time); publishing its endpoints again');
+    if (r === 'rewritten') o.log.warn({ host: o.self }, "this host's record in the KV bucket was changed by someone else (a late heartbeat, or another host with this --host?); publishing its endpoints again");
+    if (r !== 'ok') dirty = true;
+    // Not before the watch has caught up: the keys to remove are known from it.
+    if (dirty && o.kv.watching) {
+      dirty = false;
+      syncing = true;
+      try {
+        await o.kv.syncOwn(o.own);
+      } finally {
+        syncing = false;
+      }
+    }
+    if (failing) o.log.info({}, 'cluster: the KV bucket answers again; heartbeats resume');
+    failing = false;
+  };
+
+  const reap = async (t: number) => {
+    if (!o.kv.watching) return;
+    for (const { host, rev } of live.expired(t)) {
+      const removed = await o.kv.reap(host, rev);
+      if (removed === null) continue; // back in time, or another host removed it first: its watch events tell
+      if (rev !== null || removed > 0) o.log.warn({ host, timeoutS: o.timeoutMs / 1000, keys: removed }, `host ${host} sent no heartbeat for the timeout: removed its entries from the cluster`);
+      live.forget(host, rev);
+    }
+  };
+
+  const tick = async () => {
+    if (running) return;
+    running = true;
+    const t = now();
+    // This process did not run for a while (stopped, starved): it saw nothing in that time.
+    if (t - lastBeat > 3 * intervalMs) live.lostTouch();
+    lastBeat = t;
+    try {
+      await beat();
+      // Writing works but this host's own records do not come back: the watch is stuck; start it again.
+      if (!live.inTouch(now()) && now() - lastRewatch > 3 * intervalMs) {
+        lastRewatch = now();
+        o.rewatch();
+      }
+      await reap(now());
+    } catch (e) {
+      dirty = true;
+      if (!failing) o.log.warn({ err: e }, 'cluster: heartbeat or expiry check failed (NATS unreachable?); the last-known peers stay in place');
+      failing = true;
+    } finally {
+      running = false;
+    }
+  };
+
+  const timer = setInterval(() => void tick(), intervalMs);
+  timer.unref();
+  void tick();
+  return {
+    seen: (s) => {
+      if (s.record) live.record(s.host, s.rev, now());
+      else live.keys(s.host, now());
+    },
+    dirty: () => {
+      dirty = true;
+    },
+    touched: () => {
+      if (syncing) dirty = true;
+    },
+    lostTouch: () => live.lostTouch(),
+    stop: () => clearInterval(timer),
+  };
+}

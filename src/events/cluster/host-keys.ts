@@ -1,0 +1,97 @@
+// A host's own keys in the cluster's KV bucket (its member and endpoint keys): written again from
+// its log when it may have missed something (an outage, a restart, being expired by the others),
+// and removed by the host that expires it. Every removal is a compare-and-set on the revision the
+// remover read, so a key its host writes again in the meantime is never lost, and two hosts
+// removing one expired host at once both succeed or harmlessly fail.
+import type { KV } from '@nats-io/kv';
+
+/** What a host says about itself: the cluster networks it has and its endpoints on them. */
+export interface OwnKeys {
+  readonly members: readonly string[];
+  readonly endpoints: readonly { readonly cluster: string; readonly endpointId: string; readonly address: string; readonly mac: string }[];
+}
+
+const enc = (v: unknown) => JSON.stringify(v);
+
+/** The JetStream answer to a put or delete whose expected revision is not the key's (a compare-and-set lost). */
+export function isWrongRevision(e: unknown): boolean {
+  const code = (e as { api_error?: { err_code?: number }; code?: unknown } | null)?.api_error?.err_code;
+  return code === 10071 || /wrong last sequence/i.test(e instanceof Error ? e.message : String(e));
+}
+
+/**
+ * The bucket's keys and their revisions as this host's watch saw them (so finding a host's keys
+ * costs no listing consumer, which stalled now and then under load). Complete once the watch has
+ * replayed the bucket and delivered a live change (a heartbeat comes every few seconds).
+ */
+export class KeyMirror {
+  private readonly revs = new Map<string, number>();
+  private live = false;
+
+  /** One watch entry: put (its revision) or deleted; `isUpdate` once the replay is over. */
+  seen(key: string, rev: number | null, isUpdate: boolean): void {
+    if (rev === null) this.revs.delete(key);
+    else this.revs.set(key, rev);
+    if (isUpdate) this.live = true;
+  }
+
+  get ready(): boolean {
+    return this.live;
+  }
+
+  /** The member and endpoint keys of `host` with their revisions. */
+  keysOf(host: string): Map<string, number> {
+    if (!this.live) throw new Error("the cluster's KV watch has not caught up yet");
+    const out = new Map<string, number>();
+    for (const [k, rev] of this.revs) {
+      const [kind, , h, id] = k.split('.');
+      if (h === host && ((kind === 'members' && id === undefined) || (kind === 'endpoints' && id !== undefined))) out.set(k, rev);
+    }
+    return out;
+  }
+}
+
+/**
+ * Writes `own()` for `host` and removes its keys that it no longer has (as the mirror knows them).
+ * `own` is asked after the keys are taken, so a key published before is in both and never deleted here.
+ */
+export async function syncOwnKeys(kv: KV, mirror: KeyMirror, host: string, vtep: string, ownNow: () => OwnKeys): Promise<void> {
+  const have = mirror.keysOf(host);
+  const own = ownNow();
+  const want = new Map<string, string>();
+  for (const m of own.members) want.set(`members.${m}.${host}`, enc({ host, vtep }));
+  for (const e of own.endpoints) want.set(`endpoints.${e.cluster}.${host}.${e.endpointId}`, enc({ host, vtep, endpointId: e.endpointId, address: e.address, mac: e.mac }));
+  for (const [k, v] of want) await kv.put(k, v);
+  for (const [k, rev] of have) {
+    if (!want.has(k)) await kv.delete(k, { previousSeq: rev }).catch((e: unknown) => { if (!isWrongRevision(e)) throw e; });
+  }
+}
+
+/**
+ * Removes an expired host: its keys as the mirror holds them now, then (a compare-and-set) its record at `rev`, the
+ * revision this host saw, or, when it saw none, only while there still is none. Returns how many
+ * keys were removed, or null when the host is back (or another host removed it first).
+ */
+export async function reapHost(kv: KV, mirror: KeyMirror, host: string, rev: number | null): Promise<number | null> {
+  // Read before the record goes: a host only writes its keys again after it finds its record gone,
+  // so everything it writes then has a newer revision than these and survives the deletes below.
+  const keys = mirror.keysOf(host);
+  const record = `hosts.${host}`;
+  try {
+    if (rev !== null) await kv.delete(record, { previousSeq: rev });
+    else if ((await kv.get(record))?.operation === 'PUT') return null;
+  } catch (e) {
+    if (isWrongRevision(e)) return null;
+    throw e;
+  }
+  let removed = 0;
+  for (const [k, r] of keys) {
+    try {
+      await kv.delete(k, { previousSeq: r });
+      removed++;
+    } catch (e) {
+      if (!isWrongRevision(e)) throw e;
+    }
+  }
+  return removed;
+}

@@ -1,0 +1,93 @@
+// Heartbeats and host expiry on a real nats-server (JetStream KV): two hosts removing one expired
+// host at once (one wins, the other's compare-and-set fails harmlessly), a host that beat since
+// the remover looked is left alone, and an expired host finds out on its next heartbeat and
+// publishes its keys again.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { Kvm } from '@nats-io/kv';
+import { ClusterKv } from '../../src/events/cluster/kv.ts';
+import type { OwnKeys } from '../../src/events/cluster/host-keys.ts';
+import { waitFor } from '../helpers/docker.ts';
+import { createNatsServer, type NatsServer } from '../helpers/nats.ts';
+
+let nats: NatsServer;
+let nc: NatsConnection;
+const conns: NatsConnection[] = [];
+const hosts: Record<string, ClusterKv> = {};
+const watches: { stop(): void }[] = [];
+const own = (h: string): OwnKeys => ({ members: ['blue'], endpoints: [{ cluster: 'blue', endpointId: `e-${h}`, address: '10.240.0.9', mac: '02:42:0a:f0:00:09' }] });
+
+before(async () => {
+  nats = await createNatsServer();
+  nc = await connect({ servers: nats.url });
+  for (const h of ['h1', 'h2', 'h3']) {
+    const c = await connect({ servers: nats.url });
+    conns.push(c);
+    hosts[h] = await ClusterKv.open(c, { host: h, vtep: `192.0.2.${h.slice(1)}`, replicas: 1 });
+    // What a host knows of the bucket's keys comes from its watch, live after its first heartbeat.
+    watches.push(await hosts[h].watchPeers(() => undefined));
+  }
+  for (const kv of Object.values(hosts)) await kv.heartbeat();
+  await waitFor(() => Object.values(hosts).every((kv) => kv.watching), { timeoutMs: 5_000, what: 'the watches to catch up' });
+  for (const [h, kv] of Object.entries(hosts)) await kv.syncOwn(() => own(h));
+});
+after(async () => {
+  for (const w of watches) w.stop();
+  for (const c of [...conns, nc]) await c?.close();
+  await nats?.stop();
+});
+
+async function bucket() {
+  return new Kvm(nc).open('ledgernet-cluster');
+}
+
+async function keysOf(host: string): Promise<string[]> {
+  const kv = await bucket();
+  const out: string[] = [];
+  for await (const k of await kv.keys()) if (k.split('.').includes(host)) out.push(k);
+  return out.sort();
+}
+
+async function recordRev(host: string): Promise<number> {
+  const e = await (await bucket()).get(`hosts.${host}`);
+  assert.ok(e && e.operation === 'PUT', `hosts.${host} exists`);
+  return e.revision;
+}
+
+/** Lets the watches deliver what was just written (the keys a host removes are those its watch saw). */
+const settle = () => new Promise((r) => setTimeout(r, 200));
+
+describe('host expiry in the KV bucket', () => {
+  it('h1 and h2 remove h3 at once: one removes its record and keys, the other finds it done', async () => {
+    await settle();
+    assert.deepEqual(await keysOf('h3'), ['endpoints.blue.h3.e-h3', 'hosts.h3', 'members.blue.h3']);
+    const rev = await recordRev('h3');
+    const results = await Promise.all([hosts['h1']!.reap('h3', rev), hosts['h2']!.reap('h3', rev)]);
+    assert.deepEqual(results.filter((r) => r !== null), [2], JSON.stringify(results));
+    assert.deepEqual(await keysOf('h3'), []);
+    assert.deepEqual(await keysOf('h1'), ['endpoints.blue.h1.e-h1', 'hosts.h1', 'members.blue.h1'], 'the removers keep their own keys');
+  });
+
+  it('the expired host learns it on its next heartbeat and publishes its keys again', async () => {
+    await settle();
+    assert.equal(await hosts['h3']!.heartbeat(), 'expired');
+    await hosts['h3']!.syncOwn(() => own('h3'));
+    assert.deepEqual(await keysOf('h3'), ['endpoints.blue.h3.e-h3', 'hosts.h3', 'members.blue.h3']);
+    assert.equal(await hosts['h3']!.heartbeat(), 'ok');
+  });
+
+  it('a host that beat after the remover last saw it is left alone; with no record seen, a host with a record is too', async () => {
+    const stale = await recordRev('h2');
+    assert.equal(await hosts['h2']!.heartbeat(), 'ok');
+    assert.equal(await hosts['h1']!.reap('h2', stale), null);
+    assert.equal(await hosts['h1']!.reap('h2', null), null);
+    assert.deepEqual(await keysOf('h2'), ['endpoints.blue.h2.e-h2', 'hosts.h2', 'members.blue.h2']);
+  });
+
+  it('syncOwn removes what the log no longer has (an endpoint gone, a network left)', async () => {
+    await settle();
+    await hosts['h2']!.syncOwn(() => ({ members: [], endpoints: [] }));
+    assert.deepEqual(await keysOf('h2'), ['hosts.h2']);
+  });
+});

@@ -1,0 +1,99 @@
+// The heartbeat loop against a fake bucket and a fake clock: a full publish at start and after a
+// failure, none before the watch has caught up; an expired host publishes again; a host whose
+// timeout ran out is removed once; the watch is restarted when this host's own heartbeats stop
+// coming back while writing them works.
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, describe, it, mock } from 'node:test';
+import { startHeartbeat, type Heartbeat } from '../../../src/events/cluster/heartbeat.ts';
+
+const TIMEOUT = 6000; // interval 1000 ms
+
+function fakeKv() {
+  const calls: string[] = [];
+  return {
+    calls,
+    watching: false,
+    beat: 'ok' as 'ok' | 'expired' | 'rewritten' | 'fail',
+    rev: 100,
+    async heartbeat() {
+      calls.push('heartbeat');
+      const r = this.beat;
+      this.beat = 'ok';
+      if (r === 'fail') throw new Error('no responders');
+      return r;
+    },
+    async syncOwn() {
+      calls.push('syncOwn');
+    },
+    async reap(host: string, rev: number | null) {
+      calls.push(`reap ${host} ${rev}`);
+      return 2;
+    },
+  };
+}
+
+let clock = 0;
+let hb: Heartbeat | null = null;
+const silent = { info: () => undefined, warn: () => undefined };
+
+beforeEach(() => {
+  clock = 0;
+  mock.timers.enable({ apis: ['setInterval'] });
+});
+afterEach(() => {
+  hb?.stop();
+  mock.timers.reset();
+});
+
+/** Moves the clock and the interval timer by `ms`, letting each beat finish. */
+async function advance(ms: number, kv: ReturnType<typeof fakeKv>, echo = true): Promise<void> {
+  for (let t = 0; t < ms; t += 1000) {
+    clock += 1000;
+    mock.timers.tick(1000);
+    await new Promise((r) => setImmediate(r));
+    if (echo) hb?.seen({ host: 'h1', rev: kv.rev++, record: true });
+  }
+}
+
+function start(kv: ReturnType<typeof fakeKv>, rewatch: () => void = () => undefined): Heartbeat {
+  hb = startHeartbeat({ kv, self: 'h1', timeoutMs: TIMEOUT, own: () => ({ members: [], endpoints: [] }), rewatch, log: silent, now: () => clock });
+  return hb;
+}
+
+describe('heartbeat loop', () => {
+  it('publishes this host\'s keys once the watch has caught up, and again after a failed beat', async () => {
+    const kv = fakeKv();
+    start(kv);
+    await advance(2000, kv);
+    assert.deepEqual(kv.calls.filter((c) => c === 'syncOwn'), [], 'not before the watch caught up');
+    kv.watching = true;
+    await advance(2000, kv);
+    assert.equal(kv.calls.filter((c) => c === 'syncOwn').length, 1);
+    kv.beat = 'fail';
+    await advance(1000, kv);
+    await advance(1000, kv);
+    assert.equal(kv.calls.filter((c) => c === 'syncOwn').length, 2, 'once more after the failure');
+    kv.beat = 'expired';
+    await advance(1000, kv);
+    assert.equal(kv.calls.filter((c) => c === 'syncOwn').length, 3, 'and after finding itself expired');
+  });
+
+  it('removes a host not heard of for the timeout, once; nobody while this host\'s own heartbeats do not come back', async () => {
+    const kv = fakeKv();
+    kv.watching = true;
+    const rewatches: number[] = [];
+    const h = start(kv, () => void rewatches.push(clock));
+    h.seen({ host: 'h2', rev: 7, record: true });
+    // No echo of its own heartbeats: nothing is removed, and the watch is restarted.
+    await advance(10_000, kv, false);
+    assert.deepEqual(kv.calls.filter((c) => c.startsWith('reap')), []);
+    assert.ok(rewatches.length >= 1, 'the watch was restarted');
+    // Echoes come back: after a whole timeout in touch, h2 goes, once.
+    await advance(6000, kv);
+    assert.deepEqual(kv.calls.filter((c) => c.startsWith('reap')), []);
+    await advance(2000, kv);
+    assert.deepEqual(kv.calls.filter((c) => c.startsWith('reap')), ['reap h2 7']);
+    await advance(3000, kv);
+    assert.deepEqual(kv.calls.filter((c) => c.startsWith('reap')), ['reap h2 7']);
+  });
+});
