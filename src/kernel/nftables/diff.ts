@@ -12,7 +12,7 @@ import { NFT_TABLE_LABEL } from './table.ts';
 const SHARED: Owner = { networkId: null, endpointId: null };
 
 /** JSON with sorted object keys: how rules and elements are compared. */
-function canon(v: unknown): string {
+export function canon(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canon).join(',')}]`;
   if (v !== null && typeof v === 'object') {
     const entries = Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
