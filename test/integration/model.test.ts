@@ -14,7 +14,7 @@ import { describeAction } from '../../src/reconciler/actions.ts';
 import { afterActions as afterMaybe, applyActions, type ApplyResult } from '../../src/reconciler/apply.ts';
 import { desiredFromState } from '../../src/reconciler/desired.ts';
 import { plan } from '../../src/reconciler/plan.ts';
-import { canon } from '../../src/kernel/nftables/diff.ts';
+import { canon } from '../../src/kernel/nftables/canon.ts';
 import { nftablesFirewall } from '../../src/kernel/nftables/index.ts';
 import type { FirewallBackend } from '../../src/kernel/types.ts';
 import { EP_1, EP_2, NET_A, NET_B, endpointSpec, given, networkSpec } from '../helpers/events.ts';

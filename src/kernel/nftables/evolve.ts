@@ -7,7 +7,7 @@
 // chains and sets declared, elements deleted then added, chains rewritten, then chains and sets
 // deleted.
 import type { FirewallChange, NftTable } from '../types.ts';
-import { canon } from './diff.ts';
+import { canon } from './canon.ts';
 import { NFT_FAMILY, NFT_TABLE } from './table.ts';
 
 type Nft = Extract<FirewallChange, { kind: `nft.${string}` }>;
@@ -17,15 +17,20 @@ type Chains = Record<string, NftTable['chains'][string]>;
 /** The key of an element: a map element is `[key, value]`, and a delete names only the key. */
 const keyOf = (e: unknown): string => canon(Array.isArray(e) ? e[0] : e);
 
-function elements(sets: Sets, c: Extract<Nft, { kind: 'nft.element.add' | 'nft.element.delete' }>): void {
-  const set = sets[c.set];
-  if (!set) return;
-  const key = keyOf(c.element);
-  const others = set.elements.filter((e) => keyOf(e) !== key);
-  sets[c.set] = { ...set, elements: c.kind === 'nft.element.add' ? [...others, c.element] : others };
-}
+type ElementChange = Extract<Nft, { kind: 'nft.element.add' | 'nft.element.delete' }>;
 
-const ORDER: readonly Nft['kind'][] = ['nft.set.write', 'nft.element.delete', 'nft.element.add', 'nft.chain.write', 'nft.chain.delete', 'nft.set.delete'];
+/** Element deletes, then adds, set by set: one pass over each changed set's elements. */
+function elements(sets: Sets, changes: readonly ElementChange[]): void {
+  const bySet = new Map<string, ElementChange[]>();
+  for (const c of changes) bySet.set(c.set, [...(bySet.get(c.set) ?? []), c]);
+  for (const [name, cs] of bySet) {
+    const set = sets[name];
+    if (!set) continue;
+    const gone = new Set(cs.map((c) => keyOf(c.element)));
+    const added = cs.filter((c) => c.kind === 'nft.element.add').map((c) => c.element);
+    sets[name] = { ...set, elements: [...set.elements.filter((e) => !gone.has(keyOf(e))), ...added] };
+  }
+}
 
 /**
  * The table after `applied` (nftables changes of one transaction that landed; others are
@@ -40,15 +45,12 @@ export function afterNft(table: NftTable | null | undefined, applied: readonly F
   const start = dropped || !table ? { sets: {}, chains: {} } : table;
   const sets: Sets = { ...start.sets };
   const chains: Chains = { ...start.chains };
-  for (const kind of ORDER) {
-    for (const c of rest) {
-      if (c.kind !== kind) continue;
-      if (c.kind === 'nft.set.write') sets[c.set] = { ...c.spec, elements: [...(sets[c.set]?.elements ?? []), ...c.elements] };
-      else if (c.kind === 'nft.element.add' || c.kind === 'nft.element.delete') elements(sets, c);
-      else if (c.kind === 'nft.chain.write') chains[c.chain] = { hook: chains[c.chain]?.hook ?? c.hook ?? null, rules: [...c.rules] };
-      else if (c.kind === 'nft.chain.delete') delete chains[c.chain];
-      else if (c.kind === 'nft.set.delete') delete sets[c.set];
-    }
+  for (const c of rest) if (c.kind === 'nft.set.write') sets[c.set] = { ...c.spec, elements: [...(sets[c.set]?.elements ?? []), ...c.elements] };
+  elements(sets, rest.filter((c): c is ElementChange => c.kind === 'nft.element.add' || c.kind === 'nft.element.delete'));
+  for (const c of rest) if (c.kind === 'nft.chain.write') chains[c.chain] = { hook: chains[c.chain]?.hook ?? c.hook ?? null, rules: [...c.rules] };
+  for (const c of rest) {
+    if (c.kind === 'nft.chain.delete') delete chains[c.chain];
+    else if (c.kind === 'nft.set.delete') delete sets[c.set];
   }
   return { family: NFT_FAMILY, name: NFT_TABLE, sets, chains };
 }
