@@ -61,6 +61,13 @@ const SETS: Readonly<Record<string, NftSetSpec>> = {
   bound_port: { is: 'map', type: BOUND_KEY, map: 'inet_service' },
 };
 
+interface PortElements {
+  readonly addrs: unknown[];
+  readonly ports: unknown[];
+}
+const PORT_CACHE_SIZE = 20_000;
+const portCache = new Map<string, PortElements>();
+
 const hook = (type: NftHook['type'], name: string, prio: number): NftHook => ({ type, hook: name, prio, policy: 'accept' });
 
 /** Per-network chain names: `net-<network id>-<role>`. */
@@ -96,10 +103,11 @@ export function renderTable(policy: FirewallPolicy): DesiredTable | null {
       chain('nat', natRules(n));
       add('nat_to', [n.bridge, x.jump(netChain(n, 'nat'))], owner);
     }
-    for (const f of n.forwards) for (const [key, addr, port] of portElements(f)) {
+    for (const f of n.forwards) {
       const who = { networkId: n.networkId, endpointId: f.endpointId };
-      add(f.hostIp === '' ? 'dnat_addr' : 'bound_addr', [key, addr], who);
-      add(f.hostIp === '' ? 'dnat_port' : 'bound_port', [key, port], who);
+      const { addrs, ports } = portElements(f);
+      for (const e of addrs) add(f.hostIp === '' ? 'dnat_addr' : 'bound_addr', e, who);
+      for (const e of ports) add(f.hostIp === '' ? 'dnat_port' : 'bound_port', e, who);
     }
   }
   return { sets, chains };
@@ -193,13 +201,29 @@ function natRules(n: FirewallNetworkPolicy): NftRule[] {
   return [[from(LOCALHOST), x.masquerade], ...n.pools.map((pool) => [from(pool), x.ctDnat, x.masquerade])];
 }
 
-/** One map element per host port: key, container address, container port. */
-function portElements(f: PortForward): [unknown, string, number][] {
+/**
+ * The map elements of a published range, one per host port: `key : container address` and
+ * `key : container port`. The same forward gets the same element objects pass after pass (a cache
+ * by its fields), so comparing them with the table (canon.ts, memoised per object) costs nothing
+ * for the ports that did not change: at 500 published ports, most of a pass's time otherwise.
+ */
+function portElements(f: PortForward): PortElements {
+  const id = `${f.hostIp}|${f.proto}|${f.hostPorts[0]}-${f.hostPorts[1]}|${f.ip}|${f.port}`;
+  const known = portCache.get(id);
+  if (known) {
+    portCache.delete(id);
+    portCache.set(id, known);
+    return known;
+  }
   const [lo, hi] = f.hostPorts;
-  const out: [unknown, string, number][] = [];
+  const out: PortElements = { addrs: [], ports: [] };
   for (let p = lo; p <= hi; p++) {
     const key = f.hostIp === '' ? x.concat(f.proto, p) : x.concat(f.hostIp, f.proto, p);
-    out.push([key, f.ip, f.port + p - lo]);
+    out.addrs.push([key, f.ip]);
+    out.ports.push([key, f.port + p - lo]);
   }
+  portCache.set(id, out);
+  // Least recently used first (a Map keeps insertion order): the cache stays bounded.
+  if (portCache.size > PORT_CACHE_SIZE) portCache.delete(portCache.keys().next().value as string);
   return out;
 }
