@@ -29,7 +29,13 @@ export interface BenchDaemon {
 /** Starts `ledgernet serve --firewall <firewall>` on Docker's plugin socket; resolves once Docker can reach it. */
 export async function startDaemon(firewall: 'iptables' | 'nftables'): Promise<BenchDaemon> {
   const stateDir = await mkdtemp(join(tmpdir(), 'ledgernet-bench-fw-'));
-  const proc = execa(process.execPath, ['dist/cli.js', 'serve', '--in-process', '--state-dir', stateDir, '--log-level', 'warn', '--firewall', firewall, '--metrics', METRICS], { reject: false });
+  // Its warnings and errors go to a file that outlives the run (a Docker call that failed is in it).
+  const log = join(tmpdir(), `ledgernet-bench-fw-${firewall}.log`);
+  const proc = execa(process.execPath, ['dist/cli.js', 'serve', '--in-process', '--state-dir', stateDir, '--log-level', 'warn', '--firewall', firewall, '--metrics', METRICS], {
+    reject: false,
+    stdout: { file: log },
+    stderr: { file: log },
+  });
   for (let i = 0; i < 150; i++) {
     if ((await execa('test', ['-S', SOCKET], { reject: false })).exitCode === 0 && (await execa(DOCKER, ['network', 'ls'], { reject: false })).exitCode === 0) break;
     await new Promise((r) => setTimeout(r, 100));

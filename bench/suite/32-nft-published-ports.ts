@@ -52,7 +52,8 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
     notes: [
       `${n} containers, each \`docker run -d\` with 10 \`-p host:container\` on one ledgernet network, one backend after the other in one run. ` +
         'Each call\'s time is the growth of `ledgernet_request_duration_seconds_sum{method="NetworkDriver.ProgramExternalConnectivity"}` across its `docker run`. ' +
-        `iptables: total ${Math.round(sum(ipt))} ms; nftables: total ${Math.round(sum(nft))} ms.`,
+        `iptables: total ${Math.round(sum(ipt))} ms; nftables: total ${Math.round(sum(nft))} ms; ` +
+        `nftables, medians of the first and last ${edge}: ${median(nft.slice(0, edge)).toFixed(1)} and ${median(nft.slice(-edge)).toFixed(1)} ms (iptables: ${median(ipt.slice(0, edge)).toFixed(1)} and ${median(ipt.slice(-edge)).toFixed(1)} ms).`,
     ],
   };
 }

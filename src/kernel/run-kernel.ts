@@ -22,6 +22,7 @@ import { parseRoutes } from './parse-routes.ts';
 import { ifaceSysctl, parseSysctl } from './parse-sysctl.ts';
 import { parseIngressRedirects, parseQdiscs, parseTcBatchErrors } from './parse-tc.ts';
 import { runChanges } from './batch.ts';
+import { spawnLean } from './spawn-lean.ts';
 import { ipLines } from './iproute/render.ts';
 import { restoreInput } from './iptables/restore.ts';
 import { tcLines } from './tc/render.ts';
@@ -87,6 +88,7 @@ export function createKernel(opts: KernelOptions): HostKernel {
     throw new DriverError('LN_ERR_INTERNAL', `invalid network namespace name "${netns}"`);
   }
   const run = createRunner(opts.timeoutMs ?? 60_000, netns);
+  const runLean = createRunner(opts.timeoutMs ?? 60_000, netns, true);
   const ipArgs = (...args: string[]): string[] => (netns === undefined ? args : ['-n', netns, ...args]);
   // iptables and sysctl have no namespace flag; `ip netns exec` enters the namespace first.
   const inNetns = (cmd: string, ...args: string[]): [string, string[]] =>
@@ -222,7 +224,7 @@ export function createKernel(opts: KernelOptions): HostKernel {
       const file = join(tmpdir(), `ledgernet-nft-${process.pid}-${randomBytes(6).toString('hex')}.json`);
       await writeFile(file, json, { mode: 0o600 });
       try {
-        failOnExit(await run('apply nftables rules', ...inNetns('nft', '-j', '-f', file)));
+        failOnExit(await runLean('apply nftables rules', ...inNetns('nft', '-j', '-f', file)));
       } finally {
         await rm(file, { force: true });
       }
@@ -247,16 +249,19 @@ function batchFailures(outcome: Outcome, lines: readonly string[]): BatchFailure
   return [{ line, command: lines[line] ?? '', message }];
 }
 
-function createRunner(timeoutMs: number, netns: string | undefined): Runner {
+/** `lean`: start the process with spawnLean (the hot path's nft) rather than execa. */
+function createRunner(timeoutMs: number, netns: string | undefined, lean = false): Runner {
   const where = netns === undefined ? '' : ` in network namespace ${netns}`;
   return async (what, file, args, input) => {
-    const result = await execa(file, args, {
-      input: input ?? '',
-      reject: false,
-      timeout: timeoutMs,
-      stripFinalNewline: false,
-      env: { LC_ALL: 'C' },
-    });
+    const result = lean
+      ? await spawnLean(file, args, timeoutMs)
+      : await execa(file, args, {
+          input: input ?? '',
+          reject: false,
+          timeout: timeoutMs,
+          stripFinalNewline: false,
+          env: { LC_ALL: 'C' },
+        });
     const command = [file, ...args].join(' ');
     if (result.timedOut) {
       throw new DriverError('LN_ERR_TIMEOUT', `could not ${what}${where}: ${command} timed out`, {

@@ -6,7 +6,8 @@
 // unreachable: "Connection refused"), listed ones and ports pass, replies to inbound connections
 // (a published port opened from the LAN) flow, the network's own subnet, its gateway and Docker's
 // embedded DNS (container names) keep working, the dry-run shows a rule deleted by hand and
-// `ledgernet reconcile` puts it back. No traffic goes anywhere else.
+// `ledgernet reconcile` puts it back. Every scenario runs once per firewall backend (`serve
+// --firewall`; LEDGERNET_TEST_FIREWALLS=iptables runs one). No traffic goes anywhere else.
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -19,6 +20,7 @@ import { assertNoLeaks, waitNoLeaks } from '../helpers/leaks.ts';
 import { createOutside, type Outside } from '../helpers/outside.ts';
 import { notOurs, rulesSave } from '../helpers/rules.ts';
 
+const FIREWALLS = (process.env['LEDGERNET_TEST_FIREWALLS'] ?? 'iptables,nftables').split(',');
 const FORWARDING = ['all', 'default'].map((k) => `/proc/sys/net/ipv6/conf/${k}/forwarding`);
 const INET6 = { host: '2001:db8:231::1', ip: '2001:db8:231::2' };
 
@@ -26,16 +28,17 @@ let daemon: DaemonHandle;
 let lan: Outside;
 let inet: Outside;
 let www = '';
-/** The httpd processes started here, killed in `after`. */
-const servers: { kill(): void; done: Promise<unknown> }[] = [];
+/** The httpd processes started here, killed in `after`, by address (a network made again reuses its gateway's). */
+const servers = new Map<string, { kill(): void; done: Promise<unknown> }>();
 let rulesBefore = { v4: '', v6: '' };
 let forwardingBefore: string[] | null = null;
 
 /** `busybox httpd` in the foreground serving "ok" on `addr` (`[IP:]PORT`), in `netns` or on the host; killed in `after`. */
 async function serve(netns: string | null, addr: string): Promise<void> {
+  if (servers.has(`${netns}/${addr}`)) return;
   const inNs = (cmd: string[]): [string, string[]] => (netns === null ? [cmd[0] as string, cmd.slice(1)] : ['ip', ['netns', 'exec', netns, ...cmd]]);
   const p = execa(...inNs(['/bin/busybox', 'httpd', '-f', '-p', addr, '-h', www]), { reject: false, stdin: 'ignore' });
-  servers.push({ kill: () => p.kill('SIGKILL'), done: p.then(() => undefined) });
+  servers.set(`${netns}/${addr}`, { kill: () => p.kill('SIGKILL'), done: p.then(() => undefined) });
   // Listening once a connection is answered (or refused for a while: the port is not bound yet).
   const url = `http://${addr.includes(':') ? addr : `127.0.0.1:${addr}`}/`;
   for (let i = 0; i < 50; i++) {
@@ -61,8 +64,6 @@ before(async () => {
   for (const ns of [lan, inet]) for (const port of ['80', '81']) await serve(ns.netns, port);
   // The host's own address on the LAN, serving: a refusal from it is the policy's, not a closed port.
   await serve(null, '10.231.249.1:18641');
-  // No background repair: drift stays until the test asks for `ledgernet reconcile`.
-  daemon = await startDaemon({ extraArgs: ['--reconcile-interval', '0'] });
 });
 
 afterEach(async () => {
@@ -75,8 +76,8 @@ after(async () => {
     await waitNoLeaks();
   } finally {
     await stopAllDaemons();
-    for (const p of servers) p.kill();
-    await Promise.allSettled(servers.map((p) => p.done));
+    for (const p of servers.values()) p.kill();
+    await Promise.allSettled([...servers.values()].map((p) => p.done));
     await lan?.remove();
     await inet?.remove();
     if (www) await rm(www, { recursive: true, force: true });
@@ -119,7 +120,32 @@ async function dryRun(): Promise<{ code: number; out: string }> {
   return { code: r.exitCode, out: r.stdout + r.stderr };
 }
 
-describe('egress policy with the real dockerd and real traffic', () => {
+/** Deletes the rule that denies 10.0.0.0/8 by hand; returns what the dry-run must then show. */
+async function deleteDenyRule(fw: string, id: string): Promise<RegExp> {
+  if (fw === 'nftables') {
+    const chain = `net-${id}-egress`;
+    const listed = (await execa('nft', ['-a', 'list', 'chain', 'inet', 'ledgernet', chain])).stdout;
+    const handle = /ct original ip daddr 10\.0\.0\.0\/8 reject # handle (\d+)/.exec(listed)?.[1];
+    assert.ok(handle, listed);
+    await execa('nft', ['delete', 'rule', 'inet', 'ledgernet', chain, 'handle', handle]);
+    return new RegExp(`network ${id.slice(0, 12)}\\n  ~ nft\\.chain\\.write inet ledgernet/${chain} \\(drifted[\\s\\S]*\\+ ct original ip daddr 10\\.0\\.0\\.0/8 reject\\n`);
+  }
+  const chain = `LEDGERNET-EG-${id.slice(0, 12)}`;
+  const rule = ['-m', 'conntrack', '--ctorigdst', '10.0.0.0/8', '-m', 'comment', '--comment', `ledgernet:network:${id}:egress-deny`, '-j', 'REJECT', '--reject-with', 'icmp-port-unreachable'];
+  await execa('iptables', ['-D', chain, ...rule]);
+  return new RegExp(`network ${id.slice(0, 12)}\\n  ~ chain\\.write filter/${chain} \\(drifted[\\s\\S]*\\+ -m conntrack --ctorigdst 10\\.0\\.0\\.0/8 .*egress-deny" -j REJECT`);
+}
+
+for (const fw of FIREWALLS) describe(`egress policy with the real dockerd and real traffic (--firewall ${fw})`, () => {
+  // No background repair: drift stays until the test asks for `ledgernet reconcile`.
+  before(async () => {
+    daemon = await startDaemon({ extraArgs: ['--reconcile-interval', '0', '--firewall', fw] });
+  });
+  after(async () => {
+    await cleanupAll();
+    await stopAllDaemons();
+  });
+
   test('egress_deny: the LAN and the host there are refused, the internet answers; subnet, gateway, names and inbound replies work; drift is repaired', async () => {
     const n = await createNetwork(['10.231.140.0/24'], '-o', 'ledgernet.egress_deny=10.0.0.0/8,203.0.113.2:tcp/81');
     const srv = await run(n.name, ['sh', '-c', SERVE], '-p', '18640:80');
@@ -139,13 +165,11 @@ describe('egress policy with the real dockerd and real traffic', () => {
     assert.ok(await lan.fetch('http://10.231.249.1:18640/'), 'the LAN opens a connection to a published port: the replies flow');
 
     // A rule deleted by hand: the dry-run names it, traffic it refused passes, reconcile puts it back.
-    const chain = `LEDGERNET-EG-${n.id.slice(0, 12)}`;
-    const rule = ['-m', 'conntrack', '--ctorigdst', '10.0.0.0/8', '-m', 'comment', '--comment', `ledgernet:network:${n.id}:egress-deny`, '-j', 'REJECT', '--reject-with', 'icmp-port-unreachable'];
     assert.equal((await dryRun()).code, 0, 'converged before');
-    await execa('iptables', ['-D', chain, ...rule]);
+    const shown = await deleteDenyRule(fw, n.id);
     const drift = await dryRun();
     assert.equal(drift.code, 2, drift.out);
-    assert.match(drift.out, new RegExp(`network ${n.id.slice(0, 12)}\\n  ~ chain\\.write filter/${chain} \\(drifted[\\s\\S]*\\+ -m conntrack --ctorigdst 10\\.0\\.0\\.0/8 .*egress-deny" -j REJECT`));
+    assert.match(drift.out, shown);
     assert.equal(await fetchFrom(cli, 'http://10.231.249.2/'), 'ok', 'without the rule the LAN answers: the rule is what refused it');
     const fix = await ledgernetCli(['reconcile', '--state-dir', daemon.stateDir]);
     assert.equal(fix.exitCode, 0, fix.stdout + fix.stderr);
@@ -192,7 +216,7 @@ describe('egress policy with the real dockerd and real traffic', () => {
     assert.equal((await dryRun()).code, 0);
   });
 
-  test('bad input is refused by docker network create, naming the item', async () => {
+  test('bad input is refused by docker network create, naming the item', { skip: fw !== FIREWALLS[0] && 'the same for every backend' }, async () => {
     const cases: [string[], RegExp][] = [
       [['--subnet', '10.231.144.0/24', '-o', 'ledgernet.egress_deny=10.0.0.0/8,lan'], /ledgernet\.egress_deny=10\.0\.0\.0\/8,lan is invalid: item "lan" is not an IPv4 or IPv6 address or CIDR/],
       [['--subnet', '10.231.144.0/24', '-o', 'ledgernet.egress_allow=203.0.113.0/24:tcp/99999'], /item "203\.0\.113\.0\/24:tcp\/99999" has port 99999/],

@@ -86,3 +86,23 @@ export const EGRESS_COMMANDS: readonly Command[] = [
   { type: 'CreateEndpoint', spec: endpointSpec(NET_A, EP_1) },
   { type: 'ProgramExternal', networkId: NET_A, endpointId: EP_1, portmap: [tcp(8080, 80)] },
 ];
+
+export const NET_E = 'eeeeeeee' + '4'.repeat(56);
+
+/**
+ * Egress items nft merges in an anonymous interval set (the nftables backend writes them merged,
+ * as they read back): a prefix inside another, adjacent addresses (a /31; a range that is no
+ * prefix), IPv6 ones, an IPv4-mapped prefix.
+ */
+export const EGRESS_MERGED: readonly Command[] = [
+  {
+    type: 'CreateNetwork',
+    spec: withIpv6(
+      {
+        ...networkSpec(NET_E, '10.231.10.0/24', '10.231.10.1/24'),
+        options: { 'ledgernet.egress_deny': '10.1.0.0/24,10.0.0.0/8,203.0.113.2,203.0.113.3,198.51.100.3,198.51.100.4,2001:db8::1,2001:db8::2,::ffff:0:0/96,2001:db8:0:1::/64' },
+      },
+      10,
+    ),
+  },
+];

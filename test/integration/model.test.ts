@@ -14,6 +14,9 @@ import { describeAction } from '../../src/reconciler/actions.ts';
 import { afterActions as afterMaybe, applyActions, type ApplyResult } from '../../src/reconciler/apply.ts';
 import { desiredFromState } from '../../src/reconciler/desired.ts';
 import { plan } from '../../src/reconciler/plan.ts';
+import { canon } from '../../src/kernel/nftables/canon.ts';
+import { nftablesFirewall } from '../../src/kernel/nftables/index.ts';
+import type { FirewallBackend } from '../../src/kernel/types.ts';
 import { EP_1, EP_2, NET_A, NET_B, endpointSpec, given, networkSpec } from '../helpers/events.ts';
 
 const skip = process.getuid?.() === 0 ? false : 'needs root to make network namespaces';
@@ -47,10 +50,10 @@ const rated: Command = {
 };
 const ep4: Command = { type: 'CreateEndpoint', spec: endpointSpec('c'.repeat(64), 'f4'.repeat(32), '10.231.9.2/24') };
 
-/** The model after an apply; the iptables backend always knows what its changes did. */
-function afterActions(s: KernelSnapshot, applied: ApplyResult['applied']): KernelSnapshot {
-  const m = afterMaybe(s, applied);
-  assert.ok(m, 'the iptables backend predicts its own changes');
+/** The model after an apply; both backends always know what their changes did. */
+function afterActions(s: KernelSnapshot, applied: ApplyResult['applied'], fw?: FirewallBackend): KernelSnapshot {
+  const m = afterMaybe(s, applied, fw);
+  assert.ok(m, `the ${fw?.name ?? 'iptables'} backend predicts its own changes`);
   return m;
 }
 
@@ -71,6 +74,20 @@ const LIFE: readonly (readonly Command[])[] = [
   [netA],
   [],
 ];
+
+const egressNet: Command = {
+  type: 'CreateNetwork',
+  spec: { ...networkSpec('d'.repeat(64), '10.231.10.0/24', '10.231.10.1/24'), options: { 'ledgernet.egress_deny': '10.0.0.0/8,203.0.113.2,203.0.113.3', 'ledgernet.egress_allow': '0.0.0.0/0:tcp' } },
+};
+const ep5: Command = { type: 'CreateEndpoint', spec: endpointSpec('d'.repeat(64), 'f5'.repeat(32), '10.231.10.2/24') };
+const ports5: Command = {
+  type: 'ProgramExternal',
+  networkId: 'd'.repeat(64),
+  endpointId: 'f5'.repeat(32),
+  portmap: [{ proto: 6, port: 80, hostIp: '', hostPort: 18090, hostPortEnd: 18099 }, { proto: 17, port: 53, hostIp: '127.0.0.1', hostPort: 5353, hostPortEnd: 5353 }],
+};
+/** The nftables backend's life goes on: an egress policy, a port range and a bound port, then down again. */
+const EXTRA: readonly (readonly Command[])[] = [[netA, egressNet], [netA, egressNet, ep5, ports5], [netA, egressNet, ep5], [netA], []];
 
 /** What ledgernet owns of a snapshot, in a form to compare: links, addresses, shaping, firewall. */
 function owned(s: KernelSnapshot) {
@@ -95,6 +112,11 @@ function owned(s: KernelSnapshot) {
     redirects: Object.entries(s.ingressRedirects).filter(([d]) => names.has(d)).sort(),
     localnet: Object.entries(s.routeLocalnet).filter(([d]) => names.has(d)).sort(),
     tables,
+    // The nftables table (ours as a whole); elements in no particular order.
+    nftables: s.nftables && {
+      sets: Object.fromEntries(Object.entries(s.nftables.sets).map(([k, v]) => [k, { ...v, elements: v.elements.map(canon).sort() }])),
+      chains: s.nftables.chains,
+    },
   };
 }
 
@@ -112,21 +134,28 @@ describe('the kernel model: planning against it converges a real kernel', { skip
     await execa('ip', ['netns', 'del', netns], { reject: false });
   });
 
-  it('every step planned against the model leaves nothing to do, and the model holds what the kernel holds', async () => {
+  for (const fw of [undefined, nftablesFirewall]) {
+    it(`every step planned against the model leaves nothing to do, and the model holds what the kernel holds (${fw?.name ?? 'iptables'})`, async () => {
+      await life(fw);
+    });
+  }
+
+  /** The LIFE (then, for nftables, EXTRA), each step planned against the model only. */
+  async function life(fw: FirewallBackend | undefined) {
     let model = await kernel.observe();
-    for (const [i, cmds] of LIFE.entries()) {
+    for (const [i, cmds] of [...LIFE, ...(fw ? EXTRA : [])].entries()) {
       const desired = desiredFromState(given(...cmds));
-      const res = await applyActions(plan(desired, model), kernel);
+      const res = await applyActions(plan(desired, model, fw), kernel, fw);
       assert.deepEqual(res.failures.map((f) => `${describeAction(f.action)}: ${f.message}`), [], `step ${i}`);
-      model = afterActions(model, res.applied);
+      model = afterActions(model, res.applied, fw);
       const fresh = await kernel.observe();
-      assert.deepEqual(plan(desired, fresh).map(describeAction), [], `step ${i}: a full observe finds nothing left to do`);
-      assert.deepEqual(plan(desired, model).map(describeAction), [], `step ${i}: nor does the model`);
+      assert.deepEqual(plan(desired, fresh, fw).map(describeAction), [], `step ${i}: a full observe finds nothing left to do`);
+      assert.deepEqual(plan(desired, model, fw).map(describeAction), [], `step ${i}: nor does the model`);
       // Rates are compared as the kernel rounds them: the plan accepts 1 %.
       const norm = (o: ReturnType<typeof owned>) => ({ ...o, qdiscs: o.qdiscs.map((q) => q.replace(/ (\d+)$/, (_, r: string) => ` ~${Math.round(Number(r) / 10_000)}`)) });
       assert.deepEqual(norm(owned(model)), norm(owned(fresh)), `step ${i}: the model holds what the kernel holds`);
     }
-  });
+  }
 
   it('a link deleted behind the model\'s back: the plan fails, a fresh read repairs it', async () => {
     const cmds = [netA, ep1];

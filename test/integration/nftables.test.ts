@@ -15,8 +15,10 @@ import type { FirewallBackend } from '../../src/kernel/types.ts';
 import { applyActions } from '../../src/reconciler/apply.ts';
 import { desiredFromState, type DesiredState } from '../../src/reconciler/desired.ts';
 import { plan } from '../../src/reconciler/plan.ts';
-import { FIREWALL_COMMANDS } from '../helpers/firewall-states.ts';
+import { EGRESS_COMMANDS, EGRESS_MERGED, FIREWALL_COMMANDS } from '../helpers/firewall-states.ts';
+import { renderPlan } from '../../src/reconciler/render.ts';
 import { foreignRules } from '../helpers/rules.ts';
+import { NET_A } from '../helpers/events.ts';
 import { given } from '../helpers/state.ts';
 
 const skip = process.getuid?.() === 0 ? false : 'needs root to make network namespaces';
@@ -92,6 +94,27 @@ describe('nftables backend against a real nft', { skip }, () => {
     await inNs('nft', 'delete', 'table', 'inet', 'ledgernet');
     const all = await converge(d, nftablesFirewall);
     assert.ok(all.filter((a) => a.kind === 'nft.set.write').length >= 5);
+  });
+
+  it('writes every egress shape (interval sets nft merges included), then plans nothing; a rule deleted by hand comes back', async () => {
+    const d: DesiredState = { bridges: [], veths: [], firewall: desiredFromState(given(...EGRESS_COMMANDS, ...EGRESS_MERGED)).firewall };
+    await converge(d, nftablesFirewall);
+    const listed = (await inNs('nft', 'list', 'table', 'inet', 'ledgernet')).stdout;
+    const has = (re: RegExp, what: string) => assert.ok(re.test(listed), `${what}: no ${re} in\n${listed}`);
+    has(/ct state new iifname vmap @egress/, 'input reaches the egress chains by bridge');
+    has(/ct original ip daddr \{ 10\.0\.0\.0\/8, 192\.168\.0\.0\/16 \} reject\n/, 'items of one shape are one interval set');
+    has(/ct original ip daddr \{ 10\.0\.0\.0\/8, 198\.51\.100\.3-198\.51\.100\.4, 203\.0\.113\.2\/31 \} reject\n/, 'merged as nft merges');
+    has(/meta l4proto udp ct original proto-dst 5000-5100 ct original ip daddr 198\.51\.100\.0\/24 reject\n/, 'protocol and port range');
+    has(/reject with icmpv6 port-unreachable/, 'an allow-list refuses the rest of a family');
+    const chain = `net-${NET_A}-egress`;
+    const rules = (await inNs('nft', '-a', 'list', 'chain', 'inet', 'ledgernet', chain)).stdout;
+    const handle = /10\.0\.0\.0\/8.* # handle (\d+)/.exec(rules)?.[1];
+    assert.ok(handle, rules);
+    await inNs('nft', 'delete', 'rule', 'inet', 'ledgernet', chain, 'handle', handle);
+    const drift = plan(d, await kernel.observe(), nftablesFirewall);
+    assert.deepEqual(drift.map((a) => `${a.kind} ${'chain' in a ? a.chain : ''} ${a.reason}`), [`nft.chain.write ${chain} drifted`]);
+    assert.match(renderPlan(drift), /\+ ct original ip daddr \{ 10\.0\.0\.0\/8, 192\.168\.0\.0\/16 \} reject\n/, 'the dry-run names the missing rule');
+    await converge(d, nftablesFirewall);
   });
 
   it('switching to iptables removes the table; back to nftables removes the iptables policy; none leaves Docker as it was', async () => {

@@ -2,7 +2,7 @@
 // seen half-changed and a failure changes nothing. Order inside it: a table being rebuilt goes
 // first; chains are declared before the map elements that jump to them and sets before the rules
 // that use them; elements are deleted before they are added (a map element whose value changed
-// is a delete and an add); chains are flushed before any is deleted.
+// is a delete and an add); chains are flushed before any is deleted, and sets deleted in between.
 import type { FirewallChange, FirewallFailure, Kernel } from '../types.ts';
 import { NFT_FAMILY, NFT_TABLE } from './table.ts';
 
@@ -47,8 +47,10 @@ function nftTransaction(changes: readonly Nft[]): string | null {
   }
   const deletes = of(changes, 'nft.chain.delete');
   for (const c of deletes) cmds.push({ flush: { chain: { ...where, name: c.chain } } });
-  for (const c of deletes) cmds.push({ delete: { chain: { ...where, name: c.chain } } });
+  // Sets once no rule uses them, before the chains their elements may jump to (a map going whole
+  // keeps its elements until then: the egress map's last element and its chain go together).
   for (const c of of(changes, 'nft.set.delete')) cmds.push({ delete: { set: { ...where, name: c.set } } });
+  for (const c of deletes) cmds.push({ delete: { chain: { ...where, name: c.chain } } });
   return JSON.stringify({ nftables: cmds });
 }
 

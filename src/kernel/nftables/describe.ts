@@ -18,7 +18,7 @@ function describeValue(v: unknown): string {
     case 'payload':
       return `${String(b['protocol'])} ${String(b['field'])}`;
     case 'ct':
-      return `ct ${String(b['key'])}`;
+      return `ct ${typeof b['dir'] === 'string' ? `${b['dir']} ` : ''}${String(b['key'])}`;
     case 'fib':
       return `fib ${describeValue(b['flags'])} ${String(b['result'])}`;
     case 'set':
@@ -50,6 +50,9 @@ function describeStatement(s: unknown): string {
     }
     case 'vmap':
       return `${describeValue(b['key'])} vmap ${String(b['data'])}`;
+    case 'reject':
+      // icmpx port-unreachable is nft's default: it prints a bare `reject`.
+      return b['type'] === 'icmpx' && b['expr'] === 'port-unreachable' ? 'reject' : `reject with ${String(b['type'])} ${String(b['expr'])}`;
     case 'dnat':
     case 'snat':
       return `${key} ${String(b['family'] ?? '')} to ${describeValue(b['addr'])}${b['port'] === undefined ? '' : ` : ${describeValue(b['port'])}`}`;

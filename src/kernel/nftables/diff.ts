@@ -5,21 +5,12 @@
 // (type, flags, hook: a hand edit) cannot be changed in place while rules refer to it, so the
 // table is then rebuilt in the same transaction (delete, then add everything).
 import type { FirewallChange, NftTable } from '../types.ts';
+import { canon, elementKeys } from './canon.ts';
 import { describeElement, describeRule } from './describe.ts';
 import type { DesiredTable, Owner } from './render.ts';
 import { NFT_TABLE_LABEL } from './table.ts';
 
 const SHARED: Owner = { networkId: null, endpointId: null };
-
-/** JSON with sorted object keys: how rules and elements are compared. */
-function canon(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canon).join(',')}]`;
-  if (v !== null && typeof v === 'object') {
-    const entries = Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, val]) => `${JSON.stringify(k)}:${canon(val)}`).join(',')}}`;
-  }
-  return JSON.stringify(v);
-}
 
 /** The network a per-network chain (`net-<id>-<role>`) belongs to. */
 function chainOwner(chain: string): Owner {
@@ -68,7 +59,7 @@ function diffSets(desired: DesiredTable, observed: NftTable): FirewallChange[] {
       out.push({ kind: 'nft.set.write', table, set, spec: want.spec, elements: want.elements.map((e) => e.value), owner: SHARED, reason: 'missing' });
       continue;
     }
-    const present = new Set(have.elements.map(canon));
+    const present = elementKeys(have.elements);
     const wanted = new Set(want.elements.map((e) => canon(e.value)));
     for (const e of want.elements) {
       if (!present.has(canon(e.value))) out.push({ kind: 'nft.element.add', table, set, element: e.value, text: describeElement(e.value), owner: e.owner, reason: 'missing' });

@@ -30,12 +30,21 @@ export const ctDnat: Expr = match(ct('status'), 'dnat', 'in');
 export const notCtDnat: Expr = match(ct('status'), 'dnat', '!');
 export const established: Expr = match(ct('state'), ['established', 'related'], 'in');
 export const notEstablished: Expr = match(ct('state'), { set: ['established', 'related'] }, '!=');
+/** `ct state new`: the first packet of a connection. */
+export const ctNew: Expr = match(ct('state'), 'new', 'in');
+/** `ct original <key>` (`ip daddr`, `ip6 daddr`, `proto-dst`): the connection as first seen, before any DNAT. */
+export const ctOriginal = (key: string): Expr => ({ ct: { key, dir: 'original' } });
 export const localDst: Expr = match({ fib: { result: 'type', flags: ['daddr'] } }, 'local');
 
 export const accept: Expr = { accept: null };
 export const drop: Expr = { drop: null };
 export const ret: Expr = { return: null };
 export const masquerade: Expr = { masquerade: null };
+/**
+ * Reject with (ICMP, ICMPv6) port unreachable: `icmp` / `icmpv6` alone also match only that family
+ * (nft adds the dependency and hides it again); null: `icmpx`, whichever the packet's family.
+ */
+export const reject = (family: 4 | 6 | null): Expr => ({ reject: { type: family === null ? 'icmpx' : family === 4 ? 'icmp' : 'icmpv6', expr: 'port-unreachable' } });
 export const jump = (target: string): Expr => ({ jump: { target } });
 export const vmap = (key: Expr, set: string): Expr => ({ vmap: { key, data: `@${set}` } });
 export const concat = (...items: readonly unknown[]): Expr => ({ concat: items });

@@ -11,6 +11,7 @@ import { restoreChanges } from '../iptables/restore.ts';
 import type { FirewallBackend } from '../types.ts';
 import { applyNft, isNftChange } from './apply.ts';
 import { diffTable } from './diff.ts';
+import { afterNft } from './evolve.ts';
 import { renderTable } from './render.ts';
 
 /** The role in the comment of the iptables rules the nftables backend keeps (`ledgernet:nftables`). */
@@ -24,8 +25,13 @@ export const nftablesFirewall: FirewallBackend = {
   ],
   // nftables first: during a switch from iptables, the new policy is in place before the old goes.
   apply: async (changes, kernel) => [...(await applyNft(changes, kernel)), ...(await restoreChanges(changes.filter((c) => !isNftChange(c)), kernel))],
-  // Not predicted yet for the nftables table: after a pass that changed it, the next one reads the kernel.
-  after: (observed, applied) => (applied.some(isNftChange) ? null : afterRestore(observed, applied)),
+  // Both predicted (nftables: evolve.ts), so a pass that changed the table does not make the next one read it.
+  after: (observed, applied) => {
+    const s = afterRestore(observed, applied.filter((c) => !isNftChange(c)));
+    if (!applied.some(isNftChange)) return s;
+    const nftables = afterNft(observed.nftables, applied);
+    return nftables === undefined ? s : { ...s, nftables };
+  },
 };
 
 export { applyNft, isNftChange } from './apply.ts';

@@ -6,8 +6,9 @@
 // SNATed to host_ipv6) through `ip6 saddr vmap @masq6` into the network's `net-<id>-masq6`
 // chain; hairpin through an IPv6 published port is masqueraded in the network's `nat` chain.
 // There is no rule for ::1: IPv6 has no route_localnet (ports on [::1] are refused earlier).
-import type { FirewallNetworkPolicy, NftRule, NftSetSpec, PortForward } from '../types.ts';
+import type { FirewallNetworkPolicy, NftRule, NftSetSpec } from '../types.ts';
 import * as x from './expr.ts';
+import { portElements } from './port-elements.ts';
 
 const PORT_KEY = ['inet_proto', 'inet_service'];
 const BOUND_KEY = ['ipv6_addr', 'inet_proto', 'inet_service'];
@@ -40,9 +41,10 @@ type Add = (set: string, value: unknown, endpointId?: string) => void;
 export function nat6Network(n: FirewallNetworkPolicy, masqChain: string, add: Add): NftRule[] | null {
   const nat = n.nat6;
   if (nat === undefined || n.internal) return null;
-  for (const f of nat.forwards) for (const [key, addr, port] of portElements(f)) {
-    add(f.hostIp === '' ? 'dnat6_addr' : 'bound6_addr', [key, addr], f.endpointId);
-    add(f.hostIp === '' ? 'dnat6_port' : 'bound6_port', [key, port], f.endpointId);
+  for (const f of nat.forwards) {
+    const { addrs, ports } = portElements(f);
+    for (const e of addrs) add(f.hostIp === '' ? 'dnat6_addr' : 'bound6_addr', e, f.endpointId);
+    for (const e of ports) add(f.hostIp === '' ? 'dnat6_port' : 'bound6_port', e, f.endpointId);
   }
   if (nat.masquerade.length === 0) return null;
   for (const pool of nat.masquerade) add('masq6', [x.prefix(pool), x.jump(masqChain)]);
@@ -56,13 +58,3 @@ export function hairpin6(n: FirewallNetworkPolicy): NftRule[] {
   return nat.pools.map((pool) => [x.match(x.payload('ip6', 'saddr'), x.prefix(pool)), x.ctDnat, x.masquerade]);
 }
 
-/** One map element per host port: key, container address, container port (both families). */
-export function portElements(f: PortForward): [unknown, string, number][] {
-  const [lo, hi] = f.hostPorts;
-  const out: [unknown, string, number][] = [];
-  for (let p = lo; p <= hi; p++) {
-    const key = f.hostIp === '' ? x.concat(f.proto, p) : x.concat(f.hostIp, f.proto, p);
-    out.push([key, f.ip, f.port + p - lo]);
-  }
-  return out;
-}

@@ -15,9 +15,11 @@
 // difference by design: traffic DNATed from one ledgernet network into another always meets the
 // destination network's ingress rules (iptables: whichever network comes first in its chain).
 import type { FirewallAllow, FirewallNetworkPolicy, FirewallPolicy, NftHook, NftRule, NftSetSpec } from '../types.ts';
+import { egressChainName, egressJump, egressLookup, egressPolicyRules, hasEgressChain } from './egress.ts';
 import * as x from './expr.ts';
 import { vxlanInput } from './vxlan.ts';
-import { DNAT6_RULES, hairpin6, MASQ6_RULE, NAT6_SETS, nat6Network, portElements } from './nat6.ts';
+import { DNAT6_RULES, hairpin6, MASQ6_RULE, NAT6_SETS, nat6Network } from './nat6.ts';
+import { portElements } from './port-elements.ts';
 
 export interface Owner {
   readonly networkId: string | null;
@@ -72,7 +74,9 @@ const netChain = (n: FirewallNetworkPolicy, role: 'from' | 'to' | 'masq' | 'nat'
 export function renderTable(policy: FirewallPolicy): DesiredTable | null {
   const nets = policy.networks;
   if (nets.length === 0) return null;
-  const sets = new Map(Object.entries(SETS).map(([name, spec]) => [name, { spec, elements: [] as { value: unknown; owner: Owner }[] }]));
+  // The egress map only while a network has an egress policy: other tables stay as they were.
+  const specs = { ...SETS, ...(nets.some(hasEgressChain) ? { egress: VERDICT_MAP('ifname') } : {}) };
+  const sets = new Map(Object.entries(specs).map(([name, spec]) => [name, { spec, elements: [] as { value: unknown; owner: Owner }[] }]));
   const add = (set: string, value: unknown, owner: Owner) => sets.get(set)?.elements.push({ value, owner });
   const chains = new Map<string, DesiredChain>(baseChains(nets, vxlanInput(policy)));
   const custom = nets.map((n) => n.bridge).filter((b) => !b.startsWith(policy.bridgePrefix));
@@ -84,6 +88,10 @@ export function renderTable(policy: FirewallPolicy): DesiredTable | null {
     chain('to', toRules(n));
     add('from', [n.bridge, x.jump(netChain(n, 'from'))], owner);
     add('to', [n.bridge, x.jump(netChain(n, 'to'))], owner);
+    if (hasEgressChain(n)) {
+      chains.set(egressChainName(n.networkId), { hook: null, rules: egressPolicyRules(n), owner });
+      add('egress', [n.bridge, x.jump(egressChainName(n.networkId))], owner);
+    }
     if (n.masquerade.length > 0) {
       chain('masq', [[x.oifname(n.bridge), x.ret], [x.natTo('ip', n.snat4 ?? null)]]);
       for (const pool of n.masquerade) add('masq', [x.prefix(pool), x.jump(netChain(n, 'masq'))], owner);
@@ -95,10 +103,11 @@ export function renderTable(policy: FirewallPolicy): DesiredTable | null {
       chain('nat', nat);
       add('nat_to', [n.bridge, x.jump(netChain(n, 'nat'))], owner);
     }
-    for (const f of n.forwards) for (const [key, addr, port] of portElements(f)) {
+    for (const f of n.forwards) {
       const who = { networkId: n.networkId, endpointId: f.endpointId };
-      add(f.hostIp === '' ? 'dnat_addr' : 'bound_addr', [key, addr], who);
-      add(f.hostIp === '' ? 'dnat_port' : 'bound_port', [key, port], who);
+      const { addrs, ports } = portElements(f);
+      for (const e of addrs) add(f.hostIp === '' ? 'dnat_addr' : 'bound_addr', e, who);
+      for (const e of ports) add(f.hostIp === '' ? 'dnat_port' : 'bound_port', e, who);
     }
   }
   return { sets, chains };
@@ -114,7 +123,7 @@ function baseChains(nets: readonly FirewallNetworkPolicy[], vxlan: readonly NftR
   const base = (h: NftHook, rules: NftRule[]): DesiredChain => ({ hook: h, rules, owner: SHARED });
   return [
     ['forward', base(hook('filter', 'forward', 0), [[x.vmap(x.meta('iifname'), 'from')], [x.vmap(x.meta('oifname'), 'to')]])],
-    ['input', base(hook('filter', 'input', 0), [...vxlan, ...(nets.some((n) => n.published) ? [localnet] : [])])],
+    ['input', base(hook('filter', 'input', 0), [...vxlan, ...(nets.some((n) => n.published) ? [localnet] : []), ...(nets.some(hasEgressChain) ? [egressLookup] : [])])],
     ['prerouting', base(hook('nat', 'prerouting', -100), [...dnat, ...DNAT6_RULES])],
     ['output', base(hook('nat', 'output', -100), [...dnat, ...DNAT6_RULES])],
     ['postrouting', base(hook('nat', 'postrouting', 100), [[x.vmap(x.meta('oifname'), 'nat_to')], [x.vmap(x.payload('ip', 'saddr'), 'masq')], MASQ6_RULE])],
@@ -126,11 +135,12 @@ const family = (n: FirewallNetworkPolicy): x.Expr[] => (n.ipv6 ? [] : [x.ipv4Onl
 
 /**
  * What leaves bridge `n` (jumped to from `forward` by `iifname`): inside the network, then
- * --internal, then isolation from the other networks and Docker's bridges, then egress.
+ * --internal, then isolation from the other networks and Docker's bridges, then the egress
+ * policy (egress.ts) for new connections, then what may leave.
  * Each part is one function, so another per-network rule kind is one more line here.
  */
 function fromRules(n: FirewallNetworkPolicy): NftRule[] {
-  return [...insideRules(n), ...internalRules(n), ...isolationRules(), ...egressRules(n)];
+  return [...insideRules(n), ...internalRules(n), ...isolationRules(), ...egressJump(n), ...leaveRules(n)];
 }
 
 /** What enters bridge `n` from elsewhere (jumped to by `oifname`). */
@@ -168,7 +178,7 @@ function isolationRules(): NftRule[] {
 }
 
 /** Out of the network to anywhere but another ledgernet network (whose `to` chain decides). */
-function egressRules(n: FirewallNetworkPolicy): NftRule[] {
+function leaveRules(n: FirewallNetworkPolicy): NftRule[] {
   return n.internal ? [] : [[...family(n), x.oifname('@bridges', '!='), x.accept]];
 }
 
