@@ -1,18 +1,22 @@
 // Crash chaos, big run (figures for RELIABILITY.md "## Crash chaos"): the scenario of
 // test/e2e/chaos.test.ts at a chosen size, printed as one table. Run as root with dockerd up:
-//   npm run bench:chaos            (CHAOS_OPS=1000 CHAOS_KILLS=30 CHAOS_SUP_OPS=200 CHAOS_SUP_KILLS=10 CHAOS_CONCURRENCY=4)
+//   npm run bench:chaos            (CHAOS_OPS=1000 CHAOS_KILLS=30 CHAOS_SUP_OPS=200 CHAOS_SUP_KILLS=10 CHAOS_CONCURRENCY=4
+//                                   CHAOS_PHASES=worker,whole,bridge)
 // It takes the host test lock (see package.json) and cleans up after itself.
 import { execa } from 'execa';
 import { runScenario, pause, type ScenarioResult } from '../test/helpers/chaos.ts';
 import { ledgernetCli, startDaemon, type DaemonHandle } from '../test/helpers/daemon.ts';
 import { findLeaks } from '../test/helpers/leaks.ts';
 
-const env = (k: string, d: number) => Number(process.env[k] ?? d);
-const OPS = env('CHAOS_OPS', 1000);
-const KILLS = env('CHAOS_KILLS', 30);
-const SUP_OPS = env('CHAOS_SUP_OPS', 200);
-const SUP_KILLS = env('CHAOS_SUP_KILLS', 10);
-const CONC = env('CHAOS_CONCURRENCY', 4);
+/** Which runs: any of worker, whole, bridge (comma-separated; default all three); the others do nothing. */
+const PHASES = new Set((process.env['CHAOS_PHASES'] ?? 'worker,whole,bridge').split(','));
+const env = (k: string, d: number, phase: string) => (PHASES.has(phase) ? Number(process.env[k] ?? d) : 0);
+const OPS = env('CHAOS_OPS', 1000, 'worker');
+const KILLS = env('CHAOS_KILLS', 30, 'worker');
+const SUP_OPS = env('CHAOS_SUP_OPS', 200, 'whole');
+const SUP_KILLS = env('CHAOS_SUP_KILLS', 10, 'whole');
+const BRIDGE_OPS = env('CHAOS_OPS', 1000, 'bridge');
+const CONC = Number(process.env['CHAOS_CONCURRENCY'] ?? 4);
 const ARGS = ['--reconcile-interval', '2', '--log-level', 'warn'];
 
 const row = (name: string, r: ScenarioResult, kills: number, leaks: number, verify: string) =>
@@ -77,7 +81,7 @@ async function main(): Promise<void> {
     const r3 = await runScenario({
       driver: 'bridge',
       subnets: ['10.232.210.0/24', '10.232.211.0/24', '10.232.212.0/24'],
-      operations: OPS,
+      operations: BRIDGE_OPS,
       concurrency: CONC,
       log: (l) => console.error(l),
     });

@@ -9,6 +9,9 @@ export interface Reply {
   readonly body: string;
 }
 
+/** A reply carrying Docker's error field. */
+export const errReply = (status: number, message: string): Reply => ({ status, body: JSON.stringify({ Err: message }) });
+
 /** Managed plugins time out at 30 s (legacy ones never); leave Docker room to read our Err. */
 export const FORWARD_DEADLINE_MS = 25_000;
 /** A request that kills the worker this many times in a row is not sent again (a poison call). */

@@ -63,7 +63,17 @@ export function liveEntries(text: string, now: number): Entry[] {
 export type Match =
   | { readonly kind: 'none' }
   | { readonly kind: 'replay'; readonly entry: Entry }
+  /** Redo every entry; if all succeed, each retry gets `reply` (the same for every call). */
+  | { readonly kind: 'redoAll'; readonly entries: readonly Entry[]; readonly reply: string }
   | { readonly kind: 'ambiguous'; readonly count: number };
+
+/**
+ * Methods whose successful answer can be the same for every call, so that a retry need not be
+ * told apart from the others cut off with it: CreateEndpoint sets the MAC on the container-side
+ * veth at creation, and Docker keeps an interface's own MAC when the answer names none
+ * (observed-docker.md), so `{}` is right for any CreateEndpoint that was done.
+ */
+const CALL_INDEPENDENT: ReadonlyMap<string, string> = new Map([['NetworkDriver.CreateEndpoint', '{}']]);
 
 /** How long the supervisor gathers the empty retries of one method before it decides. */
 export const RETRY_BATCH_MS = 500;
@@ -79,12 +89,19 @@ export const RETRY_BATCH_MS = 500;
  * `{}` for work never done (ProgramExternalConnectivity's ports, CreateNetwork's bridge). More
  * retries than candidates means a call was cut off before it was journaled (still in the
  * listen backlog when the supervisor died), so even one candidate is not enough then. A clear
- * Err costs one failed docker command; a wrong answer corrupts Docker's state. The rule is the
- * same for every method.
+ * Err costs one failed docker command; a wrong answer corrupts Docker's state.
+ *
+ * Except for a CALL_INDEPENDENT method when there are exactly as many retries as candidates:
+ * then each retry is one of those calls (Docker retries every cut-off call on the same backoff
+ * schedule from the same instant, so they arrive in one batch; a call cut off before it was
+ * journaled would make one retry more), so once every candidate is done again, the common
+ * answer is right for each, whichever it is.
  */
 export function matchEmptyRetries(candidates: readonly Entry[], method: string, now: number, retries: number): Match {
   const live = candidates.filter((e) => e.method === method && now - e.t >= 0 && now - e.t < RETRY_WINDOW_MS);
   if (live.length === 0) return { kind: 'none' };
+  const common = CALL_INDEPENDENT.get(method);
+  if (live.length > 1 && retries === live.length && common !== undefined) return { kind: 'redoAll', entries: live, reply: common };
   if (live.length > 1 || retries > 1) return { kind: 'ambiguous', count: Math.max(live.length, retries) };
   return { kind: 'replay', entry: live[0] as Entry };
 }
@@ -193,7 +210,8 @@ export class Journal {
   /** Takes the candidate for `retries` empty retries of `method` that came together; see matchEmptyRetries. */
   claim(method: string, retries = 1): Match {
     const m = matchEmptyRetries(this.pending, method, this.clock(), retries);
-    if (m.kind === 'replay') this.inherited = this.inherited.filter((e) => e.id !== m.entry.id);
+    const taken = new Set(m.kind === 'replay' ? [m.entry.id] : m.kind === 'redoAll' ? m.entries.map((e) => e.id) : []);
+    this.inherited = this.inherited.filter((e) => !taken.has(e.id));
     return m;
   }
 

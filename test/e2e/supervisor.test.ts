@@ -12,7 +12,8 @@ import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
-import { TEST_IMAGE, cleanupAll, docker, track, uniqueName } from '../helpers/docker.ts';
+import { execa } from 'execa';
+import { TEST_IMAGE, cleanupAll, containerIp, docker, ping, track, uniqueName } from '../helpers/docker.ts';
 import { PLUGIN_SOCKET, ledgernetCli, pluginCall, startDaemon, stopAllDaemons, type DaemonHandle } from '../helpers/daemon.ts';
 import { assertNoLeaks, waitNoLeaks } from '../helpers/leaks.ts';
 import { postToWorker } from '../../src/supervisor/forward.ts';
@@ -94,6 +95,71 @@ describe('supervisor', () => {
     } finally {
       await d.stop();
     }
+  });
+});
+
+describe('CreateEndpoint cut off with the whole daemon', () => {
+  test('several cut off at once: each empty retry is answered {} once all are done again, and each veth carries its MAC', async () => {
+    let d = await startDaemon({ extraArgs: ARGS, keepStateDir: true });
+    const { stateDir } = d;
+    const net = hex();
+    try {
+      assert.equal((await pluginCall('NetworkDriver.CreateNetwork', networkBody(net, '10.231.224.0/24', '10.231.224.1/24'))).status, 200);
+    } finally {
+      await d.kill9All();
+    }
+    const eps = [hex(), hex(), hex()];
+    const body = (ep: string, i: number) => ({ NetworkID: net, EndpointID: ep, Interface: { Address: `10.231.224.${10 + i}/24`, AddressIPv6: '', MacAddress: '' }, Options: {} });
+    const line = (ep: string, i: number) => JSON.stringify({ k: 'req', id: `x-${i}`, t: Date.now(), m: 'NetworkDriver.CreateEndpoint', b: `${JSON.stringify(body(ep, i))}\n` });
+    writeFileSync(join(stateDir, 'requests.journal'), `${eps.map(line).join('\n')}\n`);
+    d = await startDaemon({ stateDir, extraArgs: ARGS, keepStateDir: false });
+    try {
+      const replies = await Promise.all(eps.map(() => pluginCall('NetworkDriver.CreateEndpoint', undefined)));
+      for (const r of replies) assert.deepEqual([r.status, r.json], [200, {}], r.text);
+      const links = JSON.parse((await execa('ip', ['-j', 'link', 'show'])).stdout) as { ifname: string; address: string }[];
+      eps.forEach((ep, i) => {
+        const peer = links.find((l) => l.ifname === `lnp-${ep.slice(0, 11)}`);
+        assert.equal(peer?.address, `02:42:0a:e7:e0:${(10 + i).toString(16).padStart(2, '0')}`, `endpoint ${i}'s container side exists with its MAC`);
+      });
+      for (const ep of eps) assert.equal((await pluginCall('NetworkDriver.DeleteEndpoint', { NetworkID: net, EndpointID: ep })).status, 200);
+      assert.equal((await pluginCall('NetworkDriver.DeleteNetwork', { NetworkID: net })).status, 200);
+      await waitNoLeaks();
+    } finally {
+      await d.stop();
+    }
+  });
+
+  test('Docker 20.10 keeps the veth\'s own MAC when CreateEndpoint answers {}', async () => {
+    const inner = '/run/ledgernet-test-mac.sock';
+    const d = await startDaemon({ socket: inner, extraArgs: ARGS });
+    // Docker talks to a proxy that answers every CreateEndpoint {} (as a redone retry gets it).
+    const proxy = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        const method = (req.url ?? '/').slice(1);
+        postToWorker(inner, method, body, 30_000).then(
+          (r) => res.writeHead(r.status).end(method === 'NetworkDriver.CreateEndpoint' && r.status === 200 ? '{}' : r.body),
+          (e: Error) => res.writeHead(500).end(JSON.stringify({ Err: e.message })),
+        );
+      });
+    });
+    await new Promise<void>((r) => proxy.listen(PLUGIN_SOCKET, r));
+    try {
+      const n = track.network(uniqueName('mac'));
+      assert.equal((await docker(['network', 'create', '--driver', 'ledgernet', '--subnet', '10.231.225.0/24', n])).exitCode, 0);
+      const [c1, c2] = [track.container(uniqueName('mac')), track.container(uniqueName('mac'))];
+      for (const c of [c1, c2]) assert.equal((await docker(['run', '-d', '--name', c, '--network', n, TEST_IMAGE, 'sleep', '600'])).exitCode, 0);
+      const ip = await containerIp(c1, n);
+      const mac = (await docker(['exec', c1, 'cat', '/sys/class/net/eth0/address'], { check: true })).stdout.trim();
+      assert.equal(mac, `02:42:${ip.split('.').map((o) => Number(o).toString(16).padStart(2, '0')).join(':')}`, 'the MAC set at creation');
+      assert.ok(await ping(c2, ip), 'and the container is reachable');
+    } finally {
+      await cleanupAll();
+      await new Promise((r) => proxy.close(r));
+      await d.stop();
+    }
+    await waitNoLeaks();
   });
 });
 
