@@ -31,7 +31,23 @@ async function ledgerChecks(d: DaemonHandle): Promise<{ leaks: number; verify: s
   return { leaks: leaks.length + peers.length, verify: v.exitCode === 0 ? 'ok' : 'FAILED' };
 }
 
+/** The supervisor's log lines about Docker's empty-body retries (its messages, with the method). */
+function retryMessages(logs: string): string[] {
+  return logs
+    .split('\n')
+    .filter((l) => /empty-body retr|from the request journal|cut-off calls/.test(l))
+    .map((l) => {
+      try {
+        const j = JSON.parse(l) as { msg?: string; method?: string };
+        return `${j.method ?? ''} ${j.msg ?? ''}`.trim();
+      } catch {
+        return l.slice(0, 160);
+      }
+    });
+}
+
 async function main(): Promise<void> {
+  const retryLines: string[] = [];
   const lines: string[] = [];
   const failures: string[] = [];
   let d = await startDaemon({ extraArgs: ARGS });
@@ -69,11 +85,13 @@ async function main(): Promise<void> {
         while (supKills < SUP_KILLS) {
           await pause(1000, 5000);
           await d.kill9All();
+          retryLines.push(...retryMessages(d.logs()));
           supKills += 1;
           d = await startDaemon({ stateDir, extraArgs: ARGS, keepStateDir: false });
         }
       },
     });
+    retryLines.push(...retryMessages(d.logs()));
     const c2 = await ledgerChecks(d);
     lines.push(row('ledgernet, whole daemon SIGKILLed', r2, supKills, c2.leaks, c2.verify));
     failures.push(...r2.failures.map((f) => f.stderr));
@@ -95,6 +113,9 @@ async function main(): Promise<void> {
   console.log('|---|---:|---:|---:|---:|---:|---:|---:|---|---:|');
   for (const l of lines) console.log(l);
   for (const f of failures) console.log(`failure: ${f}`);
+  const counts = new Map<string, number>();
+  for (const m of retryLines) counts.set(m, (counts.get(m) ?? 0) + 1);
+  for (const [m, n] of counts) console.log(`supervisor, ${n}x: ${m}`);
 }
 
 main().then(

@@ -5,7 +5,7 @@
 // - SIGTERM stops the worker and removes the socket;
 // - an endpoint Docker abandoned (never joined, unknown to Docker) and a connect whose rollback
 //   DeleteEndpoint failed too: `ledgernet repair` releases and force-disconnects what is left,
-//   and the networks can be removed.
+//   and the networks can be removed; docker-sync releases an abandoned endpoint by itself.
 import assert from 'node:assert/strict';
 import { existsSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -13,7 +13,7 @@ import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { execa } from 'execa';
-import { TEST_IMAGE, cleanupAll, containerIp, docker, ping, track, uniqueName } from '../helpers/docker.ts';
+import { TEST_IMAGE, cleanupAll, containerEndpoint, containerIp, docker, ping, track, uniqueName, waitFor } from '../helpers/docker.ts';
 import { PLUGIN_SOCKET, ledgernetCli, pluginCall, startDaemon, stopAllDaemons, type DaemonHandle } from '../helpers/daemon.ts';
 import { assertNoLeaks, waitNoLeaks } from '../helpers/leaks.ts';
 import { postToWorker } from '../../src/supervisor/forward.ts';
@@ -222,6 +222,41 @@ describe('ledgernet repair', () => {
     } finally {
       await cleanupAll();
       await new Promise((r) => proxy.close(r));
+      await d.stop();
+    }
+  });
+});
+
+describe('docker-sync', () => {
+  test('releases an endpoint Docker abandoned once the grace period has passed, and keeps the joined one Docker lists', async () => {
+    const d = await startDaemon({ extraArgs: [...ARGS, '--abandoned-grace', '3'] });
+    const links = async () => (JSON.parse((await execa('ip', ['-j', 'link', 'show'])).stdout) as { ifname: string }[]).map((l) => l.ifname);
+    try {
+      const n = track.network(uniqueName('abn'));
+      assert.equal((await docker(['network', 'create', '--driver', 'ledgernet', '--subnet', '10.231.226.0/24', n])).exitCode, 0);
+      const nId = (await docker(['network', 'inspect', '-f', '{{.Id}}', n], { check: true })).stdout.trim();
+      const c = track.container(uniqueName('abn'));
+      assert.equal((await docker(['run', '-d', '--name', c, '--network', n, TEST_IMAGE, 'sleep', '600'])).exitCode, 0);
+      const joined = (await containerEndpoint(c, n)).EndpointID;
+      // As a docker run whose CreateEndpoint retry was refused after a crash leaves it: Docker never stored it.
+      const abandoned = hex();
+      const ce = await pluginCall('NetworkDriver.CreateEndpoint', { NetworkID: nId, EndpointID: abandoned, Interface: { Address: '10.231.226.200/24', AddressIPv6: '', MacAddress: '' }, Options: {} });
+      assert.equal(ce.status, 200, ce.text);
+      const veth = `lnv-${abandoned.slice(0, 11)}`;
+      assert.ok((await links()).includes(veth));
+      const t0 = Date.now();
+      await waitFor(async () => !(await links()).includes(veth), { what: `${veth} removed`, timeoutMs: 30_000, intervalMs: 250 });
+      assert.ok(Date.now() - t0 >= 2_000, 'not before the grace period');
+      const st = JSON.parse((await ledgernetCli(['status', '--json', '--state-dir', d.stateDir])).stdout) as { endpoints: { endpointId: string }[] };
+      assert.deepEqual(st.endpoints.map((e) => e.endpointId), [joined], 'the joined endpoint Docker lists stays, the abandoned one is released');
+      assert.match(d.logs(), /is unknown to Docker \(abandoned after a crash\): released/);
+      assert.ok((await links()).includes(`lnv-${joined.slice(0, 11)}`));
+      assert.ok(await ping(c, '10.231.226.1'), 'the container still reaches its gateway');
+      assert.equal((await docker(['rm', '-f', c])).exitCode, 0);
+      assert.equal((await docker(['network', 'rm', n])).exitCode, 0);
+      await waitNoLeaks();
+    } finally {
+      await cleanupAll();
       await d.stop();
     }
   });
