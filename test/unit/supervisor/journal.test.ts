@@ -70,6 +70,17 @@ describe('matchEmptyRetries: never hands Docker another call\'s answer', () => {
     assert.deepEqual(matchEmptyRetries(cands, CE, now, 1), { kind: 'ambiguous', count: 2 }, 'fewer: the batch is not the whole set cut off');
     assert.deepEqual(matchEmptyRetries([e('a', JOIN, now - 1000), e('b', JOIN, now - 900)], JOIN, now, 2), { kind: 'ambiguous', count: 2 }, 'Join answers differ (SrcName): never');
   });
+
+  it('teardown calls (Docker only logs their errors): every journaled one is redone whatever the count, each retry answered {}', () => {
+    const DE = 'NetworkDriver.DeleteEndpoint';
+    const cands = [e('a', DE, now - 1000), e('b', DE, now - 900)];
+    for (const retries of [1, 2, 3]) {
+      const m = matchEmptyRetries(cands, DE, now, retries);
+      assert.deepEqual(m.kind === 'redoAll' && [m.entries.map((x) => x.id), m.reply, m.anyway], [['a', 'b'], '{}', true], `${retries} retries`);
+    }
+    assert.equal(matchEmptyRetries([e('a', DE, now - 1000)], DE, now, 1).kind, 'replay', 'one and one: the call itself, with its own answer');
+    assert.equal(matchEmptyRetries([e('a', DE, now - 1000)], DE, now, 2).kind, 'redoAll');
+  });
 });
 
 describe('Journal (file)', () => {
