@@ -74,10 +74,12 @@ export type Match =
  * Methods whose successful answer can be the same for every call, so that a retry need not be
  * told apart from the others cut off with it.
  *
- * CreateEndpoint sets the MAC on the container-side veth at creation, and Docker keeps an
- * interface's own MAC when the answer names none (observed-docker.md), so `{}` is right for any
- * CreateEndpoint that was done; its error fails a `docker run`, so it needs `exact`: as many
- * retries as calls (then each retry is one of them) and every one redone successfully.
+ * CreateNetwork and ProgramExternalConnectivity answer `{}` when done. So does CreateEndpoint:
+ * it sets the MAC on the container-side veth at creation, and Docker keeps an interface's own MAC
+ * when the answer names none (observed-docker.md). Their errors fail a docker command, so they
+ * need `exact`: as many retries as calls (then each retry is one of them) and every one redone
+ * successfully. Join (`SrcName`, the endpoint's own veth), RequestPool and RequestAddress (the
+ * pool, the address) have answers of their own, so a wrong pick would cross containers: never.
  *
  * Teardown calls answer `{}` and Docker only logs their errors (protocol.md §2): whatever the
  * count, every journaled one is done again (each is a removal Docker asked for) and each retry
@@ -86,7 +88,7 @@ export type Match =
  * (operator/abandoned.ts), its address or pool by `ledgernet repair`.
  */
 const CALL_INDEPENDENT = new Map<string, { readonly reply: string; readonly exact: boolean }>([
-  ['NetworkDriver.CreateEndpoint', { reply: '{}', exact: true }],
+  ...['NetworkDriver.CreateNetwork', 'NetworkDriver.CreateEndpoint', 'NetworkDriver.ProgramExternalConnectivity'].map((m): [string, { reply: string; exact: boolean }] => [m, { reply: '{}', exact: true }]),
   ...['NetworkDriver.Leave', 'NetworkDriver.RevokeExternalConnectivity', 'NetworkDriver.DeleteEndpoint', 'NetworkDriver.DeleteNetwork', 'IpamDriver.ReleaseAddress', 'IpamDriver.ReleasePool'].map(
     (m): [string, { reply: string; exact: boolean }] => [m, { reply: '{}', exact: false }],
   ),
@@ -102,8 +104,8 @@ export const RETRY_BATCH_MS = 500;
  * One retry and one live candidate: replay it (as a full retry; every handler is idempotent).
  * No candidate: 'none' (the worker refuses the empty body). Anything else is refused: an empty
  * retry carries nothing that tells which call it repeats, and a wrong pick would hand Docker
- * another endpoint's veth (Join), address (RequestAddress) or MAC (CreateEndpoint), or answer
- * `{}` for work never done (ProgramExternalConnectivity's ports, CreateNetwork's bridge). More
+ * another endpoint's veth (Join) or address (RequestAddress), or answer `{}` for work never
+ * done (ProgramExternalConnectivity's ports, CreateNetwork's bridge). More
  * retries than candidates means a call was cut off before it was journaled (still in the
  * listen backlog when the supervisor died), so even one candidate is not enough then. A clear
  * Err costs one failed docker command; a wrong answer corrupts Docker's state.

@@ -69,6 +69,10 @@ describe('matchEmptyRetries: never hands Docker another call\'s answer', () => {
     assert.deepEqual(matchEmptyRetries(cands, CE, now, 3), { kind: 'ambiguous', count: 3 }, 'a retry more than calls journaled: one was never journaled, so not done again');
     assert.deepEqual(matchEmptyRetries(cands, CE, now, 1), { kind: 'ambiguous', count: 2 }, 'fewer: the batch is not the whole set cut off');
     assert.deepEqual(matchEmptyRetries([e('a', JOIN, now - 1000), e('b', JOIN, now - 900)], JOIN, now, 2), { kind: 'ambiguous', count: 2 }, 'Join answers differ (SrcName): never');
+    const PEC = 'NetworkDriver.ProgramExternalConnectivity';
+    assert.equal(matchEmptyRetries([e('a', PEC, now - 1000), e('b', PEC, now - 900)], PEC, now, 2).kind, 'redoAll', 'ProgramExternalConnectivity: {} once its ports are programmed');
+    const RA = 'IpamDriver.RequestAddress';
+    assert.equal(matchEmptyRetries([e('a', RA, now - 1000), e('b', RA, now - 900)], RA, now, 2).kind, 'ambiguous', 'RequestAddress answers differ: never');
   });
 
   it('teardown calls (Docker only logs their errors): every journaled one is redone whatever the count, each retry answered {}', () => {
