@@ -1,18 +1,22 @@
 // Crash chaos, big run (figures for RELIABILITY.md "## Crash chaos"): the scenario of
 // test/e2e/chaos.test.ts at a chosen size, printed as one table. Run as root with dockerd up:
-//   npm run bench:chaos            (CHAOS_OPS=1000 CHAOS_KILLS=30 CHAOS_SUP_OPS=200 CHAOS_SUP_KILLS=10 CHAOS_CONCURRENCY=4)
+//   npm run bench:chaos            (CHAOS_OPS=1000 CHAOS_KILLS=30 CHAOS_SUP_OPS=200 CHAOS_SUP_KILLS=10 CHAOS_CONCURRENCY=4
+//                                   CHAOS_PHASES=worker,whole,bridge)
 // It takes the host test lock (see package.json) and cleans up after itself.
 import { execa } from 'execa';
 import { runScenario, pause, type ScenarioResult } from '../test/helpers/chaos.ts';
 import { ledgernetCli, startDaemon, type DaemonHandle } from '../test/helpers/daemon.ts';
 import { findLeaks } from '../test/helpers/leaks.ts';
 
-const env = (k: string, d: number) => Number(process.env[k] ?? d);
-const OPS = env('CHAOS_OPS', 1000);
-const KILLS = env('CHAOS_KILLS', 30);
-const SUP_OPS = env('CHAOS_SUP_OPS', 200);
-const SUP_KILLS = env('CHAOS_SUP_KILLS', 10);
-const CONC = env('CHAOS_CONCURRENCY', 4);
+/** Which runs: any of worker, whole, bridge (comma-separated; default all three); the others do nothing. */
+const PHASES = new Set((process.env['CHAOS_PHASES'] ?? 'worker,whole,bridge').split(','));
+const env = (k: string, d: number, phase: string) => (PHASES.has(phase) ? Number(process.env[k] ?? d) : 0);
+const OPS = env('CHAOS_OPS', 1000, 'worker');
+const KILLS = env('CHAOS_KILLS', 30, 'worker');
+const SUP_OPS = env('CHAOS_SUP_OPS', 200, 'whole');
+const SUP_KILLS = env('CHAOS_SUP_KILLS', 10, 'whole');
+const BRIDGE_OPS = env('CHAOS_OPS', 1000, 'bridge');
+const CONC = Number(process.env['CHAOS_CONCURRENCY'] ?? 4);
 const ARGS = ['--reconcile-interval', '2', '--log-level', 'warn'];
 
 const row = (name: string, r: ScenarioResult, kills: number, leaks: number, verify: string) =>
@@ -27,7 +31,23 @@ async function ledgerChecks(d: DaemonHandle): Promise<{ leaks: number; verify: s
   return { leaks: leaks.length + peers.length, verify: v.exitCode === 0 ? 'ok' : 'FAILED' };
 }
 
+/** The supervisor's log lines about Docker's empty-body retries (its messages, with the method). */
+function retryMessages(logs: string): string[] {
+  return logs
+    .split('\n')
+    .filter((l) => /empty-body retr|from the request journal|cut-off calls/.test(l))
+    .map((l) => {
+      try {
+        const j = JSON.parse(l) as { msg?: string; method?: string };
+        return `${j.method ?? ''} ${j.msg ?? ''}`.trim();
+      } catch {
+        return l.slice(0, 160);
+      }
+    });
+}
+
 async function main(): Promise<void> {
+  const retryLines: string[] = [];
   const lines: string[] = [];
   const failures: string[] = [];
   let d = await startDaemon({ extraArgs: ARGS });
@@ -65,11 +85,13 @@ async function main(): Promise<void> {
         while (supKills < SUP_KILLS) {
           await pause(1000, 5000);
           await d.kill9All();
+          retryLines.push(...retryMessages(d.logs()));
           supKills += 1;
           d = await startDaemon({ stateDir, extraArgs: ARGS, keepStateDir: false });
         }
       },
     });
+    retryLines.push(...retryMessages(d.logs()));
     const c2 = await ledgerChecks(d);
     lines.push(row('ledgernet, whole daemon SIGKILLed', r2, supKills, c2.leaks, c2.verify));
     failures.push(...r2.failures.map((f) => f.stderr));
@@ -77,7 +99,7 @@ async function main(): Promise<void> {
     const r3 = await runScenario({
       driver: 'bridge',
       subnets: ['10.232.210.0/24', '10.232.211.0/24', '10.232.212.0/24'],
-      operations: OPS,
+      operations: BRIDGE_OPS,
       concurrency: CONC,
       log: (l) => console.error(l),
     });
@@ -91,6 +113,9 @@ async function main(): Promise<void> {
   console.log('|---|---:|---:|---:|---:|---:|---:|---:|---|---:|');
   for (const l of lines) console.log(l);
   for (const f of failures) console.log(`failure: ${f}`);
+  const counts = new Map<string, number>();
+  for (const m of retryLines) counts.set(m, (counts.get(m) ?? 0) + 1);
+  for (const [m, n] of counts) console.log(`supervisor, ${n}x: ${m}`);
 }
 
 main().then(

@@ -19,6 +19,7 @@ commands:
               [--in-process]  no supervisor: the daemon itself listens on the socket (tests, debugging)
               [--metrics HOST:PORT]  Prometheus metrics (off by default)
               [--docker-socket P]  Docker's API (default /var/run/docker.sock; '' never asks Docker)
+              [--abandoned-grace S]  release an endpoint Docker has not held for S seconds (default 60)
               [--firewall iptables|nftables|auto]  firewall backend (default auto: nftables when Docker's is)
               [--default-pool CIDR] [--default-pool-size N] [--default-pool6 CIDR] [--default-pool6-size N]
               (automatic IPAM pools: default ${DEFAULT_POOLS.v4.range} in /${DEFAULT_POOLS.v4.size}s, ${DEFAULT_POOLS.v6.range} in /${DEFAULT_POOLS.v6.size}s)
@@ -68,6 +69,7 @@ const OPTIONS = {
   socket: { type: 'string' },
   'state-dir': { type: 'string' },
   'reconcile-interval': { type: 'string' },
+  'abandoned-grace': { type: 'string' },
   'log-level': { type: 'string' },
   'in-process': { type: 'boolean' },
   'apply-timeout': { type: 'string' },
@@ -217,6 +219,7 @@ async function runServe(values: Values, env: NodeJS.ProcessEnv, argv: string[], 
     socket: values.socket ?? env['LEDGERNET_SOCKET'] ?? DEFAULTS.socket,
     stateDir,
     reconcileIntervalS: num('reconcile-interval', values['reconcile-interval'] ?? env['LEDGERNET_RECONCILE_INTERVAL'], DEFAULTS.reconcileIntervalS),
+    abandonedGraceS: num('abandoned-grace', values['abandoned-grace'] ?? env['LEDGERNET_ABANDONED_GRACE'], DEFAULTS.abandonedGraceS),
     applyTimeoutMs: num('apply-timeout', values['apply-timeout'], DEFAULTS.applyTimeoutMs / 1000) * 1000,
     logLevel,
     host: values.host || env['LEDGERNET_HOST'] || defaultHost(),

@@ -6,6 +6,7 @@ export const DEFAULTS = {
   socket: '/run/docker/plugins/ledgernet.sock',
   stateDir: '/var/lib/ledgernet',
   reconcileIntervalS: 10,
+  abandonedGraceS: 60,
   applyTimeoutMs: 20_000,
   logLevel: 'info',
   natsStream: 'LEDGERNET',
@@ -48,6 +49,8 @@ export interface ServeConfig {
   readonly listenSocket?: string;
   readonly stateDir: string;
   readonly reconcileIntervalS: number;
+  /** `--abandoned-grace S`: an endpoint Docker does not hold for this long is released (default 60). */
+  readonly abandonedGraceS?: number;
   readonly applyTimeoutMs: number;
   readonly logLevel: string;
   readonly host: string;

@@ -154,6 +154,7 @@ async function listen(cfg: ServeConfig, p: Parts, log: Logger, add: (c: Cleanup)
     host: hostView(p.kernel),
     defaultPools: cfg.defaultPools,
     cluster: p.cluster,
+    keepAlive: cfg.listenSocket !== undefined,
   });
   // Under the supervisor (src/supervisor/) the worker listens on a private socket in the state
   // dir; Docker's socket (cfg.socket) belongs to the supervisor.

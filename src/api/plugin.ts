@@ -50,6 +50,11 @@ export interface ApiDeps extends IntentDeps {
   readonly cluster?: ClusterPort | undefined;
   /** Called with each call's method name and duration (metrics). */
   readonly onCall?: (method: string, ms: number, ok: boolean) => void;
+  /**
+   * Keep connections open after a reply: only behind the supervisor, whose kept-alive connections
+   * save a connect and an accept per call (it closes Docker's connections itself).
+   */
+  readonly keepAlive?: boolean;
 }
 
 type Handler = (body: Json, method: string) => Promise<unknown>;
@@ -88,9 +93,11 @@ export function createPluginApp(apiDeps: ApiDeps): FastifyInstance {
   app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => done(null, body));
   // Engines before v29.4.1 never close idle plugin connections; a server-side close can race with
   // reuse and cause Docker's empty-body retry (moby#39331). Closing after every reply avoids it.
-  app.addHook('onSend', async (_req, reply) => {
-    reply.header('connection', 'close');
-  });
+  if (!deps.keepAlive) {
+    app.addHook('onSend', async (_req, reply) => {
+      reply.header('connection', 'close');
+    });
+  }
 
   const ipam: IpamDeps = { store: deps.store, host: deps.host ?? EMPTY_HOST, defaultPools: deps.defaultPools ?? DEFAULT_POOLS, cluster: deps.cluster };
   const routes: Record<string, { needsBody: boolean; handler: Handler }> = {

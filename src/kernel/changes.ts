@@ -30,6 +30,11 @@ export interface VethSpec {
   readonly peerAlias: string;
   readonly mtu: number;
   readonly master: string;
+  /**
+   * The container side's MAC, set at creation (null: the kernel's random one). Docker keeps the
+   * interface's own MAC when CreateEndpoint answers without one, so the answer need not carry it.
+   */
+  readonly peerMac: string | null;
 }
 
 /** Link and address work: one `ip -force -batch -` per pass (kernel/iproute/). */

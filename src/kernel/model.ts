@@ -47,7 +47,7 @@ function linkChange(s: KernelSnapshot, c: LinkChange): KernelSnapshot {
       };
     case 'veth.create': {
       const host = created(c.name, 'veth', { mtu: c.mtu, alias: c.alias, master: c.master, peer: c.peer });
-      const peer = created(c.peer, 'veth', { mtu: c.mtu, alias: c.peerAlias, up: false, peer: c.name });
+      const peer = created(c.peer, 'veth', { mtu: c.mtu, alias: c.peerAlias, up: false, peer: c.name, mac: c.peerMac });
       return { ...base, links: [...base.links, host, peer] };
     }
     case 'ifb.create':

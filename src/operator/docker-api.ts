@@ -32,7 +32,7 @@ export interface DockerContainerSummary {
   readonly Id: string;
   readonly Names: readonly string[];
   readonly State: string;
-  readonly NetworkSettings?: { readonly Networks?: Readonly<Record<string, { readonly NetworkID: string }>> | null };
+  readonly NetworkSettings?: { readonly Networks?: Readonly<Record<string, { readonly NetworkID: string; readonly EndpointID?: string }>> | null };
 }
 
 export interface DockerContainer {

@@ -1,9 +1,10 @@
 // The daemon's background helpers that talk to Docker's API: following Docker's firewall backend
 // (`--firewall auto` while Docker is not up yet) and docker-sync (networks removed and
-// restart-policy containers given up on while ledgernet was down). Wired by main.ts.
+// restart-policy containers given up on while ledgernet was down, endpoints Docker abandoned).
+// Wired by main.ts.
 import { basename } from 'node:path';
 import type { Logger } from 'pino';
-import type { ServeConfig } from '../config.ts';
+import { DEFAULTS, type ServeConfig } from '../config.ts';
 import type { EventStore } from '../events/index.ts';
 import type { Reconciler } from '../reconciler/index.ts';
 import { DockerApi } from './docker-api.ts';
@@ -56,6 +57,7 @@ export function startDockerSync(cfg: ServeConfig, store: EventStore, reconciler:
     },
     log: log.child({ component: 'docker-sync' }),
     confirmMs: DOCKER_CONFIRM_MS,
+    abandonedGraceMs: (cfg.abandonedGraceS ?? DEFAULTS.abandonedGraceS) * 1000,
   });
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;

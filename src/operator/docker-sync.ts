@@ -3,15 +3,18 @@
 // ~15 s and removes it anyway), and `--restart always|unless-stopped` containers Docker gave up
 // on because ledgernet was not there yet when dockerd restored them.
 //
+// And endpoints Docker abandoned after a crash (abandoned.ts).
+//
 // Only a positive answer from Docker acts: a network is collected when two lists, at least
 // `confirmMs` apart, both lack it (a network being created is in ledgernet's log a moment before
 // Docker stores it); a Docker that cannot be asked changes nothing.
 import type { Logger } from 'pino';
+import { AbandonedEndpoints } from './abandoned.ts';
 import { DockerApiError, DockerUnavailableError, type DockerApi, type DockerContainerSummary } from './docker-api.ts';
 import { short, type Command, type State, type StoredEvent } from '../events/index.ts';
 
 export interface DockerSyncDeps {
-  readonly api: Pick<DockerApi, 'listNetworks' | 'listContainers' | 'inspectContainer' | 'startContainer'>;
+  readonly api: Pick<DockerApi, 'listNetworks' | 'listContainers' | 'inspectContainer' | 'startContainer' | 'inspectNetwork'>;
   readonly getState: () => State;
   readonly execute: (cmd: Command) => Promise<StoredEvent[]>;
   readonly log: Pick<Logger, 'info' | 'warn' | 'error' | 'debug'>;
@@ -19,6 +22,8 @@ export interface DockerSyncDeps {
   readonly driverName: string;
   /** A network must be missing from Docker's lists this long before it is collected. */
   readonly confirmMs: number;
+  /** An endpoint Docker does not hold is released once it has been missing this long (abandoned.ts). */
+  readonly abandonedGraceMs: number;
   readonly now?: () => number;
 }
 
@@ -66,8 +71,11 @@ export class DockerSync {
   private running: Promise<void> | null = null;
 
   private readonly deps: DockerSyncDeps;
+  private readonly abandoned: AbandonedEndpoints;
   constructor(deps: DockerSyncDeps) {
     this.deps = deps;
+    const { api, getState, execute, log } = deps;
+    this.abandoned = new AbandonedEndpoints({ api, getState, execute, log, graceMs: deps.abandonedGraceMs, now: deps.now ?? Date.now });
   }
 
   /** Resolves once no look is in progress (for shutdown). */
@@ -75,7 +83,7 @@ export class DockerSync {
     await this.running;
   }
 
-  /** One look at Docker: collect networks it no longer has, bring back containers it gave up on. */
+  /** One look at Docker: collect networks it no longer has, bring back containers it gave up on, release endpoints it abandoned. */
   sync(): Promise<void> {
     // One at a time; a tick that comes while one runs is dropped (the next tick looks again).
     if (this.running) return this.running;
@@ -83,8 +91,10 @@ export class DockerSync {
       try {
         await this.collectNetworks();
         await this.restartContainers();
+        await this.abandoned.step();
         this.unavailableLogged = false;
       } catch (e) {
+        this.abandoned.forget();
         if (!(e instanceof DockerUnavailableError)) {
           this.deps.log.error({ err: e }, 'checking Docker for removed networks and containers to restart failed');
         } else if (!this.unavailableLogged) {

@@ -76,6 +76,7 @@ export function desiredFromState(state: State): DesiredState {
       peerAlias: ownerAlias('peer', ep.endpointId),
       mtu: net.mtu,
       master: net.bridge,
+      peerMac: ep.mac,
       joined: ep.joined,
       ingressRate: policy?.ingressRate ?? null,
       egressRate: policy?.egressRate ?? null,

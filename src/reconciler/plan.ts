@@ -149,8 +149,8 @@ function planVeth(v: DesiredVeth, links: ReadonlyMap<string, Link>): Action[] {
   if (peer && claim(peer, v.peerAlias) === 'foreign') return [conflictAction('peer', peer, owner)];
   // Deleting a veth takes its peer along; a leftover under either name goes first.
   const replaces = [link?.name, peer && peer.peer !== v.name ? peer.name : undefined].filter((n): n is string => n !== undefined);
-  const { name, peer: peerName, alias, peerAlias, mtu, master } = v;
-  const create = { kind: 'veth.create', name, peer: peerName, alias, peerAlias, mtu, master, owner } as const;
+  const { name, peer: peerName, alias, peerAlias, mtu, master, peerMac } = v;
+  const create = { kind: 'veth.create', name, peer: peerName, alias, peerAlias, mtu, master, peerMac, owner } as const;
   if (replaces.length === 0) return [{ ...create, reason: 'missing' }];
   return [{ ...create, reason: 'drifted', detail: `held by a leftover of ledgernet's: replaced`, replaces }];
 }

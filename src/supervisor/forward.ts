@@ -2,12 +2,15 @@
 // died before or while handling the call, or is restarting) waits for the next worker and sends
 // the same request again with its full body. Every handler is idempotent, as it must already be
 // for Docker's own full-body retries. An answer from the worker, whatever its status, is final.
-import { request } from 'node:http';
+import { Agent, request } from 'node:http';
 
 export interface Reply {
   readonly status: number;
   readonly body: string;
 }
+
+/** A reply carrying Docker's error field. */
+export const errReply = (status: number, message: string): Reply => ({ status, body: JSON.stringify({ Err: message }) });
 
 /** Managed plugins time out at 30 s (legacy ones never); leave Docker room to read our Err. */
 export const FORWARD_DEADLINE_MS = 25_000;
@@ -62,6 +65,16 @@ export async function forwardWithRetry(deps: ForwardDeps, deadlineMs = FORWARD_D
   }
 }
 
+/**
+ * Kept-alive connections to the worker (pooled per socket path): a call costs no connect and no
+ * accept (row 6: the supervisor's largest cost per call was `internalConnect`). An idle one is
+ * closed after IDLE_MS, long before the worker's keep-alive timeout (fastify: 72 s), so a call
+ * never goes out on a connection the worker is closing for idleness; one the worker closes by
+ * dying fails the attempt in transport, and forwardWithRetry sends it again.
+ */
+const IDLE_MS = 4_000;
+const workerAgent = new Agent({ keepAlive: true, timeout: IDLE_MS, scheduling: 'lifo' });
+
 /** One HTTP POST of `method` with `body` to the worker's socket; rejects on transport errors only. */
 export function postToWorker(socketPath: string, method: string, body: string, timeoutMs: number): Promise<Reply> {
   return new Promise((resolve, reject) => {
@@ -70,8 +83,8 @@ export function postToWorker(socketPath: string, method: string, body: string, t
         socketPath,
         method: 'POST',
         path: `/${method}`,
-        agent: false,
-        headers: { 'content-length': Buffer.byteLength(body), connection: 'close' },
+        agent: workerAgent,
+        headers: { 'content-length': Buffer.byteLength(body) },
       },
       (res) => {
         const chunks: Buffer[] = [];

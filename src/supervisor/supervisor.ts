@@ -14,8 +14,9 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { DriverError } from '../errors.ts';
 import { prepareSocketPath } from '../operator/socket.ts';
-import { FORWARD_DEADLINE_MS, forwardWithRetry, postToWorker, type Reply } from './forward.ts';
-import { Journal, JOURNAL_FILE, RETRY_BATCH_MS, teardownReply, type Match } from './journal.ts';
+import { errReply, FORWARD_DEADLINE_MS, forwardWithRetry, postToWorker, type Reply } from './forward.ts';
+import { Journal, JOURNAL_FILE } from './journal.ts';
+import { emptyRetries, type Forward } from './retries.ts';
 import { waitOldWorker, WorkerProcess, WORKER_PID_FILE } from './worker-process.ts';
 
 const WORKER_SOCKET = 'worker.sock';
@@ -80,7 +81,7 @@ function answer(res: ServerResponse, reply: Reply): void {
   res.end(reply.body);
 }
 
-const err = (status: number, message: string): Reply => ({ status, body: JSON.stringify({ Err: message }) });
+const err = errReply;
 
 /** Sends a call to the worker (again, to a new one, after a crash) within the deadline; always a Reply. */
 function forwarder(workerSocket: string, worker: WorkerProcess, deadlineMs: number, log: Logger): (method: string, body: string) => Promise<Reply> {
@@ -108,56 +109,8 @@ function forwarder(workerSocket: string, worker: WorkerProcess, deadlineMs: numb
   };
 }
 
-// Empty retries of calls cut off at the same moment (this supervisor's predecessor died) come
-// on the same backoff schedule, so they arrive together: gather those of one method for
-// RETRY_BATCH_MS and count them against the journal (see matchEmptyRetries).
-function retryClaimer(journal: Journal): (method: string) => Promise<Match> {
-  const batches = new Map<string, ((m: Match) => void)[]>();
-  return (method) => {
-    if (!journal.pending.some((e) => e.method === method)) return Promise.resolve({ kind: 'none' });
-    return new Promise((resolve) => {
-      let batch = batches.get(method);
-      if (!batch) {
-        const b: ((m: Match) => void)[] = [];
-        batch = b;
-        batches.set(method, b);
-        setTimeout(() => {
-          batches.delete(method);
-          const m = journal.claim(method, b.length);
-          for (const r of b) r(m);
-        }, RETRY_BATCH_MS);
-      }
-      batch.push(resolve);
-    });
-  };
-}
-
-type Forward = (method: string, body: string) => Promise<Reply>;
-
-/**
- * Docker's retry of a call whose first attempt was cut off (moby#39331): a Reply of its own, the
- * journal's entry to send again, or null when the journal knows no such call.
- */
-async function emptyRetry(method: string, journal: Journal, claim: (method: string) => Promise<Match>, log: Logger): Promise<Reply | { body: string; id: string } | null> {
-  const m = await claim(method);
-  const teardown = m.kind === 'replay' || !journal.recentCrash() ? null : teardownReply(method);
-  if (teardown !== null) {
-    log.warn({ method, match: m.kind }, 'empty-body retry of a teardown call that the journal cannot identify: answered as done (the DeleteEndpoint that follows does its work)');
-    return { status: 200, body: teardown };
-  }
-  if (m.kind === 'ambiguous') {
-    log.error({ method, calls: m.count }, 'an empty-body retry matches several cut-off calls; refused');
-    return err(500, `${method}: the request body is empty (Docker's retry of a call cut off by a ledgernet restart, moby/moby#39331), and ${m.count} such calls were cut off at once, so ledgernet cannot tell which one this is; nothing was changed for this call, run the docker command again`);
-  }
-  if (m.kind === 'replay') {
-    log.warn({ method, receivedAt: new Date(m.entry.t).toISOString() }, 'answering Docker\'s empty-body retry from the request journal');
-    return m.entry;
-  }
-  return null;
-}
-
 function handler(journal: Journal, forward: Forward, log: Logger): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
-  const claim = retryClaimer(journal);
+  const emptyRetry = emptyRetries(journal, forward, log);
   return async (req, res) => {
     const method = (req.url ?? '/').replace(/^\//, '');
     const raw = await readBody(req);
@@ -166,7 +119,7 @@ function handler(journal: Journal, forward: Forward, log: Logger): (req: Incomin
     let body = raw;
     let journalId: string | null = null;
     if (raw.trim() === '' && !NO_BODY.has(method)) {
-      const r = await emptyRetry(method, journal, claim, log);
+      const r = await emptyRetry(method);
       if (r !== null && 'status' in r) return answer(res, r);
       // None in the journal: the worker refuses the empty body with today's clear Err.
       if (r !== null) ({ body, id: journalId } = r);

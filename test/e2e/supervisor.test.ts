@@ -5,14 +5,15 @@
 // - SIGTERM stops the worker and removes the socket;
 // - an endpoint Docker abandoned (never joined, unknown to Docker) and a connect whose rollback
 //   DeleteEndpoint failed too: `ledgernet repair` releases and force-disconnects what is left,
-//   and the networks can be removed.
+//   and the networks can be removed; docker-sync releases an abandoned endpoint by itself.
 import assert from 'node:assert/strict';
 import { existsSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
-import { TEST_IMAGE, cleanupAll, docker, track, uniqueName } from '../helpers/docker.ts';
+import { execa } from 'execa';
+import { TEST_IMAGE, cleanupAll, containerEndpoint, containerIp, docker, ping, track, uniqueName, waitFor } from '../helpers/docker.ts';
 import { PLUGIN_SOCKET, ledgernetCli, pluginCall, startDaemon, stopAllDaemons, type DaemonHandle } from '../helpers/daemon.ts';
 import { assertNoLeaks, waitNoLeaks } from '../helpers/leaks.ts';
 import { postToWorker } from '../../src/supervisor/forward.ts';
@@ -97,6 +98,78 @@ describe('supervisor', () => {
   });
 });
 
+describe('CreateEndpoint cut off with the whole daemon', () => {
+  test('several cut off at once: each empty retry is answered {} once all are done again, and each veth carries its MAC; then their DeleteEndpoints', async () => {
+    let d = await startDaemon({ extraArgs: ARGS, keepStateDir: true });
+    const { stateDir } = d;
+    const net = hex();
+    const eps = [hex(), hex(), hex()];
+    const cutOff = (m: string, body: (ep: string, i: number) => object) =>
+      `${eps.map((ep, i) => JSON.stringify({ k: 'req', id: `${m}-${i}`, t: Date.now(), m, b: `${JSON.stringify(body(ep, i))}\n` })).join('\n')}\n`;
+    /** SIGKILL the whole daemon, leave `journal` as the killed supervisor would have, start again. */
+    const restartWith = async (journal: string) => {
+      await d.kill9All();
+      writeFileSync(join(stateDir, 'requests.journal'), journal);
+      d = await startDaemon({ stateDir, extraArgs: ARGS, keepStateDir: false });
+    };
+    try {
+      assert.equal((await pluginCall('NetworkDriver.CreateNetwork', networkBody(net, '10.231.224.0/24', '10.231.224.1/24'))).status, 200);
+      await restartWith(cutOff('NetworkDriver.CreateEndpoint', (ep, i) => ({ NetworkID: net, EndpointID: ep, Interface: { Address: `10.231.224.${10 + i}/24`, AddressIPv6: '', MacAddress: '' }, Options: {} })));
+      const replies = await Promise.all(eps.map(() => pluginCall('NetworkDriver.CreateEndpoint', undefined)));
+      for (const r of replies) assert.deepEqual([r.status, r.json], [200, {}], r.text);
+      const links = JSON.parse((await execa('ip', ['-j', 'link', 'show'])).stdout) as { ifname: string; address: string }[];
+      eps.forEach((ep, i) => {
+        const peer = links.find((l) => l.ifname === `lnp-${ep.slice(0, 11)}`);
+        assert.equal(peer?.address, `02:42:0a:e7:e0:${(10 + i).toString(16).padStart(2, '0')}`, `endpoint ${i}'s container side exists with its MAC`);
+      });
+      // Their three DeleteEndpoints cut off the same way; two retries come (one was never
+      // journaled, or comes later): every journaled removal is done, each retry answered as done.
+      await restartWith(cutOff('NetworkDriver.DeleteEndpoint', (ep) => ({ NetworkID: net, EndpointID: ep })));
+      const dels = await Promise.all([1, 2].map(() => pluginCall('NetworkDriver.DeleteEndpoint', undefined)));
+      for (const r of dels) assert.deepEqual([r.status, r.json], [200, {}], r.text);
+      const st = JSON.parse((await ledgernetCli(['status', '--json', '--state-dir', stateDir])).stdout) as { endpoints: unknown[] };
+      assert.deepEqual(st.endpoints, [], 'all three removed');
+    } finally {
+      await pluginCall('NetworkDriver.DeleteNetwork', { NetworkID: net }).catch(() => undefined);
+      await d.stop();
+    }
+    await waitNoLeaks();
+  });
+
+  test('Docker 20.10 keeps the veth\'s own MAC when CreateEndpoint answers {}', async () => {
+    const inner = '/run/ledgernet-test-mac.sock';
+    const d = await startDaemon({ socket: inner, extraArgs: ARGS });
+    // Docker talks to a proxy that answers every CreateEndpoint {} (as a redone retry gets it).
+    const proxy = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        const method = (req.url ?? '/').slice(1);
+        postToWorker(inner, method, body, 30_000).then(
+          (r) => res.writeHead(r.status).end(method === 'NetworkDriver.CreateEndpoint' && r.status === 200 ? '{}' : r.body),
+          (e: Error) => res.writeHead(500).end(JSON.stringify({ Err: e.message })),
+        );
+      });
+    });
+    await new Promise<void>((r) => proxy.listen(PLUGIN_SOCKET, r));
+    try {
+      const n = track.network(uniqueName('mac'));
+      assert.equal((await docker(['network', 'create', '--driver', 'ledgernet', '--subnet', '10.231.225.0/24', n])).exitCode, 0);
+      const [c1, c2] = [track.container(uniqueName('mac')), track.container(uniqueName('mac'))];
+      for (const c of [c1, c2]) assert.equal((await docker(['run', '-d', '--name', c, '--network', n, TEST_IMAGE, 'sleep', '600'])).exitCode, 0);
+      const ip = await containerIp(c1, n);
+      const mac = (await docker(['exec', c1, 'cat', '/sys/class/net/eth0/address'], { check: true })).stdout.trim();
+      assert.equal(mac, `02:42:${ip.split('.').map((o) => Number(o).toString(16).padStart(2, '0')).join(':')}`, 'the MAC set at creation');
+      assert.ok(await ping(c2, ip), 'and the container is reachable');
+    } finally {
+      await cleanupAll();
+      await new Promise((r) => proxy.close(r));
+      await d.stop();
+    }
+    await waitNoLeaks();
+  });
+});
+
 describe('ledgernet repair', () => {
   test('an endpoint Docker abandoned, and a connect whose rollback failed: repaired, the networks can be removed', async () => {
     // ledgernet on a private socket; Docker talks to a proxy that can fail chosen calls.
@@ -156,6 +229,41 @@ describe('ledgernet repair', () => {
     } finally {
       await cleanupAll();
       await new Promise((r) => proxy.close(r));
+      await d.stop();
+    }
+  });
+});
+
+describe('docker-sync', () => {
+  test('releases an endpoint Docker abandoned once the grace period has passed, and keeps the joined one Docker lists', async () => {
+    const d = await startDaemon({ extraArgs: [...ARGS, '--abandoned-grace', '3'] });
+    const links = async () => (JSON.parse((await execa('ip', ['-j', 'link', 'show'])).stdout) as { ifname: string }[]).map((l) => l.ifname);
+    try {
+      const n = track.network(uniqueName('abn'));
+      assert.equal((await docker(['network', 'create', '--driver', 'ledgernet', '--subnet', '10.231.226.0/24', n])).exitCode, 0);
+      const nId = (await docker(['network', 'inspect', '-f', '{{.Id}}', n], { check: true })).stdout.trim();
+      const c = track.container(uniqueName('abn'));
+      assert.equal((await docker(['run', '-d', '--name', c, '--network', n, TEST_IMAGE, 'sleep', '600'])).exitCode, 0);
+      const joined = (await containerEndpoint(c, n)).EndpointID;
+      // As a docker run whose CreateEndpoint retry was refused after a crash leaves it: Docker never stored it.
+      const abandoned = hex();
+      const ce = await pluginCall('NetworkDriver.CreateEndpoint', { NetworkID: nId, EndpointID: abandoned, Interface: { Address: '10.231.226.200/24', AddressIPv6: '', MacAddress: '' }, Options: {} });
+      assert.equal(ce.status, 200, ce.text);
+      const veth = `lnv-${abandoned.slice(0, 11)}`;
+      assert.ok((await links()).includes(veth));
+      const t0 = Date.now();
+      await waitFor(async () => !(await links()).includes(veth), { what: `${veth} removed`, timeoutMs: 30_000, intervalMs: 250 });
+      assert.ok(Date.now() - t0 >= 2_000, 'not before the grace period');
+      const st = JSON.parse((await ledgernetCli(['status', '--json', '--state-dir', d.stateDir])).stdout) as { endpoints: { endpointId: string }[] };
+      assert.deepEqual(st.endpoints.map((e) => e.endpointId), [joined], 'the joined endpoint Docker lists stays, the abandoned one is released');
+      assert.match(d.logs(), /is unknown to Docker \(abandoned after a crash\): released/);
+      assert.ok((await links()).includes(`lnv-${joined.slice(0, 11)}`));
+      assert.ok(await ping(c, '10.231.226.1'), 'the container still reaches its gateway');
+      assert.equal((await docker(['rm', '-f', c])).exitCode, 0);
+      assert.equal((await docker(['network', 'rm', n])).exitCode, 0);
+      await waitNoLeaks();
+    } finally {
+      await cleanupAll();
       await d.stop();
     }
   });

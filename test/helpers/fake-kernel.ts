@@ -168,7 +168,7 @@ export class FakeKernel implements Kernel {
       case 'veth.create':
         return [
           ...replaced,
-          this.add(c.name, 'veth', c.mtu, c.peer),
+          this.add(c.name, 'veth', c.mtu, c.peer, c.peerMac),
           this.set(c.peer, { alias: c.peerAlias }),
           this.set(c.name, { alias: c.alias, master: c.master, up: true }),
         ];
@@ -185,10 +185,10 @@ export class FakeKernel implements Kernel {
   }
 
   /** `link add` in ledgernet's creation group, down; a veth with its peer. Like the kernel, no alias. */
-  private add(name: string, kind: string, mtu: number, peer?: string): string | null {
+  private add(name: string, kind: string, mtu: number, peer?: string, peerMac?: string | null): string | null {
     if (this.links.has(name) || (peer !== undefined && this.links.has(peer))) return 'RTNETLINK answers: File exists';
     this.addLink({ name, kind, mtu, up: false, group: CREATE_GROUP, peer: peer ?? null });
-    if (peer !== undefined) this.addLink({ name: peer, kind, mtu, up: false, group: CREATE_GROUP, peer: name });
+    if (peer !== undefined) this.addLink({ name: peer, kind, mtu, up: false, group: CREATE_GROUP, peer: name, ...(peerMac ? { mac: peerMac } : {}) });
     return null;
   }
 

@@ -88,6 +88,13 @@ class FakeDocker {
   networks: DockerNetwork[] = [];
   containers: DockerContainer[] = [];
   started: string[] = [];
+  /** Network id → the endpoint ids its inspect lists (`Containers`, ep-… ones included). */
+  inspected = new Map<string, string[]>();
+  inspectNetwork = async <T,>(id: string): Promise<T> => {
+    this.check();
+    if (!this.networks.some((n) => n.Id === id)) throw new DockerApiError(404, `network ${id} not found`);
+    return { Containers: Object.fromEntries((this.inspected.get(id) ?? []).map((ep, i) => [`k${i}`, { EndpointID: ep }])) } as T;
+  };
   private check(): void {
     if (this.down) throw new DockerUnavailableError('Docker at /nowhere cannot be asked: connect ENOENT');
   }
@@ -143,6 +150,7 @@ function harness(initial: State) {
     log,
     driverName: 'ledgernet',
     confirmMs: 2000,
+    abandonedGraceMs: 60_000,
     now: () => now,
   });
   return { api, sync, logs, state: () => state, advance: (ms: number) => (now += ms) };
@@ -195,6 +203,73 @@ describe('DockerSync', () => {
     await h.sync.sync();
     assert.deepEqual(h.api.started.length, 3, 'a container is started at most once per daemon');
     assert.ok(h.logs.some((l) => l.startsWith('warn starting container always: Docker gave up on it')), h.logs.join('\n'));
+  });
+});
+
+describe('DockerSync: endpoints Docker abandoned', () => {
+  const withEndpoints = given(
+    { type: 'CreateNetwork', spec: networkSpec(NET_A) },
+    { type: 'CreateEndpoint', spec: endpointSpec(NET_A, EP_1) },
+    { type: 'CreateEndpoint', spec: endpointSpec(NET_A, EP_2, '10.231.7.3/24') },
+    { type: 'Join', networkId: NET_A, endpointId: EP_1, sandboxKey: '/var/run/docker/netns/x' },
+  );
+  const running = (endpointId: string): DockerContainer => ({
+    ...container('c1', 'no', '', NET_A),
+    State: { Running: true, Status: 'running', Error: '' },
+    NetworkSettings: { Networks: { a: { NetworkID: NET_A, EndpointID: endpointId } as { NetworkID: string } } },
+  });
+  const setup = () => {
+    const h = harness(withEndpoints);
+    h.api.networks = [{ Id: NET_A, Name: 'a', Driver: 'ledgernet' }];
+    h.api.containers = [running(EP_1)];
+    h.api.inspected.set(NET_A, [EP_1]);
+    return h;
+  };
+
+  it('releases an endpoint no container and no inspect holds, only after the grace period; never the joined one Docker lists', async () => {
+    const h = setup();
+    await h.sync.sync();
+    h.advance(59_000);
+    await h.sync.sync();
+    assert.deepEqual(Object.keys(h.state().endpoints).sort(), [EP_1, EP_2].sort(), 'not before 60 s');
+    h.advance(1_000);
+    await h.sync.sync();
+    assert.deepEqual(Object.keys(h.state().endpoints), [EP_1], 'EP_2 released; the joined EP_1 Docker lists stays');
+    assert.ok(h.logs.some((l) => /^warn endpoint [0-9a-f]{12} is unknown to Docker \(abandoned after a crash\): released/.test(l)), h.logs.join('\n'));
+    h.advance(600_000);
+    await h.sync.sync();
+    assert.deepEqual(Object.keys(h.state().endpoints), [EP_1]);
+  });
+
+  it('keeps an endpoint Docker holds without a container (ep-…), and one it lists again in between', async () => {
+    const h = setup();
+    h.api.inspected.set(NET_A, [EP_1, EP_2]);
+    await h.sync.sync();
+    h.advance(61_000);
+    await h.sync.sync();
+    assert.ok(h.state().endpoints[EP_2], 'the network inspect lists it');
+    h.api.inspected.set(NET_A, [EP_1]);
+    h.api.containers = [running(EP_1), { ...running(EP_2), Id: 'c2' }];
+    h.advance(30_000);
+    await h.sync.sync();
+    h.api.containers = [running(EP_1)];
+    h.advance(30_000);
+    await h.sync.sync();
+    h.advance(59_000);
+    await h.sync.sync();
+    assert.ok(h.state().endpoints[EP_2], 'seen on a container 60 s ago: a new absence waits the whole grace period again');
+  });
+
+  it('a Docker that cannot be asked starts the wait again', async () => {
+    const h = setup();
+    await h.sync.sync();
+    h.advance(50_000);
+    h.api.down = true;
+    await h.sync.sync();
+    h.api.down = false;
+    h.advance(20_000);
+    await h.sync.sync();
+    assert.ok(h.state().endpoints[EP_2], 'missing for 70 s, but not seen missing continuously');
   });
 });
 

@@ -22,7 +22,7 @@ export function ipLines(c: LinkChange): string[] {
     case 'veth.create':
       return [
         ...replaced,
-        `link add name ${c.name} mtu ${c.mtu} group ${CREATE_GROUP} type veth peer name ${c.peer} mtu ${c.mtu} group ${CREATE_GROUP}`,
+        `link add name ${c.name} mtu ${c.mtu} group ${CREATE_GROUP} type veth peer name ${c.peer}${c.peerMac ? ` address ${c.peerMac}` : ''} mtu ${c.mtu} group ${CREATE_GROUP}`,
         labelled(c.peer, c.peerAlias),
         `${labelled(c.name, c.alias)} master ${c.master} up`,
       ];

@@ -176,6 +176,7 @@ describe('plugin API: a container on a network, start to finish', () => {
     assert.equal(veth?.up, true);
     assert.equal(veth?.peer, PEER);
     assert.ok(h.kernel.links.has(PEER), 'the container end exists before Join names it');
+    assert.equal(h.kernel.links.get(PEER)?.mac, '02:42:0a:d5:00:02', 'created with that MAC, so an answer without it ({}) gives the container the same');
 
     res = await call('NetworkDriver.Join', joinBody);
     assert.equal(res.status, 200);

@@ -1,0 +1,107 @@
+// Docker's empty-body retries (moby#39331) of calls an earlier supervisor was cut off in: which
+// journaled call each one repeats, if that can be known, and its answer (journal.ts has the rules).
+import type { Logger } from 'pino';
+import { errReply as err, type Reply } from './forward.ts';
+import { RETRY_BATCH_MS, teardownReply, type Journal, type Match } from './journal.ts';
+
+export type Forward = (method: string, body: string) => Promise<Reply>;
+
+// Empty retries of calls cut off at the same moment (this supervisor's predecessor died) come
+// on the same backoff schedule, so they arrive together: gather those of one method for
+// RETRY_BATCH_MS and count them against the journal (see matchEmptyRetries).
+function retryClaimer(journal: Journal): (method: string) => Promise<Match> {
+  const batches = new Map<string, ((m: Match) => void)[]>();
+  return (method) => {
+    if (!journal.pending.some((e) => e.method === method)) return Promise.resolve({ kind: 'none' });
+    return new Promise((resolve) => {
+      let batch = batches.get(method);
+      if (!batch) {
+        const b: ((m: Match) => void)[] = [];
+        batch = b;
+        batches.set(method, b);
+        setTimeout(() => {
+          batches.delete(method);
+          const m = journal.claim(method, b.length);
+          for (const r of b) r(m);
+        }, RETRY_BATCH_MS);
+      }
+      batch.push(resolve);
+    });
+  };
+}
+
+/**
+ * Docker's retry of a call whose first attempt was cut off (moby#39331): a Reply of its own, the
+ * journal's entry to send again, or null when the journal knows no such call.
+ */
+async function emptyRetry(method: string, journal: Journal, claim: (method: string) => Promise<Match>, redo: (m: Match & { kind: 'redoAll' }) => Promise<Reply>, log: Logger): Promise<Reply | { body: string; id: string } | null> {
+  const m = await claim(method);
+  if (m.kind === 'redoAll') return redo(m);
+  const teardown = m.kind === 'replay' || !journal.recentCrash() ? null : teardownReply(method);
+  if (teardown !== null) {
+    log.warn({ method, match: m.kind }, 'empty-body retry of a teardown call that the journal cannot identify: answered as done (the DeleteEndpoint that follows does its work)');
+    return { status: 200, body: teardown };
+  }
+  if (m.kind === 'ambiguous') {
+    log.error({ method, calls: m.count }, 'an empty-body retry matches several cut-off calls; refused');
+    return err(500, `${method}: the request body is empty (Docker's retry of a call cut off by a ledgernet restart, moby/moby#39331), and ${m.count} such calls were cut off at once, so ledgernet cannot tell which one this is; nothing was changed for this call, run the docker command again`);
+  }
+  if (m.kind === 'replay') {
+    log.warn({ method, receivedAt: new Date(m.entry.t).toISOString() }, 'answering Docker\'s empty-body retry from the request journal');
+    return m.entry;
+  }
+  return null;
+}
+
+/**
+ * Does every call of a 'redoAll' match again (once per batch, however many retries share it) and
+ * gives each retry the common answer if all succeeded (or `anyway`), else a clear Err (which
+ * retry belongs to the failed call cannot be told). The calls are marked answered before any
+ * retry is.
+ */
+function redoer(journal: Journal, forward: Forward, log: Logger): (m: Match & { kind: 'redoAll' }) => Promise<Reply> {
+  const done = new WeakMap<Match, Promise<Reply>>();
+  const run = async (m: Match & { kind: 'redoAll' }): Promise<Reply> => {
+    const method = m.entries[0]?.method ?? '';
+    const replies = await Promise.all(m.entries.map((e) => forward(e.method, e.body)));
+    for (const e of m.entries) journal.answered(e.id);
+    const failed = replies.map(errOf).filter((e): e is string => e !== null);
+    if (failed.length > 0 && m.anyway) {
+      log.warn({ method, calls: m.entries.length, failed }, 'empty-body retries of teardown calls: every one done again (some failed; Docker only logs their errors), each answered as done');
+      return { status: 200, body: m.reply };
+    }
+    if (failed.length === 0) {
+      log.warn({ method, calls: m.entries.length }, 'empty-body retries of calls cut off together: every one done again, each answered with the common reply');
+      return { status: 200, body: m.reply };
+    }
+    log.error({ method, calls: m.entries.length, failed }, 'empty-body retries of calls cut off together: some failed when done again; refused');
+    return err(500, `${method}: the request body is empty (Docker's retry of a call cut off by a ledgernet restart, moby/moby#39331); ${m.entries.length} such calls were cut off at once and ${failed.length} of them failed when done again (${failed[0]}), and ledgernet cannot tell which one this is; run the docker command again`);
+  };
+  return (m) => {
+    let p = done.get(m);
+    if (!p) done.set(m, (p = run(m)));
+    return p;
+  };
+}
+
+/** The Err of a worker's reply, or null when it succeeded. */
+function errOf(r: Reply): string | null {
+  let e: unknown = null;
+  try {
+    e = (JSON.parse(r.body) as { Err?: unknown } | null)?.Err ?? null;
+  } catch {
+    e = r.body;
+  }
+  if (r.status === 200 && (e === null || e === '')) return null;
+  return typeof e === 'string' && e !== '' ? e : `HTTP ${r.status}`;
+}
+
+/**
+ * Answers an empty-body call of `method`: a Reply of its own, the journal's entry to send again
+ * (with its id, to mark it answered), or null when the journal knows no such call.
+ */
+export function emptyRetries(journal: Journal, forward: Forward, log: Logger): (method: string) => Promise<Reply | { body: string; id: string } | null> {
+  const claim = retryClaimer(journal);
+  const redo = redoer(journal, forward, log);
+  return (method) => emptyRetry(method, journal, claim, redo, log);
+}
