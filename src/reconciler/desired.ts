@@ -2,7 +2,7 @@ import type { State } from '../events/domain/types.ts';
 import { ifbName, ownerAlias } from '../events/domain/naming.ts';
 import { networkPolicy } from '../events/domain/options.ts';
 import type { FirewallPolicy, VethSpec } from '../kernel/types.ts';
-import { firewallPolicy, needsLocalnet, type FirewallNetwork } from './firewall.ts';
+import { bridgeGateways, firewallPolicy, needsLocalnet, type FirewallNetwork } from './firewall.ts';
 
 export interface DesiredBridge {
   readonly networkId: string;
@@ -54,10 +54,8 @@ export function desiredFromState(state: State): DesiredState {
       name: n.bridge,
       alias: ownerAlias('network', n.networkId),
       mtu: n.mtu,
-      addrs: [...n.ipv4Data, ...n.ipv6Data]
-        .map((d) => d.gateway)
-        .filter((g): g is string => g !== null)
-        .sort(),
+      // A family in the `isolated` gateway mode has no address on the bridge: the host does not reach it.
+      addrs: bridgeGateways(n).sort(),
       routeLocalnet: needsLocalnet(fw[i] as FirewallNetwork),
     }),
   );

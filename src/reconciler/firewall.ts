@@ -2,9 +2,9 @@
 // published ports, masquerade and hairpin, egress policy), computed from the folded state. How that is
 // written (iptables today) is the firewall backend's business, under src/kernel/.
 import { BRIDGE_PREFIX, OWNER_TAG } from '../events/domain/naming.ts';
-import { egressPolicy, type NetworkPolicy } from '../events/domain/options.ts';
+import { egressPolicy, gatewayModes, trustedHostInterfaces, type NetworkPolicy } from '../events/domain/options.ts';
 import type { EndpointState, NetworkState, PortBinding } from '../events/domain/types.ts';
-import type { FirewallEgress, FirewallNetworkPolicy, FirewallPolicy, PortForward } from '../kernel/types.ts';
+import type { FirewallEgress, FirewallNetworkPolicy, FirewallPolicy, OpenedPort, PortForward } from '../kernel/types.ts';
 
 export interface FirewallNetwork {
   readonly net: NetworkState;
@@ -20,6 +20,9 @@ export function firewallPolicy(nets: readonly FirewallNetwork[]): FirewallPolicy
 function networkPolicy(n: FirewallNetwork): FirewallNetworkPolicy {
   const { net, policy } = n;
   const pools = net.ipv4Data.map((d) => d.pool);
+  const mode = gatewayModes(net.options, net.internal);
+  // `routed` (IPv4): no masquerade and no DNAT; published ports are opened on the container instead.
+  const nat4 = !net.internal && mode.v4 !== 'routed';
   return {
     networkId: net.networkId,
     bridge: net.bridge,
@@ -27,12 +30,41 @@ function networkPolicy(n: FirewallNetwork): FirewallNetworkPolicy {
     icc: policy.icc,
     ipv6: net.ipv6Data.length > 0,
     allow: policy.allow,
-    masquerade: !net.internal && policy.masquerade ? pools : [],
+    masquerade: nat4 && policy.masquerade ? pools : [],
     published: needsLocalnet(n),
     pools,
-    forwards: net.internal ? [] : n.endpoints.flatMap(forwards),
+    forwards: nat4 ? n.endpoints.flatMap(forwards) : [],
     egress: egress(net),
+    gatewayMode: { 4: mode.v4, 6: mode.v6 },
+    trusted: trustedHostInterfaces(net.options),
+    subnets: [...net.ipv4Data, ...net.ipv6Data].map((d) => d.pool),
+    gateways: bridgeGateways(net).map((g) => g.split('/')[0] ?? g),
+    opened: net.internal ? [] : n.endpoints.flatMap(opened),
   };
+}
+
+/**
+ * The addresses the bridge carries (CIDRs): the gateways, but none of a family whose gateway mode
+ * is `isolated` (Docker 20.10 sends a gateway Docker 28 would not have reserved).
+ */
+export function bridgeGateways(net: NetworkState): string[] {
+  const mode = gatewayModes(net.options, net.internal);
+  const gw = (data: NetworkState['ipv4Data'], m: string) => (m === 'isolated' ? [] : data.map((d) => d.gateway).filter((g): g is string => g !== null));
+  return [...gw(net.ipv4Data, mode.v4), ...gw(net.ipv6Data, mode.v6)];
+}
+
+/** The container ports an endpoint publishes (IPv4), one entry per protocol and port. */
+function opened(ep: EndpointState): OpenedPort[] {
+  const ip = ep.address?.split('/')[0];
+  if (ip === undefined) return [];
+  const seen = new Set<string>();
+  return ep.portmap.flatMap((p) => {
+    const proto = PROTO[p.proto];
+    const key = `${p.proto}/${p.port}`;
+    if (proto === undefined || p.hostIp.includes(':') || seen.has(key)) return [];
+    seen.add(key);
+    return [{ endpointId: ep.endpointId, family: 4 as const, ip, proto, ports: [p.port, p.port] as const }];
+  });
 }
 
 /** The egress policy, or null (none given, or an internal network: nothing leaves it anyway). */
@@ -44,7 +76,8 @@ function egress(net: NetworkState): FirewallEgress | null {
 
 /** A network whose bridge needs route_localnet=1: it has published ports (reachable on 127.0.0.1). */
 export function needsLocalnet(n: FirewallNetwork): boolean {
-  return !n.net.internal && n.endpoints.some((ep) => ep.portmap.length > 0 && ep.address !== null);
+  if (n.net.internal || gatewayModes(n.net.options, false).v4 === 'routed') return false;
+  return n.endpoints.some((ep) => ep.portmap.length > 0 && ep.address !== null);
 }
 
 function forwards(ep: EndpointState): PortForward[] {

@@ -158,8 +158,9 @@ const BAD_OPTION_VALUES: Readonly<Record<string, readonly string[]>> = {
   'com.docker.network.bridge.inhibit_ipv4': ['true'],
   'com.docker.network.bridge.host_binding_ipv4': ['::1', 'x', '224.0.0.1', '', '010.0.0.1'],
   'com.docker.network.container_iface_prefix': ['', 'a b', 'x'.repeat(13)],
-  'com.docker.network.bridge.gateway_mode_ipv4': ['', 'NAT', 'nat6', 'isolated', 'routed'],
-  'com.docker.network.bridge.gateway_mode_ipv6': ['bridge', 'isolated', 'nat-unprotected'],
+  'com.docker.network.bridge.gateway_mode_ipv4': ['', 'NAT', 'nat6', 'isolated'],
+  'com.docker.network.bridge.gateway_mode_ipv6': ['bridge', 'isolated'],
+  'com.docker.network.bridge.trusted_host_interfaces': ['', ':', 'eth0:bad name', 'a'.repeat(16)],
   ['__proto__']: ['x'],
 };
 

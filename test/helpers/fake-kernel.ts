@@ -43,6 +43,9 @@ export class FakeKernel implements Kernel {
   nat = table(['PREROUTING', 'ACCEPT'], ['INPUT', 'ACCEPT'], ['OUTPUT', 'ACCEPT'], ['POSTROUTING', 'ACCEPT']);
   /** ip6tables' filter table (policy ACCEPT, as on a host where Docker runs without IPv6). */
   filter6 = table(['INPUT', 'ACCEPT'], ['FORWARD', 'ACCEPT'], ['OUTPUT', 'ACCEPT']);
+  /** The mangle tables (iptables and ip6tables): direct-access protection. */
+  mangle = table(['PREROUTING', 'ACCEPT'], ['INPUT', 'ACCEPT'], ['FORWARD', 'ACCEPT'], ['OUTPUT', 'ACCEPT'], ['POSTROUTING', 'ACCEPT']);
+  mangle6 = table(['PREROUTING', 'ACCEPT'], ['INPUT', 'ACCEPT'], ['FORWARD', 'ACCEPT'], ['OUTPUT', 'ACCEPT'], ['POSTROUTING', 'ACCEPT']);
   /** false: ip6tables cannot run (IPv6 disabled); observe reports no IPv6 table and restores fail. */
   ipv6 = true;
   /** Root qdiscs by device (tbf only; the kernel's default qdiscs are not listed, as with veths). */
@@ -127,6 +130,8 @@ export class FakeKernel implements Kernel {
       filter: { name: 'filter', chains: copy(this.chains) },
       nat: { name: 'nat', chains: copy(this.nat) },
       filter6: this.ipv6 ? { name: 'filter', chains: copy(this.filter6) } : null,
+      mangle: { name: 'mangle', chains: copy(this.mangle) },
+      mangle6: this.ipv6 ? { name: 'mangle', chains: copy(this.mangle6) } : null,
       qdiscs: [
         ...[...this.qdiscs.values()].map((q) => ({ ...q })),
         ...[...this.ingress.keys()].map((dev) => ({ dev, kind: 'ingress', handle: 'ffff:', root: false, parent: 'ffff:fff1', rate: null })),
@@ -267,13 +272,11 @@ export class FakeKernel implements Kernel {
   /** All or nothing per table, like the real restore. */
   async restoreIptables(key: IptablesTableKey, changes: readonly FirewallChange[]): Promise<void> {
     this.calls.push({ kind: 'restoreIptables', table: key, changes });
-    if (key === 'filter6' && !this.ipv6) throw new Error('ip6tables-restore: could not initialize ip6tables (injected: IPv6 disabled)');
+    if (key.endsWith('6') && !this.ipv6) throw new Error('ip6tables-restore: could not initialize ip6tables (injected: IPv6 disabled)');
     if (this.injected(changes)) throw new Error('iptables-restore: line 3 failed (injected)');
-    const source = key === 'nat' ? this.nat : key === 'filter6' ? this.filter6 : this.chains;
-    const next: FakeTable = new Map([...source].map(([k, v]) => [k, { policy: v.policy, rules: [...v.rules] }]));
+    const field = ({ filter: 'chains', nat: 'nat', filter6: 'filter6', mangle: 'mangle', mangle6: 'mangle6' } as const)[key];
+    const next: FakeTable = new Map([...this[field]].map(([k, v]) => [k, { policy: v.policy, rules: [...v.rules] }]));
     for (const c of changes) applyTableChange(next, c);
-    if (key === 'nat') this.nat = next;
-    else if (key === 'filter6') this.filter6 = next;
-    else this.chains = next;
+    this[field] = next;
   }
 }

@@ -11,7 +11,7 @@ import type { DesiredChain, DesiredHook, Table } from './render.ts';
 const CHAIN_PREFIX = 'LEDGERNET-';
 const BUILTIN_CHAINS = new Set(['INPUT', 'FORWARD', 'OUTPUT', 'PREROUTING', 'POSTROUTING']);
 const SHARED = { networkId: null, endpointId: null };
-const TABLES = ['filter', 'nat', 'filter6'] as const;
+const TABLES = ['filter', 'nat', 'filter6', 'mangle', 'mangle6'] as const;
 /** Docker's jumps that may stand before an `early` hook. */
 const EARLY_PREDECESSORS = new Set(['-j DOCKER-USER', '-j DOCKER-ISOLATION-STAGE-1']);
 
@@ -23,8 +23,8 @@ function isOurs(rule: string, ownerTag: string): boolean {
 export function diffChains(desired: readonly DesiredChain[], actual: KernelSnapshot, ownerTag: string): FirewallChange[] {
   return TABLES.flatMap((t) => {
     const table = actual[t];
-    // No ip6tables (IPv6 disabled): nothing to plan for that table.
-    return table === null ? [] : diffTable(t, desired.filter((c) => c.table === t), table, ownerTag);
+    // No ip6tables (IPv6 disabled), or a table not read: nothing to plan for that table.
+    return table === null || table === undefined ? [] : diffTable(t, desired.filter((c) => c.table === t), table, ownerTag);
   });
 }
 

@@ -4,7 +4,7 @@
 // every pass would rewrite the chain).
 import type { FirewallChange, IptablesTable, KernelSnapshot } from '../types.ts';
 
-type TableKey = 'filter' | 'nat' | 'filter6';
+type TableKey = 'filter' | 'nat' | 'filter6' | 'mangle' | 'mangle6';
 
 function change(t: IptablesTable, c: FirewallChange): IptablesTable {
   const chains = { ...t.chains };
@@ -41,8 +41,8 @@ export function afterRestore(s: KernelSnapshot, applied: readonly FirewallChange
   for (const c of applied) {
     const key = c.table as TableKey;
     const table = out[key];
-    // A table that could not be read (no ip6tables) stays unknown.
-    if (table !== null) out = { ...out, [key]: change(table, c) };
+    // A table that could not be read (no ip6tables), or was not, stays unknown.
+    if (table !== null && table !== undefined) out = { ...out, [key]: change(table, c) };
   }
   return out;
 }

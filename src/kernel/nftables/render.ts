@@ -16,6 +16,7 @@
 // destination network's ingress rules (iptables: whichever network comes first in its chain).
 import type { FirewallAllow, FirewallNetworkPolicy, FirewallPolicy, NftHook, NftRule, NftSetSpec, PortForward } from '../types.ts';
 import * as x from './expr.ts';
+import { DIRECT_SETS, directChain, directElements, directRules, openRules, unprotectedRules } from './gateway-mode.ts';
 
 export interface Owner {
   readonly networkId: string | null;
@@ -58,12 +59,13 @@ const SETS: Readonly<Record<string, NftSetSpec>> = {
   dnat_port: { is: 'map', type: PORT_KEY, map: 'inet_service' },
   bound_addr: { is: 'map', type: BOUND_KEY, map: 'ipv4_addr' },
   bound_port: { is: 'map', type: BOUND_KEY, map: 'inet_service' },
+  ...DIRECT_SETS,
 };
 
 const hook = (type: NftHook['type'], name: string, prio: number): NftHook => ({ type, hook: name, prio, policy: 'accept' });
 
 /** Per-network chain names: `net-<network id>-<role>`. */
-const netChain = (n: FirewallNetworkPolicy, role: 'from' | 'to' | 'masq' | 'nat') => `net-${n.networkId}-${role}`;
+const netChain = (n: FirewallNetworkPolicy, role: 'from' | 'to' | 'masq' | 'nat' | 'direct') => `net-${n.networkId}-${role}`;
 
 /** The whole table for the policy; null when there are no networks (then there is no table). */
 export function renderTable(policy: FirewallPolicy): DesiredTable | null {
@@ -85,6 +87,9 @@ export function renderTable(policy: FirewallPolicy): DesiredTable | null {
       chain('masq', [[x.oifname(n.bridge), x.ret], [x.masquerade]]);
       for (const pool of n.masquerade) add('masq', [x.prefix(pool), x.jump(netChain(n, 'masq'))], owner);
     }
+    const guarded = directElements(n);
+    if (guarded.length > 0) chain('direct', directRules(n));
+    for (const g of guarded) add(g.set, [g.key, x.jump(netChain(n, 'direct'))], owner);
     if (n.published) {
       chain('nat', natRules(n));
       add('nat_to', [n.bridge, x.jump(netChain(n, 'nat'))], owner);
@@ -111,6 +116,7 @@ function baseChains(nets: readonly FirewallNetworkPolicy[]): [string, DesiredCha
     ['input', base(hook('filter', 'input', 0), nets.some((n) => n.published) ? [localnet] : [])],
     ['prerouting', base(hook('nat', 'prerouting', -100), dnat)],
     ['output', base(hook('nat', 'output', -100), dnat)],
+    ['direct', { ...directChain(), owner: SHARED }],
     ['postrouting', base(hook('nat', 'postrouting', 100), [[x.vmap(x.meta('oifname'), 'nat_to')], [x.vmap(x.payload('ip', 'saddr'), 'masq')]])],
   ];
 }
@@ -166,11 +172,11 @@ function egressRules(n: FirewallNetworkPolicy): NftRule[] {
   return n.internal ? [] : [[...family(n), x.oifname('@bridges', '!='), x.accept]];
 }
 
-/** Published ports (IPv4: DNAT is IPv4 only) or the allow-list; nothing else comes in. */
+/** What the gateway modes let in (gateway-mode.ts) or the allow-list; nothing else comes in. */
 function ingressRules(n: FirewallNetworkPolicy): NftRule[] {
   if (n.internal) return [];
-  const allowed = n.allow === null ? [[x.ipv4Only, x.ctDnat, x.accept]] : n.allow.flatMap((a) => allowRules(n, a));
-  return [...allowed, [...family(n), x.drop]];
+  const allowed = n.allow === null ? openRules(n) : n.allow.flatMap((a) => allowRules(n, a));
+  return [...allowed, ...unprotectedRules(n), [...family(n), x.drop]];
 }
 
 function allowRules(n: FirewallNetworkPolicy, a: FirewallAllow): NftRule[] {

@@ -37,7 +37,7 @@ const EP_D = 'e4'.repeat(4) + '5'.repeat(56);
 describe('nftables backend plan', () => {
   it('parses the capture: sets, maps, base chains with their hooks, per-network chains', () => {
     const t = table();
-    assert.deepEqual(Object.keys(t.sets).sort(), ['bound_addr', 'bound_port', 'bridges', 'dnat_addr', 'dnat_port', 'from', 'masq', 'nat_to', 'to']);
+    assert.deepEqual(Object.keys(t.sets).sort(), ['bound_addr', 'bound_port', 'bridges', 'direct4', 'direct6', 'dnat_addr', 'dnat_port', 'from', 'masq', 'nat_to', 'to']);
     assert.deepEqual(t.chains['forward']?.hook, { type: 'filter', hook: 'forward', prio: 0, policy: 'accept' });
     assert.equal(t.chains['forward']?.rules.length, 2);
     assert.ok(t.chains[`net-${NET_C}-from`]);
@@ -67,7 +67,7 @@ describe('nftables backend plan', () => {
     ];
     const actions = await nftPlan(more, table());
     const chains = actions.filter((a) => a.kind === 'nft.chain.write').map((a) => ('chain' in a ? a.chain : ''));
-    assert.deepEqual(chains.sort(), [`net-${NET_D}-from`, `net-${NET_D}-masq`, `net-${NET_D}-to`]);
+    assert.deepEqual(chains.sort(), [`net-${NET_D}-direct`, `net-${NET_D}-from`, `net-${NET_D}-masq`, `net-${NET_D}-to`]);
     assert.ok(actions.every((a) => a.owner.networkId === NET_D), 'every change is the new network\'s');
     const out = renderPlan(actions);
     assert.match(out, new RegExp(`\\+ nft\\.element\\.add inet ledgernet/from "lnb-dddddddd333" : jump net-${NET_D}-from \\(missing\\)`));
@@ -77,7 +77,7 @@ describe('nftables backend plan', () => {
 
   it('no table: every set and chain is written; no networks: the table goes; the iptables backend removes it', async () => {
     const fresh = await nftPlan(FIREWALL_COMMANDS, null);
-    assert.equal(fresh.filter((a) => a.kind === 'nft.set.write').length, 9);
+    assert.equal(fresh.filter((a) => a.kind === 'nft.set.write').length, 11);
     assert.ok(fresh.every((a) => a.reason === 'missing'));
     assert.deepEqual((await nftPlan([], table())).map((a) => `${a.kind} ${a.reason}`), ['nft.table.delete orphan']);
     const d = desiredFromState(given(...FIREWALL_COMMANDS));
