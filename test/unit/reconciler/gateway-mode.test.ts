@@ -1,0 +1,76 @@
+// Docker 28's gateway modes and direct-access protection as policy data (firewall.ts) and as the
+// rules of both backends (kernel/iptables/gateway-mode.ts, kernel/nftables/gateway-mode.ts):
+// golden plans for every mode, then apply to the in-memory kernel and plan again (nothing left).
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { nftablesFirewall } from '../../../src/kernel/nftables/index.ts';
+import { applyActions } from '../../../src/reconciler/apply.ts';
+import { desiredFromState } from '../../../src/reconciler/desired.ts';
+import { plan } from '../../../src/reconciler/plan.ts';
+import { renderPlan } from '../../../src/reconciler/render.ts';
+import { FakeKernel } from '../../helpers/fake-kernel.ts';
+import { GATEWAY_COMMANDS, NET_C, NET_D } from '../../helpers/firewall-states.ts';
+import { NET_A, NET_B } from '../../helpers/events.ts';
+import { assertGolden } from '../../helpers/golden.ts';
+import { given } from '../../helpers/state.ts';
+
+const firewallOnly = (a: { kind: string }) => a.kind.startsWith('chain.') || a.kind.startsWith('hook.') || a.kind.startsWith('nft.');
+
+describe('gateway modes and direct-access protection', () => {
+  const desired = desiredFromState(given(...GATEWAY_COMMANDS));
+  const net = (id: string) => desired.firewall.networks.find((n) => n.networkId === id);
+
+  it('is typed data: modes per family, trusted interfaces, opened container ports; routed has no NAT; isolated no bridge address', () => {
+    assert.deepEqual(net(NET_A)?.gatewayMode, { 4: 'routed', 6: 'routed' });
+    assert.deepEqual(net(NET_A)?.masquerade, [], 'routed: no masquerade');
+    assert.deepEqual(net(NET_A)?.forwards, [], 'routed: no DNAT');
+    assert.equal(net(NET_A)?.published, false, 'routed: no route_localnet, no localhost SNAT');
+    assert.deepEqual(net(NET_A)?.opened.map((o) => `${o.proto}/${o.ports[0]} ${o.ip}`), ['tcp/80 10.231.7.2', 'udp/53 10.231.7.2']);
+    assert.deepEqual(net(NET_B)?.gatewayMode, { 4: 'nat-unprotected', 6: 'nat' });
+    assert.deepEqual(net(NET_B)?.trusted, ['eth1', 'wg0']);
+    assert.equal(net(NET_B)?.forwards.length, 1, 'nat-unprotected still publishes through DNAT');
+    assert.deepEqual(net(NET_C)?.gateways, ['10.231.9.1']);
+    assert.deepEqual(desired.bridges.find((b) => b.networkId === NET_D)?.addrs, [], 'isolated: no address on the bridge');
+    assert.deepEqual(desired.bridges.find((b) => b.networkId === NET_C)?.addrs, ['10.231.9.1/24']);
+  });
+
+  it('iptables: golden plan, and it converges', async () => {
+    const k = new FakeKernel();
+    const actions = plan({ ...desired, bridges: [], veths: [] }, await k.observe()).filter(firewallOnly);
+    assertGolden('plans/gateway-modes,iptables,actual=empty.txt', renderPlan(actions));
+    const rules = (table: string, chain: string) => {
+      const a = actions.find((x) => x.kind === 'chain.write' && x.table === table && x.chain === chain);
+      return a?.kind === 'chain.write' ? a.rules : [];
+    };
+    const direct = rules('mangle', 'LEDGERNET-DIRECT');
+    // Only the nat network (C) is guarded for IPv4: routed, nat-unprotected and isolated are not.
+    assert.deepEqual(direct.map((r) => r.replace(/ -m comment .* -j/, ' -j')), [
+      '-d 10.231.9.1/32 -j RETURN',
+      '-d 10.231.9.0/24 -i eth1 -j RETURN',
+      '-d 10.231.9.0/24 ! -i lnb-cccccccc222 -j DROP',
+    ]);
+    assert.deepEqual(rules('mangle6', 'LEDGERNET-DIRECT').filter((r) => r.endsWith('DROP')).length, 1, 'IPv6: B is nat, so guarded');
+    const fwd = rules('filter', 'LEDGERNET-FORWARD');
+    assert.ok(fwd.some((r) => /^-d 10\.231\.7\.2\/32 -o lnb-aaaaaaaa000 -p tcp -m tcp --dport 80 .*:routed" -j ACCEPT$/.test(r)), 'routed opens the container port');
+    assert.ok(fwd.some((r) => /^-d 10\.231\.9\.2\/32 -i eth1 -o lnb-cccccccc222 -p tcp -m tcp --dport 8000 .*:trusted" -j ACCEPT$/.test(r)), 'trusted: published container port');
+    assert.ok(fwd.some((r) => /^-o lnb-bbbbbbbb111 .*:unprotected" -j ACCEPT$/.test(r)), 'nat-unprotected lets everything in');
+    assert.ok(!rules('nat', 'LEDGERNET-DNAT').some((r) => r.includes('--dport 8080 ')), 'routed: no DNAT');
+    assert.deepEqual((await applyActions(actions, k)).failures, []);
+    assert.deepEqual(plan({ ...desired, bridges: [], veths: [] }, await k.observe()).filter(firewallOnly), []);
+  });
+
+  it('nftables: golden plan; the protection is a lookup in direct4/direct6, one element per guarded subnet', async () => {
+    const k = new FakeKernel();
+    const snap = { ...(await k.observe()), nftables: null };
+    const actions = plan({ ...desired, bridges: [], veths: [] }, snap, nftablesFirewall).filter((a) => a.kind.startsWith('nft.'));
+    assertGolden('plans/gateway-modes,nftables,actual=empty.txt', renderPlan(actions));
+    const set = (name: string) => actions.find((a) => a.kind === 'nft.set.write' && a.set === name);
+    const keys = (name: string) => {
+      const s = set(name);
+      return s?.kind === 'nft.set.write' ? s.elements.map((e) => JSON.stringify((e as unknown[])[0])) : [];
+    };
+    assert.deepEqual(keys('direct4'), ['{"prefix":{"addr":"10.231.9.0","len":24}}']);
+    assert.deepEqual(keys('direct6'), ['{"prefix":{"addr":"fd00:231:8::","len":64}}']);
+    assert.deepEqual(keys('masq').length, 2, 'B and C masquerade, routed A does not');
+  });
+});
