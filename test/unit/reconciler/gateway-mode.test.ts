@@ -10,7 +10,9 @@ import { plan } from '../../../src/reconciler/plan.ts';
 import { renderPlan } from '../../../src/reconciler/render.ts';
 import { FakeKernel } from '../../helpers/fake-kernel.ts';
 import { GATEWAY_COMMANDS, NET_C, NET_D } from '../../helpers/firewall-states.ts';
-import { NET_A, NET_B } from '../../helpers/events.ts';
+import { NET_A, NET_B, endpointSpec } from '../../helpers/events.ts';
+
+const EP_4 = 'e5'.repeat(4) + '6'.repeat(56);
 import { assertGolden } from '../../helpers/golden.ts';
 import { given } from '../../helpers/state.ts';
 
@@ -32,6 +34,17 @@ describe('gateway modes and direct-access protection', () => {
     assert.deepEqual(net(NET_C)?.gateways, ['10.231.9.1']);
     assert.deepEqual(desired.bridges.find((b) => b.networkId === NET_D)?.addrs, [], 'isolated: no address on the bridge');
     assert.deepEqual(desired.bridges.find((b) => b.networkId === NET_C)?.addrs, ['10.231.9.1/24']);
+  });
+
+  it('routed maps no host port: two containers may publish the same one, and nothing is chosen for -P', () => {
+    const twice = given(
+      ...GATEWAY_COMMANDS,
+      { type: 'CreateEndpoint', spec: endpointSpec(NET_A, EP_4, '10.231.7.4/24') },
+      { type: 'ProgramExternal', networkId: NET_A, endpointId: EP_4, portmap: [{ proto: 6, port: 80, hostIp: '', hostPort: 8080, hostPortEnd: 8080 }, { proto: 6, port: 22, hostIp: '', hostPort: 0, hostPortEnd: 0 }] },
+    );
+    assert.deepEqual(twice.endpoints[EP_4]?.portmap.map((p) => p.hostPort), [8080, 0]);
+    const opened = desiredFromState(twice).firewall.networks.find((n) => n.networkId === NET_A)?.opened ?? [];
+    assert.deepEqual(opened.filter((o) => o.endpointId === EP_4).map((o) => `${o.proto}/${o.ports[0]}`), ['tcp/80', 'tcp/22']);
   });
 
   it('iptables: golden plan, and it converges', async () => {
