@@ -21,6 +21,8 @@
 //   advertisements still pass inside the bridge, as ARP (which iptables never sees) does for IPv4.
 // - filter/filter6 LEDGERNET-EG-<id>: a network's egress policy, entered from LEDGERNET-FORWARD
 //   and LEDGERNET-INPUT (filter6 gets a LEDGERNET-INPUT for it); see egress.ts.
+// - mangle/mangle6 LEDGERNET-DIRECT (from PREROUTING): direct-access protection of `nat` networks,
+//   and what each gateway mode lets in; see gateway-mode.ts.
 import { egressChainName, egressJump, egressRules } from './egress.ts';
 import { allowMatch, closeRule, DIRECT_CHAIN, DIRECT_HOOK_MATCH, directRules, openRules } from './gateway-mode.ts';
 import type { FirewallNetworkPolicy, FirewallPolicy, PortForward } from '../types.ts';
