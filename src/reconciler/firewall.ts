@@ -53,18 +53,26 @@ export function bridgeGateways(net: NetworkState): string[] {
   return [...gw(net.ipv4Data, mode.v4), ...gw(net.ipv6Data, mode.v6)];
 }
 
-/** The container ports an endpoint publishes (IPv4), one entry per protocol and port. */
+/**
+ * The container ports an endpoint publishes, per family of its addresses: a binding on all host
+ * addresses counts for both, one on an IPv4 or IPv6 host address for that family only.
+ */
 function opened(ep: EndpointState): OpenedPort[] {
-  const ip = ep.address?.split('/')[0];
-  if (ip === undefined) return [];
   const seen = new Set<string>();
-  return ep.portmap.flatMap((p) => {
+  const out: OpenedPort[] = [];
+  for (const p of ep.portmap) {
     const proto = PROTO[p.proto];
-    const key = `${p.proto}/${p.port}`;
-    if (proto === undefined || p.hostIp.includes(':') || seen.has(key)) return [];
-    seen.add(key);
-    return [{ endpointId: ep.endpointId, family: 4 as const, ip, proto, ports: [p.port, p.port] as const }];
-  });
+    if (proto === undefined) continue;
+    for (const [family, addr] of [[4, ep.address], [6, ep.addressV6]] as const) {
+      const ip = addr?.split('/')[0];
+      const key = `${family} ${p.proto}/${p.port}`;
+      const fits = p.hostIp === '' || p.hostIp.includes(':') === (family === 6);
+      if (ip === undefined || !fits || seen.has(key)) continue;
+      seen.add(key);
+      out.push({ endpointId: ep.endpointId, family, ip, proto, ports: [p.port, p.port] });
+    }
+  }
+  return out;
 }
 
 /** The egress policy, or null (none given, or an internal network: nothing leaves it anyway). */

@@ -107,7 +107,7 @@ export const GATEWAY_COMMANDS: readonly Command[] = [
     type: 'CreateNetwork',
     spec: withIpv6({ ...networkSpec(NET_D, '10.231.10.0/24', '10.231.10.1/24'), internal: true, options: { [GW4]: 'isolated', [GW6]: 'isolated' } }, 10),
   },
-  { type: 'CreateEndpoint', spec: endpointSpec(NET_A, EP_1) },
+  { type: 'CreateEndpoint', spec: { ...endpointSpec(NET_A, EP_1), addressV6: 'fd00:231:7::2/64' } },
   { type: 'CreateEndpoint', spec: endpointSpec(NET_B, EP_2, '10.231.8.2/24') },
   { type: 'CreateEndpoint', spec: endpointSpec(NET_C, EP_3, '10.231.9.2/24') },
   { type: 'ProgramExternal', networkId: NET_A, endpointId: EP_1, portmap: [tcp(8080, 80), { proto: 17, port: 53, hostIp: '', hostPort: 5353, hostPortEnd: 5353 }] },

@@ -27,7 +27,7 @@ describe('gateway modes and direct-access protection', () => {
     assert.deepEqual(net(NET_A)?.masquerade, [], 'routed: no masquerade');
     assert.deepEqual(net(NET_A)?.forwards, [], 'routed: no DNAT');
     assert.equal(net(NET_A)?.published, false, 'routed: no route_localnet, no localhost SNAT');
-    assert.deepEqual(net(NET_A)?.opened.map((o) => `${o.proto}/${o.ports[0]} ${o.ip}`), ['tcp/80 10.231.7.2', 'udp/53 10.231.7.2']);
+    assert.deepEqual(net(NET_A)?.opened.map((o) => `${o.proto}/${o.ports[0]} ${o.ip}`), ['tcp/80 10.231.7.2', 'tcp/80 fd00:231:7::2', 'udp/53 10.231.7.2', 'udp/53 fd00:231:7::2']);
     assert.deepEqual(net(NET_B)?.gatewayMode, { 4: 'nat-unprotected', 6: 'nat' });
     assert.deepEqual(net(NET_B)?.trusted, ['eth1', 'wg0']);
     assert.equal(net(NET_B)?.forwards.length, 1, 'nat-unprotected still publishes through DNAT');
