@@ -27,6 +27,8 @@ export interface Link {
   readonly peer: string | null;
   /** For a veth: true when the peer lives in another network namespace (`link_netnsid`). */
   readonly peerInOtherNetns: boolean;
+  /** `inet6_addr_gen_mode` (`eui64`, `none`, …): `none` gives the link no IPv6 link-local address; absent when not printed. */
+  readonly addrGenMode?: string;
 }
 
 /** One address as `ip -j addr show` reports it. */

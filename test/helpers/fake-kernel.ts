@@ -166,7 +166,7 @@ export class FakeKernel implements Kernel {
     const replaced = 'replaces' in c ? (c.replaces ?? []).map((n) => this.del(n)) : [];
     switch (c.kind) {
       case 'bridge.create':
-        return [...replaced, this.add(c.name, 'bridge', c.mtu), this.set(c.name, { alias: c.alias, up: true })];
+        return [...replaced, this.add(c.name, 'bridge', c.mtu), this.set(c.name, { alias: c.alias, up: true, ...(c.noLinkLocal ? { noLinkLocal: true } : {}) })];
       case 'veth.create':
         return [
           ...replaced,
@@ -195,7 +195,7 @@ export class FakeKernel implements Kernel {
   }
 
   /** `link set`; setting the alias moves the link back to group `default` (see CREATE_GROUP). */
-  private set(name: string, f: { readonly mtu?: number; readonly alias?: string; readonly master?: string; readonly up?: true }): string | null {
+  private set(name: string, f: { readonly mtu?: number; readonly alias?: string; readonly master?: string; readonly up?: true; readonly noLinkLocal?: true }): string | null {
     const l = this.links.get(name);
     if (!l) return `Cannot find device "${name}"`;
     if (f.master !== undefined) {
@@ -205,6 +205,7 @@ export class FakeKernel implements Kernel {
     if (f.mtu !== undefined) l.mtu = f.mtu;
     if (f.alias !== undefined) [l.alias, l.group] = [f.alias, 'default'];
     if (f.up) l.up = true;
+    if (f.noLinkLocal) l.addrGenMode = 'none';
     return null;
   }
 

@@ -41,7 +41,13 @@ const ep4: Command = { type: 'CreateEndpoint', spec: endpointSpec('c'.repeat(64)
 /** Gateway modes: an isolated network (a bridge without an address) and a routed one with trusted interfaces. */
 const isolated: Command = {
   type: 'CreateNetwork',
-  spec: { ...networkSpec('d'.repeat(64), '10.231.10.0/24', '10.231.10.1/24'), internal: true, options: { 'com.docker.network.bridge.gateway_mode_ipv4': 'isolated' } },
+  spec: {
+    ...networkSpec('d'.repeat(64), '10.231.10.0/24', '10.231.10.1/24'),
+    internal: true,
+    ipv6: true,
+    ipv6Data: [{ pool: 'fd00:231:10::/64', gateway: 'fd00:231:10::1/64', aux: {} }],
+    options: { 'com.docker.network.bridge.gateway_mode_ipv4': 'isolated', 'com.docker.network.bridge.gateway_mode_ipv6': 'isolated' },
+  },
 };
 const routed: Command = {
   type: 'CreateNetwork',

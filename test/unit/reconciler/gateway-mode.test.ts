@@ -47,6 +47,24 @@ describe('gateway modes and direct-access protection', () => {
     assert.deepEqual(opened.filter((o) => o.endpointId === EP_4).map((o) => `${o.proto}/${o.ports[0]}`), ['tcp/80', 'tcp/22']);
   });
 
+  it('isolated IPv6: the bridge is created without a link-local address (addrgenmode none); one found is removed', async () => {
+    const k = new FakeKernel();
+    const first = plan(desired, await k.observe());
+    const create = first.find((a) => a.kind === 'bridge.create' && a.name === 'lnb-dddddddd333');
+    assert.ok(create?.kind === 'bridge.create' && create.noLinkLocal === true, 'the isolated bridge gets addrgenmode none');
+    assert.ok(first.every((a) => a.kind !== 'bridge.create' || a.name === 'lnb-dddddddd333' || a.noLinkLocal === undefined), 'other bridges keep theirs');
+    assert.deepEqual((await applyActions(first, k)).failures, []);
+    assert.deepEqual(plan(desired, await k.observe()), []);
+    // Someone gave it a link-local address and the default address generation back.
+    const link = k.links.get('lnb-dddddddd333');
+    assert.ok(link);
+    link.addrGenMode = 'eui64';
+    k.addrs.push({ dev: 'lnb-dddddddd333', family: 'inet6', cidr: 'fe80::1/64', scope: 'link' });
+    const drift = renderPlan(plan(desired, await k.observe()));
+    assert.match(drift, /~ link\.set lnb-dddddddd333 \(drifted: addrgenmode none expected, eui64 found\)/);
+    assert.match(drift, /- addr\.del lnb-dddddddd333 fe80::1\/64/);
+  });
+
   it('iptables: golden plan, and it converges', async () => {
     const k = new FakeKernel();
     const actions = plan({ ...desired, bridges: [], veths: [] }, await k.observe()).filter(firewallOnly);
