@@ -9,7 +9,8 @@
 // - routed: no NAT either way: the published container port (and ping) is reachable at the
 //   container's address, the host port is not, and the outside sees the container's own address;
 // - nat-unprotected: NAT as usual, and every port of the container reachable directly;
-// - isolated (--internal): the bridge has no address, the host does not reach the containers,
+// - isolated (--internal, both families): the bridge has no address (not even IPv6 link-local),
+//   the host does not reach the containers,
 //   they reach each other;
 // - the dry-run shows a protection rule deleted by hand, and a reconcile puts it back.
 // Traffic only between the outside namespace, the host and the containers made here (10.231.16x.0/24).
@@ -148,11 +149,11 @@ for (const fw of FIREWALLS) describe(`gateway modes and direct-access protection
   });
 
   test('isolated (--internal): the bridge has no address, the host does not reach the containers, they reach each other', async () => {
-    const n = await createNetwork(165, '--internal', '-o', `${GW4}=isolated`);
+    const n = await createNetwork(165, '--internal', '--ipv6', '--subnet', 'fd00:231:165::/64', '-o', `${GW4}=isolated`, '-o', 'com.docker.network.bridge.gateway_mode_ipv6=isolated');
     const a = await runServer(n.name);
     const b = await runServer(n.name);
     const addrs = JSON.parse((await execa('ip', ['-j', 'addr', 'show', 'dev', n.bridge])).stdout) as { addr_info: { family: string; local: string }[] }[];
-    assert.deepEqual(addrs[0]?.addr_info.filter((i) => i.family === 'inet'), [], 'no IPv4 address on the bridge');
+    assert.deepEqual(addrs[0]?.addr_info, [], 'no address on the bridge: no IPv4, no IPv6, not even link-local');
     assert.ok(await fetchFrom(b.name, `http://${a.ip}/`), 'containers of the network reach each other');
     // Checked on the host's routes, not by sending: without the bridge's route a packet would leave by the default route.
     const route = JSON.parse((await execa('ip', ['-j', 'route', 'get', a.ip])).stdout) as { dev?: string }[];
@@ -160,7 +161,7 @@ for (const fw of FIREWALLS) describe(`gateway modes and direct-access protection
     const bound = await execa('/bin/busybox', ['ping', '-c', '1', '-W', '1', '-I', n.bridge, a.ip], { reject: false, stdin: 'ignore' });
     assert.notEqual(bound.exitCode, 0, 'the host does not reach them, even sending on the bridge itself');
     assert.equal(await ping(b.name, '10.231.165.1', 1), false, 'nothing answers at the gateway address');
-    const refused = await docker(['network', 'create', '--driver', 'ledgernet', '-o', `${GW4}=isolated`, uniqueName('lngw')]);
+    const refused = await docker(['network', 'create', '--driver', 'ledgernet', '-o', `${GW4}=isolated`, track.network(uniqueName('lngw'))]);
     assert.notEqual(refused.exitCode, 0);
     assert.match(refused.stderr, /gateway_mode_ipv4=isolated can only be used for an internal network/);
     const dr = await dryRun();
