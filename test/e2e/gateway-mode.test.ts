@@ -8,16 +8,19 @@
 //   (trusted_host_interfaces) the published container port is reachable, an unpublished one not;
 // - routed: no NAT either way: the published container port (and ping) is reachable at the
 //   container's address, the host port is not, and the outside sees the container's own address;
+//   routed for IPv6 only: the same over IPv6 (no IPv6 masquerade or DNAT), while IPv4 keeps its NAT;
 // - nat-unprotected: NAT as usual, and every port of the container reachable directly;
 // - isolated (--internal, both families): the bridge has no address (not even IPv6 link-local),
 //   the host does not reach the containers,
 //   they reach each other;
 // - the dry-run shows a protection rule deleted by hand, and a reconcile puts it back.
-// Traffic only between the outside namespace, the host and the containers made here (10.231.16x.0/24).
+// Traffic only between the outside namespace, the host and the containers made here (10.231.16x.0/24,
+// fd00:231:167::/64). IPv6 forwarding is turned on for the run and put back as it was.
 import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { execa } from 'execa';
-import { TEST_IMAGE, cleanupAll, containerIp, docker, ping, track, uniqueName, waitFor } from '../helpers/docker.ts';
+import { TEST_IMAGE, cleanupAll, containerEndpoint, containerIp, docker, ping, track, uniqueName, waitFor } from '../helpers/docker.ts';
 import { ledgernetCli, startDaemon, stopAllDaemons, type DaemonHandle } from '../helpers/daemon.ts';
 import { assertNoLeaks, waitNoLeaks } from '../helpers/leaks.ts';
 import { createOutside, type Outside } from '../helpers/outside.ts';
@@ -26,14 +29,19 @@ import { notOurs, rulesSave } from '../helpers/rules.ts';
 let daemon: DaemonHandle;
 let outside: Outside;
 let rulesBefore: string;
+let savedForwarding: string | null = null;
 
 const FIREWALLS = (process.env['LEDGERNET_TEST_FIREWALLS'] ?? 'iptables,nftables').split(',');
 const GW4 = 'com.docker.network.bridge.gateway_mode_ipv4';
+const GW6 = 'com.docker.network.bridge.gateway_mode_ipv6';
+const FORWARDING = '/proc/sys/net/ipv6/conf/all/forwarding';
 const SERVE = 'mkdir -p /www && echo ok >/www/index.html && httpd -p 80 -h /www && httpd -p 81 -h /www && exec sleep 600';
 
 before(async () => {
   await assertNoLeaks();
   rulesBefore = await rulesSave('iptables-save');
+  savedForwarding = (await readFile(FORWARDING, 'utf8')).trim();
+  await writeFile(FORWARDING, '1\n');
 });
 
 afterEach(async () => {
@@ -41,9 +49,13 @@ afterEach(async () => {
 });
 
 after(async () => {
-  await cleanupAll();
-  await stopAllDaemons();
-  await outside?.remove();
+  try {
+    await cleanupAll();
+    await stopAllDaemons();
+    await outside?.remove();
+  } finally {
+    if (savedForwarding !== null) await writeFile(FORWARDING, `${savedForwarding}\n`);
+  }
 });
 
 async function createNetwork(n: number, ...extra: string[]): Promise<{ name: string; id: string; bridge: string; subnet: string }> {
@@ -69,18 +81,19 @@ async function fetchFrom(container: string, url: string): Promise<boolean> {
   return r.exitCode === 0 && /ok/.test(r.stdout);
 }
 
-const PEER = `
+const PEER = (v6: boolean) => `
 import socket
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(('0.0.0.0', 5555)); s.listen(1); s.settimeout(15)
+s = socket.socket(socket.${v6 ? 'AF_INET6' : 'AF_INET'}); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('${v6 ? '::' : '0.0.0.0'}', 5555)); s.listen(1); s.settimeout(15)
 c, a = s.accept(); print(a[0]); c.close()
 `;
 
-/** The source address the outside sees on a TCP connection the container opens to it. */
-async function sourceSeenOutside(container: string): Promise<string> {
-  const server = execa('ip', ['netns', 'exec', outside.netns, 'python3', '-c', PEER], { reject: false, stdin: 'ignore', timeout: 20_000 });
+/** The source address the outside sees on a TCP connection the container opens to it (at `to`, its IPv4 address unless said). */
+async function sourceSeenOutside(container: string, to = outside.ip): Promise<string> {
+  const v6 = to.includes(':');
+  const server = execa('ip', ['netns', 'exec', outside.netns, 'python3', '-c', PEER(v6)], { reject: false, stdin: 'ignore', timeout: 20_000 });
   await new Promise((r) => setTimeout(r, 500));
-  await docker(['exec', container, 'sh', '-c', `echo x | nc -w 2 ${outside.ip} 5555`], { timeoutMs: 15_000 });
+  await docker(['exec', container, 'sh', '-c', `echo x | nc -w 2 ${to} 5555`], { timeoutMs: 15_000 });
   const r = await server;
   return r.stdout.trim();
 }
@@ -92,7 +105,7 @@ async function dryRun(): Promise<{ code: number; out: string }> {
 
 for (const fw of FIREWALLS) describe(`gateway modes and direct-access protection (--firewall ${fw})`, () => {
   before(async () => {
-    outside = await createOutside('10.231.251');
+    outside = await createOutside('10.231.251', 'fd00:231:251');
     daemon = await startDaemon({ extraArgs: ['--reconcile-interval', '0', '--firewall', fw] });
   });
   after(async () => {
@@ -137,6 +150,21 @@ for (const fw of FIREWALLS) describe(`gateway modes and direct-access protection
     const rules = fw === 'iptables' ? await rulesSave('iptables-save', ['-t', 'nat']) : (await execa('nft', ['list', 'table', 'inet', 'ledgernet'])).stdout;
     assert.doesNotMatch(rules, /18563/, 'no DNAT for the host port');
     assert.doesNotMatch(rules, new RegExp(n.subnet.replace(/\./g, '\\.').replace('/', '\\/') + '.*(MASQUERADE|masq)'), 'no masquerade');
+  });
+
+  test('routed for IPv6 only: the published container port and ping reach its IPv6 address, IPv6 egress keeps it; IPv4 stays NATed and protected', async () => {
+    const n = await createNetwork(167, '--ipv6', '--subnet', 'fd00:231:167::/64', '-o', `${GW6}=routed`);
+    await outside.addRoute('fd00:231:167::/64');
+    const srv = await runServer(n.name, '-p', '18567:80');
+    const ip6 = (await containerEndpoint(srv.name, n.name)).GlobalIPv6Address;
+    assert.ok(await outside.fetch(`http://[${ip6}]:80/`), 'published container port, at its IPv6 address');
+    assert.equal(await outside.fetch(`http://[${ip6}]:81/`), false, 'unpublished port: dropped');
+    assert.ok(await outside.ping(ip6), 'ICMPv6 is let in');
+    assert.equal(await outside.fetch(`http://[${outside.hostIp6}]:18567/`), false, 'no IPv6 DNAT of the host port');
+    assert.equal(await sourceSeenOutside(srv.name, outside.ip6), ip6, 'IPv6 egress: the container address, no masquerade');
+    assert.ok(await outside.fetch(`http://${outside.hostIp}:18567/`), 'IPv4: the host port is published');
+    assert.equal(await outside.fetch(`http://${srv.ip}:80/`), false, 'IPv4: the container address is protected');
+    assert.equal(await sourceSeenOutside(srv.name), outside.hostIp, 'IPv4 egress is masqueraded');
   });
 
   test('nat-unprotected: NAT as usual, and every port of the container is reachable directly', async () => {
