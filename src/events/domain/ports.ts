@@ -16,9 +16,12 @@ function key(proto: number, port: number): string {
   return `${proto}/${port}`;
 }
 
+/** A network that maps no host port: IPv4 `routed`, and IPv6 too when it has IPv6 (else IPv6 NAT maps them). */
 function routed(state: State, ep: EndpointState): boolean {
   const net = state.networks[ep.networkId];
-  return net !== undefined && gatewayModes(net.options, net.internal).v4 === 'routed';
+  if (net === undefined) return false;
+  const mode = gatewayModes(net.options, net.internal);
+  return mode.v4 === 'routed' && (net.ipv6Data.length === 0 || mode.v6 === 'routed');
 }
 
 /**
@@ -28,7 +31,7 @@ function routed(state: State, ep: EndpointState): boolean {
  */
 export function resolvePorts(portmap: readonly PortBinding[], state: State, ep: EndpointState): PortBinding[] {
   // The `routed` gateway mode maps no host port (only the container port is opened): nothing to
-  // choose or to collide with, as in Docker.
+  // choose or to collide with, as in Docker (unless the other family is NATed and maps them).
   if (routed(state, ep)) return [...portmap];
   const taken = new Map<string, string>();
   for (const other of Object.values(state.endpoints)) {

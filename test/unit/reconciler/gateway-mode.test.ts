@@ -47,21 +47,22 @@ describe('gateway modes and direct-access protection', () => {
       const state = given(
         { type: 'CreateNetwork', spec: withIpv6({ ...networkSpec(NET_A), options }, 7) },
         { type: 'CreateEndpoint', spec: { ...endpointSpec(NET_A, EP_4, '10.231.7.4/24'), addressV6: 'fd00:231:7::4/64' } },
-        { type: 'ProgramExternal', networkId: NET_A, endpointId: EP_4, portmap: [{ proto: 6, port: 80, hostIp: '', hostPort: 8080, hostPortEnd: 8080 }] },
+        { type: 'ProgramExternal', networkId: NET_A, endpointId: EP_4, portmap: [{ proto: 6, port: 80, hostIp: '', hostPort: 8080, hostPortEnd: 8080 }, { proto: 6, port: 22, hostIp: '', hostPort: 0, hostPortEnd: 0 }] },
       );
       return desiredFromState(state).firewall.networks[0];
     };
     const v6routed = net6('nat', 'routed');
     assert.deepEqual(v6routed?.masquerade, ['10.231.7.0/24']);
     assert.equal(v6routed?.snat4, '192.0.2.44');
-    assert.equal(v6routed?.forwards.length, 1, 'IPv4 still publishes through DNAT');
+    assert.deepEqual(v6routed?.forwards.map((f) => f.hostPorts[0]), [8080, 49153], 'IPv4 still publishes through DNAT');
     assert.equal(v6routed?.nat6, undefined, 'IPv6 routed: no masquerade, SNAT to host_ipv6 or DNAT');
-    assert.deepEqual(v6routed?.opened.map((o) => `${o.family} ${o.ip}`), ['4 10.231.7.4', '6 fd00:231:7::4']);
+    assert.deepEqual(v6routed?.opened.map((o) => `${o.ports[0]} ${o.ip}`), ['80 10.231.7.4', '80 fd00:231:7::4', '22 10.231.7.4', '22 fd00:231:7::4']);
     const v4routed = net6('routed', 'nat');
     assert.deepEqual(v4routed?.masquerade, [], 'IPv4 routed: no masquerade nor SNAT to host_ipv4');
     assert.deepEqual(v4routed?.forwards, []);
     assert.deepEqual(v4routed?.nat6?.masquerade, ['fd00:231:7::/64']);
     assert.equal(v4routed?.nat6?.snat, '2001:db8::44');
+    assert.deepEqual(v4routed?.nat6?.forwards.map((f) => `${f.hostPorts[0]} ${f.ip}`), ['8080 fd00:231:7::4', '49153 fd00:231:7::4'], 'IPv6 NAT still maps host ports, -P chosen too');
   });
 
   it('routed maps no host port: two containers may publish the same one, and nothing is chosen for -P', () => {
