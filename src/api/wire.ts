@@ -171,8 +171,7 @@ function networkOptions(method: string, body: Json, forCreate: boolean) {
   const ipv6Data = forCreate ? ipamList(method, body['IPv6Data'], 'IPv6Data', 6) : [];
   try {
     const checked = checkNetworkOptions(generic, { internal, subnets: [...ipv4Data, ...ipv6Data].map((d) => d.pool) });
-    // GwAllocCheck answers what a mode means; only CreateNetwork refuses the ones not carried out yet.
-    return { generic, internal, ipv6, checked, gateway: gatewayModes(generic, internal, forCreate), ipv4Data, ipv6Data };
+    return { generic, internal, ipv6, checked, gateway: gatewayModes(generic, internal), ipv4Data, ipv6Data };
   } catch (e) {
     if (!isDriverError(e)) throw e;
     throw new DriverError(e.code, `${method}: ${e.message}`);

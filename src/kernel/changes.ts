@@ -39,7 +39,15 @@ export interface VethSpec {
 
 /** Link and address work: one `ip -force -batch -` per pass (kernel/iproute/). */
 export type LinkChange =
-  | (ChangeBase & Replaces & { readonly kind: 'bridge.create'; readonly name: string; readonly alias: string; readonly mtu: number })
+  | (ChangeBase &
+      Replaces & {
+        readonly kind: 'bridge.create';
+        readonly name: string;
+        readonly alias: string;
+        readonly mtu: number;
+        /** No IPv6 link-local address (`addrgenmode none` before the bridge goes up): the `isolated` gateway mode. */
+        readonly noLinkLocal?: true;
+      })
   | (ChangeBase & Replaces & VethSpec & { readonly kind: 'veth.create' })
   | (ChangeBase & {
       readonly kind: 'link.set';
@@ -48,6 +56,8 @@ export type LinkChange =
       readonly master?: string;
       readonly alias?: string;
       readonly up?: true;
+      /** `addrgenmode none`: no new IPv6 link-local address. */
+      readonly noLinkLocal?: true;
     })
   | (ChangeBase & Replaces & { readonly kind: 'ifb.create'; readonly name: string; readonly alias: string })
   | (ChangeBase & { readonly kind: 'addr.add'; readonly dev: string; readonly cidr: string })

@@ -42,7 +42,7 @@ function linkChange(s: KernelSnapshot, c: LinkChange): KernelSnapshot {
     case 'bridge.create':
       return {
         ...base,
-        links: [...base.links, created(c.name, 'bridge', { mtu: c.mtu, alias: c.alias })],
+        links: [...base.links, created(c.name, 'bridge', { mtu: c.mtu, alias: c.alias, ...(c.noLinkLocal ? { addrGenMode: 'none' } : {}) })],
         routeLocalnet: { ...base.routeLocalnet, [c.name]: false },
       };
     case 'veth.create': {
@@ -59,6 +59,7 @@ function linkChange(s: KernelSnapshot, c: LinkChange): KernelSnapshot {
         ...(c.alias !== undefined ? { alias: c.alias, group: 'default' } : {}),
         ...(c.master !== undefined ? { master: c.master } : {}),
         ...(c.up ? { up: true } : {}),
+        ...(c.noLinkLocal ? { addrGenMode: 'none' } : {}),
       }));
     case 'addr.add': {
       const addr: Addr = { dev: c.dev, family: c.cidr.includes(':') ? 'inet6' : 'inet', cidr: c.cidr, scope: 'global' };

@@ -37,6 +37,8 @@ function toLink(rec: JsonRecord, i: number): Link {
     // `link_index` + `link_netnsid` instead, and the index means nothing here.
     peer: isVeth ? optionalString(rec, 'link', WHAT, label) : null,
     peerInOtherNetns: isVeth && rec['link_netnsid'] !== undefined,
+    // Only bridges: the one kind whose address generation ledgernet sets (the isolated gateway mode).
+    ...(kind === 'bridge' && typeof rec['inet6_addr_gen_mode'] === 'string' ? { addrGenMode: rec['inet6_addr_gen_mode'] } : {}),
   };
 }
 

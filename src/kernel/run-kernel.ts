@@ -154,7 +154,7 @@ export function createKernel(opts: KernelOptions): HostKernel {
 
   return {
     async observe(): Promise<KernelSnapshot> {
-      const [links, addrs, filter, nat, qdiscs, filter6, nat6, nftables] = await Promise.all([
+      const [links, addrs, filter, nat, qdiscs, filter6, nat6, nftables, mangle, mangle6] = await Promise.all([
         run('read links', 'ip', ipArgs('-j', '-d', 'link', 'show')),
         run('read addresses', 'ip', ipArgs('-j', 'addr', 'show')),
         run('read the iptables filter table', ...iptables('iptables-save', '-t', 'filter')),
@@ -165,6 +165,9 @@ export function createKernel(opts: KernelOptions): HostKernel {
         run('read the ip6tables filter table', ...iptables('ip6tables-save', '-t', 'filter')).catch(() => null),
         run('read the ip6tables nat table', ...iptables('ip6tables-save', '-t', 'nat')).catch(() => null),
         readNftables(),
+        // Direct-access protection (kernel/iptables/gateway-mode.ts); unreadable: left alone.
+        run('read the iptables mangle table', ...iptables('iptables-save', '-t', 'mangle')).catch(() => null),
+        run('read the ip6tables mangle table', ...iptables('ip6tables-save', '-t', 'mangle')).catch(() => null),
       ]);
       for (const o of [links, addrs, filter, nat, qdiscs]) failOnExit(o);
       const parsedLinks = parseLinks(links.stdout);
@@ -176,6 +179,8 @@ export function createKernel(opts: KernelOptions): HostKernel {
         nat: parseIptablesSave(nat.stdout, 'nat'),
         filter6: filter6 === null || filter6.exitCode !== 0 ? null : parseIptablesSave(filter6.stdout, 'filter'),
         nat6: nat6 === null || nat6.exitCode !== 0 ? null : parseIptablesSave(nat6.stdout, 'nat'),
+        mangle: mangle === null || mangle.exitCode !== 0 ? null : parseIptablesSave(mangle.stdout, 'mangle'),
+        mangle6: mangle6 === null || mangle6.exitCode !== 0 ? null : parseIptablesSave(mangle6.stdout, 'mangle'),
         qdiscs: parsedQdiscs,
         ingressRedirects: await readRedirects(parsedQdiscs),
         routeLocalnet: await readRouteLocalnet(parsedLinks.filter((l) => l.kind === 'bridge').map((l) => l.name)),
@@ -216,7 +221,7 @@ export function createKernel(opts: KernelOptions): HostKernel {
     applyShaping: (changes) => runChanges(changes, tcLines, tcBatch),
     async restoreIptables(table, changes) {
       const input = restoreInput(changes, table);
-      if (input !== null) await iptablesRestore(input, table === 'filter6' || table === 'nat6' ? 6 : 4);
+      if (input !== null) await iptablesRestore(input, table.endsWith('6') ? 6 : 4);
     },
 
     async nftApply(json: string): Promise<void> {

@@ -27,6 +27,8 @@ export interface Link {
   readonly peer: string | null;
   /** For a veth: true when the peer lives in another network namespace (`link_netnsid`). */
   readonly peerInOtherNetns: boolean;
+  /** `inet6_addr_gen_mode` (`eui64`, `none`, …): `none` gives the link no IPv6 link-local address; absent when not printed. */
+  readonly addrGenMode?: string;
 }
 
 /** One address as `ip -j addr show` reports it. */
@@ -93,6 +95,9 @@ export interface KernelSnapshot {
    * cannot run; absent when it was not read (then nothing is planned for it).
    */
   readonly nat6?: IptablesTable | null;
+  /** `iptables-save -t mangle` and `ip6tables-save -t mangle` (direct-access protection); null: cannot be read; absent: not read. */
+  readonly mangle?: IptablesTable | null;
+  readonly mangle6?: IptablesTable | null;
   /** `net.ipv4.conf.<bridge>.route_localnet` of every bridge, by bridge name. */
   readonly routeLocalnet: Readonly<Record<string, boolean>>;
   readonly qdiscs: readonly Qdisc[];
@@ -129,8 +134,8 @@ export interface ChangesResult {
   readonly failures: readonly ChangeFailure[];
 }
 
-/** The iptables tables ledgernet writes; `filter6` and `nat6` are ip6tables' filter and nat tables. */
-export type IptablesTableKey = 'filter' | 'nat' | 'filter6' | 'nat6';
+/** The iptables tables ledgernet writes; `filter6`, `nat6` and `mangle6` are ip6tables' tables (the `6` suffix). */
+export type IptablesTableKey = 'filter' | 'nat' | 'filter6' | 'nat6' | 'mangle' | 'mangle6';
 
 /**
  * The reconciler's only door to the kernel: observed facts out, typed changes in; the kernel
@@ -225,6 +230,34 @@ export interface FirewallNetworkPolicy {
   readonly snat4?: string | null;
   /** What the containers may open connections to outside the network; null: no egress policy. */
   readonly egress: FirewallEgress | null;
+  /** Docker's gateway mode of each family; how each backend carries it out: its gateway-mode.ts. */
+  readonly gatewayMode: { readonly 4: FirewallGatewayMode; readonly 6: FirewallGatewayMode };
+  /** `trusted_host_interfaces`: packets from these may address containers directly (published ports). */
+  readonly trusted: readonly string[];
+  /** The network's subnets (both families), canonical: what direct-access protection guards. */
+  readonly subnets: readonly string[];
+  /** The addresses of the bridge (gateways, without prefix length): the host's own, never guarded. */
+  readonly gateways: readonly string[];
+  /** Published container ports, per endpoint address: opened to direct access in `routed`, and from trusted interfaces in `nat`. */
+  readonly opened: readonly OpenedPort[];
+}
+
+/**
+ * Docker 28's gateway modes, per family: `nat` (masquerade, published ports through DNAT, packets
+ * from outside addressed to a container dropped unless they come from a trusted interface),
+ * `nat-unprotected` (the same NAT, nothing filtered: every port reachable directly), `routed` (no
+ * NAT; published ports open the container port to direct access, and ICMP), `isolated` (internal
+ * only; the bridge gets no address).
+ */
+type FirewallGatewayMode = 'nat' | 'nat-unprotected' | 'routed' | 'isolated';
+
+export interface OpenedPort {
+  readonly endpointId: string;
+  readonly family: 4 | 6;
+  readonly ip: string;
+  readonly proto: 'tcp' | 'udp' | 'sctp';
+  /** Inclusive container port range. */
+  readonly ports: readonly [number, number];
 }
 
 /**

@@ -1,9 +1,9 @@
 import type { State } from '../events/domain/types.ts';
 import { ifbName, ownerAlias } from '../events/domain/naming.ts';
-import { networkPolicy } from '../events/domain/options.ts';
+import { gatewayModes, networkPolicy } from '../events/domain/options.ts';
 import type { FirewallPolicy, VethSpec } from '../kernel/types.ts';
 import { peerVteps } from './cluster.ts';
-import { firewallPolicy, needsLocalnet, type FirewallNetwork } from './firewall.ts';
+import { bridgeGateways, firewallPolicy, needsLocalnet, type FirewallNetwork } from './firewall.ts';
 
 export interface DesiredBridge {
   readonly networkId: string;
@@ -14,6 +14,8 @@ export interface DesiredBridge {
   readonly addrs: readonly string[];
   /** route_localnet=1: published ports are reachable from the host on 127.0.0.1. */
   readonly routeLocalnet: boolean;
+  /** The kernel's IPv6 link-local address; false for the `isolated` IPv6 gateway mode (the bridge has no address at all). */
+  readonly linkLocal: boolean;
 }
 
 export interface DesiredVeth extends VethSpec {
@@ -55,11 +57,10 @@ export function desiredFromState(state: State): DesiredState {
       name: n.bridge,
       alias: ownerAlias('network', n.networkId),
       mtu: n.mtu,
-      addrs: [...n.ipv4Data, ...n.ipv6Data]
-        .map((d) => d.gateway)
-        .filter((g): g is string => g !== null)
-        .sort(),
+      // A family in the `isolated` gateway mode has no address on the bridge: the host does not reach it.
+      addrs: bridgeGateways(n).sort(),
       routeLocalnet: needsLocalnet(fw[i] as FirewallNetwork),
+      linkLocal: !(n.ipv6Data.length > 0 && gatewayModes(n.options, n.internal).v6 === 'isolated'),
     }),
   );
   const veths: DesiredVeth[] = [];

@@ -2,9 +2,9 @@
 // published ports, masquerade and hairpin, egress policy), computed from the folded state. How that is
 // written (iptables today) is the firewall backend's business, under src/kernel/.
 import { BRIDGE_PREFIX, OWNER_TAG } from '../events/domain/naming.ts';
-import { egressPolicy, natSources, type NetworkPolicy } from '../events/domain/options.ts';
+import { egressPolicy, gatewayModes, natSources, trustedHostInterfaces, type NetworkPolicy } from '../events/domain/options.ts';
 import type { EndpointState, NetworkState, PortBinding } from '../events/domain/types.ts';
-import type { FirewallEgress, FirewallNat6, FirewallNetworkPolicy, FirewallPolicy, PortForward } from '../kernel/types.ts';
+import type { FirewallEgress, FirewallNat6, FirewallNetworkPolicy, FirewallPolicy, OpenedPort, PortForward } from '../kernel/types.ts';
 
 export interface FirewallNetwork {
   readonly net: NetworkState;
@@ -21,6 +21,11 @@ function networkPolicy(n: FirewallNetwork): FirewallNetworkPolicy {
   const { net, policy } = n;
   const pools = net.ipv4Data.map((d) => d.pool);
   const nat = natSources(net.options);
+  const mode = gatewayModes(net.options, net.internal);
+  // `routed`: no masquerade, SNAT or DNAT in that family; published ports are opened on the container
+  // instead. `isolated` is only with --internal: no NAT either.
+  const nat4 = !net.internal && mode.v4 !== 'routed';
+  const nat6on = net.ipv6Data.length > 0 && !net.internal && mode.v6 !== 'routed';
   return {
     networkId: net.networkId,
     bridge: net.bridge,
@@ -28,13 +33,18 @@ function networkPolicy(n: FirewallNetwork): FirewallNetworkPolicy {
     icc: policy.icc,
     ipv6: net.ipv6Data.length > 0,
     allow: policy.allow,
-    masquerade: !net.internal && policy.masquerade ? pools : [],
+    masquerade: nat4 && policy.masquerade ? pools : [],
     published: needsLocalnet(n),
     pools,
-    forwards: net.internal ? [] : n.endpoints.flatMap((ep) => forwards(ep, 4)),
+    forwards: nat4 ? n.endpoints.flatMap((ep) => forwards(ep, 4)) : [],
     egress: egress(net),
-    ...(net.ipv6Data.length > 0 && !net.internal ? { nat6: nat6(n, nat.v6) } : {}),
+    ...(nat6on ? { nat6: nat6(n, nat.v6) } : {}),
     ...(nat.v4 === null ? {} : { snat4: nat.v4 }),
+    gatewayMode: { 4: mode.v4, 6: mode.v6 },
+    trusted: trustedHostInterfaces(net.options),
+    subnets: [...net.ipv4Data, ...net.ipv6Data].map((d) => d.pool),
+    gateways: bridgeGateways(net).map((g) => g.split('/')[0] ?? g),
+    opened: net.internal ? [] : n.endpoints.flatMap(opened),
   };
 }
 
@@ -42,6 +52,38 @@ function networkPolicy(n: FirewallNetwork): FirewallNetworkPolicy {
 function nat6({ net, policy, endpoints }: FirewallNetwork, snat: string | null): FirewallNat6 {
   const pools = net.ipv6Data.map((d) => d.pool);
   return { masquerade: policy.masquerade ? pools : [], snat, pools, forwards: endpoints.flatMap((ep) => forwards(ep, 6)) };
+}
+
+/**
+ * The addresses the bridge carries (CIDRs): the gateways, but none of a family whose gateway mode
+ * is `isolated` (Docker 20.10 sends a gateway Docker 28 would not have reserved).
+ */
+export function bridgeGateways(net: NetworkState): string[] {
+  const mode = gatewayModes(net.options, net.internal);
+  const gw = (data: NetworkState['ipv4Data'], m: string) => (m === 'isolated' ? [] : data.map((d) => d.gateway).filter((g): g is string => g !== null));
+  return [...gw(net.ipv4Data, mode.v4), ...gw(net.ipv6Data, mode.v6)];
+}
+
+/**
+ * The container ports an endpoint publishes, per family of its addresses: a binding on all host
+ * addresses counts for both, one on an IPv4 or IPv6 host address for that family only.
+ */
+function opened(ep: EndpointState): OpenedPort[] {
+  const seen = new Set<string>();
+  const out: OpenedPort[] = [];
+  for (const p of ep.portmap) {
+    const proto = PROTO[p.proto];
+    if (proto === undefined) continue;
+    for (const [family, addr] of [[4, ep.address], [6, ep.addressV6]] as const) {
+      const ip = addr?.split('/')[0];
+      const key = `${family} ${p.proto}/${p.port}`;
+      const fits = p.hostIp === '' || p.hostIp.includes(':') === (family === 6);
+      if (ip === undefined || !fits || seen.has(key)) continue;
+      seen.add(key);
+      out.push({ endpointId: ep.endpointId, family, ip, proto, ports: [p.port, p.port] });
+    }
+  }
+  return out;
 }
 
 /** The egress policy, or null (none given, or an internal network: nothing leaves it anyway). */
@@ -53,7 +95,8 @@ function egress(net: NetworkState): FirewallEgress | null {
 
 /** A network whose bridge needs route_localnet=1: it has IPv4 published ports (reachable on 127.0.0.1). */
 export function needsLocalnet(n: FirewallNetwork): boolean {
-  return !n.net.internal && n.endpoints.some((ep) => forwards(ep, 4).length > 0);
+  if (n.net.internal || gatewayModes(n.net.options, false).v4 === 'routed') return false;
+  return n.endpoints.some((ep) => forwards(ep, 4).length > 0);
 }
 
 /** The endpoint's published ports of one family, to its address of that family. */

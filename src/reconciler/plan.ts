@@ -99,16 +99,17 @@ function planBridge(b: DesiredBridge, link: Link | undefined, actual: KernelSnap
   const out: Action[] = [];
   let have: string[] = [];
   if (!live) {
-    const create = { kind: 'bridge.create', name: b.name, alias: b.alias, mtu: b.mtu, owner } as const;
+    const create = { kind: 'bridge.create', name: b.name, alias: b.alias, mtu: b.mtu, owner, ...(b.linkLocal ? {} : { noLinkLocal: true as const }) } as const;
     if (!link) out.push({ ...create, reason: 'missing' });
     else {
       const detail = claimed === 'orphan' ? `held by a leftover with ifalias ${link.alias ?? ''}` : `is a ${link.kind ?? 'plain'} link, not a bridge`;
       out.push({ ...create, reason: 'drifted', detail: `${detail}: replaced`, replaces: [link.name] });
     }
   } else {
-    const set = linkDrift(live, { mtu: b.mtu, alias: b.alias, master: null });
+    const set = linkDrift(live, { mtu: b.mtu, alias: b.alias, master: null, noLinkLocal: !b.linkLocal });
     if (set) out.push({ kind: 'link.set', name: b.name, owner, ...set });
-    have = actual.addrs.filter((a) => a.dev === b.name && a.scope !== 'link').map((a) => a.cidr);
+    // Link-local addresses are the kernel's, except on a bridge that must have none (isolated).
+    have = actual.addrs.filter((a) => a.dev === b.name && (a.scope !== 'link' || !b.linkLocal)).map((a) => a.cidr);
   }
   const localnet = live ? (actual.routeLocalnet[b.name] ?? false) : false;
   if (localnet !== b.routeLocalnet) {
@@ -210,9 +211,9 @@ function planEgress(v: DesiredVeth, veth: boolean, links: ReadonlyMap<string, Li
   return out;
 }
 
-type LinkSet = { reason: 'drifted'; detail: string; mtu?: number; master?: string; alias?: string; up?: true };
+type LinkSet = { reason: 'drifted'; detail: string; mtu?: number; master?: string; alias?: string; up?: true; noLinkLocal?: true };
 
-function linkDrift(link: Link, want: { mtu: number; alias: string; master: string | null }): LinkSet | null {
+function linkDrift(link: Link, want: { mtu: number; alias: string; master: string | null; noLinkLocal?: boolean }): LinkSet | null {
   const diffs: string[] = [];
   const set: LinkSet = { reason: 'drifted', detail: '' };
   if (link.mtu !== want.mtu) {
@@ -226,6 +227,10 @@ function linkDrift(link: Link, want: { mtu: number; alias: string; master: strin
   if (want.master !== null && link.master !== want.master) {
     set.master = want.master;
     diffs.push(`master ${want.master} expected, ${link.master ?? 'none'} found`);
+  }
+  if (want.noLinkLocal && link.addrGenMode !== undefined && link.addrGenMode !== 'none') {
+    set.noLinkLocal = true;
+    diffs.push(`addrgenmode none expected, ${link.addrGenMode} found`);
   }
   if (!link.up) {
     set.up = true;

@@ -160,8 +160,9 @@ const BAD_OPTION_VALUES: Readonly<Record<string, readonly string[]>> = {
   'com.docker.network.host_ipv4': ['', 'x', '0.0.0.0', '127.0.0.1', '224.0.0.1', 'fd00::1'],
   'com.docker.network.host_ipv6': ['', '::', '::1', 'ff02::1', '192.0.2.1'],
   'com.docker.network.container_iface_prefix': ['', 'a b', 'x'.repeat(13)],
-  'com.docker.network.bridge.gateway_mode_ipv4': ['', 'NAT', 'nat6', 'isolated', 'routed'],
-  'com.docker.network.bridge.gateway_mode_ipv6': ['bridge', 'isolated', 'nat-unprotected'],
+  'com.docker.network.bridge.gateway_mode_ipv4': ['', 'NAT', 'nat6', 'isolated'],
+  'com.docker.network.bridge.gateway_mode_ipv6': ['bridge', 'isolated'],
+  'com.docker.network.bridge.trusted_host_interfaces': ['', ':', 'eth0:bad name', 'a'.repeat(16)],
   ['__proto__']: ['x'],
 };
 

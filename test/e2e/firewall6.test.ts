@@ -16,6 +16,9 @@ import { assertNoLeaks, waitNoLeaks } from '../helpers/leaks.ts';
 
 const FORWARDING = ['all', 'default'].map((k) => `/proc/sys/net/ipv6/conf/${k}/forwarding`);
 const HOOK = ['FORWARD', '-m', 'comment', '--comment', 'ledgernet:hook', '-j', 'LEDGERNET-FORWARD'];
+/** The hook of direct-access protection (mangle6), which also keeps other networks off a nat network's subnet. */
+const DIRECT_HOOK = ['-t', 'mangle', 'PREROUTING', '-m', 'conntrack', '!', '--ctstate', 'RELATED,ESTABLISHED', '-m', 'comment', '--comment', 'ledgernet:hook', '-j', 'LEDGERNET-DIRECT'];
+const ip6tablesHook = (op: string, hook: readonly string[]) => execa('ip6tables', hook[0] === '-t' ? [...hook.slice(0, 2), op, ...hook.slice(2)] : [op, ...hook], { reject: false });
 
 let daemon: DaemonHandle;
 /** The forwarding values found before the test, restored in `after`; null until read. */
@@ -79,30 +82,37 @@ async function dryRun(): Promise<{ code: number; out: string }> {
 }
 
 /**
- * Opens the firewall between ledgernet networks by hand (the hook into ledgernet's IPv6 chain, or
- * the verdict-map rules of the nftables forward chain); returns the dry-run line expected and
- * the step that closes it again if the repair did not (never leave the host open).
+ * Opens the firewall between ledgernet networks by hand (the hooks into ledgernet's IPv6 chains,
+ * or the verdict-map rules of the nftables forward chain and the protection of `to`'s subnet);
+ * returns the dry-run line expected and the step that closes it again if the repair did not
+ * (never leave the host open).
  */
-async function openByHand(fw: string): Promise<{ expect: RegExp; close: () => Promise<void> }> {
+async function openByHand(fw: string, to: { id: string; subnet6: string }): Promise<{ expect: RegExp; close: () => Promise<void> }> {
   if (fw === 'iptables') {
     await execa('ip6tables', ['-D', ...HOOK]);
+    await ip6tablesHook('-D', DIRECT_HOOK);
     return {
       expect: /hook\.add filter6\/FORWARD -m comment --comment "ledgernet:hook" -j LEDGERNET-FORWARD \(missing\)/,
       close: async () => {
-        const check = await execa('ip6tables', ['-C', ...HOOK], { reject: false });
-        if (check.exitCode !== 0 && (await execa('ip6tables', ['-L', 'LEDGERNET-FORWARD', '-n'], { reject: false })).exitCode === 0) {
-          await execa('ip6tables', ['-I', ...HOOK]);
+        for (const [hook, chain] of [[HOOK, 'LEDGERNET-FORWARD'], [DIRECT_HOOK, 'LEDGERNET-DIRECT']] as const) {
+          const table = hook[0] === '-t' ? hook.slice(0, 2) : [];
+          const exists = (await execa('ip6tables', [...table, '-L', chain, '-n'], { reject: false })).exitCode === 0;
+          if ((await ip6tablesHook('-C', hook)).exitCode !== 0 && exists) await ip6tablesHook('-I', hook);
         }
       },
     };
   }
   await nft('flush', 'chain', 'inet', 'ledgernet', 'forward');
+  await nft('delete', 'element', 'inet', 'ledgernet', 'direct6', `{ ${to.subnet6} }`);
   return {
     expect: /~ nft\.chain\.write inet ledgernet\/forward \(drifted: 2 rules expected, 0 found/,
     close: async () => {
       if (!(await nft('list', 'chain', 'inet', 'ledgernet', 'forward')).stdout.includes('vmap')) {
         await nft('add', 'rule', 'inet', 'ledgernet', 'forward', 'iifname', 'vmap', '@from');
         await nft('add', 'rule', 'inet', 'ledgernet', 'forward', 'oifname', 'vmap', '@to');
+      }
+      if (!(await nft('list', 'map', 'inet', 'ledgernet', 'direct6')).stdout.includes(to.subnet6)) {
+        await nft('add', 'element', 'inet', 'ledgernet', 'direct6', `{ ${to.subnet6} : jump net-${to.id}-direct }`);
       }
     },
   };
@@ -149,7 +159,7 @@ for (const fw of FIREWALLS) describe(`IPv6 firewall with the real dockerd and IP
 
     // Without ledgernet's IPv6 policy the host routes between the two networks: the blocks above
     // are the firewall's, not a missing route.
-    const opened = await openByHand(fw);
+    const opened = await openByHand(fw, { id: a.id, subnet6: 'fd00:231:131::/64' });
     try {
       assert.ok(await ping(b1.name, a1.ip6), 'firewall opened by hand: the other network is reachable over IPv6');
       const drift = await dryRun();

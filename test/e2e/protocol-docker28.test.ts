@@ -3,7 +3,7 @@
 // request bodies are fixtures/docker-protocol/ (built from moby's wire structs; see its README).
 // A user of Docker 28+ would see: GetCapabilities says GwAllocChecker, GwAllocCheck tells Docker
 // to reserve no gateway for the `isolated` gateway mode and refuses what CreateNetwork would
-// refuse, a gateway mode ledgernet cannot carry out is refused by name instead of ignored, and
+// refuse, CreateNetwork after it (isolated: no Gateway) makes a bridge without an address, and
 // ProgramExternalConnectivity / Revoke arriving again and again (v28's flag flip, v29's per-family
 // gateway changes) leave exactly one DNAT rule for the published port while programmed, none
 // after Revoke, and write no event for a repeat; with the IPv4 and IPv6 gateways on two
@@ -113,10 +113,18 @@ describe('Docker 28+: GwAllocChecker and GwAllocCheck', () => {
     assert.equal(await eventCount(), 0, 'GwAllocCheck writes nothing');
   });
 
-  test('CreateNetwork refuses a gateway mode this version cannot carry out, naming it; nothing is created', async () => {
-    await refused('CreateNetwork', 'createnetwork.v28-isolated-no-gateway', /gateway_mode_ipv4=isolated is not supported by this version of ledgernet yet/);
-    assert.equal(await eventCount(), 0);
-    assert.deepEqual(await linksLeft(), []);
+  test('CreateNetwork after SkipIPv4 (isolated, no Gateway in IPv4Data): a bridge without an address, Join gives no gateway', async () => {
+    await ok('CreateNetwork', 'createnetwork.v28-isolated-no-gateway');
+    const addrs = async () => JSON.parse((await execa('ip', ['-j', 'addr', 'show', 'dev', 'lnb-28a0c0de28a'], { stdin: 'ignore' })).stdout) as { addr_info: { family: string }[] }[];
+    await waitFor(async () => (await linksLeft()).includes('lnb-28a0c0de28a'), { timeoutMs: 10_000, what: 'the bridge' });
+    assert.deepEqual((await addrs())[0]?.addr_info.filter((a) => a.family === 'inet'), [], 'no IPv4 address on the bridge');
+    await ok('CreateEndpoint', 'createendpoint.v28');
+    const join = (await ok('Join', 'join.v28')) as Record<string, unknown>;
+    assert.equal(join['Gateway'] ?? '', '', 'an isolated (internal) network gives no gateway');
+    await ok('Leave', 'leave');
+    await ok('DeleteEndpoint', 'deleteendpoint');
+    await ok('DeleteNetwork', 'deletenetwork');
+    await waitFor(async () => (await linksLeft()).length === 0, { timeoutMs: 10_000, what: 'the bridge and veth to be removed' });
   });
 });
 

@@ -45,6 +45,9 @@ export class FakeKernel implements Kernel {
   filter6 = table(['INPUT', 'ACCEPT'], ['FORWARD', 'ACCEPT'], ['OUTPUT', 'ACCEPT']);
   /** ip6tables' nat table. */
   nat6 = table(['PREROUTING', 'ACCEPT'], ['INPUT', 'ACCEPT'], ['OUTPUT', 'ACCEPT'], ['POSTROUTING', 'ACCEPT']);
+  /** The mangle tables (iptables and ip6tables): direct-access protection. */
+  mangle = table(['PREROUTING', 'ACCEPT'], ['INPUT', 'ACCEPT'], ['FORWARD', 'ACCEPT'], ['OUTPUT', 'ACCEPT'], ['POSTROUTING', 'ACCEPT']);
+  mangle6 = table(['PREROUTING', 'ACCEPT'], ['INPUT', 'ACCEPT'], ['FORWARD', 'ACCEPT'], ['OUTPUT', 'ACCEPT'], ['POSTROUTING', 'ACCEPT']);
   /** false: ip6tables cannot run (IPv6 disabled); observe reports no IPv6 table and restores fail. */
   ipv6 = true;
   /** Root qdiscs by device (tbf only; the kernel's default qdiscs are not listed, as with veths). */
@@ -130,6 +133,8 @@ export class FakeKernel implements Kernel {
       nat: { name: 'nat', chains: copy(this.nat) },
       filter6: this.ipv6 ? { name: 'filter', chains: copy(this.filter6) } : null,
       nat6: this.ipv6 ? { name: 'nat', chains: copy(this.nat6) } : null,
+      mangle: { name: 'mangle', chains: copy(this.mangle) },
+      mangle6: this.ipv6 ? { name: 'mangle', chains: copy(this.mangle6) } : null,
       qdiscs: [
         ...[...this.qdiscs.values()].map((q) => ({ ...q })),
         ...[...this.ingress.keys()].map((dev) => ({ dev, kind: 'ingress', handle: 'ffff:', root: false, parent: 'ffff:fff1', rate: null })),
@@ -164,7 +169,7 @@ export class FakeKernel implements Kernel {
     const replaced = 'replaces' in c ? (c.replaces ?? []).map((n) => this.del(n)) : [];
     switch (c.kind) {
       case 'bridge.create':
-        return [...replaced, this.add(c.name, 'bridge', c.mtu), this.set(c.name, { alias: c.alias, up: true })];
+        return [...replaced, this.add(c.name, 'bridge', c.mtu), this.set(c.name, { alias: c.alias, up: true, ...(c.noLinkLocal ? { noLinkLocal: true } : {}) })];
       case 'veth.create':
         return [
           ...replaced,
@@ -193,7 +198,7 @@ export class FakeKernel implements Kernel {
   }
 
   /** `link set`; setting the alias moves the link back to group `default` (see CREATE_GROUP). */
-  private set(name: string, f: { readonly mtu?: number; readonly alias?: string; readonly master?: string; readonly up?: true }): string | null {
+  private set(name: string, f: { readonly mtu?: number; readonly alias?: string; readonly master?: string; readonly up?: true; readonly noLinkLocal?: true }): string | null {
     const l = this.links.get(name);
     if (!l) return `Cannot find device "${name}"`;
     if (f.master !== undefined) {
@@ -203,6 +208,7 @@ export class FakeKernel implements Kernel {
     if (f.mtu !== undefined) l.mtu = f.mtu;
     if (f.alias !== undefined) [l.alias, l.group] = [f.alias, 'default'];
     if (f.up) l.up = true;
+    if (f.noLinkLocal) l.addrGenMode = 'none';
     return null;
   }
 
@@ -270,14 +276,11 @@ export class FakeKernel implements Kernel {
   /** All or nothing per table, like the real restore. */
   async restoreIptables(key: IptablesTableKey, changes: readonly FirewallChange[]): Promise<void> {
     this.calls.push({ kind: 'restoreIptables', table: key, changes });
-    if ((key === 'filter6' || key === 'nat6') && !this.ipv6) throw new Error('ip6tables-restore: could not initialize ip6tables (injected: IPv6 disabled)');
+    if (key.endsWith('6') && !this.ipv6) throw new Error('ip6tables-restore: could not initialize ip6tables (injected: IPv6 disabled)');
     if (this.injected(changes)) throw new Error('iptables-restore: line 3 failed (injected)');
-    const source = key === 'nat' ? this.nat : key === 'filter6' ? this.filter6 : key === 'nat6' ? this.nat6 : this.chains;
-    const next: FakeTable = new Map([...source].map(([k, v]) => [k, { policy: v.policy, rules: [...v.rules] }]));
+    const field = ({ filter: 'chains', nat: 'nat', filter6: 'filter6', nat6: 'nat6', mangle: 'mangle', mangle6: 'mangle6' } as const)[key];
+    const next: FakeTable = new Map([...this[field]].map(([k, v]) => [k, { policy: v.policy, rules: [...v.rules] }]));
     for (const c of changes) applyTableChange(next, c);
-    if (key === 'nat') this.nat = next;
-    else if (key === 'filter6') this.filter6 = next;
-    else if (key === 'nat6') this.nat6 = next;
-    else this.chains = next;
+    this[field] = next;
   }
 }

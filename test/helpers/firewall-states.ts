@@ -106,3 +106,31 @@ export const EGRESS_MERGED: readonly Command[] = [
     ),
   },
 ];
+
+const GW4 = 'com.docker.network.bridge.gateway_mode_ipv4';
+const GW6 = 'com.docker.network.bridge.gateway_mode_ipv6';
+const TRUSTED = 'com.docker.network.bridge.trusted_host_interfaces';
+
+/**
+ * Gateway-mode shapes. A: routed (both families), published ports; B: nat-unprotected for IPv4,
+ * nat for IPv6, trusted interfaces; C: nat (default) with trusted interfaces and published ports
+ * (a range, one on 127.0.0.1); D: isolated (internal), both families.
+ */
+export const GATEWAY_COMMANDS: readonly Command[] = [
+  { type: 'CreateNetwork', spec: withIpv6({ ...networkSpec(NET_A), options: { [GW4]: 'routed', [GW6]: 'routed' } }, 7) },
+  {
+    type: 'CreateNetwork',
+    spec: withIpv6({ ...networkSpec(NET_B, '10.231.8.0/24', '10.231.8.1/24'), options: { [GW4]: 'nat-unprotected', [TRUSTED]: 'eth1:wg0' } }, 8),
+  },
+  { type: 'CreateNetwork', spec: { ...networkSpec(NET_C, '10.231.9.0/24', '10.231.9.1/24'), options: { [TRUSTED]: 'eth1' } } },
+  {
+    type: 'CreateNetwork',
+    spec: withIpv6({ ...networkSpec(NET_D, '10.231.10.0/24', '10.231.10.1/24'), internal: true, options: { [GW4]: 'isolated', [GW6]: 'isolated' } }, 10),
+  },
+  { type: 'CreateEndpoint', spec: { ...endpointSpec(NET_A, EP_1), addressV6: 'fd00:231:7::2/64' } },
+  { type: 'CreateEndpoint', spec: endpointSpec(NET_B, EP_2, '10.231.8.2/24') },
+  { type: 'CreateEndpoint', spec: endpointSpec(NET_C, EP_3, '10.231.9.2/24') },
+  { type: 'ProgramExternal', networkId: NET_A, endpointId: EP_1, portmap: [tcp(8080, 80), { proto: 17, port: 53, hostIp: '', hostPort: 5353, hostPortEnd: 5353 }] },
+  { type: 'ProgramExternal', networkId: NET_B, endpointId: EP_2, portmap: [tcp(8081, 80)] },
+  { type: 'ProgramExternal', networkId: NET_C, endpointId: EP_3, portmap: [tcp(9000, 8000), tcp(9001, 8001), tcp(8443, 443, '127.0.0.1')] },
+];

@@ -70,6 +70,7 @@ describe('kernel in a throwaway network namespace', { skip }, () => {
       mac: '02:42:0a:e7:09:01',
       peer: null,
       peerInOtherNetns: false,
+      addrGenMode: 'eui64',
     });
     const host = byName.get(HOST);
     assert.equal(host?.kind, 'veth');

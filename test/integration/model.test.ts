@@ -49,6 +49,24 @@ const rated: Command = {
   spec: { ...networkSpec('c'.repeat(64), '10.231.9.0/24', '10.231.9.1/24'), options: { 'ledgernet.ingress_rate': '10mbit', 'ledgernet.egress_rate': '20mbit' } },
 };
 const ep4: Command = { type: 'CreateEndpoint', spec: endpointSpec('c'.repeat(64), 'f4'.repeat(32), '10.231.9.2/24') };
+/** Gateway modes: an isolated network (a bridge without an address) and a routed one with trusted interfaces. */
+const isolated: Command = {
+  type: 'CreateNetwork',
+  spec: {
+    ...networkSpec('d'.repeat(64), '10.231.10.0/24', '10.231.10.1/24'),
+    internal: true,
+    ipv6: true,
+    ipv6Data: [{ pool: 'fd00:231:10::/64', gateway: 'fd00:231:10::1/64', aux: {} }],
+    options: { 'com.docker.network.bridge.gateway_mode_ipv4': 'isolated', 'com.docker.network.bridge.gateway_mode_ipv6': 'isolated' },
+  },
+};
+const routed: Command = {
+  type: 'CreateNetwork',
+  spec: {
+    ...networkSpec('e'.repeat(64), '10.231.11.0/24', '10.231.11.1/24'),
+    options: { 'com.docker.network.bridge.gateway_mode_ipv4': 'routed', 'com.docker.network.bridge.trusted_host_interfaces': 'eth1' },
+  },
+};
 
 /** The model after an apply; both backends always know what their changes did. */
 function afterActions(s: KernelSnapshot, applied: ApplyResult['applied'], fw?: FirewallBackend): KernelSnapshot {
@@ -67,6 +85,7 @@ const LIFE: readonly (readonly Command[])[] = [
   [netA, netB, ep1, ep2, ep3, ports, ports6],
   [netA, netB, ep1, ep2, ep3, ports, ports6only],
   [netA, netB, ep1, ep2, ep3, ports, rated, ep4],
+  [netA, netB, ep1, ep2, ep3, ports, rated, ep4, isolated, routed],
   [netA, netB, ep1, ep2, ep3, ports, rated, ep4, { type: 'DeleteEndpoint', networkId: 'c'.repeat(64), endpointId: 'f4'.repeat(32) }],
   [netA, netB, ep1, ep2, ep3, ports, { type: 'RevokeExternal', networkId: NET_A, endpointId: EP_1 }],
   [netA, netB, ep1, ep2],
@@ -95,7 +114,7 @@ function owned(s: KernelSnapshot) {
   const names = new Set(links.map((l) => l.name));
   const ours = (rule: string) => rule.includes('ledgernet:') || rule.includes('LEDGERNET-');
   const tables = Object.fromEntries(
-    (['filter', 'nat', 'filter6', 'nat6'] as const).map((t) => [
+    (['filter', 'nat', 'filter6', 'nat6', 'mangle', 'mangle6'] as const).map((t) => [
       t,
       Object.fromEntries(
         Object.values(s[t]?.chains ?? {}).flatMap((c) => {

@@ -141,9 +141,11 @@ describe('reconciler against a real kernel in a throwaway namespace', { skip }, 
       ['veth.create', VETH_2, 'missing'],
       ['chain.write', 'filter/LEDGERNET-FORWARD', 'missing'],
       ['chain.write', 'filter6/LEDGERNET-FORWARD', 'missing'],
+      ['chain.write', 'mangle/LEDGERNET-DIRECT', 'missing'],
       ['chain.write', 'nat/LEDGERNET-POSTROUTING', 'missing'],
       ['hook.add', 'filter/FORWARD -m comment --comment "ledgernet:hook" -j LEDGERNET-FORWARD', 'missing'],
       ['hook.add', 'filter6/FORWARD -m comment --comment "ledgernet:hook" -j LEDGERNET-FORWARD', 'missing'],
+      ['hook.add', 'mangle/PREROUTING -m conntrack ! --ctstate RELATED,ESTABLISHED -m comment --comment "ledgernet:hook" -j LEDGERNET-DIRECT', 'missing'],
       ['hook.add', 'nat/POSTROUTING -m comment --comment "ledgernet:hook" -j LEDGERNET-POSTROUTING', 'missing'],
     ]);
     const res = await applyActions(first, kernel);

@@ -109,6 +109,13 @@ function gatewayMode(key: string, v: string): GatewayMode {
   return v as GatewayMode;
 }
 
+/** Docker's list of trusted host interfaces: names separated by `:` (empty items dropped, as Docker does). */
+function trustedIfaces(key: string, v: string): string[] {
+  const names = v.split(':').filter((n) => n !== '');
+  if (names.length === 0 || names.some((n) => !isValidIfName(n))) throw invalid(key, v, OPTIONS['com.docker.network.bridge.trusted_host_interfaces'].form);
+  return [...new Set(names)];
+}
+
 function ifacePrefix(key: string, v: string): string {
   if (!isValidIfName(v) || Buffer.byteLength(v) > 12) throw invalid(key, v, OPTIONS['com.docker.network.container_iface_prefix'].form);
   return v;
@@ -159,6 +166,10 @@ const OPTIONS = {
   },
   'com.docker.network.bridge.gateway_mode_ipv4': { form: GATEWAY_MODE_FORM, parse: gatewayMode },
   'com.docker.network.bridge.gateway_mode_ipv6': { form: GATEWAY_MODE_FORM, parse: gatewayMode },
+  'com.docker.network.bridge.trusted_host_interfaces': {
+    form: 'host interface names separated by colons (eth1:wg0): packets from them may address containers directly',
+    parse: trustedIfaces,
+  },
 } as const satisfies Readonly<Record<string, OptionSpec>>;
 
 type OptionKey = keyof typeof OPTIONS;
@@ -255,16 +266,14 @@ export function containerIfacePrefix(options: Options): string {
   return optionValue<string>(options, 'com.docker.network.container_iface_prefix') ?? 'eth';
 }
 
-/** The gateway modes this version carries out; the others are refused at create, not ignored. */
-const HONOURED_GATEWAY_MODES: readonly GatewayMode[] = ['nat'];
-
 /**
  * The gateway mode of each family (`com.docker.network.bridge.gateway_mode_ipv4`/`_ipv6`).
- * `isolated` is refused unless the network is internal, as Docker's bridge driver does; with
- * `forCreate`, so is a mode this version does not carry out yet (its firewall rules are not built).
+ * Refused, as Docker's bridge driver refuses them: `isolated` unless the network is internal;
+ * ledgernet's own: `ledgernet.allow` with `nat-unprotected` (a list of what may come in, on a
+ * network that lets everything in).
  * @throws DriverError `LN_ERR_INVALID_OPTION`.
  */
-export function gatewayModes(options: Options, internal: boolean, forCreate = false): { readonly v4: GatewayMode; readonly v6: GatewayMode } {
+export function gatewayModes(options: Options, internal: boolean): { readonly v4: GatewayMode; readonly v6: GatewayMode } {
   const v4 = optionValue<GatewayMode>(options, 'com.docker.network.bridge.gateway_mode_ipv4') ?? 'nat';
   const v6 = optionValue<GatewayMode>(options, 'com.docker.network.bridge.gateway_mode_ipv6') ?? 'nat';
   for (const [family, mode] of [['ipv4', v4], ['ipv6', v6]] as const) {
@@ -272,14 +281,16 @@ export function gatewayModes(options: Options, internal: boolean, forCreate = fa
     if (mode === 'isolated' && !internal) {
       throw new DriverError('LN_ERR_INVALID_OPTION', `${given} can only be used for an internal network (--internal)`);
     }
-    if (forCreate && !HONOURED_GATEWAY_MODES.includes(mode)) {
-      throw new DriverError(
-        'LN_ERR_INVALID_OPTION',
-        `${given} is not supported by this version of ledgernet yet (it would be ignored); it supports ${HONOURED_GATEWAY_MODES.join(', ')}`,
-      );
+    if (mode === 'nat-unprotected' && optionValue(options, 'ledgernet.allow') !== null) {
+      throw new DriverError('LN_ERR_INVALID_OPTION', `${given} lets everything in; it cannot be combined with ledgernet.allow (give one)`);
     }
   }
   return { v4, v6 };
+}
+
+/** `com.docker.network.bridge.trusted_host_interfaces`: interfaces whose packets may address containers directly. */
+export function trustedHostInterfaces(options: Options): string[] {
+  return optionValue<string[]>(options, 'com.docker.network.bridge.trusted_host_interfaces') ?? [];
 }
 
 /** The cluster network a network (or an IPAM pool's --ipam-opt) belongs to, or null. */

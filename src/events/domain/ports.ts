@@ -4,6 +4,7 @@
 // another ledgernet endpoint), and recorded in the `endpoint.external.programmed` event, so a
 // replay or a second daemon reading the log arrives at the same rules.
 import { DriverError } from '../../errors.ts';
+import { gatewayModes } from './options.ts';
 import type { EndpointState, PortBinding, State } from './types.ts';
 
 /** Docker's own range for ephemeral published ports on Linux. */
@@ -15,15 +16,26 @@ function key(proto: number, port: number): string {
   return `${proto}/${port}`;
 }
 
+/** A network that maps no host port: IPv4 `routed`, and IPv6 too when it has IPv6 (else IPv6 NAT maps them). */
+function routed(state: State, ep: EndpointState): boolean {
+  const net = state.networks[ep.networkId];
+  if (net === undefined) return false;
+  const mode = gatewayModes(net.options, net.internal);
+  return mode.v4 === 'routed' && (net.ipv6Data.length === 0 || mode.v6 === 'routed');
+}
+
 /**
  * Resolves every binding to one host port (`hostPort === hostPortEnd`). Keeps the ports the
  * endpoint already holds when Docker repeats the call.
  * @throws DriverError `LN_ERR_CONFLICT` when a fixed port is taken or a range has no free port.
  */
 export function resolvePorts(portmap: readonly PortBinding[], state: State, ep: EndpointState): PortBinding[] {
+  // The `routed` gateway mode maps no host port (only the container port is opened): nothing to
+  // choose or to collide with, as in Docker (unless the other family is NATed and maps them).
+  if (routed(state, ep)) return [...portmap];
   const taken = new Map<string, string>();
   for (const other of Object.values(state.endpoints)) {
-    if (other.endpointId === ep.endpointId) continue;
+    if (other.endpointId === ep.endpointId || routed(state, other)) continue;
     for (const p of other.portmap) taken.set(key(p.proto, p.hostPort), other.endpointId);
   }
   const out: PortBinding[] = [];

@@ -18,7 +18,12 @@ export function ipLines(c: LinkChange): string[] {
   const replaced = 'replaces' in c ? (c.replaces ?? []).map((n) => `link del dev ${n}`) : [];
   switch (c.kind) {
     case 'bridge.create':
-      return [...replaced, `link add name ${c.name} mtu ${c.mtu} group ${CREATE_GROUP} type bridge`, `${labelled(c.name, c.alias)} up`];
+      return [
+        ...replaced,
+        `link add name ${c.name} mtu ${c.mtu} group ${CREATE_GROUP} type bridge`,
+        ...(c.noLinkLocal ? [`link set dev ${c.name} addrgenmode none`] : []),
+        `${labelled(c.name, c.alias)} up`,
+      ];
     case 'veth.create':
       return [
         ...replaced,
@@ -33,6 +38,7 @@ export function ipLines(c: LinkChange): string[] {
       if (c.mtu !== undefined) parts.push(`mtu ${c.mtu}`);
       if (c.alias !== undefined) parts.push(`alias ${c.alias} group default`);
       if (c.master !== undefined) parts.push(`master ${c.master}`);
+      if (c.noLinkLocal) parts.push('addrgenmode none');
       if (c.up) parts.push('up');
       return [parts.join(' ')];
     }

@@ -11,7 +11,7 @@ import type { DesiredChain, DesiredHook, Table } from './render.ts';
 const CHAIN_PREFIX = 'LEDGERNET-';
 const BUILTIN_CHAINS = new Set(['INPUT', 'FORWARD', 'OUTPUT', 'PREROUTING', 'POSTROUTING']);
 const SHARED = { networkId: null, endpointId: null };
-const TABLES = ['filter', 'nat', 'filter6', 'nat6'] as const;
+const TABLES = ['filter', 'nat', 'filter6', 'nat6', 'mangle', 'mangle6'] as const;
 /** Docker's jumps that may stand before an `early` hook. */
 const EARLY_PREDECESSORS = new Set(['-j DOCKER-USER', '-j DOCKER-ISOLATION-STAGE-1']);
 

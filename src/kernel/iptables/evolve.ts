@@ -4,7 +4,7 @@
 // every pass would rewrite the chain).
 import type { FirewallChange, IptablesTable, KernelSnapshot } from '../types.ts';
 
-type TableKey = 'filter' | 'nat' | 'filter6' | 'nat6';
+type TableKey = 'filter' | 'nat' | 'filter6' | 'nat6' | 'mangle' | 'mangle6';
 
 function change(t: IptablesTable, c: FirewallChange): IptablesTable {
   const chains = { ...t.chains };

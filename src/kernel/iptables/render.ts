@@ -22,12 +22,15 @@
 //   iptables never sees) does for IPv4.
 // - filter/filter6 LEDGERNET-EG-<id>: a network's egress policy, entered from LEDGERNET-FORWARD
 //   and LEDGERNET-INPUT (filter6 gets a LEDGERNET-INPUT for it); see egress.ts.
+// - mangle/mangle6 LEDGERNET-DIRECT (from PREROUTING): direct-access protection of `nat` networks,
+//   and what each gateway mode lets in; see gateway-mode.ts.
 import { egressChainName, egressJump, egressRules } from './egress.ts';
 import { vxlanInputRules } from './vxlan.ts';
-import type { FirewallAllow, FirewallNetworkPolicy, FirewallPolicy, PortForward } from '../types.ts';
+import { allowMatch, closeRule, DIRECT_CHAIN, DIRECT_HOOK_MATCH, directRules, openRules } from './gateway-mode.ts';
+import type { FirewallNetworkPolicy, FirewallPolicy, PortForward } from '../types.ts';
 
-/** `filter6` and `nat6` are ip6tables' filter and nat tables. */
-export type Table = 'filter' | 'nat' | 'filter6' | 'nat6';
+/** `filter6`, `nat6` and `mangle6` are ip6tables' filter, nat and mangle tables. */
+export type Table = 'filter' | 'nat' | 'filter6' | 'nat6' | 'mangle' | 'mangle6';
 
 export interface DesiredHook {
   readonly from: string;
@@ -97,6 +100,12 @@ export function renderChains(policy: FirewallPolicy): DesiredChain[] {
       hooks: ['PREROUTING', 'OUTPUT'].map((from) => hook(t, from, DNAT_CHAIN, 'append', '-m addrtype --dst-type LOCAL ')),
     },
     { table: 'nat', name: POSTROUTING_CHAIN, rules: nets.flatMap((n) => postroutingRules(t, n)), hooks: [hook(t, 'POSTROUTING', POSTROUTING_CHAIN, 'append')] },
+    ...([4, 6] as const).map((f): DesiredChain => ({
+      table: f === 4 ? 'mangle' : 'mangle6',
+      name: DIRECT_CHAIN,
+      rules: nets.flatMap((n) => directRules(n, f, owned(t, n))),
+      hooks: [hook(t, 'PREROUTING', DIRECT_CHAIN, 'append', DIRECT_HOOK_MATCH)],
+    })),
   ];
   return chains.filter((c) => c.rules.length > 0);
 }
@@ -171,17 +180,8 @@ function ingressRules(t: string, n: FirewallNetworkPolicy, family: 4 | 6): strin
   if (n.internal) return [];
   const b = n.bridge;
   const who = owned(t, n);
-  const rules: string[] = [];
-  if (n.allow === null) rules.push(`-o ${b} -m conntrack --ctstate DNAT ${who('published')} -j ACCEPT`);
-  else rules.push(...n.allow.map((a) => `-o ${b} ${allowMatch(a, family)} ${who('allow')} -j ACCEPT`));
-  rules.push(`-o ${b} ${who('ingress')} -j DROP`, `-i ${b} ${who('egress')} -j ACCEPT`);
-  return rules;
-}
-
-function allowMatch(a: FirewallAllow, family: 4 | 6): string {
-  if (a.ports === null) return family === 4 ? `-p ${a.proto}` : '-p ipv6-icmp';
-  const [lo, hi] = a.ports;
-  return `-p ${a.proto} -m ${a.proto} --dport ${lo === hi ? lo : `${lo}:${hi}`}`;
+  const open = n.allow === null ? openRules(n, family, who) : n.allow.map((a) => `-o ${b} ${allowMatch(a, family)} ${who('allow')} -j ACCEPT`);
+  return [...open, closeRule(n, family, who), `-i ${b} ${who('egress')} -j ACCEPT`];
 }
 
 function inputRules({ bridgePrefix, ownerTag, networks }: FirewallPolicy): string[] {

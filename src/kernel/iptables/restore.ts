@@ -33,8 +33,8 @@ export function restoreInput(changes: readonly FirewallChange[], table: Iptables
         break;
     }
   }
-  // `filter6`/`nat6` are ip6tables' tables: the same `*filter`/`*nat` section, sent to ip6tables-restore.
-  const section = table === 'filter6' ? 'filter' : table === 'nat6' ? 'nat' : table;
+  // `filter6`/`nat6`/`mangle6` are ip6tables' tables: the same `*filter`/`*nat`/`*mangle` section, sent to ip6tables-restore.
+  const section = table.replace(/6$/, '');
   const all = [...declared, ...lines, ...deleted];
   return all.length === 0 ? null : `*${section}\n${all.join('\n')}\nCOMMIT\n`;
 }
@@ -45,7 +45,7 @@ export function restoreInput(changes: readonly FirewallChange[], table: Iptables
  */
 export async function restoreChanges(changes: readonly FirewallChange[], kernel: Kernel): Promise<FirewallFailure[]> {
   const failures: FirewallFailure[] = [];
-  for (const table of ['filter', 'nat', 'filter6', 'nat6'] as const) {
+  for (const table of ['filter', 'nat', 'filter6', 'nat6', 'mangle', 'mangle6'] as const) {
     const mine = changes.filter((c) => c.table === table);
     if (mine.length === 0) continue;
     try {

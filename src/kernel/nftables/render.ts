@@ -20,6 +20,7 @@ import * as x from './expr.ts';
 import { vxlanInput } from './vxlan.ts';
 import { DNAT6_RULES, hairpin6, MASQ6_RULE, NAT6_SETS, nat6Network } from './nat6.ts';
 import { portElements } from './port-elements.ts';
+import { DIRECT_SETS, directChain, directElements, directRules, openRules, unprotectedRules } from './gateway-mode.ts';
 
 export interface Owner {
   readonly networkId: string | null;
@@ -63,12 +64,13 @@ const SETS: Readonly<Record<string, NftSetSpec>> = {
   bound_addr: { is: 'map', type: BOUND_KEY, map: 'ipv4_addr' },
   bound_port: { is: 'map', type: BOUND_KEY, map: 'inet_service' },
   ...NAT6_SETS,
+  ...DIRECT_SETS,
 };
 
 const hook = (type: NftHook['type'], name: string, prio: number): NftHook => ({ type, hook: name, prio, policy: 'accept' });
 
 /** Per-network chain names: `net-<network id>-<role>`. */
-const netChain = (n: FirewallNetworkPolicy, role: 'from' | 'to' | 'masq' | 'nat' | 'masq6') => `net-${n.networkId}-${role}`;
+const netChain = (n: FirewallNetworkPolicy, role: 'from' | 'to' | 'masq' | 'nat' | 'masq6' | 'direct') => `net-${n.networkId}-${role}`;
 
 /** The whole table for the policy; null when there are no networks (then there is no table). */
 export function renderTable(policy: FirewallPolicy): DesiredTable | null {
@@ -98,6 +100,9 @@ export function renderTable(policy: FirewallPolicy): DesiredTable | null {
     }
     const masq6 = nat6Network(n, netChain(n, 'masq6'), (set, value, endpointId) => add(set, value, { networkId: n.networkId, endpointId: endpointId ?? null }));
     if (masq6 !== null) chain('masq6', masq6);
+    const guarded = directElements(n);
+    if (guarded.length > 0) chain('direct', directRules(n));
+    for (const g of guarded) add(g.set, [g.key, x.jump(netChain(n, 'direct'))], owner);
     const nat = [...natRules(n), ...hairpin6(n)];
     if (nat.length > 0) {
       chain('nat', nat);
@@ -126,6 +131,7 @@ function baseChains(nets: readonly FirewallNetworkPolicy[], vxlan: readonly NftR
     ['input', base(hook('filter', 'input', 0), [...vxlan, ...(nets.some((n) => n.published) ? [localnet] : []), ...(nets.some(hasEgressChain) ? [egressLookup] : [])])],
     ['prerouting', base(hook('nat', 'prerouting', -100), [...dnat, ...DNAT6_RULES])],
     ['output', base(hook('nat', 'output', -100), [...dnat, ...DNAT6_RULES])],
+    ['direct', { ...directChain(), owner: SHARED }],
     ['postrouting', base(hook('nat', 'postrouting', 100), [[x.vmap(x.meta('oifname'), 'nat_to')], [x.vmap(x.payload('ip', 'saddr'), 'masq')], MASQ6_RULE])],
   ];
 }
@@ -182,11 +188,11 @@ function leaveRules(n: FirewallNetworkPolicy): NftRule[] {
   return n.internal ? [] : [[...family(n), x.oifname('@bridges', '!='), x.accept]];
 }
 
-/** Published ports (IPv6 too on a network with IPv6) or the allow-list; nothing else comes in. */
+/** What the gateway modes let in (gateway-mode.ts) or the allow-list; nothing else comes in. */
 function ingressRules(n: FirewallNetworkPolicy): NftRule[] {
   if (n.internal) return [];
-  const allowed = n.allow === null ? [[...family(n), x.ctDnat, x.accept]] : n.allow.flatMap((a) => allowRules(n, a));
-  return [...allowed, [...family(n), x.drop]];
+  const allowed = n.allow === null ? openRules(n) : n.allow.flatMap((a) => allowRules(n, a));
+  return [...allowed, ...unprotectedRules(n), [...family(n), x.drop]];
 }
 
 function allowRules(n: FirewallNetworkPolicy, a: FirewallAllow): NftRule[] {

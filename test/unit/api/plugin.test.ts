@@ -503,17 +503,22 @@ describe('plugin API: bad input is refused by name', () => {
       await refusedWith('NetworkDriver.CreateNetwork', createNetworkBody(JSON.stringify({ 'ledgernet.bridge': name })), new RegExp(`ledgernet\\.bridge=${name} is invalid.*lni-, lnx-`));
     }
     await refusedWith('NetworkDriver.CreateNetwork', createNetworkBody('{"__proto__":"x"}'), /__proto__/);
-    // Gateway modes (Docker 28): known values only; those not carried out yet are refused by name.
+    // Gateway modes (Docker 28): known values only; contradictions refused by name.
     await refusedWith(
       'NetworkDriver.CreateNetwork',
       createNetworkBody('{"com.docker.network.bridge.gateway_mode_ipv6":"nat6"}'),
       /gateway_mode_ipv6=nat6 is invalid: expected nat, nat-unprotected, routed or isolated/,
     );
-    for (const mode of ['routed', 'nat-unprotected']) {
+    await refusedWith(
+      'NetworkDriver.CreateNetwork',
+      createNetworkBody(JSON.stringify({ 'com.docker.network.bridge.gateway_mode_ipv4': 'nat-unprotected', 'ledgernet.allow': 'tcp/80' })),
+      /gateway_mode_ipv4=nat-unprotected lets everything in; it cannot be combined with ledgernet\.allow/,
+    );
+    for (const v of ['', ':', 'eth0:bad name', 'a'.repeat(16)]) {
       await refusedWith(
         'NetworkDriver.CreateNetwork',
-        createNetworkBody(JSON.stringify({ 'com.docker.network.bridge.gateway_mode_ipv4': mode })),
-        new RegExp(`gateway_mode_ipv4=${mode} is not supported by this version of ledgernet yet`),
+        createNetworkBody(JSON.stringify({ 'com.docker.network.bridge.trusted_host_interfaces': v })),
+        /trusted_host_interfaces=.* is invalid: expected host interface names separated by colons/,
       );
     }
     await refusedWith(

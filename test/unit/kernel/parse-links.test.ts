@@ -40,6 +40,7 @@ describe('parseLinks', () => {
       mac: 'e2:28:4b:85:82:a8',
       peer: null,
       peerInOtherNetns: false,
+      addrGenMode: 'eui64',
     });
     assert.deepEqual(host, {
       name: 'lnv-abcdef01234',

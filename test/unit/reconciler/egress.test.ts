@@ -47,6 +47,8 @@ describe('egress policy', () => {
       'filter6/LEDGERNET-EG-dddddddd3333',
       'filter6/LEDGERNET-FORWARD',
       'filter6/LEDGERNET-INPUT',
+      'mangle/LEDGERNET-DIRECT',
+      'mangle6/LEDGERNET-DIRECT',
       'nat/LEDGERNET-DNAT',
       'nat/LEDGERNET-POSTROUTING',
       'nat6/LEDGERNET-POSTROUTING',

@@ -234,7 +234,14 @@ describe('IPv6 firewall (ip6tables filter table)', () => {
     const actions = plan(desiredFromState(state), await k.observe());
     k.ipv6 = false; // observed, then ip6tables went away before the apply
     const res = await applyActions(actions, k);
-    assert.deepEqual(res.failures.map((f) => `${f.action.kind} ${'table' in f.action ? f.action.table : ''}`), ['chain.write filter6', 'hook.add filter6', 'chain.write nat6', 'hook.add nat6']);
+    assert.deepEqual(res.failures.map((f) => `${f.action.kind} ${'table' in f.action ? f.action.table : ''}`), [
+      'chain.write filter6',
+      'hook.add filter6',
+      'chain.write nat6',
+      'hook.add nat6',
+      'chain.write mangle6',
+      'hook.add mangle6',
+    ]);
     assert.ok(k.chains.has('LEDGERNET-FORWARD'));
   });
 });

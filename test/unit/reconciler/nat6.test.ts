@@ -102,7 +102,9 @@ describe('IPv6 NAT, nftables backend', () => {
     assert.ok(rules('postrouting').includes('ip6 saddr vmap @masq6'));
     assert.ok(rules('prerouting').some((r) => r.includes('dnat ip6 to') && r.includes('@dnat6_addr')));
     // icc=false with IPv6: hairpin and published ports accepted for both families.
-    assert.ok(rules(`net-${NET_F}-to`).includes('ct status dnat accept'));
+    // (one accept per family: each family's gateway mode decides what comes in, gateway-mode.ts)
+    assert.ok(rules(`net-${NET_F}-to`).includes('meta nfproto ipv4 ct status dnat accept'));
+    assert.ok(rules(`net-${NET_F}-to`).includes('meta nfproto ipv6 ct status dnat accept'));
   });
 });
 
