@@ -151,6 +151,21 @@ describe('cluster networks: the data path across hosts (VXLAN)', () => {
       }
       const [ip3, mac3] = addrs[2] as [string, string];
       const tables = async (h: Host) => `${(await h.exec('bridge', ['fdb', 'show'])).stdout}\n${(await h.exec('ip', ['neigh', 'show'])).stdout}`;
+      // Disconnect and connect again: the peer leaves h1's FDB, then comes back under its new
+      // endpoint and is reached across the tunnel again.
+      const [h1, h2] = hosts as [Host, Host];
+      const [, mac2] = addrs[1] as [string, string];
+      await h2.docker(['network', 'disconnect', 'cyan', 'c2'], { check: true });
+      await waitFor(async () => !(await tables(h1)).includes(mac2), { timeoutMs: 5_000, intervalMs: 50, what: `c2's MAC gone from h1's FDB after disconnect` });
+      await h2.docker(['network', 'connect', 'cyan', 'c2'], { check: true });
+      const [ip2b, mac2b] = await addr(h2);
+      await waitFor(async () => (await h1.docker(['exec', 'c1', 'ping', '-c', '1', '-W', '1', ip2b])).exitCode === 0, {
+        timeoutMs: 15_000,
+        intervalMs: 200,
+        what: `c1 on h1 to reach c2 on h2 at ${ip2b} after connect`,
+      });
+      assert.match(await tables(h1), new RegExp(`${mac2b} dev lnx-\\S+ dst ${h2.underlay}`), "h1's FDB sends the reconnected c2's MAC to h2's VTEP");
+      addrs[1] = [ip2b, mac2b];
       for (const h of hosts.slice(0, 2)) {
         const t = await tables(h);
         assert.match(t, new RegExp(`${mac3} dev lnx-\\S+ dst ${h3.underlay}`), `${h.name}'s FDB sends c3's MAC to h3's VTEP`);
