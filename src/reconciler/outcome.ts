@@ -9,6 +9,7 @@ import type { Failure } from './apply.ts';
 
 /** The code of a failed action: whether the loop retries it, and the phrase Docker is told. */
 export function failureCode(f: Failure): ErrorCode {
+  if (f.action.kind === 'proxy.open' && f.message.startsWith('EADDRINUSE')) return 'LN_ERR_PORT_IN_USE';
   return f.action.kind === 'link.conflict' ? 'LN_ERR_LINK_CONFLICT' : kernelErrorCode(f.message);
 }
 
