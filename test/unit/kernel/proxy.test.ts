@@ -74,6 +74,20 @@ describe('userland proxy, TCP', () => {
     assert.equal(source, '127.0.0.1', 'the target sees a connection from the host');
   });
 
+  it('the other half-close: the target ends first, the client still sends after it and the target reads it', async () => {
+    let got: Promise<string> = Promise.resolve('');
+    const target = await listenTcp('::1', (s) => {
+      got = collect(s);
+      s.end('bye');
+    }, { allowHalfOpen: true });
+    const port = await freePort();
+    await opened({ proto: 'tcp', hostIp: '::1', hostPort: port, targetIp: '::1', targetPort: (target.address() as AddressInfo).port });
+    const client = connect({ host: '::1', port, allowHalfOpen: true });
+    assert.equal(await collect(client), 'bye', 'the target\'s FIN reaches the client');
+    client.end('late words');
+    assert.equal(await got, 'late words', 'the client\'s data after the target\'s FIN still arrives');
+  });
+
   it('a port another program holds: the open fails naming address and port, nothing listens', async () => {
     const taken = await listenTcp('::1', (s) => s.destroy());
     const port = (taken.address() as AddressInfo).port;
