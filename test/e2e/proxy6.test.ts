@@ -106,7 +106,7 @@ async function status(): Promise<string> {
 }
 
 describe('ports on [::1] through the in-daemon proxy (real dockerd)', () => {
-  test('reached from the host on [::1] with the host as source; the same port again is refused; rm -f closes it; SIGKILL and restart serve it again', async () => {
+  test('reached from the host on [::1] with the host as source; the same port again is refused; rm -f closes it; SIGKILL (whole daemon, then the worker alone) and restart serve it again', async () => {
     const net = await createNetwork(160, true);
     const c1 = await started(net, '[::1]:18590:80', '[::1]:18591:81');
     assert.ok(await wgetFromHost('http://[::1]:18590/'), 'busybox wget on the host reaches the container through [::1]');
@@ -123,6 +123,10 @@ describe('ports on [::1] through the in-daemon proxy (real dockerd)', () => {
     daemon = await kill9AndRestart(daemon);
     assert.ok(await waitFor(() => wgetFromHost('http://[::1]:18590/'), { what: 'the port served again after SIGKILL', timeoutMs: 10_000 }));
     assert.equal((await dryRun()).code, 0, 'converged after the restart');
+    // Only the worker killed: the supervisor starts a new one, whose startup pass opens the port.
+    const killed = await daemon.kill9Worker();
+    await daemon.waitWorker(killed);
+    assert.ok(await waitFor(() => wgetFromHost('http://[::1]:18590/'), { what: 'the port served again after the worker restarted', timeoutMs: 10_000 }));
 
     await docker(['rm', '-f', c1], { check: true });
     await waitFor(async () => !(await listening(18590)) && !(await listening(18591)), { what: 'the ports closed after docker rm -f', timeoutMs: 10_000 });
