@@ -4,7 +4,8 @@
 // node sockets; the container sees the host (its network's gateway) as the source; a second
 // container on the same port and a port another program holds get a clear error with nothing
 // kept; `docker rm -f` closes the port; after a SIGKILL of the daemon the next one serves it again.
-// UDP goes through per-client flows, to an IPv4-only network too (6→4). Servers that report the
+// UDP goes through per-client flows, to an IPv4-only network too (6→4). Once per firewall backend
+// (LEDGERNET_TEST_FIREWALLS=iptables runs one): the proxy is the same, the rules around it differ. Servers that report the
 // client's address run in the container's network namespace (nsenter), started and stopped here.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -17,12 +18,12 @@ import { TEST_IMAGE, cleanupAll, docker, track, uniqueName, waitFor } from '../h
 import { kill9AndRestart, ledgernetCli, startDaemon, stopAllDaemons, type DaemonHandle } from '../helpers/daemon.ts';
 import { assertNoLeaks, waitNoLeaks } from '../helpers/leaks.ts';
 
+const FIREWALLS = (process.env['LEDGERNET_TEST_FIREWALLS'] ?? 'iptables,nftables').split(',');
 let daemon: DaemonHandle;
 const servers: ChildProcess[] = [];
 
 before(async () => {
   await assertNoLeaks();
-  daemon = await startDaemon({ extraArgs: ['--reconcile-interval', '0'] });
 });
 
 afterEach(async () => {
@@ -33,7 +34,6 @@ afterEach(async () => {
 after(async () => {
   await cleanupAll();
   await stopAllDaemons();
-  await waitNoLeaks();
 });
 
 async function createNetwork(n: number, ipv6: boolean): Promise<string> {
@@ -105,7 +105,16 @@ async function status(): Promise<string> {
   return (await ledgernetCli(['status', '--state-dir', daemon.stateDir])).stdout;
 }
 
-describe('ports on [::1] through the in-daemon proxy (real dockerd)', () => {
+for (const fw of FIREWALLS) describe(`ports on [::1] through the in-daemon proxy (real dockerd, --firewall ${fw})`, () => {
+  before(async () => {
+    daemon = await startDaemon({ extraArgs: ['--reconcile-interval', '0', '--firewall', fw] });
+  });
+  after(async () => {
+    await cleanupAll();
+    await daemon.stop();
+    await waitNoLeaks();
+  });
+
   test('reached from the host on [::1] with the host as source; the same port again is refused; rm -f closes it; SIGKILL (whole daemon, then the worker alone) and restart serve it again', async () => {
     const net = await createNetwork(160, true);
     const c1 = await started(net, '[::1]:18590:80', '[::1]:18591:81');
