@@ -59,6 +59,11 @@ export const ERRORS = {
     'the cluster\'s KV bucket cannot be reached',
     'joining a cluster network or claiming an address block needs NATS, and NATS did not answer',
   ),
+  LN_ERR_PORT_IN_USE: row(
+    'retryable',
+    'another program already listens on that host address and port',
+    'the userland proxy could not listen on a published port\'s host address (::1): another program holds it; the next pass tries again',
+  ),
   LN_ERR_APPLY: row('retryable', 'the kernel did not reach the desired state', 'the kernel did not reach the desired state'),
   LN_ERR_TIMEOUT: row('retryable', 'the kernel did not converge in time', 'an operation did not finish in time'),
   LN_ERR_DAEMON_UNREACHABLE: row('retryable', 'the ledgernet daemon does not answer', 'the ledgernet daemon does not answer on its control socket'),

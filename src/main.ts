@@ -9,9 +9,9 @@ import { createPluginApp } from './api/index.ts';
 import { createControlApp } from './operator/control.ts';
 import { controlSocket, DEFAULTS, describeNats, natsConnectError, parseHostTimeout, resolveNats, type NatsConfig, type ServeConfig } from './config.ts';
 import { acquireHostGuard, acquireLock, isDerivedHostLinkName, isVethName, VETH_PREFIX, openStore, Outbox, type EventStore, type StoredEvent } from './events/index.ts';
-import { createKernel, driftNotice, watchLinks } from './kernel/index.ts';
+import { createKernel, createProxyHost, driftNotice, watchLinks } from './kernel/index.ts';
 import type { HostView } from './api/ipam.ts';
-import type { FirewallBackend, Kernel } from './kernel/index.ts';
+import type { FirewallBackend, Kernel, ProxyPort } from './kernel/index.ts';
 import { OutcomeRecorder, Reconciler, isOwnedLink, markLost } from './reconciler/index.ts';
 import type { Metrics } from './operator/metrics.ts';
 import { controlPeerCheck, listenPrivately, prepareSocketPath } from './operator/socket.ts';
@@ -105,10 +105,11 @@ async function openState(cfg: ServeConfig, log: Logger, metrics: Metrics | null)
 }
 
 /** The reconciler of the daemon: lost endpoints and pass outcomes are recorded in the log. */
-function buildReconciler(cfg: ServeConfig, store: EventStore, kernel: Kernel, firewall: FirewallBackend, log: Logger, metrics: Metrics | null, cluster: Cluster | null): Reconciler {
+function buildReconciler(cfg: ServeConfig, store: EventStore, kernel: Kernel, firewall: FirewallBackend, log: Logger, metrics: Metrics | null, cluster: Cluster | null, proxies: ProxyPort): Reconciler {
   const outcomes = new OutcomeRecorder(store);
   return new Reconciler({
     kernel,
+    proxies,
     ...(cluster ? { vtep: () => cluster.vtep() } : {}),
     // Decided intents, durable or not yet: Docker's calls start the kernel work during the fsync.
     getState: () => store.latest,
@@ -141,6 +142,7 @@ interface Parts {
   readonly metrics: Metrics | null;
   readonly cluster?: ClusterPort | undefined;
   readonly clusterView?: (() => Promise<unknown>) | undefined;
+  readonly proxies: ProxyPort;
 }
 
 /** The plugin socket Docker calls, then the control socket of the CLI; each cleanup goes to `add` once it listens. */
@@ -167,6 +169,7 @@ async function listen(cfg: ServeConfig, p: Parts, log: Logger, add: (c: Cleanup)
     info: { pid: process.pid, host: cfg.host, socket: cfg.socket, stateDir: cfg.stateDir, startedAt: new Date().toISOString() },
     audit: () => p.outbox?.stats() ?? null,
     ...(p.clusterView ? { cluster: p.clusterView } : {}),
+    proxies: () => p.proxies.list(),
     authorize: controlPeerCheck(ctlPath),
   });
   add(await listenOn(control, ctlPath, 0o600));
@@ -236,12 +239,15 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
     const firewall = switchableFirewall(chosen.backend);
     const cluster = clusterOf(cfg, log);
     add(cluster && (() => cluster.stop()));
-    const reconciler = buildReconciler(cfg, store, kernel, firewall, log, metrics, cluster);
+    // The userland proxy for ports on ::1: its listeners die with the process and the first pass opens them again.
+    const proxies = createProxyHost(log.child({ component: 'proxy' }));
+    add(() => proxies.closeAll());
+    const reconciler = buildReconciler(cfg, store, kernel, firewall, log, metrics, cluster, proxies);
     if (chosen.unsure) add(followDockerFirewall(cfg, firewall, reconciler, log));
     add(() => reconciler.stop());
     // A remote endpoint or member came or went: its FDB and neighbour entries converge now.
     if (cluster) store.onEvents((evs) => void (evs.some((e) => e.type.startsWith('peer.')) && reconciler.requestPass('cluster').catch((e: unknown) => log.warn({ err: e }, 'cluster pass failed'))));
-    await listen(cfg, { store, kernel, reconciler, outbox, metrics, cluster: cluster?.port, clusterView: cluster?.view }, log, add);
+    await listen(cfg, { store, kernel, reconciler, outbox, metrics, cluster: cluster?.port, clusterView: cluster?.view, proxies }, log, add);
     add(await startMetrics(cfg, store, metrics, log));
     cluster?.start(store);
     // Crash recovery and garbage collection: converge what the log says with what the kernel holds.

@@ -17,7 +17,6 @@ import {
 } from '../events/domain/cidr.ts';
 import { bridgeName, peerName, vethName } from '../events/domain/naming.ts';
 import { checkNetworkOptions, DOCKER_NETWORK_FLAGS, gatewayModes } from '../events/domain/options.ts';
-import { LOOPBACK6_REASON } from '../events/domain/host-address.ts';
 import { PROTO_NAME } from '../events/domain/ports.ts';
 import type { EndpointSpec, IpamData, NetworkSpec, PortBinding } from '../events/domain/types.ts';
 
@@ -243,17 +242,16 @@ export function macForAddress(address: string): string {
 
 /**
  * HostIP of a binding: '' (all addresses of both families, or the network's host_binding_ipv4) or
- * an address, canonical (`::` is every IPv6 address). ::1 is refused: IPv6 cannot NAT from loopback.
+ * an address, canonical (`::` is every IPv6 address; `::1` is served by the in-daemon proxy).
  */
 function hostIp(method: string, v: unknown, i: number): string {
   if (v === undefined || v === null || v === '') return '';
   const a = typeof v === 'string' ? parseIp(v) : null;
   if (!a) throw bad(method, `portmap[${i}].HostIP must be an IP address or empty, got ${JSON.stringify(v)?.slice(0, 64)}`);
-  if (a.family === 6 && a.value === 1n) throw new DriverError('LN_ERR_INVALID_OPTION', `${method}: portmap[${i}].HostIP ::1: ${LOOPBACK6_REASON}`);
   return formatIp(a.family, a.value);
 }
 
-/** The published ports of a ProgramExternalConnectivity, each checked: tcp/udp/sctp, not on ::1, no host port twice. */
+/** The published ports of a ProgramExternalConnectivity, each checked: tcp/udp/sctp, no host port twice. */
 export function toPortmap(method: string, options: Json): PortBinding[] {
   const list = options['com.docker.network.portmap'];
   if (list === undefined || list === null) return [];

@@ -42,3 +42,6 @@ export { routeSource } from './route-source.ts';
 export { applyVxlan, observeVxlan, observeVxlanLinks, underlayMtu } from './vxlan.ts';
 export { isVxlanChange, vxlanKey, type VxlanChange } from './iproute/vxlan.ts';
 export type { Neigh, VxlanFdb } from './parse-vxlan.ts';
+// The userland proxy for host addresses the kernel cannot DNAT from (IPv6 loopback).
+export { createProxyHost, type ProxyHost } from './proxy/index.ts';
+export { isProxyChange, proxyName, proxyTarget, type ProxyChange, type ProxyListener, type ProxyPort, type ProxySpec } from './proxy/types.ts';

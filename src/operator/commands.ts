@@ -9,6 +9,7 @@ import type { ScanEnd } from '../events/log/framing.ts';
 import { DriverError } from '../errors.ts';
 import { createKernel } from '../kernel/index.ts';
 import type { KernelSnapshot } from '../kernel/types.ts';
+import type { ProxyListener } from '../kernel/index.ts';
 import { desiredFromState, plan, planJson, Reconciler, renderPlan, type Action, type PassResult, type PlanItem, describeAction, describeItem, describeFailure, markLost, OutcomeRecorder } from '../reconciler/index.ts';
 import { defaultHost } from '../config.ts';
 import { DEFAULT_DOCKER_SOCKET } from './docker-api.ts';
@@ -16,6 +17,7 @@ import { firewallForCli } from './firewall-choice.ts';
 import { table } from './table.ts';
 import { clusterPlan, recordedVtep, type ClusterView } from './cluster.ts';
 import { clusterStatus, clusterTables } from './cluster-status.ts';
+import { daemonProxies, proxiesTable, proxyPlan, proxyRows } from './proxy-status.ts';
 
 const out = (s: string) => process.stdout.write(s);
 
@@ -31,7 +33,11 @@ export async function runReconcile(o: { stateDir: string; dryRun: boolean; json:
   if (o.dryRun) {
     const state = await loadState(o.stateDir);
     const kernel = createKernel({ filterPrefixes: [VETH_PREFIX] });
-    const actions = [...plan(desiredFromState(state), await kernel.observe(), await cliFirewall(o.stateDir, o.firewall)), ...(await clusterPlan(state, o.stateDir))];
+    const actions = [
+      ...plan(desiredFromState(state), await kernel.observe(), await cliFirewall(o.stateDir, o.firewall)),
+      ...(await clusterPlan(state, o.stateDir)),
+      ...proxyPlan(state, await daemonProxies(o.stateDir)),
+    ];
     out(o.json ? `${JSON.stringify(planJson(actions))}\n` : renderPlan(actions, { color: useColor() }));
     return actions.length === 0 ? 0 : 2;
   }
@@ -203,13 +209,17 @@ interface DaemonStatus {
   } | null;
   /** The cluster (serve --nats): this host and the hosts the KV bucket knows. */
   readonly cluster?: ClusterView | null;
+  /** The userland proxy's listeners (ports on ::1). */
+  readonly proxies?: readonly ProxyListener[];
 }
 
 export async function runStatus(o: { stateDir: string; json: boolean; firewall?: string | undefined }): Promise<number> {
   const state = await loadState(o.stateDir);
   const snapshot: KernelSnapshot = await createKernel({ filterPrefixes: [VETH_PREFIX] }).observe();
-  const actions = [...plan(desiredFromState(state), snapshot, await cliFirewall(o.stateDir, o.firewall)), ...(await clusterPlan(state, o.stateDir))];
   const daemon = (await callDaemon(o.stateDir, 'GET', '/status').catch(() => null)) as DaemonStatus | null;
+  const held = daemon ? (daemon.proxies ?? []) : null;
+  const actions = [...plan(desiredFromState(state), snapshot, await cliFirewall(o.stateDir, o.firewall)), ...(await clusterPlan(state, o.stateDir)), ...proxyPlan(state, held)];
+  const proxies = proxyRows(state, held);
   const logBytes = await stat(join(o.stateDir, LOG_FILE)).then((s) => s.size, () => 0);
   const { networks, endpoints } = objectStates(state, actions);
   const pools = poolUsage(state);
@@ -217,7 +227,7 @@ export async function runStatus(o: { stateDir: string; json: boolean; firewall?:
   // Exit non-zero when the daemon cannot be reached: Docker calls would fail too.
   const code = daemon ? 0 : 1;
   if (o.json) {
-    out(`${JSON.stringify({ daemon, lastSeq: state.seq, logBytes, pending: actions.length, networks, endpoints, pools: poolsJson(pools), cluster })}\n`);
+    out(`${JSON.stringify({ daemon, lastSeq: state.seq, logBytes, pending: actions.length, networks, endpoints, pools: poolsJson(pools), cluster, proxies })}\n`);
     return code;
   }
   const audit = daemon?.audit;
@@ -244,6 +254,7 @@ export async function runStatus(o: { stateDir: string; json: boolean; firewall?:
   for (const e of endpoints) if (e.conflict && !listed.has(e.conflict)) out(`conflict: ${e.conflict}\n`);
   // ledgernet IPAM pools (Docker's network inspect shows no IPAM status for a remote IPAM).
   out(`\n${poolsTable(pools)}`);
+  if (proxies.length > 0) out(`\n${proxiesTable(proxies)}`);
   if (cluster) out(`\n${clusterTables(cluster)}`);
   return code;
 }

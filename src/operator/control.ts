@@ -25,6 +25,8 @@ export interface ControlDeps {
   readonly audit?: () => unknown;
   /** The cluster as the daemon sees it (hosts and VTEPs from the KV bucket), or null without --nats. */
   readonly cluster?: () => Promise<unknown>;
+  /** The userland proxy's listeners (ports on ::1). */
+  readonly proxies?: () => unknown;
   /** Null when the peer on this connection may use the socket, else why not. */
   readonly authorize?: (socket: Socket) => Promise<string | null>;
 }
@@ -72,6 +74,7 @@ export function createControlApp(deps: ControlDeps): FastifyInstance {
     endpoints: Object.keys(deps.store.state.endpoints).length,
     audit: deps.audit?.() ?? null,
     cluster: (await deps.cluster?.()) ?? null,
+    proxies: deps.proxies?.() ?? [],
   }));
   return app;
 }

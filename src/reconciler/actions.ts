@@ -1,4 +1,5 @@
 import type { FirewallChange, LinkChange, ShapingChange } from '../kernel/types.ts';
+import type { ProxyChange } from '../kernel/index.ts';
 
 export { CREATE_GROUP } from '../kernel/index.ts';
 
@@ -33,6 +34,7 @@ export type Action =
   | LinkChange
   | ShapingChange
   | FirewallChange
+  | ProxyChange
   | (Base & { readonly kind: 'bridge.localnet'; readonly name: string; readonly on: boolean })
   | (Base & { readonly kind: 'endpoint.lost'; readonly name: string })
   /** Not kernel work: a link that is not ledgernet's holds a name it wants; nothing is done to it. */
@@ -69,6 +71,9 @@ export const KIND_ORDER: readonly ActionKind[] = [
   'nft.element.delete',
   'nft.chain.delete',
   'nft.set.delete',
+  // The userland proxy (kernel/proxy/): a port moved to another endpoint is closed before it is opened.
+  'proxy.close',
+  'proxy.open',
   'link.delete',
   'endpoint.lost',
   'link.conflict',

@@ -12,7 +12,9 @@ import {
   defaultFirewall,
   isFirewallChange,
   isLinkChange,
+  isProxyChange,
   isShapingChange,
+  type ProxyPort,
 } from '../kernel/index.ts';
 import type { ChangesResult, FirewallBackend, Kernel, KernelSnapshot } from '../kernel/types.ts';
 import type { Action } from './actions.ts';
@@ -51,11 +53,15 @@ async function runBatch<C extends Action>(
 /** What a `link.conflict` fails with: its detail says which link, and how to resolve it. */
 const CONFLICT_MESSAGE = 'left alone: not a link of ledgernet';
 
+/** Why a proxy change cannot be applied where no proxy host runs (a CLI pass without the daemon). */
+const NO_PROXY_HOST = 'no userland proxy runs in this process (ledgernet serve holds the listeners)';
+
 /**
  * Applies a sorted plan. `endpoint.lost` actions are not kernel work and are passed through;
  * a `link.conflict` is not either, and is reported as a failure until the conflict is resolved.
+ * Proxy listeners go to `proxies` (the daemon's), after the firewall.
  */
-export async function applyActions(actions: readonly Action[], kernel: Kernel, firewall: FirewallBackend = defaultFirewall): Promise<ApplyResult> {
+export async function applyActions(actions: readonly Action[], kernel: Kernel, firewall: FirewallBackend = defaultFirewall, proxies?: ProxyPort): Promise<ApplyResult> {
   const failures: Failure[] = actions.filter((a) => a.kind === 'link.conflict').map((action) => ({ action, message: CONFLICT_MESSAGE }));
   await runBatch(actions.filter((a) => isLinkChange(a)), (c) => kernel.applyLinks(c), failures);
   // A link already gone is what a delete wants (a container's namespace took its veth along).
@@ -72,6 +78,9 @@ export async function applyActions(actions: readonly Action[], kernel: Kernel, f
   }
   const changes = actions.filter(isFirewallChange);
   if (changes.length > 0) for (const f of await firewall.apply(changes, kernel)) failures.push({ action: f.change, message: f.message });
+  const proxied = actions.filter(isProxyChange);
+  if (proxied.length > 0 && !proxies) for (const action of proxied) failures.push({ action, message: NO_PROXY_HOST });
+  else if (proxies) await runBatch(proxied, (c) => proxies.apply(c), failures);
   const failed = new Set(failures.map((f) => f.action));
   return { applied: actions.filter((a) => !failed.has(a) && a.kind !== 'endpoint.lost' && a.kind !== 'link.conflict'), failures };
 }

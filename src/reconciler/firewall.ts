@@ -1,6 +1,7 @@
 // The firewall as data: what each network wants (isolation, icc, internal, allow-list,
 // published ports, masquerade and hairpin, egress policy), computed from the folded state. How that is
 // written (iptables today) is the firewall backend's business, under src/kernel/.
+import { isProxiedHostIp } from '../events/domain/host-address.ts';
 import { BRIDGE_PREFIX, OWNER_TAG } from '../events/domain/naming.ts';
 import { egressPolicy, gatewayModes, natSources, trustedHostInterfaces, type NetworkPolicy } from '../events/domain/options.ts';
 import type { EndpointState, NetworkState, PortBinding } from '../events/domain/types.ts';
@@ -126,10 +127,12 @@ interface PortRange {
 /**
  * The host address of a binding in `family`, '' for all of them, or null when the binding has no
  * part in that family. As Docker's bridge driver (27+): no address (`-p 8080:80`) is both
- * families, `0.0.0.0` IPv4 only, `::` IPv6 only, any other address its own family.
+ * families, `0.0.0.0` IPv4 only, `::` IPv6 only, `::1` none (proxied), any other address its own family.
  */
 function hostAddress(hostIp: string, family: 4 | 6): string | null {
   if (hostIp === '') return '';
+  // No DNAT from the IPv6 loopback (it cannot work): the userland proxy serves it (proxies.ts).
+  if (isProxiedHostIp(hostIp)) return null;
   if (hostIp.includes(':') !== (family === 6)) return null;
   return hostIp === '0.0.0.0' || hostIp === '::' ? '' : hostIp;
 }

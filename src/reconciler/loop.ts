@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { isRetryable } from '../errors.ts';
 import type { State } from '../events/domain/types.ts';
 import type { FirewallBackend, Kernel, KernelSnapshot } from '../kernel/types.ts';
+import { isProxyChange, type ProxyPort } from '../kernel/index.ts';
 import type { DriftKind } from '../kernel/monitor.ts';
 import { describeAction, type Action } from './actions.ts';
 import { afterActions, applyActions, type Failure } from './apply.ts';
@@ -11,6 +12,7 @@ import { ECHO_MS, backoffMs, expectedEchoes, holdFailures, ownerKey, type Confli
 import { desiredFromState } from './desired.ts';
 import { describeFailure, failureCode } from './outcome.ts';
 import { plan } from './plan.ts';
+import { desiredProxies, planProxies } from './proxies.ts';
 
 export interface PassResult {
   readonly trigger: string;
@@ -39,6 +41,8 @@ export interface ReconcilerDeps {
   readonly vtep?: () => string | null;
   /** The firewall backend (`serve --firewall`); the iptables one when not given. */
   readonly firewall?: FirewallBackend;
+  /** The daemon's userland proxy (ports on ::1): its listeners converge with each pass. Absent: not planned. */
+  readonly proxies?: ProxyPort;
 }
 
 /**
@@ -241,14 +245,17 @@ export class Reconciler {
   /** Plans against `snapshot`, applies what is not held back, and keeps the model current. */
   private async step(trigger: string, snapshot: KernelSnapshot): Promise<Step> {
     const state = this.deps.getState();
-    const planned = plan(desiredFromState(state), snapshot, this.deps.firewall);
+    const proxies = this.deps.proxies;
+    // The listeners are read live each pass (they are in this process: no kernel read to save).
+    const planned = [...plan(desiredFromState(state), snapshot, this.deps.firewall), ...(proxies ? planProxies(desiredProxies(state), proxies.list()) : [])];
     this.noteConflicts(planned);
     if (planned.length > 0) this.echoes = expectedEchoes(planned);
     const held = this.heldBack(trigger, state, planned);
     const work = held.skip.size > 0 ? planned.filter((a) => !held.skip.has(a)) : planned;
-    const done = work.length > 0 ? await applyActions(work, this.deps.kernel, this.deps.firewall) : { applied: [], failures: [] };
+    const done = work.length > 0 ? await applyActions(work, this.deps.kernel, this.deps.firewall, proxies) : { applied: [], failures: [] };
     // A conflict is reported as a failure, but the kernel was not asked for anything.
-    const refused = done.failures.some((f) => f.action.kind !== 'link.conflict');
+    // A proxy listener that could not open says nothing about the kernel model.
+    const refused = done.failures.some((f) => f.action.kind !== 'link.conflict' && !isProxyChange(f.action));
     this.model = refused ? null : afterActions(snapshot, done.applied, this.deps.firewall);
     const cluster = await this.clusterStep.run(trigger, state, snapshot.links);
     return { state, planned, applied: done.applied, failures: [...done.failures, ...held.failures], refused, heldBack: held.skip.size, cluster };

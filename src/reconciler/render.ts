@@ -22,7 +22,7 @@ const RESET = '\u001b[0m';
 
 export function symbol(a: PlanItem): Op {
   if (a.kind === 'link.conflict') return '!';
-  if (a.kind.endsWith('.delete') || a.kind.endsWith('.del') || a.kind === 'endpoint.lost') return '-';
+  if (a.kind.endsWith('.delete') || a.kind.endsWith('.del') || a.kind === 'proxy.close' || a.kind === 'endpoint.lost') return '-';
   if (a.kind === 'link.set' || a.kind === 'bridge.localnet' || a.reason === 'drifted') return '~';
   return '+';
 }

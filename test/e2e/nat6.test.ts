@@ -149,11 +149,11 @@ for (const fw of FIREWALLS) describe(`IPv6 NAT with the real dockerd (--firewall
     assert.equal((await dryRun()).code, 0, 'converged');
   });
 
-  test('refused by name, nothing left: -p [::1]:…, -p [::]:… on an IPv4-only network, host_ipv6 without --ipv6', async () => {
+  test('refused by name, nothing left: sctp on [::1] (the proxy speaks tcp and udp), -p [::]:… on an IPv4-only network, host_ipv6 without --ipv6', async () => {
     const n = await createNetwork(146);
-    const lo = await run(n.name, true, '-p', '[::1]:18486:80');
+    const lo = await run(n.name, true, '-p', '[::1]:18486:80/sctp');
     assert.notEqual(lo.exitCode, 0);
-    assert.match(lo.stderr, /HostIP ::1: ports on the IPv6 loopback address ::1 cannot be published: IPv6 has no route_localnet/);
+    assert.match(lo.stderr, /port sctp\/80 cannot be published on \[::1\]:18486: the IPv6 loopback is served by ledgernet's userland proxy, which forwards tcp and udp only/);
     const v4 = await createNetwork(147, '--no-ipv6');
     const r = await run(v4.name, true, '-p', '[::]:18487:80');
     assert.notEqual(r.exitCode, 0);

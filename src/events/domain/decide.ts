@@ -15,7 +15,7 @@ import { contains, isNetworkOrBroadcast, parseAddrLen } from './cidr.ts';
 import { checkClusterNetwork, decideClaimBlock, withClusterMtu } from './cluster.ts';
 import { decidePeerChange } from './peers.ts';
 import { hostBindingIpv4 } from './options.ts';
-import { checkPortFamilies, gatewayRole, resolvePorts } from './ports.ts';
+import { checkPortFamilies, checkProxiedPorts, gatewayRole, resolvePorts } from './ports.ts';
 import { lookup, type EndpointSpec, type EndpointState, type NetworkState, type NewEvent, type State } from './types.ts';
 
 /**
@@ -106,6 +106,7 @@ export function decide(cmd: Command, state: State): NewEvent[] {
       const bound = binding === null ? cmd.portmap : cmd.portmap.map((p) => (p.hostIp === '' ? { ...p, hostIp: binding } : p));
       // Flagged (Docker 28+), IPv6 is served by the container's other gateway: its IPv6-only bindings are not ours.
       if (cmd.ipv6Elsewhere !== true) checkPortFamilies(bound, ep);
+      checkProxiedPorts(bound);
       // With separate IPv4 and IPv6 gateways (Docker 28+), IPv4 ports go to the IPv4 one only.
       const role = gatewayRole(state, ep, cmd.ipv6Elsewhere === true);
       const handed = role.handover.map((m) => ({ ...m, portmap: [] }));

@@ -18,20 +18,23 @@ function invalid(key: string, v: string, form: string): DriverError {
   return new DriverError('LN_ERR_INVALID_OPTION', `option ${key}=${v} is invalid: expected ${form}`);
 }
 
-/** `host_binding_ipv4`: canonical text; not multicast, and not ::1 (IPv6 has no NAT from loopback). */
+/** `host_binding_ipv4`: canonical text; not multicast (::1 is served by the in-daemon proxy). */
 export function parseHostBinding(key: string, v: string): string {
   const a = parseIp(v);
   const multicast = a !== null && (a.family === 4 ? a.value >= MULTICAST4 : a.value >= MULTICAST6);
   if (!a || multicast) throw invalid(key, v, HOST_BINDING_FORM);
-  if (a.family === 6 && a.value === 1n) {
-    throw new DriverError('LN_ERR_INVALID_OPTION', `option ${key}=${v} is invalid: ${LOOPBACK6_REASON}`);
-  }
   return formatIp(a.family, a.value);
 }
 
-/** Why ::1 cannot be a published port's host address (also said at ProgramExternalConnectivity). */
-export const LOOPBACK6_REASON =
-  'ports on the IPv6 loopback address ::1 cannot be published: IPv6 has no route_localnet, so the kernel never NATs a connection from ::1 to a container (Docker needs its userland proxy for it, which a network plugin does not get); publish on 127.0.0.1, or on :: and connect to one of the host\'s own IPv6 addresses';
+/**
+ * A host address the kernel cannot DNAT from: the IPv6 loopback (IPv6 has no route_localnet, so a
+ * connection from ::1 NATed to a container never gets its reply). Ports on it are served by the
+ * daemon's userland proxy (kernel/proxy/) instead of DNAT rules, as Docker serves them with
+ * docker-proxy. `hostIp` is canonical (formatIp).
+ */
+export function isProxiedHostIp(hostIp: string): boolean {
+  return hostIp === '::1';
+}
 
 /** `host_ipv4` / `host_ipv6`: a unicast address of the family (not unspecified, loopback, multicast or broadcast). */
 export function parseSnatSource(family: 4 | 6): (key: string, v: string) => string {
@@ -75,7 +78,7 @@ export function checkHostAddressesFor(a: HostAddresses, net: HostAddressNetwork)
   const hasV6 = net.subnets.some((s) => s.includes(':'));
   if (net.subnets.length === 0 || hasV6) return;
   if (a.snat6 !== null) throw refused(`com.docker.network.host_ipv6=${a.snat6}`, 'the network has no IPv6 subnet (create it with --ipv6)');
-  if (a.binding?.includes(':')) {
+  if (a.binding?.includes(':') && !isProxiedHostIp(a.binding)) {
     throw refused(`com.docker.network.bridge.host_binding_ipv4=${a.binding}`, 'it is an IPv6 address and the network has no IPv6 subnet (create it with --ipv6)');
   }
 }

@@ -4,6 +4,7 @@
 // another ledgernet endpoint), and recorded in the `endpoint.external.programmed` event, so a
 // replay or a second daemon reading the log arrives at the same rules.
 import { DriverError } from '../../errors.ts';
+import { isProxiedHostIp } from './host-address.ts';
 import { gatewayModes } from './options.ts';
 import type { EndpointState, PortBinding, State } from './types.ts';
 
@@ -17,7 +18,7 @@ function key(proto: number, port: number): string {
 }
 
 /** A network that maps no host port: IPv4 `routed`, and IPv6 too when it has IPv6 (else IPv6 NAT maps them). */
-function routed(state: State, ep: EndpointState): boolean {
+export function routed(state: State, ep: EndpointState): boolean {
   const net = state.networks[ep.networkId];
   if (net === undefined) return false;
   const mode = gatewayModes(net.options, net.internal);
@@ -102,11 +103,27 @@ export function gatewayRole(state: State, ep: EndpointState, ipv6Elsewhere: bool
  */
 export function checkPortFamilies(portmap: readonly PortBinding[], ep: EndpointState): void {
   if (ep.addressV6 !== null) return;
-  const v6 = portmap.find((p) => p.hostIp.includes(':'));
+  // The IPv6 loopback is served by the userland proxy, which forwards 6→4 as docker-proxy does.
+  const v6 = portmap.find((p) => p.hostIp.includes(':') && !isProxiedHostIp(p.hostIp));
   if (v6 === undefined) return;
   throw new DriverError(
     'LN_ERR_INVALID_OPTION',
     `port ${PROTO_NAME[v6.proto] ?? v6.proto}/${v6.port} is published on the IPv6 address ${v6.hostIp}, but the container has no IPv6 address on this network ` +
       `(create the network with --ipv6, or publish on an IPv4 address)`,
+  );
+}
+
+/**
+ * The userland proxy serving the IPv6 loopback speaks TCP and UDP; Node has no SCTP sockets, so an
+ * SCTP port on ::1 is refused by name rather than left unserved.
+ * @throws DriverError `LN_ERR_INVALID_OPTION` naming the binding.
+ */
+export function checkProxiedPorts(portmap: readonly PortBinding[]): void {
+  const sctp = portmap.find((p) => isProxiedHostIp(p.hostIp) && PROTO_NAME[p.proto] === 'sctp');
+  if (sctp === undefined) return;
+  throw new DriverError(
+    'LN_ERR_INVALID_OPTION',
+    `port sctp/${sctp.port} cannot be published on [${sctp.hostIp}]:${sctp.hostPort}: the IPv6 loopback is served by ledgernet's userland proxy, ` +
+      `which forwards tcp and udp only (the kernel cannot NAT from ::1); publish it on 127.0.0.1 or on one of the host's IPv6 addresses`,
   );
 }

@@ -4,7 +4,7 @@
 // - LEDGERNET-DNAT, jumped to from PREROUTING and OUTPUT for local destinations: one rule per range.
 // - LEDGERNET-POSTROUTING, from POSTROUTING: masquerade by source pool, hairpin.
 // No localhost rule: IPv6 has no route_localnet, so a packet from ::1 never leaves `lo` (the
-// kernel drops it on the way back); ports on [::1] are refused at ProgramExternalConnectivity.
+// kernel drops it on the way back); ports on [::1] are served by the userland proxy (kernel/proxy/).
 // The filter side (published-port and hairpin accepts) is render.ts's, for both families.
 import type { FirewallNetworkPolicy, FirewallPolicy } from '../types.ts';
 import { dnatRule, hook, natTarget, owned, type DesiredChain } from './render.ts';

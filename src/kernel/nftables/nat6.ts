@@ -5,7 +5,7 @@
 // `dnat ip` statement leaves IPv6 packets alone, and the reverse); egress is masqueraded (or
 // SNATed to host_ipv6) through `ip6 saddr vmap @masq6` into the network's `net-<id>-masq6`
 // chain; hairpin through an IPv6 published port is masqueraded in the network's `nat` chain.
-// There is no rule for ::1: IPv6 has no route_localnet (ports on [::1] are refused earlier).
+// There is no rule for ::1: IPv6 has no route_localnet (ports on [::1] are served by the userland proxy, kernel/proxy/).
 import type { FirewallNetworkPolicy, NftRule, NftSetSpec } from '../types.ts';
 import * as x from './expr.ts';
 import { portElements } from './port-elements.ts';

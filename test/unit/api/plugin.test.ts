@@ -487,8 +487,8 @@ describe('plugin API: bad input is refused by name', () => {
     }
     await refusedWith(
       'NetworkDriver.CreateNetwork',
-      createNetworkBody('{"com.docker.network.bridge.host_binding_ipv4":"::1"}'),
-      /com\.docker\.network\.bridge\.host_binding_ipv4=::1 is invalid: ports on the IPv6 loopback address ::1 cannot be published: IPv6 has no route_localnet/,
+      createNetworkBody('{"com.docker.network.bridge.host_binding_ipv4":"ff02::1"}'),
+      /com\.docker\.network\.bridge\.host_binding_ipv4=ff02::1 is invalid: expected an IP address/,
     );
     // IPv6 host addresses on a network without an IPv6 subnet, SNAT sources that would do nothing.
     const ignored: [string, RegExp][] = [
@@ -639,7 +639,7 @@ describe('plugin API: bad input is refused by name', () => {
     }
   });
 
-  it('published ports: another protocol, HostIP ::1, IPv6 on an IPv4-only network, a host port given twice in a family are refused by name', async () => {
+  it('published ports: another protocol, sctp on HostIP ::1 (the proxy speaks tcp and udp), IPv6 on an IPv4-only network, a host port given twice in a family are refused by name', async () => {
     assert.equal((await call('NetworkDriver.CreateNetwork', createNetworkBody())).status, 200);
     assert.equal((await call('NetworkDriver.CreateEndpoint', createEndpointBody())).status, 200);
     assert.equal((await call('NetworkDriver.Join', joinBody)).status, 200);
@@ -650,8 +650,8 @@ describe('plugin API: bad input is refused by name', () => {
     );
     await refusedWith(
       'NetworkDriver.ProgramExternalConnectivity',
-      programWith('[{"Proto":6,"Port":80,"HostIP":"::1","HostPort":8080,"HostPortEnd":8080}]'),
-      /portmap\[0\]\.HostIP ::1: ports on the IPv6 loopback address ::1 cannot be published: IPv6 has no route_localnet/,
+      programWith('[{"Proto":132,"Port":80,"HostIP":"::1","HostPort":8080,"HostPortEnd":8080}]'),
+      /port sctp\/80 cannot be published on \[::1\]:8080: the IPv6 loopback is served by ledgernet's userland proxy, which forwards tcp and udp only/,
     );
     await refusedWith(
       'NetworkDriver.ProgramExternalConnectivity',
