@@ -7,7 +7,7 @@ import { canonicalIp, parsePrefix } from './events/domain/cidr.ts';
 import { DriverError, isDriverError } from './errors.ts';
 import { DEFAULT_DOCKER_SOCKET } from './operator/docker-api.ts';
 import { createLogger } from './logger.ts';
-import { parseFirewallChoice } from './operator/firewall-choice.ts';
+import { parseDirectRouting, parseFirewallChoice } from './operator/firewall-choice.ts';
 import { supervise } from './supervisor/supervisor.ts';
 import { notifyReady, onSupervisorGone, workerSocket } from './supervisor/worker-link.ts';
 import type { Logger } from 'pino';
@@ -21,12 +21,15 @@ commands:
               [--docker-socket P]  Docker's API (default /var/run/docker.sock; '' never asks Docker)
               [--abandoned-grace S]  release an endpoint Docker has not held for S seconds (default 60)
               [--firewall iptables|nftables|auto]  firewall backend (default auto: nftables when Docker's is)
+              [--allow-direct-routing]  no direct-access protection on any network (Docker 28's dockerd flag)
               [--default-pool CIDR] [--default-pool-size N] [--default-pool6 CIDR] [--default-pool6-size N]
               (automatic IPAM pools: default ${DEFAULT_POOLS.v4.range} in /${DEFAULT_POOLS.v4.size}s, ${DEFAULT_POOLS.v6.range} in /${DEFAULT_POOLS.v6.size}s)
   reconcile   converge the kernel once (through the running daemon if there is one)
               --dry-run  only show what would change (exit 0: nothing, 2: changes pending, 1: error)
               --json     machine-readable output
               --firewall B  plan with this backend (default: the one serve recorded in the state dir)
+              --allow-direct-routing  plan as serve --allow-direct-routing would (default: as serve runs;
+                         LEDGERNET_ALLOW_DIRECT_ROUTING=0 plans as serve without it)
   status      networks and endpoints, desired vs actual [--json] [--firewall B]
   events      print the event log [--json] [--follow]; 'events verify' checks it
   release ID|CIDR|IP  forget a network or endpoint (id or unique 12+ hex prefix), an IPAM pool or
@@ -76,6 +79,7 @@ const OPTIONS = {
   metrics: { type: 'string' },
   'docker-socket': { type: 'string' },
   firewall: { type: 'string' },
+  'allow-direct-routing': { type: 'boolean' },
   'default-pool': { type: 'string' },
   'default-pool-size': { type: 'string' },
   'default-pool6': { type: 'string' },
@@ -230,6 +234,7 @@ async function runServe(values: Values, env: NodeJS.ProcessEnv, argv: string[], 
     defaultPools: pools,
     nats: natsServeConfig(values, env),
     firewall: parseFirewallChoice(values.firewall ?? env['LEDGERNET_FIREWALL']) ?? 'auto',
+    allowDirectRouting: parseDirectRouting(values['allow-direct-routing'], env['LEDGERNET_ALLOW_DIRECT_ROUTING']) ?? false,
   };
   // By default a supervisor keeps Docker's socket and runs the daemon as its worker
   // (src/supervisor/); --in-process runs the daemon alone, as before.
@@ -267,7 +272,7 @@ async function main(argv: string[]): Promise<number> {
     case 'serve':
       return runServe(values, env, argv, stateDir);
     case 'reconcile':
-      return (await import('./operator/commands.ts')).runReconcile({ stateDir, dryRun: values['dry-run'] ?? false, json: values.json ?? false, firewall: values.firewall });
+      return (await import('./operator/commands.ts')).runReconcile({ stateDir, dryRun: values['dry-run'] ?? false, json: values.json ?? false, firewall: values.firewall, allowDirectRouting: values['allow-direct-routing'] });
     case 'status':
       return (await import('./operator/commands.ts')).runStatus({ stateDir, json: values.json ?? false, firewall: values.firewall });
     case 'release':

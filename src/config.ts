@@ -63,6 +63,8 @@ export interface ServeConfig {
   readonly dockerSocket: string | null;
   /** `--firewall` (LEDGERNET_FIREWALL): the firewall backend, or `auto` (Docker's); default auto. */
   readonly firewall?: 'iptables' | 'nftables' | 'auto';
+  /** `--allow-direct-routing` (LEDGERNET_ALLOW_DIRECT_ROUTING): no direct-access protection on any network; default off. */
+  readonly allowDirectRouting?: boolean;
   /** This host's underlay address for cluster networks (`--vtep`, `LEDGERNET_VTEP`); null: the
    * source address towards the first NATS server. */
   readonly vtep: string | null;

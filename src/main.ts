@@ -15,7 +15,7 @@ import type { FirewallBackend, Kernel, ProxyPort } from './kernel/index.ts';
 import { OutcomeRecorder, Reconciler, isOwnedLink, markLost } from './reconciler/index.ts';
 import type { Metrics } from './operator/metrics.ts';
 import { controlPeerCheck, listenPrivately, prepareSocketPath } from './operator/socket.ts';
-import { recordFirewall, resolveFirewall, switchableFirewall } from './operator/firewall-choice.ts';
+import { recordDirectRouting, recordFirewall, resolveFirewall, switchableFirewall } from './operator/firewall-choice.ts';
 import { followDockerFirewall, startDockerSync } from './operator/docker-background.ts';
 import { startCluster, type Cluster } from './operator/cluster.ts';
 import type { ClusterPort } from './events/index.ts';
@@ -236,7 +236,8 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
     const chosen = await resolveFirewall(cfg.firewall ?? 'auto', cfg.dockerSocket, cfg.stateDir);
     await recordFirewall(cfg.stateDir, chosen.backend);
     log.info({ firewall: chosen.backend.name, why: chosen.why }, `firewall backend: ${chosen.backend.name}`);
-    const firewall = switchableFirewall(chosen.backend);
+    await recordDirectRouting(cfg.stateDir, cfg.allowDirectRouting === true);
+    const firewall = switchableFirewall(chosen.backend, cfg.allowDirectRouting === true);
     const cluster = clusterOf(cfg, log);
     add(cluster && (() => cluster.stop()));
     // The userland proxy for ports on ::1: its listeners die with the process and the first pass opens them again.

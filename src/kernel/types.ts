@@ -240,6 +240,12 @@ export interface FirewallNetworkPolicy {
   readonly gateways: readonly string[];
   /** Published container ports, per endpoint address: opened to direct access in `routed`, and from trusted interfaces in `nat`. */
   readonly opened: readonly OpenedPort[];
+  /**
+   * `serve --allow-direct-routing` (Docker 28's daemon-wide `--allow-direct-routing`): no
+   * direct-access protection, and the published container ports are reachable directly from every
+   * interface (as if each were trusted). Absent: off.
+   */
+  readonly directRouting?: boolean;
 }
 
 /**

@@ -26,15 +26,18 @@ function useColor(): boolean {
   return process.stdout.isTTY === true && !process.env['NO_COLOR'];
 }
 
-/** The backend the daemon uses (see firewall-choice.ts), unless `--firewall` says otherwise. */
-const cliFirewall = (stateDir: string, flag?: string) => firewallForCli(stateDir, flag, DEFAULT_DOCKER_SOCKET);
+/**
+ * The backend the daemon uses (see firewall-choice.ts), unless `--firewall` says otherwise; planned
+ * with its --allow-direct-routing unless `--allow-direct-routing` (or the env) says otherwise.
+ */
+const cliFirewall = (stateDir: string, flag?: string, direct?: boolean) => firewallForCli(stateDir, flag, DEFAULT_DOCKER_SOCKET, direct);
 
-export async function runReconcile(o: { stateDir: string; dryRun: boolean; json: boolean; firewall?: string | undefined }): Promise<number> {
+export async function runReconcile(o: { stateDir: string; dryRun: boolean; json: boolean; firewall?: string | undefined; allowDirectRouting?: boolean | undefined }): Promise<number> {
   if (o.dryRun) {
     const state = await loadState(o.stateDir);
     const kernel = createKernel({ filterPrefixes: [VETH_PREFIX] });
     const actions = [
-      ...plan(desiredFromState(state), await kernel.observe(), await cliFirewall(o.stateDir, o.firewall)),
+      ...plan(desiredFromState(state), await kernel.observe(), await cliFirewall(o.stateDir, o.firewall, o.allowDirectRouting)),
       ...(await clusterPlan(state, o.stateDir)),
       ...proxyPlan(state, await daemonProxies(o.stateDir)),
     ];

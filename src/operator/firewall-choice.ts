@@ -7,7 +7,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DriverError } from '../errors.ts';
 import { iptablesFirewall, nftablesFirewall } from '../kernel/index.ts';
-import type { FirewallBackend } from '../kernel/types.ts';
+import type { FirewallBackend, FirewallPolicy } from '../kernel/types.ts';
 import { DockerApi } from './docker-api.ts';
 
 type Choice = 'iptables' | 'nftables' | 'auto';
@@ -58,14 +58,18 @@ export async function resolveFirewall(choice: Choice, dockerSocket: string | nul
 
 const readRecorded = (stateDir: string) => readFile(join(stateDir, RECORD), 'utf8').then((t) => parseFirewallChoice(t.trim()), () => undefined);
 
-/** A backend that delegates to another, which `use` swaps between passes (auto, once Docker answers). */
-export function switchableFirewall(initial: FirewallBackend): FirewallBackend & { use(next: FirewallBackend): void } {
+/**
+ * A backend that delegates to another, which `use` swaps between passes (auto, once Docker
+ * answers). With `directRouting` (serve --allow-direct-routing) every network is planned without
+ * direct-access protection.
+ */
+export function switchableFirewall(initial: FirewallBackend, directRouting = false): FirewallBackend & { use(next: FirewallBackend): void } {
   let current = initial;
   return {
     get name() {
       return current.name;
     },
-    plan: (policy, observed) => current.plan(policy, observed),
+    plan: (policy, observed) => current.plan(directRouting ? withDirectRouting(policy) : policy, observed),
     apply: (changes, kernel) => current.apply(changes, kernel),
     after: (observed, applied) => current.after(observed, applied),
     use(next) {
@@ -78,9 +82,34 @@ export async function recordFirewall(stateDir: string, backend: FirewallBackend)
   await writeFile(join(stateDir, RECORD), `${backend.name}\n`, { mode: 0o600 });
 }
 
+const withDirectRouting = (p: FirewallPolicy): FirewallPolicy => ({ ...p, networks: p.networks.map((n) => ({ ...n, directRouting: true })) });
+
+const DIRECT_RECORD = 'allow-direct-routing';
+
+/**
+ * `--allow-direct-routing` / LEDGERNET_ALLOW_DIRECT_ROUTING (`1`/`true`, `0`/`false`, '' off);
+ * undefined when neither is given.
+ */
+export function parseDirectRouting(flag: boolean | undefined, env: string | undefined): boolean | undefined {
+  if (flag === true) return true;
+  if (env === undefined) return undefined;
+  if (env === '' || env === '0' || env === 'false') return false;
+  if (env === '1' || env === 'true') return true;
+  throw new DriverError('LN_ERR_CONFIG', `LEDGERNET_ALLOW_DIRECT_ROUTING must be true, false, 1 or 0, got ${JSON.stringify(env)}`);
+}
+
+/** serve records whether it runs with --allow-direct-routing, so the CLI's plans agree with it. */
+export async function recordDirectRouting(stateDir: string, on: boolean): Promise<void> {
+  await writeFile(join(stateDir, DIRECT_RECORD), `${on}\n`, { mode: 0o600 });
+}
+
+const readDirectRouting = (stateDir: string) => readFile(join(stateDir, DIRECT_RECORD), 'utf8').then((t) => t.trim() === 'true', () => false);
+
 /** For the CLI: the flag or env, else what the daemon recorded, else `auto`. */
-export async function firewallForCli(stateDir: string, flag: string | undefined, dockerSocket: string | null): Promise<FirewallBackend> {
+export async function firewallForCli(stateDir: string, flag: string | undefined, dockerSocket: string | null, directFlag?: boolean): Promise<FirewallBackend> {
   const given = parseFirewallChoice(flag ?? process.env['LEDGERNET_FIREWALL']);
   const recorded = given ? undefined : await readRecorded(stateDir);
-  return (await resolveFirewall(given ?? recorded ?? 'auto', dockerSocket, stateDir)).backend;
+  const backend = (await resolveFirewall(given ?? recorded ?? 'auto', dockerSocket, stateDir)).backend;
+  const direct = parseDirectRouting(directFlag, process.env['LEDGERNET_ALLOW_DIRECT_ROUTING']) ?? (await readDirectRouting(stateDir));
+  return direct ? switchableFirewall(backend, true) : backend;
 }

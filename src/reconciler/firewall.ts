@@ -76,7 +76,7 @@ function opened(ep: EndpointState): OpenedPort[] {
     const proto = PROTO[p.proto];
     if (proto === undefined) continue;
     for (const [family, addr] of [[4, ep.address], [6, ep.addressV6]] as const) {
-      const ip = addr?.split('/')[0];
+      const ip = ep.portFamily === undefined || ep.portFamily === family ? addr?.split('/')[0] : undefined;
       const key = `${family} ${p.proto}/${p.port}`;
       const fits = p.hostIp === '' || p.hostIp.includes(':') === (family === 6);
       if (ip === undefined || !fits || seen.has(key)) continue;
@@ -103,7 +103,8 @@ export function needsLocalnet(n: FirewallNetwork): boolean {
 /** The endpoint's published ports of one family, to its address of that family. */
 function forwards(ep: EndpointState, family: 4 | 6): PortForward[] {
   const ip = (family === 4 ? ep.address : ep.addressV6)?.split('/')[0];
-  if (ip === undefined) return [];
+  // Docker 28+ split gateways: only this endpoint's side of the ports.
+  if (ip === undefined || (ep.portFamily !== undefined && ep.portFamily !== family)) return [];
   return portRanges(ep.portmap, family).map((r) => ({
     endpointId: ep.endpointId,
     proto: r.proto,

@@ -16,13 +16,17 @@ export interface DesiredProxy {
 /**
  * A listener for each tcp/udp port an endpoint publishes on ::1, to its IPv6 address, or its IPv4
  * one when it has none (6→4, as docker-proxy). Sorted by name. Nothing for an --internal network
- * or one that maps no host port (routed), nor for a lost endpoint.
+ * or one that maps no host port (routed), nor for a lost endpoint; with split gateways (Docker 28+)
+ * only the container's IPv6 gateway serves them.
  */
 export function desiredProxies(state: State): DesiredProxy[] {
   const out: DesiredProxy[] = [];
+  // Split gateways (Docker 28+): the IPv6 side of a container's ports, ::1 included, is its IPv6 gateway's.
+  const v6Gateways = new Set(Object.values(state.endpoints).flatMap((e) => (e.portFamily === 6 && e.sandboxKey !== null ? [e.sandboxKey] : [])));
   for (const ep of Object.values(state.endpoints)) {
     const net = state.networks[ep.networkId];
     if (!net || net.internal || ep.lost || routed(state, ep)) continue;
+    if (ep.portFamily === 4 || (ep.portFamily === undefined && ep.sandboxKey !== null && v6Gateways.has(ep.sandboxKey))) continue;
     const targetIp = (ep.addressV6 ?? ep.address)?.split('/')[0];
     if (targetIp === undefined) continue;
     for (const p of ep.portmap) {

@@ -6,6 +6,8 @@
 //   address is not reachable from outside, not even its published container port, and not even
 //   when the operator accepts it in DOCKER-USER; from a trusted interface
 //   (trusted_host_interfaces) the published container port is reachable, an unpublished one not;
+//   with `serve --allow-direct-routing` the same from every interface (the daemon is restarted
+//   with the flag and without it again), and the dry-run shows the protection go and come back;
 // - routed: no NAT either way: the published container port (and ping) is reachable at the
 //   container's address, the host port is not, and the outside sees the container's own address;
 //   routed for IPv6 only: the same over IPv6 (no IPv6 masquerade or DNAT), while IPv4 keeps its NAT;
@@ -137,6 +139,36 @@ for (const fw of FIREWALLS) describe(`gateway modes and direct-access protection
     assert.ok(await outside.fetch(`http://${srv.ip}:80/`), 'published container port, from the trusted interface');
     assert.equal(await outside.fetch(`http://${srv.ip}:81/`), false, 'unpublished port: dropped');
     assert.ok(await outside.fetch(`http://${outside.hostIp}:18562/`), 'the host port still works');
+  });
+
+  test('serve --allow-direct-routing: the published container port is reachable directly from any interface, an unpublished one is not; the dry-run shows the protection go and come back', async () => {
+    const n = await createNetwork(168);
+    const srv = await runServer(n.name, '-p', '18568:80');
+    assert.equal(await outside.fetch(`http://${srv.ip}:80/`), false, 'without the flag: the published container port, addressed directly, is dropped');
+    // iptables: the network's DROP goes (the whole chain, when no other network is guarded); nftables: its map element.
+    const drop = `-d 10\\.231\\.168\\.0/24 ! -i ${n.bridge} .*-j DROP`;
+    const gone = fw === 'iptables' ? new RegExp(`- (${drop}|chain\\.delete mangle/LEDGERNET-DIRECT)`) : /- nft\.element\.delete inet ledgernet\/direct4 10\.231\.168\.0\/24/;
+    const back = fw === 'iptables' ? new RegExp(`\\+ ${drop}`) : /\+ nft\.element\.add inet ledgernet\/direct4 10\.231\.168\.0\/24/;
+    const on = await ledgernetCli(['reconcile', '--dry-run', '--allow-direct-routing', '--state-dir', daemon.stateDir]);
+    assert.equal(on.exitCode, 2, on.stdout + on.stderr);
+    assert.match(on.stdout, gone, 'the dry-run with the flag: the protection goes');
+    const plain = daemon.options;
+    await daemon.terminate();
+    daemon = await startDaemon({ ...plain, extraArgs: [...(plain.extraArgs ?? []), '--allow-direct-routing'] });
+    try {
+      await waitFor(async () => (await dryRun()).code === 0, { what: 'serve --allow-direct-routing to converge', timeoutMs: 10_000 });
+      assert.ok(await outside.fetch(`http://${srv.ip}:80/`), 'with the flag: the published container port, addressed directly from an untrusted interface');
+      assert.equal(await outside.fetch(`http://${srv.ip}:81/`), false, 'an unpublished port: still dropped');
+      assert.ok(await outside.fetch(`http://${outside.hostIp}:18568/`), 'the host port still works');
+      const off = await ledgernetCli(['reconcile', '--dry-run', '--state-dir', daemon.stateDir], { LEDGERNET_ALLOW_DIRECT_ROUTING: '0' });
+      assert.equal(off.exitCode, 2, off.stdout + off.stderr);
+      assert.match(off.stdout, back, 'planned without the flag: the protection comes back');
+    } finally {
+      await daemon.terminate();
+      daemon = await startDaemon(plain);
+    }
+    await waitFor(async () => (await dryRun()).code === 0, { what: 'serve without the flag to converge', timeoutMs: 10_000 });
+    assert.equal(await outside.fetch(`http://${srv.ip}:80/`), false, 'without the flag again: dropped');
   });
 
   test('routed: no NAT; the published container port and ping reach the container address, the host port does not, egress keeps its address', async () => {

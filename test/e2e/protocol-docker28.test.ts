@@ -7,7 +7,8 @@
 // ProgramExternalConnectivity / Revoke arriving again and again (v28's flag flip, v29's per-family
 // gateway changes) leave exactly one DNAT rule for the published port while programmed, none
 // after Revoke, and write no event for a repeat; with the IPv4 and IPv6 gateways on two
-// endpoints of one container, the port stays with the IPv4 one and moves when it leaves.
+// endpoints of one container, the IPv4 side of the port stays with the IPv4 one and moves when it
+// leaves (the IPv6 side, with real traffic: protocol-split-gateways.test.ts).
 import assert from 'node:assert/strict';
 import { execa } from 'execa';
 import { mkdtemp, rm } from 'node:fs/promises';

@@ -157,7 +157,7 @@ function describeData(ev: StoredEvent): string {
     case 'endpoint.lost':
       return `endpoint ${short(ev.data.endpointId)} lost (${ev.data.veth}): ${ev.data.reason}`;
     case 'endpoint.external.programmed':
-      return `endpoint ${short(ev.data.endpointId)} ports programmed ${ports(ev.data.portmap) || '(none)'}`;
+      return `endpoint ${short(ev.data.endpointId)} ports programmed ${ports(ev.data.portmap) || '(none)'}${ev.data.family === undefined ? '' : ` (IPv${ev.data.family} only)`}`;
     case 'endpoint.external.revoked':
       return `endpoint ${short(ev.data.endpointId)} ports revoked`;
     case 'pool.requested':

@@ -107,16 +107,15 @@ export function decide(cmd: Command, state: State): NewEvent[] {
       // Flagged (Docker 28+), IPv6 is served by the container's other gateway: its IPv6-only bindings are not ours.
       if (cmd.ipv6Elsewhere !== true) checkPortFamilies(bound, ep);
       checkProxiedPorts(bound);
-      // With separate IPv4 and IPv6 gateways (Docker 28+), IPv4 ports go to the IPv4 one only.
+      // With separate IPv4 and IPv6 gateways (Docker 28+), each publishes its family's side of the ports.
       const role = gatewayRole(state, ep, cmd.ipv6Elsewhere === true);
-      const handed = role.handover.map((m) => ({ ...m, portmap: [] }));
-      const view = { ...state, endpoints: { ...state.endpoints, ...Object.fromEntries(handed.map((m) => [m.endpointId, m])) } };
+      const view = { ...state, endpoints: { ...state.endpoints, ...Object.fromEntries(role.mates.map((m) => [m.endpointId, m])) } };
       // Host ports Docker left to us (-P, ranges) are chosen here and recorded in the event.
-      const portmap = role.ipv4 ? resolvePorts(bound, view, ep) : [];
-      if (ep.programmed && isDeepStrictEqual(ep.portmap, portmap) && handed.length === 0) return [];
-      return [...handed, { ...ep, portmap }].map((e) => ({
+      const portmap = resolvePorts(bound, view, ep, role.partner === null ? null : (view.endpoints[role.partner.endpointId] ?? null));
+      if (ep.programmed && isDeepStrictEqual(ep.portmap, portmap) && ep.portFamily === role.family && role.mates.length === 0) return [];
+      return [...role.mates, { ...ep, portmap, portFamily: role.family }].map((e) => ({
         type: 'endpoint.external.programmed' as const,
-        data: { networkId: e.networkId, endpointId: e.endpointId, portmap: e.portmap },
+        data: { networkId: e.networkId, endpointId: e.endpointId, portmap: e.portmap, ...(e.portFamily === undefined ? {} : { family: e.portFamily }) },
       }));
     }
     case 'RevokeExternal': {

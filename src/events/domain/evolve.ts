@@ -103,6 +103,8 @@ function apply(draft: Draft<State>, event: StoredEvent): void {
       if (ep) {
         ep.programmed = true;
         ep.portmap = castDraft(cloneJson(event.data.portmap));
+        if (event.data.family === undefined) delete ep.portFamily;
+        else ep.portFamily = event.data.family;
       }
       return;
     }
@@ -111,6 +113,7 @@ function apply(draft: Draft<State>, event: StoredEvent): void {
       if (ep) {
         ep.programmed = false;
         ep.portmap = [];
+        delete ep.portFamily;
       }
       return;
     }

@@ -30,13 +30,14 @@ export function routed(state: State, ep: EndpointState): boolean {
  * endpoint already holds when Docker repeats the call.
  * @throws DriverError `LN_ERR_CONFLICT` when a fixed port is taken or a range has no free port.
  */
-export function resolvePorts(portmap: readonly PortBinding[], state: State, ep: EndpointState): PortBinding[] {
+export function resolvePorts(portmap: readonly PortBinding[], state: State, ep: EndpointState, partner: EndpointState | null = null): PortBinding[] {
   // The `routed` gateway mode maps no host port (only the container port is opened): nothing to
   // choose or to collide with, as in Docker (unless the other family is NATed and maps them).
   if (routed(state, ep)) return [...portmap];
   const taken = new Map<string, string>();
   for (const other of Object.values(state.endpoints)) {
-    if (other.endpointId === ep.endpointId || routed(state, other)) continue;
+    // The partner publishes the same host ports in the other family: shared, not taken.
+    if (other.endpointId === ep.endpointId || other.endpointId === partner?.endpointId || routed(state, other)) continue;
     for (const p of other.portmap) taken.set(key(p.proto, p.hostPort), other.endpointId);
   }
   const out: PortBinding[] = [];
@@ -59,7 +60,7 @@ export function resolvePorts(portmap: readonly PortBinding[], state: State, ep: 
       continue;
     }
     const [lo, hi] = p.hostPort === 0 ? EPHEMERAL_PORTS : [p.hostPort, p.hostPortEnd];
-    const previous = ep.portmap.find(
+    const previous = [...ep.portmap, ...(partner?.portmap ?? [])].find(
       (q) => q.proto === p.proto && q.port === p.port && q.hostIp === p.hostIp && q.hostPort >= lo && q.hostPort <= hi,
     );
     const free = (n: number) => !taken.has(key(p.proto, n)) && !mine.has(key(p.proto, n));
@@ -74,24 +75,51 @@ export function resolvePorts(portmap: readonly PortBinding[], state: State, ep: 
   return out;
 }
 
+export interface GatewayRole {
+  /** The family this endpoint publishes its ports in; undefined: both. */
+  readonly family: 4 | 6 | undefined;
+  /** The sandbox-mate that publishes the same ports in the other family: its host ports are shared, not taken. */
+  readonly partner: EndpointState | null;
+  /** Sandbox-mates whose role this call changes, as they become. */
+  readonly mates: EndpointState[];
+}
+
 /**
  * Docker 28+ picks a container's IPv4 and IPv6 gateway endpoints apart and sends
  * ProgramExternalConnectivity to each, with the same ports; the remote shim does not say which
  * family a call is for. What it does say, and in which order, decides it: Docker updates the old
  * gateways before the new one, so the endpoints of the same container (sandbox) still programmed
  * when a call arrives are its current gateways. A call flagged `ipv6Elsewhere` comes to the IPv4
- * gateway, whose programmed sandbox-mates can only serve IPv6: they give up their IPv4 ports
- * (`handover`). A call without it while a sandbox-mate is programmed and holds the IPv4 ports
- * comes to the IPv6-only gateway: it publishes none (`ipv4: false`); a repeat to the holder
- * keeps them. Docker 20.10 (one gateway, the old one revoked before the new one is programmed)
- * never meets either case.
+ * gateway: it publishes the IPv4 side of the ports, and a programmed sandbox-mate that published
+ * IPv4 keeps only the IPv6 side (nothing, without an IPv6 address). A call without it while a
+ * sandbox-mate publishes IPv4 comes to the IPv6 gateway: it publishes the IPv6 side, on the same
+ * host ports, and the mate keeps the IPv4 side. An endpoint without an IPv6 address has no IPv6
+ * side: its family stays undefined (as with one gateway). Docker 20.10 (one gateway, the old one
+ * revoked before the new one is programmed) never meets any of this.
+ * @throws DriverError `LN_ERR_INVALID_OPTION` when the IPv6 gateway has no IPv6 address.
  */
-export function gatewayRole(state: State, ep: EndpointState, ipv6Elsewhere: boolean): { ipv4: boolean; handover: EndpointState[] } {
-  const mates = Object.values(state.endpoints).filter(
-    (o) => o.endpointId !== ep.endpointId && ep.sandboxKey !== null && o.sandboxKey === ep.sandboxKey && o.programmed,
+export function gatewayRole(state: State, ep: EndpointState, ipv6Elsewhere: boolean): GatewayRole {
+  const holders = Object.values(state.endpoints).filter(
+    (o) => o.endpointId !== ep.endpointId && ep.sandboxKey !== null && o.sandboxKey === ep.sandboxKey && o.programmed && o.portmap.length > 0,
   );
-  const holders = mates.filter((m) => m.portmap.length > 0);
-  return ipv6Elsewhere ? { ipv4: true, handover: holders } : { ipv4: holders.length === 0, handover: [] };
+  const only4 = (e: EndpointState) => (e.addressV6 === null ? undefined : 4);
+  const v6 = holders.find((m) => m.portFamily === 6) ?? null;
+  if (ipv6Elsewhere) {
+    const mates = holders
+      .filter((m) => m.portFamily !== 6)
+      .map((m): EndpointState => (m.addressV6 === null ? { ...m, portmap: [] } : { ...m, portFamily: 6 }));
+    return { family: only4(ep), partner: v6 ?? mates.find((m) => m.portFamily === 6) ?? null, mates };
+  }
+  const v4 = holders.find((m) => m.portFamily !== 6);
+  if (v4 === undefined) return { family: v6 ? only4(ep) : undefined, partner: v6, mates: [] };
+  if (ep.addressV6 === null) {
+    throw new DriverError(
+      'LN_ERR_INVALID_OPTION',
+      `endpoint ${ep.endpointId.slice(0, 12)} is programmed as the container's IPv6 gateway (no no_proxy_6to4 while endpoint ${v4.endpointId.slice(0, 12)} ` +
+        `publishes its ports over IPv4), but it has no IPv6 address: its network needs --ipv6`,
+    );
+  }
+  return { family: 6, partner: v4, mates: v4.portFamily === undefined && v4.addressV6 !== null ? [{ ...v4, portFamily: 4 }] : [] };
 }
 
 /**

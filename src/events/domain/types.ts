@@ -97,6 +97,8 @@ export interface EventDataMap extends PeerEventMap {
     readonly networkId: string;
     readonly endpointId: string;
     readonly portmap: readonly PortBinding[];
+    /** Docker 28+ split gateways: the one family this endpoint publishes the ports in. Absent: both. */
+    readonly family?: 4 | 6;
   };
   'endpoint.external.revoked': { readonly networkId: string; readonly endpointId: string };
   'pool.requested': PoolSpec;
@@ -167,6 +169,12 @@ export interface EndpointState extends EndpointSpec {
   /** ProgramExternalConnectivity was received and not revoked: this endpoint is the gateway. */
   readonly programmed: boolean;
   readonly portmap: readonly PortBinding[];
+  /**
+   * Docker 28+ with the container's IPv4 and IPv6 gateways on two ledgernet endpoints: the one
+   * family this endpoint publishes `portmap` in (4: the IPv4 gateway, 6: the IPv6 gateway).
+   * Absent: both families, as with one gateway.
+   */
+  readonly portFamily?: 4 | 6;
   readonly createdSeq: number;
 }
 

@@ -45,6 +45,8 @@ export function openRules(n: FirewallNetworkPolicy, family: 4 | 6, tag: Tag): st
   switch (n.gatewayMode[family]) {
     case 'nat':
       // Connections DNATed to a published port (IPv4's nat table, or ip6tables' for IPv6) are let in.
+      // --allow-direct-routing: every interface is trusted.
+      if (n.directRouting === true) return [`-o ${b} -m conntrack --ctstate DNAT ${tag('published')} -j ACCEPT`, ...direct('', 'direct-routing')];
       return [`-o ${b} -m conntrack --ctstate DNAT ${tag('published')} -j ACCEPT`, ...n.trusted.flatMap((t) => direct(`-i ${t} `, 'trusted'))];
     case 'routed':
       return [...direct('', 'routed'), `-o ${b} -p ${family === 4 ? 'icmp' : 'ipv6-icmp'} ${tag('routed-icmp')} -j ACCEPT`];
@@ -60,7 +62,7 @@ export function closeRule(n: FirewallNetworkPolicy, family: 4 | 6, tag: Tag): st
 
 /** The networks whose subnets of `family` are guarded against direct access. */
 function guarded(n: FirewallNetworkPolicy, family: 4 | 6): boolean {
-  return !n.internal && n.gatewayMode[family] === 'nat' && (family === 4 || n.ipv6);
+  return !n.internal && n.directRouting !== true && n.gatewayMode[family] === 'nat' && (family === 4 || n.ipv6);
 }
 
 /** The rules of LEDGERNET-DIRECT for one network and family (mangle, or mangle6 for IPv6). */

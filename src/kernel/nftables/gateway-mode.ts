@@ -39,7 +39,7 @@ export function directChain(): { hook: NftHook; rules: NftRule[] } {
 
 /** The subnets of `n` that are guarded (its families in the `nat` gateway mode), as map keys by set. */
 export function directElements(n: FirewallNetworkPolicy): { set: string; key: unknown }[] {
-  if (n.internal) return [];
+  if (n.internal || n.directRouting === true) return [];
   return n.subnets
     .filter((s) => families(n).includes(familyOf(s)) && n.gatewayMode[familyOf(s)] === 'nat')
     .map((s) => ({ set: familyOf(s) === 4 ? 'direct4' : 'direct6', key: prefix(s) }));
@@ -60,7 +60,8 @@ export function openRules(n: FirewallNetworkPolicy): NftRule[] {
     switch (n.gatewayMode[f]) {
       case 'nat':
         // Connections DNATed to a published port (IPv4, or IPv6 through the `dnat6` maps) come in.
-        return [[nfproto(f), x.ctDnat, x.accept], ...n.trusted.flatMap((t) => direct([x.iifname(t)]))];
+        // --allow-direct-routing: every interface is trusted.
+        return [[nfproto(f), x.ctDnat, x.accept], ...(n.directRouting === true ? direct([]) : n.trusted.flatMap((t) => direct([x.iifname(t)])))];
       case 'routed':
         return [...direct([]), [icmp(f), x.accept]];
       default:

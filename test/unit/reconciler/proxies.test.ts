@@ -57,6 +57,17 @@ describe('proxied ports on ::1: desired state', () => {
     assert.deepEqual(desiredProxies(state).map((d) => `${d.name} ${d.spec.targetIp}`), ['tcp [::1]:18093 10.231.8.2']);
   });
 
+  it('split gateways (Docker 28+): only the IPv6 gateway serves ::1, whichever endpoint got Program first', () => {
+    const sandbox = '/var/run/docker/netns/28a0c0de28a0';
+    const join = (networkId: string, endpointId: string): Command => ({ type: 'Join', networkId, endpointId, sandboxKey: sandbox });
+    const ports = [bind(6, 18094, 80, '::1')];
+    const flagged: Command = { type: 'ProgramExternal', networkId: NET_B, endpointId: EP_2, portmap: ports, ipv6Elsewhere: true };
+    for (const order of [[program(NET_A, EP_1, ports), flagged], [flagged, program(NET_A, EP_1, ports)]]) {
+      const state = given(v6net, ep6, v4net, ep4, join(NET_A, EP_1), join(NET_B, EP_2), ...order);
+      assert.deepEqual(desiredProxies(state).map((d) => `${d.name} ${d.spec.targetIp} ${d.owner.endpointId === EP_1 ? 'ep1' : 'ep2'}`), ['tcp [::1]:18094 fd00:231:7::2 ep1']);
+    }
+  });
+
   it('plans opens, a reopen for a changed target, and closes under the endpoint that had them', () => {
     const state = given(v6net, ep6, program(NET_A, EP_1, [bind(6, 18090, 80, '::1'), bind(6, 18094, 81, '::1')]));
     const held = (name: string, targetPort: number, endpointId: string): ProxyListener => ({
