@@ -191,7 +191,7 @@ async function startMetrics(cfg: ServeConfig, store: EventStore, metrics: Metric
  * A link or address changed (ours or anyone's): look again now rather than at the next tick.
  * --reconcile-interval 0 turns background repair off altogether: passes run only for intents.
  */
-function watchKernel(cfg: ServeConfig, store: EventStore, reconciler: Reconciler, log: Logger): Cleanup | null {
+function watchKernel(cfg: ServeConfig, store: EventStore, reconciler: Reconciler, log: Logger, metrics: Metrics | null): Cleanup | null {
   if (cfg.reconcileIntervalS <= 0) return null;
   const watch = watchLinks(
     () => void reconciler.requestPass('kernel').catch((e: unknown) => log.error({ err: e }, 'reconcile after a kernel change failed')),
@@ -201,11 +201,12 @@ function watchKernel(cfg: ServeConfig, store: EventStore, reconciler: Reconciler
       relevant: (line) => {
         const watched = (name: string) => isDerivedHostLinkName(name) || Object.values(store.state.networks).some((net) => net.bridge === name);
         const n = driftNotice(line, { watched, bridged: isVethName });
-        const drift = n !== null && !reconciler.isEcho(n.name, n.kind);
+        if (!n) return false;
         // Docker's calls plan against the kernel model: drift makes it untrusted at once, not
-        // only when the debounced pass starts.
-        if (drift) reconciler.kernelChanged();
-        return drift;
+        // only when the debounced pass starts; echoes and changes to unwanted links keep it.
+        const verdict = reconciler.noticed(n.name, n.kind);
+        metrics?.onNotice(n.kind, verdict);
+        return verdict === 'drift';
       },
     },
   );
@@ -253,7 +254,7 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
     cluster?.start(store);
     // Crash recovery and garbage collection: converge what the log says with what the kernel holds.
     reconciler.start();
-    add(watchKernel(cfg, store, reconciler, log));
+    add(watchKernel(cfg, store, reconciler, log, metrics));
     await reconciler.requestPass('startup');
     if (cfg.dockerSocket) add(startDockerSync(cfg, store, reconciler, log));
     log.info({ socket: cfg.socket, stateDir: cfg.stateDir, intervalS: cfg.reconcileIntervalS }, 'ledgernet is serving');

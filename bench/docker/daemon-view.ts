@@ -37,6 +37,26 @@ export function histogramTotals(text: string, name: string, label?: string): Map
 
 const meanMs = (t: Totals): string => `${((t.sum / Math.max(1, t.count)) * 1000).toFixed(0)} ms`;
 
+/** Sums the samples of a Prometheus counter by the value of `label`. */
+function counterTotals(text: string, name: string, label: string): Map<string, number> {
+  const out = new Map<string, number>();
+  const line = new RegExp(`^${name}\\{([^}]*)\\} ([0-9.eE+-]+)$`);
+  for (const l of text.split('\n')) {
+    const m = line.exec(l);
+    const key = m ? new RegExp(`${label}="([^"]*)"`).exec(m[1] ?? '')?.[1] : undefined;
+    if (m && key !== undefined) out.set(key, (out.get(key) ?? 0) + Number(m[2]));
+  }
+  return out;
+}
+
+/** Which passes read the whole kernel, and the kernel notices taken as drift (absent: none counted). */
+function readsNote(text: string): string {
+  const against = counterTotals(text, 'ledgernet_reconcile_passes_total', 'against');
+  if (against.size === 0) return '';
+  const drift = counterTotals(text, 'ledgernet_kernel_notices_total', 'verdict').get('drift') ?? 0;
+  return ` (${against.get('model') ?? 0} planned against the kernel model, ${against.get('read') ?? 0} full kernel reads; ${drift} kernel notices taken as drift)`;
+}
+
 /** One paragraph for the notes from the daemon's /metrics text. */
 export function describeMetrics(text: string): string {
   const passes = histogramTotals(text, 'ledgernet_reconcile_pass_duration_seconds').get('') ?? { sum: 0, count: 0 };
@@ -46,7 +66,7 @@ export function describeMetrics(text: string): string {
     .map(([method, t]) => `${method.replace(/^\w+Driver\./, '')} ${t.count} × ${meanMs(t)}`);
   return (
     `Ledgernet's own metrics over the whole row, warm-ups and every phase included: ` +
-    `${passes.count} reconcile passes, ${meanMs(passes)} each on average (${passes.sum.toFixed(1)} s in all); ` +
+    `${passes.count} reconcile passes, ${meanMs(passes)} each on average (${passes.sum.toFixed(1)} s in all)${readsNote(text)}; ` +
     `its answers to Docker, count × mean, most total time first: ${calls.join(', ') || 'none'}.`
   );
 }

@@ -80,12 +80,13 @@ async function daemonView(metricsPort: number): Promise<string> {
 }
 
 /**
- * The daemon's environment: `BENCH_CPU_PROF=<dir>` makes its processes write V8 CPU profiles there
- * (`--cpu-prof`) when they exit, for a missed target's "where the time goes".
+ * The daemon's node flags: `BENCH_CPU_PROF=<dir>` makes its processes write V8 CPU profiles there
+ * (`--cpu-prof`) when they exit, for a missed target's "where the time goes". Node refuses
+ * --cpu-prof in NODE_OPTIONS; the supervisor passes its own flags on to the worker.
  */
-function daemonEnv(): Record<string, string> {
+function daemonNodeArgs(): string[] {
   const dir = process.env['BENCH_CPU_PROF'];
-  return dir ? { NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --cpu-prof --cpu-prof-dir=${dir}`.trim() } : {};
+  return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
 }
 
 /**
@@ -98,7 +99,7 @@ export async function withSession(fn: (s: Session) => Promise<BenchResult>): Pro
   const stateDir = await mkdtemp(join(tmpdir(), 'ledgernet-bench-'));
   const metricsPort = await freePort();
   const extraArgs = ['--log-level', 'warn', '--metrics', `127.0.0.1:${metricsPort}`];
-  let daemon = await startDaemon({ stateDir, keepStateDir: false, extraArgs, env: daemonEnv() });
+  let daemon = await startDaemon({ stateDir, keepStateDir: false, extraArgs, nodeArgs: daemonNodeArgs() });
   let cleaning: Promise<void> | undefined;
   const cleanup = (): Promise<void> =>
     (cleaning ??= (async () => {

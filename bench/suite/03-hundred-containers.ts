@@ -29,7 +29,7 @@ async function batch(s: Session, network: string, size: Size): Promise<{ start: 
 }
 
 export async function run(opts: BenchOptions): Promise<BenchResult> {
-  const size: Size = opts.smoke ? { containers: 2, concurrency: 2, reps: 1 } : { containers: 100, concurrency: 8, reps: 3 };
+  const size: Size = opts.smoke ? { containers: 2, concurrency: 2, reps: 1 } : { containers: Number(process.env['BENCH_03_CONTAINERS'] ?? 100), concurrency: 8, reps: Number(process.env['BENCH_03_REPS'] ?? 3) };
   return withSession(async (s) => {
     const network: Record<Variant, string> = {
       none: 'none',

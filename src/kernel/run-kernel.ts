@@ -121,7 +121,8 @@ export function createKernel(opts: KernelOptions): HostKernel {
   const ipBatch = async (lines: readonly string[]): Promise<BatchResult> => {
     if (lines.length === 0) return { failures: [] };
     const input = renderIpBatch(lines);
-    const outcome = await run('apply an ip batch', 'ip', ipArgs(...IP_BATCH_ARGS), input);
+    // On Docker's path (one batch per pass): node's own spawn, not execa's (~5 ms less a process).
+    const outcome = await runLean('apply an ip batch', 'ip', ipArgs(...IP_BATCH_ARGS), input);
     if (outcome.exitCode === 0) return { failures: [] };
     return { failures: batchFailures(outcome, lines) };
   };
@@ -259,7 +260,7 @@ function createRunner(timeoutMs: number, netns: string | undefined, lean = false
   const where = netns === undefined ? '' : ` in network namespace ${netns}`;
   return async (what, file, args, input) => {
     const result = lean
-      ? await spawnLean(file, args, timeoutMs)
+      ? await spawnLean(file, args, timeoutMs, input)
       : await execa(file, args, {
           input: input ?? '',
           reject: false,

@@ -20,6 +20,18 @@ export class Metrics {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
     registers: [this.registry],
   });
+  private readonly passReads = new Counter({
+    name: 'ledgernet_reconcile_passes_total',
+    help: 'Reconcile passes by what they planned against: read (the whole kernel read) or model (the cached kernel model)',
+    labelNames: ['against'] as const,
+    registers: [this.registry],
+  });
+  private readonly kernelNotices = new Counter({
+    name: 'ledgernet_kernel_notices_total',
+    help: 'ip monitor notices about links ledgernet watches, by kind and verdict (drift: the model is dropped and a repair pass runs; echo: of its own apply; unwanted: a link no longer wanted)',
+    labelNames: ['kind', 'verdict'] as const,
+    registers: [this.registry],
+  });
   private readonly actionsApplied = new Counter({
     name: 'ledgernet_reconcile_actions_applied_total',
     help: 'Kernel actions applied by the reconciler, by kind',
@@ -95,8 +107,14 @@ export class Metrics {
     this.eventsPerCommit.observe(info.events);
   };
 
+  onNotice = (kind: string, verdict: string): void => {
+    this.kernelNotices.inc({ kind, verdict });
+  };
+
   onPass = (r: PassResult): void => {
     this.passDuration.observe(r.durationMs / 1000);
+    if (r.fullReads === 0) this.passReads.inc({ against: 'model' });
+    else this.passReads.inc({ against: 'read' }, r.fullReads ?? 1);
     // A pass nobody asked for (timer, startup, kernel notice) repairs drift; so does any non-`missing` action.
     const unasked = r.trigger.split(',').every((t) => t === 'timer' || t === 'startup' || t === 'kernel');
     for (const a of r.applied) {

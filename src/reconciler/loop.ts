@@ -8,8 +8,9 @@ import { describeAction, type Action } from './actions.ts';
 import { afterActions, applyActions, type Failure } from './apply.ts';
 import { ClusterStep } from './cluster-step.ts';
 import type { VxlanChange } from '../kernel/index.ts';
-import { ECHO_MS, backoffMs, expectedEchoes, holdFailures, ownerKey, type Conflict, type Held } from './retry.ts';
+import { backoffMs, heldBack, holdFailures, type Conflict, type Held } from './retry.ts';
 import { desiredFromState } from './desired.ts';
+import { Echoes, judgeNotice, wantedLinks, type Verdict } from './notices.ts';
 import { describeFailure, failureCode } from './outcome.ts';
 import { plan } from './plan.ts';
 import { desiredProxies, planProxies } from './proxies.ts';
@@ -21,6 +22,8 @@ export interface PassResult {
   readonly failures: readonly Failure[];
   readonly lost: readonly Action[];
   readonly durationMs: number;
+  /** How many times this pass read the whole kernel (0: it planned against the model). */
+  readonly fullReads?: number;
   /** The seq of the desired state this pass planned (every intent up to it was read). */
   readonly seq: number;
   /** What the pass applied to cluster networks' VXLAN objects (cluster.ts); absent: nothing. */
@@ -43,6 +46,8 @@ export interface ReconcilerDeps {
   readonly firewall?: FirewallBackend;
   /** The daemon's userland proxy (ports on ::1): its listeners converge with each pass. Absent: not planned. */
   readonly proxies?: ProxyPort;
+  /** Milliseconds on a monotonic clock (tests pass their own); performance.now() when not given. */
+  readonly now?: () => number;
 }
 
 /**
@@ -83,8 +88,11 @@ export class Reconciler {
   /** Passes in a row that left a retryable failure (the backoff exponent). */
   private failedPasses = 0;
   private held: Held | null = null;
-  private passEnded = 0;
-  private echoes = new Map<string, Set<DriftKind>>();
+  private readonly echoes = new Echoes();
+  /** Drift notices so far: a pass that saw one arrive while it ran leaves no model behind. */
+  private drifts = 0;
+  /** The link names the desired state wants (notices about others are not drift), by state. */
+  private wanted: { state: State; names: Set<string> } | null = null;
   /** The conflicts the last pass found (a foreign link holding a name we want), by object. */
   private conflicts = new Map<string, Conflict>();
   /**
@@ -98,8 +106,11 @@ export class Reconciler {
   /** Passes that read the whole kernel, and passes that planned against the model (metrics, tests). */
   readonly reads = { full: 0, model: 0 };
 
+  private readonly now: () => number;
+
   constructor(deps: ReconcilerDeps) {
     this.deps = deps;
+    this.now = deps.now ?? (() => performance.now());
     this.clusterStep = new ClusterStep(() => deps.vtep?.() ?? null, deps.log);
   }
 
@@ -139,41 +150,27 @@ export class Reconciler {
   }
 
   /**
-   * What a timer pass does not try again: actions that failed terminally against the same desired
-   * state, and the other actions of an object the kernel refused (a new intent, or a pass for
-   * Docker or a kernel notice, tries them again). The failed ones are reported again with their
-   * failure, so callers and the recorded outcome still see them.
+   * Judges an `ip monitor` notice about a link we watch (notices.ts). Drift (a link the desired
+   * state wants changed in a way this reconciler did not make) drops the model at once: the next
+   * pass reads the kernel whatever its trigger, and a pass that runs now leaves no model behind.
+   * The echo of a recent apply of ours, and changes to links no longer wanted, keep it.
    */
-  private heldBack(trigger: string, state: State, planned: readonly Action[]): { skip: Set<Action>; failures: Failure[] } {
-    const held = this.held;
-    const skip = new Set<Action>();
-    const failures: Failure[] = [];
-    if (trigger !== 'timer' || !held || held.networks !== state.networks || held.endpoints !== state.endpoints) return { skip, failures };
-    for (const a of planned) {
-      const f = held.failures.get(describeAction(a));
-      const owner = ownerKey(a);
-      if (f) failures.push({ action: a, message: f.message });
-      if (f || (owner !== null && held.owners.has(owner))) skip.add(a);
-    }
-    return { skip, failures };
+  noticed(name: string, kind: DriftKind): Verdict {
+    const verdict = judgeNotice(name, kind, { echo: (n, k) => this.echoes.has(n, k, this.now()), wanted: (n) => this.wantedNames().has(n) });
+    if (verdict === 'drift') this.kernelChanged();
+    return verdict;
   }
 
-  /**
-   * Whether a kernel notice is the echo of this reconciler's own apply: the pass that runs, or
-   * ended moments ago, did exactly that to that link (created or changed it: it showed down or
-   * without a master on the way; deleted it; deleted that address).
-   */
-  isEcho(name: string, kind: DriftKind): boolean {
-    if (this.running === null && performance.now() - this.passEnded >= ECHO_MS) return false;
-    return this.echoes.get(name)?.has(kind) ?? false;
-  }
-
-  /**
-   * The kernel changed in a way this reconciler did not make (an `ip monitor` notice of drift):
-   * the model is no longer trusted, and the next pass reads the kernel whatever its trigger.
-   */
+  /** The kernel changed in a way this reconciler did not make: the model is no longer trusted. */
   kernelChanged(): void {
     this.model = null;
+    this.drifts++;
+  }
+
+  private wantedNames(): Set<string> {
+    const state = this.deps.getState();
+    if (this.wanted?.state !== state) this.wanted = { state, names: wantedLinks(desiredFromState(state)) };
+    return this.wanted.names;
   }
 
   /**
@@ -222,7 +219,7 @@ export class Reconciler {
           this.schedule(backoffMs(this.failedPasses, this.deps.intervalMs));
           for (const w of batch) w.reject(e);
         } finally {
-          this.passEnded = performance.now();
+          this.echoes.passEnded(this.now());
         }
       }
     } finally {
@@ -243,20 +240,21 @@ export class Reconciler {
   }
 
   /** Plans against `snapshot`, applies what is not held back, and keeps the model current. */
-  private async step(trigger: string, snapshot: KernelSnapshot): Promise<Step> {
+  private async step(trigger: string, snapshot: KernelSnapshot, drifts: number): Promise<Step> {
     const state = this.deps.getState();
     const proxies = this.deps.proxies;
     // The listeners are read live each pass (they are in this process: no kernel read to save).
     const planned = [...plan(desiredFromState(state), snapshot, this.deps.firewall), ...(proxies ? planProxies(desiredProxies(state), proxies.list()) : [])];
     this.noteConflicts(planned);
-    if (planned.length > 0) this.echoes = expectedEchoes(planned);
-    const held = this.heldBack(trigger, state, planned);
+    this.echoes.expect(planned, this.now());
+    const held = heldBack(this.held, trigger, state, planned);
     const work = held.skip.size > 0 ? planned.filter((a) => !held.skip.has(a)) : planned;
     const done = work.length > 0 ? await applyActions(work, this.deps.kernel, this.deps.firewall, proxies) : { applied: [], failures: [] };
     // A conflict is reported as a failure, but the kernel was not asked for anything.
     // A proxy listener that could not open says nothing about the kernel model.
     const refused = done.failures.some((f) => f.action.kind !== 'link.conflict' && !isProxyChange(f.action));
-    this.model = refused ? null : afterActions(snapshot, done.applied, this.deps.firewall);
+    // Drift noticed since the pass began is not in `snapshot`: the next pass reads the kernel.
+    this.model = refused || this.drifts !== drifts ? null : afterActions(snapshot, done.applied, this.deps.firewall);
     const cluster = await this.clusterStep.run(trigger, state, snapshot.links);
     return { state, planned, applied: done.applied, failures: [...done.failures, ...held.failures], refused, heldBack: held.skip.size, cluster };
   }
@@ -265,19 +263,22 @@ export class Reconciler {
     const t0 = performance.now();
     const cached = trigger.split(',').every(fromModel) ? this.model : null;
     this.reads[cached ? 'model' : 'full']++;
-    let step = await this.step(trigger, cached ?? (await this.observe()));
+    let fullReads = cached ? 0 : 1;
+    const drifts = this.drifts;
+    let step = await this.step(trigger, cached ?? (await this.observe()), drifts);
     if (cached && step.refused) {
       // The model may have been wrong (the kernel changed in a way no notice told): read the
       // kernel and plan once more before anyone hears of a failure.
       this.deps.log.debug({ trigger, failures: step.failures.map(describeFailure) }, 'a pass planned against the model failed; reading the kernel');
       this.reads.full++;
-      const again = await this.step(trigger, await this.observe());
+      fullReads++;
+      const again = await this.step(trigger, await this.observe(), drifts);
       step = { ...again, applied: [...step.applied, ...again.applied], cluster: [...step.cluster, ...again.cluster] };
     }
     const { state, planned, applied, failures } = step;
     const lost = planned.filter((a) => a.kind === 'endpoint.lost');
     if (lost.length > 0) await this.deps.onLost(lost);
-    const result: PassResult = { trigger, planned, applied, failures, lost, durationMs: performance.now() - t0, seq: state.seq, ...(step.cluster.length > 0 ? { cluster: step.cluster } : {}) };
+    const result: PassResult = { trigger, planned, applied, failures, lost, durationMs: performance.now() - t0, fullReads, seq: state.seq, ...(step.cluster.length > 0 ? { cluster: step.cluster } : {}) };
     const nextMs = this.settle(state, failures);
     // A pass that only found the conflicts it logged above has nothing more to say.
     if (planned.some((a) => a.kind !== 'link.conflict')) {

@@ -1,31 +1,10 @@
 // What the loop holds back and for how long: the backoff after retryable failures, terminal
-// failures held until the desired state changes, and the kernel notices that are the echo of the
-// loop's own apply.
+// failures held until the desired state changes (kernel notices: notices.ts).
 import { isRetryable } from '../errors.ts';
 import type { State } from '../events/domain/types.ts';
-import type { DriftKind } from '../kernel/monitor.ts';
 import { describeAction, type Action } from './actions.ts';
 import type { Failure } from './apply.ts';
 import { failureCode } from './outcome.ts';
-
-export function expectedEchoes(actions: readonly Action[]): Map<string, Set<DriftKind>> {
-  const out = new Map<string, Set<DriftKind>>();
-  const add = (name: string, ...kinds: DriftKind[]) => {
-    const set = out.get(name) ?? new Set<DriftKind>();
-    for (const k of kinds) set.add(k);
-    out.set(name, set);
-  };
-  for (const a of actions) {
-    if (a.kind === 'link.delete') add(a.name, 'deleted');
-    else if (a.kind === 'addr.del') add(a.dev, 'addr-deleted');
-    else if (a.kind === 'bridge.create' || a.kind === 'veth.create' || a.kind === 'link.set' || a.kind === 'ifb.create') add(a.name, 'down', 'nomaster');
-    if ('replaces' in a) for (const name of a.replaces ?? []) add(name, 'deleted');
-  }
-  return out;
-}
-
-/** How long after a pass kernel notices are taken as its echo (ip monitor lags a little). */
-export const ECHO_MS = 300;
 
 export type Conflict = Extract<Action, { kind: 'link.conflict' }>;
 
@@ -49,7 +28,7 @@ export interface Held {
   readonly owners: ReadonlySet<string>;
 }
 
-export function ownerKey(a: Action): string | null {
+function ownerKey(a: Action): string | null {
   const o = a.owner;
   return o.networkId === null && o.endpointId === null ? null : `${o.networkId}/${o.endpointId}`;
 }
@@ -64,4 +43,23 @@ export function holdFailures(state: State, failures: readonly Failure[]): Held |
     failures: new Map(terminal.map((f) => [describeAction(f.action), f])),
     owners: new Set(refused.filter((k): k is string => k !== null)),
   };
+}
+
+/**
+ * What a timer pass does not try again: actions that failed terminally against the same desired
+ * state, and the other actions of an object the kernel refused (a new intent, or a pass for
+ * Docker or a kernel notice, tries them again). The failed ones are reported again with their
+ * failure, so callers and the recorded outcome still see them.
+ */
+export function heldBack(held: Held | null, trigger: string, state: State, planned: readonly Action[]): { skip: Set<Action>; failures: Failure[] } {
+  const skip = new Set<Action>();
+  const failures: Failure[] = [];
+  if (trigger !== 'timer' || !held || held.networks !== state.networks || held.endpoints !== state.endpoints) return { skip, failures };
+  for (const a of planned) {
+    const f = held.failures.get(describeAction(a));
+    const owner = ownerKey(a);
+    if (f) failures.push({ action: a, message: f.message });
+    if (f || (owner !== null && held.owners.has(owner))) skip.add(a);
+  }
+  return { skip, failures };
 }

@@ -24,6 +24,8 @@ export interface DaemonOptions {
   extraArgs?: readonly string[];
   /** Added to this process's environment. */
   env?: Record<string, string>;
+  /** Node's own flags before the script (e.g. --cpu-prof, which NODE_OPTIONS refuses); the supervisor passes them on to its worker. */
+  nodeArgs?: readonly string[];
   /** Default PLUGIN_SOCKET; another path suits tests that do not involve dockerd. */
   socket?: string;
   /** Keep the state dir on stop(). Default: false for a dir made here, true for one passed in. */
@@ -136,7 +138,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<DaemonHandl
   // Docker has none of the networks the test creates by calling the socket directly.
   const env = { ...(socket === PLUGIN_SOCKET ? {} : { LEDGERNET_DOCKER_SOCKET: '' }), ...opts.env };
   const args = [cli, 'serve', '--socket', socket, '--state-dir', stateDir, ...(opts.extraArgs ?? [])];
-  const proc = spawn(process.execPath, args, {
+  const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), ...args], {
     cwd: REPO_ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -182,6 +182,35 @@ describe('reconcile loop: Docker\'s calls plan against the kernel model (issue 1
     assert.equal(observes(), 3, 'and then the model is trusted again');
   });
 
+  it('drift noticed while a pass runs leaves no model behind: the next pass for Docker reads', async () => {
+    await r.requestPass('startup');
+    state = given(netA, netB);
+    const running = r.requestPass('NetworkDriver.CreateNetwork');
+    r.kernelChanged(); // what main.ts does on a drift notice, here while the pass applies
+    await running;
+    assert.equal(observes(), 1, 'the pass itself planned against the model');
+    await r.requestPass('NetworkDriver.CreateEndpoint');
+    assert.equal(observes(), 2, 'the pass after it did not trust a model made before the drift');
+  });
+
+  it('an echo of our own apply or a change to a link no longer wanted keeps the model', async () => {
+    let clock = 0;
+    await r.stop();
+    r = new Reconciler({ kernel, getState: () => state, log: silent, onLost: async () => undefined, intervalMs: INTERVAL, now: () => clock });
+    await r.requestPass('startup');
+    state = given(netA, netB);
+    await r.requestPass('NetworkDriver.CreateNetwork');
+    const bridgeB = networkSpec(NET_B).bridge;
+    assert.equal(r.noticed(bridgeB, 'down'), 'echo', 'the bridge the pass created showed down on the way');
+    assert.equal(r.noticed('lnv-00000000000', 'deleted'), 'unwanted');
+    await r.requestPass('NetworkDriver.CreateEndpoint');
+    assert.equal(observes(), 1, 'no read on Docker\'s path');
+    clock += 1_000;
+    assert.equal(r.noticed(bridgeB, 'down'), 'drift', 'long after the pass, a wanted bridge set down is drift');
+    await r.requestPass('NetworkDriver.CreateEndpoint');
+    assert.equal(observes(), 2);
+  });
+
   it('a pass planned against a stale model that fails reads the kernel and plans again before answering', async () => {
     await r.requestPass('startup');
     // Someone deletes the bridge and no notice arrives: the model still has it.
