@@ -1,10 +1,6 @@
 // The only code in ledgernet that runs processes. Argument arrays only, never a shell; every
 // failure leaves here as one DriverError, with execa's error (exit code, stderr) as its cause.
-import { randomBytes } from 'node:crypto';
-import { readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { execa } from 'execa';
+import { readFile, writeFile } from 'node:fs/promises';
 import { DriverError } from '../errors.ts';
 import {
   IP_BATCH_ARGS,
@@ -22,7 +18,8 @@ import { parseRoutes } from './parse-routes.ts';
 import { ifaceSysctl, parseSysctl } from './parse-sysctl.ts';
 import { parseIngressRedirects, parseQdiscs, parseTcBatchErrors } from './parse-tc.ts';
 import { runChanges } from './batch.ts';
-import { spawnLean } from './spawn-lean.ts';
+import { createRunner, failOnExit, firstLine, type Outcome } from './runner.ts';
+import { createNft, type NftRoute } from './nft-library.ts';
 import { ipLines } from './iproute/render.ts';
 import { restoreInput } from './iptables/restore.ts';
 import { tcLines } from './tc/render.ts';
@@ -62,20 +59,11 @@ export interface KernelOptions {
   readonly filterPrefixes: readonly string[];
   /** Kill a command that runs longer than this. Default 60 s (deleting 1,000 veths takes ~16 s). */
   readonly timeoutMs?: number;
+  /** libnftables to load for nft commands (default libnftables.so.1); a missing one: the `nft` process. */
+  readonly nftLibrary?: string;
+  /** Told once, at the first nft command, whether nft commands go through libnftables or the process, and why. */
+  readonly onNftRoute?: (route: NftRoute) => void;
 }
-
-interface Outcome {
-  readonly stdout: string;
-  readonly stderr: string;
-  readonly exitCode: number;
-  /** For messages: what was tried, e.g. `apply iptables rules in network namespace x`. */
-  readonly what: string;
-  readonly command: string;
-  /** execa's result (an ExecaError when the exit code was not 0), kept as the cause. */
-  readonly raw: unknown;
-}
-
-type Runner = (what: string, file: string, args: readonly string[], input?: string) => Promise<Outcome>;
 
 /**
  * A `Kernel` backed by the real `ip` and `iptables-*` commands, in `opts.netns` if given. Typed
@@ -89,6 +77,8 @@ export function createKernel(opts: KernelOptions): HostKernel {
   }
   const run = createRunner(opts.timeoutMs ?? 60_000, netns);
   const runLean = createRunner(opts.timeoutMs ?? 60_000, netns, true);
+  const { nftLibrary: library, onNftRoute: onRoute } = opts;
+  const nft = createNft({ timeoutMs: opts.timeoutMs ?? 60_000, run, runLean, ...(netns === undefined ? {} : { netns }), ...(library === undefined ? {} : { library }), ...(onRoute === undefined ? {} : { onRoute }) });
   const ipArgs = (...args: string[]): string[] => (netns === undefined ? args : ['-n', netns, ...args]);
   // iptables and sysctl have no namespace flag; `ip netns exec` enters the namespace first.
   const inNetns = (cmd: string, ...args: string[]): [string, string[]] =>
@@ -146,7 +136,7 @@ export function createKernel(opts: KernelOptions): HostKernel {
   // `nft -j list table inet ledgernet`: null when the table does not exist, undefined when nft
   // cannot run (not installed): then there is no table of ours to plan against or remove.
   const readNftables = async (): Promise<NftTable | null | undefined> => {
-    const o = await run('read the nftables table', ...inNetns('nft', '-j', 'list', 'table', NFT_FAMILY, NFT_TABLE)).catch(() => null);
+    const o = await nft('read the nftables table', `list table ${NFT_FAMILY} ${NFT_TABLE}`).catch(() => null);
     if (o === null || /^exec of .* failed/m.test(o.stderr)) return undefined;
     if (o.exitCode !== 0 && /No such file or directory/.test(o.stderr)) return null;
     failOnExit(o);
@@ -226,14 +216,7 @@ export function createKernel(opts: KernelOptions): HostKernel {
     },
 
     async nftApply(json: string): Promise<void> {
-      // nft opens /dev/stdin, which fails on the socket node gives a child as stdin: a file it is.
-      const file = join(tmpdir(), `ledgernet-nft-${process.pid}-${randomBytes(6).toString('hex')}.json`);
-      await writeFile(file, json, { mode: 0o600 });
-      try {
-        failOnExit(await runLean('apply nftables rules', ...inNetns('nft', '-j', '-f', file)));
-      } finally {
-        await rm(file, { force: true });
-      }
+      failOnExit(await nft('apply nftables rules', json));
     },
 
   };
@@ -253,49 +236,4 @@ function batchFailures(outcome: Outcome, lines: readonly string[]): BatchFailure
   const line = completed < lines.length ? completed : 0;
   const message = firstLine(outcome.stderr) ?? `ip exited with code ${outcome.exitCode}`;
   return [{ line, command: lines[line] ?? '', message }];
-}
-
-/** `lean`: start the process with spawnLean (the hot path's nft) rather than execa. */
-function createRunner(timeoutMs: number, netns: string | undefined, lean = false): Runner {
-  const where = netns === undefined ? '' : ` in network namespace ${netns}`;
-  return async (what, file, args, input) => {
-    const result = lean
-      ? await spawnLean(file, args, timeoutMs, input)
-      : await execa(file, args, {
-          input: input ?? '',
-          reject: false,
-          timeout: timeoutMs,
-          stripFinalNewline: false,
-          env: { LC_ALL: 'C' },
-        });
-    const command = [file, ...args].join(' ');
-    if (result.timedOut) {
-      throw new DriverError('LN_ERR_TIMEOUT', `could not ${what}${where}: ${command} timed out`, {
-        cause: result,
-      });
-    }
-    if (result.exitCode === undefined) {
-      // Not started (ENOENT, EACCES) or killed by a signal.
-      throw new DriverError('LN_ERR_KERNEL_EXEC', `could not ${what}${where}: ${command} did not run`, {
-        cause: result,
-      });
-    }
-    const { stdout, stderr, exitCode } = result;
-    return { stdout, stderr, exitCode, what: `${what}${where}`, command, raw: result };
-  };
-}
-
-function failOnExit(o: Outcome): void {
-  if (o.exitCode === 0) return;
-  const detail = firstLine(o.stderr);
-  const message = `could not ${o.what}: ${o.command} exited with code ${o.exitCode}`;
-  throw new DriverError('LN_ERR_KERNEL_EXEC', detail === null ? message : `${message}: ${detail}`, {
-    cause: o.raw,
-  });
-}
-
-/** The first non-empty stderr line, cut to a length fit for a message, or null. */
-function firstLine(stderr: string): string | null {
-  const line = stderr.split('\n').find((l) => l.trim() !== '');
-  return line === undefined ? null : line.trim().slice(0, 200);
 }

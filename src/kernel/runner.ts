@@ -1,0 +1,64 @@
+// How ledgernet runs one command: argument arrays only, never a shell; LC_ALL=C; killed after a
+// timeout; a command that did not run or exited non-zero leaves as one DriverError with the
+// command's result (exit code, stderr) as its cause.
+import { execa } from 'execa';
+import { DriverError } from '../errors.ts';
+import { spawnLean } from './spawn-lean.ts';
+
+export interface Outcome {
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly exitCode: number;
+  /** For messages: what was tried, e.g. `apply iptables rules in network namespace x`. */
+  readonly what: string;
+  readonly command: string;
+  /** execa's result (an ExecaError when the exit code was not 0), kept as the cause. */
+  readonly raw: unknown;
+}
+
+export type Runner = (what: string, file: string, args: readonly string[], input?: string) => Promise<Outcome>;
+
+/** `lean`: start the process with spawnLean (the hot path's nft) rather than execa. */
+export function createRunner(timeoutMs: number, netns: string | undefined, lean = false): Runner {
+  const where = netns === undefined ? '' : ` in network namespace ${netns}`;
+  return async (what, file, args, input) => {
+    const result = lean
+      ? await spawnLean(file, args, timeoutMs, input)
+      : await execa(file, args, {
+          input: input ?? '',
+          reject: false,
+          timeout: timeoutMs,
+          stripFinalNewline: false,
+          env: { LC_ALL: 'C' },
+        });
+    const command = [file, ...args].join(' ');
+    if (result.timedOut) {
+      throw new DriverError('LN_ERR_TIMEOUT', `could not ${what}${where}: ${command} timed out`, {
+        cause: result,
+      });
+    }
+    if (result.exitCode === undefined) {
+      // Not started (ENOENT, EACCES) or killed by a signal.
+      throw new DriverError('LN_ERR_KERNEL_EXEC', `could not ${what}${where}: ${command} did not run`, {
+        cause: result,
+      });
+    }
+    const { stdout, stderr, exitCode } = result;
+    return { stdout, stderr, exitCode, what: `${what}${where}`, command, raw: result };
+  };
+}
+
+export function failOnExit(o: Outcome): void {
+  if (o.exitCode === 0) return;
+  const detail = firstLine(o.stderr);
+  const message = `could not ${o.what}: ${o.command} exited with code ${o.exitCode}`;
+  throw new DriverError('LN_ERR_KERNEL_EXEC', detail === null ? message : `${message}: ${detail}`, {
+    cause: o.raw,
+  });
+}
+
+/** The first non-empty stderr line, cut to a length fit for a message, or null. */
+export function firstLine(stderr: string): string | null {
+  const line = stderr.split('\n').find((l) => l.trim() !== '');
+  return line === undefined ? null : line.trim().slice(0, 200);
+}
