@@ -79,8 +79,11 @@ export class Reconciler {
   /** Passes in a row that left a retryable failure (the backoff exponent). */
   private failedPasses = 0;
   private held: Held | null = null;
-  private passEnded = 0;
-  private echoes = new Map<string, Set<DriftKind>>();
+  /**
+   * What recent passes expect the kernel to say back, each until ECHO_MS after it ended (null:
+   * still running): a bridge deleted by one pass sends its notices while the next one runs.
+   */
+  private echoes: { kinds: Map<string, Set<DriftKind>>; ended: number | null }[] = [];
   /** The conflicts the last pass found (a foreign link holding a name we want), by object. */
   private conflicts = new Map<string, Conflict>();
   /**
@@ -160,8 +163,8 @@ export class Reconciler {
    * without a master on the way; deleted it; deleted that address).
    */
   isEcho(name: string, kind: DriftKind): boolean {
-    if (this.running === null && performance.now() - this.passEnded >= ECHO_MS) return false;
-    return this.echoes.get(name)?.has(kind) ?? false;
+    const now = performance.now();
+    return this.echoes.some((e) => (e.ended === null || now - e.ended < ECHO_MS) && (e.kinds.get(name)?.has(kind) ?? false));
   }
 
   /**
@@ -218,7 +221,8 @@ export class Reconciler {
           this.schedule(backoffMs(this.failedPasses, this.deps.intervalMs));
           for (const w of batch) w.reject(e);
         } finally {
-          this.passEnded = performance.now();
+          const ended = performance.now();
+          for (const e of this.echoes) e.ended ??= ended;
         }
       }
     } finally {
@@ -243,7 +247,10 @@ export class Reconciler {
     const state = this.deps.getState();
     const planned = plan(desiredFromState(state), snapshot, this.deps.firewall);
     this.noteConflicts(planned);
-    if (planned.length > 0) this.echoes = expectedEchoes(planned);
+    if (planned.length > 0) {
+      const now = performance.now();
+      this.echoes = [...this.echoes.filter((e) => e.ended !== null && now - e.ended < ECHO_MS), { kinds: expectedEchoes(planned), ended: null }];
+    }
     const held = this.heldBack(trigger, state, planned);
     const work = held.skip.size > 0 ? planned.filter((a) => !held.skip.has(a)) : planned;
     const done = work.length > 0 ? await applyActions(work, this.deps.kernel, this.deps.firewall) : { applied: [], failures: [] };

@@ -16,10 +16,11 @@ export function expectedEchoes(actions: readonly Action[]): Map<string, Set<Drif
     out.set(name, set);
   };
   for (const a of actions) {
-    if (a.kind === 'link.delete') add(a.name, 'deleted');
+    // A link on its way out shows down and loses its addresses before it is gone.
+    if (a.kind === 'link.delete') add(a.name, 'deleted', 'down', 'nomaster', 'addr-deleted');
     else if (a.kind === 'addr.del') add(a.dev, 'addr-deleted');
     else if (a.kind === 'bridge.create' || a.kind === 'veth.create' || a.kind === 'link.set' || a.kind === 'ifb.create') add(a.name, 'down', 'nomaster');
-    if ('replaces' in a) for (const name of a.replaces ?? []) add(name, 'deleted');
+    if ('replaces' in a) for (const name of a.replaces ?? []) add(name, 'deleted', 'down', 'nomaster', 'addr-deleted');
   }
   return out;
 }
