@@ -115,6 +115,12 @@ type NftChange =
     })
   | (ChangeBase & { readonly kind: 'nft.chain.delete'; readonly table: string; readonly chain: string });
 
+/** Rule-level edits of one iptables chain: `-D` these rules, then `-I` each at its 1-based place, in order. */
+export interface RuleEdits {
+  readonly deletes: readonly string[];
+  readonly inserts: readonly { readonly position: number; readonly rule: string }[];
+}
+
 /** Firewall work, planned and applied by the firewall backend (kernel/iptables/, kernel/nftables/). */
 export type FirewallChange =
   | NftChange
@@ -126,6 +132,8 @@ export type FirewallChange =
       readonly rules: readonly string[];
       /** For display: `+ rule` to be added, `- rule` to be removed. */
       readonly diff?: readonly string[];
+      /** When set, the chain holds the planned-against rules and these edits turn them into `rules` (no rewrite). */
+      readonly edits?: RuleEdits;
     })
   | (ChangeBase & { readonly kind: 'chain.delete'; readonly table: string; readonly chain: string })
   | (ChangeBase & {

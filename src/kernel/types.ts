@@ -2,7 +2,7 @@
 // output into these values; the reconciler compares them with the desired state.
 import type { FirewallChange, LinkChange, NftHook, NftRule, NftSetSpec, ShapingChange } from './changes.ts';
 
-export type { FirewallChange, LinkChange, NftHook, NftRule, NftSetSpec, ShapingChange, VethSpec } from './changes.ts';
+export type { FirewallChange, LinkChange, NftHook, NftRule, NftSetSpec, RuleEdits, ShapingChange, VethSpec } from './changes.ts';
 
 /** One network interface as `ip -j -d link show` reports it. */
 export interface Link {

@@ -2,7 +2,7 @@
 // iptables-restore makes (a chain must exist to be flushed, deleted from or hooked into; `-D`
 // needs the rule; `-I` a position inside the chain). The caller applies to a copy and keeps it
 // only when every change passed: a restore is all or nothing.
-import type { FirewallChange } from '../../src/kernel/types.ts';
+import type { FirewallChange, RuleEdits } from '../../src/kernel/types.ts';
 
 export type FakeTable = Map<string, { policy: string | null; rules: string[] }>;
 
@@ -15,6 +15,7 @@ export function applyTableChange(t: FakeTable, c: FirewallChange): void {
   };
   switch (c.kind) {
     case 'chain.write':
+      if (c.edits) return editChain(chain(c.chain).rules, c.chain, c.edits);
       // `:CHAIN` creates it if missing, `-F` empties it, `-A` each rule.
       t.set(c.chain, { policy: t.get(c.chain)?.policy ?? null, rules: [...c.rules] });
       return;
@@ -36,5 +37,18 @@ export function applyTableChange(t: FakeTable, c: FirewallChange): void {
       from.rules.splice(i, 1);
       return;
     }
+  }
+}
+
+/** `-D` by rule, then `-I` at each place, as iptables-restore applies a chain's edits. */
+function editChain(rules: string[], name: string, edits: RuleEdits): void {
+  for (const r of edits.deletes) {
+    const i = rules.indexOf(r);
+    if (i < 0) throw new Error(`iptables-restore: no such rule in ${name}`);
+    rules.splice(i, 1);
+  }
+  for (const { position, rule } of edits.inserts) {
+    if (position > rules.length + 1) throw new Error(`iptables-restore: bad -I position ${position} in ${name}`);
+    rules.splice(position - 1, 0, rule);
   }
 }

@@ -117,6 +117,8 @@ describe('firewall rules round-trip through iptables-restore and iptables-save',
       'chain.write filter6/LEDGERNET-FORWARD drifted',
       'chain.write nat/LEDGERNET-DNAT drifted',
     ]);
+    // Each repair puts the one deleted rule back at its place (-I), without rewriting the chain.
+    assert.deepEqual(drift.map((a) => (a.kind === 'chain.write' ? a.edits?.inserts.length : null)), [1, 1, 1]);
     await applyActions(drift, kernel);
     assert.deepEqual(plan(desired, await kernel.observe()), []);
     const gone = plan(chainsOnly(desiredFromState(given())), await kernel.observe());

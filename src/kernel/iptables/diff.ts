@@ -6,6 +6,7 @@
 // rules still come first, and our isolation comes before Docker's accepts; when Docker inserts
 // its rules at the top (a daemon restart), the hook is moved back.
 import type { FirewallChange, IptablesTable, KernelSnapshot } from '../types.ts';
+import { ruleEdits } from './edits.ts';
 import type { DesiredChain, DesiredHook, Table } from './render.ts';
 
 const CHAIN_PREFIX = 'LEDGERNET-';
@@ -36,11 +37,13 @@ function diffTable(tableName: Table, desired: readonly DesiredChain[], table: Ip
     if (!have) {
       out.push({ kind: 'chain.write', table: tableName, chain: c.name, rules: c.rules, owner, reason: 'missing', diff: c.rules.map((r) => `+ ${r}`) });
     } else if (!sameRules(have.rules, c.rules)) {
+      const edits = ruleEdits(have.rules, c.rules);
       out.push({
         kind: 'chain.write',
         table: tableName,
         chain: c.name,
         rules: c.rules,
+        ...(edits ? { edits } : {}),
         owner,
         reason: 'drifted',
         detail: `${c.rules.length} rules expected, ${have.rules.length} found (${ruleDiff(c.rules, have.rules)})`,

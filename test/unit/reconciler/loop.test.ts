@@ -211,6 +211,18 @@ describe('reconcile loop: Docker\'s calls plan against the kernel model (issue 1
     assert.equal(observes(), 2);
   });
 
+  it('a bridge deleted by one pass: its notices (down, address gone, deleted) are echoes, also while the next pass runs', async () => {
+    state = given(netA, netB);
+    await r.requestPass('startup');
+    state = given(netB);
+    await r.requestPass('NetworkDriver.DeleteNetwork');
+    // Docker's next call comes before the kernel has finished deleting the bridge.
+    state = given(netB, { type: 'CreateEndpoint', spec: endpointSpec(NET_B, EP_1, '10.231.8.2/24') });
+    await r.requestPass('NetworkDriver.CreateEndpoint');
+    for (const kind of ['down', 'addr-deleted', 'deleted'] as const) assert.notEqual(r.noticed(BRIDGE_A, kind), 'drift', kind);
+    assert.equal(r.noticed(networkSpec(NET_B).bridge, 'addr-deleted'), 'drift', 'what no pass did is drift');
+  });
+
   it('a pass planned against a stale model that fails reads the kernel and plans again before answering', async () => {
     await r.requestPass('startup');
     // Someone deletes the bridge and no notice arrives: the model still has it.
