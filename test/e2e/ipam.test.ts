@@ -272,7 +272,8 @@ describe('ledgernet IPAM with the real dockerd', () => {
       // Issue 9: conflicting aliases, Docker options ledgernet would ignore, reserved prefixes, subnets that capture the host.
       [['-o', 'ledgernet.icc=true', '-o', 'com.docker.network.bridge.enable_icc=false'], /options ledgernet\.icc=true and com\.docker\.network\.bridge\.enable_icc=false say different things/],
       [['-o', 'com.docker.network.bridge.default_bridge=true'], /option com\.docker\.network\.bridge\.default_bridge is not supported by ledgernet/],
-      [['-o', 'com.docker.network.bridge.host_binding_ipv4=::1'], /com\.docker\.network\.bridge\.host_binding_ipv4=::1 is invalid: ports on the IPv6 loopback address ::1 cannot be published/],
+      // (::1 is accepted since the in-daemon proxy serves it: test/unit/reconciler/proxies.test.ts)
+      [['-o', 'com.docker.network.bridge.host_binding_ipv4=224.0.0.1'], /com\.docker\.network\.bridge\.host_binding_ipv4=224\.0\.0\.1 is invalid: expected an IP address/],
       [['-o', 'ledgernet.bridge=lni-x'], /ledgernet\.bridge=lni-x is invalid/],
       [['--ipam-driver', PLUGIN, '--subnet', '127.77.0.0/24'], /--subnet 127\.77\.0\.0\/24 is refused: it overlaps loopback/],
       [['--subnet', '169.254.77.0/24'], /IPv4Data\[0\]\.Pool 169\.254\.77\.0\/24 is refused: it overlaps link-local/],
