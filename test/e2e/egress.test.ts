@@ -9,29 +9,20 @@
 // `ledgernet reconcile` puts it back. Every scenario runs once per firewall backend (`serve
 // --firewall`; LEDGERNET_TEST_FIREWALLS=iptables runs one). No traffic goes anywhere else.
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, afterEach, before, describe, test } from 'node:test';
+import { test } from 'node:test';
 import { execa } from 'execa';
-import { TEST_IMAGE, cleanupAll, containerEndpoint, containerIp, docker, ping, track, uniqueName } from '../helpers/docker.ts';
-import { ledgernetCli, startDaemon, stopAllDaemons, type DaemonHandle } from '../helpers/daemon.ts';
-import { assertNoLeaks, waitNoLeaks } from '../helpers/leaks.ts';
+import { TEST_IMAGE, containerEndpoint, containerIp, docker, ping, track, uniqueName } from '../helpers/docker.ts';
+import { FIREWALLS, describeEachBackend } from '../helpers/backend-suite.ts';
 import { createOutside, type Outside } from '../helpers/outside.ts';
-import { notOurs, rulesSave } from '../helpers/rules.ts';
 
-const FIREWALLS = (process.env['LEDGERNET_TEST_FIREWALLS'] ?? 'iptables,nftables').split(',');
-const FORWARDING = ['all', 'default'].map((k) => `/proc/sys/net/ipv6/conf/${k}/forwarding`);
-const INET6 = { host: '2001:db8:231::1', ip: '2001:db8:231::2' };
-
-let daemon: DaemonHandle;
 let lan: Outside;
 let inet: Outside;
 let www = '';
 /** The httpd processes started here, killed in `after`, by address (a network made again reuses its gateway's). */
 const servers = new Map<string, { kill(): void; done: Promise<unknown> }>();
-let rulesBefore = { v4: '', v6: '' };
-let forwardingBefore: string[] | null = null;
 
 /** `busybox httpd` in the foreground serving "ok" on `addr` (`[IP:]PORT`), in `netns` or on the host; killed in `after`. */
 async function serve(netns: string | null, addr: string): Promise<void> {
@@ -49,51 +40,27 @@ async function serve(netns: string | null, addr: string): Promise<void> {
   throw new Error(`httpd on ${addr} did not come up`);
 }
 
-before(async () => {
-  await assertNoLeaks();
-  rulesBefore = { v4: await rulesSave('iptables-save'), v6: await rulesSave('ip6tables-save', ['-t', 'filter']) };
-  forwardingBefore = await Promise.all(FORWARDING.map(async (f) => (await readFile(f, 'utf8')).trim()));
-  // IPv6 forwarding on (the host routes the containers' IPv6): `all` sets every interface and `default`.
-  await writeFile(FORWARDING[0] ?? '', '1\n');
+/** "The LAN" and "the internet" (with its IPv6 address), each serving on ports 80 and 81, and the host on its LAN address. */
+async function setUpWorld(): Promise<void> {
   www = await mkdtemp(join(tmpdir(), 'lnegress-'));
   await writeFile(join(www, 'index.html'), 'ok\n');
   lan = await createOutside('10.231.249');
-  inet = await createOutside('203.0.113');
-  await execa('ip', ['addr', 'add', `${INET6.host}/64`, 'dev', inet.hostIf, 'nodad']);
-  await inet.exec(['ip', 'addr', 'add', `${INET6.ip}/64`, 'dev', `lnt-i${inet.hostIf.slice(5)}`, 'nodad']);
+  inet = await createOutside('203.0.113', '2001:db8:231');
   for (const ns of [lan, inet]) for (const port of ['80', '81']) await serve(ns.netns, port);
   // The host's own address on the LAN, serving: a refusal from it is the policy's, not a closed port.
   await serve(null, '10.231.249.1:18641');
-});
+}
 
-afterEach(async () => {
-  await cleanupAll();
-});
-
-after(async () => {
-  try {
-    await cleanupAll();
-    await waitNoLeaks();
-  } finally {
-    await stopAllDaemons();
-    for (const p of servers.values()) p.kill();
-    await Promise.allSettled([...servers.values()].map((p) => p.done));
-    await lan?.remove();
-    await inet?.remove();
-    if (www) await rm(www, { recursive: true, force: true });
-    // `all` first (it resets every interface and `default`), then `default` exactly as found.
-    if (forwardingBefore !== null) for (const [i, f] of FORWARDING.entries()) await writeFile(f, `${forwardingBefore[i]}\n`);
-  }
-  assert.equal(notOurs(await rulesSave('iptables-save')), notOurs(rulesBefore.v4), "Docker's and the operator's rules are as they were");
-  assert.equal(notOurs(await rulesSave('ip6tables-save', ['-t', 'filter'])), notOurs(rulesBefore.v6), 'and the IPv6 ones');
-});
+async function tearDownWorld(): Promise<void> {
+  for (const p of servers.values()) p.kill();
+  await Promise.allSettled([...servers.values()].map((p) => p.done));
+  await lan?.remove();
+  await inet?.remove();
+  if (www) await rm(www, { recursive: true, force: true });
+}
 
 async function createNetwork(subnets: readonly string[], ...extra: string[]): Promise<{ name: string; id: string }> {
-  const name = track.network(uniqueName('lneg'));
-  const r = await docker(['network', 'create', '--driver', 'ledgernet', ...subnets.flatMap((s) => ['--subnet', s]), ...extra, name]);
-  assert.equal(r.exitCode, 0, `network create failed: ${r.stderr}\n${daemon.logs().slice(-2000)}`);
-  const id = (await docker(['network', 'inspect', '-f', '{{.Id}}', name], { check: true })).stdout.trim();
-  return { name, id };
+  return suite.createNetwork('lneg', [...subnets.flatMap((s) => ['--subnet', s]), ...extra]);
 }
 
 const SERVE = 'mkdir -p /www && echo ok >/www/index.html && httpd -p 80 -h /www && exec sleep 600';
@@ -101,7 +68,7 @@ const SERVE = 'mkdir -p /www && echo ok >/www/index.html && httpd -p 80 -h /www 
 async function run(network: string, cmd: readonly string[], ...extra: string[]): Promise<string> {
   const name = track.container(uniqueName('eg'));
   const r = await docker(['run', '-d', '--name', name, '--network', network, ...extra, TEST_IMAGE, ...cmd]);
-  assert.equal(r.exitCode, 0, `docker run failed: ${r.stderr}\n${daemon.logs().slice(-2000)}`);
+  assert.equal(r.exitCode, 0, `docker run failed: ${r.stderr}\n${suite.daemon.logs().slice(-2000)}`);
   return name;
 }
 
@@ -113,11 +80,6 @@ async function fetchFrom(container: string, url: string): Promise<string> {
   const r = await docker(['exec', container, 'timeout', '5', 'wget', '-q', '-O', '-', url], { timeoutMs: 15_000 });
   if (r.exitCode === 0 && /ok/.test(r.stdout)) return 'ok';
   return /Connection refused/.test(r.stderr) ? 'refused' : `failed: ${r.stderr || r.stdout || `exit ${r.exitCode}`}`;
-}
-
-async function dryRun(): Promise<{ code: number; out: string }> {
-  const r = await ledgernetCli(['reconcile', '--dry-run', '--state-dir', daemon.stateDir]);
-  return { code: r.exitCode, out: r.stdout + r.stderr };
 }
 
 /** Deletes the rule that denies 10.0.0.0/8 by hand; returns what the dry-run must then show. */
@@ -136,16 +98,17 @@ async function deleteDenyRule(fw: string, id: string): Promise<RegExp> {
   return new RegExp(`network ${id.slice(0, 12)}\\n  ~ chain\\.write filter/${chain} \\(drifted[\\s\\S]*\\+ -m conntrack --ctorigdst 10\\.0\\.0\\.0/8 .*egress-deny" -j REJECT`);
 }
 
-for (const fw of FIREWALLS) describe(`egress policy with the real dockerd and real traffic (--firewall ${fw})`, () => {
-  // No background repair: drift stays until the test asks for `ledgernet reconcile`.
-  before(async () => {
-    daemon = await startDaemon({ extraArgs: ['--reconcile-interval', '0', '--firewall', fw] });
-  });
-  after(async () => {
-    await cleanupAll();
-    await stopAllDaemons();
-  });
-
+const suite = describeEachBackend({
+  title: (fw) => `egress policy with the real dockerd and real traffic (--firewall ${fw})`,
+  ipv6Forwarding: true,
+  keepRules: [
+    { cmd: 'iptables-save', what: "Docker's and the operator's rules are as they were" },
+    { cmd: 'ip6tables-save', args: ['-t', 'filter'], what: 'and the IPv6 ones' },
+  ],
+  noLeaksAfter: { file: true },
+  setUp: setUpWorld,
+  tearDown: tearDownWorld,
+}, (fw) => {
   test('egress_deny: the LAN and the host there are refused, the internet answers; subnet, gateway, names and inbound replies work; drift is repaired', async () => {
     const n = await createNetwork(['10.231.140.0/24'], '-o', 'ledgernet.egress_deny=10.0.0.0/8,203.0.113.2:tcp/81');
     const srv = await run(n.name, ['sh', '-c', SERVE], '-p', '18640:80');
@@ -165,15 +128,14 @@ for (const fw of FIREWALLS) describe(`egress policy with the real dockerd and re
     assert.ok(await lan.fetch('http://10.231.249.1:18640/'), 'the LAN opens a connection to a published port: the replies flow');
 
     // A rule deleted by hand: the dry-run names it, traffic it refused passes, reconcile puts it back.
-    assert.equal((await dryRun()).code, 0, 'converged before');
+    assert.equal((await suite.dryRun()).code, 0, 'converged before');
     const shown = await deleteDenyRule(fw, n.id);
-    const drift = await dryRun();
+    const drift = await suite.dryRun();
     assert.equal(drift.code, 2, drift.out);
     assert.match(drift.out, shown);
     assert.equal(await fetchFrom(cli, 'http://10.231.249.2/'), 'ok', 'without the rule the LAN answers: the rule is what refused it');
-    const fix = await ledgernetCli(['reconcile', '--state-dir', daemon.stateDir]);
-    assert.equal(fix.exitCode, 0, fix.stdout + fix.stderr);
-    assert.equal((await dryRun()).code, 0, 'converged again');
+    await suite.reconcile();
+    assert.equal((await suite.dryRun()).code, 0, 'converged again');
     assert.equal(await fetchFrom(cli, 'http://10.231.249.2/'), 'refused', 'refused again');
   });
 
@@ -193,18 +155,18 @@ for (const fw of FIREWALLS) describe(`egress policy with the real dockerd and re
     assert.equal(await fetchFrom(cli, 'http://10.231.141.1:18643/'), 'ok', 'and serves on the gateway address');
     assert.equal(await fetchFrom(cli, `http://${srv}/`), 'ok', "Docker's embedded DNS resolves the container's name (no upstream is listed)");
     assert.ok(await lan.fetch('http://10.231.249.1:18642/'), 'the LAN opens a connection to a published port: the replies flow');
-    assert.equal((await dryRun()).code, 0);
+    assert.equal((await suite.dryRun()).code, 0);
   });
 
   test('IPv6: a denied port is refused, others pass; an allow-list without IPv6 items refuses IPv6 whole, not IPv4', async () => {
-    await inet.exec(['ip', '-6', 'route', 'replace', 'fd00:231::/32', 'via', INET6.host]);
+    await inet.exec(['ip', '-6', 'route', 'replace', 'fd00:231::/32', 'via', inet.hostIp6]);
     const deny = await createNetwork(['10.231.142.0/24', 'fd00:231:142::/64'], '--ipv6', '-o', `ledgernet.egress_deny=2001:db8:231::/64:tcp/81`);
     const allow = await createNetwork(['10.231.143.0/24', 'fd00:231:143::/64'], '--ipv6', '-o', 'ledgernet.egress_allow=203.0.113.0/30');
     const d1 = await run(deny.name, ['sleep', '600']);
     const d2 = await run(deny.name, ['sh', '-c', SERVE]);
     const a1 = await run(allow.name, ['sleep', '600']);
     const peer6 = (await containerEndpoint(d2, deny.name)).GlobalIPv6Address;
-    const url6 = (port: number) => `http://[${INET6.ip}]:${port}/`;
+    const url6 = (port: number) => `http://[${inet.ip6}]:${port}/`;
 
     assert.equal(await fetchFrom(d1, url6(80)), 'ok', 'IPv6 to the internet passes');
     assert.equal(await fetchFrom(d1, url6(81)), 'refused', 'the denied IPv6 port is refused');
@@ -213,7 +175,7 @@ for (const fw of FIREWALLS) describe(`egress policy with the real dockerd and re
     assert.equal(await fetchFrom(a1, url6(80)), 'refused', 'allow-list with IPv4 items only: IPv6 is refused');
     assert.equal(await fetchFrom(a1, 'http://203.0.113.2/'), 'ok', 'IPv4 as listed passes');
     assert.ok(await ping(a1, 'fd00:231:143::1'), 'the IPv6 gateway answers');
-    assert.equal((await dryRun()).code, 0);
+    assert.equal((await suite.dryRun()).code, 0);
   });
 
   test('bad input is refused by docker network create, naming the item', { skip: fw !== FIREWALLS[0] && 'the same for every backend' }, async () => {

@@ -6,79 +6,32 @@
 // (LEDGERNET_TEST_FIREWALLS=iptables runs one). Traffic only between containers made here
 // (fd00:231:13x::/64).
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
-import { after, afterEach, before, describe, test } from 'node:test';
+import { test } from 'node:test';
 import { execa } from 'execa';
-import { TEST_IMAGE, cleanupAll, containerEndpoint, docker, ping, track, uniqueName } from '../helpers/docker.ts';
-import { notOurs, rulesSave } from '../helpers/rules.ts';
-import { ledgernetCli, startDaemon, stopAllDaemons, type DaemonHandle } from '../helpers/daemon.ts';
-import { assertNoLeaks, waitNoLeaks } from '../helpers/leaks.ts';
+import { TEST_IMAGE, containerEndpoint, docker, ping, track, uniqueName } from '../helpers/docker.ts';
+import { rulesSave } from '../helpers/rules.ts';
+import { describeEachBackend } from '../helpers/backend-suite.ts';
 
-const FORWARDING = ['all', 'default'].map((k) => `/proc/sys/net/ipv6/conf/${k}/forwarding`);
 const HOOK = ['FORWARD', '-m', 'comment', '--comment', 'ledgernet:hook', '-j', 'LEDGERNET-FORWARD'];
 /** The hook of direct-access protection (mangle6), which also keeps other networks off a nat network's subnet. */
 const DIRECT_HOOK = ['-t', 'mangle', 'PREROUTING', '-m', 'conntrack', '!', '--ctstate', 'RELATED,ESTABLISHED', '-m', 'comment', '--comment', 'ledgernet:hook', '-j', 'LEDGERNET-DIRECT'];
 const ip6tablesHook = (op: string, hook: readonly string[]) => execa('ip6tables', hook[0] === '-t' ? [...hook.slice(0, 2), op, ...hook.slice(2)] : [op, ...hook], { reject: false });
 
-let daemon: DaemonHandle;
-/** The forwarding values found before the test, restored in `after`; null until read. */
-let saved: string[] | null = null;
-
 const ip6tablesSave = () => rulesSave('ip6tables-save', ['-t', 'filter']);
-const FIREWALLS = (process.env['LEDGERNET_TEST_FIREWALLS'] ?? 'iptables,nftables').split(',');
 const nft = (...args: string[]) => execa('nft', args, { stdin: 'ignore' });
 
-
-let rulesBefore = '';
-
-before(async () => {
-  await assertNoLeaks();
-  rulesBefore = await ip6tablesSave();
-  saved = await Promise.all(FORWARDING.map(async (f) => (await readFile(f, 'utf8')).trim()));
-  // Only `all` is written: it sets every interface (and `default`) to the same value.
-  await writeFile(FORWARDING[0] ?? '', '1\n');
-});
-
-afterEach(async () => {
-  await cleanupAll();
-});
-
-after(async () => {
-  try {
-    await cleanupAll();
-    // Removing the last network removes the chains and hooks (while the daemon still runs).
-    await waitNoLeaks();
-  } finally {
-    await stopAllDaemons();
-    if (saved !== null) {
-      // `all` first (it resets every interface and `default`), then `default` exactly as found.
-      for (const [i, f] of FORWARDING.entries()) await writeFile(f, `${saved[i]}\n`);
-    }
-  }
-  assert.equal(notOurs(await ip6tablesSave()), notOurs(rulesBefore), "Docker's and the operator's IPv6 rules are as they were");
-});
-
 async function createNetwork(n: number, ...extra: string[]): Promise<{ name: string; id: string }> {
-  const name = track.network(uniqueName('lnfw6'));
-  const r = await docker(['network', 'create', '--driver', 'ledgernet', '--ipv6', '--subnet', `10.231.${n}.0/24`, '--subnet', `fd00:231:${n}::/64`, ...extra, name]);
-  assert.equal(r.exitCode, 0, `network create failed: ${r.stderr}\n${daemon.logs().slice(-2000)}`);
-  const id = (await docker(['network', 'inspect', '-f', '{{.Id}}', name], { check: true })).stdout.trim();
-  return { name, id };
+  return suite.createNetwork('lnfw6', ['--ipv6', '--subnet', `10.231.${n}.0/24`, '--subnet', `fd00:231:${n}::/64`, ...extra]);
 }
 
 /** A container on `network` and its IPv6 address there. */
 async function runClient(network: string): Promise<{ name: string; ip6: string }> {
   const name = track.container(uniqueName('cli6'));
   const r = await docker(['run', '-d', '--name', name, '--network', network, TEST_IMAGE, 'sleep', '600']);
-  assert.equal(r.exitCode, 0, `docker run failed: ${r.stderr}\n${daemon.logs().slice(-2000)}`);
+  assert.equal(r.exitCode, 0, `docker run failed: ${r.stderr}\n${suite.daemon.logs().slice(-2000)}`);
   const ip6 = (await containerEndpoint(name, network)).GlobalIPv6Address;
   assert.match(ip6, /^fd00:231:13\d::/);
   return { name, ip6 };
-}
-
-async function dryRun(): Promise<{ code: number; out: string }> {
-  const r = await ledgernetCli(['reconcile', '--dry-run', '--state-dir', daemon.stateDir]);
-  return { code: r.exitCode, out: r.stdout + r.stderr };
 }
 
 /**
@@ -118,17 +71,12 @@ async function openByHand(fw: string, to: { id: string; subnet6: string }): Prom
   };
 }
 
-for (const fw of FIREWALLS) describe(`IPv6 firewall with the real dockerd and IPv6 forwarding on (--firewall ${fw})`, () => {
-  before(async () => {
-    // No background repair: drift stays until the test asks for `ledgernet reconcile`.
-    daemon = await startDaemon({ extraArgs: ['--reconcile-interval', '0', '--firewall', fw] });
-  });
-  after(async () => {
-    await cleanupAll();
-    await waitNoLeaks();
-    await stopAllDaemons();
-  });
-
+const suite = describeEachBackend({
+  title: (fw) => `IPv6 firewall with the real dockerd and IPv6 forwarding on (--firewall ${fw})`,
+  ipv6Forwarding: true,
+  keepRules: [{ cmd: 'ip6tables-save', args: ['-t', 'filter'], what: "Docker's and the operator's IPv6 rules are as they were" }],
+  noLeaksAfter: { backend: true, file: true },
+}, (fw) => {
   test('same network: reachable; two networks: not, unless the firewall is opened by hand; --internal: not; drift repaired', async () => {
     const a = await createNetwork(131);
     const b = await createNetwork(132);
@@ -138,7 +86,7 @@ for (const fw of FIREWALLS) describe(`IPv6 firewall with the real dockerd and IP
     const b1 = await runClient(b.name);
     const i1 = await runClient(i.name);
 
-    const dr = await dryRun();
+    const dr = await suite.dryRun();
     assert.equal(dr.code, 0, `converged: ${dr.out}`);
     const save = await ip6tablesSave();
     assert.match(save, /^-A FORWARD -m comment --comment "ledgernet:hook" -j LEDGERNET-FORWARD$/m, 'hooked into ip6tables FORWARD');
@@ -162,15 +110,14 @@ for (const fw of FIREWALLS) describe(`IPv6 firewall with the real dockerd and IP
     const opened = await openByHand(fw, { id: a.id, subnet6: 'fd00:231:131::/64' });
     try {
       assert.ok(await ping(b1.name, a1.ip6), 'firewall opened by hand: the other network is reachable over IPv6');
-      const drift = await dryRun();
+      const drift = await suite.dryRun();
       assert.notEqual(drift.code, 0);
       assert.match(drift.out, opened.expect);
-      const fix = await ledgernetCli(['reconcile', '--state-dir', daemon.stateDir]);
-      assert.equal(fix.exitCode, 0, fix.stdout + fix.stderr);
+      await suite.reconcile();
     } finally {
       await opened.close();
     }
-    assert.equal((await dryRun()).code, 0, 'repaired by ledgernet reconcile');
+    assert.equal((await suite.dryRun()).code, 0, 'repaired by ledgernet reconcile');
     assert.equal(await ping(b1.name, a1.ip6, 1), false, 'repaired: blocked again');
     assert.ok(await ping(a1.name, a2.ip6), 'and the same network still reachable');
   });

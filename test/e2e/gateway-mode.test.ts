@@ -19,54 +19,27 @@
 // Traffic only between the outside namespace, the host and the containers made here (10.231.16x.0/24,
 // fd00:231:167::/64). IPv6 forwarding is turned on for the run and put back as it was.
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
-import { after, afterEach, before, describe, test } from 'node:test';
+import { before, test } from 'node:test';
 import { execa } from 'execa';
 import { TEST_IMAGE, cleanupAll, containerEndpoint, containerIp, docker, ping, track, uniqueName, waitFor } from '../helpers/docker.ts';
-import { ledgernetCli, startDaemon, stopAllDaemons, type DaemonHandle } from '../helpers/daemon.ts';
-import { assertNoLeaks, waitNoLeaks } from '../helpers/leaks.ts';
-import { createOutside, type Outside } from '../helpers/outside.ts';
+import { ledgernetCli, startDaemon } from '../helpers/daemon.ts';
+import { describeEachBackend } from '../helpers/backend-suite.ts';
+import { waitNoLeaks } from '../helpers/leaks.ts';
 import { notOurs, rulesSave } from '../helpers/rules.ts';
 
-let daemon: DaemonHandle;
-let outside: Outside;
 let rulesBefore: string;
-let savedForwarding: string | null = null;
+before(async () => {
+  rulesBefore = await rulesSave('iptables-save');
+});
 
-const FIREWALLS = (process.env['LEDGERNET_TEST_FIREWALLS'] ?? 'iptables,nftables').split(',');
 const GW4 = 'com.docker.network.bridge.gateway_mode_ipv4';
 const GW6 = 'com.docker.network.bridge.gateway_mode_ipv6';
-const FORWARDING = '/proc/sys/net/ipv6/conf/all/forwarding';
 const SERVE = 'mkdir -p /www && echo ok >/www/index.html && httpd -p 80 -h /www && httpd -p 81 -h /www && exec sleep 600';
 
-before(async () => {
-  await assertNoLeaks();
-  rulesBefore = await rulesSave('iptables-save');
-  savedForwarding = (await readFile(FORWARDING, 'utf8')).trim();
-  await writeFile(FORWARDING, '1\n');
-});
-
-afterEach(async () => {
-  await cleanupAll();
-});
-
-after(async () => {
-  try {
-    await cleanupAll();
-    await stopAllDaemons();
-    await outside?.remove();
-  } finally {
-    if (savedForwarding !== null) await writeFile(FORWARDING, `${savedForwarding}\n`);
-  }
-});
-
 async function createNetwork(n: number, ...extra: string[]): Promise<{ name: string; id: string; bridge: string; subnet: string }> {
-  const name = track.network(uniqueName('lngw'));
   const subnet = `10.231.${n}.0/24`;
-  const r = await docker(['network', 'create', '--driver', 'ledgernet', '--subnet', subnet, ...extra, name]);
-  assert.equal(r.exitCode, 0, `network create failed: ${r.stderr}\n${daemon.logs().slice(-2000)}`);
-  const id = (await docker(['network', 'inspect', '-f', '{{.Id}}', name], { check: true })).stdout.trim();
-  if (!extra.includes('--internal')) await outside.addRoute(subnet);
+  const { name, id } = await suite.createNetwork('lngw', ['--subnet', subnet, ...extra]);
+  if (!extra.includes('--internal')) await suite.outside.addRoute(subnet);
   return { name, id, bridge: `lnb-${id.slice(0, 11)}`, subnet };
 }
 
@@ -74,7 +47,7 @@ async function createNetwork(n: number, ...extra: string[]): Promise<{ name: str
 async function runServer(network: string, ...extra: string[]): Promise<{ name: string; ip: string }> {
   const name = track.container(uniqueName('gws'));
   const r = await docker(['run', '-d', '--name', name, '--network', network, ...extra, TEST_IMAGE, 'sh', '-c', SERVE]);
-  assert.equal(r.exitCode, 0, `docker run failed: ${r.stderr}\n${daemon.logs().slice(-2000)}`);
+  assert.equal(r.exitCode, 0, `docker run failed: ${r.stderr}\n${suite.daemon.logs().slice(-2000)}`);
   return { name, ip: await containerIp(name, network) };
 }
 
@@ -91,93 +64,82 @@ c, a = s.accept(); print(a[0]); c.close()
 `;
 
 /** The source address the outside sees on a TCP connection the container opens to it (at `to`, its IPv4 address unless said). */
-async function sourceSeenOutside(container: string, to = outside.ip): Promise<string> {
+async function sourceSeenOutside(container: string, to = suite.outside.ip): Promise<string> {
   const v6 = to.includes(':');
-  const server = execa('ip', ['netns', 'exec', outside.netns, 'python3', '-c', PEER(v6)], { reject: false, stdin: 'ignore', timeout: 20_000 });
+  const server = execa('ip', ['netns', 'exec', suite.outside.netns, 'python3', '-c', PEER(v6)], { reject: false, stdin: 'ignore', timeout: 20_000 });
   await new Promise((r) => setTimeout(r, 500));
   await docker(['exec', container, 'sh', '-c', `echo x | nc -w 2 ${to} 5555`], { timeoutMs: 15_000 });
   const r = await server;
   return r.stdout.trim();
 }
 
-async function dryRun(): Promise<{ code: number; out: string }> {
-  const r = await ledgernetCli(['reconcile', '--dry-run', '--state-dir', daemon.stateDir]);
-  return { code: r.exitCode, out: r.stdout + r.stderr };
-}
-
-for (const fw of FIREWALLS) describe(`gateway modes and direct-access protection (--firewall ${fw})`, () => {
-  before(async () => {
-    outside = await createOutside('10.231.251', 'fd00:231:251');
-    daemon = await startDaemon({ extraArgs: ['--reconcile-interval', '0', '--firewall', fw] });
-  });
-  after(async () => {
-    await cleanupAll();
-    await stopAllDaemons();
-    await outside?.remove();
-  });
-
+const suite = describeEachBackend({
+  title: (fw) => `gateway modes and direct-access protection (--firewall ${fw})`,
+  ipv6Forwarding: true,
+  outside: { prefix: '10.231.251', v6: 'fd00:231:251' },
+}, (fw) => {
   test('nat (default): only the published host port comes in; the container address is not reachable from outside, even if DOCKER-USER accepts it', async () => {
     const n = await createNetwork(161);
     const srv = await runServer(n.name, '-p', '18561:80');
-    assert.ok(await outside.fetch(`http://${outside.hostIp}:18561/`), 'the published port, at the host address');
-    assert.equal(await outside.fetch(`http://${srv.ip}:80/`), false, 'the published container port, addressed directly: dropped');
-    assert.equal(await outside.ping(srv.ip), false, 'ping to the container address: dropped');
+    assert.ok(await suite.outside.fetch(`http://${suite.outside.hostIp}:18561/`), 'the published port, at the host address');
+    assert.equal(await suite.outside.fetch(`http://${srv.ip}:80/`), false, 'the published container port, addressed directly: dropped');
+    assert.equal(await suite.outside.ping(srv.ip), false, 'ping to the container address: dropped');
     const accept = ['DOCKER-USER', '-d', n.subnet, '-j', 'ACCEPT'];
     await execa('iptables', ['-I', ...accept]);
     try {
-      assert.equal(await outside.fetch(`http://${srv.ip}:80/`), false, 'an operator accept in DOCKER-USER does not open it (the drop comes before filter)');
+      assert.equal(await suite.outside.fetch(`http://${srv.ip}:80/`), false, 'an operator accept in DOCKER-USER does not open it (the drop comes before filter)');
     } finally {
       await execa('iptables', ['-D', ...accept]);
     }
     const client = await runServer(n.name);
-    assert.equal(await sourceSeenOutside(client.name), outside.hostIp, 'egress is masqueraded behind the host');
+    assert.equal(await sourceSeenOutside(client.name), suite.outside.hostIp, 'egress is masqueraded behind the host');
   });
 
   test('trusted_host_interfaces: from a trusted interface the published container port is reachable directly, an unpublished one is not', async () => {
-    const n = await createNetwork(162, '-o', `com.docker.network.bridge.trusted_host_interfaces=${outside.hostIf}:lnt-none0`);
+    const n = await createNetwork(162, '-o', `com.docker.network.bridge.trusted_host_interfaces=${suite.outside.hostIf}:lnt-none0`);
     const srv = await runServer(n.name, '-p', '18562:80');
-    assert.ok(await outside.fetch(`http://${srv.ip}:80/`), 'published container port, from the trusted interface');
-    assert.equal(await outside.fetch(`http://${srv.ip}:81/`), false, 'unpublished port: dropped');
-    assert.ok(await outside.fetch(`http://${outside.hostIp}:18562/`), 'the host port still works');
+    assert.ok(await suite.outside.fetch(`http://${srv.ip}:80/`), 'published container port, from the trusted interface');
+    assert.equal(await suite.outside.fetch(`http://${srv.ip}:81/`), false, 'unpublished port: dropped');
+    assert.ok(await suite.outside.fetch(`http://${suite.outside.hostIp}:18562/`), 'the host port still works');
   });
 
   test('serve --allow-direct-routing: the published container port is reachable directly from any interface, an unpublished one is not; the dry-run shows the protection go and come back', async () => {
     const n = await createNetwork(168);
     const srv = await runServer(n.name, '-p', '18568:80');
-    assert.equal(await outside.fetch(`http://${srv.ip}:80/`), false, 'without the flag: the published container port, addressed directly, is dropped');
+    assert.equal(await suite.outside.fetch(`http://${srv.ip}:80/`), false, 'without the flag: the published container port, addressed directly, is dropped');
     // iptables: the network's DROP goes (the whole chain, when no other network is guarded); nftables: its map element.
     const drop = `-d 10\\.231\\.168\\.0/24 ! -i ${n.bridge} .*-j DROP`;
     const gone = fw === 'iptables' ? new RegExp(`- (${drop}|chain\\.delete mangle/LEDGERNET-DIRECT)`) : /- nft\.element\.delete inet ledgernet\/direct4 10\.231\.168\.0\/24/;
     const back = fw === 'iptables' ? new RegExp(`\\+ ${drop}`) : /\+ nft\.element\.add inet ledgernet\/direct4 10\.231\.168\.0\/24/;
-    const on = await ledgernetCli(['reconcile', '--dry-run', '--allow-direct-routing', '--state-dir', daemon.stateDir]);
+    const on = await ledgernetCli(['reconcile', '--dry-run', '--allow-direct-routing', '--state-dir', suite.daemon.stateDir]);
     assert.equal(on.exitCode, 2, on.stdout + on.stderr);
     assert.match(on.stdout, gone, 'the dry-run with the flag: the protection goes');
-    const plain = daemon.options;
-    await daemon.terminate();
-    daemon = await startDaemon({ ...plain, extraArgs: [...(plain.extraArgs ?? []), '--allow-direct-routing'] });
+    const plain = suite.daemon.options;
+    await suite.daemon.terminate();
+    suite.daemon = await startDaemon({ ...plain, extraArgs: [...(plain.extraArgs ?? []), '--allow-direct-routing'] });
     try {
-      await waitFor(async () => (await dryRun()).code === 0, { what: 'serve --allow-direct-routing to converge', timeoutMs: 10_000 });
-      assert.ok(await outside.fetch(`http://${srv.ip}:80/`), 'with the flag: the published container port, addressed directly from an untrusted interface');
-      assert.equal(await outside.fetch(`http://${srv.ip}:81/`), false, 'an unpublished port: still dropped');
-      assert.ok(await outside.fetch(`http://${outside.hostIp}:18568/`), 'the host port still works');
-      const off = await ledgernetCli(['reconcile', '--dry-run', '--state-dir', daemon.stateDir], { LEDGERNET_ALLOW_DIRECT_ROUTING: '0' });
+      await waitFor(async () => (await suite.dryRun()).code === 0, { what: 'serve --allow-direct-routing to converge', timeoutMs: 10_000 });
+      assert.ok(await suite.outside.fetch(`http://${srv.ip}:80/`), 'with the flag: the published container port, addressed directly from an untrusted interface');
+      assert.equal(await suite.outside.fetch(`http://${srv.ip}:81/`), false, 'an unpublished port: still dropped');
+      assert.ok(await suite.outside.fetch(`http://${suite.outside.hostIp}:18568/`), 'the host port still works');
+      const off = await ledgernetCli(['reconcile', '--dry-run', '--state-dir', suite.daemon.stateDir], { LEDGERNET_ALLOW_DIRECT_ROUTING: '0' });
       assert.equal(off.exitCode, 2, off.stdout + off.stderr);
       assert.match(off.stdout, back, 'planned without the flag: the protection comes back');
     } finally {
-      await daemon.terminate();
-      daemon = await startDaemon(plain);
+      await suite.daemon.terminate();
+      suite.daemon = await startDaemon(plain);
     }
-    await waitFor(async () => (await dryRun()).code === 0, { what: 'serve without the flag to converge', timeoutMs: 10_000 });
-    assert.equal(await outside.fetch(`http://${srv.ip}:80/`), false, 'without the flag again: dropped');
+    await waitFor(async () => (await suite.dryRun()).code === 0, { what: 'serve without the flag to converge', timeoutMs: 10_000 });
+    assert.equal(await suite.outside.fetch(`http://${srv.ip}:80/`), false, 'without the flag again: dropped');
   });
 
   test('routed: no NAT; the published container port and ping reach the container address, the host port does not, egress keeps its address', async () => {
     const n = await createNetwork(163, '-o', `${GW4}=routed`);
     const srv = await runServer(n.name, '-p', '18563:80');
-    assert.ok(await outside.fetch(`http://${srv.ip}:80/`), 'published container port, addressed directly');
-    assert.equal(await outside.fetch(`http://${srv.ip}:81/`), false, 'unpublished port: dropped');
-    assert.ok(await outside.ping(srv.ip), 'ICMP is let in');
-    assert.equal(await outside.fetch(`http://${outside.hostIp}:18563/`), false, 'no host port: nothing is mapped on the host');
+    assert.ok(await suite.outside.fetch(`http://${srv.ip}:80/`), 'published container port, addressed directly');
+    assert.equal(await suite.outside.fetch(`http://${srv.ip}:81/`), false, 'unpublished port: dropped');
+    assert.ok(await suite.outside.ping(srv.ip), 'ICMP is let in');
+    assert.equal(await suite.outside.fetch(`http://${suite.outside.hostIp}:18563/`), false, 'no host port: nothing is mapped on the host');
     assert.equal(await sourceSeenOutside(srv.name), srv.ip, 'the outside sees the container address: no masquerade');
     const rules = fw === 'iptables' ? await rulesSave('iptables-save', ['-t', 'nat']) : (await execa('nft', ['list', 'table', 'inet', 'ledgernet'])).stdout;
     assert.doesNotMatch(rules, /18563/, 'no DNAT for the host port');
@@ -186,26 +148,26 @@ for (const fw of FIREWALLS) describe(`gateway modes and direct-access protection
 
   test('routed for IPv6 only: the published container port and ping reach its IPv6 address, IPv6 egress keeps it; IPv4 stays NATed and protected', async () => {
     const n = await createNetwork(167, '--ipv6', '--subnet', 'fd00:231:167::/64', '-o', `${GW6}=routed`);
-    await outside.addRoute('fd00:231:167::/64');
+    await suite.outside.addRoute('fd00:231:167::/64');
     const srv = await runServer(n.name, '-p', '18567:80');
     const ip6 = (await containerEndpoint(srv.name, n.name)).GlobalIPv6Address;
-    assert.ok(await outside.fetch(`http://[${ip6}]:80/`), 'published container port, at its IPv6 address');
-    assert.equal(await outside.fetch(`http://[${ip6}]:81/`), false, 'unpublished port: dropped');
-    assert.ok(await outside.ping(ip6), 'ICMPv6 is let in');
-    assert.equal(await outside.fetch(`http://[${outside.hostIp6}]:18567/`), false, 'no IPv6 DNAT of the host port');
-    assert.equal(await sourceSeenOutside(srv.name, outside.ip6), ip6, 'IPv6 egress: the container address, no masquerade');
-    assert.ok(await outside.fetch(`http://${outside.hostIp}:18567/`), 'IPv4: the host port is published');
-    assert.equal(await outside.fetch(`http://${srv.ip}:80/`), false, 'IPv4: the container address is protected');
-    assert.equal(await sourceSeenOutside(srv.name), outside.hostIp, 'IPv4 egress is masqueraded');
+    assert.ok(await suite.outside.fetch(`http://[${ip6}]:80/`), 'published container port, at its IPv6 address');
+    assert.equal(await suite.outside.fetch(`http://[${ip6}]:81/`), false, 'unpublished port: dropped');
+    assert.ok(await suite.outside.ping(ip6), 'ICMPv6 is let in');
+    assert.equal(await suite.outside.fetch(`http://[${suite.outside.hostIp6}]:18567/`), false, 'no IPv6 DNAT of the host port');
+    assert.equal(await sourceSeenOutside(srv.name, suite.outside.ip6), ip6, 'IPv6 egress: the container address, no masquerade');
+    assert.ok(await suite.outside.fetch(`http://${suite.outside.hostIp}:18567/`), 'IPv4: the host port is published');
+    assert.equal(await suite.outside.fetch(`http://${srv.ip}:80/`), false, 'IPv4: the container address is protected');
+    assert.equal(await sourceSeenOutside(srv.name), suite.outside.hostIp, 'IPv4 egress is masqueraded');
   });
 
   test('nat-unprotected: NAT as usual, and every port of the container is reachable directly', async () => {
     const n = await createNetwork(164, '-o', `${GW4}=nat-unprotected`);
     const srv = await runServer(n.name, '-p', '18564:80');
-    assert.ok(await outside.fetch(`http://${outside.hostIp}:18564/`), 'the host port');
-    assert.ok(await outside.fetch(`http://${srv.ip}:80/`), 'the published container port, directly');
-    assert.ok(await outside.fetch(`http://${srv.ip}:81/`), 'an unpublished port too: no per-port filtering');
-    assert.equal(await sourceSeenOutside(srv.name), outside.hostIp, 'egress is masqueraded');
+    assert.ok(await suite.outside.fetch(`http://${suite.outside.hostIp}:18564/`), 'the host port');
+    assert.ok(await suite.outside.fetch(`http://${srv.ip}:80/`), 'the published container port, directly');
+    assert.ok(await suite.outside.fetch(`http://${srv.ip}:81/`), 'an unpublished port too: no per-port filtering');
+    assert.equal(await sourceSeenOutside(srv.name), suite.outside.hostIp, 'egress is masqueraded');
   });
 
   test('isolated (--internal): the bridge has no address, the host does not reach the containers, they reach each other', async () => {
@@ -224,14 +186,14 @@ for (const fw of FIREWALLS) describe(`gateway modes and direct-access protection
     const refused = await docker(['network', 'create', '--driver', 'ledgernet', '-o', `${GW4}=isolated`, track.network(uniqueName('lngw'))]);
     assert.notEqual(refused.exitCode, 0);
     assert.match(refused.stderr, /gateway_mode_ipv4=isolated can only be used for an internal network/);
-    const dr = await dryRun();
+    const dr = await suite.dryRun();
     assert.equal(dr.code, 0, dr.out);
   });
 
   test('a protection rule deleted by hand shows in the dry-run and is put back', async () => {
     const n = await createNetwork(166);
     await runServer(n.name, '-p', '18566:80');
-    assert.equal((await dryRun()).code, 0);
+    assert.equal((await suite.dryRun()).code, 0);
     let expected: RegExp[];
     if (fw === 'iptables') {
       const rule = ['-d', n.subnet, '!', '-i', n.bridge, '-m', 'comment', '--comment', `ledgernet:network:${n.id}:direct`, '-j', 'DROP'];
@@ -241,12 +203,11 @@ for (const fw of FIREWALLS) describe(`gateway modes and direct-access protection
       await execa('nft', ['delete', 'element', 'inet', 'ledgernet', 'direct4', `{ ${n.subnet} }`]);
       expected = [new RegExp(`\\+ nft\\.element\\.add inet ledgernet/direct4 10\\.231\\.166\\.0/24 : jump net-${n.id}-direct \\(missing\\)`)];
     }
-    const dr = await dryRun();
+    const dr = await suite.dryRun();
     assert.equal(dr.code, 2, dr.out);
     for (const line of expected) assert.match(dr.out, line);
-    const fix = await ledgernetCli(['reconcile', '--state-dir', daemon.stateDir]);
-    assert.equal(fix.exitCode, 0, fix.stdout + fix.stderr);
-    await waitFor(async () => (await dryRun()).code === 0, { what: 'the protection to be back', timeoutMs: 10_000 });
+    await suite.reconcile();
+    await waitFor(async () => (await suite.dryRun()).code === 0, { what: 'the protection to be back', timeoutMs: 10_000 });
   });
 
   test('after everything is removed, iptables outside LEDGERNET-* is as it was', async () => {

@@ -17,18 +17,17 @@
 // - after teardown no rule, link or namespace is left.
 import assert from 'node:assert/strict';
 import { execa } from 'execa';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
+import { FIREWALLS, ipv6ForwardingOn } from '../helpers/backend-suite.ts';
 import { readFixture } from '../helpers/fixtures.ts';
 import { ledgernetCli, pluginCall, startDaemon, type DaemonHandle, type PluginReply } from '../helpers/daemon.ts';
 import { waitFor } from '../helpers/docker.ts';
 import { createOutside, type Outside } from '../helpers/outside.ts';
 import { rulesSave } from '../helpers/rules.ts';
 
-const FIREWALLS = (process.env['LEDGERNET_TEST_FIREWALLS'] ?? 'iptables,nftables').split(',');
-const FORWARDING = '/proc/sys/net/ipv6/conf/all/forwarding';
 const LINKS = ['lnb-28a0c0de28a', 'lnv-e28a0c0de28', 'lnp-e28a0c0de28', 'lnb-29b0c0de29b', 'lnv-e29b0c0de29', 'lnp-e29b0c0de29'];
 const CTR = `lnctr-${process.pid}`;
 // A dual-stack server on port 80 that answers with the (IPv4 or IPv6) address it was reached at.
@@ -49,7 +48,7 @@ let daemon: DaemonHandle | undefined;
 let dir: string;
 let outside: Outside | undefined;
 let server: ReturnType<typeof startServer> | undefined;
-let savedForwarding: string | null = null;
+let restoreForwarding: (() => Promise<void>) | undefined;
 
 function send(method: string, name: string): Promise<PluginReply> {
   if (!daemon) throw new Error('no daemon');
@@ -140,8 +139,7 @@ async function teardown(): Promise<void> {
 }
 
 before(async () => {
-  savedForwarding = (await readFile(FORWARDING, 'utf8')).trim();
-  await writeFile(FORWARDING, '1\n');
+  restoreForwarding = await ipv6ForwardingOn();
   outside = await createOutside('10.231.252', 'fd00:231:252');
 });
 
@@ -149,7 +147,7 @@ after(async () => {
   try {
     await outside?.remove();
   } finally {
-    if (savedForwarding !== null) await writeFile(FORWARDING, `${savedForwarding}\n`);
+    await restoreForwarding?.();
   }
 });
 
