@@ -13,13 +13,13 @@ import { ledgernetCli, startDaemon, stopAllDaemons, type DaemonHandle } from '..
 import { assertNoLeaks, waitNoLeaks } from '../helpers/leaks.ts';
 import { createOutside, type Outside } from '../helpers/outside.ts';
 import { iptablesDrift, nftablesDrift } from '../helpers/firewall-drift.ts';
+import { FIREWALLS } from '../helpers/backend-suite.ts';
 
 let daemon: DaemonHandle;
 let outside: Outside;
 let rulesBefore: string;
 
 const iptablesSave = () => rulesSave('iptables-save');
-const FIREWALLS = (process.env['LEDGERNET_TEST_FIREWALLS'] ?? 'iptables,nftables').split(',');
 /** `nft list table inet ledgernet`, '' when there is none. */
 const nftList = async () => (await execa('nft', ['list', 'table', 'inet', 'ledgernet'], { reject: false, stdin: 'ignore' })).stdout;
 

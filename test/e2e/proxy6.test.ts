@@ -17,8 +17,8 @@ import { execa } from 'execa';
 import { TEST_IMAGE, cleanupAll, docker, track, uniqueName, waitFor } from '../helpers/docker.ts';
 import { kill9AndRestart, ledgernetCli, startDaemon, stopAllDaemons, type DaemonHandle } from '../helpers/daemon.ts';
 import { assertNoLeaks, waitNoLeaks } from '../helpers/leaks.ts';
+import { FIREWALLS } from '../helpers/backend-suite.ts';
 
-const FIREWALLS = (process.env['LEDGERNET_TEST_FIREWALLS'] ?? 'iptables,nftables').split(',');
 let daemon: DaemonHandle;
 const servers: ChildProcess[] = [];
 
