@@ -18,6 +18,7 @@ import { errReply, FORWARD_DEADLINE_MS, forwardWithRetry, postToWorker, type Rep
 import { Journal, JOURNAL_FILE } from './journal.ts';
 import { emptyRetries, type Forward } from './retries.ts';
 import { waitOldWorker, WorkerProcess, WORKER_PID_FILE } from './worker-process.ts';
+import { SOCKET_FROM_ENV } from './worker-link.ts';
 
 const WORKER_SOCKET = 'worker.sock';
 
@@ -188,6 +189,9 @@ export async function supervise(cfg: SupervisorConfig): Promise<Supervisor> {
   const log = cfg.log.child({ component: 'supervisor' });
   const workerSocket = join(cfg.stateDir, WORKER_SOCKET);
   const journal = await prepare(cfg, workerSocket, log);
+  // The worker inherits this (its `ledgernet status` says where Docker's socket came from).
+  if (cfg.inheritedFd != null) process.env[SOCKET_FROM_ENV] = 'service manager';
+  else delete process.env[SOCKET_FROM_ENV];
   let reportFatal!: (e: Error) => void;
   const failed = new Promise<Error>((r) => (reportFatal = r));
   const worker = new WorkerProcess({ argv: cfg.workerArgv, socket: workerSocket, stateDir: cfg.stateDir, log, onFatal: (e) => reportFatal(e) });

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { execa } from 'execa';
 import { cleanupAll, docker, TEST_IMAGE, track, uniqueName, waitFor, type RunResult } from '../helpers/docker.ts';
-import { CLI_PATH, PLUGIN_SOCKET, REPO_ROOT, startDaemon, stopAllDaemons, type DaemonHandle } from '../helpers/daemon.ts';
+import { CLI_PATH, ledgernetCli, PLUGIN_SOCKET, REPO_ROOT, startDaemon, stopAllDaemons, type DaemonHandle } from '../helpers/daemon.ts';
 import { assertNoLeaks, waitNoLeaks } from '../helpers/leaks.ts';
 import { holdSocket, type SocketHolder } from '../helpers/socket-holder.ts';
 
@@ -98,6 +98,8 @@ describe('socket activation', () => {
     holder = await holdSocket(PLUGIN_SOCKET);
     let d = await startDaemon({ extraArgs: ARGS, launcher: holder.launcher, keepStateDir: false });
     assert.match(d.logs(), /from the service manager \(socket activation, fd 3\)/);
+    const st = await ledgernetCli(['status', '--state-dir', d.stateDir]);
+    assert.match(st.stdout, /^daemon: running \(pid \d+\), plugin socket from the service manager \(socket activation\)$/m, st.stdout + st.stderr);
     const net = track.network(uniqueName('act'));
     let out = await callThroughCrash(d, holder, ['network', 'create', '--driver', 'ledgernet', '--subnet', '10.231.220.0/24', net]);
     d = out.d;
