@@ -139,7 +139,7 @@ describe('crash chaos', () => {
     // whose body the killed supervisor had read but not yet journaled (a window of about a
     // millisecond) cannot be told apart on Docker's empty retry: it is refused with a clear Err,
     // never answered wrongly (src/supervisor/journal.ts). Such refusals are reported, not hidden,
-    // and at most one is allowed (RELIABILITY.md measured 1 in 32 kills); every other check is
+    // and at most one is allowed (RELIABILITY.md measured 1 in 50 kills); every other check is
     // as strict as with worker kills.
     const refusedOps = r.failures.filter((f) => /the request body is empty/.test(f.stderr));
     // Docker 20.10 may keep the endpoint of a refused connect until the container goes: the same
