@@ -1,12 +1,15 @@
 // Crash chaos, big run (figures for RELIABILITY.md "## Crash chaos"): the scenario of
 // test/e2e/chaos.test.ts at a chosen size, printed as one table. Run as root with dockerd up:
 //   npm run bench:chaos            (CHAOS_OPS=1000 CHAOS_KILLS=30 CHAOS_SUP_OPS=200 CHAOS_SUP_KILLS=10 CHAOS_CONCURRENCY=4
-//                                   CHAOS_PHASES=worker,whole,bridge)
+//                                   CHAOS_PHASES=worker,whole,bridge CHAOS_HOLDER=1)
+// CHAOS_HOLDER=1 (default): in the whole-daemon phase the plugin socket is held across the kills as
+// systemd's ledgernet.socket holds it (test/helpers/socket-holder.ts); 0: each daemon binds it.
 // It takes the host test lock (see package.json) and cleans up after itself.
 import { execa } from 'execa';
 import { runScenario, pause, type ScenarioResult } from '../test/helpers/chaos.ts';
 import { ledgernetCli, startDaemon, type DaemonHandle } from '../test/helpers/daemon.ts';
 import { findLeaks } from '../test/helpers/leaks.ts';
+import { holdSocket, type SocketHolder } from '../test/helpers/socket-holder.ts';
 
 /** Which runs: any of worker, whole, bridge (comma-separated; default all three); the others do nothing. */
 const PHASES = new Set((process.env['CHAOS_PHASES'] ?? 'worker,whole,bridge').split(','));
@@ -17,6 +20,7 @@ const SUP_OPS = env('CHAOS_SUP_OPS', 200, 'whole');
 const SUP_KILLS = env('CHAOS_SUP_KILLS', 10, 'whole');
 const BRIDGE_OPS = env('CHAOS_OPS', 1000, 'bridge');
 const CONC = Number(process.env['CHAOS_CONCURRENCY'] ?? 4);
+const HOLDER = process.env['CHAOS_HOLDER'] !== '0';
 const ARGS = ['--reconcile-interval', '2', '--log-level', 'warn'];
 
 const row = (name: string, r: ScenarioResult, kills: number, leaks: number, verify: string) =>
@@ -52,6 +56,7 @@ async function main(): Promise<void> {
   const failures: string[] = [];
   let d = await startDaemon({ extraArgs: ARGS });
   const { stateDir } = d;
+  let holder: SocketHolder | null = null;
   try {
     let kills = 0;
     const r1 = await runScenario({
@@ -74,6 +79,12 @@ async function main(): Promise<void> {
     failures.push(...r1.failures.map((f) => f.stderr));
 
     let supKills = 0;
+    if (HOLDER && SUP_OPS > 0) {
+      await d.terminate();
+      holder = await holdSocket(d.socket);
+      d = await startDaemon({ stateDir, extraArgs: ARGS, keepStateDir: false, launcher: holder.launcher });
+    }
+    const launcher = holder ? { launcher: holder.launcher } : {};
     const r2 = await runScenario({
       driver: 'ledgernet',
       subnets: ['10.231.213.0/24', '10.231.214.0/24', '10.231.215.0/24'],
@@ -87,13 +98,13 @@ async function main(): Promise<void> {
           await d.kill9All();
           retryLines.push(...retryMessages(d.logs()));
           supKills += 1;
-          d = await startDaemon({ stateDir, extraArgs: ARGS, keepStateDir: false });
+          d = await startDaemon({ stateDir, extraArgs: ARGS, keepStateDir: false, ...launcher });
         }
       },
     });
     retryLines.push(...retryMessages(d.logs()));
     const c2 = await ledgerChecks(d);
-    lines.push(row('ledgernet, whole daemon SIGKILLed', r2, supKills, c2.leaks, c2.verify));
+    lines.push(row(`ledgernet, whole daemon SIGKILLed${holder ? ', socket held (socket activation)' : ''}`, r2, supKills, c2.leaks, c2.verify));
     failures.push(...r2.failures.map((f) => f.stderr));
 
     const r3 = await runScenario({
@@ -107,6 +118,7 @@ async function main(): Promise<void> {
     failures.push(...r3.failures.map((f) => f.stderr));
   } finally {
     await d.stop();
+    await holder?.close();
   }
   console.log(`\nconcurrency ${CONC}\n`);
   console.log('| run | operations | SIGKILLs | failed | addresses held twice | neighbour pings ok | networks not removable | leaks | events verify | s |');

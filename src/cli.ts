@@ -8,6 +8,7 @@ import { DriverError, isDriverError } from './errors.ts';
 import { DEFAULT_DOCKER_SOCKET } from './operator/docker-api.ts';
 import { createLogger } from './logger.ts';
 import { parseDirectRouting, parseFirewallChoice } from './operator/firewall-choice.ts';
+import { inheritedPluginSocket } from './supervisor/activation.ts';
 import { supervise } from './supervisor/supervisor.ts';
 import { notifyReady, onSupervisorGone, workerSocket } from './supervisor/worker-link.ts';
 import type { Logger } from 'pino';
@@ -240,11 +241,16 @@ async function runServe(values: Values, env: NodeJS.ProcessEnv, argv: string[], 
   // (src/supervisor/); --in-process runs the daemon alone, as before.
   const listen = workerSocket(env);
   if (!listen && !values['in-process']) {
-    const sup = await supervise({ socket: cfg.socket, stateDir, workerArgv: [process.argv[1] ?? '', ...argv], log });
+    // Socket activation (ledgernet.socket): the plugin socket outlives the daemon.
+    const inheritedFd = inheritedPluginSocket(env, cfg.socket);
+    const sup = await supervise({ socket: cfg.socket, stateDir, workerArgv: [process.argv[1] ?? '', ...argv], log, inheritedFd });
     const why = await Promise.race([stopSignal(log), sup.failed.then((e) => { throw e; })]);
     log.info({ signal: why }, 'shutting down: finishing in-flight calls; the kernel is left as it is');
     await sup.stop();
     return 0;
+  }
+  if (!listen && inheritedPluginSocket(env, cfg.socket) !== null) {
+    throw new DriverError('LN_ERR_CONFIG', 'socket activation: --in-process cannot serve a socket the service manager passed; run `ledgernet serve` without --in-process');
   }
   // Loaded here, not at the top: the supervisor process never loads the daemon (memory).
   const { serve } = await import('./main.ts');

@@ -19,6 +19,7 @@ import { recordDirectRouting, recordFirewall, resolveFirewall, switchableFirewal
 import { followDockerFirewall, startDockerSync } from './operator/docker-background.ts';
 import { startCluster, type Cluster } from './operator/cluster.ts';
 import type { ClusterPort } from './events/index.ts';
+import { pluginSocketFrom } from './supervisor/worker-link.ts';
 
 /**
  * Connects to NATS (the only place that does). `persistent`: once connected, reconnect forever
@@ -166,7 +167,7 @@ async function listen(cfg: ServeConfig, p: Parts, log: Logger, add: (c: Cleanup)
   const control = createControlApp({
     store: p.store,
     reconciler: p.reconciler,
-    info: { pid: process.pid, host: cfg.host, socket: cfg.socket, stateDir: cfg.stateDir, startedAt: new Date().toISOString() },
+    info: { pid: process.pid, host: cfg.host, socket: cfg.socket, socketFrom: pluginSocketFrom(), stateDir: cfg.stateDir, startedAt: new Date().toISOString() },
     audit: () => p.outbox?.stats() ?? null,
     ...(p.clusterView ? { cluster: p.clusterView } : {}),
     proxies: () => p.proxies.list(),

@@ -199,6 +199,8 @@ function poolsTable(pools: readonly PoolUsage[]): string {
 
 interface DaemonStatus {
   readonly pid: number;
+  /** 'service manager' when systemd passed the plugin socket (socket activation). */
+  readonly socketFrom?: string;
   readonly lastSeq: number;
   readonly logBytes: number;
   /** The NATS publisher's state, null when it is off. */
@@ -240,7 +242,7 @@ export async function runStatus(o: { stateDir: string; json: boolean; firewall?:
       ? `NATS ${audit.target} publishing STOPPED, backlog ${audit.backlog} event(s): ${audit.conflict.message}`
       : `NATS ${audit.target} ${audit.connected ? 'connected' : `NOT reachable${audit.lastError ? ` (${audit.lastError})` : ''}`}, backlog ${audit.backlog} event(s)`;
   out(
-    `daemon: ${daemon ? `running (pid ${daemon.pid})` : 'NOT REACHABLE (is ledgernet serve running with this --state-dir?)'}\n` +
+    `daemon: ${daemon ? `running (pid ${daemon.pid})${daemon.socketFrom === 'service manager' ? ', plugin socket from the service manager (socket activation)' : ''}` : 'NOT REACHABLE (is ledgernet serve running with this --state-dir?)'}\n` +
       `log: ${state.seq} events, ${logBytes} bytes; ${nats}; ${actions.length} change(s) pending\n\n`,
   );
   out(table(['NETWORK', 'BRIDGE', 'SUBNETS', 'STATE'], networks.map((n) => [short(n.networkId), n.bridge, n.subnets.join(',') || '-', n.state])));

@@ -10,10 +10,15 @@ import { execa } from 'execa';
 import { DriverError } from '../errors.ts';
 
 const UNIT_NAME = 'ledgernet.service';
+/** The plugin socket, held by systemd across the service's restarts and crashes (socket activation). */
+const SOCKET_UNIT = 'ledgernet.socket';
+const UNITS = [SOCKET_UNIT, UNIT_NAME] as const;
 /** Where the unit goes, relative to --root. */
 const UNIT_DIR = 'etc/systemd/system';
 /** The template shipped with the package: packaging/systemd/ledgernet.service. */
 export const UNIT_TEMPLATE = fileURLToPath(new URL('../../packaging/systemd/ledgernet.service', import.meta.url));
+/** Installed as it is: packaging/systemd/ledgernet.socket. */
+export const SOCKET_UNIT_FILE = fileURLToPath(new URL('../../packaging/systemd/ledgernet.socket', import.meta.url));
 /** This checkout's entry point; the same path from src/ (tsx) and dist/. */
 const CHECKOUT_CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 
@@ -69,8 +74,23 @@ export function renderUnit(template: string, argv: readonly string[]): string {
   return template.replace(line, () => execStart);
 }
 
-function unitPath(root: string): string {
-  return join(resolve(root), UNIT_DIR, UNIT_NAME);
+function unitPath(root: string, name: string = UNIT_NAME): string {
+  return join(resolve(root), UNIT_DIR, name);
+}
+
+/** Writes `text` to `path` atomically unless it holds it already; says so; true when it changed. */
+async function writeUnit(path: string, text: string, say: (l: string) => void): Promise<boolean> {
+  const before = await readFile(path, 'utf8').catch(() => null);
+  if (before === text) {
+    say(`${path} is already up to date`);
+    return false;
+  }
+  await mkdir(dirname(path), { recursive: true });
+  const tmp = `${path}.tmp-${process.pid}`;
+  await writeFile(tmp, text, { mode: 0o644 });
+  await rename(tmp, path);
+  say(`${before === null ? 'wrote' : 'updated'} ${path}`);
+  return true;
 }
 
 function context(o: InstallOptions) {
@@ -99,28 +119,23 @@ async function hasSystemctl(ctl: Systemctl): Promise<boolean> {
 export async function install(o: InstallOptions): Promise<number> {
   const c = context(o);
   const argv = serveCommand(o.prefix);
-  const unit = renderUnit(await readFile(UNIT_TEMPLATE, 'utf8'), argv);
-  const path = unitPath(c.root);
-  const before = await readFile(path, 'utf8').catch(() => null);
-  const changed = before !== unit;
-  if (changed) {
-    await mkdir(dirname(path), { recursive: true });
-    const tmp = `${path}.tmp-${process.pid}`;
-    await writeFile(tmp, unit, { mode: 0o644 });
-    await rename(tmp, path);
-    c.say(`${before === null ? 'wrote' : 'updated'} ${path}`);
-  } else {
-    c.say(`${path} is already up to date`);
-  }
+  const socketChanged = await writeUnit(unitPath(c.root, SOCKET_UNIT), await readFile(SOCKET_UNIT_FILE, 'utf8'), c.say);
+  const changed = (await writeUnit(unitPath(c.root), renderUnit(await readFile(UNIT_TEMPLATE, 'utf8'), argv), c.say)) || socketChanged;
   c.say(`  ExecStart=${argv.map(quoteExecArg).join(' ')}`);
 
   if (c.live) {
     await must(c.systemctl, ['daemon-reload']);
-    await must(c.systemctl, ['enable', UNIT_NAME]);
+    await must(c.systemctl, ['enable', ...UNITS]);
     if (o.noStart) {
-      c.say(`enabled ${UNIT_NAME} (starts with docker.service and at boot); not started (--no-start)`);
+      c.say(`enabled ${UNITS.join(' and ')} (starts with docker.service and at boot); not started (--no-start)`);
+    } else if (socketChanged) {
+      // A new socket unit binds the path: the service must not hold (or, stopping, remove) its own.
+      await must(c.systemctl, ['stop', UNIT_NAME]);
+      await must(c.systemctl, ['restart', SOCKET_UNIT]);
+      await must(c.systemctl, ['start', UNIT_NAME]);
+      c.say(`enabled and (re)started ${UNITS.join(' and ')}; systemd holds the plugin socket and ledgernet starts before docker.service from now on`);
     } else {
-      // A changed unit must restart to take effect; an unchanged one is only started if stopped.
+      // A changed service must restart to take effect; the socket (and calls waiting in it) stays.
       await must(c.systemctl, [changed ? 'restart' : 'start', UNIT_NAME]);
       c.say(`enabled and ${changed ? '(re)started' : 'started'} ${UNIT_NAME}; it starts before docker.service from now on`);
     }
@@ -129,10 +144,10 @@ export async function install(o: InstallOptions): Promise<number> {
 
   c.say(`${c.why}: nothing was loaded or started.`);
   if (await hasSystemctl(c.systemctl)) {
-    await must(c.systemctl, [...c.offlineArgs, 'enable', UNIT_NAME]);
-    c.say(`enabled ${UNIT_NAME} offline (symlinks in ${join(c.root, UNIT_DIR)}/{multi-user.target,docker.service}.wants): systemd starts it at the next boot`);
+    await must(c.systemctl, [...c.offlineArgs, 'enable', ...UNITS]);
+    c.say(`enabled ${UNITS.join(' and ')} offline (symlinks in ${join(c.root, UNIT_DIR)}/{sockets.target,multi-user.target,docker.service}.wants): systemd starts them at the next boot`);
   } else {
-    c.say(`systemctl is not installed: enable it yourself with \`systemctl enable ${UNIT_NAME}\` once systemd runs`);
+    c.say(`systemctl is not installed: enable them yourself with \`systemctl enable ${UNITS.join(' ')}\` once systemd runs`);
   }
   if (!o.noStart && c.root === '/') c.say(`to run ledgernet now without systemd: ${argv.join(' ')}`);
   return 0;
@@ -146,20 +161,25 @@ export async function uninstall(o: Omit<InstallOptions, 'noStart' | 'prefix'>): 
     c.say(`${path} does not exist: ledgernet is not installed there; nothing to do`);
     return 0;
   }
+  // An install from before socket activation has no socket unit: leave systemctl out of it.
+  const units = existsSync(unitPath(c.root, SOCKET_UNIT)) ? UNITS : [UNIT_NAME];
   if (c.live) {
-    await must(c.systemctl, ['disable', '--now', UNIT_NAME]);
-    c.say(`stopped and disabled ${UNIT_NAME}`);
+    // The service first: stopped with the socket still there, it finishes the calls in flight.
+    await must(c.systemctl, ['disable', '--now', ...[...units].reverse()]);
+    c.say(`stopped and disabled ${units.join(' and ')}`);
   } else if (await hasSystemctl(c.systemctl)) {
-    await must(c.systemctl, [...c.offlineArgs, 'disable', UNIT_NAME]);
-    c.say(`${c.why}: disabled ${UNIT_NAME} offline (removed its .wants symlinks); nothing was stopped`);
+    await must(c.systemctl, [...c.offlineArgs, 'disable', ...units]);
+    c.say(`${c.why}: disabled ${units.join(' and ')} offline (removed their .wants symlinks); nothing was stopped`);
   } else {
     c.say(`${c.why} and systemctl is not installed: nothing was stopped or disabled`);
   }
-  await rm(path, { force: true });
-  c.say(`removed ${path}`);
+  for (const p of [path, unitPath(c.root, SOCKET_UNIT)].filter((p) => existsSync(p))) {
+    await rm(p, { force: true });
+    c.say(`removed ${p}`);
+  }
   if (c.live) {
     await must(c.systemctl, ['daemon-reload']);
-    await c.systemctl(['reset-failed', UNIT_NAME]);
+    await c.systemctl(['reset-failed', ...units]);
   }
   c.say('the state directory (/var/lib/ledgernet) was kept; remove it yourself if you no longer need the log');
   return 0;

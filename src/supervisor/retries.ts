@@ -50,6 +50,9 @@ async function emptyRetry(method: string, journal: Journal, claim: (method: stri
     log.warn({ method, receivedAt: new Date(m.entry.t).toISOString() }, 'answering Docker\'s empty-body retry from the request journal');
     return m.entry;
   }
+  if (journal.recentCrash()) {
+    log.error({ method }, 'an empty-body retry after a supervisor crash matches no journaled call (cut off before the dead supervisor had journaled its body, or after it had marked it answered); the worker refuses it');
+  }
   return null;
 }
 

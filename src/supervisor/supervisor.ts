@@ -18,6 +18,7 @@ import { errReply, FORWARD_DEADLINE_MS, forwardWithRetry, postToWorker, type Rep
 import { Journal, JOURNAL_FILE } from './journal.ts';
 import { emptyRetries, type Forward } from './retries.ts';
 import { waitOldWorker, WorkerProcess, WORKER_PID_FILE } from './worker-process.ts';
+import { SOCKET_FROM_ENV } from './worker-link.ts';
 
 const WORKER_SOCKET = 'worker.sock';
 
@@ -43,6 +44,11 @@ export interface SupervisorConfig {
   readonly workerArgv: readonly string[];
   readonly log: Logger;
   readonly forwardDeadlineMs?: number;
+  /**
+   * The listening plugin socket the service manager passed (socket activation, activation.ts):
+   * served as it is, never bound, chmod'ed or unlinked here. Null or absent: bind `socket`.
+   */
+  readonly inheritedFd?: number | null;
 }
 
 export interface Supervisor {
@@ -140,8 +146,16 @@ function handler(journal: Journal, forward: Forward, log: Logger): (req: Incomin
 }
 
 /** Listens on the plugin socket, made with no access for others, then opened to the group (Docker is root). */
-async function listenPlugin(server: Server, socket: string): Promise<void> {
+async function listenPlugin(server: Server, socket: string, inheritedFd: number | null): Promise<void> {
   server.requestTimeout = 0;
+  if (inheritedFd !== null) {
+    // The service manager made it (SocketMode=) and keeps it open across our restarts.
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ fd: inheritedFd }, () => resolve());
+    });
+    return;
+  }
   const umask = process.umask(0o177);
   try {
     await new Promise<void>((resolve, reject) => {
@@ -160,8 +174,9 @@ async function prepare(cfg: SupervisorConfig, workerSocket: string, log: Logger)
   if (Buffer.byteLength(workerSocket) > 107) {
     throw new DriverError('LN_ERR_BAD_REQUEST', `the worker socket ${workerSocket} is longer than a unix socket path may be (107 bytes); use a shorter --state-dir`);
   }
-  // Refuse early when another process answers on the plugin socket.
-  await prepareSocketPath(cfg.socket);
+  // Refuse early when another process answers on the plugin socket (an inherited one answers:
+  // the service manager holds it, and a second instance is refused by the worker's locks).
+  if (cfg.inheritedFd == null) await prepareSocketPath(cfg.socket);
   await waitOldWorker(cfg.stateDir, log);
   const journal = Journal.open(join(cfg.stateDir, JOURNAL_FILE));
   if (journal.pending.length > 0) {
@@ -174,6 +189,9 @@ export async function supervise(cfg: SupervisorConfig): Promise<Supervisor> {
   const log = cfg.log.child({ component: 'supervisor' });
   const workerSocket = join(cfg.stateDir, WORKER_SOCKET);
   const journal = await prepare(cfg, workerSocket, log);
+  // The worker inherits this (its `ledgernet status` says where Docker's socket came from).
+  if (cfg.inheritedFd != null) process.env[SOCKET_FROM_ENV] = 'service manager';
+  else delete process.env[SOCKET_FROM_ENV];
   let reportFatal!: (e: Error) => void;
   const failed = new Promise<Error>((r) => (reportFatal = r));
   const worker = new WorkerProcess({ argv: cfg.workerArgv, socket: workerSocket, stateDir: cfg.stateDir, log, onFatal: (e) => reportFatal(e) });
@@ -191,14 +209,15 @@ export async function supervise(cfg: SupervisorConfig): Promise<Supervisor> {
     });
   });
   try {
-    await listenPlugin(server, cfg.socket);
+    await listenPlugin(server, cfg.socket, cfg.inheritedFd ?? null);
   } catch (e) {
     // Nothing serves Docker: do not leave the worker running.
     await worker.stop();
     journal.close();
     throw e;
   }
-  log.info({ socket: cfg.socket, workerPid: worker.pid() }, 'supervisor is serving');
+  const from = cfg.inheritedFd == null ? 'bound by ledgernet' : `from the service manager (socket activation, fd ${cfg.inheritedFd})`;
+  log.info({ socket: cfg.socket, socketFrom: from, workerPid: worker.pid() }, `supervisor is serving on ${cfg.socket}, ${from}`);
 
   let stopped: Promise<void> | null = null;
   return {
@@ -208,7 +227,8 @@ export async function supervise(cfg: SupervisorConfig): Promise<Supervisor> {
         // No new calls; finish the ones in flight (they need the worker), then stop the worker.
         await new Promise<void>((resolve) => server.close(() => resolve()));
         await worker.stop();
-        await unlink(cfg.socket).catch(() => undefined);
+        // The service manager's socket stays: calls wait in its backlog for the next start.
+        if (cfg.inheritedFd == null) await unlink(cfg.socket).catch(() => undefined);
         journal.close(true);
         rmSync(join(cfg.stateDir, WORKER_PID_FILE), { force: true });
         log.info('supervisor stopped');

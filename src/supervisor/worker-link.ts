@@ -9,6 +9,14 @@ export interface WorkerMessage {
   readonly pid: number;
 }
 
+/** Set by the supervisor in the worker's environment when systemd passed the plugin socket (socket activation). */
+export const SOCKET_FROM_ENV = 'LEDGERNET_PLUGIN_SOCKET_FROM';
+
+/** Where the plugin socket came from, for `ledgernet status`: 'service manager', or 'ledgernet' (bound by the supervisor or daemon). */
+export function pluginSocketFrom(env: NodeJS.ProcessEnv = process.env): 'service manager' | 'ledgernet' {
+  return env[SOCKET_FROM_ENV] === 'service manager' ? 'service manager' : 'ledgernet';
+}
+
 /** The socket a worker started by a supervisor listens on, or null (not a worker). */
 export function workerSocket(env: NodeJS.ProcessEnv = process.env): string | null {
   return env[WORKER_SOCKET_ENV] || null;

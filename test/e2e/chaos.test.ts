@@ -1,7 +1,8 @@
 // Crash chaos (issue 9, finding 9): container operations (run, connect, disconnect, stop, rm) at
 // concurrency 4 on three ledgernet networks while the daemon is SIGKILLed at random moments:
 // first its worker (the supervisor keeps the socket and starts a new one), then, in a smaller
-// phase, the whole daemon (supervisor and worker; the test starts it again). Every Docker
+// phase, the whole daemon (supervisor and worker; the test starts it again, with the plugin socket
+// held across the kills as systemd's ledgernet.socket holds it: test/helpers/socket-holder.ts). Every Docker
 // operation must succeed, no address may be held twice, every running container must reach its
 // neighbours, every network must be removable, nothing may leak, and the log must verify. The
 // same scenario runs with Docker's bridge driver as the control (no kills).
@@ -14,6 +15,7 @@ import { runScenario, pause, type ScenarioResult } from '../helpers/chaos.ts';
 import { cleanupAll } from '../helpers/docker.ts';
 import { ledgernetCli, startDaemon, stopAllDaemons, type DaemonHandle } from '../helpers/daemon.ts';
 import { assertNoLeaks, waitNoLeaks } from '../helpers/leaks.ts';
+import { holdSocket, type SocketHolder } from '../helpers/socket-holder.ts';
 
 const OPS = Number(process.env['CHAOS_OPS'] ?? 300);
 const KILLS = Number(process.env['CHAOS_KILLS'] ?? 10);
@@ -22,6 +24,7 @@ const SUP_KILLS = Number(process.env['CHAOS_SUP_KILLS'] ?? 3);
 const DAEMON_ARGS = ['--reconcile-interval', '2', '--log-level', 'warn'];
 
 let daemon: DaemonHandle;
+let holder: SocketHolder | null = null;
 const report: string[] = [];
 
 before(async () => {
@@ -32,6 +35,7 @@ before(async () => {
 after(async () => {
   await cleanupAll();
   await stopAllDaemons();
+  await holder?.close();
   if (report.length > 0) console.log(`\n${report.join('\n')}\n`);
 });
 
@@ -101,11 +105,16 @@ describe('crash chaos', () => {
     await assertLedgerClean();
   });
 
-  test(`${SUP_OPS} operations while the whole daemon (supervisor and worker) is SIGKILLed ${SUP_KILLS} times and started again`, async () => {
+  test(`${SUP_OPS} operations while the whole daemon (supervisor and worker) is SIGKILLed ${SUP_KILLS} times and started again on the held socket`, async () => {
     let kills = 0;
     const repairs: string[] = [];
     const { stateDir } = daemon;
+    // From here on the socket is the service manager's (socket activation): it outlives each kill.
+    await daemon.terminate();
     let logs = daemon.logs();
+    holder = await holdSocket(daemon.socket);
+    const launcher = holder.launcher;
+    daemon = await startDaemon({ stateDir, extraArgs: DAEMON_ARGS, keepStateDir: false, launcher });
     const r = await runScenario({
       driver: 'ledgernet',
       subnets: ['10.231.213.0/24', '10.231.214.0/24', '10.231.215.0/24'],
@@ -120,16 +129,18 @@ describe('crash chaos', () => {
           await daemon.kill9All();
           kills += 1;
           logs += daemon.logs();
-          // Docker retries a call for ~15 s: start again at once, as systemd or dockerd would.
-          daemon = await startDaemon({ stateDir, extraArgs: DAEMON_ARGS, keepStateDir: false });
+          // Start again at once, as systemd would (Restart=always); calls wait in the backlog.
+          daemon = await startDaemon({ stateDir, extraArgs: DAEMON_ARGS, keepStateDir: false, launcher });
         }
       },
     });
     report.push(summary('ledgernet, whole-daemon SIGKILLs', r, kills), `  ledgernet repair --dry-run before teardown: ${repairs.length} finding(s)`, ...repairs.map((l) => `    ${l}`));
-    // A call cut off together with another of the same method (or before the supervisor could
-    // journal it) cannot be told apart on Docker's empty retry: it is refused with a clear Err,
-    // never answered wrongly (src/supervisor/journal.ts). Those refusals are reported, not hidden;
-    // every other check is as strict as with worker kills.
+    // With the socket held, no call meets a closed socket (each waits in the backlog). A call
+    // whose body the killed supervisor had read but not yet journaled (a window of about a
+    // millisecond) cannot be told apart on Docker's empty retry: it is refused with a clear Err,
+    // never answered wrongly (src/supervisor/journal.ts). Such refusals are reported, not hidden,
+    // and at most one is allowed (RELIABILITY.md measured 1 in 50 kills); every other check is
+    // as strict as with worker kills.
     const refusedOps = r.failures.filter((f) => /the request body is empty/.test(f.stderr));
     // Docker 20.10 may keep the endpoint of a refused connect until the container goes: the same
     // connect again then says "already exists" (a consequence, not another failure).
@@ -139,8 +150,7 @@ describe('crash chaos', () => {
     const refused = [...refusedOps, ...after];
     report.push(`  of which refused as ambiguous empty-body retries: ${refusedOps.length} (+${after.length} repeated connects of those containers)`);
     assertClean({ ...r, failures: r.failures.filter((f) => !refused.includes(f)) }, () => logs + daemon.logs());
-    // Only calls in flight at a kill can be cut: at most `concurrency` per kill.
-    assert.ok(refused.length <= kills * 4, `at most 4 refusals per kill: ${refused.length} for ${kills} kills`);
+    assert.ok(refusedOps.length <= 1, `at most one refused empty-body retry: ${refusedOps.length} for ${kills} kills`);
     await assertLedgerClean();
   });
 

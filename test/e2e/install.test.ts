@@ -95,9 +95,13 @@ describe('install as a systemd service', () => {
       assert.ok(lstatSync(link).isSymbolicLink(), `${link} is a symlink`);
       assert.equal(readlinkSync(link), '/etc/systemd/system/ledgernet.service');
     }
+    // The plugin socket's unit (socket activation), started with sockets.target.
+    const socketPath = join(root, 'etc/systemd/system/ledgernet.socket');
+    assert.equal(value(parseUnit(await readFile(socketPath, 'utf8')), 'Socket', 'ListenStream'), PLUGIN_SOCKET);
+    assert.equal(readlinkSync(join(root, 'etc/systemd/system/sockets.target.wants/ledgernet.socket')), '/etc/systemd/system/ledgernet.socket');
 
     if (systemdAnalyzeWorks) {
-      const v = await execa('systemd-analyze', ['verify', unitPath], { reject: false });
+      const v = await execa('systemd-analyze', ['verify', socketPath, unitPath], { reject: false });
       assert.equal(v.exitCode, 0, `systemd-analyze verify:\n${v.stdout}${v.stderr}`);
     }
 

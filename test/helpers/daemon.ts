@@ -34,6 +34,11 @@ export interface DaemonOptions {
   readyTimeoutMs?: number;
   /** Script run by node instead of dist/cli.js (for testing these helpers). */
   cliPath?: string;
+  /**
+   * Runs the daemon through this command prefix, e.g. a SocketHolder's launcher (socket-holder.ts:
+   * the plugin socket passed as systemd would). The socket then answers before the daemon runs.
+   */
+  launcher?: readonly string[];
 }
 
 export interface Exit {
@@ -127,7 +132,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<DaemonHandl
   if (!existsSync(cli)) throw new Error(`${cli} does not exist: run \`npm run build\` first`);
   const socket = opts.socket ?? PLUGIN_SOCKET;
   await mkdir(dirname(socket), { recursive: true });
-  if (await answers(socket)) {
+  if (!opts.launcher && (await answers(socket))) {
     throw new Error(`something already answers on ${socket}: a daemon from an earlier test is still running`);
   }
   const madeStateDir = opts.stateDir === undefined;
@@ -138,7 +143,8 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<DaemonHandl
   // Docker has none of the networks the test creates by calling the socket directly.
   const env = { ...(socket === PLUGIN_SOCKET ? {} : { LEDGERNET_DOCKER_SOCKET: '' }), ...opts.env };
   const args = [cli, 'serve', '--socket', socket, '--state-dir', stateDir, ...(opts.extraArgs ?? [])];
-  const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), ...args], {
+  const [cmd, ...pre] = [...(opts.launcher ?? []), process.execPath];
+  const proc = spawn(cmd as string, [...pre, ...(opts.nodeArgs ?? []), ...args], {
     cwd: REPO_ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

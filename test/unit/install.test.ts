@@ -7,7 +7,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { install, quoteExecArg, renderUnit, UNIT_TEMPLATE, uninstall, type Systemctl } from '../../src/operator/install.ts';
+import { install, quoteExecArg, renderUnit, SOCKET_UNIT_FILE, UNIT_TEMPLATE, uninstall, type Systemctl } from '../../src/operator/install.ts';
 import { environment, parseUnit, splitCommandLine, value, values } from '../helpers/systemd.ts';
 
 let root: string;
@@ -23,6 +23,8 @@ function fakeSystemctl(failOn?: string): Systemctl {
 }
 
 const unitFile = () => join(root, 'etc/systemd/system/ledgernet.service');
+const socketFile = () => join(root, 'etc/systemd/system/ledgernet.socket');
+const BOTH = ['ledgernet.socket', 'ledgernet.service'];
 
 beforeEach(async () => {
   root = await mkdtemp(join(tmpdir(), 'ledgernet-install-unit-'));
@@ -46,6 +48,17 @@ describe('the unit file', () => {
     assert.equal(values(unit, 'Service', 'ExecStartPost').length, 1, 'waits for the socket before docker may start');
   });
 
+  it('ships ledgernet.socket: systemd holds the plugin socket the service serves (socket activation)', async () => {
+    const service = parseUnit(renderUnit(await readFile(UNIT_TEMPLATE, 'utf8'), ['/usr/bin/node', '/opt/ln/dist/cli.js', 'serve']));
+    const socket = parseUnit(await readFile(SOCKET_UNIT_FILE, 'utf8'));
+    assert.equal(value(socket, 'Socket', 'ListenStream'), environment(service)['LEDGERNET_SOCKET'], 'the socket is the one the service is told to serve');
+    assert.equal(value(socket, 'Socket', 'SocketMode'), '0660');
+    assert.equal(value(socket, 'Socket', 'Accept'), 'no', 'the listening socket is passed, not one connection');
+    assert.equal(value(socket, 'Install', 'WantedBy'), 'sockets.target');
+    assert.equal(value(service, 'Unit', 'Requires'), 'ledgernet.socket');
+    assert.ok(value(service, 'Unit', 'After').split(/\s+/).includes('ledgernet.socket'));
+  });
+
   it('quotes awkward arguments so systemd reads them back unchanged', () => {
     const argv = ['/opt/my apps/node', '/x/100%/cli.js', 'a"b', 'back\\slash', '$HOME', "it's", '', 'serve'];
     assert.deepEqual(splitCommandLine(argv.map(quoteExecArg).join(' ')), argv);
@@ -59,21 +72,27 @@ describe('the unit file', () => {
 });
 
 describe('install and uninstall with systemd running (fake systemctl)', () => {
-  it('writes the unit, reloads, enables and starts; a second run only starts; uninstall stops, disables, removes', async () => {
+  it('writes both units, reloads, enables and starts; a second run only starts; uninstall stops, disables, removes', async () => {
     const systemctl = fakeSystemctl();
     assert.equal(await install({ root, noStart: false, systemdRunning: true, systemctl, say }), 0);
-    assert.ok(existsSync(unitFile()));
-    assert.deepEqual(calls, [['daemon-reload'], ['enable', 'ledgernet.service'], ['restart', 'ledgernet.service']]);
+    assert.ok(existsSync(unitFile()) && existsSync(socketFile()));
+    // A new socket unit: the service (which may hold a socket it bound itself) stops first.
+    assert.deepEqual(calls, [['daemon-reload'], ['enable', ...BOTH], ['stop', 'ledgernet.service'], ['restart', 'ledgernet.socket'], ['start', 'ledgernet.service']]);
 
     calls = [];
     assert.equal(await install({ root, noStart: false, systemdRunning: true, systemctl, say }), 0);
-    assert.deepEqual(calls, [['daemon-reload'], ['enable', 'ledgernet.service'], ['start', 'ledgernet.service']]);
+    assert.deepEqual(calls, [['daemon-reload'], ['enable', ...BOTH], ['start', 'ledgernet.service']]);
     assert.ok(lines.some((l) => /already up to date/.test(l)));
+
+    // Only the service changed (another prefix): it restarts, the socket (and calls waiting in it) stays.
+    calls = [];
+    assert.equal(await install({ root, noStart: false, prefix: '/opt/ledgernet', systemdRunning: true, systemctl, say }), 0);
+    assert.deepEqual(calls, [['daemon-reload'], ['enable', ...BOTH], ['restart', 'ledgernet.service']]);
 
     calls = [];
     assert.equal(await uninstall({ root, systemdRunning: true, systemctl, say }), 0);
-    assert.deepEqual(calls, [['disable', '--now', 'ledgernet.service'], ['daemon-reload'], ['reset-failed', 'ledgernet.service']]);
-    assert.equal(existsSync(unitFile()), false);
+    assert.deepEqual(calls, [['disable', '--now', 'ledgernet.service', 'ledgernet.socket'], ['daemon-reload'], ['reset-failed', ...BOTH]]);
+    assert.equal(existsSync(unitFile()) || existsSync(socketFile()), false);
 
     calls = [];
     assert.equal(await uninstall({ root, systemdRunning: true, systemctl, say }), 0);
@@ -83,7 +102,7 @@ describe('install and uninstall with systemd running (fake systemctl)', () => {
 
   it('--no-start enables without starting; --prefix runs <prefix>/bin/ledgernet', async () => {
     assert.equal(await install({ root, noStart: true, prefix: '/opt/ledgernet', systemdRunning: true, systemctl: fakeSystemctl(), say }), 0);
-    assert.deepEqual(calls, [['daemon-reload'], ['enable', 'ledgernet.service']]);
+    assert.deepEqual(calls, [['daemon-reload'], ['enable', ...BOTH]]);
     const unit = parseUnit(await readFile(unitFile(), 'utf8'));
     assert.deepEqual(splitCommandLine(value(unit, 'Service', 'ExecStart')), ['/opt/ledgernet/bin/ledgernet', 'serve']);
     await assert.rejects(install({ root, noStart: true, prefix: 'relative', systemdRunning: true, systemctl: fakeSystemctl(), say }), /absolute/);
@@ -92,7 +111,7 @@ describe('install and uninstall with systemd running (fake systemctl)', () => {
   it('a failing systemctl fails the command with its message', async () => {
     await assert.rejects(
       install({ root, noStart: false, systemdRunning: true, systemctl: fakeSystemctl('enable'), say }),
-      /systemctl enable ledgernet.service failed \(exit 1\): Failed to do it\./,
+      /systemctl enable ledgernet.socket ledgernet.service failed \(exit 1\): Failed to do it\./,
     );
   });
 });
@@ -100,11 +119,11 @@ describe('install and uninstall with systemd running (fake systemctl)', () => {
 describe('install without systemd (--root)', () => {
   it('enables offline with systemctl --root and says that nothing was started', async () => {
     assert.equal(await install({ root, noStart: false, systemdRunning: false, systemctl: fakeSystemctl(), say }), 0);
-    assert.deepEqual(calls, [['--version'], ['--root', root, 'enable', 'ledgernet.service']]);
+    assert.deepEqual(calls, [['--version'], ['--root', root, 'enable', ...BOTH]]);
     assert.ok(lines.some((l) => l.includes('is not the running system: nothing was loaded or started')), lines.join('\n'));
     calls = [];
     assert.equal(await uninstall({ root, systemdRunning: false, systemctl: fakeSystemctl(), say }), 0);
-    assert.deepEqual(calls, [['--version'], ['--root', root, 'disable', 'ledgernet.service']]);
-    assert.equal(existsSync(unitFile()), false);
+    assert.deepEqual(calls, [['--version'], ['--root', root, 'disable', ...BOTH]]);
+    assert.equal(existsSync(unitFile()) || existsSync(socketFile()), false);
   });
 });
