@@ -1,11 +1,12 @@
 import { castDraft, freeze, produce, type Draft } from 'immer';
+import { evolveAddress } from './evolve-address.ts';
 import { nextCursor } from './ipam.ts';
 import { evolvePeers } from './peers.ts';
 import type { State, StoredEvent } from './types.ts';
 
 /** Folds one stored event into the state. Pure: everything it needs is in the event. */
 export function evolve(state: State, event: StoredEvent): State {
-  return produce(state, (draft) => evolveInPlace(draft, event));
+  return evolveAddress(state, event) ?? produce(state, (draft) => evolveInPlace(draft, event));
 }
 
 /**
