@@ -112,13 +112,17 @@ export function decideClaimBlock(poolId: string, block: string, state: State): N
  */
 export function oldestReleased(p: PoolState, usable: (a: { family: 4 | 6; value: bigint }) => boolean): string | null {
   let best: { text: string; seq: number } | null = null;
-  for (const [text, seq] of Object.entries(p.released)) {
-    // Releases are recorded in seq order, so the first usable entry is usually the best: an
-    // entry that cannot beat it is skipped before its address is parsed (row 6: this parse per
-    // released address was a fifth of the worker's CPU once the pool had cycled).
+  // Keys, not entries (no pair per address); the map is kept in release order, so the first
+  // usable entry is usually the best, and an entry that cannot beat it is skipped before its
+  // address is parsed (row 6: a parse per released address was a fifth of the worker's CPU).
+  const texts = Object.keys(p.released);
+  for (let i = 0; i < texts.length; i++) {
+    const text = texts[i] as string;
+    const seq = p.released[text] as number;
     if (best && (seq > best.seq || (seq === best.seq && text >= best.text))) continue;
+    if (lookup(p.allocated, text)) continue;
     const a = parseIp(text);
-    if (!a || lookup(p.allocated, text) || !usable(a)) continue;
+    if (!a || !usable(a)) continue;
     if (!best || seq < best.seq || (seq === best.seq && text < best.text)) best = { text, seq };
   }
   return best?.text ?? null;

@@ -2,21 +2,34 @@
 // immer draft: the same result as `apply` under produce (new objects along the changed path,
 // everything else shared, the new objects frozen), built by hand. Under immer each such event
 // cost a proxy per level, a copy of the pool's maps through the draft and a freeze pass over
-// them (row 6 of issue 11: a fifth of the worker's CPU per call).
+// them (row 6 of issue 11: a fifth of the worker's CPU per call). A request copies only the
+// small `allocated` map; a release copies `released` once (see PoolState.released).
 import { freeze } from 'immer';
 import { nextCursor } from './ipam.ts';
 import { lookup, type Allocation, type PoolState, type State, type StoredEvent } from './types.ts';
 
-/** `rec` less `key` (a new frozen object; key order kept). */
-function without<T>(rec: Readonly<Record<string, T>>, key: string): Readonly<Record<string, T>> {
+/** A plain copy of `rec` less `key`, in key order. */
+function copyWithout<T>(rec: Readonly<Record<string, T>>, key: string): Record<string, T> {
   const out: Record<string, T> = {};
   for (const k in rec) if (k !== key && Object.hasOwn(rec, k)) out[k] = rec[k] as T;
-  return Object.freeze(out);
+  return out;
+}
+
+/** `rec` less `key` (a new frozen object; key order kept). */
+function without<T>(rec: Readonly<Record<string, T>>, key: string): Readonly<Record<string, T>> {
+  return Object.freeze(copyWithout(rec, key));
 }
 
 /** `rec` with `key` set to `value` (a new frozen object; keys in the order assignment leaves them). */
 function withKey<T>(rec: Readonly<Record<string, T>>, key: string, value: T): Readonly<Record<string, T>> {
   return Object.freeze({ ...rec, [key]: value });
+}
+
+/** `rec` with `key` set to `value` and moved last (a new frozen object, one copy). */
+function withLast<T>(rec: Readonly<Record<string, T>>, key: string, value: T): Readonly<Record<string, T>> {
+  const out = copyWithout(rec, key);
+  out[key] = value;
+  return Object.freeze(out);
 }
 
 function withPool(state: State, event: StoredEvent, pool: PoolState): State {
@@ -38,7 +51,6 @@ export function evolveAddress(state: State, event: StoredEvent): State | null {
       ...p,
       next: nextCursor(p, address, auto),
       allocated: withKey(p.allocated, address, held),
-      released: Object.hasOwn(p.released, address) ? without(p.released, address) : p.released,
     });
   }
   if (event.type === 'address.released') {
@@ -48,7 +60,8 @@ export function evolveAddress(state: State, event: StoredEvent): State | null {
     return withPool(state, event, {
       ...p,
       allocated: without(p.allocated, address),
-      released: withKey(p.released, address, event.seq),
+      // Last, so that the map stays in release order (oldestReleased finds the best early).
+      released: withLast(p.released, address, event.seq),
     });
   }
   return null;

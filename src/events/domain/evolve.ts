@@ -136,13 +136,14 @@ function apply(draft: Draft<State>, event: StoredEvent): void {
       const { address, kind, name, auto } = event.data;
       p.next = nextCursor(p, address, auto);
       p.allocated[address] = { kind, name, seq: event.seq };
-      delete p.released[address];
       return;
     }
     case 'address.released': {
       const p = draft.pools[event.data.poolId];
       if (!p || !p.allocated[event.data.address]) return;
       delete p.allocated[event.data.address];
+      // Moved last: the map stays in release order (see PoolState.released).
+      delete p.released[event.data.address];
       p.released[event.data.address] = event.seq;
       return;
     }

@@ -188,7 +188,9 @@ export interface PoolState extends PoolSpec {
   /** Held addresses (canonical text) → how and when. */
   readonly allocated: Readonly<Record<string, Allocation>>;
   /** Released addresses → seq of the release; reused only once no never-used address is left,
-   * least recently released first (ARP caches elsewhere may still point at a fresh one). */
+   * least recently released first (ARP caches elsewhere may still point at a fresh one). An
+   * address taken again keeps its entry (the allocator skips what `allocated` holds), so taking
+   * one does not copy this map; releasing it again moves its seq. */
   readonly released: Readonly<Record<string, number>>;
   /** Offset (decimal) in the dynamic range of the next never-used candidate. */
   readonly next: string;
