@@ -124,7 +124,7 @@ function handler(journal: Journal, forward: Forward, log: Logger): (req: Incomin
       // None in the journal: the worker refuses the empty body with today's clear Err.
       if (r !== null) ({ body, id: journalId } = r);
     } else if (raw !== '') {
-      journalId = journal.received(method, raw);
+      journalId = await journal.receivedSoon(method, raw);
       if (!journalId) log.error({ method, err: journal.lastError }, 'could not write the request journal; the call goes on without it');
     }
     const reply = await forward(method, body);
@@ -132,7 +132,7 @@ function handler(journal: Journal, forward: Forward, log: Logger): (req: Incomin
     // Docker's retry (no candidate); the other order could leave a stale entry that a retry of
     // another call would be answered from.
     if (journalId) {
-      journal.answered(journalId);
+      await journal.answeredSoon(journalId);
       if (journal.lastError) log.error({ method, err: journal.lastError }, 'could not mark a call answered in the request journal');
     }
     answer(res, reply);
