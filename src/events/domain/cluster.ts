@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { DriverError } from '../../errors.ts';
 import { bits, contains, formatIp, formatPrefix, isNetworkOrBroadcast, parseIp, parsePrefix, size, type Prefix } from './cidr.ts';
 import { clusterOf, givenMtu } from './options.ts';
-import { lookup, type NetworkSpec, type NewEvent, type PoolState, type State } from './types.ts';
+import { lookup, releasedAt, type NetworkSpec, type NewEvent, type PoolState, type State } from './types.ts';
 
 /** What the KV bucket holds for one cluster network: the same on every host. */
 export interface ClusterNetwork {
@@ -92,7 +92,7 @@ export function pickFromBlocks(p: PoolState): string | null {
     const block = mustPrefix(b);
     for (let v = block.base; v < block.base + size(block); v++) {
       const text = formatIp(block.family, v);
-      if (isNetworkOrBroadcast(pool, v) || lookup(p.allocated, text) || lookup(p.released, text) !== undefined) continue;
+      if (isNetworkOrBroadcast(pool, v) || lookup(p.allocated, text) || releasedAt(p, text) !== undefined) continue;
       return text;
     }
   }
@@ -115,15 +115,20 @@ export function oldestReleased(p: PoolState, usable: (a: { family: 4 | 6; value:
   // Keys, not entries (no pair per address); the map is kept in release order, so the first
   // usable entry is usually the best, and an entry that cannot beat it is skipped before its
   // address is parsed (row 6: a parse per released address was a fifth of the worker's CPU).
-  const texts = Object.keys(p.released);
-  for (let i = 0; i < texts.length; i++) {
-    const text = texts[i] as string;
-    const seq = p.released[text] as number;
-    if (best && (seq > best.seq || (seq === best.seq && text >= best.text))) continue;
-    if (lookup(p.allocated, text)) continue;
-    const a = parseIp(text);
-    if (!a || !usable(a)) continue;
-    if (!best || seq < best.seq || (seq === best.seq && text < best.text)) best = { text, seq };
+  // `released` then `recent` (see PoolState.recent): an address in both counts with recent's seq.
+  const recent = p.recent ?? {};
+  for (const map of [p.released, recent]) {
+    const texts = Object.keys(map);
+    for (let i = 0; i < texts.length; i++) {
+      const text = texts[i] as string;
+      const seq = map[text] as number;
+      if (map !== recent && Object.hasOwn(recent, text)) continue;
+      if (best && (seq > best.seq || (seq === best.seq && text >= best.text))) continue;
+      if (lookup(p.allocated, text)) continue;
+      const a = parseIp(text);
+      if (!a || !usable(a)) continue;
+      best = { text, seq };
+    }
   }
   return best?.text ?? null;
 }

@@ -3,7 +3,7 @@
 // everything else shared, the new objects frozen), built by hand. Under immer each such event
 // cost a proxy per level, a copy of the pool's maps through the draft and a freeze pass over
 // them (row 6 of issue 11: a fifth of the worker's CPU per call). A request copies only the
-// small `allocated` map; a release copies `released` once (see PoolState.released).
+// small `allocated` map; a release the small `recent` one (see PoolState.recent).
 import { freeze } from 'immer';
 import { nextCursor } from './ipam.ts';
 import { lookup, type Allocation, type PoolState, type State, type StoredEvent } from './types.ts';
@@ -30,6 +30,28 @@ function withLast<T>(rec: Readonly<Record<string, T>>, key: string, value: T): R
   const out = copyWithout(rec, key);
   out[key] = value;
   return Object.freeze(out);
+}
+
+/** How many releases a pool keeps in `recent` before they are merged into `released`. */
+const RECENT_RELEASES = 32;
+
+/**
+ * A pool's release maps after releasing `address` at `seq`: `recent` gains it (a copy of at most
+ * RECENT_RELEASES entries); a full `recent` is merged into `released` instead (one copy of the
+ * big map per RECENT_RELEASES releases), kept in release order.
+ */
+export function releaseMaps(
+  p: Pick<PoolState, 'released' | 'recent'>,
+  address: string,
+  seq: number,
+): { released: Readonly<Record<string, number>>; recent: Readonly<Record<string, number>> } {
+  const recent = p.recent ?? {};
+  if (Object.keys(recent).length < RECENT_RELEASES) return { released: p.released, recent: withLast(recent, address, seq) };
+  const out: Record<string, number> = {};
+  for (const k in p.released) if (k !== address && !Object.hasOwn(recent, k) && Object.hasOwn(p.released, k)) out[k] = p.released[k] as number;
+  for (const k in recent) if (k !== address && Object.hasOwn(recent, k)) out[k] = recent[k] as number;
+  out[address] = seq;
+  return { released: Object.freeze(out), recent: Object.freeze({}) };
 }
 
 function withPool(state: State, event: StoredEvent, pool: PoolState): State {
@@ -60,8 +82,7 @@ export function evolveAddress(state: State, event: StoredEvent): State | null {
     return withPool(state, event, {
       ...p,
       allocated: without(p.allocated, address),
-      // Last, so that the map stays in release order (oldestReleased finds the best early).
-      released: withLast(p.released, address, event.seq),
+      ...releaseMaps(p, address, event.seq),
     });
   }
   return null;

@@ -1,5 +1,5 @@
 import { castDraft, freeze, produce, type Draft } from 'immer';
-import { evolveAddress } from './evolve-address.ts';
+import { evolveAddress, releaseMaps } from './evolve-address.ts';
 import { nextCursor } from './ipam.ts';
 import { evolvePeers } from './peers.ts';
 import type { State, StoredEvent } from './types.ts';
@@ -142,9 +142,9 @@ function apply(draft: Draft<State>, event: StoredEvent): void {
       const p = draft.pools[event.data.poolId];
       if (!p || !p.allocated[event.data.address]) return;
       delete p.allocated[event.data.address];
-      // Moved last: the map stays in release order (see PoolState.released).
-      delete p.released[event.data.address];
-      p.released[event.data.address] = event.seq;
+      const maps = releaseMaps(p, event.data.address, event.seq);
+      if (maps.released !== p.released) p.released = castDraft(maps.released);
+      p.recent = castDraft(maps.recent);
       return;
     }
     case 'block.claimed': {
