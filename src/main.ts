@@ -5,7 +5,8 @@ import type { NatsConnection, NodeConnectionOptions } from '@nats-io/transport-n
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { DriverError } from './errors.ts';
-import { createPluginApp } from './api/index.ts';
+import { createPlugin } from './api/index.ts';
+import { serveFrames } from './supervisor/worker-link.ts';
 import { createControlApp } from './operator/control.ts';
 import { controlSocket, DEFAULTS, describeNats, natsConnectError, parseHostTimeout, resolveNats, type NatsConfig, type ServeConfig } from './config.ts';
 import { acquireHostGuard, acquireLock, isDerivedHostLinkName, isVethName, VETH_PREFIX, openStore, Outbox, type EventStore, type StoredEvent } from './events/index.ts';
@@ -148,7 +149,7 @@ interface Parts {
 
 /** The plugin socket Docker calls, then the control socket of the CLI; each cleanup goes to `add` once it listens. */
 async function listen(cfg: ServeConfig, p: Parts, log: Logger, add: (c: Cleanup) => void): Promise<void> {
-  const plugin = createPluginApp({
+  const plugin = createPlugin({
     store: p.store,
     reconciler: p.reconciler,
     log,
@@ -157,12 +158,20 @@ async function listen(cfg: ServeConfig, p: Parts, log: Logger, add: (c: Cleanup)
     host: hostView(p.kernel),
     defaultPools: cfg.defaultPools,
     cluster: p.cluster,
-    keepAlive: cfg.listenSocket !== undefined,
   });
-  // Under the supervisor (src/supervisor/) the worker listens on a private socket in the state
-  // dir; Docker's socket (cfg.socket) belongs to the supervisor.
-  const listenPath = cfg.listenSocket ?? cfg.socket;
-  add(await listenOn(plugin, listenPath, cfg.listenSocket ? 0o600 : 0o660));
+  // Under the supervisor (src/supervisor/) the worker serves the supervisor's framed link on a
+  // private socket in the state dir; Docker's socket (cfg.socket) belongs to the supervisor.
+  if (cfg.listenSocket) {
+    const path = cfg.listenSocket;
+    await prepareSocketPath(path);
+    const stop = await serveFrames(path, plugin.call);
+    add(async () => {
+      await stop();
+      await unlink(path).catch(() => undefined);
+    });
+  } else {
+    add(await listenOn(plugin.app, cfg.socket, 0o660));
+  }
   const ctlPath = controlSocket(cfg.stateDir);
   const control = createControlApp({
     store: p.store,

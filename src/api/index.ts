@@ -1,1 +1,2 @@
-export { createPluginApp, type ApiDeps } from './plugin.ts';
+export { createPlugin, createPluginApp, type ApiDeps } from './plugin.ts';
+export type { CallReply, PluginCall } from './failure.ts';

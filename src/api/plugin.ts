@@ -2,7 +2,8 @@
 // the body into a command, append it, wait for the reconciler where Docker needs the kernel
 // ready, and answer. One error handler turns every failure into `{"Err": "..."}`.
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { DriverError, isDriverError, phraseOf } from '../errors.ts';
+import { DriverError, isDriverError } from '../errors.ts';
+import { failure, requestError, type PluginCall } from './failure.ts';
 import type { ClusterPort } from '../events/domain/cluster.ts';
 import type { DefaultPool } from '../events/domain/commands.ts';
 import { bridgeName } from '../events/domain/naming.ts';
@@ -50,11 +51,6 @@ export interface ApiDeps extends IntentDeps {
   readonly cluster?: ClusterPort | undefined;
   /** Called with each call's method name and duration (metrics). */
   readonly onCall?: (method: string, ms: number, ok: boolean) => void;
-  /**
-   * Keep connections open after a reply: only behind the supervisor, whose kept-alive connections
-   * save a connect and an accept per call (it closes Docker's connections itself).
-   */
-  readonly keepAlive?: boolean;
 }
 
 type Handler = (body: Json, method: string) => Promise<unknown>;
@@ -62,30 +58,20 @@ type Handler = (body: Json, method: string) => Promise<unknown>;
 /** The largest request body accepted (fastify's default; Docker's biggest calls are a few KiB). */
 const BODY_LIMIT = 1024 * 1024;
 
-/**
- * The Err for a request fastify refused before any handler ran (too large, a bad
- * Content-Length, a body that is not text): what was wrong, never "internal error".
- */
-function requestError(err: unknown, req: FastifyRequest, limit: number): string | null {
-  const e = err as { code?: unknown; statusCode?: unknown; message?: unknown };
-  if (typeof e.code !== 'string' || !e.code.startsWith('FST_') || typeof e.statusCode !== 'number' || e.statusCode >= 500) return null;
-  const method = req.url.replace(/^\//, '').slice(0, 64);
-  if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-    const n = Number(req.headers['content-length']);
-    const size = Number.isFinite(n) && n > 0 ? `${n} bytes` : 'more bytes than that';
-    return `${method}: the request body is ${size}, over the limit of ${limit} bytes; nothing was changed`;
-  }
-  return `${method}: the request was refused (${String(e.message)}); nothing was changed`;
-}
-
 /** Per-app state: endpoints whose veth a pass in this process has confirmed (Join need not wait). */
 type Ctx = ApiDeps & { readonly ready: Set<string> };
 
 export function createPluginApp(apiDeps: ApiDeps): FastifyInstance {
+  return createPlugin(apiDeps).app;
+}
+
+/** The plugin's routes, served over HTTP by `app` and callable directly through `call`; both share one state. */
+export function createPlugin(apiDeps: ApiDeps): { app: FastifyInstance; call: PluginCall } {
   const deps: Ctx = { ...apiDeps, ready: new Set<string>() };
+  const apiLog = deps.log.child({ component: 'api' }) as FastifyBaseLogger;
   const app = Fastify({
     bodyLimit: BODY_LIMIT,
-    loggerInstance: deps.log.child({ component: 'api' }) as FastifyBaseLogger,
+    loggerInstance: apiLog,
     logController: new LogController({ disableRequestLogging: true }),
   }) as unknown as FastifyInstance;
   // Docker sends no Content-Type; take every body as text and parse it per route.
@@ -93,11 +79,9 @@ export function createPluginApp(apiDeps: ApiDeps): FastifyInstance {
   app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => done(null, body));
   // Engines before v29.4.1 never close idle plugin connections; a server-side close can race with
   // reuse and cause Docker's empty-body retry (moby#39331). Closing after every reply avoids it.
-  if (!deps.keepAlive) {
-    app.addHook('onSend', async (_req, reply) => {
-      reply.header('connection', 'close');
-    });
-  }
+  app.addHook('onSend', async (_req, reply) => {
+    reply.header('connection', 'close');
+  });
 
   const ipam: IpamDeps = { store: deps.store, host: deps.host ?? EMPTY_HOST, defaultPools: deps.defaultPools ?? DEFAULT_POOLS, cluster: deps.cluster };
   const routes: Record<string, { needsBody: boolean; handler: Handler }> = {
@@ -157,21 +141,31 @@ export function createPluginApp(apiDeps: ApiDeps): FastifyInstance {
     reply.code(404).send({ Err: `ledgernet does not implement ${req.method} ${req.url}` }),
   );
   app.setErrorHandler(async (err: unknown, req, reply) => {
-    if (isDriverError(err)) {
-      // A kernel command's own error (its stderr) goes to the log; Docker gets the fixed phrase.
-      const told = err.code.startsWith('LN_ERR_KERNEL_') ? `${req.url.replace(/^\//, '')}: ${phraseOf(err.code)}; see the ledgernet log` : err.message;
-      req.log.warn({ code: err.code, url: req.url, err: err.cause ?? undefined, ...(told === err.message ? {} : { detail: err.message }) }, told);
-      return reply.code(err.code === 'LN_ERR_BAD_REQUEST' ? 400 : 500).send({ Err: told });
-    }
-    const refused = requestError(err, req, BODY_LIMIT);
-    if (refused) {
-      req.log.warn({ url: req.url }, refused);
-      return reply.code(400).send({ Err: refused });
-    }
-    req.log.error({ err, url: req.url }, 'unexpected error in a plugin call');
-    return reply.code(500).send({ Err: 'internal error (LN_ERR_INTERNAL); see the ledgernet log' });
+    const f = failure(err, req.url, req.log, isDriverError(err) ? null : requestError(err, req.url, req.headers['content-length'], BODY_LIMIT));
+    return reply.code(f.status).send(f.body);
   });
-  return app;
+  const call: PluginCall = async (method, raw) => {
+    const route = lookup(routes, method);
+    if (!route) return { status: 404, body: JSON.stringify({ Err: `ledgernet does not implement POST /${method}` }) };
+    const t0 = performance.now();
+    let ok = false;
+    try {
+      if (Buffer.byteLength(raw) > BODY_LIMIT) {
+        const tooLarge = Object.assign(new Error('body too large'), { code: 'FST_ERR_CTP_BODY_TOO_LARGE', statusCode: 413 });
+        const f = failure(tooLarge, `/${method}`, apiLog, requestError(tooLarge, `/${method}`, String(Buffer.byteLength(raw)), BODY_LIMIT));
+        return { status: f.status, body: JSON.stringify(f.body) };
+      }
+      const res = await route.handler(parseBody(method, raw, route.needsBody), method);
+      ok = true;
+      return { status: 200, body: JSON.stringify(res ?? {}) };
+    } catch (err) {
+      const f = failure(err, `/${method}`, apiLog, null);
+      return { status: f.status, body: JSON.stringify(f.body) };
+    } finally {
+      deps.onCall?.(method, performance.now() - t0, ok);
+    }
+  };
+  return { app, call };
 }
 
 async function createNetwork(deps: ApiDeps, body: Json, method: string): Promise<unknown> {

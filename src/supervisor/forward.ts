@@ -2,7 +2,8 @@
 // died before or while handling the call, or is restarting) waits for the next worker and sends
 // the same request again with its full body. Every handler is idempotent, as it must already be
 // for Docker's own full-body retries. An answer from the worker, whatever its status, is final.
-import { Agent, request } from 'node:http';
+import { createConnection, type Socket } from 'node:net';
+import { readFrames, sendFrame, type FrameReply } from './frames.ts';
 
 export interface Reply {
   readonly status: number;
@@ -65,37 +66,89 @@ export async function forwardWithRetry(deps: ForwardDeps, deadlineMs = FORWARD_D
   }
 }
 
-/**
- * Kept-alive connections to the worker (pooled per socket path): a call costs no connect and no
- * accept (row 6: the supervisor's largest cost per call was `internalConnect`). An idle one is
- * closed after IDLE_MS, long before the worker's keep-alive timeout (fastify: 72 s), so a call
- * never goes out on a connection the worker is closing for idleness; one the worker closes by
- * dying fails the attempt in transport, and forwardWithRetry sends it again.
- */
-const IDLE_MS = 4_000;
-const workerAgent = new Agent({ keepAlive: true, timeout: IDLE_MS, scheduling: 'lifo' });
+interface Pending {
+  readonly resolve: (r: Reply) => void;
+  readonly reject: (e: Error) => void;
+  readonly deadline: number;
+  readonly timeoutMs: number;
+}
 
-/** One HTTP POST of `method` with `body` to the worker's socket; rejects on transport errors only. */
-export function postToWorker(socketPath: string, method: string, body: string, timeoutMs: number): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        socketPath,
-        method: 'POST',
-        path: `/${method}`,
-        agent: workerAgent,
-        headers: { 'content-length': Buffer.byteLength(body) },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('error', reject);
-        res.on('aborted', () => reject(new Error('the worker closed the connection mid-reply')));
-        res.on('end', () => resolve({ status: res.statusCode ?? 500, body: Buffer.concat(chunks).toString('utf8') }));
-      },
-    );
-    req.setTimeout(Math.max(1, timeoutMs), () => req.destroy(new Error(`no answer from the worker within ${timeoutMs} ms`)));
-    req.on('error', reject);
-    req.end(body);
-  });
+interface Link {
+  readonly gen: number;
+  readonly socket: Socket;
+  readonly pending: Map<number, Pending>;
+}
+
+/** How often calls past their deadline are failed (one timer per link, not one per call). */
+const SWEEP_MS = 100;
+
+/**
+ * The supervisor's end of the framed link (frames.ts): one connection to the worker of each
+ * generation, opened on the first call to it, carrying every call. When the connection closes
+ * (the worker died or is stopping) or a call outlives its time, the call fails in transport and
+ * forwardWithRetry sends it again, to the next worker.
+ */
+export class WorkerLink {
+  private link: Link | null = null;
+  private nextId = 1;
+  private sweeper: NodeJS.Timeout | null = null;
+  private readonly path: string;
+
+  constructor(socketPath: string) {
+    this.path = socketPath;
+  }
+
+  /** One call to the worker of generation `gen`; rejects only on transport errors (no answer). */
+  send(gen: number, method: string, body: string, timeoutMs: number): Promise<Reply> {
+    const link = this.connect(gen);
+    const i = this.nextId++;
+    return new Promise((resolve, reject) => {
+      link.pending.set(i, { resolve, reject, deadline: performance.now() + Math.max(1, timeoutMs), timeoutMs });
+      this.sweeper ??= setInterval(() => this.sweep(), SWEEP_MS).unref();
+      sendFrame(link.socket, { i, m: method, b: body });
+    });
+  }
+
+  close(): void {
+    this.link?.socket.destroy();
+    this.link = null;
+  }
+
+  private connect(gen: number): Link {
+    if (this.link && this.link.gen === gen && !this.link.socket.destroyed) return this.link;
+    // An older worker's link: calls still on it finish or fail with it.
+    this.link?.socket.end();
+    const link: Link = { gen, socket: createConnection(this.path), pending: new Map() };
+    readFrames(link.socket, (msg) => {
+      const r = msg as FrameReply;
+      const p = link.pending.get(r.i);
+      if (!p) return;
+      link.pending.delete(r.i);
+      p.resolve({ status: r.s, body: r.b });
+    });
+    const fail = (e?: Error) => {
+      const why = new Error(e ? `the link to the worker failed: ${e.message}` : 'the worker closed the connection mid-call');
+      for (const p of link.pending.values()) p.reject(why);
+      link.pending.clear();
+      if (this.link === link) this.link = null;
+    };
+    link.socket.on('error', fail);
+    link.socket.on('close', () => fail());
+    this.link = link;
+    return link;
+  }
+
+  private sweep(): void {
+    const now = performance.now();
+    const p = this.link?.pending;
+    for (const [i, call] of p ?? []) {
+      if (call.deadline > now) continue;
+      p?.delete(i);
+      call.reject(new Error(`no answer from the worker within ${call.timeoutMs} ms`));
+    }
+    if (!p || p.size === 0) {
+      if (this.sweeper) clearInterval(this.sweeper);
+      this.sweeper = null;
+    }
+  }
 }

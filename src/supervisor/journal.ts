@@ -4,7 +4,9 @@
 // the first attempt consumed the body reader); the next supervisor answers such a retry from the
 // journal entry the dead one left unanswered.
 //
-// The file is JSON lines, written with one write(2) each (writeSync). A SIGKILL loses nothing
+// The file is JSON lines, written with one write(2) each (writeSync), or one per turn of the
+// event loop for the supervisor's calls (receivedSoon/answeredSoon: a burst of calls, or of
+// answers, shares one write; each call still waits for its line). A SIGKILL loses nothing
 // that write(2) has returned (the page cache belongs to the kernel, not the process). No fsync:
 // what fsync adds is survival of a power loss or kernel crash, and then dockerd and its retries
 // are gone too, so nothing could ever match the entry (and entries older than RETRY_WINDOW_MS
@@ -162,6 +164,10 @@ export class Journal {
   private readonly path: string;
   private readonly clock: () => number;
 
+  /** Lines of receivedSoon/answeredSoon waiting for their batch's write, and that write. */
+  private queued: string[] = [];
+  private flushed: Promise<boolean> | null = null;
+
   /** The last write error (null after a write succeeds). */
   lastError: Error | null = null;
   /** When the previous supervisor died without a clean stop (ms since the epoch), or null. */
@@ -235,6 +241,40 @@ export class Journal {
     return m;
   }
 
+  /**
+   * `received`, written together with the other calls received in the same turn of the event
+   * loop (one write(2) for a burst of calls); resolves, once the line is written, with the id or
+   * null. Forward the call only after it resolves.
+   */
+  async receivedSoon(method: string, body: string): Promise<string | null> {
+    const id = `${this.prefix}-${++this.seq}`;
+    const entry: Entry = { id, t: this.clock(), method, body };
+    // Open before the write, so that a compaction the batch triggers keeps it.
+    this.open.set(id, entry);
+    if (await this.enqueue({ k: 'req', id, t: entry.t, m: method, b: body })) return id;
+    this.open.delete(id);
+    return null;
+  }
+
+  /** `answered`, batched like receivedSoon; resolves once the line is written (or failed: lastError). */
+  async answeredSoon(id: string): Promise<void> {
+    this.open.delete(id);
+    await this.enqueue({ k: 'ans', id });
+  }
+
+  private enqueue(line: Line): Promise<boolean> {
+    this.queued.push(`${JSON.stringify(line)}\n`);
+    this.flushed ??= new Promise((resolve) =>
+      setImmediate(() => {
+        const text = this.queued.join('');
+        this.queued = [];
+        this.flushed = null;
+        resolve(this.writeText(text));
+      }),
+    );
+    return this.flushed;
+  }
+
   /** `clean`: a graceful stop (nothing is in flight); the next supervisor then expects no retries. */
   close(clean = false): void {
     if (clean) this.write({ k: 'end' });
@@ -242,7 +282,11 @@ export class Journal {
   }
 
   private write(line: Line): boolean {
-    const buf = Buffer.from(`${JSON.stringify(line)}\n`);
+    return this.writeText(`${JSON.stringify(line)}\n`);
+  }
+
+  private writeText(text: string): boolean {
+    const buf = Buffer.from(text);
     try {
       writeSync(this.fd, buf);
       this.lastError = null;

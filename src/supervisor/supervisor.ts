@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { DriverError } from '../errors.ts';
 import { prepareSocketPath } from '../operator/socket.ts';
-import { errReply, FORWARD_DEADLINE_MS, forwardWithRetry, postToWorker, type Reply } from './forward.ts';
+import { errReply, FORWARD_DEADLINE_MS, forwardWithRetry, WorkerLink, type Reply } from './forward.ts';
 import { Journal, JOURNAL_FILE } from './journal.ts';
 import { emptyRetries, type Forward } from './retries.ts';
 import { waitOldWorker, WorkerProcess, WORKER_PID_FILE } from './worker-process.ts';
@@ -90,12 +90,12 @@ function answer(res: ServerResponse, reply: Reply): void {
 const err = errReply;
 
 /** Sends a call to the worker (again, to a new one, after a crash) within the deadline; always a Reply. */
-function forwarder(workerSocket: string, worker: WorkerProcess, deadlineMs: number, log: Logger): (method: string, body: string) => Promise<Reply> {
+function forwarder(link: WorkerLink, worker: WorkerProcess, deadlineMs: number, log: Logger): (method: string, body: string) => Promise<Reply> {
   return async (method, body) => {
     const start = Date.now();
     const outcome = await forwardWithRetry(
       {
-        send: () => postToWorker(workerSocket, method, body, deadlineMs - (Date.now() - start)),
+        send: () => link.send(worker.generation() ?? -1, method, body, deadlineMs - (Date.now() - start)),
         nextWorker: (gen, ms) => worker.nextWorker(gen, ms),
         generation: () => worker.generation(),
         now: Date.now,
@@ -130,7 +130,7 @@ function handler(journal: Journal, forward: Forward, log: Logger): (req: Incomin
       // None in the journal: the worker refuses the empty body with today's clear Err.
       if (r !== null) ({ body, id: journalId } = r);
     } else if (raw !== '') {
-      journalId = journal.received(method, raw);
+      journalId = await journal.receivedSoon(method, raw);
       if (!journalId) log.error({ method, err: journal.lastError }, 'could not write the request journal; the call goes on without it');
     }
     const reply = await forward(method, body);
@@ -138,7 +138,7 @@ function handler(journal: Journal, forward: Forward, log: Logger): (req: Incomin
     // Docker's retry (no candidate); the other order could leave a stale entry that a retry of
     // another call would be answered from.
     if (journalId) {
-      journal.answered(journalId);
+      await journal.answeredSoon(journalId);
       if (journal.lastError) log.error({ method, err: journal.lastError }, 'could not mark a call answered in the request journal');
     }
     answer(res, reply);
@@ -201,7 +201,8 @@ export async function supervise(cfg: SupervisorConfig): Promise<Supervisor> {
     journal.close();
     throw e;
   }
-  const handle = handler(journal, forwarder(workerSocket, worker, cfg.forwardDeadlineMs ?? FORWARD_DEADLINE_MS, log), log);
+  const link = new WorkerLink(workerSocket);
+  const handle = handler(journal, forwarder(link, worker, cfg.forwardDeadlineMs ?? FORWARD_DEADLINE_MS, log), log);
   const server: Server = createServer((req, res) => {
     handle(req, res).catch((e: unknown) => {
       log.error({ err: e, url: req.url }, 'supervisor could not handle a call');
@@ -227,6 +228,7 @@ export async function supervise(cfg: SupervisorConfig): Promise<Supervisor> {
         // No new calls; finish the ones in flight (they need the worker), then stop the worker.
         await new Promise<void>((resolve) => server.close(() => resolve()));
         await worker.stop();
+        link.close();
         // The service manager's socket stays: calls wait in its backlog for the next start.
         if (cfg.inheritedFd == null) await unlink(cfg.socket).catch(() => undefined);
         journal.close(true);

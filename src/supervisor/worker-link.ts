@@ -1,5 +1,9 @@
 // The worker's side of the supervisor link: where to listen, how to say "ready", and stopping
-// when the supervisor is gone (its IPC channel closes when it dies, even by SIGKILL).
+// when the supervisor is gone (its IPC channel closes when it dies, even by SIGKILL), and the
+// worker's end of the framed link the supervisor sends Docker's calls over (frames.ts).
+import { createServer, type Socket } from 'node:net';
+import { listenPrivately } from '../operator/socket.ts';
+import { readFrames, sendFrame, type FrameRequest } from './frames.ts';
 
 /** Set by the supervisor in the worker's environment: the private socket the worker listens on. */
 export const WORKER_SOCKET_ENV = 'LEDGERNET_WORKER_SOCKET';
@@ -30,4 +34,45 @@ export function notifyReady(): void {
 /** Calls `stop` when the supervisor is gone; a worker never outlives it (it holds the state lock). */
 export function onSupervisorGone(stop: () => void): void {
   if (process.send) process.once('disconnect', stop);
+}
+
+/** A plugin call by method and raw body (the api's createPlugin().call). */
+export type CallHandler = (method: string, body: string) => Promise<{ readonly status: number; readonly body: string }>;
+
+/**
+ * Serves the framed link (frames.ts) on `path` (created 0600 from the start): each request runs
+ * `call`, and its answer goes back under the request's id, in whatever order they finish.
+ * The returned stop closes the socket, waits for the calls in flight to be answered, then ends
+ * the connections (the supervisor re-sends whatever a worker that dies leaves unanswered).
+ */
+export async function serveFrames(path: string, call: CallHandler): Promise<() => Promise<void>> {
+  const conns = new Set<Socket>();
+  let inFlight = 0;
+  let idle: (() => void) | null = null;
+  const server = createServer((socket) => {
+    conns.add(socket);
+    socket.on('close', () => conns.delete(socket));
+    socket.on('error', () => socket.destroy());
+    readFrames(socket, (msg) => {
+      const { i, m, b } = msg as FrameRequest;
+      inFlight += 1;
+      void call(String(m), typeof b === 'string' ? b : '')
+        .catch((e: unknown) => ({ status: 500, body: JSON.stringify({ Err: `internal error (LN_ERR_INTERNAL): ${String(e)}` }) }))
+        .then((r) => {
+          sendFrame(socket, { i, s: r.status, b: r.body });
+          inFlight -= 1;
+          if (inFlight === 0) idle?.();
+        });
+    });
+  });
+  await listenPrivately({ server, listen: ({ path: p }) => new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(p, () => resolve(p));
+  }) }, path, 0o600);
+  return async () => {
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    if (inFlight > 0) await new Promise<void>((resolve) => (idle = resolve));
+    for (const s of conns) s.end();
+    await closed;
+  };
 }

@@ -16,7 +16,6 @@ import { execa } from 'execa';
 import { TEST_IMAGE, cleanupAll, containerEndpoint, containerIp, docker, ping, track, uniqueName, waitFor } from '../helpers/docker.ts';
 import { PLUGIN_SOCKET, ledgernetCli, pluginCall, startDaemon, stopAllDaemons, type DaemonHandle } from '../helpers/daemon.ts';
 import { assertNoLeaks, waitNoLeaks } from '../helpers/leaks.ts';
-import { postToWorker } from '../../src/supervisor/forward.ts';
 
 const hex = () => randomBytes(32).toString('hex');
 const ARGS = ['--reconcile-interval', '1'];
@@ -145,8 +144,8 @@ describe('CreateEndpoint cut off with the whole daemon', () => {
       req.on('data', (c: Buffer) => (body += c.toString()));
       req.on('end', () => {
         const method = (req.url ?? '/').slice(1);
-        postToWorker(inner, method, body, 30_000).then(
-          (r) => res.writeHead(r.status).end(method === 'NetworkDriver.CreateEndpoint' && r.status === 200 ? '{}' : r.body),
+        pluginCall(method, body, inner).then(
+          (r) => res.writeHead(r.status).end(method === 'NetworkDriver.CreateEndpoint' && r.status === 200 ? '{}' : r.text),
           (e: Error) => res.writeHead(500).end(JSON.stringify({ Err: e.message })),
         );
       });
@@ -182,8 +181,8 @@ describe('ledgernet repair', () => {
       req.on('end', () => {
         const method = (req.url ?? '/').slice(1);
         if (fail.has(method)) return res.writeHead(500).end('{"Err":"injected failure"}');
-        postToWorker(inner, method, body, 30_000).then(
-          (r) => res.writeHead(r.status).end(r.body),
+        pluginCall(method, body, inner).then(
+          (r) => res.writeHead(r.status).end(r.text),
           (e: Error) => res.writeHead(500).end(JSON.stringify({ Err: e.message })),
         );
       });

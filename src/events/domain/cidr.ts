@@ -25,7 +25,8 @@ export function parseIp(s: string): { family: 4 | 6; value: bigint } | null {
     if (texts.some((t) => t.length > 1 && t.startsWith('0'))) return null;
     const parts = texts.map(Number);
     if (parts.some((p) => p > 255)) return null;
-    return { family: 4, value: parts.reduce((acc, p) => (acc << 8n) | BigInt(p), 0n) };
+    // One BigInt from a number (an IPv4 address fits a double exactly), not one per octet.
+    return { family: 4, value: BigInt(parts.reduce((acc, p) => acc * 256 + p, 0)) };
   }
   return parseIp6(s);
 }
@@ -65,7 +66,10 @@ function group(g: string): bigint {
 }
 
 export function formatIp(family: 4 | 6, value: bigint): string {
-  if (family === 4) return [24n, 16n, 8n, 0n].map((s) => String((value >> s) & 0xffn)).join('.');
+  if (family === 4) {
+    const n = Number(value & 0xffffffffn);
+    return `${n >>> 24}.${(n >>> 16) & 0xff}.${(n >>> 8) & 0xff}.${n & 0xff}`;
+  }
   const groups = [112n, 96n, 80n, 64n, 48n, 32n, 16n, 0n].map((s) => Number((value >> s) & 0xffffn));
   // RFC 5952: compress the longest run (≥2) of zero groups, the first one on a tie.
   let best = { at: -1, len: 0 };

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { DriverError } from '../../errors.ts';
 import { bits, contains, formatIp, formatPrefix, isNetworkOrBroadcast, parseIp, parsePrefix, size, type Prefix } from './cidr.ts';
 import { clusterOf, givenMtu } from './options.ts';
-import { lookup, type NetworkSpec, type NewEvent, type PoolState, type State } from './types.ts';
+import { lookup, releasedAt, type NetworkSpec, type NewEvent, type PoolState, type State } from './types.ts';
 
 /** What the KV bucket holds for one cluster network: the same on every host. */
 export interface ClusterNetwork {
@@ -92,7 +92,7 @@ export function pickFromBlocks(p: PoolState): string | null {
     const block = mustPrefix(b);
     for (let v = block.base; v < block.base + size(block); v++) {
       const text = formatIp(block.family, v);
-      if (isNetworkOrBroadcast(pool, v) || lookup(p.allocated, text) || lookup(p.released, text) !== undefined) continue;
+      if (isNetworkOrBroadcast(pool, v) || lookup(p.allocated, text) || releasedAt(p, text) !== undefined) continue;
       return text;
     }
   }
@@ -107,17 +107,43 @@ export function decideClaimBlock(poolId: string, block: string, state: State): N
 }
 
 /**
+ * The addresses of a frozen `released` map ordered by (seq, text), built once per map: the map
+ * changes only every RECENT_RELEASES releases (PoolState.recent), so most requests reuse it
+ * instead of walking all its keys (row 6 of issue 11).
+ */
+const releaseOrder = new WeakMap<object, readonly string[]>();
+
+function byReleaseOrder(released: Readonly<Record<string, number>>): readonly string[] {
+  const known = releaseOrder.get(released);
+  if (known) return known;
+  const order = Object.keys(released).sort((a, b) => (released[a] as number) - (released[b] as number) || (a < b ? -1 : a > b ? 1 : 0));
+  // Only a frozen map can be cached by identity (a replay's maps are mutated in place).
+  if (Object.isFrozen(released)) releaseOrder.set(released, order);
+  return order;
+}
+
+/**
  * The released address of the pool that was released longest ago (ties: the lowest text) among
- * those `usable` accepts and nobody holds again; null when there is none.
+ * those `usable` accepts and nobody holds again; null when there is none. `released` in
+ * (seq, text) order up to its first candidate, then all of `recent` (at most 32 entries); an
+ * address in both counts with recent's seq.
  */
 export function oldestReleased(p: PoolState, usable: (a: { family: 4 | 6; value: bigint }) => boolean): string | null {
   let best: { text: string; seq: number } | null = null;
-  for (const [text, seq] of Object.entries(p.released)) {
+  const recent = p.recent ?? {};
+  const candidate = (text: string, seq: number): boolean => {
+    if (best && (seq > best.seq || (seq === best.seq && text >= best.text))) return false;
+    if (lookup(p.allocated, text)) return false;
     const a = parseIp(text);
-    if (!a || lookup(p.allocated, text) || !usable(a)) continue;
-    if (!best || seq < best.seq || (seq === best.seq && text < best.text)) best = { text, seq };
+    if (!a || !usable(a)) return false;
+    best = { text, seq };
+    return true;
+  };
+  for (const text of byReleaseOrder(p.released)) {
+    if (!Object.hasOwn(recent, text) && candidate(text, p.released[text] as number)) break;
   }
-  return best?.text ?? null;
+  for (const text of Object.keys(recent)) candidate(text, recent[text] as number);
+  return (best as { text: string } | null)?.text ?? null;
 }
 
 /** The command a cluster network's creator should have typed (Docker does not tell drivers the name). */

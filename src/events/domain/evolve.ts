@@ -1,11 +1,12 @@
 import { castDraft, freeze, produce, type Draft } from 'immer';
+import { evolveAddress, releaseMaps } from './evolve-address.ts';
 import { nextCursor } from './ipam.ts';
 import { evolvePeers } from './peers.ts';
 import type { State, StoredEvent } from './types.ts';
 
 /** Folds one stored event into the state. Pure: everything it needs is in the event. */
 export function evolve(state: State, event: StoredEvent): State {
-  return produce(state, (draft) => evolveInPlace(draft, event));
+  return evolveAddress(state, event) ?? produce(state, (draft) => evolveInPlace(draft, event));
 }
 
 /**
@@ -135,14 +136,15 @@ function apply(draft: Draft<State>, event: StoredEvent): void {
       const { address, kind, name, auto } = event.data;
       p.next = nextCursor(p, address, auto);
       p.allocated[address] = { kind, name, seq: event.seq };
-      delete p.released[address];
       return;
     }
     case 'address.released': {
       const p = draft.pools[event.data.poolId];
       if (!p || !p.allocated[event.data.address]) return;
       delete p.allocated[event.data.address];
-      p.released[event.data.address] = event.seq;
+      const maps = releaseMaps(p, event.data.address, event.seq);
+      if (maps.released !== p.released) p.released = castDraft(maps.released);
+      p.recent = castDraft(maps.recent);
       return;
     }
     case 'block.claimed': {

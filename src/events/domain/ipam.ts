@@ -19,7 +19,7 @@ import {
 import type { PoolRequest } from './commands.ts';
 import { clusterGateway, oldestReleased, pickFromBlocks } from './cluster.ts';
 import { short } from './naming.ts';
-import { lookup, type AddressEvent, type NewEvent, type PoolState, type State } from './types.ts';
+import { lookup, releasedAt, type AddressEvent, type NewEvent, type PoolState, type State } from './types.ts';
 
 function poolIdFor(pool: string): string {
   return `ledgernet/${pool}`;
@@ -190,7 +190,7 @@ function pickAddress(p: PoolState): string {
   for (let off = BigInt(p.next); off < n; off++) {
     const v = range.base + off;
     const text = formatIp(range.family, v);
-    if (reserved(pool, v) || lookup(p.allocated, text) || lookup(p.released, text) !== undefined) continue;
+    if (reserved(pool, v) || lookup(p.allocated, text) || releasedAt(p, text) !== undefined) continue;
     return text;
   }
   // No never-used address left: the one released longest ago.

@@ -188,8 +188,15 @@ export interface PoolState extends PoolSpec {
   /** Held addresses (canonical text) → how and when. */
   readonly allocated: Readonly<Record<string, Allocation>>;
   /** Released addresses → seq of the release; reused only once no never-used address is left,
-   * least recently released first (ARP caches elsewhere may still point at a fresh one). */
+   * least recently released first (ARP caches elsewhere may still point at a fresh one). An
+   * address taken again keeps its entry (the allocator skips what `allocated` holds), so taking
+   * one does not copy this map; releasing it again moves its seq. */
   readonly released: Readonly<Record<string, number>>;
+  /** The latest releases (at most RECENT_RELEASES, in release order), kept apart so that a
+   * release copies this small map and only every RECENT_RELEASES-th one merges it into
+   * `released`; where both hold an address, this one's seq is the current one (releasedAt).
+   * Absent until the pool's first release. */
+  readonly recent?: Readonly<Record<string, number>>;
   /** Offset (decimal) in the dynamic range of the next never-used candidate. */
   readonly next: string;
   readonly requestedSeq: number;
@@ -219,4 +226,10 @@ export const emptyState: State = { networks: {}, endpoints: {}, pools: {}, seq: 
  */
 export function lookup<T>(rec: Readonly<Record<string, T>>, key: string): T | undefined {
   return Object.hasOwn(rec, key) ? rec[key] : undefined;
+}
+
+/** The seq of the last release of `address` in the pool, or undefined when it was never released. */
+export function releasedAt(p: Pick<PoolState, 'released' | 'recent'>, address: string): number | undefined {
+  const recent = p.recent ? lookup(p.recent, address) : undefined;
+  return recent ?? lookup(p.released, address);
 }

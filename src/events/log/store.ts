@@ -97,8 +97,9 @@ export class EventStore {
   async execute(cmd: Command, onDecided?: () => void): Promise<StoredEvent[]> {
     const before = this.head;
     let events = decide(cmd, before);
-    if (events.some((e) => !RELEASING.has(e.type))) {
-      // Taking something needs room beyond the reserve; decide again after the wait if other
+    if (events.some((e) => !RELEASING.has(e.type)) && !this.log.roomKnown()) {
+      // Taking something needs room beyond the reserve (unless a recent reading showed plenty:
+      // then nothing is awaited and decide runs once); decide again after the wait if other
       // commands ran meanwhile (decide and append stay one synchronous step; decide is pure, so
       // an unchanged head gives the same events).
       await this.log.checkRoom();

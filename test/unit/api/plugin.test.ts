@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
-import { createPluginApp } from '../../../src/api/plugin.ts';
+import { createPlugin, createPluginApp } from '../../../src/api/plugin.ts';
 import { fold } from '../../../src/events/domain/evolve.ts';
 import { EventLog } from '../../../src/events/log/log.ts';
 import { readLog } from '../../../src/events/log/read.ts';
@@ -693,5 +693,30 @@ describe('plugin API: bad input is refused by name', () => {
     const payload = JSON.stringify({ NetworkID: NET, pad: 'x'.repeat(2 * 1024 * 1024) });
     const res = await refused('NetworkDriver.CreateNetwork', payload);
     assert.equal(res.body['Err'], `NetworkDriver.CreateNetwork: the request body is ${Buffer.byteLength(payload)} bytes, over the limit of 1048576 bytes; nothing was changed`);
+  });
+});
+
+describe('createPlugin().call (the supervisor\'s framed link): the answers of the HTTP app', () => {
+  it('same status and body for success, bad input, an unknown method and a body over the limit', async () => {
+    const plugin = createPlugin({ store: h.store, reconciler: h.reconciler, log: pino({ level: 'silent' }), applyTimeoutMs: 5_000 });
+    await plugin.app.ready();
+    try {
+      const cases: [string, string][] = [
+        ['NetworkDriver.CreateNetwork', createNetworkBody()],
+        ['NetworkDriver.CreateNetwork', createNetworkBody()], // again: idempotent
+        ['NetworkDriver.CreateEndpoint', '{"NetworkID":'],
+        ['NetworkDriver.Bogus', '{}'],
+        ['IpamDriver.RequestPool', JSON.stringify({ Pool: '', V6: 'yes' })],
+        ['NetworkDriver.CreateNetwork', JSON.stringify({ NetworkID: NET, pad: 'x'.repeat(2 * 1024 * 1024) })],
+        ['NetworkDriver.DeleteNetwork', netBody],
+      ];
+      for (const [method, body] of cases) {
+        const viaCall = await plugin.call(method, body);
+        const viaHttp = await plugin.app.inject({ method: 'POST', url: `/${method}`, payload: body, headers: { 'content-length': String(Buffer.byteLength(body)) } });
+        assert.deepEqual([viaCall.status, JSON.parse(viaCall.body)], [viaHttp.statusCode, viaHttp.json()], method);
+      }
+    } finally {
+      await plugin.app.close();
+    }
   });
 });

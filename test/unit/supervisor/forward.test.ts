@@ -1,12 +1,13 @@
 // Forwarding a call across worker crashes: the same request is sent again to the next worker;
 // an answer (even an Err) is final; a deadline and a poison-call limit bound it.
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { forwardWithRetry, postToWorker, type ForwardDeps, type Reply } from '../../../src/supervisor/forward.ts';
+import { forwardWithRetry, WorkerLink, type ForwardDeps, type Reply } from '../../../src/supervisor/forward.ts';
+import { serveFrames } from '../../../src/supervisor/worker-link.ts';
 
 /** A fake worker pool: `gen` is the ready worker (null: none), `now` a manual clock. */
 function fakeWorkers(attempts: ((n: number) => Reply | Error)[], o: { restartMs?: number } = {}) {
@@ -75,30 +76,66 @@ describe('forwardWithRetry', () => {
   });
 });
 
-describe('postToWorker', () => {
+describe('WorkerLink and serveFrames (the framed link to the worker)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'ledgernet-fwd-'));
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('sends the body unchanged and returns status and body; a dropped connection is a transport error', async () => {
+  it('carries concurrent calls on one connection, bodies unchanged, each answer to its own call', async () => {
     const path = join(dir, 'w.sock');
     const seen: string[] = [];
-    const server = createServer((req, res) => {
-      let b = '';
-      req.on('data', (c: Buffer) => (b += c.toString()));
-      req.on('end', () => {
-        seen.push(`${req.url} ${b}`);
-        if (req.url === '/Crash') return req.socket.destroy();
-        res.writeHead(500).end('{"Err":"x"}');
+    // Answers in reverse order of arrival: the ids, not the order, pair calls and answers.
+    const stop = await serveFrames(path, async (method, body) => {
+      seen.push(`${method} ${body}`);
+      await new Promise((r) => setTimeout(r, 50 - seen.length * 5));
+      return { status: method === 'Bad' ? 500 : 200, body: JSON.stringify({ echo: body }) };
+    });
+    const link = new WorkerLink(path);
+    try {
+      assert.equal((statSync(path).mode & 0o777).toString(8), '600');
+      const replies = await Promise.all(['{"a":1}\n', '', 'ü'.repeat(70_000)].map((b, i) => link.send(1, i === 1 ? 'Bad' : 'NetworkDriver.Join', b, 5000)));
+      assert.deepEqual(replies.map((r) => r.status), [200, 500, 200]);
+      assert.deepEqual(replies.map((r) => JSON.parse(r.body).echo), ['{"a":1}\n', '', 'ü'.repeat(70_000)]);
+      assert.equal(seen.length, 3);
+    } finally {
+      link.close();
+      await stop();
+    }
+  });
+
+  it('fails a call in transport when the worker dies with it, is gone, or does not answer in time', async () => {
+    const path = join(dir, 'x.sock');
+    // A worker that dies (drops the connection) on Crash and never answers Hang.
+    const server = createServer((socket) => {
+      socket.on('data', (c: Buffer) => {
+        if (c.includes('Crash')) socket.destroy();
       });
     });
     await new Promise<void>((r) => server.listen(path, r));
+    const link = new WorkerLink(path);
     try {
-      assert.deepEqual(await postToWorker(path, 'NetworkDriver.Join', '{"a":1}\n', 5000), { status: 500, body: '{"Err":"x"}' });
-      await assert.rejects(postToWorker(path, 'Crash', '{}', 5000));
-      await assert.rejects(postToWorker(join(dir, 'missing.sock'), 'X', '', 5000), /ENOENT/);
-      assert.deepEqual(seen, ['/NetworkDriver.Join {"a":1}\n', '/Crash {}']);
+      await assert.rejects(link.send(1, 'Crash', '{}', 5000), /closed the connection mid-call/);
+      await assert.rejects(link.send(1, 'Hang', '{}', 150), /no answer from the worker within 150 ms/);
+      await assert.rejects(new WorkerLink(join(dir, 'missing.sock')).send(1, 'X', '', 5000), /ENOENT/);
     } finally {
+      link.close();
       await new Promise((r) => server.close(r));
+    }
+  });
+
+  it('stopping the worker side answers the calls in flight first', async () => {
+    const path = join(dir, 's.sock');
+    let release: () => void = () => undefined;
+    const stop = await serveFrames(path, () => new Promise((r) => (release = () => r({ status: 200, body: '{}' }))));
+    const link = new WorkerLink(path);
+    try {
+      const call = link.send(1, 'NetworkDriver.Leave', '{}', 5000);
+      await new Promise((r) => setTimeout(r, 50));
+      const stopped = stop();
+      release();
+      assert.deepEqual(await call, { status: 200, body: '{}' });
+      await stopped;
+    } finally {
+      link.close();
     }
   });
 });

@@ -112,6 +112,21 @@ describe('Journal (file)', () => {
     third.close();
   });
 
+  it('calls received in one turn share a write, each is on disk before its promise resolves, and answers likewise', async () => {
+    const path = join(dir, 'jb');
+    const clock = 100_000;
+    const j = Journal.open(path, () => clock);
+    const ids = Promise.all(['a', 'b', 'c'].map((x) => j.receivedSoon(JOIN, `{"EndpointID":"${x}"}\n`)));
+    assert.equal(readFileSync(path, 'utf8'), '', 'not written within the turn');
+    const [a, b, c] = await ids;
+    assert.deepEqual(liveEntries(readFileSync(path, 'utf8'), clock).map((x) => x.id), [a, b, c], 'all three on disk once resolved');
+    await Promise.all([j.answeredSoon(a as string), j.answeredSoon(c as string)]);
+    j.close();
+    const next = Journal.open(path, () => clock);
+    assert.deepEqual(next.pending.map((x) => x.body), ['{"EndpointID":"b"}\n'], 'only the unanswered one is left for a retry');
+    next.close();
+  });
+
   it('entries survive a torn write at the end, and expire after the retry window', () => {
     const path = join(dir, 'j2');
     let clock = 5_000;
