@@ -58,21 +58,34 @@ const HEX_LEN = 64;
 let scratch = Buffer.alloc(64 * 1024);
 
 /**
- * True when `body` (a record's stored bytes) is what its writer hashed: the sha256 of the bytes
- * without the `,"hash":"…"` field is `claimed`, the hash written in that field. A record written
- * by `sealEvent` passes when intact; any changed byte fails it (and so does a record written in
- * another key order, e.g. by older versions): the caller then recomputes `eventHash` of the
- * parsed event, the full check, so a false here decides nothing by itself.
+ * The hash a record's stored bytes carry, when they are what its writer hashed: the sha256 of
+ * the bytes without the `,"hash":"…"` field equals the hex written in that field; else null.
+ * A record written by `sealEvent` has one while intact; any changed byte loses it (and so does a
+ * record written in another key order, e.g. by older versions): the reader then recomputes
+ * `eventHash` of the parsed event, the full check, so a null decides nothing by itself.
  */
-export function storedBytesMatch(body: Buffer, claimed: string): boolean {
+export function storedHash(body: Buffer): string | null {
   const at = body.lastIndexOf(HASH_FIELD);
-  if (at < 0) return false;
+  if (at < 0) return null;
   const hexStart = at + HASH_FIELD.length;
   const after = hexStart + HEX_LEN + 1;
-  if (body[after - 1] !== 0x22 || body.toString('latin1', hexStart, hexStart + HEX_LEN) !== claimed) return false;
+  if (after > body.length || body[after - 1] !== 0x22) return null;
   const n = body.length - (after - at);
   if (scratch.length < n) scratch = Buffer.alloc(n);
   body.copy(scratch, 0, 0, at);
   body.copy(scratch, at, after);
-  return hash('sha256', scratch.subarray(0, n), 'hex') === claimed;
+  const h = hash('sha256', scratch.subarray(0, n), 'hex');
+  return body.toString('latin1', hexStart, after - 1) === h ? h : null;
+}
+
+/** True when `body` carries the hash `claimed` and is what its writer hashed (see storedHash). */
+export function storedBytesMatch(body: Buffer, claimed: string): boolean {
+  return storedHash(body) === claimed;
+}
+
+/** True when the record text's `,"hash":"…"` field (the last one, as storedHash reads it) is `claimed`. */
+export function hashFieldIs(payload: string, claimed: unknown): boolean {
+  const at = payload.lastIndexOf(',"hash":"');
+  const hex = at + HASH_FIELD.length;
+  return typeof claimed === 'string' && claimed.length === HEX_LEN && at >= 0 && payload.startsWith(claimed, hex) && payload.charCodeAt(hex + HEX_LEN) === 0x22;
 }

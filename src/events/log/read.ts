@@ -5,7 +5,8 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DriverError } from '../../errors.ts';
 import { eachFrame, HEADER_BYTES, unframe, type ScanEnd } from './framing.ts';
-import { eventHash, storedBytesMatch } from './hash.ts';
+import { startChecker, sharedBuffer, type Checker } from './check-thread.ts';
+import { eventHash, hashFieldIs, storedBytesMatch } from './hash.ts';
 import { GENESIS_HASH, type StoredEvent } from '../domain/types.ts';
 import { upcast } from './upcast.ts';
 
@@ -53,6 +54,8 @@ export interface ScanOptions {
    * fails the first check, so the recomputation still decides every damaged record.
    */
   readonly rehash?: boolean | 'stored';
+  /** With rehash 'stored': the checker thread to use (tests start one and let it run ahead); stopped at the end. */
+  readonly checker?: Checker;
 }
 
 /** True when the record between `recordOffset` and `offset` is the event `seq` with `hash`. */
@@ -84,10 +87,13 @@ export function scanLog(buf: Buffer, base: ScanBase = LOG_START, bufStart = 0, o
   let corrupt: { offset: number; reason: string } | null = null;
   const sub = buf.subarray(shift);
   const rehash = o.rehash ?? true;
+  // A long replay's checksums and stored-bytes hashes are checked on the second core as well.
+  const checker = rehash === 'stored' ? (o.checker ?? startChecker(sub)) : null;
+  const checked = checker ? (n: number) => checker.checked(n) : undefined;
   // One record at a time: parsed, checked, handed on, and garbage before the next (a long replay).
-  const un = eachFrame(sub, bufStart + shift, o.limit ?? Infinity, (rel, payload) => {
+  const visit = (rel: number, payload: () => string): boolean => {
     const offset = rel + shift;
-    const check = rehash === 'stored' ? sub.subarray(rel + HEADER_BYTES, rel + HEADER_BYTES + sub.readUInt32BE(rel)) : rehash;
+    const check = rehash !== 'stored' ? rehash : checked?.(count) ? 'checked' : sub.subarray(rel + HEADER_BYTES, rel + HEADER_BYTES + sub.readUInt32BE(rel));
     const ev = verified(payload(), offset, base.seq + count + 1, prevHash, check);
     if (typeof ev === 'string') {
       corrupt = { offset, reason: ev };
@@ -100,7 +106,13 @@ export function scanLog(buf: Buffer, base: ScanBase = LOG_START, bufStart = 0, o
     prevHash = ev.hash;
     lastOffset = offset;
     return true;
-  });
+  };
+  let un: ReturnType<typeof eachFrame>;
+  try {
+    un = eachFrame(sub, bufStart + shift, o.limit ?? Infinity, visit, checked);
+  } finally {
+    checker?.stop();
+  }
   const bad = corrupt as { offset: number; reason: string } | null;
   if (bad) return { events, count, goodLength: bad.offset, lastOffset, end: { kind: 'corrupt', ...bad } };
   const end: ScanEnd = un.end.kind === 'clean' ? un.end : { ...un.end, offset: un.end.offset + shift };
@@ -108,7 +120,7 @@ export function scanLog(buf: Buffer, base: ScanBase = LOG_START, bufStart = 0, o
 }
 
 /** The event a record holds when it is JSON, a known version, the seq `want` and links to `prevHash`; else why not. */
-function verified(payload: string, offset: number, want: number, prevHash: string, rehash: boolean | Buffer): StoredEvent | string {
+function verified(payload: string, offset: number, want: number, prevHash: string, rehash: boolean | Buffer | 'checked'): StoredEvent | string {
   let raw: unknown;
   try {
     raw = JSON.parse(payload);
@@ -124,7 +136,9 @@ function verified(payload: string, offset: number, want: number, prevHash: strin
   if (ev.seq !== want) return `seq ${ev.seq} where ${want} was expected`;
   if (ev.prevhash !== prevHash) return `event ${ev.seq} does not link to the previous event's hash`;
   // With the record's bytes (rehash 'stored'), the cheap check first; only its failure recomputes.
-  const intact = rehash === false || (rehash !== true && storedBytesMatch(rehash, ev.hash)) || eventHash(ev) === ev.hash;
+  // 'checked': the checker thread found the bytes carry their hash; is it the one parsed?
+  const cheap = () => (rehash === 'checked' ? hashFieldIs(payload, ev.hash) : typeof rehash !== 'boolean' && storedBytesMatch(rehash, ev.hash));
+  const intact = rehash === false || cheap() || eventHash(ev) === ev.hash;
   if (!intact) return `event ${ev.seq} does not match its own hash (altered)`;
   return ev;
 }
@@ -192,7 +206,7 @@ export async function readAndScan(fh: FileHandle, from: ScanBase, o: ScanOptions
 
 /** Up to `length` bytes from `start` (fewer when the file ends before): not zero-filled first (a long log). */
 async function readFrom(fh: FileHandle, start: number, length: number): Promise<Buffer> {
-  const buf = Buffer.allocUnsafe(length);
+  const buf = sharedBuffer(length);
   let got = 0;
   while (got < length) {
     const { bytesRead } = await fh.read(buf, got, length - got, start + got);

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { crc32 } from 'node:zlib';
 import { frame, HEADER_BYTES } from '../../../src/events/log/framing.ts';
-import { canonicalJson, eventHash, sealEvent, storedBytesMatch } from '../../../src/events/log/hash.ts';
+import { canonicalJson, eventHash, hashFieldIs, sealEvent, storedBytesMatch } from '../../../src/events/log/hash.ts';
 import { EventLog } from '../../../src/events/log/log.ts';
 import { LOG_FILE, scanLog } from '../../../src/events/log/read.ts';
 import type { NewEvent, StoredEvent } from '../../../src/events/domain/types.ts';
@@ -61,6 +61,11 @@ describe('records in canonical form', () => {
     });
     const { hash, payload } = sealEvent({ seq: 1, id: 'h:1', host: 'h', type: 'network.deleted', v: 1, at: 'now', data: { networkId: NET }, prevhash: '0' });
     assert.equal(payload, canonicalJson({ ...JSON.parse(payload), hash }));
+    // What the checker thread's verdict is joined with: the hash field read is the one parsed.
+    assert.ok(hashFieldIs(payload, hash));
+    assert.ok(!hashFieldIs(payload, hash.replace(/^./, (c) => (c === '0' ? '1' : '0'))));
+    assert.ok(!hashFieldIs(payload, hash.slice(1)));
+    assert.ok(!hashFieldIs(payload, null));
   });
 
   it('every byte changed, the checksum recomputed: the stored-bytes scan gives the full scan\'s verdict', (t) => {
