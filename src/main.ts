@@ -95,6 +95,8 @@ async function openState(cfg: ServeConfig, log: Logger, metrics: Metrics | null)
     cfg.stateDir,
     { host: cfg.host, ...(metrics ? { onFlush: metrics.onFlush } : {}) },
     { snapshotEvery: SNAPSHOT_EVERY, onSnapshotError: (e) => log.error({ err: e }, 'could not write a snapshot') },
+    // The replayed events are only the audit outbox's (startPublisher).
+    cfg.nats ? undefined : 1,
   );
   const { state, replayed, fromSnapshotSeq, repaired, warnings } = opened;
   if (repaired) log.warn(repaired, 'event log had a torn tail (crash mid-write); cut back to the last good record, the cut bytes kept in keptAs');

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadState } from '../../src/events/log/open.ts';
 import { generateLog } from '../offline/gen-log.ts';
-import { startBenchDaemon } from '../offline/daemon.ts';
+import { cpuMs, startBenchDaemon } from '../offline/daemon.ts';
 import { withNetns } from '../offline/netns.ts';
 import { measure, type BenchOptions, type BenchResult } from '../rows.ts';
 
@@ -28,9 +28,12 @@ async function replayInProcess(stateDir: string): Promise<{ ms: number; cpu: num
   }
 }
 
-async function startOnce(netns: string, dir: string, withSnapshot: boolean): Promise<number> {
+/** ms until the socket answers, and the worker's CPU ms until then (all its threads, from /proc). */
+async function startOnce(netns: string, dir: string, withSnapshot: boolean, cpu: number[] = []): Promise<number> {
   if (!withSnapshot) await unlink(join(dir, 'state', 'snapshot.json')).catch(() => undefined);
   const d = await startBenchDaemon({ netns, dir, extraArgs: ['--reconcile-interval', '0'], cpuProfDir: process.env['BENCH_CPU_PROF_DIR'], readyTimeoutMs: 300_000 });
+  const worker = d.workerPid();
+  if (worker !== null) cpu.push(cpuMs(worker));
   await d.stop();
   return d.readyMs;
 }
@@ -47,10 +50,11 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
       await startOnce(netns, dir, true);
       const snap: number[] = [];
       const full: number[] = [];
+      const fullCpu: number[] = [];
       const empty: number[] = [];
       for (let i = 0; i < rounds; i++) {
         snap.push(await startOnce(netns, dir, true));
-        full.push(await startOnce(netns, dir, false));
+        full.push(await startOnce(netns, dir, false, fullCpu));
         // The same start with an empty log, in its own namespace: what Node and the daemon cost anyway.
         const bare = await mkdtemp(join(tmpdir(), 'ledgernet-bench-05-empty-'));
         try {
@@ -69,7 +73,8 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
           f,
           e,
           measure('full replay in the benchmark process (read, chain and hashes checked, folded)', 'ms', [inProcess.ms]),
-          measure('CPU of that replay', 'ms', [inProcess.cpu]),
+          measure('CPU of that replay (both threads)', 'ms', [inProcess.cpu]),
+          measure('CPU of the worker process in the full-replay start, until the socket answered (all its threads)', 'ms', fullCpu),
           measure('writing the log (generator)', 'ms', [gen.ms]),
         ],
         verdicts: [

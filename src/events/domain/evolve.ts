@@ -36,11 +36,17 @@ export function folder(state: State): { add(event: StoredEvent): void; result():
 
 /** A deep copy of JSON data (state, event data): far cheaper than structuredClone for small objects. */
 function cloneJson<T>(v: T): T {
-  if (Array.isArray(v)) return v.map(cloneJson) as T;
   if (v === null || typeof v !== 'object') return v;
+  if (Array.isArray(v)) return v.map(cloneJson) as T;
   const out: Record<string, unknown> = {};
-  for (const [k, x] of Object.entries(v)) out[k] = cloneJson(x);
+  // Keys, not entries, and no spread of the result: a replay copies every created object's data.
+  for (const k of Object.keys(v)) out[k] = cloneJson((v as Record<string, unknown>)[k]);
   return out as T;
+}
+
+/** A copy of `data` with `extra` added (Object.assign: spreading a parsed record is ~10× slower in V8). */
+function copyWith<T extends object, E extends object>(data: T, extra: E): T & E {
+  return Object.assign(cloneJson(data), extra);
 }
 
 /** Folds one event into a plain mutable state (not frozen, not an immer draft). */
@@ -53,7 +59,7 @@ export function evolveInPlace(draft: Draft<State>, event: StoredEvent): void {
 function apply(draft: Draft<State>, event: StoredEvent): void {
   switch (event.type) {
     case 'network.created':
-      draft.networks[event.data.networkId] = castDraft({ ...cloneJson(event.data), createdSeq: event.seq });
+      draft.networks[event.data.networkId] = castDraft(copyWith(event.data, { createdSeq: event.seq }));
       return;
     case 'network.deleted':
     case 'network.rolledback':
@@ -64,15 +70,9 @@ function apply(draft: Draft<State>, event: StoredEvent): void {
       }
       return;
     case 'endpoint.created':
-      draft.endpoints[event.data.endpointId] = castDraft({
-        ...cloneJson(event.data),
-        joined: false,
-        sandboxKey: null,
-        lost: false,
-        programmed: false,
-        portmap: [],
-        createdSeq: event.seq,
-      });
+      draft.endpoints[event.data.endpointId] = castDraft(
+        copyWith(event.data, { joined: false, sandboxKey: null, lost: false, programmed: false, portmap: [], createdSeq: event.seq }),
+      );
       return;
     case 'endpoint.joined': {
       const ep = draft.endpoints[event.data.endpointId];
@@ -119,13 +119,7 @@ function apply(draft: Draft<State>, event: StoredEvent): void {
       return;
     }
     case 'pool.requested':
-      draft.pools[event.data.poolId] = castDraft({
-        ...cloneJson(event.data),
-        allocated: {},
-        released: {},
-        next: '0',
-        requestedSeq: event.seq,
-      });
+      draft.pools[event.data.poolId] = castDraft(copyWith(event.data, { allocated: {}, released: {}, next: '0', requestedSeq: event.seq }));
       return;
     case 'pool.released':
       delete draft.pools[event.data.poolId];

@@ -33,10 +33,16 @@ export function rangeOf(p: PoolState): Prefix {
 /** A CIDR this version recorded (canonical); old records are canonicalised when the state is
  * loaded (upcastState), so a failure here is a bug, named as such. */
 function must(cidr: string): Prefix {
+  const known = parsed.get(cidr);
+  if (known) return known;
   const p = parsePrefix(cidr);
   if (!p) throw new DriverError('LN_ERR_INTERNAL', `the state holds a CIDR ledgernet cannot read: ${JSON.stringify(cidr)}`);
+  if (parsed.size >= 1024) parsed.clear();
+  parsed.set(cidr, p);
   return p;
 }
+/** The pools' ranges, parsed once (a replay folds an address event per allocation). */
+const parsed = new Map<string, Prefix>();
 
 /** Addresses never handed out: the pool's network address, and its IPv4 broadcast. */
 const reserved = isNetworkOrBroadcast;

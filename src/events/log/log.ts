@@ -6,7 +6,7 @@ import { mkdir, open, statfs, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { DriverError } from '../../errors.ts';
 import { frame } from './framing.ts';
-import { eventHash } from './hash.ts';
+import { sealEvent } from './hash.ts';
 import { EventVersions, type NewEvent, type StoredEvent } from '../domain/types.ts';
 import { checkCovers, corruptError, keepTorn, LOG_FILE, LOG_START, readAndScan, type ScanBase, type ScanOptions } from './read.ts';
 
@@ -166,6 +166,7 @@ export class EventLog {
   /** Stamps the events now (in call order) and queues them for the next group commit. */
   append(events: readonly NewEvent[]): AppendResult {
     const at = this.now().toISOString();
+    const payloads: string[] = [];
     const stored = events.map((e) => {
       this.seq += 1;
       const base = {
@@ -178,12 +179,14 @@ export class EventLog {
         data: e.data,
         prevhash: this.hash,
       };
-      const hash = eventHash(base as Omit<StoredEvent, 'hash'>);
+      // Stored in canonical form, so that a replay checks the hash over the stored bytes.
+      const { hash, payload } = sealEvent(base as Omit<StoredEvent, 'hash'>);
       this.hash = hash;
+      payloads.push(payload);
       return { ...base, hash } as StoredEvent;
     });
     if (stored.length === 0) return { stored, durable: Promise.resolve() };
-    const frames = stored.map((s) => frame(JSON.stringify(s)));
+    const frames = payloads.map(frame);
     const buf = Buffer.concat(frames);
     const lastEvent = stored[stored.length - 1] as StoredEvent;
     const last = { seq: lastEvent.seq, hash: lastEvent.hash, len: frames[frames.length - 1]?.length ?? 0 };

@@ -4,8 +4,9 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DriverError } from '../../errors.ts';
-import { eachFrame, unframe, type ScanEnd } from './framing.ts';
-import { eventHash } from './hash.ts';
+import { eachFrame, HEADER_BYTES, unframe, type ScanEnd } from './framing.ts';
+import { startChecker, sharedBuffer, type Checker } from './check-thread.ts';
+import { eventHash, hashFieldIs, storedBytesMatch } from './hash.ts';
 import { GENESIS_HASH, type StoredEvent } from '../domain/types.ts';
 import { upcast } from './upcast.ts';
 
@@ -48,8 +49,13 @@ export interface ScanOptions {
    * Recompute each event's hash (default true). Without: checksum, JSON, seq and chain links
    * only, for the publisher, which reads what the start already checked from the snapshot on,
    * sends the stored hash along, and whose observers recompute it (`audit --verify`).
+   * 'stored' (a start's replay): checked over the stored bytes when the record is in the
+   * canonical form this version writes (`storedBytesMatch`), else recomputed; a changed byte
+   * fails the first check, so the recomputation still decides every damaged record.
    */
-  readonly rehash?: boolean;
+  readonly rehash?: boolean | 'stored';
+  /** With rehash 'stored': the checker thread to use (tests start one and let it run ahead); stopped at the end. */
+  readonly checker?: Checker;
 }
 
 /** True when the record between `recordOffset` and `offset` is the event `seq` with `hash`. */
@@ -79,10 +85,16 @@ export function scanLog(buf: Buffer, base: ScanBase = LOG_START, bufStart = 0, o
   let prevHash = base.hash;
   let lastOffset = -1;
   let corrupt: { offset: number; reason: string } | null = null;
+  const sub = buf.subarray(shift);
+  const rehash = o.rehash ?? true;
+  // A long replay's checksums and stored-bytes hashes are checked on the second core as well.
+  const checker = rehash === 'stored' ? (o.checker ?? startChecker(sub)) : null;
+  const checked = checker ? (n: number) => checker.checked(n) : undefined;
   // One record at a time: parsed, checked, handed on, and garbage before the next (a long replay).
-  const un = eachFrame(buf.subarray(shift), bufStart + shift, o.limit ?? Infinity, (rel, payload) => {
+  const visit = (rel: number, payload: () => string): boolean => {
     const offset = rel + shift;
-    const ev = verified(payload(), offset, base.seq + count + 1, prevHash, o.rehash ?? true);
+    const check = rehash !== 'stored' ? rehash : checked?.(count) ? 'checked' : sub.subarray(rel + HEADER_BYTES, rel + HEADER_BYTES + sub.readUInt32BE(rel));
+    const ev = verified(payload(), offset, base.seq + count + 1, prevHash, check);
     if (typeof ev === 'string') {
       corrupt = { offset, reason: ev };
       return false;
@@ -94,7 +106,13 @@ export function scanLog(buf: Buffer, base: ScanBase = LOG_START, bufStart = 0, o
     prevHash = ev.hash;
     lastOffset = offset;
     return true;
-  });
+  };
+  let un: ReturnType<typeof eachFrame>;
+  try {
+    un = eachFrame(sub, bufStart + shift, o.limit ?? Infinity, visit, checked);
+  } finally {
+    checker?.stop();
+  }
   const bad = corrupt as { offset: number; reason: string } | null;
   if (bad) return { events, count, goodLength: bad.offset, lastOffset, end: { kind: 'corrupt', ...bad } };
   const end: ScanEnd = un.end.kind === 'clean' ? un.end : { ...un.end, offset: un.end.offset + shift };
@@ -102,7 +120,7 @@ export function scanLog(buf: Buffer, base: ScanBase = LOG_START, bufStart = 0, o
 }
 
 /** The event a record holds when it is JSON, a known version, the seq `want` and links to `prevHash`; else why not. */
-function verified(payload: string, offset: number, want: number, prevHash: string, rehash: boolean): StoredEvent | string {
+function verified(payload: string, offset: number, want: number, prevHash: string, rehash: boolean | Buffer | 'checked'): StoredEvent | string {
   let raw: unknown;
   try {
     raw = JSON.parse(payload);
@@ -117,7 +135,11 @@ function verified(payload: string, offset: number, want: number, prevHash: strin
   }
   if (ev.seq !== want) return `seq ${ev.seq} where ${want} was expected`;
   if (ev.prevhash !== prevHash) return `event ${ev.seq} does not link to the previous event's hash`;
-  if (rehash && eventHash(ev) !== ev.hash) return `event ${ev.seq} does not match its own hash (altered)`;
+  // With the record's bytes (rehash 'stored'), the cheap check first; only its failure recomputes.
+  // 'checked': the checker thread found the bytes carry their hash; is it the one parsed?
+  const cheap = () => (rehash === 'checked' ? hashFieldIs(payload, ev.hash) : typeof rehash !== 'boolean' && storedBytesMatch(rehash, ev.hash));
+  const intact = rehash === false || cheap() || eventHash(ev) === ev.hash;
+  if (!intact) return `event ${ev.seq} does not match its own hash (altered)`;
   return ev;
 }
 
@@ -125,7 +147,7 @@ function verified(payload: string, offset: number, want: number, prevHash: strin
  * Reads the log without taking the writer's lock and without repairing it (CLI readers). With a
  * `from` base (a snapshot's position) only the records after it are read, when it lines up.
  */
-export async function readLog(dir: string, from: ScanBase = LOG_START, part?: { limit: number; rehash: boolean }): Promise<ScanResult & { base: ScanBase }> {
+export async function readLog(dir: string, from: ScanBase = LOG_START, part?: Pick<ScanOptions, 'limit' | 'rehash' | 'consume' | 'keep'>): Promise<ScanResult & { base: ScanBase }> {
   // A part (limit) ends before the head, so only a whole read can tell that the log holds too little.
   let fh: FileHandle;
   try {
@@ -139,7 +161,7 @@ export async function readLog(dir: string, from: ScanBase = LOG_START, part?: { 
   try {
     const res = await readAndScan(fh, from, part ?? {});
     if (res.end.kind === 'corrupt') throw corruptError(dir, res.end.offset, res.end.reason);
-    if (part === undefined) checkCovers(dir, from, res);
+    if (part?.limit === undefined) checkCovers(dir, from, res);
     return res;
   } finally {
     await fh.close();
@@ -168,8 +190,7 @@ export async function readAndScan(fh: FileHandle, from: ScanBase, o: ScanOptions
   const size = (await fh.stat()).size;
   if (from.offset > 0 && from.recordOffset >= 0 && from.recordOffset < from.offset && from.offset <= size) {
     const start = from.recordOffset;
-    const part = Buffer.alloc(size - start);
-    await fh.read(part, 0, part.length, start);
+    const part = await readFrom(fh, start, size - start);
     const rel: ScanBase = { ...from, offset: from.offset - start, recordOffset: 0 };
     if (baseLinesUp(part, rel)) {
       // The consumer is told the file's base, not the part's.
@@ -179,9 +200,20 @@ export async function readAndScan(fh: FileHandle, from: ScanBase, o: ScanOptions
       return { events: r.events, count: r.count, goodLength: r.goodLength + start, lastOffset: r.lastOffset < 0 ? -1 : r.lastOffset + start, end, base: from };
     }
   }
-  const whole = Buffer.alloc(size);
-  await fh.read(whole, 0, size, 0);
+  const whole = await readFrom(fh, 0, size);
   return { ...scanLog(whole, LOG_START, 0, o), base: LOG_START };
+}
+
+/** Up to `length` bytes from `start` (fewer when the file ends before): not zero-filled first (a long log). */
+async function readFrom(fh: FileHandle, start: number, length: number): Promise<Buffer> {
+  const buf = sharedBuffer(length);
+  let got = 0;
+  while (got < length) {
+    const { bytesRead } = await fh.read(buf, got, length - got, start + got);
+    if (bytesRead === 0) break;
+    got += bytesRead;
+  }
+  return buf.subarray(0, got);
 }
 
 /** The seq of the last good record of a scan (after a repair of its torn tail). */
