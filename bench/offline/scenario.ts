@@ -3,7 +3,7 @@
 // firewall holds its isolation, icc and masquerade rules). As commands (for a state built from
 // events) and as the plugin calls Docker would make for them.
 import { bridgeName, peerName, vethName } from '../../src/events/domain/naming.ts';
-import type { Draft } from 'immer';
+import { freeze, type Draft } from 'immer';
 import type { Command } from '../../src/events/domain/commands.ts';
 import { decide } from '../../src/events/domain/decide.ts';
 import { evolveInPlace } from '../../src/events/domain/evolve.ts';
@@ -72,7 +72,7 @@ export function createEndpointBody(l: Layout, e: number): object {
   return { NetworkID: spec.networkId, EndpointID: spec.endpointId, Interface: { Address: spec.address, AddressIPv6: '', MacAddress: '' }, Options: {} };
 }
 
-/** The state after deciding and folding `cmds` in turn, stamped as the log stamps events. */
+/** The state after deciding and folding `cmds` in turn, stamped as the log stamps events; frozen, as the daemon's states are. */
 export function stateFrom(cmds: readonly Command[]): State {
   const state = structuredClone(emptyState) as Draft<State>;
   for (const cmd of cmds) {
@@ -81,5 +81,5 @@ export function stateFrom(cmds: readonly Command[]): State {
       evolveInPlace(state, { ...base, hash: eventHash(base as Omit<StoredEvent, 'hash'>) } as StoredEvent);
     }
   }
-  return state;
+  return freeze(state as State, true);
 }

@@ -14,91 +14,180 @@ function created(name: string, kind: string, fields: Partial<Link>): Link {
   return { name, index: 0, kind, master: null, mtu: 1500, up: true, alias: null, group: 'default', mac: null, peer: null, peerInOtherNetns: false, ...fields };
 }
 
-function withoutLinks(s: KernelSnapshot, names: ReadonlySet<string>): KernelSnapshot {
-  if (names.size === 0) return s;
-  const gone = new Set(names);
-  // Deleting one end of a veth deletes the other.
-  for (const l of s.links) if (gone.has(l.name) && l.peer !== null) gone.add(l.peer);
-  const routeLocalnet = Object.fromEntries(Object.entries(s.routeLocalnet).filter(([k]) => !gone.has(k)));
-  const ingressRedirects = Object.fromEntries(Object.entries(s.ingressRedirects).filter(([k]) => !gone.has(k)));
-  return {
-    ...s,
+/**
+ * The link-level parts of a snapshot, mutable, while one batch of changes is folded in: one copy
+ * per batch instead of one per change (at 2,000 endpoints the per-change copies took 85 ms).
+ */
+class LinkDraft {
+  readonly links: Map<string, Link>;
+  readonly addrs = new Map<string, Addr[]>();
+  readonly routeLocalnet: Record<string, boolean>;
+  readonly ingressRedirects: Record<string, readonly string[]>;
+  private qdiscs: Map<string, Qdisc[]> | null = null;
+  /** master → the links enslaved to it; made at the first delete. */
+  private slaves: Map<string, Set<string>> | null = null;
+
+  private readonly s: KernelSnapshot;
+
+  constructor(s: KernelSnapshot) {
+    this.s = s;
+    this.links = new Map(s.links.map((l) => [l.name, l]));
+    for (const a of s.addrs) this.addrsOf(a.dev).push(a);
+    this.routeLocalnet = { ...s.routeLocalnet };
+    this.ingressRedirects = { ...s.ingressRedirects };
+  }
+
+  addrsOf(dev: string): Addr[] {
+    let list = this.addrs.get(dev);
+    if (!list) this.addrs.set(dev, (list = []));
+    return list;
+  }
+
+  /** `l` in place of the link of its name; `created`: a new link, listed last (as `ip` lists a new ifindex). */
+  put(l: Link, isNew = false): void {
+    if (isNew) this.links.delete(l.name);
+    this.links.set(l.name, l);
+    if (l.master !== null && this.slaves !== null) addTo(this.slaves, l.master, l.name);
+  }
+
+  delete(names: ReadonlySet<string>): void {
+    if (names.size === 0) return;
+    const gone = new Set(names);
+    // Deleting one end of a veth deletes the other.
+    for (const n of names) {
+      const peer = this.links.get(n)?.peer;
+      if (peer) gone.add(peer);
+    }
+    this.slaves ??= this.indexSlaves();
+    this.qdiscs ??= byDev(this.s.qdiscs);
+    for (const n of gone) {
+      this.links.delete(n);
+      this.addrs.delete(n);
+      this.qdiscs.delete(n);
+      delete this.routeLocalnet[n];
+      delete this.ingressRedirects[n];
+    }
     // A link enslaved to a deleted bridge is released by the kernel.
-    links: s.links.filter((l) => !gone.has(l.name)).map((l) => (l.master !== null && gone.has(l.master) ? { ...l, master: null } : l)),
-    addrs: s.addrs.filter((a) => !gone.has(a.dev)),
-    qdiscs: s.qdiscs.filter((q) => !gone.has(q.dev)),
-    routeLocalnet,
-    ingressRedirects,
-  };
+    for (const n of gone) {
+      for (const name of this.slaves.get(n) ?? []) {
+        const l = this.links.get(name);
+        if (l?.master === n) this.links.set(name, { ...l, master: null });
+      }
+      this.slaves.delete(n);
+    }
+  }
+
+  private indexSlaves(): Map<string, Set<string>> {
+    const out = new Map<string, Set<string>>();
+    for (const l of this.links.values()) if (l.master !== null) addTo(out, l.master, l.name);
+    return out;
+  }
+
+  done(): KernelSnapshot {
+    return {
+      ...this.s,
+      links: [...this.links.values()],
+      addrs: [...this.addrs.values()].flat(),
+      qdiscs: this.qdiscs === null ? this.s.qdiscs : [...this.qdiscs.values()].flat(),
+      routeLocalnet: this.routeLocalnet,
+      ingressRedirects: this.ingressRedirects,
+    };
+  }
 }
 
-function replaceLink(s: KernelSnapshot, name: string, f: (l: Link) => Link): KernelSnapshot {
-  return { ...s, links: s.links.map((l) => (l.name === name ? f(l) : l)) };
+function addTo(index: Map<string, Set<string>>, key: string, name: string): void {
+  const set = index.get(key);
+  if (set) set.add(name);
+  else index.set(key, new Set([name]));
 }
 
-function linkChange(s: KernelSnapshot, c: LinkChange): KernelSnapshot {
-  const base = 'replaces' in c ? withoutLinks(s, new Set(c.replaces ?? [])) : s;
+/** Items (addresses, qdiscs) by their device, in order. */
+export function byDev<T extends { readonly dev: string }>(items: readonly T[]): Map<string, T[]> {
+  const out = new Map<string, T[]>();
+  for (const item of items) {
+    const list = out.get(item.dev);
+    if (list) list.push(item);
+    else out.set(item.dev, [item]);
+  }
+  return out;
+}
+
+function linkChange(d: LinkDraft, c: LinkChange): void {
+  if ('replaces' in c) d.delete(new Set(c.replaces ?? []));
   switch (c.kind) {
     case 'bridge.create':
-      return {
-        ...base,
-        links: [...base.links, created(c.name, 'bridge', { mtu: c.mtu, alias: c.alias, ...(c.noLinkLocal ? { addrGenMode: 'none' } : {}) })],
-        routeLocalnet: { ...base.routeLocalnet, [c.name]: false },
-      };
-    case 'veth.create': {
-      const host = created(c.name, 'veth', { mtu: c.mtu, alias: c.alias, master: c.master, peer: c.peer });
-      const peer = created(c.peer, 'veth', { mtu: c.mtu, alias: c.peerAlias, up: false, peer: c.name, mac: c.peerMac });
-      return { ...base, links: [...base.links, host, peer] };
-    }
+      d.put(created(c.name, 'bridge', { mtu: c.mtu, alias: c.alias, ...(c.noLinkLocal ? { addrGenMode: 'none' } : {}) }), true);
+      d.routeLocalnet[c.name] = false;
+      return;
+    case 'veth.create':
+      d.put(created(c.name, 'veth', { mtu: c.mtu, alias: c.alias, master: c.master, peer: c.peer }), true);
+      d.put(created(c.peer, 'veth', { mtu: c.mtu, alias: c.peerAlias, up: false, peer: c.name, mac: c.peerMac }), true);
+      return;
     case 'ifb.create':
-      return { ...base, links: [...base.links, created(c.name, 'ifb', { alias: c.alias, mtu: 1500 })] };
-    case 'link.set':
-      return replaceLink(base, c.name, (l) => ({
+      d.put(created(c.name, 'ifb', { alias: c.alias, mtu: 1500 }), true);
+      return;
+    case 'link.set': {
+      const l = d.links.get(c.name);
+      if (!l) return;
+      d.put({
         ...l,
         ...(c.mtu !== undefined ? { mtu: c.mtu } : {}),
         ...(c.alias !== undefined ? { alias: c.alias, group: 'default' } : {}),
         ...(c.master !== undefined ? { master: c.master } : {}),
         ...(c.up ? { up: true } : {}),
         ...(c.noLinkLocal ? { addrGenMode: 'none' } : {}),
-      }));
-    case 'addr.add': {
-      const addr: Addr = { dev: c.dev, family: c.cidr.includes(':') ? 'inet6' : 'inet', cidr: c.cidr, scope: 'global' };
-      return { ...base, addrs: [...base.addrs, addr] };
+      });
+      return;
     }
-    case 'addr.del':
-      return { ...base, addrs: base.addrs.filter((a) => !(a.dev === c.dev && a.cidr === c.cidr)) };
+    case 'addr.add':
+      d.addrsOf(c.dev).push({ dev: c.dev, family: c.cidr.includes(':') ? 'inet6' : 'inet', cidr: c.cidr, scope: 'global' });
+      return;
+    case 'addr.del': {
+      const list = d.addrs.get(c.dev);
+      if (list) d.addrs.set(c.dev, list.filter((a) => a.cidr !== c.cidr));
+      return;
+    }
     case 'link.delete':
-      return withoutLinks(base, new Set([c.name]));
+      d.delete(new Set([c.name]));
+      return;
   }
 }
 
-function shapingChange(s: KernelSnapshot, c: ShapingChange): KernelSnapshot {
-  const others = (pred: (q: Qdisc) => boolean) => s.qdiscs.filter((q) => !(q.dev === c.name && pred(q)));
-  const { [c.name]: _dropped, ...redirectsWithout } = s.ingressRedirects;
+function shapingChange(qdiscs: Map<string, Qdisc[]>, redirects: Record<string, readonly string[]>, c: ShapingChange): void {
+  const others = (pred: (q: Qdisc) => boolean) => (qdiscs.get(c.name) ?? []).filter((q) => !pred(q));
   switch (c.kind) {
-    case 'qdisc.set': {
-      const tbf: Qdisc = { dev: c.name, kind: 'tbf', handle: '8001:', root: true, parent: null, rate: c.rate / 8 };
-      return { ...s, qdiscs: [...others((q) => q.root), tbf] };
-    }
+    case 'qdisc.set':
+      qdiscs.set(c.name, [...others((q) => q.root), { dev: c.name, kind: 'tbf', handle: '8001:', root: true, parent: null, rate: c.rate / 8 }]);
+      return;
     case 'qdisc.delete':
-      return { ...s, qdiscs: others((q) => q.root) };
-    case 'redirect.set': {
-      const ingress: Qdisc = { dev: c.name, kind: 'ingress', handle: 'ffff:', root: false, parent: 'ffff:fff1', rate: null };
-      return { ...s, qdiscs: [...others((q) => q.kind === 'ingress'), ingress], ingressRedirects: { ...redirectsWithout, [c.name]: [c.to] } };
-    }
+      qdiscs.set(c.name, others((q) => q.root));
+      return;
+    case 'redirect.set':
+      qdiscs.set(c.name, [...others((q) => q.kind === 'ingress'), { dev: c.name, kind: 'ingress', handle: 'ffff:', root: false, parent: 'ffff:fff1', rate: null }]);
+      redirects[c.name] = [c.to];
+      return;
     case 'redirect.delete':
-      return { ...s, qdiscs: others((q) => q.kind === 'ingress'), ingressRedirects: redirectsWithout };
+      qdiscs.set(c.name, others((q) => q.kind === 'ingress'));
+      delete redirects[c.name];
+      return;
   }
 }
 
 /** The kernel after `changes` were applied to `s` without failing. Pure. */
 export function afterLinkChanges(s: KernelSnapshot, changes: readonly LinkChange[]): KernelSnapshot {
-  return changes.reduce(linkChange, s);
+  if (changes.length === 0) return s;
+  const d = new LinkDraft(s);
+  for (const c of changes) linkChange(d, c);
+  return d.done();
 }
 
 /** The kernel after shaping `changes` were applied to `s` without failing. Pure. */
 export function afterShapingChanges(s: KernelSnapshot, changes: readonly ShapingChange[]): KernelSnapshot {
-  return changes.reduce(shapingChange, s);
+  if (changes.length === 0) return s;
+  const qdiscs = byDev(s.qdiscs);
+  const ingressRedirects = { ...s.ingressRedirects };
+  for (const c of changes) shapingChange(qdiscs, ingressRedirects, c);
+  return { ...s, qdiscs: [...qdiscs.values()].flat(), ingressRedirects };
 }
 
 /** The kernel after route_localnet was set on bridges. Pure. */

@@ -10,35 +10,62 @@ import {
 } from './json-fields.ts';
 
 const WHAT = 'ip -j -d link show';
+const WHAT_PLAIN = 'ip -j link show';
+
+/** What `-d` adds to a link that a plan reads: its kind, and a bridge's IPv6 address generation. */
+export type LinkDetail = Pick<Link, 'kind' | 'addrGenMode'>;
 
 /**
  * Parses `ip -j -d link show` output into links, in the order `ip` printed them.
  * @throws DriverError `LN_ERR_KERNEL_PARSE` when the text is not the expected JSON.
  */
 export function parseLinks(json: string): Link[] {
-  return parseJsonRecords(json, WHAT).map(toLink);
+  return parseJsonRecords(json, WHAT).map((rec, i) => toLink(rec, i, WHAT, detailOf(rec, `entry ${i}`)));
 }
 
-function toLink(rec: JsonRecord, i: number): Link {
-  const label = `entry ${i}`;
+/**
+ * Parses `ip -j link show` output (no `-d`: a third of the text, and no timers, so the same
+ * links print the same text) into links, their detail from `detailOf` (by ifindex and name).
+ * Null when `detailOf` does not know a link's detail, or a veth it knows prints no peer: the
+ * caller reads them with `-d`.
+ * @throws DriverError `LN_ERR_KERNEL_PARSE` when the text is not the expected JSON.
+ */
+export function parsePlainLinks(json: string, detailOf: (index: number, name: string) => LinkDetail | undefined): Link[] | null {
+  const out: Link[] = [];
+  for (const [i, rec] of parseJsonRecords(json, WHAT_PLAIN).entries()) {
+    const label = `entry ${i}`;
+    const detail = detailOf(requireNumber(rec, 'ifindex', WHAT_PLAIN, label), requireString(rec, 'ifname', WHAT_PLAIN, label));
+    // A veth always names its peer (`link`, or `link_index` across namespaces): without, it is not the veth it was.
+    if (detail === undefined || (detail.kind === 'veth' && rec['link'] === undefined && rec['link_index'] === undefined)) return null;
+    out.push(toLink(rec, i, WHAT_PLAIN, detail));
+  }
+  return out;
+}
+
+function detailOf(rec: JsonRecord, label: string): LinkDetail {
   const kind = readKind(rec, label);
-  const isVeth = kind === 'veth';
+  // Only bridges: the one kind whose address generation ledgernet sets (the isolated gateway mode).
+  return { kind, ...(kind === 'bridge' && typeof rec['inet6_addr_gen_mode'] === 'string' ? { addrGenMode: rec['inet6_addr_gen_mode'] } : {}) };
+}
+
+function toLink(rec: JsonRecord, i: number, what: string, detail: LinkDetail): Link {
+  const label = `entry ${i}`;
+  const isVeth = detail.kind === 'veth';
   return {
-    name: requireString(rec, 'ifname', WHAT, label),
-    index: requireNumber(rec, 'ifindex', WHAT, label),
-    kind,
-    master: optionalString(rec, 'master', WHAT, label),
-    mtu: requireNumber(rec, 'mtu', WHAT, label),
-    up: requireStringArray(rec, 'flags', WHAT, label).includes('UP'),
-    alias: optionalString(rec, 'ifalias', WHAT, label),
-    group: readGroup(rec, label),
-    mac: optionalString(rec, 'address', WHAT, label),
+    name: requireString(rec, 'ifname', what, label),
+    index: requireNumber(rec, 'ifindex', what, label),
+    kind: detail.kind,
+    master: optionalString(rec, 'master', what, label),
+    mtu: requireNumber(rec, 'mtu', what, label),
+    up: requireStringArray(rec, 'flags', what, label).includes('UP'),
+    alias: optionalString(rec, 'ifalias', what, label),
+    group: readGroup(rec, label, what),
+    mac: optionalString(rec, 'address', what, label),
     // `link` names the peer only when it is in this namespace; across namespaces `ip` prints
     // `link_index` + `link_netnsid` instead, and the index means nothing here.
-    peer: isVeth ? optionalString(rec, 'link', WHAT, label) : null,
+    peer: isVeth ? optionalString(rec, 'link', what, label) : null,
     peerInOtherNetns: isVeth && rec['link_netnsid'] !== undefined,
-    // Only bridges: the one kind whose address generation ledgernet sets (the isolated gateway mode).
-    ...(kind === 'bridge' && typeof rec['inet6_addr_gen_mode'] === 'string' ? { addrGenMode: rec['inet6_addr_gen_mode'] } : {}),
+    ...(detail.addrGenMode === undefined ? {} : { addrGenMode: detail.addrGenMode }),
   };
 }
 
@@ -48,7 +75,7 @@ function readKind(rec: JsonRecord, label: string): string | null {
   return optionalString(asRecord(linkinfo, WHAT, `${label} linkinfo`), 'info_kind', WHAT, label);
 }
 
-function readGroup(rec: JsonRecord, label: string): string | null {
+function readGroup(rec: JsonRecord, label: string, what: string): string | null {
   const group = rec['group'];
-  return typeof group === 'number' ? String(group) : optionalString(rec, 'group', WHAT, label);
+  return typeof group === 'number' ? String(group) : optionalString(rec, 'group', what, label);
 }

@@ -22,3 +22,6 @@ export function parseSysctl(text: string): Record<string, string> {
 export function ifaceSysctl(family: 'ipv4', iface: string, setting: string): string {
   return `net.${family}.conf.${iface.replaceAll('.', '/')}.${setting}`;
 }
+
+/** The /proc file of an interface's route_localnet (in our own namespace, read and written without sysctl). */
+export const routeLocalnetPath = (iface: string): string => `/proc/sys/net/ipv4/conf/${iface}/route_localnet`;

@@ -1,6 +1,6 @@
 // The only code in ledgernet that runs processes. Argument arrays only, never a shell; every
 // failure leaves here as one DriverError, with execa's error (exit code, stderr) as its cause.
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { DriverError } from '../errors.ts';
 import {
   IP_BATCH_ARGS,
@@ -9,43 +9,26 @@ import {
   renderIpBatch,
 } from './ip-batch.ts';
 import { parseAddrs } from './parse-addrs.ts';
+import { createObserve } from './observe.ts';
 import { parseIpBatchErrors } from './parse-errors.ts';
-import { parseIptablesSave } from './iptables/parse.ts';
 import { parseNftTable } from './nftables/parse.ts';
 import { NFT_FAMILY, NFT_TABLE } from './nftables/table.ts';
 import { parseLinks } from './parse-links.ts';
 import { parseRoutes } from './parse-routes.ts';
-import { ifaceSysctl, parseSysctl } from './parse-sysctl.ts';
-import { parseIngressRedirects, parseQdiscs, parseTcBatchErrors } from './parse-tc.ts';
+import { ifaceSysctl, routeLocalnetPath } from './parse-sysctl.ts';
+import { parseTcBatchErrors } from './parse-tc.ts';
 import { runChanges } from './batch.ts';
 import { createRunner, failOnExit, firstLine, type Outcome } from './runner.ts';
 import { createNft, type NftRoute } from './nft-library.ts';
 import { ipLines } from './iproute/render.ts';
 import { restoreInput } from './iptables/restore.ts';
 import { tcLines } from './tc/render.ts';
-import type { BatchFailure, BatchResult, HostKernel, KernelSnapshot, NftTable, Qdisc, Route } from './types.ts';
-
-const procPath = (iface: string) => `/proc/sys/net/ipv4/conf/${iface}/route_localnet`;
-
-async function readProcRouteLocalnet(bridges: readonly string[]): Promise<Record<string, boolean>> {
-  const values = await Promise.all(
-    bridges.map(async (b) => {
-      try {
-        return [b, (await readFile(procPath(b), 'utf8')).trim() === '1'] as const;
-      } catch (e) {
-        // A bridge deleted since `ip link` was read is not an error.
-        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-        throw new DriverError('LN_ERR_KERNEL_EXEC', `could not read route_localnet of ${b}: ${(e as Error).message}`, { cause: e });
-      }
-    }),
-  );
-  return Object.fromEntries(values.filter((v) => v !== null));
-}
+import type { BatchFailure, BatchResult, HostKernel, NftTable, Route } from './types.ts';
 
 async function writeProcRouteLocalnet(values: Readonly<Record<string, boolean>>): Promise<void> {
   for (const [iface, on] of Object.entries(values)) {
     try {
-      await writeFile(procPath(iface), on ? '1\n' : '0\n');
+      await writeFile(routeLocalnetPath(iface), on ? '1\n' : '0\n');
     } catch (e) {
       throw new DriverError('LN_ERR_KERNEL_EXEC', `could not set route_localnet of ${iface}: ${(e as Error).message}`, { cause: e });
     }
@@ -76,7 +59,8 @@ export function createKernel(opts: KernelOptions): HostKernel {
     throw new DriverError('LN_ERR_INTERNAL', `invalid network namespace name "${netns}"`);
   }
   const run = createRunner(opts.timeoutMs ?? 60_000, netns);
-  const runLean = createRunner(opts.timeoutMs ?? 60_000, netns, true);
+  const runLean = createRunner(opts.timeoutMs ?? 60_000, netns, 'lean');
+  const runFile = createRunner(opts.timeoutMs ?? 60_000, netns, 'file');
   const { nftLibrary: library, onNftRoute: onRoute } = opts;
   const nft = createNft({ timeoutMs: opts.timeoutMs ?? 60_000, run, runLean, ...(netns === undefined ? {} : { netns }), ...(library === undefined ? {} : { library }), ...(onRoute === undefined ? {} : { onRoute }) });
   const ipArgs = (...args: string[]): string[] => (netns === undefined ? args : ['-n', netns, ...args]);
@@ -85,29 +69,6 @@ export function createKernel(opts: KernelOptions): HostKernel {
     netns === undefined ? [cmd, args] : ['ip', ['netns', 'exec', netns, cmd, ...args]];
   const iptables = inNetns;
   const tcArgs = (...args: string[]): string[] => (netns === undefined ? args : ['-n', netns, ...args]);
-  // One `sysctl` for all bridges; -e: a bridge deleted since `ip link` is not an error.
-  const prefixes = opts.filterPrefixes;
-  // One `tc -batch` for the filters of every device of ours that has an ingress qdisc.
-  const readRedirects = async (qdiscs: readonly Qdisc[]): Promise<Record<string, string[]>> => {
-    const devs = qdiscs.filter((q) => q.kind === 'ingress' && prefixes.some((p) => q.dev.startsWith(p))).map((q) => q.dev);
-    if (devs.length === 0) return {};
-    const input = devs.map((d) => `filter show dev ${d} ingress\n`).join('');
-    const o = await run('read ingress filters', 'tc', tcArgs('-j', '-batch', '-'), input);
-    failOnExit(o);
-    return parseIngressRedirects(o.stdout, devs);
-  };
-  const readRouteLocalnet = async (bridges: readonly string[]): Promise<Record<string, boolean>> => {
-    if (bridges.length === 0) return {};
-    // In our own namespace /proc/sys is read directly: no process, and no dependency on procps
-    // (the managed plugin's rootfs has no sysctl binary).
-    if (netns === undefined) return readProcRouteLocalnet(bridges);
-    const keys = bridges.map((b) => ifaceSysctl('ipv4', b, 'route_localnet'));
-    const o = await run('read route_localnet', ...inNetns('sysctl', '-e', ...keys));
-    failOnExit(o);
-    const values = parseSysctl(o.stdout);
-    return Object.fromEntries(bridges.flatMap((b, i) => (values[keys[i] ?? ''] === undefined ? [] : [[b, values[keys[i] ?? ''] === '1']])));
-  };
-
   const ipBatch = async (lines: readonly string[]): Promise<BatchResult> => {
     if (lines.length === 0) return { failures: [] };
     const input = renderIpBatch(lines);
@@ -144,40 +105,7 @@ export function createKernel(opts: KernelOptions): HostKernel {
   };
 
   return {
-    async observe(): Promise<KernelSnapshot> {
-      const [links, addrs, filter, nat, qdiscs, filter6, nat6, nftables, mangle, mangle6] = await Promise.all([
-        run('read links', 'ip', ipArgs('-j', '-d', 'link', 'show')),
-        run('read addresses', 'ip', ipArgs('-j', 'addr', 'show')),
-        run('read the iptables filter table', ...iptables('iptables-save', '-t', 'filter')),
-        run('read the iptables nat table', ...iptables('iptables-save', '-t', 'nat')),
-        run('read qdiscs', 'tc', tcArgs('-j', 'qdisc', 'show')),
-        // IPv6 may be disabled or ip6tables missing: then there is no IPv6 table to converge,
-        // and the IPv4 work goes on without it.
-        run('read the ip6tables filter table', ...iptables('ip6tables-save', '-t', 'filter')).catch(() => null),
-        run('read the ip6tables nat table', ...iptables('ip6tables-save', '-t', 'nat')).catch(() => null),
-        readNftables(),
-        // Direct-access protection (kernel/iptables/gateway-mode.ts); unreadable: left alone.
-        run('read the iptables mangle table', ...iptables('iptables-save', '-t', 'mangle')).catch(() => null),
-        run('read the ip6tables mangle table', ...iptables('ip6tables-save', '-t', 'mangle')).catch(() => null),
-      ]);
-      for (const o of [links, addrs, filter, nat, qdiscs]) failOnExit(o);
-      const parsedLinks = parseLinks(links.stdout);
-      const parsedQdiscs = parseQdiscs(qdiscs.stdout);
-      return {
-        links: parsedLinks,
-        addrs: parseAddrs(addrs.stdout),
-        filter: parseIptablesSave(filter.stdout, 'filter'),
-        nat: parseIptablesSave(nat.stdout, 'nat'),
-        filter6: filter6 === null || filter6.exitCode !== 0 ? null : parseIptablesSave(filter6.stdout, 'filter'),
-        nat6: nat6 === null || nat6.exitCode !== 0 ? null : parseIptablesSave(nat6.stdout, 'nat'),
-        mangle: mangle === null || mangle.exitCode !== 0 ? null : parseIptablesSave(mangle.stdout, 'mangle'),
-        mangle6: mangle6 === null || mangle6.exitCode !== 0 ? null : parseIptablesSave(mangle6.stdout, 'mangle'),
-        qdiscs: parsedQdiscs,
-        ingressRedirects: await readRedirects(parsedQdiscs),
-        routeLocalnet: await readRouteLocalnet(parsedLinks.filter((l) => l.kind === 'bridge').map((l) => l.name)),
-        ...(nftables === undefined ? {} : { nftables }),
-      };
-    },
+    observe: createObserve({ run: runFile, netns, prefixes: opts.filterPrefixes, readNftables }),
 
     async observeInterfaces() {
       const [links, addrs] = await Promise.all([

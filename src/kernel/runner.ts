@@ -3,7 +3,7 @@
 // command's result (exit code, stderr) as its cause.
 import { execa } from 'execa';
 import { DriverError } from '../errors.ts';
-import { spawnLean } from './spawn-lean.ts';
+import { spawnLean, spawnToFile } from './spawn-lean.ts';
 
 export interface Outcome {
   readonly stdout: string;
@@ -18,13 +18,21 @@ export interface Outcome {
 
 export type Runner = (what: string, file: string, args: readonly string[], input?: string) => Promise<Outcome>;
 
-/** `lean`: start the process with spawnLean (the hot path's nft) rather than execa. */
-export function createRunner(timeoutMs: number, netns: string | undefined, lean = false): Runner {
+/**
+ * How a process is started: `execa`; `lean`, node's own spawn (the hot path's commands); `file`,
+ * node's own spawn with stdout read from a temporary file (the full observe's large reads).
+ */
+export type Spawn = 'execa' | 'lean' | 'file';
+
+export function createRunner(timeoutMs: number, netns: string | undefined, how: Spawn = 'execa'): Runner {
   const where = netns === undefined ? '' : ` in network namespace ${netns}`;
   return async (what, file, args, input) => {
-    const result = lean
-      ? await spawnLean(file, args, timeoutMs, input)
-      : await execa(file, args, {
+    const result =
+      how === 'file'
+        ? await spawnToFile(file, args, timeoutMs, input)
+        : how === 'lean'
+          ? await spawnLean(file, args, timeoutMs, input)
+          : await execa(file, args, {
           input: input ?? '',
           reject: false,
           timeout: timeoutMs,

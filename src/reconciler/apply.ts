@@ -1,5 +1,6 @@
 // Design: one pass = at most one `ip -force -batch -`, one `tc -force -batch -`, and the firewall
-// backend's batches (iptables: one `iptables-restore --noflush` per table, kernel/iptables/);
+// backend's batches (iptables: one `iptables-restore --noflush` per table, kernel/iptables/),
+// written while the links are made;
 // spawning costs ~2 ms per process; batching 100 link adds takes 33 ms instead of 259 ms.
 // `-force` keeps the batch going past a failing line so that one broken object does not block
 // the others; the kernel maps the failing lines back to its changes (kernel/batch.ts), which are
@@ -63,6 +64,11 @@ const NO_PROXY_HOST = 'no userland proxy runs in this process (ledgernet serve h
  */
 export async function applyActions(actions: readonly Action[], kernel: Kernel, firewall: FirewallBackend = defaultFirewall, proxies?: ProxyPort): Promise<ApplyResult> {
   const failures: Failure[] = actions.filter((a) => a.kind === 'link.conflict').map((action) => ({ action, message: CONFLICT_MESSAGE }));
+  // Rules name interfaces, they need none to exist: the firewall is written while the links are made.
+  const changes = actions.filter(isFirewallChange);
+  const walls = changes.length > 0 ? firewall.apply(changes, kernel) : Promise.resolve([]);
+  // Should it throw, it does so below, after the links, as it did when it came after them.
+  walls.catch(() => undefined);
   await runBatch(actions.filter((a) => isLinkChange(a)), (c) => kernel.applyLinks(c), failures);
   // A link already gone is what a delete wants (a container's namespace took its veth along).
   const gone = failures.filter((f) => f.action.kind === 'link.delete' && /Cannot find device/i.test(f.message));
@@ -76,8 +82,7 @@ export async function applyActions(actions: readonly Action[], kernel: Kernel, f
       for (const a of localnet) failures.push({ action: a, message: (e as Error).message });
     }
   }
-  const changes = actions.filter(isFirewallChange);
-  if (changes.length > 0) for (const f of await firewall.apply(changes, kernel)) failures.push({ action: f.change, message: f.message });
+  for (const f of await walls) failures.push({ action: f.change, message: f.message });
   const proxied = actions.filter(isProxyChange);
   if (proxied.length > 0 && !proxies) for (const action of proxied) failures.push({ action, message: NO_PROXY_HOST });
   else if (proxies) await runBatch(proxied, (c) => proxies.apply(c), failures);

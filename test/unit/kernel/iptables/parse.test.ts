@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseIptablesSave } from '../../../../src/kernel/iptables/parse.ts';
+import { parseIptablesSave, parseIptablesSaveAll } from '../../../../src/kernel/iptables/parse.ts';
 import { readFixture } from '../../../helpers/fixtures.ts';
 
 const PARSE_ERROR = { name: 'DriverError', code: 'LN_ERR_KERNEL_PARSE' };
@@ -87,4 +87,31 @@ describe('parseIptablesSave', () => {
       assert.throws(() => parseIptablesSave(text, 'filter'), PARSE_ERROR);
     });
   }
+});
+
+describe('parseIptablesSaveAll', () => {
+  const all = () => readFixture('iptables/all.filter-nat-raw.txt');
+
+  it('reads every table asked for from one iptables-save, as iptables-save -t reads each', () => {
+    const tables = parseIptablesSaveAll(all(), ['filter', 'nat']);
+    assert.deepEqual(tables.filter, parseIptablesSave(all(), 'filter'));
+    assert.deepEqual(tables.nat, parseIptablesSave(all(), 'nat'));
+    assert.deepEqual(tables.nat.chains['POSTROUTING']?.rules, ['-s 10.231.7.0/24 ! -o lnb-0123456789a -m comment --comment "ledgernet:net:0123456789ab:masquerade" -j MASQUERADE']);
+  });
+
+  it('gives a table iptables-save did not print (never used here) its built-in chains, as -t prints them', () => {
+    const { mangle, filter } = parseIptablesSaveAll(all(), ['mangle', 'filter']);
+    assert.deepEqual(Object.keys(mangle.chains), ['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING']);
+    assert.deepEqual(mangle.chains['FORWARD'], { name: 'FORWARD', policy: 'ACCEPT', rules: [] });
+    assert.equal(filter.chains['FORWARD']?.rules.length, 1);
+    // A fresh namespace: iptables-save prints nothing, iptables-save -t filter the built-in chains.
+    assert.deepEqual(parseIptablesSaveAll('', ['filter']).filter, parseIptablesSave(readFixture('iptables/filter.empty.txt'), 'filter'));
+  });
+
+  it('skips the sections of other tables unread, and rejects a bad line in a table it reads', () => {
+    const odd = `*raw\nnot iptables-save syntax\nCOMMIT\n${readFixture('iptables/filter.empty.txt')}`;
+    assert.deepEqual(Object.keys(parseIptablesSaveAll(odd, ['filter']).filter.chains), ['INPUT', 'FORWARD', 'OUTPUT']);
+    assert.throws(() => parseIptablesSaveAll(odd, ['raw']), PARSE_ERROR);
+    assert.throws(() => parseIptablesSaveAll('*filter\n:FORWARD ACCEPT [0:0]\n', ['nat']), PARSE_ERROR, 'a table without COMMIT, whatever its name');
+  });
 });

@@ -1,0 +1,125 @@
+// The full observe remembers what cannot change (a link's kind, by ifindex and name) and does not
+// parse again a text it parsed last time (kernel/observe.ts). Here every change made behind its
+// back between two observes (by `ip`, `iptables` in a throwaway namespace) must show in the next
+// one, exactly as a read of everything with `ip -d` and `iptables-save -t` shows it. Needs root.
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+import { execa } from 'execa';
+import { VETH_PREFIX } from '../../src/events/domain/naming.ts';
+import { createKernel, parseAddrs, parseIptablesSave, parseLinks, type HostKernel, type KernelSnapshot } from '../../src/kernel/index.ts';
+import { throwawayNetns } from '../helpers/netns.ts';
+
+const skip = process.getuid?.() === 0 ? false : 'needs root to make network namespaces';
+
+describe('the full observe sees every change between two reads', { skip }, () => {
+  const netns = throwawayNetns('lnobs');
+  let kernel: HostKernel;
+  const ip = (...args: string[]) => execa('ip', ['-n', netns, ...args]);
+  const inNs = (cmd: string, ...args: string[]) => execa('ip', ['netns', 'exec', netns, cmd, ...args]);
+
+  /** The snapshot, checked against a read of everything the old way (`ip -d`, one iptables-save per table). */
+  async function observed(): Promise<KernelSnapshot> {
+    const snap = await kernel.observe();
+    const [links, addrs, filter, nat, mangle] = await Promise.all([
+      ip('-j', '-d', 'link', 'show'),
+      ip('-j', 'addr', 'show'),
+      inNs('iptables-save', '-t', 'filter'),
+      inNs('iptables-save', '-t', 'nat'),
+      inNs('iptables-save', '-t', 'mangle'),
+    ]);
+    const all = parseLinks(links.stdout);
+    assert.deepEqual(snap.links, all, 'links as ip -d prints them');
+    const bridges = new Set(all.filter((l) => l.kind === 'bridge').map((l) => l.name));
+    assert.deepEqual(snap.addrs, parseAddrs(addrs.stdout).filter((a) => bridges.has(a.dev)), 'the addresses of bridges');
+    assert.deepEqual(snap.filter, parseIptablesSave(filter.stdout, 'filter'));
+    assert.deepEqual(snap.nat, parseIptablesSave(nat.stdout, 'nat'));
+    assert.deepEqual(snap.mangle, parseIptablesSave(mangle.stdout, 'mangle'));
+    return snap;
+  }
+  const link = (s: KernelSnapshot, name: string) => s.links.find((l) => l.name === name);
+
+  before(() => {
+    kernel = createKernel({ netns, filterPrefixes: [VETH_PREFIX] });
+  });
+
+  it('reads a fresh namespace: the tables never used as their built-in chains', async () => {
+    const snap = await observed();
+    assert.deepEqual(Object.keys(snap.nat.chains), ['PREROUTING', 'INPUT', 'OUTPUT', 'POSTROUTING']);
+  });
+
+  it('answers an unchanged kernel with what it read before, and sees a changed link at once', async () => {
+    await ip('link', 'add', 'lnb-0b500000001', 'type', 'bridge');
+    await ip('link', 'add', 'lnv-0b500000002', 'type', 'veth', 'peer', 'name', 'lnc-0b500000002');
+    await observed(); // new links: their kinds read with -d
+    const first = await observed();
+    const again = await observed();
+    assert.equal(again.links, first.links, 'the same text is not parsed again');
+    assert.equal(again.filter, first.filter, 'nor the same iptables-save (but for its time stamps)');
+    await ip('link', 'set', 'dev', 'lnv-0b500000002', 'master', 'lnb-0b500000001', 'mtu', '1400', 'alias', 'ledgernet:endpoint:x', 'up');
+    const changed = await observed();
+    assert.deepEqual(
+      { ...link(changed, 'lnv-0b500000002'), index: 0 },
+      { ...link(first, 'lnv-0b500000002'), index: 0, master: 'lnb-0b500000001', mtu: 1400, alias: 'ledgernet:endpoint:x', up: true },
+    );
+  });
+
+  it('sees a link deleted, and one of another kind made under its name, even with the same ifindex', async () => {
+    const bridge = link(await observed(), 'lnb-0b500000001');
+    assert.equal(bridge?.kind, 'bridge');
+    const index = String(bridge?.index);
+    const remake = async (...kind: string[]) => {
+      await ip('link', 'del', 'lnb-0b500000001');
+      await ip('link', 'add', 'lnb-0b500000001', 'index', index, 'type', ...kind);
+      const l = link(await observed(), 'lnb-0b500000001');
+      assert.equal(l?.index, bridge?.index);
+      return l;
+    };
+    // Between two reads, each time: the link deleted and another made under its name and ifindex.
+    assert.equal((await remake('ifb'))?.kind, 'ifb', 'a bridge replaced by an ifb');
+    assert.deepEqual([(await remake('veth', 'peer', 'name', 'lnc-0b500000001'))?.peer], ['lnc-0b500000001'], 'by a veth');
+    assert.equal((await remake('ifb'))?.kind, 'ifb', 'a veth replaced by an ifb');
+    assert.equal(link(await observed(), 'lnc-0b500000001'), undefined, 'its peer went with it');
+    await ip('link', 'del', 'lnb-0b500000001');
+    assert.equal(link(await observed(), 'lnb-0b500000001'), undefined);
+    await ip('link', 'add', 'lnb-0b500000001', 'type', 'ifb');
+    const ifb = link(await observed(), 'lnb-0b500000001');
+    assert.equal(ifb?.kind, 'ifb');
+    assert.notEqual(ifb?.index, bridge?.index);
+  });
+
+  it('sees a renamed link, a veth peer moved to another namespace, and a bridge address generation mode changed', async () => {
+    await ip('link', 'set', 'dev', 'lnb-0b500000001', 'name', 'lnb-0b50000000r');
+    assert.equal(link(await observed(), 'lnb-0b50000000r')?.kind, 'ifb');
+    await ip('link', 'add', 'lnb-0b500000003', 'type', 'bridge');
+    assert.equal(link(await observed(), 'lnb-0b500000003')?.addrGenMode, 'eui64');
+    await ip('link', 'set', 'dev', 'lnb-0b500000003', 'addrgenmode', 'none');
+    assert.equal(link(await observed(), 'lnb-0b500000003')?.addrGenMode, 'none');
+    const other = `${netns}-peer`;
+    await execa('ip', ['netns', 'add', other]);
+    try {
+      await ip('link', 'set', 'dev', 'lnc-0b500000002', 'netns', other);
+      const host = link(await observed(), 'lnv-0b500000002');
+      assert.deepEqual([host?.kind, host?.peer, host?.peerInOtherNetns], ['veth', null, true]);
+    } finally {
+      await execa('ip', ['netns', 'del', other], { reject: false });
+    }
+  });
+
+  it('reads addresses of bridges only, and every change to them', async () => {
+    await ip('addr', 'add', '10.231.70.1/24', 'dev', 'lnb-0b500000003');
+    await ip('addr', 'add', '10.231.71.1/24', 'dev', 'lnb-0b50000000r');
+    const snap = await observed();
+    assert.deepEqual(snap.addrs.filter((a) => a.family === 'inet').map((a) => `${a.dev} ${a.cidr}`), ['lnb-0b500000003 10.231.70.1/24']);
+    await ip('addr', 'del', '10.231.70.1/24', 'dev', 'lnb-0b500000003');
+    assert.deepEqual((await observed()).addrs.filter((a) => a.family === 'inet'), []);
+  });
+
+  it('sees a rule added to or deleted from any table', async () => {
+    await inNs('iptables', '-t', 'mangle', '-A', 'PREROUTING', '-i', 'lnb-0b500000003', '-j', 'ACCEPT');
+    await inNs('iptables', '-t', 'nat', '-A', 'POSTROUTING', '-s', '10.231.70.0/24', '-j', 'MASQUERADE');
+    const snap = await observed();
+    assert.deepEqual(snap.mangle?.chains['PREROUTING']?.rules, ['-i lnb-0b500000003 -j ACCEPT']);
+    await inNs('iptables', '-t', 'nat', '-D', 'POSTROUTING', '-s', '10.231.70.0/24', '-j', 'MASQUERADE');
+    assert.deepEqual((await observed()).nat.chains['POSTROUTING']?.rules, []);
+  });
+});
