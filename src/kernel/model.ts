@@ -19,8 +19,10 @@ function withoutLinks(s: KernelSnapshot, names: ReadonlySet<string>): KernelSnap
   const gone = new Set(names);
   // Deleting one end of a veth deletes the other.
   for (const l of s.links) if (gone.has(l.name) && l.peer !== null) gone.add(l.peer);
-  const routeLocalnet = Object.fromEntries(Object.entries(s.routeLocalnet).filter(([k]) => !gone.has(k)));
-  const ingressRedirects = Object.fromEntries(Object.entries(s.ingressRedirects).filter(([k]) => !gone.has(k)));
+  // Keyed by every bridge (Docker's too): copied only when a deleted link is among them.
+  const without = <T>(r: Readonly<Record<string, T>>) => ([...gone].some((k) => Object.hasOwn(r, k)) ? Object.fromEntries(Object.entries(r).filter(([k]) => !gone.has(k))) : r);
+  const routeLocalnet = without(s.routeLocalnet);
+  const ingressRedirects = without(s.ingressRedirects);
   return {
     ...s,
     // A link enslaved to a deleted bridge is released by the kernel.
