@@ -23,6 +23,8 @@ export interface PassResult {
   readonly durationMs: number;
   /** How many times this pass read the whole kernel (0: it planned against the model). */
   readonly fullReads?: number;
+  /** It planned only the networks changed since the last pass (scoped.ts), against the model. */
+  readonly scoped?: boolean;
   /** The seq of the desired state this pass planned (every intent up to it was read). */
   readonly seq: number;
   /** What the pass applied to cluster networks' VXLAN objects (cluster.ts); absent: nothing. */
@@ -66,6 +68,7 @@ interface Step {
   readonly refused: boolean;
   readonly heldBack: number;
   readonly cluster: readonly VxlanChange[];
+  readonly scoped: boolean;
 }
 
 interface Waiter {
@@ -253,7 +256,8 @@ export class Reconciler {
     const state = this.deps.getState();
     const proxies = this.deps.proxies;
     const firewall = this.deps.firewall ?? defaultFirewall;
-    const kernelPlan = (scoped ? this.planner.scoped(state, snapshot, firewall) : null) ?? this.planner.full(state, snapshot, firewall);
+    const scopedPlan = scoped ? this.planner.scoped(state, snapshot, firewall) : null;
+    const kernelPlan = scopedPlan ?? this.planner.full(state, snapshot, firewall);
     // The listeners are read live each pass (they are in this process: no kernel read to save);
     // with no port on ::1 anywhere and no listener open, there is nothing to plan.
     const proxied = proxies && (this.planner.index.proxies || proxies.list().length > 0);
@@ -270,7 +274,7 @@ export class Reconciler {
     this.model = refused || this.drifts !== drifts ? null : afterActions(snapshot, done.applied, firewall);
     this.planner.settle(this.model, planned, done.applied);
     const cluster = await this.clusterStep.run(trigger, state, snapshot.links);
-    return { state, planned, applied: done.applied, failures: [...done.failures, ...held.failures], refused, heldBack: held.skip.size, cluster };
+    return { state, planned, applied: done.applied, failures: [...done.failures, ...held.failures], refused, heldBack: held.skip.size, cluster, scoped: scopedPlan !== null };
   }
 
   private async pass(trigger: string): Promise<PassResult> {
@@ -292,7 +296,18 @@ export class Reconciler {
     const { state, planned, applied, failures } = step;
     const lost = planned.filter((a) => a.kind === 'endpoint.lost');
     if (lost.length > 0) await this.deps.onLost(lost);
-    const result: PassResult = { trigger, planned, applied, failures, lost, durationMs: performance.now() - t0, fullReads, seq: state.seq, ...(step.cluster.length > 0 ? { cluster: step.cluster } : {}) };
+    const result: PassResult = {
+      trigger,
+      planned,
+      applied,
+      failures,
+      lost,
+      durationMs: performance.now() - t0,
+      fullReads,
+      seq: state.seq,
+      ...(step.scoped ? { scoped: true } : {}),
+      ...(step.cluster.length > 0 ? { cluster: step.cluster } : {}),
+    };
     const nextMs = this.settle(state, failures);
     // A pass that only found the conflicts it logged above has nothing more to say.
     if (planned.some((a) => a.kind !== 'link.conflict')) {

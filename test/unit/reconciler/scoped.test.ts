@@ -15,7 +15,7 @@ import type { FirewallBackend, KernelSnapshot } from '../../../src/kernel/types.
 import type { Action } from '../../../src/reconciler/actions.ts';
 import { afterActions, applyActions } from '../../../src/reconciler/apply.ts';
 import { desiredFromState } from '../../../src/reconciler/desired.ts';
-import { Reconciler } from '../../../src/reconciler/loop.ts';
+import { Reconciler, type PassResult } from '../../../src/reconciler/loop.ts';
 import { plan } from '../../../src/reconciler/plan.ts';
 import { ScopedPlanner } from '../../../src/reconciler/scoped.ts';
 import { endpointSpec, networkSpec, stamp } from '../../helpers/events.ts';
@@ -198,7 +198,9 @@ describe('scoped plans', () => {
   it('a container on one of many networks: Docker\'s passes plan its network only, and the kernel converges', async () => {
     const k = new FakeKernel();
     let state = run(emptyState, Array.from({ length: NETS }, (_, n) => ({ op: 'net' as const, n })));
-    const r = new Reconciler({ kernel: k, getState: () => state, log: { info() {}, warn() {}, error() {}, debug() {} }, onLost: async () => undefined, intervalMs: 0 });
+    const passes: PassResult[] = [];
+    const silent = { info() {}, warn() {}, error() {}, debug() {} };
+    const r = new Reconciler({ kernel: k, getState: () => state, log: silent, onLost: async () => undefined, onPass: (p) => passes.push(p), intervalMs: 0 });
     await r.requestPass('startup');
     const ep = 3;
     const steps: Intent[] = [{ op: 'ep', e: ep, n: 0 }, { op: 'join', e: ep }, { op: 'program', e: ep, ports: 1 }, { op: 'revoke', e: ep }, { op: 'leave', e: ep }, { op: 'delep', e: ep }];
@@ -212,6 +214,7 @@ describe('scoped plans', () => {
       assert.deepEqual(plan(desiredFromState(state), await k.observe()), [], `after ${s.op}`);
     }
     assert.deepEqual(r.reads, { full: 1, model: steps.length });
+    assert.deepEqual(passes.map((p) => p.scoped ?? false), [false, ...steps.map(() => true)], 'the start-up pass plans everything, Docker\'s only their network');
     assert.deepEqual(planned[0], ['veth.create']);
     assert.ok(planned[2]?.includes('chain.write'), 'a published port rewrites the network\'s firewall');
     assert.deepEqual(planned[5], ['link.delete']);
