@@ -203,7 +203,7 @@ async function startMetrics(cfg: ServeConfig, store: EventStore, metrics: Metric
  * A link or address changed (ours or anyone's): look again now rather than at the next tick.
  * --reconcile-interval 0 turns background repair off altogether: passes run only for intents.
  */
-function watchKernel(cfg: ServeConfig, store: EventStore, reconciler: Reconciler, log: Logger, metrics: Metrics | null): Cleanup | null {
+function watchKernel(cfg: ServeConfig, reconciler: Reconciler, log: Logger, metrics: Metrics | null): Cleanup | null {
   if (cfg.reconcileIntervalS <= 0) return null;
   const watch = watchLinks(
     () => void reconciler.requestPass('kernel').catch((e: unknown) => log.error({ err: e }, 'reconcile after a kernel change failed')),
@@ -211,7 +211,7 @@ function watchKernel(cfg: ServeConfig, store: EventStore, reconciler: Reconciler
       onError: (e) => log.warn({ err: e }, 'kernel change monitor'),
       // Only drift of our links matters: not Docker's churn, and not the echo of our own apply.
       relevant: (line) => {
-        const watched = (name: string) => isDerivedHostLinkName(name) || Object.values(store.state.networks).some((net) => net.bridge === name);
+        const watched = (name: string) => isDerivedHostLinkName(name) || reconciler.isBridge(name);
         const n = driftNotice(line, { watched, bridged: isVethName });
         if (!n) return false;
         // Docker's calls plan against the kernel model: drift makes it untrusted at once, not
@@ -267,7 +267,7 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
     cluster?.start(store);
     // Crash recovery and garbage collection: converge what the log says with what the kernel holds.
     reconciler.start();
-    add(watchKernel(cfg, store, reconciler, log, metrics));
+    add(watchKernel(cfg, reconciler, log, metrics));
     await reconciler.requestPass('startup');
     if (cfg.dockerSocket) add(startDockerSync(cfg, store, reconciler, log));
     log.info({ socket: cfg.socket, stateDir: cfg.stateDir, intervalS: cfg.reconcileIntervalS }, 'ledgernet is serving');

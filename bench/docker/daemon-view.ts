@@ -54,7 +54,9 @@ function readsNote(text: string): string {
   const against = counterTotals(text, 'ledgernet_reconcile_passes_total', 'against');
   if (against.size === 0) return '';
   const drift = counterTotals(text, 'ledgernet_kernel_notices_total', 'verdict').get('drift') ?? 0;
-  return ` (${against.get('model') ?? 0} planned against the kernel model, ${against.get('read') ?? 0} full kernel reads; ${drift} kernel notices taken as drift)`;
+  const scoped = against.get('scoped') ?? 0;
+  const model = (against.get('model') ?? 0) + scoped;
+  return ` (${model} planned against the kernel model, ${scoped} of them for the changed networks only; ${against.get('read') ?? 0} full kernel reads; ${drift} kernel notices taken as drift)`;
 }
 
 /** One paragraph for the notes from the daemon's /metrics text. */

@@ -22,7 +22,7 @@ export class Metrics {
   });
   private readonly passReads = new Counter({
     name: 'ledgernet_reconcile_passes_total',
-    help: 'Reconcile passes by what they planned against: read (the whole kernel read) or model (the cached kernel model)',
+    help: 'Reconcile passes by what they planned against: read (the whole kernel read), model (the cached kernel model) or scoped (the model, only the networks changed since the last pass)',
     labelNames: ['against'] as const,
     registers: [this.registry],
   });
@@ -113,7 +113,7 @@ export class Metrics {
 
   onPass = (r: PassResult): void => {
     this.passDuration.observe(r.durationMs / 1000);
-    if (r.fullReads === 0) this.passReads.inc({ against: 'model' });
+    if (r.fullReads === 0) this.passReads.inc({ against: r.scoped ? 'scoped' : 'model' });
     else this.passReads.inc({ against: 'read' }, r.fullReads ?? 1);
     // A pass nobody asked for (timer, startup, kernel notice) repairs drift; so does any non-`missing` action.
     const unasked = r.trigger.split(',').every((t) => t === 'timer' || t === 'startup' || t === 'kernel');

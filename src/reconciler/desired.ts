@@ -1,9 +1,9 @@
-import type { State } from '../events/domain/types.ts';
+import type { EndpointState, NetworkState, State } from '../events/domain/types.ts';
 import { ifbName, ownerAlias } from '../events/domain/naming.ts';
 import { gatewayModes, networkPolicy } from '../events/domain/options.ts';
-import type { FirewallPolicy, VethSpec } from '../kernel/types.ts';
+import type { FirewallNetworkPolicy, FirewallPolicy, VethSpec } from '../kernel/types.ts';
 import { peerVteps } from './cluster.ts';
-import { bridgeGateways, firewallPolicy, needsLocalnet, type FirewallNetwork } from './firewall.ts';
+import { bridgeGateways, firewallNetworkPolicy, firewallPolicy, needsLocalnet, type FirewallNetwork } from './firewall.ts';
 
 export interface DesiredBridge {
   readonly networkId: string;
@@ -37,6 +37,52 @@ export interface DesiredState {
   readonly firewall: FirewallPolicy;
 }
 
+/** What one network asks of the kernel: its bridge, its endpoints' veths (sorted by name) and its firewall policy. */
+export interface NetworkDesired {
+  readonly bridge: DesiredBridge;
+  readonly veths: readonly DesiredVeth[];
+  readonly policy: FirewallNetworkPolicy;
+}
+
+/**
+ * The kernel objects one network asks for, from its own state and its endpoints (any order, lost
+ * ones included) alone: nothing of another network goes into it, so a pass can derive only the
+ * networks a change touched (scope.ts). Pure.
+ */
+export function desiredOfNetwork(net: NetworkState, endpoints: readonly EndpointState[]): NetworkDesired {
+  const eps = endpoints.filter((ep) => !ep.lost).sort(byKey((ep) => ep.endpointId));
+  const fw: FirewallNetwork = { net, policy: networkPolicy(net.options), endpoints: eps };
+  const { ingressRate, egressRate } = fw.policy;
+  const bridge: DesiredBridge = {
+    networkId: net.networkId,
+    name: net.bridge,
+    alias: ownerAlias('network', net.networkId),
+    mtu: net.mtu,
+    // A family in the `isolated` gateway mode has no address on the bridge: the host does not reach it.
+    addrs: bridgeGateways(net).sort(),
+    routeLocalnet: needsLocalnet(fw),
+    linkLocal: !(net.ipv6Data.length > 0 && gatewayModes(net.options, net.internal).v6 === 'isolated'),
+  };
+  const veths = eps.map(
+    (ep): DesiredVeth => ({
+      networkId: ep.networkId,
+      endpointId: ep.endpointId,
+      name: ep.veth,
+      peer: ep.peer,
+      alias: ownerAlias('endpoint', ep.endpointId),
+      peerAlias: ownerAlias('peer', ep.endpointId),
+      mtu: net.mtu,
+      master: net.bridge,
+      peerMac: ep.mac,
+      joined: ep.joined,
+      ingressRate: ingressRate ?? null,
+      egressRate: egressRate ?? null,
+      ifb: egressRate == null ? null : { name: ifbName(ep.endpointId), alias: ownerAlias('ifb', ep.endpointId) },
+    }),
+  );
+  return { bridge, veths: veths.sort(byKey((v) => v.name)), policy: firewallNetworkPolicy(fw) };
+}
+
 /** The last frozen state asked about and its answer: a pass with no new intent (the timer's, most of them) reuses it. */
 let last: { readonly state: State; readonly desired: DesiredState } | null = null;
 
@@ -52,54 +98,21 @@ export function desiredFromState(state: State): DesiredState {
 }
 
 function computeDesired(state: State): DesiredState {
-  const networks = Object.values(state.networks).sort(byKey((n) => n.bridge));
-  const endpoints = Object.values(state.endpoints)
-    .filter((ep) => !ep.lost)
-    .sort(byKey((ep) => ep.endpointId));
-  const byNetwork = new Map<string, (typeof endpoints)[number][]>();
-  for (const ep of endpoints) byNetwork.set(ep.networkId, [...(byNetwork.get(ep.networkId) ?? []), ep]);
-  const fw: FirewallNetwork[] = networks.map((net) => ({
-    net,
-    policy: networkPolicy(net.options),
-    endpoints: byNetwork.get(net.networkId) ?? [],
-  }));
-  const policies = new Map(fw.map((f) => [f.net.networkId, f.policy]));
-  const bridges = networks.map(
-    (n, i): DesiredBridge => ({
-      networkId: n.networkId,
-      name: n.bridge,
-      alias: ownerAlias('network', n.networkId),
-      mtu: n.mtu,
-      // A family in the `isolated` gateway mode has no address on the bridge: the host does not reach it.
-      addrs: bridgeGateways(n).sort(),
-      routeLocalnet: needsLocalnet(fw[i] as FirewallNetwork),
-      linkLocal: !(n.ipv6Data.length > 0 && gatewayModes(n.options, n.internal).v6 === 'isolated'),
-    }),
-  );
-  const veths: DesiredVeth[] = [];
+  const byNetwork = new Map<string, EndpointState[]>();
   for (const ep of Object.values(state.endpoints)) {
-    const net = state.networks[ep.networkId];
-    if (!net || ep.lost) continue;
-    const policy = policies.get(net.networkId);
-    veths.push({
-      networkId: ep.networkId,
-      endpointId: ep.endpointId,
-      name: ep.veth,
-      peer: ep.peer,
-      alias: ownerAlias('endpoint', ep.endpointId),
-      peerAlias: ownerAlias('peer', ep.endpointId),
-      mtu: net.mtu,
-      master: net.bridge,
-      peerMac: ep.mac,
-      joined: ep.joined,
-      ingressRate: policy?.ingressRate ?? null,
-      egressRate: policy?.egressRate ?? null,
-      ifb: policy?.egressRate == null ? null : { name: ifbName(ep.endpointId), alias: ownerAlias('ifb', ep.endpointId) },
-    });
+    const list = byNetwork.get(ep.networkId);
+    if (list) list.push(ep);
+    else byNetwork.set(ep.networkId, [ep]);
   }
-  veths.sort(byKey((v) => v.name));
-  const vxlanPeers = peerVteps(state);
-  return { bridges, veths, firewall: { ...firewallPolicy(fw), ...(vxlanPeers.length > 0 ? { vxlanPeers } : {}) } };
+  const networks = Object.values(state.networks).sort(byKey((n) => n.bridge));
+  const parts = networks.map((net) => desiredOfNetwork(net, byNetwork.get(net.networkId) ?? []));
+  const veths = parts.flatMap((p) => p.veths).sort(byKey((v) => v.name));
+  return { bridges: parts.map((p) => p.bridge), veths, firewall: desiredFirewall(parts, peerVteps(state)) };
+}
+
+/** The firewall policy of these networks (sorted by bridge) and the cluster's VTEPs. */
+export function desiredFirewall(parts: readonly NetworkDesired[], vxlanPeers: readonly string[]): FirewallPolicy {
+  return { ...firewallPolicy(parts.map((p) => p.policy)), ...(vxlanPeers.length > 0 ? { vxlanPeers } : {}) };
 }
 
 export function byKey<T>(key: (t: T) => string): (a: T, b: T) => number {

@@ -14,11 +14,12 @@ export interface FirewallNetwork {
 }
 
 /** The firewall policy of these networks (sorted by bridge), in the same order. */
-export function firewallPolicy(nets: readonly FirewallNetwork[]): FirewallPolicy {
-  return { bridgePrefix: BRIDGE_PREFIX, ownerTag: OWNER_TAG, networks: nets.map(networkPolicy) };
+export function firewallPolicy(networks: readonly FirewallNetworkPolicy[]): FirewallPolicy {
+  return { bridgePrefix: BRIDGE_PREFIX, ownerTag: OWNER_TAG, networks };
 }
 
-function networkPolicy(n: FirewallNetwork): FirewallNetworkPolicy {
+/** What the firewall must do for one network (its own state and endpoints only). */
+export function firewallNetworkPolicy(n: FirewallNetwork): FirewallNetworkPolicy {
   const { net, policy } = n;
   const pools = net.ipv4Data.map((d) => d.pool);
   const nat = natSources(net.options);

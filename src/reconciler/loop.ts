@@ -2,18 +2,17 @@ import type { Logger } from 'pino';
 import { isRetryable } from '../errors.ts';
 import type { State } from '../events/domain/types.ts';
 import type { FirewallBackend, Kernel, KernelSnapshot } from '../kernel/types.ts';
-import { isProxyChange, type ProxyPort } from '../kernel/index.ts';
+import { defaultFirewall, isProxyChange, type ProxyPort } from '../kernel/index.ts';
 import type { DriftKind } from '../kernel/monitor.ts';
 import { describeAction, type Action } from './actions.ts';
 import { afterActions, applyActions, type Failure } from './apply.ts';
 import { ClusterStep } from './cluster-step.ts';
 import type { VxlanChange } from '../kernel/index.ts';
 import { backoffMs, heldBack, holdFailures, type Conflict, type Held } from './retry.ts';
-import { desiredFromState } from './desired.ts';
-import { Echoes, judgeNotice, wantedLinks, type Verdict } from './notices.ts';
+import { Echoes, judgeNotice, type Verdict } from './notices.ts';
 import { describeFailure, failureCode } from './outcome.ts';
-import { plan } from './plan.ts';
 import { desiredProxies, planProxies } from './proxies.ts';
+import { ScopedPlanner } from './scoped.ts';
 
 export interface PassResult {
   readonly trigger: string;
@@ -24,6 +23,8 @@ export interface PassResult {
   readonly durationMs: number;
   /** How many times this pass read the whole kernel (0: it planned against the model). */
   readonly fullReads?: number;
+  /** It planned only the networks changed since the last pass (scoped.ts), against the model. */
+  readonly scoped?: boolean;
   /** The seq of the desired state this pass planned (every intent up to it was read). */
   readonly seq: number;
   /** What the pass applied to cluster networks' VXLAN objects (cluster.ts); absent: nothing. */
@@ -67,6 +68,7 @@ interface Step {
   readonly refused: boolean;
   readonly heldBack: number;
   readonly cluster: readonly VxlanChange[];
+  readonly scoped: boolean;
 }
 
 interface Waiter {
@@ -91,8 +93,12 @@ export class Reconciler {
   private readonly echoes = new Echoes();
   /** Drift notices so far: a pass that saw one arrive while it ran leaves no model behind. */
   private drifts = 0;
-  /** The link names the desired state wants (notices about others are not drift), by state. */
-  private wanted: { state: State; names: Set<string> } | null = null;
+  /**
+   * Plans: in full (a read of the kernel, or no base to scope from), or only the networks changed
+   * since the last pass (Docker's calls, against the model); its index of the desired state per
+   * network also judges kernel notices.
+   */
+  private readonly planner = new ScopedPlanner();
   /** The conflicts the last pass found (a foreign link holding a name we want), by object. */
   private conflicts = new Map<string, Conflict>();
   /**
@@ -156,7 +162,9 @@ export class Reconciler {
    * The echo of a recent apply of ours, and changes to links no longer wanted, keep it.
    */
   noticed(name: string, kind: DriftKind): Verdict {
-    const verdict = judgeNotice(name, kind, { echo: (n, k) => this.echoes.has(n, k, this.now()), wanted: (n) => this.wantedNames().has(n) });
+    const index = this.planner.index;
+    index.advance(this.deps.getState());
+    const verdict = judgeNotice(name, kind, { echo: (n, k) => this.echoes.has(n, k, this.now()), wanted: (n) => index.wantsHostLink(n) });
     if (verdict === 'drift') this.kernelChanged();
     return verdict;
   }
@@ -167,10 +175,11 @@ export class Reconciler {
     this.drifts++;
   }
 
-  private wantedNames(): Set<string> {
-    const state = this.deps.getState();
-    if (this.wanted?.state !== state) this.wanted = { state, names: wantedLinks(desiredFromState(state)) };
-    return this.wanted.names;
+  /** Some network's bridge is named `name` (its kernel notices are watched, whatever the name). */
+  isBridge(name: string): boolean {
+    const index = this.planner.index;
+    index.advance(this.deps.getState());
+    return index.isBridge(name);
   }
 
   /**
@@ -239,12 +248,20 @@ export class Reconciler {
     }
   }
 
-  /** Plans against `snapshot`, applies what is not held back, and keeps the model current. */
-  private async step(trigger: string, snapshot: KernelSnapshot, drifts: number): Promise<Step> {
+  /**
+   * Plans against `snapshot` (`scoped`: the model, and only what changed since the last pass if
+   * that plans exactly the same), applies what is not held back, and keeps the model current.
+   */
+  private async step(trigger: string, snapshot: KernelSnapshot, drifts: number, scoped: boolean): Promise<Step> {
     const state = this.deps.getState();
     const proxies = this.deps.proxies;
-    // The listeners are read live each pass (they are in this process: no kernel read to save).
-    const planned = [...plan(desiredFromState(state), snapshot, this.deps.firewall), ...(proxies ? planProxies(desiredProxies(state), proxies.list()) : [])];
+    const firewall = this.deps.firewall ?? defaultFirewall;
+    const scopedPlan = scoped ? this.planner.scoped(state, snapshot, firewall) : null;
+    const kernelPlan = scopedPlan ?? this.planner.full(state, snapshot, firewall);
+    // The listeners are read live each pass (they are in this process: no kernel read to save);
+    // with no port on ::1 anywhere and no listener open, there is nothing to plan.
+    const proxied = proxies && (this.planner.index.proxies || proxies.list().length > 0);
+    const planned = [...kernelPlan, ...(proxied ? planProxies(desiredProxies(state), proxies.list()) : [])];
     this.noteConflicts(planned);
     this.echoes.expect(planned, this.now());
     const held = heldBack(this.held, trigger, state, planned);
@@ -254,9 +271,10 @@ export class Reconciler {
     // A proxy listener that could not open says nothing about the kernel model.
     const refused = done.failures.some((f) => f.action.kind !== 'link.conflict' && !isProxyChange(f.action));
     // Drift noticed since the pass began is not in `snapshot`: the next pass reads the kernel.
-    this.model = refused || this.drifts !== drifts ? null : afterActions(snapshot, done.applied, this.deps.firewall);
+    this.model = refused || this.drifts !== drifts ? null : afterActions(snapshot, done.applied, firewall);
+    this.planner.settle(this.model, planned, done.applied);
     const cluster = await this.clusterStep.run(trigger, state, snapshot.links);
-    return { state, planned, applied: done.applied, failures: [...done.failures, ...held.failures], refused, heldBack: held.skip.size, cluster };
+    return { state, planned, applied: done.applied, failures: [...done.failures, ...held.failures], refused, heldBack: held.skip.size, cluster, scoped: scopedPlan !== null };
   }
 
   private async pass(trigger: string): Promise<PassResult> {
@@ -265,20 +283,31 @@ export class Reconciler {
     this.reads[cached ? 'model' : 'full']++;
     let fullReads = cached ? 0 : 1;
     const drifts = this.drifts;
-    let step = await this.step(trigger, cached ?? (await this.observe()), drifts);
+    let step = await this.step(trigger, cached ?? (await this.observe()), drifts, cached !== null);
     if (cached && step.refused) {
       // The model may have been wrong (the kernel changed in a way no notice told): read the
       // kernel and plan once more before anyone hears of a failure.
       this.deps.log.debug({ trigger, failures: step.failures.map(describeFailure) }, 'a pass planned against the model failed; reading the kernel');
       this.reads.full++;
       fullReads++;
-      const again = await this.step(trigger, await this.observe(), drifts);
+      const again = await this.step(trigger, await this.observe(), drifts, false);
       step = { ...again, applied: [...step.applied, ...again.applied], cluster: [...step.cluster, ...again.cluster] };
     }
     const { state, planned, applied, failures } = step;
     const lost = planned.filter((a) => a.kind === 'endpoint.lost');
     if (lost.length > 0) await this.deps.onLost(lost);
-    const result: PassResult = { trigger, planned, applied, failures, lost, durationMs: performance.now() - t0, fullReads, seq: state.seq, ...(step.cluster.length > 0 ? { cluster: step.cluster } : {}) };
+    const result: PassResult = {
+      trigger,
+      planned,
+      applied,
+      failures,
+      lost,
+      durationMs: performance.now() - t0,
+      fullReads,
+      seq: state.seq,
+      ...(step.scoped ? { scoped: true } : {}),
+      ...(step.cluster.length > 0 ? { cluster: step.cluster } : {}),
+    };
     const nextMs = this.settle(state, failures);
     // A pass that only found the conflicts it logged above has nothing more to say.
     if (planned.some((a) => a.kind !== 'link.conflict')) {

@@ -11,7 +11,7 @@
 // Why not recreate a joined endpoint's veth: its peer lived in the container's namespace; a new
 // pair would not be in the container, so the endpoint is reported lost instead.
 import { CREATE_GROUP, byDev, defaultFirewall } from '../kernel/index.ts';
-import type { Addr, FirewallBackend, KernelSnapshot, Link, Qdisc } from '../kernel/types.ts';
+import type { Addr, FirewallBackend, FirewallPolicy, KernelSnapshot, Link, Qdisc } from '../kernel/types.ts';
 import { isOwnerTagged, parseOwnerAlias, short } from '../events/domain/naming.ts';
 import { KIND_ORDER, actionKey, type Action, type Owner } from './actions.ts';
 import type { DesiredBridge, DesiredState, DesiredVeth } from './desired.ts';
@@ -41,19 +41,40 @@ function claim(link: Link, alias: string): 'ours' | 'orphan' | 'foreign' {
  * is planned by `firewall` (the backend) from the policy of the networks that are not blocked.
  */
 export function plan(desired: DesiredState, actual: KernelSnapshot, firewall: FirewallBackend = defaultFirewall): Action[] {
-  const links = new Map(actual.links.map((l) => [l.name, l]));
-  // By device, once: looking them up per endpoint was O(endpoints × qdiscs), 60 % of a plan at 2,000 endpoints.
+  return planInFull(desired, actual, firewall).actions;
+}
+
+/** `plan`, and the firewall policy it gave the backend (scoped.ts compares the next pass's with it). */
+export function planInFull(desired: DesiredState, actual: KernelSnapshot, firewall: FirewallBackend): { actions: Action[]; policy: FirewallPolicy } {
+  const { actions, blocked } = planObjects(desired.bridges, desired.veths, new Map(actual.links.map((l) => [l.name, l])), actual);
+  actions.push(...planOrphanLinks(wantedLinkAliases(desired), actual.links, replacedNames(actions)));
+  const policy = unblockedPolicy(desired.firewall, blocked);
+  actions.push(...firewall.plan(policy, actual));
+  return { actions: sortActions(actions), policy };
+}
+
+/**
+ * The actions for these bridges and veths (links, addresses, route_localnet, shaping, conflicts,
+ * lost endpoints), unsorted, and the networks whose bridge name a foreign link holds (`blocked`:
+ * nothing of theirs goes into the kernel). `links`: the links of `actual` by name (at least those
+ * the objects are named by).
+ */
+export function planObjects(
+  bridges: readonly DesiredBridge[],
+  veths: readonly DesiredVeth[],
+  links: ReadonlyMap<string, Link>,
+  actual: KernelSnapshot,
+): { actions: Action[]; blocked: Set<string> } {
+  const actions: Action[] = [];
+  const blocked = new Set<string>();
   const qdiscsOf = byDev(actual.qdiscs);
   const addrsOf = byDev(actual.addrs);
-  const actions: Action[] = [];
-  // Networks whose bridge name a foreign link holds: nothing of theirs goes into the kernel.
-  const blocked = new Set<string>();
-  for (const b of desired.bridges) {
+  for (const b of bridges) {
     const bridge = planBridge(b, links.get(b.name), actual, addrsOf.get(b.name) ?? []);
     if (bridge.some((a) => a.kind === 'link.conflict')) blocked.add(b.networkId);
     actions.push(...bridge);
   }
-  for (const v of desired.veths) {
+  for (const v of veths) {
     if (blocked.has(v.networkId)) {
       // No veth is created or enslaved to a link that is not ours; a vanished one is still lost.
       if (v.joined && !ownedAs(links.get(v.name), v.alias)) actions.push(lostAction(v));
@@ -66,11 +87,17 @@ export function plan(desired: DesiredState, actual: KernelSnapshot, firewall: Fi
     actions.push(...planQdisc(v, v.name, v.ingressRate, exists, qdiscsOf.get(v.name) ?? []));
     actions.push(...planEgress(v, exists, links, actual, qdiscsOf));
   }
-  const replaced = new Set(actions.flatMap((a) => ('replaces' in a ? (a.replaces ?? []) : [])));
-  actions.push(...planOrphanLinks(desired, actual.links, replaced));
-  const policy = { ...desired.firewall, networks: desired.firewall.networks.filter((n) => !blocked.has(n.networkId)) };
-  actions.push(...firewall.plan(policy, actual));
-  return sortActions(actions);
+  return { actions, blocked };
+}
+
+/** The names of links that actions replace (a leftover under a name we want): no orphan delete for them. */
+export function replacedNames(actions: readonly Action[]): Set<string> {
+  return new Set(actions.flatMap((a) => ('replaces' in a ? (a.replaces ?? []) : [])));
+}
+
+/** The policy the firewall backend plans: without the networks whose bridge name a foreign link holds. */
+export function unblockedPolicy(policy: FirewallPolicy, blocked: ReadonlySet<string>): FirewallPolicy {
+  return { ...policy, networks: policy.networks.filter((n) => !blocked.has(n.networkId)) };
 }
 
 export function sortActions(actions: Action[]): Action[] {
@@ -244,9 +271,9 @@ function linkDrift(link: Link, want: { mtu: number; alias: string; master: strin
   return set;
 }
 
-function planOrphanLinks(desired: DesiredState, links: readonly Link[], replaced: ReadonlySet<string>): Action[] {
-  // Each wanted name with the alias its link must carry.
-  const wanted = new Map<string, string>([
+/** Each link name `desired` wants, with the alias its link must carry. */
+function wantedLinkAliases(desired: DesiredState): Map<string, string> {
+  return new Map<string, string>([
     ...desired.bridges.map((b): [string, string] => [b.name, b.alias]),
     ...desired.veths.flatMap((v): [string, string][] => [
       [v.name, v.alias],
@@ -254,7 +281,13 @@ function planOrphanLinks(desired: DesiredState, links: readonly Link[], replaced
       ...(v.ifb ? [[v.ifb.name, v.ifb.alias] as [string, string]] : []),
     ]),
   ]);
-  // Ours and not wanted where it is; a foreign link is never an orphan, whatever its name.
+}
+
+/**
+ * Deletes the links of `links` that are ours and not wanted where they are (`wanted`: the alias
+ * the desired state wants under a name); a foreign link is never an orphan, whatever its name.
+ */
+export function planOrphanLinks(wanted: { get(name: string): string | undefined }, links: readonly Link[], replaced: ReadonlySet<string>): Action[] {
   const isOrphan = (l: Link) => {
     const want = wanted.get(l.name);
     // A cluster network's VXLAN device is wanted or not by the cluster's own planner (cluster.ts).
