@@ -14,3 +14,16 @@ export function flatChain(chains: ReadonlyMap<string, readonly string[]>, name: 
     return flatChain(chains, target, seen);
   });
 }
+
+interface Write {
+  readonly kind: string;
+  readonly table?: string;
+  readonly chain?: string;
+  readonly rules?: readonly unknown[];
+}
+
+/** `flatChain` over the chains a plan writes in one table (from empty: all of them). */
+export function flatWrites(actions: readonly Write[], table: string, entry = 'LEDGERNET-FORWARD'): string[] {
+  const writes = actions.flatMap((a) => (a.kind === 'chain.write' && a.table === table && a.chain !== undefined ? [[a.chain, (a.rules ?? []).map(String)] as const] : []));
+  return flatChain(new Map(writes), entry);
+}
