@@ -91,7 +91,7 @@ const suite = describeEachBackend({
     const save = await ip6tablesSave();
     assert.match(save, /^-A FORWARD -m comment --comment "ledgernet:hook" -j LEDGERNET-FORWARD$/m, 'hooked into ip6tables FORWARD');
     if (fw === 'iptables') {
-      assert.match(save, new RegExp(`^-A LEDGERNET-FORWARD -i lnb-${i.id.slice(0, 11)} -m comment --comment "ledgernet:network:${i.id}:internal" -j DROP$`, 'm'));
+      assert.match(save, new RegExp(`^-A LEDGERNET-LAN-${i.id.slice(0, 12)} -i lnb-${i.id.slice(0, 11)} -m comment --comment "ledgernet:network:${i.id}:internal" -j DROP$`, 'm'));
     } else {
       // --internal: the network's own chain drops what its containers send elsewhere, for both families.
       const chain = (await nft('list', 'chain', 'inet', 'ledgernet', `net-${i.id}-from`)).stdout;

@@ -12,6 +12,7 @@ import { renderChains } from '../../src/kernel/iptables/index.ts';
 import { applyActions } from '../../src/reconciler/apply.ts';
 import { desiredFromState, type DesiredState } from '../../src/reconciler/desired.ts';
 import { plan } from '../../src/reconciler/plan.ts';
+import { renderPlan } from '../../src/reconciler/render.ts';
 import { FIREWALL_COMMANDS } from '../helpers/firewall-states.ts';
 import { EP_1, NET_A, endpointSpec, networkSpec } from '../helpers/events.ts';
 import { foreignRules } from '../helpers/rules.ts';
@@ -102,6 +103,25 @@ describe('firewall rules round-trip through iptables-restore and iptables-save',
     for (const c of chains) {
       for (const r of c.rules) assert.ok((c.table.endsWith('6') ? text6 : text).includes(`-A ${c.name} ${r}\n`), `${c.table}: ${r}`);
     }
+  });
+
+  it("a network's own chain and its jump deleted by hand are planned back (+ and ~), and only they", async () => {
+    const desired = chainsOnly(desiredFromState(given(...FIREWALL_COMMANDS)));
+    const ipt = (...args: string[]) => execa('ip', ['netns', 'exec', netns, 'iptables', ...args]);
+    const lan = `LEDGERNET-LAN-${NET_A.slice(0, 12)}`;
+    await ipt('-D', 'LEDGERNET-EARLY-a', '1');
+    await ipt('-F', lan);
+    await ipt('-X', lan);
+    const drift = plan(desired, await kernel.observe());
+    assert.deepEqual(drift.map((a) => `${a.kind} ${'table' in a ? a.table : ''}/${'chain' in a ? a.chain : ''} ${a.reason}`), [
+      'chain.write filter/LEDGERNET-EARLY-a drifted',
+      `chain.write filter/${lan} missing`,
+    ]);
+    const shown = renderPlan(drift);
+    assert.match(shown, new RegExp(`~ chain\\.write filter/LEDGERNET-EARLY-a \\(drifted[^\\n]*\\n\\s+\\+ -i lnb-aaaaaaaa000 -o lnb-aaaaaaaa000 .* -j ${lan}\\n`));
+    assert.match(shown, new RegExp(`\\+ chain\\.write filter/${lan} \\(missing\\)`));
+    assert.deepEqual((await applyActions(drift, kernel)).failures, []);
+    assert.deepEqual(plan(desired, await kernel.observe()), []);
   });
 
   it('a rule deleted by hand is planned back; removing everything restores the tables exactly', async () => {

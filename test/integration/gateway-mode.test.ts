@@ -41,7 +41,7 @@ for (const fw of [iptablesFirewall, nftablesFirewall] as FirewallBackend[]) {
       assert.deepEqual((await applyActions(plan(desired, await kernel.observe(), fw), kernel, fw)).failures, []);
       const again = plan(desired, await kernel.observe(), fw);
       assert.deepEqual(again, [], `rules that do not read back as written:\n${renderPlan(again)}`);
-      if (fw.name === 'iptables') await run('iptables', '-t', 'mangle', '-D', 'LEDGERNET-DIRECT', '3');
+      if (fw.name === 'iptables') await run('iptables', '-t', 'mangle', '-D', 'LEDGERNET-DIRECT-c', '3');
       else await run('nft', 'delete', 'element', 'inet', 'ledgernet', 'direct6', '{ fd00:231:8::/64 }');
       const drift = plan(desired, await kernel.observe(), fw);
       assert.match(renderPlan(drift), fw.name === 'iptables' ? /\+ -d 10\.231\.9\.0\/24 ! -i lnb-cccccccc222 .*-j DROP/ : /\+ nft\.element\.add inet ledgernet\/direct6 fd00:231:8::\/64 : jump/);

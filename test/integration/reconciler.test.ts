@@ -139,10 +139,9 @@ describe('reconciler against a real kernel in a throwaway namespace', { skip }, 
       ['addr.add', `${BR_B} 10.231.8.1/24`, 'missing'],
       ['veth.create', VETH_1, 'missing'],
       ['veth.create', VETH_2, 'missing'],
-      ['chain.write', 'filter/LEDGERNET-FORWARD', 'missing'],
+      ...['EARLY-a', 'EARLY-b', 'FORWARD', 'ING-aaaaaaaa0000', 'ING-bbbbbbbb1111', 'LAN-aaaaaaaa0000', 'LAN-bbbbbbbb1111', 'LATE-a', 'LATE-b'].map((c) => ['chain.write', `filter/LEDGERNET-${c}`, 'missing']),
       ['chain.write', 'filter6/LEDGERNET-FORWARD', 'missing'],
-      ['chain.write', 'mangle/LEDGERNET-DIRECT', 'missing'],
-      ['chain.write', 'nat/LEDGERNET-POSTROUTING', 'missing'],
+      ...['mangle/LEDGERNET-DIRECT', 'nat/LEDGERNET-POSTROUTING'].flatMap((c) => [c, `${c}-a`, `${c}-b`].map((name) => ['chain.write', name, 'missing'])),
       ['hook.add', 'filter/FORWARD -m comment --comment "ledgernet:hook" -j LEDGERNET-FORWARD', 'missing'],
       ['hook.add', 'filter6/FORWARD -m comment --comment "ledgernet:hook" -j LEDGERNET-FORWARD', 'missing'],
       ['hook.add', 'mangle/PREROUTING -m conntrack ! --ctstate RELATED,ESTABLISHED -m comment --comment "ledgernet:hook" -j LEDGERNET-DIRECT', 'missing'],
@@ -184,11 +183,13 @@ describe('reconciler against a real kernel in a throwaway namespace', { skip }, 
 
     const table = await filterTable();
     assert.ok(table.includes(':LEDGERNET-FORWARD - [0:0]'));
-    assert.deepEqual(
-      table.filter((l) => l.startsWith('-A LEDGERNET-FORWARD ')),
-      // Every rule shape is checked in firewall-rules.test.ts; here: the table holds what we planned.
-      (renderChains(desiredFromState(STATE).firewall).find((c) => c.name === 'LEDGERNET-FORWARD')?.rules ?? []).map((r) => `-A LEDGERNET-FORWARD ${r}`),
-    );
+    // Every rule shape is checked in firewall-rules.test.ts; here: the table holds what we planned.
+    for (const c of renderChains(desiredFromState(STATE).firewall).filter((c) => c.table === 'filter')) {
+      assert.deepEqual(
+        table.filter((l) => l.startsWith(`-A ${c.name} `)),
+        c.rules.map((r) => `-A ${c.name} ${r}`),
+      );
+    }
     assert.deepEqual(
       table.filter((l) => l.startsWith('-A FORWARD ') && l.includes('ledgernet:')),
       [HOOK],

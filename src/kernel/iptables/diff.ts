@@ -7,7 +7,7 @@
 // its rules at the top (a daemon restart), the hook is moved back.
 import type { FirewallChange, IptablesTable, KernelSnapshot } from '../types.ts';
 import { ruleEdits } from './edits.ts';
-import type { DesiredChain, DesiredHook, Table } from './render.ts';
+import type { DesiredChain, DesiredHook, Table } from './shared.ts';
 
 const CHAIN_PREFIX = 'LEDGERNET-';
 const BUILTIN_CHAINS = new Set(['INPUT', 'FORWARD', 'OUTPUT', 'PREROUTING', 'POSTROUTING']);

@@ -7,7 +7,8 @@
 // kernel drops it on the way back); ports on [::1] are served by the userland proxy (kernel/proxy/).
 // The filter side (published-port and hairpin accepts) is render.ts's, for both families.
 import type { FirewallNetworkPolicy, FirewallPolicy } from '../types.ts';
-import { dnatRule, hook, natTarget, owned, type DesiredChain } from './render.ts';
+import { dnatRule, hook, natTarget } from './render.ts';
+import { owned, type DesiredChain } from './shared.ts';
 
 const DNAT_CHAIN = 'LEDGERNET-DNAT';
 const POSTROUTING_CHAIN = 'LEDGERNET-POSTROUTING';

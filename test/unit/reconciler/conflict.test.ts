@@ -90,7 +90,9 @@ describe('foreign links: a custom bridge name taken after CreateNetwork', () => 
     const forward = actions.find((a) => a.kind === 'chain.write' && a.table === 'filter' && a.chain === 'LEDGERNET-FORWARD');
     assert.ok(forward?.kind === 'chain.write');
     assert.ok(!forward.rules.some((r) => r.includes(CUSTOM)), 'no rule for wg0');
-    assert.ok(forward.rules.some((r) => r.includes(BR_B)));
+    assert.ok(forward.rules.some((r) => r.includes(`-j LEDGERNET-EARLY-${BR_B.charAt(4)}`)));
+    const deleted = actions.flatMap((a) => (a.kind === 'chain.delete' ? [a.chain] : []));
+    assert.deepEqual(deleted.sort(), ['LEDGERNET-ING-aaaaaaaa0000', 'LEDGERNET-LAN-aaaaaaaa0000'], "A's own chains go, B's stay");
 
     const res = await applyActions(actions, k);
     assert.deepEqual(res.failures.map((f) => f.action.kind), ['link.conflict']);

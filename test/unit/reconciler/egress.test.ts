@@ -10,6 +10,7 @@ import { FakeKernel } from '../../helpers/fake-kernel.ts';
 import { EGRESS_COMMANDS, NET_D } from '../../helpers/firewall-states.ts';
 import { NET_A, NET_B, networkSpec } from '../../helpers/events.ts';
 import { assertGolden } from '../../helpers/golden.ts';
+import { flatWrites } from '../../helpers/iptables-flat.ts';
 import { given } from '../../helpers/state.ts';
 
 const firewallOnly = (a: { kind: string }) => a.kind.startsWith('chain.') || a.kind.startsWith('hook.');
@@ -36,23 +37,27 @@ describe('egress policy', () => {
     const actions = plan(desired, await k.observe()).filter(firewallOnly);
     assertGolden('plans/egress=deny+allow+both,actual=empty.txt', renderPlan(actions));
     const chains = actions.flatMap((a) => (a.kind === 'chain.write' ? [`${a.table}/${a.chain}`] : []));
+    const bucketsAndOwn = (t: string) => [
+      ...['a', 'b'].flatMap((c) => [`${t}/LEDGERNET-EARLY-${c}`, `${t}/LEDGERNET-EGRESS-${c}`, `${t}/LEDGERNET-LATE-${c}`]),
+      ...['aaaaaaaa0000', 'bbbbbbbb1111', 'dddddddd3333'].flatMap((id) => [`${t}/LEDGERNET-EG-${id}`, `${t}/LEDGERNET-ING-${id}`, `${t}/LEDGERNET-LAN-${id}`]),
+      `${t}/LEDGERNET-FORWARD`,
+      `${t}/LEDGERNET-INPUT`,
+    ];
     assert.deepEqual(chains.sort(), [
-      'filter/LEDGERNET-EG-aaaaaaaa0000',
-      'filter/LEDGERNET-EG-bbbbbbbb1111',
-      'filter/LEDGERNET-EG-dddddddd3333',
-      'filter/LEDGERNET-FORWARD',
-      'filter/LEDGERNET-INPUT',
-      'filter6/LEDGERNET-EG-aaaaaaaa0000',
-      'filter6/LEDGERNET-EG-bbbbbbbb1111',
-      'filter6/LEDGERNET-EG-dddddddd3333',
-      'filter6/LEDGERNET-FORWARD',
-      'filter6/LEDGERNET-INPUT',
+      ...bucketsAndOwn('filter'),
+      ...bucketsAndOwn('filter6'),
       'mangle/LEDGERNET-DIRECT',
+      'mangle/LEDGERNET-DIRECT-a',
+      'mangle/LEDGERNET-DIRECT-b',
       'mangle6/LEDGERNET-DIRECT',
+      'mangle6/LEDGERNET-DIRECT-a',
+      'mangle6/LEDGERNET-DIRECT-b',
       'nat/LEDGERNET-DNAT',
       'nat/LEDGERNET-POSTROUTING',
+      'nat/LEDGERNET-POSTROUTING-a',
+      'nat/LEDGERNET-POSTROUTING-b',
       'nat6/LEDGERNET-POSTROUTING',
-    ]);
+    ].sort());
     const rules = (table: string, chain: string) => {
       const a = actions.find((x) => x.kind === 'chain.write' && x.table === table && x.chain === chain);
       return a?.kind === 'chain.write' ? a.rules : [];
@@ -65,7 +70,7 @@ describe('egress policy', () => {
     // D allows only IPv4 items: its IPv6 chain is the own subnet, then a reject.
     assert.equal(rules('filter6', 'LEDGERNET-EG-dddddddd3333').length, 2);
     // The jump comes after isolation and before any ingress accept.
-    const fwd = rules('filter', 'LEDGERNET-FORWARD');
+    const fwd = flatWrites(actions, 'filter');
     const jump = fwd.findIndex((r) => r.includes('-j LEDGERNET-EG-aaaaaaaa0000'));
     assert.ok(jump > fwd.findLastIndex((r) => r.includes('ledgernet:isolation')));
     assert.ok(jump < fwd.findIndex((r) => r.includes(':published"') || r.includes(':ingress"')));

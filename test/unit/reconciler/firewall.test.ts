@@ -14,6 +14,7 @@ import { EP_1, NET_A, NET_B, endpointSpec, networkSpec } from '../../helpers/eve
 import { FakeKernel } from '../../helpers/fake-kernel.ts';
 import { EP_3, FIREWALL_COMMANDS, withIpv6 } from '../../helpers/firewall-states.ts';
 import { assertGolden } from '../../helpers/golden.ts';
+import { flatWrites } from '../../helpers/iptables-flat.ts';
 import { given } from '../../helpers/state.ts';
 
 function dockerKernel(): FakeKernel {
@@ -151,7 +152,13 @@ describe('firewall plans', () => {
     await applyActions(plan(desiredFromState(state), await k.observe()), k);
     const revoke: Command = { type: 'RevokeExternal', networkId: NET_A, endpointId: EP_1 };
     const actions = plan(desiredFromState(given(...FIREWALL_COMMANDS, revoke)), await k.observe());
-    assert.deepEqual(actions.map((a) => `${a.kind} ${'chain' in a ? a.chain : ''}`), ['bridge.localnet ', 'chain.write LEDGERNET-DNAT', 'chain.write LEDGERNET-POSTROUTING']);
+    assert.deepEqual(actions.map((a) => `${a.kind} ${'chain' in a ? a.chain : ''}`), [
+      'bridge.localnet ',
+      'chain.write LEDGERNET-DNAT',
+      // Network A's bucket held only its hairpin and localhost rules: it goes, and its jump.
+      'chain.write LEDGERNET-POSTROUTING',
+      'chain.delete LEDGERNET-POSTROUTING-a',
+    ]);
     await applyActions(plan(desiredFromState(given()), await k.observe()), k);
     assert.deepEqual([...k.chains, ...k.nat, ...k.filter6], before);
   });
@@ -177,10 +184,16 @@ describe('IPv6 firewall (ip6tables filter table)', () => {
     const actions = plan(desiredFromState(state), await k.observe());
     const v6 = actions.filter((a): a is FirewallChange => 'table' in a && a.table === 'filter6');
     assert.deepEqual(v6.map((a) => `${a.kind} ${'chain' in a ? a.chain : a.kind === 'hook.add' ? `${a.from} @${a.position}` : ''}`), [
+      'chain.write LEDGERNET-EARLY-a',
+      'chain.write LEDGERNET-EARLY-b',
       'chain.write LEDGERNET-FORWARD',
+      'chain.write LEDGERNET-ING-aaaaaaaa0000',
+      'chain.write LEDGERNET-LAN-aaaaaaaa0000',
+      'chain.write LEDGERNET-LAN-bbbbbbbb1111',
+      'chain.write LEDGERNET-LATE-a',
       'hook.add FORWARD @2',
     ]);
-    const rules = (v6[0] as Extract<(typeof v6)[0], { kind: 'chain.write' }>).rules;
+    const rules = flatWrites(v6, 'filter6');
     assert.ok(rules.every((r) => !r.includes('lnb-cccccccc222')), 'the IPv4-only network C has no IPv6 rules');
     assert.ok(rules.some((r) => r.includes('-o lnb-aaaaaaaa000 -p ipv6-icmp -m comment')), 'allow icmp is ipv6-icmp');
     // IPv6 is NATed too (Docker 27+): published ports and hairpin are accepted as for IPv4.
@@ -235,10 +248,11 @@ describe('IPv6 firewall (ip6tables filter table)', () => {
     k.ipv6 = false; // observed, then ip6tables went away before the apply
     const res = await applyActions(actions, k);
     assert.deepEqual(res.failures.map((f) => `${f.action.kind} ${'table' in f.action ? f.action.table : ''}`), [
-      'chain.write filter6',
+      ...Array<string>(5).fill('chain.write filter6'),
       'hook.add filter6',
       'chain.write nat6',
       'hook.add nat6',
+      'chain.write mangle6',
       'chain.write mangle6',
       'hook.add mangle6',
     ]);

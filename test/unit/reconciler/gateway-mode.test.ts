@@ -14,6 +14,7 @@ import { NET_A, NET_B, endpointSpec, networkSpec } from '../../helpers/events.ts
 
 const EP_4 = 'e5'.repeat(4) + '6'.repeat(56);
 import { assertGolden } from '../../helpers/golden.ts';
+import { flatWrites } from '../../helpers/iptables-flat.ts';
 import { given } from '../../helpers/state.ts';
 
 const firewallOnly = (a: { kind: string }) => a.kind.startsWith('chain.') || a.kind.startsWith('hook.') || a.kind.startsWith('nft.');
@@ -98,10 +99,7 @@ describe('gateway modes and direct-access protection', () => {
     const k = new FakeKernel();
     const actions = plan({ ...desired, bridges: [], veths: [] }, await k.observe()).filter(firewallOnly);
     assertGolden('plans/gateway-modes,iptables,actual=empty.txt', renderPlan(actions));
-    const rules = (table: string, chain: string) => {
-      const a = actions.find((x) => x.kind === 'chain.write' && x.table === table && x.chain === chain);
-      return a?.kind === 'chain.write' ? a.rules : [];
-    };
+    const rules = (table: string, chain: string) => flatWrites(actions, table, chain);
     const direct = rules('mangle', 'LEDGERNET-DIRECT');
     // Only the nat network (C) is guarded for IPv4: routed, nat-unprotected and isolated are not.
     assert.deepEqual(direct.map((r) => r.replace(/ -m comment .* -j/, ' -j')), [

@@ -1,0 +1,108 @@
+// The FORWARD policy of one family (filter LEDGERNET-FORWARD, or filter6's), as chains:
+//
+//   LEDGERNET-FORWARD  replies (RELATED,ESTABLISHED) to our bridges: one rule per packet of a connection
+//                      -> LEDGERNET-EARLY-<c>   per network: jump to LEDGERNET-LAN-<id>
+//                      isolation between bridges (shared, a few rules whatever the count)
+//                      -> LEDGERNET-EGRESS-<c>  per network with an egress policy: jump to LEDGERNET-EG-<id>
+//                      -> LEDGERNET-LATE-<c>    per network: jump to LEDGERNET-ING-<id>, then its egress accept
+//   LEDGERNET-LAN-<id>  inside the network: icc, or hairpin only; internal drops
+//   LEDGERNET-ING-<id>  what may enter it from outside (published ports, gateway mode, allow-list)
+//
+// The order is the one of a single chain with every network's rules (inside rules, isolation,
+// egress jumps, ingress rules and egress accepts), which it was until the per-network chains: the
+// buckets (dispatch.ts) keep the networks in bridge order, and a network's early and late lines
+// match only its own bridge. So a packet meets the same rules in the same order, and a network's
+// create or remove writes its own chains and a line or two in one bucket of about networks/16.
+import { egressJump } from './egress.ts';
+import { dispatch, type StageLines } from './dispatch.ts';
+import { allowMatch, closeRule, openRules } from './gateway-mode.ts';
+import { bridgePatterns, owned, tag, type DesiredChain } from './shared.ts';
+import type { FirewallNetworkPolicy, FirewallPolicy } from '../types.ts';
+
+export const FORWARD_CHAIN = 'LEDGERNET-FORWARD';
+/** Docker's own bridges: the default one, user networks (`br-<id>`), and the swarm gateway bridge. */
+const DOCKER_BRIDGES = ['docker0', 'br-+', 'docker_gwbridge'];
+/** ICMPv6 neighbour solicitation and advertisement, as ip6tables-save prints their types. */
+const ND_TYPES = [135, 136];
+
+const lanChain = (n: FirewallNetworkPolicy) => `LEDGERNET-LAN-${n.networkId.slice(0, 12)}`;
+const ingressChain = (n: FirewallNetworkPolicy) => `LEDGERNET-ING-${n.networkId.slice(0, 12)}`;
+
+/**
+ * LEDGERNET-FORWARD, its buckets and the networks' own chains for one family. IPv6 rules are
+ * written only for networks with IPv6 data (the shared isolation and reply rules whenever any
+ * network exists).
+ */
+export function forwardChains(policy: FirewallPolicy, family: 4 | 6): DesiredChain[] {
+  const table = family === 4 ? 'filter' : 'filter6';
+  const nets = family === 4 ? policy.networks : policy.networks.filter((n) => n.ipv6);
+  const t = policy.ownerTag;
+  const ours = bridgePatterns(policy.bridgePrefix, nets);
+  const own: DesiredChain[] = [];
+  const chain = (n: FirewallNetworkPolicy, name: string, rules: string[]) => {
+    own.push({ table, name, rules, hooks: [], networkId: n.networkId });
+    return name;
+  };
+  const stage = (lines: (n: FirewallNetworkPolicy) => string[]): StageLines[] => nets.map((n) => ({ bridge: n.bridge, lines: lines(n) }));
+  const bucketed = (prefix: string, lines: (n: FirewallNetworkPolicy) => string[], dirs: readonly ('-i' | '-o')[]) =>
+    dispatch(table, prefix, policy.bridgePrefix, stage(lines), dirs, tag(t, 'dispatch'));
+  const early = bucketed('LEDGERNET-EARLY-', (n) => lanJumps(t, n, chain(n, lanChain(n), insideRules(t, n, family))), ['-i', '-o']);
+  const egress = bucketed('LEDGERNET-EGRESS-', (n) => egressJump(n, family, owned(t, n)), ['-i']);
+  const late = bucketed('LEDGERNET-LATE-', (n) => lateLines(t, n, family, chain), ['-i', '-o']);
+  // Replies first: after its first packet, every packet of a connection costs one rule, however
+  // many networks the host has. Only a first packet that was let through confirms a connection,
+  // so this lets nothing through that the rules below drop.
+  const replies = ours.map((b) => `-o ${b} -m conntrack --ctstate RELATED,ESTABLISHED ${tag(t, 'established')} -j ACCEPT`);
+  const rules = [...replies, ...early.rules, ...isolationRules(t, ours), ...egress.rules, ...late.rules];
+  return [{ table, name: FORWARD_CHAIN, rules, hooks: [] }, ...early.chains, ...egress.chains, ...late.chains, ...own];
+}
+
+/** The jumps to a network's inside chain: its own traffic, and for an internal one all of its bridge's. */
+function lanJumps(t: string, n: FirewallNetworkPolicy, chain: string): string[] {
+  const b = n.bridge;
+  const who = owned(t, n);
+  return n.internal ? [`-i ${b} ${who('lan')} -j ${chain}`, `-o ${b} ${who('lan')} -j ${chain}`] : [`-i ${b} -o ${b} ${who('lan')} -j ${chain}`];
+}
+
+/** Inside one network: icc, or only hairpin through a published port without it. */
+function insideRules(t: string, n: FirewallNetworkPolicy, family: 4 | 6): string[] {
+  const b = n.bridge;
+  const who = owned(t, n);
+  const rules: string[] = [];
+  if (n.icc) rules.push(`-i ${b} -o ${b} ${who('icc')} -j ACCEPT`);
+  else {
+    rules.push(`-i ${b} -o ${b} -m conntrack --ctstate DNAT ${who('hairpin')} -j ACCEPT`);
+    if (family === 6) rules.push(...ND_TYPES.map((t) => `-i ${b} -o ${b} -p ipv6-icmp -m icmp6 --icmpv6-type ${t} ${who('nd')} -j ACCEPT`));
+    rules.push(`-i ${b} -o ${b} ${who('no-icc')} -j DROP`);
+  }
+  if (n.internal) rules.push(`-i ${b} ${who('internal')} -j DROP`, `-o ${b} ${who('internal')} -j DROP`);
+  return rules;
+}
+
+/**
+ * No network reaches another, or one of Docker's bridges, or the reverse, except through a
+ * published port (as Docker's own bridges do).
+ */
+function isolationRules(t: string, ours: readonly string[]): string[] {
+  const rules: string[] = [];
+  for (const b of ours) {
+    for (const other of [...ours, ...DOCKER_BRIDGES]) {
+      rules.push(`-i ${b} -o ${other} -m conntrack ! --ctstate DNAT ${tag(t, 'isolation')} -j DROP`);
+      if (!ours.includes(other)) rules.push(`-i ${other} -o ${b} -m conntrack ! --ctstate DNAT ${tag(t, 'isolation')} -j DROP`);
+    }
+  }
+  return rules;
+}
+
+/**
+ * What may enter a network from outside (published ports or the allow-list, in its own chain,
+ * which ends in a drop or an accept), and then its egress accept; nothing for an internal one.
+ */
+function lateLines(t: string, n: FirewallNetworkPolicy, family: 4 | 6, chain: (n: FirewallNetworkPolicy, name: string, rules: string[]) => string): string[] {
+  if (n.internal) return [];
+  const b = n.bridge;
+  const who = owned(t, n);
+  const open = n.allow === null ? openRules(n, family, who) : n.allow.map((a) => `-o ${b} ${allowMatch(a, family)} ${who('allow')} -j ACCEPT`);
+  const ingress = chain(n, ingressChain(n), [...open, closeRule(n, family, who)]);
+  return [`-o ${b} ${who('inbound')} -j ${ingress}`, `-i ${b} ${who('egress')} -j ACCEPT`];
+}
