@@ -10,7 +10,7 @@
 import { execa } from 'execa';
 import { readFile } from 'node:fs/promises';
 import { measure, median, type BenchOptions, type BenchResult } from '../rows.ts';
-import { IMAGE, cleanup, docker, startDaemon, time } from '../firewall-daemon.ts';
+import { IMAGE, cleanup, docker, startDaemon, time, type BenchDaemon } from '../firewall-daemon.ts';
 
 const PREFIX = 'lnbench33';
 const BACKENDS = ['iptables', 'nftables'] as const;
@@ -18,12 +18,21 @@ type Backend = (typeof BACKENDS)[number];
 
 interface Samples {
   container: number[];
+  /** The median container of each round (the rounds pair the backends). */
+  rounds: number[];
   network: number[];
   /** ms of CPU per container, one value per round. */
   cpu: number[];
   cpuTotalMs: number;
+  /** ms ledgernet spent answering Docker's calls per container, one value per round. */
+  calls: number[];
   containers: number;
 }
+
+/** Docker's calls to ledgernet for one `docker run --rm` (IPAM's address calls are answered from memory). */
+const METHODS = ['CreateEndpoint', 'Join', 'ProgramExternalConnectivity', 'EndpointOperInfo', 'RevokeExternalConnectivity', 'Leave', 'DeleteEndpoint'].map((m) => `NetworkDriver.${m}`);
+
+const callsMs = async (d: BenchDaemon): Promise<number> => (await Promise.all(METHODS.map((m) => d.callTime(m)))).reduce((sum, c) => sum + c.sumMs, 0);
 
 /** utime + stime + cutime + cstime of `pid`, in ms (/proc/<pid>/stat, after the command name). */
 async function cpuMs(pid: number, tick: number): Promise<number> {
@@ -38,9 +47,13 @@ async function session(firewall: Backend, containers: number, tick: number, out:
   try {
     await docker('network', 'create', '-d', 'ledgernet', '--subnet', '10.231.236.0/24', `${PREFIX}-net`);
     await run();
-    const cpu0 = await cpuMs(daemon.pid, tick);
-    for (let i = 0; i < containers; i++) out.container.push(await time(run));
+    const [cpu0, calls0] = [await cpuMs(daemon.pid, tick), await callsMs(daemon)];
+    const mine: number[] = [];
+    for (let i = 0; i < containers; i++) mine.push(await time(run));
+    out.container.push(...mine);
+    out.rounds.push(median(mine));
     const cpu = (await cpuMs(daemon.pid, tick)) - cpu0;
+    out.calls.push(((await callsMs(daemon)) - calls0) / containers);
     out.cpu.push(cpu / containers);
     out.cpuTotalMs += cpu;
     out.containers += containers;
@@ -66,10 +79,10 @@ function ratioInterval(a: readonly number[], b: readonly number[]): [number, num
 }
 
 export async function run(opts: BenchOptions): Promise<BenchResult> {
-  const rounds = opts.smoke ? 1 : 20;
+  const rounds = opts.smoke ? 1 : 16;
   const containers = opts.smoke ? 1 : 5;
   const tick = 1000 / Number((await execa('getconf', ['CLK_TCK'])).stdout);
-  const s = Object.fromEntries(BACKENDS.map((b) => [b, { container: [], network: [], cpu: [], cpuTotalMs: 0, containers: 0 } as Samples])) as Record<Backend, Samples>;
+  const s = Object.fromEntries(BACKENDS.map((b) => [b, { container: [], rounds: [], network: [], cpu: [], calls: [], cpuTotalMs: 0, containers: 0 } as Samples])) as Record<Backend, Samples>;
   for (let r = 0; r < rounds; r++) {
     for (const fw of r % 2 === 0 ? BACKENDS : [...BACKENDS].reverse()) await session(fw, containers, tick, s[fw]);
   }
@@ -77,6 +90,8 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
   const ratio = (k: 'container' | 'network') => median(nft[k]) / median(ipt[k]);
   const [lo, hi] = ratioInterval(nft.container, ipt.container);
   const cpuPer = (x: Samples) => x.cpuTotalMs / x.containers;
+  const paired = median(nft.rounds.map((v, i) => v / (ipt.rounds[i] ?? Number.NaN)));
+  const calls = median(nft.calls) / median(ipt.calls);
   return {
     row: '13.3 network create+rm and a container, nftables vs iptables',
     measurements: [
@@ -86,6 +101,8 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
       measure('network create+rm (nftables)', 'ms', nft.network),
       measure("CPU of ledgernet's process per container, per round (iptables)", 'ms', ipt.cpu),
       measure("CPU of ledgernet's process per container, per round (nftables)", 'ms', nft.cpu),
+      measure("ledgernet's time in Docker's calls per container, per round (iptables)", 'ms', ipt.calls),
+      measure("ledgernet's time in Docker's calls per container, per round (nftables)", 'ms', nft.calls),
     ],
     verdicts: [
       { target: 'a container under nftables ≤ iptables (median ratio)', value: ratio('container'), met: ratio('container') <= 1 },
@@ -93,7 +110,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
     ],
     notes: [
       `${rounds} rounds; in each, both backends in turn (the order swapped every round), each with a fresh daemon and network, one warm-up container, then ${containers} measured \`docker run --rm\` and 2 network create+rm.`,
-      `A container, nftables over iptables: ratio of medians ${ratio('container').toFixed(3)}, 95 % bootstrap interval ${lo.toFixed(3)}–${hi.toFixed(3)}. CPU of ledgernet's process (its own and its children's, from /proc, in ticks of ${tick} ms) per container over all rounds: iptables ${cpuPer(ipt).toFixed(1)} ms, nftables ${cpuPer(nft).toFixed(1)} ms (ratio ${(cpuPer(nft) / cpuPer(ipt)).toFixed(3)}).`,
+      `A container, nftables over iptables: ratio of medians ${ratio('container').toFixed(3)}, 95 % bootstrap interval ${lo.toFixed(3)}–${hi.toFixed(3)}; median of the rounds' ratios ${paired.toFixed(3)}. ledgernet's time in Docker's calls (\`ledgernet_request_duration_seconds\`), ratio of medians ${calls.toFixed(3)}. CPU of ledgernet's process (its own and its children's, from /proc, in ticks of ${tick} ms) per container over all rounds: iptables ${cpuPer(ipt).toFixed(1)} ms, nftables ${cpuPer(nft).toFixed(1)} ms (ratio ${(cpuPer(nft) / cpuPer(ipt)).toFixed(3)}).`,
     ],
   };
 }
