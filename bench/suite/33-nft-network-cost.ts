@@ -4,11 +4,11 @@
 // every round (iptables first, then nftables first), each round a fresh daemon and network: a
 // change of machine load during the run falls on both alike. Target: nftables ≤ iptables for
 // both (ratio of the medians). `docker run --rm` is mostly Docker's own work (~400 ms, of which
-// ledgernet's calls are ~20 ms), so the CPU time of ledgernet's process per container (/proc:
-// its own and its children's, the `ip` it starts) is reported beside it: it does not depend on
-// what else the machine runs.
+// ledgernet's calls are ~20 ms), so the CPU time of ledgernet per container (/proc: its threads',
+// and the `ip` processes it starts) and its time in Docker's calls are reported beside it; the
+// CPU time does not depend on what else the machine runs.
 import { execa } from 'execa';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { measure, median, type BenchOptions, type BenchResult } from '../rows.ts';
 import { IMAGE, cleanup, docker, startDaemon, time, type BenchDaemon } from '../firewall-daemon.ts';
 
@@ -21,9 +21,11 @@ interface Samples {
   /** The median container of each round (the rounds pair the backends). */
   rounds: number[];
   network: number[];
-  /** ms of CPU per container, one value per round. */
+  /** ms of CPU of ledgernet's threads per container, one value per round. */
   cpu: number[];
   cpuTotalMs: number;
+  /** ms of CPU of the processes it started, all rounds. */
+  childrenTotalMs: number;
   /** ms ledgernet spent answering Docker's calls per container, one value per round. */
   calls: number[];
   containers: number;
@@ -34,10 +36,16 @@ const METHODS = ['CreateEndpoint', 'Join', 'ProgramExternalConnectivity', 'Endpo
 
 const callsMs = async (d: BenchDaemon): Promise<number> => (await Promise.all(METHODS.map((m) => d.callTime(m)))).reduce((sum, c) => sum + c.sumMs, 0);
 
-/** utime + stime + cutime + cstime of `pid`, in ms (/proc/<pid>/stat, after the command name). */
-async function cpuMs(pid: number, tick: number): Promise<number> {
+/**
+ * CPU time (ms) of `pid`: its threads' run time from /proc/<pid>/task/<tid>/schedstat (ns, exact;
+ * the main thread, libuv's pool, the nft worker), and its waited-for children's (the `ip` it
+ * starts: /proc/<pid>/stat's cutime + cstime, in clock ticks).
+ */
+async function cpuMs(pid: number, tick: number): Promise<{ threads: number; children: number }> {
+  const tids = await readdir(`/proc/${pid}/task`);
+  const ns = await Promise.all(tids.map((t) => readFile(`/proc/${pid}/task/${t}/schedstat`, 'utf8').then((x) => Number(x.split(' ')[0]), () => 0)));
   const f = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]?.split(' ') ?? [];
-  return [11, 12, 13, 14].reduce((sum, i) => sum + Number(f[i] ?? 0), 0) * tick;
+  return { threads: ns.reduce((a, b) => a + b, 0) / 1e6, children: (Number(f[13] ?? 0) + Number(f[14] ?? 0)) * tick };
 }
 
 /** One round of one backend: a fresh daemon and network, a container to warm up, then the measured ones. */
@@ -52,7 +60,9 @@ async function session(firewall: Backend, containers: number, tick: number, out:
     for (let i = 0; i < containers; i++) mine.push(await time(run));
     out.container.push(...mine);
     out.rounds.push(median(mine));
-    const cpu = (await cpuMs(daemon.pid, tick)) - cpu0;
+    const cpu1 = await cpuMs(daemon.pid, tick);
+    const cpu = cpu1.threads - cpu0.threads;
+    out.childrenTotalMs += cpu1.children - cpu0.children;
     out.calls.push(((await callsMs(daemon)) - calls0) / containers);
     out.cpu.push(cpu / containers);
     out.cpuTotalMs += cpu;
@@ -82,7 +92,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
   const rounds = opts.smoke ? 1 : 16;
   const containers = opts.smoke ? 1 : 5;
   const tick = 1000 / Number((await execa('getconf', ['CLK_TCK'])).stdout);
-  const s = Object.fromEntries(BACKENDS.map((b) => [b, { container: [], rounds: [], network: [], cpu: [], calls: [], cpuTotalMs: 0, containers: 0 } as Samples])) as Record<Backend, Samples>;
+  const s = Object.fromEntries(BACKENDS.map((b) => [b, { container: [], rounds: [], network: [], cpu: [], calls: [], cpuTotalMs: 0, childrenTotalMs: 0, containers: 0 } as Samples])) as Record<Backend, Samples>;
   for (let r = 0; r < rounds; r++) {
     for (const fw of r % 2 === 0 ? BACKENDS : [...BACKENDS].reverse()) await session(fw, containers, tick, s[fw]);
   }
@@ -90,6 +100,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
   const ratio = (k: 'container' | 'network') => median(nft[k]) / median(ipt[k]);
   const [lo, hi] = ratioInterval(nft.container, ipt.container);
   const cpuPer = (x: Samples) => x.cpuTotalMs / x.containers;
+  const childPer = (x: Samples) => x.childrenTotalMs / x.containers;
   const paired = median(nft.rounds.map((v, i) => v / (ipt.rounds[i] ?? Number.NaN)));
   const calls = median(nft.calls) / median(ipt.calls);
   return {
@@ -99,8 +110,8 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
       measure('docker run --rm (nftables)', 'ms', nft.container),
       measure('network create+rm (iptables)', 'ms', ipt.network),
       measure('network create+rm (nftables)', 'ms', nft.network),
-      measure("CPU of ledgernet's process per container, per round (iptables)", 'ms', ipt.cpu),
-      measure("CPU of ledgernet's process per container, per round (nftables)", 'ms', nft.cpu),
+      measure("CPU of ledgernet's threads per container, per round (iptables)", 'ms', ipt.cpu),
+      measure("CPU of ledgernet's threads per container, per round (nftables)", 'ms', nft.cpu),
       measure("ledgernet's time in Docker's calls per container, per round (iptables)", 'ms', ipt.calls),
       measure("ledgernet's time in Docker's calls per container, per round (nftables)", 'ms', nft.calls),
     ],
@@ -110,7 +121,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
     ],
     notes: [
       `${rounds} rounds; in each, both backends in turn (the order swapped every round), each with a fresh daemon and network, one warm-up container, then ${containers} measured \`docker run --rm\` and 2 network create+rm.`,
-      `A container, nftables over iptables: ratio of medians ${ratio('container').toFixed(3)}, 95 % bootstrap interval ${lo.toFixed(3)}–${hi.toFixed(3)}; median of the rounds' ratios ${paired.toFixed(3)}. ledgernet's time in Docker's calls (\`ledgernet_request_duration_seconds\`), ratio of medians ${calls.toFixed(3)}. CPU of ledgernet's process (its own and its children's, from /proc, in ticks of ${tick} ms) per container over all rounds: iptables ${cpuPer(ipt).toFixed(1)} ms, nftables ${cpuPer(nft).toFixed(1)} ms (ratio ${(cpuPer(nft) / cpuPer(ipt)).toFixed(3)}).`,
+      `A container, nftables over iptables: ratio of medians ${ratio('container').toFixed(3)}, 95 % bootstrap interval ${lo.toFixed(3)}–${hi.toFixed(3)}; median of the rounds' ratios ${paired.toFixed(3)}. ledgernet's time in Docker's calls (\`ledgernet_request_duration_seconds\`), ratio of medians ${calls.toFixed(3)}. CPU per container over all rounds, from /proc: ledgernet's threads (schedstat) iptables ${cpuPer(ipt).toFixed(2)} ms, nftables ${cpuPer(nft).toFixed(2)} ms (ratio ${(cpuPer(nft) / cpuPer(ipt)).toFixed(3)}); the processes it started (cutime + cstime, ticks of ${tick} ms) iptables ${childPer(ipt).toFixed(1)} ms, nftables ${childPer(nft).toFixed(1)} ms.`,
     ],
   };
 }
