@@ -21,6 +21,8 @@ export async function time(fn: () => Promise<unknown>): Promise<number> {
 }
 
 export interface BenchDaemon {
+  /** The daemon's process id (its CPU time: /proc/<pid>/stat). */
+  readonly pid: number;
   /** Sum (ms) and count of one plugin method's calls so far, from `ledgernet_request_duration_seconds`. */
   callTime(method: string): Promise<{ sumMs: number; count: number }>;
   stop(): Promise<void>;
@@ -41,6 +43,7 @@ export async function startDaemon(firewall: 'iptables' | 'nftables'): Promise<Be
     await new Promise((r) => setTimeout(r, 100));
   }
   return {
+    pid: proc.pid ?? 0,
     async callTime(method) {
       const text = await (await fetch(`http://${METRICS}/metrics`)).text();
       const value = (suffix: string) => Number(new RegExp(`^ledgernet_request_duration_seconds_${suffix}\\{[^}]*method="${method}"[^}]*outcome="ok"[^}]*\\} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);

@@ -8,7 +8,7 @@ import { diffChains } from '../iptables/diff.ts';
 import { renderAcceptOnly } from '../iptables/render.ts';
 import { afterRestore } from '../iptables/evolve.ts';
 import { restoreChanges } from '../iptables/restore.ts';
-import type { FirewallBackend } from '../types.ts';
+import type { FirewallBackend, FirewallChange, FirewallPolicy, KernelSnapshot } from '../types.ts';
 import { applyNft, isNftChange } from './apply.ts';
 import { diffTable } from './diff.ts';
 import { afterNft } from './evolve.ts';
@@ -17,12 +17,31 @@ import { renderTable } from './render.ts';
 /** The role in the comment of the iptables rules the nftables backend keeps (`ledgernet:nftables`). */
 const ACCEPT_ROLE = 'nftables';
 
+/** What a plan depends on besides the policy: the table and the iptables tables, by identity. */
+const readOf = (s: KernelSnapshot): readonly unknown[] => [s.nftables, s.filter, s.nat, s.filter6, s.nat6, s.mangle, s.mangle6];
+
+let last: { readonly policy: string; readonly read: readonly unknown[]; readonly changes: readonly FirewallChange[] } | null = null;
+
+/**
+ * The plan, remembered for one (policy, observed) pair. Most of Docker's calls (a container
+ * without published ports: CreateEndpoint, Join, Leave, DeleteEndpoint) change nothing the
+ * firewall is about and plan against the model, whose tables are the same objects until a change
+ * of ours lands (kernel/model.ts) or the kernel is read again: such a pass compares the policy's
+ * JSON instead of rendering and diffing the whole table. Snapshots are never changed in place,
+ * so an object seen again holds what it held.
+ */
+function plan(policy: FirewallPolicy, observed: KernelSnapshot): FirewallChange[] {
+  const key = JSON.stringify(policy);
+  const read = readOf(observed);
+  if (last !== null && last.policy === key && last.read.every((r, i) => r === read[i])) return [...last.changes];
+  const changes = [...diffTable(renderTable(policy), observed.nftables), ...diffChains(renderAcceptOnly(policy, ACCEPT_ROLE), observed, policy.ownerTag)];
+  last = { policy: key, read, changes };
+  return [...changes];
+}
+
 export const nftablesFirewall: FirewallBackend = {
   name: 'nftables',
-  plan: (policy, observed) => [
-    ...diffTable(renderTable(policy), observed.nftables),
-    ...diffChains(renderAcceptOnly(policy, ACCEPT_ROLE), observed, policy.ownerTag),
-  ],
+  plan,
   // nftables first: during a switch from iptables, the new policy is in place before the old goes.
   apply: async (changes, kernel) => [...(await applyNft(changes, kernel)), ...(await restoreChanges(changes.filter((c) => !isNftChange(c)), kernel))],
   // Both predicted (nftables: evolve.ts), so a pass that changed the table does not make the next one read it.

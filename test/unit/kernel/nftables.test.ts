@@ -98,4 +98,20 @@ describe('nftables backend plan', () => {
     assert.equal(actions[0]?.reason, 'drifted');
     assert.ok(actions.slice(1).every((a) => a.reason === 'missing'));
   });
+
+  it('a container without published ports changes nothing; a table read again with a chain gone is planned anew', async () => {
+    const snap = await snapshot(table());
+    const planFor = (commands: readonly Command[], observed: KernelSnapshot) =>
+      plan({ bridges: [], veths: [], firewall: desiredFromState(given(...commands)).firewall }, observed, nftablesFirewall).filter((a) => a.kind.startsWith('nft.'));
+    const withContainer: Command[] = [...FIREWALL_COMMANDS, { type: 'CreateEndpoint', spec: endpointSpec(NET_C, EP_D, '10.231.9.9/24') }];
+    assert.deepEqual(planFor(FIREWALL_COMMANDS, snap), []);
+    // The same tables (the model of a pass that wrote nothing) and an equal policy: nothing, again.
+    assert.deepEqual(planFor(withContainer, snap), []);
+    // A full read finds a per-network chain deleted by hand: same policy, new tables, the chain is repaired.
+    const { [`net-${NET_C}-from`]: _, ...chains } = snap.nftables!.chains;
+    const actions = planFor(withContainer, { ...snap, nftables: { ...snap.nftables!, chains } });
+    assert.deepEqual(actions.map((a) => `${a.kind} ${'chain' in a ? a.chain : ''} ${a.reason}`), [`nft.chain.write net-${NET_C}-from missing`]);
+    // And the table as it was plans nothing once more.
+    assert.deepEqual(planFor(withContainer, snap), []);
+  });
 });
