@@ -147,7 +147,9 @@ describe('operator experience', () => {
     assert.equal(alone.exitCode, 0, alone.stderr);
     assert.match((JSON.parse(alone.stdout) as { applied: string[] }).applied.join('\n'), /hook\.add filter\/FORWARD/);
     const events = await ledgernetCli(['events', '--json', '--state-dir', daemon.stateDir]);
-    assert.match(events.stdout.trim().split('\n').at(-1) ?? '', /"type":"reconcile\.applied".*"trigger":"cli"/);
+    // Records are stored with sorted keys: compare fields, not their order in the line.
+    const last = JSON.parse(events.stdout.trim().split('\n').at(-1) ?? '{}') as { type?: string; data?: { trigger?: string } };
+    assert.deepEqual([last.type, last.data?.trigger], ['reconcile.applied', 'cli']);
 
     const again = await startDaemon({ stateDir: daemon.stateDir, keepStateDir: false });
     await cleanupAll();
