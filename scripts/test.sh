@@ -17,6 +17,9 @@ bash scripts/test-env.sh
 # The host has one plugin socket and one dockerd: test runs from several checkouts take turns.
 exec 9>/run/lock/ledgernet-tests.lock
 flock 9
+# A run cut off mid-way (machine stopped, job cancelled) leaves its networks, containers, links and
+# rules behind; remove them first so this run's leak checks see only what this run makes.
+node --import tsx test/helpers/sweep.ts
 
 files=()
 if (($# > 0)); then
