@@ -7,7 +7,9 @@
 //
 // Only a positive answer from Docker acts: a network is collected when two lists, at least
 // `confirmMs` apart, both lack it (a network being created is in ledgernet's log a moment before
-// Docker stores it); a Docker that cannot be asked changes nothing.
+// Docker stores it) and then Docker answers 404 when asked for that network by id (a list can
+// lag a network being created on a loaded host: a network Docker does have is never collected);
+// a Docker that cannot be asked changes nothing.
 import type { Logger } from 'pino';
 import { AbandonedEndpoints } from './abandoned.ts';
 import { DockerApiError, DockerUnavailableError, type DockerApi, type DockerContainerSummary } from './docker-api.ts';
@@ -116,6 +118,11 @@ export class DockerSync {
     const { collect, suspects } = networksToCollect(known, docker, this.suspects, now, this.deps.confirmMs);
     this.suspects = suspects;
     for (const id of collect) {
+      if (await this.dockerHas(id)) {
+        this.suspects.delete(id);
+        this.deps.log.info({ networkId: id }, `network ${short(id)} was missing from Docker's lists but Docker has it: kept`);
+        continue;
+      }
       const events = await this.deps.execute({
         type: 'CollectNetwork',
         networkId: id,
@@ -127,6 +134,17 @@ export class DockerSync {
           `network ${short(id)} is gone from Docker: collected, its kernel objects are removed`,
         );
       }
+    }
+  }
+
+  /** Docker's answer for one network by id: false only on a 404. */
+  private async dockerHas(id: string): Promise<boolean> {
+    try {
+      await this.deps.api.inspectNetwork(id);
+      return true;
+    } catch (e) {
+      if (e instanceof DockerApiError && e.status === 404) return false;
+      throw e;
     }
   }
 

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { execa } from 'execa';
-import { TEST_IMAGE, cleanupAll, containerEndpoint, containerIp, docker, ping, track, uniqueName, waitFor } from '../helpers/docker.ts';
+import { TEST_IMAGE, cleanupAll, containerEndpoint, containerIp, docker, ping, track, uniqueName, waitFor, waitServing } from '../helpers/docker.ts';
 import { notOurs, rulesSave } from '../helpers/rules.ts';
 import { ledgernetCli, startDaemon, stopAllDaemons, type DaemonHandle } from '../helpers/daemon.ts';
 import { assertNoLeaks, waitNoLeaks } from '../helpers/leaks.ts';
@@ -53,6 +53,7 @@ async function runServer(network: string, ...extra: string[]): Promise<string> {
   const name = track.container(uniqueName('srv'));
   const r = await docker(['run', '-d', '--name', name, '--network', network, ...extra, TEST_IMAGE, 'sh', '-c', SERVE]);
   assert.equal(r.exitCode, 0, `docker run failed: ${r.stderr}\n${daemon.logs().slice(-2000)}`);
+  await waitServing(name, 82);
   return name;
 }
 

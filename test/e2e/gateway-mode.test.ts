@@ -21,7 +21,7 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import { execa } from 'execa';
-import { TEST_IMAGE, cleanupAll, containerEndpoint, containerIp, docker, ping, track, uniqueName, waitFor } from '../helpers/docker.ts';
+import { TEST_IMAGE, cleanupAll, containerEndpoint, containerIp, docker, ping, track, uniqueName, waitFor, waitServing } from '../helpers/docker.ts';
 import { ledgernetCli, startDaemon } from '../helpers/daemon.ts';
 import { describeEachBackend } from '../helpers/backend-suite.ts';
 import { waitNoLeaks } from '../helpers/leaks.ts';
@@ -48,6 +48,7 @@ async function runServer(network: string, ...extra: string[]): Promise<{ name: s
   const name = track.container(uniqueName('gws'));
   const r = await docker(['run', '-d', '--name', name, '--network', network, ...extra, TEST_IMAGE, 'sh', '-c', SERVE]);
   assert.equal(r.exitCode, 0, `docker run failed: ${r.stderr}\n${suite.daemon.logs().slice(-2000)}`);
+  await waitServing(name, 81);
   return { name, ip: await containerIp(name, network) };
 }
 

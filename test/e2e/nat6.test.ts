@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { execa } from 'execa';
-import { TEST_IMAGE, containerEndpoint, docker, track, uniqueName, waitFor } from '../helpers/docker.ts';
+import { TEST_IMAGE, containerEndpoint, docker, track, uniqueName, waitFor, waitServing } from '../helpers/docker.ts';
 import { describeEachBackend } from '../helpers/backend-suite.ts';
 
 const SNAT4 = '10.231.251.44';
@@ -37,6 +37,7 @@ async function run(network: string, serve: boolean, ...extra: string[]): Promise
 async function started(network: string, serve: boolean, ...extra: string[]): Promise<string> {
   const r = await run(network, serve, ...extra);
   assert.equal(r.exitCode, 0, `docker run failed: ${r.stderr}\n${suite.daemon.logs().slice(-2000)}`);
+  if (serve) await waitServing(r.name, 82);
   return r.name;
 }
 

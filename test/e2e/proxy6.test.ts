@@ -14,7 +14,7 @@ import { once } from 'node:events';
 import { connect, createServer } from 'node:net';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { execa } from 'execa';
-import { TEST_IMAGE, cleanupAll, docker, track, uniqueName, waitFor } from '../helpers/docker.ts';
+import { TEST_IMAGE, cleanupAll, docker, track, uniqueName, waitFor, waitServing } from '../helpers/docker.ts';
 import { kill9AndRestart, ledgernetCli, startDaemon, stopAllDaemons, type DaemonHandle } from '../helpers/daemon.ts';
 import { assertNoLeaks, waitNoLeaks } from '../helpers/leaks.ts';
 import { FIREWALLS } from '../helpers/backend-suite.ts';
@@ -55,6 +55,7 @@ async function run(network: string, ...ports: string[]): Promise<{ name: string;
 async function started(network: string, ...ports: string[]): Promise<string> {
   const r = await run(network, ...ports);
   assert.equal(r.exitCode, 0, `docker run failed: ${r.stderr}\n${daemon.logs().slice(-3000)}`);
+  await waitServing(r.name, 80);
   return r.name;
 }
 

@@ -99,6 +99,18 @@ export async function ping(fromContainer: string, ip: string, count = 2): Promis
   return r.exitCode === 0;
 }
 
+/**
+ * Waits until busybox httpd in `container` answers on 127.0.0.1:`port` from inside: `docker run -d`
+ * returns once the container's shell runs, a moment before its httpd listens (a loaded host made
+ * a first request from outside fail).
+ */
+export async function waitServing(container: string, port: number): Promise<void> {
+  await waitFor(
+    async () => (await docker(['exec', container, 'wget', '-q', '-O', '/dev/null', `http://127.0.0.1:${port}/`], { timeoutMs: 10_000 })).exitCode === 0,
+    { timeoutMs: 20_000, intervalMs: 100, what: `${container} to serve HTTP on port ${port}` },
+  );
+}
+
 export interface WaitForOptions {
   timeoutMs?: number;
   intervalMs?: number;

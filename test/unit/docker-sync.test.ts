@@ -90,9 +90,11 @@ class FakeDocker {
   started: string[] = [];
   /** Network id → the endpoint ids its inspect lists (`Containers`, ep-… ones included). */
   inspected = new Map<string, string[]>();
+  /** Networks Docker has but leaves out of its lists (a list that lags a create). */
+  unlisted: DockerNetwork[] = [];
   inspectNetwork = async <T,>(id: string): Promise<T> => {
     this.check();
-    if (!this.networks.some((n) => n.Id === id)) throw new DockerApiError(404, `network ${id} not found`);
+    if (![...this.networks, ...this.unlisted].some((n) => n.Id === id)) throw new DockerApiError(404, `network ${id} not found`);
     return { Containers: Object.fromEntries((this.inspected.get(id) ?? []).map((ep, i) => [`k${i}`, { EndpointID: ep }])) } as T;
   };
   private check(): void {
@@ -170,6 +172,24 @@ describe('DockerSync', () => {
     assert.equal(h.state().networks[NET_A], undefined);
     assert.ok(h.state().networks[NET_B]);
     assert.ok(h.logs.some((l) => /^warn network aaaaaaaa0000 is gone from Docker: collected/.test(l)), h.logs.join('\n'));
+  });
+
+  it('keeps a network two lists lack when Docker has it by id (a list that lags a create)', async () => {
+    const h = harness(two);
+    h.api.networks = [{ Id: NET_B, Name: 'b', Driver: 'ledgernet' }];
+    h.api.unlisted = [{ Id: NET_A, Name: 'a', Driver: 'ledgernet' }];
+    await h.sync.sync();
+    h.advance(2000);
+    await h.sync.sync();
+    assert.ok(h.state().networks[NET_A], 'Docker answered for it by id');
+    assert.ok(h.logs.some((l) => /^info network aaaaaaaa0000 was missing from Docker's lists but Docker has it: kept/.test(l)), h.logs.join('\n'));
+    h.api.unlisted = [];
+    h.advance(2000);
+    await h.sync.sync();
+    assert.ok(h.state().networks[NET_A], 'a new absence starts a new wait');
+    h.advance(2000);
+    await h.sync.sync();
+    assert.equal(h.state().networks[NET_A], undefined, 'gone by id too: collected');
   });
 
   it('changes nothing while Docker cannot be asked, and says so once', async () => {
