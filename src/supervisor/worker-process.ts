@@ -4,7 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Logger } from 'pino';
+import type { Log } from './log.ts';
 import { DriverError } from '../errors.ts';
 import { WORKER_SOCKET_ENV, type WorkerMessage } from './worker-link.ts';
 
@@ -38,7 +38,7 @@ function isAlive(pid: number): boolean {
  * A worker of an earlier supervisor that was SIGKILLed may still be finishing its calls (it stops
  * when its IPC channel closes). It holds the state-dir lock, so wait for it (10 s), then kill it.
  */
-export async function waitOldWorker(stateDir: string, log: Logger): Promise<void> {
+export async function waitOldWorker(stateDir: string, log: Log): Promise<void> {
   let pid: number;
   try {
     pid = Number.parseInt(readFileSync(join(stateDir, WORKER_PID_FILE), 'utf8'), 10);
@@ -87,10 +87,10 @@ export class WorkerProcess {
   private quickDeaths = 0;
   private stopping = false;
   private exitWaiter: Promise<void> = Promise.resolve();
-  private readonly o: { argv: readonly string[]; socket: string; stateDir: string; log: Logger; onFatal: (e: Error) => void };
+  private readonly o: { argv: readonly string[]; socket: string; stateDir: string; log: Log; onFatal: (e: Error) => void };
   private everReady = false;
 
-  constructor(o: { argv: readonly string[]; socket: string; stateDir: string; log: Logger; onFatal: (e: Error) => void }) {
+  constructor(o: { argv: readonly string[]; socket: string; stateDir: string; log: Log; onFatal: (e: Error) => void }) {
     this.o = o;
   }
 
