@@ -42,6 +42,20 @@ export function rssMb(pid: number): number {
   }
 }
 
+/**
+ * Proportional set size of a process in MB (Pss of smaps_rollup): its private pages plus its share
+ * of pages mapped by several processes (the node binary both serve processes map is counted once
+ * over the two), or NaN when it is gone.
+ */
+export function pssMb(pid: number): number {
+  try {
+    const m = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
+}
+
 /** CPU time (user + system) a process has used so far, in ms, or NaN when it is gone. */
 export function cpuMs(pid: number): number {
   try {
