@@ -56,7 +56,11 @@ export function createNft(opts: NftOptions): Nft {
     // A read before the first transaction (the full observe's look for our table, which the
     // iptables backend makes too) runs the process: the thread (~13 MB of the daemon's memory,
     // bench row 9) starts with the first transaction, so a daemon on iptables never starts it.
-    if (route === null && !command.startsWith('{')) return viaProcess(what, command);
+    // Where `nft` itself is missing (the plugin's rootfs has only the library), the library reads.
+    if (route === null && !command.startsWith('{')) {
+      const o = await viaProcess(what, command).catch(() => null);
+      if (o !== null) return o;
+    }
     route ??= session.ensure().then((why) => {
       const r: NftRoute = why === null ? { via: 'libnftables', why: `${library} loaded in a worker thread` } : { via: 'nft', why };
       opts.onRoute?.(r);

@@ -48,7 +48,8 @@ export function spawnLean(file: string, args: readonly string[], timeoutMs: numb
     child.on('close', (code) => {
       clearTimeout(timer);
       const text = (bs: Buffer[]) => Buffer.concat(bs).toString('utf8');
-      resolve({ stdout: text(out), stderr: text(err), exitCode: code ?? undefined, timedOut, ...(error ? { error } : {}) });
+      // A process that did not start (ENOENT) closes with the negative errno as its code: none, as execa says.
+      resolve({ stdout: text(out), stderr: text(err), exitCode: error ? undefined : (code ?? undefined), timedOut, ...(error ? { error } : {}) });
     });
   });
 }
