@@ -123,7 +123,7 @@ cat >"$OUT/config.json" <<'EOF'
 {
   "description": "ledgernet: Docker network driver with a durable event log and a reconciler",
   "documentation": "https://github.com/ledgernet/ledgernet#install",
-  "entrypoint": ["/usr/bin/node", "/app/dist/cli.js", "serve", "--socket", "/run/docker/plugins/ledgernet.sock", "--state-dir", "/var/lib/ledgernet"],
+  "entrypoint": ["/usr/bin/node", "--max-semi-space-size=1", "--heap-growing-percent=20", "/app/dist/cli.js", "serve", "--socket", "/run/docker/plugins/ledgernet.sock", "--state-dir", "/var/lib/ledgernet"],
   "workdir": "/app",
   "interface": { "types": ["docker.networkdriver/1.0", "docker.ipamdriver/1.0"], "socket": "ledgernet.sock" },
   "network": { "type": "host" },

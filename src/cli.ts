@@ -6,12 +6,11 @@ import { DEFAULTS, defaultHost, parseDuration, parseHostTimeout, parseRetention,
 import { canonicalIp, parsePrefix } from './events/domain/cidr.ts';
 import { DriverError, isDriverError } from './errors.ts';
 import { DEFAULT_DOCKER_SOCKET } from './operator/docker-api.ts';
-import { createLogger } from './logger.ts';
 import { parseDirectRouting, parseFirewallChoice } from './operator/firewall-choice.ts';
 import { inheritedPluginSocket } from './supervisor/activation.ts';
+import { jsonLog, type Log } from './supervisor/log.ts';
 import { supervise } from './supervisor/supervisor.ts';
 import { notifyReady, onSupervisorGone, workerSocket } from './supervisor/worker-link.ts';
-import type { Logger } from 'pino';
 
 const USAGE = `usage: ledgernet <command> [options]
 
@@ -190,7 +189,7 @@ function exitQuietlyOnEpipe(): void {
 }
 
 /** Resolves with the first SIGTERM/SIGINT (or `extra`'s trigger); later signals are only logged. */
-function stopSignal(log: Logger, extra?: (stop: () => void) => void): Promise<string> {
+function stopSignal(log: Log, extra?: (stop: () => void) => void): Promise<string> {
   return new Promise((resolve) => {
     let stopping = false;
     // Stay subscribed (not `once`): execa's signal-exit re-raises a signal nobody else listens to.
@@ -219,7 +218,12 @@ function vtepOf(v: string | undefined): string | null {
 async function runServe(values: Values, env: NodeJS.ProcessEnv, argv: string[], stateDir: string): Promise<number> {
   const logLevel = values['log-level'] ?? env['LEDGERNET_LOG_LEVEL'] ?? DEFAULTS.logLevel;
   const pools = defaultPools(values, env);
-  const log = createLogger(logLevel);
+  const listen = workerSocket(env);
+  const supervisor = !listen && !values['in-process'];
+  // pino only where it is used: the supervisor writes the same lines without it (memory, bench row
+  // 9) unless a terminal reads them (pino-pretty).
+  const logger = supervisor && !process.stdout.isTTY ? null : (await import('./logger.ts')).createLogger(logLevel);
+  const log: Log = logger ?? jsonLog(logLevel);
   const cfg: ServeConfig = {
     socket: values.socket ?? env['LEDGERNET_SOCKET'] ?? DEFAULTS.socket,
     stateDir,
@@ -239,8 +243,7 @@ async function runServe(values: Values, env: NodeJS.ProcessEnv, argv: string[], 
   };
   // By default a supervisor keeps Docker's socket and runs the daemon as its worker
   // (src/supervisor/); --in-process runs the daemon alone, as before.
-  const listen = workerSocket(env);
-  if (!listen && !values['in-process']) {
+  if (logger === null || supervisor) { // (null only for the supervisor)
     // Socket activation (ledgernet.socket): the plugin socket outlives the daemon.
     const inheritedFd = inheritedPluginSocket(env, cfg.socket);
     const sup = await supervise({ socket: cfg.socket, stateDir, workerArgv: [process.argv[1] ?? '', ...argv], log, inheritedFd });
@@ -254,7 +257,7 @@ async function runServe(values: Values, env: NodeJS.ProcessEnv, argv: string[], 
   }
   // Loaded here, not at the top: the supervisor process never loads the daemon (memory).
   const { serve } = await import('./main.ts');
-  const daemon = await serve(listen ? { ...cfg, listenSocket: listen } : cfg, log);
+  const daemon = await serve(listen ? { ...cfg, listenSocket: listen } : cfg, logger);
   if (listen) notifyReady();
   const why = await stopSignal(log, listen ? onSupervisorGone : undefined);
   log.info({ signal: why }, 'shutting down: finishing in-flight calls; the kernel is left as it is');

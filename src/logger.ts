@@ -1,8 +1,11 @@
 // The logger of `ledgernet serve` (supervisor and worker) and the CLI. Apart from main.ts, so that
 // the supervisor process, which loads only what it needs, does not load the daemon with it.
+import { createRequire } from 'node:module';
 import pino, { type Logger } from 'pino';
-import pretty from 'pino-pretty';
 import { DriverError } from './errors.ts';
+
+/** pino-pretty (and what it loads) only for a terminal: a service's processes never need it (memory, bench row 9). */
+const pretty = (o: import('pino-pretty').PrettyOptions) => (createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty'))(o);
 
 /** JSON lines for machines; human-readable lines when stdout is a terminal. */
 export function createLogger(level: string): Logger {

@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { SERVE_NODE_FLAGS } from '../../src/config.ts';
 import { CLI_PATH, REPO_ROOT, pluginCall } from '../../test/helpers/daemon.ts';
 
 export interface BenchDaemonOptions {
@@ -12,7 +13,7 @@ export interface BenchDaemonOptions {
   /** Holds state/, run/ and the socket p.sock; the caller removes it. */
   readonly dir: string;
   readonly extraArgs?: readonly string[];
-  /** Options for node (supervisor and worker), e.g. V8 flags. */
+  /** Options for node (supervisor and worker), e.g. V8 flags; after the supervisor's own (SERVE_NODE_FLAGS, as the unit starts it). */
   readonly nodeArgs?: readonly string[];
   /** Write a CPU profile of supervisor and worker here (on a clean stop). */
   readonly cpuProfDir?: string | undefined;
@@ -41,6 +42,20 @@ export function rssMb(pid: number): number {
   }
 }
 
+/**
+ * Proportional set size of a process in MB (Pss of smaps_rollup): its private pages plus its share
+ * of pages mapped by several processes (the node binary both serve processes map is counted once
+ * over the two), or NaN when it is gone.
+ */
+export function pssMb(pid: number): number {
+  try {
+    const m = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
+}
+
 /** CPU time (user + system) a process has used so far, in ms, or NaN when it is gone. */
 export function cpuMs(pid: number): number {
   try {
@@ -57,7 +72,7 @@ export async function startBenchDaemon(o: BenchDaemonOptions): Promise<BenchDaem
   const socket = join(o.dir, 'p.sock');
   await mkdir(join(o.dir, 'run'), { recursive: true });
   const prof = o.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`] : [];
-  const args = ['netns', 'exec', o.netns, process.execPath, ...(o.nodeArgs ?? []), ...prof, CLI_PATH, 'serve', '--socket', socket, '--state-dir', stateDir, '--log-level', 'warn', ...(o.extraArgs ?? [])];
+  const args = ['netns', 'exec', o.netns, process.execPath, ...SERVE_NODE_FLAGS, ...(o.nodeArgs ?? []), ...prof, CLI_PATH, 'serve', '--socket', socket, '--state-dir', stateDir, '--log-level', 'warn', ...(o.extraArgs ?? [])];
   const t0 = performance.now();
   // `ip netns exec` execs node: the pid is the supervisor's.
   const proc = spawn('ip', args, {

@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pluginCall } from '../../test/helpers/daemon.ts';
-import { rssMb, startBenchDaemon } from '../offline/daemon.ts';
+import { pssMb, rssMb, startBenchDaemon } from '../offline/daemon.ts';
 import { withNetns } from '../offline/netns.ts';
 import { createEndpointBody, createNetworkBody, layout } from '../offline/scenario.ts';
 import { measure, type BenchOptions, type BenchResult } from '../rows.ts';
@@ -42,12 +42,14 @@ export async function run(opts: BenchOptions): Promise<BenchResult> {
         const worker = rssMb(d.workerPid() ?? 0);
         const supervisor = rssMb(d.proc.pid ?? 0);
         const total = worker + supervisor;
+        const pss = pssMb(d.workerPid() ?? 0) + pssMb(d.proc.pid ?? 0);
         return {
           row: '9 daemon memory with 2,000 endpoints',
           measurements: [
             measure(`RSS of the daemon (supervisor + worker), ${l.endpoints} endpoints on ${l.networks} networks`, 'MB', [total]),
             measure('RSS of the worker', 'MB', [worker]),
             measure('RSS of the supervisor', 'MB', [supervisor]),
+            measure('PSS of the daemon (supervisor + worker; pages both map, the node binary, counted once)', 'MB', [pss]),
             measure('RSS of the daemon before any network', 'MB', [idle.worker + idle.supervisor]),
             measure(`creating ${l.networks} networks and ${l.endpoints} endpoints (${CONCURRENCY} calls at a time)`, 'ms', [createMs]),
           ],

@@ -1,7 +1,7 @@
 // Kernel change notices: `ip -o monitor link address` prints one line per change to a link or
 // an address. The reconciler uses them only as "something changed" triggers (it re-observes
 // everything), so drift such as a deleted veth or bridge is seen at once, not at the next tick.
-import { execa } from 'execa';
+import { spawn } from 'node:child_process';
 
 export interface Watch {
   stop(): void;
@@ -29,7 +29,7 @@ export function watchLinks(
   const start = () => {
     if (stopped) return;
     const started = Date.now();
-    const p = execa('ip', ['-o', 'monitor', 'link', 'address'], { buffer: false, stdin: 'ignore', reject: false });
+    const p = spawn('ip', ['-o', 'monitor', 'link', 'address'], { stdio: ['ignore', 'pipe', 'ignore'] });
     kill = () => p.kill();
     let partial = '';
     p.stdout?.on('data', (chunk: Buffer) => {
@@ -37,16 +37,25 @@ export function watchLinks(
       partial = lines.pop() ?? '';
       if (lines.some((l) => opts.relevant?.(l) ?? true)) fire();
     });
-    void p.then((r) => {
+    let ended = false;
+    const end = (why: string) => {
+      if (ended) return;
+      ended = true;
       if (stopped) return;
-      opts.onError?.(new Error(`ip monitor exited (${r.exitCode ?? r.signal}); restarting`));
+      opts.onError?.(new Error(`ip monitor ${why}; restarting`));
       setTimeout(start, Math.max(0, 1000 - (Date.now() - started)));
-    });
+    };
+    p.on('error', (e) => end(`did not run (${e.message})`));
+    p.on('close', (code, signal) => end(`exited (${code ?? signal})`));
   };
+  // A daemon that exits without stop() (an uncaught error) takes its monitor with it.
+  const onExit = () => kill?.();
+  process.on('exit', onExit);
   start();
   return {
     stop() {
       stopped = true;
+      process.off('exit', onExit);
       if (timer) clearTimeout(timer);
       kill?.();
     },

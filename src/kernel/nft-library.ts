@@ -1,7 +1,8 @@
 // nftables without a process per change: nft commands and JSON transactions go to libnftables in a
 // worker thread (nft-worker.ts), the same text in and out as `nft -j`. When the library cannot be
 // loaded (the koffi package, libnftables.so.1 or the namespace missing), every command runs the
-// `nft` process instead, as before; which of the two is reported once through `onRoute`.
+// `nft` process instead, as before; which of the two is reported once through `onRoute`. Reads
+// before the first transaction run the process (the thread starts with the first transaction).
 import { randomBytes } from 'node:crypto';
 import { rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -22,9 +23,8 @@ export interface NftOptions {
   /** The library to load (default `libnftables.so.1`); tests name a missing one to take the fallback. */
   readonly library?: string;
   readonly onRoute?: (route: NftRoute) => void;
-  /** The process runners of run-kernel.ts: `run` for reads, `runLean` for the hot path's applies. */
+  /** The process runner of run-kernel.ts. */
   readonly run: Runner;
-  readonly runLean: Runner;
 }
 
 interface Reply {
@@ -53,6 +53,14 @@ export function createNft(opts: NftOptions): Nft {
   let route: Promise<NftRoute> | null = null;
   const viaProcess = processNft(opts);
   return async (what, command) => {
+    // A read before the first transaction (the full observe's look for our table, which the
+    // iptables backend makes too) runs the process: the thread (~13 MB of the daemon's memory,
+    // bench row 9) starts with the first transaction, so a daemon on iptables never starts it.
+    // Where `nft` itself is missing (the plugin's rootfs has only the library), the library reads.
+    if (route === null && !command.startsWith('{')) {
+      const o = await viaProcess(what, command).catch(() => null);
+      if (o !== null) return o;
+    }
     route ??= session.ensure().then((why) => {
       const r: NftRoute = why === null ? { via: 'libnftables', why: `${library} loaded in a worker thread` } : { via: 'nft', why };
       opts.onRoute?.(r);
@@ -74,7 +82,7 @@ function processNft(opts: NftOptions): Nft {
     const file = join(tmpdir(), `ledgernet-nft-${process.pid}-${randomBytes(6).toString('hex')}.json`);
     await writeFile(file, command, { mode: 0o600 });
     try {
-      return await opts.runLean(what, ...inNetns(['-j', '-f', file]));
+      return await opts.run(what, ...inNetns(['-j', '-f', file]));
     } finally {
       await rm(file, { force: true });
     }

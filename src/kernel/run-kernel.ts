@@ -1,5 +1,5 @@
 // The only code in ledgernet that runs processes. Argument arrays only, never a shell; every
-// failure leaves here as one DriverError, with execa's error (exit code, stderr) as its cause.
+// failure leaves here as one DriverError, with the process's result (exit code, stderr) as its cause.
 import { writeFile } from 'node:fs/promises';
 import { DriverError } from '../errors.ts';
 import {
@@ -59,10 +59,9 @@ export function createKernel(opts: KernelOptions): HostKernel {
     throw new DriverError('LN_ERR_INTERNAL', `invalid network namespace name "${netns}"`);
   }
   const run = createRunner(opts.timeoutMs ?? 60_000, netns);
-  const runLean = createRunner(opts.timeoutMs ?? 60_000, netns, 'lean');
   const runFile = createRunner(opts.timeoutMs ?? 60_000, netns, 'file');
   const { nftLibrary: library, onNftRoute: onRoute } = opts;
-  const nft = createNft({ timeoutMs: opts.timeoutMs ?? 60_000, run, runLean, ...(netns === undefined ? {} : { netns }), ...(library === undefined ? {} : { library }), ...(onRoute === undefined ? {} : { onRoute }) });
+  const nft = createNft({ timeoutMs: opts.timeoutMs ?? 60_000, run, ...(netns === undefined ? {} : { netns }), ...(library === undefined ? {} : { library }), ...(onRoute === undefined ? {} : { onRoute }) });
   const ipArgs = (...args: string[]): string[] => (netns === undefined ? args : ['-n', netns, ...args]);
   // iptables and sysctl have no namespace flag; `ip netns exec` enters the namespace first.
   const inNetns = (cmd: string, ...args: string[]): [string, string[]] =>
@@ -72,8 +71,7 @@ export function createKernel(opts: KernelOptions): HostKernel {
   const ipBatch = async (lines: readonly string[]): Promise<BatchResult> => {
     if (lines.length === 0) return { failures: [] };
     const input = renderIpBatch(lines);
-    // On Docker's path (one batch per pass): node's own spawn, not execa's (~5 ms less a process).
-    const outcome = await runLean('apply an ip batch', 'ip', ipArgs(...IP_BATCH_ARGS), input);
+    const outcome = await run('apply an ip batch', 'ip', ipArgs(...IP_BATCH_ARGS), input);
     if (outcome.exitCode === 0) return { failures: [] };
     return { failures: batchFailures(outcome, lines) };
   };

@@ -1,9 +1,8 @@
-// A process started with node's own `child_process.spawn`, for the hot path's one command per
-// Docker call (`nft -j -f`): execa's stream machinery costs ~5 ms a process on this VM (7 ms for
-// `true` against 2 ms with spawn), a third of a published port's whole call. No stdin, output
-// collected as text, killed after `timeoutMs`; `ip -batch -` gets its lines on stdin (a socket:
-// fine for ip, which reads stdin as it is; nft opens /dev/stdin, which fails on one). The result has the fields execa's has that the
-// runner reads.
+// A process started with node's own `child_process.spawn`: how the daemon runs every command.
+// execa's stream machinery cost ~5 ms a process on this VM (7 ms for `true` against 2 ms with
+// spawn), and loading its ~100 modules ~8 MB of the daemon's memory (bench row 9). No stdin,
+// output collected as text, killed after `timeoutMs`; `ip -batch -` gets its lines on stdin (a
+// socket: fine for ip, which reads stdin as it is; nft opens /dev/stdin, which fails on one).
 // `spawnToFile`: the same with stdout written to an unlinked temporary file and read once the
 // process exited. For the full observe's large reads: `ip -j link show` flushes once per link,
 // and reading 4,000 small writes from a pipe cost the daemon 13–41 ms of CPU at 2,000 endpoints
@@ -49,7 +48,8 @@ export function spawnLean(file: string, args: readonly string[], timeoutMs: numb
     child.on('close', (code) => {
       clearTimeout(timer);
       const text = (bs: Buffer[]) => Buffer.concat(bs).toString('utf8');
-      resolve({ stdout: text(out), stderr: text(err), exitCode: code ?? undefined, timedOut, ...(error ? { error } : {}) });
+      // A process that did not start (ENOENT) closes with the negative errno as its code: none, as execa says.
+      resolve({ stdout: text(out), stderr: text(err), exitCode: error ? undefined : (code ?? undefined), timedOut, ...(error ? { error } : {}) });
     });
   });
 }

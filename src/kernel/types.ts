@@ -139,7 +139,7 @@ export type IptablesTableKey = 'filter' | 'nat' | 'filter6' | 'nat6' | 'mangle' 
 
 /**
  * The reconciler's only door to the kernel: observed facts out, typed changes in; the kernel
- * renders them in each tool's syntax. `main.ts` passes a real one (execa), tests pass a real one
+ * renders them in each tool's syntax. `main.ts` passes a real one (processes), tests pass a real one
  * bound to a throwaway netns, or a fake (test/helpers/fake-kernel.ts).
  */
 export interface Kernel {

@@ -1,11 +1,11 @@
 // Reads and writes the VXLAN objects of cluster networks: `bridge -j fdb show` and
 // `ip -j neigh show` in, one `ip -batch` for devices, one `bridge -batch` for FDB entries and
 // port flags, one `ip -batch` for neighbour entries out (in that order: an entry needs its device).
-import { execa } from 'execa';
 import { DriverError } from '../errors.ts';
 import { vxlanFdbLines, vxlanIpLines, type VxlanChange } from './iproute/vxlan.ts';
 import { parseLinks } from './parse-links.ts';
 import { parseNeighs, parseVxlanFdb, type Neigh, type VxlanFdb } from './parse-vxlan.ts';
+import { spawnLean } from './spawn-lean.ts';
 import type { Link } from './types.ts';
 
 /** `netns`: run `ip`/`bridge` in that named namespace (`-n`), for tests. */
@@ -15,11 +15,11 @@ interface Where {
 
 async function run(where: Where, cmd: string, rest: readonly string[], input?: string): Promise<string> {
   const args = [...(where.netns ? ['-n', where.netns] : []), ...rest];
-  const r = await execa(cmd, args, { reject: false, ...(input === undefined ? { stdin: 'ignore' as const } : { input }) });
+  const r = await spawnLean(cmd, args, 60_000, input);
   if (r.exitCode !== 0) {
-    throw new DriverError('LN_ERR_KERNEL_EXEC', `${cmd} ${args.join(' ')} exited with code ${r.exitCode ?? 'none'}`, { cause: new Error(String(r.stderr)) });
+    throw new DriverError('LN_ERR_KERNEL_EXEC', `${cmd} ${args.join(' ')} exited with code ${r.exitCode ?? 'none'}`, { cause: new Error(r.stderr) });
   }
-  return String(r.stdout);
+  return r.stdout;
 }
 
 /** The FDB entries of VXLAN devices `isVxlan` accepts and the neighbour entries of bridges `isBridge` accepts. */

@@ -6,13 +6,16 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DriverError } from '../errors.ts';
-import { iptablesFirewall, nftablesFirewall } from '../kernel/index.ts';
 import type { FirewallBackend, FirewallPolicy } from '../kernel/types.ts';
 import { DockerApi } from './docker-api.ts';
 
 type Choice = 'iptables' | 'nftables' | 'auto';
 
-const BACKENDS: Readonly<Record<Exclude<Choice, 'auto'>, FirewallBackend>> = { iptables: iptablesFirewall, nftables: nftablesFirewall };
+/** Loaded when a backend is chosen, not with the flag parsers: the supervisor process, which parses the flags, never loads the kernel (bench row 9). */
+async function backendOf(name: Exclude<Choice, 'auto'>): Promise<FirewallBackend> {
+  const kernel = await import('../kernel/index.ts');
+  return name === 'nftables' ? kernel.nftablesFirewall : kernel.iptablesFirewall;
+}
 const RECORD = 'firewall';
 
 /** `--firewall` / LEDGERNET_FIREWALL; undefined when neither is given. */
@@ -45,15 +48,15 @@ interface Resolved {
  * ledgernet starts before it), the backend recorded in `stateDir` by the last serve, else iptables.
  */
 export async function resolveFirewall(choice: Choice, dockerSocket: string | null, stateDir?: string): Promise<Resolved> {
-  if (choice !== 'auto') return { backend: BACKENDS[choice], why: `--firewall ${choice}`, unsure: false };
+  if (choice !== 'auto') return { backend: await backendOf(choice), why: `--firewall ${choice}`, unsure: false };
   const docker = await dockerFirewall(dockerSocket);
   if (docker === null && dockerSocket) {
     const recorded = stateDir === undefined ? undefined : await readRecorded(stateDir);
     const name = recorded === 'nftables' ? 'nftables' : 'iptables';
-    return { backend: BACKENDS[name], why: `auto: Docker does not answer yet; ${recorded ? 'as recorded by the last serve' : 'the default'}`, unsure: true };
+    return { backend: await backendOf(name), why: `auto: Docker does not answer yet; ${recorded ? 'as recorded by the last serve' : 'the default'}`, unsure: true };
   }
   const name = docker?.startsWith('nftables') ? 'nftables' : 'iptables';
-  return { backend: BACKENDS[name], why: `auto: Docker's firewall backend is ${docker ?? 'iptables (not reported)'}`, unsure: false };
+  return { backend: await backendOf(name), why: `auto: Docker's firewall backend is ${docker ?? 'iptables (not reported)'}`, unsure: false };
 }
 
 const readRecorded = (stateDir: string) => readFile(join(stateDir, RECORD), 'utf8').then((t) => parseFirewallChoice(t.trim()), () => undefined);

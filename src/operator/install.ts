@@ -7,6 +7,7 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
+import { SERVE_NODE_FLAGS } from '../config.ts';
 import { DriverError } from '../errors.ts';
 
 const UNIT_NAME = 'ledgernet.service';
@@ -49,10 +50,11 @@ const realSystemctl: Systemctl = async (args) => {
 function serveCommand(prefix: string | undefined): string[] {
   if (prefix !== undefined) {
     if (!isAbsolute(prefix)) throw new DriverError('LN_ERR_CONFIG', `--prefix must be an absolute path, got ${prefix}`);
-    return [join(prefix, 'bin', 'ledgernet'), 'serve'];
+    // The node its shebang (`#!/usr/bin/env node`) would run, with the supervisor's V8 flags.
+    return ['/usr/bin/env', 'node', ...SERVE_NODE_FLAGS, join(prefix, 'bin', 'ledgernet'), 'serve'];
   }
   if (!existsSync(CHECKOUT_CLI)) throw new DriverError('LN_ERR_INSTALL', `${CHECKOUT_CLI} does not exist: run \`npm run build\` first`);
-  return [process.execPath, CHECKOUT_CLI, 'serve'];
+  return [process.execPath, ...SERVE_NODE_FLAGS, CHECKOUT_CLI, 'serve'];
 }
 
 /**

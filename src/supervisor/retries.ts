@@ -1,6 +1,6 @@
 // Docker's empty-body retries (moby#39331) of calls an earlier supervisor was cut off in: which
 // journaled call each one repeats, if that can be known, and its answer (journal.ts has the rules).
-import type { Logger } from 'pino';
+import type { Log } from './log.ts';
 import { errReply as err, type Reply } from './forward.ts';
 import { RETRY_BATCH_MS, teardownReply, type Journal, type Match } from './journal.ts';
 
@@ -34,7 +34,7 @@ function retryClaimer(journal: Journal): (method: string) => Promise<Match> {
  * Docker's retry of a call whose first attempt was cut off (moby#39331): a Reply of its own, the
  * journal's entry to send again, or null when the journal knows no such call.
  */
-async function emptyRetry(method: string, journal: Journal, claim: (method: string) => Promise<Match>, redo: (m: Match & { kind: 'redoAll' }) => Promise<Reply>, log: Logger): Promise<Reply | { body: string; id: string } | null> {
+async function emptyRetry(method: string, journal: Journal, claim: (method: string) => Promise<Match>, redo: (m: Match & { kind: 'redoAll' }) => Promise<Reply>, log: Log): Promise<Reply | { body: string; id: string } | null> {
   const m = await claim(method);
   if (m.kind === 'redoAll') return redo(m);
   const teardown = m.kind === 'replay' || !journal.recentCrash() ? null : teardownReply(method);
@@ -62,7 +62,7 @@ async function emptyRetry(method: string, journal: Journal, claim: (method: stri
  * retry belongs to the failed call cannot be told). The calls are marked answered before any
  * retry is.
  */
-function redoer(journal: Journal, forward: Forward, log: Logger): (m: Match & { kind: 'redoAll' }) => Promise<Reply> {
+function redoer(journal: Journal, forward: Forward, log: Log): (m: Match & { kind: 'redoAll' }) => Promise<Reply> {
   const done = new WeakMap<Match, Promise<Reply>>();
   const run = async (m: Match & { kind: 'redoAll' }): Promise<Reply> => {
     const method = m.entries[0]?.method ?? '';
@@ -103,7 +103,7 @@ function errOf(r: Reply): string | null {
  * Answers an empty-body call of `method`: a Reply of its own, the journal's entry to send again
  * (with its id, to mark it answered), or null when the journal knows no such call.
  */
-export function emptyRetries(journal: Journal, forward: Forward, log: Logger): (method: string) => Promise<Reply | { body: string; id: string } | null> {
+export function emptyRetries(journal: Journal, forward: Forward, log: Log): (method: string) => Promise<Reply | { body: string; id: string } | null> {
   const claim = retryClaimer(journal);
   const redo = redoer(journal, forward, log);
   return (method) => emptyRetry(method, journal, claim, redo, log);

@@ -11,7 +11,7 @@ import { chmodSync, rmSync } from 'node:fs';
 import { mkdir, unlink } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
-import type { Logger } from 'pino';
+import type { Log } from './log.ts';
 import { DriverError } from '../errors.ts';
 import { prepareSocketPath } from '../operator/socket.ts';
 import { errReply, FORWARD_DEADLINE_MS, forwardWithRetry, WorkerLink, type Reply } from './forward.ts';
@@ -42,7 +42,7 @@ export interface SupervisorConfig {
   readonly stateDir: string;
   /** What node runs for the worker, e.g. [dist/cli.js, 'serve', ...the same flags]. */
   readonly workerArgv: readonly string[];
-  readonly log: Logger;
+  readonly log: Log;
   readonly forwardDeadlineMs?: number;
   /**
    * The listening plugin socket the service manager passed (socket activation, activation.ts):
@@ -90,7 +90,7 @@ function answer(res: ServerResponse, reply: Reply): void {
 const err = errReply;
 
 /** Sends a call to the worker (again, to a new one, after a crash) within the deadline; always a Reply. */
-function forwarder(link: WorkerLink, worker: WorkerProcess, deadlineMs: number, log: Logger): (method: string, body: string) => Promise<Reply> {
+function forwarder(link: WorkerLink, worker: WorkerProcess, deadlineMs: number, log: Log): (method: string, body: string) => Promise<Reply> {
   return async (method, body) => {
     const start = Date.now();
     const outcome = await forwardWithRetry(
@@ -115,7 +115,7 @@ function forwarder(link: WorkerLink, worker: WorkerProcess, deadlineMs: number, 
   };
 }
 
-function handler(journal: Journal, forward: Forward, log: Logger): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
+function handler(journal: Journal, forward: Forward, log: Log): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
   const emptyRetry = emptyRetries(journal, forward, log);
   return async (req, res) => {
     const method = (req.url ?? '/').replace(/^\//, '');
@@ -169,7 +169,7 @@ async function listenPlugin(server: Server, socket: string, inheritedFd: number 
 }
 
 /** Opens the journal (after an earlier supervisor's worker is gone) and says what it holds. */
-async function prepare(cfg: SupervisorConfig, workerSocket: string, log: Logger): Promise<Journal> {
+async function prepare(cfg: SupervisorConfig, workerSocket: string, log: Log): Promise<Journal> {
   await mkdir(cfg.stateDir, { recursive: true, mode: 0o700 });
   if (Buffer.byteLength(workerSocket) > 107) {
     throw new DriverError('LN_ERR_BAD_REQUEST', `the worker socket ${workerSocket} is longer than a unix socket path may be (107 bytes); use a shorter --state-dir`);

@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { execa } from 'execa';
+import { SERVE_NODE_FLAGS } from '../../src/config.ts';
 import { PLUGIN_SOCKET, REPO_ROOT, ledgernetCli, pluginCall } from '../helpers/daemon.ts';
 import { TEST_IMAGE, cleanupAll, containerIp, docker, ping, track, uniqueName, waitFor } from '../helpers/docker.ts';
 import { assertNoLeaks, waitNoLeaks } from '../helpers/leaks.ts';
@@ -89,7 +90,7 @@ describe('install as a systemd service', () => {
     const unit = parseUnit(text);
     assert.equal(value(unit, 'Unit', 'Before'), 'docker.service');
     assert.equal(value(unit, 'Service', 'Restart'), 'always');
-    assert.deepEqual(splitCommandLine(value(unit, 'Service', 'ExecStart')), [process.execPath, join(REPO_ROOT, 'dist/cli.js'), 'serve']);
+    assert.deepEqual(splitCommandLine(value(unit, 'Service', 'ExecStart')), [process.execPath, ...SERVE_NODE_FLAGS, join(REPO_ROOT, 'dist/cli.js'), 'serve']);
     for (const wants of ['multi-user.target.wants', 'docker.service.wants']) {
       const link = join(root, 'etc/systemd/system', wants, 'ledgernet.service');
       assert.ok(lstatSync(link).isSymbolicLink(), `${link} is a symlink`);
@@ -113,7 +114,7 @@ describe('install as a systemd service', () => {
     const rp = await ledgernetCli(['install', '--root', root, '--no-start', '--prefix', '/opt/ledgernet']);
     assert.equal(rp.exitCode, 0, rp.stderr);
     assert.match(rp.stdout, /updated/);
-    assert.match(await readFile(unitPath, 'utf8'), /^ExecStart=\/opt\/ledgernet\/bin\/ledgernet serve$/m);
+    assert.match(await readFile(unitPath, 'utf8'), new RegExp(`^ExecStart=/usr/bin/env node ${SERVE_NODE_FLAGS.join(' ')} /opt/ledgernet/bin/ledgernet serve$`, 'm'));
 
     const u1 = await ledgernetCli(['uninstall', '--root', root]);
     assert.equal(u1.exitCode, 0, u1.stderr);

@@ -7,6 +7,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
+import { SERVE_NODE_FLAGS } from '../../src/config.ts';
 import { install, quoteExecArg, renderUnit, SOCKET_UNIT_FILE, UNIT_TEMPLATE, uninstall, type Systemctl } from '../../src/operator/install.ts';
 import { environment, parseUnit, splitCommandLine, value, values } from '../helpers/systemd.ts';
 
@@ -66,6 +67,13 @@ describe('the unit file', () => {
     assert.throws(() => quoteExecArg('a\nb'), /control character/);
   });
 
+  it("the plugin's entrypoint and npm start run the supervisor with the unit's V8 flags", async () => {
+    const plugin = /"entrypoint": \[([^\]]*)\]/.exec(await readFile(join(import.meta.dirname, '../../scripts/build-plugin.sh'), 'utf8'))?.[1] ?? '';
+    assert.deepEqual((JSON.parse(`[${plugin}]`) as string[]).slice(0, SERVE_NODE_FLAGS.length + 2), ['/usr/bin/node', ...SERVE_NODE_FLAGS, '/app/dist/cli.js']);
+    const start = (JSON.parse(await readFile(join(import.meta.dirname, '../../package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts['start'];
+    assert.match(start ?? '', new RegExp(`node ${SERVE_NODE_FLAGS.join(' ')} dist/cli.js serve`));
+  });
+
   it('refuses a template without the ExecStart placeholder', () => {
     assert.throws(() => renderUnit('[Service]\nExecStart=/bin/true\n', ['/x']), /ExecStart=@EXEC_START@/);
   });
@@ -104,7 +112,7 @@ describe('install and uninstall with systemd running (fake systemctl)', () => {
     assert.equal(await install({ root, noStart: true, prefix: '/opt/ledgernet', systemdRunning: true, systemctl: fakeSystemctl(), say }), 0);
     assert.deepEqual(calls, [['daemon-reload'], ['enable', ...BOTH]]);
     const unit = parseUnit(await readFile(unitFile(), 'utf8'));
-    assert.deepEqual(splitCommandLine(value(unit, 'Service', 'ExecStart')), ['/opt/ledgernet/bin/ledgernet', 'serve']);
+    assert.deepEqual(splitCommandLine(value(unit, 'Service', 'ExecStart')), ['/usr/bin/env', 'node', ...SERVE_NODE_FLAGS, '/opt/ledgernet/bin/ledgernet', 'serve']);
     await assert.rejects(install({ root, noStart: true, prefix: 'relative', systemdRunning: true, systemctl: fakeSystemctl(), say }), /absolute/);
   });
 
