@@ -3,9 +3,11 @@
 // stays exact (every object a plan looks at is read every time) and costs as little as that
 // allows; at 2,000 endpoints (4,400 links, 200 bridges) it took 176 ms of a 256 ms pass:
 // - Few processes, all at once: links, the bridges' addresses, `iptables-save` and
-//   `ip6tables-save` (every table in one process per family, not one per table), tc's qdiscs and
-//   nft's table; then route_localnet of the bridges, and the ingress filters of our devices that
-//   have an ingress qdisc. Starting a process blocks the daemon ~2 ms, more under load.
+//   `ip6tables-save` (every table in one process per family, not one per table), and nft's table;
+//   then route_localnet of the bridges, and the ingress filters of our devices that have an
+//   ingress qdisc. Starting a process blocks the daemon ~2 ms, more under load.
+// - Qdiscs from the kernel's dump in this process (netlink.ts), named from the links read: `tc`
+//   dumps every link once more to name devices (~25 of its 40 ms of CPU at 2,000 endpoints).
 // - Addresses of bridges only (`ip addr show type bridge`): a plan looks at no others, and
 //   listing every link's addresses cost `ip` 45 ms of CPU against 8 ms.
 // - Large outputs are read from a file, not a pipe (spawn-lean.ts).
@@ -18,6 +20,8 @@ import { parseIptablesSaveAll } from './iptables/parse.ts';
 import { parseLinks, parsePlainLinks, type LinkDetail } from './parse-links.ts';
 import { ifaceSysctl, routeLocalnetPath, parseSysctl } from './parse-sysctl.ts';
 import { parseIngressRedirects, parseQdiscs } from './parse-tc.ts';
+import { QDISC_DUMP_REQUEST, RTM_GETQDISC, namedQdiscs, qdiscOf, type DumpedQdisc } from './parse-qdisc-dump.ts';
+import type { Netlink } from './netlink.ts';
 import { failOnExit, type Outcome, type Runner } from './runner.ts';
 import { readFile } from 'node:fs/promises';
 import type { KernelSnapshot, Link, NftTable, Qdisc } from './types.ts';
@@ -29,6 +33,8 @@ export interface ObserveDeps {
   /** Devices whose ingress filters are read (by name prefix): the caller's veths. */
   readonly prefixes: readonly string[];
   readonly readNftables: () => Promise<NftTable | null | undefined>;
+  /** rtnetlink in the namespace (netlink.ts), for the qdiscs; null: `tc` runs instead. */
+  readonly netlink: () => Promise<Netlink | null>;
 }
 
 const TABLES = ['filter', 'nat', 'mangle'] as const;
@@ -139,6 +145,24 @@ export function createObserve(deps: ObserveDeps): () => Promise<KernelSnapshot> 
     return Object.fromEntries(bridges.flatMap((b, i) => (values[keys[i] ?? ''] === undefined ? [] : [[b, values[keys[i] ?? ''] === '1']])));
   };
 
+  // The qdiscs: the kernel's dump read here, named from this pass's links (no `tc` process, which
+  // dumps every link again to name them); `tc -j qdisc show` when netlink cannot be used.
+  const dumpQdiscs = async (): Promise<DumpedQdisc[] | Outcome> => {
+    const nl = await deps.netlink();
+    if (nl === null) return run('read qdiscs', 'tc', nsArgs('-j', 'qdisc', 'show'));
+    const out: DumpedQdisc[] = [];
+    await nl.dump('read qdiscs', RTM_GETQDISC, QDISC_DUMP_REQUEST, (m) => {
+      const q = qdiscOf(m);
+      if (q !== null) out.push(q);
+    });
+    return out;
+  };
+  const toQdiscs = (q: DumpedQdisc[] | Outcome, links: readonly Link[]): readonly Qdisc[] => {
+    if (Array.isArray(q)) return namedQdiscs(q, new Map(links.map((l) => [l.index, l.name])));
+    failOnExit(q);
+    return qdiscs(q.stdout);
+  };
+
   return async () => {
     const [l, b, v4, v6, q, nftables] = await Promise.all([
       run('read links', 'ip', nsArgs('-j', 'link', 'show')),
@@ -147,13 +171,13 @@ export function createObserve(deps: ObserveDeps): () => Promise<KernelSnapshot> 
       // IPv6 may be disabled or ip6tables missing: then there is no IPv6 table to converge,
       // and the IPv4 work goes on without it.
       run('read the ip6tables tables', ...inNetns('ip6tables-save')).catch(() => null),
-      run('read qdiscs', 'tc', nsArgs('-j', 'qdisc', 'show')),
+      dumpQdiscs(),
       deps.readNftables(),
     ]);
-    for (const o of [l, b, v4, q]) failOnExit(o);
+    for (const o of [l, b, v4]) failOnExit(o);
     const [bridges = '', bridgeAddrs = ''] = b.stdout.split('\n');
     const parsedLinks = await readLinks(l, bridges);
-    const parsedQdiscs = qdiscs(q.stdout);
+    const parsedQdiscs = toQdiscs(q, parsedLinks);
     const t4 = tables4(withoutComments(v4.stdout));
     const t6 = v6 === null || v6.exitCode !== 0 ? null : tables6(withoutComments(v6.stdout));
     const [ingressRedirects, routeLocalnet] = await Promise.all([

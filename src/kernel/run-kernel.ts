@@ -10,6 +10,7 @@ import {
 } from './ip-batch.ts';
 import { parseAddrs } from './parse-addrs.ts';
 import { createObserve } from './observe.ts';
+import { openNetlink, type Netlink } from './netlink.ts';
 import { parseIpBatchErrors } from './parse-errors.ts';
 import { parseNftTable } from './nftables/parse.ts';
 import { NFT_FAMILY, NFT_TABLE } from './nftables/table.ts';
@@ -104,8 +105,9 @@ export function createKernel(opts: KernelOptions): HostKernel {
     return parseNftTable(o.stdout, NFT_FAMILY, NFT_TABLE);
   };
 
+  let netlink: Promise<Netlink | null> | null = null;
   return {
-    observe: createObserve({ run: runFile, netns, prefixes: opts.filterPrefixes, readNftables }),
+    observe: createObserve({ run: runFile, netns, prefixes: opts.filterPrefixes, readNftables, netlink: () => (netlink ??= openNetlink(netns, opts.timeoutMs ?? 60_000)) }),
 
     async observeInterfaces() {
       const [links, addrs] = await Promise.all([

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { execa } from 'execa';
 import { VETH_PREFIX } from '../../src/events/domain/naming.ts';
-import { createKernel, parseAddrs, parseIptablesSave, parseLinks, type HostKernel, type KernelSnapshot } from '../../src/kernel/index.ts';
+import { createKernel, parseAddrs, parseIptablesSave, parseLinks, parseQdiscs, type HostKernel, type KernelSnapshot } from '../../src/kernel/index.ts';
 import { throwawayNetns } from '../helpers/netns.ts';
 
 const skip = process.getuid?.() === 0 ? false : 'needs root to make network namespaces';
@@ -20,12 +20,13 @@ describe('the full observe sees every change between two reads', { skip }, () =>
   /** The snapshot, checked against a read of everything the old way (`ip -d`, one iptables-save per table). */
   async function observed(): Promise<KernelSnapshot> {
     const snap = await kernel.observe();
-    const [links, addrs, filter, nat, mangle] = await Promise.all([
+    const [links, addrs, filter, nat, mangle, qdiscs] = await Promise.all([
       ip('-j', '-d', 'link', 'show'),
       ip('-j', 'addr', 'show'),
       inNs('iptables-save', '-t', 'filter'),
       inNs('iptables-save', '-t', 'nat'),
       inNs('iptables-save', '-t', 'mangle'),
+      execa('tc', ['-n', netns, '-j', 'qdisc', 'show']),
     ]);
     const all = parseLinks(links.stdout);
     assert.deepEqual(snap.links, all, 'links as ip -d prints them');
@@ -34,6 +35,7 @@ describe('the full observe sees every change between two reads', { skip }, () =>
     assert.deepEqual(snap.filter, parseIptablesSave(filter.stdout, 'filter'));
     assert.deepEqual(snap.nat, parseIptablesSave(nat.stdout, 'nat'));
     assert.deepEqual(snap.mangle, parseIptablesSave(mangle.stdout, 'mangle'));
+    assert.deepEqual(snap.qdiscs, parseQdiscs(qdiscs.stdout), 'the qdiscs as tc lists them');
     return snap;
   }
   const link = (s: KernelSnapshot, name: string) => s.links.find((l) => l.name === name);
@@ -121,5 +123,26 @@ describe('the full observe sees every change between two reads', { skip }, () =>
     assert.deepEqual(snap.mangle?.chains['PREROUTING']?.rules, ['-i lnb-0b500000003 -j ACCEPT']);
     await inNs('iptables', '-t', 'nat', '-D', 'POSTROUTING', '-s', '10.231.70.0/24', '-j', 'MASQUERADE');
     assert.deepEqual((await observed()).nat.chains['POSTROUTING']?.rules, []);
+  });
+
+  it('sees a qdisc added, changed or deleted on any device, and the filters of our ingress qdiscs', async () => {
+    const tc = (...args: string[]) => execa('tc', ['-n', netns, ...args]);
+    const qdiscsOf = (s: KernelSnapshot, dev: string) => s.qdiscs.filter((q) => q.dev === dev).map((q) => `${q.kind} ${q.rate ?? ''}`.trim());
+    await ip('link', 'add', 'lnv-0b500000004', 'type', 'veth', 'peer', 'name', 'lnc-0b500000004');
+    for (const dev of ['lnv-0b500000004', 'lnc-0b500000004', 'lnb-0b500000003']) await ip('link', 'set', 'dev', dev, 'up');
+    await tc('qdisc', 'add', 'dev', 'lnv-0b500000004', 'root', 'tbf', 'rate', '8mbit', 'burst', '32kbit', 'latency', '50ms');
+    await tc('qdisc', 'add', 'dev', 'lnv-0b500000004', 'handle', 'ffff:', 'ingress');
+    await tc('qdisc', 'add', 'dev', 'lnb-0b500000003', 'root', 'tbf', 'rate', '40gbit', 'burst', '1mb', 'latency', '50ms');
+    let snap = await observed();
+    assert.deepEqual(qdiscsOf(snap, 'lnv-0b500000004'), ['tbf 1000000', 'ingress']);
+    assert.deepEqual(qdiscsOf(snap, 'lnb-0b500000003'), ['tbf 5000000000']);
+    assert.deepEqual(snap.ingressRedirects, { 'lnv-0b500000004': [] });
+    await tc('qdisc', 'change', 'dev', 'lnv-0b500000004', 'root', 'tbf', 'rate', '16mbit', 'burst', '32kbit', 'latency', '50ms');
+    await tc('qdisc', 'del', 'dev', 'lnv-0b500000004', 'ingress');
+    await tc('qdisc', 'del', 'dev', 'lnb-0b500000003', 'root');
+    snap = await observed();
+    assert.deepEqual(qdiscsOf(snap, 'lnv-0b500000004'), ['tbf 2000000']);
+    assert.deepEqual(qdiscsOf(snap, 'lnb-0b500000003'), ['noqueue']);
+    assert.deepEqual(snap.ingressRedirects, {});
   });
 });
