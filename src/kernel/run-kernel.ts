@@ -47,6 +47,11 @@ export interface KernelOptions {
   readonly nftLibrary?: string;
   /** Told once, at the first nft command, whether nft commands go through libnftables or the process, and why. */
   readonly onNftRoute?: (route: NftRoute) => void;
+  /**
+   * How the full observe reads links, addresses and qdiscs: rtnetlink dumps in this process
+   * (default; processes when koffi or libc cannot be loaded), or `ip`/`tc` processes (tests).
+   */
+  readonly interfaceReads?: 'netlink' | 'processes';
 }
 
 /**
@@ -107,7 +112,7 @@ export function createKernel(opts: KernelOptions): HostKernel {
 
   let netlink: Promise<Netlink | null> | null = null;
   return {
-    observe: createObserve({ run: runFile, netns, prefixes: opts.filterPrefixes, readNftables, netlink: () => (netlink ??= openNetlink(netns, opts.timeoutMs ?? 60_000)) }),
+    observe: createObserve({ run: runFile, netns, prefixes: opts.filterPrefixes, readNftables, netlink: () => (opts.interfaceReads === 'processes' ? Promise.resolve(null) : (netlink ??= openNetlink(netns, opts.timeoutMs ?? 60_000))) }),
 
     async observeInterfaces() {
       const [links, addrs] = await Promise.all([
