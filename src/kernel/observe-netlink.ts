@@ -6,7 +6,7 @@
 // so nothing is remembered between reads.
 import type { Dump, Netlink, NetlinkMessage } from './netlink.ts';
 import type { Interfaces } from './observe-processes.ts';
-import { ADDR_DUMP_REQUEST, LINK_DUMP_REQUEST, RTM_GETADDR, RTM_GETLINK, addrOf, addrsOf, linkOf, namedLinks, readGroupNames, type DumpedAddr, type DumpedLink } from './parse-link-dump.ts';
+import { ADDR_DUMP_REQUEST, LINK_DUMP_REQUEST, RTM_GETADDR, RTM_GETLINK, addrOf, addrsOf, linkOf, namedLinks, namesOf, readGroupNames, type DumpedAddr, type DumpedLink } from './parse-link-dump.ts';
 import { QDISC_DUMP_REQUEST, RTM_GETQDISC, namedQdiscs, qdiscOf, type DumpedQdisc } from './parse-qdisc-dump.ts';
 
 let groups: Map<number, string> | null = null;
@@ -36,9 +36,10 @@ export async function netlinkInterfaces(nl: Netlink): Promise<Interfaces> {
     collect('read addresses', RTM_GETADDR, ADDR_DUMP_REQUEST, addrOf, addrs),
     collect('read qdiscs', RTM_GETQDISC, QDISC_DUMP_REQUEST, qdiscOf, qdiscs),
   ]);
-  const links = namedLinks(dumped);
+  const byIndex = namesOf(dumped);
+  const links = namedLinks(dumped, byIndex);
   const bridges = links.filter((l) => l.kind === 'bridge');
-  const localnet = new Map(dumped.map((d) => [d.link.index, d.routeLocalnet]));
+  const localnet = new Map(dumped.flatMap((d) => (d.link.kind === 'bridge' ? [[d.link.index, d.routeLocalnet]] : [])));
   return {
     links,
     addrs: addrsOf(bridges, addrs),
@@ -46,6 +47,6 @@ export async function netlinkInterfaces(nl: Netlink): Promise<Interfaces> {
       const on = localnet.get(b.index);
       return on === null || on === undefined ? [] : [[b.name, on]];
     })),
-    qdiscs: namedQdiscs(qdiscs, new Map(links.map((l) => [l.index, l.name]))),
+    qdiscs: namedQdiscs(qdiscs, byIndex),
   };
 }

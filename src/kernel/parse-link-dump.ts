@@ -5,6 +5,7 @@
 // reads; it also carries each link's IPv4 settings, route_localnet among them (no sysctl read).
 import { readFileSync } from 'node:fs';
 import type { NetlinkMessage } from './netlink.ts';
+import { cString, find } from './netlink-attrs.ts';
 import type { Addr, Link } from './types.ts';
 
 export const RTM_GETLINK = 18;
@@ -45,26 +46,6 @@ export interface DumpedLink {
   /** net.ipv4.conf.<link>.route_localnet; null when the link has no IPv4 settings. */
   readonly routeLocalnet: boolean | null;
 }
-
-/**
- * The attribute of `type` among those in `buf` from `from` to `to` (struct rtattr, 4-byte
- * aligned): the offsets of its value, or null. Offsets, not views: a dump has ~200,000 attributes
- * at 2,000 endpoints, and a Buffer view of each cost more than the kernel's whole dump.
- */
-function find(buf: Buffer, from: number, to: number, type: number): [number, number] | null {
-  let off = from;
-  while (off + 4 <= to) {
-    const len = buf.readUInt16LE(off);
-    if (len < 4 || off + len > to) return null;
-    // NLA_F_NESTED and NLA_F_NET_BYTEORDER are flags in the top bits of the type.
-    if ((buf.readUInt16LE(off + 2) & 0x3fff) === type) return [off + 4, off + len];
-    off += (len + 3) & ~3;
-  }
-  return null;
-}
-
-/** The NUL-terminated string from `from` to `to` (the kernel counts the NUL in the attribute's length). */
-const cString = (b: Buffer, from: number, to: number) => b.toString('utf8', from, to > from && b[to - 1] === 0 ? to - 1 : to);
 
 const ADDR_GEN_MODES = ['eui64', 'none', 'stable_secret', 'random'];
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
@@ -132,11 +113,17 @@ export function linkOf(m: NetlinkMessage, groups: ReadonlyMap<number, string>): 
 }
 
 /** The links with their masters' and peers' names (`if<N>` for an index not among them, as `ip` prints it). */
-export function namedLinks(dumped: readonly DumpedLink[]): Link[] {
-  const names = new Map(dumped.map((d) => [d.link.index, d.link.name]));
-  const name = (i: number) => names.get(i) ?? `if${i}`;
-  return dumped.map((d) => ({ ...d.link, master: d.master === null ? null : name(d.master), peer: d.peerIndex === null ? null : name(d.peerIndex) }));
+export function namedLinks(dumped: readonly DumpedLink[], names: ReadonlyMap<number, string>): Link[] {
+  const name = (i: number | null) => (i === null ? null : (names.get(i) ?? `if${i}`));
+  // A literal of one shape, not a spread: spreading 4,000 links cost more than reading them.
+  return dumped.map(({ link: l, master, peerIndex }) => {
+    const out = { name: l.name, index: l.index, kind: l.kind, master: name(master), mtu: l.mtu, up: l.up, alias: l.alias, group: l.group, mac: l.mac, peer: name(peerIndex), peerInOtherNetns: l.peerInOtherNetns };
+    return l.addrGenMode === undefined ? out : { ...out, addrGenMode: l.addrGenMode };
+  });
 }
+
+/** Each link's name by its ifindex. */
+export const namesOf = (dumped: readonly DumpedLink[]): Map<number, string> => new Map(dumped.map((d) => [d.link.index, d.link.name]));
 
 /** Device group names as `ip` prints them: /etc/iproute2/group (0 is `default` without it). */
 export function readGroupNames(file = '/etc/iproute2/group'): Map<number, string> {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { addrOf, addrsOf, ipv6Text, linkOf, namedLinks, readGroupNames, type DumpedAddr, type DumpedLink } from '../../../src/kernel/parse-link-dump.ts';
+import { addrOf, addrsOf, ipv6Text, linkOf, namedLinks, namesOf, readGroupNames, type DumpedAddr, type DumpedLink } from '../../../src/kernel/parse-link-dump.ts';
 import type { NetlinkMessage } from '../../../src/kernel/netlink.ts';
 import { parseAddrs, parseLinks, parseSysctl } from '../../../src/kernel/index.ts';
 import { readFixture, readFixtureLines } from '../../helpers/fixtures.ts';
@@ -16,7 +16,7 @@ const dumped = (): DumpedLink[] => some(messages('netlink/link-dump.hex').map((m
 
 describe('links and addresses from the kernel dumps', () => {
   it('reads every link as ip -j -d link show prints it: kind, master, mtu, up, alias, group, MAC, peer (also in another namespace), address generation', () => {
-    assert.deepEqual(namedLinks(dumped()), parseLinks(readFixture('netlink/link-dump.ip-d.json')));
+    assert.deepEqual(namedLinks(dumped(), namesOf(dumped())), parseLinks(readFixture('netlink/link-dump.ip-d.json')));
   });
 
   it('reads route_localnet of every link with IPv4 settings, as sysctl does', () => {
@@ -30,7 +30,7 @@ describe('links and addresses from the kernel dumps', () => {
   });
 
   it('reads the addresses of the links asked for, as ip -j addr show prints them, in its order', () => {
-    const links = namedLinks(dumped());
+    const links = namedLinks(dumped(), namesOf(dumped()));
     const addrs: DumpedAddr[] = some(messages('netlink/addr-dump.hex').map(addrOf));
     assert.deepEqual(addrsOf(links, addrs), parseAddrs(readFixture('netlink/addr-dump.ip.json')));
     const bridge = links.filter((l) => l.name === 'lnb-aaaa');
