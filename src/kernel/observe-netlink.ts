@@ -39,7 +39,7 @@ export async function netlinkInterfaces(nl: Netlink): Promise<Interfaces> {
   const byIndex = namesOf(dumped);
   const links = namedLinks(dumped, byIndex);
   const bridges = links.filter((l) => l.kind === 'bridge');
-  const localnet = new Map(dumped.flatMap((d) => (d.link.kind === 'bridge' ? [[d.link.index, d.routeLocalnet]] : [])));
+  const localnet = new Map(dumped.flatMap((d) => (d.kind === 'bridge' ? [[d.index, d.routeLocalnet]] : [])));
   return {
     links,
     addrs: addrsOf(bridges, addrs),

@@ -5,7 +5,7 @@
 // reads; it also carries each link's IPv4 settings, route_localnet among them (no sysctl read).
 import { readFileSync } from 'node:fs';
 import type { NetlinkMessage } from './netlink.ts';
-import { cString, find } from './netlink-attrs.ts';
+import { cString, find, valueEnd } from './netlink-attrs.ts';
 import type { Addr, Link } from './types.ts';
 
 export const RTM_GETLINK = 18;
@@ -38,9 +38,10 @@ export const LINK_DUMP_REQUEST: Buffer = (() => {
 export const ADDR_DUMP_REQUEST: Buffer = Buffer.alloc(8);
 
 /** A link of the dump, its master and peer by ifindex (named once every link is read). */
-export interface DumpedLink {
-  readonly link: Omit<Link, 'master' | 'peer'>;
-  readonly master: number | null;
+export interface DumpedLink extends Omit<Link, 'master' | 'peer' | 'addrGenMode'> {
+  /** undefined (not absent: one object shape for every link) when not a bridge's. */
+  readonly addrGenMode: string | undefined;
+  readonly masterIndex: number | null;
   /** IFLA_LINK of a veth in this namespace: its peer's ifindex. */
   readonly peerIndex: number | null;
   /** net.ipv4.conf.<link>.route_localnet; null when the link has no IPv4 settings. */
@@ -81,34 +82,33 @@ export function linkOf(m: NetlinkMessage, groups: ReadonlyMap<number, string>): 
   const p = m.payload;
   scanLink(p);
   if (at(IFLA.IFNAME) < 0 || at(IFLA.MTU) < 0) return null;
-  const info = at(IFLA.LINKINFO) < 0 ? null : find(p, at(IFLA.LINKINFO), end(IFLA.LINKINFO), IFLA_INFO_KIND);
-  const kind = info === null ? null : cString(p, info[0], info[1]);
-  const af = at(IFLA.AF_SPEC) < 0 ? null : ([at(IFLA.AF_SPEC), end(IFLA.AF_SPEC)] as const);
-  const inet = af === null ? null : find(p, af[0], af[1], AF_INET);
-  const conf = inet === null ? null : find(p, inet[0], inet[1], IFLA_INET_CONF);
-  const localnet = (conf?.[0] ?? 0) + (IPV4_DEVCONF_ROUTE_LOCALNET - 1) * 4;
-  const inet6 = af === null || kind !== 'bridge' ? null : find(p, af[0], af[1], AF_INET6);
-  const gen = inet6 === null ? null : find(p, inet6[0], inet6[1], IFLA_INET6_ADDR_GEN_MODE);
+  const info = at(IFLA.LINKINFO) < 0 ? -1 : find(p, at(IFLA.LINKINFO), end(IFLA.LINKINFO), IFLA_INFO_KIND);
+  const kind = info < 0 ? null : cString(p, info, valueEnd(p, info));
+  const af = at(IFLA.AF_SPEC);
+  const afEnd = end(IFLA.AF_SPEC);
+  const inet = af < 0 ? -1 : find(p, af, afEnd, AF_INET);
+  const conf = inet < 0 ? -1 : find(p, inet, valueEnd(p, inet), IFLA_INET_CONF);
+  const localnet = conf + (IPV4_DEVCONF_ROUTE_LOCALNET - 1) * 4;
+  const inet6 = af < 0 || kind !== 'bridge' ? -1 : find(p, af, afEnd, AF_INET6);
+  const gen = inet6 < 0 ? -1 : find(p, inet6, valueEnd(p, inet6), IFLA_INET6_ADDR_GEN_MODE);
   const iflink = at(IFLA.LINK) < 0 ? 0 : p.readUInt32LE(at(IFLA.LINK));
   const otherNetns = at(IFLA.LINK_NETNSID) >= 0;
   const veth = kind === 'veth';
-  const mode = gen === null ? undefined : (ADDR_GEN_MODES[p.readUInt8(gen[0])] ?? `0x${HEX[p.readUInt8(gen[0])] ?? ''}`);
+  const mode = gen < 0 ? undefined : (ADDR_GEN_MODES[p.readUInt8(gen)] ?? `0x${HEX[p.readUInt8(gen)] ?? ''}`);
   return {
-    link: {
-      name: cString(p, at(IFLA.IFNAME), end(IFLA.IFNAME)),
-      index: p.readInt32LE(4),
-      kind,
-      mtu: p.readUInt32LE(at(IFLA.MTU)),
-      up: (p.readUInt32LE(8) & IFF_UP) !== 0,
-      alias: at(IFLA.IFALIAS) < 0 ? null : cString(p, at(IFLA.IFALIAS), end(IFLA.IFALIAS)),
-      group: at(IFLA.GROUP) < 0 ? null : groupName(p.readInt32LE(at(IFLA.GROUP)), groups),
-      mac: at(IFLA.ADDRESS) < 0 ? null : macText(p, at(IFLA.ADDRESS), end(IFLA.ADDRESS), p.readUInt16LE(2)),
-      peerInOtherNetns: veth && otherNetns,
-      ...(mode === undefined ? {} : { addrGenMode: mode }),
-    },
-    master: at(IFLA.MASTER) < 0 ? null : p.readUInt32LE(at(IFLA.MASTER)),
+    name: cString(p, at(IFLA.IFNAME), end(IFLA.IFNAME)),
+    index: p.readInt32LE(4),
+    kind,
+    mtu: p.readUInt32LE(at(IFLA.MTU)),
+    up: (p.readUInt32LE(8) & IFF_UP) !== 0,
+    alias: at(IFLA.IFALIAS) < 0 ? null : cString(p, at(IFLA.IFALIAS), end(IFLA.IFALIAS)),
+    group: at(IFLA.GROUP) < 0 ? null : groupName(p.readInt32LE(at(IFLA.GROUP)), groups),
+    mac: at(IFLA.ADDRESS) < 0 ? null : macText(p, at(IFLA.ADDRESS), end(IFLA.ADDRESS), p.readUInt16LE(2)),
+    peerInOtherNetns: veth && otherNetns,
+    addrGenMode: mode,
+    masterIndex: at(IFLA.MASTER) < 0 ? null : p.readUInt32LE(at(IFLA.MASTER)),
     peerIndex: veth && !otherNetns && iflink !== 0 ? iflink : null,
-    routeLocalnet: conf !== null && conf[1] >= localnet + 4 ? p.readUInt32LE(localnet) !== 0 : null,
+    routeLocalnet: conf >= 0 && valueEnd(p, conf) >= localnet + 4 ? p.readUInt32LE(localnet) !== 0 : null,
   };
 }
 
@@ -116,14 +116,14 @@ export function linkOf(m: NetlinkMessage, groups: ReadonlyMap<number, string>): 
 export function namedLinks(dumped: readonly DumpedLink[], names: ReadonlyMap<number, string>): Link[] {
   const name = (i: number | null) => (i === null ? null : (names.get(i) ?? `if${i}`));
   // A literal of one shape, not a spread: spreading 4,000 links cost more than reading them.
-  return dumped.map(({ link: l, master, peerIndex }) => {
-    const out = { name: l.name, index: l.index, kind: l.kind, master: name(master), mtu: l.mtu, up: l.up, alias: l.alias, group: l.group, mac: l.mac, peer: name(peerIndex), peerInOtherNetns: l.peerInOtherNetns };
+  return dumped.map((l) => {
+    const out = { name: l.name, index: l.index, kind: l.kind, master: name(l.masterIndex), mtu: l.mtu, up: l.up, alias: l.alias, group: l.group, mac: l.mac, peer: name(l.peerIndex), peerInOtherNetns: l.peerInOtherNetns };
     return l.addrGenMode === undefined ? out : { ...out, addrGenMode: l.addrGenMode };
   });
 }
 
 /** Each link's name by its ifindex. */
-export const namesOf = (dumped: readonly DumpedLink[]): Map<number, string> => new Map(dumped.map((d) => [d.link.index, d.link.name]));
+export const namesOf = (dumped: readonly DumpedLink[]): Map<number, string> => new Map(dumped.map((d) => [d.index, d.name]));
 
 /** Device group names as `ip` prints them: /etc/iproute2/group (0 is `default` without it). */
 export function readGroupNames(file = '/etc/iproute2/group'): Map<number, string> {
@@ -196,9 +196,10 @@ export function addrOf(m: NetlinkMessage): DumpedAddr | null {
   const p = m.payload;
   const family = p.readUInt8(0);
   if (family !== AF_INET && family !== AF_INET6) return null;
-  const local = find(p, 8, p.length, IFA.LOCAL) ?? find(p, 8, p.length, IFA.ADDRESS);
-  if (local === null) return null;
-  const a = p.subarray(local[0], local[1]);
+  const l = find(p, 8, p.length, IFA.LOCAL);
+  const local = l >= 0 ? l : find(p, 8, p.length, IFA.ADDRESS);
+  if (local < 0) return null;
+  const a = p.subarray(local, valueEnd(p, local));
   const scope = p.readUInt8(3);
   return {
     ifindex: p.readInt32LE(4),

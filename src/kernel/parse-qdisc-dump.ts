@@ -1,7 +1,7 @@
 // Qdiscs from an rtnetlink dump (RTM_GETQDISC, netlink.ts), as `parseQdiscs` reads them from
 // `tc -j qdisc show`: the same fields, the same order (the kernel's), the same text for handles.
 import type { NetlinkMessage } from './netlink.ts';
-import { cString, find } from './netlink-attrs.ts';
+import { cString, find, valueEnd } from './netlink-attrs.ts';
 import type { Qdisc } from './types.ts';
 
 /** RTM_GETQDISC and its answers' type, of <linux/rtnetlink.h>. */
@@ -37,8 +37,8 @@ export function qdiscOf(m: NetlinkMessage): DumpedQdisc | null {
   const parent = m.payload.readUInt32LE(12);
   const p = m.payload;
   const kindAt = find(p, 20, p.length, TCA_KIND);
-  if (kindAt === null) return null;
-  const kind = cString(p, kindAt[0], kindAt[1]);
+  if (kindAt < 0) return null;
+  const kind = cString(p, kindAt, valueEnd(p, kindAt));
   return {
     ifindex,
     kind,
@@ -50,13 +50,14 @@ export function qdiscOf(m: NetlinkMessage): DumpedQdisc | null {
 }
 
 /** tbf's rate in bytes/s: TCA_TBF_RATE64 when the kernel gives it (rates of 4 GB/s and more), else the 32-bit one of its parameters. */
-function tbfRate(p: Buffer, options: [number, number] | null): number | null {
-  if (options === null) return null;
-  const rate64 = find(p, options[0], options[1], TCA_TBF_RATE64);
-  if (rate64 !== null && rate64[1] - rate64[0] >= 8) return Number(p.readBigUInt64LE(rate64[0]));
+function tbfRate(p: Buffer, options: number): number | null {
+  if (options < 0) return null;
+  const to = valueEnd(p, options);
+  const rate64 = find(p, options, to, TCA_TBF_RATE64);
+  if (rate64 >= 0 && valueEnd(p, rate64) - rate64 >= 8) return Number(p.readBigUInt64LE(rate64));
   // struct tc_tbf_qopt starts with struct tc_ratespec, whose rate is the u32 at offset 8.
-  const parms = find(p, options[0], options[1], TCA_TBF_PARMS);
-  return parms !== null && parms[1] - parms[0] >= 12 ? p.readUInt32LE(parms[0] + 8) : null;
+  const parms = find(p, options, to, TCA_TBF_PARMS);
+  return parms >= 0 && valueEnd(p, parms) - parms >= 12 ? p.readUInt32LE(parms + 8) : null;
 }
 
 /**

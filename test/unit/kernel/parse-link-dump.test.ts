@@ -21,9 +21,9 @@ describe('links and addresses from the kernel dumps', () => {
 
   it('reads route_localnet of every link with IPv4 settings, as sysctl does', () => {
     const sysctl = parseSysctl(readFixture('netlink/link-dump.sysctl.txt'));
-    const bridges = dumped().filter((d) => d.link.kind === 'bridge');
+    const bridges = dumped().filter((d) => d.kind === 'bridge');
     assert.deepEqual(
-      Object.fromEntries(bridges.map((d) => [d.link.name, d.routeLocalnet])),
+      Object.fromEntries(bridges.map((d) => [d.name, d.routeLocalnet])),
       { 'lnb-aaaa': sysctl['net.ipv4.conf.lnb-aaaa.route_localnet'] === '1', 'lnb-bbbb': sysctl['net.ipv4.conf.lnb-bbbb.route_localnet'] === '1' },
     );
     assert.deepEqual(bridges.map((d) => d.routeLocalnet), [false, true]);
@@ -40,9 +40,9 @@ describe('links and addresses from the kernel dumps', () => {
   it('names a device group as ip does: from its file, else the number', () => {
     const named = new Map([[0, 'default'], [7, 'seven']]);
     const d = dumped();
-    const lnv = messages('netlink/link-dump.hex').map((m) => linkOf(m, named)).find((x) => x?.link.name === 'lnv-aaaa');
-    assert.equal(lnv?.link.group, '1280198004');
-    assert.equal(d.find((x) => x.link.name === 'lo')?.link.group, 'default');
+    const lnv = messages('netlink/link-dump.hex').map((m) => linkOf(m, named)).find((x) => x?.name === 'lnv-aaaa');
+    assert.equal(lnv?.group, '1280198004');
+    assert.equal(d.find((x) => x.name === 'lo')?.group, 'default');
     assert.equal(readGroupNames('/nonexistent').get(0), 'default');
   });
 
