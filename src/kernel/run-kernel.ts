@@ -10,6 +10,7 @@ import {
 } from './ip-batch.ts';
 import { parseAddrs } from './parse-addrs.ts';
 import { createObserve } from './observe.ts';
+import { openNetlink, type Netlink } from './netlink.ts';
 import { parseIpBatchErrors } from './parse-errors.ts';
 import { parseNftTable } from './nftables/parse.ts';
 import { NFT_FAMILY, NFT_TABLE } from './nftables/table.ts';
@@ -46,6 +47,11 @@ export interface KernelOptions {
   readonly nftLibrary?: string;
   /** Told once, at the first nft command, whether nft commands go through libnftables or the process, and why. */
   readonly onNftRoute?: (route: NftRoute) => void;
+  /**
+   * How the full observe reads links, addresses and qdiscs: rtnetlink dumps in this process
+   * (default; processes when koffi or libc cannot be loaded), or `ip`/`tc` processes (tests).
+   */
+  readonly interfaceReads?: 'netlink' | 'processes';
 }
 
 /**
@@ -102,8 +108,9 @@ export function createKernel(opts: KernelOptions): HostKernel {
     return parseNftTable(o.stdout, NFT_FAMILY, NFT_TABLE);
   };
 
+  let netlink: Promise<Netlink | null> | null = null;
   return {
-    observe: createObserve({ run: runFile, netns, prefixes: opts.filterPrefixes, readNftables }),
+    observe: createObserve({ run: runFile, netns, prefixes: opts.filterPrefixes, readNftables, netlink: () => (opts.interfaceReads === 'processes' ? Promise.resolve(null) : (netlink ??= openNetlink(netns, opts.timeoutMs ?? 60_000))) }),
 
     async observeInterfaces() {
       const [links, addrs] = await Promise.all([

@@ -6,12 +6,12 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { execa } from 'execa';
 import { VETH_PREFIX } from '../../src/events/domain/naming.ts';
-import { createKernel, parseAddrs, parseIptablesSave, parseLinks, type HostKernel, type KernelSnapshot } from '../../src/kernel/index.ts';
+import { createKernel, parseAddrs, parseIptablesSave, parseLinks, parseQdiscs, parseSysctl, type HostKernel, type KernelSnapshot } from '../../src/kernel/index.ts';
 import { throwawayNetns } from '../helpers/netns.ts';
 
 const skip = process.getuid?.() === 0 ? false : 'needs root to make network namespaces';
 
-describe('the full observe sees every change between two reads', { skip }, () => {
+for (const reads of ['netlink', 'processes'] as const) describe(`the full observe (${reads}) sees every change between two reads`, { skip }, () => {
   const netns = throwawayNetns('lnobs');
   let kernel: HostKernel;
   const ip = (...args: string[]) => execa('ip', ['-n', netns, ...args]);
@@ -20,12 +20,13 @@ describe('the full observe sees every change between two reads', { skip }, () =>
   /** The snapshot, checked against a read of everything the old way (`ip -d`, one iptables-save per table). */
   async function observed(): Promise<KernelSnapshot> {
     const snap = await kernel.observe();
-    const [links, addrs, filter, nat, mangle] = await Promise.all([
+    const [links, addrs, filter, nat, mangle, qdiscs] = await Promise.all([
       ip('-j', '-d', 'link', 'show'),
       ip('-j', 'addr', 'show'),
       inNs('iptables-save', '-t', 'filter'),
       inNs('iptables-save', '-t', 'nat'),
       inNs('iptables-save', '-t', 'mangle'),
+      execa('tc', ['-n', netns, '-j', 'qdisc', 'show']),
     ]);
     const all = parseLinks(links.stdout);
     assert.deepEqual(snap.links, all, 'links as ip -d prints them');
@@ -34,12 +35,16 @@ describe('the full observe sees every change between two reads', { skip }, () =>
     assert.deepEqual(snap.filter, parseIptablesSave(filter.stdout, 'filter'));
     assert.deepEqual(snap.nat, parseIptablesSave(nat.stdout, 'nat'));
     assert.deepEqual(snap.mangle, parseIptablesSave(mangle.stdout, 'mangle'));
+    assert.deepEqual(snap.qdiscs, parseQdiscs(qdiscs.stdout), 'the qdiscs as tc lists them');
+    const keys = [...bridges].map((b) => `net.ipv4.conf.${b}.route_localnet`);
+    const localnet = keys.length === 0 ? {} : parseSysctl((await inNs('sysctl', ...keys)).stdout);
+    assert.deepEqual(snap.routeLocalnet, Object.fromEntries([...bridges].map((b) => [b, localnet[`net.ipv4.conf.${b}.route_localnet`] === '1'])), 'route_localnet of every bridge');
     return snap;
   }
   const link = (s: KernelSnapshot, name: string) => s.links.find((l) => l.name === name);
 
   before(() => {
-    kernel = createKernel({ netns, filterPrefixes: [VETH_PREFIX] });
+    kernel = createKernel({ netns, filterPrefixes: [VETH_PREFIX], interfaceReads: reads });
   });
 
   it('reads a fresh namespace: the tables never used as their built-in chains', async () => {
@@ -53,7 +58,8 @@ describe('the full observe sees every change between two reads', { skip }, () =>
     await observed(); // new links: their kinds read with -d
     const first = await observed();
     const again = await observed();
-    assert.equal(again.links, first.links, 'the same text is not parsed again');
+    if (reads === 'processes') assert.equal(again.links, first.links, 'the same text is not parsed again');
+    assert.deepEqual(again.links, first.links);
     assert.equal(again.filter, first.filter, 'nor the same iptables-save (but for its time stamps)');
     await ip('link', 'set', 'dev', 'lnv-0b500000002', 'master', 'lnb-0b500000001', 'mtu', '1400', 'alias', 'ledgernet:endpoint:x', 'up');
     const changed = await observed();
@@ -94,6 +100,8 @@ describe('the full observe sees every change between two reads', { skip }, () =>
     assert.equal(link(await observed(), 'lnb-0b500000003')?.addrGenMode, 'eui64');
     await ip('link', 'set', 'dev', 'lnb-0b500000003', 'addrgenmode', 'none');
     assert.equal(link(await observed(), 'lnb-0b500000003')?.addrGenMode, 'none');
+    await inNs('sysctl', '-q', '-w', 'net.ipv4.conf.lnb-0b500000003.route_localnet=1');
+    assert.equal((await observed()).routeLocalnet['lnb-0b500000003'], true);
     const other = `${netns}-peer`;
     await execa('ip', ['netns', 'add', other]);
     try {
@@ -108,7 +116,10 @@ describe('the full observe sees every change between two reads', { skip }, () =>
   it('reads addresses of bridges only, and every change to them', async () => {
     await ip('addr', 'add', '10.231.70.1/24', 'dev', 'lnb-0b500000003');
     await ip('addr', 'add', '10.231.71.1/24', 'dev', 'lnb-0b50000000r');
+    // IPv6 as `ip` writes it (the first longest run of zero groups as ::), and not a tentative one.
+    for (const a of ['fd00:0:0:1::1/64', '2001:db8:0:0:1:0:0:1/64', '::ffff:10.1.2.3/128']) await ip('addr', 'add', a, 'dev', 'lnb-0b500000003', 'nodad');
     const snap = await observed();
+    assert.deepEqual(snap.addrs.filter((a) => a.family === 'inet6' && a.scope === 'global').map((a) => a.cidr).sort(), ['2001:db8::1:0:0:1/64', '::ffff:10.1.2.3/128', 'fd00:0:0:1::1/64']);
     assert.deepEqual(snap.addrs.filter((a) => a.family === 'inet').map((a) => `${a.dev} ${a.cidr}`), ['lnb-0b500000003 10.231.70.1/24']);
     await ip('addr', 'del', '10.231.70.1/24', 'dev', 'lnb-0b500000003');
     assert.deepEqual((await observed()).addrs.filter((a) => a.family === 'inet'), []);
@@ -121,5 +132,26 @@ describe('the full observe sees every change between two reads', { skip }, () =>
     assert.deepEqual(snap.mangle?.chains['PREROUTING']?.rules, ['-i lnb-0b500000003 -j ACCEPT']);
     await inNs('iptables', '-t', 'nat', '-D', 'POSTROUTING', '-s', '10.231.70.0/24', '-j', 'MASQUERADE');
     assert.deepEqual((await observed()).nat.chains['POSTROUTING']?.rules, []);
+  });
+
+  it('sees a qdisc added, changed or deleted on any device, and the filters of our ingress qdiscs', async () => {
+    const tc = (...args: string[]) => execa('tc', ['-n', netns, ...args]);
+    const qdiscsOf = (s: KernelSnapshot, dev: string) => s.qdiscs.filter((q) => q.dev === dev).map((q) => `${q.kind} ${q.rate ?? ''}`.trim());
+    await ip('link', 'add', 'lnv-0b500000004', 'type', 'veth', 'peer', 'name', 'lnc-0b500000004');
+    for (const dev of ['lnv-0b500000004', 'lnc-0b500000004', 'lnb-0b500000003']) await ip('link', 'set', 'dev', dev, 'up');
+    await tc('qdisc', 'add', 'dev', 'lnv-0b500000004', 'root', 'tbf', 'rate', '8mbit', 'burst', '32kbit', 'latency', '50ms');
+    await tc('qdisc', 'add', 'dev', 'lnv-0b500000004', 'handle', 'ffff:', 'ingress');
+    await tc('qdisc', 'add', 'dev', 'lnb-0b500000003', 'root', 'tbf', 'rate', '40gbit', 'burst', '1mb', 'latency', '50ms');
+    let snap = await observed();
+    assert.deepEqual(qdiscsOf(snap, 'lnv-0b500000004'), ['tbf 1000000', 'ingress']);
+    assert.deepEqual(qdiscsOf(snap, 'lnb-0b500000003'), ['tbf 5000000000']);
+    assert.deepEqual(snap.ingressRedirects, { 'lnv-0b500000004': [] });
+    await tc('qdisc', 'change', 'dev', 'lnv-0b500000004', 'root', 'tbf', 'rate', '16mbit', 'burst', '32kbit', 'latency', '50ms');
+    await tc('qdisc', 'del', 'dev', 'lnv-0b500000004', 'ingress');
+    await tc('qdisc', 'del', 'dev', 'lnb-0b500000003', 'root');
+    snap = await observed();
+    assert.deepEqual(qdiscsOf(snap, 'lnv-0b500000004'), ['tbf 2000000']);
+    assert.deepEqual(qdiscsOf(snap, 'lnb-0b500000003'), ['noqueue']);
+    assert.deepEqual(snap.ingressRedirects, {});
   });
 });

@@ -1,0 +1,173 @@
+// rtnetlink dumps from this process (libc's socket calls through koffi), for the full observe's
+// reads that processes made dear (observe-netlink.ts). The kernel fills a dump's next datagram
+// within the recv that takes the last one, so a recv never waits: they are made synchronously
+// (koffi's async calls cost ~50 µs each on this thread, ~250 of them a pass at 2,000
+// endpoints), and the event loop gets a turn every few datagrams (~1 ms of the kernel's work).
+// In another namespace the socket is made there (setns, socket, setns back: a socket stays in the
+// namespace it was made in) and closed after each dump, so nothing pins the namespace while idle.
+// Null from `openNetlink` when koffi or libc cannot be loaded: the caller runs the process instead.
+import { closeSync, openSync } from 'node:fs';
+import { DriverError } from '../errors.ts';
+
+const AF_NETLINK = 16;
+const SOCK_RAW = 3;
+const SOCK_CLOEXEC = 0o2000000;
+const NETLINK_ROUTE = 0;
+const SOL_SOCKET = 1;
+const SO_RCVTIMEO = 20;
+const CLONE_NEWNET = 0x40000000;
+const NLM_F_REQUEST = 0x1;
+const NLM_F_DUMP = 0x300;
+const NLMSG_ERROR = 2;
+const NLMSG_DONE = 3;
+/** Bigger than any one message the kernel puts in a dump's datagram (it fills up to 32 kB). */
+const BUFFER = 256 * 1024;
+/** Datagrams read between two turns of the event loop. */
+const YIELD_EVERY = 8;
+
+interface Libc {
+  readonly socket: (domain: number, type: number, protocol: number) => number;
+  readonly setsockopt: (fd: number, level: number, name: number, value: Buffer, len: number) => number;
+  readonly sendto: (fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, addrlen: number) => number;
+  readonly recv: (fd: number, buf: Buffer, len: number, flags: number) => number;
+  readonly close: (fd: number) => number;
+  readonly setns: (fd: number, type: number) => number;
+}
+
+let libc: Promise<Libc | null> | null = null;
+
+async function loadLibc(): Promise<Libc | null> {
+  try {
+    const koffi = (await import('koffi')).default;
+    const lib = koffi.load('libc.so.6');
+    return {
+      socket: lib.func('int socket(int domain, int type, int protocol)') as Libc['socket'],
+      setsockopt: lib.func('int setsockopt(int fd, int level, int name, const void *value, uint32_t len)') as Libc['setsockopt'],
+      sendto: lib.func('intptr_t sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32_t addrlen)') as Libc['sendto'],
+      recv: lib.func('intptr_t recv(int fd, void *buf, size_t len, int flags)') as Libc['recv'],
+      close: lib.func('int close(int fd)') as Libc['close'],
+      setns: lib.func('int setns(int fd, int nstype)') as Libc['setns'],
+    };
+  } catch {
+    return null;
+  }
+}
+
+/** One message of a dump: its type and its payload (after the 16-byte header), a view into the read buffer. */
+export interface NetlinkMessage {
+  readonly type: number;
+  readonly payload: Buffer;
+}
+
+/** One dump: its request (`type`, `body`: the family header) and what gets each answer (its payload is only valid during the call). */
+export interface Dump {
+  readonly what: string;
+  readonly type: number;
+  readonly body: Buffer;
+  readonly each: (m: NetlinkMessage) => void;
+}
+
+export interface Netlink {
+  /**
+   * Runs the dumps at once, each on a socket of its own (made together: one trip into the
+   * namespace, whose setns costs ~5 ms).
+   * @throws DriverError `LN_ERR_KERNEL_EXEC` when a socket cannot be made or read, or the kernel answers an error.
+   */
+  dump(dumps: readonly Dump[]): Promise<void>;
+}
+
+/** rtnetlink in `netns` (a name under /run/netns; undefined: ours), or null when libc cannot be called. */
+export async function openNetlink(netns: string | undefined, timeoutMs: number): Promise<Netlink | null> {
+  libc ??= loadLibc();
+  const c = await libc;
+  if (c === null) return null;
+  const where = netns === undefined ? '' : ` in network namespace ${netns}`;
+  const fail = (what: string, why: string): never => {
+    throw new DriverError('LN_ERR_KERNEL_EXEC', `could not ${what}${where}: ${why}`);
+  };
+  const socket = (): number => {
+    const fd = c.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (fd < 0) return fd;
+    const tv = Buffer.alloc(16);
+    tv.writeBigInt64LE(BigInt(Math.floor(timeoutMs / 1000)), 0);
+    tv.writeBigInt64LE(BigInt((timeoutMs % 1000) * 1000), 8);
+    c.setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, tv, 16);
+    return fd;
+  };
+  const run = async (fd: number, d: Dump): Promise<void> => {
+    if (fd < 0) fail(d.what, 'no netlink socket');
+    const req = Buffer.alloc(16 + d.body.length);
+    req.writeUInt32LE(req.length, 0);
+    req.writeUInt16LE(d.type, 4);
+    req.writeUInt16LE(NLM_F_REQUEST | NLM_F_DUMP, 6);
+    req.writeUInt32LE(1, 8);
+    d.body.copy(req, 16);
+    const kernel = Buffer.alloc(12);
+    kernel.writeUInt16LE(AF_NETLINK, 0);
+    if (c.sendto(fd, req, req.length, 0, kernel, 12) !== req.length) fail(d.what, 'the dump request was not sent');
+    const buffer = Buffer.allocUnsafe(BUFFER);
+    for (let i = 1; ; i++) {
+      const n = c.recv(fd, buffer, BUFFER, 0);
+      if (n <= 0) fail(d.what, n === 0 ? 'the kernel closed the socket' : 'reading the dump failed or timed out');
+      if (readDatagram(buffer.subarray(0, n), d.each, (why) => fail(d.what, why))) return;
+      if (i % YIELD_EVERY === 0) await new Promise((resolve) => setImmediate(resolve));
+    }
+  };
+  return {
+    async dump(dumps) {
+      const make = () => dumps.map(socket);
+      const fds = netns === undefined ? make() : inNetns(c, netns, make, dumps[0]?.what ?? 'read the kernel', fail);
+      try {
+        await Promise.all(dumps.map((d, i) => run(fds[i] ?? -1, d)));
+      } finally {
+        for (const fd of fds) if (fd >= 0) c.close(fd);
+      }
+    },
+  };
+}
+
+/** Runs `make` with this thread in `netns`, then back in its own namespace. */
+function inNetns<T>(c: Libc, netns: string, make: () => T, what: string, fail: (what: string, why: string) => never): T {
+  const home = openSync('/proc/thread-self/ns/net', 'r');
+  try {
+    let target: number;
+    try {
+      target = openSync(`/run/netns/${netns}`, 'r');
+    } catch (e) {
+      return fail(what, `cannot open the namespace: ${(e as Error).message}`);
+    }
+    try {
+      if (c.setns(target, CLONE_NEWNET) !== 0) fail(what, 'setns failed');
+    } finally {
+      closeSync(target);
+    }
+    try {
+      return make();
+    } finally {
+      // Left in the other namespace, every later socket of this process would be made there.
+      if (c.setns(home, CLONE_NEWNET) !== 0) throw new Error(`could not return from network namespace ${netns}`);
+    }
+  } finally {
+    closeSync(home);
+  }
+}
+
+/**
+ * Hands each message of one datagram to `each`; true once the dump is done. An error message
+ * (but an ack, error 0) calls `fail` with its errno.
+ */
+export function readDatagram(buf: Buffer, each: (m: NetlinkMessage) => void, fail: (why: string) => never): boolean {
+  let off = 0;
+  while (off + 16 <= buf.length) {
+    const len = buf.readUInt32LE(off);
+    const type = buf.readUInt16LE(off + 4);
+    if (len < 16 || off + len > buf.length) fail(`a netlink message of ${len} bytes at ${off} of ${buf.length}`);
+    if (type === NLMSG_DONE) return true;
+    if (type === NLMSG_ERROR) {
+      const errno = -buf.readInt32LE(off + 16);
+      if (errno !== 0) fail(`the kernel answered errno ${errno}`);
+    } else each({ type, payload: buf.subarray(off + 16, off + len) });
+    off += (len + 3) & ~3;
+  }
+  return false;
+}
