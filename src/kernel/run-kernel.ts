@@ -19,10 +19,10 @@ import { parseRoutes } from './parse-routes.ts';
 import { ifaceSysctl, routeLocalnetPath } from './parse-sysctl.ts';
 import { parseTcBatchErrors } from './parse-tc.ts';
 import { runChanges } from './batch.ts';
-import { createRunner, failOnExit, firstLine, type Outcome } from './runner.ts';
+import { createRunner, exitError, failOnExit, firstLine, type Outcome } from './runner.ts';
 import { createNft, type NftRoute } from './nft-library.ts';
 import { ipLines } from './iproute/render.ts';
-import { restoreInput } from './iptables/restore.ts';
+import { failedSection, joinInputs, restoreInput } from './iptables/restore.ts';
 import { tcLines } from './tc/render.ts';
 import type { BatchFailure, BatchResult, HostKernel, NftTable, Route } from './types.ts';
 
@@ -91,12 +91,13 @@ export function createKernel(opts: KernelOptions): HostKernel {
     return { failures: [{ line: 0, command: lines[0] ?? '', message: firstLine(outcome.stderr) ?? `tc exited with code ${outcome.exitCode}` }] };
   };
 
-  const iptablesRestore = async (input: string, family: 4 | 6 = 4): Promise<void> => {
+  const restoreOutcome = (input: string, family: 4 | 6): Promise<Outcome> => {
     const cmd = family === 6 ? 'ip6tables-restore' : 'iptables-restore';
     // -w: wait for the xtables lock Docker may hold (legacy backend) instead of failing at once.
-    const outcome = await run(`apply ${family === 6 ? 'ip6tables' : 'iptables'} rules`, ...iptables(cmd, '-w', '--noflush'), input);
-    failOnExit(outcome);
+    return runLean(`apply ${family === 6 ? 'ip6tables' : 'iptables'} rules`, ...iptables(cmd, '-w', '--noflush'), input);
   };
+  const iptablesRestore = async (input: string, family: 4 | 6 = 4): Promise<void> => failOnExit(await restoreOutcome(input, family));
+  const joined = joinedRestores(restoreOutcome);
 
   // `nft -j list table inet ledgernet`: null when the table does not exist, undefined when nft
   // cannot run (not installed): then there is no table of ours to plan against or remove.
@@ -145,7 +146,7 @@ export function createKernel(opts: KernelOptions): HostKernel {
     applyShaping: (changes) => runChanges(changes, tcLines, tcBatch),
     async restoreIptables(table, changes) {
       const input = restoreInput(changes, table);
-      if (input !== null) await iptablesRestore(input, table.endsWith('6') ? 6 : 4);
+      if (input !== null) await joined(input, table.endsWith('6') ? 6 : 4);
     },
 
     async nftApply(json: string): Promise<void> {
@@ -153,6 +154,51 @@ export function createKernel(opts: KernelOptions): HostKernel {
     },
 
   };
+}
+
+interface Queued {
+  readonly input: string;
+  readonly resolve: () => void;
+  readonly reject: (e: unknown) => void;
+}
+
+/**
+ * Restores of one family asked for in the same tick (a pass's tables, restore.ts) run as one
+ * process: one `iptables-restore` for filter, nat and mangle instead of three. Each table keeps its
+ * own COMMIT and its own answer: when the process stops at a table, the tables before it are
+ * applied, that table fails with the restore's message, and the tables after it run again.
+ */
+function joinedRestores(restore: (input: string, family: 4 | 6) => Promise<Outcome>): (input: string, family: 4 | 6) => Promise<void> {
+  const pending: Record<4 | 6, Queued[] | null> = { 4: null, 6: null };
+  const runAll = async (family: 4 | 6, queued: readonly Queued[]): Promise<void> => {
+    let rest = queued;
+    while (rest.length > 0) {
+      const { input, starts } = joinInputs(rest.map((q) => q.input));
+      const outcome = await restore(input, family).catch((e: unknown) => e);
+      const error = outcome instanceof Error ? outcome : exitError(outcome as Outcome);
+      const at = error === null || outcome instanceof Error ? null : failedSection((outcome as Outcome).stderr, starts);
+      if (error === null || at === null) {
+        for (const q of rest) (error === null ? q.resolve() : q.reject(error));
+        return;
+      }
+      for (const q of rest.slice(0, at)) q.resolve();
+      rest[at]?.reject(error);
+      rest = rest.slice(at + 1);
+    }
+  };
+  return (input, family) =>
+    new Promise<void>((resolve, reject) => {
+      let q = pending[family];
+      if (q === null) {
+        const batch: Queued[] = [];
+        q = pending[family] = batch;
+        queueMicrotask(() => {
+          pending[family] = null;
+          void runAll(family, batch);
+        });
+      }
+      q.push({ input, resolve, reject });
+    });
 }
 
 function batchFailures(outcome: Outcome, lines: readonly string[]): BatchFailure[] {

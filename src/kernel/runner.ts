@@ -46,10 +46,16 @@ export function createRunner(timeoutMs: number, netns: string | undefined, how: 
 }
 
 export function failOnExit(o: Outcome): void {
-  if (o.exitCode === 0) return;
+  const e = exitError(o);
+  if (e) throw e;
+}
+
+/** The error of a command that exited non-zero (null: it exited 0). */
+export function exitError(o: Outcome): DriverError | null {
+  if (o.exitCode === 0) return null;
   const detail = firstLine(o.stderr);
   const message = `could not ${o.what}: ${o.command} exited with code ${o.exitCode}`;
-  throw new DriverError('LN_ERR_KERNEL_EXEC', detail === null ? message : `${message}: ${detail}`, {
+  return new DriverError('LN_ERR_KERNEL_EXEC', detail === null ? message : `${message}: ${detail}`, {
     cause: o.raw,
   });
 }

@@ -349,6 +349,12 @@ export interface FirewallBackend {
   readonly name: string;
   /** The changes that bring the observed firewall to `policy`, unsorted. Pure. */
   plan(policy: FirewallPolicy, observed: KernelSnapshot): FirewallChange[];
+  /**
+   * The same changes as `plan(policy, observed)`, when `observed` holds all that
+   * `plan(before, ·)` asked for (its plan was applied in full): planned from what changed since,
+   * for Docker's passes (reconciler/scoped.ts). Optional: without it, `plan`. Pure.
+   */
+  planFrom?(policy: FirewallPolicy, before: FirewallPolicy, observed: KernelSnapshot): FirewallChange[];
   /** Applies changes (one batch per table); returns the ones that failed. */
   apply(changes: readonly FirewallChange[], kernel: Kernel): Promise<FirewallFailure[]>;
   /**

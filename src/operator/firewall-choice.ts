@@ -73,6 +73,10 @@ export function switchableFirewall(initial: FirewallBackend, directRouting = fal
       return current.name;
     },
     plan: (policy, observed) => current.plan(directRouting ? withDirectRouting(policy) : policy, observed),
+    planFrom: (policy, before, observed) => {
+      const wrap = (p: FirewallPolicy) => (directRouting ? withDirectRouting(p) : p);
+      return current.planFrom ? current.planFrom(wrap(policy), wrap(before), observed) : current.plan(wrap(policy), observed);
+    },
     apply: (changes, kernel) => current.apply(changes, kernel),
     after: (observed, applied) => current.after(observed, applied),
     use(next) {
@@ -85,7 +89,15 @@ export async function recordFirewall(stateDir: string, backend: FirewallBackend)
   await writeFile(join(stateDir, RECORD), `${backend.name}\n`, { mode: 0o600 });
 }
 
-const withDirectRouting = (p: FirewallPolicy): FirewallPolicy => ({ ...p, networks: p.networks.map((n) => ({ ...n, directRouting: true })) });
+// The same object for the same policy (and network): the backends make a network's rules once per object (planFrom).
+const direct = new WeakMap<object, object>();
+const once = <T extends object>(o: T, make: () => T): T => {
+  let d = direct.get(o) as T | undefined;
+  if (d === undefined) direct.set(o, (d = make()));
+  return d;
+};
+const withDirectRouting = (p: FirewallPolicy): FirewallPolicy =>
+  once(p, () => ({ ...p, networks: p.networks.map((n) => once(n, () => ({ ...n, directRouting: true }))) }));
 
 const DIRECT_RECORD = 'allow-direct-routing';
 

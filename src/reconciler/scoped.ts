@@ -19,6 +19,8 @@ import { DesiredIndex, type Touched } from './scope.ts';
 
 /** The firewall policy the backend last planned against, by network, and whether the kernel holds all of it. */
 interface FirewallBase {
+  /** The policy itself: a backend may plan from it (FirewallBackend.planFrom) while the kernel holds all of it. */
+  readonly policy: FirewallPolicy;
   readonly policies: ReadonlyMap<string, FirewallNetworkPolicy>;
   readonly vxlanPeers: readonly string[];
   readonly clean: boolean;
@@ -41,7 +43,7 @@ interface Pending {
 }
 
 function firewallBase(policy: FirewallPolicy): FirewallBase {
-  return { policies: new Map(policy.networks.map((n) => [n.networkId, n])), vxlanPeers: policy.vxlanPeers ?? [], clean: true };
+  return { policy, policies: new Map(policy.networks.map((n) => [n.networkId, n])), vxlanPeers: policy.vxlanPeers ?? [], clean: true };
 }
 
 /** Plain data (policies) equal field by field. */
@@ -102,7 +104,9 @@ export class ScopedPlanner {
     let fw = base.firewall;
     if (this.firewallChanged(scope, blocked, base.firewall)) {
       const policy = unblockedPolicy(desiredFirewall(this.index.all(), this.index.vxlanPeers), blocked);
-      actions.push(...firewall.plan(policy, model));
+      // The model holds all of the last firewall plan when it was applied in full (`clean`).
+      const from = base.firewall.clean ? firewall.planFrom : undefined;
+      actions.push(...(from ? from(policy, base.firewall.policy, model) : firewall.plan(policy, model)));
       fw = firewallBase(policy);
     }
     this.pending = { state, firewallName: firewall.name, firewall: fw };

@@ -158,6 +158,26 @@ describe('kernel in a throwaway network namespace', { skip }, () => {
     assert.equal((await kernel.observe()).filter.chains['LEDGERNET-TYPED'], undefined);
   });
 
+  it('restores the tables asked for together in one process, answered per table: a failing table fails alone', async () => {
+    const base = { owner: { networkId: null, endpointId: null }, reason: 'missing' } as const;
+    const rules = ['-m comment --comment "ledgernet:joined" -j RETURN'];
+    const write = (table: 'filter' | 'nat' | 'mangle', chain: string) => kernel.restoreIptables(table, [{ ...base, kind: 'chain.write', table, chain, rules }]);
+    const drop = (table: 'filter' | 'mangle', chain: string) => kernel.restoreIptables(table, [{ ...base, kind: 'chain.delete', table, chain }]);
+    // The middle table's change cannot be applied (no such rule to delete): the restore stops there.
+    const missing = kernel.restoreIptables('nat', [{ ...base, kind: 'hook.delete', table: 'nat', from: 'POSTROUTING', rule: '-m comment --comment "ledgernet:absent" -j RETURN' }]);
+    const results = await Promise.allSettled([write('filter', 'LEDGERNET-J1'), missing, write('mangle', 'LEDGERNET-J3')]);
+    assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled']);
+    const failed = results[1] as PromiseRejectedResult;
+    assert.match(String(failed.reason), /LN_ERR_KERNEL_EXEC|could not apply iptables rules/);
+    const snap = await kernel.observe();
+    assert.deepEqual(snap.filter.chains['LEDGERNET-J1']?.rules, rules, 'the table before the failing one is in');
+    assert.deepEqual(snap.mangle?.chains['LEDGERNET-J3']?.rules, rules, 'the table after it was restored again');
+    await Promise.all([drop('filter', 'LEDGERNET-J1'), drop('mangle', 'LEDGERNET-J3')]);
+    const after = await kernel.observe();
+    assert.equal(after.filter.chains['LEDGERNET-J1'], undefined);
+    assert.equal(after.mangle?.chains['LEDGERNET-J3'], undefined);
+  });
+
   it('restores iptables rules without flushing, and observes them', async () => {
     const rule = `-i ${BRIDGE} -o ${BRIDGE} -m comment --comment "ledgernet:test" -j ACCEPT`;
     await kernel.iptablesRestore(

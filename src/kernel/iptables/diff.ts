@@ -30,38 +30,63 @@ export function diffChains(desired: readonly DesiredChain[], actual: KernelSnaps
 }
 
 function diffTable(tableName: Table, desired: readonly DesiredChain[], table: IptablesTable, ownerTag: string): FirewallChange[] {
-  const out: FirewallChange[] = [];
-  for (const c of desired) {
-    const have = table.chains[c.name];
-    const owner = c.networkId === undefined ? SHARED : { networkId: c.networkId, endpointId: null };
-    if (!have) {
-      out.push({ kind: 'chain.write', table: tableName, chain: c.name, rules: c.rules, owner, reason: 'missing', diff: c.rules.map((r) => `+ ${r}`) });
-    } else if (!sameRules(have.rules, c.rules)) {
-      const edits = ruleEdits(have.rules, c.rules);
-      out.push({
-        kind: 'chain.write',
-        table: tableName,
-        chain: c.name,
-        rules: c.rules,
-        ...(edits ? { edits } : {}),
-        owner,
-        reason: 'drifted',
-        detail: `${c.rules.length} rules expected, ${have.rules.length} found (${ruleDiff(c.rules, have.rules)})`,
-        diff: [...c.rules.filter((r) => !have.rules.includes(r)).map((r) => `+ ${r}`), ...have.rules.filter((r) => !c.rules.includes(r)).map((r) => `- ${r}`)],
-      });
-    }
-  }
+  const out = desired.flatMap((c) => diffChain(tableName, c, table));
   const desiredNames = new Set(desired.map((c) => c.name));
   for (const chain of Object.values(table.chains)) {
-    if (chain.name.startsWith(CHAIN_PREFIX) && !desiredNames.has(chain.name)) {
-      out.push({ kind: 'chain.delete', table: tableName, chain: chain.name, owner: SHARED, reason: 'orphan' });
-    }
+    if (chain.name.startsWith(CHAIN_PREFIX) && !desiredNames.has(chain.name)) out.push(orphan(tableName, chain.name));
   }
-  for (const from of BUILTIN_CHAINS) {
-    const hooks = desired.flatMap((c) => c.hooks).filter((h) => h.from === from);
-    out.push(...diffHooks(tableName, from, hooks, table.chains[from]?.rules ?? [], ownerTag));
+  out.push(...diffTableHooks(tableName, desired, table, ownerTag));
+  return out;
+}
+
+/**
+ * The changes of `diffChains(desired, actual)` when `actual` already holds all that `before` asked
+ * for (the full diff of `before` against it is empty): only the chains whose rules are not the
+ * very array `before` had (`changed`), the chains `before` had that `desired` does not (`gone`:
+ * deleted if present), and, when the hooks differ (`hooks`: the desired chains then), every hook.
+ * The chains nobody changed are not compared again: the same array is the same rules, and the
+ * kernel holds them.
+ */
+export function diffChanged(changed: readonly DesiredChain[], gone: readonly DesiredChain[], hooks: readonly DesiredChain[] | null, actual: KernelSnapshot, ownerTag: string): FirewallChange[] {
+  const out: FirewallChange[] = [];
+  for (const t of TABLES) {
+    const table = actual[t];
+    if (table === null || table === undefined) continue;
+    for (const c of changed) if (c.table === t) out.push(...diffChain(t, c, table));
+    for (const c of gone) if (c.table === t && table.chains[c.name]) out.push(orphan(t, c.name));
+    if (hooks) out.push(...diffTableHooks(t, hooks.filter((c) => c.table === t), table, ownerTag));
   }
   return out;
+}
+
+const orphan = (table: Table, chain: string): FirewallChange => ({ kind: 'chain.delete', table, chain, owner: SHARED, reason: 'orphan' });
+
+/** A desired chain against the table: written when missing or different, else nothing. */
+function diffChain(tableName: Table, c: DesiredChain, table: IptablesTable): FirewallChange[] {
+  const have = table.chains[c.name];
+  const owner = c.networkId === undefined ? SHARED : { networkId: c.networkId, endpointId: null };
+  if (!have) return [{ kind: 'chain.write', table: tableName, chain: c.name, rules: c.rules, owner, reason: 'missing', diff: c.rules.map((r) => `+ ${r}`) }];
+  if (sameRules(have.rules, c.rules)) return [];
+  const edits = ruleEdits(have.rules, c.rules);
+  return [
+    {
+      kind: 'chain.write',
+      table: tableName,
+      chain: c.name,
+      rules: c.rules,
+      ...(edits ? { edits } : {}),
+      owner,
+      reason: 'drifted',
+      detail: `${c.rules.length} rules expected, ${have.rules.length} found (${ruleDiff(c.rules, have.rules)})`,
+      diff: [...c.rules.filter((r) => !have.rules.includes(r)).map((r) => `+ ${r}`), ...have.rules.filter((r) => !c.rules.includes(r)).map((r) => `- ${r}`)],
+    },
+  ];
+}
+
+/** The hooks of one table's desired chains against its built-in chains. */
+function diffTableHooks(tableName: Table, desired: readonly DesiredChain[], table: IptablesTable, ownerTag: string): FirewallChange[] {
+  const hooks = desired.flatMap((c) => c.hooks);
+  return [...BUILTIN_CHAINS].flatMap((from) => diffHooks(tableName, from, hooks.filter((h) => h.from === from), table.chains[from]?.rules ?? [], ownerTag));
 }
 
 /**
@@ -102,7 +127,7 @@ function wellPlaced(rules: readonly string[], i: number, ownerTag: string): bool
 }
 
 function sameRules(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && a.every((r, i) => r === b[i]);
+  return a === b || (a.length === b.length && a.every((r, i) => r === b[i]));
 }
 
 function ruleDiff(want: readonly string[], have: readonly string[]): string {

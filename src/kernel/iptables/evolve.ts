@@ -2,15 +2,16 @@
 // hot path plans against (kernel/model.ts). Rules are kept exactly as the plan wrote them,
 // which is how iptables-save prints them (the diff compares the two texts; if they differed,
 // every pass would rewrite the chain).
-import type { FirewallChange, IptablesTable, KernelSnapshot } from '../types.ts';
+import type { Chain, FirewallChange, IptablesTable, KernelSnapshot } from '../types.ts';
 
 type TableKey = 'filter' | 'nat' | 'filter6' | 'nat6' | 'mangle' | 'mangle6';
 
-function change(t: IptablesTable, c: FirewallChange): IptablesTable {
-  const chains = { ...t.chains };
+/** Applies `c` to `chains` (a copy of one table's, made once per table and pass). */
+function change(chains: Record<string, Chain>, c: FirewallChange): void {
   switch (c.kind) {
     case 'chain.write':
-      chains[c.chain] = { name: c.chain, policy: chains[c.chain]?.policy ?? null, rules: [...c.rules] };
+      // The plan's own array (read-only): the next plan's diff finds it the same by reference.
+      chains[c.chain] = { name: c.chain, policy: chains[c.chain]?.policy ?? null, rules: c.rules };
       break;
     case 'chain.delete':
       delete chains[c.chain];
@@ -32,17 +33,23 @@ function change(t: IptablesTable, c: FirewallChange): IptablesTable {
       break;
     }
   }
-  return { ...t, chains };
 }
 
 /** The snapshot after `applied` (changes that did not fail) landed. Pure. */
 export function afterRestore(s: KernelSnapshot, applied: readonly FirewallChange[]): KernelSnapshot {
-  let out = s;
+  // One copy of a table's chains for all of its changes (a table holds Docker's chains and ours:
+  // hundreds at 200 networks).
+  const tables = new Map<TableKey, Record<string, Chain>>();
   for (const c of applied) {
     const key = c.table as TableKey;
-    const table = out[key];
+    const table = s[key];
     // A table that could not be read (no ip6tables), or was not, stays unknown.
-    if (table !== null && table !== undefined) out = { ...out, [key]: change(table, c) };
+    if (table === null || table === undefined) continue;
+    let chains = tables.get(key);
+    if (chains === undefined) tables.set(key, (chains = { ...table.chains }));
+    change(chains, c);
   }
+  let out = s;
+  for (const [key, chains] of tables) out = { ...out, [key]: { ...(s[key] as IptablesTable), chains } };
   return out;
 }

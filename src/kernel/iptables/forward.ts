@@ -16,7 +16,7 @@
 import { egressJump } from './egress.ts';
 import { dispatch, type StageLines } from './dispatch.ts';
 import { allowMatch, closeRule, openRules } from './gateway-mode.ts';
-import { bridgePatterns, owned, tag, type DesiredChain } from './shared.ts';
+import { bridgePatterns, owned, perNetwork, tag, type DesiredChain } from './shared.ts';
 import type { FirewallNetworkPolicy, FirewallPolicy } from '../types.ts';
 
 export const FORWARD_CHAIN = 'LEDGERNET-FORWARD';
@@ -38,23 +38,40 @@ export function forwardChains(policy: FirewallPolicy, family: 4 | 6): DesiredCha
   const nets = family === 4 ? policy.networks : policy.networks.filter((n) => n.ipv6);
   const t = policy.ownerTag;
   const ours = bridgePatterns(policy.bridgePrefix, nets);
-  const own: DesiredChain[] = [];
-  const chain = (n: FirewallNetworkPolicy, name: string, rules: string[]) => {
-    own.push({ table, name, rules, hooks: [], networkId: n.networkId });
-    return name;
-  };
-  const stage = (lines: (n: FirewallNetworkPolicy) => string[]): StageLines[] => nets.map((n) => ({ bridge: n.bridge, lines: lines(n) }));
-  const bucketed = (prefix: string, lines: (n: FirewallNetworkPolicy) => string[], dirs: readonly ('-i' | '-o')[]) =>
-    dispatch(table, prefix, policy.bridgePrefix, stage(lines), dirs, tag(t, 'dispatch'));
-  const early = bucketed('LEDGERNET-EARLY-', (n) => lanJumps(t, n, chain(n, lanChain(n), insideRules(t, n, family))), ['-i', '-o']);
-  const egress = bucketed('LEDGERNET-EGRESS-', (n) => egressJump(n, family, owned(t, n)), ['-i']);
-  const late = bucketed('LEDGERNET-LATE-', (n) => lateLines(t, n, family, chain), ['-i', '-o']);
+  const parts = nets.map((n) => ({ bridge: n.bridge, p: networkForward(t, n, family) }));
+  const bucketed = (prefix: string, lines: (p: NetworkForward) => readonly string[], dirs: readonly ('-i' | '-o')[]) =>
+    dispatch(table, prefix, policy.bridgePrefix, parts.map(({ bridge, p }): StageLines => ({ bridge, lines: lines(p) })), dirs, tag(t, 'dispatch'));
+  const early = bucketed('LEDGERNET-EARLY-', (p) => p.early, ['-i', '-o']);
+  const egress = bucketed('LEDGERNET-EGRESS-', (p) => p.egress, ['-i']);
+  const late = bucketed('LEDGERNET-LATE-', (p) => p.late, ['-i', '-o']);
   // Replies first: after its first packet, every packet of a connection costs one rule, however
   // many networks the host has. Only a first packet that was let through confirms a connection,
   // so this lets nothing through that the rules below drop.
   const replies = ours.map((b) => `-o ${b} -m conntrack --ctstate RELATED,ESTABLISHED ${tag(t, 'established')} -j ACCEPT`);
   const rules = [...replies, ...early.rules, ...isolationRules(t, ours), ...egress.rules, ...late.rules];
+  const own = [...parts.map(({ p }) => p.lan), ...parts.flatMap(({ p }) => (p.ingress ? [p.ingress] : []))];
   return [{ table, name: FORWARD_CHAIN, rules, hooks: [] }, ...early.chains, ...egress.chains, ...late.chains, ...own];
+}
+
+/** One network's part of the FORWARD policy of a family: its own chains and its lines in each stage's buckets. */
+interface NetworkForward {
+  readonly lan: DesiredChain;
+  /** Null for an internal network (nothing enters it). */
+  readonly ingress: DesiredChain | null;
+  readonly early: readonly string[];
+  readonly egress: readonly string[];
+  readonly late: readonly string[];
+}
+
+/** Made once per network policy object (shared.ts: perNetwork). */
+function networkForward(t: string, n: FirewallNetworkPolicy, family: 4 | 6): NetworkForward {
+  return perNetwork(n, `forward${family} ${t}`, () => {
+    const table = family === 4 ? 'filter' : 'filter6';
+    const chain = (name: string, rules: string[]): DesiredChain => ({ table, name, rules, hooks: [], networkId: n.networkId });
+    const lan = chain(lanChain(n), insideRules(t, n, family));
+    const ingress = n.internal ? null : chain(ingressChain(n), ingressRules(t, n, family));
+    return { lan, ingress, early: lanJumps(t, n, lan.name), egress: egressJump(n, family, owned(t, n)), late: ingress ? lateLines(t, n, ingress.name) : [] };
+  });
 }
 
 /** The jumps to a network's inside chain: its own traffic, and for an internal one all of its bridge's. */
@@ -94,15 +111,16 @@ function isolationRules(t: string, ours: readonly string[]): string[] {
   return rules;
 }
 
-/**
- * What may enter a network from outside (published ports or the allow-list, in its own chain,
- * which ends in a drop or an accept), and then its egress accept; nothing for an internal one.
- */
-function lateLines(t: string, n: FirewallNetworkPolicy, family: 4 | 6, chain: (n: FirewallNetworkPolicy, name: string, rules: string[]) => string): string[] {
-  if (n.internal) return [];
+/** What may enter a network from outside (published ports or the allow-list); ends in a drop or an accept. */
+function ingressRules(t: string, n: FirewallNetworkPolicy, family: 4 | 6): string[] {
+  const who = owned(t, n);
+  const open = n.allow === null ? openRules(n, family, who) : n.allow.map((a) => `-o ${n.bridge} ${allowMatch(a, family)} ${who('allow')} -j ACCEPT`);
+  return [...open, closeRule(n, family, who)];
+}
+
+/** The jump into a network's ingress chain, then its egress accept (not for an internal one: it has neither). */
+function lateLines(t: string, n: FirewallNetworkPolicy, ingress: string): string[] {
   const b = n.bridge;
   const who = owned(t, n);
-  const open = n.allow === null ? openRules(n, family, who) : n.allow.map((a) => `-o ${b} ${allowMatch(a, family)} ${who('allow')} -j ACCEPT`);
-  const ingress = chain(n, ingressChain(n), [...open, closeRule(n, family, who)]);
   return [`-o ${b} ${who('inbound')} -j ${ingress}`, `-i ${b} ${who('egress')} -j ACCEPT`];
 }

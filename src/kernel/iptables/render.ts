@@ -33,7 +33,7 @@ import { egressChainName, egressJump, egressRules } from './egress.ts';
 import { FORWARD_CHAIN, forwardChains } from './forward.ts';
 import { vxlanInputRules } from './vxlan.ts';
 import { DIRECT_CHAIN, DIRECT_HOOK_MATCH, directRules } from './gateway-mode.ts';
-import { bridgePatterns, owned, tag, type DesiredChain, type DesiredHook } from './shared.ts';
+import { bridgePatterns, owned, perNetwork, tag, type DesiredChain, type DesiredHook } from './shared.ts';
 import type { FirewallNetworkPolicy, FirewallPolicy, PortForward } from '../types.ts';
 
 const INPUT_CHAIN = 'LEDGERNET-INPUT';
@@ -57,34 +57,56 @@ export function renderChains(policy: FirewallPolicy): DesiredChain[] {
     {
       table: 'filter6',
       name: INPUT_CHAIN,
-      rules: nets.filter((n) => n.ipv6).flatMap((n) => egressJump(n, 6, owned(t, n))),
+      rules: nets.filter((n) => n.ipv6).flatMap((n) => networkRules(t, n).input[6]),
       hooks: [hook(t, 'INPUT', INPUT_CHAIN, 'early')],
     },
-    ...nets.flatMap((n) =>
-      ([4, 6] as const).map((f): DesiredChain => ({
-        table: f === 4 ? 'filter' : 'filter6',
-        name: egressChainName(n.networkId),
-        rules: egressRules(n, f, owned(t, n)),
-        hooks: [],
-        networkId: n.networkId,
-      })),
-    ),
+    ...nets.flatMap((n) => networkRules(t, n).egress),
     {
       table: 'nat',
       name: DNAT_CHAIN,
-      rules: nets.flatMap((n) => n.forwards.map((f) => dnatRule(t, f))),
+      rules: nets.flatMap((n) => networkRules(t, n).dnat),
       hooks: ['PREROUTING', 'OUTPUT'].map((from) => hook(t, from, DNAT_CHAIN, 'append', '-m addrtype --dst-type LOCAL ')),
     },
-    ...bucketed(policy, 'nat', POSTROUTING_CHAIN, (n) => postroutingRules(t, n), hook(t, 'POSTROUTING', POSTROUTING_CHAIN, 'append')),
+    ...bucketed(policy, 'nat', POSTROUTING_CHAIN, (n) => networkRules(t, n).postrouting, hook(t, 'POSTROUTING', POSTROUTING_CHAIN, 'append')),
     ...([4, 6] as const).flatMap((f) =>
-      bucketed(policy, f === 4 ? 'mangle' : 'mangle6', DIRECT_CHAIN, (n) => directRules(n, f, owned(t, n)), hook(t, 'PREROUTING', DIRECT_CHAIN, 'append', DIRECT_HOOK_MATCH)),
+      bucketed(policy, f === 4 ? 'mangle' : 'mangle6', DIRECT_CHAIN, (n) => networkRules(t, n).direct[f], hook(t, 'PREROUTING', DIRECT_CHAIN, 'append', DIRECT_HOOK_MATCH)),
     ),
   ];
   return chains.filter((c) => c.rules.length > 0);
 }
 
+/** One network's rules outside FORWARD: its egress chains, its jumps to them from INPUT, its DNAT, masquerade and direct-access rules. */
+interface NetworkRules {
+  readonly egress: readonly DesiredChain[];
+  readonly input: Readonly<Record<4 | 6, readonly string[]>>;
+  readonly dnat: readonly string[];
+  readonly postrouting: readonly string[];
+  readonly direct: Readonly<Record<4 | 6, readonly string[]>>;
+}
+
+/** Made once per network policy object (shared.ts: perNetwork). */
+function networkRules(t: string, n: FirewallNetworkPolicy): NetworkRules {
+  return perNetwork(n, `rules ${t}`, () => {
+    const who = owned(t, n);
+    const egress = ([4, 6] as const).map((f): DesiredChain => ({
+      table: f === 4 ? 'filter' : 'filter6',
+      name: egressChainName(n.networkId),
+      rules: egressRules(n, f, who),
+      hooks: [],
+      networkId: n.networkId,
+    }));
+    return {
+      egress,
+      input: { 4: egressJump(n, 4, who), 6: egressJump(n, 6, who) },
+      dnat: n.forwards.map((f) => dnatRule(t, f)),
+      postrouting: postroutingRules(t, n),
+      direct: { 4: directRules(n, 4, who), 6: directRules(n, 6, who) },
+    };
+  });
+}
+
 /** A chain whose networks' rules may stand in any order across networks, spread over buckets `<name>-<c>`. */
-function bucketed(policy: FirewallPolicy, table: DesiredChain['table'], name: string, rules: (n: FirewallNetworkPolicy) => string[], h: DesiredHook): DesiredChain[] {
+function bucketed(policy: FirewallPolicy, table: DesiredChain['table'], name: string, rules: (n: FirewallNetworkPolicy) => readonly string[], h: DesiredHook): DesiredChain[] {
   const stage = policy.networks.map((n) => ({ bridge: n.bridge, lines: rules(n) }));
   const d = dispatch(table, `${name}-`, policy.bridgePrefix, stage, [], tag(policy.ownerTag, 'dispatch'));
   return [{ table, name, rules: d.rules, hooks: [h] }, ...d.chains];
@@ -105,7 +127,7 @@ export function renderAcceptOnly(policy: FirewallPolicy, role: string): DesiredC
 }
 
 function inputRules({ bridgePrefix, ownerTag, networks }: FirewallPolicy): string[] {
-  const egress = networks.flatMap((n) => egressJump(n, 4, owned(ownerTag, n)));
+  const egress = networks.flatMap((n) => networkRules(ownerTag, n).input[4]);
   // route_localnet lets a container address 127.0.0.0/8 on the bridge; only replies may pass.
   if (!networks.some((n) => n.published)) return egress;
   const localnet = bridgePatterns(bridgePrefix, networks).map(

@@ -36,3 +36,22 @@ export function bridgePatterns(prefix: string, nets: readonly FirewallNetworkPol
   const custom = nets.map((n) => n.bridge).filter((b) => !b.startsWith(prefix));
   return [`${prefix}+`, ...[...new Set(custom)].sort()];
 }
+
+// Why a memo: a Docker pass that creates or removes one network plans the firewall of all of them
+// (one policy), but a network's rules are a pure function of its policy object, and the reconciler
+// keeps that object while the network does not change (reconciler/scope.ts). So each network's
+// rule text is made once: a create at 200 networks assembles the strings it made before, and the
+// diff compares them with the model's (which holds the same strings) by reference, instead of
+// building and comparing every rule anew (8.2 ms of planning per pass at 200 networks, 0.3 ms now;
+// tmp/fwplan.ts). A new policy object (a changed network, a full plan) is rendered again.
+const memos = new WeakMap<FirewallNetworkPolicy, Map<string, unknown>>();
+
+/** `make()` once per network policy object and `key` (which must name everything else it reads, e.g. the owner tag). */
+export function perNetwork<T>(n: FirewallNetworkPolicy, key: string, make: () => T): T {
+  let m = memos.get(n);
+  if (m === undefined) memos.set(n, (m = new Map()));
+  if (m.has(key)) return m.get(key) as T;
+  const v = make();
+  m.set(key, v);
+  return v;
+}
