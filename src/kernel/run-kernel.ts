@@ -94,7 +94,7 @@ export function createKernel(opts: KernelOptions): HostKernel {
   const restoreOutcome = (input: string, family: 4 | 6): Promise<Outcome> => {
     const cmd = family === 6 ? 'ip6tables-restore' : 'iptables-restore';
     // -w: wait for the xtables lock Docker may hold (legacy backend) instead of failing at once.
-    return runLean(`apply ${family === 6 ? 'ip6tables' : 'iptables'} rules`, ...iptables(cmd, '-w', '--noflush'), input);
+    return run(`apply ${family === 6 ? 'ip6tables' : 'iptables'} rules`, ...iptables(cmd, '-w', '--noflush'), input);
   };
   const iptablesRestore = async (input: string, family: 4 | 6 = 4): Promise<void> => failOnExit(await restoreOutcome(input, family));
   const joined = joinedRestores(restoreOutcome);

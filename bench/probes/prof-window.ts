@@ -1,5 +1,5 @@
 // Self time by function (and by file) of a V8 .cpuprofile within a monotonic window [from, to] in µs.
-// node --import tsx tmp/prof-window.ts <file.cpuprofile> <fromUs> <toUs> [top]
+// node --import tsx bench/probes/prof-window.ts <file.cpuprofile> <fromUs> <toUs> [top]
 import { readFileSync } from 'node:fs';
 interface Node { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }
 const [file, from, to, topArg] = process.argv.slice(2);

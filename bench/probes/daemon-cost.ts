@@ -1,12 +1,12 @@
 // Worker + supervisor CPU per container (Docker's calls of `docker run --rm`) with N other networks,
-// a daemon of its own in a netns. node --import tsx tmp/daemon-cost.ts <N> <containers> [profDir]
+// a daemon of its own in a netns. node --import tsx bench/probes/daemon-cost.ts <N> <containers> [profDir]
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pluginCall } from '../test/helpers/daemon.ts';
-import { cpuMs, startBenchDaemon } from '../bench/offline/daemon.ts';
-import { withNetns } from '../bench/offline/netns.ts';
-import { createNetworkBody, networkId, subnetOf } from '../bench/offline/scenario.ts';
+import { pluginCall } from '../../test/helpers/daemon.ts';
+import { cpuMs, startBenchDaemon } from '../offline/daemon.ts';
+import { withNetns } from '../offline/netns.ts';
+import { createNetworkBody, networkId, subnetOf } from '../offline/scenario.ts';
 
 const N = Number(process.argv[2] ?? 200);
 const C = Number(process.argv[3] ?? 40);

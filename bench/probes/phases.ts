@@ -1,19 +1,19 @@
 // Pass timings by phase for a container's Docker calls at N other networks, in a netns.
-// node --import tsx tmp/phases.ts <otherNetworks> [rounds]
-import { createKernel, iptablesFirewall, type Kernel } from '../src/kernel/index.ts';
-import { VETH_PREFIX } from '../src/events/domain/naming.ts';
-import { Reconciler } from '../src/reconciler/index.ts';
-import { desiredFromState } from '../src/reconciler/desired.ts';
-import { plan } from '../src/reconciler/plan.ts';
-import type { FirewallBackend } from '../src/kernel/types.ts';
-import { hostCommands, layout, stateFrom, networkSpec, endpointSpec, networkId } from '../bench/offline/scenario.ts';
-import { withNetns } from '../bench/offline/netns.ts';
-import type { State } from '../src/events/domain/types.ts';
-import { decide } from '../src/events/domain/decide.ts';
-import { evolveInPlace } from '../src/events/domain/evolve.ts';
+// node --import tsx bench/probes/phases.ts <otherNetworks> [rounds]
+import { createKernel, iptablesFirewall, type Kernel } from '../../src/kernel/index.ts';
+import { VETH_PREFIX } from '../../src/events/domain/naming.ts';
+import { Reconciler } from '../../src/reconciler/index.ts';
+import { desiredFromState } from '../../src/reconciler/desired.ts';
+import { plan } from '../../src/reconciler/plan.ts';
+import type { FirewallBackend } from '../../src/kernel/types.ts';
+import { hostCommands, layout, stateFrom, networkSpec, endpointSpec, networkId } from '../offline/scenario.ts';
+import { withNetns } from '../offline/netns.ts';
+import type { State } from '../../src/events/domain/types.ts';
+import { decide } from '../../src/events/domain/decide.ts';
+import { evolveInPlace } from '../../src/events/domain/evolve.ts';
 import { produce } from 'immer';
 import { execa } from 'execa';
-import { ScopedPlanner } from '../src/reconciler/scoped.ts';
+import { ScopedPlanner } from '../../src/reconciler/scoped.ts';
 for (const m of ['scoped', 'full', 'settle'] as const) {
   const orig = (ScopedPlanner.prototype as any)[m];
   (ScopedPlanner.prototype as any)[m] = function (...a: unknown[]) { const t0 = performance.now(); try { return orig.apply(this, a); } finally { add(`planner.${m} ${current}`, performance.now() - t0); } };

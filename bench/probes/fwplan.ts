@@ -1,16 +1,16 @@
 // CPU of the scoped pass of a CreateNetwork and of a DeleteNetwork with N other networks (random
 // ids, Docker's FORWARD rules of N bridge networks in the model), no kernel: planning and the
-// model update. node --import tsx tmp/fwplan.ts [N] [rounds]
+// model update. node --import tsx bench/probes/fwplan.ts [N] [rounds]
 import { createHash } from 'node:crypto';
-import type { Command } from '../src/events/domain/commands.ts';
-import { decide } from '../src/events/domain/decide.ts';
-import { fold } from '../src/events/domain/evolve.ts';
-import { emptyState, type State } from '../src/events/domain/types.ts';
-import { iptablesFirewall } from '../src/kernel/index.ts';
-import type { IptablesTable, KernelSnapshot } from '../src/kernel/types.ts';
-import { afterActions } from '../src/reconciler/apply.ts';
-import { ScopedPlanner } from '../src/reconciler/scoped.ts';
-import { networkSpec, stamp } from '../test/helpers/events.ts';
+import type { Command } from '../../src/events/domain/commands.ts';
+import { decide } from '../../src/events/domain/decide.ts';
+import { fold } from '../../src/events/domain/evolve.ts';
+import { emptyState, type State } from '../../src/events/domain/types.ts';
+import { iptablesFirewall } from '../../src/kernel/index.ts';
+import type { IptablesTable, KernelSnapshot } from '../../src/kernel/types.ts';
+import { afterActions } from '../../src/reconciler/apply.ts';
+import { ScopedPlanner } from '../../src/reconciler/scoped.ts';
+import { networkSpec, stamp } from '../../test/helpers/events.ts';
 
 const N = Number(process.argv[2] ?? 200);
 const R = Number(process.argv[3] ?? 100);
@@ -37,7 +37,7 @@ const empty: KernelSnapshot = {
 const planner = new ScopedPlanner();
 let fwMs = 0;
 const fwCpu: number[] = [];
-const rc = await import('../src/kernel/iptables/render.ts');
+const rc = await import('../../src/kernel/iptables/render.ts');
 const fw = { ...iptablesFirewall, plan: (p: Parameters<typeof iptablesFirewall.plan>[0], o: KernelSnapshot) => { const t0 = performance.now(); const c0 = process.cpuUsage(); const r = iptablesFirewall.plan(p, o); const c1 = process.cpuUsage(c0); fwCpu.push((c1.user + c1.system) / 1000); fwMs += performance.now() - t0; if (process.env['V']) { const t1 = performance.now(); iptablesFirewall.plan(p, o); const t2 = performance.now(); const { renderChains } = rc; const ch = renderChains(p); const t3 = performance.now(); console.log(`miss ${(globalThis as any).__miss} plan ${(t1 - t0).toFixed(2)} again ${(t2 - t1).toFixed(2)} render ${(t3 - t2).toFixed(2)} nets ${p.networks.length}`); } return r; }, planFrom: (p: Parameters<typeof iptablesFirewall.plan>[0], b: Parameters<typeof iptablesFirewall.plan>[0], o: KernelSnapshot) => { const c0 = process.cpuUsage(); const r = iptablesFirewall.planFrom!(p, b, o); const c1 = process.cpuUsage(c0); fwCpu.push((c1.user + c1.system) / 1000); return r; } };
 let model = afterActions(empty, planner.full(state, empty, fw), fw)!;
 planner.settle(model, planner.full(state, model, fw), []);
@@ -65,9 +65,9 @@ const med = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return 
 console.log(`firewall.plan mean ${(fwMs / (2 * R + 2)).toFixed(3)} ms; CPU per call ${med(fwCpu)}`);
 console.log(`N=${N}: per pass median: fold ${med(t.fold)} ms, plan ${med(t.plan)} ms, model update ${med(t.after)} ms`);
 {
-  const { desiredFromState } = await import('../src/reconciler/desired.ts');
-  const { renderChains } = await import('../src/kernel/iptables/render.ts');
-  const { diffChains } = await import('../src/kernel/iptables/diff.ts');
+  const { desiredFromState } = await import('../../src/reconciler/desired.ts');
+  const { renderChains } = await import('../../src/kernel/iptables/render.ts');
+  const { diffChains } = await import('../../src/kernel/iptables/diff.ts');
   const pol = desiredFromState(state).firewall;
   const tr: number[] = [], td: number[] = [];
   for (let i = 0; i < 200; i++) {

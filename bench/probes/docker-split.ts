@@ -2,15 +2,15 @@
 // the bridge driver, ledgernet, and a null remote driver (a plugin that answers every call at
 // once: what Docker itself costs a remote driver). For the null driver and ledgernet, the time
 // of the plugin calls (the null plugin's own clock; ledgernet's /metrics) against the CLI's wall
-// time. Under the test lock: flock /run/lock/ledgernet-tests.lock node --import tsx tmp/docker-split.ts [N] [rounds]
+// time. Under the test lock: flock /run/lock/ledgernet-tests.lock node --import tsx bench/probes/docker-split.ts [N] [rounds]
 import { unlinkSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { startDaemon } from '../test/helpers/daemon.ts';
-import { docker } from '../test/helpers/docker.ts';
-import { freePort, histogramTotals } from '../bench/docker/daemon-view.ts';
-import { measureSubnet, pool, rotate } from '../bench/docker/measure.ts';
+import { startDaemon } from '../../test/helpers/daemon.ts';
+import { docker } from '../../test/helpers/docker.ts';
+import { freePort, histogramTotals } from '../docker/daemon-view.ts';
+import { measureSubnet, pool, rotate } from '../docker/measure.ts';
 
 const N = Number(process.argv[2] ?? 200);
 const R = Number(process.argv[3] ?? 20);

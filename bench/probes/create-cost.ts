@@ -1,16 +1,16 @@
 // CreateNetwork + DeleteNetwork over the plugin socket with 0 and N other networks of each kind
 // (ledgernet's, and Docker-like bridges with the bridge driver's iptables rules), a daemon of its
 // own in a netns: per-call wall time, the passes' times (info log), worker CPU per round.
-// node --import tsx tmp/create-cost.ts <N> <rounds> [gapMs] [profDir]
+// node --import tsx bench/probes/create-cost.ts <N> <rounds> [gapMs] [profDir]
 import { execa } from 'execa';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pluginCall } from '../test/helpers/daemon.ts';
-import { cpuMs, startBenchDaemon, type BenchDaemon } from '../bench/offline/daemon.ts';
-import { withNetns } from '../bench/offline/netns.ts';
+import { pluginCall } from '../../test/helpers/daemon.ts';
+import { cpuMs, startBenchDaemon, type BenchDaemon } from '../offline/daemon.ts';
+import { withNetns } from '../offline/netns.ts';
 import { createHash } from 'node:crypto';
-import { createNetworkBody as bodyOf } from '../bench/offline/scenario.ts';
+import { createNetworkBody as bodyOf } from '../offline/scenario.ts';
 
 /** Docker's network ids are random hex: spread them as Docker would (the buckets go by the id's first character). */
 const networkId = (i: number) => createHash('sha256').update(`net-${i}`).digest('hex');
