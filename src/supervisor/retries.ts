@@ -2,7 +2,8 @@
 // journaled call each one repeats, if that can be known, and its answer (journal.ts has the rules).
 import type { Log } from './log.ts';
 import { errReply as err, type Reply } from './forward.ts';
-import { RETRY_BATCH_MS, teardownReply, type Journal, type Match } from './journal.ts';
+import type { Journal } from './journal.ts';
+import { RETRY_BATCH_MS, teardownReply, type Match } from './retry-match.ts';
 
 export type Forward = (method: string, body: string) => Promise<Reply>;
 

@@ -1,15 +1,16 @@
 // `ledgernet serve`: a thin supervisor in front of the worker (the daemon of main.ts serve()).
 //
 // The supervisor owns the plugin socket for its whole life, so Docker's calls queue in the listen
-// backlog instead of being refused while the worker restarts. It reads each call whole, writes it
-// to the request journal (journal.ts), and forwards it to the worker over a private unix socket
-// in the state dir. When the worker dies mid-call, it starts a new one at once and sends the same
-// request again with its full body (forward.ts), so Docker never sees an EOF for a worker crash.
+// backlog instead of being refused while the worker restarts. It reads each call whole (front.ts:
+// in the callback that accepted or read it), writes it to the request journal (journal.ts) in that
+// same callback, and forwards it to the worker over a private unix socket in the state dir. When
+// the worker dies mid-call, it starts a new one at once and sends the same request again with its
+// full body (forward.ts), so Docker never sees an EOF for a worker crash.
 // When the supervisor itself died mid-call, Docker's empty-body retry is answered from the
 // journal. The supervisor does no kernel work and holds no state beyond the journal.
 import { chmodSync, rmSync } from 'node:fs';
 import { mkdir, unlink } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Server } from 'node:net';
 import { join } from 'node:path';
 import type { Log } from './log.ts';
 import { DriverError } from '../errors.ts';
@@ -19,6 +20,8 @@ import { Journal, JOURNAL_FILE } from './journal.ts';
 import { emptyRetries, type Forward } from './retries.ts';
 import { waitOldWorker, WorkerProcess, WORKER_PID_FILE } from './worker-process.ts';
 import { SOCKET_FROM_ENV } from './worker-link.ts';
+import { front, type CallHandler } from './front.ts';
+import { windowTraceFromEnv, type WindowTrace } from './window-trace.ts';
 
 const WORKER_SOCKET = 'worker.sock';
 
@@ -57,36 +60,6 @@ export interface Supervisor {
   readonly failed: Promise<Error>;
 }
 
-function readBody(req: IncomingMessage): Promise<string | null> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > MAX_BODY) {
-        resolve(null);
-        req.removeAllListeners('data');
-        req.resume();
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
-}
-
-function answer(res: ServerResponse, reply: Reply): void {
-  res.writeHead(reply.status, {
-    'content-type': 'application/vnd.docker.plugins.v1+json',
-    'content-length': Buffer.byteLength(reply.body),
-    // Engines before v29.4.1 never close idle plugin connections; closing after each reply avoids
-    // a reuse race that causes Docker's empty-body retry (moby#39331).
-    connection: 'close',
-  });
-  res.end(reply.body);
-}
-
 const err = errReply;
 
 /** Sends a call to the worker (again, to a new one, after a crash) within the deadline; always a Reply. */
@@ -115,39 +88,52 @@ function forwarder(link: WorkerLink, worker: WorkerProcess, deadlineMs: number, 
   };
 }
 
-function handler(journal: Journal, forward: Forward, log: Log): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
+/**
+ * Answers one call. Its synchronous part runs in the callback that read the call (front.ts): the
+ * journal line is written there, before anything else runs, so a SIGKILL after that point leaves
+ * it for the next supervisor (RELIABILITY.md, "the window").
+ */
+function handler(journal: Journal, forward: Forward, log: Log, trace: WindowTrace | null): CallHandler {
   const emptyRetry = emptyRetries(journal, forward, log);
-  return async (req, res) => {
-    const method = (req.url ?? '/').replace(/^\//, '');
-    const raw = await readBody(req);
-    if (raw === null) return answer(res, err(413, `${method}: the request body is larger than ${MAX_BODY} bytes; nothing was changed`));
-    if (req.method !== 'POST') return answer(res, err(404, `ledgernet does not implement ${req.method} ${req.url}`));
-    let body = raw;
+  return (call) => {
+    const { method: verb, target, body: raw } = call.request;
+    const method = target.replace(/^\//, '');
+    if (verb !== 'POST') return Promise.resolve(err(404, `ledgernet does not implement ${verb} ${target}`));
+    if (raw.trim() === '' && !NO_BODY.has(method)) return retried(method, raw, emptyRetry, forward, journal, log);
     let journalId: string | null = null;
-    if (raw.trim() === '' && !NO_BODY.has(method)) {
-      const r = await emptyRetry(method);
-      if (r !== null && 'status' in r) return answer(res, r);
-      // None in the journal: the worker refuses the empty body with today's clear Err.
-      if (r !== null) ({ body, id: journalId } = r);
-    } else if (raw !== '') {
-      journalId = await journal.receivedSoon(method, raw);
+    if (raw !== '') {
+      const writeStartedAt = trace ? performance.now() : 0;
+      journalId = journal.received(method, raw);
       if (!journalId) log.error({ method, err: journal.lastError }, 'could not write the request journal; the call goes on without it');
+      trace?.(method, call.acceptedAt, call.readAtAccept, writeStartedAt);
     }
-    const reply = await forward(method, body);
-    // Marked answered BEFORE Docker gets the reply: a crash in between costs a clean Err on
-    // Docker's retry (no candidate); the other order could leave a stale entry that a retry of
-    // another call would be answered from.
-    if (journalId) {
-      await journal.answeredSoon(journalId);
-      if (journal.lastError) log.error({ method, err: journal.lastError }, 'could not mark a call answered in the request journal');
-    }
-    answer(res, reply);
+    return answered(method, raw, journalId, forward, journal, log);
   };
+}
+
+/** An empty body where one is needed: Docker's retry of a cut-off call, answered from the journal if it can be. */
+async function retried(method: string, raw: string, emptyRetry: ReturnType<typeof emptyRetries>, forward: Forward, journal: Journal, log: Log): Promise<Reply> {
+  const r = await emptyRetry(method);
+  if (r !== null && 'status' in r) return r;
+  // None in the journal: the worker refuses the empty body with today's clear Err.
+  return r === null ? answered(method, raw, null, forward, journal, log) : answered(method, r.body, r.id, forward, journal, log);
+}
+
+/** Forwards the call and marks its journal entry answered. */
+async function answered(method: string, body: string, journalId: string | null, forward: Forward, journal: Journal, log: Log): Promise<Reply> {
+  const reply = await forward(method, body);
+  // Marked answered BEFORE Docker gets the reply: a crash in between costs a clean Err on
+  // Docker's retry (no candidate); the other order could leave a stale entry that a retry of
+  // another call would be answered from.
+  if (journalId) {
+    await journal.answeredSoon(journalId);
+    if (journal.lastError) log.error({ method, err: journal.lastError }, 'could not mark a call answered in the request journal');
+  }
+  return reply;
 }
 
 /** Listens on the plugin socket, made with no access for others, then opened to the group (Docker is root). */
 async function listenPlugin(server: Server, socket: string, inheritedFd: number | null): Promise<void> {
-  server.requestTimeout = 0;
   if (inheritedFd !== null) {
     // The service manager made it (SocketMode=) and keeps it open across our restarts.
     await new Promise<void>((resolve, reject) => {
@@ -202,13 +188,9 @@ export async function supervise(cfg: SupervisorConfig): Promise<Supervisor> {
     throw e;
   }
   const link = new WorkerLink(workerSocket);
-  const handle = handler(journal, forwarder(link, worker, cfg.forwardDeadlineMs ?? FORWARD_DEADLINE_MS, log), log);
-  const server: Server = createServer((req, res) => {
-    handle(req, res).catch((e: unknown) => {
-      log.error({ err: e, url: req.url }, 'supervisor could not handle a call');
-      if (!res.headersSent) answer(res, err(500, 'internal error in the ledgernet supervisor (LN_ERR_INTERNAL); see the ledgernet log'));
-    });
-  });
+  const handle = handler(journal, forwarder(link, worker, cfg.forwardDeadlineMs ?? FORWARD_DEADLINE_MS, log), log, windowTraceFromEnv());
+  const plugin = front(handle, (e, target) => log.error({ err: e, url: target }, 'supervisor could not handle a call'), MAX_BODY);
+  const { server } = plugin;
   try {
     await listenPlugin(server, cfg.socket, cfg.inheritedFd ?? null);
   } catch (e) {
@@ -226,7 +208,7 @@ export async function supervise(cfg: SupervisorConfig): Promise<Supervisor> {
     stop: () =>
       (stopped ??= (async () => {
         // No new calls; finish the ones in flight (they need the worker), then stop the worker.
-        await new Promise<void>((resolve) => server.close(() => resolve()));
+        await plugin.close();
         await worker.stop();
         link.close();
         // The service manager's socket stays: calls wait in its backlog for the next start.

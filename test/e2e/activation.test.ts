@@ -97,7 +97,8 @@ describe('socket activation', () => {
   test('the whole daemon SIGKILLed while docker network create and docker run wait in the backlog: both succeed', async () => {
     holder = await holdSocket(PLUGIN_SOCKET);
     let d = await startDaemon({ extraArgs: ARGS, launcher: holder.launcher, keepStateDir: false });
-    assert.match(d.logs(), /from the service manager \(socket activation, fd 3\)/);
+    // The supervisor can answer a call that waited in the backlog before its log line reaches us.
+    await waitFor(() => /from the service manager \(socket activation, fd 3\)/.test(d.logs()), { what: 'the supervisor says it serves the inherited socket', timeoutMs: 5_000 });
     const st = await ledgernetCli(['status', '--state-dir', d.stateDir]);
     assert.match(st.stdout, /^daemon: running \(pid \d+\), plugin socket from the service manager \(socket activation\)$/m, st.stdout + st.stderr);
     const net = track.network(uniqueName('act'));

@@ -136,11 +136,13 @@ describe('crash chaos', () => {
     });
     report.push(summary('ledgernet, whole-daemon SIGKILLs', r, kills), `  ledgernet repair --dry-run before teardown: ${repairs.length} finding(s)`, ...repairs.map((l) => `    ${l}`));
     // With the socket held, no call meets a closed socket (each waits in the backlog). A call
-    // whose body the killed supervisor had read but not yet journaled (a window of about a
-    // millisecond) cannot be told apart on Docker's empty retry: it is refused with a clear Err,
-    // never answered wrongly (src/supervisor/journal.ts). Such refusals are reported, not hidden,
-    // and at most one is allowed (RELIABILITY.md measured 1 in 50 kills); every other check is
-    // as strict as with worker kills.
+    // the killed supervisor had accepted but not yet journaled (it reads and journals each call in
+    // the callback that accepted it, src/supervisor/front.ts; the window is tens of microseconds,
+    // about a millisecond under load) cannot be told apart on Docker's empty retry: it is refused
+    // with a clear Err, never answered wrongly (src/supervisor/retry-match.ts). The window is not
+    // zero (accept(2) hands the only reference to the killed process), so such refusals are
+    // reported, not hidden, and at most one is allowed (RELIABILITY.md "The window"); every other
+    // check is as strict as with worker kills.
     const refusedOps = r.failures.filter((f) => /the request body is empty/.test(f.stderr));
     // Docker 20.10 may keep the endpoint of a refused connect until the container goes: the same
     // connect again then says "already exists" (a consequence, not another failure).

@@ -1,0 +1,137 @@
+// The supervisor's side of the plugin socket: accepts Docker's connections and hands each call,
+// whole, to `onCall` in the very callback that read its last bytes, so that the journal line is
+// written (supervisor.ts) before the event loop runs anything else.
+//
+// From accept(2) on, a call lives only in this process: a SIGKILL closes its connection and
+// Docker re-sends it with an empty body (moby#39331), which only the journal can answer. So the
+// time from accept to journal is kept to one synchronous stretch wherever the bytes allow it:
+// - the connection is read at once, in the callback libuv makes right after accept(2)
+//   (a non-blocking read(2) of its fd; Docker writes the request right after connecting, so it is
+//   usually all there), not one turn of the event loop later when libuv would first read it;
+// - when it is not all there yet, the rest is read as it arrives, and the call goes on in that
+//   callback;
+// - libuv accepts every connection waiting in the backlog in one pass; each is read and journaled
+//   in its own accept callback, so none waits while the others are processed.
+import { readSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import type { Reply } from './forward.ts';
+import { CONTINUE, replyText, RequestReader, type HttpRequest } from './http-request.ts';
+
+export interface Call {
+  readonly request: HttpRequest;
+  /** performance.now() in the accept callback. */
+  readonly acceptedAt: number;
+  /** The whole request was read in the accept callback. */
+  readonly readAtAccept: boolean;
+}
+
+/**
+ * Answers a call. Its synchronous part (up to its first await) runs in the callback that read the
+ * call: that is where the journal line must be written.
+ */
+export type CallHandler = (call: Call) => Promise<Reply>;
+
+/** A connection that has not sent a whole request within this is closed (node's headersTimeout is 60 s). */
+const REQUEST_TIMEOUT_MS = 60_000;
+/** After the reply, the client has this long to close its end. */
+const LINGER_MS = 10_000;
+/** On stop, connections still without a whole request get this long. */
+const STOP_GRACE_MS = 2_000;
+
+const scratch = Buffer.allocUnsafe(64 * 1024);
+
+/** What the connection's fd holds right now (a non-blocking read): bytes, nothing yet, or its end. */
+function readNow(socket: Socket): Buffer | null | 'eof' {
+  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) return null;
+  const parts: Buffer[] = [];
+  for (;;) {
+    let n: number;
+    try {
+      n = readSync(fd, scratch, 0, scratch.length, null);
+    } catch {
+      break; // EAGAIN: nothing more yet (any other error shows again on the stream)
+    }
+    if (n === 0) return parts.length > 0 ? Buffer.concat(parts) : 'eof';
+    parts.push(Buffer.from(scratch.subarray(0, n)));
+    if (n < scratch.length) break;
+  }
+  return parts.length === 0 ? null : parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
+}
+
+const errText = (status: number, message: string) => replyText(status, JSON.stringify({ Err: message }));
+
+function serveConnection(socket: Socket, onCall: CallHandler, onError: (e: unknown, target: string) => void, maxBody: number, waiting: Set<Socket>): void {
+  const acceptedAt = performance.now();
+  const reader = new RequestReader(maxBody);
+  let done = false;
+  socket.on('error', () => socket.destroy());
+  const reply = (text: string) => {
+    socket.setTimeout(LINGER_MS, () => socket.destroy());
+    socket.end(text);
+  };
+  const feed = (chunk: Buffer, atAccept: boolean): void => {
+    if (done) return; // bytes after the request: Connection: close, so ignored
+    const r = reader.push(chunk, () => socket.write(CONTINUE));
+    if (r.kind === 'more') return;
+    done = true;
+    waiting.delete(socket);
+    if (r.kind === 'error') return reply(errText(r.status, `${r.message}; nothing was changed`));
+    onCall({ request: r.request, acceptedAt, readAtAccept: atAccept }).then(
+      (a) => reply(replyText(a.status, a.body)),
+      (e: unknown) => {
+        onError(e, r.request.target);
+        reply(errText(500, 'internal error in the ledgernet supervisor (LN_ERR_INTERNAL); see the ledgernet log'));
+      },
+    );
+  };
+  const first = readNow(socket);
+  if (first === 'eof') return void socket.destroy();
+  if (first) feed(first, true);
+  if (!done) {
+    waiting.add(socket);
+    socket.setTimeout(REQUEST_TIMEOUT_MS, () => socket.destroy());
+  }
+  socket.on('data', (c: Buffer) => feed(c, false));
+  // The client closed its end: without a whole request there is nothing to answer.
+  socket.on('end', () => (done ? undefined : socket.destroy()));
+  socket.on('close', () => waiting.delete(socket));
+  socket.resume();
+}
+
+/**
+ * Runs the reading and replying code once before the first connection: a function's first run
+ * compiles it (and its regular expressions), and the first calls after a restart are the ones
+ * that waited in the backlog, accepted together.
+ */
+function warmUp(maxBody: number): void {
+  const r = new RequestReader(maxBody).push(Buffer.from('POST /Plugin.Activate HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}'), () => undefined);
+  if (r.kind === 'request') JSON.stringify({ k: 'req', m: r.request.target, b: r.request.body });
+  replyText(200, '{}');
+}
+
+export interface Front {
+  readonly server: Server;
+  /** Stops accepting; resolves once every accepted call is answered. */
+  close(): Promise<void>;
+}
+
+/** The plugin socket's server (not yet listening). `onError`: a call's handler threw. */
+export function front(onCall: CallHandler, onError: (e: unknown, target: string) => void, maxBody: number): Front {
+  const waiting = new Set<Socket>();
+  warmUp(maxBody);
+  // pauseOnConnect: libuv must not start reading before readNow has; allowHalfOpen: a client that
+  // shuts down its writing side after the request still gets the reply.
+  const server = createServer({ pauseOnConnect: true, allowHalfOpen: true }, (socket) => serveConnection(socket, onCall, onError, maxBody, waiting));
+  return {
+    server,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        const t = setTimeout(() => {
+          for (const s of waiting) s.destroy();
+        }, STOP_GRACE_MS);
+        t.unref();
+      }),
+  };
+}
