@@ -1,9 +1,11 @@
 // Before a test run (scripts/test.sh runs this under the test lock): removes what an earlier run
 // left on the host when it was cut off mid-way (the machine stopped, a CI job cancelled), so the
 // leak checks of this run see only what this run makes. A run that ends normally leaves nothing;
-// a killed one can leave Docker networks and containers, links, firewall rules and the nftables
-// table. Only ledgernet's objects are touched (the same marks test/helpers/leaks.ts looks for),
+// a killed one can leave Docker networks and containers, links, firewall rules, the nftables table
+// and its tests' network namespaces. Only ledgernet's objects are touched (the marks
+// test/helpers/leaks.ts looks for; namespaces named ln<what>-<pid>-<hex> whose process is gone),
 // and each removal is printed.
+import { existsSync } from 'node:fs';
 import { execa } from 'execa';
 import { docker } from './docker.ts';
 import { findLeaks } from './leaks.ts';
@@ -76,6 +78,18 @@ async function sweepRules(): Promise<void> {
   }
 }
 
+/** Test namespaces are named `ln<what>-<pid>-<hex>`; one whose test process is gone is a leftover. */
+async function sweepNamespaces(): Promise<void> {
+  const r = await execa('ip', ['netns', 'list'], { stdin: 'ignore', reject: false });
+  for (const line of r.stdout.split('\n')) {
+    const name = line.split(' ')[0] ?? '';
+    const m = /^ln[a-z0-9]*-(\d+)-[0-9a-f]+$/.exec(name);
+    if (!m || existsSync(`/proc/${m[1]}`)) continue;
+    const del = await execa('ip', ['netns', 'del', name], { stdin: 'ignore', reject: false });
+    if (del.exitCode === 0) say(`network namespace ${name}`);
+  }
+}
+
 async function sweepNft(): Promise<void> {
   const r = await execa('nft', ['delete', 'table', 'inet', 'ledgernet'], { stdin: 'ignore', reject: false });
   if (r.exitCode === 0) say('nft table inet ledgernet');
@@ -85,6 +99,7 @@ await sweepDocker();
 await sweepLinks();
 await sweepRules();
 await sweepNft();
+await sweepNamespaces();
 const after = await findLeaks();
 if (after.length > 0) {
   process.stderr.write(`test sweep: still on the host after the sweep (the leak checks will fail):\n  ${after.join('\n  ')}\n`);
