@@ -85,7 +85,7 @@ async function environment(): Promise<Pick<RowRecord, 'commit' | 'dockerd' | 'no
     .filter((l) => l.trim() !== '' && !/(BENCHMARKS\.md|bench\/results\.json)$/.test(l));
   return {
     commit: `${await output('git', ['rev-parse', '--short', 'HEAD'])}${changed.length > 0 ? ' + uncommitted changes' : ''}`,
-    dockerd: await output('/usr/bin/docker', ['version', '-f', '{{.Server.Version}}']),
+    dockerd: (await output('/usr/bin/docker', ['version', '-f', '{{.Server.Version}}'])).replace(/^\?$/, 'not running'),
     node: process.version,
   };
 }
