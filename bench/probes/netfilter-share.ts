@@ -140,12 +140,39 @@ function apply(r: string, v: Variant): void {
   inNs(r, ['sysctl', '-qw', `net.bridge.bridge-nf-call-iptables=${v.brnf}`]);
 }
 
-/** Mbit/s B received from A in one iperf3 run. */
-function iperf(p: Pair): number {
-  const out = JSON.parse(inNs(p.client, ['iperf3', '-c', p.ip, '-t', String(SECONDS), '-O', '1', '-J'])) as { end?: { sum_received?: { bits_per_second?: number } }; error?: string };
+interface Sample {
+  mbps: number;
+  /** CPU ms the two iperf3 processes spent per GB moved (their getrusage, which on this kernel
+   * (tick accounting, no IRQ time accounting) includes the softirq work of the datapath that runs
+   * in their context): less noisy than Mbit/s on a loaded machine. */
+  cpuPerGB: number;
+}
+
+interface Iperf3Out {
+  end?: { sum_received?: { bits_per_second?: number }; cpu_utilization_percent?: { host_total?: number; remote_total?: number } };
+  error?: string;
+}
+
+/** One iperf3 run A → B. */
+function iperf(p: Pair): Sample {
+  const out = JSON.parse(inNs(p.client, ['iperf3', '-c', p.ip, '-t', String(SECONDS), '-O', '1', '-J'])) as Iperf3Out;
   const bps = out.end?.sum_received?.bits_per_second;
-  if (bps === undefined) throw new Error(`iperf3: ${out.error ?? 'no result'}`);
-  return bps / 1e6;
+  const cpu = out.end?.cpu_utilization_percent;
+  if (bps === undefined || cpu === undefined) throw new Error(`iperf3: ${out.error ?? 'no result'}`);
+  return { mbps: bps / 1e6, cpuPerGB: (((cpu.host_total ?? 0) + (cpu.remote_total ?? 0)) / 100 / (bps / 8e9)) * 1000 };
+}
+
+function report(out: Map<string, Sample[]>): void {
+  const m = (name: string, k: keyof Sample) => median((out.get(name) ?? []).map((x) => x[k]));
+  console.log('| variant | Mbit/s median | min | max | n | / docker | CPU ms per GB, median | min | max | / docker |\n|---|---|---|---|---|---|---|---|---|---|');
+  for (const [name, xs] of out) {
+    const t = xs.map((x) => x.mbps);
+    const c = xs.map((x) => x.cpuPerGB);
+    console.log(
+      `| ${name} | ${m(name, 'mbps').toFixed(0)} | ${Math.min(...t).toFixed(0)} | ${Math.max(...t).toFixed(0)} | ${xs.length} | ${(m(name, 'mbps') / m('docker', 'mbps')).toFixed(3)} ` +
+        `| ${m(name, 'cpuPerGB').toFixed(0)} | ${Math.min(...c).toFixed(0)} | ${Math.max(...c).toFixed(0)} | ${(m(name, 'cpuPerGB') / m('docker', 'cpuPerGB')).toFixed(3)} |`,
+    );
+  }
 }
 
 async function measureAll(r: string, pairs: Record<Variant['pair'], Pair>, vs: Variant[]): Promise<void> {
@@ -162,7 +189,7 @@ async function measureAll(r: string, pairs: Record<Variant['pair'], Pair>, vs: V
       }
     }
     for (const v of vs) writeFileSync(join(tmpdir(), `netfilter-share-${v.name}.rules`), v.rules);
-    const out = new Map<string, number[]>(vs.map((v) => [v.name, []]));
+    const out = new Map<string, Sample[]>(vs.map((v) => [v.name, []]));
     const load0 = loadavg();
     for (let i = 0; i < ROUNDS; i++)
       for (let j = 0; j < vs.length; j++) {
@@ -170,10 +197,8 @@ async function measureAll(r: string, pairs: Record<Variant['pair'], Pair>, vs: V
         apply(r, v);
         out.get(v.name)?.push(iperf(pairs[v.pair]));
       }
-    const base = median(out.get('docker') ?? []);
     console.log(`netfilter share: ${ROUNDS} rounds of ${SECONDS} s (+1 s omitted); load ${load0.map((x) => x.toFixed(2)).join(' ')} → ${loadavg().map((x) => x.toFixed(2)).join(' ')}\n`);
-    console.log('| variant | Mbit/s median | min | max | n | / docker |\n|---|---|---|---|---|---|');
-    for (const [name, xs] of out) console.log(`| ${name} | ${median(xs).toFixed(0)} | ${Math.min(...xs).toFixed(0)} | ${Math.max(...xs).toFixed(0)} | ${xs.length} | ${(median(xs) / base).toFixed(3)} |`);
+    report(out);
   } finally {
     for (const s of servers) s.kill('SIGTERM');
   }
