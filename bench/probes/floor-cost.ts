@@ -3,12 +3,13 @@
 // (bench/probes/floor-driver.ts: a remote driver that answers every call at once from a pool of
 // veths made beforehand). If the floor driver's cost is above 0.8 × the bridge driver's, no remote
 // driver can meet row 1 on this Docker: the rest is Docker's own remote-driver path.
-// Also per variant: dockerd's CPU time per run (/proc, clock ticks), and for the floor driver
+// Also per variant: dockerd's and containerd's CPU time per run (their threads' schedstat; runc
+// and the shims are not counted), and for the floor driver
 // its own receive→reply time per call and when each call came, from the CLI's start.
 // Under the test lock (≤ 10 min):
 //   flock /run/lock/ledgernet-tests.lock node --import tsx bench/probes/floor-cost.ts [rounds]
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { measure, median, type BenchResult, type Measurement } from '../rows.ts';
@@ -23,11 +24,20 @@ const FLOOR_GATEWAY = '10.242.253.1/24';
 type V = 'none' | 'bridge' | 'ledgernet' | 'floor';
 const VARIANTS: V[] = ['none', 'bridge', 'ledgernet', 'floor'];
 
-const dockerdPid = Number(execFileSync('pidof', ['dockerd'], { encoding: 'utf8' }).trim().split(/\s+/)[0]);
-/** dockerd's user+system CPU time in ms (clock ticks of 10 ms). */
-function dockerdCpuMs(): number {
-  const f = readFileSync(`/proc/${dockerdPid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  return (Number(f[11]) + Number(f[12])) * 10;
+const pidOf = (name: string) => Number(execFileSync('pidof', [name], { encoding: 'utf8' }).trim().split(/\s+/)[0]);
+const ENGINE = [pidOf('dockerd'), pidOf('containerd')];
+/** CPU time of dockerd and containerd in ms: the sum of their threads' run time (schedstat, ns). */
+function engineCpuMs(): number {
+  let ns = 0;
+  for (const pid of ENGINE)
+    for (const t of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        ns += Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]);
+      } catch {
+        /* the thread ended */
+      }
+    }
+  return ns / 1e6;
 }
 
 interface Run {
@@ -40,11 +50,11 @@ interface Run {
 
 async function runOnce(s: Session, net: string, v: V, floor: FloorDriver): Promise<Run> {
   const from = floor.calls.length;
-  const c0 = dockerdCpuMs();
+  const c0 = engineCpuMs();
   const t0 = performance.now();
   await s.docker(['run', '--rm', '--name', s.name(`floor-${v}`), '--network', net, TEST_IMAGE, 'true']);
   const t1 = performance.now();
-  return { wall: t1 - t0, cpu: dockerdCpuMs() - c0, calls: floor.calls.slice(from), t0, t1 };
+  return { wall: t1 - t0, cpu: engineCpuMs() - c0, calls: floor.calls.slice(from), t0, t1 };
 }
 
 /** Per method: n, median receive→reply (µs), median arrival after the CLI started (ms). */
@@ -71,8 +81,10 @@ function costs(out: Record<V, Run[]>): Measurement[] {
   const ms: Measurement[] = [];
   for (const v of VARIANTS) ms.push(measure(`docker run --rm, ${v}`, 'ms', wall(v)));
   for (const v of VARIANTS.slice(1)) ms.push({ ...measure(`network cost, ${v}`, 'ms', diffs(wall(v), wall('none'))), median: median(wall(v)) - median(wall('none')) });
-  for (const v of VARIANTS) ms.push(measure(`dockerd CPU per run, ${v}`, 'ms', cpu(v)));
-  for (const v of VARIANTS.slice(1)) ms.push({ ...measure(`dockerd CPU, network share, ${v}`, 'ms', diffs(cpu(v), cpu('none'))), median: median(cpu(v)) - median(cpu('none')) });
+  // The same from each round's own pair (a load spike hits both runs of a round alike).
+  for (const v of VARIANTS.slice(1)) ms.push(measure(`network cost, ${v}, median of the rounds' differences`, 'ms', diffs(wall(v), wall('none'))));
+  for (const v of VARIANTS) ms.push(measure(`dockerd+containerd CPU per run, ${v}`, 'ms', cpu(v)));
+  for (const v of VARIANTS.slice(1)) ms.push({ ...measure(`dockerd+containerd CPU, network share, ${v}`, 'ms', diffs(cpu(v), cpu('none'))), median: median(cpu(v)) - median(cpu('none')) });
   return ms;
 }
 
@@ -94,6 +106,7 @@ try {
     for (let i = 0; i < ROUNDS; i++) for (const v of rotate(VARIANTS, i)) out[v].push(await runOnce(s, nets[v], v, floor));
     const ms = costs(out);
     const cost = (v: V) => ms.find((m) => m.what === `network cost, ${v}`)?.median ?? Number.NaN;
+    const cpu = (v: V) => ms.find((m) => m.what === `dockerd+containerd CPU, network share, ${v}`)?.median ?? Number.NaN;
     const own = out.floor.map((r) => r.calls.reduce((a, c) => a + (c.replied - c.received), 0));
     const tail = out.floor.map((r) => r.t1 - Math.max(...r.calls.map((c) => c.replied)));
     return {
@@ -103,6 +116,7 @@ try {
         { target: 'floor ≤ 0.8 × bridge', value: cost('floor') / cost('bridge'), met: cost('floor') <= 0.8 * cost('bridge') },
         { target: 'ledgernet / bridge', value: cost('ledgernet') / cost('bridge'), met: false },
         { target: 'ledgernet / floor', value: cost('ledgernet') / cost('floor'), met: false },
+        { target: 'engine CPU network share, floor / bridge', value: cpu('floor') / cpu('bridge'), met: false },
       ],
       notes: ['| call | n | receive→reply, median | arrives after CLI start, median |', '|---|---|---|---|', ...callTable(out.floor)],
     };
