@@ -66,9 +66,11 @@ export function describeMetrics(text: string): string {
     .filter(([, t]) => t.count > 0)
     .sort(([, a], [, b]) => b.sum - a.sum)
     .map(([method, t]) => `${method.replace(/^\w+Driver\./, '')} ${t.count} × ${meanMs(t)}`);
+  const fsync = histogramTotals(text, 'ledgernet_log_fsync_duration_seconds').get('') ?? { sum: 0, count: 0 };
+  const fsyncNote = fsync.count > 0 ? `; ${fsync.count} log fsyncs (one per group commit), ${((fsync.sum / fsync.count) * 1000).toFixed(2)} ms each on average` : '';
   return (
     `Ledgernet's own metrics over the whole row, warm-ups and every phase included: ` +
-    `${passes.count} reconcile passes, ${meanMs(passes)} each on average (${passes.sum.toFixed(1)} s in all)${readsNote(text)}; ` +
+    `${passes.count} reconcile passes, ${meanMs(passes)} each on average (${passes.sum.toFixed(1)} s in all)${readsNote(text)}${fsyncNote}; ` +
     `its answers to Docker, count × mean, most total time first: ${calls.join(', ') || 'none'}.`
   );
 }

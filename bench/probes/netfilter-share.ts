@@ -20,7 +20,7 @@
 // Each variant's ruleset is written to /tmp/netfilter-share-<variant>.rules.
 //   node --import tsx bench/probes/netfilter-share.ts [rounds] [seconds]   (build first)
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { median } from '../rows.ts';
@@ -146,6 +146,17 @@ interface Sample {
    * (tick accounting, no IRQ time accounting) includes the softirq work of the datapath that runs
    * in their context): less noisy than Mbit/s on a loaded machine. */
   cpuPerGB: number;
+  /** The whole machine's busy CPU (/proc/stat) per GB: all of the datapath, wherever it ran,
+   * plus whatever else the machine did meanwhile (read it on a quiet machine). */
+  machinePerGB: number;
+}
+
+/** Busy and total jiffies of all CPUs, and how many CPUs. */
+function cpuStat(): { busy: number; total: number; n: number } {
+  const stat = readFileSync('/proc/stat', 'utf8');
+  const f = (stat.split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  return { busy: total - (f[3] ?? 0) - (f[4] ?? 0), total, n: stat.split('\n').filter((l) => /^cpu\d/.test(l)).length };
 }
 
 interface Iperf3Out {
@@ -155,22 +166,27 @@ interface Iperf3Out {
 
 /** One iperf3 run A → B. */
 function iperf(p: Pair): Sample {
+  const s0 = cpuStat();
   const out = JSON.parse(inNs(p.client, ['iperf3', '-c', p.ip, '-t', String(SECONDS), '-O', '1', '-J'])) as Iperf3Out;
+  const s1 = cpuStat();
+  const busyCpus = ((s1.busy - s0.busy) / Math.max(1, s1.total - s0.total)) * s0.n;
   const bps = out.end?.sum_received?.bits_per_second;
   const cpu = out.end?.cpu_utilization_percent;
   if (bps === undefined || cpu === undefined) throw new Error(`iperf3: ${out.error ?? 'no result'}`);
-  return { mbps: bps / 1e6, cpuPerGB: (((cpu.host_total ?? 0) + (cpu.remote_total ?? 0)) / 100 / (bps / 8e9)) * 1000 };
+  const perGB = (cpus: number) => (cpus / (bps / 8e9)) * 1000;
+  return { mbps: bps / 1e6, cpuPerGB: perGB(((cpu.host_total ?? 0) + (cpu.remote_total ?? 0)) / 100), machinePerGB: perGB(busyCpus) };
 }
 
 function report(out: Map<string, Sample[]>): void {
   const m = (name: string, k: keyof Sample) => median((out.get(name) ?? []).map((x) => x[k]));
-  console.log('| variant | Mbit/s median | min | max | n | / docker | CPU ms per GB, median | min | max | / docker |\n|---|---|---|---|---|---|---|---|---|---|');
+  console.log('| variant | Mbit/s median | min | max | n | / docker | iperf3 CPU ms per GB, median | min | max | / docker | machine CPU ms per GB, median | / docker |\n|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const [name, xs] of out) {
     const t = xs.map((x) => x.mbps);
     const c = xs.map((x) => x.cpuPerGB);
     console.log(
       `| ${name} | ${m(name, 'mbps').toFixed(0)} | ${Math.min(...t).toFixed(0)} | ${Math.max(...t).toFixed(0)} | ${xs.length} | ${(m(name, 'mbps') / m('docker', 'mbps')).toFixed(3)} ` +
-        `| ${m(name, 'cpuPerGB').toFixed(0)} | ${Math.min(...c).toFixed(0)} | ${Math.max(...c).toFixed(0)} | ${(m(name, 'cpuPerGB') / m('docker', 'cpuPerGB')).toFixed(3)} |`,
+        `| ${m(name, 'cpuPerGB').toFixed(0)} | ${Math.min(...c).toFixed(0)} | ${Math.max(...c).toFixed(0)} | ${(m(name, 'cpuPerGB') / m('docker', 'cpuPerGB')).toFixed(3)} ` +
+        `| ${m(name, 'machinePerGB').toFixed(0)} | ${(m(name, 'machinePerGB') / m('docker', 'machinePerGB')).toFixed(3)} |`,
     );
   }
 }

@@ -50,4 +50,8 @@ test("the daemon's metrics become one note: passes and per-call times", async ()
   const note = describeMetrics(await m.registry.metrics());
   assert.match(note, /2 reconcile passes, 40 ms each on average \(0\.1 s in all\)/);
   assert.match(note, /CreateEndpoint 2 × 50 ms, Join 1 × 10 ms\.$/);
+  assert.doesNotMatch(note, /fsync/, 'no commit, no fsync figure');
+  m.onFlush({ events: 2, bytes: 100, fsyncMs: 1 });
+  m.onFlush({ events: 1, bytes: 50, fsyncMs: 2 });
+  assert.match(describeMetrics(await m.registry.metrics()), /; 2 log fsyncs \(one per group commit\), 1\.50 ms each on average; its answers/);
 });
