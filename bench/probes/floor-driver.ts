@@ -51,6 +51,14 @@ function removeLinks(): void {
   }
 }
 
+function removeSocket(): void {
+  try {
+    unlinkSync(SOCK);
+  } catch {
+    /* none */
+  }
+}
+
 type Reply = Record<string, unknown>;
 
 function answer(method: string, body: string, state: { gateway: string; pool: number[]; joined: Map<string, number> }): Reply {
@@ -80,11 +88,7 @@ function answer(method: string, body: string, state: { gateway: string; pool: nu
  */
 export async function startFloorDriver(gatewayCidr: string, poolSize: number): Promise<FloorDriver> {
   removeLinks();
-  try {
-    unlinkSync(SOCK);
-  } catch {
-    /* none */
-  }
+  removeSocket();
   const lines = [`link add name ${BRIDGE} type bridge`, `addr add ${gatewayCidr} dev ${BRIDGE}`, `link set dev ${BRIDGE} up`];
   for (let k = 0; k < poolSize; k++) {
     lines.push(`link add name ${host(k)} type veth peer name ${peer(k)}`, `link set dev ${host(k)} master ${BRIDGE} up`);
@@ -109,17 +113,19 @@ export async function startFloorDriver(gatewayCidr: string, poolSize: number): P
     srv.once('error', reject);
     srv.listen(SOCK, resolve);
   });
+  // A Ctrl-C ends the probe through process.exit (the session's handler): still remove our links.
+  const leftovers = () => {
+    removeSocket();
+    removeLinks();
+  };
+  process.once('exit', leftovers);
   return {
     calls,
     free: () => state.pool.length,
     async stop() {
       await new Promise<void>((r) => srv.close(() => r()));
-      try {
-        unlinkSync(SOCK);
-      } catch {
-        /* gone */
-      }
-      removeLinks();
+      process.off('exit', leftovers);
+      leftovers();
     },
   };
 }
