@@ -71,6 +71,23 @@ describe('cluster KV bucket', () => {
     assert.ok(!all.includes(next), 'a host whose log holds its block gets a new one');
     assert.ok(byHost[1]!.has(await hosts[1]!.claimBlock(green, [])), 'a host whose log lost its block (a crash) gets it back');
   });
+  it('a create that loses a race, read back from a replica that has not seen the winner yet, is retried and not an error', async () => {
+    // Clustered NATS serves a KV read from any replica: right after another host's create, a read
+    // may still find no key (seen in the multihost scale test as "wrong last sequence"). The real
+    // bucket is used; only its reads of this key are made stale for the first two tries.
+    const key = 'blocks.race.0';
+    assert.equal(await (hosts[0] as unknown as { tryCreate(k: string, v: string): Promise<boolean> }).tryCreate(key, 'h1'), true);
+    const loser = hosts[1] as unknown as { kv: { get(k: string): Promise<unknown> }; tryCreate(k: string, v: string): Promise<boolean> };
+    const realGet = loser.kv.get.bind(loser.kv);
+    let stale = 2;
+    loser.kv.get = async (k: string) => (k === key && stale-- > 0 ? null : realGet(k));
+    try {
+      assert.equal(await loser.tryCreate(key, 'h2'), false, 'the key is h1\'s: h2 did not create it');
+      assert.ok(stale < 0, 'the stale reads were made');
+    } finally {
+      loser.kv.get = realGet;
+    }
+  });
 });
 
 describe('VTEP defaults', () => {

@@ -24,6 +24,8 @@ const subnetKey = (cidr: string) => `subnets.${cidr.replace(/[.:/]/g, '_')}`;
 
 /** How many VNIs or blocks a name tries before giving up (the ranges are far larger). */
 const MAX_PROBES = 4096;
+/** Tries of a compare-and-set create that keeps losing races before it is an error. */
+const CREATE_ATTEMPTS = 5;
 
 /** A key of the bucket seen by the watch that tells who is alive: a host's record (put or deleted) or another key of a host. */
 export interface HostSeen {
@@ -236,15 +238,25 @@ export class ClusterKv {
     return (await this.kv.get(key))?.string() ?? value;
   }
 
-  /** Compare-and-set: true when this call created the key, false when it existed. */
+  /**
+   * Compare-and-set: true when this call created the key, false when it existed. A create that
+   * loses a race ("wrong last sequence") against another host's create or delete of the same key,
+   * read back from a replica that has not seen the winner's write yet, is tried again: the conflict
+   * itself proves the key moved, so a later read settles who holds it.
+   */
   private async tryCreate(key: string, value: string): Promise<boolean> {
-    try {
-      await this.kv.create(key, value);
-      return true;
-    } catch (e) {
-      const now = await this.kv.get(key);
-      if (now && now.operation === 'PUT') return false;
-      throw new DriverError('LN_ERR_CLUSTER_UNAVAILABLE', `the cluster KV bucket refused ${key}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.kv.create(key, value);
+        return true;
+      } catch (e) {
+        const now = await this.kv.get(key);
+        if (now && now.operation === 'PUT') return false;
+        if (attempt >= CREATE_ATTEMPTS || !isWrongRevision(e)) {
+          throw new DriverError('LN_ERR_CLUSTER_UNAVAILABLE', `the cluster KV bucket refused ${key}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+        }
+        await new Promise((r) => setTimeout(r, 5 * attempt + Math.random() * 10));
+      }
     }
   }
 }
