@@ -48,7 +48,7 @@ run_group() {
   shift
   (($# > 0)) || return 0
   echo "=== $name: $# file(s)"
-  if ! node --import tsx --test --test-concurrency=1 --test-timeout=300000 --test-reporter=spec "$@"; then
+  if ! node --import tsx --test --test-concurrency=1 --test-timeout=600000 --test-reporter=spec "$@"; then
     failed+=("$name")
   fi
 }

@@ -1,7 +1,6 @@
-// Multi-host networks (issue 14), the liveness and scale side, on the test bed of
-// test/helpers/multihost.ts (three hosts, each with its own dockerd, nats-server and ledgernet):
-// 100 containers at once across the hosts; a host that stops sending heartbeats is removed from
-// the others and added back when it returns; an outage of every nats-server and a SIGKILLed
+// Multi-host networks (issue 14), the liveness side, on the test bed of test/helpers/multihost.ts
+// (three hosts, each with its own dockerd, nats-server and ledgernet): a host that stops sending
+// heartbeats is removed from the others and added back when it returns; an outage of every nats-server and a SIGKILLed
 // ledgernet leave cross-host traffic alone; a host stopped for good is removed after the timeout.
 // The scenarios run in order on one bed (each leaves it as the next expects).
 import assert from 'node:assert/strict';
@@ -11,8 +10,13 @@ import { TEST_IMAGE, waitFor } from '../helpers/docker.ts';
 import { CLI_PATH } from '../helpers/daemon.ts';
 import { createTestbed, type Host, type Testbed } from '../helpers/multihost.ts';
 
-/** The bed's --cluster-host-timeout: short, but longer than a ledgernet restart on this machine. */
-const TIMEOUT_S = 6;
+/**
+ * The bed's --cluster-host-timeout: short, but longer than a ledgernet restart on this machine. A
+ * SIGKILLed h1 took 7 s from its kill to its first heartbeat while other suites loaded the
+ * machine (6 s was too short: h3 expired h1, and h2 dropped c1's entries until h1 published
+ * them again).
+ */
+const TIMEOUT_S = 10;
 const ARGS = ['--reconcile-interval', '2', '--cluster-host-timeout', `${TIMEOUT_S}s`];
 const NET = 'blue';
 const CLUSTER = ['-d', 'ledgernet', '--ipam-driver', 'ledgernet', '--ipam-opt', `ledgernet.cluster=${NET}`, '-o', `ledgernet.cluster=${NET}`];
@@ -27,6 +31,12 @@ const addr: Record<string, { ip: string; mac: string }> = {};
 before(async () => {
   bed = await createTestbed({ ledgernet: ARGS });
   [h1, h2, h3] = bed.hosts as [Host, Host, Host];
+  // Created at once on every host (test/e2e/multihost-scale.test.ts checks that this gives one
+  // subnet and one VNI, with 100 containers).
+  await Promise.all(bed.hosts.map((h) => h.docker(['network', 'create', ...CLUSTER, NET], { check: true })));
+  for (const h of bed.hosts) addr[`c${h.n}`] = await run(h, `c${h.n}`);
+  await reaches(h1, 'c1', addr['c3']?.ip ?? '');
+  await reaches(h3, 'c3', addr['c2']?.ip ?? '');
 });
 after(async () => {
   // A worker left stopped by a failed test would hold up the bed's teardown.
@@ -66,13 +76,25 @@ async function reaches(h: Host, from: string, ip: string, timeoutMs = 15_000): P
   await waitFor(async () => (await h.docker(['exec', from, 'ping', '-c', '1', '-W', '1', ip])).exitCode === 0, { timeoutMs, intervalMs: 200, what: `${from} on ${h.name} to reach ${ip}` });
 }
 
-/** Pings `ip` from container `from` every `intervalMs` for `count` packets in the background; resolves to [sent, received]. */
-function pingFlood(h: Host, from: string, ip: string, count: number, intervalMs: number): Promise<[number, number]> {
-  const r = h.docker(['exec', from, 'ping', '-q', '-c', String(count), '-i', String(intervalMs / 1000), '-W', '2', ip], { timeoutMs: count * intervalMs + 60_000 });
+/**
+ * Pings `ip` from container `from` every `intervalMs` for `count` packets in the background;
+ * resolves to [sent, received, the missing sequence numbers as ranges, e.g. "51-137"].
+ */
+function pingFlood(h: Host, from: string, ip: string, count: number, intervalMs: number): Promise<[number, number, string]> {
+  const r = h.docker(['exec', from, 'ping', '-c', String(count), '-i', String(intervalMs / 1000), '-W', '2', ip], { timeoutMs: count * intervalMs + 60_000 });
   return r.then((res) => {
     const m = /(\d+) packets transmitted, (\d+) packets received/.exec(res.stdout);
-    if (!m) throw new Error(`ping printed no statistics (exit ${res.exitCode}): ${res.stdout} ${res.stderr}`);
-    return [Number(m[1]), Number(m[2])];
+    if (!m) throw new Error(`ping printed no statistics (exit ${res.exitCode}): ${res.stdout.slice(-500)} ${res.stderr}`);
+    const seen = new Set([...res.stdout.matchAll(/seq=(\d+)/g)].map((x) => Number(x[1])));
+    const ranges: string[] = [];
+    for (let i = 0; i < Number(m[1]); i++) {
+      if (seen.has(i)) continue;
+      let j = i;
+      while (j + 1 < Number(m[1]) && !seen.has(j + 1)) j++;
+      ranges.push(i === j ? `${i}` : `${i}-${j}`);
+      i = j;
+    }
+    return [Number(m[1]), Number(m[2]), ranges.join(' ')];
   });
 }
 
@@ -93,47 +115,6 @@ async function explained<T>(p: Promise<T>): Promise<T> {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-describe('cluster networks: scale', () => {
-  test('network create blue on all three hosts at once: one subnet, one VNI; 100 containers started at once across the hosts get 100 distinct addresses', { timeout: 240_000 }, async () => {
-    const created = await Promise.all(bed.hosts.map((h) => h.docker(['network', 'create', ...CLUSTER, NET])));
-    for (const r of created) assert.equal(r.exitCode, 0, r.stderr);
-    const subnets = await Promise.all(bed.hosts.map(async (h) => (await h.docker(['network', 'inspect', '-f', '{{range .IPAM.Config}}{{.Subnet}}{{end}}', NET], { check: true })).stdout));
-    assert.equal(new Set(subnets).size, 1, subnets.join(' '));
-    const vnis = await Promise.all(bed.hosts.map(async (h) => (await readLog(h.stateDir)).events.flatMap((e) => (e.type === 'pool.requested' && e.data.cluster?.name === NET ? [e.data.cluster.vni] : []))));
-    assert.equal(new Set(vnis.flat()).size, 1, vnis.flat().join(' '));
-
-    // 100 containers, 34/33/33 per host, 4 at a time on each host.
-    const names = bed.hosts.map((h, i) => Array.from({ length: i === 0 ? 34 : 33 }, (_, k) => `s${h.n}-${k}`));
-    const all = names.map((n) => [...n]);
-    try {
-      const t0 = Date.now();
-      const ips = (
-        await Promise.all(bed.hosts.map(async (h, i) => {
-          const mine = names[i] ?? [];
-          const out: string[] = [];
-          const worker = async () => {
-            for (let name = mine.shift(); name !== undefined; name = mine.shift()) {
-              await h.docker(['run', '-d', '--name', name, '--network', NET, TEST_IMAGE, 'sleep', '3600'], { check: true });
-              out.push((await inspect(h, name)).ip);
-            }
-          };
-          await Promise.all([worker(), worker(), worker(), worker()]);
-          return out;
-        }))
-      ).flat();
-      assert.equal(ips.length, 100);
-      assert.equal(new Set(ips).size, 100, `duplicate addresses: ${ips.filter((ip, i) => ips.indexOf(ip) !== i).join(' ')}`);
-      assert.ok(ips.every((ip) => ip.startsWith(subnets[0]?.split('.').slice(0, 2).join('.') ?? '-')), ips.join(' '));
-      console.log(`100 containers across 3 hosts in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-    } finally {
-      await Promise.all(bed.hosts.map((h, i) => h.docker(['rm', '-f', ...(all[i] ?? [])], { timeoutMs: 120_000 })));
-    }
-    for (const h of bed.hosts) addr[`c${h.n}`] = await run(h, `c${h.n}`);
-    await reaches(h1, 'c1', addr['c3']?.ip ?? '');
-    await reaches(h3, 'c3', addr['c2']?.ip ?? '');
-  });
-});
 
 describe('cluster networks: liveness', () => {
   test('a host that stops sending heartbeats (ledgernet stopped) is removed from the others after the timeout, and added back when it returns', { timeout: 90_000 }, async () => {
@@ -220,8 +201,9 @@ describe('cluster networks: liveness', () => {
     await h1.signalLedgernet('SIGKILL');
     await sleep(1000);
     await h1.startLedgernet(ARGS);
-    const [sent, received] = await flood;
-    assert.equal(received, sent, `${sent - received} of ${sent} pings lost while h1's ledgernet was down`);
+    const [sent, received, lost] = await flood;
+    // The pings are 20 ms apart: the kill came at about seq 50, the restart at about 100.
+    assert.equal(received, sent, `${sent - received} of ${sent} pings lost while h1's ledgernet was down (seq ${lost})\n${clusterLogs(30)}\n--- h1's restart:\n${h1.ledgernetLog().slice(-6000)}`);
     console.log(`ledgernet SIGKILLed on h1: ${received} of ${sent} pings h2 → h1 (every 20 ms) answered`);
     // Converged: a container new on h2 is reached from h1, and nothing is left to change on h1.
     const c2b = await run(h2, 'c2b');
