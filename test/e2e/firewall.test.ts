@@ -332,7 +332,13 @@ for (const fw of FIREWALLS) describe(`firewall with the real dockerd (--firewall
     const out = async (net: string, gateway: string): Promise<number> => {
       const src = await runClient(net);
       const recv = execa('python3', ['-c', RECV, gateway, '5001'], { reject: false, timeout: 60_000 });
-      await new Promise((r) => setTimeout(r, 500));
+      // Listening before the container connects (a fixed 500 ms was too short on a loaded machine:
+      // "Connection refused").
+      await waitFor(async () => (await execa('ss', ['-Hltn', `src ${gateway}:5001`], { stdin: 'ignore' })).stdout.trim() !== '', {
+        timeoutMs: 20_000,
+        intervalMs: 50,
+        what: `the receiver on ${gateway}:5001 to listen`,
+      });
       const count = Math.ceil(bytes / 65536);
       const send = await docker(['exec', src, 'sh', '-c', `dd if=/dev/zero bs=65536 count=${count} 2>/dev/null | nc ${gateway} 5001`], { timeoutMs: 60_000 });
       const r = await recv;
