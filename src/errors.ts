@@ -62,7 +62,8 @@ export const ERRORS = {
   LN_ERR_PORT_IN_USE: row(
     'retryable',
     'another program already listens on that host address and port',
-    'the userland proxy could not listen on a published port\'s host address (::1): another program holds it; the next pass tries again',
+    'a published port\'s host address and port are held by a program on the host: ProgramExternalConnectivity refuses it (read from /proc/net), ' +
+      'or the userland proxy could not listen on it (::1) and the next pass tries again',
   ),
   LN_ERR_APPLY: row('retryable', 'the kernel did not reach the desired state', 'the kernel did not reach the desired state'),
   LN_ERR_TIMEOUT: row('retryable', 'the kernel did not converge in time', 'an operation did not finish in time'),

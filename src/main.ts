@@ -10,7 +10,7 @@ import { serveFrames } from './supervisor/worker-link.ts';
 import { createControlApp } from './operator/control.ts';
 import { controlSocket, DEFAULTS, describeNats, natsConnectError, parseHostTimeout, resolveNats, type NatsConfig, type ServeConfig } from './config.ts';
 import { acquireHostGuard, acquireLock, isDerivedHostLinkName, isVethName, VETH_PREFIX, openStore, Outbox, type EventStore, type StoredEvent } from './events/index.ts';
-import { createKernel, createProxyHost, driftNotice, watchLinks } from './kernel/index.ts';
+import { createKernel, createProxyHost, driftNotice, proxyName, readHostListeners, watchLinks } from './kernel/index.ts';
 import type { HostView } from './api/ipam.ts';
 import type { FirewallBackend, Kernel, ProxyPort } from './kernel/index.ts';
 import { OutcomeRecorder, Reconciler, isOwnedLink, markLost } from './reconciler/index.ts';
@@ -157,7 +157,7 @@ async function listen(cfg: ServeConfig, p: Parts, log: Logger, add: (c: Cleanup)
     log,
     applyTimeoutMs: cfg.applyTimeoutMs,
     ...(p.metrics ? { onCall: p.metrics.onCall } : {}),
-    host: hostView(p.kernel),
+    host: hostView(p.kernel, p.proxies),
     defaultPools: cfg.defaultPools,
     cluster: p.cluster,
   });
@@ -288,8 +288,13 @@ function clusterOf(cfg: ServeConfig, log: Logger): Cluster | null {
 }
 
 /** The host as the api sees it: read through the kernel, so the api never imports it. */
-function hostView(kernel: Kernel): HostView {
+function hostView(kernel: Kernel, proxies: ProxyPort): HostView {
   return {
+    async listeners() {
+      // The userland proxy's own listeners (::1) serve ports ledgernet already publishes: not a program's.
+      const own = new Set(proxies.list().map((l) => proxyName(l)));
+      return (await readHostListeners()).filter((l) => !own.has(proxyName({ proto: l.proto, hostIp: l.address, hostPort: l.port })));
+    },
     async occupiedPrefixes() {
       const [snap, routes] = await Promise.all([kernel.observeInterfaces(), kernel.observeRoutes()]);
       return [...snap.addrs.map((a) => a.cidr), ...routes.map((r) => r.dst)];

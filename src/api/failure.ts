@@ -12,17 +12,32 @@ export interface CallReply {
 /** One plugin call by method name and raw body, without HTTP (the supervisor's framed link). */
 export type PluginCall = (method: string, raw: string) => Promise<CallReply>;
 
+/**
+ * An Err text without the method name in front: Docker puts `NetworkDriver.CreateEndpoint: ` (or
+ * `IpamDriver.…`) before every Err it shows, so a text that starts with the method (full or short,
+ * `CreateEndpoint: `) would name it twice. The log line keeps the text as thrown.
+ */
+function withoutMethod(url: string, text: string): string {
+  const method = url.replace(/^\//, '');
+  let out = text;
+  for (const prefix of [`${method}: `, `${method.slice(method.indexOf('.') + 1)}: `]) {
+    if (out.startsWith(prefix)) out = out.slice(prefix.length);
+  }
+  return out;
+}
+
 /** The status and `{Err}` of a failed call, logged the way the HTTP path logs it. */
 export function failure(err: unknown, url: string, log: FastifyBaseLogger, refused: string | null): { status: number; body: { Err: string } } {
   if (isDriverError(err)) {
     // A kernel command's own error (its stderr) goes to the log; Docker gets the fixed phrase.
-    const told = err.code.startsWith('LN_ERR_KERNEL_') ? `${url.replace(/^\//, '')}: ${phraseOf(err.code)}; see the ledgernet log` : err.message;
-    log.warn({ code: err.code, url, err: err.cause ?? undefined, ...(told === err.message ? {} : { detail: err.message }) }, told);
+    const kernel = err.code.startsWith('LN_ERR_KERNEL_');
+    const told = kernel ? `${phraseOf(err.code)}; see the ledgernet log` : withoutMethod(url, err.message);
+    log.warn({ code: err.code, url, err: err.cause ?? undefined, ...(kernel ? { detail: err.message } : {}) }, kernel ? told : err.message);
     return { status: err.code === 'LN_ERR_BAD_REQUEST' ? 400 : 500, body: { Err: told } };
   }
   if (refused) {
     log.warn({ url }, refused);
-    return { status: 400, body: { Err: refused } };
+    return { status: 400, body: { Err: withoutMethod(url, refused) } };
   }
   log.error({ err, url }, 'unexpected error in a plugin call');
   return { status: 500, body: { Err: 'internal error (LN_ERR_INTERNAL); see the ledgernet log' } };
@@ -35,12 +50,11 @@ export function failure(err: unknown, url: string, log: FastifyBaseLogger, refus
 export function requestError(err: unknown, url: string, contentLength: string | undefined, limit: number): string | null {
   const e = err as { code?: unknown; statusCode?: unknown; message?: unknown };
   if (typeof e.code !== 'string' || !e.code.startsWith('FST_') || typeof e.statusCode !== 'number' || e.statusCode >= 500) return null;
-  const method = url.replace(/^\//, '').slice(0, 64);
   if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
     const n = Number(contentLength);
     const size = Number.isFinite(n) && n > 0 ? `${n} bytes` : 'more bytes than that';
-    return `${method}: the request body is ${size}, over the limit of ${limit} bytes; nothing was changed`;
+    return `the request body is ${size}, over the limit of ${limit} bytes; nothing was changed`;
   }
-  return `${method}: the request was refused (${String(e.message)}); nothing was changed`;
+  return `the request was refused (${String(e.message)}); nothing was changed`;
 }
 

@@ -6,6 +6,7 @@ import { formatIp, formatPrefix, parseAddrLen, parseIp, parsePrefix } from '../e
 import type { Command, DefaultPool } from '../events/domain/commands.ts';
 import type { ClusterPort } from '../events/domain/cluster.ts';
 import { clusterOf, optionNames } from '../events/domain/options.ts';
+import type { HostListener } from '../events/domain/ports.ts';
 import { ensureBlock, requestClusterPool } from './cluster.ts';
 import { lookup, type State, type StoredEvent } from '../events/domain/types.ts';
 import type { Json } from './wire.ts';
@@ -18,6 +19,8 @@ export interface HostView {
   occupiedPrefixes(): Promise<string[]>;
   /** Names of links ledgernet does not own (a custom bridge name must not take one over). */
   foreignLinks(): Promise<string[]>;
+  /** Sockets programs on the host listen on, ledgernet's own userland proxy left out (a published port must not take one). */
+  listeners(): Promise<HostListener[]>;
 }
 
 export interface IpamDeps {
@@ -35,7 +38,7 @@ export const DEFAULT_POOLS = {
 } as const;
 
 /** A host that has nothing: for tests that do not care. */
-export const EMPTY_HOST: HostView = { occupiedPrefixes: async () => [], foreignLinks: async () => [] };
+export const EMPTY_HOST: HostView = { occupiedPrefixes: async () => [], foreignLinks: async () => [], listeners: async () => [] };
 
 const GATEWAY_TYPE = 'com.docker.network.gateway';
 const ENDPOINT_NAME = 'com.docker.network.endpoint.name';

@@ -258,7 +258,9 @@ async function program(deps: ApiDeps, body: Json, method: string): Promise<unkno
   const opts = options(method, body);
   const portmap = toPortmap(method, opts);
   const had = lookup(deps.store.state.endpoints, endpointId)?.portmap.length ?? 0;
-  const events = await deps.store.execute({ type: 'ProgramExternal', networkId, endpointId, portmap, ipv6Elsewhere: ipv6Elsewhere(method, opts) });
+  // A host port a program on the host listens on is refused (Docker's bridge driver cannot bind it either).
+  const hostListeners = portmap.length === 0 ? [] : await (deps.host ?? EMPTY_HOST).listeners();
+  const events = await deps.store.execute({ type: 'ProgramExternal', networkId, endpointId, portmap, ipv6Elsewhere: ipv6Elsewhere(method, opts), hostListeners });
   if (events.length === 0) return {};
   // No ports now: nothing in the kernel depends on this call, unless ports were published before.
   if (portmap.length === 0) {

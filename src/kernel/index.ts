@@ -45,3 +45,5 @@ export type { Neigh, VxlanFdb } from './parse-vxlan.ts';
 // The userland proxy for host addresses the kernel cannot DNAT from (IPv6 loopback).
 export { createProxyHost, type ProxyHost } from './proxy/index.ts';
 export { isProxyChange, proxyName, proxyTarget, type ProxyChange, type ProxyListener, type ProxyPort, type ProxySpec } from './proxy/types.ts';
+// The host's listening sockets (/proc/net), so a published port never takes one a program holds.
+export { readHostListeners } from './host-listeners.ts';

@@ -45,7 +45,7 @@ async function emptyRetry(method: string, journal: Journal, claim: (method: stri
   }
   if (m.kind === 'ambiguous') {
     log.error({ method, calls: m.count }, 'an empty-body retry matches several cut-off calls; refused');
-    return err(500, `${method}: the request body is empty (Docker's retry of a call cut off by a ledgernet restart, moby/moby#39331), and ${m.count} such calls were cut off at once, so ledgernet cannot tell which one this is; nothing was changed for this call, run the docker command again`);
+    return err(500, `the request body is empty (Docker's retry of a call cut off by a ledgernet restart, moby/moby#39331), and ${m.count} such calls were cut off at once, so ledgernet cannot tell which one this is; nothing was changed for this call, run the docker command again`);
   }
   if (m.kind === 'replay') {
     log.warn({ method, receivedAt: new Date(m.entry.t).toISOString() }, 'answering Docker\'s empty-body retry from the request journal');
@@ -79,7 +79,7 @@ function redoer(journal: Journal, forward: Forward, log: Log): (m: Match & { kin
       return { status: 200, body: m.reply };
     }
     log.error({ method, calls: m.entries.length, failed }, 'empty-body retries of calls cut off together: some failed when done again; refused');
-    return err(500, `${method}: the request body is empty (Docker's retry of a call cut off by a ledgernet restart, moby/moby#39331); ${m.entries.length} such calls were cut off at once and ${failed.length} of them failed when done again (${failed[0]}), and ledgernet cannot tell which one this is; run the docker command again`);
+    return err(500, `the request body is empty (Docker's retry of a call cut off by a ledgernet restart, moby/moby#39331); ${m.entries.length} such calls were cut off at once and ${failed.length} of them failed when done again (${failed[0]}), and ledgernet cannot tell which one this is; run the docker command again`);
   };
   return (m) => {
     let p = done.get(m);

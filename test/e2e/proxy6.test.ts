@@ -150,7 +150,7 @@ for (const fw of FIREWALLS) describe(`ports on [::1] through the in-daemon proxy
     try {
       const r = await run(net, '[::1]:18592:80', '18593:80');
       assert.notEqual(r.exitCode, 0);
-      assert.match(r.stderr, /proxy\.open tcp \[::1\]:18592 \(missing[^)]*\): another program already listens on that host address and port; nothing was kept/);
+      assert.match(r.stderr, /host port tcp\/18592 on \[::1\] is in use: a program on the host listens on tcp \[::1\]:18592; .*nothing was published/);
       assert.equal(await tcpRead(18592), 'holder', 'the other program keeps its port');
       const plan = await dryRun();
       assert.equal(plan.code, 0, `nothing half-applied (no DNAT of 18593 left, no listener wanted):\n${plan.out}`);

@@ -197,6 +197,22 @@ describe('reconciler against a real kernel in a throwaway namespace', { skip }, 
     await assertForeignIntact();
   });
 
+  it('a bridge keeps its network\'s MTU when its last veth leaves, and a new veth gets it', async () => {
+    // Linux sets a bridge whose MTU was only given at creation to the smallest of its ports, and
+    // to 1500 when its last port leaves; the network's MTU must outlive its containers.
+    const mtuOf = async (name: string) => (await links()).get(name)?.mtu;
+    assert.equal(await mtuOf(BR_B), 1450);
+    const emptied = given(netA, netB, ep1, ep2, { type: 'DeleteEndpoint', networkId: NET_B, endpointId: EP_2 });
+    const res = await applyActions(await planFor(emptied), kernel);
+    assert.deepEqual(res.failures, []);
+    assert.equal((await links()).has(VETH_2), false, 'the last veth of the bridge is gone');
+    assert.equal(await mtuOf(BR_B), 1450, 'the emptied bridge still has the network\'s MTU (ip -j link)');
+    assert.deepEqual(summary(await planFor(emptied)), [], 'nothing drifted');
+    await converge(STATE);
+    assert.equal(await mtuOf(VETH_2), 1450, 'a new veth has the network\'s MTU');
+    assert.equal(await mtuOf(BR_B), 1450);
+  });
+
   it('repairs drift: a veth without master, a bridge down, a deleted jump, a stray bridge', async () => {
     await converge(STATE);
     await ip('link', 'set', VETH_1, 'nomaster');

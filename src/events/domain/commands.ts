@@ -1,4 +1,5 @@
 import type { PeerChange } from './peers.ts';
+import type { HostListener } from './ports.ts';
 import type { EndpointSpec, NetworkSpec, PoolCluster, PortBinding } from './types.ts';
 
 /** Where automatic pools come from: `range` cut into prefixes of length `size`. */
@@ -38,6 +39,8 @@ export type Command =
       readonly portmap: readonly PortBinding[];
       /** Docker 28+ said another endpoint of the container is its IPv6 gateway (`no_proxy_6to4`). */
       readonly ipv6Elsewhere?: boolean;
+      /** Sockets programs on the host listen on, read by the caller: their ports are not published. */
+      readonly hostListeners?: readonly HostListener[];
     }
   | { readonly type: 'RevokeExternal'; readonly networkId: string; readonly endpointId: string }
   | { readonly type: 'MarkLost'; readonly endpointId: string; readonly reason: string }

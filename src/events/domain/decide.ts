@@ -111,7 +111,7 @@ export function decide(cmd: Command, state: State): NewEvent[] {
       const role = gatewayRole(state, ep, cmd.ipv6Elsewhere === true);
       const view = { ...state, endpoints: { ...state.endpoints, ...Object.fromEntries(role.mates.map((m) => [m.endpointId, m])) } };
       // Host ports Docker left to us (-P, ranges) are chosen here and recorded in the event.
-      const portmap = resolvePorts(bound, view, ep, role.partner === null ? null : (view.endpoints[role.partner.endpointId] ?? null));
+      const portmap = resolvePorts(bound, view, ep, role.partner === null ? null : (view.endpoints[role.partner.endpointId] ?? null), cmd.hostListeners);
       if (ep.programmed && isDeepStrictEqual(ep.portmap, portmap) && ep.portFamily === role.family && role.mates.length === 0) return [];
       return [...role.mates, { ...ep, portmap, portFamily: role.family }].map((e) => ({
         type: 'endpoint.external.programmed' as const,

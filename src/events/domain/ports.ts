@@ -4,6 +4,7 @@
 // another ledgernet endpoint), and recorded in the `endpoint.external.programmed` event, so a
 // replay or a second daemon reading the log arrives at the same rules.
 import { DriverError } from '../../errors.ts';
+import { parseIp } from './cidr.ts';
 import { isProxiedHostIp } from './host-address.ts';
 import { gatewayModes } from './options.ts';
 import type { EndpointState, PortBinding, State } from './types.ts';
@@ -17,6 +18,41 @@ function key(proto: number, port: number): string {
   return `${proto}/${port}`;
 }
 
+/**
+ * A socket of a program on the host (read by the caller from /proc/net, ledgernet's own userland
+ * proxy left out): TCP in LISTEN, UDP bound and unconnected. `address` is an IP address (`0.0.0.0`,
+ * `::` for all of a family).
+ */
+export interface HostListener {
+  readonly proto: 'tcp' | 'udp';
+  readonly address: string;
+  readonly port: number;
+}
+
+/**
+ * The host listener that a binding on `hostIp` (`''`: every address of both families) and
+ * `hostPort` would take traffic from, or undefined; as the bind of docker-proxy (Docker's bridge
+ * driver) would fail with "address already in use". A binding covers an address of the listener's
+ * family when one of the two is the family's wildcard or both are the same; a listener on `::`
+ * counts for IPv4 too (a dual-stack socket, the default, takes IPv4 as well).
+ */
+function listenerInTheWay(listeners: readonly HostListener[], proto: number, hostIp: string, hostPort: number): HostListener | undefined {
+  const name = PROTO_NAME[proto];
+  const bound = hostIp === '' ? null : parseIp(hostIp);
+  return listeners.find((l) => {
+    if (l.proto !== name || l.port !== hostPort) return false;
+    const a = parseIp(l.address);
+    if (a === null) return false;
+    if (bound === null) return true;
+    if (a.value === 0n) return a.family === bound.family || a.family === 6;
+    return a.family === bound.family && (bound.value === 0n || a.value === bound.value);
+  });
+}
+
+function hostAddress(ip: string): string {
+  return ip === '' ? 'every host address' : ip.includes(':') ? `[${ip}]` : ip;
+}
+
 /** A network that maps no host port: IPv4 `routed`, and IPv6 too when it has IPv6 (else IPv6 NAT maps them). */
 export function routed(state: State, ep: EndpointState): boolean {
   const net = state.networks[ep.networkId];
@@ -28,9 +64,19 @@ export function routed(state: State, ep: EndpointState): boolean {
 /**
  * Resolves every binding to one host port (`hostPort === hostPortEnd`). Keeps the ports the
  * endpoint already holds when Docker repeats the call.
- * @throws DriverError `LN_ERR_CONFLICT` when a fixed port is taken or a range has no free port.
+ * A port a program on the host listens on (`listeners`) is not taken: a fixed one is refused, a
+ * range or `-P` skips it; unless this endpoint (or its partner) already publishes it (Docker
+ * repeating the call).
+ * @throws DriverError `LN_ERR_CONFLICT` when a fixed port is taken or a range has no free port;
+ *   `LN_ERR_PORT_IN_USE` when a program on the host listens on a fixed one.
  */
-export function resolvePorts(portmap: readonly PortBinding[], state: State, ep: EndpointState, partner: EndpointState | null = null): PortBinding[] {
+export function resolvePorts(
+  portmap: readonly PortBinding[],
+  state: State,
+  ep: EndpointState,
+  partner: EndpointState | null = null,
+  listeners: readonly HostListener[] = [],
+): PortBinding[] {
   // The `routed` gateway mode maps no host port (only the container port is opened): nothing to
   // choose or to collide with, as in Docker (unless the other family is NATed and maps them).
   if (routed(state, ep)) return [...portmap];
@@ -42,6 +88,9 @@ export function resolvePorts(portmap: readonly PortBinding[], state: State, ep: 
   }
   const out: PortBinding[] = [];
   const mine = new Set<string>();
+  const held = [...ep.portmap, ...(partner?.portmap ?? [])];
+  const inTheWay = (p: PortBinding, n: number) =>
+    held.some((q) => q.proto === p.proto && q.hostIp === p.hostIp && q.hostPort === n) ? undefined : listenerInTheWay(listeners, p.proto, p.hostIp, n);
   // Fixed ports first, so a range never takes a port a fixed binding of this call asks for.
   const fixed = portmap.filter((p) => p.hostPort !== 0 && p.hostPortEnd <= p.hostPort);
   for (const p of fixed) {
@@ -50,6 +99,15 @@ export function resolvePorts(portmap: readonly PortBinding[], state: State, ep: 
       throw new DriverError(
         'LN_ERR_CONFLICT',
         `host port ${PROTO_NAME[p.proto] ?? p.proto}/${p.hostPort} is already published by endpoint ${owner.slice(0, 12)}`,
+      );
+    }
+    const listener = inTheWay(p, p.hostPort);
+    if (listener !== undefined) {
+      const at = listener.address.includes(':') ? `[${listener.address}]` : listener.address;
+      throw new DriverError(
+        'LN_ERR_PORT_IN_USE',
+        `host port ${PROTO_NAME[p.proto] ?? p.proto}/${p.hostPort} on ${hostAddress(p.hostIp)} is in use: a program on the host listens on ` +
+          `${listener.proto} ${at}:${listener.port}; stop it or publish another host port (nothing was published)`,
       );
     }
     mine.add(key(p.proto, p.hostPort));
@@ -63,7 +121,7 @@ export function resolvePorts(portmap: readonly PortBinding[], state: State, ep: 
     const previous = [...ep.portmap, ...(partner?.portmap ?? [])].find(
       (q) => q.proto === p.proto && q.port === p.port && q.hostIp === p.hostIp && q.hostPort >= lo && q.hostPort <= hi,
     );
-    const free = (n: number) => !taken.has(key(p.proto, n)) && !mine.has(key(p.proto, n));
+    const free = (n: number) => !taken.has(key(p.proto, n)) && !mine.has(key(p.proto, n)) && inTheWay(p, n) === undefined;
     let chosen = previous && free(previous.hostPort) ? previous.hostPort : 0;
     for (let n = lo; chosen === 0 && n <= hi; n++) if (free(n)) chosen = n;
     if (chosen === 0) {

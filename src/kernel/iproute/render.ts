@@ -20,11 +20,14 @@ export function ipLines(c: LinkChange): string[] {
   const replaced = 'replaces' in c ? (c.replaces ?? []).map((n) => `link del dev ${n}`) : [];
   switch (c.kind) {
     case 'bridge.create':
+      // The MTU is set after the link is made, not given to `link add`: only an MTU set on the
+      // bridge itself (br_change_mtu) is kept; one given at creation is replaced by the smallest of
+      // its ports', and by 1500 when its last port leaves (br_mtu_auto_adjust).
       return [
         ...replaced,
-        `link add name ${c.name} mtu ${c.mtu} group ${CREATE_GROUP} type bridge`,
+        `link add name ${c.name} group ${CREATE_GROUP} type bridge`,
         ...(c.noLinkLocal ? [`link set dev ${c.name} addrgenmode none`] : []),
-        `${labelled(c.name, c.alias)} up`,
+        `${labelled(c.name, c.alias)} mtu ${c.mtu} up`,
       ];
     case 'veth.create':
       // One tx and one rx queue per end, what a veth uses anyway: without, the kernel allocates

@@ -35,7 +35,7 @@ beforeEach(async () => {
     reconciler,
     log: logger,
     applyTimeoutMs: 5_000,
-    host: { occupiedPrefixes: async () => (typeof occupied === 'function' ? occupied() : occupied), foreignLinks: async () => ['eth0'] },
+    host: { occupiedPrefixes: async () => (typeof occupied === 'function' ? occupied() : occupied), foreignLinks: async () => ['eth0'], listeners: async () => [] },
     defaultPools: { v4: { range: '10.231.64.0/22', size: 24 }, v6: { range: 'fd00:231::/48', size: 64 } },
   });
   await app.ready();
@@ -92,7 +92,7 @@ describe('IpamDriver over the plugin socket', () => {
       throw new DriverError('LN_ERR_KERNEL_EXEC', 'could not read addresses: ip -j addr show exited with code 1: Cannot open netlink socket: raw words');
     };
     const res = await call('IpamDriver.RequestPool', '{"AddressSpace":"ledgernet-local","Pool":"","SubPool":"","Options":null,"V6":false}\n');
-    assert.deepEqual([res.status, res.body], [500, { Err: 'IpamDriver.RequestPool: a kernel command failed; see the ledgernet log' }]);
+    assert.deepEqual([res.status, res.body], [500, { Err: 'a kernel command failed; see the ledgernet log' }]);
   });
 
   it('refuses --ipam-opt, a sub-pool outside the pool, and an unknown PoolID, writing nothing', async () => {

@@ -115,6 +115,13 @@ function ownedLinks(): string[] {
   return [...h.kernel.links.keys()].filter((n) => /^ln[bvp]-/.test(n)).sort();
 }
 
+/** Docker shows `NetworkDriver.CreateEndpoint: <Err>` itself: an Err must not name the method again. */
+function assertNoMethodPrefix(method: string, err: string): void {
+  for (const m of [method, method.slice(method.indexOf('.') + 1)]) {
+    assert.ok(!err.startsWith(`${m}:`) && !err.startsWith(`${m} `), `the Err of ${method} starts with the method name Docker already adds: ${err}`);
+  }
+}
+
 /** Runs a bad call and checks that it wrote nothing and did not reach the kernel. */
 async function refused(method: string, payload: string): Promise<Reply> {
   const eventsBefore = await eventTypes();
@@ -124,6 +131,7 @@ async function refused(method: string, payload: string): Promise<Reply> {
   assert.notEqual(res.status, 200, `${method} must be refused`);
   assert.equal(typeof res.body['Err'], 'string', 'Docker shows Err to the user');
   assert.deepEqual(Object.keys(res.body), ['Err']);
+  assertNoMethodPrefix(method, String(res.body['Err']));
   assert.deepEqual(await eventTypes(), eventsBefore, 'a refused call writes no event');
   assert.equal(h.kernel.calls.length, callsBefore, 'a refused call does not touch the kernel');
   assert.deepEqual([...h.kernel.links.keys()], linksBefore);
@@ -284,7 +292,7 @@ describe('plugin API: bad requests are refused with a clear Err and change nothi
   it('malformed JSON: 400, and the Err says the body is not JSON', async () => {
     const res = await refused('NetworkDriver.CreateNetwork', `{"NetworkID":"${NET}",`);
     assert.equal(res.status, 400);
-    assert.match(String(res.body['Err']), /^NetworkDriver\.CreateNetwork: .*not valid JSON.*nothing was changed/);
+    assert.match(String(res.body['Err']), /^the request body is not valid JSON.*nothing was changed/);
   });
 
   it('an empty body on CreateEndpoint (Docker retry after EOF, moby#39331): says so', async () => {
@@ -430,7 +438,7 @@ describe('plugin API: a foreign link holds the bridge name (issue 9, finding 3)'
     assert.match(h.reconciler.conflictOf(NET) ?? '', /wireguard link wg9/);
     const res = await call('NetworkDriver.Join', joinBody);
     assert.equal(res.status, 500);
-    assert.match(String(res.body['Err']), /NetworkDriver\.Join: veth lnv-a8bbafba242 is not ready: link\.conflict wg9 \(conflict: wireguard link wg9/);
+    assert.match(String(res.body['Err']), /^veth lnv-a8bbafba242 is not ready: link\.conflict wg9 \(conflict: wireguard link wg9/);
     assertUntouched(index);
     assert.equal(h.kernel.links.get(VETH)?.master, null, 'the veth is not enslaved to the foreign link');
 
@@ -692,7 +700,43 @@ describe('plugin API: bad input is refused by name', () => {
   it('a body over the size limit gets an Err naming its size and the limit', async () => {
     const payload = JSON.stringify({ NetworkID: NET, pad: 'x'.repeat(2 * 1024 * 1024) });
     const res = await refused('NetworkDriver.CreateNetwork', payload);
-    assert.equal(res.body['Err'], `NetworkDriver.CreateNetwork: the request body is ${Buffer.byteLength(payload)} bytes, over the limit of 1048576 bytes; nothing was changed`);
+    assert.equal(res.body['Err'], `the request body is ${Buffer.byteLength(payload)} bytes, over the limit of 1048576 bytes; nothing was changed`);
+  });
+});
+
+describe('plugin API: no Err starts with the method name (Docker adds "NetworkDriver.X: " itself)', () => {
+  it('every call that takes a body, refused for each kind of bad body, over HTTP and the framed link', async () => {
+    await call('NetworkDriver.CreateNetwork', createNetworkBody());
+    await call('NetworkDriver.CreateEndpoint', createEndpointBody());
+    const plugin = createPlugin({ store: h.store, reconciler: h.reconciler, log: pino({ level: 'silent' }), applyTimeoutMs: 5_000 });
+    const methods = [
+      'IpamDriver.RequestPool', 'IpamDriver.ReleasePool', 'IpamDriver.RequestAddress', 'IpamDriver.ReleaseAddress',
+      'NetworkDriver.GwAllocCheck', 'NetworkDriver.CreateNetwork', 'NetworkDriver.DeleteNetwork', 'NetworkDriver.CreateEndpoint',
+      'NetworkDriver.EndpointOperInfo', 'NetworkDriver.DeleteEndpoint', 'NetworkDriver.Join', 'NetworkDriver.Leave',
+      'NetworkDriver.ProgramExternalConnectivity', 'NetworkDriver.RevokeExternalConnectivity', 'NetworkDriver.AllocateNetwork',
+    ];
+    const bodies = [
+      '{"NetworkID":', // not JSON
+      '', // empty (Docker's retry, moby#39331)
+      '[]', // not an object
+      JSON.stringify({ NetworkID: 'x', EndpointID: 'y', PoolID: 7, Pool: 'nope', Address: 'nope', Options: 3 }), // wrong fields
+      JSON.stringify({ NetworkID: OTHER_NET, EndpointID: EP, SandboxKey: '/var/run/docker/netns/x', Options: {} }), // unknown network
+      JSON.stringify({ NetworkID: NET, pad: 'x'.repeat(2 * 1024 * 1024) }), // over the limit
+    ];
+    let refusals = 0;
+    for (const method of methods) {
+      for (const body of bodies) {
+        const viaHttp = await call(method, body);
+        const viaCall = await plugin.call(method, body);
+        for (const [status, err] of [[viaHttp.status, viaHttp.body['Err']], [viaCall.status, (JSON.parse(viaCall.body) as { Err?: unknown }).Err]] as const) {
+          if (status === 200) continue;
+          refusals++;
+          assert.equal(typeof err, 'string', `${method}: a refusal carries an Err`);
+          assertNoMethodPrefix(method, String(err));
+        }
+      }
+    }
+    assert.ok(refusals >= methods.length * 4, `most of these calls are refused (${refusals})`);
   });
 });
 
