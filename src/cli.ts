@@ -299,7 +299,8 @@ async function main(argv: string[]): Promise<number> {
       if (!nats) throw new DriverError('LN_ERR_BAD_REQUEST', 'audit needs --nats URL (or LEDGERNET_NATS_URL)');
       const [{ runAudit }, { connectNats }] = await Promise.all([import('./events/audit/reader.ts'), import('./main.ts')]);
       return runAudit({
-        connect: () => connectNats(nats, { name: 'ledgernet audit', persistent: false }),
+        // --follow rides out a NATS restart; a one-off read fails fast.
+        connect: () => connectNats(nats, { name: 'ledgernet audit', persistent: values.follow ?? false }),
         stream: values['nats-stream'] ?? env['LEDGERNET_NATS_STREAM'] ?? DEFAULTS.natsStream,
         host: values.host,
         since: values.since,

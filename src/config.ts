@@ -215,6 +215,31 @@ export function describeNats(cfg: NatsConfig): string {
   return `${servers.map((s) => s.masked).join(',')} (auth ${how}${cfg.tlsCa || cfg.tlsCert ? ', tls' : ''})`;
 }
 
+/**
+ * Checks the text of a NATS creds file (a user JWT block, then a user nkey seed block) and says
+ * what is wrong with it, naming the file and never quoting its secrets. Null when it looks right.
+ */
+export function credsProblem(text: string, file: string): string | null {
+  const where = `the NATS creds file ${file} (--nats-creds, LEDGERNET_NATS_CREDS)`;
+  // The client's own parse: a block is a dashed line, one line of content, a dashed line.
+  const blocks = [...text.matchAll(/\s*(?:(?:-{3,}[^\n]*-{3,}\n)(.+)(?:\n\s*-{3,}[^\n]*-{3,}\n))/g)].map((m) => (m[1] ?? '').trim());
+  if (text.trim() === '') return `${where} is empty`;
+  const [jwt, seed] = blocks;
+  if (jwt === undefined) return `${where} is not a creds file: it has no -----BEGIN NATS USER JWT----- block (each block: a dashed BEGIN line, one line, a dashed END line)`;
+  const parts = jwt.split('.');
+  const header = (() => {
+    try {
+      return JSON.parse(Buffer.from(parts[0] ?? '', 'base64url').toString('utf8')) as unknown;
+    } catch {
+      return null;
+    }
+  })();
+  if (parts.length !== 3 || typeof header !== 'object' || header === null) return `${where} is malformed: its first block is not a JWT (three base64url parts with a JSON header)`;
+  if (seed === undefined) return `${where} is malformed: it has a JWT but no -----BEGIN USER NKEY SEED----- block after it`;
+  if (!/^SU[A-Z2-7]{56}$/.test(seed)) return `${where} is malformed: its second block is not a user nkey seed (58 characters starting with SU)`;
+  return null;
+}
+
 /** A failed NATS connect, said plainly when the server refused the credentials (never quoting them). */
 export function natsConnectError(e: unknown, cfg: NatsConfig): unknown {
   const msg = e instanceof Error ? e.message : String(e);

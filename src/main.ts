@@ -8,7 +8,7 @@ import { DriverError } from './errors.ts';
 import { createPlugin } from './api/index.ts';
 import { serveFrames } from './supervisor/worker-link.ts';
 import { createControlApp } from './operator/control.ts';
-import { controlSocket, DEFAULTS, describeNats, natsConnectError, parseHostTimeout, resolveNats, type NatsConfig, type ServeConfig } from './config.ts';
+import { controlSocket, credsProblem, DEFAULTS, describeNats, natsConnectError, parseHostTimeout, resolveNats, type NatsConfig, type ServeConfig } from './config.ts';
 import { acquireHostGuard, acquireLock, isDerivedHostLinkName, isVethName, VETH_PREFIX, openStore, Outbox, type EventStore, type StoredEvent } from './events/index.ts';
 import { createKernel, createProxyHost, driftNotice, proxyName, readHostListeners, watchLinks } from './kernel/index.ts';
 import type { HostView } from './api/ipam.ts';
@@ -41,7 +41,7 @@ export async function connectNats(cfg: NatsConfig, o: { name: string; persistent
   };
   if (auth.kind === 'token') opts.token = auth.token;
   if (auth.kind === 'user') Object.assign(opts, { user: auth.user, pass: auth.pass });
-  if (auth.kind === 'creds') opts.authenticator = credsAuthenticator(await readFile(auth.file));
+  if (auth.kind === 'creds') opts.authenticator = credsAuthenticator(await readCreds(auth.file));
   if (cfg.tlsCa || cfg.tlsCert || cfg.tlsKey) {
     opts.tls = {
       ...(cfg.tlsCa ? { caFile: cfg.tlsCa } : {}),
@@ -52,6 +52,21 @@ export async function connectNats(cfg: NatsConfig, o: { name: string; persistent
   return connect(opts).catch((e: unknown) => {
     throw natsConnectError(e, cfg);
   });
+}
+
+/** The creds file's bytes, or an error naming the file and what is wrong with it. */
+async function readCreds(file: string): Promise<Uint8Array> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(file);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'does not exist' : code === 'EISDIR' ? 'is a directory, not a file' : code === 'EACCES' ? 'cannot be read (permission denied)' : `cannot be read (${(e as Error).message})`;
+    throw new DriverError('LN_ERR_BAD_REQUEST', `the NATS creds file ${file} (--nats-creds, LEDGERNET_NATS_CREDS) ${why}`);
+  }
+  const problem = credsProblem(bytes.toString('utf8'), file);
+  if (problem) throw new DriverError('LN_ERR_BAD_REQUEST', problem);
+  return bytes;
 }
 
 // The audit publisher runs in the background: nothing here waits for NATS. `replayed` holds the

@@ -197,6 +197,14 @@ function poolsTable(pools: readonly PoolUsage[]): string {
   );
 }
 
+/** Reached and publishing, reached but the stream refuses events (why), or not reached (why). */
+function natsState(a: { connected: boolean; state?: string; lastError?: string | null }): string {
+  const why = a.lastError ? ` (${a.lastError})` : '';
+  if (a.state === 'refused') return `reachable, but the stream REFUSES events${why}`;
+  if (a.connected) return 'connected, publishing';
+  return a.state === 'connecting' ? 'connecting' : `NOT reachable${why}`;
+}
+
 interface DaemonStatus {
   readonly pid: number;
   /** 'service manager' when systemd passed the plugin socket (socket activation). */
@@ -207,6 +215,8 @@ interface DaemonStatus {
   readonly audit?: {
     readonly backlog: number;
     readonly connected: boolean;
+    /** publishing / refused (reachable, the stream does not take events) / unreachable / stopped / connecting. */
+    readonly state?: string;
     readonly target: string;
     readonly lastError?: string | null;
     /** Set while publishing is stopped because the stream does not match the log. */
@@ -240,7 +250,7 @@ export async function runStatus(o: { stateDir: string; json: boolean; firewall?:
     ? 'NATS publisher off'
     : audit.conflict
       ? `NATS ${audit.target} publishing STOPPED, backlog ${audit.backlog} event(s): ${audit.conflict.message}`
-      : `NATS ${audit.target} ${audit.connected ? 'connected' : `NOT reachable${audit.lastError ? ` (${audit.lastError})` : ''}`}, backlog ${audit.backlog} event(s)`;
+      : `NATS ${audit.target} ${natsState(audit)}, backlog ${audit.backlog} event(s)`;
   out(
     `daemon: ${daemon ? `running (pid ${daemon.pid})${daemon.socketFrom === 'service manager' ? ', plugin socket from the service manager (socket activation)' : ''}` : 'NOT REACHABLE (is ledgernet serve running with this --state-dir?)'}\n` +
       `log: ${state.seq} events, ${logBytes} bytes; ${nats}; ${actions.length} change(s) pending\n\n`,

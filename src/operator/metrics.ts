@@ -82,8 +82,23 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  private readonly natsRefusing = new Gauge({
+    name: 'ledgernet_nats_stream_refusing',
+    help: '1 while NATS is reachable but the stream does not take events (full with discard new, no stream on the subjects, not ledgernet\'s stream); 0 otherwise',
+    registers: [this.registry],
+  });
+
+  private readonly natsRefusals = new Counter({
+    name: 'ledgernet_nats_publish_refused_total',
+    help: 'Publishes the audit stream refused (the daemon retries them)',
+    registers: [this.registry],
+  });
+  private refusalsSeen = 0;
+
   /** Reads the NATS outbox at scrape time (set when the publisher runs). */
-  auditSource: (() => { readonly backlog: number; readonly conflict: { readonly reason: string } | null }) | null = null;
+  auditSource:
+    | (() => { readonly backlog: number; readonly conflict: { readonly reason: string } | null; readonly state: string; readonly refusals: number })
+    | null = null;
 
   /** Sets the NATS gauges from auditSource (zero when the publisher is off). */
   refreshAudit(): void {
@@ -92,6 +107,9 @@ export class Metrics {
     this.natsStopped.reset();
     if (a?.conflict) this.natsStopped.set({ reason: a.conflict.reason }, 1);
     else this.natsStopped.set(0);
+    this.natsRefusing.set(a?.state === 'refused' ? 1 : 0);
+    if (a && a.refusals > this.refusalsSeen) this.natsRefusals.inc(a.refusals - this.refusalsSeen);
+    this.refusalsSeen = a?.refusals ?? this.refusalsSeen;
   }
 
   constructor() {

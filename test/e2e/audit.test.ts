@@ -13,6 +13,7 @@ import { TEST_IMAGE, cleanupAll, containerIp, docker, track, uniqueName, waitFor
 import { ledgernetCli, pluginCall, startDaemon, stopAllDaemons, type DaemonHandle } from '../helpers/daemon.ts';
 import { assertNoLeaks, waitNoLeaks } from '../helpers/leaks.ts';
 import { createNatsServer, freePort, type NatsServer, type NatsServerOptions } from '../helpers/nats.ts';
+import { audit, auditStats, daemonAt, ipamEvents, scrape, streamIds, waitCaughtUp } from '../helpers/audit.ts';
 
 const servers: NatsServer[] = [];
 const SECRET = 'tok-do-not-log-7f3a9c';
@@ -45,56 +46,6 @@ function daemonWith(server: NatsServer, host: string): Promise<DaemonHandle> {
     // The test server has no auth and ignores the token; it is here to prove it is never logged.
     env: { LEDGERNET_HOST: host, LEDGERNET_NATS_TOKEN: SECRET },
   });
-}
-
-async function logIds(d: DaemonHandle): Promise<string[]> {
-  const r = await ledgernetCli(['events', '--json', '--state-dir', d.stateDir]);
-  assert.equal(r.exitCode, 0, r.stderr);
-  return r.stdout.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { id: string }).id);
-}
-
-/** A server, or a URL for it (with credentials). */
-type Nats = NatsServer | string;
-const urlOf = (s: Nats) => (typeof s === 'string' ? s : s.url);
-
-async function audit(server: Nats, host: string, ...flags: string[]) {
-  return ledgernetCli(['audit', '--nats', urlOf(server), '--host', host, ...flags]);
-}
-
-async function streamIds(server: Nats, host: string): Promise<string[]> {
-  const r = await audit(server, host, '--json');
-  assert.equal(r.exitCode, 0, r.stderr);
-  return r.stdout.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { id: string }).id);
-}
-
-/** Waits until the stream holds exactly the log's events, once each, in order. */
-async function waitCaughtUp(d: DaemonHandle, server: Nats, host: string, timeoutMs = 30_000): Promise<string[]> {
-  let last: string[] = [];
-  await waitFor(
-    async () => {
-      const want = await logIds(d);
-      last = await streamIds(server, host);
-      assert.deepEqual(last, want);
-      return true;
-    },
-    { what: `the stream to hold the log's events once each, in order (stream: ${last.length} ids)`, timeoutMs, intervalMs: 300 },
-  );
-  return last;
-}
-
-interface AuditStats {
-  backlog: number;
-  cursor: number;
-  head: number;
-  connected: boolean;
-  target: string;
-  lastError: string | null;
-  conflict: { reason: string; message: string } | null;
-}
-
-async function auditStats(d: DaemonHandle): Promise<AuditStats> {
-  const r = await ledgernetCli(['status', '--json', '--state-dir', d.stateDir]);
-  return (JSON.parse(r.stdout) as { daemon: { audit: AuditStats } }).daemon.audit;
 }
 
 async function timed<T>(what: string, fn: () => Promise<T>, maxMs: number): Promise<T> {
@@ -225,35 +176,6 @@ describe('the audit stream on NATS JetStream', () => {
     await d.stop();
   });
 });
-
-// These daemons listen on a socket of their own (no dockerd): IPAM calls make the events (a pool
-// requested and released is two events and no kernel object). One daemon at a time.
-const SOCKET = join(tmpdir(), `ledgernet-audit-${process.pid}.sock`);
-
-function daemonAt(url: string, host: string, o: { extraArgs?: string[]; env?: Record<string, string> } = {}): Promise<DaemonHandle> {
-  return startDaemon({
-    socket: SOCKET,
-    extraArgs: ['--reconcile-interval', '0', '--nats', url, ...(o.extraArgs ?? [])],
-    env: { LEDGERNET_HOST: host, ...o.env },
-  });
-}
-
-/** `pairs` pools requested and released over the plugin socket: 2 × pairs events. */
-async function ipamEvents(d: DaemonHandle, pairs: number): Promise<void> {
-  for (let i = 0; i < pairs; i++) {
-    const body = { AddressSpace: 'ledgernet-local', Pool: `10.231.${90 + i}.0/24`, SubPool: '', Options: {}, V6: false };
-    const r = await pluginCall('IpamDriver.RequestPool', body, d.socket, { timeoutMs: 8_000 });
-    assert.equal(r.status, 200, r.text);
-    const rel = await pluginCall('IpamDriver.ReleasePool', { PoolID: (r.json as { PoolID: string }).PoolID }, d.socket, { timeoutMs: 8_000 });
-    assert.equal(rel.status, 200, rel.text);
-  }
-}
-
-async function scrape(port: number): Promise<string> {
-  const r = await fetch(`http://127.0.0.1:${port}/metrics`);
-  assert.equal(r.status, 200);
-  return r.text();
-}
 
 describe('the audit stream holds only what the log holds', () => {
   afterEach(async () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { describeNats, parseDuration, parseHostTimeout, parseNatsServers, parseRetention, resolveNats, type NatsConfig } from '../../src/config.ts';
+import { credsProblem, describeNats, parseDuration, parseHostTimeout, parseNatsServers, parseRetention, resolveNats, type NatsConfig } from '../../src/config.ts';
 
 describe('NATS config', () => {
   const base: NatsConfig = { url: 'nats://127.0.0.1:4222', token: undefined, credsFile: undefined, tlsCa: undefined, tlsCert: undefined, tlsKey: undefined };
@@ -76,5 +76,28 @@ describe('NATS config', () => {
     assert.equal(parseHostTimeout('1500ms'), 1500);
     assert.throws(() => parseHostTimeout('500ms'), /--cluster-host-timeout must be at least 1s .*got 500ms/);
     assert.throws(() => parseHostTimeout('soon'), /--cluster-host-timeout must be a duration/);
+  });
+});
+
+describe('credsProblem', () => {
+  const jwt = `${Buffer.from('{"typ":"JWT","alg":"ed25519-nkey"}').toString('base64url')}.e30.c2ln`;
+  const seed = `SU${'A'.repeat(56)}`;
+  const creds = (j: string, s?: string) =>
+    `-----BEGIN NATS USER JWT-----\n${j}\n------END NATS USER JWT------\n\n************************* IMPORTANT *************************\n` +
+    (s === undefined ? '' : `\n-----BEGIN USER NKEY SEED-----\n${s}\n------END USER NKEY SEED------\n`);
+  const where = 'the NATS creds file /etc/x.creds (--nats-creds, LEDGERNET_NATS_CREDS)';
+
+  it('takes a creds file as nsc writes it', () => {
+    assert.equal(credsProblem(creds(jwt, seed), '/etc/x.creds'), null);
+  });
+
+  it('names the file and what is wrong, never quoting it', () => {
+    assert.equal(credsProblem('', '/etc/x.creds'), `${where} is empty`);
+    assert.match(credsProblem('hello', '/etc/x.creds') ?? '', /^the NATS creds file \/etc\/x\.creds .* is not a creds file: it has no -----BEGIN NATS USER JWT----- block/);
+    assert.equal(credsProblem(creds('abc', seed), '/etc/x.creds'), `${where} is malformed: its first block is not a JWT (three base64url parts with a JSON header)`);
+    assert.equal(credsProblem(creds(jwt), '/etc/x.creds'), `${where} is malformed: it has a JWT but no -----BEGIN USER NKEY SEED----- block after it`);
+    const bad = credsProblem(creds(jwt, 'SOMESEEDTHATISWRONG'), '/etc/x.creds') ?? '';
+    assert.equal(bad, `${where} is malformed: its second block is not a user nkey seed (58 characters starting with SU)`);
+    assert.ok(!bad.includes('SOMESEED'));
   });
 });

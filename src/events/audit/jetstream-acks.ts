@@ -4,6 +4,7 @@
 // objects with stack traces, a JetStream client), which costs more than the message itself when
 // a backlog is drained. Same headers, same meaning: msg id, expected stream.
 import { createInbox, headers, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { StreamRefused } from './publisher.ts';
 
 export interface PubAck {
   readonly stream: string;
@@ -60,10 +61,13 @@ export class AckInbox {
     clearTimeout(w.timer);
     if (err) return w.reject(err);
     // A status message instead of a PubAck: no stream listens on the subject (503).
-    if (msg.headers?.hasError) return w.reject(new Error(`JetStream did not take the message: ${msg.headers.code} ${msg.headers.description}`));
+    if (msg.headers?.hasError) {
+      const why = msg.headers.code === 503 ? 'no stream takes its subject (no responders)' : `${msg.headers.code} ${msg.headers.description}`;
+      return w.reject(new StreamRefused(`JetStream did not take the message: ${why}`));
+    }
     try {
       const a = msg.json<Partial<PubAck> & { error?: { code?: number; err_code?: number; description?: string } }>();
-      if (a.error) return w.reject(new Error(`JetStream refused the message: ${a.error.description ?? 'error'} (${a.error.err_code ?? a.error.code})`));
+      if (a.error) return w.reject(new StreamRefused(`JetStream refused the message: ${a.error.description ?? 'error'} (${a.error.err_code ?? a.error.code})`));
       if (typeof a.seq !== 'number') return w.reject(new Error('JetStream answered without a sequence number'));
       w.resolve({ stream: a.stream ?? '', seq: a.seq, duplicate: a.duplicate === true });
     } catch (e) {

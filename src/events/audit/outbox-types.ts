@@ -42,6 +42,14 @@ export interface OutboxStats {
   /** Events in the log that the stream does not hold yet. */
   readonly backlog: number;
   readonly connected: boolean;
+  /**
+   * publishing: the stream takes events; refused: NATS is reached but the stream does not take
+   * them (full, no stream on the subjects, not ledgernet's: lastError says why); unreachable: NATS
+   * is not reached; stopped: see conflict; connecting: before the first answer.
+   */
+  readonly state: 'publishing' | 'refused' | 'unreachable' | 'stopped' | 'connecting';
+  /** Publishes the stream refused since the start. */
+  readonly refusals: number;
   readonly lastError: string | null;
   /** Set while publishing is stopped because the stream does not match the log. */
   readonly conflict: OutboxConflict | null;

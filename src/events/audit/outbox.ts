@@ -10,11 +10,16 @@
 // The cursor moves to the stream's event only when that event has the log's hash at its seq:
 // a stream that holds other events under this host's name (the state dir was reset, or another
 // host publishes under this name) stops publishing, loudly, instead of skipping events.
+// A stream deleted and made again (its created time changed, its sequence went back, an ack came
+// from behind the cursor's position) or emptied (it holds less of this host than was acknowledged,
+// and nothing but an operator removes messages from it) is given the whole log again, from seq 1.
+// Failures are logged when the state changes (NATS unreachable; reachable but the stream refuses
+// events, and why), not on every retry.
 import { subjectFor, toCloudEvent } from './cloudevents.ts';
 import { CURSOR_FILE, CursorFile, readCursor } from './cursor.ts';
 import { readLog } from '../log/read.ts';
 import { LogParts } from './log-parts.ts';
-import type { PublishAck, StreamHead } from './publisher.ts';
+import { StreamRefused, type PublishAck, type StreamHead } from './publisher.ts';
 import { compareStreamHead, type OutboxConflict } from './stream-check.ts';
 
 export type { OutboxLog, OutboxStats } from './outbox-types.ts';
@@ -44,6 +49,18 @@ export class Outbox {
   private cursorChecked = false;
   private stopped = false;
   private lastError: string | null = null;
+  /** What the last failure was: NATS not reached, or reached but the stream did not take events. */
+  private failure: 'unreachable' | 'refused' | null = null;
+  /** Publishes the stream refused (a metric). */
+  private refusals = 0;
+  /** The stream's created time at the last resync (a new one: the stream was made again). */
+  private streamCreated: string | null = null;
+  /** An ack came from behind the cursor's stream position: the stream was made again under us. */
+  private streamReset: string | null = null;
+  /** Events were taken out of the stream made again: their msg ids count as duplicates for its duplicate window. */
+  private removedMisplaced = false;
+  /** The first resync said where publishing starts; later ones log only what changed. */
+  private announced = false;
   private conflict: OutboxConflict | null = null;
   private recheckAt = 0;
   private readonly waker = new Waker();
@@ -92,6 +109,8 @@ export class Outbox {
       head: this.head,
       backlog: Math.max(0, this.head - this.cursor),
       connected: (this.synced || this.conflict !== null) && this.lastError === null,
+      state: this.conflict ? 'stopped' : this.failure ?? (this.synced ? 'publishing' : 'connecting'),
+      refusals: this.refusals,
       lastError: this.lastError,
       conflict: this.conflict,
     };
@@ -129,8 +148,8 @@ export class Outbox {
         if (!this.synced) await this.resync();
         if (this.conflict) continue;
         const published = await this.drainBatch();
-        if (published === 0 && this.cursor < this.head) await this.waker.idle(50);
-        if (this.cursor >= this.head && this.lastError !== null) this.recovered();
+        if (published === 0 && this.cursor < this.head && this.synced) await this.waker.idle(50);
+        if ((published > 0 || this.cursor >= this.head) && this.lastError !== null) this.recovered();
         delay = min;
       } catch (e) {
         this.synced = false;
@@ -143,8 +162,38 @@ export class Outbox {
 
   private async resync(): Promise<void> {
     if (!this.cursorChecked) await this.checkCursor();
-    const streamHead = await this.o.publisher.resume(this.o.host);
+    const { head: streamHead, stream } = await this.o.publisher.resume(this.o.host);
     const have = streamHead?.seq ?? 0;
+    const remade =
+      this.streamReset ??
+      (this.streamCreated !== null && stream.created !== this.streamCreated
+        ? `its created time changed from ${this.streamCreated} to ${stream.created}`
+        : this.cursorStreamSeq !== null && stream.lastSeq < this.cursorStreamSeq
+          ? `its last position ${stream.lastSeq} is behind ${this.cursorStreamSeq}, where it stored ${this.o.host}:${this.cursor}`
+          : null);
+    this.streamCreated = stream.created;
+    this.streamReset = null;
+    const emptied = remade === null && have < this.cursor && stream.keepsAll;
+    if (remade !== null || emptied) {
+      const why = remade !== null ? `was deleted and made again (${remade})` : `holds ${have} of this host's events but ${this.cursor} were acknowledged, and nothing but an operator removes messages from it (purged?)`;
+      this.o.log.warn({ stream: this.o.publisher.stream, cursor: this.cursor, streamHolds: have }, `the stream ${this.o.publisher.stream} ${why}; publishing the log again from its start`);
+      this.cursor = 0;
+      this.cursorHash = GENESIS_HASH;
+      this.tail.invalidate();
+      this.held.clear();
+      // What the stream holds of this host now (published since it was made again) is read, not assumed.
+      this.cursorStreamSeq = 0;
+      this.unsure = true;
+      await this.saveCursor();
+      if (this.removedMisplaced) {
+        // Published again at once, a removed event would be taken as a duplicate (and not stored)
+        // while later ones are stored: out of order. Wait until the stream forgot its msg id.
+        this.removedMisplaced = false;
+        this.o.log.info({ ms: stream.duplicateWindowMs }, 'waiting out the stream\'s duplicate window before publishing again (the removed events\' msg ids)');
+        const until = Date.now() + stream.duplicateWindowMs + 100;
+        while (!this.stopped && Date.now() < until) await this.waker.idle(until - Date.now());
+      }
+    }
     const conflict = streamHead && (await this.compare(streamHead));
     if (conflict) {
       this.stopFor(conflict, true);
@@ -156,7 +205,7 @@ export class Outbox {
     }
     // Whatever is published from here on is stored after the stream's last event of this host.
     if (!this.unsure) this.cursorStreamSeq = streamHead?.streamSeq ?? 0;
-    if (streamHead && have > this.cursor && this.unsure) {
+    if (streamHead && have > this.cursor && (this.unsure || this.held.size > 0)) {
       await this.verifyAhead(have);
     } else if (streamHead && have > this.cursor) {
       this.o.log.info({ from: this.cursor, to: have }, 'the stream already holds these events (acknowledged before a lost ack or a restart); resuming after them');
@@ -164,11 +213,13 @@ export class Outbox {
       this.cursorHash = streamHead.hash;
       this.cursorStreamSeq = streamHead.streamSeq;
       await this.saveCursor();
-    } else if (have < this.cursor) {
-      this.o.log.warn({ streamSeq: have, cursor: this.cursor }, 'the stream holds fewer of this host\'s events than were acknowledged (purged, expired or recreated?); not republishing them');
+    } else if (have < this.cursor && !this.announced) {
+      this.o.log.warn({ streamSeq: have, cursor: this.cursor }, 'the stream holds fewer of this host\'s events than were acknowledged (its limits or retention removed them?); not republishing them');
     }
     this.unsure = false;
     this.synced = true;
+    if (this.announced) return;
+    this.announced = true;
     this.o.log.info({ target: this.o.publisher.describe, cursor: this.cursor, backlog: this.head - this.cursor }, 'publishing events to NATS');
   }
 
@@ -252,6 +303,11 @@ export class Outbox {
         this.unsure = i < wave.length - 1;
         throw ack.reason;
       }
+      const fresh = ack.value.held === null && !this.held.has(ev.seq);
+      if (fresh && this.cursorStreamSeq !== null && ack.value.streamSeq <= this.cursorStreamSeq) {
+        await this.misplaced(wave, acks, i);
+        break;
+      }
       const conflict = ack.value.held && (await this.compare(ack.value.held));
       if (conflict) {
         this.stopFor(conflict, false);
@@ -263,6 +319,28 @@ export class Outbox {
       n += 1;
     }
     return n;
+  }
+
+  /**
+   * The stream stored `wave[from]` at a position behind the cursor's: it was deleted and made again
+   * since. That event and the wave's later ones are in the new stream before the log's first
+   * events: they are removed, and the next resync publishes the log again from its start.
+   */
+  private async misplaced(wave: readonly StoredEvent[], acks: PromiseSettledResult<PublishAck>[], from: number): Promise<void> {
+    const at = (acks[from] as PromiseFulfilledResult<PublishAck>).value.streamSeq;
+    this.streamReset = `it stored ${wave[from]?.id ?? '?'} at position ${at}, behind ${this.cursorStreamSeq}, where it stored ${this.o.host}:${this.cursor}`;
+    this.synced = false;
+    for (let j = from; j < wave.length; j++) {
+      const a = acks[j];
+      const ev = wave[j];
+      if (a?.status !== 'fulfilled' || a.value.held !== null || !ev || this.held.has(ev.seq)) continue;
+      await this.o.publisher.remove(a.value.streamSeq).then(
+        () => (this.removedMisplaced = true),
+        (e: unknown) => {
+          this.o.log.warn({ err: (e as Error).message, streamSeq: a.value.streamSeq }, `could not remove ${ev.id} from the stream made again; it stays before the log's first events`);
+        },
+      );
+    }
   }
 
   /** Publishes one event, unless the stream was seen to hold it already (verifyAhead). */
@@ -303,20 +381,31 @@ export class Outbox {
     await this.cursorFile.write({ seq: this.cursor, hash: this.cursorHash });
   }
 
+  // Logged when the state changes (reached or not; refused, and why), never on every retry.
   private failed(e: unknown): void {
     const msg = e instanceof Error ? e.message : String(e);
-    if (this.lastError === null) {
-      this.o.log.warn(
-        { err: msg, backlog: this.head - this.cursor, target: this.o.publisher.describe },
-        'cannot publish to NATS; Docker calls are not affected, events wait in the log and are sent when NATS is back',
-      );
+    const kind = e instanceof StreamRefused ? 'refused' : 'unreachable';
+    const ctx = { err: msg, backlog: this.head - this.cursor, target: this.o.publisher.describe };
+    if (kind === 'refused') {
+      this.refusals += 1;
+      if (this.failure !== 'refused' || this.lastError !== msg) {
+        this.o.log.error(
+          { ...ctx, stream: this.o.publisher.stream },
+          `NATS is reachable but stream ${this.o.publisher.stream} does not take events: ${msg}; Docker calls are not affected, events wait in the log and are sent once the stream takes them`,
+        );
+      } else this.o.log.debug({ err: msg }, 'the stream still refuses events');
+    } else if (this.failure !== 'unreachable') {
+      this.o.log.warn(ctx, 'cannot publish to NATS; Docker calls are not affected, events wait in the log and are sent when NATS is back');
     } else this.o.log.debug({ err: msg }, 'NATS still unreachable');
+    this.failure = kind;
     this.lastError = msg;
   }
 
   private recovered(): void {
-    this.o.log.info({ cursor: this.cursor }, 'NATS is reachable again; the audit stream caught up');
+    if (this.failure === 'refused') this.o.log.info({ cursor: this.cursor, backlog: this.head - this.cursor }, `stream ${this.o.publisher.stream} takes events again; publishing the backlog`);
+    else this.o.log.info({ cursor: this.cursor }, 'NATS is reachable again; publishing the backlog');
     this.lastError = null;
+    this.failure = null;
   }
 
   private report(): void {

@@ -9,10 +9,12 @@ import {
   StorageType,
   jetstreamManager,
   type JetStreamManager,
+  type StreamInfo,
 } from '@nats-io/jetstream';
-import { hostFilter, type LedgernetCloudEvent } from './cloudevents.ts';
+import { hostFilter, subjectFor, type LedgernetCloudEvent } from './cloudevents.ts';
 import { AckInbox } from './jetstream-acks.ts';
-import type { EventPublisher, PublishAck, StreamHead } from './publisher.ts';
+import { StreamRefused, type EventPublisher, type PublishAck, type ResumePoint, type StreamHead } from './publisher.ts';
+import { subjectsOverlap } from './subjects.ts';
 
 type Retention = 'limits' | 'interest' | 'workqueue';
 
@@ -38,22 +40,65 @@ export interface NatsPublisherOptions {
 const RETENTION = { limits: RetentionPolicy.Limits, interest: RetentionPolicy.Interest, workqueue: RetentionPolicy.Workqueue } as const;
 const ms2ns = (ms: number) => ms * 1_000_000;
 
-/** Creates the stream over `ledgernet.>` unless it exists; an existing stream is left as the operator set it. */
-async function ensureStream(jsm: JetStreamManager, s: StreamSettings): Promise<void> {
+const SUBJECTS = 'ledgernet.>';
+/** JetStream's error code for a new stream whose subjects another stream takes already. */
+const SUBJECT_OVERLAP = 10065;
+
+/**
+ * Creates the stream over `ledgernet.>` unless it exists; an existing stream is left as the
+ * operator set it, but it must take `host`'s subjects (else it is someone else's stream).
+ */
+async function ensureStream(jsm: JetStreamManager, s: StreamSettings, host: string): Promise<StreamInfo> {
+  let info: StreamInfo | null = null;
   try {
-    await jsm.streams.info(s.name);
-    return;
+    info = await jsm.streams.info(s.name);
   } catch (e) {
     if (!(e instanceof JetStreamApiError && e.code === JetStreamApiCodes.StreamNotFound)) throw e;
   }
-  await jsm.streams.add({
-    name: s.name,
-    subjects: ['ledgernet.>'],
-    retention: RETENTION[s.retention],
-    storage: StorageType.File,
-    max_age: ms2ns(s.maxAgeMs),
-    duplicate_window: ms2ns(s.duplicateWindowMs),
-  });
+  if (!info) {
+    try {
+      info = await jsm.streams.add({
+        name: s.name,
+        subjects: [SUBJECTS],
+        retention: RETENTION[s.retention],
+        storage: StorageType.File,
+        max_age: ms2ns(s.maxAgeMs),
+        duplicate_window: ms2ns(s.duplicateWindowMs),
+      });
+    } catch (e) {
+      if (e instanceof JetStreamApiError && e.code === SUBJECT_OVERLAP) throw new StreamRefused(await overlapMessage(jsm, s.name));
+      throw e;
+    }
+  }
+  const subjects = info.config.subjects ?? [];
+  const sample = subjectFor(host, 'network.created');
+  if (!subjects.some((x) => subjectsOverlap(x, sample))) {
+    throw new StreamRefused(
+      `stream ${s.name} exists but is not ledgernet's: its subjects (${subjects.join(', ') || 'none'}) do not take ${hostFilter(host)}; ` +
+        `give ledgernet a stream of its own (--nats-stream NAME, LEDGERNET_NATS_STREAM) or add ${SUBJECTS} to the subjects of ${s.name}`,
+    );
+  }
+  return info;
+}
+
+/** Says which streams take subjects of `ledgernet.>` already, and what to do. */
+async function overlapMessage(jsm: JetStreamManager, name: string): Promise<string> {
+  const others: string[] = [];
+  for await (const si of jsm.streams.list()) {
+    const hit = (si.config.subjects ?? []).filter((x) => subjectsOverlap(x, SUBJECTS));
+    if (hit.length > 0) others.push(`${si.config.name} (subjects ${hit.join(', ')})`);
+  }
+  const who = others.length > 0 ? others.join(', ') : 'another stream';
+  return (
+    `cannot create stream ${name} over ${SUBJECTS}: subjects overlap with an existing stream: ${who}; ` +
+    `remove ${SUBJECTS} from that stream's subjects, or, if it is meant for ledgernet, name it with --nats-stream (LEDGERNET_NATS_STREAM)`
+  );
+}
+
+function identity(info: StreamInfo): ResumePoint['stream'] {
+  const c = info.config;
+  const keepsAll = c.retention === RetentionPolicy.Limits && !c.max_age && !(c.max_msgs > 0) && !(c.max_bytes > 0) && !(c.max_msgs_per_subject > 0);
+  return { created: info.created, lastSeq: info.state.last_seq, keepsAll, duplicateWindowMs: (c.duplicate_window ?? 0) / 1_000_000 };
 }
 
 export class NatsPublisher implements EventPublisher {
@@ -89,12 +134,17 @@ export class NatsPublisher implements EventPublisher {
     return nc;
   }
 
-  async resume(host: string): Promise<StreamHead | null> {
+  async resume(host: string): Promise<ResumePoint> {
     const nc = await this.connection();
     const jsm = await jetstreamManager(nc, { timeout: this.o.ackTimeoutMs ?? 5_000 });
-    await ensureStream(jsm, this.o.stream);
+    const info = await ensureStream(jsm, this.o.stream, host);
     // The last message of any of this host's subjects (a wildcard last_by_subj).
-    return this.headOf(jsm, { last_by_subj: hostFilter(host) });
+    return { head: await this.headOf(jsm, { last_by_subj: hostFilter(host) }), stream: identity(info) };
+  }
+
+  async remove(streamSeq: number): Promise<void> {
+    const jsm = await jetstreamManager(await this.connection(), { timeout: this.o.ackTimeoutMs ?? 5_000 });
+    await jsm.streams.deleteMessage(this.o.stream.name, streamSeq, false);
   }
 
   async publish(subject: string, event: LedgernetCloudEvent): Promise<PublishAck> {

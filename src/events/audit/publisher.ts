@@ -11,6 +11,32 @@ export interface StreamHead {
   readonly streamSeq: number;
 }
 
+/** Which stream the far end holds now: a change of `created`, or a `lastSeq` behind one seen, means it was deleted and made again. */
+interface StreamIdentity {
+  /** When the stream was made (JetStream's `created`). */
+  readonly created: string;
+  /** The stream's last position (all hosts). */
+  readonly lastSeq: number;
+  /** Nothing but an operator removes messages: limits retention, no max age, no message or byte limits. */
+  readonly keepsAll: boolean;
+  /** JetStream's msg-id duplicate window: a removed message's id is taken as a duplicate that long. */
+  readonly duplicateWindowMs: number;
+}
+
+/** Where publishing resumes: this host's last event in the stream (null when none), and the stream. */
+export interface ResumePoint {
+  readonly head: StreamHead | null;
+  readonly stream: StreamIdentity;
+}
+
+/**
+ * The far end is reachable but does not take events: the stream is full (discard new), no stream
+ * listens on the subject, or the stream is not one ledgernet can use. `why` says which, for status.
+ */
+export class StreamRefused extends Error {
+  override readonly name = 'StreamRefused';
+}
+
 /** The far end's answer to one publish. */
 export interface PublishAck {
   /** Where the stream holds the message now (or held it already). */
@@ -22,9 +48,9 @@ export interface PublishAck {
 export interface EventPublisher {
   /**
    * Connects if needed, makes sure the stream exists, and returns this host's last event in it
-   * (null when it holds none). Throws while the far end cannot be reached.
+   * (null when it holds none) and which stream it is. Throws while the far end cannot be reached.
    */
-  resume(host: string): Promise<StreamHead | null>;
+  resume(host: string): Promise<ResumePoint>;
   /**
    * Publishes one event on `subject`, msg id = `event.id`; resolves once the stream acknowledged
    * it (see PublishAck). Calls made one after another reach the stream in that order, so a
@@ -36,6 +62,8 @@ export interface EventPublisher {
    * stream order (to see which of a window of publishes were stored when some acks were lost).
    */
   heldAfter(host: string, streamSeq: number, max: number): Promise<StreamHead[]>;
+  /** Removes the message at `streamSeq` (one this host stored in a stream made again under it, out of order). */
+  remove(streamSeq: number): Promise<void>;
   /** A short description for logs, without secrets. */
   readonly describe: string;
   /** The stream's name, for messages. */
@@ -54,7 +82,8 @@ export interface StoredMessage {
  * In-memory stand-in for JetStream. `down` makes every call throw; `loseNextAck` stores the next
  * message but throws as a lost ack would; `lose` does that (`ack`) or drops the message too
  * (`message`, as a reconnect can) for the msg ids it names, once each. Duplicate detection by msg id lasts `dedupWindow`
- * messages (0 = none), so tests can play "beyond the duplicate window".
+ * messages (0 = none), so tests can play "beyond the duplicate window". `recreate()` plays a
+ * stream deleted and made again; `refuse` makes every publish refused (a full stream).
  */
 const headOf = (m: StoredMessage): StreamHead => ({ seq: m.event.seq, hash: m.event.hash, streamSeq: m.streamSeq });
 
@@ -65,6 +94,10 @@ export class MemoryPublisher implements EventPublisher {
   readonly lose = new Map<string, 'ack' | 'message'>();
   dedupWindow: number;
   resumes = 0;
+  /** Set: every publish is refused with this reason (reachable, but the stream takes nothing). */
+  refuse: string | null = null;
+  private created = new Date(0).toISOString();
+  private lastSeq = 0;
   readonly describe = 'memory';
   readonly stream = 'MEMORY';
 
@@ -72,12 +105,19 @@ export class MemoryPublisher implements EventPublisher {
     this.dedupWindow = opts.dedupWindow ?? 0;
   }
 
-  async resume(host: string): Promise<StreamHead | null> {
+  async resume(host: string): Promise<ResumePoint> {
     this.check();
     this.resumes += 1;
     const prefix = hostFilter(host).slice(0, -1);
     const last = this.messages.filter((m) => m.subject.startsWith(prefix)).at(-1);
-    return last ? headOf(last) : null;
+    return { head: last ? headOf(last) : null, stream: { created: this.created, lastSeq: this.lastSeq, keepsAll: true, duplicateWindowMs: 0 } };
+  }
+
+  /** The stream deleted and made again: empty, new sequence numbers, another created time. */
+  recreate(): void {
+    this.messages.length = 0;
+    this.lastSeq = 0;
+    this.created = new Date(Date.parse(this.created) + 1000).toISOString();
   }
 
   async publish(subject: string, event: LedgernetCloudEvent): Promise<PublishAck> {
@@ -86,18 +126,25 @@ export class MemoryPublisher implements EventPublisher {
     const held = recent.find((m) => m.msgId === event.id);
     const lost = this.lose.get(event.id);
     this.lose.delete(event.id);
-    if (!held && lost !== 'message') this.messages.push({ streamSeq: this.messages.length + 1, subject, msgId: event.id, event });
+    if (this.refuse !== null) throw new StreamRefused(this.refuse);
+    if (!held && lost !== 'message') this.messages.push({ streamSeq: ++this.lastSeq, subject, msgId: event.id, event });
     if (this.loseNextAck || lost) {
       this.loseNextAck = false;
       throw new Error('timeout waiting for the ack (simulated)');
     }
-    return held ? { streamSeq: held.streamSeq, held: headOf(held) } : { streamSeq: this.messages.length, held: null };
+    return held ? { streamSeq: held.streamSeq, held: headOf(held) } : { streamSeq: this.lastSeq, held: null };
   }
 
   async heldAfter(host: string, streamSeq: number, max: number): Promise<StreamHead[]> {
     this.check();
     const prefix = hostFilter(host).slice(0, -1);
     return this.messages.filter((m) => m.streamSeq > streamSeq && m.subject.startsWith(prefix)).slice(0, max).map(headOf);
+  }
+
+  async remove(streamSeq: number): Promise<void> {
+    this.check();
+    const i = this.messages.findIndex((m) => m.streamSeq === streamSeq);
+    if (i >= 0) this.messages.splice(i, 1);
   }
 
   async close(): Promise<void> {}

@@ -1,6 +1,11 @@
 // `ledgernet audit`: the reference observer. An ordered (ephemeral) JetStream consumer over the
 // audit stream that prints each event, or checks hash chains and seq continuity per host.
-import { DeliverPolicy, JetStreamApiCodes, JetStreamApiError, jetstream, type JsMsg, type OrderedConsumerOptions } from '@nats-io/jetstream';
+// --since TIME is the events' own time (their CloudEvent `time`), not when the stream stored them:
+// an event published late (after an outage, or again into a stream made anew) is found by when it
+// happened. A read that ends before it delivered what the stream said it holds exits 1; --follow
+// rides out a NATS restart (the connection reconnects, the ordered consumer resumes after the
+// last message it delivered: nothing twice, nothing skipped).
+import { JetStreamApiCodes, JetStreamApiError, jetstream, type JsMsg, type OrderedConsumerOptions } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { DriverError } from '../../errors.ts';
 import { describeEvent, fromCloudEvent, hostFilter, hostToken, isSubjectOf, legacyHostToken } from './cloudevents.ts';
@@ -17,6 +22,8 @@ export interface AuditOptions {
   readonly verify: boolean;
   readonly out?: (s: string) => void;
   readonly err?: (s: string) => void;
+  /** Without --follow: how long a read waits for the next message the stream said it holds (default 15 s). */
+  readonly stallMs?: number;
 }
 
 type Since = { seq: number } | { time: string } | null;
@@ -37,11 +44,20 @@ function parsePayload(m: JsMsg): unknown {
   }
 }
 
+/** Before --since TIME: a ledgernet event by its own time; anything else by when the stream stored it. */
+function beforeTime(raw: unknown, m: JsMsg, since: Since): boolean {
+  if (!since || !('time' in since)) return false;
+  const ev = fromCloudEvent(raw);
+  const t = typeof ev === 'string' ? m.info.timestampNanos / 1e6 : Date.parse(ev.at);
+  return t < Date.parse(since.time);
+}
+
 export async function runAudit(o: AuditOptions): Promise<number> {
   const out = o.out ?? ((s: string) => void process.stdout.write(s));
   const err = o.err ?? ((s: string) => void process.stderr.write(s));
   const since = parseSince(o.since);
   const minSeq = since && 'seq' in since ? since.seq : 1;
+  const stallMs = o.stallMs ?? 15_000;
   const verifier = o.verify ? new ChainVerifier({ firstSeq: since && 'time' in since ? null : minSeq }) : null;
   const nc = await o.connect();
   try {
@@ -49,8 +65,9 @@ export async function runAudit(o: AuditOptions): Promise<number> {
     // (which other hosts may share): read every host's then, and skip the others' below. (Two
     // filter subjects would need nats-server 2.10.)
     const narrow = o.host === undefined || legacyHostToken(o.host) === hostToken(o.host);
+    // Every message is read: --since TIME compares each event's own time (the stream's time of a
+    // late-published event is later than the event's).
     const copts: Partial<OrderedConsumerOptions> = { filter_subjects: hostFilter(narrow ? o.host : undefined) };
-    if (since && 'time' in since) Object.assign(copts, { deliver_policy: DeliverPolicy.StartTime, opt_start_time: since.time });
     const consumer = await jetstream(nc)
       .consumers.get(o.stream, copts)
       .catch((e: unknown) => {
@@ -59,24 +76,57 @@ export async function runAudit(o: AuditOptions): Promise<number> {
         }
         throw e;
       });
-    let pending = (await consumer.info(true)).num_pending;
+    const said = (await consumer.info(true)).num_pending;
+    let pending = said;
+    let delivered = 0;
+    let lastStreamSeq = 0;
     if (o.follow || pending > 0) {
       const msgs = await consumer.consume();
-      for await (const m of msgs) {
-        pending = m.info.pending;
-        const raw = parsePayload(m);
-        const seq = (raw as { seq?: unknown } | null)?.seq;
-        if ((typeof seq === 'number' && seq < minSeq) || anotherHostsEvent(raw, m.subject, o.host)) {
+      // Without --follow, a read that gets nothing for stallMs while messages are due ends (exit 1 below).
+      let stalled = false;
+      let watchdog: NodeJS.Timeout | null = null;
+      const arm = () => {
+        if (o.follow) return;
+        if (watchdog) clearTimeout(watchdog);
+        watchdog = setTimeout(() => {
+          stalled = true;
+          msgs.stop();
+        }, stallMs);
+      };
+      arm();
+      try {
+        for await (const m of msgs) {
+          arm();
+          pending = m.info.pending;
+          delivered += 1;
+          lastStreamSeq = m.seq;
+          const raw = parsePayload(m);
+          const seq = (raw as { seq?: unknown } | null)?.seq;
+          if ((typeof seq === 'number' && seq < minSeq) || beforeTime(raw, m, since) || anotherHostsEvent(raw, m.subject, o.host)) {
+            if (!o.follow && pending === 0) break;
+            continue;
+          }
+          const problem = verifier?.push(raw, `stream seq ${m.seq}`, m.subject);
+          if (problem) {
+            err(`ledgernet audit: verification FAILED (${problem.kind}): ${problem.message}\n`);
+            return 1;
+          }
+          if (!verifier || o.json) out(o.json ? `${m.string()}\n` : `${line(raw, m.seq)}\n`);
           if (!o.follow && pending === 0) break;
-          continue;
         }
-        const problem = verifier?.push(raw, `stream seq ${m.seq}`, m.subject);
-        if (problem) {
-          err(`ledgernet audit: verification FAILED (${problem.kind}): ${problem.message}\n`);
-          return 1;
-        }
-        if (!verifier || o.json) out(o.json ? `${m.string()}\n` : `${line(raw, m.seq)}\n`);
-        if (!o.follow && pending === 0) break;
+      } finally {
+        if (watchdog) clearTimeout(watchdog);
+      }
+      if (o.follow || pending > 0 || delivered === 0) {
+        const closed = await Promise.race([msgs.closed(), new Promise<void>((r) => setTimeout(r, 100).unref())]).catch((e: unknown) => e);
+        const why = closed instanceof Error ? closed.message : stalled ? `nothing arrived for ${stallMs / 1000} s` : nc.isClosed() ? 'the connection to NATS closed' : 'the stream stopped delivering';
+        const at = `after ${delivered} of ${o.follow ? 'the' : said} message(s)${lastStreamSeq ? `, the last at stream seq ${lastStreamSeq}` : ''}`;
+        err(
+          o.follow
+            ? `ledgernet audit: stopped following stream ${o.stream} ${at}: ${why}\n`
+            : `ledgernet audit: the read of stream ${o.stream} ended short ${at}: ${why}; the output is incomplete\n`,
+        );
+        return 1;
       }
     }
     if (verifier) out(`ok: ${verifier.events} event(s) from ${verifier.hosts} host(s): seqs continuous, hash chains intact\n`);

@@ -263,6 +263,81 @@ describe('Outbox', () => {
     assert.deepEqual(seqs(pub), [1, 2, 3, 4]);
   });
 
+  it('a stream made again while it runs (seen at a resync): the whole log is published again, in order', async () => {
+    const pub = new MemoryPublisher();
+    let all = history(5);
+    const { ob, log } = await outbox(pub, all, () => all);
+    ob.start();
+    await waitUntil(() => ob.stats().cursor === 5, 'the log to be published');
+    pub.recreate();
+    pub.down = true; // the next publish fails, so the outbox looks at the stream again
+    const more = history(2, all.at(-1));
+    all = [...all, ...more];
+    ob.notify(more);
+    await waitUntil(() => ob.stats().lastError !== null, 'the failure');
+    pub.down = false;
+    await waitUntil(() => ob.stats().cursor === 7 && ob.stats().backlog === 0, 'the log to be published again');
+    await ob.stop();
+    assert.deepEqual(seqs(pub), [1, 2, 3, 4, 5, 6, 7]);
+    assert.ok(log.lines.some((l) => l.startsWith('the stream MEMORY was deleted and made again (its created time changed')), log.lines.join('\n'));
+  });
+
+  it('a stream made again between two publishes: the event stored behind the cursor is taken out, and the log follows in order', async () => {
+    const pub = new MemoryPublisher();
+    let all = history(5);
+    const { ob, log } = await outbox(pub, all, () => all);
+    ob.start();
+    await waitUntil(() => ob.stats().cursor === 5, 'the log to be published');
+    pub.recreate(); // no failure: the next publish is acknowledged, at the new stream's start
+    const more = history(3, all.at(-1));
+    all = [...all, ...more];
+    ob.notify(more);
+    await waitUntil(() => ob.stats().cursor === 8 && seqs(pub).length === 8, 'the log to be published again');
+    await ob.stop();
+    assert.deepEqual(seqs(pub), [1, 2, 3, 4, 5, 6, 7, 8]);
+    assert.ok(log.lines.some((l) => l.includes('was deleted and made again (it stored h1:6 at position 1, behind 5')), log.lines.join('\n'));
+  });
+
+  it('a restart with a cursor past what a stream that keeps everything holds (emptied): the log is published again', async () => {
+    const pub = new MemoryPublisher();
+    const all = history(4);
+    const a = await outbox(pub, all);
+    a.ob.start();
+    await waitUntil(() => a.ob.stats().cursor === 4, 'first life');
+    await a.ob.stop();
+    pub.recreate();
+    const b = await outbox(pub, all, () => all, { stateDir: a.stateDir });
+    b.ob.start();
+    await waitUntil(() => seqs(pub).length === 4, 'the log again');
+    await b.ob.stop();
+    assert.deepEqual(seqs(pub), [1, 2, 3, 4]);
+    assert.ok(b.log.lines.some((l) => l.includes('holds 0 of this host\'s events but 4 were acknowledged')), b.log.lines.join('\n'));
+  });
+
+  it('a stream that refuses events (full): one error line when it starts, one line when it takes them again; status says refused', async () => {
+    const pub = new MemoryPublisher();
+    const all = history(6);
+    const { ob, log } = await outbox(pub, all.slice(0, 2), () => all);
+    ob.start();
+    await waitUntil(() => ob.stats().cursor === 2, 'the first events');
+    pub.refuse = 'JetStream refused the message: maximum messages exceeded (10077)';
+    ob.notify(all.slice(2));
+    await waitUntil(() => ob.stats().refusals >= 10, 'many retries');
+    assert.equal(ob.stats().state, 'refused');
+    assert.equal(ob.stats().connected, false);
+    assert.equal(ob.stats().lastError, pub.refuse);
+    assert.deepEqual(log.errors, [`NATS is reachable but stream MEMORY does not take events: ${pub.refuse}; Docker calls are not affected, events wait in the log and are sent once the stream takes them`]);
+    assert.equal(log.lines.filter((l) => l.startsWith('publishing events to NATS')).length, 1, 'no line per retry');
+    assert.ok(!log.lines.some((l) => l.startsWith('cannot publish to NATS')), 'not said to be unreachable');
+    pub.refuse = null;
+    await waitUntil(() => ob.stats().cursor === 6, 'the backlog');
+    await ob.stop();
+    assert.equal(ob.stats().state, 'publishing');
+    assert.equal(log.lines.filter((l) => l.startsWith('stream MEMORY takes events again')).length, 1);
+    assert.equal(log.errors.length, 1);
+    assert.deepEqual(seqs(pub), [1, 2, 3, 4, 5, 6]);
+  });
+
   it('hosts web.1 and web_1 publishing to one stream: each is published in full', async () => {
     const pub = new MemoryPublisher();
     for (const host of ['web.1', 'web_1']) {
