@@ -11,7 +11,7 @@ import { createKernel } from '../kernel/index.ts';
 import type { KernelSnapshot } from '../kernel/types.ts';
 import type { ProxyListener } from '../kernel/index.ts';
 import { desiredFromState, plan, planJson, Reconciler, renderPlan, type Action, type PassResult, type PlanItem, describeAction, describeItem, describeFailure, markLost, OutcomeRecorder } from '../reconciler/index.ts';
-import { defaultHost } from '../config.ts';
+import { DEFAULTS, defaultHost } from '../config.ts';
 import { DEFAULT_DOCKER_SOCKET } from './docker-api.ts';
 import { firewallForCli } from './firewall-choice.ts';
 import { table } from './table.ts';
@@ -20,6 +20,21 @@ import { clusterStatus, clusterTables } from './cluster-status.ts';
 import { daemonProxies, proxiesTable, proxyPlan, proxyRows } from './proxy-status.ts';
 
 const out = (s: string) => process.stdout.write(s);
+
+/**
+ * Refuses a state dir without an event log (a mistyped --state-dir or LEDGERNET_STATE_DIR, a
+ * folder that is not there): read as an empty log, every ledgernet object on the host would be an
+ * orphan to remove. Only `serve` makes a new state dir.
+ */
+export async function requireLog(stateDir: string): Promise<void> {
+  const path = join(stateDir, LOG_FILE);
+  if (await stat(path).then((s) => s.isFile(), () => false)) return;
+  throw new DriverError(
+    'LN_ERR_CONFIG',
+    `no event log at ${path}: ${stateDir} is not a ledgernet state dir; check --state-dir (env LEDGERNET_STATE_DIR, default ${DEFAULTS.stateDir}). ` +
+      'Nothing was done (only ledgernet serve makes a new state dir)',
+  );
+}
 
 /** Colour only on a terminal, and never when NO_COLOR is set (no-color.org). */
 function useColor(): boolean {
@@ -33,6 +48,7 @@ function useColor(): boolean {
 const cliFirewall = (stateDir: string, flag?: string, direct?: boolean) => firewallForCli(stateDir, flag, DEFAULT_DOCKER_SOCKET, direct);
 
 export async function runReconcile(o: { stateDir: string; dryRun: boolean; json: boolean; firewall?: string | undefined; allowDirectRouting?: boolean | undefined }): Promise<number> {
+  await requireLog(o.stateDir);
   if (o.dryRun) {
     const state = await loadState(o.stateDir);
     const kernel = createKernel({ filterPrefixes: [VETH_PREFIX] });
@@ -66,6 +82,7 @@ export async function releaseTarget(stateDir: string, target: string): Promise<{
 
 export async function runRelease(o: { stateDir: string; target: string | undefined }): Promise<number> {
   if (!o.target) throw new DriverError('LN_ERR_BAD_REQUEST', 'release needs a network id (12 to 64 hex) or a pool CIDR');
+  await requireLog(o.stateDir);
   const result = await releaseTarget(o.stateDir, o.target);
   for (const e of result.events) out(`recorded ${e}\n`);
   for (const a of result.applied) out(`applied  ${a}\n`);
@@ -219,6 +236,7 @@ interface DaemonStatus {
 }
 
 export async function runStatus(o: { stateDir: string; json: boolean; firewall?: string | undefined }): Promise<number> {
+  await requireLog(o.stateDir);
   const state = await loadState(o.stateDir);
   const snapshot: KernelSnapshot = await createKernel({ filterPrefixes: [VETH_PREFIX] }).observe();
   const daemon = (await callDaemon(o.stateDir, 'GET', '/status').catch(() => null)) as DaemonStatus | null;
@@ -297,6 +315,7 @@ async function verifyLog(stateDir: string, events: readonly StoredEvent[], end: 
 }
 
 export async function runEvents(o: { stateDir: string; json: boolean; follow: boolean; verify: boolean }): Promise<number> {
+  await requireLog(o.stateDir);
   const { events, end } = await readLog(o.stateDir);
   if (o.verify) return verifyLog(o.stateDir, events, end);
   const print = (e: StoredEvent) => out(o.json ? `${JSON.stringify(e)}\n` : eventLine(e));
