@@ -4,7 +4,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { callDaemon } from './control-client.ts';
-import { acquireHostGuard, acquireLock, loadState, LOG_FILE, openStore, poolUsage, readLog, readSnapshot, releaseCommand, short, VETH_PREFIX, type EventStore, type PoolUsage, type State, type StoredEvent } from '../events/index.ts';
+import { acquireHostGuard, acquireLock, decide, fold, loadState, LOG_FILE, openStore, poolUsage, readLog, readSnapshot, releaseCommand, short, VETH_PREFIX, type EventStore, type PoolUsage, type State, type StoredEvent } from '../events/index.ts';
 import type { ScanEnd } from '../events/log/framing.ts';
 import { DriverError } from '../errors.ts';
 import { createKernel } from '../kernel/index.ts';
@@ -80,14 +80,35 @@ export async function releaseTarget(stateDir: string, target: string): Promise<{
   return via ?? (await releaseAlone(stateDir, target));
 }
 
-export async function runRelease(o: { stateDir: string; target: string | undefined }): Promise<number> {
+export async function runRelease(o: { stateDir: string; target: string | undefined; dryRun?: boolean }): Promise<number> {
   if (!o.target) throw new DriverError('LN_ERR_BAD_REQUEST', 'release needs a network id (12 to 64 hex) or a pool CIDR');
   await requireLog(o.stateDir);
+  if (o.dryRun) return releaseDryRun(o.stateDir, o.target);
   const result = await releaseTarget(o.stateDir, o.target);
   for (const e of result.events) out(`recorded ${e}\n`);
   for (const a of result.applied) out(`applied  ${a}\n`);
   if (result.events.length === 0) out('nothing to release\n');
   return 0;
+}
+
+/**
+ * `release --dry-run`: the events a release would record and the kernel changes it would bring
+ * (those a pass on the state after them has that one on the state now has not), from the log;
+ * nothing is recorded or applied, with or without the daemon.
+ */
+async function releaseDryRun(stateDir: string, target: string): Promise<number> {
+  const state = await loadState(stateDir);
+  const events = decide(releaseCommand(state, target), state);
+  const stored = events.map((e, i) => ({ ...e, seq: state.seq + i + 1, id: `dry-run:${state.seq + i + 1}`, host: '', v: 1, at: '', prevhash: '', hash: '' }) as StoredEvent);
+  const after = fold(state, stored);
+  const observed = await createKernel({ filterPrefixes: [VETH_PREFIX] }).observe();
+  const firewall = await cliFirewall(stateDir);
+  const now = new Set(plan(desiredFromState(state), observed, firewall).map(describeAction));
+  const changes = plan(desiredFromState(after), observed, firewall).filter((a) => !now.has(describeAction(a)));
+  for (const e of stored) out(`would record ${e.type} ${subjectOf(e)}\n`);
+  for (const a of changes) out(`would apply  ${describeAction(a)}\n`);
+  if (events.length === 0) out('nothing to release\n');
+  return events.length === 0 ? 0 : 2;
 }
 
 async function releaseAlone(stateDir: string, target: string): Promise<{ events: string[]; applied: string[] }> {
@@ -282,10 +303,17 @@ export async function runStatus(o: { stateDir: string; json: boolean; firewall?:
   return code;
 }
 
-function eventLine(e: StoredEvent): string {
+const strings = (...xs: unknown[]) => xs.filter((x): x is string => typeof x === 'string');
+const idsOf = (d: Record<string, unknown>) => strings(d['networkId'], d['endpointId']).map(short).join('/');
+
+/** What an event is about: its network/endpoint, else its pool and address. */
+function subjectOf(e: StoredEvent): string {
   const d = e.data as Record<string, unknown>;
-  const subject = [d['networkId'], d['endpointId']].filter((x): x is string => typeof x === 'string').map(short).join('/');
-  return `${String(e.seq).padStart(6)} ${e.at} ${e.type.padEnd(30)} ${subject}\n`;
+  return idsOf(d) || strings(d['poolId'], d['address']).join(' ');
+}
+
+function eventLine(e: StoredEvent): string {
+  return `${String(e.seq).padStart(6)} ${e.at} ${e.type.padEnd(30)} ${idsOf(e.data as Record<string, unknown>)}\n`;
 }
 
 /**
