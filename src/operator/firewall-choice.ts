@@ -25,11 +25,14 @@ export function parseFirewallChoice(value: string | undefined): Choice | undefin
   throw new DriverError('LN_ERR_CONFIG', `--firewall (LEDGERNET_FIREWALL) must be iptables, nftables or auto, got ${JSON.stringify(value)}`);
 }
 
-/** Docker's own firewall backend as `docker info` reports it, or null (older engine, or no answer). */
+/**
+ * Docker's own firewall backend as `docker info` reports it: its driver, '' when Docker answered
+ * without one (Docker < 29 has no FirewallBackend: iptables), null when nobody answered.
+ */
 async function dockerFirewall(socket: string | null): Promise<string | null> {
   if (!socket) return null;
   try {
-    return (await new DockerApi(socket, 3_000).info()).FirewallBackend?.Driver ?? null;
+    return (await new DockerApi(socket, 3_000).info()).FirewallBackend?.Driver ?? '';
   } catch {
     return null;
   }
@@ -56,7 +59,7 @@ export async function resolveFirewall(choice: Choice, dockerSocket: string | nul
     return { backend: await backendOf(name), why: `auto: Docker does not answer yet; ${recorded ? 'as recorded by the last serve' : 'the default'}`, unsure: true };
   }
   const name = docker?.startsWith('nftables') ? 'nftables' : 'iptables';
-  return { backend: await backendOf(name), why: `auto: Docker's firewall backend is ${docker ?? 'iptables (not reported)'}`, unsure: false };
+  return { backend: await backendOf(name), why: `auto: Docker's firewall backend is ${docker || 'iptables (not reported: Docker before 29)'}`, unsure: false };
 }
 
 const readRecorded = (stateDir: string) => readFile(join(stateDir, RECORD), 'utf8').then((t) => parseFirewallChoice(t.trim()), () => undefined);
