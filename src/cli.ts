@@ -2,7 +2,7 @@
 // The `ledgernet` command. Flags win over environment variables, which win over defaults.
 import { DEFAULT_POOLS } from './api/ipam.ts';
 import { parseCli, type Values } from './cli-args.ts';
-import { DEFAULTS, defaultHost, parseDuration, parseHostTimeout, parseRetention, type DefaultPools, type NatsConfig, type ServeConfig } from './config.ts';
+import { DEFAULTS, defaultHost, parseDuration, parseHostTimeout, parseRetention, settingsEnv, type DefaultPools, type NatsConfig, type ServeConfig } from './config.ts';
 import { canonicalIp, parsePrefix } from './events/domain/cidr.ts';
 import { DriverError, isDriverError } from './errors.ts';
 import { DEFAULT_DOCKER_SOCKET } from './operator/docker-api.ts';
@@ -236,7 +236,7 @@ async function main(argv: string[]): Promise<number> {
     return cmd || values.help ? 0 : 1;
   }
   if (cmd !== 'serve') exitQuietlyOnEpipe();
-  const env = process.env;
+  const env = settingsEnv(process.env);
   const stateDir = values['state-dir'] ?? env['LEDGERNET_STATE_DIR'] ?? DEFAULTS.stateDir;
   switch (cmd) {
     case 'serve':

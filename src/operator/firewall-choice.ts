@@ -105,13 +105,13 @@ const withDirectRouting = (p: FirewallPolicy): FirewallPolicy =>
 const DIRECT_RECORD = 'allow-direct-routing';
 
 /**
- * `--allow-direct-routing` / LEDGERNET_ALLOW_DIRECT_ROUTING (`1`/`true`, `0`/`false`, '' off);
+ * `--allow-direct-routing` / LEDGERNET_ALLOW_DIRECT_ROUTING (`1`/`true`, `0`/`false`; '' is not set);
  * undefined when neither is given.
  */
 export function parseDirectRouting(flag: boolean | undefined, env: string | undefined): boolean | undefined {
   if (flag === true) return true;
-  if (env === undefined) return undefined;
-  if (env === '' || env === '0' || env === 'false') return false;
+  if (env === undefined || env === '') return undefined; // empty: not set (config.ts settingsEnv)
+  if (env === '0' || env === 'false') return false;
   if (env === '1' || env === 'true') return true;
   throw new DriverError('LN_ERR_CONFIG', `LEDGERNET_ALLOW_DIRECT_ROUTING must be true, false, 1 or 0, got ${JSON.stringify(env)}`);
 }
