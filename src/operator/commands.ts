@@ -260,7 +260,11 @@ export async function runStatus(o: { stateDir: string; json: boolean; firewall?:
   await requireLog(o.stateDir);
   const state = await loadState(o.stateDir);
   const snapshot: KernelSnapshot = await createKernel({ filterPrefixes: [VETH_PREFIX] }).observe();
-  const daemon = (await callDaemon(o.stateDir, 'GET', '/status').catch(() => null)) as DaemonStatus | null;
+  let daemonError: string | null = null;
+  const daemon = (await callDaemon(o.stateDir, 'GET', '/status').catch((e: unknown) => {
+    daemonError = e instanceof Error ? e.message : String(e);
+    return null;
+  })) as DaemonStatus | null;
   const held = daemon ? (daemon.proxies ?? []) : null;
   const actions = [...plan(desiredFromState(state), snapshot, await cliFirewall(o.stateDir, o.firewall)), ...(await clusterPlan(state, o.stateDir)), ...proxyPlan(state, held)];
   const proxies = proxyRows(state, held);
@@ -271,7 +275,7 @@ export async function runStatus(o: { stateDir: string; json: boolean; firewall?:
   // Exit non-zero when the daemon cannot be reached: Docker calls would fail too.
   const code = daemon ? 0 : 1;
   if (o.json) {
-    out(`${JSON.stringify({ daemon, lastSeq: state.seq, logBytes, pending: actions.length, networks, endpoints, pools: poolsJson(pools), cluster, proxies })}\n`);
+    out(`${JSON.stringify({ daemon, ...(daemonError ? { daemonError } : {}), lastSeq: state.seq, logBytes, pending: actions.length, networks, endpoints, pools: poolsJson(pools), cluster, proxies })}\n`);
     return code;
   }
   const audit = daemon?.audit;
@@ -281,7 +285,7 @@ export async function runStatus(o: { stateDir: string; json: boolean; firewall?:
       ? `NATS ${audit.target} publishing STOPPED, backlog ${audit.backlog} event(s): ${audit.conflict.message}`
       : `NATS ${audit.target} ${audit.connected ? 'connected' : `NOT reachable${audit.lastError ? ` (${audit.lastError})` : ''}`}, backlog ${audit.backlog} event(s)`;
   out(
-    `daemon: ${daemon ? `running (pid ${daemon.pid})${daemon.socketFrom === 'service manager' ? ', plugin socket from the service manager (socket activation)' : ''}` : 'NOT REACHABLE (is ledgernet serve running with this --state-dir?)'}\n` +
+    `daemon: ${daemon ? `running (pid ${daemon.pid})${daemon.socketFrom === 'service manager' ? ', plugin socket from the service manager (socket activation)' : ''}` : daemonError ? `NOT ANSWERING: ${daemonError}` : 'NOT REACHABLE (is ledgernet serve running with this --state-dir?)'}\n` +
       `log: ${state.seq} events, ${logBytes} bytes; ${nats}; ${actions.length} change(s) pending\n\n`,
   );
   out(table(['NETWORK', 'BRIDGE', 'SUBNETS', 'STATE'], networks.map((n) => [short(n.networkId), n.bridge, n.subnets.join(',') || '-', n.state])));
