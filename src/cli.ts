@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // The `ledgernet` command. Flags win over environment variables, which win over defaults.
-import { parseArgs } from 'node:util';
 import { DEFAULT_POOLS } from './api/ipam.ts';
-import { DEFAULTS, defaultHost, parseDuration, parseHostTimeout, parseRetention, type DefaultPools, type NatsConfig, type ServeConfig } from './config.ts';
+import { parseCli, type Values } from './cli-args.ts';
+import { DEFAULTS, defaultHost, parseDuration, parseHostTimeout, parseRetention, settingsEnv, type DefaultPools, type NatsConfig, type ServeConfig } from './config.ts';
 import { canonicalIp, parsePrefix } from './events/domain/cidr.ts';
 import { DriverError, isDriverError } from './errors.ts';
 import { DEFAULT_DOCKER_SOCKET } from './operator/docker-api.ts';
@@ -34,6 +34,7 @@ commands:
   events      print the event log [--json] [--follow]; 'events verify' checks it
   release ID|CIDR|IP  forget a network or endpoint (id or unique 12+ hex prefix), an IPAM pool or
               address that Docker no longer has (e.g. after a crash mid-call); its kernel objects are removed
+              --dry-run  only show the events it would record and the kernel objects it would remove
   repair      after a crash, make Docker and ledgernet agree through Docker's API: force-disconnect
               endpoints Docker holds whose removal was lost; release endpoints, networks, IPAM pools
               and addresses Docker does not hold [--dry-run (exit 2: repairs pending)] [--docker-socket P]
@@ -43,6 +44,7 @@ commands:
               [--follow] [--json] [--verify] (exit 1 naming the first gap, duplicate or
               altered event)
 
+an option or argument the command does not take is refused (exit 1, nothing done)
 every command takes --state-dir (env LEDGERNET_STATE_DIR, default ${DEFAULTS.stateDir})
 
 NATS (serve publishes every event when --nats is set; audit reads them):
@@ -68,45 +70,6 @@ Cluster networks (serve with --nats; coordinated in the KV bucket ledgernet-clus
                           has its entries removed from the others (default ${DEFAULTS.clusterHostTimeout}, at least 1s)
 `;
 
-const OPTIONS = {
-  socket: { type: 'string' },
-  'state-dir': { type: 'string' },
-  'reconcile-interval': { type: 'string' },
-  'abandoned-grace': { type: 'string' },
-  'log-level': { type: 'string' },
-  'in-process': { type: 'boolean' },
-  'apply-timeout': { type: 'string' },
-  metrics: { type: 'string' },
-  'docker-socket': { type: 'string' },
-  firewall: { type: 'string' },
-  'allow-direct-routing': { type: 'boolean' },
-  'default-pool': { type: 'string' },
-  'default-pool-size': { type: 'string' },
-  'default-pool6': { type: 'string' },
-  'default-pool6-size': { type: 'string' },
-  'dry-run': { type: 'boolean' },
-  json: { type: 'boolean' },
-  follow: { type: 'boolean' },
-  root: { type: 'string' },
-  'no-start': { type: 'boolean' },
-  prefix: { type: 'string' },
-  nats: { type: 'string' },
-  'nats-token': { type: 'string' },
-  'nats-creds': { type: 'string' },
-  'nats-tls-ca': { type: 'string' },
-  'nats-tls-cert': { type: 'string' },
-  'nats-tls-key': { type: 'string' },
-  'nats-stream': { type: 'string' },
-  'nats-retention': { type: 'string' },
-  'nats-max-age': { type: 'string' },
-  'nats-dup-window': { type: 'string' },
-  host: { type: 'string' },
-  vtep: { type: 'string' },
-  'cluster-host-timeout': { type: 'string' },
-  since: { type: 'string' },
-  verify: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-} as const;
 
 function num(name: string, v: string | undefined, fallback: number): number {
   if (v === undefined) return fallback;
@@ -137,15 +100,13 @@ function defaultPool(
   return { range: r, size };
 }
 
-function defaultPools(values: Record<string, string | boolean | undefined>, env: NodeJS.ProcessEnv): DefaultPools {
-  const v = (k: string) => (typeof values[k] === 'string' ? (values[k] as string) : undefined);
+function defaultPools(values: Values, env: NodeJS.ProcessEnv): DefaultPools {
+  const v = (k: 'default-pool' | 'default-pool-size' | 'default-pool6' | 'default-pool6-size') => values[k];
   return {
     v4: defaultPool(4, 'default-pool', v('default-pool') ?? env['LEDGERNET_DEFAULT_POOL'], v('default-pool-size') ?? env['LEDGERNET_DEFAULT_POOL_SIZE'], DEFAULT_POOLS.v4),
     v6: defaultPool(6, 'default-pool6', v('default-pool6') ?? env['LEDGERNET_DEFAULT_POOL6'], v('default-pool6-size') ?? env['LEDGERNET_DEFAULT_POOL6_SIZE'], DEFAULT_POOLS.v6),
   };
 }
-
-type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'string' ? string : boolean };
 
 function natsConfig(values: Values, env: NodeJS.ProcessEnv): NatsConfig | null {
   const url = values.nats ?? env['LEDGERNET_NATS_URL'];
@@ -268,14 +229,14 @@ async function runServe(values: Values, env: NodeJS.ProcessEnv, argv: string[], 
 }
 
 async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
-  const [cmd, sub] = positionals;
+  const { cmd, values, args } = parseCli(argv);
+  const [sub] = args;
   if (values.help || !cmd) {
     process.stdout.write(USAGE);
     return cmd || values.help ? 0 : 1;
   }
   if (cmd !== 'serve') exitQuietlyOnEpipe();
-  const env = process.env;
+  const env = settingsEnv(process.env);
   const stateDir = values['state-dir'] ?? env['LEDGERNET_STATE_DIR'] ?? DEFAULTS.stateDir;
   switch (cmd) {
     case 'serve':
@@ -285,7 +246,7 @@ async function main(argv: string[]): Promise<number> {
     case 'status':
       return (await import('./operator/commands.ts')).runStatus({ stateDir, json: values.json ?? false, firewall: values.firewall });
     case 'release':
-      return (await import('./operator/commands.ts')).runRelease({ stateDir, target: sub });
+      return (await import('./operator/commands.ts')).runRelease({ stateDir, target: sub, dryRun: values['dry-run'] ?? false });
     case 'repair':
       return (await import('./operator/repair.ts')).runRepair({ stateDir, dryRun: values['dry-run'] ?? false, dockerSocket: values['docker-socket'] || DEFAULT_DOCKER_SOCKET });
     case 'events':
@@ -309,9 +270,6 @@ async function main(argv: string[]): Promise<number> {
         verify: values.verify ?? false,
       });
     }
-    default:
-      process.stderr.write(`ledgernet: unknown command '${cmd}'\n\n${USAGE}`);
-      return 1;
   }
 }
 

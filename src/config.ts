@@ -86,6 +86,18 @@ export interface ServeConfig {
   readonly nats: (NatsConfig & { readonly stream: NatsStreamConfig }) | null;
 }
 
+/**
+ * The environment as settings: an empty LEDGERNET_* value is not set (its default applies), as
+ * for the NATS credentials; `Environment=LEDGERNET_RECONCILE_INTERVAL=` or an unset plugin
+ * setting must not turn repair off (''→0) or move the state dir. Only LEDGERNET_DOCKER_SOCKET
+ * keeps '', its documented "never ask Docker".
+ */
+export function settingsEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out = { ...env };
+  for (const [k, v] of Object.entries(env)) if (v === '' && k.startsWith('LEDGERNET_') && k !== 'LEDGERNET_DOCKER_SOCKET') delete out[k];
+  return out;
+}
+
 export function controlSocket(stateDir: string): string {
   return join(stateDir, 'control.sock');
 }

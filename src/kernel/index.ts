@@ -28,7 +28,7 @@ export { isShapingChange, tcLines } from './tc/render.ts';
 export { parseLinks } from './parse-links.ts';
 export { parseAddrs } from './parse-addrs.ts';
 export { parseRoutes } from './parse-routes.ts';
-export { parseIptablesSave } from './iptables/index.ts';
+export { HOOK_BEHIND_DOCKER, parseIptablesSave } from './iptables/index.ts';
 // The firewall backends (`serve --firewall`); the default is the one plans use unless told.
 export { iptablesFirewall as defaultFirewall } from './iptables/index.ts';
 export { iptablesFirewall } from './iptables/index.ts';

@@ -4,14 +4,14 @@ import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { callDaemon } from './control-client.ts';
-import { acquireHostGuard, acquireLock, loadState, LOG_FILE, openStore, poolUsage, readLog, readSnapshot, releaseCommand, short, VETH_PREFIX, type EventStore, type PoolUsage, type State, type StoredEvent } from '../events/index.ts';
+import { acquireHostGuard, acquireLock, decide, fold, loadState, LOG_FILE, openStore, poolUsage, readLog, readSnapshot, releaseCommand, short, VETH_PREFIX, type EventStore, type PoolUsage, type State, type StoredEvent } from '../events/index.ts';
 import type { ScanEnd } from '../events/log/framing.ts';
 import { DriverError } from '../errors.ts';
 import { createKernel } from '../kernel/index.ts';
 import type { KernelSnapshot } from '../kernel/types.ts';
 import type { ProxyListener } from '../kernel/index.ts';
 import { desiredFromState, plan, planJson, Reconciler, renderPlan, type Action, type PassResult, type PlanItem, describeAction, describeItem, describeFailure, markLost, OutcomeRecorder } from '../reconciler/index.ts';
-import { defaultHost } from '../config.ts';
+import { DEFAULTS, defaultHost } from '../config.ts';
 import { DEFAULT_DOCKER_SOCKET } from './docker-api.ts';
 import { firewallForCli } from './firewall-choice.ts';
 import { table } from './table.ts';
@@ -20,6 +20,21 @@ import { clusterStatus, clusterTables } from './cluster-status.ts';
 import { daemonProxies, proxiesTable, proxyPlan, proxyRows } from './proxy-status.ts';
 
 const out = (s: string) => process.stdout.write(s);
+
+/**
+ * Refuses a state dir without an event log (a mistyped --state-dir or LEDGERNET_STATE_DIR, a
+ * folder that is not there): read as an empty log, every ledgernet object on the host would be an
+ * orphan to remove. Only `serve` makes a new state dir.
+ */
+export async function requireLog(stateDir: string): Promise<void> {
+  const path = join(stateDir, LOG_FILE);
+  if (await stat(path).then((s) => s.isFile(), () => false)) return;
+  throw new DriverError(
+    'LN_ERR_CONFIG',
+    `no event log at ${path}: ${stateDir} is not a ledgernet state dir; check --state-dir (env LEDGERNET_STATE_DIR, default ${DEFAULTS.stateDir}). ` +
+      'Nothing was done (only ledgernet serve makes a new state dir)',
+  );
+}
 
 /** Colour only on a terminal, and never when NO_COLOR is set (no-color.org). */
 function useColor(): boolean {
@@ -33,6 +48,7 @@ function useColor(): boolean {
 const cliFirewall = (stateDir: string, flag?: string, direct?: boolean) => firewallForCli(stateDir, flag, DEFAULT_DOCKER_SOCKET, direct);
 
 export async function runReconcile(o: { stateDir: string; dryRun: boolean; json: boolean; firewall?: string | undefined; allowDirectRouting?: boolean | undefined }): Promise<number> {
+  await requireLog(o.stateDir);
   if (o.dryRun) {
     const state = await loadState(o.stateDir);
     const kernel = createKernel({ filterPrefixes: [VETH_PREFIX] });
@@ -64,13 +80,35 @@ export async function releaseTarget(stateDir: string, target: string): Promise<{
   return via ?? (await releaseAlone(stateDir, target));
 }
 
-export async function runRelease(o: { stateDir: string; target: string | undefined }): Promise<number> {
+export async function runRelease(o: { stateDir: string; target: string | undefined; dryRun?: boolean }): Promise<number> {
   if (!o.target) throw new DriverError('LN_ERR_BAD_REQUEST', 'release needs a network id (12 to 64 hex) or a pool CIDR');
+  await requireLog(o.stateDir);
+  if (o.dryRun) return releaseDryRun(o.stateDir, o.target);
   const result = await releaseTarget(o.stateDir, o.target);
   for (const e of result.events) out(`recorded ${e}\n`);
   for (const a of result.applied) out(`applied  ${a}\n`);
   if (result.events.length === 0) out('nothing to release\n');
   return 0;
+}
+
+/**
+ * `release --dry-run`: the events a release would record and the kernel changes it would bring
+ * (those a pass on the state after them has that one on the state now has not), from the log;
+ * nothing is recorded or applied, with or without the daemon.
+ */
+async function releaseDryRun(stateDir: string, target: string): Promise<number> {
+  const state = await loadState(stateDir);
+  const events = decide(releaseCommand(state, target), state);
+  const stored = events.map((e, i) => ({ ...e, seq: state.seq + i + 1, id: `dry-run:${state.seq + i + 1}`, host: '', v: 1, at: '', prevhash: '', hash: '' }) as StoredEvent);
+  const after = fold(state, stored);
+  const observed = await createKernel({ filterPrefixes: [VETH_PREFIX] }).observe();
+  const firewall = await cliFirewall(stateDir);
+  const now = new Set(plan(desiredFromState(state), observed, firewall).map(describeAction));
+  const changes = plan(desiredFromState(after), observed, firewall).filter((a) => !now.has(describeAction(a)));
+  for (const e of stored) out(`would record ${e.type} ${subjectOf(e)}\n`);
+  for (const a of changes) out(`would apply  ${describeAction(a)}\n`);
+  if (events.length === 0) out('nothing to release\n');
+  return events.length === 0 ? 0 : 2;
 }
 
 async function releaseAlone(stateDir: string, target: string): Promise<{ events: string[]; applied: string[] }> {
@@ -229,9 +267,14 @@ interface DaemonStatus {
 }
 
 export async function runStatus(o: { stateDir: string; json: boolean; firewall?: string | undefined }): Promise<number> {
+  await requireLog(o.stateDir);
   const state = await loadState(o.stateDir);
   const snapshot: KernelSnapshot = await createKernel({ filterPrefixes: [VETH_PREFIX] }).observe();
-  const daemon = (await callDaemon(o.stateDir, 'GET', '/status').catch(() => null)) as DaemonStatus | null;
+  let daemonError: string | null = null;
+  const daemon = (await callDaemon(o.stateDir, 'GET', '/status').catch((e: unknown) => {
+    daemonError = e instanceof Error ? e.message : String(e);
+    return null;
+  })) as DaemonStatus | null;
   const held = daemon ? (daemon.proxies ?? []) : null;
   const actions = [...plan(desiredFromState(state), snapshot, await cliFirewall(o.stateDir, o.firewall)), ...(await clusterPlan(state, o.stateDir)), ...proxyPlan(state, held)];
   const proxies = proxyRows(state, held);
@@ -242,7 +285,7 @@ export async function runStatus(o: { stateDir: string; json: boolean; firewall?:
   // Exit non-zero when the daemon cannot be reached: Docker calls would fail too.
   const code = daemon ? 0 : 1;
   if (o.json) {
-    out(`${JSON.stringify({ daemon, lastSeq: state.seq, logBytes, pending: actions.length, networks, endpoints, pools: poolsJson(pools), cluster, proxies })}\n`);
+    out(`${JSON.stringify({ daemon, ...(daemonError ? { daemonError } : {}), lastSeq: state.seq, logBytes, pending: actions.length, networks, endpoints, pools: poolsJson(pools), cluster, proxies })}\n`);
     return code;
   }
   const audit = daemon?.audit;
@@ -252,7 +295,7 @@ export async function runStatus(o: { stateDir: string; json: boolean; firewall?:
       ? `NATS ${audit.target} publishing STOPPED, backlog ${audit.backlog} event(s): ${audit.conflict.message}`
       : `NATS ${audit.target} ${natsState(audit)}, backlog ${audit.backlog} event(s)`;
   out(
-    `daemon: ${daemon ? `running (pid ${daemon.pid})${daemon.socketFrom === 'service manager' ? ', plugin socket from the service manager (socket activation)' : ''}` : 'NOT REACHABLE (is ledgernet serve running with this --state-dir?)'}\n` +
+    `daemon: ${daemon ? `running (pid ${daemon.pid})${daemon.socketFrom === 'service manager' ? ', plugin socket from the service manager (socket activation)' : ''}` : daemonError ? `NOT ANSWERING: ${daemonError}` : 'NOT REACHABLE (is ledgernet serve running with this --state-dir?)'}\n` +
       `log: ${state.seq} events, ${logBytes} bytes; ${nats}; ${actions.length} change(s) pending\n\n`,
   );
   out(table(['NETWORK', 'BRIDGE', 'SUBNETS', 'STATE'], networks.map((n) => [short(n.networkId), n.bridge, n.subnets.join(',') || '-', n.state])));
@@ -274,10 +317,17 @@ export async function runStatus(o: { stateDir: string; json: boolean; firewall?:
   return code;
 }
 
-function eventLine(e: StoredEvent): string {
+const strings = (...xs: unknown[]) => xs.filter((x): x is string => typeof x === 'string');
+const idsOf = (d: Record<string, unknown>) => strings(d['networkId'], d['endpointId']).map(short).join('/');
+
+/** What an event is about: its network/endpoint, else its pool and address. */
+function subjectOf(e: StoredEvent): string {
   const d = e.data as Record<string, unknown>;
-  const subject = [d['networkId'], d['endpointId']].filter((x): x is string => typeof x === 'string').map(short).join('/');
-  return `${String(e.seq).padStart(6)} ${e.at} ${e.type.padEnd(30)} ${subject}\n`;
+  return idsOf(d) || strings(d['poolId'], d['address']).join(' ');
+}
+
+function eventLine(e: StoredEvent): string {
+  return `${String(e.seq).padStart(6)} ${e.at} ${e.type.padEnd(30)} ${idsOf(e.data as Record<string, unknown>)}\n`;
 }
 
 /**
@@ -307,6 +357,7 @@ async function verifyLog(stateDir: string, events: readonly StoredEvent[], end: 
 }
 
 export async function runEvents(o: { stateDir: string; json: boolean; follow: boolean; verify: boolean }): Promise<number> {
+  await requireLog(o.stateDir);
   const { events, end } = await readLog(o.stateDir);
   if (o.verify) return verifyLog(o.stateDir, events, end);
   const print = (e: StoredEvent) => out(o.json ? `${JSON.stringify(e)}\n` : eventLine(e));

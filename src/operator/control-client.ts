@@ -2,10 +2,19 @@ import { request } from 'node:http';
 import { controlSocket } from '../config.ts';
 import { socketAnswers } from './socket.ts';
 
-/** Calls the running daemon's control socket; null when no daemon answers. */
+/** How long a GET may take before the daemon is taken as stopped or hung (SIGSTOP: its socket still accepts). */
+const GET_TIMEOUT_MS = 5_000;
+/** A POST runs a pass or a release (kernel work, up to --apply-timeout per call). */
+const POST_TIMEOUT_MS = 120_000;
+
+/**
+ * Calls the running daemon's control socket; null when no daemon accepts the connection. A daemon
+ * that accepts but does not answer in time (stopped, hung) is an error naming the socket.
+ */
 export async function callDaemon(stateDir: string, method: 'GET' | 'POST', path: string): Promise<unknown> {
   const socketPath = controlSocket(stateDir);
   if (!(await socketAnswers(socketPath))) return null;
+  const timeoutMs = method === 'GET' ? GET_TIMEOUT_MS : POST_TIMEOUT_MS;
   return new Promise((resolve, reject) => {
     const req = request({ socketPath, method, path, headers: { 'content-length': 0 } }, (res) => {
       let text = '';
@@ -21,6 +30,9 @@ export async function callDaemon(stateDir: string, method: 'GET' | 'POST', path:
           reject(e);
         }
       });
+    });
+    req.setTimeout(timeoutMs, () => {
+      req.destroy(new Error(`the daemon on ${socketPath} does not answer within ${timeoutMs / 1000} s (stopped, e.g. SIGSTOP, or hung?)`));
     });
     req.on('error', reject);
     req.end();

@@ -25,11 +25,14 @@ export function parseFirewallChoice(value: string | undefined): Choice | undefin
   throw new DriverError('LN_ERR_CONFIG', `--firewall (LEDGERNET_FIREWALL) must be iptables, nftables or auto, got ${JSON.stringify(value)}`);
 }
 
-/** Docker's own firewall backend as `docker info` reports it, or null (older engine, or no answer). */
+/**
+ * Docker's own firewall backend as `docker info` reports it: its driver, '' when Docker answered
+ * without one (Docker < 29 has no FirewallBackend: iptables), null when nobody answered.
+ */
 async function dockerFirewall(socket: string | null): Promise<string | null> {
   if (!socket) return null;
   try {
-    return (await new DockerApi(socket, 3_000).info()).FirewallBackend?.Driver ?? null;
+    return (await new DockerApi(socket, 3_000).info()).FirewallBackend?.Driver ?? '';
   } catch {
     return null;
   }
@@ -56,7 +59,7 @@ export async function resolveFirewall(choice: Choice, dockerSocket: string | nul
     return { backend: await backendOf(name), why: `auto: Docker does not answer yet; ${recorded ? 'as recorded by the last serve' : 'the default'}`, unsure: true };
   }
   const name = docker?.startsWith('nftables') ? 'nftables' : 'iptables';
-  return { backend: await backendOf(name), why: `auto: Docker's firewall backend is ${docker ?? 'iptables (not reported)'}`, unsure: false };
+  return { backend: await backendOf(name), why: `auto: Docker's firewall backend is ${docker || 'iptables (not reported: Docker before 29)'}`, unsure: false };
 }
 
 const readRecorded = (stateDir: string) => readFile(join(stateDir, RECORD), 'utf8').then((t) => parseFirewallChoice(t.trim()), () => undefined);
@@ -102,13 +105,13 @@ const withDirectRouting = (p: FirewallPolicy): FirewallPolicy =>
 const DIRECT_RECORD = 'allow-direct-routing';
 
 /**
- * `--allow-direct-routing` / LEDGERNET_ALLOW_DIRECT_ROUTING (`1`/`true`, `0`/`false`, '' off);
+ * `--allow-direct-routing` / LEDGERNET_ALLOW_DIRECT_ROUTING (`1`/`true`, `0`/`false`; '' is not set);
  * undefined when neither is given.
  */
 export function parseDirectRouting(flag: boolean | undefined, env: string | undefined): boolean | undefined {
   if (flag === true) return true;
-  if (env === undefined) return undefined;
-  if (env === '' || env === '0' || env === 'false') return false;
+  if (env === undefined || env === '') return undefined; // empty: not set (config.ts settingsEnv)
+  if (env === '0' || env === 'false') return false;
   if (env === '1' || env === 'true') return true;
   throw new DriverError('LN_ERR_CONFIG', `LEDGERNET_ALLOW_DIRECT_ROUTING must be true, false, 1 or 0, got ${JSON.stringify(env)}`);
 }

@@ -2,7 +2,7 @@
 // when systemd runs this machine, load, enable and start it (or stop, disable and unload it).
 // Like the CLI commands, this sits at the edge; it runs `systemctl` only (argument arrays, never a
 // shell). Both commands are idempotent: running one twice changes nothing the second time.
-import { existsSync } from 'node:fs';
+import { existsSync, lstatSync, readlinkSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -47,9 +47,19 @@ const realSystemctl: Systemctl = async (args) => {
 };
 
 /** The command line the unit runs, as an argument vector. */
-function serveCommand(prefix: string | undefined): string[] {
+function serveCommand(prefix: string | undefined, root: string): string[] {
   if (prefix !== undefined) {
     if (!isAbsolute(prefix)) throw new DriverError('LN_ERR_CONFIG', `--prefix must be an absolute path, got ${prefix}`);
+    // A unit whose ExecStart is missing only fails at start (restarted for ever); say it now.
+    const bin = join(root, prefix, 'bin', 'ledgernet');
+    if (!existsSync(bin)) {
+      const dangling = lstatSync(bin, { throwIfNoEntry: false }) !== undefined;
+      throw new DriverError(
+        'LN_ERR_INSTALL',
+        `${bin} ${dangling ? `is a link to a missing file (${readlinkSync(bin)}; the package without its built dist/?)` : 'does not exist'}: ` +
+          `install ledgernet there first (npm install -g --prefix ${prefix} <ledgernet package>); nothing was installed`,
+      );
+    }
     // The node its shebang (`#!/usr/bin/env node`) would run, with the supervisor's V8 flags.
     return ['/usr/bin/env', 'node', ...SERVE_NODE_FLAGS, join(prefix, 'bin', 'ledgernet'), 'serve'];
   }
@@ -120,7 +130,7 @@ async function hasSystemctl(ctl: Systemctl): Promise<boolean> {
 /** Writes the unit, then enables (and unless noStart, starts) it. Returns the exit code. */
 export async function install(o: InstallOptions): Promise<number> {
   const c = context(o);
-  const argv = serveCommand(o.prefix);
+  const argv = serveCommand(o.prefix, c.root);
   const socketChanged = await writeUnit(unitPath(c.root, SOCKET_UNIT), await readFile(SOCKET_UNIT_FILE, 'utf8'), c.say);
   const changed = (await writeUnit(unitPath(c.root), renderUnit(await readFile(UNIT_TEMPLATE, 'utf8'), argv), c.say)) || socketChanged;
   c.say(`  ExecStart=${argv.map(quoteExecArg).join(' ')}`);

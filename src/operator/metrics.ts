@@ -3,7 +3,25 @@
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { DriverError } from '../errors.ts';
+import { HOOK_BEHIND_DOCKER } from '../kernel/index.ts';
+import type { Action } from '../reconciler/actions.ts';
 import type { PassResult } from '../reconciler/loop.ts';
+
+/**
+ * The applied actions that repaired drift: a ledgernet object that differed from the desired
+ * state (`drifted`), or one gone that a pass nobody asked for (timer, startup, kernel notice)
+ * put back. Not Docker's own changes: a hook moved back because Docker inserted its rules above
+ * it, objects of a container (`vanished`) or a network (`orphan`) Docker removed.
+ */
+function driftRepaired(r: PassResult): Action[] {
+  const unasked = r.trigger.split(',').every((t) => t === 'timer' || t === 'startup' || t === 'kernel');
+  const key = (a: { table: string; from: string; rule: string }) => `${a.table} ${a.from} ${a.rule}`;
+  const moved = new Set(r.applied.flatMap((a) => (a.kind === 'hook.delete' && a.detail === HOOK_BEHIND_DOCKER ? [key(a)] : [])));
+  return r.applied.filter((a) => {
+    if ((a.kind === 'hook.delete' || a.kind === 'hook.add') && moved.has(key(a))) return false;
+    return a.reason === 'drifted' || (a.reason === 'missing' && unasked);
+  });
+}
 
 export class Metrics {
   readonly registry = new Registry();
@@ -46,7 +64,7 @@ export class Metrics {
   });
   private readonly driftRepaired = new Counter({
     name: 'ledgernet_drift_repaired_total',
-    help: 'Actions that repaired drift nobody asked for (changed, removed or vanished objects), by kind',
+    help: 'Actions that set right ledgernet objects changed or removed by someone else (not Docker removing its containers or networks, nor Docker rules inserted above a hook), by kind',
     labelNames: ['kind'] as const,
     registers: [this.registry],
   });
@@ -133,12 +151,8 @@ export class Metrics {
     this.passDuration.observe(r.durationMs / 1000);
     if (r.fullReads === 0) this.passReads.inc({ against: r.scoped ? 'scoped' : 'model' });
     else this.passReads.inc({ against: 'read' }, r.fullReads ?? 1);
-    // A pass nobody asked for (timer, startup, kernel notice) repairs drift; so does any non-`missing` action.
-    const unasked = r.trigger.split(',').every((t) => t === 'timer' || t === 'startup' || t === 'kernel');
-    for (const a of r.applied) {
-      this.actionsApplied.inc({ kind: a.kind });
-      if (unasked || a.reason !== 'missing') this.driftRepaired.inc({ kind: a.kind });
-    }
+    for (const a of r.applied) this.actionsApplied.inc({ kind: a.kind });
+    for (const a of driftRepaired(r)) this.driftRepaired.inc({ kind: a.kind });
     for (const f of r.failures) this.actionsFailed.inc({ kind: f.action.kind });
     if (r.lost.length > 0) this.endpointsLost.inc(r.lost.length);
   };

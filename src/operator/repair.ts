@@ -11,7 +11,7 @@
 // Docker is read twice, SETTLE_MS apart, and only what both reads agree on is touched: an
 // endpoint between CreateEndpoint and Join, or a network between CreateNetwork and Docker's own
 // store, is not garbage.
-import { releaseTarget } from './commands.ts';
+import { releaseTarget, requireLog } from './commands.ts';
 import { DockerApi, DockerUnavailableError } from './docker-api.ts';
 import { DriverError } from '../errors.ts';
 import { loadState, short, type State } from '../events/index.ts';
@@ -140,6 +140,8 @@ async function readDocker(docker: DockerApi, state: State): Promise<DockerView> 
 }
 
 export async function runRepair(o: { stateDir: string; dryRun: boolean; dockerSocket: string; settleMs?: number }): Promise<number> {
+  // An empty log would make every endpoint Docker holds on a ledgernet network one to force-disconnect.
+  await requireLog(o.stateDir);
   const out = (s: string) => process.stdout.write(s);
   const docker = new DockerApi(o.dockerSocket, 60_000);
   const read = (state: State) =>

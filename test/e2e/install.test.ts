@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, lstatSync, readlinkSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -111,7 +111,14 @@ describe('install as a systemd service', () => {
     assert.match(r2.stdout, /already up to date/);
     assert.equal(await readFile(unitPath, 'utf8'), text, 'a second install changes nothing');
 
+    const rp0 = await ledgernetCli(['install', '--root', root, '--no-start', '--prefix', '/opt/ledgernet']);
+    assert.equal(rp0.exitCode, 1, 'no ledgernet under the prefix yet');
+    assert.match(rp0.stderr, new RegExp(`${join(root, 'opt/ledgernet/bin/ledgernet')} does not exist`));
+    // What `npm install -g --prefix` leaves there (removed again below).
+    await mkdir(join(root, 'opt/ledgernet/bin'), { recursive: true });
+    await writeFile(join(root, 'opt/ledgernet/bin/ledgernet'), '#!/usr/bin/env node\n', { mode: 0o755 });
     const rp = await ledgernetCli(['install', '--root', root, '--no-start', '--prefix', '/opt/ledgernet']);
+    await rm(join(root, 'opt'), { recursive: true, force: true });
     assert.equal(rp.exitCode, 0, rp.stderr);
     assert.match(rp.stdout, /updated/);
     assert.match(await readFile(unitPath, 'utf8'), new RegExp(`^ExecStart=/usr/bin/env node ${SERVE_NODE_FLAGS.join(' ')} /opt/ledgernet/bin/ledgernet serve$`, 'm'));

@@ -3,7 +3,7 @@
 // systemctl) or does not (a temp --root). The real thing runs in test/e2e/install.test.ts.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
@@ -21,6 +21,12 @@ function fakeSystemctl(failOn?: string): Systemctl {
     calls.push([...args]);
     return args.includes(failOn ?? '\0') ? { exitCode: 1, output: 'Failed to do it.' } : { exitCode: 0, output: '' };
   };
+}
+
+/** `<root>/<prefix>/bin/ledgernet`, as `npm install -g --prefix` leaves it. */
+async function fakePrefix(prefix: string): Promise<void> {
+  await mkdir(join(root, prefix, 'bin'), { recursive: true });
+  await writeFile(join(root, prefix, 'bin', 'ledgernet'), '#!/usr/bin/env node\n', { mode: 0o755 });
 }
 
 const unitFile = () => join(root, 'etc/systemd/system/ledgernet.service');
@@ -93,6 +99,7 @@ describe('install and uninstall with systemd running (fake systemctl)', () => {
     assert.ok(lines.some((l) => /already up to date/.test(l)));
 
     // Only the service changed (another prefix): it restarts, the socket (and calls waiting in it) stays.
+    await fakePrefix('/opt/ledgernet');
     calls = [];
     assert.equal(await install({ root, noStart: false, prefix: '/opt/ledgernet', systemdRunning: true, systemctl, say }), 0);
     assert.deepEqual(calls, [['daemon-reload'], ['enable', ...BOTH], ['restart', 'ledgernet.service']]);
@@ -108,7 +115,21 @@ describe('install and uninstall with systemd running (fake systemctl)', () => {
     assert.match(lines.at(-1) ?? '', /not installed there; nothing to do/);
   });
 
+  it('--prefix without ledgernet installed there: refused naming the missing file, nothing written', async () => {
+    await assert.rejects(
+      install({ root, noStart: true, prefix: '/opt/nothing-here', systemdRunning: true, systemctl: fakeSystemctl(), say }),
+      (e: Error) => e.message.includes(`${join(root, 'opt/nothing-here/bin/ledgernet')} does not exist`) && /nothing was installed/.test(e.message),
+    );
+    // npm's bin link to a package installed without its dist/
+    await mkdir(join(root, 'opt/nodist/bin'), { recursive: true });
+    await symlink('../lib/node_modules/ledgernet/dist/cli.js', join(root, 'opt/nodist/bin/ledgernet'));
+    await assert.rejects(install({ root, noStart: true, prefix: '/opt/nodist', systemdRunning: true, systemctl: fakeSystemctl(), say }), /is a link to a missing file \(\.\.\/lib\/node_modules\/ledgernet\/dist\/cli\.js/);
+    assert.deepEqual(calls, []);
+    assert.equal(existsSync(unitFile()) || existsSync(socketFile()), false);
+  });
+
   it('--no-start enables without starting; --prefix runs <prefix>/bin/ledgernet', async () => {
+    await fakePrefix('/opt/ledgernet');
     assert.equal(await install({ root, noStart: true, prefix: '/opt/ledgernet', systemdRunning: true, systemctl: fakeSystemctl(), say }), 0);
     assert.deepEqual(calls, [['daemon-reload'], ['enable', ...BOTH]]);
     const unit = parseUnit(await readFile(unitFile(), 'utf8'));

@@ -89,6 +89,9 @@ function diffTableHooks(tableName: Table, desired: readonly DesiredChain[], tabl
   return [...BUILTIN_CHAINS].flatMap((from) => diffHooks(tableName, from, hooks.filter((h) => h.from === from), table.chains[from]?.rules ?? [], ownerTag));
 }
 
+/** The detail of a hook deleted to be added back just after DOCKER-USER: Docker's rules went above it. */
+export const HOOK_BEHIND_DOCKER = 'not right after DOCKER-USER';
+
 /**
  * Hooks in one built-in chain: add the missing ones, remove unwanted tagged rules and second
  * copies, and move an `early` hook that ended up behind someone else's rule (e.g. after Docker
@@ -103,7 +106,7 @@ function diffHooks(table: Table, from: string, hooks: readonly DesiredHook[], ru
     const want = hooks.find((h) => h.rule === rule);
     const misplaced = want?.placement === 'early' && !wellPlaced(rules, i, ownerTag);
     if (!want || seen.has(rule) || misplaced) {
-      out.push({ kind: 'hook.delete', table, from, rule, owner: SHARED, reason: want ? 'drifted' : 'orphan', ...(misplaced ? { detail: 'not right after DOCKER-USER' } : {}) });
+      out.push({ kind: 'hook.delete', table, from, rule, owner: SHARED, reason: want ? 'drifted' : 'orphan', ...(misplaced ? { detail: HOOK_BEHIND_DOCKER } : {}) });
       doomed.add(i);
     }
     seen.add(rule);

@@ -19,3 +19,4 @@ export const iptablesFirewall: FirewallBackend = {
 
 export { renderChains } from './render.ts';
 export { parseIptablesSave } from './parse.ts';
+export { HOOK_BEHIND_DOCKER } from './diff.ts';

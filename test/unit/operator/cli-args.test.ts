@@ -1,0 +1,92 @@
+// The CLI's options, per command: what a command does not take is refused by name and nothing is
+// done (an ignored `--dryrun`, or a `--dry-run` the command did not know, acted for real); and
+// `release --dry-run` only shows. The CLI runs for real (src/cli.ts through tsx) in a fresh
+// network namespace with its own guard directory, on a state dir this test makes.
+import assert from 'node:assert/strict';
+import { readFile, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { EventLog, LOG_FILE } from '../../../src/events/index.ts';
+import { runCli } from '../../helpers/cli.ts';
+import { networkSpec } from '../../helpers/events.ts';
+
+const NET = 'abcdef0123456789'.repeat(4);
+let dir: string;
+let runDir: string;
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'ln-cli-args-'));
+  runDir = await mkdtemp(join(tmpdir(), 'ln-cli-args-run-'));
+  const { log } = await EventLog.open(dir, { host: 'h' });
+  await log.append([{ type: 'network.created', data: networkSpec(NET, '10.231.77.0/24', '10.231.77.1/24') }]).durable;
+  await log.close();
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+  await rm(runDir, { recursive: true, force: true });
+});
+
+const cli = (args: readonly string[]) => runCli([...args, '--state-dir', dir], { isolated: true, env: { LEDGERNET_RUN_DIR: runDir } });
+const logText = () => readFile(join(dir, LOG_FILE), 'utf8');
+
+describe('options a command does not take', () => {
+  const cases: [string[], string][] = [
+    [['reconcile', '--dryrun'], '--dryrun'],
+    [['reconcile', '--follow'], '--follow'],
+    [['reconcile', '--dry-run', '--root', '/x'], '--root'],
+    [['release', '--json', NET], '--json'],
+    [['release', '--firewall', 'nftables', NET], '--firewall'],
+    [['status', '--dry-run'], '--dry-run'],
+    [['status', '--prefix', '/x'], '--prefix'],
+    [['events', '--dry-run'], '--dry-run'],
+    [['repair', '--json', '--docker-socket', '/nonexistent.sock'], '--json'],
+    [['install', '--dry-run', '--root', '/nonexistent-root'], '--dry-run'],
+    [['uninstall', '--prefix', '/x', '--root', '/nonexistent-root'], '--prefix'],
+    [['audit', '--nats', 'nats://127.0.0.1:1', '--dry-run'], '--dry-run'],
+  ];
+  for (const [args, bad] of cases) {
+    it(`ledgernet ${args.join(' ')}: refused naming ${bad}, exit 1, the log unchanged`, async () => {
+      const before = await logText();
+      const r = await cli(args);
+      assert.equal(r.exitCode, 1, `${r.stdout}\n${r.stderr}`);
+      assert.match(r.stderr, new RegExp(`ledgernet ${args[0]} does not take the option ${bad}`));
+      assert.equal(r.stdout, '');
+      assert.equal(await logText(), before);
+    });
+  }
+
+  for (const [args, what] of [
+    [['events', 'verfy'], /ledgernet events takes 'verify' or nothing, got 'verfy'/],
+    [['reconcile', 'now'], /ledgernet reconcile takes no arguments, got now/],
+    [['release', NET, NET], /ledgernet release takes ID\|CIDR\|IP, got also/],
+    [['reconcle'], /unknown command 'reconcle'/],
+  ] as const) {
+    it(`ledgernet ${args.join(' ')}: refused, exit 1`, async () => {
+      const r = await cli(args);
+      assert.equal(r.exitCode, 1, `${r.stdout}\n${r.stderr}`);
+      assert.match(r.stderr, what);
+      assert.equal(r.stdout, '');
+    });
+  }
+
+  it('the options each command documents are taken', async () => {
+    for (const args of [['reconcile', '--dry-run', '--json', '--firewall', 'iptables', '--allow-direct-routing'], ['status', '--json', '--firewall', 'iptables'], ['events', '--json'], ['events', 'verify']]) {
+      const r = await cli(args);
+      assert.doesNotMatch(r.stderr, /does not take|takes no arguments/, args.join(' '));
+      assert.notEqual(r.stdout, '', args.join(' '));
+    }
+  });
+});
+
+describe('release --dry-run', () => {
+  it('shows what it would record, records nothing, exit 2', async () => {
+    const before = await logText();
+    const r = await cli(['release', '--dry-run', NET.slice(0, 12)]);
+    assert.equal(r.exitCode, 2, `${r.stdout}\n${r.stderr}`);
+    assert.match(r.stdout, /^would record network\.deleted abcdef012345$/m);
+    assert.doesNotMatch(r.stdout, /^recorded/m);
+    assert.equal(await logText(), before, 'the log is unchanged');
+    const status = await cli(['status', '--json']);
+    assert.deepEqual(JSON.parse(status.stdout).networks.map((n: { networkId: string }) => n.networkId), [NET], 'the network is still known');
+  });
+});
