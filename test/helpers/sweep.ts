@@ -114,7 +114,8 @@ async function sweepTestbeds(): Promise<void> {
     if (del.exitCode === 0) say(`test-bed namespace ${name} and its ${pids.length} process(es)`);
   }
   for (const d of await readdir('/tmp').catch(() => [] as string[])) {
-    if (!d.startsWith('mh.')) continue;
+    // A bed's dir (mkdtemp '/tmp/mh.'): one folder per host, h1 always.
+    if (!d.startsWith('mh.') || !existsSync(join('/tmp', d, 'h1'))) continue;
     await rm(join('/tmp', d), { recursive: true, force: true }).catch(() => undefined);
     say(`test-bed dir /tmp/${d}`);
   }
