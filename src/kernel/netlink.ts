@@ -13,6 +13,8 @@ const AF_NETLINK = 16;
 const SOCK_RAW = 3;
 const SOCK_CLOEXEC = 0o2000000;
 const NETLINK_ROUTE = 0;
+/** Sockets' own dumps (inet_diag): `ss` reads them through it. */
+export const NETLINK_SOCK_DIAG = 4;
 const SOL_SOCKET = 1;
 const SO_RCVTIMEO = 20;
 const CLONE_NEWNET = 0x40000000;
@@ -76,8 +78,11 @@ export interface Netlink {
   dump(dumps: readonly Dump[]): Promise<void>;
 }
 
-/** rtnetlink in `netns` (a name under /run/netns; undefined: ours), or null when libc cannot be called. */
-export async function openNetlink(netns: string | undefined, timeoutMs: number): Promise<Netlink | null> {
+/**
+ * rtnetlink (or another netlink `protocol`) in `netns` (a name under /run/netns; undefined: ours),
+ * or null when libc cannot be called.
+ */
+export async function openNetlink(netns: string | undefined, timeoutMs: number, protocol = NETLINK_ROUTE): Promise<Netlink | null> {
   libc ??= loadLibc();
   const c = await libc;
   if (c === null) return null;
@@ -86,7 +91,7 @@ export async function openNetlink(netns: string | undefined, timeoutMs: number):
     throw new DriverError('LN_ERR_KERNEL_EXEC', `could not ${what}${where}: ${why}`);
   };
   const socket = (): number => {
-    const fd = c.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    const fd = c.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
     if (fd < 0) return fd;
     const tv = Buffer.alloc(16);
     tv.writeBigInt64LE(BigInt(Math.floor(timeoutMs / 1000)), 0);

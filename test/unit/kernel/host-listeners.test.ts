@@ -8,7 +8,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { parseProcNet, readHostListeners } from '../../../src/kernel/host-listeners.ts';
+import { parseProcNet, readHostListeners, readProcNetListeners } from '../../../src/kernel/host-listeners.ts';
 import { readFixture } from '../../helpers/fixtures.ts';
 
 const FILES = ['tcp', 'tcp6', 'udp', 'udp6'] as const;
@@ -45,11 +45,11 @@ describe('host listeners from /proc/net', () => {
     ]);
   });
 
-  it('readHostListeners reads all four files; one that is missing (no IPv6) gives none', async () => {
+  it('readProcNetListeners reads all four files; one that is missing (no IPv6) gives none', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'ln-procnet-'));
     try {
       for (const f of FILES.filter((f) => f !== 'udp6')) await writeFile(join(dir, f), readFixture(`proc-net/${f}`));
-      const all = await readHostListeners(dir);
+      const all = await readProcNetListeners(dir);
       assert.equal(all.length, 3 + 3 + 1);
       assert.ok(all.some((l) => l.proto === 'udp' && l.port === 18083));
       assert.ok(!all.some((l) => l.port === 18086), 'udp6 was not there');
@@ -58,13 +58,15 @@ describe('host listeners from /proc/net', () => {
     }
   });
 
-  it('this machine: a socket this test opens shows up', async () => {
+  it('this machine: a socket this test opens shows up, read through sock_diag and from /proc/net', async () => {
     const { createServer } = await import('node:net');
     const srv = createServer();
     await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
     try {
       const port = (srv.address() as { port: number }).port;
-      assert.ok((await readHostListeners()).some((l) => l.proto === 'tcp' && l.address === '127.0.0.1' && l.port === port));
+      for (const read of [readHostListeners, () => readProcNetListeners()]) {
+        assert.ok((await read()).some((l) => l.proto === 'tcp' && l.address === '127.0.0.1' && l.port === port));
+      }
     } finally {
       await new Promise((resolve) => srv.close(resolve));
     }
