@@ -71,9 +71,11 @@ async function kernelView(): Promise<string> {
   return [...links.sort(), ...rules].join('\n');
 }
 
+/** The daemon's log as `ledgernet events --json` prints it (not empty: the setup's calls are in it). */
 async function events(): Promise<string> {
-  const r = await ledgernetCli(['events', '--json', '--state-dir', dir]);
+  const r = await ledgernetCli(['events', '--json', '--state-dir', daemon.stateDir]);
   assert.equal(r.exitCode, 0, r.stderr);
+  assert.notEqual(r.stdout.trim(), '', 'the log holds the setup\'s events');
   return r.stdout;
 }
 

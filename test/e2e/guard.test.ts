@@ -60,6 +60,10 @@ describe('host guard: one instance per host', () => {
   test('reconcile without a daemon refuses while another instance runs (its pass would remove that one\'s networks)', async () => {
     const a = await fresh('c');
     const b = await fresh('d');
+    // b is a real state dir (an instance served it once), so the refusal is the guard's, not the
+    // missing log's.
+    await (await startDaemon({ ...b, extraArgs: ['--reconcile-interval', '0'] })).stop();
+    assert.ok(existsSync(join(b.stateDir, 'events.log')));
     const d = await startDaemon({ ...a, extraArgs: ['--reconcile-interval', '0'] });
     try {
       const r = await ledgernetCli(['reconcile', '--state-dir', b.stateDir]);
