@@ -3,9 +3,11 @@
 // leak checks of this run see only what this run makes. A run that ends normally leaves nothing;
 // a killed one can leave Docker networks and containers, links, firewall rules, the nftables table
 // and its tests' network namespaces. Only ledgernet's objects are touched (the marks
-// test/helpers/leaks.ts looks for; namespaces named ln<what>-<pid>-<hex> whose process is gone),
-// and each removal is printed.
+// test/helpers/leaks.ts looks for; namespaces named ln<what>-<pid>-<hex> whose process is gone;
+// multi-host test beds with their processes), and each removal is printed.
 import { existsSync } from 'node:fs';
+import { readdir, rm, rmdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { execa } from 'execa';
 import { docker } from './docker.ts';
 import { findLeaks } from './leaks.ts';
@@ -90,11 +92,46 @@ async function sweepNamespaces(): Promise<void> {
   }
 }
 
+/**
+ * A multi-host test bed (test/helpers/multihost.ts: namespaces lnmh<pid>-h<n> and lnmh<pid>-ul,
+ * a dir /tmp/mh.*) whose test file was killed (the runner's timeout runs no after hook) keeps its
+ * ledgernet daemons, nats-servers and holders running inside the namespaces. Beds are made only
+ * under the test lock, which this sweep holds, so every bed found now is a leftover.
+ */
+async function sweepTestbeds(): Promise<void> {
+  const r = await execa('ip', ['netns', 'list'], { stdin: 'ignore', reject: false });
+  const names = r.stdout.split('\n').map((l) => l.split(' ')[0] ?? '').filter((n) => /^lnmh\d+-(h\d+|ul)$/.test(n));
+  for (const name of names) {
+    const pids = (await execa('ip', ['netns', 'pids', name], { stdin: 'ignore', reject: false })).stdout.split('\n').filter((p) => /^\d+$/.test(p));
+    for (const pid of pids) {
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    const del = await execa('ip', ['netns', 'del', name], { stdin: 'ignore', reject: false });
+    if (del.exitCode === 0) say(`test-bed namespace ${name} and its ${pids.length} process(es)`);
+  }
+  for (const d of await readdir('/tmp').catch(() => [] as string[])) {
+    // A bed's dir (mkdtemp '/tmp/mh.'): one folder per host, h1 always.
+    if (!d.startsWith('mh.') || !existsSync(join('/tmp', d, 'h1'))) continue;
+    await rm(join('/tmp', d), { recursive: true, force: true }).catch(() => undefined);
+    say(`test-bed dir /tmp/${d}`);
+  }
+  for (const root of ['/sys/fs/cgroup', ...(await readdir('/sys/fs/cgroup').catch(() => [] as string[])).map((d) => join('/sys/fs/cgroup', d))]) {
+    for (const d of await readdir(root).catch(() => [] as string[])) {
+      if (/^lnmh\d+-h\d+$/.test(d)) await rmdir(join(root, d)).catch(() => undefined);
+    }
+  }
+}
+
 async function sweepNft(): Promise<void> {
   const r = await execa('nft', ['delete', 'table', 'inet', 'ledgernet'], { stdin: 'ignore', reject: false });
   if (r.exitCode === 0) say('nft table inet ledgernet');
 }
 
+await sweepTestbeds();
 await sweepDocker();
 await sweepLinks();
 await sweepRules();
