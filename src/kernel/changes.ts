@@ -62,6 +62,11 @@ export type LinkChange =
   | (ChangeBase & Replaces & { readonly kind: 'ifb.create'; readonly name: string; readonly alias: string })
   | (ChangeBase & { readonly kind: 'addr.add'; readonly dev: string; readonly cidr: string })
   | (ChangeBase & { readonly kind: 'addr.del'; readonly dev: string; readonly cidr: string })
+  /**
+   * A bridge's connected subnet route, as the kernel makes it for the bridge's address (`proto
+   * kernel`; IPv4 `scope link src <gateway>`, IPv6 metric 256): put back when it was deleted.
+   */
+  | (ChangeBase & { readonly kind: 'route.add'; readonly dev: string; readonly dst: string; readonly src: string })
   | (ChangeBase & { readonly kind: 'link.delete'; readonly name: string });
 
 /** Bandwidth shaping: one `tc -force -batch -` per pass (kernel/tc/). */

@@ -150,6 +150,9 @@ function linkChange(d: LinkDraft, c: LinkChange): void {
     case 'link.delete':
       d.delete(new Set([c.name]));
       return;
+    // Routes are not in the model (withoutRoutes).
+    case 'route.add':
+      return;
   }
 }
 
@@ -171,6 +174,16 @@ function shapingChange(qdiscs: Map<string, Qdisc[]>, redirects: Record<string, r
       delete redirects[c.name];
       return;
   }
+}
+
+/**
+ * `s` without its routes: the model Docker's calls plan against does not follow routes (an
+ * address added to an up bridge makes one), so it plans none; the full observe reads them. Pure.
+ */
+export function withoutRoutes(s: KernelSnapshot): KernelSnapshot {
+  if (s.routes === undefined) return s;
+  const { routes: _routes, ...rest } = s;
+  return rest;
 }
 
 /** The kernel after `changes` were applied to `s` without failing. Pure. */

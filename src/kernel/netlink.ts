@@ -17,6 +17,8 @@ const NETLINK_ROUTE = 0;
 export const NETLINK_SOCK_DIAG = 4;
 const SOL_SOCKET = 1;
 const SO_RCVTIMEO = 20;
+const SOL_NETLINK = 270;
+const NETLINK_GET_STRICT_CHK = 12;
 const CLONE_NEWNET = 0x40000000;
 const NLM_F_REQUEST = 0x1;
 const NLM_F_DUMP = 0x300;
@@ -67,6 +69,11 @@ export interface Dump {
   readonly type: number;
   readonly body: Buffer;
   readonly each: (m: NetlinkMessage) => void;
+  /**
+   * Ask the kernel to filter the dump by its request's header (NETLINK_GET_STRICT_CHK, Linux
+   * 4.20+: a route dump of one table). A kernel without it dumps everything: `each` filters too.
+   */
+  readonly strict?: boolean;
 }
 
 export interface Netlink {
@@ -90,13 +97,18 @@ export async function openNetlink(netns: string | undefined, timeoutMs: number, 
   const fail = (what: string, why: string): never => {
     throw new DriverError('LN_ERR_KERNEL_EXEC', `could not ${what}${where}: ${why}`);
   };
-  const socket = (): number => {
+  const socket = (d: Dump): number => {
     const fd = c.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
     if (fd < 0) return fd;
     const tv = Buffer.alloc(16);
     tv.writeBigInt64LE(BigInt(Math.floor(timeoutMs / 1000)), 0);
     tv.writeBigInt64LE(BigInt((timeoutMs % 1000) * 1000), 8);
     c.setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, tv, 16);
+    if (d.strict) {
+      const on = Buffer.alloc(4);
+      on.writeInt32LE(1);
+      c.setsockopt(fd, SOL_NETLINK, NETLINK_GET_STRICT_CHK, on, 4);
+    }
     return fd;
   };
   const run = async (fd: number, d: Dump): Promise<void> => {
@@ -120,7 +132,7 @@ export async function openNetlink(netns: string | undefined, timeoutMs: number, 
   };
   return {
     async dump(dumps) {
-      const make = () => dumps.map(socket);
+      const make = () => dumps.map((d) => socket(d));
       const fds = netns === undefined ? make() : inNetns(c, netns, make, dumps[0]?.what ?? 'read the kernel', fail);
       try {
         await Promise.all(dumps.map((d, i) => run(fds[i] ?? -1, d)));

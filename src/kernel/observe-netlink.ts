@@ -1,4 +1,4 @@
-// The full observe's reads of links, the bridges' addresses and route_localnet, and qdiscs from
+// The full observe's reads of links, the bridges' addresses and route_localnet, qdiscs and routes from
 // rtnetlink dumps in this process (netlink.ts): no `ip`, `tc` or `sysctl` process. At 2,000
 // endpoints those processes cost ~100 ms of CPU a pass (`ip link` ~49 ms, `tc qdisc` ~40 ms, of
 // which ~25 ms its own dump of every link to name devices) and a spawn each; the three dumps here
@@ -7,6 +7,7 @@
 import type { Dump, Netlink, NetlinkMessage } from './netlink.ts';
 import type { Interfaces } from './observe-processes.ts';
 import { ADDR_DUMP_REQUEST, LINK_DUMP_REQUEST, RTM_GETADDR, RTM_GETLINK, addrOf, addrsOf, linkOf, namedLinks, namesOf, readGroupNames, type DumpedAddr, type DumpedLink } from './parse-link-dump.ts';
+import { RTM_GETROUTE, namedRoutes, routeDumpRequest, routeOf, type DumpedRoute } from './parse-route-dump.ts';
 import { QDISC_DUMP_REQUEST, RTM_GETQDISC, namedQdiscs, qdiscOf, type DumpedQdisc } from './parse-qdisc-dump.ts';
 
 let groups: Map<number, string> | null = null;
@@ -31,10 +32,14 @@ export async function netlinkInterfaces(nl: Netlink): Promise<Interfaces> {
   const dumped: DumpedLink[] = [];
   const addrs: DumpedAddr[] = [];
   const qdiscs: DumpedQdisc[] = [];
+  const routes4: DumpedRoute[] = [];
+  const routes6: DumpedRoute[] = [];
   await nl.dump([
     collect('read links', RTM_GETLINK, LINK_DUMP_REQUEST, (m) => linkOf(m, names), dumped),
     collect('read addresses', RTM_GETADDR, ADDR_DUMP_REQUEST, addrOf, addrs),
     collect('read qdiscs', RTM_GETQDISC, QDISC_DUMP_REQUEST, qdiscOf, qdiscs),
+    { ...collect('read IPv4 routes', RTM_GETROUTE, routeDumpRequest(4), routeOf, routes4), strict: true },
+    { ...collect('read IPv6 routes', RTM_GETROUTE, routeDumpRequest(6), routeOf, routes6), strict: true },
   ]);
   const byIndex = namesOf(dumped);
   const links = namedLinks(dumped, byIndex);
@@ -48,5 +53,6 @@ export async function netlinkInterfaces(nl: Netlink): Promise<Interfaces> {
       return on === null || on === undefined ? [] : [[b.name, on]];
     })),
     qdiscs: namedQdiscs(qdiscs, byIndex),
+    routes: namedRoutes([...routes4, ...routes6], byIndex),
   };
 }

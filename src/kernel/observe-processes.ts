@@ -8,7 +8,8 @@ import { parseLinks, parsePlainLinks, type LinkDetail } from './parse-links.ts';
 import { ifaceSysctl, routeLocalnetPath, parseSysctl } from './parse-sysctl.ts';
 import { parseQdiscs } from './parse-tc.ts';
 import { failOnExit, type Outcome, type Runner } from './runner.ts';
-import type { Addr, Link, Qdisc } from './types.ts';
+import type { Addr, Link, Qdisc, Route } from './types.ts';
+import { parseRoutes } from './parse-routes.ts';
 
 /** What the full observe reads of the interfaces. */
 export interface Interfaces {
@@ -17,10 +18,15 @@ export interface Interfaces {
   readonly addrs: readonly Addr[];
   readonly routeLocalnet: Readonly<Record<string, boolean>>;
   readonly qdiscs: readonly Qdisc[];
+  /** The main table's routes, both families. */
+  readonly routes: readonly Route[];
 }
 
-/** For `ip -j -d -batch -`: the bridges with their details, then their addresses; one JSON array per line. */
-const BRIDGES_INPUT = 'link show type bridge\naddr show type bridge\n';
+/**
+ * For `ip -j -d -batch -`: the bridges with their details, their addresses, and the main table's
+ * IPv4 routes; one JSON array per line (a batch line takes no `-6`: IPv6 routes are one more process).
+ */
+const BRIDGES_INPUT = 'link show type bridge\naddr show type bridge\nroute show table main\n';
 
 /** `parse`, remembering its last text and result: the same text again is answered without parsing. */
 export function reusing<T>(parse: (text: string) => T): (text: string) => T {
@@ -110,15 +116,18 @@ export function processInterfaces(run: Runner, netns: string | undefined): () =>
   };
 
   return async () => {
-    const [l, b, q] = await Promise.all([
+    const [l, b, q, r6] = await Promise.all([
       run('read links', 'ip', nsArgs('-j', 'link', 'show')),
-      run('read bridges and their addresses', 'ip', nsArgs('-j', '-d', '-batch', '-'), BRIDGES_INPUT),
+      run('read bridges, their addresses and IPv4 routes', 'ip', nsArgs('-j', '-d', '-batch', '-'), BRIDGES_INPUT),
       run('read qdiscs', 'tc', nsArgs('-j', 'qdisc', 'show')),
+      run('read IPv6 routes', 'ip', nsArgs('-j', '-6', 'route', 'show', 'table', 'main')),
     ]);
     for (const o of [l, b, q]) failOnExit(o);
-    const [bridges = '', bridgeAddrs = ''] = b.stdout.split('\n');
+    const [bridges = '', bridgeAddrs = '', routes4 = ''] = b.stdout.split('\n');
+    // IPv6 may be disabled on the host: then there are no IPv6 routes.
+    const routes = [...parseRoutes(routes4, 4), ...(r6.exitCode === 0 ? parseRoutes(r6.stdout, 6) : [])];
     const links = await readLinks(l, bridges);
     const routeLocalnet = await readRouteLocalnet(links.filter((link) => link.kind === 'bridge').map((link) => link.name));
-    return { links, addrs: parseAddrs(bridgeAddrs), routeLocalnet, qdiscs: qdiscs(q.stdout) };
+    return { links, addrs: parseAddrs(bridgeAddrs), routeLocalnet, qdiscs: qdiscs(q.stdout), routes };
   };
 }

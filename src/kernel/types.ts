@@ -111,6 +111,12 @@ export interface KernelSnapshot {
    * removes after a switch): null when it does not exist; absent when `nft` cannot run.
    */
   readonly nftables?: NftTable | null;
+  /**
+   * The unicast routes of the main table, both families (one dump; the full observe only):
+   * what a network's connected subnet route is checked against. Absent: not read (the model
+   * Docker's calls plan against), and then no route is planned.
+   */
+  readonly routes?: readonly Route[];
 }
 
 export interface BatchFailure {

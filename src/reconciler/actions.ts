@@ -56,6 +56,8 @@ export const KIND_ORDER: readonly ActionKind[] = [
   'ifb.create',
   'link.set',
   'bridge.localnet',
+  // A bridge's subnet route, once the bridge is up with its address (links above).
+  'route.add',
   'redirect.delete',
   'qdisc.delete',
   'qdisc.set',
@@ -85,6 +87,8 @@ export function actionKey(a: Action): string {
     case 'addr.add':
     case 'addr.del':
       return `${a.dev} ${a.cidr}`;
+    case 'route.add':
+      return `${a.dst} dev ${a.dev}`;
     case 'chain.write':
     case 'chain.delete':
       return `${a.table}/${a.chain}`;

@@ -15,6 +15,7 @@ import {
   isLinkChange,
   isProxyChange,
   isShapingChange,
+  withoutRoutes,
   type ProxyPort,
 } from '../kernel/index.ts';
 import type { ChangesResult, FirewallBackend, Kernel, KernelSnapshot } from '../kernel/types.ts';
@@ -92,11 +93,13 @@ export async function applyActions(actions: readonly Action[], kernel: Kernel, f
 
 /**
  * The kernel once `applied` (the actions that did not fail, in plan order) landed on `s`: what
- * the next pass may plan against without reading the kernel again; null when the firewall
+ * the next pass may plan against without reading the kernel again (without routes: it plans
+ * none, kernel/model.ts); null when the firewall
  * backend cannot say (the next pass reads the kernel). Pure.
  */
 export function afterActions(s: KernelSnapshot, applied: readonly Action[], firewall: FirewallBackend = defaultFirewall): KernelSnapshot | null {
-  const links = afterLinkChanges(s, applied.filter((a) => isLinkChange(a)));
+  // Routes are read by the full observe only: plans against the model leave them alone.
+  const links = afterLinkChanges(withoutRoutes(s), applied.filter((a) => isLinkChange(a)));
   const shaped = afterShapingChanges(links, applied.filter((a) => isShapingChange(a)));
   const localnet = applied.flatMap((a) => (a.kind === 'bridge.localnet' ? [[a.name, a.on] as const] : []));
   const net = localnet.length > 0 ? afterRouteLocalnet(shaped, Object.fromEntries(localnet)) : shaped;

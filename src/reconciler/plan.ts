@@ -11,7 +11,8 @@
 // Why not recreate a joined endpoint's veth: its peer lived in the container's namespace; a new
 // pair would not be in the container, so the endpoint is reported lost instead.
 import { CREATE_GROUP, byDev, defaultFirewall } from '../kernel/index.ts';
-import type { Addr, FirewallBackend, FirewallPolicy, KernelSnapshot, Link, Qdisc } from '../kernel/types.ts';
+import type { Addr, FirewallBackend, FirewallPolicy, KernelSnapshot, Link, Qdisc, Route } from '../kernel/types.ts';
+import { bits, formatIp, formatPrefix, parseAddrLen, parsePrefix } from '../events/domain/cidr.ts';
 import { isOwnerTagged, parseOwnerAlias, short } from '../events/domain/naming.ts';
 import { KIND_ORDER, actionKey, type Action, type Owner } from './actions.ts';
 import type { DesiredBridge, DesiredState, DesiredVeth } from './desired.ts';
@@ -69,8 +70,9 @@ export function planObjects(
   const blocked = new Set<string>();
   const qdiscsOf = byDev(actual.qdiscs);
   const addrsOf = byDev(actual.addrs);
+  const routes = actual.routes === undefined ? null : routeDsts(actual.routes);
   for (const b of bridges) {
-    const bridge = planBridge(b, links.get(b.name), actual, addrsOf.get(b.name) ?? []);
+    const bridge = planBridge(b, links.get(b.name), actual, addrsOf.get(b.name) ?? [], routes);
     if (bridge.some((a) => a.kind === 'link.conflict')) blocked.add(b.networkId);
     actions.push(...bridge);
   }
@@ -121,7 +123,60 @@ function conflictAction(role: 'bridge' | 'veth' | 'peer' | 'ifb', link: Link, ow
   return { kind: 'link.conflict', name: link.name, role, found: { index: link.index, kind: link.kind, alias: link.alias }, owner, reason: 'conflict', detail };
 }
 
-function planBridge(b: DesiredBridge, link: Link | undefined, actual: KernelSnapshot, addrs: readonly Addr[]): Action[] {
+/**
+ * The destinations of `routes` as `ip` prints them (glibc's inet_ntop: the canonical text of
+ * formatPrefix, but for an IPv6 address written with an IPv4 tail, made canonical here). Text, not
+ * parsed: a host has a route per link (IPv6 link-local), and parsing 2,000 took 25 ms a pass.
+ */
+function routeDsts(routes: readonly Route[]): Set<string> {
+  const out = new Set<string>();
+  for (const r of routes) {
+    const p = r.family === 6 && r.dst.includes('.') ? parsePrefix(r.dst) : null;
+    out.add(p === null ? r.dst : formatPrefix(p));
+  }
+  return out;
+}
+
+/** A gateway address of a bridge and the connected route the kernel makes for it. */
+interface SubnetRoute {
+  readonly cidr: string;
+  readonly dst: string;
+  readonly src: string;
+}
+
+/** The subnet routes of each desired bridge: the desired state is the same object pass after pass. */
+const subnetRoutesOf = new WeakMap<DesiredBridge, readonly SubnetRoute[]>();
+
+/** The connected routes of the bridge's gateway addresses; a /32 or /128 address has none. */
+function subnetRoutes(b: DesiredBridge): readonly SubnetRoute[] {
+  let out = subnetRoutesOf.get(b);
+  if (out === undefined) {
+    out = b.addrs.flatMap((cidr) => {
+      const a = parseAddrLen(cidr);
+      return a === null || a.len === bits(a.family) ? [] : [{ cidr, dst: formatPrefix(a.prefix), src: formatIp(a.family, a.value) }];
+    });
+    subnetRoutesOf.set(b, out);
+  }
+  return out;
+}
+
+/**
+ * The connected subnet route of each gateway address the bridge has (`have`), put back when it
+ * is missing (deleted by hand: the kernel makes it only when the address is added or the bridge
+ * comes up). Only for a bridge that is ours and up: down, or without the address, the kernel has
+ * no route either, and the link or address repair brings it back. A route to the subnet through
+ * another device is someone else's (the operator's), and is left alone.
+ */
+function planRoutes(b: DesiredBridge, have: readonly string[], routes: ReadonlySet<string>, owner: Owner): Action[] {
+  const out: Action[] = [];
+  for (const r of subnetRoutes(b)) {
+    if (!have.includes(r.cidr) || routes.has(r.dst)) continue;
+    out.push({ kind: 'route.add', dev: b.name, dst: r.dst, src: r.src, owner, reason: 'missing' });
+  }
+  return out;
+}
+
+function planBridge(b: DesiredBridge, link: Link | undefined, actual: KernelSnapshot, addrs: readonly Addr[], routes: ReadonlySet<string> | null): Action[] {
   const owner: Owner = { networkId: b.networkId, endpointId: null };
   const claimed = link ? claim(link, b.alias) : null;
   if (link && claimed === 'foreign') return [conflictAction('bridge', link, owner)];
@@ -152,6 +207,7 @@ function planBridge(b: DesiredBridge, link: Link | undefined, actual: KernelSnap
   for (const cidr of have) {
     if (!b.addrs.includes(cidr)) out.push({ kind: 'addr.del', dev: b.name, cidr, owner, reason: 'orphan' });
   }
+  if (live?.up && routes !== null) out.push(...planRoutes(b, have, routes, owner));
   return out;
 }
 

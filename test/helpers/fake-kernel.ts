@@ -186,6 +186,11 @@ export class FakeKernel implements Kernel {
         return [this.addr(c.kind === 'addr.add', c.dev, c.cidr)];
       case 'link.delete':
         return [this.del(c.name)];
+      case 'route.add':
+        // `route replace`: the route to the destination, through this device.
+        if (!this.links.has(c.dev)) return [`Cannot find device "${c.dev}"`];
+        this.routes = [...this.routes.filter((r) => r.dst !== c.dst), { family: c.dst.includes(':') ? 6 : 4, dst: c.dst, dev: c.dev }];
+        return [null];
     }
   }
 

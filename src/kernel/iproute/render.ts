@@ -2,7 +2,7 @@ import { CREATE_GROUP, type LinkChange } from '../changes.ts';
 
 const ONE_QUEUE = 'numtxqueues 1 numrxqueues 1';
 
-const LINK_KINDS: ReadonlySet<string> = new Set(['bridge.create', 'veth.create', 'ifb.create', 'link.set', 'addr.add', 'addr.del', 'link.delete']);
+const LINK_KINDS: ReadonlySet<string> = new Set(['bridge.create', 'veth.create', 'ifb.create', 'link.set', 'addr.add', 'addr.del', 'route.add', 'link.delete']);
 
 /** A change that `ip -batch` applies. */
 export function isLinkChange<T extends { readonly kind: string }>(c: T): c is T & LinkChange {
@@ -55,6 +55,11 @@ export function ipLines(c: LinkChange): string[] {
       return [`addr add ${c.cidr} dev ${c.dev}${c.cidr.includes(':') ? ' nodad' : ''}`];
     case 'addr.del':
       return [`addr del ${c.cidr} dev ${c.dev}`];
+    case 'route.add':
+      // What the kernel itself adds for the address; `replace`: no failure when it came back meanwhile.
+      return c.dst.includes(':')
+        ? [`route replace ${c.dst} dev ${c.dev} proto kernel metric 256`]
+        : [`route replace ${c.dst} dev ${c.dev} proto kernel scope link src ${c.src}`];
     case 'link.delete':
       return [`link del dev ${c.name}`];
   }

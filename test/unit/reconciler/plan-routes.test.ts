@@ -1,0 +1,84 @@
+// A network's connected subnet route deleted by hand is drift like the rest: the full observe
+// reads the routes (kernel/observe.ts), and the plan puts a missing one back (plan.ts). Fixtures
+// are of one namespace (fixtures/ip/README.md, `bridge-route-deleted`): ledgernet's bridges
+// `lnb-aaaa` (its routes) and `lnb-bbbb` (both of its subnet routes deleted), and `br-other`
+// (no alias of ours, its route deleted), an uplink `eth0` with the default route.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ipLines, parseAddrs, parseLinks, parseRoutes } from '../../../src/kernel/index.ts';
+import type { KernelSnapshot, Route } from '../../../src/kernel/types.ts';
+import type { Action } from '../../../src/reconciler/actions.ts';
+import { describeAction } from '../../../src/reconciler/actions.ts';
+import { afterActions } from '../../../src/reconciler/apply.ts';
+import type { DesiredBridge } from '../../../src/reconciler/desired.ts';
+import { planObjects } from '../../../src/reconciler/plan.ts';
+import { readFixture } from '../../helpers/fixtures.ts';
+
+const observed = (): KernelSnapshot => ({
+  links: parseLinks(readFixture('ip/link-show.bridge-route-deleted.json')),
+  addrs: parseAddrs(readFixture('ip/addr-show.bridge-route-deleted.json')),
+  routes: [...parseRoutes(readFixture('ip/route-show.bridge-route-deleted.json'), 4), ...parseRoutes(readFixture('ip/route-show6.bridge-route-deleted.json'), 6)],
+  filter: { name: 'filter', chains: {} },
+  nat: { name: 'nat', chains: {} },
+  filter6: null,
+  routeLocalnet: {},
+  qdiscs: [],
+  ingressRedirects: {},
+});
+
+const bridge = (id: string, name: string, addrs: string[]): DesiredBridge => ({
+  networkId: id,
+  name,
+  alias: `ledgernet:network:${id}`,
+  mtu: 1500,
+  addrs,
+  routeLocalnet: false,
+  linkLocal: true,
+});
+const A = bridge('aaaaaaaaaaaaaaaa', 'lnb-aaaa', ['10.231.80.1/24', 'fd00:0:0:1::1/64']);
+const B = bridge('bbbbbbbbbbbbbbbb', 'lnb-bbbb', ['10.231.81.1/24', 'fd00:0:0:2::1/64']);
+
+function planOf(bridges: DesiredBridge[], s: KernelSnapshot): Action[] {
+  return planObjects(bridges, [], new Map(s.links.map((l) => [l.name, l])), s).actions;
+}
+
+describe('plan: a bridge subnet route deleted by hand', () => {
+  it('puts back the missing IPv4 and IPv6 subnet routes of an up bridge with its addresses, and nothing else', () => {
+    const actions = planOf([A, B], observed());
+    assert.deepEqual(actions.map(describeAction), ['route.add 10.231.81.0/24 dev lnb-bbbb (missing)', 'route.add fd00:0:0:2::/64 dev lnb-bbbb (missing)']);
+    assert.deepEqual(actions[0], { kind: 'route.add', dev: 'lnb-bbbb', dst: '10.231.81.0/24', src: '10.231.81.1', owner: { networkId: B.networkId, endpointId: null }, reason: 'missing' });
+  });
+
+  it('applies them as the kernel makes them: proto kernel, IPv4 scope link from the gateway, IPv6 metric 256', () => {
+    const lines = planOf([B], observed()).flatMap((a) => (a.kind === 'route.add' ? ipLines(a) : []));
+    assert.deepEqual(lines, ['route replace 10.231.81.0/24 dev lnb-bbbb proto kernel scope link src 10.231.81.1', 'route replace fd00:0:0:2::/64 dev lnb-bbbb proto kernel metric 256']);
+  });
+
+  it('never plans a route for a bridge that is not ours, even under a name a network wants', () => {
+    const other = bridge('cccccccccccccccc', 'br-other', ['10.231.90.1/24']);
+    const actions = planOf([other], observed());
+    assert.deepEqual(actions.map((a) => a.kind), ['link.conflict']);
+  });
+
+  it('is not route drift when the bridge is down or lacks its address: the link and address repair come first', () => {
+    const s = observed();
+    const down = { ...s, links: s.links.map((l) => (l.name === 'lnb-bbbb' ? { ...l, up: false } : l)) };
+    assert.deepEqual(planOf([B], down).map(describeAction), ['link.set lnb-bbbb (drifted: up expected, down found)']);
+    const noV4 = { ...s, addrs: s.addrs.filter((a) => a.cidr !== '10.231.81.1/24') };
+    assert.deepEqual(planOf([B], noV4).map(describeAction), ['addr.add lnb-bbbb 10.231.81.1/24 (missing)', 'route.add fd00:0:0:2::/64 dev lnb-bbbb (missing)']);
+  });
+
+  it('leaves alone a route to the subnet through another device (the operator moved it)', () => {
+    const s = observed();
+    const moved: Route[] = [...(s.routes ?? []), { family: 4, dst: '10.231.81.0/24', dev: 'eth0' }, { family: 6, dst: 'fd00:0:0:2::/64', dev: 'eth0' }];
+    assert.deepEqual(planOf([B], { ...s, routes: moved }), []);
+  });
+
+  it('plans no route against a snapshot without routes: the model Docker calls plan against drops them', () => {
+    const s = observed();
+    const { routes: _routes, ...unread } = s;
+    assert.deepEqual(planOf([A, B], unread), []);
+    const model = afterActions(s, []);
+    assert.ok(model !== null && !('routes' in model));
+  });
+});
