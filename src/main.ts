@@ -172,7 +172,7 @@ async function listen(cfg: ServeConfig, p: Parts, log: Logger, add: (c: Cleanup)
     log,
     applyTimeoutMs: cfg.applyTimeoutMs,
     ...(p.metrics ? { onCall: p.metrics.onCall } : {}),
-    host: hostView(p.kernel, p.proxies),
+    host: hostView(p.kernel, p.proxies, log),
     defaultPools: cfg.defaultPools,
     cluster: p.cluster,
   });
@@ -303,12 +303,19 @@ function clusterOf(cfg: ServeConfig, log: Logger): Cluster | null {
 }
 
 /** The host as the api sees it: read through the kernel, so the api never imports it. */
-function hostView(kernel: Kernel, proxies: ProxyPort): HostView {
+function hostView(kernel: Kernel, proxies: ProxyPort, log: Logger): HostView {
+  // Said once a process: every later call falls back the same way, at the same cost.
+  let warned = false;
+  const onFallback = (why: string) => {
+    if (warned) return;
+    warned = true;
+    log.warn({ why }, "the host's listeners are read from /proc/net, whose cost grows with every socket of the host: sock_diag failed");
+  };
   return {
     async listeners() {
       // The userland proxy's own listeners (::1) serve ports ledgernet already publishes: not a program's.
       const own = new Set(proxies.list().map((l) => proxyName(l)));
-      return (await readHostListeners()).filter((l) => !own.has(proxyName({ proto: l.proto, hostIp: l.address, hostPort: l.port })));
+      return (await readHostListeners(onFallback)).filter((l) => !own.has(proxyName({ proto: l.proto, hostIp: l.address, hostPort: l.port })));
     },
     async occupiedPrefixes() {
       const [snap, routes] = await Promise.all([kernel.observeInterfaces(), kernel.observeRoutes()]);

@@ -140,9 +140,14 @@ export async function readDiagListeners(netns?: string): Promise<HostListener[] 
 
 /**
  * Every listener of the host: through sock_diag, or from /proc/net when netlink cannot be used
- * or the kernel refuses the dump (the same sockets, at a cost that grows with all of them).
+ * or the kernel refuses the dump (the same sockets, at a cost that grows with all of them);
+ * `onFallback` hears why, each time.
  */
-export async function readHostListeners(): Promise<HostListener[]> {
-  const diag = await readDiagListeners().catch(() => null);
+export async function readHostListeners(onFallback?: (why: string) => void): Promise<HostListener[]> {
+  const diag = await readDiagListeners().catch((e: unknown) => {
+    onFallback?.((e as Error).message);
+    return undefined;
+  });
+  if (diag === null) onFallback?.('netlink cannot be used here (libc through koffi did not load)');
   return diag ?? readProcNetListeners();
 }

@@ -64,9 +64,11 @@ describe('host listeners from /proc/net', () => {
     await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
     try {
       const port = (srv.address() as { port: number }).port;
-      for (const read of [readHostListeners, () => readProcNetListeners()]) {
+      const fallbacks: string[] = [];
+      for (const read of [() => readHostListeners((why) => fallbacks.push(why)), () => readProcNetListeners()]) {
         assert.ok((await read()).some((l) => l.proto === 'tcp' && l.address === '127.0.0.1' && l.port === port));
       }
+      assert.deepEqual(fallbacks, [], 'sock_diag answered: no fall back to /proc/net');
     } finally {
       await new Promise((resolve) => srv.close(resolve));
     }
