@@ -8,6 +8,7 @@
 // well under a millisecond (BENCHMARKS.md). Both list the sockets of the reader's network
 // namespace, the host's for the daemon.
 import { readFile } from 'node:fs/promises';
+import { AF_INET, AF_INET6 } from './netlink-attrs.ts';
 import { NETLINK_SOCK_DIAG, openNetlink, type Dump, type Netlink } from './netlink.ts';
 import { ipv6Text as canonicalV6 } from './parse-link-dump.ts';
 
@@ -76,8 +77,6 @@ export async function readProcNetListeners(procNet = '/proc/net'): Promise<HostL
 
 /** SOCK_DIAG_BY_FAMILY: a dump of one family's sockets of one protocol. */
 const SOCK_DIAG_BY_FAMILY = 20;
-const AF_INET = 2;
-const AF_INET6 = 10;
 /** struct inet_diag_req_v2: family, protocol, extensions, pad, the states wanted, a socket id (48 bytes, zero: any). */
 const REQ_BYTES = 56;
 /** struct inet_diag_msg: family, state, timer, retrans, the socket id, expires, rqueue, wqueue, uid, inode. */

@@ -2,6 +2,10 @@
 // Offsets, not views: a link dump has ~200,000 attributes at 2,000 endpoints, and a Buffer view
 // of each cost more than the kernel's whole dump.
 
+/** The address families of <sys/socket.h>, as the dumps' messages and attributes carry them. */
+export const AF_INET = 2;
+export const AF_INET6 = 10;
+
 /**
  * The first attribute of `type` among those in `buf` from `from` to `to`: the offset of its
  * value (its end: `valueEnd`), or -1.

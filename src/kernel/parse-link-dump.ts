@@ -5,7 +5,7 @@
 // reads; it also carries each link's IPv4 settings, route_localnet among them (no sysctl read).
 import { readFileSync } from 'node:fs';
 import type { NetlinkMessage } from './netlink.ts';
-import { cString, find, valueEnd } from './netlink-attrs.ts';
+import { AF_INET, AF_INET6, cString, find, valueEnd } from './netlink-attrs.ts';
 import type { Addr, Link } from './types.ts';
 
 export const RTM_GETLINK = 18;
@@ -15,8 +15,6 @@ const RTM_NEWADDR = 20;
 const IFF_UP = 0x1;
 const IFLA = { ADDRESS: 1, IFNAME: 3, MTU: 4, LINK: 5, MASTER: 10, LINKINFO: 18, IFALIAS: 20, AF_SPEC: 26, GROUP: 27, LINK_NETNSID: 37 } as const;
 const IFLA_INFO_KIND = 1;
-const AF_INET = 2;
-const AF_INET6 = 10;
 const IFLA_INET_CONF = 1;
 /** IPV4_DEVCONF_ROUTE_LOCALNET of <linux/ip.h>; IFLA_INET_CONF holds IPV4_DEVCONF_x at x - 1. */
 const IPV4_DEVCONF_ROUTE_LOCALNET = 26;

@@ -5,15 +5,13 @@
 // 2,000 containers. Filtered here as well, as the messages come: a kernel without strict dumps
 // sends every table.
 import type { NetlinkMessage } from './netlink.ts';
-import { find, valueEnd } from './netlink-attrs.ts';
+import { AF_INET, AF_INET6, find, valueEnd } from './netlink-attrs.ts';
 import { ipv6Text } from './parse-link-dump.ts';
 import type { Route } from './types.ts';
 
 /** RTM_GETROUTE and its answers' type, of <linux/rtnetlink.h>. */
 export const RTM_GETROUTE = 26;
 const RTM_NEWROUTE = 24;
-const AF_INET = 2;
-const AF_INET6 = 10;
 const RT_TABLE_MAIN = 254;
 const RTN_UNICAST = 1;
 const RTA = { DST: 1, OIF: 4, TABLE: 15 } as const;
