@@ -10,6 +10,7 @@ import { bridgeName } from '../events/domain/naming.ts';
 import { short } from '../events/domain/decide.ts';
 import { containerIfacePrefix } from '../events/domain/options.ts';
 import { lookup } from '../events/domain/types.ts';
+import { EXTERNAL_RETRY, externalRetry, knownCalls } from './external-retry.ts';
 import { applyIntent, awaitKernel, background, concernsEndpoint, concernsNetwork, concernsPorts, type IntentDeps } from './intent.ts';
 import {
   ADDRESS_SPACES,
@@ -144,8 +145,12 @@ export function createPlugin(apiDeps: ApiDeps): { app: FastifyInstance; call: Pl
     const f = failure(err, req.url, req.log, isDriverError(err) ? null : requestError(err, req.url, req.headers['content-length'], BODY_LIMIT));
     return reply.code(f.status).send(f.body);
   });
+  // Calls only the supervisor makes (over the worker link, never served on a socket Docker reaches).
+  const internal: Record<string, { needsBody: boolean; handler: Handler }> = {
+    [EXTERNAL_RETRY]: { needsBody: true, handler: (b) => answerExternalRetry(deps, b) },
+  };
   const call: PluginCall = async (method, raw) => {
-    const route = lookup(routes, method);
+    const route = lookup(routes, method) ?? lookup(internal, method);
     if (!route) return { status: 404, body: JSON.stringify({ Err: `ledgernet does not implement POST /${method}` }) };
     const t0 = performance.now();
     let ok = false;
@@ -277,6 +282,26 @@ async function program(deps: ApiDeps, body: Json, method: string): Promise<unkno
     compensate: () => ({ type: 'RevokeExternal', networkId, endpointId }),
   });
   return {};
+}
+
+/**
+ * The supervisor's question for Docker's empty-body retry of a ProgramExternalConnectivity that no
+ * journal entry matches (external-retry.ts has the rule and the body).
+ */
+async function answerExternalRetry(deps: ApiDeps, body: Json): Promise<unknown> {
+  const method = 'NetworkDriver.ProgramExternalConnectivity';
+  const known = knownCalls(body);
+  const r = externalRetry(deps.store.state, Date.now(), known.joins, known.teardowns);
+  if (r.kind === 'refuse') {
+    deps.log.error({ method, reason: r.reason }, 'an empty-body retry after a supervisor crash matches no journaled call; refused');
+    throw new DriverError('LN_ERR_BAD_REQUEST', `the request body is empty (Docker's retry of a call cut off by a ledgernet restart before it was recorded, moby/moby#39331), and ${r.reason}; nothing was changed for this call, run the docker command again`);
+  }
+  if (r.kind === 'nothing') {
+    deps.log.warn({ method, candidates: r.candidates }, 'empty-body retry of a call cut off before it was recorded: every endpoint it can repeat publishes no port, so there is nothing to program; answered as done');
+    return {};
+  }
+  deps.log.warn({ method, endpoint: short(r.body.EndpointID) }, 'empty-body retry of a call cut off before it was recorded: one endpoint can be its target; programmed with the Options of its Join');
+  return program(deps, r.body as unknown as Json, method);
 }
 
 async function revoke(deps: ApiDeps, body: Json, method: string): Promise<unknown> {

@@ -18,6 +18,16 @@ import { matchEmptyRetries, RETRY_WINDOW_MS, type Entry, type Match } from './re
 
 export const JOURNAL_FILE = 'requests.journal';
 
+/** The calls kept after their answer, for keptEntries. */
+const KEPT = new Set(['NetworkDriver.Join', 'NetworkDriver.Leave', 'NetworkDriver.RevokeExternalConnectivity']);
+
+/**
+ * Those are kept this long, answered or not (carried into each rewrite of the file): Docker's
+ * ProgramExternalConnectivity follows a Join (or a Leave or Revoke of another endpoint) by ms and
+ * is retried within RETRY_WINDOW_MS; with margin. src/api/external-retry.ts's RECENT_MS is the same span.
+ */
+export const KEEP_MS = 60_000;
+
 /** Rewrite the file (keeping only live entries) once it grows past this. */
 const COMPACT_BYTES = 4 * 1024 * 1024;
 
@@ -35,6 +45,29 @@ export function endedUncleanly(text: string): boolean {
  */
 export function liveEntries(text: string, now: number): Entry[] {
   const open = new Map<string, Entry>();
+  for (const line of lines(text)) {
+    if (line.k === 'req') open.set(line.id, { id: line.id, t: line.t, method: line.m, body: line.b });
+    else if (line.k === 'ans') open.delete(line.id);
+  }
+  return [...open.values()].filter((e) => now - e.t >= 0 && now - e.t < RETRY_WINDOW_MS).sort((a, b) => a.t - b.t);
+}
+
+/**
+ * The Joins, Leaves and Revokes of a journal's text younger than KEEP_MS at `now`, answered or
+ * not, oldest first: an empty-body ProgramExternalConnectivity retry that matches no entry is
+ * answered from the model and these (src/api/external-retry.ts): its Options repeat its Join's,
+ * and a recent Leave or Revoke says which other endpoints Docker may be programming.
+ */
+export function keptEntries(text: string, now: number): Entry[] {
+  const kept: Entry[] = [];
+  for (const line of lines(text)) {
+    if (line.k === 'req' && KEPT.has(line.m) && now - line.t >= 0 && now - line.t < KEEP_MS) kept.push({ id: line.id, t: line.t, method: line.m, body: line.b });
+  }
+  return kept.sort((a, b) => a.t - b.t);
+}
+
+/** The well-formed lines of a journal's text; lines that do not parse (a torn tail) are skipped. */
+function* lines(text: string): Generator<Line> {
   for (const raw of text.split('\n')) {
     if (raw === '') continue;
     let line: Line;
@@ -43,11 +76,10 @@ export function liveEntries(text: string, now: number): Entry[] {
     } catch {
       continue;
     }
-    if (line.k === 'req' && typeof line.id === 'string' && typeof line.m === 'string' && typeof line.b === 'string' && typeof line.t === 'number') {
-      open.set(line.id, { id: line.id, t: line.t, method: line.m, body: line.b });
-    } else if (line.k === 'ans') open.delete(line.id);
+    if (line.k === 'req' && !(typeof line.id === 'string' && typeof line.m === 'string' && typeof line.b === 'string' && typeof line.t === 'number')) continue;
+    if (line.k === 'ans' && typeof line.id !== 'string') continue;
+    yield line;
   }
-  return [...open.values()].filter((e) => now - e.t >= 0 && now - e.t < RETRY_WINDOW_MS).sort((a, b) => a.t - b.t);
 }
 
 /** The journal file of one supervisor, plus what the previous ones left unanswered. */
@@ -60,6 +92,8 @@ export class Journal {
   private readonly open = new Map<string, Entry>();
   /** Unanswered entries of earlier supervisors, not yet used for a retry. */
   private inherited: Entry[];
+  /** Kept entries (KEPT) younger than KEEP_MS, earlier supervisors' and this one's, answered or not. */
+  private kept: Entry[];
   private readonly path: string;
   private readonly clock: () => number;
 
@@ -72,11 +106,12 @@ export class Journal {
   /** When the previous supervisor died without a clean stop (ms since the epoch), or null. */
   readonly crashedAt: number | null;
 
-  private constructor(path: string, inherited: Entry[], clock: () => number, crashedAt: number | null) {
+  private constructor(path: string, inherited: Entry[], kept: Entry[], clock: () => number, crashedAt: number | null) {
     this.crashedAt = crashedAt;
     this.path = path;
     this.clock = clock;
     this.inherited = inherited;
+    this.kept = kept;
     try {
       this.fd = this.rewrite(inherited);
     } catch (e) {
@@ -96,7 +131,8 @@ export class Journal {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
     }
-    return new Journal(path, liveEntries(text, clock()), clock, endedUncleanly(text) ? mtime : null);
+    const now = clock();
+    return new Journal(path, liveEntries(text, now), keptEntries(text, now), clock, endedUncleanly(text) ? mtime : null);
   }
 
   /** The previous supervisor died less than RETRY_WINDOW_MS ago: Docker may still retry its calls. */
@@ -109,6 +145,13 @@ export class Journal {
     return this.inherited.filter((e) => this.clock() - e.t < RETRY_WINDOW_MS);
   }
 
+  /** The Joins, Leaves and Revokes received in the last KEEP_MS, answered or not, by this supervisor and earlier ones. */
+  get recent(): readonly Entry[] {
+    const now = this.clock();
+    this.kept = this.kept.filter((e) => now - e.t < KEEP_MS);
+    return this.kept;
+  }
+
   /**
    * Records a call on receipt; returns its id, or null when it could not be written (e.g. the
    * disk is full: the call goes on unjournaled; only a supervisor crash would then cost it).
@@ -118,6 +161,7 @@ export class Journal {
     const entry: Entry = { id, t: this.clock(), method, body };
     if (!this.write({ k: 'req', id, t: entry.t, m: method, b: body })) return null;
     this.open.set(id, entry);
+    if (KEPT.has(method)) this.kept.push(entry);
     return id;
   }
 
@@ -195,11 +239,17 @@ export class Journal {
     return true;
   }
 
-  /** Writes `entries` to a new file and renames it over the journal; returns its fd (append). */
+  /**
+   * Writes `entries` (unanswered) and the recent kept entries not among them (answered) to a new file
+   * and renames it over the journal; returns its fd (append).
+   */
   private rewrite(entries: readonly Entry[]): number {
     const tmp = `${this.path}.new`;
     const fd = openSync(tmp, 'w', 0o600);
-    const text = entries.map((e) => JSON.stringify({ k: 'req', id: e.id, t: e.t, m: e.method, b: e.body } satisfies Line) + '\n').join('');
+    const req = (e: Entry): string => JSON.stringify({ k: 'req', id: e.id, t: e.t, m: e.method, b: e.body } satisfies Line) + '\n';
+    const unanswered = new Set(entries.map((e) => e.id));
+    const answered = this.recent.filter((e) => !unanswered.has(e.id)).map((e) => req(e) + JSON.stringify({ k: 'ans', id: e.id } satisfies Line) + '\n');
+    const text = answered.join('') + entries.map(req).join('');
     if (text) writeSync(fd, text);
     renameSync(tmp, this.path);
     this.bytes = fstatSync(fd).size;

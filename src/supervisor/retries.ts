@@ -5,6 +5,19 @@ import { errReply as err, type Reply } from './forward.ts';
 import type { Journal } from './journal.ts';
 import { RETRY_BATCH_MS, teardownReply, type Match } from './retry-match.ts';
 
+const PROGRAM = 'NetworkDriver.ProgramExternalConnectivity';
+/** The worker's internal call that answers an empty ProgramExternalConnectivity retry; src/api/external-retry.ts spells it too. */
+export const EXTERNAL_RETRY = 'Ledgernet.ExternalRetry';
+
+/** A journaled call's body as JSON, or nothing when it does not parse (the worker then refuses what it cannot match). */
+function jsonOf(body: string): unknown[] {
+  try {
+    return [JSON.parse(body) as unknown];
+  } catch {
+    return [];
+  }
+}
+
 export type Forward = (method: string, body: string) => Promise<Reply>;
 
 // Empty retries of calls cut off at the same moment (this supervisor's predecessor died) come
@@ -35,7 +48,7 @@ function retryClaimer(journal: Journal): (method: string) => Promise<Match> {
  * Docker's retry of a call whose first attempt was cut off (moby#39331): a Reply of its own, the
  * journal's entry to send again, or null when the journal knows no such call.
  */
-async function emptyRetry(method: string, journal: Journal, claim: (method: string) => Promise<Match>, redo: (m: Match & { kind: 'redoAll' }) => Promise<Reply>, log: Log): Promise<Reply | { body: string; id: string } | null> {
+async function emptyRetry(method: string, journal: Journal, claim: (method: string) => Promise<Match>, redo: (m: Match & { kind: 'redoAll' }) => Promise<Reply>, forward: Forward, log: Log): Promise<Reply | { body: string; id: string } | null> {
   const m = await claim(method);
   if (m.kind === 'redoAll') return redo(m);
   const teardown = m.kind === 'replay' || !journal.recentCrash() ? null : teardownReply(method);
@@ -50,6 +63,13 @@ async function emptyRetry(method: string, journal: Journal, claim: (method: stri
   if (m.kind === 'replay') {
     log.warn({ method, receivedAt: new Date(m.entry.t).toISOString() }, 'answering Docker\'s empty-body retry from the request journal');
     return m.entry;
+  }
+  if (m.kind === 'none' && method === PROGRAM && journal.recentCrash()) {
+    // Cut off before it was journaled: the worker's model and the Joins journaled may still tell (src/api/external-retry.ts).
+    const recent = journal.recent;
+    const joins = recent.filter((e) => e.method === 'NetworkDriver.Join').flatMap((e) => jsonOf(e.body));
+    const teardowns = recent.filter((e) => e.method !== 'NetworkDriver.Join').flatMap((e) => jsonOf(e.body));
+    return forward(EXTERNAL_RETRY, JSON.stringify({ joins, teardowns }));
   }
   if (journal.recentCrash()) {
     log.error({ method }, 'an empty-body retry after a supervisor crash matches no journaled call (cut off before the dead supervisor had journaled its body, or after it had marked it answered); the worker refuses it');
@@ -107,5 +127,5 @@ function errOf(r: Reply): string | null {
 export function emptyRetries(journal: Journal, forward: Forward, log: Log): (method: string) => Promise<Reply | { body: string; id: string } | null> {
   const claim = retryClaimer(journal);
   const redo = redoer(journal, forward, log);
-  return (method) => emptyRetry(method, journal, claim, redo, log);
+  return (method) => emptyRetry(method, journal, claim, redo, forward, log);
 }

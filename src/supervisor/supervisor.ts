@@ -61,6 +61,8 @@ export interface Supervisor {
 }
 
 const err = errReply;
+/** The worker's internal calls (retries.ts's EXTERNAL_RETRY): never taken from the plugin socket. */
+const INTERNAL = 'Ledgernet.';
 
 /** Sends a call to the worker (again, to a new one, after a crash) within the deadline; always a Reply. */
 function forwarder(link: WorkerLink, worker: WorkerProcess, deadlineMs: number, log: Log): (method: string, body: string) => Promise<Reply> {
@@ -98,7 +100,7 @@ function handler(journal: Journal, forward: Forward, log: Log, trace: WindowTrac
   return (call) => {
     const { method: verb, target, body: raw } = call.request;
     const method = target.replace(/^\//, '');
-    if (verb !== 'POST') return Promise.resolve(err(404, `ledgernet does not implement ${verb} ${target}`));
+    if (verb !== 'POST' || method.startsWith(INTERNAL)) return Promise.resolve(err(404, `ledgernet does not implement ${verb} ${target}`));
     if (raw.trim() === '' && !NO_BODY.has(method)) return retried(method, raw, emptyRetry, forward, journal, log);
     let journalId: string | null = null;
     if (raw !== '') {

@@ -2,12 +2,14 @@
 // - a call made while the worker is dead waits for the next worker instead of failing;
 // - Docker's empty-body retry of a call an earlier supervisor journaled is answered from the
 //   journal; two such calls of one method are refused, never guessed;
+// - `docker run -p` whose ProgramExternalConnectivity died with the daemon before it was journaled
+//   succeeds: its empty retry is answered from the model and the journaled Join;
 // - SIGTERM stops the worker and removes the socket;
 // - an endpoint Docker abandoned (never joined, unknown to Docker) and a connect whose rollback
 //   DeleteEndpoint failed too: `ledgernet repair` releases and force-disconnects what is left,
 //   and the networks can be removed; docker-sync releases an abandoned endpoint by itself.
 import assert from 'node:assert/strict';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
@@ -164,6 +166,73 @@ describe('CreateEndpoint cut off with the whole daemon', () => {
       await cleanupAll();
       await new Promise((r) => proxy.close(r));
       await d.stop();
+    }
+    await waitNoLeaks();
+  });
+});
+
+describe('ProgramExternalConnectivity cut off before it was journaled', () => {
+  test('`docker run -p` whose call died with the whole daemon before its body was recorded succeeds, and the port answers', async () => {
+    // Docker talks to a proxy that forwards to the daemon. The proxy drops the first
+    // ProgramExternalConnectivity unanswered and SIGKILLs the whole daemon at that moment, as a
+    // kill between accept(2) and the journal's write(2) would (RELIABILITY.md, "The window"):
+    // nothing records the call, and Docker re-sends it with an empty body (moby#39331) to the
+    // daemon started next, which must answer it from its model and the Join it journaled.
+    const inner = '/run/ledgernet-test-pec.sock';
+    let d = await startDaemon({ socket: inner, extraArgs: ARGS, keepStateDir: true });
+    const { stateDir } = d;
+    let ready: Promise<unknown> = Promise.resolve();
+    let armed = false;
+    const programs: string[] = [];
+    const proxy = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        const method = (req.url ?? '/').slice(1);
+        if (method === 'NetworkDriver.ProgramExternalConnectivity') {
+          programs.push(body);
+          if (armed) {
+            armed = false;
+            req.socket.destroy();
+            ready = d.kill9All().then(async () => (d = await startDaemon({ socket: inner, stateDir, extraArgs: ARGS, keepStateDir: true })));
+            return;
+          }
+        }
+        ready
+          .then(() => pluginCall(method, body, inner))
+          .then(
+            (r) => res.writeHead(r.status).end(r.text),
+            (e: Error) => res.writeHead(500).end(JSON.stringify({ Err: e.message })),
+          );
+      });
+    });
+    await new Promise<void>((r) => proxy.listen(PLUGIN_SOCKET, r));
+    try {
+      const n = track.network(uniqueName('pec'));
+      assert.equal((await docker(['network', 'create', '--driver', 'ledgernet', '--subnet', '10.231.226.0/24', n])).exitCode, 0);
+      const c = track.container(uniqueName('pec'));
+      armed = true;
+      const serve = 'mkdir -p /www && echo cut-off-pec >/www/index.html && httpd -p 80 -h /www && exec sleep 600';
+      const r = await docker(['run', '-d', '--name', c, '--network', n, '-p', '127.0.0.1:18711:80', TEST_IMAGE, 'sh', '-c', serve]);
+      assert.equal(r.exitCode, 0, `docker run succeeds: ${r.stderr}`);
+      assert.equal(programs.length, 2, 'Docker sent ProgramExternalConnectivity twice: the call cut off and its retry');
+      assert.match(programs[0] ?? '', /"HostPort":18711/, 'the first with its ports');
+      assert.equal(programs[1], '', 'the retry with an empty body (moby#39331)');
+      await waitFor(
+        async () => {
+          const w = await execa('/bin/busybox', ['timeout', '5', '/bin/busybox', 'wget', '-q', '-O', '-', 'http://127.0.0.1:18711/'], { reject: false, stdin: 'ignore' });
+          return w.stdout.trim() === 'cut-off-pec';
+        },
+        { timeoutMs: 15_000, what: 'the container answers on its published port 127.0.0.1:18711' },
+      );
+      const internal = await pluginCall('Ledgernet.ExternalRetry', { joins: [], teardowns: [] }, inner);
+      assert.equal(internal.status, 404, `the worker's internal call is not taken from the plugin socket: ${internal.text}`);
+    } finally {
+      await cleanupAll();
+      await new Promise((r) => proxy.close(r));
+      await ready.catch(() => undefined);
+      await d.stop();
+      rmSync(stateDir, { recursive: true, force: true });
     }
     await waitNoLeaks();
   });

@@ -79,6 +79,7 @@ function apply(draft: Draft<State>, event: StoredEvent): void {
       if (ep) {
         ep.joined = true;
         ep.sandboxKey = event.data.sandboxKey;
+        ep.joinedAt = event.at;
       }
       return;
     }
@@ -87,6 +88,7 @@ function apply(draft: Draft<State>, event: StoredEvent): void {
       if (ep) {
         ep.joined = false;
         ep.sandboxKey = null;
+        delete ep.joinedAt;
       }
       return;
     }

@@ -165,6 +165,12 @@ export interface NetworkState extends NetworkSpec {
 export interface EndpointState extends EndpointSpec {
   readonly joined: boolean;
   readonly sandboxKey: string | null;
+  /**
+   * When its Join was appended (the event's `at`), while joined. Absent in states from snapshots
+   * written before this field existed. Read by the answer to an empty-body
+   * ProgramExternalConnectivity retry (src/api/external-retry.ts), which follows a Join by ms.
+   */
+  readonly joinedAt?: string;
   readonly lost: boolean;
   /** ProgramExternalConnectivity was received and not revoked: this endpoint is the gateway. */
   readonly programmed: boolean;

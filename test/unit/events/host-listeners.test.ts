@@ -1,4 +1,4 @@
-// ProgramExternalConnectivity against the host's own listeners (read from /proc/net by the api):
+// ProgramExternalConnectivity against the host's own listeners (read through sock_diag by the api, /proc/net as its fallback):
 // a fixed host port a program on the host listens on is refused with LN_ERR_PORT_IN_USE naming
 // the port, the protocol and the listener's address, as Docker's bridge driver refuses it (its
 // docker-proxy cannot bind); a range or -P skips it; the endpoint's own ports (Docker repeating

@@ -5,7 +5,7 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { Journal, endedUncleanly, liveEntries } from '../../../src/supervisor/journal.ts';
+import { Journal, KEEP_MS, endedUncleanly, keptEntries, liveEntries } from '../../../src/supervisor/journal.ts';
 import { RETRY_WINDOW_MS } from '../../../src/supervisor/retry-match.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'ledgernet-journal-'));
@@ -99,6 +99,10 @@ describe('Journal (file)', () => {
     const later = Journal.open(path, () => clock);
     assert.equal(later.pending.length, 0);
     later.close();
+    const kept = readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { k: string });
+    assert.deepEqual(kept.map((l) => l.k), ['req', 'ans'], 'the rewritten file keeps it only as answered (a Join, kept for KEEP_MS)');
+    clock = 5_000 + KEEP_MS;
+    Journal.open(path, () => clock).close();
     assert.equal(readFileSync(path, 'utf8'), '', 'the rewritten file keeps only live entries');
   });
 });
@@ -126,3 +130,43 @@ describe('after a supervisor crash, unidentifiable teardown retries', () => {
     c.close(true);
   });
 });
+
+describe('the Joins, Leaves and Revokes kept after their answer (for an empty ProgramExternalConnectivity retry)', () => {
+  const LEAVE = 'NetworkDriver.Leave';
+  const REVOKE = 'NetworkDriver.RevokeExternalConnectivity';
+
+  it('keptEntries: those three methods, answered or not, younger than KEEP_MS', () => {
+    const req = (id: string, m: string, t: number) => JSON.stringify({ k: 'req', id, t, m, b: `{"x":"${id}"}\n` });
+    const text = [req('j', JOIN, 5000), JSON.stringify({ k: 'ans', id: 'j' }), req('c', CE, 5000), req('l', LEAVE, 6000), req('r', REVOKE, 7000), req('old', JOIN, 0)].join('\n') + '\n';
+    assert.deepEqual(keptEntries(text, KEEP_MS + 1000).map((x) => x.id), ['j', 'l', 'r']);
+  });
+
+  it('they survive the rewrite of every later supervisor until KEEP_MS has passed; other answered calls do not', () => {
+    const path = join(dir, 'kept');
+    let clock = 500_000;
+    const first = Journal.open(path, () => clock);
+    const j = first.received(JOIN, '{"EndpointID":"a"}\n') as string;
+    first.answered(j);
+    const ce = first.received(CE, '{"EndpointID":"b"}\n') as string;
+    first.answered(ce);
+    const l = first.received(LEAVE, '{"EndpointID":"c"}\n') as string;
+    first.answered(l);
+    assert.deepEqual(first.recent.map((e) => e.method), [JOIN, LEAVE]);
+    first.close();
+    clock += 1000;
+    // Two later supervisors, each rewriting the file at its start.
+    const second = Journal.open(path, () => clock);
+    assert.deepEqual(second.recent.map((e) => e.body), ['{"EndpointID":"a"}\n', '{"EndpointID":"c"}\n']);
+    assert.deepEqual(second.pending, [], 'kept, not pending: no retry is answered from them');
+    second.close();
+    clock += 1000;
+    const third = Journal.open(path, () => clock);
+    assert.deepEqual(third.recent.map((e) => e.method), [JOIN, LEAVE]);
+    assert.deepEqual(third.pending, []);
+    clock = 500_000 + KEEP_MS;
+    assert.deepEqual(third.recent, [], 'gone after KEEP_MS');
+    third.close();
+    assert.ok(!readFileSync(path, 'utf8').includes('"EndpointID\\":\\"b'), 'the answered CreateEndpoint was not carried over');
+  });
+});
+

@@ -1,0 +1,172 @@
+// Docker's empty-body retry of a ProgramExternalConnectivity cut off before the supervisor had
+// journaled it: the worker's answer from its model and the Joins, Leaves and Revokes the journal
+// kept (src/api/external-retry.ts). Through the plugin's own `call` over a real event log (temp
+// dir) and the FakeKernel, with bodies from a real dockerd (observed-docker.md §2).
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { pino } from 'pino';
+import { createPlugin } from '../../../src/api/plugin.ts';
+import { EXTERNAL_RETRY, RECENT_MS, externalRetry } from '../../../src/api/external-retry.ts';
+import { EXTERNAL_RETRY as SUPERVISOR_SPELLING } from '../../../src/supervisor/retries.ts';
+import { fold } from '../../../src/events/domain/evolve.ts';
+import { emptyState } from '../../../src/events/domain/types.ts';
+import { EventLog } from '../../../src/events/log/log.ts';
+import { readLog } from '../../../src/events/log/read.ts';
+import { EventStore } from '../../../src/events/log/store.ts';
+import { Reconciler } from '../../../src/reconciler/loop.ts';
+import { FakeKernel } from '../../helpers/fake-kernel.ts';
+
+const NET = '404f6704c3ccdc6e4d2ec4a484462b64600d586ecb6b5dda50c4010a8d5973be';
+const INTERNAL_NET = 'cf347594c297de10fa4592c16d3a5e89d522c709af89b6a89c9b6b7e3c5ee0ce';
+const EP1 = 'a8bbafba2420888ea04df22510037f17cb4829a8b6632a407ffb32281a344e8d';
+const EP2 = 'ed3b6944b97936a3ac300a0a77308f79a05ff6dbd2949f55ca1d7145572908c4';
+const NO_PORTS = { 'com.docker.network.endpoint.exposedports': [], 'com.docker.network.portmap': [] };
+// observed-docker.md §2.8: `-p 127.0.0.1:8443:443/udp -p 8080:80 --expose 9000`
+const PORTS = {
+  'com.docker.network.endpoint.exposedports': [{ Proto: 6, Port: 9000 }, { Proto: 17, Port: 443 }, { Proto: 6, Port: 80 }],
+  'com.docker.network.portmap': [
+    { Proto: 17, IP: '', Port: 443, HostIP: '127.0.0.1', HostPort: 8443, HostPortEnd: 8443 },
+    { Proto: 6, IP: '', Port: 80, HostIP: '', HostPort: 8080, HostPortEnd: 8080 },
+  ],
+};
+
+let dir: string;
+let store: EventStore;
+let reconciler: Reconciler;
+let call: (method: string, body: unknown) => Promise<{ status: number; json: Record<string, unknown> }>;
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'ln-extretry-'));
+  const opened = await EventLog.open(dir, { host: 't' });
+  store = new EventStore(opened.log, fold(emptyState, opened.events));
+  const log = pino({ level: 'silent' });
+  reconciler = new Reconciler({ kernel: new FakeKernel(), getState: () => store.latest, log, intervalMs: 0, onLost: async () => undefined });
+  const plugin = createPlugin({ store, reconciler, log, applyTimeoutMs: 5_000 });
+  call = async (method, body) => {
+    const r = await plugin.call(method, typeof body === 'string' ? body : JSON.stringify(body));
+    return { status: r.status, json: JSON.parse(r.body) as Record<string, unknown> };
+  };
+});
+
+afterEach(async () => {
+  await reconciler.stop();
+  await store.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const ok = async (method: string, body: unknown): Promise<void> => {
+  const r = await call(method, body);
+  assert.equal(r.status, 200, `${method}: ${JSON.stringify(r.json)}`);
+};
+
+async function network(id: string, subnet: number, internal = false): Promise<void> {
+  await ok('NetworkDriver.CreateNetwork', {
+    NetworkID: id,
+    Options: { 'com.docker.network.enable_ipv6': false, 'com.docker.network.internal': internal, 'com.docker.network.generic': {} },
+    IPv4Data: [{ AddressSpace: 'LocalDefault', Gateway: `10.213.${subnet}.1/24`, Pool: `10.213.${subnet}.0/24` }],
+    IPv6Data: [],
+  });
+}
+
+/** CreateEndpoint and Join as Docker sends them; returns the Join's body (what the journal keeps). */
+async function joined(net: string, ep: string, host: number, options: object, subnet = 0): Promise<object> {
+  await ok('NetworkDriver.CreateEndpoint', { NetworkID: net, EndpointID: ep, Interface: { Address: `10.213.${subnet}.${host}/24`, AddressIPv6: '', MacAddress: '' }, Options: options });
+  const body = { NetworkID: net, EndpointID: ep, SandboxKey: `/var/run/docker/netns/${ep.slice(0, 12)}`, Options: options };
+  await ok('NetworkDriver.Join', body);
+  return body;
+}
+
+const types = async (): Promise<string[]> => (await readLog(dir)).events.map((e) => e.type);
+const retry = (joins: object[], teardowns: object[] = []) => call(EXTERNAL_RETRY, { joins, teardowns });
+const refusal = (r: { status: number; json: Record<string, unknown> }): string => {
+  assert.notEqual(r.status, 200, 'refused');
+  return String(r.json['Err']);
+};
+
+describe('an empty ProgramExternalConnectivity retry that no journal entry matches', () => {
+  it('the supervisor and the worker spell the internal call alike', () => {
+    assert.equal(SUPERVISOR_SPELLING, EXTERNAL_RETRY);
+  });
+
+  it('one endpoint joined and not programmed: it is the call, programmed with its Join\'s published ports', async () => {
+    await network(NET, 0);
+    const j = await joined(NET, EP1, 2, PORTS);
+    const r = await retry([j]);
+    assert.deepEqual([r.status, r.json], [200, {}]);
+    const ep = store.state.endpoints[EP1];
+    assert.equal(ep?.programmed, true);
+    assert.deepEqual(ep?.portmap.map((p) => `${p.hostIp}:${p.hostPort}->${p.port}/${p.proto}`).sort(), ['127.0.0.1:8443->443/17', ':8080->80/6']);
+    // Its own ProgramExternalConnectivity, were it to come as well, changes nothing.
+    const before = await types();
+    await ok('NetworkDriver.ProgramExternalConnectivity', { NetworkID: NET, EndpointID: EP1, Options: PORTS });
+    assert.deepEqual(await types(), before);
+  });
+
+  it('several endpoints joined, none publishing a port: answered {} and nothing is appended', async () => {
+    await network(NET, 0);
+    const js = [await joined(NET, EP1, 2, NO_PORTS), await joined(NET, EP2, 3, NO_PORTS)];
+    const before = await types();
+    const r = await retry(js);
+    assert.deepEqual([r.status, r.json], [200, {}]);
+    assert.deepEqual(await types(), before);
+  });
+
+  it('several endpoints joined, one publishing ports: refused, naming it; nothing is appended', async () => {
+    await network(NET, 0);
+    const js = [await joined(NET, EP1, 2, NO_PORTS), await joined(NET, EP2, 3, PORTS)];
+    const before = await types();
+    const err = refusal(await retry(js));
+    assert.match(err, /request body is empty/);
+    assert.match(err, /2 endpoints were joined .* and ed3b6944b979 publishes ports/);
+    assert.match(err, /run the docker command again/);
+    assert.deepEqual(await types(), before);
+  });
+
+  it('a candidate whose Join the journal no longer holds: refused, naming it', async () => {
+    await network(NET, 0);
+    await joined(NET, EP1, 2, NO_PORTS);
+    const j2 = await joined(NET, EP2, 3, NO_PORTS);
+    assert.match(refusal(await retry([j2])), /endpoint a8bbafba2420 may be the one .* no longer holds its Join/);
+  });
+
+  it('an endpoint that left and is not deleted yet: refused (Docker may be moving its container\'s gateway)', async () => {
+    await network(NET, 0);
+    await joined(NET, EP1, 2, NO_PORTS);
+    const j2 = await joined(NET, EP2, 3, NO_PORTS);
+    await ok('NetworkDriver.Leave', { NetworkID: NET, EndpointID: EP1 });
+    assert.match(refusal(await retry([j2], [{ NetworkID: NET, EndpointID: EP1 }])), /endpoint a8bbafba2420 left its container/);
+    // Once it is deleted (the teardown is over), the one candidate left is the call.
+    await ok('NetworkDriver.DeleteEndpoint', { NetworkID: NET, EndpointID: EP1 });
+    assert.equal((await retry([j2], [{ NetworkID: NET, EndpointID: EP1 }])).status, 200);
+    assert.equal(store.state.endpoints[EP2]?.programmed, true);
+  });
+
+  it('a Revoke of a still-joined endpoint makes it a candidate again (Docker 28 programs it anew)', async () => {
+    await network(NET, 0);
+    const j = await joined(NET, EP1, 2, PORTS);
+    await ok('NetworkDriver.ProgramExternalConnectivity', { NetworkID: NET, EndpointID: EP1, Options: PORTS });
+    assert.match(refusal(await retry([j])), /no endpoint was joined \(or revoked\)/, 'programmed: not a candidate');
+    await ok('NetworkDriver.RevokeExternalConnectivity', { NetworkID: NET, EndpointID: EP1 });
+    // Its Join is older than RECENT_MS here: the Revoke alone makes it a candidate.
+    const later = Date.now() + RECENT_MS + 1_000;
+    const r = externalRetry(store.state, later, [j as never], [{ NetworkID: NET, EndpointID: EP1 }]);
+    assert.equal(r.kind, 'redo');
+    assert.equal(externalRetry(store.state, later, [j as never], []).kind, 'refuse', 'without the Revoke its Join is too old');
+  });
+
+  it('endpoints on an internal network and joins older than RECENT_MS are not candidates', async () => {
+    await network(INTERNAL_NET, 1, true);
+    await network(NET, 0);
+    const internalJoin = await joined(INTERNAL_NET, EP2, 3, PORTS, 1);
+    const j = await joined(NET, EP1, 2, NO_PORTS);
+    assert.deepEqual(externalRetry(store.state, Date.now(), [j as never, internalJoin as never], []), { kind: 'redo', body: j });
+    assert.equal(externalRetry(store.state, Date.now() + RECENT_MS + 1_000, [j as never], []).kind, 'refuse');
+  });
+
+  it('nothing joined: refused', async () => {
+    assert.match(refusal(await retry([])), /no endpoint was joined/);
+  });
+});
