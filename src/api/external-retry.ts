@@ -21,10 +21,9 @@
 // - anything else (no candidate, a Join the journal no longer holds, ports among several):
 //   refused with an Err that says why. A wrong pick would publish ports on another container's
 //   endpoint, or none where Docker believes they are.
-// Residual: a call journaled, marked answered and then cut off before its reply was written (the
-// same turn of the event loop) has no candidate of its own; if exactly one other endpoint is a
-// candidate, that one is programmed early with its own Join's Options (what its own
-// ProgramExternalConnectivity will do, if it is its sandbox's gateway).
+// The supervisor does not ask when the dead supervisor's last answers include a
+// ProgramExternalConnectivity (its reply may not have reached Docker: its endpoint is programmed,
+// and another could then be the one candidate; journal.ts trailingAnswers).
 import { lookup, type EndpointState, type State } from '../events/domain/types.ts';
 import { short } from '../events/domain/decide.ts';
 import { toPortmap, type Json } from './wire.ts';

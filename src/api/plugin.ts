@@ -11,6 +11,7 @@ import { short } from '../events/domain/decide.ts';
 import { containerIfacePrefix } from '../events/domain/options.ts';
 import { lookup } from '../events/domain/types.ts';
 import { EXTERNAL_RETRY, externalRetry, knownCalls } from './external-retry.ts';
+import { JOIN_RETRY, joinRetry } from './join-retry.ts';
 import { applyIntent, awaitKernel, background, concernsEndpoint, concernsNetwork, concernsPorts, type IntentDeps } from './intent.ts';
 import {
   ADDRESS_SPACES,
@@ -148,6 +149,7 @@ export function createPlugin(apiDeps: ApiDeps): { app: FastifyInstance; call: Pl
   // Calls only the supervisor makes (over the worker link, never served on a socket Docker reaches).
   const internal: Record<string, { needsBody: boolean; handler: Handler }> = {
     [EXTERNAL_RETRY]: { needsBody: true, handler: (b) => answerExternalRetry(deps, b) },
+    [JOIN_RETRY]: { needsBody: false, handler: () => answerJoinRetry(deps) },
   };
   const call: PluginCall = async (method, raw) => {
     const route = lookup(routes, method) ?? lookup(internal, method);
@@ -294,7 +296,7 @@ async function answerExternalRetry(deps: ApiDeps, body: Json): Promise<unknown> 
   const r = externalRetry(deps.store.state, Date.now(), known.joins, known.teardowns);
   if (r.kind === 'refuse') {
     deps.log.error({ method, reason: r.reason }, 'an empty-body retry after a supervisor crash matches no journaled call; refused');
-    throw new DriverError('LN_ERR_BAD_REQUEST', `the request body is empty (Docker's retry of a call cut off by a ledgernet restart before it was recorded, moby/moby#39331), and ${r.reason}; nothing was changed for this call, run the docker command again`);
+    throw new DriverError('LN_ERR_BAD_REQUEST', cutOffErr(r.reason));
   }
   if (r.kind === 'nothing') {
     deps.log.warn({ method, candidates: r.candidates }, 'empty-body retry of a call cut off before it was recorded: every endpoint it can repeat publishes no port, so there is nothing to program; answered as done');
@@ -302,6 +304,23 @@ async function answerExternalRetry(deps: ApiDeps, body: Json): Promise<unknown> 
   }
   deps.log.warn({ method, endpoint: short(r.body.EndpointID) }, 'empty-body retry of a call cut off before it was recorded: one endpoint can be its target; programmed with the Options of its Join');
   return program(deps, r.body as unknown as Json, method);
+}
+
+/** The supervisor's question for Docker's empty-body retry of a Join that no journal entry matches (join-retry.ts has the rule). */
+async function answerJoinRetry(deps: Ctx): Promise<unknown> {
+  const method = 'NetworkDriver.Join';
+  const r = joinRetry(deps.store.state, Date.now());
+  if (r.kind === 'refuse') {
+    deps.log.error({ method, reason: r.reason }, 'an empty-body retry after a supervisor crash matches no journaled call; refused');
+    throw new DriverError('LN_ERR_BAD_REQUEST', cutOffErr(r.reason));
+  }
+  deps.log.warn({ method, endpoint: short(r.body.EndpointID) }, 'empty-body retry of a call cut off before it was recorded: one endpoint can be its target; joined (its sandbox key unknown)');
+  return join(deps, r.body, method);
+}
+
+/** The Err of an empty-body retry that neither the journal nor the model can match. */
+function cutOffErr(reason: string): string {
+  return `the request body is empty (Docker's retry of a call cut off by a ledgernet restart before it was recorded, moby/moby#39331), and ${reason}; nothing was changed for this call, run the docker command again`;
 }
 
 async function revoke(deps: ApiDeps, body: Json, method: string): Promise<unknown> {

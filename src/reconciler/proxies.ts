@@ -22,11 +22,11 @@ export interface DesiredProxy {
 export function desiredProxies(state: State): DesiredProxy[] {
   const out: DesiredProxy[] = [];
   // Split gateways (Docker 28+): the IPv6 side of a container's ports, ::1 included, is its IPv6 gateway's.
-  const v6Gateways = new Set(Object.values(state.endpoints).flatMap((e) => (e.portFamily === 6 && e.sandboxKey !== null ? [e.sandboxKey] : [])));
+  const v6Gateways = new Set(Object.values(state.endpoints).flatMap((e) => (e.portFamily === 6 && e.sandboxKey ? [e.sandboxKey] : [])));
   for (const ep of Object.values(state.endpoints)) {
     const net = state.networks[ep.networkId];
     if (!net || net.internal || ep.lost || routed(state, ep)) continue;
-    if (ep.portFamily === 4 || (ep.portFamily === undefined && ep.sandboxKey !== null && v6Gateways.has(ep.sandboxKey))) continue;
+    if (ep.portFamily === 4 || (ep.portFamily === undefined && !!ep.sandboxKey && v6Gateways.has(ep.sandboxKey))) continue;
     const targetIp = (ep.addressV6 ?? ep.address)?.split('/')[0];
     if (targetIp === undefined) continue;
     for (const p of ep.portmap) {

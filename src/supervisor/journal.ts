@@ -66,6 +66,25 @@ export function keptEntries(text: string, now: number): Entry[] {
   return kept.sort((a, b) => a.t - b.t);
 }
 
+/**
+ * The methods of the calls a dead supervisor may have marked answered without the reply reaching
+ * Docker: a call's `ans` line is written in the same stretch as its reply (supervisor.ts, front.ts:
+ * nothing runs between), so a kill between the two leaves that line among the answers after the
+ * last `req` line. Those answers may all have been delivered; none of them before is in doubt.
+ */
+export function trailingAnswers(text: string): string[] {
+  const methods = new Map<string, string>();
+  let trailing: string[] = [];
+  for (const line of lines(text)) {
+    if (line.k === 'req') {
+      methods.set(line.id, line.m);
+      trailing = [];
+    } else if (line.k === 'ans') trailing.push(line.id);
+    else trailing = [];
+  }
+  return trailing.flatMap((id) => methods.get(id) ?? []);
+}
+
 /** The well-formed lines of a journal's text; lines that do not parse (a torn tail) are skipped. */
 function* lines(text: string): Generator<Line> {
   for (const raw of text.split('\n')) {
@@ -105,9 +124,15 @@ export class Journal {
   lastError: Error | null = null;
   /** When the previous supervisor died without a clean stop (ms since the epoch), or null. */
   readonly crashedAt: number | null;
+  /**
+   * Methods of the calls the previous supervisor may have marked answered without their reply
+   * reaching Docker (trailingAnswers), when it died; empty otherwise.
+   */
+  readonly undelivered: ReadonlySet<string>;
 
-  private constructor(path: string, inherited: Entry[], kept: Entry[], clock: () => number, crashedAt: number | null) {
+  private constructor(path: string, inherited: Entry[], kept: Entry[], clock: () => number, crashedAt: number | null, undelivered: ReadonlySet<string>) {
     this.crashedAt = crashedAt;
+    this.undelivered = undelivered;
     this.path = path;
     this.clock = clock;
     this.inherited = inherited;
@@ -132,7 +157,8 @@ export class Journal {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
     }
     const now = clock();
-    return new Journal(path, liveEntries(text, now), keptEntries(text, now), clock, endedUncleanly(text) ? mtime : null);
+    const crashed = endedUncleanly(text);
+    return new Journal(path, liveEntries(text, now), keptEntries(text, now), clock, crashed ? mtime : null, new Set(crashed ? trailingAnswers(text) : []));
   }
 
   /** The previous supervisor died less than RETRY_WINDOW_MS ago: Docker may still retry its calls. */

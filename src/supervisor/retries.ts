@@ -5,9 +5,25 @@ import { errReply as err, type Reply } from './forward.ts';
 import type { Journal } from './journal.ts';
 import { RETRY_BATCH_MS, teardownReply, type Match } from './retry-match.ts';
 
-const PROGRAM = 'NetworkDriver.ProgramExternalConnectivity';
-/** The worker's internal call that answers an empty ProgramExternalConnectivity retry; src/api/external-retry.ts spells it too. */
+/**
+ * The worker's internal calls that answer an empty retry of these methods from its model when no
+ * journal entry matches (src/api/external-retry.ts and join-retry.ts spell them too).
+ */
 export const EXTERNAL_RETRY = 'Ledgernet.ExternalRetry';
+export const JOIN_RETRY = 'Ledgernet.JoinRetry';
+const INFERRED = new Map([
+  ['NetworkDriver.ProgramExternalConnectivity', EXTERNAL_RETRY],
+  ['NetworkDriver.Join', JOIN_RETRY],
+]);
+
+/** What the worker is told with the question: for ProgramExternalConnectivity, the Joins, Leaves and Revokes the journal kept. */
+function askBody(method: string, journal: Journal): string {
+  if (method !== 'NetworkDriver.ProgramExternalConnectivity') return '{}';
+  const recent = journal.recent;
+  const joins = recent.filter((e) => e.method === 'NetworkDriver.Join').flatMap((e) => jsonOf(e.body));
+  const teardowns = recent.filter((e) => e.method !== 'NetworkDriver.Join').flatMap((e) => jsonOf(e.body));
+  return JSON.stringify({ joins, teardowns });
+}
 
 /** A journaled call's body as JSON, or nothing when it does not parse (the worker then refuses what it cannot match). */
 function jsonOf(body: string): unknown[] {
@@ -64,12 +80,14 @@ async function emptyRetry(method: string, journal: Journal, claim: (method: stri
     log.warn({ method, receivedAt: new Date(m.entry.t).toISOString() }, 'answering Docker\'s empty-body retry from the request journal');
     return m.entry;
   }
-  if (m.kind === 'none' && method === PROGRAM && journal.recentCrash()) {
-    // Cut off before it was journaled: the worker's model and the Joins journaled may still tell (src/api/external-retry.ts).
-    const recent = journal.recent;
-    const joins = recent.filter((e) => e.method === 'NetworkDriver.Join').flatMap((e) => jsonOf(e.body));
-    const teardowns = recent.filter((e) => e.method !== 'NetworkDriver.Join').flatMap((e) => jsonOf(e.body));
-    return forward(EXTERNAL_RETRY, JSON.stringify({ joins, teardowns }));
+  const ask = INFERRED.get(method);
+  if (ask && journal.recentCrash()) {
+    // Cut off before it was journaled: the worker's model (and the calls the journal keeps) may still tell.
+    if (journal.undelivered.has(method)) {
+      log.error({ method }, 'an empty-body retry after a supervisor crash matches no journaled call, and a call of this method was answered just before the crash (its reply may not have reached Docker): refused');
+      return err(500, `the request body is empty (Docker's retry of a call cut off by a ledgernet restart, moby/moby#39331), and a call of this kind was answered just as ledgernet was stopped, so ledgernet cannot tell which call this repeats; nothing was changed for this call, run the docker command again`);
+    }
+    return forward(ask, askBody(method, journal));
   }
   if (journal.recentCrash()) {
     log.error({ method }, 'an empty-body retry after a supervisor crash matches no journaled call (cut off before the dead supervisor had journaled its body, or after it had marked it answered); the worker refuses it');

@@ -2,8 +2,8 @@
 // - a call made while the worker is dead waits for the next worker instead of failing;
 // - Docker's empty-body retry of a call an earlier supervisor journaled is answered from the
 //   journal; two such calls of one method are refused, never guessed;
-// - `docker run -p` whose ProgramExternalConnectivity died with the daemon before it was journaled
-//   succeeds: its empty retry is answered from the model and the journaled Join;
+// - `docker run` whose Join or ProgramExternalConnectivity died with the daemon before it was
+//   journaled succeeds: its empty retry is answered from the model (and the journaled Join);
 // - SIGTERM stops the worker and removes the socket;
 // - an endpoint Docker abandoned (never joined, unknown to Docker) and a connect whose rollback
 //   DeleteEndpoint failed too: `ledgernet repair` releases and force-disconnects what is left,
@@ -171,70 +171,99 @@ describe('CreateEndpoint cut off with the whole daemon', () => {
   });
 });
 
-describe('ProgramExternalConnectivity cut off before it was journaled', () => {
-  test('`docker run -p` whose call died with the whole daemon before its body was recorded succeeds, and the port answers', async () => {
-    // Docker talks to a proxy that forwards to the daemon. The proxy drops the first
-    // ProgramExternalConnectivity unanswered and SIGKILLs the whole daemon at that moment, as a
-    // kill between accept(2) and the journal's write(2) would (RELIABILITY.md, "The window"):
-    // nothing records the call, and Docker re-sends it with an empty body (moby#39331) to the
-    // daemon started next, which must answer it from its model and the Join it journaled.
-    const inner = '/run/ledgernet-test-pec.sock';
-    let d = await startDaemon({ socket: inner, extraArgs: ARGS, keepStateDir: true });
-    const { stateDir } = d;
-    let ready: Promise<unknown> = Promise.resolve();
-    let armed = false;
-    const programs: string[] = [];
-    const proxy = createServer((req, res) => {
-      let body = '';
-      req.on('data', (c: Buffer) => (body += c.toString()));
-      req.on('end', () => {
-        const method = (req.url ?? '/').slice(1);
-        if (method === 'NetworkDriver.ProgramExternalConnectivity') {
-          programs.push(body);
-          if (armed) {
-            armed = false;
-            req.socket.destroy();
-            ready = d.kill9All().then(async () => (d = await startDaemon({ socket: inner, stateDir, extraArgs: ARGS, keepStateDir: true })));
-            return;
-          }
-        }
-        ready
-          .then(() => pluginCall(method, body, inner))
-          .then(
-            (r) => res.writeHead(r.status).end(r.text),
-            (e: Error) => res.writeHead(500).end(JSON.stringify({ Err: e.message })),
-          );
-      });
+describe('calls cut off before they were journaled', () => {
+  // Docker talks to a proxy that forwards to the daemon. The proxy drops the first call of the
+  // armed method unanswered and SIGKILLs the whole daemon at that moment, as a kill between
+  // accept(2) and the journal's write(2) would (RELIABILITY.md, "The window"): nothing records the
+  // call, and Docker re-sends it with an empty body (moby#39331) to the daemon started next, which
+  // must answer it from its model (and, for ProgramExternalConnectivity, the Join it journaled).
+  const inner = '/run/ledgernet-test-cut.sock';
+  let d: DaemonHandle;
+  let ready: Promise<unknown> = Promise.resolve();
+  let armed: string | null = null;
+  let seen: Record<string, string[]> = {};
+  const proxy = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      const method = (req.url ?? '/').slice(1);
+      (seen[method] ??= []).push(body);
+      if (method === armed) {
+        armed = null;
+        req.socket.destroy();
+        const stateDir = d.stateDir;
+        ready = d.kill9All().then(async () => (d = await startDaemon({ socket: inner, stateDir, extraArgs: ARGS, keepStateDir: true })));
+        return;
+      }
+      ready
+        .then(() => pluginCall(method, body, inner))
+        .then(
+          (r) => res.writeHead(r.status).end(r.text),
+          (e: Error) => res.writeHead(500).end(JSON.stringify({ Err: e.message })),
+        );
     });
+  });
+  before(async () => {
+    d = await startDaemon({ socket: inner, extraArgs: ARGS, keepStateDir: true });
     await new Promise<void>((r) => proxy.listen(PLUGIN_SOCKET, r));
-    try {
-      const n = track.network(uniqueName('pec'));
-      assert.equal((await docker(['network', 'create', '--driver', 'ledgernet', '--subnet', '10.231.226.0/24', n])).exitCode, 0);
-      const c = track.container(uniqueName('pec'));
-      armed = true;
-      const serve = 'mkdir -p /www && echo cut-off-pec >/www/index.html && httpd -p 80 -h /www && exec sleep 600';
+  });
+  after(async () => {
+    await cleanupAll();
+    await new Promise((r) => proxy.close(r));
+    await ready.catch(() => undefined);
+    await d.stop();
+    rmSync(d.stateDir, { recursive: true, force: true });
+    await waitNoLeaks();
+  });
+
+  /** Arms the cut for `method`; after `run`, checks Docker sent it twice, the retry empty. */
+  async function cutOff(method: string, run: () => Promise<void>): Promise<void> {
+    seen = {};
+    armed = method;
+    await run();
+    assert.equal(armed, null, `Docker sent ${method}`);
+    assert.equal(seen[method]?.length, 2, `Docker sent ${method} twice: the call cut off and its retry`);
+    assert.notEqual(seen[method]?.[0], '', 'the first with its body');
+    assert.equal(seen[method]?.[1], '', 'the retry with an empty body (moby#39331)');
+  }
+
+  test('ProgramExternalConnectivity: `docker run -p` succeeds and the port answers', async () => {
+    const n = track.network(uniqueName('cut'));
+    assert.equal((await docker(['network', 'create', '--driver', 'ledgernet', '--subnet', '10.231.226.0/24', n])).exitCode, 0);
+    const c = track.container(uniqueName('cut'));
+    const serve = 'mkdir -p /www && echo cut-off-pec >/www/index.html && httpd -p 80 -h /www && exec sleep 600';
+    await cutOff('NetworkDriver.ProgramExternalConnectivity', async () => {
       const r = await docker(['run', '-d', '--name', c, '--network', n, '-p', '127.0.0.1:18711:80', TEST_IMAGE, 'sh', '-c', serve]);
       assert.equal(r.exitCode, 0, `docker run succeeds: ${r.stderr}`);
-      assert.equal(programs.length, 2, 'Docker sent ProgramExternalConnectivity twice: the call cut off and its retry');
-      assert.match(programs[0] ?? '', /"HostPort":18711/, 'the first with its ports');
-      assert.equal(programs[1], '', 'the retry with an empty body (moby#39331)');
-      await waitFor(
-        async () => {
-          const w = await execa('/bin/busybox', ['timeout', '5', '/bin/busybox', 'wget', '-q', '-O', '-', 'http://127.0.0.1:18711/'], { reject: false, stdin: 'ignore' });
-          return w.stdout.trim() === 'cut-off-pec';
-        },
-        { timeoutMs: 15_000, what: 'the container answers on its published port 127.0.0.1:18711' },
-      );
-      const internal = await pluginCall('Ledgernet.ExternalRetry', { joins: [], teardowns: [] }, inner);
-      assert.equal(internal.status, 404, `the worker's internal call is not taken from the plugin socket: ${internal.text}`);
-    } finally {
-      await cleanupAll();
-      await new Promise((r) => proxy.close(r));
-      await ready.catch(() => undefined);
-      await d.stop();
-      rmSync(stateDir, { recursive: true, force: true });
-    }
-    await waitNoLeaks();
+    });
+    assert.match(seen['NetworkDriver.ProgramExternalConnectivity']?.[0] ?? '', /"HostPort":18711/);
+    await waitFor(
+      async () => {
+        const w = await execa('/bin/busybox', ['timeout', '5', '/bin/busybox', 'wget', '-q', '-O', '-', 'http://127.0.0.1:18711/'], { reject: false, stdin: 'ignore' });
+        return w.stdout.trim() === 'cut-off-pec';
+      },
+      { timeoutMs: 15_000, what: 'the container answers on its published port 127.0.0.1:18711' },
+    );
+    const internal = await pluginCall('Ledgernet.ExternalRetry', { joins: [], teardowns: [] }, inner);
+    assert.equal(internal.status, 404, `the worker's internal call is not taken from the plugin socket: ${internal.text}`);
+  });
+
+  test('Join: `docker run` succeeds, the container gets its own interface and reaches its neighbour', async () => {
+    const n = track.network(uniqueName('cut'));
+    assert.equal((await docker(['network', 'create', '--driver', 'ledgernet', '--subnet', '10.231.227.0/24', n])).exitCode, 0);
+    const [c1, c2] = [track.container(uniqueName('cut')), track.container(uniqueName('cut'))];
+    assert.equal((await docker(['run', '-d', '--name', c1, '--network', n, TEST_IMAGE, 'sleep', '600'])).exitCode, 0);
+    await cutOff('NetworkDriver.Join', async () => {
+      const r = await docker(['run', '-d', '--name', c2, '--network', n, TEST_IMAGE, 'sleep', '600']);
+      assert.equal(r.exitCode, 0, `docker run succeeds: ${r.stderr}`);
+    });
+    const ep2 = (await containerEndpoint(c2, n)).EndpointID;
+    const ifname = (await docker(['exec', c2, 'cat', `/sys/class/net/eth0/ifindex`], { check: true })).stdout.trim();
+    assert.ok(Number(ifname) > 0, 'eth0 is there');
+    const links = JSON.parse((await execa('ip', ['-j', 'link', 'show'])).stdout) as { ifname: string }[];
+    assert.ok(!links.some((l) => l.ifname === `lnp-${ep2.slice(0, 11)}`), "its own container-side veth was moved into it (no longer on the host)");
+    assert.ok(await ping(c2, await containerIp(c1, n)), 'c2 reaches c1');
+    assert.ok(await ping(c1, await containerIp(c2, n)), 'c1 reaches c2');
   });
 });
 

@@ -71,7 +71,7 @@ function apply(draft: Draft<State>, event: StoredEvent): void {
       return;
     case 'endpoint.created':
       draft.endpoints[event.data.endpointId] = castDraft(
-        copyWith(event.data, { joined: false, sandboxKey: null, lost: false, programmed: false, portmap: [], createdSeq: event.seq }),
+        copyWith(event.data, { joined: false, sandboxKey: null, lost: false, programmed: false, portmap: [], createdSeq: event.seq, createdAt: event.at }),
       );
       return;
     case 'endpoint.joined': {

@@ -158,7 +158,8 @@ export interface GatewayRole {
  */
 export function gatewayRole(state: State, ep: EndpointState, ipv6Elsewhere: boolean): GatewayRole {
   const holders = Object.values(state.endpoints).filter(
-    (o) => o.endpointId !== ep.endpointId && ep.sandboxKey !== null && o.sandboxKey === ep.sandboxKey && o.programmed && o.portmap.length > 0,
+    // An empty sandbox key is unknown (a Join answered from the model), not a shared sandbox.
+    (o) => o.endpointId !== ep.endpointId && !!ep.sandboxKey && o.sandboxKey === ep.sandboxKey && o.programmed && o.portmap.length > 0,
   );
   const only4 = (e: EndpointState) => (e.addressV6 === null ? undefined : 4);
   const v6 = holders.find((m) => m.portFamily === 6) ?? null;

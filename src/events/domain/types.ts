@@ -182,6 +182,8 @@ export interface EndpointState extends EndpointSpec {
    */
   readonly portFamily?: 4 | 6;
   readonly createdSeq: number;
+  /** When it was created (the event's `at`); absent in states from snapshots written before this field existed. */
+  readonly createdAt?: string;
 }
 
 export interface Allocation {

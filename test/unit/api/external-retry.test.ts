@@ -1,6 +1,6 @@
-// Docker's empty-body retry of a ProgramExternalConnectivity cut off before the supervisor had
-// journaled it: the worker's answer from its model and the Joins, Leaves and Revokes the journal
-// kept (src/api/external-retry.ts). Through the plugin's own `call` over a real event log (temp
+// Docker's empty-body retry of a ProgramExternalConnectivity or a Join cut off before the
+// supervisor had journaled it: the worker's answer from its model and, for the first, the Joins,
+// Leaves and Revokes the journal kept (src/api/external-retry.ts, join-retry.ts). Through the plugin's own `call` over a real event log (temp
 // dir) and the FakeKernel, with bodies from a real dockerd (observed-docker.md §2).
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -10,7 +10,8 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { createPlugin } from '../../../src/api/plugin.ts';
 import { EXTERNAL_RETRY, RECENT_MS, externalRetry } from '../../../src/api/external-retry.ts';
-import { EXTERNAL_RETRY as SUPERVISOR_SPELLING } from '../../../src/supervisor/retries.ts';
+import { JOIN_RETRY, joinRetry } from '../../../src/api/join-retry.ts';
+import { EXTERNAL_RETRY as SUPERVISOR_SPELLING, JOIN_RETRY as SUPERVISOR_JOIN } from '../../../src/supervisor/retries.ts';
 import { fold } from '../../../src/events/domain/evolve.ts';
 import { emptyState } from '../../../src/events/domain/types.ts';
 import { EventLog } from '../../../src/events/log/log.ts';
@@ -89,6 +90,7 @@ const refusal = (r: { status: number; json: Record<string, unknown> }): string =
 describe('an empty ProgramExternalConnectivity retry that no journal entry matches', () => {
   it('the supervisor and the worker spell the internal call alike', () => {
     assert.equal(SUPERVISOR_SPELLING, EXTERNAL_RETRY);
+    assert.equal(SUPERVISOR_JOIN, JOIN_RETRY);
   });
 
   it('one endpoint joined and not programmed: it is the call, programmed with its Join\'s published ports', async () => {
@@ -170,3 +172,36 @@ describe('an empty ProgramExternalConnectivity retry that no journal entry match
     assert.match(refusal(await retry([])), /no endpoint was joined/);
   });
 });
+
+describe('an empty Join retry that no journal entry matches', () => {
+  const created = (net: string, ep: string, host: number) =>
+    ok('NetworkDriver.CreateEndpoint', { NetworkID: net, EndpointID: ep, Interface: { Address: `10.213.0.${host}/24`, AddressIPv6: '', MacAddress: '' }, Options: NO_PORTS });
+
+  it('one endpoint created and not joined: it is the call, answered as its own Join (its veth, the gateway) and joined', async () => {
+    await network(NET, 0);
+    await created(NET, EP1, 2);
+    const r = await call(JOIN_RETRY, '');
+    assert.deepEqual([r.status, r.json], [200, { InterfaceName: { SrcName: 'lnp-a8bbafba242', DstPrefix: 'eth' }, Gateway: '10.213.0.1' }]);
+    assert.equal(store.state.endpoints[EP1]?.joined, true);
+    assert.equal(store.state.endpoints[EP1]?.sandboxKey, '', 'its sandbox key is not known');
+  });
+
+  it('two created and not joined: refused, naming both; nothing is appended', async () => {
+    await network(NET, 0);
+    await created(NET, EP1, 2);
+    await created(NET, EP2, 3);
+    const before = await types();
+    assert.match(refusal(await call(JOIN_RETRY, '')), /2 endpoints were created .* \(a8bbafba2420, ed3b6944b979\)/);
+    assert.deepEqual(await types(), before);
+  });
+
+  it('joined ones, lost ones and ones created longer ago than RECENT_MS are not candidates', async () => {
+    await network(NET, 0);
+    await joined(NET, EP1, 2, NO_PORTS);
+    assert.match(refusal(await call(JOIN_RETRY, '')), /no endpoint was created/);
+    await created(NET, EP2, 3);
+    assert.equal(joinRetry(store.state, Date.now()).kind, 'redo');
+    assert.equal(joinRetry(store.state, Date.now() + RECENT_MS + 1_000).kind, 'refuse');
+  });
+});
+

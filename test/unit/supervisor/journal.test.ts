@@ -1,11 +1,13 @@
 // The supervisor's request journal (the file): what an earlier supervisor left unanswered, what
 // is on disk when, and whether its writer died.
 import assert from 'node:assert/strict';
-import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { Journal, KEEP_MS, endedUncleanly, keptEntries, liveEntries } from '../../../src/supervisor/journal.ts';
+import { Journal, KEEP_MS, endedUncleanly, keptEntries, liveEntries, trailingAnswers } from '../../../src/supervisor/journal.ts';
+import { EXTERNAL_RETRY, JOIN_RETRY, emptyRetries } from '../../../src/supervisor/retries.ts';
+import { pino } from 'pino';
 import { RETRY_WINDOW_MS } from '../../../src/supervisor/retry-match.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'ledgernet-journal-'));
@@ -167,6 +169,58 @@ describe('the Joins, Leaves and Revokes kept after their answer (for an empty Pr
     assert.deepEqual(third.recent, [], 'gone after KEEP_MS');
     third.close();
     assert.ok(!readFileSync(path, 'utf8').includes('"EndpointID\\":\\"b'), 'the answered CreateEndpoint was not carried over');
+  });
+});
+
+describe('an empty retry no journal entry matches, after a crash: asked of the worker, unless a reply may have been lost', () => {
+  const req = (id: string, m: string) => JSON.stringify({ k: 'req', id, t: Date.now(), m, b: `{"NetworkID":"n","EndpointID":"${id}","Options":{}}\n` });
+  const ans = (id: string) => JSON.stringify({ k: 'ans', id });
+  const PEC = 'NetworkDriver.ProgramExternalConnectivity';
+
+  it('trailingAnswers: the methods of the answers after the last request line', () => {
+    assert.deepEqual(trailingAnswers([req('a', JOIN), ans('a'), req('b', CE), ans('b')].join('\n') + '\n'), [CE]);
+    assert.deepEqual(trailingAnswers([req('a', JOIN), req('b', CE), ans('b'), ans('a')].join('\n') + '\n'), [CE, JOIN]);
+    assert.deepEqual(trailingAnswers([req('a', JOIN), ans('a'), req('b', CE)].join('\n') + '\n'), [], 'a request after: every answer before it was delivered');
+    assert.deepEqual(trailingAnswers(''), []);
+  });
+
+  /** A journal as a killed supervisor left it, opened by the next, and what an empty retry of `method` does with it. */
+  async function retryAfter(lines: string[], method: string): Promise<{ asked: [string, string][]; reply: unknown }> {
+    const path = join(dir, `dead-${Math.random().toString(16).slice(2)}`);
+    writeFileSync(path, lines.join('\n') + '\n');
+    const journal = Journal.open(path);
+    const asked: [string, string][] = [];
+    const retry = emptyRetries(journal, async (m, b) => (asked.push([m, b]), { status: 200, body: '{"asked":true}' }), pino({ level: 'silent' }));
+    const reply = await retry(method);
+    journal.close(true);
+    return { asked, reply };
+  }
+
+  it('a Join: the worker is asked (JOIN_RETRY)', async () => {
+    const r = await retryAfter([req('a', CE), ans('a'), req('x', CE)], JOIN);
+    assert.deepEqual(r.asked, [[JOIN_RETRY, '{}']]);
+    assert.deepEqual(r.reply, { status: 200, body: '{"asked":true}' });
+  });
+
+  it('a ProgramExternalConnectivity: asked with the kept Joins, Leaves and Revokes', async () => {
+    const r = await retryAfter([req('j', JOIN), ans('j'), req('l', 'NetworkDriver.Leave'), ans('l'), req('x', CE)], PEC);
+    assert.equal(r.asked.length, 1);
+    assert.equal(r.asked[0]?.[0], EXTERNAL_RETRY);
+    assert.deepEqual(JSON.parse(r.asked[0]?.[1] ?? ''), { joins: [{ NetworkID: 'n', EndpointID: 'j', Options: {} }], teardowns: [{ NetworkID: 'n', EndpointID: 'l', Options: {} }] });
+  });
+
+  it('a call of the same method among the last answers (its reply may never have left): refused, the worker not asked', async () => {
+    for (const method of [JOIN, PEC]) {
+      const r = await retryAfter([req('a', CE), req('b', method), ans('a'), ans('b')], method);
+      assert.deepEqual(r.asked, [], method);
+      assert.match(JSON.stringify(r.reply), /answered just as ledgernet was stopped/, method);
+    }
+  });
+
+  it('without a crash (a clean stop): the worker refuses the empty body as before, nothing is asked', async () => {
+    const r = await retryAfter([req('a', CE), ans('a'), '{"k":"end"}'], JOIN);
+    assert.deepEqual(r.asked, []);
+    assert.equal(r.reply, null);
   });
 });
 
