@@ -31,7 +31,11 @@ export const KEEP_MS = 60_000;
 /** Rewrite the file (keeping only live entries) once it grows past this. */
 const COMPACT_BYTES = 4 * 1024 * 1024;
 
-type Line = { k: 'req'; id: string; t: number; m: string; b: string } | { k: 'ans'; id: string } | { k: 'end' };
+/**
+ * `kept`: ends the answered calls a rewrite carries over (keptEntries), so that their answers are
+ * not taken for the last ones a dead supervisor wrote (trailingAnswers).
+ */
+type Line = { k: 'req'; id: string; t: number; m: string; b: string } | { k: 'ans'; id: string } | { k: 'end' } | { k: 'kept' };
 
 /** True when the journal's text does not end with a clean stop's marker (its writer died). */
 export function endedUncleanly(text: string): boolean {
@@ -275,7 +279,7 @@ export class Journal {
     const req = (e: Entry): string => JSON.stringify({ k: 'req', id: e.id, t: e.t, m: e.method, b: e.body } satisfies Line) + '\n';
     const unanswered = new Set(entries.map((e) => e.id));
     const answered = this.recent.filter((e) => !unanswered.has(e.id)).map((e) => req(e) + JSON.stringify({ k: 'ans', id: e.id } satisfies Line) + '\n');
-    const text = answered.join('') + entries.map(req).join('');
+    const text = (answered.length > 0 ? answered.join('') + JSON.stringify({ k: 'kept' } satisfies Line) + '\n' : '') + entries.map(req).join('');
     if (text) writeSync(fd, text);
     renameSync(tmp, this.path);
     this.bytes = fstatSync(fd).size;

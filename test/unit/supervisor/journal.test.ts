@@ -102,7 +102,7 @@ describe('Journal (file)', () => {
     assert.equal(later.pending.length, 0);
     later.close();
     const kept = readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { k: string });
-    assert.deepEqual(kept.map((l) => l.k), ['req', 'ans'], 'the rewritten file keeps it only as answered (a Join, kept for KEEP_MS)');
+    assert.deepEqual(kept.map((l) => l.k), ['req', 'ans', 'kept'], 'the rewritten file keeps it only as answered (a Join, kept for KEEP_MS)');
     clock = 5_000 + KEEP_MS;
     Journal.open(path, () => clock).close();
     assert.equal(readFileSync(path, 'utf8'), '', 'the rewritten file keeps only live entries');
@@ -215,6 +215,19 @@ describe('an empty retry no journal entry matches, after a crash: asked of the w
       assert.deepEqual(r.asked, [], method);
       assert.match(JSON.stringify(r.reply), /answered just as ledgernet was stopped/, method);
     }
+  });
+
+  it('the answers a rewrite carried over are not taken for the last ones: a supervisor killed before any call of its own leaves no doubt', () => {
+    const path = join(dir, 'carried');
+    writeFileSync(path, [req('a', JOIN), ans('a')].join('\n') + '\n');
+    const first = Journal.open(path);
+    assert.deepEqual([...first.undelivered], [JOIN], 'its writer died right after answering a Join');
+    first.close(); // killed before any call of its own
+    const second = Journal.open(path);
+    assert.equal(second.recentCrash(), true);
+    assert.deepEqual([...second.undelivered], [], 'the Join carried over was answered by an earlier supervisor');
+    assert.deepEqual(second.recent.map((e) => e.method), [JOIN], 'and is still kept');
+    second.close(true);
   });
 
   it('without a crash (a clean stop): the worker refuses the empty body as before, nothing is asked', async () => {
