@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
 import { ClusterKv } from '../../src/events/cluster/kv.ts';
-import type { OwnKeys } from '../../src/events/cluster/host-keys.ts';
+import { KeyMirror, reapHost, type OwnKeys } from '../../src/events/cluster/host-keys.ts';
 import { waitFor } from '../helpers/docker.ts';
 import { createNatsServer, type NatsServer } from '../helpers/nats.ts';
 
@@ -83,6 +83,31 @@ describe('host expiry in the KV bucket', () => {
     assert.equal(await hosts['h1']!.reap('h2', stale), null);
     assert.equal(await hosts['h1']!.reap('h2', null), null);
     assert.deepEqual(await keysOf('h2'), ['endpoints.blue.h2.e-h2', 'hosts.h2', 'members.blue.h2']);
+  });
+
+  it("a key the remover's watch knows at an older revision (written again, not delivered yet) is removed all the same; one written after the record's deletion stays", async () => {
+    const kv = await bucket();
+    const rec = await kv.put('hosts.h9', '{"host":"h9","vtep":"192.0.2.9"}');
+    const m1 = await kv.put('members.blue.h9', '{"host":"h9"}');
+    const e1 = await kv.put('endpoints.blue.h9.e-h9', '{"host":"h9"}');
+    await kv.put('members.blue.h9', '{"host":"h9"}'); // written again; the mirror below has not seen it
+    const mirror = new KeyMirror();
+    mirror.seen('hosts.h9', rec, false);
+    mirror.seen('members.blue.h9', m1, false);
+    mirror.seen('endpoints.blue.h9.e-h9', e1, true);
+    assert.equal(await reapHost(kv, mirror, 'h9', rec), 2, 'both keys, the stale one at its current revision');
+    assert.deepEqual(await keysOf('h9'), []);
+    // The record already gone (another remover), and the host's member key written after that:
+    // the host is back, what it wrote stays.
+    const rec2 = await kv.put('hosts.h9', '{"host":"h9","vtep":"192.0.2.9"}');
+    const m2 = await kv.put('members.blue.h9', '{"host":"h9"}');
+    await kv.delete('hosts.h9', { previousSeq: rec2 });
+    await kv.put('members.blue.h9', '{"host":"h9"}');
+    const later = new KeyMirror();
+    later.seen('members.blue.h9', m2, true);
+    assert.equal(await reapHost(kv, later, 'h9', null), 0);
+    assert.deepEqual(await keysOf('h9'), ['members.blue.h9']);
+    await kv.delete('members.blue.h9');
   });
 
   it('syncOwn removes what the log no longer has (an endpoint gone, a network left)', async () => {

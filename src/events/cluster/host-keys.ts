@@ -71,10 +71,15 @@ export async function syncOwnKeys(kv: KV, mirror: KeyMirror, host: string, vtep:
  * Removes an expired host: its keys as the mirror holds them now, then (a compare-and-set) its record at `rev`, the
  * revision this host saw, or, when it saw none, only while there still is none. Returns how many
  * keys were removed, or null when the host is back (or another host removed it first).
+ *
+ * A key whose revision in the mirror is stale (the host wrote it again and this host's watch had
+ * not delivered that yet, seen under load) is read again: written before the record's deletion,
+ * it is the expired host's and is removed at its current revision; written after, its host is
+ * back and it stays. Left in place, it would keep the expired host a member on every host.
  */
 export async function reapHost(kv: KV, mirror: KeyMirror, host: string, rev: number | null): Promise<number | null> {
   // Read before the record goes: a host only writes its keys again after it finds its record gone,
-  // so everything it writes then has a newer revision than these and survives the deletes below.
+  // so everything it writes then has a newer revision than the record's deletion and survives.
   const keys = mirror.keysOf(host);
   const record = `hosts.${host}`;
   try {
@@ -84,14 +89,34 @@ export async function reapHost(kv: KV, mirror: KeyMirror, host: string, rev: num
     if (isWrongRevision(e)) return null;
     throw e;
   }
+  let gone: { readonly rev: number | null } | null = null;
   let removed = 0;
   for (const [k, r] of keys) {
-    try {
-      await kv.delete(k, { previousSeq: r });
+    if (await deleteAt(kv, k, r)) {
       removed++;
-    } catch (e) {
-      if (!isWrongRevision(e)) throw e;
+      continue;
     }
+    gone ??= { rev: await deletedAt(kv, record) };
+    if (gone.rev === null) continue; // the host is back: what it wrote is its own
+    const cur = await kv.get(k);
+    if (cur?.operation === 'PUT' && cur.revision < gone.rev && (await deleteAt(kv, k, cur.revision))) removed++;
   }
   return removed;
+}
+
+/** Deletes `key` if its revision is still `rev`; false when it is not (a compare-and-set lost). */
+async function deleteAt(kv: KV, key: string, rev: number): Promise<boolean> {
+  try {
+    await kv.delete(key, { previousSeq: rev });
+    return true;
+  } catch (e) {
+    if (isWrongRevision(e)) return false;
+    throw e;
+  }
+}
+
+/** The revision of the deletion of `record`, or null when it is there again (or its history is gone). */
+async function deletedAt(kv: KV, record: string): Promise<number | null> {
+  const e = await kv.get(record);
+  return e && e.operation !== 'PUT' ? e.revision : null;
 }
