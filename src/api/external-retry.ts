@@ -97,8 +97,13 @@ export function externalRetry(state: State, now: number, joins: readonly KnownJo
 function isCandidate(state: State, ep: EndpointState, now: number, revoked: ReadonlySet<string>): boolean {
   if (!ep.joined || ep.programmed || ep.lost || lookup(state.networks, ep.networkId)?.internal !== false) return false;
   if (revoked.has(ep.endpointId)) return true;
-  if (ep.joinedAt === undefined) return false;
-  const age = now - Date.parse(ep.joinedAt);
+  return isRecent(ep.joinedAt, now);
+}
+
+/** An event time (`at`) less than RECENT_MS from `now` either way; an unknown one is not. */
+export function isRecent(at: string | undefined, now: number): boolean {
+  if (at === undefined) return false;
+  const age = now - Date.parse(at);
   return age >= -RECENT_MS && age < RECENT_MS;
 }
 

@@ -16,7 +16,7 @@
 // disk) and whose reply was lost is not seen by either rule.
 import { short } from '../events/domain/decide.ts';
 import type { EndpointState, State } from '../events/domain/types.ts';
-import { RECENT_MS } from './external-retry.ts';
+import { RECENT_MS, isRecent } from './external-retry.ts';
 
 /** The supervisor's internal call for it (worker link only); src/supervisor/retries.ts spells it too. */
 export const JOIN_RETRY = 'Ledgernet.JoinRetry';
@@ -40,7 +40,5 @@ export function joinRetry(state: State, now: number): JoinRetry {
 }
 
 function isCandidate(ep: EndpointState, now: number): boolean {
-  if (ep.joined || ep.lost || ep.createdAt === undefined) return false;
-  const age = now - Date.parse(ep.createdAt);
-  return age >= -RECENT_MS && age < RECENT_MS;
+  return !ep.joined && !ep.lost && isRecent(ep.createdAt, now);
 }

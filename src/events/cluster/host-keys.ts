@@ -63,7 +63,7 @@ export async function syncOwnKeys(kv: KV, mirror: KeyMirror, host: string, vtep:
   for (const e of own.endpoints) want.set(`endpoints.${e.cluster}.${host}.${e.endpointId}`, enc({ host, vtep, endpointId: e.endpointId, address: e.address, mac: e.mac }));
   for (const [k, v] of want) await kv.put(k, v);
   for (const [k, rev] of have) {
-    if (!want.has(k)) await kv.delete(k, { previousSeq: rev }).catch((e: unknown) => { if (!isWrongRevision(e)) throw e; });
+    if (!want.has(k)) await deleteAt(kv, k, rev);
   }
 }
 
