@@ -48,12 +48,20 @@ export async function requestClusterPool(deps: ClusterIpamDeps, req: ClusterPool
     subnet,
     propose: (taken) => proposePool({ pool: null, subPool: null, v6: false, defaults: deps.defaultPool, occupied: [...occupied, ...taken] }, deps.store.state),
   });
-  // The tunnel's MTU on this host, for the network's bridge and veths (withClusterMtu).
-  const mtu = (await deps.cluster.vxlanMtu?.().catch(() => null)) ?? null;
-  return deps.store.execute({
-    type: 'RequestPool',
-    request: { pool: net.subnet, subPool: null, v6: false, defaults: deps.defaultPool, occupied: [], cluster: { name, vni: net.vni, blockLen: net.blockLen, ...(mtu !== null ? { mtu } : {}) } },
-  });
+  // Until the pool is in the log, the member key joinNetwork wrote is kept by the heartbeat's sync (settle).
+  let recorded = false;
+  try {
+    // The tunnel's MTU on this host, for the network's bridge and veths (withClusterMtu).
+    const mtu = (await deps.cluster.vxlanMtu?.().catch(() => null)) ?? null;
+    const events = await deps.store.execute({
+      type: 'RequestPool',
+      request: { pool: net.subnet, subPool: null, v6: false, defaults: deps.defaultPool, occupied: [], cluster: { name, vni: net.vni, blockLen: net.blockLen, ...(mtu !== null ? { mtu } : {}) } },
+    });
+    recorded = true;
+    return events;
+  } finally {
+    deps.cluster.settle?.(name, recorded);
+  }
 }
 
 const claiming = new Map<string, Promise<void>>();

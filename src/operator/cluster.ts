@@ -91,6 +91,11 @@ export function startCluster(o: {
   });
   const port: ClusterPort & { kv(): Promise<ClusterKv> } = {
     ...lazy,
+    settle: (name, recorded) => {
+      lazy.settle?.(name, recorded);
+      // Refused after joining: the next heartbeat removes the member key no pool holds.
+      if (!recorded) beat?.dirty();
+    },
     vxlanMtu: async () => {
       const mtu = await underlayMtu(resolved ?? (await resolveVtep(o.nats, o.vtep)));
       return mtu === null ? null : mtu - VXLAN_OVERHEAD;

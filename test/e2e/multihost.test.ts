@@ -195,6 +195,8 @@ describe('cluster networks: status, dry-run and repair, the INPUT accept, the MT
   let mac2 = '';
   /** `ledgernet …` run inside host h, against its state dir. */
   const cli = (h: Host, args: readonly string[]) => h.exec(process.execPath, [CLI_PATH, ...args, '--state-dir', h.stateDir]);
+  /** The warnings of every host's ledgernet (an expiry, a failed sync), for an assertion's message. */
+  const warnings = () => hosts.map((h) => `${h.name}:\n` + h.ledgernetLog().split('\n').filter((l) => /"level":(4|5)0/.test(l)).slice(-20).join('\n')).join('\n');
   const pings = async (size = 56) => (await h1.docker(['exec', 't1', 'ping', '-c', '1', '-W', '2', '-s', String(size), ip2])).exitCode === 0;
 
   before(async () => {
@@ -228,7 +230,7 @@ describe('cluster networks: status, dry-run and repair, the INPUT accept, the MT
 
   test('UDP 4789 from the peer\'s VTEP is accepted in INPUT ahead of a host rule that drops it', async () => {
     const input = (await h1.exec('iptables', ['-S', 'LEDGERNET-INPUT'])).stdout;
-    assert.match(input, /-A LEDGERNET-INPUT -s 10\.231\.200\.2\/32 -p udp -m udp --dport 4789 -m comment --comment "ledgernet:vxlan" -j ACCEPT/);
+    assert.match(input, /-A LEDGERNET-INPUT -s 10\.231\.200\.2\/32 -p udp -m udp --dport 4789 -m comment --comment "ledgernet:vxlan" -j ACCEPT/, warnings());
     assert.doesNotMatch(input, /10\.231\.200\.3/, 'h3 has no teal: its VTEP is not let in');
     const drop = ['INPUT', '-p', 'udp', '--dport', '4789', '-j', 'DROP'];
     await Promise.all([h1, h2].map((h) => h.exec('iptables', ['-A', ...drop])));
@@ -247,7 +249,7 @@ describe('cluster networks: status, dry-run and repair, the INPUT accept, the MT
     assert.deepEqual(cluster.hosts.map((h) => `${h.host} ${h.vtep}`), ['h1 10.231.200.1', 'h2 10.231.200.2', 'h3 10.231.200.3']);
     for (const h of cluster.hosts) assert.ok(Date.now() - Date.parse(h.lastSeen) < 10 * 60_000, `${h.host} was seen lately: ${h.lastSeen}`);
     const teal = cluster.networks.find((n) => n.name === 'teal');
-    assert.deepEqual(teal?.members.map((m) => `${m.host} ${m.vtep}`), ['h1 10.231.200.1', 'h2 10.231.200.2']);
+    assert.deepEqual(teal?.members.map((m) => `${m.host} ${m.vtep}`), ['h1 10.231.200.1', 'h2 10.231.200.2'], warnings());
     assert.deepEqual(teal?.remoteEndpoints.map((e) => `${e.host} ${e.address} ${e.mac}`), [`h2 ${ip2} ${mac2}`]);
     const text = (await cli(h1, ['status'])).stdout;
     assert.match(text, /CLUSTER HOST +VTEP +LAST SEEN\nh1 \(this host\) +10\.231\.200\.1 /);

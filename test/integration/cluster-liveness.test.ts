@@ -110,6 +110,17 @@ describe('host expiry in the KV bucket', () => {
     await kv.delete('members.blue.h9');
   });
 
+  it("a member key joinNetwork just wrote stays through a sync that runs before the pool is in the log; once the RequestPool settles without it, it goes", async () => {
+    const h1 = hosts['h1']!;
+    await h1.joinNetwork({ name: 'amber', subnet: '10.250.0.0/24', propose: () => 'unused' });
+    await settle(); // the watch has seen the member key: a sync now takes it for a network the log left
+    await h1.syncOwn(() => own('h1'));
+    assert.deepEqual(await keysOf('h1'), ['endpoints.blue.h1.e-h1', 'hosts.h1', 'members.amber.h1', 'members.blue.h1']);
+    h1.settle('amber');
+    await h1.syncOwn(() => own('h1'));
+    assert.deepEqual(await keysOf('h1'), ['endpoints.blue.h1.e-h1', 'hosts.h1', 'members.blue.h1'], 'refused after joining: no pool holds it');
+  });
+
   it('syncOwn removes what the log no longer has (an endpoint gone, a network left)', async () => {
     await settle();
     await hosts['h2']!.syncOwn(() => ({ members: [], endpoints: [] }));

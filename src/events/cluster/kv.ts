@@ -43,6 +43,12 @@ export class ClusterKv {
   private hostRev: number;
   /** The bucket as the current watch saw it. */
   private mirror = new KeyMirror();
+  /**
+   * Cluster networks whose member key joinNetwork wrote and whose pool the log may not have yet
+   * (RequestPool in flight, until `settle`): syncOwn keeps their member keys, which it would
+   * otherwise take for left-over ones and remove.
+   */
+  private readonly joining = new Map<string, number>();
 
   private constructor(kv: KV, host: string, vtep: string, hostRev: number) {
     this.kv = kv;
@@ -82,8 +88,21 @@ export class ClusterKv {
           `create it with --subnet ${net.subnet} or without --subnet`,
       );
     }
-    await this.kv.put(`members.${req.name}.${this.host}`, enc({ host: this.host, vtep: this.vtep }));
+    this.joining.set(req.name, (this.joining.get(req.name) ?? 0) + 1);
+    try {
+      await this.kv.put(`members.${req.name}.${this.host}`, enc({ host: this.host, vtep: this.vtep }));
+    } catch (e) {
+      this.settle(req.name);
+      throw e;
+    }
     return net;
+  }
+
+  /** The RequestPool that joined `name` is over (its pool in the log, or refused). */
+  settle(name: string): void {
+    const n = (this.joining.get(name) ?? 0) - 1;
+    if (n > 0) this.joining.set(name, n);
+    else this.joining.delete(name);
   }
 
   /**
@@ -136,7 +155,11 @@ export class ClusterKv {
 
   /** Writes this host's member and endpoint keys from its log, and removes those it no longer has. */
   syncOwn(own: () => OwnKeys): Promise<void> {
-    return syncOwnKeys(this.kv, this.mirror, this.host, this.vtep, own);
+    return syncOwnKeys(this.kv, this.mirror, this.host, this.vtep, () => {
+      const o = own();
+      const joining = [...this.joining.keys()].filter((n) => !o.members.includes(n));
+      return joining.length === 0 ? o : { ...o, members: [...o.members, ...joining].sort() };
+    });
   }
 
   /** Removes an expired host's record and keys (src/events/cluster/host-keys.ts); null: it is back, or already removed. */
@@ -277,6 +300,9 @@ export function lazyCluster(open: () => Promise<ClusterKv>): ClusterPort & { kv(
   return {
     joinNetwork: async (req) => (await get()).joinNetwork(req),
     claimBlock: async (net, owned) => (await get()).claimBlock(net, owned),
+    settle: (name) => {
+      void opening?.then((kv) => kv.settle(name), () => undefined);
+    },
     kv: get,
   };
 }

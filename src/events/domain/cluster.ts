@@ -30,6 +30,11 @@ export interface JoinRequest {
 /** The cluster's coordination as the api uses it (src/events/cluster/kv.ts over NATS KV). */
 export interface ClusterPort {
   joinNetwork(req: JoinRequest): Promise<ClusterNetwork>;
+  /**
+   * The RequestPool that joined `name` is over: `recorded`, its pool is in the log; else it was
+   * refused after joining, and this host's member key is removed unless another pool holds it.
+   */
+  settle?(name: string, recorded: boolean): void;
   /** Claims a free address block of the network for this host; returns its CIDR. */
   claimBlock(net: ClusterNetwork, owned: readonly string[]): Promise<string>;
   /** The largest MTU a cluster network can have on this host: its underlay's − VXLAN_OVERHEAD (null: unknown). */
