@@ -69,7 +69,10 @@ export async function runReconcile(o: { stateDir: string; dryRun: boolean; json:
     for (const a of result.applied) out(`applied ${a}\n`);
     for (const a of result.lost) out(`lost    ${a}\n`);
     for (const f of result.failures) out(`FAILED  ${f}\n`);
-    out(result.applied.length + result.failures.length + result.lost.length === 0 ? 'no changes: already converged\n' : '');
+    // Not failures (nothing of ledgernet's is wrong), but not converged either: someone else's route in the way.
+    const left = result.planned.filter((a) => a.kind === 'route.conflict');
+    for (const a of left) out(`left    ${describeAction(a)}\n`);
+    out(result.applied.length + result.failures.length + result.lost.length + left.length === 0 ? 'no changes: already converged\n' : '');
   }
   return result.failures.length > 0 ? 1 : 0;
 }
@@ -172,13 +175,13 @@ async function reconcileAlone(stateDir: string, firewall?: string) {
 type ObjState = 'converged' | 'pending' | 'drifted' | 'lost' | 'conflict';
 
 function objectStates(state: State, actions: readonly PlanItem[]) {
-  const conflicts = actions.filter((a) => a.kind === 'link.conflict');
+  const conflicts = actions.filter((a) => a.kind === 'link.conflict' || a.kind === 'route.conflict');
   const conflictOf = (match: (a: PlanItem) => boolean) => conflicts.find(match)?.detail ?? null;
   const stateOf = (match: (a: PlanItem) => boolean, lost = false): ObjState => {
     if (lost) return 'lost';
     const mine = actions.filter(match);
     if (mine.length === 0) return 'converged';
-    if (mine.some((a) => a.kind === 'link.conflict')) return 'conflict';
+    if (mine.some((a) => a.kind === 'link.conflict' || a.kind === 'route.conflict')) return 'conflict';
     return mine.some((a) => a.reason === 'drifted') ? 'drifted' : 'pending';
   };
   const ofNetwork = (networkId: string) => (a: PlanItem) => a.owner.networkId === networkId && a.owner.endpointId === null;

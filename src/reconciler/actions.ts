@@ -38,7 +38,12 @@ export type Action =
   | (Base & { readonly kind: 'bridge.localnet'; readonly name: string; readonly on: boolean })
   | (Base & { readonly kind: 'endpoint.lost'; readonly name: string })
   /** Not kernel work: a link that is not ledgernet's holds a name it wants; nothing is done to it. */
-  | (Base & { readonly kind: 'link.conflict'; readonly name: string; readonly role: 'bridge' | 'veth' | 'peer' | 'ifb'; readonly found: FoundLink });
+  | (Base & { readonly kind: 'link.conflict'; readonly name: string; readonly role: 'bridge' | 'veth' | 'peer' | 'ifb'; readonly found: FoundLink })
+  /**
+   * Not kernel work: the route to a bridge's subnet goes through other devices (`found`; null: a
+   * route without one, e.g. blackhole), someone else's; it is reported and left alone.
+   */
+  | (Base & { readonly kind: 'route.conflict'; readonly dev: string; readonly dst: string; readonly found: readonly (string | null)[] });
 
 export type ActionKind = Action['kind'];
 
@@ -79,6 +84,7 @@ export const KIND_ORDER: readonly ActionKind[] = [
   'link.delete',
   'endpoint.lost',
   'link.conflict',
+  'route.conflict',
 ];
 
 /** The object an action is about, used for sorting and for display. */
@@ -88,6 +94,7 @@ export function actionKey(a: Action): string {
     case 'addr.del':
       return `${a.dev} ${a.cidr}`;
     case 'route.add':
+    case 'route.conflict':
       return `${a.dst} dev ${a.dev}`;
     case 'chain.write':
     case 'chain.delete':

@@ -88,7 +88,8 @@ export async function applyActions(actions: readonly Action[], kernel: Kernel, f
   if (proxied.length > 0 && !proxies) for (const action of proxied) failures.push({ action, message: NO_PROXY_HOST });
   else if (proxies) await runBatch(proxied, (c) => proxies.apply(c), failures);
   const failed = new Set(failures.map((f) => f.action));
-  return { applied: actions.filter((a) => !failed.has(a) && a.kind !== 'endpoint.lost' && a.kind !== 'link.conflict'), failures };
+  // A route conflict is neither done nor failed: the network works, the route is only reported.
+  return { applied: actions.filter((a) => !failed.has(a) && a.kind !== 'endpoint.lost' && a.kind !== 'link.conflict' && a.kind !== 'route.conflict'), failures };
 }
 
 /**

@@ -4,11 +4,11 @@ import type { State } from '../events/domain/types.ts';
 import type { FirewallBackend, Kernel, KernelSnapshot } from '../kernel/types.ts';
 import { defaultFirewall, isProxyChange, type ProxyPort } from '../kernel/index.ts';
 import type { DriftKind } from '../kernel/monitor.ts';
-import { describeAction, type Action } from './actions.ts';
+import { actionKey, describeAction, type Action } from './actions.ts';
 import { afterActions, applyActions, type Failure } from './apply.ts';
 import { ClusterStep } from './cluster-step.ts';
 import type { VxlanChange } from '../kernel/index.ts';
-import { backoffMs, heldBack, holdFailures, type Conflict, type Held } from './retry.ts';
+import { backoffMs, heldBack, holdFailures, isConflict, type Conflict, type Held } from './retry.ts';
 import { Echoes, judgeNotice, type Verdict } from './notices.ts';
 import { describeFailure, failureCode } from './outcome.ts';
 import { desiredProxies, planProxies } from './proxies.ts';
@@ -188,21 +188,26 @@ export class Reconciler {
    */
   conflictOf(networkId: string): string | null {
     for (const a of this.conflicts.values()) {
-      if (a.owner.networkId === networkId && a.owner.endpointId === null) return a.detail ?? a.name;
+      // A route conflict does not keep the network from being set up: it is only reported.
+      if (a.kind === 'link.conflict' && a.owner.networkId === networkId && a.owner.endpointId === null) return a.detail ?? a.name;
     }
     return null;
   }
 
   /** A conflict is logged when it appears or changes, and when it is resolved; not on every pass. */
-  private noteConflicts(planned: readonly Action[]): void {
-    const next = new Map(planned.filter((a): a is Conflict => a.kind === 'link.conflict').map((a) => [`${a.name} ${a.owner.networkId} ${a.owner.endpointId}`, a]));
+  private noteConflicts(planned: readonly Action[], routesRead: boolean): void {
+    const next = new Map(planned.filter(isConflict).map((a) => [`${a.kind} ${actionKey(a)} ${a.owner.networkId} ${a.owner.endpointId}`, a]));
+    // A pass planned against the model (no routes in it) says nothing about routes: its conflicts stand.
+    if (!routesRead) for (const [key, a] of this.conflicts) if (a.kind === 'route.conflict') next.set(key, a);
+    const about = (a: Conflict) => (a.kind === 'link.conflict' ? { link: a.name } : { route: a.dst, dev: a.dev, found: a.found });
     for (const [key, a] of next) {
       if (this.conflicts.get(key)?.detail === a.detail) continue;
-      this.deps.log.warn({ link: a.name, networkId: a.owner.networkId, endpointId: a.owner.endpointId }, `conflict: ${a.detail ?? a.name}`);
+      this.deps.log.warn({ ...about(a), networkId: a.owner.networkId, endpointId: a.owner.endpointId }, `conflict: ${a.detail ?? actionKey(a)}`);
     }
     for (const [key, a] of this.conflicts) {
       if (next.has(key)) continue;
-      this.deps.log.info({ link: a.name, networkId: a.owner.networkId, endpointId: a.owner.endpointId }, `conflict resolved: ${a.name} no longer blocks ledgernet`);
+      const what = a.kind === 'link.conflict' ? `${a.name} no longer blocks ledgernet` : `the route to ${a.dst} no longer goes around ${a.dev}`;
+      this.deps.log.info({ ...about(a), networkId: a.owner.networkId, endpointId: a.owner.endpointId }, `conflict resolved: ${what}`);
     }
     this.conflicts = next;
   }
@@ -262,7 +267,7 @@ export class Reconciler {
     // with no port on ::1 anywhere and no listener open, there is nothing to plan.
     const proxied = proxies && (this.planner.index.proxies || proxies.list().length > 0);
     const planned = [...kernelPlan, ...(proxied ? planProxies(desiredProxies(state), proxies.list()) : [])];
-    this.noteConflicts(planned);
+    this.noteConflicts(planned, snapshot.routes !== undefined);
     this.echoes.expect(planned, this.now());
     const held = heldBack(this.held, trigger, state, planned);
     const work = held.skip.size > 0 ? planned.filter((a) => !held.skip.has(a)) : planned;
@@ -310,7 +315,7 @@ export class Reconciler {
     };
     const nextMs = this.settle(state, failures);
     // A pass that only found the conflicts it logged above has nothing more to say.
-    if (planned.some((a) => a.kind !== 'link.conflict')) {
+    if (planned.some((a) => !isConflict(a))) {
       this.deps.log.info(
         {
           trigger,

@@ -128,11 +128,14 @@ function conflictAction(role: 'bridge' | 'veth' | 'peer' | 'ifb', link: Link, ow
  * formatPrefix, but for an IPv6 address written with an IPv4 tail, made canonical here). Text, not
  * parsed: a host has a route per link (IPv6 link-local), and parsing 2,000 took 25 ms a pass.
  */
-function routeDsts(routes: readonly Route[]): Set<string> {
-  const out = new Set<string>();
+function routeDsts(routes: readonly Route[]): Map<string, (string | null)[]> {
+  const out = new Map<string, (string | null)[]>();
   for (const r of routes) {
     const p = r.family === 6 && r.dst.includes('.') ? parsePrefix(r.dst) : null;
-    out.add(p === null ? r.dst : formatPrefix(p));
+    const dst = p === null ? r.dst : formatPrefix(p);
+    const devs = out.get(dst);
+    if (devs) devs.push(r.dev);
+    else out.set(dst, [r.dev]);
   }
   return out;
 }
@@ -165,18 +168,29 @@ function subnetRoutes(b: DesiredBridge): readonly SubnetRoute[] {
  * is missing (deleted by hand: the kernel makes it only when the address is added or the bridge
  * comes up). Only for a bridge that is ours and up: down, or without the address, the kernel has
  * no route either, and the link or address repair brings it back. A route to the subnet through
- * another device is someone else's (the operator's), and is left alone.
+ * another device only is someone else's (the operator's): left alone, and reported as a conflict
+ * (the host and published ports reach the network's containers through that device, not the bridge).
  */
-function planRoutes(b: DesiredBridge, have: readonly string[], routes: ReadonlySet<string>, owner: Owner): Action[] {
+function planRoutes(b: DesiredBridge, have: readonly string[], routes: ReadonlyMap<string, readonly (string | null)[]>, owner: Owner): Action[] {
   const out: Action[] = [];
   for (const r of subnetRoutes(b)) {
-    if (!have.includes(r.cidr) || routes.has(r.dst)) continue;
-    out.push({ kind: 'route.add', dev: b.name, dst: r.dst, src: r.src, owner, reason: 'missing' });
+    const devs = routes.get(r.dst);
+    if (!have.includes(r.cidr) || devs?.includes(b.name)) continue;
+    if (devs === undefined) {
+      out.push({ kind: 'route.add', dev: b.name, dst: r.dst, src: r.src, owner, reason: 'drifted', detail: 'deleted (the kernel makes it only when the address is added or the bridge comes up)' });
+      continue;
+    }
+    const through = devs.map((d) => d ?? 'no device (blackhole, unreachable or prohibit)').join(', ');
+    const del = devs[0] ? `ip route del ${r.dst} dev ${devs[0]}` : `ip route del ${r.dst}`;
+    const detail =
+      `the route to ${r.dst} goes through ${through}, not ${b.name}: someone else's, left alone; the host and ` +
+      `published ports reach network ${short(b.networkId)}'s containers through it until it is removed (${del}), then ledgernet puts its own back`;
+    out.push({ kind: 'route.conflict', dev: b.name, dst: r.dst, found: [...devs], owner, reason: 'conflict', detail });
   }
   return out;
 }
 
-function planBridge(b: DesiredBridge, link: Link | undefined, actual: KernelSnapshot, addrs: readonly Addr[], routes: ReadonlySet<string> | null): Action[] {
+function planBridge(b: DesiredBridge, link: Link | undefined, actual: KernelSnapshot, addrs: readonly Addr[], routes: ReadonlyMap<string, readonly (string | null)[]> | null): Action[] {
   const owner: Owner = { networkId: b.networkId, endpointId: null };
   const claimed = link ? claim(link, b.alias) : null;
   if (link && claimed === 'foreign') return [conflictAction('bridge', link, owner)];

@@ -21,7 +21,7 @@ const COLORS = { '+': '\u001b[32m', '-': '\u001b[31m', '~': '\u001b[33m', '!': '
 const RESET = '\u001b[0m';
 
 export function symbol(a: PlanItem): Op {
-  if (a.kind === 'link.conflict') return '!';
+  if (a.kind === 'link.conflict' || a.kind === 'route.conflict') return '!';
   if (a.kind.endsWith('.delete') || a.kind.endsWith('.del') || a.kind === 'proxy.close' || a.kind === 'endpoint.lost') return '-';
   if (a.kind === 'link.set' || a.kind === 'bridge.localnet' || a.reason === 'drifted') return '~';
   return '+';

@@ -90,6 +90,59 @@ after(async () => {
   await execa('ip', ['link', 'del', 'dev', BRIDGE], { reject: false });
 });
 
+describe("someone else's route to a network's subnet", () => {
+  test('is left alone and shown as a conflict; Docker calls go on; once it is removed the bridge has its own again', async () => {
+    stateDir = await mkdtemp(join(tmpdir(), 'ln-foreign-'));
+    daemon = await startDaemon({ stateDir, extraArgs: ARGS });
+    const net = track.network(uniqueName('lnfor'));
+    const created = await docker(['network', 'create', '--driver', 'ledgernet', '--subnet', '10.231.123.0/24', net]);
+    assert.equal(created.exitCode, 0, created.stderr);
+    const id = (await docker(['network', 'inspect', '-f', '{{.Id}}', net])).stdout.trim();
+    const short = id.slice(0, 12);
+    const bridge = (JSON.parse((await ledgernetCli(['status', '--json', '--state-dir', stateDir])).stdout) as { networks: { networkId: string; bridge: string }[] }).networks.find((n) => n.networkId === id)?.bridge ?? '';
+    assert.ok(bridge);
+    const via = (dev: string) => execa('ip', ['-o', 'route', 'show', '10.231.123.0/24', 'dev', dev]).then((r) => r.stdout.trim());
+    // The operator's device (BRIDGE: cleaned up after each test), and the subnet's route moved onto it.
+    await execa('ip', ['link', 'add', 'name', BRIDGE, 'type', 'bridge']);
+    await execa('ip', ['link', 'set', 'dev', BRIDGE, 'up']);
+    await execa('ip', ['route', 'replace', '10.231.123.0/24', 'dev', BRIDGE]);
+    assert.equal(await via(bridge), '', 'replace took it from the bridge');
+
+    const status = await ledgernetCli(['status', '--state-dir', stateDir]);
+    assert.equal(status.exitCode, 0, status.stderr);
+    assert.match(status.stdout, new RegExp(`^${short}\\s+${bridge}\\s+10\\.231\\.123\\.0/24\\s+conflict$`, 'm'));
+    assert.match(status.stdout, new RegExp(`^conflict: the route to 10\\.231\\.123\\.0/24 goes through ${BRIDGE}, not ${bridge}: someone else's, left alone; .*\\(ip route del 10\\.231\\.123\\.0/24 dev ${BRIDGE}\\)`, 'm'));
+    const dry = await ledgernetCli(['reconcile', '--dry-run', '--state-dir', stateDir]);
+    assert.equal(dry.exitCode, 2, 'a conflict is not converged');
+    assert.match(dry.stdout, new RegExp(`^network ${short}\\n  ! route\\.conflict 10\\.231\\.123\\.0/24 dev ${bridge} \\(conflict: `, 'm'));
+
+    // Not a failure: containers still start on the network, and passes leave the route where it is.
+    const c1 = track.container(uniqueName('c'));
+    const run = await docker(['run', '-d', '--name', c1, '--network', net, TEST_IMAGE, 'sleep', '300']);
+    assert.equal(run.exitCode, 0, run.stderr);
+    const reconcile = await ledgernetCli(['reconcile', '--state-dir', stateDir]);
+    assert.equal(reconcile.exitCode, 0, reconcile.stdout + reconcile.stderr);
+    assert.match(reconcile.stdout, new RegExp(`^left {4}route\\.conflict 10\\.231\\.123\\.0/24 dev ${bridge} `, 'm'));
+    assert.doesNotMatch(reconcile.stdout, /already converged/);
+    await new Promise((r) => setTimeout(r, 2500));
+    assert.match(await via(BRIDGE), /^10\.231\.123\.0\/24/, 'left alone');
+    assert.equal(await via(bridge), '');
+    assert.equal((daemon?.logs() ?? '').split('\n').filter((l) => l.includes('conflict: the route to 10.231.123.0/24')).length, 1, 'warned once, not on every pass');
+
+    // The operator removes it: the next pass puts the bridge's own back.
+    await execa('ip', ['route', 'del', '10.231.123.0/24', 'dev', BRIDGE]);
+    await waitFor(async () => (await via(bridge)).includes('proto kernel'), { what: `the subnet route back on ${bridge}`, timeoutMs: 10_000 });
+    const clean = await ledgernetCli(['reconcile', '--dry-run', '--state-dir', stateDir]);
+    assert.equal(clean.exitCode, 0, clean.stdout);
+    assert.match((await ledgernetCli(['status', '--state-dir', stateDir])).stdout, new RegExp(`${bridge}\\s+10\\.231\\.123\\.0/24\\s+converged`));
+    assert.match(daemon?.logs() ?? '', /conflict resolved: the route to 10\.231\.123\.0\/24 no longer goes around/);
+
+    assert.equal((await docker(['rm', '-f', c1])).exitCode, 0);
+    assert.equal((await docker(['network', 'rm', net])).exitCode, 0);
+    await waitNoLeaks();
+  });
+});
+
 describe('a foreign link under a custom bridge name', () => {
   test('is left alone and shown as a conflict; once it is gone the network converges again', async () => {
     stateDir = await mkdtemp(join(tmpdir(), 'ln-foreign-'));

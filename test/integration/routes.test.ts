@@ -52,7 +52,7 @@ for (const reads of ['netlink', 'processes'] as const) {
       }
     };
 
-    it('plans route.add (missing) for both families, a timer pass restores them as the kernel made them, counted as drift, and the next plan is empty', async () => {
+    it('plans route.add (drifted) for both families, a timer pass restores them as the kernel made them, counted as drift, and the next plan is empty', async () => {
       const metrics = new Metrics();
       await withReconciler(async (kernel, r) => {
         const first = await r.requestPass('startup');
@@ -67,7 +67,7 @@ for (const reads of ['netlink', 'processes'] as const) {
         assert.deepEqual(await routes(4, BRIDGE), []);
 
         const planned = plan(desiredFromState(STATE), await kernel.observe()).map(describeAction);
-        assert.deepEqual(planned, [`route.add 10.231.7.0/24 dev ${BRIDGE} (missing)`, `route.add fd00:231:7::/64 dev ${BRIDGE} (missing)`]);
+        assert.deepEqual(planned, [`route.add 10.231.7.0/24 dev ${BRIDGE} (drifted: deleted (the kernel makes it only when the address is added or the bridge comes up))`, `route.add fd00:231:7::/64 dev ${BRIDGE} (drifted: deleted (the kernel makes it only when the address is added or the bridge comes up))`]);
 
         const pass = await r.requestPass('timer');
         assert.deepEqual(pass.failures, []);
@@ -110,6 +110,26 @@ for (const reads of ['netlink', 'processes'] as const) {
         assert.deepEqual(await routes(4, FOREIGN), []);
         assert.deepEqual(plan(desiredFromState(STATE), await kernel.observe()), []);
       }).finally(() => ip('link', 'del', FOREIGN));
+    });
+
+    it("a route to the subnet moved to another device is a conflict: reported, a pass leaves it and fails nothing; removed, ledgernet's is back", async () => {
+      await ip('link', 'add', 'lnr-uplink', 'type', 'bridge');
+      await withReconciler(async (kernel, r) => {
+        assert.deepEqual((await r.requestPass('startup')).failures, []);
+        await ip('link', 'set', 'lnr-uplink', 'up');
+        await ip('route', 'replace', '10.231.7.0/24', 'dev', 'lnr-uplink');
+        assert.deepEqual(await routes(4, BRIDGE), [], 'replace moved it');
+        const planned = plan(desiredFromState(STATE), await kernel.observe());
+        assert.deepEqual(planned.map((a) => `${a.kind} ${a.reason}`), ['route.conflict conflict']);
+        assert.match(describeAction(planned[0]!), /the route to 10\.231\.7\.0\/24 goes through lnr-uplink, not lnb-[0-9a-f]+: someone else's, left alone; .*\(ip route del 10\.231\.7\.0\/24 dev lnr-uplink\)/);
+        const pass = await r.requestPass('timer');
+        assert.deepEqual([pass.applied, pass.failures], [[], []]);
+        assert.equal((await routes(4, 'lnr-uplink')).length, 1, 'left alone');
+        await ip('route', 'del', '10.231.7.0/24', 'dev', 'lnr-uplink');
+        assert.deepEqual((await r.requestPass('timer')).applied.map((a) => a.kind), ['route.add']);
+        assert.equal((await routes(4, BRIDGE)).length, 1);
+        assert.deepEqual(plan(desiredFromState(STATE), await kernel.observe()), []);
+      }).finally(() => ip('link', 'del', 'lnr-uplink'));
     });
   });
 }

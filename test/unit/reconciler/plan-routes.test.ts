@@ -9,9 +9,11 @@ import { ipLines, parseAddrs, parseLinks, parseRoutes } from '../../../src/kerne
 import type { KernelSnapshot, Route } from '../../../src/kernel/types.ts';
 import type { Action } from '../../../src/reconciler/actions.ts';
 import { describeAction } from '../../../src/reconciler/actions.ts';
-import { afterActions } from '../../../src/reconciler/apply.ts';
+import { afterActions, applyActions } from '../../../src/reconciler/apply.ts';
 import type { DesiredBridge } from '../../../src/reconciler/desired.ts';
 import { planObjects } from '../../../src/reconciler/plan.ts';
+import { symbol } from '../../../src/reconciler/render.ts';
+import { FakeKernel } from '../../helpers/fake-kernel.ts';
 import { readFixture } from '../../helpers/fixtures.ts';
 
 const observed = (): KernelSnapshot => ({
@@ -45,8 +47,8 @@ function planOf(bridges: DesiredBridge[], s: KernelSnapshot): Action[] {
 describe('plan: a bridge subnet route deleted by hand', () => {
   it('puts back the missing IPv4 and IPv6 subnet routes of an up bridge with its addresses, and nothing else', () => {
     const actions = planOf([A, B], observed());
-    assert.deepEqual(actions.map(describeAction), ['route.add 10.231.81.0/24 dev lnb-bbbb (missing)', 'route.add fd00:0:0:2::/64 dev lnb-bbbb (missing)']);
-    assert.deepEqual(actions[0], { kind: 'route.add', dev: 'lnb-bbbb', dst: '10.231.81.0/24', src: '10.231.81.1', owner: { networkId: B.networkId, endpointId: null }, reason: 'missing' });
+    assert.deepEqual(actions.map(describeAction), ['route.add 10.231.81.0/24 dev lnb-bbbb (drifted: deleted (the kernel makes it only when the address is added or the bridge comes up))', 'route.add fd00:0:0:2::/64 dev lnb-bbbb (drifted: deleted (the kernel makes it only when the address is added or the bridge comes up))']);
+    assert.deepEqual(actions[0], { kind: 'route.add', dev: 'lnb-bbbb', dst: '10.231.81.0/24', src: '10.231.81.1', owner: { networkId: B.networkId, endpointId: null }, reason: 'drifted', detail: 'deleted (the kernel makes it only when the address is added or the bridge comes up)' });
   });
 
   it('applies them as the kernel makes them: proto kernel, IPv4 scope link from the gateway, IPv6 metric 256', () => {
@@ -65,13 +67,37 @@ describe('plan: a bridge subnet route deleted by hand', () => {
     const down = { ...s, links: s.links.map((l) => (l.name === 'lnb-bbbb' ? { ...l, up: false } : l)) };
     assert.deepEqual(planOf([B], down).map(describeAction), ['link.set lnb-bbbb (drifted: up expected, down found)']);
     const noV4 = { ...s, addrs: s.addrs.filter((a) => a.cidr !== '10.231.81.1/24') };
-    assert.deepEqual(planOf([B], noV4).map(describeAction), ['addr.add lnb-bbbb 10.231.81.1/24 (missing)', 'route.add fd00:0:0:2::/64 dev lnb-bbbb (missing)']);
+    assert.deepEqual(planOf([B], noV4).map(describeAction), ['addr.add lnb-bbbb 10.231.81.1/24 (missing)', 'route.add fd00:0:0:2::/64 dev lnb-bbbb (drifted: deleted (the kernel makes it only when the address is added or the bridge comes up))']);
   });
 
-  it('leaves alone a route to the subnet through another device (the operator moved it)', () => {
+  it('leaves alone a route to the subnet through another device (the operator moved it), and reports it as a conflict', () => {
     const s = observed();
-    const moved: Route[] = [...(s.routes ?? []), { family: 4, dst: '10.231.81.0/24', dev: 'eth0' }, { family: 6, dst: 'fd00:0:0:2::/64', dev: 'eth0' }];
-    assert.deepEqual(planOf([B], { ...s, routes: moved }), []);
+    const moved: Route[] = [...(s.routes ?? []), { family: 4, dst: '10.231.81.0/24', dev: 'eth0' }, { family: 6, dst: 'fd00:0:0:2::/64', dev: null }];
+    const actions = planOf([B], { ...s, routes: moved });
+    assert.deepEqual(actions.map((a) => [a.kind, a.reason, symbol(a)]), [['route.conflict', 'conflict', '!'], ['route.conflict', 'conflict', '!']]);
+    assert.deepEqual(actions[0], {
+      kind: 'route.conflict',
+      dev: 'lnb-bbbb',
+      dst: '10.231.81.0/24',
+      found: ['eth0'],
+      owner: { networkId: B.networkId, endpointId: null },
+      reason: 'conflict',
+      detail:
+        "the route to 10.231.81.0/24 goes through eth0, not lnb-bbbb: someone else's, left alone; the host and published ports reach network bbbbbbbbbbbb's containers through it until it is removed (ip route del 10.231.81.0/24 dev eth0), then ledgernet puts its own back",
+    });
+    assert.match(describeAction(actions[1]!), /^route\.conflict fd00:0:0:2::\/64 dev lnb-bbbb \(conflict: the route to fd00:0:0:2::\/64 goes through no device \(blackhole, unreachable or prohibit\), not lnb-bbbb: .*\(ip route del fd00:0:0:2::\/64\)/);
+    // Ours there as well (another metric): nothing to say.
+    const both: Route[] = [...moved, { family: 4, dst: '10.231.81.0/24', dev: 'lnb-bbbb' }, { family: 6, dst: 'fd00:0:0:2::/64', dev: 'lnb-bbbb' }];
+    assert.deepEqual(planOf([B], { ...s, routes: both }), []);
+  });
+
+  it('a route conflict is applied as nothing and fails nothing: the network works, the route is only reported', async () => {
+    const s = observed();
+    const moved: Route[] = [...(s.routes ?? []), { family: 4, dst: '10.231.81.0/24', dev: 'eth0' }];
+    const actions = planOf([B], { ...s, routes: moved }).filter((a) => a.kind === 'route.conflict');
+    assert.equal(actions.length, 1);
+    const r = await applyActions(actions, new FakeKernel());
+    assert.deepEqual([r.applied, r.failures], [[], []]);
   });
 
   it('plans no route against a snapshot without routes: the model Docker calls plan against drops them', () => {
