@@ -102,3 +102,14 @@ export class DriverError extends Error {
 export function isDriverError(e: unknown): e is DriverError {
   return e instanceof DriverError;
 }
+
+/**
+ * The Err of Docker's empty-body retry (moby/moby#39331) that ledgernet cannot match to the call
+ * it repeats: `why` says what stands in the way; `unchanged`: nothing was done for this call.
+ */
+export function cutOffRetryErr(why: string, o: { recorded?: boolean; unchanged?: boolean } = {}): string {
+  const cut = o.recorded === false ? 'cut off by a ledgernet restart before it was recorded' : 'cut off by a ledgernet restart';
+  const tail = o.unchanged === false ? 'run the docker command again' : 'nothing was changed for this call, run the docker command again';
+  return `the request body is empty (Docker's retry of a call ${cut}, moby/moby#39331)${why}; ${tail}`;
+}
+

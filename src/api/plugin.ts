@@ -2,7 +2,7 @@
 // the body into a command, append it, wait for the reconciler where Docker needs the kernel
 // ready, and answer. One error handler turns every failure into `{"Err": "..."}`.
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { DriverError, isDriverError } from '../errors.ts';
+import { cutOffRetryErr, DriverError, isDriverError } from '../errors.ts';
 import { failure, requestError, type PluginCall } from './failure.ts';
 import type { ClusterPort } from '../events/domain/cluster.ts';
 import type { DefaultPool } from '../events/domain/commands.ts';
@@ -320,7 +320,7 @@ async function answerJoinRetry(deps: Ctx): Promise<unknown> {
 
 /** The Err of an empty-body retry that neither the journal nor the model can match. */
 function cutOffErr(reason: string): string {
-  return `the request body is empty (Docker's retry of a call cut off by a ledgernet restart before it was recorded, moby/moby#39331), and ${reason}; nothing was changed for this call, run the docker command again`;
+  return cutOffRetryErr(`, and ${reason}`, { recorded: false });
 }
 
 async function revoke(deps: ApiDeps, body: Json, method: string): Promise<unknown> {

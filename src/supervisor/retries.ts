@@ -1,5 +1,6 @@
 // Docker's empty-body retries (moby#39331) of calls an earlier supervisor was cut off in: which
 // journaled call each one repeats, if that can be known, and its answer (journal.ts has the rules).
+import { cutOffRetryErr } from '../errors.ts';
 import type { Log } from './log.ts';
 import { errReply as err, type Reply } from './forward.ts';
 import type { Journal } from './journal.ts';
@@ -74,7 +75,7 @@ async function emptyRetry(method: string, journal: Journal, claim: (method: stri
   }
   if (m.kind === 'ambiguous') {
     log.error({ method, calls: m.count }, 'an empty-body retry matches several cut-off calls; refused');
-    return err(500, `the request body is empty (Docker's retry of a call cut off by a ledgernet restart, moby/moby#39331), and ${m.count} such calls were cut off at once, so ledgernet cannot tell which one this is; nothing was changed for this call, run the docker command again`);
+    return err(500, cutOffRetryErr(`, and ${m.count} such calls were cut off at once, so ledgernet cannot tell which one this is`));
   }
   if (m.kind === 'replay') {
     log.warn({ method, receivedAt: new Date(m.entry.t).toISOString() }, 'answering Docker\'s empty-body retry from the request journal');
@@ -85,7 +86,7 @@ async function emptyRetry(method: string, journal: Journal, claim: (method: stri
     // Cut off before it was journaled: the worker's model (and the calls the journal keeps) may still tell.
     if (journal.undelivered.has(method)) {
       log.error({ method }, 'an empty-body retry after a supervisor crash matches no journaled call, and a call of this method was answered just before the crash (its reply may not have reached Docker): refused');
-      return err(500, `the request body is empty (Docker's retry of a call cut off by a ledgernet restart, moby/moby#39331), and a call of this kind was answered just as ledgernet was stopped, so ledgernet cannot tell which call this repeats; nothing was changed for this call, run the docker command again`);
+      return err(500, cutOffRetryErr(', and a call of this kind was answered just as ledgernet was stopped, so ledgernet cannot tell which call this repeats'));
     }
     return forward(ask, askBody(method, journal));
   }
@@ -117,7 +118,7 @@ function redoer(journal: Journal, forward: Forward, log: Log): (m: Match & { kin
       return { status: 200, body: m.reply };
     }
     log.error({ method, calls: m.entries.length, failed }, 'empty-body retries of calls cut off together: some failed when done again; refused');
-    return err(500, `the request body is empty (Docker's retry of a call cut off by a ledgernet restart, moby/moby#39331); ${m.entries.length} such calls were cut off at once and ${failed.length} of them failed when done again (${failed[0]}), and ledgernet cannot tell which one this is; run the docker command again`);
+    return err(500, cutOffRetryErr(`; ${m.entries.length} such calls were cut off at once and ${failed.length} of them failed when done again (${failed[0]}), and ledgernet cannot tell which one this is`, { unchanged: false }));
   };
   return (m) => {
     let p = done.get(m);
