@@ -62,7 +62,7 @@ export const ERRORS = {
   LN_ERR_PORT_IN_USE: row(
     'retryable',
     'another program already listens on that host address and port',
-    'a published port\'s host address and port are held by a program on the host: ProgramExternalConnectivity refuses it (the host\'s listeners, read through sock_diag), ' +
+    'a published port\'s host address and port are held by a program on the host: ProgramExternalConnectivity refuses it (the host\'s listeners, read through sock_diag; SCTP endpoints from /proc/net/sctp/eps), ' +
       'or the userland proxy could not listen on it (::1) and the next pass tries again',
   ),
   LN_ERR_APPLY: row('retryable', 'the kernel did not reach the desired state', 'the kernel did not reach the desired state'),

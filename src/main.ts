@@ -315,7 +315,7 @@ function hostView(kernel: Kernel, proxies: ProxyPort, log: Logger): HostView {
     async listeners() {
       // The userland proxy's own listeners (::1) serve ports ledgernet already publishes: not a program's.
       const own = new Set(proxies.list().map((l) => proxyName(l)));
-      return (await readHostListeners(onFallback)).filter((l) => !own.has(proxyName({ proto: l.proto, hostIp: l.address, hostPort: l.port })));
+      return (await readHostListeners(onFallback)).filter((l) => l.proto === 'sctp' || !own.has(proxyName({ proto: l.proto, hostIp: l.address, hostPort: l.port })));
     },
     async occupiedPrefixes() {
       const [snap, routes] = await Promise.all([kernel.observeInterfaces(), kernel.observeRoutes()]);

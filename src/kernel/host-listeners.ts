@@ -12,9 +12,9 @@ import { AF_INET, AF_INET6 } from './netlink-attrs.ts';
 import { NETLINK_SOCK_DIAG, openNetlink, type Dump, type Netlink } from './netlink.ts';
 import { ipv6Text as canonicalV6 } from './parse-link-dump.ts';
 
-/** A socket that listens (TCP, state LISTEN) or is bound and unconnected (UDP) on the host. */
+/** A socket that listens (TCP, state LISTEN), is bound and unconnected (UDP) or is a bound endpoint (SCTP) on the host. */
 export interface HostListener {
-  readonly proto: 'tcp' | 'udp';
+  readonly proto: 'tcp' | 'udp' | 'sctp';
   /** Canonical: `0.0.0.0`, `127.0.0.1`, `::`, `::1`; an IPv4-mapped IPv6 address as its IPv4 address. */
   readonly address: string;
   readonly port: number;
@@ -73,6 +73,52 @@ export async function readProcNetListeners(procNet = '/proc/net'): Promise<HostL
   ] as const;
   const texts = await Promise.all(files.map(([f]) => readFile(`${procNet}/${f}`, 'utf8').catch(() => '')));
   return files.flatMap(([, proto], i) => parseProcNet(texts[i] ?? '', proto));
+}
+
+/** `0000:0000:0000:0000:0000:0000:0000:0001` (the kernel's %pI6: eight groups, every digit) → canonical text. */
+function ipv6Groups(text: string): string | null {
+  const groups = text.split(':');
+  if (groups.length !== 8 || !groups.every((g) => /^[0-9a-fA-F]{1,4}$/.test(g))) return null;
+  return ipv6Text(groups.flatMap((g) => {
+    const n = Number.parseInt(g, 16);
+    return [n >> 8, n & 0xff];
+  }));
+}
+
+/**
+ * The SCTP endpoints of /proc/net/sctp/eps (net/sctp/proc.c: ENDPT SOCK STY SST HBKT LPORT UID
+ * INODE, then the endpoint's bound addresses, IPv4 as %pI4 and IPv6 as %pI6, each followed by a
+ * space; a wildcard bind shows 0.0.0.0 or the all-zero IPv6 address): one listener per bound
+ * address. Every endpoint with a port is one, listening or not: docker-proxy's bind(2) of that
+ * port would fail as well. Lines that are not endpoint lines (the header) are skipped.
+ */
+export function parseSctpEps(text: string): HostListener[] {
+  const out: HostListener[] = [];
+  for (const line of text.split('\n')) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 9 || !/^\d+$/.test(f[5] ?? '')) continue;
+    const port = Number(f[5]);
+    if (port === 0) continue;
+    for (const raw of f.slice(8)) {
+      const a = raw.replace(/^\*/, '');
+      const address = a.includes(':') ? ipv6Groups(a) : /^\d{1,3}(\.\d{1,3}){3}$/.test(a) ? a : null;
+      if (address !== null) out.push({ proto: 'sctp', address, port });
+    }
+  }
+  return out;
+}
+
+/**
+ * The host's SCTP endpoints. /proc/net/sctp/eps exists only while the kernel's sctp module is
+ * loaded; without it no program can hold an SCTP port, so a missing file is none. Its size grows
+ * with the SCTP endpoints only (not with TCP or UDP sockets).
+ */
+export async function readSctpListeners(procNet = '/proc/net'): Promise<HostListener[]> {
+  const text = await readFile(`${procNet}/sctp/eps`, 'utf8').catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') return '';
+    throw e;
+  });
+  return parseSctpEps(text);
 }
 
 /** SOCK_DIAG_BY_FAMILY: a dump of one family's sockets of one protocol. */
@@ -143,10 +189,13 @@ export async function readDiagListeners(netns?: string): Promise<HostListener[] 
  * `onFallback` hears why, each time.
  */
 export async function readHostListeners(onFallback?: (why: string) => void): Promise<HostListener[]> {
-  const diag = await readDiagListeners().catch((e: unknown) => {
-    onFallback?.((e as Error).message);
-    return undefined;
-  });
+  const [diag, sctp] = await Promise.all([
+    readDiagListeners().catch((e: unknown) => {
+      onFallback?.((e as Error).message);
+      return undefined;
+    }),
+    readSctpListeners(),
+  ]);
   if (diag === null) onFallback?.('netlink cannot be used here (libc through koffi did not load)');
-  return diag ?? readProcNetListeners();
+  return [...(diag ?? (await readProcNetListeners())), ...sctp];
 }

@@ -20,11 +20,11 @@ function key(proto: number, port: number): string {
 
 /**
  * A socket of a program on the host (read by the caller from /proc/net, ledgernet's own userland
- * proxy left out): TCP in LISTEN, UDP bound and unconnected. `address` is an IP address (`0.0.0.0`,
+ * proxy left out): TCP in LISTEN, UDP bound and unconnected, SCTP bound. `address` is an IP address (`0.0.0.0`,
  * `::` for all of a family).
  */
 export interface HostListener {
-  readonly proto: 'tcp' | 'udp';
+  readonly proto: 'tcp' | 'udp' | 'sctp';
   readonly address: string;
   readonly port: number;
 }

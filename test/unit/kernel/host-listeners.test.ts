@@ -4,11 +4,13 @@
 // UDP sockets bound on 0.0.0.0:18083 and [::1]:18086 and a connected UDP client; and the machine's
 // own listener on 0.0.0.0:2024.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { parseProcNet, readHostListeners, readProcNetListeners } from '../../../src/kernel/host-listeners.ts';
+import { parseProcNet, parseSctpEps, readHostListeners, readProcNetListeners, readSctpListeners } from '../../../src/kernel/host-listeners.ts';
+import { resolvePorts } from '../../../src/events/domain/ports.ts';
+import { DriverError } from '../../../src/errors.ts';
 import { readFixture } from '../../helpers/fixtures.ts';
 
 const FILES = ['tcp', 'tcp6', 'udp', 'udp6'] as const;
@@ -72,5 +74,47 @@ describe('host listeners from /proc/net', () => {
     } finally {
       await new Promise((resolve) => srv.close(resolve));
     }
+  });
+});
+
+// SCTP: /proc/net/sctp/eps, present only with the sctp module (absent on this machine's kernel).
+// The fixture follows net/sctp/proc.c's format (fixtures/proc-net/README.md); not a capture.
+describe('host SCTP endpoints from /proc/net/sctp/eps', () => {
+  it('one listener per bound address of every endpoint with a port, listening or not; IPv6 printed in full is canonical', () => {
+    assert.deepEqual(parseSctpEps(readFixture('proc-net/sctp-eps')), [
+      { proto: 'sctp', address: '0.0.0.0', port: 9999 },
+      { proto: 'sctp', address: '::', port: 3868 },
+      { proto: 'sctp', address: '10.0.0.102', port: 11165 },
+      { proto: 'sctp', address: '10.0.0.70', port: 11165 },
+      { proto: 'sctp', address: '::1', port: 2905 },
+    ]);
+  });
+
+  it('no sctp directory (the module is not loaded): none, and no error', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ln-procnet-'));
+    try {
+      assert.deepEqual(await readSctpListeners(dir), []);
+      await mkdir(join(dir, 'sctp'));
+      await writeFile(join(dir, 'sctp', 'eps'), readFixture('proc-net/sctp-eps'));
+      assert.equal((await readSctpListeners(dir)).length, 5);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a fixed SCTP host port a program holds is refused by name; a range skips it; the same port over TCP is free', () => {
+    const listeners = parseSctpEps(readFixture('proc-net/sctp-eps'));
+    const ep = { endpointId: 'e'.repeat(64), networkId: 'n'.repeat(64), portmap: [] } as unknown as Parameters<typeof resolvePorts>[2];
+    const state = { endpoints: {}, networks: {} } as unknown as Parameters<typeof resolvePorts>[1];
+    const bind = (proto: number, hostPort: number, hostPortEnd = hostPort) => ({ proto, port: 80, hostIp: '', hostPort, hostPortEnd });
+    assert.throws(
+      () => resolvePorts([bind(132, 9999)], state, ep, null, listeners),
+      (e: unknown) => e instanceof DriverError && e.code === 'LN_ERR_PORT_IN_USE' && e.message.includes('host port sctp/9999 on every host address is in use: a program on the host listens on sctp 0.0.0.0:9999'),
+    );
+    assert.throws(() => resolvePorts([{ ...bind(132, 11165), hostIp: '10.0.0.70' }], state, ep, null, listeners), /sctp 10\.0\.0\.70:11165/);
+    assert.deepEqual(resolvePorts([{ ...bind(132, 11165), hostIp: '10.0.0.5' }], state, ep, null, listeners).map((p) => p.hostPort), [11165], 'another address is free');
+    assert.deepEqual(resolvePorts([bind(132, 9998, 10000)], state, ep, null, listeners).map((p) => p.hostPort), [9998]);
+    assert.deepEqual(resolvePorts([bind(132, 9999, 10000)], state, ep, null, listeners).map((p) => p.hostPort), [10000], 'the range skips 9999');
+    assert.deepEqual(resolvePorts([bind(6, 9999)], state, ep, null, listeners).map((p) => p.hostPort), [9999], 'tcp/9999 is not sctp/9999');
   });
 });
