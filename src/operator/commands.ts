@@ -10,7 +10,7 @@ import { DriverError } from '../errors.ts';
 import { createKernel } from '../kernel/index.ts';
 import type { KernelSnapshot } from '../kernel/types.ts';
 import type { ProxyListener } from '../kernel/index.ts';
-import { desiredFromState, plan, planJson, Reconciler, renderPlan, type Action, type PassResult, type PlanItem, describeAction, describeItem, describeFailure, markLost, OutcomeRecorder } from '../reconciler/index.ts';
+import { desiredFromState, plan, planJson, Reconciler, renderPlan, type Action, type PassResult, type PlanItem, describeAction, describeItem, describeFailure, isConflict, markLost, OutcomeRecorder } from '../reconciler/index.ts';
 import { DEFAULTS, defaultHost } from '../config.ts';
 import { DEFAULT_DOCKER_SOCKET } from './docker-api.ts';
 import { firewallForCli } from './firewall-choice.ts';
@@ -175,13 +175,13 @@ async function reconcileAlone(stateDir: string, firewall?: string) {
 type ObjState = 'converged' | 'pending' | 'drifted' | 'lost' | 'conflict';
 
 function objectStates(state: State, actions: readonly PlanItem[]) {
-  const conflicts = actions.filter((a) => a.kind === 'link.conflict' || a.kind === 'route.conflict');
+  const conflicts = actions.filter(isConflict);
   const conflictOf = (match: (a: PlanItem) => boolean) => conflicts.find(match)?.detail ?? null;
   const stateOf = (match: (a: PlanItem) => boolean, lost = false): ObjState => {
     if (lost) return 'lost';
     const mine = actions.filter(match);
     if (mine.length === 0) return 'converged';
-    if (mine.some((a) => a.kind === 'link.conflict' || a.kind === 'route.conflict')) return 'conflict';
+    if (mine.some(isConflict)) return 'conflict';
     return mine.some((a) => a.reason === 'drifted') ? 'drifted' : 'pending';
   };
   const ofNetwork = (networkId: string) => (a: PlanItem) => a.owner.networkId === networkId && a.owner.endpointId === null;

@@ -47,6 +47,12 @@ export type Action =
 
 export type ActionKind = Action['kind'];
 
+/** Something not ledgernet's in its way, left alone: a link holding a name it wants, or a route to a bridge's subnet. */
+export type Conflict = Extract<Action, { kind: 'link.conflict' | 'route.conflict' }>;
+
+/** True for a conflict (nothing is done for it; `!` in a plan); any plan item may be asked. */
+export const isConflict = <T extends { readonly kind: string }>(a: T): a is T & Conflict => a.kind === 'link.conflict' || a.kind === 'route.conflict';
+
 /**
  * Apply order. Creates come first so that Docker waits on as little as possible; slow deletes
  * (a bridge takes ~45 ms in the kernel) come last. A jump is removed before its chain, and a

@@ -19,7 +19,7 @@ import {
   type ProxyPort,
 } from '../kernel/index.ts';
 import type { ChangesResult, FirewallBackend, Kernel, KernelSnapshot } from '../kernel/types.ts';
-import type { Action } from './actions.ts';
+import { isConflict, type Action } from './actions.ts';
 
 export interface Failure {
   readonly action: Action;
@@ -89,7 +89,7 @@ export async function applyActions(actions: readonly Action[], kernel: Kernel, f
   else if (proxies) await runBatch(proxied, (c) => proxies.apply(c), failures);
   const failed = new Set(failures.map((f) => f.action));
   // A route conflict is neither done nor failed: the network works, the route is only reported.
-  return { applied: actions.filter((a) => !failed.has(a) && a.kind !== 'endpoint.lost' && a.kind !== 'link.conflict' && a.kind !== 'route.conflict'), failures };
+  return { applied: actions.filter((a) => !failed.has(a) && a.kind !== 'endpoint.lost' && !isConflict(a)), failures };
 }
 
 /**

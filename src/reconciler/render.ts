@@ -4,7 +4,7 @@
 // (a link that is not ledgernet's holds a name it wants: left alone, and what to do about it).
 // Colour only when asked (the CLI asks on a terminal).
 import { isVxlanChange, vxlanKey, type VxlanChange } from '../kernel/index.ts';
-import { actionKey, type Action } from './actions.ts';
+import { actionKey, isConflict, type Action } from './actions.ts';
 
 /** What a plan lists: the reconciler's actions, and the VXLAN objects of cluster networks (cluster.ts). */
 export type PlanItem = Action | VxlanChange;
@@ -21,7 +21,7 @@ const COLORS = { '+': '\u001b[32m', '-': '\u001b[31m', '~': '\u001b[33m', '!': '
 const RESET = '\u001b[0m';
 
 export function symbol(a: PlanItem): Op {
-  if (a.kind === 'link.conflict' || a.kind === 'route.conflict') return '!';
+  if (isConflict(a)) return '!';
   if (a.kind.endsWith('.delete') || a.kind.endsWith('.del') || a.kind === 'proxy.close' || a.kind === 'endpoint.lost') return '-';
   if (a.kind === 'link.set' || a.kind === 'bridge.localnet' || a.reason === 'drifted') return '~';
   return '+';

@@ -6,11 +6,6 @@ import { describeAction, type Action } from './actions.ts';
 import type { Failure } from './apply.ts';
 import { failureCode } from './outcome.ts';
 
-/** Something not ledgernet's in its way, left alone: a link holding a name it wants, or a route to a bridge's subnet. */
-export type Conflict = Extract<Action, { kind: 'link.conflict' | 'route.conflict' }>;
-
-export const isConflict = (a: Action): a is Conflict => a.kind === 'link.conflict' || a.kind === 'route.conflict';
-
 /** The first retry of a retryable failure; each further failing pass doubles it. */
 const BACKOFF_BASE_MS = 1_000;
 /** Retries never wait longer than this (nor longer than the reconcile interval). */
