@@ -10,7 +10,7 @@ import { serveFrames } from './supervisor/worker-link.ts';
 import { createControlApp } from './operator/control.ts';
 import { controlSocket, credsProblem, DEFAULTS, describeNats, natsConnectError, parseHostTimeout, resolveNats, type NatsConfig, type ServeConfig } from './config.ts';
 import { acquireHostGuard, acquireLock, isDerivedHostLinkName, isVethName, VETH_PREFIX, openStore, Outbox, type EventStore, type StoredEvent } from './events/index.ts';
-import { createKernel, createProxyHost, driftNotice, proxyName, readHostListeners, watchLinks } from './kernel/index.ts';
+import { createKernel, createProxyHost, driftNotice, proxyName, readHostListeners, readSandboxIface, watchLinks } from './kernel/index.ts';
 import type { HostView } from './api/ipam.ts';
 import type { FirewallBackend, Kernel, ProxyPort } from './kernel/index.ts';
 import { OutcomeRecorder, Reconciler, isOwnedLink, markLost } from './reconciler/index.ts';
@@ -324,5 +324,6 @@ function hostView(kernel: Kernel, proxies: ProxyPort, log: Logger): HostView {
     async foreignLinks() {
       return (await kernel.observeInterfaces()).links.filter((l) => !isOwnedLink(l)).map((l) => l.name);
     },
+    containerIface: readSandboxIface,
   };
 }

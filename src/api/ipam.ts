@@ -21,6 +21,18 @@ export interface HostView {
   foreignLinks(): Promise<string[]>;
   /** Sockets programs on the host listen on, ledgernet's own userland proxy left out (a published port must not take one). */
   listeners(): Promise<HostListener[]>;
+  /**
+   * The addresses and MAC of the container interface whose peer is the host's `hostVeth`, read in
+   * the sandbox `sandboxKey`; null when it is not there (yet).
+   */
+  containerIface(sandboxKey: string, hostVeth: string): Promise<ContainerIface | null>;
+}
+
+/** A container's interface as Docker configured it (CIDRs, or null where it has none of a family). */
+export interface ContainerIface {
+  readonly address: string | null;
+  readonly addressV6: string | null;
+  readonly mac: string;
 }
 
 export interface IpamDeps {
@@ -38,7 +50,7 @@ export const DEFAULT_POOLS = {
 } as const;
 
 /** A host that has nothing: for tests that do not care. */
-export const EMPTY_HOST: HostView = { occupiedPrefixes: async () => [], foreignLinks: async () => [], listeners: async () => [] };
+export const EMPTY_HOST: HostView = { occupiedPrefixes: async () => [], foreignLinks: async () => [], listeners: async () => [], containerIface: async () => null };
 
 const GATEWAY_TYPE = 'com.docker.network.gateway';
 const ENDPOINT_NAME = 'com.docker.network.endpoint.name';

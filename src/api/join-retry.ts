@@ -10,12 +10,14 @@
 //   read it);
 // - none, or several: refused with an Err that says why. A wrong pick would hand one container
 //   another endpoint's veth.
+// - a CreateEndpoint answered without its body (deferred-endpoint.ts) not yet used by a Join:
+//   refused, since this Join may be the one that creates it.
 // The supervisor does not ask when the dead supervisor's last answers include a Join (one may have
 // been answered without its reply reaching Docker: its endpoint is joined, and another endpoint
 // could then be the one candidate). Residual: a Join the dead supervisor could not journal (a full
 // disk) and whose reply was lost is not seen by either rule.
 import { short } from '../events/domain/decide.ts';
-import type { EndpointState, State } from '../events/domain/types.ts';
+import { pendingDeferred, type EndpointState, type State } from '../events/domain/types.ts';
 import { RECENT_MS, isRecent } from './external-retry.ts';
 
 /** The supervisor's internal call for it (worker link only); src/supervisor/retries.ts spells it too. */
@@ -27,6 +29,11 @@ export type JoinRetry =
 
 /** What the empty retry of a Join that no journal entry matches can be answered with at `now` (ms). */
 export function joinRetry(state: State, now: number): JoinRetry {
+  // A CreateEndpoint answered without its body creates its endpoint at its Join, which could be this one.
+  const deferred = pendingDeferred(state, now);
+  if (deferred > 0) {
+    return { kind: 'refuse', reason: `${deferred} CreateEndpoint call(s) answered after a crash without their body are not joined yet, and this could be the Join of one, so ledgernet cannot tell which call this repeats` };
+  }
   const candidates = Object.values(state.endpoints).filter((ep) => isCandidate(ep, now));
   if (candidates.length === 1) {
     const ep = candidates[0] as EndpointState;

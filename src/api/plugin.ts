@@ -12,6 +12,7 @@ import { containerIfacePrefix } from '../events/domain/options.ts';
 import { lookup } from '../events/domain/types.ts';
 import { EXTERNAL_RETRY, externalRetry, knownCalls } from './external-retry.ts';
 import { JOIN_RETRY, joinRetry } from './join-retry.ts';
+import { CREATE_RETRY, answerCreateRetry, createAtJoin, learnAddresses, mayHaveV6 } from './deferred-endpoint.ts';
 import { applyIntent, awaitKernel, background, concernsEndpoint, concernsNetwork, concernsPorts, type IntentDeps } from './intent.ts';
 import {
   ADDRESS_SPACES,
@@ -60,8 +61,11 @@ type Handler = (body: Json, method: string) => Promise<unknown>;
 /** The largest request body accepted (fastify's default; Docker's biggest calls are a few KiB). */
 const BODY_LIMIT = 1024 * 1024;
 
-/** Per-app state: endpoints whose veth a pass in this process has confirmed (Join need not wait). */
-type Ctx = ApiDeps & { readonly ready: Set<string> };
+/**
+ * Per-app state: endpoints whose veth a pass in this process has confirmed (Join need not wait),
+ * and the reads of deferred endpoints' addresses under way (deferred-endpoint.ts).
+ */
+type Ctx = ApiDeps & { readonly ready: Set<string>; readonly addressing: Map<string, Promise<void>> };
 
 export function createPluginApp(apiDeps: ApiDeps): FastifyInstance {
   return createPlugin(apiDeps).app;
@@ -69,7 +73,7 @@ export function createPluginApp(apiDeps: ApiDeps): FastifyInstance {
 
 /** The plugin's routes, served over HTTP by `app` and callable directly through `call`; both share one state. */
 export function createPlugin(apiDeps: ApiDeps): { app: FastifyInstance; call: PluginCall } {
-  const deps: Ctx = { ...apiDeps, ready: new Set<string>() };
+  const deps: Ctx = { ...apiDeps, ready: new Set<string>(), addressing: new Map() };
   const apiLog = deps.log.child({ component: 'api' }) as FastifyBaseLogger;
   const app = Fastify({
     bodyLimit: BODY_LIMIT,
@@ -150,6 +154,7 @@ export function createPlugin(apiDeps: ApiDeps): { app: FastifyInstance; call: Pl
   const internal: Record<string, { needsBody: boolean; handler: Handler }> = {
     [EXTERNAL_RETRY]: { needsBody: true, handler: (b) => answerExternalRetry(deps, b) },
     [JOIN_RETRY]: { needsBody: false, handler: () => answerJoinRetry(deps) },
+    [CREATE_RETRY]: { needsBody: false, handler: () => answerCreateRetry(deps) },
   };
   const call: PluginCall = async (method, raw) => {
     const route = lookup(routes, method) ?? lookup(internal, method);
@@ -230,8 +235,9 @@ async function join(deps: Ctx, body: Json, method: string): Promise<unknown> {
   const endpointId = id(method, body, 'EndpointID');
   const sandboxKey = sandboxKeyOf(method, body);
   const net = lookup(deps.store.state.networks, networkId);
-  const ep = lookup(deps.store.state.endpoints, endpointId);
   if (!net) throw new DriverError('LN_ERR_UNKNOWN_NETWORK', `${method}: network ${short(networkId)} is not known to ledgernet`);
+  // Unknown: its CreateEndpoint may have been answered without its body after a crash.
+  const ep = lookup(deps.store.state.endpoints, endpointId) ?? (await createAtJoin(deps, networkId, endpointId, method));
   if (!ep || ep.networkId !== networkId) {
     throw new DriverError('LN_ERR_UNKNOWN_ENDPOINT', `${method}: endpoint ${short(endpointId)} is not known to ledgernet on network ${short(networkId)}`);
   }
@@ -242,10 +248,12 @@ async function join(deps: Ctx, body: Json, method: string): Promise<unknown> {
     await awaitKernel(deps, { trigger: method, concerns: concernsEndpoint(networkId, endpointId), what: `${method}: veth ${ep.veth} is not ready`, compensate: null });
   }
   await deps.store.execute({ type: 'Join', networkId, endpointId, sandboxKey });
+  // Created at this Join: its addresses are Docker's, read once Docker has configured the container.
+  if (ep.deferred && sandboxKey !== '') void learnAddresses(deps, endpointId);
   const res: Json = { InterfaceName: { SrcName: ep.peer, DstPrefix: containerIfacePrefix(net.options) } };
   if (!net.internal) {
     const gw4 = gatewayIp(net.ipv4Data);
-    const gw6 = ep.addressV6 ? gatewayIp(net.ipv6Data) : null;
+    const gw6 = mayHaveV6(ep) ? gatewayIp(net.ipv6Data) : null;
     if (gw4) res['Gateway'] = gw4;
     if (gw6) res['GatewayIPv6'] = gw6;
   }

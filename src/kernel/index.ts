@@ -47,3 +47,4 @@ export { createProxyHost, type ProxyHost } from './proxy/index.ts';
 export { isProxyChange, proxyName, proxyTarget, type ProxyChange, type ProxyListener, type ProxyPort, type ProxySpec } from './proxy/types.ts';
 // The host's listening sockets (/proc/net), so a published port never takes one a program holds.
 export { readHostListeners } from './host-listeners.ts';
+export { readSandboxIface, type SandboxIface } from './sandbox-iface.ts';

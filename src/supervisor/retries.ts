@@ -12,10 +12,18 @@ import { RETRY_BATCH_MS, teardownReply, type Match } from './retry-match.ts';
  */
 export const EXTERNAL_RETRY = 'Ledgernet.ExternalRetry';
 export const JOIN_RETRY = 'Ledgernet.JoinRetry';
+export const CREATE_RETRY = 'Ledgernet.CreateRetry';
 const INFERRED = new Map([
   ['NetworkDriver.ProgramExternalConnectivity', EXTERNAL_RETRY],
   ['NetworkDriver.Join', JOIN_RETRY],
+  ['NetworkDriver.CreateEndpoint', CREATE_RETRY],
 ]);
+/**
+ * Inferred answers that stay right when the call they repeat was done and only its reply lost
+ * (see the `undelivered` check below): a deferred CreateEndpoint creates nothing until a Join
+ * names an endpoint ledgernet does not know, and a CreateEndpoint that was done made it known.
+ */
+const SAFE_IF_ANSWERED = new Set(['NetworkDriver.CreateEndpoint']);
 
 /** What the worker is told with the question: for ProgramExternalConnectivity, the Joins, Leaves and Revokes the journal kept. */
 function askBody(method: string, journal: Journal): string {
@@ -84,7 +92,7 @@ async function emptyRetry(method: string, journal: Journal, claim: (method: stri
   const ask = INFERRED.get(method);
   if (ask && journal.recentCrash()) {
     // Cut off before it was journaled: the worker's model (and the calls the journal keeps) may still tell.
-    if (journal.undelivered.has(method)) {
+    if (journal.undelivered.has(method) && !SAFE_IF_ANSWERED.has(method)) {
       log.error({ method }, 'an empty-body retry after a supervisor crash matches no journaled call, and a call of this method was answered just before the crash (its reply may not have reached Docker): refused');
       return err(500, cutOffRetryErr(', and a call of this kind was answered just as ledgernet was stopped, so ledgernet cannot tell which call this repeats'));
     }

@@ -265,6 +265,39 @@ describe('calls cut off before they were journaled', () => {
     assert.ok(await ping(c2, await containerIp(c1, n)), 'c2 reaches c1');
     assert.ok(await ping(c1, await containerIp(c2, n)), 'c1 reaches c2');
   });
+
+  test('CreateEndpoint: `docker run -p` succeeds; the endpoint is created at its Join, its address read from the container, the port answers', async () => {
+    const n = track.network(uniqueName('cut'));
+    assert.equal((await docker(['network', 'create', '--driver', 'ledgernet', '--subnet', '10.231.228.0/24', n])).exitCode, 0);
+    const [c1, c2] = [track.container(uniqueName('cut')), track.container(uniqueName('cut'))];
+    assert.equal((await docker(['run', '-d', '--name', c1, '--network', n, TEST_IMAGE, 'sleep', '600'])).exitCode, 0);
+    const serve = 'mkdir -p /www && echo cut-off-create >/www/index.html && httpd -p 80 -h /www && exec sleep 600';
+    await cutOff('NetworkDriver.CreateEndpoint', async () => {
+      const r = await docker(['run', '-d', '--name', c2, '--network', n, '-p', '127.0.0.1:18712:80', TEST_IMAGE, 'sh', '-c', serve]);
+      assert.equal(r.exitCode, 0, `docker run succeeds: ${r.stderr}`);
+    });
+    const ip2 = await containerIp(c2, n);
+    assert.match(seen['NetworkDriver.CreateEndpoint']?.[0] ?? '', new RegExp(`"Address":"${ip2.replace(/\./g, '\\.')}/24"`), "the cut-off call carried the address Docker gave the container");
+    const ep2 = (await containerEndpoint(c2, n)).EndpointID;
+    await waitFor(
+      async () => {
+        const st = JSON.parse((await ledgernetCli(['status', '--json', '--state-dir', d.stateDir])).stdout) as { endpoints: { endpointId: string; address: string | null }[] };
+        return st.endpoints.find((e) => e.endpointId === ep2)?.address === `${ip2}/24`;
+      },
+      { timeoutMs: 15_000, what: `ledgernet knows endpoint ${ep2.slice(0, 12)} with the address Docker gave it (${ip2})` },
+    ).catch((e: unknown) => {
+      throw new Error(`${String(e)}\n--- daemon logs ---\n${d.logs().slice(-6000)}`);
+    });
+    assert.ok(await ping(c2, await containerIp(c1, n)), 'c2 reaches c1');
+    assert.ok(await ping(c1, ip2), 'c1 reaches c2');
+    await waitFor(
+      async () => {
+        const w = await execa('/bin/busybox', ['timeout', '5', '/bin/busybox', 'wget', '-q', '-O', '-', 'http://127.0.0.1:18712/'], { reject: false, stdin: 'ignore' });
+        return w.stdout.trim() === 'cut-off-create';
+      },
+      { timeoutMs: 15_000, what: 'the container answers on its published port 127.0.0.1:18712' },
+    );
+  });
 });
 
 describe('ledgernet repair', () => {

@@ -80,6 +80,7 @@ function subjectOf(ev: StoredEvent): string {
   const d = ev.data as { networkId?: unknown; endpointId?: unknown; poolId?: unknown; address?: unknown; cluster?: unknown; host?: unknown };
   if (typeof d.cluster === 'string') return `cluster/${d.cluster}/host/${String(d.host)}${typeof d.endpointId === 'string' ? `/endpoint/${d.endpointId}` : ''}`;
   if (typeof d.poolId === 'string') return typeof d.address === 'string' ? `pool/${d.poolId}/address/${d.address}` : `pool/${d.poolId}`;
+  if (ev.type === 'endpoint.deferred') return 'endpoint';
   if (typeof d.networkId !== 'string') return 'reconciler';
   return typeof d.endpointId === 'string' ? `network/${d.networkId}/endpoint/${d.endpointId}` : `network/${d.networkId}`;
 }
@@ -156,6 +157,10 @@ function describeData(ev: StoredEvent): string {
       return `endpoint ${short(ev.data.endpointId)} rolled back: ${ev.data.reason}`;
     case 'endpoint.lost':
       return `endpoint ${short(ev.data.endpointId)} lost (${ev.data.veth}): ${ev.data.reason}`;
+    case 'endpoint.deferred':
+      return `a CreateEndpoint deferred to its Join: ${ev.data.reason}`;
+    case 'endpoint.addressed':
+      return `endpoint ${short(ev.data.endpointId)} addressed ${[ev.data.address, ev.data.addressV6].filter((a) => a !== null).join(' ') || '(none)'}`;
     case 'endpoint.external.programmed':
       return `endpoint ${short(ev.data.endpointId)} ports programmed ${ports(ev.data.portmap) || '(none)'}${ev.data.family === undefined ? '' : ` (IPv${ev.data.family} only)`}`;
     case 'endpoint.external.revoked':

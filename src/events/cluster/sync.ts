@@ -75,7 +75,7 @@ export async function syncCluster(o: {
     for (const e of events) {
       // A cluster network new on this host: watch again from the bucket's current values.
       if (e.type === 'network.created' && clusterOf(e.data.options) !== null) watcher = rewatch();
-      if (e.type === 'endpoint.created') publish(state, e.data.endpointId, e.data.networkId, false);
+      if (e.type === 'endpoint.created' || e.type === 'endpoint.addressed') publish(state, e.data.endpointId, e.data.networkId, false);
       if (e.type === 'endpoint.deleted' || e.type === 'endpoint.rolledback') publish(before, e.data.endpointId, e.data.networkId, true);
       if (e.type === 'pool.released' || e.type === 'network.collected') o.onChanged?.();
     }

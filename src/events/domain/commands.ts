@@ -32,6 +32,17 @@ export type Command =
   | { readonly type: 'Leave'; readonly networkId: string; readonly endpointId: string }
   | { readonly type: 'DeleteEndpoint'; readonly networkId: string; readonly endpointId: string }
   | { readonly type: 'RollbackEndpoint'; readonly networkId: string; readonly endpointId: string; readonly reason: string }
+  /** Answer a CreateEndpoint whose body was lost (`{}`) and create its endpoint at the Join that names it. */
+  | { readonly type: 'DeferEndpoint'; readonly reason: string }
+  /** A deferred endpoint's addresses and MAC as Docker configured them in its container. */
+  | {
+      readonly type: 'AddressEndpoint';
+      readonly networkId: string;
+      readonly endpointId: string;
+      readonly address: string | null;
+      readonly addressV6: string | null;
+      readonly mac: string | null;
+    }
   | {
       readonly type: 'ProgramExternal';
       readonly networkId: string;

@@ -77,6 +77,10 @@ export function decide(cmd: Command, state: State): NewEvent[] {
         if (existing.networkId === cmd.spec.networkId && existing.address === cmd.spec.address) return [];
         throw new DriverError('LN_ERR_CONFLICT', `endpoint ${short(cmd.spec.endpointId)} already exists with other settings`);
       }
+      // Created at its Join (api/deferred-endpoint.ts): only with a CreateEndpoint answered without its body.
+      if (cmd.spec.deferred && (state.deferred ?? []).length === 0) {
+        throw new DriverError('LN_ERR_UNKNOWN_ENDPOINT', `endpoint ${short(cmd.spec.endpointId)} is not known to ledgernet on network ${short(cmd.spec.networkId)}`);
+      }
       checkEndpoint(state, net, cmd.spec);
       return [{ type: 'endpoint.created', data: cmd.spec }];
     }
@@ -99,13 +103,28 @@ export function decide(cmd: Command, state: State): NewEvent[] {
       return [
         { type: 'endpoint.rolledback', data: { networkId: cmd.networkId, endpointId: cmd.endpointId, reason: cmd.reason } },
       ];
+    case 'DeferEndpoint':
+      return [{ type: 'endpoint.deferred', data: { reason: cmd.reason } }];
+    case 'AddressEndpoint': {
+      const ep = requireEndpoint(state, cmd.networkId, cmd.endpointId);
+      const { address, addressV6, mac } = cmd;
+      if (ep.address === address && ep.addressV6 === addressV6 && ep.mac === mac) return [];
+      // Only an endpoint created at its Join learns its addresses; any other's came with its CreateEndpoint.
+      if (!ep.deferred) {
+        throw new DriverError('LN_ERR_CONFLICT', `endpoint ${short(cmd.endpointId)} has its addresses from its CreateEndpoint; nothing was changed`);
+      }
+      checkAddresses(requireNetwork(state, cmd.networkId), { address, addressV6 });
+      return [{ type: 'endpoint.addressed', data: { networkId: cmd.networkId, endpointId: cmd.endpointId, address, addressV6, mac } }];
+    }
     case 'ProgramExternal': {
       const ep = requireEndpoint(state, cmd.networkId, cmd.endpointId);
       // A port published without an address binds to the network's host_binding_ipv4, if set.
       const binding = hostBindingIpv4(requireNetwork(state, cmd.networkId).options);
       const bound = binding === null ? cmd.portmap : cmd.portmap.map((p) => (p.hostIp === '' ? { ...p, hostIp: binding } : p));
       // Flagged (Docker 28+), IPv6 is served by the container's other gateway: its IPv6-only bindings are not ours.
-      if (cmd.ipv6Elsewhere !== true) checkPortFamilies(bound, ep);
+      // A deferred endpoint's families are not known until its container is read (api/deferred-endpoint.ts).
+      const unknownFamilies = ep.deferred === true && ep.address === null && ep.addressV6 === null;
+      if (cmd.ipv6Elsewhere !== true && !unknownFamilies) checkPortFamilies(bound, ep);
       checkProxiedPorts(bound);
       // With separate IPv4 and IPv6 gateways (Docker 28+), each publishes its family's side of the ports.
       const role = gatewayRole(state, ep, cmd.ipv6Elsewhere === true);
@@ -196,6 +215,11 @@ function checkEndpoint(state: State, net: NetworkState, spec: EndpointSpec): voi
         `${short(twin.endpointId)} already has (their ids share the first 11 hex characters); remove and create the container again`,
     );
   }
+  checkAddresses(net, spec);
+}
+
+/** An endpoint's addresses must be host addresses in the network's subnets. */
+function checkAddresses(net: NetworkState, spec: Pick<EndpointSpec, 'address' | 'addressV6'>): void {
   for (const [address, data, flag] of [
     [spec.address, net.ipv4Data, 'Address'],
     [spec.addressV6, net.ipv6Data, 'AddressIPv6'],

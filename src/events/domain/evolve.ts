@@ -2,7 +2,7 @@ import { castDraft, freeze, produce, type Draft } from 'immer';
 import { evolveAddress, releaseMaps } from './evolve-address.ts';
 import { nextCursor } from './ipam.ts';
 import { evolvePeers } from './peers.ts';
-import type { State, StoredEvent } from './types.ts';
+import { DEFERRED_MS, type State, type StoredEvent } from './types.ts';
 
 /** Folds one stored event into the state. Pure: everything it needs is in the event. */
 export function evolve(state: State, event: StoredEvent): State {
@@ -73,7 +73,26 @@ function apply(draft: Draft<State>, event: StoredEvent): void {
       draft.endpoints[event.data.endpointId] = castDraft(
         copyWith(event.data, { joined: false, sandboxKey: null, lost: false, programmed: false, portmap: [], createdSeq: event.seq, createdAt: event.at }),
       );
+      // Created at its Join: that uses the oldest marker.
+      if (event.data.deferred && draft.deferred) {
+        draft.deferred.shift();
+        if (draft.deferred.length === 0) delete draft.deferred;
+      }
       return;
+    case 'endpoint.deferred': {
+      const now = Date.parse(event.at);
+      draft.deferred = [...(draft.deferred ?? []).filter((at) => now - Date.parse(at) < DEFERRED_MS), event.at];
+      return;
+    }
+    case 'endpoint.addressed': {
+      const ep = draft.endpoints[event.data.endpointId];
+      if (ep) {
+        ep.address = event.data.address;
+        ep.addressV6 = event.data.addressV6;
+        ep.mac = event.data.mac;
+      }
+      return;
+    }
     case 'endpoint.joined': {
       const ep = draft.endpoints[event.data.endpointId];
       if (ep) {

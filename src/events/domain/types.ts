@@ -41,6 +41,12 @@ export interface EndpointSpec {
   readonly address: string | null;
   readonly addressV6: string | null;
   readonly mac: string | null;
+  /**
+   * Created at its Join: Docker's CreateEndpoint was cut off by a crash before its body was
+   * journaled and its empty retry answered `{}` (an `endpoint.deferred`). Its addresses and MAC
+   * are Docker's, learned from the container's interface (`endpoint.addressed`); null until then.
+   */
+  readonly deferred?: true;
 }
 
 /** How an address came to be held: Docker's gateway request, an address the caller named (aux,
@@ -93,6 +99,19 @@ export interface EventDataMap extends PeerEventMap {
   'endpoint.deleted': { readonly networkId: string; readonly endpointId: string };
   'endpoint.rolledback': { readonly networkId: string; readonly endpointId: string; readonly reason: string };
   'endpoint.lost': { readonly networkId: string; readonly endpointId: string; readonly veth: string; readonly reason: string };
+  /**
+   * Docker's empty-body retry of a CreateEndpoint cut off before it was journaled was answered `{}`:
+   * the endpoint its Join names next (within DEFERRED_MS) is created then.
+   */
+  'endpoint.deferred': { readonly reason: string };
+  /** A deferred endpoint's addresses and MAC, read from the container's interface after Docker configured it. */
+  'endpoint.addressed': {
+    readonly networkId: string;
+    readonly endpointId: string;
+    readonly address: string | null;
+    readonly addressV6: string | null;
+    readonly mac: string | null;
+  };
   'endpoint.external.programmed': {
     readonly networkId: string;
     readonly endpointId: string;
@@ -128,6 +147,8 @@ export const EventVersions: { readonly [K in EventType]: number } = {
   'endpoint.deleted': 1,
   'endpoint.rolledback': 1,
   'endpoint.lost': 1,
+  'endpoint.deferred': 1,
+  'endpoint.addressed': 1,
   'endpoint.external.programmed': 1,
   'endpoint.external.revoked': 1,
   'pool.requested': 1,
@@ -219,9 +240,22 @@ export interface State {
   readonly pools: Readonly<Record<string, PoolState>>;
   /** The other hosts of each cluster network, by cluster name (peer.* events); absent: none. */
   readonly peers?: Readonly<Record<string, ClusterPeers>>;
+  /**
+   * `endpoint.deferred` markers not yet used by a Join (their `at`, oldest first; each folded-in
+   * marker drops those older than DEFERRED_MS before it). Absent: none.
+   */
+  readonly deferred?: readonly string[];
   /** Seq and hash of the last event folded in (0 and the genesis hash for an empty log). */
   readonly seq: number;
   readonly hash: string;
+}
+
+/** How long a deferred CreateEndpoint waits for its Join (Docker sends Join within ms of CreateEndpoint's answer). */
+export const DEFERRED_MS = 60_000;
+
+/** The `endpoint.deferred` markers younger than DEFERRED_MS at `now` (ms). */
+export function pendingDeferred(state: State, now: number): number {
+  return (state.deferred ?? []).filter((at) => now - Date.parse(at) < DEFERRED_MS).length;
 }
 
 export const GENESIS_HASH = '0'.repeat(64);

@@ -3,22 +3,13 @@
 // Leaves and Revokes the journal kept (src/api/external-retry.ts, join-retry.ts). Through the plugin's own `call` over a real event log (temp
 // dir) and the FakeKernel, with bodies from a real dockerd (observed-docker.md §2).
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { pino } from 'pino';
-import { createPlugin } from '../../../src/api/plugin.ts';
 import { EXTERNAL_RETRY, RECENT_MS, externalRetry } from '../../../src/api/external-retry.ts';
 import { JOIN_RETRY, joinRetry } from '../../../src/api/join-retry.ts';
 import { EXTERNAL_RETRY as SUPERVISOR_SPELLING, JOIN_RETRY as SUPERVISOR_JOIN } from '../../../src/supervisor/retries.ts';
-import { fold } from '../../../src/events/domain/evolve.ts';
-import { emptyState } from '../../../src/events/domain/types.ts';
-import { EventLog } from '../../../src/events/log/log.ts';
 import { readLog } from '../../../src/events/log/read.ts';
-import { EventStore } from '../../../src/events/log/store.ts';
-import { Reconciler } from '../../../src/reconciler/loop.ts';
-import { FakeKernel } from '../../helpers/fake-kernel.ts';
+import type { EventStore } from '../../../src/events/log/store.ts';
+import { pluginHarness, type PluginHarness } from '../../helpers/plugin-harness.ts';
 
 const NET = '404f6704c3ccdc6e4d2ec4a484462b64600d586ecb6b5dda50c4010a8d5973be';
 const INTERNAL_NET = 'cf347594c297de10fa4592c16d3a5e89d522c709af89b6a89c9b6b7e3c5ee0ce';
@@ -36,27 +27,15 @@ const PORTS = {
 
 let dir: string;
 let store: EventStore;
-let reconciler: Reconciler;
-let call: (method: string, body: unknown) => Promise<{ status: number; json: Record<string, unknown> }>;
+let harness: PluginHarness;
+let call: PluginHarness['call'];
 
 beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'ln-extretry-'));
-  const opened = await EventLog.open(dir, { host: 't' });
-  store = new EventStore(opened.log, fold(emptyState, opened.events));
-  const log = pino({ level: 'silent' });
-  reconciler = new Reconciler({ kernel: new FakeKernel(), getState: () => store.latest, log, intervalMs: 0, onLost: async () => undefined });
-  const plugin = createPlugin({ store, reconciler, log, applyTimeoutMs: 5_000 });
-  call = async (method, body) => {
-    const r = await plugin.call(method, typeof body === 'string' ? body : JSON.stringify(body));
-    return { status: r.status, json: JSON.parse(r.body) as Record<string, unknown> };
-  };
+  harness = await pluginHarness('ln-extretry-');
+  ({ dir, store, call } = harness);
 });
 
-afterEach(async () => {
-  await reconciler.stop();
-  await store.close();
-  await rm(dir, { recursive: true, force: true });
-});
+afterEach(() => harness.close());
 
 const ok = async (method: string, body: unknown): Promise<void> => {
   const r = await call(method, body);

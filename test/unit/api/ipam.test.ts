@@ -35,7 +35,7 @@ beforeEach(async () => {
     reconciler,
     log: logger,
     applyTimeoutMs: 5_000,
-    host: { occupiedPrefixes: async () => (typeof occupied === 'function' ? occupied() : occupied), foreignLinks: async () => ['eth0'], listeners: async () => [] },
+    host: { occupiedPrefixes: async () => (typeof occupied === 'function' ? occupied() : occupied), foreignLinks: async () => ['eth0'], listeners: async () => [], containerIface: async () => null },
     defaultPools: { v4: { range: '10.231.64.0/22', size: 24 }, v6: { range: 'fd00:231::/48', size: 64 } },
   });
   await app.ready();

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Journal, KEEP_MS, endedUncleanly, keptEntries, liveEntries, trailingAnswers } from '../../../src/supervisor/journal.ts';
-import { EXTERNAL_RETRY, JOIN_RETRY, emptyRetries } from '../../../src/supervisor/retries.ts';
+import { CREATE_RETRY, EXTERNAL_RETRY, JOIN_RETRY, emptyRetries } from '../../../src/supervisor/retries.ts';
 import { pino } from 'pino';
 import { RETRY_WINDOW_MS } from '../../../src/supervisor/retry-match.ts';
 
@@ -207,6 +207,13 @@ describe('an empty retry no journal entry matches, after a crash: asked of the w
     assert.equal(r.asked.length, 1);
     assert.equal(r.asked[0]?.[0], EXTERNAL_RETRY);
     assert.deepEqual(JSON.parse(r.asked[0]?.[1] ?? ''), { joins: [{ NetworkID: 'n', EndpointID: 'j', Options: {} }], teardowns: [{ NetworkID: 'n', EndpointID: 'l', Options: {} }] });
+  });
+
+  it('a CreateEndpoint: the worker is asked (CREATE_RETRY), even when a CreateEndpoint was answered last (a done one needs no Join-time creation)', async () => {
+    const r = await retryAfter([req('j', JOIN), ans('j'), req('x', JOIN)], CE);
+    assert.deepEqual(r.asked, [[CREATE_RETRY, '{}']]);
+    const last = await retryAfter([req('a', JOIN), req('b', CE), ans('a'), ans('b')], CE);
+    assert.deepEqual(last.asked, [[CREATE_RETRY, '{}']]);
   });
 
   it('a call of the same method among the last answers (its reply may never have left): refused, the worker not asked', async () => {
