@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { isRetryable } from '../errors.ts';
-import type { State } from '../events/domain/types.ts';
+import { lookup, type State } from '../events/domain/types.ts';
 import type { FirewallBackend, Kernel, KernelSnapshot } from '../kernel/types.ts';
 import { defaultFirewall, isProxyChange, type ProxyPort } from '../kernel/index.ts';
 import type { DriftKind } from '../kernel/monitor.ts';
@@ -197,8 +197,11 @@ export class Reconciler {
   /** A conflict is logged when it appears or changes, and when it is resolved; not on every pass. */
   private noteConflicts(planned: readonly Action[], routesRead: boolean): void {
     const next = new Map(planned.filter(isConflict).map((a) => [`${a.kind} ${actionKey(a)} ${a.owner.networkId} ${a.owner.endpointId}`, a]));
-    // A pass planned against the model (no routes in it) says nothing about routes: its conflicts stand.
-    if (!routesRead) for (const [key, a] of this.conflicts) if (a.kind === 'route.conflict') next.set(key, a);
+    // A pass planned against the model (no routes in it) says nothing about routes: its conflicts
+    // stand, but only while their network does.
+    const networks = this.deps.getState().networks;
+    const gone = (a: Conflict) => a.owner.networkId !== null && lookup(networks, a.owner.networkId) === undefined;
+    if (!routesRead) for (const [key, a] of this.conflicts) if (a.kind === 'route.conflict' && !gone(a)) next.set(key, a);
     const about = (a: Conflict) => (a.kind === 'link.conflict' ? { link: a.name } : { route: a.dst, dev: a.dev, found: a.found });
     for (const [key, a] of next) {
       if (this.conflicts.get(key)?.detail === a.detail) continue;
@@ -206,7 +209,11 @@ export class Reconciler {
     }
     for (const [key, a] of this.conflicts) {
       if (next.has(key)) continue;
-      const what = a.kind === 'link.conflict' ? `${a.name} no longer blocks ledgernet` : `the route to ${a.dst} no longer goes around ${a.dev}`;
+      const what = gone(a)
+        ? `network ${(a.owner.networkId ?? '').slice(0, 12)} was removed`
+        : a.kind === 'link.conflict'
+          ? `${a.name} no longer blocks ledgernet`
+          : `the route to ${a.dst} no longer goes around ${a.dev}`;
       this.deps.log.info({ ...about(a), networkId: a.owner.networkId, endpointId: a.owner.endpointId }, `conflict resolved: ${what}`);
     }
     this.conflicts = next;

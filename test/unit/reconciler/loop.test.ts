@@ -235,3 +235,39 @@ describe('reconcile loop: Docker\'s calls plan against the kernel model (issue 1
     assert.deepEqual(r.reads, { full: 2, model: 1 });
   });
 });
+
+/** The fake kernel whose full read includes the routing table (as the real one's does). */
+class RoutedKernel extends FlakyKernel {
+  override async observe() {
+    return { ...(await super.observe()), routes: await this.observeRoutes() };
+  }
+}
+
+describe('reconcile loop: route conflicts across passes planned against the model', () => {
+  it('a route conflict stands through model passes while its network does, and is dropped when the network is removed', async () => {
+    const lines: string[] = [];
+    const log = { ...silent, info: (_o?: unknown, m?: string) => void lines.push(`info ${m}`), warn: (_o?: unknown, m?: string) => void lines.push(`warn ${m}`) };
+    await r.stop();
+    kernel = new RoutedKernel();
+    state = given(netA, netB);
+    r = new Reconciler({ kernel, getState: () => state, log, onLost: async () => undefined, intervalMs: INTERVAL });
+    await r.requestPass('startup');
+    // Someone moves network A's subnet route to another device; a full pass (after a notice) sees it.
+    kernel.routes = [{ family: 4, dst: '10.231.7.0/24', dev: 'eth0' }, { family: 4, dst: '10.231.8.0/24', dev: networkSpec(NET_B).bridge }];
+    r.kernelChanged();
+    await r.requestPass('timer');
+    assert.equal(r.reads.full, 2);
+    assert.equal(lines.filter((l) => l.includes('conflict')).length, 1, lines.join('\n'));
+    assert.match(lines.join('\n'), /warn conflict: the route to 10\.231\.7\.0\/24 goes through eth0/);
+    // Docker's passes plan against the model, which has no routes: the conflict is not resolved by them.
+    state = given(netA, netB, { type: 'CreateEndpoint', spec: endpointSpec(NET_B, EP_1, '10.231.8.2/24') });
+    await r.requestPass('NetworkDriver.CreateEndpoint');
+    assert.equal(r.reads.model, 1);
+    assert.doesNotMatch(lines.join('\n'), /conflict resolved/);
+    // Network A removed: its route conflict goes with it at once, said as such.
+    state = given(netA, netB, { type: 'DeleteNetwork', networkId: NET_A });
+    await r.requestPass('NetworkDriver.DeleteNetwork');
+    assert.equal(r.reads.model, 2, 'planned against the model');
+    assert.match(lines.join('\n'), /info conflict resolved: network aaaaaaaa0000 was removed/);
+  });
+});
