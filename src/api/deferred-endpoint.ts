@@ -111,9 +111,15 @@ async function readAndRecord(deps: DeferDeps, endpointId: string): Promise<void>
       return;
     }
     if (Date.now() + delay > end) throw new Error(`its container's interface had no address after ${READ_FOR_MS / 1000} s`, { cause: last });
-    await new Promise((r) => setTimeout(r, delay));
+    // Unref'd: a read still waiting keeps no process alive (the daemon's server does that).
+    await new Promise((r) => setTimeout(r, delay).unref());
     delay = Math.min(delay * 2, 500);
   }
+}
+
+/** Starts the read of every endpoint created at its Join whose addresses are not known (after a restart). */
+export function resumeAddressing(deps: DeferDeps): void {
+  for (const ep of Object.values(deps.store.state.endpoints)) if (unaddressed(ep)) void learnAddresses(deps, ep.endpointId);
 }
 
 /** Whether Join answers this endpoint's IPv6 gateway: it has an IPv6 address, or may have one Docker gave it (deferred, not read yet). */

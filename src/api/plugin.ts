@@ -12,7 +12,7 @@ import { containerIfacePrefix } from '../events/domain/options.ts';
 import { lookup } from '../events/domain/types.ts';
 import { EXTERNAL_RETRY, externalRetry, knownCalls } from './external-retry.ts';
 import { JOIN_RETRY, joinRetry } from './join-retry.ts';
-import { CREATE_RETRY, answerCreateRetry, createAtJoin, learnAddresses, mayHaveV6 } from './deferred-endpoint.ts';
+import { CREATE_RETRY, answerCreateRetry, createAtJoin, learnAddresses, mayHaveV6, resumeAddressing } from './deferred-endpoint.ts';
 import { applyIntent, awaitKernel, background, concernsEndpoint, concernsNetwork, concernsPorts, type IntentDeps } from './intent.ts';
 import {
   ADDRESS_SPACES,
@@ -74,6 +74,8 @@ export function createPluginApp(apiDeps: ApiDeps): FastifyInstance {
 /** The plugin's routes, served over HTTP by `app` and callable directly through `call`; both share one state. */
 export function createPlugin(apiDeps: ApiDeps): { app: FastifyInstance; call: PluginCall } {
   const deps: Ctx = { ...apiDeps, ready: new Set<string>(), addressing: new Map() };
+  // Endpoints created at their Join whose addresses a previous process had not read yet.
+  resumeAddressing(deps);
   const apiLog = deps.log.child({ component: 'api' }) as FastifyBaseLogger;
   const app = Fastify({
     bodyLimit: BODY_LIMIT,

@@ -15,6 +15,7 @@ import { FakeKernel } from './fake-kernel.ts';
 export interface PluginHarness {
   readonly dir: string;
   readonly store: EventStore;
+  readonly reconciler: Reconciler;
   /** A call as the plugin socket would take it (a string body is sent as is). */
   call(method: string, body: unknown): Promise<{ status: number; json: Record<string, unknown> }>;
   close(): Promise<void>;
@@ -30,6 +31,7 @@ export async function pluginHarness(prefix: string, host?: HostView): Promise<Pl
   return {
     dir,
     store,
+    reconciler,
     async call(method, body) {
       const r = await plugin.call(method, typeof body === 'string' ? body : JSON.stringify(body));
       return { status: r.status, json: JSON.parse(r.body) as Record<string, unknown> };

@@ -7,6 +7,8 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import { CREATE_RETRY } from '../../../src/api/deferred-endpoint.ts';
 import { JOIN_RETRY } from '../../../src/api/join-retry.ts';
 import { EMPTY_HOST, type ContainerIface } from '../../../src/api/ipam.ts';
+import { createPlugin } from '../../../src/api/plugin.ts';
+import { pino } from 'pino';
 import { CREATE_RETRY as SUPERVISOR_SPELLING } from '../../../src/supervisor/retries.ts';
 import { decide } from '../../../src/events/domain/decide.ts';
 import { evolve } from '../../../src/events/domain/evolve.ts';
@@ -144,6 +146,16 @@ describe("an empty CreateEndpoint retry that no journal entry matches", () => {
     await ok('NetworkDriver.Join', joinBody(EP1));
     await until('read after three failed tries', () => store.state.endpoints[EP1]?.address === '10.213.0.5/24');
     assert.ok(failures >= 4);
+  });
+
+  it('a new process (a restart) reads the addresses a previous one had not read yet', async () => {
+    await network();
+    await ok(CREATE_RETRY, '');
+    await ok('NetworkDriver.Join', joinBody(EP1));
+    assert.equal(store.state.endpoints[EP1]?.address, null, 'the container shows nothing to the first process');
+    const host = { ...EMPTY_HOST, containerIface: async () => ({ address: '10.213.0.6/24', addressV6: null, mac: '6e:3f:11:2a:9c:08' }) };
+    createPlugin({ store, reconciler: harness.reconciler, log: pino({ level: 'silent' }), applyTimeoutMs: 5_000, host });
+    await until('the new process read them', () => store.state.endpoints[EP1]?.address === '10.213.0.6/24');
   });
 
   it("a dual-stack network's Join answers the IPv6 gateway before the addresses are read", async () => {
