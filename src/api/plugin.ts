@@ -12,6 +12,7 @@ import { containerIfacePrefix } from '../events/domain/options.ts';
 import { lookup } from '../events/domain/types.ts';
 import { EXTERNAL_RETRY, externalRetry, knownCalls } from './external-retry.ts';
 import { JOIN_RETRY, joinRetry } from './join-retry.ts';
+import { DELETE_RETRY, answerDeleteRetry } from './delete-retry.ts';
 import { CREATE_RETRY, answerCreateRetry, createAtJoin, learnAddresses, mayHaveV6, resumeAddressing } from './deferred-endpoint.ts';
 import { applyIntent, awaitKernel, background, concernsEndpoint, concernsNetwork, concernsPorts, type IntentDeps } from './intent.ts';
 import {
@@ -157,6 +158,7 @@ export function createPlugin(apiDeps: ApiDeps): { app: FastifyInstance; call: Pl
     [EXTERNAL_RETRY]: { needsBody: true, handler: (b) => answerExternalRetry(deps, b) },
     [JOIN_RETRY]: { needsBody: false, handler: () => answerJoinRetry(deps) },
     [CREATE_RETRY]: { needsBody: false, handler: () => answerCreateRetry(deps) },
+    [DELETE_RETRY]: { needsBody: false, handler: () => answerDeleteRetry(deps) },
   };
   const call: PluginCall = async (method, raw) => {
     const route = lookup(routes, method) ?? lookup(internal, method);

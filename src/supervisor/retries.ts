@@ -13,17 +13,20 @@ import { RETRY_BATCH_MS, teardownReply, type Match } from './retry-match.ts';
 export const EXTERNAL_RETRY = 'Ledgernet.ExternalRetry';
 export const JOIN_RETRY = 'Ledgernet.JoinRetry';
 export const CREATE_RETRY = 'Ledgernet.CreateRetry';
+export const DELETE_RETRY = 'Ledgernet.DeleteRetry';
 const INFERRED = new Map([
   ['NetworkDriver.ProgramExternalConnectivity', EXTERNAL_RETRY],
   ['NetworkDriver.Join', JOIN_RETRY],
   ['NetworkDriver.CreateEndpoint', CREATE_RETRY],
+  ['NetworkDriver.DeleteEndpoint', DELETE_RETRY],
 ]);
 /**
  * Inferred answers that stay right when the call they repeat was done and only its reply lost
  * (see the `undelivered` check below): a deferred CreateEndpoint creates nothing until a Join
- * names an endpoint ledgernet does not know, and a CreateEndpoint that was done made it known.
+ * names an endpoint ledgernet does not know, and a CreateEndpoint that was done made it known; a
+ * DeleteEndpoint's answer is `{}` either way, and only endpoints left long ago are deleted.
  */
-const SAFE_IF_ANSWERED = new Set(['NetworkDriver.CreateEndpoint']);
+const SAFE_IF_ANSWERED = new Set(['NetworkDriver.CreateEndpoint', 'NetworkDriver.DeleteEndpoint']);
 
 /** What the worker is told with the question: for ProgramExternalConnectivity, the Joins, Leaves and Revokes the journal kept. */
 function askBody(method: string, journal: Journal): string {

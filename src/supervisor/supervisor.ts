@@ -61,7 +61,7 @@ export interface Supervisor {
 }
 
 const err = errReply;
-/** The worker's internal calls (retries.ts: EXTERNAL_RETRY, JOIN_RETRY, CREATE_RETRY): never taken from the plugin socket. */
+/** The worker's internal calls (retries.ts: EXTERNAL_RETRY, JOIN_RETRY, CREATE_RETRY, DELETE_RETRY): never taken from the plugin socket. */
 const INTERNAL = 'Ledgernet.';
 
 /** Sends a call to the worker (again, to a new one, after a crash) within the deadline; always a Reply. */

@@ -298,6 +298,23 @@ describe('calls cut off before they were journaled', () => {
       { timeoutMs: 15_000, what: 'the container answers on its published port 127.0.0.1:18712' },
     );
   });
+
+  test('DeleteEndpoint: `docker rm -f` succeeds; the endpoint that left is deleted a few seconds later, not a minute', async () => {
+    const n = track.network(uniqueName('cut'));
+    assert.equal((await docker(['network', 'create', '--driver', 'ledgernet', '--subnet', '10.231.229.0/24', n])).exitCode, 0);
+    const [c1, c2] = [track.container(uniqueName('cut')), track.container(uniqueName('cut'))];
+    for (const c of [c1, c2]) assert.equal((await docker(['run', '-d', '--name', c, '--network', n, TEST_IMAGE, 'sleep', '600'])).exitCode, 0);
+    const ep2 = (await containerEndpoint(c2, n)).EndpointID;
+    const veth = `lnv-${ep2.slice(0, 11)}`;
+    await cutOff('NetworkDriver.DeleteEndpoint', async () => {
+      const r = await docker(['rm', '-f', c2]);
+      assert.equal(r.exitCode, 0, `docker rm succeeds: ${r.stderr}`);
+    });
+    const t0 = Date.now();
+    await waitFor(async () => (await execa('ip', ['link', 'show', veth], { reject: false })).exitCode !== 0, { timeoutMs: 20_000, what: `${veth} of the removed container is deleted` });
+    assert.ok(Date.now() - t0 < 20_000);
+    assert.ok(await ping(c1, (await containerIp(c1, n)).replace(/\.\d+$/, '.1')), 'the other container still reaches its gateway');
+  });
 });
 
 describe('ledgernet repair', () => {

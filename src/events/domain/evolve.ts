@@ -99,6 +99,7 @@ function apply(draft: Draft<State>, event: StoredEvent): void {
         ep.joined = true;
         ep.sandboxKey = event.data.sandboxKey;
         ep.joinedAt = event.at;
+        delete ep.leftAt;
       }
       return;
     }
@@ -108,6 +109,7 @@ function apply(draft: Draft<State>, event: StoredEvent): void {
         ep.joined = false;
         ep.sandboxKey = null;
         delete ep.joinedAt;
+        ep.leftAt = event.at;
       }
       return;
     }

@@ -192,6 +192,11 @@ export interface EndpointState extends EndpointSpec {
    * ProgramExternalConnectivity retry (src/api/external-retry.ts), which follows a Join by ms.
    */
   readonly joinedAt?: string;
+  /**
+   * When it left its container (the Leave's `at`), until it joins again. Docker deletes an
+   * endpoint right after its Leave: one left for long lost its DeleteEndpoint (api/delete-retry.ts).
+   */
+  readonly leftAt?: string;
   readonly lost: boolean;
   /** ProgramExternalConnectivity was received and not revoked: this endpoint is the gateway. */
   readonly programmed: boolean;

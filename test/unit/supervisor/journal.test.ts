@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Journal, KEEP_MS, endedUncleanly, keptEntries, liveEntries, trailingAnswers } from '../../../src/supervisor/journal.ts';
-import { CREATE_RETRY, EXTERNAL_RETRY, JOIN_RETRY, emptyRetries } from '../../../src/supervisor/retries.ts';
+import { CREATE_RETRY, DELETE_RETRY, EXTERNAL_RETRY, JOIN_RETRY, emptyRetries } from '../../../src/supervisor/retries.ts';
 import { pino } from 'pino';
 import { RETRY_WINDOW_MS } from '../../../src/supervisor/retry-match.ts';
 
@@ -214,6 +214,12 @@ describe('an empty retry no journal entry matches, after a crash: asked of the w
     assert.deepEqual(r.asked, [[CREATE_RETRY, '{}']]);
     const last = await retryAfter([req('a', JOIN), req('b', CE), ans('a'), ans('b')], CE);
     assert.deepEqual(last.asked, [[CREATE_RETRY, '{}']]);
+  });
+
+  it('a DeleteEndpoint: the worker is asked (DELETE_RETRY), even when a DeleteEndpoint was answered last', async () => {
+    const DE = 'NetworkDriver.DeleteEndpoint';
+    assert.deepEqual((await retryAfter([req('j', JOIN), ans('j'), req('x', JOIN)], DE)).asked, [[DELETE_RETRY, '{}']]);
+    assert.deepEqual((await retryAfter([req('a', JOIN), req('b', DE), ans('a'), ans('b')], DE)).asked, [[DELETE_RETRY, '{}']]);
   });
 
   it('a call of the same method among the last answers (its reply may never have left): refused, the worker not asked', async () => {
