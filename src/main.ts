@@ -18,6 +18,7 @@ import type { Metrics } from './operator/metrics.ts';
 import { controlPeerCheck, listenPrivately, prepareSocketPath } from './operator/socket.ts';
 import { recordDirectRouting, recordFirewall, resolveFirewall, switchableFirewall } from './operator/firewall-choice.ts';
 import { followDockerFirewall, startDockerSync } from './operator/docker-background.ts';
+import { startLeftSweeper } from './operator/left-endpoints.ts';
 import { startCluster, type Cluster } from './operator/cluster.ts';
 import type { ClusterPort } from './events/index.ts';
 import { pluginSocketFrom } from './supervisor/worker-link.ts';
@@ -285,6 +286,7 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
     add(watchKernel(cfg, reconciler, log, metrics));
     await reconciler.requestPass('startup');
     if (cfg.dockerSocket) add(startDockerSync(cfg, store, reconciler, log));
+    add(startLeftSweeper({ store, converge: (t) => void reconciler.requestPass(t).catch((e: unknown) => log.warn({ err: e, trigger: t }, 'background reconcile pass failed')), log }));
     log.info({ socket: cfg.socket, stateDir: cfg.stateDir, intervalS: cfg.reconcileIntervalS }, 'ledgernet is serving');
   } catch (e) {
     await stopAll();

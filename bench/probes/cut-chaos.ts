@@ -7,10 +7,10 @@
 // killed daemon get their Docker connection closed too (what Docker sees when the daemon dies),
 // so Docker retries them as it would. Prints, per method, how many calls were cut, and every
 // failed docker command: which cut-off calls ledgernet can still answer, and which not.
-// Under the test lock (≤ 15 min):
+// CUT_LOG=<file> writes every daemon's log there. Under the test lock (≤ 15 min):
 //   flock /run/lock/ledgernet-tests.lock node --import tsx bench/probes/cut-chaos.ts [operations] [cuts]
 import { randomInt } from 'node:crypto';
-import { rmSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { runScenario } from '../../test/helpers/chaos.ts';
 import { PLUGIN_SOCKET, ledgernetCli, pluginCall, startDaemon, type DaemonHandle } from '../../test/helpers/daemon.ts';
@@ -100,6 +100,7 @@ async function main(): Promise<void> {
       }
     }
     for (const [m, n] of counts) console.log(`daemon, ${n}x: ${m}`);
+    if (process.env['CUT_LOG']) writeFileSync(process.env['CUT_LOG'], retryLines.join('\n'));
     if (r.duplicateAddresses.length > 0 || r.networkRmFailures.length > 0 || leaks.length > 0 || verify.exitCode !== 0) exit = 1;
   } finally {
     await new Promise((res) => proxy.close(res));

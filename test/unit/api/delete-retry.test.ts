@@ -1,9 +1,10 @@
-// Docker's empty-body retry of a DeleteEndpoint cut off before it was journaled: answered `{}`,
-// and the endpoints that left before it and are still not deleted LEFT_MS after their Leave are
-// deleted (src/api/delete-retry.ts). Over the real plugin and log, with a fake kernel.
+// Docker's empty-body retry of a DeleteEndpoint cut off before it was journaled is answered `{}`
+// (src/api/delete-retry.ts); endpoints still not deleted LEFT_MS after their Leave are deleted
+// (src/operator/left-endpoints.ts). Over the real plugin and log, with a fake kernel.
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { DELETE_RETRY, LEFT_MS, leftUndeleted } from '../../../src/api/delete-retry.ts';
+import { DELETE_RETRY } from '../../../src/api/delete-retry.ts';
+import { LEFT_MS, leftUndeleted, startLeftSweeper } from '../../../src/operator/left-endpoints.ts';
 import { DELETE_RETRY as SUPERVISOR_SPELLING } from '../../../src/supervisor/retries.ts';
 import { readLog } from '../../../src/events/log/read.ts';
 import type { EventStore } from '../../../src/events/log/store.ts';
@@ -45,37 +46,48 @@ describe('an empty DeleteEndpoint retry that no journal entry matches', () => {
     });
   });
 
-  it('leftUndeleted: only endpoints that left before the retry, at least LEFT_MS ago, and did not join again', async () => {
+  it('leftUndeleted: only endpoints that left at least LEFT_MS ago and did not join again', async () => {
     await endpoint(EP1, 2, true);
     await endpoint(EP2, 3, true);
     await endpoint(EP3, 4, false);
     await ok('NetworkDriver.Leave', { ...ids, EndpointID: EP1 });
     const left = Date.parse(store.state.endpoints[EP1]?.leftAt ?? '');
     assert.ok(Number.isFinite(left), 'the Leave is recorded with its time');
-    assert.deepEqual(leftUndeleted(store.state, left + 1, left + LEFT_MS), [{ networkId: NET, endpointId: EP1 }]);
-    assert.deepEqual(leftUndeleted(store.state, left + 1, left + LEFT_MS - 1), [], 'not before LEFT_MS');
-    assert.deepEqual(leftUndeleted(store.state, left - 1, left + LEFT_MS), [], 'not one that left after the retry came');
+    assert.deepEqual(leftUndeleted(store.state, left + LEFT_MS), [{ networkId: NET, endpointId: EP1 }]);
+    assert.deepEqual(leftUndeleted(store.state, left + LEFT_MS - 1), [], 'not before LEFT_MS');
     await ok('NetworkDriver.Join', { ...ids, EndpointID: EP1, SandboxKey: '/var/run/docker/netns/x', Options: {} });
     assert.equal(store.state.endpoints[EP1]?.leftAt, undefined, 'joined again (a sandbox Refresh): no longer left');
-    assert.deepEqual(leftUndeleted(store.state, left + 1, left + LEFT_MS), []);
+    assert.deepEqual(leftUndeleted(store.state, left + LEFT_MS), []);
   });
 
-  it('is answered {} at once; LEFT_MS later the endpoint that left before it is deleted, the joined and the never-joined ones stay', async () => {
+  it('the retry is answered {} at once and changes nothing', async () => {
     assert.equal(SUPERVISOR_SPELLING, DELETE_RETRY, 'the supervisor asks for the call the worker serves');
+    await endpoint(EP1, 2, true);
+    const before = (await readLog(harness.dir)).events.length;
+    assert.deepEqual(await ok(DELETE_RETRY, ''), {});
+    assert.equal((await readLog(harness.dir)).events.length, before);
+  });
+
+  it('the sweeper deletes an endpoint that left and was never deleted; joined and never-joined ones stay', async () => {
     await endpoint(EP1, 2, true);
     await endpoint(EP2, 3, true);
     await endpoint(EP3, 4, false);
     await ok('NetworkDriver.Leave', { ...ids, EndpointID: EP1 });
-    const t0 = Date.now();
-    assert.deepEqual(await ok(DELETE_RETRY, ''), {});
-    assert.ok(Date.now() - t0 < 1_000, 'answered at once');
-    assert.ok(store.state.endpoints[EP1], 'not deleted before LEFT_MS');
-    for (let i = 0; i < 100 && store.state.endpoints[EP1]; i++) await new Promise((r) => setTimeout(r, 100));
-    assert.equal(store.state.endpoints[EP1], undefined, 'deleted');
-    assert.ok(store.state.endpoints[EP2]?.joined, 'the joined one stays');
-    assert.ok(store.state.endpoints[EP3], 'the one between CreateEndpoint and Join stays');
-    assert.deepEqual((await readLog(harness.dir)).events.map((e) => e.type).slice(-1), ['endpoint.deleted']);
-    // Docker's own DeleteEndpoint for it, if it still comes, is answered as for any endpoint already gone.
-    await ok('NetworkDriver.DeleteEndpoint', { ...ids, EndpointID: EP1 });
+    const passes: string[] = [];
+    const stop = startLeftSweeper({ store, converge: (t) => passes.push(t), log: { warn: () => undefined, error: () => undefined }, leftMs: 300, intervalMs: 50 });
+    try {
+      await new Promise((r) => setTimeout(r, 150));
+      assert.ok(store.state.endpoints[EP1], 'not before leftMs');
+      for (let i = 0; i < 100 && store.state.endpoints[EP1]; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(store.state.endpoints[EP1], undefined, 'deleted');
+      assert.deepEqual(passes, ['lost DeleteEndpoint'], 'a pass removes its veth and rules');
+      assert.ok(store.state.endpoints[EP2]?.joined, 'the joined one stays');
+      assert.ok(store.state.endpoints[EP3], 'the one between CreateEndpoint and Join stays');
+      assert.deepEqual((await readLog(harness.dir)).events.map((e) => e.type).slice(-1), ['endpoint.deleted']);
+      // Docker's own DeleteEndpoint for it, if it still comes, is answered as for any endpoint already gone.
+      await ok('NetworkDriver.DeleteEndpoint', { ...ids, EndpointID: EP1 });
+    } finally {
+      await stop();
+    }
   });
 });
