@@ -264,8 +264,7 @@ export class Reconciler {
    * Plans against `snapshot` (`scoped`: the model, and only what changed since the last pass if
    * that plans exactly the same), applies what is not held back, and keeps the model current.
    */
-  private async step(trigger: string, snapshot: KernelSnapshot, drifts: number, scoped: boolean): Promise<Step> {
-    const state = this.deps.getState();
+  private async step(trigger: string, state: State, snapshot: KernelSnapshot, drifts: number, scoped: boolean): Promise<Step> {
     const proxies = this.deps.proxies;
     const firewall = this.deps.firewall ?? defaultFirewall;
     const scopedPlan = scoped ? this.planner.scoped(state, snapshot, firewall) : null;
@@ -295,17 +294,21 @@ export class Reconciler {
     this.reads[cached ? 'model' : 'full']++;
     let fullReads = cached ? 0 : 1;
     const drifts = this.drifts;
-    let step = await this.step(trigger, cached ?? (await this.observe()), drifts, cached !== null);
+    // The desired state as the pass's callers made it, taken before the kernel is read: an intent
+    // appended while the read runs waits for the next pass, whose trigger is its own (a timer pass
+    // that created its veth would count it as drift repaired, and answer no one).
+    const state = this.deps.getState();
+    let step = await this.step(trigger, state, cached ?? (await this.observe()), drifts, cached !== null);
     if (cached && step.refused) {
       // The model may have been wrong (the kernel changed in a way no notice told): read the
       // kernel and plan once more before anyone hears of a failure.
       this.deps.log.debug({ trigger, failures: step.failures.map(describeFailure) }, 'a pass planned against the model failed; reading the kernel');
       this.reads.full++;
       fullReads++;
-      const again = await this.step(trigger, await this.observe(), drifts, false);
+      const again = await this.step(trigger, state, await this.observe(), drifts, false);
       step = { ...again, applied: [...step.applied, ...again.applied], cluster: [...step.cluster, ...again.cluster] };
     }
-    const { state, planned, applied, failures } = step;
+    const { planned, applied, failures } = step;
     const lost = planned.filter((a) => a.kind === 'endpoint.lost');
     if (lost.length > 0) await this.deps.onLost(lost);
     const result: PassResult = {

@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, it, mock } from 'node:test';
 import type { Command } from '../../../src/events/domain/commands.ts';
 import type { State } from '../../../src/events/domain/types.ts';
 import type { ChangeFailure, LinkChange } from '../../../src/kernel/types.ts';
-import { actionKey } from '../../../src/reconciler/actions.ts';
+import { actionKey, describeAction } from '../../../src/reconciler/actions.ts';
 import { Reconciler, type PassResult } from '../../../src/reconciler/loop.ts';
 import { backoffMs } from '../../../src/reconciler/retry.ts';
 import { EP_1, NET_A, NET_B, endpointSpec, given, networkSpec } from '../../helpers/events.ts';
@@ -221,6 +221,28 @@ describe('reconcile loop: Docker\'s calls plan against the kernel model (issue 1
     await r.requestPass('NetworkDriver.CreateEndpoint');
     for (const kind of ['down', 'addr-deleted', 'deleted'] as const) assert.notEqual(r.noticed(BRIDGE_A, kind), 'drift', kind);
     assert.equal(r.noticed(networkSpec(NET_B).bridge, 'addr-deleted'), 'drift', 'what no pass did is drift');
+  });
+
+  it('an intent appended while the timer\'s pass reads the kernel is left to its own pass (not counted as the timer\'s repair)', async () => {
+    await r.requestPass('startup');
+    let append: (() => void) | null = () => {
+      state = given(netA, { type: 'CreateEndpoint', spec: endpointSpec(NET_A, EP_1) });
+    };
+    const read = kernel.observe.bind(kernel);
+    kernel.observe = async () => {
+      const snap = await read();
+      append?.(); // CreateEndpoint is journaled while the kernel is being read
+      append = null;
+      return snap;
+    };
+    const timer = r.requestPass('timer');
+    const docker = r.requestPass('NetworkDriver.CreateEndpoint');
+    const veth = endpointSpec(NET_A, EP_1).veth;
+    assert.deepEqual((await timer).applied.map((a) => a.kind), [], 'the timer\'s pass planned the state it began with');
+    const mine = await docker;
+    assert.equal(mine.trigger, 'NetworkDriver.CreateEndpoint');
+    assert.ok(mine.applied.some((a) => a.kind === 'veth.create' && actionKey(a) === veth), mine.applied.map(describeAction).join());
+    assert.equal(kernel.links.get(veth)?.master, BRIDGE_A);
   });
 
   it('a pass planned against a stale model that fails reads the kernel and plans again before answering', async () => {
