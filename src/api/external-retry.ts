@@ -18,14 +18,18 @@
 //   nothing to program; the answer is `{}` (the endpoint is not marked programmed: that mark only
 //   matters with ports);
 // - exactly one candidate, its Join known: it is the call; done again with the Join's Options;
-// - anything else (no candidate, a Join the journal no longer holds, ports among several):
-//   refused with an Err that says why. A wrong pick would publish ports on another container's
-//   endpoint, or none where Docker believes they are.
+// - ports among several: it waits (retry-wait.ts) while the others' own calls (their
+//   ProgramExternalConnectivity with its body, a Leave, a DeleteEndpoint) rule candidates out,
+//   and is asked again among the candidates it had;
+// - anything else (no candidate, a Join the journal no longer holds, ports among several after
+//   RETRY_WAIT_MS): refused with an Err that says why. A wrong pick would publish ports on another
+//   container's endpoint, or none where Docker believes they are.
 // The supervisor does not ask when the dead supervisor's last answers include a
 // ProgramExternalConnectivity (its reply may not have reached Docker: its endpoint is programmed,
 // and another could then be the one candidate; journal.ts trailingAnswers).
 import { lookup, type EndpointState, type State } from '../events/domain/types.ts';
 import { short } from '../events/domain/decide.ts';
+import type { Wait } from './retry-wait.ts';
 import { toPortmap, type Json } from './wire.ts';
 
 /**
@@ -58,25 +62,30 @@ export interface KnownTeardown {
 export type ExternalRetry =
   | { readonly kind: 'nothing'; readonly candidates: number }
   | { readonly kind: 'redo'; readonly body: KnownJoin }
-  | { readonly kind: 'refuse'; readonly reason: string };
+  | { readonly kind: 'refuse'; readonly reason: string }
+  | Wait;
 
 const METHOD = 'NetworkDriver.ProgramExternalConnectivity';
 const WINDOW = `the last ${RECENT_MS / 1000} s`;
 
 /**
- * What the empty retry of a ProgramExternalConnectivity that no journal entry matches can be
- * answered with at `now` (ms), given the Joins, Leaves and Revokes the journal kept (younger than
- * RECENT_MS).
+ * What the empty retry of a ProgramExternalConnectivity that no journal entry matches, received at
+ * `now` (ms), can be answered with, given the Joins, Leaves and Revokes the journal kept (younger
+ * than RECENT_MS); `among`: the candidates it had when asked first (asked again while it waits).
  */
-export function externalRetry(state: State, now: number, joins: readonly KnownJoin[], teardowns: readonly KnownTeardown[]): ExternalRetry {
+export function externalRetry(state: State, now: number, joins: readonly KnownJoin[], teardowns: readonly KnownTeardown[], among?: ReadonlySet<string>): ExternalRetry {
   const revoked = new Set<string>();
   for (const t of teardowns) {
     const ep = lookup(state.endpoints, t.EndpointID);
     if (!ep || ep.networkId !== t.NetworkID) continue;
-    if (!ep.joined) return { kind: 'refuse', reason: `endpoint ${short(ep.endpointId)} left its container in ${WINDOW} and is not deleted yet, so Docker may be moving that container's external connectivity to an endpoint ledgernet cannot name` };
+    if (!ep.joined) {
+      // (asked again while it waits: a Leave since came after the retry, and only rules that endpoint out)
+      if (among !== undefined) continue;
+      return { kind: 'refuse', reason: `endpoint ${short(ep.endpointId)} left its container in ${WINDOW} and is not deleted yet, so Docker may be moving that container's external connectivity to an endpoint ledgernet cannot name` };
+    }
     revoked.add(ep.endpointId);
   }
-  const candidates = Object.values(state.endpoints).filter((ep) => isCandidate(state, ep, now, revoked));
+  const candidates = Object.values(state.endpoints).filter((ep) => isCandidate(state, ep, now, revoked) && (among === undefined || among.has(ep.endpointId)));
   if (candidates.length === 0) {
     return { kind: 'refuse', reason: `no endpoint was joined (or revoked) in ${WINDOW} without being programmed since, so ledgernet cannot tell which call this repeats` };
   }
@@ -91,7 +100,11 @@ export function externalRetry(state: State, now: number, joins: readonly KnownJo
   }
   if (candidates.length === 1) return { kind: 'redo', body: known.get(candidates[0]!.endpointId)! };
   if (withPorts.length === 0) return { kind: 'nothing', candidates: candidates.length };
-  return { kind: 'refuse', reason: `${candidates.length} endpoints were joined (or revoked) in ${WINDOW} without being programmed, and ${withPorts.join(', ')} publish${withPorts.length === 1 ? 'es' : ''} ports, so ledgernet cannot tell which call this repeats` };
+  return {
+    kind: 'wait',
+    candidates: candidates.map((ep) => ep.endpointId),
+    reason: `${candidates.length} endpoints were joined (or revoked) in ${WINDOW} without being programmed, and ${withPorts.join(', ')} publish${withPorts.length === 1 ? 'es' : ''} ports, so ledgernet cannot tell which call this repeats`,
+  };
 }
 
 function isCandidate(state: State, ep: EndpointState, now: number, revoked: ReadonlySet<string>): boolean {

@@ -12,6 +12,7 @@ import { containerIfacePrefix } from '../events/domain/options.ts';
 import { lookup } from '../events/domain/types.ts';
 import { EXTERNAL_RETRY, externalRetry, knownCalls } from './external-retry.ts';
 import { JOIN_RETRY, joinRetry } from './join-retry.ts';
+import { RETRY_WAIT_MS, untilTold, type Wait } from './retry-wait.ts';
 import { DELETE_RETRY, answerDeleteRetry } from './delete-retry.ts';
 import { CREATE_RETRY, answerCreateRetry, createAtJoin, learnAddresses, mayHaveV6, resumeAddressing } from './deferred-endpoint.ts';
 import { applyIntent, awaitKernel, background, concernsEndpoint, concernsNetwork, concernsPorts, type IntentDeps } from './intent.ts';
@@ -55,6 +56,8 @@ export interface ApiDeps extends IntentDeps {
   readonly cluster?: ClusterPort | undefined;
   /** Called with each call's method name and duration (metrics). */
   readonly onCall?: (method: string, ms: number, ok: boolean) => void;
+  /** How long an empty retry several endpoints could be waits for them to be told apart (default RETRY_WAIT_MS; tests shorten it). */
+  readonly retryWaitMs?: number;
 }
 
 type Handler = (body: Json, method: string) => Promise<unknown>;
@@ -305,11 +308,8 @@ async function program(deps: ApiDeps, body: Json, method: string): Promise<unkno
 async function answerExternalRetry(deps: ApiDeps, body: Json): Promise<unknown> {
   const method = 'NetworkDriver.ProgramExternalConnectivity';
   const known = knownCalls(body);
-  const r = externalRetry(deps.store.state, Date.now(), known.joins, known.teardowns);
-  if (r.kind === 'refuse') {
-    deps.log.error({ method, reason: r.reason }, 'an empty-body retry after a supervisor crash matches no journaled call; refused');
-    throw new DriverError('LN_ERR_BAD_REQUEST', cutOffErr(r.reason));
-  }
+  const now = Date.now();
+  const r = await retryVerdict(deps, method, (among) => externalRetry(deps.store.state, now, known.joins, known.teardowns, among));
   if (r.kind === 'nothing') {
     deps.log.warn({ method, candidates: r.candidates }, 'empty-body retry of a call cut off before it was recorded: every endpoint it can repeat publishes no port, so there is nothing to program; answered as done');
     return {};
@@ -321,13 +321,34 @@ async function answerExternalRetry(deps: ApiDeps, body: Json): Promise<unknown> 
 /** The supervisor's question for Docker's empty-body retry of a Join that no journal entry matches (join-retry.ts has the rule). */
 async function answerJoinRetry(deps: Ctx): Promise<unknown> {
   const method = 'NetworkDriver.Join';
-  const r = joinRetry(deps.store.state, Date.now());
-  if (r.kind === 'refuse') {
-    deps.log.error({ method, reason: r.reason }, 'an empty-body retry after a supervisor crash matches no journaled call; refused');
-    throw new DriverError('LN_ERR_BAD_REQUEST', cutOffErr(r.reason));
-  }
+  const now = Date.now();
+  const r = await retryVerdict(deps, method, (among) => joinRetry(deps.store.state, now, among));
   deps.log.warn({ method, endpoint: short(r.body.EndpointID) }, 'empty-body retry of a call cut off before it was recorded: one endpoint can be its target; joined (its sandbox key unknown)');
   return join(deps, r.body, method);
+}
+
+type Refuse = { readonly kind: 'refuse'; readonly reason: string };
+
+/**
+ * An empty retry's rule, asked at once and, while it waits for several candidates to be told
+ * apart, again among those (retry-wait.ts); a refusal, or a wait that ran out, is the Err.
+ */
+async function retryVerdict<R extends { readonly kind: string }>(deps: ApiDeps, method: string, rule: (among?: ReadonlySet<string>) => R | Refuse | Wait): Promise<Exclude<R, Refuse | Wait>> {
+  let r = rule();
+  if (r.kind === 'wait') {
+    const { candidates } = r as Wait;
+    const among = new Set(candidates);
+    const waitMs = deps.retryWaitMs ?? RETRY_WAIT_MS;
+    deps.log.warn({ method, candidates: candidates.map(short), waitMs }, 'empty-body retry of a call cut off before it was recorded: several endpoints can be its target; waiting for their own calls to tell them apart');
+    r = await untilTold(() => rule(among), waitMs);
+    if (r.kind === 'wait') r = { kind: 'refuse', reason: `${(r as Wait).reason} (no call told them apart within ${waitMs / 1000} s)` };
+  }
+  if (r.kind === 'refuse') {
+    const { reason } = r as Refuse;
+    deps.log.error({ method, reason }, 'an empty-body retry after a supervisor crash matches no journaled call; refused');
+    throw new DriverError('LN_ERR_BAD_REQUEST', cutOffErr(reason));
+  }
+  return r as Exclude<R, Refuse | Wait>;
 }
 
 /** The Err of an empty-body retry that neither the journal nor the model can match. */

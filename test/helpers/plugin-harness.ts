@@ -21,13 +21,13 @@ export interface PluginHarness {
   close(): Promise<void>;
 }
 
-export async function pluginHarness(prefix: string, host?: HostView): Promise<PluginHarness> {
+export async function pluginHarness(prefix: string, host?: HostView, opts: { readonly retryWaitMs?: number } = {}): Promise<PluginHarness> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
   const opened = await EventLog.open(dir, { host: 't' });
   const store = new EventStore(opened.log, fold(emptyState, opened.events));
   const log = pino({ level: 'silent' });
   const reconciler = new Reconciler({ kernel: new FakeKernel(), getState: () => store.latest, log, intervalMs: 0, onLost: async () => undefined });
-  const plugin = createPlugin({ store, reconciler, log, applyTimeoutMs: 5_000, ...(host ? { host } : {}) });
+  const plugin = createPlugin({ store, reconciler, log, applyTimeoutMs: 5_000, ...(host ? { host } : {}), ...opts });
   return {
     dir,
     store,

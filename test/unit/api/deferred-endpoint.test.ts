@@ -44,7 +44,7 @@ beforeEach(async () => {
       return ifaces.get(key) ?? null;
     },
   };
-  harness = await pluginHarness('ln-deferred-', host);
+  harness = await pluginHarness('ln-deferred-', host, { retryWaitMs: 1_500 });
   ({ dir, store, call } = harness);
 });
 
@@ -165,14 +165,37 @@ describe("an empty CreateEndpoint retry that no journal entry matches", () => {
     assert.equal(answer['GatewayIPv6'], 'fd13::1');
   });
 
-  it('an empty Join retry is refused while a marker waits for its Join (it may be that Join)', async () => {
+  it('an empty Join retry is refused while a marker waits for its Join (it may be that Join) and no call tells', async () => {
     await network();
     await ok('NetworkDriver.CreateEndpoint', { NetworkID: NET, EndpointID: EP2, Interface: { Address: '10.213.0.3/24', AddressIPv6: '', MacAddress: '' }, Options: {} });
     await ok(CREATE_RETRY, '');
     const r = await call(JOIN_RETRY, '');
     assert.notEqual(r.status, 200);
-    assert.match(String(r.json['Err']), /could be the Join of one/);
+    assert.match(String(r.json['Err']), /could be the Join of one.*no call told them apart/);
     assert.equal(store.state.endpoints[EP2]?.joined, false, 'the one created endpoint was not taken for it');
+  });
+
+  it('an empty Join retry waits while a marker waits: once the marker\'s own Join used it, the one created endpoint is the call', async () => {
+    await network();
+    await ok('NetworkDriver.CreateEndpoint', { NetworkID: NET, EndpointID: EP2, Interface: { Address: '10.213.0.3/24', AddressIPv6: '', MacAddress: '' }, Options: {} });
+    await ok(CREATE_RETRY, '');
+    const pending = call(JOIN_RETRY, '');
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(store.state.endpoints[EP2]?.joined, false);
+    await ok('NetworkDriver.Join', joinBody(EP1)); // the deferred endpoint's Join, with its body
+    const r = await pending;
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    assert.deepEqual(r.json['InterfaceName'], { SrcName: 'lnp-ed3b6944b97', DstPrefix: 'eth' });
+    assert.equal(store.state.endpoints[EP2]?.joined, true);
+  });
+
+  it('an empty Join retry with a marker and no created endpoint is refused at once: it can only be the marker\'s Join, whose endpoint it does not name', async () => {
+    await network();
+    await ok(CREATE_RETRY, '');
+    const t0 = Date.now();
+    const r = await call(JOIN_RETRY, '');
+    assert.match(String(r.json['Err']), /could be the Join of one/);
+    assert.ok(Date.now() - t0 < 1_000, 'no wait');
   });
 });
 

@@ -15,6 +15,7 @@ const NET = '404f6704c3ccdc6e4d2ec4a484462b64600d586ecb6b5dda50c4010a8d5973be';
 const INTERNAL_NET = 'cf347594c297de10fa4592c16d3a5e89d522c709af89b6a89c9b6b7e3c5ee0ce';
 const EP1 = 'a8bbafba2420888ea04df22510037f17cb4829a8b6632a407ffb32281a344e8d';
 const EP2 = 'ed3b6944b97936a3ac300a0a77308f79a05ff6dbd2949f55ca1d7145572908c4';
+const EP3 = '5c1f0e2a9d7b4c3e8f6a1b2d3c4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60';
 const NO_PORTS = { 'com.docker.network.endpoint.exposedports': [], 'com.docker.network.portmap': [] };
 // observed-docker.md §2.8: `-p 127.0.0.1:8443:443/udp -p 8080:80 --expose 9000`
 const PORTS = {
@@ -25,21 +26,25 @@ const PORTS = {
   ],
 };
 
+/** How long an ambiguous retry waits here for the others' own calls (the daemon's RETRY_WAIT_MS is 10 s). */
+const WAIT_MS = 1_500;
+
 let dir: string;
 let store: EventStore;
 let harness: PluginHarness;
 let call: PluginHarness['call'];
 
 beforeEach(async () => {
-  harness = await pluginHarness('ln-extretry-');
+  harness = await pluginHarness('ln-extretry-', undefined, { retryWaitMs: WAIT_MS });
   ({ dir, store, call } = harness);
 });
 
 afterEach(() => harness.close());
 
-const ok = async (method: string, body: unknown): Promise<void> => {
+const ok = async (method: string, body: unknown): Promise<Record<string, unknown>> => {
   const r = await call(method, body);
   assert.equal(r.status, 200, `${method}: ${JSON.stringify(r.json)}`);
+  return r.json;
 };
 
 async function network(id: string, subnet: number, internal = false): Promise<void> {
@@ -95,15 +100,48 @@ describe('an empty ProgramExternalConnectivity retry that no journal entry match
     assert.deepEqual(await types(), before);
   });
 
-  it('several endpoints joined, one publishing ports: refused, naming it; nothing is appended', async () => {
+  it('several endpoints joined, one publishing ports, and no call tells them apart: refused after the wait, naming it; nothing is appended', async () => {
     await network(NET, 0);
     const js = [await joined(NET, EP1, 2, NO_PORTS), await joined(NET, EP2, 3, PORTS)];
     const before = await types();
+    const t0 = Date.now();
     const err = refusal(await retry(js));
+    assert.ok(Date.now() - t0 >= WAIT_MS, 'it waited for the others\' calls first');
     assert.match(err, /request body is empty/);
-    assert.match(err, /2 endpoints were joined .* and ed3b6944b979 publishes ports/);
+    assert.match(err, /2 endpoints were joined .* and ed3b6944b979 publishes ports.*no call told them apart within 1\.5 s/);
     assert.match(err, /run the docker command again/);
     assert.deepEqual(await types(), before);
+  });
+
+  it('several joined, ports among them: the retry waits, and the other\'s own call rules it out; the one left is programmed with its Join\'s ports', async () => {
+    await network(NET, 0);
+    const js = [await joined(NET, EP1, 2, PORTS), await joined(NET, EP2, 3, NO_PORTS)];
+    const pending = retry(js);
+    // EP2's container goes on: its own ProgramExternalConnectivity, with its body, comes meanwhile.
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(store.state.endpoints[EP1]?.programmed, false, 'nothing picked while two could be it');
+    await ok('NetworkDriver.ProgramExternalConnectivity', { NetworkID: NET, EndpointID: EP2, Options: NO_PORTS });
+    const r = await pending;
+    assert.deepEqual([r.status, r.json], [200, {}]);
+    const ep = store.state.endpoints[EP1];
+    assert.equal(ep?.programmed, true);
+    assert.deepEqual(ep?.portmap.map((p) => `${p.hostIp}:${p.hostPort}->${p.port}/${p.proto}`).sort(), ['127.0.0.1:8443->443/17', ':8080->80/6']);
+  });
+
+  it('an endpoint joined after the retry came is never its target: asked again among its first candidates only', async () => {
+    await network(NET, 0);
+    const js = [await joined(NET, EP1, 2, PORTS), await joined(NET, EP2, 3, NO_PORTS)];
+    const now = Date.now();
+    const first = externalRetry(store.state, now, js as never, []);
+    assert.equal(first.kind, 'wait');
+    const among = new Set(first.kind === 'wait' ? first.candidates : []);
+    for (const ep of [EP1, EP2]) {
+      await ok('NetworkDriver.Leave', { NetworkID: NET, EndpointID: ep });
+      await ok('NetworkDriver.DeleteEndpoint', { NetworkID: NET, EndpointID: ep });
+    }
+    const j3 = await joined(NET, EP3, 4, PORTS);
+    assert.equal(externalRetry(store.state, now, [...js, j3] as never, [], among).kind, 'refuse');
+    assert.equal(externalRetry(store.state, now, [...js, j3] as never, []).kind, 'redo', 'a retry that came now could be its call');
   });
 
   it('a candidate whose Join the journal no longer holds: refused, naming it', async () => {
@@ -165,13 +203,42 @@ describe('an empty Join retry that no journal entry matches', () => {
     assert.equal(store.state.endpoints[EP1]?.sandboxKey, '', 'its sandbox key is not known');
   });
 
-  it('two created and not joined: refused, naming both; nothing is appended', async () => {
+  it('two created and not joined, and no call tells them apart: refused after the wait, naming both; nothing is appended', async () => {
     await network(NET, 0);
     await created(NET, EP1, 2);
     await created(NET, EP2, 3);
     const before = await types();
-    assert.match(refusal(await call(JOIN_RETRY, '')), /2 endpoints were created .* \(a8bbafba2420, ed3b6944b979\)/);
+    assert.match(refusal(await call(JOIN_RETRY, '')), /2 endpoints were created .* \(a8bbafba2420, ed3b6944b979\).*no call told them apart/);
     assert.deepEqual(await types(), before);
+  });
+
+  it('two created and not joined: the retry waits; the other\'s own Join rules it out, and the retry is answered as the one left', async () => {
+    await network(NET, 0);
+    await created(NET, EP1, 2);
+    await created(NET, EP2, 3);
+    const pending = call(JOIN_RETRY, '');
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(store.state.endpoints[EP1]?.joined, false, 'nothing picked while two could be it');
+    // EP2's container goes on: its Join, with its body, comes meanwhile; and a third endpoint is made.
+    const own = await ok('NetworkDriver.Join', { NetworkID: NET, EndpointID: EP2, SandboxKey: '/var/run/docker/netns/ed3b6944b979', Options: NO_PORTS });
+    await created(NET, EP3, 4);
+    const r = await pending;
+    assert.deepEqual([r.status, r.json], [200, { InterfaceName: { SrcName: 'lnp-a8bbafba242', DstPrefix: 'eth' }, Gateway: '10.213.0.1' }]);
+    assert.notDeepEqual(own['InterfaceName'], r.json['InterfaceName']);
+    assert.equal(store.state.endpoints[EP1]?.joined, true);
+    assert.equal(store.state.endpoints[EP3]?.joined, false, 'made after the retry came: never its target');
+  });
+
+  it('two created: one rolled back by Docker (DeleteEndpoint) leaves the other as the call', async () => {
+    await network(NET, 0);
+    await created(NET, EP1, 2);
+    await created(NET, EP2, 3);
+    const pending = call(JOIN_RETRY, '');
+    await new Promise((r) => setTimeout(r, 100));
+    await ok('NetworkDriver.DeleteEndpoint', { NetworkID: NET, EndpointID: EP1 });
+    const r = await pending;
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    assert.equal(store.state.endpoints[EP2]?.joined, true);
   });
 
   it('joined ones, lost ones and ones created longer ago than RECENT_MS are not candidates', async () => {
