@@ -182,11 +182,19 @@ describe('calls cut off before they were journaled', () => {
   let ready: Promise<unknown> = Promise.resolve();
   let armed: string | null = null;
   let seen: Record<string, string[]> = {};
+  /** Calls of this method with a body that come after the cut wait until its empty retry came, and 0.5 s more. */
+  let holdOthers: string | null = null;
+  let held: (() => void)[] = [];
+  /** Calls of `method` wait for `open` before anything else is done with them. */
+  let gate: { readonly method: string; readonly open: Promise<void> } | null = null;
+  /** Called after each reply the proxy passes on, with the method. */
+  let onAnswer: ((method: string) => void) | null = null;
   const proxy = createServer((req, res) => {
     let body = '';
     req.on('data', (c: Buffer) => (body += c.toString()));
-    req.on('end', () => {
+    req.on('end', async () => {
       const method = (req.url ?? '/').slice(1);
+      if (gate && method === gate.method) await gate.open;
       (seen[method] ??= []).push(body);
       if (method === armed) {
         armed = null;
@@ -195,11 +203,23 @@ describe('calls cut off before they were journaled', () => {
         ready = d.kill9All().then(async () => (d = await startDaemon({ socket: inner, stateDir, extraArgs: ARGS, keepStateDir: true })));
         return;
       }
-      ready
-        .then(() => pluginCall(method, body, inner))
+      let wait: Promise<unknown> = ready;
+      if (method === holdOthers && armed === null && body !== '') wait = new Promise<void>((r) => held.push(r));
+      if (method === holdOthers && body === '') {
+        holdOthers = null;
+        setTimeout(() => held.splice(0).forEach((r) => r()), 500);
+      }
+      wait
+        .then(() => ready)
+        .then(() => pluginCall(method, body, inner, { timeoutMs: 60_000 }))
         .then(
-          (r) => res.writeHead(r.status).end(r.text),
-          (e: Error) => res.writeHead(500).end(JSON.stringify({ Err: e.message })),
+          (r) => {
+            res.writeHead(r.status).end(r.text);
+            onAnswer?.(method);
+          },
+          // The daemon died with the call (one in flight when the cut killed it): Docker sees its
+          // connection closed, as it would in a crash, and retries.
+          () => req.socket.destroy(),
         );
     });
   });
@@ -216,15 +236,16 @@ describe('calls cut off before they were journaled', () => {
     await waitNoLeaks();
   });
 
-  /** Arms the cut for `method`; after `run`, checks Docker sent it twice, the retry empty. */
-  async function cutOff(method: string, run: () => Promise<void>): Promise<void> {
+  /** Arms the cut for `method`; after `run`, checks Docker sent it twice (and `others` more with bodies), the retry empty. */
+  async function cutOff(method: string, run: () => Promise<void>, others = 0): Promise<void> {
     seen = {};
     armed = method;
     await run();
     assert.equal(armed, null, `Docker sent ${method}`);
-    assert.equal(seen[method]?.length, 2, `Docker sent ${method} twice: the call cut off and its retry`);
-    assert.notEqual(seen[method]?.[0], '', 'the first with its body');
-    assert.equal(seen[method]?.[1], '', 'the retry with an empty body (moby#39331)');
+    const calls = seen[method] ?? [];
+    assert.equal(calls.length, 2 + others, `Docker sent ${method} ${2 + others} times: the call cut off, its retry, ${others} other(s)`);
+    assert.notEqual(calls[0], '', 'the first with its body');
+    assert.deepEqual(calls.filter((b) => b === '').length, 1, 'one retry with an empty body (moby#39331)');
   }
 
   test('ProgramExternalConnectivity: `docker run -p` succeeds and the port answers', async () => {
@@ -264,6 +285,44 @@ describe('calls cut off before they were journaled', () => {
     assert.ok(!links.some((l) => l.ifname === `lnp-${ep2.slice(0, 11)}`), "its own container-side veth was moved into it (no longer on the host)");
     assert.ok(await ping(c2, await containerIp(c1, n)), 'c2 reaches c1');
     assert.ok(await ping(c1, await containerIp(c2, n)), 'c1 reaches c2');
+  });
+
+  test('Join while another container is between CreateEndpoint and Join: its retry waits for the other\'s own Join; both get their own veth', async () => {
+    const n = track.network(uniqueName('cut'));
+    assert.equal((await docker(['network', 'create', '--driver', 'ledgernet', '--subnet', '10.231.229.0/24', n])).exitCode, 0);
+    const [c1, c2] = [track.container(uniqueName('cut')), track.container(uniqueName('cut'))];
+    // The Joins wait until both CreateEndpoints were answered; the first is cut off, the other
+    // container's, with its body, is held until the retry came: two endpoints are created and not
+    // joined when the retry arrives.
+    let open = (): void => undefined;
+    gate = { method: 'NetworkDriver.Join', open: new Promise<void>((r) => (open = r)) };
+    let created = 0;
+    onAnswer = (m) => {
+      if (m === 'NetworkDriver.CreateEndpoint' && ++created === 2) open();
+    };
+    holdOthers = 'NetworkDriver.Join';
+    try {
+      await cutOff('NetworkDriver.Join', async () => {
+        const runs = await Promise.all([c1, c2].map((c) => docker(['run', '-d', '--name', c, '--network', n, TEST_IMAGE, 'sleep', '600'])));
+        for (const r of runs) assert.equal(r.exitCode, 0, `docker run succeeds: ${r.stderr}`);
+      }, 1);
+    } catch (e) {
+      throw new Error(`${String(e)}\n--- daemon logs ---\n${d.logs().slice(-6000)}`);
+    } finally {
+      [gate, onAnswer, holdOthers] = [null, null, null];
+      held.splice(0).forEach((r) => r());
+    }
+    assert.equal(held.length, 0);
+    assert.equal(seen['NetworkDriver.CreateEndpoint']?.length, 2);
+    assert.match(d.logs(), /several endpoints can be its target; waiting/, 'the retry came while two endpoints were created and not joined');
+    for (const c of [c1, c2]) {
+      const ep = (await containerEndpoint(c, n)).EndpointID;
+      const iflink = (await docker(['exec', c, 'cat', '/sys/class/net/eth0/iflink'], { check: true })).stdout.trim();
+      const host = (await execa('cat', [`/sys/class/net/lnv-${ep.slice(0, 11)}/ifindex`])).stdout.trim();
+      assert.equal(iflink, host, `${c}'s eth0 is the peer of its own endpoint's veth lnv-${ep.slice(0, 11)}`);
+    }
+    assert.ok(await ping(c1, await containerIp(c2, n)), 'c1 reaches c2');
+    assert.ok(await ping(c2, await containerIp(c1, n)), 'c2 reaches c1');
   });
 
   test('CreateEndpoint: `docker run -p` succeeds; the endpoint is created at its Join, its address read from the container, the port answers', async () => {
