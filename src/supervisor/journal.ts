@@ -205,11 +205,21 @@ export class Journal {
     this.write({ k: 'ans', id });
   }
 
-  /** Takes the candidate for `retries` empty retries of `method` that came together; see matchEmptyRetries. */
-  claim(method: string, retries = 1): Match {
-    const m = matchEmptyRetries(this.pending, method, this.clock(), retries);
-    const taken = new Set(m.kind === 'replay' ? [m.entry.id] : m.kind === 'redoAll' ? m.entries.map((e) => e.id) : []);
+  /**
+   * Takes the candidate for `retries` empty retries of `method` that came together; see
+   * matchEmptyRetries. Retries refused as ambiguous use up every entry of the method they could
+   * have repeated, here and in the file: Docker does not retry a call that got an answer, so an
+   * entry left pending would wait for a retry that may never come, and the lone empty retry of a
+   * later cut-off call would be answered from it: another call's body (seen in the cut-off probe: a
+   * ProgramExternalConnectivity done for an endpoint whose own retry had been refused). A retry of
+   * such an entry that still comes is then one no entry matches (the worker's rules, or the Err).
+   */
+  claim(method: string, retries = 1, inferable = false): Match {
+    const m = matchEmptyRetries(this.pending, method, this.clock(), retries, inferable);
+    const ambiguous = m.kind === 'ambiguous' ? this.pending.filter((e) => e.method === method).map((e) => e.id) : [];
+    const taken = new Set(m.kind === 'replay' ? [m.entry.id] : m.kind === 'redoAll' ? m.entries.map((e) => e.id) : ambiguous);
     this.inherited = this.inherited.filter((e) => !taken.has(e.id));
+    for (const id of ambiguous) this.write({ k: 'ans', id });
     return m;
   }
 

@@ -28,6 +28,15 @@ const INFERRED = new Map([
  */
 const SAFE_IF_ANSWERED = new Set(['NetworkDriver.CreateEndpoint', 'NetworkDriver.DeleteEndpoint']);
 
+/**
+ * An empty retry of `method` that no entry matches can be put to the worker's rules: it has them,
+ * the previous supervisor crashed recently, and no call of the method may have been answered
+ * without its reply reaching Docker (unless the rules are right either way).
+ */
+function inferable(method: string, journal: Journal): boolean {
+  return INFERRED.has(method) && journal.recentCrash() && (!journal.undelivered.has(method) || SAFE_IF_ANSWERED.has(method));
+}
+
 /** What the worker is told with the question: for ProgramExternalConnectivity, the Joins, Leaves and Revokes the journal kept. */
 function askBody(method: string, journal: Journal): string {
   if (method !== 'NetworkDriver.ProgramExternalConnectivity') return '{}';
@@ -63,7 +72,7 @@ function retryClaimer(journal: Journal): (method: string) => Promise<Match> {
         batches.set(method, b);
         setTimeout(() => {
           batches.delete(method);
-          const m = journal.claim(method, b.length);
+          const m = journal.claim(method, b.length, inferable(method, journal));
           for (const r of b) r(m);
         }, RETRY_BATCH_MS);
       }
@@ -119,17 +128,21 @@ function redoer(journal: Journal, forward: Forward, log: Log): (m: Match & { kin
     const method = m.entries[0]?.method ?? '';
     const replies = await Promise.all(m.entries.map((e) => forward(e.method, e.body)));
     for (const e of m.entries) journal.answered(e.id);
+    // The retries of calls cut off before they were journaled, one at a time, each seeing the
+    // effects of those done before it (INFERRED has the method whenever `inferred` is set).
+    const ask = INFERRED.get(method);
+    for (let i = 0; ask && i < (m.inferred ?? 0); i++) replies.push(await forward(ask, askBody(method, journal)));
     const failed = replies.map(errOf).filter((e): e is string => e !== null);
     if (failed.length > 0 && m.anyway) {
       log.warn({ method, calls: m.entries.length, failed }, 'empty-body retries of teardown calls: every one done again (some failed; Docker only logs their errors), each answered as done');
       return { status: 200, body: m.reply };
     }
     if (failed.length === 0) {
-      log.warn({ method, calls: m.entries.length }, 'empty-body retries of calls cut off together: every one done again, each answered with the common reply');
+      log.warn({ method, calls: m.entries.length, ...(m.inferred ? { inferred: m.inferred } : {}) }, 'empty-body retries of calls cut off together: every one done again (and those never journaled answered by the worker\'s rules), each answered with the common reply');
       return { status: 200, body: m.reply };
     }
-    log.error({ method, calls: m.entries.length, failed }, 'empty-body retries of calls cut off together: some failed when done again; refused');
-    return err(500, cutOffRetryErr(`; ${m.entries.length} such calls were cut off at once and ${failed.length} of them failed when done again (${failed[0]}), and ledgernet cannot tell which one this is`, { unchanged: false }));
+    log.error({ method, calls: m.entries.length, ...(m.inferred ? { inferred: m.inferred } : {}), failed }, 'empty-body retries of calls cut off together: some failed when done again; refused');
+    return err(500, cutOffRetryErr(`; ${m.entries.length + (m.inferred ?? 0)} such calls were cut off at once and ${failed.length} of them failed when done again (${failed[0]}), and ledgernet cannot tell which one this is`, { unchanged: false }));
   };
   return (m) => {
     let p = done.get(m);

@@ -23,7 +23,14 @@ export type Match =
    * Redo every entry; then each retry gets `reply` (the same for every call) if all succeeded, or
    * whatever happened when `anyway` (a method whose errors Docker only logs).
    */
-  | { readonly kind: 'redoAll'; readonly entries: readonly Entry[]; readonly reply: string; readonly anyway: boolean }
+  | {
+      readonly kind: 'redoAll';
+      readonly entries: readonly Entry[];
+      readonly reply: string;
+      readonly anyway: boolean;
+      /** Retries beyond the entries (calls cut off before they were journaled): each answered by the worker's rules, after the entries were done. */
+      readonly inferred?: number;
+    }
   | { readonly kind: 'ambiguous'; readonly count: number };
 
 /**
@@ -72,12 +79,16 @@ export const RETRY_BATCH_MS = 500;
  * retry more), the others always. Every candidate is done again, and the common answer is right
  * for each retry, whichever call it repeats.
  */
-export function matchEmptyRetries(candidates: readonly Entry[], method: string, now: number, retries: number): Match {
+export function matchEmptyRetries(candidates: readonly Entry[], method: string, now: number, retries: number, inferable = false): Match {
   const live = candidates.filter((e) => e.method === method && now - e.t >= 0 && now - e.t < RETRY_WINDOW_MS);
   if (live.length === 0) return { kind: 'none' };
   const common = CALL_INDEPENDENT.get(method);
   const one = live.length === 1 && retries === 1;
   if (common && !one && (!common.exact || retries === live.length)) return { kind: 'redoAll', entries: live, reply: common.reply, anyway: !common.exact };
+  // More retries than entries: the extra ones are calls cut off before they were journaled. Where
+  // the worker has rules for such a retry (`inferable`, retries.ts), every entry is done again
+  // and each extra retry asked of them; all succeeded: the common answer is right for each.
+  if (common?.exact && inferable && retries > live.length) return { kind: 'redoAll', entries: live, reply: common.reply, anyway: false, inferred: retries - live.length };
   if (live.length > 1 || retries > 1) return { kind: 'ambiguous', count: Math.max(live.length, retries) };
   return { kind: 'replay', entry: live[0] as Entry };
 }

@@ -15,6 +15,7 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 
 const JOIN = 'NetworkDriver.Join';
 const CE = 'NetworkDriver.CreateEndpoint';
+const PEC = 'NetworkDriver.ProgramExternalConnectivity';
 
 describe('liveEntries', () => {
   const req = (id: string, m: string, t: number) => JSON.stringify({ k: 'req', id, t, m, b: `{"x":"${id}"}\n` });
@@ -65,6 +66,28 @@ describe('Journal (file)', () => {
     const third = Journal.open(path, () => clock);
     assert.deepEqual(third.pending, [], 'answered: nothing left');
     third.close();
+  });
+
+  it('retries refused as ambiguous use up the entries they could repeat: a later lone retry is not answered from another call\'s body, nor is the next supervisor\'s', () => {
+    const path = join(dir, 'j-ambiguous');
+    let clock = 200_000;
+    const first = Journal.open(path, () => clock);
+    first.received(PEC, '{"EndpointID":"a"}\n'); // journaled, then the supervisor is killed
+    first.close();
+
+    clock += 1_000;
+    const second = Journal.open(path, () => clock);
+    // Two empty retries in one batch (the journaled call's and one cut off before it was journaled).
+    assert.deepEqual(second.claim(PEC, 2), { kind: 'ambiguous', count: 2 });
+    assert.deepEqual(second.pending, [], 'both got the Err: Docker retries neither again');
+    // Seconds later, another call is cut off before it was journaled; its lone empty retry:
+    clock += 5_000;
+    assert.deepEqual(second.claim(PEC), { kind: 'none' }, 'not the refused call\'s body: the worker\'s rules decide');
+    // killed again: the next supervisor does not inherit the used-up entry either
+    const third = Journal.open(path, () => clock);
+    assert.deepEqual(third.pending, []);
+    third.close();
+    second.close();
   });
 
   it('each call is on disk when received returns; the answers of one turn share a write, each on disk before its promise resolves', async () => {
@@ -220,6 +243,38 @@ describe('an empty retry no journal entry matches, after a crash: asked of the w
     const DE = 'NetworkDriver.DeleteEndpoint';
     assert.deepEqual((await retryAfter([req('j', JOIN), ans('j'), req('x', JOIN)], DE)).asked, [[DELETE_RETRY, '{}']]);
     assert.deepEqual((await retryAfter([req('a', JOIN), req('b', DE), ans('a'), ans('b')], DE)).asked, [[DELETE_RETRY, '{}']]);
+  });
+
+  /** Like retryAfter, with `n` empty retries of `method` at once (one batch). */
+  async function retriesAfter(lines: string[], method: string, n: number): Promise<{ asked: [string, string][]; replies: unknown[] }> {
+    const path = join(dir, `dead-${Math.random().toString(16).slice(2)}`);
+    writeFileSync(path, lines.join('\n') + '\n');
+    const journal = Journal.open(path);
+    const asked: [string, string][] = [];
+    const retry = emptyRetries(journal, async (m, b) => (asked.push([m, b]), { status: 200, body: '{}' }), pino({ level: 'silent' }));
+    const replies = await Promise.all(Array.from({ length: n }, () => retry(method)));
+    journal.close(true);
+    return { asked, replies };
+  }
+
+  it('more retries than journaled calls of a method the worker has rules for: the journaled ones done again, each extra one asked of the worker, all answered {}', async () => {
+    const body = (id: string) => `{"NetworkID":"n","EndpointID":"${id}","Options":{}}\n`;
+    const pec = await retriesAfter([req('j', JOIN), ans('j'), req('x', PEC)], PEC, 2);
+    assert.deepEqual(pec.asked.map(([m, b]) => [m, m === PEC ? b : '']), [[PEC, body('x')], [EXTERNAL_RETRY, '']], 'the journaled call first, then the worker\'s rules');
+    assert.deepEqual(pec.replies, [{ status: 200, body: '{}' }, { status: 200, body: '{}' }]);
+    const ce = await retriesAfter([req('x', CE), req('y', CE)], CE, 3);
+    assert.deepEqual(ce.asked.map(([m]) => m), [CE, CE, CREATE_RETRY]);
+    assert.ok(ce.replies.every((r) => JSON.stringify(r) === JSON.stringify({ status: 200, body: '{}' })));
+    // Join has no common answer: still refused, and the entry is used up
+    const join2 = await retriesAfter([req('x', JOIN)], JOIN, 2);
+    assert.deepEqual(join2.asked, []);
+    assert.ok(join2.replies.every((r) => /2 such calls were cut off at once/.test(JSON.stringify(r))));
+  });
+
+  it('more retries than journaled calls, and a call of the method answered just as the supervisor died: refused, nothing done', async () => {
+    const r = await retriesAfter([req('a', PEC), req('x', PEC), ans('a')], PEC, 2);
+    assert.deepEqual(r.asked, []);
+    assert.ok(r.replies.every((x) => /2 such calls were cut off at once/.test(JSON.stringify(x))), JSON.stringify(r.replies));
   });
 
   it('a call of the same method among the last answers (its reply may never have left): refused, the worker not asked', async () => {

@@ -43,6 +43,17 @@ describe('matchEmptyRetries: never hands Docker another call\'s answer', () => {
     assert.equal(matchEmptyRetries([e('a', RA, now - 1000), e('b', RA, now - 900)], RA, now, 2).kind, 'ambiguous', 'RequestAddress answers differ: never');
   });
 
+  it('more retries than calls, where the worker has rules for the extra ones (`inferable`): every call redone and each extra asked; never for Join or RequestAddress', () => {
+    const PEC = 'NetworkDriver.ProgramExternalConnectivity';
+    const m = matchEmptyRetries([e('a', PEC, now - 1000)], PEC, now, 2, true);
+    assert.deepEqual(m.kind === 'redoAll' && [m.entries.map((x) => x.id), m.reply, m.anyway, m.inferred], [['a'], '{}', false, 1]);
+    assert.deepEqual(matchEmptyRetries([e('a', PEC, now - 1000)], PEC, now, 2), { kind: 'ambiguous', count: 2 }, 'not inferable: refused as before');
+    assert.equal(matchEmptyRetries([e('a', CE, now - 1000), e('b', CE, now - 900)], CE, now, 1, true).kind, 'ambiguous', 'fewer retries than calls: still refused');
+    assert.equal(matchEmptyRetries([e('a', JOIN, now - 1000)], JOIN, now, 2, true).kind, 'ambiguous', 'Join answers differ');
+    const RA = 'IpamDriver.RequestAddress';
+    assert.equal(matchEmptyRetries([e('a', RA, now - 1000)], RA, now, 2, true).kind, 'ambiguous');
+  });
+
   it('teardown calls (Docker only logs their errors): every journaled one is redone whatever the count, each retry answered {}', () => {
     const DE = 'NetworkDriver.DeleteEndpoint';
     const cands = [e('a', DE, now - 1000), e('b', DE, now - 900)];
