@@ -14,20 +14,31 @@
 //   own Joins, with their bodies, rule candidates and markers out; answered once one candidate and
 //   no marker of then is left, refused with the reason if none is, or after RETRY_WAIT_MS. A
 //   wrong pick would hand one container another endpoint's veth.
-// The supervisor does not ask when the dead supervisor's last answers include a Join (one may have
-// been answered without its reply reaching Docker: its endpoint is joined, and another endpoint
-// could then be the one candidate). Residual: a Join the dead supervisor could not journal (a full
-// disk) and whose reply was lost is not seen by either rule.
+// A Join the dead supervisor answered just before it died (its `ans` line among the last; its reply
+// may not have reached Docker, and this retry may be its) is a candidate too, as the supervisor
+// tells (`answered`, those Joins' bodies): its endpoint while it is still joined to that sandbox
+// and not programmed since. If this retry is not its, its container goes on (Docker programs its
+// gateway endpoint next), which rules it out; if it is, it is answered with that Join's own body
+// again (nothing changes). Residual: a Join the dead supervisor could not journal (a full disk)
+// and whose reply was lost is not seen by either rule.
 import { short } from '../events/domain/decide.ts';
-import { DEFERRED_MS, type EndpointState, type State } from '../events/domain/types.ts';
+import { DEFERRED_MS, lookup, type EndpointState, type State } from '../events/domain/types.ts';
 import { RECENT_MS, isRecent } from './external-retry.ts';
 import type { Wait } from './retry-wait.ts';
 
 /** The supervisor's internal call for it (worker link only); src/supervisor/retries.ts spells it too. */
 export const JOIN_RETRY = 'Ledgernet.JoinRetry';
 
+/** A Join's body as the journal kept it. */
+export interface JoinBody {
+  readonly NetworkID: string;
+  readonly EndpointID: string;
+  readonly SandboxKey: string;
+  readonly Options: Readonly<Record<string, unknown>>;
+}
+
 export type JoinRetry =
-  | { readonly kind: 'redo'; readonly body: { readonly NetworkID: string; readonly EndpointID: string; readonly SandboxKey: ''; readonly Options: Record<string, never> } }
+  | { readonly kind: 'redo'; readonly body: JoinBody }
   | { readonly kind: 'refuse'; readonly reason: string }
   | Wait;
 
@@ -35,8 +46,10 @@ export type JoinRetry =
  * What the empty retry of a Join that no journal entry matches, received at `now` (ms), can be
  * answered with; `among`: the candidates it had when asked first (asked again while it waits).
  */
-export function joinRetry(state: State, now: number, among?: ReadonlySet<string>): JoinRetry {
-  const candidates = Object.values(state.endpoints).filter((ep) => isCandidate(ep, now) && (among === undefined || among.has(ep.endpointId)));
+export function joinRetry(state: State, now: number, among?: ReadonlySet<string>, answered: readonly JoinBody[] = []): JoinRetry {
+  const asked = (id: string) => among === undefined || among.has(id);
+  const suspects = new Map(answered.filter((j) => isSuspect(state, j) && asked(j.EndpointID)).map((j) => [j.EndpointID, j]));
+  const candidates = Object.values(state.endpoints).filter((ep) => (isCandidate(ep, now) || suspects.has(ep.endpointId)) && asked(ep.endpointId));
   const ids = candidates.map((e) => e.endpointId);
   // A CreateEndpoint answered without its body creates its endpoint at its Join, which could be this one.
   const deferred = (state.deferred ?? []).filter((at) => Date.parse(at) <= now && now - Date.parse(at) < DEFERRED_MS).length;
@@ -49,7 +62,7 @@ export function joinRetry(state: State, now: number, among?: ReadonlySet<string>
   }
   if (candidates.length === 1) {
     const ep = candidates[0] as EndpointState;
-    return { kind: 'redo', body: { NetworkID: ep.networkId, EndpointID: ep.endpointId, SandboxKey: '', Options: {} } };
+    return { kind: 'redo', body: suspects.get(ep.endpointId) ?? { NetworkID: ep.networkId, EndpointID: ep.endpointId, SandboxKey: '', Options: {} } };
   }
   return {
     kind: 'wait',
@@ -60,4 +73,23 @@ export function joinRetry(state: State, now: number, among?: ReadonlySet<string>
 
 function isCandidate(ep: EndpointState, now: number): boolean {
   return !ep.joined && !ep.lost && isRecent(ep.createdAt, now);
+}
+
+/** A Join answered just before the crash whose endpoint is still where that Join put it, and not programmed since. */
+function isSuspect(state: State, j: JoinBody): boolean {
+  const ep = lookup(state.endpoints, j.EndpointID);
+  return ep !== undefined && ep.networkId === j.NetworkID && ep.joined && ep.sandboxKey === j.SandboxKey && !ep.programmed && !ep.lost;
+}
+
+/** The internal call's body, `{"answered": [Join bodies]}`; entries that are not Join bodies are left out. */
+export function answeredJoins(body: Readonly<Record<string, unknown>>): JoinBody[] {
+  const list = body['answered'];
+  if (!Array.isArray(list)) return [];
+  return list.flatMap((j): JoinBody[] => {
+    if (j === null || typeof j !== 'object' || Array.isArray(j)) return [];
+    const r = j as Record<string, unknown>;
+    const o = r['Options'];
+    if (typeof r['NetworkID'] !== 'string' || typeof r['EndpointID'] !== 'string' || typeof r['SandboxKey'] !== 'string') return [];
+    return [{ NetworkID: r['NetworkID'], EndpointID: r['EndpointID'], SandboxKey: r['SandboxKey'], Options: o !== null && typeof o === 'object' && !Array.isArray(o) ? (o as Record<string, unknown>) : {} }];
+  });
 }

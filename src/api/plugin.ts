@@ -11,7 +11,7 @@ import { short } from '../events/domain/decide.ts';
 import { containerIfacePrefix } from '../events/domain/options.ts';
 import { lookup } from '../events/domain/types.ts';
 import { EXTERNAL_RETRY, externalRetry, knownCalls } from './external-retry.ts';
-import { JOIN_RETRY, joinRetry } from './join-retry.ts';
+import { JOIN_RETRY, answeredJoins, joinRetry } from './join-retry.ts';
 import { RETRY_WAIT_MS, untilTold, type Wait } from './retry-wait.ts';
 import { DELETE_RETRY, answerDeleteRetry } from './delete-retry.ts';
 import { CREATE_RETRY, answerCreateRetry, createAtJoin, learnAddresses, mayHaveV6, resumeAddressing } from './deferred-endpoint.ts';
@@ -159,7 +159,7 @@ export function createPlugin(apiDeps: ApiDeps): { app: FastifyInstance; call: Pl
   // Calls only the supervisor makes (over the worker link, never served on a socket Docker reaches).
   const internal: Record<string, { needsBody: boolean; handler: Handler }> = {
     [EXTERNAL_RETRY]: { needsBody: true, handler: (b) => answerExternalRetry(deps, b) },
-    [JOIN_RETRY]: { needsBody: false, handler: () => answerJoinRetry(deps) },
+    [JOIN_RETRY]: { needsBody: false, handler: (b) => answerJoinRetry(deps, b) },
     [CREATE_RETRY]: { needsBody: false, handler: () => answerCreateRetry(deps) },
     [DELETE_RETRY]: { needsBody: false, handler: () => answerDeleteRetry(deps) },
   };
@@ -319,12 +319,13 @@ async function answerExternalRetry(deps: ApiDeps, body: Json): Promise<unknown> 
 }
 
 /** The supervisor's question for Docker's empty-body retry of a Join that no journal entry matches (join-retry.ts has the rule). */
-async function answerJoinRetry(deps: Ctx): Promise<unknown> {
+async function answerJoinRetry(deps: Ctx, body: Json): Promise<unknown> {
   const method = 'NetworkDriver.Join';
   const now = Date.now();
-  const r = await retryVerdict(deps, method, (among) => joinRetry(deps.store.state, now, among));
-  deps.log.warn({ method, endpoint: short(r.body.EndpointID) }, 'empty-body retry of a call cut off before it was recorded: one endpoint can be its target; joined (its sandbox key unknown)');
-  return join(deps, r.body, method);
+  const answered = answeredJoins(body);
+  const r = await retryVerdict(deps, method, (among) => joinRetry(deps.store.state, now, among, answered));
+  deps.log.warn({ method, endpoint: short(r.body.EndpointID) }, r.body.SandboxKey === '' ? 'empty-body retry of a call cut off before it was recorded: one endpoint can be its target; joined (its sandbox key unknown)' : 'empty-body retry after a crash: the Join answered just before it is the one endpoint it can be; answered again from its own body');
+  return join(deps, r.body as unknown as Json, method);
 }
 
 type Refuse = { readonly kind: 'refuse'; readonly reason: string };

@@ -77,16 +77,21 @@ export function keptEntries(text: string, now: number): Entry[] {
  * last `req` line. Those answers may all have been delivered; none of them before is in doubt.
  */
 export function trailingAnswers(text: string): string[] {
-  const methods = new Map<string, string>();
+  return trailingCalls(text).map((c) => c.method);
+}
+
+/** The calls of trailingAnswers, with their bodies. */
+function trailingCalls(text: string): { readonly method: string; readonly body: string }[] {
+  const calls = new Map<string, { method: string; body: string }>();
   let trailing: string[] = [];
   for (const line of lines(text)) {
     if (line.k === 'req') {
-      methods.set(line.id, line.m);
+      calls.set(line.id, { method: line.m, body: line.b });
       trailing = [];
     } else if (line.k === 'ans') trailing.push(line.id);
     else trailing = [];
   }
-  return trailing.flatMap((id) => methods.get(id) ?? []);
+  return trailing.flatMap((id) => calls.get(id) ?? []);
 }
 
 /** The well-formed lines of a journal's text; lines that do not parse (a torn tail) are skipped. */
@@ -133,10 +138,13 @@ export class Journal {
    * reaching Docker (trailingAnswers), when it died; empty otherwise.
    */
   readonly undelivered: ReadonlySet<string>;
+  /** Those calls, with their bodies (trailingCalls). */
+  readonly undeliveredCalls: readonly { readonly method: string; readonly body: string }[];
 
-  private constructor(path: string, inherited: Entry[], kept: Entry[], clock: () => number, crashedAt: number | null, undelivered: ReadonlySet<string>) {
+  private constructor(path: string, inherited: Entry[], kept: Entry[], clock: () => number, crashedAt: number | null, undeliveredCalls: readonly { method: string; body: string }[]) {
     this.crashedAt = crashedAt;
-    this.undelivered = undelivered;
+    this.undeliveredCalls = undeliveredCalls;
+    this.undelivered = new Set(undeliveredCalls.map((c) => c.method));
     this.path = path;
     this.clock = clock;
     this.inherited = inherited;
@@ -162,7 +170,7 @@ export class Journal {
     }
     const now = clock();
     const crashed = endedUncleanly(text);
-    return new Journal(path, liveEntries(text, now), keptEntries(text, now), clock, crashed ? mtime : null, new Set(crashed ? trailingAnswers(text) : []));
+    return new Journal(path, liveEntries(text, now), keptEntries(text, now), clock, crashed ? mtime : null, crashed ? trailingCalls(text) : []);
   }
 
   /** The previous supervisor died less than RETRY_WINDOW_MS ago: Docker may still retry its calls. */

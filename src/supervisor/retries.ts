@@ -27,6 +27,12 @@ const INFERRED = new Map([
  * DeleteEndpoint's answer is `{}` either way, and only endpoints left long ago are deleted.
  */
 const SAFE_IF_ANSWERED = new Set(['NetworkDriver.CreateEndpoint', 'NetworkDriver.DeleteEndpoint']);
+/**
+ * Methods whose rules are told the calls of the method answered just before the crash (their
+ * replies may not have reached Docker) and take each one's endpoint as a candidate too
+ * (src/api/join-retry.ts), instead of the retry being refused.
+ */
+const TOLD_ANSWERED = new Set(['NetworkDriver.Join']);
 
 /**
  * An empty retry of `method` that no entry matches can be put to the worker's rules: it has them,
@@ -34,11 +40,12 @@ const SAFE_IF_ANSWERED = new Set(['NetworkDriver.CreateEndpoint', 'NetworkDriver
  * without its reply reaching Docker (unless the rules are right either way).
  */
 function inferable(method: string, journal: Journal): boolean {
-  return INFERRED.has(method) && journal.recentCrash() && (!journal.undelivered.has(method) || SAFE_IF_ANSWERED.has(method));
+  return INFERRED.has(method) && journal.recentCrash() && (!journal.undelivered.has(method) || SAFE_IF_ANSWERED.has(method) || TOLD_ANSWERED.has(method));
 }
 
-/** What the worker is told with the question: for ProgramExternalConnectivity, the Joins, Leaves and Revokes the journal kept. */
+/** What the worker is told with the question: for ProgramExternalConnectivity, the Joins, Leaves and Revokes the journal kept; for Join, the Joins answered just before the crash. */
 function askBody(method: string, journal: Journal): string {
+  if (TOLD_ANSWERED.has(method)) return JSON.stringify({ answered: journal.undeliveredCalls.filter((c) => c.method === method).flatMap((c) => jsonOf(c.body)) });
   if (method !== 'NetworkDriver.ProgramExternalConnectivity') return '{}';
   const recent = journal.recent;
   const joins = recent.filter((e) => e.method === 'NetworkDriver.Join').flatMap((e) => jsonOf(e.body));
@@ -104,7 +111,7 @@ async function emptyRetry(method: string, journal: Journal, claim: (method: stri
   const ask = INFERRED.get(method);
   if (ask && journal.recentCrash()) {
     // Cut off before it was journaled: the worker's model (and the calls the journal keeps) may still tell.
-    if (journal.undelivered.has(method) && !SAFE_IF_ANSWERED.has(method)) {
+    if (journal.undelivered.has(method) && !SAFE_IF_ANSWERED.has(method) && !TOLD_ANSWERED.has(method)) {
       log.error({ method }, 'an empty-body retry after a supervisor crash matches no journaled call, and a call of this method was answered just before the crash (its reply may not have reached Docker): refused');
       return err(500, cutOffRetryErr(', and a call of this kind was answered just as ledgernet was stopped, so ledgernet cannot tell which call this repeats'));
     }

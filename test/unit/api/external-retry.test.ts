@@ -241,6 +241,34 @@ describe('an empty Join retry that no journal entry matches', () => {
     assert.equal(store.state.endpoints[EP2]?.joined, true);
   });
 
+  it('a Join answered just before the crash (its reply may be lost) is a candidate too: the created one\'s own Join rules it out, and the retry is answered with the answered Join\'s own body, changing nothing', async () => {
+    await network(NET, 0);
+    const answered = await joined(NET, EP1, 2, NO_PORTS);
+    await created(NET, EP2, 3);
+    const pending = call(JOIN_RETRY, { answered: [answered] });
+    await new Promise((r) => setTimeout(r, 100));
+    const before = await types();
+    await ok('NetworkDriver.Join', { NetworkID: NET, EndpointID: EP2, SandboxKey: '/var/run/docker/netns/ed3b6944b979', Options: NO_PORTS });
+    const r = await pending;
+    assert.deepEqual([r.status, r.json], [200, { InterfaceName: { SrcName: 'lnp-a8bbafba242', DstPrefix: 'eth' }, Gateway: '10.213.0.1' }]);
+    assert.deepEqual((await types()).slice(before.length), ['endpoint.joined'], 'only EP2\'s own Join appended');
+    assert.equal(store.state.endpoints[EP1]?.sandboxKey, '/var/run/docker/netns/a8bbafba2420', 'its sandbox key kept');
+  });
+
+  it('a Join answered just before the crash whose container went on (its gateway programmed): ruled out, the created one is the call', async () => {
+    await network(NET, 0);
+    const answered = await joined(NET, EP1, 2, NO_PORTS);
+    await created(NET, EP2, 3);
+    const pending = call(JOIN_RETRY, { answered: [answered] });
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(store.state.endpoints[EP2]?.joined, false, 'nothing picked while two could be it');
+    await ok('NetworkDriver.ProgramExternalConnectivity', { NetworkID: NET, EndpointID: EP1, Options: NO_PORTS });
+    const r = await pending;
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    assert.deepEqual(r.json['InterfaceName'], { SrcName: 'lnp-ed3b6944b97', DstPrefix: 'eth' });
+    assert.equal(store.state.endpoints[EP2]?.joined, true);
+  });
+
   it('joined ones, lost ones and ones created longer ago than RECENT_MS are not candidates', async () => {
     await network(NET, 0);
     await joined(NET, EP1, 2, NO_PORTS);
