@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { DriverError } from './errors.ts';
 
 export const DEFAULTS = {
@@ -72,6 +72,9 @@ export interface ServeConfig {
   /** Docker's API socket, asked for networks removed and containers given up on while ledgernet
    * was down (`--docker-socket`, `LEDGERNET_DOCKER_SOCKET`; empty: never ask), or null. */
   readonly dockerSocket: string | null;
+  /** The name Docker knows this driver by (`LEDGERNET_DRIVER_NAME`; default: the plugin socket's
+   * base name, `ledgernet`); read from Docker's lists once it holds a network of this driver. */
+  readonly driverName?: string;
   /** `--firewall` (LEDGERNET_FIREWALL): the firewall backend, or `auto` (Docker's); default auto. */
   readonly firewall?: 'iptables' | 'nftables' | 'auto';
   /** `--allow-direct-routing` (LEDGERNET_ALLOW_DIRECT_ROUTING): no direct-access protection on any network; default off. */
@@ -96,6 +99,11 @@ export function settingsEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const out = { ...env };
   for (const [k, v] of Object.entries(env)) if (v === '' && k.startsWith('LEDGERNET_') && k !== 'LEDGERNET_DOCKER_SOCKET') delete out[k];
   return out;
+}
+
+/** The name Docker knows this driver by: LEDGERNET_DRIVER_NAME, or the plugin socket's base name. */
+export function driverNameOf(cfg: Pick<ServeConfig, 'socket' | 'driverName'>): string {
+  return cfg.driverName || basename(cfg.socket, '.sock');
 }
 
 export function controlSocket(stateDir: string): string {

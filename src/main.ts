@@ -8,7 +8,7 @@ import { DriverError } from './errors.ts';
 import { createPlugin } from './api/index.ts';
 import { serveFrames } from './supervisor/worker-link.ts';
 import { createControlApp } from './operator/control.ts';
-import { controlSocket, credsProblem, DEFAULTS, describeNats, natsConnectError, parseHostTimeout, resolveNats, type NatsConfig, type ServeConfig } from './config.ts';
+import { controlSocket, credsProblem, DEFAULTS, describeNats, driverNameOf, natsConnectError, parseHostTimeout, resolveNats, type NatsConfig, type ServeConfig } from './config.ts';
 import { acquireHostGuard, acquireLock, isDerivedHostLinkName, isVethName, VETH_PREFIX, openStore, Outbox, type EventStore, type StoredEvent } from './events/index.ts';
 import { createKernel, createProxyHost, driftNotice, proxyName, readHostListeners, readSandboxIface, watchLinks } from './kernel/index.ts';
 import type { HostView } from './api/ipam.ts';
@@ -18,6 +18,7 @@ import type { Metrics } from './operator/metrics.ts';
 import { controlPeerCheck, listenPrivately, prepareSocketPath } from './operator/socket.ts';
 import { recordDirectRouting, recordFirewall, resolveFirewall, switchableFirewall } from './operator/firewall-choice.ts';
 import { followDockerFirewall, startDockerSync } from './operator/docker-background.ts';
+import { DockerApi, type DockerNetwork } from './operator/docker-api.ts';
 import { startLeftSweeper } from './operator/left-endpoints.ts';
 import { startCluster, type Cluster } from './operator/cluster.ts';
 import type { ClusterPort } from './events/index.ts';
@@ -144,6 +145,11 @@ function buildReconciler(cfg: ServeConfig, store: EventStore, kernel: Kernel, fi
   });
 }
 
+/** Docker's networks and version, as the api reads them to take a network whose CreateNetwork was cut off. */
+function networksOf(api: DockerApi): { list(): Promise<readonly DockerNetwork[]>; version(): Promise<string> } {
+  return { list: () => api.listNetworks(), version: () => api.version() };
+}
+
 /** Serves `app` on a fresh socket at `path`; the cleanup closes it and removes the socket. */
 async function listenOn(app: FastifyInstance, path: string, mode: Parameters<typeof listenPrivately>[2]): Promise<Cleanup> {
   await prepareSocketPath(path);
@@ -176,6 +182,7 @@ async function listen(cfg: ServeConfig, p: Parts, log: Logger, add: (c: Cleanup)
     host: hostView(p.kernel, p.proxies, log),
     defaultPools: cfg.defaultPools,
     cluster: p.cluster,
+    ...(cfg.dockerSocket ? { docker: { networks: networksOf(new DockerApi(cfg.dockerSocket)), driverName: driverNameOf(cfg) } } : {}),
   });
   // Under the supervisor (src/supervisor/) the worker serves the supervisor's framed link on a
   // private socket in the state dir; Docker's socket (cfg.socket) belongs to the supervisor.

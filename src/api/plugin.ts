@@ -14,6 +14,7 @@ import { EXTERNAL_RETRY, externalRetry, knownCalls } from './external-retry.ts';
 import { JOIN_RETRY, answeredJoins, joinRetry } from './join-retry.ts';
 import { RETRY_WAIT_MS, untilTold, type Wait } from './retry-wait.ts';
 import { DELETE_RETRY, answerDeleteRetry } from './delete-retry.ts';
+import { NETWORK_RETRY, NetworkAdopter, type DockerNetworks } from './deferred-network.ts';
 import { CREATE_RETRY, answerCreateRetry, createAtJoin, learnAddresses, mayHaveV6, resumeAddressing } from './deferred-endpoint.ts';
 import { applyIntent, awaitKernel, background, concernsEndpoint, concernsNetwork, concernsPorts, type IntentDeps } from './intent.ts';
 import {
@@ -58,6 +59,12 @@ export interface ApiDeps extends IntentDeps {
   readonly onCall?: (method: string, ms: number, ok: boolean) => void;
   /** How long an empty retry several endpoints could be waits for them to be told apart (default RETRY_WAIT_MS; tests shorten it). */
   readonly retryWaitMs?: number;
+  /**
+   * Docker's API, read to take a network whose CreateNetwork was cut off from Docker once it stored
+   * it (deferred-network.ts), with the name Docker knows this driver by; absent: never asked, and
+   * such a CreateNetwork's empty retry is refused.
+   */
+  readonly docker?: { readonly networks: DockerNetworks; readonly driverName: string };
 }
 
 type Handler = (body: Json, method: string) => Promise<unknown>;
@@ -69,7 +76,7 @@ const BODY_LIMIT = 1024 * 1024;
  * Per-app state: endpoints whose veth a pass in this process has confirmed (Join need not wait),
  * and the reads of deferred endpoints' addresses under way (deferred-endpoint.ts).
  */
-type Ctx = ApiDeps & { readonly ready: Set<string>; readonly addressing: Map<string, Promise<void>> };
+type Ctx = ApiDeps & { readonly ready: Set<string>; readonly addressing: Map<string, Promise<void>>; readonly adopter: NetworkAdopter | null };
 
 export function createPluginApp(apiDeps: ApiDeps): FastifyInstance {
   return createPlugin(apiDeps).app;
@@ -77,9 +84,23 @@ export function createPluginApp(apiDeps: ApiDeps): FastifyInstance {
 
 /** The plugin's routes, served over HTTP by `app` and callable directly through `call`; both share one state. */
 export function createPlugin(apiDeps: ApiDeps): { app: FastifyInstance; call: PluginCall } {
-  const deps: Ctx = { ...apiDeps, ready: new Set<string>(), addressing: new Map() };
-  // Endpoints created at their Join whose addresses a previous process had not read yet.
+  let adopter: NetworkAdopter | null = null;
+  const deps: Ctx = {
+    ...apiDeps,
+    ready: new Set<string>(),
+    addressing: new Map(),
+    get adopter() {
+      return adopter;
+    },
+  };
+  const docker = apiDeps.docker;
+  if (docker) {
+    adopter = new NetworkAdopter({ ...apiDeps, docker: docker.networks, driverName: docker.driverName, create: (b) => createNetwork(deps, b, 'NetworkDriver.CreateNetwork', true) });
+  }
+  // Endpoints created at their Join whose addresses a previous process had not read yet, and
+  // networks answered without their body that a previous process had not taken from Docker yet.
   resumeAddressing(deps);
+  void adopter?.kick();
   const apiLog = deps.log.child({ component: 'api' }) as FastifyBaseLogger;
   const app = Fastify({
     bodyLimit: BODY_LIMIT,
@@ -162,6 +183,13 @@ export function createPlugin(apiDeps: ApiDeps): { app: FastifyInstance; call: Pl
     [JOIN_RETRY]: { needsBody: false, handler: (b) => answerJoinRetry(deps, b) },
     [CREATE_RETRY]: { needsBody: false, handler: () => answerCreateRetry(deps) },
     [DELETE_RETRY]: { needsBody: false, handler: () => answerDeleteRetry(deps) },
+    [NETWORK_RETRY]: {
+      needsBody: false,
+      handler: async () => {
+        if (adopter) return adopter.answerRetry();
+        throw new DriverError('LN_ERR_BAD_REQUEST', `NetworkDriver.CreateNetwork: ${cutOffRetryErr(", and ledgernet does not read Docker's API (--docker-socket ''), where it would find the network once Docker stored it")}`);
+      },
+    },
   };
   const call: PluginCall = async (method, raw) => {
     const route = lookup(routes, method) ?? lookup(internal, method);
@@ -187,8 +215,8 @@ export function createPlugin(apiDeps: ApiDeps): { app: FastifyInstance; call: Pl
   return { app, call };
 }
 
-async function createNetwork(deps: ApiDeps, body: Json, method: string): Promise<unknown> {
-  const spec = toNetworkSpec(method, body);
+async function createNetwork(deps: ApiDeps, body: Json, method: string, adopted = false): Promise<unknown> {
+  const spec = { ...toNetworkSpec(method, body), ...(adopted ? { adopted: true as const } : {}) };
   await checkBridgeName(deps.host ?? EMPTY_HOST, spec.bridge, spec.bridge === bridgeName(spec.networkId), method);
   await applyIntent(deps, { type: 'CreateNetwork', spec }, {
     trigger: method,
@@ -209,6 +237,8 @@ async function deleteNetwork(deps: ApiDeps, body: Json, method: string): Promise
 
 async function createEndpoint(deps: Ctx, body: Json, method: string): Promise<unknown> {
   const spec = toEndpointSpec(method, body);
+  // A network whose CreateNetwork was cut off: Docker has it, ledgernet takes it from Docker's API.
+  if (deps.adopter && !lookup(deps.store.state.networks, spec.networkId)) await deps.adopter.whenKnown(spec.networkId, method, deps.retryWaitMs ?? RETRY_WAIT_MS);
   const mac = spec.mac ?? (spec.address ? macForAddress(spec.address) : null);
   await applyIntent(deps, { type: 'CreateEndpoint', spec: { ...spec, mac } }, {
     trigger: method,

@@ -2,6 +2,7 @@
 // the few calls ledgernet makes to learn what Docker still has. Every call has a timeout, and a
 // Docker that is not there is a DockerUnavailableError, never mistaken for an answer.
 import { request } from 'node:http';
+import type { DockerNetworkView } from '../api/deferred-network.ts';
 
 export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
 /** API 1.41 is Docker 20.10's; newer engines still serve it. */
@@ -22,10 +23,8 @@ export class DockerApiError extends Error {
   }
 }
 
-export interface DockerNetwork {
-  readonly Id: string;
+export interface DockerNetwork extends DockerNetworkView {
   readonly Name: string;
-  readonly Driver: string;
 }
 
 export interface DockerContainerSummary {
@@ -56,7 +55,12 @@ export class DockerApi {
     return this.json('GET', '/info');
   }
 
-  /** Every network Docker has (any driver). */
+  /** `docker version`: the engine's version (`20.10.24+dfsg1`). */
+  async version(): Promise<string> {
+    return (await this.json<{ readonly Version?: string }>('GET', '/version')).Version ?? '';
+  }
+
+  /** Every network Docker has (any driver), each with its options and IPAM config. */
   listNetworks(): Promise<DockerNetwork[]> {
     return this.json<DockerNetwork[]>('GET', '/networks');
   }

@@ -2,9 +2,8 @@
 // (`--firewall auto` while Docker is not up yet) and docker-sync (networks removed and
 // restart-policy containers given up on while ledgernet was down, endpoints Docker abandoned).
 // Wired by main.ts.
-import { basename } from 'node:path';
 import type { Logger } from 'pino';
-import { DEFAULTS, type ServeConfig } from '../config.ts';
+import { DEFAULTS, driverNameOf, type ServeConfig } from '../config.ts';
 import type { EventStore } from '../events/index.ts';
 import type { Reconciler } from '../reconciler/index.ts';
 import { DockerApi } from './docker-api.ts';
@@ -48,7 +47,7 @@ export function startDockerSync(cfg: ServeConfig, store: EventStore, reconciler:
   const sync = new DockerSync({
     api: new DockerApi(cfg.dockerSocket ?? undefined),
     getState: () => store.state,
-    driverName: basename(cfg.socket, '.sock'),
+    driverName: driverNameOf(cfg),
     // A collected network's kernel objects go in the pass right after.
     execute: async (cmd) => {
       const events = await store.execute(cmd);

@@ -14,7 +14,9 @@ export const EXTERNAL_RETRY = 'Ledgernet.ExternalRetry';
 export const JOIN_RETRY = 'Ledgernet.JoinRetry';
 export const CREATE_RETRY = 'Ledgernet.CreateRetry';
 export const DELETE_RETRY = 'Ledgernet.DeleteRetry';
+export const NETWORK_RETRY = 'Ledgernet.NetworkRetry';
 const INFERRED = new Map([
+  ['NetworkDriver.CreateNetwork', NETWORK_RETRY],
   ['NetworkDriver.ProgramExternalConnectivity', EXTERNAL_RETRY],
   ['NetworkDriver.Join', JOIN_RETRY],
   ['NetworkDriver.CreateEndpoint', CREATE_RETRY],
@@ -24,9 +26,11 @@ const INFERRED = new Map([
  * Inferred answers that stay right when the call they repeat was done and only its reply lost
  * (see the `undelivered` check below): a deferred CreateEndpoint creates nothing until a Join
  * names an endpoint ledgernet does not know, and a CreateEndpoint that was done made it known; a
- * DeleteEndpoint's answer is `{}` either way, and only endpoints left long ago are deleted.
+ * deferred CreateNetwork takes only a network ledgernet does not know from Docker's API, and one
+ * that was done made it known; a DeleteEndpoint's answer is `{}` either way, and only endpoints
+ * left long ago are deleted.
  */
-const SAFE_IF_ANSWERED = new Set(['NetworkDriver.CreateEndpoint', 'NetworkDriver.DeleteEndpoint']);
+const SAFE_IF_ANSWERED = new Set(['NetworkDriver.CreateNetwork', 'NetworkDriver.CreateEndpoint', 'NetworkDriver.DeleteEndpoint']);
 /**
  * Methods whose rules are told the calls of the method answered just before the crash (their
  * replies may not have reached Docker) and take each one's endpoint as a candidate too

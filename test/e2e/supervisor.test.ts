@@ -87,8 +87,13 @@ describe('supervisor', () => {
       const r = await pluginCall('NetworkDriver.CreateNetwork', undefined);
       assert.equal(r.status, 200, `the retry is answered as the journaled call: ${r.text}`);
       assert.deepEqual(await networksKnown(d), [one], 'and that call took effect');
+      // A journaled call answers one retry only: another is a CreateNetwork cut off before it was
+      // journaled, answered `{}` after a marker (deferred-network.ts); no network comes of it here.
       const again = await pluginCall('NetworkDriver.CreateNetwork', undefined);
-      assert.match(String((again.json as { Err?: string }).Err), /request body is empty/, 'a journaled call answers one retry only');
+      assert.equal(again.status, 200, again.text);
+      const types = (await ledgernetCli(['events', '--json', '--state-dir', stateDir])).stdout.trim().split('\n').map((l) => (JSON.parse(l) as { type: string }).type);
+      assert.deepEqual(types.filter((t) => t.startsWith('network.')), ['network.created', 'network.deferred'], 'not the journaled call again');
+      assert.deepEqual(await networksKnown(d), [one]);
       const join2 = await pluginCall('NetworkDriver.Join', undefined);
       assert.match(String((join2.json as { Err?: string }).Err), /2 such calls were cut off at once/, 'never a guess between two Joins');
       assert.equal((await pluginCall('NetworkDriver.DeleteNetwork', { NetworkID: one })).status, 200);
@@ -189,6 +194,8 @@ describe('calls cut off before they were journaled', () => {
   let gate: { readonly method: string; readonly open: Promise<void> } | null = null;
   /** Called after each reply the proxy passes on, with the method. */
   let onAnswer: ((method: string) => void) | null = null;
+  /** The environment of the daemon the next cut starts (the daemon on the inner socket asks Docker's API only when told). */
+  let daemonEnv: Record<string, string> = {};
   const proxy = createServer((req, res) => {
     let body = '';
     req.on('data', (c: Buffer) => (body += c.toString()));
@@ -200,7 +207,7 @@ describe('calls cut off before they were journaled', () => {
         armed = null;
         req.socket.destroy();
         const stateDir = d.stateDir;
-        ready = d.kill9All().then(async () => (d = await startDaemon({ socket: inner, stateDir, extraArgs: ARGS, keepStateDir: true })));
+        ready = d.kill9All().then(async () => (d = await startDaemon({ socket: inner, stateDir, extraArgs: ARGS, keepStateDir: true, env: daemonEnv })));
         return;
       }
       let wait: Promise<unknown> = ready;
@@ -356,6 +363,32 @@ describe('calls cut off before they were journaled', () => {
       },
       { timeoutMs: 15_000, what: 'the container answers on its published port 127.0.0.1:18712' },
     );
+  });
+
+  test("CreateNetwork: `docker network create` succeeds; the network is taken from Docker's API as Docker made it, and a container started at once waits for it", async () => {
+    // The daemon started by the cut reads Docker's API, and knows the name Docker gives it (the proxy's socket).
+    daemonEnv = { LEDGERNET_DOCKER_SOCKET: '/var/run/docker.sock', LEDGERNET_DRIVER_NAME: 'ledgernet' };
+    const n = track.network(uniqueName('cut'));
+    await cutOff('NetworkDriver.CreateNetwork', async () => {
+      const r = await docker(['network', 'create', '--driver', 'ledgernet', '--subnet', '10.231.225.0/24', '-o', 'com.docker.network.driver.mtu=1400', n]);
+      assert.equal(r.exitCode, 0, `docker network create succeeds: ${r.stderr}`);
+    });
+    assert.match(seen['NetworkDriver.CreateNetwork']?.[0] ?? '', /"Pool":"10\.231\.225\.0\/24"/);
+    // At once, with no wait for ledgernet to read Docker's API.
+    const [c1, c2] = [track.container(uniqueName('cut')), track.container(uniqueName('cut'))];
+    for (const c of [c1, c2]) {
+      const r = await docker(['run', '-d', '--name', c, '--network', n, TEST_IMAGE, 'sleep', '600']);
+      assert.equal(r.exitCode, 0, `docker run on the network succeeds: ${r.stderr}\n--- daemon logs ---\n${d.logs().slice(-4000)}`);
+    }
+    const id = (await docker(['network', 'inspect', '-f', '{{.Id}}', n], { check: true })).stdout.trim();
+    const bridge = JSON.parse((await execa('ip', ['-j', 'addr', 'show', 'dev', `lnb-${id.slice(0, 11)}`])).stdout) as { mtu: number; addr_info: { local: string; prefixlen: number }[] }[];
+    assert.equal(bridge[0]?.mtu, 1400, 'the -o option of the lost body was taken from Docker');
+    assert.ok(bridge[0]?.addr_info.some((a) => a.local === '10.231.225.1' && a.prefixlen === 24), "the gateway Docker's IPAM gave it is on the bridge");
+    const evs = (await ledgernetCli(['events', '--json', '--state-dir', d.stateDir])).stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; data: { networkId?: string; adopted?: boolean } });
+    assert.ok(evs.some((e) => e.type === 'network.deferred'), 'the retry was answered after a durable marker');
+    assert.equal(evs.find((e) => e.type === 'network.created' && e.data.networkId === id)?.data.adopted, true, "recorded as taken from Docker's API");
+    assert.ok(await ping(c1, await containerIp(c2, n)), 'c1 reaches c2');
+    assert.ok(await ping(c2, '10.231.225.1'), 'c2 reaches its gateway');
   });
 
   test('DeleteEndpoint: `docker rm -f` succeeds; the endpoint that left is deleted a few seconds later, not a minute', async () => {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import type { HostView } from '../../src/api/ipam.ts';
-import { createPlugin } from '../../src/api/plugin.ts';
+import { createPlugin, type ApiDeps } from '../../src/api/plugin.ts';
 import { fold } from '../../src/events/domain/evolve.ts';
 import { emptyState } from '../../src/events/domain/types.ts';
 import { EventLog } from '../../src/events/log/log.ts';
@@ -21,7 +21,7 @@ export interface PluginHarness {
   close(): Promise<void>;
 }
 
-export async function pluginHarness(prefix: string, host?: HostView, opts: { readonly retryWaitMs?: number } = {}): Promise<PluginHarness> {
+export async function pluginHarness(prefix: string, host?: HostView, opts: Pick<ApiDeps, 'retryWaitMs' | 'docker'> = {}): Promise<PluginHarness> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
   const opened = await EventLog.open(dir, { host: 't' });
   const store = new EventStore(opened.log, fold(emptyState, opened.events));

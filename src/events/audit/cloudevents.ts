@@ -81,6 +81,7 @@ function subjectOf(ev: StoredEvent): string {
   if (typeof d.cluster === 'string') return `cluster/${d.cluster}/host/${String(d.host)}${typeof d.endpointId === 'string' ? `/endpoint/${d.endpointId}` : ''}`;
   if (typeof d.poolId === 'string') return typeof d.address === 'string' ? `pool/${d.poolId}/address/${d.address}` : `pool/${d.poolId}`;
   if (ev.type === 'endpoint.deferred') return 'endpoint';
+  if (ev.type === 'network.deferred') return 'network';
   if (typeof d.networkId !== 'string') return 'reconciler';
   return typeof d.endpointId === 'string' ? `network/${d.networkId}/endpoint/${d.endpointId}` : `network/${d.networkId}`;
 }
@@ -138,7 +139,7 @@ const ports = (pm: readonly PortBinding[]) =>
 function describeData(ev: StoredEvent): string {
   switch (ev.type) {
     case 'network.created':
-      return `network ${short(ev.data.networkId)} created ${[...ev.data.ipv4Data, ...ev.data.ipv6Data].map((d) => d.pool).join(',')}`;
+      return `network ${short(ev.data.networkId)} created ${[...ev.data.ipv4Data, ...ev.data.ipv6Data].map((d) => d.pool).join(',')}${ev.data.adopted ? " (taken from Docker's API: its CreateNetwork was cut off by a crash)" : ''}`;
     case 'network.deleted':
       return `network ${short(ev.data.networkId)} deleted`;
     case 'network.rolledback':
@@ -159,6 +160,8 @@ function describeData(ev: StoredEvent): string {
       return `endpoint ${short(ev.data.endpointId)} lost (${ev.data.veth}): ${ev.data.reason}`;
     case 'endpoint.deferred':
       return `a CreateEndpoint deferred to its Join: ${ev.data.reason}`;
+    case 'network.deferred':
+      return `a CreateNetwork deferred until Docker stores the network: ${ev.data.reason}`;
     case 'endpoint.addressed':
       return `endpoint ${short(ev.data.endpointId)} addressed ${[ev.data.address, ev.data.addressV6].filter((a) => a !== null).join(' ') || '(none)'}`;
     case 'endpoint.external.programmed':

@@ -34,6 +34,8 @@ export type Command =
   | { readonly type: 'RollbackEndpoint'; readonly networkId: string; readonly endpointId: string; readonly reason: string }
   /** Answer a CreateEndpoint whose body was lost (`{}`) and create its endpoint at the Join that names it. */
   | { readonly type: 'DeferEndpoint'; readonly reason: string }
+  /** Answer a CreateNetwork whose body was lost (`{}`) and take the network from Docker's API once Docker stored it. */
+  | { readonly type: 'DeferNetwork'; readonly reason: string }
   /** A deferred endpoint's addresses and MAC as Docker configured them in its container. */
   | {
       readonly type: 'AddressEndpoint';

@@ -35,6 +35,10 @@ export function decide(cmd: Command, state: State): NewEvent[] {
           `network ${short(spec.networkId)} already exists in ledgernet with other settings; remove it first`,
         );
       }
+      // Taken from Docker's API (api/deferred-network.ts): only with a CreateNetwork answered without its body.
+      if (spec.adopted && (state.deferredNetworks ?? []).length === 0) {
+        throw new DriverError('LN_ERR_CONFLICT', `network ${short(spec.networkId)}: no CreateNetwork was answered without its body, so it is not taken from Docker's API`);
+      }
       const clash = Object.values(state.networks).find((n) => n.bridge === spec.bridge);
       if (clash) {
         throw new DriverError(
@@ -105,6 +109,8 @@ export function decide(cmd: Command, state: State): NewEvent[] {
       ];
     case 'DeferEndpoint':
       return [{ type: 'endpoint.deferred', data: { reason: cmd.reason } }];
+    case 'DeferNetwork':
+      return [{ type: 'network.deferred', data: { reason: cmd.reason } }];
     case 'AddressEndpoint': {
       const ep = requireEndpoint(state, cmd.networkId, cmd.endpointId);
       const { address, addressV6, mac } = cmd;

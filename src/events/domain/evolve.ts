@@ -60,7 +60,17 @@ function apply(draft: Draft<State>, event: StoredEvent): void {
   switch (event.type) {
     case 'network.created':
       draft.networks[event.data.networkId] = castDraft(copyWith(event.data, { createdSeq: event.seq }));
+      // Taken from Docker's API: that uses the oldest marker.
+      if (event.data.adopted && draft.deferredNetworks) {
+        draft.deferredNetworks.shift();
+        if (draft.deferredNetworks.length === 0) delete draft.deferredNetworks;
+      }
       return;
+    case 'network.deferred': {
+      const now = Date.parse(event.at);
+      draft.deferredNetworks = [...(draft.deferredNetworks ?? []).filter((at) => now - Date.parse(at) < DEFERRED_MS), event.at];
+      return;
+    }
     case 'network.deleted':
     case 'network.rolledback':
     case 'network.collected':

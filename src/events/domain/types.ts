@@ -21,6 +21,12 @@ export interface NetworkSpec {
   readonly ipv6Data: readonly IpamData[];
   /** The `-o` options as Docker sent them (`com.docker.network.generic`). */
   readonly options: Readonly<Record<string, string>>;
+  /**
+   * Taken from Docker's API: Docker's CreateNetwork was cut off by a crash before its body was
+   * journaled and its empty retry answered `{}` (a `network.deferred`); the body was rebuilt from
+   * the network Docker then stored (api/deferred-network.ts).
+   */
+  readonly adopted?: true;
 }
 
 export interface PortBinding {
@@ -104,6 +110,11 @@ export interface EventDataMap extends PeerEventMap {
    * the endpoint its Join names next (within DEFERRED_MS) is created then.
    */
   'endpoint.deferred': { readonly reason: string };
+  /**
+   * Docker's empty-body retry of a CreateNetwork cut off before it was journaled was answered `{}`:
+   * the network Docker stores next (within DEFERRED_MS) is taken from Docker's API then.
+   */
+  'network.deferred': { readonly reason: string };
   /** A deferred endpoint's addresses and MAC, read from the container's interface after Docker configured it. */
   'endpoint.addressed': {
     readonly networkId: string;
@@ -148,6 +159,7 @@ export const EventVersions: { readonly [K in EventType]: number } = {
   'endpoint.rolledback': 1,
   'endpoint.lost': 1,
   'endpoint.deferred': 1,
+  'network.deferred': 1,
   'endpoint.addressed': 1,
   'endpoint.external.programmed': 1,
   'endpoint.external.revoked': 1,
@@ -250,6 +262,8 @@ export interface State {
    * marker drops those older than DEFERRED_MS before it). Absent: none.
    */
   readonly deferred?: readonly string[];
+  /** `network.deferred` markers not yet used by a network taken from Docker's API (as `deferred`). Absent: none. */
+  readonly deferredNetworks?: readonly string[];
   /** Seq and hash of the last event folded in (0 and the genesis hash for an empty log). */
   readonly seq: number;
   readonly hash: string;
@@ -261,6 +275,11 @@ export const DEFERRED_MS = 60_000;
 /** The `endpoint.deferred` markers younger than DEFERRED_MS at `now` (ms). */
 export function pendingDeferred(state: State, now: number): number {
   return (state.deferred ?? []).filter((at) => now - Date.parse(at) < DEFERRED_MS).length;
+}
+
+/** The `network.deferred` markers younger than DEFERRED_MS at `now` (ms), oldest first. */
+export function pendingDeferredNetworks(state: State, now: number): readonly string[] {
+  return (state.deferredNetworks ?? []).filter((at) => now - Date.parse(at) < DEFERRED_MS);
 }
 
 export const GENESIS_HASH = '0'.repeat(64);
