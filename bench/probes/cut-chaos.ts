@@ -22,9 +22,11 @@ const CUTS = Number(process.argv[3] ?? 20);
 const EVERY = Number(process.env['CUT_EVERY'] ?? 12);
 const INNER = '/run/ledgernet-cut-chaos.sock';
 const ARGS = ['--reconcile-interval', '2', '--log-level', 'warn'];
+/** The daemon behind the proxy reads Docker's API (networks whose CreateNetwork was cut off) under the name Docker gives the proxy's socket. */
+const ENV = { LEDGERNET_DOCKER_SOCKET: '/var/run/docker.sock', LEDGERNET_DRIVER_NAME: 'ledgernet' };
 
 async function main(): Promise<void> {
-  let d: DaemonHandle = await startDaemon({ socket: INNER, extraArgs: ARGS, keepStateDir: true });
+  let d: DaemonHandle = await startDaemon({ socket: INNER, extraArgs: ARGS, keepStateDir: true, env: ENV });
   const stateDir = d.stateDir;
   let restarting: Promise<void> | null = null;
   let lastRestart = 0;
@@ -44,7 +46,7 @@ async function main(): Promise<void> {
         req.socket.destroy();
         restarting = d.kill9All().then(async () => {
           retryLines.push(...d.logs().split('\n'));
-          d = await startDaemon({ socket: INNER, stateDir, extraArgs: ARGS, keepStateDir: true });
+          d = await startDaemon({ socket: INNER, stateDir, extraArgs: ARGS, keepStateDir: true, env: ENV });
           lastRestart = Date.now();
           restarting = null;
         });

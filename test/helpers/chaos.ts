@@ -69,9 +69,17 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
   const t0 = Date.now();
   let created = 0;
   try {
+    // A failed create counts as a failed operation, and is run again as its user would (twice at most).
     for (const [i, n] of networks.entries()) {
-      const r = await docker(['network', 'create', '--driver', o.driver, '--subnet', o.subnets[i] as string, ...(o.networkArgs?.[i] ?? []), n]);
-      if (r.exitCode !== 0) throw new Error(`network create ${n} failed: ${r.stderr}`);
+      const args = ['network', 'create', '--driver', o.driver, '--subnet', o.subnets[i] as string, ...(o.networkArgs?.[i] ?? []), n];
+      for (let attempt = 1; ; attempt++) {
+        const s = Date.now();
+        const r = await docker(args);
+        if (r.exitCode === 0) break;
+        results.push({ op: 'network create', args, ok: false, ms: Date.now() - s, stderr: r.stderr });
+        log(`FAILED network create: docker ${args.join(' ')}: ${r.stderr}`);
+        if (attempt === 3) throw new Error(`network create ${n} failed: ${r.stderr}`);
+      }
     }
 
     const record = async (op: string, args: string[], after: (ok: boolean) => void): Promise<void> => {
