@@ -4,7 +4,7 @@ import { cutOffRetryErr } from '../errors.ts';
 import type { Log } from './log.ts';
 import { errReply as err, type Reply } from './forward.ts';
 import type { Journal } from './journal.ts';
-import { RETRY_BATCH_MS, teardownReply, type Match } from './retry-match.ts';
+import { RETRY_BATCH_MS, RETRY_GATHER_MS, teardownReply, type Match } from './retry-match.ts';
 
 /**
  * The worker's internal calls that answer an empty retry of these methods from its model when no
@@ -70,22 +70,32 @@ export type Forward = (method: string, body: string) => Promise<Reply>;
 
 // Empty retries of calls cut off at the same moment (this supervisor's predecessor died) come
 // on the same backoff schedule, so they arrive together: gather those of one method for
-// RETRY_BATCH_MS and count them against the journal (see matchEmptyRetries).
+// RETRY_BATCH_MS and count them against the journal (see matchEmptyRetries). Fewer retries than
+// journaled calls of the method: the others' retries may be late (dockerd's goroutines under
+// load), so the batch stays open, RETRY_BATCH_MS at a time, for up to RETRY_GATHER_MS; counted
+// too early, the batch would be refused as ambiguous and its entries used up.
 function retryClaimer(journal: Journal): (method: string) => Promise<Match> {
   const batches = new Map<string, ((m: Match) => void)[]>();
+  const live = (method: string) => journal.pending.filter((e) => e.method === method).length;
   return (method) => {
-    if (!journal.pending.some((e) => e.method === method)) return Promise.resolve({ kind: 'none' });
+    if (live(method) === 0) return Promise.resolve({ kind: 'none' });
     return new Promise((resolve) => {
       let batch = batches.get(method);
       if (!batch) {
         const b: ((m: Match) => void)[] = [];
         batch = b;
         batches.set(method, b);
-        setTimeout(() => {
+        const opened = Date.now();
+        const decide = () => {
+          if (b.length < live(method) && Date.now() - opened + RETRY_BATCH_MS <= RETRY_GATHER_MS) {
+            setTimeout(decide, RETRY_BATCH_MS);
+            return;
+          }
           batches.delete(method);
           const m = journal.claim(method, b.length, inferable(method, journal));
           for (const r of b) r(m);
-        }, RETRY_BATCH_MS);
+        };
+        setTimeout(decide, RETRY_BATCH_MS);
       }
       batch.push(resolve);
     });

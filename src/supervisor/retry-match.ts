@@ -59,6 +59,12 @@ const CALL_INDEPENDENT = new Map<string, { readonly reply: string; readonly exac
 
 /** How long the supervisor gathers the empty retries of one method before it decides. */
 export const RETRY_BATCH_MS = 500;
+/**
+ * How long a batch with fewer retries than journaled calls of its method waits for the others
+ * (Docker retries every cut-off call 1 s after its failure, all on one schedule: a retry seconds
+ * later than the others means a dockerd starved of CPU, or a call whose retry never comes).
+ */
+export const RETRY_GATHER_MS = 2_500;
 
 /**
  * What to do with `retries` empty-body calls of `method` that arrived together at `now`, given

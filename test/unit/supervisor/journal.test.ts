@@ -6,9 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Journal, KEEP_MS, endedUncleanly, keptEntries, liveEntries, trailingAnswers } from '../../../src/supervisor/journal.ts';
-import { CREATE_RETRY, DELETE_RETRY, EXTERNAL_RETRY, JOIN_RETRY, emptyRetries } from '../../../src/supervisor/retries.ts';
+import { CREATE_RETRY, DELETE_RETRY, EXTERNAL_RETRY, JOIN_RETRY, NETWORK_RETRY, emptyRetries } from '../../../src/supervisor/retries.ts';
 import { pino } from 'pino';
-import { RETRY_WINDOW_MS } from '../../../src/supervisor/retry-match.ts';
+import { RETRY_BATCH_MS, RETRY_GATHER_MS, RETRY_WINDOW_MS } from '../../../src/supervisor/retry-match.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'ledgernet-journal-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -269,6 +269,33 @@ describe('an empty retry no journal entry matches, after a crash: asked of the w
     const join2 = await retriesAfter([req('x', JOIN)], JOIN, 2);
     assert.deepEqual(join2.asked, []);
     assert.ok(join2.replies.every((r) => /2 such calls were cut off at once/.test(JSON.stringify(r))));
+  });
+
+  it("fewer retries than journaled calls at first: the batch waits for the late ones (up to RETRY_GATHER_MS), then all are done again and answered; one that never comes: refused", async () => {
+    const path = join(dir, `dead-${Math.random().toString(16).slice(2)}`);
+    writeFileSync(path, [req('x', CE), req('y', CE)].join('\n') + '\n');
+    const journal = Journal.open(path);
+    const asked: string[] = [];
+    const retry = emptyRetries(journal, async (m) => (asked.push(m), { status: 200, body: '{}' }), pino({ level: 'silent' }));
+    const t0 = Date.now();
+    const first = retry(CE);
+    await new Promise((r) => setTimeout(r, RETRY_BATCH_MS + 300));
+    assert.deepEqual(asked, [], 'not decided while a journaled call has no retry yet');
+    const late = retry(CE);
+    assert.deepEqual(await Promise.all([first, late]), [{ status: 200, body: '{}' }, { status: 200, body: '{}' }]);
+    assert.deepEqual(asked, [CE, CE], 'both journaled calls done again');
+    assert.ok(Date.now() - t0 < RETRY_GATHER_MS);
+    journal.close(true);
+    // The other retry never comes: refused once the gathering is over, as before.
+    const lone = await retriesAfter([req('x', CE), req('y', CE)], CE, 1);
+    assert.deepEqual(lone.asked, []);
+    assert.match(JSON.stringify(lone.replies[0]), /2 such calls were cut off at once/);
+  });
+
+  it('a CreateNetwork no entry matches: the worker is asked (NETWORK_RETRY), even when a CreateNetwork was answered last', async () => {
+    const CN = 'NetworkDriver.CreateNetwork';
+    assert.deepEqual((await retryAfter([req('j', JOIN), ans('j'), req('x', JOIN)], CN)).asked, [[NETWORK_RETRY, '{}']]);
+    assert.deepEqual((await retryAfter([req('a', JOIN), req('b', CN), ans('a'), ans('b')], CN)).asked, [[NETWORK_RETRY, '{}']]);
   });
 
   it('more retries than journaled calls, and a call of the method answered just as the supervisor died: refused, nothing done', async () => {
