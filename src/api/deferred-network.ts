@@ -152,7 +152,8 @@ export class NetworkAdopter {
   private running: Promise<void> | null = null;
   /** Networks that could not be taken, with the reason (a CreateEndpoint naming one gets it). */
   private readonly refused = new Map<string, string>();
-  private stopped = false;
+  /** Networks Docker removed (DeleteNetwork came): Docker lists one until that call returns. */
+  private readonly removed = new Set<string>();
   constructor(deps: AdopterDeps) {
     this.deps = deps;
   }
@@ -178,18 +179,19 @@ export class NetworkAdopter {
 
   /** Looks in Docker's API until every pending marker is used or expired (one loop at a time). */
   kick(): Promise<void> {
-    if (this.stopped || this.pending().length === 0) return Promise.resolve();
+    if (this.pending().length === 0) return Promise.resolve();
     this.running ??= this.loop().finally(() => (this.running = null));
     return this.running;
   }
 
-  stop(): void {
-    this.stopped = true;
+  /** Docker is removing `networkId` (its DeleteNetwork came): never take it, though Docker still lists it for a moment. */
+  removing(networkId: string): void {
+    if (this.pending().length > 0) this.removed.add(networkId);
   }
 
   private async loop(): Promise<void> {
     let delay = 50;
-    while (!this.stopped && this.pending().length > 0) {
+    while (this.pending().length > 0) {
       try {
         await this.look();
       } catch (e) {
@@ -213,7 +215,7 @@ export class NetworkAdopter {
     const to = Date.parse(markers[markers.length - 1] ?? '') + 1_000;
     const created = (n: DockerNetworkView) => Date.parse(n.Created ?? '');
     const candidates = nets
-      .filter((n) => names.has(n.Driver) && !lookup(state.networks, n.Id) && !this.refused.has(n.Id) && created(n) >= from && created(n) <= to)
+      .filter((n) => names.has(n.Driver) && !lookup(state.networks, n.Id) && !this.refused.has(n.Id) && !this.removed.has(n.Id) && created(n) >= from && created(n) <= to)
       .sort((a, b) => created(a) - created(b))
       .slice(0, markers.length);
     let version: Promise<string> | null = null;

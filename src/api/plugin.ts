@@ -227,8 +227,9 @@ async function createNetwork(deps: ApiDeps, body: Json, method: string, adopted 
   return {};
 }
 
-async function deleteNetwork(deps: ApiDeps, body: Json, method: string): Promise<unknown> {
+async function deleteNetwork(deps: Ctx, body: Json, method: string): Promise<unknown> {
   const networkId = id(method, body, 'NetworkID');
+  deps.adopter?.removing(networkId);
   const events = await deps.store.execute({ type: 'DeleteNetwork', networkId });
   // Deleting a bridge takes ~45 ms in the kernel; the intent is durable, so answer now and converge.
   if (events.length > 0) background(deps, method);

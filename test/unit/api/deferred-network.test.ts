@@ -156,6 +156,16 @@ describe('an empty CreateNetwork retry that no journal entry matches', () => {
     assert.deepEqual(await types(), []);
   });
 
+  it('a network Docker is removing (its DeleteNetwork came, Docker still lists it) is not taken', async () => {
+    await ok(NETWORK_RETRY, '');
+    await ok('NetworkDriver.DeleteNetwork', { NetworkID: NET.Id });
+    dockerHas = [stored(NET)];
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(lists > 0, 'Docker was asked');
+    assert.equal(Object.keys(harness.store.state.networks).length, 0);
+    assert.equal(pendingDeferredNetworks(harness.store.state, Date.now()).length, 1, 'the marker waits for another network');
+  });
+
   it('a network made long before the retry is not taken; one that cannot be taken fails its CreateEndpoint with the reason', async () => {
     await ok(NETWORK_RETRY, '');
     // Docker's retries end 30 s after the first attempt: a network made a minute before is another matter.
