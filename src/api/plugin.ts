@@ -74,7 +74,9 @@ const BODY_LIMIT = 1024 * 1024;
 
 /**
  * Per-app state: endpoints whose veth a pass in this process has confirmed (Join need not wait),
- * and the reads of deferred endpoints' addresses under way (deferred-endpoint.ts).
+ * the reads of deferred endpoints' addresses under way (deferred-endpoint.ts), and the reads of
+ * Docker's network list for networks whose CreateNetwork was cut off (deferred-network.ts; null
+ * without Docker's API).
  */
 type Ctx = ApiDeps & { readonly ready: Set<string>; readonly addressing: Map<string, Promise<void>>; readonly adopter: NetworkAdopter | null };
 
