@@ -37,7 +37,7 @@ export interface VethSpec {
   readonly peerMac: string | null;
 }
 
-/** Link and address work: one `ip -force -batch -` per pass (kernel/iproute/). */
+/** Link and address work: rtnetlink requests from the daemon, or one `ip -force -batch -` a pass (kernel/iproute/). */
 export type LinkChange =
   | (ChangeBase &
       Replaces & {

@@ -8,6 +8,7 @@
 // Null from `openNetlink` when koffi or libc cannot be loaded: the caller runs the process instead.
 import { closeSync, openSync } from 'node:fs';
 import { DriverError } from '../errors.ts';
+import { cString, find, valueEnd } from './netlink-attrs.ts';
 
 const AF_NETLINK = 16;
 const SOCK_RAW = 3;
@@ -36,6 +37,9 @@ interface Libc {
   readonly recv: (fd: number, buf: Buffer, len: number, flags: number) => number;
   readonly close: (fd: number) => number;
   readonly setns: (fd: number, type: number) => number;
+  /** `sendto` on one of koffi's threads: a request that waits for the rtnl lock does not stop the event loop. */
+  readonly sendtoAsync: (fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, addrlen: number, done: (err: unknown, n: number) => void) => void;
+  readonly strerror: (errno: number) => string;
 }
 
 let libc: Promise<Libc | null> | null = null;
@@ -44,10 +48,13 @@ async function loadLibc(): Promise<Libc | null> {
   try {
     const koffi = (await import('koffi')).default;
     const lib = koffi.load('libc.so.6');
+    const sendto = lib.func('intptr_t sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32_t addrlen)');
     return {
       socket: lib.func('int socket(int domain, int type, int protocol)') as Libc['socket'],
       setsockopt: lib.func('int setsockopt(int fd, int level, int name, const void *value, uint32_t len)') as Libc['setsockopt'],
-      sendto: lib.func('intptr_t sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32_t addrlen)') as Libc['sendto'],
+      sendto: sendto as Libc['sendto'],
+      sendtoAsync: sendto.async as Libc['sendtoAsync'],
+      strerror: lib.func('const char *strerror(int errnum)') as Libc['strerror'],
       recv: lib.func('intptr_t recv(int fd, void *buf, size_t len, int flags)') as Libc['recv'],
       close: lib.func('int close(int fd)') as Libc['close'],
       setns: lib.func('int setns(int fd, int nstype)') as Libc['setns'],
@@ -97,20 +104,7 @@ export async function openNetlink(netns: string | undefined, timeoutMs: number, 
   const fail = (what: string, why: string): never => {
     throw new DriverError('LN_ERR_KERNEL_EXEC', `could not ${what}${where}: ${why}`);
   };
-  const socket = (d: Dump): number => {
-    const fd = c.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
-    if (fd < 0) return fd;
-    const tv = Buffer.alloc(16);
-    tv.writeBigInt64LE(BigInt(Math.floor(timeoutMs / 1000)), 0);
-    tv.writeBigInt64LE(BigInt((timeoutMs % 1000) * 1000), 8);
-    c.setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, tv, 16);
-    if (d.strict) {
-      const on = Buffer.alloc(4);
-      on.writeInt32LE(1);
-      c.setsockopt(fd, SOL_NETLINK, NETLINK_GET_STRICT_CHK, on, 4);
-    }
-    return fd;
-  };
+  const socket = (d: Dump): number => makeSocket(c, protocol, timeoutMs, d.strict ? [NETLINK_GET_STRICT_CHK] : []);
   const run = async (fd: number, d: Dump): Promise<void> => {
     if (fd < 0) fail(d.what, 'no netlink socket');
     const req = Buffer.alloc(16 + d.body.length);
@@ -141,6 +135,131 @@ export async function openNetlink(netns: string | undefined, timeoutMs: number, 
       }
     },
   };
+}
+
+/** A netlink socket that gives up reading after `timeoutMs`, with the SOL_NETLINK options in `on` set; negative when none can be made. */
+function makeSocket(c: Libc, protocol: number, timeoutMs: number, on: readonly number[]): number {
+  const fd = c.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
+  if (fd < 0) return fd;
+  const tv = Buffer.alloc(16);
+  tv.writeBigInt64LE(BigInt(Math.floor(timeoutMs / 1000)), 0);
+  tv.writeBigInt64LE(BigInt((timeoutMs % 1000) * 1000), 8);
+  c.setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, tv, 16);
+  const one = Buffer.alloc(4);
+  one.writeInt32LE(1);
+  for (const option of on) c.setsockopt(fd, SOL_NETLINK, option, one, 4);
+  return fd;
+}
+
+/** The kernel's answer to one request. */
+export interface NetlinkAnswer {
+  /** 0: done; else the errno it failed with. */
+  readonly errno: number;
+  /** The kernel's own words for the error (its extended ack), when it gave any. */
+  readonly detail: string | null;
+  /** Copies of the messages that came before the ack (a GET's answer). */
+  readonly messages: readonly NetlinkMessage[];
+}
+
+export interface NetlinkRequests {
+  /**
+   * Sends one request (NLM_F_REQUEST | NLM_F_ACK | `flags`) and waits for its ack. The kernel
+   * handles an rtnetlink request inside the send, so the ack is there when it returns. `slow`:
+   * the send runs on one of koffi's threads (~50 µs more), for requests the kernel may take
+   * milliseconds over (making or deleting a link: ~16 ms for a veth, ~45 ms for a bridge, more
+   * while another process holds the rtnl lock); the others are sent from this thread.
+   * @throws DriverError `LN_ERR_KERNEL_EXEC` when the socket cannot send or read.
+   */
+  request(type: number, flags: number, body: Buffer, slow?: boolean): Promise<NetlinkAnswer>;
+  /** The C library's text for an errno (`File exists`), as `ip` prints it. */
+  strerror(errno: number): string;
+  close(): void;
+}
+
+/** Extended acks: the kernel says why, in words (Linux 4.12+; an older kernel ignores the option). */
+const NETLINK_EXT_ACK = 11;
+/** Acks without a copy of the request. */
+const NETLINK_CAP_ACK = 10;
+const NLM_F_ACK = 0x4;
+/** An ack that carries attributes (the extended ack's words). */
+const NLM_F_ACK_TLVS = 0x200;
+const NLMSGERR_ATTR_MSG = 1;
+
+/**
+ * An rtnetlink socket in `netns` (a name under /run/netns; undefined: ours) for requests that
+ * change the kernel, one at a time; null when libc cannot be called.
+ * @throws DriverError `LN_ERR_KERNEL_EXEC` when the socket cannot be made.
+ */
+export async function openRequests(netns: string | undefined, timeoutMs: number, what: string): Promise<NetlinkRequests | null> {
+  libc ??= loadLibc();
+  const c = await libc;
+  if (c === null) return null;
+  const where = netns === undefined ? '' : ` in network namespace ${netns}`;
+  const fail = (why: string): never => {
+    throw new DriverError('LN_ERR_KERNEL_EXEC', `could not ${what}${where}: ${why}`);
+  };
+  const make = () => makeSocket(c, NETLINK_ROUTE, timeoutMs, [NETLINK_EXT_ACK, NETLINK_CAP_ACK]);
+  const fd = netns === undefined ? make() : inNetns(c, netns, make, what, (_w, why) => fail(why));
+  if (fd < 0) fail('no netlink socket');
+  const kernel = Buffer.alloc(12);
+  kernel.writeUInt16LE(AF_NETLINK, 0);
+  const buffer = Buffer.allocUnsafe(BUFFER);
+  let seq = 0;
+  let closed = false;
+  return {
+    async request(type, flags, body, slow = false) {
+      if (closed) fail('the netlink socket is closed');
+      const req = Buffer.alloc(16 + body.length);
+      req.writeUInt32LE(req.length, 0);
+      req.writeUInt16LE(type, 4);
+      req.writeUInt16LE(NLM_F_REQUEST | NLM_F_ACK | flags, 6);
+      req.writeUInt32LE((seq = (seq + 1) >>> 0), 8);
+      body.copy(req, 16);
+      const sent = slow
+        ? await new Promise<number>((resolve) => c.sendtoAsync(fd, req, req.length, 0, kernel, 12, (err, n) => resolve(err ? -1 : n)))
+        : c.sendto(fd, req, req.length, 0, kernel, 12);
+      if (sent !== req.length) fail('the request was not sent');
+      const messages: NetlinkMessage[] = [];
+      for (;;) {
+        const n = c.recv(fd, buffer, BUFFER, 0);
+        if (n <= 0) fail(n === 0 ? 'the kernel closed the socket' : 'reading the answer failed or timed out');
+        const answer = readAnswer(buffer.subarray(0, n), seq, messages);
+        if (answer) return answer;
+      }
+    },
+    strerror: (errno) => c.strerror(errno),
+    close() {
+      if (!closed) c.close(fd);
+      closed = true;
+    },
+  };
+}
+
+/** Reads one datagram of answers to request `seq`: the answer once its ack came, else null (messages copied into `messages`). */
+export function readAnswer(buf: Buffer, seq: number, messages: NetlinkMessage[]): NetlinkAnswer | null {
+  let off = 0;
+  while (off + 16 <= buf.length) {
+    const len = buf.readUInt32LE(off);
+    if (len < 16 || off + len > buf.length) return { errno: 71 /* EPROTO */, detail: `a netlink message of ${len} bytes at ${off} of ${buf.length}`, messages };
+    const type = buf.readUInt16LE(off + 4);
+    const flags = buf.readUInt16LE(off + 6);
+    if (buf.readUInt32LE(off + 8) === seq) {
+      if (type === NLMSG_ERROR && len >= 20) {
+        // The kernel sends the errno negated (0 - x: no -0 for an ack).
+        const errno = 0 - buf.readInt32LE(off + 16);
+        let detail: string | null = null;
+        // With NETLINK_CAP_ACK the request's header (16 bytes) follows the errno, then the attributes.
+        if (flags & NLM_F_ACK_TLVS) {
+          const at = find(buf, off + 36, off + len, NLMSGERR_ATTR_MSG);
+          if (at >= 0) detail = cString(buf, at, valueEnd(buf, at));
+        }
+        return { errno, detail, messages };
+      }
+      if (type !== NLMSG_DONE) messages.push({ type, payload: Buffer.from(buf.subarray(off + 16, off + len)) });
+    }
+    off += (len + 3) & ~3;
+  }
+  return null;
 }
 
 /** Runs `make` with this thread in `netns`, then back in its own namespace. */

@@ -10,7 +10,8 @@ import {
 } from './ip-batch.ts';
 import { parseAddrs } from './parse-addrs.ts';
 import { createObserve } from './observe.ts';
-import { openNetlink, type Netlink } from './netlink.ts';
+import { openNetlink, openRequests, type Netlink } from './netlink.ts';
+import { applyLinkChanges } from './iproute/rtnl.ts';
 import { parseIpBatchErrors } from './parse-errors.ts';
 import { parseNftTable } from './nftables/parse.ts';
 import { NFT_FAMILY, NFT_TABLE } from './nftables/table.ts';
@@ -52,6 +53,12 @@ export interface KernelOptions {
    * (default; processes when koffi or libc cannot be loaded), or `ip`/`tc` processes (tests).
    */
   readonly interfaceReads?: 'netlink' | 'processes';
+  /**
+   * How link changes are made: rtnetlink requests from this process (default; `ip -batch` when
+   * koffi or libc cannot be loaded, or no socket can be made), or one `ip -force -batch` process
+   * a pass (tests).
+   */
+  readonly interfaceWrites?: 'netlink' | 'processes';
 }
 
 /**
@@ -142,7 +149,16 @@ export function createKernel(opts: KernelOptions): HostKernel {
     ipBatch,
     tcBatch,
     iptablesRestore,
-    applyLinks: (changes) => runChanges(changes, ipLines, ipBatch),
+    async applyLinks(changes) {
+      if (changes.length === 0) return { failures: [] };
+      const requests = opts.interfaceWrites === 'processes' ? null : await openRequests(netns, opts.timeoutMs ?? 60_000, 'apply link changes').catch(() => null);
+      if (requests === null) return runChanges(changes, ipLines, ipBatch);
+      try {
+        return await applyLinkChanges(requests, changes);
+      } finally {
+        requests.close();
+      }
+    },
     applyShaping: (changes) => runChanges(changes, tcLines, tcBatch),
     async restoreIptables(table, changes) {
       const input = restoreInput(changes, table);
