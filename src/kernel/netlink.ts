@@ -165,9 +165,9 @@ export interface NetlinkRequests {
   /**
    * Sends one request (NLM_F_REQUEST | NLM_F_ACK | `flags`) and waits for its ack. The kernel
    * handles an rtnetlink request inside the send, so the ack is there when it returns. `slow`:
-   * the send runs on one of koffi's threads (~50 µs more), for requests the kernel may take
-   * milliseconds over (making or deleting a link: ~16 ms for a veth, ~45 ms for a bridge, more
-   * while another process holds the rtnl lock); the others are sent from this thread.
+   * the send runs on one of koffi's threads (~50 µs more), for requests the kernel takes
+   * milliseconds over (deleting a link waits for an RCU grace period: ~16 ms for a veth, ~45 ms
+   * for a bridge); the others are sent from this thread.
    * @throws DriverError `LN_ERR_KERNEL_EXEC` when the socket cannot send or read.
    */
   request(type: number, flags: number, body: Buffer, slow?: boolean): Promise<NetlinkAnswer>;

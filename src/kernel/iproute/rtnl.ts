@@ -3,9 +3,10 @@
 // from the daemon cost more than the kernel work of a container's veth (issue 11: the process
 // spawns were 85 % of the CPU of the reconcile passes on Docker's path). Like `ip -force -batch`,
 // every step runs even after one failed, and a change fails with its first failing step, in the
-// words `ip` prints. Every step but `link.add` finds its device by name first (RTM_GETLINK), and
-// names it by index: a `link set` by name of a missing device that sets a group would, as `ip link
-// set group` does, change every link of that group instead.
+// words `ip` prints. A link is changed with RTM_SETLINK and deleted with RTM_DELLINK by its name:
+// never RTM_NEWLINK without NLM_F_CREATE, which for a missing name carrying a group changes every
+// link of that group (rtnl_group_changelink, what `ip link set group` does). Masters, and the
+// devices of addresses and routes, are found by name (RTM_GETLINK) once per apply.
 import { CREATE_GROUP, type LinkChange } from '../changes.ts';
 import type { NetlinkAnswer, NetlinkRequests } from '../netlink.ts';
 import type { ChangeFailure, ChangesResult } from '../types.ts';
@@ -14,6 +15,7 @@ import { linkSteps, type LinkStep } from './steps.ts';
 const RTM_NEWLINK = 16;
 const RTM_DELLINK = 17;
 const RTM_GETLINK = 18;
+const RTM_SETLINK = 19;
 const RTM_NEWADDR = 20;
 const RTM_DELADDR = 21;
 const RTM_NEWROUTE = 24;
@@ -145,22 +147,23 @@ export interface Request {
   readonly body: Buffer;
 }
 
-/** The devices a step names that must be found by name first: `[name, what ip says when it is missing]`. */
+/** The devices a step names by index, found by name first: `[name, what ip says when it is missing]`. */
 export function devicesOf(s: LinkStep): Array<readonly [string, string]> {
-  const missing = (n: string) => `Cannot find device "${n}"`;
   switch (s.op) {
     case 'link.add':
+    case 'link.del':
       return [];
     case 'link.set':
-      return [[s.name, missing(s.name)], ...(s.master === undefined ? [] : [[s.master, `Error: argument "${s.master}" is wrong: Device does not exist`] as const])];
-    case 'link.del':
-      return [[s.name, missing(s.name)]];
+      return s.master === undefined ? [] : [[s.master, `Error: argument "${s.master}" is wrong: Device does not exist`]];
     case 'addr.add':
     case 'addr.del':
     case 'route.replace':
-      return [[s.dev, missing(s.dev)]];
+      return [[s.dev, missingDevice(s.dev)]];
   }
 }
+
+/** What ip says of a device it cannot find. */
+const missingDevice = (name: string) => `Cannot find device "${name}"`;
 
 /**
  * The rtnetlink request of one step, the devices it names given by index (`index`, found by
@@ -188,10 +191,10 @@ export function encodeStep(s: LinkStep, index: (name: string) => number): Reques
       if (s.alias !== undefined) attrs.push([IFLA_GROUP, u32(DEFAULT_GROUP)], [IFLA_IFALIAS, Buffer.from(s.alias)]);
       if (s.master !== undefined) attrs.push([IFLA_MASTER, u32(index(s.master))]);
       if (s.noLinkLocal) attrs.push([IFLA_AF_SPEC, [[AF_INET6, [[IFLA_INET6_ADDR_GEN_MODE, u8(IN6_ADDR_GEN_MODE_NONE)]]]]]);
-      return { type: RTM_NEWLINK, flags: 0, body: Buffer.concat([ifinfo(index(s.name), s.up === true), encodeAttrs(attrs)]) };
+      return { type: RTM_SETLINK, flags: 0, body: Buffer.concat([ifinfo(0, s.up === true), encodeAttrs([[IFLA_IFNAME, cstr(s.name)], ...attrs])]) };
     }
     case 'link.del':
-      return { type: RTM_DELLINK, flags: 0, body: ifinfo(index(s.name)) };
+      return { type: RTM_DELLINK, flags: 0, body: Buffer.concat([ifinfo(), encodeAttrs([[IFLA_IFNAME, cstr(s.name)]])]) };
     case 'addr.add':
     case 'addr.del': {
       const p = prefixOf(s.cidr);
@@ -239,19 +242,39 @@ async function findLink(nl: NetlinkRequests, name: string, missing: string): Pro
   return m ? m.payload.readInt32LE(4) : missing;
 }
 
-/** Sends one step; null when the kernel did it, else what failed. */
-async function sendStep(nl: NetlinkRequests, s: LinkStep): Promise<string | null> {
-  const found = new Map<string, number>();
-  for (const [name, missing] of devicesOf(s)) {
-    if (found.has(name)) continue;
-    const at = await findLink(nl, name, missing);
-    if (typeof at === 'string') return at;
-    found.set(name, at);
+/** Time the event loop may wait between two of its turns while requests are sent from its thread. */
+const TURN_MS = 5;
+
+/** Sends the steps of a whole apply: indexes found once (forgotten when a link of that name is made or deleted), the loop given a turn every few ms. */
+class Sender {
+  private readonly indexes = new Map<string, number>();
+  private turn = performance.now();
+  private readonly nl: NetlinkRequests;
+
+  constructor(nl: NetlinkRequests) {
+    this.nl = nl;
   }
-  const req = encodeStep(s, (name) => found.get(name) ?? 0);
-  if (typeof req === 'string') return req;
-  const a = await nl.request(req.type, req.flags, req.body, s.op === 'link.add' || s.op === 'link.del');
-  return a.errno === 0 ? null : refusal(nl, a);
+
+  /** Sends one step; null when the kernel did it, else what failed. */
+  async send(s: LinkStep): Promise<string | null> {
+    if (performance.now() - this.turn > TURN_MS) {
+      await new Promise((resolve) => setImmediate(resolve));
+      this.turn = performance.now();
+    }
+    for (const [name, missing] of devicesOf(s)) {
+      if (this.indexes.has(name)) continue;
+      const at = await findLink(this.nl, name, missing);
+      if (typeof at === 'string') return at;
+      this.indexes.set(name, at);
+    }
+    if (s.op === 'link.add' || s.op === 'link.del') this.indexes.delete(s.name);
+    const req = encodeStep(s, (name) => this.indexes.get(name) ?? 0);
+    if (typeof req === 'string') return req;
+    // A deletion waits for an RCU grace period (~16 ms for a veth, ~45 ms for a bridge): sent from another thread.
+    const a = await this.nl.request(req.type, req.flags, req.body, s.op === 'link.del');
+    if (a.errno === 0) return null;
+    return a.errno === ENODEV && (s.op === 'link.set' || s.op === 'link.del') ? missingDevice(s.name) : refusal(this.nl, a);
+  }
 }
 
 /**
@@ -260,11 +283,12 @@ async function sendStep(nl: NetlinkRequests, s: LinkStep): Promise<string | null
  * @throws DriverError `LN_ERR_KERNEL_EXEC` when the socket itself fails (nothing after that ran).
  */
 export async function applyLinkChanges(nl: NetlinkRequests, changes: readonly LinkChange[]): Promise<ChangesResult> {
+  const sender = new Sender(nl);
   const failures: ChangeFailure[] = [];
   for (const [index, c] of changes.entries()) {
     let first: string | null = null;
     for (const s of linkSteps(c)) {
-      const why = await sendStep(nl, s);
+      const why = await sender.send(s);
       first ??= why;
     }
     if (first !== null) failures.push({ index, message: first });
