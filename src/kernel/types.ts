@@ -155,8 +155,9 @@ export interface Kernel {
   /** Links and addresses only (two `ip` reads): for callers on a Docker call's path. */
   observeInterfaces(): Promise<{ readonly links: readonly Link[]; readonly addrs: readonly Addr[] }>;
   /**
-   * Applies all changes with one `ip -force -batch -` (kernel/iproute/ renders them); reports the
-   * changes that failed, by index. Throws when the batch could not run at all.
+   * Applies all changes, every request of each even after one failed (as `ip -force -batch -`):
+   * rtnetlink requests from this process, or one `ip` process (kernel/iproute/); reports the
+   * changes that failed, by index. Throws when the changes could not be sent at all.
    */
   applyLinks(changes: readonly LinkChange[]): Promise<ChangesResult>;
   /** Applies all changes with one `tc -force -batch -` (kernel/tc/); reports the failed ones by index. */

@@ -1,10 +1,10 @@
-// Design: one pass = at most one `ip -force -batch -`, one `tc -force -batch -`, and the firewall
-// backend's batches (iptables: one `iptables-restore --noflush` per table, kernel/iptables/),
-// written while the links are made;
-// spawning costs ~2 ms per process; batching 100 link adds takes 33 ms instead of 259 ms.
-// `-force` keeps the batch going past a failing line so that one broken object does not block
-// the others; the kernel maps the failing lines back to its changes (kernel/batch.ts), which are
-// the plan's actions. Nothing here retries: the next pass re-observes and plans again, which
+// Design: one pass = its link changes (rtnetlink requests sent by the daemon itself, no process;
+// `ip -force -batch -` where that cannot be used), at most one `tc -force -batch -`, and the
+// firewall backend's batches (iptables: one `iptables-restore --noflush` per table,
+// kernel/iptables/), written while the links are made; spawning costs ~2 ms per process (more
+// from a large daemon: its fork). Like `-force`, one failing change does not stop the others;
+// the kernel maps each failure back to its change (kernel/iproute/rtnl.ts, kernel/batch.ts),
+// which are the plan's actions. Nothing here retries: the next pass re-observes and plans again, which
 // converges or reports the same failure.
 import {
   afterLinkChanges,
