@@ -56,21 +56,33 @@ export function evolveInPlace(draft: Draft<State>, event: StoredEvent): void {
   draft.hash = event.hash;
 }
 
+/** The markers of calls answered without their body (`deferred`: CreateEndpoint, `deferredNetworks`: CreateNetwork). */
+type MarkerKey = 'deferred' | 'deferredNetworks';
+
+/** A marker appended at `at`; markers older than DEFERRED_MS by then are dropped. */
+function addMarker(draft: Draft<State>, key: MarkerKey, at: string): void {
+  const now = Date.parse(at);
+  draft[key] = [...(draft[key] ?? []).filter((t) => now - Date.parse(t) < DEFERRED_MS), at];
+}
+
+/** The oldest marker used up. */
+function useMarker(draft: Draft<State>, key: MarkerKey): void {
+  const markers = draft[key];
+  if (!markers) return;
+  markers.shift();
+  if (markers.length === 0) delete draft[key];
+}
+
 function apply(draft: Draft<State>, event: StoredEvent): void {
   switch (event.type) {
     case 'network.created':
       draft.networks[event.data.networkId] = castDraft(copyWith(event.data, { createdSeq: event.seq }));
       // Taken from Docker's API: that uses the oldest marker.
-      if (event.data.adopted && draft.deferredNetworks) {
-        draft.deferredNetworks.shift();
-        if (draft.deferredNetworks.length === 0) delete draft.deferredNetworks;
-      }
+      if (event.data.adopted) useMarker(draft, 'deferredNetworks');
       return;
-    case 'network.deferred': {
-      const now = Date.parse(event.at);
-      draft.deferredNetworks = [...(draft.deferredNetworks ?? []).filter((at) => now - Date.parse(at) < DEFERRED_MS), event.at];
+    case 'network.deferred':
+      addMarker(draft, 'deferredNetworks', event.at);
       return;
-    }
     case 'network.deleted':
     case 'network.rolledback':
     case 'network.collected':
@@ -84,16 +96,11 @@ function apply(draft: Draft<State>, event: StoredEvent): void {
         copyWith(event.data, { joined: false, sandboxKey: null, lost: false, programmed: false, portmap: [], createdSeq: event.seq, createdAt: event.at }),
       );
       // Created at its Join: that uses the oldest marker.
-      if (event.data.deferred && draft.deferred) {
-        draft.deferred.shift();
-        if (draft.deferred.length === 0) delete draft.deferred;
-      }
+      if (event.data.deferred) useMarker(draft, 'deferred');
       return;
-    case 'endpoint.deferred': {
-      const now = Date.parse(event.at);
-      draft.deferred = [...(draft.deferred ?? []).filter((at) => now - Date.parse(at) < DEFERRED_MS), event.at];
+    case 'endpoint.deferred':
+      addMarker(draft, 'deferred', event.at);
       return;
-    }
     case 'endpoint.addressed': {
       const ep = draft.endpoints[event.data.endpointId];
       if (ep) {
