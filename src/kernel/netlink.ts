@@ -16,6 +16,8 @@ const SOCK_CLOEXEC = 0o2000000;
 const NETLINK_ROUTE = 0;
 /** Sockets' own dumps (inet_diag): `ss` reads them through it. */
 export const NETLINK_SOCK_DIAG = 4;
+/** nfnetlink: nf_tables (the ruleset's generation, nf-generation.ts). */
+export const NETLINK_NETFILTER = 12;
 const SOL_SOCKET = 1;
 const SO_RCVTIMEO = 20;
 const SOL_NETLINK = 270;
@@ -186,11 +188,11 @@ const NLM_F_ACK_TLVS = 0x200;
 const NLMSGERR_ATTR_MSG = 1;
 
 /**
- * An rtnetlink socket in `netns` (a name under /run/netns; undefined: ours) for requests that
- * change the kernel, one at a time; null when libc cannot be called.
+ * An rtnetlink (or another netlink `protocol`) socket in `netns` (a name under /run/netns;
+ * undefined: ours) for requests, one at a time; null when libc cannot be called.
  * @throws DriverError `LN_ERR_KERNEL_EXEC` when the socket cannot be made.
  */
-export async function openRequests(netns: string | undefined, timeoutMs: number, what: string): Promise<NetlinkRequests | null> {
+export async function openRequests(netns: string | undefined, timeoutMs: number, what: string, protocol = NETLINK_ROUTE): Promise<NetlinkRequests | null> {
   libc ??= loadLibc();
   const c = await libc;
   if (c === null) return null;
@@ -198,7 +200,7 @@ export async function openRequests(netns: string | undefined, timeoutMs: number,
   const fail = (why: string): never => {
     throw new DriverError('LN_ERR_KERNEL_EXEC', `could not ${what}${where}: ${why}`);
   };
-  const make = () => makeSocket(c, NETLINK_ROUTE, timeoutMs, [NETLINK_EXT_ACK, NETLINK_CAP_ACK]);
+  const make = () => makeSocket(c, protocol, timeoutMs, [NETLINK_EXT_ACK, NETLINK_CAP_ACK]);
   const fd = netns === undefined ? make() : inNetns(c, netns, make, what, (_w, why) => fail(why));
   if (fd < 0) fail('no netlink socket');
   const kernel = Buffer.alloc(12);

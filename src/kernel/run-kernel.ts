@@ -10,6 +10,7 @@ import {
 } from './ip-batch.ts';
 import { parseAddrs } from './parse-addrs.ts';
 import { createObserve } from './observe.ts';
+import { readNfGeneration } from './nf-generation.ts';
 import { openNetlink, openRequests, type Netlink } from './netlink.ts';
 import { applyLinkChanges } from './iproute/rtnl.ts';
 import { parseIpBatchErrors } from './parse-errors.ts';
@@ -118,7 +119,14 @@ export function createKernel(opts: KernelOptions): HostKernel {
 
   let netlink: Promise<Netlink | null> | null = null;
   return {
-    observe: createObserve({ run: runFile, netns, prefixes: opts.filterPrefixes, readNftables, netlink: () => (opts.interfaceReads === 'processes' ? Promise.resolve(null) : (netlink ??= openNetlink(netns, opts.timeoutMs ?? 60_000))) }),
+    observe: createObserve({
+      run: runFile,
+      netns,
+      prefixes: opts.filterPrefixes,
+      readNftables,
+      netlink: () => (opts.interfaceReads === 'processes' ? Promise.resolve(null) : (netlink ??= openNetlink(netns, opts.timeoutMs ?? 60_000))),
+      nfGeneration: () => readNfGeneration(netns, opts.timeoutMs ?? 60_000),
+    }),
 
     async observeInterfaces() {
       const [links, addrs] = await Promise.all([

@@ -7,6 +7,8 @@ import { before, describe, it } from 'node:test';
 import { execa } from 'execa';
 import { VETH_PREFIX } from '../../src/events/domain/naming.ts';
 import { createKernel, parseAddrs, parseIptablesSave, parseLinks, parseQdiscs, parseSysctl, type HostKernel, type KernelSnapshot } from '../../src/kernel/index.ts';
+import { readNfGeneration } from '../../src/kernel/nf-generation.ts';
+import { NFT_FAMILY, NFT_TABLE } from '../../src/kernel/nftables/table.ts';
 import { throwawayNetns } from '../helpers/netns.ts';
 
 const skip = process.getuid?.() === 0 ? false : 'needs root to make network namespaces';
@@ -20,13 +22,14 @@ for (const reads of ['netlink', 'processes'] as const) describe(`the full observ
   /** The snapshot, checked against a read of everything the old way (`ip -d`, one iptables-save per table). */
   async function observed(): Promise<KernelSnapshot> {
     const snap = await kernel.observe();
-    const [links, addrs, filter, nat, mangle, qdiscs] = await Promise.all([
+    const [links, addrs, filter, nat, mangle, qdiscs, filter6] = await Promise.all([
       ip('-j', '-d', 'link', 'show'),
       ip('-j', 'addr', 'show'),
       inNs('iptables-save', '-t', 'filter'),
       inNs('iptables-save', '-t', 'nat'),
       inNs('iptables-save', '-t', 'mangle'),
       execa('tc', ['-n', netns, '-j', 'qdisc', 'show']),
+      inNs('ip6tables-save', '-t', 'filter'),
     ]);
     const all = parseLinks(links.stdout);
     assert.deepEqual(snap.links, all, 'links as ip -d prints them');
@@ -35,6 +38,7 @@ for (const reads of ['netlink', 'processes'] as const) describe(`the full observ
     assert.deepEqual(snap.filter, parseIptablesSave(filter.stdout, 'filter'));
     assert.deepEqual(snap.nat, parseIptablesSave(nat.stdout, 'nat'));
     assert.deepEqual(snap.mangle, parseIptablesSave(mangle.stdout, 'mangle'));
+    assert.deepEqual(snap.filter6, parseIptablesSave(filter6.stdout, 'filter'));
     assert.deepEqual(snap.qdiscs, parseQdiscs(qdiscs.stdout), 'the qdiscs as tc lists them');
     const keys = [...bridges].map((b) => `net.ipv4.conf.${b}.route_localnet`);
     const localnet = keys.length === 0 ? {} : parseSysctl((await inNs('sysctl', ...keys)).stdout);
@@ -132,6 +136,33 @@ for (const reads of ['netlink', 'processes'] as const) describe(`the full observ
     assert.deepEqual(snap.mangle?.chains['PREROUTING']?.rules, ['-i lnb-0b500000003 -j ACCEPT']);
     await inNs('iptables', '-t', 'nat', '-D', 'POSTROUTING', '-s', '10.231.70.0/24', '-j', 'MASQUERADE');
     assert.deepEqual((await observed()).nat.chains['POSTROUTING']?.rules, []);
+  });
+
+  it('reads the firewall again exactly when the nf_tables generation moved, whoever committed', async () => {
+    const generation = () => readNfGeneration(netns, 5_000);
+    const g0 = await generation();
+    assert.equal(typeof g0, 'number', 'the kernel answers GETGEN');
+    const unchanged = await observed();
+    assert.equal((await observed()).filter, unchanged.filter, 'an unchanged generation: the last read is the answer');
+    assert.equal(await generation(), g0, 'reads (ours, iptables-save) commit nothing');
+    // Between two reads each time: one commit by ip6tables, by iptables in a table not read
+    // before it, by nft in our own table (read through libnftables), and by nft in another table.
+    await inNs('ip6tables', '-A', 'FORWARD', '-i', 'lnb-0b500000003', '-j', 'DROP');
+    assert.deepEqual((await observed()).filter6?.chains['FORWARD']?.rules, ['-i lnb-0b500000003 -j DROP']);
+    await inNs('iptables', '-A', 'OUTPUT', '-o', 'lnb-0b500000003', '-j', 'ACCEPT');
+    assert.deepEqual((await observed()).filter.chains['OUTPUT']?.rules, ['-o lnb-0b500000003 -j ACCEPT']);
+    const g1 = await generation();
+    assert.ok(g1 !== null && g0 !== null && g1 > g0);
+    await inNs('nft', 'add', 'table', NFT_FAMILY, NFT_TABLE);
+    assert.deepEqual((await kernel.observe()).nftables?.chains, {}, 'our nft table, made behind our back');
+    await inNs('nft', 'add', 'chain', NFT_FAMILY, NFT_TABLE, 'forward', '{ type filter hook forward priority 0 ; }');
+    assert.deepEqual(Object.keys((await kernel.observe()).nftables?.chains ?? {}), ['forward']);
+    await inNs('nft', 'delete', 'table', NFT_FAMILY, NFT_TABLE);
+    assert.equal((await kernel.observe()).nftables, null);
+    await inNs('ip6tables', '-D', 'FORWARD', '-i', 'lnb-0b500000003', '-j', 'DROP');
+    await inNs('iptables', '-D', 'OUTPUT', '-o', 'lnb-0b500000003', '-j', 'ACCEPT');
+    const after = await observed();
+    assert.deepEqual([after.filter6?.chains['FORWARD']?.rules, after.filter.chains['OUTPUT']?.rules], [[], []]);
   });
 
   it('sees a qdisc added, changed or deleted on any device, and the filters of our ingress qdiscs', async () => {
