@@ -30,9 +30,17 @@ export interface KernelWait {
   readonly compensate: ((reason: string) => Command) | null;
 }
 
-/** Converges after the answer (deletes are slow and Docker need not wait); failures are logged. */
+/**
+ * Converges after the answer (deletes are slow and Docker need not wait); failures are logged.
+ * The pass is asked for in the next turn of the loop, not this one: a pass runs synchronously up
+ * to its first wait (the desired state, the plan, the firewall's render, the first kernel
+ * requests: ~20 ms for a DeleteNetwork), and asked for here that would all run before the
+ * caller's answer is written. Answers resolve in this turn's microtasks, so they go first.
+ */
 export function background(deps: IntentDeps, trigger: string): void {
-  deps.reconciler.requestPass(trigger).catch((e: unknown) => deps.log.warn({ err: e, trigger }, 'background reconcile pass failed'));
+  setImmediate(() => {
+    deps.reconciler.requestPass(trigger).catch((e: unknown) => deps.log.warn({ err: e, trigger }, 'background reconcile pass failed'));
+  });
 }
 
 /** Waits for the next pass, bounded by the apply timeout (`LN_ERR_TIMEOUT`). */

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import pino from 'pino';
-import { applyIntent, type IntentDeps } from '../../../src/api/intent.ts';
+import { applyIntent, background, type IntentDeps } from '../../../src/api/intent.ts';
 import type { Command } from '../../../src/events/domain/commands.ts';
 import { emptyState, type StoredEvent } from '../../../src/events/domain/types.ts';
 import type { PassResult } from '../../../src/reconciler/loop.ts';
@@ -64,5 +64,23 @@ describe('applyIntent: kernel work overlaps the fsync', () => {
     await assert.rejects(applyIntent(h.deps, cmd, wait), /no space left/);
     assert.deepEqual(h.order.slice(-2), ['pass 2 rollback start', 'pass 2 end']);
     assert.ok(h.order.indexOf('refused') < h.order.indexOf('pass 2 rollback start'));
+  });
+});
+
+describe('background: a delete is answered before its pass starts', () => {
+  it('the pass is asked for after the answer has gone out (the next turn of the loop)', async () => {
+    const h = harness({ fsyncMs: 1, passSeq: () => 7 });
+    // As a handler does: the intent made durable, the pass asked for, the answer returned; the
+    // caller writes the answer when the handler's promise settles.
+    const handler = async () => {
+      await h.deps.store.execute(cmd);
+      background(h.deps, 'NetworkDriver.DeleteNetwork');
+      return {};
+    };
+    await handler().then(() => h.order.push('answered'));
+    assert.deepEqual(h.order, ['decided', 'durable', 'answered']);
+    await new Promise((r) => setImmediate(r));
+    await tick(20);
+    assert.deepEqual(h.order.slice(3), ['pass 1 NetworkDriver.DeleteNetwork start', 'pass 1 end']);
   });
 });
