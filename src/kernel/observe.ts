@@ -87,7 +87,9 @@ export function createObserve(deps: ObserveDeps): () => Promise<KernelSnapshot> 
   let nf6: boolean | null = null;
   let last: { readonly generation: number; readonly reads: FirewallReads } | null = null;
   const readFirewall = async (): Promise<FirewallReads> => {
-    const generation = (await deps.nfGeneration?.()) ?? null;
+    // Asked only once iptables-save has named nf_tables: on a legacy host there is nothing to
+    // ask (and asking would have the kernel try to load nf_tables' module every pass).
+    const generation = nf4 === true ? ((await deps.nfGeneration?.()) ?? null) : null;
     if (generation !== null && last?.generation === generation) return last.reads;
     const reads = await Promise.all([
       run('read the iptables tables', ...inNetns('iptables-save')),
