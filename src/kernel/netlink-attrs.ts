@@ -1,5 +1,5 @@
-// Reading rtnetlink attributes (struct rtattr: length, type, value; 4-byte aligned) by offsets.
-// Offsets, not views: a link dump has ~200,000 attributes at 2,000 endpoints, and a Buffer view
+// Reading rtnetlink attributes (struct rtattr: length, type, value; 4-byte aligned) by offsets,
+// and writing them for requests. Offsets, not views: a link dump has ~200,000 attributes at 2,000 endpoints, and a Buffer view
 // of each cost more than the kernel's whole dump.
 
 /** The address families of <sys/socket.h>, as the dumps' messages and attributes carry them. */
@@ -27,4 +27,29 @@ export const valueEnd = (buf: Buffer, start: number): number => start - 4 + buf.
 
 /** The NUL-terminated string from `from` to `to` (the kernel counts the NUL in the attribute's length). */
 export const cString = (b: Buffer, from: number, to: number) => b.toString('utf8', from, to > from && b[to - 1] === 0 ? to - 1 : to);
+
+/** One attribute: its type and its value, or the attributes nested in it. */
+export type Attr = readonly [type: number, value: Buffer | readonly Attr[]];
+
+/** Attributes in rtnetlink's layout (length, type, value, padded to 4 bytes), nested where the value is a list. */
+export function encodeAttrs(list: readonly Attr[]): Buffer {
+  const parts: Buffer[] = [];
+  for (const [type, value] of list) {
+    const v = Buffer.isBuffer(value) ? value : encodeAttrs(value);
+    const head = Buffer.alloc(4);
+    head.writeUInt16LE(4 + v.length, 0);
+    head.writeUInt16LE(type, 2);
+    parts.push(head, v, Buffer.alloc(((v.length + 3) & ~3) - v.length));
+  }
+  return Buffer.concat(parts);
+}
+
+export const u8 = (n: number): Buffer => Buffer.from([n]);
+export const u32 = (n: number): Buffer => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n >>> 0);
+  return b;
+};
+/** A name as `ip` sends it: NUL-terminated. */
+export const cstr = (s: string): Buffer => Buffer.from(`${s}\0`);
 

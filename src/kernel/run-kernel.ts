@@ -11,7 +11,7 @@ import {
 import { parseAddrs } from './parse-addrs.ts';
 import { createObserve } from './observe.ts';
 import { readNfGeneration } from './nf-generation.ts';
-import { openNetlink, openRequests, type Netlink } from './netlink.ts';
+import { openNetlink, openRequests, type Netlink, type NetlinkRequests } from './netlink.ts';
 import { applyLinkChanges } from './iproute/rtnl.ts';
 import { parseIpBatchErrors } from './parse-errors.ts';
 import { parseNftTable } from './nftables/parse.ts';
@@ -26,7 +26,8 @@ import { createNft, type NftRoute } from './nft-library.ts';
 import { ipLines } from './iproute/render.ts';
 import { failedSection, joinInputs, restoreInput } from './iptables/restore.ts';
 import { tcLines } from './tc/render.ts';
-import type { BatchFailure, BatchResult, HostKernel, NftTable, Route } from './types.ts';
+import { applyShapingChanges } from './tc/rtnl.ts';
+import type { BatchFailure, BatchResult, ChangesResult, HostKernel, NftTable, Route } from './types.ts';
 
 async function writeProcRouteLocalnet(values: Readonly<Record<string, boolean>>): Promise<void> {
   for (const [iface, on] of Object.entries(values)) {
@@ -55,9 +56,9 @@ export interface KernelOptions {
    */
   readonly interfaceReads?: 'netlink' | 'processes';
   /**
-   * How link changes are made: rtnetlink requests from this process (default; `ip -batch` when
-   * koffi or libc cannot be loaded, or no socket can be made), or one `ip -force -batch` process
-   * a pass (tests).
+   * How link and shaping changes are made: rtnetlink requests from this process (default;
+   * `ip -batch` / `tc -batch` when koffi or libc cannot be loaded, or no socket can be made), or
+   * one `ip -force -batch` and one `tc -force -batch` process a pass (tests).
    */
   readonly interfaceWrites?: 'netlink' | 'processes';
 }
@@ -117,6 +118,23 @@ export function createKernel(opts: KernelOptions): HostKernel {
     return parseNftTable(o.stdout, NFT_FAMILY, NFT_TABLE);
   };
 
+  /** Changes as rtnetlink requests from this process (one socket an apply), else by `fallback`'s batch process. */
+  const throughNetlink = async <C>(
+    changes: readonly C[],
+    what: string,
+    apply: (nl: NetlinkRequests, changes: readonly C[]) => Promise<ChangesResult>,
+    fallback: () => Promise<ChangesResult>,
+  ): Promise<ChangesResult> => {
+    if (changes.length === 0) return { failures: [] };
+    const requests = opts.interfaceWrites === 'processes' ? null : await openRequests(netns, opts.timeoutMs ?? 60_000, what).catch(() => null);
+    if (requests === null) return fallback();
+    try {
+      return await apply(requests, changes);
+    } finally {
+      requests.close();
+    }
+  };
+
   let netlink: Promise<Netlink | null> | null = null;
   return {
     observe: createObserve({
@@ -157,17 +175,8 @@ export function createKernel(opts: KernelOptions): HostKernel {
     ipBatch,
     tcBatch,
     iptablesRestore,
-    async applyLinks(changes) {
-      if (changes.length === 0) return { failures: [] };
-      const requests = opts.interfaceWrites === 'processes' ? null : await openRequests(netns, opts.timeoutMs ?? 60_000, 'apply link changes').catch(() => null);
-      if (requests === null) return runChanges(changes, ipLines, ipBatch);
-      try {
-        return await applyLinkChanges(requests, changes);
-      } finally {
-        requests.close();
-      }
-    },
-    applyShaping: (changes) => runChanges(changes, tcLines, tcBatch),
+    applyLinks: (changes) => throughNetlink(changes, 'apply link changes', applyLinkChanges, () => runChanges(changes, ipLines, ipBatch)),
+    applyShaping: (changes) => throughNetlink(changes, 'apply shaping changes', applyShapingChanges, () => runChanges(changes, tcLines, tcBatch)),
     async restoreIptables(table, changes) {
       const input = restoreInput(changes, table);
       if (input !== null) await joined(input, table.endsWith('6') ? 6 : 4);

@@ -9,6 +9,7 @@
 // devices of addresses and routes, are found by name (RTM_GETLINK) once per apply.
 import { CREATE_GROUP, type LinkChange } from '../changes.ts';
 import type { NetlinkAnswer, NetlinkRequests } from '../netlink.ts';
+import { cstr, encodeAttrs, u32, u8, type Attr } from '../netlink-attrs.ts';
 import type { ChangeFailure, ChangesResult } from '../types.ts';
 import { linkSteps, type LinkStep } from './steps.ts';
 
@@ -57,31 +58,6 @@ const AF_INET6 = 10;
 const ENODEV = 19;
 /** The default device group (`group default`). */
 const DEFAULT_GROUP = 0;
-
-/** One attribute: its type and its value, or the attributes nested in it. */
-type Attr = readonly [type: number, value: Buffer | readonly Attr[]];
-
-/** Attributes in rtnetlink's layout (length, type, value, padded to 4 bytes), nested where the value is a list. */
-function encodeAttrs(list: readonly Attr[]): Buffer {
-  const parts: Buffer[] = [];
-  for (const [type, value] of list) {
-    const v = Buffer.isBuffer(value) ? value : encodeAttrs(value);
-    const head = Buffer.alloc(4);
-    head.writeUInt16LE(4 + v.length, 0);
-    head.writeUInt16LE(type, 2);
-    parts.push(head, v, Buffer.alloc(((v.length + 3) & ~3) - v.length));
-  }
-  return Buffer.concat(parts);
-}
-
-const u8 = (n: number): Buffer => Buffer.from([n]);
-const u32 = (n: number): Buffer => {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(n >>> 0);
-  return b;
-};
-/** A name as `ip` sends it: NUL-terminated. */
-const cstr = (s: string): Buffer => Buffer.from(`${s}\0`);
 
 /** struct ifinfomsg. */
 function ifinfo(index = 0, up = false): Buffer {
@@ -162,8 +138,8 @@ export function devicesOf(s: LinkStep): Array<readonly [string, string]> {
   }
 }
 
-/** What ip says of a device it cannot find. */
-const missingDevice = (name: string) => `Cannot find device "${name}"`;
+/** What ip (and tc) say of a device they cannot find. */
+export const missingDevice = (name: string) => `Cannot find device "${name}"`;
 
 /**
  * The rtnetlink request of one step, the devices it names given by index (`index`, found by
@@ -228,13 +204,13 @@ export function encodeStep(s: LinkStep, index: (name: string) => number): Reques
   }
 }
 
-/** What `ip` prints for a request the kernel refused: its extended ack's words, else `RTNETLINK answers: <strerror>`. */
-function refusal(nl: NetlinkRequests, a: NetlinkAnswer): string {
+/** What `ip` (and `tc`) print for a request the kernel refused: its extended ack's words, else `RTNETLINK answers: <strerror>`. */
+export function refusal(nl: NetlinkRequests, a: NetlinkAnswer): string {
   return a.detail ? `Error: ${a.detail}.` : `RTNETLINK answers: ${nl.strerror(a.errno)}`;
 }
 
 /** The index of the link named `name`; a string says why there is none (`missing` when it does not exist). */
-async function findLink(nl: NetlinkRequests, name: string, missing: string): Promise<number | string> {
+export async function findLink(nl: NetlinkRequests, name: string, missing: string): Promise<number | string> {
   const a = await nl.request(RTM_GETLINK, 0, Buffer.concat([ifinfo(), encodeAttrs([[IFLA_IFNAME, cstr(name)]])]));
   if (a.errno === ENODEV) return missing;
   if (a.errno !== 0) return refusal(nl, a);

@@ -1,3 +1,5 @@
+// A shaping change as the tc requests that make it, in order: one `tc -batch` line each (here)
+// or one rtnetlink message each (rtnl.ts), so the two ways say the same thing.
 import type { ShapingChange } from '../changes.ts';
 
 const SHAPING_KINDS: ReadonlySet<string> = new Set(['qdisc.set', 'qdisc.delete', 'redirect.set', 'redirect.delete']);
@@ -7,24 +9,53 @@ export function isShapingChange<T extends { readonly kind: string }>(c: T): c is
   return SHAPING_KINDS.has(c.kind);
 }
 
-/** The `tc -batch` lines for one change. */
-export function tcLines(c: ShapingChange): string[] {
+/** The latency a tbf queue may add (its limit: this much traffic at the rate, plus the burst). */
+export const TBF_LATENCY_US = 50_000;
+
+/** One request. */
+export type TcStep =
+  | { readonly op: 'qdisc.del'; readonly dev: string; readonly parent: 'root' | 'ingress' }
+  | { readonly op: 'ingress.add'; readonly dev: string }
+  /** Everything entering `dev` redirected to the egress of `to` (u32 matching all, mirred). */
+  | { readonly op: 'redirect.add'; readonly dev: string; readonly to: string }
+  /** A tbf root qdisc: `rate` in bit/s, `burst` in bytes, latency TBF_LATENCY_US. */
+  | { readonly op: 'tbf.replace'; readonly dev: string; readonly rate: number; readonly burst: number };
+
+/** The requests of one change. */
+export function tcSteps(c: ShapingChange): TcStep[] {
   switch (c.kind) {
     case 'qdisc.delete':
-      return [`qdisc del dev ${c.name} root`];
+      return [{ op: 'qdisc.del', dev: c.name, parent: 'root' }];
     case 'redirect.delete':
-      return [`qdisc del dev ${c.name} ingress`];
+      return [{ op: 'qdisc.del', dev: c.name, parent: 'ingress' }];
     case 'redirect.set':
       // Everything the container sends enters the host-side veth: hand it to the ifb, shaped there.
       return [
-        ...(c.replace ? [`qdisc del dev ${c.name} ingress`] : []),
-        `qdisc add dev ${c.name} handle ffff: ingress`,
-        `filter add dev ${c.name} parent ffff: protocol all prio 1 u32 match u32 0 0 action mirred egress redirect dev ${c.to}`,
+        ...(c.replace ? [{ op: 'qdisc.del', dev: c.name, parent: 'ingress' } as const] : []),
+        { op: 'ingress.add', dev: c.name },
+        { op: 'redirect.add', dev: c.name, to: c.to },
       ];
-    case 'qdisc.set': {
+    case 'qdisc.set':
       // Burst: 10 ms of traffic, at least 16 kB (tbf needs at least one MTU-sized packet per tick).
-      const burst = Math.max(16_000, Math.ceil(c.rate / 8 / 100));
-      return [`qdisc replace dev ${c.name} root tbf rate ${c.rate}bit burst ${burst} latency 50ms`];
-    }
+      return [{ op: 'tbf.replace', dev: c.name, rate: c.rate, burst: Math.max(16_000, Math.ceil(c.rate / 8 / 100)) }];
   }
+}
+
+/** One step as a `tc -batch` line. */
+export function tcStepLine(s: TcStep): string {
+  switch (s.op) {
+    case 'qdisc.del':
+      return `qdisc del dev ${s.dev} ${s.parent}`;
+    case 'ingress.add':
+      return `qdisc add dev ${s.dev} handle ffff: ingress`;
+    case 'redirect.add':
+      return `filter add dev ${s.dev} parent ffff: protocol all prio 1 u32 match u32 0 0 action mirred egress redirect dev ${s.to}`;
+    case 'tbf.replace':
+      return `qdisc replace dev ${s.dev} root tbf rate ${s.rate}bit burst ${s.burst} latency ${TBF_LATENCY_US / 1000}ms`;
+  }
+}
+
+/** The `tc -batch` lines for one change. */
+export function tcLines(c: ShapingChange): string[] {
+  return tcSteps(c).map(tcStepLine);
 }
