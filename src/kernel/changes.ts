@@ -69,7 +69,7 @@ export type LinkChange =
   | (ChangeBase & { readonly kind: 'route.add'; readonly dev: string; readonly dst: string; readonly src: string })
   | (ChangeBase & { readonly kind: 'link.delete'; readonly name: string });
 
-/** Bandwidth shaping: one `tc -force -batch -` per pass (kernel/tc/). */
+/** Bandwidth shaping: rtnetlink requests, or one `tc -force -batch -` a pass (kernel/tc/). */
 export type ShapingChange =
   | (ChangeBase & { readonly kind: 'qdisc.set'; readonly name: string; readonly rate: number })
   | (ChangeBase & { readonly kind: 'qdisc.delete'; readonly name: string })

@@ -160,7 +160,7 @@ export interface Kernel {
    * changes that failed, by index. Throws when the changes could not be sent at all.
    */
   applyLinks(changes: readonly LinkChange[]): Promise<ChangesResult>;
-  /** Applies all changes with one `tc -force -batch -` (kernel/tc/); reports the failed ones by index. */
+  /** Applies all changes, every step of each: rtnetlink requests from this process, or one `tc -force -batch -` (kernel/tc/); reports the failed ones by index. */
   applyShaping(changes: readonly ShapingChange[]): Promise<ChangesResult>;
   /**
    * Applies the changes of one table, all or nothing: one `iptables-restore --noflush`
