@@ -1,21 +1,21 @@
 // Link changes as rtnetlink requests sent from this process (netlink.ts): the same requests
 // `ip -batch` sends for the same steps (steps.ts), without starting an `ip` process, whose fork
 // from the daemon cost more than the kernel work of a container's veth (issue 11: the process
-// spawns were 85 % of the CPU of the reconcile passes on Docker's path). Like `ip -force -batch`,
-// every step runs even after one failed, and a change fails with its first failing step, in the
-// words `ip` prints. A link is changed with RTM_SETLINK and deleted with RTM_DELLINK by its name:
-// never RTM_NEWLINK without NLM_F_CREATE, which for a missing name carrying a group changes every
-// link of that group (rtnl_group_changelink, what `ip link set group` does). Masters, and the
-// devices of addresses and routes, are found by name (RTM_GETLINK) once per apply.
+// spawns were 85 % of the CPU of the reconcile passes on Docker's path). They are sent as
+// `ip -force -batch` runs its lines (rtnl-apply.ts), and fail in the words `ip` prints. A link
+// is changed with RTM_SETLINK and deleted with RTM_DELLINK by its name: never RTM_NEWLINK
+// without NLM_F_CREATE, which for a missing name carrying a group changes every link of that
+// group (rtnl_group_changelink, what `ip link set group` does). Masters, and the devices of
+// addresses and routes, are found by name (RTM_GETLINK) once per apply.
 import { CREATE_GROUP, type LinkChange } from '../changes.ts';
-import type { NetlinkAnswer, NetlinkRequests } from '../netlink.ts';
+import type { NetlinkRequests } from '../netlink.ts';
 import { cstr, encodeAttrs, u32, u8, type Attr } from '../netlink-attrs.ts';
-import type { ChangeFailure, ChangesResult } from '../types.ts';
+import { applyStepsByNetlink, missingDevice, refusal, type Request, type StepCodec } from '../rtnl-apply.ts';
+import type { ChangesResult } from '../types.ts';
 import { linkSteps, type LinkStep } from './steps.ts';
 
 const RTM_NEWLINK = 16;
 const RTM_DELLINK = 17;
-const RTM_GETLINK = 18;
 const RTM_SETLINK = 19;
 const RTM_NEWADDR = 20;
 const RTM_DELADDR = 21;
@@ -116,13 +116,6 @@ function prefixOf(cidr: string): { readonly family: 4 | 6; readonly bytes: Buffe
   return { ...ip, len: n };
 }
 
-/** One request: its message type, flags (besides REQUEST and ACK) and body. */
-export interface Request {
-  readonly type: number;
-  readonly flags: number;
-  readonly body: Buffer;
-}
-
 /** The devices a step names by index, found by name first: `[name, what ip says when it is missing]`. */
 export function devicesOf(s: LinkStep): Array<readonly [string, string]> {
   switch (s.op) {
@@ -137,9 +130,6 @@ export function devicesOf(s: LinkStep): Array<readonly [string, string]> {
       return [[s.dev, missingDevice(s.dev)]];
   }
 }
-
-/** What ip (and tc) say of a device they cannot find. */
-export const missingDevice = (name: string) => `Cannot find device "${name}"`;
 
 /**
  * The rtnetlink request of one step, the devices it names given by index (`index`, found by
@@ -204,70 +194,20 @@ export function encodeStep(s: LinkStep, index: (name: string) => number): Reques
   }
 }
 
-/** What `ip` (and `tc`) print for a request the kernel refused: its extended ack's words, else `RTNETLINK answers: <strerror>`. */
-export function refusal(nl: NetlinkRequests, a: NetlinkAnswer): string {
-  return a.detail ? `Error: ${a.detail}.` : `RTNETLINK answers: ${nl.strerror(a.errno)}`;
-}
-
-/** The index of the link named `name`; a string says why there is none (`missing` when it does not exist). */
-export async function findLink(nl: NetlinkRequests, name: string, missing: string): Promise<number | string> {
-  const a = await nl.request(RTM_GETLINK, 0, Buffer.concat([ifinfo(), encodeAttrs([[IFLA_IFNAME, cstr(name)]])]));
-  if (a.errno === ENODEV) return missing;
-  if (a.errno !== 0) return refusal(nl, a);
-  const m = a.messages.find((x) => x.type === RTM_NEWLINK && x.payload.length >= 16);
-  return m ? m.payload.readInt32LE(4) : missing;
-}
-
-/** Time the event loop may wait between two of its turns while requests are sent from its thread. */
-const TURN_MS = 5;
-
-/** Sends the steps of a whole apply: indexes found once (forgotten when a link of that name is made or deleted), the loop given a turn every few ms. */
-class Sender {
-  private readonly indexes = new Map<string, number>();
-  private turn = performance.now();
-  private readonly nl: NetlinkRequests;
-
-  constructor(nl: NetlinkRequests) {
-    this.nl = nl;
-  }
-
-  /** Sends one step; null when the kernel did it, else what failed. */
-  async send(s: LinkStep): Promise<string | null> {
-    if (performance.now() - this.turn > TURN_MS) {
-      await new Promise((resolve) => setImmediate(resolve));
-      this.turn = performance.now();
-    }
-    for (const [name, missing] of devicesOf(s)) {
-      if (this.indexes.has(name)) continue;
-      const at = await findLink(this.nl, name, missing);
-      if (typeof at === 'string') return at;
-      this.indexes.set(name, at);
-    }
-    if (s.op === 'link.add' || s.op === 'link.del') this.indexes.delete(s.name);
-    const req = encodeStep(s, (name) => this.indexes.get(name) ?? 0);
-    if (typeof req === 'string') return req;
-    // A deletion waits for an RCU grace period (~16 ms for a veth, ~45 ms for a bridge): sent from another thread.
-    const a = await this.nl.request(req.type, req.flags, req.body, s.op === 'link.del');
-    if (a.errno === 0) return null;
-    return a.errno === ENODEV && (s.op === 'link.set' || s.op === 'link.del') ? missingDevice(s.name) : refusal(this.nl, a);
-  }
-}
+/** How link steps become requests: a deletion is sent from another thread (it waits ~16 ms for a veth, ~45 ms for a bridge, for an RCU grace period). */
+const LINK_CODEC: StepCodec<LinkStep> = {
+  devices: devicesOf,
+  encode: encodeStep,
+  remakes: (s) => (s.op === 'link.add' || s.op === 'link.del' ? s.name : null),
+  slow: (s) => s.op === 'link.del',
+  failure: (s, a, nl) => (a.errno === ENODEV && (s.op === 'link.set' || s.op === 'link.del') ? missingDevice(s.name) : refusal(nl, a)),
+};
 
 /**
  * Applies the changes in order, every step of each (`ip -force -batch` semantics), and reports
  * each change that failed once, with its first failure.
  * @throws DriverError `LN_ERR_KERNEL_EXEC` when the socket itself fails (nothing after that ran).
  */
-export async function applyLinkChanges(nl: NetlinkRequests, changes: readonly LinkChange[]): Promise<ChangesResult> {
-  const sender = new Sender(nl);
-  const failures: ChangeFailure[] = [];
-  for (const [index, c] of changes.entries()) {
-    let first: string | null = null;
-    for (const s of linkSteps(c)) {
-      const why = await sender.send(s);
-      first ??= why;
-    }
-    if (first !== null) failures.push({ index, message: first });
-  }
-  return { failures };
+export function applyLinkChanges(nl: NetlinkRequests, changes: readonly LinkChange[]): Promise<ChangesResult> {
+  return applyStepsByNetlink(nl, changes, linkSteps, LINK_CODEC);
 }

@@ -1,8 +1,8 @@
 // Shaping changes as rtnetlink requests sent from this process (netlink.ts), the same requests
 // `tc -batch` sends for the same steps (render.ts), without a `tc` process on Docker's path (a
 // container on a shaped network gets its qdisc, or its ingress redirect, in CreateEndpoint's
-// pass). Like `tc -force -batch`, every step runs even after one failed, and a change fails with
-// its first failing step, in the words `tc` prints. The tbf request carries what tc computes from
+// pass). They are sent as `tc -force -batch` runs its lines (rtnl-apply.ts), and fail in the
+// words `tc` prints. The tbf request carries what tc computes from
 // `rate R burst B latency L` (tbf_parse_opt in iproute2): the rate in bytes/s, the limit
 // (R × L + B), the burst itself (TCA_TBF_BURST, which the kernel derives the bucket from) and an
 // Ethernet link layer (so the kernel reads no rate table, which tc sends besides and which is
@@ -10,8 +10,8 @@
 import type { ShapingChange } from '../changes.ts';
 import { cstr, encodeAttrs, u32, type Attr } from '../netlink-attrs.ts';
 import type { NetlinkRequests } from '../netlink.ts';
-import type { ChangeFailure, ChangesResult } from '../types.ts';
-import { findLink, missingDevice, refusal, type Request } from '../iproute/rtnl.ts';
+import { applyStepsByNetlink, missingDevice, refusal, type Request, type StepCodec } from '../rtnl-apply.ts';
+import type { ChangesResult } from '../types.ts';
 import { TBF_LATENCY_US, tcSteps, type TcStep } from './render.ts';
 
 const RTM_NEWQDISC = 36;
@@ -111,33 +111,20 @@ export function encodeTcStep(s: TcStep, index: (name: string) => number): Reques
   }
 }
 
+/** How shaping steps become requests: no step makes or deletes a link. */
+const TC_CODEC: StepCodec<TcStep> = {
+  devices: tcDevicesOf,
+  encode: encodeTcStep,
+  remakes: () => null,
+  slow: () => false,
+  failure: (_s, a, nl) => refusal(nl, a),
+};
+
 /**
  * Applies the changes in order, every step of each (`tc -force -batch` semantics), and reports
- * each change that failed once, with its first failure. Devices are found by name once per apply
- * (no step makes or deletes a link).
+ * each change that failed once, with its first failure.
  * @throws DriverError `LN_ERR_KERNEL_EXEC` when the socket itself fails (nothing after that ran).
  */
-export async function applyShapingChanges(nl: NetlinkRequests, changes: readonly ShapingChange[]): Promise<ChangesResult> {
-  const indexes = new Map<string, number>();
-  const send = async (s: TcStep): Promise<string | null> => {
-    for (const [name, missing] of tcDevicesOf(s)) {
-      if (indexes.has(name)) continue;
-      const at = await findLink(nl, name, missing);
-      if (typeof at === 'string') return at;
-      indexes.set(name, at);
-    }
-    const req = encodeTcStep(s, (name) => indexes.get(name) ?? 0);
-    const a = await nl.request(req.type, req.flags, req.body);
-    return a.errno === 0 ? null : refusal(nl, a);
-  };
-  const failures: ChangeFailure[] = [];
-  for (const [index, c] of changes.entries()) {
-    let first: string | null = null;
-    for (const s of tcSteps(c)) {
-      const why = await send(s);
-      first ??= why;
-    }
-    if (first !== null) failures.push({ index, message: first });
-  }
-  return { failures };
+export function applyShapingChanges(nl: NetlinkRequests, changes: readonly ShapingChange[]): Promise<ChangesResult> {
+  return applyStepsByNetlink(nl, changes, tcSteps, TC_CODEC);
 }
