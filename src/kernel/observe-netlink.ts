@@ -13,7 +13,7 @@ import { QDISC_DUMP_REQUEST, RTM_GETQDISC, namedQdiscs, qdiscOf, type DumpedQdis
 let groups: Map<number, string> | null = null;
 
 /** A dump whose items `of` reads from its messages, into `into`. */
-function collect<T>(what: string, type: number, body: Buffer, of: (m: NetlinkMessage) => T | null, into: T[]): Dump {
+export function collect<T>(what: string, type: number, body: Buffer, of: (m: NetlinkMessage) => T | null, into: T[]): Dump {
   return {
     what,
     type,

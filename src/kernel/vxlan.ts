@@ -1,16 +1,58 @@
-// Reads and writes the VXLAN objects of cluster networks: `bridge -j fdb show` and
-// `ip -j neigh show` in, one `ip -batch` for devices, one `bridge -batch` for FDB entries and
-// port flags, one `ip -batch` for neighbour entries out (in that order: an entry needs its device).
+// Reads and writes the VXLAN objects of cluster networks. Reads go through rtnetlink from this
+// process (netlink.ts; a host with cluster networks reads them on every pass, Docker's among
+// them): the VXLAN devices in a dump the kernel filters by kind, the underlay's address, each
+// device's FDB in a dump the kernel filters by port, the IPv4 neighbour table; no `ip` or
+// `bridge` process. Without koffi the same is read from `ip -j` / `bridge -j`. Writes: one
+// `ip -batch` for devices, one `bridge -batch` for FDB entries and port flags, one `ip -batch`
+// for neighbour entries (in that order: an entry needs its device).
 import { DriverError } from '../errors.ts';
 import { vxlanFdbLines, vxlanIpLines, type VxlanChange } from './iproute/vxlan.ts';
+import { openNetlink, openRequests, type Netlink, type NetlinkRequests } from './netlink.ts';
+import { collect } from './observe-netlink.ts';
+import { cstr, encodeAttrs } from './netlink-attrs.ts';
+import { ADDR_DUMP_REQUEST, LINK_DUMP_REQUEST, RTM_GETADDR, RTM_GETLINK, addrOf, linkOf, namedLinks, readGroupNames, type DumpedAddr, type DumpedLink } from './parse-link-dump.ts';
+import { fdbDumpRequest, fdbOf, neighOf, NEIGH_DUMP_REQUEST, RTM_GETNEIGH } from './parse-neigh-dump.ts';
 import { parseLinks } from './parse-links.ts';
 import { parseNeighs, parseVxlanFdb, type Neigh, type VxlanFdb } from './parse-vxlan.ts';
+import { findLink } from './rtnl-apply.ts';
 import { spawnLean } from './spawn-lean.ts';
 import type { Link } from './types.ts';
 
-/** `netns`: run `ip`/`bridge` in that named namespace (`-n`), for tests. */
+/**
+ * `netns`: read and write in that named namespace (`-n` for the processes), for tests.
+ * `reads`: `processes` reads with `ip -j` / `bridge -j` even when rtnetlink can be used (tests
+ * compare the two).
+ */
 interface Where {
   readonly netns?: string | undefined;
+  readonly reads?: 'netlink' | 'processes';
+}
+
+const TIMEOUT_MS = 60_000;
+const IFLA_LINKINFO = 18;
+const IFLA_INFO_KIND = 1;
+
+/** A dump of the links of kind vxlan (the kernel filters by IFLA_LINKINFO's kind; `linkOf`'s callers check it too). */
+const VXLAN_DUMP_REQUEST = Buffer.concat([LINK_DUMP_REQUEST, encodeAttrs([[IFLA_LINKINFO, [[IFLA_INFO_KIND, cstr('vxlan')]]]])]);
+
+let groups: Map<number, string> | null = null;
+
+/** rtnetlink for dumps and for requests in `where`; null when it cannot be used (or `reads` says processes). */
+async function rtnetlink(where: Where): Promise<{ nl: Netlink; rq: NetlinkRequests } | null> {
+  if (where.reads === 'processes') return null;
+  const nl = await openNetlink(where.netns, TIMEOUT_MS).catch(() => null);
+  const rq = nl && (await openRequests(where.netns, TIMEOUT_MS, 'read the cluster networks\' devices').catch(() => null));
+  return nl && rq ? { nl, rq } : null;
+}
+
+/** The link with ifindex `index` (RTM_GETLINK), null when there is none. */
+async function linkByIndex(rq: NetlinkRequests, index: number): Promise<DumpedLink | null> {
+  const body = Buffer.alloc(16);
+  body.writeInt32LE(index, 4);
+  const a = await rq.request(RTM_GETLINK, 0, body);
+  groups ??= readGroupNames();
+  const g = groups;
+  return a.errno === 0 ? (a.messages.map((m) => linkOf(m, g)).find((l) => l !== null) ?? null) : null;
 }
 
 async function run(where: Where, cmd: string, rest: readonly string[], input?: string): Promise<string> {
@@ -22,20 +64,67 @@ async function run(where: Where, cmd: string, rest: readonly string[], input?: s
   return r.stdout;
 }
 
-/** The FDB entries of VXLAN devices `isVxlan` accepts and the neighbour entries of bridges `isBridge` accepts. */
-export async function observeVxlan(
-  isVxlan: (dev: string) => boolean,
-  isBridge: (dev: string) => boolean,
-  where: Where = {},
-): Promise<{ fdb: VxlanFdb[]; neighs: Neigh[] }> {
-  const [fdb, neighs] = await Promise.all([run(where, 'bridge', ['-j', 'fdb', 'show']), run(where, 'ip', ['-j', '-4', 'neigh', 'show'])]);
-  return { fdb: parseVxlanFdb(fdb, isVxlan), neighs: parseNeighs(neighs, isBridge) };
+/** The FDB entries of the VXLAN devices `vxlans` and the neighbour entries of the bridges `bridges` (by name). */
+export async function observeVxlan(vxlans: ReadonlySet<string>, bridges: ReadonlySet<string>, where: Where = {}): Promise<{ fdb: VxlanFdb[]; neighs: Neigh[] }> {
+  const kernel = await rtnetlink(where);
+  if (kernel === null) {
+    const [fdb, neighs] = await Promise.all([run(where, 'bridge', ['-j', 'fdb', 'show']), run(where, 'ip', ['-j', '-4', 'neigh', 'show'])]);
+    return { fdb: parseVxlanFdb(fdb, (d) => vxlans.has(d)), neighs: parseNeighs(neighs, (d) => bridges.has(d)) };
+  }
+  const { nl, rq } = kernel;
+  try {
+    const indexes = async (names: ReadonlySet<string>) => {
+      const out = new Map<number, string>();
+      for (const name of names) {
+        const at = await findLink(rq, name, '');
+        if (typeof at === 'number') out.set(at, name);
+      }
+      return out;
+    };
+    const ports = await indexes(vxlans);
+    const masters = await indexes(bridges);
+    const fdb: VxlanFdb[] = [];
+    const neighs: Neigh[] = [];
+    await nl.dump([
+      collect('read the bridges\' neighbour entries', RTM_GETNEIGH, NEIGH_DUMP_REQUEST, (m) => neighOf(m, masters), neighs),
+      ...[...ports.keys()].map((port) => collect('read a VXLAN device\'s FDB', RTM_GETNEIGH, fdbDumpRequest(port), (m) => fdbOf(m, ports), fdb)),
+    ]);
+    return { fdb, neighs };
+  } finally {
+    rq.close();
+  }
 }
 
 /** The VXLAN devices, and the MTU of the link that holds `address` (the underlay), null when none does. */
 export async function observeVxlanLinks(address: string, where: Where = {}): Promise<{ links: Link[]; underlayMtu: number | null }> {
-  const [links, underlay] = await Promise.all([run(where, 'ip', ['-j', '-d', 'link', 'show', 'type', 'vxlan']), underlayMtu(address, where)]);
-  return { links: parseLinks(links || '[]'), underlayMtu: underlay };
+  const kernel = await rtnetlink(where);
+  if (kernel === null) {
+    const [links, underlay] = await Promise.all([run(where, 'ip', ['-j', '-d', 'link', 'show', 'type', 'vxlan']), underlayMtu(address, where)]);
+    return { links: parseLinks(links || '[]'), underlayMtu: underlay };
+  }
+  const { nl, rq } = kernel;
+  try {
+    groups ??= readGroupNames();
+    const g = groups;
+    const dumped: DumpedLink[] = [];
+    const addrs: DumpedAddr[] = [];
+    await nl.dump([
+      collect('read the VXLAN devices', RTM_GETLINK, VXLAN_DUMP_REQUEST, (m) => linkOf(m, g), dumped),
+      collect('read the underlay\'s address', RTM_GETADDR, ADDR_DUMP_REQUEST, addrOf, addrs),
+    ]);
+    const vxlans = dumped.filter((l) => l.kind === 'vxlan');
+    const names = new Map(vxlans.map((l) => [l.index, l.name]));
+    for (const l of vxlans) {
+      if (l.masterIndex === null || names.has(l.masterIndex)) continue;
+      const master = await linkByIndex(rq, l.masterIndex);
+      if (master) names.set(master.index, master.name);
+    }
+    const holder = addrs.find((a) => a.addr.cidr.split('/')[0] === address);
+    const underlay = holder === undefined ? null : await linkByIndex(rq, holder.ifindex);
+    return { links: namedLinks(vxlans, names), underlayMtu: underlay?.mtu ?? null };
+  } finally {
+    rq.close();
+  }
 }
 
 /** The MTU of the link that holds `address` (the underlay); null when no link does. */

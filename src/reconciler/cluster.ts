@@ -147,7 +147,7 @@ export async function planClusterObjects(state: State, vtep: string, leftovers: 
   const desired = desiredVxlans(state, state.peers ?? {}, { vtep, mtu: underlayMtu ?? 1500 });
   if (desired.length === 0 && !links.some(isVxlanLink)) return { changes: [], devices: 0 };
   const bridges = new Set(desired.map((d) => d.bridge));
-  const seen = await observeVxlan((dev) => links.some((l) => l.name === dev), (dev) => bridges.has(dev), where);
+  const seen = await observeVxlan(new Set(links.map((l) => l.name)), bridges, where);
   return { changes: [...planVxlans(desired, { links, ...seen }), ...orphanVxlans(desired, links)], devices: desired.length };
 }
 

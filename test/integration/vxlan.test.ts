@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { execa } from 'execa';
-import { applyVxlan, observeVxlan } from '../../src/kernel/vxlan.ts';
+import { applyVxlan, observeVxlan, observeVxlanLinks } from '../../src/kernel/vxlan.ts';
 import { parseLinks } from '../../src/kernel/parse-links.ts';
 import { planVxlans, type DesiredVxlan } from '../../src/reconciler/cluster.ts';
 
@@ -44,7 +44,7 @@ function desired(me: 1 | 2): DesiredVxlan {
 
 async function plan(me: 1 | 2, want: DesiredVxlan) {
   const links = parseLinks(await ip('-n', ns(`h${me}`), '-j', '-d', 'link', 'show'));
-  const seen = await observeVxlan((d) => d === VX, (d) => d === BRIDGE, { netns: ns(`h${me}`) });
+  const seen = await observeVxlan(new Set([VX]), new Set([BRIDGE]), { netns: ns(`h${me}`) });
   return planVxlans([want], { links, ...seen });
 }
 
@@ -86,11 +86,48 @@ describe('VXLAN objects in throwaway namespaces', { skip }, () => {
     assert.equal(ping.exitCode, 0, ping.stdout + ping.stderr);
   });
 
+  it('read through rtnetlink as ip and bridge print it: devices, underlay MTU, FDB and neighbours, what is not ours left out', async () => {
+    const h = ns('h2');
+    // Beside the converged objects: a learned entry and a static one of the bridge on the port,
+    // a reachable and a no-ARP neighbour, a second VXLAN device (not asked for) with entries of
+    // its own, a neighbour on a bridge not asked for.
+    await ip('-n', h, 'link', 'add', 'lnx-other', 'type', 'vxlan', 'id', '77', 'dstport', '4789', 'local', '192.168.231.2', 'nolearning');
+    await ip('-n', h, 'link', 'set', 'lnx-other', 'mtu', '1400', 'up');
+    await execa('bridge', ['-n', h, 'fdb', 'append', '00:00:00:00:00:00', 'dev', 'lnx-other', 'dst', '192.168.231.9', 'self', 'permanent']);
+    await execa('bridge', ['-n', h, 'fdb', 'add', '02:42:0a:f0:00:77', 'dev', VX, 'master', 'dynamic']);
+    await execa('bridge', ['-n', h, 'fdb', 'add', '02:42:0a:f0:00:78', 'dev', VX, 'master', 'static']);
+    await ip('-n', h, 'neigh', 'add', '10.240.0.77', 'lladdr', '02:42:0a:f0:00:77', 'dev', BRIDGE, 'nud', 'reachable');
+    await ip('-n', h, 'neigh', 'add', '10.240.0.78', 'lladdr', '02:42:0a:f0:00:78', 'dev', BRIDGE, 'nud', 'noarp');
+    await ip('-n', h, 'link', 'add', 'lnb-other', 'type', 'bridge');
+    await ip('-n', h, 'neigh', 'add', '10.240.9.1', 'lladdr', '02:42:0a:f0:09:01', 'dev', 'lnb-other', 'nud', 'permanent');
+    const sort = <T>(xs: T[]) => xs.map((x) => JSON.stringify(x)).sort();
+    for (const [vxlans, bridges] of [[[VX, 'lnx-other'], [BRIDGE]], [[VX], [BRIDGE, 'lnb-other', 'lnb-missing']], [['lnx-missing'], []]] as const) {
+      const netlink = await observeVxlan(new Set(vxlans), new Set(bridges), { netns: h });
+      const processes = await observeVxlan(new Set(vxlans), new Set(bridges), { netns: h, reads: 'processes' });
+      assert.deepEqual(sort(netlink.fdb), sort(processes.fdb), `FDB of ${vxlans.join(', ')}`);
+      assert.deepEqual(sort(netlink.neighs), sort(processes.neighs), `neighbours of ${bridges.join(', ')}`);
+      if ((vxlans as readonly string[]).includes(VX)) {
+        assert.ok(netlink.fdb.some((f) => f.mac === '02:42:0a:f0:00:78' && f.dst === null), 'the static entry of the bridge is read');
+        assert.ok(!netlink.fdb.some((f) => f.mac === '02:42:0a:f0:00:77'), 'the learned one is not');
+        assert.ok(netlink.neighs.some((n) => n.dst === '10.240.0.77' && !n.permanent), 'a reachable neighbour is read, not permanent');
+      }
+    }
+    for (const address of ['192.168.231.2', '192.168.231.9']) {
+      assert.deepEqual(await observeVxlanLinks(address, { netns: h }), await observeVxlanLinks(address, { netns: h, reads: 'processes' }), `links, underlay ${address}`);
+    }
+    const read = await observeVxlanLinks('192.168.231.2', { netns: h });
+    assert.deepEqual(read.links.map((l) => [l.name, l.master, l.mtu]), [[VX, BRIDGE, 1450], ['lnx-other', null, 1400]]);
+    assert.equal(read.underlayMtu, 1500);
+    for (const dev of ['lnx-other', 'lnb-other']) await ip('-n', h, 'link', 'del', dev);
+    await execa('bridge', ['-n', h, 'fdb', 'del', '02:42:0a:f0:00:78', 'dev', VX, 'master']);
+    await ip('-n', h, 'neigh', 'del', '10.240.0.78', 'dev', BRIDGE);
+  });
+
   it('the peer gone: its FDB and neighbour entries are removed, the device stays', async () => {
     const alone: DesiredVxlan = { ...desired(1), fdb: [], neighs: [] };
     await applyVxlan(await plan(1, alone), { netns: ns('h1') });
     assert.deepEqual(await plan(1, alone), []);
-    const seen = await observeVxlan((d) => d === VX, (d) => d === BRIDGE, { netns: ns('h1') });
+    const seen = await observeVxlan(new Set([VX]), new Set([BRIDGE]), { netns: ns('h1') });
     assert.deepEqual(seen.fdb, []);
     assert.deepEqual(seen.neighs.filter((n) => n.permanent), []);
   });
