@@ -2,11 +2,14 @@
 // process (netlink.ts; a host with cluster networks reads them on every pass, Docker's among
 // them): the VXLAN devices in a dump the kernel filters by kind, the underlay's address, each
 // device's FDB in a dump the kernel filters by port, the IPv4 neighbour table; no `ip` or
-// `bridge` process. Without koffi the same is read from `ip -j` / `bridge -j`. Writes: one
-// `ip -batch` for devices, one `bridge -batch` for FDB entries and port flags, one `ip -batch`
-// for neighbour entries (in that order: an entry needs its device).
+// `bridge` process. Without koffi the same is read from `ip -j` / `bridge -j`. Writes go the same
+// way (iproute/vxlan-rtnl.ts): the requests of the batches they replace, in their order (devices,
+// FDB entries and port flags, neighbour entries, deleted devices: an entry needs its device);
+// without koffi one `ip -batch` for devices, one `bridge -batch` for FDB entries and port flags,
+// one `ip -batch` for neighbour entries and one for deletions.
 import { DriverError } from '../errors.ts';
-import { vxlanFdbLines, vxlanIpLines, type VxlanChange } from './iproute/vxlan.ts';
+import { vxlanFdbLines, vxlanIpLines, vxlanKey, type VxlanChange } from './iproute/vxlan.ts';
+import { VXLAN_CODEC, vxlanSteps } from './iproute/vxlan-rtnl.ts';
 import { openNetlink, openRequests, type Netlink, type NetlinkRequests } from './netlink.ts';
 import { collect } from './observe-netlink.ts';
 import { cstr, encodeAttrs } from './netlink-attrs.ts';
@@ -14,18 +17,18 @@ import { ADDR_DUMP_REQUEST, LINK_DUMP_REQUEST, RTM_GETADDR, RTM_GETLINK, addrOf,
 import { fdbDumpRequest, fdbOf, neighOf, NEIGH_DUMP_REQUEST, RTM_GETNEIGH } from './parse-neigh-dump.ts';
 import { parseLinks } from './parse-links.ts';
 import { parseNeighs, parseVxlanFdb, type Neigh, type VxlanFdb } from './parse-vxlan.ts';
-import { findLink } from './rtnl-apply.ts';
+import { applyStepsByNetlink, findLink } from './rtnl-apply.ts';
 import { spawnLean } from './spawn-lean.ts';
 import type { Link } from './types.ts';
 
 /**
  * `netns`: read and write in that named namespace (`-n` for the processes), for tests.
- * `reads`: `processes` reads with `ip -j` / `bridge -j` even when rtnetlink can be used (tests
- * compare the two).
+ * `via`: `processes` reads with `ip -j` / `bridge -j` and writes with their batches even when
+ * rtnetlink can be used (tests compare the two).
  */
 interface Where {
   readonly netns?: string | undefined;
-  readonly reads?: 'netlink' | 'processes';
+  readonly via?: 'netlink' | 'processes';
 }
 
 const TIMEOUT_MS = 60_000;
@@ -39,7 +42,7 @@ let groups: Map<number, string> | null = null;
 
 /** rtnetlink for dumps and for requests in `where`; null when it cannot be used (or `reads` says processes). */
 async function rtnetlink(where: Where): Promise<{ nl: Netlink; rq: NetlinkRequests } | null> {
-  if (where.reads === 'processes') return null;
+  if (where.via === 'processes') return null;
   const nl = await openNetlink(where.netns, TIMEOUT_MS).catch(() => null);
   const rq = nl && (await openRequests(where.netns, TIMEOUT_MS, 'read the cluster networks\' devices').catch(() => null));
   return nl && rq ? { nl, rq } : null;
@@ -134,8 +137,32 @@ export async function underlayMtu(address: string, where: Where = {}): Promise<n
   return dev?.mtu ?? null;
 }
 
-/** Applies the changes in three batches; `-force` goes on past a failed line, the exit code says one failed. */
+/**
+ * Applies the changes: as rtnetlink requests in the batches' order (iproute/vxlan-rtnl.ts), each
+ * sent even after one failed, or without koffi in three batches (`-force` goes on past a failed
+ * line).
+ * @throws DriverError `LN_ERR_KERNEL_EXEC` naming what failed, once everything else was applied.
+ */
 export async function applyVxlan(changes: readonly VxlanChange[], where: Where = {}): Promise<void> {
+  const rq = where.via === 'processes' ? null : await openRequests(where.netns, TIMEOUT_MS, 'apply VXLAN changes').catch(() => null);
+  if (rq === null) return applyByBatches(changes, where);
+  try {
+    const steps = vxlanSteps(changes);
+    const { failures } = await applyStepsByNetlink(rq, steps, (x) => [x.step], VXLAN_CODEC);
+    if (failures.length === 0) return;
+    const named = failures.slice(0, 3).map((f) => {
+      const c = changes[steps[f.index]?.change ?? -1];
+      return `${c ? `${c.kind} ${vxlanKey(c)}` : 'a request'}: ${f.message}`;
+    });
+    const more = failures.length > 3 ? `; and ${failures.length - 3} more` : '';
+    throw new DriverError('LN_ERR_KERNEL_EXEC', `${failures.length} of ${steps.length} VXLAN requests failed: ${named.join('; ')}${more}`);
+  } finally {
+    rq.close();
+  }
+}
+
+/** The changes in three batches; `-force` goes on past a failed line, the exit code says one failed. */
+async function applyByBatches(changes: readonly VxlanChange[], where: Where): Promise<void> {
   const isDevice = (c: VxlanChange) => c.kind === 'vxlan.create' || c.kind === 'vxlan.set';
   const devices = changes.filter(isDevice).flatMap(vxlanIpLines);
   const fdb = changes.flatMap(vxlanFdbLines);

@@ -103,7 +103,7 @@ describe('VXLAN objects in throwaway namespaces', { skip }, () => {
     const sort = <T>(xs: T[]) => xs.map((x) => JSON.stringify(x)).sort();
     for (const [vxlans, bridges] of [[[VX, 'lnx-other'], [BRIDGE]], [[VX], [BRIDGE, 'lnb-other', 'lnb-missing']], [['lnx-missing'], []]] as const) {
       const netlink = await observeVxlan(new Set(vxlans), new Set(bridges), { netns: h });
-      const processes = await observeVxlan(new Set(vxlans), new Set(bridges), { netns: h, reads: 'processes' });
+      const processes = await observeVxlan(new Set(vxlans), new Set(bridges), { netns: h, via: 'processes' });
       assert.deepEqual(sort(netlink.fdb), sort(processes.fdb), `FDB of ${vxlans.join(', ')}`);
       assert.deepEqual(sort(netlink.neighs), sort(processes.neighs), `neighbours of ${bridges.join(', ')}`);
       if ((vxlans as readonly string[]).includes(VX)) {
@@ -113,7 +113,7 @@ describe('VXLAN objects in throwaway namespaces', { skip }, () => {
       }
     }
     for (const address of ['192.168.231.2', '192.168.231.9']) {
-      assert.deepEqual(await observeVxlanLinks(address, { netns: h }), await observeVxlanLinks(address, { netns: h, reads: 'processes' }), `links, underlay ${address}`);
+      assert.deepEqual(await observeVxlanLinks(address, { netns: h }), await observeVxlanLinks(address, { netns: h, via: 'processes' }), `links, underlay ${address}`);
     }
     const read = await observeVxlanLinks('192.168.231.2', { netns: h });
     assert.deepEqual(read.links.map((l) => [l.name, l.master, l.mtu]), [[VX, BRIDGE, 1450], ['lnx-other', null, 1400]]);
