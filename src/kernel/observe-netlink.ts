@@ -3,12 +3,15 @@
 // endpoints those processes cost ~100 ms of CPU a pass (`ip link` ~49 ms, `tc qdisc` ~40 ms, of
 // which ~25 ms its own dump of every link to name devices) and a spawn each; the three dumps here
 // cost the kernel ~35 ms and their parse a few ms. A dump carries every link's kind and settings,
-// so nothing is remembered between reads.
+// so nothing is remembered between reads. The ingress filters of devices with an ingress qdisc
+// (an endpoint's egress rate) come from one filter dump per device, not a `tc -batch`.
 import type { Dump, Netlink, NetlinkMessage } from './netlink.ts';
 import type { Interfaces } from './observe-processes.ts';
 import { ADDR_DUMP_REQUEST, LINK_DUMP_REQUEST, RTM_GETADDR, RTM_GETLINK, addrOf, addrsOf, linkOf, namedLinks, namesOf, readGroupNames, type DumpedAddr, type DumpedLink } from './parse-link-dump.ts';
 import { RTM_GETROUTE, namedRoutes, routeDumpRequest, routeOf, type DumpedRoute } from './parse-route-dump.ts';
+import { RTM_GETTFILTER, filterOf, ingressFilterDumpRequest, namedRedirects, type DumpedFilter } from './parse-filter-dump.ts';
 import { QDISC_DUMP_REQUEST, RTM_GETQDISC, namedQdiscs, qdiscOf, type DumpedQdisc } from './parse-qdisc-dump.ts';
+import type { Link } from './types.ts';
 
 let groups: Map<number, string> | null = null;
 
@@ -55,4 +58,22 @@ export async function netlinkInterfaces(nl: Netlink): Promise<Interfaces> {
     qdiscs: namedQdiscs(qdiscs, byIndex),
     routes: namedRoutes([...routes4, ...routes6], byIndex),
   };
+}
+
+/**
+ * The redirect targets of each device's ingress filters (`devices`, found among `links`), from one
+ * filter dump per device, in turn on one socket; null when a device is not among the links or a
+ * filter is of a kind parse-filter-dump.ts does not read (the caller asks tc then).
+ */
+export async function netlinkRedirects(nl: Netlink, devices: readonly string[], links: readonly Link[]): Promise<Record<string, string[]> | null> {
+  const index = new Map(links.map((l) => [l.name, l.index]));
+  const asked = new Map<number, string>();
+  for (const d of devices) {
+    const i = index.get(d);
+    if (i === undefined) return null;
+    asked.set(i, d);
+  }
+  const dumped: DumpedFilter[] = [];
+  await nl.dumpInTurn([...asked].map(([ifindex, d]) => collect(`read the ingress filters of ${d}`, RTM_GETTFILTER, ingressFilterDumpRequest(ifindex), filterOf, dumped)));
+  return namedRedirects(dumped, asked, new Map(links.map((l) => [l.index, l.name])));
 }

@@ -4,8 +4,8 @@
 // allows; at 2,000 endpoints (4,400 links, 200 bridges) it took 176 ms of a 256 ms pass:
 // - Few processes, all at once: links, the bridges' addresses, `iptables-save` and
 //   `ip6tables-save` (every table in one process per family, not one per table), and nft's table;
-//   then route_localnet of the bridges, and the ingress filters of our devices that have an
-//   ingress qdisc. Starting a process blocks the daemon ~2 ms, more under load.
+//   then route_localnet of the bridges. Starting a process blocks the daemon ~2 ms, more under
+//   load.
 // - Qdiscs from the kernel's dump in this process (netlink.ts), named from the links read: `tc`
 //   dumps every link once more to name devices (~25 of its 40 ms of CPU at 2,000 endpoints).
 // - Addresses of bridges only (`ip addr show type bridge`): a plan looks at no others, and
@@ -13,6 +13,8 @@
 // - The main table's routes in the same netlink trip (a dump of that table per family, filtered
 //   by the kernel and again as read, parse-route-dump.ts): a network's subnet route is drift like
 //   the rest. ~4 ms at 2,300 routes (1,000 veth pairs up, each with an IPv6 link-local route).
+// - The ingress filters of our devices that have an ingress qdisc (an endpoint's egress rate)
+//   from a filter dump per device (parse-filter-dump.ts), `tc -batch` only without netlink.
 // - Large outputs are read from a file, not a pipe (spawn-lean.ts).
 // - The firewall is read only when the nf_tables generation moved (nf-generation.ts): asked
 //   first, it is the same as at the last read unless something committed rules since, and then
@@ -24,11 +26,11 @@
 //   the answer. `iptables-save` prints a time stamp in its comments, left out of the comparison.
 import { parseIptablesSaveAll } from './iptables/parse.ts';
 import type { Netlink } from './netlink.ts';
-import { netlinkInterfaces } from './observe-netlink.ts';
+import { netlinkInterfaces, netlinkRedirects } from './observe-netlink.ts';
 import { processInterfaces, reusing } from './observe-processes.ts';
 import { parseIngressRedirects } from './parse-tc.ts';
 import { failOnExit, type Outcome, type Runner } from './runner.ts';
-import type { KernelSnapshot, NftTable, Qdisc } from './types.ts';
+import type { KernelSnapshot, Link, NftTable, Qdisc } from './types.ts';
 
 export interface ObserveDeps {
   /** Runs the reads (output through a file: `createRunner(…, 'file')`). */
@@ -72,10 +74,14 @@ export function createObserve(deps: ObserveDeps): () => Promise<KernelSnapshot> 
     return nl === null ? byProcesses() : netlinkInterfaces(nl).catch(() => byProcesses());
   };
 
-  // One `tc -batch` for the filters of every device of ours that has an ingress qdisc.
-  const readRedirects = async (all: readonly Qdisc[]): Promise<Record<string, string[]>> => {
+  // The filters of every device of ours that has an ingress qdisc: a filter dump each through
+  // rtnetlink, else (no netlink, a filter kind it does not read, a dump that failed) one `tc -batch`.
+  const readRedirects = async (all: readonly Qdisc[], links: readonly Link[]): Promise<Record<string, string[]>> => {
     const devs = all.filter((q) => q.kind === 'ingress' && prefixes.some((p) => q.dev.startsWith(p))).map((q) => q.dev);
     if (devs.length === 0) return {};
+    const nl = await deps.netlink();
+    const read = nl === null ? null : await netlinkRedirects(nl, devs, links).catch(() => null);
+    if (read !== null) return read;
     const input = devs.map((d) => `filter show dev ${d} ingress\n`).join('');
     const o = await run('read ingress filters', 'tc', nsArgs('-j', '-batch', '-'), input);
     failOnExit(o);
@@ -121,7 +127,7 @@ export function createObserve(deps: ObserveDeps): () => Promise<KernelSnapshot> 
       mangle: t4.mangle,
       mangle6: t6?.mangle ?? null,
       qdiscs: ifs.qdiscs,
-      ingressRedirects: await readRedirects(ifs.qdiscs),
+      ingressRedirects: await readRedirects(ifs.qdiscs, ifs.links),
       routeLocalnet: ifs.routeLocalnet,
       routes: ifs.routes,
       ...(nftables === undefined ? {} : { nftables }),

@@ -3,15 +3,35 @@
 // back between two observes (by `ip`, `iptables` in a throwaway namespace) must show in the next
 // one, exactly as a read of everything with `ip -d` and `iptables-save -t` shows it. Needs root.
 import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { execa } from 'execa';
 import { VETH_PREFIX } from '../../src/events/domain/naming.ts';
-import { createKernel, parseAddrs, parseIptablesSave, parseLinks, parseQdiscs, parseSysctl, type HostKernel, type KernelSnapshot } from '../../src/kernel/index.ts';
+import { createKernel, parseAddrs, parseIngressRedirects, parseIptablesSave, parseLinks, parseQdiscs, parseSysctl, type HostKernel, type KernelSnapshot } from '../../src/kernel/index.ts';
 import { readNfGeneration } from '../../src/kernel/nf-generation.ts';
 import { NFT_FAMILY, NFT_TABLE } from '../../src/kernel/nftables/table.ts';
 import { throwawayNetns } from '../helpers/netns.ts';
 
 const skip = process.getuid?.() === 0 ? false : 'needs root to make network namespaces';
+
+/** The argument lines of every `tc` the daemon's code started while `f` ran (a tc first on PATH that notes them, then runs the real one). */
+async function tracingTc(f: () => Promise<unknown>): Promise<string[]> {
+  const real = (await execa('sh', ['-c', 'command -v tc'])).stdout.trim();
+  const dir = mkdtempSync(join(tmpdir(), 'lnobs-tc-'));
+  const mark = join(dir, 'runs');
+  writeFileSync(join(dir, 'tc'), `#!/bin/sh\necho "$*" >> ${mark}\nexec ${real} "$@"\n`, { mode: 0o755 });
+  const path = process.env['PATH'];
+  process.env['PATH'] = `${dir}:${path ?? ''}`;
+  try {
+    await f();
+    return existsSync(mark) ? readFileSync(mark, 'utf8').split('\n').filter((l) => l !== '') : [];
+  } finally {
+    process.env['PATH'] = path;
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 for (const reads of ['netlink', 'processes'] as const) describe(`the full observe (${reads}) sees every change between two reads`, { skip }, () => {
   const netns = throwawayNetns('lnobs');
@@ -43,6 +63,9 @@ for (const reads of ['netlink', 'processes'] as const) describe(`the full observ
     const keys = [...bridges].map((b) => `net.ipv4.conf.${b}.route_localnet`);
     const localnet = keys.length === 0 ? {} : parseSysctl((await inNs('sysctl', ...keys)).stdout);
     assert.deepEqual(snap.routeLocalnet, Object.fromEntries([...bridges].map((b) => [b, localnet[`net.ipv4.conf.${b}.route_localnet`] === '1'])), 'route_localnet of every bridge');
+    const ingress = snap.qdiscs.filter((q) => q.kind === 'ingress' && q.dev.startsWith(VETH_PREFIX)).map((q) => q.dev);
+    const filters = ingress.length === 0 ? '' : (await execa('tc', ['-n', netns, '-j', '-batch', '-'], { input: ingress.map((d) => `filter show dev ${d} ingress\n`).join('') })).stdout;
+    assert.deepEqual(snap.ingressRedirects, ingress.length === 0 ? {} : parseIngressRedirects(filters, ingress), 'the redirects of our ingress qdiscs as tc lists them');
     return snap;
   }
   const link = (s: KernelSnapshot, name: string) => s.links.find((l) => l.name === name);
@@ -177,6 +200,18 @@ for (const reads of ['netlink', 'processes'] as const) describe(`the full observ
     assert.deepEqual(qdiscsOf(snap, 'lnv-0b500000004'), ['tbf 1000000', 'ingress']);
     assert.deepEqual(qdiscsOf(snap, 'lnb-0b500000003'), ['tbf 5000000000']);
     assert.deepEqual(snap.ingressRedirects, { 'lnv-0b500000004': [] });
+    await ip('link', 'add', 'lni-0b500000004', 'type', 'ifb');
+    await tc('filter', 'add', 'dev', 'lnv-0b500000004', 'parent', 'ffff:', 'protocol', 'all', 'prio', '1', 'u32', 'match', 'u32', '0', '0', 'action', 'mirred', 'egress', 'redirect', 'dev', 'lni-0b500000004');
+    snap = await observed();
+    assert.deepEqual(snap.ingressRedirects, { 'lnv-0b500000004': ['lni-0b500000004'] });
+    // Through netlink no tc runs, filters included; with processes tc reads them in a batch.
+    const tcRuns = await tracingTc(() => kernel.observe());
+    if (reads === 'netlink') assert.deepEqual(tcRuns, []);
+    else assert.ok(tcRuns.some((args) => args.includes('-batch')), tcRuns.join('\n'));
+    // The target gone, the filter stays, redirecting to no device (`*`, as tc prints it).
+    await ip('link', 'del', 'lni-0b500000004');
+    snap = await observed();
+    assert.deepEqual(snap.ingressRedirects, { 'lnv-0b500000004': ['*'] });
     await tc('qdisc', 'change', 'dev', 'lnv-0b500000004', 'root', 'tbf', 'rate', '16mbit', 'burst', '32kbit', 'latency', '50ms');
     await tc('qdisc', 'del', 'dev', 'lnv-0b500000004', 'ingress');
     await tc('qdisc', 'del', 'dev', 'lnb-0b500000003', 'root');

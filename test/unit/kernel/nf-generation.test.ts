@@ -62,7 +62,7 @@ describe('the full observe reads the firewall only when the nf_tables generation
         state.nftReads++;
         return null;
       },
-      netlink: async () => ({ dump: async () => {} }),
+      netlink: async () => ({ dump: async () => {}, dumpInTurn: async () => {} }),
       nfGeneration: async () => {
         state.asked++;
         return state.generation();
