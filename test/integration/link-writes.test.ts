@@ -3,11 +3,11 @@
 // Two namespaces made (and deleted) by this test, the same changes in each, then everything `ip`
 // reports of the links, addresses and routes compared. Needs root.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { execa } from 'execa';
 import { VETH_PREFIX } from '../../src/events/domain/naming.ts';
 import { createKernel, type HostKernel, type LinkChange } from '../../src/kernel/index.ts';
+import { throwawayNetns } from '../helpers/netns.ts';
 
 const skip = process.getuid?.() === 0 ? false : 'needs root to make network namespaces';
 const base = { owner: { networkId: null, endpointId: null }, reason: 'missing' } as const;
@@ -44,21 +44,13 @@ async function state(netns: string): Promise<unknown> {
 }
 
 describe('link changes through rtnetlink and through ip -batch', { skip }, () => {
-  const tag = `${process.pid}-${randomBytes(3).toString('hex')}`;
-  const spaces = { netlink: `lnwrite-nl-${tag}`, processes: `lnwrite-ip-${tag}` } as const;
+  const spaces = { netlink: throwawayNetns('lnwrite-nl'), processes: throwawayNetns('lnwrite-ip') } as const;
   const kernels = new Map<string, HostKernel>();
 
   before(async () => {
     for (const [how, netns] of Object.entries(spaces)) {
-      await execa('ip', ['netns', 'add', netns]);
       kernels.set(how, createKernel({ netns, filterPrefixes: [VETH_PREFIX], interfaceWrites: how as 'netlink' | 'processes' }));
     }
-  });
-
-  after(async () => {
-    for (const netns of Object.values(spaces)) await execa('ip', ['netns', 'del', netns], { reject: false });
-    const { stdout } = await execa('ip', ['netns', 'list']);
-    for (const netns of Object.values(spaces)) assert.doesNotMatch(stdout, new RegExp(`^${netns}\\b`, 'm'), 'test namespace leaked');
   });
 
   /** Applies `changes` both ways; returns each way's failures and asserts the namespaces then look the same. */

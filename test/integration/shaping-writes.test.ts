@@ -3,12 +3,12 @@
 // Two namespaces made (and deleted) by this test with the same links, the same changes in each,
 // then everything `tc -d -j` reports of their qdiscs and ingress filters compared. Needs root.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { execa } from 'execa';
 import { VETH_PREFIX } from '../../src/events/domain/naming.ts';
 import { createKernel, type HostKernel } from '../../src/kernel/index.ts';
 import type { ShapingChange } from '../../src/kernel/changes.ts';
+import { throwawayNetns } from '../helpers/netns.ts';
 
 const skip = process.getuid?.() === 0 ? false : 'needs root to make network namespaces';
 const base = { owner: { networkId: null, endpointId: null }, reason: 'missing' } as const;
@@ -28,13 +28,11 @@ async function state(netns: string): Promise<unknown> {
 }
 
 describe('shaping changes through rtnetlink and through tc -batch', { skip }, () => {
-  const tag = `${process.pid}-${randomBytes(3).toString('hex')}`;
-  const spaces = { netlink: `lnshape-nl-${tag}`, processes: `lnshape-tc-${tag}` } as const;
+  const spaces = { netlink: throwawayNetns('lnshape-nl'), processes: throwawayNetns('lnshape-tc') } as const;
   const kernels = new Map<string, HostKernel>();
 
   before(async () => {
     for (const [how, netns] of Object.entries(spaces)) {
-      await execa('ip', ['netns', 'add', netns]);
       const ip = (...args: string[]) => execa('ip', ['-n', netns, ...args]);
       for (const n of ['c1', 'c2']) {
         await ip('link', 'add', `lnv-${n.repeat(5)}${n[0]}`, 'type', 'veth', 'peer', 'name', `lnc-${n.repeat(5)}${n[0]}`);
@@ -43,12 +41,6 @@ describe('shaping changes through rtnetlink and through tc -batch', { skip }, ()
       for (const d of DEVS) await ip('link', 'set', d, 'up');
       kernels.set(how, createKernel({ netns, filterPrefixes: [VETH_PREFIX], interfaceWrites: how as 'netlink' | 'processes' }));
     }
-  });
-
-  after(async () => {
-    for (const netns of Object.values(spaces)) await execa('ip', ['netns', 'del', netns], { reject: false });
-    const { stdout } = await execa('ip', ['netns', 'list']);
-    for (const netns of Object.values(spaces)) assert.doesNotMatch(stdout, new RegExp(`^${netns}\\b`, 'm'), 'test namespace leaked');
   });
 
   /** Applies `changes` both ways; returns the failures and asserts the namespaces then look the same. */

@@ -4,11 +4,11 @@
 // the same changes in each, then everything `ip -d -j link`, `bridge -j fdb` and `ip -j neigh`
 // report of them compared. Needs root.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { execa } from 'execa';
 import type { VxlanChange } from '../../src/kernel/iproute/vxlan.ts';
 import { applyVxlan } from '../../src/kernel/vxlan.ts';
+import { throwawayNetns } from '../helpers/netns.ts';
 
 const skip = process.getuid?.() === 0 ? false : 'needs root to make network namespaces';
 const owner = { networkId: 'c1a5732e002', endpointId: null };
@@ -35,12 +35,10 @@ async function state(netns: string): Promise<unknown> {
 }
 
 describe('VXLAN changes through rtnetlink and through ip/bridge batches', { skip }, () => {
-  const tag = `${process.pid}-${randomBytes(3).toString('hex')}`;
-  const spaces = { netlink: `lnvxw-nl-${tag}`, processes: `lnvxw-pr-${tag}` } as const;
+  const spaces = { netlink: throwawayNetns('lnvxw-nl'), processes: throwawayNetns('lnvxw-pr') } as const;
 
   before(async () => {
     for (const netns of Object.values(spaces)) {
-      await execa('ip', ['netns', 'add', netns]);
       const ip = (...args: string[]) => execa('ip', ['-n', netns, ...args]);
       await ip('addr', 'add', '192.168.232.1/32', 'dev', 'lo');
       await ip('addr', 'add', 'fd00:232::1/128', 'dev', 'lo');
@@ -48,12 +46,6 @@ describe('VXLAN changes through rtnetlink and through ip/bridge batches', { skip
       await ip('link', 'add', BRIDGE, 'address', '02:4c:00:00:00:02', 'type', 'bridge');
       await ip('link', 'set', BRIDGE, 'up');
     }
-  });
-
-  after(async () => {
-    for (const netns of Object.values(spaces)) await execa('ip', ['netns', 'del', netns], { reject: false });
-    const { stdout } = await execa('ip', ['netns', 'list']);
-    for (const netns of Object.values(spaces)) assert.doesNotMatch(stdout, new RegExp(`^${netns}\\b`, 'm'), 'test namespace leaked');
   });
 
   /** Applies `changes` both ways; returns how each failed (null: it did not) and asserts the namespaces then look the same. */
