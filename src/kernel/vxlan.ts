@@ -9,6 +9,7 @@
 // one `ip -batch` for neighbour entries and one for deletions.
 import { DriverError } from '../errors.ts';
 import { vxlanFdbLines, vxlanIpLines, vxlanKey, type VxlanChange } from './iproute/vxlan.ts';
+import { ipBytes } from './iproute/rtnl.ts';
 import { VXLAN_CODEC, vxlanSteps } from './iproute/vxlan-rtnl.ts';
 import { openNetlink, openRequests, type Netlink, type NetlinkRequests } from './netlink.ts';
 import { collect } from './observe-netlink.ts';
@@ -40,7 +41,7 @@ const VXLAN_DUMP_REQUEST = Buffer.concat([LINK_DUMP_REQUEST, encodeAttrs([[IFLA_
 
 let groups: Map<number, string> | null = null;
 
-/** rtnetlink for dumps and for requests in `where`; null when it cannot be used (or `reads` says processes). */
+/** rtnetlink for dumps and for requests in `where`; null when it cannot be used (or `via` says processes). */
 async function rtnetlink(where: Where): Promise<{ nl: Netlink; rq: NetlinkRequests } | null> {
   if (where.via === 'processes') return null;
   const nl = await openNetlink(where.netns, TIMEOUT_MS).catch(() => null);
@@ -122,7 +123,9 @@ export async function observeVxlanLinks(address: string, where: Where = {}): Pro
       const master = await linkByIndex(rq, l.masterIndex);
       if (master) names.set(master.index, master.name);
     }
-    const holder = addrs.find((a) => a.addr.cidr.split('/')[0] === address);
+    // By bytes, not text: an IPv6 VTEP may be written in any of its forms.
+    const vtep = ipBytes(address);
+    const holder = vtep === null ? undefined : addrs.find((a) => ipBytes(a.addr.cidr.split('/')[0] ?? '')?.bytes.equals(vtep.bytes));
     const underlay = holder === undefined ? null : await linkByIndex(rq, holder.ifindex);
     return { links: namedLinks(vxlans, names), underlayMtu: underlay?.mtu ?? null };
   } finally {

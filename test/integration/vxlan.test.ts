@@ -112,6 +112,8 @@ describe('VXLAN objects in throwaway namespaces', { skip }, () => {
         assert.ok(netlink.neighs.some((n) => n.dst === '10.240.0.77' && !n.permanent), 'a reachable neighbour is read, not permanent');
       }
     }
+    await ip('-n', h, 'addr', 'add', 'fd00:231::2/64', 'dev', 'ul', 'nodad');
+    assert.equal((await observeVxlanLinks('fd00:231:0::2', { netns: h })).underlayMtu, 1500, 'an IPv6 VTEP written another way');
     for (const address of ['192.168.231.2', '192.168.231.9']) {
       assert.deepEqual(await observeVxlanLinks(address, { netns: h }), await observeVxlanLinks(address, { netns: h, via: 'processes' }), `links, underlay ${address}`);
     }
