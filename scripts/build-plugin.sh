@@ -2,7 +2,7 @@
 # `npm run plugin:build [-- OUT]`: builds ledgernet as a managed (v2) Docker plugin directory,
 # OUT (default build/plugin), from local files only: no image pull, no registry.
 #
-#   OUT/config.json   the plugin manifest (network driver, host network, CAP_NET_ADMIN, state and host-guard mounts)
+#   OUT/config.json   the plugin manifest (network driver, host network, CAP_NET_ADMIN, state, host-guard and docker-api mounts)
 #   OUT/rootfs/       node and its libraries, ip + tc (iproute2), iptables-nft (xtables-nft-multi,
 #                     its symlinks, libraries and extension modules), flock, perl, the built app in /app
 #
@@ -145,6 +145,15 @@ cat >"$OUT/config.json" <<'EOF'
       "source": "/run/docker/plugins",
       "destination": "/run/ledgernet-host",
       "options": ["rbind", "rw"]
+    },
+    {
+      "name": "docker-api",
+      "description": "Docker's API socket on the host: networks removed while the plugin was down, endpoints Docker abandoned, the plugin's own name (set LEDGERNET_DOCKER_SOCKET empty to never ask Docker)",
+      "type": "bind",
+      "source": "/var/run/docker.sock",
+      "destination": "/run/ledgernet-docker.sock",
+      "options": ["rbind", "rw"],
+      "settable": ["source"]
     }
   ],
   "env": [
@@ -157,6 +166,7 @@ cat >"$OUT/config.json" <<'EOF'
     { "name": "LEDGERNET_NATS_PASSWORD", "description": "NATS password of LEDGERNET_NATS_USER", "settable": ["value"], "value": "" },
     { "name": "LEDGERNET_NATS_CREDS", "description": "a NATS .creds file as the plugin sees it, e.g. in the state mount: /var/lib/ledgernet/nats.creds (empty: none)", "settable": ["value"], "value": "" },
     { "name": "LEDGERNET_METRICS", "description": "HOST:PORT for Prometheus metrics (empty: off)", "settable": ["value"], "value": "" },
+    { "name": "LEDGERNET_DOCKER_SOCKET", "description": "Docker's API as the plugin sees it (the docker-api mount; empty: never ask Docker)", "settable": ["value"], "value": "/run/ledgernet-docker.sock" },
     { "name": "LEDGERNET_RUN_DIR", "description": "where the host guard lives (the host-guard mount)", "value": "/run/ledgernet-host" },
     { "name": "PATH", "value": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" }
   ]

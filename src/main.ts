@@ -8,7 +8,7 @@ import { DriverError } from './errors.ts';
 import { createPlugin } from './api/index.ts';
 import { serveFrames } from './supervisor/worker-link.ts';
 import { createControlApp } from './operator/control.ts';
-import { controlSocket, credsProblem, DEFAULTS, describeNats, driverNameOf, natsConnectError, parseHostTimeout, resolveNats, type NatsConfig, type ServeConfig } from './config.ts';
+import { controlSocket, credsProblem, DEFAULTS, describeNats, natsConnectError, parseHostTimeout, resolveNats, type NatsConfig, type ServeConfig } from './config.ts';
 import { acquireHostGuard, acquireLock, isDerivedHostLinkName, isVethName, VETH_PREFIX, openStore, Outbox, type EventStore, type StoredEvent } from './events/index.ts';
 import { createKernel, createProxyHost, driftNotice, proxyName, readHostListeners, readSandboxIface, watchLinks } from './kernel/index.ts';
 import type { HostView } from './api/ipam.ts';
@@ -19,6 +19,7 @@ import { controlPeerCheck, listenPrivately, prepareSocketPath } from './operator
 import { recordDirectRouting, recordFirewall, resolveFirewall, switchableFirewall } from './operator/firewall-choice.ts';
 import { followDockerFirewall, startDockerSync } from './operator/docker-background.ts';
 import { DockerApi, type DockerNetwork } from './operator/docker-api.ts';
+import { DockerLink } from './operator/docker-name.ts';
 import { startLeftSweeper } from './operator/left-endpoints.ts';
 import { startCluster, type Cluster } from './operator/cluster.ts';
 import type { ClusterPort } from './events/index.ts';
@@ -169,6 +170,8 @@ interface Parts {
   readonly cluster?: ClusterPort | undefined;
   readonly clusterView?: (() => Promise<unknown>) | undefined;
   readonly proxies: ProxyPort;
+  /** Docker's API as the daemon reaches it, and the driver's name there; null with --docker-socket ''. */
+  readonly docker: DockerLink | null;
 }
 
 /** The plugin socket Docker calls, then the control socket of the CLI; each cleanup goes to `add` once it listens. */
@@ -182,7 +185,7 @@ async function listen(cfg: ServeConfig, p: Parts, log: Logger, add: (c: Cleanup)
     host: hostView(p.kernel, p.proxies, log),
     defaultPools: cfg.defaultPools,
     cluster: p.cluster,
-    ...(cfg.dockerSocket ? { docker: { networks: networksOf(new DockerApi(cfg.dockerSocket)), driverName: driverNameOf(cfg) } } : {}),
+    ...(cfg.dockerSocket && p.docker ? { docker: { networks: networksOf(new DockerApi(cfg.dockerSocket)), driverName: () => p.docker?.driverName() ?? '' } } : {}),
   });
   // Under the supervisor (src/supervisor/) the worker serves the supervisor's framed link on a
   // private socket in the state dir; Docker's socket (cfg.socket) belongs to the supervisor.
@@ -205,6 +208,7 @@ async function listen(cfg: ServeConfig, p: Parts, log: Logger, add: (c: Cleanup)
     audit: () => p.outbox?.stats() ?? null,
     ...(p.clusterView ? { cluster: p.clusterView } : {}),
     proxies: () => p.proxies.list(),
+    docker: () => p.docker?.status() ?? Promise.resolve(null),
     authorize: controlPeerCheck(ctlPath),
   });
   add(await listenOn(control, ctlPath, 0o600));
@@ -285,14 +289,19 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
     add(() => reconciler.stop());
     // A remote endpoint or member came or went: its FDB and neighbour entries converge now.
     if (cluster) store.onEvents((evs) => void (evs.some((e) => e.type.startsWith('peer.')) && reconciler.requestPass('cluster').catch((e: unknown) => log.warn({ err: e }, 'cluster pass failed'))));
-    await listen(cfg, { store, kernel, reconciler, outbox, metrics, cluster: cluster?.port, clusterView: cluster?.view, proxies }, log, add);
+    const docker = cfg.dockerSocket ? new DockerLink({ api: new DockerApi(cfg.dockerSocket), socket: cfg.socket, driverName: cfg.driverName, log: log.child({ component: 'docker' }) }) : null;
+    if (docker) {
+      add(async () => docker.stop());
+      await docker.start();
+    }
+    await listen(cfg, { store, kernel, reconciler, outbox, metrics, cluster: cluster?.port, clusterView: cluster?.view, proxies, docker }, log, add);
     add(await startMetrics(cfg, store, metrics, log));
     cluster?.start(store);
     // Crash recovery and garbage collection: converge what the log says with what the kernel holds.
     reconciler.start();
     add(watchKernel(cfg, reconciler, log, metrics));
     await reconciler.requestPass('startup');
-    if (cfg.dockerSocket) add(startDockerSync(cfg, store, reconciler, log));
+    if (docker) add(startDockerSync(cfg, store, reconciler, () => docker.driverName(), log));
     add(startLeftSweeper({ store, converge: (t) => void reconciler.requestPass(t).catch((e: unknown) => log.warn({ err: e, trigger: t }, 'background reconcile pass failed')), log }));
     log.info({ socket: cfg.socket, stateDir: cfg.stateDir, intervalS: cfg.reconcileIntervalS }, 'ledgernet is serving');
   } catch (e) {

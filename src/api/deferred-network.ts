@@ -140,7 +140,7 @@ async function gatewayOf(c: DockerIpamConfig, subnet: Prefix, ipamDriver: string
 export interface AdopterDeps extends IntentDeps {
   readonly docker: DockerNetworks;
   /** The name Docker knows this driver by when it knows no network of it yet (the plugin socket's base name, or LEDGERNET_DRIVER_NAME). */
-  readonly driverName: string;
+  readonly driverName: () => string;
   /** Does a rebuilt CreateNetwork as Docker's own would be done, marked as taken from Docker's API. */
   readonly create: (body: Json) => Promise<unknown>;
   readonly now?: () => number;
@@ -210,7 +210,7 @@ export class NetworkAdopter {
     if (markers.length === 0) return;
     const nets = await this.deps.docker.list();
     const state = this.deps.store.state;
-    const names = new Set([this.deps.driverName, ...nets.filter((n) => lookup(state.networks, n.Id)).map((n) => n.Driver)]);
+    const names = new Set([this.deps.driverName(), ...nets.filter((n) => lookup(state.networks, n.Id)).map((n) => n.Driver)]);
     const from = Date.parse(markers[0] ?? '') - LOOK_BACK_MS;
     const to = Date.parse(markers[markers.length - 1] ?? '') + 1_000;
     const created = (n: DockerNetworkView) => Date.parse(n.Created ?? '');

@@ -64,7 +64,7 @@ export interface ApiDeps extends IntentDeps {
    * it (deferred-network.ts), with the name Docker knows this driver by; absent: never asked, and
    * such a CreateNetwork's empty retry is refused.
    */
-  readonly docker?: { readonly networks: DockerNetworks; readonly driverName: string };
+  readonly docker?: { readonly networks: DockerNetworks; readonly driverName: () => string };
 }
 
 type Handler = (body: Json, method: string) => Promise<unknown>;

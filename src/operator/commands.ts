@@ -14,6 +14,7 @@ import { desiredFromState, plan, planJson, Reconciler, renderPlan, type Action, 
 import { DEFAULTS, defaultHost } from '../config.ts';
 import { DEFAULT_DOCKER_SOCKET } from './docker-api.ts';
 import { firewallForCli } from './firewall-choice.ts';
+import type { DockerLinkStatus } from './docker-name.ts';
 import { table } from './table.ts';
 import { clusterPlan, recordedVtep, type ClusterView } from './cluster.ts';
 import { clusterStatus, clusterTables } from './cluster-status.ts';
@@ -267,6 +268,16 @@ interface DaemonStatus {
   readonly cluster?: ClusterView | null;
   /** The userland proxy's listeners (ports on ::1). */
   readonly proxies?: readonly ProxyListener[];
+  /** Docker's API as the daemon reaches it (null: --docker-socket ''); absent from daemons before it. */
+  readonly docker?: DockerLinkStatus | null;
+}
+
+/** The daemon's view of Docker's API, one line. */
+function dockerLine(d: DockerLinkStatus | null | undefined): string {
+  if (d === undefined) return '';
+  if (d === null) return "docker: API not asked (--docker-socket ''): networks removed while ledgernet was down need `ledgernet release`\n";
+  const api = d.answering ? `API ${d.socket} answering` : `API ${d.socket} NOT ANSWERING (${d.error ?? 'no answer'})`;
+  return `docker: ${api}; driver name ${d.driverName} (${d.driverNameFrom})\n`;
 }
 
 export async function runStatus(o: { stateDir: string; json: boolean; firewall?: string | undefined }): Promise<number> {
@@ -299,7 +310,7 @@ export async function runStatus(o: { stateDir: string; json: boolean; firewall?:
       : `NATS ${audit.target} ${natsState(audit)}, backlog ${audit.backlog} event(s)`;
   out(
     `daemon: ${daemon ? `running (pid ${daemon.pid})${daemon.socketFrom === 'service manager' ? ', plugin socket from the service manager (socket activation)' : ''}` : daemonError ? `NOT ANSWERING: ${daemonError}` : 'NOT REACHABLE (is ledgernet serve running with this --state-dir?)'}\n` +
-      `log: ${state.seq} events, ${logBytes} bytes; ${nats}; ${actions.length} change(s) pending\n\n`,
+      `log: ${state.seq} events, ${logBytes} bytes; ${nats}; ${actions.length} change(s) pending\n${dockerLine(daemon?.docker)}\n`,
   );
   out(table(['NETWORK', 'BRIDGE', 'SUBNETS', 'STATE'], networks.map((n) => [short(n.networkId), n.bridge, n.subnets.join(',') || '-', n.state])));
   for (const n of networks) if (n.conflict) out(`conflict: ${n.conflict}\n`);

@@ -27,6 +27,8 @@ export interface ControlDeps {
   readonly cluster?: () => Promise<unknown>;
   /** The userland proxy's listeners (ports on ::1). */
   readonly proxies?: () => unknown;
+  /** Docker's API as the daemon reaches it (docker-name.ts), or null when it never asks Docker. */
+  readonly docker?: () => Promise<unknown>;
   /** Null when the peer on this connection may use the socket, else why not. */
   readonly authorize?: (socket: Socket) => Promise<string | null>;
 }
@@ -75,6 +77,7 @@ export function createControlApp(deps: ControlDeps): FastifyInstance {
     audit: deps.audit?.() ?? null,
     cluster: (await deps.cluster?.()) ?? null,
     proxies: deps.proxies?.() ?? [],
+    docker: (await deps.docker?.()) ?? null,
   }));
   return app;
 }

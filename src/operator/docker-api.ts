@@ -60,6 +60,18 @@ export class DockerApi {
     return (await this.json<{ readonly Version?: string }>('GET', '/version')).Version ?? '';
   }
 
+  /** `docker plugin inspect`: a managed plugin's name with its tag (`ledgernet/ledgernet:latest`), by id. */
+  async pluginName(id: string): Promise<string> {
+    const p = await this.json<{ readonly Name?: string }>('GET', `/plugins/${encodeURIComponent(id)}/json`);
+    if (!p.Name) throw new DockerApiError(200, `Docker's answer for plugin ${id} names no plugin`);
+    return p.Name;
+  }
+
+  /** GET /_ping: resolves when Docker answers (within 2 s). */
+  async ping(): Promise<void> {
+    await this.call('GET', '/_ping', Math.min(this.timeoutMs, 2_000));
+  }
+
   /** Every network Docker has (any driver), each with its options and IPAM config. */
   listNetworks(): Promise<DockerNetwork[]> {
     return this.json<DockerNetwork[]>('GET', '/networks');

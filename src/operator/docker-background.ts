@@ -3,7 +3,7 @@
 // restart-policy containers given up on while ledgernet was down, endpoints Docker abandoned).
 // Wired by main.ts.
 import type { Logger } from 'pino';
-import { DEFAULTS, driverNameOf, type ServeConfig } from '../config.ts';
+import { DEFAULTS, type ServeConfig } from '../config.ts';
 import type { EventStore } from '../events/index.ts';
 import type { Reconciler } from '../reconciler/index.ts';
 import { DockerApi } from './docker-api.ts';
@@ -43,11 +43,11 @@ const DOCKER_CONFIRM_MS = 2_000;
  * Asks Docker's API, in the background, for networks removed and restart-policy containers given
  * up on while ledgernet was down (src/docker-sync.ts). Returns the step that stops it.
  */
-export function startDockerSync(cfg: ServeConfig, store: EventStore, reconciler: Reconciler, log: Logger): () => Promise<void> {
+export function startDockerSync(cfg: ServeConfig, store: EventStore, reconciler: Reconciler, driverName: () => string, log: Logger): () => Promise<void> {
   const sync = new DockerSync({
     api: new DockerApi(cfg.dockerSocket ?? undefined),
     getState: () => store.state,
-    driverName: driverNameOf(cfg),
+    driverName,
     // A collected network's kernel objects go in the pass right after.
     execute: async (cmd) => {
       const events = await store.execute(cmd);

@@ -20,8 +20,8 @@ export interface DockerSyncDeps {
   readonly getState: () => State;
   readonly execute: (cmd: Command) => Promise<StoredEvent[]>;
   readonly log: Pick<Logger, 'info' | 'warn' | 'error' | 'debug'>;
-  /** The name Docker knows the driver by (the plugin socket's base name): Docker's start errors name it. */
-  readonly driverName: string;
+  /** The name Docker knows the driver by now (docker-name.ts): Docker's start errors name it. */
+  readonly driverName: () => string;
   /** A network must be missing from Docker's lists this long before it is collected. */
   readonly confirmMs: number;
   /** An endpoint Docker does not hold is released once it has been missing this long (abandoned.ts). */
@@ -162,7 +162,8 @@ export class DockerSync {
       // Docker's restore sets State.Error when the start failed because the driver was not there
       // (`plugin "ledgernet" not found`, or its socket refused); a container someone stopped has
       // no error and stays stopped, one that failed for another reason is not ours to retry.
-      const failedOnUs = c.State.Error.includes(`"${this.deps.driverName}"`) || c.State.Error.includes(`/${this.deps.driverName}.sock`);
+      const driver = this.deps.driverName();
+      const failedOnUs = c.State.Error.includes(`"${driver}"`) || c.State.Error.includes(`/${driver}.sock`);
       if (c.State.Running || !failedOnUs || !RESTART_POLICIES.has(c.HostConfig.RestartPolicy?.Name ?? '')) continue;
       this.started.add(id);
       const name = c.Name.replace(/^\//, '');

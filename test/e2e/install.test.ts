@@ -215,6 +215,8 @@ describe('install as a managed Docker plugin', () => {
     assert.deepEqual(config.linux.capabilities, ['CAP_NET_ADMIN']);
     const state = config.mounts.find((m) => m.name === 'state');
     assert.deepEqual([state?.destination, state?.settable], ['/var/lib/ledgernet', ['source']]);
+    const api = config.mounts.find((m) => m.name === 'docker-api');
+    assert.deepEqual([api?.destination, api?.settable], ['/run/ledgernet-docker.sock', ['source']]);
     assert.deepEqual(config.env.find((e) => e.name === 'LEDGERNET_LOG_LEVEL')?.settable, ['value']);
 
     // The rootfs is complete: every program the driver runs starts inside it.
@@ -239,6 +241,25 @@ describe('install as a managed Docker plugin', () => {
       // Its control socket (in the state mount) answers root on the host, through the peer check.
       const st = await ledgernetCli(['status', '--json', '--state-dir', stateDir]);
       assert.equal(st.exitCode, 0, st.stderr);
+      // Docker's API through the docker-api mount, and the plugin's own name (with its tag) from it.
+      await waitFor(async () => {
+        const d = (JSON.parse((await ledgernetCli(['status', '--json', '--state-dir', stateDir])).stdout) as { daemon: { docker: { driverName: string; answering: boolean; socket: string } } }).daemon.docker;
+        assert.deepEqual([d.answering, d.socket, d.driverName], [true, '/run/ledgernet-docker.sock', PLUGIN]);
+        return true;
+      }, { timeoutMs: 20_000, what: 'the plugin to learn its name from Docker' });
+      // A network Docker does not have (made on the plugin's socket behind Docker's back, as one
+      // removed while the plugin was down looks) is collected: Docker's 404 reached the plugin.
+      const ghost = 'ab'.repeat(32);
+      const made = await pluginCall('NetworkDriver.CreateNetwork', {
+        NetworkID: ghost,
+        Options: { 'com.docker.network.generic': {} },
+        IPv4Data: [{ AddressSpace: '', Pool: '10.231.61.0/24', Gateway: '10.231.61.1/24' }],
+        IPv6Data: [],
+      }, `/run/docker/plugins/${id}/ledgernet.sock`);
+      assert.equal(made.status, 200, made.text);
+      assert.ok(existsSync(`/sys/class/net/lnb-${ghost.slice(0, 11)}`), 'its bridge was made');
+      await waitFor(async () => (await eventTypes(stateDir)).includes('network.collected'), { timeoutMs: 30_000, intervalMs: 500, what: 'the network Docker does not have to be collected' });
+      await waitFor(() => !existsSync(`/sys/class/net/lnb-${ghost.slice(0, 11)}`), { what: 'its bridge to be removed' });
 
       // The plugin serves both roles: the network driver and its IPAM.
       const c = await docker(['network', 'create', '--driver', PLUGIN, '--ipam-driver', PLUGIN, '--subnet', '10.231.60.0/24', net]);

@@ -75,6 +75,8 @@ describe('operator experience', () => {
     assert.equal(status.exitCode, 0, status.stderr);
     assert.match(status.stdout, /daemon: running \(pid \d+\)/);
     assert.match(status.stdout, /converged/);
+    // Docker's API as the daemon reaches it, and the name Docker knows it by (the socket's).
+    assert.match(status.stdout, /^docker: API \/var\/run\/docker\.sock answering; driver name ledgernet \(the plugin socket\)$/m);
 
     await cleanupAll();
     await daemon.stop();

@@ -150,7 +150,7 @@ function harness(initial: State) {
       return stored;
     },
     log,
-    driverName: 'ledgernet',
+    driverName: () => 'ledgernet',
     confirmMs: 2000,
     abandonedGraceMs: 60_000,
     now: () => now,

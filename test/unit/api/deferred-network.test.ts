@@ -104,7 +104,7 @@ describe('an empty CreateNetwork retry that no journal entry matches', () => {
       },
       version: V20,
     };
-    harness = await pluginHarness('ln-deferred-net-', undefined, { retryWaitMs: 3_000, docker: { networks, driverName: 'ledgernet' } });
+    harness = await pluginHarness('ln-deferred-net-', undefined, { retryWaitMs: 3_000, docker: { networks, driverName: () => 'ledgernet' } });
     call = harness.call;
   });
   afterEach(() => harness.close());
