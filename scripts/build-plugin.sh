@@ -4,7 +4,9 @@
 #
 #   OUT/config.json   the plugin manifest (network driver, host network, CAP_NET_ADMIN, state, host-guard and docker-api mounts)
 #   OUT/rootfs/       node and its libraries, ip + tc (iproute2), iptables-nft (xtables-nft-multi,
-#                     its symlinks, libraries and extension modules), flock, perl, the built app in /app
+#                     its symlinks, libraries and extension modules), nft and libnftables (the
+#                     nftables backend: `--firewall auto` picks it where Docker 29 uses nftables),
+#                     flock, perl, the built app in /app
 #
 # Then, as root:
 #   docker plugin create ledgernet/ledgernet:latest OUT
@@ -27,6 +29,7 @@ readonly NODE_BIN=${LEDGERNET_PLUGIN_NODE:-$(command -v node)}
 readonly IP_BIN=$(command -v ip || true)
 readonly TC_BIN=$(command -v tc || true)
 readonly XTABLES_BIN=$(command -v xtables-nft-multi || true)
+readonly NFT_BIN=$(command -v nft || true)
 # flock(1) takes the state-dir lock and the host guard; perl reads control.sock's peer (SO_PEERCRED).
 readonly FLOCK_BIN=$(command -v flock || true)
 readonly PERL_BIN=$(command -v perl || true)
@@ -34,6 +37,7 @@ readonly PERL_BIN=$(command -v perl || true)
 [[ -n "$IP_BIN" ]] || die "ip not found (package iproute2)"
 [[ -n "$TC_BIN" ]] || die "tc not found (package iproute2)"
 [[ -n "$XTABLES_BIN" ]] || die "xtables-nft-multi not found (package iptables)"
+[[ -n "$NFT_BIN" ]] || die "nft not found (package nftables)"
 [[ -n "$FLOCK_BIN" ]] || die "flock not found (package util-linux)"
 [[ -n "$PERL_BIN" ]] || die "perl not found (package perl-base)"
 command -v ldd >/dev/null || die "ldd not found"
@@ -81,6 +85,7 @@ copy "$NODE_BIN" /usr/bin/node
 copy "$IP_BIN" /usr/sbin/ip
 copy "$TC_BIN" /usr/sbin/tc
 copy "$XTABLES_BIN" /usr/sbin/xtables-nft-multi
+copy "$NFT_BIN" /usr/sbin/nft
 copy "$FLOCK_BIN" /usr/bin/flock
 copy "$PERL_BIN" /usr/bin/perl
 for name in iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore; do
@@ -95,7 +100,8 @@ XTABLES_MODULES=$(dirname "$(readlink -f "$XTABLES_LIB")")/xtables
 mkdir -p "$ROOTFS$XTABLES_MODULES"
 cp -L --preserve=mode "$XTABLES_MODULES"/*.so "$ROOTFS$XTABLES_MODULES/"
 
-need_libs "$NODE_BIN" "$IP_BIN" "$TC_BIN" "$XTABLES_BIN" "$FLOCK_BIN" "$PERL_BIN" "$XTABLES_MODULES"/*.so
+# nft's libraries include libnftables.so.1, which the daemon also loads in-process (koffi).
+need_libs "$NODE_BIN" "$IP_BIN" "$TC_BIN" "$XTABLES_BIN" "$NFT_BIN" "$FLOCK_BIN" "$PERL_BIN" "$XTABLES_MODULES"/*.so
 for lib in "${!LIBS[@]}"; do
   copy "$lib"
 done
@@ -165,6 +171,7 @@ cat >"$OUT/config.json" <<'EOF'
     { "name": "LEDGERNET_NATS_USER", "description": "NATS user (empty: none)", "settable": ["value"], "value": "" },
     { "name": "LEDGERNET_NATS_PASSWORD", "description": "NATS password of LEDGERNET_NATS_USER", "settable": ["value"], "value": "" },
     { "name": "LEDGERNET_NATS_CREDS", "description": "a NATS .creds file as the plugin sees it, e.g. in the state mount: /var/lib/ledgernet/nats.creds (empty: none)", "settable": ["value"], "value": "" },
+    { "name": "LEDGERNET_FIREWALL", "description": "firewall backend: auto (follow Docker: nftables where Docker 29+ uses it), iptables or nftables", "settable": ["value"], "value": "auto" },
     { "name": "LEDGERNET_METRICS", "description": "HOST:PORT for Prometheus metrics (empty: off)", "settable": ["value"], "value": "" },
     { "name": "LEDGERNET_DOCKER_SOCKET", "description": "Docker's API as the plugin sees it (the docker-api mount; empty: never ask Docker)", "settable": ["value"], "value": "/run/ledgernet-docker.sock" },
     { "name": "LEDGERNET_RUN_DIR", "description": "where the host guard lives (the host-guard mount)", "value": "/run/ledgernet-host" },

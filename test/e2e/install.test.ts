@@ -217,10 +217,10 @@ describe('install as a managed Docker plugin', () => {
     assert.deepEqual([state?.destination, state?.settable], ['/var/lib/ledgernet', ['source']]);
     const api = config.mounts.find((m) => m.name === 'docker-api');
     assert.deepEqual([api?.destination, api?.settable], ['/run/ledgernet-docker.sock', ['source']]);
-    assert.deepEqual(config.env.find((e) => e.name === 'LEDGERNET_LOG_LEVEL')?.settable, ['value']);
+    for (const name of ['LEDGERNET_LOG_LEVEL', 'LEDGERNET_FIREWALL', 'LEDGERNET_DOCKER_SOCKET']) assert.deepEqual(config.env.find((e) => e.name === name)?.settable, ['value'], name);
 
     // The rootfs is complete: every program the driver runs starts inside it.
-    for (const cmd of [['/usr/bin/node', '-e', '1'], ['ip', '-V'], ['tc', '-V'], ['iptables-save', '-t', 'filter'], ['/usr/bin/node', '/app/dist/cli.js', '--help'], ['flock', '-V'], ['perl', '-v']]) {
+    for (const cmd of [['/usr/bin/node', '-e', '1'], ['ip', '-V'], ['tc', '-V'], ['iptables-save', '-t', 'filter'], ['nft', 'list', 'tables'], ['/usr/bin/node', '/app/dist/cli.js', '--help'], ['flock', '-V'], ['perl', '-v']]) {
       const r = await execa('chroot', [rootfs, ...cmd], { reject: false, env: { PATH: SYSTEMD_PATH }, extendEnv: false });
       assert.equal(r.exitCode, 0, `chroot rootfs ${cmd.join(' ')}: ${r.stderr}`);
     }
@@ -229,7 +229,8 @@ describe('install as a managed Docker plugin', () => {
     const net = track.network(uniqueName('lnplug'));
     try {
       await docker(['plugin', 'create', PLUGIN, dir], { check: true, timeoutMs: 120_000 });
-      await docker(['plugin', 'set', PLUGIN, `state.source=${stateDir}`, 'LEDGERNET_RECONCILE_INTERVAL=1'], { check: true });
+      // The nftables backend (Docker 29's own where it uses nftables): nft and libnftables in the rootfs.
+      await docker(['plugin', 'set', PLUGIN, `state.source=${stateDir}`, 'LEDGERNET_RECONCILE_INTERVAL=1', 'LEDGERNET_FIREWALL=nftables'], { check: true });
       await docker(['plugin', 'enable', PLUGIN], { check: true, timeoutMs: 60_000 });
       const id = (await docker(['plugin', 'inspect', '-f', '{{.Id}}', PLUGIN], { check: true })).stdout.trim();
       assert.ok(existsSync(`/run/docker/plugins/${id}/ledgernet.sock`), 'the plugin socket is where dockerd looks for it');
@@ -264,6 +265,8 @@ describe('install as a managed Docker plugin', () => {
       // The plugin serves both roles: the network driver and its IPAM.
       const c = await docker(['network', 'create', '--driver', PLUGIN, '--ipam-driver', PLUGIN, '--subnet', '10.231.60.0/24', net]);
       assert.equal(c.exitCode, 0, c.stderr);
+      const bridge = `lnb-${c.stdout.trim().slice(0, 11)}`;
+      await waitFor(async () => (await execa('nft', ['list', 'table', 'inet', 'ledgernet'], { reject: false })).stdout.includes(`"${bridge}"`), { what: `the plugin's nftables table to hold ${bridge}` });
       await twoContainersPing(net);
       // The log sits in the bind-mounted state dir on the host: the host CLI reads it.
       const types = await eventTypes(stateDir);
