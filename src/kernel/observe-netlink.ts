@@ -7,13 +7,11 @@
 // (an endpoint's egress rate) come from one filter dump per device, not a `tc -batch`.
 import type { Dump, Netlink, NetlinkMessage } from './netlink.ts';
 import type { Interfaces } from './observe-processes.ts';
-import { ADDR_DUMP_REQUEST, LINK_DUMP_REQUEST, RTM_GETADDR, RTM_GETLINK, addrOf, addrsOf, linkOf, namedLinks, namesOf, readGroupNames, type DumpedAddr, type DumpedLink } from './parse-link-dump.ts';
+import { ADDR_DUMP_REQUEST, LINK_DUMP_REQUEST, RTM_GETADDR, RTM_GETLINK, addrOf, addrsOf, linkOf, namedLinks, namesOf, hostGroupNames, type DumpedAddr, type DumpedLink } from './parse-link-dump.ts';
 import { RTM_GETROUTE, namedRoutes, routeDumpRequest, routeOf, type DumpedRoute } from './parse-route-dump.ts';
 import { RTM_GETTFILTER, filterOf, ingressFilterDumpRequest, namedRedirects, type DumpedFilter } from './parse-filter-dump.ts';
 import { QDISC_DUMP_REQUEST, RTM_GETQDISC, namedQdiscs, qdiscOf, type DumpedQdisc } from './parse-qdisc-dump.ts';
 import type { Link } from './types.ts';
-
-let groups: Map<number, string> | null = null;
 
 /** A dump whose items `of` reads from its messages, into `into`. */
 export function collect<T>(what: string, type: number, body: Buffer, of: (m: NetlinkMessage) => T | null, into: T[]): Dump {
@@ -30,8 +28,8 @@ export function collect<T>(what: string, type: number, body: Buffer, of: (m: Net
 
 /** The interfaces from the kernel's dumps of links, addresses and qdiscs (made at once). */
 export async function netlinkInterfaces(nl: Netlink): Promise<Interfaces> {
-  // Device group names as `ip` prints them, read once (/etc/iproute2/group).
-  const names = (groups ??= readGroupNames());
+  // Device group names as `ip` prints them (/etc/iproute2/group).
+  const names = hostGroupNames();
   const dumped: DumpedLink[] = [];
   const addrs: DumpedAddr[] = [];
   const qdiscs: DumpedQdisc[] = [];

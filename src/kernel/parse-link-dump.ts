@@ -139,6 +139,11 @@ export function readGroupNames(file = '/etc/iproute2/group'): Map<number, string
   return out;
 }
 
+let hostGroups: Map<number, string> | null = null;
+
+/** This host's device group names, read once per process (`ip` reads the file on every run). */
+export const hostGroupNames = (): ReadonlyMap<number, string> => (hostGroups ??= readGroupNames());
+
 function groupName(id: number, groups: ReadonlyMap<number, string>): string {
   return groups.get(id) ?? String(id);
 }

@@ -14,7 +14,7 @@ import { VXLAN_CODEC, vxlanSteps } from './iproute/vxlan-rtnl.ts';
 import { openNetlink, openRequests, type Netlink, type NetlinkRequests } from './netlink.ts';
 import { collect } from './observe-netlink.ts';
 import { cstr, encodeAttrs } from './netlink-attrs.ts';
-import { ADDR_DUMP_REQUEST, LINK_DUMP_REQUEST, RTM_GETADDR, RTM_GETLINK, addrOf, linkOf, namedLinks, readGroupNames, type DumpedAddr, type DumpedLink } from './parse-link-dump.ts';
+import { ADDR_DUMP_REQUEST, LINK_DUMP_REQUEST, RTM_GETADDR, RTM_GETLINK, addrOf, linkOf, namedLinks, hostGroupNames, type DumpedAddr, type DumpedLink } from './parse-link-dump.ts';
 import { fdbDumpRequest, fdbOf, neighOf, NEIGH_DUMP_REQUEST, RTM_GETNEIGH } from './parse-neigh-dump.ts';
 import { parseLinks } from './parse-links.ts';
 import { parseNeighs, parseVxlanFdb, type Neigh, type VxlanFdb } from './parse-vxlan.ts';
@@ -39,8 +39,6 @@ const IFLA_INFO_KIND = 1;
 /** A dump of the links of kind vxlan (the kernel filters by IFLA_LINKINFO's kind; `linkOf`'s callers check it too). */
 const VXLAN_DUMP_REQUEST = Buffer.concat([LINK_DUMP_REQUEST, encodeAttrs([[IFLA_LINKINFO, [[IFLA_INFO_KIND, cstr('vxlan')]]]])]);
 
-let groups: Map<number, string> | null = null;
-
 /** rtnetlink for dumps and for requests in `where`; null when it cannot be used (or `via` says processes). */
 async function rtnetlink(where: Where): Promise<{ nl: Netlink; rq: NetlinkRequests } | null> {
   if (where.via === 'processes') return null;
@@ -54,8 +52,7 @@ async function linkByIndex(rq: NetlinkRequests, index: number): Promise<DumpedLi
   const body = Buffer.alloc(16);
   body.writeInt32LE(index, 4);
   const a = await rq.request(RTM_GETLINK, 0, body);
-  groups ??= readGroupNames();
-  const g = groups;
+  const g = hostGroupNames();
   return a.errno === 0 ? (a.messages.map((m) => linkOf(m, g)).find((l) => l !== null) ?? null) : null;
 }
 
@@ -108,8 +105,7 @@ export async function observeVxlanLinks(address: string, where: Where = {}): Pro
   }
   const { nl, rq } = kernel;
   try {
-    groups ??= readGroupNames();
-    const g = groups;
+    const g = hostGroupNames();
     const dumped: DumpedLink[] = [];
     const addrs: DumpedAddr[] = [];
     await nl.dump([
