@@ -73,7 +73,8 @@ function ifinfo(index = 0, up = false): Buffer {
 export function ipBytes(s: string): { readonly family: 4 | 6; readonly bytes: Buffer } | null {
   const v4 = (t: string): number[] | null => {
     const parts = t.split('.');
-    if (parts.length !== 4 || !parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255)) return null;
+    // No leading zero (octal to inet_aton): refused as the domain's parser (cidr.ts) refuses it.
+    if (parts.length !== 4 || !parts.every((p) => /^(0|[1-9]\d{0,2})$/.test(p) && Number(p) <= 255)) return null;
     return parts.map(Number);
   };
   if (!s.includes(':')) {
@@ -82,12 +83,13 @@ export function ipBytes(s: string): { readonly family: 4 | 6; readonly bytes: Bu
   }
   const halves = s.split('::');
   if (halves.length > 2) return null;
-  const groups = (h: string): number[] | null => {
+  // An embedded IPv4 address only as the address's last two groups (`::ffff:10.0.0.1`).
+  const groups = (h: string, atEnd: boolean): number[] | null => {
     if (h === '') return [];
     const out: number[] = [];
     const parts = h.split(':');
     for (const [i, p] of parts.entries()) {
-      if (i === parts.length - 1 && p.includes('.')) {
+      if (atEnd && i === parts.length - 1 && p.includes('.')) {
         const b = v4(p);
         if (!b) return null;
         out.push(((b[0] ?? 0) << 8) | (b[1] ?? 0), ((b[2] ?? 0) << 8) | (b[3] ?? 0));
@@ -96,8 +98,8 @@ export function ipBytes(s: string): { readonly family: 4 | 6; readonly bytes: Bu
     }
     return out;
   };
-  const head = groups(halves[0] ?? '');
-  const tail = halves.length === 2 ? groups(halves[1] ?? '') : [];
+  const head = groups(halves[0] ?? '', halves.length === 1);
+  const tail = halves.length === 2 ? groups(halves[1] ?? '', true) : [];
   if (!head || !tail) return null;
   const missing = 8 - head.length - tail.length;
   if (halves.length === 2 ? missing < 1 : missing !== 0) return null;
