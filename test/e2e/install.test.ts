@@ -3,7 +3,9 @@
 //      unit's own ExecStart line (run as systemd would: its Environment, a bare PATH) serves a
 //      network where two containers ping; SIGTERM stops it cleanly; uninstall removes it all.
 //   2. managed plugin: `npm run plugin:build`, `docker plugin create` + `enable`, a network on
-//      `<name>:latest` where two containers ping, then everything removed.
+//      `<name>:latest` where two containers ping; Docker's API reached through the docker-api
+//      mount; dockerd restarted under it (restart-policy containers come back); then everything
+//      removed.
 // One driver at a time on this host: a running ledgernet removes lnb-/lnv- links it does not own,
 // so each test stops its driver (daemon or plugin) before the next one starts.
 import assert from 'node:assert/strict';
@@ -17,6 +19,7 @@ import { execa } from 'execa';
 import { SERVE_NODE_FLAGS } from '../../src/config.ts';
 import { PLUGIN_SOCKET, REPO_ROOT, ledgernetCli, pluginCall } from '../helpers/daemon.ts';
 import { TEST_IMAGE, cleanupAll, containerIp, docker, ping, track, uniqueName, waitFor } from '../helpers/docker.ts';
+import { ensureDockerd, stopDockerd } from '../helpers/dockerd.ts';
 import { assertNoLeaks, waitNoLeaks } from '../helpers/leaks.ts';
 import { environment, parseUnit, splitCommandLine, value, values } from '../helpers/systemd.ts';
 
@@ -52,16 +55,15 @@ after(async () => {
   for (const d of temps) await rm(d, { recursive: true, force: true });
 });
 
-async function runContainer(network: string): Promise<string> {
+async function runContainer(network: string, restart?: string): Promise<string> {
   const name = track.container(uniqueName('inst'));
-  await docker(['run', '-d', '--name', name, '--network', network, TEST_IMAGE, 'sleep', '600'], { check: true });
+  await docker(['run', '-d', '--name', name, ...(restart ? ['--restart', restart] : []), '--network', network, TEST_IMAGE, 'sleep', '600'], { check: true });
   return name;
 }
 
-/** Two containers on `network` ping each other; then both and the network are removed. */
-async function twoContainersPing(network: string): Promise<void> {
-  const c1 = await runContainer(network);
-  const c2 = await runContainer(network);
+/** Two containers on `network` ping each other (`started` two already running there); then both and the network are removed. */
+async function twoContainersPing(network: string, started?: readonly [string, string]): Promise<void> {
+  const [c1, c2] = started ?? [await runContainer(network), await runContainer(network)];
   const ip1 = await containerIp(c1, network);
   const ip2 = await containerIp(c2, network);
   assert.ok(await ping(c1, ip2), `${c1} pings ${c2} at ${ip2}`);
@@ -273,6 +275,22 @@ describe('install as a managed Docker plugin', () => {
       for (const t of ['pool.requested', 'address.requested', 'network.created', 'endpoint.joined', 'network.deleted']) assert.ok(types.includes(t), `the log holds ${t}`);
       await waitNoLeaks();
 
+      // dockerd restarted: it stops the plugin with its containers, enables it again before its
+      // API answers, and brings the `--restart always` containers back on the plugin's network;
+      // the plugin's docker-api mount is made again on the new socket.
+      const net2 = track.network(uniqueName('lnplug'));
+      await docker(['network', 'create', '--driver', PLUGIN, '--ipam-driver', PLUGIN, '--subnet', '10.231.63.0/24', net2], { check: true });
+      const back = [await runContainer(net2, 'always'), await runContainer(net2, 'always')] as const;
+      await stopDockerd();
+      await ensureDockerd();
+      await waitFor(async () => (await docker(['inspect', '-f', '{{.State.Running}}', ...back])).stdout.split('\n').every((l) => l === 'true'), { timeoutMs: 60_000, what: 'the --restart always containers to run again' });
+      await waitFor(async () => {
+        const d = (JSON.parse((await ledgernetCli(['status', '--json', '--state-dir', stateDir])).stdout) as { daemon: { docker: { driverName: string; answering: boolean } } }).daemon.docker;
+        return d.answering && d.driverName === PLUGIN;
+      }, { timeoutMs: 20_000, what: 'the restarted plugin to reach Docker and learn its name again' });
+      await twoContainersPing(net2, back);
+      await waitNoLeaks();
+
       await docker(['plugin', 'disable', PLUGIN], { check: true, timeoutMs: 60_000 });
       await docker(['plugin', 'rm', PLUGIN], { check: true, timeoutMs: 60_000 });
       assert.equal((await docker(['plugin', 'inspect', PLUGIN])).exitCode, 1, 'the plugin is gone');
@@ -281,6 +299,7 @@ describe('install as a managed Docker plugin', () => {
       assert.equal(nets.stdout, '', 'no network uses the plugin');
       await assertNoLeaks();
     } finally {
+      await ensureDockerd();
       await cleanupAll();
       await removePlugin();
     }
