@@ -1,12 +1,42 @@
 // A small client for Docker's Engine API over its unix socket (plain node:http with socketPath):
 // the few calls ledgernet makes to learn what Docker still has. Every call has a timeout, and a
 // Docker that is not there is a DockerUnavailableError, never mistaken for an answer.
+//
+// The API version is negotiated, not pinned: Docker 29 refuses anything below 1.44 ("client
+// version 1.41 is too old"), and Docker 28+ leaves `FirewallBackend` out of /info below 1.49.
+// The first call asks the unversioned GET /version once per socket and speaks Docker's newest
+// version, capped at the newest one whose changes were read against what ledgernet reads
+// (NEWEST_READ; none of those fields moved between 1.41 and it), never below Docker's minimum.
+// A call refused as too old or too new (Docker upgraded under a running ledgernet) negotiates
+// again and is sent once more.
 import { request } from 'node:http';
 import type { DockerNetworkView } from '../api/deferred-network.ts';
 
 export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
-/** API 1.41 is Docker 20.10's; newer engines still serve it. */
-const API_PREFIX = '/v1.41';
+/** The newest API version read against the fields ledgernet sends and reads (moby's api/docs/CHANGELOG.md up to v1.56). */
+const NEWEST_READ = '1.56';
+/** Docker 20.10's API version: spoken when Docker answers /version without one. */
+const FALLBACK = '1.41';
+
+const parts = (v: string) => v.split('.').map(Number);
+const versionOk = (v: unknown): v is string => typeof v === 'string' && /^\d+\.\d+$/.test(v);
+/** -1, 0, 1 as `a` is older than, equal to or newer than `b` (`1.9` < `1.41`). */
+function compareVersions(a: string, b: string): number {
+  const [x, y] = [parts(a), parts(b)];
+  for (let i = 0; i < 2; i++) if ((x[i] ?? 0) !== (y[i] ?? 0)) return (x[i] ?? 0) < (y[i] ?? 0) ? -1 : 1;
+  return 0;
+}
+
+/** The API version to speak to a Docker whose GET /version said `server`. Pure. */
+export function chooseApiVersion(server: { readonly ApiVersion?: unknown; readonly MinAPIVersion?: unknown }): string {
+  const newest = versionOk(server.ApiVersion) ? server.ApiVersion : FALLBACK;
+  const v = compareVersions(newest, NEWEST_READ) > 0 ? NEWEST_READ : newest;
+  return versionOk(server.MinAPIVersion) && compareVersions(v, server.MinAPIVersion) < 0 ? server.MinAPIVersion : v;
+}
+
+/** The negotiated version per Docker socket (shared by every client of that socket in this process). */
+const negotiated = new Map<string, Promise<string>>();
+const VERSION_REFUSED = /client version \S+ is too (old|new)/i;
 
 /** Docker could not be asked (no socket, refused, timeout, daemon restarting). */
 export class DockerUnavailableError extends Error {
@@ -110,12 +140,51 @@ export class DockerApi {
     }
   }
 
-  private call(method: string, path: string, timeoutMs: number, body?: unknown): Promise<string> {
+  /** The version this socket's Docker is spoken to in: asked once (GET /version, unversioned), again after `forget`. */
+  private apiVersion(timeoutMs: number): Promise<string> {
+    let v = negotiated.get(this.socketPath);
+    if (!v) {
+      v = this.send('GET', '', '/version', timeoutMs).then(
+        (text) => {
+          try {
+            return chooseApiVersion(JSON.parse(text) as object);
+          } catch {
+            return FALLBACK;
+          }
+        },
+        (e: unknown) => {
+          // Docker answered, with an error (a proxy, an engine without /version): the fallback.
+          if (e instanceof DockerApiError) return FALLBACK;
+          throw e;
+        },
+      );
+      negotiated.set(this.socketPath, v);
+      // Nobody answered: ask again next time.
+      const mine = v;
+      v.catch(() => negotiated.get(this.socketPath) === mine && negotiated.delete(this.socketPath));
+    }
+    return v;
+  }
+
+  private async call(method: string, path: string, timeoutMs: number, body?: unknown): Promise<string> {
+    const version = await this.apiVersion(timeoutMs);
+    try {
+      return await this.send(method, `/v${version}`, path, timeoutMs, body);
+    } catch (e) {
+      if (!(e instanceof DockerApiError && e.status === 400 && VERSION_REFUSED.test(e.message))) throw e;
+      // Docker was upgraded (or downgraded) under this process: negotiate again, send once more.
+      const current = negotiated.get(this.socketPath);
+      if (current && (await current.catch(() => null)) === version) negotiated.delete(this.socketPath);
+      return this.send(method, `/v${await this.apiVersion(timeoutMs)}`, path, timeoutMs, body);
+    }
+  }
+
+  private send(method: string, prefix: string, path: string, timeoutMs: number, body?: unknown): Promise<string> {
     const what = `${method} ${path}`;
     const payload = body === undefined ? '' : JSON.stringify(body);
     const headers = { Host: 'docker', ...(body === undefined ? {} : { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) }) };
     return new Promise((resolve, reject) => {
-      const req = request({ socketPath: this.socketPath, method, path: `${API_PREFIX}${path}`, headers }, (res) => {
+      const req = request({ socketPath: this.socketPath, method, path: `${prefix}${path}`, headers }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('error', (e) => reject(new DockerUnavailableError(`Docker at ${this.socketPath}: ${what}: ${e.message}`)));

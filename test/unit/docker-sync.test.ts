@@ -13,6 +13,7 @@ import { decide } from '../../src/events/domain/decide.ts';
 import { fold } from '../../src/events/domain/evolve.ts';
 import type { State, StoredEvent } from '../../src/events/domain/types.ts';
 import { EP_1, EP_2, NET_A, NET_B, endpointSpec, given, networkSpec, stamp } from '../helpers/events.ts';
+import { fakeDocker } from '../helpers/fake-docker.ts';
 
 const pool = (cidr: string): Command => ({
   type: 'RequestPool',
@@ -299,13 +300,15 @@ describe('DockerApi over a unix socket', () => {
   const seen: string[] = [];
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'ledgernet-docker-api-'));
-    server = createServer((req, res) => {
-      seen.push(`${req.method} ${req.url}`);
-      if (req.url === '/v1.41/networks') return void res.end(JSON.stringify([{ Id: NET_A, Name: 'a', Driver: 'ledgernet' }]));
-      if (req.url === '/v1.41/containers/x/start') return void res.writeHead(204).end();
-      if (req.url === '/v1.41/containers/slow/json') return; // never answers
-      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ message: 'No such container: y' }));
-    });
+    server = createServer(
+      fakeDocker({ api: '1.41', min: '1.12' }, (req, res, path) => {
+        seen.push(`${req.method} ${req.url}`);
+        if (path === '/networks') return void res.end(JSON.stringify([{ Id: NET_A, Name: 'a', Driver: 'ledgernet' }]));
+        if (path === '/containers/x/start') return void res.writeHead(204).end();
+        if (path === '/containers/slow/json') return; // never answers
+        res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ message: 'No such container: y' }));
+      }),
+    );
     await new Promise<void>((r) => server.listen(join(dir, 'docker.sock'), r));
   });
   after(async () => {

@@ -1,6 +1,7 @@
-// `--firewall auto` against Docker's /info: Docker 29+ reports FirewallBackend; an older engine's
-// answer has no such field and is a plain "iptables", settled at once; only no answer at all
-// (dockerd not started yet) leaves the choice unsure, to be asked again.
+// `--firewall auto` against Docker's /info: Docker 28.1+ reports FirewallBackend (API 1.49 and
+// later only: Docker leaves it out for an older client), and Docker 29 refuses clients older
+// than API 1.44; an older engine's answer has no such field and is a plain "iptables", settled
+// at once; only no answer at all (dockerd not started yet) leaves the choice unsure.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -10,6 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { resolveFirewall } from '../../../src/operator/firewall-choice.ts';
 import { DockerApi } from '../../../src/operator/docker-api.ts';
+import { fakeDocker, type DockerVersions } from '../../helpers/fake-docker.ts';
 
 let dir: string;
 const servers: Server[] = [];
@@ -21,31 +23,44 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** A unix socket answering GET /info with `info` (what a given Docker version sends). */
-async function dockerAnswering(name: string, info: object): Promise<string> {
+const DOCKER_20_10: DockerVersions = { api: '1.41', min: '1.12' };
+const DOCKER_28_5: DockerVersions = { api: '1.51', min: '1.24' };
+const DOCKER_29: DockerVersions = { api: '1.52', min: '1.44' };
+const older = (a: string, b: string) => Number(a.split('.')[1]) < Number(b.split('.')[1]);
+
+/** A unix socket answering GET /info with `info` as a Docker speaking `versions` does (FirewallBackend only from API 1.49). */
+async function dockerAnswering(name: string, info: { readonly ServerVersion: string; readonly Driver?: string; readonly FirewallBackend?: object }, versions: DockerVersions): Promise<string> {
   const path = join(dir, name);
-  const s = createServer((req, res) => {
-    res.setHeader('content-type', 'application/json');
-    res.end(JSON.stringify(req.url?.endsWith('/info') ? info : {}));
-  });
+  const s = createServer(
+    fakeDocker(versions, (_req, res, url, version) => {
+      const { FirewallBackend, ...rest } = info;
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify(url === '/info' ? (older(version, '1.49') ? rest : { ...rest, ...(FirewallBackend ? { FirewallBackend } : {}) }) : {}));
+    }),
+  );
   servers.push(s);
   await new Promise<void>((r) => s.listen(path, r));
   return path;
 }
 
 describe('--firewall auto', () => {
-  it('Docker 20.10 to 28 (no FirewallBackend in /info): iptables at once, not unsure', async () => {
-    const sock = await dockerAnswering('docker28.sock', { ServerVersion: '28.5.1', Driver: 'overlay2' });
+  it('Docker 20.10 (no FirewallBackend in /info): iptables at once, not unsure', async () => {
+    const sock = await dockerAnswering('docker20.sock', { ServerVersion: '20.10.24', Driver: 'overlay2' }, DOCKER_20_10);
     const r = await resolveFirewall('auto', sock, dir);
     assert.equal(r.backend.name, 'iptables');
     assert.equal(r.unsure, false, r.why);
   });
 
-  it('Docker 29 with nftables: nftables; with iptables: iptables', async () => {
-    const nft = await resolveFirewall('auto', await dockerAnswering('nft.sock', { ServerVersion: '29.0.0', FirewallBackend: { Driver: 'nftables' } }), dir);
-    assert.deepEqual([nft.backend.name, nft.unsure], ['nftables', false]);
-    const ipt = await resolveFirewall('auto', await dockerAnswering('ipt.sock', { ServerVersion: '29.0.0', FirewallBackend: { Driver: 'iptables' } }), dir);
-    assert.deepEqual([ipt.backend.name, ipt.unsure], ['iptables', false]);
+  it('Docker 29 (refuses API 1.41) with nftables: nftables; with iptables: iptables', async () => {
+    const nft = await resolveFirewall('auto', await dockerAnswering('nft.sock', { ServerVersion: '29.0.0', FirewallBackend: { Driver: 'nftables' } }, DOCKER_29), dir);
+    assert.deepEqual([nft.backend.name, nft.unsure], ['nftables', false], nft.why);
+    const ipt = await resolveFirewall('auto', await dockerAnswering('ipt.sock', { ServerVersion: '29.0.0', FirewallBackend: { Driver: 'iptables' } }, DOCKER_29), dir);
+    assert.deepEqual([ipt.backend.name, ipt.unsure], ['iptables', false], ipt.why);
+  });
+
+  it('Docker 28.5 with nftables (reported to API 1.49 and later only): nftables', async () => {
+    const r = await resolveFirewall('auto', await dockerAnswering('nft28.sock', { ServerVersion: '28.5.1', FirewallBackend: { Driver: 'nftables' } }, DOCKER_28_5), dir);
+    assert.deepEqual([r.backend.name, r.unsure], ['nftables', false], r.why);
   });
 
   it('no Docker answering yet: unsure (asked again later)', async () => {
