@@ -147,6 +147,13 @@ function buildReconciler(cfg: ServeConfig, store: EventStore, kernel: Kernel, fi
 }
 
 /** Docker's networks and version, as the api reads them to take a network whose CreateNetwork was cut off. */
+/** One client of Docker's API for the daemon, and the driver's name there (docker-name.ts); null with --docker-socket ''. */
+function dockerParts(cfg: ServeConfig, log: Logger): Parts['docker'] {
+  if (!cfg.dockerSocket) return null;
+  const api = new DockerApi(cfg.dockerSocket);
+  return { api, link: new DockerLink({ api, socket: cfg.socket, driverName: cfg.driverName, log: log.child({ component: 'docker' }) }) };
+}
+
 function networksOf(api: DockerApi): { list(): Promise<readonly DockerNetwork[]>; version(): Promise<string> } {
   return { list: () => api.listNetworks(), version: () => api.version() };
 }
@@ -170,8 +177,8 @@ interface Parts {
   readonly cluster?: ClusterPort | undefined;
   readonly clusterView?: (() => Promise<unknown>) | undefined;
   readonly proxies: ProxyPort;
-  /** Docker's API as the daemon reaches it, and the driver's name there; null with --docker-socket ''. */
-  readonly docker: DockerLink | null;
+  /** Docker's API (one client for the daemon), and the driver's name there; null with --docker-socket ''. */
+  readonly docker: { readonly api: DockerApi; readonly link: DockerLink } | null;
 }
 
 /** The plugin socket Docker calls, then the control socket of the CLI; each cleanup goes to `add` once it listens. */
@@ -185,7 +192,7 @@ async function listen(cfg: ServeConfig, p: Parts, log: Logger, add: (c: Cleanup)
     host: hostView(p.kernel, p.proxies, log),
     defaultPools: cfg.defaultPools,
     cluster: p.cluster,
-    ...(cfg.dockerSocket && p.docker ? { docker: { networks: networksOf(new DockerApi(cfg.dockerSocket)), driverName: () => p.docker?.driverName() ?? '' } } : {}),
+    ...(p.docker ? { docker: { networks: networksOf(p.docker.api), driverName: p.docker.link.driverName } } : {}),
   });
   // Under the supervisor (src/supervisor/) the worker serves the supervisor's framed link on a
   // private socket in the state dir; Docker's socket (cfg.socket) belongs to the supervisor.
@@ -208,7 +215,7 @@ async function listen(cfg: ServeConfig, p: Parts, log: Logger, add: (c: Cleanup)
     audit: () => p.outbox?.stats() ?? null,
     ...(p.clusterView ? { cluster: p.clusterView } : {}),
     proxies: () => p.proxies.list(),
-    docker: () => p.docker?.status() ?? Promise.resolve(null),
+    docker: () => p.docker?.link.status() ?? Promise.resolve(null),
     authorize: controlPeerCheck(ctlPath),
   });
   add(await listenOn(control, ctlPath, 0o600));
@@ -289,10 +296,10 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
     add(() => reconciler.stop());
     // A remote endpoint or member came or went: its FDB and neighbour entries converge now.
     if (cluster) store.onEvents((evs) => void (evs.some((e) => e.type.startsWith('peer.')) && reconciler.requestPass('cluster').catch((e: unknown) => log.warn({ err: e }, 'cluster pass failed'))));
-    const docker = cfg.dockerSocket ? new DockerLink({ api: new DockerApi(cfg.dockerSocket), socket: cfg.socket, driverName: cfg.driverName, log: log.child({ component: 'docker' }) }) : null;
+    const docker = dockerParts(cfg, log);
     if (docker) {
-      add(async () => docker.stop());
-      await docker.start();
+      add(async () => docker.link.stop());
+      await docker.link.start();
     }
     await listen(cfg, { store, kernel, reconciler, outbox, metrics, cluster: cluster?.port, clusterView: cluster?.view, proxies, docker }, log, add);
     add(await startMetrics(cfg, store, metrics, log));
@@ -301,7 +308,7 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
     reconciler.start();
     add(watchKernel(cfg, reconciler, log, metrics));
     await reconciler.requestPass('startup');
-    if (docker) add(startDockerSync(cfg, store, reconciler, () => docker.driverName(), log));
+    if (docker) add(startDockerSync(cfg, store, reconciler, docker, log));
     add(startLeftSweeper({ store, converge: (t) => void reconciler.requestPass(t).catch((e: unknown) => log.warn({ err: e, trigger: t }, 'background reconcile pass failed')), log }));
     log.info({ socket: cfg.socket, stateDir: cfg.stateDir, intervalS: cfg.reconcileIntervalS }, 'ledgernet is serving');
   } catch (e) {

@@ -139,7 +139,7 @@ async function gatewayOf(c: DockerIpamConfig, subnet: Prefix, ipamDriver: string
 
 export interface AdopterDeps extends IntentDeps {
   readonly docker: DockerNetworks;
-  /** The name Docker knows this driver by when it knows no network of it yet (the plugin socket's base name, or LEDGERNET_DRIVER_NAME). */
+  /** The name Docker knows this driver by when it knows no network of it yet (operator/docker-name.ts: the socket's base name, the managed plugin's name, or LEDGERNET_DRIVER_NAME). */
   readonly driverName: () => string;
   /** Does a rebuilt CreateNetwork as Docker's own would be done, marked as taken from Docker's API. */
   readonly create: (body: Json) => Promise<unknown>;

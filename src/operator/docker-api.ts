@@ -140,7 +140,7 @@ export class DockerApi {
     }
   }
 
-  /** The version this socket's Docker is spoken to in: asked once (GET /version, unversioned), again after `forget`. */
+  /** The version this socket's Docker is spoken to in: asked once (GET /version, unversioned), again after a refusal of the version. */
   private apiVersion(timeoutMs: number): Promise<string> {
     let v = negotiated.get(this.socketPath);
     if (!v) {

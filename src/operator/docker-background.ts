@@ -6,7 +6,8 @@ import type { Logger } from 'pino';
 import { DEFAULTS, type ServeConfig } from '../config.ts';
 import type { EventStore } from '../events/index.ts';
 import type { Reconciler } from '../reconciler/index.ts';
-import { DockerApi } from './docker-api.ts';
+import type { DockerApi } from './docker-api.ts';
+import type { DockerLink } from './docker-name.ts';
 import { DockerSync } from './docker-sync.ts';
 import { recordFirewall, resolveFirewall, type switchableFirewall } from './firewall-choice.ts';
 
@@ -43,11 +44,11 @@ const DOCKER_CONFIRM_MS = 2_000;
  * Asks Docker's API, in the background, for networks removed and restart-policy containers given
  * up on while ledgernet was down (src/docker-sync.ts). Returns the step that stops it.
  */
-export function startDockerSync(cfg: ServeConfig, store: EventStore, reconciler: Reconciler, driverName: () => string, log: Logger): () => Promise<void> {
+export function startDockerSync(cfg: ServeConfig, store: EventStore, reconciler: Reconciler, docker: { readonly api: DockerApi; readonly link: DockerLink }, log: Logger): () => Promise<void> {
   const sync = new DockerSync({
-    api: new DockerApi(cfg.dockerSocket ?? undefined),
+    api: docker.api,
     getState: () => store.state,
-    driverName,
+    driverName: docker.link.driverName,
     // A collected network's kernel objects go in the pass right after.
     execute: async (cmd) => {
       const events = await store.execute(cmd);

@@ -72,10 +72,8 @@ export class DockerLink {
     this.from = deps.driverName ? 'LEDGERNET_DRIVER_NAME' : 'the plugin socket';
   }
 
-  /** The name now (the fallback until a managed plugin's name is known). */
-  driverName(): string {
-    return this.name;
-  }
+  /** The name now (the fallback until a managed plugin's name is known); bound, so it can be handed on. */
+  readonly driverName = (): string => this.name;
 
   /**
    * Looks for the managed plugin's id and, when there is one, asks Docker for its name in the
