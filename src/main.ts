@@ -146,7 +146,6 @@ function buildReconciler(cfg: ServeConfig, store: EventStore, kernel: Kernel, fi
   });
 }
 
-/** Docker's networks and version, as the api reads them to take a network whose CreateNetwork was cut off. */
 /** One client of Docker's API for the daemon, and the driver's name there (docker-name.ts); null with --docker-socket ''. */
 function dockerParts(cfg: ServeConfig, log: Logger): Parts['docker'] {
   if (!cfg.dockerSocket) return null;
@@ -154,6 +153,7 @@ function dockerParts(cfg: ServeConfig, log: Logger): Parts['docker'] {
   return { api, link: new DockerLink({ api, socket: cfg.socket, driverName: cfg.driverName, log: log.child({ component: 'docker' }) }) };
 }
 
+/** Docker's networks and version, as the api reads them to take a network whose CreateNetwork was cut off. */
 function networksOf(api: DockerApi): { list(): Promise<readonly DockerNetwork[]>; version(): Promise<string> } {
   return { list: () => api.listNetworks(), version: () => api.version() };
 }
