@@ -125,6 +125,11 @@ cp -r node_modules "$ROOTFS/app/"
   die "npm prune --omit=dev failed in $ROOTFS/app"
 find "$ROOTFS/app/node_modules" -depth -type d -empty -delete
 
+# The docker-api mount is the directory that holds Docker's socket, not the socket file: dockerd
+# removes and makes its socket anew at each start, and a file mount would keep the old one for a
+# plugin that outlives dockerd (live-restore). `bind`, not `rbind`: the host's /run holds other
+# mounts (containers' netns files, ip netns), which the plugin must not copy and so keep alive.
+# Read-only: connect() to a socket needs no write access to its mount.
 cat >"$OUT/config.json" <<'EOF'
 {
   "description": "ledgernet: Docker network driver with a durable event log and a reconciler",
@@ -154,11 +159,11 @@ cat >"$OUT/config.json" <<'EOF'
     },
     {
       "name": "docker-api",
-      "description": "Docker's API socket on the host: networks removed while the plugin was down, endpoints Docker abandoned, the plugin's own name (set LEDGERNET_DOCKER_SOCKET empty to never ask Docker)",
+      "description": "the host's directory of Docker's API socket (docker.sock; LEDGERNET_DOCKER_SOCKET names it): networks removed while the plugin was down, endpoints Docker abandoned, the plugin's own name. The directory, not the socket file: dockerd makes a new socket each start, and with live-restore the plugin outlives it",
       "type": "bind",
-      "source": "/var/run/docker.sock",
-      "destination": "/run/ledgernet-docker.sock",
-      "options": ["rbind", "rw"],
+      "source": "/var/run",
+      "destination": "/run/ledgernet-docker",
+      "options": ["bind", "ro"],
       "settable": ["source"]
     }
   ],
@@ -173,7 +178,7 @@ cat >"$OUT/config.json" <<'EOF'
     { "name": "LEDGERNET_NATS_CREDS", "description": "a NATS .creds file as the plugin sees it, e.g. in the state mount: /var/lib/ledgernet/nats.creds (empty: none)", "settable": ["value"], "value": "" },
     { "name": "LEDGERNET_FIREWALL", "description": "firewall backend: auto (follow Docker: nftables where Docker 29+ uses it), iptables or nftables", "settable": ["value"], "value": "auto" },
     { "name": "LEDGERNET_METRICS", "description": "HOST:PORT for Prometheus metrics (empty: off)", "settable": ["value"], "value": "" },
-    { "name": "LEDGERNET_DOCKER_SOCKET", "description": "Docker's API as the plugin sees it (the docker-api mount; empty: never ask Docker)", "settable": ["value"], "value": "/run/ledgernet-docker.sock" },
+    { "name": "LEDGERNET_DOCKER_SOCKET", "description": "Docker's API socket as the plugin sees it, in the docker-api mount (empty: never ask Docker)", "settable": ["value"], "value": "/run/ledgernet-docker/docker.sock" },
     { "name": "LEDGERNET_RUN_DIR", "description": "where the host guard lives (the host-guard mount)", "value": "/run/ledgernet-host" },
     { "name": "PATH", "value": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" }
   ]

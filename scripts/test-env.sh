@@ -115,7 +115,8 @@ spawn_dockerd() {
         fd=${fd##*/}
         ((fd > 2)) && eval "exec $fd>&-"
       done
-      exec setsid dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null
+      # shellcheck disable=SC2086 # flags for one start, word by word (e.g. --live-restore)
+      exec setsid dockerd ${LEDGERNET_TEST_DOCKERD_FLAGS:-} >>"$DOCKERD_LOG" 2>&1 </dev/null
     ) &
     disown
   fi
@@ -273,6 +274,7 @@ main() {
 
 # `test-env.sh dockerd`: only make sure dockerd runs and answers (tests that restart dockerd
 # start it again this way); `test-env.sh dockerd-spawn`: only start it, without waiting.
+# LEDGERNET_TEST_DOCKERD_FLAGS: flags for a dockerd this call starts (none otherwise).
 case "${1:-}" in
   dockerd | dockerd-spawn)
     ((EUID == 0)) || die "must run as root"

@@ -4,8 +4,9 @@
 //      network where two containers ping; SIGTERM stops it cleanly; uninstall removes it all.
 //   2. managed plugin: `npm run plugin:build`, `docker plugin create` + `enable`, a network on
 //      `<name>:latest` where two containers ping; Docker's API reached through the docker-api
-//      mount; dockerd restarted under it (restart-policy containers come back); then everything
-//      removed.
+//      mount; dockerd restarted under it (restart-policy containers come back); dockerd with
+//      live-restore restarted while the plugin and the containers run on (the plugin reaches the
+//      new dockerd); then everything removed.
 // One driver at a time on this host: a running ledgernet removes lnb-/lnv- links it does not own,
 // so each test stops its driver (daemon or plugin) before the next one starts.
 import assert from 'node:assert/strict';
@@ -19,7 +20,7 @@ import { execa } from 'execa';
 import { SERVE_NODE_FLAGS } from '../../src/config.ts';
 import { PLUGIN_SOCKET, REPO_ROOT, ledgernetCli, pluginCall } from '../helpers/daemon.ts';
 import { TEST_IMAGE, cleanupAll, containerIp, docker, ping, track, uniqueName, waitFor } from '../helpers/docker.ts';
-import { ensureDockerd, stopDockerd } from '../helpers/dockerd.ts';
+import { ensureDockerd, ensurePlainDockerd, stopDockerd } from '../helpers/dockerd.ts';
 import { assertNoLeaks, waitNoLeaks } from '../helpers/leaks.ts';
 import { environment, parseUnit, splitCommandLine, value, values } from '../helpers/systemd.ts';
 
@@ -76,6 +77,19 @@ async function eventTypes(stateDir: string): Promise<string[]> {
   const r = await ledgernetCli(['events', '--json', '--state-dir', stateDir]);
   assert.equal(r.exitCode, 0, r.stderr);
   return r.stdout.trim().split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { type: string }).type);
+}
+
+/** What the daemon at `stateDir` says of Docker's API (`ledgernet status --json`). */
+async function dockerSeen(stateDir: string): Promise<{ answering: boolean; socket: string; driverName: string }> {
+  const r = await ledgernetCli(['status', '--json', '--state-dir', stateDir]);
+  assert.equal(r.exitCode, 0, r.stderr);
+  return (JSON.parse(r.stdout) as { daemon: { docker: { answering: boolean; socket: string; driverName: string } } }).daemon.docker;
+}
+
+/** The pids of the managed plugin's processes (supervisor and worker), as the host sees them. */
+async function pluginProcesses(): Promise<number[]> {
+  const r = await execa('pgrep', ['-f', '^/usr/bin/node .*/app/dist/cli.js serve'], { reject: false });
+  return r.stdout.split('\n').filter(Boolean).map(Number).sort((a, b) => a - b);
 }
 
 const systemdAnalyzeWorks = (await execa('systemd-analyze', ['--version'], { reject: false })).exitCode === 0;
@@ -218,7 +232,7 @@ describe('install as a managed Docker plugin', () => {
     const state = config.mounts.find((m) => m.name === 'state');
     assert.deepEqual([state?.destination, state?.settable], ['/var/lib/ledgernet', ['source']]);
     const api = config.mounts.find((m) => m.name === 'docker-api');
-    assert.deepEqual([api?.destination, api?.settable], ['/run/ledgernet-docker.sock', ['source']]);
+    assert.deepEqual([api?.destination, api?.settable], ['/run/ledgernet-docker', ['source']]);
     for (const name of ['LEDGERNET_LOG_LEVEL', 'LEDGERNET_FIREWALL', 'LEDGERNET_DOCKER_SOCKET']) assert.deepEqual(config.env.find((e) => e.name === name)?.settable, ['value'], name);
 
     // The rootfs is complete: every program the driver runs starts inside it.
@@ -246,8 +260,8 @@ describe('install as a managed Docker plugin', () => {
       assert.equal(st.exitCode, 0, st.stderr);
       // Docker's API through the docker-api mount, and the plugin's own name (with its tag) from it.
       await waitFor(async () => {
-        const d = (JSON.parse((await ledgernetCli(['status', '--json', '--state-dir', stateDir])).stdout) as { daemon: { docker: { driverName: string; answering: boolean; socket: string } } }).daemon.docker;
-        assert.deepEqual([d.answering, d.socket, d.driverName], [true, '/run/ledgernet-docker.sock', PLUGIN]);
+        const d = await dockerSeen(stateDir);
+        assert.deepEqual([d.answering, d.socket, d.driverName], [true, '/run/ledgernet-docker/docker.sock', PLUGIN]);
         return true;
       }, { timeoutMs: 20_000, what: 'the plugin to learn its name from Docker' });
       // A network Docker does not have (made on the plugin's socket behind Docker's back, as one
@@ -283,11 +297,31 @@ describe('install as a managed Docker plugin', () => {
       const back = [await runContainer(net2, 'always'), await runContainer(net2, 'always')] as const;
       await stopDockerd();
       await ensureDockerd();
-      await waitFor(async () => (await docker(['inspect', '-f', '{{.State.Running}}', ...back])).stdout.split('\n').every((l) => l === 'true'), { timeoutMs: 60_000, what: 'the --restart always containers to run again' });
-      await waitFor(async () => {
-        const d = (JSON.parse((await ledgernetCli(['status', '--json', '--state-dir', stateDir])).stdout) as { daemon: { docker: { driverName: string; answering: boolean } } }).daemon.docker;
+      const running = async () => (await docker(['inspect', '-f', '{{.State.Running}}', ...back])).stdout.split('\n').every((l) => l === 'true');
+      await waitFor(running, { timeoutMs: 60_000, what: 'the --restart always containers to run again' });
+      const reachesDocker = async () => {
+        const d = await dockerSeen(stateDir);
         return d.answering && d.driverName === PLUGIN;
-      }, { timeoutMs: 20_000, what: 'the restarted plugin to reach Docker and learn its name again' });
+      };
+      await waitFor(reachesDocker, { timeoutMs: 20_000, what: 'the restarted plugin to reach Docker and learn its name again' });
+
+      // dockerd with live-restore: stopping it leaves the plugin and the containers running, and
+      // the next dockerd makes its socket anew. The plugin reaches it through the same mount (the
+      // socket's directory; a mount of the socket file kept the old, refused one).
+      await stopDockerd();
+      await ensureDockerd(['--live-restore']);
+      await waitFor(running, { timeoutMs: 60_000, what: 'the --restart always containers to run under the live-restore dockerd' });
+      await waitFor(reachesDocker, { timeoutMs: 20_000, what: 'the plugin to reach the live-restore dockerd' });
+      const plugin = await pluginProcesses();
+      const startedAt = async () => (await docker(['inspect', '-f', '{{.State.StartedAt}}', ...back], { check: true })).stdout;
+      const started = await startedAt();
+      await stopDockerd();
+      assert.deepEqual(await pluginProcesses(), plugin, 'the plugin runs on while dockerd is down (live-restore)');
+      assert.equal((await dockerSeen(stateDir)).answering, false, 'status says Docker is not answering while dockerd is down');
+      await ensureDockerd(['--live-restore']);
+      assert.deepEqual(await pluginProcesses(), plugin, 'the same plugin serves the new dockerd');
+      await waitFor(reachesDocker, { timeoutMs: 20_000, what: 'the plugin that outlived dockerd to reach the new one' });
+      assert.equal(await startedAt(), started, 'the containers ran on, not restarted');
       await twoContainersPing(net2, back);
       await waitNoLeaks();
 
@@ -299,7 +333,7 @@ describe('install as a managed Docker plugin', () => {
       assert.equal(nets.stdout, '', 'no network uses the plugin');
       await assertNoLeaks();
     } finally {
-      await ensureDockerd();
+      await ensurePlainDockerd();
       await cleanupAll();
       await removePlugin();
     }

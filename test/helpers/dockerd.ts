@@ -33,9 +33,25 @@ export async function spawnDockerd(): Promise<void> {
   await execa('bash', [TEST_ENV, 'dockerd-spawn'], { stdin: 'ignore' });
 }
 
-/** Makes sure dockerd runs and answers (starting it as test-env.sh does); never leaves it stopped. */
-export async function ensureDockerd(): Promise<void> {
-  await execa('bash', [TEST_ENV, 'dockerd'], { stdin: 'ignore', timeout: 180_000 });
+/**
+ * Makes sure dockerd runs and answers (starting it as test-env.sh does, with `flags` if this call
+ * starts it); never leaves it stopped.
+ */
+export async function ensureDockerd(flags: readonly string[] = []): Promise<void> {
+  await execa('bash', [TEST_ENV, 'dockerd'], { stdin: 'ignore', timeout: 180_000, env: { LEDGERNET_TEST_DOCKERD_FLAGS: flags.join(' ') } });
+}
+
+/** Whether the running dockerd keeps containers and plugins running when it stops. */
+export async function liveRestore(): Promise<boolean> {
+  return (await docker(['info', '-f', '{{.LiveRestoreEnabled}}'], { timeoutMs: 10_000 })).stdout.trim() === 'true';
+}
+
+/** A dockerd as test-env.sh starts it, without live-restore (restarted when a test left it on). */
+export async function ensurePlainDockerd(): Promise<void> {
+  await ensureDockerd();
+  if (!(await liveRestore())) return;
+  await stopDockerd();
+  await ensureDockerd();
 }
 
 /** Waits until `docker info` answers. */
