@@ -35,9 +35,11 @@ commands:
   release ID|CIDR|IP  forget a network or endpoint (id or unique 12+ hex prefix), an IPAM pool or
               address that Docker no longer has (e.g. after a crash mid-call); its kernel objects are removed
               --dry-run  only show the events it would record and the kernel objects it would remove
+              --reason TEXT  why, recorded with the events (with the login name, uid and pid)
   repair      after a crash, make Docker and ledgernet agree through Docker's API: force-disconnect
               endpoints Docker holds whose removal was lost; release endpoints, networks, IPAM pools
               and addresses Docker does not hold [--dry-run (exit 2: repairs pending)] [--docker-socket P]
+              [--reason TEXT]
   install     put the systemd unit in place, enable and start it [--root DIR] [--no-start] [--prefix P]
   uninstall   stop and disable the systemd unit and remove it [--root DIR]
   audit       read the audit stream from NATS: --nats URL [--host H] [--since SEQ|TIME]
@@ -247,9 +249,9 @@ async function main(argv: string[]): Promise<number> {
     case 'status':
       return (await import('./operator/commands.ts')).runStatus({ stateDir, json: values.json ?? false, firewall: values.firewall });
     case 'release':
-      return (await import('./operator/commands.ts')).runRelease({ stateDir, target: sub, dryRun: values['dry-run'] ?? false });
+      return (await import('./operator/commands.ts')).runRelease({ stateDir, target: sub, dryRun: values['dry-run'] ?? false, ...(values.reason === undefined ? {} : { reason: values.reason }) });
     case 'repair':
-      return (await import('./operator/repair.ts')).runRepair({ stateDir, dryRun: values['dry-run'] ?? false, dockerSocket: values['docker-socket'] || DEFAULT_DOCKER_SOCKET });
+      return (await import('./operator/repair.ts')).runRepair({ stateDir, dryRun: values['dry-run'] ?? false, dockerSocket: values['docker-socket'] || DEFAULT_DOCKER_SOCKET, ...(values.reason === undefined ? {} : { reason: values.reason }) });
     case 'events':
       return (await import('./operator/commands.ts')).runEvents({ stateDir, json: values.json ?? false, follow: values.follow ?? false, verify: sub === 'verify' });
     case 'install':

@@ -15,7 +15,7 @@ import type { HostView } from './api/ipam.ts';
 import type { FirewallBackend, Kernel, ProxyPort } from './kernel/index.ts';
 import { OutcomeRecorder, Reconciler, isOwnedLink, markLost } from './reconciler/index.ts';
 import type { Metrics } from './operator/metrics.ts';
-import { controlPeerCheck, listenPrivately, prepareSocketPath } from './operator/socket.ts';
+import { controlPeerCheck, listenPrivately, peerCredentials, prepareSocketPath } from './operator/socket.ts';
 import { recordDirectRouting, recordFirewall, resolveFirewall, switchableFirewall } from './operator/firewall-choice.ts';
 import { followDockerFirewall, startDockerSync } from './operator/docker-background.ts';
 import { DockerApi, type DockerNetwork } from './operator/docker-api.ts';
@@ -217,6 +217,7 @@ async function listen(cfg: ServeConfig, p: Parts, log: Logger, add: (c: Cleanup)
     proxies: () => p.proxies.list(),
     docker: () => p.docker?.link.status() ?? Promise.resolve(null),
     authorize: controlPeerCheck(ctlPath),
+    peer: peerCredentials,
   });
   add(await listenOn(control, ctlPath, 0o600));
 }

@@ -4,14 +4,15 @@
 // address block when this host's blocks are full, records it in the log, and then allocates from
 // the log as for any pool.
 import { DriverError } from '../errors.ts';
+import { byDocker } from '../events/domain/cause.ts';
 import { formatPrefix, parsePrefix } from '../events/domain/cidr.ts';
 import { pickFromBlocks, type ClusterNetwork, type ClusterPort } from '../events/domain/cluster.ts';
 import type { Command, DefaultPool } from '../events/domain/commands.ts';
 import { proposePool } from '../events/domain/ipam.ts';
-import { lookup, type PoolState, type State, type StoredEvent } from '../events/domain/types.ts';
+import { lookup, type Cause, type PoolState, type State, type StoredEvent } from '../events/domain/types.ts';
 
 interface ClusterIpamDeps {
-  readonly store: { execute(cmd: Command): Promise<StoredEvent[]>; readonly state: State };
+  readonly store: { execute(cmd: Command, cause: Cause): Promise<StoredEvent[]>; readonly state: State };
   readonly cluster?: ClusterPort | undefined;
   readonly defaultPool: DefaultPool;
   readonly occupied: () => Promise<string[]>;
@@ -56,7 +57,7 @@ export async function requestClusterPool(deps: ClusterIpamDeps, req: ClusterPool
     const events = await deps.store.execute({
       type: 'RequestPool',
       request: { pool: net.subnet, subPool: null, v6: false, defaults: deps.defaultPool, occupied: [], cluster: { name, vni: net.vni, blockLen: net.blockLen, ...(mtu !== null ? { mtu } : {}) } },
-    });
+    }, byDocker(method));
     recorded = true;
     return events;
   } finally {
@@ -68,9 +69,10 @@ const claiming = new Map<string, Promise<void>>();
 
 /**
  * Before a dynamic address of a cluster pool: when this host's blocks are full, claims one more
- * block in the KV bucket and records it (one claim per pool at a time; the others wait for it).
+ * block in the KV bucket and records it (one claim per pool at a time; the others wait for it),
+ * as caused by `cause` (the call that needed the address).
  */
-export async function ensureBlock(deps: ClusterIpamDeps, poolId: string): Promise<void> {
+export async function ensureBlock(deps: ClusterIpamDeps, poolId: string, cause: Cause): Promise<void> {
   for (;;) {
     const pool = lookup(deps.store.state.pools, poolId);
     if (!pool?.cluster || pickFromBlocks(pool) !== null) return;
@@ -79,19 +81,19 @@ export async function ensureBlock(deps: ClusterIpamDeps, poolId: string): Promis
       await running;
       continue;
     }
-    const claim = claimBlock(deps, pool).finally(() => claiming.delete(poolId));
+    const claim = claimBlock(deps, pool, cause).finally(() => claiming.delete(poolId));
     claiming.set(poolId, claim);
     await claim;
     return;
   }
 }
 
-async function claimBlock(deps: ClusterIpamDeps, pool: PoolState): Promise<void> {
+async function claimBlock(deps: ClusterIpamDeps, pool: PoolState, cause: Cause): Promise<void> {
   const c = pool.cluster;
   if (!deps.cluster || !c) {
     throw new DriverError('LN_ERR_CLUSTER_UNAVAILABLE', `cluster network ${c?.name ?? pool.pool}: this ledgernet runs without --nats; no address block can be claimed`);
   }
   const net: ClusterNetwork = { name: c.name, subnet: pool.pool, vni: c.vni, blockLen: c.blockLen, createdBy: '' };
   const block = await deps.cluster.claimBlock(net, pool.blocks ?? []);
-  await deps.store.execute({ type: 'ClaimBlock', poolId: pool.poolId, block });
+  await deps.store.execute({ type: 'ClaimBlock', poolId: pool.poolId, block }, cause);
 }

@@ -17,6 +17,7 @@
 // No pick between calls is made: each endpoint is created from its own Join, so two cut-off
 // CreateEndpoints cannot cross. A marker no Join uses (the docker command failed for another
 // reason, or the CreateEndpoint had been done and only its reply was lost) expires.
+import { byDocker, byLedgernet } from '../events/domain/cause.ts';
 import { short } from '../events/domain/decide.ts';
 import { peerName, vethName } from '../events/domain/naming.ts';
 import { lookup, pendingDeferred, type EndpointSpec, type EndpointState } from '../events/domain/types.ts';
@@ -36,7 +37,7 @@ export interface DeferDeps extends IntentDeps {
 
 /** Answers the retry: `{}` once the marker is durable. */
 export async function answerCreateRetry(deps: IntentDeps): Promise<unknown> {
-  await deps.store.execute({ type: 'DeferEndpoint', reason: 'the empty-body retry of a CreateEndpoint cut off before it was journaled' });
+  await deps.store.execute({ type: 'DeferEndpoint', reason: 'the empty-body retry of a CreateEndpoint cut off before it was journaled' }, byDocker('NetworkDriver.CreateEndpoint'));
   deps.log.warn(
     { method: 'NetworkDriver.CreateEndpoint' },
     'empty-body retry of a call cut off before it was recorded: answered as done; the endpoint its Join names next is created then, and its addresses read from the container',
@@ -104,7 +105,7 @@ async function readAndRecord(deps: DeferDeps, endpointId: string): Promise<void>
     // Until Docker binds the namespace to the key, there is no such file: not there yet.
     const iface = await host.containerIface(ep.sandboxKey, ep.veth).catch((e: unknown) => ((last = e), null));
     if (iface && (iface.address !== null || iface.addressV6 !== null)) {
-      await deps.store.execute({ type: 'AddressEndpoint', networkId: ep.networkId, endpointId, address: iface.address, addressV6: iface.addressV6, mac: iface.mac });
+      await deps.store.execute({ type: 'AddressEndpoint', networkId: ep.networkId, endpointId, address: iface.address, addressV6: iface.addressV6, mac: iface.mac }, byLedgernet('deferred-endpoint'));
       deps.log.info({ endpoint: short(endpointId), address: iface.address, addressV6: iface.addressV6, mac: iface.mac }, 'addresses of an endpoint created at its Join read from its container');
       // Its published ports, firewall openings and cluster entries follow the addresses.
       background(deps, 'endpoint.addressed');

@@ -20,6 +20,7 @@
 // reply was lost) expires after DEFERRED_MS.
 import { DriverError } from '../errors.ts';
 import { bits, formatIp, parseIp, parsePrefix, type Prefix } from '../events/domain/cidr.ts';
+import { byDocker } from '../events/domain/cause.ts';
 import { short } from '../events/domain/decide.ts';
 import { lookup, pendingDeferredNetworks, type State } from '../events/domain/types.ts';
 import type { IntentDeps } from './intent.ts';
@@ -168,7 +169,7 @@ export class NetworkAdopter {
 
   /** Answers the retry: `{}` once the marker is durable; the network is looked for from then on. */
   async answerRetry(): Promise<unknown> {
-    await this.deps.store.execute({ type: 'DeferNetwork', reason: 'the empty-body retry of a CreateNetwork cut off before it was journaled' });
+    await this.deps.store.execute({ type: 'DeferNetwork', reason: 'the empty-body retry of a CreateNetwork cut off before it was journaled' }, byDocker('NetworkDriver.CreateNetwork'));
     this.deps.log.warn(
       { method: 'NetworkDriver.CreateNetwork' },
       "empty-body retry of a call cut off before it was recorded: answered as done; the network Docker stores next is taken from Docker's API",

@@ -4,15 +4,16 @@
 // log line (the error's cause) and to the recorded event (the compensation's reason).
 import type { Logger } from 'pino';
 import { DriverError, isDriverError, phraseOf } from '../errors.ts';
+import { byDocker } from '../events/domain/cause.ts';
 import type { Command } from '../events/domain/commands.ts';
-import type { State, StoredEvent } from '../events/domain/types.ts';
+import type { Cause, State, StoredEvent } from '../events/domain/types.ts';
 import { describeAction } from '../reconciler/actions.ts';
 import type { Failure } from '../reconciler/apply.ts';
 import type { PassResult } from '../reconciler/loop.ts';
 import { describeFailure, failureCode } from '../reconciler/outcome.ts';
 
 export interface IntentDeps {
-  readonly store: { execute(cmd: Command, onDecided?: () => void): Promise<StoredEvent[]>; readonly state: State };
+  readonly store: { execute(cmd: Command, cause: Cause, onDecided?: () => void): Promise<StoredEvent[]>; readonly state: State };
   readonly reconciler: { requestPass(trigger: string): Promise<PassResult> };
   readonly log: Logger;
   /** How long a Docker call waits for the kernel before it is refused and rolled back. */
@@ -28,7 +29,11 @@ export interface KernelWait {
   readonly what: string;
   /** The compensating command, given the full reason; null when nothing is to be undone. */
   readonly compensate: ((reason: string) => Command) | null;
+  /** Who the intent and its compensation are recorded as caused by; default: the Docker call `trigger`. */
+  readonly cause?: Cause;
 }
+
+const causeOf = (a: KernelWait): Cause => a.cause ?? byDocker(a.trigger);
 
 /**
  * Converges after the answer (deletes are slow and Docker need not wait); failures are logged.
@@ -109,7 +114,7 @@ export async function awaitKernel(deps: IntentDeps, a: KernelWait): Promise<void
 async function settle(deps: IntentDeps, a: KernelWait, problem: Problem | null): Promise<void> {
   if (!problem) return;
   if (a.compensate) {
-    await deps.store.execute(a.compensate(problem.detail));
+    await deps.store.execute(a.compensate(problem.detail), causeOf(a));
     await converge(deps, 'rollback').catch((e: unknown) => deps.log.warn({ err: e }, 'rollback pass failed'));
   }
   const kept = a.compensate ? '; nothing was kept' : '';
@@ -126,7 +131,7 @@ export async function applyIntent(deps: IntentDeps, command: Command, a: KernelW
   const early: { pass: Promise<{ problem: Problem | null; seq: number }> | null } = { pass: null };
   let events: StoredEvent[];
   try {
-    events = await deps.store.execute(command, () => {
+    events = await deps.store.execute(command, causeOf(a), () => {
       early.pass = problemOf(deps, a);
     });
   } catch (e) {

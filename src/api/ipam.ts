@@ -3,12 +3,13 @@
 // is durable in the log. Errors go out as HTTP 500 + {"Err"}, which Docker reads for IPAM too.
 import { DriverError } from '../errors.ts';
 import { formatIp, formatPrefix, parseAddrLen, parseIp, parsePrefix } from '../events/domain/cidr.ts';
+import { byDocker } from '../events/domain/cause.ts';
 import type { Command, DefaultPool } from '../events/domain/commands.ts';
 import type { ClusterPort } from '../events/domain/cluster.ts';
 import { clusterOf, optionNames } from '../events/domain/options.ts';
 import type { HostListener } from '../events/domain/ports.ts';
 import { ensureBlock, requestClusterPool } from './cluster.ts';
-import { lookup, type State, type StoredEvent } from '../events/domain/types.ts';
+import { lookup, type Cause, type State, type StoredEvent } from '../events/domain/types.ts';
 import type { Json } from './wire.ts';
 
 export const ADDRESS_SPACES = { LocalDefaultAddressSpace: 'ledgernet-local', GlobalDefaultAddressSpace: 'ledgernet-global' };
@@ -36,7 +37,7 @@ export interface ContainerIface {
 }
 
 export interface IpamDeps {
-  readonly store: { execute(cmd: Command): Promise<StoredEvent[]>; readonly state: State };
+  readonly store: { execute(cmd: Command, cause: Cause): Promise<StoredEvent[]>; readonly state: State };
   readonly host: HostView;
   readonly defaultPools: { readonly v4: DefaultPool; readonly v6: DefaultPool };
   /** The cluster's coordination (serve --nats); cluster networks are refused without it. */
@@ -115,7 +116,7 @@ export async function requestPool(deps: IpamDeps, body: Json, method: string): P
       defaults: v6 ? deps.defaultPools.v6 : deps.defaultPools.v4,
       occupied,
     },
-  });
+  }, byDocker(method));
   const ev = events.find((e) => e.type === 'pool.requested');
   if (!ev || ev.type !== 'pool.requested') throw new DriverError('LN_ERR_INTERNAL', `${method}: no pool was recorded`);
   return { PoolID: ev.data.poolId, Pool: ev.data.pool, Data: {} };
@@ -134,7 +135,7 @@ function ipamCluster(method: string, opts: Record<string, unknown>): string | nu
 }
 
 export async function releasePool(deps: IpamDeps, body: Json, method: string): Promise<unknown> {
-  await deps.store.execute({ type: 'ReleasePool', poolId: poolId(method, body) });
+  await deps.store.execute({ type: 'ReleasePool', poolId: poolId(method, body) }, byDocker(method));
   return {};
 }
 
@@ -153,8 +154,8 @@ export async function requestAddress(deps: IpamDeps, body: Json, method: string)
     throw bad(method, `Options["RequestAddressType"] must be ${GATEWAY_TYPE} or absent, got ${JSON.stringify(type)?.slice(0, 64)}`);
   }
   const gateway = type === GATEWAY_TYPE;
-  if (address === null && !gateway) await ensureBlock({ ...deps, defaultPool: deps.defaultPools.v4, occupied: async () => [] }, id);
-  const events = await deps.store.execute({ type: 'RequestAddress', poolId: id, address, gateway, name });
+  if (address === null && !gateway) await ensureBlock({ ...deps, defaultPool: deps.defaultPools.v4, occupied: async () => [] }, id, byDocker(method));
+  const events = await deps.store.execute({ type: 'RequestAddress', poolId: id, address, gateway, name }, byDocker(method));
   const ev = events.find((e) => e.type === 'address.requested');
   if (!ev || ev.type !== 'address.requested') throw new DriverError('LN_ERR_INTERNAL', `${method}: no address was recorded`);
   const pool = lookup(deps.store.state.pools, id)?.pool ?? '';
@@ -164,7 +165,7 @@ export async function requestAddress(deps: IpamDeps, body: Json, method: string)
 export async function releaseAddress(deps: IpamDeps, body: Json, method: string): Promise<unknown> {
   const id = poolId(method, body);
   const address = ipOf(method, str(method, body, 'Address', true));
-  await deps.store.execute({ type: 'ReleaseAddress', poolId: id, address });
+  await deps.store.execute({ type: 'ReleaseAddress', poolId: id, address }, byDocker(method));
   return {};
 }
 

@@ -4,6 +4,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { cutOffRetryErr, DriverError, isDriverError } from '../errors.ts';
 import { failure, requestError, type PluginCall } from './failure.ts';
+import { byDocker, byLedgernet } from '../events/domain/cause.ts';
 import type { ClusterPort } from '../events/domain/cluster.ts';
 import type { DefaultPool } from '../events/domain/commands.ts';
 import { bridgeName } from '../events/domain/naming.ts';
@@ -225,6 +226,8 @@ async function createNetwork(deps: ApiDeps, body: Json, method: string, adopted 
     concerns: concernsNetwork(spec.networkId),
     what: `could not set up bridge ${spec.bridge}`,
     compensate: (reason) => ({ type: 'RollbackNetwork', networkId: spec.networkId, reason }),
+    // Taken from Docker's API (src/api/deferred-network.ts), not from Docker's call.
+    ...(adopted ? { cause: byLedgernet('network-adopter') } : {}),
   });
   return {};
 }
@@ -232,7 +235,7 @@ async function createNetwork(deps: ApiDeps, body: Json, method: string, adopted 
 async function deleteNetwork(deps: Ctx, body: Json, method: string): Promise<unknown> {
   const networkId = id(method, body, 'NetworkID');
   deps.adopter?.removing(networkId);
-  const events = await deps.store.execute({ type: 'DeleteNetwork', networkId });
+  const events = await deps.store.execute({ type: 'DeleteNetwork', networkId }, byDocker(method));
   // Deleting a bridge takes ~45 ms in the kernel; the intent is durable, so answer now and converge.
   if (events.length > 0) background(deps, method);
   return {};
@@ -265,7 +268,7 @@ async function deleteEndpoint(deps: Ctx, body: Json, method: string): Promise<un
   const networkId = id(method, body, 'NetworkID');
   const endpointId = id(method, body, 'EndpointID');
   deps.ready.delete(endpointId);
-  const events = await deps.store.execute({ type: 'DeleteEndpoint', networkId, endpointId });
+  const events = await deps.store.execute({ type: 'DeleteEndpoint', networkId, endpointId }, byDocker(method));
   if (events.length > 0) background(deps, method);
   return {};
 }
@@ -287,7 +290,7 @@ async function join(deps: Ctx, body: Json, method: string): Promise<unknown> {
   if (!deps.ready.has(endpointId) || deps.reconciler.conflictOf?.(networkId)) {
     await awaitKernel(deps, { trigger: method, concerns: concernsEndpoint(networkId, endpointId), what: `${method}: veth ${ep.veth} is not ready`, compensate: null });
   }
-  await deps.store.execute({ type: 'Join', networkId, endpointId, sandboxKey });
+  await deps.store.execute({ type: 'Join', networkId, endpointId, sandboxKey }, byDocker(method));
   // Created at this Join: its addresses are Docker's, read once Docker has configured the container.
   if (ep.deferred && sandboxKey !== '') void learnAddresses(deps, endpointId);
   const res: Json = { InterfaceName: { SrcName: ep.peer, DstPrefix: containerIfacePrefix(net.options) } };
@@ -303,7 +306,7 @@ async function join(deps: Ctx, body: Json, method: string): Promise<unknown> {
 async function leave(deps: ApiDeps, body: Json, method: string): Promise<unknown> {
   const networkId = id(method, body, 'NetworkID');
   const endpointId = id(method, body, 'EndpointID');
-  await deps.store.execute({ type: 'Leave', networkId, endpointId });
+  await deps.store.execute({ type: 'Leave', networkId, endpointId }, byDocker(method));
   return {};
 }
 
@@ -315,7 +318,7 @@ async function program(deps: ApiDeps, body: Json, method: string): Promise<unkno
   const had = lookup(deps.store.state.endpoints, endpointId)?.portmap.length ?? 0;
   // A host port a program on the host listens on is refused (Docker's bridge driver cannot bind it either).
   const hostListeners = portmap.length === 0 ? [] : await (deps.host ?? EMPTY_HOST).listeners();
-  const events = await deps.store.execute({ type: 'ProgramExternal', networkId, endpointId, portmap, ipv6Elsewhere: ipv6Elsewhere(method, opts), hostListeners });
+  const events = await deps.store.execute({ type: 'ProgramExternal', networkId, endpointId, portmap, ipv6Elsewhere: ipv6Elsewhere(method, opts), hostListeners }, byDocker(method));
   if (events.length === 0) return {};
   // No ports now: nothing in the kernel depends on this call, unless ports were published before.
   if (portmap.length === 0) {
@@ -394,7 +397,7 @@ async function revoke(deps: ApiDeps, body: Json, method: string): Promise<unknow
   const networkId = id(method, body, 'NetworkID');
   const endpointId = id(method, body, 'EndpointID');
   const had = lookup(deps.store.state.endpoints, endpointId)?.portmap.length ?? 0;
-  const events = await deps.store.execute({ type: 'RevokeExternal', networkId, endpointId });
+  const events = await deps.store.execute({ type: 'RevokeExternal', networkId, endpointId }, byDocker(method));
   // Only published ports have rules to remove.
   if (events.length > 0 && had > 0) background(deps, method);
   return {};

@@ -1,5 +1,6 @@
 export * from './domain/types.ts';
 export * from './domain/commands.ts';
+export { byDocker, byLedgernet, checkReason, describeCause, REASON_MAX } from './domain/cause.ts';
 export { decide } from './domain/decide.ts';
 export { evolve, fold } from './domain/evolve.ts';
 export { EventLog } from './log/log.ts';

@@ -14,12 +14,12 @@
 // every grace period.
 import type { Logger } from 'pino';
 import { DockerApiError, type DockerApi } from './docker-api.ts';
-import { short, type Command, type State, type StoredEvent } from '../events/index.ts';
+import { byLedgernet, short, type Cause, type Command, type State, type StoredEvent } from '../events/index.ts';
 
 export interface AbandonedDeps {
   readonly api: Pick<DockerApi, 'listContainers' | 'inspectNetwork'>;
   readonly getState: () => State;
-  readonly execute: (cmd: Command) => Promise<StoredEvent[]>;
+  readonly execute: (cmd: Command, cause: Cause) => Promise<StoredEvent[]>;
   readonly log: Pick<Logger, 'warn'>;
   readonly graceMs: number;
   readonly now: () => number;
@@ -76,7 +76,7 @@ export class AbandonedEndpoints {
       for (const ep of due.filter((e) => e.networkId === networkId)) {
         this.since.delete(ep.endpointId);
         if (listed.has(ep.endpointId)) continue; // held without a container (ep-…): Docker's to remove
-        const events = await this.d.execute({ type: 'DeleteEndpoint', networkId, endpointId: ep.endpointId });
+        const events = await this.d.execute({ type: 'DeleteEndpoint', networkId, endpointId: ep.endpointId }, byLedgernet('abandoned-endpoints'));
         if (events.length > 0) {
           this.d.log.warn(
             { networkId, endpointId: ep.endpointId, joined: ep.joined, graceMs: this.d.graceMs },

@@ -4,7 +4,8 @@ import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { callDaemon } from './control-client.ts';
-import { acquireHostGuard, acquireLock, decide, fold, loadState, LOG_FILE, openStore, poolUsage, readLog, readSnapshot, releaseCommand, short, VETH_PREFIX, type EventStore, type PoolUsage, type State, type StoredEvent } from '../events/index.ts';
+import { operatorCause, statedBody, type OperatorNote } from './operator-cause.ts';
+import { acquireHostGuard, acquireLock, decide, describeCause, fold, loadState, LOG_FILE, openStore, poolUsage, readLog, readSnapshot, releaseCommand, short, VETH_PREFIX, type Cause, type EventStore, type PoolUsage, type State, type StoredEvent } from '../events/index.ts';
 import type { ScanEnd } from '../events/log/framing.ts';
 import { DriverError } from '../errors.ts';
 import { createKernel } from '../kernel/index.ts';
@@ -79,16 +80,24 @@ export async function runReconcile(o: { stateDir: string; dryRun: boolean; json:
 }
 
 /** Releases `target` (see releaseCommand) through the running daemon, or alone when none runs. */
-export async function releaseTarget(stateDir: string, target: string): Promise<{ events: string[]; applied: string[] }> {
-  const via = (await callDaemon(stateDir, 'POST', `/release/${encodeURIComponent(target)}`)) as { events: string[]; applied: string[] } | null;
-  return via ?? (await releaseAlone(stateDir, target));
+/**
+ * Releases `target` through the daemon, or alone when none runs; what it records names the
+ * operator (`note`, the login name, and the uid and pid the kernel gives).
+ */
+export async function releaseTarget(stateDir: string, target: string, note: OperatorNote): Promise<{ events: string[]; applied: string[] }> {
+  const body = statedBody(note);
+  const cause = operatorCause(body, { uid: process.getuid?.() ?? 0, pid: process.pid }); // checked before anything is asked
+  const via = (await callDaemon(stateDir, 'POST', `/release/${encodeURIComponent(target)}`, body)) as { events: string[]; applied: string[] } | null;
+  return via ?? (await releaseAlone(stateDir, target, cause));
 }
 
-export async function runRelease(o: { stateDir: string; target: string | undefined; dryRun?: boolean }): Promise<number> {
+export async function runRelease(o: { stateDir: string; target: string | undefined; dryRun?: boolean; reason?: string }): Promise<number> {
   if (!o.target) throw new DriverError('LN_ERR_BAD_REQUEST', 'release needs a network id (12 to 64 hex) or a pool CIDR');
+  const note: OperatorNote = { command: 'release', ...(o.reason === undefined ? {} : { reason: o.reason }) };
+  operatorCause(statedBody(note), null); // a bad --reason is refused before anything is read
   await requireLog(o.stateDir);
   if (o.dryRun) return releaseDryRun(o.stateDir, o.target);
-  const result = await releaseTarget(o.stateDir, o.target);
+  const result = await releaseTarget(o.stateDir, o.target, note);
   for (const e of result.events) out(`recorded ${e}\n`);
   for (const a of result.applied) out(`applied  ${a}\n`);
   if (result.events.length === 0) out('nothing to release\n');
@@ -115,9 +124,9 @@ async function releaseDryRun(stateDir: string, target: string): Promise<number> 
   return events.length === 0 ? 0 : 2;
 }
 
-async function releaseAlone(stateDir: string, target: string): Promise<{ events: string[]; applied: string[] }> {
+async function releaseAlone(stateDir: string, target: string, cause: Cause): Promise<{ events: string[]; applied: string[] }> {
   return withStore(stateDir, undefined, async (store, reconcile) => {
-    const events = await store.execute(releaseCommand(store.state, target));
+    const events = await store.execute(releaseCommand(store.state, target), cause);
     const r = await reconcile();
     return { events: events.map((e) => `${e.type} ${e.id}`), applied: r.applied.map(describeAction) };
   });
@@ -341,7 +350,7 @@ function subjectOf(e: StoredEvent): string {
 }
 
 function eventLine(e: StoredEvent): string {
-  return `${String(e.seq).padStart(6)} ${e.at} ${e.type.padEnd(30)} ${idsOf(e.data as Record<string, unknown>)}\n`;
+  return `${String(e.seq).padStart(6)} ${e.at} ${e.type.padEnd(30)} ${idsOf(e.data as Record<string, unknown>)}${e.cause ? `  by ${describeCause(e.cause)}` : ''}\n`;
 }
 
 /**

@@ -11,12 +11,14 @@ const POST_TIMEOUT_MS = 120_000;
  * Calls the running daemon's control socket; null when no daemon accepts the connection. A daemon
  * that accepts but does not answer in time (stopped, hung) is an error naming the socket.
  */
-export async function callDaemon(stateDir: string, method: 'GET' | 'POST', path: string): Promise<unknown> {
+export async function callDaemon(stateDir: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> {
   const socketPath = controlSocket(stateDir);
   if (!(await socketAnswers(socketPath))) return null;
   const timeoutMs = method === 'GET' ? GET_TIMEOUT_MS : POST_TIMEOUT_MS;
   return new Promise((resolve, reject) => {
-    const req = request({ socketPath, method, path, headers: { 'content-length': 0 } }, (res) => {
+    const payload = body === undefined ? '' : JSON.stringify(body);
+    const headers = body === undefined ? { 'content-length': 0 } : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) };
+    const req = request({ socketPath, method, path, headers }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (text += c));
@@ -35,6 +37,6 @@ export async function callDaemon(stateDir: string, method: 'GET' | 'POST', path:
       req.destroy(new Error(`the daemon on ${socketPath} does not answer within ${timeoutMs / 1000} s (stopped, e.g. SIGSTOP, or hung?)`));
     });
     req.on('error', reject);
-    req.end();
+    req.end(payload);
   });
 }

@@ -5,8 +5,9 @@ import type { Socket } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Command } from '../events/domain/commands.ts';
 import { releaseCommand } from '../events/domain/release.ts';
-import type { State, StoredEvent } from '../events/domain/types.ts';
+import type { Cause, State, StoredEvent } from '../events/domain/types.ts';
 import { isDriverError } from '../errors.ts';
+import { operatorCause } from './operator-cause.ts';
 import { describeAction } from '../reconciler/actions.ts';
 import { describeItem } from '../reconciler/render.ts';
 import { describeFailure } from '../reconciler/outcome.ts';
@@ -17,7 +18,7 @@ export interface ControlDeps {
     readonly state: State;
     readonly lastSeq: number;
     readonly logBytes: number;
-    execute(cmd: Command): Promise<StoredEvent[]>;
+    execute(cmd: Command, cause: Cause): Promise<StoredEvent[]>;
   };
   readonly reconciler: { requestPass(trigger: string): Promise<PassResult> };
   readonly info: { readonly pid: number; readonly host: string; readonly socket: string; readonly socketFrom?: string; readonly stateDir: string; readonly startedAt: string };
@@ -31,6 +32,8 @@ export interface ControlDeps {
   readonly docker?: () => Promise<unknown>;
   /** Null when the peer on this connection may use the socket, else why not. */
   readonly authorize?: (socket: Socket) => Promise<string | null>;
+  /** Who is on this connection, as the kernel says (SO_PEERCRED): recorded in what a command records. */
+  readonly peer?: (socket: Socket) => Promise<{ readonly uid: number; readonly pid: number }>;
 }
 
 export function createControlApp(deps: ControlDeps): FastifyInstance {
@@ -59,9 +62,19 @@ export function createControlApp(deps: ControlDeps): FastifyInstance {
       lost: r.lost.map(describeAction),
     };
   });
-  app.post<{ Params: { target: string } }>('/release/:target', async (req, reply) => {
+  const peers = new WeakMap<Socket, Promise<{ readonly uid: number; readonly pid: number } | null>>();
+  const peerOf = (socket: Socket) => {
+    let p = peers.get(socket);
+    if (!p) {
+      p = deps.peer ? deps.peer(socket).catch(() => null) : Promise.resolve(null);
+      peers.set(socket, p);
+    }
+    return p;
+  };
+  app.post<{ Params: { target: string }; Body: unknown }>('/release/:target', async (req, reply) => {
     try {
-      const events = await deps.store.execute(releaseCommand(deps.store.state, req.params.target));
+      const cause = operatorCause(req.body, await peerOf(req.raw.socket));
+      const events = await deps.store.execute(releaseCommand(deps.store.state, req.params.target), cause);
       const r = await deps.reconciler.requestPass('cli');
       return { events: events.map((e) => `${e.type} ${e.id}`), applied: r.applied.map(describeAction) };
     } catch (e) {

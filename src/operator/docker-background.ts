@@ -50,8 +50,8 @@ export function startDockerSync(cfg: ServeConfig, store: EventStore, reconciler:
     getState: () => store.state,
     driverName: docker.link.driverName,
     // A collected network's kernel objects go in the pass right after.
-    execute: async (cmd) => {
-      const events = await store.execute(cmd);
+    execute: async (cmd, cause) => {
+      const events = await store.execute(cmd, cause);
       if (events.length > 0) await reconciler.requestPass('docker-sync');
       return events;
     },

@@ -13,12 +13,12 @@
 import type { Logger } from 'pino';
 import { AbandonedEndpoints } from './abandoned.ts';
 import { DockerApiError, DockerUnavailableError, type DockerApi, type DockerContainerSummary } from './docker-api.ts';
-import { short, type Command, type State, type StoredEvent } from '../events/index.ts';
+import { byLedgernet, short, type Cause, type Command, type State, type StoredEvent } from '../events/index.ts';
 
 export interface DockerSyncDeps {
   readonly api: Pick<DockerApi, 'listNetworks' | 'listContainers' | 'inspectContainer' | 'startContainer' | 'inspectNetwork'>;
   readonly getState: () => State;
-  readonly execute: (cmd: Command) => Promise<StoredEvent[]>;
+  readonly execute: (cmd: Command, cause: Cause) => Promise<StoredEvent[]>;
   readonly log: Pick<Logger, 'info' | 'warn' | 'error' | 'debug'>;
   /** The name Docker knows the driver by now (docker-name.ts): Docker's start errors name it. */
   readonly driverName: () => string;
@@ -127,7 +127,7 @@ export class DockerSync {
         type: 'CollectNetwork',
         networkId: id,
         reason: 'Docker no longer has this network (removed while ledgernet was not running)',
-      });
+      }, byLedgernet('docker-sync'));
       if (events.length > 0) {
         this.deps.log.warn(
           { networkId: id, events: events.map((e) => `${e.type}#${e.seq}`) },

@@ -9,9 +9,10 @@
 // any endpoint already gone. The state records each Leave's time (`leftAt`), so the rule holds
 // across restarts.
 import type { Logger } from 'pino';
+import { byLedgernet } from '../events/domain/cause.ts';
 import type { Command } from '../events/domain/commands.ts';
 import { short } from '../events/domain/decide.ts';
-import type { State, StoredEvent } from '../events/domain/types.ts';
+import type { Cause, State, StoredEvent } from '../events/domain/types.ts';
 
 /** How long after its Leave an endpoint not deleted is taken to have lost its DeleteEndpoint. */
 export const LEFT_MS = 5_000;
@@ -24,7 +25,7 @@ export function leftUndeleted(state: State, now: number, leftMs = LEFT_MS): { ne
 }
 
 export interface LeftSweeperDeps {
-  readonly store: { readonly state: State; execute(cmd: Command): Promise<StoredEvent[]> };
+  readonly store: { readonly state: State; execute(cmd: Command, cause: Cause): Promise<StoredEvent[]> };
   /** A pass after deletions (their veths and rules go). */
   readonly converge: (trigger: string) => void;
   readonly log: Pick<Logger, 'warn' | 'error'>;
@@ -39,7 +40,7 @@ export function startLeftSweeper(deps: LeftSweeperDeps): () => Promise<void> {
   const sweep = async () => {
     let deleted = 0;
     for (const ep of leftUndeleted(deps.store.state, Date.now(), leftMs)) {
-      if ((await deps.store.execute({ type: 'DeleteEndpoint', ...ep })).length === 0) continue;
+      if ((await deps.store.execute({ type: 'DeleteEndpoint', ...ep }, byLedgernet('left-endpoints'))).length === 0) continue;
       deleted += 1;
       deps.log.warn({ endpoint: short(ep.endpointId), network: short(ep.networkId) }, `endpoint deleted: it left its container ${leftMs / 1000} s ago or more and Docker's DeleteEndpoint for it never came (cut off by a crash)`);
     }

@@ -12,9 +12,10 @@
 // endpoint between CreateEndpoint and Join, or a network between CreateNetwork and Docker's own
 // store, is not garbage.
 import { releaseTarget, requireLog } from './commands.ts';
+import { operatorCause, statedBody } from './operator-cause.ts';
 import { DockerApi, DockerUnavailableError } from './docker-api.ts';
 import { DriverError } from '../errors.ts';
-import { loadState, short, type State } from '../events/index.ts';
+import { loadState, REASON_MAX, short, type State } from '../events/index.ts';
 
 const SETTLE_MS = 3_000;
 
@@ -139,7 +140,8 @@ async function readDocker(docker: DockerApi, state: State): Promise<DockerView> 
   return { networks, endpoints, subnets };
 }
 
-export async function runRepair(o: { stateDir: string; dryRun: boolean; dockerSocket: string; settleMs?: number }): Promise<number> {
+export async function runRepair(o: { stateDir: string; dryRun: boolean; dockerSocket: string; settleMs?: number; reason?: string }): Promise<number> {
+  if (o.reason !== undefined) operatorCause(statedBody({ command: 'repair', reason: o.reason }), null); // a bad --reason is refused before anything is read
   // An empty log would make every endpoint Docker holds on a ledgernet network one to force-disconnect.
   await requireLog(o.stateDir);
   const out = (s: string) => process.stdout.write(s);
@@ -171,7 +173,9 @@ export async function runRepair(o: { stateDir: string; dryRun: boolean; dockerSo
         await docker.disconnect(f.networkId, f.container, true);
       } else {
         const target = f.kind === 'release-endpoint' ? f.endpointId : f.kind === 'release-network' ? f.networkId : f.kind === 'release-address' ? f.address : f.pool;
-        await releaseTarget(o.stateDir, target);
+        // Recorded with what repair found, and the operator's own reason after it.
+        const why = `${describeFinding(f)}${o.reason === undefined ? '' : ` (${o.reason})`}`.replace(/[\p{Cc}\p{Cs}]/gu, ' ');
+        await releaseTarget(o.stateDir, target, { command: 'repair', reason: why.length > REASON_MAX ? `${why.slice(0, REASON_MAX - 1)}…` : why });
       }
       out(`done: ${describeFinding(f)}\n`);
     } catch (e) {

@@ -82,7 +82,7 @@ interface PeerCredentials {
 const PEERCRED_SCRIPT = 'my $c = getsockopt(STDIN, 1, 17) or die "getsockopt: $!\\n"; print join(" ", unpack("iII", $c)), "\\n";';
 
 /** The kernel's record of who connected the unix socket `socket` (SO_PEERCRED). */
-function peerCredentials(socket: Socket): Promise<PeerCredentials> {
+export function peerCredentials(socket: Socket): Promise<PeerCredentials> {
   const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
   if (typeof fd !== 'number' || fd < 0) return Promise.reject(new Error('the connection has no file descriptor'));
   return new Promise((resolve, reject) => {

@@ -3,6 +3,8 @@
 // as a reconcile event, a failure that persists only once.
 import type { ErrorCode } from '../errors.ts';
 import type { Command } from '../events/domain/commands.ts';
+import { byLedgernet } from '../events/domain/cause.ts';
+import type { Cause } from '../events/domain/types.ts';
 import { kernelErrorCode } from '../kernel/error-codes.ts';
 import { describeAction, type Action } from './actions.ts';
 import type { Failure } from './apply.ts';
@@ -28,14 +30,14 @@ interface PassOutcome {
 }
 
 interface OutcomeStore {
-  execute(cmd: Command): Promise<unknown>;
+  execute(cmd: Command, cause: Cause): Promise<unknown>;
 }
 
 /** Records endpoints whose veth vanished while joined (`ReconcilerDeps.onLost`). */
 export function markLost(store: OutcomeStore): (lost: readonly Action[]) => Promise<void> {
   return async (lost) => {
     for (const a of lost) {
-      if (a.owner.endpointId) await store.execute({ type: 'MarkLost', endpointId: a.owner.endpointId, reason: a.detail ?? a.reason });
+      if (a.owner.endpointId) await store.execute({ type: 'MarkLost', endpointId: a.owner.endpointId, reason: a.detail ?? a.reason }, byLedgernet('reconciler'));
     }
   };
 }
@@ -60,6 +62,6 @@ export class OutcomeRecorder {
     const sameFailures = failureKey === this.lastFailures;
     this.lastFailures = failureKey;
     if (r.applied.length === 0 && sameFailures) return null;
-    return this.store.execute({ type: 'RecordReconcile', trigger: r.trigger, actions: r.applied.map(describeAction), failures });
+    return this.store.execute({ type: 'RecordReconcile', trigger: r.trigger, actions: r.applied.map(describeAction), failures }, byLedgernet('reconciler'));
   }
 }

@@ -87,13 +87,15 @@ describe('the audit stream on NATS JetStream', () => {
 
     const readable = await audit(server, host);
     assert.equal(readable.exitCode, 0, readable.stderr);
-    assert.match(readable.stdout, new RegExp(`^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ ${host} network ${net.id.slice(0, 12)} created 10\\.231\\.20\\.0/24$`, 'm'));
+    assert.match(readable.stdout, new RegExp(`^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ ${host} network ${net.id.slice(0, 12)} created 10\\.231\\.20\\.0/24 \\(by docker NetworkDriver\\.CreateNetwork\\)$`, 'm'));
     const json = await audit(server, host, '--json');
     const first = JSON.parse(json.stdout.split('\n')[0] ?? '') as Record<string, unknown>;
     assert.equal(first['specversion'], '1.0');
     assert.equal(first['type'], 'io.ledgernet.network.created.v1');
     assert.equal(first['source'], `ledgernet://${host}`);
     assert.equal(first['id'], `${host}:1`);
+    // Who made it happen travels with it (extension attributes, covered by its hash).
+    assert.deepEqual([first['causeby'], first['causecall']], ['docker', 'NetworkDriver.CreateNetwork']);
 
     // NATS goes away; Docker keeps working at full speed while events queue in the log.
     await server.kill();

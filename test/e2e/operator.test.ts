@@ -5,6 +5,7 @@ import { execa } from 'execa';
 import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { userInfo } from 'node:os';
 import { createServer } from 'node:net';
 import { after, afterEach, describe, test } from 'node:test';
 import { TEST_IMAGE, cleanupAll, containerIp, docker, ping, track, uniqueName, waitFor } from '../helpers/docker.ts';
@@ -20,6 +21,13 @@ after(async () => {
   await cleanupAll();
   await stopAllDaemons();
 });
+
+/** The daemon's log as `ledgernet events --json` prints it. */
+async function eventsOf(stateDir: string): Promise<{ type: string; data: Record<string, unknown>; cause?: Record<string, unknown> }[]> {
+  const r = await ledgernetCli(['events', '--json', '--state-dir', stateDir]);
+  assert.equal(r.exitCode, 0, r.stderr);
+  return r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { type: string; data: Record<string, unknown>; cause?: Record<string, unknown> });
+}
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -203,8 +211,27 @@ describe('operator experience', () => {
     assert.notEqual(refused.exitCode, 0);
     assert.match(refused.stderr, /overlaps .* ledgernet network abababababab;.*ledgernet release abababababab/);
 
-    const r1 = await ledgernetCli(['release', ghost.slice(0, 12), '--state-dir', daemon.stateDir]);
+    // A reason the log cannot hold is refused by name before anything is recorded.
+    const seqBefore = (await eventsOf(daemon.stateDir)).length;
+    const badReason = await ledgernetCli(['release', ghost.slice(0, 12), '--reason', 'two\nlines', '--state-dir', daemon.stateDir]);
+    assert.equal(badReason.exitCode, 1);
+    assert.match(badReason.stderr, /--reason holds a control character/);
+    assert.equal((await eventsOf(daemon.stateDir)).length, seqBefore, 'nothing recorded for a refused --reason');
+
+    const reason = 'ticket NET-42: Docker never got this network';
+    const r1 = await ledgernetCli(['release', ghost.slice(0, 12), '--reason', reason, '--state-dir', daemon.stateDir]);
     assert.equal(r1.exitCode, 0, r1.stderr);
+    // Who did what: Docker's call made the network, the operator (uid and pid from the kernel,
+    // the login name the command stated, the reason) removed it.
+    const log = await eventsOf(daemon.stateDir);
+    const made = log.find((e) => e.type === 'network.created' && e.data['networkId'] === ghost);
+    assert.deepEqual(made?.cause, { by: 'docker', call: 'NetworkDriver.CreateNetwork' });
+    const gone = log.find((e) => e.type === 'network.deleted' && e.data['networkId'] === ghost);
+    const { pid, ...who } = (gone?.cause ?? {}) as { pid?: unknown };
+    assert.deepEqual(who, { by: 'operator', command: 'release', uid: 0, user: process.env['SUDO_USER'] || userInfo().username, reason });
+    assert.ok(typeof pid === 'number' && pid > 0, `the CLI's pid as the kernel gave it: ${String(pid)}`);
+    const text = await ledgernetCli(['events', '--state-dir', daemon.stateDir]);
+    assert.match(text.stdout, new RegExp(`network\\.deleted +abababababab  by operator ${String(who['user'])} \\(uid 0, pid ${String(pid)}\\) release: "${reason}"$`, 'm'));
     assert.match(r1.stdout, /recorded network\.deleted/);
     assert.match(r1.stdout, /applied +link\.delete lnb-ababababab/);
     assert.equal((await docker(['network', 'create', '--driver', 'ledgernet', '--subnet', '10.231.24.0/24', net])).exitCode, 0);
@@ -216,6 +243,10 @@ describe('operator experience', () => {
     const r2 = await ledgernetCli(['release', '10.231.25.0/24', '--state-dir', daemon.stateDir]);
     assert.equal(r2.exitCode, 0, r2.stderr);
     assert.match(r2.stdout, /recorded pool\.released/);
+    const released = (await eventsOf(daemon.stateDir)).findLast((e) => e.type === 'pool.released');
+    assert.deepEqual([released?.cause?.['by'], released?.cause?.['command'], released?.cause?.['reason']], ['operator', 'release', undefined]);
+    const requested = (await eventsOf(daemon.stateDir)).findLast((e) => e.type === 'network.created');
+    assert.deepEqual(requested?.cause, { by: 'docker', call: 'NetworkDriver.CreateNetwork' }, 'docker network create');
     assert.equal((await docker(['network', 'create', '--driver', 'ledgernet', '--ipam-driver', 'ledgernet', '--subnet', '10.231.25.0/24', net2])).exitCode, 0);
 
     const bad = await ledgernetCli(['release', 'cafecafecafe', '--state-dir', daemon.stateDir]);

@@ -458,8 +458,13 @@ describe('ledgernet repair', () => {
       if (stale) assert.match(dry.stdout, new RegExp(`would force-disconnect ${c} from network ${n2}`));
       assert.match(dry.stdout, new RegExp(`would release endpoint ${abandoned.slice(0, 12)}`));
 
-      const fix = await ledgernetCli(['repair', '--state-dir', d.stateDir]);
+      const fix = await ledgernetCli(['repair', '--reason', 'after the crash of 21:50', '--state-dir', d.stateDir]);
       assert.equal(fix.exitCode, 0, fix.stdout + fix.stderr);
+      // The release is recorded as the operator's repair, with what repair found and the reason.
+      const log = (await ledgernetCli(['events', '--json', '--state-dir', d.stateDir])).stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { type: string; data: { endpointId?: string }; cause?: { by: string; command?: string; reason?: string } });
+      const released = log.find((e) => e.type === 'endpoint.deleted' && e.data.endpointId === abandoned);
+      assert.deepEqual([released?.cause?.by, released?.cause?.command], ['operator', 'repair']);
+      assert.match(released?.cause?.reason ?? '', new RegExp(`^release endpoint ${abandoned.slice(0, 12)}.* \\(after the crash of 21:50\\)$`));
       const again = await ledgernetCli(['repair', '--dry-run', '--state-dir', d.stateDir]);
       assert.equal(again.exitCode, 0, `nothing left to repair: ${again.stdout}`);
 

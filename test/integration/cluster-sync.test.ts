@@ -13,6 +13,7 @@ import { emptyState, type State, type StoredEvent } from '../../src/events/domai
 import { waitFor } from '../helpers/docker.ts';
 import { endpointSpec, NET_A, networkSpec, stamp } from '../helpers/events.ts';
 import { createNatsServer, type NatsServer } from '../helpers/nats.ts';
+import { byLedgernet } from '../../src/events/domain/cause.ts';
 
 /** A log in memory: decide, stamp, fold, tell the listeners. */
 function memoryStore() {
@@ -20,7 +21,7 @@ function memoryStore() {
   const store = {
     state: emptyState as State,
     log: [] as StoredEvent[],
-    async execute(cmd: Command) {
+    async execute(cmd: Command, _cause?: unknown) {
       const events = stamp(decide(cmd, store.state), store.state);
       store.state = fold(store.state, events);
       store.log.push(...events);
@@ -63,16 +64,16 @@ describe('cluster sync through the KV bucket', () => {
   it('h2\'s endpoint appears in h1\'s log as peer events and goes again; nothing is recorded twice', async () => {
     const h1 = await host('h1', '192.0.2.1');
     const h2 = await host('h2', '192.0.2.2');
-    for (const c of BLUE) await h1.store.execute(c);
-    for (const c of BLUE) await h2.store.execute(c);
+    for (const c of BLUE) await h1.store.execute(c, byLedgernet('test'));
+    for (const c of BLUE) await h2.store.execute(c, byLedgernet('test'));
     await h2.kv.joinNetwork({ name: 'blue', subnet: '10.240.0.0/24', propose: () => 'unused' });
     const ep = { ...endpointSpec(NET_A, 'e2'.repeat(32)), address: '10.240.0.66/24', mac: '02:42:0a:f0:00:42' };
-    await h2.store.execute({ type: 'CreateEndpoint', spec: ep });
+    await h2.store.execute({ type: 'CreateEndpoint', spec: ep }, byLedgernet('test'));
     const peers = () => h1.store.state.peers?.['blue'];
     await waitFor(() => peers()?.endpoints[ep.endpointId], { timeoutMs: 5_000, what: 'h2\'s endpoint in h1\'s log' });
     assert.deepEqual(peers()?.members, { h2: { host: 'h2', vtep: '192.0.2.2' } });
     assert.deepEqual(peers()?.endpoints[ep.endpointId], { host: 'h2', vtep: '192.0.2.2', endpointId: ep.endpointId, address: '10.240.0.66', mac: '02:42:0a:f0:00:42' });
-    await h2.store.execute({ type: 'DeleteEndpoint', networkId: NET_A, endpointId: ep.endpointId });
+    await h2.store.execute({ type: 'DeleteEndpoint', networkId: NET_A, endpointId: ep.endpointId }, byLedgernet('test'));
     await waitFor(() => peers() && Object.keys(peers()!.endpoints).length === 0, { timeoutMs: 5_000, what: 'the endpoint gone from h1\'s log' });
     const types = h1.store.log.map((e) => e.type).filter((t) => t.startsWith('peer.'));
     assert.deepEqual(types, ['peer.member.joined', 'peer.endpoint.added', 'peer.endpoint.removed']);

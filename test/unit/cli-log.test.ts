@@ -11,6 +11,7 @@ import { EventLog } from '../../src/events/log/log.ts';
 import { LOG_FILE } from '../../src/events/log/read.ts';
 import { ledgernetCli } from '../helpers/daemon.ts';
 import { networkSpec } from '../helpers/events.ts';
+import { byLedgernet } from '../../src/events/domain/cause.ts';
 
 let root: string;
 before(async () => {
@@ -67,7 +68,7 @@ describe('CLI over the event log', () => {
     const dir = join(root, 'ahead');
     const { openStore } = await import('../../src/events/log/open.ts');
     const { store } = await openStore(dir, { host: 'h' });
-    for (let i = 0; i < 4; i++) await store.execute({ type: 'CreateNetwork', spec: networkSpec(`${i}`.padEnd(64, 'e'), `10.${i}.0.0/24`, `10.${i}.0.1/24`) });
+    for (let i = 0; i < 4; i++) await store.execute({ type: 'CreateNetwork', spec: networkSpec(`${i}`.padEnd(64, 'e'), `10.${i}.0.0/24`, `10.${i}.0.1/24`) }, byLedgernet('test'));
     await store.close();
     const path = join(dir, LOG_FILE);
     const buf = await readFile(path);

@@ -2,7 +2,8 @@
 // an observer can rebuild the stored event from the CloudEvent and recompute its hash
 // (`fromCloudEvent` + `eventHash`). docs/events.md documents it for people.
 import { short } from '../domain/decide.ts';
-import { EventVersions, type EventType, type PortBinding, type StoredEvent } from '../domain/types.ts';
+import { describeCause } from '../domain/cause.ts';
+import { EventVersions, type Cause, type EventType, type PortBinding, type StoredEvent } from '../domain/types.ts';
 
 export interface LedgernetCloudEvent {
   readonly specversion: '1.0';
@@ -21,6 +22,34 @@ export interface LedgernetCloudEvent {
   readonly seq: number;
   readonly prevhash: string;
   readonly hash: string;
+  /**
+   * Extensions: who made the event happen, one attribute per field of its `cause` (`causeby`,
+   * `causecall`, `causecommand`, `causeuid`, `causepid`, `causeuser`, `causereason`,
+   * `causewhat`); none for an event recorded before causes were.
+   */
+  readonly [cause: `cause${string}`]: string | number;
+}
+
+const CAUSE_PREFIX = 'cause';
+
+/** The cause's fields as extension attributes (CloudEvents names: lower-case letters and digits, as Cause's fields are). */
+function causeAttributes(cause: Cause | undefined): Record<string, string | number> {
+  const out: Record<string, string | number> = {};
+  if (cause) for (const [k, v] of Object.entries(cause)) out[`${CAUSE_PREFIX}${k}`] = v as string | number;
+  return out;
+}
+
+/** The cause back from the extension attributes (every `cause…` one, so a newer ledgernet's fields survive), or why not. */
+function causeFrom(ce: Record<string, unknown>): Cause | undefined | string {
+  const fields: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(ce)) {
+    if (!k.startsWith(CAUSE_PREFIX) || k.length === CAUSE_PREFIX.length) continue;
+    if (typeof v !== 'string' && typeof v !== 'number') return `${k} is not a string or a number`;
+    fields[k.slice(CAUSE_PREFIX.length)] = v;
+  }
+  if (Object.keys(fields).length === 0) return undefined;
+  if (typeof fields['by'] !== 'string') return 'causeby is missing or not a string';
+  return fields as unknown as Cause;
 }
 
 const TYPE_PREFIX = 'io.ledgernet.';
@@ -99,6 +128,7 @@ export function toCloudEvent(ev: StoredEvent): LedgernetCloudEvent {
     seq: ev.seq,
     prevhash: ev.prevhash,
     hash: ev.hash,
+    ...causeAttributes(ev.cause),
   };
 }
 
@@ -120,6 +150,8 @@ export function fromCloudEvent(raw: unknown): StoredEvent | string {
   const seq = ce['seq'];
   if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 1) return 'seq is missing or not a positive integer';
   if (ce['data'] === null || typeof ce['data'] !== 'object') return 'data is missing';
+  const cause = causeFrom(ce);
+  if (typeof cause === 'string') return cause;
   return {
     seq,
     id: ce['id'] as string,
@@ -130,6 +162,7 @@ export function fromCloudEvent(raw: unknown): StoredEvent | string {
     data: ce['data'],
     prevhash: ce['prevhash'] as string,
     hash: ce['hash'] as string,
+    ...(cause ? { cause } : {}),
   } as StoredEvent;
 }
 
@@ -197,5 +230,5 @@ function describeData(ev: StoredEvent): string {
 
 /** One readable line: `2026-11-23T13:02:11Z host1 network 0123456789ab created 10.231.7.0/24`. */
 export function describeEvent(ev: StoredEvent): string {
-  return `${ev.at.replace(/\.\d+Z$/, 'Z')} ${ev.host} ${describeData(ev)}`;
+  return `${ev.at.replace(/\.\d+Z$/, 'Z')} ${ev.host} ${describeData(ev)}${ev.cause ? ` (by ${describeCause(ev.cause)})` : ''}`;
 }

@@ -4,16 +4,17 @@
 // its log (through decide, so a change the log already knows records nothing). What this host
 // should have in the bucket as a whole (`ownKeysOf`) is written by the heartbeat when it may have
 // missed something (src/events/cluster/heartbeat.ts).
+import { byLedgernet } from '../domain/cause.ts';
 import type { Command } from '../domain/commands.ts';
 import { clusterOf } from '../domain/options.ts';
 import type { PeerChange } from '../domain/peers.ts';
-import { lookup, type State, type StoredEvent } from '../domain/types.ts';
+import { lookup, type Cause, type State, type StoredEvent } from '../domain/types.ts';
 import type { OwnKeys } from './host-keys.ts';
 import type { HostSeen } from './kv.ts';
 
 interface SyncStore {
   readonly state: State;
-  execute(cmd: Command): Promise<StoredEvent[]>;
+  execute(cmd: Command, cause: Cause): Promise<StoredEvent[]>;
   onEvents(listener: (events: readonly StoredEvent[], state: State) => void): void;
 }
 
@@ -87,7 +88,7 @@ export async function syncCluster(o: {
     chain = chain
       .then(async () => {
         const mine = Object.values(store.state.networks).some((n) => clusterOf(n.options) === change.cluster);
-        if (mine || store.state.peers?.[change.cluster]) await store.execute({ type: 'PeerChange', change, self: o.host });
+        if (mine || store.state.peers?.[change.cluster]) await store.execute({ type: 'PeerChange', change, self: o.host }, byLedgernet('cluster-sync'));
       })
       .catch(o.onError);
   };

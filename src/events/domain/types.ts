@@ -178,6 +178,24 @@ export const EventVersions: { readonly [K in EventType]: number } = {
 /** An event as `decide` produces it: no seq, clock or hash yet. */
 export type NewEvent = { [K in EventType]: { readonly type: K; readonly data: EventDataMap[K] } }[EventType];
 
+/**
+ * Who made an event happen: recorded in its envelope (`cause`; absent from records written before
+ * ledgernet recorded it), shown by `ledgernet events` and published with it. Flat, so that a
+ * CloudEvent carries it as extension attributes (`causeby`, `causecall`, …).
+ */
+export type Cause =
+  /** A Docker plugin call; `call` is its method, e.g. `NetworkDriver.CreateNetwork`. */
+  | { readonly by: 'docker'; readonly call: string }
+  /**
+   * An operator's `ledgernet` command (`command`, e.g. `release`): `uid` and `pid` as the kernel
+   * gave them (SO_PEERCRED on the control socket, or the command's own when it ran without a
+   * daemon; absent when unknown, e.g. a pid in another pid namespace), `user` the login name the
+   * command stated (`SUDO_USER` or its own), `reason` the operator's `--reason`.
+   */
+  | { readonly by: 'operator'; readonly command: string; readonly uid?: number; readonly pid?: number; readonly user?: string; readonly reason?: string }
+  /** ledgernet on its own; `what` names the part, e.g. `reconciler`, `docker-sync`. */
+  | { readonly by: 'ledgernet'; readonly what: string };
+
 /** An event as the log stores it. */
 export type StoredEvent = NewEvent & {
   readonly seq: number;
@@ -189,6 +207,7 @@ export type StoredEvent = NewEvent & {
   readonly at: string;
   readonly prevhash: string;
   readonly hash: string;
+  readonly cause?: Cause;
 };
 
 export interface NetworkState extends NetworkSpec {

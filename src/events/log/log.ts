@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import { DriverError } from '../../errors.ts';
 import { frame } from './framing.ts';
 import { sealEvent } from './hash.ts';
-import { EventVersions, type NewEvent, type StoredEvent } from '../domain/types.ts';
+import { EventVersions, type Cause, type NewEvent, type StoredEvent } from '../domain/types.ts';
 import { checkCovers, corruptError, keepTorn, LOG_FILE, LOG_START, readAndScan, type ScanBase, type ScanOptions } from './read.ts';
 
 export interface AppendResult {
@@ -163,8 +163,8 @@ export class EventLog {
     this.rejectListeners.push(listener);
   }
 
-  /** Stamps the events now (in call order) and queues them for the next group commit. */
-  append(events: readonly NewEvent[]): AppendResult {
+  /** Stamps the events now (in call order), each with `cause`, and queues them for the next group commit. */
+  append(events: readonly NewEvent[], cause?: Cause): AppendResult {
     const at = this.now().toISOString();
     const payloads: string[] = [];
     const stored = events.map((e) => {
@@ -178,6 +178,7 @@ export class EventLog {
         at,
         data: e.data,
         prevhash: this.hash,
+        ...(cause ? { cause } : {}),
       };
       // Stored in canonical form, so that a replay checks the hash over the stored bytes.
       const { hash, payload } = sealEvent(base as Omit<StoredEvent, 'hash'>);

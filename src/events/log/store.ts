@@ -3,7 +3,7 @@ import type { Command } from '../domain/commands.ts';
 import { evolve } from '../domain/evolve.ts';
 import type { EventLog } from './log.ts';
 import { writeSnapshot } from './snapshot.ts';
-import type { EventType, State, StoredEvent } from '../domain/types.ts';
+import type { Cause, EventType, State, StoredEvent } from '../domain/types.ts';
 
 /** Events that give something back: recorded from the log's reserve when the disk is nearly full. */
 const RELEASING: ReadonlySet<EventType> = new Set<EventType>([
@@ -90,11 +90,11 @@ export class EventStore {
   }
 
   /**
-   * decide → append → fold. Resolves with the stored events once they are durable. `onDecided`
-   * is called once the events are appended (in `latest`), before they are durable; not for a
-   * command that decides nothing.
+   * decide → append → fold. Resolves with the stored events once they are durable; each records
+   * `cause`, who made it happen. `onDecided` is called once the events are appended (in
+   * `latest`), before they are durable; not for a command that decides nothing.
    */
-  async execute(cmd: Command, onDecided?: () => void): Promise<StoredEvent[]> {
+  async execute(cmd: Command, cause: Cause, onDecided?: () => void): Promise<StoredEvent[]> {
     const before = this.head;
     let events = decide(cmd, before);
     if (events.some((e) => !RELEASING.has(e.type)) && !this.log.roomKnown()) {
@@ -109,7 +109,7 @@ export class EventStore {
       await this.waitDurable(this.head.seq);
       return [];
     }
-    const { stored, durable } = this.log.append(events);
+    const { stored, durable } = this.log.append(events, cause);
     const after = stored.reduce(evolve, this.head);
     this.head = after;
     onDecided?.();

@@ -8,6 +8,7 @@ import { applyIntent, background, type IntentDeps } from '../../../src/api/inten
 import type { Command } from '../../../src/events/domain/commands.ts';
 import { emptyState, type StoredEvent } from '../../../src/events/domain/types.ts';
 import type { PassResult } from '../../../src/reconciler/loop.ts';
+import { byLedgernet } from '../../../src/events/domain/cause.ts';
 
 const cmd: Command = { type: 'DeleteNetwork', networkId: 'a'.repeat(64) };
 const wait = { trigger: 'NetworkDriver.CreateEndpoint', concerns: () => true, what: 'could not create veth x', compensate: null };
@@ -21,7 +22,7 @@ function harness(opts: { fsyncMs: number; refuse?: boolean; passSeq: (n: number)
     applyTimeoutMs: 5_000,
     store: {
       state: emptyState,
-      async execute(_c: Command, onDecided?: () => void): Promise<StoredEvent[]> {
+      async execute(_c: Command, _cause: unknown, onDecided?: () => void): Promise<StoredEvent[]> {
         order.push('decided');
         onDecided?.();
         await tick(opts.fsyncMs);
@@ -73,7 +74,7 @@ describe('background: a delete is answered before its pass starts', () => {
     // As a handler does: the intent made durable, the pass asked for, the answer returned; the
     // caller writes the answer when the handler's promise settles.
     const handler = async () => {
-      await h.deps.store.execute(cmd);
+      await h.deps.store.execute(cmd, byLedgernet('test'));
       background(h.deps, 'NetworkDriver.DeleteNetwork');
       return {};
     };

@@ -17,6 +17,7 @@ import { EventStore } from '../../../src/events/log/store.ts';
 import { emptyState } from '../../../src/events/domain/types.ts';
 import { Reconciler } from '../../../src/reconciler/loop.ts';
 import { FakeKernel } from '../../helpers/fake-kernel.ts';
+import { byLedgernet } from '../../../src/events/domain/cause.ts';
 
 // Ids and bodies from a real dockerd (observed-docker.md §2.1, §2.2, §2.8, §2.9).
 const NET = '404f6704c3ccdc6e4d2ec4a484462b64600d586ecb6b5dda50c4010a8d5973be';
@@ -62,7 +63,7 @@ beforeEach(async () => {
     intervalMs: 0,
     onLost: async (lost) => {
       for (const a of lost) {
-        if (a.owner.endpointId) await store.execute({ type: 'MarkLost', endpointId: a.owner.endpointId, reason: a.reason });
+        if (a.owner.endpointId) await store.execute({ type: 'MarkLost', endpointId: a.owner.endpointId, reason: a.reason }, byLedgernet('test'));
       }
     },
   });

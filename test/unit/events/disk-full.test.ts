@@ -11,6 +11,7 @@ import type { DriverError } from '../../../src/errors.ts';
 import { LOG_FILE, readLog } from '../../../src/events/log/read.ts';
 import { openStore } from '../../../src/events/log/open.ts';
 import { networkSpec } from '../../helpers/events.ts';
+import { byLedgernet } from '../../../src/events/domain/cause.ts';
 
 let root: string;
 let mnt: string;
@@ -47,19 +48,19 @@ describe('event store on a full disk', () => {
   it('refuses, leaves nothing half-written, and recovers by itself once space is freed', async () => {
     const dir = join(mnt, 'state');
     const { store } = await openStore(dir, { host: 'h', reserveBytes: 64 * 1024 });
-    for (let i = 0; i < 5; i++) await store.execute({ type: 'CreateNetwork', spec: net(i) });
+    for (let i = 0; i < 5; i++) await store.execute({ type: 'CreateNetwork', spec: net(i) }, byLedgernet('test'));
     const filler = join(mnt, 'filler');
     await fill(filler);
     // 32 KiB free: below the reserve (taking is refused), enough for releases.
     await truncate(filler, (await stat(filler)).size - 32 * 1024);
     const logSize = (await stat(join(dir, LOG_FILE))).size;
     await assert.rejects(
-      store.execute({ type: 'CreateNetwork', spec: net(10) }),
+      store.execute({ type: 'CreateNetwork', spec: net(10) }, byLedgernet('test')),
       (e: DriverError) => e.code === 'LN_ERR_LOG_IO' && e.message.includes(`file system of ${dir} has`) && /free space there/.test(e.message),
     );
     assert.equal((await stat(join(dir, LOG_FILE))).size, logSize, 'nothing appended');
     assert.equal(store.state.networks[net(10).networkId], undefined);
-    await store.execute({ type: 'DeleteNetwork', networkId: net(0).networkId });
+    await store.execute({ type: 'DeleteNetwork', networkId: net(0).networkId }, byLedgernet('test'));
     assert.equal(store.state.networks[net(0).networkId], undefined, 'a release is recorded from the reserve');
 
     // Now really full: even a release's write does not fit. Several at once: all refused.
@@ -67,7 +68,7 @@ describe('event store on a full disk', () => {
     let refused: DriverError | null = null;
     const acked: number[] = [];
     for (let i = 1; i < 5 && !refused; i++) {
-      const batch = await Promise.allSettled([1, 2, 3].map(() => store.execute({ type: 'DeleteNetwork', networkId: net(i).networkId })));
+      const batch = await Promise.allSettled([1, 2, 3].map(() => store.execute({ type: 'DeleteNetwork', networkId: net(i).networkId }, byLedgernet('test'))));
       for (const r of batch) {
         if (r.status === 'rejected') refused = r.reason as DriverError;
         else acked.push(...r.value.map((e) => e.seq));
@@ -83,7 +84,7 @@ describe('event store on a full disk', () => {
     // Space is back: the next command records, continuing the chain; no restart.
     await rm(filler);
     const before = store.lastSeq;
-    const [ev] = await store.execute({ type: 'CreateNetwork', spec: net(20) });
+    const [ev] = await store.execute({ type: 'CreateNetwork', spec: net(20) }, byLedgernet('test'));
     assert.equal(ev?.seq, before + 1);
     await store.close();
     const { events, end } = await readLog(dir);

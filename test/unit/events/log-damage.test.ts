@@ -15,6 +15,7 @@ import { loadState, openStore } from '../../../src/events/log/open.ts';
 import { SNAPSHOT_FILE } from '../../../src/events/log/snapshot.ts';
 import type { StoredEvent } from '../../../src/events/domain/types.ts';
 import { networkSpec } from '../../helpers/events.ts';
+import { byLedgernet } from '../../../src/events/domain/cause.ts';
 
 const RECORDS = 100;
 let root: string;
@@ -200,7 +201,7 @@ describe('a snapshot the log does not back', () => {
     const create = async (from: number, to: number) => {
       const { store } = await openStore(dir, { host: 'h' });
       for (let i = from; i < to; i++) {
-        await store.execute({ type: 'CreateNetwork', spec: networkSpec(`${i}`.padEnd(64, 'b'), `10.${i}.0.0/24`, `10.${i}.0.1/24`) });
+        await store.execute({ type: 'CreateNetwork', spec: networkSpec(`${i}`.padEnd(64, 'b'), `10.${i}.0.0/24`, `10.${i}.0.1/24`) }, byLedgernet('test'));
       }
       await store.close();
     };

@@ -10,6 +10,7 @@ import { loadState, openStore } from '../../../src/events/log/open.ts';
 import { SNAPSHOT_FILE, readSnapshot } from '../../../src/events/log/snapshot.ts';
 import { emptyState } from '../../../src/events/domain/types.ts';
 import { networkSpec } from '../../helpers/events.ts';
+import { byLedgernet } from '../../../src/events/domain/cause.ts';
 
 let root: string;
 before(async () => {
@@ -23,7 +24,7 @@ const id = (i: number) => `${i}`.padEnd(64, 'c');
 
 async function writeNetworks(dir: string, from: number, to: number, snapshotEvery: number): Promise<void> {
   const { store } = await openStore(dir, { host: 'h' }, { snapshotEvery });
-  for (let i = from; i < to; i++) await store.execute({ type: 'CreateNetwork', spec: networkSpec(id(i), `10.${i}.0.0/24`, `10.${i}.0.1/24`) });
+  for (let i = from; i < to; i++) await store.execute({ type: 'CreateNetwork', spec: networkSpec(id(i), `10.${i}.0.0/24`, `10.${i}.0.1/24`) }, byLedgernet('test'));
   await store.close();
 }
 
@@ -105,7 +106,7 @@ describe('snapshots', () => {
     const { store, repaired, fromSnapshotSeq } = await openStore(dir, { host: 'h' });
     assert.equal(fromSnapshotSeq, 3);
     assert.ok(repaired);
-    const [ev] = await store.execute({ type: 'DeleteNetwork', networkId: id(0) }).then((e) => e.slice(-1));
+    const [ev] = await store.execute({ type: 'DeleteNetwork', networkId: id(0) }, byLedgernet('test')).then((e) => e.slice(-1));
     await store.close();
     assert.equal(ev?.seq, 4);
     assert.equal((await readLog(dir)).events.length, 4);

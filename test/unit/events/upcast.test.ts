@@ -12,6 +12,7 @@ import { loadState, openStore } from '../../../src/events/log/open.ts';
 import { upcastState } from '../../../src/events/log/upcast.ts';
 import { emptyState, type NewEvent } from '../../../src/events/domain/types.ts';
 import { EP_1, EP_2, NET_A, NET_B, endpointSpec, networkSpec } from '../../helpers/events.ts';
+import { byLedgernet } from '../../../src/events/domain/cause.ts';
 
 const NET_C = 'c'.repeat(64);
 const OLD: NewEvent[] = [
@@ -61,7 +62,7 @@ describe('old states are read leniently (upcastState)', () => {
           const events = await store.execute({
             type: 'RequestPool',
             request: { pool: null, subPool: null, v6: i === 2, defaults: i === 2 ? DEFAULT_POOLS.v6 : DEFAULT_POOLS.v4, occupied: [] },
-          });
+          }, byLedgernet('test'));
           pools.push(events[0]?.type === 'pool.requested' ? events[0].data.pool : '?');
         }
         assert.deepEqual(pools, ['10.231.0.0/24', '10.231.1.0/24', 'fd00:231::/64']);
