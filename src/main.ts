@@ -15,7 +15,7 @@ import type { HostView } from './api/ipam.ts';
 import type { FirewallBackend, Kernel, ProxyPort } from './kernel/index.ts';
 import { OutcomeRecorder, Reconciler, isOwnedLink, markLost } from './reconciler/index.ts';
 import type { Metrics } from './operator/metrics.ts';
-import { controlPeerCheck, listenPrivately, peerCredentials, prepareSocketPath } from './operator/socket.ts';
+import { controlPeerCheck, listenPrivately, peerReader, prepareSocketPath } from './operator/socket.ts';
 import { recordDirectRouting, recordFirewall, resolveFirewall, switchableFirewall } from './operator/firewall-choice.ts';
 import { followDockerFirewall, startDockerSync } from './operator/docker-background.ts';
 import { DockerApi, type DockerNetwork } from './operator/docker-api.ts';
@@ -208,6 +208,7 @@ async function listen(cfg: ServeConfig, p: Parts, log: Logger, add: (c: Cleanup)
     add(await listenOn(plugin.app, cfg.socket, 0o660));
   }
   const ctlPath = controlSocket(cfg.stateDir);
+  const peer = peerReader(); // one SO_PEERCRED read per connection, for the check and the record
   const control = createControlApp({
     store: p.store,
     reconciler: p.reconciler,
@@ -216,8 +217,8 @@ async function listen(cfg: ServeConfig, p: Parts, log: Logger, add: (c: Cleanup)
     ...(p.clusterView ? { cluster: p.clusterView } : {}),
     proxies: () => p.proxies.list(),
     docker: () => p.docker?.link.status() ?? Promise.resolve(null),
-    authorize: controlPeerCheck(ctlPath),
-    peer: peerCredentials,
+    authorize: controlPeerCheck(ctlPath, peer),
+    peer,
   });
   add(await listenOn(control, ctlPath, 0o600));
 }

@@ -32,7 +32,7 @@ export interface ControlDeps {
   readonly docker?: () => Promise<unknown>;
   /** Null when the peer on this connection may use the socket, else why not. */
   readonly authorize?: (socket: Socket) => Promise<string | null>;
-  /** Who is on this connection, as the kernel says (SO_PEERCRED): recorded in what a command records. */
+  /** Who is on this connection, as the kernel says (SO_PEERCRED): recorded in what a command records (main.ts: socket.ts peerReader, shared with `authorize`). */
   readonly peer?: (socket: Socket) => Promise<{ readonly uid: number; readonly pid: number }>;
 }
 
@@ -62,15 +62,7 @@ export function createControlApp(deps: ControlDeps): FastifyInstance {
       lost: r.lost.map(describeAction),
     };
   });
-  const peers = new WeakMap<Socket, Promise<{ readonly uid: number; readonly pid: number } | null>>();
-  const peerOf = (socket: Socket) => {
-    let p = peers.get(socket);
-    if (!p) {
-      p = deps.peer ? deps.peer(socket).catch(() => null) : Promise.resolve(null);
-      peers.set(socket, p);
-    }
-    return p;
-  };
+  const peerOf = (socket: Socket) => (deps.peer ? deps.peer(socket).catch(() => null) : Promise.resolve(null));
   app.post<{ Params: { target: string }; Body: unknown }>('/release/:target', async (req, reply) => {
     try {
       const cause = operatorCause(req.body, await peerOf(req.raw.socket));

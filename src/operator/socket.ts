@@ -82,7 +82,7 @@ interface PeerCredentials {
 const PEERCRED_SCRIPT = 'my $c = getsockopt(STDIN, 1, 17) or die "getsockopt: $!\\n"; print join(" ", unpack("iII", $c)), "\\n";';
 
 /** The kernel's record of who connected the unix socket `socket` (SO_PEERCRED). */
-export function peerCredentials(socket: Socket): Promise<PeerCredentials> {
+function peerCredentials(socket: Socket): Promise<PeerCredentials> {
   const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
   if (typeof fd !== 'number' || fd < 0) return Promise.reject(new Error('the connection has no file descriptor'));
   return new Promise((resolve, reject) => {
@@ -100,15 +100,26 @@ export function peerCredentials(socket: Socket): Promise<PeerCredentials> {
   });
 }
 
+/** Who connected each socket (SO_PEERCRED), read once per connection however often it is asked. */
+export function peerReader(): (socket: Socket) => Promise<PeerCredentials> {
+  const read = new WeakMap<Socket, Promise<PeerCredentials>>();
+  return (socket) => {
+    let p = read.get(socket);
+    if (!p) read.set(socket, (p = peerCredentials(socket)));
+    return p;
+  };
+}
+
 /**
  * The control socket's door: root, this daemon's own user, or a process whose group is the
- * socket file's group (`chgrp` it to let a group in; its mode is 0600 until then).
+ * socket file's group (`chgrp` it to let a group in; its mode is 0600 until then). `peer` reads
+ * the connection's credentials (share one peerReader with what records them).
  */
-export function controlPeerCheck(path: string): (socket: Socket) => Promise<string | null> {
+export function controlPeerCheck(path: string, peer: (socket: Socket) => Promise<PeerCredentials> = peerCredentials): (socket: Socket) => Promise<string | null> {
   const me = process.geteuid?.() ?? 0;
   return async (socket) => {
-    const [peer, st] = await Promise.all([peerCredentials(socket), stat(path)]);
-    if (peer.uid === 0 || peer.uid === me || peer.gid === st.gid) return null;
-    return `uid ${peer.uid} (gid ${peer.gid}) may not use ${path}: only root or group ${st.gid}`;
+    const [who, st] = await Promise.all([peer(socket), stat(path)]);
+    if (who.uid === 0 || who.uid === me || who.gid === st.gid) return null;
+    return `uid ${who.uid} (gid ${who.gid}) may not use ${path}: only root or group ${st.gid}`;
   };
 }

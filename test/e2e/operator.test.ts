@@ -9,7 +9,7 @@ import { userInfo } from 'node:os';
 import { createServer } from 'node:net';
 import { after, afterEach, describe, test } from 'node:test';
 import { TEST_IMAGE, cleanupAll, containerIp, docker, ping, track, uniqueName, waitFor } from '../helpers/docker.ts';
-import { ledgernetCli, pluginCall, startDaemon, stopAllDaemons } from '../helpers/daemon.ts';
+import { ledgernetCli, loggedEvents as eventsOf, pluginCall, startDaemon, stopAllDaemons } from '../helpers/daemon.ts';
 import { waitNoLeaks } from '../helpers/leaks.ts';
 
 afterEach(async () => {
@@ -21,13 +21,6 @@ after(async () => {
   await cleanupAll();
   await stopAllDaemons();
 });
-
-/** The daemon's log as `ledgernet events --json` prints it. */
-async function eventsOf(stateDir: string): Promise<{ type: string; data: Record<string, unknown>; cause?: Record<string, unknown> }[]> {
-  const r = await ledgernetCli(['events', '--json', '--state-dir', stateDir]);
-  assert.equal(r.exitCode, 0, r.stderr);
-  return r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { type: string; data: Record<string, unknown>; cause?: Record<string, unknown> });
-}
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

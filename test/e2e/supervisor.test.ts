@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { execa } from 'execa';
 import { TEST_IMAGE, cleanupAll, containerEndpoint, containerIp, docker, ping, track, uniqueName, waitFor } from '../helpers/docker.ts';
-import { PLUGIN_SOCKET, ledgernetCli, pluginCall, startDaemon, stopAllDaemons, type DaemonHandle } from '../helpers/daemon.ts';
+import { PLUGIN_SOCKET, ledgernetCli, loggedEvents, pluginCall, startDaemon, stopAllDaemons, type DaemonHandle } from '../helpers/daemon.ts';
 import { assertNoLeaks, waitNoLeaks } from '../helpers/leaks.ts';
 
 const hex = () => randomBytes(32).toString('hex');
@@ -461,10 +461,9 @@ describe('ledgernet repair', () => {
       const fix = await ledgernetCli(['repair', '--reason', 'after the crash of 21:50', '--state-dir', d.stateDir]);
       assert.equal(fix.exitCode, 0, fix.stdout + fix.stderr);
       // The release is recorded as the operator's repair, with what repair found and the reason.
-      const log = (await ledgernetCli(['events', '--json', '--state-dir', d.stateDir])).stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { type: string; data: { endpointId?: string }; cause?: { by: string; command?: string; reason?: string } });
-      const released = log.find((e) => e.type === 'endpoint.deleted' && e.data.endpointId === abandoned);
-      assert.deepEqual([released?.cause?.by, released?.cause?.command], ['operator', 'repair']);
-      assert.match(released?.cause?.reason ?? '', new RegExp(`^release endpoint ${abandoned.slice(0, 12)}.* \\(after the crash of 21:50\\)$`));
+      const released = (await loggedEvents(d.stateDir)).find((e) => e.type === 'endpoint.deleted' && e.data['endpointId'] === abandoned);
+      assert.deepEqual([released?.cause?.['by'], released?.cause?.['command']], ['operator', 'repair']);
+      assert.match(String(released?.cause?.['reason']), new RegExp(`^release endpoint ${abandoned.slice(0, 12)}.* \\(after the crash of 21:50\\)$`));
       const again = await ledgernetCli(['repair', '--dry-run', '--state-dir', d.stateDir]);
       assert.equal(again.exitCode, 0, `nothing left to repair: ${again.stdout}`);
 

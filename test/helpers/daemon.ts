@@ -367,3 +367,19 @@ async function answers(socket: string): Promise<boolean> {
     return false;
   }
 }
+
+/** An event as `ledgernet events --json` prints it, loosely typed for assertions. */
+export interface LoggedEvent {
+  readonly seq: number;
+  readonly id: string;
+  readonly type: string;
+  readonly data: Record<string, unknown>;
+  readonly cause?: Record<string, unknown>;
+}
+
+/** The log at `stateDir` as `ledgernet events --json` prints it (asserts the command succeeds). */
+export async function loggedEvents(stateDir: string): Promise<LoggedEvent[]> {
+  const r = await ledgernetCli(['events', '--json', '--state-dir', stateDir]);
+  if (r.exitCode !== 0) throw new Error(`ledgernet events --json failed: ${r.stderr}`);
+  return r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as LoggedEvent);
+}
