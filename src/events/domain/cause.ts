@@ -37,10 +37,9 @@ export function checkReason(reason: string): string | null {
 
 /**
  * One readable phrase: `docker NetworkDriver.CreateNetwork`, `operator alice (uid 0, pid 4242)
- * release: "ticket 42"`, `ledgernet docker-sync`; `unrecorded` for records older than causes.
+ * release: "ticket 42"`, `ledgernet docker-sync`.
  */
-export function describeCause(cause: Cause | undefined): string {
-  if (!cause) return 'unrecorded';
+export function describeCause(cause: Cause): string {
   switch (cause.by) {
     case 'docker':
       return `docker ${cause.call}`;

@@ -88,7 +88,6 @@ describe('causes on the wire (CloudEvents)', () => {
     assert.equal(describeCause(OPERATOR), 'operator alice (uid 0, pid 4242) release: "ticket LN-42: a ghost of a crash"');
     assert.equal(describeCause({ by: 'operator', command: 'repair' }), 'operator repair');
     assert.equal(describeCause(byLedgernet('reconciler')), 'ledgernet reconciler');
-    assert.equal(describeCause(undefined), 'unrecorded');
     assert.equal(describeCause({ by: 'someone-new', what: 'x' } as unknown as Cause), '{"by":"someone-new","what":"x"}');
     assert.equal(describeEvent(caused(events[1] as StoredEvent, OPERATOR)), `2026-11-23T13:02:12Z h1 network aaaaaaaa0000 deleted (by ${describeCause(OPERATOR)})`);
   });
