@@ -59,7 +59,7 @@ export async function runReconcile(o: { stateDir: string; dryRun: boolean; json:
       ...(await clusterPlan(state, o.stateDir)),
       ...proxyPlan(state, await daemonProxies(o.stateDir)),
     ];
-    out(o.json ? `${JSON.stringify(planJson(actions))}\n` : renderPlan(actions, { color: useColor() }));
+    out(o.json ? `${JSON.stringify(planJson(actions))}\n` : renderPlan(actions, { color: useColor(), names: namesInState(state) }));
     return actions.length === 0 ? 0 : 2;
   }
   const viaDaemon = (await callDaemon(o.stateDir, 'POST', '/reconcile')) as
@@ -118,7 +118,8 @@ async function releaseDryRun(stateDir: string, target: string): Promise<number> 
   const firewall = await cliFirewall(stateDir);
   const now = new Set(plan(desiredFromState(state), observed, firewall).map(describeAction));
   const changes = plan(desiredFromState(after), observed, firewall).filter((a) => !now.has(describeAction(a)));
-  for (const e of stored) out(`would record ${e.type} ${subjectOf(e)}\n`);
+  const names = namesInState(state);
+  for (const e of stored) out(`would record ${e.type} ${subjectOf(e, names)}\n`);
   for (const a of changes) out(`would apply  ${describeAction(a)}\n`);
   if (events.length === 0) out('nothing to release\n');
   return events.length === 0 ? 0 : 2;
@@ -197,6 +198,8 @@ function objectStates(state: State, actions: readonly PlanItem[]) {
   const ofNetwork = (networkId: string) => (a: PlanItem) => a.owner.networkId === networkId && a.owner.endpointId === null;
   const networks = Object.values(state.networks).map((n) => ({
     networkId: n.networkId,
+    /** Docker's name for it, once read from Docker's API (null until then). */
+    name: n.name ?? null,
     bridge: n.bridge,
     subnets: [...n.ipv4Data, ...n.ipv6Data].map((d) => d.pool),
     state: stateOf(ofNetwork(n.networkId)),
@@ -210,6 +213,8 @@ function objectStates(state: State, actions: readonly PlanItem[]) {
     return {
       endpointId: e.endpointId,
       networkId: e.networkId,
+      /** Its container as Docker's API names it (null until read). */
+      container: e.container ?? null,
       veth: e.veth,
       address: e.address,
       joined: e.joined,
@@ -321,13 +326,13 @@ export async function runStatus(o: { stateDir: string; json: boolean; firewall?:
     `daemon: ${daemon ? `running (pid ${daemon.pid})${daemon.socketFrom === 'service manager' ? ', plugin socket from the service manager (socket activation)' : ''}` : daemonError ? `NOT ANSWERING: ${daemonError}` : 'NOT REACHABLE (is ledgernet serve running with this --state-dir?)'}\n` +
       `log: ${state.seq} events, ${logBytes} bytes; ${nats}; ${actions.length} change(s) pending\n${dockerLine(daemon?.docker)}\n`,
   );
-  out(table(['NETWORK', 'BRIDGE', 'SUBNETS', 'STATE'], networks.map((n) => [short(n.networkId), n.bridge, n.subnets.join(',') || '-', n.state])));
+  out(table(['NETWORK', 'NAME', 'BRIDGE', 'SUBNETS', 'STATE'], networks.map((n) => [short(n.networkId), n.name ?? '-', n.bridge, n.subnets.join(',') || '-', n.state])));
   for (const n of networks) if (n.conflict) out(`conflict: ${n.conflict}\n`);
   out('\n');
   out(
     table(
-      ['ENDPOINT', 'NETWORK', 'VETH', 'ADDRESS', 'JOINED', 'STATE'],
-      endpoints.map((e) => [short(e.endpointId), short(e.networkId), e.veth, e.address ?? '-', e.joined ? 'yes' : 'no', e.state]),
+      ['ENDPOINT', 'NETWORK', 'CONTAINER', 'VETH', 'ADDRESS', 'JOINED', 'STATE'],
+      endpoints.map((e) => [short(e.endpointId), short(e.networkId), e.container?.name ?? '-', e.veth, e.address ?? '-', e.joined ? 'yes' : 'no', e.state]),
     ),
   );
   // Conflicts of an endpoint's own links (its network's were listed above).
@@ -341,16 +346,40 @@ export async function runStatus(o: { stateDir: string; json: boolean; firewall?:
 }
 
 const strings = (...xs: unknown[]) => xs.filter((x): x is string => typeof x === 'string');
-const idsOf = (d: Record<string, unknown>) => strings(d['networkId'], d['endpointId']).map(short).join('/');
+/** Docker's names by id: a network's name, an endpoint's container's (`network.named`, `endpoint.named`). */
+type Names = Map<string, string>;
 
-/** What an event is about: its network/endpoint, else its pool and address. */
-function subjectOf(e: StoredEvent): string {
-  const d = e.data as Record<string, unknown>;
-  return idsOf(d) || strings(d['poolId'], d['address']).join(' ');
+/** The names the state holds. */
+function namesInState(state: State): Names {
+  const names: Names = new Map();
+  for (const n of Object.values(state.networks)) if (n.name !== undefined) names.set(n.networkId, n.name);
+  for (const e of Object.values(state.endpoints)) if (e.container) names.set(e.endpointId, e.container.name);
+  return names;
 }
 
-function eventLine(e: StoredEvent): string {
-  return `${String(e.seq).padStart(6)} ${e.at} ${e.type.padEnd(30)} ${idsOf(e.data as Record<string, unknown>)}${e.cause ? `  by ${describeCause(e.cause)}` : ''}\n`;
+/** Adds the names `events` record (the latest wins: a renamed container). */
+function addNames(names: Names, events: readonly StoredEvent[]): Names {
+  for (const e of events) {
+    if (e.type === 'network.named') names.set(e.data.networkId, e.data.name);
+    else if (e.type === 'endpoint.named') names.set(e.data.endpointId, e.data.name);
+  }
+  return names;
+}
+
+/** `aaaaaaaa0000(web)/e1e1e1e12222(web-1)`: ids with Docker's names where known. */
+const idsOf = (d: Record<string, unknown>, names: Names) =>
+  strings(d['networkId'], d['endpointId'])
+    .map((id) => (names.has(id) ? `${short(id)}(${names.get(id)})` : short(id)))
+    .join('/');
+
+/** What an event is about: its network/endpoint, else its pool and address. */
+function subjectOf(e: StoredEvent, names: Names): string {
+  const d = e.data as Record<string, unknown>;
+  return idsOf(d, names) || strings(d['poolId'], d['address']).join(' ');
+}
+
+function eventLine(e: StoredEvent, names: Names): string {
+  return `${String(e.seq).padStart(6)} ${e.at} ${e.type.padEnd(30)} ${idsOf(e.data as Record<string, unknown>, names)}${e.cause ? `  by ${describeCause(e.cause)}` : ''}\n`;
 }
 
 /**
@@ -383,14 +412,17 @@ export async function runEvents(o: { stateDir: string; json: boolean; follow: bo
   await requireLog(o.stateDir);
   const { events, end } = await readLog(o.stateDir);
   if (o.verify) return verifyLog(o.stateDir, events, end);
-  const print = (e: StoredEvent) => out(o.json ? `${JSON.stringify(e)}\n` : eventLine(e));
+  // Names recorded anywhere in the log label every line of their network or endpoint.
+  const names = addNames(new Map(), events);
+  const print = (e: StoredEvent) => out(o.json ? `${JSON.stringify(e)}\n` : eventLine(e, names));
   events.forEach(print);
   let seen = events.length;
   while (o.follow) {
     await sleep(500);
-    const next = await readLog(o.stateDir);
-    next.events.slice(seen).forEach(print);
-    seen = next.events.length;
+    const fresh = (await readLog(o.stateDir)).events.slice(seen);
+    addNames(names, fresh);
+    fresh.forEach(print);
+    seen += fresh.length;
   }
   return 0;
 }

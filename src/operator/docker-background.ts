@@ -40,6 +40,9 @@ export function followDockerFirewall(cfg: ServeConfig, firewall: ReturnType<type
 /** Docker is asked at start and on every repair tick; a network must be missing this long. */
 const DOCKER_CONFIRM_MS = 2_000;
 
+/** Docker's names for a new network or endpoint are read once no other appeared for this long. */
+const NAMES_AFTER_MS = 1_000;
+
 /**
  * Asks Docker's API, in the background, for networks removed and restart-policy containers given
  * up on while ledgernet was down (src/docker-sync.ts). Returns the step that stops it.
@@ -49,10 +52,10 @@ export function startDockerSync(cfg: ServeConfig, store: EventStore, reconciler:
     api: docker.api,
     getState: () => store.state,
     driverName: docker.link.driverName,
-    // A collected network's kernel objects go in the pass right after.
+    // A collected network's kernel objects go in the pass right after (names change nothing there).
     execute: async (cmd, cause) => {
       const events = await store.execute(cmd, cause);
-      if (events.length > 0) await reconciler.requestPass('docker-sync');
+      if (events.length > 0 && cmd.type !== 'RecordNames') await reconciler.requestPass('docker-sync');
       return events;
     },
     log: log.child({ component: 'docker-sync' }),
@@ -68,9 +71,19 @@ export function startDockerSync(cfg: ServeConfig, store: EventStore, reconciler:
     if (!stopped && delayMs !== null) timer = setTimeout(() => void tick(cfg.reconcileIntervalS > 0 ? cfg.reconcileIntervalS * 1000 : null), delayMs);
   };
   void tick(DOCKER_CONFIRM_MS);
+  // A new network or a joined endpoint is named soon, once Docker has stored it: after a quiet
+  // moment (a burst of `docker run`s is named once, after it), not on Docker's path.
+  let naming: NodeJS.Timeout | undefined;
+  store.onEvents((events) => {
+    if (stopped || !events.some((e) => e.type === 'network.created' || e.type === 'endpoint.joined')) return;
+    clearTimeout(naming);
+    naming = setTimeout(() => void sync.sync({ namesOnly: true }), NAMES_AFTER_MS);
+    naming.unref();
+  });
   return async () => {
     stopped = true;
     clearTimeout(timer);
+    clearTimeout(naming);
     await sync.idle();
   };
 }

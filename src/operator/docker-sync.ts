@@ -3,7 +3,10 @@
 // ~15 s and removes it anyway), and `--restart always|unless-stopped` containers Docker gave up
 // on because ledgernet was not there yet when dockerd restored them.
 //
-// And endpoints Docker abandoned after a crash (abandoned.ts).
+// And endpoints Docker abandoned after a crash (abandoned.ts), and Docker's names for networks
+// and the containers of endpoints (no plugin call carries them: events/domain/names.ts).
+//
+// Each look lists Docker's networks and containers at most once, shared by every step.
 //
 // Only a positive answer from Docker acts: a network is collected when two lists, at least
 // `confirmMs` apart, both lack it (a network being created is in ledgernet's log a moment before
@@ -12,8 +15,9 @@
 // a Docker that cannot be asked changes nothing.
 import type { Logger } from 'pino';
 import { AbandonedEndpoints } from './abandoned.ts';
-import { DockerApiError, DockerUnavailableError, type DockerApi, type DockerContainerSummary } from './docker-api.ts';
-import { byLedgernet, short, type Cause, type Command, type State, type StoredEvent } from '../events/index.ts';
+import { DockerApiError, DockerUnavailableError, type DockerApi, type DockerContainerSummary, type DockerNetwork } from './docker-api.ts';
+import { byLedgernet, lookup, short, type Cause, type Command, type EndpointName, type NetworkName, type State, type StoredEvent } from '../events/index.ts';
+import { containerIdProblem, nameProblem } from '../events/domain/names.ts';
 
 export interface DockerSyncDeps {
   readonly api: Pick<DockerApi, 'listNetworks' | 'listContainers' | 'inspectContainer' | 'startContainer' | 'inspectNetwork'>;
@@ -65,19 +69,80 @@ export function stoppedOn(containers: readonly DockerContainerSummary[], network
     .map((c) => c.Id);
 }
 
+/** The name Docker lists a container by: its own, not a link's alias (`/web/db`). Pure. */
+function containerName(c: DockerContainerSummary): string | null {
+  const own = c.Names.find((n) => n.lastIndexOf('/') === 0) ?? c.Names[0];
+  return own === undefined ? null : own.replace(/^\//, '');
+}
+
+/**
+ * The names Docker's lists give networks and endpoints ledgernet holds, where they differ from
+ * what the state recorded; `skipped`: names that are not ones to record (names.ts). Pure.
+ */
+function namesToRecord(
+  state: State,
+  networks: readonly DockerNetwork[],
+  containers: readonly DockerContainerSummary[],
+): { networks: NetworkName[]; endpoints: EndpointName[]; skipped: string[] } {
+  const skipped: string[] = [];
+  const usable = (name: string, what: string, id?: string) => {
+    const problem = nameProblem(name) ?? (id === undefined ? null : containerIdProblem(id));
+    if (problem !== null) skipped.push(`${what}: ${problem}`);
+    return problem === null;
+  };
+  const named: NetworkName[] = [];
+  for (const n of networks) {
+    const net = lookup(state.networks, n.Id);
+    if (net && net.name !== n.Name && usable(n.Name, `network ${short(n.Id)}`)) named.push({ networkId: n.Id, name: n.Name });
+  }
+  const endpoints: EndpointName[] = [];
+  for (const c of containers) {
+    const name = containerName(c);
+    if (name === null) continue;
+    for (const attached of Object.values(c.NetworkSettings?.Networks ?? {})) {
+      const ep = lookup(state.endpoints, attached.EndpointID ?? '');
+      if (!ep || ep.networkId !== attached.NetworkID) continue;
+      if (ep.container?.id === c.Id && ep.container.name === name) continue;
+      if (usable(name, `container ${short(c.Id)}`, c.Id)) endpoints.push({ networkId: ep.networkId, endpointId: ep.endpointId, containerId: c.Id, name });
+    }
+  }
+  return { networks: named, endpoints, skipped };
+}
+
+/** Docker's lists for one look, each asked at most once. */
+interface Lists {
+  readonly networks: () => Promise<DockerNetwork[]>;
+  /** All containers, stopped ones included. */
+  readonly containers: () => Promise<DockerContainerSummary[]>;
+}
+
 export class DockerSync {
   private suspects = new Map<string, number>();
   /** Containers already started once by this process: a start that fails again is not retried. */
   private readonly started = new Set<string>();
   private unavailableLogged = false;
   private running: Promise<void> | null = null;
+  private lists: Lists;
+  /** Names already warned about as not recordable (once each). */
+  private readonly skipped = new Set<string>();
 
   private readonly deps: DockerSyncDeps;
   private readonly abandoned: AbandonedEndpoints;
   constructor(deps: DockerSyncDeps) {
     this.deps = deps;
     const { api, getState, execute, log } = deps;
-    this.abandoned = new AbandonedEndpoints({ api, getState, execute, log, graceMs: deps.abandonedGraceMs, now: deps.now ?? Date.now });
+    this.lists = this.freshLists();
+    // The abandoned-endpoints step reads the look's one list of containers.
+    const shared = { listContainers: () => this.lists.containers(), inspectNetwork: <T,>(id: string) => api.inspectNetwork<T>(id) };
+    this.abandoned = new AbandonedEndpoints({ api: shared, getState, execute, log, graceMs: deps.abandonedGraceMs, now: deps.now ?? Date.now });
+  }
+
+  private freshLists(): Lists {
+    const once = <T,>(ask: () => Promise<T>) => {
+      let p: Promise<T> | null = null;
+      return () => (p ??= ask());
+    };
+    return { networks: once(() => this.deps.api.listNetworks()), containers: once(() => this.deps.api.listContainers(true)) };
   }
 
   /** Resolves once no look is in progress (for shutdown). */
@@ -85,15 +150,23 @@ export class DockerSync {
     await this.running;
   }
 
-  /** One look at Docker: collect networks it no longer has, bring back containers it gave up on, release endpoints it abandoned. */
-  sync(): Promise<void> {
+  /**
+   * One look at Docker: collect networks it no longer has, record its names for what ledgernet
+   * holds, bring back containers it gave up on, release endpoints it abandoned. `namesOnly`: only
+   * the names (soon after a network or endpoint appeared).
+   */
+  sync(o: { readonly namesOnly?: boolean } = {}): Promise<void> {
     // One at a time; a tick that comes while one runs is dropped (the next tick looks again).
     if (this.running) return this.running;
     this.running = (async () => {
+      this.lists = this.freshLists();
       try {
-        await this.collectNetworks();
-        await this.restartContainers();
-        await this.abandoned.step();
+        if (!o.namesOnly) await this.collectNetworks();
+        await this.recordNames();
+        if (!o.namesOnly) {
+          await this.restartContainers();
+          await this.abandoned.step();
+        }
         this.unavailableLogged = false;
       } catch (e) {
         this.abandoned.forget();
@@ -113,7 +186,7 @@ export class DockerSync {
   private async collectNetworks(): Promise<void> {
     const known = Object.keys(this.deps.getState().networks);
     if (known.length === 0 && this.suspects.size === 0) return;
-    const docker = new Set((await this.deps.api.listNetworks()).map((n) => n.Id));
+    const docker = new Set((await this.lists.networks()).map((n) => n.Id));
     const now = (this.deps.now ?? Date.now)();
     const { collect, suspects } = networksToCollect(known, docker, this.suspects, now, this.deps.confirmMs);
     this.suspects = suspects;
@@ -137,6 +210,19 @@ export class DockerSync {
     }
   }
 
+  /** Records Docker's names for the networks and endpoints ledgernet holds, where they changed. */
+  private async recordNames(): Promise<void> {
+    if (Object.keys(this.deps.getState().networks).length === 0) return;
+    const [networks, containers] = await Promise.all([this.lists.networks(), this.lists.containers()]);
+    const names = namesToRecord(this.deps.getState(), networks, containers);
+    for (const why of names.skipped.filter((w) => !this.skipped.has(w))) {
+      this.skipped.add(why);
+      this.deps.log.warn({ reason: why }, `a name in Docker's API is not recorded: ${why}`);
+    }
+    if (names.networks.length === 0 && names.endpoints.length === 0) return;
+    await this.deps.execute({ type: 'RecordNames', networks: names.networks, endpoints: names.endpoints }, byLedgernet('docker-sync'));
+  }
+
   /** Docker's answer for one network by id: false only on a 404. */
   private async dockerHas(id: string): Promise<boolean> {
     try {
@@ -151,7 +237,7 @@ export class DockerSync {
   private async restartContainers(): Promise<void> {
     const networks = new Set(Object.keys(this.deps.getState().networks));
     if (networks.size === 0) return;
-    const candidates = stoppedOn(await this.deps.api.listContainers(true), networks).filter((id) => !this.started.has(id));
+    const candidates = stoppedOn(await this.lists.containers(), networks).filter((id) => !this.started.has(id));
     for (const id of candidates) {
       // Removed since the list: nothing to do.
       const c = await this.deps.api.inspectContainer(id).catch((e: unknown) => {

@@ -13,6 +13,8 @@ const keyOf = (a: PlanItem): string => (isVxlanChange(a) ? vxlanKey(a) : actionK
 
 export interface RenderOptions {
   readonly color?: boolean;
+  /** Docker's names by id (a network's, an endpoint's container's), shown beside the ids. */
+  readonly names?: ReadonlyMap<string, string>;
 }
 
 type Op = '+' | '-' | '~' | '!';
@@ -63,17 +65,21 @@ export function renderPlan(actions: readonly PlanItem[], opts: RenderOptions = {
     } else if (endpointId) endpointsOnly.set(endpointId, [...(endpointsOnly.get(endpointId) ?? []), a]);
     else shared.push(a);
   }
+  const named = (id: string, what: string) => {
+    const name = opts.names?.get(id);
+    return name === undefined ? id.slice(0, 12) : `${id.slice(0, 12)} (${what}${name})`;
+  };
   const out: string[] = [];
   for (const [networkId, g] of byNetwork) {
-    out.push(`network ${networkId.slice(0, 12)}`);
+    out.push(`network ${named(networkId, '')}`);
     for (const a of g.own) out.push(line(a, '  ', color));
     for (const [endpointId, list] of g.endpoints) {
-      out.push(`  endpoint ${endpointId.slice(0, 12)}`);
+      out.push(`  endpoint ${named(endpointId, 'container ')}`);
       for (const a of list) out.push(line(a, '    ', color));
     }
   }
   for (const [endpointId, list] of endpointsOnly) {
-    out.push(`endpoint ${endpointId.slice(0, 12)} (network unknown)`);
+    out.push(`endpoint ${named(endpointId, 'container ')} (network unknown)`);
     for (const a of list) out.push(line(a, '  ', color));
   }
   if (shared.length > 0) {

@@ -1,5 +1,6 @@
 // Operator experience with the real dockerd: Prometheus metrics after a real scenario, status
-// exit codes, and a graceful SIGTERM that leaves the kernel as it is.
+// exit codes, a graceful SIGTERM that leaves the kernel as it is, and Docker's names for networks
+// and containers in the log, `status` and `events`.
 import assert from 'node:assert/strict';
 import { execa } from 'execa';
 import { existsSync } from 'node:fs';
@@ -36,6 +37,11 @@ function freePort(): Promise<number> {
 function sample(text: string, name: string, labels = ''): number {
   const line = text.split('\n').find((l) => l.startsWith(`${name}${labels} `) || (labels === '' && l.startsWith(`${name}{`) === false && l.startsWith(`${name} `)));
   return line ? Number(line.split(' ').at(-1)) : Number.NaN;
+}
+
+interface StatusJson {
+  networks: { networkId: string; name: string | null }[];
+  endpoints: { endpointId: string; networkId: string; container: { id: string; name: string } | null }[];
 }
 
 describe('operator experience', () => {
@@ -249,5 +255,51 @@ describe('operator experience', () => {
     await cleanupAll();
     await daemon.stop();
     await waitNoLeaks();
+  });
+
+  test("Docker's names: a network and its container are named in the log, status and events; a rename is recorded", async () => {
+    // A repair tick every 2 s: a rename (no plugin call) is read at the next one.
+    const daemon = await startDaemon({ extraArgs: ['--reconcile-interval', '2'] });
+    const net = track.network(uniqueName('names'));
+    const create = await docker(['network', 'create', '--driver', 'ledgernet', '--subnet', '10.231.163.0/24', net]);
+    assert.equal(create.exitCode, 0, create.stderr);
+    const networkId = create.stdout.trim();
+    const c = track.container(uniqueName('c'));
+    assert.equal((await docker(['run', '-d', '--name', c, '--network', net, TEST_IMAGE, 'sleep', '300'])).exitCode, 0);
+    const containerId = (await docker(['inspect', '-f', '{{.Id}}', c])).stdout.trim();
+    const endpointId = (await docker(['inspect', '-f', `{{(index .NetworkSettings.Networks "${net}").EndpointID}}`, c])).stdout.trim();
+
+    const status = async () => JSON.parse((await ledgernetCli(['status', '--json', '--state-dir', daemon.stateDir])).stdout) as StatusJson;
+    const named = await waitFor(async () => {
+      const s = await status();
+      const n = s.networks.find((x) => x.networkId === networkId);
+      const e = s.endpoints.find((x) => x.endpointId === endpointId);
+      return n?.name && e?.container ? { n, e } : null;
+    }, { what: 'the network and its container named in status', timeoutMs: 15_000 });
+    assert.equal(named.n.name, net);
+    assert.deepEqual(named.e.container, { id: containerId, name: c });
+
+    const events = await eventsOf(daemon.stateDir);
+    const networkNamed = events.filter((e) => e.type === 'network.named');
+    assert.deepEqual(networkNamed.map((e) => [e.data, e.cause]), [[{ networkId, name: net }, { by: 'ledgernet', what: 'docker-sync' }]], 'named once, by docker-sync');
+    assert.deepEqual(events.filter((e) => e.type === 'endpoint.named').map((e) => e.data), [{ networkId, endpointId, containerId, name: c }]);
+
+    const text = (await ledgernetCli(['events', '--state-dir', daemon.stateDir])).stdout;
+    assert.match(text, new RegExp(`network\\.created +${networkId.slice(0, 12)}\\(${net}\\)  by docker NetworkDriver\\.CreateNetwork`));
+    assert.match(text, new RegExp(`endpoint\\.joined +${networkId.slice(0, 12)}\\(${net}\\)/${endpointId.slice(0, 12)}\\(${c}\\)  by docker NetworkDriver\\.Join`));
+    const table = (await ledgernetCli(['status', '--state-dir', daemon.stateDir])).stdout;
+    assert.match(table, new RegExp(`^${networkId.slice(0, 12)} +${net} +lnb-`, 'm'));
+    assert.match(table, new RegExp(`^${endpointId.slice(0, 12)} +${networkId.slice(0, 12)} +${c} +lnv-`, 'm'));
+
+    const renamed = `${c}-renamed`;
+    assert.equal((await docker(['rename', c, renamed])).exitCode, 0);
+    track.container(renamed);
+    await waitFor(async () => ((await status()).endpoints.find((x) => x.endpointId === endpointId)?.container?.name === renamed ? true : null), {
+      what: 'the rename recorded',
+      timeoutMs: 15_000,
+    });
+    const again = (await eventsOf(daemon.stateDir)).filter((e) => e.type === 'endpoint.named').map((e) => e.data['name']);
+    assert.deepEqual(again, [c, renamed]);
+    assert.equal((await eventsOf(daemon.stateDir)).filter((e) => e.type === 'network.named').length, 1, 'the network is not named twice');
   });
 });

@@ -101,12 +101,16 @@ class FakeDocker {
   private check(): void {
     if (this.down) throw new DockerUnavailableError('Docker at /nowhere cannot be asked: connect ENOENT');
   }
+  /** How often each list was asked. */
+  lists = { networks: 0, containers: 0 };
   listNetworks = async () => {
     this.check();
+    this.lists.networks++;
     return this.networks;
   };
   listContainers = async () => {
     this.check();
+    this.lists.containers++;
     return this.containers.map((c) => ({
       Id: c.Id,
       Names: [c.Name],
@@ -224,6 +228,54 @@ describe('DockerSync', () => {
     await h.sync.sync();
     assert.deepEqual(h.api.started.length, 3, 'a container is started at most once per daemon');
     assert.ok(h.logs.some((l) => l.startsWith('warn starting container always: Docker gave up on it')), h.logs.join('\n'));
+  });
+});
+
+describe("DockerSync: Docker's names", () => {
+  const CID = 'c0ffee'.repeat(10) + 'abcd';
+  const withEndpoint = given({ type: 'CreateNetwork', spec: networkSpec(NET_A) }, { type: 'CreateEndpoint', spec: endpointSpec(NET_A, EP_1) });
+  const running = (id: string, name: string, endpointId: string): DockerContainer => ({
+    Id: id,
+    Name: `/${name}`,
+    State: { Running: true, Status: 'running', Error: '' },
+    HostConfig: {},
+    NetworkSettings: { Networks: { web: { NetworkID: NET_A, EndpointID: endpointId } as { NetworkID: string } } },
+  });
+
+  it('records the network name and the container of each endpoint, once, asking each list once per look', async () => {
+    const h = harness(withEndpoint);
+    h.api.networks = [{ Id: NET_A, Name: 'web', Driver: 'ledgernet' }];
+    h.api.containers = [running(CID, 'web-1', EP_1)];
+    await h.sync.sync();
+    assert.equal(h.state().networks[NET_A]?.name, 'web');
+    assert.deepEqual(h.state().endpoints[EP_1]?.container, { id: CID, name: 'web-1' });
+    assert.deepEqual(h.api.lists, { networks: 1, containers: 1 }, 'collect, names, restarts and abandoned endpoints share one list of each');
+    const seq = h.state().seq;
+    await h.sync.sync();
+    assert.equal(h.state().seq, seq, 'nothing new: nothing recorded');
+    h.api.containers = [running(CID, 'api-1', EP_1)];
+    await h.sync.sync({ namesOnly: true });
+    assert.deepEqual(h.state().endpoints[EP_1]?.container, { id: CID, name: 'api-1' }, 'docker rename is recorded');
+  });
+
+  it('names only: no collection, even of a network Docker lacks', async () => {
+    const h = harness(withEndpoint);
+    for (let i = 0; i < 3; i++) {
+      await h.sync.sync({ namesOnly: true });
+      h.advance(5000);
+    }
+    assert.ok(h.state().networks[NET_A]);
+  });
+
+  it('skips a name it must not record, warning once, and records the others', async () => {
+    const h = harness(withEndpoint);
+    h.api.networks = [{ Id: NET_A, Name: 'web\nforged line', Driver: 'ledgernet' }];
+    h.api.containers = [running(CID, 'web-1', EP_1)];
+    await h.sync.sync();
+    await h.sync.sync();
+    assert.equal(h.state().networks[NET_A]?.name, undefined);
+    assert.deepEqual(h.state().endpoints[EP_1]?.container, { id: CID, name: 'web-1' });
+    assert.equal(h.logs.filter((l) => /^warn a name in Docker's API is not recorded: network aaaaaaaa0000: the name holds a control character/.test(l)).length, 1, h.logs.join('\n'));
   });
 });
 

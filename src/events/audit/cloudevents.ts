@@ -197,6 +197,10 @@ function describeData(ev: StoredEvent): string {
       return `a CreateNetwork deferred until Docker stores the network: ${ev.data.reason}`;
     case 'endpoint.addressed':
       return `endpoint ${short(ev.data.endpointId)} addressed ${[ev.data.address, ev.data.addressV6].filter((a) => a !== null).join(' ') || '(none)'}`;
+    case 'network.named':
+      return `network ${short(ev.data.networkId)} is named ${ev.data.name} in Docker`;
+    case 'endpoint.named':
+      return `endpoint ${short(ev.data.endpointId)} on network ${short(ev.data.networkId)} belongs to container ${ev.data.name} (${short(ev.data.containerId)})`;
     case 'endpoint.external.programmed':
       return `endpoint ${short(ev.data.endpointId)} ports programmed ${ports(ev.data.portmap) || '(none)'}${ev.data.family === undefined ? '' : ` (IPv${ev.data.family} only)`}`;
     case 'endpoint.external.revoked':

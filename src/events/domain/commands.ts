@@ -20,6 +20,20 @@ export interface PoolRequest {
   readonly cluster?: PoolCluster;
 }
 
+/** A network's name in Docker. */
+export interface NetworkName {
+  readonly networkId: string;
+  readonly name: string;
+}
+
+/** The container an endpoint belongs to, as Docker names it. */
+export interface EndpointName {
+  readonly networkId: string;
+  readonly endpointId: string;
+  readonly containerId: string;
+  readonly name: string;
+}
+
 /** What a caller asks for. `decide` turns a command into events or refuses it. */
 export type Command =
   | { readonly type: 'CreateNetwork'; readonly spec: NetworkSpec }
@@ -55,6 +69,8 @@ export type Command =
       /** Sockets programs on the host listen on, read by the caller: their ports are not published. */
       readonly hostListeners?: readonly HostListener[];
     }
+  /** Docker's names for networks and the containers of endpoints, as its API lists them (names.ts). */
+  | { readonly type: 'RecordNames'; readonly networks: readonly NetworkName[]; readonly endpoints: readonly EndpointName[] }
   | { readonly type: 'RevokeExternal'; readonly networkId: string; readonly endpointId: string }
   | { readonly type: 'MarkLost'; readonly endpointId: string; readonly reason: string }
   | { readonly type: 'RequestPool'; readonly request: PoolRequest }

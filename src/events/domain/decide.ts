@@ -13,6 +13,7 @@ import {
 } from './ipam.ts';
 import { contains, isNetworkOrBroadcast, parseAddrLen } from './cidr.ts';
 import { checkClusterNetwork, decideClaimBlock, withClusterMtu } from './cluster.ts';
+import { decideNames } from './names.ts';
 import { decidePeerChange } from './peers.ts';
 import { hostBindingIpv4 } from './options.ts';
 import { checkPortFamilies, checkProxiedPorts, gatewayRole, resolvePorts } from './ports.ts';
@@ -143,6 +144,8 @@ export function decide(cmd: Command, state: State): NewEvent[] {
         data: { networkId: e.networkId, endpointId: e.endpointId, portmap: e.portmap, ...(e.portFamily === undefined ? {} : { family: e.portFamily }) },
       }));
     }
+    case 'RecordNames':
+      return decideNames(cmd.networks, cmd.endpoints, state);
     case 'RevokeExternal': {
       const ep = endpointOf(state, cmd.networkId, cmd.endpointId);
       if (!ep || !ep.programmed) return [];
@@ -178,7 +181,8 @@ export function decide(cmd: Command, state: State): NewEvent[] {
 }
 
 function sameNetwork(a: NetworkState, b: Omit<NetworkState, 'createdSeq'>): boolean {
-  const { createdSeq: _ignored, ...rest } = a;
+  // Its name came from Docker's API after it was created (names.ts), not with the call.
+  const { createdSeq: _ignored, name: _named, ...rest } = a;
   return isDeepStrictEqual(rest, b);
 }
 

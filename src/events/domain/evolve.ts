@@ -110,6 +110,16 @@ function apply(draft: Draft<State>, event: StoredEvent): void {
       }
       return;
     }
+    case 'network.named': {
+      const net = draft.networks[event.data.networkId];
+      if (net) net.name = event.data.name;
+      return;
+    }
+    case 'endpoint.named': {
+      const ep = draft.endpoints[event.data.endpointId];
+      if (ep) ep.container = { id: event.data.containerId, name: event.data.name };
+      return;
+    }
     case 'endpoint.joined': {
       const ep = draft.endpoints[event.data.endpointId];
       if (ep) {

@@ -115,6 +115,16 @@ export interface EventDataMap extends PeerEventMap {
    * the network Docker stores next (within DEFERRED_MS) is taken from Docker's API then.
    */
   'network.deferred': { readonly reason: string };
+  /**
+   * The name Docker knows a network by, read from Docker's API (a remote driver's CreateNetwork
+   * does not carry it): recorded once, soon after the network is created (Docker cannot rename one).
+   */
+  'network.named': { readonly networkId: string; readonly name: string };
+  /**
+   * The container an endpoint belongs to, read from Docker's API (no plugin call names it):
+   * recorded soon after its Join, and again after a `docker rename`.
+   */
+  'endpoint.named': { readonly networkId: string; readonly endpointId: string; readonly containerId: string; readonly name: string };
   /** A deferred endpoint's addresses and MAC, read from the container's interface after Docker configured it. */
   'endpoint.addressed': {
     readonly networkId: string;
@@ -161,6 +171,8 @@ export const EventVersions: { readonly [K in EventType]: number } = {
   'endpoint.deferred': 1,
   'network.deferred': 1,
   'endpoint.addressed': 1,
+  'network.named': 1,
+  'endpoint.named': 1,
   'endpoint.external.programmed': 1,
   'endpoint.external.revoked': 1,
   'pool.requested': 1,
@@ -212,6 +224,15 @@ export type StoredEvent = NewEvent & {
 
 export interface NetworkState extends NetworkSpec {
   readonly createdSeq: number;
+  /** The name Docker knows it by (`docker network create NAME`), once read from Docker's API (`network.named`). */
+  readonly name?: string;
+}
+
+/** The container an endpoint belongs to, as Docker's API named it (`endpoint.named`). */
+export interface EndpointContainer {
+  readonly id: string;
+  /** Without Docker's leading `/`; changes with `docker rename`. */
+  readonly name: string;
 }
 
 export interface EndpointState extends EndpointSpec {
@@ -241,6 +262,8 @@ export interface EndpointState extends EndpointSpec {
   readonly createdSeq: number;
   /** When it was created (the event's `at`); absent in states from snapshots written before this field existed. */
   readonly createdAt?: string;
+  /** Its container, once read from Docker's API (`endpoint.named`). */
+  readonly container?: EndpointContainer;
 }
 
 export interface Allocation {

@@ -29,6 +29,12 @@ describe('plan rendering', () => {
   it('groups by network and endpoint with +/-/~ and reasons (golden)', () => {
     assertGolden('render/mixed.txt', renderPlan(mixed));
   });
+  it("shows Docker's names beside the ids it knows", () => {
+    const text = renderPlan(mixed, { names: new Map([[NET_A, 'web'], [EP_1, 'web-1']]) });
+    assert.match(text, /^network aaaaaaaa0000 \(web\)\n  \+ bridge\.create/m);
+    assert.match(text, /^  endpoint e1e1e1e12222 \(container web-1\)\n/m);
+    assert.match(text, /^network bbbbbbbb1111\n/m, 'a network without a name: its id alone');
+  });
   it('colours only when asked', () => {
     assert.doesNotMatch(renderPlan(mixed), /\u001b\[/);
     const coloured = renderPlan(mixed, { color: true });
