@@ -4,7 +4,7 @@
 // from `names` (index → name); an entry of a device not in it is left out, which is how a read
 // keeps only the VXLAN devices' and the bridges' entries.
 import type { NetlinkMessage } from './netlink.ts';
-import { AF_INET, find, valueEnd } from './netlink-attrs.ts';
+import { AF_INET, encodeAttrs, find, u32, valueEnd } from './netlink-attrs.ts';
 import { ipv6Text } from './parse-link-dump.ts';
 import type { Neigh, VxlanFdb } from './parse-vxlan.ts';
 
@@ -13,6 +13,7 @@ const RTM_NEWNEIGH = 28;
 const AF_BRIDGE = 7;
 const NDA_DST = 1;
 const NDA_LLADDR = 2;
+const NDA_IFINDEX = 8;
 const NDA_MASTER = 9;
 const NUD_NOARP = 0x40;
 const NUD_PERMANENT = 0x80;
@@ -31,12 +32,17 @@ export function fdbDumpRequest(port: number): Buffer {
   return b;
 }
 
-/** The request of the IPv4 neighbour table: struct ndmsg with AF_INET. */
-export const NEIGH_DUMP_REQUEST: Buffer = (() => {
+/**
+ * The request of one device's IPv4 neighbours: struct ndmsg with AF_INET and NDA_IFINDEX, which
+ * the kernel reads as the device to dump (neigh_dump_filter, Linux 4.16+; `ip neigh show dev D`
+ * sends the same), so a host's ARP table is not read for a few bridges' entries. An older kernel
+ * dumps every device's: `neighOf` keeps only the named ones.
+ */
+export function neighDumpRequest(ifindex: number): Buffer {
   const b = Buffer.alloc(NDMSG_LEN);
   b.writeUInt8(AF_INET, 0);
-  return b;
-})();
+  return Buffer.concat([b, encodeAttrs([[NDA_IFINDEX, u32(ifindex)]])]);
+}
 
 const hex2 = (n: number) => n.toString(16).padStart(2, '0');
 

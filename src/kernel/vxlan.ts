@@ -1,7 +1,8 @@
 // Reads and writes the VXLAN objects of cluster networks. Reads go through rtnetlink from this
 // process (netlink.ts; a host with cluster networks reads them on every pass, Docker's among
 // them): the VXLAN devices in a dump the kernel filters by kind, the underlay's address, each
-// device's FDB in a dump the kernel filters by port, the IPv4 neighbour table; no `ip` or
+// device's FDB in a dump the kernel filters by port, each bridge's IPv4 neighbours in a dump the
+// kernel filters by device (not the host's whole ARP table); no `ip` or
 // `bridge` process. Without koffi the same is read from `ip -j` / `bridge -j`. Writes go the same
 // way (iproute/vxlan-rtnl.ts): the requests of the batches they replace, in their order (devices,
 // FDB entries and port flags, neighbour entries, deleted devices: an entry needs its device);
@@ -15,7 +16,7 @@ import { openNetlink, openRequests, type Netlink, type NetlinkRequests } from '.
 import { collect } from './observe-netlink.ts';
 import { cstr, encodeAttrs } from './netlink-attrs.ts';
 import { ADDR_DUMP_REQUEST, LINK_DUMP_REQUEST, RTM_GETADDR, RTM_GETLINK, addrOf, linkOf, namedLinks, hostGroupNames, type DumpedAddr, type DumpedLink } from './parse-link-dump.ts';
-import { fdbDumpRequest, fdbOf, neighOf, NEIGH_DUMP_REQUEST, RTM_GETNEIGH } from './parse-neigh-dump.ts';
+import { fdbDumpRequest, fdbOf, neighDumpRequest, neighOf, RTM_GETNEIGH } from './parse-neigh-dump.ts';
 import { parseLinks } from './parse-links.ts';
 import { parseNeighs, parseVxlanFdb, type Neigh, type VxlanFdb } from './parse-vxlan.ts';
 import { applyStepsByNetlink, findLink } from './rtnl-apply.ts';
@@ -86,8 +87,9 @@ export async function observeVxlan(vxlans: ReadonlySet<string>, bridges: Readonl
     const masters = await indexes(bridges);
     const fdb: VxlanFdb[] = [];
     const neighs: Neigh[] = [];
-    await nl.dump([
-      collect('read the bridges\' neighbour entries', RTM_GETNEIGH, NEIGH_DUMP_REQUEST, (m) => neighOf(m, masters), neighs),
+    // One small dump per device: in turn on one socket (a socket each costs more than the dump).
+    await nl.dumpInTurn([
+      ...[...masters.keys()].map((bridge) => collect('read a bridge\'s neighbour entries', RTM_GETNEIGH, neighDumpRequest(bridge), (m) => neighOf(m, masters), neighs)),
       ...[...ports.keys()].map((port) => collect('read a VXLAN device\'s FDB', RTM_GETNEIGH, fdbDumpRequest(port), (m) => fdbOf(m, ports), fdb)),
     ]);
     return { fdb, neighs };

@@ -9,6 +9,9 @@ import { after, before, describe, it } from 'node:test';
 import { execa } from 'execa';
 import { applyVxlan, observeVxlan, observeVxlanLinks } from '../../src/kernel/vxlan.ts';
 import { parseLinks } from '../../src/kernel/parse-links.ts';
+import { openNetlink } from '../../src/kernel/netlink.ts';
+import { collect } from '../../src/kernel/observe-netlink.ts';
+import { neighDumpRequest, RTM_GETNEIGH } from '../../src/kernel/parse-neigh-dump.ts';
 import { planVxlans, type DesiredVxlan } from '../../src/reconciler/cluster.ts';
 
 const skip = process.getuid?.() === 0 ? false : 'needs root to make network namespaces';
@@ -100,6 +103,14 @@ describe('VXLAN objects in throwaway namespaces', { skip }, () => {
     await ip('-n', h, 'neigh', 'add', '10.240.0.78', 'lladdr', '02:42:0a:f0:00:78', 'dev', BRIDGE, 'nud', 'noarp');
     await ip('-n', h, 'link', 'add', 'lnb-other', 'type', 'bridge');
     await ip('-n', h, 'neigh', 'add', '10.240.9.1', 'lladdr', '02:42:0a:f0:09:01', 'dev', 'lnb-other', 'nud', 'permanent');
+    // The kernel itself filters a bridge's neighbour dump: only that device's entries come back.
+    const nl = await openNetlink(h, 10_000);
+    if (nl) {
+      const index = (JSON.parse(await ip('-n', h, '-j', 'link', 'show', 'lnb-other')) as { ifindex: number }[])[0]?.ifindex ?? 0;
+      const devices: number[] = [];
+      await nl.dump([collect('neighbours of lnb-other', RTM_GETNEIGH, neighDumpRequest(index), (m) => (m.type === 28 ? m.payload.readInt32LE(4) : null), devices)]);
+      assert.deepEqual(devices, [index], 'one entry, of lnb-other alone (the other bridge has two)');
+    }
     const sort = <T>(xs: T[]) => xs.map((x) => JSON.stringify(x)).sort();
     for (const [vxlans, bridges] of [[[VX, 'lnx-other'], [BRIDGE]], [[VX], [BRIDGE, 'lnb-other', 'lnb-missing']], [['lnx-missing'], []]] as const) {
       const netlink = await observeVxlan(new Set(vxlans), new Set(bridges), { netns: h });

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { NetlinkMessage } from '../../../src/kernel/netlink.ts';
-import { fdbDumpRequest, fdbOf, neighOf } from '../../../src/kernel/parse-neigh-dump.ts';
+import { fdbDumpRequest, fdbOf, neighDumpRequest, neighOf } from '../../../src/kernel/parse-neigh-dump.ts';
 import { parseNeighs, parseVxlanFdb } from '../../../src/kernel/parse-vxlan.ts';
 import { readFixture, readFixtureLines } from '../../helpers/fixtures.ts';
 
@@ -51,6 +51,10 @@ describe('FDB and neighbour entries from the kernel dumps', () => {
     assert.equal(neighOf(messages('fdb')[0] as NetlinkMessage, names()), null, 'a bridge FDB message is no neighbour');
     assert.equal(fdbOf({ type: 16, payload: Buffer.alloc(32) }, names()), null);
     assert.equal(fdbOf({ type: 28, payload: Buffer.alloc(8) }, names()), null, 'too short');
+  });
+
+  it('asks for one device\'s neighbours: struct ndmsg with AF_INET, then NDA_IFINDEX (as ip neigh show dev D)', () => {
+    assert.deepEqual([...neighDumpRequest(7)], [2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 8, 0, 8, 0, 7, 0, 0, 0]);
   });
 
   it('asks for one port: struct ifinfomsg with AF_BRIDGE and its index', () => {
