@@ -20,6 +20,7 @@ export { type EventPublisher, type StreamHead, MemoryPublisher } from './audit/p
 export { Outbox, type OutboxStats } from './audit/outbox.ts';
 export { readCursor, writeCursor, CURSOR_FILE, type Cursor } from './audit/cursor.ts';
 export { releaseCommand } from './domain/release.ts';
+export { namesFrom } from './domain/names.ts';
 export { poolUsage, type PoolUsage } from './domain/pool-usage.ts';
 export { ClusterKv, lazyCluster, type ClusterHost } from './cluster/kv.ts';
 export { ownKeysOf, syncCluster } from './cluster/sync.ts';

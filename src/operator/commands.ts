@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { callDaemon } from './control-client.ts';
 import { operatorCause, statedBody, type OperatorNote } from './operator-cause.ts';
-import { acquireHostGuard, acquireLock, decide, describeCause, fold, loadState, LOG_FILE, openStore, poolUsage, readLog, readSnapshot, releaseCommand, short, VETH_PREFIX, type Cause, type EventStore, type PoolUsage, type State, type StoredEvent } from '../events/index.ts';
+import { acquireHostGuard, acquireLock, decide, describeCause, fold, labelled, loadState, LOG_FILE, namesFrom, openStore, poolUsage, readLog, readSnapshot, releaseCommand, short, VETH_PREFIX, type Cause, type EventStore, type PoolUsage, type State, type StoredEvent } from '../events/index.ts';
 import type { ScanEnd } from '../events/log/framing.ts';
 import { DriverError } from '../errors.ts';
 import { createKernel } from '../kernel/index.ts';
@@ -357,19 +357,10 @@ function namesInState(state: State): Names {
   return names;
 }
 
-/** Adds the names `events` record (the latest wins: a renamed container). */
-function addNames(names: Names, events: readonly StoredEvent[]): Names {
-  for (const e of events) {
-    if (e.type === 'network.named') names.set(e.data.networkId, e.data.name);
-    else if (e.type === 'endpoint.named') names.set(e.data.endpointId, e.data.name);
-  }
-  return names;
-}
-
 /** `aaaaaaaa0000(web)/e1e1e1e12222(web-1)`: ids with Docker's names where known. */
 const idsOf = (d: Record<string, unknown>, names: Names) =>
   strings(d['networkId'], d['endpointId'])
-    .map((id) => (names.has(id) ? `${short(id)}(${names.get(id)})` : short(id)))
+    .map((id) => labelled(id, names))
     .join('/');
 
 /** What an event is about: its network/endpoint, else its pool and address. */
@@ -408,19 +399,45 @@ async function verifyLog(stateDir: string, events: readonly StoredEvent[], end: 
   return 0;
 }
 
-export async function runEvents(o: { stateDir: string; json: boolean; follow: boolean; verify: boolean }): Promise<number> {
+/**
+ * `events --network N`: does an event concern network `n`, given the names recorded so far? `n`
+ * is a network id, a prefix of 12 or more hex digits, or a name Docker gave it (every network
+ * ever named so: a name can be taken again once its network is gone). Pure.
+ */
+function networkFilter(n: string): (e: StoredEvent, names: ReadonlyMap<string, string>) => boolean {
+  const prefix = /^[0-9a-f]{12,64}$/.test(n) ? n : null;
+  return (e, names) => {
+    const id = (e.data as { networkId?: unknown }).networkId;
+    return typeof id === 'string' && ((prefix !== null && id.startsWith(prefix)) || names.get(id) === n);
+  };
+}
+
+export async function runEvents(o: { stateDir: string; json: boolean; follow: boolean; verify: boolean; network?: string }): Promise<number> {
+  if (o.network !== undefined && (o.network === '' || o.verify)) {
+    throw new DriverError('LN_ERR_BAD_REQUEST', o.verify ? '`events verify` checks the whole log: it takes no --network' : '--network needs a network id, a 12+ hex prefix or a name');
+  }
   await requireLog(o.stateDir);
   const { events, end } = await readLog(o.stateDir);
   if (o.verify) return verifyLog(o.stateDir, events, end);
   // Names recorded anywhere in the log label every line of their network or endpoint.
-  const names = addNames(new Map(), events);
-  const print = (e: StoredEvent) => out(o.json ? `${JSON.stringify(e)}\n` : eventLine(e, names));
+  const names = namesFrom(events);
+  const about = o.network === undefined ? () => true : networkFilter(o.network);
+  let shown = 0;
+  const print = (e: StoredEvent) => {
+    if (!about(e, names)) return;
+    shown++;
+    out(o.json ? `${JSON.stringify(e)}\n` : eventLine(e, names));
+  };
   events.forEach(print);
+  if (o.network !== undefined && shown === 0 && !o.follow) {
+    process.stderr.write(`ledgernet: no event in ${join(o.stateDir, LOG_FILE)} concerns a network with the id, id prefix or Docker name ${JSON.stringify(o.network)}\n`);
+    return 1;
+  }
   let seen = events.length;
   while (o.follow) {
     await sleep(500);
     const fresh = (await readLog(o.stateDir)).events.slice(seen);
-    addNames(names, fresh);
+    namesFrom(fresh, names);
     fresh.forEach(print);
     seen += fresh.length;
   }

@@ -72,12 +72,20 @@ export function startDockerSync(cfg: ServeConfig, store: EventStore, reconciler:
   };
   void tick(DOCKER_CONFIRM_MS);
   // A new network or a joined endpoint is named soon, once Docker has stored it: after a quiet
-  // moment (a burst of `docker run`s is named once, after it), not on Docker's path.
+  // moment (a burst of `docker run`s is named once, after it), one inspect per network touched,
+  // not on Docker's path.
   let naming: NodeJS.Timeout | undefined;
+  const touched = new Set<string>();
   store.onEvents((events) => {
-    if (stopped || !events.some((e) => e.type === 'network.created' || e.type === 'endpoint.joined')) return;
+    if (stopped) return;
+    for (const e of events) if (e.type === 'network.created' || e.type === 'endpoint.joined') touched.add(e.data.networkId);
+    if (touched.size === 0) return;
     clearTimeout(naming);
-    naming = setTimeout(() => void sync.sync({ namesOnly: true }), NAMES_AFTER_MS);
+    naming = setTimeout(() => {
+      const ids = [...touched];
+      touched.clear();
+      void sync.nameNetworks(ids);
+    }, NAMES_AFTER_MS);
     naming.unref();
   });
   return async () => {

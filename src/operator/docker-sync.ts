@@ -75,15 +75,44 @@ function containerName(c: DockerContainerSummary): string | null {
   return own === undefined ? null : own.replace(/^\//, '');
 }
 
+/** What Docker says of names: networks by id, and which container holds which endpoint. */
+interface SeenNames {
+  readonly networks: readonly { readonly id: string; readonly name: string }[];
+  readonly endpoints: readonly { readonly networkId: string; readonly endpointId: string; readonly containerId: string; readonly name: string }[];
+}
+
+/** Names as Docker's lists of networks and containers give them. Pure. */
+function namesInLists(networks: readonly DockerNetwork[], containers: readonly DockerContainerSummary[]): SeenNames {
+  return {
+    networks: networks.map((n) => ({ id: n.Id, name: n.Name })),
+    endpoints: containers.flatMap((c) => {
+      const name = containerName(c);
+      if (name === null) return [];
+      return Object.values(c.NetworkSettings?.Networks ?? {}).map((n) => ({ networkId: n.NetworkID, endpointId: n.EndpointID ?? '', containerId: c.Id, name }));
+    }),
+  };
+}
+
+/** A network as Docker's inspect shows it: its name and the containers on it, by container id. */
+interface InspectedNames {
+  readonly Id: string;
+  readonly Name: string;
+  readonly Containers?: Readonly<Record<string, { readonly Name?: string; readonly EndpointID?: string }>> | null;
+}
+
+/** Names as Docker's inspect of one network gives them. Pure. */
+function namesInInspect(n: InspectedNames): SeenNames {
+  return {
+    networks: [{ id: n.Id, name: n.Name }],
+    endpoints: Object.entries(n.Containers ?? {}).map(([containerId, c]) => ({ networkId: n.Id, endpointId: c.EndpointID ?? '', containerId, name: c.Name ?? '' })),
+  };
+}
+
 /**
- * The names Docker's lists give networks and endpoints ledgernet holds, where they differ from
- * what the state recorded; `skipped`: names that are not ones to record (names.ts). Pure.
+ * The names Docker gives networks and endpoints ledgernet holds, where they differ from what the
+ * state recorded; `skipped`: names that are not ones to record (names.ts). Pure.
  */
-function namesToRecord(
-  state: State,
-  networks: readonly DockerNetwork[],
-  containers: readonly DockerContainerSummary[],
-): { networks: NetworkName[]; endpoints: EndpointName[]; skipped: string[] } {
+function namesToRecord(state: State, seen: SeenNames): { networks: NetworkName[]; endpoints: EndpointName[]; skipped: string[] } {
   const skipped: string[] = [];
   const usable = (name: string, what: string, id?: string) => {
     const problem = nameProblem(name) ?? (id === undefined ? null : containerIdProblem(id));
@@ -91,20 +120,16 @@ function namesToRecord(
     return problem === null;
   };
   const named: NetworkName[] = [];
-  for (const n of networks) {
-    const net = lookup(state.networks, n.Id);
-    if (net && net.name !== n.Name && usable(n.Name, `network ${short(n.Id)}`)) named.push({ networkId: n.Id, name: n.Name });
+  for (const n of seen.networks) {
+    const net = lookup(state.networks, n.id);
+    if (net && net.name !== n.name && usable(n.name, `network ${short(n.id)}`)) named.push({ networkId: n.id, name: n.name });
   }
   const endpoints: EndpointName[] = [];
-  for (const c of containers) {
-    const name = containerName(c);
-    if (name === null) continue;
-    for (const attached of Object.values(c.NetworkSettings?.Networks ?? {})) {
-      const ep = lookup(state.endpoints, attached.EndpointID ?? '');
-      if (!ep || ep.networkId !== attached.NetworkID) continue;
-      if (ep.container?.id === c.Id && ep.container.name === name) continue;
-      if (usable(name, `container ${short(c.Id)}`, c.Id)) endpoints.push({ networkId: ep.networkId, endpointId: ep.endpointId, containerId: c.Id, name });
-    }
+  for (const e of seen.endpoints) {
+    const ep = lookup(state.endpoints, e.endpointId);
+    if (!ep || ep.networkId !== e.networkId) continue;
+    if (ep.container?.id === e.containerId && ep.container.name === e.name) continue;
+    if (usable(e.name, `container ${short(e.containerId)}`, e.containerId)) endpoints.push({ networkId: ep.networkId, endpointId: ep.endpointId, containerId: e.containerId, name: e.name });
   }
   return { networks: named, endpoints, skipped };
 }
@@ -152,21 +177,42 @@ export class DockerSync {
 
   /**
    * One look at Docker: collect networks it no longer has, record its names for what ledgernet
-   * holds, bring back containers it gave up on, release endpoints it abandoned. `namesOnly`: only
-   * the names (soon after a network or endpoint appeared).
+   * holds, bring back containers it gave up on, release endpoints it abandoned.
    */
-  sync(o: { readonly namesOnly?: boolean } = {}): Promise<void> {
-    // One at a time; a tick that comes while one runs is dropped (the next tick looks again).
+  sync(): Promise<void> {
+    return this.once(async () => {
+      this.lists = this.freshLists();
+      await this.collectNetworks();
+      if (Object.keys(this.deps.getState().networks).length > 0) await this.recordNames(namesInLists(await this.lists.networks(), await this.lists.containers()));
+      await this.restartContainers();
+      await this.abandoned.step();
+    });
+  }
+
+  /**
+   * Records Docker's names for `networkIds` and the containers on them: one inspect each, so the
+   * cost follows the change, not the host (soon after a network appeared or a container joined).
+   */
+  nameNetworks(networkIds: Iterable<string>): Promise<void> {
+    const ids = [...networkIds].filter((id) => lookup(this.deps.getState().networks, id));
+    if (ids.length === 0) return Promise.resolve();
+    return this.once(async () => {
+      for (const id of ids) {
+        const n = await this.deps.api.inspectNetwork<InspectedNames>(id).catch((e: unknown) => {
+          if (e instanceof DockerApiError && e.status === 404) return null; // removed meanwhile
+          throw e;
+        });
+        if (n) await this.recordNames(namesInInspect(n));
+      }
+    });
+  }
+
+  private once(look: () => Promise<void>): Promise<void> {
+    // One look at a time; one asked for while another runs is dropped (the next tick looks again).
     if (this.running) return this.running;
     this.running = (async () => {
-      this.lists = this.freshLists();
       try {
-        if (!o.namesOnly) await this.collectNetworks();
-        await this.recordNames();
-        if (!o.namesOnly) {
-          await this.restartContainers();
-          await this.abandoned.step();
-        }
+        await look();
         this.unavailableLogged = false;
       } catch (e) {
         this.abandoned.forget();
@@ -211,10 +257,8 @@ export class DockerSync {
   }
 
   /** Records Docker's names for the networks and endpoints ledgernet holds, where they changed. */
-  private async recordNames(): Promise<void> {
-    if (Object.keys(this.deps.getState().networks).length === 0) return;
-    const [networks, containers] = await Promise.all([this.lists.networks(), this.lists.containers()]);
-    const names = namesToRecord(this.deps.getState(), networks, containers);
+  private async recordNames(seen: SeenNames): Promise<void> {
+    const names = namesToRecord(this.deps.getState(), seen);
     for (const why of names.skipped.filter((w) => !this.skipped.has(w))) {
       this.skipped.add(why);
       this.deps.log.warn({ reason: why }, `a name in Docker's API is not recorded: ${why}`);

@@ -122,6 +122,10 @@ describe('the audit stream on NATS JetStream', () => {
     await cleanupAll();
     await waitNoLeaks();
     await waitCaughtUp(daemon, server, host);
+    // Docker's names were recorded and published: the reader labels later lines with them.
+    const named = await audit(server, host);
+    assert.match(named.stdout, new RegExp(`^\\S+ ${host} network ${net.id.slice(0, 12)} is named ${net.name} in Docker \\(by ledgernet docker-sync\\)$`, 'm'));
+    assert.match(named.stdout, new RegExp(`^\\S+ ${host} network ${net.id.slice(0, 12)}\\(${net.name}\\) deleted \\(by docker NetworkDriver\\.DeleteNetwork\\)$`, 'm'));
     await daemon.stop();
     assert.doesNotMatch(daemon.logs(), new RegExp(SECRET), 'the NATS token is never logged');
   });

@@ -287,6 +287,10 @@ describe('operator experience', () => {
     const text = (await ledgernetCli(['events', '--state-dir', daemon.stateDir])).stdout;
     assert.match(text, new RegExp(`network\\.created +${networkId.slice(0, 12)}\\(${net}\\)  by docker NetworkDriver\\.CreateNetwork`));
     assert.match(text, new RegExp(`endpoint\\.joined +${networkId.slice(0, 12)}\\(${net}\\)/${endpointId.slice(0, 12)}\\(${c}\\)  by docker NetworkDriver\\.Join`));
+    // One network's history by the name users know it by: every line of it, none of another.
+    const history = (await ledgernetCli(['events', '--network', net, '--json', '--state-dir', daemon.stateDir])).stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; data: { networkId?: string } });
+    assert.ok(history.every((e) => e.data.networkId === networkId), 'only this network');
+    for (const t of ['network.created', 'network.named', 'endpoint.created', 'endpoint.joined', 'endpoint.named']) assert.ok(history.some((e) => e.type === t), `its history holds ${t}`);
     const table = (await ledgernetCli(['status', '--state-dir', daemon.stateDir])).stdout;
     assert.match(table, new RegExp(`^${networkId.slice(0, 12)} +${net} +lnb-`, 'm'));
     assert.match(table, new RegExp(`^${endpointId.slice(0, 12)} +${networkId.slice(0, 12)} +${c} +lnv-`, 'm'));

@@ -93,10 +93,21 @@ class FakeDocker {
   inspected = new Map<string, string[]>();
   /** Networks Docker has but leaves out of its lists (a list that lags a create). */
   unlisted: DockerNetwork[] = [];
+  /** How many networks were inspected. */
+  inspects = 0;
   inspectNetwork = async <T,>(id: string): Promise<T> => {
     this.check();
-    if (![...this.networks, ...this.unlisted].some((n) => n.Id === id)) throw new DockerApiError(404, `network ${id} not found`);
-    return { Containers: Object.fromEntries((this.inspected.get(id) ?? []).map((ep, i) => [`k${i}`, { EndpointID: ep }])) } as T;
+    this.inspects++;
+    const n = [...this.networks, ...this.unlisted].find((x) => x.Id === id);
+    if (!n) throw new DockerApiError(404, `network ${id} not found`);
+    // Its containers (by id, with their names) and the endpoints it holds without one.
+    const attached = this.containers.flatMap((c) =>
+      Object.values(c.NetworkSettings.Networks ?? {})
+        .filter((x) => x.NetworkID === id)
+        .map((x) => [c.Id, { Name: c.Name.slice(1), EndpointID: (x as { EndpointID?: string }).EndpointID }] as const),
+    );
+    const extra = (this.inspected.get(id) ?? []).map((ep, i) => [`k${i}`, { EndpointID: ep }] as const);
+    return { Id: n.Id, Name: n.Name, Containers: Object.fromEntries([...attached, ...extra]) } as T;
   };
   private check(): void {
     if (this.down) throw new DockerUnavailableError('Docker at /nowhere cannot be asked: connect ENOENT');
@@ -254,17 +265,26 @@ describe("DockerSync: Docker's names", () => {
     await h.sync.sync();
     assert.equal(h.state().seq, seq, 'nothing new: nothing recorded');
     h.api.containers = [running(CID, 'api-1', EP_1)];
-    await h.sync.sync({ namesOnly: true });
+    await h.sync.sync();
     assert.deepEqual(h.state().endpoints[EP_1]?.container, { id: CID, name: 'api-1' }, 'docker rename is recorded');
   });
 
-  it('names only: no collection, even of a network Docker lacks', async () => {
-    const h = harness(withEndpoint);
+  it('names the networks touched with one inspect each, no list; nothing else (no collection of a network Docker lacks)', async () => {
+    const h = harness(given({ type: 'CreateNetwork', spec: networkSpec(NET_B, '10.231.8.0/24', '10.231.8.1/24') }, { type: 'CreateNetwork', spec: networkSpec(NET_A) }, { type: 'CreateEndpoint', spec: endpointSpec(NET_A, EP_1) }));
+    h.api.networks = [{ Id: NET_A, Name: 'web', Driver: 'ledgernet' }];
+    h.api.containers = [running(CID, 'web-1', EP_1)];
     for (let i = 0; i < 3; i++) {
-      await h.sync.sync({ namesOnly: true });
+      await h.sync.nameNetworks([NET_A, 'f'.repeat(64)]);
       h.advance(5000);
     }
-    assert.ok(h.state().networks[NET_A]);
+    assert.equal(h.state().networks[NET_A]?.name, 'web');
+    assert.deepEqual(h.state().endpoints[EP_1]?.container, { id: CID, name: 'web-1' });
+    assert.ok(h.state().networks[NET_B], 'not collected, though Docker lacks it');
+    assert.deepEqual(h.api.lists, { networks: 0, containers: 0 });
+    assert.equal(h.api.inspects, 3, 'one inspect per look, of the network ledgernet holds');
+    h.api.networks = [];
+    await h.sync.nameNetworks([NET_A]);
+    assert.equal(h.state().networks[NET_A]?.name, 'web', 'a network removed meanwhile (404): nothing changes');
   });
 
   it('skips a name it must not record, warning once, and records the others', async () => {

@@ -1,7 +1,7 @@
 // The NATS shape of an event: CloudEvents 1.0, structured JSON mode. The mapping is lossless, so
 // an observer can rebuild the stored event from the CloudEvent and recompute its hash
 // (`fromCloudEvent` + `eventHash`). docs/events.md documents it for people.
-import { short } from '../domain/decide.ts';
+import { short as shortId } from '../domain/naming.ts';
 import { describeCause } from '../domain/cause.ts';
 import { EventVersions, type Cause, type EventType, type PortBinding, type StoredEvent } from '../domain/types.ts';
 
@@ -169,7 +169,9 @@ export function fromCloudEvent(raw: unknown): StoredEvent | string {
 const ports = (pm: readonly PortBinding[]) =>
   pm.map((p) => `${p.hostIp ? `${p.hostIp}:` : ''}${p.hostPort}->${p.port}/${p.proto === 17 ? 'udp' : p.proto === 6 ? 'tcp' : p.proto}`).join(',');
 
-function describeData(ev: StoredEvent): string {
+function describeData(ev: StoredEvent, names: ReadonlyMap<string, string>): string {
+  // A network's or an endpoint's short id, with Docker's name for it when one was seen.
+  const short = (id: string) => labelled(id, names);
   switch (ev.type) {
     case 'network.created':
       return `network ${short(ev.data.networkId)} created ${[...ev.data.ipv4Data, ...ev.data.ipv6Data].map((d) => d.pool).join(',')}${ev.data.adopted ? " (taken from Docker's API: its CreateNetwork was cut off by a crash)" : ''}`;
@@ -232,7 +234,16 @@ function describeData(ev: StoredEvent): string {
   }
 }
 
-/** One readable line: `2026-11-23T13:02:11Z host1 network 0123456789ab created 10.231.7.0/24`. */
-export function describeEvent(ev: StoredEvent): string {
-  return `${ev.at.replace(/\.\d+Z$/, 'Z')} ${ev.host} ${describeData(ev)}${ev.cause ? ` (by ${describeCause(ev.cause)})` : ''}`;
+/** `0123456789ab`, or `0123456789ab(web)` when `names` knows Docker's name for the id. */
+export function labelled(id: string, names: ReadonlyMap<string, string>): string {
+  const name = names.get(id);
+  return name === undefined ? shortId(id) : `${shortId(id)}(${name})`;
+}
+
+/**
+ * One readable line: `2026-11-23T13:02:11Z host1 network 0123456789ab created 10.231.7.0/24`;
+ * with `names` (Docker's names by id: `namesFrom`), `network 0123456789ab(web) deleted`.
+ */
+export function describeEvent(ev: StoredEvent, names: ReadonlyMap<string, string> = new Map()): string {
+  return `${ev.at.replace(/\.\d+Z$/, 'Z')} ${ev.host} ${describeData(ev, names)}${ev.cause ? ` (by ${describeCause(ev.cause)})` : ''}`;
 }

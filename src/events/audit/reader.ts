@@ -10,6 +10,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { DriverError } from '../../errors.ts';
 import { describeEvent, fromCloudEvent, hostFilter, hostToken, isSubjectOf, legacyHostToken } from './cloudevents.ts';
 import { ChainVerifier } from './verify-chain.ts';
+import { namesFrom } from '../domain/names.ts';
 
 export interface AuditOptions {
   readonly connect: () => Promise<NatsConnection>;
@@ -80,6 +81,8 @@ export async function runAudit(o: AuditOptions): Promise<number> {
     let pending = said;
     let delivered = 0;
     let lastStreamSeq = 0;
+    /** Docker's names seen so far (network.named, endpoint.named): later lines of those ids carry them. */
+    const names = new Map<string, string>();
     if (o.follow || pending > 0) {
       const msgs = await consumer.consume();
       // Without --follow, a read that gets nothing for stallMs while messages are due ends (exit 1 below).
@@ -111,7 +114,7 @@ export async function runAudit(o: AuditOptions): Promise<number> {
             err(`ledgernet audit: verification FAILED (${problem.kind}): ${problem.message}\n`);
             return 1;
           }
-          if (!verifier || o.json) out(o.json ? `${m.string()}\n` : `${line(raw, m.seq)}\n`);
+          if (!verifier || o.json) out(o.json ? `${m.string()}\n` : `${line(raw, m.seq, names)}\n`);
           if (!o.follow && pending === 0) break;
         }
       } finally {
@@ -143,7 +146,11 @@ function anotherHostsEvent(raw: unknown, subject: string, host: string | undefin
   return typeof ev !== 'string' && ev.host !== host && isSubjectOf(subject, ev.host, ev.type);
 }
 
-function line(raw: unknown, streamSeq: number): string {
+/** One event's line, its ids labelled with Docker's names seen so far in the read (`names`, updated). */
+function line(raw: unknown, streamSeq: number, names: Map<string, string>): string {
   const ev = fromCloudEvent(raw);
-  return typeof ev === 'string' ? `stream seq ${streamSeq}: not a ledgernet event (${ev})` : describeEvent(ev);
+  if (typeof ev === 'string') return `stream seq ${streamSeq}: not a ledgernet event (${ev})`;
+  const text = describeEvent(ev, names);
+  namesFrom([ev], names);
+  return text;
 }

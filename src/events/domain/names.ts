@@ -5,7 +5,7 @@
 import { DriverError } from '../../errors.ts';
 import type { EndpointName, NetworkName } from './commands.ts';
 import { short } from './naming.ts';
-import { lookup, type NewEvent, type State } from './types.ts';
+import { lookup, type NewEvent, type State, type StoredEvent } from './types.ts';
 
 /** Longer names are refused: Docker's own are far shorter (a container's is at most 253 characters on a real host). */
 const NAME_MAX = 255;
@@ -53,4 +53,16 @@ export function decideNames(networks: readonly NetworkName[], endpoints: readonl
     events.push({ type: 'endpoint.named', data: { networkId, endpointId, containerId, name } });
   }
   return events;
+}
+
+/**
+ * Adds the names `events` record to `names` (id → name: a network's, an endpoint's container's;
+ * the latest wins, as after a `docker rename`) and returns it.
+ */
+export function namesFrom(events: Iterable<StoredEvent>, names: Map<string, string> = new Map()): Map<string, string> {
+  for (const e of events) {
+    if (e.type === 'network.named') names.set(e.data.networkId, e.data.name);
+    else if (e.type === 'endpoint.named') names.set(e.data.endpointId, e.data.name);
+  }
+  return names;
 }

@@ -71,11 +71,18 @@ describe('CloudEvents mapping', () => {
   });
 
   it('prints one readable line per event', () => {
-    const lines = sampleHistory().map(describeEvent);
+    const lines = sampleHistory().map((e) => describeEvent(e));
     assert.equal(lines[0], '2026-11-23T13:02:11Z host1 network aaaaaaaa0000 created 10.231.7.0/24');
     assert.equal(lines[1], '2026-11-23T13:02:12Z host1 endpoint e1e1e1e12222 created on network aaaaaaaa0000 10.231.7.2/24');
     assert.equal(lines[3], '2026-11-23T13:02:14Z host1 endpoint e1e1e1e12222 ports programmed 8080->80/tcp');
     assert.equal(lines[5], '2026-11-23T13:02:16Z host1 network aaaaaaaa0000 deleted');
+  });
+
+  it("labels ids with Docker's names it was given", () => {
+    const names = new Map([['a'.repeat(8) + '0'.repeat(56), 'web'], ['e1'.repeat(4) + '2'.repeat(56), 'web-1']]);
+    const lines = sampleHistory().map((e) => describeEvent(e, names));
+    assert.equal(lines[1], '2026-11-23T13:02:12Z host1 endpoint e1e1e1e12222(web-1) created on network aaaaaaaa0000(web) 10.231.7.2/24');
+    assert.equal(lines[5], '2026-11-23T13:02:16Z host1 network aaaaaaaa0000(web) deleted');
   });
 });
 

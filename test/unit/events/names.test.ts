@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { describeEvent } from '../../../src/events/audit/cloudevents.ts';
 import { decide } from '../../../src/events/domain/decide.ts';
+import { namesFrom } from '../../../src/events/domain/names.ts';
 import { fold } from '../../../src/events/domain/evolve.ts';
 import type { Command } from '../../../src/events/domain/commands.ts';
 import type { State } from '../../../src/events/domain/types.ts';
@@ -60,5 +61,20 @@ describe('Docker names', () => {
   it("a recorded name does not turn Docker's retried CreateNetwork into a conflict", () => {
     const named = then(base, names([{ networkId: NET_A, name: 'web' }]));
     assert.deepEqual(decide({ type: 'CreateNetwork', spec: networkSpec(NET_A) }, named), []);
+  });
+});
+
+describe('namesFrom', () => {
+  it("collects networks' and endpoints' names from events, the latest winning (docker rename)", () => {
+    const events = stamp(
+      [
+        { type: 'network.named', data: { networkId: NET_A, name: 'web' } },
+        { type: 'endpoint.named', data: { networkId: NET_A, endpointId: EP_1, containerId: CONTAINER, name: 'web-1' } },
+        { type: 'network.deleted', data: { networkId: NET_B } },
+        { type: 'endpoint.named', data: { networkId: NET_A, endpointId: EP_1, containerId: CONTAINER, name: 'api-1' } },
+      ],
+      given(),
+    );
+    assert.deepEqual([...namesFrom(events)], [[NET_A, 'web'], [EP_1, 'api-1']]);
   });
 });

@@ -90,3 +90,47 @@ describe('release --dry-run', () => {
     assert.deepEqual(JSON.parse(status.stdout).networks.map((n: { networkId: string }) => n.networkId), [NET], 'the network is still known');
   });
 });
+
+describe('events --network', () => {
+  const OTHER = '0123456789abcdef'.repeat(4);
+  let netDir: string;
+  before(async () => {
+    netDir = await mkdtemp(join(tmpdir(), 'ln-cli-events-net-'));
+    const { log } = await EventLog.open(netDir, { host: 'h' });
+    await log.append([
+      { type: 'network.created', data: networkSpec(NET, '10.231.77.0/24', '10.231.77.1/24') },
+      { type: 'network.created', data: networkSpec(OTHER, '10.231.78.0/24', '10.231.78.1/24') },
+      { type: 'network.named', data: { networkId: NET, name: 'web' } },
+      { type: 'network.named', data: { networkId: OTHER, name: 'db' } },
+      { type: 'network.deleted', data: { networkId: NET } },
+    ]).durable;
+    await log.close();
+  });
+  after(() => rm(netDir, { recursive: true, force: true }));
+  const events = (...args: string[]) => runCli(['events', ...args, '--state-dir', netDir], { isolated: true, env: { LEDGERNET_RUN_DIR: runDir } });
+
+  it("by Docker's name or by id prefix: that network's events alone, each labelled with the name", async () => {
+    for (const which of ['web', NET.slice(0, 12), NET]) {
+      const r = await events('--network', which);
+      assert.equal(r.exitCode, 0, r.stderr);
+      const lines = r.stdout.trimEnd().split('\n');
+      assert.deepEqual(lines.map((l) => l.trim().split(/\s+/)[2]), ['network.created', 'network.named', 'network.deleted'], which);
+      for (const l of lines) assert.match(l, / abcdef012345\(web\)$/, which);
+    }
+    const json = await events('--network', 'db', '--json');
+    assert.deepEqual(json.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { seq: number }).seq), [2, 4]);
+  });
+
+  it('a network the log does not know: exit 1 naming it; with verify or empty: refused', async () => {
+    const none = await events('--network', 'nosuch');
+    assert.equal(none.exitCode, 1);
+    assert.match(none.stderr, /no event in .*events\.log concerns a network with the id, id prefix or Docker name "nosuch"/);
+    assert.equal(none.stdout, '');
+    const verify = await events('verify', '--network', 'web');
+    assert.equal(verify.exitCode, 1);
+    assert.match(verify.stderr, /`events verify` checks the whole log: it takes no --network/);
+    const empty = await events('--network=');
+    assert.equal(empty.exitCode, 1);
+    assert.match(empty.stderr, /--network needs a network id/);
+  });
+});
