@@ -100,11 +100,13 @@ interface InspectedNames {
   readonly Containers?: Readonly<Record<string, { readonly Name?: string; readonly EndpointID?: string }>> | null;
 }
 
-/** Names as Docker's inspect of one network gives them. Pure. */
+/** Names as Docker's inspect of one network gives them; an endpoint without a container (`ep-…`) has none. Pure. */
 function namesInInspect(n: InspectedNames): SeenNames {
   return {
     networks: [{ id: n.Id, name: n.Name }],
-    endpoints: Object.entries(n.Containers ?? {}).map(([containerId, c]) => ({ networkId: n.Id, endpointId: c.EndpointID ?? '', containerId, name: c.Name ?? '' })),
+    endpoints: Object.entries(n.Containers ?? {})
+      .filter(([key]) => !key.startsWith('ep-'))
+      .map(([containerId, c]) => ({ networkId: n.Id, endpointId: c.EndpointID ?? '', containerId, name: c.Name ?? '' })),
   };
 }
 

@@ -106,7 +106,8 @@ class FakeDocker {
         .filter((x) => x.NetworkID === id)
         .map((x) => [c.Id, { Name: c.Name.slice(1), EndpointID: (x as { EndpointID?: string }).EndpointID }] as const),
     );
-    const extra = (this.inspected.get(id) ?? []).map((ep, i) => [`k${i}`, { EndpointID: ep }] as const);
+    // Docker keys an endpoint it holds without a container `ep-<endpoint id>`.
+    const extra = (this.inspected.get(id) ?? []).map((ep) => [`ep-${ep}`, { Name: `ep-${ep}`, EndpointID: ep }] as const);
     return { Id: n.Id, Name: n.Name, Containers: Object.fromEntries([...attached, ...extra]) } as T;
   };
   private check(): void {
@@ -282,6 +283,13 @@ describe("DockerSync: Docker's names", () => {
     assert.ok(h.state().networks[NET_B], 'not collected, though Docker lacks it');
     assert.deepEqual(h.api.lists, { networks: 0, containers: 0 });
     assert.equal(h.api.inspects, 3, 'one inspect per look, of the network ledgernet holds');
+    // An endpoint Docker holds without a container (after a crash): nothing to name, nothing to warn of.
+    const withStale = harness(given({ type: 'CreateNetwork', spec: networkSpec(NET_A) }, { type: 'CreateEndpoint', spec: endpointSpec(NET_A, EP_2, '10.231.7.3/24') }));
+    withStale.api.networks = [{ Id: NET_A, Name: 'web', Driver: 'ledgernet' }];
+    withStale.api.inspected.set(NET_A, [EP_2]);
+    await withStale.sync.nameNetworks([NET_A]);
+    assert.equal(withStale.state().endpoints[EP_2]?.container, undefined);
+    assert.deepEqual(withStale.logs.filter((l) => l.startsWith('warn')), []);
     h.api.networks = [];
     await h.sync.nameNetworks([NET_A]);
     assert.equal(h.state().networks[NET_A]?.name, 'web', 'a network removed meanwhile (404): nothing changes');
