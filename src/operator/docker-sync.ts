@@ -198,6 +198,8 @@ export class DockerSync {
   nameNetworks(networkIds: Iterable<string>): Promise<void> {
     const ids = [...networkIds].filter((id) => lookup(this.deps.getState().networks, id));
     if (ids.length === 0) return Promise.resolve();
+    // After a look that runs (it may have listed before these appeared), not instead of it.
+    if (this.running) return this.running.then(() => this.nameNetworks(ids));
     return this.once(async () => {
       for (const id of ids) {
         const n = await this.deps.api.inspectNetwork<InspectedNames>(id).catch((e: unknown) => {

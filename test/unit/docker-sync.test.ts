@@ -120,10 +120,14 @@ class FakeDocker {
     this.lists.networks++;
     return this.networks;
   };
+  /** Runs once the list of containers is taken (a change Docker makes right after a list). */
+  afterList: (() => void) | null = null;
   listContainers = async () => {
     this.check();
     this.lists.containers++;
-    return this.containers.map((c) => ({
+    const taken = this.containers;
+    queueMicrotask(() => this.afterList?.());
+    return taken.map((c) => ({
       Id: c.Id,
       Names: [c.Name],
       State: c.State.Status,
@@ -290,6 +294,12 @@ describe("DockerSync: Docker's names", () => {
     await withStale.sync.nameNetworks([NET_A]);
     assert.equal(withStale.state().endpoints[EP_2]?.container, undefined);
     assert.deepEqual(withStale.logs.filter((l) => l.startsWith('warn')), []);
+    // Asked while a tick looks (its lists taken before the rename): named after it, not dropped.
+    h.api.afterList = () => (h.api.containers = [running(CID, 'renamed', EP_1)]);
+    const tick = h.sync.sync();
+    await h.sync.nameNetworks([NET_A]);
+    await tick;
+    assert.deepEqual(h.state().endpoints[EP_1]?.container, { id: CID, name: 'renamed' });
     h.api.networks = [];
     await h.sync.nameNetworks([NET_A]);
     assert.equal(h.state().networks[NET_A]?.name, 'web', 'a network removed meanwhile (404): nothing changes');
