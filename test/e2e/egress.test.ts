@@ -90,12 +90,12 @@ async function deleteDenyRule(fw: string, id: string): Promise<RegExp> {
     const handle = /ct original ip daddr 10\.0\.0\.0\/8 reject # handle (\d+)/.exec(listed)?.[1];
     assert.ok(handle, listed);
     await execa('nft', ['delete', 'rule', 'inet', 'ledgernet', chain, 'handle', handle]);
-    return new RegExp(`network ${id.slice(0, 12)}\\n  ~ nft\\.chain\\.write inet ledgernet/${chain} \\(drifted[\\s\\S]*\\+ ct original ip daddr 10\\.0\\.0\\.0/8 reject\\n`);
+    return new RegExp(`network ${id.slice(0, 12)}(?: \\([^)\\n]*\\))?\\n  ~ nft\\.chain\\.write inet ledgernet/${chain} \\(drifted[\\s\\S]*\\+ ct original ip daddr 10\\.0\\.0\\.0/8 reject\\n`);
   }
   const chain = `LEDGERNET-EG-${id.slice(0, 12)}`;
   const rule = ['-m', 'conntrack', '--ctorigdst', '10.0.0.0/8', '-m', 'comment', '--comment', `ledgernet:network:${id}:egress-deny`, '-j', 'REJECT', '--reject-with', 'icmp-port-unreachable'];
   await execa('iptables', ['-D', chain, ...rule]);
-  return new RegExp(`network ${id.slice(0, 12)}\\n  ~ chain\\.write filter/${chain} \\(drifted[\\s\\S]*\\+ -m conntrack --ctorigdst 10\\.0\\.0\\.0/8 .*egress-deny" -j REJECT`);
+  return new RegExp(`network ${id.slice(0, 12)}(?: \\([^)\\n]*\\))?\\n  ~ chain\\.write filter/${chain} \\(drifted[\\s\\S]*\\+ -m conntrack --ctorigdst 10\\.0\\.0\\.0/8 .*egress-deny" -j REJECT`);
 }
 
 const suite = describeEachBackend({
