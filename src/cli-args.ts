@@ -54,7 +54,7 @@ const COMMANDS = {
   },
   reconcile: { options: { 'dry-run': bool, json: bool, firewall: str, 'allow-direct-routing': bool }, args: [] },
   status: { options: { json: bool, firewall: str }, args: [] },
-  events: { options: { json: bool, follow: bool, network: str }, args: ['verify'], optional: 1 },
+  events: { options: { json: bool, follow: bool, network: str }, args: ['verify|archive'], optional: 1 },
   release: { options: { 'dry-run': bool, reason: str }, args: ['ID|CIDR|IP'] },
   repair: { options: { 'dry-run': bool, 'docker-socket': str, reason: str }, args: [] },
   install: { options: { root: str, 'no-start': bool, prefix: str }, args: [] },
@@ -106,7 +106,10 @@ export function parseCli(argv: readonly string[]): ParsedCli {
   if (args.length < spec.args.length - optional) throw usageError(`ledgernet ${cmd} needs ${spec.args.join(' ')}`);
   // A fixed word (events verify) must be that word: `events verfy` would print the log instead.
   spec.args.forEach((name, i) => {
-    if (/^[a-z]+$/.test(name) && args[i] !== undefined && args[i] !== name) throw usageError(`ledgernet ${cmd} takes '${name}' or nothing, got '${args[i]}'`);
+    const words = name.split('|');
+    if (/^[a-z|]+$/.test(name) && args[i] !== undefined && !words.includes(args[i] as string)) {
+      throw usageError(`ledgernet ${cmd} takes ${words.map((w) => `'${w}'`).join(', ')} or nothing, got '${args[i]}'`);
+    }
   });
   return { cmd, values: values as Values, args };
 }

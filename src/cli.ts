@@ -33,6 +33,8 @@ commands:
   status      networks and endpoints, desired vs actual [--json] [--firewall B]
   events      print the event log [--json] [--follow] [--network ID|NAME] (one network's
               events: its id, a 12+ hex prefix, or the name Docker gave it); 'events verify' checks it
+              (and the archives); 'events archive' moves the log's events into <state-dir>/archive/
+              (kept whole, hash chain unbroken; move or delete old archives as your retention says)
   release ID|CIDR|IP  forget a network or endpoint (id or unique 12+ hex prefix), an IPAM pool or
               address that Docker no longer has (e.g. after a crash mid-call); its kernel objects are removed
               --dry-run  only show the events it would record and the kernel objects it would remove
@@ -254,6 +256,10 @@ async function main(argv: string[]): Promise<number> {
     case 'repair':
       return (await import('./operator/repair.ts')).runRepair({ stateDir, dryRun: values['dry-run'] ?? false, dockerSocket: values['docker-socket'] || DEFAULT_DOCKER_SOCKET, ...(values.reason === undefined ? {} : { reason: values.reason }) });
     case 'events':
+      if (sub === 'archive') {
+        if (values.json || values.follow || values.network !== undefined) throw new DriverError('LN_ERR_CONFIG', '`events archive` takes no --json, --follow or --network (see ledgernet --help)');
+        return (await import('./operator/commands.ts')).runArchive({ stateDir });
+      }
       return (await import('./operator/commands.ts')).runEvents({ stateDir, json: values.json ?? false, follow: values.follow ?? false, verify: sub === 'verify', ...(values.network === undefined ? {} : { network: values.network }) });
     case 'install':
       return (await import('./operator/install.ts')).install({ root: values.root ?? '/', noStart: values['no-start'] ?? false, ...(values.prefix === undefined ? {} : { prefix: values.prefix }) });

@@ -5,8 +5,9 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { callDaemon } from './control-client.ts';
 import { operatorCause, statedBody, type OperatorNote } from './operator-cause.ts';
-import { acquireHostGuard, acquireLock, decide, describeCause, fold, labelled, loadState, LOG_FILE, namesFrom, openStore, poolUsage, readLog, readSnapshot, releaseCommand, short, VETH_PREFIX, type Cause, type EventStore, type PoolUsage, type State, type StoredEvent } from '../events/index.ts';
+import { acquireHostGuard, acquireLock, decide, describeCause, fold, labelled, loadState, LOG_FILE, LOG_START, namesFrom, openStore, poolUsage, readLog, readSnapshot, releaseCommand, short, VETH_PREFIX, type Cause, type EventStore, type PoolUsage, type ScanBase, type State, type StoredEvent } from '../events/index.ts';
 import type { ScanEnd } from '../events/log/framing.ts';
+import { ARCHIVE_DIR, listArchives } from '../events/log/archive.ts';
 import { DriverError } from '../errors.ts';
 import { createKernel } from '../kernel/index.ts';
 import type { KernelSnapshot } from '../kernel/types.ts';
@@ -307,13 +308,14 @@ export async function runStatus(o: { stateDir: string; json: boolean; firewall?:
   const actions = [...plan(desiredFromState(state), snapshot, await cliFirewall(o.stateDir, o.firewall)), ...(await clusterPlan(state, o.stateDir)), ...proxyPlan(state, held)];
   const proxies = proxyRows(state, held);
   const logBytes = await stat(join(o.stateDir, LOG_FILE)).then((s) => s.size, () => 0);
+  const archived = await archivedSize(o.stateDir);
   const { networks, endpoints } = objectStates(state, actions);
   const pools = poolUsage(state);
   const cluster = clusterStatus(state, daemon?.cluster ?? null, await recordedVtep(o.stateDir));
   // Exit non-zero when the daemon cannot be reached: Docker calls would fail too.
   const code = daemon ? 0 : 1;
   if (o.json) {
-    out(`${JSON.stringify({ daemon, ...(daemonError ? { daemonError } : {}), lastSeq: state.seq, logBytes, pending: actions.length, networks, endpoints, pools: poolsJson(pools), cluster, proxies })}\n`);
+    out(`${JSON.stringify({ daemon, ...(daemonError ? { daemonError } : {}), lastSeq: state.seq, logBytes, archived, pending: actions.length, networks, endpoints, pools: poolsJson(pools), cluster, proxies })}\n`);
     return code;
   }
   const audit = daemon?.audit;
@@ -324,7 +326,7 @@ export async function runStatus(o: { stateDir: string; json: boolean; firewall?:
       : `NATS ${audit.target} ${natsState(audit)}, backlog ${audit.backlog} event(s)`;
   out(
     `daemon: ${daemon ? `running (pid ${daemon.pid})${daemon.socketFrom === 'service manager' ? ', plugin socket from the service manager (socket activation)' : ''}` : daemonError ? `NOT ANSWERING: ${daemonError}` : 'NOT REACHABLE (is ledgernet serve running with this --state-dir?)'}\n` +
-      `log: ${state.seq} events, ${logBytes} bytes; ${nats}; ${actions.length} change(s) pending\n${dockerLine(daemon?.docker)}\n`,
+      `log: ${state.seq} events, ${logBytes} bytes${archived.files > 0 ? ` (${archived.events} of them archived in ${archived.files} file(s), ${archived.bytes} bytes)` : ''}; ${nats}; ${actions.length} change(s) pending\n${dockerLine(daemon?.docker)}\n`,
   );
   out(table(['NETWORK', 'NAME', 'BRIDGE', 'SUBNETS', 'STATE'], networks.map((n) => [short(n.networkId), n.name ?? '-', n.bridge, n.subnets.join(',') || '-', n.state])));
   for (const n of networks) if (n.conflict) out(`conflict: ${n.conflict}\n`);
@@ -374,12 +376,14 @@ function eventLine(e: StoredEvent, names: Names): string {
 }
 
 /**
- * `events verify`: the whole log (framing, checksums, hash chain: damage throws, naming the
- * offset), and the snapshot against it (a snapshot the log does not back is damage too).
+ * `events verify`: the whole log and the archives still here (framing, checksums, hash chain:
+ * damage throws, naming the file and offset), and the snapshot against it (a snapshot the log
+ * does not back is damage too).
  */
-async function verifyLog(stateDir: string, events: readonly StoredEvent[], end: ScanEnd): Promise<number> {
+async function verifyLog(stateDir: string, read: { events: readonly StoredEvent[]; end: ScanEnd; base: ScanBase }): Promise<number> {
+  const { events, end, base } = read;
   const snap = await readSnapshot(stateDir);
-  const last = events.at(-1)?.seq ?? 0;
+  const last = events.at(-1)?.seq ?? base.seq;
   const logPath = join(stateDir, LOG_FILE);
   if (snap && snap.seq > last) {
     process.stderr.write(
@@ -388,15 +392,62 @@ async function verifyLog(stateDir: string, events: readonly StoredEvent[], end: 
     );
     return 1;
   }
-  if (snap && snap.seq > 0 && events[snap.seq - 1]?.hash !== snap.hash) {
+  const snapHash = snap && snap.seq > 0 ? (snap.seq === base.seq ? base.hash : events.find((e) => e.seq === snap.seq)?.hash) : undefined;
+  if (snap && snap.seq > 0 && snap.seq >= base.seq && snapHash !== snap.hash) {
     process.stderr.write(`ledgernet: the snapshot's hash for seq ${snap.seq} differs from event ${snap.seq} in ${logPath}: one of them was altered\n`);
     return 1;
   }
   const torn = end.kind === 'torn' ? ` (torn tail of ${end.bytes} bytes at offset ${end.offset}, repaired at next start)` : '';
   const kept = (await readdir(stateDir).catch(() => [] as string[])).filter((f) => f.startsWith(`${LOG_FILE}.torn-`));
   const keptNote = kept.length > 0 ? `; torn tails cut earlier are kept in ${kept.join(', ')}` : '';
-  out(`ok: ${events.length} events, hash chain intact${snap ? `, snapshot at seq ${snap.seq} matches` : ''}${torn}${keptNote}\n`);
+  const archived = await archivedNote(stateDir, base);
+  out(`ok: ${events.length} events, hash chain intact${archived}${snap ? `, snapshot at seq ${snap.seq} matches` : ''}${torn}${keptNote}\n`);
   return 0;
+}
+
+/** What of the history is in archive files, and what is no longer on this host. */
+async function archivedNote(stateDir: string, base: ScanBase): Promise<string> {
+  const files = await listArchives(stateDir);
+  if (files.length === 0 && base.seq === 0) return '';
+  const here = files.filter((a) => a.first > base.seq);
+  const inFiles = here.length > 0 ? ` (${here.length} archive file${here.length === 1 ? '' : 's'} in ${join(stateDir, ARCHIVE_DIR)} and ${LOG_FILE})` : '';
+  const gone = base.seq > 0 ? `; events 1 to ${base.seq} were archived and are no longer in ${join(stateDir, ARCHIVE_DIR)}: the chain is checked from event ${base.seq}'s hash on` : '';
+  return `${inFiles}${gone}`;
+}
+
+/** The archive files in the state dir: how many, the events they hold, their size. */
+async function archivedSize(stateDir: string): Promise<{ files: number; events: number; bytes: number }> {
+  const files = await listArchives(stateDir);
+  const sizes = await Promise.all(files.map((a) => stat(join(stateDir, ARCHIVE_DIR, a.name)).then((s) => s.size, () => 0)));
+  return { files: files.length, events: files.reduce((n, a) => n + a.last - a.first + 1, 0), bytes: sizes.reduce((n, b) => n + b, 0) };
+}
+
+/** `events archive`: through the daemon, or alone (holding the writer's lock) when none runs. */
+export async function runArchive(o: { stateDir: string }): Promise<number> {
+  await requireLog(o.stateDir);
+  type Archived = { file: string; first: number; last: number; bytes: number } | null;
+  const via = (await callDaemon(o.stateDir, 'POST', '/archive')) as { archived: Archived } | null;
+  const archived = via ? via.archived : await archiveAlone(o.stateDir);
+  if (!archived) {
+    out(`nothing to archive: ${join(o.stateDir, LOG_FILE)} holds no event since its last archive\n`);
+    return 0;
+  }
+  out(`archived events ${archived.first} to ${archived.last} (${archived.bytes} bytes) in ${archived.file}; ${LOG_FILE} goes on from event ${archived.last + 1}\n`);
+  return 0;
+}
+
+async function archiveAlone(stateDir: string) {
+  const release = await acquireLock(stateDir, { command: 'ledgernet events archive' });
+  try {
+    const { store } = await openStore(stateDir, { host: defaultHost() });
+    try {
+      return await store.archive();
+    } finally {
+      await store.close();
+    }
+  } finally {
+    await release();
+  }
 }
 
 /**
@@ -417,8 +468,10 @@ export async function runEvents(o: { stateDir: string; json: boolean; follow: bo
     throw new DriverError('LN_ERR_BAD_REQUEST', o.verify ? '`events verify` checks the whole log: it takes no --network' : '--network needs a network id, a 12+ hex prefix or a name');
   }
   await requireLog(o.stateDir);
-  const { events, end } = await readLog(o.stateDir);
-  if (o.verify) return verifyLog(o.stateDir, events, end);
+  const read = await readLog(o.stateDir, LOG_START, { archives: 'present' });
+  if (o.verify) return verifyLog(o.stateDir, read);
+  const { events, base } = read;
+  if (base.seq > 0) process.stderr.write(`ledgernet: events 1 to ${base.seq} were archived and are no longer in ${join(o.stateDir, ARCHIVE_DIR)}; from event ${base.seq + 1} on:\n`);
   // Names recorded anywhere in the log label every line of their network or endpoint.
   const names = namesFrom(events);
   const about = o.network === undefined ? () => true : networkFilter(o.network);
@@ -433,13 +486,14 @@ export async function runEvents(o: { stateDir: string; json: boolean; follow: bo
     process.stderr.write(`ledgernet: no event in ${join(o.stateDir, LOG_FILE)} concerns a network with the id, id prefix or Docker name ${JSON.stringify(o.network)}\n`);
     return 1;
   }
-  let seen = events.length;
+  let seen = events.at(-1)?.seq ?? base.seq;
   while (o.follow) {
     await sleep(500);
-    const fresh = (await readLog(o.stateDir)).events.slice(seen);
+    // By seq: an archive meanwhile moves the events out of events.log, not out of the chain.
+    const fresh = (await readLog(o.stateDir, LOG_START, { archives: 'present' })).events.filter((e) => e.seq > seen);
     namesFrom(fresh, names);
     fresh.forEach(print);
-    seen += fresh.length;
+    seen = fresh.at(-1)?.seq ?? seen;
   }
   return 0;
 }

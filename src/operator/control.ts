@@ -19,6 +19,7 @@ export interface ControlDeps {
     readonly lastSeq: number;
     readonly logBytes: number;
     execute(cmd: Command, cause: Cause): Promise<StoredEvent[]>;
+    archive(): Promise<{ file: string; first: number; last: number; bytes: number } | null>;
   };
   readonly reconciler: { requestPass(trigger: string): Promise<PassResult> };
   readonly info: { readonly pid: number; readonly host: string; readonly socket: string; readonly socketFrom?: string; readonly stateDir: string; readonly startedAt: string };
@@ -69,6 +70,13 @@ export function createControlApp(deps: ControlDeps): FastifyInstance {
       const events = await deps.store.execute(releaseCommand(deps.store.state, req.params.target), cause);
       const r = await deps.reconciler.requestPass('cli');
       return { events: events.map((e) => `${e.type} ${e.id}`), applied: r.applied.map(describeAction) };
+    } catch (e) {
+      return reply.code(isDriverError(e) ? 400 : 500).send({ error: (e as Error).message });
+    }
+  });
+  app.post('/archive', async (_req, reply) => {
+    try {
+      return { archived: await deps.store.archive() };
     } catch (e) {
       return reply.code(isDriverError(e) ? 400 : 500).send({ error: (e as Error).message });
     }

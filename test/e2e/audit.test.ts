@@ -4,6 +4,7 @@
 // every event once, in order. `audit --verify` names a forged or removed message. A daemon
 // started with NATS unreachable works, then catches up.
 import assert from 'node:assert/strict';
+import { mkdtemp, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
@@ -231,6 +232,63 @@ describe('the audit stream holds only what the log holds', () => {
     assert.match(await scrape(port), /^ledgernet_nats_publishing_stopped 0$/m);
     assert.equal((await audit(server, host, '--verify')).exitCode, 0);
   });
+
+  test('the log archived while the daemon publishes: the stream stays whole, events archived before NATS had them are sent from the archive, a restart needs no archive', async () => {
+    const server = await nats();
+    const host = `e2e-archive-${process.pid}`;
+    const stateDir = await mkdtemp(join(tmpdir(), 'ledgernet-archive-'));
+    try {
+      await archivedWhilePublishing(server, host, stateDir);
+    } finally {
+      await rm(stateDir, { recursive: true, force: true });
+    }
+  });
+
+  async function archivedWhilePublishing(server: NatsServer, host: string, stateDir: string): Promise<void> {
+    const d = await daemonAt(server.url, host, { stateDir });
+    await ipamEvents(d, 2);
+    const published = await waitCaughtUp(d, server, host);
+    const first = await ledgernetCli(['events', 'archive', '--state-dir', d.stateDir]);
+    assert.equal(first.exitCode, 0, first.stderr);
+    assert.match(first.stdout, new RegExp(`^archived events 1 to ${published.length} \\(\\d+ bytes\\) in ${d.stateDir}/archive/events-0+1-0+${published.length}\\.log`));
+    // NATS away while more events come and are archived before it had them.
+    await server.kill();
+    await ipamEvents(d, 2);
+    const second = await ledgernetCli(['events', 'archive', '--state-dir', d.stateDir]);
+    assert.equal(second.exitCode, 0, second.stderr);
+    assert.match(second.stdout, new RegExp(`^archived events ${published.length + 1} to ${published.length + 4} `));
+    // Restarted: the events NATS never had are in no memory now, only in the archive.
+    await d.stop();
+    const d2 = await daemonAt(server.url, host, { stateDir });
+    await server.start();
+    await ipamEvents(d2, 1);
+    const all = await waitCaughtUp(d2, server, host, 45_000);
+    assert.deepEqual(all, Array.from({ length: published.length + 6 }, (_, i) => `${host}:${i + 1}`), 'every event once, in order');
+    const v = await audit(server, host, '--verify');
+    assert.equal(v.exitCode, 0, v.stderr);
+    const status = await ledgernetCli(['status', '--json', '--state-dir', d.stateDir]);
+    const st = JSON.parse(status.stdout) as { lastSeq: number; archived: { files: number; events: number } };
+    assert.deepEqual([st.lastSeq, st.archived.files, st.archived.events], [all.length, 2, all.length - 2]);
+    // A restart reads the snapshot the archive wrote and events.log, never the archives: gone, it still starts.
+    await d2.stop();
+    const moved = `${stateDir}.archive-moved`;
+    await rename(join(stateDir, 'archive'), moved);
+    try {
+      const again = await daemonAt(server.url, host, { stateDir });
+      await ipamEvents(again, 1);
+      // (The log as `events` shows it now starts after the archives, so compare with the stream by count.)
+      const want = Array.from({ length: all.length + 2 }, (_, i) => `${host}:${i + 1}`);
+      await waitFor(async () => (assert.deepEqual(await streamIds(server, host), want), true), { what: 'the events after the restart in the stream' });
+      const shown = await ledgernetCli(['events', '--state-dir', stateDir]);
+      assert.match(shown.stderr, new RegExp(`events 1 to ${all.length - 2} were archived and are no longer in ${stateDir}/archive`));
+      await again.stop();
+    } finally {
+      await rename(moved, join(stateDir, 'archive'));
+    }
+    const whole = await ledgernetCli(['events', 'verify', '--state-dir', stateDir]);
+    assert.equal(whole.exitCode, 0, whole.stderr);
+    assert.match(whole.stdout, new RegExp(`^ok: ${all.length + 2} events, hash chain intact \\(2 archive files`));
+  }
 
   test('hosts web.1 and web_1 publish to one stream: both in full, each on its own subject', async () => {
     const server = await nats();

@@ -61,9 +61,10 @@ export async function auditStats(d: DaemonHandle): Promise<AuditStats> {
 // requested and released is two events and no kernel object). One daemon at a time.
 const SOCKET = join(tmpdir(), `ledgernet-audit-${process.pid}.sock`);
 
-export function daemonAt(url: string, host: string, o: { extraArgs?: string[]; env?: Record<string, string> } = {}): Promise<DaemonHandle> {
+export function daemonAt(url: string, host: string, o: { extraArgs?: string[]; env?: Record<string, string>; stateDir?: string } = {}): Promise<DaemonHandle> {
   return startDaemon({
     socket: SOCKET,
+    ...(o.stateDir === undefined ? {} : { stateDir: o.stateDir }),
     extraArgs: ['--reconcile-interval', '0', '--nats', url, ...(o.extraArgs ?? [])],
     env: { LEDGERNET_HOST: host, ...o.env },
   });

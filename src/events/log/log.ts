@@ -9,6 +9,7 @@ import { frame } from './framing.ts';
 import { sealEvent } from './hash.ts';
 import { EventVersions, type Cause, type NewEvent, type StoredEvent } from '../domain/types.ts';
 import { checkCovers, corruptError, keepTorn, LOG_FILE, LOG_START, readAndScan, type ScanBase, type ScanOptions } from './read.ts';
+import { ARCHIVE_DIR, archiveFiles, removeUnfinishedArchive, startOfFile } from './archive.ts';
 
 export interface AppendResult {
   readonly stored: StoredEvent[];
@@ -58,11 +59,16 @@ export class EventLog {
   private readonly now: () => Date;
   private readonly rejectListeners: ((e: DriverError) => void)[] = [];
 
-  private readonly fh: FileHandle;
+  private fh: FileHandle;
+  private readonly dir: string;
   private readonly path: string;
   private readonly opts: LogOptions;
 
   private durableHead: ScanBase;
+  /** The seq the file's first event follows (0, or the last archived event's: see archive.ts). */
+  private startSeq: number;
+  /** The file is being replaced (archive): appends queue until it is done. */
+  private archiving = false;
   /** The last free-space reading: when (performance.now()), how many bytes, and the log's size then. */
   private room: { at: number; free: number; bytes: number } | null = null;
 
@@ -72,9 +78,12 @@ export class EventLog {
     opts: LogOptions,
     last: { seq: number; hash: string; recordOffset: number },
     size: number,
+    startSeq: number,
   ) {
     this.fh = fh;
+    this.startSeq = startSeq;
     this.path = path;
+    this.dir = dirname(path);
     this.opts = opts;
     this.seq = last.seq;
     this.hash = last.hash;
@@ -107,13 +116,14 @@ export class EventLog {
     const path = join(dir, LOG_FILE);
     let fh: FileHandle;
     try {
+      await removeUnfinishedArchive(dir, path);
       fh = await open(path, 'a+', 0o600);
     } catch (e) {
       throw new DriverError('LN_ERR_LOG_IO', `cannot open the event log ${path}: ${(e as Error).message}`, { cause: e });
     }
     try {
       // A snapshot that does not line up with the log is ignored: replay everything.
-      const res = await readAndScan(fh, from, scan);
+      const res = await readAndScan(fh, from, scan, dir);
       const base = res.base;
       if (res.end.kind === 'corrupt') throw corruptError(dir, res.end.offset, res.end.reason);
       checkCovers(dir, from, res);
@@ -130,7 +140,8 @@ export class EventLog {
       const last = lastEv
         ? { seq: lastEv.seq, hash: lastEv.hash, recordOffset: res.lastOffset }
         : { seq: base.seq, hash: base.hash, recordOffset: base.recordOffset };
-      return { log: new EventLog(fh, path, opts, last, res.goodLength), events: res.events, count: res.count, base, repaired };
+      const startSeq = (await startOfFile(fh))?.seq ?? 0;
+      return { log: new EventLog(fh, path, opts, last, res.goodLength, startSeq), events: res.events, count: res.count, base, repaired };
     } catch (e) {
       await fh.close();
       throw e;
@@ -152,7 +163,7 @@ export class EventLog {
 
   /** True when every stamped event is on disk (nothing queued or being written). */
   get idle(): boolean {
-    return !this.flushing && this.queue.length === 0;
+    return !this.flushing && !this.archiving && this.queue.length === 0;
   }
 
   /**
@@ -197,14 +208,15 @@ export class EventLog {
   }
 
   private kick(): void {
-    if (this.flushing) return;
+    if (this.flushing || this.archiving) return;
     this.flushing = true;
     void this.flushLoop();
   }
 
   private async flushLoop(): Promise<void> {
     try {
-      while (this.queue.length > 0) {
+      // An archive waiting for the file stops the loop after the batch being written.
+      while (this.queue.length > 0 && !this.archiving) {
         const batch = this.queue.splice(0);
         const buf = Buffer.concat(batch.map((p) => p.buf));
         try {
@@ -298,6 +310,46 @@ export class EventLog {
       const { bytesWritten } = await this.fh.write(buf, done, buf.length - done);
       if (bytesWritten <= 0) throw new Error(`short write: ${done} of ${buf.length} bytes written`);
       done += bytesWritten;
+    }
+  }
+
+  /**
+   * Moves every durable event into archive/ and goes on in a new events.log that starts after
+   * them (see archive.ts for the steps and what a crash between them leaves). Appends made
+   * meanwhile wait and are written to the new file. `snapshot` writes the state at the given head
+   * (the new file's start record) before the new file replaces the old one, so a start after
+   * the archive never needs the archives. Null when nothing was written since the file started.
+   */
+  async archive(snapshot: (head: ScanBase) => Promise<void>): Promise<{ file: string; first: number; last: number; bytes: number } | null> {
+    if (this.archiving) throw new DriverError('LN_ERR_LOG_IO', 'the event log is being archived already; try again once that is done');
+    this.archiving = true;
+    try {
+      while (this.flushing) await new Promise((r) => setTimeout(r, 1));
+      if (this.broken) throw this.broken;
+      const head = this.durableHead;
+      if (head.seq === this.startSeq) return null;
+      const first = this.startSeq + 1;
+      const bytes = this.bytes;
+      let newHead: ScanBase | null = null;
+      const { name } = await archiveFiles(this.dir, this.path, this.startSeq, head, async (startBytes) => {
+        newHead = { offset: startBytes, seq: head.seq, hash: head.hash, recordOffset: 0 };
+        await snapshot(newHead);
+      });
+      const fh = await open(this.path, 'a+', 0o600).catch((e: unknown) => {
+        throw new DriverError('LN_ERR_LOG_IO', `the event log was archived but ${this.path} cannot be opened: ${(e as Error).message}`, { cause: e });
+      });
+      const old = this.fh;
+      this.fh = fh;
+      await old.close().catch(() => undefined);
+      const h = newHead as unknown as ScanBase;
+      this.bytes = h.offset;
+      this.durableHead = h;
+      this.startSeq = head.seq;
+      this.room = null;
+      return { file: join(this.dir, ARCHIVE_DIR, name), first, last: head.seq, bytes };
+    } finally {
+      this.archiving = false;
+      if (this.queue.length > 0) this.kick();
     }
   }
 

@@ -1,7 +1,7 @@
 // Reading the durable event log: framing, JSON, versions, seq continuity and the hash chain
 // checked from the start or from a snapshot's position, and the torn tail kept aside before the
 // writer (log.ts) cuts it off. Readers (the CLI, the outbox) use it without the writer's lock.
-import { open, type FileHandle } from 'node:fs/promises';
+import { open, readFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DriverError } from '../../errors.ts';
 import { eachFrame, HEADER_BYTES, unframe, type ScanEnd } from './framing.ts';
@@ -9,6 +9,7 @@ import { startChecker, sharedBuffer, type Checker } from './check-thread.ts';
 import { eventHash, hashFieldIs, storedBytesMatch } from './hash.ts';
 import { GENESIS_HASH, type StoredEvent } from '../domain/types.ts';
 import { upcast } from './upcast.ts';
+import { ARCHIVE_DIR, archiveChain, startOf, startOfFile, type LogStart } from './archive.ts';
 
 export const LOG_FILE = 'events.log';
 
@@ -56,6 +57,13 @@ export interface ScanOptions {
   readonly rehash?: boolean | 'stored';
   /** With rehash 'stored': the checker thread to use (tests start one and let it run ahead); stopped at the end. */
   readonly checker?: Checker;
+  /**
+   * A log that continues after archived events, read from its start (no snapshot lines up): 'all'
+   * (default) reads every archive first and refuses when one is not there (a replay needs them
+   * all); 'present' reads back as far as the archives that are here go (the result's base says
+   * from where).
+   */
+  readonly archives?: 'all' | 'present';
 }
 
 /** True when the record between `recordOffset` and `offset` is the event `seq` with `hash`. */
@@ -147,7 +155,7 @@ function verified(payload: string, offset: number, want: number, prevHash: strin
  * Reads the log without taking the writer's lock and without repairing it (CLI readers). With a
  * `from` base (a snapshot's position) only the records after it are read, when it lines up.
  */
-export async function readLog(dir: string, from: ScanBase = LOG_START, part?: Pick<ScanOptions, 'limit' | 'rehash' | 'consume' | 'keep'>): Promise<ScanResult & { base: ScanBase }> {
+export async function readLog(dir: string, from: ScanBase = LOG_START, part?: Pick<ScanOptions, 'limit' | 'rehash' | 'consume' | 'keep' | 'archives'>): Promise<ScanResult & { base: ScanBase }> {
   // A part (limit) ends before the head, so only a whole read can tell that the log holds too little.
   let fh: FileHandle;
   try {
@@ -159,7 +167,7 @@ export async function readLog(dir: string, from: ScanBase = LOG_START, part?: Pi
     throw new DriverError('LN_ERR_LOG_IO', `cannot read the event log in ${dir}: ${(e as Error).message}`, { cause: e });
   }
   try {
-    const res = await readAndScan(fh, from, part ?? {});
+    const res = await readAndScan(fh, from, part ?? {}, dir);
     if (res.end.kind === 'corrupt') throw corruptError(dir, res.end.offset, res.end.reason);
     if (part?.limit === undefined) checkCovers(dir, from, res);
     return res;
@@ -181,12 +189,24 @@ export async function readLogPart(dir: string, from: ScanBase, limit: number): P
   return { events: res.events, next };
 }
 
+/** Where the events of events.log start: LOG_START, or after its start record (archive.ts). */
+export async function liveStart(dir: string): Promise<ScanBase> {
+  const fh = await open(join(dir, LOG_FILE), 'r').catch(() => null);
+  if (!fh) return LOG_START;
+  try {
+    const s = await startOfFile(fh);
+    return s ? baseAfter(s) : LOG_START;
+  } finally {
+    await fh.close();
+  }
+}
+
 /**
  * Reads what a replay from `from` needs and scans it: only the bytes from the snapshot's last
  * record on when `from` lines up with the file (so a long log is not read whole at every
  * start), else the whole file from the first record. Offsets in the result are file offsets.
  */
-export async function readAndScan(fh: FileHandle, from: ScanBase, o: ScanOptions = {}): Promise<ScanResult & { base: ScanBase }> {
+export async function readAndScan(fh: FileHandle, from: ScanBase, o: ScanOptions, dir: string): Promise<ScanResult & { base: ScanBase }> {
   const size = (await fh.stat()).size;
   if (from.offset > 0 && from.recordOffset >= 0 && from.recordOffset < from.offset && from.offset <= size) {
     const start = from.recordOffset;
@@ -201,7 +221,71 @@ export async function readAndScan(fh: FileHandle, from: ScanBase, o: ScanOptions
     }
   }
   const whole = await readFrom(fh, 0, size);
+  const start = startOf(whole);
+  if (start) return scanWithArchives(dir, whole, start, o);
   return { ...scanLog(whole, LOG_START, 0, o), base: LOG_START };
+}
+
+/** Where the events of a file that opens with `s` start. */
+const baseAfter = (s: LogStart): ScanBase => ({ offset: s.bytes, seq: s.seq, hash: s.hash, recordOffset: 0 });
+
+/**
+ * A log that continues after archived events, read from its start: the archives first (see
+ * ScanOptions.archives), each checked as a whole log (a torn or damaged archive is damage: it
+ * was complete when it was archived), linked to the next by seq and hash, then the live file.
+ * Offsets in the result are the live file's; with no event in it, the last record is its start
+ * record (which carries the seq and hash of the last archived event).
+ */
+async function scanWithArchives(dir: string, whole: Buffer, start: LogStart, o: ScanOptions): Promise<ScanResult & { base: ScanBase }> {
+  const { files, missing } = await archiveChain(dir, start.seq);
+  if (missing > 0 && o.archives !== 'present') throw archivesMissing(dir, start, missing);
+  const parts: { name: string; buf: Buffer; base: ScanBase; last: number }[] = [];
+  for (const a of files) {
+    const path = join(dir, ARCHIVE_DIR, a.name);
+    const buf = await readFile(path).catch((e: unknown) => {
+      throw new DriverError('LN_ERR_LOG_IO', `cannot read the archived events ${path}: ${(e as Error).message}`, { cause: e });
+    });
+    const s = startOf(buf);
+    parts.push({ name: path, buf, base: s ? baseAfter(s) : LOG_START, last: a.last });
+  }
+  const base = parts[0]?.base ?? baseAfter(start);
+  const { limit, checker, consume, ...rest } = o;
+  const each = consume?.(base);
+  // The archives are read whole; a limit and a test's checker concern the live file.
+  const opts: ScanOptions = { ...rest, ...(each ? { consume: () => each } : {}) };
+  const keep = o.keep ?? Infinity;
+  let events: StoredEvent[] = [];
+  let count = 0;
+  let prev = base;
+  for (const p of parts) {
+    if (p.base.seq !== prev.seq || p.base.hash !== prev.hash) throw archiveBreak(p.name, `starts after event ${p.base.seq}, where the chain is at event ${prev.seq}`);
+    const r = scanLog(p.buf, p.base, 0, opts);
+    if (r.end.kind !== 'clean') throw archiveBreak(p.name, `damaged at byte offset ${r.end.offset} (${r.end.kind === 'corrupt' ? r.end.reason : 'cut short'})`);
+    const lastEv = r.events.at(-1);
+    if (!lastEv || lastEv.seq !== p.last) throw archiveBreak(p.name, `holds events up to seq ${lastEv?.seq ?? p.base.seq}, its name says ${p.last}`);
+    events = events.concat(r.events).slice(-keep);
+    count += r.count;
+    prev = { offset: 0, seq: lastEv.seq, hash: lastEv.hash, recordOffset: 0 };
+  }
+  if (parts.length > 0 && (start.seq !== prev.seq || start.hash !== prev.hash)) {
+    throw corruptError(dir, 0, `the log starts after event ${start.seq}, which does not link to the last archived event ${prev.seq}`);
+  }
+  const live = scanLog(whole, baseAfter(start), 0, { ...opts, ...(limit === undefined ? {} : { limit }), ...(checker ? { checker } : {}) });
+  events = events.concat(live.events).slice(-keep);
+  return { events, count: count + live.count, goodLength: live.goodLength, lastOffset: live.lastOffset < 0 ? 0 : live.lastOffset, end: live.end, base };
+}
+
+function archiveBreak(path: string, why: string): DriverError {
+  return new DriverError('LN_ERR_LOG_CORRUPT', `the archived events ${path} are damaged or do not belong to this log: ${why}; restore the file from a backup`);
+}
+
+function archivesMissing(dir: string, start: LogStart, missing: number): DriverError {
+  return new DriverError(
+    'LN_ERR_LOG_CORRUPT',
+    `the event log ${join(dir, LOG_FILE)} continues after event ${start.seq} (archived in ${join(dir, start.archive)}) and ` +
+      `no snapshot lines up with it, so the state is rebuilt from every event; events 1 to ${missing} are not in ` +
+      `${join(dir, ARCHIVE_DIR)}: put the archive files back (or restore ${join(dir, 'snapshot.json')})`,
+  );
 }
 
 /** Up to `length` bytes from `start` (fewer when the file ends before): not zero-filled first (a long log). */

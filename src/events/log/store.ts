@@ -3,6 +3,7 @@ import type { Command } from '../domain/commands.ts';
 import { evolve } from '../domain/evolve.ts';
 import type { EventLog } from './log.ts';
 import { writeSnapshot } from './snapshot.ts';
+import { DriverError } from '../../errors.ts';
 import type { Cause, EventType, State, StoredEvent } from '../domain/types.ts';
 
 /** Events that give something back: recorded from the log's reserve when the disk is nearly full. */
@@ -137,6 +138,34 @@ export class EventStore {
         this.snapshotting = null;
       });
     await this.snapshotting;
+  }
+
+  /**
+   * Moves the log's durable events into the state dir's archive/ (EventLog.archive) with a
+   * snapshot of the state after the last of them, so that no start needs the archive. Null when
+   * no event was written since the log's last archive.
+   */
+  async archive(): Promise<{ file: string; first: number; last: number; bytes: number } | null> {
+    const dir = this.opts.dir;
+    if (!dir) throw new DriverError('LN_ERR_CONFIG', 'no state dir to archive the event log in');
+    while (this.snapshotting) await this.snapshotting;
+    const run = this.log.archive(async (head) => {
+      // Events are folded into the durable state in the turn after their fsync resolves.
+      for (let i = 0; this.durableState.seq < head.seq && i < 1_000; i++) await new Promise((r) => setImmediate(r));
+      const state = this.durableState;
+      if (state.seq !== head.seq) throw new DriverError('LN_ERR_INTERNAL', `the state is at seq ${state.seq}, the log's last durable event is ${head.seq}; nothing was archived`);
+      await writeSnapshot(dir, { seq: head.seq, hash: head.hash, offset: head.offset, recordOffset: head.recordOffset, state });
+      this.snapshotSeq = head.seq;
+    });
+    this.snapshotting = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    try {
+      return await run;
+    } finally {
+      this.snapshotting = null;
+    }
   }
 
   // A repeated call must not answer before the events it repeats are durable; once the log has

@@ -56,7 +56,8 @@ describe('options a command does not take', () => {
   }
 
   for (const [args, what] of [
-    [['events', 'verfy'], /ledgernet events takes 'verify' or nothing, got 'verfy'/],
+    [['events', 'verfy'], /ledgernet events takes 'verify', 'archive' or nothing, got 'verfy'/],
+    [['events', 'archive', '--json'], /`events archive` takes no --json, --follow or --network/],
     [['reconcile', 'now'], /ledgernet reconcile takes no arguments, got now/],
     [['release', NET, NET], /ledgernet release takes ID\|CIDR\|IP, got also/],
     [['reconcle'], /unknown command 'reconcle'/],

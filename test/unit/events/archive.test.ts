@@ -1,0 +1,179 @@
+import assert from 'node:assert/strict';
+import { link, mkdtemp, readdir, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fold } from '../../../src/events/domain/evolve.ts';
+import { LOG_FILE, LOG_START, readLog, readLogPart } from '../../../src/events/log/read.ts';
+import { loadState, openStore } from '../../../src/events/log/open.ts';
+import { SNAPSHOT_FILE, readSnapshot } from '../../../src/events/log/snapshot.ts';
+import { ARCHIVE_DIR, archiveFiles, listArchives } from '../../../src/events/log/archive.ts';
+import { emptyState } from '../../../src/events/domain/types.ts';
+import { LogParts } from '../../../src/events/audit/log-parts.ts';
+import { networkSpec } from '../../helpers/events.ts';
+import { byLedgernet } from '../../../src/events/domain/cause.ts';
+
+let root: string;
+before(async () => {
+  root = await mkdtemp(join(tmpdir(), 'ln-archive-'));
+});
+after(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+const id = (i: number) => `${i}`.padEnd(64, 'a');
+
+/** Creates networks from..to-1 (one event each) through a store on `dir`; archives after them when asked. */
+async function write(dir: string, from: number, to: number, archive = false) {
+  const { store } = await openStore(dir, { host: 'h' }, { snapshotEvery: 0 });
+  for (let i = from; i < to; i++) await store.execute({ type: 'CreateNetwork', spec: networkSpec(id(i), `10.${i}.0.0/24`, `10.${i}.0.1/24`) }, byLedgernet('test'));
+  const archived = archive ? await store.archive() : null;
+  await store.close();
+  return archived;
+}
+
+/** The state a replay of every event from the first (archives included) gives. */
+async function fullFold(dir: string) {
+  return fold(emptyState, (await readLog(dir)).events);
+}
+
+describe('archiving the event log', () => {
+  it('moves the events into archive/ whole, and the log goes on from the next seq with the chain unbroken', async () => {
+    const dir = join(root, 'basic');
+    await write(dir, 0, 30);
+    const before = await readFile(join(dir, LOG_FILE));
+    const archived = await write(dir, 30, 40, true);
+    assert.deepEqual({ ...archived, file: archived?.file.replace(dir, '') }, { file: `/${ARCHIVE_DIR}/events-000000000001-000000000040.log`, first: 1, last: 40, bytes: archived?.bytes });
+    // The archive is the old file, byte for byte: nothing is rewritten.
+    assert.deepEqual((await readFile(archived?.file ?? '')).subarray(0, before.length), before);
+    assert.ok((await stat(join(dir, LOG_FILE))).size < 300, 'events.log holds only its start record');
+    await write(dir, 40, 45);
+    const all = (await readLog(dir)).events;
+    assert.deepEqual(all.map((e) => e.seq), Array.from({ length: 45 }, (_, i) => i + 1));
+    assert.equal(all[40]?.prevhash, all[39]?.hash, 'event 41 links to the last archived event');
+    // A start uses the snapshot the archive wrote (and the one close wrote since): it reads no archive.
+    const { state, store, fromSnapshotSeq } = await openStore(dir, { host: 'h' });
+    await store.close();
+    assert.equal(fromSnapshotSeq, 45);
+    assert.equal(Object.keys(state.networks).length, 45);
+    assert.deepEqual(state, await fullFold(dir));
+  });
+
+  it('without a snapshot, a start replays the archives and then the log; with an archive gone it refuses and names what is missing', async () => {
+    const dir = join(root, 'replay');
+    await write(dir, 0, 10, true);
+    await write(dir, 10, 20, true);
+    await write(dir, 20, 25);
+    assert.equal((await listArchives(dir)).length, 2);
+    const want = await fullFold(dir);
+    await unlink(join(dir, SNAPSHOT_FILE));
+    const { state, store, replayed } = await openStore(dir, { host: 'h' });
+    await store.close();
+    assert.equal(replayed, 25);
+    assert.deepEqual(state, want);
+    // Take the oldest archive away: with a snapshot a start still works (it needs no archive) …
+    const [oldest] = await listArchives(dir);
+    const oldPath = join(dir, ARCHIVE_DIR, oldest?.name ?? '');
+    const kept = await readFile(oldPath);
+    await unlink(oldPath);
+    assert.equal(Object.keys((await loadState(dir)).networks).length, 25);
+    // … a reader that shows history reads back as far as the archives go, and says from where …
+    const present = await readLog(dir, LOG_START, { archives: 'present' });
+    assert.equal(present.base.seq, 10);
+    assert.deepEqual(present.events.map((e) => e.seq), Array.from({ length: 15 }, (_, i) => i + 11));
+    // … and without a snapshot the state cannot be rebuilt: refused, naming the events and the folder.
+    await unlink(join(dir, SNAPSHOT_FILE));
+    await assert.rejects(openStore(dir, { host: 'h' }), (e: Error) => {
+      assert.match(e.message, /continues after event 20 .*events 1 to 10 are not in .*archive: put the archive files back/);
+      return true;
+    });
+    await writeFile(oldPath, kept);
+    const again = await openStore(dir, { host: 'h' });
+    await again.store.close();
+    assert.deepEqual(again.state, want);
+  });
+
+  it('a damaged archive is damage, named by file and offset, not a torn tail', async () => {
+    const dir = join(root, 'damaged');
+    await write(dir, 0, 8, true);
+    await write(dir, 8, 10);
+    const [a] = await listArchives(dir);
+    const path = join(dir, ARCHIVE_DIR, a?.name ?? '');
+    const buf = await readFile(path);
+    buf.writeUInt8(buf.readUInt8(buf.length - 5) ^ 0x20, buf.length - 5); // a byte inside the last archived event
+    await writeFile(path, buf);
+    await assert.rejects(readLog(dir), /archived events .*events-000000000001-000000000008\.log are damaged .*byte offset \d+/);
+    // Cut short, it is damage too (it was complete when archived).
+    buf.writeUInt8(buf.readUInt8(buf.length - 5) ^ 0x20, buf.length - 5);
+    await writeFile(path, buf.subarray(0, buf.length - 3));
+    await assert.rejects(readLog(dir), /are damaged .*cut short/);
+  });
+
+  it('an archive that does not link to the log is refused', async () => {
+    const dir = join(root, 'foreign');
+    const other = join(root, 'foreign-other');
+    await write(dir, 0, 6, true);
+    await write(other, 0, 6, true);
+    const [a] = await listArchives(dir);
+    // Another log's archive of the same seqs under the same name: its last hash is not the one the log continues from.
+    await writeFile(join(dir, ARCHIVE_DIR, a?.name ?? ''), await readFile(join(other, ARCHIVE_DIR, a?.name ?? '')).then((b) => Buffer.from(b.toString().replaceAll('10.0.0', '10.9.0'))));
+    await assert.rejects(readLog(dir), /damaged|does not link/);
+  });
+
+  it('a crash at any step leaves a log that opens to the same state, and the next start removes the leftovers', async () => {
+    const dir = join(root, 'crash');
+    await write(dir, 0, 12);
+    const want = await fullFold(dir);
+    const { store } = await openStore(dir, { host: 'h' });
+    const head = { seq: want.seq, hash: want.hash };
+    // Cut right before the swap: the archive link, events.log.next and the new snapshot are there, the old log too.
+    await assert.rejects(
+      archiveFiles(dir, join(dir, LOG_FILE), 0, head, async (startBytes) => {
+        const { writeSnapshot } = await import('../../../src/events/log/snapshot.ts');
+        await writeSnapshot(dir, { seq: head.seq, hash: head.hash, offset: startBytes, recordOffset: 0, state: want });
+        await link(join(dir, LOG_FILE), join(dir, 'keep-as-if-crashed'));
+        throw new Error('killed');
+      }),
+      /archiving the event log failed: killed; nothing was moved/,
+    );
+    await store.close();
+    // What a crash (not an error) would have left: the archive link too.
+    await link(join(dir, LOG_FILE), join(dir, ARCHIVE_DIR, 'events-000000000001-000000000012.log'));
+    await writeFile(join(dir, `${LOG_FILE}.next`), 'partial');
+    await writeFile(join(dir, SNAPSHOT_FILE), JSON.stringify({ ...(await readSnapshot(dir)), offset: 50, recordOffset: 0 }));
+    const { state, store: s2 } = await openStore(dir, { host: 'h' });
+    await s2.close();
+    assert.deepEqual(state, want);
+    assert.deepEqual(await readdir(join(dir, ARCHIVE_DIR)), [], 'the link that was still events.log is gone');
+    assert.ok(!(await readdir(dir)).includes(`${LOG_FILE}.next`));
+    await unlink(join(dir, 'keep-as-if-crashed'));
+  });
+
+  it('appends made while an archive runs wait and land in the new log; nothing new: nothing archived', async () => {
+    const dir = join(root, 'busy');
+    const { store } = await openStore(dir, { host: 'h' }, { snapshotEvery: 0 });
+    for (let i = 0; i < 5; i++) await store.execute({ type: 'CreateNetwork', spec: networkSpec(id(i), `10.${i}.0.0/24`, `10.${i}.0.1/24`) }, byLedgernet('test'));
+    const archiving = store.archive();
+    const during = Promise.all([5, 6, 7].map((i) => store.execute({ type: 'CreateNetwork', spec: networkSpec(id(i), `10.${i}.0.0/24`, `10.${i}.0.1/24`) }, byLedgernet('test'))));
+    const [archived] = await Promise.all([archiving, during]);
+    assert.equal(archived?.last, 5);
+    assert.equal(store.lastSeq, 8);
+    assert.equal(await store.archive().then((a) => a?.first), 6);
+    assert.equal(await store.archive(), null, 'nothing since the last archive');
+    await store.close();
+    assert.deepEqual((await readLog(dir)).events.map((e) => e.seq), [1, 2, 3, 4, 5, 6, 7, 8]);
+  });
+
+  it("the outbox's reader goes on after an archive, from the new log when the cursor is past the archive", async () => {
+    const dir = join(root, 'outbox');
+    await write(dir, 0, 6, true);
+    await write(dir, 6, 9);
+    const parts = new LogParts(dir, 2);
+    assert.deepEqual((await parts.after(6, 9)).map((e) => e.seq), [7, 8]);
+    assert.deepEqual((await parts.after(8, 9)).map((e) => e.seq), [9]);
+    // Behind the archive: read from the archive, in order.
+    assert.deepEqual((await new LogParts(dir, 100).after(3, 9)).map((e) => e.seq), [4, 5, 6, 7, 8, 9]);
+    const part = await readLogPart(dir, LOG_START, 2);
+    assert.equal(part.events[0]?.seq, 1);
+  });
+});

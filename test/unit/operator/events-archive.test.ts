@@ -1,0 +1,93 @@
+// `ledgernet events archive` with no daemon running (it takes the writer's lock itself), and what
+// `events` and `events verify` then show: the whole history across archive files, how far back
+// it goes once an operator removed an old archive, and damage in an archive named by file. The
+// CLI runs for real (src/cli.ts through tsx) on a state dir this test makes.
+import assert from 'node:assert/strict';
+import { mkdtemp, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { byLedgernet, openStore } from '../../../src/events/index.ts';
+import { runCli } from '../../helpers/cli.ts';
+import { networkSpec } from '../../helpers/events.ts';
+
+let dir: string;
+let runDir: string;
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'ln-cli-archive-'));
+  runDir = await mkdtemp(join(tmpdir(), 'ln-cli-archive-run-'));
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+  await rm(runDir, { recursive: true, force: true });
+});
+
+const cli = (args: readonly string[]) => runCli([...args, '--state-dir', dir], { isolated: true, env: { LEDGERNET_RUN_DIR: runDir } });
+const net = (i: number) => `${i}`.padStart(2, '0').padEnd(64, 'e');
+
+async function networks(from: number, to: number): Promise<void> {
+  const { store } = await openStore(dir, { host: 'h' });
+  for (let i = from; i < to; i++) await store.execute({ type: 'CreateNetwork', spec: networkSpec(net(i), `10.88.${i}.0/24`, `10.88.${i}.1/24`) }, byLedgernet('test'));
+  await store.close();
+}
+
+describe('ledgernet events archive', () => {
+  it('moves the events into archive/, and events and events verify still show and check all of them', async () => {
+    await networks(0, 4);
+    const a = await cli(['events', 'archive']);
+    assert.equal(a.exitCode, 0, a.stderr);
+    assert.match(a.stdout, /^archived events 1 to 4 \(\d+ bytes\) in .*\/archive\/events-000000000001-000000000004\.log; events\.log goes on from event 5$/);
+    const again = await cli(['events', 'archive']);
+    assert.match(again.stdout, /^nothing to archive: .*events\.log holds no event since its last archive$/);
+    await networks(4, 6);
+    assert.match((await cli(['events', 'archive'])).stdout, /archived events 5 to 6 .*events-000000000005-000000000006\.log/);
+    await networks(6, 7);
+    const shown = await cli(['events']);
+    assert.equal(shown.exitCode, 0, shown.stderr);
+    assert.deepEqual(shown.stdout.trim().split('\n').map((l) => Number(l.trim().split(' ')[0])), [1, 2, 3, 4, 5, 6, 7]);
+    assert.equal(shown.stderr, '');
+    const v = await cli(['events', 'verify']);
+    assert.equal(v.exitCode, 0, v.stderr);
+    assert.match(v.stdout, /^ok: 7 events, hash chain intact \(2 archive files in .*archive and events\.log\), snapshot at seq 7 matches$/);
+    // --network finds a network whose events are all archived.
+    const one = await cli(['events', '--network', net(1)]);
+    assert.equal(one.exitCode, 0, one.stderr);
+    assert.match(one.stdout, /^\s+2 .*network\.created/);
+  });
+
+  it('after an operator removed the oldest archive: shown and checked from where the archives go, and said so', async () => {
+    const [oldest] = (await readdir(join(dir, 'archive'))).sort();
+    const path = join(dir, 'archive', oldest ?? '');
+    const kept = await readFile(path);
+    await unlink(path);
+    try {
+      const shown = await cli(['events']);
+      assert.equal(shown.exitCode, 0, shown.stderr);
+      assert.match(shown.stderr, /events 1 to 4 were archived and are no longer in .*archive; from event 5 on/);
+      assert.deepEqual(shown.stdout.trim().split('\n').map((l) => Number(l.trim().split(' ')[0])), [5, 6, 7]);
+      const v = await cli(['events', 'verify']);
+      assert.equal(v.exitCode, 0, v.stderr);
+      assert.match(v.stdout, /^ok: 3 events, hash chain intact \(1 archive file in .*; events 1 to 4 were archived and are no longer in .*: the chain is checked from event 4's hash on/);
+    } finally {
+      await writeFile(path, kept);
+    }
+  });
+
+  it('events verify fails naming the archive when one is damaged', async () => {
+    const [oldest] = (await readdir(join(dir, 'archive'))).sort();
+    const path = join(dir, 'archive', oldest ?? '');
+    const kept = await readFile(path);
+    const bad = Buffer.from(kept);
+    bad.writeUInt8(bad.readUInt8(bad.length - 10) ^ 0x01, bad.length - 10);
+    await writeFile(path, bad);
+    try {
+      const v = await cli(['events', 'verify']);
+      assert.equal(v.exitCode, 1);
+      assert.match(v.stderr, /the archived events .*events-000000000001-000000000004\.log are damaged .*byte offset \d+/);
+      assert.equal(v.stdout, '');
+    } finally {
+      await writeFile(path, kept);
+    }
+    assert.equal((await cli(['events', 'verify'])).exitCode, 0);
+  });
+});
