@@ -1,7 +1,7 @@
 // Reading the durable event log: framing, JSON, versions, seq continuity and the hash chain
 // checked from the start or from a snapshot's position, and the torn tail kept aside before the
 // writer (log.ts) cuts it off. Readers (the CLI, the outbox) use it without the writer's lock.
-import { open, readFile, type FileHandle } from 'node:fs/promises';
+import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DriverError } from '../../errors.ts';
 import { eachFrame, HEADER_BYTES, unframe, type ScanEnd } from './framing.ts';
@@ -9,7 +9,7 @@ import { startChecker, sharedBuffer, type Checker } from './check-thread.ts';
 import { eventHash, hashFieldIs, storedBytesMatch } from './hash.ts';
 import { GENESIS_HASH, type StoredEvent } from '../domain/types.ts';
 import { upcast } from './upcast.ts';
-import { ARCHIVE_DIR, archiveChain, startOf, startOfFile, type LogStart } from './archive.ts';
+import { ARCHIVE_DIR, archiveChain, listArchives, startOf, startOfFile, type LogStart } from './archive.ts';
 
 export const LOG_FILE = 'events.log';
 
@@ -223,6 +223,7 @@ export async function readAndScan(fh: FileHandle, from: ScanBase, o: ScanOptions
   const whole = await readFrom(fh, 0, size);
   const start = startOf(whole);
   if (start) return scanWithArchives(dir, whole, start, o);
+  await refuseIfArchived(dir, fh);
   return { ...scanLog(whole, LOG_START, 0, o), base: LOG_START };
 }
 
@@ -273,6 +274,24 @@ async function scanWithArchives(dir: string, whole: Buffer, start: LogStart, o: 
   const live = scanLog(whole, baseAfter(start), 0, { ...opts, ...(limit === undefined ? {} : { limit }), ...(checker ? { checker } : {}) });
   events = events.concat(live.events).slice(-keep);
   return { events, count: count + live.count, goodLength: live.goodLength, lastOffset: live.lastOffset < 0 ? 0 : live.lastOffset, end: live.end, base };
+}
+
+/**
+ * A log that starts at the first event while archive/ holds archived events: its start record
+ * was damaged (read from the first event on, a damaged start record could pass for a torn tail
+ * and the log for an empty one), or an old events.log was put back. Refused either way. An
+ * archive that is events.log itself (an archive cut off by a crash) does not count.
+ */
+async function refuseIfArchived(dir: string, fh: FileHandle): Promise<void> {
+  const files = await listArchives(dir);
+  if (files.length === 0) return;
+  const live = await fh.stat();
+  for (const a of files) {
+    const s = await stat(join(dir, ARCHIVE_DIR, a.name)).catch(() => null);
+    if (s && (s.ino !== live.ino || s.dev !== live.dev)) {
+      throw corruptError(dir, 0, `${join(dir, ARCHIVE_DIR)} holds archived events (${a.name}) but the log does not continue them: its first record is not the start record an archive writes`);
+    }
+  }
 }
 
 function archiveBreak(path: string, why: string): DriverError {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { link, mkdtemp, readdir, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { link, mkdtemp, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -107,6 +107,57 @@ describe('archiving the event log', () => {
     buf.writeUInt8(buf.readUInt8(buf.length - 5) ^ 0x20, buf.length - 5);
     await writeFile(path, buf.subarray(0, buf.length - 3));
     await assert.rejects(readLog(dir), /are damaged .*cut short/);
+  });
+
+  it('a damaged start record is damage, never a torn tail that would leave an empty log', async () => {
+    const dir = join(root, 'start');
+    await write(dir, 0, 5, true);
+    const path = join(dir, LOG_FILE);
+    const good = await readFile(path);
+    for (const [what, at, bit] of [['length', 1, 0x40], ['payload', 20, 0x02]] as const) {
+      const bad = Buffer.from(good);
+      bad.writeUInt8(bad.readUInt8(at) ^ bit, at);
+      await writeFile(path, bad);
+      for (const snapshot of [true, false]) {
+        if (!snapshot) await rename(join(dir, SNAPSHOT_FILE), join(dir, 'snap.kept'));
+        await assert.rejects(openStore(dir, { host: 'h' }), /damaged at byte offset 0 .*holds archived events .*does not continue them/, `${what}, snapshot ${snapshot}`);
+        if (!snapshot) await rename(join(dir, 'snap.kept'), join(dir, SNAPSHOT_FILE));
+      }
+      assert.deepEqual(await readFile(path), bad, `${what}: nothing was cut`);
+    }
+    await writeFile(path, good);
+    const { store } = await openStore(dir, { host: 'h' });
+    await store.close();
+  });
+
+  it('a single-byte change of an archived log (every byte of events.log, every 4th of its archive) is refused or opens every event', async () => {
+    const dir = join(root, 'every-byte');
+    await write(dir, 0, 12, true);
+    await write(dir, 12, 15);
+    const want = (await readLog(dir)).events.map((e) => `${e.seq}:${e.hash}`);
+    assert.equal(want.length, 15);
+    const [a] = await listArchives(dir);
+    let refused = 0;
+    for (const [path, step] of [[join(dir, LOG_FILE), 1], [join(dir, ARCHIVE_DIR, a?.name ?? ''), 4]] as const) {
+      const good = await readFile(path);
+      for (let pos = 0; pos < good.length; pos += step) {
+        const bad = Buffer.from(good);
+        bad.writeUInt8(bad.readUInt8(pos) ^ 0x01, pos);
+        await writeFile(path, bad);
+        const r = await readLog(dir).then(
+          (x) => x,
+          (e: Error) => e,
+        );
+        if (r instanceof Error) {
+          assert.match(r.message, /damaged/, `${path} byte ${pos}`);
+          refused++;
+        } else {
+          assert.deepEqual(r.events.map((e) => `${e.seq}:${e.hash}`), want, `${path} byte ${pos}: opened, but not every event`);
+        }
+      }
+      await writeFile(path, good);
+    }
+    assert.ok(refused > 0);
   });
 
   it('an archive that does not link to the log is refused', async () => {
