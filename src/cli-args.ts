@@ -31,6 +31,7 @@ const COMMANDS = {
       socket: str,
       'reconcile-interval': str,
       'abandoned-grace': str,
+      'archive-log-size': str,
       'log-level': str,
       'in-process': bool,
       'apply-timeout': str,

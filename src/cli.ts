@@ -2,7 +2,7 @@
 // The `ledgernet` command. Flags win over environment variables, which win over defaults.
 import { DEFAULT_POOLS } from './api/ipam.ts';
 import { parseCli, type Values } from './cli-args.ts';
-import { DEFAULTS, defaultHost, parseDuration, parseHostTimeout, parseRetention, settingsEnv, type DefaultPools, type NatsConfig, type ServeConfig } from './config.ts';
+import { DEFAULTS, defaultHost, parseDuration, parseHostTimeout, parseRetention, parseSize, settingsEnv, type DefaultPools, type NatsConfig, type ServeConfig } from './config.ts';
 import { canonicalIp, parsePrefix } from './events/domain/cidr.ts';
 import { DriverError, isDriverError } from './errors.ts';
 import { DEFAULT_DOCKER_SOCKET } from './operator/docker-api.ts';
@@ -20,6 +20,8 @@ commands:
               [--metrics HOST:PORT]  Prometheus metrics (off by default)
               [--docker-socket P]  Docker's API (default /var/run/docker.sock; '' never asks Docker)
               [--abandoned-grace S]  release an endpoint Docker has not held for S seconds (default 60)
+              [--archive-log-size SIZE]  archive events.log once it holds SIZE bytes (e.g. 256M; default off:
+                         see 'events archive')
               [--firewall iptables|nftables|auto]  firewall backend (default auto: nftables when Docker's is)
               [--allow-direct-routing]  no direct-access protection on any network (Docker 28's dockerd flag)
               [--default-pool CIDR] [--default-pool-size N] [--default-pool6 CIDR] [--default-pool6-size N]
@@ -195,6 +197,7 @@ async function runServe(values: Values, env: NodeJS.ProcessEnv, argv: string[], 
     stateDir,
     reconcileIntervalS: num('reconcile-interval', values['reconcile-interval'] ?? env['LEDGERNET_RECONCILE_INTERVAL'], DEFAULTS.reconcileIntervalS),
     abandonedGraceS: num('abandoned-grace', values['abandoned-grace'] ?? env['LEDGERNET_ABANDONED_GRACE'], DEFAULTS.abandonedGraceS),
+    archiveLogBytes: parseSize('archive-log-size', values['archive-log-size'] ?? env['LEDGERNET_ARCHIVE_LOG_SIZE'] ?? '0'),
     applyTimeoutMs: num('apply-timeout', values['apply-timeout'], DEFAULTS.applyTimeoutMs / 1000) * 1000,
     logLevel,
     host: values.host || env['LEDGERNET_HOST'] || defaultHost(),

@@ -62,6 +62,8 @@ export interface ServeConfig {
   readonly reconcileIntervalS: number;
   /** `--abandoned-grace S`: an endpoint Docker does not hold for this long is released (default 60). */
   readonly abandonedGraceS?: number;
+  /** `--archive-log-size SIZE`: archive events.log once it holds this many bytes (off when unset or 0). */
+  readonly archiveLogBytes?: number;
   readonly applyTimeoutMs: number;
   readonly logLevel: string;
   readonly host: string;
@@ -115,6 +117,15 @@ export function defaultHost(): string {
 }
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+const SIZE_UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
+
+/** `4096`, `64k`, `256M`, `1G` (binary units; a trailing `B`/`iB` is allowed) → bytes; `0` is off. */
+export function parseSize(name: string, v: string): number {
+  const m = /^(\d+)\s*([kmg]?)(?:i?b)?$/i.exec(v.trim());
+  if (!m) throw new DriverError('LN_ERR_BAD_REQUEST', `--${name} must be a size like 4096, 64K, 256M or 1G, got ${JSON.stringify(v)}`);
+  return Number(m[1]) * (SIZE_UNITS[(m[2] ?? '').toLowerCase()] ?? 1);
+}
 
 /** `500ms`, `1s`, `2m`, `1h`, `7d` (or a bare number of seconds) → milliseconds. */
 export function parseDuration(name: string, v: string): number {

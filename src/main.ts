@@ -9,6 +9,7 @@ import { createPlugin } from './api/index.ts';
 import { serveFrames } from './supervisor/worker-link.ts';
 import { createControlApp } from './operator/control.ts';
 import { controlSocket, credsProblem, DEFAULTS, describeNats, natsConnectError, parseHostTimeout, resolveNats, type NatsConfig, type ServeConfig } from './config.ts';
+import { startAutoArchive } from './operator/log-archive.ts';
 import { acquireHostGuard, acquireLock, isDerivedHostLinkName, isVethName, VETH_PREFIX, openStore, Outbox, type EventStore, type StoredEvent } from './events/index.ts';
 import { createKernel, createProxyHost, driftNotice, proxyName, readHostListeners, readSandboxIface, watchLinks } from './kernel/index.ts';
 import type { HostView } from './api/ipam.ts';
@@ -279,6 +280,7 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
     const metrics = cfg.metrics ? new (await import('./operator/metrics.ts')).Metrics() : null;
     const { store, events } = await openState(cfg, log, metrics);
     add(() => store.close());
+    if (cfg.archiveLogBytes) add(startAutoArchive(store, cfg.archiveLogBytes, log));
     const outbox = await startPublisher(cfg, store, events, log, metrics);
     add(outbox && (() => outbox.stop()));
     const onNftRoute = (r: { via: string; why: string }) => log.info({ nft: r.via, why: r.why }, `nftables commands run through ${r.via === 'libnftables' ? 'libnftables, in-process' : 'the nft process'}`);

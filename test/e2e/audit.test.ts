@@ -290,6 +290,23 @@ describe('the audit stream holds only what the log holds', () => {
     assert.match(whole.stdout, new RegExp(`^ok: ${all.length + 2} events, hash chain intact \\(2 archive files`));
   }
 
+  test('serve --archive-log-size: the daemon archives events.log by itself once it is that large; nothing is lost on the way', async () => {
+    const server = await nats();
+    const host = `e2e-autoarchive-${process.pid}`;
+    const d = await daemonAt(server.url, host, { extraArgs: ['--archive-log-size', '4K'] });
+    await ipamEvents(d, 12);
+    const ids = await waitCaughtUp(d, server, host);
+    assert.equal(ids.length, 24);
+    const st = JSON.parse((await ledgernetCli(['status', '--json', '--state-dir', d.stateDir])).stdout) as { logBytes: number; archived: { files: number; events: number } };
+    assert.ok(st.archived.files >= 2, `archives: ${JSON.stringify(st.archived)}`);
+    assert.ok(st.logBytes < 4096 + 1024, `events.log holds ${st.logBytes} bytes`);
+    assert.ok(d.logs().split('\n').some((l) => l.includes('event log archived: it reached')), d.logs());
+    const v = await ledgernetCli(['events', 'verify', '--state-dir', d.stateDir]);
+    assert.equal(v.exitCode, 0, v.stderr);
+    assert.match(v.stdout, new RegExp(`^ok: 24 events, hash chain intact \\(${st.archived.files} archive files`));
+    assert.equal((await audit(server, host, '--verify')).exitCode, 0);
+  });
+
   test('hosts web.1 and web_1 publish to one stream: both in full, each on its own subject', async () => {
     const server = await nats();
     const logs: Record<string, string[]> = {};

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { credsProblem, describeNats, parseDuration, parseHostTimeout, parseNatsServers, parseRetention, resolveNats, type NatsConfig } from '../../src/config.ts';
+import { credsProblem, describeNats, parseDuration, parseHostTimeout, parseNatsServers, parseRetention, parseSize, resolveNats, type NatsConfig } from '../../src/config.ts';
 
 describe('NATS config', () => {
   const base: NatsConfig = { url: 'nats://127.0.0.1:4222', token: undefined, credsFile: undefined, tlsCa: undefined, tlsCert: undefined, tlsKey: undefined };
@@ -69,6 +69,16 @@ describe('NATS config', () => {
     assert.throws(() => parseDuration('nats-dup-window', 'soon'), /--nats-dup-window must be a duration/);
     assert.equal(parseRetention('interest'), 'interest');
     assert.throws(() => parseRetention('forever'), /limits, interest or workqueue/);
+  });
+
+  it('--archive-log-size: bytes, or K/M/G (binary), 0 is off; anything else refused by name', () => {
+    assert.equal(parseSize('archive-log-size', '4096'), 4096);
+    assert.equal(parseSize('archive-log-size', '64K'), 65_536);
+    assert.equal(parseSize('archive-log-size', '256M'), 256 * 1024 * 1024);
+    assert.equal(parseSize('archive-log-size', '1GiB'), 1024 ** 3);
+    assert.equal(parseSize('archive-log-size', '2mb'), 2 * 1024 * 1024);
+    assert.equal(parseSize('archive-log-size', '0'), 0);
+    for (const bad of ['', '-1', '1.5G', '10T', 'big']) assert.throws(() => parseSize('archive-log-size', bad), /--archive-log-size must be a size like 4096, 64K, 256M or 1G, got/);
   });
 
   it('--cluster-host-timeout: a duration of at least 1s', () => {
