@@ -53,6 +53,8 @@ export class EventLog {
   private flushing = false;
   /** Set when a write or fsync failed; the next batch first cuts the file back to `bytes`. */
   private broken: DriverError | null = null;
+  /** Set when the file can no longer be written at all (see archive): every batch is refused. */
+  private fatal: DriverError | null = null;
   private seq: number;
   private hash: string;
   private bytes: number;
@@ -220,6 +222,7 @@ export class EventLog {
         const batch = this.queue.splice(0);
         const buf = Buffer.concat(batch.map((p) => p.buf));
         try {
+          if (this.fatal) throw this.fatal;
           if (this.broken) await this.recover();
           await this.writeAll(buf);
           const t0 = performance.now();
@@ -235,7 +238,7 @@ export class EventLog {
           this.broken = e instanceof DriverError ? e : this.ioError(e);
           this.rejectAll(batch, this.broken);
           // Cut a partial record off at once (it frees the space it took); the next batch checks.
-          await this.fh.truncate(this.bytes).catch(() => undefined);
+          if (!this.fatal) await this.fh.truncate(this.bytes).catch(() => undefined);
         }
       }
     } finally {
@@ -325,7 +328,7 @@ export class EventLog {
     this.archiving = true;
     try {
       while (this.flushing) await new Promise((r) => setTimeout(r, 1));
-      if (this.broken) throw this.broken;
+      if (this.fatal ?? this.broken) throw this.fatal ?? this.broken;
       const head = this.durableHead;
       if (head.seq === this.startSeq) return null;
       const first = this.startSeq + 1;
@@ -336,7 +339,10 @@ export class EventLog {
         await snapshot(newHead);
       });
       const fh = await open(this.path, 'a+', 0o600).catch((e: unknown) => {
-        throw new DriverError('LN_ERR_LOG_IO', `the event log was archived but ${this.path} cannot be opened: ${(e as Error).message}`, { cause: e });
+        // The open file is the archive now: nothing may be written to it, and nothing can be
+        // written to the new log. Every append is refused until a restart opens the new log.
+        this.fatal = new DriverError('LN_ERR_LOG_IO', `the event log was archived but ${this.path} cannot be opened: ${(e as Error).message}; restart ledgernet`, { cause: e });
+        throw this.fatal;
       });
       const old = this.fh;
       this.fh = fh;
