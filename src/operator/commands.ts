@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { callDaemon } from './control-client.ts';
 import { operatorCause, statedBody, type OperatorNote } from './operator-cause.ts';
-import { acquireHostGuard, acquireLock, decide, describeCause, fold, labelled, loadState, LOG_FILE, LOG_START, namesFrom, openStore, poolUsage, readLog, readSnapshot, releaseCommand, short, VETH_PREFIX, type Cause, type EventStore, type PoolUsage, type ScanBase, type State, type StoredEvent } from '../events/index.ts';
+import { acquireHostGuard, acquireLock, decide, describeCause, fold, labelled, loadState, LOG_FILE, LOG_START, LogParts, namesFrom, openStore, poolUsage, readLog, readSnapshot, releaseCommand, short, VETH_PREFIX, type Cause, type EventStore, type PoolUsage, type ScanBase, type State, type StoredEvent } from '../events/index.ts';
 import type { ScanEnd } from '../events/log/framing.ts';
 import { ARCHIVE_DIR, listArchives } from '../events/log/archive.ts';
 import { DriverError } from '../errors.ts';
@@ -487,10 +487,12 @@ export async function runEvents(o: { stateDir: string; json: boolean; follow: bo
     return 1;
   }
   let seen = events.at(-1)?.seq ?? base.seq;
+  // From where the last read stopped (not the whole log every time), by seq: an archive meanwhile
+  // moves the events into another file, not out of the chain.
+  const parts = new LogParts(o.stateDir, 10_000);
   while (o.follow) {
     await sleep(500);
-    // By seq: an archive meanwhile moves the events out of events.log, not out of the chain.
-    const fresh = (await readLog(o.stateDir, LOG_START, { archives: 'present' })).events.filter((e) => e.seq > seen);
+    const fresh = await parts.after(seen, Number.MAX_SAFE_INTEGER);
     namesFrom(fresh, names);
     fresh.forEach(print);
     seen = fresh.at(-1)?.seq ?? seen;

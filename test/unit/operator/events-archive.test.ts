@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { byLedgernet, openStore } from '../../../src/events/index.ts';
 import { runCli } from '../../helpers/cli.ts';
+import { REPO_ROOT } from '../../helpers/daemon.ts';
+import { execa } from 'execa';
 import { networkSpec } from '../../helpers/events.ts';
 
 let dir: string;
@@ -70,6 +72,30 @@ describe('ledgernet events archive', () => {
       assert.match(v.stdout, /^ok: 3 events, hash chain intact \(1 archive file in .*; events 1 to 4 were archived and are no longer in .*: the chain is checked from event 4's hash on/);
     } finally {
       await writeFile(path, kept);
+    }
+  });
+
+  it('events --follow goes on across an archive: every event once, in order', async () => {
+    const seqs = (text: string) => text.trim().split('\n').filter(Boolean).map((l) => Number(l.trim().split(' ')[0]));
+    const follow = execa(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'src', 'cli.ts'), 'events', '--follow', '--state-dir', dir], { cwd: REPO_ROOT, reject: false, env: {}, stdin: 'ignore' });
+    let text = '';
+    follow.stdout?.on('data', (c: Buffer) => (text += c.toString()));
+    const until = async (n: number) => {
+      for (let i = 0; i < 200 && seqs(text).length < n; i++) await new Promise((r) => setTimeout(r, 50));
+    };
+    try {
+      await until(7);
+      const { store } = await openStore(dir, { host: 'h' });
+      for (let i = 7; i < 9; i++) await store.execute({ type: 'CreateNetwork', spec: networkSpec(net(i), `10.88.${i}.0/24`, `10.88.${i}.1/24`) }, byLedgernet('test'));
+      await until(9);
+      await store.archive();
+      for (let i = 9; i < 11; i++) await store.execute({ type: 'CreateNetwork', spec: networkSpec(net(i), `10.88.${i}.0/24`, `10.88.${i}.1/24`) }, byLedgernet('test'));
+      await store.close();
+      await until(11);
+      assert.deepEqual(seqs(text), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+    } finally {
+      follow.kill();
+      await follow;
     }
   });
 
