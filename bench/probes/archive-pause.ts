@@ -31,7 +31,7 @@ try {
   for (let r = 0; r < R; r++) {
     alone.push(await timedCall(store, 'a', r));
     const t0 = performance.now();
-    const a = store.archive();
+    const a = store.archive(byLedgernet('bench'));
     const waited = timedCall(store, 'b', r);
     await a;
     archive.push(performance.now() - t0);

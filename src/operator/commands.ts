@@ -372,7 +372,8 @@ function subjectOf(e: StoredEvent, names: Names): string {
 }
 
 function eventLine(e: StoredEvent, names: Names): string {
-  return `${String(e.seq).padStart(6)} ${e.at} ${e.type.padEnd(30)} ${idsOf(e.data as Record<string, unknown>, names)}${e.cause ? `  by ${describeCause(e.cause)}` : ''}\n`;
+  const what = e.type === 'log.archived' ? `${e.data.first}-${e.data.last} in ${e.data.archive}` : idsOf(e.data as Record<string, unknown>, names);
+  return `${String(e.seq).padStart(6)} ${e.at} ${e.type.padEnd(30)} ${what}${e.cause ? `  by ${describeCause(e.cause)}` : ''}\n`;
 }
 
 /**
@@ -425,23 +426,29 @@ async function archivedSize(stateDir: string): Promise<{ files: number; events: 
 /** `events archive`: through the daemon, or alone (holding the writer's lock) when none runs. */
 export async function runArchive(o: { stateDir: string }): Promise<number> {
   await requireLog(o.stateDir);
-  type Archived = { file: string; first: number; last: number; bytes: number } | null;
-  const via = (await callDaemon(o.stateDir, 'POST', '/archive')) as { archived: Archived } | null;
-  const archived = via ? via.archived : await archiveAlone(o.stateDir);
+  const body = statedBody({ command: 'events archive' });
+  const cause = operatorCause(body, { uid: process.getuid?.() ?? 0, pid: process.pid });
+  type Archived = { file: string; first: number; last: number; bytes: number; unrecorded?: string } | null;
+  const via = (await callDaemon(o.stateDir, 'POST', '/archive', body)) as { archived: Archived } | null;
+  const archived = via ? via.archived : await archiveAlone(o.stateDir, cause);
   if (!archived) {
     out(`nothing to archive: ${join(o.stateDir, LOG_FILE)} holds no event since its last archive\n`);
     return 0;
   }
   out(`archived events ${archived.first} to ${archived.last} (${archived.bytes} bytes) in ${archived.file}; ${LOG_FILE} goes on from event ${archived.last + 1}\n`);
+  if (archived.unrecorded) {
+    process.stderr.write(`ledgernet: the archive is done, but recording it in the log (log.archived) failed: ${archived.unrecorded}\n`);
+    return 1;
+  }
   return 0;
 }
 
-async function archiveAlone(stateDir: string) {
+async function archiveAlone(stateDir: string, cause: Cause) {
   const release = await acquireLock(stateDir, { command: 'ledgernet events archive' });
   try {
     const { store } = await openStore(stateDir, { host: defaultHost() });
     try {
-      return await store.archive();
+      return await store.archive(cause);
     } finally {
       await store.close();
     }

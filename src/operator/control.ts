@@ -19,7 +19,7 @@ export interface ControlDeps {
     readonly lastSeq: number;
     readonly logBytes: number;
     execute(cmd: Command, cause: Cause): Promise<StoredEvent[]>;
-    archive(): Promise<{ file: string; first: number; last: number; bytes: number } | null>;
+    archive(cause: Cause): Promise<{ file: string; first: number; last: number; bytes: number; unrecorded?: string } | null>;
   };
   readonly reconciler: { requestPass(trigger: string): Promise<PassResult> };
   readonly info: { readonly pid: number; readonly host: string; readonly socket: string; readonly socketFrom?: string; readonly stateDir: string; readonly startedAt: string };
@@ -74,9 +74,10 @@ export function createControlApp(deps: ControlDeps): FastifyInstance {
       return reply.code(isDriverError(e) ? 400 : 500).send({ error: (e as Error).message });
     }
   });
-  app.post('/archive', async (_req, reply) => {
+  app.post<{ Body: unknown }>('/archive', async (req, reply) => {
     try {
-      return { archived: await deps.store.archive() };
+      const cause = operatorCause(req.body, await peerOf(req.raw.socket));
+      return { archived: await deps.store.archive(cause) };
     } catch (e) {
       return reply.code(isDriverError(e) ? 400 : 500).send({ error: (e as Error).message });
     }

@@ -3,7 +3,7 @@
 // after the group commit that took it there, one archive at a time, off Docker's path (a call
 // recording meanwhile waits for the new file: a few fsyncs).
 import type { Logger } from 'pino';
-import type { EventStore } from '../events/index.ts';
+import { byLedgernet, type EventStore } from '../events/index.ts';
 
 type Archiving = Pick<EventStore, 'logBytes' | 'archive' | 'onEvents'>;
 
@@ -16,9 +16,10 @@ export function startAutoArchive(store: Archiving, maxBytes: number, log: Pick<L
   store.onEvents(() => {
     if (stopped || running || store.logBytes < maxBytes || Date.now() < quietUntil) return;
     running = store
-      .archive()
+      .archive(byLedgernet('archive-log-size'))
       .then((a) => {
         if (a) log.info({ archive: a.file, first: a.first, last: a.last, bytes: a.bytes }, `event log archived: it reached ${a.bytes} bytes (--archive-log-size ${maxBytes})`);
+        if (a?.unrecorded) log.error({ archive: a.file, err: a.unrecorded }, 'the event log was archived, but recording that in the log failed');
       })
       .catch((e: unknown) => {
         quietUntil = Date.now() + 60_000;

@@ -11,7 +11,7 @@ const LOGIN_NAME = /^[\p{L}\p{N}._@-]{1,64}$/u;
 
 /** What an operator's command states of itself: its name and the operator's `--reason`. */
 export interface OperatorNote {
-  readonly command: 'release' | 'repair';
+  readonly command: 'release' | 'repair' | 'events archive';
   readonly reason?: string;
 }
 
@@ -44,7 +44,9 @@ export function operatorCause(body: unknown, peer: { readonly uid: number; reado
   const { command = 'release', user, reason, ...rest } = b as Record<string, unknown>;
   const extra = Object.keys(rest);
   if (extra.length > 0) throw new DriverError('LN_ERR_BAD_REQUEST', `the request body has unknown field(s) ${extra.join(', ')}`);
-  if (command !== 'release' && command !== 'repair') throw new DriverError('LN_ERR_BAD_REQUEST', `command must be release or repair, got ${JSON.stringify(command)?.slice(0, 64)}`);
+  if (command !== 'release' && command !== 'repair' && command !== 'events archive') {
+    throw new DriverError('LN_ERR_BAD_REQUEST', `command must be release, repair or events archive, got ${JSON.stringify(command)?.slice(0, 64)}`);
+  }
   if (user !== undefined && (typeof user !== 'string' || !LOGIN_NAME.test(user))) {
     throw new DriverError('LN_ERR_BAD_REQUEST', `user must be a login name (letters, digits, . _ @ -, at most 64), got ${JSON.stringify(user)?.slice(0, 80)}`);
   }

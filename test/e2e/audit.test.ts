@@ -256,19 +256,23 @@ describe('the audit stream holds only what the log holds', () => {
     await ipamEvents(d, 2);
     const second = await ledgernetCli(['events', 'archive', '--state-dir', d.stateDir]);
     assert.equal(second.exitCode, 0, second.stderr);
-    assert.match(second.stdout, new RegExp(`^archived events ${published.length + 1} to ${published.length + 4} `));
+    // (Event published.length + 1 is the first archive's own record, log.archived.)
+    assert.match(second.stdout, new RegExp(`^archived events ${published.length + 1} to ${published.length + 5} `));
     // Restarted: the events NATS never had are in no memory now, only in the archive.
     await d.stop();
     const d2 = await daemonAt(server.url, host, { stateDir });
     await server.start();
     await ipamEvents(d2, 1);
     const all = await waitCaughtUp(d2, server, host, 45_000);
-    assert.deepEqual(all, Array.from({ length: published.length + 6 }, (_, i) => `${host}:${i + 1}`), 'every event once, in order');
+    assert.deepEqual(all, Array.from({ length: published.length + 8 }, (_, i) => `${host}:${i + 1}`), 'every event once, in order');
     const v = await audit(server, host, '--verify');
     assert.equal(v.exitCode, 0, v.stderr);
     const status = await ledgernetCli(['status', '--json', '--state-dir', d.stateDir]);
     const st = JSON.parse(status.stdout) as { lastSeq: number; archived: { files: number; events: number } };
-    assert.deepEqual([st.lastSeq, st.archived.files, st.archived.events], [all.length, 2, all.length - 2]);
+    assert.deepEqual([st.lastSeq, st.archived.files, st.archived.events], [all.length, 2, all.length - 3]);
+    // Who archived, on the stream too.
+    const shownAudit = await audit(server, host);
+    assert.match(shownAudit.stdout, new RegExp(`events 1 to ${published.length} archived in archive/events-0+1-0+${published.length}\\.log \\(\\d+ bytes\\)`));
     // A restart reads the snapshot the archive wrote and events.log, never the archives: gone, it still starts.
     await d2.stop();
     const moved = `${stateDir}.archive-moved`;
@@ -280,7 +284,7 @@ describe('the audit stream holds only what the log holds', () => {
       const want = Array.from({ length: all.length + 2 }, (_, i) => `${host}:${i + 1}`);
       await waitFor(async () => (assert.deepEqual(await streamIds(server, host), want), true), { what: 'the events after the restart in the stream' });
       const shown = await ledgernetCli(['events', '--state-dir', stateDir]);
-      assert.match(shown.stderr, new RegExp(`events 1 to ${all.length - 2} were archived and are no longer in ${stateDir}/archive`));
+      assert.match(shown.stderr, new RegExp(`events 1 to ${all.length - 3} were archived and are no longer in ${stateDir}/archive`));
       await again.stop();
     } finally {
       await rename(moved, join(stateDir, 'archive'));
@@ -295,15 +299,16 @@ describe('the audit stream holds only what the log holds', () => {
     const host = `e2e-autoarchive-${process.pid}`;
     const d = await daemonAt(server.url, host, { extraArgs: ['--archive-log-size', '4K'] });
     await ipamEvents(d, 12);
+    await new Promise((r) => setTimeout(r, 500)); // an archive the last events started is recorded
     const ids = await waitCaughtUp(d, server, host);
-    assert.equal(ids.length, 24);
     const st = JSON.parse((await ledgernetCli(['status', '--json', '--state-dir', d.stateDir])).stdout) as { logBytes: number; archived: { files: number; events: number } };
+    assert.equal(ids.length, 24 + st.archived.files, '24 IPAM events and a log.archived for each archive');
     assert.ok(st.archived.files >= 2, `archives: ${JSON.stringify(st.archived)}`);
     assert.ok(st.logBytes < 4096 + 1024, `events.log holds ${st.logBytes} bytes`);
     assert.ok(d.logs().split('\n').some((l) => l.includes('event log archived: it reached')), d.logs());
     const v = await ledgernetCli(['events', 'verify', '--state-dir', d.stateDir]);
     assert.equal(v.exitCode, 0, v.stderr);
-    assert.match(v.stdout, new RegExp(`^ok: 24 events, hash chain intact \\(${st.archived.files} archive files`));
+    assert.match(v.stdout, new RegExp(`^ok: ${ids.length} events, hash chain intact \\(${st.archived.files} archive files`));
     assert.equal((await audit(server, host, '--verify')).exitCode, 0);
   });
 

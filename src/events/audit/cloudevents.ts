@@ -111,6 +111,7 @@ function subjectOf(ev: StoredEvent): string {
   if (typeof d.poolId === 'string') return typeof d.address === 'string' ? `pool/${d.poolId}/address/${d.address}` : `pool/${d.poolId}`;
   if (ev.type === 'endpoint.deferred') return 'endpoint';
   if (ev.type === 'network.deferred') return 'network';
+  if (ev.type === 'log.archived') return 'log';
   if (typeof d.networkId !== 'string') return 'reconciler';
   return typeof d.endpointId === 'string' ? `network/${d.networkId}/endpoint/${d.endpointId}` : `network/${d.networkId}`;
 }
@@ -203,6 +204,8 @@ function describeData(ev: StoredEvent, names: ReadonlyMap<string, string>): stri
       return `network ${short(ev.data.networkId)} is named ${ev.data.name} in Docker`;
     case 'endpoint.named':
       return `endpoint ${short(ev.data.endpointId)} on network ${short(ev.data.networkId)} belongs to container ${ev.data.name} (${short(ev.data.containerId)})`;
+    case 'log.archived':
+      return `events ${ev.data.first} to ${ev.data.last} archived in ${ev.data.archive} (${ev.data.bytes} bytes)`;
     case 'endpoint.external.programmed':
       return `endpoint ${short(ev.data.endpointId)} ports programmed ${ports(ev.data.portmap) || '(none)'}${ev.data.family === undefined ? '' : ` (IPv${ev.data.family} only)`}`;
     case 'endpoint.external.revoked':

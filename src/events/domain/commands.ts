@@ -71,6 +71,8 @@ export type Command =
     }
   /** Docker's names for networks and the containers of endpoints, as its API lists them (names.ts). */
   | { readonly type: 'RecordNames'; readonly networks: readonly NetworkName[]; readonly endpoints: readonly EndpointName[] }
+  /** The log's events first..last were archived (log/archive.ts): recorded in the new file. */
+  | { readonly type: 'RecordArchive'; readonly first: number; readonly last: number; readonly archive: string; readonly bytes: number }
   | { readonly type: 'RevokeExternal'; readonly networkId: string; readonly endpointId: string }
   | { readonly type: 'MarkLost'; readonly endpointId: string; readonly reason: string }
   | { readonly type: 'RequestPool'; readonly request: PoolRequest }

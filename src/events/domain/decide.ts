@@ -146,6 +146,8 @@ export function decide(cmd: Command, state: State): NewEvent[] {
     }
     case 'RecordNames':
       return decideNames(cmd.networks, cmd.endpoints, state);
+    case 'RecordArchive':
+      return [{ type: 'log.archived', data: { first: cmd.first, last: cmd.last, archive: cmd.archive, bytes: cmd.bytes } }];
     case 'RevokeExternal': {
       const ep = endpointOf(state, cmd.networkId, cmd.endpointId);
       if (!ep || !ep.programmed) return [];

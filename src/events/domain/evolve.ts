@@ -110,6 +110,8 @@ function apply(draft: Draft<State>, event: StoredEvent): void {
       }
       return;
     }
+    case 'log.archived':
+      return;
     case 'network.named': {
       const net = draft.networks[event.data.networkId];
       if (net) net.name = event.data.name;

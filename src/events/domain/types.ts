@@ -125,6 +125,12 @@ export interface EventDataMap extends PeerEventMap {
    * recorded soon after its Join, and again after a `docker rename`.
    */
   'endpoint.named': { readonly networkId: string; readonly endpointId: string; readonly containerId: string; readonly name: string };
+  /**
+   * The log's events `first` to `last` were moved into the archive file `archive` (relative to the
+   * state dir; `bytes` long) by `ledgernet events archive` or `serve --archive-log-size`: recorded
+   * right after the archive, in the file the log goes on in. Changes no state.
+   */
+  'log.archived': { readonly first: number; readonly last: number; readonly archive: string; readonly bytes: number };
   /** A deferred endpoint's addresses and MAC, read from the container's interface after Docker configured it. */
   'endpoint.addressed': {
     readonly networkId: string;
@@ -173,6 +179,7 @@ export const EventVersions: { readonly [K in EventType]: number } = {
   'endpoint.addressed': 1,
   'network.named': 1,
   'endpoint.named': 1,
+  'log.archived': 1,
   'endpoint.external.programmed': 1,
   'endpoint.external.revoked': 1,
   'pool.requested': 1,

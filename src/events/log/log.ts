@@ -5,10 +5,10 @@
 import { mkdir, open, statfs, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { DriverError } from '../../errors.ts';
-import { frame } from './framing.ts';
+import { frame, unframe } from './framing.ts';
 import { sealEvent } from './hash.ts';
 import { EventVersions, type Cause, type NewEvent, type StoredEvent } from '../domain/types.ts';
-import { checkCovers, corruptError, keepTorn, LOG_FILE, LOG_START, readAndScan, type ScanBase, type ScanOptions } from './read.ts';
+import { checkCovers, corruptError, keepTorn, LOG_FILE, LOG_START, readAndScan, refuseIfArchived, type ScanBase, type ScanOptions } from './read.ts';
 import { ARCHIVE_DIR, archiveFiles, removeUnfinishedArchive, startOfFile } from './archive.ts';
 
 export interface AppendResult {
@@ -142,7 +142,10 @@ export class EventLog {
       const last = lastEv
         ? { seq: lastEv.seq, hash: lastEv.hash, recordOffset: res.lastOffset }
         : { seq: base.seq, hash: base.hash, recordOffset: base.recordOffset };
-      const startSeq = (await startOfFile(fh))?.seq ?? 0;
+      // A start from a snapshot reads nothing before it: the start record is checked here.
+      const start = await startOfFile(fh);
+      if (!start) await refuseIfArchived(dir, fh);
+      const startSeq = start?.seq ?? 0;
       return { log: new EventLog(fh, path, opts, last, res.goodLength, startSeq), events: res.events, count: res.count, base, repaired };
     } catch (e) {
       await fh.close();
@@ -321,7 +324,9 @@ export class EventLog {
    * them (see archive.ts for the steps and what a crash between them leaves). Appends made
    * meanwhile wait and are written to the new file. `snapshot` writes the state at the given head
    * (the new file's start record) before the new file replaces the old one, so a start after
-   * the archive never needs the archives. Null when nothing was written since the file started.
+   * the archive never needs the archives. Null when nothing was written since the file started,
+   * or only the record of the last archive (`log.archived`: archiving it alone would only make
+   * another).
    */
   async archive(snapshot: (head: ScanBase) => Promise<void>): Promise<{ file: string; first: number; last: number; bytes: number } | null> {
     if (this.archiving) throw new DriverError('LN_ERR_LOG_IO', 'the event log is being archived already; try again once that is done');
@@ -330,7 +335,7 @@ export class EventLog {
       while (this.flushing) await new Promise((r) => setTimeout(r, 1));
       if (this.fatal ?? this.broken) throw this.fatal ?? this.broken;
       const head = this.durableHead;
-      if (head.seq === this.startSeq) return null;
+      if (head.seq === this.startSeq || (head.seq === this.startSeq + 1 && (await this.lastType()) === 'log.archived')) return null;
       const first = this.startSeq + 1;
       const bytes = this.bytes;
       let newHead: ScanBase | null = null;
@@ -356,6 +361,20 @@ export class EventLog {
     } finally {
       this.archiving = false;
       if (this.queue.length > 0) this.kick();
+    }
+  }
+
+  /** The type of the last durable event (read back from the file), or null when it cannot be read. */
+  private async lastType(): Promise<string | null> {
+    const { recordOffset, offset } = this.durableHead;
+    if (recordOffset < 0) return null;
+    const buf = Buffer.alloc(offset - recordOffset);
+    await this.fh.read(buf, 0, buf.length, recordOffset);
+    const { frames } = unframe(buf);
+    try {
+      return (JSON.parse(frames[0]?.payload ?? '') as { type?: string }).type ?? null;
+    } catch {
+      return null;
     }
   }
 

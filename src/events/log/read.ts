@@ -282,7 +282,7 @@ async function scanWithArchives(dir: string, whole: Buffer, start: LogStart, o: 
  * and the log for an empty one), or an old events.log was put back. Refused either way. An
  * archive that is events.log itself (an archive cut off by a crash) does not count.
  */
-async function refuseIfArchived(dir: string, fh: FileHandle): Promise<void> {
+export async function refuseIfArchived(dir: string, fh: FileHandle): Promise<void> {
   const files = await listArchives(dir);
   if (files.length === 0) return;
   const live = await fh.stat();

@@ -4,6 +4,7 @@ import { evolve } from '../domain/evolve.ts';
 import type { EventLog } from './log.ts';
 import { writeSnapshot } from './snapshot.ts';
 import { DriverError } from '../../errors.ts';
+import { relative } from 'node:path';
 import type { Cause, EventType, State, StoredEvent } from '../domain/types.ts';
 
 /** Events that give something back: recorded from the log's reserve when the disk is nearly full. */
@@ -142,10 +143,24 @@ export class EventStore {
 
   /**
    * Moves the log's durable events into the state dir's archive/ (EventLog.archive) with a
-   * snapshot of the state after the last of them, so that no start needs the archive. Null when
-   * no event was written since the log's last archive.
+   * snapshot of the state after the last of them, so that no start needs the archive, and records
+   * that (`log.archived`, with `cause`) as the new file's first event. Null when no event was
+   * written since the log's last archive; `unrecorded` says why the record failed (the archive
+   * itself is done then).
    */
-  async archive(): Promise<{ file: string; first: number; last: number; bytes: number } | null> {
+  async archive(cause: Cause): Promise<{ file: string; first: number; last: number; bytes: number; unrecorded?: string } | null> {
+    const done = await this.archiveFile();
+    if (!done || !this.opts.dir) return done;
+    const archive = relative(this.opts.dir, done.file);
+    try {
+      await this.execute({ type: 'RecordArchive', first: done.first, last: done.last, archive, bytes: done.bytes }, cause);
+      return done;
+    } catch (e) {
+      return { ...done, unrecorded: (e as Error).message };
+    }
+  }
+
+  private async archiveFile(): Promise<{ file: string; first: number; last: number; bytes: number } | null> {
     const dir = this.opts.dir;
     if (!dir) throw new DriverError('LN_ERR_CONFIG', 'no state dir to archive the event log in');
     while (this.snapshotting) await this.snapshotting;

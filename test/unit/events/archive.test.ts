@@ -27,7 +27,7 @@ const id = (i: number) => `${i}`.padEnd(64, 'a');
 async function write(dir: string, from: number, to: number, archive = false) {
   const { store } = await openStore(dir, { host: 'h' }, { snapshotEvery: 0 });
   for (let i = from; i < to; i++) await store.execute({ type: 'CreateNetwork', spec: networkSpec(id(i), `10.${i}.0.0/24`, `10.${i}.0.1/24`) }, byLedgernet('test'));
-  const archived = archive ? await store.archive() : null;
+  const archived = archive ? await store.archive(byLedgernet('test')) : null;
   await store.close();
   return archived;
 }
@@ -46,15 +46,17 @@ describe('archiving the event log', () => {
     assert.deepEqual({ ...archived, file: archived?.file.replace(dir, '') }, { file: `/${ARCHIVE_DIR}/events-000000000001-000000000040.log`, first: 1, last: 40, bytes: archived?.bytes });
     // The archive is the old file, byte for byte: nothing is rewritten.
     assert.deepEqual((await readFile(archived?.file ?? '')).subarray(0, before.length), before);
-    assert.ok((await stat(join(dir, LOG_FILE))).size < 300, 'events.log holds only its start record');
+    assert.ok((await stat(join(dir, LOG_FILE))).size < 1000, 'events.log holds only its start record and the archive\'s record');
     await write(dir, 40, 45);
     const all = (await readLog(dir)).events;
-    assert.deepEqual(all.map((e) => e.seq), Array.from({ length: 45 }, (_, i) => i + 1));
+    assert.deepEqual(all.map((e) => e.seq), Array.from({ length: 46 }, (_, i) => i + 1));
+    // The new file's first event records the archive, who made it, and links to the last archived event.
+    assert.deepEqual([all[40]?.type, all[40]?.data, all[40]?.cause], ['log.archived', { first: 1, last: 40, archive: `${ARCHIVE_DIR}/events-000000000001-000000000040.log`, bytes: archived?.bytes }, { by: 'ledgernet', what: 'test' }]);
     assert.equal(all[40]?.prevhash, all[39]?.hash, 'event 41 links to the last archived event');
     // A start uses the snapshot the archive wrote (and the one close wrote since): it reads no archive.
     const { state, store, fromSnapshotSeq } = await openStore(dir, { host: 'h' });
     await store.close();
-    assert.equal(fromSnapshotSeq, 45);
+    assert.equal(fromSnapshotSeq, 46);
     assert.equal(Object.keys(state.networks).length, 45);
     assert.deepEqual(state, await fullFold(dir));
   });
@@ -69,7 +71,7 @@ describe('archiving the event log', () => {
     await unlink(join(dir, SNAPSHOT_FILE));
     const { state, store, replayed } = await openStore(dir, { host: 'h' });
     await store.close();
-    assert.equal(replayed, 25);
+    assert.equal(replayed, 27, '25 networks and 2 log.archived');
     assert.deepEqual(state, want);
     // Take the oldest archive away: with a snapshot a start still works (it needs no archive) …
     const [oldest] = await listArchives(dir);
@@ -80,11 +82,11 @@ describe('archiving the event log', () => {
     // … a reader that shows history reads back as far as the archives go, and says from where …
     const present = await readLog(dir, LOG_START, { archives: 'present' });
     assert.equal(present.base.seq, 10);
-    assert.deepEqual(present.events.map((e) => e.seq), Array.from({ length: 15 }, (_, i) => i + 11));
+    assert.deepEqual(present.events.map((e) => e.seq), Array.from({ length: 17 }, (_, i) => i + 11));
     // … and without a snapshot the state cannot be rebuilt: refused, naming the events and the folder.
     await unlink(join(dir, SNAPSHOT_FILE));
     await assert.rejects(openStore(dir, { host: 'h' }), (e: Error) => {
-      assert.match(e.message, /continues after event 20 .*events 1 to 10 are not in .*archive: put the archive files back/);
+      assert.match(e.message, /continues after event 21 .*events 1 to 10 are not in .*archive: put the archive files back/);
       return true;
     });
     await writeFile(oldPath, kept);
@@ -135,7 +137,7 @@ describe('archiving the event log', () => {
     await write(dir, 0, 12, true);
     await write(dir, 12, 15);
     const want = (await readLog(dir)).events.map((e) => `${e.seq}:${e.hash}`);
-    assert.equal(want.length, 15);
+    assert.equal(want.length, 16, '15 networks and the archive\'s record');
     const [a] = await listArchives(dir);
     let refused = 0;
     for (const [path, step] of [[join(dir, LOG_FILE), 1], [join(dir, ARCHIVE_DIR, a?.name ?? ''), 4]] as const) {
@@ -204,15 +206,20 @@ describe('archiving the event log', () => {
     const dir = join(root, 'busy');
     const { store } = await openStore(dir, { host: 'h' }, { snapshotEvery: 0 });
     for (let i = 0; i < 5; i++) await store.execute({ type: 'CreateNetwork', spec: networkSpec(id(i), `10.${i}.0.0/24`, `10.${i}.0.1/24`) }, byLedgernet('test'));
-    const archiving = store.archive();
+    const archiving = store.archive(byLedgernet('test'));
     const during = Promise.all([5, 6, 7].map((i) => store.execute({ type: 'CreateNetwork', spec: networkSpec(id(i), `10.${i}.0.0/24`, `10.${i}.0.1/24`) }, byLedgernet('test'))));
     const [archived] = await Promise.all([archiving, during]);
     assert.equal(archived?.last, 5);
-    assert.equal(store.lastSeq, 8);
-    assert.equal(await store.archive().then((a) => a?.first), 6);
-    assert.equal(await store.archive(), null, 'nothing since the last archive');
+    assert.equal(store.lastSeq, 9, 'the three calls made meanwhile, then the archive\'s record');
+    assert.equal(await store.archive(byLedgernet('test')).then((a) => a?.first), 6);
+    assert.equal(await store.archive(byLedgernet('test')), null, 'nothing since the last archive but its record');
     await store.close();
-    assert.deepEqual((await readLog(dir)).events.map((e) => e.seq), [1, 2, 3, 4, 5, 6, 7, 8]);
+    const events = (await readLog(dir)).events;
+    assert.deepEqual(events.map((e) => e.seq), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    assert.deepEqual(events.filter((e) => e.type === 'log.archived').map((e) => [e.seq, e.data]), [
+      [9, { first: 1, last: 5, archive: `${ARCHIVE_DIR}/events-000000000001-000000000005.log`, bytes: archived?.bytes }],
+      [10, { first: 6, last: 9, archive: `${ARCHIVE_DIR}/events-000000000006-000000000009.log`, bytes: events.at(-1)?.type === 'log.archived' ? (events.at(-1)?.data as { bytes: number }).bytes : -1 }],
+    ]);
   });
 
   it("the outbox's reader goes on after an archive, from the new log when the cursor is past the archive", async () => {
@@ -220,10 +227,10 @@ describe('archiving the event log', () => {
     await write(dir, 0, 6, true);
     await write(dir, 6, 9);
     const parts = new LogParts(dir, 2);
-    assert.deepEqual((await parts.after(6, 9)).map((e) => e.seq), [7, 8]);
-    assert.deepEqual((await parts.after(8, 9)).map((e) => e.seq), [9]);
+    assert.deepEqual((await parts.after(6, 10)).map((e) => e.seq), [7, 8]);
+    assert.deepEqual((await parts.after(8, 10)).map((e) => e.seq), [9, 10]);
     // Behind the archive: read from the archive, in order.
-    assert.deepEqual((await new LogParts(dir, 100).after(3, 9)).map((e) => e.seq), [4, 5, 6, 7, 8, 9]);
+    assert.deepEqual((await new LogParts(dir, 100).after(3, 10)).map((e) => e.seq), [4, 5, 6, 7, 8, 9, 10]);
     const part = await readLogPart(dir, LOG_START, 2);
     assert.equal(part.events[0]?.seq, 1);
   });

@@ -39,18 +39,22 @@ describe('ledgernet events archive', () => {
     const a = await cli(['events', 'archive']);
     assert.equal(a.exitCode, 0, a.stderr);
     assert.match(a.stdout, /^archived events 1 to 4 \(\d+ bytes\) in .*\/archive\/events-000000000001-000000000004\.log; events\.log goes on from event 5$/);
+    // Its record (event 5) is all the new log holds: nothing to archive.
     const again = await cli(['events', 'archive']);
     assert.match(again.stdout, /^nothing to archive: .*events\.log holds no event since its last archive$/);
     await networks(4, 6);
-    assert.match((await cli(['events', 'archive'])).stdout, /archived events 5 to 6 .*events-000000000005-000000000006\.log/);
+    assert.match((await cli(['events', 'archive'])).stdout, /archived events 5 to 7 .*events-000000000005-000000000007\.log/);
     await networks(6, 7);
     const shown = await cli(['events']);
     assert.equal(shown.exitCode, 0, shown.stderr);
-    assert.deepEqual(shown.stdout.trim().split('\n').map((l) => Number(l.trim().split(' ')[0])), [1, 2, 3, 4, 5, 6, 7]);
+    assert.deepEqual(shown.stdout.trim().split('\n').map((l) => Number(l.trim().split(' ')[0])), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
     assert.equal(shown.stderr, '');
+    // Who archived what, in the log itself.
+    const record = shown.stdout.split('\n').find((l) => / 5 /.test(l.slice(0, 8))) ?? '';
+    assert.match(record, /log\.archived\s+1-4 in archive\/events-000000000001-000000000004\.log  by operator \S+ \(uid 0, pid \d+\) events archive$/);
     const v = await cli(['events', 'verify']);
     assert.equal(v.exitCode, 0, v.stderr);
-    assert.match(v.stdout, /^ok: 7 events, hash chain intact \(2 archive files in .*archive and events\.log\), snapshot at seq 7 matches$/);
+    assert.match(v.stdout, /^ok: 9 events, hash chain intact \(2 archive files in .*archive and events\.log\), snapshot at seq 9 matches$/);
     // --network finds a network whose events are all archived.
     const one = await cli(['events', '--network', net(1)]);
     assert.equal(one.exitCode, 0, one.stderr);
@@ -66,10 +70,10 @@ describe('ledgernet events archive', () => {
       const shown = await cli(['events']);
       assert.equal(shown.exitCode, 0, shown.stderr);
       assert.match(shown.stderr, /events 1 to 4 were archived and are no longer in .*archive; from event 5 on/);
-      assert.deepEqual(shown.stdout.trim().split('\n').map((l) => Number(l.trim().split(' ')[0])), [5, 6, 7]);
+      assert.deepEqual(shown.stdout.trim().split('\n').map((l) => Number(l.trim().split(' ')[0])), [5, 6, 7, 8, 9]);
       const v = await cli(['events', 'verify']);
       assert.equal(v.exitCode, 0, v.stderr);
-      assert.match(v.stdout, /^ok: 3 events, hash chain intact \(1 archive file in .*; events 1 to 4 were archived and are no longer in .*: the chain is checked from event 4's hash on/);
+      assert.match(v.stdout, /^ok: 5 events, hash chain intact \(1 archive file in .*; events 1 to 4 were archived and are no longer in .*: the chain is checked from event 4's hash on/);
     } finally {
       await writeFile(path, kept);
     }
@@ -84,15 +88,15 @@ describe('ledgernet events archive', () => {
       for (let i = 0; i < 200 && seqs(text).length < n; i++) await new Promise((r) => setTimeout(r, 50));
     };
     try {
-      await until(7);
+      await until(9);
       const { store } = await openStore(dir, { host: 'h' });
       for (let i = 7; i < 9; i++) await store.execute({ type: 'CreateNetwork', spec: networkSpec(net(i), `10.88.${i}.0/24`, `10.88.${i}.1/24`) }, byLedgernet('test'));
-      await until(9);
-      await store.archive();
+      await until(11);
+      await store.archive(byLedgernet('test'));
       for (let i = 9; i < 11; i++) await store.execute({ type: 'CreateNetwork', spec: networkSpec(net(i), `10.88.${i}.0/24`, `10.88.${i}.1/24`) }, byLedgernet('test'));
       await store.close();
-      await until(11);
-      assert.deepEqual(seqs(text), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+      await until(14);
+      assert.deepEqual(seqs(text), Array.from({ length: 14 }, (_, i) => i + 1));
     } finally {
       follow.kill();
       await follow;

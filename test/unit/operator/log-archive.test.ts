@@ -41,7 +41,10 @@ describe('serve --archive-log-size', () => {
     for (let i = 20; i < 30; i++) await store.execute(create(i), byLedgernet('test'));
     assert.equal((await listArchives(dir)).length, archives.length, 'nothing archived after stop');
     await store.close();
-    assert.deepEqual((await readLog(dir)).events.map((e) => e.seq), Array.from({ length: 30 }, (_, i) => i + 1));
+    const events = (await readLog(dir)).events;
+    assert.deepEqual(events.map((e) => e.seq), Array.from({ length: 30 + archives.length }, (_, i) => i + 1));
+    const records = events.filter((e) => e.type === 'log.archived');
+    assert.deepEqual(records.map((e) => e.cause), archives.map(() => ({ by: 'ledgernet', what: 'archive-log-size' })), 'each archive recorded, by whom');
   });
 
   it('a failed archive is logged at error level and not tried again for a minute', async () => {
