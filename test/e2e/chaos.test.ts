@@ -21,7 +21,8 @@ const OPS = Number(process.env['CHAOS_OPS'] ?? 300);
 const KILLS = Number(process.env['CHAOS_KILLS'] ?? 10);
 const SUP_OPS = Number(process.env['CHAOS_SUP_OPS'] ?? 60);
 const SUP_KILLS = Number(process.env['CHAOS_SUP_KILLS'] ?? 3);
-const DAEMON_ARGS = ['--reconcile-interval', '2', '--log-level', 'warn'];
+// The log is archived as it grows (every ~150 events), so kills land during archives too.
+const DAEMON_ARGS = ['--reconcile-interval', '2', '--log-level', 'warn', '--archive-log-size', '64K'];
 
 let daemon: DaemonHandle;
 let holder: SocketHolder | null = null;
@@ -70,8 +71,10 @@ async function assertLedgerClean(): Promise<void> {
   const v = await ledgernetCli(['events', 'verify', '--state-dir', daemon.stateDir]);
   assert.equal(v.exitCode, 0, `events verify: ${v.stdout}${v.stderr}`);
   const st = await ledgernetCli(['status', '--json', '--state-dir', daemon.stateDir]);
-  const s = JSON.parse(st.stdout) as { networks: unknown[]; endpoints: unknown[] };
+  const s = JSON.parse(st.stdout) as { networks: unknown[]; endpoints: unknown[]; archived: { files: number } };
   assert.deepEqual([s.networks.length, s.endpoints.length], [0, 0], `ledgernet holds no network or endpoint: ${st.stdout}`);
+  assert.ok(s.archived.files > 0, `the log was archived on the way (--archive-log-size): ${JSON.stringify(s.archived)}`);
+  report.push(`log: ${v.stdout.trim()}`);
   await waitNoLeaks(20_000);
   // Links that leaks.ts does not name: container-side peers and ifb devices.
   const links = JSON.parse((await execa('ip', ['-j', 'link', 'show'])).stdout) as { ifname: string }[];
