@@ -2,7 +2,7 @@
 // are refused while room is short of the reserve, releases still go through, a write that does
 // not fit is refused and never acknowledged, and the same store records again once space is back.
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, open, rm, stat, truncate } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, readFile, rm, stat, truncate } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -91,5 +91,24 @@ describe('event store on a full disk', () => {
     assert.equal(end.kind, 'clean');
     assert.equal(events.at(-1)?.seq, before + 1);
     assert.deepEqual(events.map((e) => e.seq), events.map((_, i) => i + 1), 'seqs run 1, 2, 3… (the chain was checked by readLog)');
+  });
+
+  it('an archive that does not fit moves nothing and leaves nothing behind; once space is back it goes through', async () => {
+    const dir = join(mnt, 'state-archive');
+    const { store } = await openStore(dir, { host: 'h', reserveBytes: 0 });
+    for (let i = 30; i < 50; i++) await store.execute({ type: 'CreateNetwork', spec: net(i) }, byLedgernet('test'));
+    const before = await readFile(join(dir, LOG_FILE));
+    const filler = join(mnt, 'filler-archive');
+    await fill(filler);
+    await assert.rejects(store.archive(byLedgernet('test')), (e: DriverError) => e.code === 'LN_ERR_LOG_IO' && /archiving the event log failed: .*ENOSPC.*; nothing was moved/.test(e.message));
+    assert.deepEqual(await readFile(join(dir, LOG_FILE)), before, 'events.log as it was');
+    assert.deepEqual(await readdir(join(dir, 'archive')).catch(() => []), [], 'no archive left');
+    assert.ok(!(await readdir(dir)).includes(`${LOG_FILE}.next`));
+    await rm(filler);
+    const done = await store.archive(byLedgernet('test'));
+    assert.deepEqual([done?.first, done?.last, done?.unrecorded], [1, 20, undefined]);
+    await store.execute({ type: 'CreateNetwork', spec: net(50) }, byLedgernet('test'));
+    await store.close();
+    assert.deepEqual((await readLog(dir)).events.map((e) => e.seq), Array.from({ length: 22 }, (_, i) => i + 1));
   });
 });
