@@ -338,11 +338,9 @@ export class EventLog {
       if (head.seq === this.startSeq || (head.seq === this.startSeq + 1 && (await this.lastType()) === 'log.archived')) return null;
       const first = this.startSeq + 1;
       const bytes = this.bytes;
-      let newHead: ScanBase | null = null;
-      const { name } = await archiveFiles(this.dir, this.path, this.startSeq, head, async (startBytes) => {
-        newHead = { offset: startBytes, seq: head.seq, hash: head.hash, recordOffset: 0 };
-        await snapshot(newHead);
-      });
+      // The new file's head: its start record, which carries the last archived event's seq and hash.
+      const headAt = (startBytes: number): ScanBase => ({ offset: startBytes, seq: head.seq, hash: head.hash, recordOffset: 0 });
+      const { name, startBytes } = await archiveFiles(this.dir, this.path, this.startSeq, head, (b) => snapshot(headAt(b)));
       const fh = await open(this.path, 'a+', 0o600).catch((e: unknown) => {
         // The open file is the archive now: nothing may be written to it, and nothing can be
         // written to the new log. Every append is refused until a restart opens the new log.
@@ -352,9 +350,8 @@ export class EventLog {
       const old = this.fh;
       this.fh = fh;
       await old.close().catch(() => undefined);
-      const h = newHead as unknown as ScanBase;
-      this.bytes = h.offset;
-      this.durableHead = h;
+      this.bytes = startBytes;
+      this.durableHead = headAt(startBytes);
       this.startSeq = head.seq;
       this.room = null;
       return { file: join(this.dir, ARCHIVE_DIR, name), first, last: head.seq, bytes };
