@@ -144,7 +144,8 @@ export class EventStore {
   /**
    * Moves the log's durable events into the state dir's archive/ (EventLog.archive) with a
    * snapshot of the state after the last of them, so that no start needs the archive, and records
-   * that (`log.archived`, with `cause`) as the new file's first event. Null when no event was
+   * that (`log.archived`, with `cause`) in the new file right after (calls made during the
+   * archive come before it). Null when no event was
    * written since the log's last archive; `unrecorded` says why the record failed (the archive
    * itself is done then).
    */
