@@ -79,6 +79,11 @@ export interface ParsedCli {
   readonly args: readonly string[];
 }
 
+/** Every option any command takes, by name (the usage text must name each: test/unit/operator/cli-args.test.ts). */
+export function optionNames(): string[] {
+  return [...new Set([...Object.keys(COMMON), ...Object.values(COMMANDS).flatMap((c) => Object.keys(c.options))])];
+}
+
 const usageError = (msg: string) => new DriverError('LN_ERR_CONFIG', `${msg} (see ledgernet --help)`);
 
 const isCommand = (c: string): c is Command => Object.hasOwn(COMMANDS, c);

@@ -20,6 +20,8 @@ commands:
               [--metrics HOST:PORT]  Prometheus metrics (off by default)
               [--docker-socket P]  Docker's API (default /var/run/docker.sock; '' never asks Docker)
               [--abandoned-grace S]  release an endpoint Docker has not held for S seconds (default 60)
+              [--apply-timeout S]  how long a Docker call that needs the kernel waits for it (default ${DEFAULTS.applyTimeoutMs / 1000}; then
+                         an Err naming the timeout; a network, endpoint or ports it added are taken back)
               [--archive-log-size SIZE]  archive events.log once it holds SIZE bytes (e.g. 256M; default off:
                          see 'events archive')
               [--firewall iptables|nftables|auto]  firewall backend (default auto: nftables when Docker's is)
@@ -52,7 +54,7 @@ commands:
               altered event)
 
 an option or argument the command does not take is refused (exit 1, nothing done)
-every command takes --state-dir (env LEDGERNET_STATE_DIR, default ${DEFAULTS.stateDir})
+every command takes --state-dir (env LEDGERNET_STATE_DIR, default ${DEFAULTS.stateDir}) and --help (-h: this text)
 
 NATS (serve publishes every event when --nats is set; audit reads them):
   --nats URL[,URL]        env LEDGERNET_NATS_URL; off when unset

@@ -7,6 +7,7 @@ import { readFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { optionNames } from '../../../src/cli-args.ts';
 import { EventLog, LOG_FILE } from '../../../src/events/index.ts';
 import { runCli } from '../../helpers/cli.ts';
 import { networkSpec } from '../../helpers/events.ts';
@@ -76,6 +77,14 @@ describe('options a command does not take', () => {
       assert.doesNotMatch(r.stderr, /does not take|takes no arguments/, args.join(' '));
       assert.notEqual(r.stdout, '', args.join(' '));
     }
+  });
+
+  it('--help names every option some command takes (serve --apply-timeout was taken and named nowhere)', async () => {
+    const r = await cli(['--help']);
+    assert.equal(r.exitCode, 0, r.stderr);
+    const unnamed = optionNames().filter((o) => !new RegExp(`--${o}\\b`).test(r.stdout));
+    assert.deepEqual(unnamed, []);
+    assert.ok(optionNames().includes('apply-timeout'));
   });
 });
 
