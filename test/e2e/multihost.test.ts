@@ -102,6 +102,27 @@ describe('cluster networks: one subnet and one VNI across hosts', () => {
       await h1.docker(['network', 'rm', 'green']);
     }
   });
+
+  test('a cluster network removed on every host leaves the bucket with the last one: created again with another --subnet, it gets it', async () => {
+    const [h1, h2, h3] = hosts as [Host, Host, Host];
+    await Promise.all([h1, h2].map((h) => h.docker(['network', 'create', ...CLUSTER('olive'), '--subnet', '10.248.0.0/24', 'olive'], { check: true })));
+    try {
+      // An address on h1: h1 has claimed a block of olive.
+      await h1.docker(['run', '--rm', '--network', 'olive', TEST_IMAGE, 'true'], { check: true });
+      await h1.docker(['network', 'rm', 'olive'], { check: true });
+      // h2 still has it: its subnet stays olive's.
+      const held = await h3.docker(['network', 'create', ...CLUSTER('olive'), '--subnet', '10.248.1.0/24', 'olive']);
+      assert.match(held.stderr, /cluster network olive already has subnet 10\.248\.0\.0\/24/);
+      await h2.docker(['network', 'rm', 'olive'], { check: true });
+      // Each host leaves it on its next heartbeat after its network rm (every 5 s here); the last one out removes it.
+      await waitFor(async () => (await h3.docker(['network', 'create', ...CLUSTER('olive'), '--subnet', '10.248.1.0/24', 'olive'])).exitCode === 0, { timeoutMs: 30_000, intervalMs: 1_000, what: 'olive to be free for another --subnet' });
+      assert.equal(await subnetOf(h3, 'olive'), '10.248.1.0/24');
+      const retiredBy = [h1, h2].filter((h) => /cluster network olive: no host has it any more; removed from the KV bucket/.test(h.ledgernetLog()));
+      assert.equal(retiredBy.length, 1, 'one host (h1 or h2, whichever left last) logged that it removed olive');
+    } finally {
+      for (const h of [h1, h2, h3]) await h.docker(['network', 'rm', 'olive']);
+    }
+  });
 });
 
 describe('cluster networks: peers in every host\'s log', () => {

@@ -15,7 +15,8 @@ interface HeartbeatKv {
   /** The watch has caught up: this host knows the bucket's keys (syncOwn and reap need it). */
   readonly watching: boolean;
   heartbeat(): Promise<'ok' | 'expired' | 'rewritten'>;
-  syncOwn(own: () => OwnKeys): Promise<void>;
+  /** Returns the cluster networks it retired (this host was the last to have them). */
+  syncOwn(own: () => OwnKeys): Promise<readonly string[]>;
   reap(host: string, rev: number | null): Promise<number | null>;
 }
 
@@ -71,7 +72,9 @@ export function startHeartbeat(o: {
       dirty = false;
       syncing = true;
       try {
-        await o.kv.syncOwn(o.own);
+        for (const name of await o.kv.syncOwn(o.own)) {
+          o.log.info({ cluster: name }, `cluster network ${name}: no host has it any more; removed from the KV bucket (its subnet and VNI are free for a new network)`);
+        }
       } finally {
         syncing = false;
       }

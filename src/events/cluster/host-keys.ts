@@ -13,6 +13,9 @@ export interface OwnKeys {
 
 const enc = (v: unknown) => JSON.stringify(v);
 
+/** The keys whose values the mirror keeps: what a cluster network holds in the bucket besides its members' keys. */
+const NETWORK_KEYS = /^(networks|blocks|vnis|subnets)\./;
+
 /** The JetStream answer to a put or delete whose expected revision is not the key's (a compare-and-set lost). */
 export function isWrongRevision(e: unknown): boolean {
   const code = (e as { api_error?: { err_code?: number }; code?: unknown } | null)?.api_error?.err_code;
@@ -26,13 +29,26 @@ export function isWrongRevision(e: unknown): boolean {
  */
 export class KeyMirror {
   private readonly revs = new Map<string, number>();
+  /** The values of the keys a cluster network is made of (`networks.*`, `blocks.*`, `vnis.*`, `subnets.*`: small), for `leaveNetwork`. */
+  private readonly values = new Map<string, string>();
   private live = false;
 
-  /** One watch entry: put (its revision) or deleted; `isUpdate` once the replay is over. */
-  seen(key: string, rev: number | null, isUpdate: boolean): void {
-    if (rev === null) this.revs.delete(key);
-    else this.revs.set(key, rev);
+  /** One watch entry: put (its revision and value) or deleted; `isUpdate` once the replay is over. */
+  seen(key: string, rev: number | null, isUpdate: boolean, value: () => string = () => ''): void {
+    if (rev === null) {
+      this.revs.delete(key);
+      this.values.delete(key);
+    } else {
+      this.revs.set(key, rev);
+      if (NETWORK_KEYS.test(key)) this.values.set(key, value());
+    }
     if (isUpdate) this.live = true;
+  }
+
+  /** The keys starting with `prefix`, each with its revision and value (for the kinds whose values are kept). */
+  withPrefix(prefix: string): { key: string; rev: number; value: string }[] {
+    if (!this.live) throw new Error("the cluster's KV watch has not caught up yet");
+    return [...this.revs].filter(([k]) => k.startsWith(prefix)).map(([key, rev]) => ({ key, rev, value: this.values.get(key) ?? '' }));
   }
 
   get ready(): boolean {
@@ -105,7 +121,7 @@ export async function reapHost(kv: KV, mirror: KeyMirror, host: string, rev: num
 }
 
 /** Deletes `key` if its revision is still `rev`; false when it is not (a compare-and-set lost). */
-async function deleteAt(kv: KV, key: string, rev: number): Promise<boolean> {
+export async function deleteAt(kv: KV, key: string, rev: number): Promise<boolean> {
   try {
     await kv.delete(key, { previousSeq: rev });
     return true;

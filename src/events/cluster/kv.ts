@@ -3,7 +3,7 @@
 // succeeds only for a key that does not exist), so hosts racing for one name all end up with the
 // winner's value. Keys (KV keys allow A-Z a-z 0-9 - _ = . /):
 //   hosts.<host>                 {"host","vtep","at"}   the host's heartbeat (src/events/cluster/heartbeat.ts)
-//   networks.<name>              ClusterNetwork         the first creator's subnet and VNI
+//   networks.<name>              StoredNetwork          the first creator's subnet and VNI, and the hosts that have it
 //   vnis.<vni>                   <name>                 a VNI taken by a name
 //   subnets.<cidr with _>        <name>                 a subnet taken by a name
 //   members.<name>.<host>        {"host","vtep"}        hosts that have the network
@@ -13,7 +13,7 @@ import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { DriverError } from '../../errors.ts';
 import type { PeerChange } from '../domain/peers.ts';
-import { isWrongRevision, KeyMirror, reapHost, syncOwnKeys, type OwnKeys } from './host-keys.ts';
+import { deleteAt, isWrongRevision, KeyMirror, reapHost, syncOwnKeys, type OwnKeys } from './host-keys.ts';
 import { blockAt, blockCount, blockLenFor, firstVni, nextVni, type ClusterNetwork, type ClusterPort, type JoinRequest } from '../domain/cluster.ts';
 
 const CLUSTER_BUCKET = 'ledgernet-cluster';
@@ -26,6 +26,30 @@ const subnetKey = (cidr: string) => `subnets.${cidr.replace(/[.:/]/g, '_')}`;
 const MAX_PROBES = 4096;
 /** Tries of a compare-and-set create that keeps losing races before it is an error. */
 const CREATE_ATTEMPTS = 5;
+
+/**
+ * A network's record in the bucket: `hosts` are the hosts that have it (each adds and removes
+ * itself by compare-and-set), so the last one out retires it. A record without `hosts` (written
+ * by a ledgernet before it) is never retired: who has it is not known.
+ */
+type StoredNetwork = ClusterNetwork & { readonly hosts?: readonly string[] };
+
+/** A network record from its value in the bucket, or null when it does not parse. */
+function parseRecord(value: string): StoredNetwork | null {
+  try {
+    return JSON.parse(value) as StoredNetwork;
+  } catch {
+    return null;
+  }
+}
+
+/** The record as joinNetwork returns it: the network, without who has it (that changes). */
+function networkOf(r: StoredNetwork): ClusterNetwork {
+  return { name: r.name, subnet: r.subnet, vni: r.vni, blockLen: r.blockLen, createdBy: r.createdBy };
+}
+
+/** A short, growing wait between tries of a compare-and-set that lost a race. */
+const pause = (attempt: number) => new Promise((r) => setTimeout(r, 5 * attempt + Math.random() * 10));
 
 /** A key of the bucket seen by the watch that tells who is alive: a host's record (put or deleted) or another key of a host. */
 export interface HostSeen {
@@ -77,25 +101,57 @@ export class ClusterKv {
 
   /**
    * The cluster network `name`: the one the bucket holds, or a new one with this host's subnet
-   * and a free VNI. A different --subnet than the one it holds is refused, naming it.
+   * and a free VNI; this host is added to its hosts. A different --subnet than the one it holds
+   * is refused, naming it.
    */
   async joinNetwork(req: JoinRequest): Promise<ClusterNetwork> {
-    const net = (await this.getNetwork(req.name)) ?? (await this.createNetwork(req));
-    if (req.subnet !== null && req.subnet !== net.subnet) {
-      throw new DriverError(
-        'LN_ERR_CLUSTER_SUBNET',
-        `cluster network ${req.name} already has subnet ${net.subnet} (allocated by host ${net.createdBy}); ` +
-          `create it with --subnet ${net.subnet} or without --subnet`,
-      );
-    }
+    // Counted first: a leave of this network running meanwhile (syncOwn) must not take this host out.
     this.joining.set(req.name, (this.joining.get(req.name) ?? 0) + 1);
     try {
+      const net = await this.enter(req);
       await this.kv.put(`members.${req.name}.${this.host}`, enc({ host: this.host, vtep: this.vtep }));
+      return net;
     } catch (e) {
       this.settle(req.name);
       throw e;
     }
-    return net;
+  }
+
+  /**
+   * The network's record with this host among its hosts (a compare-and-set on the revision read:
+   * a host leaving or retiring it at the same moment makes one of the two try again), or a new
+   * record when there is none (unless `create` is false: then null).
+   */
+  private async enter(req: JoinRequest): Promise<ClusterNetwork>;
+  private async enter(req: JoinRequest, create: false): Promise<ClusterNetwork | null>;
+  private async enter(req: JoinRequest, create = true): Promise<ClusterNetwork | null> {
+    const key = `networks.${req.name}`;
+    for (let attempt = 1; attempt <= CREATE_ATTEMPTS * 2; attempt++) {
+      const e = await this.kv.get(key);
+      if (!e || e.operation !== 'PUT') {
+        if (!create) return null;
+        const created = await this.createNetwork(req);
+        if (created) return created;
+        continue; // another host created it first: join theirs
+      }
+      const r = e.json<StoredNetwork>();
+      if (req.subnet !== null && req.subnet !== r.subnet) {
+        throw new DriverError(
+          'LN_ERR_CLUSTER_SUBNET',
+          `cluster network ${req.name} already has subnet ${r.subnet} (allocated by host ${r.createdBy}); ` +
+            `create it with --subnet ${r.subnet} or without --subnet`,
+        );
+      }
+      if (!Array.isArray(r.hosts) || r.hosts.includes(this.host)) return networkOf(r);
+      try {
+        await this.kv.update(key, enc({ ...r, hosts: [...r.hosts, this.host].sort() }), e.revision);
+        return networkOf(r);
+      } catch (err) {
+        if (!isWrongRevision(err)) throw err;
+        await pause(attempt);
+      }
+    }
+    throw new DriverError('LN_ERR_CLUSTER_UNAVAILABLE', `cluster network ${req.name}: its record in the KV bucket kept changing; try again`);
   }
 
   /** The RequestPool that joined `name` is over (its pool in the log, or refused). */
@@ -114,9 +170,12 @@ export class ClusterKv {
     for await (const k of await this.kv.keys(`blocks.${net.name}.*`)) {
       const i = Number(k.split('.').pop());
       taken.add(i);
-      // Claimed by this host before a crash, but not in its log: take it back first.
+      // Claimed by this host before a crash, but not in its log: take it back first (written
+      // again, so a leave of the network that read it before, still running, cannot delete it).
       const block = blockAt(net.subnet, net.blockLen, i);
-      if (!owned.includes(block) && (await this.kv.get(k))?.string() === this.host) return block;
+      if (owned.includes(block)) continue;
+      const e = await this.kv.get(k);
+      if (e?.operation === 'PUT' && e.string() === this.host && (await this.rewrite(k, this.host, e.revision))) return block;
     }
     const count = blockCount(net.subnet, net.blockLen);
     for (let i = 0; i < count; i++) {
@@ -153,13 +212,74 @@ export class ClusterKv {
     }
   }
 
-  /** Writes this host's member and endpoint keys from its log, and removes those it no longer has. */
-  syncOwn(own: () => OwnKeys): Promise<void> {
-    return syncOwnKeys(this.kv, this.mirror, this.host, this.vtep, () => {
+  /**
+   * Writes this host's member and endpoint keys from its log, removes those it no longer has, and
+   * leaves the cluster networks it is among the hosts of but no longer has (`leaveNetwork`).
+   * Returns the networks it retired (it was the last host out).
+   */
+  async syncOwn(own: () => OwnKeys): Promise<string[]> {
+    const withJoining = () => {
       const o = own();
       const joining = [...this.joining.keys()].filter((n) => !o.members.includes(n));
       return joining.length === 0 ? o : { ...o, members: [...o.members, ...joining].sort() };
-    });
+    };
+    await syncOwnKeys(this.kv, this.mirror, this.host, this.vtep, withJoining);
+    const gone = (name: string) => () => !withJoining().members.includes(name);
+    const retired: string[] = [];
+    for (const { key, value } of this.mirror.withPrefix('networks.')) {
+      const name = key.slice('networks.'.length);
+      const r = parseRecord(value);
+      if (!Array.isArray(r?.hosts)) continue; // an older ledgernet's record: never retired
+      if (!gone(name)()) {
+        // It has the network but is not among its hosts (it joined with a ledgernet before this one).
+        if (!r.hosts.includes(this.host)) await this.enter({ name, subnet: r.subnet, propose: () => r.subnet }, false);
+      } else if ((r.hosts.includes(this.host) || r.hosts.length === 0) && (await this.leaveNetwork(name, gone(name)))) {
+        retired.push(name);
+      }
+    }
+    return retired;
+  }
+
+  /**
+   * Takes this host out of cluster network `name`, which its log no longer has (`gone`, asked
+   * again before each write: a join of it may start meanwhile). Its address blocks are given
+   * back (no address of them is in use here), then its name leaves the record's hosts by
+   * compare-and-set. The last host out retires the network: the record goes (compare-and-set),
+   * then its VNI, subnet and any block left, each at the revision this host's watch saw before
+   * the record went, so a new network of the name (which writes them again after creating its
+   * record) keeps its own. True when it retired it.
+   */
+  private async leaveNetwork(name: string, gone: () => boolean): Promise<boolean> {
+    for (const b of this.mirror.withPrefix(`blocks.${name}.`)) {
+      if (b.value === this.host && gone()) await deleteAt(this.kv, b.key, b.rev);
+    }
+    const key = `networks.${name}`;
+    for (let attempt = 1; attempt <= CREATE_ATTEMPTS * 2; attempt++) {
+      const e = await this.kv.get(key);
+      if (!e || e.operation !== 'PUT') return false;
+      const r = e.json<StoredNetwork>();
+      if (!Array.isArray(r.hosts) || !(r.hosts.includes(this.host) || r.hosts.length === 0) || !gone()) return false;
+      const rest = r.hosts.filter((h) => h !== this.host);
+      // A member key of another host that is not among the hosts: it joined with a ledgernet
+      // before this one, so it still has the network (it adds itself once it runs this one).
+      // (Asked again of the bucket: this host's watch may not have delivered a leaving host's delete yet.)
+      const unlisted = rest.length === 0 && (await this.anyLive(this.mirror.withPrefix(`members.${name}.`).filter((m) => m.key !== `members.${name}.${this.host}`)));
+      const held = [...this.mirror.withPrefix(`blocks.${name}.`), ...this.mirror.withPrefix('vnis.'), ...this.mirror.withPrefix('subnets.')].filter((k) => k.key.startsWith('blocks.') || k.value === name);
+      try {
+        if (rest.length > 0 || unlisted) {
+          if (rest.length < r.hosts.length) await this.kv.update(key, enc({ ...r, hosts: rest }), e.revision);
+          return false;
+        }
+        await this.kv.delete(key, { previousSeq: e.revision });
+      } catch (err) {
+        if (!isWrongRevision(err)) throw err;
+        await pause(attempt);
+        continue;
+      }
+      for (const k of held) await deleteAt(this.kv, k.key, k.rev);
+      return true;
+    }
+    throw new DriverError('LN_ERR_CLUSTER_UNAVAILABLE', `cluster network ${name}: its record in the KV bucket kept changing while this host left it`);
   }
 
   /** Removes an expired host's record and keys (src/events/cluster/host-keys.ts); null: it is back, or already removed. */
@@ -183,7 +303,7 @@ export class ClusterKv {
     this.mirror = mirror;
     void (async () => {
       for await (const e of it) {
-        mirror.seen(e.key, e.operation === 'PUT' ? e.revision : null, e.isUpdate);
+        mirror.seen(e.key, e.operation === 'PUT' ? e.revision : null, e.isUpdate, () => e.string());
         const [kind, host] = e.key.split('.');
         if (kind === 'hosts' && host) onSeen({ host, rev: e.operation === 'PUT' ? e.revision : null, record: true });
         const c = peerChangeOf(e.key, e.operation === 'PUT' ? e.string() : null);
@@ -209,23 +329,28 @@ export class ClusterKv {
     return out.sort((a, b) => (a.host < b.host ? -1 : a.host > b.host ? 1 : 0));
   }
 
-  private async getNetwork(name: string): Promise<ClusterNetwork | null> {
-    const e = await this.kv.get(`networks.${name}`);
-    return e && e.operation === 'PUT' ? (e.json<ClusterNetwork>()) : null;
-  }
-
-  private async createNetwork(req: JoinRequest): Promise<ClusterNetwork> {
+  /**
+   * A new record for `req` with this host as its only host, or null when another host created
+   * one first (its subnet and VNI are the network's). The subnet and VNI keys are taken before
+   * the record and written again after it: a host retiring an earlier network of this name
+   * removes them only at the revisions it saw before that record went.
+   */
+  private async createNetwork(req: JoinRequest): Promise<ClusterNetwork | null> {
     const subnet = req.subnet ?? req.propose(await this.takenSubnets());
-    const owner = await this.ownerOf(subnetKey(subnet), req.name);
-    if (owner !== req.name) {
-      throw new DriverError('LN_ERR_IPAM_OVERLAP', `subnet ${subnet} is cluster network ${owner}'s; choose another --subnet for ${req.name}`);
-    }
+    const guard = async (key: string) => {
+      const owner = await this.ownerOf(key, req.name);
+      if (owner !== req.name) {
+        throw new DriverError('LN_ERR_IPAM_OVERLAP', `subnet ${subnet} is cluster network ${owner}'s; choose another --subnet for ${req.name}`);
+      }
+    };
+    await guard(subnetKey(subnet));
     const net: ClusterNetwork = { name: req.name, subnet, vni: await this.takeVni(req.name), blockLen: blockLenFor(subnet), createdBy: this.host };
-    if (await this.tryCreate(`networks.${req.name}`, enc(net))) return net;
-    // Another host created it first: its subnet and VNI are the network's.
-    const won = await this.getNetwork(req.name);
-    if (!won) throw new DriverError('LN_ERR_CLUSTER_UNAVAILABLE', `cluster network ${req.name} could not be read back from the KV bucket`);
-    return won;
+    if (!(await this.tryCreate(`networks.${req.name}`, enc({ ...net, hosts: [this.host] })))) return null;
+    await guard(subnetKey(subnet));
+    if ((await this.ownerOf(`vnis.${net.vni}`, req.name)) !== req.name) {
+      throw new DriverError('LN_ERR_CLUSTER_UNAVAILABLE', `cluster network ${req.name}: VNI ${net.vni} was taken by another network while it was created; try again`);
+    }
+    return net;
   }
 
   /**
@@ -255,10 +380,38 @@ export class ClusterKv {
     throw new DriverError('LN_ERR_CLUSTER_UNAVAILABLE', `cluster network ${name}: no free VNI found after ${MAX_PROBES} tries`);
   }
 
-  /** Who holds `key`: `value` after creating it, or whoever created it first. */
+  /**
+   * Who holds `key`: `value` after creating it, or after writing it again when it already held
+   * `value` (a new revision, which a retiring host's compare-and-set then misses), or whoever else
+   * created it first.
+   */
   private async ownerOf(key: string, value: string): Promise<string> {
-    if (await this.tryCreate(key, value)) return value;
-    return (await this.kv.get(key))?.string() ?? value;
+    for (let attempt = 1; attempt <= CREATE_ATTEMPTS; attempt++) {
+      if (await this.tryCreate(key, value)) return value;
+      const e = await this.kv.get(key);
+      if (e?.operation !== 'PUT') continue; // removed meanwhile: create it
+      if (e.string() !== value) return e.string();
+      if (await this.rewrite(key, value, e.revision)) return value;
+      await pause(attempt);
+    }
+    throw new DriverError('LN_ERR_CLUSTER_UNAVAILABLE', `the cluster KV bucket: ${key} kept changing`);
+  }
+
+  /** Is any of these keys still in the bucket? */
+  private async anyLive(keys: readonly { key: string }[]): Promise<boolean> {
+    for (const { key } of keys) if ((await this.kv.get(key))?.operation === 'PUT') return true;
+    return false;
+  }
+
+  /** Writes `value` to `key` again if its revision is still `rev` (compare-and-set); false when not. */
+  private async rewrite(key: string, value: string, rev: number): Promise<boolean> {
+    try {
+      await this.kv.update(key, value, rev);
+      return true;
+    } catch (e) {
+      if (isWrongRevision(e)) return false;
+      throw e;
+    }
   }
 
   /**
@@ -278,7 +431,7 @@ export class ClusterKv {
         if (attempt >= CREATE_ATTEMPTS || !isWrongRevision(e)) {
           throw new DriverError('LN_ERR_CLUSTER_UNAVAILABLE', `the cluster KV bucket refused ${key}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
         }
-        await new Promise((r) => setTimeout(r, 5 * attempt + Math.random() * 10));
+        await pause(attempt);
       }
     }
   }

@@ -24,6 +24,7 @@ function fakeKv() {
     },
     async syncOwn() {
       calls.push('syncOwn');
+      return [];
     },
     async reap(host: string, rev: number | null) {
       calls.push(`reap ${host} ${rev}`);

@@ -1,0 +1,185 @@
+// Cluster networks leave the KV bucket with the last host that has them, on a real nats-server:
+// a host that no longer has a network gives back its address blocks and takes its name out of
+// the network's record; the last one out removes the record, its VNI and subnet keys, so the name
+// can be created again with another --subnet and the subnet and VNI can go to another network.
+// Races of a leave against joins of the same name (by another host, or by the leaving host
+// itself) never leave a host on a network the bucket no longer has.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { Kvm, type KV } from '@nats-io/kv';
+import { ClusterKv } from '../../src/events/cluster/kv.ts';
+import type { OwnKeys } from '../../src/events/cluster/host-keys.ts';
+import type { JoinRequest } from '../../src/events/domain/cluster.ts';
+import { waitFor } from '../helpers/docker.ts';
+import { createNatsServer, type NatsServer } from '../helpers/nats.ts';
+
+let nats: NatsServer;
+let nc: NatsConnection;
+let bucket: KV;
+const conns: NatsConnection[] = [];
+const watches: { stop(): void }[] = [];
+let h1: ClusterKv;
+let h2: ClusterKv;
+let h3: ClusterKv;
+
+before(async () => {
+  nats = await createNatsServer();
+  nc = await connect({ servers: nats.url });
+  const hosts: ClusterKv[] = [];
+  for (const h of ['h1', 'h2', 'h3']) {
+    const c = await connect({ servers: nats.url });
+    conns.push(c);
+    const kv = await ClusterKv.open(c, { host: h, vtep: `192.0.2.${h.slice(1)}`, replicas: 1 });
+    // A host knows the bucket's keys from its watch, live after its first heartbeat.
+    watches.push(await kv.watchPeers(() => undefined));
+    await kv.heartbeat();
+    hosts.push(kv);
+  }
+  [h1, h2, h3] = hosts as [ClusterKv, ClusterKv, ClusterKv];
+  await waitFor(() => hosts.every((kv) => kv.watching), { timeoutMs: 5_000, what: 'the watches to catch up' });
+  bucket = await new Kvm(nc).open('ledgernet-cluster');
+});
+after(async () => {
+  for (const w of watches) w.stop();
+  for (const c of [...conns, nc]) await c?.close();
+  await nats?.stop();
+});
+
+const NOTHING: OwnKeys = { members: [], endpoints: [] };
+const join = (kv: ClusterKv, name: string, subnet: string | null = null): ReturnType<ClusterKv['joinNetwork']> =>
+  kv.joinNetwork({ name, subnet, propose: () => '10.242.250.0/24' } satisfies JoinRequest);
+
+/** Lets the watches deliver what was just written (a host leaves what its watch has seen). */
+const settle = () => new Promise((r) => setTimeout(r, 200));
+
+/** The bucket's keys that belong to network `name` (its record, members, blocks) or hold its name (VNI and subnet keys). */
+async function keysOf(name: string): Promise<string[]> {
+  const out: string[] = [];
+  for await (const k of await bucket.keys()) {
+    const [kind, of] = k.split('.');
+    if (of === name || ((kind === 'vnis' || kind === 'subnets') && (await bucket.get(k))?.string() === name)) out.push(k);
+  }
+  return out.sort();
+}
+
+async function hostsOf(name: string): Promise<readonly string[] | null | undefined> {
+  const e = await bucket.get(`networks.${name}`);
+  return e?.operation === 'PUT' ? (e.json<{ hosts?: string[] }>().hosts ?? null) : undefined;
+}
+
+describe('cluster networks retired with the last host', () => {
+  it('a host that left gives back its blocks and its place; the last one out removes the network, its VNI and subnet; the name is new again', async () => {
+    const amber = await join(h1, 'amber', '10.242.0.0/24');
+    assert.deepEqual(await join(h2, 'amber', '10.242.0.0/24'), amber);
+    const b1 = await h1.claimBlock(amber, []);
+    const b2 = await h2.claimBlock(amber, []);
+    assert.notEqual(b1, b2);
+    h1.settle('amber');
+    h2.settle('amber');
+    assert.deepEqual(await hostsOf('amber'), ['h1', 'h2']);
+    await settle();
+
+    assert.deepEqual(await h1.syncOwn(() => NOTHING), [], 'h2 still has it');
+    assert.deepEqual(await hostsOf('amber'), ['h2']);
+    assert.deepEqual(await keysOf('amber'), ['blocks.amber.1', 'members.amber.h2', 'networks.amber', 'subnets.10_242_0_0_24', `vnis.${amber.vni}`], "h1's block and member key are gone, h2's stay");
+    assert.deepEqual(await h3.syncOwn(() => NOTHING), [], 'a host that never had it changes nothing');
+    assert.deepEqual(await hostsOf('amber'), ['h2']);
+
+    await settle();
+    assert.deepEqual(await h2.syncOwn(() => NOTHING), ['amber']);
+    assert.deepEqual(await keysOf('amber'), []);
+    // Created again with another subnet: refused before (the bucket kept 10.242.0.0/24 for ever).
+    const again = await join(h3, 'amber', '10.242.1.0/24');
+    assert.equal(again.subnet, '10.242.1.0/24');
+    assert.equal(again.vni, amber.vni, 'the name tries the same VNI first, and it is free');
+    // The old subnet is free for another network.
+    assert.equal((await join(h1, 'lime', '10.242.0.0/24')).subnet, '10.242.0.0/24');
+    h3.settle('amber');
+    h1.settle('lime');
+    await settle();
+    assert.deepEqual(await h3.syncOwn(() => NOTHING), ['amber']);
+    assert.deepEqual(await h1.syncOwn(() => NOTHING), ['lime']);
+    assert.deepEqual([...(await keysOf('amber')), ...(await keysOf('lime'))], []);
+  });
+
+  it('a network whose record names no hosts (made by an older ledgernet) is joined as before and never retired', async () => {
+    const old = { name: 'legacy', subnet: '10.242.9.0/24', vni: 4242, blockLen: 26, createdBy: 'h0' };
+    await bucket.create('networks.legacy', JSON.stringify(old));
+    assert.deepEqual(await join(h1, 'legacy'), old);
+    h1.settle('legacy');
+    await settle();
+    assert.deepEqual(await h1.syncOwn(() => NOTHING), []);
+    assert.equal(await hostsOf('legacy'), null);
+    await bucket.delete('networks.legacy');
+  });
+
+  it("a host leaving a network while another joins it, 15 times: the joiner always ends on a network the bucket has, with its VNI and subnet keys", async () => {
+    for (let i = 0; i < 15; i++) {
+      const name = `race-${i}`;
+      const subnet = `10.243.${i}.0/24`;
+      await join(h1, name, subnet);
+      h1.settle(name);
+      await settle();
+      // h1's leave and h2's join at the same moment: either h2 joined h1's network (and h1 only
+      // left it) or h1 retired it first and h2 made it again.
+      const [retired, net] = await Promise.all([h1.syncOwn(() => NOTHING), join(h2, name, subnet)]);
+      h2.settle(name);
+      assert.deepEqual(await hostsOf(name), ['h2'], `${name}: h1 ${retired.length ? 'retired it' : 'left'}`);
+      assert.deepEqual(await keysOf(name), [`members.${name}.h2`, `networks.${name}`, `subnets.${subnet.replace(/[./]/g, '_')}`, `vnis.${net.vni}`]);
+      await settle();
+      assert.deepEqual(await h2.syncOwn(() => NOTHING), [name]);
+      assert.deepEqual(await keysOf(name), []);
+    }
+  });
+
+  it('a retiring host that stalls after removing the record cannot take the VNI and subnet keys of the network made again meanwhile', async () => {
+    const first = await join(h1, 'slow', '10.242.6.0/24');
+    h1.settle('slow');
+    const guards = [`vnis.${first.vni}`, 'subnets.10_242_6_0_24'];
+    // What the retiring host saw before the record went, then the record gone (its compare-and-set).
+    const seen = await Promise.all(guards.map(async (k) => (await bucket.get(k))?.revision ?? -1));
+    await bucket.delete('networks.slow');
+    const again = await join(h2, 'slow', '10.242.6.0/24');
+    assert.equal(again.vni, first.vni);
+    // The stalled host goes on: its deletes at the revisions it saw miss the keys written again.
+    for (const [i, k] of guards.entries()) await assert.rejects(bucket.delete(k, { previousSeq: seen[i] ?? -1 }), /wrong last sequence/i, k);
+    assert.deepEqual(await keysOf('slow'), ['members.slow.h1', 'members.slow.h2', 'networks.slow', ...guards].sort());
+    h2.settle('slow');
+    // h1 (its log no longer has slow) removes its member key; not among the new record's hosts, it changes nothing else.
+    assert.deepEqual(await h1.syncOwn(() => NOTHING), []);
+    assert.deepEqual(await hostsOf('slow'), ['h2']);
+    await settle();
+    assert.deepEqual(await h2.syncOwn(() => NOTHING), ['slow']);
+    assert.deepEqual(await keysOf('slow'), []);
+  });
+
+  it('a host that joined with an older ledgernet (a member key, not among the hosts) keeps the network; once it runs this one it is added, and retires it when it leaves', async () => {
+    await join(h1, 'mixed', '10.242.7.0/24');
+    h1.settle('mixed');
+    await bucket.put('members.mixed.h3', JSON.stringify({ host: 'h3', vtep: '192.0.2.3' }));
+    await settle();
+    assert.deepEqual(await h1.syncOwn(() => NOTHING), [], "h3's member key keeps it");
+    assert.deepEqual(await hostsOf('mixed'), []);
+    assert.ok((await keysOf('mixed')).includes('networks.mixed'));
+    await h3.syncOwn(() => ({ members: ['mixed'], endpoints: [] }));
+    assert.deepEqual(await hostsOf('mixed'), ['h3']);
+    await settle();
+    assert.deepEqual(await h3.syncOwn(() => NOTHING), ['mixed']);
+    assert.deepEqual(await keysOf('mixed'), []);
+  });
+
+  it('a host joining a network again while its leave runs stays in it', async () => {
+    await join(h1, 'again', '10.242.5.0/24');
+    h1.settle('again');
+    await settle();
+    // The log no longer has it (NOTHING), but a RequestPool of it has begun: joining counts.
+    const [retired] = await Promise.all([h1.syncOwn(() => NOTHING), join(h1, 'again', '10.242.5.0/24')]);
+    assert.deepEqual(retired, []);
+    assert.deepEqual(await hostsOf('again'), ['h1']);
+    h1.settle('again');
+    await settle();
+    assert.deepEqual(await h1.syncOwn(() => NOTHING), ['again']);
+    assert.deepEqual(await keysOf('again'), []);
+  });
+});
