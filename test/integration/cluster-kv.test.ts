@@ -8,6 +8,7 @@ import { DriverError } from '../../src/errors.ts';
 import { ClusterKv } from '../../src/events/cluster/kv.ts';
 import { parseRouteSource } from '../../src/kernel/route-source.ts';
 import { natsHostOf } from '../../src/operator/cluster.ts';
+import { waitFor } from '../helpers/docker.ts';
 import { createNatsServer, type NatsServer } from '../helpers/nats.ts';
 
 let nats: NatsServer;
@@ -86,6 +87,31 @@ describe('cluster KV bucket', () => {
       assert.ok(stale < 0, 'the stale reads were made');
     } finally {
       loser.kv.get = realGet;
+    }
+  });
+});
+
+describe('host names with dots (an FQDN --host)', () => {
+  it('are read back from their keys as themselves: members, endpoints and records', async () => {
+    const names = ['node1.example.com', 'node2.example.com'];
+    const [a, b] = await Promise.all(names.map(async (host, i) => {
+      const nc = await connect({ servers: nats.url });
+      conns.push(nc);
+      return ClusterKv.open(nc, { host, vtep: `192.0.2.${21 + i}`, replicas: 1 });
+    })) as [ClusterKv, ClusterKv];
+    const seen: string[] = [];
+    const watch = await a.watchPeers((c) => c.cluster === 'dots' && seen.push(`${c.op} ${c.cluster} ${c.host}${c.op === 'endpoint' ? ` ${c.endpointId} ${c.endpoint?.address ?? 'gone'}` : ''}`));
+    try {
+      await b.joinNetwork({ name: 'dots', subnet: '10.249.0.0/24', propose: () => 'unused' });
+      await b.publishEndpoint('dots', { endpointId: 'e1', address: '10.249.0.2', mac: '02:42:0a:f9:00:02' });
+      await b.publishEndpoint('dots', { endpointId: 'e1', gone: true });
+      await waitFor(() => seen.length >= 3, { timeoutMs: 5_000, what: 'the changes through the watch' });
+      assert.deepEqual(seen, ['member dots node2.example.com', 'endpoint dots node2.example.com e1 10.249.0.2', 'endpoint dots node2.example.com e1 gone']);
+      const records = (await a.hosts()).map((h) => h.host);
+      assert.ok(names.every((n) => records.includes(n)), records.join(' '));
+      assert.ok(!records.includes('node1') && !records.includes('node2'), records.join(' '));
+    } finally {
+      watch.stop();
     }
   });
 });

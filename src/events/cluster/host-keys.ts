@@ -13,6 +13,38 @@ export interface OwnKeys {
 
 const enc = (v: unknown) => JSON.stringify(v);
 
+const encoder = new TextEncoder();
+
+/**
+ * A host name as one token of a KV key, one-to-one: `A-Z a-z 0-9 - _` stay (every name that was
+ * a token of its own before is unchanged), every other byte of the UTF-8 name becomes `=` and two
+ * hex digits: `node1.example.com` is `node1=2eexample=2ecom`. A `.` separates a key's tokens, so
+ * a host named with dots (an FQDN, the default --host where the machine's name is one) was read
+ * back from its keys as another host.
+ */
+export function hostKey(host: string): string {
+  let out = '';
+  for (const ch of host) {
+    if (/^[A-Za-z0-9_-]$/.test(ch)) out += ch;
+    else for (const b of encoder.encode(ch)) out += `=${b.toString(16).padStart(2, '0')}`;
+  }
+  return out;
+}
+
+/** The host name a key token stands for (`hostKey` undone). */
+export function hostOfKey(token: string): string {
+  try {
+    return decodeURIComponent(token.replace(/=([0-9a-f]{2})/g, '%$1'));
+  } catch {
+    return token;
+  }
+}
+
+/** `hosts.<host>`: a host's record. */
+export const recordKey = (host: string) => `hosts.${hostKey(host)}`;
+/** `members.<cluster>.<host>`: the host has cluster network `cluster`. */
+export const memberKey = (cluster: string, host: string) => `members.${cluster}.${hostKey(host)}`;
+
 /** The keys whose values the mirror keeps: what a cluster network holds in the bucket besides its members' keys. */
 const NETWORK_KEYS = /^(networks|blocks|vnis|subnets)\./;
 
@@ -29,7 +61,7 @@ export function isWrongRevision(e: unknown): boolean {
  */
 export class KeyMirror {
   private readonly revs = new Map<string, number>();
-  /** The values of the keys a cluster network is made of (`networks.*`, `blocks.*`, `vnis.*`, `subnets.*`: small), for `leaveNetwork`. */
+  /** The values of the keys a cluster network is made of (`networks.*`, `blocks.*`, `vnis.*`, `subnets.*`: small), for `dropHost` and `forgetHost`. */
   private readonly values = new Map<string, string>();
   private live = false;
 
@@ -61,7 +93,7 @@ export class KeyMirror {
     const out = new Map<string, number>();
     for (const [k, rev] of this.revs) {
       const [kind, , h, id] = k.split('.');
-      if (h === host && ((kind === 'members' && id === undefined) || (kind === 'endpoints' && id !== undefined))) out.set(k, rev);
+      if (h === hostKey(host) && ((kind === 'members' && id === undefined) || (kind === 'endpoints' && id !== undefined))) out.set(k, rev);
     }
     return out;
   }
@@ -75,8 +107,8 @@ export async function syncOwnKeys(kv: KV, mirror: KeyMirror, host: string, vtep:
   const have = mirror.keysOf(host);
   const own = ownNow();
   const want = new Map<string, string>();
-  for (const m of own.members) want.set(`members.${m}.${host}`, enc({ host, vtep }));
-  for (const e of own.endpoints) want.set(`endpoints.${e.cluster}.${host}.${e.endpointId}`, enc({ host, vtep, endpointId: e.endpointId, address: e.address, mac: e.mac }));
+  for (const m of own.members) want.set(memberKey(m, host), enc({ host, vtep }));
+  for (const e of own.endpoints) want.set(`endpoints.${e.cluster}.${hostKey(host)}.${e.endpointId}`, enc({ host, vtep, endpointId: e.endpointId, address: e.address, mac: e.mac }));
   for (const [k, v] of want) await kv.put(k, v);
   for (const [k, rev] of have) {
     if (!want.has(k)) await deleteAt(kv, k, rev);
@@ -97,7 +129,7 @@ export async function reapHost(kv: KV, mirror: KeyMirror, host: string, rev: num
   // Read before the record goes: a host only writes its keys again after it finds its record gone,
   // so everything it writes then has a newer revision than the record's deletion and survives.
   const keys = mirror.keysOf(host);
-  const record = `hosts.${host}`;
+  const record = recordKey(host);
   try {
     if (rev !== null) await kv.delete(record, { previousSeq: rev });
     else if ((await kv.get(record))?.operation === 'PUT') return null;

@@ -13,7 +13,7 @@ import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { DriverError } from '../../errors.ts';
 import type { PeerChange } from '../domain/peers.ts';
-import { deleteAt, isWrongRevision, KeyMirror, reapHost, syncOwnKeys, type OwnKeys } from './host-keys.ts';
+import { deleteAt, hostKey, hostOfKey, isWrongRevision, KeyMirror, memberKey, reapHost, recordKey, syncOwnKeys, type OwnKeys } from './host-keys.ts';
 import { blockAt, blockCount, blockLenFor, firstVni, nextVni, type ClusterNetwork, type ClusterPort, type JoinRequest } from '../domain/cluster.ts';
 
 const CLUSTER_BUCKET = 'ledgernet-cluster';
@@ -90,7 +90,7 @@ export class ClusterKv {
     for (let attempt = 1; ; attempt++) {
       try {
         const kv = await new Kvm(nc).create(CLUSTER_BUCKET, { replicas, history: 1 });
-        const rev = await kv.put(`hosts.${o.host}`, hostRecord(o.host, o.vtep));
+        const rev = await kv.put(recordKey(o.host), hostRecord(o.host, o.vtep));
         return new ClusterKv(kv, o.host, o.vtep, rev);
       } catch (e) {
         if (attempt >= 6) throw e;
@@ -109,7 +109,7 @@ export class ClusterKv {
     this.joining.set(req.name, (this.joining.get(req.name) ?? 0) + 1);
     try {
       const net = await this.enter(req);
-      await this.kv.put(`members.${req.name}.${this.host}`, enc({ host: this.host, vtep: this.vtep }));
+      await this.kv.put(memberKey(req.name, this.host), enc({ host: this.host, vtep: this.vtep }));
       return net;
     } catch (e) {
       this.settle(req.name);
@@ -187,7 +187,7 @@ export class ClusterKv {
 
   /** Says that this host has an endpoint on cluster network `name` (or no longer has it). */
   async publishEndpoint(name: string, ep: { endpointId: string; address: string; mac: string } | { endpointId: string; gone: true }): Promise<void> {
-    const key = `endpoints.${name}.${this.host}.${ep.endpointId}`;
+    const key = `endpoints.${name}.${hostKey(this.host)}.${ep.endpointId}`;
     if ('gone' in ep) await this.kv.delete(key);
     else await this.kv.put(key, enc({ host: this.host, vtep: this.vtep, ...ep }));
   }
@@ -200,7 +200,7 @@ export class ClusterKv {
    * this --host).
    */
   async heartbeat(): Promise<'ok' | 'expired' | 'rewritten'> {
-    const key = `hosts.${this.host}`;
+    const key = recordKey(this.host);
     try {
       this.hostRev = await this.kv.update(key, hostRecord(this.host, this.vtep), this.hostRev);
       return 'ok';
@@ -214,7 +214,7 @@ export class ClusterKv {
 
   /**
    * Writes this host's member and endpoint keys from its log, removes those it no longer has, and
-   * leaves the cluster networks it is among the hosts of but no longer has (`leaveNetwork`).
+   * leaves the cluster networks it is among the hosts of but no longer has (`dropHost`).
    * Returns the networks it retired (it was the last host out).
    */
   async syncOwn(own: () => OwnKeys): Promise<string[]> {
@@ -233,7 +233,7 @@ export class ClusterKv {
       if (!gone(name)()) {
         // It has the network but is not among its hosts (it joined with a ledgernet before this one).
         if (!r.hosts.includes(this.host)) await this.enter({ name, subnet: r.subnet, propose: () => r.subnet }, false);
-      } else if ((r.hosts.includes(this.host) || r.hosts.length === 0) && (await this.leaveNetwork(name, gone(name)))) {
+      } else if ((r.hosts.includes(this.host) || r.hosts.length === 0) && (await this.dropHost(name, this.host, gone(name)))) {
         retired.push(name);
       }
     }
@@ -241,29 +241,29 @@ export class ClusterKv {
   }
 
   /**
-   * Takes this host out of cluster network `name`, which its log no longer has (`gone`, asked
-   * again before each write: a join of it may start meanwhile). Its address blocks are given
-   * back (no address of them is in use here), then its name leaves the record's hosts by
-   * compare-and-set. The last host out retires the network: the record goes (compare-and-set),
-   * then its VNI, subnet and any block left, each at the revision this host's watch saw before
-   * the record went, so a new network of the name (which writes them again after creating its
-   * record) keeps its own. True when it retired it.
+   * Takes `host` out of cluster network `name`: this host, whose log no longer has it (`still`,
+   * asked again before each write: a join of it may start meanwhile), or a host forgotten for good
+   * (`forgetHost`). Its address blocks are given back (no address of them is in use), then its
+   * name leaves the record's hosts by compare-and-set. The last host out retires the network: the
+   * record goes (compare-and-set), then its VNI, subnet and any block left, each at the revision
+   * this host's watch saw before the record went, so a new network of the name (which writes them
+   * again after creating its record) keeps its own. True when it retired it.
    */
-  private async leaveNetwork(name: string, gone: () => boolean): Promise<boolean> {
+  private async dropHost(name: string, host: string, still: () => boolean = () => true): Promise<boolean> {
     for (const b of this.mirror.withPrefix(`blocks.${name}.`)) {
-      if (b.value === this.host && gone()) await deleteAt(this.kv, b.key, b.rev);
+      if (b.value === host && still()) await deleteAt(this.kv, b.key, b.rev);
     }
     const key = `networks.${name}`;
     for (let attempt = 1; attempt <= CREATE_ATTEMPTS * 2; attempt++) {
       const e = await this.kv.get(key);
       if (!e || e.operation !== 'PUT') return false;
       const r = e.json<StoredNetwork>();
-      if (!Array.isArray(r.hosts) || !(r.hosts.includes(this.host) || r.hosts.length === 0) || !gone()) return false;
-      const rest = r.hosts.filter((h) => h !== this.host);
+      if (!Array.isArray(r.hosts) || !(r.hosts.includes(host) || r.hosts.length === 0) || !still()) return false;
+      const rest = r.hosts.filter((h) => h !== host);
       // A member key of another host that is not among the hosts: it joined with a ledgernet
       // before this one, so it still has the network (it adds itself once it runs this one).
       // (Asked again of the bucket: this host's watch may not have delivered a leaving host's delete yet.)
-      const unlisted = rest.length === 0 && (await this.anyLive(this.mirror.withPrefix(`members.${name}.`).filter((m) => m.key !== `members.${name}.${this.host}`)));
+      const unlisted = rest.length === 0 && (await this.anyLive(this.mirror.withPrefix(`members.${name}.`).filter((m) => m.key !== memberKey(name, host))));
       const held = [...this.mirror.withPrefix(`blocks.${name}.`), ...this.mirror.withPrefix('vnis.'), ...this.mirror.withPrefix('subnets.')].filter((k) => k.key.startsWith('blocks.') || k.value === name);
       try {
         if (rest.length > 0 || unlisted) {
@@ -279,8 +279,38 @@ export class ClusterKv {
       for (const k of held) await deleteAt(this.kv, k.key, k.rev);
       return true;
     }
-    throw new DriverError('LN_ERR_CLUSTER_UNAVAILABLE', `cluster network ${name}: its record in the KV bucket kept changing while this host left it`);
+    throw new DriverError('LN_ERR_CLUSTER_UNAVAILABLE', `cluster network ${name}: its record in the KV bucket kept changing while host ${host} was taken out of it`);
   }
+
+  /**
+   * Forgets a host that is gone for good (`ledgernet cluster forget`): only one the cluster has
+   * expired (no record in the bucket: a host that is alive, or not yet timed out, is refused). It
+   * is taken out of every network it had (`dropHost`: the last one out retires it), and its
+   * blocks and any member or endpoint key left go. Without this its blocks stay claimed for ever
+   * (expiry keeps them: the host may be alive behind a partition).
+   */
+  async forgetHost(host: string): Promise<{ networks: string[]; retired: string[]; blocks: number }> {
+    if (host === this.host) throw new DriverError('LN_ERR_BAD_REQUEST', `${host} is this host; to take it out of a cluster network, remove the network here (docker network rm)`);
+    const record = await this.kv.get(recordKey(host));
+    if (record?.operation === 'PUT') {
+      const seen = hostOf(host, record.string())?.lastSeen ?? 'unknown';
+      throw new DriverError('LN_ERR_CONFLICT', `host ${host} is still in the cluster (its record was last written at ${seen}); a host is forgotten only once the others expired it: stop its ledgernet for good and wait for --cluster-host-timeout`);
+    }
+    const blocks = this.mirror.withPrefix('blocks.').filter((b) => b.value === host);
+    const networks: string[] = [];
+    const retired: string[] = [];
+    for (const { key, value } of this.mirror.withPrefix('networks.')) {
+      const name = key.slice('networks.'.length);
+      if (!parseRecord(value)?.hosts?.includes(host)) continue;
+      networks.push(name);
+      if (await this.dropHost(name, host)) retired.push(name);
+    }
+    // Blocks of networks its record did not list it in (an older ledgernet's), and its keys left.
+    for (const b of blocks) await deleteAt(this.kv, b.key, b.rev);
+    for (const [k, rev] of this.mirror.keysOf(host)) await deleteAt(this.kv, k, rev);
+    return { networks, retired, blocks: blocks.length };
+  }
+
 
   /** Removes an expired host's record and keys (src/events/cluster/host-keys.ts); null: it is back, or already removed. */
   reap(host: string, rev: number | null): Promise<number | null> {
@@ -304,7 +334,8 @@ export class ClusterKv {
     void (async () => {
       for await (const e of it) {
         mirror.seen(e.key, e.operation === 'PUT' ? e.revision : null, e.isUpdate, () => e.string());
-        const [kind, host] = e.key.split('.');
+        const [kind, token] = e.key.split('.');
+        const host = token === undefined ? undefined : hostOfKey(token);
         if (kind === 'hosts' && host) onSeen({ host, rev: e.operation === 'PUT' ? e.revision : null, record: true });
         const c = peerChangeOf(e.key, e.operation === 'PUT' ? e.string() : null);
         if (!c || c.host === this.host) continue;
@@ -323,7 +354,7 @@ export class ClusterKv {
     for await (const k of await this.kv.keys('hosts.*')) {
       const e = await this.kv.get(k);
       if (e?.operation !== 'PUT') continue;
-      const h = hostOf(k.slice('hosts.'.length), e.string());
+      const h = hostOf(hostOfKey(k.slice('hosts.'.length)), e.string());
       if (h) out.push(h);
     }
     return out.sort((a, b) => (a.host < b.host ? -1 : a.host > b.host ? 1 : 0));
@@ -479,7 +510,8 @@ function hostOf(host: string, value: string): ClusterHost | null {
 
 /** A member or endpoint key of the bucket as a peer change; null for other keys or bad values. */
 export function peerChangeOf(key: string, value: string | null): PeerChange | null {
-  const [kind, cluster, host, endpointId] = key.split('.');
+  const [kind, cluster, token, endpointId] = key.split('.');
+  const host = token === undefined ? undefined : hostOfKey(token);
   if (!cluster || !host) return null;
   try {
     const v = value === null ? null : (JSON.parse(value) as Record<string, unknown>);

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DriverError } from '../../../src/errors.ts';
+import { hostKey, hostOfKey } from '../../../src/events/cluster/host-keys.ts';
 import { blockAt, blockCount, blockLenFor, clusterCommand, clusterGateway, firstVni, nextVni, pickFromBlocks } from '../../../src/events/domain/cluster.ts';
 import type { Command } from '../../../src/events/domain/commands.ts';
 import { decide } from '../../../src/events/domain/decide.ts';
@@ -91,5 +92,17 @@ describe('cluster: the network and its pool', () => {
     const right = clusterCommand('blue').replace(/[[\].]/g, '\\$&');
     refused(() => decide({ type: 'CreateNetwork', spec: spec('blue', '10.250.0.0/24') }, given()), new RegExp(`needs ledgernet IPAM .*: ${right}$`));
     refused(() => decide({ type: 'CreateNetwork', spec: spec('green') }, given(clusterPool)), /its pool belongs to cluster network blue/);
+  });
+});
+
+describe('host names in KV keys', () => {
+  it('one token each, one-to-one; names that were tokens already stay as they were', () => {
+    const names = ['h1', 'web_1', 'web-1', 'node1.example.com', 'web.1', 'web=2e1', 'a/b', 'hôte', ''];
+    const tokens = names.map(hostKey);
+    assert.deepEqual(tokens.slice(0, 3), ['h1', 'web_1', 'web-1']);
+    assert.equal(hostKey('node1.example.com'), 'node1=2eexample=2ecom');
+    for (const t of tokens) assert.match(t, /^[A-Za-z0-9_=-]*$/, t);
+    assert.equal(new Set(tokens).size, names.length, tokens.join(' '));
+    assert.deepEqual(tokens.map(hostOfKey), names);
   });
 });
