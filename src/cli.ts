@@ -47,6 +47,10 @@ commands:
               endpoints Docker holds whose removal was lost; release endpoints, networks, IPAM pools
               and addresses Docker does not hold [--dry-run (exit 2: repairs pending)] [--docker-socket P]
               [--reason TEXT]
+  cluster forget HOST  forget a cluster host that is gone for good (through the running daemon): it
+              leaves every cluster network it had (the last host out removes the network from the
+              KV bucket) and its address blocks are given back; refused while the cluster has not
+              expired it (its heartbeat is still in the bucket) [--reason TEXT]
   install     put the systemd unit in place, enable and start it [--root DIR] [--no-start] [--prefix P]
   uninstall   stop and disable the systemd unit and remove it [--root DIR]
   audit       read the audit stream from NATS: --nats URL [--host H] [--since SEQ|TIME]
@@ -266,6 +270,8 @@ async function main(argv: string[]): Promise<number> {
         return (await import('./operator/commands.ts')).runArchive({ stateDir });
       }
       return (await import('./operator/commands.ts')).runEvents({ stateDir, json: values.json ?? false, follow: values.follow ?? false, verify: sub === 'verify', ...(values.network === undefined ? {} : { network: values.network }) });
+    case 'cluster':
+      return (await import('./operator/commands.ts')).runClusterForget({ stateDir, host: args[1] ?? '', ...(values.reason === undefined ? {} : { reason: values.reason }) });
     case 'install':
       return (await import('./operator/install.ts')).install({ root: values.root ?? '/', noStart: values['no-start'] ?? false, ...(values.prefix === undefined ? {} : { prefix: values.prefix }) });
     case 'uninstall':

@@ -177,6 +177,7 @@ interface Parts {
   readonly metrics: Metrics | null;
   readonly cluster?: ClusterPort | undefined;
   readonly clusterView?: (() => Promise<unknown>) | undefined;
+  readonly forgetHost?: Cluster['forget'] | undefined;
   readonly proxies: ProxyPort;
   /** Docker's API (one client for the daemon), and the driver's name there; null with --docker-socket ''. */
   readonly docker: { readonly api: DockerApi; readonly link: DockerLink } | null;
@@ -216,6 +217,7 @@ async function listen(cfg: ServeConfig, p: Parts, log: Logger, add: (c: Cleanup)
     info: { pid: process.pid, host: cfg.host, socket: cfg.socket, socketFrom: pluginSocketFrom(), stateDir: cfg.stateDir, startedAt: new Date().toISOString() },
     audit: () => p.outbox?.stats() ?? null,
     ...(p.clusterView ? { cluster: p.clusterView } : {}),
+    ...(p.forgetHost ? { forgetHost: p.forgetHost } : {}),
     proxies: () => p.proxies.list(),
     docker: () => p.docker?.link.status() ?? Promise.resolve(null),
     authorize: controlPeerCheck(ctlPath, peer),
@@ -305,7 +307,7 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
       add(async () => docker.link.stop());
       await docker.link.start();
     }
-    await listen(cfg, { store, kernel, reconciler, outbox, metrics, cluster: cluster?.port, clusterView: cluster?.view, proxies, docker }, log, add);
+    await listen(cfg, { store, kernel, reconciler, outbox, metrics, cluster: cluster?.port, clusterView: cluster?.view, forgetHost: cluster?.forget, proxies, docker }, log, add);
     add(await startMetrics(cfg, store, metrics, log));
     cluster?.start(store);
     // Crash recovery and garbage collection: converge what the log says with what the kernel holds.

@@ -57,6 +57,8 @@ export interface Cluster {
   readonly port: ClusterPort;
   /** The hosts the bucket knows (asked now, for `status`). */
   view(): Promise<ClusterView>;
+  /** Forgets a host that is gone for good (`ledgernet cluster forget`: ClusterKv.forgetHost). */
+  forget(host: string): Promise<{ networks: string[]; retired: string[]; blocks: number }>;
   /** This host's VTEP once resolved (on joining), else null. */
   vtep(): string | null;
   /** Keeps the log and the bucket in step (src/events/cluster/sync.ts), connecting in the background until NATS answers. */
@@ -145,6 +147,7 @@ export function startCluster(o: {
   return {
     port,
     view,
+    forget: async (host) => (await port.kv()).forgetHost(host),
     vtep: () => resolved,
     start,
     stop: async () => {

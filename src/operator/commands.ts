@@ -13,7 +13,7 @@ import { createKernel } from '../kernel/index.ts';
 import type { KernelSnapshot } from '../kernel/types.ts';
 import type { ProxyListener } from '../kernel/index.ts';
 import { desiredFromState, plan, planJson, Reconciler, renderPlan, type Action, type PassResult, type PlanItem, describeAction, describeItem, describeFailure, isConflict, markLost, OutcomeRecorder } from '../reconciler/index.ts';
-import { DEFAULTS, defaultHost } from '../config.ts';
+import { controlSocket, DEFAULTS, defaultHost } from '../config.ts';
 import { DEFAULT_DOCKER_SOCKET } from './docker-api.ts';
 import { firewallForCli } from './firewall-choice.ts';
 import type { DockerLinkStatus } from './docker-name.ts';
@@ -371,8 +371,15 @@ function subjectOf(e: StoredEvent, names: Names): string {
   return idsOf(d, names) || strings(d['poolId'], d['address']).join(' ');
 }
 
+/** What an event line shows after its type: ids with names, or what the event itself says. */
+function whatOf(e: StoredEvent, names: Names): string {
+  if (e.type === 'log.archived') return `${e.data.first}-${e.data.last} in ${e.data.archive}`;
+  if (e.type === 'cluster.host.forgotten') return `host ${e.data.host} (${e.data.networks.join(',') || 'no network'}; ${e.data.blocks} block(s))`;
+  return idsOf(e.data as Record<string, unknown>, names);
+}
+
 function eventLine(e: StoredEvent, names: Names): string {
-  const what = e.type === 'log.archived' ? `${e.data.first}-${e.data.last} in ${e.data.archive}` : idsOf(e.data as Record<string, unknown>, names);
+  const what = whatOf(e, names);
   return `${String(e.seq).padStart(6)} ${e.at} ${e.type.padEnd(30)} ${what}${e.cause ? `  by ${describeCause(e.cause)}` : ''}\n`;
 }
 
@@ -421,6 +428,22 @@ async function archivedSize(stateDir: string): Promise<{ files: number; events: 
   const files = await listArchives(stateDir);
   const sizes = await Promise.all(files.map((a) => stat(join(stateDir, ARCHIVE_DIR, a.name)).then((s) => s.size, () => 0)));
   return { files: files.length, events: files.reduce((n, a) => n + a.last - a.first + 1, 0), bytes: sizes.reduce((n, b) => n + b, 0) };
+}
+
+/** `cluster forget HOST`: through the daemon, which holds the cluster's NATS connection. */
+export async function runClusterForget(o: { stateDir: string; host: string; reason?: string }): Promise<number> {
+  const body = statedBody({ command: 'cluster forget', ...(o.reason === undefined ? {} : { reason: o.reason }) });
+  operatorCause(body, null); // a bad --reason is refused before anything is asked
+  type Forgotten = { host: string; networks: string[]; retired: string[]; blocks: number; event?: string | null; unrecorded?: string };
+  const r = (await callDaemon(o.stateDir, 'POST', `/cluster/forget/${encodeURIComponent(o.host)}`, body)) as Forgotten | null;
+  if (!r) throw new DriverError('LN_ERR_DAEMON_UNREACHABLE', `cluster forget needs the running daemon (it holds the cluster's NATS connection); none answers on ${controlSocket(o.stateDir)}`);
+  out(`forgot cluster host ${r.host}: taken out of ${r.networks.join(', ') || 'no network'}; ${r.blocks} address block(s) given back\n`);
+  for (const n of r.retired) out(`cluster network ${n}: no host has it any more; removed from the KV bucket\n`);
+  if (r.unrecorded) {
+    process.stderr.write(`ledgernet: done in the cluster, but recording it in the log (cluster.host.forgotten) failed: ${r.unrecorded}\n`);
+    return 1;
+  }
+  return 0;
 }
 
 /** `events archive`: through the daemon, or alone (holding the writer's lock) when none runs. */

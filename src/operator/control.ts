@@ -27,6 +27,8 @@ export interface ControlDeps {
   readonly audit?: () => unknown;
   /** The cluster as the daemon sees it (hosts and VTEPs from the KV bucket), or null without --nats. */
   readonly cluster?: () => Promise<unknown>;
+  /** Forgets a cluster host for good (`ledgernet cluster forget`), or null without --nats. */
+  readonly forgetHost?: (host: string) => Promise<{ networks: string[]; retired: string[]; blocks: number }>;
   /** The userland proxy's listeners (ports on ::1). */
   readonly proxies?: () => unknown;
   /** Docker's API as the daemon reaches it (docker-name.ts), or null when it never asks Docker. */
@@ -78,6 +80,22 @@ export function createControlApp(deps: ControlDeps): FastifyInstance {
     try {
       const cause = operatorCause(req.body, await peerOf(req.raw.socket));
       return { archived: await deps.store.archive(cause) };
+    } catch (e) {
+      return reply.code(isDriverError(e) ? 400 : 500).send({ error: (e as Error).message });
+    }
+  });
+  app.post<{ Params: { host: string }; Body: unknown }>('/cluster/forget/:host', async (req, reply) => {
+    try {
+      const cause = operatorCause(req.body, await peerOf(req.raw.socket));
+      if (!deps.forgetHost) return await reply.code(400).send({ error: 'this ledgernet runs without --nats: it is in no cluster' });
+      const host = req.params.host;
+      const done = await deps.forgetHost(host);
+      // Done in the bucket: recorded here, with who did it (a failure to record is said, not undone).
+      const recorded = await deps.store.execute({ type: 'RecordForgottenHost', host, ...done }, cause).then(
+        (events) => ({ event: events[0]?.id ?? null }),
+        (e: unknown) => ({ unrecorded: (e as Error).message }),
+      );
+      return { host, ...done, ...recorded };
     } catch (e) {
       return reply.code(isDriverError(e) ? 400 : 500).send({ error: (e as Error).message });
     }

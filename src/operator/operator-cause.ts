@@ -9,9 +9,14 @@ import type { Cause } from '../events/domain/types.ts';
 /** A login name as an operator's command states it. */
 const LOGIN_NAME = /^[\p{L}\p{N}._@-]{1,64}$/u;
 
+/** The commands that record what they do, with the operator who ran them. */
+const OPERATOR_COMMANDS = ['release', 'repair', 'events archive', 'cluster forget'] as const;
+type OperatorCommand = (typeof OPERATOR_COMMANDS)[number];
+const isOperatorCommand = (c: unknown): c is OperatorCommand => OPERATOR_COMMANDS.some((k) => k === c);
+
 /** What an operator's command states of itself: its name and the operator's `--reason`. */
 export interface OperatorNote {
-  readonly command: 'release' | 'repair' | 'events archive';
+  readonly command: OperatorCommand;
   readonly reason?: string;
 }
 
@@ -44,8 +49,8 @@ export function operatorCause(body: unknown, peer: { readonly uid: number; reado
   const { command = 'release', user, reason, ...rest } = b as Record<string, unknown>;
   const extra = Object.keys(rest);
   if (extra.length > 0) throw new DriverError('LN_ERR_BAD_REQUEST', `the request body has unknown field(s) ${extra.join(', ')}`);
-  if (command !== 'release' && command !== 'repair' && command !== 'events archive') {
-    throw new DriverError('LN_ERR_BAD_REQUEST', `command must be release, repair or events archive, got ${JSON.stringify(command)?.slice(0, 64)}`);
+  if (!isOperatorCommand(command)) {
+    throw new DriverError('LN_ERR_BAD_REQUEST', `command must be one of ${OPERATOR_COMMANDS.join(', ')}, got ${JSON.stringify(command)?.slice(0, 64)}`);
   }
   if (user !== undefined && (typeof user !== 'string' || !LOGIN_NAME.test(user))) {
     throw new DriverError('LN_ERR_BAD_REQUEST', `user must be a login name (letters, digits, . _ @ -, at most 64), got ${JSON.stringify(user)?.slice(0, 80)}`);

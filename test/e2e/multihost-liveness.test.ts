@@ -234,4 +234,26 @@ describe('cluster networks: liveness', () => {
     console.log(`h3 (stopped for good) removed from h1's and h2's logs ${took.toFixed(1)} s after its ledgernet stopped`);
     await reaches(h1, 'c1', addr['c2']?.ip ?? '', 3_000);
   });
+
+  test("h3 gone for good: 'ledgernet cluster forget h3' on h1 takes it out of blue and gives its blocks back, recorded with who ran it; a live host is refused", { timeout: 60_000 }, async () => {
+    const cli = (h: Host, args: readonly string[]) => h.exec(process.execPath, [CLI_PATH, ...args, '--state-dir', h.stateDir]);
+    const live = await cli(h1, ['cluster', 'forget', 'h2']);
+    assert.equal(live.exitCode, 1);
+    assert.match(live.stderr, /host h2 is still in the cluster \(its record was last written at .*\); a host is forgotten only once the others expired it/);
+    const since = await lastSeq(h1);
+    const r = await cli(h1, ['cluster', 'forget', 'h3', '--reason', 'h3 decommissioned']);
+    assert.equal(r.exitCode, 0, r.stderr);
+    assert.match(r.stdout, /^forgot cluster host h3: taken out of blue; [1-9]\d* address block\(s\) given back$/);
+    const { events } = await readLog(h1.stateDir);
+    const rec = events.filter((e) => e.seq > since && e.type === 'cluster.host.forgotten');
+    assert.equal(rec.length, 1);
+    assert.deepEqual({ ...rec[0]?.data, blocks: 0 }, { host: 'h3', networks: ['blue'], retired: [], blocks: 0 });
+    assert.equal(rec[0]?.cause?.by, 'operator');
+    assert.match(JSON.stringify(rec[0]?.cause), /"command":"cluster forget".*"reason":"h3 decommissioned"/);
+    // Forgotten: asked again, nothing is left of it.
+    const again = await cli(h1, ['cluster', 'forget', 'h3']);
+    assert.match(again.stderr, /host h3 is not in the cluster: no network lists it and it holds no address block/);
+    await reaches(h1, 'c1', addr['c2']?.ip ?? '', 3_000);
+  });
 });
+

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Kvm, type KV } from '@nats-io/kv';
+import { DriverError } from '../../src/errors.ts';
 import { ClusterKv } from '../../src/events/cluster/kv.ts';
 import type { OwnKeys } from '../../src/events/cluster/host-keys.ts';
 import type { JoinRequest } from '../../src/events/domain/cluster.ts';
@@ -182,4 +183,29 @@ describe('cluster networks retired with the last host', () => {
     assert.deepEqual(await h1.syncOwn(() => NOTHING), ['again']);
     assert.deepEqual(await keysOf('again'), []);
   });
+
+  it('cluster forget: a host the cluster expired is taken out of its networks (the last one out removes them) and its blocks are given back; a live host, this host and an unknown one are refused', async () => {
+    const plum = await join(h1, 'plum', '10.242.8.0/24');
+    await join(h3, 'plum', '10.242.8.0/24');
+    await join(h3, 'pear', '10.242.9.0/24');
+    for (const [kv, n] of [[h1, 'plum'], [h3, 'plum'], [h3, 'pear']] as const) kv.settle(n);
+    const b3 = await h3.claimBlock(plum, []);
+    await settle();
+    await assert.rejects(h1.forgetHost('h3'), (e: unknown) => e instanceof DriverError && e.code === 'LN_ERR_CONFLICT' && /host h3 is still in the cluster .*stop its ledgernet for good and wait for --cluster-host-timeout/.test(e.message));
+    await assert.rejects(h1.forgetHost('h1'), /h1 is this host/);
+    await assert.rejects(h1.forgetHost('h9'), /host h9 is not in the cluster: no network lists it and it holds no address block/);
+    assert.deepEqual(await hostsOf('plum'), ['h1', 'h3'], 'nothing changed by a refusal');
+    // h3 expired by the cluster: its record gone (its member keys would go with it; here they stay, and forget takes them).
+    await bucket.delete('hosts.h3');
+    await settle();
+    assert.deepEqual(await h1.forgetHost('h3'), { networks: ['pear', 'plum'], retired: ['pear'], blocks: 1 });
+    assert.deepEqual(await hostsOf('plum'), ['h1']);
+    assert.deepEqual(await keysOf('pear'), []);
+    assert.deepEqual(await keysOf('plum'), ['members.plum.h1', 'networks.plum', 'subnets.10_242_8_0_24', `vnis.${plum.vni}`], `h3's block ${b3} and member key are gone`);
+    await settle();
+    assert.deepEqual(await h1.syncOwn(() => NOTHING), ['plum']);
+    assert.deepEqual(await keysOf('plum'), []);
+    assert.equal(await h3.heartbeat(), 'expired', 'h3 back (in a test: a forgotten host must start afresh) writes its record again');
+  });
 });
+

@@ -112,6 +112,7 @@ function subjectOf(ev: StoredEvent): string {
   if (ev.type === 'endpoint.deferred') return 'endpoint';
   if (ev.type === 'network.deferred') return 'network';
   if (ev.type === 'log.archived') return 'log';
+  if (ev.type === 'cluster.host.forgotten') return `host/${String(d.host)}`;
   if (typeof d.networkId !== 'string') return 'reconciler';
   return typeof d.endpointId === 'string' ? `network/${d.networkId}/endpoint/${d.endpointId}` : `network/${d.networkId}`;
 }
@@ -206,6 +207,8 @@ function describeData(ev: StoredEvent, names: ReadonlyMap<string, string>): stri
       return `endpoint ${short(ev.data.endpointId)} on network ${short(ev.data.networkId)} belongs to container ${ev.data.name} (${short(ev.data.containerId)})`;
     case 'log.archived':
       return `events ${ev.data.first} to ${ev.data.last} archived in ${ev.data.archive} (${ev.data.bytes} bytes)`;
+    case 'cluster.host.forgotten':
+      return `cluster host ${ev.data.host} forgotten: taken out of ${ev.data.networks.join(', ') || 'no network'}${ev.data.retired.length > 0 ? ` (${ev.data.retired.join(', ')} removed: no host has it)` : ''}, ${ev.data.blocks} address block(s) given back`;
     case 'endpoint.external.programmed':
       return `endpoint ${short(ev.data.endpointId)} ports programmed ${ports(ev.data.portmap) || '(none)'}${ev.data.family === undefined ? '' : ` (IPv${ev.data.family} only)`}`;
     case 'endpoint.external.revoked':

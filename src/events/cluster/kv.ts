@@ -297,18 +297,17 @@ export class ClusterKv {
       throw new DriverError('LN_ERR_CONFLICT', `host ${host} is still in the cluster (its record was last written at ${seen}); a host is forgotten only once the others expired it: stop its ledgernet for good and wait for --cluster-host-timeout`);
     }
     const blocks = this.mirror.withPrefix('blocks.').filter((b) => b.value === host);
-    const networks: string[] = [];
-    const retired: string[] = [];
-    for (const { key, value } of this.mirror.withPrefix('networks.')) {
-      const name = key.slice('networks.'.length);
-      if (!parseRecord(value)?.hosts?.includes(host)) continue;
-      networks.push(name);
-      if (await this.dropHost(name, host)) retired.push(name);
+    const listedIn = this.mirror.withPrefix('networks.').filter((n) => parseRecord(n.value)?.hosts?.includes(host)).map((n) => n.key.slice('networks.'.length)).sort();
+    const keys = this.mirror.keysOf(host);
+    if (listedIn.length === 0 && blocks.length === 0 && keys.size === 0) {
+      throw new DriverError('LN_ERR_BAD_REQUEST', `host ${host} is not in the cluster: no network lists it and it holds no address block`);
     }
+    const retired: string[] = [];
+    for (const name of listedIn) if (await this.dropHost(name, host)) retired.push(name);
     // Blocks of networks its record did not list it in (an older ledgernet's), and its keys left.
     for (const b of blocks) await deleteAt(this.kv, b.key, b.rev);
-    for (const [k, rev] of this.mirror.keysOf(host)) await deleteAt(this.kv, k, rev);
-    return { networks, retired, blocks: blocks.length };
+    for (const [k, rev] of keys) await deleteAt(this.kv, k, rev);
+    return { networks: listedIn, retired, blocks: blocks.length };
   }
 
 

@@ -148,6 +148,8 @@ export function decide(cmd: Command, state: State): NewEvent[] {
       return decideNames(cmd.networks, cmd.endpoints, state);
     case 'RecordArchive':
       return [{ type: 'log.archived', data: { first: cmd.first, last: cmd.last, archive: cmd.archive, bytes: cmd.bytes } }];
+    case 'RecordForgottenHost':
+      return [{ type: 'cluster.host.forgotten', data: { host: cmd.host, networks: cmd.networks, retired: cmd.retired, blocks: cmd.blocks } }];
     case 'RevokeExternal': {
       const ep = endpointOf(state, cmd.networkId, cmd.endpointId);
       if (!ep || !ep.programmed) return [];

@@ -111,6 +111,7 @@ function apply(draft: Draft<State>, event: StoredEvent): void {
       return;
     }
     case 'log.archived':
+    case 'cluster.host.forgotten':
       return;
     case 'network.named': {
       const net = draft.networks[event.data.networkId];

@@ -131,6 +131,13 @@ export interface EventDataMap extends PeerEventMap {
    * right after the archive, in the file the log goes on in. Changes no state.
    */
   'log.archived': { readonly first: number; readonly last: number; readonly archive: string; readonly bytes: number };
+  /**
+   * An operator forgot cluster host `host` for good (`ledgernet cluster forget`, through this
+   * host's daemon): it was taken out of the cluster `networks` it had (those in `retired` had no
+   * other host and left the KV bucket) and its `blocks` address blocks were given back. Changes no
+   * state (its member and endpoint keys had gone with its expiry: peer.member.left).
+   */
+  'cluster.host.forgotten': { readonly host: string; readonly networks: readonly string[]; readonly retired: readonly string[]; readonly blocks: number };
   /** A deferred endpoint's addresses and MAC, read from the container's interface after Docker configured it. */
   'endpoint.addressed': {
     readonly networkId: string;
@@ -180,6 +187,7 @@ export const EventVersions: { readonly [K in EventType]: number } = {
   'network.named': 1,
   'endpoint.named': 1,
   'log.archived': 1,
+  'cluster.host.forgotten': 1,
   'endpoint.external.programmed': 1,
   'endpoint.external.revoked': 1,
   'pool.requested': 1,

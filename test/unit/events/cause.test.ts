@@ -105,7 +105,7 @@ describe("an operator's cause", () => {
     const refused = (body: unknown, re: RegExp) => assert.throws(() => operatorCause(body, null), (e: Error) => re.test(e.message));
     refused([], /must be a JSON object/);
     refused({ command: 'release', uid: 0 }, /unknown field\(s\) uid/);
-    refused({ command: 'reconcile' }, /command must be release, repair or events archive, got "reconcile"/);
+    refused({ command: 'reconcile' }, /command must be one of release, repair, events archive, cluster forget, got "reconcile"/);
     refused({ user: 'root; rm -rf /' }, /user must be a login name/);
     refused({ user: 'x'.repeat(65) }, /user must be a login name/);
     refused({ reason: 42 }, /reason must be a string/);
