@@ -233,6 +233,7 @@ async function startMetrics(cfg: ServeConfig, store: EventStore, metrics: Metric
     metrics.logBytes.set(store.logBytes);
     metrics.logSeq.set(store.lastSeq);
     metrics.refreshAudit();
+    metrics.refreshCluster();
   });
   log.info({ metrics: `http://${cfg.metrics}/metrics` }, 'serving metrics');
   return () => new Promise<void>((resolve) => server.close(() => resolve()));
@@ -294,6 +295,7 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
     const firewall = switchableFirewall(chosen.backend, cfg.allowDirectRouting === true);
     const cluster = clusterOf(cfg, log);
     add(cluster && (() => cluster.stop()));
+    if (cluster && metrics) metrics.clusterSource = () => cluster.stats();
     // The userland proxy for ports on ::1: its listeners die with the process and the first pass opens them again.
     const proxies = createProxyHost(log.child({ component: 'proxy' }));
     add(() => proxies.closeAll());

@@ -25,5 +25,5 @@ export { namesFrom } from './domain/names.ts';
 export { poolUsage, type PoolUsage } from './domain/pool-usage.ts';
 export { ClusterKv, lazyCluster, type ClusterHost } from './cluster/kv.ts';
 export { ownKeysOf, syncCluster } from './cluster/sync.ts';
-export { startHeartbeat, type Heartbeat } from './cluster/heartbeat.ts';
+export { startHeartbeat, type Heartbeat, type HeartbeatStats } from './cluster/heartbeat.ts';
 export type { ClusterPort } from './domain/cluster.ts';

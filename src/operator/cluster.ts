@@ -7,7 +7,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { resolveNats, type NatsConfig } from '../config.ts';
 import { VXLAN_OVERHEAD } from '../events/domain/cluster.ts';
-import { ClusterKv, lazyCluster, ownKeysOf, startHeartbeat, syncCluster, type ClusterHost, type ClusterPort, type Heartbeat, type State } from '../events/index.ts';
+import { ClusterKv, lazyCluster, ownKeysOf, startHeartbeat, syncCluster, type ClusterHost, type ClusterPort, type Heartbeat, type HeartbeatStats, type State } from '../events/index.ts';
 import { routeSource, underlayMtu, type VxlanChange } from '../kernel/index.ts';
 import { planClusterObjects } from '../reconciler/index.ts';
 
@@ -57,6 +57,8 @@ export interface Cluster {
   readonly port: ClusterPort;
   /** The hosts the bucket knows (asked now, for `status`). */
   view(): Promise<ClusterView>;
+  /** The heartbeat's figures for the metrics, or null before this host joined the cluster. */
+  stats(): HeartbeatStats | null;
   /** Forgets a host that is gone for good (`ledgernet cluster forget`: ClusterKv.forgetHost). */
   forget(host: string): Promise<{ networks: string[]; retired: string[]; blocks: number }>;
   /** This host's VTEP once resolved (on joining), else null. */
@@ -148,6 +150,7 @@ export function startCluster(o: {
     port,
     view,
     forget: async (host) => (await port.kv()).forgetHost(host),
+    stats: () => beat?.stats() ?? null,
     vtep: () => resolved,
     start,
     stop: async () => {

@@ -113,6 +113,38 @@ export class Metrics {
   });
   private refusalsSeen = 0;
 
+  private readonly clusterInTouch = new Gauge({
+    name: 'ledgernet_cluster_in_touch',
+    help: "1 while this host's own cluster heartbeats come back through its watch of the KV bucket (only then does it judge other hosts); 0 otherwise or without the cluster",
+    registers: [this.registry],
+  });
+  private readonly clusterHostsHeard = new Gauge({
+    name: 'ledgernet_cluster_hosts_heard',
+    help: 'Other cluster hosts that wrote their heartbeat within --cluster-host-timeout, as this host saw it',
+    registers: [this.registry],
+  });
+  private readonly clusterCounters = {
+    failures: new Counter({ name: 'ledgernet_cluster_heartbeat_failures_total', help: 'Cluster heartbeats that failed (NATS unreachable, the KV bucket refused)', registers: [this.registry] }),
+    expired: new Counter({ name: 'ledgernet_cluster_hosts_expired_total', help: 'Cluster hosts this host expired (no heartbeat for the timeout: their entries removed)', registers: [this.registry] }),
+    retired: new Counter({ name: 'ledgernet_cluster_networks_retired_total', help: 'Cluster networks this host removed from the KV bucket as the last host to have them', registers: [this.registry] }),
+  };
+  private clusterSeen = { failures: 0, expired: 0, retired: 0 };
+
+  /** Reads the cluster's heartbeat at scrape time (set when serve runs with --nats); null before it joined. */
+  clusterSource: (() => { readonly inTouch: boolean; readonly hostsHeard: number; readonly failures: number; readonly expired: number; readonly retired: number } | null) | null = null;
+
+  /** Sets the cluster gauges and moves its counters on from clusterSource (gauges zero without it). */
+  refreshCluster(): void {
+    const c = this.clusterSource?.() ?? null;
+    this.clusterInTouch.set(c?.inTouch ? 1 : 0);
+    this.clusterHostsHeard.set(c?.hostsHeard ?? 0);
+    if (!c) return;
+    for (const k of ['failures', 'expired', 'retired'] as const) {
+      if (c[k] > this.clusterSeen[k]) this.clusterCounters[k].inc(c[k] - this.clusterSeen[k]);
+    }
+    this.clusterSeen = { failures: c.failures, expired: c.expired, retired: c.retired };
+  }
+
   /** Reads the NATS outbox at scrape time (set when the publisher runs). */
   auditSource:
     | (() => { readonly backlog: number; readonly conflict: { readonly reason: string } | null; readonly state: string; readonly refusals: number })

@@ -39,7 +39,22 @@ export interface Heartbeat {
   touched(): void;
   /** The watch ended or was restarted: nobody is judged for a timeout. */
   lostTouch(): void;
+  /** What the metrics show (src/operator/metrics.ts `ledgernet_cluster_*`). */
+  stats(): HeartbeatStats;
   stop(): void;
+}
+
+export interface HeartbeatStats {
+  /** This host's own heartbeats come back through its watch. */
+  readonly inTouch: boolean;
+  /** Other hosts that wrote their record within the timeout. */
+  readonly hostsHeard: number;
+  /** Beats that failed (NATS unreachable, the bucket refused). */
+  readonly failures: number;
+  /** Hosts this host expired (removed their entries). */
+  readonly expired: number;
+  /** Cluster networks this host removed from the bucket, the last host out. */
+  readonly retired: number;
 }
 
 export function startHeartbeat(o: {
@@ -61,6 +76,7 @@ export function startHeartbeat(o: {
   let running = false;
   let lastBeat = now();
   let lastRewatch = now();
+  const counts = { failures: 0, expired: 0, retired: 0 };
 
   const beat = async () => {
     const r = await o.kv.heartbeat();
@@ -73,6 +89,7 @@ export function startHeartbeat(o: {
       syncing = true;
       try {
         for (const name of await o.kv.syncOwn(o.own)) {
+          counts.retired++;
           o.log.info({ cluster: name }, `cluster network ${name}: no host has it any more; removed from the KV bucket (its subnet and VNI are free for a new network)`);
         }
       } finally {
@@ -88,7 +105,10 @@ export function startHeartbeat(o: {
     for (const { host, rev } of live.expired(t)) {
       const removed = await o.kv.reap(host, rev);
       if (removed === null) continue; // back in time, or another host removed it first: its watch events tell
-      if (rev !== null || removed > 0) o.log.warn({ host, timeoutS: o.timeoutMs / 1000, keys: removed }, `host ${host} sent no heartbeat for the timeout: removed its entries from the cluster`);
+      if (rev !== null || removed > 0) {
+        counts.expired++;
+        o.log.warn({ host, timeoutS: o.timeoutMs / 1000, keys: removed }, `host ${host} sent no heartbeat for the timeout: removed its entries from the cluster`);
+      }
       live.forget(host, rev);
     }
   };
@@ -110,6 +130,7 @@ export function startHeartbeat(o: {
       await reap(now());
     } catch (e) {
       dirty = true;
+      counts.failures++;
       if (!failing) o.log.warn({ err: e }, 'cluster: heartbeat or expiry check failed (NATS unreachable?); the last-known peers stay in place');
       failing = true;
     } finally {
@@ -132,6 +153,7 @@ export function startHeartbeat(o: {
       if (syncing) dirty = true;
     },
     lostTouch: () => live.lostTouch(),
+    stats: () => ({ inTouch: live.inTouch(now()), hostsHeard: live.heard(now()), ...counts }),
     stop: () => clearInterval(timer),
   };
 }

@@ -66,6 +66,13 @@ export class HostLiveness {
     return now - this.ownEchoAt <= this.echoGapMs;
   }
 
+  /** How many other hosts wrote their record within the timeout, as this host saw it. */
+  heard(now: number): number {
+    let n = 0;
+    for (const t of this.hosts.values()) if (t.rev !== null && now - t.at <= this.timeoutMs) n++;
+    return n;
+  }
+
   /** The hosts not heard of for longer than the timeout; none unless this host was in touch all that time. */
   expired(now: number): ExpiredHost[] {
     if (!this.inTouch(now) || now - this.inTouchSince < this.timeoutMs) return [];

@@ -22,9 +22,12 @@ function fakeKv() {
       if (r === 'fail') throw new Error('no responders');
       return r;
     },
+    retire: [] as string[],
     async syncOwn() {
       calls.push('syncOwn');
-      return [];
+      const r = this.retire;
+      this.retire = [];
+      return r;
     },
     async reap(host: string, rev: number | null) {
       calls.push(`reap ${host} ${rev}`);
@@ -97,4 +100,32 @@ describe('heartbeat loop', () => {
     await advance(3000, kv);
     assert.deepEqual(kv.calls.filter((c) => c.startsWith('reap')), ['reap h2 7']);
   });
+
+  it('its figures for the metrics: in touch, hosts heard, failed beats, hosts expired, networks retired', async () => {
+    const kv = fakeKv();
+    kv.watching = true;
+    const h = start(kv);
+    assert.deepEqual(h.stats(), { inTouch: false, hostsHeard: 0, failures: 0, expired: 0, retired: 0 });
+    h.seen({ host: 'h2', rev: 7, record: true });
+    h.seen({ host: 'h3', rev: 8, record: true });
+    await advance(2000, kv);
+    assert.deepEqual(h.stats(), { inTouch: true, hostsHeard: 2, failures: 0, expired: 0, retired: 0 });
+    kv.beat = 'fail';
+    kv.retire = ['blue'];
+    await advance(1000, kv);
+    await advance(1000, kv);
+    assert.equal(h.stats().failures, 1);
+    assert.equal(h.stats().retired, 1, 'the publish after the failure retired blue');
+    // h3 keeps beating; h2 does not: after the timeout it is expired, and no longer heard.
+    for (let i = 0; i < 8; i++) {
+      h.seen({ host: 'h3', rev: 9 + i, record: true });
+      await advance(1000, kv);
+    }
+    assert.deepEqual(kv.calls.filter((c) => c.startsWith('reap')), ['reap h2 7']);
+    assert.deepEqual(h.stats(), { inTouch: true, hostsHeard: 1, failures: 1, expired: 1, retired: 1 });
+    // Its own heartbeats stop coming back: not in touch.
+    await advance(4000, kv, false);
+    assert.equal(h.stats().inTouch, false);
+  });
 });
+
