@@ -9,20 +9,20 @@
 // anything failed (a NATS outage), so what was missed is caught up once NATS answers.
 import { HostLiveness } from './liveness.ts';
 import type { OwnKeys } from './host-keys.ts';
-import type { HostSeen } from './kv.ts';
+import type { HostSeen, SyncOutcome } from './kv.ts';
 
 interface HeartbeatKv {
   /** The watch has caught up: this host knows the bucket's keys (syncOwn and reap need it). */
   readonly watching: boolean;
   heartbeat(): Promise<'ok' | 'expired' | 'rewritten'>;
-  /** Returns the cluster networks it retired (this host was the last to have them). */
-  syncOwn(own: () => OwnKeys): Promise<readonly string[]>;
+  syncOwn(own: () => OwnKeys): Promise<SyncOutcome>;
   reap(host: string, rev: number | null): Promise<number | null>;
 }
 
 interface HeartbeatLog {
   info(obj: object, msg: string): void;
   warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
 }
 
 /** How often a host writes its record: a sixth of the timeout, between 100 ms and 5 s. */
@@ -88,10 +88,13 @@ export function startHeartbeat(o: {
       dirty = false;
       syncing = true;
       try {
-        for (const name of await o.kv.syncOwn(o.own)) {
+        const done = await o.kv.syncOwn(o.own);
+        for (const name of done.retired) {
           counts.retired++;
           o.log.info({ cluster: name }, `cluster network ${name}: no host has it any more; removed from the KV bucket (its subnet and VNI are free for a new network)`);
         }
+        for (const name of done.restored) o.log.warn({ cluster: name }, `cluster network ${name}: the KV bucket had lost it (or this host's blocks of it); written back from this host's log`);
+        for (const c of done.conflicts) o.log.error({}, c);
       } finally {
         syncing = false;
       }

@@ -5,9 +5,21 @@
 // removing one expired host at once both succeed or harmlessly fail.
 import type { KV } from '@nats-io/kv';
 
+/** A cluster network as this host's log has it: what the bucket is rebuilt from if it lost it. */
+export interface OwnNetwork {
+  readonly name: string;
+  readonly subnet: string;
+  readonly vni: number;
+  readonly blockLen: number;
+  /** The address blocks this host claimed (its log's block.claimed). */
+  readonly blocks: readonly string[];
+}
+
 /** What a host says about itself: the cluster networks it has and its endpoints on them. */
 export interface OwnKeys {
   readonly members: readonly string[];
+  /** The networks of `members`, from the log (absent: nothing to rebuild from). */
+  readonly networks?: readonly OwnNetwork[];
   readonly endpoints: readonly { readonly cluster: string; readonly endpointId: string; readonly address: string; readonly mac: string }[];
 }
 

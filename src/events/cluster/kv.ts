@@ -13,8 +13,8 @@ import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { DriverError } from '../../errors.ts';
 import type { PeerChange } from '../domain/peers.ts';
-import { deleteAt, hostKey, hostOfKey, isWrongRevision, KeyMirror, memberKey, reapHost, recordKey, syncOwnKeys, type OwnKeys } from './host-keys.ts';
-import { blockAt, blockCount, blockLenFor, firstVni, nextVni, type ClusterNetwork, type ClusterPort, type JoinRequest } from '../domain/cluster.ts';
+import { deleteAt, hostKey, hostOfKey, isWrongRevision, KeyMirror, memberKey, reapHost, recordKey, syncOwnKeys, type OwnKeys, type OwnNetwork } from './host-keys.ts';
+import { blockAt, blockCount, blockIndex, blockLenFor, firstVni, nextVni, type ClusterNetwork, type ClusterPort, type JoinRequest } from '../domain/cluster.ts';
 
 const CLUSTER_BUCKET = 'ledgernet-cluster';
 
@@ -46,6 +46,16 @@ function parseRecord(value: string): StoredNetwork | null {
 /** The record as joinNetwork returns it: the network, without who has it (that changes). */
 function networkOf(r: StoredNetwork): ClusterNetwork {
   return { name: r.name, subnet: r.subnet, vni: r.vni, blockLen: r.blockLen, createdBy: r.createdBy };
+}
+
+/** What a full publish of this host's keys did beyond its own keys (ClusterKv.syncOwn). */
+export interface SyncOutcome {
+  /** Networks it removed from the bucket, the last host out. */
+  readonly retired: readonly string[];
+  /** Networks whose record or blocks the bucket had lost, written back from the log. */
+  readonly restored: readonly string[];
+  /** What the bucket holds against the log, one sentence each. */
+  readonly conflicts: readonly string[];
 }
 
 /** A short, growing wait between tries of a compare-and-set that lost a race. */
@@ -215,9 +225,12 @@ export class ClusterKv {
   /**
    * Writes this host's member and endpoint keys from its log, removes those it no longer has, and
    * leaves the cluster networks it is among the hosts of but no longer has (`dropHost`).
-   * Returns the networks it retired (it was the last host out).
+   * Then what the bucket should hold of this host's networks and lacks (it lost its data: a
+   * JetStream store wiped, a bucket deleted) is written back from the log (`restoreNetwork`).
+   * Returns the networks it retired (it was the last host out), those it restored, and the
+   * conflicts found (the bucket holds another subnet, VNI or block owner than the log).
    */
-  async syncOwn(own: () => OwnKeys): Promise<string[]> {
+  async syncOwn(own: () => OwnKeys): Promise<SyncOutcome> {
     const withJoining = () => {
       const o = own();
       const joining = [...this.joining.keys()].filter((n) => !o.members.includes(n));
@@ -237,7 +250,60 @@ export class ClusterKv {
         retired.push(name);
       }
     }
-    return retired;
+    const restored: string[] = [];
+    const conflicts: string[] = [];
+    for (const net of own().networks ?? []) {
+      const r = await this.restoreNetwork(net);
+      if (r.restored) restored.push(net.name);
+      conflicts.push(...r.conflicts);
+    }
+    return { retired, restored, conflicts };
+  }
+
+  /**
+   * Writes back what the bucket lacks of a network this host's log has: its record (this host's
+   * subnet, VNI and block size; it is among its hosts), its VNI and subnet keys, and this host's
+   * blocks, each only if absent (create), so the next host to join gets the same network and no
+   * block of this host goes to another. Whatever the bucket holds otherwise is a conflict, named.
+   * Only keys this host's watch does not show are touched (a full publish costs nothing more).
+   */
+  private async restoreNetwork(net: OwnNetwork): Promise<{ restored: boolean; conflicts: string[] }> {
+    const conflicts: string[] = [];
+    const seen = new Map(this.mirror.withPrefix(`blocks.${net.name}.`).map((b) => [b.key, b.value]));
+    let restored = false;
+    const record = this.mirror.withPrefix(`networks.${net.name}`).find((k) => k.key === `networks.${net.name}`);
+    if (!record) {
+      const created = await this.tryCreate(`networks.${net.name}`, enc({ name: net.name, subnet: net.subnet, vni: net.vni, blockLen: net.blockLen, createdBy: this.host, hosts: [this.host] }));
+      restored ||= created;
+      for (const [key, what] of [[subnetKey(net.subnet), `subnet ${net.subnet}`], [`vnis.${net.vni}`, `VNI ${net.vni}`]] as const) {
+        const owner = await this.ownerOf(key, net.name);
+        if (owner !== net.name) conflicts.push(`cluster network ${net.name}: its ${what} (this host's log) is cluster network ${owner}'s in the KV bucket`);
+      }
+      if (!created) {
+        const e = await this.kv.get(`networks.${net.name}`);
+        const r = e?.operation === 'PUT' ? e.json<StoredNetwork>() : null;
+        if (r && (r.subnet !== net.subnet || r.vni !== net.vni)) {
+          conflicts.push(`cluster network ${net.name}: this host has subnet ${net.subnet} and VNI ${net.vni}, the KV bucket ${r.subnet} and VNI ${r.vni} (created by ${r.createdBy})`);
+        }
+      }
+    } else {
+      const r = parseRecord(record.value);
+      if (r && (r.subnet !== net.subnet || r.vni !== net.vni)) {
+        conflicts.push(`cluster network ${net.name}: this host has subnet ${net.subnet} and VNI ${net.vni}, the KV bucket ${r.subnet} and VNI ${r.vni} (created by ${r.createdBy})`);
+      }
+    }
+    for (const block of net.blocks) {
+      const i = blockIndex(net.subnet, net.blockLen, block);
+      const key = `blocks.${net.name}.${i}`;
+      if (i === null || seen.get(key) === this.host) continue;
+      if (await this.tryCreate(key, this.host)) {
+        restored = true;
+        continue;
+      }
+      const owner = (await this.kv.get(key))?.string();
+      if (owner !== undefined && owner !== this.host) conflicts.push(`cluster network ${net.name}: block ${block} is this host's (its log) but host ${owner}'s in the KV bucket: addresses of it may be on both`);
+    }
+    return { restored, conflicts };
   }
 
   /**

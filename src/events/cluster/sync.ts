@@ -31,12 +31,14 @@ function clusterOfNetwork(state: State, networkId: string): string | null {
 
 /** What this host's keys in the bucket should be, from its log: its cluster pools and its endpoints on them. */
 export function ownKeysOf(state: State): OwnKeys {
-  const members = [...new Set(Object.values(state.pools).flatMap((p) => (p.cluster ? [p.cluster.name] : [])))].sort();
+  const pools = Object.values(state.pools).flatMap((p) => (p.cluster ? [{ ...p, cluster: p.cluster }] : []));
+  const members = [...new Set(pools.map((p) => p.cluster.name))].sort();
+  const networks = pools.map((p) => ({ name: p.cluster.name, subnet: p.pool, vni: p.cluster.vni, blockLen: p.cluster.blockLen, blocks: p.blocks ?? [] }));
   const endpoints = Object.values(state.endpoints).flatMap((ep) => {
     const cluster = clusterOfNetwork(state, ep.networkId);
     return cluster !== null && ep.address && ep.mac ? [{ cluster, endpointId: ep.endpointId, address: ep.address.split('/')[0] ?? '', mac: ep.mac }] : [];
   });
-  return { members, endpoints };
+  return { members, networks, endpoints };
 }
 
 export interface ClusterSync {

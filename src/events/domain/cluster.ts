@@ -75,6 +75,16 @@ export function blockAt(subnet: string, blockLen: number, index: number): string
   return formatPrefix({ family: p.family, base: p.base + BigInt(index) * step, len: blockLen });
 }
 
+/** The index of `block` in the subnet (`blockAt` undone), or null when it is not one of its blocks. */
+export function blockIndex(subnet: string, blockLen: number, block: string): number | null {
+  const p = mustPrefix(subnet);
+  const b = parsePrefix(block);
+  if (!b || b.family !== p.family || b.len !== blockLen) return null;
+  const step = 1n << BigInt(bits(p.family) - blockLen);
+  const i = (b.base - p.base) / step;
+  return i >= 0n && i < BigInt(blockCount(subnet, blockLen)) && (b.base - p.base) % step === 0n ? Number(i) : null;
+}
+
 /** The gateway of a cluster network: its first host address, the same on every host. */
 export function clusterGateway(subnet: string): string {
   const p = mustPrefix(subnet);

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DriverError } from '../../../src/errors.ts';
 import { hostKey, hostOfKey } from '../../../src/events/cluster/host-keys.ts';
-import { blockAt, blockCount, blockLenFor, clusterCommand, clusterGateway, firstVni, nextVni, pickFromBlocks } from '../../../src/events/domain/cluster.ts';
+import { blockAt, blockCount, blockIndex, blockLenFor, clusterCommand, clusterGateway, firstVni, nextVni, pickFromBlocks } from '../../../src/events/domain/cluster.ts';
 import type { Command } from '../../../src/events/domain/commands.ts';
 import { decide } from '../../../src/events/domain/decide.ts';
 import { checkNetworkOptions } from '../../../src/events/domain/options.ts';
@@ -106,3 +106,16 @@ describe('host names in KV keys', () => {
     assert.deepEqual(tokens.map(hostOfKey), names);
   });
 });
+
+describe('blockIndex', () => {
+  it('undoes blockAt; null for what is not a block of the subnet', () => {
+    for (const [subnet, len] of [['10.240.0.0/16', 26], ['10.240.7.0/24', 26], ['10.240.7.0/28', 30]] as const) {
+      for (let i = 0; i < Math.min(blockCount(subnet, len), 40); i++) assert.equal(blockIndex(subnet, len, blockAt(subnet, len, i)), i);
+    }
+    assert.equal(blockIndex('10.240.7.0/24', 26, '10.240.8.0/26'), null, 'outside the subnet');
+    assert.equal(blockIndex('10.240.7.0/24', 26, '10.240.7.0/25'), null, 'another size');
+    assert.equal(blockIndex('10.240.7.0/24', 26, '10.240.6.192/26'), null, 'before the subnet');
+    assert.equal(blockIndex('10.240.7.0/24', 26, 'junk'), null);
+  });
+});
+

@@ -25,9 +25,9 @@ function fakeKv() {
     retire: [] as string[],
     async syncOwn() {
       calls.push('syncOwn');
-      const r = this.retire;
+      const retired = this.retire;
       this.retire = [];
-      return r;
+      return { retired, restored: [], conflicts: [] };
     },
     async reap(host: string, rev: number | null) {
       calls.push(`reap ${host} ${rev}`);
@@ -38,7 +38,7 @@ function fakeKv() {
 
 let clock = 0;
 let hb: Heartbeat | null = null;
-const silent = { info: () => undefined, warn: () => undefined };
+const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 beforeEach(() => {
   clock = 0;
