@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Kvm, type KV } from '@nats-io/kv';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { DriverError } from '../../src/errors.ts';
 import { ClusterKv } from '../../src/events/cluster/kv.ts';
 import type { OwnKeys } from '../../src/events/cluster/host-keys.ts';
@@ -244,6 +245,25 @@ describe("the bucket rebuilt from the hosts' logs", () => {
     assert.equal((await bucket.get(`blocks.sage.${Number(b1.split('.')[3]?.split('/')[0]) / 64}`))?.string(), 'h1', 'still h1\'s');
     for (const h of [h1, h2, h3]) await leave(h);
     assert.deepEqual(await keysOf('sage'), []);
+  });
+
+  it('a bucket deleted whole: the next heartbeat makes it again and finds its record gone; the full publish that follows rebuilds the network', async () => {
+    const moss = await join(h1, 'moss', '10.242.11.0/24');
+    h1.settle('moss');
+    const b = await h1.claimBlock(moss, []);
+    await settle();
+    await (await jetstreamManager(nc)).streams.delete('KV_ledgernet-cluster');
+    await assert.rejects(h1.heartbeat(), 'the beat that finds the bucket gone fails (and makes it again)');
+    assert.equal(await h1.heartbeat(), 'expired');
+    // The heartbeat loop restarts a watch whose own beats stop coming back; here by hand.
+    watches.push(await h1.watchPeers(() => undefined));
+    await h1.heartbeat();
+    await waitFor(() => h1.watching, { timeoutMs: 5_000, what: "h1's new watch to catch up" });
+    const own: OwnKeys = { members: ['moss'], networks: [{ name: 'moss', subnet: moss.subnet, vni: moss.vni, blockLen: moss.blockLen, blocks: [b] }], endpoints: [] };
+    assert.deepEqual(await h1.syncOwn(() => own), { retired: [], restored: ['moss'], conflicts: [] });
+    assert.deepEqual(await keysOf('moss'), ['blocks.moss.0', 'members.moss.h1', 'networks.moss', 'subnets.10_242_11_0_24', `vnis.${moss.vni}`]);
+    await settle();
+    assert.deepEqual(await leave(h1), ['moss']);
   });
 });
 

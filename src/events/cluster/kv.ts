@@ -58,6 +58,12 @@ export interface SyncOutcome {
   readonly conflicts: readonly string[];
 }
 
+/** JetStream's answer when the bucket's stream does not exist (no stream takes its subjects). */
+function isBucketGone(e: unknown): boolean {
+  const code = (e as { api_error?: { err_code?: number } } | null)?.api_error?.err_code;
+  return code === 10059 || (e instanceof Error && (e.name === 'JetStreamNotEnabled' || /jetstream is not enabled|stream not found/i.test(e.message)));
+}
+
 /** A short, growing wait between tries of a compare-and-set that lost a race. */
 const pause = (attempt: number) => new Promise((r) => setTimeout(r, 5 * attempt + Math.random() * 10));
 
@@ -70,7 +76,9 @@ export interface HostSeen {
 }
 
 export class ClusterKv {
-  private readonly kv: KV;
+  private kv: KV;
+  /** Binds the bucket again, creating it if it is gone (`heartbeat`). */
+  private readonly bind: () => Promise<KV>;
   private readonly host: string;
   private readonly vtep: string;
   /** The revision of this host's record as it last wrote it. */
@@ -84,8 +92,9 @@ export class ClusterKv {
    */
   private readonly joining = new Map<string, number>();
 
-  private constructor(kv: KV, host: string, vtep: string, hostRev: number) {
+  private constructor(kv: KV, bind: () => Promise<KV>, host: string, vtep: string, hostRev: number) {
     this.kv = kv;
+    this.bind = bind;
     this.host = host;
     this.vtep = vtep;
     this.hostRev = hostRev;
@@ -97,11 +106,12 @@ export class ClusterKv {
     // Loaded here: a daemon without NATS never loads the KV client (~4 MB, bench row 9).
     const { Kvm } = await import('@nats-io/kv');
     // A bucket another host has just created may not answer yet (no responders): a few tries.
+    const bind = () => new Kvm(nc).create(CLUSTER_BUCKET, { replicas, history: 1 });
     for (let attempt = 1; ; attempt++) {
       try {
-        const kv = await new Kvm(nc).create(CLUSTER_BUCKET, { replicas, history: 1 });
+        const kv = await bind();
         const rev = await kv.put(recordKey(o.host), hostRecord(o.host, o.vtep));
-        return new ClusterKv(kv, o.host, o.vtep, rev);
+        return new ClusterKv(kv, bind, o.host, o.vtep, rev);
       } catch (e) {
         if (attempt >= 6) throw e;
         await new Promise((r) => setTimeout(r, 250 * attempt));
@@ -215,7 +225,12 @@ export class ClusterKv {
       this.hostRev = await this.kv.update(key, hostRecord(this.host, this.vtep), this.hostRev);
       return 'ok';
     } catch (e) {
-      if (!isWrongRevision(e)) throw e;
+      if (!isWrongRevision(e)) {
+        // The bucket itself is gone (deleted, or a JetStream store wiped): made again for the next
+        // beat, which finds its record gone and publishes everything (syncOwn rebuilds the rest).
+        if (isBucketGone(e)) this.kv = await this.bind().catch(() => this.kv);
+        throw e;
+      }
       const now = await this.kv.get(key);
       this.hostRev = await this.kv.put(key, hostRecord(this.host, this.vtep));
       return now?.operation === 'PUT' ? 'rewritten' : 'expired';
