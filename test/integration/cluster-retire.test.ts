@@ -255,7 +255,8 @@ describe("the bucket rebuilt from the hosts' logs", () => {
     await (await jetstreamManager(nc)).streams.delete('KV_ledgernet-cluster');
     await assert.rejects(h1.heartbeat(), 'the beat that finds the bucket gone fails (and makes it again)');
     assert.equal(await h1.heartbeat(), 'expired');
-    // The heartbeat loop restarts a watch whose own beats stop coming back; here by hand.
+    assert.equal(h1.watching, false, 'what the old watch saw is dropped: no publish from it');
+    // The heartbeat loop watches the new bucket at once (an expiry without a watch); here by hand.
     watches.push(await h1.watchPeers(() => undefined));
     await h1.heartbeat();
     await waitFor(() => h1.watching, { timeoutMs: 5_000, what: "h1's new watch to catch up" });

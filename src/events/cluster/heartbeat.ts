@@ -83,6 +83,8 @@ export function startHeartbeat(o: {
     if (r === 'expired') o.log.warn({ host: o.self }, 'this host was expired by the cluster (no heartbeat seen in time); publishing its endpoints again');
     if (r === 'rewritten') o.log.warn({ host: o.self }, "this host's record in the KV bucket was changed by someone else (a late heartbeat, or another host with this --host?); publishing its endpoints again");
     if (r !== 'ok') dirty = true;
+    // Expired with no watch caught up: the bucket was made again (kv.ts heartbeat); watch the new one now.
+    if (r === 'expired' && !o.kv.watching) o.rewatch();
     // Not before the watch has caught up: the keys to remove are known from it.
     if (dirty && o.kv.watching) {
       dirty = false;

@@ -228,7 +228,11 @@ export class ClusterKv {
       if (!isWrongRevision(e)) {
         // The bucket itself is gone (deleted, or a JetStream store wiped): made again for the next
         // beat, which finds its record gone and publishes everything (syncOwn rebuilds the rest).
-        if (isBucketGone(e)) this.kv = await this.bind().catch(() => this.kv);
+        if (isBucketGone(e)) {
+          const kv = await this.bind().catch(() => null);
+          // What the watch saw was of the old bucket: nothing is known until a new watch catches up.
+          if (kv) [this.kv, this.mirror] = [kv, new KeyMirror()];
+        }
         throw e;
       }
       const now = await this.kv.get(key);

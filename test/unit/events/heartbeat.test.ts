@@ -127,5 +127,22 @@ describe('heartbeat loop', () => {
     await advance(4000, kv, false);
     assert.equal(h.stats().inTouch, false);
   });
+
+  it('finding itself expired with no watch caught up (the bucket was made again): watches again at once, publishes once the watch has caught up', async () => {
+    const kv = fakeKv();
+    kv.watching = true;
+    const rewatches: number[] = [];
+    start(kv, () => void rewatches.push(clock));
+    await advance(2000, kv);
+    const published = kv.calls.filter((c) => c === 'syncOwn').length;
+    kv.watching = false;
+    kv.beat = 'expired';
+    await advance(1000, kv, false);
+    assert.equal(rewatches.length, 1, 'watched again at the expiry');
+    assert.equal(kv.calls.filter((c) => c === 'syncOwn').length, published, 'not from what the old watch saw');
+    kv.watching = true;
+    await advance(1000, kv);
+    assert.equal(kv.calls.filter((c) => c === 'syncOwn').length, published + 1);
+  });
 });
 
