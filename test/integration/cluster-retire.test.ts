@@ -243,6 +243,11 @@ describe("the bucket rebuilt from the hosts' logs", () => {
     assert.deepEqual(clash.conflicts, [`cluster network sage: block ${b1} is this host's (its log) but host h1's in the KV bucket: addresses of it may be on both`]);
     // (Blocks of a /24 are /26s: block i starts at address 64 × i.)
     assert.equal((await bucket.get(`blocks.sage.${Number(b1.split('.')[3]?.split('/')[0]) / 64}`))?.string(), 'h1', 'still h1\'s');
+    // A log with another subnet for sage: named, and none of its blocks written.
+    const keysBefore = await keysOf('sage');
+    const other = await h3.syncOwn(() => ({ members: ['sage'], networks: [{ name: 'sage', subnet: '10.242.99.0/24', vni: sage.vni, blockLen: 26, blocks: ['10.242.99.64/26'] }], endpoints: [] }));
+    assert.deepEqual(other.conflicts, [`cluster network sage: this host has subnet 10.242.99.0/24 and VNI ${sage.vni}, the KV bucket 10.242.10.0/24 and VNI ${sage.vni} (created by h1)`]);
+    assert.deepEqual(await keysOf('sage'), keysBefore);
     for (const h of [h1, h2, h3]) await leave(h);
     assert.deepEqual(await keysOf('sage'), []);
   });

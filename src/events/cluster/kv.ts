@@ -287,43 +287,43 @@ export class ClusterKv {
    * Only keys this host's watch does not show are touched (a full publish costs nothing more).
    */
   private async restoreNetwork(net: OwnNetwork): Promise<{ restored: boolean; conflicts: string[] }> {
+    const key = `networks.${net.name}`;
     const conflicts: string[] = [];
-    const seen = new Map(this.mirror.withPrefix(`blocks.${net.name}.`).map((b) => [b.key, b.value]));
     let restored = false;
-    const record = this.mirror.withPrefix(`networks.${net.name}`).find((k) => k.key === `networks.${net.name}`);
+    const record = this.mirror.withPrefix(key).find((k) => k.key === key);
+    let held = record ? parseRecord(record.value) : null;
     if (!record) {
-      const created = await this.tryCreate(`networks.${net.name}`, enc({ name: net.name, subnet: net.subnet, vni: net.vni, blockLen: net.blockLen, createdBy: this.host, hosts: [this.host] }));
-      restored ||= created;
-      for (const [key, what] of [[subnetKey(net.subnet), `subnet ${net.subnet}`], [`vnis.${net.vni}`, `VNI ${net.vni}`]] as const) {
-        const owner = await this.ownerOf(key, net.name);
+      // As createNetwork: the VNI and subnet keys first, then the record.
+      for (const [guard, what] of [[subnetKey(net.subnet), `subnet ${net.subnet}`], [`vnis.${net.vni}`, `VNI ${net.vni}`]] as const) {
+        const owner = await this.ownerOf(guard, net.name);
         if (owner !== net.name) conflicts.push(`cluster network ${net.name}: its ${what} (this host's log) is cluster network ${owner}'s in the KV bucket`);
       }
-      if (!created) {
-        const e = await this.kv.get(`networks.${net.name}`);
-        const r = e?.operation === 'PUT' ? e.json<StoredNetwork>() : null;
-        if (r && (r.subnet !== net.subnet || r.vni !== net.vni)) {
-          conflicts.push(`cluster network ${net.name}: this host has subnet ${net.subnet} and VNI ${net.vni}, the KV bucket ${r.subnet} and VNI ${r.vni} (created by ${r.createdBy})`);
-        }
-      }
-    } else {
-      const r = parseRecord(record.value);
-      if (r && (r.subnet !== net.subnet || r.vni !== net.vni)) {
-        conflicts.push(`cluster network ${net.name}: this host has subnet ${net.subnet} and VNI ${net.vni}, the KV bucket ${r.subnet} and VNI ${r.vni} (created by ${r.createdBy})`);
+      if (conflicts.length > 0) return { restored, conflicts };
+      if (await this.tryCreate(key, enc({ name: net.name, subnet: net.subnet, vni: net.vni, blockLen: net.blockLen, createdBy: this.host, hosts: [this.host] }))) restored = true;
+      else {
+        const e = await this.kv.get(key);
+        held = e?.operation === 'PUT' ? e.json<StoredNetwork>() : null;
       }
     }
+    if (held && (held.subnet !== net.subnet || held.vni !== net.vni)) {
+      // Its blocks are of another subnet there: nothing of this host's is written.
+      return { restored, conflicts: [`cluster network ${net.name}: this host has subnet ${net.subnet} and VNI ${net.vni}, the KV bucket ${held.subnet} and VNI ${held.vni} (created by ${held.createdBy})`] };
+    }
+    const seen = new Map(this.mirror.withPrefix(`blocks.${net.name}.`).map((b) => [b.key, b.value]));
     for (const block of net.blocks) {
       const i = blockIndex(net.subnet, net.blockLen, block);
-      const key = `blocks.${net.name}.${i}`;
-      if (i === null || seen.get(key) === this.host) continue;
-      if (await this.tryCreate(key, this.host)) {
+      const blockKey = `blocks.${net.name}.${i}`;
+      if (i === null || seen.get(blockKey) === this.host) continue;
+      if (await this.tryCreate(blockKey, this.host)) {
         restored = true;
         continue;
       }
-      const owner = (await this.kv.get(key))?.string();
+      const owner = (await this.kv.get(blockKey))?.string();
       if (owner !== undefined && owner !== this.host) conflicts.push(`cluster network ${net.name}: block ${block} is this host's (its log) but host ${owner}'s in the KV bucket: addresses of it may be on both`);
     }
     return { restored, conflicts };
   }
+
 
   /**
    * Takes `host` out of cluster network `name`: this host, whose log no longer has it (`still`,
