@@ -15,6 +15,8 @@ export interface ClusterStatus {
   readonly hosts: readonly { readonly host: string; readonly vtep: string | null; readonly lastSeen: string | null; readonly self: boolean }[] | null;
   readonly hostsError: string | null;
   readonly networks: readonly ClusterNetworkStatus[];
+  /** What the KV bucket holds against this host's log (a rebuild found it; the daemon logged it at error level). */
+  readonly conflicts: readonly string[];
 }
 
 interface ClusterNetworkStatus {
@@ -45,7 +47,7 @@ export function clusterStatus(state: State, view: ClusterView | null, recordedVt
   });
   if (networks.length === 0 && view === null) return null;
   const hosts = view?.hosts?.map((h) => ({ ...h, self: h.host === host })) ?? null;
-  return { host, vtep, hosts, hostsError: view?.error ?? null, networks: networks.sort(byText((n) => n.name)) };
+  return { host, vtep, hosts, hostsError: view?.error ?? null, networks: networks.sort(byText((n) => n.name)), conflicts: view?.conflicts ?? [] };
 }
 
 function ago(at: string | null, now: number): string {
@@ -69,5 +71,5 @@ export function clusterTables(c: ClusterStatus, now = Date.now()): string {
     ['REMOTE ENDPOINT', 'CLUSTER', 'HOST', 'ADDRESS', 'MAC', 'VTEP'],
     c.networks.flatMap((n) => n.remoteEndpoints.map((e) => [short(e.endpointId), n.name, e.host, e.address, e.mac, e.vtep])),
   );
-  return `${hosts}\n${nets}\n${eps}`;
+  return `${hosts}\n${nets}\n${eps}${c.conflicts.map((x) => `conflict: ${x}\n`).join('')}`;
 }

@@ -48,6 +48,8 @@ export interface ClusterView {
   /** Null when the bucket could not be read (`error` says why). */
   readonly hosts: readonly ClusterHost[] | null;
   readonly error: string | null;
+  /** What the bucket holds against this host's log, as its last full publish found (heartbeat stats). */
+  readonly conflicts: readonly string[];
 }
 
 /** How long `status` waits for the bucket. */
@@ -112,9 +114,9 @@ export function startCluster(o: {
     });
     try {
       const hosts = await Promise.race([port.kv().then((kv) => kv.hosts()), late]);
-      return { host: o.host, vtep: resolved, hosts, error: null };
+      return { host: o.host, vtep: resolved, hosts, error: null, conflicts: beat?.stats().conflicts ?? [] };
     } catch (e) {
-      return { host: o.host, vtep: resolved, hosts: null, error: e instanceof Error ? e.message : String(e) };
+      return { host: o.host, vtep: resolved, hosts: null, error: e instanceof Error ? e.message : String(e), conflicts: beat?.stats().conflicts ?? [] };
     } finally {
       clearTimeout(timer);
     }

@@ -3,6 +3,7 @@
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { DriverError } from '../errors.ts';
+import type { HeartbeatStats } from '../events/index.ts';
 import { HOOK_BEHIND_DOCKER } from '../kernel/index.ts';
 import type { Action } from '../reconciler/actions.ts';
 import type { PassResult } from '../reconciler/loop.ts';
@@ -123,6 +124,11 @@ export class Metrics {
     help: 'Other cluster hosts that wrote their heartbeat within --cluster-host-timeout, as this host saw it',
     registers: [this.registry],
   });
+  private readonly clusterConflicts = new Gauge({
+    name: 'ledgernet_cluster_conflicts',
+    help: "What the cluster's KV bucket holds against this host's log (another subnet or VNI for a network, a block of this host owned by another), as its last full publish found",
+    registers: [this.registry],
+  });
   private readonly clusterCounters = {
     failures: new Counter({ name: 'ledgernet_cluster_heartbeat_failures_total', help: 'Cluster heartbeats that failed (NATS unreachable, the KV bucket refused)', registers: [this.registry] }),
     expired: new Counter({ name: 'ledgernet_cluster_hosts_expired_total', help: 'Cluster hosts this host expired (no heartbeat for the timeout: their entries removed)', registers: [this.registry] }),
@@ -131,13 +137,14 @@ export class Metrics {
   private clusterSeen = { failures: 0, expired: 0, retired: 0 };
 
   /** Reads the cluster's heartbeat at scrape time (set when serve runs with --nats); null before it joined. */
-  clusterSource: (() => { readonly inTouch: boolean; readonly hostsHeard: number; readonly failures: number; readonly expired: number; readonly retired: number } | null) | null = null;
+  clusterSource: (() => HeartbeatStats | null) | null = null;
 
   /** Sets the cluster gauges and moves its counters on from clusterSource (gauges zero without it). */
   refreshCluster(): void {
     const c = this.clusterSource?.() ?? null;
     this.clusterInTouch.set(c?.inTouch ? 1 : 0);
     this.clusterHostsHeard.set(c?.hostsHeard ?? 0);
+    this.clusterConflicts.set(c?.conflicts.length ?? 0);
     if (!c) return;
     for (const k of ['failures', 'expired', 'retired'] as const) {
       if (c[k] > this.clusterSeen[k]) this.clusterCounters[k].inc(c[k] - this.clusterSeen[k]);

@@ -55,6 +55,8 @@ export interface HeartbeatStats {
   readonly expired: number;
   /** Cluster networks this host removed from the bucket, the last host out. */
   readonly retired: number;
+  /** What the last full publish found the bucket holding against this host's log (kv.ts restoreNetwork). */
+  readonly conflicts: readonly string[];
 }
 
 export function startHeartbeat(o: {
@@ -77,6 +79,7 @@ export function startHeartbeat(o: {
   let lastBeat = now();
   let lastRewatch = now();
   const counts = { failures: 0, expired: 0, retired: 0 };
+  let conflicts: readonly string[] = [];
 
   const beat = async () => {
     const r = await o.kv.heartbeat();
@@ -97,6 +100,7 @@ export function startHeartbeat(o: {
         }
         for (const name of done.restored) o.log.warn({ cluster: name }, `cluster network ${name}: the KV bucket had lost it (or this host's blocks of it); written back from this host's log`);
         for (const c of done.conflicts) o.log.error({}, c);
+        conflicts = done.conflicts;
       } finally {
         syncing = false;
       }
@@ -158,7 +162,7 @@ export function startHeartbeat(o: {
       if (syncing) dirty = true;
     },
     lostTouch: () => live.lostTouch(),
-    stats: () => ({ inTouch: live.inTouch(now()), hostsHeard: live.heard(now()), ...counts }),
+    stats: () => ({ inTouch: live.inTouch(now()), hostsHeard: live.heard(now()), ...counts, conflicts }),
     stop: () => clearInterval(timer),
   };
 }

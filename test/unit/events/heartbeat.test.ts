@@ -23,11 +23,12 @@ function fakeKv() {
       return r;
     },
     retire: [] as string[],
+    clash: [] as string[],
     async syncOwn() {
       calls.push('syncOwn');
       const retired = this.retire;
       this.retire = [];
-      return { retired, restored: [], conflicts: [] };
+      return { retired, restored: [], conflicts: this.clash };
     },
     async reap(host: string, rev: number | null) {
       calls.push(`reap ${host} ${rev}`);
@@ -105,15 +106,17 @@ describe('heartbeat loop', () => {
     const kv = fakeKv();
     kv.watching = true;
     const h = start(kv);
-    assert.deepEqual(h.stats(), { inTouch: false, hostsHeard: 0, failures: 0, expired: 0, retired: 0 });
+    assert.deepEqual(h.stats(), { inTouch: false, hostsHeard: 0, failures: 0, expired: 0, retired: 0, conflicts: [] });
     h.seen({ host: 'h2', rev: 7, record: true });
     h.seen({ host: 'h3', rev: 8, record: true });
     await advance(2000, kv);
-    assert.deepEqual(h.stats(), { inTouch: true, hostsHeard: 2, failures: 0, expired: 0, retired: 0 });
+    assert.deepEqual(h.stats(), { inTouch: true, hostsHeard: 2, failures: 0, expired: 0, retired: 0, conflicts: [] });
     kv.beat = 'fail';
     kv.retire = ['blue'];
+    kv.clash = ['cluster network red: …'];
     await advance(1000, kv);
     await advance(1000, kv);
+    assert.deepEqual(h.stats().conflicts, ['cluster network red: …'], 'what the publish found');
     assert.equal(h.stats().failures, 1);
     assert.equal(h.stats().retired, 1, 'the publish after the failure retired blue');
     // h3 keeps beating; h2 does not: after the timeout it is expired, and no longer heard.
@@ -122,7 +125,7 @@ describe('heartbeat loop', () => {
       await advance(1000, kv);
     }
     assert.deepEqual(kv.calls.filter((c) => c.startsWith('reap')), ['reap h2 7']);
-    assert.deepEqual(h.stats(), { inTouch: true, hostsHeard: 1, failures: 1, expired: 1, retired: 1 });
+    assert.deepEqual(h.stats(), { inTouch: true, hostsHeard: 1, failures: 1, expired: 1, retired: 1, conflicts: ['cluster network red: …'] }, 'conflicts stay until the next publish');
     // Its own heartbeats stop coming back: not in touch.
     await advance(4000, kv, false);
     assert.equal(h.stats().inTouch, false);

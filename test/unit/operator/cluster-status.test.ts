@@ -23,6 +23,7 @@ const view = {
     { host: 'h2', vtep: '10.231.200.2', lastSeen: '2026-11-30T09:59:50.000Z' },
   ],
   error: null,
+  conflicts: [],
 };
 
 describe('status: the cluster', () => {
@@ -64,4 +65,13 @@ describe('status: the cluster', () => {
     assert.match(clusterTables(c!), /^cluster hosts: not known \(the daemon does not answer\); this host \?, VTEP 10\.231\.200\.1\n/);
     assert.equal(clusterStatus(given(), null, null), null);
   });
+
+  it('what the KV bucket holds against the log: in --json and as conflict lines after the tables', () => {
+    const clash = 'cluster network blue: block 10.240.0.0/26 is this host\'s (its log) but host h2\'s in the KV bucket: addresses of it may be on both';
+    const c = clusterStatus(state, { ...view, conflicts: [clash] }, null);
+    assert.deepEqual(c?.conflicts, [clash]);
+    assert.ok(c && clusterTables(c, Date.parse('2026-11-30T10:00:05.000Z')).endsWith(`\nconflict: ${clash}\n`));
+    assert.deepEqual(clusterStatus(state, view, null)?.conflicts, []);
+  });
 });
+
