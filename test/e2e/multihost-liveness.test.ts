@@ -17,7 +17,8 @@ import { createTestbed, type Host, type Testbed } from '../helpers/multihost.ts'
  * them again).
  */
 const TIMEOUT_S = 10;
-const ARGS = ['--reconcile-interval', '2', '--cluster-host-timeout', `${TIMEOUT_S}s`];
+const METRICS = '127.0.0.1:9654';
+const ARGS = ['--reconcile-interval', '2', '--cluster-host-timeout', `${TIMEOUT_S}s`, '--metrics', METRICS];
 const NET = 'blue';
 const CLUSTER = ['-d', 'ledgernet', '--ipam-driver', 'ledgernet', '--ipam-opt', `ledgernet.cluster=${NET}`, '-o', `ledgernet.cluster=${NET}`];
 
@@ -237,6 +238,16 @@ describe('cluster networks: liveness', () => {
 
   test("h3 gone for good: 'ledgernet cluster forget h3' on h1 takes it out of blue and gives its blocks back, recorded with who ran it; a live host is refused", { timeout: 60_000 }, async () => {
     const cli = (h: Host, args: readonly string[]) => h.exec(process.execPath, [CLI_PATH, ...args, '--state-dir', h.stateDir]);
+    // The metrics say what happened: h1 and h2 in touch, each hearing only the other; h3 expired by one of them.
+    const metric = async (h: Host, name: string) => {
+      const scrape = await h.exec(process.execPath, ['-e', `fetch('http://${METRICS}/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))`]);
+      return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(scrape.stdout)?.[1] ?? NaN);
+    };
+    for (const h of [h1, h2]) {
+      assert.equal(await metric(h, 'ledgernet_cluster_in_touch'), 1, h.name);
+      assert.equal(await metric(h, 'ledgernet_cluster_hosts_heard'), 1, h.name);
+    }
+    assert.ok((await metric(h1, 'ledgernet_cluster_hosts_expired_total')) + (await metric(h2, 'ledgernet_cluster_hosts_expired_total')) >= 1, 'h1 or h2 counted h3 expired');
     const live = await cli(h1, ['cluster', 'forget', 'h2']);
     assert.equal(live.exitCode, 1);
     assert.match(live.stderr, /host h2 is still in the cluster \(its record was last written at .*\); a host is forgotten only once the others expired it/);

@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { execa } from 'execa';
 import { readLog } from '../../src/events/log/read.ts';
-import { CLI_PATH } from '../helpers/daemon.ts';
+import { CLI_PATH, REPO_ROOT } from '../helpers/daemon.ts';
 import { docker, TEST_IMAGE, waitFor } from '../helpers/docker.ts';
 import { createTestbed, type Host, type Testbed } from '../helpers/multihost.ts';
 
@@ -322,3 +322,30 @@ describe('cluster networks: status, dry-run and repair, the INPUT accept, the MT
     await waitFor(async () => !(await h1.exec('iptables', ['-S', 'LEDGERNET-INPUT'])).stdout.includes('4789'), { timeoutMs: 5_000, intervalMs: 100, what: 'the accept gone from h1' });
   });
 });
+
+describe('cluster networks: the KV bucket lost', () => {
+  test("the bucket deleted: the hosts make it again and write back their networks and blocks from their logs; a host joining afterwards gets the same subnet and a block of its own", { timeout: 120_000 }, async () => {
+    const [h1, h2, h3] = hosts as [Host, Host, Host];
+    await Promise.all([h1, h2].map((h) => h.docker(['network', 'create', ...CLUSTER('moss'), '--subnet', '10.251.0.0/24', 'moss'], { check: true })));
+    try {
+      await h1.docker(['run', '-d', '--name', 'm1', '--network', 'moss', TEST_IMAGE, 'sleep', '600'], { check: true });
+      const ip1 = (await h1.docker(['inspect', '-f', '{{.NetworkSettings.Networks.moss.IPAddress}}', 'm1'], { check: true })).stdout.trim();
+      const del = await h1.exec(`--wd=${REPO_ROOT}`, [process.execPath, '--import', 'tsx', 'test/helpers/delete-cluster-bucket.ts', bed.natsServers]);
+      assert.equal(del.exitCode, 0, del.stderr);
+      // Every host beats every 5 s: one beat finds the bucket gone and makes it again, the next finds its record gone; then it publishes.
+      await waitFor(() => /cluster network moss: the KV bucket had lost it .*written back from this host's log/.test(h1.ledgernetLog()), { timeoutMs: 60_000, intervalMs: 500, what: "h1 to write moss back" });
+      await h3.docker(['network', 'create', ...CLUSTER('moss'), 'moss'], { check: true });
+      assert.equal(await subnetOf(h3, 'moss'), '10.251.0.0/24', 'the subnet came back from the logs');
+      await h3.docker(['run', '-d', '--name', 'm3', '--network', 'moss', TEST_IMAGE, 'sleep', '600'], { check: true });
+      const ip3 = (await h3.docker(['inspect', '-f', '{{.NetworkSettings.Networks.moss.IPAddress}}', 'm3'], { check: true })).stdout.trim();
+      // h1's block is the first /26; h3's is another.
+      assert.notEqual(Math.floor(Number(ip3.split('.')[3]) / 64), Math.floor(Number(ip1.split('.')[3]) / 64), `${ip1} ${ip3}`);
+      await waitFor(async () => (await h3.docker(['exec', 'm3', 'ping', '-c', '1', '-W', '1', ip1])).exitCode === 0, { timeoutMs: 15_000, intervalMs: 500, what: 'm3 to reach m1 across hosts' });
+    } finally {
+      await h1.docker(['rm', '-f', 'm1']);
+      await h3.docker(['rm', '-f', 'm3']);
+      for (const h of [h1, h2, h3]) await h.docker(['network', 'rm', 'moss']);
+    }
+  });
+});
+
