@@ -115,7 +115,8 @@ export function parseCli(argv: readonly string[]): ParsedCli {
   spec.args.forEach((name, i) => {
     const words = name.split('|');
     if (/^[a-z|]+$/.test(name) && args[i] !== undefined && !words.includes(args[i] as string)) {
-      throw usageError(`ledgernet ${cmd} takes ${words.map((w) => `'${w}'`).join(', ')} or nothing, got '${args[i]}'`);
+      const orNothing = i >= spec.args.length - optional ? ' or nothing' : '';
+      throw usageError(`ledgernet ${cmd} takes ${words.map((w) => `'${w}'`).join(', ')}${orNothing}, got '${args[i]}'`);
     }
   });
   return { cmd, values: values as Values, args };

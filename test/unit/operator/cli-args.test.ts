@@ -62,6 +62,9 @@ describe('options a command does not take', () => {
     [['reconcile', 'now'], /ledgernet reconcile takes no arguments, got now/],
     [['release', NET, NET], /ledgernet release takes ID\|CIDR\|IP, got also/],
     [['reconcle'], /unknown command 'reconcle'/],
+    [['cluster', 'forgt', 'h3'], /ledgernet cluster takes 'forget', got 'forgt'/],
+    [['cluster', 'forget'], /ledgernet cluster needs forget HOST/],
+    [['cluster', 'forget', 'h3', '--dry-run'], /ledgernet cluster does not take the option --dry-run/],
   ] as const) {
     it(`ledgernet ${args.join(' ')}: refused, exit 1`, async () => {
       const r = await cli(args);
