@@ -252,6 +252,20 @@ describe("the bucket rebuilt from the hosts' logs", () => {
     assert.deepEqual(await keysOf('sage'), []);
   });
 
+  it('a host whose log has another subnet for a network is not added to its hosts: a conflict, named', async () => {
+    const fern = await join(h1, 'fern', '10.242.12.0/24');
+    h1.settle('fern');
+    await settle();
+    const r = await h2.syncOwn(() => ({ members: ['fern'], networks: [{ name: 'fern', subnet: '10.242.13.0/24', vni: fern.vni, blockLen: 26, blocks: [] }], endpoints: [] }));
+    assert.deepEqual(r.conflicts, [`cluster network fern: this host has subnet 10.242.13.0/24 and VNI ${fern.vni}, the KV bucket 10.242.12.0/24 and VNI ${fern.vni} (created by h1)`]);
+    assert.deepEqual(await hostsOf('fern'), ['h1']);
+    await settle();
+    assert.deepEqual(await leave(h2), []);
+    await settle();
+    assert.deepEqual(await leave(h1), ['fern']);
+    assert.deepEqual(await keysOf('fern'), []);
+  });
+
   it('a bucket deleted whole: the next heartbeat makes it again and finds its record gone; the full publish that follows rebuilds the network', async () => {
     const moss = await join(h1, 'moss', '10.242.11.0/24');
     h1.settle('moss');

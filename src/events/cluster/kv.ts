@@ -263,8 +263,10 @@ export class ClusterKv {
       const r = parseRecord(value);
       if (!Array.isArray(r?.hosts)) continue; // an older ledgernet's record: never retired
       if (!gone(name)()) {
-        // It has the network but is not among its hosts (it joined with a ledgernet before this one).
-        if (!r.hosts.includes(this.host)) await this.enter({ name, subnet: r.subnet, propose: () => r.subnet }, false);
+        // It has the network but is not among its hosts (it joined with a ledgernet before this
+        // one): added, unless its log has another subnet (a conflict, which restoreNetwork names).
+        const mine = own().networks?.find((n) => n.name === name);
+        if (!r.hosts.includes(this.host) && (mine === undefined || mine.subnet === r.subnet)) await this.enter({ name, subnet: r.subnet, propose: () => r.subnet }, false);
       } else if ((r.hosts.includes(this.host) || r.hosts.length === 0) && (await this.dropHost(name, this.host, gone(name)))) {
         retired.push(name);
       }
