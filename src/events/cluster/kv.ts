@@ -391,8 +391,9 @@ export class ClusterKv {
     }
     const retired: string[] = [];
     for (const name of listedIn) if (await this.dropHost(name, host)) retired.push(name);
-    // Blocks of networks its record did not list it in (an older ledgernet's), and its keys left.
-    for (const b of blocks) await deleteAt(this.kv, b.key, b.rev);
+    // Blocks of networks whose record did not list it (an older ledgernet's: dropHost gave back
+    // the others), and its keys left.
+    for (const b of blocks) if (!listedIn.some((n) => b.key.startsWith(`blocks.${n}.`))) await deleteAt(this.kv, b.key, b.rev);
     for (const [k, rev] of keys) await deleteAt(this.kv, k, rev);
     return { networks: listedIn, retired, blocks: blocks.length };
   }
