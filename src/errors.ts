@@ -59,6 +59,11 @@ export const ERRORS = {
     'the cluster\'s KV bucket cannot be reached',
     'joining a cluster network or claiming an address block needs NATS, and NATS did not answer',
   ),
+  LN_ERR_CLUSTER_FORGOTTEN: row(
+    'terminal',
+    'this host was forgotten by the cluster',
+    'an operator forgot this host (ledgernet cluster forget) and its log still has cluster networks, whose address blocks other hosts may hold now: it stays out of the cluster until they are removed or it starts afresh',
+  ),
   LN_ERR_PORT_IN_USE: row(
     'retryable',
     'another program already listens on that host address and port',

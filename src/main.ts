@@ -10,7 +10,7 @@ import { serveFrames } from './supervisor/worker-link.ts';
 import { createControlApp } from './operator/control.ts';
 import { controlSocket, credsProblem, DEFAULTS, describeNats, natsConnectError, parseHostTimeout, resolveNats, type NatsConfig, type ServeConfig } from './config.ts';
 import { startAutoArchive } from './operator/log-archive.ts';
-import { acquireHostGuard, acquireLock, isDerivedHostLinkName, isVethName, VETH_PREFIX, openStore, Outbox, type EventStore, type StoredEvent } from './events/index.ts';
+import { acquireHostGuard, acquireLock, isDerivedHostLinkName, isVethName, VETH_PREFIX, openStore, Outbox, type EventStore, type State, type StoredEvent } from './events/index.ts';
 import { createKernel, createProxyHost, driftNotice, proxyName, readHostListeners, readSandboxIface, watchLinks } from './kernel/index.ts';
 import type { HostView } from './api/ipam.ts';
 import type { FirewallBackend, Kernel, ProxyPort } from './kernel/index.ts';
@@ -293,7 +293,7 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
     log.info({ firewall: chosen.backend.name, why: chosen.why }, `firewall backend: ${chosen.backend.name}`);
     await recordDirectRouting(cfg.stateDir, cfg.allowDirectRouting === true);
     const firewall = switchableFirewall(chosen.backend, cfg.allowDirectRouting === true);
-    const cluster = clusterOf(cfg, log);
+    const cluster = clusterOf(cfg, log, () => store.state);
     add(cluster && (() => cluster.stop()));
     if (cluster && metrics) metrics.clusterSource = () => cluster.stats();
     // The userland proxy for ports on ::1: its listeners die with the process and the first pass opens them again.
@@ -327,12 +327,12 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
 }
 
 /** Cluster networks need NATS: the cluster port connects on first use (src/operator/cluster.ts). */
-function clusterOf(cfg: ServeConfig, log: Logger): Cluster | null {
+function clusterOf(cfg: ServeConfig, log: Logger, state: () => State): Cluster | null {
   const nats = cfg.nats;
   if (!nats) return null;
   const connect = () => connectNats(nats, { name: `ledgernet ${cfg.host} cluster`, persistent: true });
   const hostTimeoutMs = cfg.clusterHostTimeoutMs ?? parseHostTimeout(DEFAULTS.clusterHostTimeout);
-  return startCluster({ nats, host: cfg.host, vtep: cfg.vtep, stateDir: cfg.stateDir, hostTimeoutMs, connect, log: log.child({ component: 'cluster' }) });
+  return startCluster({ nats, host: cfg.host, vtep: cfg.vtep, stateDir: cfg.stateDir, hostTimeoutMs, connect, state, log: log.child({ component: 'cluster' }) });
 }
 
 /** The host as the api sees it: read through the kernel, so the api never imports it. */

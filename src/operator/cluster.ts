@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { resolveNats, type NatsConfig } from '../config.ts';
+import { isDriverError } from '../errors.ts';
 import { VXLAN_OVERHEAD } from '../events/domain/cluster.ts';
 import { ClusterKv, lazyCluster, ownKeysOf, startHeartbeat, syncCluster, type ClusterHost, type ClusterPort, type Heartbeat, type HeartbeatStats, type State } from '../events/index.ts';
 import { routeSource, underlayMtu, type VxlanChange } from '../kernel/index.ts';
@@ -62,7 +63,7 @@ export interface Cluster {
   /** The heartbeat's figures for the metrics, or null before this host joined the cluster. */
   stats(): HeartbeatStats | null;
   /** Forgets a host that is gone for good (`ledgernet cluster forget`: ClusterKv.forgetHost). */
-  forget(host: string): Promise<{ networks: string[]; retired: string[]; blocks: number }>;
+  forget(host: string, reason?: string): Promise<{ networks: string[]; retired: string[]; blocks: number }>;
   /** This host's VTEP once resolved (on joining), else null. */
   vtep(): string | null;
   /** Keeps the log and the bucket in step (src/events/cluster/sync.ts), connecting in the background until NATS answers. */
@@ -82,6 +83,8 @@ export function startCluster(o: {
   /** `--cluster-host-timeout`: a host not heard of for this long has its entries removed. */
   hostTimeoutMs: number;
   connect: () => Promise<NatsConnection>;
+  /** The log's state now: a host an operator forgot is refused while it has cluster networks (ClusterKv.open). */
+  state: () => State;
   log: Logger;
 }): Cluster {
   let nc: NatsConnection | null = null;
@@ -91,7 +94,7 @@ export function startCluster(o: {
     resolved = vtep;
     await writeFile(join(o.stateDir, VTEP_RECORD), `${vtep}\n`, { mode: 0o600 });
     nc ??= await o.connect();
-    const kv = await ClusterKv.open(nc, { host: o.host, vtep, replicas: resolveNats(o.nats).servers.length });
+    const kv = await ClusterKv.open(nc, { host: o.host, vtep, replicas: resolveNats(o.nats).servers.length, members: () => ownKeysOf(o.state()).members });
     o.log.info({ host: o.host, vtep }, 'joined the cluster (KV bucket ledgernet-cluster)');
     return kv;
   });
@@ -130,6 +133,7 @@ export function startCluster(o: {
     o.log.warn({ err: e }, 'cluster: a change could not be published or recorded; published again on the next heartbeat');
   };
   const start = (store: Parameters<typeof syncCluster>[0]['store']) => {
+    let refused = false;
     const attempt = async () => {
       try {
         // Known without NATS, so the VXLAN objects converge after a restart during an outage too.
@@ -142,7 +146,11 @@ export function startCluster(o: {
         if (stopped) s.stop();
         else sync = s;
       } catch (e) {
-        o.log.warn({ err: e, retryInS: RETRY_MS / 1000 }, 'cluster: NATS does not answer; the last-known peers stay in place');
+        if (isDriverError(e) && e.code === 'LN_ERR_CLUSTER_FORGOTTEN') {
+          // Said once: it stays so until the operator acts (asked again every few seconds).
+          if (!refused) o.log.error({ host: o.host }, e.message);
+          refused = true;
+        } else o.log.warn({ err: e, retryInS: RETRY_MS / 1000 }, 'cluster: NATS does not answer; the last-known peers stay in place');
         if (!stopped) timer = setTimeout(() => void attempt(), RETRY_MS);
       }
     };
@@ -151,7 +159,7 @@ export function startCluster(o: {
   return {
     port,
     view,
-    forget: async (host) => (await port.kv()).forgetHost(host),
+    forget: async (host, reason) => (await port.kv()).forgetHost(host, reason),
     stats: () => beat?.stats() ?? null,
     vtep: () => resolved,
     start,

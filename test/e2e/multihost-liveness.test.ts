@@ -236,7 +236,7 @@ describe('cluster networks: liveness', () => {
     await reaches(h1, 'c1', addr['c2']?.ip ?? '', 3_000);
   });
 
-  test("h3 gone for good: 'ledgernet cluster forget h3' on h1 takes it out of blue and gives its blocks back, recorded with who ran it; a live host is refused", { timeout: 60_000 }, async () => {
+  test("h3 gone for good: 'ledgernet cluster forget h3' on h1 takes it out of blue and gives its blocks back, recorded with who ran it; a live host is refused; h3 started again with its old state stays out", { timeout: 90_000 }, async () => {
     const cli = (h: Host, args: readonly string[]) => h.exec(process.execPath, [CLI_PATH, ...args, '--state-dir', h.stateDir]);
     // The metrics say what happened: h1 and h2 in touch, each hearing only the other; h3 expired by one of them.
     const metric = async (h: Host, name: string) => {
@@ -265,6 +265,19 @@ describe('cluster networks: liveness', () => {
     const again = await cli(h1, ['cluster', 'forget', 'h3']);
     assert.match(again.stderr, /host h3 is not in the cluster: no network lists it and it holds no address block/);
     await reaches(h1, 'c1', addr['c2']?.ip ?? '', 3_000);
+    // h3 started again with its old state dir (its log still has blue, whose blocks it gave back): it stays out.
+    await h3.startLedgernet(ARGS);
+    try {
+      await waitFor(() => /was forgotten by the cluster/.test(h3.ledgernetLog()), { timeoutMs: 20_000, intervalMs: 200, what: "h3's ledgernet to say it was forgotten" });
+      const st = await cli(h3, ['status']);
+      assert.match(st.stdout, /cluster hosts: not known \(this host \(h3\) was forgotten by the cluster \(ledgernet cluster forget on host h1 at \S+ \(reason: h3 decommissioned\)\); its log still has cluster network\(s\) blue,/, st.stdout + st.stderr);
+      await sleep(2_000); // two heartbeat intervals: h3 would have written its record by now
+      const onH1 = await cli(h1, ['status']);
+      assert.match(onH1.stdout, /^h1 \(this host\)/m, onH1.stdout);
+      assert.doesNotMatch(onH1.stdout, /^h3\s/m, 'h3 wrote no record');
+    } finally {
+      await h3.stopLedgernet();
+    }
   });
 });
 

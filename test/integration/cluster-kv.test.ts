@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { DriverError } from '../../src/errors.ts';
+import { Kvm } from '@nats-io/kv';
+import { tryCreate } from '../../src/events/cluster/cas.ts';
 import { ClusterKv } from '../../src/events/cluster/kv.ts';
 import { parseRouteSource } from '../../src/kernel/route-source.ts';
 import { natsHostOf } from '../../src/operator/cluster.ts';
@@ -77,17 +79,15 @@ describe('cluster KV bucket', () => {
     // may still find no key (seen in the multihost scale test as "wrong last sequence"). The real
     // bucket is used; only its reads of this key are made stale for the first two tries.
     const key = 'blocks.race.0';
-    assert.equal(await (hosts[0] as unknown as { tryCreate(k: string, v: string): Promise<boolean> }).tryCreate(key, 'h1'), true);
-    const loser = hosts[1] as unknown as { kv: { get(k: string): Promise<unknown> }; tryCreate(k: string, v: string): Promise<boolean> };
-    const realGet = loser.kv.get.bind(loser.kv);
+    const kv = await new Kvm(conns[0]!).open('ledgernet-cluster');
+    assert.equal(await tryCreate(kv, key, 'h1'), true);
     let stale = 2;
-    loser.kv.get = async (k: string) => (k === key && stale-- > 0 ? null : realGet(k));
-    try {
-      assert.equal(await loser.tryCreate(key, 'h2'), false, 'the key is h1\'s: h2 did not create it');
-      assert.ok(stale < 0, 'the stale reads were made');
-    } finally {
-      loser.kv.get = realGet;
-    }
+    const staleKv = new Proxy(kv, {
+      get: (target, prop, receiver) => (prop === 'get' ? async (k: string) => (k === key && stale-- > 0 ? null : target.get(k)) : Reflect.get(target, prop, receiver)),
+    });
+    assert.equal(await tryCreate(staleKv, key, 'h2'), false, "the key is h1's: h2 did not create it");
+    assert.ok(stale < 0, 'the stale reads were made');
+    assert.equal((await kv.get(key))?.string(), 'h1');
   });
 });
 

@@ -208,7 +208,35 @@ describe('cluster networks retired with the last host', () => {
     await settle();
     assert.deepEqual(await leave(h1), ['plum']);
     assert.deepEqual(await keysOf('plum'), []);
-    assert.equal(await h3.heartbeat(), 'expired', 'h3 back (in a test: a forgotten host must start afresh) writes its record again');
+    assert.equal((await bucket.get('forgotten.h3'))?.json<{ by: string }>().by, 'h1', 'that h3 was forgotten stays in the bucket');
+    // h3 was alive all along (behind a partition): its next heartbeat takes the forget back.
+    assert.equal(await h3.heartbeat(), 'forgotten', 'h3, still running, writes its record again');
+    assert.notEqual((await bucket.get('forgotten.h3'))?.operation, 'PUT', 'it is here again: no longer forgotten');
+  });
+
+  it('a forgotten host that starts with its old cluster networks in its log is refused, naming who forgot it and why, and writes nothing; started afresh it joins', async () => {
+    const c = await connect({ servers: nats.url });
+    conns.push(c);
+    const h4 = await ClusterKv.open(c, { host: 'h4.example', vtep: '192.0.2.4', replicas: 1, members: () => [] });
+    await join(h4, 'quince', '10.242.11.0/24');
+    h4.settle('quince');
+    await bucket.delete('hosts.h4=2eexample'); // expired by the cluster
+    await settle();
+    assert.deepEqual(await h1.forgetHost('h4.example', 'disk died'), { networks: ['quince'], retired: ['quince'], blocks: 0 });
+    const before = await keysOf('quince');
+    const refused = (e: unknown) =>
+      e instanceof DriverError &&
+      e.code === 'LN_ERR_CLUSTER_FORGOTTEN' &&
+      /this host \(h4\.example\) was forgotten by the cluster \(ledgernet cluster forget on host h1 at \S+ \(reason: disk died\)\); its log still has cluster network\(s\) quince,.*start ledgernet with a new --state-dir/.test(e.message);
+    await assert.rejects(ClusterKv.open(c, { host: 'h4.example', vtep: '192.0.2.4', replicas: 1, members: () => ['quince'] }), refused);
+    assert.notEqual((await bucket.get('hosts.h4=2eexample'))?.operation, 'PUT', 'a refused host writes no record');
+    assert.deepEqual(await keysOf('quince'), before);
+    // Its cluster networks removed here (or a new --state-dir): let in, and no longer forgotten.
+    await ClusterKv.open(c, { host: 'h4.example', vtep: '192.0.2.4', replicas: 1, members: () => [] });
+    assert.equal((await bucket.get('hosts.h4=2eexample'))?.operation, 'PUT');
+    assert.notEqual((await bucket.get('forgotten.h4=2eexample'))?.operation, 'PUT');
+    await ClusterKv.open(c, { host: 'h4.example', vtep: '192.0.2.4', replicas: 1, members: () => ['quince'] });
+    await bucket.delete('hosts.h4=2eexample');
   });
 });
 

@@ -14,7 +14,7 @@ import type { HostSeen, SyncOutcome } from './kv.ts';
 interface HeartbeatKv {
   /** The watch has caught up: this host knows the bucket's keys (syncOwn and reap need it). */
   readonly watching: boolean;
-  heartbeat(): Promise<'ok' | 'expired' | 'rewritten'>;
+  heartbeat(): Promise<'ok' | 'expired' | 'forgotten' | 'rewritten'>;
   syncOwn(own: () => OwnKeys): Promise<SyncOutcome>;
   reap(host: string, rev: number | null): Promise<number | null>;
 }
@@ -55,7 +55,7 @@ export interface HeartbeatStats {
   readonly expired: number;
   /** Cluster networks this host removed from the bucket, the last host out. */
   readonly retired: number;
-  /** What the last full publish found the bucket holding against this host's log (kv.ts restoreNetwork). */
+  /** What the last full publish found the bucket holding against this host's log (networks.ts restoreNetwork). */
   readonly conflicts: readonly string[];
 }
 
@@ -84,10 +84,16 @@ export function startHeartbeat(o: {
   const beat = async () => {
     const r = await o.kv.heartbeat();
     if (r === 'expired') o.log.warn({ host: o.self }, 'this host was expired by the cluster (no heartbeat seen in time); publishing its endpoints again');
+    if (r === 'forgotten') {
+      o.log.error(
+        { host: o.self },
+        'this host was expired and then forgotten by an operator (ledgernet cluster forget) while it ran (behind a partition?); it is back: publishing its endpoints and blocks again, and what other hosts took meanwhile shows as conflicts',
+      );
+    }
     if (r === 'rewritten') o.log.warn({ host: o.self }, "this host's record in the KV bucket was changed by someone else (a late heartbeat, or another host with this --host?); publishing its endpoints again");
     if (r !== 'ok') dirty = true;
     // Expired with no watch caught up: the bucket was made again (kv.ts heartbeat); watch the new one now.
-    if (r === 'expired' && !o.kv.watching) o.rewatch();
+    if ((r === 'expired' || r === 'forgotten') && !o.kv.watching) o.rewatch();
     // Not before the watch has caught up: the keys to remove are known from it.
     if (dirty && o.kv.watching) {
       dirty = false;

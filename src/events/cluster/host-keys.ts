@@ -4,6 +4,8 @@
 // remover read, so a key its host writes again in the meantime is never lost, and two hosts
 // removing one expired host at once both succeed or harmlessly fail.
 import type { KV } from '@nats-io/kv';
+import { DriverError } from '../../errors.ts';
+import { deleteAt, isWrongRevision } from './cas.ts';
 
 /** A cluster network as this host's log has it: what the bucket is rebuilt from if it lost it. */
 export interface OwnNetwork {
@@ -59,12 +61,6 @@ export const memberKey = (cluster: string, host: string) => `members.${cluster}.
 
 /** The keys whose values the mirror keeps: what a cluster network holds in the bucket besides its members' keys. */
 const NETWORK_KEYS = /^(networks|blocks|vnis|subnets)\./;
-
-/** The JetStream answer to a put or delete whose expected revision is not the key's (a compare-and-set lost). */
-export function isWrongRevision(e: unknown): boolean {
-  const code = (e as { api_error?: { err_code?: number }; code?: unknown } | null)?.api_error?.err_code;
-  return code === 10071 || /wrong last sequence/i.test(e instanceof Error ? e.message : String(e));
-}
 
 /**
  * The bucket's keys and their revisions as this host's watch saw them (so finding a host's keys
@@ -164,19 +160,61 @@ export async function reapHost(kv: KV, mirror: KeyMirror, host: string, rev: num
   return removed;
 }
 
-/** Deletes `key` if its revision is still `rev`; false when it is not (a compare-and-set lost). */
-export async function deleteAt(kv: KV, key: string, rev: number): Promise<boolean> {
-  try {
-    await kv.delete(key, { previousSeq: rev });
-    return true;
-  } catch (e) {
-    if (isWrongRevision(e)) return false;
-    throw e;
-  }
-}
-
 /** The revision of the deletion of `record`, or null when it is there again (or its history is gone). */
 async function deletedAt(kv: KV, record: string): Promise<number | null> {
   const e = await kv.get(record);
   return e && e.operation !== 'PUT' ? e.revision : null;
+}
+
+/** `forgotten.<host>`: an operator forgot the host (`ledgernet cluster forget`), so it may not come back with its old state. */
+const forgottenKey = (host: string) => `forgotten.${hostKey(host)}`;
+
+/** Who forgot a host, when and why (the value of its `forgotten.<host>` key). */
+interface Forgotten {
+  readonly by: string;
+  readonly at: string;
+  readonly reason?: string;
+}
+
+/** Records that `host` was forgotten: a ledgernet starting under that name with its old cluster networks is refused (`admitHost`). */
+export async function recordForgotten(kv: KV, host: string, f: Forgotten): Promise<void> {
+  await kv.put(forgottenKey(host), enc({ host, ...f }));
+}
+
+/**
+ * Lets `host` into the cluster, or refuses it (DriverError LN_ERR_CLUSTER_FORGOTTEN) when an
+ * operator forgot it and its log still has cluster networks: their address blocks were given
+ * back, so other hosts may hold its addresses now. A host that has none (started afresh, or whose
+ * cluster networks were removed) is let in and the record that it was forgotten goes.
+ */
+export async function admitHost(kv: KV, host: string, members: () => readonly string[]): Promise<void> {
+  const e = await kv.get(forgottenKey(host));
+  if (e?.operation !== 'PUT') return;
+  const held = members();
+  if (held.length === 0) {
+    await deleteAt(kv, e.key, e.revision);
+    return;
+  }
+  let f: Partial<Forgotten> = {};
+  try {
+    f = JSON.parse(e.string()) as Partial<Forgotten>;
+  } catch {
+    // An unreadable record still says the host was forgotten.
+  }
+  const why = typeof f.reason === 'string' ? ` (reason: ${f.reason})` : '';
+  throw new DriverError(
+    'LN_ERR_CLUSTER_FORGOTTEN',
+    `this host (${host}) was forgotten by the cluster (ledgernet cluster forget on host ${f.by ?? 'unknown'} at ${f.at ?? 'an unknown time'}${why}); ` +
+      `its log still has cluster network(s) ${held.join(', ')}, whose address blocks were given back and may be other hosts' now, so it stays out of the cluster. ` +
+      `To join again, remove them here (docker network rm) or start ledgernet with a new --state-dir`,
+  );
+}
+
+/**
+ * Takes back that `host` was forgotten (it found its record gone while it ran: it was expired,
+ * then forgotten, behind a partition, and is back with its containers). True when it had been.
+ */
+export async function unforget(kv: KV, host: string): Promise<boolean> {
+  const e = await kv.get(forgottenKey(host));
+  return e?.operation === 'PUT' && (await deleteAt(kv, e.key, e.revision));
 }

@@ -73,7 +73,7 @@ export type Command =
   | { readonly type: 'RecordNames'; readonly networks: readonly NetworkName[]; readonly endpoints: readonly EndpointName[] }
   /** The log's events first..last were archived (log/archive.ts): recorded in the new file. */
   | { readonly type: 'RecordArchive'; readonly first: number; readonly last: number; readonly archive: string; readonly bytes: number }
-  /** A cluster host was forgotten (events/cluster/kv.ts forgetHost): recorded by the host that did it. */
+  /** A cluster host was forgotten (events/cluster/kv.ts forgetHost, networks.ts forgetNetworks): recorded by the host that did it. */
   | { readonly type: 'RecordForgottenHost'; readonly host: string; readonly networks: readonly string[]; readonly retired: readonly string[]; readonly blocks: number }
   | { readonly type: 'RevokeExternal'; readonly networkId: string; readonly endpointId: string }
   | { readonly type: 'MarkLost'; readonly endpointId: string; readonly reason: string }

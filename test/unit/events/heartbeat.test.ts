@@ -13,7 +13,7 @@ function fakeKv() {
   return {
     calls,
     watching: false,
-    beat: 'ok' as 'ok' | 'expired' | 'rewritten' | 'fail',
+    beat: 'ok' as 'ok' | 'expired' | 'forgotten' | 'rewritten' | 'fail',
     rev: 100,
     async heartbeat() {
       calls.push('heartbeat');
@@ -81,6 +81,21 @@ describe('heartbeat loop', () => {
     kv.beat = 'expired';
     await advance(1000, kv);
     assert.equal(kv.calls.filter((c) => c === 'syncOwn').length, 3, 'and after finding itself expired');
+  });
+
+  it('finding itself forgotten while it ran (expired, then ledgernet cluster forget): says so at error level and publishes everything again', async () => {
+    const kv = fakeKv();
+    kv.watching = true;
+    const errors: string[] = [];
+    hb = startHeartbeat({ kv, self: 'h1', timeoutMs: TIMEOUT, own: () => ({ members: [], endpoints: [] }), rewatch: () => undefined, log: { ...silent, error: (_: object, m: string) => void errors.push(m) }, now: () => clock });
+    await advance(2000, kv);
+    const published = kv.calls.filter((c) => c === 'syncOwn').length;
+    assert.deepEqual(errors, []);
+    kv.beat = 'forgotten';
+    await advance(1000, kv);
+    assert.equal(kv.calls.filter((c) => c === 'syncOwn').length, published + 1);
+    assert.equal(errors.length, 1);
+    assert.match(errors[0]!, /forgotten by an operator \(ledgernet cluster forget\) while it ran/);
   });
 
   it('removes a host not heard of for the timeout, once; nobody while this host\'s own heartbeats do not come back', async () => {

@@ -1,0 +1,84 @@
+// Compare-and-set on the cluster's KV bucket: every write a host makes to a key another host may
+// write too (a network's record, its VNI and subnet keys, an address block, an expired host's
+// keys) goes through these, so hosts racing for one key all end up with the winner's value.
+import type { KV } from '@nats-io/kv';
+import { DriverError } from '../../errors.ts';
+
+/** Tries of a compare-and-set that keeps losing races before it is an error. */
+export const CREATE_ATTEMPTS = 5;
+
+/** A short, growing wait between tries of a compare-and-set that lost a race. */
+export const pause = (attempt: number) => new Promise((r) => setTimeout(r, 5 * attempt + Math.random() * 10));
+
+/** The JetStream answer to a put or delete whose expected revision is not the key's (a compare-and-set lost). */
+export function isWrongRevision(e: unknown): boolean {
+  const code = (e as { api_error?: { err_code?: number }; code?: unknown } | null)?.api_error?.err_code;
+  return code === 10071 || /wrong last sequence/i.test(e instanceof Error ? e.message : String(e));
+}
+
+/** Deletes `key` if its revision is still `rev`; false when it is not (a compare-and-set lost). */
+export async function deleteAt(kv: KV, key: string, rev: number): Promise<boolean> {
+  try {
+    await kv.delete(key, { previousSeq: rev });
+    return true;
+  } catch (e) {
+    if (isWrongRevision(e)) return false;
+    throw e;
+  }
+}
+
+/** Writes `value` to `key` again if its revision is still `rev` (compare-and-set); false when not. */
+export async function rewrite(kv: KV, key: string, value: string, rev: number): Promise<boolean> {
+  try {
+    await kv.update(key, value, rev);
+    return true;
+  } catch (e) {
+    if (isWrongRevision(e)) return false;
+    throw e;
+  }
+}
+
+/**
+ * Compare-and-set: true when this call created the key, false when it existed. A create that
+ * loses a race ("wrong last sequence") against another host's create or delete of the same key,
+ * read back from a replica that has not seen the winner's write yet, is tried again: the conflict
+ * itself proves the key moved, so a later read settles who holds it.
+ */
+export async function tryCreate(kv: KV, key: string, value: string): Promise<boolean> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await kv.create(key, value);
+      return true;
+    } catch (e) {
+      const now = await kv.get(key);
+      if (now && now.operation === 'PUT') return false;
+      if (attempt >= CREATE_ATTEMPTS || !isWrongRevision(e)) {
+        throw new DriverError('LN_ERR_CLUSTER_UNAVAILABLE', `the cluster KV bucket refused ${key}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+      }
+      await pause(attempt);
+    }
+  }
+}
+
+/**
+ * Who holds `key`: `value` after creating it, or after writing it again when it already held
+ * `value` (a new revision, which a retiring host's compare-and-set then misses), or whoever else
+ * created it first.
+ */
+export async function ownerOf(kv: KV, key: string, value: string): Promise<string> {
+  for (let attempt = 1; attempt <= CREATE_ATTEMPTS; attempt++) {
+    if (await tryCreate(kv, key, value)) return value;
+    const e = await kv.get(key);
+    if (e?.operation !== 'PUT') continue; // removed meanwhile: create it
+    if (e.string() !== value) return e.string();
+    if (await rewrite(kv, key, value, e.revision)) return value;
+    await pause(attempt);
+  }
+  throw new DriverError('LN_ERR_CLUSTER_UNAVAILABLE', `the cluster KV bucket: ${key} kept changing`);
+}
+
+/** Is any of these keys still in the bucket? */
+export async function anyLive(kv: KV, keys: readonly { key: string }[]): Promise<boolean> {
+  for (const { key } of keys) if ((await kv.get(key))?.operation === 'PUT') return true;
+  return false;
+}

@@ -1,0 +1,310 @@
+// A cluster network's life in the KV bucket (src/events/cluster/kv.ts lists the keys): created by
+// the first host that asks for it, joined by the others, its address blocks claimed one host at a
+// time, left by each host whose log no longer has it, retired by the last one out, written back
+// from the hosts' logs when the bucket lost it, and taken from a host the operator forgot. Every
+// write is a compare-and-set (src/events/cluster/cas.ts).
+import type { KV } from '@nats-io/kv';
+import { DriverError } from '../../errors.ts';
+import { blockAt, blockCount, blockIndex, blockLenFor, firstVni, nextVni, type ClusterNetwork, type JoinRequest } from '../domain/cluster.ts';
+import { anyLive, CREATE_ATTEMPTS, deleteAt, isWrongRevision, ownerOf, pause, rewrite, tryCreate } from './cas.ts';
+import { memberKey, type KeyMirror, type OwnKeys, type OwnNetwork } from './host-keys.ts';
+
+/** The bucket as its ClusterKv holds it now: `kv` changes when the bucket is made again, `mirror` with each new watch. */
+export interface Bucket {
+  kv: KV;
+  mirror: KeyMirror;
+  /** This host's name. */
+  readonly host: string;
+}
+
+/** What a full publish of this host's keys did beyond its own keys (ClusterKv.syncOwn). */
+export interface SyncOutcome {
+  /** Networks it removed from the bucket, the last host out. */
+  readonly retired: readonly string[];
+  /** Networks whose record or blocks the bucket had lost, written back from the log. */
+  readonly restored: readonly string[];
+  /** What the bucket holds against the log, one sentence each. */
+  readonly conflicts: readonly string[];
+}
+
+const enc = (v: unknown) => JSON.stringify(v);
+const subnetKey = (cidr: string) => `subnets.${cidr.replace(/[.:/]/g, '_')}`;
+const recordOf = (name: string) => `networks.${name}`;
+
+/** How many VNIs a name tries before giving up (the range is far larger). */
+const MAX_PROBES = 4096;
+
+/**
+ * A network's record in the bucket: `hosts` are the hosts that have it (each adds and removes
+ * itself by compare-and-set), so the last one out retires it. A record without `hosts` (written
+ * by a ledgernet before it) is never retired: who has it is not known.
+ */
+type StoredNetwork = ClusterNetwork & { readonly hosts?: readonly string[] };
+
+/** A network record from its value in the bucket, or null when it does not parse. */
+function parseRecord(value: string): StoredNetwork | null {
+  try {
+    return JSON.parse(value) as StoredNetwork;
+  } catch {
+    return null;
+  }
+}
+
+/** The record as joinNetwork returns it: the network, without who has it (that changes). */
+function networkOf(r: StoredNetwork): ClusterNetwork {
+  return { name: r.name, subnet: r.subnet, vni: r.vni, blockLen: r.blockLen, createdBy: r.createdBy };
+}
+
+/**
+ * The network's record with this host among its hosts (a compare-and-set on the revision read:
+ * a host leaving or retiring it at the same moment makes one of the two try again), or a new
+ * record when there is none (unless `create` is false: then null). A different --subnet than the
+ * one it holds is refused, naming it.
+ */
+export async function enter(b: Bucket, req: JoinRequest): Promise<ClusterNetwork>;
+export async function enter(b: Bucket, req: JoinRequest, create: false): Promise<ClusterNetwork | null>;
+export async function enter(b: Bucket, req: JoinRequest, create = true): Promise<ClusterNetwork | null> {
+  const key = recordOf(req.name);
+  for (let attempt = 1; attempt <= CREATE_ATTEMPTS * 2; attempt++) {
+    const e = await b.kv.get(key);
+    if (!e || e.operation !== 'PUT') {
+      if (!create) return null;
+      const created = await createNetwork(b, req);
+      if (created) return created;
+      continue; // another host created it first: join theirs
+    }
+    const r = e.json<StoredNetwork>();
+    if (req.subnet !== null && req.subnet !== r.subnet) {
+      throw new DriverError(
+        'LN_ERR_CLUSTER_SUBNET',
+        `cluster network ${req.name} already has subnet ${r.subnet} (allocated by host ${r.createdBy}); ` +
+          `create it with --subnet ${r.subnet} or without --subnet`,
+      );
+    }
+    if (!Array.isArray(r.hosts) || r.hosts.includes(b.host)) return networkOf(r);
+    try {
+      await b.kv.update(key, enc({ ...r, hosts: [...r.hosts, b.host].sort() }), e.revision);
+      return networkOf(r);
+    } catch (err) {
+      if (!isWrongRevision(err)) throw err;
+      await pause(attempt);
+    }
+  }
+  throw new DriverError('LN_ERR_CLUSTER_UNAVAILABLE', `cluster network ${req.name}: its record in the KV bucket kept changing; try again`);
+}
+
+/**
+ * A new record for `req` with this host as its only host, or null when another host created
+ * one first (its subnet and VNI are the network's). The subnet and VNI keys are taken before
+ * the record and written again after it: a host retiring an earlier network of this name
+ * removes them only at the revisions it saw before that record went.
+ */
+async function createNetwork(b: Bucket, req: JoinRequest): Promise<ClusterNetwork | null> {
+  const subnet = req.subnet ?? req.propose(await takenSubnets(b.kv));
+  const guard = async (key: string) => {
+    const owner = await ownerOf(b.kv, key, req.name);
+    if (owner !== req.name) {
+      throw new DriverError('LN_ERR_IPAM_OVERLAP', `subnet ${subnet} is cluster network ${owner}'s; choose another --subnet for ${req.name}`);
+    }
+  };
+  await guard(subnetKey(subnet));
+  const net: ClusterNetwork = { name: req.name, subnet, vni: await takeVni(b.kv, req.name), blockLen: blockLenFor(subnet), createdBy: b.host };
+  if (!(await tryCreate(b.kv, recordOf(req.name), enc({ ...net, hosts: [b.host] })))) return null;
+  await guard(subnetKey(subnet));
+  if ((await ownerOf(b.kv, `vnis.${net.vni}`, req.name)) !== req.name) {
+    throw new DriverError('LN_ERR_CLUSTER_UNAVAILABLE', `cluster network ${req.name}: VNI ${net.vni} was taken by another network while it was created; try again`);
+  }
+  return net;
+}
+
+/**
+ * Subnets of cluster networks, and subnets claimed (`subnets.*`) by a host that then lost the
+ * race for the network's name: the claim stays, so a proposal must avoid it too.
+ */
+async function takenSubnets(kv: KV): Promise<string[]> {
+  const out: string[] = [];
+  for await (const k of await kv.keys('networks.*')) {
+    const e = await kv.get(k);
+    if (e && e.operation === 'PUT') out.push(e.json<ClusterNetwork>().subnet);
+  }
+  for await (const k of await kv.keys('subnets.*')) {
+    // IPv4 only (cluster networks are): 10_240_1_0_24 is 10.240.1.0/24.
+    const m = /^subnets\.(\d+)_(\d+)_(\d+)_(\d+)_(\d+)$/.exec(k);
+    if (m) out.push(`${m[1]}.${m[2]}.${m[3]}.${m[4]}/${m[5]}`);
+  }
+  return out;
+}
+
+/** The first VNI from the name's own start that is free or already the name's. */
+async function takeVni(kv: KV, name: string): Promise<number> {
+  let vni = firstVni(name);
+  for (let i = 0; i < MAX_PROBES; i++, vni = nextVni(vni)) {
+    if ((await ownerOf(kv, `vnis.${vni}`, name)) === name) return vni;
+  }
+  throw new DriverError('LN_ERR_CLUSTER_UNAVAILABLE', `cluster network ${name}: no free VNI found after ${MAX_PROBES} tries`);
+}
+
+/**
+ * A block for this host: one it claimed that is not in `owned` (its log), else the lowest block
+ * no host holds yet (compare-and-set: a block another host won is skipped). Returns its CIDR.
+ */
+export async function claimBlock(b: Bucket, net: ClusterNetwork, owned: readonly string[]): Promise<string> {
+  const taken = new Set<number>();
+  for await (const k of await b.kv.keys(`blocks.${net.name}.*`)) {
+    const i = Number(k.split('.').pop());
+    taken.add(i);
+    // Claimed by this host before a crash, but not in its log: take it back first (written
+    // again, so a leave of the network that read it before, still running, cannot delete it).
+    const block = blockAt(net.subnet, net.blockLen, i);
+    if (owned.includes(block)) continue;
+    const e = await b.kv.get(k);
+    if (e?.operation === 'PUT' && e.string() === b.host && (await rewrite(b.kv, k, b.host, e.revision))) return block;
+  }
+  const count = blockCount(net.subnet, net.blockLen);
+  for (let i = 0; i < count; i++) {
+    if (taken.has(i)) continue;
+    if (await tryCreate(b.kv, `blocks.${net.name}.${i}`, b.host)) return blockAt(net.subnet, net.blockLen, i);
+  }
+  throw new DriverError('LN_ERR_IPAM_EXHAUSTED', `cluster network ${net.name}: every address block of ${net.subnet} is claimed by a host`);
+}
+
+/**
+ * The networks' side of a full publish (after this host's member and endpoint keys, written from
+ * `own` with the networks it is joining as members): it leaves the cluster networks it is among
+ * the hosts of but no longer has (`dropHost`), and adds itself to those it has without being
+ * listed (it joined them with an older ledgernet). Then what the bucket should hold of this host's
+ * networks and lacks (it lost its data: a JetStream store wiped, a bucket deleted) is written back
+ * from the log (`restoreNetwork`).
+ */
+export async function syncNetworks(b: Bucket, own: () => OwnKeys, members: () => readonly string[]): Promise<SyncOutcome> {
+  const gone = (name: string) => () => !members().includes(name);
+  const retired: string[] = [];
+  for (const { key, value } of b.mirror.withPrefix('networks.')) {
+    const name = key.slice('networks.'.length);
+    const r = parseRecord(value);
+    if (!Array.isArray(r?.hosts)) continue; // an older ledgernet's record: never retired
+    if (!gone(name)()) {
+      // It has the network but is not among its hosts (it joined with a ledgernet before this
+      // one): added, unless its log has another subnet (a conflict, which restoreNetwork names).
+      const mine = own().networks?.find((n) => n.name === name);
+      if (!r.hosts.includes(b.host) && (mine === undefined || mine.subnet === r.subnet)) await enter(b, { name, subnet: r.subnet, propose: () => r.subnet }, false);
+    } else if ((r.hosts.includes(b.host) || r.hosts.length === 0) && (await dropHost(b, name, b.host, gone(name)))) {
+      retired.push(name);
+    }
+  }
+  const restored: string[] = [];
+  const conflicts: string[] = [];
+  for (const net of own().networks ?? []) {
+    const r = await restoreNetwork(b, net);
+    if (r.restored) restored.push(net.name);
+    conflicts.push(...r.conflicts);
+  }
+  return { retired, restored, conflicts };
+}
+
+/**
+ * Writes back what the bucket lacks of a network this host's log has: its record (this host's
+ * subnet, VNI and block size; it is among its hosts), its VNI and subnet keys, and this host's
+ * blocks, each only if absent (create), so the next host to join gets the same network and no
+ * block of this host goes to another. Whatever the bucket holds otherwise is a conflict, named.
+ * Only keys this host's watch does not show are touched (a full publish costs nothing more).
+ */
+async function restoreNetwork(b: Bucket, net: OwnNetwork): Promise<{ restored: boolean; conflicts: string[] }> {
+  const key = recordOf(net.name);
+  const conflicts: string[] = [];
+  let restored = false;
+  const record = b.mirror.withPrefix(key).find((k) => k.key === key);
+  let held = record ? parseRecord(record.value) : null;
+  if (!record) {
+    // As createNetwork: the VNI and subnet keys first, then the record.
+    for (const [guard, what] of [[subnetKey(net.subnet), `subnet ${net.subnet}`], [`vnis.${net.vni}`, `VNI ${net.vni}`]] as const) {
+      const owner = await ownerOf(b.kv, guard, net.name);
+      if (owner !== net.name) conflicts.push(`cluster network ${net.name}: its ${what} (this host's log) is cluster network ${owner}'s in the KV bucket`);
+    }
+    if (conflicts.length > 0) return { restored, conflicts };
+    if (await tryCreate(b.kv, key, enc({ name: net.name, subnet: net.subnet, vni: net.vni, blockLen: net.blockLen, createdBy: b.host, hosts: [b.host] }))) restored = true;
+    else {
+      const e = await b.kv.get(key);
+      held = e?.operation === 'PUT' ? e.json<StoredNetwork>() : null;
+    }
+  }
+  if (held && (held.subnet !== net.subnet || held.vni !== net.vni)) {
+    // Its blocks are of another subnet there: nothing of this host's is written.
+    return { restored, conflicts: [`cluster network ${net.name}: this host has subnet ${net.subnet} and VNI ${net.vni}, the KV bucket ${held.subnet} and VNI ${held.vni} (created by ${held.createdBy})`] };
+  }
+  const seen = new Map(b.mirror.withPrefix(`blocks.${net.name}.`).map((k) => [k.key, k.value]));
+  for (const block of net.blocks) {
+    const i = blockIndex(net.subnet, net.blockLen, block);
+    const blockKey = `blocks.${net.name}.${i}`;
+    if (i === null || seen.get(blockKey) === b.host) continue;
+    if (await tryCreate(b.kv, blockKey, b.host)) {
+      restored = true;
+      continue;
+    }
+    const owner = (await b.kv.get(blockKey))?.string();
+    if (owner !== undefined && owner !== b.host) conflicts.push(`cluster network ${net.name}: block ${block} is this host's (its log) but host ${owner}'s in the KV bucket: addresses of it may be on both`);
+  }
+  return { restored, conflicts };
+}
+
+/**
+ * Takes `host` out of cluster network `name`: this host, whose log no longer has it (`still`,
+ * asked again before each write: a join of it may start meanwhile), or a host forgotten for good
+ * (`forgetNetworks`). Its address blocks are given back (no address of them is in use), then its
+ * name leaves the record's hosts by compare-and-set. The last host out retires the network: the
+ * record goes (compare-and-set), then its VNI, subnet and any block left, each at the revision
+ * this host's watch saw before the record went, so a new network of the name (which writes them
+ * again after creating its record) keeps its own. True when it retired it.
+ */
+async function dropHost(b: Bucket, name: string, host: string, still: () => boolean = () => true): Promise<boolean> {
+  for (const k of b.mirror.withPrefix(`blocks.${name}.`)) {
+    if (k.value === host && still()) await deleteAt(b.kv, k.key, k.rev);
+  }
+  const key = recordOf(name);
+  for (let attempt = 1; attempt <= CREATE_ATTEMPTS * 2; attempt++) {
+    const e = await b.kv.get(key);
+    if (!e || e.operation !== 'PUT') return false;
+    const r = e.json<StoredNetwork>();
+    if (!Array.isArray(r.hosts) || !(r.hosts.includes(host) || r.hosts.length === 0) || !still()) return false;
+    const rest = r.hosts.filter((h) => h !== host);
+    // A member key of another host that is not among the hosts: it joined with a ledgernet
+    // before this one, so it still has the network (it adds itself once it runs this one).
+    // (Asked again of the bucket: this host's watch may not have delivered a leaving host's delete yet.)
+    const unlisted = rest.length === 0 && (await anyLive(b.kv, b.mirror.withPrefix(`members.${name}.`).filter((m) => m.key !== memberKey(name, host))));
+    const held = [...b.mirror.withPrefix(`blocks.${name}.`), ...b.mirror.withPrefix('vnis.'), ...b.mirror.withPrefix('subnets.')].filter((k) => k.key.startsWith('blocks.') || k.value === name);
+    try {
+      if (rest.length > 0 || unlisted) {
+        if (rest.length < r.hosts.length) await b.kv.update(key, enc({ ...r, hosts: rest }), e.revision);
+        return false;
+      }
+      await b.kv.delete(key, { previousSeq: e.revision });
+    } catch (err) {
+      if (!isWrongRevision(err)) throw err;
+      await pause(attempt);
+      continue;
+    }
+    for (const k of held) await deleteAt(b.kv, k.key, k.rev);
+    return true;
+  }
+  throw new DriverError('LN_ERR_CLUSTER_UNAVAILABLE', `cluster network ${name}: its record in the KV bucket kept changing while host ${host} was taken out of it`);
+}
+
+/**
+ * Takes a forgotten host (ClusterKv.forgetHost checked that it is gone) out of every network it
+ * had (`dropHost`: the last one out retires it); its blocks and any member or endpoint key left go.
+ */
+export async function forgetNetworks(b: Bucket, host: string): Promise<{ networks: string[]; retired: string[]; blocks: number }> {
+  const blocks = b.mirror.withPrefix('blocks.').filter((k) => k.value === host);
+  const listedIn = b.mirror.withPrefix('networks.').filter((n) => parseRecord(n.value)?.hosts?.includes(host)).map((n) => n.key.slice('networks.'.length)).sort();
+  const keys = b.mirror.keysOf(host);
+  if (listedIn.length === 0 && blocks.length === 0 && keys.size === 0) {
+    throw new DriverError('LN_ERR_BAD_REQUEST', `host ${host} is not in the cluster: no network lists it and it holds no address block`);
+  }
+  const retired: string[] = [];
+  for (const name of listedIn) if (await dropHost(b, name, host)) retired.push(name);
+  // Blocks of networks whose record did not list it (an older ledgernet's: dropHost gave back
+  // the others), and its keys left.
+  for (const k of blocks) if (!listedIn.some((n) => k.key.startsWith(`blocks.${n}.`))) await deleteAt(b.kv, k.key, k.rev);
+  for (const [k, rev] of keys) await deleteAt(b.kv, k, rev);
+  return { networks: listedIn, retired, blocks: blocks.length };
+}
