@@ -126,15 +126,20 @@ export class Metrics {
   });
   private readonly clusterConflicts = new Gauge({
     name: 'ledgernet_cluster_conflicts',
-    help: "What the cluster's KV bucket holds against this host's log (another subnet or VNI for a network, a block of this host owned by another), as its last full publish found",
+    help: "What the cluster's KV bucket holds against this host's log (another subnet or VNI for a network, a block of this host owned by another), as its heartbeat last found",
     registers: [this.registry],
   });
   private readonly clusterCounters = {
     failures: new Counter({ name: 'ledgernet_cluster_heartbeat_failures_total', help: 'Cluster heartbeats that failed (NATS unreachable, the KV bucket refused)', registers: [this.registry] }),
     expired: new Counter({ name: 'ledgernet_cluster_hosts_expired_total', help: 'Cluster hosts this host expired (no heartbeat for the timeout: their entries removed)', registers: [this.registry] }),
     retired: new Counter({ name: 'ledgernet_cluster_networks_retired_total', help: 'Cluster networks this host removed from the KV bucket as the last host to have them', registers: [this.registry] }),
+    repaired: new Counter({
+      name: 'ledgernet_cluster_keys_repaired_total',
+      help: "Times this host found keys of its log missing from the cluster's KV bucket (deleted by hand, lost by a store) and published them again",
+      registers: [this.registry],
+    }),
   };
-  private clusterSeen = { failures: 0, expired: 0, retired: 0 };
+  private clusterSeen = { failures: 0, expired: 0, retired: 0, repaired: 0 };
 
   /** Reads the cluster's heartbeat at scrape time (set when serve runs with --nats); null before it joined. */
   clusterSource: (() => HeartbeatStats | null) | null = null;
@@ -146,10 +151,10 @@ export class Metrics {
     this.clusterHostsHeard.set(c?.hostsHeard ?? 0);
     this.clusterConflicts.set(c?.conflicts.length ?? 0);
     if (!c) return;
-    for (const k of ['failures', 'expired', 'retired'] as const) {
+    for (const k of ['failures', 'expired', 'retired', 'repaired'] as const) {
       if (c[k] > this.clusterSeen[k]) this.clusterCounters[k].inc(c[k] - this.clusterSeen[k]);
     }
-    this.clusterSeen = { failures: c.failures, expired: c.expired, retired: c.retired };
+    this.clusterSeen = { failures: c.failures, expired: c.expired, retired: c.retired, repaired: c.repaired };
   }
 
   /** Reads the NATS outbox at scrape time (set when the publisher runs). */

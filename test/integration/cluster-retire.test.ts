@@ -294,6 +294,34 @@ describe("the bucket rebuilt from the hosts' logs", () => {
     assert.deepEqual(await keysOf('fern'), []);
   });
 
+  it("keys of a host's log deleted from the bucket by hand are found from the watch alone (drift), written back by the full publish; a block given to another host is a conflict until it is the host's again", async () => {
+    const lime = await join(h2, 'lime', '10.242.14.0/24');
+    h2.settle('lime');
+    const b = await h2.claimBlock(lime, []);
+    await h2.publishEndpoint('lime', { endpointId: 'e1', address: '10.242.14.2', mac: '02:42:0a:f2:0e:02' });
+    const own: OwnKeys = {
+      members: ['lime'],
+      networks: [{ name: 'lime', subnet: lime.subnet, vni: lime.vni, blockLen: lime.blockLen, blocks: [b] }],
+      endpoints: [{ cluster: 'lime', endpointId: 'e1', address: '10.242.14.2', mac: '02:42:0a:f2:0e:02' }],
+    };
+    await settle();
+    assert.deepEqual(h2.drift(() => own), { missing: [], conflicts: [] });
+    for (const k of ['members.lime.h2', 'endpoints.lime.h2.e1', 'blocks.lime.0']) await bucket.delete(k);
+    await settle();
+    assert.deepEqual(h2.drift(() => own), { missing: ['blocks.lime.0', 'endpoints.lime.h2.e1', 'members.lime.h2'], conflicts: [] });
+    assert.deepEqual(await h2.syncOwn(() => own), { retired: [], restored: ['lime'], conflicts: [] });
+    await settle();
+    assert.deepEqual(h2.drift(() => own), { missing: [], conflicts: [] }, 'all written back');
+    await bucket.put('blocks.lime.0', 'h3');
+    await settle();
+    assert.deepEqual(h2.drift(() => own)?.conflicts, [`cluster network lime: block ${b} is this host's (its log) but host h3's in the KV bucket: addresses of it may be on both`]);
+    await bucket.put('blocks.lime.0', 'h2');
+    await settle();
+    assert.deepEqual(h2.drift(() => own), { missing: [], conflicts: [] });
+    assert.deepEqual(await leave(h2), ['lime']);
+    assert.deepEqual(await keysOf('lime'), []);
+  });
+
   it('a bucket deleted whole: the next heartbeat makes it again and finds its record gone; the full publish that follows rebuilds the network', async () => {
     const moss = await join(h1, 'moss', '10.242.11.0/24');
     h1.settle('moss');

@@ -9,13 +9,15 @@
 // anything failed (a NATS outage), so what was missed is caught up once NATS answers.
 import { HostLiveness } from './liveness.ts';
 import type { OwnKeys } from './host-keys.ts';
-import type { HostSeen, SyncOutcome } from './kv.ts';
+import type { BucketDrift, HostSeen, SyncOutcome } from './kv.ts';
 
 interface HeartbeatKv {
   /** The watch has caught up: this host knows the bucket's keys (syncOwn and reap need it). */
   readonly watching: boolean;
   heartbeat(): Promise<'ok' | 'expired' | 'forgotten' | 'rewritten'>;
   syncOwn(own: () => OwnKeys): Promise<SyncOutcome>;
+  /** What the bucket lacks of this host's log or holds against it, from the watch alone; null before it caught up. */
+  drift(own: () => OwnKeys): BucketDrift | null;
   reap(host: string, rev: number | null): Promise<number | null>;
 }
 
@@ -55,7 +57,9 @@ export interface HeartbeatStats {
   readonly expired: number;
   /** Cluster networks this host removed from the bucket, the last host out. */
   readonly retired: number;
-  /** What the last full publish found the bucket holding against this host's log (networks.ts restoreNetwork). */
+  /** Full publishes run because the bucket lacked keys of this host's log (`drift`). */
+  readonly repaired: number;
+  /** What the bucket holds against this host's log (networks.ts restoreNetwork at a full publish, driftOf on every beat). */
   readonly conflicts: readonly string[];
 }
 
@@ -78,8 +82,36 @@ export function startHeartbeat(o: {
   let running = false;
   let lastBeat = now();
   let lastRewatch = now();
-  const counts = { failures: 0, expired: 0, retired: 0 };
+  const counts = { failures: 0, expired: 0, retired: 0, repaired: 0 };
+  /** What the last full publish found the bucket holding against the log. */
+  let published: readonly string[] = [];
+  /** What the bucket holds against the log now: the last drift check's, and the publish's while keys are missing. */
   let conflicts: readonly string[] = [];
+  /** The keys the last drift check found missing, and those a full publish was last run for. */
+  let seenMissing = '';
+  let triedMissing = '';
+
+  /**
+   * Keys of this host's log that the bucket lacks (deleted by hand, lost by a store) are written
+   * again by a full publish: when two beats in a row find the same keys missing (one may only be
+   * a key just written that the watch has not delivered yet), and once per set (a key the publish
+   * cannot write back, e.g. a record whose subnet another network took, is a conflict, not a
+   * reason to publish on every beat).
+   */
+  const checkDrift = () => {
+    const d = o.kv.drift(o.own);
+    if (d === null) return;
+    const missing = d.missing.join(' ');
+    if (missing !== '' && missing === seenMissing && missing !== triedMissing) {
+      triedMissing = missing;
+      dirty = true;
+      counts.repaired++;
+      o.log.warn({ keys: d.missing.slice(0, 10), count: d.missing.length }, "cluster: the KV bucket lacks keys of this host's log (deleted by hand? a store that lost data?); publishing them again");
+    }
+    if (missing === '') triedMissing = '';
+    seenMissing = missing;
+    conflicts = missing === '' ? d.conflicts : [...new Set([...published, ...d.conflicts])];
+  };
 
   const beat = async () => {
     const r = await o.kv.heartbeat();
@@ -94,6 +126,7 @@ export function startHeartbeat(o: {
     if (r !== 'ok') dirty = true;
     // Expired with no watch caught up: the bucket was made again (kv.ts heartbeat); watch the new one now.
     if ((r === 'expired' || r === 'forgotten') && !o.kv.watching) o.rewatch();
+    if (!dirty && o.kv.watching) checkDrift();
     // Not before the watch has caught up: the keys to remove are known from it.
     if (dirty && o.kv.watching) {
       dirty = false;
@@ -106,7 +139,7 @@ export function startHeartbeat(o: {
         }
         for (const name of done.restored) o.log.warn({ cluster: name }, `cluster network ${name}: the KV bucket had lost it (or this host's blocks of it); written back from this host's log`);
         for (const c of done.conflicts) o.log.error({}, c);
-        conflicts = done.conflicts;
+        published = conflicts = done.conflicts;
       } finally {
         syncing = false;
       }

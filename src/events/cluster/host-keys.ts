@@ -58,6 +58,8 @@ export function hostOfKey(token: string): string {
 export const recordKey = (host: string) => `hosts.${hostKey(host)}`;
 /** `members.<cluster>.<host>`: the host has cluster network `cluster`. */
 export const memberKey = (cluster: string, host: string) => `members.${cluster}.${hostKey(host)}`;
+/** `endpoints.<cluster>.<host>.<id>`: the host's endpoint on cluster network `cluster`. */
+export const endpointKey = (cluster: string, host: string, endpointId: string) => `endpoints.${cluster}.${hostKey(host)}.${endpointId}`;
 
 /** The keys whose values the mirror keeps: what a cluster network holds in the bucket besides its members' keys. */
 const NETWORK_KEYS = /^(networks|blocks|vnis|subnets)\./;
@@ -95,6 +97,12 @@ export class KeyMirror {
     return this.live;
   }
 
+  /** Is `key` in the bucket (as the watch saw it)? */
+  has(key: string): boolean {
+    if (!this.live) throw new Error("the cluster's KV watch has not caught up yet");
+    return this.revs.has(key);
+  }
+
   /** The member and endpoint keys of `host` with their revisions. */
   keysOf(host: string): Map<string, number> {
     if (!this.live) throw new Error("the cluster's KV watch has not caught up yet");
@@ -116,7 +124,7 @@ export async function syncOwnKeys(kv: KV, mirror: KeyMirror, host: string, vtep:
   const own = ownNow();
   const want = new Map<string, string>();
   for (const m of own.members) want.set(memberKey(m, host), enc({ host, vtep }));
-  for (const e of own.endpoints) want.set(`endpoints.${e.cluster}.${hostKey(host)}.${e.endpointId}`, enc({ host, vtep, endpointId: e.endpointId, address: e.address, mac: e.mac }));
+  for (const e of own.endpoints) want.set(endpointKey(e.cluster, host, e.endpointId), enc({ host, vtep, endpointId: e.endpointId, address: e.address, mac: e.mac }));
   for (const [k, v] of want) await kv.put(k, v);
   for (const [k, rev] of have) {
     if (!want.has(k)) await deleteAt(kv, k, rev);

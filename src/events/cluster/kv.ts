@@ -16,10 +16,10 @@ import { DriverError } from '../../errors.ts';
 import type { PeerChange } from '../domain/peers.ts';
 import type { ClusterNetwork, ClusterPort, JoinRequest } from '../domain/cluster.ts';
 import { isWrongRevision } from './cas.ts';
-import { admitHost, hostKey, hostOfKey, KeyMirror, memberKey, reapHost, recordForgotten, recordKey, syncOwnKeys, unforget, type OwnKeys } from './host-keys.ts';
-import { claimBlock, enter, forgetNetworks, syncNetworks, type Bucket, type SyncOutcome } from './networks.ts';
+import { admitHost, endpointKey, hostOfKey, KeyMirror, memberKey, reapHost, recordForgotten, recordKey, syncOwnKeys, unforget, type OwnKeys } from './host-keys.ts';
+import { claimBlock, driftOf, enter, forgetNetworks, syncNetworks, type Bucket, type BucketDrift, type SyncOutcome } from './networks.ts';
 
-export type { SyncOutcome } from './networks.ts';
+export type { BucketDrift, SyncOutcome } from './networks.ts';
 
 const CLUSTER_BUCKET = 'ledgernet-cluster';
 
@@ -119,7 +119,7 @@ export class ClusterKv {
 
   /** Says that this host has an endpoint on cluster network `name` (or no longer has it). */
   async publishEndpoint(name: string, ep: { endpointId: string; address: string; mac: string } | { endpointId: string; gone: true }): Promise<void> {
-    const key = `endpoints.${name}.${hostKey(this.host)}.${ep.endpointId}`;
+    const key = endpointKey(name, this.host, ep.endpointId);
     if ('gone' in ep) await this.b.kv.delete(key);
     else await this.b.kv.put(key, enc({ host: this.host, vtep: this.vtep, ...ep }));
   }
@@ -190,6 +190,11 @@ export class ClusterKv {
     const done = await forgetNetworks(this.b, host);
     await recordForgotten(this.b.kv, host, { by: this.host, at: new Date().toISOString(), ...(reason === undefined ? {} : { reason }) });
     return done;
+  }
+
+  /** What the bucket lacks of this host's log or holds against it, as the watch sees it (networks.ts `driftOf`); null before the watch caught up. */
+  drift(own: () => OwnKeys): BucketDrift | null {
+    return this.b.mirror.ready ? driftOf(this.b.mirror, this.host, own()) : null;
   }
 
   /** Removes an expired host's record and keys (src/events/cluster/host-keys.ts); null: it is back, or already removed. */

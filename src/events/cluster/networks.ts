@@ -7,7 +7,7 @@ import type { KV } from '@nats-io/kv';
 import { DriverError } from '../../errors.ts';
 import { blockAt, blockCount, blockIndex, blockLenFor, firstVni, nextVni, type ClusterNetwork, type JoinRequest } from '../domain/cluster.ts';
 import { anyLive, CREATE_ATTEMPTS, deleteAt, isWrongRevision, ownerOf, pause, rewrite, tryCreate } from './cas.ts';
-import { memberKey, type KeyMirror, type OwnKeys, type OwnNetwork } from './host-keys.ts';
+import { endpointKey, memberKey, type KeyMirror, type OwnKeys, type OwnNetwork } from './host-keys.ts';
 
 /** The bucket as its ClusterKv holds it now: `kv` changes when the bucket is made again, `mirror` with each new watch. */
 export interface Bucket {
@@ -230,7 +230,7 @@ async function restoreNetwork(b: Bucket, net: OwnNetwork): Promise<{ restored: b
   }
   if (held && (held.subnet !== net.subnet || held.vni !== net.vni)) {
     // Its blocks are of another subnet there: nothing of this host's is written.
-    return { restored, conflicts: [`cluster network ${net.name}: this host has subnet ${net.subnet} and VNI ${net.vni}, the KV bucket ${held.subnet} and VNI ${held.vni} (created by ${held.createdBy})`] };
+    return { restored, conflicts: [otherNetwork(net, held)] };
   }
   const seen = new Map(b.mirror.withPrefix(`blocks.${net.name}.`).map((k) => [k.key, k.value]));
   for (const block of net.blocks) {
@@ -242,9 +242,56 @@ async function restoreNetwork(b: Bucket, net: OwnNetwork): Promise<{ restored: b
       continue;
     }
     const owner = (await b.kv.get(blockKey))?.string();
-    if (owner !== undefined && owner !== b.host) conflicts.push(`cluster network ${net.name}: block ${block} is this host's (its log) but host ${owner}'s in the KV bucket: addresses of it may be on both`);
+    if (owner !== undefined && owner !== b.host) conflicts.push(otherOwner(net, block, owner));
   }
   return { restored, conflicts };
+}
+
+/** The conflict of a network whose record in the bucket has another subnet or VNI than this host's log. */
+const otherNetwork = (net: OwnNetwork, held: StoredNetwork) =>
+  `cluster network ${net.name}: this host has subnet ${net.subnet} and VNI ${net.vni}, the KV bucket ${held.subnet} and VNI ${held.vni} (created by ${held.createdBy})`;
+/** The conflict of a block of this host's log that the bucket gives to another host. */
+const otherOwner = (net: OwnNetwork, block: string, owner: string) =>
+  `cluster network ${net.name}: block ${block} is this host's (its log) but host ${owner}'s in the KV bucket: addresses of it may be on both`;
+
+/** What the bucket, as this host's watch sees it, lacks of this host's log and holds against it (`driftOf`). */
+export interface BucketDrift {
+  /** Keys this host's log says the bucket holds and it does not (a full publish writes them again). */
+  readonly missing: readonly string[];
+  /** What the bucket holds against the log, as restoreNetwork names it. */
+  readonly conflicts: readonly string[];
+}
+
+/**
+ * Compares this host's log with the bucket as the watch saw it, reading nothing: its member and
+ * endpoint keys, and for each of its cluster networks the record (same subnet and VNI) and its
+ * blocks (this host's). Keys deleted by hand or lost by a store are found here on the next
+ * heartbeat (src/events/cluster/heartbeat.ts), not only when this host happens to publish.
+ */
+export function driftOf(mirror: KeyMirror, host: string, own: OwnKeys): BucketDrift {
+  const missing: string[] = [];
+  const conflicts: string[] = [];
+  for (const m of own.members) if (!mirror.has(memberKey(m, host))) missing.push(memberKey(m, host));
+  for (const e of own.endpoints) if (!mirror.has(endpointKey(e.cluster, host, e.endpointId))) missing.push(endpointKey(e.cluster, host, e.endpointId));
+  for (const net of own.networks ?? []) {
+    const key = recordOf(net.name);
+    const record = mirror.withPrefix(key).find((k) => k.key === key);
+    const held = record ? parseRecord(record.value) : null;
+    if (!record) missing.push(key);
+    else if (held && (held.subnet !== net.subnet || held.vni !== net.vni)) {
+      conflicts.push(otherNetwork(net, held));
+      continue;
+    }
+    const owners = new Map(mirror.withPrefix(`blocks.${net.name}.`).map((k) => [k.key, k.value]));
+    for (const block of net.blocks) {
+      const i = blockIndex(net.subnet, net.blockLen, block);
+      if (i === null) continue;
+      const owner = owners.get(`blocks.${net.name}.${i}`);
+      if (owner === undefined) missing.push(`blocks.${net.name}.${i}`);
+      else if (owner !== host) conflicts.push(otherOwner(net, block, owner));
+    }
+  }
+  return { missing: missing.sort(), conflicts };
 }
 
 /**

@@ -30,6 +30,11 @@ function fakeKv() {
       this.retire = [];
       return { retired, restored: [], conflicts: this.clash };
     },
+    missing: [] as string[],
+    drifted: [] as string[],
+    drift() {
+      return this.watching ? { missing: this.missing, conflicts: this.drifted } : null;
+    },
     async reap(host: string, rev: number | null) {
       calls.push(`reap ${host} ${rev}`);
       return 2;
@@ -98,6 +103,38 @@ describe('heartbeat loop', () => {
     assert.match(errors[0]!, /forgotten by an operator \(ledgernet cluster forget\) while it ran/);
   });
 
+  it('keys of its log missing from the bucket on two beats in a row: one full publish, counted; not again for the same keys; conflicts follow the bucket', async () => {
+    const kv = fakeKv();
+    kv.watching = true;
+    const warnings: string[] = [];
+    hb = startHeartbeat({ kv, self: 'h1', timeoutMs: TIMEOUT, own: () => ({ members: [], endpoints: [] }), rewatch: () => undefined, log: { ...silent, warn: (_: object, m: string) => void warnings.push(m) }, now: () => clock });
+    const publishes = () => kv.calls.filter((c) => c === 'syncOwn').length;
+    await advance(3000, kv);
+    assert.equal(publishes(), 1, 'the first full publish');
+    kv.missing = ['members.blue.h1'];
+    await advance(1000, kv);
+    assert.equal(publishes(), 1, 'one beat may only be the watch lagging behind a write');
+    await advance(1000, kv);
+    assert.equal(publishes(), 2, 'the second beat finding it missing publishes');
+    assert.equal(hb.stats().repaired, 1);
+    assert.match(warnings.at(-1) ?? '', /the KV bucket lacks keys of this host's log/);
+    await advance(3000, kv);
+    assert.equal(publishes(), 2, 'still missing after the publish (it cannot be written back): not published on every beat');
+    kv.missing = [];
+    await advance(1000, kv);
+    kv.missing = ['endpoints.blue.h1.abc'];
+    await advance(2000, kv);
+    assert.equal(publishes(), 3, 'other keys missing later: published again');
+    assert.equal(hb.stats().repaired, 2);
+    kv.missing = [];
+    kv.drifted = ['cluster network blue: block 10.0.0.0/26 is …'];
+    await advance(1000, kv);
+    assert.deepEqual(hb.stats().conflicts, ['cluster network blue: block 10.0.0.0/26 is …']);
+    kv.drifted = [];
+    await advance(1000, kv);
+    assert.deepEqual(hb.stats().conflicts, [], 'resolved: gone from the conflicts');
+  });
+
   it('removes a host not heard of for the timeout, once; nobody while this host\'s own heartbeats do not come back', async () => {
     const kv = fakeKv();
     kv.watching = true;
@@ -121,14 +158,15 @@ describe('heartbeat loop', () => {
     const kv = fakeKv();
     kv.watching = true;
     const h = start(kv);
-    assert.deepEqual(h.stats(), { inTouch: false, hostsHeard: 0, failures: 0, expired: 0, retired: 0, conflicts: [] });
+    assert.deepEqual(h.stats(), { inTouch: false, hostsHeard: 0, failures: 0, expired: 0, retired: 0, repaired: 0, conflicts: [] });
     h.seen({ host: 'h2', rev: 7, record: true });
     h.seen({ host: 'h3', rev: 8, record: true });
     await advance(2000, kv);
-    assert.deepEqual(h.stats(), { inTouch: true, hostsHeard: 2, failures: 0, expired: 0, retired: 0, conflicts: [] });
+    assert.deepEqual(h.stats(), { inTouch: true, hostsHeard: 2, failures: 0, expired: 0, retired: 0, repaired: 0, conflicts: [] });
     kv.beat = 'fail';
     kv.retire = ['blue'];
     kv.clash = ['cluster network red: …'];
+    kv.drifted = kv.clash; // the bucket still holds it on the beats that follow
     await advance(1000, kv);
     await advance(1000, kv);
     assert.deepEqual(h.stats().conflicts, ['cluster network red: …'], 'what the publish found');
@@ -140,7 +178,7 @@ describe('heartbeat loop', () => {
       await advance(1000, kv);
     }
     assert.deepEqual(kv.calls.filter((c) => c.startsWith('reap')), ['reap h2 7']);
-    assert.deepEqual(h.stats(), { inTouch: true, hostsHeard: 1, failures: 1, expired: 1, retired: 1, conflicts: ['cluster network red: …'] }, 'conflicts stay until the next publish');
+    assert.deepEqual(h.stats(), { inTouch: true, hostsHeard: 1, failures: 1, expired: 1, retired: 1, repaired: 0, conflicts: ['cluster network red: …'] }, 'conflicts stay while the bucket holds them');
     // Its own heartbeats stop coming back: not in touch.
     await advance(4000, kv, false);
     assert.equal(h.stats().inTouch, false);
