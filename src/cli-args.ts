@@ -61,7 +61,7 @@ const COMMANDS = {
   install: { options: { root: str, 'no-start': bool, prefix: str }, args: [] },
   uninstall: { options: { root: str }, args: [] },
   audit: { options: { ...NATS, host: str, since: str, follow: bool, json: bool, verify: bool }, args: [] },
-  cluster: { options: { reason: str }, args: ['forget', 'HOST'] },
+  cluster: { options: { 'dry-run': bool, reason: str }, args: ['forget', 'HOST'] },
 } as const;
 
 type Command = keyof typeof COMMANDS;

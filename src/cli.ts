@@ -51,6 +51,7 @@ commands:
               leaves every cluster network it had (the last host out removes the network from the
               KV bucket) and its address blocks are given back; refused while the cluster has not
               expired it (its heartbeat is still in the bucket) [--reason TEXT]
+              [--dry-run (only show what it would do; exit 2)]
   install     put the systemd unit in place, enable and start it [--root DIR] [--no-start] [--prefix P]
   uninstall   stop and disable the systemd unit and remove it [--root DIR]
   audit       read the audit stream from NATS: --nats URL [--host H] [--since SEQ|TIME]
@@ -271,7 +272,7 @@ async function main(argv: string[]): Promise<number> {
       }
       return (await import('./operator/commands.ts')).runEvents({ stateDir, json: values.json ?? false, follow: values.follow ?? false, verify: sub === 'verify', ...(values.network === undefined ? {} : { network: values.network }) });
     case 'cluster':
-      return (await import('./operator/commands.ts')).runClusterForget({ stateDir, host: args[1] ?? '', ...(values.reason === undefined ? {} : { reason: values.reason }) });
+      return (await import('./operator/commands.ts')).runClusterForget({ stateDir, host: args[1] ?? '', dryRun: values['dry-run'] ?? false, ...(values.reason === undefined ? {} : { reason: values.reason }) });
     case 'install':
       return (await import('./operator/install.ts')).install({ root: values.root ?? '/', noStart: values['no-start'] ?? false, ...(values.prefix === undefined ? {} : { prefix: values.prefix }) });
     case 'uninstall':

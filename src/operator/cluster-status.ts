@@ -2,7 +2,7 @@
 // asked from the daemon, which holds the NATS connection) and, per cluster network of this host,
 // its members and remote endpoints as this host's log has them (peer.* events), so it shows the
 // last-known peers also while NATS is away.
-import { lookup, short, type State } from '../events/index.ts';
+import { lookup, short, type ForgottenHost, type State } from '../events/index.ts';
 import { clusterOf } from '../events/domain/options.ts';
 import type { ClusterView } from './cluster.ts';
 import { table } from './table.ts';
@@ -17,6 +17,8 @@ export interface ClusterStatus {
   readonly networks: readonly ClusterNetworkStatus[];
   /** What the KV bucket holds against this host's log (a rebuild found it; the daemon logged it at error level). */
   readonly conflicts: readonly string[];
+  /** Hosts an operator forgot (`ledgernet cluster forget`), from the bucket. */
+  readonly forgotten: readonly ForgottenHost[];
 }
 
 interface ClusterNetworkStatus {
@@ -47,7 +49,7 @@ export function clusterStatus(state: State, view: ClusterView | null, recordedVt
   });
   if (networks.length === 0 && view === null) return null;
   const hosts = view?.hosts?.map((h) => ({ ...h, self: h.host === host })) ?? null;
-  return { host, vtep, hosts, hostsError: view?.error ?? null, networks: networks.sort(byText((n) => n.name)), conflicts: view?.conflicts ?? [] };
+  return { host, vtep, hosts, hostsError: view?.error ?? null, networks: networks.sort(byText((n) => n.name)), conflicts: view?.conflicts ?? [], forgotten: view?.forgotten ?? [] };
 }
 
 function ago(at: string | null, now: number): string {
@@ -62,7 +64,8 @@ export function clusterTables(c: ClusterStatus, now = Date.now()): string {
   const hosts =
     c.hosts === null
       ? `cluster hosts: not known (${c.hostsError ?? 'the daemon does not answer'}); this host ${c.host ?? '?'}, VTEP ${c.vtep ?? 'not resolved yet'}\n`
-      : table(['CLUSTER HOST', 'VTEP', 'LAST SEEN'], c.hosts.map((h) => [self(h.host, h.self), h.vtep ?? '-', ago(h.lastSeen, now)]));
+      : table(['CLUSTER HOST', 'VTEP', 'LAST SEEN'], c.hosts.map((h) => [self(h.host, h.self), h.vtep ?? '-', ago(h.lastSeen, now)])) +
+        c.forgotten.map((f) => `forgotten: ${f.host} (by ${f.by} at ${f.at}${f.reason === undefined ? '' : `; reason: ${f.reason}`}): refused if it comes back with its old cluster networks\n`).join('');
   const nets = table(
     ['CLUSTER', 'NETWORK', 'SUBNET', 'VNI', 'MEMBERS (HOST VTEP)'],
     c.networks.map((n) => [n.name, short(n.networkId), n.subnet ?? '-', n.vni === null ? '-' : String(n.vni), n.members.map((m) => `${self(m.host, m.self)} ${m.vtep ?? '?'}`).join(', ')]),

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { resolveNats, type NatsConfig } from '../config.ts';
 import { isDriverError } from '../errors.ts';
 import { VXLAN_OVERHEAD } from '../events/domain/cluster.ts';
-import { ClusterKv, lazyCluster, ownKeysOf, startHeartbeat, syncCluster, type ClusterHost, type ClusterPort, type Heartbeat, type HeartbeatStats, type State } from '../events/index.ts';
+import { ClusterKv, lazyCluster, ownKeysOf, startHeartbeat, syncCluster, type ClusterHost, type ClusterPort, type ForgottenHost, type Heartbeat, type HeartbeatStats, type State } from '../events/index.ts';
 import { routeSource, underlayMtu, type VxlanChange } from '../kernel/index.ts';
 import { planClusterObjects } from '../reconciler/index.ts';
 
@@ -51,6 +51,8 @@ export interface ClusterView {
   readonly error: string | null;
   /** What the bucket holds against this host's log, as its last full publish found (heartbeat stats). */
   readonly conflicts: readonly string[];
+  /** Hosts an operator forgot (`ledgernet cluster forget`): refused if they come back with their old state. */
+  readonly forgotten: readonly ForgottenHost[];
 }
 
 /** How long `status` waits for the bucket. */
@@ -63,7 +65,7 @@ export interface Cluster {
   /** The heartbeat's figures for the metrics, or null before this host joined the cluster. */
   stats(): HeartbeatStats | null;
   /** Forgets a host that is gone for good (`ledgernet cluster forget`: ClusterKv.forgetHost). */
-  forget(host: string, reason?: string): Promise<{ networks: string[]; retired: string[]; blocks: number }>;
+  forget(host: string, o?: { reason?: string | undefined; dryRun?: boolean }): Promise<{ networks: string[]; retired: string[]; blocks: number }>;
   /** This host's VTEP once resolved (on joining), else null. */
   vtep(): string | null;
   /** Keeps the log and the bucket in step (src/events/cluster/sync.ts), connecting in the background until NATS answers. */
@@ -116,10 +118,10 @@ export function startCluster(o: {
       timer = setTimeout(() => reject(new Error(`no answer from the KV bucket within ${STATUS_TIMEOUT_MS / 1000} s`)), STATUS_TIMEOUT_MS);
     });
     try {
-      const hosts = await Promise.race([port.kv().then((kv) => kv.hosts()), late]);
-      return { host: o.host, vtep: resolved, hosts, error: null, conflicts: beat?.stats().conflicts ?? [] };
+      const [hosts, forgotten] = await Promise.race([port.kv().then((kv) => Promise.all([kv.hosts(), kv.forgotten()])), late]);
+      return { host: o.host, vtep: resolved, hosts, error: null, conflicts: beat?.stats().conflicts ?? [], forgotten };
     } catch (e) {
-      return { host: o.host, vtep: resolved, hosts: null, error: e instanceof Error ? e.message : String(e), conflicts: beat?.stats().conflicts ?? [] };
+      return { host: o.host, vtep: resolved, hosts: null, error: e instanceof Error ? e.message : String(e), conflicts: beat?.stats().conflicts ?? [], forgotten: [] };
     } finally {
       clearTimeout(timer);
     }
@@ -159,7 +161,7 @@ export function startCluster(o: {
   return {
     port,
     view,
-    forget: async (host, reason) => (await port.kv()).forgetHost(host, reason),
+    forget: async (host, f) => (await port.kv()).forgetHost(host, f),
     stats: () => beat?.stats() ?? null,
     vtep: () => resolved,
     start,

@@ -431,12 +431,19 @@ async function archivedSize(stateDir: string): Promise<{ files: number; events: 
 }
 
 /** `cluster forget HOST`: through the daemon, which holds the cluster's NATS connection. */
-export async function runClusterForget(o: { stateDir: string; host: string; reason?: string }): Promise<number> {
+export async function runClusterForget(o: { stateDir: string; host: string; reason?: string; dryRun?: boolean }): Promise<number> {
   const body = statedBody({ command: 'cluster forget', ...(o.reason === undefined ? {} : { reason: o.reason }) });
   operatorCause(body, null); // a bad --reason is refused before anything is asked
   type Forgotten = { host: string; networks: string[]; retired: string[]; blocks: number; event?: string | null; unrecorded?: string };
-  const r = (await callDaemon(o.stateDir, 'POST', `/cluster/forget/${encodeURIComponent(o.host)}`, body)) as Forgotten | null;
+  const path = `/cluster/forget/${encodeURIComponent(o.host)}${o.dryRun ? '?dry-run=1' : ''}`;
+  const r = (await callDaemon(o.stateDir, 'POST', path, body)) as Forgotten | null;
   if (!r) throw new DriverError('LN_ERR_DAEMON_UNREACHABLE', `cluster forget needs the running daemon (it holds the cluster's NATS connection); none answers on ${controlSocket(o.stateDir)}`);
+  if (o.dryRun) {
+    // As release --dry-run: exit 2, there is something it would do (a host with nothing is refused).
+    out(`would forget cluster host ${r.host}: would take it out of ${r.networks.join(', ') || 'no network'}; ${r.blocks} address block(s) would be given back\n`);
+    for (const n of r.retired) out(`cluster network ${n}: no host would have it any more; would be removed from the KV bucket\n`);
+    return 2;
+  }
   out(`forgot cluster host ${r.host}: taken out of ${r.networks.join(', ') || 'no network'}; ${r.blocks} address block(s) given back\n`);
   for (const n of r.retired) out(`cluster network ${n}: no host has it any more; removed from the KV bucket\n`);
   if (r.unrecorded) {

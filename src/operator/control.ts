@@ -28,7 +28,7 @@ export interface ControlDeps {
   /** The cluster as the daemon sees it (hosts and VTEPs from the KV bucket), or null without --nats. */
   readonly cluster?: () => Promise<unknown>;
   /** Forgets a cluster host for good (`ledgernet cluster forget`), or null without --nats. */
-  readonly forgetHost?: (host: string, reason?: string) => Promise<{ networks: string[]; retired: string[]; blocks: number }>;
+  readonly forgetHost?: (host: string, o?: { reason?: string | undefined; dryRun?: boolean }) => Promise<{ networks: string[]; retired: string[]; blocks: number }>;
   /** The userland proxy's listeners (ports on ::1). */
   readonly proxies?: () => unknown;
   /** Docker's API as the daemon reaches it (docker-name.ts), or null when it never asks Docker. */
@@ -84,12 +84,14 @@ export function createControlApp(deps: ControlDeps): FastifyInstance {
       return reply.code(isDriverError(e) ? 400 : 500).send({ error: (e as Error).message });
     }
   });
-  app.post<{ Params: { host: string }; Body: unknown }>('/cluster/forget/:host', async (req, reply) => {
+  app.post<{ Params: { host: string }; Querystring: { 'dry-run'?: string }; Body: unknown }>('/cluster/forget/:host', async (req, reply) => {
     try {
       const cause = operatorCause(req.body, await peerOf(req.raw.socket));
       if (!deps.forgetHost) return await reply.code(400).send({ error: 'this ledgernet runs without --nats: it is in no cluster' });
       const host = req.params.host;
-      const done = await deps.forgetHost(host, cause.by === 'operator' ? cause.reason : undefined);
+      // A preview: refused alike, nothing written, nothing recorded.
+      if (req.query['dry-run'] === '1') return { host, ...(await deps.forgetHost(host, { dryRun: true })), dryRun: true };
+      const done = await deps.forgetHost(host, { reason: cause.by === 'operator' ? cause.reason : undefined });
       // Done in the bucket: recorded here, with who did it (a failure to record is said, not undone).
       const recorded = await deps.store.execute({ type: 'RecordForgottenHost', host, ...done }, cause).then(
         (events) => ({ event: events[0]?.id ?? null }),

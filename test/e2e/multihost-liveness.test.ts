@@ -252,6 +252,10 @@ describe('cluster networks: liveness', () => {
     assert.equal(live.exitCode, 1);
     assert.match(live.stderr, /host h2 is still in the cluster \(its record was last written at .*\); a host is forgotten only once the others expired it/);
     const since = await lastSeq(h1);
+    const preview = await cli(h1, ['cluster', 'forget', 'h3', '--dry-run']);
+    assert.equal(preview.exitCode, 2, preview.stderr);
+    assert.match(preview.stdout, /^would forget cluster host h3: would take it out of blue; [1-9]\d* address block\(s\) would be given back$/);
+    // (It recorded nothing: one cluster.host.forgotten since `since` below, the real one's.)
     const r = await cli(h1, ['cluster', 'forget', 'h3', '--reason', 'h3 decommissioned']);
     assert.equal(r.exitCode, 0, r.stderr);
     assert.match(r.stdout, /^forgot cluster host h3: taken out of blue; [1-9]\d* address block\(s\) given back$/);
@@ -274,6 +278,7 @@ describe('cluster networks: liveness', () => {
       await sleep(2_000); // two heartbeat intervals: h3 would have written its record by now
       const onH1 = await cli(h1, ['status']);
       assert.match(onH1.stdout, /^h1 \(this host\)/m, onH1.stdout);
+      assert.match(onH1.stdout, /^forgotten: h3 \(by h1 at \S+; reason: h3 decommissioned\): refused if it comes back with its old cluster networks$/m, onH1.stdout);
       assert.doesNotMatch(onH1.stdout, /^h3\s/m, 'h3 wrote no record');
     } finally {
       await h3.stopLedgernet();

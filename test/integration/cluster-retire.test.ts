@@ -201,6 +201,11 @@ describe('cluster networks retired with the last host', () => {
     // h3 expired by the cluster: its record gone (its member keys would go with it; here they stay, and forget takes them).
     await bucket.delete('hosts.h3');
     await settle();
+    await assert.rejects(h1.forgetHost('h2', { dryRun: true }), /host h2 is still in the cluster/, 'a preview is refused alike');
+    const [plumKeys, pearKeys] = [await keysOf('plum'), await keysOf('pear')];
+    assert.deepEqual(await h1.forgetHost('h3', { dryRun: true }), { networks: ['pear', 'plum'], retired: ['pear'], blocks: 1 }, 'the preview says what it would do');
+    assert.deepEqual([await keysOf('plum'), await keysOf('pear'), await hostsOf('plum')], [plumKeys, pearKeys, ['h1', 'h3']], 'and did nothing');
+    assert.notEqual((await bucket.get('forgotten.h3'))?.operation, 'PUT');
     assert.deepEqual(await h1.forgetHost('h3'), { networks: ['pear', 'plum'], retired: ['pear'], blocks: 1 });
     assert.deepEqual(await hostsOf('plum'), ['h1']);
     assert.deepEqual(await keysOf('pear'), []);
@@ -222,7 +227,8 @@ describe('cluster networks retired with the last host', () => {
     h4.settle('quince');
     await bucket.delete('hosts.h4=2eexample'); // expired by the cluster
     await settle();
-    assert.deepEqual(await h1.forgetHost('h4.example', 'disk died'), { networks: ['quince'], retired: ['quince'], blocks: 0 });
+    assert.deepEqual(await h1.forgetHost('h4.example', { reason: 'disk died' }), { networks: ['quince'], retired: ['quince'], blocks: 0 });
+    assert.deepEqual((await h1.forgotten()).map((f) => [f.host, f.by, f.reason]), [['h4.example', 'h1', 'disk died']], "status's list of forgotten hosts");
     const before = await keysOf('quince');
     const refused = (e: unknown) =>
       e instanceof DriverError &&
@@ -235,6 +241,7 @@ describe('cluster networks retired with the last host', () => {
     await ClusterKv.open(c, { host: 'h4.example', vtep: '192.0.2.4', replicas: 1, members: () => [] });
     assert.equal((await bucket.get('hosts.h4=2eexample'))?.operation, 'PUT');
     assert.notEqual((await bucket.get('forgotten.h4=2eexample'))?.operation, 'PUT');
+    assert.deepEqual(await h1.forgotten(), []);
     await ClusterKv.open(c, { host: 'h4.example', vtep: '192.0.2.4', replicas: 1, members: () => ['quince'] });
     await bucket.delete('hosts.h4=2eexample');
   });

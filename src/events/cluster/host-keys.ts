@@ -184,6 +184,29 @@ interface Forgotten {
   readonly reason?: string;
 }
 
+/** A forgotten host as `status` shows it. */
+export interface ForgottenHost extends Forgotten {
+  readonly host: string;
+}
+
+/** Every `forgotten.<host>` of the bucket, by host name (an unreadable value shows as by/at "unknown"). */
+export async function forgottenHosts(kv: KV): Promise<ForgottenHost[]> {
+  const out: ForgottenHost[] = [];
+  for await (const k of await kv.keys('forgotten.*')) {
+    const e = await kv.get(k);
+    if (e?.operation !== 'PUT') continue;
+    let f: Partial<Forgotten> = {};
+    try {
+      f = JSON.parse(e.string()) as Partial<Forgotten>;
+    } catch {
+      // Still a forgotten host.
+    }
+    const str = (v: unknown) => (typeof v === 'string' ? v : 'unknown');
+    out.push({ host: hostOfKey(k.slice('forgotten.'.length)), by: str(f.by), at: str(f.at), ...(typeof f.reason === 'string' ? { reason: f.reason } : {}) });
+  }
+  return out.sort((a, b) => (a.host < b.host ? -1 : a.host > b.host ? 1 : 0));
+}
+
 /** Records that `host` was forgotten: a ledgernet starting under that name with its old cluster networks is refused (`admitHost`). */
 export async function recordForgotten(kv: KV, host: string, f: Forgotten): Promise<void> {
   await kv.put(forgottenKey(host), enc({ host, ...f }));

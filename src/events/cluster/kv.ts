@@ -16,10 +16,11 @@ import { DriverError } from '../../errors.ts';
 import type { PeerChange } from '../domain/peers.ts';
 import type { ClusterNetwork, ClusterPort, JoinRequest } from '../domain/cluster.ts';
 import { isWrongRevision } from './cas.ts';
-import { admitHost, endpointKey, hostOfKey, KeyMirror, memberKey, reapHost, recordForgotten, recordKey, syncOwnKeys, unforget, type OwnKeys } from './host-keys.ts';
+import { admitHost, endpointKey, forgottenHosts, hostOfKey, KeyMirror, memberKey, reapHost, recordForgotten, recordKey, syncOwnKeys, unforget, type ForgottenHost, type OwnKeys } from './host-keys.ts';
 import { claimBlock, driftOf, enter, forgetNetworks, syncNetworks, type Bucket, type BucketDrift, type SyncOutcome } from './networks.ts';
 
 export type { BucketDrift, SyncOutcome } from './networks.ts';
+export type { ForgottenHost } from './host-keys.ts';
 
 const CLUSTER_BUCKET = 'ledgernet-cluster';
 
@@ -179,16 +180,18 @@ export class ClusterKv {
    * member or endpoint key left go. Without this its blocks stay claimed for ever (expiry keeps
    * them: the host may be alive behind a partition). That it was forgotten stays in the bucket: a
    * ledgernet starting under its name with its old cluster networks is refused (`admitHost`).
+   * `dryRun`: refused alike, but nothing is written: what it would do.
    */
-  async forgetHost(host: string, reason?: string): Promise<{ networks: string[]; retired: string[]; blocks: number }> {
+  async forgetHost(host: string, o: { reason?: string | undefined; dryRun?: boolean } = {}): Promise<{ networks: string[]; retired: string[]; blocks: number }> {
     if (host === this.host) throw new DriverError('LN_ERR_BAD_REQUEST', `${host} is this host; to take it out of a cluster network, remove the network here (docker network rm)`);
     const record = await this.b.kv.get(recordKey(host));
     if (record?.operation === 'PUT') {
       const seen = hostOf(host, record.string())?.lastSeen ?? 'unknown';
       throw new DriverError('LN_ERR_CONFLICT', `host ${host} is still in the cluster (its record was last written at ${seen}); a host is forgotten only once the others expired it: stop its ledgernet for good and wait for --cluster-host-timeout`);
     }
+    if (o.dryRun) return forgetNetworks(this.b, host, true);
     const done = await forgetNetworks(this.b, host);
-    await recordForgotten(this.b.kv, host, { by: this.host, at: new Date().toISOString(), ...(reason === undefined ? {} : { reason }) });
+    await recordForgotten(this.b.kv, host, { by: this.host, at: new Date().toISOString(), ...(o.reason === undefined ? {} : { reason: o.reason }) });
     return done;
   }
 
@@ -231,6 +234,11 @@ export class ClusterKv {
       .catch(() => undefined)
       .finally(onEnd);
     return { stop: () => it.stop() };
+  }
+
+  /** The hosts an operator forgot (`forgotten.<host>`): who forgot each, when and why. */
+  forgotten(): Promise<ForgottenHost[]> {
+    return forgottenHosts(this.b.kv);
   }
 
   /** Every host record of the bucket (`hosts.<host>`): its VTEP and when it last wrote it. */

@@ -339,13 +339,21 @@ async function dropHost(b: Bucket, name: string, host: string, still: () => bool
 /**
  * Takes a forgotten host (ClusterKv.forgetHost checked that it is gone) out of every network it
  * had (`dropHost`: the last one out retires it); its blocks and any member or endpoint key left go.
+ * `dryRun`: nothing is written; `retired` are the networks it would remove (no other host listed
+ * and no member key of another host, as the watch sees the bucket now).
  */
-export async function forgetNetworks(b: Bucket, host: string): Promise<{ networks: string[]; retired: string[]; blocks: number }> {
+export async function forgetNetworks(b: Bucket, host: string, dryRun = false): Promise<{ networks: string[]; retired: string[]; blocks: number }> {
   const blocks = b.mirror.withPrefix('blocks.').filter((k) => k.value === host);
-  const listedIn = b.mirror.withPrefix('networks.').filter((n) => parseRecord(n.value)?.hosts?.includes(host)).map((n) => n.key.slice('networks.'.length)).sort();
+  const records = b.mirror.withPrefix('networks.').map((n) => ({ name: n.key.slice('networks.'.length), hosts: parseRecord(n.value)?.hosts }));
+  const listedIn = records.filter((r) => r.hosts?.includes(host)).map((r) => r.name).sort();
   const keys = b.mirror.keysOf(host);
   if (listedIn.length === 0 && blocks.length === 0 && keys.size === 0) {
     throw new DriverError('LN_ERR_BAD_REQUEST', `host ${host} is not in the cluster: no network lists it and it holds no address block`);
+  }
+  if (dryRun) {
+    const alone = (name: string) =>
+      records.find((r) => r.name === name)?.hosts?.every((h) => h === host) === true && b.mirror.withPrefix(`members.${name}.`).every((m) => m.key === memberKey(name, host));
+    return { networks: listedIn, retired: listedIn.filter(alone), blocks: blocks.length };
   }
   const retired: string[] = [];
   for (const name of listedIn) if (await dropHost(b, name, host)) retired.push(name);

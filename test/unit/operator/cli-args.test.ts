@@ -64,7 +64,8 @@ describe('options a command does not take', () => {
     [['reconcle'], /unknown command 'reconcle'/],
     [['cluster', 'forgt', 'h3'], /ledgernet cluster takes 'forget', got 'forgt'/],
     [['cluster', 'forget'], /ledgernet cluster needs forget HOST/],
-    [['cluster', 'forget', 'h3', '--dry-run'], /ledgernet cluster does not take the option --dry-run/],
+    [['cluster', 'forget', 'h3', '--json'], /ledgernet cluster does not take the option --json/],
+    [['cluster', 'forget', 'h3', '--dry-run'], /cluster forget needs the running daemon \(it holds the cluster's NATS connection\); none answers on/],
   ] as const) {
     it(`ledgernet ${args.join(' ')}: refused, exit 1`, async () => {
       const r = await cli(args);

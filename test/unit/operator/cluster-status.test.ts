@@ -24,6 +24,7 @@ const view = {
   ],
   error: null,
   conflicts: [],
+  forgotten: [],
 };
 
 describe('status: the cluster', () => {
@@ -64,6 +65,17 @@ describe('status: the cluster', () => {
     assert.deepEqual(c?.networks[0]?.members[0], { host: '(this host)', vtep: '10.231.200.1', self: true });
     assert.match(clusterTables(c!), /^cluster hosts: not known \(the daemon does not answer\); this host \?, VTEP 10\.231\.200\.1\n/);
     assert.equal(clusterStatus(given(), null, null), null);
+  });
+
+  it('hosts an operator forgot: in --json and a line each after the hosts', () => {
+    const forgotten = [{ host: 'h3', by: 'h1', at: '2026-11-30T09:00:00.000Z', reason: 'disk died' }, { host: 'h4', by: 'h2', at: '2026-11-30T09:30:00.000Z' }];
+    const c = clusterStatus(state, { ...view, forgotten }, null);
+    assert.deepEqual(c?.forgotten, forgotten);
+    const text = clusterTables(c!, Date.parse('2026-11-30T10:00:05.000Z'));
+    assert.match(
+      text,
+      /h2 {14}10\.231\.200\.2 {2}2026-11-30T09:59:50\.000Z \(15 s ago\)\nforgotten: h3 \(by h1 at 2026-11-30T09:00:00\.000Z; reason: disk died\): refused if it comes back with its old cluster networks\nforgotten: h4 \(by h2 at 2026-11-30T09:30:00\.000Z\): refused/,
+    );
   });
 
   it('what the KV bucket holds against the log: in --json and as conflict lines after the tables', () => {
