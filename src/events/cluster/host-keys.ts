@@ -99,8 +99,14 @@ export class KeyMirror {
 
   /** Is `key` in the bucket (as the watch saw it)? */
   has(key: string): boolean {
+    return this.get(key) !== undefined;
+  }
+
+  /** `key` with its revision and value (for the kinds whose values are kept), or undefined when the bucket does not hold it. */
+  get(key: string): { key: string; rev: number; value: string } | undefined {
     if (!this.live) throw new Error("the cluster's KV watch has not caught up yet");
-    return this.revs.has(key);
+    const rev = this.revs.get(key);
+    return rev === undefined ? undefined : { key, rev, value: this.values.get(key) ?? '' };
   }
 
   /** The member and endpoint keys of `host` with their revisions. */
@@ -189,20 +195,24 @@ export interface ForgottenHost extends Forgotten {
   readonly host: string;
 }
 
-/** Every `forgotten.<host>` of the bucket, by host name (an unreadable value shows as by/at "unknown"). */
+/** The value of a `forgotten.<host>` key; an unreadable one still says the host was forgotten (by and at "unknown"). */
+function parseForgotten(value: string): Forgotten {
+  let f: Record<string, unknown> = {};
+  try {
+    f = JSON.parse(value) as Record<string, unknown>;
+  } catch {
+    // Still a forgotten host.
+  }
+  const str = (v: unknown) => (typeof v === 'string' ? v : 'unknown');
+  return { by: str(f['by']), at: str(f['at']), ...(typeof f['reason'] === 'string' ? { reason: f['reason'] } : {}) };
+}
+
+/** Every `forgotten.<host>` of the bucket, by host name. */
 export async function forgottenHosts(kv: KV): Promise<ForgottenHost[]> {
   const out: ForgottenHost[] = [];
   for await (const k of await kv.keys('forgotten.*')) {
     const e = await kv.get(k);
-    if (e?.operation !== 'PUT') continue;
-    let f: Partial<Forgotten> = {};
-    try {
-      f = JSON.parse(e.string()) as Partial<Forgotten>;
-    } catch {
-      // Still a forgotten host.
-    }
-    const str = (v: unknown) => (typeof v === 'string' ? v : 'unknown');
-    out.push({ host: hostOfKey(k.slice('forgotten.'.length)), by: str(f.by), at: str(f.at), ...(typeof f.reason === 'string' ? { reason: f.reason } : {}) });
+    if (e?.operation === 'PUT') out.push({ host: hostOfKey(k.slice('forgotten.'.length)), ...parseForgotten(e.string()) });
   }
   return out.sort((a, b) => (a.host < b.host ? -1 : a.host > b.host ? 1 : 0));
 }
@@ -226,16 +236,11 @@ export async function admitHost(kv: KV, host: string, members: () => readonly st
     await deleteAt(kv, e.key, e.revision);
     return;
   }
-  let f: Partial<Forgotten> = {};
-  try {
-    f = JSON.parse(e.string()) as Partial<Forgotten>;
-  } catch {
-    // An unreadable record still says the host was forgotten.
-  }
+  const f = parseForgotten(e.string());
   const why = typeof f.reason === 'string' ? ` (reason: ${f.reason})` : '';
   throw new DriverError(
     'LN_ERR_CLUSTER_FORGOTTEN',
-    `this host (${host}) was forgotten by the cluster (ledgernet cluster forget on host ${f.by ?? 'unknown'} at ${f.at ?? 'an unknown time'}${why}); ` +
+    `this host (${host}) was forgotten by the cluster (ledgernet cluster forget on host ${f.by} at ${f.at}${why}); ` +
       `its log still has cluster network(s) ${held.join(', ')}, whose address blocks were given back and may be other hosts' now, so it stays out of the cluster. ` +
       `To join again, remove them here (docker network rm) or start ledgernet with a new --state-dir`,
   );

@@ -213,7 +213,7 @@ async function restoreNetwork(b: Bucket, net: OwnNetwork): Promise<{ restored: b
   const key = recordOf(net.name);
   const conflicts: string[] = [];
   let restored = false;
-  const record = b.mirror.withPrefix(key).find((k) => k.key === key);
+  const record = b.mirror.get(key);
   let held = record ? parseRecord(record.value) : null;
   if (!record) {
     // As createNetwork: the VNI and subnet keys first, then the record.
@@ -275,18 +275,17 @@ export function driftOf(mirror: KeyMirror, host: string, own: OwnKeys): BucketDr
   for (const e of own.endpoints) if (!mirror.has(endpointKey(e.cluster, host, e.endpointId))) missing.push(endpointKey(e.cluster, host, e.endpointId));
   for (const net of own.networks ?? []) {
     const key = recordOf(net.name);
-    const record = mirror.withPrefix(key).find((k) => k.key === key);
+    const record = mirror.get(key);
     const held = record ? parseRecord(record.value) : null;
     if (!record) missing.push(key);
     else if (held && (held.subnet !== net.subnet || held.vni !== net.vni)) {
       conflicts.push(otherNetwork(net, held));
       continue;
     }
-    const owners = new Map(mirror.withPrefix(`blocks.${net.name}.`).map((k) => [k.key, k.value]));
     for (const block of net.blocks) {
       const i = blockIndex(net.subnet, net.blockLen, block);
       if (i === null) continue;
-      const owner = owners.get(`blocks.${net.name}.${i}`);
+      const owner = mirror.get(`blocks.${net.name}.${i}`)?.value;
       if (owner === undefined) missing.push(`blocks.${net.name}.${i}`);
       else if (owner !== host) conflicts.push(otherOwner(net, block, owner));
     }
