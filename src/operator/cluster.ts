@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { resolveNats, type NatsConfig } from '../config.ts';
 import { isDriverError } from '../errors.ts';
 import { VXLAN_OVERHEAD } from '../events/domain/cluster.ts';
-import { ClusterKv, lazyCluster, ownKeysOf, startHeartbeat, syncCluster, type ClusterHost, type ClusterPort, type ForgottenHost, type Heartbeat, type HeartbeatStats, type State } from '../events/index.ts';
+import { ClusterKv, lazyCluster, ownKeysOf, startHeartbeat, syncCluster, type ClusterHost, type ClusterPort, type ForgetOptions, type Forgetting, type ForgottenHost, type Heartbeat, type HeartbeatStats, type State } from '../events/index.ts';
 import { routeSource, underlayMtu, type VxlanChange } from '../kernel/index.ts';
 import { planClusterObjects } from '../reconciler/index.ts';
 
@@ -49,7 +49,7 @@ export interface ClusterView {
   /** Null when the bucket could not be read (`error` says why). */
   readonly hosts: readonly ClusterHost[] | null;
   readonly error: string | null;
-  /** What the bucket holds against this host's log, as its last full publish found (heartbeat stats). */
+  /** What the bucket holds against this host's log, as its heartbeat last found (heartbeat stats). */
   readonly conflicts: readonly string[];
   /** Hosts an operator forgot (`ledgernet cluster forget`): refused if they come back with their old state. */
   readonly forgotten: readonly ForgottenHost[];
@@ -65,7 +65,7 @@ export interface Cluster {
   /** The heartbeat's figures for the metrics, or null before this host joined the cluster. */
   stats(): HeartbeatStats | null;
   /** Forgets a host that is gone for good (`ledgernet cluster forget`: ClusterKv.forgetHost). */
-  forget(host: string, o?: { reason?: string | undefined; dryRun?: boolean }): Promise<{ networks: string[]; retired: string[]; blocks: number }>;
+  forget(host: string, o?: ForgetOptions): Promise<Forgetting>;
   /** This host's VTEP once resolved (on joining), else null. */
   vtep(): string | null;
   /** Keeps the log and the bucket in step (src/events/cluster/sync.ts), connecting in the background until NATS answers. */

@@ -8,6 +8,7 @@ import { releaseCommand } from '../events/domain/release.ts';
 import type { Cause, State, StoredEvent } from '../events/domain/types.ts';
 import { isDriverError } from '../errors.ts';
 import { operatorCause } from './operator-cause.ts';
+import type { Cluster } from './cluster.ts';
 import { describeAction } from '../reconciler/actions.ts';
 import { describeItem } from '../reconciler/render.ts';
 import { describeFailure } from '../reconciler/outcome.ts';
@@ -28,7 +29,7 @@ export interface ControlDeps {
   /** The cluster as the daemon sees it (hosts and VTEPs from the KV bucket), or null without --nats. */
   readonly cluster?: () => Promise<unknown>;
   /** Forgets a cluster host for good (`ledgernet cluster forget`), or null without --nats. */
-  readonly forgetHost?: (host: string, o?: { reason?: string | undefined; dryRun?: boolean }) => Promise<{ networks: string[]; retired: string[]; blocks: number }>;
+  readonly forgetHost?: Cluster['forget'];
   /** The userland proxy's listeners (ports on ::1). */
   readonly proxies?: () => unknown;
   /** Docker's API as the daemon reaches it (docker-name.ts), or null when it never asks Docker. */

@@ -17,9 +17,9 @@ import type { PeerChange } from '../domain/peers.ts';
 import type { ClusterNetwork, ClusterPort, JoinRequest } from '../domain/cluster.ts';
 import { isWrongRevision } from './cas.ts';
 import { admitHost, endpointKey, forgottenHosts, hostOfKey, KeyMirror, memberKey, reapHost, recordForgotten, recordKey, syncOwnKeys, unforget, type ForgottenHost, type OwnKeys } from './host-keys.ts';
-import { claimBlock, driftOf, enter, forgetNetworks, syncNetworks, type Bucket, type BucketDrift, type SyncOutcome } from './networks.ts';
+import { claimBlock, driftOf, enter, forgetNetworks, syncNetworks, type Bucket, type BucketDrift, type Forgetting, type SyncOutcome } from './networks.ts';
 
-export type { BucketDrift, SyncOutcome } from './networks.ts';
+export type { BucketDrift, Forgetting, SyncOutcome } from './networks.ts';
 export type { ForgottenHost } from './host-keys.ts';
 
 const CLUSTER_BUCKET = 'ledgernet-cluster';
@@ -31,6 +31,12 @@ const hostRecord = (host: string, vtep: string) => enc({ host, vtep, at: new Dat
 function isBucketGone(e: unknown): boolean {
   const code = (e as { api_error?: { err_code?: number } } | null)?.api_error?.err_code;
   return code === 10059 || (e instanceof Error && (e.name === 'JetStreamNotEnabled' || /jetstream is not enabled|stream not found/i.test(e.message)));
+}
+
+/** `ledgernet cluster forget`'s options: the operator's --reason (kept in `forgotten.<host>`), or only a preview. */
+export interface ForgetOptions {
+  readonly reason?: string | undefined;
+  readonly dryRun?: boolean;
 }
 
 /** A key of the bucket seen by the watch that tells who is alive: a host's record (put or deleted) or another key of a host. */
@@ -182,7 +188,7 @@ export class ClusterKv {
    * ledgernet starting under its name with its old cluster networks is refused (`admitHost`).
    * `dryRun`: refused alike, but nothing is written: what it would do.
    */
-  async forgetHost(host: string, o: { reason?: string | undefined; dryRun?: boolean } = {}): Promise<{ networks: string[]; retired: string[]; blocks: number }> {
+  async forgetHost(host: string, o: ForgetOptions = {}): Promise<Forgetting> {
     if (host === this.host) throw new DriverError('LN_ERR_BAD_REQUEST', `${host} is this host; to take it out of a cluster network, remove the network here (docker network rm)`);
     const record = await this.b.kv.get(recordKey(host));
     if (record?.operation === 'PUT') {

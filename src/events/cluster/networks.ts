@@ -335,13 +335,20 @@ async function dropHost(b: Bucket, name: string, host: string, still: () => bool
   throw new DriverError('LN_ERR_CLUSTER_UNAVAILABLE', `cluster network ${name}: its record in the KV bucket kept changing while host ${host} was taken out of it`);
 }
 
+/** What forgetting a host did (or, as a preview, would do): the networks it left, those removed with it, its blocks given back. */
+export interface Forgetting {
+  readonly networks: readonly string[];
+  readonly retired: readonly string[];
+  readonly blocks: number;
+}
+
 /**
  * Takes a forgotten host (ClusterKv.forgetHost checked that it is gone) out of every network it
  * had (`dropHost`: the last one out retires it); its blocks and any member or endpoint key left go.
  * `dryRun`: nothing is written; `retired` are the networks it would remove (no other host listed
  * and no member key of another host, as the watch sees the bucket now).
  */
-export async function forgetNetworks(b: Bucket, host: string, dryRun = false): Promise<{ networks: string[]; retired: string[]; blocks: number }> {
+export async function forgetNetworks(b: Bucket, host: string, dryRun = false): Promise<Forgetting> {
   const blocks = b.mirror.withPrefix('blocks.').filter((k) => k.value === host);
   const records = b.mirror.withPrefix('networks.').map((n) => ({ name: n.key.slice('networks.'.length), hosts: parseRecord(n.value)?.hosts }));
   const listedIn = records.filter((r) => r.hosts?.includes(host)).map((r) => r.name).sort();
