@@ -135,7 +135,7 @@ export class Metrics {
     retired: new Counter({ name: 'ledgernet_cluster_networks_retired_total', help: 'Cluster networks this host removed from the KV bucket as the last host to have them', registers: [this.registry] }),
     repaired: new Counter({
       name: 'ledgernet_cluster_keys_repaired_total',
-      help: "Times this host found keys of its log missing from the cluster's KV bucket (deleted by hand, lost by a store) and published them again",
+      help: "Times this host found keys of its log missing from the cluster's KV bucket or holding other values there (changed or deleted by hand, lost by a store) and published them again",
       registers: [this.registry],
     }),
   };

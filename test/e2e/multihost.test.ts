@@ -324,7 +324,7 @@ describe('cluster networks: status, dry-run and repair, the INPUT accept, the MT
 });
 
 describe('cluster networks: the KV bucket lost', () => {
-  test("keys deleted by hand, then the bucket deleted: the hosts write back their keys, make the bucket again and write back their networks and blocks from their logs; a host joining afterwards gets the same subnet and a block of its own", { timeout: 150_000 }, async () => {
+  test("keys deleted by hand, one changed by hand, then the bucket deleted: the hosts write back their keys, make the bucket again and write back their networks and blocks from their logs; a host joining afterwards gets the same subnet and a block of its own", { timeout: 150_000 }, async () => {
     const [h1, h2, h3] = hosts as [Host, Host, Host];
     await Promise.all([h1, h2].map((h) => h.docker(['network', 'create', ...CLUSTER('moss'), '--subnet', '10.251.0.0/24', 'moss'], { check: true })));
     try {
@@ -343,6 +343,18 @@ describe('cluster networks: the KV bucket lost', () => {
       const clusterLines = h1.ledgernetLog().split('\n').filter((l) => l.includes('"component":"cluster"')).slice(-10).join('\n');
       assert.match(h1.ledgernetLog(), /the KV bucket lacks keys of this host's log/, clusterLines);
       assert.match(h1.ledgernetLog(), /cluster network moss: the KV bucket had lost it \(or this host's blocks of it\); written back/, 'its block written back too');
+      // m1's endpoint key pointed at another address by hand: h2 follows it, then h1's heartbeat
+      // finds the value changed and writes it back, and h2 has m1 at its address again.
+      const ep1 = (await h1.docker(['inspect', '-f', '{{.NetworkSettings.Networks.moss.EndpointID}}', 'm1'], { check: true })).stdout.trim();
+      const m1OnH2 = async () =>
+        (await readLog(h2.stateDir)).events
+          .filter((e) => e.seq > since && e.type === 'peer.endpoint.added' && (e.data as { endpointId?: string }).endpointId === ep1)
+          .map((e) => (e.data as { address?: string }).address);
+      const wrong = '10.251.0.250';
+      const edited = await h1.exec(`--wd=${REPO_ROOT}`, [process.execPath, '--import', 'tsx', 'test/helpers/delete-cluster-bucket.ts', bed.natsServers, `endpoints.moss.h1.${ep1}@address=${wrong}`]);
+      assert.equal(edited.exitCode, 0, edited.stderr);
+      await waitFor(async () => (await m1OnH2()).join().endsWith(`${wrong},${ip1}`), { timeoutMs: 40_000, intervalMs: 500, what: `h2 to see m1 at ${wrong}, then at ${ip1} again` });
+      assert.match(h1.ledgernetLog(), /the KV bucket lacks keys of this host's log or holds other values for them/);
       const del = await h1.exec(`--wd=${REPO_ROOT}`, [process.execPath, '--import', 'tsx', 'test/helpers/delete-cluster-bucket.ts', bed.natsServers]);
       assert.equal(del.exitCode, 0, del.stderr);
       // Every host beats every 5 s: one beat finds the bucket gone and makes it again, the next finds its record gone; then it publishes.

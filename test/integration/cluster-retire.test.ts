@@ -301,7 +301,7 @@ describe("the bucket rebuilt from the hosts' logs", () => {
     assert.deepEqual(await keysOf('fern'), []);
   });
 
-  it("keys of a host's log deleted from the bucket by hand are found from the watch alone (drift), written back by the full publish; a block given to another host is a conflict until it is the host's again", async () => {
+  it("keys of a host's log deleted from the bucket (or changed there) by hand are found from the watch alone (drift), written back by the full publish; a block given to another host is a conflict until it is the host's again", async () => {
     const lime = await join(h2, 'lime', '10.242.14.0/24');
     h2.settle('lime');
     const b = await h2.claimBlock(lime, []);
@@ -312,19 +312,28 @@ describe("the bucket rebuilt from the hosts' logs", () => {
       endpoints: [{ cluster: 'lime', endpointId: 'e1', address: '10.242.14.2', mac: '02:42:0a:f2:0e:02' }],
     };
     await settle();
-    assert.deepEqual(h2.drift(() => own), { missing: [], conflicts: [] });
+    assert.deepEqual(h2.drift(() => own), { missing: [], changed: [], conflicts: [] });
     for (const k of ['members.lime.h2', 'endpoints.lime.h2.e1', 'blocks.lime.0']) await bucket.delete(k);
     await settle();
-    assert.deepEqual(h2.drift(() => own), { missing: ['blocks.lime.0', 'endpoints.lime.h2.e1', 'members.lime.h2'], conflicts: [] });
+    assert.deepEqual(h2.drift(() => own), { missing: ['blocks.lime.0', 'endpoints.lime.h2.e1', 'members.lime.h2'], changed: [], conflicts: [] });
     assert.deepEqual(await h2.syncOwn(() => own), { retired: [], restored: ['lime'], conflicts: [] });
     await settle();
-    assert.deepEqual(h2.drift(() => own), { missing: [], conflicts: [] }, 'all written back');
+    assert.deepEqual(h2.drift(() => own), { missing: [], changed: [], conflicts: [] }, 'all written back');
+    // An endpoint key pointed at another address and a member key at another VTEP, by hand.
+    await bucket.put('endpoints.lime.h2.e1', JSON.stringify({ host: 'h2', vtep: '192.0.2.9', endpointId: 'e1', address: '10.242.14.99', mac: '02:42:0a:f2:0e:02' }));
+    await bucket.put('members.lime.h2', JSON.stringify({ host: 'h2', vtep: '192.0.2.9' }));
+    await settle();
+    assert.deepEqual(h2.drift(() => own), { missing: [], changed: ['endpoints.lime.h2.e1', 'members.lime.h2'], conflicts: [] });
+    await h2.syncOwn(() => own);
+    await settle();
+    assert.deepEqual(h2.drift(() => own), { missing: [], changed: [], conflicts: [] }, 'the values written back');
+    assert.equal(JSON.parse((await bucket.get('endpoints.lime.h2.e1'))?.string() ?? '{}').address, '10.242.14.2');
     await bucket.put('blocks.lime.0', 'h3');
     await settle();
     assert.deepEqual(h2.drift(() => own)?.conflicts, [`cluster network lime: block ${b} is this host's (its log) but host h3's in the KV bucket: addresses of it may be on both`]);
     await bucket.put('blocks.lime.0', 'h2');
     await settle();
-    assert.deepEqual(h2.drift(() => own), { missing: [], conflicts: [] });
+    assert.deepEqual(h2.drift(() => own), { missing: [], changed: [], conflicts: [] });
     assert.deepEqual(await leave(h2), ['lime']);
     assert.deepEqual(await keysOf('lime'), []);
   });

@@ -87,26 +87,31 @@ export function startHeartbeat(o: {
   let published: readonly string[] = [];
   /** What the bucket holds against the log now: the last drift check's, and the publish's while keys are missing. */
   let conflicts: readonly string[] = [];
-  /** The keys the last drift check found missing, and those a full publish was last run for. */
+  /** The keys the last drift check found missing or changed, and those a full publish was last run for. */
   let seenMissing = '';
   let triedMissing = '';
 
   /**
-   * Keys of this host's log that the bucket lacks (deleted by hand, lost by a store) are written
-   * again by a full publish: when two beats in a row find the same keys missing (one may only be
-   * a key just written that the watch has not delivered yet), and once per set (a key the publish
-   * cannot write back, e.g. a record whose subnet another network took, is a conflict, not a
-   * reason to publish on every beat).
+   * Keys of this host's log that the bucket lacks (deleted by hand, lost by a store) or holds with
+   * other values (a member or endpoint key changed by hand: the other hosts would send this host's
+   * endpoint's traffic to another address or VTEP) are written again by a full publish: when two
+   * beats in a row find the same keys (one may only be a key just written that the watch has not
+   * delivered yet), and once per set (a key the publish cannot write back, e.g. a record whose
+   * subnet another network took, is a conflict, not a reason to publish on every beat).
    */
   const checkDrift = () => {
     const d = o.kv.drift(o.own);
     if (d === null) return;
-    const missing = d.missing.join(' ');
+    const keys = [...d.missing, ...d.changed];
+    const missing = keys.join(' ');
     if (missing !== '' && missing === seenMissing && missing !== triedMissing) {
       triedMissing = missing;
       dirty = true;
       counts.repaired++;
-      o.log.warn({ keys: d.missing.slice(0, 10), count: d.missing.length }, "cluster: the KV bucket lacks keys of this host's log (deleted by hand? a store that lost data?); publishing them again");
+      o.log.warn(
+        { missing: d.missing.slice(0, 10), changed: d.changed.slice(0, 10), count: keys.length },
+        "cluster: the KV bucket lacks keys of this host's log or holds other values for them (changed or deleted by hand? a store that lost data?); publishing them again",
+      );
     }
     if (missing === '') triedMissing = '';
     seenMissing = missing;

@@ -61,8 +61,11 @@ export const memberKey = (cluster: string, host: string) => `members.${cluster}.
 /** `endpoints.<cluster>.<host>.<id>`: the host's endpoint on cluster network `cluster`. */
 export const endpointKey = (cluster: string, host: string, endpointId: string) => `endpoints.${cluster}.${hostKey(host)}.${endpointId}`;
 
-/** The keys whose values the mirror keeps: what a cluster network holds in the bucket besides its members' keys. */
-const NETWORK_KEYS = /^(networks|blocks|vnis|subnets)\./;
+/**
+ * The keys whose values the mirror keeps: what a cluster network is made of in the bucket, and the
+ * hosts' member and endpoint keys (small; the drift check compares this host's with its log).
+ */
+const KEPT_VALUES = /^(networks|blocks|vnis|subnets|members|endpoints)\./;
 
 /**
  * The bucket's keys and their revisions as this host's watch saw them (so finding a host's keys
@@ -71,7 +74,7 @@ const NETWORK_KEYS = /^(networks|blocks|vnis|subnets)\./;
  */
 export class KeyMirror {
   private readonly revs = new Map<string, number>();
-  /** The values of the keys a cluster network is made of (`networks.*`, `blocks.*`, `vnis.*`, `subnets.*`: small), for `dropHost` and `forgetHost`. */
+  /** The values of the keys KEPT_VALUES names (not the hosts' records, rewritten on every heartbeat), for `dropHost`, `forgetHost` and `driftOf`. */
   private readonly values = new Map<string, string>();
   private live = false;
 
@@ -82,7 +85,7 @@ export class KeyMirror {
       this.values.delete(key);
     } else {
       this.revs.set(key, rev);
-      if (NETWORK_KEYS.test(key)) this.values.set(key, value());
+      if (KEPT_VALUES.test(key)) this.values.set(key, value());
     }
     if (isUpdate) this.live = true;
   }
@@ -121,16 +124,43 @@ export class KeyMirror {
   }
 }
 
+/** A member key's value. */
+export const memberValue = (host: string, vtep: string) => enc({ host, vtep });
+/** An endpoint key's value. */
+export const endpointValue = (host: string, vtep: string, ep: { readonly endpointId: string; readonly address: string; readonly mac: string }) =>
+  enc({ host, vtep, endpointId: ep.endpointId, address: ep.address, mac: ep.mac });
+
+/** The member and endpoint keys of `host` with the values its log gives them (what `syncOwnKeys` writes). */
+export function ownValues(host: string, vtep: string, own: OwnKeys): Map<string, string> {
+  const want = new Map<string, string>();
+  for (const m of own.members) want.set(memberKey(m, host), memberValue(host, vtep));
+  for (const e of own.endpoints) want.set(endpointKey(e.cluster, host, e.endpointId), endpointValue(host, vtep, e));
+  return want;
+}
+
+/**
+ * Does the bucket's value `held` say what `want` (an `ownValues` value) says? Every field of
+ * `want` the same; fields it lacks (a newer ledgernet's) are not compared.
+ */
+export function sameValue(want: string, held: string): boolean {
+  let h: unknown;
+  try {
+    h = JSON.parse(held);
+  } catch {
+    return false;
+  }
+  if (typeof h !== 'object' || h === null) return false;
+  const fields = h as Record<string, unknown>;
+  return Object.entries(JSON.parse(want) as Record<string, unknown>).every(([k, v]) => fields[k] === v);
+}
+
 /**
  * Writes `own()` for `host` and removes its keys that it no longer has (as the mirror knows them).
  * `own` is asked after the keys are taken, so a key published before is in both and never deleted here.
  */
 export async function syncOwnKeys(kv: KV, mirror: KeyMirror, host: string, vtep: string, ownNow: () => OwnKeys): Promise<void> {
   const have = mirror.keysOf(host);
-  const own = ownNow();
-  const want = new Map<string, string>();
-  for (const m of own.members) want.set(memberKey(m, host), enc({ host, vtep }));
-  for (const e of own.endpoints) want.set(endpointKey(e.cluster, host, e.endpointId), enc({ host, vtep, endpointId: e.endpointId, address: e.address, mac: e.mac }));
+  const want = ownValues(host, vtep, ownNow());
   for (const [k, v] of want) await kv.put(k, v);
   for (const [k, rev] of have) {
     if (!want.has(k)) await deleteAt(kv, k, rev);

@@ -16,7 +16,7 @@ import { DriverError } from '../../errors.ts';
 import type { PeerChange } from '../domain/peers.ts';
 import type { ClusterNetwork, ClusterPort, JoinRequest } from '../domain/cluster.ts';
 import { isWrongRevision } from './cas.ts';
-import { admitHost, endpointKey, forgottenHosts, hostOfKey, KeyMirror, memberKey, reapHost, recordForgotten, recordKey, syncOwnKeys, unforget, type ForgottenHost, type OwnKeys } from './host-keys.ts';
+import { admitHost, endpointKey, endpointValue, memberValue, forgottenHosts, hostOfKey, KeyMirror, memberKey, reapHost, recordForgotten, recordKey, syncOwnKeys, unforget, type ForgottenHost, type OwnKeys } from './host-keys.ts';
 import { claimBlock, driftOf, enter, forgetNetworks, syncNetworks, type Bucket, type BucketDrift, type Forgetting, type SyncOutcome } from './networks.ts';
 
 export type { BucketDrift, Forgetting, SyncOutcome } from './networks.ts';
@@ -104,7 +104,7 @@ export class ClusterKv {
     this.joining.set(req.name, (this.joining.get(req.name) ?? 0) + 1);
     try {
       const net = await enter(this.b, req);
-      await this.b.kv.put(memberKey(req.name, this.host), enc({ host: this.host, vtep: this.vtep }));
+      await this.b.kv.put(memberKey(req.name, this.host), memberValue(this.host, this.vtep));
       return net;
     } catch (e) {
       this.settle(req.name);
@@ -128,7 +128,7 @@ export class ClusterKv {
   async publishEndpoint(name: string, ep: { endpointId: string; address: string; mac: string } | { endpointId: string; gone: true }): Promise<void> {
     const key = endpointKey(name, this.host, ep.endpointId);
     if ('gone' in ep) await this.b.kv.delete(key);
-    else await this.b.kv.put(key, enc({ host: this.host, vtep: this.vtep, ...ep }));
+    else await this.b.kv.put(key, endpointValue(this.host, this.vtep, ep));
   }
 
   /**
@@ -203,7 +203,7 @@ export class ClusterKv {
 
   /** What the bucket lacks of this host's log or holds against it, as the watch sees it (networks.ts `driftOf`); null before the watch caught up. */
   drift(own: () => OwnKeys): BucketDrift | null {
-    return this.b.mirror.ready ? driftOf(this.b.mirror, this.host, own()) : null;
+    return this.b.mirror.ready ? driftOf(this.b.mirror, this.host, this.vtep, own()) : null;
   }
 
   /** Removes an expired host's record and keys (src/events/cluster/host-keys.ts); null: it is back, or already removed. */

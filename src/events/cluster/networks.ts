@@ -7,7 +7,7 @@ import type { KV } from '@nats-io/kv';
 import { DriverError } from '../../errors.ts';
 import { blockAt, blockCount, blockIndex, blockLenFor, firstVni, nextVni, type ClusterNetwork, type JoinRequest } from '../domain/cluster.ts';
 import { anyLive, CREATE_ATTEMPTS, deleteAt, isWrongRevision, ownerOf, pause, rewrite, tryCreate } from './cas.ts';
-import { endpointKey, memberKey, type KeyMirror, type OwnKeys, type OwnNetwork } from './host-keys.ts';
+import { memberKey, ownValues, sameValue, type KeyMirror, type OwnKeys, type OwnNetwork } from './host-keys.ts';
 
 /** The bucket as its ClusterKv holds it now: `kv` changes when the bucket is made again, `mirror` with each new watch. */
 export interface Bucket {
@@ -258,21 +258,28 @@ const otherOwner = (net: OwnNetwork, block: string, owner: string) =>
 export interface BucketDrift {
   /** Keys this host's log says the bucket holds and it does not (a full publish writes them again). */
   readonly missing: readonly string[];
+  /** This host's member and endpoint keys that the bucket holds with other values (changed by hand: another address, MAC or VTEP; a full publish writes them again). */
+  readonly changed: readonly string[];
   /** What the bucket holds against the log, as restoreNetwork names it. */
   readonly conflicts: readonly string[];
 }
 
 /**
  * Compares this host's log with the bucket as the watch saw it, reading nothing: its member and
- * endpoint keys, and for each of its cluster networks the record (same subnet and VNI) and its
- * blocks (this host's). Keys deleted by hand or lost by a store are found here on the next
- * heartbeat (src/events/cluster/heartbeat.ts), not only when this host happens to publish.
+ * endpoint keys (there, with the values its log gives them: `vtep` is this host's VTEP address), and
+ * for each of its cluster networks the record (same subnet and VNI) and its blocks (this host's).
+ * Keys deleted or changed by hand, or lost by a store, are found here on the next heartbeat
+ * (src/events/cluster/heartbeat.ts), not only when this host happens to publish.
  */
-export function driftOf(mirror: KeyMirror, host: string, own: OwnKeys): BucketDrift {
+export function driftOf(mirror: KeyMirror, host: string, vtep: string, own: OwnKeys): BucketDrift {
   const missing: string[] = [];
+  const changed: string[] = [];
   const conflicts: string[] = [];
-  for (const m of own.members) if (!mirror.has(memberKey(m, host))) missing.push(memberKey(m, host));
-  for (const e of own.endpoints) if (!mirror.has(endpointKey(e.cluster, host, e.endpointId))) missing.push(endpointKey(e.cluster, host, e.endpointId));
+  for (const [key, value] of ownValues(host, vtep, own)) {
+    const held = mirror.get(key);
+    if (!held) missing.push(key);
+    else if (!sameValue(value, held.value)) changed.push(key);
+  }
   for (const net of own.networks ?? []) {
     const key = recordOf(net.name);
     const record = mirror.get(key);
@@ -290,7 +297,7 @@ export function driftOf(mirror: KeyMirror, host: string, own: OwnKeys): BucketDr
       else if (owner !== host) conflicts.push(otherOwner(net, block, owner));
     }
   }
-  return { missing: missing.sort(), conflicts };
+  return { missing: missing.sort(), changed: changed.sort(), conflicts };
 }
 
 /**

@@ -31,9 +31,10 @@ function fakeKv() {
       return { retired, restored: [], conflicts: this.clash };
     },
     missing: [] as string[],
+    changed: [] as string[],
     drifted: [] as string[],
     drift() {
-      return this.watching ? { missing: this.missing, conflicts: this.drifted } : null;
+      return this.watching ? { missing: this.missing, changed: this.changed, conflicts: this.drifted } : null;
     },
     async reap(host: string, rev: number | null) {
       calls.push(`reap ${host} ${rev}`);
@@ -103,7 +104,7 @@ describe('heartbeat loop', () => {
     assert.match(errors[0]!, /forgotten by an operator \(ledgernet cluster forget\) while it ran/);
   });
 
-  it('keys of its log missing from the bucket on two beats in a row: one full publish, counted; not again for the same keys; conflicts follow the bucket', async () => {
+  it('keys of its log missing from the bucket (or changed there) on two beats in a row: one full publish, counted; not again for the same keys; conflicts follow the bucket', async () => {
     const kv = fakeKv();
     kv.watching = true;
     const warnings: string[] = [];
@@ -127,6 +128,15 @@ describe('heartbeat loop', () => {
     assert.equal(publishes(), 3, 'other keys missing later: published again');
     assert.equal(hb.stats().repaired, 2);
     kv.missing = [];
+    await advance(1000, kv);
+    kv.changed = ['endpoints.blue.h1.abc'];
+    await advance(1000, kv);
+    assert.equal(publishes(), 3, 'a changed value seen once: the watch may lag behind a write');
+    await advance(1000, kv);
+    assert.equal(publishes(), 4, 'a key the bucket holds with another value on two beats: published again');
+    assert.equal(hb.stats().repaired, 3);
+    assert.match(warnings.at(-1) ?? '', /holds other values for them/);
+    kv.changed = [];
     kv.drifted = ['cluster network blue: block 10.0.0.0/26 is …'];
     await advance(1000, kv);
     assert.deepEqual(hb.stats().conflicts, ['cluster network blue: block 10.0.0.0/26 is …']);
