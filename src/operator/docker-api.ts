@@ -72,6 +72,20 @@ export interface DockerContainer {
   readonly NetworkSettings: { readonly Networks: Readonly<Record<string, { readonly NetworkID: string }>> | null };
 }
 
+/** One entry of Docker's event stream (`GET /events`), as far as ledgernet reads it. */
+export interface DockerEvent {
+  readonly Type?: string;
+  readonly Action?: string;
+  readonly Actor?: { readonly ID?: string; readonly Attributes?: Readonly<Record<string, string>> | null };
+  /** Unix time in nanoseconds. */
+  readonly timeNano?: number;
+}
+
+/** A running `GET /events` stream. */
+export interface DockerEventStream {
+  close(): void;
+}
+
 export class DockerApi {
   readonly socketPath: string;
   private readonly timeoutMs: number;
@@ -129,6 +143,58 @@ export class DockerApi {
   /** Starts a container; one that already runs is fine (304). */
   async startContainer(id: string, timeoutMs = 60_000): Promise<void> {
     await this.call('POST', `/containers/${encodeURIComponent(id)}/start`, timeoutMs);
+  }
+
+  /**
+   * `docker events`: calls `onEvent` for each event matching `filters` (Docker's filter JSON)
+   * from now on (from `since`, unix seconds with a fraction, when given), and `onEnd` once when
+   * the stream ends or cannot be opened (Docker stopped or restarted: open another).
+   */
+  events(filters: Readonly<Record<string, readonly string[]>>, since: string | null, onEvent: (e: DockerEvent) => void, onEnd: (why: Error) => void): DockerEventStream {
+    let closed = false;
+    let req: ReturnType<typeof request> | null = null;
+    const end = (why: Error) => {
+      if (closed) return;
+      closed = true;
+      req?.destroy();
+      onEnd(why);
+    };
+    const query = `filters=${encodeURIComponent(JSON.stringify(filters))}${since === null ? '' : `&since=${since}`}`;
+    this.apiVersion(this.timeoutMs).then(
+      (version) => {
+        if (closed) return;
+        req = request({ socketPath: this.socketPath, method: 'GET', path: `/v${version}/events?${query}`, headers: { Host: 'docker' } }, (res) => {
+          if ((res.statusCode ?? 0) >= 400) return end(new DockerApiError(res.statusCode ?? 0, `Docker refused GET /events (HTTP ${res.statusCode})`));
+          let buf = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => {
+            buf += chunk;
+            let nl: number;
+            while ((nl = buf.indexOf('\n')) >= 0) {
+              const line = buf.slice(0, nl).trim();
+              buf = buf.slice(nl + 1);
+              if (line === '') continue;
+              try {
+                onEvent(JSON.parse(line) as DockerEvent);
+              } catch {
+                // not JSON: not an event (nothing else comes on this stream)
+              }
+            }
+          });
+          res.on('error', (e) => end(new DockerUnavailableError(`Docker at ${this.socketPath}: GET /events: ${e.message}`)));
+          res.on('end', () => end(new DockerUnavailableError(`Docker at ${this.socketPath} ended its event stream`)));
+        });
+        req.on('error', (e) => end(new DockerUnavailableError(`Docker at ${this.socketPath} cannot be asked (GET /events): ${e.message}`)));
+        req.end();
+      },
+      (e: unknown) => end(e instanceof Error ? e : new Error(String(e))),
+    );
+    return {
+      close: () => {
+        closed = true;
+        req?.destroy();
+      },
+    };
   }
 
   private async json<T>(method: string, path: string): Promise<T> {

@@ -1,13 +1,14 @@
 // The daemon's background helpers that talk to Docker's API: following Docker's firewall backend
 // (`--firewall auto` while Docker is not up yet) and docker-sync (networks removed and
-// restart-policy containers given up on while ledgernet was down, endpoints Docker abandoned).
-// Wired by main.ts.
+// restart-policy containers given up on while ledgernet was down, endpoints Docker abandoned;
+// Docker's names, by inspect and from its event stream: docker-events.ts). Wired by main.ts.
 import type { Logger } from 'pino';
 import { DEFAULTS, type ServeConfig } from '../config.ts';
 import type { EventStore } from '../events/index.ts';
 import type { Reconciler } from '../reconciler/index.ts';
 import type { DockerApi } from './docker-api.ts';
 import type { DockerLink } from './docker-name.ts';
+import { ConnectNamer } from './docker-events.ts';
 import { DockerSync } from './docker-sync.ts';
 import { recordFirewall, resolveFirewall, type switchableFirewall } from './firewall-choice.ts';
 
@@ -88,10 +89,20 @@ export function startDockerSync(cfg: ServeConfig, store: EventStore, reconciler:
     }, NAMES_AFTER_MS);
     naming.unref();
   });
+  // A container that lives less than that is named from Docker's event stream (docker-events.ts).
+  const namer = new ConnectNamer({
+    api: docker.api,
+    getState: () => store.state,
+    record: (e) => sync.recordNames({ networks: [], endpoints: [e] }),
+    log: log.child({ component: 'docker-events' }),
+  });
+  store.onEvents((events) => namer.onStoreEvents(events));
+  namer.start();
   return async () => {
     stopped = true;
+    namer.stop();
     clearTimeout(timer);
     clearTimeout(naming);
-    await sync.idle();
+    await Promise.all([sync.idle(), namer.idle()]);
   };
 }

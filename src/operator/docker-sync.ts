@@ -76,7 +76,7 @@ function containerName(c: DockerContainerSummary): string | null {
 }
 
 /** What Docker says of names: networks by id, and which container holds which endpoint. */
-interface SeenNames {
+export interface SeenNames {
   readonly networks: readonly { readonly id: string; readonly name: string }[];
   readonly endpoints: readonly { readonly networkId: string; readonly endpointId: string; readonly containerId: string; readonly name: string }[];
 }
@@ -261,7 +261,8 @@ export class DockerSync {
   }
 
   /** Records Docker's names for the networks and endpoints ledgernet holds, where they changed. */
-  private async recordNames(seen: SeenNames): Promise<void> {
+  /** Records the names in `seen` that differ from the log's (each checked; one that is not a name Docker gives is logged once and skipped). */
+  async recordNames(seen: SeenNames): Promise<void> {
     const names = namesToRecord(this.deps.getState(), seen);
     for (const why of names.skipped.filter((w) => !this.skipped.has(w))) {
       this.skipped.add(why);

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { execa } from 'execa';
 import { existsSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { userInfo } from 'node:os';
 import { createServer } from 'node:net';
@@ -305,5 +305,53 @@ describe('operator experience', () => {
     const again = (await eventsOf(daemon.stateDir)).filter((e) => e.type === 'endpoint.named').map((e) => e.data['name']);
     assert.deepEqual(again, [c, renamed]);
     assert.equal((await eventsOf(daemon.stateDir)).filter((e) => e.type === 'network.named').length, 1, 'the network is not named twice');
+  });
+
+  test("a container that lives less than a second is named from Docker's event stream; containers started together are never given another's endpoint", async () => {
+    const daemon = await startDaemon({ extraArgs: ['--reconcile-interval', '0'] });
+    const net = track.network(uniqueName('brief'));
+    assert.equal((await docker(['network', 'create', '--driver', 'ledgernet', '--subnet', '10.231.164.0/24', net])).exitCode, 0);
+    // Each prints its address and exits; --cidfile gives its id.
+    const brief = async (): Promise<{ id: string; name: string; ip: string }> => {
+      const name = uniqueName('brief');
+      const cidfile = join(daemon.stateDir, `${name}.cid`);
+      const r = await docker(['run', '--rm', '--cidfile', cidfile, '--name', name, '--network', net, TEST_IMAGE, 'sh', '-c', 'ip -o -4 addr show eth0']);
+      assert.equal(r.exitCode, 0, r.stderr);
+      const ip = /inet (\d+\.\d+\.\d+\.\d+)\//.exec(r.stdout)?.[1] ?? '';
+      return { id: (await readFile(cidfile, 'utf8')).trim(), name, ip };
+    };
+    /** Each endpoint.named of these containers: the container it names, and the address its endpoint had. */
+    const namedOf = async (ids: ReadonlySet<string>) => {
+      const events = await eventsOf(daemon.stateDir);
+      const address = new Map(events.filter((e) => e.type === 'endpoint.created').map((e) => [e.data['endpointId'], String(e.data['address']).split('/')[0]]));
+      return events
+        .filter((e) => e.type === 'endpoint.named' && ids.has(String(e.data['containerId'])))
+        .map((e) => ({ containerId: String(e.data['containerId']), name: String(e.data['name']), ip: address.get(e.data['endpointId']), cause: e.cause }));
+    };
+
+    const one = await brief();
+    const [named] = await waitFor(async () => {
+      const n = await namedOf(new Set([one.id]));
+      return n.length > 0 ? n : null;
+    }, { what: 'the brief container named', timeoutMs: 10_000 });
+    assert.deepEqual(named, { containerId: one.id, name: one.name, ip: one.ip, cause: { by: 'ledgernet', what: 'docker-sync' } });
+    assert.equal((await docker(['inspect', one.id])).exitCode, 1, 'it was gone before the inspect path could read it');
+
+    const together = await Promise.all(Array.from({ length: 6 }, () => brief()));
+    await new Promise((r) => setTimeout(r, 2_000));
+    const byId = new Map(together.map((c) => [c.id, c]));
+    const names = await namedOf(new Set(byId.keys()));
+    for (const n of names) {
+      const c = byId.get(n.containerId);
+      assert.deepEqual([n.name, n.ip], [c?.name, c?.ip], `the endpoint named for ${n.name} is its own (address ${c?.ip})`);
+    }
+    process.stderr.write(`brief containers started together: ${names.length} of ${together.length} named (an ambiguous event names nothing)\n`);
+    // Those gone, the next ones, one after another, are each named again.
+    const later = [await brief(), await brief()];
+    const laterNamed = await waitFor(async () => {
+      const n = await namedOf(new Set(later.map((c) => c.id)));
+      return n.length === later.length ? n : null;
+    }, { what: 'the containers after the burst named', timeoutMs: 10_000 });
+    assert.deepEqual(laterNamed.map((n) => [n.name, n.ip]), later.map((c) => [c.name, c.ip]));
   });
 });

@@ -1,0 +1,174 @@
+// Names the container of an endpoint from Docker's event stream, so that a container that lives
+// less than the second after which the background inspect names it (docker-background.ts: a
+// `docker run --rm` of a short job) is named too: which container had an address, and when, is
+// what an audit asks.
+//
+// Docker's calls never name the container, and its `network connect` event names the container
+// and the network but not the endpoint. It is emitted after the Join it follows was answered (so
+// the endpoint is in the log by then, joined before the event's time) and before the container
+// runs (so its endpoint leaves after that time). The endpoint is taken to be the event's only
+// when exactly one endpoint of that network could be it: joined at the event's time, not yet
+// given a container, and no endpoint of that network joined then already this container's (named
+// by inspect first). Endpoints that went are kept for CANDIDATE_MS, so one whose container was
+// removed before its event was read still counts. An ambiguous event names nothing (the inspect
+// does, for containers that live long enough): a wrong name is worse than none. The name is the
+// one the container's `create` or `rename` event gave, or an inspect of it.
+import type { Logger } from 'pino';
+import { lookup, type State, type StoredEvent } from '../events/domain/types.ts';
+import { DockerApiError, type DockerApi, type DockerEvent, type DockerEventStream } from './docker-api.ts';
+
+/** How long an endpoint that joined without being named stays a candidate once gone. */
+export const CANDIDATE_MS = 60_000;
+/** Events older than this when read (a stream opened again from `since`) are not used. */
+const MAX_EVENT_AGE_MS = 30_000;
+/** Container names kept from create and rename events. */
+const NAMES_KEPT = 4_096;
+const FILTERS = { type: ['container', 'network'], event: ['create', 'rename', 'connect'] };
+
+/** An endpoint that joined: its network, its container once named (null: not yet), when it joined and when it left or went (null: still joined). */
+export interface Joined {
+  readonly networkId: string;
+  readonly containerId: string | null;
+  readonly joinedAt: number;
+  readonly goneAt: number | null;
+}
+
+/** Clock slack (ms) between Docker's event times and the log's: always counted toward more candidates (ambiguity), never fewer. */
+const SLACK_MS = 50;
+
+/**
+ * The endpoint a `network connect` event of container `containerId` to `networkId` at `at`
+ * (ms; null: unknown, every endpoint counts) stands for: the one endpoint of that network joined
+ * then without a container, or null when there is none, more than one, it is gone from the log, or
+ * an endpoint of that network joined then is this container's already. Pure.
+ */
+export function connectedEndpoint(joined: ReadonlyMap<string, Joined>, networkId: string, containerId: string, at: number | null, inLog: (endpointId: string) => boolean = () => true): string | null {
+  const then = [...joined].filter(([, j]) => j.networkId === networkId && (at === null || (j.joinedAt <= at + SLACK_MS && (j.goneAt === null || j.goneAt >= at - SLACK_MS))));
+  if (then.some(([, j]) => j.containerId === containerId)) return null;
+  const candidates = then.filter(([, j]) => j.containerId === null);
+  const [only] = candidates;
+  return candidates.length === 1 && only !== undefined && inLog(only[0]) ? only[0] : null;
+}
+
+export interface ConnectNamerDeps {
+  readonly api: DockerApi;
+  readonly getState: () => State;
+  /** Records one endpoint's container (docker-sync.ts recordNames: checked and logged there). */
+  readonly record: (e: { networkId: string; endpointId: string; containerId: string; name: string }) => Promise<void>;
+  readonly log: Logger;
+  readonly now?: () => number;
+}
+
+export class ConnectNamer {
+  private readonly deps: ConnectNamerDeps;
+  private readonly joined = new Map<string, Joined>();
+  private readonly names = new Map<string, string>();
+  private stream: DockerEventStream | null = null;
+  private stopped = false;
+  private queue: Promise<void> = Promise.resolve();
+  /** The last event's time (unix seconds, as `since` takes it), to open the stream again from. */
+  private since: string | null = null;
+  private retry: NodeJS.Timeout | undefined;
+  private failing = false;
+
+  constructor(deps: ConnectNamerDeps) {
+    this.deps = deps;
+    for (const ep of Object.values(deps.getState().endpoints)) {
+      // Joined before this process started: at any time before now as far as events go.
+      if (ep.joined) this.joined.set(ep.endpointId, { networkId: ep.networkId, containerId: ep.container?.id ?? null, joinedAt: 0, goneAt: null });
+    }
+  }
+
+  private now(): number {
+    return (this.deps.now ?? Date.now)();
+  }
+
+  /** Opens Docker's event stream (again after it ends, from the last event read). */
+  start(): void {
+    if (this.stopped) return;
+    this.stream = this.deps.api.events(FILTERS, this.since, (e) => this.seen(e), (why) => {
+      this.stream = null;
+      if (this.stopped) return;
+      if (!this.failing) this.deps.log.info({ reason: why.message }, "Docker's event stream ended; opening it again (containers are named by inspect meanwhile)");
+      this.failing = true;
+      this.retry = setTimeout(() => this.start(), 2_000);
+      this.retry.unref();
+    });
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.retry);
+    this.stream?.close();
+  }
+
+  /** Whatever the log recorded: joins make candidates, names give them their container, a Leave or removal ends their time. */
+  onStoreEvents(events: readonly StoredEvent[]): void {
+    const now = this.now();
+    for (const e of events) {
+      const at = Date.parse(e.at);
+      const when = Number.isFinite(at) ? at : now;
+      if (e.type === 'endpoint.joined') {
+        const ep = lookup(this.deps.getState().endpoints, e.data.endpointId);
+        this.joined.set(e.data.endpointId, { networkId: e.data.networkId, containerId: ep?.container?.id ?? null, joinedAt: when, goneAt: null });
+        continue;
+      }
+      if (e.type === 'endpoint.named') {
+        const j = this.joined.get(e.data.endpointId);
+        if (j) this.joined.set(e.data.endpointId, { ...j, containerId: e.data.containerId });
+      } else if (e.type === 'endpoint.left' || e.type === 'endpoint.deleted' || e.type === 'endpoint.rolledback') {
+        const j = this.joined.get(e.data.endpointId);
+        if (j && j.goneAt === null) this.joined.set(e.data.endpointId, { ...j, goneAt: when });
+      }
+    }
+    for (const [id, j] of this.joined) if (j.goneAt !== null && now - j.goneAt > CANDIDATE_MS) this.joined.delete(id);
+  }
+
+  /** Idle once every event read so far is handled (tests). */
+  idle(): Promise<void> {
+    return this.queue;
+  }
+
+  private seen(e: DockerEvent): void {
+    this.failing = false;
+    if (typeof e.timeNano === 'number') this.since = (e.timeNano / 1e9).toFixed(9);
+    const id = e.Actor?.ID ?? '';
+    const attrs = e.Actor?.Attributes ?? {};
+    if (e.Type === 'container' && (e.Action === 'create' || e.Action === 'rename') && attrs['name']) {
+      this.names.delete(id);
+      this.names.set(id, attrs['name']);
+      if (this.names.size > NAMES_KEPT) this.names.delete(this.names.keys().next().value ?? '');
+      return;
+    }
+    if (e.Type !== 'network' || e.Action !== 'connect' || !lookup(this.deps.getState().networks, id)) return;
+    const containerId = attrs['container'] ?? '';
+    const at = typeof e.timeNano === 'number' ? e.timeNano / 1e6 : null;
+    if (at !== null && this.now() - at > MAX_EVENT_AGE_MS) return;
+    // One at a time: a name recorded takes its endpoint out of the candidates of the next event.
+    this.queue = this.queue.then(() => this.connected(id, containerId, at)).catch((err: unknown) => {
+      this.deps.log.warn({ err, network: id, container: containerId }, "could not name a container from Docker's event stream");
+    });
+  }
+
+  private async connected(networkId: string, containerId: string, at: number | null): Promise<void> {
+    const inLog = (endpointId: string) => lookup(this.deps.getState().endpoints, endpointId) !== undefined;
+    const endpointId = connectedEndpoint(this.joined, networkId, containerId, at, inLog);
+    if (endpointId === null) return;
+    const name = this.names.get(containerId) ?? (await this.inspectName(containerId));
+    // Asked again: the log may have changed during the inspect.
+    if (name === null || connectedEndpoint(this.joined, networkId, containerId, at, inLog) !== endpointId) return;
+    const j = this.joined.get(endpointId);
+    if (j) this.joined.set(endpointId, { ...j, containerId });
+    await this.deps.record({ networkId, endpointId, containerId, name });
+  }
+
+  /** The container's name by inspect; null when it is gone already. */
+  private async inspectName(containerId: string): Promise<string | null> {
+    try {
+      return (await this.deps.api.inspectContainer(containerId)).Name.replace(/^\//, '');
+    } catch (e) {
+      if (e instanceof DockerApiError && e.status === 404) return null;
+      throw e;
+    }
+  }
+}
