@@ -69,7 +69,7 @@ export interface DockerContainer {
   readonly Name: string;
   readonly State: { readonly Running: boolean; readonly Status: string; readonly Error: string };
   readonly HostConfig: { readonly RestartPolicy?: { readonly Name?: string } };
-  readonly NetworkSettings: { readonly Networks: Readonly<Record<string, { readonly NetworkID: string }>> | null };
+  readonly NetworkSettings: { readonly Networks: Readonly<Record<string, { readonly NetworkID: string; readonly EndpointID?: string }>> | null };
 }
 
 /** One entry of Docker's event stream (`GET /events`), as far as ledgernet reads it. */

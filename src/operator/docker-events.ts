@@ -10,9 +10,10 @@
 // when exactly one endpoint of that network could be it: joined at the event's time, not yet
 // given a container, and no endpoint of that network joined then already this container's (named
 // by inspect first). Endpoints that went are kept for CANDIDATE_MS, so one whose container was
-// removed before its event was read still counts. An ambiguous event names nothing (the inspect
-// does, for containers that live long enough): a wrong name is worse than none. The name is the
-// one the container's `create` or `rename` event gave, or an inspect of it.
+// removed before its event was read still counts. When several could be it (containers started
+// together), the container is inspected: while Docker still has it, its endpoint on the network
+// is Docker's word. Otherwise an ambiguous event names nothing: a wrong name is worse than none.
+// The name is the one the container's `create` or `rename` event gave, or the inspect's.
 import type { Logger } from 'pino';
 import { lookup, type State, type StoredEvent } from '../events/domain/types.ts';
 import { DockerApiError, type DockerApi, type DockerEvent, type DockerEventStream } from './docker-api.ts';
@@ -37,17 +38,23 @@ export interface Joined {
 const SLACK_MS = 50;
 
 /**
- * The endpoint a `network connect` event of container `containerId` to `networkId` at `at`
- * (ms; null: unknown, every endpoint counts) stands for: the one endpoint of that network joined
- * then without a container, or null when there is none, more than one, it is gone from the log, or
- * an endpoint of that network joined then is this container's already. Pure.
+ * The endpoints a `network connect` event of container `containerId` to `networkId` at `at` (ms;
+ * null: unknown, every endpoint counts) may stand for: those of that network joined then without
+ * a container; 'named' when one joined then is this container's already. Pure.
+ */
+function candidatesOf(joined: ReadonlyMap<string, Joined>, networkId: string, containerId: string, at: number | null): string[] | 'named' {
+  const then = [...joined].filter(([, j]) => j.networkId === networkId && (at === null || (j.joinedAt <= at + SLACK_MS && (j.goneAt === null || j.goneAt >= at - SLACK_MS))));
+  if (then.some(([, j]) => j.containerId === containerId)) return 'named';
+  return then.filter(([, j]) => j.containerId === null).map(([id]) => id);
+}
+
+/**
+ * The endpoint such an event stands for: the one candidate, or null when there is none, more
+ * than one, the container has one already, or it is no longer in the log. Pure.
  */
 export function connectedEndpoint(joined: ReadonlyMap<string, Joined>, networkId: string, containerId: string, at: number | null, inLog: (endpointId: string) => boolean = () => true): string | null {
-  const then = [...joined].filter(([, j]) => j.networkId === networkId && (at === null || (j.joinedAt <= at + SLACK_MS && (j.goneAt === null || j.goneAt >= at - SLACK_MS))));
-  if (then.some(([, j]) => j.containerId === containerId)) return null;
-  const candidates = then.filter(([, j]) => j.containerId === null);
-  const [only] = candidates;
-  return candidates.length === 1 && only !== undefined && inLog(only[0]) ? only[0] : null;
+  const c = candidatesOf(joined, networkId, containerId, at);
+  return c !== 'named' && c.length === 1 && c[0] !== undefined && inLog(c[0]) ? c[0] : null;
 }
 
 export interface ConnectNamerDeps {
@@ -152,20 +159,34 @@ export class ConnectNamer {
 
   private async connected(networkId: string, containerId: string, at: number | null): Promise<void> {
     const inLog = (endpointId: string) => lookup(this.deps.getState().endpoints, endpointId) !== undefined;
-    const endpointId = connectedEndpoint(this.joined, networkId, containerId, at, inLog);
-    if (endpointId === null) return;
-    const name = this.names.get(containerId) ?? (await this.inspectName(containerId));
+    const candidates = candidatesOf(this.joined, networkId, containerId, at);
+    if (candidates === 'named' || candidates.length === 0) return;
+    let endpointId = connectedEndpoint(this.joined, networkId, containerId, at, inLog);
+    let name = endpointId === null ? null : (this.names.get(containerId) ?? null);
+    if (name === null) {
+      // Several could be it (containers started together), or the name is not known: Docker's
+      // inspect of the container says both, while it is still there (it waits for the start to end).
+      const c = await this.inspect(containerId);
+      if (c === null) return;
+      name = c.name;
+      // Docker's own word, where it still has it, over the candidates' count.
+      const own = c.endpoints.get(networkId);
+      if (own !== undefined) endpointId = candidates.includes(own) ? own : null;
+    }
     // Asked again: the log may have changed during the inspect.
-    if (name === null || connectedEndpoint(this.joined, networkId, containerId, at, inLog) !== endpointId) return;
+    const still = candidatesOf(this.joined, networkId, containerId, at);
+    if (endpointId === null || still === 'named' || !still.includes(endpointId) || !inLog(endpointId)) return;
     const j = this.joined.get(endpointId);
     if (j) this.joined.set(endpointId, { ...j, containerId });
     await this.deps.record({ networkId, endpointId, containerId, name });
   }
 
-  /** The container's name by inspect; null when it is gone already. */
-  private async inspectName(containerId: string): Promise<string | null> {
+  /** The container's name and its endpoint on each network (by network id), by inspect; null when it is gone already. */
+  private async inspect(containerId: string): Promise<{ name: string; endpoints: Map<string, string> } | null> {
     try {
-      return (await this.deps.api.inspectContainer(containerId)).Name.replace(/^\//, '');
+      const c = await this.deps.api.inspectContainer(containerId);
+      const endpoints = new Map(Object.values(c.NetworkSettings?.Networks ?? {}).flatMap((n) => (n.EndpointID ? [[n.NetworkID, n.EndpointID] as const] : [])));
+      return { name: c.Name.replace(/^\//, ''), endpoints };
     } catch (e) {
       if (e instanceof DockerApiError && e.status === 404) return null;
       throw e;

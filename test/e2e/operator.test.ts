@@ -345,7 +345,7 @@ describe('operator experience', () => {
       const c = byId.get(n.containerId);
       assert.deepEqual([n.name, n.ip], [c?.name, c?.ip], `the endpoint named for ${n.name} is its own (address ${c?.ip})`);
     }
-    process.stderr.write(`brief containers started together: ${names.length} of ${together.length} named (an ambiguous event names nothing)\n`);
+    process.stderr.write(`brief containers started together: ${names.length} of ${together.length} named (by the inspect of each one still there; the others stay unnamed)\n`);
     // Those gone, the next ones, one after another, are each named again.
     const later = [await brief(), await brief()];
     const laterNamed = await waitFor(async () => {

@@ -48,6 +48,8 @@ function harness(initial: State) {
   let emit: (e: DockerEvent) => void = () => undefined;
   const inspected: string[] = [];
   const running = new Map<string, string>();
+  /** Each running container's endpoint by network id, as its inspect shows it. */
+  const endpointsOf = new Map<string, Record<string, string>>();
   const api = {
     events: (_f: unknown, _since: unknown, onEvent: (e: DockerEvent) => void) => {
       emit = onEvent;
@@ -57,7 +59,8 @@ function harness(initial: State) {
       inspected.push(id);
       const name = running.get(id);
       if (name === undefined) throw new DockerApiError(404, `No such container: ${id}`);
-      return { Id: id, Name: `/${name}` };
+      const networks = Object.fromEntries(Object.entries(endpointsOf.get(id) ?? {}).map(([NetworkID, EndpointID]) => [`n-${NetworkID.slice(0, 4)}`, { NetworkID, EndpointID }]));
+      return { Id: id, Name: `/${name}`, NetworkSettings: { Networks: networks } };
     },
   } as unknown as DockerApi;
   const silent = { info: () => undefined, warn: () => undefined, error: () => undefined, debug: () => undefined, child: () => silent } as unknown as Logger;
@@ -81,7 +84,7 @@ function harness(initial: State) {
   const created = (id: string, name: string) => event({ Type: 'container', Action: 'create', Actor: { ID: id, Attributes: { name } } });
   const connected = (networkId: string, container: string, ageMs = 0) =>
     event({ Type: 'network', Action: 'connect', Actor: { ID: networkId, Attributes: { container, name: 'web', type: 'ledgernet' } }, timeNano: (now - ageMs) * 1e6 });
-  return { run, created, connected, running, inspected, state: () => state, advance: (ms: number) => (now += ms) };
+  return { run, created, connected, running, endpointsOf, inspected, state: () => state, advance: (ms: number) => (now += ms) };
 }
 
 const join = (endpointId: string, networkId = NET_A): Command => ({ type: 'Join', networkId, endpointId, sandboxKey: '/var/run/docker/netns/x' });
@@ -136,6 +139,36 @@ describe('ConnectNamer', () => {
     h.advance(5);
     await h.connected(NET_A, C1);
     assert.deepEqual(h.state().endpoints[EP_1]?.container, { id: C1, name: 'one' });
+  });
+
+  it("containers started together: Docker's inspect of one still there says which endpoint is its own", async () => {
+    const h = harness(base());
+    await h.created(C1, 'one');
+    await h.created(C2, 'two');
+    h.run(join(EP_1));
+    h.run(join(EP_2));
+    h.running.set(C2, 'two');
+    h.endpointsOf.set(C2, { [NET_A]: EP_2 });
+    await h.connected(NET_A, C2);
+    assert.deepEqual(h.state().endpoints[EP_2]?.container, { id: C2, name: 'two' });
+    assert.deepEqual(h.inspected, [C2]);
+    // EP_2 named, EP_1 is the only endpoint left without a container: C1's event (gone already,
+    // its name known from its create event) names it without an inspect.
+    await h.connected(NET_A, C1);
+    assert.deepEqual(h.state().endpoints[EP_1]?.container, { id: C1, name: 'one' });
+    assert.deepEqual(h.inspected, [C2]);
+  });
+
+  it("an inspect that names an endpoint that is not a candidate names nothing", async () => {
+    const h = harness(base());
+    await h.created(C1, 'one');
+    h.run(join(EP_1));
+    h.run(join(EP_2));
+    h.running.set(C1, 'one');
+    h.endpointsOf.set(C1, { [NET_A]: 'f'.repeat(64) });
+    await h.connected(NET_A, C1);
+    assert.equal(h.state().endpoints[EP_1]?.container, undefined);
+    assert.equal(h.state().endpoints[EP_2]?.container, undefined);
   });
 
   it("does not give an endpoint to a container the inspect already named on that network", async () => {
