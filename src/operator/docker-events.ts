@@ -13,7 +13,8 @@
 // removed before its event was read still counts. When several could be it (containers started
 // together), the container is inspected: while Docker still has it, its endpoint on the network
 // is Docker's word. Otherwise an ambiguous event names nothing: a wrong name is worse than none.
-// The name is the one the container's `create` or `rename` event gave, or the inspect's.
+// The name is the one the container's `create` or `rename` event gave, or the inspect's; a
+// `rename` event renames the container's endpoints at once.
 import type { Logger } from 'pino';
 import { lookup, type State, type StoredEvent } from '../events/domain/types.ts';
 import { DockerApiError, type DockerApi, type DockerEvent, type DockerEventStream } from './docker-api.ts';
@@ -77,6 +78,8 @@ export class ConnectNamer {
   private since: string | null = null;
   private retry: NodeJS.Timeout | undefined;
   private failing = false;
+  /** When the first gone entry is due to be dropped (null: none gone). */
+  private pruneAt: number | null = null;
 
   constructor(deps: ConnectNamerDeps) {
     this.deps = deps;
@@ -125,10 +128,20 @@ export class ConnectNamer {
         if (j) this.joined.set(e.data.endpointId, { ...j, containerId: e.data.containerId });
       } else if (e.type === 'endpoint.left' || e.type === 'endpoint.deleted' || e.type === 'endpoint.rolledback') {
         const j = this.joined.get(e.data.endpointId);
-        if (j && j.goneAt === null) this.joined.set(e.data.endpointId, { ...j, goneAt: when });
+        if (j && j.goneAt === null) {
+          this.joined.set(e.data.endpointId, { ...j, goneAt: when });
+          this.pruneAt ??= when + CANDIDATE_MS;
+        }
       }
     }
-    for (const [id, j] of this.joined) if (j.goneAt !== null && now - j.goneAt > CANDIDATE_MS) this.joined.delete(id);
+    // Store listeners run on Docker's call path: the whole map is looked at only once gone entries are due.
+    if (this.pruneAt === null || now <= this.pruneAt) return;
+    this.pruneAt = null;
+    for (const [id, j] of this.joined) {
+      if (j.goneAt === null) continue;
+      if (now - j.goneAt > CANDIDATE_MS) this.joined.delete(id);
+      else this.pruneAt = Math.min(this.pruneAt ?? Infinity, j.goneAt + CANDIDATE_MS);
+    }
   }
 
   /** Idle once every event read so far is handled (tests). */
@@ -145,16 +158,28 @@ export class ConnectNamer {
       this.names.delete(id);
       this.names.set(id, attrs['name']);
       if (this.names.size > NAMES_KEPT) this.names.delete(this.names.keys().next().value ?? '');
+      // A `docker rename`: its endpoints take the new name now, not at the next repair tick.
+      if (e.Action === 'rename') this.enqueue(() => this.renamed(id, attrs['name'] ?? ''), { container: id });
       return;
     }
     if (e.Type !== 'network' || e.Action !== 'connect' || !lookup(this.deps.getState().networks, id)) return;
     const containerId = attrs['container'] ?? '';
     const at = typeof e.timeNano === 'number' ? e.timeNano / 1e6 : null;
     if (at !== null && this.now() - at > MAX_EVENT_AGE_MS) return;
-    // One at a time: a name recorded takes its endpoint out of the candidates of the next event.
-    this.queue = this.queue.then(() => this.connected(id, containerId, at)).catch((err: unknown) => {
-      this.deps.log.warn({ err, network: id, container: containerId }, "could not name a container from Docker's event stream");
+    this.enqueue(() => this.connected(id, containerId, at), { network: id, container: containerId });
+  }
+
+  /** One event at a time: a name recorded takes its endpoint out of the candidates of the next. */
+  private enqueue(handle: () => Promise<void>, what: object): void {
+    this.queue = this.queue.then(handle).catch((err: unknown) => {
+      this.deps.log.warn({ err, ...what }, "could not name a container from Docker's event stream");
     });
+  }
+
+  private async renamed(containerId: string, name: string): Promise<void> {
+    for (const ep of Object.values(this.deps.getState().endpoints)) {
+      if (ep.container?.id === containerId && ep.container.name !== name) await this.deps.record({ networkId: ep.networkId, endpointId: ep.endpointId, containerId, name });
+    }
   }
 
   private async connected(networkId: string, containerId: string, at: number | null): Promise<void> {

@@ -353,5 +353,18 @@ describe('operator experience', () => {
       return n.length === later.length ? n : null;
     }, { what: 'the containers after the burst named', timeoutMs: 10_000 });
     assert.deepEqual(laterNamed.map((n) => [n.name, n.ip]), later.map((c) => [c.name, c.ip]));
+
+    // A rename is recorded from its event at once (no repair tick runs: --reconcile-interval 0).
+    const c = track.container(uniqueName('kept'));
+    assert.equal((await docker(['run', '-d', '--name', c, '--network', net, TEST_IMAGE, 'sleep', '300'])).exitCode, 0);
+    const cid = (await docker(['inspect', '-f', '{{.Id}}', c])).stdout.trim();
+    const lastName = async () => (await namedOf(new Set([cid]))).at(-1)?.name ?? null;
+    await waitFor(async () => ((await lastName()) === c ? true : null), { what: 'the long-lived container named', timeoutMs: 10_000 });
+    // Past the background inspect that its Join scheduled (a second after), which would read the new name too.
+    await new Promise((r) => setTimeout(r, 2_000));
+    const renamed = `${c}-renamed`;
+    assert.equal((await docker(['rename', c, renamed])).exitCode, 0);
+    track.container(renamed);
+    await waitFor(async () => ((await lastName()) === renamed ? true : null), { what: 'the rename recorded from its event', timeoutMs: 5_000 });
   });
 });

@@ -82,9 +82,10 @@ function harness(initial: State) {
     return namer.idle();
   };
   const created = (id: string, name: string) => event({ Type: 'container', Action: 'create', Actor: { ID: id, Attributes: { name } } });
+  const renamed = (id: string, name: string) => event({ Type: 'container', Action: 'rename', Actor: { ID: id, Attributes: { name, oldName: 'x' } } });
   const connected = (networkId: string, container: string, ageMs = 0) =>
     event({ Type: 'network', Action: 'connect', Actor: { ID: networkId, Attributes: { container, name: 'web', type: 'ledgernet' } }, timeNano: (now - ageMs) * 1e6 });
-  return { run, created, connected, running, endpointsOf, inspected, state: () => state, advance: (ms: number) => (now += ms) };
+  return { run, created, renamed, connected, running, endpointsOf, inspected, state: () => state, advance: (ms: number) => (now += ms) };
 }
 
 const join = (endpointId: string, networkId = NET_A): Command => ({ type: 'Join', networkId, endpointId, sandboxKey: '/var/run/docker/netns/x' });
@@ -157,6 +158,16 @@ describe('ConnectNamer', () => {
     await h.connected(NET_A, C1);
     assert.deepEqual(h.state().endpoints[EP_1]?.container, { id: C1, name: 'one' });
     assert.deepEqual(h.inspected, [C2]);
+  });
+
+  it('a rename event renames the endpoints of that container at once, and no other', async () => {
+    const h = harness(base());
+    h.run(join(EP_1));
+    h.run(join(EP_2));
+    h.run({ type: 'RecordNames', networks: [], endpoints: [{ networkId: NET_A, endpointId: EP_1, containerId: C1, name: 'one' }, { networkId: NET_A, endpointId: EP_2, containerId: C2, name: 'two' }] });
+    await h.renamed(C1, 'one-renamed');
+    assert.deepEqual(h.state().endpoints[EP_1]?.container, { id: C1, name: 'one-renamed' });
+    assert.deepEqual(h.state().endpoints[EP_2]?.container, { id: C2, name: 'two' });
   });
 
   it("an inspect that names an endpoint that is not a candidate names nothing", async () => {
