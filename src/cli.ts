@@ -36,7 +36,9 @@ commands:
                          LEDGERNET_ALLOW_DIRECT_ROUTING=0 plans as serve without it)
   status      networks and endpoints, desired vs actual [--json] [--firewall B]
   events      print the event log [--json] [--follow] [--network ID|NAME] (one network's
-              events: its id, a 12+ hex prefix, or the name Docker gave it); 'events verify' checks it
+              events: its id, a 12+ hex prefix, or the name Docker gave it) [--container ID|NAME]
+              (the events of the endpoints a container had) [--address IP] (of the endpoints
+              that had it, and its IPAM events); filters combine; 'events verify' checks it
               (and the archives); 'events archive' moves the log's events into <state-dir>/archive/
               (kept whole, hash chain unbroken; move or delete old archives as your retention says)
   release ID|CIDR|IP  forget a network or endpoint (id or unique 12+ hex prefix), an IPAM pool or
@@ -267,10 +269,20 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./operator/repair.ts')).runRepair({ stateDir, dryRun: values['dry-run'] ?? false, dockerSocket: values['docker-socket'] || DEFAULT_DOCKER_SOCKET, ...(values.reason === undefined ? {} : { reason: values.reason }) });
     case 'events':
       if (sub === 'archive') {
-        if (values.json || values.follow || values.network !== undefined) throw new DriverError('LN_ERR_CONFIG', '`events archive` takes no --json, --follow or --network (see ledgernet --help)');
+        if (values.json || values.follow || values.network !== undefined || values.container !== undefined || values.address !== undefined) {
+          throw new DriverError('LN_ERR_CONFIG', '`events archive` takes no --json, --follow, --network, --container or --address (see ledgernet --help)');
+        }
         return (await import('./operator/commands.ts')).runArchive({ stateDir });
       }
-      return (await import('./operator/commands.ts')).runEvents({ stateDir, json: values.json ?? false, follow: values.follow ?? false, verify: sub === 'verify', ...(values.network === undefined ? {} : { network: values.network }) });
+      return (await import('./operator/commands.ts')).runEvents({
+        stateDir,
+        json: values.json ?? false,
+        follow: values.follow ?? false,
+        verify: sub === 'verify',
+        ...(values.network === undefined ? {} : { network: values.network }),
+        ...(values.container === undefined ? {} : { container: values.container }),
+        ...(values.address === undefined ? {} : { address: values.address }),
+      });
     case 'cluster':
       return (await import('./operator/commands.ts')).runClusterForget({ stateDir, host: args[1] ?? '', dryRun: values['dry-run'] ?? false, ...(values.reason === undefined ? {} : { reason: values.reason }) });
     case 'install':

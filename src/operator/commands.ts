@@ -18,6 +18,7 @@ import { DEFAULT_DOCKER_SOCKET } from './docker-api.ts';
 import { firewallForCli } from './firewall-choice.ts';
 import type { DockerLinkStatus } from './docker-name.ts';
 import { table } from './table.ts';
+import { describeQuery, EndpointFacts, eventFilter, type EventQuery } from './event-filters.ts';
 import { clusterPlan, recordedVtep, type ClusterView } from './cluster.ts';
 import { clusterStatus, clusterTables } from './cluster-status.ts';
 import { daemonProxies, proxiesTable, proxyPlan, proxyRows } from './proxy-status.ts';
@@ -487,40 +488,28 @@ async function archiveAlone(stateDir: string, cause: Cause) {
   }
 }
 
-/**
- * `events --network N`: does an event concern network `n`, given the names recorded so far? `n`
- * is a network id, a prefix of 12 or more hex digits, or a name Docker gave it (every network
- * ever named so: a name can be taken again once its network is gone). Pure.
- */
-function networkFilter(n: string): (e: StoredEvent, names: ReadonlyMap<string, string>) => boolean {
-  const prefix = /^[0-9a-f]{12,64}$/.test(n) ? n : null;
-  return (e, names) => {
-    const id = (e.data as { networkId?: unknown }).networkId;
-    return typeof id === 'string' && ((prefix !== null && id.startsWith(prefix)) || names.get(id) === n);
-  };
-}
-
-export async function runEvents(o: { stateDir: string; json: boolean; follow: boolean; verify: boolean; network?: string }): Promise<number> {
-  if (o.network !== undefined && (o.network === '' || o.verify)) {
-    throw new DriverError('LN_ERR_BAD_REQUEST', o.verify ? '`events verify` checks the whole log: it takes no --network' : '--network needs a network id, a 12+ hex prefix or a name');
-  }
+export async function runEvents(o: { stateDir: string; json: boolean; follow: boolean; verify: boolean } & EventQuery): Promise<number> {
+  const asked = (['network', 'container', 'address'] as const).filter((k) => o[k] !== undefined);
+  if (o.verify && asked.length > 0) throw new DriverError('LN_ERR_BAD_REQUEST', `\`events verify\` checks the whole log: it takes no ${asked.map((k) => `--${k}`).join(' or ')}`);
+  const about = eventFilter(o);
   await requireLog(o.stateDir);
   const read = await readLog(o.stateDir, LOG_START, { archives: 'present' });
   if (o.verify) return verifyLog(o.stateDir, read);
   const { events, base } = read;
   if (base.seq > 0) process.stderr.write(`ledgernet: events 1 to ${base.seq} were archived and are no longer in ${join(o.stateDir, ARCHIVE_DIR)}; from event ${base.seq + 1} on:\n`);
-  // Names recorded anywhere in the log label every line of their network or endpoint.
+  // Names recorded anywhere in the log label every line of their network or endpoint, and what it
+  // says of an endpoint anywhere (its container, its addresses) selects every line of it.
   const names = namesFrom(events);
-  const about = o.network === undefined ? () => true : networkFilter(o.network);
+  const facts = new EndpointFacts().add(events);
   let shown = 0;
   const print = (e: StoredEvent) => {
-    if (!about(e, names)) return;
+    if (!about(e, names, facts)) return;
     shown++;
     out(o.json ? `${JSON.stringify(e)}\n` : eventLine(e, names));
   };
   events.forEach(print);
-  if (o.network !== undefined && shown === 0 && !o.follow) {
-    process.stderr.write(`ledgernet: no event in ${join(o.stateDir, LOG_FILE)} concerns a network with the id, id prefix or Docker name ${JSON.stringify(o.network)}\n`);
+  if (asked.length > 0 && shown === 0 && !o.follow) {
+    process.stderr.write(`ledgernet: no event in ${join(o.stateDir, LOG_FILE)} concerns ${describeQuery(o)}\n`);
     return 1;
   }
   let seen = events.at(-1)?.seq ?? base.seq;
@@ -531,6 +520,7 @@ export async function runEvents(o: { stateDir: string; json: boolean; follow: bo
     await sleep(500);
     const fresh = await parts.after(seen, Number.MAX_SAFE_INTEGER);
     namesFrom(fresh, names);
+    facts.add(fresh);
     fresh.forEach(print);
     seen = fresh.at(-1)?.seq ?? seen;
   }

@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { optionNames } from '../../../src/cli-args.ts';
 import { EventLog, LOG_FILE } from '../../../src/events/index.ts';
 import { runCli } from '../../helpers/cli.ts';
-import { networkSpec } from '../../helpers/events.ts';
+import { endpointSpec, networkSpec } from '../../helpers/events.ts';
 
 const NET = 'abcdef0123456789'.repeat(4);
 let dir: string;
@@ -58,7 +58,8 @@ describe('options a command does not take', () => {
 
   for (const [args, what] of [
     [['events', 'verfy'], /ledgernet events takes 'verify', 'archive' or nothing, got 'verfy'/],
-    [['events', 'archive', '--json'], /`events archive` takes no --json, --follow or --network/],
+    [['events', 'archive', '--json'], /`events archive` takes no --json, --follow, --network, --container or --address/],
+    [['events', 'archive', '--address', '10.0.0.1'], /`events archive` takes no --json, --follow, --network, --container or --address/],
     [['reconcile', 'now'], /ledgernet reconcile takes no arguments, got now/],
     [['release', NET, NET], /ledgernet release takes ID\|CIDR\|IP, got also/],
     [['reconcle'], /unknown command 'reconcle'/],
@@ -102,6 +103,69 @@ describe('release --dry-run', () => {
     assert.equal(await logText(), before, 'the log is unchanged');
     const status = await cli(['status', '--json']);
     assert.deepEqual(JSON.parse(status.stdout).networks.map((n: { networkId: string }) => n.networkId), [NET], 'the network is still known');
+  });
+});
+
+describe('events --container and --address', () => {
+  const EP_A = '1a'.repeat(32);
+  const EP_B = '2b'.repeat(32);
+  const CID_A = 'ca'.repeat(32);
+  const CID_B = 'cb'.repeat(32);
+  const POOL = 'p-10.231.79.0/24';
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'ln-cli-events-ep-'));
+    const { log } = await EventLog.open(dir, { host: 'h' });
+    // web-1 had .2 and left; then job-7, a container named after it, got .2 again; .3 stayed web-2's.
+    await log.append([
+      { type: 'network.created', data: networkSpec(NET, '10.231.79.0/24', '10.231.79.1/24') },
+      { type: 'network.named', data: { networkId: NET, name: 'web' } },
+      { type: 'endpoint.created', data: endpointSpec(NET, EP_A, '10.231.79.2/24') },
+      { type: 'endpoint.joined', data: { networkId: NET, endpointId: EP_A, sandboxKey: '/var/run/docker/netns/x' } },
+      { type: 'endpoint.named', data: { networkId: NET, endpointId: EP_A, containerId: CID_A, name: 'web-1' } },
+      { type: 'endpoint.deleted', data: { networkId: NET, endpointId: EP_A } },
+      { type: 'endpoint.created', data: endpointSpec(NET, EP_B, '10.231.79.2/24') },
+      { type: 'endpoint.named', data: { networkId: NET, endpointId: EP_B, containerId: CID_B, name: 'job-7' } },
+      { type: 'address.requested', data: { poolId: POOL, address: '10.231.79.3', kind: 'dynamic', name: null, auto: true } },
+      { type: 'address.released', data: { poolId: POOL, address: '10.231.79.3' } },
+    ]).durable;
+    await log.close();
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+  const events = (...args: string[]) => runCli(['events', ...args, '--state-dir', dir], { isolated: true, env: { LEDGERNET_RUN_DIR: runDir } });
+  const seqs = async (...args: string[]) => {
+    const r = await events(...args, '--json');
+    assert.equal(r.exitCode, 0, r.stderr);
+    return r.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { seq: number }).seq);
+  };
+
+  it("--container: every line of the endpoints a container had, from before it was named on, by name or id prefix", async () => {
+    assert.deepEqual(await seqs('--container', 'web-1'), [3, 4, 5, 6]);
+    assert.deepEqual(await seqs('--container', CID_B.slice(0, 12)), [7, 8]);
+    const text = await events('--container', 'web-1');
+    assert.match(text.stdout, /endpoint\.created +abcdef012345\(web\)\/1a1a1a1a1a1a\(web-1\)/);
+  });
+
+  it('--address: the endpoints that had it, in any written form, and its IPAM events; combined with --container', async () => {
+    assert.deepEqual(await seqs('--address', '10.231.79.2'), [3, 4, 5, 6, 7, 8]);
+    assert.deepEqual(await seqs('--address', '10.231.79.2/24', '--container', 'job-7'), [7, 8]);
+    assert.deepEqual(await seqs('--address', '10.231.79.3'), [9, 10]);
+    assert.equal((await events('--address', '10.231.79.3', '--network', 'web')).exitCode, 1, 'filters combine: its IPAM events name no network');
+  });
+
+  it('nothing matches: exit 1 naming what was asked; a value that is not an address, or empty: refused', async () => {
+    const none = await events('--container', 'nosuch', '--address', '10.231.79.2');
+    assert.equal(none.exitCode, 1);
+    assert.match(none.stderr, /no event in .*events\.log concerns a container with the id, id prefix or Docker name "nosuch" and the address 10\.231\.79\.2/);
+    const bad = await events('--address', '10.231.79.300');
+    assert.equal(bad.exitCode, 1);
+    assert.match(bad.stderr, /--address "10\.231\.79\.300" is not an IPv4 or IPv6 address/);
+    const empty = await events('--container=');
+    assert.equal(empty.exitCode, 1);
+    assert.match(empty.stderr, /--container needs a container id/);
+    const verify = await events('verify', '--address', '10.231.79.2');
+    assert.equal(verify.exitCode, 1);
+    assert.match(verify.stderr, /`events verify` checks the whole log: it takes no --address/);
   });
 });
 
