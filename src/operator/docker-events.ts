@@ -70,6 +70,8 @@ export interface ConnectNamerDeps {
 export class ConnectNamer {
   private readonly deps: ConnectNamerDeps;
   private readonly joined = new Map<string, Joined>();
+  /** The endpoints of `joined` by network: an event looks at its network's only, not every endpoint of the host. */
+  private readonly byNetwork = new Map<string, Set<string>>();
   private readonly names = new Map<string, string>();
   private stream: DockerEventStream | null = null;
   private stopped = false;
@@ -85,7 +87,7 @@ export class ConnectNamer {
     this.deps = deps;
     for (const ep of Object.values(deps.getState().endpoints)) {
       // Joined before this process started: at any time before now as far as events go.
-      if (ep.joined) this.joined.set(ep.endpointId, { networkId: ep.networkId, containerId: ep.container?.id ?? null, joinedAt: 0, goneAt: null });
+      if (ep.joined) this.put(ep.endpointId, { networkId: ep.networkId, containerId: ep.container?.id ?? null, joinedAt: 0, goneAt: null });
     }
   }
 
@@ -120,16 +122,16 @@ export class ConnectNamer {
       const when = Number.isFinite(at) ? at : now;
       if (e.type === 'endpoint.joined') {
         const ep = lookup(this.deps.getState().endpoints, e.data.endpointId);
-        this.joined.set(e.data.endpointId, { networkId: e.data.networkId, containerId: ep?.container?.id ?? null, joinedAt: when, goneAt: null });
+        this.put(e.data.endpointId, { networkId: e.data.networkId, containerId: ep?.container?.id ?? null, joinedAt: when, goneAt: null });
         continue;
       }
       if (e.type === 'endpoint.named') {
         const j = this.joined.get(e.data.endpointId);
-        if (j) this.joined.set(e.data.endpointId, { ...j, containerId: e.data.containerId });
+        if (j) this.put(e.data.endpointId, { ...j, containerId: e.data.containerId });
       } else if (e.type === 'endpoint.left' || e.type === 'endpoint.deleted' || e.type === 'endpoint.rolledback') {
         const j = this.joined.get(e.data.endpointId);
         if (j && j.goneAt === null) {
-          this.joined.set(e.data.endpointId, { ...j, goneAt: when });
+          this.put(e.data.endpointId, { ...j, goneAt: when });
           this.pruneAt ??= when + CANDIDATE_MS;
         }
       }
@@ -139,7 +141,7 @@ export class ConnectNamer {
     this.pruneAt = null;
     for (const [id, j] of this.joined) {
       if (j.goneAt === null) continue;
-      if (now - j.goneAt > CANDIDATE_MS) this.joined.delete(id);
+      if (now - j.goneAt > CANDIDATE_MS) this.drop(id);
       else this.pruneAt = Math.min(this.pruneAt ?? Infinity, j.goneAt + CANDIDATE_MS);
     }
   }
@@ -184,9 +186,9 @@ export class ConnectNamer {
 
   private async connected(networkId: string, containerId: string, at: number | null): Promise<void> {
     const inLog = (endpointId: string) => lookup(this.deps.getState().endpoints, endpointId) !== undefined;
-    const candidates = candidatesOf(this.joined, networkId, containerId, at);
+    const candidates = candidatesOf(this.ofNetwork(networkId), networkId, containerId, at);
     if (candidates === 'named' || candidates.length === 0) return;
-    let endpointId = connectedEndpoint(this.joined, networkId, containerId, at, inLog);
+    let endpointId = connectedEndpoint(this.ofNetwork(networkId), networkId, containerId, at, inLog);
     let name = endpointId === null ? null : (this.names.get(containerId) ?? null);
     if (name === null) {
       // Several could be it (containers started together), or the name is not known: Docker's
@@ -199,11 +201,38 @@ export class ConnectNamer {
       if (own !== undefined) endpointId = candidates.includes(own) ? own : null;
     }
     // Asked again: the log may have changed during the inspect.
-    const still = candidatesOf(this.joined, networkId, containerId, at);
+    const still = candidatesOf(this.ofNetwork(networkId), networkId, containerId, at);
     if (endpointId === null || still === 'named' || !still.includes(endpointId) || !inLog(endpointId)) return;
     const j = this.joined.get(endpointId);
-    if (j) this.joined.set(endpointId, { ...j, containerId });
+    if (j) this.put(endpointId, { ...j, containerId });
     await this.deps.record({ networkId, endpointId, containerId, name });
+  }
+
+  private put(id: string, j: Joined): void {
+    const was = this.joined.get(id);
+    if (was && was.networkId !== j.networkId) this.byNetwork.get(was.networkId)?.delete(id);
+    this.joined.set(id, j);
+    const of = this.byNetwork.get(j.networkId) ?? new Set<string>();
+    this.byNetwork.set(j.networkId, of.add(id));
+  }
+
+  private drop(id: string): void {
+    const j = this.joined.get(id);
+    if (!j) return;
+    this.joined.delete(id);
+    const of = this.byNetwork.get(j.networkId);
+    of?.delete(id);
+    if (of?.size === 0) this.byNetwork.delete(j.networkId);
+  }
+
+  /** The endpoints of `joined` on `networkId`. */
+  private ofNetwork(networkId: string): Map<string, Joined> {
+    const out = new Map<string, Joined>();
+    for (const id of this.byNetwork.get(networkId) ?? []) {
+      const j = this.joined.get(id);
+      if (j) out.set(id, j);
+    }
+    return out;
   }
 
   /** The container's name and its endpoint on each network (by network id), by inspect; null when it is gone already. */
