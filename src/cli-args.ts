@@ -60,7 +60,7 @@ const COMMANDS = {
   repair: { options: { 'dry-run': bool, 'docker-socket': str, reason: str }, args: [] },
   install: { options: { root: str, 'no-start': bool, prefix: str }, args: [] },
   uninstall: { options: { root: str }, args: [] },
-  audit: { options: { ...NATS, host: str, since: str, follow: bool, json: bool, verify: bool }, args: [] },
+  audit: { options: { ...NATS, host: str, since: str, follow: bool, json: bool, verify: bool, network: str, container: str, address: str }, args: [] },
   cluster: { options: { 'dry-run': bool, reason: str }, args: ['forget', 'HOST'] },
 } as const;
 

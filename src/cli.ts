@@ -58,7 +58,7 @@ commands:
   uninstall   stop and disable the systemd unit and remove it [--root DIR]
   audit       read the audit stream from NATS: --nats URL [--host H] [--since SEQ|TIME]
               [--follow] [--json] [--verify] (exit 1 naming the first gap, duplicate or
-              altered event)
+              altered event) [--network ID|NAME] [--container ID|NAME] [--address IP] (as events)
 
 an option or argument the command does not take is refused (exit 1, nothing done)
 every command takes --state-dir (env LEDGERNET_STATE_DIR, default ${DEFAULTS.stateDir}) and --help (-h: this text)
@@ -302,6 +302,11 @@ async function main(argv: string[]): Promise<number> {
         follow: values.follow ?? false,
         json: values.json ?? false,
         verify: values.verify ?? false,
+        query: {
+          ...(values.network === undefined ? {} : { network: values.network }),
+          ...(values.container === undefined ? {} : { container: values.container }),
+          ...(values.address === undefined ? {} : { address: values.address }),
+        },
       });
     }
   }

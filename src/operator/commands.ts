@@ -18,7 +18,7 @@ import { DEFAULT_DOCKER_SOCKET } from './docker-api.ts';
 import { firewallForCli } from './firewall-choice.ts';
 import type { DockerLinkStatus } from './docker-name.ts';
 import { table } from './table.ts';
-import { describeQuery, EndpointFacts, eventFilter, type EventQuery } from './event-filters.ts';
+import { describeQuery, EndpointFacts, eventFilter, type EventQuery } from '../events/domain/event-filters.ts';
 import { clusterPlan, recordedVtep, type ClusterView } from './cluster.ts';
 import { clusterStatus, clusterTables } from './cluster-status.ts';
 import { daemonProxies, proxiesTable, proxyPlan, proxyRows } from './proxy-status.ts';

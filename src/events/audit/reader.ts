@@ -11,6 +11,8 @@ import { DriverError } from '../../errors.ts';
 import { describeEvent, fromCloudEvent, hostFilter, hostToken, isSubjectOf, legacyHostToken } from './cloudevents.ts';
 import { ChainVerifier } from './verify-chain.ts';
 import { namesFrom } from '../domain/names.ts';
+import { describeQuery, EndpointFacts, eventFilter, type EventQuery } from '../domain/event-filters.ts';
+import type { StoredEvent } from '../domain/types.ts';
 
 export interface AuditOptions {
   readonly connect: () => Promise<NatsConnection>;
@@ -25,6 +27,12 @@ export interface AuditOptions {
   readonly err?: (s: string) => void;
   /** Without --follow: how long a read waits for the next message the stream said it holds (default 15 s). */
   readonly stallMs?: number;
+  /**
+   * --network, --container, --address (as `ledgernet events`): only the events that concern them.
+   * Without --follow the whole read is looked at first, so an endpoint's lines before the one
+   * naming its container are found too; with --follow, from what was read so far.
+   */
+  readonly query?: EventQuery;
 }
 
 type Since = { seq: number } | { time: string } | null;
@@ -60,6 +68,14 @@ export async function runAudit(o: AuditOptions): Promise<number> {
   const minSeq = since && 'seq' in since ? since.seq : 1;
   const stallMs = o.stallMs ?? 15_000;
   const verifier = o.verify ? new ChainVerifier({ firstSeq: since && 'time' in since ? null : minSeq }) : null;
+  const query = o.query ?? {};
+  const asked = (['network', 'container', 'address'] as const).filter((k) => query[k] !== undefined);
+  if (o.verify && asked.length > 0) throw new DriverError('LN_ERR_BAD_REQUEST', `audit --verify checks every event: it takes no ${asked.map((k) => `--${k}`).join(' or ')}`);
+  const about = asked.length > 0 ? eventFilter(query) : null;
+  const facts = new EndpointFacts();
+  /** Without --follow, a filtered read's events, printed once all are read. */
+  const held: { ev: StoredEvent; text: string }[] = [];
+  let shown = 0;
   const nc = await o.connect();
   try {
     // A host whose subject token changed with the escape may have events under the old one too
@@ -114,11 +130,28 @@ export async function runAudit(o: AuditOptions): Promise<number> {
             err(`ledgernet audit: verification FAILED (${problem.kind}): ${problem.message}\n`);
             return 1;
           }
-          if (!verifier || o.json) out(o.json ? `${m.string()}\n` : `${line(raw, m.seq, names)}\n`);
+          if (about) {
+            const ev = fromCloudEvent(raw);
+            if (typeof ev === 'string') continue;
+            facts.add([ev]);
+            if (!o.follow) held.push({ ev, text: m.string() });
+            else if (about(ev, names, facts)) {
+              shown++;
+              out(o.json ? `${m.string()}\n` : `${line(raw, m.seq, names)}\n`);
+            } else namesFrom([ev], names);
+          } else if (!verifier || o.json) out(o.json ? `${m.string()}\n` : `${line(raw, m.seq, names)}\n`);
           if (!o.follow && pending === 0) break;
         }
       } finally {
         if (watchdog) clearTimeout(watchdog);
+      }
+      if (about && held.length > 0) {
+        namesFrom(held.map((h) => h.ev), names);
+        for (const h of held) {
+          if (!about(h.ev, names, facts)) continue;
+          shown++;
+          out(o.json ? `${h.text}\n` : `${describeEvent(h.ev, names)}\n`);
+        }
       }
       if (o.follow || pending > 0 || delivered === 0) {
         const closed = await Promise.race([msgs.closed(), new Promise<void>((r) => setTimeout(r, 100).unref())]).catch((e: unknown) => e);
@@ -133,6 +166,10 @@ export async function runAudit(o: AuditOptions): Promise<number> {
       }
     }
     if (verifier) out(`ok: ${verifier.events} event(s) from ${verifier.hosts} host(s): seqs continuous, hash chains intact\n`);
+    if (about && shown === 0) {
+      err(`ledgernet audit: no event in stream ${o.stream} concerns ${describeQuery(query)}\n`);
+      return 1;
+    }
     return 0;
   } finally {
     await nc.close();

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { NewEvent } from '../../../src/events/domain/types.ts';
-import { EndpointFacts, eventFilter } from '../../../src/operator/event-filters.ts';
+import { EndpointFacts, eventFilter } from '../../../src/events/domain/event-filters.ts';
 import { EP_1, EP_2, NET_A, endpointSpec, stamp } from '../../helpers/events.ts';
 import { emptyState } from '../../../src/events/domain/types.ts';
 

@@ -2,9 +2,9 @@
 // asks about ("which container had 10.231.0.7 at 03:12, and who changed it?"). Each filter given
 // must hold (they combine). Endpoints are matched by what the log says of them anywhere, so every
 // line of an endpoint's life shows, the ones before its container was named included. Pure.
-import { DriverError } from '../errors.ts';
-import { canonicalIp } from '../events/domain/cidr.ts';
-import type { StoredEvent } from '../events/domain/types.ts';
+import { DriverError } from '../../errors.ts';
+import { canonicalIp } from './cidr.ts';
+import type { StoredEvent } from './types.ts';
 
 export interface EventQuery {
   /** A network id, a 12+ hex prefix of one, or a name Docker gave it. */

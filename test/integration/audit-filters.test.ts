@@ -1,0 +1,99 @@
+// `ledgernet audit --network/--container/--address` over a real nats-server: a log written as the
+// daemon writes it, published by the daemon's outbox, read back by the audit reader with filters.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { connect } from '@nats-io/transport-node';
+import { Outbox } from '../../src/events/audit/outbox.ts';
+import { NatsPublisher } from '../../src/events/audit/publisher-nats.ts';
+import { runAudit } from '../../src/events/audit/reader.ts';
+import type { EventQuery } from '../../src/events/domain/event-filters.ts';
+import { EventLog } from '../../src/events/index.ts';
+import { readLog } from '../../src/events/log/read.ts';
+import { createNatsServer, type NatsServer } from '../helpers/nats.ts';
+import { endpointSpec, networkSpec } from '../helpers/events.ts';
+
+const quiet = { error() {}, info() {}, warn() {}, debug() {} };
+const STREAM = { name: 'LEDGERNET', retention: 'limits', maxAgeMs: 0, duplicateWindowMs: 120_000 } as const;
+const NET = 'abcdef0123456789'.repeat(4);
+const EP_A = '1a'.repeat(32);
+const EP_B = '2b'.repeat(32);
+const CID_B = 'cb'.repeat(32);
+
+describe('audit with filters', () => {
+  let server: NatsServer;
+  let dir: string;
+  before(async () => {
+    server = await createNatsServer();
+    dir = await mkdtemp(join(tmpdir(), 'ln-audit-filters-'));
+    const { log } = await EventLog.open(dir, { host: 'h' });
+    // web-1 had .2 and went; job-7 got .2 again.
+    await log.append([
+      { type: 'network.created', data: networkSpec(NET, '10.231.79.0/24', '10.231.79.1/24') },
+      { type: 'network.named', data: { networkId: NET, name: 'web' } },
+      { type: 'endpoint.created', data: endpointSpec(NET, EP_A, '10.231.79.2/24') },
+      { type: 'endpoint.joined', data: { networkId: NET, endpointId: EP_A, sandboxKey: '/var/run/docker/netns/x' } },
+      { type: 'endpoint.named', data: { networkId: NET, endpointId: EP_A, containerId: 'ca'.repeat(32), name: 'web-1' } },
+      { type: 'endpoint.deleted', data: { networkId: NET, endpointId: EP_A } },
+      { type: 'endpoint.created', data: endpointSpec(NET, EP_B, '10.231.79.2/24') },
+      { type: 'endpoint.named', data: { networkId: NET, endpointId: EP_B, containerId: CID_B, name: 'job-7' } },
+    ]).durable;
+    await log.close();
+    const { events } = await readLog(dir);
+    const head = events.at(-1);
+    const publisher = new NatsPublisher({ connect: () => connect({ servers: server.url }), stream: STREAM, describe: server.url });
+    const outbox = await Outbox.create({ publisher, host: 'h', stateDir: dir, log: quiet, initial: [], headSeq: head?.seq ?? 0, headHash: head?.hash ?? '' });
+    outbox.start();
+    try {
+      const t0 = Date.now();
+      while (outbox.stats().cursor < (head?.seq ?? 0)) {
+        if (Date.now() - t0 > 20_000) throw new Error(`the outbox did not publish the log: ${outbox.stats().lastError}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    } finally {
+      await outbox.stop();
+    }
+  });
+  after(async () => {
+    await server?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const read = async (query: EventQuery, json = true) => {
+    let out = '';
+    let err = '';
+    const code = await runAudit({
+      connect: () => connect({ servers: server.url }),
+      stream: STREAM.name,
+      host: 'h',
+      since: undefined,
+      follow: false,
+      json,
+      verify: false,
+      out: (s) => void (out += s),
+      err: (s) => void (err += s),
+      query,
+    });
+    return { code, out, err, seqs: json ? out.trim().split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { seq: number }).seq) : [] };
+  };
+
+  it("--container: every event of the endpoints it had, the ones before its name was recorded included", async () => {
+    assert.deepEqual((await read({ container: 'web-1' })).seqs, [3, 4, 5, 6]);
+    assert.deepEqual((await read({ container: CID_B.slice(0, 12) })).seqs, [7, 8]);
+    const text = await read({ container: 'job-7' }, false);
+    assert.match(text.out, /job-7/, 'lines labelled with the names of the whole read');
+  });
+
+  it('--address, combined with --network; nothing matched: exit 1 naming it; with --verify: refused', async () => {
+    assert.deepEqual((await read({ address: '10.231.79.2', network: 'web' })).seqs, [3, 4, 5, 6, 7, 8]);
+    const none = await read({ address: '10.231.79.9' });
+    assert.equal(none.code, 1);
+    assert.match(none.err, /no event in stream LEDGERNET concerns the address 10\.231\.79\.9/);
+    await assert.rejects(
+      runAudit({ connect: () => connect({ servers: server.url }), stream: STREAM.name, host: 'h', since: undefined, follow: false, json: false, verify: true, query: { container: 'web-1' } }),
+      /audit --verify checks every event: it takes no --container/,
+    );
+  });
+});
