@@ -46,3 +46,25 @@ export function given(...cmds: Command[]): State {
   for (const c of cmds) state = fold(state, stamp(decide(c, state), state));
   return state;
 }
+
+/** Two containers' endpoints on network `web` (10.231.79.0/24), one after the other at one address: web-1 had 10.231.79.2 and went, then job-7 got it (events --container/--address, audit filters). */
+export const ADDRESS_HISTORY = {
+  network: 'abcdef0123456789'.repeat(4),
+  endpoints: ['1a'.repeat(32), '2b'.repeat(32)] as const,
+  containers: ['ca'.repeat(32), 'cb'.repeat(32)] as const,
+  events(): NewEvent[] {
+    const [a, b] = this.endpoints;
+    const [ca, cb] = this.containers;
+    const net = this.network;
+    return [
+      { type: 'network.created', data: networkSpec(net, '10.231.79.0/24', '10.231.79.1/24') },
+      { type: 'network.named', data: { networkId: net, name: 'web' } },
+      { type: 'endpoint.created', data: endpointSpec(net, a, '10.231.79.2/24') },
+      { type: 'endpoint.joined', data: { networkId: net, endpointId: a, sandboxKey: '/var/run/docker/netns/x' } },
+      { type: 'endpoint.named', data: { networkId: net, endpointId: a, containerId: ca, name: 'web-1' } },
+      { type: 'endpoint.deleted', data: { networkId: net, endpointId: a } },
+      { type: 'endpoint.created', data: endpointSpec(net, b, '10.231.79.2/24') },
+      { type: 'endpoint.named', data: { networkId: net, endpointId: b, containerId: cb, name: 'job-7' } },
+    ];
+  },
+};

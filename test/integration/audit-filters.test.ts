@@ -13,14 +13,11 @@ import type { EventQuery } from '../../src/events/domain/event-filters.ts';
 import { EventLog } from '../../src/events/index.ts';
 import { readLog } from '../../src/events/log/read.ts';
 import { createNatsServer, type NatsServer } from '../helpers/nats.ts';
-import { endpointSpec, networkSpec } from '../helpers/events.ts';
+import { ADDRESS_HISTORY } from '../helpers/events.ts';
 
 const quiet = { error() {}, info() {}, warn() {}, debug() {} };
 const STREAM = { name: 'LEDGERNET', retention: 'limits', maxAgeMs: 0, duplicateWindowMs: 120_000 } as const;
-const NET = 'abcdef0123456789'.repeat(4);
-const EP_A = '1a'.repeat(32);
-const EP_B = '2b'.repeat(32);
-const CID_B = 'cb'.repeat(32);
+const CID_B = ADDRESS_HISTORY.containers[1];
 
 describe('audit with filters', () => {
   let server: NatsServer;
@@ -30,16 +27,7 @@ describe('audit with filters', () => {
     dir = await mkdtemp(join(tmpdir(), 'ln-audit-filters-'));
     const { log } = await EventLog.open(dir, { host: 'h' });
     // web-1 had .2 and went; job-7 got .2 again.
-    await log.append([
-      { type: 'network.created', data: networkSpec(NET, '10.231.79.0/24', '10.231.79.1/24') },
-      { type: 'network.named', data: { networkId: NET, name: 'web' } },
-      { type: 'endpoint.created', data: endpointSpec(NET, EP_A, '10.231.79.2/24') },
-      { type: 'endpoint.joined', data: { networkId: NET, endpointId: EP_A, sandboxKey: '/var/run/docker/netns/x' } },
-      { type: 'endpoint.named', data: { networkId: NET, endpointId: EP_A, containerId: 'ca'.repeat(32), name: 'web-1' } },
-      { type: 'endpoint.deleted', data: { networkId: NET, endpointId: EP_A } },
-      { type: 'endpoint.created', data: endpointSpec(NET, EP_B, '10.231.79.2/24') },
-      { type: 'endpoint.named', data: { networkId: NET, endpointId: EP_B, containerId: CID_B, name: 'job-7' } },
-    ]).durable;
+    await log.append(ADDRESS_HISTORY.events()).durable;
     await log.close();
     const { events } = await readLog(dir);
     const head = events.at(-1);

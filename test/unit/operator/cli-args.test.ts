@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { optionNames } from '../../../src/cli-args.ts';
 import { EventLog, LOG_FILE } from '../../../src/events/index.ts';
 import { runCli } from '../../helpers/cli.ts';
-import { endpointSpec, networkSpec } from '../../helpers/events.ts';
+import { ADDRESS_HISTORY, networkSpec } from '../../helpers/events.ts';
 
 const NET = 'abcdef0123456789'.repeat(4);
 let dir: string;
@@ -107,25 +107,15 @@ describe('release --dry-run', () => {
 });
 
 describe('events --container and --address', () => {
-  const EP_A = '1a'.repeat(32);
-  const EP_B = '2b'.repeat(32);
-  const CID_A = 'ca'.repeat(32);
-  const CID_B = 'cb'.repeat(32);
+  const CID_B = ADDRESS_HISTORY.containers[1];
   const POOL = 'p-10.231.79.0/24';
   let dir: string;
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'ln-cli-events-ep-'));
     const { log } = await EventLog.open(dir, { host: 'h' });
-    // web-1 had .2 and left; then job-7, a container named after it, got .2 again; .3 stayed web-2's.
+    // web-1 had .2 and went, then job-7 got .2 again; IPAM's own events of .3.
     await log.append([
-      { type: 'network.created', data: networkSpec(NET, '10.231.79.0/24', '10.231.79.1/24') },
-      { type: 'network.named', data: { networkId: NET, name: 'web' } },
-      { type: 'endpoint.created', data: endpointSpec(NET, EP_A, '10.231.79.2/24') },
-      { type: 'endpoint.joined', data: { networkId: NET, endpointId: EP_A, sandboxKey: '/var/run/docker/netns/x' } },
-      { type: 'endpoint.named', data: { networkId: NET, endpointId: EP_A, containerId: CID_A, name: 'web-1' } },
-      { type: 'endpoint.deleted', data: { networkId: NET, endpointId: EP_A } },
-      { type: 'endpoint.created', data: endpointSpec(NET, EP_B, '10.231.79.2/24') },
-      { type: 'endpoint.named', data: { networkId: NET, endpointId: EP_B, containerId: CID_B, name: 'job-7' } },
+      ...ADDRESS_HISTORY.events(),
       { type: 'address.requested', data: { poolId: POOL, address: '10.231.79.3', kind: 'dynamic', name: null, auto: true } },
       { type: 'address.released', data: { poolId: POOL, address: '10.231.79.3' } },
     ]).durable;
