@@ -9,7 +9,7 @@
 // (NEWEST_READ; none of those fields moved between 1.41 and it), never below Docker's minimum.
 // A call refused as too old or too new (Docker upgraded under a running ledgernet) negotiates
 // again and is sent once more.
-import { request } from 'node:http';
+import { request, type ClientRequest, type IncomingMessage } from 'node:http';
 import type { DockerNetworkView } from '../api/deferred-network.ts';
 
 export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
@@ -152,7 +152,7 @@ export class DockerApi {
    */
   events(filters: Readonly<Record<string, readonly string[]>>, since: string | null, onEvent: (e: DockerEvent) => void, onEnd: (why: Error) => void): DockerEventStream {
     let closed = false;
-    let req: ReturnType<typeof request> | null = null;
+    let req: ClientRequest | null = null;
     const end = (why: Error) => {
       if (closed) return;
       closed = true;
@@ -163,8 +163,11 @@ export class DockerApi {
     this.apiVersion(this.timeoutMs).then(
       (version) => {
         if (closed) return;
-        req = request({ socketPath: this.socketPath, method: 'GET', path: `/v${version}/events?${query}`, headers: { Host: 'docker' } }, (res) => {
-          if ((res.statusCode ?? 0) >= 400) return end(new DockerApiError(res.statusCode ?? 0, `Docker refused GET /events (HTTP ${res.statusCode})`));
+        req = this.open('GET', `/v${version}`, `/events?${query}`, undefined, (res) => {
+          if ((res.statusCode ?? 0) >= 400) {
+            void readAll(res).then((text) => end(refusal('GET /events', res.statusCode ?? 0, text)), end);
+            return;
+          }
           let buf = '';
           res.setEncoding('utf8');
           res.on('data', (chunk: string) => {
@@ -173,19 +176,20 @@ export class DockerApi {
             while ((nl = buf.indexOf('\n')) >= 0) {
               const line = buf.slice(0, nl).trim();
               buf = buf.slice(nl + 1);
-              if (line === '') continue;
+              const event = line === '' ? null : parseEvent(line);
+              if (!event) continue;
               try {
-                onEvent(JSON.parse(line) as DockerEvent);
-              } catch {
-                // not JSON: not an event (nothing else comes on this stream)
+                onEvent(event);
+              } catch (e) {
+                // The handler's own failure, not a bad line: the stream ends with it, so it is seen.
+                end(new Error(`handling Docker's ${event.Type ?? ''} ${event.Action ?? ''} event failed: ${e instanceof Error ? e.message : String(e)}`));
+                return;
               }
             }
           });
           res.on('error', (e) => end(new DockerUnavailableError(`Docker at ${this.socketPath}: GET /events: ${e.message}`)));
           res.on('end', () => end(new DockerUnavailableError(`Docker at ${this.socketPath} ended its event stream`)));
-        });
-        req.on('error', (e) => end(new DockerUnavailableError(`Docker at ${this.socketPath} cannot be asked (GET /events): ${e.message}`)));
-        req.end();
+        }, end);
       },
       (e: unknown) => end(e instanceof Error ? e : new Error(String(e))),
     );
@@ -247,29 +251,55 @@ export class DockerApi {
 
   private send(method: string, prefix: string, path: string, timeoutMs: number, body?: unknown): Promise<string> {
     const what = `${method} ${path}`;
+    return new Promise((resolve, reject) => {
+      const req = this.open(method, prefix, path, body, (res) => {
+        readAll(res).then((text) => {
+          const status = res.statusCode ?? 0;
+          if (status < 400) resolve(text);
+          else reject(refusal(what, status, text));
+        }, (e: Error) => reject(new DockerUnavailableError(`Docker at ${this.socketPath}: ${what}: ${e.message}`)));
+      }, reject);
+      req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    });
+  }
+
+  /** One request to Docker's socket (the body as JSON); a request that cannot be made is reported as Docker being unavailable. */
+  private open(method: string, prefix: string, path: string, body: unknown, onResponse: (res: IncomingMessage) => void, onError: (e: DockerUnavailableError) => void): ClientRequest {
     const payload = body === undefined ? '' : JSON.stringify(body);
     const headers = { Host: 'docker', ...(body === undefined ? {} : { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) }) };
-    return new Promise((resolve, reject) => {
-      const req = request({ socketPath: this.socketPath, method, path: `${prefix}${path}`, headers }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('error', (e) => reject(new DockerUnavailableError(`Docker at ${this.socketPath}: ${what}: ${e.message}`)));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          const status = res.statusCode ?? 0;
-          if (status < 400) return resolve(text);
-          let message = text.trim();
-          try {
-            message = (JSON.parse(text) as { message?: string }).message ?? message;
-          } catch {
-            // not JSON: keep the text
-          }
-          reject(new DockerApiError(status, `Docker refused ${what} (HTTP ${status}): ${message}`));
-        });
-      });
-      req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-      req.on('error', (e) => reject(new DockerUnavailableError(`Docker at ${this.socketPath} cannot be asked (${what}): ${e.message}`)));
-      req.end(payload);
-    });
+    const req = request({ socketPath: this.socketPath, method, path: `${prefix}${path}`, headers }, onResponse);
+    req.on('error', (e) => onError(new DockerUnavailableError(`Docker at ${this.socketPath} cannot be asked (${method} ${path.split('?')[0]}): ${e.message}`)));
+    req.end(payload);
+    return req;
+  }
+}
+
+/** A response's whole body as text. */
+function readAll(res: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    res.on('data', (c: Buffer) => chunks.push(c));
+    res.on('error', reject);
+    res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+  });
+}
+
+/** Docker's refusal of `what`, with its message (the JSON `message`, or the text as it came). */
+function refusal(what: string, status: number, text: string): DockerApiError {
+  let message = text.trim();
+  try {
+    message = (JSON.parse(text) as { message?: string }).message ?? message;
+  } catch {
+    // not JSON: keep the text
+  }
+  return new DockerApiError(status, `Docker refused ${what} (HTTP ${status}): ${message}`);
+}
+
+/** One line of the event stream as an event, or null when it is not JSON (nothing else comes on that stream). */
+function parseEvent(line: string): DockerEvent | null {
+  try {
+    return JSON.parse(line) as DockerEvent;
+  } catch {
+    return null;
   }
 }

@@ -12,7 +12,6 @@ import { describeEvent, fromCloudEvent, hostFilter, hostToken, isSubjectOf, lega
 import { ChainVerifier } from './verify-chain.ts';
 import { namesFrom } from '../domain/names.ts';
 import { describeQuery, EndpointFacts, eventFilter, type EventQuery } from '../domain/event-filters.ts';
-import type { StoredEvent } from '../domain/types.ts';
 
 export interface AuditOptions {
   readonly connect: () => Promise<NatsConnection>;
@@ -29,8 +28,9 @@ export interface AuditOptions {
   readonly stallMs?: number;
   /**
    * --network, --container, --address (as `ledgernet events`): only the events that concern them.
-   * Without --follow the whole read is looked at first, so an endpoint's lines before the one
-   * naming its container are found too; with --follow, from what was read so far.
+   * Without --follow the stream is read twice (the first read learns which endpoints they concern),
+   * so an endpoint's lines before the one naming its container are found too; with --follow, from
+   * what was read so far.
    */
   readonly query?: EventQuery;
 }
@@ -61,6 +61,15 @@ function beforeTime(raw: unknown, m: JsMsg, since: Since): boolean {
   return t < Date.parse(since.time);
 }
 
+/** How one read of the stream went. */
+interface Pass {
+  readonly said: number;
+  readonly delivered: number;
+  readonly lastStreamSeq: number;
+  /** Why the read ended before it got what the stream said it holds (or, with --follow, why it stopped), or null. */
+  readonly short: string | null;
+}
+
 export async function runAudit(o: AuditOptions): Promise<number> {
   const out = o.out ?? ((s: string) => void process.stdout.write(s));
   const err = o.err ?? ((s: string) => void process.stderr.write(s));
@@ -73,8 +82,8 @@ export async function runAudit(o: AuditOptions): Promise<number> {
   if (o.verify && asked.length > 0) throw new DriverError('LN_ERR_BAD_REQUEST', `audit --verify checks every event: it takes no ${asked.map((k) => `--${k}`).join(' or ')}`);
   const about = asked.length > 0 ? eventFilter(query) : null;
   const facts = new EndpointFacts();
-  /** Without --follow, a filtered read's events, printed once all are read. */
-  const held: { ev: StoredEvent; text: string }[] = [];
+  /** Docker's names seen so far (network.named, endpoint.named): later lines of those ids carry them. */
+  const names = new Map<string, string>();
   let shown = 0;
   const nc = await o.connect();
   try {
@@ -85,21 +94,23 @@ export async function runAudit(o: AuditOptions): Promise<number> {
     // Every message is read: --since TIME compares each event's own time (the stream's time of a
     // late-published event is later than the event's).
     const copts: Partial<OrderedConsumerOptions> = { filter_subjects: hostFilter(narrow ? o.host : undefined) };
-    const consumer = await jetstream(nc)
-      .consumers.get(o.stream, copts)
-      .catch((e: unknown) => {
-        if (e instanceof JetStreamApiError && e.code === JetStreamApiCodes.StreamNotFound) {
-          throw new DriverError('LN_ERR_BAD_REQUEST', `the stream ${o.stream} does not exist on this NATS server: no ledgernet daemon has published to it`);
-        }
-        throw e;
-      });
-    const said = (await consumer.info(true)).num_pending;
-    let pending = said;
-    let delivered = 0;
-    let lastStreamSeq = 0;
-    /** Docker's names seen so far (network.named, endpoint.named): later lines of those ids carry them. */
-    const names = new Map<string, string>();
-    if (o.follow || pending > 0) {
+    /** Reads the stream once (to stream seq `upTo` when given), handing `each` this host's events from --since on. */
+    const pass = async (upTo: number | null, each: (raw: unknown, m: JsMsg) => boolean | void): Promise<Pass> => {
+      // A fresh options object each read: nats.js writes the consumer's name prefix into it, and a
+      // second read with the same name would get the first one's consumer (nothing pending).
+      const consumer = await jetstream(nc)
+        .consumers.get(o.stream, { ...copts })
+        .catch((e: unknown) => {
+          if (e instanceof JetStreamApiError && e.code === JetStreamApiCodes.StreamNotFound) {
+            throw new DriverError('LN_ERR_BAD_REQUEST', `the stream ${o.stream} does not exist on this NATS server: no ledgernet daemon has published to it`);
+          }
+          throw e;
+        });
+      const said = (await consumer.info(true)).num_pending;
+      let pending = said;
+      let delivered = 0;
+      let lastStreamSeq = 0;
+      if (!o.follow && pending === 0) return { said, delivered, lastStreamSeq, short: null };
       const msgs = await consumer.consume();
       // Without --follow, a read that gets nothing for stallMs while messages are due ends (exit 1 below).
       let stalled = false;
@@ -121,49 +132,67 @@ export async function runAudit(o: AuditOptions): Promise<number> {
           lastStreamSeq = m.seq;
           const raw = parsePayload(m);
           const seq = (raw as { seq?: unknown } | null)?.seq;
-          if ((typeof seq === 'number' && seq < minSeq) || beforeTime(raw, m, since) || anotherHostsEvent(raw, m.subject, o.host)) {
-            if (!o.follow && pending === 0) break;
-            continue;
-          }
-          const problem = verifier?.push(raw, `stream seq ${m.seq}`, m.subject);
-          if (problem) {
-            err(`ledgernet audit: verification FAILED (${problem.kind}): ${problem.message}\n`);
-            return 1;
-          }
-          if (about) {
-            const ev = fromCloudEvent(raw);
-            if (typeof ev === 'string') continue;
-            facts.add([ev]);
-            if (!o.follow) held.push({ ev, text: m.string() });
-            else if (about(ev, names, facts)) {
-              shown++;
-              out(o.json ? `${m.string()}\n` : `${line(raw, m.seq, names)}\n`);
-            } else namesFrom([ev], names);
-          } else if (!verifier || o.json) out(o.json ? `${m.string()}\n` : `${line(raw, m.seq, names)}\n`);
-          if (!o.follow && pending === 0) break;
+          const skip = (typeof seq === 'number' && seq < minSeq) || beforeTime(raw, m, since) || anotherHostsEvent(raw, m.subject, o.host);
+          if (!skip && each(raw, m) === false) return { said, delivered, lastStreamSeq, short: null };
+          if ((!o.follow && pending === 0) || (upTo !== null && m.seq >= upTo)) break;
         }
       } finally {
         if (watchdog) clearTimeout(watchdog);
       }
-      if (about && held.length > 0) {
-        namesFrom(held.map((h) => h.ev), names);
-        for (const h of held) {
-          if (!about(h.ev, names, facts)) continue;
+      if (!o.follow && (pending === 0 || (upTo !== null && lastStreamSeq >= upTo)) && delivered > 0) return { said, delivered, lastStreamSeq, short: null };
+      const closed = await Promise.race([msgs.closed(), new Promise<void>((r) => setTimeout(r, 100).unref())]).catch((e: unknown) => e);
+      const why = closed instanceof Error ? closed.message : stalled ? `nothing arrived for ${stallMs / 1000} s` : nc.isClosed() ? 'the connection to NATS closed' : 'the stream stopped delivering';
+      return { said, delivered, lastStreamSeq, short: why };
+    };
+    let read: Pass;
+    let failed = false;
+    if (about && !o.follow) {
+      // Two reads, so nothing is held in memory but what the log says of endpoints and names:
+      // the first learns which endpoints the query concerns (an endpoint's lines before the one
+      // naming its container are found too), the second prints them, up to where the first ended.
+      read = await pass(null, (raw) => {
+        const ev = fromCloudEvent(raw);
+        if (typeof ev === 'string') return;
+        facts.add([ev]);
+        namesFrom([ev], names);
+      });
+      if (read.short === null && read.delivered > 0) {
+        const upTo = read.lastStreamSeq;
+        read = await pass(upTo, (raw, m) => {
+          const ev = fromCloudEvent(raw);
+          if (typeof ev === 'string' || !about(ev, names, facts)) return;
           shown++;
-          out(o.json ? `${h.text}\n` : `${describeEvent(h.ev, names)}\n`);
+          out(o.json ? `${m.string()}\n` : `${describeEvent(ev, names)}\n`);
+        });
+      }
+    } else {
+      read = await pass(null, (raw, m) => {
+        const problem = verifier?.push(raw, `stream seq ${m.seq}`, m.subject);
+        if (problem) {
+          err(`ledgernet audit: verification FAILED (${problem.kind}): ${problem.message}\n`);
+          failed = true;
+          return false;
         }
-      }
-      if (o.follow || pending > 0 || delivered === 0) {
-        const closed = await Promise.race([msgs.closed(), new Promise<void>((r) => setTimeout(r, 100).unref())]).catch((e: unknown) => e);
-        const why = closed instanceof Error ? closed.message : stalled ? `nothing arrived for ${stallMs / 1000} s` : nc.isClosed() ? 'the connection to NATS closed' : 'the stream stopped delivering';
-        const at = `after ${delivered} of ${o.follow ? 'the' : said} message(s)${lastStreamSeq ? `, the last at stream seq ${lastStreamSeq}` : ''}`;
-        err(
-          o.follow
-            ? `ledgernet audit: stopped following stream ${o.stream} ${at}: ${why}\n`
-            : `ledgernet audit: the read of stream ${o.stream} ended short ${at}: ${why}; the output is incomplete\n`,
-        );
-        return 1;
-      }
+        if (about) {
+          const ev = fromCloudEvent(raw);
+          if (typeof ev === 'string') return;
+          facts.add([ev]);
+          if (about(ev, names, facts)) {
+            shown++;
+            out(o.json ? `${m.string()}\n` : `${line(raw, m.seq, names)}\n`);
+          } else namesFrom([ev], names);
+        } else if (!verifier || o.json) out(o.json ? `${m.string()}\n` : `${line(raw, m.seq, names)}\n`);
+      });
+      if (failed) return 1;
+    }
+    if (read.short !== null) {
+      const at = `after ${read.delivered} of ${o.follow ? 'the' : read.said} message(s)${read.lastStreamSeq ? `, the last at stream seq ${read.lastStreamSeq}` : ''}`;
+      err(
+        o.follow
+          ? `ledgernet audit: stopped following stream ${o.stream} ${at}: ${read.short}\n`
+          : `ledgernet audit: the read of stream ${o.stream} ended short ${at}: ${read.short}; the output is incomplete\n`,
+      );
+      return 1;
     }
     if (verifier) out(`ok: ${verifier.events} event(s) from ${verifier.hosts} host(s): seqs continuous, hash chains intact\n`);
     if (about && shown === 0) {

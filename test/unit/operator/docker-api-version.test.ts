@@ -70,3 +70,71 @@ describe('DockerApi over a versioned API', () => {
     assert.equal(seen.length, 1);
   });
 });
+
+describe("DockerApi.events over Docker's event stream", () => {
+  let dir: string;
+  let server: Server;
+  let lines: string[] = [];
+  let refuse = false;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'ln-docker-events-'));
+    server = createServer(
+      fakeDocker({ api: '1.41', min: '1.12' }, (_req, res, path) => {
+        if (path.split('?')[0] !== '/events') return void res.writeHead(404).end();
+        if (refuse) return void res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ message: 'invalid filter "bogus"' }));
+        res.writeHead(200, { 'content-type': 'application/json' });
+        // One line split across writes, a line that is not JSON, an empty line; the stream stays open.
+        for (const l of lines) res.write(l);
+      }),
+    );
+    await new Promise<void>((r) => server.listen(join(dir, 'docker.sock'), r));
+  });
+  after(async () => {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const open = (onEvent: (e: { Action?: string }) => void) =>
+    new Promise<{ events: string[]; ended: Error }>((resolve) => {
+      const events: string[] = [];
+      const stream = new DockerApi(join(dir, 'docker.sock'), 1_000).events(
+        { type: ['container'] },
+        null,
+        (e) => {
+          events.push(e.Action ?? '');
+          onEvent(e);
+        },
+        (ended) => resolve({ events, ended }),
+      );
+      setTimeout(() => {
+        stream.close();
+        resolve({ events, ended: new Error('still open') });
+      }, 500).unref();
+    });
+
+  it('reads every JSON line, whole or split across writes, and skips lines that are not events', async () => {
+    refuse = false;
+    lines = ['{"Type":"container","Action":"create"}\n{"Type":"cont', 'ainer","Action":"start"}\n', 'not json\n', '\n', '{"Type":"network","Action":"connect"}\n'];
+    const got = await open(() => {});
+    assert.deepEqual(got.events, ['create', 'start', 'connect']);
+    assert.equal(got.ended.message, 'still open');
+  });
+
+  it("a handler that throws ends the stream with its error (it is not taken for a bad line and skipped)", async () => {
+    refuse = false;
+    lines = ['{"Type":"container","Action":"create"}\n', '{"Type":"container","Action":"rename"}\n', '{"Type":"container","Action":"start"}\n'];
+    const got = await open((e) => {
+      if (e.Action === 'rename') throw new Error('no room');
+    });
+    assert.deepEqual(got.events, ['create', 'rename']);
+    assert.match(got.ended.message, /handling Docker's container rename event failed: no room/);
+  });
+
+  it("a refusal ends the stream with Docker's own message", async () => {
+    refuse = true;
+    const got = await open(() => {});
+    assert.ok(got.ended instanceof DockerApiError);
+    assert.match(got.ended.message, /Docker refused GET \/events \(HTTP 400\): invalid filter "bogus"/);
+  });
+});
