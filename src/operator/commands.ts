@@ -18,7 +18,7 @@ import { DEFAULT_DOCKER_SOCKET } from './docker-api.ts';
 import { firewallForCli } from './firewall-choice.ts';
 import type { DockerLinkStatus } from './docker-name.ts';
 import { table } from './table.ts';
-import { describeQuery, EndpointFacts, eventFilter, type EventQuery } from '../events/domain/event-filters.ts';
+import { describeQuery, EndpointFacts, eventFilter, FollowFilter, type EventQuery } from '../events/domain/event-filters.ts';
 import { clusterPlan, recordedVtep, type ClusterView } from './cluster.ts';
 import { clusterStatus, clusterTables } from './cluster-status.ts';
 import { daemonProxies, proxiesTable, proxyPlan, proxyRows } from './proxy-status.ts';
@@ -501,28 +501,29 @@ export async function runEvents(o: { stateDir: string; json: boolean; follow: bo
   // says of an endpoint anywhere (its container, its addresses) selects every line of it.
   const names = namesFrom(events);
   const facts = new EndpointFacts().add(events);
-  let shown = 0;
-  const print = (e: StoredEvent) => {
-    if (!about(e, names, facts)) return;
-    shown++;
-    out(o.json ? `${JSON.stringify(e)}\n` : eventLine(e, names));
-  };
-  events.forEach(print);
-  if (asked.length > 0 && shown === 0 && !o.follow) {
-    process.stderr.write(`ledgernet: no event in ${join(o.stateDir, LOG_FILE)} concerns ${describeQuery(o)}\n`);
-    return 1;
+  const show = (e: StoredEvent) => out(o.json ? `${JSON.stringify(e)}\n` : eventLine(e, names));
+  if (!o.follow) {
+    const shown = events.filter((e) => about(e, names, facts));
+    shown.forEach(show);
+    if (asked.length > 0 && shown.length === 0) {
+      process.stderr.write(`ledgernet: no event in ${join(o.stateDir, LOG_FILE)} concerns ${describeQuery(o)}\n`);
+      return 1;
+    }
+    return 0;
   }
+  // Following: an endpoint's earlier lines are shown when a later line makes them concern the
+  // query (its container named after its Join), as a read of the whole log would have shown them.
+  const follow = new FollowFilter<StoredEvent>(about, names, facts);
+  const take = (fresh: readonly StoredEvent[]) => follow.take(fresh.map((e) => ({ e, item: e }))).forEach(show);
+  take(events);
   let seen = events.at(-1)?.seq ?? base.seq;
   // From where the last read stopped (not the whole log every time), by seq: an archive meanwhile
   // moves the events into another file, not out of the chain.
   const parts = new LogParts(o.stateDir, 10_000);
-  while (o.follow) {
+  for (;;) {
     await sleep(500);
     const fresh = await parts.after(seen, Number.MAX_SAFE_INTEGER);
-    namesFrom(fresh, names);
-    facts.add(fresh);
-    fresh.forEach(print);
+    take(fresh);
     seen = fresh.at(-1)?.seq ?? seen;
   }
-  return 0;
 }

@@ -84,4 +84,30 @@ describe('audit with filters', () => {
       /audit --verify checks every event: it takes no --container/,
     );
   });
+
+  it("--follow --container: an endpoint's lines before its naming are shown when the naming comes", async () => {
+    let out = '';
+    let nc: Awaited<ReturnType<typeof connect>> | null = null;
+    const seqs = () => out.trim().split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { seq: number }).seq);
+    const following = runAudit({
+      connect: async () => (nc = await connect({ servers: server.url })),
+      stream: STREAM.name,
+      host: 'h',
+      since: undefined,
+      follow: true,
+      json: true,
+      verify: false,
+      out: (s) => void (out += s),
+      err: () => {},
+      query: { container: 'web-1' },
+    });
+    try {
+      for (let i = 0; i < 200 && seqs().length < 4; i++) await new Promise((r) => setTimeout(r, 25));
+      await new Promise((r) => setTimeout(r, 300));
+      assert.deepEqual(seqs(), [3, 4, 5, 6], 'read one message at a time: 3 and 4 are shown when 5 names their container');
+    } finally {
+      await (nc as Awaited<ReturnType<typeof connect>> | null)?.close();
+      assert.equal(await following, 1, 'a follow ends (exit 1) only when NATS goes');
+    }
+  });
 });

@@ -11,7 +11,8 @@ import { DriverError } from '../../errors.ts';
 import { describeEvent, fromCloudEvent, hostFilter, hostToken, isSubjectOf, legacyHostToken } from './cloudevents.ts';
 import { ChainVerifier } from './verify-chain.ts';
 import { namesFrom } from '../domain/names.ts';
-import { describeQuery, EndpointFacts, eventFilter, type EventQuery } from '../domain/event-filters.ts';
+import { describeQuery, EndpointFacts, eventFilter, FollowFilter, type EventQuery } from '../domain/event-filters.ts';
+import type { StoredEvent } from '../domain/types.ts';
 
 export interface AuditOptions {
   readonly connect: () => Promise<NatsConnection>;
@@ -29,8 +30,8 @@ export interface AuditOptions {
   /**
    * --network, --container, --address (as `ledgernet events`): only the events that concern them.
    * Without --follow the stream is read twice (the first read learns which endpoints they concern),
-   * so an endpoint's lines before the one naming its container are found too; with --follow, from
-   * what was read so far.
+   * so an endpoint's lines before the one naming its container are found too; with --follow, such
+   * lines are shown when the line naming it comes (if within a minute of theirs).
    */
   readonly query?: EventQuery;
 }
@@ -166,6 +167,8 @@ export async function runAudit(o: AuditOptions): Promise<number> {
         });
       }
     } else {
+      // Following: an endpoint's earlier lines are shown once a later one makes them concern the query.
+      const follow = about ? new FollowFilter<{ ev: StoredEvent; text: string }>(about, names, facts) : null;
       read = await pass(null, (raw, m) => {
         const problem = verifier?.push(raw, `stream seq ${m.seq}`, m.subject);
         if (problem) {
@@ -173,14 +176,13 @@ export async function runAudit(o: AuditOptions): Promise<number> {
           failed = true;
           return false;
         }
-        if (about) {
+        if (follow) {
           const ev = fromCloudEvent(raw);
           if (typeof ev === 'string') return;
-          facts.add([ev]);
-          if (about(ev, names, facts)) {
+          for (const h of follow.take([{ e: ev, item: { ev, text: m.string() } }])) {
             shown++;
-            out(o.json ? `${m.string()}\n` : `${line(raw, m.seq, names)}\n`);
-          } else namesFrom([ev], names);
+            out(o.json ? `${h.text}\n` : `${describeEvent(h.ev, names)}\n`);
+          }
         } else if (!verifier || o.json) out(o.json ? `${m.string()}\n` : `${line(raw, m.seq, names)}\n`);
       });
       if (failed) return 1;

@@ -4,6 +4,7 @@
 // line of an endpoint's life shows, the ones before its container was named included. Pure.
 import { DriverError } from '../../errors.ts';
 import { canonicalIp } from './cidr.ts';
+import { namesFrom } from './names.ts';
 import type { StoredEvent } from './types.ts';
 
 export interface EventQuery {
@@ -91,6 +92,102 @@ export function eventFilter(q: EventQuery): (e: StoredEvent, names: ReadonlyMap<
   }
   return (e, names, facts) => tests.every((t) => t(e, names, facts));
 }
+
+/** How long, by the events' own time, `--follow` keeps a line that did not match in case a later one (its endpoint's naming, its network's name) makes it match: the naming follows a Join within seconds. */
+export const FOLLOW_HOLD_MS = 60_000;
+/** At most this many lines are kept (the oldest go first). */
+export const FOLLOW_HOLD_MAX = 10_000;
+
+type Filter = ReturnType<typeof eventFilter>;
+
+/**
+ * `--follow` with filters: the lines that concern the query as they come, and the earlier lines
+ * a new event makes concern it (an endpoint's created and joined lines once its container is
+ * named; a network's lines once it has the name asked for), shown then, before the new ones.
+ * Lines of endpoints or networks that do not match yet are kept for FOLLOW_HOLD_MS by their own
+ * time (at most FOLLOW_HOLD_MAX); nothing is shown twice. `T` is what the caller prints (the
+ * event, or its message as the stream gave it). Pure.
+ */
+export class FollowFilter<T> {
+  /** Lines that did not match, by endpoint id (a network's own lines: by network id), each with its place in the reading. */
+  private readonly held = new Map<string, { readonly e: StoredEvent; readonly item: T; readonly n: number }[]>();
+  private count = 0;
+  private read = 0;
+  private sweptAt = -Infinity;
+  private readonly about: Filter;
+  readonly names: Map<string, string>;
+  readonly facts: EndpointFacts;
+  constructor(about: Filter, names: Map<string, string>, facts: EndpointFacts) {
+    this.about = about;
+    this.names = names;
+    this.facts = facts;
+  }
+
+  /** Takes the next events (in seq order) and returns what to show now, in the order they were read. */
+  take(batch: readonly { readonly e: StoredEvent; readonly item: T }[]): T[] {
+    const events = batch.map((b) => b.e);
+    namesFrom(events, this.names);
+    this.facts.add(events);
+    const newest = Date.parse(events.at(-1)?.at ?? '');
+    const recent = (e: StoredEvent) => !Number.isFinite(newest) || !(Date.parse(e.at) < newest - FOLLOW_HOLD_MS);
+    // Expired lines go in a sweep at most every tenth of the hold (by the events' time), or when too many are kept.
+    if (this.count > FOLLOW_HOLD_MAX || (Number.isFinite(newest) && newest - this.sweptAt > FOLLOW_HOLD_MS / 10)) this.sweep(recent, newest);
+    const now: { readonly item: T; readonly n: number }[] = [];
+    // Only what tells something of an endpoint (or names a network) looks at the kept lines again, and only at its own.
+    for (const e of events) {
+      if (!TELLING.has(e.type)) continue;
+      const id = (e.data as { endpointId?: unknown }).endpointId;
+      for (const key of e.type === 'network.named' ? [...this.held.keys()] : typeof id === 'string' ? [id] : []) {
+        const kept = this.held.get(key);
+        if (!kept) continue;
+        // A line older than the hold is dropped here too (the sweep comes only now and then).
+        const still = kept.filter((h) => recent(h.e) && !(this.about(h.e, this.names, this.facts) && now.push(h)));
+        this.count -= kept.length - still.length;
+        if (still.length > 0) this.held.set(key, still);
+        else this.held.delete(key);
+      }
+    }
+    now.sort((a, b) => a.n - b.n);
+    const shown = now.map((h) => h.item);
+    for (const b of batch) {
+      const n = this.read++;
+      if (this.about(b.e, this.names, this.facts)) {
+        shown.push(b.item);
+        continue;
+      }
+      const d = b.e.data as { endpointId?: unknown; networkId?: unknown };
+      const key = typeof d.endpointId === 'string' ? d.endpointId : typeof d.networkId === 'string' ? d.networkId : null;
+      if (key === null || !recent(b.e)) continue;
+      const kept = this.held.get(key);
+      if (kept) kept.push({ ...b, n });
+      else this.held.set(key, [{ ...b, n }]);
+      this.count++;
+    }
+    return shown;
+  }
+
+  private sweep(recent: (e: StoredEvent) => boolean, newest: number): void {
+    this.sweptAt = newest;
+    this.count = 0;
+    for (const [key, kept] of this.held) {
+      const still = kept.filter((h) => recent(h.e));
+      if (still.length === 0) this.held.delete(key);
+      else {
+        this.held.set(key, still);
+        this.count += still.length;
+      }
+    }
+    // Too many still: the oldest endpoints' lines go first (the map keeps the order they came in).
+    for (const [key, kept] of this.held) {
+      if (this.count <= FOLLOW_HOLD_MAX) break;
+      this.held.delete(key);
+      this.count -= kept.length;
+    }
+  }
+}
+
+/** The events that tell something of an endpoint or a network another line may be selected by. */
+const TELLING = new Set(['network.named', 'endpoint.named', 'endpoint.created', 'endpoint.addressed', 'peer.endpoint.added']);
 
 /** What `q` asked for, for the message when no event matched. */
 export function describeQuery(q: EventQuery): string {

@@ -1,9 +1,9 @@
 // `events --container/--address` (src/operator/event-filters.ts): the pure selection over events.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { NewEvent } from '../../../src/events/domain/types.ts';
-import { EndpointFacts, eventFilter } from '../../../src/events/domain/event-filters.ts';
-import { EP_1, EP_2, NET_A, endpointSpec, stamp } from '../../helpers/events.ts';
+import type { NewEvent, StoredEvent } from '../../../src/events/domain/types.ts';
+import { EndpointFacts, eventFilter, FOLLOW_HOLD_MAX, FOLLOW_HOLD_MS, FollowFilter } from '../../../src/events/domain/event-filters.ts';
+import { ADDRESS_HISTORY, EP_1, EP_2, NET_A, endpointSpec, stamp } from '../../helpers/events.ts';
 import { emptyState } from '../../../src/events/domain/types.ts';
 
 const PEER = 'fe'.repeat(32);
@@ -38,5 +38,55 @@ describe('eventFilter', () => {
   it('refuses what cannot match anything', () => {
     assert.throws(() => eventFilter({ address: 'web-1' }), /--address "web-1" is not an IPv4 or IPv6 address/);
     assert.throws(() => eventFilter({ network: '' }), /--network needs a network id/);
+  });
+});
+
+describe('FollowFilter (--follow with filters)', () => {
+  // web's history: 1 network.created, 2 network.named web, 3 EP a created, 4 joined, 5 named web-1,
+  // 6 deleted, 7 EP b created, 8 named job-7 (test/helpers/events.ts).
+  const history = stamp(ADDRESS_HISTORY.events(), emptyState);
+  const at = (e: StoredEvent, ms: number): StoredEvent => ({ ...e, at: new Date(Date.parse(e.at) + ms).toISOString() });
+  const follower = (q: Parameters<typeof eventFilter>[0]) => {
+    const f = new FollowFilter<number>(eventFilter(q), new Map(), new EndpointFacts());
+    return (...batch: StoredEvent[]) => f.take(batch.map((e) => ({ e, item: e.seq })));
+  };
+
+  it("an endpoint's lines before its container was named are shown when the naming comes, once, before it", () => {
+    const take = follower({ container: 'web-1' });
+    assert.deepEqual(take(...history.slice(0, 2)), []);
+    assert.deepEqual(take(...history.slice(2, 4)), [], 'not named yet: nothing to show');
+    assert.deepEqual(take(history[4]!), [3, 4, 5]);
+    assert.deepEqual(take(history[5]!), [6]);
+    assert.deepEqual(take(...history.slice(6)), [], "job-7's endpoint is not web-1's; nothing shown twice");
+  });
+
+  it("a network's lines before its name came, for --network NAME", () => {
+    const take = follower({ network: 'web' });
+    assert.deepEqual(take(history[0]!), []);
+    assert.deepEqual(take(history[1]!), [1, 2]);
+    assert.deepEqual(take(history[2]!), [3]);
+  });
+
+  it('lines kept longer than FOLLOW_HOLD_MS (by their own time) before the naming are not shown late', () => {
+    const take = follower({ container: 'web-1' });
+    take(...history.slice(0, 3));
+    take(at(history[3]!, FOLLOW_HOLD_MS - 1_000));
+    assert.deepEqual(take(at(history[4]!, FOLLOW_HOLD_MS + 10)), [4, 5], 'the created line (older than the hold) is gone, the joined one is shown');
+  });
+
+  it('in one batch (the first read of the log): as a read of the whole log selects them', () => {
+    assert.deepEqual(follower({ container: 'job-7' })(...history), [7, 8]);
+    assert.deepEqual(follower({ address: '10.231.79.2' })(...history), [3, 4, 5, 6, 7, 8]);
+  });
+
+  it(`keeps at most FOLLOW_HOLD_MAX lines, the oldest endpoints' going first`, () => {
+    const take = follower({ container: 'c' });
+    const ids = Array.from({ length: FOLLOW_HOLD_MAX + 500 }, (_, i) => i.toString(16).padStart(64, '0'));
+    const created = stamp(ids.map((id) => ({ type: 'endpoint.created', data: endpointSpec(NET_A, id, '10.231.7.2/24') }) as NewEvent), emptyState);
+    assert.deepEqual(take(...created), []);
+    const named = (id: string, seq: number) => ({ ...created[0]!, seq, type: 'endpoint.named', data: { networkId: NET_A, endpointId: id, containerId: 'cc'.repeat(32), name: 'c' } }) as StoredEvent;
+    const last = created.length;
+    assert.deepEqual(take(named(ids[0]!, last + 1)), [last + 1], "the first endpoint's line was let go");
+    assert.deepEqual(take(named(ids.at(-1)!, last + 2)), [last, last + 2], "the last one's is shown when it is named");
   });
 });

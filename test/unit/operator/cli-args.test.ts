@@ -7,9 +7,11 @@ import { readFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { execa } from 'execa';
 import { optionNames } from '../../../src/cli-args.ts';
 import { EventLog, LOG_FILE } from '../../../src/events/index.ts';
 import { runCli } from '../../helpers/cli.ts';
+import { REPO_ROOT } from '../../helpers/daemon.ts';
 import { ADDRESS_HISTORY, networkSpec } from '../../helpers/events.ts';
 
 const NET = 'abcdef0123456789'.repeat(4);
@@ -156,6 +158,42 @@ describe('events --container and --address', () => {
     const verify = await events('verify', '--address', '10.231.79.2');
     assert.equal(verify.exitCode, 1);
     assert.match(verify.stderr, /`events verify` checks the whole log: it takes no --address/);
+  });
+});
+
+describe('events --follow --container', () => {
+  let followDir: string;
+  before(async () => {
+    followDir = await mkdtemp(join(tmpdir(), 'ln-cli-events-follow-'));
+  });
+  after(() => rm(followDir, { recursive: true, force: true }));
+
+  it("an endpoint's lines before its container was named are shown when the naming comes", async () => {
+    const history = ADDRESS_HISTORY.events();
+    const { log } = await EventLog.open(followDir, { host: 'h' });
+    // web's network and web-1's endpoint, created and joined: not named yet when the follow starts.
+    await log.append(history.slice(0, 4)).durable;
+    const follow = execa(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'src', 'cli.ts'), 'events', '--follow', '--json', '--container', 'web-1', '--state-dir', followDir], {
+      cwd: REPO_ROOT,
+      reject: false,
+      env: { LEDGERNET_RUN_DIR: runDir },
+      stdin: 'ignore',
+    });
+    let text = '';
+    follow.stdout?.on('data', (c: Buffer) => (text += c.toString()));
+    const seqs = () => text.trim().split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { seq: number }).seq);
+    try {
+      await new Promise((r) => setTimeout(r, 2_500));
+      assert.deepEqual(seqs(), [], 'nothing concerns web-1 yet');
+      await log.append(history.slice(4)).durable;
+      for (let i = 0; i < 100 && seqs().length < 4; i++) await new Promise((r) => setTimeout(r, 50));
+      await new Promise((r) => setTimeout(r, 600));
+      assert.deepEqual(seqs(), [3, 4, 5, 6], "its created and joined lines first, then the naming and its removal; job-7's are not web-1's");
+    } finally {
+      await log.close();
+      follow.kill();
+      await follow;
+    }
   });
 });
 
