@@ -219,6 +219,7 @@ function objectStates(state: State, actions: readonly PlanItem[]) {
       container: e.container ?? null,
       veth: e.veth,
       address: e.address,
+      addressV6: e.addressV6,
       joined: e.joined,
       state: stateOf(e.lost ? mine : blocked, e.lost),
       conflict: e.lost ? null : conflictOf(blocked),
@@ -334,8 +335,8 @@ export async function runStatus(o: { stateDir: string; json: boolean; firewall?:
   out('\n');
   out(
     table(
-      ['ENDPOINT', 'NETWORK', 'CONTAINER', 'VETH', 'ADDRESS', 'JOINED', 'STATE'],
-      endpoints.map((e) => [short(e.endpointId), short(e.networkId), e.container?.name ?? '-', e.veth, e.address ?? '-', e.joined ? 'yes' : 'no', e.state]),
+      ['ENDPOINT', 'NETWORK', 'CONTAINER', 'VETH', 'ADDRESSES', 'JOINED', 'STATE'],
+      endpoints.map((e) => [short(e.endpointId), short(e.networkId), e.container?.name ?? '-', e.veth, strings(e.address, e.addressV6).join(',') || '-', e.joined ? 'yes' : 'no', e.state]),
     ),
   );
   // Conflicts of an endpoint's own links (its network's were listed above).

@@ -12,7 +12,7 @@ import { optionNames } from '../../../src/cli-args.ts';
 import { EventLog, LOG_FILE } from '../../../src/events/index.ts';
 import { runCli } from '../../helpers/cli.ts';
 import { REPO_ROOT } from '../../helpers/daemon.ts';
-import { ADDRESS_HISTORY, networkSpec } from '../../helpers/events.ts';
+import { ADDRESS_HISTORY, endpointSpec, networkSpec } from '../../helpers/events.ts';
 
 const NET = 'abcdef0123456789'.repeat(4);
 let dir: string;
@@ -194,6 +194,29 @@ describe('events --follow --container', () => {
       follow.kill();
       await follow;
     }
+  });
+});
+
+describe('status', () => {
+  let statusDir: string;
+  before(async () => {
+    statusDir = await mkdtemp(join(tmpdir(), 'ln-cli-status-'));
+    const { log } = await EventLog.open(statusDir, { host: 'h' });
+    const [a] = ADDRESS_HISTORY.endpoints;
+    await log.append([
+      { type: 'network.created', data: networkSpec(NET, '10.231.79.0/24', '10.231.79.1/24') },
+      { type: 'endpoint.created', data: { ...endpointSpec(NET, a, '10.231.79.2/24'), addressV6: 'fd00:79::2/64' } },
+    ]).durable;
+    await log.close();
+  });
+  after(() => rm(statusDir, { recursive: true, force: true }));
+  const status = (...args: string[]) => runCli(['status', ...args, '--state-dir', statusDir], { isolated: true, env: { LEDGERNET_RUN_DIR: runDir } });
+
+  it("an endpoint's IPv6 address is shown beside its IPv4 one (table and --json)", async () => {
+    const text = await status();
+    assert.match(text.stdout, /^1a1a1a1a1a1a +abcdef012345 +- +lnv-1a1a1a1a1a1 +10\.231\.79\.2\/24,fd00:79::2\/64 +no /m, text.stdout);
+    const json = JSON.parse((await status('--json')).stdout) as { endpoints: { address: string; addressV6: string | null }[] };
+    assert.deepEqual(json.endpoints.map((e) => [e.address, e.addressV6]), [['10.231.79.2/24', 'fd00:79::2/64']]);
   });
 });
 
