@@ -79,7 +79,9 @@ async function main(): Promise<void> {
         if (restarting) await restarting;
       },
     });
-    if (restarting) await restarting;
+    // Set by the chaos callback (tsc narrows it to null here: it cannot see the closure's writes).
+    const pending = restarting as Promise<void> | null;
+    if (pending) await pending;
     retryLines.push(...d.logs().split('\n'));
     await new Promise((res) => setTimeout(res, 5_000));
     const leaks = await findLeaks();

@@ -199,7 +199,8 @@ describe('calls cut off before they were journaled', () => {
   const proxy = createServer((req, res) => {
     let body = '';
     req.on('data', (c: Buffer) => (body += c.toString()));
-    req.on('end', async () => {
+    // A failure here closes the connection (Docker sees a crash) instead of going unhandled.
+    const onEnd = async () => {
       const method = (req.url ?? '/').slice(1);
       if (gate && method === gate.method) await gate.open;
       (seen[method] ??= []).push(body);
@@ -228,7 +229,8 @@ describe('calls cut off before they were journaled', () => {
           // connection closed, as it would in a crash, and retries.
           () => req.socket.destroy(),
         );
-    });
+    };
+    req.on('end', () => void onEnd().catch(() => req.socket.destroy()));
   });
   before(async () => {
     d = await startDaemon({ socket: inner, extraArgs: ARGS, keepStateDir: true });
