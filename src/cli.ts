@@ -35,7 +35,8 @@ commands:
               --allow-direct-routing  plan as serve --allow-direct-routing would (default: as serve runs;
                          LEDGERNET_ALLOW_DIRECT_ROUTING=0 plans as serve without it)
   status      networks and endpoints, desired vs actual [--json] [--firewall B]
-  events      print the event log [--json] [--follow] [--network ID|NAME] (one network's
+  events      print the event log [--json] [--follow] [--since SEQ|TIME] (from that seq, or
+              that time by the events' own) [--network ID|NAME] (one network's
               events: its id, a 12+ hex prefix, or the name Docker gave it) [--container ID|NAME]
               (the events of the endpoints a container had) [--address IP] (of the endpoints
               that had it, and its IPAM events); filters combine; 'events verify' checks it
@@ -269,8 +270,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./operator/repair.ts')).runRepair({ stateDir, dryRun: values['dry-run'] ?? false, dockerSocket: values['docker-socket'] || DEFAULT_DOCKER_SOCKET, ...(values.reason === undefined ? {} : { reason: values.reason }) });
     case 'events':
       if (sub === 'archive') {
-        if (values.json || values.follow || values.network !== undefined || values.container !== undefined || values.address !== undefined) {
-          throw new DriverError('LN_ERR_CONFIG', '`events archive` takes no --json, --follow, --network, --container or --address (see ledgernet --help)');
+        if (values.json || values.follow || values.since !== undefined || values.network !== undefined || values.container !== undefined || values.address !== undefined) {
+          throw new DriverError('LN_ERR_CONFIG', '`events archive` takes no --json, --follow, --since, --network, --container or --address (see ledgernet --help)');
         }
         return (await import('./operator/commands.ts')).runArchive({ stateDir });
       }
@@ -279,6 +280,7 @@ async function main(argv: string[]): Promise<number> {
         json: values.json ?? false,
         follow: values.follow ?? false,
         verify: sub === 'verify',
+        ...(values.since === undefined ? {} : { since: values.since }),
         ...(values.network === undefined ? {} : { network: values.network }),
         ...(values.container === undefined ? {} : { container: values.container }),
         ...(values.address === undefined ? {} : { address: values.address }),

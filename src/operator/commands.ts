@@ -18,7 +18,7 @@ import { DEFAULT_DOCKER_SOCKET } from './docker-api.ts';
 import { firewallForCli } from './firewall-choice.ts';
 import type { DockerLinkStatus } from './docker-name.ts';
 import { table } from './table.ts';
-import { describeQuery, EndpointFacts, eventFilter, FollowFilter, type EventQuery } from '../events/domain/event-filters.ts';
+import { describeQuery, EndpointFacts, eventFilter, FollowFilter, fromSince, parseSince, type EventQuery } from '../events/domain/event-filters.ts';
 import { clusterPlan, recordedVtep, type ClusterView } from './cluster.ts';
 import { clusterStatus, clusterTables } from './cluster-status.ts';
 import { daemonProxies, proxiesTable, proxyPlan, proxyRows } from './proxy-status.ts';
@@ -489,10 +489,13 @@ async function archiveAlone(stateDir: string, cause: Cause) {
   }
 }
 
-export async function runEvents(o: { stateDir: string; json: boolean; follow: boolean; verify: boolean } & EventQuery): Promise<number> {
-  const asked = (['network', 'container', 'address'] as const).filter((k) => o[k] !== undefined);
+export async function runEvents(o: { stateDir: string; json: boolean; follow: boolean; verify: boolean; since?: string } & EventQuery): Promise<number> {
+  const asked = (['network', 'container', 'address', 'since'] as const).filter((k) => o[k] !== undefined);
   if (o.verify && asked.length > 0) throw new DriverError('LN_ERR_BAD_REQUEST', `\`events verify\` checks the whole log: it takes no ${asked.map((k) => `--${k}`).join(' or ')}`);
-  const about = eventFilter(o);
+  const since = parseSince(o.since);
+  const selected = eventFilter(o);
+  // --since narrows what is shown; what the log says of endpoints and names before it still counts.
+  const about: typeof selected = (e, names, facts) => fromSince(e, since) && selected(e, names, facts);
   await requireLog(o.stateDir);
   const read = await readLog(o.stateDir, LOG_START, { archives: 'present' });
   if (o.verify) return verifyLog(o.stateDir, read);
@@ -507,7 +510,9 @@ export async function runEvents(o: { stateDir: string; json: boolean; follow: bo
     const shown = events.filter((e) => about(e, names, facts));
     shown.forEach(show);
     if (asked.length > 0 && shown.length === 0) {
-      process.stderr.write(`ledgernet: no event in ${join(o.stateDir, LOG_FILE)} concerns ${describeQuery(o)}\n`);
+      const from = since === null ? '' : ` from ${'seq' in since ? `seq ${since.seq}` : since.time} on`;
+      const query = asked.some((k) => k !== 'since') ? ` concerns ${describeQuery(o)}` : '';
+      process.stderr.write(`ledgernet: no event in ${join(o.stateDir, LOG_FILE)}${from}${query}\n`);
       return 1;
     }
     return 0;

@@ -11,7 +11,7 @@ import { DriverError } from '../../errors.ts';
 import { describeEvent, fromCloudEvent, hostFilter, hostToken, isSubjectOf, legacyHostToken } from './cloudevents.ts';
 import { ChainVerifier } from './verify-chain.ts';
 import { namesFrom } from '../domain/names.ts';
-import { describeQuery, EndpointFacts, eventFilter, FollowFilter, type EventQuery } from '../domain/event-filters.ts';
+import { describeQuery, EndpointFacts, eventFilter, FollowFilter, parseSince, type EventQuery, type Since } from '../domain/event-filters.ts';
 import type { StoredEvent } from '../domain/types.ts';
 
 export interface AuditOptions {
@@ -34,16 +34,6 @@ export interface AuditOptions {
    * lines are shown when the line naming it comes (if within a minute of theirs).
    */
   readonly query?: EventQuery;
-}
-
-type Since = { seq: number } | { time: string } | null;
-
-function parseSince(v: string | undefined): Since {
-  if (v === undefined) return null;
-  if (/^\d+$/.test(v)) return { seq: Number(v) };
-  const t = Date.parse(v);
-  if (Number.isNaN(t)) throw new DriverError('LN_ERR_BAD_REQUEST', `--since must be a seq (e.g. 120) or a time (e.g. 2026-11-23T13:00:00Z), got ${v}`);
-  return { time: new Date(t).toISOString() };
 }
 
 function parsePayload(m: JsMsg): unknown {

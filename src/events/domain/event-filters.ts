@@ -189,6 +189,24 @@ export class FollowFilter<T> {
 /** The events that tell something of an endpoint or a network another line may be selected by. */
 const TELLING = new Set(['network.named', 'endpoint.named', 'endpoint.created', 'endpoint.addressed', 'peer.endpoint.added']);
 
+/** `--since`: a ledgernet seq (`120`: from that event on) or a time (`2026-11-23T13:00:00Z`: events from then on, by their own time). */
+export type Since = { readonly seq: number } | { readonly time: string } | null;
+
+/** Parses `--since` (undefined: none); refuses what is neither a seq nor a time, naming it. Pure. */
+export function parseSince(v: string | undefined): Since {
+  if (v === undefined) return null;
+  if (/^\d+$/.test(v)) return { seq: Number(v) };
+  const t = Date.parse(v);
+  if (Number.isNaN(t)) throw new DriverError('LN_ERR_BAD_REQUEST', `--since must be a seq (e.g. 120) or a time (e.g. 2026-11-23T13:00:00Z), got ${v}`);
+  return { time: new Date(t).toISOString() };
+}
+
+/** Is event `e` at or after `since`? Pure. */
+export function fromSince(e: Pick<StoredEvent, 'seq' | 'at'>, since: Since): boolean {
+  if (since === null) return true;
+  return 'seq' in since ? e.seq >= since.seq : Date.parse(e.at) >= Date.parse(since.time);
+}
+
 /** What `q` asked for, for the message when no event matched. */
 export function describeQuery(q: EventQuery): string {
   return [

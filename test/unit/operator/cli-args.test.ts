@@ -60,8 +60,8 @@ describe('options a command does not take', () => {
 
   for (const [args, what] of [
     [['events', 'verfy'], /ledgernet events takes 'verify', 'archive' or nothing, got 'verfy'/],
-    [['events', 'archive', '--json'], /`events archive` takes no --json, --follow, --network, --container or --address/],
-    [['events', 'archive', '--address', '10.0.0.1'], /`events archive` takes no --json, --follow, --network, --container or --address/],
+    [['events', 'archive', '--json'], /`events archive` takes no --json, --follow, --since, --network, --container or --address/],
+    [['events', 'archive', '--address', '10.0.0.1'], /`events archive` takes no --json, --follow, --since, --network, --container or --address/],
     [['reconcile', 'now'], /ledgernet reconcile takes no arguments, got now/],
     [['release', NET, NET], /ledgernet release takes ID\|CIDR\|IP, got also/],
     [['reconcle'], /unknown command 'reconcle'/],
@@ -136,6 +136,23 @@ describe('events --container and --address', () => {
     assert.deepEqual(await seqs('--container', CID_B.slice(0, 12)), [7, 8]);
     const text = await events('--container', 'web-1');
     assert.match(text.stdout, /endpoint\.created +abcdef012345\(web\)\/1a1a1a1a1a1a\(web-1\)/);
+  });
+
+  it('--since SEQ|TIME: from that event on, by seq or by its own time; an endpoint named before it still selects its later lines', async () => {
+    assert.deepEqual(await seqs('--since', '6'), [6, 7, 8, 9, 10]);
+    assert.deepEqual(await seqs('--since', '6', '--container', 'web-1'), [6], 'web-1 was named at 5');
+    const all = await events('--json');
+    const at = all.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { at: string }).at);
+    const later = new Date(Date.parse(at.at(-1) ?? '') + 1).toISOString();
+    const none = await events('--since', later, '--address', '10.231.79.2');
+    assert.equal(none.exitCode, 1);
+    assert.match(none.stderr, new RegExp(`no event in .*events\\.log from ${later.replace(/\./g, '\\.')} on concerns the address 10\\.231\\.79\\.2`));
+    const bad = await events('--since', 'yesterday-ish');
+    assert.equal(bad.exitCode, 1);
+    assert.match(bad.stderr, /--since must be a seq \(e\.g\. 120\) or a time .*got yesterday-ish/);
+    const verify = await events('verify', '--since', '3');
+    assert.equal(verify.exitCode, 1);
+    assert.match(verify.stderr, /`events verify` checks the whole log: it takes no --since/);
   });
 
   it('--address: the endpoints that had it, in any written form, and its IPAM events; combined with --container', async () => {
