@@ -49,14 +49,14 @@ describe('audit with filters', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  const read = async (query: EventQuery, json = true) => {
+  const read = async (query: EventQuery, json = true, since?: string) => {
     let out = '';
     let err = '';
     const code = await runAudit({
       connect: () => connect({ servers: server.url }),
       stream: STREAM.name,
       host: 'h',
-      since: undefined,
+      since,
       follow: false,
       json,
       verify: false,
@@ -72,6 +72,12 @@ describe('audit with filters', () => {
     assert.deepEqual((await read({ container: CID_B.slice(0, 12) })).seqs, [7, 8]);
     const text = await read({ container: 'job-7' }, false);
     assert.match(text.out, /job-7/, 'lines labelled with the names of the whole read');
+  });
+
+  it('--since with --container: an endpoint named before it still selects its later lines', async () => {
+    assert.deepEqual((await read({ container: 'web-1' }, true, '6')).seqs, [6]);
+    const text = await read({ container: 'web-1' }, false, '6');
+    assert.match(text.out, /endpoint 1a1a1a1a1a1a\(web-1\) deleted from network abcdef012345\(web\)/, 'labelled with the names recorded before --since');
   });
 
   it('--address, combined with --network; nothing matched: exit 1 naming it; with --verify: refused', async () => {

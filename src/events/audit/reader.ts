@@ -85,8 +85,8 @@ export async function runAudit(o: AuditOptions): Promise<number> {
     // Every message is read: --since TIME compares each event's own time (the stream's time of a
     // late-published event is later than the event's).
     const copts: Partial<OrderedConsumerOptions> = { filter_subjects: hostFilter(narrow ? o.host : undefined) };
-    /** Reads the stream once (to stream seq `upTo` when given), handing `each` this host's events from --since on. */
-    const pass = async (upTo: number | null, each: (raw: unknown, m: JsMsg) => boolean | void): Promise<Pass> => {
+    /** Reads the stream once (to stream seq `upTo` when given), handing `each` this host's events (`early`: before --since). */
+    const pass = async (upTo: number | null, each: (raw: unknown, m: JsMsg, early: boolean) => boolean | void): Promise<Pass> => {
       // A fresh options object each read: nats.js writes the consumer's name prefix into it, and a
       // second read with the same name would get the first one's consumer (nothing pending).
       const consumer = await jetstream(nc)
@@ -123,8 +123,8 @@ export async function runAudit(o: AuditOptions): Promise<number> {
           lastStreamSeq = m.seq;
           const raw = parsePayload(m);
           const seq = (raw as { seq?: unknown } | null)?.seq;
-          const skip = (typeof seq === 'number' && seq < minSeq) || beforeTime(raw, m, since) || anotherHostsEvent(raw, m.subject, o.host);
-          if (!skip && each(raw, m) === false) return { said, delivered, lastStreamSeq, short: null };
+          const early = (typeof seq === 'number' && seq < minSeq) || beforeTime(raw, m, since);
+          if (!anotherHostsEvent(raw, m.subject, o.host) && each(raw, m, early) === false) return { said, delivered, lastStreamSeq, short: null };
           if ((!o.follow && pending === 0) || (upTo !== null && m.seq >= upTo)) break;
         }
       } finally {
@@ -149,7 +149,8 @@ export async function runAudit(o: AuditOptions): Promise<number> {
       });
       if (read.short === null && read.delivered > 0) {
         const upTo = read.lastStreamSeq;
-        read = await pass(upTo, (raw, m) => {
+        read = await pass(upTo, (raw, m, early) => {
+          if (early) return;
           const ev = fromCloudEvent(raw);
           if (typeof ev === 'string' || !about(ev, names, facts)) return;
           shown++;
@@ -159,7 +160,16 @@ export async function runAudit(o: AuditOptions): Promise<number> {
     } else {
       // Following: an endpoint's earlier lines are shown once a later one makes them concern the query.
       const follow = about ? new FollowFilter<{ ev: StoredEvent; text: string }>(about, names, facts) : null;
-      read = await pass(null, (raw, m) => {
+      read = await pass(null, (raw, m, early) => {
+        if (early) {
+          // Before --since: not shown, but its names label later lines and its endpoints' facts select them.
+          const ev = fromCloudEvent(raw);
+          if (typeof ev !== 'string') {
+            namesFrom([ev], names);
+            facts.add([ev]);
+          }
+          return;
+        }
         const problem = verifier?.push(raw, `stream seq ${m.seq}`, m.subject);
         if (problem) {
           err(`ledgernet audit: verification FAILED (${problem.kind}): ${problem.message}\n`);
