@@ -167,13 +167,31 @@ function exitQuietlyOnEpipe(): void {
 }
 
 /** Resolves with the first SIGTERM/SIGINT (or `extra`'s trigger); later signals are only logged. */
+const SUPERVISOR_GONE = 'supervisor gone';
+
+/**
+ * How long a worker whose supervisor is gone may take to stop. Nobody is left to answer, and the
+ * next supervisor needs the state lock this worker holds: a call in flight that does not end (one
+ * waiting on NATS, say) must not keep it alive. Whatever it leaves unanswered the next supervisor
+ * sends again from its journal, and the log is read back as after a crash.
+ */
+const ORPHAN_STOP_MS = 5_000;
+
+/** Exits the process `ms` from now unless it has ended by then (the timer keeps nothing alive). */
+function exitAfter(ms: number, log: Log): void {
+  setTimeout(() => {
+    log.error({ afterS: ms / 1000 }, `the supervisor is gone and this worker did not stop within ${ms / 1000} s (a call in flight that does not end): exiting now`);
+    process.exit(1);
+  }, ms).unref();
+}
+
 function stopSignal(log: Log, extra?: (stop: () => void) => void): Promise<string> {
   return new Promise((resolve) => {
     let stopping = false;
     // Stay subscribed (not `once`): execa's signal-exit re-raises a signal nobody else listens to.
     const onSignal = (sig: string) => {
       if (stopping) {
-        if (sig !== 'supervisor gone') log.warn({ signal: sig }, 'already shutting down');
+        if (sig !== SUPERVISOR_GONE) log.warn({ signal: sig }, 'already shutting down');
         return;
       }
       stopping = true;
@@ -181,7 +199,7 @@ function stopSignal(log: Log, extra?: (stop: () => void) => void): Promise<strin
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
-    extra?.(() => onSignal('supervisor gone'));
+    extra?.(() => onSignal(SUPERVISOR_GONE));
   });
 }
 
@@ -241,6 +259,7 @@ async function runServe(values: Values, env: NodeJS.ProcessEnv, argv: string[], 
   if (listen) notifyReady();
   const why = await stopSignal(log, listen ? onSupervisorGone : undefined);
   log.info({ signal: why }, 'shutting down: finishing in-flight calls; the kernel is left as it is');
+  if (why === SUPERVISOR_GONE) exitAfter(ORPHAN_STOP_MS, log);
   await daemon.stop();
   log.info('stopped');
   if (listen && process.connected) process.disconnect();

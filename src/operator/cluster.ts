@@ -99,6 +99,11 @@ export function startCluster(o: {
     const kv = await ClusterKv.open(nc, { host: o.host, vtep, replicas: resolveNats(o.nats).servers.length, members: () => ownKeysOf(o.state()).members });
     o.log.info({ host: o.host, vtep }, 'joined the cluster (KV bucket ledgernet-cluster)');
     return kv;
+  }, {
+    abandoned: (name) => {
+      o.log.warn({ network: name }, `cluster network ${name} was joined after its RequestPool had been refused for waiting too long: the heartbeat removes this host's member key`);
+      beat?.dirty();
+    },
   });
   const port: ClusterPort & { kv(): Promise<ClusterKv> } = {
     ...lazy,

@@ -9,15 +9,18 @@
 //   DeleteEndpoint failed too: `ledgernet repair` releases and force-disconnects what is left,
 //   and the networks can be removed; docker-sync releases an abandoned endpoint by itself.
 import assert from 'node:assert/strict';
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
+import { connect } from '@nats-io/transport-node';
 import { execa } from 'execa';
 import { TEST_IMAGE, cleanupAll, containerEndpoint, containerIp, docker, ping, track, uniqueName, waitFor } from '../helpers/docker.ts';
 import { PLUGIN_SOCKET, ledgernetCli, loggedEvents, pluginCall, startDaemon, stopAllDaemons, type DaemonHandle } from '../helpers/daemon.ts';
 import { assertNoLeaks, waitNoLeaks } from '../helpers/leaks.ts';
+import { createNatsServer } from '../helpers/nats.ts';
 
 const hex = () => randomBytes(32).toString('hex');
 const ARGS = ['--reconcile-interval', '1'];
@@ -100,6 +103,49 @@ describe('supervisor', () => {
       await waitNoLeaks();
     } finally {
       await d.stop();
+    }
+  });
+});
+
+describe('a worker whose supervisor is killed', () => {
+  test('exits within seconds even with a call in flight that does not end (it would hold the state lock)', async () => {
+    // A cluster RequestPool waits on a JetStream that takes requests and never answers: the call is
+    // still in flight in the worker when its supervisor is SIGKILLed.
+    const nats = await createNatsServer({ jetstream: false });
+    const silent = await connect({ servers: nats.url });
+    let asked = 0;
+    const sub = silent.subscribe('$JS.API.>');
+    void (async () => {
+      for await (const _ of sub) asked += 1;
+    })();
+    await silent.flush();
+    const dir = mkdtempSync(join(tmpdir(), 'ln-orphan-'));
+    const socket = join(dir, 'p.sock');
+    const d = await startDaemon({ socket, extraArgs: [...ARGS, '--nats', nats.url, '--host', 'h1', '--vtep', '127.0.0.1'], keepStateDir: true });
+    try {
+      const worker = d.workerPid();
+      assert.ok(worker, 'a worker runs');
+      const call = pluginCall('IpamDriver.RequestPool', { Pool: '', Options: { 'ledgernet.cluster': 'blue' }, V6: false }, socket, { timeoutMs: 30_000 }).catch((e: unknown) => e);
+      // Journaled by the supervisor, then forwarded; JetStream asked (by it, or by the cluster's start it waits for).
+      const journal = join(d.stateDir, 'requests.journal');
+      await waitFor(() => asked > 0 && existsSync(journal) && readFileSync(journal, 'utf8').includes('IpamDriver.RequestPool'), { timeoutMs: 10_000, intervalMs: 20, what: 'the call to reach the worker' });
+      await new Promise((r) => setTimeout(r, 500));
+      const t = Date.now();
+      d.proc.kill('SIGKILL');
+      await waitFor(() => !existsSync(`/proc/${worker}`), { timeoutMs: 11_000, intervalMs: 50, what: `worker ${worker} to exit after its supervisor was killed\n${d.logs().slice(-3000)}` });
+      const took = Date.now() - t;
+      assert.ok(took < 8_000, `the worker exited ${took} ms after its supervisor, not within its 5 s`);
+      assert.match(d.logs(), /did not stop within 5 s \(a call in flight that does not end\): exiting now/);
+      await call;
+      // Nothing holds the state lock now: a new daemon starts on the same state dir.
+      const next = await startDaemon({ socket, stateDir: d.stateDir, extraArgs: ARGS });
+      await next.stop();
+    } finally {
+      await d.terminate();
+      await silent.close();
+      await nats.stop();
+      rmSync(dir, { recursive: true, force: true });
+      rmSync(d.stateDir, { recursive: true, force: true });
     }
   });
 });

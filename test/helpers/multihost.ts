@@ -275,8 +275,26 @@ async function hostDown(host: Host, procs: Procs): Promise<void> {
   const ids = await host.docker(['ps', '-aq'], { timeoutMs: 20_000 });
   const list = ids.stdout.split('\n').filter(Boolean);
   if (list.length > 0) await host.docker(['rm', '-f', ...list], { timeoutMs: 60_000 });
-  await Promise.all([stopProc(procs.ledgernet, 10_000), stopProc(procs.dockerd, 30_000), stopProc(procs.nats)]);
+  await Promise.all([stopProc(procs.ledgernet, 10_000).then(() => killWorker(host.stateDir)), stopProc(procs.dockerd, 30_000), stopProc(procs.nats)]);
   await stopProc(procs.holder);
+}
+
+/**
+ * The host's ledgernet worker, if it outlived its supervisor (a supervisor SIGKILLed by stopProc,
+ * or a worker that does not stop): SIGKILLed, and waited for. It would hold the state lock.
+ */
+async function killWorker(stateDir: string): Promise<void> {
+  const read = (f: string) => {
+    try {
+      return readFileSync(f, 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  const pid = Number(read(join(stateDir, 'worker.pid')).trim());
+  if (!(pid > 1) || !read(`/proc/${pid}/cmdline`).includes(CLI_PATH)) return;
+  process.kill(pid, 'SIGKILL');
+  await waitFor(() => !existsSync(`/proc/${pid}`), { timeoutMs: 10_000, intervalMs: 20, what: `ledgernet worker ${pid} to die` });
 }
 
 async function removeCgroups(prefix: string): Promise<void> {

@@ -57,6 +57,8 @@ export interface NatsServerOptions {
   readonly pass?: string;
   /** Only clients with this token get in (`--auth`). */
   readonly token?: string;
+  /** Default true; false: a server without JetStream (`-js` left out). */
+  readonly jetstream?: boolean;
 }
 
 /** Makes a server on a free port; started unless `started: false`. */
@@ -76,7 +78,7 @@ export async function createNatsServer(opts: NatsServerOptions = {}): Promise<Na
     logs: () => log,
     async start() {
       if (proc) return;
-      const p = spawn('nats-server', ['-js', '-sd', storeDir, '-a', '127.0.0.1', '-p', String(port), ...auth], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const p = spawn('nats-server', [...(opts.jetstream ?? true ? ['-js'] : []), '-sd', storeDir, '-a', '127.0.0.1', '-p', String(port), ...auth], { stdio: ['ignore', 'pipe', 'pipe'] });
       proc = p;
       alive.add(p);
       const append = (c: Buffer) => {

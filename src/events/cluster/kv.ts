@@ -261,10 +261,35 @@ export class ClusterKv {
 }
 
 /**
- * The cluster port that connects on first use and again after a failure, so serve starts and
- * local Docker calls go on without NATS; only joining a network or claiming a block waits for it.
+ * How long joining a cluster network or claiming an address block waits for NATS, connecting and
+ * binding the bucket included: well inside the 25 s the supervisor gives a Docker call, so a
+ * JetStream that does not answer (no quorum, a cluster still forming) is a clear refusal of that
+ * call, not the supervisor's "did not answer".
  */
-export function lazyCluster(open: () => Promise<ClusterKv>): ClusterPort & { kv(): Promise<ClusterKv> } {
+export const CLUSTER_ANSWER_MS = 12_000;
+
+/**
+ * `p`, or once `ms` have passed an LN_ERR_CLUSTER_UNAVAILABLE naming `what` and the wait; `p` goes
+ * on, and `late` is called with it then (to undo what it does if it still succeeds).
+ */
+async function answerWithin<T>(p: Promise<T>, ms: number, what: string, late: (p: Promise<T>) => void = () => undefined): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = Symbol('timed out');
+  const out = await Promise.race([p, new Promise<typeof timedOut>((r) => (timer = setTimeout(r, ms, timedOut)))]).finally(() => clearTimeout(timer));
+  if (out !== timedOut) return out as T;
+  p.catch(() => undefined);
+  late(p);
+  throw new DriverError('LN_ERR_CLUSTER_UNAVAILABLE', `${what}: the cluster's KV bucket (NATS JetStream, ${CLUSTER_BUCKET}) did not answer within ${ms / 1000} s; nothing was recorded: try again once NATS answers (ledgernet status shows the cluster)`);
+}
+
+/**
+ * The cluster port that connects on first use and again after a failure, so serve starts and
+ * local Docker calls go on without NATS; only joining a network or claiming a block waits for it,
+ * each for at most `answerMs` (CLUSTER_ANSWER_MS). A join given up on that succeeds afterwards is
+ * settled as refused, and `abandoned` hears of it (the heartbeat then removes its member key).
+ */
+export function lazyCluster(open: () => Promise<ClusterKv>, o: { answerMs?: number; abandoned?: (name: string) => void } = {}): ClusterPort & { kv(): Promise<ClusterKv> } {
+  const answerMs = o.answerMs ?? CLUSTER_ANSWER_MS;
   let opening: Promise<ClusterKv> | null = null;
   const get = () => {
     opening ??= open().catch((e: unknown) => {
@@ -275,8 +300,19 @@ export function lazyCluster(open: () => Promise<ClusterKv>): ClusterPort & { kv(
     return opening;
   };
   return {
-    joinNetwork: async (req) => (await get()).joinNetwork(req),
-    claimBlock: async (net, owned) => (await get()).claimBlock(net, owned),
+    joinNetwork: (req) =>
+      answerWithin((async () => (await get()).joinNetwork(req))(), answerMs, `joining cluster network ${req.name}`, (p) => {
+        // It may still join (its member key written): then it is settled as refused here.
+        void p.then(
+          (net) => {
+            void get().then((kv) => kv.settle(req.name), () => undefined);
+            o.abandoned?.(net.name);
+          },
+          () => undefined,
+        );
+      }),
+    // A block claimed after the wait stays this host's in the bucket: the next claim takes it (networks.ts claimBlock).
+    claimBlock: (net, owned) => answerWithin((async () => (await get()).claimBlock(net, owned))(), answerMs, `claiming an address block of cluster network ${net.name}`),
     settle: (name) => {
       void opening?.then((kv) => kv.settle(name), () => undefined);
     },
