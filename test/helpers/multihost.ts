@@ -307,10 +307,21 @@ async function removeCgroups(prefix: string): Promise<void> {
   }
 }
 
+/** The hosts `ledgernet status --json` on `h` reads from the cluster's bucket, space-separated ('' when it cannot). */
+async function clusterHosts(h: Host): Promise<string> {
+  const r = await h.exec(process.execPath, [CLI_PATH, 'status', '--json', '--state-dir', h.stateDir], { timeoutMs: 10_000 });
+  try {
+    const { cluster } = JSON.parse(r.stdout) as { cluster?: { hosts?: { host: string }[] | null } };
+    return (cluster?.hosts ?? []).map((x) => x.host).join(' ');
+  } catch {
+    return '';
+  }
+}
+
 /**
  * Brings the bed up: underlay, then per host holder + dockerd (with the test image loaded from the
  * host's own dockerd) + nats-server, waits for the JetStream meta leader, then starts ledgernet on
- * every host if asked. On failure everything made so far is torn down before the error is thrown.
+ * every host if asked and waits until each reads every host's record from the cluster's bucket. On failure everything made so far is torn down before the error is thrown.
  */
 export async function createTestbed(opts: TestbedOptions = {}): Promise<Testbed> {
   const count = opts.hosts ?? 3;
@@ -330,7 +341,13 @@ export async function createTestbed(opts: TestbedOptions = {}): Promise<Testbed>
     const image = await busyboxImage(dir);
     await Promise.all(hosts.map((h, i) => hostUp(prefix, h, procs[i]!, count, image)));
     for (const h of hosts) await waitFor(() => jetstreamReady(h), { timeoutMs: 30_000, intervalMs: 100, what: `h${h.n}'s JetStream to know its meta leader` });
-    if (opts.ledgernet) await Promise.all(hosts.map((h) => h.startLedgernet(opts.ledgernet)));
+    if (opts.ledgernet) {
+      await Promise.all(hosts.map((h) => h.startLedgernet(opts.ledgernet)));
+      // The cluster formed: every host joined the bucket and reads every host's record through it
+      // (a bucket just created by three hosts at once may not answer for a while on a busy machine).
+      const names = hosts.map((h) => h.name).join(' ');
+      for (const h of hosts) await waitFor(async () => (await clusterHosts(h)) === names, { timeoutMs: 60_000, intervalMs: 250, what: `h${h.n}'s ledgernet to read ${names} in the cluster's bucket` });
+    }
   } catch (e) {
     await down();
     throw e;
