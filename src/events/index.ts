@@ -23,7 +23,7 @@ export { readCursor, writeCursor, CURSOR_FILE, type Cursor } from './audit/curso
 export { releaseCommand } from './domain/release.ts';
 export { namesFrom } from './domain/names.ts';
 export { poolUsage, type PoolUsage } from './domain/pool-usage.ts';
-export { ClusterKv, lazyCluster, type ClusterHost, type ForgetOptions, type Forgetting, type ForgottenHost } from './cluster/kv.ts';
+export { answerWithin, ClusterKv, lazyCluster, type ClusterHost, type ForgetOptions, type Forgetting, type ForgottenHost } from './cluster/kv.ts';
 export { ownKeysOf, syncCluster } from './cluster/sync.ts';
 export { startHeartbeat, type Heartbeat, type HeartbeatStats } from './cluster/heartbeat.ts';
 export type { ClusterPort } from './domain/cluster.ts';

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { resolveNats, type NatsConfig } from '../config.ts';
 import { isDriverError } from '../errors.ts';
 import { VXLAN_OVERHEAD } from '../events/domain/cluster.ts';
-import { ClusterKv, lazyCluster, ownKeysOf, startHeartbeat, syncCluster, type ClusterHost, type ClusterPort, type ForgetOptions, type Forgetting, type ForgottenHost, type Heartbeat, type HeartbeatStats, type State } from '../events/index.ts';
+import { answerWithin, ClusterKv, lazyCluster, ownKeysOf, startHeartbeat, syncCluster, type ClusterHost, type ClusterPort, type ForgetOptions, type Forgetting, type ForgottenHost, type Heartbeat, type HeartbeatStats, type State } from '../events/index.ts';
 import { routeSource, underlayMtu, type VxlanChange } from '../kernel/index.ts';
 import { planClusterObjects } from '../reconciler/index.ts';
 
@@ -118,17 +118,12 @@ export function startCluster(o: {
     },
   };
   const view = async (): Promise<ClusterView> => {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer from the KV bucket within ${STATUS_TIMEOUT_MS / 1000} s`)), STATUS_TIMEOUT_MS);
-    });
     try {
-      const [hosts, forgotten] = await Promise.race([port.kv().then((kv) => Promise.all([kv.hosts(), kv.forgotten()])), late]);
+      const late = () => new Error(`no answer from the KV bucket within ${STATUS_TIMEOUT_MS / 1000} s`);
+      const [hosts, forgotten] = await answerWithin(port.kv().then((kv) => Promise.all([kv.hosts(), kv.forgotten()])), STATUS_TIMEOUT_MS, late);
       return { host: o.host, vtep: resolved, hosts, error: null, conflicts: beat?.stats().conflicts ?? [], forgotten };
     } catch (e) {
       return { host: o.host, vtep: resolved, hosts: null, error: e instanceof Error ? e.message : String(e), conflicts: beat?.stats().conflicts ?? [], forgotten: [] };
-    } finally {
-      clearTimeout(timer);
     }
   };
   let stopped = false;

@@ -269,18 +269,22 @@ export class ClusterKv {
 export const CLUSTER_ANSWER_MS = 12_000;
 
 /**
- * `p`, or once `ms` have passed an LN_ERR_CLUSTER_UNAVAILABLE naming `what` and the wait; `p` goes
- * on, and `late` is called with it then (to undo what it does if it still succeeds).
+ * `p`, or once `ms` have passed the error `timedOut` makes; `p` goes on, and `late` is called
+ * with it then (to undo what it does if it still succeeds).
  */
-async function answerWithin<T>(p: Promise<T>, ms: number, what: string, late: (p: Promise<T>) => void = () => undefined): Promise<T> {
+export async function answerWithin<T>(p: Promise<T>, ms: number, timedOut: () => Error, late: (p: Promise<T>) => void = () => undefined): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const timedOut = Symbol('timed out');
-  const out = await Promise.race([p, new Promise<typeof timedOut>((r) => (timer = setTimeout(r, ms, timedOut)))]).finally(() => clearTimeout(timer));
-  if (out !== timedOut) return out as T;
+  const expired = Symbol('expired');
+  const out = await Promise.race([p, new Promise<typeof expired>((r) => (timer = setTimeout(r, ms, expired)))]).finally(() => clearTimeout(timer));
+  if (out !== expired) return out as T;
   p.catch(() => undefined);
   late(p);
-  throw new DriverError('LN_ERR_CLUSTER_UNAVAILABLE', `${what}: the cluster's KV bucket (NATS JetStream, ${CLUSTER_BUCKET}) did not answer within ${ms / 1000} s; nothing was recorded: try again once NATS answers (ledgernet status shows the cluster)`);
+  throw timedOut();
 }
+
+/** A cluster call the bucket did not answer within `ms`: retryable, nothing recorded. */
+const unanswered = (what: string, ms: number) =>
+  new DriverError('LN_ERR_CLUSTER_UNAVAILABLE', `${what}: the cluster's KV bucket (NATS JetStream, ${CLUSTER_BUCKET}) did not answer within ${ms / 1000} s; nothing was recorded: try again once NATS answers (ledgernet status shows the cluster)`);
 
 /**
  * The cluster port that connects on first use and again after a failure, so serve starts and
@@ -301,7 +305,7 @@ export function lazyCluster(open: () => Promise<ClusterKv>, o: { answerMs?: numb
   };
   return {
     joinNetwork: (req) =>
-      answerWithin((async () => (await get()).joinNetwork(req))(), answerMs, `joining cluster network ${req.name}`, (p) => {
+      answerWithin((async () => (await get()).joinNetwork(req))(), answerMs, () => unanswered(`joining cluster network ${req.name}`, answerMs), (p) => {
         // It may still join (its member key written): then it is settled as refused here.
         void p.then(
           (net) => {
@@ -312,7 +316,7 @@ export function lazyCluster(open: () => Promise<ClusterKv>, o: { answerMs?: numb
         );
       }),
     // A block claimed after the wait stays this host's in the bucket: the next claim takes it (networks.ts claimBlock).
-    claimBlock: (net, owned) => answerWithin((async () => (await get()).claimBlock(net, owned))(), answerMs, `claiming an address block of cluster network ${net.name}`),
+    claimBlock: (net, owned) => answerWithin((async () => (await get()).claimBlock(net, owned))(), answerMs, () => unanswered(`claiming an address block of cluster network ${net.name}`, answerMs)),
     settle: (name) => {
       void opening?.then((kv) => kv.settle(name), () => undefined);
     },
