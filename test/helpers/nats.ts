@@ -1,8 +1,10 @@
 // A real nats-server (Debian's) for tests: JetStream on, a free port on 127.0.0.1, a temp store.
 // kill() stops it and keeps the store, start() brings it back on the same port and store,
 // stop() kills it and removes the store. Every server started here is killed when the process exits.
-// With `user` and `pass` (or `token`) it admits only clients that present them.
+// With `user` and `pass` (or `token`) it admits only clients that present them. createNatsCluster:
+// several routed into one JetStream cluster.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -113,4 +115,53 @@ export async function createNatsServer(opts: NatsServerOptions = {}): Promise<Na
   };
   if (opts.started ?? true) await server.start();
   return server;
+}
+
+export interface NatsCluster {
+  /** The client URLs of its servers, one per server. */
+  readonly urls: readonly string[];
+  /** Kills every server and removes their stores. */
+  stop(): Promise<void>;
+}
+
+/**
+ * `size` nats-servers with JetStream routed into one cluster on 127.0.0.1 (free ports, temp
+ * stores); resolves once the first server's monitor names a JetStream meta leader.
+ */
+export async function createNatsCluster(size = 3): Promise<NatsCluster> {
+  const dir = await mkdtemp(join(tmpdir(), 'ledgernet-natsc-'));
+  const ports: { client: number; route: number; http: number }[] = [];
+  for (let i = 0; i < size; i++) ports.push({ client: await freePort(), route: await freePort(), http: await freePort() });
+  const procs: ChildProcess[] = [];
+  const stop = async () => {
+    const running = procs.filter((p) => p.exitCode === null && p.signalCode === null);
+    await Promise.all(running.map((p) => new Promise((r) => (p.once('exit', r), p.kill('SIGKILL')))));
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    ports.forEach((p, i) => {
+      const routes = ports.filter((_, j) => j !== i).map((q) => `"nats://127.0.0.1:${q.route}"`);
+      const conf = join(dir, `n${i}.conf`);
+      writeFileSync(
+        conf,
+        `server_name: n${i}\nlisten: "127.0.0.1:${p.client}"\nhttp: "127.0.0.1:${p.http}"\njetstream { store_dir: "${join(dir, `s${i}`)}" }\n` +
+          `cluster { name: ledgernet-test, listen: "127.0.0.1:${p.route}", routes: [${routes.join(', ')}] }\n`,
+      );
+      const proc = spawn('nats-server', ['-c', conf], { stdio: 'ignore' });
+      procs.push(proc);
+      alive.add(proc);
+      proc.on('exit', () => alive.delete(proc));
+    });
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const jsz = await fetch(`http://127.0.0.1:${ports[0]!.http}/jsz`).then((r) => r.json() as Promise<{ meta_cluster?: { leader?: string } }>, () => null);
+      if (jsz?.meta_cluster?.leader) break;
+      if (Date.now() > deadline) throw new Error(`the NATS cluster elected no JetStream meta leader within 30 s (stores in ${dir})`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { urls: ports.map((p) => `nats://127.0.0.1:${p.client}`), stop };
 }

@@ -23,6 +23,9 @@ export type { BucketDrift, Forgetting, SyncOutcome } from './networks.ts';
 export type { ForgottenHost } from './host-keys.ts';
 
 const CLUSTER_BUCKET = 'ledgernet-cluster';
+/** Joining the bucket (ClusterKv.open): how long one request of the first try waits, and how long it is tried. */
+const OPEN_REQUEST_MS = 1_000;
+const OPEN_MS = 30_000;
 
 const enc = (v: unknown) => JSON.stringify(v);
 const hostRecord = (host: string, vtep: string) => enc({ host, vtep, at: new Date().toISOString() });
@@ -78,18 +81,25 @@ export class ClusterKv {
   static async open(nc: NatsConnection, o: { host: string; vtep: string; replicas: number; members?: () => readonly string[] }): Promise<ClusterKv> {
     const replicas = Math.max(1, Math.min(3, o.replicas));
     // Loaded here: a daemon without NATS never loads the KV client (~4 MB, bench row 9).
-    const { Kvm } = await import('@nats-io/kv');
-    // A bucket another host has just created may not answer yet (no responders): a few tries.
+    const [{ Kvm }, { jetstream }] = await Promise.all([import('@nats-io/kv'), import('@nats-io/jetstream')]);
     const bind = () => new Kvm(nc).create(CLUSTER_BUCKET, { replicas, history: 1 });
+    // Joining starts with short requests, each try waiting longer (1 s, 2 s, … up to the client's
+    // usual 5 s): a bucket several hosts created at the same moment (a cluster starting) exists
+    // before its stream has a leader (~1 s), and a request sent to it before is never answered;
+    // with 5 s from the start, two of three hosts starting together waited 5 s
+    // (test/integration/cluster-join.test.ts).
+    const end = Date.now() + OPEN_MS;
     for (let attempt = 1; ; attempt++) {
       try {
-        const kv = await bind();
+        const quick = new Kvm(jetstream(nc, { timeout: Math.min(OPEN_REQUEST_MS * attempt, 5_000) }));
+        const kv = await quick.create(CLUSTER_BUCKET, { replicas, history: 1 });
         await admitHost(kv, o.host, o.members ?? (() => []));
         const rev = await kv.put(recordKey(o.host), hostRecord(o.host, o.vtep));
-        return new ClusterKv(kv, bind, o.host, o.vtep, rev);
+        // The daemon's own handle: the client's usual wait per request.
+        return new ClusterKv(await new Kvm(nc).open(CLUSTER_BUCKET), bind, o.host, o.vtep, rev);
       } catch (e) {
-        if (attempt >= 6 || e instanceof DriverError) throw e;
-        await new Promise((r) => setTimeout(r, 250 * attempt));
+        if (Date.now() >= end || e instanceof DriverError) throw e;
+        await new Promise((r) => setTimeout(r, Math.min(100 * attempt, 1_000)));
       }
     }
   }
