@@ -166,7 +166,6 @@ function exitQuietlyOnEpipe(): void {
   }
 }
 
-/** Resolves with the first SIGTERM/SIGINT (or `extra`'s trigger); later signals are only logged. */
 const SUPERVISOR_GONE = 'supervisor gone';
 
 /**
@@ -185,6 +184,7 @@ function exitAfter(ms: number, log: Log): void {
   }, ms).unref();
 }
 
+/** Resolves with the first SIGTERM/SIGINT (or `extra`'s trigger); later signals are only logged. */
 function stopSignal(log: Log, extra?: (stop: () => void) => void): Promise<string> {
   return new Promise((resolve) => {
     let stopping = false;

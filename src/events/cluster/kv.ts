@@ -313,13 +313,16 @@ export function lazyCluster(open: () => Promise<ClusterKv>, o: { answerMs?: numb
     });
     return opening;
   };
+  const settle = (name: string) => {
+    void opening?.then((kv) => kv.settle(name), () => undefined);
+  };
   return {
     joinNetwork: (req) =>
       answerWithin((async () => (await get()).joinNetwork(req))(), answerMs, () => unanswered(`joining cluster network ${req.name}`, answerMs), (p) => {
         // It may still join (its member key written): then it is settled as refused here.
         void p.then(
           (net) => {
-            void get().then((kv) => kv.settle(req.name), () => undefined);
+            settle(req.name);
             o.abandoned?.(net.name);
           },
           () => undefined,
@@ -327,9 +330,7 @@ export function lazyCluster(open: () => Promise<ClusterKv>, o: { answerMs?: numb
       }),
     // A block claimed after the wait stays this host's in the bucket: the next claim takes it (networks.ts claimBlock).
     claimBlock: (net, owned) => answerWithin((async () => (await get()).claimBlock(net, owned))(), answerMs, () => unanswered(`claiming an address block of cluster network ${net.name}`, answerMs)),
-    settle: (name) => {
-      void opening?.then((kv) => kv.settle(name), () => undefined);
-    },
+    settle,
     kv: get,
   };
 }
