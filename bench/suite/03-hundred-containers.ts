@@ -6,7 +6,7 @@ import { atMost, createNetwork, ratio, DRIVERS, measureSubnet, pool, rotate, typ
 import { withSession, type Session } from '../docker/session.ts';
 import { TEST_IMAGE } from '../../test/helpers/docker.ts';
 
-interface Size {
+export interface Size {
   containers: number;
   concurrency: number;
   reps: number;
@@ -18,8 +18,8 @@ async function elapsed(fn: () => Promise<unknown>): Promise<number> {
   return performance.now() - t0;
 }
 
-/** One batch on `network`: start all (concurrency c), then remove all; both phases timed. */
-async function batch(s: Session, network: string, size: Size): Promise<{ start: number; rm: number }> {
+/** One batch on `network`: start all (concurrency c), then remove all; both phases timed (also bench/probes/floor-batch.ts). */
+export async function batch(s: Session, network: string, size: Size): Promise<{ start: number; rm: number }> {
   const names = Array.from({ length: size.containers }, () => s.name('c3'));
   const start = await elapsed(() =>
     pool(names, size.concurrency, (n) => s.docker(['run', '-d', '--name', n, '--network', network, TEST_IMAGE, 'sleep', '3600'])),
