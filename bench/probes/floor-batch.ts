@@ -9,12 +9,10 @@ import { loadavg } from 'node:os';
 import { measure, median, type BenchResult } from '../rows.ts';
 import { createNetwork, measureSubnet, rotate } from '../docker/measure.ts';
 import { withSession } from '../docker/session.ts';
-import { TEST_IMAGE } from '../../test/helpers/docker.ts';
 import { batch, type Size } from '../suite/03-hundred-containers.ts';
-import { FLOOR_DRIVER, startFloorDriver } from './floor-driver.ts';
+import { createFloorNetwork, FLOOR_GATEWAY, startFloorDriver } from './floor-driver.ts';
 
 const size: Size = { containers: Number(process.argv[2] ?? 100), concurrency: 8, reps: Number(process.argv[3] ?? 3) };
-const FLOOR_GATEWAY = '10.242.253.1/24';
 type V = 'none' | 'bridge' | 'ledgernet' | 'floor';
 const VARIANTS: V[] = ['none', 'bridge', 'ledgernet', 'floor'];
 
@@ -27,11 +25,8 @@ try {
       none: 'none',
       bridge: await createNetwork(s, 'bridge', measureSubnet(3)),
       ledgernet: await createNetwork(s, 'ledgernet', measureSubnet(4)),
-      floor: s.name('net-floor'),
+      floor: await createFloorNetwork(s),
     };
-    await s.docker(['network', 'create', '-d', FLOOR_DRIVER, '--subnet', measureSubnet(253), nets.floor]);
-    // The floor network works: a container on it reaches the gateway on the floor driver's bridge.
-    await s.docker(['run', '--rm', '--name', s.name('floor-ping'), '--network', nets.floor, TEST_IMAGE, 'ping', '-c', '1', '-W', '2', FLOOR_GATEWAY.split('/')[0] ?? '']);
     const total: Record<V, number[]> = { none: [], bridge: [], ledgernet: [], floor: [] };
     const start: Record<V, number[]> = { none: [], bridge: [], ledgernet: [], floor: [] };
     for (let i = 0; i < size.reps; i++)

@@ -16,11 +16,9 @@ import { measure, median, type BenchResult, type Measurement } from '../rows.ts'
 import { createNetwork, measureSubnet, rotate } from '../docker/measure.ts';
 import { withSession, type Session } from '../docker/session.ts';
 import { TEST_IMAGE } from '../../test/helpers/docker.ts';
-import { FLOOR_DRIVER, startFloorDriver, type FloorCall, type FloorDriver } from './floor-driver.ts';
+import { createFloorNetwork, FLOOR_GATEWAY, startFloorDriver, type FloorCall, type FloorDriver } from './floor-driver.ts';
 
 const ROUNDS = Number(process.argv[2] ?? 30);
-const FLOOR_SUBNET = measureSubnet(253);
-const FLOOR_GATEWAY = '10.242.253.1/24';
 type V = 'none' | 'bridge' | 'ledgernet' | 'floor';
 const VARIANTS: V[] = ['none', 'bridge', 'ledgernet', 'floor'];
 
@@ -96,11 +94,8 @@ try {
       none: 'none',
       bridge: await createNetwork(s, 'bridge', measureSubnet(1)),
       ledgernet: await createNetwork(s, 'ledgernet', measureSubnet(2)),
-      floor: s.name('net-floor'),
+      floor: await createFloorNetwork(s),
     };
-    await s.docker(['network', 'create', '-d', FLOOR_DRIVER, '--subnet', FLOOR_SUBNET, nets.floor]);
-    // The floor network works: the container reaches the gateway on the floor driver's bridge.
-    await s.docker(['run', '--rm', '--name', s.name('floor-ping'), '--network', nets.floor, TEST_IMAGE, 'ping', '-c', '1', '-W', '2', FLOOR_GATEWAY.split('/')[0] ?? '']);
     const out: Record<V, Run[]> = { none: [], bridge: [], ledgernet: [], floor: [] };
     for (const v of VARIANTS) await runOnce(s, nets[v], v, floor);
     for (let i = 0; i < ROUNDS; i++) for (const v of rotate(VARIANTS, i)) out[v].push(await runOnce(s, nets[v], v, floor));

@@ -10,8 +10,13 @@ import { execFileSync } from 'node:child_process';
 import { unlinkSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { performance } from 'node:perf_hooks';
+import { measureSubnet } from '../docker/measure.ts';
+import type { Session } from '../docker/session.ts';
+import { TEST_IMAGE } from '../../test/helpers/docker.ts';
 
 export const FLOOR_DRIVER = 'lnfloor';
+/** The floor network's gateway: startFloorDriver puts it on its bridge, createFloorNetwork gives Docker its subnet. */
+export const FLOOR_GATEWAY = '10.242.253.1/24';
 const SOCK = `/run/docker/plugins/${FLOOR_DRIVER}.sock`;
 const BRIDGE = 'lnfloor0';
 const host = (k: number) => `lnfh${k}`;
@@ -128,4 +133,12 @@ export async function startFloorDriver(gatewayCidr: string, poolSize: number): P
       leftovers();
     },
   };
+}
+
+/** Creates the Docker network of the floor driver (its gateway FLOOR_GATEWAY) and shows it works: a container on it reaches the gateway. */
+export async function createFloorNetwork(s: Session): Promise<string> {
+  const name = s.name('net-floor');
+  await s.docker(['network', 'create', '-d', FLOOR_DRIVER, '--subnet', measureSubnet(253), name]);
+  await s.docker(['run', '--rm', '--name', s.name('floor-ping'), '--network', name, TEST_IMAGE, 'ping', '-c', '1', '-W', '2', FLOOR_GATEWAY.split('/')[0] ?? '']);
+  return name;
 }
