@@ -82,3 +82,49 @@ export async function anyLive(kv: KV, keys: readonly { key: string }[]): Promise
   for (const { key } of keys) if ((await kv.get(key))?.operation === 'PUT') return true;
   return false;
 }
+
+/** How long a key listing may go without a new key before it is dropped and made again (listKeys). */
+const LIST_STALL_MS = 1_000;
+/** Listings dropped for stalling before the last one is let run to its end. */
+const LIST_ATTEMPTS = 4;
+
+/**
+ * Every key of `kv` matching `filter`. `kv.keys()` lists through an ordered consumer that ends at
+ * the message with nothing pending after it, or at the consumer's idle heartbeat; when a key
+ * changes while it is listed, that message may never come and the listing waits for the heartbeat,
+ * 30 s (seen with two hosts creating one cluster network: 3 joins in 15 took 30 s). A listing that
+ * goes LIST_STALL_MS without a key is therefore dropped and made again (the next one starts from
+ * the bucket as it is then); the last of LIST_ATTEMPTS runs to its end.
+ */
+export async function listKeys(kv: KV, filter: string): Promise<string[]> {
+  for (let attempt = 1; ; attempt++) {
+    const iter = await kv.keys(filter);
+    const out: string[] = [];
+    if (attempt >= LIST_ATTEMPTS) {
+      for await (const k of iter) out.push(k);
+      return out;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    let stalled: () => void = () => undefined;
+    const stall = new Promise<false>((resolve) => (stalled = () => resolve(false)));
+    const arm = () => {
+      clearTimeout(timer);
+      timer = setTimeout(stalled, LIST_STALL_MS);
+    };
+    arm();
+    const whole = (async () => {
+      for await (const k of iter) {
+        out.push(k);
+        arm();
+      }
+      return true as const;
+    })();
+    try {
+      if (await Promise.race([whole, stall])) return out;
+    } finally {
+      clearTimeout(timer);
+    }
+    iter.stop();
+    await whole.catch(() => undefined);
+  }
+}

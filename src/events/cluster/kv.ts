@@ -15,7 +15,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { DriverError } from '../../errors.ts';
 import type { PeerChange } from '../domain/peers.ts';
 import type { ClusterNetwork, ClusterPort, JoinRequest } from '../domain/cluster.ts';
-import { isWrongRevision } from './cas.ts';
+import { isWrongRevision, listKeys } from './cas.ts';
 import { admitHost, endpointKey, endpointValue, memberValue, forgottenHosts, hostOfKey, KeyMirror, memberKey, reapHost, recordForgotten, recordKey, syncOwnKeys, unforget, type ForgottenHost, type OwnKeys } from './host-keys.ts';
 import { claimBlock, driftOf, enter, forgetNetworks, syncNetworks, type Bucket, type BucketDrift, type Forgetting, type SyncOutcome } from './networks.ts';
 
@@ -260,7 +260,7 @@ export class ClusterKv {
   /** Every host record of the bucket (`hosts.<host>`): its VTEP and when it last wrote it. */
   async hosts(): Promise<ClusterHost[]> {
     const out: ClusterHost[] = [];
-    for await (const k of await this.b.kv.keys('hosts.*')) {
+    for (const k of await listKeys(this.b.kv, 'hosts.*')) {
       const e = await this.b.kv.get(k);
       if (e?.operation !== 'PUT') continue;
       const h = hostOf(hostOfKey(k.slice('hosts.'.length)), e.string());

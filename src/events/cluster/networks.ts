@@ -6,7 +6,7 @@
 import type { KV } from '@nats-io/kv';
 import { DriverError } from '../../errors.ts';
 import { blockAt, blockCount, blockIndex, blockLenFor, firstVni, nextVni, type ClusterNetwork, type JoinRequest } from '../domain/cluster.ts';
-import { anyLive, CREATE_ATTEMPTS, deleteAt, isWrongRevision, ownerOf, pause, rewrite, tryCreate } from './cas.ts';
+import { anyLive, CREATE_ATTEMPTS, deleteAt, isWrongRevision, listKeys, ownerOf, pause, rewrite, tryCreate } from './cas.ts';
 import { memberKey, ownValues, sameValue, type KeyMirror, type OwnKeys, type OwnNetwork } from './host-keys.ts';
 
 /** The bucket as its ClusterKv holds it now: `kv` changes when the bucket is made again, `mirror` with each new watch. */
@@ -123,11 +123,11 @@ async function createNetwork(b: Bucket, req: JoinRequest): Promise<ClusterNetwor
  */
 async function takenSubnets(kv: KV): Promise<string[]> {
   const out: string[] = [];
-  for await (const k of await kv.keys('networks.*')) {
+  for (const k of await listKeys(kv, 'networks.*')) {
     const e = await kv.get(k);
     if (e && e.operation === 'PUT') out.push(e.json<ClusterNetwork>().subnet);
   }
-  for await (const k of await kv.keys('subnets.*')) {
+  for (const k of await listKeys(kv, 'subnets.*')) {
     // IPv4 only (cluster networks are): 10_240_1_0_24 is 10.240.1.0/24.
     const m = /^subnets\.(\d+)_(\d+)_(\d+)_(\d+)_(\d+)$/.exec(k);
     if (m) out.push(`${m[1]}.${m[2]}.${m[3]}.${m[4]}/${m[5]}`);
@@ -150,7 +150,7 @@ async function takeVni(kv: KV, name: string): Promise<number> {
  */
 export async function claimBlock(b: Bucket, net: ClusterNetwork, owned: readonly string[]): Promise<string> {
   const taken = new Set<number>();
-  for await (const k of await b.kv.keys(`blocks.${net.name}.*`)) {
+  for (const k of await listKeys(b.kv, `blocks.${net.name}.*`)) {
     const i = Number(k.split('.').pop());
     taken.add(i);
     // Claimed by this host before a crash, but not in its log: take it back first (written
