@@ -2,12 +2,10 @@
 // servers and the real kernel, and wires the layers together.
 import { readFile, unlink } from 'node:fs/promises';
 import type { NatsConnection, NodeConnectionOptions } from '@nats-io/transport-node';
-import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { DriverError } from './errors.ts';
-import { createPlugin } from './api/index.ts';
+import { createPlugin, type Plugin } from './api/plugin.ts';
 import { serveFrames } from './supervisor/worker-link.ts';
-import { createControlApp } from './operator/control.ts';
 import { controlSocket, credsProblem, DEFAULTS, describeNats, natsConnectError, parseHostTimeout, resolveNats, type NatsConfig, type ServeConfig } from './config.ts';
 import { startAutoArchive } from './operator/log-archive.ts';
 import { acquireHostGuard, acquireLock, isDerivedHostLinkName, isVethName, VETH_PREFIX, openStore, Outbox, type EventStore, type State, type StoredEvent } from './events/index.ts';
@@ -16,7 +14,7 @@ import type { HostView } from './api/ipam.ts';
 import type { FirewallBackend, Kernel, ProxyPort } from './kernel/index.ts';
 import { OutcomeRecorder, Reconciler, isOwnedLink, markLost } from './reconciler/index.ts';
 import type { Metrics } from './operator/metrics.ts';
-import { controlPeerCheck, listenPrivately, peerReader, prepareSocketPath } from './operator/socket.ts';
+import { controlPeerCheck, listenLazily, listenPrivately, peerReader, prepareSocketPath } from './operator/socket.ts';
 import { recordDirectRouting, recordFirewall, resolveFirewall, switchableFirewall } from './operator/firewall-choice.ts';
 import { followDockerFirewall, startDockerSync } from './operator/docker-background.ts';
 import { DockerApi, type DockerNetwork } from './operator/docker-api.ts';
@@ -160,13 +158,18 @@ function networksOf(api: DockerApi): { list(): Promise<readonly DockerNetwork[]>
 }
 
 /** Serves `app` on a fresh socket at `path`; the cleanup closes it and removes the socket. */
-async function listenOn(app: FastifyInstance, path: string, mode: Parameters<typeof listenPrivately>[2]): Promise<Cleanup> {
+async function listenOn(app: Awaited<ReturnType<typeof pluginHttpOf>>, path: string, mode: Parameters<typeof listenPrivately>[2]): Promise<Cleanup> {
   await prepareSocketPath(path);
   await listenPrivately(app, path, mode);
   return async () => {
     await app.close();
     await unlink(path).catch(() => undefined);
   };
+}
+
+/** The plugin over HTTP (--in-process only: under the supervisor the worker never loads fastify). */
+async function pluginHttpOf(plugin: Plugin) {
+  return (await import('./api/plugin-http.ts')).pluginHttp(plugin);
 }
 
 interface Parts {
@@ -207,11 +210,12 @@ async function listen(cfg: ServeConfig, p: Parts, log: Logger, add: (c: Cleanup)
       await unlink(path).catch(() => undefined);
     });
   } else {
-    add(await listenOn(plugin.app, cfg.socket, 0o660));
+    add(await listenOn(await pluginHttpOf(plugin), cfg.socket, 0o660));
   }
   const ctlPath = controlSocket(cfg.stateDir);
   const peer = peerReader(); // one SO_PEERCRED read per connection, for the check and the record
-  const control = createControlApp({
+  // Built, and fastify loaded, at the first operator command (memory: bench row 9).
+  const control = async () => (await import('./operator/control.ts')).createControlApp({
     store: p.store,
     reconciler: p.reconciler,
     info: { pid: process.pid, host: cfg.host, socket: cfg.socket, socketFrom: pluginSocketFrom(), stateDir: cfg.stateDir, startedAt: new Date().toISOString() },
@@ -223,7 +227,7 @@ async function listen(cfg: ServeConfig, p: Parts, log: Logger, add: (c: Cleanup)
     authorize: controlPeerCheck(ctlPath, peer),
     peer,
   });
-  add(await listenOn(control, ctlPath, 0o600));
+  add(await listenLazily(ctlPath, 0o600, control, (e: unknown) => log.error({ err: e }, 'the control socket could not serve: its app failed to load')));
 }
 
 async function startMetrics(cfg: ServeConfig, store: EventStore, metrics: Metrics | null, log: Logger): Promise<Cleanup | null> {

@@ -1,2 +1,2 @@
-export { createPlugin, createPluginApp, type ApiDeps } from './plugin.ts';
+export { createPlugin, type ApiDeps, type Plugin } from './plugin.ts';
 export type { CallReply, PluginCall } from './failure.ts';

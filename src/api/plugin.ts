@@ -1,8 +1,10 @@
-// The libnetwork remote-driver protocol (protocol.md §3) on fastify. Handlers are thin: parse
-// the body into a command, append it, wait for the reconciler where Docker needs the kernel
-// ready, and answer. One error handler turns every failure into `{"Err": "..."}`.
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { cutOffRetryErr, DriverError, isDriverError } from '../errors.ts';
+// The libnetwork remote-driver protocol (protocol.md §3). Handlers are thin: parse the body into
+// a command, append it, wait for the reconciler where Docker needs the kernel ready, and answer.
+// `call` turns every failure into `{"Err": "..."}`. It is what the supervisor's framed link
+// reaches; plugin-http.ts serves the same calls over HTTP with fastify (--in-process, tests),
+// loaded only there: a worker does not carry fastify (~14 MB of RSS; bench row 9).
+import type { FastifyBaseLogger } from 'fastify';
+import { cutOffRetryErr, DriverError } from '../errors.ts';
 import { failure, requestError, type PluginCall } from './failure.ts';
 import { byDocker, byLedgernet } from '../events/domain/cause.ts';
 import type { ClusterPort } from '../events/domain/cluster.ts';
@@ -71,7 +73,7 @@ export interface ApiDeps extends IntentDeps {
 type Handler = (body: Json, method: string) => Promise<unknown>;
 
 /** The largest request body accepted (fastify's default; Docker's biggest calls are a few KiB). */
-const BODY_LIMIT = 1024 * 1024;
+export const BODY_LIMIT = 1024 * 1024;
 
 /**
  * Per-app state: endpoints whose veth a pass in this process has confirmed (Join need not wait),
@@ -81,12 +83,17 @@ const BODY_LIMIT = 1024 * 1024;
  */
 type Ctx = ApiDeps & { readonly ready: Set<string>; readonly addressing: Map<string, Promise<void>>; readonly adopter: NetworkAdopter | null };
 
-export function createPluginApp(apiDeps: ApiDeps): FastifyInstance {
-  return createPlugin(apiDeps).app;
+/** The plugin: its calls, and the methods Docker may make (served over HTTP by plugin-http.ts). */
+export interface Plugin {
+  /** Any call: Docker's, and the supervisor's internal ones (its framed link). */
+  readonly call: PluginCall;
+  /** The methods Docker may call (not the supervisor's internal ones). */
+  readonly methods: readonly string[];
+  readonly log: FastifyBaseLogger;
 }
 
-/** The plugin's routes, served over HTTP by `app` and callable directly through `call`; both share one state. */
-export function createPlugin(apiDeps: ApiDeps): { app: FastifyInstance; call: PluginCall } {
+/** The plugin's routes, callable through `call` (one state for the process). */
+export function createPlugin(apiDeps: ApiDeps): Plugin {
   let adopter: NetworkAdopter | null = null;
   const deps: Ctx = {
     ...apiDeps,
@@ -105,20 +112,6 @@ export function createPlugin(apiDeps: ApiDeps): { app: FastifyInstance; call: Pl
   resumeAddressing(deps);
   void adopter?.kick();
   const apiLog = deps.log.child({ component: 'api' }) as FastifyBaseLogger;
-  const app = Fastify({
-    bodyLimit: BODY_LIMIT,
-    loggerInstance: apiLog,
-    logController: new LogController({ disableRequestLogging: true }),
-  }) as unknown as FastifyInstance;
-  // Docker sends no Content-Type; take every body as text and parse it per route.
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => done(null, body));
-  // Engines before v29.4.1 never close idle plugin connections; a server-side close can race with
-  // reuse and cause Docker's empty-body retry (moby#39331). Closing after every reply avoids it.
-  app.addHook('onSend', async (_req, reply) => {
-    reply.header('connection', 'close');
-  });
-
   const ipam: IpamDeps = { store: deps.store, host: deps.host ?? EMPTY_HOST, defaultPools: deps.defaultPools ?? DEFAULT_POOLS, cluster: deps.cluster };
   const routes: Record<string, { needsBody: boolean; handler: Handler }> = {
     'Plugin.Activate': { needsBody: false, handler: async () => ({ Implements: ['NetworkDriver', 'IpamDriver'] }) },
@@ -157,29 +150,6 @@ export function createPlugin(apiDeps: ApiDeps): { app: FastifyInstance; call: Pl
     'NetworkDriver.FreeNetwork': { needsBody: false, handler: async () => ({}) },
   };
 
-  for (const [method, route] of Object.entries(routes)) {
-    app.post(`/${method}`, async (req: FastifyRequest, reply: FastifyReply) => {
-      const t0 = performance.now();
-      let ok = false;
-      try {
-        const raw = typeof req.body === 'string' ? req.body : '';
-        const body = parseBody(method, raw, route.needsBody);
-        const res = await route.handler(body, method);
-        ok = true;
-        return reply.code(200).send(res ?? {});
-      } finally {
-        deps.onCall?.(method, performance.now() - t0, ok);
-      }
-    });
-  }
-
-  app.setNotFoundHandler(async (req, reply) =>
-    reply.code(404).send({ Err: `ledgernet does not implement ${req.method} ${req.url}` }),
-  );
-  app.setErrorHandler(async (err: unknown, req, reply) => {
-    const f = failure(err, req.url, req.log, isDriverError(err) ? null : requestError(err, req.url, req.headers['content-length'], BODY_LIMIT));
-    return reply.code(f.status).send(f.body);
-  });
   // Calls only the supervisor makes (over the worker link, never served on a socket Docker reaches).
   const internal: Record<string, { needsBody: boolean; handler: Handler }> = {
     [EXTERNAL_RETRY]: { needsBody: true, handler: (b) => answerExternalRetry(deps, b) },
@@ -215,7 +185,7 @@ export function createPlugin(apiDeps: ApiDeps): { app: FastifyInstance; call: Pl
       deps.onCall?.(method, performance.now() - t0, ok);
     }
   };
-  return { app, call };
+  return { call, methods: Object.keys(routes), log: apiLog };
 }
 
 async function createNetwork(deps: ApiDeps, body: Json, method: string, adopted = false): Promise<unknown> {

@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
-import { createPluginApp } from '../../src/api/plugin.ts';
+import { createPluginApp } from '../../src/api/plugin-http.ts';
 import { DriverError } from '../../src/errors.ts';
 import { CLUSTER_ANSWER_MS, ClusterKv, lazyCluster } from '../../src/events/cluster/kv.ts';
 import { fold } from '../../src/events/domain/evolve.ts';

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
-import { createPluginApp } from '../../../src/api/plugin.ts';
+import { createPluginApp } from '../../../src/api/plugin-http.ts';
 import { DriverError } from '../../../src/errors.ts';
 import { fold } from '../../../src/events/domain/evolve.ts';
 import { EventLog } from '../../../src/events/log/log.ts';

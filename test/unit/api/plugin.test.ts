@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
-import { createPlugin, createPluginApp } from '../../../src/api/plugin.ts';
+import { createPlugin } from '../../../src/api/plugin.ts';
+import { createPluginApp, pluginHttp } from '../../../src/api/plugin-http.ts';
 import { fold } from '../../../src/events/domain/evolve.ts';
 import { EventLog } from '../../../src/events/log/log.ts';
 import { readLog } from '../../../src/events/log/read.ts';
@@ -744,7 +745,8 @@ describe('plugin API: no Err starts with the method name (Docker adds "NetworkDr
 describe('createPlugin().call (the supervisor\'s framed link): the answers of the HTTP app', () => {
   it('same status and body for success, bad input, an unknown method and a body over the limit', async () => {
     const plugin = createPlugin({ store: h.store, reconciler: h.reconciler, log: pino({ level: 'silent' }), applyTimeoutMs: 5_000 });
-    await plugin.app.ready();
+    const app = pluginHttp(plugin);
+    await app.ready();
     try {
       const cases: [string, string][] = [
         ['NetworkDriver.CreateNetwork', createNetworkBody()],
@@ -757,11 +759,11 @@ describe('createPlugin().call (the supervisor\'s framed link): the answers of th
       ];
       for (const [method, body] of cases) {
         const viaCall = await plugin.call(method, body);
-        const viaHttp = await plugin.app.inject({ method: 'POST', url: `/${method}`, payload: body, headers: { 'content-length': String(Buffer.byteLength(body)) } });
+        const viaHttp = await app.inject({ method: 'POST', url: `/${method}`, payload: body, headers: { 'content-length': String(Buffer.byteLength(body)) } });
         assert.deepEqual([viaCall.status, JSON.parse(viaCall.body)], [viaHttp.statusCode, viaHttp.json()], method);
       }
     } finally {
-      await plugin.app.close();
+      await app.close();
     }
   });
 });
