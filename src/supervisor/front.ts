@@ -33,7 +33,7 @@ export type CallHandler = (call: Call) => Promise<Reply>;
 
 /** A connection that has not sent a whole request within this is closed (node's headersTimeout is 60 s). */
 const REQUEST_TIMEOUT_MS = 60_000;
-/** After the reply, the client has this long to close its end. */
+/** After a refusal of a request not read whole, the client has this long to close its end. */
 const LINGER_MS = 10_000;
 /** On stop, connections still without a whole request get this long. */
 const STOP_GRACE_MS = 2_000;
@@ -66,7 +66,17 @@ function serveConnection(socket: Socket, onCall: CallHandler, onError: (e: unkno
   const reader = new RequestReader(maxBody);
   let done = false;
   socket.on('error', () => socket.destroy());
-  const reply = (text: string) => {
+  // The answer to a whole request is the last thing on the connection (it says `Connection:
+  // close`), and the client has nothing more to send: once the kernel has the reply, the fd is
+  // closed, and the client reads the reply, then its EOF. No shutdown(2), no wait for the client's
+  // own close, no timer: three syscalls and a timer fewer per call (bench row 6).
+  const answer = (text: string) => {
+    socket.write(text, () => socket.destroy());
+  };
+  // A refusal may come before the client has sent all it meant to (a body over the limit): shut
+  // down only the writing side and keep reading (ignored) until the client closes, so it can finish
+  // writing and read the refusal instead of meeting a reset.
+  const refuse = (text: string) => {
     socket.setTimeout(LINGER_MS, () => socket.destroy());
     socket.end(text);
   };
@@ -76,12 +86,12 @@ function serveConnection(socket: Socket, onCall: CallHandler, onError: (e: unkno
     if (r.kind === 'more') return;
     done = true;
     waiting.delete(socket);
-    if (r.kind === 'error') return reply(errText(r.status, `${r.message}; nothing was changed`));
+    if (r.kind === 'error') return refuse(errText(r.status, `${r.message}; nothing was changed`));
     onCall({ request: r.request, acceptedAt, readAtAccept: atAccept }).then(
-      (a) => reply(replyText(a.status, a.body)),
+      (a) => answer(replyText(a.status, a.body)),
       (e: unknown) => {
         onError(e, r.request.target);
-        reply(errText(500, 'internal error in the ledgernet supervisor (LN_ERR_INTERNAL); see the ledgernet log'));
+        answer(errText(500, 'internal error in the ledgernet supervisor (LN_ERR_INTERNAL); see the ledgernet log'));
       },
     );
   };

@@ -137,6 +137,33 @@ describe('front on a real unix socket', () => {
     assert.deepEqual(calls.map((c) => [c.request.body, c.readAtAccept]), [['{"c":3}', false]]);
   });
 
+  /** A client in another process: sends `first` (`@PAD@` in it becomes `pad` x's), reads until EOF, then (after 0.3 s) writes `then`; prints the reply and what that write met. */
+  const pythonAfter = (first: string, then: string, pad = 0) =>
+    new Promise<{ reply: string; laterWrite: string }>((resolve, reject) => {
+      const code = `import socket, sys, time\ns = socket.socket(socket.AF_UNIX)\ns.connect(sys.argv[1])\ns.sendall(sys.argv[2].replace('@PAD@', 'x' * int(sys.argv[4])).encode())\nout = b''\nwhile True:\n    b = s.recv(65536)\n    if not b: break\n    out += b\ntime.sleep(0.3)\ntry:\n    s.sendall(sys.argv[3].encode()); r = 'ok'\nexcept OSError as e:\n    r = type(e).__name__\nsys.stdout.write(r + '\\n' + out.decode())\n`;
+      const p = spawn('python3', ['-c', code, socket, first, then, String(pad)], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      p.stdout.on('data', (b: Buffer) => (out += b.toString()));
+      p.on('error', reject);
+      p.on('close', () => {
+        const nl = out.indexOf('\n');
+        resolve({ laterWrite: out.slice(0, nl), reply: out.slice(nl + 1) });
+      });
+    });
+
+  it('after answering a whole request it closes the connection, not only its writing side', async () => {
+    const r = await pythonAfter(post('{"d":4}'), 'more');
+    assert.match(r.reply, /^HTTP\/1\.1 200 OK[\s\S]*\{"echo":"\{\\"d\\":4\}","verb":"POST"\}$/);
+    assert.equal(r.laterWrite, 'BrokenPipeError', 'nothing is left on the server side to write to');
+  });
+
+  it('a body refused as too large is still read, so the client can send it all and read the refusal', async () => {
+    // Far over MAX, and over the socket's buffers: refused after its headers, long before its end.
+    const size = 4 * 1024 * 1024;
+    const r = await pythonAfter(`POST /NetworkDriver.Join HTTP/1.1\r\nHost: x\r\nContent-Length: ${size}\r\n\r\n@PAD@`, '', size);
+    assert.match(r.reply, /^HTTP\/1\.1 413 [\s\S]*nothing was changed"\}$/);
+  });
+
   it('bad framing and a failing handler get a clear Err, never a hang', async () => {
     const bad = await python(['POST /X HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n']);
     assert.match(bad, /^HTTP\/1\.1 400 Bad Request\r\n[\s\S]*\{"Err":"Content-Length \\"2\\" is not one decimal length; nothing was changed"\}$/);
