@@ -160,8 +160,14 @@ describe('front on a real unix socket', () => {
   it('a body refused as too large is still read, so the client can send it all and read the refusal', async () => {
     // Far over MAX, and over the socket's buffers: refused after its headers, long before its end.
     const size = 4 * 1024 * 1024;
-    const r = await pythonAfter(`POST /NetworkDriver.Join HTTP/1.1\r\nHost: x\r\nContent-Length: ${size}\r\n\r\n@PAD@`, '', size);
+    const big = `POST /NetworkDriver.Join HTTP/1.1\r\nHost: x\r\nContent-Length: ${size}\r\n\r\n@PAD@`;
+    const r = await pythonAfter(big, '', size);
     assert.match(r.reply, /^HTTP\/1\.1 413 [\s\S]*nothing was changed"\}$/);
+    // The same with its headers already there when it is accepted (refused in the accept callback).
+    const waited = pythonAfter(big, '', size);
+    for (const t0 = Date.now(); backlog() < 1 && Date.now() - t0 < 20_000; ) block(20);
+    block(300);
+    assert.match((await waited).reply, /^HTTP\/1\.1 413 [\s\S]*nothing was changed"\}$/);
   });
 
   it('bad framing and a failing handler get a clear Err, never a hang', async () => {
