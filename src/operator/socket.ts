@@ -116,6 +116,7 @@ export async function listenLazily(
     }));
     built.then(
       (a) => {
+        if (socket.destroyed) return; // the client left while the app was being built
         a.server.emit('connection', socket);
         socket.resume();
       },
