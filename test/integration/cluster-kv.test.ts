@@ -63,6 +63,24 @@ describe('cluster KV bucket', () => {
     await assert.rejects(hosts[2]!.joinNetwork({ name: 'red', subnet: blue.subnet, propose: () => 'unused' }), /is cluster network blue's/);
   });
 
+  it('without --subnet, a proposal another network claimed meanwhile is proposed again, never refused', async () => {
+    const blue = await hosts[0]!.joinNetwork({ name: 'blue', subnet: null, propose: () => 'unused' });
+    // A host whose listing did not show blue's subnet yet (it was claimed after the listing)
+    // proposes it: it proposes again, blue's subnet now among those taken.
+    const seen: (readonly string[])[] = [];
+    const late = (taken: readonly string[]) => {
+      seen.push(taken);
+      return seen.length === 1 ? blue.subnet : ['10.242.1.0/24', '10.242.2.0/24'].find((c) => !taken.includes(c)) ?? 'none';
+    };
+    const olive = await hosts[1]!.joinNetwork({ name: 'olive', subnet: null, propose: late });
+    assert.equal(olive.subnet, '10.242.1.0/24');
+    assert.ok(seen[1]?.includes(blue.subnet), 'the second proposal avoids the subnet lost');
+    // One that keeps proposing a held subnet gives up, naming it.
+    let tries = 0;
+    await assert.rejects(hosts[2]!.joinNetwork({ name: 'plum', subnet: null, propose: () => (tries++, blue.subnet) }), /is cluster network blue's; choose another --subnet for plum/);
+    assert.equal(tries, 16);
+  });
+
   it('blocks claimed at once by three hosts are distinct; a block claimed before a crash comes back', async () => {
     const green = await hosts[0]!.joinNetwork({ name: 'green', subnet: '10.241.0.0/16', propose: () => 'unused' });
     const claims = await Promise.all([...hosts, ...hosts].map((h) => h.claimBlock(green, [])));

@@ -100,14 +100,11 @@ export async function enter(b: Bucket, req: JoinRequest, create = true): Promise
  * removes them only at the revisions it saw before that record went.
  */
 async function createNetwork(b: Bucket, req: JoinRequest): Promise<ClusterNetwork | null> {
-  const subnet = req.subnet ?? req.propose(await takenSubnets(b.kv));
+  const subnet = await takeSubnet(b, req);
   const guard = async (key: string) => {
     const owner = await ownerOf(b.kv, key, req.name);
-    if (owner !== req.name) {
-      throw new DriverError('LN_ERR_IPAM_OVERLAP', `subnet ${subnet} is cluster network ${owner}'s; choose another --subnet for ${req.name}`);
-    }
+    if (owner !== req.name) throw overlap(subnet, owner, req.name);
   };
-  await guard(subnetKey(subnet));
   const net: ClusterNetwork = { name: req.name, subnet, vni: await takeVni(b.kv, req.name), blockLen: blockLenFor(subnet), createdBy: b.host };
   if (!(await tryCreate(b.kv, recordOf(req.name), enc({ ...net, hosts: [b.host] })))) return null;
   await guard(subnetKey(subnet));
@@ -115,6 +112,29 @@ async function createNetwork(b: Bucket, req: JoinRequest): Promise<ClusterNetwor
     throw new DriverError('LN_ERR_CLUSTER_UNAVAILABLE', `cluster network ${req.name}: VNI ${net.vni} was taken by another network while it was created; try again`);
   }
   return net;
+}
+
+/** How many subnets a network without --subnet proposes, each lost to another network at once, before it gives up. */
+const SUBNET_PROPOSALS = 16;
+
+const overlap = (subnet: string, owner: string, name: string) =>
+  new DriverError('LN_ERR_IPAM_OVERLAP', `subnet ${subnet} is cluster network ${owner}'s; choose another --subnet for ${name}`);
+
+/**
+ * The subnet for a new record, claimed for `req.name` (its `subnets.*` key). The --subnet asked
+ * for, refused when another network holds it; without one, a proposal avoiding every subnet taken,
+ * proposed again when another host claimed it for another network between the listing and the
+ * claim (hosts creating networks at the same moment propose the same lowest free subnet).
+ */
+async function takeSubnet(b: Bucket, req: JoinRequest): Promise<string> {
+  const lost: string[] = [];
+  for (;;) {
+    const subnet = req.subnet ?? req.propose([...(await takenSubnets(b.kv)), ...lost]);
+    const owner = await ownerOf(b.kv, subnetKey(subnet), req.name);
+    if (owner === req.name) return subnet;
+    if (req.subnet !== null || lost.length + 1 >= SUBNET_PROPOSALS) throw overlap(subnet, owner, req.name);
+    lost.push(subnet);
+  }
 }
 
 /**
