@@ -20,4 +20,19 @@ export default tseslint.config(
       'no-async-promise-executor': 'error',
     },
   },
+  {
+    // A worker never loads fastify (~14 MB of RSS, bench row 9): only the plugin over HTTP and the
+    // control socket's app use it, and main.ts imports those two with import(), when first needed.
+    files: ['src/**/*.ts'],
+    ignores: ['src/api/plugin-http.ts', 'src/operator/control.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          paths: [{ name: 'fastify', allowTypeImports: true, message: 'import fastify for types only here: a worker must not load it (bench row 9)' }],
+          patterns: [{ group: ['**/plugin-http.ts', '**/operator/control.ts', './control.ts'], allowTypeImports: true, message: "load it with import() when first needed (main.ts): it loads fastify, which a worker must not (bench row 9)" }],
+        },
+      ],
+    },
+  },
 );

@@ -4,7 +4,8 @@ import { readFile, unlink } from 'node:fs/promises';
 import type { NatsConnection, NodeConnectionOptions } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { DriverError } from './errors.ts';
-import { createPlugin, type Plugin } from './api/plugin.ts';
+import type { FastifyInstance } from 'fastify';
+import { createPlugin, type Plugin } from './api/index.ts';
 import { serveFrames } from './supervisor/worker-link.ts';
 import { controlSocket, credsProblem, DEFAULTS, describeNats, natsConnectError, parseHostTimeout, resolveNats, type NatsConfig, type ServeConfig } from './config.ts';
 import { startAutoArchive } from './operator/log-archive.ts';
@@ -158,7 +159,7 @@ function networksOf(api: DockerApi): { list(): Promise<readonly DockerNetwork[]>
 }
 
 /** Serves `app` on a fresh socket at `path`; the cleanup closes it and removes the socket. */
-async function listenOn(app: Awaited<ReturnType<typeof pluginHttpOf>>, path: string, mode: Parameters<typeof listenPrivately>[2]): Promise<Cleanup> {
+async function listenOn(app: FastifyInstance, path: string, mode: Parameters<typeof listenPrivately>[2]): Promise<Cleanup> {
   await prepareSocketPath(path);
   await listenPrivately(app, path, mode);
   return async () => {
@@ -168,7 +169,7 @@ async function listenOn(app: Awaited<ReturnType<typeof pluginHttpOf>>, path: str
 }
 
 /** The plugin over HTTP (--in-process only: under the supervisor the worker never loads fastify). */
-async function pluginHttpOf(plugin: Plugin) {
+async function pluginHttpOf(plugin: Plugin): Promise<FastifyInstance> {
   return (await import('./api/plugin-http.ts')).pluginHttp(plugin);
 }
 
