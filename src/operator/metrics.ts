@@ -76,7 +76,7 @@ export class Metrics {
   });
   private readonly fsyncSeconds = new Histogram({
     name: 'ledgernet_log_fsync_duration_seconds',
-    help: 'fdatasync latency of event log group commits',
+    help: 'latency of event log group commits (one O_DSYNC write: on disk when it returns)',
     buckets: [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
     registers: [this.registry],
   });
