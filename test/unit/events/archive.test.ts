@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { link, mkdtemp, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { link, mkdtemp, readdir, readFile, readlink, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -233,5 +234,38 @@ describe('archiving the event log', () => {
     assert.deepEqual((await new LogParts(dir, 100).after(3, 10)).map((e) => e.seq), [4, 5, 6, 7, 8, 9, 10]);
     const part = await readLogPart(dir, LOG_START, 2);
     assert.equal(part.events[0]?.seq, 1);
+  });
+});
+
+/** The open flags (octal, from /proc/self/fdinfo) of this process's descriptors of `path`. */
+async function openFlags(path: string): Promise<number[]> {
+  const out: number[] = [];
+  for (const fd of await readdir('/proc/self/fd')) {
+    const target = await readlink(`/proc/self/fd/${fd}`).catch(() => '');
+    if (target !== path) continue;
+    const info = await readFile(`/proc/self/fdinfo/${fd}`, 'utf8').catch(() => '');
+    const m = /^flags:\s*([0-7]+)/m.exec(info);
+    if (m?.[1]) out.push(parseInt(m[1], 8));
+  }
+  return out;
+}
+
+describe('durable appends', () => {
+  it('the log is written through a descriptor opened O_DSYNC (an answer waits for its batch on disk), also after an archive', async () => {
+    const dir = join(root, 'dsync');
+    const { store } = await openStore(dir, { host: 'h' }, { snapshotEvery: 0 });
+    try {
+      const path = join(dir, LOG_FILE);
+      for (const when of ['after open', 'after an archive']) {
+        await store.execute({ type: 'CreateNetwork', spec: networkSpec(id(when.length), `10.${when.length}.0.0/24`, `10.${when.length}.0.1/24`) }, byLedgernet('test'));
+        const flags = await openFlags(path);
+        assert.equal(flags.length, 1, `${when}: one descriptor of ${LOG_FILE} (${flags.length})`);
+        assert.ok(((flags[0] ?? 0) & constants.O_DSYNC) !== 0, `${when}: ${LOG_FILE} open without O_DSYNC (flags 0${(flags[0] ?? 0).toString(8)})`);
+        assert.ok(((flags[0] ?? 0) & constants.O_APPEND) !== 0, `${when}: ${LOG_FILE} open without O_APPEND`);
+        if (when === 'after open') assert.ok(await store.archive(byLedgernet('test')));
+      }
+    } finally {
+      await store.close();
+    }
   });
 });
