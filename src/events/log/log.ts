@@ -13,15 +13,12 @@ import { EventVersions, type Cause, type NewEvent, type StoredEvent } from '../d
 import { checkCovers, corruptError, keepTorn, LOG_FILE, LOG_START, readAndScan, refuseIfArchived, type ScanBase, type ScanOptions } from './read.ts';
 import { ARCHIVE_DIR, archiveFiles, removeUnfinishedArchive, startOfFile } from './archive.ts';
 
-/**
- * The log is opened for appending with O_DSYNC: each write returns once its bytes (and the file's
- * new size) are on disk, as a write followed by fdatasync would, in one system call.
- */
+/** How the log is opened for writing (O_DSYNC: see the top of this file). */
 const APPEND_DSYNC = constants.O_RDWR | constants.O_CREAT | constants.O_APPEND | constants.O_DSYNC;
 
 export interface AppendResult {
   readonly stored: StoredEvent[];
-  /** Resolves once every stored event is on disk (fdatasync). */
+  /** Resolves once every stored event is on disk (its group commit's O_DSYNC write returned). */
   readonly durable: Promise<void>;
 }
 
