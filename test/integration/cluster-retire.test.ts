@@ -260,9 +260,21 @@ describe("the bucket rebuilt from the hosts' logs", () => {
     const before = await keysOf('sage');
     for (const k of before) await bucket.purge(k);
     assert.deepEqual(await keysOf('sage'), []);
-    await settle();
+    // A host restores what its watch shows missing: wait until it shows the record gone (purged
+    // last but for the VNI and subnet keys, which a restore reads from the bucket itself), and
+    // until h2's shows the record h1 wrote back, which h2 then joins. A fixed sleep was not
+    // always enough under load.
+    const watchSeesRecord = (h: ClusterKv, blocks: string[], present: boolean) =>
+      waitFor(
+        () => {
+          const d = h.drift(() => ownOf(blocks));
+          return d !== null && d.missing.includes('networks.sage') !== present;
+        },
+        { timeoutMs: 5_000, what: `a watch to see the record of sage ${present ? 'back' : 'gone'}` },
+      );
+    await Promise.all([watchSeesRecord(h1, [b1], false), watchSeesRecord(h2, [b2], false)]);
     assert.deepEqual(await h1.syncOwn(() => ownOf([b1])), { retired: [], restored: ['sage'], conflicts: [] });
-    await settle();
+    await watchSeesRecord(h2, [b2], true);
     assert.deepEqual(await h2.syncOwn(() => ownOf([b2])), { retired: [], restored: ['sage'], conflicts: [] });
     assert.deepEqual(await keysOf('sage'), before, 'every key of sage is back');
     assert.deepEqual(await hostsOf('sage'), ['h1', 'h2']);
