@@ -21,6 +21,8 @@ let nc: NatsConnection;
 let bucket: KV;
 const conns: NatsConnection[] = [];
 const watches: { stop(): void }[] = [];
+/** The newest host-record revision each watch has delivered (what `settle` waits on). */
+let seenBy: { rev: number }[] = [];
 let h1: ClusterKv;
 let h2: ClusterKv;
 let h3: ClusterKv;
@@ -34,7 +36,7 @@ before(async () => {
     conns.push(c);
     const kv = await ClusterKv.open(c, { host: h, vtep: `192.0.2.${h.slice(1)}`, replicas: 1 });
     // A host knows the bucket's keys from its watch, live after its first heartbeat.
-    watches.push(await kv.watchPeers(() => undefined));
+    watches.push(await watchSeen(kv));
     await kv.heartbeat();
     hosts.push(kv);
   }
@@ -48,14 +50,33 @@ after(async () => {
   await nats?.stop();
 });
 
+/** A watch of `kv` (what its syncOwn and drift read) whose delivered revisions `settle` can wait on. */
+async function watchSeen(kv: ClusterKv): Promise<{ stop(): void }> {
+  const seen = { rev: 0 };
+  seenBy.push(seen);
+  return kv.watchPeers(
+    () => undefined,
+    (s) => {
+      if (s.record && s.rev !== null) seen.rev = Math.max(seen.rev, s.rev);
+    },
+  );
+}
+
 const NOTHING: OwnKeys = { members: [], endpoints: [] };
 /** A full publish of a host whose log has no cluster network: the networks it retired. */
 const leave = async (kv: ClusterKv) => (await kv.syncOwn(() => NOTHING)).retired;
 const join = (kv: ClusterKv, name: string, subnet: string | null = null): ReturnType<ClusterKv['joinNetwork']> =>
   kv.joinNetwork({ name, subnet, propose: () => '10.242.250.0/24' } satisfies JoinRequest);
 
-/** Lets the watches deliver what was just written (a host leaves what its watch has seen). */
-const settle = () => new Promise((r) => setTimeout(r, 200));
+/**
+ * Lets the watches deliver what was just written (a host leaves what its watch has seen): writes a
+ * marker host record and waits until every watch delivered it; a watch delivers in the bucket's
+ * order, so it has then seen every earlier write too.
+ */
+async function settle(): Promise<void> {
+  const rev = await bucket.put('hosts.settle', '{}');
+  await waitFor(() => seenBy.every((s) => s.rev >= rev), { timeoutMs: 5_000, what: 'every watch to deliver what was written' });
+}
 
 /** The bucket's keys that belong to network `name` (its record, members, blocks) or hold its name (VNI and subnet keys). */
 async function keysOf(name: string): Promise<string[]> {
@@ -360,7 +381,9 @@ describe("the bucket rebuilt from the hosts' logs", () => {
     assert.equal(await h1.heartbeat(), 'expired');
     assert.equal(h1.watching, false, 'what the old watch saw is dropped: no publish from it');
     // The heartbeat loop watches the new bucket at once (an expiry without a watch); here by hand.
-    watches.push(await h1.watchPeers(() => undefined));
+    // The other hosts' watches were of the deleted bucket: settle waits on h1's new one alone.
+    seenBy = [];
+    watches.push(await watchSeen(h1));
     await h1.heartbeat();
     await waitFor(() => h1.watching, { timeoutMs: 5_000, what: "h1's new watch to catch up" });
     const own: OwnKeys = { members: ['moss'], networks: [{ name: 'moss', subnet: moss.subnet, vni: moss.vni, blockLen: moss.blockLen, blocks: [b] }], endpoints: [] };
