@@ -65,7 +65,8 @@ export function describeMetrics(text: string): string {
   const calls = [...histogramTotals(text, 'ledgernet_request_duration_seconds', 'method')]
     .filter(([, t]) => t.count > 0)
     .sort(([, a], [, b]) => b.sum - a.sum)
-    .map(([method, t]) => `${method.replace(/^\w+Driver\./, '')} ${t.count} × ${meanMs(t)}`);
+    // The network driver's calls by their bare names; IPAM's keep `IpamDriver.` (both have GetCapabilities).
+    .map(([method, t]) => `${method.replace(/^NetworkDriver\./, '')} ${t.count} × ${meanMs(t)}`);
   const fsync = histogramTotals(text, 'ledgernet_log_fsync_duration_seconds').get('') ?? { sum: 0, count: 0 };
   const fsyncNote = fsync.count > 0 ? `; ${fsync.count} log fsyncs (one per group commit), ${((fsync.sum / fsync.count) * 1000).toFixed(2)} ms each on average` : '';
   return (

@@ -46,10 +46,12 @@ test("the daemon's metrics become one note: passes and per-call times", async ()
   m.onCall('NetworkDriver.CreateEndpoint', 40, true);
   m.onCall('NetworkDriver.CreateEndpoint', 60, false);
   m.onCall('NetworkDriver.Join', 10, true);
+  m.onCall('NetworkDriver.GetCapabilities', 0.4, true);
+  m.onCall('IpamDriver.GetCapabilities', 0.2, true);
   for (const durationMs of [30, 50]) m.onPass({ trigger: 'intent', planned: [], applied: [], failures: [], lost: [], durationMs, seq: 0 });
   const note = describeMetrics(await m.registry.metrics());
   assert.match(note, /2 reconcile passes, 40 ms each on average \(0\.1 s in all\)/);
-  assert.match(note, /CreateEndpoint 2 × 50 ms, Join 1 × 10 ms\.$/);
+  assert.match(note, /CreateEndpoint 2 × 50 ms, Join 1 × 10 ms, GetCapabilities 1 × 0 ms, IpamDriver\.GetCapabilities 1 × 0 ms\.$/);
   assert.doesNotMatch(note, /fsync/, 'no commit, no fsync figure');
   m.onFlush({ events: 2, bytes: 100, fsyncMs: 1 });
   m.onFlush({ events: 1, bytes: 50, fsyncMs: 2 });
