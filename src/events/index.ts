@@ -7,7 +7,7 @@ export { EventLog } from './log/log.ts';
 export { readLog, scanLog, baseLinesUp, LOG_FILE, LOG_START, type ScanBase, type ScanResult } from './log/read.ts';
 export { readSnapshot, writeSnapshot, SNAPSHOT_FILE, type Snapshot } from './log/snapshot.ts';
 export { EventStore, type EventListener, type StoreOptions } from './log/store.ts';
-export { acquireLock, acquireHostGuard, lockHolder, isAlive } from './log/lock.ts';
+export { acquireLock, acquireHostGuard, hostInstance, lockHolder, isAlive, type HostInstance } from './log/lock.ts';
 export { canonicalJson, eventHash } from './log/hash.ts';
 export * from './domain/naming.ts';
 export { openStore, loadState } from './log/open.ts';

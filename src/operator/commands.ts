@@ -1,11 +1,11 @@
 // The operator subcommands other than `serve`. They read the log themselves (no writer's lock),
 // so they work whether or not the daemon runs.
 import { readdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { callDaemon } from './control-client.ts';
 import { operatorCause, statedBody, type OperatorNote } from './operator-cause.ts';
-import { acquireHostGuard, acquireLock, decide, describeCause, fold, labelled, loadState, LOG_FILE, LOG_START, LogParts, namesFrom, openStore, poolUsage, readLog, readSnapshot, releaseCommand, short, VETH_PREFIX, type Cause, type EventStore, type PoolUsage, type ScanBase, type State, type StoredEvent } from '../events/index.ts';
+import { acquireHostGuard, acquireLock, hostInstance, decide, describeCause, fold, labelled, loadState, LOG_FILE, LOG_START, LogParts, namesFrom, openStore, poolUsage, readLog, readSnapshot, releaseCommand, short, VETH_PREFIX, type Cause, type EventStore, type HostInstance, type PoolUsage, type ScanBase, type State, type StoredEvent } from '../events/index.ts';
 import type { ScanEnd } from '../events/log/framing.ts';
 import { ARCHIVE_DIR, listArchives } from '../events/log/archive.ts';
 import { DriverError } from '../errors.ts';
@@ -33,11 +33,21 @@ const out = (s: string) => process.stdout.write(s);
 export async function requireLog(stateDir: string): Promise<void> {
   const path = join(stateDir, LOG_FILE);
   if (await stat(path).then((s) => s.isFile(), () => false)) return;
+  const running = await hostInstance().catch(() => null);
   throw new DriverError(
     'LN_ERR_CONFIG',
-    `no event log at ${path}: ${stateDir} is not a ledgernet state dir; check --state-dir (env LEDGERNET_STATE_DIR, default ${DEFAULTS.stateDir}). ` +
+    `no event log at ${path}: ${stateDir} is not a ledgernet state dir; check --state-dir (env LEDGERNET_STATE_DIR, default ${DEFAULTS.stateDir})${runningHint(running, stateDir)}. ` +
       'Nothing was done (only ledgernet serve makes a new state dir)',
   );
+}
+
+/** Where the daemon running on this host keeps its log, when that is not `stateDir`: what a mistyped or forgotten --state-dir most likely meant. Pure. */
+export function runningHint(running: HostInstance | null, stateDir: string): string {
+  if (!running?.stateDir || resolve(running.stateDir) === resolve(stateDir)) return '';
+  if (running.elsewhere) {
+    return `; the ledgernet running on this host (in another pid namespace, e.g. the managed plugin) keeps its log in ${running.stateDir} as it sees it: on the host, that is its state mount's source (docker plugin inspect)`;
+  }
+  return `; the ledgernet daemon running on this host (pid ${running.pid}) uses --state-dir ${running.stateDir}`;
 }
 
 /** Colour only on a terminal, and never when NO_COLOR is set (no-color.org). */

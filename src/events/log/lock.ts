@@ -209,6 +209,43 @@ export async function acquireHostGuard(info: LockInfo, dir: string = hostGuardDi
   );
 }
 
+/** The running instance the host guard names, as `hostInstance` finds it. */
+export interface HostInstance {
+  readonly pid: number;
+  readonly stateDir?: string;
+  readonly socket?: string;
+  /** In another pid namespace (the managed plugin): its pid and paths are its own view. */
+  readonly elsewhere: boolean;
+}
+
+/** "MAJOR:MINOR:INODE" as /proc/locks names a file (major and minor in hex), from stat's st_dev (glibc's major() and minor()) and st_ino. */
+export function procLocksId(dev: bigint, ino: bigint): string {
+  const major = ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn);
+  const minor = (dev & 0xffn) | ((dev >> 12n) & ~0xffn);
+  const hex = (n: bigint) => n.toString(16).padStart(2, '0');
+  return `${hex(major)}:${hex(minor)}:${ino}`;
+}
+
+/**
+ * The ledgernet instance that holds the host guard now, or null when none does. Read-only: the
+ * guard is never taken to find out (a daemon starting then would be refused naming this process);
+ * the kernel's list of held locks (/proc/locks) says whether the guard file is locked, and the file
+ * says by whom (a holder killed with -9 leaves its details but no lock).
+ */
+export async function hostInstance(dir: string = hostGuardDir()): Promise<HostInstance | null> {
+  const path = join(dir, HOST_GUARD_FILE);
+  const st = await stat(path, { bigint: true }).catch(() => null);
+  if (!st?.isFile()) return null;
+  const id = procLocksId(st.dev, st.ino);
+  const locks = await readFile('/proc/locks', 'utf8').catch(() => '');
+  // `1: FLOCK  ADVISORY  WRITE <pid> <id> 0 EOF`; a waiter's line (`1: -> FLOCK …`) holds nothing.
+  if (!locks.split('\n').some((l) => l.split(/\s+/)[5] === id)) return null;
+  const h = await readHolder(path);
+  if (!h) return null;
+  const elsewhere = h.pidns !== undefined && h.pidns !== (await ownPidNamespace());
+  return { pid: h.pid, ...(h.stateDir ? { stateDir: h.stateDir } : {}), ...(h.socket ? { socket: h.socket } : {}), elsewhere };
+}
+
 /** The pid the state dir's lock file names (informational), or null when there is none. */
 export async function lockHolder(dir: string): Promise<number | null> {
   return (await readHolder(join(dir, LOCK_FILE)))?.pid ?? null;

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { execa } from 'execa';
-import { acquireHostGuard, acquireLock, HOST_GUARD_FILE, LOCK_FILE } from '../../../src/events/log/lock.ts';
+import { acquireHostGuard, acquireLock, HOST_GUARD_FILE, hostInstance, LOCK_FILE, procLocksId } from '../../../src/events/log/lock.ts';
 import type { DriverError } from '../../../src/errors.ts';
 
 const NOBODY = ['--reuid=65534', '--regid=65534', '--clear-groups'];
@@ -131,5 +131,27 @@ describe('host guard', () => {
     const r = await asNobody(['flock', '--nonblock', '--exclusive', join(dir, HOST_GUARD_FILE), 'true']);
     assert.match(r.stderr, /Permission denied/);
     await acquireHostGuard({}, dir).then((r2) => r2());
+  });
+});
+
+describe('the running instance, read without taking the guard', () => {
+  it('names the holder while it holds the guard; after kill -9 none, though its details stay in the file', async () => {
+    const dir = join(root, 'instance');
+    assert.equal(await hostInstance(dir), null, 'no guard file: none');
+    const { proc: h } = await holder('guard', dir);
+    assert.deepEqual(await hostInstance(dir), { pid: h.pid, stateDir: '/var/lib/holder', socket: '/run/holder.sock', elsewhere: false });
+    h.kill('SIGKILL');
+    await h;
+    assert.match(await readFile(join(dir, HOST_GUARD_FILE), 'utf8'), /"stateDir":"\/var\/lib\/holder"/, 'the details stay');
+    assert.equal(await hostInstance(dir), null, 'nobody holds it: none');
+    // Asking took nothing: an instance starts as if nobody had asked.
+    await acquireHostGuard({ stateDir: '/var/lib/next' }, dir).then((r) => r());
+  });
+
+  it("spells a file as /proc/locks does (glibc's major and minor of st_dev, in hex)", () => {
+    assert.equal(procLocksId(0xfe00n, 1467601n), 'fe:00:1467601');
+    assert.equal(procLocksId(0x19n, 7n), '00:19:7');
+    // major 259, minor 300: minor's high bits sit above major's in st_dev.
+    assert.equal(procLocksId((259n << 8n) | (300n & 0xffn) | ((300n & ~0xffn) << 12n), 1n), '103:12c:1');
   });
 });

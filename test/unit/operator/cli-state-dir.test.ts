@@ -9,6 +9,8 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { acquireHostGuard } from '../../../src/events/log/lock.ts';
+import { runningHint } from '../../../src/operator/commands.ts';
 import { runCli } from '../../helpers/cli.ts';
 
 let empty: string;
@@ -43,4 +45,30 @@ describe('a state dir without events.log is refused', () => {
       });
     }
   }
+});
+
+describe('the state dir of the daemon running on this host is named', () => {
+  it('ledgernet status with another --state-dir: the message names the running one (the host guard says which), read without taking it', async () => {
+    const guard = join(empty, '..', `${empty.split('/').at(-1)}-guard`);
+    const release = await acquireHostGuard({ stateDir: '/var/lib/ln-running', socket: '/run/ln-running.sock' }, guard);
+    try {
+      const r = await runCli(['status', '--state-dir', empty], { isolated: true, env: { LEDGERNET_RUN_DIR: guard } });
+      assert.equal(r.exitCode, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`the ledgernet daemon running on this host \\(pid ${process.pid}\\) uses --state-dir /var/lib/ln-running\\. Nothing was done`));
+      // Its own state dir without a log (a daemon's first moments): no hint pointing at itself.
+      const own = await runCli(['status', '--state-dir', '/var/lib/ln-running'], { isolated: true, env: { LEDGERNET_RUN_DIR: guard } });
+      assert.doesNotMatch(own.stderr, /daemon running on this host/);
+    } finally {
+      await release();
+    }
+    const after = await runCli(['status', '--state-dir', empty], { isolated: true, env: { LEDGERNET_RUN_DIR: guard } });
+    assert.doesNotMatch(after.stderr, /running on this host/, 'nobody holds the guard: no hint');
+    await rm(guard, { recursive: true, force: true });
+  });
+
+  it('a managed plugin (another pid namespace) is pointed at by its state mount, not by a path it sees', () => {
+    assert.match(runningHint({ pid: 7, stateDir: '/var/lib/ledgernet', elsewhere: true }, '/srv/x'), /in another pid namespace, e\.g\. the managed plugin\) keeps its log in \/var\/lib\/ledgernet as it sees it: on the host, that is its state mount's source/);
+    assert.equal(runningHint({ pid: 7, stateDir: '/srv/x/', elsewhere: false }, '/srv/x'), '', 'the same dir, spelled otherwise');
+    assert.equal(runningHint(null, '/srv/x'), '');
+  });
 });
