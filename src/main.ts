@@ -219,7 +219,7 @@ async function listen(cfg: ServeConfig, p: Parts, log: Logger, add: (c: Cleanup)
   const control = async () => (await import('./operator/control.ts')).createControlApp({
     store: p.store,
     reconciler: p.reconciler,
-    info: { pid: process.pid, host: cfg.host, socket: cfg.socket, socketFrom: pluginSocketFrom(), stateDir: cfg.stateDir, startedAt: new Date().toISOString() },
+    info: { pid: process.pid, ...(cfg.listenSocket ? { supervisorPid: process.ppid } : {}), host: cfg.host, socket: cfg.socket, socketFrom: pluginSocketFrom(), stateDir: cfg.stateDir, startedAt: new Date().toISOString() },
     audit: () => p.outbox?.stats() ?? null,
     ...(p.clusterView ? { cluster: p.clusterView } : {}),
     ...(p.forgetHost ? { forgetHost: p.forgetHost } : {}),

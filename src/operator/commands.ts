@@ -275,7 +275,10 @@ function natsState(a: { connected: boolean; state?: string; lastError?: string |
 }
 
 interface DaemonStatus {
+  /** The daemon's (the worker's, under the supervisor). */
   readonly pid: number;
+  /** The supervisor's, which holds the plugin socket and restarts the worker: the process to stop. Absent with --in-process. */
+  readonly supervisorPid?: number;
   /** 'service manager' when systemd passed the plugin socket (socket activation). */
   readonly socketFrom?: string;
   readonly lastSeq: number;
@@ -337,7 +340,7 @@ export async function runStatus(o: { stateDir: string; json: boolean; firewall?:
       ? `NATS ${audit.target} publishing STOPPED, backlog ${audit.backlog} event(s): ${audit.conflict.message}`
       : `NATS ${audit.target} ${natsState(audit)}, backlog ${audit.backlog} event(s)`;
   out(
-    `daemon: ${daemon ? `running (pid ${daemon.pid})${daemon.socketFrom === 'service manager' ? ', plugin socket from the service manager (socket activation)' : ''}` : daemonError ? `NOT ANSWERING: ${daemonError}` : 'NOT REACHABLE (is ledgernet serve running with this --state-dir?)'}\n` +
+    `daemon: ${daemon ? `running (${daemon.supervisorPid ? `supervisor pid ${daemon.supervisorPid}, worker pid ${daemon.pid}` : `pid ${daemon.pid}`})${daemon.socketFrom === 'service manager' ? ', plugin socket from the service manager (socket activation)' : ''}` : daemonError ? `NOT ANSWERING: ${daemonError}` : 'NOT REACHABLE (is ledgernet serve running with this --state-dir?)'}\n` +
       `log: ${state.seq} events, ${logBytes} bytes${archived.files > 0 ? ` (${archived.events} of them archived in ${archived.files} file(s), ${archived.bytes} bytes)` : ''}; ${nats}; ${actions.length} change(s) pending\n${dockerLine(daemon?.docker)}\n`,
   );
   out(table(['NETWORK', 'NAME', 'BRIDGE', 'SUBNETS', 'STATE'], networks.map((n) => [short(n.networkId), n.name ?? '-', n.bridge, n.subnets.join(',') || '-', n.state])));

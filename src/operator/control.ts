@@ -23,7 +23,7 @@ export interface ControlDeps {
     archive(cause: Cause): Promise<{ file: string; first: number; last: number; bytes: number; unrecorded?: string } | null>;
   };
   readonly reconciler: { requestPass(trigger: string): Promise<PassResult> };
-  readonly info: { readonly pid: number; readonly host: string; readonly socket: string; readonly socketFrom?: string; readonly stateDir: string; readonly startedAt: string };
+  readonly info: { readonly pid: number; readonly supervisorPid?: number; readonly host: string; readonly socket: string; readonly socketFrom?: string; readonly stateDir: string; readonly startedAt: string };
   /** The NATS publisher's progress (backlog gauge), or null when publishing is off. */
   readonly audit?: () => unknown;
   /** The cluster as the daemon sees it (hosts and VTEPs from the KV bucket), or null without --nats. */

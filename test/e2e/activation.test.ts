@@ -100,7 +100,7 @@ describe('socket activation', () => {
     // The supervisor can answer a call that waited in the backlog before its log line reaches us.
     await waitFor(() => /from the service manager \(socket activation, fd 3\)/.test(d.logs()), { what: 'the supervisor says it serves the inherited socket', timeoutMs: 5_000 });
     const st = await ledgernetCli(['status', '--state-dir', d.stateDir]);
-    assert.match(st.stdout, /^daemon: running \(pid \d+\), plugin socket from the service manager \(socket activation\)$/m, st.stdout + st.stderr);
+    assert.match(st.stdout, new RegExp(`^daemon: running \\(supervisor pid ${d.proc.pid}, worker pid ${d.workerPid()}\\), plugin socket from the service manager \\(socket activation\\)$`, 'm'), st.stdout + st.stderr);
     const net = track.network(uniqueName('act'));
     let out = await callThroughCrash(d, holder, ['network', 'create', '--driver', 'ledgernet', '--subnet', '10.231.220.0/24', net]);
     d = out.d;

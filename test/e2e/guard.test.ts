@@ -115,7 +115,8 @@ describe('only root holds, blocks or steers', () => {
       await chmod(ctl, 0o666);
       assert.equal(await statusAsNobody(ctl), '403');
       const asRoot = await ledgernetCli(['status', '--json', '--state-dir', a.stateDir]);
-      assert.equal((JSON.parse(asRoot.stdout) as { daemon: { pid: number } }).daemon.pid, d.workerPid(), 'status names the worker, the daemon behind the supervisor');
+      const { daemon } = JSON.parse(asRoot.stdout) as { daemon: { pid: number; supervisorPid: number } };
+      assert.deepEqual([daemon.pid, daemon.supervisorPid], [d.workerPid(), d.proc.pid], 'status names the worker, the daemon behind the supervisor, and the supervisor');
       // Letting a group in: the socket's group may call.
       await chown(ctl, 0, 65534);
       assert.equal(await statusAsNobody(ctl), '200');

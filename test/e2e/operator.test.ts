@@ -80,7 +80,8 @@ describe('operator experience', () => {
 
     const status = await ledgernetCli(['status', '--state-dir', daemon.stateDir]);
     assert.equal(status.exitCode, 0, status.stderr);
-    assert.match(status.stdout, /daemon: running \(pid \d+\)/);
+    // The supervisor (the one to stop: it holds the socket) and the worker behind it.
+    assert.match(status.stdout, new RegExp(`^daemon: running \\(supervisor pid ${daemon.proc.pid}, worker pid ${daemon.workerPid()}\\)$`, 'm'));
     assert.match(status.stdout, /converged/);
     // Docker's API as the daemon reaches it, and the name Docker knows it by (the socket's).
     assert.match(status.stdout, /^docker: API \/var\/run\/docker\.sock answering; driver name ledgernet \(the plugin socket\)$/m);
