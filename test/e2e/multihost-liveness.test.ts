@@ -107,11 +107,11 @@ function clusterLogs(n = 12): string {
 }
 
 /** `p`, with the hosts' cluster log lines added to its error. */
-async function explained<T>(p: Promise<T>): Promise<T> {
+async function explained<T>(p: Promise<T>, lines = 12): Promise<T> {
   try {
     return await p;
   } catch (e) {
-    throw new Error(`${e instanceof Error ? e.message : String(e)}\n${clusterLogs()}`, { cause: e });
+    throw new Error(`${e instanceof Error ? e.message : String(e)}\n${clusterLogs(lines)}`, { cause: e });
   }
 }
 
@@ -178,7 +178,7 @@ describe('cluster networks: liveness', () => {
       timeoutMs: 60_000,
       intervalMs: 200,
       what: `c1b (started during the outage) in h2's log`,
-    })).then(() => Date.now());
+    }), 40).then(() => Date.now());
     published.catch(() => undefined);
     const [sent, received] = await flood;
     assert.equal(received, sent, `${sent - received} of ${sent} pings h2 → h1 lost around the NATS outage`);

@@ -79,6 +79,8 @@ export function startHeartbeat(o: {
   let dirty = true;
   let syncing = false;
   let failing = false;
+  /** A beat failed since the last full publish: the next one is logged (what was missed is written then). */
+  let outage = false;
   let running = false;
   let lastBeat = now();
   let lastRewatch = now();
@@ -138,6 +140,12 @@ export function startHeartbeat(o: {
       syncing = true;
       try {
         const done = await o.kv.syncOwn(o.own);
+        // After an outage: what was missed is in the bucket now (the others add it from there).
+        if (outage) {
+          outage = false;
+          const own = o.own();
+          o.log.info({ endpoints: own.endpoints.length, networks: own.members.length }, "cluster: this host's member and endpoint keys written to the KV bucket again after the outage");
+        }
         for (const name of done.retired) {
           counts.retired++;
           o.log.info({ cluster: name }, `cluster network ${name}: no host has it any more; removed from the KV bucket (its subnet and VNI are free for a new network)`);
@@ -149,7 +157,8 @@ export function startHeartbeat(o: {
         syncing = false;
       }
     }
-    if (failing) o.log.info({}, 'cluster: the KV bucket answers again; heartbeats resume');
+    // Whether the keys are written yet or wait for the watch to catch up (they go on the first beat after).
+    if (failing) o.log.info({ watchCaughtUp: o.kv.watching, keysPending: dirty }, 'cluster: the KV bucket answers again; heartbeats resume');
     failing = false;
   };
 
@@ -178,11 +187,13 @@ export function startHeartbeat(o: {
       // Writing works but this host's own records do not come back: the watch is stuck; start it again.
       if (!live.inTouch(now()) && now() - lastRewatch > 3 * intervalMs) {
         lastRewatch = now();
+        o.log.info({ afterMs: Math.round(3 * intervalMs) }, "cluster: this host's own heartbeats do not come back through its watch of the KV bucket; watching it again");
         o.rewatch();
       }
       await reap(now());
     } catch (e) {
       dirty = true;
+      outage = true;
       counts.failures++;
       if (!failing) o.log.warn({ err: e }, 'cluster: heartbeat or expiry check failed (NATS unreachable?); the last-known peers stay in place');
       failing = true;

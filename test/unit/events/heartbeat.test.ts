@@ -210,5 +210,37 @@ describe('heartbeat loop', () => {
     await advance(1000, kv);
     assert.equal(kv.calls.filter((c) => c === 'syncOwn').length, published + 1);
   });
-});
 
+  it('an outage says what follows it: the bucket answers (keys written yet or waiting for the watch), the keys written again, the watch restarted', async () => {
+    const kv = fakeKv();
+    kv.watching = true;
+    const infos: { o: object; m: string }[] = [];
+    const rewatches: number[] = [];
+    hb = startHeartbeat({
+      kv,
+      self: 'h1',
+      timeoutMs: TIMEOUT,
+      own: () => ({ members: ['blue'], endpoints: [{ cluster: 'blue', endpointId: 'e1', address: '10.0.0.2', mac: '02:00:00:00:00:01' }] }),
+      rewatch: () => void rewatches.push(clock),
+      log: { ...silent, info: (o: object, m: string) => void infos.push({ o, m }) },
+      now: () => clock,
+    });
+    await advance(2000, kv);
+    assert.equal(infos.length, 0, 'nothing to say while all is well');
+    kv.beat = 'fail';
+    await advance(1000, kv, false);
+    // Back, but the watch has not caught up (it was restarted): the keys wait for it, and say so.
+    kv.watching = false;
+    await advance(1000, kv, false);
+    assert.deepEqual(infos.map((i) => [i.m, i.o]), [['cluster: the KV bucket answers again; heartbeats resume', { watchCaughtUp: false, keysPending: true }]]);
+    kv.watching = true;
+    await advance(1000, kv);
+    assert.deepEqual(infos.slice(1).map((i) => [i.m, i.o]), [["cluster: this host's member and endpoint keys written to the KV bucket again after the outage", { endpoints: 1, networks: 1 }]]);
+    await advance(3000, kv);
+    assert.equal(infos.length, 2, 'said once');
+    // Its own heartbeats stop coming back while writing them works: watched again, and said.
+    await advance(5000, kv, false);
+    assert.ok(rewatches.length >= 1);
+    assert.match(infos.at(-1)?.m ?? '', /own heartbeats do not come back through its watch of the KV bucket; watching it again/);
+  });
+});
