@@ -144,7 +144,7 @@ export function startHeartbeat(o: {
         if (outage) {
           outage = false;
           const own = o.own();
-          o.log.info({ endpoints: own.endpoints.length, networks: own.members.length }, "cluster: this host's member and endpoint keys written to the KV bucket again after the outage");
+          o.log.info({ endpoints: own.endpoints.length, networks: own.members.length }, "cluster: this host's member and endpoint keys written to the KV bucket again (heartbeats had failed: NATS unreachable, or not ready at start)");
         }
         for (const name of done.retired) {
           counts.retired++;
