@@ -14,6 +14,8 @@ import type { BucketDrift, HostSeen, SyncOutcome } from './kv.ts';
 interface HeartbeatKv {
   /** The watch has caught up: this host knows the bucket's keys (syncOwn and reap need it). */
   readonly watching: boolean;
+  /** The bucket was bound again (it seemed gone) and no watch of it has started since. */
+  readonly watchDetached: boolean;
   heartbeat(): Promise<'ok' | 'expired' | 'forgotten' | 'rewritten'>;
   syncOwn(own: () => OwnKeys): Promise<SyncOutcome>;
   /** What the bucket lacks of this host's log or holds against it, from the watch alone; null before it caught up. */
@@ -132,7 +134,17 @@ export function startHeartbeat(o: {
     if (r === 'rewritten') o.log.warn({ host: o.self }, "this host's record in the KV bucket was changed by someone else (a late heartbeat, or another host with this --host?); publishing its endpoints again");
     if (r !== 'ok') dirty = true;
     // Expired with no watch caught up: the bucket was made again (kv.ts heartbeat); watch the new one now.
-    if ((r === 'expired' || r === 'forgotten') && !o.kv.watching) o.rewatch();
+    if ((r === 'expired' || r === 'forgotten') && !o.kv.watching) {
+      lastRewatch = now();
+      o.rewatch();
+    } else if (o.kv.watchDetached && now() - lastRewatch > 3 * intervalMs) {
+      // Bound again though it was there all along (JetStream not ready yet after a restart): this
+      // host's record is in place, so its own heartbeats still come back through the old watch,
+      // but nothing reads that watch any more and nothing would be published again.
+      lastRewatch = now();
+      o.log.info({}, 'cluster: the KV bucket was bound again after an error; watching it again');
+      o.rewatch();
+    }
     if (!dirty && o.kv.watching) checkDrift();
     // Not before the watch has caught up: the keys to remove are known from it.
     if (dirty && o.kv.watching) {

@@ -59,6 +59,8 @@ export class ClusterKv {
   private readonly vtep: string;
   /** The revision of this host's record as it last wrote it. */
   private hostRev: number;
+  /** The bucket was bound again (`heartbeat`): no watch feeds the mirror until a new one starts (`watchPeers`). */
+  private detached = false;
   /**
    * Cluster networks whose member key joinNetwork wrote and whose pool the log may not have yet
    * (RequestPool in flight, until `settle`): syncOwn keeps their member keys, which it would
@@ -161,7 +163,12 @@ export class ClusterKv {
         if (isBucketGone(e)) {
           const kv = await this.bind().catch(() => null);
           // What the watch saw was of the old bucket: nothing is known until a new watch catches up.
-          if (kv) [this.b.kv, this.b.mirror] = [kv, new KeyMirror()];
+          if (kv) {
+            [this.b.kv, this.b.mirror] = [kv, new KeyMirror()];
+            // The old watch, if it still runs, fills a mirror no longer read: until a new watch
+            // starts, `watching` stays false and nothing is published (the heartbeat watches again).
+            this.detached = true;
+          }
         }
         throw e;
       }
@@ -226,6 +233,11 @@ export class ClusterKv {
     return this.b.mirror.ready;
   }
 
+  /** The bucket was bound again and no watch of it has started since: its mirror stays empty until one does. */
+  get watchDetached(): boolean {
+    return this.detached;
+  }
+
   /**
    * Every member and endpoint key of other hosts, first as the bucket holds them now, then each
    * change as it comes; deletes as null. `onSeen` hears of every host record (this host's too)
@@ -235,6 +247,7 @@ export class ClusterKv {
     const it = await this.b.kv.watch({ key: '>' });
     const mirror = new KeyMirror();
     this.b.mirror = mirror;
+    this.detached = false;
     void (async () => {
       for await (const e of it) {
         mirror.seen(e.key, e.operation === 'PUT' ? e.revision : null, e.isUpdate, () => e.string());

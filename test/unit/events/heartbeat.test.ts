@@ -13,6 +13,7 @@ function fakeKv() {
   return {
     calls,
     watching: false,
+    watchDetached: false,
     beat: 'ok' as 'ok' | 'expired' | 'forgotten' | 'rewritten' | 'fail',
     rev: 100,
     async heartbeat() {
@@ -242,5 +243,30 @@ describe('heartbeat loop', () => {
     await advance(5000, kv, false);
     assert.ok(rewatches.length >= 1);
     assert.match(infos.at(-1)?.m ?? '', /own heartbeats do not come back through its watch of the KV bucket; watching it again/);
+  });
+
+  it('the bucket bound again while it was there all along (JetStream not ready after a restart): its own heartbeats still come back, yet it watches again and then publishes', async () => {
+    const kv = fakeKv();
+    kv.watching = true;
+    const rewatches: number[] = [];
+    start(kv, () => void rewatches.push(clock));
+    await advance(4000, kv);
+    const published = kv.calls.filter((c) => c === 'syncOwn').length;
+    // A beat fails and the bucket is bound again: a fresh mirror no watch feeds (kv.ts heartbeat).
+    kv.beat = 'fail';
+    await advance(1000, kv);
+    kv.watching = false;
+    kv.watchDetached = true;
+    // The record is still there (beats are 'ok') and the old watch still echoes them: in touch.
+    await advance(3000, kv);
+    assert.equal(rewatches.length, 1, 'watched again although its heartbeats came back');
+    await advance(3000, kv);
+    assert.equal(rewatches.length, 2, 'while no new watch has started: again every three intervals, not on every beat');
+    assert.equal(kv.calls.filter((c) => c === 'syncOwn').length, published, 'nothing published from an empty mirror');
+    // The new watch starts and catches up: the keys are written.
+    kv.watchDetached = false;
+    kv.watching = true;
+    await advance(1000, kv);
+    assert.equal(kv.calls.filter((c) => c === 'syncOwn').length, published + 1);
   });
 });
