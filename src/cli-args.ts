@@ -56,7 +56,7 @@ const COMMANDS = {
   reconcile: { options: { 'dry-run': bool, json: bool, firewall: str, 'allow-direct-routing': bool }, args: [] },
   status: { options: { json: bool, firewall: str }, args: [] },
   events: { options: { json: bool, follow: bool, since: str, network: str, container: str, address: str }, args: ['verify|archive'], optional: 1 },
-  release: { options: { 'dry-run': bool, reason: str }, args: ['ID|CIDR|IP'] },
+  release: { options: { 'dry-run': bool, reason: str, force: bool, 'docker-socket': str }, args: ['ID|CIDR|IP'] },
   repair: { options: { 'dry-run': bool, 'docker-socket': str, reason: str }, args: [] },
   install: { options: { root: str, 'no-start': bool, prefix: str }, args: [] },
   uninstall: { options: { root: str }, args: [] },

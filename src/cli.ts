@@ -46,6 +46,8 @@ commands:
               address that Docker no longer has (e.g. after a crash mid-call); its kernel objects are removed
               --dry-run  only show the events it would record and the kernel objects it would remove
               --reason TEXT  why, recorded with the events (with the login name, uid and pid)
+              refused when Docker still holds it (asked through --docker-socket P, default
+              /var/run/docker.sock) or cannot be asked; --force releases it anyway
   repair      after a crash, make Docker and ledgernet agree through Docker's API: force-disconnect
               endpoints Docker holds whose removal was lost; release endpoints, networks, IPAM pools
               and addresses Docker does not hold [--dry-run (exit 2: repairs pending)] [--docker-socket P]
@@ -284,7 +286,7 @@ async function main(argv: string[]): Promise<number> {
     case 'status':
       return (await import('./operator/commands.ts')).runStatus({ stateDir, json: values.json ?? false, firewall: values.firewall });
     case 'release':
-      return (await import('./operator/commands.ts')).runRelease({ stateDir, target: sub, dryRun: values['dry-run'] ?? false, ...(values.reason === undefined ? {} : { reason: values.reason }) });
+      return (await import('./operator/commands.ts')).runRelease({ stateDir, target: sub, dryRun: values['dry-run'] ?? false, force: values.force ?? false, dockerSocket: values['docker-socket'] || DEFAULT_DOCKER_SOCKET, ...(values.reason === undefined ? {} : { reason: values.reason }) });
     case 'repair':
       return (await import('./operator/repair.ts')).runRepair({ stateDir, dryRun: values['dry-run'] ?? false, dockerSocket: values['docker-socket'] || DEFAULT_DOCKER_SOCKET, ...(values.reason === undefined ? {} : { reason: values.reason }) });
     case 'events':

@@ -73,6 +73,8 @@ export const ERRORS = {
   LN_ERR_APPLY: row('retryable', 'the kernel did not reach the desired state', 'the kernel did not reach the desired state'),
   LN_ERR_TIMEOUT: row('retryable', 'the kernel did not converge in time', 'an operation did not finish in time'),
   LN_ERR_DAEMON_UNREACHABLE: row('retryable', 'the ledgernet daemon does not answer', 'the ledgernet daemon does not answer on its control socket'),
+  LN_ERR_DOCKER_HOLDS: row('terminal', 'Docker still holds it', 'an operator command would take away what Docker still holds (a network, endpoint, pool or address)'),
+  LN_ERR_DOCKER_UNAVAILABLE: row('retryable', "Docker's API does not answer", "an operator command that must ask Docker's API first could not reach it"),
   LN_ERR_CONFIG: row('terminal', 'the configuration is invalid', 'a flag, an environment variable or an installation step is invalid'),
   LN_ERR_INSTALL: row('terminal', 'the installation step failed', 'ledgernet install could not write or load the systemd unit'),
   LN_ERR_INTERNAL: row('terminal', 'internal error', 'a bug: an unexpected error'),

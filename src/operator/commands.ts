@@ -14,7 +14,8 @@ import type { KernelSnapshot } from '../kernel/types.ts';
 import type { ProxyListener } from '../kernel/index.ts';
 import { desiredFromState, plan, planJson, Reconciler, renderPlan, type Action, type PassResult, type PlanItem, describeAction, describeItem, describeFailure, isConflict, markLost, OutcomeRecorder } from '../reconciler/index.ts';
 import { controlSocket, DEFAULTS, defaultHost } from '../config.ts';
-import { DEFAULT_DOCKER_SOCKET } from './docker-api.ts';
+import { DEFAULT_DOCKER_SOCKET, DockerApi } from './docker-api.ts';
+import { dockerHolds, readDocker } from './docker-holds.ts';
 import { firewallForCli } from './firewall-choice.ts';
 import type { DockerLinkStatus } from './docker-name.ts';
 import { table } from './table.ts';
@@ -103,17 +104,37 @@ export async function releaseTarget(stateDir: string, target: string, note: Oper
   return via ?? (await releaseAlone(stateDir, target, cause));
 }
 
-export async function runRelease(o: { stateDir: string; target: string | undefined; dryRun?: boolean; reason?: string }): Promise<number> {
+export async function runRelease(o: { stateDir: string; target: string | undefined; dryRun?: boolean; reason?: string; force?: boolean; dockerSocket?: string }): Promise<number> {
   if (!o.target) throw new DriverError('LN_ERR_BAD_REQUEST', 'release needs a network id (12 to 64 hex) or a pool CIDR');
   const note: OperatorNote = { command: 'release', ...(o.reason === undefined ? {} : { reason: o.reason }) };
   operatorCause(statedBody(note), null); // a bad --reason is refused before anything is read
   await requireLog(o.stateDir);
+  if (!o.force) await refuseWhatDockerHolds(o.stateDir, o.target, o.dockerSocket ?? DEFAULT_DOCKER_SOCKET);
   if (o.dryRun) return releaseDryRun(o.stateDir, o.target);
   const result = await releaseTarget(o.stateDir, o.target, note);
   for (const e of result.events) out(`recorded ${e}\n`);
   for (const a of result.applied) out(`applied  ${a}\n`);
   if (result.events.length === 0) out('nothing to release\n');
   return 0;
+}
+
+/**
+ * `release` is for what Docker no longer has: a network, endpoint, pool or address Docker still
+ * holds is refused by name (its containers would lose their interfaces with Docker none the
+ * wiser), and so is a release Docker cannot be asked about; `--force` skips the question.
+ */
+async function refuseWhatDockerHolds(stateDir: string, target: string, socket: string): Promise<void> {
+  const state = await loadState(stateDir);
+  const command = releaseCommand(state, target); // an unknown or ambiguous target is refused first
+  let view;
+  try {
+    view = await readDocker(new DockerApi(socket, 30_000), state);
+  } catch (e) {
+    const why = e instanceof Error ? e.message : String(e);
+    throw new DriverError('LN_ERR_DOCKER_UNAVAILABLE', `cannot ask Docker whether it still has ${target} (${why}; is dockerd running? --docker-socket P): nothing released; --force releases without asking`, { cause: e });
+  }
+  const held = dockerHolds(command, state, view);
+  if (held !== null) throw new DriverError('LN_ERR_DOCKER_HOLDS', `not released, nothing recorded or changed: ${held}; --force releases it anyway`);
 }
 
 /**

@@ -14,27 +14,13 @@
 import { releaseTarget, requireLog } from './commands.ts';
 import { operatorCause, statedBody } from './operator-cause.ts';
 import { DockerApi, DockerUnavailableError } from './docker-api.ts';
+import { readDocker, type DockerView } from './docker-holds.ts';
 import { DriverError } from '../errors.ts';
 import { loadState, REASON_MAX, short, type State } from '../events/index.ts';
 
+export type { DockerEndpoint, DockerView } from './docker-holds.ts';
+
 const SETTLE_MS = 3_000;
-
-export interface DockerEndpoint {
-  readonly endpointId: string;
-  /** The endpoint's name (the container's name), what a force-disconnect takes. */
-  readonly name: string;
-  /** false: Docker lists it as "ep-<id>", attached to no container sandbox. */
-  readonly sandbox: boolean;
-}
-
-export interface DockerView {
-  /** Network id → name, for every network Docker has. */
-  readonly networks: ReadonlyMap<string, string>;
-  /** Network id → Docker's endpoints on it (only ledgernet's networks are read). */
-  readonly endpoints: ReadonlyMap<string, readonly DockerEndpoint[]>;
-  /** Every subnet a Docker network uses → the addresses Docker holds in it (endpoints, gateway, aux). */
-  readonly subnets: ReadonlyMap<string, ReadonlySet<string>>;
-}
 
 export type Finding =
   | { readonly kind: 'disconnect'; readonly networkId: string; readonly networkName: string; readonly container: string; readonly endpointId: string; readonly reason: string }
@@ -105,39 +91,6 @@ export function describeFinding(f: Finding): string {
     case 'release-pool':
       return `release pool ${f.pool}: ${f.reason}`;
   }
-}
-
-interface DockerNetwork {
-  Id: string;
-  Name: string;
-  IPAM?: { Driver?: string; Config?: { Subnet?: string; Gateway?: string; AuxiliaryAddresses?: Record<string, string> | null }[] | null };
-  Containers?: Record<string, { Name: string; EndpointID: string; IPv4Address?: string; IPv6Address?: string }> | null;
-}
-
-const bare = (a: string | undefined) => (a ?? '').split('/')[0] ?? '';
-
-async function readDocker(docker: DockerApi, state: State): Promise<DockerView> {
-  const list = (await docker.listNetworks()) as DockerNetwork[];
-  const networks = new Map(list.map((n) => [n.Id, n.Name]));
-  const endpoints = new Map<string, DockerEndpoint[]>();
-  const subnets = new Map<string, Set<string>>();
-  for (const summary of list) {
-    const ours = state.networks[summary.Id] !== undefined || /ledgernet/.test(summary.IPAM?.Driver ?? '');
-    const n = ours ? (await docker.inspectNetwork<DockerNetwork>(summary.Id)) : summary;
-    const containers = Object.entries(n.Containers ?? {});
-    if (state.networks[n.Id]) {
-      endpoints.set(n.Id, containers.map(([key, c]) => ({ endpointId: c.EndpointID, name: c.Name, sandbox: !key.startsWith('ep-') })));
-    }
-    for (const cfg of n.IPAM?.Config ?? []) {
-      if (!cfg.Subnet) continue;
-      const held = subnets.get(cfg.Subnet) ?? new Set<string>();
-      subnets.set(cfg.Subnet, held);
-      for (const a of [cfg.Gateway, ...Object.values(cfg.AuxiliaryAddresses ?? {}), ...containers.flatMap(([, c]) => [c.IPv4Address, c.IPv6Address])]) {
-        if (bare(a)) held.add(bare(a));
-      }
-    }
-  }
-  return { networks, endpoints, subnets };
 }
 
 export async function runRepair(o: { stateDir: string; dryRun: boolean; dockerSocket: string; settleMs?: number; reason?: string }): Promise<number> {

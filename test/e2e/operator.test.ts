@@ -258,6 +258,47 @@ describe('operator experience', () => {
     await waitNoLeaks();
   });
 
+  test('ledgernet release refuses what Docker still holds, by name, and changes nothing', async () => {
+    const daemon = await startDaemon();
+    const net = track.network(uniqueName('ln'));
+    assert.equal((await docker(['network', 'create', '--driver', 'ledgernet', '--ipam-driver', 'ledgernet', '--subnet', '10.231.26.0/24', net])).exitCode, 0);
+    const [c1, c2] = [track.container(uniqueName('c')), track.container(uniqueName('c'))];
+    for (const c of [c1, c2]) assert.equal((await docker(['run', '-d', '--name', c, '--network', net, TEST_IMAGE, 'sleep', '300'])).exitCode, 0);
+    const netId = (await docker(['network', 'inspect', '-f', '{{.Id}}', net])).stdout.trim();
+    const epId = (await docker(['inspect', '-f', `{{(index .NetworkSettings.Networks "${net}").EndpointID}}`, c1])).stdout.trim();
+    const ip = await containerIp(c1, net);
+    // The network and both endpoints named from Docker's API first (the daemon records that by itself).
+    const named = async () => (await eventsOf(daemon.stateDir)).filter((e) => e.type === 'endpoint.named' || e.type === 'network.named').length === 3;
+    await waitFor(named, { what: 'the network and both endpoints named' });
+    const seqBefore = (await eventsOf(daemon.stateDir)).length;
+    const cases: [string, RegExp][] = [
+      [netId.slice(0, 12), new RegExp(`Docker still has network ${netId.slice(0, 12)} \\(${net}; attached: (${c1}, ${c2}|${c2}, ${c1})\\): remove it with \`docker network rm ${net}\``)],
+      [epId.slice(0, 12), new RegExp(`Docker still holds endpoint ${epId.slice(0, 12)} for container ${c1} on network ${net}: \`docker network disconnect ${net} ${c1}\``)],
+      ['10.231.26.0/24', new RegExp(`Docker's network ${net} still uses pool 10\\.231\\.26\\.0/24`)],
+      [ip, new RegExp(`Docker still holds ${ip.replaceAll('.', '\\.')} in pool 10\\.231\\.26\\.0/24`)],
+    ];
+    for (const [target, why] of cases) {
+      for (const dry of [[], ['--dry-run']]) {
+        const r = await ledgernetCli(['release', ...dry, target, '--state-dir', daemon.stateDir]);
+        assert.equal(r.exitCode, 1, `release ${dry.join(' ')} ${target}: ${r.stdout}${r.stderr}`);
+        assert.match(r.stderr, /not released, nothing recorded or changed: /);
+        assert.match(r.stderr, why);
+        assert.match(r.stderr, /--force releases it anyway \(LN_ERR_DOCKER_HOLDS\)/);
+      }
+    }
+    const since = (await eventsOf(daemon.stateDir)).slice(seqBefore);
+    assert.deepEqual(since.map((e) => `${e.type} ${JSON.stringify(e.cause)}`), [], 'nothing recorded');
+    assert.ok(await ping(c2, ip), 'the containers still reach each other');
+    // --force does not ask: the dry run shows the release it would make.
+    const forced = await ledgernetCli(['release', '--dry-run', '--force', epId.slice(0, 12), '--state-dir', daemon.stateDir]);
+    assert.equal(forced.exitCode, 2, forced.stderr);
+    assert.match(forced.stdout, new RegExp(`^would record endpoint\\.deleted .*${epId.slice(0, 12)}`, 'm'));
+
+    await cleanupAll();
+    await daemon.stop();
+    await waitNoLeaks();
+  });
+
   test("Docker's names: a network and its container are named in the log, status and events; a rename is recorded", async () => {
     // A repair tick every 2 s: a rename (no plugin call) is read at the next one.
     const daemon = await startDaemon({ extraArgs: ['--reconcile-interval', '2'] });

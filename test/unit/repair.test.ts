@@ -4,12 +4,14 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { releaseCommand } from '../../src/events/domain/release.ts';
 import { describeFinding, planRepair, type DockerEndpoint, type DockerView } from '../../src/operator/repair.ts';
+import { dockerHolds } from '../../src/operator/docker-holds.ts';
 import { EP_1, EP_2, NET_A, NET_B, endpointSpec, given, networkSpec } from '../helpers/events.ts';
 
 const view = (nets: Record<string, readonly DockerEndpoint[]>, subnets: Record<string, string[]> = {}): DockerView => ({
   networks: new Map(Object.keys(nets).map((id) => [id, `net-${id.slice(0, 4)}`])),
   endpoints: new Map(Object.entries(nets)),
   subnets: new Map(Object.entries(subnets).map(([k, v]) => [k, new Set(v)])),
+  subnetNetworks: new Map(Object.keys(subnets).map((k) => [k, ['net']])),
 });
 const ep = (endpointId: string, name: string, sandbox = true): DockerEndpoint => ({ endpointId, name, sandbox });
 
@@ -77,5 +79,42 @@ describe('planRepair: ledgernet IPAM', () => {
     assert.deepEqual(planRepair(state, v, v).map((f) => f.kind === 'release-address' && f.address), [a2]);
     assert.deepEqual(planRepair(state, view({}), view({})).map((f) => f.kind), ['release-pool']);
     assert.deepEqual(releaseCommand(state, a2), { type: 'ReleaseAddress', poolId, address: a2 });
+  });
+});
+
+// `ledgernet release` takes only what Docker no longer has: what it still holds is refused by name.
+describe('dockerHolds: what release refuses', () => {
+  const defaults = { range: '10.231.0.0/16', size: 24 };
+  const request = { pool: '10.231.40.0/24', subPool: null, v6: false, defaults, occupied: [] };
+  const poolId = Object.keys(given({ type: 'RequestPool', request }).pools)[0] as string;
+  const ask = { type: 'RequestAddress' as const, poolId, address: null, gateway: false, name: null };
+  const state = given(
+    { type: 'CreateNetwork', spec: networkSpec(NET_A) },
+    { type: 'CreateEndpoint', spec: endpointSpec(NET_A, EP_1) },
+    { type: 'CreateNetwork', spec: networkSpec(NET_B, '10.231.8.0/24', '10.231.8.1/24') },
+    { type: 'RequestPool', request },
+    ask,
+  );
+  const address = Object.keys(state.pools[poolId]?.allocated ?? {})[0] as string;
+  const holds = (target: string, v: DockerView) => dockerHolds(releaseCommand(state, target), state, v);
+
+  it('a network Docker lists, naming it and its containers; one Docker lacks is released', () => {
+    const v = view({ [NET_A]: [ep(EP_1, 'web-1')] });
+    assert.equal(holds(NET_A.slice(0, 12), v), `Docker still has network ${NET_A.slice(0, 12)} (net-${NET_A.slice(0, 4)}; attached: web-1): remove it with \`docker network rm net-${NET_A.slice(0, 4)}\` once its containers are gone`);
+    assert.equal(holds(NET_B.slice(0, 12), v), null);
+  });
+
+  it('an endpoint Docker holds: its container and the disconnect; without a container: ledgernet repair', () => {
+    assert.match(holds(EP_1.slice(0, 12), view({ [NET_A]: [ep(EP_1, 'web-1')] })) ?? '', /for container web-1 on network net-.*docker network disconnect net-\S+ web-1/);
+    assert.match(holds(EP_1.slice(0, 12), view({ [NET_A]: [ep(EP_1, 'ep-x', false)] })) ?? '', /no container attached \(its removal was lost\): `ledgernet repair`/);
+    assert.equal(holds(EP_1.slice(0, 12), view({ [NET_A]: [ep(EP_2, 'other')] })), null);
+  });
+
+  it('a pool a Docker network uses, and an address Docker holds in it; the others are released', () => {
+    const v = view({}, { '10.231.40.0/24': [address] });
+    assert.equal(holds('10.231.40.0/24', v), "Docker's network net still uses pool 10.231.40.0/24: remove it first");
+    assert.match(holds(address, v) ?? '', new RegExp(`Docker still holds ${address.replaceAll('.', '\\.')} in pool 10\\.231\\.40\\.0/24`));
+    assert.equal(holds(address, view({}, { '10.231.40.0/24': [] })), null);
+    assert.equal(holds('10.231.40.0/24', view({})), null);
   });
 });

@@ -98,13 +98,27 @@ describe('options a command does not take', () => {
 describe('release --dry-run', () => {
   it('shows what it would record, records nothing, exit 2', async () => {
     const before = await logText();
-    const r = await cli(['release', '--dry-run', NET.slice(0, 12)]);
+    // --force: without asking Docker (this test has none to ask; the e2e operator test asks a real one).
+    const r = await cli(['release', '--dry-run', '--force', NET.slice(0, 12)]);
     assert.equal(r.exitCode, 2, `${r.stdout}\n${r.stderr}`);
     assert.match(r.stdout, /^would record network\.deleted abcdef012345$/m);
     assert.doesNotMatch(r.stdout, /^recorded/m);
     assert.equal(await logText(), before, 'the log is unchanged');
     const status = await cli(['status', '--json']);
     assert.deepEqual(JSON.parse(status.stdout).networks.map((n: { networkId: string }) => n.networkId), [NET], 'the network is still known');
+  });
+});
+
+describe('release asks Docker first', () => {
+  it('a Docker that cannot be asked: refused by name, nothing recorded, with or without --dry-run', async () => {
+    const before = await logText();
+    for (const dry of [[], ['--dry-run']]) {
+      const r = await cli(['release', ...dry, '--docker-socket', join(dir, 'no-docker.sock'), NET.slice(0, 12)]);
+      assert.equal(r.exitCode, 1, `${r.stdout}\n${r.stderr}`);
+      assert.match(r.stderr, /cannot ask Docker whether it still has abcdef012345 \(.*no-docker\.sock.*\): nothing released; --force releases without asking \(LN_ERR_DOCKER_UNAVAILABLE\)/);
+      assert.equal(r.stdout, '');
+    }
+    assert.equal(await logText(), before, 'the log is unchanged');
   });
 });
 
