@@ -17,7 +17,7 @@ import {
 } from '../events/domain/cidr.ts';
 import { bridgeName, peerName, vethName } from '../events/domain/naming.ts';
 import { checkNetworkOptions, DOCKER_NETWORK_FLAGS, gatewayModes } from '../events/domain/options.ts';
-import { PROTO_NAME } from '../events/domain/ports.ts';
+import { portGivenTwice, PROTO_NAME } from '../events/domain/ports.ts';
 import type { EndpointSpec, IpamData, NetworkSpec, PortBinding } from '../events/domain/types.ts';
 
 export type Json = Record<string, unknown>;
@@ -277,22 +277,13 @@ export function toPortmap(method: string, options: Json): PortBinding[] {
     if (hostPort === 0 && hostPortEnd !== 0) throw bad(method, `portmap[${i}].HostPortEnd ${hostPortEnd} is given without a HostPort`);
     return { proto, port: num('Port', 1), hostIp: hostIp(method, p['HostIP'], i), hostPort, hostPortEnd };
   });
-  // A fixed host port given twice in one family (Docker's own driver says "port is already
-  // allocated"); once on 0.0.0.0 and once on [::] is fine, no address is both families.
-  const seen = new Map<string, number>();
-  for (const [i, b] of out.entries()) {
-    if (b.hostPort === 0 || b.hostPortEnd > b.hostPort) continue;
-    const families = b.hostIp === '' ? [4, 6] : [b.hostIp.includes(':') ? 6 : 4];
-    for (const key of families.map((f) => `${f}/${b.proto}/${b.hostPort}`)) {
-      const first = seen.get(key);
-      if (first !== undefined) {
-        throw new DriverError(
-          'LN_ERR_CONFLICT',
-          `${method}: host port ${PROTO_NAME[b.proto]}/${b.hostPort} is given twice (portmap[${first}] and portmap[${i}]); publish it once`,
-        );
-      }
-      seen.set(key, i);
-    }
+  // A fixed host port given twice on overlapping host addresses (Docker's own driver says "port is
+  // already allocated"); on 0.0.0.0 and [::], or on two addresses, it is two bindings.
+  const twice = portGivenTwice(out);
+  if (twice !== undefined) {
+    const [first, i] = twice;
+    const b = out[i] as PortBinding;
+    throw new DriverError('LN_ERR_CONFLICT', `${method}: host port ${PROTO_NAME[b.proto]}/${b.hostPort} is given twice (portmap[${first}] and portmap[${i}]); publish it once`);
   }
   return out;
 }

@@ -292,6 +292,23 @@ for (const fw of FIREWALLS) describe(`firewall with the real dockerd (--firewall
     else assert.match(await nftList(), /127\.0\.0\.1 \. tcp \. 18380 : 80/);
   });
 
+  test('one host port on two host addresses is two containers\' (as with the bridge driver); on an overlapping one it is refused by name', async () => {
+    const n = await createNetwork('10.231.112.0/24');
+    const [a, b] = [await runServer(n.name, '-p', '127.0.0.1:18497:80'), await runServer(n.name, '-p', '127.0.0.2:18497:80')];
+    for (const [c, text] of [[a, 'from a'], [b, 'from b']] as const) await docker(['exec', c, 'sh', '-c', `echo ${text} > /www/who.html`], { check: true });
+    const get = async (url: string) => (await execa('/bin/busybox', ['timeout', '5', '/bin/busybox', 'wget', '-q', '-O', '-', url], { reject: false, stdin: 'ignore' })).stdout.trim();
+    assert.equal(await get('http://127.0.0.1:18497/who.html'), 'from a');
+    assert.equal(await get('http://127.0.0.2:18497/who.html'), 'from b');
+    const third = await docker(['run', '-d', '--name', track.container(uniqueName('srv')), '--network', n.name, '-p', '18497:80', TEST_IMAGE, 'sleep', '60']);
+    assert.notEqual(third.exitCode, 0, 'every address overlaps both');
+    assert.match(third.stderr, new RegExp(`host port tcp/18497 on 127\\.0\\.0\\.1 is already published by (container ${a}, )?endpoint [0-9a-f]{12}`));
+    assert.equal(await get('http://127.0.0.1:18497/who.html'), 'from a', 'the first keeps its port');
+    assert.equal((await docker(['rm', '-f', a])).exitCode, 0);
+    await converged();
+    assert.equal(await get('http://127.0.0.1:18497/who.html'), '', 'gone with its container');
+    assert.equal(await get('http://127.0.0.2:18497/who.html'), 'from b', 'the other address keeps serving');
+  });
+
   test('allow-list: from outside only listed ports reach the containers; inside the network is unaffected', async () => {
     const n = await createNetwork('10.231.111.0/24', '-o', 'ledgernet.allow=tcp/80,icmp');
     const srv = await runServer(n.name, '-p', '18180:80', '-p', '18181:81');

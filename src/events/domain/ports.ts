@@ -49,6 +49,50 @@ function listenerInTheWay(listeners: readonly HostListener[], proto: number, hos
   });
 }
 
+/**
+ * Whether two bindings of one host port share a host address, so that one would take the other's
+ * traffic (as docker-proxy's binds would collide in Docker's bridge driver): no address (`''`) is
+ * every address of both families, `0.0.0.0` and `::` every address of their family, and any other
+ * address only itself. `127.0.0.1:8080` and `127.0.0.2:8080` are two containers' to have;
+ * `0.0.0.0:8080` and `[::]:8080` too (no address is in both families). Pure.
+ */
+function hostIpsOverlap(a: string, b: string): boolean {
+  if (a === '' || b === '') return true;
+  const [x, y] = [parseIp(a), parseIp(b)];
+  if (x === null || y === null) return true; // not an address: never let it pass as another's
+  return x.family === y.family && (x.value === 0n || y.value === 0n || x.value === y.value);
+}
+
+/** The bindings of one proto and host port, by `proto/port`, with whatever each carries. */
+class PortHolders<T> {
+  private readonly byPort = new Map<string, { readonly hostIp: string; readonly what: T }[]>();
+  add(proto: number, port: number, hostIp: string, what: T): void {
+    const k = key(proto, port);
+    const list = this.byPort.get(k);
+    if (list) list.push({ hostIp, what });
+    else this.byPort.set(k, [{ hostIp, what }]);
+  }
+  /** The first binding of `proto`/`port` whose host address overlaps `hostIp`. */
+  find(proto: number, port: number, hostIp: string): { readonly hostIp: string; readonly what: T } | undefined {
+    return this.byPort.get(key(proto, port))?.find((h) => hostIpsOverlap(h.hostIp, hostIp));
+  }
+}
+
+/**
+ * The first pair of fixed bindings in `portmap` that publish one host port on overlapping host
+ * addresses (`[first, second]` indexes), or undefined. A range or HostPort 0 is chosen later.
+ */
+export function portGivenTwice(portmap: readonly PortBinding[]): [number, number] | undefined {
+  const seen = new PortHolders<number>();
+  for (const [i, b] of portmap.entries()) {
+    if (b.hostPort === 0 || b.hostPortEnd > b.hostPort) continue;
+    const first = seen.find(b.proto, b.hostPort, b.hostIp);
+    if (first !== undefined) return [first.what, i];
+    seen.add(b.proto, b.hostPort, b.hostIp, i);
+  }
+  return undefined;
+}
+
 function hostAddress(ip: string): string {
   return ip === '' ? 'every host address' : ip.includes(':') ? `[${ip}]` : ip;
 }
@@ -80,25 +124,29 @@ export function resolvePorts(
   // The `routed` gateway mode maps no host port (only the container port is opened): nothing to
   // choose or to collide with, as in Docker (unless the other family is NATed and maps them).
   if (routed(state, ep)) return [...portmap];
-  const taken = new Map<string, string>();
+  const taken = new PortHolders<string>();
   for (const other of Object.values(state.endpoints)) {
     // The partner publishes the same host ports in the other family: shared, not taken.
     if (other.endpointId === ep.endpointId || other.endpointId === partner?.endpointId || routed(state, other)) continue;
-    for (const p of other.portmap) taken.set(key(p.proto, p.hostPort), other.endpointId);
+    for (const p of other.portmap) taken.add(p.proto, p.hostPort, p.hostIp, other.endpointId);
   }
   const out: PortBinding[] = [];
-  const mine = new Set<string>();
+  const mine = new PortHolders<true>();
   const held = [...ep.portmap, ...(partner?.portmap ?? [])];
   const inTheWay = (p: PortBinding, n: number) =>
     held.some((q) => q.proto === p.proto && q.hostIp === p.hostIp && q.hostPort === n) ? undefined : listenerInTheWay(listeners, p.proto, p.hostIp, n);
   // Fixed ports first, so a range never takes a port a fixed binding of this call asks for.
   const fixed = portmap.filter((p) => p.hostPort !== 0 && p.hostPortEnd <= p.hostPort);
   for (const p of fixed) {
-    const owner = taken.get(key(p.proto, p.hostPort));
-    if (owner !== undefined) {
+    const held = taken.find(p.proto, p.hostPort, p.hostIp);
+    if (held !== undefined) {
+      const owner = held.what;
+      // Named as Docker names it (`docker ps`), once the daemon has read the container's name.
+      const container = state.endpoints[owner]?.container?.name;
+      const on = held.hostIp === '' ? '' : ` on ${hostAddress(held.hostIp)}`;
       throw new DriverError(
         'LN_ERR_CONFLICT',
-        `host port ${PROTO_NAME[p.proto] ?? p.proto}/${p.hostPort} is already published by endpoint ${owner.slice(0, 12)}`,
+        `host port ${PROTO_NAME[p.proto] ?? p.proto}/${p.hostPort}${on} is already published by ${container === undefined ? '' : `container ${container}, `}endpoint ${owner.slice(0, 12)}`,
       );
     }
     const listener = inTheWay(p, p.hostPort);
@@ -110,7 +158,7 @@ export function resolvePorts(
           `${listener.proto} ${at}:${listener.port}; stop it or publish another host port (nothing was published)`,
       );
     }
-    mine.add(key(p.proto, p.hostPort));
+    mine.add(p.proto, p.hostPort, p.hostIp, true);
   }
   for (const p of portmap) {
     if (fixed.includes(p)) {
@@ -121,13 +169,13 @@ export function resolvePorts(
     const previous = [...ep.portmap, ...(partner?.portmap ?? [])].find(
       (q) => q.proto === p.proto && q.port === p.port && q.hostIp === p.hostIp && q.hostPort >= lo && q.hostPort <= hi,
     );
-    const free = (n: number) => !taken.has(key(p.proto, n)) && !mine.has(key(p.proto, n)) && inTheWay(p, n) === undefined;
+    const free = (n: number) => !taken.find(p.proto, n, p.hostIp) && !mine.find(p.proto, n, p.hostIp) && inTheWay(p, n) === undefined;
     let chosen = previous && free(previous.hostPort) ? previous.hostPort : 0;
     for (let n = lo; chosen === 0 && n <= hi; n++) if (free(n)) chosen = n;
     if (chosen === 0) {
       throw new DriverError('LN_ERR_CONFLICT', `no free host port in ${lo}-${hi} for ${PROTO_NAME[p.proto] ?? p.proto}/${p.port}`);
     }
-    mine.add(key(p.proto, chosen));
+    mine.add(p.proto, chosen, p.hostIp, true);
     out.push({ ...p, hostPort: chosen, hostPortEnd: chosen });
   }
   return out;

@@ -649,7 +649,7 @@ describe('plugin API: bad input is refused by name', () => {
     }
   });
 
-  it('published ports: another protocol, sctp on HostIP ::1 (the proxy speaks tcp and udp), IPv6 on an IPv4-only network, a host port given twice in a family are refused by name', async () => {
+  it('published ports: another protocol, sctp on HostIP ::1 (the proxy speaks tcp and udp), IPv6 on an IPv4-only network, a host port given twice on overlapping addresses are refused by name; on two addresses it is two bindings', async () => {
     assert.equal((await call('NetworkDriver.CreateNetwork', createNetworkBody())).status, 200);
     assert.equal((await call('NetworkDriver.CreateEndpoint', createEndpointBody())).status, 200);
     assert.equal((await call('NetworkDriver.Join', joinBody)).status, 200);
@@ -679,6 +679,14 @@ describe('plugin API: bad input is refused by name', () => {
       programWith('[{"Proto":6,"Port":80,"HostIP":"","HostPort":8080,"HostPortEnd":8080},{"Proto":6,"Port":81,"HostIP":"127.0.0.1","HostPort":8080,"HostPortEnd":8080}]'),
       /host port tcp\/8080 is given twice \(portmap\[0\] and portmap\[1\]\)/,
     );
+    await refusedWith(
+      'NetworkDriver.ProgramExternalConnectivity',
+      programWith('[{"Proto":6,"Port":80,"HostIP":"127.0.0.1","HostPort":8080,"HostPortEnd":8080},{"Proto":6,"Port":81,"HostIP":"0.0.0.0","HostPort":8080,"HostPortEnd":8080}]'),
+      /host port tcp\/8080 is given twice \(portmap\[0\] and portmap\[1\]\)/,
+    );
+    // Two host addresses: two bindings, as Docker's bridge driver has them.
+    const two = await call('NetworkDriver.ProgramExternalConnectivity', programWith('[{"Proto":6,"Port":80,"HostIP":"127.0.0.1","HostPort":8080,"HostPortEnd":8080},{"Proto":6,"Port":81,"HostIP":"127.0.0.2","HostPort":8080,"HostPortEnd":8080}]'));
+    assert.equal(two.status, 200, JSON.stringify(two.body));
   });
 
   it('PoolIDs __proto__ and constructor are no pools: an Err, nothing written, no crash', async () => {

@@ -103,6 +103,36 @@ describe('published ports', () => {
       { type: 'ProgramExternal', networkId: NET_A, endpointId: 'f1'.repeat(32), portmap: [{ proto: 6, port: 1, hostIp: '', hostPort: 9001, hostPortEnd: 9001 }] },
     ];
     assert.throws(() => given(...cmds), { code: 'LN_ERR_CONFLICT', message: /host port tcp\/9001 is already published by endpoint e3e3e3e34444/ });
+    // Once Docker's API named the owner's container, the refusal names it as `docker ps` does.
+    const owner = Object.values(given(...FIREWALL_COMMANDS).endpoints).find((e) => e.endpointId.startsWith('e3e3e3e34444'));
+    assert.ok(owner);
+    const named: Command = { type: 'RecordNames', networks: [], endpoints: [{ networkId: owner.networkId, endpointId: owner.endpointId, containerId: 'c0'.repeat(32), name: 'web-1' }] };
+    assert.throws(() => given(...FIREWALL_COMMANDS, named, ...cmds.slice(FIREWALL_COMMANDS.length)), {
+      code: 'LN_ERR_CONFLICT',
+      message: /host port tcp\/9001 is already published by container web-1, endpoint e3e3e3e34444/,
+    });
+  });
+
+  it('the same host port on host addresses that do not overlap is two bindings, as in the bridge driver', () => {
+    const F1 = 'f1'.repeat(32);
+    const program = (hostIp: string, hostPort: number): Command[] => [
+      ...FIREWALL_COMMANDS,
+      { type: 'CreateEndpoint', spec: endpointSpec(NET_A, F1, '10.231.7.9/24') },
+      { type: 'ProgramExternal', networkId: NET_A, endpointId: F1, portmap: [{ proto: 6, port: 1, hostIp, hostPort, hostPortEnd: hostPort }] },
+    ];
+    // EP_3 publishes tcp/8443 on 127.0.0.1 and tcp/9001 on every address.
+    assert.deepEqual(given(...program('127.0.0.2', 8443)).endpoints[F1]?.portmap.map((p) => `${p.hostIp}:${p.hostPort}`), ['127.0.0.2:8443']);
+    for (const hostIp of ['', '0.0.0.0', '127.0.0.1']) {
+      assert.throws(() => given(...program(hostIp, 8443)), { code: 'LN_ERR_CONFLICT', message: /^host port tcp\/8443 on 127\.0\.0\.1 is already published by endpoint/ }, hostIp);
+    }
+    assert.throws(() => given(...program('127.0.0.2', 9001)), { code: 'LN_ERR_CONFLICT', message: /^host port tcp\/9001 is already published by endpoint/ });
+    // A range skips only the ports taken on an overlapping address.
+    const range: Command[] = [
+      ...FIREWALL_COMMANDS,
+      { type: 'CreateEndpoint', spec: endpointSpec(NET_A, F1, '10.231.7.9/24') },
+      { type: 'ProgramExternal', networkId: NET_A, endpointId: F1, portmap: [{ proto: 6, port: 1, hostIp: '127.0.0.2', hostPort: 8443, hostPortEnd: 8450 }, { proto: 6, port: 2, hostIp: '127.0.0.1', hostPort: 8443, hostPortEnd: 8450 }] },
+    ];
+    assert.deepEqual(given(...range).endpoints[F1]?.portmap.map((p) => `${p.hostIp}:${p.hostPort}`), ['127.0.0.2:8443', '127.0.0.1:8444']);
   });
 
   it('merges consecutive ports with the same offset into one range', () => {
