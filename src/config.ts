@@ -271,9 +271,15 @@ export function credsProblem(text: string, file: string): string | null {
   return null;
 }
 
-/** A failed NATS connect, said plainly when the server refused the credentials (never quoting them). */
-export function natsConnectError(e: unknown, cfg: NatsConfig): unknown {
+/**
+ * A failed NATS connect, naming the servers (masked) it tried: said plainly when the server
+ * refused the credentials (never quoting them); otherwise with the client's reason (`connection
+ * refused`, a timeout, a TLS failure).
+ */
+export function natsConnectError(e: unknown, cfg: NatsConfig): Error {
   const msg = e instanceof Error ? e.message : String(e);
-  if (!(e instanceof Error && (e.name === 'AuthorizationError' || /authorization violation/i.test(msg)))) return e;
-  return new Error(`NATS ${describeNats(cfg)} refused the credentials: ${msg}`, { cause: e });
+  if (e instanceof Error && (e.name === 'AuthorizationError' || /authorization violation/i.test(msg))) {
+    return new Error(`NATS ${describeNats(cfg)} refused the credentials: ${msg}`, { cause: e });
+  }
+  return new Error(`cannot connect to NATS ${describeNats(cfg)}: ${msg}`, { cause: e });
 }

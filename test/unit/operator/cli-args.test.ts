@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { readFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { execa } from 'execa';
@@ -106,6 +107,22 @@ describe('release --dry-run', () => {
     assert.equal(await logText(), before, 'the log is unchanged');
     const status = await cli(['status', '--json']);
     assert.deepEqual(JSON.parse(status.stdout).networks.map((n: { networkId: string }) => n.networkId), [NET], 'the network is still known');
+  });
+});
+
+describe('audit with a NATS server that does not answer', () => {
+  it('names the server it tried (its password masked) and the reason', async () => {
+    // A loopback port nothing listens on: bound and closed again at once.
+    const port = await new Promise<number>((resolve) => {
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const p = (s.address() as { port: number }).port;
+        s.close(() => resolve(p));
+      });
+    });
+    const r = await cli(['audit', '--nats', `nats://auditor:s3cret@127.0.0.1:${port}`]);
+    assert.equal(r.exitCode, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`^ledgernet: cannot connect to NATS nats://\\*\\*\\*@127\\.0\\.0\\.1:${port} \\(auth user auditor\\): \\S`));
+    assert.doesNotMatch(r.stderr, /s3cret/);
   });
 });
 
