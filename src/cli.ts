@@ -318,7 +318,7 @@ async function main(argv: string[]): Promise<number> {
       const [{ runAudit }, { connectNats }] = await Promise.all([import('./events/audit/reader.ts'), import('./main.ts')]);
       return runAudit({
         // --follow rides out a NATS restart; a one-off read fails fast.
-        connect: () => connectNats(nats, { name: 'ledgernet audit', persistent: values.follow ?? false }),
+        connect: () => connectNats(nats, { name: 'ledgernet audit', persistent: values.follow ?? false, nameServers: true }),
         stream: values['nats-stream'] ?? env['LEDGERNET_NATS_STREAM'] ?? DEFAULTS.natsStream,
         host: values.host,
         since: values.since,

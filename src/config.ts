@@ -272,14 +272,15 @@ export function credsProblem(text: string, file: string): string | null {
 }
 
 /**
- * A failed NATS connect, naming the servers (masked) it tried: said plainly when the server
- * refused the credentials (never quoting them); otherwise with the client's reason (`connection
- * refused`, a timeout, a TLS failure).
+ * A failed NATS connect: said plainly, naming the servers (masked), when the server refused the
+ * credentials (never quoting them). Any other failure (`connection refused`, a timeout, a TLS
+ * failure) names the servers only when `nameServers` (the audit CLI; the daemon's status and log
+ * lines name them beside the error already).
  */
-export function natsConnectError(e: unknown, cfg: NatsConfig): Error {
+export function natsConnectError(e: unknown, cfg: NatsConfig, nameServers: boolean): unknown {
   const msg = e instanceof Error ? e.message : String(e);
   if (e instanceof Error && (e.name === 'AuthorizationError' || /authorization violation/i.test(msg))) {
     return new Error(`NATS ${describeNats(cfg)} refused the credentials: ${msg}`, { cause: e });
   }
-  return new Error(`cannot connect to NATS ${describeNats(cfg)}: ${msg}`, { cause: e });
+  return nameServers ? new Error(`cannot connect to NATS ${describeNats(cfg)}: ${msg}`, { cause: e }) : e;
 }

@@ -27,9 +27,10 @@ import { pluginSocketFrom } from './supervisor/worker-link.ts';
 
 /**
  * Connects to NATS (the only place that does). `persistent`: once connected, reconnect forever
- * (the daemon); otherwise a reader that fails fast (the audit CLI).
+ * (the daemon); otherwise a reader that fails fast (the audit CLI). `nameServers`: a failure
+ * names the servers it tried (the audit CLI, whose error is all the user sees).
  */
-export async function connectNats(cfg: NatsConfig, o: { name: string; persistent: boolean }): Promise<NatsConnection> {
+export async function connectNats(cfg: NatsConfig, o: { name: string; persistent: boolean; nameServers?: boolean }): Promise<NatsConnection> {
   // Credentials go to the client as options, never inside the server URLs it may print.
   const { servers, auth } = resolveNats(cfg);
   // NATS, like the metrics, is loaded only when configured: a daemon without it keeps less memory.
@@ -53,7 +54,7 @@ export async function connectNats(cfg: NatsConfig, o: { name: string; persistent
     };
   }
   return connect(opts).catch((e: unknown) => {
-    throw natsConnectError(e, cfg);
+    throw natsConnectError(e, cfg, o.nameServers ?? false);
   });
 }
 
