@@ -23,6 +23,7 @@ import { describeQuery, EndpointFacts, eventFilter, FollowFilter, fromSince, par
 import { clusterPlan, recordedVtep, type ClusterView } from './cluster.ts';
 import { clusterStatus, clusterTables } from './cluster-status.ts';
 import { daemonProxies, proxiesTable, proxyPlan, proxyRows } from './proxy-status.ts';
+import { portRows, portsTable } from './port-status.ts';
 
 const out = (s: string) => process.stdout.write(s);
 
@@ -343,6 +344,7 @@ export async function runStatus(o: { stateDir: string; json: boolean; firewall?:
   const held = daemon ? (daemon.proxies ?? []) : null;
   const actions = [...plan(desiredFromState(state), snapshot, await cliFirewall(o.stateDir, o.firewall)), ...(await clusterPlan(state, o.stateDir)), ...proxyPlan(state, held)];
   const proxies = proxyRows(state, held);
+  const ports = portRows(state);
   const logBytes = await stat(join(o.stateDir, LOG_FILE)).then((s) => s.size, () => 0);
   const archived = await archivedSize(o.stateDir);
   const { networks, endpoints } = objectStates(state, actions);
@@ -351,7 +353,7 @@ export async function runStatus(o: { stateDir: string; json: boolean; firewall?:
   // Exit non-zero when the daemon cannot be reached: Docker calls would fail too.
   const code = daemon ? 0 : 1;
   if (o.json) {
-    out(`${JSON.stringify({ daemon, ...(daemonError ? { daemonError } : {}), lastSeq: state.seq, logBytes, archived, pending: actions.length, networks, endpoints, pools: poolsJson(pools), cluster, proxies })}\n`);
+    out(`${JSON.stringify({ daemon, ...(daemonError ? { daemonError } : {}), lastSeq: state.seq, logBytes, archived, pending: actions.length, networks, endpoints, pools: poolsJson(pools), ports, cluster, proxies })}\n`);
     return code;
   }
   const audit = daemon?.audit;
@@ -378,6 +380,7 @@ export async function runStatus(o: { stateDir: string; json: boolean; firewall?:
   for (const e of endpoints) if (e.conflict && !listed.has(e.conflict)) out(`conflict: ${e.conflict}\n`);
   // ledgernet IPAM pools (Docker's network inspect shows no IPAM status for a remote IPAM).
   out(`\n${poolsTable(pools)}`);
+  if (ports.length > 0) out(`\n${portsTable(ports)}`);
   if (proxies.length > 0) out(`\n${proxiesTable(proxies)}`);
   if (cluster) out(`\n${clusterTables(cluster)}`);
   return code;

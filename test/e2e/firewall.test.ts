@@ -299,6 +299,15 @@ for (const fw of FIREWALLS) describe(`firewall with the real dockerd (--firewall
     const get = async (url: string) => (await execa('/bin/busybox', ['timeout', '5', '/bin/busybox', 'wget', '-q', '-O', '-', url], { reject: false, stdin: 'ignore' })).stdout.trim();
     assert.equal(await get('http://127.0.0.1:18497/who.html'), 'from a');
     assert.equal(await get('http://127.0.0.2:18497/who.html'), 'from b');
+    // Docker shows no ports for a remote driver: ledgernet status does, each with its container.
+    const rows = await Promise.all(
+      [[a, '127.0.0.1'], [b, '127.0.0.2']].map(async ([c, ip]) => new RegExp(`^${(ip ?? '').replaceAll('.', '\\.')}:18497/tcp +${(await containerIp(c ?? '', n.name)).replaceAll('.', '\\.')}:80 +${c} +[0-9a-f]{12}$`, 'm')),
+    );
+    let listed = '';
+    await waitFor(async () => {
+      listed = (await ledgernetCli(['status', '--state-dir', daemon.stateDir])).stdout;
+      return rows.every((r) => r.test(listed));
+    }, { what: 'both ports listed by ledgernet status with their containers', timeoutMs: 10_000 }).catch((e: unknown) => assert.fail(`${String(e)}\n${listed}`));
     const third = await docker(['run', '-d', '--name', track.container(uniqueName('srv')), '--network', n.name, '-p', '18497:80', TEST_IMAGE, 'sleep', '60']);
     assert.notEqual(third.exitCode, 0, 'every address overlaps both');
     assert.match(third.stderr, new RegExp(`host port tcp/18497 on 127\\.0\\.0\\.1 is already published by (container ${a}, )?endpoint [0-9a-f]{12}`));
