@@ -1,7 +1,7 @@
 // Host ports for published ports. Docker leaves the choice to the driver for `-P` and `-p 80`
 // (HostPort 0) and for `-p 8000-8010:80` (a host range for one container port). The choice is
 // made here, in `decide`, from the state alone: deterministic (the lowest port not published by
-// another ledgernet endpoint), and recorded in the `endpoint.external.programmed` event, so a
+// another ledgernet endpoint on an overlapping host address), and recorded in the `endpoint.external.programmed` event, so a
 // replay or a second daemon reading the log arrives at the same rules.
 import { DriverError } from '../../errors.ts';
 import { parseIp } from './cidr.ts';
@@ -111,7 +111,7 @@ export function routed(state: State, ep: EndpointState): boolean {
  * A port a program on the host listens on (`listeners`) is not taken: a fixed one is refused, a
  * range or `-P` skips it; unless this endpoint (or its partner) already publishes it (Docker
  * repeating the call).
- * @throws DriverError `LN_ERR_CONFLICT` when a fixed port is taken or a range has no free port;
+ * @throws DriverError `LN_ERR_CONFLICT` when a fixed port is taken on an overlapping host address or a range has no free port;
  *   `LN_ERR_PORT_IN_USE` when a program on the host listens on a fixed one.
  */
 export function resolvePorts(
