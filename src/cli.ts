@@ -34,7 +34,7 @@ commands:
               --firewall B  plan with this backend (default: the one serve recorded in the state dir)
               --allow-direct-routing  plan as serve --allow-direct-routing would (default: as serve runs;
                          LEDGERNET_ALLOW_DIRECT_ROUTING=0 plans as serve without it)
-  status      networks and endpoints, desired vs actual [--json] [--firewall B]
+  status      networks, endpoints, IPAM pools and published ports, desired vs actual [--json] [--firewall B]
   events      print the event log [--json] [--follow] [--since SEQ|TIME] (from that seq, or
               that time by the events' own) [--network ID|NAME] (one network's
               events: its id, a 12+ hex prefix, or the name Docker gave it) [--container ID|NAME]
