@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { callDaemon } from './control-client.ts';
 import { operatorCause, statedBody, type OperatorNote } from './operator-cause.ts';
-import { acquireHostGuard, acquireLock, hostInstance, decide, describeCause, fold, labelled, loadState, LOG_FILE, LOG_START, LogParts, namesFrom, openStore, poolUsage, readLog, readSnapshot, releaseCommand, short, VETH_PREFIX, type Cause, type EventStore, type HostInstance, type PoolUsage, type ScanBase, type State, type StoredEvent } from '../events/index.ts';
+import { acquireHostGuard, acquireLock, hostInstance, decide, describeCause, portsText, fold, labelled, loadState, LOG_FILE, LOG_START, LogParts, namesFrom, openStore, poolUsage, readLog, readSnapshot, releaseCommand, short, VETH_PREFIX, type Cause, type EventStore, type HostInstance, type PoolUsage, type ScanBase, type State, type StoredEvent } from '../events/index.ts';
 import type { ScanEnd } from '../events/log/framing.ts';
 import { ARCHIVE_DIR, listArchives } from '../events/log/archive.ts';
 import { DriverError } from '../errors.ts';
@@ -417,8 +417,30 @@ function whatOf(e: StoredEvent, names: Names): string {
   return idsOf(e.data as Record<string, unknown>, names);
 }
 
+/** What an event line shows after its ids: what the event set (subnets, addresses, ports, a pass's counts, why), or ''. */
+function detailOf(e: StoredEvent): string {
+  switch (e.type) {
+    case 'network.created':
+      return [...e.data.ipv4Data, ...e.data.ipv6Data].map((d) => d.pool).join(',');
+    case 'endpoint.created':
+    case 'endpoint.addressed':
+      return strings(e.data.address, e.data.addressV6).join(',');
+    case 'endpoint.external.programmed':
+      return `${portsText(e.data.portmap) || 'no ports'}${e.data.family === undefined ? '' : ` (IPv${e.data.family} only)`}`;
+    case 'reconcile.applied':
+      return `${e.data.actions.length} action(s), ${e.data.failures.length} failure(s)`;
+    case 'network.rolledback':
+    case 'network.collected':
+    case 'endpoint.rolledback':
+    case 'endpoint.lost':
+      return e.data.reason;
+    default:
+      return '';
+  }
+}
+
 function eventLine(e: StoredEvent, names: Names): string {
-  const what = whatOf(e, names);
+  const what = [whatOf(e, names), detailOf(e)].filter((x) => x !== '').join('  ');
   return `${String(e.seq).padStart(6)} ${e.at} ${e.type.padEnd(30)} ${what}${e.cause ? `  by ${describeCause(e.cause)}` : ''}\n`;
 }
 

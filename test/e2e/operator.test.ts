@@ -327,7 +327,7 @@ describe('operator experience', () => {
     assert.deepEqual(events.filter((e) => e.type === 'endpoint.named').map((e) => e.data), [{ networkId, endpointId, containerId, name: c }]);
 
     const text = (await ledgernetCli(['events', '--state-dir', daemon.stateDir])).stdout;
-    assert.match(text, new RegExp(`network\\.created +${networkId.slice(0, 12)}\\(${net}\\)  by docker NetworkDriver\\.CreateNetwork`));
+    assert.match(text, new RegExp(`network\\.created +${networkId.slice(0, 12)}\\(${net}\\)  10\\.231\\.163\\.0/24  by docker NetworkDriver\\.CreateNetwork`));
     assert.match(text, new RegExp(`endpoint\\.joined +${networkId.slice(0, 12)}\\(${net}\\)/${endpointId.slice(0, 12)}\\(${c}\\)  by docker NetworkDriver\\.Join`));
     // One network's history by the name users know it by: every line of it, none of another.
     const history = (await ledgernetCli(['events', '--network', net, '--json', '--state-dir', daemon.stateDir])).stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; data: { networkId?: string } });

@@ -4,6 +4,7 @@
 import { short as shortId } from '../domain/naming.ts';
 import { describeCause } from '../domain/cause.ts';
 import { EventVersions, type Cause, type EventType, type PortBinding, type StoredEvent } from '../domain/types.ts';
+import { PROTO_NAME } from '../domain/ports.ts';
 
 export interface LedgernetCloudEvent {
   readonly specversion: '1.0';
@@ -168,8 +169,9 @@ export function fromCloudEvent(raw: unknown): StoredEvent | string {
   } as StoredEvent;
 }
 
-const ports = (pm: readonly PortBinding[]) =>
-  pm.map((p) => `${p.hostIp ? `${p.hostIp}:` : ''}${p.hostPort}->${p.port}/${p.proto === 17 ? 'udp' : p.proto === 6 ? 'tcp' : p.proto}`).join(',');
+/** `127.0.0.1:8080->80/tcp,5353->53/udp`: published ports as `docker ps` writes them. */
+export const portsText = (pm: readonly PortBinding[]) =>
+  pm.map((p) => `${p.hostIp ? `${p.hostIp.includes(':') ? `[${p.hostIp}]` : p.hostIp}:` : ''}${p.hostPort}->${p.port}/${PROTO_NAME[p.proto] ?? p.proto}`).join(',');
 
 function describeData(ev: StoredEvent, names: ReadonlyMap<string, string>): string {
   // A network's or an endpoint's short id, with Docker's name for it when one was seen.
@@ -210,7 +212,7 @@ function describeData(ev: StoredEvent, names: ReadonlyMap<string, string>): stri
     case 'cluster.host.forgotten':
       return `cluster host ${ev.data.host} forgotten: taken out of ${ev.data.networks.join(', ') || 'no network'}${ev.data.retired.length > 0 ? ` (${ev.data.retired.join(', ')} removed: no host has it)` : ''}, ${ev.data.blocks} address block(s) given back`;
     case 'endpoint.external.programmed':
-      return `endpoint ${short(ev.data.endpointId)} ports programmed ${ports(ev.data.portmap) || '(none)'}${ev.data.family === undefined ? '' : ` (IPv${ev.data.family} only)`}`;
+      return `endpoint ${short(ev.data.endpointId)} ports programmed ${portsText(ev.data.portmap) || '(none)'}${ev.data.family === undefined ? '' : ` (IPv${ev.data.family} only)`}`;
     case 'endpoint.external.revoked':
       return `endpoint ${short(ev.data.endpointId)} ports revoked`;
     case 'pool.requested':

@@ -166,7 +166,14 @@ describe('events --container and --address', () => {
     assert.deepEqual(await seqs('--container', 'web-1'), [3, 4, 5, 6]);
     assert.deepEqual(await seqs('--container', CID_B.slice(0, 12)), [7, 8]);
     const text = await events('--container', 'web-1');
-    assert.match(text.stdout, /endpoint\.created +abcdef012345\(web\)\/1a1a1a1a1a1a\(web-1\)/);
+    assert.match(text.stdout, /endpoint\.created +abcdef012345\(web\)\/1a1a1a1a1a1a\(web-1\)  10\.231\.79\.2\/24$/m, 'with the address it was given');
+  });
+
+  it('a line says what its event set: the subnets of a network, the addresses of an endpoint', async () => {
+    const text = (await events()).stdout;
+    assert.match(text, /^ +1 \S+ network\.created +abcdef012345\(web\)  10\.231\.79\.0\/24$/m, text);
+    assert.match(text, /^ +7 \S+ endpoint\.created +abcdef012345\(web\)\/2b2b2b2b2b2b\(job-7\)  10\.231\.79\.2\/24$/m, text);
+    assert.match(text, /^ +4 \S+ endpoint\.joined +abcdef012345\(web\)\/1a1a1a1a1a1a\(web-1\)$/m, 'nothing more for a join');
   });
 
   it('--since SEQ|TIME: from that event on, by seq or by its own time; an endpoint named before it still selects its later lines', async () => {
@@ -292,7 +299,7 @@ describe('events --network', () => {
       assert.equal(r.exitCode, 0, r.stderr);
       const lines = r.stdout.trimEnd().split('\n');
       assert.deepEqual(lines.map((l) => l.trim().split(/\s+/)[2]), ['network.created', 'network.named', 'network.deleted'], which);
-      for (const l of lines) assert.match(l, / abcdef012345\(web\)$/, which);
+      for (const l of lines) assert.match(l, / abcdef012345\(web\)(  10\.231\.77\.0\/24)?$/, which);
     }
     const json = await events('--network', 'db', '--json');
     assert.deepEqual(json.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { seq: number }).seq), [2, 4]);
