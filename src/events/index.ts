@@ -2,6 +2,7 @@ export * from './domain/types.ts';
 export * from './domain/commands.ts';
 export { byDocker, byLedgernet, checkReason, describeCause, REASON_MAX } from './domain/cause.ts';
 export { decide } from './domain/decide.ts';
+export { withPort } from './domain/cidr.ts';
 export { evolve, fold } from './domain/evolve.ts';
 export { EventLog } from './log/log.ts';
 export { readLog, scanLog, baseLinesUp, LOG_FILE, LOG_START, type ScanBase, type ScanResult } from './log/read.ts';

@@ -3,7 +3,7 @@
 // container a host port leads to. Read from the desired firewall (the DNAT that a pass writes),
 // so a row is exactly what the kernel is made to forward; the IPv6 loopback's proxied ports are
 // the proxy table's.
-import { short, type State } from '../events/index.ts';
+import { short, withPort, type State } from '../events/index.ts';
 import type { PortForward } from '../kernel/types.ts';
 import { desiredFromState } from '../reconciler/index.ts';
 import { table } from './table.ts';
@@ -42,8 +42,6 @@ export function portRows(state: State): PortRow[] {
   return rows.sort((a, b) => family(a) - family(b) || a.hostPorts[0] - b.hostPorts[0] || a.proto.localeCompare(b.proto) || a.hostIp.localeCompare(b.hostIp));
 }
 
-const at = (ip: string, ports: string) => `${ip.includes(':') ? `[${ip}]` : ip}:${ports}`;
-
 export function portsTable(rows: readonly PortRow[]): string {
   return table(
     ['PUBLISHED', 'TO', 'CONTAINER', 'ENDPOINT'],
@@ -51,7 +49,7 @@ export function portsTable(rows: readonly PortRow[]): string {
       const [lo, hi] = r.hostPorts;
       const host = lo === hi ? `${lo}` : `${lo}-${hi}`;
       const to = lo === hi ? `${r.port}` : `${r.port}-${r.port + hi - lo}`;
-      return [`${at(r.hostIp, host)}/${r.proto}`, at(r.ip, to), r.container ?? '-', short(r.endpointId)];
+      return [`${withPort(r.hostIp, host)}/${r.proto}`, withPort(r.ip, to), r.container ?? '-', short(r.endpointId)];
     }),
   );
 }

@@ -5,6 +5,7 @@ import { short as shortId } from '../domain/naming.ts';
 import { describeCause } from '../domain/cause.ts';
 import { EventVersions, type Cause, type EventType, type PortBinding, type StoredEvent } from '../domain/types.ts';
 import { PROTO_NAME } from '../domain/ports.ts';
+import { withPort } from '../domain/cidr.ts';
 
 export interface LedgernetCloudEvent {
   readonly specversion: '1.0';
@@ -171,7 +172,7 @@ export function fromCloudEvent(raw: unknown): StoredEvent | string {
 
 /** `127.0.0.1:8080->80/tcp,5353->53/udp`: published ports as `docker ps` writes them. */
 export const portsText = (pm: readonly PortBinding[]) =>
-  pm.map((p) => `${p.hostIp ? `${p.hostIp.includes(':') ? `[${p.hostIp}]` : p.hostIp}:` : ''}${p.hostPort}->${p.port}/${PROTO_NAME[p.proto] ?? p.proto}`).join(',');
+  pm.map((p) => `${p.hostIp ? withPort(p.hostIp, p.hostPort) : p.hostPort}->${p.port}/${PROTO_NAME[p.proto] ?? p.proto}`).join(',');
 
 function describeData(ev: StoredEvent, names: ReadonlyMap<string, string>): string {
   // A network's or an endpoint's short id, with Docker's name for it when one was seen.

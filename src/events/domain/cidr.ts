@@ -129,6 +129,11 @@ export function within(a: Prefix, b: Prefix): boolean {
   return a.family === b.family && a.len >= b.len && contains(b, a.family, a.base);
 }
 
+/** `10.0.0.1:80`, `[fd00::1]:80`: an address with a port (or ports) as URLs and `docker ps` write them. */
+export function withPort(ip: string, port: number | string): string {
+  return `${ip.includes(':') ? `[${ip}]` : ip}:${port}`;
+}
+
 /** Canonical text of an address (`fd00:0231::0001` → `fd00:231::1`), or null. */
 export function canonicalIp(s: string): string | null {
   const a = parseIp(s);

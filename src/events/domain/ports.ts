@@ -4,7 +4,7 @@
 // another ledgernet endpoint on an overlapping host address), and recorded in the `endpoint.external.programmed` event, so a
 // replay or a second daemon reading the log arrives at the same rules.
 import { DriverError } from '../../errors.ts';
-import { parseIp } from './cidr.ts';
+import { parseIp, withPort } from './cidr.ts';
 import { isProxiedHostIp } from './host-address.ts';
 import { gatewayModes } from './options.ts';
 import type { EndpointState, PortBinding, State } from './types.ts';
@@ -151,11 +151,10 @@ export function resolvePorts(
     }
     const listener = inTheWay(p, p.hostPort);
     if (listener !== undefined) {
-      const at = listener.address.includes(':') ? `[${listener.address}]` : listener.address;
       throw new DriverError(
         'LN_ERR_PORT_IN_USE',
         `host port ${PROTO_NAME[p.proto] ?? p.proto}/${p.hostPort} on ${hostAddress(p.hostIp)} is in use: a program on the host listens on ` +
-          `${listener.proto} ${at}:${listener.port}; stop it or publish another host port (nothing was published)`,
+          `${listener.proto} ${withPort(listener.address, listener.port)}; stop it or publish another host port (nothing was published)`,
       );
     }
     mine.add(p.proto, p.hostPort, p.hostIp, true);
