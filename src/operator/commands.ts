@@ -410,11 +410,15 @@ function subjectOf(e: StoredEvent, names: Names): string {
   return idsOf(d, names) || strings(d['poolId'], d['address']).join(' ');
 }
 
-/** What an event line shows after its type: ids with names, or what the event itself says. */
+/** What an event line shows after its type: ids with names (its pool and address for IPAM's), or what the event itself says. */
 function whatOf(e: StoredEvent, names: Names): string {
   if (e.type === 'log.archived') return `${e.data.first}-${e.data.last} in ${e.data.archive}`;
   if (e.type === 'cluster.host.forgotten') return `host ${e.data.host} (${e.data.networks.join(',') || 'no network'}; ${e.data.blocks} block(s))`;
-  return idsOf(e.data as Record<string, unknown>, names);
+  if (e.type.startsWith('peer.')) {
+    const d = e.data as { cluster: string; host: string; endpointId?: string };
+    return `cluster ${d.cluster} host ${d.host}${d.endpointId === undefined ? '' : ` endpoint ${labelled(d.endpointId, names)}`}`;
+  }
+  return subjectOf(e, names);
 }
 
 /** What an event line shows after its ids: what the event set (subnets, addresses, ports, a pass's counts, why), or ''. */
@@ -433,7 +437,19 @@ function detailOf(e: StoredEvent): string {
     case 'network.collected':
     case 'endpoint.rolledback':
     case 'endpoint.lost':
+    case 'endpoint.deferred':
+    case 'network.deferred':
       return e.data.reason;
+    case 'pool.requested':
+      return `${e.data.pool}${e.data.subPool ? ` (range ${e.data.subPool})` : ''}${e.data.auto ? ' automatic' : ''}`;
+    case 'address.requested':
+      return e.data.kind;
+    case 'block.claimed':
+      return e.data.block;
+    case 'peer.member.joined':
+      return `vtep ${e.data.vtep}`;
+    case 'peer.endpoint.added':
+      return `${e.data.address} ${e.data.mac}`;
     default:
       return '';
   }

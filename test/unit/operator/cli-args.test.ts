@@ -174,6 +174,9 @@ describe('events --container and --address', () => {
     assert.match(text, /^ +1 \S+ network\.created +abcdef012345\(web\)  10\.231\.79\.0\/24$/m, text);
     assert.match(text, /^ +7 \S+ endpoint\.created +abcdef012345\(web\)\/2b2b2b2b2b2b\(job-7\)  10\.231\.79\.2\/24$/m, text);
     assert.match(text, /^ +4 \S+ endpoint\.joined +abcdef012345\(web\)\/1a1a1a1a1a1a\(web-1\)$/m, 'nothing more for a join');
+    // IPAM's: the pool and the address, and how it was allocated.
+    assert.match(text, /^ +9 \S+ address\.requested +p-10\.231\.79\.0\/24 10\.231\.79\.3  dynamic$/m, text);
+    assert.match(text, /^ +10 \S+ address\.released +p-10\.231\.79\.0\/24 10\.231\.79\.3$/m, text);
   });
 
   it('--since SEQ|TIME: from that event on, by seq or by its own time; an endpoint named before it still selects its later lines', async () => {
