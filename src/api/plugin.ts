@@ -263,7 +263,8 @@ async function join(deps: Ctx, body: Json, method: string): Promise<unknown> {
   await deps.store.execute({ type: 'Join', networkId, endpointId, sandboxKey }, byDocker(method));
   // Created at this Join: its addresses are Docker's, read once Docker has configured the container.
   if (ep.deferred && sandboxKey !== '') void learnAddresses(deps, endpointId);
-  const res: Json = { InterfaceName: { SrcName: ep.peer, DstPrefix: containerIfacePrefix(net.options) } };
+  // DstName: the name the container asked for (Docker 28+'s ifname; engines with moby#52866 apply it).
+  const res: Json = { InterfaceName: { SrcName: ep.peer, DstPrefix: containerIfacePrefix(net.options), ...(ep.ifname === undefined ? {} : { DstName: ep.ifname }) } };
   if (!net.internal) {
     const gw4 = gatewayIp(net.ipv4Data);
     const gw6 = mayHaveV6(ep) ? gatewayIp(net.ipv6Data) : null;

@@ -213,6 +213,7 @@ export function toEndpointSpec(method: string, body: Json): EndpointSpec {
     throw bad(method, `Interface.MacAddress must look like 02:42:0a:00:00:02, got ${JSON.stringify(mac)?.slice(0, 64)}`);
   }
   const empty = (v: unknown) => v === undefined || v === null || v === '';
+  const ifname = endpointIfname(method, body['Options']);
   return {
     networkId,
     endpointId,
@@ -221,7 +222,28 @@ export function toEndpointSpec(method: string, body: Json): EndpointSpec {
     address: empty(addr) ? null : cidr(method, addr, 'Interface.Address', 4),
     addressV6: empty(addr6) ? null : cidr(method, addr6, 'Interface.AddressIPv6', 6),
     mac: typeof mac === 'string' && mac !== '' ? mac.toLowerCase() : null,
+    ...(ifname === null ? {} : { ifname }),
   };
+}
+
+const IFNAME_OPTION = 'com.docker.network.endpoint.ifname';
+
+/**
+ * The container interface name CreateEndpoint's Options ask for (Docker 28+), or null: a Linux
+ * interface name (1 to 15 bytes, no `/`, `:`, whitespace or control character, not `.` or `..`),
+ * as the kernel would refuse anything else when Docker renames the interface.
+ */
+function endpointIfname(method: string, options: unknown): string | null {
+  if (options === undefined || options === null || typeof options !== 'object' || Array.isArray(options)) return null;
+  const v = (options as Json)[IFNAME_OPTION];
+  if (v === undefined || v === null || v === '') return null;
+  if (typeof v !== 'string' || Buffer.byteLength(v) > 15 || v === '.' || v === '..' || /[/:\s\p{Cc}]/u.test(v)) {
+    throw new DriverError(
+      'LN_ERR_INVALID_OPTION',
+      `${method}: ${IFNAME_OPTION} ${JSON.stringify(v)?.slice(0, 64) ?? 'nothing'} is not an interface name: 1 to 15 bytes, no '/', ':', space or control character, not '.' or '..'`,
+    );
+  }
+  return v;
 }
 
 /** Join's SandboxKey: a path (Docker's /var/run/docker/netns/<12 hex>), or empty. */

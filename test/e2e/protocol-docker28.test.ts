@@ -127,6 +127,20 @@ describe('Docker 28+: GwAllocChecker and GwAllocCheck', () => {
     await ok('DeleteNetwork', 'deletenetwork');
     await waitFor(async () => (await linksLeft()).length === 0, { timeoutMs: 10_000, what: 'the bridge and veth to be removed' });
   });
+
+  test('com.docker.network.endpoint.ifname (v28+, Compose interface_name): Join answers it as DstName for the engines that apply it (moby#52866)', async () => {
+    await ok('CreateNetwork', 'createnetwork.v28');
+    await ok('CreateEndpoint', 'createendpoint.v28-ifname');
+    const join = (await ok('Join', 'join.v28')) as { InterfaceName?: Record<string, unknown> };
+    assert.deepEqual(join.InterfaceName, { SrcName: 'lnp-e28a0c0de28', DstPrefix: 'eth', DstName: 'backend0' });
+    const events = await ledgernetCli(['events', '--json', '--state-dir', daemon.stateDir]);
+    const created = events.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; data: { ifname?: string } }).findLast((e) => e.type === 'endpoint.created');
+    assert.equal(created?.data.ifname, 'backend0', 'recorded with the endpoint, so a restarted daemon answers it too');
+    await ok('Leave', 'leave');
+    await ok('DeleteEndpoint', 'deleteendpoint');
+    await ok('DeleteNetwork', 'deletenetwork');
+    await waitFor(async () => (await linksLeft()).length === 0, { timeoutMs: 10_000, what: 'the bridge and veth to be removed' });
+  });
 });
 
 describe('Docker 28/29: ProgramExternalConnectivity and Revoke, repeated and per gateway family', () => {

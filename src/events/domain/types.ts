@@ -48,6 +48,12 @@ export interface EndpointSpec {
   readonly addressV6: string | null;
   readonly mac: string | null;
   /**
+   * The name the container's interface is to have (`com.docker.network.endpoint.ifname`, Docker
+   * 28+: `--network name=N,driver-opt=com.docker.network.endpoint.ifname=NAME`, Compose's
+   * `interface_name`), answered as Join's `DstName`; absent: Docker names it `<prefix><n>`.
+   */
+  readonly ifname?: string;
+  /**
    * Created at its Join: Docker's CreateEndpoint was cut off by a crash before its body was
    * journaled and its empty retry answered `{}` (an `endpoint.deferred`). Its addresses and MAC
    * are Docker's, learned from the container's interface (`endpoint.addressed`); null until then.

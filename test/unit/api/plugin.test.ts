@@ -649,6 +649,20 @@ describe('plugin API: bad input is refused by name', () => {
     }
   });
 
+  it('com.docker.network.endpoint.ifname (Docker 28+): a name the kernel refuses is refused by name, nothing written; a good one is Join\'s DstName', async () => {
+    assert.equal((await call('NetworkDriver.CreateNetwork', createNetworkBody())).status, 200);
+    const withIfname = (v: string) =>
+      `{"NetworkID":"${NET}","EndpointID":"${EP}","Interface":{"Address":"10.213.0.2/24","AddressIPv6":"","MacAddress":""},"Options":{"com.docker.network.endpoint.ifname":${v}}}\n`;
+    const seq = h.store.state.seq;
+    for (const bad of ['"a/b"', '"sixteen-chars-xx"', '"has space"', '".."', '7']) {
+      await refusedWith('NetworkDriver.CreateEndpoint', withIfname(bad), /com\.docker\.network\.endpoint\.ifname .* is not an interface name: 1 to 15 bytes/);
+    }
+    assert.equal(h.store.state.seq, seq, 'nothing appended');
+    assert.equal((await call('NetworkDriver.CreateEndpoint', withIfname('"backend0"'))).status, 200);
+    const join = await call('NetworkDriver.Join', joinBody);
+    assert.deepEqual(join.body['InterfaceName'], { SrcName: PEER, DstPrefix: 'eth', DstName: 'backend0' });
+  });
+
   it('published ports: another protocol, sctp on HostIP ::1 (the proxy speaks tcp and udp), IPv6 on an IPv4-only network, a host port given twice on overlapping addresses are refused by name; on two addresses it is two bindings', async () => {
     assert.equal((await call('NetworkDriver.CreateNetwork', createNetworkBody())).status, 200);
     assert.equal((await call('NetworkDriver.CreateEndpoint', createEndpointBody())).status, 200);
