@@ -60,7 +60,6 @@ export async function readDocker(docker: DockerApi, state: State): Promise<Docke
   return { networks, endpoints, subnets, subnetNetworks };
 }
 
-
 /**
  * Why `release` must not take `command`'s object: Docker still has it (a network it lists, an
  * endpoint one of its networks holds, a pool a network of it uses, an address it holds), or null.
@@ -86,7 +85,7 @@ export function dockerHolds(command: Command, state: State, view: DockerView): s
     case 'ReleasePool': {
       const pool = state.pools[command.poolId]?.pool;
       const users = pool === undefined ? undefined : view.subnetNetworks.get(pool);
-      return pool !== undefined && view.subnets.has(pool) ? `Docker's network ${(users ?? ['?']).join(', ')} still uses pool ${pool}: remove it first` : null;
+      return users === undefined ? null : `Docker's network ${users.join(', ')} still uses pool ${pool}: remove it first`;
     }
     case 'ReleaseAddress': {
       const pool = state.pools[command.poolId]?.pool;

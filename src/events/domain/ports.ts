@@ -1,8 +1,9 @@
 // Host ports for published ports. Docker leaves the choice to the driver for `-P` and `-p 80`
 // (HostPort 0) and for `-p 8000-8010:80` (a host range for one container port). The choice is
 // made here, in `decide`, from the state alone: deterministic (the lowest port not published by
-// another ledgernet endpoint on an overlapping host address), and recorded in the `endpoint.external.programmed` event, so a
-// replay or a second daemon reading the log arrives at the same rules.
+// another ledgernet endpoint on an overlapping host address), and recorded in the
+// `endpoint.external.programmed` event, so a replay or a second daemon reading the log arrives
+// at the same rules.
 import { DriverError } from '../../errors.ts';
 import { parseIp, withPort } from './cidr.ts';
 import { isProxiedHostIp } from './host-address.ts';
