@@ -43,12 +43,16 @@ for f in "${files[@]}"; do
 done
 
 failed=()
+# Each group's output is also kept, so that a failure in an early group is printed again at the
+# very end (its assertion and stack), where a CI log cut to its tail still shows it.
+outdir=$(mktemp -d)
+trap 'rm -rf "$outdir"' EXIT
 run_group() {
   local name=$1
   shift
   (($# > 0)) || return 0
   echo "=== $name: $# file(s)"
-  if ! node --import tsx --test --test-concurrency=1 --test-timeout=600000 --test-reporter=spec "$@"; then
+  if ! node --import tsx --test --test-concurrency=1 --test-timeout=600000 --test-reporter=spec "$@" 2>&1 | tee "$outdir/$name"; then
     failed+=("$name")
   fi
 }
@@ -59,6 +63,11 @@ run_group integration "${integration[@]}"
 run_group e2e "${e2e[@]}"
 
 if ((${#failed[@]} > 0)); then
+  for name in "${failed[@]}"; do
+    echo "=== $name failed; its failing tests again:"
+    # node:test's spec reporter ends a run with "✖ failing tests:" and each failure in full.
+    sed -n '/^✖ failing tests:/,$p' "$outdir/$name" | head -n 400
+  done
   echo "test.sh: FAILED: ${failed[*]}" >&2
   exit 1
 fi
