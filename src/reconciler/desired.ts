@@ -1,6 +1,6 @@
 import type { EndpointState, NetworkState, State } from '../events/domain/types.ts';
 import { ifbName, ownerAlias } from '../events/domain/naming.ts';
-import { gatewayModes, networkPolicy } from '../events/domain/options.ts';
+import { gatewayModes, inhibitIpv4, networkPolicy } from '../events/domain/options.ts';
 import type { FirewallNetworkPolicy, FirewallPolicy, VethSpec } from '../kernel/types.ts';
 import { peerVteps } from './cluster.ts';
 import { bridgeGateways, firewallNetworkPolicy, firewallPolicy, needsLocalnet, type FirewallNetwork } from './firewall.ts';
@@ -16,6 +16,8 @@ export interface DesiredBridge {
   readonly routeLocalnet: boolean;
   /** The kernel's IPv6 link-local address; false for the `isolated` IPv6 gateway mode (the bridge has no address at all). */
   readonly linkLocal: boolean;
+  /** `inhibit_ipv4`: the IPv4 addresses on the bridge are the operator's, neither added nor removed. */
+  readonly foreignIpv4: boolean;
 }
 
 export interface DesiredVeth extends VethSpec {
@@ -62,6 +64,7 @@ export function desiredOfNetwork(net: NetworkState, endpoints: readonly Endpoint
     addrs: bridgeGateways(net).sort(),
     routeLocalnet: needsLocalnet(fw),
     linkLocal: !(net.ipv6Data.length > 0 && gatewayModes(net.options, net.internal).v6 === 'isolated'),
+    foreignIpv4: inhibitIpv4(net.options),
   };
   const veths = eps.map(
     (ep): DesiredVeth => ({

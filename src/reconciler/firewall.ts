@@ -3,7 +3,7 @@
 // written (iptables today) is the firewall backend's business, under src/kernel/.
 import { isProxiedHostIp } from '../events/domain/host-address.ts';
 import { BRIDGE_PREFIX, OWNER_TAG } from '../events/domain/naming.ts';
-import { egressPolicy, gatewayModes, natSources, trustedHostInterfaces, type NetworkPolicy } from '../events/domain/options.ts';
+import { egressPolicy, gatewayModes, inhibitIpv4, natSources, trustedHostInterfaces, type NetworkPolicy } from '../events/domain/options.ts';
 import type { EndpointState, NetworkState, PortBinding } from '../events/domain/types.ts';
 import type { FirewallEgress, FirewallNat6, FirewallNetworkPolicy, FirewallPolicy, OpenedPort, PortForward } from '../kernel/types.ts';
 
@@ -58,12 +58,13 @@ function nat6({ net, policy, endpoints }: FirewallNetwork, snat: string | null):
 
 /**
  * The addresses the bridge carries (CIDRs): the gateways, but none of a family whose gateway mode
- * is `isolated` (Docker 20.10 sends a gateway Docker 28 would not have reserved).
+ * is `isolated` (Docker 20.10 sends a gateway Docker 28 would not have reserved), and no IPv4
+ * one with `inhibit_ipv4`.
  */
 export function bridgeGateways(net: NetworkState): string[] {
   const mode = gatewayModes(net.options, net.internal);
   const gw = (data: NetworkState['ipv4Data'], m: string) => (m === 'isolated' ? [] : data.map((d) => d.gateway).filter((g): g is string => g !== null));
-  return [...gw(net.ipv4Data, mode.v4), ...gw(net.ipv6Data, mode.v6)];
+  return [...(inhibitIpv4(net.options) ? [] : gw(net.ipv4Data, mode.v4)), ...gw(net.ipv6Data, mode.v6)];
 }
 
 /**

@@ -207,8 +207,9 @@ function planBridge(b: DesiredBridge, link: Link | undefined, actual: KernelSnap
   } else {
     const set = linkDrift(live, { mtu: b.mtu, alias: b.alias, master: null, noLinkLocal: !b.linkLocal });
     if (set) out.push({ kind: 'link.set', name: b.name, owner, ...set });
-    // Link-local addresses are the kernel's, except on a bridge that must have none (isolated).
-    have = addrs.filter((a) => a.scope !== 'link' || !b.linkLocal).map((a) => a.cidr);
+    // Link-local addresses are the kernel's, except on a bridge that must have none (isolated);
+    // with inhibit_ipv4 the IPv4 ones are the operator's.
+    have = addrs.filter((a) => (a.scope !== 'link' || !b.linkLocal) && !(b.foreignIpv4 && a.family === 'inet')).map((a) => a.cidr);
   }
   const localnet = live ? (actual.routeLocalnet[b.name] ?? false) : false;
   if (localnet !== b.routeLocalnet) {

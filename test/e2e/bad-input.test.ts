@@ -157,7 +157,7 @@ const BAD_OPTION_VALUES: Readonly<Record<string, readonly string[]>> = {
   'ledgernet.bridge': ['lni-x', 'lnx-y', 'lnb-z', 'lnv-a', 'lnp-b', '', 'a'.repeat(16), 'bad name', 'eth0/1'],
   'ledgernet.nope': ['1'],
   'com.docker.network.bridge.default_bridge': ['true'],
-  'com.docker.network.bridge.inhibit_ipv4': ['true'],
+  'com.docker.network.bridge.inhibit_ipv4': ['', 'yes', 'TRUE ', '2'],
   'com.docker.network.bridge.host_binding_ipv4': ['x', '224.0.0.1', '', '010.0.0.1', 'ff02::1'],
   'com.docker.network.host_ipv4': ['', 'x', '0.0.0.0', '127.0.0.1', '224.0.0.1', 'fd00::1'],
   'com.docker.network.host_ipv6': ['', '::', '::1', 'ff02::1', '192.0.2.1'],

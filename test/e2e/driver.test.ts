@@ -151,6 +151,29 @@ describe('ledgernet with the real dockerd', () => {
     await waitNoLeaks();
   });
 
+  test('inhibit_ipv4: the bridge gets no IPv4 address, the containers reach each other; an address the operator adds stays, and they reach the host at it', async () => {
+    const bad = await docker(['network', 'create', '--driver', 'ledgernet', '-o', 'com.docker.network.bridge.inhibit_ipv4=maybe', track.network(uniqueName('ln'))]);
+    assert.notEqual(bad.exitCode, 0);
+    assert.match(bad.stderr, /com\.docker\.network\.bridge\.inhibit_ipv4.*maybe.*true or false/);
+    const n = await createNetwork('10.231.9.0/24', '-o', 'com.docker.network.bridge.inhibit_ipv4=true');
+    const netId = (await docker(['network', 'inspect', '-f', '{{.Id}}', n], { check: true })).stdout.trim();
+    const bridge = `lnb-${netId.slice(0, 11)}`;
+    const c1 = await runContainer(n);
+    const c2 = await runContainer(n);
+    const v4 = async () => (await execa('ip', ['-4', '-o', 'addr', 'show', 'dev', bridge])).stdout.trim();
+    assert.equal(await v4(), '', 'no IPv4 address on the bridge');
+    assert.ok(await ping(c1, await containerIp(c2, n)), 'the containers reach each other');
+    assert.equal(await ping(c1, '10.231.9.1', 1), false, 'nothing answers at the gateway address yet');
+    assert.equal((await dryRun()).code, 0);
+    // The operator gives the bridge the gateway address: ledgernet keeps it (the loop runs every second).
+    await execa('ip', ['addr', 'add', '10.231.9.1/24', 'dev', bridge]);
+    await new Promise((r) => setTimeout(r, 2_500));
+    assert.match(await v4(), /inet 10\.231\.9\.1\/24/, 'the address added by hand is still there after the passes');
+    const dr = await dryRun();
+    assert.equal(dr.code, 0, dr.out);
+    assert.ok(await ping(c1, '10.231.9.1'), 'the containers reach the host at it, their default gateway');
+  });
+
   test('a second daemon on the same state dir is refused with a clear message', async () => {
     const r = await ledgernetCli(['serve', '--state-dir', daemon.stateDir, '--socket', '/run/ledgernet-test-second.sock']);
     assert.equal(r.exitCode, 1);

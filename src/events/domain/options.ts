@@ -166,6 +166,10 @@ const OPTIONS = {
   },
   'com.docker.network.bridge.gateway_mode_ipv4': { form: GATEWAY_MODE_FORM, parse: gatewayMode },
   'com.docker.network.bridge.gateway_mode_ipv6': { form: GATEWAY_MODE_FORM, parse: gatewayMode },
+  'com.docker.network.bridge.inhibit_ipv4': {
+    form: 'true or false (default false): the bridge gets no IPv4 address; one you add to it yourself is kept',
+    parse: bool,
+  },
   'com.docker.network.bridge.trusted_host_interfaces': {
     form: 'host interface names separated by colons (eth1:wg0): packets from them may address containers directly',
     parse: trustedIfaces,
@@ -244,6 +248,15 @@ export function networkPolicy(options: Options): NetworkPolicy {
 export function hostBindingIpv4(options: Options): string | null {
   const v = optionValue<string>(options, 'com.docker.network.bridge.host_binding_ipv4');
   return v === null || v === '0.0.0.0' ? null : v;
+}
+
+/**
+ * `com.docker.network.bridge.inhibit_ipv4`: ledgernet puts no IPv4 address on the bridge, and
+ * the IPv4 addresses found on it are the operator's (neither added nor removed), as Docker's
+ * bridge driver does; containers still get the network's gateway as their default route.
+ */
+export function inhibitIpv4(options: Options): boolean {
+  return optionValue<boolean>(options, 'com.docker.network.bridge.inhibit_ipv4') ?? false;
 }
 
 /** The SNAT source of each family (`com.docker.network.host_ipv4` / `host_ipv6`); null: masquerade. */

@@ -3,6 +3,7 @@
 // golden plans for every mode, then apply to the in-memory kernel and plan again (nothing left).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { checkNetworkOptions } from '../../../src/events/domain/options.ts';
 import { nftablesFirewall } from '../../../src/kernel/nftables/index.ts';
 import { applyActions } from '../../../src/reconciler/apply.ts';
 import { desiredFromState } from '../../../src/reconciler/desired.ts';
@@ -130,5 +131,26 @@ describe('gateway modes and direct-access protection', () => {
     assert.deepEqual(keys('direct4'), ['{"prefix":{"addr":"10.231.9.0","len":24}}']);
     assert.deepEqual(keys('direct6'), ['{"prefix":{"addr":"fd00:231:8::","len":64}}']);
     assert.deepEqual(keys('masq').length, 2, 'B and C masquerade, routed A does not');
+  });
+});
+
+describe('inhibit_ipv4 (com.docker.network.bridge.inhibit_ipv4)', () => {
+  const withOptions = (options: Record<string, string>) =>
+    given({ type: 'CreateNetwork', spec: withIpv6({ ...networkSpec(NET_A), options }, 7) }, { type: 'CreateEndpoint', spec: { ...endpointSpec(NET_A, EP_4, '10.231.7.4/24'), addressV6: 'fd00:231:7::4/64' } });
+
+  it('no IPv4 address on the bridge, the IPv4 ones found there are the operator\'s; IPv6, NAT and the containers as without it', () => {
+    const on = desiredFromState(withOptions({ 'com.docker.network.bridge.inhibit_ipv4': 'true' }));
+    const off = desiredFromState(withOptions({ 'com.docker.network.bridge.inhibit_ipv4': 'false' }));
+    assert.deepEqual(on.bridges[0]?.addrs, ['fd00:231:7::1/64']);
+    assert.equal(on.bridges[0]?.foreignIpv4, true);
+    assert.deepEqual(off.bridges[0]?.addrs, ['10.231.7.1/24', 'fd00:231:7::1/64']);
+    assert.equal(off.bridges[0]?.foreignIpv4, false);
+    assert.deepEqual(on.firewall.networks[0]?.masquerade, off.firewall.networks[0]?.masquerade);
+    assert.deepEqual(on.veths, off.veths);
+  });
+
+  it('a value other than true or false is refused, naming the option and its form', () => {
+    assert.throws(() => checkNetworkOptions({ 'com.docker.network.bridge.inhibit_ipv4': 'yes' }), /com\.docker\.network\.bridge\.inhibit_ipv4.*yes.*true or false/);
+    assert.doesNotThrow(() => checkNetworkOptions({ 'com.docker.network.bridge.inhibit_ipv4': 'true' }));
   });
 });

@@ -36,6 +36,7 @@ const bridge = (id: string, name: string, addrs: string[]): DesiredBridge => ({
   addrs,
   routeLocalnet: false,
   linkLocal: true,
+  foreignIpv4: false,
 });
 const A = bridge('aaaaaaaaaaaaaaaa', 'lnb-aaaa', ['10.231.80.1/24', 'fd00:0:0:1::1/64']);
 const B = bridge('bbbbbbbbbbbbbbbb', 'lnb-bbbb', ['10.231.81.1/24', 'fd00:0:0:2::1/64']);
@@ -106,5 +107,29 @@ describe('plan: a bridge subnet route deleted by hand', () => {
     assert.deepEqual(planOf([A, B], unread), []);
     const model = afterActions(s, []);
     assert.ok(model !== null && !('routes' in model));
+  });
+});
+
+describe('plan: inhibit_ipv4 (the IPv4 addresses on the bridge are the operator\'s)', () => {
+  // lnb-aaaa carries 10.231.80.1/24 and fd00:0:0:1::1/64 with their routes (the fixture).
+  const inhibited = (foreignIpv4: boolean): DesiredBridge => ({ ...bridge('aaaaaaaaaaaaaaaa', 'lnb-aaaa', ['fd00:0:0:1::1/64']), foreignIpv4 });
+
+  it('keeps an IPv4 address found on the bridge, plans no route for it, and still keeps the IPv6 gateway', () => {
+    assert.deepEqual(planOf([inhibited(true)], observed()).map(describeAction), []);
+  });
+
+  it('without it, the same address is an orphan and is removed', () => {
+    assert.deepEqual(
+      planOf([inhibited(false)], observed()).map((a) => [a.kind, 'cidr' in a ? a.cidr : '']),
+      [['addr.del', '10.231.80.1/24']],
+    );
+  });
+
+  it('an IPv6 address ledgernet did not put there is still removed', () => {
+    const v4only = { ...bridge('aaaaaaaaaaaaaaaa', 'lnb-aaaa', []), foreignIpv4: true };
+    assert.deepEqual(
+      planOf([v4only], observed()).map((a) => [a.kind, 'cidr' in a ? a.cidr : '']),
+      [['addr.del', 'fd00:0:0:1::1/64']],
+    );
   });
 });
