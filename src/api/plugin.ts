@@ -12,7 +12,7 @@ import type { DefaultPool } from '../events/domain/commands.ts';
 import { bridgeName } from '../events/domain/naming.ts';
 import { short } from '../events/domain/decide.ts';
 import { containerIfacePrefix } from '../events/domain/options.ts';
-import { lookup } from '../events/domain/types.ts';
+import { lookup, type State } from '../events/domain/types.ts';
 import { EXTERNAL_RETRY, externalRetry, knownCalls } from './external-retry.ts';
 import { JOIN_RETRY, answeredJoins, joinRetry } from './join-retry.ts';
 import { RETRY_WAIT_MS, untilTold, type Wait } from './retry-wait.ts';
@@ -212,10 +212,11 @@ async function deleteNetwork(deps: Ctx, body: Json, method: string): Promise<unk
 }
 
 async function createEndpoint(deps: Ctx, body: Json, method: string): Promise<unknown> {
-  const spec = toEndpointSpec(method, body);
+  const { spec, requestedMac } = toEndpointSpec(method, body);
   // A network whose CreateNetwork was cut off: Docker has it, ledgernet takes it from Docker's API.
   if (deps.adopter && !lookup(deps.store.state.networks, spec.networkId)) await deps.adopter.whenKnown(spec.networkId, method, deps.retryWaitMs ?? RETRY_WAIT_MS);
-  const mac = spec.mac ?? (spec.address ? macForAddress(spec.address) : null);
+  if (requestedMac !== null) checkMacFree(deps.store.state, spec.networkId, spec.endpointId, requestedMac, method);
+  const mac = spec.mac ?? requestedMac ?? (spec.address ? macForAddress(spec.address) : null);
   await applyIntent(deps, { type: 'CreateEndpoint', spec: { ...spec, mac } }, {
     trigger: method,
     concerns: concernsEndpoint(spec.networkId, spec.endpointId),
@@ -225,6 +226,14 @@ async function createEndpoint(deps: Ctx, body: Json, method: string): Promise<un
   deps.ready.add(spec.endpointId);
   // Only fields Docker left empty may be returned, or it rolls the endpoint back.
   return spec.mac === null && mac !== null ? { Interface: { MacAddress: mac } } : {};
+}
+
+/** A MAC asked for with ledgernet.mac that another endpoint of the network has: both would lose traffic on the bridge. */
+function checkMacFree(state: State, networkId: string, endpointId: string, mac: string, method: string): void {
+  const holder = Object.values(state.endpoints).find((ep) => ep.networkId === networkId && ep.endpointId !== endpointId && !ep.lost && ep.mac === mac);
+  if (holder) {
+    throw new DriverError('LN_ERR_CONFLICT', `${method}: ledgernet.mac=${mac} is already the MAC address of endpoint ${short(holder.endpointId)} on network ${short(networkId)}; give another`);
+  }
 }
 
 async function endpointOperInfo(deps: ApiDeps, body: Json, method: string): Promise<unknown> {

@@ -202,40 +202,79 @@ export function toGwAllocCheck(method: string, body: Json): { SkipIPv4: boolean;
   return { SkipIPv4: gateway.v4 === 'isolated', SkipIPv6: gateway.v6 === 'isolated' };
 }
 
-export function toEndpointSpec(method: string, body: Json): EndpointSpec {
+/**
+ * CreateEndpoint's request: the endpoint as Docker gives it (`mac` is Docker's, e.g. from
+ * `--mac-address`), and the MAC its `--driver-opt ledgernet.mac=…` asks for, or null.
+ */
+export function toEndpointSpec(method: string, body: Json): { readonly spec: EndpointSpec; readonly requestedMac: string | null } {
   const networkId = id(method, body, 'NetworkID');
   const endpointId = id(method, body, 'EndpointID');
   const iface = obj(method, body['Interface'], 'Interface');
   const addr = iface['Address'];
   const addr6 = iface['AddressIPv6'];
   const mac = iface['MacAddress'];
-  if (mac !== undefined && mac !== null && mac !== '' && (typeof mac !== 'string' || !/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/.test(mac))) {
+  if (mac !== undefined && mac !== null && mac !== '' && (typeof mac !== 'string' || !MAC.test(mac))) {
     throw bad(method, `Interface.MacAddress must look like 02:42:0a:00:00:02, got ${JSON.stringify(mac)?.slice(0, 64)}`);
   }
   const empty = (v: unknown) => v === undefined || v === null || v === '';
-  const ifname = endpointIfname(method, body['Options']);
-  return {
+  const dockerMac = typeof mac === 'string' && mac !== '' ? mac.toLowerCase() : null;
+  const { ifname, requestedMac } = endpointOptions(method, body['Options']);
+  if (requestedMac !== null && dockerMac !== null && requestedMac !== dockerMac) {
+    throw new DriverError('LN_ERR_INVALID_OPTION', `${method}: ${MAC_OPTION}=${requestedMac} and the MAC address Docker gives (${dockerMac}, --mac-address) say different things; give one`);
+  }
+  const spec: EndpointSpec = {
     networkId,
     endpointId,
     veth: vethName(endpointId),
     peer: peerName(endpointId),
     address: empty(addr) ? null : cidr(method, addr, 'Interface.Address', 4),
     addressV6: empty(addr6) ? null : cidr(method, addr6, 'Interface.AddressIPv6', 6),
-    mac: typeof mac === 'string' && mac !== '' ? mac.toLowerCase() : null,
+    mac: dockerMac,
     ...(ifname === null ? {} : { ifname }),
   };
+  return { spec, requestedMac };
 }
 
+const MAC = /^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/;
 const IFNAME_OPTION = 'com.docker.network.endpoint.ifname';
+const MAC_OPTION = 'ledgernet.mac';
+
+/**
+ * What CreateEndpoint's Options (`--driver-opt`) ask of ledgernet: the container interface name
+ * (Docker 28+) and a MAC address (`ledgernet.mac`: Docker 20.10's `network connect` has no
+ * --mac-address). Any other `ledgernet.*` key is refused by name: it would be ignored. Docker's
+ * own keys (ports, exposed ports, …) are Docker's.
+ */
+function endpointOptions(method: string, options: unknown): { ifname: string | null; requestedMac: string | null } {
+  if (options === undefined || options === null || typeof options !== 'object' || Array.isArray(options)) return { ifname: null, requestedMac: null };
+  const o = options as Json;
+  for (const k of Object.keys(o)) {
+    if (k.startsWith('ledgernet.') && k !== MAC_OPTION) {
+      throw new DriverError(
+        'LN_ERR_INVALID_OPTION',
+        `${method}: endpoint option ${k} is not one ledgernet takes (it would be ignored); an endpoint (--driver-opt) takes ${MAC_OPTION} and ${IFNAME_OPTION}, a network's options go to docker network create -o`,
+      );
+    }
+  }
+  return { ifname: endpointIfname(method, o[IFNAME_OPTION]), requestedMac: requestedMacOf(method, o[MAC_OPTION]) };
+}
+
+/** `ledgernet.mac`: a unicast MAC address other than 00:00:00:00:00:00, lower-case; null when not given. */
+function requestedMacOf(method: string, v: unknown): string | null {
+  if (v === undefined || v === null || v === '') return null;
+  const ok = typeof v === 'string' && MAC.test(v) && (parseInt(v.slice(0, 2), 16) & 1) === 0 && !/^(00:){5}00$/.test(v);
+  if (!ok) {
+    throw new DriverError('LN_ERR_INVALID_OPTION', `${method}: ${MAC_OPTION} ${JSON.stringify(v)?.slice(0, 64) ?? 'nothing'} is not a unicast MAC address such as 02:00:00:00:00:01`);
+  }
+  return v.toLowerCase();
+}
 
 /**
  * The container interface name CreateEndpoint's Options ask for (Docker 28+), or null: a Linux
  * interface name (1 to 15 bytes, no `/`, `:`, whitespace or control character, not `.` or `..`),
  * as the kernel would refuse anything else when Docker renames the interface.
  */
-function endpointIfname(method: string, options: unknown): string | null {
-  if (options === undefined || options === null || typeof options !== 'object' || Array.isArray(options)) return null;
-  const v = (options as Json)[IFNAME_OPTION];
+function endpointIfname(method: string, v: unknown): string | null {
   if (v === undefined || v === null || v === '') return null;
   if (typeof v !== 'string' || Buffer.byteLength(v) > 15 || v === '.' || v === '..' || /[/:\s\p{Cc}]/u.test(v)) {
     throw new DriverError(

@@ -174,6 +174,36 @@ describe('ledgernet with the real dockerd', () => {
     assert.ok(await ping(c1, '10.231.9.1'), 'the containers reach the host at it, their default gateway');
   });
 
+  test('network connect --driver-opt ledgernet.mac=…: the container\'s interface has that MAC and is reached at it; a MAC taken and an unknown ledgernet.* option are refused by name, nothing left', async () => {
+    const n1 = await createNetwork('10.231.8.0/24');
+    const n2 = await createNetwork('10.231.6.0/24');
+    const c1 = await runContainer(n1);
+    const c2 = await runContainer(n2);
+    const mac = '02:00:00:31:08:01';
+    const r = await docker(['network', 'connect', '--driver-opt', `ledgernet.mac=${mac}`, n2, c1]);
+    assert.equal(r.exitCode, 0, `${r.stderr}\n${daemon.logs().slice(-2000)}`);
+    assert.equal((await docker(['exec', c1, 'cat', '/sys/class/net/eth1/address'], { check: true })).stdout.trim(), mac);
+    assert.equal((await docker(['inspect', '-f', `{{(index .NetworkSettings.Networks "${n2}").MacAddress}}`, c1], { check: true })).stdout.trim(), mac);
+    const ip1 = await containerIp(c1, n2);
+    assert.ok(await ping(c2, ip1), 'reached on the connected network');
+    assert.match((await docker(['exec', c2, 'ip', 'neigh', 'show', ip1], { check: true })).stdout, new RegExp(`lladdr ${mac}`), 'at that MAC');
+    const c3 = await runContainer(n1);
+    const taken = await docker(['network', 'connect', '--driver-opt', `ledgernet.mac=${mac}`, n2, c3]);
+    assert.notEqual(taken.exitCode, 0);
+    assert.match(taken.stderr, /ledgernet\.mac=02:00:00:31:08:01 is already the MAC address of endpoint [0-9a-f]{12} on network [0-9a-f]{12}; give another/);
+    const unknown = await docker(['network', 'connect', '--driver-opt', 'ledgernet.macaddress=02:00:00:31:08:02', n2, c3]);
+    assert.notEqual(unknown.exitCode, 0);
+    assert.match(unknown.stderr, /endpoint option ledgernet\.macaddress is not one ledgernet takes/);
+    // Docker 20.10 keeps a failed connect's network in the container's settings, with no endpoint
+    // (its bridge driver too); the container has no interface on it.
+    const ep3 = (await docker(['inspect', '-f', `{{with index .NetworkSettings.Networks "${n2}"}}{{.EndpointID}}{{end}}`, c3], { check: true })).stdout.trim();
+    assert.equal(ep3, '', 'c3 has no endpoint on the network');
+    assert.doesNotMatch((await docker(['exec', c3, 'cat', '/proc/net/dev'], { check: true })).stdout, /eth1:/, 'c3 has no second interface');
+    const st = JSON.parse((await ledgernetCli(['status', '--json', '--state-dir', daemon.stateDir])).stdout) as { endpoints: unknown[] };
+    assert.equal(st.endpoints.length, 4, 'c1 twice, c2, c3: nothing of the refused connects');
+    assert.equal((await dryRun()).code, 0);
+  });
+
   test('a second daemon on the same state dir is refused with a clear message', async () => {
     const r = await ledgernetCli(['serve', '--state-dir', daemon.stateDir, '--socket', '/run/ledgernet-test-second.sock']);
     assert.equal(r.exitCode, 1);

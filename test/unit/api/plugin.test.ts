@@ -663,6 +663,34 @@ describe('plugin API: bad input is refused by name', () => {
     assert.deepEqual(join.body['InterfaceName'], { SrcName: PEER, DstPrefix: 'eth', DstName: 'backend0' });
   });
 
+  it('ledgernet.mac (--driver-opt, for network connect): answered as the endpoint\'s MAC; a bad one, one another endpoint has, one Docker contradicts and an unknown ledgernet.* key are refused by name, nothing written', async () => {
+    assert.equal((await call('NetworkDriver.CreateNetwork', createNetworkBody())).status, 200);
+    const withOptions = (ep: string, address: string, mac: string, options: string) =>
+      `{"NetworkID":"${NET}","EndpointID":"${ep}","Interface":{"Address":"${address}","AddressIPv6":"","MacAddress":"${mac}"},"Options":${options}}\n`;
+    const seq = h.store.state.seq;
+    for (const bad of ['"03:00:00:00:00:01"', '"00:00:00:00:00:00"', '"02:00:00:00:00"', '"zz:00:00:00:00:01"', '2']) {
+      await refusedWith('NetworkDriver.CreateEndpoint', withOptions(EP, '10.213.0.2/24', '', `{"ledgernet.mac":${bad}}`), /ledgernet\.mac .* is not a unicast MAC address such as 02:00:00:00:00:01/);
+    }
+    await refusedWith(
+      'NetworkDriver.CreateEndpoint',
+      withOptions(EP, '10.213.0.2/24', '02:42:0a:d5:00:02', '{"ledgernet.mac":"02:00:00:00:00:aa"}'),
+      /ledgernet\.mac=02:00:00:00:00:aa and the MAC address Docker gives \(02:42:0a:d5:00:02, --mac-address\) say different things/,
+    );
+    await refusedWith('NetworkDriver.CreateEndpoint', withOptions(EP, '10.213.0.2/24', '', '{"ledgernet.mtu":"1400"}'), /endpoint option ledgernet\.mtu is not one ledgernet takes \(it would be ignored\)/);
+    assert.equal(h.store.state.seq, seq, 'nothing appended');
+    const ok = await call('NetworkDriver.CreateEndpoint', withOptions(EP, '10.213.0.2/24', '', '{"ledgernet.mac":"02:00:00:00:00:AA","com.docker.network.endpoint.exposedports":[]}'));
+    assert.deepEqual([ok.status, ok.body], [200, { Interface: { MacAddress: '02:00:00:00:00:aa' } }]);
+    assert.equal(h.store.state.endpoints[EP]?.mac, '02:00:00:00:00:aa');
+    // The same MAC given by Docker itself is no contradiction; another endpoint of the network asking for it is refused.
+    const other = 'b'.repeat(64);
+    await refusedWith(
+      'NetworkDriver.CreateEndpoint',
+      withOptions(other, '10.213.0.3/24', '02:00:00:00:00:aa', '{"ledgernet.mac":"02:00:00:00:00:aa"}'),
+      /ledgernet\.mac=02:00:00:00:00:aa is already the MAC address of endpoint a8bbafba2420 on network 404f6704c3cc; give another/,
+    );
+    assert.equal(h.store.state.endpoints[other], undefined);
+  });
+
   it('published ports: another protocol, sctp on HostIP ::1 (the proxy speaks tcp and udp), IPv6 on an IPv4-only network, a host port given twice on overlapping addresses are refused by name; on two addresses it is two bindings', async () => {
     assert.equal((await call('NetworkDriver.CreateNetwork', createNetworkBody())).status, 200);
     assert.equal((await call('NetworkDriver.CreateEndpoint', createEndpointBody())).status, 200);
