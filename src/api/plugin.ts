@@ -8,11 +8,11 @@ import { cutOffRetryErr, DriverError } from '../errors.ts';
 import { failure, requestError, type PluginCall } from './failure.ts';
 import { byDocker, byLedgernet } from '../events/domain/cause.ts';
 import type { ClusterPort } from '../events/domain/cluster.ts';
-import type { DefaultPool } from '../events/domain/commands.ts';
+import type { Command, DefaultPool } from '../events/domain/commands.ts';
 import { bridgeName } from '../events/domain/naming.ts';
 import { short } from '../events/domain/decide.ts';
 import { containerIfacePrefix } from '../events/domain/options.ts';
-import { lookup, type State } from '../events/domain/types.ts';
+import { lookup } from '../events/domain/types.ts';
 import { EXTERNAL_RETRY, externalRetry, knownCalls } from './external-retry.ts';
 import { JOIN_RETRY, answeredJoins, joinRetry } from './join-retry.ts';
 import { RETRY_WAIT_MS, untilTold, type Wait } from './retry-wait.ts';
@@ -215,9 +215,9 @@ async function createEndpoint(deps: Ctx, body: Json, method: string): Promise<un
   const { spec, requestedMac } = toEndpointSpec(method, body);
   // A network whose CreateNetwork was cut off: Docker has it, ledgernet takes it from Docker's API.
   if (deps.adopter && !lookup(deps.store.state.networks, spec.networkId)) await deps.adopter.whenKnown(spec.networkId, method, deps.retryWaitMs ?? RETRY_WAIT_MS);
-  if (requestedMac !== null) checkMacFree(deps.store.state, spec.networkId, spec.endpointId, requestedMac, method);
   const mac = spec.mac ?? requestedMac ?? (spec.address ? macForAddress(spec.address) : null);
-  await applyIntent(deps, { type: 'CreateEndpoint', spec: { ...spec, mac } }, {
+  const command: Command = { type: 'CreateEndpoint', spec: { ...spec, mac }, ...(requestedMac !== null ? { requestedMac: true } : {}) };
+  await applyIntent(deps, command, {
     trigger: method,
     concerns: concernsEndpoint(spec.networkId, spec.endpointId),
     what: `could not create veth ${spec.veth}`,
@@ -226,14 +226,6 @@ async function createEndpoint(deps: Ctx, body: Json, method: string): Promise<un
   deps.ready.add(spec.endpointId);
   // Only fields Docker left empty may be returned, or it rolls the endpoint back.
   return spec.mac === null && mac !== null ? { Interface: { MacAddress: mac } } : {};
-}
-
-/** A MAC asked for with ledgernet.mac that another endpoint of the network has: both would lose traffic on the bridge. */
-function checkMacFree(state: State, networkId: string, endpointId: string, mac: string, method: string): void {
-  const holder = Object.values(state.endpoints).find((ep) => ep.networkId === networkId && ep.endpointId !== endpointId && !ep.lost && ep.mac === mac);
-  if (holder) {
-    throw new DriverError('LN_ERR_CONFLICT', `${method}: ledgernet.mac=${mac} is already the MAC address of endpoint ${short(holder.endpointId)} on network ${short(networkId)}; give another`);
-  }
 }
 
 async function endpointOperInfo(deps: ApiDeps, body: Json, method: string): Promise<unknown> {

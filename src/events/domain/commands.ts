@@ -41,7 +41,8 @@ export type Command =
   | { readonly type: 'RollbackNetwork'; readonly networkId: string; readonly reason: string }
   /** Docker's API positively said the network is gone: forget it, its endpoints and its IPAM pools. */
   | { readonly type: 'CollectNetwork'; readonly networkId: string; readonly reason: string }
-  | { readonly type: 'CreateEndpoint'; readonly spec: EndpointSpec }
+  /** `requestedMac`: spec.mac was asked for by name (ledgernet.mac), so no other endpoint of the network may have it. */
+  | { readonly type: 'CreateEndpoint'; readonly spec: EndpointSpec; readonly requestedMac?: boolean }
   | { readonly type: 'Join'; readonly networkId: string; readonly endpointId: string; readonly sandboxKey: string }
   | { readonly type: 'Leave'; readonly networkId: string; readonly endpointId: string }
   | { readonly type: 'DeleteEndpoint'; readonly networkId: string; readonly endpointId: string }

@@ -87,6 +87,7 @@ export function decide(cmd: Command, state: State): NewEvent[] {
         throw new DriverError('LN_ERR_UNKNOWN_ENDPOINT', `endpoint ${short(cmd.spec.endpointId)} is not known to ledgernet on network ${short(cmd.spec.networkId)}`);
       }
       checkEndpoint(state, net, cmd.spec);
+      if (cmd.requestedMac === true && cmd.spec.mac !== null) checkMacFree(state, cmd.spec.networkId, cmd.spec.endpointId, cmd.spec.mac);
       return [{ type: 'endpoint.created', data: cmd.spec }];
     }
     case 'Join': {
@@ -230,6 +231,14 @@ function checkEndpoint(state: State, net: NetworkState, spec: EndpointSpec): voi
     );
   }
   checkAddresses(net, spec);
+}
+
+/** A MAC asked for with ledgernet.mac that another endpoint of the network has: both would lose traffic on the bridge. */
+function checkMacFree(state: State, networkId: string, endpointId: string, mac: string): void {
+  const holder = Object.values(state.endpoints).find((ep) => ep.networkId === networkId && ep.endpointId !== endpointId && !ep.lost && ep.mac === mac);
+  if (holder) {
+    throw new DriverError('LN_ERR_CONFLICT', `ledgernet.mac=${mac} is already the MAC address of endpoint ${short(holder.endpointId)} on network ${short(networkId)}; give another`);
+  }
 }
 
 /** An endpoint's addresses must be host addresses in the network's subnets. */

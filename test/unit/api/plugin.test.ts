@@ -691,6 +691,17 @@ describe('plugin API: bad input is refused by name', () => {
     assert.equal(h.store.state.endpoints[other], undefined);
   });
 
+  it('ledgernet.mac: two endpoints asking for one MAC at the same instant: exactly one gets it, the other is refused by name', async () => {
+    assert.equal((await call('NetworkDriver.CreateNetwork', createNetworkBody())).status, 200);
+    const asking = (ep: string, address: string) =>
+      `{"NetworkID":"${NET}","EndpointID":"${ep}","Interface":{"Address":"${address}","AddressIPv6":"","MacAddress":""},"Options":{"ledgernet.mac":"02:00:00:00:00:bb"}}\n`;
+    const eps = ['c'.repeat(64), 'd'.repeat(64), 'e'.repeat(64)];
+    const answers = await Promise.all(eps.map((ep, i) => call('NetworkDriver.CreateEndpoint', asking(ep, `10.213.0.${10 + i}/24`))));
+    assert.deepEqual(answers.map((a) => a.status).sort(), [200, 500, 500], JSON.stringify(answers.map((a) => a.body)));
+    for (const a of answers.filter((x) => x.status !== 200)) assert.match(String(a.body['Err']), /ledgernet\.mac=02:00:00:00:00:bb is already the MAC address of endpoint/);
+    assert.equal(Object.values(h.store.state.endpoints).filter((ep) => ep.mac === '02:00:00:00:00:bb').length, 1);
+  });
+
   it('published ports: another protocol, sctp on HostIP ::1 (the proxy speaks tcp and udp), IPv6 on an IPv4-only network, a host port given twice on overlapping addresses are refused by name; on two addresses it is two bindings', async () => {
     assert.equal((await call('NetworkDriver.CreateNetwork', createNetworkBody())).status, 200);
     assert.equal((await call('NetworkDriver.CreateEndpoint', createEndpointBody())).status, 200);

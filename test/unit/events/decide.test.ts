@@ -81,4 +81,16 @@ describe('decide + evolve', () => {
     const clash: Command = { type: 'CreateNetwork', spec: { ...networkSpec(NET_B), bridge: 'lnb-aaaaaaaa000' } };
     assert.throws(() => decide(clash, given(createA)), (e: DriverError) => e.code === 'LN_ERR_CONFLICT' && /lnb-aaaaaaaa000/.test(e.message));
   });
+
+  it('a MAC asked for by name (ledgernet.mac) that another live endpoint of the network has is refused; Docker\'s own, a lost holder\'s or another network\'s is not', () => {
+    const mac = '02:00:00:00:00:cc';
+    const first: Command = { type: 'CreateEndpoint', spec: { ...endpointSpec(NET_A, EP_1), mac }, requestedMac: true };
+    const state = given(createA, first);
+    const asked: Command = { type: 'CreateEndpoint', spec: { ...endpointSpec(NET_A, EP_2, '10.231.7.3/24'), mac }, requestedMac: true };
+    assert.throws(() => decide(asked, state), (e: DriverError) => e.code === 'LN_ERR_CONFLICT' && e.message.includes(`ledgernet.mac=${mac} is already the MAC address of endpoint ${EP_1.slice(0, 12)}`));
+    assert.equal(decide({ ...asked, requestedMac: false }, state).length, 1);
+    assert.equal(decide(asked, given(createA, first, { type: 'MarkLost', endpointId: EP_1, reason: 'gone' })).length, 1);
+    const onB: Command = { type: 'CreateEndpoint', spec: { ...endpointSpec(NET_B, EP_2, '10.9.0.3/24'), mac }, requestedMac: true };
+    assert.equal(decide(onB, given(createA, first, { type: 'CreateNetwork', spec: networkSpec(NET_B, '10.9.0.0/24', '10.9.0.1/24') })).length, 1);
+  });
 });
