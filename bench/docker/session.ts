@@ -61,8 +61,19 @@ async function sweep(stale: boolean): Promise<void> {
     .split('\n')
     .filter((n) => swept(n, stale));
   for (let i = 0; i < networks.length; i += 50) await docker(['network', 'rm', ...networks.slice(i, i + 50)], { timeoutMs: 300_000 });
-  const left = (await dockerOrThrow(['network', 'ls', '--filter', `name=${mine}`, '--format', '{{.Name}}'])).trim();
-  if (left !== '') throw new Error(`benchmark cleanup could not remove these networks: ${left.split('\n').join(', ')}`);
+  const left = (await dockerOrThrow(['network', 'ls', '--filter', `name=${mine}`, '--format', '{{.Name}} {{.Driver}}']))
+    .split('\n')
+    .map((l) => l.trim().split(' '))
+    .filter(([n]) => n?.startsWith(mine) === true);
+  // Docker 20.10's own bridge driver keeps a stale endpoint now and then when containers start at
+  // concurrency 8 ("has active endpoints" with no container on it; only a dockerd restart clears
+  // it): the control's leak, reported, not ledgernet's, which fails the run.
+  const kept = left.filter(([, driver]) => driver === 'bridge').map(([n]) => n);
+  if (kept.length > 0) {
+    console.error(`bench: Docker's bridge driver kept a stale endpoint on ${kept.join(', ')} (Docker's own leak, not ledgernet's); restart dockerd to remove it`);
+  }
+  const ours = left.filter(([, driver]) => driver !== 'bridge').map(([n]) => n);
+  if (ours.length > 0) throw new Error(`benchmark cleanup could not remove these networks: ${ours.join(', ')}`);
 }
 
 function alive(d: DaemonHandle): boolean {
