@@ -34,6 +34,7 @@ const COMMANDS = {
       'archive-log-size': str,
       'log-level': str,
       'in-process': bool,
+      'worker-watchdog': str,
       'apply-timeout': str,
       metrics: str,
       'docker-socket': str,

@@ -10,12 +10,14 @@ import { parseDirectRouting, parseFirewallChoice } from './operator/firewall-cho
 import { inheritedPluginSocket } from './supervisor/activation.ts';
 import { jsonLog, type Log } from './supervisor/log.ts';
 import { supervise } from './supervisor/supervisor.ts';
-import { notifyReady, onSupervisorGone, workerSocket } from './supervisor/worker-link.ts';
+import { answerPings, notifyReady, onSupervisorGone, workerSocket } from './supervisor/worker-link.ts';
 
 const USAGE = `usage: ledgernet <command> [options]
 
 commands:
   serve       run the driver: [--socket P] [--state-dir D] [--reconcile-interval S (0: no background repair)] [--log-level L]
+              [--worker-watchdog S]  a worker whose event loop has not answered for S seconds is killed and
+                         replaced (default ${DEFAULTS.workerWatchdogS}; 0: never)
               [--in-process]  no supervisor: the daemon itself listens on the socket (tests, debugging)
               [--metrics HOST:PORT]  Prometheus metrics (off by default)
               [--docker-socket P]  Docker's API (default /var/run/docker.sock; '' never asks Docker)
@@ -241,12 +243,16 @@ async function runServe(values: Values, env: NodeJS.ProcessEnv, argv: string[], 
     firewall: parseFirewallChoice(values.firewall ?? env['LEDGERNET_FIREWALL']) ?? 'auto',
     allowDirectRouting: parseDirectRouting(values['allow-direct-routing'], env['LEDGERNET_ALLOW_DIRECT_ROUTING']) ?? false,
   };
+  const watchdogMs = num('worker-watchdog', values['worker-watchdog'] ?? (env['LEDGERNET_WORKER_WATCHDOG'] || undefined), DEFAULTS.workerWatchdogS) * 1000;
+  if (values['in-process'] && values['worker-watchdog'] !== undefined) {
+    throw new DriverError('LN_ERR_BAD_REQUEST', '--worker-watchdog watches the worker a supervisor runs; --in-process runs none');
+  }
   // By default a supervisor keeps Docker's socket and runs the daemon as its worker
   // (src/supervisor/); --in-process runs the daemon alone, as before.
   if (logger === null || supervisor) { // (null only for the supervisor)
     // Socket activation (ledgernet.socket): the plugin socket outlives the daemon.
     const inheritedFd = inheritedPluginSocket(env, cfg.socket);
-    const sup = await supervise({ socket: cfg.socket, stateDir, workerArgv: [process.argv[1] ?? '', ...argv], log, inheritedFd });
+    const sup = await supervise({ socket: cfg.socket, stateDir, workerArgv: [process.argv[1] ?? '', ...argv], log, inheritedFd, watchdogMs });
     const why = await Promise.race([stopSignal(log), sup.failed.then((e) => { throw e; })]);
     log.info({ signal: why }, 'shutting down: finishing in-flight calls; the kernel is left as it is');
     await sup.stop();
@@ -258,7 +264,10 @@ async function runServe(values: Values, env: NodeJS.ProcessEnv, argv: string[], 
   // Loaded here, not at the top: the supervisor process never loads the daemon (memory).
   const { serve } = await import('./main.ts');
   const daemon = await serve(listen ? { ...cfg, listenSocket: listen } : cfg, logger);
-  if (listen) notifyReady();
+  if (listen) {
+    answerPings();
+    notifyReady();
+  }
   const why = await stopSignal(log, listen ? onSupervisorGone : undefined);
   log.info({ signal: why }, 'shutting down: finishing in-flight calls; the kernel is left as it is');
   if (why === SUPERVISOR_GONE) exitAfter(ORPHAN_STOP_MS, log);

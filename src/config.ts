@@ -8,6 +8,8 @@ export const DEFAULTS = {
   reconcileIntervalS: 10,
   abandonedGraceS: 60,
   applyTimeoutMs: 20_000,
+  /** Seconds a ready worker may leave the supervisor's pings unanswered (supervisor/watchdog.ts); below the 25 s a call may wait, so a call made to a stuck worker is answered by the next one. */
+  workerWatchdogS: 15,
   logLevel: 'info',
   natsStream: 'LEDGERNET',
   natsRetention: 'limits',

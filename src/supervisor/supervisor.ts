@@ -47,6 +47,8 @@ export interface SupervisorConfig {
   readonly workerArgv: readonly string[];
   readonly log: Log;
   readonly forwardDeadlineMs?: number;
+  /** A ready worker silent this long (ms) is killed and replaced (watchdog.ts); 0 or absent: never. */
+  readonly watchdogMs?: number;
   /**
    * The listening plugin socket the service manager passed (socket activation, activation.ts):
    * served as it is, never bound, chmod'ed or unlinked here. Null or absent: bind `socket`.
@@ -182,7 +184,7 @@ export async function supervise(cfg: SupervisorConfig): Promise<Supervisor> {
   else delete process.env[SOCKET_FROM_ENV];
   let reportFatal!: (e: Error) => void;
   const failed = new Promise<Error>((r) => (reportFatal = r));
-  const worker = new WorkerProcess({ argv: cfg.workerArgv, socket: workerSocket, stateDir: cfg.stateDir, log, onFatal: (e) => reportFatal(e) });
+  const worker = new WorkerProcess({ argv: cfg.workerArgv, socket: workerSocket, stateDir: cfg.stateDir, log, onFatal: (e) => reportFatal(e), watchdogMs: cfg.watchdogMs ?? 0 });
   try {
     await worker.start();
   } catch (e) {

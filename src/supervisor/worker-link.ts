@@ -8,10 +8,8 @@ import { readFrames, sendFrame, type FrameRequest } from './frames.ts';
 /** Set by the supervisor in the worker's environment: the private socket the worker listens on. */
 export const WORKER_SOCKET_ENV = 'LEDGERNET_WORKER_SOCKET';
 
-export interface WorkerMessage {
-  readonly ledgernet: 'ready';
-  readonly pid: number;
-}
+/** The worker's messages to its supervisor over the IPC channel: ready, and its answer to a watchdog ping (watchdog.ts). */
+export type WorkerMessage = { readonly ledgernet: 'ready'; readonly pid: number } | { readonly ledgernet: 'pong' };
 
 /** Set by the supervisor in the worker's environment when systemd passed the plugin socket (socket activation). */
 export const SOCKET_FROM_ENV = 'LEDGERNET_PLUGIN_SOCKET_FROM';
@@ -29,6 +27,14 @@ export function workerSocket(env: NodeJS.ProcessEnv = process.env): string | nul
 /** Tells the supervisor (if any) that this worker serves now. */
 export function notifyReady(): void {
   if (process.send && process.connected) process.send({ ledgernet: 'ready', pid: process.pid } satisfies WorkerMessage);
+}
+
+/** Answers the supervisor's watchdog pings (watchdog.ts) from this event loop: a loop that stops answers none. */
+export function answerPings(): void {
+  if (!process.send) return;
+  process.on('message', (m: unknown) => {
+    if ((m as { ledgernet?: unknown } | null)?.ledgernet === 'ping' && process.connected) process.send?.({ ledgernet: 'pong' } satisfies WorkerMessage);
+  });
 }
 
 /** Calls `stop` when the supervisor is gone; a worker never outlives it (it holds the state lock). */

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { Log } from './log.ts';
 import { DriverError } from '../errors.ts';
 import { WORKER_SOCKET_ENV, type WorkerMessage } from './worker-link.ts';
+import { PING_MS, Watchdog } from './watchdog.ts';
 
 /**
  * The worker's memory (bench row 9, 2,000 endpoints): its live heap is ~20 MB, but with V8's
@@ -79,6 +80,16 @@ export async function waitOldWorker(stateDir: string, log: Log): Promise<void> {
   }
 }
 
+interface WorkerOptions {
+  readonly argv: readonly string[];
+  readonly socket: string;
+  readonly stateDir: string;
+  readonly log: Log;
+  readonly onFatal: (e: Error) => void;
+  /** A ready worker whose event loop leaves the pings unanswered this long (ms) is SIGKILLed (watchdog.ts); 0: never. */
+  readonly watchdogMs: number;
+}
+
 export class WorkerProcess {
   private child: ChildProcess | null = null;
   private gen = 0;
@@ -87,10 +98,10 @@ export class WorkerProcess {
   private quickDeaths = 0;
   private stopping = false;
   private exitWaiter: Promise<void> = Promise.resolve();
-  private readonly o: { argv: readonly string[]; socket: string; stateDir: string; log: Log; onFatal: (e: Error) => void };
+  private readonly o: WorkerOptions;
   private everReady = false;
 
-  constructor(o: { argv: readonly string[]; socket: string; stateDir: string; log: Log; onFatal: (e: Error) => void }) {
+  constructor(o: WorkerOptions) {
     this.o = o;
   }
 
@@ -138,6 +149,7 @@ export class WorkerProcess {
         readyAt = Date.now();
         this.everReady = true;
         this.o.log.info({ workerPid: child.pid, generation: gen }, 'worker ready');
+        this.watch(child);
         for (const w of [...this.waiters]) w();
         resolve();
       });
@@ -165,6 +177,37 @@ export class WorkerProcess {
       });
       child.on('error', (e) => this.o.log.error({ err: e }, 'could not start the worker'));
     });
+  }
+
+  /** Pings the ready worker `child` every second; kills it once it has been silent for the watchdog's time. */
+  private watch(child: ChildProcess): void {
+    const limit = this.o.watchdogMs;
+    if (limit <= 0) return;
+    const dog = new Watchdog(limit, performance.now());
+    child.on('message', (m: WorkerMessage) => {
+      if (m?.ledgernet === 'pong') dog.pong(performance.now());
+    });
+    const timer = setInterval(() => {
+      if (this.child !== child || this.stopping) return clearInterval(timer);
+      const now = performance.now();
+      if (dog.tick(now) === 'kill') {
+        clearInterval(timer);
+        this.o.log.error(
+          { workerPid: child.pid, silentMs: Math.round(dog.silentFor(now)) },
+          `the worker's event loop has not answered for ${Math.round(dog.silentFor(now) / 1000)} s (stopped, or stuck in a loop or call); killing it and starting a new one`,
+        );
+        child.kill('SIGKILL');
+        return;
+      }
+      try {
+        if (child.connected) child.send({ ledgernet: 'ping' });
+      } catch {
+        // The channel is closing: the worker is exiting, and its exit starts the next one.
+      }
+    }, PING_MS);
+    // The supervisor's server keeps it alive; this timer must not.
+    timer.unref();
+    child.once('exit', () => clearInterval(timer));
   }
 
   async stop(): Promise<void> {

@@ -69,6 +69,35 @@ describe('supervisor', () => {
     assert.equal(d.workerPid(), null, 'and the worker is gone');
   });
 
+  test('a worker whose event loop stops (SIGSTOP) is killed and replaced after --worker-watchdog; a call made to it meanwhile is answered by the next worker', async () => {
+    const d = await startDaemon({ extraArgs: [...ARGS, '--worker-watchdog', '2'] });
+    const old = d.workerPid();
+    try {
+      assert.ok(old, 'a worker runs');
+      process.kill(old, 'SIGSTOP');
+      const id = hex();
+      const r = await pluginCall('NetworkDriver.CreateNetwork', networkBody(id, '10.231.221.0/24', '10.231.221.1/24'));
+      // Without the watchdog the call waits out the supervisor's 25 s and gets its Err.
+      assert.equal(r.status, 200, r.text);
+      assert.notEqual(d.workerPid(), old, 'a new worker answered');
+      assert.throws(() => process.kill(old, 0), /ESRCH/, 'the stopped worker was killed');
+      assert.match(d.logs(), /the worker's event loop has not answered for [23] s \(stopped, or stuck in a loop or call\); killing it and starting a new one/);
+      assert.deepEqual(await networksKnown(d), [id]);
+      // The new worker is watched too, and one that answers is left alone.
+      await new Promise((r) => setTimeout(r, 3_000));
+      assert.equal((await pluginCall('NetworkDriver.DeleteNetwork', { NetworkID: id })).status, 200);
+      assert.equal((d.logs().match(/has not answered for/g) ?? []).length, 1, 'one kill only');
+      await waitNoLeaks();
+    } finally {
+      try {
+        if (old) process.kill(old, 'SIGCONT');
+      } catch {
+        // gone, as it should be
+      }
+      await d.stop();
+    }
+  });
+
   test("Docker's empty-body retry is answered from the journal an earlier supervisor left; two candidates are refused", async () => {
     let d = await startDaemon({ extraArgs: ARGS, keepStateDir: true });
     const { stateDir } = d;

@@ -64,6 +64,8 @@ describe('options a command does not take', () => {
     [['events', 'archive', '--json'], /`events archive` takes no --json, --follow, --since, --network, --container or --address/],
     [['events', 'archive', '--address', '10.0.0.1'], /`events archive` takes no --json, --follow, --since, --network, --container or --address/],
     [['reconcile', 'now'], /ledgernet reconcile takes no arguments, got now/],
+    [['serve', '--worker-watchdog', 'soon'], /--worker-watchdog must be a non-negative number, got soon/],
+    [['serve', '--in-process', '--worker-watchdog', '5'], /--worker-watchdog watches the worker a supervisor runs; --in-process runs none/],
     [['release', NET, NET], /ledgernet release takes ID\|CIDR\|IP, got also/],
     [['reconcle'], /unknown command 'reconcle'/],
     [['cluster', 'forgt', 'h3'], /ledgernet cluster takes 'forget', got 'forgt'/],
