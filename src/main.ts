@@ -23,7 +23,7 @@ import { DockerLink } from './operator/docker-name.ts';
 import { startLeftSweeper } from './operator/left-endpoints.ts';
 import { startCluster, type Cluster } from './operator/cluster.ts';
 import type { ClusterPort } from './events/index.ts';
-import { pluginSocketFrom } from './supervisor/worker-link.ts';
+import { pluginSocketFrom, previousWorker } from './supervisor/worker-link.ts';
 
 /**
  * Connects to NATS (the only place that does). `persistent`: once connected, reconnect forever
@@ -220,7 +220,7 @@ async function listen(cfg: ServeConfig, p: Parts, log: Logger, add: (c: Cleanup)
   const control = async () => (await import('./operator/control.ts')).createControlApp({
     store: p.store,
     reconciler: p.reconciler,
-    info: { pid: process.pid, ...(cfg.listenSocket ? { supervisorPid: process.ppid } : {}), host: cfg.host, socket: cfg.socket, socketFrom: pluginSocketFrom(), stateDir: cfg.stateDir, startedAt: new Date().toISOString() },
+    info: { pid: process.pid, ...(cfg.listenSocket ? { supervisorPid: process.ppid } : {}), previousWorker: cfg.listenSocket ? previousWorker() : null, host: cfg.host, socket: cfg.socket, socketFrom: pluginSocketFrom(), stateDir: cfg.stateDir, startedAt: new Date().toISOString() },
     audit: () => p.outbox?.stats() ?? null,
     ...(p.clusterView ? { cluster: p.clusterView } : {}),
     ...(p.forgetHost ? { forgetHost: p.forgetHost } : {}),

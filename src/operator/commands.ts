@@ -4,6 +4,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { callDaemon } from './control-client.ts';
+import type { PreviousWorker } from './control.ts';
 import { operatorCause, statedBody, type OperatorNote } from './operator-cause.ts';
 import { acquireHostGuard, acquireLock, hostInstance, decide, describeCause, portsText, fold, labelled, loadState, LOG_FILE, LOG_START, LogParts, namesFrom, openStore, poolUsage, readLog, readSnapshot, releaseCommand, short, VETH_PREFIX, type Cause, type EventStore, type HostInstance, type PoolUsage, type ScanBase, type State, type StoredEvent } from '../events/index.ts';
 import type { ScanEnd } from '../events/log/framing.ts';
@@ -296,11 +297,20 @@ function natsState(a: { connected: boolean; state?: string; lastError?: string |
   return a.state === 'connecting' ? 'connecting' : `NOT reachable${why}`;
 }
 
+/** 2 → 2nd, 3 → 3rd, 11 → 11th. */
+function ordinal(n: number): string {
+  const teen = n % 100 >= 11 && n % 100 <= 13;
+  const suffix = teen ? 'th' : ({ 1: 'st', 2: 'nd', 3: 'rd' } as Record<number, string>)[n % 10] ?? 'th';
+  return `${n}${suffix}`;
+}
+
 interface DaemonStatus {
   /** The daemon's (the worker's, under the supervisor). */
   readonly pid: number;
   /** The supervisor's, which holds the plugin socket and restarts the worker: the process to stop. Absent with --in-process. */
   readonly supervisorPid?: number;
+  /** How the supervisor's worker before this one ended (null or absent: this is its first). */
+  readonly previousWorker?: PreviousWorker | null;
   /** 'service manager' when systemd passed the plugin socket (socket activation). */
   readonly socketFrom?: string;
   readonly lastSeq: number;
@@ -364,6 +374,7 @@ export async function runStatus(o: { stateDir: string; json: boolean; firewall?:
       : `NATS ${audit.target} ${natsState(audit)}, backlog ${audit.backlog} event(s)`;
   out(
     `daemon: ${daemon ? `running (${daemon.supervisorPid ? `supervisor pid ${daemon.supervisorPid}, worker pid ${daemon.pid}` : `pid ${daemon.pid}`})${daemon.socketFrom === 'service manager' ? ', plugin socket from the service manager (socket activation)' : ''}` : daemonError ? `NOT ANSWERING: ${daemonError}` : 'NOT REACHABLE (is ledgernet serve running with this --state-dir?)'}\n` +
+      (daemon?.previousWorker ? `worker: the supervisor's ${ordinal(daemon.previousWorker.generation)}; the one before (pid ${daemon.previousWorker.pid}) ${daemon.previousWorker.why} at ${daemon.previousWorker.endedAt}\n` : '') +
       `log: ${state.seq} events, ${logBytes} bytes${archived.files > 0 ? ` (${archived.events} of them archived in ${archived.files} file(s), ${archived.bytes} bytes)` : ''}; ${nats}; ${actions.length} change(s) pending\n${dockerLine(daemon?.docker)}\n`,
   );
   out(table(['NETWORK', 'NAME', 'BRIDGE', 'SUBNETS', 'STATE'], networks.map((n) => [short(n.networkId), n.name ?? '-', n.bridge, n.subnets.join(',') || '-', n.state])));

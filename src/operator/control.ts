@@ -14,6 +14,17 @@ import { describeItem } from '../reconciler/render.ts';
 import { describeFailure } from '../reconciler/outcome.ts';
 import type { PassResult } from '../reconciler/loop.ts';
 
+/** The worker before this one, as `ledgernet status` shows it: how many this supervisor started, and how the last one ended. */
+export interface PreviousWorker {
+  /** This worker's number among the supervisor's (2: the second). */
+  readonly generation: number;
+  readonly pid: number;
+  /** When it ended (ISO time). */
+  readonly endedAt: string;
+  /** e.g. "killed by the watchdog: its event loop had not answered for 15 s", "died (SIGKILL)". */
+  readonly why: string;
+}
+
 export interface ControlDeps {
   readonly store: {
     readonly state: State;
@@ -23,7 +34,7 @@ export interface ControlDeps {
     archive(cause: Cause): Promise<{ file: string; first: number; last: number; bytes: number; unrecorded?: string } | null>;
   };
   readonly reconciler: { requestPass(trigger: string): Promise<PassResult> };
-  readonly info: { readonly pid: number; readonly supervisorPid?: number; readonly host: string; readonly socket: string; readonly socketFrom?: string; readonly stateDir: string; readonly startedAt: string };
+  readonly info: { readonly pid: number; readonly supervisorPid?: number; readonly previousWorker?: PreviousWorker | null; readonly host: string; readonly socket: string; readonly socketFrom?: string; readonly stateDir: string; readonly startedAt: string };
   /** The NATS publisher's progress (backlog gauge), or null when publishing is off. */
   readonly audit?: () => unknown;
   /** The cluster as the daemon sees it (hosts and VTEPs from the KV bucket), or null without --nats. */

@@ -11,6 +11,27 @@ export const WORKER_SOCKET_ENV = 'LEDGERNET_WORKER_SOCKET';
 /** The worker's messages to its supervisor over the IPC channel: ready, and its answer to a watchdog ping (watchdog.ts). */
 export type WorkerMessage = { readonly ledgernet: 'ready'; readonly pid: number } | { readonly ledgernet: 'pong' };
 
+/** Set by the supervisor in a worker's environment when an earlier worker of it ended: JSON of PreviousWorker. */
+export const PREVIOUS_WORKER_ENV = 'LEDGERNET_PREVIOUS_WORKER';
+
+/** The worker before this one: its number among the supervisor's, its pid, when and how it ended (the wire shape of control.ts's PreviousWorker). */
+export type PreviousWorker = { readonly generation: number; readonly pid: number; readonly endedAt: string; readonly why: string };
+
+/** The worker before this one, or null (the first, or no supervisor). */
+export function previousWorker(env: NodeJS.ProcessEnv = process.env): PreviousWorker | null {
+  const raw = env[PREVIOUS_WORKER_ENV];
+  if (!raw) return null;
+  try {
+    const v = JSON.parse(raw) as Partial<PreviousWorker>;
+    if (typeof v.generation === 'number' && typeof v.pid === 'number' && typeof v.endedAt === 'string' && typeof v.why === 'string') {
+      return { generation: v.generation, pid: v.pid, endedAt: v.endedAt, why: v.why };
+    }
+  } catch {
+    // not ours: shown as nothing
+  }
+  return null;
+}
+
 /** Set by the supervisor in the worker's environment when systemd passed the plugin socket (socket activation). */
 export const SOCKET_FROM_ENV = 'LEDGERNET_PLUGIN_SOCKET_FROM';
 

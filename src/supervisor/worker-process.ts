@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Log } from './log.ts';
 import { DriverError } from '../errors.ts';
-import { WORKER_SOCKET_ENV, type WorkerMessage } from './worker-link.ts';
+import { PREVIOUS_WORKER_ENV, WORKER_SOCKET_ENV, type PreviousWorker, type WorkerMessage } from './worker-link.ts';
 import { PING_MS, Watchdog } from './watchdog.ts';
 
 /**
@@ -100,6 +100,10 @@ export class WorkerProcess {
   private exitWaiter: Promise<void> = Promise.resolve();
   private readonly o: WorkerOptions;
   private everReady = false;
+  /** How the last worker ended, told to the next one (its `ledgernet status` shows it). */
+  private previous: Omit<PreviousWorker, 'generation'> | null = null;
+  /** Why this supervisor killed a worker, by pid (the watchdog), for `previous`. */
+  private readonly killedWhy = new Map<number, string>();
 
   constructor(o: WorkerOptions) {
     this.o = o;
@@ -136,7 +140,12 @@ export class WorkerProcess {
       const gen = ++this.gen;
       let readyAt: number | null = null;
       const child = spawn(process.execPath, [...WORKER_NODE_FLAGS, ...process.execArgv, ...this.o.argv], {
-        env: { ...WORKER_MALLOC_ENV, ...process.env, [WORKER_SOCKET_ENV]: this.o.socket },
+        env: {
+          ...WORKER_MALLOC_ENV,
+          ...process.env,
+          [WORKER_SOCKET_ENV]: this.o.socket,
+          ...(this.previous ? { [PREVIOUS_WORKER_ENV]: JSON.stringify({ generation: gen, ...this.previous } satisfies PreviousWorker) } : {}),
+        },
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
         // Its own process group: a terminal's Ctrl-C reaches the supervisor, which stops it in order.
         detached: true,
@@ -167,6 +176,9 @@ export class WorkerProcess {
           this.o.onFatal(e);
           return;
         }
+        const pid = child.pid ?? 0;
+        this.previous = { pid, endedAt: new Date().toISOString(), why: this.killedWhy.get(pid) ?? `died (${signal ?? `exit code ${code}`})` };
+        this.killedWhy.delete(pid);
         this.quickDeaths = readyAt === null ? this.quickDeaths + 1 : 0;
         // At once; only a worker that keeps dying before it is ready gets a growing pause.
         const delay = this.quickDeaths <= 3 ? 0 : Math.min(2_000, 100 * 2 ** (this.quickDeaths - 3));
@@ -192,10 +204,12 @@ export class WorkerProcess {
       const now = performance.now();
       if (dog.tick(now) === 'kill') {
         clearInterval(timer);
+        const silentS = Math.round(dog.silentFor(now) / 1000);
         this.o.log.error(
           { workerPid: child.pid, silentMs: Math.round(dog.silentFor(now)) },
-          `the worker's event loop has not answered for ${Math.round(dog.silentFor(now) / 1000)} s (stopped, or stuck in a loop or call); killing it and starting a new one`,
+          `the worker's event loop has not answered for ${silentS} s (stopped, or stuck in a loop or call); killing it and starting a new one`,
         );
+        if (child.pid) this.killedWhy.set(child.pid, `killed by the watchdog: its event loop had not answered for ${silentS} s`);
         child.kill('SIGKILL');
         return;
       }

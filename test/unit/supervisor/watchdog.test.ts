@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { PING_MS, Watchdog } from '../../../src/supervisor/watchdog.ts';
+import { PREVIOUS_WORKER_ENV, previousWorker } from '../../../src/supervisor/worker-link.ts';
 
 /** Ticks every PING_MS from `from` to `to` (inclusive), answering each with a pong when `answers(t)`; returns the first 'kill' time or null. */
 function run(dog: Watchdog, from: number, to: number, answers: (t: number) => boolean): number | null {
@@ -45,5 +46,15 @@ describe('watchdog', () => {
   it('a ready worker silent from the start is killed after the limit', () => {
     const dog = new Watchdog(2_000, 0);
     assert.equal(run(dog, PING_MS, 10_000, () => false), 3_000);
+  });
+});
+
+describe('the worker before this one (LEDGERNET_PREVIOUS_WORKER)', () => {
+  it('is read from what the supervisor wrote, and anything else is nothing', () => {
+    const prev = { generation: 3, pid: 4242, endedAt: '2026-12-05T05:21:29.278Z', why: 'killed by the watchdog: its event loop had not answered for 15 s' };
+    assert.deepEqual(previousWorker({ [PREVIOUS_WORKER_ENV]: JSON.stringify(prev) }), prev);
+    for (const bad of [undefined, '', '{', '{"generation":"3","pid":1,"endedAt":"x","why":"y"}', '[]', 'null']) {
+      assert.equal(previousWorker(bad === undefined ? {} : { [PREVIOUS_WORKER_ENV]: bad }), null, String(bad));
+    }
   });
 });
