@@ -48,6 +48,31 @@ describe('cluster KV bucket', () => {
     for (const h of records) assert.ok(Date.now() - Date.parse(h.lastSeen ?? '') < 60_000, `${h.host}: ${h.lastSeen}`);
   });
 
+  it('every host is listed while the records are rewritten (heartbeats), with and without a watch', async () => {
+    // A key listing can end early, and empty, while the keys it lists are rewritten: status once
+    // showed no cluster host at all. With a watch the mirror is read; without one this host's
+    // own record is read whatever the listing says.
+    const watch = await hosts[0]!.watchPeers(() => undefined);
+    try {
+      await waitFor(async () => (await hosts[1]!.heartbeat()) && hosts[0]!.watching, { what: 'the watch to catch up (a live change after its replay)' });
+      let beating = true;
+      const beats = (async () => {
+        while (beating) await Promise.all(hosts.map((h) => h.heartbeat()));
+      })();
+      try {
+        for (let i = 0; i < 30; i++) {
+          assert.deepEqual((await hosts[0]!.hosts()).map((h) => h.host), ['h1', 'h2', 'h3'], `round ${i}, with the watch`);
+          assert.ok((await hosts[2]!.hosts()).some((h) => h.host === 'h3'), `round ${i}, without a watch: this host itself`);
+        }
+      } finally {
+        beating = false;
+        await beats;
+      }
+    } finally {
+      watch.stop();
+    }
+  });
+
   it('a different --subnet for blue is refused naming the one it has; the same one is fine', async () => {
     const blue = await hosts[0]!.joinNetwork({ name: 'blue', subnet: null, propose: () => 'unused' });
     await assert.rejects(hosts[1]!.joinNetwork({ name: 'blue', subnet: '10.99.0.0/16', propose: () => 'unused' }), (e: unknown) => {

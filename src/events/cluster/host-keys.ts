@@ -5,7 +5,7 @@
 // removing one expired host at once both succeed or harmlessly fail.
 import type { KV } from '@nats-io/kv';
 import { DriverError } from '../../errors.ts';
-import { deleteAt, isWrongRevision, listKeys } from './cas.ts';
+import { deleteAt, isWrongRevision } from './cas.ts';
 
 /** A cluster network as this host's log has it: what the bucket is rebuilt from if it lost it. */
 export interface OwnNetwork {
@@ -237,10 +237,10 @@ function parseForgotten(value: string): Forgotten {
   return { by: str(f['by']), at: str(f['at']), ...(typeof f['reason'] === 'string' ? { reason: f['reason'] } : {}) };
 }
 
-/** Every `forgotten.<host>` of the bucket, by host name. */
-export async function forgottenHosts(kv: KV): Promise<ForgottenHost[]> {
+/** The `forgotten.<host>` records among `keys`, by host name. */
+export async function forgottenHosts(kv: KV, keys: readonly string[]): Promise<ForgottenHost[]> {
   const out: ForgottenHost[] = [];
-  for (const k of await listKeys(kv, 'forgotten.*')) {
+  for (const k of keys) {
     const e = await kv.get(k);
     if (e?.operation === 'PUT') out.push({ host: hostOfKey(k.slice('forgotten.'.length)), ...parseForgotten(e.string()) });
   }

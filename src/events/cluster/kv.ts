@@ -267,14 +267,26 @@ export class ClusterKv {
   }
 
   /** The hosts an operator forgot (`forgotten.<host>`): who forgot each, when and why. */
-  forgotten(): Promise<ForgottenHost[]> {
-    return forgottenHosts(this.b.kv);
+  async forgotten(): Promise<ForgottenHost[]> {
+    return forgottenHosts(this.b.kv, await this.keysOf('forgotten.'));
+  }
+
+  /**
+   * The bucket's keys under `prefix` (`kind.`): from the watch's mirror once it has caught up, else
+   * listed. A listing can end early and empty while the keys it lists are rewritten (each host's
+   * record is, every heartbeat): `status` once showed no cluster host at all, this host included.
+   */
+  private async keysOf(prefix: string): Promise<string[]> {
+    const { mirror } = this.b;
+    return mirror.ready ? mirror.withPrefix(prefix).map((k) => k.key) : listKeys(this.b.kv, `${prefix}*`);
   }
 
   /** Every host record of the bucket (`hosts.<host>`): its VTEP and when it last wrote it. */
   async hosts(): Promise<ClusterHost[]> {
     const out: ClusterHost[] = [];
-    for (const k of await listKeys(this.b.kv, 'hosts.*')) {
+    // This host's own record is read whatever the listing says: it is written before the daemon
+    // serves, so a listing without it is one that ended early.
+    for (const k of new Set([recordKey(this.host), ...(await this.keysOf('hosts.'))])) {
       const e = await this.b.kv.get(k);
       if (e?.operation !== 'PUT') continue;
       const h = hostOf(hostOfKey(k.slice('hosts.'.length)), e.string());
