@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { DriverError } from '../../src/errors.ts';
 import { Kvm } from '@nats-io/kv';
-import { tryCreate } from '../../src/events/cluster/cas.ts';
+import { listKeys, tryCreate } from '../../src/events/cluster/cas.ts';
 import { ClusterKv } from '../../src/events/cluster/kv.ts';
 import { parseRouteSource } from '../../src/kernel/route-source.ts';
 import { natsHostOf } from '../../src/operator/cluster.ts';
@@ -59,8 +59,11 @@ describe('cluster KV bucket', () => {
       const beats = (async () => {
         while (beating) await Promise.all(hosts.map((h) => h.heartbeat()));
       })();
+      const kv = await new Kvm(conns[0]!).open('ledgernet-cluster');
       try {
         for (let i = 0; i < 30; i++) {
+          const listed = await listKeys(kv, 'hosts.*');
+          assert.equal(new Set(listed).size, listed.length, `round ${i}, a listing: ${listed.join(' ')}`);
           assert.deepEqual((await hosts[0]!.hosts()).map((h) => h.host), ['h1', 'h2', 'h3'], `round ${i}, with the watch`);
           assert.ok((await hosts[2]!.hosts()).some((h) => h.host === 'h3'), `round ${i}, without a watch: this host itself`);
         }

@@ -94,7 +94,8 @@ const LIST_ATTEMPTS = 4;
  * changes while it is listed, that message may never come and the listing waits for the heartbeat,
  * 30 s (seen with two hosts creating one cluster network: 3 joins in 15 took 30 s). A listing that
  * goes LIST_STALL_MS without a key is therefore dropped and made again (the next one starts from
- * the bucket as it is then); the last of LIST_ATTEMPTS runs to its end.
+ * the bucket as it is then); the last of LIST_ATTEMPTS runs to its end. A key rewritten while it is
+ * listed can come more than once: each is returned once.
  */
 export async function listKeys(kv: KV, filter: string): Promise<string[]> {
   for (let attempt = 1; ; attempt++) {
@@ -102,7 +103,7 @@ export async function listKeys(kv: KV, filter: string): Promise<string[]> {
     const out: string[] = [];
     if (attempt >= LIST_ATTEMPTS) {
       for await (const k of iter) out.push(k);
-      return out;
+      return [...new Set(out)];
     }
     let timer: NodeJS.Timeout | undefined;
     let stalled: () => void = () => undefined;
@@ -120,7 +121,7 @@ export async function listKeys(kv: KV, filter: string): Promise<string[]> {
       return true as const;
     })();
     try {
-      if (await Promise.race([whole, stall])) return out;
+      if (await Promise.race([whole, stall])) return [...new Set(out)];
     } finally {
       clearTimeout(timer);
     }
