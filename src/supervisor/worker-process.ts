@@ -102,8 +102,8 @@ export class WorkerProcess {
   private everReady = false;
   /** How the last worker ended, told to the next one (its `ledgernet status` shows it). */
   private previous: Omit<PreviousWorker, 'generation'> | null = null;
-  /** Why this supervisor killed a worker, by pid (the watchdog), for `previous`. */
-  private readonly killedWhy = new Map<number, string>();
+  /** Why this supervisor killed the running worker (the watchdog), for `previous`; one worker runs at a time. */
+  private killedWhy: string | null = null;
 
   constructor(o: WorkerOptions) {
     this.o = o;
@@ -177,8 +177,8 @@ export class WorkerProcess {
           return;
         }
         const pid = child.pid ?? 0;
-        this.previous = { pid, endedAt: new Date().toISOString(), why: this.killedWhy.get(pid) ?? `died (${signal ?? `exit code ${code}`})` };
-        this.killedWhy.delete(pid);
+        this.previous = { pid, endedAt: new Date().toISOString(), why: this.killedWhy ?? `died (${signal ?? `exit code ${code}`})` };
+        this.killedWhy = null;
         this.quickDeaths = readyAt === null ? this.quickDeaths + 1 : 0;
         // At once; only a worker that keeps dying before it is ready gets a growing pause.
         const delay = this.quickDeaths <= 3 ? 0 : Math.min(2_000, 100 * 2 ** (this.quickDeaths - 3));
@@ -209,7 +209,7 @@ export class WorkerProcess {
           { workerPid: child.pid, silentMs: Math.round(dog.silentFor(now)) },
           `the worker's event loop has not answered for ${silentS} s (stopped, or stuck in a loop or call); killing it and starting a new one`,
         );
-        if (child.pid) this.killedWhy.set(child.pid, `killed by the watchdog: its event loop had not answered for ${silentS} s`);
+        this.killedWhy = `killed by the watchdog: its event loop had not answered for ${silentS} s`;
         child.kill('SIGKILL');
         return;
       }
