@@ -68,7 +68,12 @@ c, a = s.accept(); print(a[0]); c.close()
 async function sourceSeenOutside(container: string, to = suite.outside.ip): Promise<string> {
   const v6 = to.includes(':');
   const server = execa('ip', ['netns', 'exec', suite.outside.netns, 'python3', '-c', PEER(v6)], { reject: false, stdin: 'ignore', timeout: 20_000 });
-  await new Promise((r) => setTimeout(r, 500));
+  // Listening before the container connects (a fixed 500 ms can be too short for python3 to start on a loaded machine).
+  await waitFor(async () => server.exitCode === null && (await execa('ip', ['netns', 'exec', suite.outside.netns, 'ss', '-Hltn', 'sport = :5555'], { stdin: 'ignore' })).stdout.trim() !== '', {
+    timeoutMs: 15_000,
+    intervalMs: 50,
+    what: `the peer in ${suite.outside.netns} to listen on port 5555`,
+  });
   await docker(['exec', container, 'sh', '-c', `echo x | nc -w 2 ${to} 5555`], { timeoutMs: 15_000 });
   const r = await server;
   return r.stdout.trim();
