@@ -299,9 +299,19 @@ describe('the audit stream holds only what the log holds', () => {
     const host = `e2e-autoarchive-${process.pid}`;
     const d = await daemonAt(server.url, host, { extraArgs: ['--archive-log-size', '4K'] });
     await ipamEvents(d, 12);
-    await new Promise((r) => setTimeout(r, 500)); // an archive the last events started is recorded
-    const ids = await waitCaughtUp(d, server, host);
-    const st = JSON.parse((await ledgernetCli(['status', '--json', '--state-dir', d.stateDir])).stdout) as { logBytes: number; archived: { files: number; events: number } };
+    // An archive the last events started may still be running (its log.archived not yet
+    // appended): the stream and the archives are read again until they agree, or the wait ends.
+    type Status = { logBytes: number; archived: { files: number; events: number } };
+    let ids: string[] = [];
+    let st: Status = { logBytes: 0, archived: { files: 0, events: 0 } };
+    await waitFor(
+      async () => {
+        ids = await waitCaughtUp(d, server, host);
+        st = JSON.parse((await ledgernetCli(['status', '--json', '--state-dir', d.stateDir])).stdout) as Status;
+        return ids.length === 24 + st.archived.files;
+      },
+      { what: '24 IPAM events and a log.archived for each archive', timeoutMs: 20_000, intervalMs: 300 },
+    ).catch(() => undefined);
     assert.equal(ids.length, 24 + st.archived.files, '24 IPAM events and a log.archived for each archive');
     assert.ok(st.archived.files >= 2, `archives: ${JSON.stringify(st.archived)}`);
     assert.ok(st.logBytes < 4096 + 1024, `events.log holds ${st.logBytes} bytes`);
