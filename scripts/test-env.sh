@@ -64,17 +64,28 @@ ensure_packages() {
     chmod 0755 "$policy"
     MADE_POLICY="$policy"
   fi
-  local rc=0
-  {
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get -o DPkg::Lock::Timeout=300 -q update &&
-      apt-get -o DPkg::Lock::Timeout=300 -q -y --no-install-recommends \
-        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-        install "${missing[@]}"
-  } </dev/null >"$out" 2>&1 || rc=$?
+  # A fresh machine depends on the mirror: each download is retried (Acquire::Retries), and the
+  # whole update + install once more after a pause (an index changed under the update, a
+  # mirror's brief outage).
+  local rc attempt
+  for attempt in 1 2 3; do
+    rc=0
+    {
+      export DEBIAN_FRONTEND=noninteractive
+      apt-get -o DPkg::Lock::Timeout=300 -o Acquire::Retries=3 -q update &&
+        apt-get -o DPkg::Lock::Timeout=300 -o Acquire::Retries=3 -q -y --no-install-recommends \
+          -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+          install "${missing[@]}"
+    } </dev/null >>"$out" 2>&1 || rc=$?
+    ((rc == 0)) && break
+    if ((attempt < 3)); then
+      warn "apt-get failed (exit $rc, attempt $attempt of 3); trying again in ${APT_RETRY_PAUSE:-15}s"
+      sleep "${APT_RETRY_PAUSE:-15}"
+    fi
+  done
   if ((rc != 0)); then
     cat "$out" >&2
-    die "apt-get could not install: ${missing[*]} (exit $rc)"
+    die "apt-get could not install: ${missing[*]} (exit $rc, 3 attempts)"
   fi
   for p in "${missing[@]}"; do
     pkg_installed "$p" || die "package $p is still not installed after apt-get"
