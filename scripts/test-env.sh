@@ -65,8 +65,8 @@ ensure_packages() {
     MADE_POLICY="$policy"
   fi
   # A fresh machine depends on the mirror: each download is retried (Acquire::Retries), and the
-  # whole update + install once more after a pause (an index changed under the update, a
-  # mirror's brief outage).
+  # whole update + install up to twice more, APT_RETRY_PAUSE seconds apart (default 15), after an
+  # index changed under the update or a mirror's brief outage.
   local rc attempt
   for attempt in 1 2 3; do
     rc=0
