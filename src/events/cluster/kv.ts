@@ -10,6 +10,7 @@
 //   blocks.<name>.<index>        <host>                 an address block claimed by a host
 //   endpoints.<name>.<host>.<id> PeerEndpoint           a host's endpoints (address, MAC, VTEP)
 //   forgotten.<host>             {"host","by","at",…}   an operator forgot the host (ledgernet cluster forget)
+import type { JetStreamManager } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { DriverError } from '../../errors.ts';
@@ -26,9 +27,24 @@ const CLUSTER_BUCKET = 'ledgernet-cluster';
 /** Joining the bucket (ClusterKv.open): how long one request of the first try waits, and how long it is tried. */
 const OPEN_REQUEST_MS = 1_000;
 const OPEN_MS = 30_000;
+/** Asking whether the bucket's stream has a leader yet: each question's wait, and the pause between two. */
+const LEADER_ASK_MS = 250;
+const LEADER_PAUSE_MS = 50;
 
 const enc = (v: unknown) => JSON.stringify(v);
 const hostRecord = (host: string, vtep: string) => enc({ host, vtep, at: new Date().toISOString() });
+
+/**
+ * Returns once `stream` has a leader (a standalone server's streams show no cluster: at once), or
+ * at `end` (the requests that follow then fail and the caller's tries decide).
+ */
+async function untilLed(jsm: JetStreamManager, stream: string, end: number): Promise<void> {
+  while (Date.now() < end) {
+    const info = await jsm.streams.info(stream).catch(() => null);
+    if (info && (info.cluster === undefined || info.cluster.leader)) return;
+    await new Promise((r) => setTimeout(r, LEADER_PAUSE_MS));
+  }
+}
 
 /** JetStream's answer when the bucket's stream does not exist (no stream takes its subjects). */
 function isBucketGone(e: unknown): boolean {
@@ -85,17 +101,20 @@ export class ClusterKv {
     // Loaded here: a daemon without NATS never loads the KV client (~4 MB, bench row 9).
     const [{ Kvm }, { jetstream }] = await Promise.all([import('@nats-io/kv'), import('@nats-io/jetstream')]);
     const bind = () => new Kvm(nc).create(CLUSTER_BUCKET, { replicas, history: 1 });
-    // Joining starts with short requests, three tries per length (1 s, 1 s, 1 s, 2 s, … up to the
-    // client's usual 5 s): a bucket several hosts created at the same moment (a cluster starting)
-    // exists before its stream has a leader (~1 s, several on a loaded host), and a request sent
-    // to it before is never answered; with 5 s from the start, two of three hosts starting
-    // together waited 5 s, and with 1 s, 2 s, 3 s a leader elected at 3.4 s was seen at 6.6 s
-    // (test/integration/cluster-join.test.ts).
+    // A bucket several hosts created at the same moment (a cluster starting) exists before its
+    // stream has a leader (~1 s, several on a loaded host), and a request to the stream sent before
+    // that is never answered: the client waits its whole timeout. So once the bucket is there, the
+    // stream's leader is asked for with short questions (what JetStream's meta leader answers)
+    // before the host's record is read and written; each attempt's requests wait 1 s, 1 s, 1 s,
+    // 2 s, … up to the client's usual 5 s. Before, two of three hosts starting together waited
+    // out a request sent just before the leader, 5 s (and 3 s of 1 s timeouts on a loaded CI
+    // machine) (test/integration/cluster-join.test.ts).
     const end = Date.now() + OPEN_MS;
     for (let attempt = 1; ; attempt++) {
       try {
         const quick = new Kvm(jetstream(nc, { timeout: Math.min(OPEN_REQUEST_MS * Math.ceil(attempt / 3), 5_000) }));
         const kv = await quick.create(CLUSTER_BUCKET, { replicas, history: 1 });
+        await untilLed(await jetstream(nc, { timeout: LEADER_ASK_MS }).jetstreamManager(false), `KV_${CLUSTER_BUCKET}`, end);
         await admitHost(kv, o.host, o.members ?? (() => []));
         const rev = await kv.put(recordKey(o.host), hostRecord(o.host, o.vtep));
         // The daemon's own handle: the client's usual wait per request.
