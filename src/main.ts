@@ -294,7 +294,7 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
     add(outbox && (() => outbox.stop()));
     const onNftRoute = (r: { via: string; why: string }) => log.info({ nft: r.via, why: r.why }, `nftables commands run through ${r.via === 'libnftables' ? 'libnftables, in-process' : 'the nft process'}`);
     const kernel = createKernel({ filterPrefixes: [VETH_PREFIX], onNftRoute });
-    const chosen = await resolveFirewall(cfg.firewall ?? 'auto', cfg.dockerSocket, cfg.stateDir);
+    const chosen = await resolveFirewall(cfg.firewall ?? 'auto', cfg.dockerSocket, cfg.stateDir, { atStart: true });
     await recordFirewall(cfg.stateDir, chosen.backend);
     log.info({ firewall: chosen.backend.name, why: chosen.why }, `firewall backend: ${chosen.backend.name}`);
     await recordDirectRouting(cfg.stateDir, cfg.allowDirectRouting === true);

@@ -29,10 +29,10 @@ export function parseFirewallChoice(value: string | undefined): Choice | undefin
  * Docker's own firewall backend as `docker info` reports it: its driver, '' when Docker answered
  * without one (Docker < 29 has no FirewallBackend: iptables), null when nobody answered.
  */
-async function dockerFirewall(socket: string | null): Promise<string | null> {
+async function dockerFirewall(socket: string | null, waitMs: number): Promise<string | null> {
   if (!socket) return null;
   try {
-    return (await new DockerApi(socket, 3_000).info()).FirewallBackend?.Driver ?? '';
+    return (await new DockerApi(socket, waitMs).info()).FirewallBackend?.Driver ?? '';
   } catch {
     return null;
   }
@@ -46,17 +46,27 @@ interface Resolved {
   readonly unsure: boolean;
 }
 
+/** How long `docker info` is waited for; at serve's start with a backend recorded, only briefly (see resolveFirewall). */
+const DOCKER_WAIT_MS = 3_000;
+const RECORDED_WAIT_MS = 300;
+
 /**
  * The backend for `choice`. `auto` asks Docker; when Docker does not answer (not started yet:
  * ledgernet starts before it), the backend recorded in `stateDir` by the last serve, else iptables.
+ * `atStart` (serve, before it listens): with a backend recorded, Docker is waited for only
+ * RECORDED_WAIT_MS. A dockerd that starts first (a boot without systemd's ordering) accepts the
+ * call but answers nothing until it has restored its containers, and that waits for this driver:
+ * the full wait held Docker's boot up by 3 s and its plugin lookup's backoff by 4 more. Unsure
+ * either way, so the daemon asks again in the background and switches if Docker says otherwise.
  */
-export async function resolveFirewall(choice: Choice, dockerSocket: string | null, stateDir?: string): Promise<Resolved> {
+export async function resolveFirewall(choice: Choice, dockerSocket: string | null, stateDir?: string, opts: { readonly atStart?: boolean } = {}): Promise<Resolved> {
   if (choice !== 'auto') return { backend: await backendOf(choice), why: `--firewall ${choice}`, unsure: false };
-  const docker = await dockerFirewall(dockerSocket);
+  const recorded = stateDir === undefined ? undefined : await readRecorded(stateDir);
+  const waitMs = opts.atStart && recorded ? RECORDED_WAIT_MS : DOCKER_WAIT_MS;
+  const docker = await dockerFirewall(dockerSocket, waitMs);
   if (docker === null && dockerSocket) {
-    const recorded = stateDir === undefined ? undefined : await readRecorded(stateDir);
     const name = recorded === 'nftables' ? 'nftables' : 'iptables';
-    return { backend: await backendOf(name), why: `auto: Docker does not answer yet; ${recorded ? 'as recorded by the last serve' : 'the default'}`, unsure: true };
+    return { backend: await backendOf(name), why: `auto: Docker did not answer within ${waitMs} ms (not started, or still restoring its containers); ${recorded ? 'as recorded by the last serve' : 'the default'}, asked again in the background`, unsure: true };
   }
   const name = docker?.startsWith('nftables') ? 'nftables' : 'iptables';
   return { backend: await backendOf(name), why: `auto: Docker's firewall backend is ${docker || 'iptables (not reported: Docker before 29)'}`, unsure: false };

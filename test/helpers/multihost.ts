@@ -6,7 +6,7 @@
 // joins them (10.231.200.N/24). Nothing is created in the root namespace but the namespace names
 // and the cgroup parents, which down() removes. Callers hold the test lock (scripts/test.sh does).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { openSync, closeSync, existsSync, readFileSync } from 'node:fs';
+import { openSync, closeSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { copyFile, mkdtemp, mkdir, readdir, rm, rmdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -45,6 +45,15 @@ export interface Host {
   startNats(): void;
   /** SIGTERM to this host's dockerd; waits for it (and its containers) to go. */
   stopDockerd(): Promise<void>;
+  /**
+   * A power cut: every process of the host SIGKILLed (containers, shims, containerd, dockerd,
+   * ledgernet, nats-server), its kernel state gone (the network namespace made anew, with its
+   * underlay link again) and its /run and Docker's exec root empty; what is on disk stays
+   * (Docker's data root, ledgernet's state dir, NATS's store).
+   */
+  powerCut(): Promise<void>;
+  /** Boots the host after a power cut: nats-server, then dockerd and ledgernet in `order` (ledgernet with `ledgernetArgs`, waited for as startLedgernet does; dockerd until its API answers). */
+  boot(order: 'ledgernet-first' | 'dockerd-first', ledgernetArgs?: readonly string[]): Promise<void>;
 }
 
 export interface Testbed {
@@ -114,17 +123,21 @@ async function underlayUp(prefix: string, count: number): Promise<void> {
   await must('ip', ['-n', ul, 'link', 'set', 'lo', 'up']);
   await must('ip', ['-n', ul, 'link', 'add', 'ul0', 'type', 'bridge']);
   await must('ip', ['-n', ul, 'link', 'set', 'ul0', 'up']);
-  for (let n = 1; n <= count; n++) {
-    const ns = `${prefix}-h${n}`;
-    await must('ip', ['netns', 'add', ns]);
-    await must('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
-    await must('ip', ['-n', ul, 'link', 'add', `ul-h${n}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
-    await must('ip', ['-n', ul, 'link', 'set', `ul-h${n}`, 'master', 'ul0', 'up']);
-    await must('ip', ['-n', ns, 'addr', 'add', `${UL}.${n}/24`, 'dev', 'eth0']);
-    await must('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
-    // A new netns inherits ip_forward=1; with 0, dockerd enables it and sets FORWARD DROP, as on a real host.
-    await must('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv4.ip_forward=0']);
-  }
+  for (let n = 1; n <= count; n++) await underlayHost(prefix, n);
+}
+
+/** Host n's network namespace, linked to the underlay bridge. */
+async function underlayHost(prefix: string, n: number): Promise<void> {
+  const ul = `${prefix}-ul`;
+  const ns = `${prefix}-h${n}`;
+  await must('ip', ['netns', 'add', ns]);
+  await must('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+  await must('ip', ['-n', ul, 'link', 'add', `ul-h${n}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
+  await must('ip', ['-n', ul, 'link', 'set', `ul-h${n}`, 'master', 'ul0', 'up']);
+  await must('ip', ['-n', ns, 'addr', 'add', `${UL}.${n}/24`, 'dev', 'eth0']);
+  await must('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
+  // A new netns inherits ip_forward=1; with 0, dockerd enables it and sets FORWARD DROP, as on a real host.
+  await must('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv4.ip_forward=0']);
 }
 
 // The holder owns the host's mount namespace, so /run (plugin sockets) outlives dockerd restarts.
@@ -152,7 +165,8 @@ function natsConf(prefix: string, n: number, count: number, store: string): stri
     `listen: ${UL}.${n}:4222`,
     `http: ${UL}.${n}:8222`,
     `jetstream { store_dir: "${store}", max_memory_store: 64MB, max_file_store: 1GB }`,
-    `cluster { name: ${prefix}, listen: ${UL}.${n}:6222, routes: [${routes}] }`,
+    // One host: a standalone server (a cluster of one never elects a meta leader).
+    ...(count > 1 ? [`cluster { name: ${prefix}, listen: ${UL}.${n}:6222, routes: [${routes}] }`] : []),
     '',
   ].join('\n');
 }
@@ -225,8 +239,65 @@ function makeHost(prefix: string, root: string, n: number, count: number, procs:
       await stopProc(procs.dockerd, 30_000);
       procs.dockerd = null;
     },
+    async powerCut() {
+      await killHost(prefix, host);
+      for (const k of Object.keys(procs) as (keyof Procs)[]) procs[k] = null;
+      // On a real host these live in /run (tmpfs).
+      await rm(join(dir, 'exec'), { recursive: true, force: true });
+      await rm(join(dir, 'docker.pid'), { force: true });
+      await rm(dockerSocket, { force: true });
+      await must('ip', ['netns', 'del', host.netns]);
+      // The old namespace goes once the kernel has cleaned it up, and its underlay link with it.
+      await waitFor(async () => (await run('ip', ['-n', `${prefix}-ul`, 'link', 'show', `ul-h${n}`])).exitCode !== 0, { timeoutMs: 20_000, intervalMs: 50, what: `h${n}'s old namespace to go` });
+      await underlayHost(prefix, n);
+    },
+    async boot(order, ledgernetArgs = []) {
+      await startHolder(host, procs);
+      host.startNats();
+      if (order === 'ledgernet-first') await host.startLedgernet(ledgernetArgs);
+      startDockerd(prefix, host, procs);
+      if (order === 'dockerd-first') {
+        // Its socket is there before it has restored its containers (which waits for the plugin).
+        await waitFor(() => existsSync(dockerSocket), { timeoutMs: 30_000, intervalMs: 50, what: `dockerd on h${n} to make its socket` });
+        await host.startLedgernet(ledgernetArgs);
+      }
+      await waitFor(async () => (await host.docker(['version'], { timeoutMs: 5_000 })).exitCode === 0, { timeoutMs: 90_000, intervalMs: 100, what: `dockerd on h${n} to answer` });
+    },
   };
   return host;
+}
+
+/** The pids of every process of host `h`: in its network namespace, or in its containers' cgroups. */
+async function hostPids(prefix: string, h: Host): Promise<number[]> {
+  const netns = statSync(`/run/netns/${h.netns}`).ino;
+  const cgroup = `/${prefix}-h${h.n}`;
+  const pids: number[] = [];
+  for (const e of await readdir('/proc')) {
+    const pid = Number(e);
+    if (!Number.isInteger(pid) || pid <= 1 || pid === process.pid) continue;
+    try {
+      const mine = statSync(`/proc/${pid}/ns/net`).ino === netns || readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').some((l) => l.endsWith(cgroup) || l.includes(`${cgroup}/`));
+      if (mine) pids.push(pid);
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return pids;
+}
+
+/** SIGKILLs every process of the host until none is left (a shim or dockerd may start another meanwhile). */
+async function killHost(prefix: string, h: Host): Promise<void> {
+  await waitFor(async () => {
+    const pids = await hostPids(prefix, h);
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+    return pids.length === 0;
+  }, { timeoutMs: 20_000, intervalMs: 50, what: `every process of h${h.n} to die` });
 }
 
 async function hostUp(prefix: string, host: Host, procs: Procs, count: number, image: string): Promise<void> {
@@ -234,22 +305,34 @@ async function hostUp(prefix: string, host: Host, procs: Procs, count: number, i
   await mkdir(join(dir, 'lib'), { recursive: true });
   await mkdir(join(dir, 'cg'));
   await writeFile(join(dir, 'daemon.json'), '{}\n');
-  procs.holder = daemon('nsenter', [`--net=/run/netns/${host.netns}`, 'unshare', '-m', '--propagation', 'private', 'sh', '-ec', holderScript(dir)], join(dir, 'holder.log'));
-  await waitFor(() => existsSync(join(dir, 'ns.ready')), { timeoutMs: 10_000, intervalMs: 20, what: `h${n}'s namespace holder` });
-  const h = String(procs.holder.pid);
-  procs.dockerd = daemon(
-    'nsenter',
-    ['-t', h, '-m', '-n', 'dockerd', '--config-file', join(dir, 'daemon.json'), '--data-root', join(dir, 'lib'), '--exec-root', join(dir, 'exec')]
-      .concat(['-H', `unix://${host.dockerSocket}`, '--pidfile', join(dir, 'docker.pid'), '--bip', `10.231.201.${1 + 64 * (n - 1)}/26`])
-      .concat(['--default-address-pool', `base=10.231.${201 + n}.0/24,size=28`, '--cgroup-parent', `/${prefix}-h${n}`, '--userland-proxy=false']),
-    join(dir, 'dockerd.log'),
-  );
+  await startHolder(host, procs);
+  startDockerd(prefix, host, procs);
   await waitFor(async () => (await host.docker(['version'], { timeoutMs: 5_000 })).exitCode === 0, { timeoutMs: 30_000, intervalMs: 50, what: `dockerd on h${n}` });
   await host.docker(['import', image, TEST_IMAGE], { check: true });
   const store = join(dir, 'nats');
   await mkdir(store);
   await writeFile(join(dir, 'nats.conf'), natsConf(prefix, n, count, store));
-  procs.nats = daemon('nsenter', ['-t', h, '-n', 'nats-server', '-c', join(dir, 'nats.conf')], join(dir, 'nats.log'));
+  host.startNats();
+}
+
+/** The process that holds the host's mount namespace (a fresh /run), in its network namespace. */
+async function startHolder(host: Host, procs: Procs): Promise<void> {
+  const { dir, n } = host;
+  await rm(join(dir, 'ns.ready'), { force: true });
+  procs.holder = daemon('nsenter', [`--net=/run/netns/${host.netns}`, 'unshare', '-m', '--propagation', 'private', 'sh', '-ec', holderScript(dir)], join(dir, 'holder.log'));
+  await waitFor(() => existsSync(join(dir, 'ns.ready')), { timeoutMs: 10_000, intervalMs: 20, what: `h${n}'s namespace holder` });
+}
+
+/** Spawns the host's dockerd (its data root kept across boots). */
+function startDockerd(prefix: string, host: Host, procs: Procs): void {
+  const { dir, n } = host;
+  procs.dockerd = daemon(
+    'nsenter',
+    ['-t', String(procs.holder?.pid), '-m', '-n', 'dockerd', '--config-file', join(dir, 'daemon.json'), '--data-root', join(dir, 'lib'), '--exec-root', join(dir, 'exec')]
+      .concat(['-H', `unix://${host.dockerSocket}`, '--pidfile', join(dir, 'docker.pid'), '--bip', `10.231.201.${1 + 64 * (n - 1)}/26`])
+      .concat(['--default-address-pool', `base=10.231.${201 + n}.0/24,size=28`, '--cgroup-parent', `/${prefix}-h${n}`, '--userland-proxy=false']),
+    join(dir, 'dockerd.log'),
+  );
 }
 
 /** A tar of busybox and its applets: the test image of every host (no pulls, no root dockerd). */
@@ -266,9 +349,9 @@ async function busyboxImage(dir: string): Promise<string> {
   return tar;
 }
 
-async function jetstreamReady(host: Host): Promise<boolean> {
+async function jetstreamReady(host: Host, count: number): Promise<boolean> {
   const r = await host.exec('busybox', ['wget', '-qO-', `http://${host.underlay}:8222/jsz`], { timeoutMs: 5_000 });
-  return r.exitCode === 0 && /"meta_cluster"[\s\S]*"leader"/.test(r.stdout);
+  return r.exitCode === 0 && (/"meta_cluster"[\s\S]*"leader"/.test(r.stdout) || (count === 1 && /"config"/.test(r.stdout)));
 }
 
 async function hostDown(host: Host, procs: Procs): Promise<void> {
@@ -340,7 +423,7 @@ export async function createTestbed(opts: TestbedOptions = {}): Promise<Testbed>
     await underlayUp(prefix, count);
     const image = await busyboxImage(dir);
     await Promise.all(hosts.map((h, i) => hostUp(prefix, h, procs[i]!, count, image)));
-    for (const h of hosts) await waitFor(() => jetstreamReady(h), { timeoutMs: 30_000, intervalMs: 100, what: `h${h.n}'s JetStream to know its meta leader` });
+    for (const h of hosts) await waitFor(() => jetstreamReady(h, count), { timeoutMs: 30_000, intervalMs: 100, what: `h${h.n}'s JetStream to know its meta leader` });
     if (opts.ledgernet) {
       await Promise.all(hosts.map((h) => h.startLedgernet(opts.ledgernet)));
       // The cluster formed: every host joined the bucket and reads every host's record through it

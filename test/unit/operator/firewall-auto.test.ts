@@ -1,10 +1,12 @@
 // `--firewall auto` against Docker's /info: Docker 28.1+ reports FirewallBackend (API 1.49 and
 // later only: Docker leaves it out for an older client), and Docker 29 refuses clients older
 // than API 1.44; an older engine's answer has no such field and is a plain "iptables", settled
-// at once; only no answer at all (dockerd not started yet) leaves the choice unsure.
+// at once; only no answer at all (dockerd not started yet, or restoring its containers) leaves the
+// choice unsure.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer as createNetServer, type Socket } from 'node:net';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -66,6 +68,31 @@ describe('--firewall auto', () => {
   it('no Docker answering yet: unsure (asked again later)', async () => {
     const r = await resolveFirewall('auto', join(dir, 'nobody.sock'), dir);
     assert.equal(r.unsure, true, r.why);
+  });
+
+  it('a Docker that accepts but does not answer (restoring its containers, waiting for this driver): at serve\'s start with a backend recorded, the recorded one without waiting out the 3 s; unsure', async () => {
+    const path = join(dir, 'restoring.sock');
+    const held = new Set<Socket>();
+    const s = createNetServer((c) => void held.add(c));
+    await new Promise<void>((r) => s.listen(path, r));
+    const state = await mkdtemp(join(dir, 'state-'));
+    try {
+      await writeFile(join(state, 'firewall'), 'nftables\n');
+      const t0 = performance.now();
+      const r = await resolveFirewall('auto', path, state, { atStart: true });
+      const ms = performance.now() - t0;
+      assert.deepEqual([r.backend.name, r.unsure], ['nftables', true], r.why);
+      assert.ok(ms < 2_500, `waited ${Math.round(ms)} ms`);
+      assert.match(r.why, /did not answer within 300 ms.*as recorded by the last serve/);
+      assert.ok(held.size > 0, 'Docker was asked');
+      // Nothing recorded (a first start): Docker's answer is waited for as long as before.
+      const first = await resolveFirewall('auto', path, await mkdtemp(join(dir, 'state-')), { atStart: true });
+      assert.deepEqual([first.backend.name, first.unsure], ['iptables', true], first.why);
+      assert.match(first.why, /within 3000 ms.*the default/);
+    } finally {
+      for (const c of held) c.destroy();
+      await new Promise((r) => s.close(r));
+    }
   });
 
   it('this machine\'s dockerd (when it runs): settled at once', { skip: !existsSync('/var/run/docker.sock') }, async (t) => {
