@@ -52,7 +52,7 @@ export interface Host {
    * (Docker's data root, ledgernet's state dir, NATS's store).
    */
   powerCut(): Promise<void>;
-  /** Boots the host after a power cut: nats-server, then dockerd and ledgernet in `order` (ledgernet with `ledgernetArgs`, waited for as startLedgernet does; dockerd until its API answers). */
+  /** Boots the host after a power cut (/run holds only /run/lock): nats-server, then dockerd and ledgernet in `order` (ledgernet with `ledgernetArgs`, waited for as startLedgernet does; dockerd until its API answers). */
   boot(order: 'ledgernet-first' | 'dockerd-first', ledgernetArgs?: readonly string[]): Promise<void>;
 }
 
@@ -142,13 +142,14 @@ async function underlayHost(prefix: string, n: number): Promise<void> {
 
 // The holder owns the host's mount namespace, so /run (plugin sockets) outlives dockerd restarts.
 // `ip netns exec` would lose the cgroup mounts (dockerd: "Devices cgroup isn't mounted").
-function holderScript(dir: string): string {
+// `boot`: /run as a boot leaves it (only /run/lock), so whoever starts first makes the plugin directory.
+function holderScript(dir: string, boot = false): string {
   return [
     `mount --rbind /sys/fs/cgroup ${dir}/cg`,
     'umount -l /sys; mount -t sysfs sysfs /sys',
     `mount --move ${dir}/cg /sys/fs/cgroup`,
     'mount -t tmpfs -o mode=755 tmpfs /run',
-    'mkdir -p /run/docker/plugins /run/lock',
+    boot ? 'mkdir -p /run/lock' : 'mkdir -p /run/docker/plugins /run/lock',
     'mount -t tmpfs -o mode=755 tmpfs /etc/docker',
     `touch ${dir}/ns.ready`,
     'exec sleep infinity',
@@ -252,7 +253,7 @@ function makeHost(prefix: string, root: string, n: number, count: number, procs:
       await underlayHost(prefix, n);
     },
     async boot(order, ledgernetArgs = []) {
-      await startHolder(host, procs);
+      await startHolder(host, procs, true);
       host.startNats();
       if (order === 'ledgernet-first') await host.startLedgernet(ledgernetArgs);
       startDockerd(prefix, host, procs);
@@ -316,10 +317,10 @@ async function hostUp(prefix: string, host: Host, procs: Procs, count: number, i
 }
 
 /** The process that holds the host's mount namespace (a fresh /run), in its network namespace. */
-async function startHolder(host: Host, procs: Procs): Promise<void> {
+async function startHolder(host: Host, procs: Procs, boot = false): Promise<void> {
   const { dir, n } = host;
   await rm(join(dir, 'ns.ready'), { force: true });
-  procs.holder = daemon('nsenter', [`--net=/run/netns/${host.netns}`, 'unshare', '-m', '--propagation', 'private', 'sh', '-ec', holderScript(dir)], join(dir, 'holder.log'));
+  procs.holder = daemon('nsenter', [`--net=/run/netns/${host.netns}`, 'unshare', '-m', '--propagation', 'private', 'sh', '-ec', holderScript(dir, boot)], join(dir, 'holder.log'));
   await waitFor(() => existsSync(join(dir, 'ns.ready')), { timeoutMs: 10_000, intervalMs: 20, what: `h${n}'s namespace holder` });
 }
 
