@@ -8,7 +8,8 @@
 // containers with a restart policy run again and reach each other, the published port answers,
 // the one without a policy stays exited and holds nothing, no link of the old boot is left or
 // remade, `reconcile --dry-run` and `repair --dry-run` find nothing, the log verifies; and at the
-// end everything can be removed and nothing is left.
+// end everything can be removed and nothing is left. One network is IPv6 too: its sysctls and
+// ip6tables rules went with the power as well.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { CLI_PATH } from '../helpers/daemon.ts';
@@ -49,16 +50,18 @@ async function checkAfterBoot(before: readonly string[]): Promise<void> {
   assert.equal(await inspect('c3', '{{.State.Status}}'), 'exited', 'no restart policy: stays down');
   const ip2 = await inspect('c2', '{{.NetworkSettings.Networks.n1.IPAddress}}');
   const ip4 = await inspect('c4', '{{.NetworkSettings.Networks.n2.IPAddress}}');
-  for (const [from, to] of [['c1', ip2], ['c2', ip4]] as const) {
+  const ip6 = await inspect('c4', '{{.NetworkSettings.Networks.n2.GlobalIPv6Address}}');
+  assert.match(ip6, /:/, 'c4 has its IPv6 address again');
+  for (const [from, to] of [['c1', ip2], ['c2', ip4], ['c2', ip6]] as const) {
     const r = await h.docker(['exec', from, 'ping', '-c', '2', '-W', '2', to]);
     assert.equal(r.exitCode, 0, `${from} → ${to}: ${r.stdout}${r.stderr}`);
   }
   await waitFor(async () => (await page()) === 'ok-c2', { timeoutMs: 20_000, intervalMs: 250, what: 'the published port 8080 to answer' });
-  // Ledgernet holds what Docker holds, all converged: 2 endpoints on n1, 2 on n2 (ledgernet IPAM).
+  // Ledgernet holds what Docker holds, all converged: 2 endpoints on n1, 2 on n2 (ledgernet IPAM, IPv6).
   await waitFor(async () => (await status()).endpoints.length === 4, { timeoutMs: 20_000, intervalMs: 250, what: 'ledgernet to hold the four endpoints Docker holds' });
   const st = await status();
   assert.deepEqual(st.endpoints.map((e) => e.state), ['converged', 'converged', 'converged', 'converged']);
-  assert.deepEqual(st.pools.map((p) => p.inUse), [2], 'n2 pool: c2 and c4 only (c3 released)');
+  assert.deepEqual(st.pools.map((p) => p.inUse), [2, 2], 'n2 pools, v4 and v6: c2 and c4 only (c3 released)');
   const now = await links();
   assert.equal(now.filter((l) => l.startsWith('lnv-')).length, 4, now.join(' '));
   assert.equal(now.filter((l) => l.startsWith('lnb-')).length, 2, now.join(' '));
@@ -75,7 +78,7 @@ async function checkAfterBoot(before: readonly string[]): Promise<void> {
 describe('a power cut and a boot', () => {
   test('containers and networks before the cut', async () => {
     await h.docker(['network', 'create', '-d', 'ledgernet', '--subnet', '10.231.210.0/24', 'n1'], { check: true });
-    await h.docker(['network', 'create', '-d', 'ledgernet', '--ipam-driver', 'ledgernet', 'n2'], { check: true });
+    await h.docker(['network', 'create', '-d', 'ledgernet', '--ipam-driver', 'ledgernet', '--ipv6', 'n2'], { check: true });
     await h.docker(['run', '-d', '--name', 'c1', '--restart', 'always', '--network', 'n1', TEST_IMAGE, 'sleep', '100000'], { check: true });
     const web = 'mkdir -p /www && echo ok-c2 > /www/index.html && exec httpd -f -p 80 -h /www';
     await h.docker(['run', '-d', '--name', 'c2', '--restart', 'unless-stopped', '--network', 'n1', '-p', '8080:80', TEST_IMAGE, 'sh', '-c', web], { check: true });
