@@ -7,7 +7,8 @@ import { after, before, describe, it } from 'node:test';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
 import { ClusterKv } from '../../src/events/cluster/kv.ts';
-import { KeyMirror, reapHost, type OwnKeys } from '../../src/events/cluster/host-keys.ts';
+import { KeyMirror, reapHost, syncOwnKeys, type OwnKeys } from '../../src/events/cluster/host-keys.ts';
+import { driftOf } from '../../src/events/cluster/networks.ts';
 import { waitFor } from '../helpers/docker.ts';
 import { createNatsServer, type NatsServer } from '../helpers/nats.ts';
 
@@ -119,6 +120,29 @@ describe('host expiry in the KV bucket', () => {
     h1.settle('amber');
     await h1.syncOwn(() => own('h1'));
     assert.deepEqual(await keysOf('h1'), ['endpoints.blue.h1.e-h1', 'hosts.h1', 'members.blue.h1'], 'refused after joining: no pool holds it');
+  });
+
+  it("syncOwn removes a key the log no longer has though the watch knows it at another revision than the bucket (a replica that restarted after a power cut); the drift check finds such a key", async () => {
+    const kv = await bucket();
+    const at = await kv.put('endpoints.blue.h7.e-gone', '{"host":"h7"}');
+    await kv.put('members.blue.h7', '{"host":"h7","vtep":"192.0.2.7"}');
+    for (const rev of [at + 4, at - 1]) {
+      // The watch says another revision than the bucket (both ways): the compare-and-set at the watch's is refused.
+      const mirror = new KeyMirror();
+      mirror.seen('endpoints.blue.h7.e-gone', rev, true);
+      const ownNow = (): OwnKeys => ({ members: ['blue'], endpoints: [] });
+      const d = driftOf(mirror, 'h7', '192.0.2.7', ownNow());
+      assert.deepEqual(d.changed, ['endpoints.blue.h7.e-gone'], 'a key of this host its log no longer has is drift');
+      await syncOwnKeys(kv, mirror, 'h7', '192.0.2.7', ownNow);
+      assert.deepEqual(await keysOf('h7'), ['members.blue.h7'], `removed (watch at ${rev}, bucket at ${at})`);
+      await kv.put('endpoints.blue.h7.e-gone', '{"host":"h7"}');
+    }
+    // Written again by this host meanwhile (wanted now): it stays.
+    const mirror = new KeyMirror();
+    mirror.seen('endpoints.blue.h7.e-gone', at, true);
+    await syncOwnKeys(kv, mirror, 'h7', '192.0.2.7', () => ({ members: ['blue'], endpoints: [{ cluster: 'blue', endpointId: 'e-gone', address: '10.240.0.7', mac: '02:42:0a:f0:00:07' }] }));
+    assert.deepEqual(await keysOf('h7'), ['endpoints.blue.h7.e-gone', 'members.blue.h7']);
+    for (const k of await keysOf('h7')) await kv.delete(k);
   });
 
   it('syncOwn removes what the log no longer has (an endpoint gone, a network left)', async () => {

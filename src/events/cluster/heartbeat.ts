@@ -98,7 +98,8 @@ export function startHeartbeat(o: {
   /**
    * Keys of this host's log that the bucket lacks (deleted by hand, lost by a store) or holds with
    * other values (a member or endpoint key changed by hand: the other hosts would send this host's
-   * endpoint's traffic to another address or VTEP) are written again by a full publish: when two
+   * endpoint's traffic to another address or VTEP) are written again, and keys of this host the
+   * log no longer has (a removal that did not take) removed, by a full publish: when two
    * beats in a row find the same keys (one may only be a key just written that the watch has not
    * delivered yet), and once per set (a key the publish cannot write back, e.g. a record whose
    * subnet another network took, is a conflict, not a reason to publish on every beat).
@@ -114,7 +115,7 @@ export function startHeartbeat(o: {
       counts.repaired++;
       o.log.warn(
         { missing: d.missing.slice(0, 10), changed: d.changed.slice(0, 10), count: keys.length },
-        "cluster: the KV bucket lacks keys of this host's log or holds other values for them (changed or deleted by hand? a store that lost data?); publishing them again",
+        "cluster: the KV bucket lacks keys of this host's log or holds other values for them (changed or deleted by hand? a store that lost data? a removal that did not take?); publishing them again",
       );
     }
     if (missing === '') triedMissing = '';

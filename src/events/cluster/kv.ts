@@ -207,13 +207,15 @@ export class ClusterKv {
    * found (the bucket holds another subnet, VNI or block owner than the log).
    */
   async syncOwn(own: () => OwnKeys): Promise<SyncOutcome> {
-    const withJoining = () => {
-      const o = own();
-      const joining = [...this.joining.keys()].filter((n) => !o.members.includes(n));
-      return joining.length === 0 ? o : { ...o, members: [...o.members, ...joining].sort() };
-    };
+    const withJoining = () => this.withJoining(own());
     await syncOwnKeys(this.b.kv, this.b.mirror, this.host, this.vtep, withJoining);
     return syncNetworks(this.b, own, () => withJoining().members);
+  }
+
+  /** `own` with the networks being joined as members (their member keys are written before the log has their pools). */
+  private withJoining(own: OwnKeys): OwnKeys {
+    const joining = [...this.joining.keys()].filter((n) => !own.members.includes(n));
+    return joining.length === 0 ? own : { ...own, members: [...own.members, ...joining].sort() };
   }
 
   /**
@@ -240,7 +242,7 @@ export class ClusterKv {
 
   /** What the bucket lacks of this host's log or holds against it, as the watch sees it (networks.ts `driftOf`); null before the watch caught up. */
   drift(own: () => OwnKeys): BucketDrift | null {
-    return this.b.mirror.ready ? driftOf(this.b.mirror, this.host, this.vtep, own()) : null;
+    return this.b.mirror.ready ? driftOf(this.b.mirror, this.host, this.vtep, this.withJoining(own())) : null;
   }
 
   /** Removes an expired host's record and keys (src/events/cluster/host-keys.ts); null: it is back, or already removed. */

@@ -278,7 +278,7 @@ const otherOwner = (net: OwnNetwork, block: string, owner: string) =>
 export interface BucketDrift {
   /** Keys this host's log says the bucket holds and it does not (a full publish writes them again). */
   readonly missing: readonly string[];
-  /** This host's member and endpoint keys that the bucket holds with other values (changed by hand: another address, MAC or VTEP; a full publish writes them again). */
+  /** This host's member and endpoint keys that the bucket holds with other values (changed by hand: another address, MAC or VTEP), or holds though the log no longer has them (a removal that did not take); a full publish writes or removes them. */
   readonly changed: readonly string[];
   /** What the bucket holds against the log, as restoreNetwork names it. */
   readonly conflicts: readonly string[];
@@ -295,11 +295,14 @@ export function driftOf(mirror: KeyMirror, host: string, vtep: string, own: OwnK
   const missing: string[] = [];
   const changed: string[] = [];
   const conflicts: string[] = [];
-  for (const [key, value] of ownValues(host, vtep, own)) {
+  const want = ownValues(host, vtep, own);
+  for (const [key, value] of want) {
     const held = mirror.get(key);
     if (!held) missing.push(key);
     else if (!sameValue(value, held.value)) changed.push(key);
   }
+  // Keys of this host the log no longer has (a removal that did not take): the other hosts would keep sending to them.
+  for (const key of mirror.keysOf(host).keys()) if (!want.has(key)) changed.push(key);
   for (const net of own.networks ?? []) {
     const key = recordOf(net.name);
     const record = mirror.get(key);
