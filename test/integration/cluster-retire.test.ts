@@ -11,7 +11,8 @@ import { Kvm, type KV } from '@nats-io/kv';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { DriverError } from '../../src/errors.ts';
 import { ClusterKv } from '../../src/events/cluster/kv.ts';
-import type { OwnKeys } from '../../src/events/cluster/host-keys.ts';
+import { KeyMirror, type OwnKeys } from '../../src/events/cluster/host-keys.ts';
+import { syncNetworks } from '../../src/events/cluster/networks.ts';
 import type { JoinRequest } from '../../src/events/domain/cluster.ts';
 import { waitFor } from '../helpers/docker.ts';
 import { createNatsServer, type NatsServer } from '../helpers/nats.ts';
@@ -126,6 +127,37 @@ describe('cluster networks retired with the last host', () => {
     assert.deepEqual(await leave(h3), ['amber']);
     assert.deepEqual(await leave(h1), ['lime']);
     assert.deepEqual([...(await keysOf('amber')), ...(await keysOf('lime'))], []);
+  });
+
+  it("a host that left gives back its block though its watch knows the bucket's keys at other revisions (a replica that restarted after a power cut)", async () => {
+    const jade = await join(h1, 'jade', '10.242.9.0/24');
+    await join(h2, 'jade', '10.242.9.0/24');
+    await h1.claimBlock(jade, []);
+    await h2.claimBlock(jade, []);
+    h1.settle('jade');
+    h2.settle('jade');
+    await settle();
+    const blockOf = async (host: string) => {
+      for await (const k of await bucket.keys('blocks.jade.>')) if ((await bucket.get(k))?.string() === host) return k;
+      return 'none';
+    };
+    const [k1, k2] = [await blockOf('h1'), await blockOf('h2')];
+    // h2's watch as seen after such a restart: every key, at a revision 4 above the bucket's.
+    const mirror = new KeyMirror();
+    for await (const k of await bucket.keys()) {
+      const e = await bucket.get(k);
+      if (e?.operation === 'PUT') mirror.seen(k, e.revision + 4, true, () => e.string());
+    }
+    await syncNetworks({ kv: bucket, mirror, host: 'h2' }, () => NOTHING, () => []);
+    assert.deepEqual(await hostsOf('jade'), ['h1']);
+    const left = await keysOf('jade');
+    assert.ok(!left.includes(k2), `h2's block ${k2} is given back: ${left.join(' ')}`);
+    assert.ok(left.includes(k1), `h1's block ${k1} stays`);
+    h2.settle('jade');
+    await settle();
+    assert.deepEqual(await leave(h2), []);
+    assert.deepEqual(await leave(h1), ['jade']);
+    assert.deepEqual(await keysOf('jade'), []);
   });
 
   it('a network whose record names no hosts (made by an older ledgernet) is joined as before and never retired', async () => {

@@ -27,6 +27,19 @@ export async function deleteAt(kv: KV, key: string, rev: number): Promise<boolea
   }
 }
 
+/**
+ * Deletes `key`, which this host's watch saw at `rev`, if `still` says so of its value. When the
+ * bucket holds it at another revision it is read again and, still there and still to go, deleted
+ * at the bucket's: the key was written again since, or the watch is served by a replica whose
+ * sequence numbers are not the stream's (seen after a power cut of a host of a two-server
+ * cluster: a host's key at 22 in its watch, at 18 in the bucket, and it stayed for good).
+ */
+export async function deleteSeen(kv: KV, key: string, rev: number, still: (value: string) => boolean): Promise<boolean> {
+  if (await deleteAt(kv, key, rev)) return true;
+  const cur = await kv.get(key);
+  return cur?.operation === 'PUT' && still(cur.string()) && (await deleteAt(kv, key, cur.revision));
+}
+
 /** Writes `value` to `key` again if its revision is still `rev` (compare-and-set); false when not. */
 export async function rewrite(kv: KV, key: string, value: string, rev: number): Promise<boolean> {
   try {

@@ -5,7 +5,7 @@
 // removing one expired host at once both succeed or harmlessly fail.
 import type { KV } from '@nats-io/kv';
 import { DriverError } from '../../errors.ts';
-import { deleteAt, isWrongRevision } from './cas.ts';
+import { deleteAt, deleteSeen, isWrongRevision } from './cas.ts';
 
 /** A cluster network as this host's log has it: what the bucket is rebuilt from if it lost it. */
 export interface OwnNetwork {
@@ -163,14 +163,8 @@ export async function syncOwnKeys(kv: KV, mirror: KeyMirror, host: string, vtep:
   const want = ownValues(host, vtep, ownNow());
   for (const [k, v] of want) await kv.put(k, v);
   for (const [k, rev] of have) {
-    if (want.has(k) || (await deleteAt(kv, k, rev))) continue;
-    // The bucket holds the key at another revision than the watch said: written again since (a
-    // join racing this sync), or a watch served by a replica whose sequence numbers are not the
-    // stream's (seen after a power cut of a host of a two-server cluster: 22 in the watch, 18 in
-    // the bucket, and the key stayed for good). Read again: still there and still not wanted, it
-    // goes at the bucket's revision.
-    const cur = await kv.get(k);
-    if (cur?.operation === 'PUT' && !ownValues(host, vtep, ownNow()).has(k)) await deleteAt(kv, k, cur.revision);
+    // Still not wanted when read again (a join racing this sync may have written it since).
+    if (!want.has(k)) await deleteSeen(kv, k, rev, () => !ownValues(host, vtep, ownNow()).has(k));
   }
 }
 

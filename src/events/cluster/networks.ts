@@ -6,7 +6,7 @@
 import type { KV } from '@nats-io/kv';
 import { DriverError } from '../../errors.ts';
 import { blockAt, blockCount, blockIndex, blockLenFor, firstVni, nextVni, type ClusterNetwork, type JoinRequest } from '../domain/cluster.ts';
-import { anyLive, CREATE_ATTEMPTS, deleteAt, isWrongRevision, listKeys, ownerOf, pause, rewrite, tryCreate } from './cas.ts';
+import { anyLive, CREATE_ATTEMPTS, deleteAt, deleteSeen, isWrongRevision, listKeys, ownerOf, pause, rewrite, tryCreate } from './cas.ts';
 import { memberKey, ownValues, sameValue, type KeyMirror, type OwnKeys, type OwnNetwork } from './host-keys.ts';
 
 /** The bucket as its ClusterKv holds it now: `kv` changes when the bucket is made again, `mirror` with each new watch. */
@@ -334,7 +334,7 @@ export function driftOf(mirror: KeyMirror, host: string, vtep: string, own: OwnK
  */
 async function dropHost(b: Bucket, name: string, host: string, still: () => boolean = () => true): Promise<boolean> {
   for (const k of b.mirror.withPrefix(`blocks.${name}.`)) {
-    if (k.value === host && still()) await deleteAt(b.kv, k.key, k.rev);
+    if (k.value === host && still()) await deleteSeen(b.kv, k.key, k.rev, (owner) => owner === host && still());
   }
   const key = recordOf(name);
   for (let attempt = 1; attempt <= CREATE_ATTEMPTS * 2; attempt++) {
