@@ -40,6 +40,12 @@ export async function deleteSeen(kv: KV, key: string, rev: number, still: (value
   return cur?.operation === 'PUT' && still(cur.string()) && (await deleteAt(kv, key, cur.revision));
 }
 
+/** The revision of the deletion of `record`, or null when it is there again (or its history is gone). */
+export async function deletedAt(kv: KV, record: string): Promise<number | null> {
+  const e = await kv.get(record);
+  return e && e.operation !== 'PUT' ? e.revision : null;
+}
+
 /** Writes `value` to `key` again if its revision is still `rev` (compare-and-set); false when not. */
 export async function rewrite(kv: KV, key: string, value: string, rev: number): Promise<boolean> {
   try {

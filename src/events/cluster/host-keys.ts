@@ -5,7 +5,7 @@
 // removing one expired host at once both succeed or harmlessly fail.
 import type { KV } from '@nats-io/kv';
 import { DriverError } from '../../errors.ts';
-import { deleteAt, deleteSeen, isWrongRevision } from './cas.ts';
+import { deleteAt, deletedAt, deleteSeen, isWrongRevision } from './cas.ts';
 
 /** A cluster network as this host's log has it: what the bucket is rebuilt from if it lost it. */
 export interface OwnNetwork {
@@ -203,12 +203,6 @@ export async function reapHost(kv: KV, mirror: KeyMirror, host: string, rev: num
     if (cur?.operation === 'PUT' && cur.revision < gone.rev && (await deleteAt(kv, k, cur.revision))) removed++;
   }
   return removed;
-}
-
-/** The revision of the deletion of `record`, or null when it is there again (or its history is gone). */
-async function deletedAt(kv: KV, record: string): Promise<number | null> {
-  const e = await kv.get(record);
-  return e && e.operation !== 'PUT' ? e.revision : null;
 }
 
 /** `forgotten.<host>`: an operator forgot the host (`ledgernet cluster forget`), so it may not come back with its old state. */
