@@ -41,9 +41,32 @@ export async function deleteSeen(kv: KV, key: string, rev: number, still: (value
 }
 
 /** The revision of the deletion of `record`, or null when it is there again (or its history is gone). */
-export async function deletedAt(kv: KV, record: string): Promise<number | null> {
+async function deletedAt(kv: KV, record: string): Promise<number | null> {
   const e = await kv.get(record);
   return e && e.operation !== 'PUT' ? e.revision : null;
+}
+
+/**
+ * Deletes `keys` of something whose `record` this host has just deleted, each at the revision its
+ * watch saw; one refused there (written again since, or a watch whose revisions are not the
+ * bucket's: see deleteSeen) is read again and deleted at the bucket's revision when it was written
+ * before the record's deletion. Written after, it is whoever made the record again's, and stays;
+ * so do all when the record is there again. Returns how many it deleted.
+ */
+export async function deleteWrittenBefore(kv: KV, record: string, keys: Iterable<readonly [string, number]>): Promise<number> {
+  let gone: { readonly rev: number | null } | null = null;
+  let removed = 0;
+  for (const [k, rev] of keys) {
+    if (await deleteAt(kv, k, rev)) {
+      removed++;
+      continue;
+    }
+    gone ??= { rev: await deletedAt(kv, record) };
+    if (gone.rev === null) continue;
+    const cur = await kv.get(k);
+    if (cur?.operation === 'PUT' && cur.revision < gone.rev && (await deleteAt(kv, k, cur.revision))) removed++;
+  }
+  return removed;
 }
 
 /** Writes `value` to `key` again if its revision is still `rev` (compare-and-set); false when not. */

@@ -5,7 +5,7 @@
 // removing one expired host at once both succeed or harmlessly fail.
 import type { KV } from '@nats-io/kv';
 import { DriverError } from '../../errors.ts';
-import { deleteAt, deletedAt, deleteSeen, isWrongRevision } from './cas.ts';
+import { deleteAt, deleteSeen, deleteWrittenBefore, isWrongRevision } from './cas.ts';
 
 /** A cluster network as this host's log has it: what the bucket is rebuilt from if it lost it. */
 export interface OwnNetwork {
@@ -190,19 +190,8 @@ export async function reapHost(kv: KV, mirror: KeyMirror, host: string, rev: num
     if (isWrongRevision(e)) return null;
     throw e;
   }
-  let gone: { readonly rev: number | null } | null = null;
-  let removed = 0;
-  for (const [k, r] of keys) {
-    if (await deleteAt(kv, k, r)) {
-      removed++;
-      continue;
-    }
-    gone ??= { rev: await deletedAt(kv, record) };
-    if (gone.rev === null) continue; // the host is back: what it wrote is its own
-    const cur = await kv.get(k);
-    if (cur?.operation === 'PUT' && cur.revision < gone.rev && (await deleteAt(kv, k, cur.revision))) removed++;
-  }
-  return removed;
+  // A key written after the record's deletion, or any once the record is back: the host is back, and it is its own.
+  return deleteWrittenBefore(kv, record, keys);
 }
 
 /** `forgotten.<host>`: an operator forgot the host (`ledgernet cluster forget`), so it may not come back with its old state. */

@@ -6,7 +6,7 @@
 import type { KV } from '@nats-io/kv';
 import { DriverError } from '../../errors.ts';
 import { blockAt, blockCount, blockIndex, blockLenFor, firstVni, nextVni, type ClusterNetwork, type JoinRequest } from '../domain/cluster.ts';
-import { anyLive, CREATE_ATTEMPTS, deleteAt, deletedAt, deleteSeen, isWrongRevision, listKeys, ownerOf, pause, rewrite, tryCreate } from './cas.ts';
+import { anyLive, CREATE_ATTEMPTS, deleteAt, deleteSeen, deleteWrittenBefore, isWrongRevision, listKeys, ownerOf, pause, rewrite, tryCreate } from './cas.ts';
 import { memberKey, ownValues, sameValue, type KeyMirror, type OwnKeys, type OwnNetwork } from './host-keys.ts';
 
 /** The bucket as its ClusterKv holds it now: `kv` changes when the bucket is made again, `mirror` with each new watch. */
@@ -359,15 +359,8 @@ async function dropHost(b: Bucket, name: string, host: string, still: () => bool
       await pause(attempt);
       continue;
     }
-    // Refused at the watch's revision (not the bucket's: see deleteSeen), a key written before the
-    // record went is still the retired network's; one written after is a new network's of the name.
-    let gone: number | null | undefined;
-    for (const k of held) {
-      if (await deleteAt(b.kv, k.key, k.rev)) continue;
-      gone ??= await deletedAt(b.kv, key);
-      const cur = gone === null ? null : await b.kv.get(k.key);
-      if (cur?.operation === 'PUT' && gone !== null && cur.revision < gone) await deleteAt(b.kv, k.key, cur.revision);
-    }
+    // A key written after the record went is a new network's of the name.
+    await deleteWrittenBefore(b.kv, key, held.map((k) => [k.key, k.rev] as const));
     return true;
   }
   throw new DriverError('LN_ERR_CLUSTER_UNAVAILABLE', `cluster network ${name}: its record in the KV bucket kept changing while host ${host} was taken out of it`);
