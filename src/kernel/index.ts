@@ -22,6 +22,7 @@ export type { KernelOptions } from './run-kernel.ts';
 export type { BatchProgress } from './parse-errors.ts';
 export { createKernel } from './run-kernel.ts';
 export { CREATE_GROUP, isFirewallChange } from './changes.ts';
+export { dockerBridgesOf } from './docker-bridges.ts';
 export { afterLinkChanges, afterRouteLocalnet, afterShapingChanges, byDev, withoutRoutes } from './model.ts';
 export { ipLines, isLinkChange } from './iproute/render.ts';
 export { isShapingChange, tcLines } from './tc/render.ts';

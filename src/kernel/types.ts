@@ -202,6 +202,11 @@ export interface FirewallPolicy {
   readonly networks: readonly FirewallNetworkPolicy[];
   /** The other VTEPs of this host's cluster networks: their VXLAN (UDP 4789) is accepted in INPUT. Absent: none. */
   readonly vxlanPeers?: readonly string[];
+  /**
+   * Docker's bridges beyond its name patterns (docker0, br-*, docker_gwbridge): custom names, as
+   * Docker's isolation chains list them (kernel/docker-bridges.ts). Isolated like the others. Absent: none.
+   */
+  readonly dockerBridges?: readonly string[];
 }
 
 export interface FirewallNetworkPolicy {

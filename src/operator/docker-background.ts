@@ -95,6 +95,11 @@ export function startDockerSync(cfg: ServeConfig, store: EventStore, reconciler:
     getState: () => store.state,
     record: (e) => sync.recordNames({ networks: [], endpoints: [e] }),
     log: log.child({ component: 'docker-events' }),
+    // Docker's rules of a new network of its own went above ledgernet's hook, or name a bridge to isolate: a full pass now.
+    // (--reconcile-interval 0: no pass but for intents, as for kernel notices.)
+    ...(cfg.reconcileIntervalS > 0
+      ? { otherNetwork: () => void reconciler.requestPass('docker-network').catch((e: unknown) => log.error({ err: e }, 'reconcile after Docker created a network failed')) }
+      : {}),
   });
   store.onEvents((events) => namer.onStoreEvents(events));
   namer.start();

@@ -15,6 +15,10 @@
 // is Docker's word. Otherwise an ambiguous event names nothing: a wrong name is worse than none.
 // The name is the one the container's `create` or `rename` event gave, or the inspect's; a
 // `rename` event renames the container's endpoints at once.
+//
+// The same stream tells when Docker made a network of another driver (`otherNetwork`): its bridge
+// driver inserts its FORWARD rules at the top, above ledgernet's hook, and a bridge of a custom
+// name joins Docker's isolation chains; the caller looks at the kernel then, not at the next tick.
 import type { Logger } from 'pino';
 import { lookup, type State, type StoredEvent } from '../events/domain/types.ts';
 import { DockerApiError, type DockerApi, type DockerEvent, type DockerEventStream } from './docker-api.ts';
@@ -65,6 +69,8 @@ export interface ConnectNamerDeps {
   readonly record: (e: { networkId: string; endpointId: string; containerId: string; name: string }) => Promise<void>;
   readonly log: Logger;
   readonly now?: () => number;
+  /** Docker created a network that is not ledgernet's (its `create` event, once Docker's own rules are in). */
+  readonly otherNetwork?: (networkId: string) => void;
 }
 
 export class ConnectNamer {
@@ -162,6 +168,10 @@ export class ConnectNamer {
       if (this.names.size > NAMES_KEPT) this.names.delete(this.names.keys().next().value ?? '');
       // A `docker rename`: its endpoints take the new name now, not at the next repair tick.
       if (e.Action === 'rename') this.enqueue(() => this.renamed(id, attrs['name'] ?? ''), { container: id });
+      return;
+    }
+    if (e.Type === 'network' && e.Action === 'create') {
+      if (!lookup(this.deps.getState().networks, id)) this.deps.otherNetwork?.(id);
       return;
     }
     if (e.Type !== 'network' || e.Action !== 'connect' || !lookup(this.deps.getState().networks, id)) return;

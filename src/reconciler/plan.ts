@@ -10,7 +10,7 @@
 // route_localnet or firewall rule is ever set for it, and it is never deleted.
 // Why not recreate a joined endpoint's veth: its peer lived in the container's namespace; a new
 // pair would not be in the container, so the endpoint is reported lost instead.
-import { CREATE_GROUP, byDev, defaultFirewall } from '../kernel/index.ts';
+import { CREATE_GROUP, byDev, defaultFirewall, dockerBridgesOf } from '../kernel/index.ts';
 import type { Addr, FirewallBackend, FirewallPolicy, KernelSnapshot, Link, Qdisc, Route } from '../kernel/types.ts';
 import { bits, formatIp, formatPrefix, parseAddrLen, parsePrefix } from '../events/domain/cidr.ts';
 import { isOwnerTagged, parseOwnerAlias, short } from '../events/domain/naming.ts';
@@ -49,7 +49,7 @@ export function plan(desired: DesiredState, actual: KernelSnapshot, firewall: Fi
 export function planInFull(desired: DesiredState, actual: KernelSnapshot, firewall: FirewallBackend): { actions: Action[]; policy: FirewallPolicy } {
   const { actions, blocked } = planObjects(desired.bridges, desired.veths, new Map(actual.links.map((l) => [l.name, l])), actual);
   actions.push(...planOrphanLinks(wantedLinkAliases(desired), actual.links, replacedNames(actions)));
-  const policy = unblockedPolicy(desired.firewall, blocked);
+  const policy = unblockedPolicy(desired.firewall, blocked, actual);
   actions.push(...firewall.plan(policy, actual));
   return { actions: sortActions(actions), policy };
 }
@@ -97,9 +97,12 @@ export function replacedNames(actions: readonly Action[]): Set<string> {
   return new Set(actions.flatMap((a) => ('replaces' in a ? (a.replaces ?? []) : [])));
 }
 
-/** The policy the firewall backend plans: without the networks whose bridge name a foreign link holds. */
-export function unblockedPolicy(policy: FirewallPolicy, blocked: ReadonlySet<string>): FirewallPolicy {
-  return { ...policy, networks: policy.networks.filter((n) => !blocked.has(n.networkId)) };
+/** The policy the firewall backend plans: without the networks whose bridge name a foreign link holds, with Docker's custom-named bridges `actual` shows. */
+export function unblockedPolicy(policy: FirewallPolicy, blocked: ReadonlySet<string>, actual: KernelSnapshot): FirewallPolicy {
+  const networks = policy.networks.filter((n) => !blocked.has(n.networkId));
+  // Docker's custom-named bridges, as the kernel read shows them: isolated like docker0 and br-*.
+  const docker = dockerBridgesOf(actual, policy.bridgePrefix);
+  return { ...policy, networks, ...(docker.length > 0 ? { dockerBridges: docker } : {}) };
 }
 
 export function sortActions(actions: Action[]): Action[] {

@@ -103,7 +103,7 @@ export class ScopedPlanner {
     actions.push(...planOrphanLinks(this.index, [...links.values()], replacedNames(actions)));
     let fw = base.firewall;
     if (this.firewallChanged(scope, blocked, base.firewall)) {
-      const policy = unblockedPolicy(desiredFirewall(this.index.all(), this.index.vxlanPeers), blocked);
+      const policy = unblockedPolicy(desiredFirewall(this.index.all(), this.index.vxlanPeers), blocked, model);
       // The model holds all of the last firewall plan when it was applied in full (`clean`).
       const from = base.firewall.clean ? firewall.planFrom : undefined;
       actions.push(...(from ? from(policy, base.firewall.policy, model) : firewall.plan(policy, model)));

@@ -394,6 +394,43 @@ for (const fw of FIREWALLS) describe(`firewall with the real dockerd (--firewall
     assert.match(bad.stderr, /ledgernet\.allow=tcp\/99999 is invalid/);
   });
 
+  test("a Docker bridge network made later (custom bridge name): its rules go above the hook, and isolation holds at once, not at the next tick", async () => {
+    const a = await createNetwork('10.231.124.0/24');
+    const a1 = await runClient(a.name);
+    const ipA1 = await containerIp(a1, a.name);
+    // A repair tick far away: only Docker's event can make ledgernet look again within the test.
+    const stateDir = daemon.stateDir;
+    await daemon.kill9();
+    daemon = await startDaemon({ stateDir, keepStateDir: false, extraArgs: ['--reconcile-interval', '60', '--firewall', fw] });
+    try {
+      await converged();
+      const bridge = 'dkfwcustom0';
+      const d = track.network(uniqueName('dbr'));
+      assert.equal((await docker(['network', 'create', '--driver', 'bridge', '--subnet', '10.231.125.0/24', '-o', `com.docker.network.bridge.name=${bridge}`, d])).exitCode, 0);
+      // Docker inserted its accepts for the new bridge at the top of FORWARD; the hook is back
+      // right after DOCKER-USER (only Docker's isolation jump between), and the bridge is isolated.
+      const hookPlaced = async () => {
+        const rules = (await execa('iptables', ['-S', 'FORWARD'])).stdout.split('\n');
+        const user = rules.indexOf('-A FORWARD -j DOCKER-USER');
+        const hook = rules.findIndex((r) => r.includes('-j LEDGERNET-FORWARD'));
+        return user >= 0 && hook > user && rules.slice(user + 1, hook).every((r) => r === '-A FORWARD -j DOCKER-ISOLATION-STAGE-1');
+      };
+      const isolated = async () =>
+        fw === 'iptables' ? (await iptablesSave()).includes(`-A LEDGERNET-FORWARD -i lnb-+ -o ${bridge} -m conntrack ! --ctstate DNAT`) : /set docker_bridges \{[^}]*"dkfwcustom0"/.test(await nftList());
+      await waitFor(async () => (await hookPlaced()) && (await isolated()), { what: `the hook back after DOCKER-USER and ${bridge} isolated`, timeoutMs: 5_000 });
+      const d1 = await runClient(d);
+      const ipD1 = await containerIp(d1, d);
+      assert.equal(await ping(a1, ipD1, 1), false, 'ledgernet → the custom-named Docker bridge: blocked');
+      assert.equal(await ping(d1, ipA1, 1), false, 'the custom-named Docker bridge → ledgernet: blocked');
+      assert.ok(await ping(a1, outside.ip), 'the outside is still reachable');
+      const dr = await dryRun();
+      assert.equal(dr.code, 0, dr.out);
+    } finally {
+      await daemon.kill9();
+      daemon = await startDaemon({ stateDir, keepStateDir: false, extraArgs: ['--reconcile-interval', '1', '--firewall', fw] });
+    }
+  });
+
   test('drift: each kind of rule and sysctl removed by hand shows in the dry-run and is restored', async () => {
     const n = await createNetwork('10.231.114.0/24', '-o', 'ledgernet.allow=tcp/80', '-o', 'ledgernet.ingress_rate=100mbit');
     const srv = await runServer(n.name, '-p', '18280:80');

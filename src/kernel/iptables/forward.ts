@@ -48,7 +48,7 @@ export function forwardChains(policy: FirewallPolicy, family: 4 | 6): DesiredCha
   // many networks the host has. Only a first packet that was let through confirms a connection,
   // so this lets nothing through that the rules below drop.
   const replies = ours.map((b) => `-o ${b} -m conntrack --ctstate RELATED,ESTABLISHED ${tag(t, 'established')} -j ACCEPT`);
-  const rules = [...replies, ...early.rules, ...isolationRules(t, ours), ...egress.rules, ...late.rules];
+  const rules = [...replies, ...early.rules, ...isolationRules(t, ours, [...DOCKER_BRIDGES, ...(policy.dockerBridges ?? [])]), ...egress.rules, ...late.rules];
   const own = [...parts.map(({ p }) => p.lan), ...parts.flatMap(({ p }) => (p.ingress ? [p.ingress] : []))];
   return [{ table, name: FORWARD_CHAIN, rules, hooks: [] }, ...early.chains, ...egress.chains, ...late.chains, ...own];
 }
@@ -100,10 +100,10 @@ function insideRules(t: string, n: FirewallNetworkPolicy, family: 4 | 6): string
  * No network reaches another, or one of Docker's bridges, or the reverse, except through a
  * published port (as Docker's own bridges do).
  */
-function isolationRules(t: string, ours: readonly string[]): string[] {
+function isolationRules(t: string, ours: readonly string[], docker: readonly string[]): string[] {
   const rules: string[] = [];
   for (const b of ours) {
-    for (const other of [...ours, ...DOCKER_BRIDGES]) {
+    for (const other of [...ours, ...docker]) {
       rules.push(`-i ${b} -o ${other} -m conntrack ! --ctstate DNAT ${tag(t, 'isolation')} -j DROP`);
       if (!ours.includes(other)) rules.push(`-i ${other} -o ${b} -m conntrack ! --ctstate DNAT ${tag(t, 'isolation')} -j DROP`);
     }

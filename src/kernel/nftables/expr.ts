@@ -12,8 +12,6 @@ export function match(left: Expr, right: unknown, op: '==' | '!=' | 'in' | '!' =
   return { match: { op, left, right } };
 }
 
-/** An anonymous set, sorted as nft prints it. */
-export const anonSet = (items: readonly string[]): Expr => ({ set: [...items].sort() });
 /** A prefix (`10.231.9.0/24`, `fd00:231::/64`) as nft prints it: a plain address for /32 or /128. */
 export function prefix(cidr: string): unknown {
   const host = cidr.includes(':') ? '128' : '32';

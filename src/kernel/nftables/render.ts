@@ -44,7 +44,7 @@ export interface DesiredTable {
 }
 
 const SHARED: Owner = { networkId: null, endpointId: null };
-/** Docker's own bridges: the default one, user networks (`br-<id>`), the swarm gateway bridge. */
+/** Docker's own bridges: the default one, user networks (`br-<id>`), the swarm gateway bridge (set `docker_bridges`, with the custom names of FirewallPolicy.dockerBridges). */
 const DOCKER_BRIDGES = ['docker0', 'br-*', 'docker_gwbridge'];
 /** ICMPv6 neighbour solicitation and advertisement: pass inside a bridge even with icc=false. */
 const ND_TYPES = { set: ['nd-neighbor-solicit', 'nd-neighbor-advert'] };
@@ -55,6 +55,7 @@ const PORT_KEY = ['inet_proto', 'inet_service'];
 const BOUND_KEY = ['ipv4_addr', 'inet_proto', 'inet_service'];
 const SETS: Readonly<Record<string, NftSetSpec>> = {
   bridges: { is: 'set', type: 'ifname', flags: ['interval'] },
+  docker_bridges: { is: 'set', type: 'ifname', flags: ['interval'] },
   from: VERDICT_MAP('ifname'),
   to: VERDICT_MAP('ifname'),
   nat_to: VERDICT_MAP('ifname'),
@@ -83,6 +84,7 @@ export function renderTable(policy: FirewallPolicy): DesiredTable | null {
   const chains = new Map<string, DesiredChain>(baseChains(nets, vxlanInput(policy)));
   const custom = nets.map((n) => n.bridge).filter((b) => !b.startsWith(policy.bridgePrefix));
   for (const b of [`${policy.bridgePrefix}*`, ...new Set(custom)]) add('bridges', b, SHARED);
+  for (const b of [...DOCKER_BRIDGES, ...(policy.dockerBridges ?? [])]) add('docker_bridges', b, SHARED);
   for (const n of nets) {
     const owner: Owner = { networkId: n.networkId, endpointId: null };
     const chain = (role: Parameters<typeof netChain>[1], rules: NftRule[]) => chains.set(netChain(n, role), { hook: null, rules, owner });
@@ -153,7 +155,7 @@ function fromRules(n: FirewallNetworkPolicy): NftRule[] {
 function toRules(n: FirewallNetworkPolicy): NftRule[] {
   const others = [x.established, x.accept];
   const isolation = [
-    [x.iifname(x.anonSet(DOCKER_BRIDGES)), x.notCtDnat, x.drop],
+    [x.iifname('@docker_bridges'), x.notCtDnat, x.drop],
     [x.iifname('@bridges'), x.notCtDnat, x.drop],
   ];
   return [...internalRules(n), others, ...isolation, ...ingressRules(n)];
@@ -179,7 +181,7 @@ function isolationRules(): NftRule[] {
   return [
     [x.oifname('@bridges'), x.established, x.accept],
     [x.oifname('@bridges'), x.notCtDnat, x.drop],
-    [x.oifname(x.anonSet(DOCKER_BRIDGES)), x.notCtDnat, x.drop],
+    [x.oifname('@docker_bridges'), x.notCtDnat, x.drop],
   ];
 }
 

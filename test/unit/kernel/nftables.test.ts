@@ -38,7 +38,7 @@ describe('nftables backend plan', () => {
   it('parses the capture: sets, maps, base chains with their hooks, per-network chains', () => {
     const t = table();
     assert.deepEqual(Object.keys(t.sets).sort(), [
-      'bound6_addr', 'bound6_port', 'bound_addr', 'bound_port', 'bridges', 'direct4', 'direct6', 'dnat6_addr', 'dnat6_port', 'dnat_addr', 'dnat_port', 'from', 'masq', 'masq6', 'nat_to', 'to',
+      'bound6_addr', 'bound6_port', 'bound_addr', 'bound_port', 'bridges', 'direct4', 'direct6', 'dnat6_addr', 'dnat6_port', 'dnat_addr', 'dnat_port', 'docker_bridges', 'from', 'masq', 'masq6', 'nat_to', 'to',
     ]);
     assert.deepEqual(t.chains['forward']?.hook, { type: 'filter', hook: 'forward', prio: 0, policy: 'accept' });
     assert.equal(t.chains['forward']?.rules.length, 2);
@@ -79,7 +79,7 @@ describe('nftables backend plan', () => {
 
   it('no table: every set and chain is written; no networks: the table goes; the iptables backend removes it', async () => {
     const fresh = await nftPlan(FIREWALL_COMMANDS, null);
-    assert.equal(fresh.filter((a) => a.kind === 'nft.set.write').length, 16);
+    assert.equal(fresh.filter((a) => a.kind === 'nft.set.write').length, 17);
     assert.ok(fresh.every((a) => a.reason === 'missing'));
     assert.deepEqual((await nftPlan([], table())).map((a) => `${a.kind} ${a.reason}`), ['nft.table.delete orphan']);
     const d = desiredFromState(given(...FIREWALL_COMMANDS));

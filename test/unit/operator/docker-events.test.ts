@@ -69,12 +69,14 @@ function harness(initial: State) {
     state = fold(state, stored);
     namer.onStoreEvents(stored);
   };
+  const others: string[] = [];
   const namer = new ConnectNamer({
     api,
     getState: () => state,
     record: async (e) => run({ type: 'RecordNames', networks: [], endpoints: [e] }),
     log: silent,
     now: () => now,
+    otherNetwork: (id) => others.push(id),
   });
   namer.start();
   const event = (e: DockerEvent) => {
@@ -85,7 +87,8 @@ function harness(initial: State) {
   const renamed = (id: string, name: string) => event({ Type: 'container', Action: 'rename', Actor: { ID: id, Attributes: { name, oldName: 'x' } } });
   const connected = (networkId: string, container: string, ageMs = 0) =>
     event({ Type: 'network', Action: 'connect', Actor: { ID: networkId, Attributes: { container, name: 'web', type: 'ledgernet' } }, timeNano: (now - ageMs) * 1e6 });
-  return { run, created, renamed, connected, running, endpointsOf, inspected, state: () => state, advance: (ms: number) => (now += ms) };
+  const networkCreated = (id: string, type: string) => event({ Type: 'network', Action: 'create', Actor: { ID: id, Attributes: { name: 'n', type } } });
+  return { run, created, renamed, connected, networkCreated, others, running, endpointsOf, inspected, state: () => state, advance: (ms: number) => (now += ms) };
 }
 
 const join = (endpointId: string, networkId = NET_A): Command => ({ type: 'Join', networkId, endpointId, sandboxKey: '/var/run/docker/netns/x' });
@@ -97,6 +100,15 @@ describe('ConnectNamer', () => {
       { type: 'CreateEndpoint', spec: endpointSpec(NET_A, EP_1) },
       { type: 'CreateEndpoint', spec: endpointSpec(NET_A, EP_2, '10.231.7.3/24') },
     );
+
+  it("tells of a network Docker created that is not ledgernet's (Docker's rules went above the hook): not of ledgernet's own", async () => {
+    const h = harness(base());
+    await h.networkCreated(NET_A, 'ledgernet');
+    assert.deepEqual(h.others, [], "ledgernet's own network: its CreateNetwork planned it already");
+    await h.networkCreated(NET_B, 'bridge');
+    assert.deepEqual(h.others, [NET_B]);
+    assert.deepEqual(h.inspected, [], 'nothing is inspected for it');
+  });
 
   it("names a container that is gone before anyone could inspect it, by its create event's name", async () => {
     const h = harness(base());

@@ -1,0 +1,34 @@
+// Docker's bridges that its name patterns (docker0, br-<id>, docker_gwbridge) do not cover: a
+// network made with `-o com.docker.network.bridge.name=…`, or the daemon's `"bridge": …`. Each
+// firewall backend isolates ledgernet's networks from Docker's bridges by those patterns; a bridge
+// of another name would otherwise be taken for the outside (ledgernet's containers reached its
+// containers). Docker's own isolation chains (filter DOCKER-ISOLATION-STAGE-1 and -2) name every
+// bridge of its bridge networks, so they are read from the observed tables: no call to Docker's
+// API, and the list is as current as the kernel read.
+import type { KernelSnapshot } from './types.ts';
+
+const ISOLATION_CHAINS = ['DOCKER-ISOLATION-STAGE-1', 'DOCKER-ISOLATION-STAGE-2'];
+/** Names the patterns cover already (iptables spells the wildcard `+`, nftables `*`). */
+const COVERED = /^(docker0|docker_gwbridge|br-.*)$/;
+/** An interface name as the kernel allows it, without a wildcard or anything a rule could misread. */
+const PLAIN_NAME = /^[A-Za-z0-9_.:@-]{1,15}$/;
+
+/**
+ * The bridges Docker's isolation chains name, other than those its patterns cover and
+ * ledgernet's own (names starting with `ownPrefix`); sorted, each once. Empty when Docker writes
+ * no iptables rules (`"iptables": false`, or its own nftables backend).
+ */
+export function dockerBridgesOf(snapshot: KernelSnapshot, ownPrefix: string): string[] {
+  const out = new Set<string>();
+  for (const table of [snapshot.filter, snapshot.filter6]) {
+    for (const chain of ISOLATION_CHAINS) {
+      for (const rule of table?.chains[chain]?.rules ?? []) {
+        for (const m of rule.matchAll(/(?:^|\s)-[io] (\S+)/g)) {
+          const name = m[1] ?? '';
+          if (PLAIN_NAME.test(name) && !COVERED.test(name) && !name.startsWith(ownPrefix)) out.add(name);
+        }
+      }
+    }
+  }
+  return [...out].sort();
+}
