@@ -12,7 +12,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { DriverError } from '../../src/errors.ts';
 import { ClusterKv } from '../../src/events/cluster/kv.ts';
 import { KeyMirror, type OwnKeys } from '../../src/events/cluster/host-keys.ts';
-import { syncNetworks } from '../../src/events/cluster/networks.ts';
+import { forgetNetworks, syncNetworks } from '../../src/events/cluster/networks.ts';
 import type { JoinRequest } from '../../src/events/domain/cluster.ts';
 import { waitFor } from '../helpers/docker.ts';
 import { createNatsServer, type NatsServer } from '../helpers/nats.ts';
@@ -89,6 +89,16 @@ async function keysOf(name: string): Promise<string[]> {
   return out.sort();
 }
 
+/** A watch as seen after a replica restarted after a power cut: every key, at a revision 4 above the bucket's. */
+async function offWatch(): Promise<KeyMirror> {
+  const mirror = new KeyMirror();
+  for await (const k of await bucket.keys()) {
+    const e = await bucket.get(k);
+    if (e?.operation === 'PUT') mirror.seen(k, e.revision + 4, true, () => e.string());
+  }
+  return mirror;
+}
+
 async function hostsOf(name: string): Promise<readonly string[] | null | undefined> {
   const e = await bucket.get(`networks.${name}`);
   return e?.operation === 'PUT' ? (e.json<{ hosts?: string[] }>().hosts ?? null) : undefined;
@@ -142,15 +152,6 @@ describe('cluster networks retired with the last host', () => {
       return 'none';
     };
     const [k1, k2] = [await blockOf('h1'), await blockOf('h2')];
-    // A watch as seen after such a restart: every key, at a revision 4 above the bucket's.
-    const offWatch = async () => {
-      const mirror = new KeyMirror();
-      for await (const k of await bucket.keys()) {
-        const e = await bucket.get(k);
-        if (e?.operation === 'PUT') mirror.seen(k, e.revision + 4, true, () => e.string());
-      }
-      return mirror;
-    };
     assert.deepEqual((await syncNetworks({ kv: bucket, mirror: await offWatch(), host: 'h2' }, () => NOTHING, () => [])).retired, []);
     assert.deepEqual(await hostsOf('jade'), ['h1']);
     const left = await keysOf('jade');
@@ -277,6 +278,29 @@ describe('cluster networks retired with the last host', () => {
     // h3 was alive all along (behind a partition): its next heartbeat takes the forget back.
     assert.equal(await h3.heartbeat(), 'forgotten', 'h3, still running, writes its record again');
     assert.notEqual((await bucket.get('forgotten.h3'))?.operation, 'PUT', 'it is here again: no longer forgotten');
+  });
+
+  it("cluster forget from a host whose watch knows the bucket's keys at other revisions: the forgotten host's member key and its block of an unlisted network go all the same", async () => {
+    const c = await connect({ servers: nats.url });
+    conns.push(c);
+    const h5 = await ClusterKv.open(c, { host: 'h5', vtep: '192.0.2.5', replicas: 1, members: () => [] });
+    const fig = await join(h1, 'fig', '10.242.12.0/24');
+    await join(h5, 'fig', '10.242.12.0/24');
+    for (const kv of [h1, h5]) kv.settle('fig');
+    await h5.claimBlock(fig, []);
+    // A block of a network whose record does not list h5 (an older ledgernet's network).
+    await bucket.create('networks.olive', JSON.stringify({ name: 'olive', subnet: '10.242.13.0/24', vni: 4343, blockLen: 26, createdBy: 'h0' }));
+    await bucket.create('blocks.olive.2', 'h5');
+    await bucket.delete('hosts.h5'); // expired by the cluster
+    const mirror = await offWatch();
+    assert.ok([...mirror.keysOf('h5').keys()].includes('members.fig.h5'), 'the watch knows its member key');
+    assert.deepEqual(await forgetNetworks({ kv: bucket, mirror, host: 'h1' }, 'h5'), { networks: ['fig'], retired: [], blocks: 2 });
+    assert.deepEqual(await keysOf('fig'), ['members.fig.h1', 'networks.fig', 'subnets.10_242_12_0_24', `vnis.${fig.vni}`], "h5's member key and block are gone");
+    assert.deepEqual(await keysOf('olive'), ['networks.olive'], "h5's block of the unlisted network is given back");
+    await bucket.delete('networks.olive');
+    await settle();
+    assert.deepEqual(await leave(h1), ['fig']);
+    assert.deepEqual(await keysOf('fig'), []);
   });
 
   it('a forgotten host that starts with its old cluster networks in its log is refused, naming who forgot it and why, and writes nothing; started afresh it joins', async () => {

@@ -6,8 +6,8 @@
 import type { KV } from '@nats-io/kv';
 import { DriverError } from '../../errors.ts';
 import { blockAt, blockCount, blockIndex, blockLenFor, firstVni, nextVni, type ClusterNetwork, type JoinRequest } from '../domain/cluster.ts';
-import { anyLive, CREATE_ATTEMPTS, deleteAt, deleteSeen, deleteWrittenBefore, isWrongRevision, listKeys, ownerOf, pause, rewrite, tryCreate } from './cas.ts';
-import { memberKey, ownValues, sameValue, type KeyMirror, type OwnKeys, type OwnNetwork } from './host-keys.ts';
+import { anyLive, CREATE_ATTEMPTS, deleteSeen, deleteWrittenBefore, isWrongRevision, listKeys, ownerOf, pause, rewrite, tryCreate } from './cas.ts';
+import { memberKey, ownValues, recordKey, sameValue, type KeyMirror, type OwnKeys, type OwnNetwork } from './host-keys.ts';
 
 /** The bucket as its ClusterKv holds it now: `kv` changes when the bucket is made again, `mirror` with each new watch. */
 export interface Bucket {
@@ -395,8 +395,9 @@ export async function forgetNetworks(b: Bucket, host: string, dryRun = false): P
   const retired: string[] = [];
   for (const name of listedIn) if (await dropHost(b, name, host)) retired.push(name);
   // Blocks of networks whose record did not list it (an older ledgernet's: dropHost gave back
-  // the others), and its keys left.
-  for (const k of blocks) if (!listedIn.some((n) => k.key.startsWith(`blocks.${n}.`))) await deleteAt(b.kv, k.key, k.rev);
-  for (const [k, rev] of keys) await deleteAt(b.kv, k, rev);
+  // the others), and its keys left: read again where this watch's revision is not the bucket's
+  // (cas.ts deleteSeen); a key written after its record went is a host of that name's back.
+  for (const k of blocks) if (!listedIn.some((n) => k.key.startsWith(`blocks.${n}.`))) await deleteSeen(b.kv, k.key, k.rev, (owner) => owner === host);
+  await deleteWrittenBefore(b.kv, recordKey(host), keys);
   return { networks: listedIn, retired, blocks: blocks.length };
 }
