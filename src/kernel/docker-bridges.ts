@@ -2,26 +2,29 @@
 // network made with `-o com.docker.network.bridge.name=…`, or the daemon's `"bridge": …`. Each
 // firewall backend isolates ledgernet's networks from Docker's bridges by those patterns; a bridge
 // of another name would otherwise be taken for the outside (ledgernet's containers reached its
-// containers). Docker's own isolation chains (filter DOCKER-ISOLATION-STAGE-1 and -2) name every
-// bridge of its bridge networks, so they are read from the observed tables: no call to Docker's
-// API, and the list is as current as the kernel read.
+// containers). Docker's own chains that hold rules for its bridges only name every bridge of its
+// bridge networks, so they are read from the observed tables: no call to Docker's API, and the
+// list is as current as the kernel read. Up to Docker 27 those are DOCKER-ISOLATION-STAGE-1 and
+// -2 (an --internal network's drops included); from Docker 28 on DOCKER-BRIDGE and DOCKER-CT (one
+// rule per bridge that is not internal) and DOCKER-INTERNAL (the internal ones). Never DOCKER-USER
+// (the operator's) or DOCKER (host interfaces may stand there).
 import type { KernelSnapshot } from './types.ts';
 
-const ISOLATION_CHAINS = ['DOCKER-ISOLATION-STAGE-1', 'DOCKER-ISOLATION-STAGE-2'];
+const BRIDGE_CHAINS = ['DOCKER-ISOLATION-STAGE-1', 'DOCKER-ISOLATION-STAGE-2', 'DOCKER-BRIDGE', 'DOCKER-CT', 'DOCKER-INTERNAL'];
 /** Names the patterns cover already (iptables spells the wildcard `+`, nftables `*`). */
 const COVERED = /^(docker0|docker_gwbridge|br-.*)$/;
 /** An interface name as the kernel allows it, without a wildcard or anything a rule could misread. */
 const PLAIN_NAME = /^[A-Za-z0-9_.:@-]{1,15}$/;
 
 /**
- * The bridges Docker's isolation chains name, other than those its patterns cover and
+ * The bridges Docker's bridge-only chains name, other than those its patterns cover and
  * ledgernet's own (names starting with `ownPrefix`); sorted, each once. Empty when Docker writes
  * no iptables rules (`"iptables": false`, or its own nftables backend).
  */
 export function dockerBridgesOf(snapshot: KernelSnapshot, ownPrefix: string): string[] {
   const out = new Set<string>();
   for (const table of [snapshot.filter, snapshot.filter6]) {
-    for (const chain of ISOLATION_CHAINS) {
+    for (const chain of BRIDGE_CHAINS) {
       for (const rule of table?.chains[chain]?.rules ?? []) {
         for (const m of rule.matchAll(/(?:^|\s)-[io] (\S+)/g)) {
           const name = m[1] ?? '';

@@ -34,6 +34,24 @@ describe("Docker's custom-named bridges", () => {
     assert.deepEqual(dockerBridgesOf(none, 'lnb-'), [], 'no Docker chains (iptables off): none');
   });
 
+  it("Docker 28's chains (no isolation stages): DOCKER-BRIDGE, DOCKER-CT and DOCKER-INTERNAL name them; DOCKER and DOCKER-USER never", async () => {
+    // The layout of moby's integration/network/bridge/iptablesdoc for a custom-named network and an internal one.
+    const chain = (name: string, rules: string[]) => [name, { name, policy: null, rules }] as const;
+    const filter = {
+      name: 'filter',
+      chains: Object.fromEntries([
+        chain('FORWARD', ['-j DOCKER-USER', '-j DOCKER-FORWARD']),
+        chain('DOCKER', ['! -i docker0 -o docker0 -j DROP', '! -i eth1 -o custom28 -j ACCEPT']),
+        chain('DOCKER-BRIDGE', ['-o docker0 -j DOCKER', '-o custom28 -j DOCKER']),
+        chain('DOCKER-CT', ['-o docker0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT', '-o custom28 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT']),
+        chain('DOCKER-FORWARD', ['-j DOCKER-CT', '-j DOCKER-INTERNAL', '-j DOCKER-BRIDGE', '-i docker0 -j ACCEPT', '-i custom28 ! -o custom28 -j ACCEPT']),
+        chain('DOCKER-INTERNAL', ['! -s 198.51.100.0/24 -o internal28 -j DROP', '! -d 198.51.100.0/24 -i internal28 -j DROP']),
+        chain('DOCKER-USER', ['-i eth0 -o custom28 -j DROP', '-j RETURN']),
+      ]),
+    };
+    assert.deepEqual(dockerBridgesOf({ ...(await snapshot()), filter }, 'lnb-'), ['custom28', 'internal28']);
+  });
+
   it("ip6tables' chains count too; wildcards and ledgernet's own names never", async () => {
     const rules = ['-i v6only0 ! -o v6only0 -j DOCKER-ISOLATION-STAGE-2', '-i lnb-abc ! -o lnb-abc -j DROP', '-o wild+ -j DROP', '-o dkcustom0 -j DROP'];
     const filter6 = { name: 'filter', chains: { 'DOCKER-ISOLATION-STAGE-1': { name: 'DOCKER-ISOLATION-STAGE-1', policy: null, rules } } };
