@@ -101,7 +101,9 @@ export function replacedNames(actions: readonly Action[]): Set<string> {
 export function unblockedPolicy(policy: FirewallPolicy, blocked: ReadonlySet<string>, actual: KernelSnapshot): FirewallPolicy {
   const networks = policy.networks.filter((n) => !blocked.has(n.networkId));
   // Docker's custom-named bridges, as the kernel read shows them: isolated like docker0 and br-*.
-  const docker = dockerBridgesOf(actual, policy.bridgePrefix);
+  // Not a name a network here has now (Docker's rules of a network removed meanwhile, still in a model).
+  const ours = new Set(networks.map((n) => n.bridge));
+  const docker = dockerBridgesOf(actual, policy.bridgePrefix).filter((b) => !ours.has(b));
   return { ...policy, networks, ...(docker.length > 0 ? { dockerBridges: docker } : {}) };
 }
 

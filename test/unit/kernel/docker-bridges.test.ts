@@ -69,6 +69,16 @@ describe("Docker's custom-named bridges", () => {
     assert.doesNotMatch(plain, /dkcustom0/);
   });
 
+  it("a name Docker's chains still hold that a ledgernet network has now (Docker's network removed, the model not read since) is not Docker's", async () => {
+    const d = desiredFromState(given({ type: 'CreateNetwork', spec: { ...networkSpec(NET_A, '10.231.1.0/24', '10.231.1.1/24'), bridge: 'dkcustom0' } }));
+    const out = renderPlan(plan(d, await snapshot(), iptablesFirewall));
+    assert.equal(out.split('\n').filter((l) => l.includes('-i dkcustom0 -o dkcustom0 -m conntrack')).length, 1, 'one isolation line, as for any custom bridge of ours');
+    assert.match(out, /-i dkcustom0 -o dkinternal0 -m conntrack ! --ctstate DNAT .*-j DROP/, 'the other Docker bridge is still isolated');
+    const set = plan(d, await snapshot(), nftablesFirewall).find((a) => a.kind === 'nft.set.write' && 'set' in a && a.set === 'docker_bridges');
+    assert.ok(set && 'elements' in set);
+    assert.deepEqual([...(set.elements as string[])].sort(), ['br-*', 'dkinternal0', 'docker0', 'docker_gwbridge']);
+  });
+
   it('nftables: elements of the docker_bridges set, which both isolation rules look up', async () => {
     const actions = plan(desired(), await snapshot(), nftablesFirewall);
     const set = actions.find((a) => a.kind === 'nft.set.write' && 'set' in a && a.set === 'docker_bridges');
