@@ -41,6 +41,10 @@ export function followDockerFirewall(cfg: ServeConfig, firewall: ReturnType<type
 /** Docker is asked at start and on every repair tick; a network must be missing this long. */
 const DOCKER_CONFIRM_MS = 2_000;
 
+/** After Docker created a network of its own, the full pass waits this long (others made meanwhile join it), and for OTHER_GAP_MS after the last one. */
+const OTHER_AFTER_MS = 100;
+const OTHER_GAP_MS = 2_000;
+
 /** Docker's names for a new network or endpoint are read once no other appeared for this long. */
 const NAMES_AFTER_MS = 1_000;
 
@@ -89,17 +93,31 @@ export function startDockerSync(cfg: ServeConfig, store: EventStore, reconciler:
     }, NAMES_AFTER_MS);
     naming.unref();
   });
+  // Docker made a network of its own: its rules went above ledgernet's hook (Docker 20.10's bridge
+  // driver inserts them at the top of FORWARD), or name a bridge to isolate. A full pass soon, not
+  // at the next tick; one at a time and at most one per OTHER_GAP_MS, since it reads the whole host
+  // (~140 ms at 200 networks of each driver) and Docker's calls for ledgernet wait behind it.
+  let other: NodeJS.Timeout | undefined;
+  let lastOther = -Infinity;
+  const afterOtherNetwork = () => {
+    if (other !== undefined || stopped) return;
+    other = setTimeout(() => {
+      lastOther = performance.now();
+      void reconciler
+        .requestPass('docker-network')
+        .catch((e: unknown) => log.error({ err: e }, 'reconcile after Docker created a network failed'))
+        .finally(() => (other = undefined));
+    }, Math.max(OTHER_AFTER_MS, lastOther + OTHER_GAP_MS - performance.now()));
+    other.unref();
+  };
   // A container that lives less than that is named from Docker's event stream (docker-events.ts).
   const namer = new ConnectNamer({
     api: docker.api,
     getState: () => store.state,
     record: (e) => sync.recordNames({ networks: [], endpoints: [e] }),
     log: log.child({ component: 'docker-events' }),
-    // Docker's rules of a new network of its own went above ledgernet's hook, or name a bridge to isolate: a full pass now.
     // (--reconcile-interval 0: no pass but for intents, as for kernel notices.)
-    ...(cfg.reconcileIntervalS > 0
-      ? { otherNetwork: () => void reconciler.requestPass('docker-network').catch((e: unknown) => log.error({ err: e }, 'reconcile after Docker created a network failed')) }
-      : {}),
+    ...(cfg.reconcileIntervalS > 0 ? { otherNetwork: () => afterOtherNetwork() } : {}),
   });
   store.onEvents((events) => namer.onStoreEvents(events));
   namer.start();
@@ -108,6 +126,7 @@ export function startDockerSync(cfg: ServeConfig, store: EventStore, reconciler:
     namer.stop();
     clearTimeout(timer);
     clearTimeout(naming);
+    clearTimeout(other);
     await Promise.all([sync.idle(), namer.idle()]);
   };
 }
