@@ -11,8 +11,19 @@
 import type { KernelSnapshot } from './types.ts';
 
 const BRIDGE_CHAINS = ['DOCKER-ISOLATION-STAGE-1', 'DOCKER-ISOLATION-STAGE-2', 'DOCKER-BRIDGE', 'DOCKER-CT', 'DOCKER-INTERNAL'];
-/** Names the patterns cover already (iptables spells the wildcard `+`, nftables `*`). */
-const COVERED = /^(docker0|docker_gwbridge|br-.*)$/;
+/** The prefix of the bridges of Docker's user networks (`br-<id>`). */
+const USER_NETWORK_PREFIX = 'br-';
+
+/**
+ * Docker's own bridges by name, as a backend spells them (iptables' wildcard is `+`, nftables'
+ * `*`): the default one, user networks (`br-<id>`), the swarm gateway bridge.
+ */
+export function dockerBridgePatterns(wildcard: '+' | '*'): string[] {
+  return ['docker0', `${USER_NETWORK_PREFIX}${wildcard}`, 'docker_gwbridge'];
+}
+
+/** A name the patterns cover already. */
+const covered = (name: string) => name.startsWith(USER_NETWORK_PREFIX) || dockerBridgePatterns('*').includes(name);
 /** An interface name as the kernel allows it, without a wildcard or anything a rule could misread. */
 const PLAIN_NAME = /^[A-Za-z0-9_.:@-]{1,15}$/;
 
@@ -28,7 +39,7 @@ export function dockerBridgesOf(snapshot: KernelSnapshot, ownPrefix: string): st
       for (const rule of table?.chains[chain]?.rules ?? []) {
         for (const m of rule.matchAll(/(?:^|\s)-[io] (\S+)/g)) {
           const name = m[1] ?? '';
-          if (PLAIN_NAME.test(name) && !COVERED.test(name) && !name.startsWith(ownPrefix)) out.add(name);
+          if (PLAIN_NAME.test(name) && !covered(name) && !name.startsWith(ownPrefix)) out.add(name);
         }
       }
     }

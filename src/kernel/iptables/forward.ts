@@ -13,6 +13,7 @@
 // buckets (dispatch.ts) keep the networks in bridge order, and a network's early and late lines
 // match only its own bridge. So a packet meets the same rules in the same order, and a network's
 // create or remove writes its own chains and a line or two in one bucket of about networks/16.
+import { dockerBridgePatterns } from '../docker-bridges.ts';
 import { egressJump } from './egress.ts';
 import { dispatch, type StageLines } from './dispatch.ts';
 import { allowMatch, closeRule, openRules } from './gateway-mode.ts';
@@ -20,8 +21,7 @@ import { bridgePatterns, owned, perNetwork, tag, type DesiredChain } from './sha
 import type { FirewallNetworkPolicy, FirewallPolicy } from '../types.ts';
 
 export const FORWARD_CHAIN = 'LEDGERNET-FORWARD';
-/** Docker's own bridges: the default one, user networks (`br-<id>`), and the swarm gateway bridge. */
-const DOCKER_BRIDGES = ['docker0', 'br-+', 'docker_gwbridge'];
+const DOCKER_BRIDGES = dockerBridgePatterns('+');
 /** ICMPv6 neighbour solicitation and advertisement, as ip6tables-save prints their types. */
 const ND_TYPES = [135, 136];
 

@@ -14,6 +14,7 @@
 // The verdicts match the iptables backend's (kernel/iptables/render.ts) rule for rule; one
 // difference by design: traffic DNATed from one ledgernet network into another always meets the
 // destination network's ingress rules (iptables: whichever network comes first in its chain).
+import { dockerBridgePatterns } from '../docker-bridges.ts';
 import type { FirewallAllow, FirewallNetworkPolicy, FirewallPolicy, NftHook, NftRule, NftSetSpec } from '../types.ts';
 import { egressChainName, egressJump, egressLookup, egressPolicyRules, hasEgressChain } from './egress.ts';
 import * as x from './expr.ts';
@@ -44,8 +45,8 @@ export interface DesiredTable {
 }
 
 const SHARED: Owner = { networkId: null, endpointId: null };
-/** Docker's own bridges: the default one, user networks (`br-<id>`), the swarm gateway bridge (set `docker_bridges`, with the custom names of FirewallPolicy.dockerBridges). */
-const DOCKER_BRIDGES = ['docker0', 'br-*', 'docker_gwbridge'];
+/** Docker's own bridges (set `docker_bridges`, with the custom names of FirewallPolicy.dockerBridges). */
+const DOCKER_BRIDGES = dockerBridgePatterns('*');
 /** ICMPv6 neighbour solicitation and advertisement: pass inside a bridge even with icc=false. */
 const ND_TYPES = { set: ['nd-neighbor-solicit', 'nd-neighbor-advert'] };
 const LOCALHOST = '127.0.0.0/8';
