@@ -94,7 +94,8 @@ export function startDockerSync(cfg: ServeConfig, store: EventStore, reconciler:
     naming.unref();
   });
   // Docker made a network of its own: its rules went above ledgernet's hook (Docker 20.10's bridge
-  // driver inserts them at the top of FORWARD), or name a bridge to isolate. A full pass soon, not
+  // driver inserts them at the top of FORWARD), or name a bridge to isolate; or removed one of its
+  // bridge driver's, whose isolation lines ledgernet takes out. A full pass soon, not
   // at the next tick; one at a time and at most one per OTHER_GAP_MS, since it reads the whole host
   // (~140 ms at 200 networks of each driver) and Docker's calls for ledgernet wait behind it.
   let other: NodeJS.Timeout | undefined;

@@ -16,9 +16,11 @@
 // The name is the one the container's `create` or `rename` event gave, or the inspect's; a
 // `rename` event renames the container's endpoints at once.
 //
-// The same stream tells when Docker made a network of another driver (`otherNetwork`): its bridge
-// driver inserts its FORWARD rules at the top, above ledgernet's hook, and a bridge of a custom
-// name joins Docker's isolation chains; the caller looks at the kernel then, not at the next tick.
+// The same stream tells when Docker made or removed a network of another driver (`otherNetwork`):
+// its bridge driver inserts its FORWARD rules at the top, above ledgernet's hook, and a bridge of a
+// custom name joins Docker's isolation chains (and leaves them with its network, whose isolation
+// lines ledgernet then takes out: `reconcile --dry-run` shows no change pending); the caller looks
+// at the kernel then, not at the next tick.
 import type { Logger } from 'pino';
 import { lookup, type State, type StoredEvent } from '../events/domain/types.ts';
 import { DockerApiError, type DockerApi, type DockerEvent, type DockerEventStream } from './docker-api.ts';
@@ -29,7 +31,7 @@ export const CANDIDATE_MS = 60_000;
 const MAX_EVENT_AGE_MS = 30_000;
 /** Container names kept from create and rename events. */
 const NAMES_KEPT = 4_096;
-const FILTERS = { type: ['container', 'network'], event: ['create', 'rename', 'connect'] };
+const FILTERS = { type: ['container', 'network'], event: ['create', 'rename', 'connect', 'destroy'] };
 
 /** An endpoint that joined: its network, its container once named (null: not yet), when it joined and when it left or went (null: still joined). */
 export interface Joined {
@@ -69,7 +71,7 @@ export interface ConnectNamerDeps {
   readonly record: (e: { networkId: string; endpointId: string; containerId: string; name: string }) => Promise<void>;
   readonly log: Logger;
   readonly now?: () => number;
-  /** Docker created a network that is not ledgernet's (its `create` event, once Docker's own rules are in). */
+  /** Docker created a network that is not ledgernet's, or removed one of its bridge driver's (its `create` or `destroy` event, once Docker's own rules are in or out). */
   readonly otherNetwork?: (networkId: string) => void;
 }
 
@@ -172,6 +174,12 @@ export class ConnectNamer {
     }
     if (e.Type === 'network' && e.Action === 'create') {
       if (!lookup(this.deps.getState().networks, id)) this.deps.otherNetwork?.(id);
+      return;
+    }
+    // (Only Docker's bridge driver writes the isolation lines ledgernet mirrors; ledgernet's own
+    // network is out of the state by its destroy event, so the driver is what tells them apart.)
+    if (e.Type === 'network' && e.Action === 'destroy') {
+      if (attrs['type'] === 'bridge') this.deps.otherNetwork?.(id);
       return;
     }
     if (e.Type !== 'network' || e.Action !== 'connect' || !lookup(this.deps.getState().networks, id)) return;

@@ -394,7 +394,7 @@ for (const fw of FIREWALLS) describe(`firewall with the real dockerd (--firewall
     assert.match(bad.stderr, /ledgernet\.allow=tcp\/99999 is invalid/);
   });
 
-  test("a Docker bridge network made later (custom bridge name): its rules go above the hook, and isolation holds at once, not at the next tick", async () => {
+  test("a Docker bridge network made later (custom bridge name): its rules go above the hook, and isolation holds at once, not at the next tick; removed, its isolation lines go at once", async () => {
     const a = await createNetwork('10.231.124.0/24');
     const a1 = await runClient(a.name);
     const ipA1 = await containerIp(a1, a.name);
@@ -425,6 +425,13 @@ for (const fw of FIREWALLS) describe(`firewall with the real dockerd (--firewall
       assert.ok(await ping(a1, outside.ip), 'the outside is still reachable');
       const dr = await dryRun();
       assert.equal(dr.code, 0, dr.out);
+      // Docker removes the network: its isolation lines go with it, within moments too (the
+      // dry-run shows nothing pending, not the removal until the next tick).
+      await docker(['rm', '-f', d1], { check: true });
+      await docker(['network', 'rm', d], { check: true });
+      await waitFor(async () => !(await isolated()), { what: `${bridge}'s isolation lines gone`, timeoutMs: 5_000 });
+      const after = await dryRun();
+      assert.equal(after.code, 0, after.out);
     } finally {
       await daemon.kill9();
       daemon = await startDaemon({ stateDir, keepStateDir: false, extraArgs: ['--reconcile-interval', '1', '--firewall', fw] });

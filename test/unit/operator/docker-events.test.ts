@@ -88,7 +88,8 @@ function harness(initial: State) {
   const connected = (networkId: string, container: string, ageMs = 0) =>
     event({ Type: 'network', Action: 'connect', Actor: { ID: networkId, Attributes: { container, name: 'web', type: 'ledgernet' } }, timeNano: (now - ageMs) * 1e6 });
   const networkCreated = (id: string, type: string) => event({ Type: 'network', Action: 'create', Actor: { ID: id, Attributes: { name: 'n', type } } });
-  return { run, created, renamed, connected, networkCreated, others, running, endpointsOf, inspected, state: () => state, advance: (ms: number) => (now += ms) };
+  const networkDestroyed = (id: string, type: string) => event({ Type: 'network', Action: 'destroy', Actor: { ID: id, Attributes: { name: 'n', type } } });
+  return { run, created, renamed, connected, networkCreated, networkDestroyed, others, running, endpointsOf, inspected, state: () => state, advance: (ms: number) => (now += ms) };
 }
 
 const join = (endpointId: string, networkId = NET_A): Command => ({ type: 'Join', networkId, endpointId, sandboxKey: '/var/run/docker/netns/x' });
@@ -108,6 +109,15 @@ describe('ConnectNamer', () => {
     await h.networkCreated(NET_B, 'bridge');
     assert.deepEqual(h.others, [NET_B]);
     assert.deepEqual(h.inspected, [], 'nothing is inspected for it');
+  });
+
+  it("tells of a network of Docker's bridge driver removed (its isolation lines go): not of ledgernet's own, gone from the state by then", async () => {
+    const h = harness(given());
+    await h.networkDestroyed(NET_A, 'ledgernet');
+    await h.networkDestroyed('c'.repeat(64), 'macvlan');
+    assert.deepEqual(h.others, [], 'no isolation lines of these to take out');
+    await h.networkDestroyed(NET_B, 'bridge');
+    assert.deepEqual(h.others, [NET_B]);
   });
 
   it("names a container that is gone before anyone could inspect it, by its create event's name", async () => {
