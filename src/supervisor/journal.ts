@@ -199,7 +199,13 @@ export class Journal {
     const entry: Entry = { id, t: this.clock(), method, body };
     if (!this.write({ k: 'req', id, t: entry.t, m: method, b: body })) return null;
     this.open.set(id, entry);
-    if (KEPT.has(method)) this.kept.push(entry);
+    if (KEPT.has(method)) {
+      // Oldest first. Those older than KEEP_MS go once the oldest is twice that old (one pass a
+      // minute at most), not only at the next read or rewrite: a busy host's Joins piled up in
+      // memory until the file reached COMPACT_BYTES (bench/probes/soak.ts: 640 per 200 containers).
+      if (entry.t - (this.kept[0]?.t ?? entry.t) >= 2 * KEEP_MS) this.kept = this.kept.filter((e) => entry.t - e.t < KEEP_MS);
+      this.kept.push(entry);
+    }
     return id;
   }
 
