@@ -140,6 +140,7 @@ function buildReconciler(cfg: ServeConfig, store: EventStore, kernel: Kernel, fi
     log: log.child({ component: 'reconciler' }),
     intervalMs: cfg.reconcileIntervalS * 1000,
     onLost: markLost(store),
+    onForwarding: (f) => metrics?.forwardingOff.set(f?.devices.length ?? 0),
     onPass: (r) => {
       metrics?.onPass(r);
       outcomes.record(r)?.catch((e: unknown) => log.error({ err: e }, 'could not record the reconcile outcome'));

@@ -178,11 +178,12 @@ function shapingChange(qdiscs: Map<string, Qdisc[]>, redirects: Record<string, r
 
 /**
  * `s` without its routes: the model Docker's calls plan against does not follow routes (an
- * address added to an up bridge makes one), so it plans none; the full observe reads them. Pure.
+ * address added to an up bridge makes one), so it plans none; the full observe reads them. Nor
+ * does it follow forwarding (a sysctl changes it, with no notice): that goes too. Pure.
  */
 export function withoutRoutes(s: KernelSnapshot): KernelSnapshot {
-  if (s.routes === undefined) return s;
-  const { routes: _routes, ...rest } = s;
+  if (s.routes === undefined && s.forwardingOff === undefined) return s;
+  const { routes: _routes, forwardingOff: _forwardingOff, ...rest } = s;
   return rest;
 }
 

@@ -55,6 +55,7 @@ export async function netlinkInterfaces(nl: Netlink): Promise<Interfaces> {
     })),
     qdiscs: namedQdiscs(qdiscs, byIndex),
     routes: namedRoutes([...routes4, ...routes6], byIndex),
+    forwardingOff: dumped.flatMap((d) => (d.forwarding === false ? [d.name] : [])),
   };
 }
 

@@ -20,6 +20,8 @@ export interface Interfaces {
   readonly qdiscs: readonly Qdisc[];
   /** The main table's routes, both families. */
   readonly routes: readonly Route[];
+  /** The links whose IPv4 forwarding is off (KernelSnapshot.forwardingOff); absent: not read (this file's way). */
+  readonly forwardingOff?: readonly string[];
 }
 
 /**

@@ -130,6 +130,7 @@ export function createObserve(deps: ObserveDeps): () => Promise<KernelSnapshot> 
       ingressRedirects: await readRedirects(ifs.qdiscs, ifs.links),
       routeLocalnet: ifs.routeLocalnet,
       routes: ifs.routes,
+      ...(ifs.forwardingOff === undefined ? {} : { forwardingOff: ifs.forwardingOff }),
       ...(nftables === undefined ? {} : { nftables }),
     };
   };

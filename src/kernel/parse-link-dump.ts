@@ -16,7 +16,8 @@ const IFF_UP = 0x1;
 const IFLA = { ADDRESS: 1, IFNAME: 3, MTU: 4, LINK: 5, MASTER: 10, LINKINFO: 18, IFALIAS: 20, AF_SPEC: 26, GROUP: 27, LINK_NETNSID: 37 } as const;
 const IFLA_INFO_KIND = 1;
 const IFLA_INET_CONF = 1;
-/** IPV4_DEVCONF_ROUTE_LOCALNET of <linux/ip.h>; IFLA_INET_CONF holds IPV4_DEVCONF_x at x - 1. */
+/** IPV4_DEVCONF_FORWARDING and IPV4_DEVCONF_ROUTE_LOCALNET of <linux/ip.h>; IFLA_INET_CONF holds IPV4_DEVCONF_x at x - 1. */
+const IPV4_DEVCONF_FORWARDING = 1;
 const IPV4_DEVCONF_ROUTE_LOCALNET = 26;
 const IFLA_INET6_ADDR_GEN_MODE = 8;
 const IFA = { ADDRESS: 1, LOCAL: 2 } as const;
@@ -44,6 +45,8 @@ export interface DumpedLink extends Omit<Link, 'master' | 'peer' | 'addrGenMode'
   readonly peerIndex: number | null;
   /** net.ipv4.conf.<link>.route_localnet; null when the link has no IPv4 settings. */
   readonly routeLocalnet: boolean | null;
+  /** net.ipv4.conf.<link>.forwarding (the kernel forwards what comes in on the link only when on); null as above. */
+  readonly forwarding: boolean | null;
 }
 
 const ADDR_GEN_MODES = ['eui64', 'none', 'stable_secret', 'random'];
@@ -87,6 +90,7 @@ export function linkOf(m: NetlinkMessage, groups: ReadonlyMap<number, string>): 
   const inet = af < 0 ? -1 : find(p, af, afEnd, AF_INET);
   const conf = inet < 0 ? -1 : find(p, inet, valueEnd(p, inet), IFLA_INET_CONF);
   const localnet = conf + (IPV4_DEVCONF_ROUTE_LOCALNET - 1) * 4;
+  const forwarding = conf + (IPV4_DEVCONF_FORWARDING - 1) * 4;
   const inet6 = af < 0 || kind !== 'bridge' ? -1 : find(p, af, afEnd, AF_INET6);
   const gen = inet6 < 0 ? -1 : find(p, inet6, valueEnd(p, inet6), IFLA_INET6_ADDR_GEN_MODE);
   const iflink = at(IFLA.LINK) < 0 ? 0 : p.readUInt32LE(at(IFLA.LINK));
@@ -107,6 +111,7 @@ export function linkOf(m: NetlinkMessage, groups: ReadonlyMap<number, string>): 
     masterIndex: at(IFLA.MASTER) < 0 ? null : p.readUInt32LE(at(IFLA.MASTER)),
     peerIndex: veth && !otherNetns && iflink !== 0 ? iflink : null,
     routeLocalnet: conf >= 0 && valueEnd(p, conf) >= localnet + 4 ? p.readUInt32LE(localnet) !== 0 : null,
+    forwarding: conf >= 0 && valueEnd(p, conf) >= forwarding + 4 ? p.readUInt32LE(forwarding) !== 0 : null,
   };
 }
 

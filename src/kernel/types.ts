@@ -117,6 +117,12 @@ export interface KernelSnapshot {
    * Docker's calls plan against), and then no route is planned.
    */
   readonly routes?: readonly Route[];
+  /**
+   * The links whose IPv4 forwarding is off (`net.ipv4.conf.<link>.forwarding = 0`; the kernel
+   * forwards a packet only when the link it came in on has it on). From the full observe's link
+   * dump; absent when not read (the model, or the links read with processes).
+   */
+  readonly forwardingOff?: readonly string[];
 }
 
 export interface BatchFailure {

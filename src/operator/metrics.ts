@@ -123,6 +123,11 @@ export class Metrics {
   });
   private refusalsSeen = 0;
 
+  readonly forwardingOff = new Gauge({
+    name: 'ledgernet_ipv4_forwarding_off_links',
+    help: "Links whose IPv4 forwarding is off though ledgernet's networks need it (their bridges, a default route's device), as the last full read of the kernel found; 0 when none",
+    registers: [this.registry],
+  });
   private readonly clusterInTouch = new Gauge({
     name: 'ledgernet_cluster_in_touch',
     help: "1 while this host's own cluster heartbeats come back through its watch of the KV bucket (only then does it judge other hosts); 0 otherwise or without the cluster",

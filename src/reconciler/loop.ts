@@ -10,6 +10,7 @@ import { ClusterStep } from './cluster-step.ts';
 import type { VxlanChange } from '../kernel/index.ts';
 import { backoffMs, heldBack, holdFailures, type Held } from './retry.ts';
 import { Echoes, judgeNotice, type Verdict } from './notices.ts';
+import { forwardingProblem, type ForwardingProblem } from './forwarding.ts';
 import { describeFailure, failureCode } from './outcome.ts';
 import { desiredProxies, planProxies } from './proxies.ts';
 import { ScopedPlanner } from './scoped.ts';
@@ -49,6 +50,8 @@ export interface ReconcilerDeps {
   readonly proxies?: ProxyPort;
   /** Milliseconds on a monotonic clock (tests pass their own); performance.now() when not given. */
   readonly now?: () => number;
+  /** IPv4 forwarding off under the networks (forwarding.ts), told when a full read finds it appear, change or go (metrics). */
+  readonly onForwarding?: (problem: ForwardingProblem | null) => void;
 }
 
 /**
@@ -194,6 +197,20 @@ export class Reconciler {
     return null;
   }
 
+  /** IPv4 forwarding off under the networks, as the last full read of the kernel found it; null: none. */
+  forwarding: ForwardingProblem | null = null;
+
+  /** Like a conflict, forwarding turned off is logged when it appears or changes, and when it is on again. */
+  private noteForwarding(state: State, snapshot: KernelSnapshot): void {
+    if (snapshot.forwardingOff === undefined || snapshot.routes === undefined) return; // the model: it knows neither
+    const next = forwardingProblem(state, snapshot);
+    if (next?.message === this.forwarding?.message) return;
+    if (next) this.deps.log.warn({ devices: next.devices, networks: next.networks }, `forwarding: ${next.message}`);
+    else this.deps.log.info({ devices: this.forwarding?.devices }, "forwarding: IPv4 forwarding is on again wherever ledgernet's networks need it");
+    this.forwarding = next;
+    this.deps.onForwarding?.(next);
+  }
+
   /** A conflict is logged when it appears or changes, and when it is resolved; not on every pass. */
   private noteConflicts(planned: readonly Action[], routesRead: boolean): void {
     const next = new Map(planned.filter(isConflict).map((a) => [`${a.kind} ${actionKey(a)} ${a.owner.networkId} ${a.owner.endpointId}`, a]));
@@ -274,6 +291,7 @@ export class Reconciler {
     const proxied = proxies && (this.planner.index.proxies || proxies.list().length > 0);
     const planned = [...kernelPlan, ...(proxied ? planProxies(desiredProxies(state), proxies.list()) : [])];
     this.noteConflicts(planned, snapshot.routes !== undefined);
+    this.noteForwarding(state, snapshot);
     this.echoes.expect(planned, this.now());
     const held = heldBack(this.held, trigger, state, planned);
     const work = held.skip.size > 0 ? planned.filter((a) => !held.skip.has(a)) : planned;

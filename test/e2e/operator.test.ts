@@ -12,6 +12,7 @@ import { after, afterEach, describe, test } from 'node:test';
 import { TEST_IMAGE, cleanupAll, containerIp, docker, ping, track, uniqueName, waitFor } from '../helpers/docker.ts';
 import { ledgernetCli, loggedEvents as eventsOf, pluginCall, startDaemon, stopAllDaemons } from '../helpers/daemon.ts';
 import { waitNoLeaks } from '../helpers/leaks.ts';
+import { createOutside } from '../helpers/outside.ts';
 
 afterEach(async () => {
   // Each test starts its own daemon: a failed test must not leave its daemon to the next one.
@@ -89,6 +90,47 @@ describe('operator experience', () => {
     await cleanupAll();
     await daemon.stop();
     await waitNoLeaks();
+  });
+
+  test("IPv4 forwarding turned off on a network's bridge: status, the daemon's log and the metric name it and its fix, which brings the outside back", async () => {
+    const port = await freePort();
+    const outside = await createOutside('10.231.251');
+    try {
+      const daemon = await startDaemon({ extraArgs: ['--reconcile-interval', '1', '--metrics', `127.0.0.1:${port}`] });
+      const net = track.network(uniqueName('ln'));
+      assert.equal((await docker(['network', 'create', '--driver', 'ledgernet', '--subnet', '10.231.27.0/24', net])).exitCode, 0);
+      const c1 = track.container(uniqueName('c'));
+      assert.equal((await docker(['run', '-d', '--name', c1, '--network', net, TEST_IMAGE, 'sleep', '300'])).exitCode, 0);
+      assert.ok(await ping(c1, outside.ip), 'forwarding on: the container reaches the outside');
+      const bridge = (JSON.parse((await ledgernetCli(['status', '--json', '--state-dir', daemon.stateDir])).stdout) as { networks: { name: string; bridge: string }[] }).networks.find((n) => n.name === net)?.bridge ?? '';
+      assert.match(bridge, /^lnb-/);
+      const key = `net.ipv4.conf.${bridge}.forwarding`;
+      await execa('sysctl', ['-q', '-w', `${key}=0`]);
+      try {
+        assert.equal(await ping(c1, outside.ip, 1), false, 'cut off');
+        const scrape = async () => sample(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text(), 'ledgernet_ipv4_forwarding_off_links');
+        await waitFor(async () => (await scrape()) === 1, { what: 'ledgernet_ipv4_forwarding_off_links 1', timeoutMs: 10_000 });
+        assert.match(daemon.logs(), new RegExp(`forwarding: IPv4 forwarding is off on ${bridge} .*what containers of ${net} send goes no further than the host`));
+        const status = await ledgernetCli(['status', '--state-dir', daemon.stateDir]);
+        assert.equal(status.exitCode, 0, status.stderr);
+        const line = new RegExp(`^forwarding: IPv4 forwarding is off on ${bridge} .*Turn it on: sysctl -w ${key.replaceAll('.', '\\.')}=1 `, 'm');
+        assert.match(status.stdout, line);
+        const dry = await ledgernetCli(['reconcile', '--dry-run', '--state-dir', daemon.stateDir]);
+        assert.equal(dry.exitCode, 0, 'not a change ledgernet makes: nothing pending');
+        assert.match(dry.stderr, /^ledgernet: warning: IPv4 forwarding is off on /m);
+      } finally {
+        await execa('sysctl', ['-q', '-w', `${key}=1`]);
+      }
+      assert.ok(await ping(c1, outside.ip), 'the fix brings the outside back');
+      const after = await ledgernetCli(['status', '--json', '--state-dir', daemon.stateDir]);
+      assert.equal((JSON.parse(after.stdout) as { forwarding: unknown }).forwarding, null);
+      await waitFor(async () => /forwarding: IPv4 forwarding is on again/.test(daemon.logs()), { what: 'the daemon to log forwarding on again', timeoutMs: 10_000 });
+      await cleanupAll();
+      await daemon.stop();
+      await waitNoLeaks();
+    } finally {
+      await outside.remove();
+    }
   });
 
   test('SIGTERM: the daemon exits 0, removes its socket, leaves the kernel as it is; status then exits non-zero', async () => {

@@ -5,9 +5,9 @@ import type { NetlinkMessage } from '../../../src/kernel/netlink.ts';
 import { parseAddrs, parseLinks, parseSysctl } from '../../../src/kernel/index.ts';
 import { readFixture, readFixtureLines } from '../../helpers/fixtures.ts';
 
-const messages = (file: string): NetlinkMessage[] =>
-  readFixtureLines(file).map((hex) => {
-    const b = Buffer.from(hex, 'hex');
+const messages = (file: string, prefix = ''): NetlinkMessage[] =>
+  readFixtureLines(file).map((line) => {
+    const b = Buffer.from(line.slice(prefix.length), 'hex');
     return { type: b.readUInt16LE(0), payload: b.subarray(2) };
   });
 const some = <T>(xs: (T | null)[]): T[] => xs.filter((x): x is T => x !== null);
@@ -27,6 +27,16 @@ describe('links and addresses from the kernel dumps', () => {
       { 'lnb-aaaa': sysctl['net.ipv4.conf.lnb-aaaa.route_localnet'] === '1', 'lnb-bbbb': sysctl['net.ipv4.conf.lnb-bbbb.route_localnet'] === '1' },
     );
     assert.deepEqual(bridges.map((d) => d.routeLocalnet), [false, true]);
+  });
+
+  it('reads IPv4 forwarding of every link, as sysctl does (on for the namespace, off on two links)', () => {
+    const sysctl = parseSysctl(readFixture('netlink/forwarding-dump.sysctl.txt'));
+    const links = some(messages('netlink/forwarding-dump.hex', 'link ').map((m) => linkOf(m, groups)));
+    assert.deepEqual(
+      Object.fromEntries(links.map((d) => [d.name, d.forwarding])),
+      Object.fromEntries(links.map((d) => [d.name, sysctl[`net.ipv4.conf.${d.name}.forwarding`] === '1'])),
+    );
+    assert.deepEqual(links.filter((d) => d.forwarding === false).map((d) => d.name).sort(), ['lnb-bbbb', 'up0']);
   });
 
   it('reads the addresses of the links asked for, as ip -j addr show prints them, in its order', () => {

@@ -293,3 +293,53 @@ describe('reconcile loop: route conflicts across passes planned against the mode
     assert.match(lines.join('\n'), /info conflict resolved: network aaaaaaaa0000 was removed/);
   });
 });
+
+/** The fake kernel whose full read says which links have IPv4 forwarding off (as the real link dump does). */
+class ForwardingKernel extends FlakyKernel {
+  forwardingOff: string[] = [];
+  override async observe() {
+    return { ...(await super.observe()), routes: await this.observeRoutes(), forwardingOff: [...this.forwardingOff] };
+  }
+}
+
+describe('reconcile loop: IPv4 forwarding turned off under the networks', () => {
+  it('is logged when a full read finds it, not again while it stays, and when it is on again; the metric is told each time', async () => {
+    const lines: string[] = [];
+    const told: (readonly string[] | null)[] = [];
+    const said = () => lines.filter((l) => l.includes('forwarding'));
+    const log = { ...silent, info: (_o?: unknown, m?: string) => void lines.push(`info ${m}`), warn: (_o?: unknown, m?: string) => void lines.push(`warn ${m}`) };
+    await r.stop();
+    const k = new ForwardingKernel();
+    kernel = k;
+    state = given(netA);
+    r = new Reconciler({ kernel, getState: () => state, log, onLost: async () => undefined, intervalMs: INTERVAL, onForwarding: (f) => void told.push(f?.devices ?? null) });
+    await r.requestPass('startup');
+    assert.deepEqual(said(), [], 'on everywhere: nothing said');
+    // A sysctl reload turns it off on the network's bridge; the next full read sees it.
+    k.forwardingOff = [BRIDGE_A, 'lo'];
+    r.kernelChanged();
+    await r.requestPass('timer');
+    assert.equal(said().length, 1, lines.join('\n'));
+    assert.match(lines.join('\n'), new RegExp(`warn forwarding: IPv4 forwarding is off on ${BRIDGE_A} .*sysctl -w net\\.ipv4\\.conf\\.${BRIDGE_A}\\.forwarding=1`));
+    assert.deepEqual(r.forwarding?.devices, [BRIDGE_A]);
+    await r.requestPass('timer');
+    state = given(netA, { type: 'CreateEndpoint', spec: endpointSpec(NET_A, EP_1) });
+    await r.requestPass('NetworkDriver.CreateEndpoint');
+    assert.equal(said().length, 1, 'said once while it stays; the model does not know it');
+    // Off on the uplink (the default route's device) instead: the passes planned against the
+    // model, which knows no routes, neither drop it nor say it again.
+    k.forwardingOff = ['eth0'];
+    k.routes = [{ family: 4, dst: '0.0.0.0/0', dev: 'eth0' }];
+    await r.requestPass('timer');
+    assert.match(said().at(-1) ?? '', /^warn forwarding: IPv4 forwarding is off on eth0 /);
+    state = given(netA, { type: 'CreateEndpoint', spec: endpointSpec(NET_A, EP_1) }, { type: 'DeleteEndpoint', networkId: NET_A, endpointId: EP_1 });
+    await r.requestPass('NetworkDriver.DeleteEndpoint');
+    assert.ok(r.reads.model >= 2, 'planned against the model');
+    assert.equal(said().length, 2, lines.join('\n'));
+    k.forwardingOff = [];
+    await r.requestPass('timer');
+    assert.match(said().at(-1) ?? '', /^info forwarding: IPv4 forwarding is on again/);
+    assert.equal(r.forwarding, null);
+    assert.deepEqual(told, [[BRIDGE_A], ['eth0'], null]);
+  });
+});

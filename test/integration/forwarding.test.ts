@@ -1,0 +1,85 @@
+// IPv4 forwarding turned off under a network, in throwaway namespaces: a "host" holding the
+// network's bridge (set up by plan → apply) and an uplink with its default route, a "container"
+// on the bridge and an "outside" beyond the uplink. What the full read reports (forwardingProblem)
+// is checked against what the traffic does, and the fix the message gives is run as given. Needs root.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { execa } from 'execa';
+import { VETH_PREFIX } from '../../src/events/domain/naming.ts';
+import { createKernel, type Kernel } from '../../src/kernel/index.ts';
+import { applyActions } from '../../src/reconciler/apply.ts';
+import { desiredFromState } from '../../src/reconciler/desired.ts';
+import { forwardingProblem } from '../../src/reconciler/forwarding.ts';
+import { plan } from '../../src/reconciler/plan.ts';
+import { NET_A, given, networkSpec } from '../helpers/events.ts';
+
+const skip = process.getuid?.() === 0 ? false : 'needs root to make network namespaces';
+const STATE = given({ type: 'CreateNetwork', spec: networkSpec(NET_A) });
+const BRIDGE = networkSpec(NET_A).bridge;
+
+describe('IPv4 forwarding turned off under a network (real namespaces)', { skip }, () => {
+  const tag = `${process.pid}-${randomBytes(2).toString('hex')}`;
+  const host = `lnfwd-h-${tag}`;
+  const container = `lnfwd-c-${tag}`;
+  const outside = `lnfwd-o-${tag}`;
+  let kernel: Kernel;
+  const ip = (ns: string, ...args: string[]) => execa('ip', ['-n', ns, ...args]);
+  const sysctl = (...args: string[]) => execa('ip', ['netns', 'exec', host, 'sysctl', '-q', ...args]);
+  const reaches = async () => (await execa('ip', ['netns', 'exec', container, 'busybox', 'ping', '-c', '1', '-W', '1', '192.0.2.2'], { reject: false })).exitCode === 0;
+  const problem = async () => forwardingProblem(STATE, await kernel.observe());
+
+  before(async () => {
+    for (const ns of [host, container, outside]) await execa('ip', ['netns', 'add', ns]);
+    kernel = createKernel({ netns: host, filterPrefixes: [VETH_PREFIX] });
+    await sysctl('-w', 'net.ipv4.ip_forward=1');
+    const done = await applyActions(plan(desiredFromState(STATE), await kernel.observe()), kernel);
+    assert.deepEqual(done.failures, []);
+    // The uplink and what lies beyond it.
+    await ip(host, 'link', 'add', 'up0', 'type', 'veth', 'peer', 'name', 'up0p', 'netns', outside);
+    await ip(host, 'addr', 'add', '192.0.2.1/24', 'dev', 'up0');
+    await ip(host, 'link', 'set', 'up0', 'up');
+    await ip(host, 'route', 'add', 'default', 'via', '192.0.2.2');
+    await ip(outside, 'addr', 'add', '192.0.2.2/24', 'dev', 'up0p');
+    await ip(outside, 'link', 'set', 'up0p', 'up');
+    await ip(outside, 'route', 'add', '10.231.7.0/24', 'via', '192.0.2.1');
+    // A container on the network's bridge.
+    await ip(host, 'link', 'add', 'lnv-fwdtest0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', container);
+    await ip(host, 'link', 'set', 'lnv-fwdtest0', 'master', BRIDGE, 'up');
+    await ip(container, 'addr', 'add', '10.231.7.2/24', 'dev', 'eth0');
+    await ip(container, 'link', 'set', 'eth0', 'up');
+    await ip(container, 'route', 'add', 'default', 'via', '10.231.7.1');
+  });
+
+  after(async () => {
+    for (const ns of [container, outside, host]) await execa('ip', ['netns', 'del', ns], { reject: false });
+    const { stdout } = await execa('ip', ['netns', 'list']);
+    assert.doesNotMatch(stdout, new RegExp(`lnfwd-.-${tag}`), 'test namespace leaked');
+  });
+
+  it('names the links whose forwarding is off exactly when the container loses the outside, and its fix brings it back', async () => {
+    assert.ok(await reaches(), 'forwarding on: the container reaches beyond the uplink');
+    assert.equal(await problem(), null);
+
+    // A reload of sysctl.d with ip_forward=0: every link off.
+    await sysctl('-w', 'net.ipv4.ip_forward=0');
+    assert.equal(await reaches(), false, 'forwarding off: the container is cut off');
+    const off = await problem();
+    assert.deepEqual(off?.devices, [BRIDGE, 'up0'], 'the bridge and the uplink; not lo, the veths or anything else');
+    assert.deepEqual(off?.networks, [NET_A.slice(0, 12)]);
+
+    // Only the uplink off (as a network manager restarting it leaves it): still cut off, and named.
+    await sysctl('-w', 'net.ipv4.ip_forward=1');
+    await sysctl('-w', 'net.ipv4.conf.up0.forwarding=0');
+    assert.equal(await reaches(), false, 'the replies come in on up0');
+    assert.deepEqual((await problem())?.devices, ['up0']);
+
+    // The fix as the message gives it, run as given.
+    await sysctl('-w', 'net.ipv4.ip_forward=0');
+    const fix = /Turn it on: (.*) \(or sysctl/.exec((await problem())?.message ?? '')?.[1] ?? '';
+    assert.match(fix, /^sysctl -w /);
+    for (const cmd of fix.split('; ')) await execa('ip', ['netns', 'exec', host, ...cmd.split(' ')]);
+    assert.ok(await reaches(), 'the per-link fix alone brings the container back (ip_forward still 0)');
+    assert.equal(await problem(), null);
+  });
+});

@@ -1,0 +1,60 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { Link, Route } from '../../../src/kernel/types.ts';
+import { forwardingProblem } from '../../../src/reconciler/forwarding.ts';
+import { NET_A, NET_B, given, networkSpec } from '../../helpers/events.ts';
+
+const BR_A = networkSpec(NET_A).bridge;
+const BR_B = networkSpec(NET_B).bridge;
+const NET_I = 'c'.repeat(8) + '2'.repeat(56);
+const BR_I = networkSpec(NET_I).bridge;
+const link = (name: string, kind: string | null): Link => ({ name, index: 1, kind, mtu: 1500, up: true, master: null, alias: null, group: null, mac: null, peer: null, peerInOtherNetns: false }) as Link;
+const links = [link('lo', null), link('eth0', null), link(BR_A, 'bridge'), link(BR_B, 'bridge'), link(BR_I, 'bridge')];
+const routes: Route[] = [
+  { family: 4, dst: '0.0.0.0/0', dev: 'eth0' },
+  { family: 6, dst: '::/0', dev: 'eth1' },
+  { family: 4, dst: '10.231.7.0/24', dev: BR_A },
+];
+// Network A named by Docker, B not (12 hex of its id), an --internal one with no way out anyway.
+const state = given(
+  { type: 'CreateNetwork', spec: networkSpec(NET_A) },
+  { type: 'CreateNetwork', spec: networkSpec(NET_B, '10.231.8.0/24', '10.231.8.1/24') },
+  { type: 'CreateNetwork', spec: { ...networkSpec(NET_I, '10.231.9.0/24', '10.231.9.1/24'), internal: true } },
+  { type: 'RecordNames', networks: [{ networkId: NET_A, name: 'web' }], endpoints: [] },
+);
+const problem = (off: readonly string[] | undefined, over: { links?: readonly Link[]; routes?: readonly Route[] } = {}) =>
+  forwardingProblem(state, { links: over.links ?? links, routes: over.routes ?? routes, ...(off === undefined ? {} : { forwardingOff: off }) });
+
+describe('IPv4 forwarding turned off under the networks', () => {
+  it('says nothing when it is on, when the read did not look, or where it does not matter (lo, an internal network, a link of no default route)', () => {
+    assert.equal(problem([]), null);
+    assert.equal(problem(undefined), null, 'the model: not read');
+    assert.equal(problem(['lo', BR_I, 'eth1']), null);
+  });
+
+  it("off on a network's bridge: that network, its fix per link", () => {
+    const p = problem([BR_A]);
+    assert.deepEqual(p?.devices, [BR_A]);
+    assert.deepEqual(p?.networks, ['web']);
+    assert.match(p?.message ?? '', new RegExp(`^IPv4 forwarding is off on ${BR_A} \\(net\\.ipv4\\.conf\\.<link>\\.forwarding = 0\\): what containers of web send goes no further than the host\\. `));
+    assert.match(p?.message ?? '', new RegExp(`Turn it on: sysctl -w net\\.ipv4\\.conf\\.${BR_A}\\.forwarding=1 \\(or sysctl -w net\\.ipv4\\.ip_forward=1 for every interface\\)`));
+  });
+
+  it('off on the uplink (the default route\'s device): every network with a way out', () => {
+    const p = problem([BR_B, 'eth0', BR_I]);
+    assert.deepEqual(p?.devices, [BR_B, 'eth0']);
+    assert.deepEqual(p?.networks, ['bbbbbbbb1111', 'web']);
+    assert.match(p?.message ?? '', /what containers of bbbbbbbb1111 send goes no further than the host; nothing that comes in on eth0 \(replies from beyond the host, published ports from other hosts\) reaches containers of any ledgernet network\./);
+    assert.match(p?.message ?? '', new RegExp(`sysctl -w net\\.ipv4\\.conf\\.${BR_B}\\.forwarding=1; sysctl -w net\\.ipv4\\.conf\\.eth0\\.forwarding=1 `));
+  });
+
+  it('a bridge not made yet is not named; a VLAN uplink (eth0.10) is spelled as sysctl wants it', () => {
+    assert.equal(problem([BR_A], { links: links.filter((l) => l.name !== BR_A) }), null);
+    const p = problem(['eth0.10'], { routes: [{ family: 4, dst: '0.0.0.0/0', dev: 'eth0.10' }] });
+    assert.match(p?.message ?? '', /sysctl -w net\.ipv4\.conf\.eth0\/10\.forwarding=1/);
+  });
+
+  it('no ledgernet network with a way out: nothing, whatever is off', () => {
+    assert.equal(forwardingProblem(given(), { links, routes, forwardingOff: ['eth0'] }), null);
+  });
+});
