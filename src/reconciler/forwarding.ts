@@ -6,7 +6,7 @@
 // manager restarting an interface can turn it off afterwards, and then containers lose the outside
 // with nothing in Docker saying why. It is the host's setting, not ledgernet's to change: this
 // names it (status, the daemon's log, a dry-run's warning) with the command that fixes it.
-import { lookup, type State } from '../events/domain/types.ts';
+import type { NetworkState, State } from '../events/domain/types.ts';
 import type { KernelSnapshot } from '../kernel/types.ts';
 
 export interface ForwardingProblem {
@@ -28,15 +28,14 @@ export function forwardingProblem(state: State, snapshot: Pick<KernelSnapshot, '
   const present = new Set(snapshot.links.map((l) => l.name));
   const outward = Object.values(state.networks).filter((n) => !n.internal && n.ipv4Data.length > 0 && present.has(n.bridge));
   if (outward.length === 0) return null;
-  const label = (networkId: string) => lookup(state.networks, networkId)?.name ?? networkId.slice(0, 12);
+  const labels = (ns: readonly NetworkState[]) => ns.map((n) => n.name ?? n.networkId.slice(0, 12)).sort();
   const bridges = outward.filter((n) => off.has(n.bridge));
   const uplinks = [...new Set((snapshot.routes ?? []).flatMap((r) => (r.family === 4 && r.dst === '0.0.0.0/0' && r.dev !== null ? [r.dev] : [])))].filter((d) => off.has(d)).sort();
   if (bridges.length === 0 && uplinks.length === 0) return null;
   const devices = [...bridges.map((n) => n.bridge).sort(), ...uplinks];
-  const hurt = uplinks.length > 0 ? outward : bridges;
-  const networks = hurt.map((n) => label(n.networkId)).sort();
+  const networks = labels(uplinks.length > 0 ? outward : bridges);
   const effect = [
-    ...(bridges.length > 0 ? [`what containers of ${bridges.map((n) => label(n.networkId)).sort().join(', ')} send goes no further than the host`] : []),
+    ...(bridges.length > 0 ? [`what containers of ${labels(bridges).join(', ')} send goes no further than the host`] : []),
     ...(uplinks.length > 0 ? [`nothing that comes in on ${uplinks.join(', ')} (replies from beyond the host, published ports from other hosts) reaches containers of any ledgernet network`] : []),
   ].join('; ');
   const fix = devices.map((d) => `sysctl -w net.ipv4.conf.${d.replaceAll('.', '/')}.forwarding=1`).join('; ');
