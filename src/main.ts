@@ -140,7 +140,10 @@ function buildReconciler(cfg: ServeConfig, store: EventStore, kernel: Kernel, fi
     log: log.child({ component: 'reconciler' }),
     intervalMs: cfg.reconcileIntervalS * 1000,
     onLost: markLost(store),
-    onForwarding: (f) => metrics?.forwardingOff.set(f?.devices.length ?? 0),
+    onForwarding: (f) => {
+      metrics?.forwardingOff.set(f?.devices.length ?? 0);
+      metrics?.ipv6ForwardingOff.set(f?.ipv6Off === true ? 1 : 0);
+    },
     onPass: (r) => {
       metrics?.onPass(r);
       outcomes.record(r)?.catch((e: unknown) => log.error({ err: e }, 'could not record the reconcile outcome'));

@@ -182,8 +182,8 @@ function shapingChange(qdiscs: Map<string, Qdisc[]>, redirects: Record<string, r
  * does it follow forwarding (a sysctl changes it, with no notice): that goes too. Pure.
  */
 export function withoutRoutes(s: KernelSnapshot): KernelSnapshot {
-  if (s.routes === undefined && s.forwardingOff === undefined) return s;
-  const { routes: _routes, forwardingOff: _forwardingOff, ...rest } = s;
+  if (s.routes === undefined && s.forwardingOff === undefined && s.ipv6Forwarding === undefined) return s;
+  const { routes: _routes, forwardingOff: _forwardingOff, ipv6Forwarding: _ipv6Forwarding, ...rest } = s;
   return rest;
 }
 

@@ -85,6 +85,11 @@ export interface Dump {
    * 4.20+: a route dump of one table). A kernel without it dumps everything: `each` filters too.
    */
   readonly strict?: boolean;
+  /**
+   * A dump the kernel may refuse (IPv6 disabled: no netconf of AF_INET6): an error ends it with
+   * what it read so far instead of failing the others.
+   */
+  readonly optional?: boolean;
 }
 
 export interface Netlink {
@@ -116,6 +121,14 @@ export async function openNetlink(netns: string | undefined, timeoutMs: number, 
   };
   const socket = (d: Dump): number => makeSocket(c, protocol, timeoutMs, d.strict ? [NETLINK_GET_STRICT_CHK] : []);
   const run = async (fd: number, d: Dump, buffer = Buffer.allocUnsafe(BUFFER)): Promise<void> => {
+    if (d.optional !== true) return runDump(fd, d, buffer);
+    try {
+      await runDump(fd, d, buffer);
+    } catch (e) {
+      if (!(e instanceof DriverError)) throw e;
+    }
+  };
+  const runDump = async (fd: number, d: Dump, buffer: Buffer): Promise<void> => {
     if (fd < 0) fail(d.what, 'no netlink socket');
     const req = Buffer.alloc(16 + d.body.length);
     req.writeUInt32LE(req.length, 0);

@@ -1,4 +1,4 @@
-// The full observe's reads of links, the bridges' addresses and route_localnet, qdiscs and routes from
+// The full observe's reads of links, the bridges' addresses and route_localnet, qdiscs, routes and IPv6 forwarding from
 // rtnetlink dumps in this process (netlink.ts): no `ip`, `tc` or `sysctl` process. At 2,000
 // endpoints those processes cost ~100 ms of CPU a pass (`ip link` ~49 ms, `tc qdisc` ~40 ms, of
 // which ~25 ms its own dump of every link to name devices) and a spawn each; the three dumps here
@@ -11,6 +11,7 @@ import { ADDR_DUMP_REQUEST, LINK_DUMP_REQUEST, RTM_GETADDR, RTM_GETLINK, addrOf,
 import { RTM_GETROUTE, namedRoutes, routeDumpRequest, routeOf, type DumpedRoute } from './parse-route-dump.ts';
 import { RTM_GETTFILTER, filterOf, ingressFilterDumpRequest, namedRedirects, type DumpedFilter } from './parse-filter-dump.ts';
 import { QDISC_DUMP_REQUEST, RTM_GETQDISC, namedQdiscs, qdiscOf, type DumpedQdisc } from './parse-qdisc-dump.ts';
+import { NETCONF6_DUMP_REQUEST, RTM_GETNETCONF, ipv6Forwarding, netconfOf, type DumpedNetconf } from './parse-netconf-dump.ts';
 import type { Link } from './types.ts';
 
 /** A dump whose items `of` reads from its messages, into `into`. */
@@ -35,13 +36,17 @@ export async function netlinkInterfaces(nl: Netlink): Promise<Interfaces> {
   const qdiscs: DumpedQdisc[] = [];
   const routes4: DumpedRoute[] = [];
   const routes6: DumpedRoute[] = [];
+  const netconf: DumpedNetconf[] = [];
   await nl.dump([
     collect('read links', RTM_GETLINK, LINK_DUMP_REQUEST, (m) => linkOf(m, names), dumped),
     collect('read addresses', RTM_GETADDR, ADDR_DUMP_REQUEST, addrOf, addrs),
     collect('read qdiscs', RTM_GETQDISC, QDISC_DUMP_REQUEST, qdiscOf, qdiscs),
     { ...collect('read IPv4 routes', RTM_GETROUTE, routeDumpRequest(4), routeOf, routes4), strict: true },
     { ...collect('read IPv6 routes', RTM_GETROUTE, routeDumpRequest(6), routeOf, routes6), strict: true },
+    // A kernel without IPv6 refuses it: then there is no IPv6 forwarding to report.
+    { ...collect('read IPv6 forwarding', RTM_GETNETCONF, NETCONF6_DUMP_REQUEST, netconfOf, netconf), optional: true },
   ]);
+  const v6 = ipv6Forwarding(netconf);
   const byIndex = namesOf(dumped);
   const links = namedLinks(dumped, byIndex);
   const bridges = links.filter((l) => l.kind === 'bridge');
@@ -56,6 +61,7 @@ export async function netlinkInterfaces(nl: Netlink): Promise<Interfaces> {
     qdiscs: namedQdiscs(qdiscs, byIndex),
     routes: namedRoutes([...routes4, ...routes6], byIndex),
     forwardingOff: dumped.flatMap((d) => (d.forwarding === false ? [d.name] : [])),
+    ...(v6 === null ? {} : { ipv6Forwarding: v6 }),
   };
 }
 

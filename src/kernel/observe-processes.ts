@@ -8,7 +8,7 @@ import { parseLinks, parsePlainLinks, type LinkDetail } from './parse-links.ts';
 import { ifaceSysctl, routeLocalnetPath, parseSysctl } from './parse-sysctl.ts';
 import { parseQdiscs } from './parse-tc.ts';
 import { failOnExit, type Outcome, type Runner } from './runner.ts';
-import type { Addr, Link, Qdisc, Route } from './types.ts';
+import type { Addr, Ipv6Forwarding, Link, Qdisc, Route } from './types.ts';
 import { parseRoutes } from './parse-routes.ts';
 
 /** What the full observe reads of the interfaces. */
@@ -22,6 +22,8 @@ export interface Interfaces {
   readonly routes: readonly Route[];
   /** The links whose IPv4 forwarding is off (KernelSnapshot.forwardingOff); absent: not read (this file's way). */
   readonly forwardingOff?: readonly string[];
+  /** IPv6 forwarding of the namespace (KernelSnapshot.ipv6Forwarding); absent: not read. */
+  readonly ipv6Forwarding?: Ipv6Forwarding;
 }
 
 /**

@@ -131,6 +131,7 @@ export function createObserve(deps: ObserveDeps): () => Promise<KernelSnapshot> 
       routeLocalnet: ifs.routeLocalnet,
       routes: ifs.routes,
       ...(ifs.forwardingOff === undefined ? {} : { forwardingOff: ifs.forwardingOff }),
+      ...(ifs.ipv6Forwarding === undefined ? {} : { ipv6Forwarding: ifs.ipv6Forwarding }),
       ...(nftables === undefined ? {} : { nftables }),
     };
   };

@@ -123,6 +123,17 @@ export interface KernelSnapshot {
    * dump; absent when not read (the model, or the links read with processes).
    */
   readonly forwardingOff?: readonly string[];
+  /**
+   * The namespace's IPv6 forwarding (`net.ipv6.conf.all.forwarding`: the kernel forwards IPv6
+   * only when on; `.default`: what new links start with). From the full observe's netconf dump;
+   * absent when not read (as `forwardingOff`) or when the kernel has no IPv6.
+   */
+  readonly ipv6Forwarding?: Ipv6Forwarding;
+}
+
+export interface Ipv6Forwarding {
+  readonly all: boolean;
+  readonly default: boolean;
 }
 
 export interface BatchFailure {

@@ -128,6 +128,11 @@ export class Metrics {
     help: "Links whose IPv4 forwarding is off though ledgernet's networks need it (their bridges, a default route's device), as the last full read of the kernel found; 0 when none",
     registers: [this.registry],
   });
+  readonly ipv6ForwardingOff = new Gauge({
+    name: 'ledgernet_ipv6_forwarding_off',
+    help: "1 while IPv6 forwarding is off (net.ipv6.conf.all.forwarding = 0) though ledgernet's networks with IPv6 need it, as the last full read of the kernel found; 0 otherwise",
+    registers: [this.registry],
+  });
   private readonly clusterInTouch = new Gauge({
     name: 'ledgernet_cluster_in_touch',
     help: "1 while this host's own cluster heartbeats come back through its watch of the KV bucket (only then does it judge other hosts); 0 otherwise or without the cluster",

@@ -197,7 +197,7 @@ export class Reconciler {
     return null;
   }
 
-  /** IPv4 forwarding off under the networks, as the last full read of the kernel found it; null: none. */
+  /** IPv4 or IPv6 forwarding off under the networks, as the last full read of the kernel found it; null: none. */
   forwarding: ForwardingProblem | null = null;
 
   /** Like a conflict, forwarding turned off is logged when it appears or changes, and when it is on again. */
@@ -205,8 +205,12 @@ export class Reconciler {
     if (snapshot.forwardingOff === undefined || snapshot.routes === undefined) return; // the model: it knows neither
     const next = forwardingProblem(state, snapshot);
     if (next?.message === this.forwarding?.message) return;
-    if (next) this.deps.log.warn({ devices: next.devices, networks: next.networks }, `forwarding: ${next.message}`);
-    else this.deps.log.info({ devices: this.forwarding?.devices }, "forwarding: IPv4 forwarding is on again wherever ledgernet's networks need it");
+    if (next) this.deps.log.warn({ devices: next.devices, ipv6Off: next.ipv6Off, networks: next.networks }, `forwarding: ${next.message}`);
+    else {
+      const was = this.forwarding;
+      const families = [...(was !== null && was.devices.length > 0 ? ['IPv4'] : []), ...(was?.ipv6Off === true ? ['IPv6'] : [])].join(' and ');
+      this.deps.log.info({ devices: was?.devices, ipv6Off: was?.ipv6Off }, `forwarding: ${families} forwarding is on again wherever ledgernet's networks need it`);
+    }
     this.forwarding = next;
     this.deps.onForwarding?.(next);
   }

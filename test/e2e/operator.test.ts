@@ -92,6 +92,47 @@ describe('operator experience', () => {
     await waitNoLeaks();
   });
 
+  test('IPv6 forwarding off (net.ipv6.conf.all) under an --ipv6 network: status, the dry-run, the log and the metric name it, and its fix brings the outside back over IPv6', async () => {
+    const port = await freePort();
+    const found = (await readFile('/proc/sys/net/ipv6/conf/all/forwarding', 'utf8')).trim();
+    // Off, as on a host without an IPv6 network of Docker's own bridge driver.
+    await execa('sysctl', ['-q', '-w', 'net.ipv6.conf.all.forwarding=0']);
+    const outside = await createOutside('10.231.251', 'fd00:231:251');
+    try {
+      const daemon = await startDaemon({ extraArgs: ['--reconcile-interval', '1', '--metrics', `127.0.0.1:${port}`] });
+      const net = track.network(uniqueName('ln'));
+      assert.equal((await docker(['network', 'create', '--driver', 'ledgernet', '--ipv6', '--subnet', '10.231.28.0/24', '--subnet', 'fd00:231:28::/64', net])).exitCode, 0);
+      const c1 = track.container(uniqueName('c'));
+      assert.equal((await docker(['run', '-d', '--name', c1, '--network', net, TEST_IMAGE, 'sleep', '300'])).exitCode, 0);
+      assert.ok(await ping(c1, outside.ip), 'IPv4 reaches the outside');
+      assert.equal(await ping(c1, outside.ip6, 1), false, 'IPv6 forwarding off: cut off over IPv6');
+      const scrape = async () => sample(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text(), 'ledgernet_ipv6_forwarding_off');
+      await waitFor(async () => (await scrape()) === 1, { what: 'ledgernet_ipv6_forwarding_off 1', timeoutMs: 10_000 });
+      assert.match(daemon.logs(), new RegExp(`forwarding: IPv6 forwarding is off \\(net\\.ipv6\\.conf\\.all\\.forwarding = 0\\): what containers of ${net} send over IPv6`));
+      const status = await ledgernetCli(['status', '--state-dir', daemon.stateDir]);
+      assert.equal(status.exitCode, 0, status.stderr);
+      const fix = /^forwarding: IPv6 forwarding is off .*Turn it on: (sysctl -w [^,]*?), and keep it/m.exec(status.stdout)?.[1] ?? '';
+      assert.match(fix, /^sysctl -w net\.ipv6\.conf\.all\.forwarding=1 /, status.stdout);
+      assert.equal((JSON.parse((await ledgernetCli(['status', '--json', '--state-dir', daemon.stateDir])).stdout) as { forwarding: { ipv6Off: boolean } }).forwarding.ipv6Off, true);
+      const dry = await ledgernetCli(['reconcile', '--dry-run', '--state-dir', daemon.stateDir]);
+      assert.equal(dry.exitCode, 0, 'not a change ledgernet makes: nothing pending');
+      assert.match(dry.stderr, /^ledgernet: warning: IPv6 forwarding is off /m);
+      // The fix, run as status gives it.
+      const [cmd, ...args] = fix.split(' ');
+      await execa(cmd ?? '', ['-q', ...args]);
+      assert.ok(await ping(c1, outside.ip6), 'the fix brings the outside back over IPv6');
+      await waitFor(async () => (await scrape()) === 0, { what: 'ledgernet_ipv6_forwarding_off 0', timeoutMs: 10_000 });
+      assert.match(daemon.logs(), /forwarding: IPv6 forwarding is on again/);
+      await cleanupAll();
+      await daemon.stop();
+      await waitNoLeaks();
+    } finally {
+      await outside.remove();
+      // `all` sets every link and `default` too: put both back as found.
+      await execa('sysctl', ['-q', '-w', `net.ipv6.conf.all.forwarding=${found}`, `net.ipv6.conf.default.forwarding=${found}`]);
+    }
+  });
+
   test("IPv4 forwarding turned off on a network's bridge: status, the daemon's log and the metric name it and its fix, which brings the outside back", async () => {
     const port = await freePort();
     const outside = await createOutside('10.231.251');

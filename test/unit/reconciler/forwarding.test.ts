@@ -58,3 +58,46 @@ describe('IPv4 forwarding turned off under the networks', () => {
     assert.equal(forwardingProblem(given(), { links, routes, forwardingOff: ['eth0'] }), null);
   });
 });
+
+describe('IPv6 forwarding turned off under the networks', () => {
+  const NET_6 = 'd'.repeat(8) + '3'.repeat(56);
+  const NET_6I = 'e'.repeat(8) + '4'.repeat(56);
+  const v6 = (id: string, n: number, internal = false) => ({
+    ...networkSpec(id, `10.231.${n}.0/24`, `10.231.${n}.1/24`),
+    internal,
+    ipv6: true,
+    ipv6Data: [{ pool: `fd00:231:${n}::/64`, gateway: `fd00:231:${n}::1/64`, aux: {} }],
+  });
+  const withV6 = given(
+    { type: 'CreateNetwork', spec: networkSpec(NET_A) },
+    { type: 'CreateNetwork', spec: v6(NET_6, 10) },
+    { type: 'CreateNetwork', spec: v6(NET_6I, 11, true) },
+    { type: 'RecordNames', networks: [{ networkId: NET_6, name: 'v6net' }], endpoints: [] },
+  );
+  const all = [...links, link(networkSpec(NET_6).bridge, 'bridge'), link(networkSpec(NET_6I).bridge, 'bridge')];
+  const problem6 = (fwd: { all: boolean; default: boolean } | undefined, off: readonly string[] = []) =>
+    forwardingProblem(withV6, { links: all, routes, forwardingOff: off, ...(fwd === undefined ? {} : { ipv6Forwarding: fwd }) });
+
+  it('off (all = 0): the networks with IPv6 and a way out, with the sysctl that turns it on; IPv4-only and internal ones are not named', () => {
+    const p = problem6({ all: false, default: true });
+    assert.equal(p?.ipv6Off, true);
+    assert.deepEqual(p?.devices, []);
+    assert.deepEqual(p?.networks, ['v6net']);
+    assert.match(p?.message ?? '', /^IPv6 forwarding is off \(net\.ipv6\.conf\.all\.forwarding = 0\): what containers of v6net send over IPv6 goes no further than the host/);
+    assert.match(p?.message ?? '', /Turn it on: sysctl -w net\.ipv6\.conf\.all\.forwarding=1 net\.ipv6\.conf\.default\.forwarding=1/);
+  });
+
+  it('on (all = 1, whatever default says), or not read, or no network with IPv6 and a way out: nothing', () => {
+    assert.equal(problem6({ all: true, default: false }), null);
+    assert.equal(problem6(undefined), null);
+    assert.equal(forwardingProblem(state, { links, routes, forwardingOff: [], ipv6Forwarding: { all: false, default: false } }), null);
+  });
+
+  it('both families off: one problem naming both, the IPv4 links and the IPv6 setting', () => {
+    const p = problem6({ all: false, default: false }, [BR_A]);
+    assert.deepEqual(p?.devices, [BR_A]);
+    assert.equal(p?.ipv6Off, true);
+    assert.deepEqual(p?.networks, ['aaaaaaaa0000', 'v6net'].sort());
+    assert.match(p?.message ?? '', /^IPv4 forwarding is off on .*\. IPv6 forwarding is off /);
+  });
+});

@@ -297,8 +297,9 @@ describe('reconcile loop: route conflicts across passes planned against the mode
 /** The fake kernel whose full read says which links have IPv4 forwarding off (as the real link dump does). */
 class ForwardingKernel extends FlakyKernel {
   forwardingOff: string[] = [];
+  ipv6Forwarding = { all: true, default: true };
   override async observe() {
-    return { ...(await super.observe()), routes: await this.observeRoutes(), forwardingOff: [...this.forwardingOff] };
+    return { ...(await super.observe()), routes: await this.observeRoutes(), forwardingOff: [...this.forwardingOff], ipv6Forwarding: { ...this.ipv6Forwarding } };
   }
 }
 
@@ -341,5 +342,32 @@ describe('reconcile loop: IPv4 forwarding turned off under the networks', () => 
     assert.match(said().at(-1) ?? '', /^info forwarding: IPv4 forwarding is on again/);
     assert.equal(r.forwarding, null);
     assert.deepEqual(told, [[BRIDGE_A], ['eth0'], null]);
+  });
+
+  it('IPv6 forwarding off under a network with IPv6: logged once, kept through model passes, and on again; the metric is told', async () => {
+    const lines: string[] = [];
+    const told: (boolean | null)[] = [];
+    const said = () => lines.filter((l) => l.includes('forwarding'));
+    const log = { ...silent, info: (_o?: unknown, m?: string) => void lines.push(`info ${m}`), warn: (_o?: unknown, m?: string) => void lines.push(`warn ${m}`) };
+    await r.stop();
+    const k = new ForwardingKernel();
+    kernel = k;
+    const v6: Command = { type: 'CreateNetwork', spec: { ...networkSpec(NET_A), ipv6: true, ipv6Data: [{ pool: 'fd00:231:7::/64', gateway: 'fd00:231:7::1/64', aux: {} }] } };
+    state = given(v6);
+    r = new Reconciler({ kernel, getState: () => state, log, onLost: async () => undefined, intervalMs: INTERVAL, onForwarding: (f) => void told.push(f?.ipv6Off ?? null) });
+    await r.requestPass('startup');
+    assert.deepEqual(said(), [], 'on: nothing said');
+    k.ipv6Forwarding = { all: false, default: false };
+    r.kernelChanged();
+    await r.requestPass('timer');
+    assert.match(said().join('\n'), /^warn forwarding: IPv6 forwarding is off \(net\.ipv6\.conf\.all\.forwarding = 0\)/);
+    state = given(v6, { type: 'CreateEndpoint', spec: endpointSpec(NET_A, EP_1) });
+    await r.requestPass('NetworkDriver.CreateEndpoint');
+    assert.equal(said().length, 1, 'said once; the model does not know it');
+    assert.equal(r.forwarding?.ipv6Off, true);
+    k.ipv6Forwarding = { all: true, default: true };
+    await r.requestPass('timer');
+    assert.match(said().at(-1) ?? '', /^info forwarding: IPv6 forwarding is on again/);
+    assert.deepEqual(told, [true, null]);
   });
 });
