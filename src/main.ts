@@ -10,10 +10,10 @@ import { serveFrames } from './supervisor/worker-link.ts';
 import { controlSocket, credsProblem, DEFAULTS, describeNats, natsConnectError, parseHostTimeout, resolveNats, type NatsConfig, type ServeConfig } from './config.ts';
 import { startAutoArchive } from './operator/log-archive.ts';
 import { acquireHostGuard, acquireLock, isDerivedHostLinkName, isVethName, VETH_PREFIX, openStore, Outbox, type EventStore, type State, type StoredEvent } from './events/index.ts';
-import { createKernel, createProxyHost, driftNotice, proxyName, readHostListeners, readSandboxIface, watchLinks } from './kernel/index.ts';
+import { createKernel, createProxyHost, driftNotice, enableBridgeNf, proxyName, readHostListeners, readSandboxIface, watchLinks } from './kernel/index.ts';
 import type { HostView } from './api/ipam.ts';
 import type { FirewallBackend, Kernel, ProxyPort } from './kernel/index.ts';
-import { OutcomeRecorder, Reconciler, isOwnedLink, markLost } from './reconciler/index.ts';
+import { OutcomeRecorder, Reconciler, bridgeFilteringNeeded, isOwnedLink, markLost } from './reconciler/index.ts';
 import type { Metrics } from './operator/metrics.ts';
 import { controlPeerCheck, listenLazily, listenPrivately, peerReader, prepareSocketPath } from './operator/socket.ts';
 import { recordDirectRouting, recordFirewall, resolveFirewall, switchableFirewall } from './operator/firewall-choice.ts';
@@ -144,6 +144,7 @@ function buildReconciler(cfg: ServeConfig, store: EventStore, kernel: Kernel, fi
       metrics?.forwardingOff.set(f?.devices.length ?? 0);
       metrics?.ipv6ForwardingOff.set(f?.ipv6Off === true ? 1 : 0);
     },
+    onIcc: (p) => metrics?.iccUnenforced.set(p?.networks.length ?? 0),
     onPass: (r) => {
       metrics?.onPass(r);
       outcomes.record(r)?.catch((e: unknown) => log.error({ err: e }, 'could not record the reconcile outcome'));
@@ -322,6 +323,12 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
     await listen(cfg, { store, kernel, reconciler, outbox, metrics, cluster: cluster?.port, clusterView: cluster?.view, forgetHost: cluster?.forget, proxies, docker }, log, add);
     add(await startMetrics(cfg, store, metrics, log));
     cluster?.start(store);
+    const closed = bridgeFilteringNeeded(store.state);
+    if (closed.length > 0) {
+      await filterBridges(closed, 'the icc=false networks', log).catch((e: unknown) =>
+        log.error({ err: e }, `icc=false networks are not enforced: ${(e as Error).message}`),
+      );
+    }
     // Crash recovery and garbage collection: converge what the log says with what the kernel holds.
     reconciler.start();
     add(watchKernel(cfg, reconciler, log, metrics));
@@ -368,5 +375,18 @@ function hostView(kernel: Kernel, proxies: ProxyPort, log: Logger): HostView {
       return (await kernel.observeInterfaces()).links.filter((l) => !isOwnedLink(l)).map((l) => l.name);
     },
     containerIface: readSandboxIface,
+    filterBridges: (families, network) => filterBridges(families, `network ${network.slice(0, 12)}`, log),
   };
+}
+
+/**
+ * As Docker does for an icc=false network of its own (at its creation and at Docker's start): the
+ * kernel made to filter traffic inside bridges (br_netfilter loaded, bridge-nf-call-* at 1).
+ * @throws Error naming what is missing when it cannot.
+ */
+async function filterBridges(families: readonly ('iptables' | 'ip6tables')[], what: string, log: Logger): Promise<void> {
+  const changed = await enableBridgeNf(families);
+  if (changed.length > 0) {
+    log.warn({ settings: changed }, `turned ${changed.join(' and ')} on (it was 0) for ${what}: icc=false needs the kernel to filter traffic inside a bridge, as Docker does for its own icc=false networks; every bridge's traffic now passes the FORWARD chain`);
+  }
 }

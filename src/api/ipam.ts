@@ -6,7 +6,7 @@ import { formatIp, formatPrefix, parseAddrLen, parseIp, parsePrefix } from '../e
 import { byDocker } from '../events/domain/cause.ts';
 import type { Command, DefaultPool } from '../events/domain/commands.ts';
 import type { ClusterPort } from '../events/domain/cluster.ts';
-import { clusterOf, optionNames } from '../events/domain/options.ts';
+import { clusterOf, networkPolicy, optionNames } from '../events/domain/options.ts';
 import type { HostListener } from '../events/domain/ports.ts';
 import { ensureBlock, requestClusterPool } from './cluster.ts';
 import { lookup, type Cause, type State, type StoredEvent } from '../events/domain/types.ts';
@@ -27,6 +27,12 @@ export interface HostView {
    * the sandbox `sandboxKey`; null when it is not there (yet).
    */
   containerIface(sandboxKey: string, hostVeth: string): Promise<ContainerIface | null>;
+  /**
+   * Has the kernel filter traffic inside bridges for these families (what icc=false needs), as
+   * Docker does for its own icc=false networks: loads br_netfilter, sets bridge-nf-call-* to 1.
+   * @throws Error naming what is missing when it cannot.
+   */
+  filterBridges(families: readonly ('iptables' | 'ip6tables')[], network: string): Promise<void>;
 }
 
 /** A container's interface as Docker configured it (CIDRs, or null where it has none of a family). */
@@ -51,7 +57,7 @@ export const DEFAULT_POOLS = {
 } as const;
 
 /** A host that has nothing: for tests that do not care. */
-export const EMPTY_HOST: HostView = { occupiedPrefixes: async () => [], foreignLinks: async () => [], listeners: async () => [], containerIface: async () => null };
+export const EMPTY_HOST: HostView = { occupiedPrefixes: async () => [], foreignLinks: async () => [], listeners: async () => [], containerIface: async () => null, filterBridges: async () => undefined };
 
 const GATEWAY_TYPE = 'com.docker.network.gateway';
 const ENDPOINT_NAME = 'com.docker.network.endpoint.name';
@@ -167,6 +173,26 @@ export async function releaseAddress(deps: IpamDeps, body: Json, method: string)
   const address = ipOf(method, str(method, body, 'Address', true));
   await deps.store.execute({ type: 'ReleaseAddress', poolId: id, address }, byDocker(method));
   return {};
+}
+
+/**
+ * An icc=false network needs the kernel to filter traffic inside its bridge: turned on as Docker
+ * does for its own (host.filterBridges); refused, naming the option and what is missing, when the
+ * host cannot (nothing is recorded then).
+ */
+export async function checkBridgeFiltering(host: HostView, spec: { readonly networkId: string; readonly options: Readonly<Record<string, string>>; readonly ipv4Data: readonly unknown[]; readonly ipv6Data: readonly unknown[] }, method: string): Promise<void> {
+  if (networkPolicy(spec.options).icc) return;
+  const families = [...(spec.ipv4Data.length > 0 ? (['iptables'] as const) : []), ...(spec.ipv6Data.length > 0 ? (['ip6tables'] as const) : [])];
+  if (families.length === 0) return;
+  try {
+    await host.filterBridges(families, spec.networkId);
+  } catch (e) {
+    throw new DriverError(
+      'LN_ERR_INVALID_OPTION',
+      `${method}: option ${optionNames('ledgernet.icc')}=false needs the kernel to filter traffic inside a bridge, and it cannot: ${(e as Error).message}, ` +
+        'or create the network without icc=false',
+    );
+  }
 }
 
 /** Refuses a custom bridge name that an interface ledgernet does not own already has. */

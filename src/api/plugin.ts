@@ -24,6 +24,7 @@ import {
   ADDRESS_SPACES,
   DEFAULT_POOLS,
   EMPTY_HOST,
+  checkBridgeFiltering,
   checkBridgeName,
   releaseAddress,
   releasePool,
@@ -191,6 +192,7 @@ export function createPlugin(apiDeps: ApiDeps): Plugin {
 async function createNetwork(deps: ApiDeps, body: Json, method: string, adopted = false): Promise<unknown> {
   const spec = { ...toNetworkSpec(method, body), ...(adopted ? { adopted: true as const } : {}) };
   await checkBridgeName(deps.host ?? EMPTY_HOST, spec.bridge, spec.bridge === bridgeName(spec.networkId), method);
+  await checkBridgeFiltering(deps.host ?? EMPTY_HOST, spec, method);
   await applyIntent(deps, { type: 'CreateNetwork', spec }, {
     trigger: method,
     concerns: concernsNetwork(spec.networkId),

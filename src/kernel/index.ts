@@ -23,7 +23,7 @@ export type { BatchProgress } from './parse-errors.ts';
 export { createKernel } from './run-kernel.ts';
 export { CREATE_GROUP, isFirewallChange } from './changes.ts';
 export { dockerBridgesOf } from './docker-bridges.ts';
-export { afterLinkChanges, afterRouteLocalnet, afterShapingChanges, byDev, withoutRoutes } from './model.ts';
+export { afterAcceptRaOff, afterLinkChanges, afterRouteLocalnet, afterShapingChanges, byDev, withoutRoutes } from './model.ts';
 export { ipLines, isLinkChange } from './iproute/render.ts';
 export { isShapingChange, tcLines } from './tc/render.ts';
 export { parseLinks } from './parse-links.ts';
@@ -49,3 +49,4 @@ export { isProxyChange, proxyName, proxyTarget, type ProxyChange, type ProxyList
 // The host's listening sockets (/proc/net), so a published port never takes one a program holds.
 export { readHostListeners } from './host-listeners.ts';
 export { readSandboxIface, type SandboxIface } from './sandbox-iface.ts';
+export { enableBridgeNf } from './bridge-nf.ts';

@@ -22,6 +22,7 @@ class LinkDraft {
   readonly links: Map<string, Link>;
   readonly addrs = new Map<string, Addr[]>();
   readonly routeLocalnet: Record<string, boolean>;
+  readonly acceptRa: Record<string, boolean> | undefined;
   readonly ingressRedirects: Record<string, readonly string[]>;
   private qdiscs: Map<string, Qdisc[]> | null = null;
   /** master → the links enslaved to it; made at the first delete. */
@@ -34,6 +35,7 @@ class LinkDraft {
     this.links = new Map(s.links.map((l) => [l.name, l]));
     for (const a of s.addrs) this.addrsOf(a.dev).push(a);
     this.routeLocalnet = { ...s.routeLocalnet };
+    this.acceptRa = s.acceptRa === undefined ? undefined : { ...s.acceptRa };
     this.ingressRedirects = { ...s.ingressRedirects };
   }
 
@@ -65,6 +67,7 @@ class LinkDraft {
       this.addrs.delete(n);
       this.qdiscs.delete(n);
       delete this.routeLocalnet[n];
+      if (this.acceptRa) delete this.acceptRa[n];
       delete this.ingressRedirects[n];
     }
     // A link enslaved to a deleted bridge is released by the kernel.
@@ -90,6 +93,7 @@ class LinkDraft {
       addrs: [...this.addrs.values()].flat(),
       qdiscs: this.qdiscs === null ? this.s.qdiscs : [...this.qdiscs.values()].flat(),
       routeLocalnet: this.routeLocalnet,
+      ...(this.acceptRa === undefined ? {} : { acceptRa: this.acceptRa }),
       ingressRedirects: this.ingressRedirects,
     };
   }
@@ -118,6 +122,8 @@ function linkChange(d: LinkDraft, c: LinkChange): void {
     case 'bridge.create':
       d.put(created(c.name, 'bridge', { mtu: c.mtu, alias: c.alias, ...(c.noLinkLocal ? { addrGenMode: 'none' } : {}) }), true);
       d.routeLocalnet[c.name] = false;
+      // Made with accept_ra 0 (run-kernel.ts), when the read knows accept_ra at all.
+      if (d.acceptRa) d.acceptRa[c.name] = false;
       return;
     case 'veth.create':
       d.put(created(c.name, 'veth', { mtu: c.mtu, alias: c.alias, master: c.master, peer: c.peer }), true);
@@ -179,11 +185,11 @@ function shapingChange(qdiscs: Map<string, Qdisc[]>, redirects: Record<string, r
 /**
  * `s` without its routes: the model Docker's calls plan against does not follow routes (an
  * address added to an up bridge makes one), so it plans none; the full observe reads them. Nor
- * does it follow forwarding (a sysctl changes it, with no notice): that goes too. Pure.
+ * does it follow forwarding or bridge filtering (a sysctl changes them, with no notice): they go too. Pure.
  */
 export function withoutRoutes(s: KernelSnapshot): KernelSnapshot {
-  if (s.routes === undefined && s.forwardingOff === undefined && s.ipv6Forwarding === undefined) return s;
-  const { routes: _routes, forwardingOff: _forwardingOff, ipv6Forwarding: _ipv6Forwarding, ...rest } = s;
+  if (s.routes === undefined && s.forwardingOff === undefined && s.ipv6Forwarding === undefined && s.bridgeNf === undefined) return s;
+  const { routes: _routes, forwardingOff: _forwardingOff, ipv6Forwarding: _ipv6Forwarding, bridgeNf: _bridgeNf, ...rest } = s;
   return rest;
 }
 
@@ -202,6 +208,11 @@ export function afterShapingChanges(s: KernelSnapshot, changes: readonly Shaping
   const ingressRedirects = { ...s.ingressRedirects };
   for (const c of changes) shapingChange(qdiscs, ingressRedirects, c);
   return { ...s, qdiscs: [...qdiscs.values()].flat(), ingressRedirects };
+}
+
+/** The kernel after accept_ra was set to 0 on bridges. Pure. */
+export function afterAcceptRaOff(s: KernelSnapshot, bridges: readonly string[]): KernelSnapshot {
+  return { ...s, acceptRa: { ...s.acceptRa, ...Object.fromEntries(bridges.map((b) => [b, false])) } };
 }
 
 /** The kernel after route_localnet was set on bridges. Pure. */

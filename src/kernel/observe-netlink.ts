@@ -61,6 +61,7 @@ export async function netlinkInterfaces(nl: Netlink): Promise<Interfaces> {
     qdiscs: namedQdiscs(qdiscs, byIndex),
     routes: namedRoutes([...routes4, ...routes6], byIndex),
     forwardingOff: dumped.flatMap((d) => (d.forwarding === false ? [d.name] : [])),
+    acceptRa: Object.fromEntries(dumped.flatMap((d) => (d.acceptRa === null ? [] : [[d.name, d.acceptRa]]))),
     ...(v6 === null ? {} : { ipv6Forwarding: v6 }),
   };
 }

@@ -22,6 +22,8 @@ export interface Interfaces {
   readonly routes: readonly Route[];
   /** The links whose IPv4 forwarding is off (KernelSnapshot.forwardingOff); absent: not read (this file's way). */
   readonly forwardingOff?: readonly string[];
+  /** Bridges that take IPv6 router advertisements (KernelSnapshot.acceptRa); absent: not read. */
+  readonly acceptRa?: Readonly<Record<string, boolean>>;
   /** IPv6 forwarding of the namespace (KernelSnapshot.ipv6Forwarding); absent: not read. */
   readonly ipv6Forwarding?: Ipv6Forwarding;
 }

@@ -24,6 +24,7 @@
 // - A read whose text is the same as the last time is not parsed again: the parsers are pure and
 //   nothing changes what they return (the model is built from new objects), so the last result is
 //   the answer. `iptables-save` prints a time stamp in its comments, left out of the comparison.
+import { readBridgeNf } from './bridge-nf.ts';
 import { parseIptablesSaveAll } from './iptables/parse.ts';
 import type { Netlink } from './netlink.ts';
 import { netlinkInterfaces, netlinkRedirects } from './observe-netlink.ts';
@@ -113,7 +114,7 @@ export function createObserve(deps: ObserveDeps): () => Promise<KernelSnapshot> 
     return reads;
   };
   return async () => {
-    const [ifs, [v4, v6, nftables]] = await Promise.all([readInterfaces(), readFirewall()]);
+    const [ifs, [v4, v6, nftables], bridgeNf] = await Promise.all([readInterfaces(), readFirewall(), readBridgeNf(run, netns)]);
     failOnExit(v4);
     const t4 = tables4(withoutComments(v4.stdout));
     const t6 = v6 === null || v6.exitCode !== 0 ? null : tables6(withoutComments(v6.stdout));
@@ -132,6 +133,8 @@ export function createObserve(deps: ObserveDeps): () => Promise<KernelSnapshot> 
       routes: ifs.routes,
       ...(ifs.forwardingOff === undefined ? {} : { forwardingOff: ifs.forwardingOff }),
       ...(ifs.ipv6Forwarding === undefined ? {} : { ipv6Forwarding: ifs.ipv6Forwarding }),
+      ...(ifs.acceptRa === undefined ? {} : { acceptRa: ifs.acceptRa }),
+      ...(bridgeNf === undefined ? {} : { bridgeNf }),
       ...(nftables === undefined ? {} : { nftables }),
     };
   };

@@ -19,6 +19,9 @@ const IFLA_INET_CONF = 1;
 /** IPV4_DEVCONF_FORWARDING and IPV4_DEVCONF_ROUTE_LOCALNET of <linux/ip.h>; IFLA_INET_CONF holds IPV4_DEVCONF_x at x - 1. */
 const IPV4_DEVCONF_FORWARDING = 1;
 const IPV4_DEVCONF_ROUTE_LOCALNET = 26;
+const IFLA_INET6_CONF = 2;
+/** DEVCONF_ACCEPT_RA of <linux/ipv6.h>; IFLA_INET6_CONF holds DEVCONF_x at x. */
+const DEVCONF_ACCEPT_RA = 3;
 const IFLA_INET6_ADDR_GEN_MODE = 8;
 const IFA = { ADDRESS: 1, LOCAL: 2 } as const;
 /** RTEXT_FILTER_SKIP_STATS: no counters in the dump (a quarter of its bytes). */
@@ -47,6 +50,8 @@ export interface DumpedLink extends Omit<Link, 'master' | 'peer' | 'addrGenMode'
   readonly routeLocalnet: boolean | null;
   /** net.ipv4.conf.<link>.forwarding (the kernel forwards what comes in on the link only when on); null as above. */
   readonly forwarding: boolean | null;
+  /** net.ipv6.conf.<bridge>.accept_ra is not 0 (the host takes router advertisements there); null when not a bridge or no IPv6 settings. */
+  readonly acceptRa: boolean | null;
 }
 
 const ADDR_GEN_MODES = ['eui64', 'none', 'stable_secret', 'random'];
@@ -93,6 +98,8 @@ export function linkOf(m: NetlinkMessage, groups: ReadonlyMap<number, string>): 
   const forwarding = conf + (IPV4_DEVCONF_FORWARDING - 1) * 4;
   const inet6 = af < 0 || kind !== 'bridge' ? -1 : find(p, af, afEnd, AF_INET6);
   const gen = inet6 < 0 ? -1 : find(p, inet6, valueEnd(p, inet6), IFLA_INET6_ADDR_GEN_MODE);
+  const conf6 = inet6 < 0 ? -1 : find(p, inet6, valueEnd(p, inet6), IFLA_INET6_CONF);
+  const acceptRa = conf6 + DEVCONF_ACCEPT_RA * 4;
   const iflink = at(IFLA.LINK) < 0 ? 0 : p.readUInt32LE(at(IFLA.LINK));
   const otherNetns = at(IFLA.LINK_NETNSID) >= 0;
   const veth = kind === 'veth';
@@ -112,6 +119,7 @@ export function linkOf(m: NetlinkMessage, groups: ReadonlyMap<number, string>): 
     peerIndex: veth && !otherNetns && iflink !== 0 ? iflink : null,
     routeLocalnet: conf >= 0 && valueEnd(p, conf) >= localnet + 4 ? p.readUInt32LE(localnet) !== 0 : null,
     forwarding: conf >= 0 && valueEnd(p, conf) >= forwarding + 4 ? p.readUInt32LE(forwarding) !== 0 : null,
+    acceptRa: conf6 >= 0 && valueEnd(p, conf6) >= acceptRa + 4 ? p.readInt32LE(acceptRa) !== 0 : null,
   };
 }
 

@@ -19,9 +19,15 @@ export function parseSysctl(text: string): Record<string, string> {
 }
 
 /** The sysctl key of an interface setting; a `.` in the name is written `/`, as sysctl wants. */
-export function ifaceSysctl(family: 'ipv4', iface: string, setting: string): string {
+export function ifaceSysctl(family: 'ipv4' | 'ipv6', iface: string, setting: string): string {
   return `net.${family}.conf.${iface.replaceAll('.', '/')}.${setting}`;
 }
 
 /** The /proc file of an interface's route_localnet (in our own namespace, read and written without sysctl). */
 export const routeLocalnetPath = (iface: string): string => `/proc/sys/net/ipv4/conf/${iface}/route_localnet`;
+
+/** The /proc file of an interface's accept_ra (in our own namespace). */
+export const acceptRaPath = (iface: string): string => `/proc/sys/net/ipv6/conf/${iface}/accept_ra`;
+
+/** The /proc file of an interface's disable_ipv6 (in our own namespace). */
+export const disableIpv6Path = (iface: string): string => `/proc/sys/net/ipv6/conf/${iface}/disable_ipv6`;

@@ -1,5 +1,6 @@
 // The only code in ledgernet that runs processes. Argument arrays only, never a shell; every
 // failure leaves here as one DriverError, with the process's result (exit code, stderr) as its cause.
+import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { DriverError } from '../errors.ts';
 import {
@@ -18,7 +19,7 @@ import { parseNftTable } from './nftables/parse.ts';
 import { NFT_FAMILY, NFT_TABLE } from './nftables/table.ts';
 import { parseLinks } from './parse-links.ts';
 import { parseRoutes } from './parse-routes.ts';
-import { ifaceSysctl, routeLocalnetPath } from './parse-sysctl.ts';
+import { acceptRaPath, disableIpv6Path, ifaceSysctl, routeLocalnetPath } from './parse-sysctl.ts';
 import { parseTcBatchErrors } from './parse-tc.ts';
 import { runChanges } from './batch.ts';
 import { createRunner, exitError, failOnExit, firstLine, type Outcome } from './runner.ts';
@@ -27,7 +28,7 @@ import { ipLines } from './iproute/render.ts';
 import { failedSection, joinInputs, restoreInput } from './iptables/restore.ts';
 import { tcLines } from './tc/render.ts';
 import { applyShapingChanges } from './tc/rtnl.ts';
-import type { BatchFailure, BatchResult, ChangesResult, HostKernel, NftTable, Route } from './types.ts';
+import type { BatchFailure, BatchResult, ChangesResult, HostKernel, LinkChange, NftTable, Route } from './types.ts';
 
 async function writeProcRouteLocalnet(values: Readonly<Record<string, boolean>>): Promise<void> {
   for (const [iface, on] of Object.entries(values)) {
@@ -37,6 +38,43 @@ async function writeProcRouteLocalnet(values: Readonly<Record<string, boolean>>)
       throw new DriverError('LN_ERR_KERNEL_EXEC', `could not set route_localnet of ${iface}: ${(e as Error).message}`, { cause: e });
     }
   }
+}
+
+/** The kernel's answer to an IPv6 address added to a device whose disable_ipv6 is 1. */
+const IPV6_DISABLED = /IPv6 is disabled on this device/;
+
+/**
+ * Link changes applied by `apply`; an IPv6 address the kernel refused because IPv6 is disabled on
+ * its device (a host with net.ipv6.conf.default.disable_ipv6=1 makes every new bridge so) has IPv6
+ * turned on there (`enable`), as Docker does for its own IPv6 bridges, and is added again. Only
+ * ledgernet's bridges get addresses (the plan adds none elsewhere). A failure to turn it on keeps
+ * the first failure.
+ */
+export async function withIpv6Enabled(
+  changes: readonly LinkChange[],
+  apply: (changes: readonly LinkChange[]) => Promise<ChangesResult>,
+  enable: (devs: readonly string[]) => Promise<void>,
+): Promise<ChangesResult> {
+  const first = await apply(changes);
+  const blocked = first.failures.filter((f) => {
+    const c = changes[f.index];
+    return c?.kind === 'addr.add' && c.cidr.includes(':') && IPV6_DISABLED.test(f.message);
+  });
+  if (blocked.length === 0) return first;
+  const again = blocked.map((f) => changes[f.index] as Extract<LinkChange, { kind: 'addr.add' }>);
+  try {
+    await enable([...new Set(again.map((c) => c.dev))]);
+  } catch {
+    return first;
+  }
+  const second = await apply(again);
+  const retried = new Set(blocked.map((f) => f.index));
+  return {
+    failures: [
+      ...first.failures.filter((f) => !retried.has(f.index)),
+      ...second.failures.map((f) => ({ index: blocked[f.index]?.index ?? f.index, message: f.message })),
+    ].sort((a, b) => a.index - b.index),
+  };
 }
 
 export interface KernelOptions {
@@ -135,6 +173,31 @@ export function createKernel(opts: KernelOptions): HostKernel {
     }
   };
 
+  // IPv6 turned on on devices whose disable_ipv6 is 1 (a host with net.ipv6.conf.default.disable_ipv6=1).
+  const enableIpv6 = async (devs: readonly string[]): Promise<void> => {
+    if (netns === undefined) {
+      for (const d of devs) await writeFile(disableIpv6Path(d), '0\n');
+      return;
+    }
+    failOnExit(await run('turn IPv6 on', ...inNetns('sysctl', '-q', '-w', ...devs.map((d) => `${ifaceSysctl('ipv6', d, 'disable_ipv6')}=0`))));
+  };
+
+  // accept_ra 0: no router advertisement from a container is taken by the host (CVE-2020-13401).
+  const setAcceptRaOff = async (bridges: readonly string[]): Promise<void> => {
+    if (bridges.length === 0) return;
+    if (netns === undefined) {
+      for (const b of bridges) {
+        await writeFile(acceptRaPath(b), '0\n').catch((e: unknown) => {
+          // No IPv6 in this kernel: no router advertisement is taken anywhere.
+          if ((e as NodeJS.ErrnoException).code === 'ENOENT' && !existsSync('/proc/sys/net/ipv6')) return;
+          throw new DriverError('LN_ERR_KERNEL_EXEC', `could not set accept_ra of ${b} to 0: ${(e as Error).message}`, { cause: e });
+        });
+      }
+      return;
+    }
+    failOnExit(await run('set accept_ra', ...inNetns('sysctl', '-q', '-w', ...bridges.map((b) => `${ifaceSysctl('ipv6', b, 'accept_ra')}=0`))));
+  };
+
   let netlink: Promise<Netlink | null> | null = null;
   return {
     observe: createObserve({
@@ -165,6 +228,8 @@ export function createKernel(opts: KernelOptions): HostKernel {
       return [...parseRoutes(v4.stdout, 4), ...(v6.exitCode === 0 ? parseRoutes(v6.stdout, 6) : [])];
     },
 
+    setAcceptRaOff,
+
     async setRouteLocalnet(values: Readonly<Record<string, boolean>>): Promise<void> {
       if (netns === undefined) return writeProcRouteLocalnet(values);
       const args = Object.entries(values).map(([iface, on]) => `${ifaceSysctl('ipv4', iface, 'route_localnet')}=${on ? 1 : 0}`);
@@ -175,7 +240,14 @@ export function createKernel(opts: KernelOptions): HostKernel {
     ipBatch,
     tcBatch,
     iptablesRestore,
-    applyLinks: (changes) => throughNetlink(changes, 'apply link changes', applyLinkChanges, () => runChanges(changes, ipLines, ipBatch)),
+    applyLinks: async (changes) => {
+      const r = await withIpv6Enabled(changes, (cs) => throughNetlink(cs, 'apply link changes', applyLinkChanges, () => runChanges(cs, ipLines, ipBatch)), enableIpv6);
+      // A bridge made here takes no router advertisement from the start; should that fail, the
+      // next full read finds it on and plans bridge.accept_ra, which reports the failure.
+      const failed = new Set(r.failures.map((f) => f.index));
+      await setAcceptRaOff(changes.flatMap((c, i) => (c.kind === 'bridge.create' && !failed.has(i) ? [c.name] : []))).catch(() => undefined);
+      return r;
+    },
     applyShaping: (changes) => throughNetlink(changes, 'apply shaping changes', applyShapingChanges, () => runChanges(changes, tcLines, tcBatch)),
     async restoreIptables(table, changes) {
       const input = restoreInput(changes, table);

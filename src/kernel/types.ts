@@ -129,6 +129,24 @@ export interface KernelSnapshot {
    * absent when not read (as `forwardingOff`) or when the kernel has no IPv6.
    */
   readonly ipv6Forwarding?: Ipv6Forwarding;
+  /**
+   * Per bridge, whether `net.ipv6.conf.<bridge>.accept_ra` is not 0: the host would take router
+   * advertisements a container sends (CVE-2020-13401), so a bridge of ledgernet's must have it 0.
+   * From the full observe's link dump, kept by the model; absent when not read (the links read
+   * with processes), and a bridge missing from it is not known.
+   */
+  readonly acceptRa?: Readonly<Record<string, boolean>>;
+  /** Bridge filtering (what `icc=false` needs); from the full observe, absent when not read. */
+  readonly bridgeNf?: BridgeNf;
+}
+
+/**
+ * Whether bridged traffic passes the firewall: `net.bridge.bridge-nf-call-iptables` and
+ * `-ip6tables`; null where the setting does not exist (the br_netfilter module is not loaded).
+ */
+export interface BridgeNf {
+  readonly iptables: boolean | null;
+  readonly ip6tables: boolean | null;
 }
 
 export interface Ipv6Forwarding {
@@ -186,6 +204,11 @@ export interface Kernel {
   restoreIptables(table: IptablesTableKey, changes: readonly FirewallChange[]): Promise<void>;
   /** Sets `net.ipv4.conf.<iface>.route_localnet` for each interface, with one `sysctl -w`. */
   setRouteLocalnet(values: Readonly<Record<string, boolean>>): Promise<void>;
+  /**
+   * Sets `net.ipv6.conf.<bridge>.accept_ra` to 0 on each bridge (nothing where the kernel has no
+   * IPv6). Throws naming the bridge when it cannot.
+   */
+  setAcceptRaOff(bridges: readonly string[]): Promise<void>;
   /** Runs one `nft -j -f` with `json` (`{"nftables": [...]}`, built by kernel/nftables/): one atomic transaction. */
   nftApply(json: string): Promise<void>;
 }

@@ -13,7 +13,7 @@ import { DriverError } from '../errors.ts';
 import { createKernel } from '../kernel/index.ts';
 import type { KernelSnapshot } from '../kernel/types.ts';
 import type { ProxyListener } from '../kernel/index.ts';
-import { desiredFromState, plan, planJson, Reconciler, renderPlan, type Action, type PassResult, type PlanItem, describeAction, describeItem, describeFailure, forwardingProblem, isConflict, markLost, OutcomeRecorder } from '../reconciler/index.ts';
+import { desiredFromState, plan, planJson, Reconciler, renderPlan, type Action, type PassResult, type PlanItem, describeAction, describeItem, describeFailure, forwardingProblem, iccProblem, isConflict, markLost, OutcomeRecorder } from '../reconciler/index.ts';
 import { controlSocket, DEFAULTS, defaultHost } from '../config.ts';
 import { DEFAULT_DOCKER_SOCKET, DockerApi } from './docker-api.ts';
 import { dockerHolds, readDocker } from './docker-holds.ts';
@@ -77,8 +77,9 @@ export async function runReconcile(o: { stateDir: string; dryRun: boolean; json:
     ];
     out(o.json ? `${JSON.stringify(planJson(actions))}\n` : renderPlan(actions, { color: useColor(), names: namesInState(state) }));
     // Not a change ledgernet would make (the host's setting), so not in the plan nor its exit code.
-    const forwarding = forwardingProblem(state, snapshot);
-    if (forwarding) process.stderr.write(`ledgernet: warning: ${forwarding.message}\n`);
+    for (const problem of [forwardingProblem(state, snapshot), iccProblem(state, snapshot)]) {
+      if (problem) process.stderr.write(`ledgernet: warning: ${problem.message}\n`);
+    }
     return actions.length === 0 ? 0 : 2;
   }
   const viaDaemon = (await callDaemon(o.stateDir, 'POST', '/reconcile')) as
@@ -365,10 +366,11 @@ export async function runStatus(o: { stateDir: string; json: boolean; firewall?:
   const pools = poolUsage(state);
   const cluster = clusterStatus(state, daemon?.cluster ?? null, await recordedVtep(o.stateDir));
   const forwarding = forwardingProblem(state, snapshot);
+  const icc = iccProblem(state, snapshot);
   // Exit non-zero when the daemon cannot be reached: Docker calls would fail too.
   const code = daemon ? 0 : 1;
   if (o.json) {
-    out(`${JSON.stringify({ daemon, ...(daemonError ? { daemonError } : {}), lastSeq: state.seq, logBytes, archived, pending: actions.length, networks, endpoints, pools: poolsJson(pools), ports, cluster, proxies, forwarding })}\n`);
+    out(`${JSON.stringify({ daemon, ...(daemonError ? { daemonError } : {}), lastSeq: state.seq, logBytes, archived, pending: actions.length, networks, endpoints, pools: poolsJson(pools), ports, cluster, proxies, forwarding, icc })}\n`);
     return code;
   }
   const audit = daemon?.audit;
@@ -380,7 +382,7 @@ export async function runStatus(o: { stateDir: string; json: boolean; firewall?:
   out(
     `daemon: ${daemon ? `running (${daemon.supervisorPid ? `supervisor pid ${daemon.supervisorPid}, worker pid ${daemon.pid}` : `pid ${daemon.pid}`})${daemon.socketFrom === 'service manager' ? ', plugin socket from the service manager (socket activation)' : ''}` : daemonError ? `NOT ANSWERING: ${daemonError}` : 'NOT REACHABLE (is ledgernet serve running with this --state-dir?)'}\n` +
       (daemon?.previousWorker ? `worker: the supervisor's ${ordinal(daemon.previousWorker.generation)}; the one before (pid ${daemon.previousWorker.pid}) ${daemon.previousWorker.why} at ${daemon.previousWorker.endedAt}\n` : '') +
-      `log: ${state.seq} events, ${logBytes} bytes${archived.files > 0 ? ` (${archived.events} of them archived in ${archived.files} file(s), ${archived.bytes} bytes)` : ''}; ${nats}; ${actions.length} change(s) pending\n${dockerLine(daemon?.docker)}${forwarding ? `forwarding: ${forwarding.message}\n` : ''}\n`,
+      `log: ${state.seq} events, ${logBytes} bytes${archived.files > 0 ? ` (${archived.events} of them archived in ${archived.files} file(s), ${archived.bytes} bytes)` : ''}; ${nats}; ${actions.length} change(s) pending\n${dockerLine(daemon?.docker)}${forwarding ? `forwarding: ${forwarding.message}\n` : ''}${icc ? `icc: ${icc.message}\n` : ''}\n`,
   );
   out(table(['NETWORK', 'NAME', 'BRIDGE', 'SUBNETS', 'STATE'], networks.map((n) => [short(n.networkId), n.name ?? '-', n.bridge, n.subnets.join(',') || '-', n.state])));
   for (const n of networks) if (n.conflict) out(`conflict: ${n.conflict}\n`);

@@ -128,6 +128,11 @@ export class Metrics {
     help: "Links whose IPv4 forwarding is off though ledgernet's networks need it (their bridges, a default route's device), as the last full read of the kernel found; 0 when none",
     registers: [this.registry],
   });
+  readonly iccUnenforced = new Gauge({
+    name: 'ledgernet_icc_unenforced_networks',
+    help: 'icc=false networks whose containers reach each other because the kernel does not filter traffic inside their bridges (br_netfilter not loaded, or net.bridge.bridge-nf-call-iptables / -ip6tables = 0), as the last full read of the kernel found; 0 when none',
+    registers: [this.registry],
+  });
   readonly ipv6ForwardingOff = new Gauge({
     name: 'ledgernet_ipv6_forwarding_off',
     help: "1 while IPv6 forwarding is off (net.ipv6.conf.all.forwarding = 0) though ledgernet's networks with IPv6 need it, as the last full read of the kernel found; 0 otherwise",

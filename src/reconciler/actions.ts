@@ -36,6 +36,8 @@ export type Action =
   | FirewallChange
   | ProxyChange
   | (Base & { readonly kind: 'bridge.localnet'; readonly name: string; readonly on: boolean })
+  /** `net.ipv6.conf.<bridge>.accept_ra` back to 0 on a bridge found taking router advertisements (a new bridge gets 0 when made). */
+  | (Base & { readonly kind: 'bridge.accept_ra'; readonly name: string })
   | (Base & { readonly kind: 'endpoint.lost'; readonly name: string })
   /** Not kernel work: a link that is not ledgernet's holds a name it wants; nothing is done to it. */
   | (Base & { readonly kind: 'link.conflict'; readonly name: string; readonly role: 'bridge' | 'veth' | 'peer' | 'ifb'; readonly found: FoundLink })
@@ -67,6 +69,7 @@ export const KIND_ORDER: readonly ActionKind[] = [
   'ifb.create',
   'link.set',
   'bridge.localnet',
+  'bridge.accept_ra',
   // A bridge's subnet route, once the bridge is up with its address (links above).
   'route.add',
   'redirect.delete',

@@ -7,6 +7,7 @@
 // which are the plan's actions. Nothing here retries: the next pass re-observes and plans again, which
 // converges or reports the same failure.
 import {
+  afterAcceptRaOff,
   afterLinkChanges,
   afterRouteLocalnet,
   afterShapingChanges,
@@ -83,6 +84,14 @@ export async function applyActions(actions: readonly Action[], kernel: Kernel, f
       for (const a of localnet) failures.push({ action: a, message: (e as Error).message });
     }
   }
+  const acceptRa = actions.filter((a) => a.kind === 'bridge.accept_ra');
+  if (acceptRa.length > 0) {
+    try {
+      await kernel.setAcceptRaOff(acceptRa.map((a) => a.name));
+    } catch (e) {
+      for (const a of acceptRa) failures.push({ action: a, message: (e as Error).message });
+    }
+  }
   for (const f of await walls) failures.push({ action: f.change, message: f.message });
   const proxied = actions.filter(isProxyChange);
   if (proxied.length > 0 && !proxies) for (const action of proxied) failures.push({ action, message: NO_PROXY_HOST });
@@ -103,7 +112,9 @@ export function afterActions(s: KernelSnapshot, applied: readonly Action[], fire
   const links = afterLinkChanges(withoutRoutes(s), applied.filter((a) => isLinkChange(a)));
   const shaped = afterShapingChanges(links, applied.filter((a) => isShapingChange(a)));
   const localnet = applied.flatMap((a) => (a.kind === 'bridge.localnet' ? [[a.name, a.on] as const] : []));
-  const net = localnet.length > 0 ? afterRouteLocalnet(shaped, Object.fromEntries(localnet)) : shaped;
+  const localnetSet = localnet.length > 0 ? afterRouteLocalnet(shaped, Object.fromEntries(localnet)) : shaped;
+  const raOff = applied.flatMap((a) => (a.kind === 'bridge.accept_ra' ? [a.name] : []));
+  const net = raOff.length > 0 ? afterAcceptRaOff(localnetSet, raOff) : localnetSet;
   const walls = applied.filter(isFirewallChange);
   return walls.length === 0 ? net : firewall.after(net, walls);
 }

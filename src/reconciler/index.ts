@@ -7,3 +7,4 @@ export { renderPlan, planJson, symbol, describeItem, PLAN_SCHEMA_VERSION, type P
 export { planClusterObjects } from './cluster.ts';
 export { OutcomeRecorder, describeFailure, failureCode, markLost } from './outcome.ts';
 export { forwardingProblem } from './forwarding.ts';
+export { bridgeFilteringNeeded, iccProblem } from './bridge-filtering.ts';

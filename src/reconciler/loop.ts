@@ -10,6 +10,7 @@ import { ClusterStep } from './cluster-step.ts';
 import type { VxlanChange } from '../kernel/index.ts';
 import { backoffMs, heldBack, holdFailures, type Held } from './retry.ts';
 import { Echoes, judgeNotice, type Verdict } from './notices.ts';
+import { iccProblem, type IccProblem } from './bridge-filtering.ts';
 import { forwardingProblem, type ForwardingProblem } from './forwarding.ts';
 import { describeFailure, failureCode } from './outcome.ts';
 import { desiredProxies, planProxies } from './proxies.ts';
@@ -52,6 +53,8 @@ export interface ReconcilerDeps {
   readonly now?: () => number;
   /** IPv4 forwarding off under the networks (forwarding.ts), told when a full read finds it appear, change or go (metrics). */
   readonly onForwarding?: (problem: ForwardingProblem | null) => void;
+  /** icc=false networks whose bridges the kernel does not filter (bridge-filtering.ts), told as `onForwarding`. */
+  readonly onIcc?: (problem: IccProblem | null) => void;
 }
 
 /**
@@ -215,6 +218,20 @@ export class Reconciler {
     this.deps.onForwarding?.(next);
   }
 
+  /** icc=false networks whose bridges the kernel does not filter, as the last full read found them; null: none. */
+  icc: IccProblem | null = null;
+
+  /** As forwarding: logged when it appears or changes, and when it is enforced again. */
+  private noteIcc(state: State, snapshot: KernelSnapshot): void {
+    if (snapshot.bridgeNf === undefined || snapshot.routes === undefined) return; // the model: it does not know it
+    const next = iccProblem(state, snapshot);
+    if (next?.message === this.icc?.message) return;
+    if (next) this.deps.log.warn({ networks: next.networks, settings: next.settings }, `icc: ${next.message}`);
+    else this.deps.log.info({ networks: this.icc?.networks }, 'icc: icc=false is enforced again on every network that asks for it');
+    this.icc = next;
+    this.deps.onIcc?.(next);
+  }
+
   /** A conflict is logged when it appears or changes, and when it is resolved; not on every pass. */
   private noteConflicts(planned: readonly Action[], routesRead: boolean): void {
     const next = new Map(planned.filter(isConflict).map((a) => [`${a.kind} ${actionKey(a)} ${a.owner.networkId} ${a.owner.endpointId}`, a]));
@@ -296,6 +313,7 @@ export class Reconciler {
     const planned = [...kernelPlan, ...(proxied ? planProxies(desiredProxies(state), proxies.list()) : [])];
     this.noteConflicts(planned, snapshot.routes !== undefined);
     this.noteForwarding(state, snapshot);
+    this.noteIcc(state, snapshot);
     this.echoes.expect(planned, this.now());
     const held = heldBack(this.held, trigger, state, planned);
     const work = held.skip.size > 0 ? planned.filter((a) => !held.skip.has(a)) : planned;

@@ -221,6 +221,11 @@ function planBridge(b: DesiredBridge, link: Link | undefined, actual: KernelSnap
     const detail = `route_localnet ${b.routeLocalnet ? 1 : 0} expected, ${localnet ? 1 : 0} found`;
     out.push({ kind: 'bridge.localnet', name: b.name, on: b.routeLocalnet, owner, reason: live ? 'drifted' : 'missing', ...(live ? { detail } : {}) });
   }
+  // The host must not take router advertisements its containers send (CVE-2020-13401): a bridge
+  // gets accept_ra 0 when made (kernel/run-kernel.ts), as Docker's do; found on, it is put back.
+  if (live && actual.acceptRa?.[b.name] === true) {
+    out.push({ kind: 'bridge.accept_ra', name: b.name, owner, reason: 'drifted', detail: 'accept_ra 0 expected, found on: the host would take router advertisements from its containers' });
+  }
   for (const cidr of b.addrs) {
     if (!have.includes(cidr)) out.push({ kind: 'addr.add', dev: b.name, cidr, owner, reason: 'missing' });
   }

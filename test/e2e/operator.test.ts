@@ -92,6 +92,51 @@ describe('operator experience', () => {
     await waitNoLeaks();
   });
 
+  test('icc=false on a host whose bridges are not filtered: turned on at creation as Docker does (and the bridge takes no router advertisement); turned off again, status, the dry-run, the log and the metric name it, and its fix closes it', async () => {
+    const port = await freePort();
+    const KEY = 'net.bridge.bridge-nf-call-iptables';
+    const found = (await execa('sysctl', ['-n', KEY])).stdout.trim();
+    const setTo = (v: string) => execa('sysctl', ['-q', '-w', `${KEY}=${v}`]);
+    // As a host tuned for VMs has it.
+    await setTo('0');
+    try {
+      const daemon = await startDaemon({ extraArgs: ['--reconcile-interval', '1', '--metrics', `127.0.0.1:${port}`] });
+      const net = track.network(uniqueName('ln'));
+      assert.equal((await docker(['network', 'create', '--driver', 'ledgernet', '--subnet', '10.231.29.0/24', '-o', 'com.docker.network.bridge.enable_icc=false', net])).exitCode, 0);
+      assert.equal((await execa('sysctl', ['-n', KEY])).stdout.trim(), '1', 'set to 1 when the icc=false network was made');
+      assert.match(daemon.logs(), new RegExp(`turned ${KEY.replaceAll('.', '\\.')} on \\(it was 0\\) for network `));
+      const bridge = `lnb-${(await docker(['network', 'inspect', '-f', '{{.Id}}', net])).stdout.trim().slice(0, 11)}`;
+      assert.equal((await execa('sysctl', ['-n', `net.ipv6.conf.${bridge}.accept_ra`])).stdout, '0', 'the bridge takes no router advertisement from its containers (CVE-2020-13401)');
+      const [c1, c2] = [track.container(uniqueName('c')), track.container(uniqueName('c'))];
+      for (const c of [c1, c2]) assert.equal((await docker(['run', '-d', '--name', c, '--network', net, TEST_IMAGE, 'sleep', '300'])).exitCode, 0);
+      const ip2 = await containerIp(c2, net);
+      assert.equal(await ping(c1, ip2, 1), false, 'icc=false enforced');
+
+      await setTo('0');
+      assert.ok(await ping(c1, ip2), 'bridge filtering off: the containers reach each other');
+      const scrape = async () => sample(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text(), 'ledgernet_icc_unenforced_networks');
+      await waitFor(async () => (await scrape()) === 1, { what: 'ledgernet_icc_unenforced_networks 1', timeoutMs: 10_000 });
+      assert.match(daemon.logs(), new RegExp(`icc: containers of ${net} \\(icc=false\\) reach each other`));
+      const status = await ledgernetCli(['status', '--state-dir', daemon.stateDir]);
+      assert.equal(status.exitCode, 0, status.stderr);
+      const fix = /^icc: containers of .*Turn it on: (sysctl -w \S+=1), and keep it/m.exec(status.stdout)?.[1] ?? '';
+      assert.equal(fix, `sysctl -w ${KEY}=1`, status.stdout);
+      const dry = await ledgernetCli(['reconcile', '--dry-run', '--state-dir', daemon.stateDir]);
+      assert.equal(dry.exitCode, 0, 'not a change the reconciler makes: nothing pending');
+      assert.match(dry.stderr, new RegExp(`^ledgernet: warning: containers of ${net} \\(icc=false\\) reach each other`, 'm'));
+      const [cmd, ...args] = fix.split(' ');
+      await execa(cmd ?? '', ['-q', ...args]);
+      assert.equal(await ping(c1, ip2, 1), false, 'the fix as given closes it again');
+      await waitFor(async () => (await scrape()) === 0, { what: 'ledgernet_icc_unenforced_networks 0', timeoutMs: 10_000 });
+      assert.match(daemon.logs(), /icc: icc=false is enforced again/);
+      await cleanupAll();
+      await daemon.stop();
+      await waitNoLeaks();
+    } finally {
+      await setTo(found);
+    }
+  });
+
   test('IPv6 forwarding off (net.ipv6.conf.all) under an --ipv6 network: status, the dry-run, the log and the metric name it, and its fix brings the outside back over IPv6', async () => {
     const port = await freePort();
     const found = (await readFile('/proc/sys/net/ipv6/conf/all/forwarding', 'utf8')).trim();

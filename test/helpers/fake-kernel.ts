@@ -29,6 +29,7 @@ export type FakeCall =
   | { readonly kind: 'applyShaping'; readonly changes: readonly ShapingChange[] }
   | { readonly kind: 'restoreIptables'; readonly table: IptablesTableKey; readonly changes: readonly FirewallChange[] }
   | { readonly kind: 'setRouteLocalnet'; readonly values: Readonly<Record<string, boolean>> }
+  | { readonly kind: 'setAcceptRaOff'; readonly bridges: readonly string[] }
   | { readonly kind: 'nftApply'; readonly json: string };
 
 const INJECTED = 'RTNETLINK answers: Operation not permitted (injected)';
@@ -271,6 +272,11 @@ export class FakeKernel implements Kernel {
       if (!this.links.has(name)) throw new Error(`sysctl: cannot stat /proc/sys/net/ipv4/conf/${name}/route_localnet`);
       this.localnet.set(name, on);
     }
+  }
+
+  async setAcceptRaOff(bridges: readonly string[]): Promise<void> {
+    this.calls.push({ kind: 'setAcceptRaOff', bridges });
+    for (const name of bridges) if (!this.links.has(name)) throw new Error(`sysctl: cannot stat /proc/sys/net/ipv6/conf/${name}/accept_ra`);
   }
 
   /** Recorded only: the nftables backend is tested against a real nft (test/integration/nftables.test.ts). */

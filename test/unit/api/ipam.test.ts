@@ -22,6 +22,9 @@ let store: EventStore;
 let reconciler: Reconciler;
 let dir: string;
 let occupied: string[] | (() => string[]);
+/** What the stub host's filterBridges was asked, and whether it fails as a host without br_netfilter does. */
+let filtered: string[][];
+let noBrNetfilter: boolean;
 
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ln-ipam-'));
@@ -30,12 +33,20 @@ beforeEach(async () => {
   const logger = pino({ level: 'silent' });
   reconciler = new Reconciler({ kernel: new FakeKernel(), getState: () => store.latest, log: logger, intervalMs: 0, onLost: async () => undefined });
   occupied = [];
+  filtered = [];
+  noBrNetfilter = false;
   app = createPluginApp({
     store,
     reconciler,
     log: logger,
     applyTimeoutMs: 5_000,
-    host: { occupiedPrefixes: async () => (typeof occupied === 'function' ? occupied() : occupied), foreignLinks: async () => ['eth0'], listeners: async () => [], containerIface: async () => null },
+    host: { occupiedPrefixes: async () => (typeof occupied === 'function' ? occupied() : occupied), foreignLinks: async () => ['eth0'], listeners: async () => [],
+      containerIface: async () => null,
+      filterBridges: async (families) => {
+        filtered.push([...families]);
+        if (noBrNetfilter) throw new Error('the kernel module br_netfilter is not loaded and could not be (modprobe br_netfilter: FATAL: Module br_netfilter not found); load it');
+      },
+    },
     defaultPools: { v4: { range: '10.231.64.0/22', size: 24 }, v6: { range: 'fd00:231::/48', size: 64 } },
   });
   await app.ready();
@@ -121,5 +132,25 @@ describe('IpamDriver over the plugin socket', () => {
     );
     assert.equal(res.status, 500);
     assert.match(String(res.body['Err']), /bridge name eth0 .* does not own/);
+  });
+
+  it('an icc=false network has the host filter its bridges first (both families with IPv6); icc on asks nothing', async () => {
+    const create = (net: string, n: number, options: string, v6 = '[]') =>
+      call('NetworkDriver.CreateNetwork', `{"NetworkID":"${net}","Options":{"com.docker.network.generic":{${options}}},"IPv4Data":[{"Pool":"10.231.${n}.0/24","Gateway":"10.231.${n}.1/24"}],"IPv6Data":${v6}}\n`);
+    const first = await create('d'.repeat(64), 66, '"com.docker.network.bridge.enable_icc":"true"');
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    assert.deepEqual(filtered, []);
+    const second = await create('e'.repeat(64), 68, '"ledgernet.icc":"false"', '[{"Pool":"fd00:231:66::/64","Gateway":"fd00:231:66::1/64"}]');
+    assert.equal(second.status, 200, JSON.stringify(second.body));
+    assert.deepEqual(filtered, [['iptables', 'ip6tables']]);
+  });
+
+  it('refuses an icc=false network the host cannot filter, naming the option and what is missing; nothing is recorded', async () => {
+    noBrNetfilter = true;
+    const net = 'f'.repeat(64);
+    const res = await call('NetworkDriver.CreateNetwork', `{"NetworkID":"${net}","Options":{"com.docker.network.generic":{"com.docker.network.bridge.enable_icc":"false"}},"IPv4Data":[{"Pool":"10.231.67.0/24","Gateway":"10.231.67.1/24"}],"IPv6Data":[]}\n`);
+    assert.equal(res.status, 500);
+    assert.match(String(res.body['Err']), /^option ledgernet\.icc \/ com\.docker\.network\.bridge\.enable_icc=false needs the kernel to filter traffic inside a bridge, and it cannot: the kernel module br_netfilter is not loaded .*FATAL: Module br_netfilter not found\); load it, or create the network without icc=false/);
+    assert.deepEqual((await readLog(dir)).events, []);
   });
 });

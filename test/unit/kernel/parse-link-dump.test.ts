@@ -29,6 +29,18 @@ describe('links and addresses from the kernel dumps', () => {
     assert.deepEqual(bridges.map((d) => d.routeLocalnet), [false, true]);
   });
 
+  it("reads each bridge's accept_ra (0, 1, 2) as sysctl does; not for other links", () => {
+    const sysctl = parseSysctl(readFixture('netlink/accept-ra-dump.sysctl.txt'));
+    const links = some(messages('netlink/accept-ra-dump.hex', 'link ').map((m) => linkOf(m, groups)));
+    const bridges = links.filter((d) => d.kind === 'bridge');
+    assert.deepEqual(
+      Object.fromEntries(bridges.map((d) => [d.name, d.acceptRa])),
+      Object.fromEntries(bridges.map((d) => [d.name, sysctl[`net.ipv6.conf.${d.name}.accept_ra`] !== '0'])),
+    );
+    assert.deepEqual(bridges.map((d) => d.acceptRa), [false, true, true]);
+    assert.deepEqual(links.filter((d) => d.kind !== 'bridge').map((d) => d.acceptRa), [null, null, null]);
+  });
+
   it('reads IPv4 forwarding of every link, as sysctl does (on for the namespace, off on two links)', () => {
     const sysctl = parseSysctl(readFixture('netlink/forwarding-dump.sysctl.txt'));
     const links = some(messages('netlink/forwarding-dump.hex', 'link ').map((m) => linkOf(m, groups)));

@@ -298,8 +298,9 @@ describe('reconcile loop: route conflicts across passes planned against the mode
 class ForwardingKernel extends FlakyKernel {
   forwardingOff: string[] = [];
   ipv6Forwarding = { all: true, default: true };
+  bridgeNf: { iptables: boolean | null; ip6tables: boolean | null } = { iptables: true, ip6tables: true };
   override async observe() {
-    return { ...(await super.observe()), routes: await this.observeRoutes(), forwardingOff: [...this.forwardingOff], ipv6Forwarding: { ...this.ipv6Forwarding } };
+    return { ...(await super.observe()), routes: await this.observeRoutes(), forwardingOff: [...this.forwardingOff], ipv6Forwarding: { ...this.ipv6Forwarding }, bridgeNf: { ...this.bridgeNf } };
   }
 }
 
@@ -369,5 +370,32 @@ describe('reconcile loop: IPv4 forwarding turned off under the networks', () => 
     await r.requestPass('timer');
     assert.match(said().at(-1) ?? '', /^info forwarding: IPv6 forwarding is on again/);
     assert.deepEqual(told, [true, null]);
+  });
+
+  it('icc=false left open by bridge filtering: logged once, kept through model passes, and enforced again; the metric is told', async () => {
+    const lines: string[] = [];
+    const told: (number | null)[] = [];
+    const said = () => lines.filter((l) => l.includes('icc'));
+    const log = { ...silent, info: (_o?: unknown, m?: string) => void lines.push(`info ${m}`), warn: (_o?: unknown, m?: string) => void lines.push(`warn ${m}`) };
+    await r.stop();
+    const k = new ForwardingKernel();
+    kernel = k;
+    const closed: Command = { type: 'CreateNetwork', spec: { ...networkSpec(NET_A), options: { 'ledgernet.icc': 'false' } } };
+    state = given(closed);
+    r = new Reconciler({ kernel, getState: () => state, log, onLost: async () => undefined, intervalMs: INTERVAL, onIcc: (p) => void told.push(p?.networks.length ?? null) });
+    await r.requestPass('startup');
+    assert.deepEqual(said(), [], 'filtered: nothing said');
+    k.bridgeNf = { iptables: false, ip6tables: true };
+    r.kernelChanged();
+    await r.requestPass('timer');
+    assert.match(said().join('\n'), /^warn icc: containers of aaaaaaaa0000 \(icc=false\) reach each other: /);
+    state = given(closed, { type: 'CreateEndpoint', spec: endpointSpec(NET_A, EP_1) });
+    await r.requestPass('NetworkDriver.CreateEndpoint');
+    assert.equal(said().length, 1, 'said once; the model does not know it');
+    assert.deepEqual(r.icc?.settings, ['net.bridge.bridge-nf-call-iptables']);
+    k.bridgeNf = { iptables: true, ip6tables: true };
+    await r.requestPass('timer');
+    assert.match(said().at(-1) ?? '', /^info icc: icc=false is enforced again/);
+    assert.deepEqual(told, [1, null]);
   });
 });

@@ -1,18 +1,18 @@
-// A network's connected subnet route deleted by hand is drift like the rest: the full observe
+// A network's connected subnet route deleted by hand (and, at the end, a bridge's accept_ra) is drift like the rest: the full observe
 // reads the routes (kernel/observe.ts), and the plan puts a missing one back (plan.ts). Fixtures
 // are of one namespace (fixtures/ip/README.md, `bridge-route-deleted`): ledgernet's bridges
 // `lnb-aaaa` (its routes) and `lnb-bbbb` (both of its subnet routes deleted), and `br-other`
 // (no alias of ours, its route deleted), an uplink `eth0` with the default route.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ipLines, parseAddrs, parseLinks, parseRoutes } from '../../../src/kernel/index.ts';
+import { afterLinkChanges, ipLines, parseAddrs, parseLinks, parseRoutes } from '../../../src/kernel/index.ts';
 import type { KernelSnapshot, Route } from '../../../src/kernel/types.ts';
 import type { Action } from '../../../src/reconciler/actions.ts';
 import { describeAction } from '../../../src/reconciler/actions.ts';
 import { afterActions, applyActions } from '../../../src/reconciler/apply.ts';
 import type { DesiredBridge } from '../../../src/reconciler/desired.ts';
 import { planObjects } from '../../../src/reconciler/plan.ts';
-import { symbol } from '../../../src/reconciler/render.ts';
+import { renderPlan, symbol } from '../../../src/reconciler/render.ts';
 import { FakeKernel } from '../../helpers/fake-kernel.ts';
 import { readFixture } from '../../helpers/fixtures.ts';
 
@@ -131,5 +131,40 @@ describe('plan: inhibit_ipv4 (the IPv4 addresses on the bridge are the operator\
       planOf([v4only], observed()).map((a) => [a.kind, 'cidr' in a ? a.cidr : '']),
       [['addr.del', 'fd00:0:0:1::1/64']],
     );
+  });
+});
+
+// A bridge of ledgernet's must not take IPv6 router advertisements from its containers
+// (CVE-2020-13401: a container with CAP_NET_RAW could become the host's IPv6 router). A bridge is
+// made with accept_ra 0 (kernel/run-kernel.ts); one found taking them (made by an older ledgernet,
+// or set by hand) is put back by the plan.
+const withRa = (acceptRa: Record<string, boolean>): KernelSnapshot => ({ ...observed(), acceptRa });
+const raPlan = (bridges: DesiredBridge[], s: KernelSnapshot): Action[] => planOf(bridges, s).filter((a) => a.kind === 'bridge.accept_ra');
+const make = (name: string, alias: string) => ({ kind: 'bridge.create' as const, name, alias, mtu: 1500, owner: { networkId: alias, endpointId: null }, reason: 'missing' as const });
+
+describe('plan: a bridge that takes router advertisements', () => {
+  it("puts accept_ra back to 0 on ledgernet's bridges found with it on, shown as drift; never on a link that is not ours", () => {
+    const actions = raPlan([A, B], withRa({ 'lnb-aaaa': true, 'lnb-bbbb': false, 'br-other': true }));
+    assert.deepEqual(actions.map(describeAction), ['bridge.accept_ra lnb-aaaa (drifted: accept_ra 0 expected, found on: the host would take router advertisements from its containers)']);
+    assert.match(renderPlan(actions, { color: false }), /^ *~ bridge\.accept_ra lnb-aaaa \(drifted/m);
+  });
+
+  it('not read (the links read with processes, or a bridge the read does not know): nothing planned', () => {
+    assert.deepEqual(raPlan([A, B], observed()), []);
+    assert.deepEqual(raPlan([A, B], withRa({})), []);
+  });
+
+  it('applied through the kernel, and the model then knows it off; a bridge made in the model is known off too', async () => {
+    const s = withRa({ 'lnb-aaaa': true });
+    const k = new FakeKernel();
+    const actions = raPlan([A], s);
+    await k.applyLinks([make('lnb-aaaa', A.alias)]);
+    const done = await applyActions(actions, k);
+    assert.deepEqual(done.failures, []);
+    assert.deepEqual(k.calls.filter((c) => c.kind === 'setAcceptRaOff'), [{ kind: 'setAcceptRaOff', bridges: ['lnb-aaaa'] }]);
+    assert.equal(afterActions(s, done.applied)?.acceptRa?.['lnb-aaaa'], false);
+    const made = afterLinkChanges(withRa({}), [make('lnb-new', 'ledgernet:network:c')]);
+    assert.equal(made.acceptRa?.['lnb-new'], false);
+    assert.equal(afterLinkChanges(observed(), [make('lnb-new', 'x')]).acceptRa, undefined, 'not read: still not known');
   });
 });
