@@ -40,6 +40,7 @@ const COMMANDS = {
       'docker-socket': str,
       firewall: str,
       'allow-direct-routing': bool,
+      'ipv6-forwarding': bool,
       'default-pool': str,
       'default-pool-size': str,
       'default-pool6': str,

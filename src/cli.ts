@@ -2,7 +2,7 @@
 // The `ledgernet` command. Flags win over environment variables, which win over defaults.
 import { DEFAULT_POOLS } from './api/ipam.ts';
 import { parseCli, type Values } from './cli-args.ts';
-import { DEFAULTS, defaultHost, parseDuration, parseHostTimeout, parseRetention, parseSize, settingsEnv, type DefaultPools, type NatsConfig, type ServeConfig } from './config.ts';
+import { DEFAULTS, defaultHost, parseDuration, parseSwitch, parseHostTimeout, parseRetention, parseSize, settingsEnv, type DefaultPools, type NatsConfig, type ServeConfig } from './config.ts';
 import { canonicalIp, parsePrefix } from './events/domain/cidr.ts';
 import { DriverError, isDriverError } from './errors.ts';
 import { DEFAULT_DOCKER_SOCKET } from './operator/docker-api.ts';
@@ -28,6 +28,8 @@ commands:
                          see 'events archive')
               [--firewall iptables|nftables|auto]  firewall backend (default auto: nftables when Docker's is)
               [--allow-direct-routing]  no direct-access protection on any network (Docker 28's dockerd flag)
+              [--ipv6-forwarding]  turn the host's IPv6 forwarding on while a network has IPv6, as Docker's
+                         bridge driver does (default: off is only named, in status and the log)
               [--default-pool CIDR] [--default-pool-size N] [--default-pool6 CIDR] [--default-pool6-size N]
               (automatic IPAM pools: default ${DEFAULT_POOLS.v4.range} in /${DEFAULT_POOLS.v4.size}s, ${DEFAULT_POOLS.v6.range} in /${DEFAULT_POOLS.v6.size}s)
   reconcile   converge the kernel once (through the running daemon if there is one)
@@ -242,6 +244,7 @@ async function runServe(values: Values, env: NodeJS.ProcessEnv, argv: string[], 
     nats: natsServeConfig(values, env),
     firewall: parseFirewallChoice(values.firewall ?? env['LEDGERNET_FIREWALL']) ?? 'auto',
     allowDirectRouting: parseDirectRouting(values['allow-direct-routing'], env['LEDGERNET_ALLOW_DIRECT_ROUTING']) ?? false,
+    ipv6Forwarding: parseSwitch(values['ipv6-forwarding'], 'LEDGERNET_IPV6_FORWARDING', env['LEDGERNET_IPV6_FORWARDING']) ?? false,
   };
   const watchdogMs = num('worker-watchdog', values['worker-watchdog'] ?? (env['LEDGERNET_WORKER_WATCHDOG'] || undefined), DEFAULTS.workerWatchdogS) * 1000;
   if (values['in-process'] && values['worker-watchdog'] !== undefined) {

@@ -83,6 +83,8 @@ export interface ServeConfig {
   readonly firewall?: 'iptables' | 'nftables' | 'auto';
   /** `--allow-direct-routing` (LEDGERNET_ALLOW_DIRECT_ROUTING): no direct-access protection on any network; default off. */
   readonly allowDirectRouting?: boolean;
+  /** `--ipv6-forwarding` (LEDGERNET_IPV6_FORWARDING): IPv6 forwarding turned on for networks with IPv6, as Docker's bridge driver does; default off (named only). */
+  readonly ipv6Forwarding?: boolean;
   /** This host's underlay address for cluster networks (`--vtep`, `LEDGERNET_VTEP`); null: the
    * source address towards the first NATS server. */
   readonly vtep: string | null;
@@ -103,6 +105,18 @@ export function settingsEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const out = { ...env };
   for (const [k, v] of Object.entries(env)) if (v === '' && k.startsWith('LEDGERNET_') && k !== 'LEDGERNET_DOCKER_SOCKET') delete out[k];
   return out;
+}
+
+/**
+ * A serve switch: its flag (given: on), else its environment variable `name` (`1`/`true`,
+ * `0`/`false`; '' is not set); undefined when neither is given.
+ */
+export function parseSwitch(flag: boolean | undefined, name: string, env: string | undefined): boolean | undefined {
+  if (flag === true) return true;
+  if (env === undefined || env === '') return undefined; // empty: not set (settingsEnv)
+  if (env === '0' || env === 'false') return false;
+  if (env === '1' || env === 'true') return true;
+  throw new DriverError('LN_ERR_CONFIG', `${name} must be true, false, 1 or 0, got ${JSON.stringify(env)}`);
 }
 
 /** The name Docker knows this driver by: LEDGERNET_DRIVER_NAME, or the plugin socket's base name. */

@@ -17,6 +17,7 @@ import { OutcomeRecorder, Reconciler, bridgeFilteringNeeded, isOwnedLink, markLo
 import type { Metrics } from './operator/metrics.ts';
 import { controlPeerCheck, listenLazily, listenPrivately, peerReader, prepareSocketPath } from './operator/socket.ts';
 import { recordDirectRouting, recordFirewall, resolveFirewall, switchableFirewall } from './operator/firewall-choice.ts';
+import { recordSwitch } from './operator/switches.ts';
 import { followDockerFirewall, startDockerSync } from './operator/docker-background.ts';
 import { DockerApi, type DockerNetwork } from './operator/docker-api.ts';
 import { DockerLink } from './operator/docker-name.ts';
@@ -145,6 +146,7 @@ function buildReconciler(cfg: ServeConfig, store: EventStore, kernel: Kernel, fi
       metrics?.ipv6ForwardingOff.set(f?.ipv6Off === true ? 1 : 0);
     },
     onIcc: (p) => metrics?.iccUnenforced.set(p?.networks.length ?? 0),
+    ipv6Forwarding: cfg.ipv6Forwarding === true,
     onPass: (r) => {
       metrics?.onPass(r);
       outcomes.record(r)?.catch((e: unknown) => log.error({ err: e }, 'could not record the reconcile outcome'));
@@ -201,7 +203,7 @@ async function listen(cfg: ServeConfig, p: Parts, log: Logger, add: (c: Cleanup)
     log,
     applyTimeoutMs: cfg.applyTimeoutMs,
     ...(p.metrics ? { onCall: p.metrics.onCall } : {}),
-    host: hostView(p.kernel, p.proxies, log),
+    host: hostView(p.kernel, p.proxies, log, cfg.ipv6Forwarding === true),
     defaultPools: cfg.defaultPools,
     cluster: p.cluster,
     ...(p.docker ? { docker: { networks: networksOf(p.docker.api), driverName: p.docker.link.driverName } } : {}),
@@ -303,6 +305,7 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
     await recordFirewall(cfg.stateDir, chosen.backend);
     log.info({ firewall: chosen.backend.name, why: chosen.why }, `firewall backend: ${chosen.backend.name}`);
     await recordDirectRouting(cfg.stateDir, cfg.allowDirectRouting === true);
+    await recordSwitch(cfg.stateDir, 'ipv6Forwarding', cfg.ipv6Forwarding === true);
     const firewall = switchableFirewall(chosen.backend, cfg.allowDirectRouting === true);
     const cluster = clusterOf(cfg, log, () => store.state);
     add(cluster && (() => cluster.stop()));
@@ -353,7 +356,7 @@ function clusterOf(cfg: ServeConfig, log: Logger, state: () => State): Cluster |
 }
 
 /** The host as the api sees it: read through the kernel, so the api never imports it. */
-function hostView(kernel: Kernel, proxies: ProxyPort, log: Logger): HostView {
+function hostView(kernel: Kernel, proxies: ProxyPort, log: Logger, ipv6Forwarding: boolean): HostView {
   // Said once a process: every later call falls back the same way, at the same cost.
   let warned = false;
   const onFallback = (why: string) => {
@@ -376,7 +379,22 @@ function hostView(kernel: Kernel, proxies: ProxyPort, log: Logger): HostView {
     },
     containerIface: readSandboxIface,
     filterBridges: (families, network) => filterBridges(families, `network ${network.slice(0, 12)}`, log),
+    ...(ipv6Forwarding ? { forwardIpv6: (network: string) => forwardIpv6(kernel, `network ${network.slice(0, 12)}`, log) } : {}),
   };
+}
+
+/**
+ * serve --ipv6-forwarding, for a new network with IPv6: the host's IPv6 forwarding turned on as
+ * Docker's bridge driver does for one of its own. A failure is logged; the next full pass plans
+ * it again (sysctl.ipv6_forwarding) and reports it, and status names it.
+ */
+async function forwardIpv6(kernel: Kernel, what: string, log: Logger): Promise<void> {
+  try {
+    const changed = await kernel.setIpv6ForwardingOn();
+    if (changed.length > 0) log.warn({ settings: changed }, `turned ${changed.join(' and ')} on (it was 0) for ${what} (serve --ipv6-forwarding), as Docker's bridge driver does for its own IPv6 networks`);
+  } catch (e) {
+    log.error({ err: e }, `could not turn IPv6 forwarding on for ${what} (serve --ipv6-forwarding): ${(e as Error).message}`);
+  }
 }
 
 /**

@@ -33,6 +33,12 @@ export interface HostView {
    * @throws Error naming what is missing when it cannot.
    */
   filterBridges(families: readonly ('iptables' | 'ip6tables')[], network: string): Promise<void>;
+  /**
+   * `serve --ipv6-forwarding`: turns the host's IPv6 forwarding on for a new network with a way out
+   * over IPv6, as Docker's bridge driver does when it makes one; logs what it did or could not do,
+   * never throws (Docker only warns). Absent: off.
+   */
+  forwardIpv6?(network: string): Promise<void>;
 }
 
 /** A container's interface as Docker configured it (CIDRs, or null where it has none of a family). */

@@ -201,6 +201,7 @@ async function createNetwork(deps: ApiDeps, body: Json, method: string, adopted 
     // Taken from Docker's API (src/api/deferred-network.ts), not from Docker's call.
     ...(adopted ? { cause: byLedgernet('network-adopter') } : {}),
   });
+  if (spec.ipv6Data.length > 0 && !spec.internal) await deps.host?.forwardIpv6?.(spec.networkId);
   return {};
 }
 

@@ -1,7 +1,7 @@
 // The only code in ledgernet that runs processes. Argument arrays only, never a shell; every
 // failure leaves here as one DriverError, with the process's result (exit code, stderr) as its cause.
 import { existsSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { DriverError } from '../errors.ts';
 import {
   IP_BATCH_ARGS,
@@ -19,7 +19,7 @@ import { parseNftTable } from './nftables/parse.ts';
 import { NFT_FAMILY, NFT_TABLE } from './nftables/table.ts';
 import { parseLinks } from './parse-links.ts';
 import { parseRoutes } from './parse-routes.ts';
-import { acceptRaPath, disableIpv6Path, ifaceSysctl, routeLocalnetPath } from './parse-sysctl.ts';
+import { acceptRaPath, disableIpv6Path, ifaceSysctl, parseSysctl, routeLocalnetPath } from './parse-sysctl.ts';
 import { parseTcBatchErrors } from './parse-tc.ts';
 import { runChanges } from './batch.ts';
 import { createRunner, exitError, failOnExit, firstLine, type Outcome } from './runner.ts';
@@ -229,6 +229,29 @@ export function createKernel(opts: KernelOptions): HostKernel {
     },
 
     setAcceptRaOff,
+
+    async setIpv6ForwardingOn(): Promise<string[]> {
+      const keys = ['net.ipv6.conf.default.forwarding', 'net.ipv6.conf.all.forwarding'];
+      if (netns !== undefined) {
+        const now = await run('read IPv6 forwarding', ...inNetns('sysctl', '-e', ...keys));
+        failOnExit(now);
+        const got = parseSysctl(now.stdout);
+        const off = keys.filter((k) => got[k] !== undefined && got[k] !== '1');
+        if (off.length > 0) failOnExit(await run('turn IPv6 forwarding on', ...inNetns('sysctl', '-q', '-w', ...off.map((k) => `${k}=1`))));
+        return off;
+      }
+      const changed: string[] = [];
+      for (const key of keys) {
+        const path = `/proc/sys/${key.replaceAll('.', '/')}`;
+        const now = await readFile(path, 'utf8').catch(() => null);
+        if (now === null || now.trim() === '1') continue; // no IPv6 in this kernel, or on already
+        await writeFile(path, '1\n').catch((e: unknown) => {
+          throw new DriverError('LN_ERR_KERNEL_EXEC', `could not set ${key} to 1: ${(e as Error).message}`, { cause: e });
+        });
+        changed.push(key);
+      }
+      return changed;
+    },
 
     async setRouteLocalnet(values: Readonly<Record<string, boolean>>): Promise<void> {
       if (netns === undefined) return writeProcRouteLocalnet(values);

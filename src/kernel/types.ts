@@ -209,6 +209,12 @@ export interface Kernel {
    * IPv6). Throws naming the bridge when it cannot.
    */
   setAcceptRaOff(bridges: readonly string[]): Promise<void>;
+  /**
+   * Turns IPv6 forwarding on in the namespace as Docker's bridge driver does for an IPv6 network of
+   * its own (`serve --ipv6-forwarding`): `net.ipv6.conf.default.forwarding` then `.all.forwarding`
+   * set to 1 where 0. Returns the settings it changed; throws naming the setting when it cannot.
+   */
+  setIpv6ForwardingOn(): Promise<string[]>;
   /** Runs one `nft -j -f` with `json` (`{"nftables": [...]}`, built by kernel/nftables/): one atomic transaction. */
   nftApply(json: string): Promise<void>;
 }

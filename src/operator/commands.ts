@@ -13,8 +13,9 @@ import { DriverError } from '../errors.ts';
 import { createKernel } from '../kernel/index.ts';
 import type { KernelSnapshot } from '../kernel/types.ts';
 import type { ProxyListener } from '../kernel/index.ts';
-import { desiredFromState, plan, planJson, Reconciler, renderPlan, type Action, type PassResult, type PlanItem, describeAction, describeItem, describeFailure, forwardingProblem, iccProblem, isConflict, markLost, OutcomeRecorder } from '../reconciler/index.ts';
-import { controlSocket, DEFAULTS, defaultHost } from '../config.ts';
+import { desiredFromState, plan, planJson, Reconciler, renderPlan, type Action, type PassResult, type PlanItem, describeAction, describeItem, describeFailure, forwardingProblem, iccProblem, isConflict, markLost, OutcomeRecorder, planIpv6Forwarding } from '../reconciler/index.ts';
+import { controlSocket, DEFAULTS, defaultHost, parseSwitch } from '../config.ts';
+import { readSwitch } from './switches.ts';
 import { DEFAULT_DOCKER_SOCKET, DockerApi } from './docker-api.ts';
 import { dockerHolds, readDocker } from './docker-holds.ts';
 import { firewallForCli } from './firewall-choice.ts';
@@ -64,6 +65,14 @@ function useColor(): boolean {
  */
 const cliFirewall = (stateDir: string, flag?: string, direct?: boolean) => firewallForCli(stateDir, flag, DEFAULT_DOCKER_SOCKET, direct);
 
+/** Whether serve turns IPv6 forwarding on (LEDGERNET_IPV6_FORWARDING, else what serve recorded). */
+const cliIpv6Forwarding = async (stateDir: string): Promise<boolean> =>
+  parseSwitch(undefined, 'LEDGERNET_IPV6_FORWARDING', process.env['LEDGERNET_IPV6_FORWARDING']) ?? (await readSwitch(stateDir, 'ipv6Forwarding'));
+
+/** What a pass of serve would do to IPv6 forwarding (forwarding.ts), from the full read `snapshot`. */
+const ipv6ForwardingPlan = async (stateDir: string, state: State, snapshot: KernelSnapshot): Promise<Action[]> =>
+  (await cliIpv6Forwarding(stateDir)) ? planIpv6Forwarding(state, snapshot) : [];
+
 export async function runReconcile(o: { stateDir: string; dryRun: boolean; json: boolean; firewall?: string | undefined; allowDirectRouting?: boolean | undefined }): Promise<number> {
   await requireLog(o.stateDir);
   if (o.dryRun) {
@@ -74,9 +83,11 @@ export async function runReconcile(o: { stateDir: string; dryRun: boolean; json:
       ...plan(desiredFromState(state), snapshot, await cliFirewall(o.stateDir, o.firewall, o.allowDirectRouting)),
       ...(await clusterPlan(state, o.stateDir)),
       ...proxyPlan(state, await daemonProxies(o.stateDir)),
+      ...(await ipv6ForwardingPlan(o.stateDir, state, snapshot)),
     ];
     out(o.json ? `${JSON.stringify(planJson(actions))}\n` : renderPlan(actions, { color: useColor(), names: namesInState(state) }));
-    // Not a change ledgernet would make (the host's setting), so not in the plan nor its exit code.
+    // The host's settings: not in the plan nor its exit code, unless ledgernet is to change them
+    // (serve --ipv6-forwarding: then the plan has sysctl.ipv6_forwarding, and this says why).
     for (const problem of [forwardingProblem(state, snapshot), iccProblem(state, snapshot)]) {
       if (problem) process.stderr.write(`ledgernet: warning: ${problem.message}\n`);
     }
@@ -195,6 +206,7 @@ async function withStore<T>(
         log: { info: () => undefined, warn: () => undefined, error: () => undefined, debug: () => undefined } as never,
         intervalMs: 0,
         onLost: markLost(store),
+        ipv6Forwarding: await cliIpv6Forwarding(stateDir),
       });
       const outcomes = new OutcomeRecorder(store);
       return await fn(store, async () => {
@@ -357,7 +369,12 @@ export async function runStatus(o: { stateDir: string; json: boolean; firewall?:
     return null;
   })) as DaemonStatus | null;
   const held = daemon ? (daemon.proxies ?? []) : null;
-  const actions = [...plan(desiredFromState(state), snapshot, await cliFirewall(o.stateDir, o.firewall)), ...(await clusterPlan(state, o.stateDir)), ...proxyPlan(state, held)];
+  const actions = [
+    ...plan(desiredFromState(state), snapshot, await cliFirewall(o.stateDir, o.firewall)),
+    ...(await clusterPlan(state, o.stateDir)),
+    ...proxyPlan(state, held),
+    ...(await ipv6ForwardingPlan(o.stateDir, state, snapshot)),
+  ];
   const proxies = proxyRows(state, held);
   const ports = portRows(state);
   const logBytes = await stat(join(o.stateDir, LOG_FILE)).then((s) => s.size, () => 0);

@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { DriverError } from '../errors.ts';
 import type { FirewallBackend, FirewallPolicy } from '../kernel/types.ts';
 import { DockerApi } from './docker-api.ts';
+import { recordSwitch, readSwitch } from './switches.ts';
+import { parseSwitch } from '../config.ts';
 
 type Choice = 'iptables' | 'nftables' | 'auto';
 
@@ -112,32 +114,22 @@ const once = <T extends object>(o: T, make: () => T): T => {
 const withDirectRouting = (p: FirewallPolicy): FirewallPolicy =>
   once(p, () => ({ ...p, networks: p.networks.map((n) => once(n, () => ({ ...n, directRouting: true }))) }));
 
-const DIRECT_RECORD = 'allow-direct-routing';
-
 /**
  * `--allow-direct-routing` / LEDGERNET_ALLOW_DIRECT_ROUTING (`1`/`true`, `0`/`false`; '' is not set);
  * undefined when neither is given.
  */
 export function parseDirectRouting(flag: boolean | undefined, env: string | undefined): boolean | undefined {
-  if (flag === true) return true;
-  if (env === undefined || env === '') return undefined; // empty: not set (config.ts settingsEnv)
-  if (env === '0' || env === 'false') return false;
-  if (env === '1' || env === 'true') return true;
-  throw new DriverError('LN_ERR_CONFIG', `LEDGERNET_ALLOW_DIRECT_ROUTING must be true, false, 1 or 0, got ${JSON.stringify(env)}`);
+  return parseSwitch(flag, 'LEDGERNET_ALLOW_DIRECT_ROUTING', env);
 }
 
 /** serve records whether it runs with --allow-direct-routing, so the CLI's plans agree with it. */
-export async function recordDirectRouting(stateDir: string, on: boolean): Promise<void> {
-  await writeFile(join(stateDir, DIRECT_RECORD), `${on}\n`, { mode: 0o600 });
-}
-
-const readDirectRouting = (stateDir: string) => readFile(join(stateDir, DIRECT_RECORD), 'utf8').then((t) => t.trim() === 'true', () => false);
+export const recordDirectRouting = (stateDir: string, on: boolean): Promise<void> => recordSwitch(stateDir, 'directRouting', on);
 
 /** For the CLI: the flag or env, else what the daemon recorded, else `auto`. */
 export async function firewallForCli(stateDir: string, flag: string | undefined, dockerSocket: string | null, directFlag?: boolean): Promise<FirewallBackend> {
   const given = parseFirewallChoice(flag ?? process.env['LEDGERNET_FIREWALL']);
   const recorded = given ? undefined : await readRecorded(stateDir);
   const backend = (await resolveFirewall(given ?? recorded ?? 'auto', dockerSocket, stateDir)).backend;
-  const direct = parseDirectRouting(directFlag, process.env['LEDGERNET_ALLOW_DIRECT_ROUTING']) ?? (await readDirectRouting(stateDir));
+  const direct = parseDirectRouting(directFlag, process.env['LEDGERNET_ALLOW_DIRECT_ROUTING']) ?? (await readSwitch(stateDir, 'directRouting'));
   return direct ? switchableFirewall(backend, true) : backend;
 }

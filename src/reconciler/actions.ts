@@ -38,6 +38,11 @@ export type Action =
   | (Base & { readonly kind: 'bridge.localnet'; readonly name: string; readonly on: boolean })
   /** `net.ipv6.conf.<bridge>.accept_ra` back to 0 on a bridge found taking router advertisements (a new bridge gets 0 when made). */
   | (Base & { readonly kind: 'bridge.accept_ra'; readonly name: string })
+  /**
+   * `serve --ipv6-forwarding`: the namespace's IPv6 forwarding (`name`: net.ipv6.conf.all.forwarding)
+   * turned on, as Docker's bridge driver does for an IPv6 network of its own; shared (no owner).
+   */
+  | (Base & { readonly kind: 'sysctl.ipv6_forwarding'; readonly name: string })
   | (Base & { readonly kind: 'endpoint.lost'; readonly name: string })
   /** Not kernel work: a link that is not ledgernet's holds a name it wants; nothing is done to it. */
   | (Base & { readonly kind: 'link.conflict'; readonly name: string; readonly role: 'bridge' | 'veth' | 'peer' | 'ifb'; readonly found: FoundLink })
@@ -70,6 +75,7 @@ export const KIND_ORDER: readonly ActionKind[] = [
   'link.set',
   'bridge.localnet',
   'bridge.accept_ra',
+  'sysctl.ipv6_forwarding',
   // A bridge's subnet route, once the bridge is up with its address (links above).
   'route.add',
   'redirect.delete',

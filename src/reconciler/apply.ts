@@ -92,6 +92,9 @@ export async function applyActions(actions: readonly Action[], kernel: Kernel, f
       for (const a of acceptRa) failures.push({ action: a, message: (e as Error).message });
     }
   }
+  for (const a of actions.filter((a) => a.kind === 'sysctl.ipv6_forwarding')) {
+    await kernel.setIpv6ForwardingOn().catch((e: unknown) => void failures.push({ action: a, message: (e as Error).message }));
+  }
   for (const f of await walls) failures.push({ action: f.change, message: f.message });
   const proxied = actions.filter(isProxyChange);
   if (proxied.length > 0 && !proxies) for (const action of proxied) failures.push({ action, message: NO_PROXY_HOST });

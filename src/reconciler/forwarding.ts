@@ -6,10 +6,12 @@
 // manager restarting an interface can turn it off afterwards, and then containers lose the outside
 // with nothing in Docker saying why. IPv6: the kernel forwards only while
 // `net.ipv6.conf.all.forwarding` is on, whatever the links say; Docker turns it on only for IPv6
-// networks of its own bridge driver. It is the host's setting, not ledgernet's to change: this
-// names it (status, the daemon's log, a dry-run's warning) with the command that fixes it.
+// networks of its own bridge driver. It is the host's setting, not ledgernet's to change unless
+// the operator says so (`serve --ipv6-forwarding`: planIpv6Forwarding); otherwise this names it
+// (status, the daemon's log, a dry-run's warning) with the command that fixes it.
 import type { NetworkState, State } from '../events/domain/types.ts';
 import type { KernelSnapshot } from '../kernel/types.ts';
+import type { Action } from './actions.ts';
 
 export interface ForwardingProblem {
   /** The links whose IPv4 forwarding is off and matters: the networks' bridges, then the uplinks. */
@@ -37,7 +39,8 @@ export function forwardingProblem(state: State, snapshot: Pick<KernelSnapshot, '
     `and nothing from beyond the host (replies, published ports) reaches them over IPv6. ` +
     `Docker turns it on only for IPv6 networks of its own bridge driver. ` +
     `Turn it on: sysctl -w net.ipv6.conf.all.forwarding=1 net.ipv6.conf.default.forwarding=1, and keep it on in /etc/sysctl.d/ ` +
-    `(a link that takes its IPv6 default route from router advertisements then needs net.ipv6.conf.<link>.accept_ra=2)`;
+    `(a link that takes its IPv6 default route from router advertisements then needs net.ipv6.conf.<link>.accept_ra=2), ` +
+    `or run ledgernet serve with --ipv6-forwarding to have it turned on as Docker's bridge driver does`;
   return {
     devices: v4?.devices ?? [],
     ipv6Off: v6.length > 0,
@@ -69,4 +72,30 @@ function ipv4Problem(outward: readonly NetworkState[], snapshot: Pick<KernelSnap
       `Docker turns it on when it starts; something turned it off since (a reload of /etc/sysctl.d, a network manager). ` +
       `Turn it on: ${fix} (or sysctl -w net.ipv4.ip_forward=1 for every interface), and keep it on in /etc/sysctl.d/`,
   };
+}
+
+/** The networks that reach beyond the host over IPv6 (not `--internal`, with IPv6 subnets). */
+const ipv6Outward = (state: State): NetworkState[] => Object.values(state.networks).filter((n) => !n.internal && n.ipv6Data.length > 0);
+
+/**
+ * `serve --ipv6-forwarding`: turns the namespace's IPv6 forwarding on (`default` and `all`, as
+ * Docker's bridge driver does for an IPv6 network of its own) while a network of `state` has a way
+ * out over IPv6 and the full read `snapshot` found it off; nothing when the read did not look (the
+ * model). Never turned off: other networks (Docker's own) may need it. Pure.
+ */
+export function planIpv6Forwarding(state: State, snapshot: Pick<KernelSnapshot, 'ipv6Forwarding'>): Action[] {
+  const f = snapshot.ipv6Forwarding;
+  if (f === undefined || (f.all && f.default)) return [];
+  const networks = labels(ipv6Outward(state));
+  if (networks.length === 0) return [];
+  const found = [...(f.default ? [] : ['default']), ...(f.all ? [] : ['all'])].map((k) => `net.ipv6.conf.${k}.forwarding = 0`).join(', ');
+  return [
+    {
+      kind: 'sysctl.ipv6_forwarding',
+      name: 'net.ipv6.conf.all.forwarding',
+      owner: { networkId: null, endpointId: null },
+      reason: 'drifted',
+      detail: `on expected (serve --ipv6-forwarding: ${networks.join(', ')} reach beyond the host over IPv6), found ${found}`,
+    },
+  ];
 }

@@ -6,5 +6,5 @@ export { Reconciler, type PassResult, type ReconcilerDeps } from './loop.ts';
 export { renderPlan, planJson, symbol, describeItem, PLAN_SCHEMA_VERSION, type PlanItem, type PlanJson, type RenderOptions } from './render.ts';
 export { planClusterObjects } from './cluster.ts';
 export { OutcomeRecorder, describeFailure, failureCode, markLost } from './outcome.ts';
-export { forwardingProblem } from './forwarding.ts';
+export { forwardingProblem, planIpv6Forwarding } from './forwarding.ts';
 export { bridgeFilteringNeeded, iccProblem } from './bridge-filtering.ts';

@@ -11,7 +11,7 @@ import type { VxlanChange } from '../kernel/index.ts';
 import { backoffMs, heldBack, holdFailures, type Held } from './retry.ts';
 import { Echoes, judgeNotice, type Verdict } from './notices.ts';
 import { iccProblem, type IccProblem } from './bridge-filtering.ts';
-import { forwardingProblem, type ForwardingProblem } from './forwarding.ts';
+import { forwardingProblem, planIpv6Forwarding, type ForwardingProblem } from './forwarding.ts';
 import { describeFailure, failureCode } from './outcome.ts';
 import { desiredProxies, planProxies } from './proxies.ts';
 import { ScopedPlanner } from './scoped.ts';
@@ -55,6 +55,8 @@ export interface ReconcilerDeps {
   readonly onForwarding?: (problem: ForwardingProblem | null) => void;
   /** icc=false networks whose bridges the kernel does not filter (bridge-filtering.ts), told as `onForwarding`. */
   readonly onIcc?: (problem: IccProblem | null) => void;
+  /** `serve --ipv6-forwarding`: a full read that finds IPv6 forwarding off under a network with IPv6 turns it on (forwarding.ts). */
+  readonly ipv6Forwarding?: boolean;
 }
 
 /**
@@ -310,17 +312,23 @@ export class Reconciler {
     // The listeners are read live each pass (they are in this process: no kernel read to save);
     // with no port on ::1 anywhere and no listener open, there is nothing to plan.
     const proxied = proxies && (this.planner.index.proxies || proxies.list().length > 0);
-    const planned = [...kernelPlan, ...(proxied ? planProxies(desiredProxies(state), proxies.list()) : [])];
+    const planned = [
+      ...kernelPlan,
+      ...(proxied ? planProxies(desiredProxies(state), proxies.list()) : []),
+      ...(this.deps.ipv6Forwarding === true ? planIpv6Forwarding(state, snapshot) : []),
+    ];
     this.noteConflicts(planned, snapshot.routes !== undefined);
-    this.noteForwarding(state, snapshot);
     this.noteIcc(state, snapshot);
     this.echoes.expect(planned, this.now());
     const held = heldBack(this.held, trigger, state, planned);
     const work = held.skip.size > 0 ? planned.filter((a) => !held.skip.has(a)) : planned;
     const done = work.length > 0 ? await applyActions(work, this.deps.kernel, this.deps.firewall, proxies) : { applied: [], failures: [] };
+    // IPv6 forwarding as this pass left it (turned on by serve --ipv6-forwarding, or not).
+    const forwarded = done.applied.some((a) => a.kind === 'sysctl.ipv6_forwarding');
+    this.noteForwarding(state, forwarded ? { ...snapshot, ipv6Forwarding: { all: true, default: true } } : snapshot);
     // A conflict is reported as a failure, but the kernel was not asked for anything.
-    // A proxy listener that could not open says nothing about the kernel model.
-    const refused = done.failures.some((f) => f.action.kind !== 'link.conflict' && !isProxyChange(f.action));
+    // A proxy listener that could not open, or a sysctl that could not be set, says nothing about the kernel model.
+    const refused = done.failures.some((f) => f.action.kind !== 'link.conflict' && f.action.kind !== 'sysctl.ipv6_forwarding' && !isProxyChange(f.action));
     // Drift noticed since the pass began is not in `snapshot`: the next pass reads the kernel.
     this.model = refused || this.drifts !== drifts ? null : afterActions(snapshot, done.applied, firewall);
     this.planner.settle(this.model, planned, done.applied);

@@ -83,7 +83,7 @@ export function renderPlan(actions: readonly PlanItem[], opts: RenderOptions = {
     for (const a of list) out.push(line(a, '  ', color));
   }
   if (shared.length > 0) {
-    out.push('shared (firewall hooks, unowned leftovers)');
+    out.push('shared (host settings, firewall hooks, unowned leftovers)');
     for (const a of shared) out.push(line(a, '  ', color));
   }
   const count = (s: string) => actions.filter((a) => symbol(a) === s).length;

@@ -151,7 +151,7 @@ export class ScopedPlanner {
     const dirty = new Set<string>();
     let clean = p.firewall.clean;
     for (const a of planned) {
-      if (done.has(a) || isProxyChange(a)) continue;
+      if (done.has(a) || isProxyChange(a) || a.kind === 'sysctl.ipv6_forwarding') continue;
       if (isFirewallChange(a)) clean = false;
       // An orphan's owner comes from its alias: no desired object names it, so no scope would find it again.
       else if (a.kind === 'link.delete' || a.owner.networkId === null || !Object.hasOwn(p.state.networks, a.owner.networkId)) return;

@@ -12,7 +12,7 @@ import { after, afterEach, describe, test } from 'node:test';
 import { TEST_IMAGE, cleanupAll, containerIp, docker, ping, track, uniqueName, waitFor } from '../helpers/docker.ts';
 import { ledgernetCli, loggedEvents as eventsOf, pluginCall, startDaemon, stopAllDaemons } from '../helpers/daemon.ts';
 import { waitNoLeaks } from '../helpers/leaks.ts';
-import { createOutside } from '../helpers/outside.ts';
+import { createOutside, type Outside } from '../helpers/outside.ts';
 
 afterEach(async () => {
   // Each test starts its own daemon: a failed test must not leave its daemon to the next one.
@@ -139,11 +139,7 @@ describe('operator experience', () => {
 
   test('IPv6 forwarding off (net.ipv6.conf.all) under an --ipv6 network: status, the dry-run, the log and the metric name it, and its fix brings the outside back over IPv6', async () => {
     const port = await freePort();
-    const found = (await readFile('/proc/sys/net/ipv6/conf/all/forwarding', 'utf8')).trim();
-    // Off, as on a host without an IPv6 network of Docker's own bridge driver.
-    await execa('sysctl', ['-q', '-w', 'net.ipv6.conf.all.forwarding=0']);
-    const outside = await createOutside('10.231.251', 'fd00:231:251');
-    try {
+    await withIpv6ForwardingOff(async (outside) => {
       const daemon = await startDaemon({ extraArgs: ['--reconcile-interval', '1', '--metrics', `127.0.0.1:${port}`] });
       const net = track.network(uniqueName('ln'));
       assert.equal((await docker(['network', 'create', '--driver', 'ledgernet', '--ipv6', '--subnet', '10.231.28.0/24', '--subnet', 'fd00:231:28::/64', net])).exitCode, 0);
@@ -171,11 +167,37 @@ describe('operator experience', () => {
       await cleanupAll();
       await daemon.stop();
       await waitNoLeaks();
-    } finally {
-      await outside.remove();
-      // `all` sets every link and `default` too: put both back as found.
-      await execa('sysctl', ['-q', '-w', `net.ipv6.conf.all.forwarding=${found}`, `net.ipv6.conf.default.forwarding=${found}`]);
-    }
+    });
+  });
+
+  test('serve --ipv6-forwarding: an --ipv6 network turns IPv6 forwarding on as Docker does; turned off later, the dry-run shows it and a pass puts it back', async () => {
+    const read = async (k: string) => (await readFile(`/proc/sys/net/ipv6/conf/${k}/forwarding`, 'utf8')).trim();
+    await withIpv6ForwardingOff(async (outside) => {
+      // The default repair interval (10 s): what turns it on at creation is the CreateNetwork itself.
+      const daemon = await startDaemon({ extraArgs: ['--ipv6-forwarding'] });
+      const net = track.network(uniqueName('ln'));
+      assert.equal((await docker(['network', 'create', '--driver', 'ledgernet', '--ipv6', '--subnet', '10.231.29.0/24', '--subnet', 'fd00:231:29::/64', net])).exitCode, 0);
+      assert.deepEqual([await read('all'), await read('default')], ['1', '1'], 'on once the network is created');
+      assert.match(daemon.logs(), /turned net\.ipv6\.conf\.default\.forwarding and net\.ipv6\.conf\.all\.forwarding on \(it was 0\) for network [0-9a-f]{12} \(serve --ipv6-forwarding\)/);
+      const c1 = track.container(uniqueName('c'));
+      assert.equal((await docker(['run', '-d', '--name', c1, '--network', net, TEST_IMAGE, 'sleep', '300'])).exitCode, 0);
+      assert.ok(await ping(c1, outside.ip6), 'the container reaches the outside over IPv6');
+      // Turned off by hand (a reload of /etc/sysctl.d; writing `all` sets `default` too): the dry-run plans it back, a pass does it.
+      await execa('sysctl', ['-q', '-w', 'net.ipv6.conf.all.forwarding=0']);
+      assert.equal(await ping(c1, outside.ip6, 1), false, 'off: cut off over IPv6');
+      const dry = await ledgernetCli(['reconcile', '--dry-run', '--state-dir', daemon.stateDir]);
+      assert.equal(dry.exitCode, 2, `a change ledgernet makes: pending\n${dry.stdout}`);
+      assert.match(dry.stdout, new RegExp(`^  ~ sysctl\\.ipv6_forwarding net\\.ipv6\\.conf\\.all\\.forwarding \\(drifted: on expected \\(serve --ipv6-forwarding: ${net} reach beyond the host over IPv6\\), found net\\.ipv6\\.conf\\.default\\.forwarding = 0, net\\.ipv6\\.conf\\.all\\.forwarding = 0\\)$`, 'm'));
+      const pass = await ledgernetCli(['reconcile', '--state-dir', daemon.stateDir]);
+      assert.equal(pass.exitCode, 0, pass.stderr);
+      assert.match(pass.stdout, /^applied sysctl\.ipv6_forwarding net\.ipv6\.conf\.all\.forwarding /m);
+      assert.equal(await read('all'), '1');
+      assert.ok(await ping(c1, outside.ip6), 'back over IPv6');
+      assert.equal((await ledgernetCli(['reconcile', '--dry-run', '--state-dir', daemon.stateDir])).exitCode, 0, 'nothing pending');
+      await cleanupAll();
+      await daemon.stop();
+      await waitNoLeaks();
+    });
   });
 
   test("IPv4 forwarding turned off on a network's bridge: status, the daemon's log and the metric name it and its fix, which brings the outside back", async () => {
@@ -538,3 +560,21 @@ describe('operator experience', () => {
     await waitFor(async () => ((await lastName()) === renamed ? true : null), { what: 'the rename recorded from its event', timeoutMs: 5_000 });
   });
 });
+
+/**
+ * Runs `fn` with the host's IPv6 forwarding off (`all` and `default`, as on a host without an IPv6
+ * network of Docker's own bridge driver) and an outside namespace reachable over both families;
+ * removes the namespace and puts both settings back as found.
+ */
+async function withIpv6ForwardingOff(fn: (outside: Outside) => Promise<void>): Promise<void> {
+  const found = (await readFile('/proc/sys/net/ipv6/conf/all/forwarding', 'utf8')).trim();
+  await execa('sysctl', ['-q', '-w', 'net.ipv6.conf.all.forwarding=0', 'net.ipv6.conf.default.forwarding=0']);
+  const outside = await createOutside('10.231.251', 'fd00:231:251');
+  try {
+    await fn(outside);
+  } finally {
+    await outside.remove();
+    // `all` sets every link and `default` too: put both back as found.
+    await execa('sysctl', ['-q', '-w', `net.ipv6.conf.all.forwarding=${found}`, `net.ipv6.conf.default.forwarding=${found}`]);
+  }
+}

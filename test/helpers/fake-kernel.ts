@@ -30,6 +30,7 @@ export type FakeCall =
   | { readonly kind: 'restoreIptables'; readonly table: IptablesTableKey; readonly changes: readonly FirewallChange[] }
   | { readonly kind: 'setRouteLocalnet'; readonly values: Readonly<Record<string, boolean>> }
   | { readonly kind: 'setAcceptRaOff'; readonly bridges: readonly string[] }
+  | { readonly kind: 'setIpv6ForwardingOn' }
   | { readonly kind: 'nftApply'; readonly json: string };
 
 const INJECTED = 'RTNETLINK answers: Operation not permitted (injected)';
@@ -277,6 +278,15 @@ export class FakeKernel implements Kernel {
   async setAcceptRaOff(bridges: readonly string[]): Promise<void> {
     this.calls.push({ kind: 'setAcceptRaOff', bridges });
     for (const name of bridges) if (!this.links.has(name)) throw new Error(`sysctl: cannot stat /proc/sys/net/ipv6/conf/${name}/accept_ra`);
+  }
+
+  /** Turning IPv6 forwarding on fails with this message (a test sets it); null: it works (and changes nothing here). */
+  ipv6ForwardingError: string | null = null;
+
+  async setIpv6ForwardingOn(): Promise<string[]> {
+    this.calls.push({ kind: 'setIpv6ForwardingOn' });
+    if (this.ipv6ForwardingError !== null) throw new Error(this.ipv6ForwardingError);
+    return [];
   }
 
   /** Recorded only: the nftables backend is tested against a real nft (test/integration/nftables.test.ts). */

@@ -10,7 +10,7 @@ import { VETH_PREFIX } from '../../src/events/domain/naming.ts';
 import { createKernel, type Kernel } from '../../src/kernel/index.ts';
 import { applyActions } from '../../src/reconciler/apply.ts';
 import { desiredFromState } from '../../src/reconciler/desired.ts';
-import { forwardingProblem } from '../../src/reconciler/forwarding.ts';
+import { forwardingProblem, planIpv6Forwarding } from '../../src/reconciler/forwarding.ts';
 import { plan } from '../../src/reconciler/plan.ts';
 import { NET_A, given, networkSpec } from '../helpers/events.ts';
 
@@ -110,5 +110,20 @@ describe('IPv4 and IPv6 forwarding turned off under a network (real namespaces)'
     await execa('ip', ['netns', 'exec', host, ...fix.split(' ')]);
     assert.ok(await reaches('2001:db8::2'), 'the fix as given brings IPv6 back');
     assert.equal(await problem(), null);
+  });
+
+  it('serve --ipv6-forwarding: the planned sysctl.ipv6_forwarding, applied, brings the container back over IPv6; planned no more once on', async () => {
+    const read = async () => (await execa('ip', ['netns', 'exec', host, 'sysctl', '-n', 'net.ipv6.conf.default.forwarding', 'net.ipv6.conf.all.forwarding'])).stdout.split('\n');
+    await sysctl('-w', 'net.ipv6.conf.all.forwarding=0', 'net.ipv6.conf.default.forwarding=0');
+    assert.equal(await reaches('2001:db8::2'), false, 'off: cut off over IPv6');
+    const actions = planIpv6Forwarding(STATE, await kernel.observe());
+    assert.deepEqual(actions.map((a) => a.kind), ['sysctl.ipv6_forwarding']);
+    const done = await applyActions(actions, kernel);
+    assert.deepEqual(done.failures, []);
+    assert.deepEqual(await read(), ['1', '1'], 'default and all on, as Docker sets them');
+    assert.ok(await reaches('2001:db8::2'), 'on: the container reaches beyond the uplink over IPv6');
+    assert.equal(await problem(), null);
+    assert.deepEqual(planIpv6Forwarding(STATE, await kernel.observe()), []);
+    assert.deepEqual(await kernel.setIpv6ForwardingOn(), [], 'on already: nothing changed');
   });
 });

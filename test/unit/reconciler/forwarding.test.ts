@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Link, Route } from '../../../src/kernel/types.ts';
-import { forwardingProblem } from '../../../src/reconciler/forwarding.ts';
+import { forwardingProblem, planIpv6Forwarding } from '../../../src/reconciler/forwarding.ts';
 import { NET_A, NET_B, given, networkSpec } from '../../helpers/events.ts';
 
 const BR_A = networkSpec(NET_A).bridge;
@@ -99,5 +99,25 @@ describe('IPv6 forwarding turned off under the networks', () => {
     assert.equal(p?.ipv6Off, true);
     assert.deepEqual(p?.networks, ['aaaaaaaa0000', 'v6net'].sort());
     assert.match(p?.message ?? '', /^IPv4 forwarding is off on .*\. IPv6 forwarding is off /);
+  });
+
+  it('serve --ipv6-forwarding: one shared action turns it on while a network with IPv6 has a way out, naming them and what was found off', () => {
+    const [a, ...rest] = planIpv6Forwarding(withV6, { ipv6Forwarding: { all: false, default: false } });
+    assert.deepEqual(rest, []);
+    assert.equal(a?.kind, 'sysctl.ipv6_forwarding');
+    assert.deepEqual(a?.owner, { networkId: null, endpointId: null });
+    assert.equal(a?.reason, 'drifted');
+    assert.equal(a?.detail, 'on expected (serve --ipv6-forwarding: v6net reach beyond the host over IPv6), found net.ipv6.conf.default.forwarding = 0, net.ipv6.conf.all.forwarding = 0');
+    // `default` alone off: Docker sets it too (links made later forward from the start).
+    assert.match(planIpv6Forwarding(withV6, { ipv6Forwarding: { all: true, default: false } })[0]?.detail ?? '', /found net\.ipv6\.conf\.default\.forwarding = 0$/);
+    // The bridge need not exist yet: a network created in the same pass gets it.
+    assert.equal(planIpv6Forwarding(given({ type: 'CreateNetwork', spec: v6(NET_6, 10) }), { ipv6Forwarding: { all: false, default: true } }).length, 1);
+  });
+
+  it('serve --ipv6-forwarding: nothing when on, not read (the model), or no network with IPv6 and a way out (IPv4 only, --internal)', () => {
+    assert.deepEqual(planIpv6Forwarding(withV6, { ipv6Forwarding: { all: true, default: true } }), []);
+    assert.deepEqual(planIpv6Forwarding(withV6, {}), []);
+    const internalOnly = given({ type: 'CreateNetwork', spec: networkSpec(NET_A) }, { type: 'CreateNetwork', spec: v6(NET_6I, 11, true) });
+    assert.deepEqual(planIpv6Forwarding(internalOnly, { ipv6Forwarding: { all: false, default: false } }), []);
   });
 });

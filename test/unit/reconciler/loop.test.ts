@@ -302,6 +302,11 @@ class ForwardingKernel extends FlakyKernel {
   override async observe() {
     return { ...(await super.observe()), routes: await this.observeRoutes(), forwardingOff: [...this.forwardingOff], ipv6Forwarding: { ...this.ipv6Forwarding }, bridgeNf: { ...this.bridgeNf } };
   }
+  override async setIpv6ForwardingOn(): Promise<string[]> {
+    await super.setIpv6ForwardingOn();
+    this.ipv6Forwarding = { all: true, default: true };
+    return ['net.ipv6.conf.default.forwarding', 'net.ipv6.conf.all.forwarding'];
+  }
 }
 
 describe('reconcile loop: IPv4 forwarding turned off under the networks', () => {
@@ -370,6 +375,57 @@ describe('reconcile loop: IPv4 forwarding turned off under the networks', () => 
     await r.requestPass('timer');
     assert.match(said().at(-1) ?? '', /^info forwarding: IPv6 forwarding is on again/);
     assert.deepEqual(told, [true, null]);
+  });
+
+  it('serve --ipv6-forwarding: a full read that finds IPv6 forwarding off turns it on (not named as a problem); one that cannot is a failure, named, and Docker\'s passes stay on the model', async () => {
+    const lines: string[] = [];
+    const log = { ...silent, info: (o?: unknown, m?: string) => void lines.push(`info ${m} ${JSON.stringify(o)}`), warn: (_o?: unknown, m?: string) => void lines.push(`warn ${m}`) };
+    await r.stop();
+    const k = new ForwardingKernel();
+    kernel = k;
+    k.ipv6Forwarding = { all: false, default: false };
+    const v6: Command = { type: 'CreateNetwork', spec: { ...networkSpec(NET_A), ipv6: true, ipv6Data: [{ pool: 'fd00:231:7::/64', gateway: 'fd00:231:7::1/64', aux: {} }] } };
+    state = given(v6);
+    r = new Reconciler({ kernel, getState: () => state, log, onLost: async () => undefined, intervalMs: INTERVAL, ipv6Forwarding: true });
+    const first = await r.requestPass('startup');
+    assert.deepEqual(k.ipv6Forwarding, { all: true, default: true }, 'turned on');
+    assert.ok(first.applied.some((a) => a.kind === 'sysctl.ipv6_forwarding'), 'applied, as drift repaired');
+    assert.equal(r.forwarding, null, 'on after the pass: no problem named');
+    assert.doesNotMatch(lines.join('\n'), /forwarding: IPv6 forwarding is off/);
+    // Read through a function: the compiler would narrow r.forwarding after an assert.
+    const ipv6Off = () => r.forwarding?.ipv6Off;
+    const calls = () => k.calls.filter((c) => c.kind === 'setIpv6ForwardingOn').length;
+    await r.requestPass('timer');
+    assert.equal(calls(), 1, 'on: not set again');
+    // Turned off by hand under the existing bridge: set again, and the pass that did it names no problem.
+    k.ipv6Forwarding = { all: false, default: false };
+    r.kernelChanged();
+    await r.requestPass('timer');
+    assert.equal(calls(), 2);
+    assert.equal(r.forwarding, null);
+    assert.doesNotMatch(lines.join('\n'), /forwarding: IPv6 forwarding is off/);
+    // Turned off by hand, and the host refuses it now.
+    k.ipv6Forwarding = { all: false, default: true };
+    k.ipv6ForwardingError = 'open /proc/sys/net/ipv6/conf/all/forwarding: read-only file system';
+    r.kernelChanged();
+    const failed = await r.requestPass('timer');
+    assert.match(failed.failures.map((f) => f.message).join('\n'), /read-only file system/);
+    assert.equal(ipv6Off(), true, 'still off: named');
+    state = given(v6, { type: 'CreateEndpoint', spec: endpointSpec(NET_A, EP_1) });
+    const reads = r.reads.full;
+    await r.requestPass('NetworkDriver.CreateEndpoint');
+    assert.equal(r.reads.full, reads, "a sysctl that could not be set does not send Docker's passes to a full read");
+    await r.stop();
+    // Without the switch: named, never set.
+    const k2 = new ForwardingKernel();
+    kernel = k2;
+    k2.ipv6Forwarding = { all: false, default: false };
+    r = new Reconciler({ kernel, getState: () => state, log, onLost: async () => undefined, intervalMs: INTERVAL });
+    await r.requestPass('startup');
+    r.kernelChanged();
+    await r.requestPass('timer');
+    assert.equal(k2.calls.filter((c) => c.kind === 'setIpv6ForwardingOn').length, 0);
+    assert.equal(ipv6Off(), true);
   });
 
   it('icc=false left open by bridge filtering: logged once, kept through model passes, and enforced again; the metric is told', async () => {
