@@ -158,6 +158,14 @@ cat >"$OUT/config.json" <<'EOF'
       "options": ["rbind", "rw"]
     },
     {
+      "name": "proc-sys-net",
+      "description": "the host's /proc/sys/net, writable (Docker mounts /proc/sys read-only in a plugin): each bridge's accept_ra and route_localnet, bridge filtering for icc=false, IPv6 forwarding (LEDGERNET_IPV6_FORWARDING); LEDGERNET_PROC_SYS_NET names it",
+      "type": "bind",
+      "source": "/proc/sys/net",
+      "destination": "/run/ledgernet-sysctl/net",
+      "options": ["bind", "rw"]
+    },
+    {
       "name": "docker-api",
       "description": "the host's directory of Docker's API socket (docker.sock; LEDGERNET_DOCKER_SOCKET names it): networks removed while the plugin was down, endpoints Docker abandoned, the plugin's own name. The directory, not the socket file: dockerd makes a new socket each start, and with live-restore the plugin outlives it",
       "type": "bind",
@@ -181,6 +189,7 @@ cat >"$OUT/config.json" <<'EOF'
     { "name": "LEDGERNET_IPV6_FORWARDING", "description": "1: turn the host's IPv6 forwarding on while a network with IPv6 has a way out, as Docker's bridge driver does (empty or 0: only named)", "settable": ["value"], "value": "" },
     { "name": "LEDGERNET_METRICS", "description": "HOST:PORT for Prometheus metrics (empty: off)", "settable": ["value"], "value": "" },
     { "name": "LEDGERNET_DOCKER_SOCKET", "description": "Docker's API socket as the plugin sees it, in the docker-api mount (empty: never ask Docker)", "settable": ["value"], "value": "/run/ledgernet-docker/docker.sock" },
+    { "name": "LEDGERNET_PROC_SYS_NET", "description": "where the proc-sys-net mount puts the host's /proc/sys/net", "value": "/run/ledgernet-sysctl/net" },
     { "name": "LEDGERNET_RUN_DIR", "description": "where the host guard lives (the host-guard mount)", "value": "/run/ledgernet-host" },
     { "name": "PATH", "value": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" }
   ]

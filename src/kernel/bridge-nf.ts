@@ -5,12 +5,11 @@
 // its own; a host tuned for VMs often sets them to 0 (libvirt's advice), and then containers of
 // an icc=false network reach each other with nothing saying so.
 import { readFile, writeFile } from 'node:fs/promises';
-import { parseSysctl } from './parse-sysctl.ts';
+import { netSysctlPath as path, parseSysctl } from './parse-sysctl.ts';
 import type { BridgeNf } from './types.ts';
 import { createRunner, type Runner } from './runner.ts';
 
 const KEYS = { iptables: 'net.bridge.bridge-nf-call-iptables', ip6tables: 'net.bridge.bridge-nf-call-ip6tables' } as const;
-const path = (key: string) => `/proc/sys/${key.replaceAll('.', '/')}`;
 
 /** null for a setting that does not exist (br_netfilter not loaded), else whether it is 1. */
 const setting = (text: string | undefined): boolean | null => (text === undefined ? null : text.trim() === '1');

@@ -19,7 +19,7 @@ import { parseNftTable } from './nftables/parse.ts';
 import { NFT_FAMILY, NFT_TABLE } from './nftables/table.ts';
 import { parseLinks } from './parse-links.ts';
 import { parseRoutes } from './parse-routes.ts';
-import { acceptRaPath, disableIpv6Path, ifaceSysctl, parseSysctl, routeLocalnetPath } from './parse-sysctl.ts';
+import { acceptRaPath, disableIpv6Path, ifaceSysctl, netSysctlPath, parseSysctl, procSysNet, routeLocalnetPath } from './parse-sysctl.ts';
 import { parseTcBatchErrors } from './parse-tc.ts';
 import { runChanges } from './batch.ts';
 import { createRunner, exitError, failOnExit, firstLine, type Outcome } from './runner.ts';
@@ -189,7 +189,7 @@ export function createKernel(opts: KernelOptions): HostKernel {
       for (const b of bridges) {
         await writeFile(acceptRaPath(b), '0\n').catch((e: unknown) => {
           // No IPv6 in this kernel: no router advertisement is taken anywhere.
-          if ((e as NodeJS.ErrnoException).code === 'ENOENT' && !existsSync('/proc/sys/net/ipv6')) return;
+          if ((e as NodeJS.ErrnoException).code === 'ENOENT' && !existsSync(procSysNet('ipv6'))) return;
           throw new DriverError('LN_ERR_KERNEL_EXEC', `could not set accept_ra of ${b} to 0: ${(e as Error).message}`, { cause: e });
         });
       }
@@ -242,7 +242,7 @@ export function createKernel(opts: KernelOptions): HostKernel {
       }
       const changed: string[] = [];
       for (const key of keys) {
-        const path = `/proc/sys/${key.replaceAll('.', '/')}`;
+        const path = netSysctlPath(key);
         const now = await readFile(path, 'utf8').catch(() => null);
         if (now === null || now.trim() === '1') continue; // no IPv6 in this kernel, or on already
         await writeFile(path, '1\n').catch((e: unknown) => {

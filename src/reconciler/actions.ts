@@ -61,6 +61,13 @@ export type Conflict = Extract<Action, { kind: 'link.conflict' | 'route.conflict
 export const isConflict = <T extends { readonly kind: string }>(a: T): a is T & Conflict => a.kind === 'link.conflict' || a.kind === 'route.conflict';
 
 /**
+ * A sysctl written through /proc (a bridge's route_localnet or accept_ra, IPv6 forwarding): one that
+ * could not be written leaves the kernel as the model has it, so its failure does not send the
+ * next pass to a full read (reconciler/loop.ts).
+ */
+export const isSysctl = (a: { readonly kind: string }): boolean => a.kind === 'bridge.localnet' || a.kind === 'bridge.accept_ra' || a.kind === 'sysctl.ipv6_forwarding';
+
+/**
  * Apply order. Creates come first so that Docker waits on as little as possible; slow deletes
  * (a bridge takes ~45 ms in the kernel) come last. A jump is removed before its chain, and a
  * chain is written before the jump into it is added.

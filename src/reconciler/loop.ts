@@ -4,7 +4,7 @@ import { lookup, type State } from '../events/domain/types.ts';
 import type { FirewallBackend, Kernel, KernelSnapshot } from '../kernel/types.ts';
 import { defaultFirewall, isProxyChange, type ProxyPort } from '../kernel/index.ts';
 import type { DriftKind } from '../kernel/monitor.ts';
-import { actionKey, describeAction, isConflict, type Action, type Conflict } from './actions.ts';
+import { actionKey, describeAction, isConflict, isSysctl, type Action, type Conflict } from './actions.ts';
 import { afterActions, applyActions, type Failure } from './apply.ts';
 import { ClusterStep } from './cluster-step.ts';
 import type { VxlanChange } from '../kernel/index.ts';
@@ -328,7 +328,7 @@ export class Reconciler {
     this.noteForwarding(state, forwarded ? { ...snapshot, ipv6Forwarding: { all: true, default: true } } : snapshot);
     // A conflict is reported as a failure, but the kernel was not asked for anything.
     // A proxy listener that could not open, or a sysctl that could not be set, says nothing about the kernel model.
-    const refused = done.failures.some((f) => f.action.kind !== 'link.conflict' && f.action.kind !== 'sysctl.ipv6_forwarding' && !isProxyChange(f.action));
+    const refused = done.failures.some((f) => f.action.kind !== 'link.conflict' && !isSysctl(f.action) && !isProxyChange(f.action));
     // Drift noticed since the pass began is not in `snapshot`: the next pass reads the kernel.
     this.model = refused || this.drifts !== drifts ? null : afterActions(snapshot, done.applied, firewall);
     this.planner.settle(this.model, planned, done.applied);

@@ -284,6 +284,25 @@ describe('install as a managed Docker plugin', () => {
       const bridge = `lnb-${c.stdout.trim().slice(0, 11)}`;
       await waitFor(async () => (await execa('nft', ['list', 'table', 'inet', 'ledgernet'], { reject: false })).stdout.includes(`"${bridge}"`), { what: `the plugin's nftables table to hold ${bridge}` });
       await twoContainersPing(net);
+      // Docker mounts /proc/sys read-only in a plugin: the host's settings go through the
+      // proc-sys-net mount. The bridge takes no router advertisement (accept_ra 0), a port published
+      // on 127.0.0.1 answers from the host (route_localnet 1), and no pass is left with a failure.
+      assert.equal((await readFile(`/proc/sys/net/ipv6/conf/${bridge}/accept_ra`, 'utf8')).trim(), '0', 'accept_ra set through the mount');
+      const web = track.container(uniqueName('lnplugweb'));
+      const serve = 'mkdir -p /www && echo ok >/www/index.html && httpd -p 80 -h /www && exec sleep 600';
+      await docker(['run', '-d', '--name', web, '--network', net, '-p', '127.0.0.1:18761:80', TEST_IMAGE, 'sh', '-c', serve], { check: true });
+      const body = await waitFor(
+        async () => {
+          const w = await execa('/bin/busybox', ['timeout', '5', '/bin/busybox', 'wget', '-q', '-O', '-', 'http://127.0.0.1:18761/'], { reject: false, stdin: 'ignore' });
+          return w.exitCode === 0 ? w.stdout.trim() : null;
+        },
+        { timeoutMs: 15_000, what: "the plugin's container to answer on 127.0.0.1:18761" },
+      );
+      assert.equal(body, 'ok');
+      assert.equal((await readFile(`/proc/sys/net/ipv4/conf/${bridge}/route_localnet`, 'utf8')).trim(), '1');
+      const dry = await ledgernetCli(['reconcile', '--dry-run', '--state-dir', stateDir]);
+      assert.equal(dry.exitCode, 0, `nothing pending (no setting the plugin could not write):\n${dry.stdout}${dry.stderr}`);
+      await docker(['rm', '-f', web], { check: true });
       // The log sits in the bind-mounted state dir on the host: the host CLI reads it.
       const types = await eventTypes(stateDir);
       for (const t of ['pool.requested', 'address.requested', 'network.created', 'endpoint.joined', 'network.deleted']) assert.ok(types.includes(t), `the log holds ${t}`);

@@ -428,6 +428,30 @@ describe('reconcile loop: IPv4 forwarding turned off under the networks', () => 
     assert.equal(ipv6Off(), true);
   });
 
+  it("a bridge's accept_ra that cannot be written (a read-only /proc/sys) is a failure, but Docker's passes stay on the model", async () => {
+    await r.stop();
+    class ReadOnlySysctl extends ForwardingKernel {
+      override async observe() {
+        return { ...(await super.observe()), acceptRa: Object.fromEntries([...this.links.keys()].filter((n) => n.startsWith('lnb-')).map((n) => [n, true])) };
+      }
+      override async setAcceptRaOff(): Promise<void> {
+        throw new Error('could not set accept_ra: EROFS: read-only file system');
+      }
+    }
+    kernel = new ReadOnlySysctl();
+    state = given({ type: 'CreateNetwork', spec: networkSpec(NET_A) });
+    r = new Reconciler({ kernel, getState: () => state, log: silent, onLost: async () => undefined, intervalMs: INTERVAL });
+    await r.requestPass('startup');
+    r.kernelChanged();
+    const failed = await r.requestPass('timer');
+    assert.match(failed.failures.map((f) => `${f.action.kind}: ${f.message}`).join('\n'), /^bridge\.accept_ra: .*EROFS/);
+    state = given({ type: 'CreateNetwork', spec: networkSpec(NET_A) }, { type: 'CreateEndpoint', spec: endpointSpec(NET_A, EP_1) });
+    const reads = r.reads.full;
+    const ep = await r.requestPass('NetworkDriver.CreateEndpoint');
+    assert.equal(r.reads.full, reads, 'planned against the model, not a full read');
+    assert.ok(ep.applied.some((a) => a.kind === 'veth.create'), "the endpoint's veth made");
+  });
+
   it('icc=false left open by bridge filtering: logged once, kept through model passes, and enforced again; the metric is told', async () => {
     const lines: string[] = [];
     const told: (number | null)[] = [];
