@@ -186,6 +186,7 @@ cat >"$OUT/config.json" <<'EOF'
     { "name": "LEDGERNET_NATS_PASSWORD", "description": "NATS password of LEDGERNET_NATS_USER", "settable": ["value"], "value": "" },
     { "name": "LEDGERNET_NATS_CREDS", "description": "a NATS .creds file as the plugin sees it, e.g. in the state mount: /var/lib/ledgernet/nats.creds (empty: none)", "settable": ["value"], "value": "" },
     { "name": "LEDGERNET_FIREWALL", "description": "firewall backend: auto (follow Docker: nftables where Docker 29+ uses it), iptables or nftables", "settable": ["value"], "value": "auto" },
+    { "name": "LEDGERNET_ALLOW_DIRECT_ROUTING", "description": "1: no direct-access protection on any network (Docker 28's --allow-direct-routing; empty or 0: protected)", "settable": ["value"], "value": "" },
     { "name": "LEDGERNET_IPV6_FORWARDING", "description": "1: turn the host's IPv6 forwarding on while a network with IPv6 has a way out, as Docker's bridge driver does (empty or 0: only named)", "settable": ["value"], "value": "" },
     { "name": "LEDGERNET_METRICS", "description": "HOST:PORT for Prometheus metrics (empty: off)", "settable": ["value"], "value": "" },
     { "name": "LEDGERNET_DOCKER_SOCKET", "description": "Docker's API socket as the plugin sees it, in the docker-api mount (empty: never ask Docker)", "settable": ["value"], "value": "/run/ledgernet-docker/docker.sock" },

@@ -233,7 +233,7 @@ describe('install as a managed Docker plugin', () => {
     assert.deepEqual([state?.destination, state?.settable], ['/var/lib/ledgernet', ['source']]);
     const api = config.mounts.find((m) => m.name === 'docker-api');
     assert.deepEqual([api?.destination, api?.settable], ['/run/ledgernet-docker', ['source']]);
-    for (const name of ['LEDGERNET_LOG_LEVEL', 'LEDGERNET_FIREWALL', 'LEDGERNET_DOCKER_SOCKET']) assert.deepEqual(config.env.find((e) => e.name === name)?.settable, ['value'], name);
+    for (const name of ['LEDGERNET_LOG_LEVEL', 'LEDGERNET_FIREWALL', 'LEDGERNET_DOCKER_SOCKET', 'LEDGERNET_ALLOW_DIRECT_ROUTING', 'LEDGERNET_IPV6_FORWARDING']) assert.deepEqual(config.env.find((e) => e.name === name)?.settable, ['value'], name);
 
     // The rootfs is complete: every program the driver runs starts inside it.
     for (const cmd of [['/usr/bin/node', '-e', '1'], ['ip', '-V'], ['tc', '-V'], ['iptables-save', '-t', 'filter'], ['nft', 'list', 'tables'], ['/usr/bin/node', '/app/dist/cli.js', '--help'], ['flock', '-V'], ['perl', '-v']]) {
