@@ -283,7 +283,6 @@ describe('install as a managed Docker plugin', () => {
       assert.equal(c.exitCode, 0, c.stderr);
       const bridge = `lnb-${c.stdout.trim().slice(0, 11)}`;
       await waitFor(async () => (await execa('nft', ['list', 'table', 'inet', 'ledgernet'], { reject: false })).stdout.includes(`"${bridge}"`), { what: `the plugin's nftables table to hold ${bridge}` });
-      await twoContainersPing(net);
       // Docker mounts /proc/sys read-only in a plugin: the host's settings go through the
       // proc-sys-net mount. The bridge takes no router advertisement (accept_ra 0), a port published
       // on 127.0.0.1 answers from the host (route_localnet 1), and no pass is left with a failure.
@@ -303,6 +302,7 @@ describe('install as a managed Docker plugin', () => {
       const dry = await ledgernetCli(['reconcile', '--dry-run', '--state-dir', stateDir]);
       assert.equal(dry.exitCode, 0, `nothing pending (no setting the plugin could not write):\n${dry.stdout}${dry.stderr}`);
       await docker(['rm', '-f', web], { check: true });
+      await twoContainersPing(net);
       // The log sits in the bind-mounted state dir on the host: the host CLI reads it.
       const types = await eventTypes(stateDir);
       for (const t of ['pool.requested', 'address.requested', 'network.created', 'endpoint.joined', 'network.deleted']) assert.ok(types.includes(t), `the log holds ${t}`);
