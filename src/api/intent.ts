@@ -7,7 +7,7 @@ import { DriverError, isDriverError, phraseOf } from '../errors.ts';
 import { byDocker } from '../events/domain/cause.ts';
 import type { Command } from '../events/domain/commands.ts';
 import type { Cause, State, StoredEvent } from '../events/domain/types.ts';
-import { describeAction } from '../reconciler/actions.ts';
+import { describeAction, isSysctl } from '../reconciler/actions.ts';
 import type { Failure } from '../reconciler/apply.ts';
 import type { PassResult } from '../reconciler/loop.ts';
 import { describeFailure, failureCode } from '../reconciler/outcome.ts';
@@ -149,9 +149,16 @@ export async function applyIntent(deps: IntentDeps, command: Command, a: KernelW
   return events;
 }
 
+/**
+ * A failure of a global object every network needs (a hook, a chain). Not a host setting
+ * (`sysctl.ipv6_forwarding`): a network works without it, as Docker's bridge driver only warns
+ * when it cannot turn it on; its failure is reported by the pass and `status`, not to Docker.
+ */
+const sharedFailure = (a: Failure['action']): boolean => a.owner.networkId === null && a.owner.endpointId === null && !isSysctl(a);
+
 /** Failures that concern a network: its own objects and the global ones (hooks, chains). */
 export function concernsNetwork(networkId: string): (f: Failure) => boolean {
-  return ({ action: { owner: o } }) => o.networkId === networkId || (o.networkId === null && o.endpointId === null);
+  return ({ action: a }) => a.owner.networkId === networkId || sharedFailure(a);
 }
 
 /** Failures that concern an endpoint: its own, and a foreign link holding its network's bridge name. */
@@ -161,5 +168,5 @@ export function concernsEndpoint(networkId: string, endpointId: string): (f: Fai
 
 /** Failures that concern an endpoint's published ports: its own and the global ones. */
 export function concernsPorts(endpointId: string): (f: Failure) => boolean {
-  return ({ action: { owner: o } }) => o.endpointId === endpointId || (o.networkId === null && o.endpointId === null);
+  return ({ action: a }) => a.owner.endpointId === endpointId || sharedFailure(a);
 }
