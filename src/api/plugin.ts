@@ -270,8 +270,8 @@ async function join(deps: Ctx, body: Json, method: string): Promise<unknown> {
   // DstName: the name the container asked for (Docker 28+'s ifname; engines with moby#52866 apply it).
   const res: Json = { InterfaceName: { SrcName: ep.peer, DstPrefix: containerIfacePrefix(net.options), ...(ep.ifname === undefined ? {} : { DstName: ep.ifname }) } };
   if (!net.internal) {
-    const gw4 = gatewayIp(net.ipv4Data);
-    const gw6 = mayHaveV6(ep) ? gatewayIp(net.ipv6Data) : null;
+    const gw4 = gatewayIp(net.ipv4Data, ep.address);
+    const gw6 = mayHaveV6(ep) ? gatewayIp(net.ipv6Data, ep.addressV6) : null;
     if (gw4) res['Gateway'] = gw4;
     if (gw6) res['GatewayIPv6'] = gw6;
   }

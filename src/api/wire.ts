@@ -360,8 +360,18 @@ export function ipv6Elsewhere(method: string, options: Json): boolean {
   return v;
 }
 
-export function gatewayIp(data: readonly IpamData[]): string | null {
-  const gw = data.find((d) => d.gateway !== null)?.gateway;
+/**
+ * The gateway (an address, no prefix length) a container with `address` (CIDR form; null: not
+ * known) gets: that of the subnet holding its address, for a network with several subnets of one
+ * family; else the first subnet's that has one.
+ */
+export function gatewayIp(data: readonly IpamData[], address: string | null = null): string | null {
+  const ip = address === null ? null : parseIp(address.split('/')[0] ?? '');
+  const holds = (d: IpamData) => {
+    const pool = parsePrefix(d.pool);
+    return ip !== null && pool !== null && contains(pool, ip.family, ip.value);
+  };
+  const gw = (data.find((d) => d.gateway !== null && holds(d)) ?? data.find((d) => d.gateway !== null))?.gateway;
   return gw ? (gw.split('/')[0] ?? null) : null;
 }
 

@@ -92,7 +92,7 @@ export function parseEgress(key: string, value: string): EgressRule[] {
 /** What egress_deny/egress_allow are checked against: facts of the network being created. */
 export interface EgressNetwork {
   readonly internal: boolean;
-  /** The network's subnets, both families. */
+  /** The network's subnets, both families; none when not known yet (GwAllocCheck). */
   readonly subnets: readonly string[];
 }
 
@@ -108,6 +108,8 @@ export function checkEgressFor(policy: EgressPolicy | null, net: EgressNetwork):
     throw new DriverError('LN_ERR_INVALID_OPTION', `option ${given.join(' and ')} cannot be used with --internal: nothing leaves an internal network anyway`);
   }
   const own = net.subnets.map((s) => parsePrefix(s)).filter((p): p is Prefix => p !== null);
+  // No subnets: not known yet (Docker 28's GwAllocCheck comes before IPAM); CreateNetwork checks again with them.
+  if (own.length === 0) return;
   const hasV6 = own.some((p) => p.family === 6);
   const lists: [string, readonly EgressRule[]][] = [['ledgernet.egress_deny', policy.deny], ['ledgernet.egress_allow', policy.allow ?? []]];
   for (const [k, rules] of lists) {

@@ -432,6 +432,19 @@ describe('plugin API: a foreign link holds the bridge name (issue 9, finding 3)'
     assertUntouched(index);
   });
 
+  it('Join answers the gateway of the subnet that holds the endpoint, on a network with several subnets of a family', async () => {
+    const v4 = '[{"Pool":"10.213.0.0/24","Gateway":"10.213.0.1/24"},{"Pool":"10.214.0.0/24","Gateway":"10.214.0.1/24"}]';
+    const v6 = '[{"Pool":"fd00:213::/64","Gateway":"fd00:213::1/64"},{"Pool":"fd00:214::/64","Gateway":"fd00:214::1/64"}]';
+    const net = `{"NetworkID":"${NET}","Options":{"com.docker.network.enable_ipv6":true,"com.docker.network.generic":{}},"IPv4Data":${v4},"IPv6Data":${v6}}\n`;
+    assert.equal((await call('NetworkDriver.CreateNetwork', net)).status, 200);
+    const ep = `{"NetworkID":"${NET}","EndpointID":"${EP}","Interface":{"Address":"10.214.0.5/24","AddressIPv6":"fd00:214::5/64","MacAddress":""},${NO_PORTS}}\n`;
+    assert.equal((await call('NetworkDriver.CreateEndpoint', ep)).status, 200);
+    const res = await call('NetworkDriver.Join', joinBody);
+    assert.equal(res.status, 200);
+    assert.equal(res.body['Gateway'], '10.214.0.1', 'a gateway of another subnet is not on-link for the container');
+    assert.equal(res.body['GatewayIPv6'], 'fd00:214::1');
+  });
+
   it('Join on a network that went into conflict after CreateEndpoint: Err naming the link', async () => {
     await call('NetworkDriver.CreateNetwork', createNetworkBody(`{"ledgernet.bridge":"${CUSTOM}"}`));
     assert.equal((await call('NetworkDriver.CreateEndpoint', createEndpointBody())).status, 200);

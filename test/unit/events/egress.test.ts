@@ -3,6 +3,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { checkNetworkOptions, egressPolicy } from '../../../src/events/domain/options.ts';
+import { toGwAllocCheck, toNetworkSpec } from '../../../src/api/wire.ts';
+import type { Json } from '../../../src/api/wire.ts';
 
 const V4 = { internal: false, subnets: ['10.231.7.0/24'] };
 const V6 = { internal: false, subnets: ['10.231.7.0/24', 'fd00:231:7::/64'] };
@@ -85,5 +87,17 @@ describe('egress policy options', () => {
     });
     // A deny item that contains the own subnet is fine (the subnet is left out), as is an allow item inside it.
     assert.doesNotThrow(() => checkNetworkOptions({ 'ledgernet.egress_deny': '10.0.0.0/8', 'ledgernet.egress_allow': '10.231.7.0/25' }, V4));
+  });
+
+  it("Docker 28's GwAllocCheck (no subnets yet) lets IPv6 items of an --ipv6 network through; CreateNetwork checks them", () => {
+    const options = (ipv6: boolean) => ({
+      'com.docker.network.enable_ipv6': ipv6,
+      'com.docker.network.generic': { 'ledgernet.egress_deny': '2001:db8::/32', 'ledgernet.egress_allow': '0.0.0.0/0,::/0' },
+    });
+    assert.deepEqual(toGwAllocCheck('NetworkDriver.GwAllocCheck', { Options: options(true) }), { SkipIPv4: false, SkipIPv6: false });
+    // CreateNetwork, which has the subnets, still refuses the items a network without IPv6 cannot use.
+    const create = (v6: Json[]) => ({ NetworkID: 'e'.repeat(64), Options: options(v6.length > 0), IPv4Data: [{ AddressSpace: 'LocalDefault', Pool: '10.231.7.0/24', Gateway: '10.231.7.1/24' }], IPv6Data: v6 });
+    assert.throws(() => toNetworkSpec('NetworkDriver.CreateNetwork', create([])), /NetworkDriver\.CreateNetwork: option ledgernet\.egress_deny: item 2001:db8::\/32 is IPv6, but the network has no IPv6 subnet/);
+    assert.doesNotThrow(() => toNetworkSpec('NetworkDriver.CreateNetwork', create([{ AddressSpace: 'LocalDefault', Pool: 'fd00:231:7::/64', Gateway: 'fd00:231:7::1/64' }])));
   });
 });
