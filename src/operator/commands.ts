@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { callDaemon } from './control-client.ts';
 import type { PreviousWorker } from './control.ts';
 import { operatorCause, statedBody, type OperatorNote } from './operator-cause.ts';
-import { acquireHostGuard, acquireLock, hostInstance, decide, describeCause, portsText, fold, labelled, loadState, LOG_FILE, LOG_START, LogParts, namesFrom, openStore, poolUsage, readLog, readSnapshot, releaseCommand, short, VETH_PREFIX, type Cause, type EventStore, type HostInstance, type PoolUsage, type ScanBase, type State, type StoredEvent } from '../events/index.ts';
+import { acquireHostGuard, acquireLock, hostInstance, decide, describeCause, portsText, fold, labelled, loadState, LOG_FILE, LOG_START, LogParts, namesFrom, openStore, poolUsage, readLog, loadSnapshot, releaseCommand, SNAPSHOT_FILE, short, VETH_PREFIX, type Cause, type EventStore, type HostInstance, type PoolUsage, type ScanBase, type State, type StoredEvent } from '../events/index.ts';
 import type { ScanEnd } from '../events/log/framing.ts';
 import { ARCHIVE_DIR, listArchives } from '../events/log/archive.ts';
 import { DriverError } from '../errors.ts';
@@ -502,7 +502,17 @@ function eventLine(e: StoredEvent, names: Names): string {
  */
 async function verifyLog(stateDir: string, read: { events: readonly StoredEvent[]; end: ScanEnd; base: ScanBase }): Promise<number> {
   const { events, end, base } = read;
-  const snap = await readSnapshot(stateDir);
+  const loaded = await loadSnapshot(stateDir);
+  if (loaded !== null && 'damaged' in loaded) {
+    process.stderr.write(
+      `ledgernet: the snapshot ${join(stateDir, SNAPSHOT_FILE)} is damaged (${loaded.damaged}); the log${base.seq > 0 ? '' : ' and its archives'} verified. ` +
+        (base.seq > 0
+          ? `A start cannot use it, and events 1 to ${base.seq} are no longer archived here to rebuild the state from: restore snapshot.json or the archives from a backup\n`
+          : `A start ignores it and rebuilds the state from every event (then writes a new one): remove the file, or restore it from a backup\n`),
+    );
+    return 1;
+  }
+  const snap = loaded?.snap ?? null;
   const last = events.at(-1)?.seq ?? base.seq;
   const logPath = join(stateDir, LOG_FILE);
   if (snap && snap.seq > last) {

@@ -122,8 +122,10 @@ async function syncDir(path: string): Promise<void> {
  * hard-linked as the archive, (2) the new log (its start record only) is written and synced as
  * events.log.next, (3) `beforeSwap` runs (the writer's snapshot of the state at `head`, pointing
  * into the new log), (4) events.log.next replaces events.log. Cut before (4), the old log is
- * whole and the snapshot does not line up with it (a full replay); the leftovers go at the next
- * start (removeUnfinishedArchive).
+ * whole and the snapshot lines up with it through its `before` position; the leftovers go at the
+ * next start (removeUnfinishedArchive). After (4) the new log is events.log: `synced` is the
+ * error of the directory's fsync that makes the rename durable, if it failed (the caller must then
+ * write nothing more: a power cut could bring the old file back).
  */
 export async function archiveFiles(
   dir: string,
@@ -131,12 +133,13 @@ export async function archiveFiles(
   from: number,
   head: { seq: number; hash: string },
   beforeSwap: (startBytes: number) => Promise<void>,
-): Promise<{ name: string; startBytes: number }> {
+): Promise<{ name: string; startBytes: number; synced: Error | null }> {
   const name = archiveName(from + 1, head.seq);
   const archDir = join(dir, ARCHIVE_DIR);
   const archPath = join(archDir, name);
   const next = `${logPath}.next`;
   let linked = false;
+  let startBytes = 0;
   try {
     await mkdir(archDir, { recursive: true, mode: 0o700 });
     await link(logPath, archPath);
@@ -151,10 +154,9 @@ export async function archiveFiles(
     } finally {
       await fh.close();
     }
-    await beforeSwap(start.length);
+    startBytes = start.length;
+    await beforeSwap(startBytes);
     await rename(next, logPath);
-    await syncDir(dir);
-    return { name, startBytes: start.length };
   } catch (e) {
     await unlink(next).catch(() => undefined);
     // Not swapped: the archive link would be a second name of the live log.
@@ -164,4 +166,10 @@ export async function archiveFiles(
     const why = code === 'EEXIST' ? `${archPath} already exists` : (e as Error).message;
     throw new DriverError('LN_ERR_LOG_IO', `archiving the event log failed: ${why}; nothing was moved`, { cause: e });
   }
+  // Swapped: the new log is events.log, whether or not the rename is durable yet.
+  const synced = await syncDir(dir).then(
+    () => null,
+    (e: unknown) => e as Error,
+  );
+  return { name, startBytes, synced };
 }

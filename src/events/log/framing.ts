@@ -13,7 +13,7 @@ import { crc32 } from 'node:zlib';
 
 export const HEADER_BYTES = 8;
 /** No single event comes near this; a larger length field means damage, not a big record. */
-const MAX_RECORD_BYTES = 16 * 1024 * 1024;
+export const MAX_RECORD_BYTES = 16 * 1024 * 1024;
 /** Zero-filled tails after a crash start on a sector (or block) boundary. */
 const SECTOR = 512;
 

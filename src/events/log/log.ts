@@ -10,7 +10,7 @@ import { DriverError } from '../../errors.ts';
 import { frame, unframe } from './framing.ts';
 import { sealEvent } from './hash.ts';
 import { EventVersions, type Cause, type NewEvent, type StoredEvent } from '../domain/types.ts';
-import { checkCovers, corruptError, keepTorn, LOG_FILE, LOG_START, readAndScan, refuseIfArchived, type ScanBase, type ScanOptions } from './read.ts';
+import { checkCovers, corruptError, keepTorn, LOG_FILE, LOG_START, readAndScan, refuseBadFirstRecord, refuseIfArchived, type ScanBase, type ScanOptions } from './read.ts';
 import { ARCHIVE_DIR, archiveFiles, removeUnfinishedArchive, startOfFile } from './archive.ts';
 
 /** How the log is opened for writing (O_DSYNC: see the top of this file). */
@@ -149,7 +149,10 @@ export class EventLog {
         : { seq: base.seq, hash: base.hash, recordOffset: base.recordOffset };
       // A start from a snapshot reads nothing before it: the start record is checked here.
       const start = await startOfFile(fh);
-      if (!start) await refuseIfArchived(dir, fh);
+      if (!start) {
+        await refuseIfArchived(dir, fh);
+        await refuseBadFirstRecord(dir, fh);
+      }
       const startSeq = start?.seq ?? 0;
       return { log: new EventLog(fh, path, opts, last, res.goodLength, startSeq), events: res.events, count: res.count, base, repaired };
     } catch (e) {
@@ -344,7 +347,15 @@ export class EventLog {
       const bytes = this.bytes;
       // The new file's head: its start record, which carries the last archived event's seq and hash.
       const headAt = (startBytes: number): ScanBase => ({ offset: startBytes, seq: head.seq, hash: head.hash, recordOffset: 0 });
-      const { name, startBytes } = await archiveFiles(this.dir, this.path, this.startSeq, head, (b) => snapshot(headAt(b)));
+      // The snapshot also says where that event is in the old file, the log if a crash cuts the archive off before the swap.
+      const before = { offset: head.offset, recordOffset: head.recordOffset };
+      const { name, startBytes, synced } = await archiveFiles(this.dir, this.path, this.startSeq, head, (b) => snapshot({ ...headAt(b), before }));
+      if (synced) {
+        // Appends to either file could be lost: the old one is the archive now, the new one may not
+        // be events.log after a power cut. A restart syncs the state dir before it writes.
+        this.fatal = new DriverError('LN_ERR_LOG_IO', `the event log was archived but ${this.dir} cannot be synced: ${synced.message}; restart ledgernet`, { cause: synced });
+        throw this.fatal;
+      }
       const fh = await open(this.path, APPEND_DSYNC, 0o600).catch((e: unknown) => {
         // The open file is the archive now: nothing may be written to it, and nothing can be
         // written to the new log. Every append is refused until a restart opens the new log.

@@ -9,7 +9,8 @@ import { upcastState } from './upcast.ts';
 async function snapshotBase(dir: string): Promise<{ base: ScanBase; state: State }> {
   const snap = await readSnapshot(dir);
   if (!snap) return { base: LOG_START, state: emptyState };
-  return { base: { offset: snap.offset, seq: snap.seq, hash: snap.hash, recordOffset: snap.recordOffset }, state: snap.state };
+  const { offset, seq, hash, recordOffset, before } = snap;
+  return { base: { offset, seq, hash, recordOffset, ...(before ? { before } : {}) }, state: snap.state };
 }
 
 /** Events an open keeps of its replay, for the audit outbox (which keeps no more unpublished ones in memory). */

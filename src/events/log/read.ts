@@ -4,7 +4,7 @@
 import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DriverError } from '../../errors.ts';
-import { eachFrame, HEADER_BYTES, unframe, type ScanEnd } from './framing.ts';
+import { badFrameAt, eachFrame, HEADER_BYTES, MAX_RECORD_BYTES, unframe, type ScanEnd } from './framing.ts';
 import { startChecker, sharedBuffer, type Checker } from './check-thread.ts';
 import { eventHash, hashFieldIs, storedBytesMatch } from './hash.ts';
 import { GENESIS_HASH, type StoredEvent } from '../domain/types.ts';
@@ -31,6 +31,8 @@ export interface ScanBase {
   readonly hash: string;
   /** Where the record with `seq` starts (-1 at the start of the log). */
   readonly recordOffset: number;
+  /** A snapshot's other position of the same event: in the file an archive cut off by a crash left live (snapshot.ts). */
+  readonly before?: { readonly offset: number; readonly recordOffset: number };
 }
 
 export const LOG_START: ScanBase = { offset: 0, seq: 0, hash: GENESIS_HASH, recordOffset: -1 };
@@ -206,9 +208,11 @@ export async function liveStart(dir: string): Promise<ScanBase> {
  * record on when `from` lines up with the file (so a long log is not read whole at every
  * start), else the whole file from the first record. Offsets in the result are file offsets.
  */
-export async function readAndScan(fh: FileHandle, from: ScanBase, o: ScanOptions, dir: string): Promise<ScanResult & { base: ScanBase }> {
+export async function readAndScan(fh: FileHandle, given: ScanBase, o: ScanOptions, dir: string): Promise<ScanResult & { base: ScanBase }> {
   const size = (await fh.stat()).size;
-  if (from.offset > 0 && from.recordOffset >= 0 && from.recordOffset < from.offset && from.offset <= size) {
+  const { before, ...at } = given;
+  for (const from of before ? [at, { ...at, ...before }] : [at]) {
+    if (!(from.offset > 0 && from.recordOffset >= 0 && from.recordOffset < from.offset && from.offset <= size)) continue;
     const start = from.recordOffset;
     const part = await readFrom(fh, start, size - start);
     const rel: ScanBase = { ...from, offset: from.offset - start, recordOffset: 0 };
@@ -292,6 +296,30 @@ export async function refuseIfArchived(dir: string, fh: FileHandle): Promise<voi
       throw corruptError(dir, 0, `${join(dir, ARCHIVE_DIR)} holds archived events (${a.name}) but the log does not continue them: its first record is not the start record an archive writes`);
     }
   }
+}
+
+/**
+ * A log read from a snapshot is not read from its start: its first record must still be what a
+ * log can start with, the start record an archive writes (checked by the caller) or event 1. A
+ * damaged one is refused: with archives deleted nothing else would notice, and the next archive
+ * would carry it.
+ */
+export async function refuseBadFirstRecord(dir: string, fh: FileHandle): Promise<void> {
+  const size = (await fh.stat()).size;
+  if (size === 0) return;
+  const head = await readFrom(fh, 0, Math.min(size, HEADER_BYTES));
+  const len = head.length < HEADER_BYTES ? 0 : head.readUInt32BE(0);
+  const buf = Buffer.from(await readFrom(fh, 0, Math.min(size, HEADER_BYTES + Math.min(len, MAX_RECORD_BYTES))));
+  const problem = badFrameAt(buf, 0);
+  let seq: unknown = null;
+  if (problem === null) {
+    try {
+      seq = (JSON.parse(buf.toString('utf8', HEADER_BYTES)) as { seq?: unknown }).seq;
+    } catch {
+      // not JSON: named below
+    }
+  }
+  if (seq !== 1) throw corruptError(dir, 0, `its first record is ${problem ?? 'neither the start record an archive writes nor event 1'}`);
 }
 
 function archiveBreak(path: string, why: string): DriverError {

@@ -1,7 +1,10 @@
 // Snapshots bound replay time: the folded state at a durable seq, with the byte offset where the
 // next record starts and the hash it must link to. The log stays the source of truth: a
 // snapshot that does not line up with the log (missing, damaged, ahead of it, chain mismatch)
-// is ignored and the whole log is replayed.
+// is ignored and the whole log is replayed. The file is the snapshot's JSON and a line with the
+// sha256 of it (a snapshot written by an older version has none): a damaged one is ignored too,
+// and `events verify` names it.
+import { hash } from 'node:crypto';
 import { open, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { State } from '../domain/types.ts';
@@ -17,25 +20,53 @@ export interface Snapshot {
   readonly offset: number;
   /** Byte offset where the record with `seq` starts (to check the snapshot lines up). */
   readonly recordOffset: number;
+  /**
+   * Written by an archive (archive.ts) before its new events.log replaces the old one: where the
+   * same event is in the old file, which stays the log when a crash cuts the archive off there.
+   */
+  readonly before?: { readonly offset: number; readonly recordOffset: number };
   readonly state: State;
 }
 
-export async function readSnapshot(dir: string): Promise<Snapshot | null> {
+/** The checksum line after the JSON: `\nsha256:<hex>\n`. */
+const SUM_RE = /\nsha256:([0-9a-f]{64})\n$/;
+
+/** The snapshot in the state dir, or why it cannot be used: absent (null) or damaged (a reason). */
+export async function loadSnapshot(dir: string): Promise<{ snap: Snapshot } | { damaged: string } | null> {
+  let text: string;
   try {
-    const s = JSON.parse(await readFile(join(dir, SNAPSHOT_FILE), 'utf8')) as Partial<Snapshot>;
-    const ok =
-      s.format === FORMAT &&
-      typeof s.seq === 'number' &&
-      typeof s.hash === 'string' &&
-      typeof s.offset === 'number' &&
-      typeof s.recordOffset === 'number' &&
-      s.state !== undefined &&
-      s.state.seq === s.seq &&
-      s.state.hash === s.hash;
-    return ok ? (s as Snapshot) : null;
-  } catch {
-    return null;
+    text = await readFile(join(dir, SNAPSHOT_FILE), 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    return { damaged: `cannot be read: ${(e as Error).message}` };
   }
+  const sum = SUM_RE.exec(text);
+  const json = sum ? text.slice(0, sum.index) : text;
+  if (sum && hash('sha256', json) !== sum[1]) return { damaged: 'its checksum does not match its contents' };
+  let s: Partial<Snapshot>;
+  try {
+    s = JSON.parse(json) as Partial<Snapshot>;
+  } catch {
+    return { damaged: 'it is not JSON' };
+  }
+  const ok =
+    s !== null &&
+    s.format === FORMAT &&
+    typeof s.seq === 'number' &&
+    typeof s.hash === 'string' &&
+    typeof s.offset === 'number' &&
+    typeof s.recordOffset === 'number' &&
+    (s.before === undefined || (typeof s.before?.offset === 'number' && typeof s.before.recordOffset === 'number')) &&
+    s.state !== undefined &&
+    s.state.seq === s.seq &&
+    s.state.hash === s.hash;
+  return ok ? { snap: s as Snapshot } : { damaged: `it is not a snapshot of format ${FORMAT}` };
+}
+
+/** The snapshot in the state dir; null when there is none or it is damaged (the log is replayed). */
+export async function readSnapshot(dir: string): Promise<Snapshot | null> {
+  const r = await loadSnapshot(dir);
+  return r !== null && 'snap' in r ? r.snap : null;
 }
 
 /** Writes atomically: temp file, fsync, rename, fsync of the directory. */
@@ -43,7 +74,8 @@ export async function writeSnapshot(dir: string, snap: Omit<Snapshot, 'format'>)
   const tmp = join(dir, `${SNAPSHOT_FILE}.tmp`);
   const fh = await open(tmp, 'w', 0o600);
   try {
-    await fh.writeFile(JSON.stringify({ format: FORMAT, ...snap }));
+    const json = JSON.stringify({ format: FORMAT, ...snap });
+    await fh.writeFile(`${json}\nsha256:${hash('sha256', json)}\n`);
     await fh.sync();
   } finally {
     await fh.close();

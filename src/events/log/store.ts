@@ -170,7 +170,8 @@ export class EventStore {
       for (let i = 0; this.durableState.seq < head.seq && i < 1_000; i++) await new Promise((r) => setImmediate(r));
       const state = this.durableState;
       if (state.seq !== head.seq) throw new DriverError('LN_ERR_INTERNAL', `the state is at seq ${state.seq}, the log's last durable event is ${head.seq}; nothing was archived`);
-      await writeSnapshot(dir, { seq: head.seq, hash: head.hash, offset: head.offset, recordOffset: head.recordOffset, state });
+      const { seq, hash, offset, recordOffset, before } = head;
+      await writeSnapshot(dir, { seq, hash, offset, recordOffset, ...(before ? { before } : {}), state });
       this.snapshotSeq = head.seq;
     });
     this.snapshotting = run.then(

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { constants } from 'node:fs';
+import fsp from 'node:fs/promises';
+import { syncBuiltinESMExports } from 'node:module';
 import { link, mkdtemp, readdir, readFile, readlink, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -201,6 +203,71 @@ describe('archiving the event log', () => {
     assert.deepEqual(await readdir(join(dir, ARCHIVE_DIR)), [], 'the link that was still events.log is gone');
     assert.ok(!(await readdir(dir)).includes(`${LOG_FILE}.next`));
     await unlink(join(dir, 'keep-as-if-crashed'));
+  });
+
+  /** Runs `body` with one of node:fs/promises' functions wrapped (the modules that imported it see the wrapper). */
+  async function withFs<K extends 'rename' | 'open'>(name: K, wrap: (orig: (typeof fsp)[K]) => (typeof fsp)[K], body: () => Promise<void>): Promise<void> {
+    const orig = fsp[name];
+    fsp[name] = wrap(orig);
+    syncBuiltinESMExports();
+    try {
+      await body();
+    } finally {
+      fsp[name] = orig;
+      syncBuiltinESMExports();
+    }
+  }
+
+  it('cut off between its snapshot and the swap, with the older archives deleted: the start uses the snapshot in the old file', async () => {
+    const dir = join(root, 'cut-retained');
+    await write(dir, 0, 10, true);
+    for (const f of await readdir(join(dir, ARCHIVE_DIR))) await unlink(join(dir, ARCHIVE_DIR, f)); // retention, as the README allows
+    await write(dir, 10, 20);
+    const want = await loadState(dir);
+    const { store } = await openStore(dir, { host: 'h' }, { snapshotEvery: 0 });
+    // The rename that would make the new log events.log never happens (a crash there).
+    await withFs('rename', (orig) => async (a, b) => (String(a).endsWith('.next') ? Promise.reject(new Error('killed')) : orig(a, b)), async () => {
+      await assert.rejects(store.archive(byLedgernet('test')), /archiving the event log failed: killed; nothing was moved/);
+    });
+    await store.close();
+    const snap = await readSnapshot(dir);
+    assert.equal(snap?.seq, want.seq);
+    const { state, fromSnapshotSeq, replayed, store: s2 } = await openStore(dir, { host: 'h' }, { snapshotEvery: 0 });
+    await s2.close();
+    assert.equal(fromSnapshotSeq, want.seq, 'the snapshot lines up with the old file');
+    assert.equal(replayed, 0);
+    assert.deepEqual(state, want);
+  });
+
+  it("a failed fsync of the state dir after the swap refuses every later append (they could be lost); the restart has every acknowledged event", async () => {
+    const dir = join(root, 'unsynced');
+    await write(dir, 0, 10);
+    const { store } = await openStore(dir, { host: 'h' }, { snapshotEvery: 0 });
+    let swapped = false;
+    await withFs('rename', (orig) => async (a, b) => {
+      await orig(a, b);
+      if (String(a).endsWith(`${LOG_FILE}.next`)) swapped = true;
+    }, () =>
+      withFs('open', (orig) => async (p, flags, mode) => {
+        if (swapped && p === dir) {
+          swapped = false;
+          throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
+        }
+        return orig(p, flags, mode);
+      }, async () => {
+        await assert.rejects(store.archive(byLedgernet('test')), new RegExp(`the event log was archived but ${dir} cannot be synced: EIO: i/o error, fsync; restart ledgernet`));
+      }),
+    );
+    await assert.rejects(store.execute({ type: 'CreateNetwork', spec: networkSpec(id(10), '10.10.0.0/24', '10.10.0.1/24') }, byLedgernet('test')), /cannot be synced/);
+    await store.close().catch(() => undefined);
+    const { state, store: s2 } = await openStore(dir, { host: 'h' }, { snapshotEvery: 0 });
+    assert.equal(state.seq, 10);
+    assert.equal(Object.keys(state.networks).length, 10);
+    // Appends go on in the new log, after the archived events.
+    await s2.execute({ type: 'CreateNetwork', spec: networkSpec(id(10), '10.10.0.0/24', '10.10.0.1/24') }, byLedgernet('test'));
+    await s2.close();
+    assert.deepEqual((await readLog(dir)).events.map((e) => e.seq), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+    assert.equal((await openStore(dir, { host: 'h' }).then(async (o) => (await o.store.close(), o.state))).seq, 11);
   });
 
   it('appends made while an archive runs wait and land in the new log; nothing new: nothing archived', async () => {

@@ -7,7 +7,7 @@ import { fold } from '../../../src/events/domain/evolve.ts';
 import { frame } from '../../../src/events/log/framing.ts';
 import { LOG_FILE, readLog } from '../../../src/events/log/read.ts';
 import { loadState, openStore } from '../../../src/events/log/open.ts';
-import { SNAPSHOT_FILE, readSnapshot } from '../../../src/events/log/snapshot.ts';
+import { SNAPSHOT_FILE, loadSnapshot, readSnapshot } from '../../../src/events/log/snapshot.ts';
 import { emptyState } from '../../../src/events/domain/types.ts';
 import { networkSpec } from '../../helpers/events.ts';
 import { byLedgernet } from '../../../src/events/domain/cause.ts';
@@ -82,7 +82,7 @@ describe('snapshots', () => {
   it('a snapshot that does not line up with the log is ignored (full replay)', async () => {
     const dir = join(root, 'stale');
     await writeNetworks(dir, 0, 6, 0);
-    const snap = JSON.parse(await readFile(join(dir, SNAPSHOT_FILE), 'utf8')) as Record<string, unknown>;
+    const snap = JSON.parse((await readFile(join(dir, SNAPSHOT_FILE), 'utf8')).split('\nsha256:')[0] ?? '') as Record<string, unknown>;
     for (const broken of [
       { ...snap, offset: 10_000_000 },
       { ...snap, hash: 'f'.repeat(64), state: { ...(snap['state'] as object), hash: 'f'.repeat(64) } },
@@ -117,17 +117,45 @@ describe('snapshots', () => {
     await writeNetworks(dir, 0, 5, 0);
     const snap = await readSnapshot(dir);
     assert.ok(snap && snap.recordOffset > 20);
-    // Damage a byte well before the snapshot's record: a start from the snapshot never reads it.
+    // Damage a byte of the second record, well before the snapshot's: a start from the snapshot
+    // never reads it (it reads the first record only, which a log must start with).
     const path = join(dir, LOG_FILE);
     const buf = await readFile(path);
-    buf[12] = (buf[12] ?? 0) ^ 0xff;
+    const second = 8 + buf.readUInt32BE(0);
+    buf[second + 12] = (buf[second + 12] ?? 0) ^ 0xff;
     await writeFile(path, buf);
     const { state, fromSnapshotSeq, replayed, store } = await openStore(dir, { host: 'h' });
     await store.close();
     assert.equal(fromSnapshotSeq, 5);
     assert.equal(replayed, 0);
     assert.equal(Object.keys(state.networks).length, 5);
-    await assert.rejects(readLog(dir), /damaged at byte offset 0/);
+    await assert.rejects(readLog(dir), new RegExp(`damaged at byte offset ${second}`));
+    // The first record is: damaged, the log is refused at start, naming it.
+    buf[second + 12] = (buf[second + 12] ?? 0) ^ 0xff;
+    buf[12] = (buf[12] ?? 0) ^ 0xff;
+    await writeFile(path, buf);
+    await assert.rejects(openStore(dir, { host: 'h' }), /damaged at byte offset 0 \(its first record is checksum mismatch\)/);
+  });
+
+  it('a damaged snapshot (one byte of its state changed) is ignored: the state is rebuilt from the log', async () => {
+    const dir = join(root, 'flipped');
+    await writeNetworks(dir, 0, 5, 0);
+    const path = join(dir, SNAPSHOT_FILE);
+    const text = await readFile(path, 'utf8');
+    assert.match(text, /\nsha256:[0-9a-f]{64}\n$/);
+    // The first character of a network id inside the state: still valid JSON, still a snapshot.
+    const at = text.indexOf(`"${id(3)}"`) + 1;
+    await writeFile(path, `${text.slice(0, at)}9${text.slice(at + 1)}`);
+    assert.deepEqual(await loadSnapshot(dir), { damaged: 'its checksum does not match its contents' });
+    const { state, fromSnapshotSeq, replayed, store } = await openStore(dir, { host: 'h' }, { snapshotEvery: 0 });
+    await store.close();
+    assert.equal(fromSnapshotSeq, 0, 'the damaged snapshot was not used');
+    assert.equal(replayed, 5);
+    assert.deepEqual(state, await fullFold(dir));
+    assert.ok(state.networks[id(3)], 'the network of the log, not the damaged id');
+    assert.deepEqual(await loadState(dir), state);
+    // close() wrote a good one again.
+    assert.equal((await readSnapshot(dir))?.seq, 5);
   });
 });
 

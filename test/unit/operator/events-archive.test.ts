@@ -120,4 +120,27 @@ describe('ledgernet events archive', () => {
     }
     assert.equal((await cli(['events', 'verify'])).exitCode, 0);
   });
+
+  it('events verify fails naming the snapshot when one byte of it changed, with and without the oldest archive', async () => {
+    const path = join(dir, 'snapshot.json');
+    const kept = await readFile(path, 'utf8');
+    const at = kept.indexOf(`"${net(3)}"`) + 2;
+    await writeFile(path, `${kept.slice(0, at)}9${kept.slice(at + 1)}`);
+    const [oldest] = (await readdir(join(dir, 'archive'))).sort();
+    const archive = join(dir, 'archive', oldest ?? '');
+    const archived = await readFile(archive);
+    try {
+      const v = await cli(['events', 'verify']);
+      assert.equal(v.exitCode, 1, v.stdout);
+      assert.match(v.stderr, /the snapshot .*snapshot\.json is damaged \(its checksum does not match its contents\); the log and its archives verified\. A start ignores it and rebuilds the state from every event/);
+      await unlink(archive);
+      const w = await cli(['events', 'verify']);
+      assert.equal(w.exitCode, 1, w.stdout);
+      assert.match(w.stderr, /is damaged .*A start cannot use it, and events 1 to 4 are no longer archived here .*restore snapshot\.json or the archives from a backup/);
+    } finally {
+      await writeFile(path, kept);
+      await writeFile(archive, archived);
+    }
+    assert.equal((await cli(['events', 'verify'])).exitCode, 0);
+  });
 });
