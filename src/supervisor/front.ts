@@ -31,7 +31,7 @@ export interface Call {
  */
 export type CallHandler = (call: Call) => Promise<Reply>;
 
-/** A connection that has not sent a whole request within this is closed (node's headersTimeout is 60 s). */
+/** A connection that has not sent a whole request within this of its accept is closed (node's requestTimeout is 300 s, its headersTimeout 60 s). */
 const REQUEST_TIMEOUT_MS = 60_000;
 /** After a refusal of a request not read whole, the client has this long to close its end. */
 const LINGER_MS = 10_000;
@@ -61,7 +61,7 @@ function readNow(socket: Socket): Buffer | null | 'eof' {
 
 const errText = (status: number, message: string) => replyText(status, JSON.stringify({ Err: message }));
 
-function serveConnection(socket: Socket, onCall: CallHandler, onError: (e: unknown, target: string) => void, maxBody: number, waiting: Set<Socket>): void {
+function serveConnection(socket: Socket, onCall: CallHandler, onError: (e: unknown, target: string) => void, maxBody: number, waiting: Set<Socket>, requestTimeoutMs: number): void {
   const acceptedAt = performance.now();
   const reader = new RequestReader(maxBody);
   let done = false;
@@ -85,11 +85,14 @@ function serveConnection(socket: Socket, onCall: CallHandler, onError: (e: unkno
     socket.end(text);
     socket.resume(); // read on (what it reads is dropped), also when refused in the accept callback
   };
+  let deadline: NodeJS.Timeout | undefined;
   const feed = (chunk: Buffer, atAccept: boolean): void => {
     if (done) return; // bytes after the request: Connection: close, so ignored
     const r = reader.push(chunk, () => socket.write(CONTINUE));
     if (r.kind === 'more') return;
     done = true;
+    // The call itself may take long (the kernel, a worker replaced): no deadline once it is whole.
+    clearTimeout(deadline);
     waiting.delete(socket);
     if (r.kind === 'error') return refuse(errText(r.status, `${r.message}; nothing was changed`));
     onCall({ request: r.request, acceptedAt, readAtAccept: atAccept }).then(
@@ -108,11 +111,15 @@ function serveConnection(socket: Socket, onCall: CallHandler, onError: (e: unkno
   // write; so the fd is never added to epoll (two epoll_ctl calls fewer per call).
   if (done) return;
   waiting.add(socket);
-  socket.setTimeout(REQUEST_TIMEOUT_MS, () => socket.destroy());
+  // From the accept, however the bytes trickle in (an idle timeout would let a byte a minute keep it open).
+  deadline = setTimeout(() => socket.destroy(), requestTimeoutMs - (performance.now() - acceptedAt));
   socket.on('data', (c: Buffer) => feed(c, false));
   // The client closed its end: without a whole request there is nothing to answer.
   socket.on('end', () => (done ? undefined : socket.destroy()));
-  socket.on('close', () => waiting.delete(socket));
+  socket.on('close', () => {
+    clearTimeout(deadline);
+    waiting.delete(socket);
+  });
   socket.resume();
 }
 
@@ -134,12 +141,12 @@ export interface Front {
 }
 
 /** The plugin socket's server (not yet listening). `onError`: a call's handler threw. */
-export function front(onCall: CallHandler, onError: (e: unknown, target: string) => void, maxBody: number): Front {
+export function front(onCall: CallHandler, onError: (e: unknown, target: string) => void, maxBody: number, requestTimeoutMs = REQUEST_TIMEOUT_MS): Front {
   const waiting = new Set<Socket>();
   warmUp(maxBody);
   // pauseOnConnect: libuv must not start reading before readNow has; allowHalfOpen: a client that
   // shuts down its writing side after the request still gets the reply.
-  const server = createServer({ pauseOnConnect: true, allowHalfOpen: true }, (socket) => serveConnection(socket, onCall, onError, maxBody, waiting));
+  const server = createServer({ pauseOnConnect: true, allowHalfOpen: true }, (socket) => serveConnection(socket, onCall, onError, maxBody, waiting, requestTimeoutMs));
   return {
     server,
     close: () =>

@@ -65,8 +65,13 @@ function parseHead(text: string, start: number, maxBody: number): Head | ParseRe
   return { method: line[1] as string, target: line[2] as string, start, length: chunked ? 'chunked' : n, expectContinue };
 }
 
-/** Decodes a chunked body from `at`; 'more' until its last chunk and trailers are there. */
+/**
+ * Decodes a chunked body from `at`; 'more' until its last chunk and trailers are there. What a
+ * chunked body may hold besides its data (size lines, extensions, trailers) counts too: at most
+ * MAX_HEAD bytes more than the body's limit are ever kept.
+ */
 function dechunk(buf: Buffer, at: number, maxBody: number): Buffer | ParseResult {
+  if (buf.length - at > maxBody + MAX_HEAD) return fail(413, `the request body is larger than ${maxBody} bytes (with its chunk framing, extensions and trailers)`);
   const parts: Buffer[] = [];
   let total = 0;
   for (;;) {

@@ -104,6 +104,7 @@ function* lines(text: string): Generator<Line> {
     } catch {
       continue;
     }
+    if (typeof line !== 'object' || line === null) continue;
     if (line.k === 'req' && !(typeof line.id === 'string' && typeof line.m === 'string' && typeof line.b === 'string' && typeof line.t === 'number')) continue;
     if (line.k === 'ans' && typeof line.id !== 'string') continue;
     yield line;
@@ -206,6 +207,8 @@ export class Journal {
       if (entry.t - (this.kept[0]?.t ?? entry.t) >= 2 * KEEP_MS) this.kept = this.kept.filter((e) => entry.t - e.t < KEEP_MS);
       this.kept.push(entry);
     }
+    // Only now: a rewrite carries what `open` and `kept` hold, and this call must be in it.
+    this.compactIfLarge();
     return id;
   }
 
@@ -217,6 +220,7 @@ export class Journal {
   answered(id: string): void {
     this.open.delete(id);
     this.write({ k: 'ans', id });
+    this.compactIfLarge();
   }
 
   /**
@@ -234,6 +238,7 @@ export class Journal {
     const taken = new Set(m.kind === 'replay' ? [m.entry.id] : m.kind === 'redoAll' ? m.entries.map((e) => e.id) : ambiguous);
     this.inherited = this.inherited.filter((e) => !taken.has(e.id));
     for (const id of ambiguous) this.write({ k: 'ans', id });
+    this.compactIfLarge();
     return m;
   }
 
@@ -253,7 +258,9 @@ export class Journal {
         const text = this.queued.join('');
         this.queued = [];
         this.flushed = null;
-        resolve(this.writeText(text));
+        const ok = this.writeText(text);
+        this.compactIfLarge();
+        resolve(ok);
       }),
     );
     return this.flushed;
@@ -279,6 +286,11 @@ export class Journal {
       return false;
     }
     this.bytes += buf.length;
+    return true;
+  }
+
+  /** Rewrites the file once it is past COMPACT_BYTES, from what is in memory: call it once that holds the line just written. */
+  private compactIfLarge(): void {
     if (this.bytes > COMPACT_BYTES) {
       const now = this.clock();
       const keep = [...this.pending, ...[...this.open.values()].filter((e) => now - e.t < RETRY_WINDOW_MS)];
@@ -290,7 +302,6 @@ export class Journal {
         this.lastError = e as Error; // keep appending to the old file
       }
     }
-    return true;
   }
 
   /**

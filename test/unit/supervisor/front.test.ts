@@ -49,6 +49,11 @@ describe('RequestReader', () => {
     assert.match(String(status(`POST /X HTTP/1.1\r\nContent-Length: ${MAX + 1}\r\n\r\n`)), /^413,the request body is larger than 1024 bytes/);
     assert.match(String(status('POST /X HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n', `${(MAX + 1).toString(16)}\r\n`, 'x'.repeat(MAX + 1))), /^413/);
     assert.match(String(status(`POST /X HTTP/1.1\r\nA: ${'a'.repeat(70_000)}`)), /^431/);
+    // What a chunked body holds besides its data counts: endless trailers, or small chunks with long extensions.
+    const chunked = 'POST /X HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n';
+    const trailers = Array.from({ length: 200 }, () => `X-Pad: ${'p'.repeat(1000)}\r\n`);
+    assert.match(String(status(chunked, '2\r\n{}\r\n0\r\n', ...trailers)), /^413,the request body is larger than 1024 bytes \(with its chunk framing, extensions and trailers\)/);
+    assert.match(String(status(chunked, ...Array.from({ length: 200 }, () => `1;e=${'e'.repeat(1000)}\r\nx\r\n`))), /^413,/);
   });
 
   it('asks for the body once when the client expects 100 Continue', () => {
@@ -175,5 +180,58 @@ describe('front on a real unix socket', () => {
     assert.match(bad, /^HTTP\/1\.1 400 Bad Request\r\n[\s\S]*\{"Err":"Content-Length \\"2\\" is not one decimal length; nothing was changed"\}$/);
     const thrown = await python(['POST /Throw HTTP/1.1\r\nContent-Length: 0\r\n\r\n']);
     assert.match(thrown, /^HTTP\/1\.1 500 [\s\S]*LN_ERR_INTERNAL/);
+  });
+});
+
+describe('front: the time a request may take to arrive', () => {
+  let dir: string;
+  let socket: string;
+  let plugin: Front;
+  const calls: Call[] = [];
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'ledgernet-front-deadline-'));
+    socket = join(dir, 'p.sock');
+    // A request must be whole within 1 s of its accept; the call itself takes 1.5 s.
+    plugin = front(
+      async (c) => {
+        calls.push(c);
+        await new Promise((r) => setTimeout(r, 1_500));
+        return { status: 200, body: '{}' };
+      },
+      () => undefined,
+      MAX,
+      1_000,
+    );
+    await new Promise<void>((resolve) => plugin.server.listen(socket, () => resolve()));
+  });
+  after(async () => {
+    await plugin.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Sends `parts`, `gap` seconds apart, and prints the reply (empty: closed without one). */
+  const send = (parts: string[], gap: number) =>
+    new Promise<string>((resolve, reject) => {
+      const code = `import socket, sys, time, json\ns = socket.socket(socket.AF_UNIX)\ns.connect(sys.argv[1])\ntry:\n    for i, p in enumerate(json.loads(sys.argv[2])):\n        if i: time.sleep(float(sys.argv[3]))\n        s.sendall(p.encode())\nexcept OSError:\n    pass\nout = b''\nwhile True:\n    try:\n        b = s.recv(65536)\n    except OSError:\n        break\n    if not b: break\n    out += b\nsys.stdout.write(out.decode())\n`;
+      const p = spawn('python3', ['-c', code, socket, JSON.stringify(parts), String(gap)], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      p.stdout.on('data', (b: Buffer) => (out += b.toString()));
+      p.on('error', reject);
+      p.on('close', () => resolve(out));
+    });
+
+  it('a request that trickles in (a few bytes every 0.3 s) is cut off 1 s after its accept, never handed over', async () => {
+    calls.length = 0;
+    const text = post('{"slow":1}');
+    const parts = Array.from({ length: 8 }, (_, i) => text.slice((i * text.length) / 8, ((i + 1) * text.length) / 8));
+    assert.equal(await send(parts, 0.3), '');
+    assert.deepEqual(calls, []);
+  });
+
+  it('a whole request is answered however long the call takes (the deadline is for its arrival)', async () => {
+    calls.length = 0;
+    const text = post('{"long":1}');
+    assert.match(await send([text.slice(0, 20), text.slice(20)], 0.3), /^HTTP\/1\.1 200 OK[\s\S]*\{\}$/);
+    assert.equal(calls.length, 1);
   });
 });

@@ -38,7 +38,7 @@ describe('liveEntries', () => {
   });
 
   it('skips a torn last line and lines that are not entries', () => {
-    const text = `${req('a', JOIN, 10)}\n{"k":"req","id":"b","t":11,"m":"Net\n[]\n{"k":"req"}\n`;
+    const text = `${req('a', JOIN, 10)}\n{"k":"req","id":"b","t":11,"m":"Net\n[]\nnull\n7\n{"k":"req"}\n`;
     assert.deepEqual(liveEntries(text, 20).map((x) => x.id), ['a']);
   });
 });
@@ -107,6 +107,30 @@ describe('Journal (file)', () => {
     j.close();
     const next = Journal.open(path, () => clock);
     assert.deepEqual(next.pending.map((x) => x.body), ['{"EndpointID":"b"}\n'], 'only the unanswered one is left for a retry');
+    next.close();
+  });
+
+  it("the rewrite a call's own line starts (the file past 4 MiB) keeps that call, and every call in flight", () => {
+    const path = join(dir, 'jcompact');
+    const clock = 100_000;
+    const j = Journal.open(path, () => clock);
+    const body = (i: number) => `{"EndpointID":"${i}","pad":"${'x'.repeat(300 * 1024)}"}\n`;
+    let rewrites = 0;
+    let size = 0;
+    for (let i = 0; i < 40; i++) {
+      const id = j.received(CE, body(i));
+      const now = readFileSync(path, 'utf8');
+      if (now.length < size) rewrites++;
+      size = now.length;
+      const live = liveEntries(now, clock).map((e) => e.id);
+      assert.ok(live.includes(id as string), `call ${i} is in the journal when received returns (after ${rewrites} rewrites)`);
+      // Every other call is answered; the ones left open stay in the file across rewrites.
+      if (i % 2 === 1) j.answered(id as string);
+    }
+    assert.ok(rewrites >= 2, `the file was rewritten (${rewrites})`);
+    j.close();
+    const next = Journal.open(path, () => clock);
+    assert.deepEqual(next.pending.map((e) => JSON.parse(e.body).EndpointID), Array.from({ length: 20 }, (_, k) => String(2 * k)));
     next.close();
   });
 
