@@ -10,7 +10,7 @@ import { byDocker, byLedgernet } from '../events/domain/cause.ts';
 import type { ClusterPort } from '../events/domain/cluster.ts';
 import type { Command, DefaultPool } from '../events/domain/commands.ts';
 import { bridgeName } from '../events/domain/naming.ts';
-import { short } from '../events/domain/decide.ts';
+import { macHolder, short } from '../events/domain/decide.ts';
 import { containerIfacePrefix } from '../events/domain/options.ts';
 import { lookup } from '../events/domain/types.ts';
 import { EXTERNAL_RETRY, externalRetry, knownCalls } from './external-retry.ts';
@@ -38,6 +38,7 @@ import {
   id,
   ipv6Elsewhere,
   macForAddress,
+  randomMac,
   options,
   parseBody,
   sandboxKey as sandboxKeyOf,
@@ -218,7 +219,11 @@ async function createEndpoint(deps: Ctx, body: Json, method: string): Promise<un
   const { spec, requestedMac } = toEndpointSpec(method, body);
   // A network whose CreateNetwork was cut off: Docker has it, ledgernet takes it from Docker's API.
   if (deps.adopter && !lookup(deps.store.state.networks, spec.networkId)) await deps.adopter.whenKnown(spec.networkId, method, deps.retryWaitMs ?? RETRY_WAIT_MS);
-  const mac = spec.mac ?? requestedMac ?? (spec.address ? macForAddress(spec.address) : null);
+  // Derived from the IPv4 address as Docker's bridge driver does, unless another endpoint was given that MAC (ledgernet.mac).
+  const taken = (m: string) => macHolder(deps.store.state, spec.networkId, spec.endpointId, m) !== undefined;
+  let derived = spec.address ? macForAddress(spec.address) : null;
+  while (derived !== null && taken(derived)) derived = randomMac();
+  const mac = spec.mac ?? requestedMac ?? derived;
   const command: Command = { type: 'CreateEndpoint', spec: { ...spec, mac }, ...(requestedMac !== null ? { requestedMac: true } : {}) };
   await applyIntent(deps, command, {
     trigger: method,

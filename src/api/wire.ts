@@ -1,5 +1,6 @@
 // Docker's PascalCase JSON <-> domain commands. Every field is checked here, so that a bad call
 // is refused with a message naming the field before anything is written.
+import { randomBytes } from 'node:crypto';
 import { DriverError, isDriverError } from '../errors.ts';
 import {
   capturesHost,
@@ -299,6 +300,13 @@ export function sandboxKey(method: string, body: Json): string {
 export function macForAddress(address: string): string {
   const octets = (address.split('/')[0] ?? '').split('.').map(Number);
   return ['02', '42', ...octets.map((o) => o.toString(16).padStart(2, '0'))].join(':');
+}
+
+/** A random locally administered unicast MAC address (as Docker 28+ gives its containers). */
+export function randomMac(): string {
+  const b = randomBytes(6);
+  b[0] = ((b[0] ?? 0) & 0xfe) | 0x02;
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
 }
 
 /**

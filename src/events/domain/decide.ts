@@ -234,8 +234,13 @@ function checkEndpoint(state: State, net: NetworkState, spec: EndpointSpec): voi
 }
 
 /** A MAC asked for with ledgernet.mac that another endpoint of the network has: both would lose traffic on the bridge. */
+/** The other endpoint of the network that has `mac`, if any. */
+export function macHolder(state: State, networkId: string, endpointId: string, mac: string): EndpointState | undefined {
+  return Object.values(state.endpoints).find((ep) => ep.networkId === networkId && ep.endpointId !== endpointId && !ep.lost && ep.mac === mac);
+}
+
 function checkMacFree(state: State, networkId: string, endpointId: string, mac: string): void {
-  const holder = Object.values(state.endpoints).find((ep) => ep.networkId === networkId && ep.endpointId !== endpointId && !ep.lost && ep.mac === mac);
+  const holder = macHolder(state, networkId, endpointId, mac);
   if (holder) {
     throw new DriverError('LN_ERR_CONFLICT', `ledgernet.mac=${mac} is already the MAC address of endpoint ${short(holder.endpointId)} on network ${short(networkId)}; give another`);
   }

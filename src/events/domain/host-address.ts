@@ -20,10 +20,17 @@ function invalid(key: string, v: string, form: string): DriverError {
 
 /** `host_binding_ipv4`: canonical text; not multicast (::1 is served by the in-daemon proxy). */
 export function parseHostBinding(key: string, v: string): string {
-  const a = parseIp(v);
+  const a = unmapped(parseIp(v));
   const multicast = a !== null && (a.family === 4 ? a.value >= MULTICAST4 : a.value >= MULTICAST6);
   if (!a || multicast) throw invalid(key, v, HOST_BINDING_FORM);
   return formatIp(a.family, a.value);
+}
+
+const MAPPED4 = 0xffffn << 32n;
+
+/** An IPv4-mapped IPv6 address (`::ffff:127.0.0.1`) as the IPv4 address it is, as Go (and so Docker) reads it. */
+function unmapped(a: { family: 4 | 6; value: bigint } | null): { family: 4 | 6; value: bigint } | null {
+  return a !== null && a.family === 6 && a.value >> 32n === 0xffffn ? { family: 4, value: a.value - MAPPED4 } : a;
 }
 
 /**
@@ -40,11 +47,15 @@ export function isProxiedHostIp(hostIp: string): boolean {
 export function parseSnatSource(family: 4 | 6): (key: string, v: string) => string {
   return (key, v) => {
     const a = parseIp(v);
+    // Not "this network" (0.0.0.0/8), loopback, multicast or broadcast; for IPv6 not link-local
+    // (never a source beyond its link) nor IPv4-mapped.
     const bad =
       !a ||
       a.family !== family ||
       a.value === 0n ||
-      (family === 4 ? a.value >> 24n === 127n || a.value >= MULTICAST4 : a.value === 1n || a.value >= MULTICAST6);
+      (family === 4
+        ? a.value >> 24n === 0n || a.value >> 24n === 127n || a.value >= MULTICAST4
+        : a.value === 1n || a.value >= MULTICAST6 || a.value >> 118n === 0x3fan || a.value >> 32n === 0xffffn);
     if (!a || bad) throw invalid(key, v, family === 4 ? HOST_IPV4_FORM : HOST_IPV6_FORM);
     return formatIp(family, a.value);
   };

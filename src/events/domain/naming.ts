@@ -76,7 +76,8 @@ export function parseOwnerAlias(alias: string | null): { kind: AliasKind; id: st
 }
 
 export function isValidIfName(name: string): boolean {
-  return Buffer.byteLength(name) <= IFNAMSIZ && /^[A-Za-z0-9_.-]+$/.test(name);
+  // The kernel refuses `.` and `..` too (dev_valid_name).
+  return Buffer.byteLength(name) <= IFNAMSIZ && /^[A-Za-z0-9_.-]+$/.test(name) && name !== '.' && name !== '..';
 }
 
 /** The 12-hex short form of a Docker id, as `docker network ls` shows it. */

@@ -44,9 +44,10 @@ function invalid(key: string, value: string, form: string): DriverError {
   return new DriverError('LN_ERR_INVALID_OPTION', `option ${key}=${value} is invalid: expected ${form}`);
 }
 
+/** As Docker reads its bridge options (Go's strconv.ParseBool). */
 function bool(key: string, v: string): boolean {
-  if (v === 'true' || v === '1') return true;
-  if (v === 'false' || v === '0') return false;
+  if (['1', 't', 'T', 'true', 'TRUE', 'True'].includes(v)) return true;
+  if (['0', 'f', 'F', 'false', 'FALSE', 'False'].includes(v)) return false;
   throw invalid(key, v, 'true or false');
 }
 
@@ -345,8 +346,15 @@ export function checkNetworkOptions(options: Options, net?: EgressNetwork): { mt
   if (net) checkHostAddressesFor({ binding, snat4: snat.v4, snat6: snat.v6 }, { ...net, masquerade });
   // Any option of the table that the readers above do not read (mtu, bridge, a new one).
   for (const [k] of SPECS) optionValue(options, k);
-  return { mtu: optionValue<number>(options, 'ledgernet.mtu') ?? DEFAULT_MTU, bridge: optionValue<string>(options, 'ledgernet.bridge') };
+  const mtu = optionValue<number>(options, 'ledgernet.mtu') ?? DEFAULT_MTU;
+  // The kernel refuses an IPv6 address on a link below IPv6's minimum MTU (EINVAL for the gateway).
+  if (net && mtu < IPV6_MIN_MTU && net.subnets.some((s) => s.includes(':'))) {
+    throw new DriverError('LN_ERR_INVALID_OPTION', `option ${optionNames('ledgernet.mtu')}=${mtu} is below ${IPV6_MIN_MTU}, the least IPv6 allows, and the network has IPv6; give ${IPV6_MIN_MTU} or more`);
+  }
+  return { mtu, bridge: optionValue<string>(options, 'ledgernet.bridge') };
 }
+
+const IPV6_MIN_MTU = 1280;
 
 /**
  * Options recorded by versions that let a ledgernet option and its Docker alias disagree (ours

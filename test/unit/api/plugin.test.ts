@@ -704,6 +704,24 @@ describe('plugin API: bad input is refused by name', () => {
     assert.equal(h.store.state.endpoints[other], undefined);
   });
 
+  it('the MAC derived from the address (as the bridge driver does) is not one another endpoint was given: then a random one', async () => {
+    assert.equal((await call('NetworkDriver.CreateNetwork', createNetworkBody())).status, 200);
+    const body = (ep: string, address: string, options: string) =>
+      `{"NetworkID":"${NET}","EndpointID":"${ep}","Interface":{"Address":"${address}","AddressIPv6":"","MacAddress":""},"Options":${options}}\n`;
+    // A's MAC is the one 10.213.0.5 would derive.
+    const a = await call('NetworkDriver.CreateEndpoint', body(EP, '10.213.0.2/24', '{"ledgernet.mac":"02:42:0a:d5:00:05"}'));
+    assert.deepEqual(a.body, { Interface: { MacAddress: '02:42:0a:d5:00:05' } });
+    const b = await call('NetworkDriver.CreateEndpoint', body('b'.repeat(64), '10.213.0.5/24', '{}'));
+    assert.equal(b.status, 200);
+    const mac = String((b.body['Interface'] as { MacAddress?: string } | undefined)?.MacAddress);
+    assert.notEqual(mac, '02:42:0a:d5:00:05');
+    assert.match(mac, /^[0-9a-f][26ae](:[0-9a-f]{2}){5}$/, 'locally administered, unicast');
+    assert.equal(h.store.state.endpoints['b'.repeat(64)]?.mac, mac);
+    // Without a clash it is the derived one.
+    const c = await call('NetworkDriver.CreateEndpoint', body('c'.repeat(64), '10.213.0.6/24', '{}'));
+    assert.deepEqual(c.body, { Interface: { MacAddress: '02:42:0a:d5:00:06' } });
+  });
+
   it('ledgernet.mac: two endpoints asking for one MAC at the same instant: exactly one gets it, the other is refused by name', async () => {
     assert.equal((await call('NetworkDriver.CreateNetwork', createNetworkBody())).status, 200);
     const asking = (ep: string, address: string) =>
