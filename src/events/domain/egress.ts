@@ -111,12 +111,16 @@ export function checkEgressFor(policy: EgressPolicy | null, net: EgressNetwork):
   // No subnets: not known yet (Docker 28's GwAllocCheck comes before IPAM); CreateNetwork checks again with them.
   if (own.length === 0) return;
   const hasV6 = own.some((p) => p.family === 6);
+  const hasV4 = own.some((p) => p.family === 4);
   const lists: [string, readonly EgressRule[]][] = [['ledgernet.egress_deny', policy.deny], ['ledgernet.egress_allow', policy.allow ?? []]];
   for (const [k, rules] of lists) {
     for (const r of rules) {
       const p = parsePrefix(r.cidr) as Prefix;
       if (r.family === 6 && !hasV6) {
         throw new DriverError('LN_ERR_INVALID_OPTION', `option ${k}: item ${r.cidr} is IPv6, but the network has no IPv6 subnet (create it with --ipv6 and an IPv6 --subnet)`);
+      }
+      if (r.family === 4 && !hasV4) {
+        throw new DriverError('LN_ERR_INVALID_OPTION', `option ${k}: item ${r.cidr} is IPv4, but the network has no IPv4 subnet (it was created with --ipv4=false)`);
       }
       const inside = k === 'ledgernet.egress_deny' ? own.find((o) => within(p, o)) : undefined;
       if (inside) {

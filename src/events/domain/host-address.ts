@@ -87,6 +87,9 @@ export function checkHostAddressesFor(a: HostAddresses, net: HostAddressNetwork)
     if (!net.masquerade) throw refused(given, 'masquerade is off (enable_ip_masquerade=false), so nothing is NATed');
   }
   const hasV6 = net.subnets.some((s) => s.includes(':'));
+  if (net.subnets.length > 0 && !net.subnets.some((s) => !s.includes(':')) && a.snat4 !== null) {
+    throw refused(`com.docker.network.host_ipv4=${a.snat4}`, 'the network has no IPv4 subnet (it was created with --ipv4=false)');
+  }
   if (net.subnets.length === 0 || hasV6) return;
   if (a.snat6 !== null) throw refused(`com.docker.network.host_ipv6=${a.snat6}`, 'the network has no IPv6 subnet (create it with --ipv6)');
   if (a.binding?.includes(':') && !isProxiedHostIp(a.binding)) {

@@ -7,7 +7,7 @@ import { mkdir, open, statfs, type FileHandle } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { DriverError } from '../../errors.ts';
-import { frame, unframe } from './framing.ts';
+import { frame, HEADER_BYTES, MAX_RECORD_BYTES, unframe } from './framing.ts';
 import { sealEvent } from './hash.ts';
 import { EventVersions, type Cause, type NewEvent, type StoredEvent } from '../domain/types.ts';
 import { checkCovers, corruptError, keepTorn, LOG_FILE, LOG_START, readAndScan, refuseBadFirstRecord, refuseIfArchived, type ScanBase, type ScanOptions } from './read.ts';
@@ -191,27 +191,37 @@ export class EventLog {
   append(events: readonly NewEvent[], cause?: Cause): AppendResult {
     const at = this.now().toISOString();
     const payloads: string[] = [];
+    let seq = this.seq;
+    let prevhash = this.hash;
     const stored = events.map((e) => {
-      this.seq += 1;
+      seq += 1;
       const base = {
-        seq: this.seq,
-        id: `${this.opts.host}:${this.seq}`,
+        seq,
+        id: `${this.opts.host}:${seq}`,
         host: this.opts.host,
         type: e.type,
         v: EventVersions[e.type],
         at,
         data: e.data,
-        prevhash: this.hash,
+        prevhash,
         ...(cause ? { cause } : {}),
       };
       // Stored in canonical form, so that a replay checks the hash over the stored bytes.
       const { hash, payload } = sealEvent(base as Omit<StoredEvent, 'hash'>);
-      this.hash = hash;
+      prevhash = hash;
       payloads.push(payload);
       return { ...base, hash } as StoredEvent;
     });
     if (stored.length === 0) return { stored, durable: Promise.resolve() };
     const frames = payloads.map(frame);
+    // A record over the limit would be read back as damage, and the log could not be opened again.
+    const huge = frames.findIndex((f) => f.length - HEADER_BYTES > MAX_RECORD_BYTES);
+    if (huge >= 0) {
+      const e = stored[huge] as StoredEvent;
+      throw new DriverError('LN_ERR_LOG_IO', `event ${e.type} would be ${frames[huge]?.length} bytes, more than the log's ${MAX_RECORD_BYTES} per record; nothing was recorded`);
+    }
+    this.seq = seq;
+    this.hash = prevhash;
     const buf = Buffer.concat(frames);
     const lastEvent = stored[stored.length - 1] as StoredEvent;
     const last = { seq: lastEvent.seq, hash: lastEvent.hash, len: frames[frames.length - 1]?.length ?? 0 };

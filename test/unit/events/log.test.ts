@@ -91,6 +91,21 @@ describe('event log', () => {
     assert.equal(events[2]?.prevhash, events[1]?.hash);
   });
 
+  it('an event over the record limit (16 MiB) is refused before it is stamped; the log goes on and opens again', async () => {
+    const dir = await freshDir('huge');
+    await writeEvents(dir, 2);
+    const { log } = await EventLog.open(dir, { host: 'h' });
+    const huge = { type: 'network.deleted', data: { networkId: 'x'.repeat(17 * 1024 * 1024) } } as const;
+    assert.throws(() => log.append([huge]), /event network\.deleted would be \d+ bytes, more than the log's 16777216 per record; nothing was recorded/);
+    const [next] = log.append([{ type: 'network.deleted', data: { networkId: '9'.repeat(64) } }]).stored;
+    assert.equal(next?.seq, 3, 'the refused event took no seq');
+    await log.close();
+    const again = await EventLog.open(dir, { host: 'h' });
+    await again.log.close();
+    assert.deepEqual(again.events.map((e) => e.seq), [1, 2, 3]);
+    assert.equal(again.events[2]?.prevhash, again.events[1]?.hash);
+  });
+
   it('shares one fsync among concurrent appends and keeps their order', async () => {
     const dir = await freshDir('group');
     let flushes = 0;

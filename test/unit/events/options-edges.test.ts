@@ -57,4 +57,11 @@ describe('network options at their edges', () => {
     // GwAllocCheck (Docker 28+) does not know the subnets yet: CreateNetwork decides.
     assert.doesNotThrow(() => toGwAllocCheck('NetworkDriver.GwAllocCheck', { Options: body(true).Options }));
   });
+
+  it('on an IPv6-only network (--ipv4=false, Docker 28+) IPv4 egress items and host_ipv4 are refused, as IPv6 ones are on an IPv4-only network', () => {
+    const v6only = { internal: false, subnets: ['fd00:231:7::/64'] };
+    assert.throws(() => checkNetworkOptions({ 'ledgernet.egress_deny': '192.0.2.0/24' }, v6only), /option ledgernet\.egress_deny: item 192\.0\.2\.0\/24 is IPv4, but the network has no IPv4 subnet \(it was created with --ipv4=false\)/);
+    assert.throws(() => checkNetworkOptions({ 'com.docker.network.host_ipv4': '192.0.2.7' }, v6only), /option com\.docker\.network\.host_ipv4=192\.0\.2\.7 would be ignored: the network has no IPv4 subnet/);
+    assert.doesNotThrow(() => checkNetworkOptions({ 'ledgernet.egress_deny': '2001:db8::/32', 'com.docker.network.host_ipv6': '2001:db8::7' }, v6only));
+  });
 });
