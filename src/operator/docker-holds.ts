@@ -4,6 +4,7 @@
 // running containers away, with Docker none the wiser).
 import type { DockerApi } from './docker-api.ts';
 import { short, type Command, type State } from '../events/index.ts';
+import { canonicalIp, formatPrefix, parsePrefix } from '../events/domain/cidr.ts';
 
 export interface DockerEndpoint {
   readonly endpointId: string;
@@ -31,7 +32,16 @@ interface DockerNetworkDetail {
   Containers?: Record<string, { Name: string; EndpointID: string; IPv4Address?: string; IPv6Address?: string }> | null;
 }
 
-const bare = (a: string | undefined) => (a ?? '').split('/')[0] ?? '';
+/** An address as ledgernet records it (canonical, no prefix length); '' for none. */
+const bare = (a: string | undefined) => canonicalIp((a ?? '').split('/')[0] ?? '') ?? '';
+/**
+ * A subnet as ledgernet records its pools (canonical, masked): Docker's API shows it as the user
+ * typed it (`fd00:1:0:0::/64`, and an unmasked `10.1.2.3/24` before Docker 25).
+ */
+const canonicalSubnet = (s: string) => {
+  const p = parsePrefix(s);
+  return p === null ? s : formatPrefix(p);
+};
 
 /** Every network Docker has; the endpoints of those the log knows; the addresses Docker holds per subnet. */
 export async function readDocker(docker: DockerApi, state: State): Promise<DockerView> {
@@ -49,9 +59,10 @@ export async function readDocker(docker: DockerApi, state: State): Promise<Docke
     }
     for (const cfg of n.IPAM?.Config ?? []) {
       if (!cfg.Subnet) continue;
-      const held = subnets.get(cfg.Subnet) ?? new Set<string>();
-      subnets.set(cfg.Subnet, held);
-      subnetNetworks.set(cfg.Subnet, [...(subnetNetworks.get(cfg.Subnet) ?? []), n.Name]);
+      const subnet = canonicalSubnet(cfg.Subnet);
+      const held = subnets.get(subnet) ?? new Set<string>();
+      subnets.set(subnet, held);
+      subnetNetworks.set(subnet, [...(subnetNetworks.get(subnet) ?? []), n.Name]);
       for (const a of [cfg.Gateway, ...Object.values(cfg.AuxiliaryAddresses ?? {}), ...containers.flatMap(([, c]) => [c.IPv4Address, c.IPv6Address])]) {
         if (bare(a)) held.add(bare(a));
       }

@@ -29,14 +29,27 @@ export type Finding =
   | { readonly kind: 'release-address'; readonly pool: string; readonly address: string; readonly reason: string }
   | { readonly kind: 'release-pool'; readonly pool: string; readonly reason: string };
 
-/** What to repair, from ledgernet's state and two reads of Docker taken apart. Pure. */
-export function planRepair(state: State, first: DockerView, second: DockerView): Finding[] {
+/**
+ * What to repair, from ledgernet's state and two reads of Docker taken apart. Pure. `before`:
+ * ledgernet's state read before the first read of Docker; what it does not hold yet (a network,
+ * endpoint, pool or address made while repair waited) is never released: neither read of Docker
+ * could have shown it, and it is not garbage but a call in progress.
+ */
+export function planRepair(state: State, first: DockerView, second: DockerView, before: State = state): Finding[] {
   const out: Finding[] = [];
+  const old = {
+    network: (id: string) => before.networks[id] !== undefined,
+    endpoint: (id: string) => before.endpoints[id] !== undefined,
+    pool: (id: string) => before.pools[id] !== undefined,
+    address: (poolId: string, a: string) => before.pools[poolId]?.allocated[a] !== undefined,
+  };
   const inBoth = (id: string) => first.networks.has(id) && second.networks.has(id);
   for (const net of Object.values(state.networks)) {
     const id = net.networkId;
     if (!first.networks.has(id) && !second.networks.has(id)) {
-      out.push({ kind: 'release-network', networkId: id, reason: 'Docker has no such network (removed while ledgernet was down, or its creation was abandoned)' });
+      if (old.network(id)) {
+        out.push({ kind: 'release-network', networkId: id, reason: 'Docker has no such network (removed while ledgernet was down, or its creation was abandoned)' });
+      }
       continue;
     }
     if (!inBoth(id)) continue;
@@ -44,17 +57,17 @@ export function planRepair(state: State, first: DockerView, second: DockerView):
     const b = second.endpoints.get(id) ?? [];
     const docker = new Set([...a, ...b].map((e) => e.endpointId));
     for (const e of b) {
-      const before = a.find((x) => x.endpointId === e.endpointId);
-      if (!before) continue;
+      const earlier = a.find((x) => x.endpointId === e.endpointId);
+      if (!earlier) continue;
       const known = state.endpoints[e.endpointId] !== undefined;
-      if (!e.sandbox && !before.sandbox) {
+      if (!e.sandbox && !earlier.sandbox) {
         out.push({ kind: 'disconnect', networkId: id, networkName: second.networks.get(id) ?? id, container: e.name, endpointId: e.endpointId, reason: 'Docker holds this endpoint with no container attached (its removal was lost)' });
       } else if (!known) {
         out.push({ kind: 'disconnect', networkId: id, networkName: second.networks.get(id) ?? id, container: e.name, endpointId: e.endpointId, reason: 'ledgernet has no such endpoint (its removal was lost); the container has no working interface here' });
       }
     }
     for (const ep of Object.values(state.endpoints)) {
-      if (ep.networkId === id && !docker.has(ep.endpointId)) {
+      if (ep.networkId === id && !docker.has(ep.endpointId) && old.endpoint(ep.endpointId)) {
         out.push({ kind: 'release-endpoint', networkId: id, endpointId: ep.endpointId, reason: `Docker does not know this endpoint (${ep.joined ? 'joined' : 'never joined'}; a call Docker abandoned after a crash)` });
       }
     }
@@ -65,12 +78,12 @@ export function planRepair(state: State, first: DockerView, second: DockerView):
     const a = first.subnets.get(pool.pool);
     const b = second.subnets.get(pool.pool);
     if (!a && !b) {
-      out.push({ kind: 'release-pool', pool: pool.pool, reason: 'no Docker network uses this pool' });
+      if (old.pool(pool.poolId)) out.push({ kind: 'release-pool', pool: pool.pool, reason: 'no Docker network uses this pool' });
       continue;
     }
     if (!a || !b) continue;
     for (const [address, alloc] of Object.entries(pool.allocated)) {
-      if (alloc.kind !== 'gateway' && !a.has(address) && !b.has(address)) {
+      if (alloc.kind !== 'gateway' && !a.has(address) && !b.has(address) && old.address(pool.poolId, address)) {
         out.push({ kind: 'release-address', pool: pool.pool, address, reason: 'Docker holds no endpoint with this address (its RequestAddress was cut off by a crash and sent again)' });
       }
     }
@@ -106,10 +119,11 @@ export async function runRepair(o: { stateDir: string; dryRun: boolean; dockerSo
       }
       throw e;
     });
-  const first = await read(await loadState(o.stateDir));
+  const before = await loadState(o.stateDir);
+  const first = await read(before);
   await new Promise((r) => setTimeout(r, o.settleMs ?? SETTLE_MS));
   const state = await loadState(o.stateDir);
-  const findings = planRepair(state, first, await read(state));
+  const findings = planRepair(state, first, await read(state), before);
   if (findings.length === 0) {
     out('nothing to repair: Docker and ledgernet agree\n');
     return 0;

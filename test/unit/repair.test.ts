@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { releaseCommand } from '../../src/events/domain/release.ts';
 import { describeFinding, planRepair, type DockerEndpoint, type DockerView } from '../../src/operator/repair.ts';
-import { dockerHolds } from '../../src/operator/docker-holds.ts';
+import { dockerHolds, readDocker } from '../../src/operator/docker-holds.ts';
+import type { DockerApi } from '../../src/operator/docker-api.ts';
 import { EP_1, EP_2, NET_A, NET_B, endpointSpec, given, networkSpec } from '../helpers/events.ts';
 
 const view = (nets: Record<string, readonly DockerEndpoint[]>, subnets: Record<string, string[]> = {}): DockerView => ({
@@ -48,6 +49,22 @@ describe('planRepair', () => {
     assert.deepEqual(planRepair(state, v, v).map((x) => x.kind === 'disconnect' && x.endpointId), [other]);
   });
 
+  it('what ledgernet did not hold yet at the first read of Docker (a call in progress) is never released', () => {
+    // Before the first read: the network and EP_1. A docker run makes EP_2 (and another network is
+    // created) while repair waits; Docker stores neither before the second read.
+    const before = given({ type: 'CreateNetwork', spec: networkSpec(NET_A) }, { type: 'CreateEndpoint', spec: endpointSpec(NET_A, EP_1) });
+    const now = given(
+      { type: 'CreateNetwork', spec: networkSpec(NET_A) },
+      { type: 'CreateEndpoint', spec: endpointSpec(NET_A, EP_1) },
+      { type: 'CreateEndpoint', spec: endpointSpec(NET_A, EP_2, '10.231.7.3/24') },
+      { type: 'CreateNetwork', spec: networkSpec(NET_B, '10.231.8.0/24', '10.231.8.1/24') },
+    );
+    const v = view({ [NET_A]: [ep(EP_1, 'c1')] });
+    assert.deepEqual(planRepair(now, v, v, before), []);
+    // Without that view of the past, both would be taken for garbage.
+    assert.deepEqual(planRepair(now, v, v).map((f) => f.kind).sort(), ['release-endpoint', 'release-network']);
+  });
+
   it('a network Docker does not have in either read is released; one that appears in the second read is not', () => {
     const two = given({ type: 'CreateNetwork', spec: networkSpec(NET_A) }, { type: 'CreateNetwork', spec: networkSpec(NET_B, '10.231.8.0/24', '10.231.8.1/24') });
     const onlyA = view({ [NET_A]: [] });
@@ -79,6 +96,29 @@ describe('planRepair: ledgernet IPAM', () => {
     assert.deepEqual(planRepair(state, v, v).map((f) => f.kind === 'release-address' && f.address), [a2]);
     assert.deepEqual(planRepair(state, view({}), view({})).map((f) => f.kind), ['release-pool']);
     assert.deepEqual(releaseCommand(state, a2), { type: 'ReleaseAddress', poolId, address: a2 });
+  });
+});
+
+describe('readDocker: subnets and addresses as ledgernet records them', () => {
+  it("Docker's API shows a subnet as the user typed it (fd00:1:0:0::/64, an unmasked 10.231.41.9/24): a pool in use is neither repaired nor released", async () => {
+    const defaults = { range: '10.231.0.0/16', size: 24 };
+    const state = given(
+      { type: 'RequestPool', request: { pool: 'fd00:1:0:0::/64', subPool: null, v6: true, defaults, occupied: [] } },
+      { type: 'RequestPool', request: { pool: '10.231.41.0/24', subPool: null, v6: false, defaults, occupied: [] } },
+    );
+    assert.deepEqual(Object.values(state.pools).map((p) => p.pool).sort(), ['10.231.41.0/24', 'fd00:1::/64']);
+    const net = {
+      Id: 'a'.repeat(64),
+      Name: 'typed',
+      IPAM: { Driver: 'ledgernet', Config: [{ Subnet: 'fd00:1:0:0::/64', Gateway: 'fd00:1:0:0::1' }, { Subnet: '10.231.41.9/24' }] },
+      Containers: { c: { Name: 'web', EndpointID: 'b'.repeat(64), IPv6Address: 'fd00:1:0:0::5/64', IPv4Address: '10.231.41.5/24' } },
+    };
+    const docker = { listNetworks: async () => [net], inspectNetwork: async () => net } as unknown as DockerApi;
+    const v = await readDocker(docker, state);
+    assert.deepEqual([...v.subnets.keys()].sort(), ['10.231.41.0/24', 'fd00:1::/64']);
+    for (const a of ['fd00:1::1', 'fd00:1::5']) assert.ok(v.subnets.get('fd00:1::/64')?.has(a), a);
+    assert.deepEqual(planRepair(state, v, v).filter((f) => f.kind === 'release-pool'), []);
+    assert.match(dockerHolds(releaseCommand(state, 'fd00:1::/64'), state, v) ?? '', /Docker's network typed still uses pool fd00:1::\/64/);
   });
 });
 
