@@ -85,6 +85,14 @@ export function decideRequestPool(req: PoolRequest, state: State): NewEvent[] {
     const sp = parsePrefix(req.subPool);
     if (!sp || !within(sp, pool)) throw invalid(`--ip-range ${req.subPool} must be a CIDR inside --subnet ${formatPrefix(pool)}`);
     subPool = formatPrefix(sp);
+    // Else every automatic address of the network would be refused later, as a pool "exhausted"
+    // with 0 usable addresses, though nothing is in use.
+    if (usableIn(pool, sp) === 0n) {
+      throw invalid(
+        `--ip-range ${subPool} holds no address a container can get (only the network or broadcast address of --subnet ${formatPrefix(pool)}); ` +
+          'give a range with host addresses in it, or leave --ip-range out',
+      );
+    }
   }
   const holder = holderOf(state, pool, null);
   if (holder) {
@@ -175,11 +183,11 @@ function checkStatic(p: PoolState, address: string): string {
   }
   const text = formatIp(a.family, a.value);
   // Aux addresses may lie outside --ip-range but inside the pool; Docker requires that only.
-  if (!contains(pool, a.family, a.value) || reserved(pool, a.value)) {
-    throw new DriverError(
-      'LN_ERR_IPAM_ADDRESS',
-      `address ${text} is outside pool ${p.pool}${reserved(pool, a.value) ? ' (it is the network or broadcast address)' : ''}; pick one inside it`,
-    );
+  if (!contains(pool, a.family, a.value)) {
+    throw new DriverError('LN_ERR_IPAM_ADDRESS', `address ${text} is outside pool ${p.pool}; pick one inside it`);
+  }
+  if (reserved(pool, a.value)) {
+    throw new DriverError('LN_ERR_IPAM_ADDRESS', `address ${text} is the network or broadcast address of pool ${p.pool}; pick another`);
   }
   const held = lookup(p.allocated, text);
   if (held) {
@@ -221,8 +229,11 @@ function pickClusterAddress(p: PoolState): string {
 
 /** Addresses the allocator may hand out: the dynamic range less the network and broadcast addresses. */
 export function usable(p: PoolState): bigint {
-  const pool = must(p.pool);
-  const range = rangeOf(p);
+  return usableIn(must(p.pool), rangeOf(p));
+}
+
+/** Addresses of `range` (inside `pool`) the allocator may hand out: less the pool's network and broadcast addresses. */
+function usableIn(pool: Prefix, range: Prefix): bigint {
   let n = size(range);
   for (const v of [pool.base, pool.base + size(pool) - 1n]) if (contains(range, pool.family, v) && reserved(pool, v)) n--;
   return n;

@@ -85,8 +85,27 @@ describe('IPAM allocator (examples)', () => {
     assert.equal(allocated(r.events), '10.231.52.129');
     s = r.state;
     assert.throws(() => decide(addr(id, '10.231.52.5'), s), /10\.231\.52\.5 in pool 10\.231\.52\.0\/24 is already in use/);
-    assert.throws(() => decide(addr(id, '10.231.53.5'), s), /outside pool 10\.231\.52\.0\/24/);
-    assert.throws(() => decide(addr(id, '10.231.52.255'), s), /broadcast/);
+    assert.throws(() => decide(addr(id, '10.231.53.5'), s), /address 10\.231\.53\.5 is outside pool 10\.231\.52\.0\/24; pick one inside it$/);
+  });
+
+  it('names the network and broadcast addresses as such, not as outside the pool', () => {
+    const s = run(emptyState, req('10.231.52.0/24')).state;
+    const id = 'ledgernet/10.231.52.0/24';
+    for (const a of ['10.231.52.255', '10.231.52.0']) {
+      assert.equal(code(() => decide(addr(id, a), s)), 'LN_ERR_IPAM_ADDRESS');
+      assert.throws(() => decide(addr(id, a), s), new RegExp(`address ${a.replace(/\./g, '\\.')} is the network or broadcast address of pool 10\\.231\\.52\\.0/24; pick another$`));
+    }
+  });
+
+  it('refuses an --ip-range that holds no address a container can get, naming it', () => {
+    for (const range of ['10.4.0.255/32', '10.4.0.0/32']) {
+      const cmd = req('10.4.0.0/24', { subPool: range });
+      assert.equal(code(() => decide(cmd, emptyState)), 'LN_ERR_INVALID_OPTION');
+      assert.throws(() => decide(cmd, emptyState), new RegExp(`--ip-range ${range.replace(/\./g, '\\.')} holds no address a container can get \\(only the network or broadcast address of --subnet 10\\.4\\.0\\.0/24\\)`));
+    }
+    // One usable address is enough: .254 of .254/31 (.255 is the broadcast).
+    const s = run(emptyState, req('10.4.0.0/24', { subPool: '10.4.0.254/31' })).state;
+    assert.equal(allocated(run(s, addr('ledgernet/10.4.0.0/24')).events), '10.4.0.254');
   });
 
   it('refuses an explicit pool that overlaps another pool or network, naming the network', () => {
