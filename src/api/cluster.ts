@@ -1,14 +1,14 @@
 // IPAM for cluster networks (`--ipam-opt ledgernet.cluster=NAME`): the only Docker calls that
 // wait for NATS. RequestPool joins the network in the cluster's KV bucket (the first host
 // allocates subnet and VNI, every other host gets the same); RequestAddress claims another
-// address block when this host's blocks are full, records it in the log, and then allocates from
-// the log as for any pool.
+// address block when this host's blocks are full (for a static address, the block that holds it,
+// unless another host does), records it in the log, and then allocates from the log as for any pool.
 import { DriverError } from '../errors.ts';
 import { byDocker } from '../events/domain/cause.ts';
 import { formatPrefix, parsePrefix } from '../events/domain/cidr.ts';
-import { pickFromBlocks, type ClusterNetwork, type ClusterPort } from '../events/domain/cluster.ts';
+import { blockOf, pickFromBlocks, poolInUse, type ClusterNetwork, type ClusterPort } from '../events/domain/cluster.ts';
 import type { Command, DefaultPool } from '../events/domain/commands.ts';
-import { proposePool } from '../events/domain/ipam.ts';
+import { checkPeerAddress, proposePool } from '../events/domain/ipam.ts';
 import { lookup, type Cause, type PoolState, type State, type StoredEvent } from '../events/domain/types.ts';
 
 interface ClusterIpamDeps {
@@ -93,7 +93,40 @@ async function claimBlock(deps: ClusterIpamDeps, pool: PoolState, cause: Cause):
   if (!deps.cluster || !c) {
     throw new DriverError('LN_ERR_CLUSTER_UNAVAILABLE', `cluster network ${c?.name ?? pool.pool}: this ledgernet runs without --nats; no address block can be claimed`);
   }
-  const net: ClusterNetwork = { name: c.name, subnet: pool.pool, vni: c.vni, blockLen: c.blockLen, createdBy: '' };
-  const block = await deps.cluster.claimBlock(net, pool.blocks ?? []);
+  const block = await deps.cluster.claimBlock(networkOf(pool, c), pool.blocks ?? []);
   await deps.store.execute({ type: 'ClaimBlock', poolId: pool.poolId, block }, cause);
+}
+
+function networkOf(pool: PoolState, c: NonNullable<PoolState['cluster']>): ClusterNetwork {
+  return { name: c.name, subnet: pool.pool, vni: c.vni, blockLen: c.blockLen, createdBy: '' };
+}
+
+/**
+ * Before a container's static address (`docker run --ip`, canonical) of a cluster pool: the block
+ * that holds it must be this host's, or the host that holds it may hand the address out too. A
+ * block no host holds is claimed in the KV bucket and recorded, as caused by `cause`; another
+ * host's is refused, naming it (networks.ts claimBlockOf). Only once a network of this host uses
+ * the pool (poolInUse: the gateway and aux addresses come before, the same on every host), and
+ * not for an address the allocator refuses anyway (outside the pool, the network or broadcast
+ * address, held here, or by another host's container): its refusal names that.
+ */
+export async function ensureBlockOf(deps: ClusterIpamDeps, poolId: string, address: string, cause: Cause): Promise<void> {
+  const { state } = deps.store;
+  const pool = lookup(state.pools, poolId);
+  const c = pool?.cluster;
+  if (!pool || !c || !poolInUse(state, pool.pool) || lookup(pool.allocated, address)) return;
+  const block = blockOf(pool, address);
+  const owned = pool.blocks ?? [];
+  if (block === null || owned.includes(block)) return;
+  // Held by another host's container: refused before a block is claimed for nothing.
+  checkPeerAddress(pool, address, state);
+  if (!deps.cluster) {
+    throw new DriverError(
+      'LN_ERR_CLUSTER_UNAVAILABLE',
+      `cluster network ${c.name}: this ledgernet runs without --nats; address block ${block} (of address ${address}) cannot be claimed, ` +
+        `and a static address must lie in a block this host holds (${owned.length > 0 ? owned.join(', ') : 'none yet'})`,
+    );
+  }
+  await deps.cluster.claimBlockOf(networkOf(pool, c), block, { address, owned });
+  await deps.store.execute({ type: 'ClaimBlock', poolId, block }, cause);
 }

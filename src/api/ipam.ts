@@ -8,7 +8,7 @@ import type { Command, DefaultPool } from '../events/domain/commands.ts';
 import type { ClusterPort } from '../events/domain/cluster.ts';
 import { clusterOf, networkPolicy, optionNames } from '../events/domain/options.ts';
 import type { HostListener } from '../events/domain/ports.ts';
-import { ensureBlock, requestClusterPool } from './cluster.ts';
+import { ensureBlock, ensureBlockOf, requestClusterPool } from './cluster.ts';
 import { lookup, type Cause, type State, type StoredEvent } from '../events/domain/types.ts';
 import type { Json } from './wire.ts';
 
@@ -166,7 +166,10 @@ export async function requestAddress(deps: IpamDeps, body: Json, method: string)
     throw bad(method, `Options["RequestAddressType"] must be ${GATEWAY_TYPE} or absent, got ${JSON.stringify(type)?.slice(0, 64)}`);
   }
   const gateway = type === GATEWAY_TYPE;
-  if (address === null && !gateway) await ensureBlock({ ...deps, defaultPool: deps.defaultPools.v4, occupied: async () => [] }, id, byDocker(method));
+  const clusterDeps = { ...deps, defaultPool: deps.defaultPools.v4, occupied: async () => [] };
+  if (address === null && !gateway) await ensureBlock(clusterDeps, id, byDocker(method));
+  // A container's static address of a cluster pool: its block must be this host's (claimed here if no host holds it).
+  if (address !== null && !gateway) await ensureBlockOf(clusterDeps, id, address, byDocker(method));
   const events = await deps.store.execute({ type: 'RequestAddress', poolId: id, address, gateway, name }, byDocker(method));
   const ev = events.find((e) => e.type === 'address.requested');
   if (!ev || ev.type !== 'address.requested') throw new DriverError('LN_ERR_INTERNAL', `${method}: no address was recorded`);

@@ -95,6 +95,16 @@ describe('a cluster whose JetStream does not answer', () => {
     await assert.rejects(port.claimBlock({ name: 'blue', subnet: '10.240.0.0/24', vni: 5000, blockLen: 26, createdBy: 'h2' }, []), /claiming an address block of cluster network blue: the cluster's KV bucket \(NATS JetStream, ledgernet-cluster\) did not answer within 2 s/);
     assert.ok(Date.now() - t < ANSWER_MS + 1_500, `refused after ${Date.now() - t} ms`);
   });
+
+  it("claiming the block of a static address is refused within the deadline too, naming the block and the address", async () => {
+    const port = lazyCluster(() => ClusterKv.open(nc, { host: 'h1', vtep: '192.0.2.1', replicas: 1 }), { answerMs: ANSWER_MS });
+    const t = Date.now();
+    await assert.rejects(
+      port.claimBlockOf({ name: 'blue', subnet: '10.240.0.0/24', vni: 5000, blockLen: 26, createdBy: 'h2' }, '10.240.0.64/26', { address: '10.240.0.70', owned: [] }),
+      (e: unknown) => e instanceof DriverError && e.code === 'LN_ERR_CLUSTER_UNAVAILABLE' && /claiming address block 10\.240\.0\.64\/26 of cluster network blue for address 10\.240\.0\.70: the cluster's KV bucket \(NATS JetStream, ledgernet-cluster\) did not answer within 2 s/.test(e.message),
+    );
+    assert.ok(Date.now() - t < ANSWER_MS + 1_500, `refused after ${Date.now() - t} ms`);
+  });
 });
 
 describe('a join given up on that succeeds afterwards', () => {

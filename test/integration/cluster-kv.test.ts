@@ -1,6 +1,7 @@
 // The cluster's KV bucket on a real nats-server (JetStream): hosts racing to create one cluster
 // network get one subnet and one VNI; a different --subnet is refused naming the one it has;
-// blocks claimed concurrently are distinct, and a host gets back a block it claimed before a crash.
+// blocks claimed concurrently are distinct, and a host gets back a block it claimed before a crash;
+// the block of a static address goes to one host, and is refused to the others naming it.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -120,6 +121,33 @@ describe('cluster KV bucket', () => {
     assert.ok(!all.includes(next), 'a host whose log holds its block gets a new one');
     assert.ok(byHost[1]!.has(await hosts[1]!.claimBlock(green, [])), 'a host whose log lost its block (a crash) gets it back');
   });
+  it("a static address's block: claimed by one host, refused to another naming the holder, claimed again by the first; at once, one host wins", async () => {
+    const coral = await hosts[0]!.joinNetwork({ name: 'coral', subnet: '10.242.0.0/24', propose: () => 'unused' });
+    assert.deepEqual(await hosts[1]!.joinNetwork({ name: 'coral', subnet: null, propose: () => 'unused' }), coral);
+    await hosts[0]!.claimBlockOf(coral, '10.242.0.64/26', { address: '10.242.0.70', owned: [] });
+    await assert.rejects(hosts[1]!.claimBlockOf(coral, '10.242.0.64/26', { address: '10.242.0.71', owned: ['10.242.0.0/26'] }), (e: unknown) => {
+      assert.ok(e instanceof DriverError && e.code === 'LN_ERR_IPAM_ADDRESS', String(e));
+      assert.match(
+        e.message,
+        /^address 10\.242\.0\.71 of cluster network coral lies in address block 10\.242\.0\.64\/26, which host h1 holds .*; pick an address of a block this host holds \(10\.242\.0\.0\/26\), or leave out --ip and let IPAM choose$/,
+      );
+      return true;
+    });
+    // Its holder claims it again (another static address of it, its log without it after a crash): done, still its own.
+    await hosts[0]!.claimBlockOf(coral, '10.242.0.64/26', { address: '10.242.0.72', owned: [] });
+    const kv = await new Kvm(conns[0]!).open('ledgernet-cluster');
+    assert.equal((await kv.get('blocks.coral.1'))?.string(), 'h1');
+    // A dynamic claim skips it.
+    assert.notEqual(await hosts[1]!.claimBlock(coral, []), '10.242.0.64/26');
+    // Two hosts claiming one free block at once: one gets it, the other is refused naming it.
+    const race = await Promise.allSettled([hosts[1]!, hosts[2]!].map((h) => h.claimBlockOf(coral, '10.242.0.192/26', { address: '10.242.0.200', owned: [] })));
+    assert.deepEqual(race.map((r) => r.status).sort(), ['fulfilled', 'rejected']);
+    const winner = race[0]!.status === 'fulfilled' ? 'h2' : 'h3';
+    assert.equal((await kv.get('blocks.coral.3'))?.string(), winner);
+    const lost = race.find((r) => r.status === 'rejected');
+    assert.match(String((lost as PromiseRejectedResult).reason), new RegExp(`which host ${winner} holds`));
+  });
+
   it('a create that loses a race, read back from a replica that has not seen the winner yet, is retried and not an error', async () => {
     // Clustered NATS serves a KV read from any replica: right after another host's create, a read
     // may still find no key (seen in the multihost scale test as "wrong last sequence"). The real

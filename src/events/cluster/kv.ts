@@ -15,10 +15,10 @@ import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { DriverError } from '../../errors.ts';
 import type { PeerChange } from '../domain/peers.ts';
-import type { ClusterNetwork, ClusterPort, JoinRequest } from '../domain/cluster.ts';
+import type { ClusterNetwork, ClusterPort, JoinRequest, StaticAddress } from '../domain/cluster.ts';
 import { isWrongRevision, listKeys } from './cas.ts';
 import { admitHost, endpointKey, endpointValue, memberValue, forgottenHosts, hostOfKey, KeyMirror, memberKey, reapHost, recordForgotten, recordKey, syncOwnKeys, unforget, type ForgottenHost, type OwnKeys } from './host-keys.ts';
-import { claimBlock, driftOf, enter, forgetNetworks, syncNetworks, type Bucket, type BucketDrift, type Forgetting, type SyncOutcome } from './networks.ts';
+import { claimBlock, claimBlockOf, driftOf, enter, forgetNetworks, syncNetworks, type Bucket, type BucketDrift, type Forgetting, type SyncOutcome } from './networks.ts';
 
 export type { BucketDrift, Forgetting, SyncOutcome } from './networks.ts';
 export type { ForgottenHost } from './host-keys.ts';
@@ -154,6 +154,11 @@ export class ClusterKv {
   /** A block of `net` for this host (src/events/cluster/networks.ts); `owned` are those its log has. Returns its CIDR. */
   claimBlock(net: ClusterNetwork, owned: readonly string[]): Promise<string> {
     return claimBlock(this.b, net, owned);
+  }
+
+  /** `block` of `net` for this host, for a container's static address in it; refused when another host holds it (src/events/cluster/networks.ts). */
+  claimBlockOf(net: ClusterNetwork, block: string, of: StaticAddress): Promise<void> {
+    return claimBlockOf(this.b, net, block, of);
   }
 
   /** Says that this host has an endpoint on cluster network `name` (or no longer has it). */
@@ -377,6 +382,9 @@ export function lazyCluster(open: () => Promise<ClusterKv>, o: { answerMs?: numb
       }),
     // A block claimed after the wait stays this host's in the bucket: the next claim takes it (networks.ts claimBlock).
     claimBlock: (net, owned) => answerWithin((async () => (await get()).claimBlock(net, owned))(), answerMs, () => unanswered(`claiming an address block of cluster network ${net.name}`, answerMs)),
+    // Likewise: claimed after the wait, the block stays this host's in the bucket, unrecorded, until claimBlock takes it back.
+    claimBlockOf: (net, block, of) =>
+      answerWithin((async () => (await get()).claimBlockOf(net, block, of))(), answerMs, () => unanswered(`claiming address block ${block} of cluster network ${net.name} for address ${of.address}`, answerMs)),
     settle,
     kv: get,
   };

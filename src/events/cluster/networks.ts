@@ -5,7 +5,7 @@
 // write is a compare-and-set (src/events/cluster/cas.ts).
 import type { KV } from '@nats-io/kv';
 import { DriverError } from '../../errors.ts';
-import { blockAt, blockCount, blockIndex, blockLenFor, firstVni, nextVni, type ClusterNetwork, type JoinRequest } from '../domain/cluster.ts';
+import { blockAt, blockCount, blockIndex, blockLenFor, firstVni, nextVni, type ClusterNetwork, type JoinRequest, type StaticAddress } from '../domain/cluster.ts';
 import { anyLive, CREATE_ATTEMPTS, deleteSeen, deleteWrittenBefore, isWrongRevision, listKeys, ownerOf, pause, rewrite, tryCreate } from './cas.ts';
 import { memberKey, ownValues, recordKey, sameValue, type KeyMirror, type OwnKeys, type OwnNetwork } from './host-keys.ts';
 
@@ -186,6 +186,26 @@ export async function claimBlock(b: Bucket, net: ClusterNetwork, owned: readonly
     if (await tryCreate(b.kv, `blocks.${net.name}.${i}`, b.host)) return blockAt(net.subnet, net.blockLen, i);
   }
   throw new DriverError('LN_ERR_IPAM_EXHAUSTED', `cluster network ${net.name}: every address block of ${net.subnet} is claimed by a host`);
+}
+
+/**
+ * Block `block` for this host, the block of a container's static address (`of.address`, `docker
+ * run --ip`): created with this host as its holder, or written again when it holds it already (a
+ * new revision, so a leave of the network that read it before, still running, cannot delete it:
+ * cas.ts ownerOf). Another host's block is refused: that host hands out its addresses, and may
+ * hand out this one later.
+ * @throws DriverError `LN_ERR_IPAM_ADDRESS` naming the address, the block, its host and this host's blocks.
+ */
+export async function claimBlockOf(b: Bucket, net: ClusterNetwork, block: string, of: StaticAddress): Promise<void> {
+  const i = blockIndex(net.subnet, net.blockLen, block);
+  if (i === null) throw new DriverError('LN_ERR_INTERNAL', `cluster network ${net.name}: ${block} is not an address block of ${net.subnet}`);
+  const owner = await ownerOf(b.kv, `blocks.${net.name}.${i}`, b.host);
+  if (owner === b.host) return;
+  throw new DriverError(
+    'LN_ERR_IPAM_ADDRESS',
+    `address ${of.address} of cluster network ${net.name} lies in address block ${block}, which host ${owner} holds (it hands out that block's addresses); ` +
+      `pick an address of a block this host holds (${of.owned.length > 0 ? of.owned.join(', ') : 'none yet'}), or leave out --ip and let IPAM choose`,
+  );
 }
 
 /**

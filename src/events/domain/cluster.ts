@@ -37,8 +37,20 @@ export interface ClusterPort {
   settle?(name: string, recorded: boolean): void;
   /** Claims a free address block of the network for this host; returns its CIDR. */
   claimBlock(net: ClusterNetwork, owned: readonly string[]): Promise<string>;
+  /**
+   * Claims `block` of the network for this host, the block of a container's static address
+   * (`of.address`): done when no host or this host holds it. Refused (`LN_ERR_IPAM_ADDRESS`) when
+   * another host does, naming it and this host's blocks (`of.owned`, its log).
+   */
+  claimBlockOf(net: ClusterNetwork, block: string, of: StaticAddress): Promise<void>;
   /** The largest MTU a cluster network can have on this host: its underlay's − VXLAN_OVERHEAD (null: unknown). */
   vxlanMtu?(): Promise<number | null>;
+}
+
+/** A container's static address a block is claimed for, and the blocks this host's log has (named in a refusal). */
+export interface StaticAddress {
+  readonly address: string;
+  readonly owned: readonly string[];
 }
 
 /** What VXLAN adds to a frame: outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14). */
@@ -112,6 +124,41 @@ export function pickFromBlocks(p: PoolState): string | null {
     }
   }
   return oldestReleased(p, (a) => (p.blocks ?? []).some((b) => contains(mustPrefix(b), a.family, a.value)));
+}
+
+/**
+ * Does a network of this host use the pool? Until one does, Docker is creating the network
+ * (RequestPool, the gateway, one RequestAddress per --aux-address, then CreateNetwork), and
+ * every host asks for the same gateway and aux addresses: they are not containers' addresses, so
+ * the rules on a cluster pool's static addresses (this host's blocks, other hosts' endpoints) do
+ * not apply to them.
+ */
+export function poolInUse(state: State, pool: string): boolean {
+  return Object.values(state.networks).some((n) => n.ipv4Data.some((d) => d.pool === pool));
+}
+
+/**
+ * The block of a cluster pool that holds `address` (its CIDR); null when the address is not one
+ * a container can have in the subnet (outside it, its network or broadcast address).
+ */
+export function blockOf(p: PoolState, address: string): string | null {
+  const pool = mustPrefix(p.pool);
+  const a = parseIp(address);
+  if (!p.cluster || !a || !contains(pool, a.family, a.value) || isNetworkOrBroadcast(pool, a.value)) return null;
+  const step = 1n << BigInt(bits(pool.family) - p.cluster.blockLen);
+  return formatPrefix({ family: pool.family, base: pool.base + ((a.value - pool.base) / step) * step, len: p.cluster.blockLen });
+}
+
+/** The other host whose endpoint on cluster network `cluster` has `address` (as this host's log knows the peers), or null. */
+export function peerHolding(state: State, cluster: string, address: string): string | null {
+  const a = parseIp(address);
+  if (!a) return null;
+  for (const e of Object.values(state.peers?.[cluster]?.endpoints ?? {})) {
+    // Published without a prefix length (sync.ts); a CIDR is read as its address all the same.
+    const b = parseIp(e.address.split('/')[0] ?? '');
+    if (b && b.family === a.family && b.value === a.value) return e.host;
+  }
+  return null;
 }
 
 /** Records a block this host claimed in the KV bucket; nothing when it is recorded already. */

@@ -17,7 +17,7 @@ import {
   type Prefix,
 } from './cidr.ts';
 import type { PoolRequest } from './commands.ts';
-import { clusterGateway, oldestReleased, pickFromBlocks } from './cluster.ts';
+import { blockOf, clusterGateway, oldestReleased, peerHolding, pickFromBlocks, poolInUse } from './cluster.ts';
 import { short } from './naming.ts';
 import { lookup, releasedAt, type AddressEvent, type NewEvent, type PoolState, type State } from './types.ts';
 
@@ -168,11 +168,52 @@ export function decideRequestAddress(
   const kind = cmd.gateway ? 'gateway' : cmd.address === null ? 'dynamic' : 'static';
   // A cluster network's gateway is the same address on every host: its first one.
   const named = cmd.address ?? (p.cluster && cmd.gateway ? clusterGateway(p.pool) : null);
-  const data: AddressEvent =
-    named === null
-      ? { poolId: p.poolId, address: p.cluster ? pickClusterAddress(p) : pickAddress(p), kind, auto: true, name: cmd.name }
-      : { poolId: p.poolId, address: checkStatic(p, named), kind, auto: false, name: cmd.name };
+  let data: AddressEvent;
+  if (named === null) {
+    data = { poolId: p.poolId, address: p.cluster ? pickClusterAddress(p) : pickAddress(p), kind, auto: true, name: cmd.name };
+  } else {
+    const address = checkStatic(p, named);
+    if (p.cluster && !cmd.gateway && poolInUse(state, p.pool)) checkClusterStatic(p, address, state);
+    data = { poolId: p.poolId, address, kind, auto: false, name: cmd.name };
+  }
   return [{ type: 'address.requested', data }];
+}
+
+/**
+ * Refuses an address of a cluster pool that another host's container has (its endpoint, as the
+ * peers in this host's log say).
+ * @throws DriverError `LN_ERR_IPAM_ADDRESS` naming the address, the pool and the host.
+ */
+export function checkPeerAddress(p: PoolState, address: string, state: State): void {
+  const name = p.cluster?.name;
+  const peer = name === undefined ? null : peerHolding(state, name, address);
+  if (peer !== null) {
+    throw new DriverError('LN_ERR_IPAM_ADDRESS', `address ${address} in pool ${p.pool} (cluster network ${name}) is already in use by a container on host ${peer}; pick another`);
+  }
+}
+
+/**
+ * A container's static address on a cluster pool (its network exists: the gateway and aux
+ * addresses, asked for while it is created, are the same on every host and exempt; see
+ * poolInUse). Another host's container may have it (its endpoint, as the peers in the log say),
+ * and an address outside this host's blocks is another host's to hand out: two containers with
+ * one address on one segment. The api claims the address's block first (api/cluster.ts
+ * ensureBlockOf); this is the last guard, on the log as it is when the address is recorded.
+ * @throws DriverError `LN_ERR_IPAM_ADDRESS` naming the address, the pool and the other host, or this host's blocks.
+ */
+function checkClusterStatic(p: PoolState, address: string, state: State): void {
+  checkPeerAddress(p, address, state);
+  const name = p.cluster?.name ?? '';
+  const block = blockOf(p, address);
+  const owned = p.blocks ?? [];
+  if (block !== null && !owned.includes(block)) {
+    throw new DriverError(
+      'LN_ERR_IPAM_ADDRESS',
+      `address ${address} in pool ${p.pool} (cluster network ${name}) lies in address block ${block}, which this host does not hold ` +
+        `(its blocks: ${owned.length > 0 ? owned.join(', ') : 'none yet'}), so another host may hand it out; ` +
+        'pick an address of a block this host holds, or leave out --ip and let IPAM choose',
+    );
+  }
 }
 
 function checkStatic(p: PoolState, address: string): string {

@@ -72,6 +72,62 @@ describe('cluster: addresses from the host\'s own blocks', () => {
   });
 });
 
+describe("cluster: a container's static address (docker run --ip)", () => {
+  // The cluster network on this host, on its pool: from then on, a static address is a container's.
+  const network: Command = {
+    type: 'CreateNetwork',
+    spec: { ...networkSpec(NET_A, '10.240.0.0/24', '10.240.0.1/24'), options: { 'ledgernet.cluster': 'blue' } },
+  };
+  const peerEndpoint = (address: string, endpointId = 'e1'): Command => ({
+    type: 'PeerChange',
+    self: 'hA',
+    change: { op: 'endpoint', cluster: 'blue', host: 'hB', endpointId, endpoint: { host: 'hB', vtep: '192.0.2.2', endpointId, address, mac: '02:42:0a:f0:00:42' } },
+  });
+  // The gateway and an aux address (while Docker creates the network), this host's block 10.240.0.0/26, then the network.
+  const created = [clusterPool, addr(true), addr(false, '10.240.0.200'), claim('10.240.0.0/26'), network];
+  const address = (events: readonly { type: string; data: unknown }[]) => (events[0]?.type === 'address.requested' ? (events[0].data as { address: string }).address : null);
+
+  it("another host's container at the address: refused naming the address, the pool and that host", () => {
+    const s = given(...created, peerEndpoint('10.240.0.66'));
+    refused(() => decide(addr(false, '10.240.0.66'), s), /^address 10\.240\.0\.66 in pool 10\.240\.0\.0\/24 \(cluster network blue\) is already in use by a container on host hB; pick another$/);
+    // Also inside this host's own block (the peers say so, whatever the blocks say).
+    const own = given(...created, peerEndpoint('10.240.0.5', 'e2'));
+    refused(() => decide(addr(false, '10.240.0.5'), own), /10\.240\.0\.5 .* in use by a container on host hB/);
+  });
+
+  it("an address outside this host's blocks is refused naming its block and this host's; inside them it is taken", () => {
+    const s = given(...created);
+    refused(
+      () => decide(addr(false, '10.240.0.130'), s),
+      /address 10\.240\.0\.130 in pool 10\.240\.0\.0\/24 \(cluster network blue\) lies in address block 10\.240\.0\.128\/26, which this host does not hold \(its blocks: 10\.240\.0\.0\/26\).*leave out --ip/,
+    );
+    assert.equal(address(decide(addr(false, '10.240.0.10'), s)), '10.240.0.10');
+    // Once the block is claimed (api/cluster.ts ensureBlockOf records it), the address is taken.
+    assert.equal(address(decide(addr(false, '10.240.0.130'), given(...created, claim('10.240.0.128/26')))), '10.240.0.130');
+    // No block at all yet.
+    refused(() => decide(addr(false, '10.240.0.10'), given(clusterPool, addr(true), network)), /its blocks: none yet/);
+  });
+
+  it('the gateway and aux addresses, asked for on every host while the network is created, are not held to the blocks or peers', () => {
+    // No block, and another host has a container at the aux address already: Docker creating the network on this host must work.
+    const before = given(clusterPool, peerEndpoint('10.240.0.200'));
+    const gw = decide(addr(true), before);
+    assert.equal(address(gw), '10.240.0.1');
+    assert.equal(address(decide(addr(false, '10.240.0.200'), given(clusterPool, peerEndpoint('10.240.0.200'), addr(true)))), '10.240.0.200');
+    // A gateway request is exempt also once a network uses the pool; a static address no longer is.
+    const used = given(clusterPool, peerEndpoint('10.240.0.200'), network);
+    assert.equal(address(decide(addr(true), used)), '10.240.0.1');
+    refused(() => decide(addr(false, '10.240.0.200'), used), /in use by a container on host hB/);
+    refused(() => decide(addr(false, '10.240.0.201'), used), /lies in address block 10\.240\.0\.192\/26, which this host does not hold/);
+    // A network on a plain pool: no cluster rules.
+    const plain = given(
+      { type: 'RequestPool', request: { pool: '10.241.0.0/24', subPool: null, v6: false, defaults: DEFAULTS, occupied: [] } },
+      { type: 'CreateNetwork', spec: networkSpec(NET_A, '10.241.0.0/24', '10.241.0.1/24') },
+    );
+    assert.equal(address(decide({ type: 'RequestAddress', poolId: 'ledgernet/10.241.0.0/24', address: '10.241.0.130', gateway: false, name: null }, plain)), '10.241.0.130');
+  });
+});
+
 describe('cluster: the network and its pool', () => {
   const spec = (cluster: string, subnet = '10.240.0.0/24') => ({
     ...networkSpec(NET_A, subnet, `${clusterGateway(subnet)}/24`),
