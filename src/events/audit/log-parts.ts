@@ -1,7 +1,10 @@
 // The outbox's reader of the log file: the events after the cursor, read in parts from where the
 // last read stopped, so a long backlog is read (and its chain checked) once, not once per part.
-import { liveStart, LOG_START, readLogPart, type ScanBase } from '../log/read.ts';
-import type { StoredEvent } from '../domain/types.ts';
+import { join } from 'node:path';
+import { DriverError } from '../../errors.ts';
+import { ARCHIVE_DIR, listArchives } from '../log/archive.ts';
+import { liveStart, LOG_START, readArchivePart, readLogPart, type ScanBase } from '../log/read.ts';
+import { GENESIS_HASH, type StoredEvent } from '../domain/types.ts';
 
 export class LogParts {
   private pos: ScanBase = LOG_START;
@@ -30,5 +33,32 @@ export class LogParts {
       for (const ev of part.events) if (ev.seq > cursor) out.push(ev);
     }
     return out;
+  }
+
+  /**
+   * The hash of event `seq` (undefined when the log does not hold it yet), read from the one file
+   * that holds it: events.log from its start record on when `seq` is there, else the archive that
+   * holds it. No other archive is read: archives may be deleted once published (README), and a
+   * start with a backlog must not load the whole history to check one event. An archive that
+   * holds `seq` and is not there is named.
+   */
+  async hashAt(seq: number): Promise<string | undefined> {
+    if (seq <= 0) return seq === 0 ? GENESIS_HASH : undefined;
+    const live = await liveStart(this.dir);
+    if (seq === live.seq) return live.hash;
+    if (seq > live.seq) {
+      const part = await readLogPart(this.dir, live, seq - live.seq);
+      return part.events.find((e) => e.seq === seq)?.hash;
+    }
+    const a = (await listArchives(this.dir)).find((f) => f.first <= seq && seq <= f.last);
+    if (!a) {
+      throw new DriverError(
+        'LN_ERR_LOG_CORRUPT',
+        `event ${seq} of the log was archived and no file of ${join(this.dir, ARCHIVE_DIR)} holds it (deleted or moved before it was published?): ` +
+          `put the archive holding it back`,
+      );
+    }
+    const part = await readArchivePart(this.dir, a, null, seq - a.first + 1);
+    return part.events.find((e) => e.seq === seq)?.hash;
   }
 }

@@ -17,7 +17,6 @@
 // events, and why), not on every retry.
 import { subjectFor, toCloudEvent } from './cloudevents.ts';
 import { CURSOR_FILE, CursorFile, readCursor } from './cursor.ts';
-import { readLog } from '../log/read.ts';
 import { LogParts } from './log-parts.ts';
 import { StreamRefused, type PublishAck, type StreamHead } from './publisher.ts';
 import { compareStreamHead, type OutboxConflict } from './stream-check.ts';
@@ -247,16 +246,15 @@ export class Outbox {
     });
   }
 
-  // From memory where it can: the start's head, the tail, the events read at start; else the file.
+  // From memory where it can: the start's head, the tail, the events read at start; else the file
+  // that holds `seq` alone (a clean start keeps no event in memory: reading the whole history,
+  // archives included, would fail once an archive was deleted, as it may be once published).
   private async logHashAt(seq: number): Promise<string | undefined> {
     if (seq > this.head) return undefined;
     if (seq === this.o.headSeq && this.o.headHash !== undefined) return this.o.headHash;
     const near = this.tail.find(seq) ?? this.o.initial.find((e) => e.seq === seq);
-    return (near ?? (await this.readAll()).find((e) => e.seq === seq))?.hash;
-  }
-
-  private async readAll(): Promise<readonly StoredEvent[]> {
-    return this.o.readAll ? this.o.readAll() : (await readLog(this.o.stateDir)).events;
+    if (near) return near.hash;
+    return this.o.readAll ? (await this.o.readAll()).find((e) => e.seq === seq)?.hash : this.parts.hashAt(seq);
   }
 
   // `recheck`: the conflict was seen in the stream's last event of this host, so looking again

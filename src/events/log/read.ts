@@ -9,7 +9,7 @@ import { startChecker, sharedBuffer, type Checker } from './check-thread.ts';
 import { eventHash, hashFieldIs, storedBytesMatch } from './hash.ts';
 import { GENESIS_HASH, type StoredEvent } from '../domain/types.ts';
 import { upcast } from './upcast.ts';
-import { ARCHIVE_DIR, archiveChain, listArchives, startOf, startOfFile, type LogStart } from './archive.ts';
+import { ARCHIVE_DIR, archiveChain, listArchives, startOf, startOfFile, type ArchiveFile, type LogStart } from './archive.ts';
 
 export const LOG_FILE = 'events.log';
 
@@ -198,6 +198,46 @@ export async function liveStart(dir: string): Promise<ScanBase> {
   try {
     const s = await startOfFile(fh);
     return s ? baseAfter(s) : LOG_START;
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Up to `limit` events of the archive `a` after `from` (null: from its first event), and the
+ * position after the last of them: an archive read in parts, as readLogPart reads events.log,
+ * without reading the archives before it (they may have been deleted once published). An archive
+ * was complete when it was made: a damaged or torn record is damage, and so is an end before the
+ * last event its name says.
+ */
+export async function readArchivePart(dir: string, a: ArchiveFile, from: ScanBase | null, limit: number): Promise<{ events: StoredEvent[]; next: ScanBase }> {
+  const path = join(dir, ARCHIVE_DIR, a.name);
+  let fh: FileHandle;
+  try {
+    fh = await open(path, 'r');
+  } catch (e) {
+    throw new DriverError('LN_ERR_LOG_IO', `cannot read the archived events ${path}: ${(e as Error).message}`, { cause: e });
+  }
+  try {
+    const size = (await fh.stat()).size;
+    let base = from;
+    if (!base) {
+      const s = await startOfFile(fh);
+      base = s ? baseAfter(s) : LOG_START;
+    }
+    // From the record of `base` on (it is checked to be that event), or the whole file from event 1.
+    const start = base.offset > 0 ? base.recordOffset : 0;
+    if (start < 0 || base.offset > size) throw archiveBreak(path, `it ends before byte offset ${base.offset}, where event ${base.seq} ends`);
+    const buf = await readFrom(fh, start, size - start);
+    const rel: ScanBase = base.offset > 0 ? { ...base, offset: base.offset - start, recordOffset: 0 } : LOG_START;
+    if (base.offset > 0 && !baseLinesUp(buf, rel)) throw archiveBreak(path, `event ${base.seq} is not the record at byte offset ${start}`);
+    const r = scanLog(buf, rel, start, { limit, rehash: false });
+    if (r.end.kind !== 'clean') throw archiveBreak(path, `damaged at byte offset ${r.end.offset + start} (${r.end.kind === 'corrupt' ? r.end.reason : 'cut short'})`);
+    const last = r.events.at(-1);
+    const upTo = last?.seq ?? base.seq;
+    if (r.count < limit && upTo !== a.last) throw archiveBreak(path, `holds events up to seq ${upTo}, its name says ${a.last}`);
+    const next = last ? { offset: r.goodLength + start, seq: last.seq, hash: last.hash, recordOffset: r.lastOffset + start } : base;
+    return { events: r.events, next };
   } finally {
     await fh.close();
   }

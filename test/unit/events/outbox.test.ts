@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -8,8 +8,12 @@ import { Outbox, type OutboxLog } from '../../../src/events/audit/outbox.ts';
 import { toCloudEvent } from '../../../src/events/audit/cloudevents.ts';
 import { MemoryPublisher } from '../../../src/events/audit/publisher.ts';
 import type { StoredEvent } from '../../../src/events/domain/types.ts';
+import { byLedgernet } from '../../../src/events/domain/cause.ts';
+import { ARCHIVE_DIR } from '../../../src/events/log/archive.ts';
+import { openStore } from '../../../src/events/log/open.ts';
+import type { EventStore } from '../../../src/events/log/store.ts';
 import { stamp } from '../../helpers/chain.ts';
-import { NET_A, NET_B } from '../../helpers/events.ts';
+import { NET_A, NET_B, networkSpec } from '../../helpers/events.ts';
 
 let root: string;
 let n = 0;
@@ -354,5 +358,50 @@ describe('Outbox', () => {
     assert.equal(ofHost('web.1')[0]?.subject, 'ledgernet.web_2e1.events.network.deleted');
     assert.equal(ofHost('web_1')[0]?.subject, 'ledgernet.web_5f1.events.network.deleted');
     assert.equal(ofHost('web_1')[0]?.msgId, 'web_1:1', 'the msg id keeps the real host name');
+  });
+});
+
+describe('Outbox over the log file (wired as main.ts wires it: no readAll)', () => {
+  const netId = (i: number) => `${i}`.padEnd(64, 'a');
+  const createNetworks = async (store: EventStore, from: number, to: number) => {
+    for (let i = from; i < to; i++) await store.execute({ type: 'CreateNetwork', spec: networkSpec(netId(i), `10.${i}.0.0/24`, `10.${i}.0.1/24`) }, byLedgernet('test'));
+  };
+  /** A daemon's life: the store opened from `dir` (a snapshot at the head after a clean stop), its outbox started. */
+  const life = async (dir: string, pub: MemoryPublisher) => {
+    const { store, events, state } = await openStore(dir, { host: 'h' }, { snapshotEvery: 1000 });
+    const log = memLog();
+    const ob = await Outbox.create({ publisher: pub, host: 'h', stateDir: dir, log, initial: events, headSeq: store.lastSeq, headHash: state.hash, retryMinMs: 5, retryMaxMs: 20 });
+    store.onEvents((s) => ob.notify(s));
+    ob.start();
+    return { store, ob, log, replayed: events.length };
+  };
+
+  it('a restart with a backlog after a published archive was deleted publishes the backlog from events.log, reading no archive', async () => {
+    const dir = join(root, `file${n++}`);
+    const pub = new MemoryPublisher();
+    const a = await life(dir, pub);
+    await createNetworks(a.store, 0, 10);
+    await a.store.archive(byLedgernet('test')); // events 1-10 archived, event 11 records it
+    await waitUntil(() => a.ob.stats().cursor === 11, 'the archived events to be published');
+    pub.down = true;
+    await createNetworks(a.store, 10, 13);
+    await waitUntil(() => a.ob.stats().lastError !== null, 'NATS to be away');
+    await a.ob.stop();
+    await a.store.close();
+    // Published: the operator may delete the archive (README).
+    for (const f of await readdir(join(dir, ARCHIVE_DIR))) await rm(join(dir, ARCHIVE_DIR, f));
+    pub.down = false;
+
+    const b = await life(dir, pub);
+    assert.equal(b.replayed, 0, 'a clean stop: the start keeps no event in memory');
+    assert.equal(b.ob.stats().backlog, 3);
+    await waitUntil(() => b.ob.stats().cursor === 14 || b.ob.stats().lastError !== null, 'the backlog or a failure');
+    const st = b.ob.stats();
+    await b.ob.stop();
+    await b.store.close();
+    assert.equal(st.lastError, null);
+    assert.equal(st.cursor, 14);
+    assert.deepEqual(seqs(pub), Array.from({ length: 14 }, (_, i) => i + 1));
+    assert.ok(!b.log.lines.some((l) => l.startsWith('publish.cursor does not match')), b.log.lines.join('\n'));
   });
 });
