@@ -45,9 +45,10 @@ export async function writeCursor(dir: string, cursor: Cursor): Promise<void> {
 /**
  * The cursor file of one state dir. After a batch the outbox writes it in the background
  * (`writeSoon`), one write at a time and always the latest cursor, so the next batch does not
- * wait for an fsync. A crash leaves an older cursor, and the resync at start moves it up to the
- * stream's last event of this host (nothing is skipped: what one connection stored is a prefix
- * of what it sent).
+ * wait for an fsync. A crash leaves an older cursor, and the resync at start moves it up over
+ * the events the stream holds after it without a gap (not simply to the stream's last event of
+ * this host: a reconnect can lose one message of a window while later ones are stored, and the
+ * daemon may stop before that ack fails; see Outbox.resumeAtStart).
  */
 export class CursorFile {
   private writing: Promise<void> | null = null;

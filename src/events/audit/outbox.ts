@@ -30,6 +30,12 @@ import { GENESIS_HASH, type StoredEvent } from '../domain/types.ts';
 /** Events sent before their acks are looked at: the in-flight window. */
 const BATCH = 1024;
 
+/** The event `seq` of events in seq order without a gap (as the log's are), or undefined; no search. */
+function atSeq(events: readonly StoredEvent[], seq: number): StoredEvent | undefined {
+  const ev = events[seq - (events[0]?.seq ?? 0)];
+  return ev?.seq === seq ? ev : undefined;
+}
+
 export class Outbox {
   private cursor: number;
   private cursorHash: string;
@@ -203,9 +209,12 @@ export class Outbox {
       this.conflict = null;
     }
     // Whatever is published from here on is stored after the stream's last event of this host.
+    const starting = this.cursorStreamSeq === null;
     if (!this.unsure) this.cursorStreamSeq = streamHead?.streamSeq ?? 0;
-    if (streamHead && have > this.cursor && (this.unsure || this.held.size > 0)) {
-      await this.verifyAhead(have);
+    if (streamHead && have > this.cursor && starting && !this.unsure) {
+      await this.resumeAtStart(streamHead);
+    } else if (streamHead && have > this.cursor && (this.unsure || this.held.size > 0)) {
+      await this.verifyAhead(streamHead);
     } else if (streamHead && have > this.cursor) {
       this.o.log.info({ from: this.cursor, to: have }, 'the stream already holds these events (acknowledged before a lost ack or a restart); resuming after them');
       this.cursor = have;
@@ -251,10 +260,39 @@ export class Outbox {
   // archives included, would fail once an archive was deleted, as it may be once published).
   private async logHashAt(seq: number): Promise<string | undefined> {
     if (seq > this.head) return undefined;
-    if (seq === this.o.headSeq && this.o.headHash !== undefined) return this.o.headHash;
-    const near = this.tail.find(seq) ?? this.o.initial.find((e) => e.seq === seq);
-    if (near) return near.hash;
+    const near = this.knownHash(seq);
+    if (near !== undefined) return near;
     return this.o.readAll ? (await this.o.readAll()).find((e) => e.seq === seq)?.hash : this.parts.hashAt(seq);
+  }
+
+  /** The hash of `seq` when memory holds it (the start's head, the tail, the events read at start). */
+  private knownHash(seq: number): string | undefined {
+    if (seq === this.o.headSeq && this.o.headHash !== undefined) return this.o.headHash;
+    return (this.tail.find(seq) ?? atSeq(this.o.initial, seq))?.hash;
+  }
+
+  /** The log's hashes of the events after `from` up to `to` (not past the head): from memory, the rest read once, in order. */
+  private async logHashes(from: number, to: number): Promise<Map<number, string>> {
+    const out = new Map<number, string>();
+    const upTo = Math.min(to, this.head);
+    let firstMissing = 0;
+    for (let seq = from + 1; seq <= upTo; seq++) {
+      const h = this.knownHash(seq);
+      if (h === undefined) firstMissing ||= seq;
+      else out.set(seq, h);
+    }
+    if (firstMissing === 0) return out;
+    if (this.o.readAll) {
+      for (const e of await this.o.readAll()) if (e.seq >= firstMissing && e.seq <= upTo) out.set(e.seq, e.hash);
+      return out;
+    }
+    for (let at = firstMissing - 1; at < upTo; ) {
+      const part = await this.parts.after(at, upTo);
+      if (part.length === 0) break;
+      for (const e of part) out.set(e.seq, e.hash);
+      at = part.at(-1)?.seq ?? upTo;
+    }
+    return out;
   }
 
   // `recheck`: the conflict was seen in the stream's last event of this host, so looking again
@@ -349,25 +387,84 @@ export class Outbox {
   }
 
   /**
-   * After a batch lost acks: the events the stream holds after the cursor's, in stream order.
-   * The cursor moves over those that follow it without a gap and have the log's hashes; those
-   * after a gap are remembered, so only the missing ones are published (no duplicate even after
-   * the duplicate window). Unknown position of the cursor's event (the stream was purged): publish
-   * again from the cursor, and the duplicate window answers for what the stream holds.
+   * After a batch lost acks: the events the stream holds after the cursor's, in stream order, up
+   * to its last event of this host (`head`). The cursor moves over those that follow it without a
+   * gap and have the log's hashes; those after a gap are remembered, so only the missing ones are
+   * published (no duplicate even after the duplicate window). Unknown position of the cursor's
+   * event (the stream was purged): publish again from the cursor, and the duplicate window
+   * answers for what the stream holds.
    */
-  private async verifyAhead(have: number): Promise<void> {
+  private async verifyAhead(head: StreamHead): Promise<void> {
     if (this.cursorStreamSeq === null) return;
-    const found = await this.o.publisher.heldAfter(this.o.host, this.cursorStreamSeq, have - this.cursor);
-    for (const h of found) {
-      if (h.seq <= this.cursor || h.hash !== (await this.logHashAt(h.seq))) continue;
-      if (h.seq === this.cursor + 1) {
-        this.cursor = h.seq;
-        this.cursorHash = h.hash;
-        this.cursorStreamSeq = h.streamSeq;
-      } else this.held.set(h.seq, h.streamSeq);
+    const ours = await this.logHashes(this.cursor, head.seq);
+    // Messages that are not the log's (another host publishing under this name, an event stored
+    // twice) may sit among them: read up to the head's position, within a bound.
+    const most = 2 * (head.seq - this.cursor) + BATCH;
+    let at = this.cursorStreamSeq;
+    for (let read = 0; at < head.streamSeq && read < most; ) {
+      const found = await this.o.publisher.heldAfter(this.o.host, at, Math.min(BATCH, most - read));
+      if (found.length === 0) break;
+      read += found.length;
+      for (const h of found) {
+        at = h.streamSeq;
+        if (h.streamSeq > head.streamSeq) break;
+        if (h.seq <= this.cursor || h.hash !== ours.get(h.seq)) continue;
+        if (h.seq === this.cursor + 1) {
+          this.cursor = h.seq;
+          this.cursorHash = h.hash;
+          this.cursorStreamSeq = h.streamSeq;
+        } else this.held.set(h.seq, h.streamSeq);
+      }
     }
     if (this.held.size > 0) this.o.log.warn({ cursor: this.cursor, held: this.held.size }, 'the stream holds events after a gap (acks lost across a reconnect); publishing only the missing ones');
     await this.saveCursor();
+  }
+
+  /**
+   * A start whose cursor is behind the stream's last event of this host (`head`): those events
+   * were acknowledged before a stop or a crash cut off the cursor's write, or sent in a last
+   * window whose acks were never looked at (a stop gives in-flight publishes 2 s, an ack may take
+   * longer), and a reconnect may have lost one of that window while later ones were stored: what
+   * the stream holds is not a prefix of what was sent. So the stream is read from the cursor's
+   * event on, as after lost acks (verifyAhead): the cursor moves over the events that follow it
+   * without a gap and carry the log's hashes, and a missing one is published again. Acks are
+   * looked at in order and a gap met while running is handled then, so only the last window can
+   * hold one: a cursor further behind (its file deleted, or an old one restored) first moves to
+   * the event two windows before the stream's last, when the stream holds it with the log's hash.
+   */
+  private async resumeAtStart(head: StreamHead): Promise<void> {
+    const from = Math.max(this.cursor, head.seq - 2 * BATCH);
+    let at = await this.positionOf(from, head.streamSeq);
+    if (from > this.cursor) {
+      const [ev] = at > 0 ? await this.o.publisher.heldAfter(this.o.host, at - 1, 1) : [];
+      if (ev?.seq === from && ev.streamSeq === at && ev.hash === (await this.logHashAt(from))) {
+        this.o.log.info({ from: this.cursor, to: from }, 'the stream already holds these events (acknowledged before a restart); checking the ones after them');
+        this.cursor = from;
+        this.cursorHash = ev.hash;
+      } else at = await this.positionOf(this.cursor, head.streamSeq);
+    }
+    this.cursorStreamSeq = at;
+    const was = this.cursor;
+    await this.verifyAhead(head);
+    if (this.cursor > was) this.o.log.info({ from: was, to: this.cursor }, 'the stream already holds these events (acknowledged before a lost ack or a restart); resuming after them');
+  }
+
+  /**
+   * The stream position of this host's event `seq`, or of the last one before it that the stream
+   * holds (0: none), found by bisecting the positions up to `hi` (a few reads, however long the
+   * stream): a host's events are stored in seq order, so the seq of its first event after a
+   * position never falls as the position grows.
+   */
+  private async positionOf(seq: number, hi: number): Promise<number> {
+    let lo = 0;
+    if (seq <= 0) return lo;
+    while (lo < hi) {
+      const mid = Math.floor((lo + hi) / 2);
+      const [next] = await this.o.publisher.heldAfter(this.o.host, mid, 1);
+      if (!next || next.seq > seq) hi = mid;
+      else lo = Math.max(mid + 1, next.streamSeq);
+    }
+    return lo;
   }
 
   // The events after the cursor, in order: from the in-memory tail, else from the log file.

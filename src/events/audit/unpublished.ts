@@ -29,8 +29,10 @@ export class UnpublishedTail {
     this.complete = false;
   }
 
+  /** What is kept follows on without a gap: found by its place, not searched for. */
   find(seq: number): StoredEvent | undefined {
-    return this.events.find((e) => e.seq === seq);
+    const ev = this.events[seq - (this.events[0]?.seq ?? 0)];
+    return ev?.seq === seq ? ev : undefined;
   }
 
   /** Forgets the events the stream now holds. */
