@@ -10,6 +10,7 @@ import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { subjectFor, toCloudEvent, type LedgernetCloudEvent } from '../../src/events/audit/cloudevents.ts';
 import { writeCursor } from '../../src/events/audit/cursor.ts';
 import { Outbox, type OutboxLog } from '../../src/events/audit/outbox.ts';
+import { runAudit } from '../../src/events/audit/reader.ts';
 import { NatsPublisher } from '../../src/events/audit/publisher-nats.ts';
 import type { StoredEvent } from '../../src/events/domain/types.ts';
 import { stamp } from '../helpers/chain.ts';
@@ -93,5 +94,35 @@ describe('the outbox on a real JetStream stream', () => {
     await waitUntil(() => b.ob.stats().cursor === 8, 'the log to be published');
     await b.ob.stop();
     assert.deepEqual(await seqsOf('h1'), [1, 2, 3, 4, 5, 7, 6, 8]);
+  });
+
+  it('an upgrade from before the escape (web.1 and web_1 both published as web_1): each goes on after its events there; audit --verify passes', async () => {
+    const logs = { 'web.1': history('web.1', 7), web_1: history('web_1', 4) };
+    const p = publisher();
+    await p.resume('web.1');
+    // As the older ledgernet stored them: web.1:1-5 and web_1:1-2 under ledgernet.web_1.events.*, web_1's last.
+    const old = (e: StoredEvent) => p.publish(`ledgernet.web_1.events.${e.type}`, toCloudEvent(e));
+    for (const e of logs['web.1'].slice(0, 3)) await old(e);
+    await old(logs.web_1[0]!);
+    for (const e of logs['web.1'].slice(3, 5)) await old(e);
+    await old(logs.web_1[1]!);
+    await p.close();
+    for (const [host, all] of Object.entries(logs)) {
+      const o = await outbox(host, () => all);
+      await waitUntil(() => o.ob.stats().cursor === all.length, `${host} to be published`);
+      await o.ob.stop();
+      assert.ok(o.log.lines.some((l) => l.includes('the subjects of an older ledgernet')), o.log.lines.join('\n'));
+    }
+    const msgs = await stored();
+    const on = (h: string, token: string) => msgs.filter((m) => m.event.source === `ledgernet://${h}` && m.subject.startsWith(`ledgernet.${token}.`)).map((m) => m.event.seq);
+    assert.deepEqual(on('web.1', 'web_2e1'), [6, 7]);
+    assert.deepEqual(on('web_1', 'web_5f1'), [3, 4]);
+    for (const host of ['web.1', 'web_1']) {
+      let out = '';
+      let err = '';
+      const code = await runAudit({ connect: () => connect({ servers: server.url }), stream: STREAM.name, host, since: undefined, follow: false, json: false, verify: true, out: (t) => void (out += t), err: (t) => void (err += t) });
+      assert.equal(code, 0, err);
+      assert.match(out, new RegExp(`^ok: ${logs[host as keyof typeof logs].length} event\\(s\\) from 1 host\\(s\\)`, 'm'));
+    }
   });
 });

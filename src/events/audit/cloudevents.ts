@@ -81,6 +81,16 @@ export function legacyHostToken(host: string): string {
   return host.replace(/[^A-Za-z0-9_-]/g, '_') || '_';
 }
 
+/**
+ * The subject filter of `host`'s events as a ledgernet before the escape published them, when it
+ * is not hostFilter(host) (null otherwise): only to read old streams. Other hosts' events may be
+ * under it too (web.1 and web_1 were both web_1): tell them apart by their source.
+ */
+export function legacyHostFilter(host: string): string | null {
+  const token = legacyHostToken(host);
+  return token === hostToken(host) ? null : `ledgernet.${token}.events.>`;
+}
+
 /** `ledgernet.<host>.events.<type>` */
 export function subjectFor(host: string, type: EventType): string {
   return `ledgernet.${hostToken(host)}.events.${type}`;
@@ -94,6 +104,11 @@ export function hostFilter(host?: string): string {
 /** Whether a message of `host` belongs on `subject`: its subject, or the one before the escape. */
 export function isSubjectOf(subject: string, host: string, type: EventType): boolean {
   return subject === subjectFor(host, type) || subject === `ledgernet.${legacyHostToken(host)}.events.${type}`;
+}
+
+/** `ledgernet://<host>`: the CloudEvent source of `host`'s events. */
+export function sourceFor(host: string): string {
+  return `${SOURCE_PREFIX}${host}`;
 }
 
 export function cloudEventType(type: EventType, v: number): string {
@@ -123,7 +138,7 @@ export function toCloudEvent(ev: StoredEvent): LedgernetCloudEvent {
   return {
     specversion: '1.0',
     id: ev.id,
-    source: `${SOURCE_PREFIX}${ev.host}`,
+    source: sourceFor(ev.host),
     type: cloudEventType(ev.type, ev.v),
     time: ev.at,
     subject: subjectOf(ev),

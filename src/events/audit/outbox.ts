@@ -13,9 +13,11 @@
 // A stream deleted and made again (its created time changed, its sequence went back, an ack came
 // from behind the cursor's position) or emptied (it holds less of this host than was acknowledged,
 // and nothing but an operator removes messages from it) is given the whole log again, from seq 1.
+// A host whose subject token changed with the escape (web.1 was web_1) and has no event under its
+// new one goes on after its last event under the old one (hash-checked as any other).
 // Failures are logged when the state changes (NATS unreachable; reachable but the stream refuses
 // events, and why), not on every retry.
-import { subjectFor, toCloudEvent } from './cloudevents.ts';
+import { hostFilter, subjectFor, toCloudEvent } from './cloudevents.ts';
 import { CURSOR_FILE, CursorFile, readCursor } from './cursor.ts';
 import { LogParts } from './log-parts.ts';
 import { StreamRefused, type PublishAck, type StreamHead } from './publisher.ts';
@@ -64,6 +66,8 @@ export class Outbox {
   private streamReset: string | null = null;
   /** Events were taken out of the stream made again: their msg ids count as duplicates for its duplicate window. */
   private removedMisplaced = false;
+  /** Said once: this host's events are under an older ledgernet's subjects (see resync). */
+  private legacyNoted = false;
   /** The first resync said where publishing starts; later ones log only what changed. */
   private announced = false;
   private conflict: OutboxConflict | null = null;
@@ -167,7 +171,7 @@ export class Outbox {
 
   private async resync(): Promise<void> {
     if (!this.cursorChecked) await this.checkCursor();
-    const { head: streamHead, stream } = await this.o.publisher.resume(this.o.host);
+    const { head: streamHead, stream, legacy } = await this.o.publisher.resume(this.o.host);
     const have = streamHead?.seq ?? 0;
     const remade =
       this.streamReset ??
@@ -208,12 +212,24 @@ export class Outbox {
       this.o.log.info({ cursor: this.cursor }, 'the stream matches the log again; publishing resumes');
       this.conflict = null;
     }
+    if (legacy !== undefined && streamHead && !this.legacyNoted) {
+      // An upgrade from a ledgernet before the one-to-one escape (web.1 was web_1): its events stay
+      // where they are, and the audit reader and verifier read both subjects as one history.
+      this.legacyNoted = true;
+      this.o.log.info(
+        { legacy, streamHolds: have, cursor: this.cursor },
+        `the stream holds ${this.o.host}'s events up to ${this.o.host}:${have} under ${legacy}, the subjects of an older ledgernet; publishing goes on after them under ${hostFilter(this.o.host)}`,
+      );
+    }
     // Whatever is published from here on is stored after the stream's last event of this host.
     const starting = this.cursorStreamSeq === null;
     if (!this.unsure) this.cursorStreamSeq = streamHead?.streamSeq ?? 0;
-    if (streamHead && have > this.cursor && starting && !this.unsure) {
+    // What the stream holds after the cursor is read under this host's own subjects only: under
+    // an older ledgernet's, the cursor moves to its last event, as that ledgernet did.
+    const ahead = streamHead !== null && have > this.cursor && legacy === undefined;
+    if (ahead && starting && !this.unsure) {
       await this.resumeAtStart(streamHead);
-    } else if (streamHead && have > this.cursor && (this.unsure || this.held.size > 0)) {
+    } else if (ahead && (this.unsure || this.held.size > 0)) {
       await this.verifyAhead(streamHead);
     } else if (streamHead && have > this.cursor) {
       this.o.log.info({ from: this.cursor, to: have }, 'the stream already holds these events (acknowledged before a lost ack or a restart); resuming after them');

@@ -11,7 +11,7 @@ import {
   type JetStreamManager,
   type StreamInfo,
 } from '@nats-io/jetstream';
-import { hostFilter, subjectFor, type LedgernetCloudEvent } from './cloudevents.ts';
+import { hostFilter, legacyHostFilter, sourceFor, subjectFor, type LedgernetCloudEvent } from './cloudevents.ts';
 import { AckInbox } from './jetstream-acks.ts';
 import { StreamRefused, type EventPublisher, type PublishAck, type ResumePoint, type StreamHead } from './publisher.ts';
 import { subjectsOverlap } from './subjects.ts';
@@ -36,6 +36,8 @@ export interface NatsPublisherOptions {
   /** How long to wait for each ack (default 5 s). */
   readonly ackTimeoutMs?: number;
 }
+
+type MsgQuery = { last_by_subj: string } | { seq: number } | { next_by_subj: string; seq: number };
 
 const RETENTION = { limits: RetentionPolicy.Limits, interest: RetentionPolicy.Interest, workqueue: RetentionPolicy.Workqueue } as const;
 const ms2ns = (ms: number) => ms * 1_000_000;
@@ -139,7 +141,31 @@ export class NatsPublisher implements EventPublisher {
     const jsm = await jetstreamManager(nc, { timeout: this.o.ackTimeoutMs ?? 5_000 });
     const info = await ensureStream(jsm, this.o.stream, host);
     // The last message of any of this host's subjects (a wildcard last_by_subj).
-    return { head: await this.headOf(jsm, { last_by_subj: hostFilter(host) }), stream: identity(info) };
+    const head = await this.headOf(jsm, { last_by_subj: hostFilter(host) });
+    // None: an older ledgernet may have published this host's events under another token (web.1
+    // as web_1, before the escape); publishing goes on after them, not again from the first.
+    const legacy = head ? null : legacyHostFilter(host);
+    const old = legacy === null ? null : await this.lastOfHost(jsm, legacy, host);
+    return old && legacy !== null ? { head: old, stream: identity(info), legacy } : { head, stream: identity(info) };
+  }
+
+  /**
+   * `host`'s last event under `filter`, a filter other hosts' events may be under too (an older
+   * ledgernet's: web.1 and web_1 were both web_1): the filter's last message when it is this
+   * host's, else found by reading the filter's messages from the stream's start (at an upgrade,
+   * until this host has an event under its own subjects, and only when two names clash).
+   */
+  private async lastOfHost(jsm: JetStreamManager, filter: string, host: string): Promise<StreamHead | null> {
+    const source = sourceFor(host);
+    const last = await this.messageOf(jsm, { last_by_subj: filter });
+    if (!last || last.source === source) return last?.head ?? null;
+    let found: StreamHead | null = null;
+    for (let at = 0; ; ) {
+      const m = await this.messageOf(jsm, { next_by_subj: filter, seq: at + 1 });
+      if (!m || m.head.streamSeq >= last.head.streamSeq) return found;
+      if (m.source === source) found = m.head;
+      at = m.head.streamSeq;
+    }
   }
 
   async remove(streamSeq: number): Promise<void> {
@@ -182,7 +208,12 @@ export class NatsPublisher implements EventPublisher {
     return out;
   }
 
-  private async headOf(jsm: JetStreamManager, q: { last_by_subj: string } | { seq: number } | { next_by_subj: string; seq: number }): Promise<StreamHead | null> {
+  private async headOf(jsm: JetStreamManager, q: MsgQuery): Promise<StreamHead | null> {
+    return (await this.messageOf(jsm, q))?.head ?? null;
+  }
+
+  /** The event a msg get finds, and its source (whose it is). */
+  private async messageOf(jsm: JetStreamManager, q: MsgQuery): Promise<{ head: StreamHead; source: unknown } | null> {
     // The server's msg get takes next_by_subj (nats-server 2.9+); the client's type does not list it.
     const m = await jsm.streams.getMessage(this.o.stream.name, q as Parameters<JetStreamManager['streams']['getMessage']>[1]);
     if (!m) return null;
@@ -190,7 +221,7 @@ export class NatsPublisher implements EventPublisher {
     if (typeof ce.seq !== 'number' || typeof ce.hash !== 'string') {
       throw new Error(`the message on ${m.subject} (stream seq ${m.seq}) is not a ledgernet event`);
     }
-    return { seq: ce.seq, hash: ce.hash, streamSeq: m.seq };
+    return { head: { seq: ce.seq, hash: ce.hash, streamSeq: m.seq }, source: ce.source };
   }
 
   async close(): Promise<void> {

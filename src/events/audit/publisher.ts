@@ -1,7 +1,7 @@
 // Where the outbox sends events: an interface with a JetStream adapter (publisher-nats.ts) and
 // this in-memory fake for tests. The outbox owns order, retries and the cursor; a publisher
 // only delivers one message and says what the far end already holds.
-import { hostFilter, type LedgernetCloudEvent } from './cloudevents.ts';
+import { hostFilter, legacyHostFilter, sourceFor, type LedgernetCloudEvent } from './cloudevents.ts';
 
 /** An event of one host that the far end holds. */
 export interface StreamHead {
@@ -27,6 +27,11 @@ interface StreamIdentity {
 export interface ResumePoint {
   readonly head: StreamHead | null;
   readonly stream: StreamIdentity;
+  /**
+   * Set when the stream holds nothing under this host's subjects and `head` is its last event
+   * under those an older ledgernet published it on (legacyHostFilter): that filter.
+   */
+  readonly legacy?: string;
 }
 
 /**
@@ -108,9 +113,14 @@ export class MemoryPublisher implements EventPublisher {
   async resume(host: string): Promise<ResumePoint> {
     this.check();
     this.resumes += 1;
+    const stream = { created: this.created, lastSeq: this.lastSeq, keepsAll: true, duplicateWindowMs: 0 };
     const prefix = hostFilter(host).slice(0, -1);
     const last = this.messages.filter((m) => m.subject.startsWith(prefix)).at(-1);
-    return { head: last ? headOf(last) : null, stream: { created: this.created, lastSeq: this.lastSeq, keepsAll: true, duplicateWindowMs: 0 } };
+    if (last) return { head: headOf(last), stream };
+    // As NatsPublisher: this host's last event under an older ledgernet's subjects.
+    const legacy = legacyHostFilter(host);
+    const old = legacy === null ? undefined : this.messages.filter((m) => m.subject.startsWith(legacy.slice(0, -1)) && m.event.source === sourceFor(host)).at(-1);
+    return old && legacy !== null ? { head: headOf(old), stream, legacy } : { head: null, stream };
   }
 
   /** The stream deleted and made again: empty, new sequence numbers, another created time. */

@@ -1,7 +1,9 @@
 // Checks what an observer received from the audit stream, one message at a time: every message
 // is a ledgernet CloudEvent whose content matches its hash, and per host the seqs run 1, 2, 3…
 // with each prevhash linking to the previous event's hash, and each sits on its host's subject
-// (subjectFor, the function the publisher uses). The first problem is named.
+// (subjectFor, the function the publisher uses, or its subject of before the escape: an upgraded
+// host's history goes on from one to the other; see copy() for one published again). The first
+// problem is named.
 import { fromCloudEvent, isSubjectOf, subjectFor } from './cloudevents.ts';
 import { eventHash } from '../log/hash.ts';
 import { GENESIS_HASH } from '../domain/types.ts';
@@ -14,6 +16,12 @@ export interface ChainProblem {
 interface HostHead {
   seq: number;
   hash: string;
+  /** The seq of its first event checked. */
+  first: number;
+  /** Its events came on its subjects of before the escape (legacyHostToken: web.1 as web_1). */
+  old: boolean;
+  /** Its events published again on its own subjects, from the first on (see `copy`): the last of them. */
+  copy: { seq: number; hash: string } | null;
 }
 
 export interface ChainVerifierOptions {
@@ -54,10 +62,36 @@ export class ChainVerifier {
     }
     if (eventHash(ev) !== ev.hash) return { kind: 'altered', message: `${name} was altered: its content does not match its hash` };
     const head = this.heads.get(ev.host);
+    const own = subject !== undefined && subject === subjectFor(ev.host, ev.type);
+    if (head?.old && own && ev.seq <= head.seq) return this.copy(ev, head, name);
     const problem = head ? this.follows(ev, head, name) : this.starts(ev, name);
     if (problem) return problem;
-    this.heads.set(ev.host, { seq: ev.seq, hash: ev.hash });
+    this.heads.set(ev.host, { seq: ev.seq, hash: ev.hash, first: head?.first ?? ev.seq, old: subject !== undefined && !own, copy: null });
     this.count += 1;
+    return null;
+  }
+
+  /**
+   * An event of a host whose history so far came on its subjects of before the escape, on its own
+   * subjects and at a seq it had reached: a ledgernet upgraded from before the escape that did not
+   * look under the old subjects published the whole log again. Accepted, and not counted, as a
+   * copy: a chain of its own from the host's first event, which must reach the event the host is at
+   * with its hash (the chain links make every event before it the same too). Past it, the host's
+   * events go on on its own subjects.
+   */
+  private copy(ev: { seq: number; host: string; prevhash: string; hash: string }, head: HostHead, name: string): ChainProblem | null {
+    const problem = head.copy ? this.follows(ev, { ...head, ...head.copy }, name) : ev.seq === head.first ? this.starts(ev, name) : null;
+    if (problem) return problem;
+    if (!head.copy && ev.seq !== head.first) return { kind: 'duplicate', message: `${name} is a duplicate: ${ev.host} was already at seq ${head.seq}` };
+    if (ev.seq < head.seq) {
+      head.copy = { seq: ev.seq, hash: ev.hash };
+      return null;
+    }
+    if (ev.hash !== head.hash) {
+      return { kind: 'duplicate', message: `${name} is a duplicate: ${ev.host} was already at seq ${head.seq}, on the subject of before the escape, with another event (hash differs)` };
+    }
+    head.copy = null;
+    head.old = false;
     return null;
   }
 

@@ -14,7 +14,7 @@ import {
 } from '../../../src/events/audit/cloudevents.ts';
 import { eventHash } from '../../../src/events/log/hash.ts';
 import { ChainVerifier } from '../../../src/events/audit/verify-chain.ts';
-import { GENESIS_HASH } from '../../../src/events/domain/types.ts';
+import { GENESIS_HASH, type NewEvent } from '../../../src/events/domain/types.ts';
 import { sampleHistory, stamp } from '../../helpers/chain.ts';
 import { NET_A } from '../../helpers/events.ts';
 
@@ -151,6 +151,39 @@ describe('ChainVerifier', () => {
     assert.equal(p?.message, 'event web_1:2 (stream seq 2) of host web_1 is on subject ledgernet.web_2e1.events.endpoint.created, not ledgernet.web_5f1.events.endpoint.created');
     const old = new ChainVerifier();
     assert.equal(old.push(wire(toCloudEvent(sampleHistory('web.1')[0]!)), 'stream seq 1', 'ledgernet.web_1.events.network.created'), null, 'the old lossy subject');
+  });
+
+  it('a host upgraded from before the escape: its history split across both subjects, or published again on the new one, is one history', () => {
+    const all = sampleHistory('web.1');
+    const oldSubject = (e: (typeof all)[number]) => `ledgernet.web_1.events.${e.type}`;
+    const push = (v: ChainVerifier, e: (typeof all)[number], subject: string, i: number) => v.push(wire(toCloudEvent(e)), `stream seq ${i}`, subject);
+    // Split: 1-4 on the old subject, 5-6 on the new one.
+    const split = new ChainVerifier();
+    for (const [i, e] of all.entries()) assert.equal(push(split, e, i < 4 ? oldSubject(e) : subjectFor('web.1', e.type), i + 1), null);
+    assert.equal(split.events, 6);
+    // Published again from the first (an upgrade that did not look under the old subject): a copy, not counted.
+    const again = new ChainVerifier();
+    let at = 0;
+    for (const e of all.slice(0, 4)) assert.equal(push(again, e, oldSubject(e), ++at), null);
+    for (const e of all) assert.equal(push(again, e, subjectFor('web.1', e.type), ++at), null, `copy of ${e.id}`);
+    assert.equal(again.events, 6, 'each event counted once');
+    assert.equal(again.hosts, 1);
+    // After the copy the host goes on on the new subject: an event again is a duplicate.
+    assert.equal(push(again, all[2]!, subjectFor('web.1', all[2]!.type), ++at)?.kind, 'duplicate');
+    // A copy that is not the same history is not accepted.
+    const other = stamp('web.1', all.map((e) => ({ type: e.type, data: e.data }) as NewEvent).reverse());
+    const differs = new ChainVerifier();
+    at = 0;
+    for (const e of all.slice(0, 4)) assert.equal(push(differs, e, oldSubject(e), ++at), null);
+    const problems = other.slice(0, 4).map((e) => push(differs, e, subjectFor('web.1', e.type), ++at));
+    assert.deepEqual(problems.slice(0, 3), [null, null, null]);
+    assert.equal(problems[3]?.kind, 'duplicate');
+    assert.match(problems[3]?.message ?? '', /event web\.1:4 \(stream seq 8\) is a duplicate: web\.1 was already at seq 4, on the subject of before the escape, with another event/);
+    // Not from the first event: a duplicate, as before.
+    const partial = new ChainVerifier();
+    at = 0;
+    for (const e of all.slice(0, 4)) assert.equal(push(partial, e, oldSubject(e), ++at), null);
+    assert.equal(push(partial, all[1]!, subjectFor('web.1', all[1]!.type), ++at)?.kind, 'duplicate');
   });
 });
 

@@ -7,6 +7,7 @@ import { readCursor, writeCursor } from '../../../src/events/audit/cursor.ts';
 import { Outbox, type OutboxLog } from '../../../src/events/audit/outbox.ts';
 import { subjectFor, toCloudEvent } from '../../../src/events/audit/cloudevents.ts';
 import { MemoryPublisher } from '../../../src/events/audit/publisher.ts';
+import { ChainVerifier } from '../../../src/events/audit/verify-chain.ts';
 import type { StoredEvent } from '../../../src/events/domain/types.ts';
 import { byLedgernet } from '../../../src/events/domain/cause.ts';
 import { ARCHIVE_DIR } from '../../../src/events/log/archive.ts';
@@ -377,6 +378,36 @@ describe('Outbox', () => {
     assert.equal(log.lines.filter((l) => l.startsWith('stream MEMORY takes events again')).length, 1);
     assert.equal(log.errors.length, 1);
     assert.deepEqual(seqs(pub), [1, 2, 3, 4, 5, 6]);
+  });
+
+  it('an upgrade from before the escape (web.1 and web_1 both published as web_1): each goes on after its events there, none published twice', async () => {
+    const pub = new MemoryPublisher({ dedupWindow: 0 });
+    const logs = { 'web.1': history(7, undefined, { host: 'web.1' }), web_1: history(4, undefined, { host: 'web_1' }) };
+    // The older ledgernet stored web.1:1-5 and web_1:1-2 under ledgernet.web_1.events.*, web_1's last.
+    const old = (e: StoredEvent) => pub.publish(`ledgernet.web_1.events.${e.type}`, toCloudEvent(e));
+    for (const e of logs['web.1'].slice(0, 3)) await old(e);
+    await old(logs.web_1[0]!);
+    for (const e of logs['web.1'].slice(3, 5)) await old(e);
+    await old(logs.web_1[1]!);
+    for (const [host, all] of Object.entries(logs)) {
+      const stateDir = join(root, `d${n++}`);
+      const { mkdir } = await import('node:fs/promises');
+      await mkdir(stateDir, { recursive: true });
+      // web.1 kept its cursor file; web_1's state dir has none (the stream says where to resume).
+      if (host === 'web.1') await writeCursor(stateDir, { seq: 5, hash: all[4]!.hash });
+      const o = await outbox(pub, all, () => all, { host, stateDir });
+      o.ob.start();
+      await waitUntil(() => o.ob.stats().cursor === all.length, `${host} to be published`);
+      await o.ob.stop();
+      assert.equal(o.log.errors.length, 0);
+      assert.ok(o.log.lines.some((l) => l.startsWith(`the stream holds ${host}'s events up to ${host}:${host === 'web.1' ? 5 : 2} under ledgernet.web_1.events.>, the subjects of an older ledgernet`)), o.log.lines.join('\n'));
+    }
+    const on = (h: string, token: string) => pub.messages.filter((m) => m.event.source === `ledgernet://${h}` && m.subject.startsWith(`ledgernet.${token}.`)).map((m) => m.event.seq);
+    assert.deepEqual(on('web.1', 'web_2e1'), [6, 7]);
+    assert.deepEqual(on('web_1', 'web_5f1'), [3, 4]);
+    const v = new ChainVerifier();
+    for (const m of pub.messages) assert.equal(v.push(m.event, `stream seq ${m.streamSeq}`, m.subject), null);
+    assert.equal(v.events, 11);
   });
 
   it('hosts web.1 and web_1 publishing to one stream: each is published in full', async () => {
