@@ -204,11 +204,11 @@ export async function liveStart(dir: string): Promise<ScanBase> {
 }
 
 /**
- * Up to `limit` events of the archive `a` after `from` (null: from its first event), and the
- * position after the last of them: an archive read in parts, as readLogPart reads events.log,
- * without reading the archives before it (they may have been deleted once published). An archive
- * was complete when it was made: a damaged or torn record is damage, and so is an end before the
- * last event its name says.
+ * Up to `limit` events of the archive `a` after `from` (null, or a `from` that does not line up
+ * with the file: from its first event), and the position after the last of them: an archive read
+ * in parts, as readLogPart reads events.log, without reading the archives before it (they may
+ * have been deleted once published). An archive was complete when it was made: a damaged or torn
+ * record is damage, and so is an end before the last event its name says.
  */
 export async function readArchivePart(dir: string, a: ArchiveFile, from: ScanBase | null, limit: number): Promise<{ events: StoredEvent[]; next: ScanBase }> {
   const path = join(dir, ARCHIVE_DIR, a.name);
@@ -220,23 +220,27 @@ export async function readArchivePart(dir: string, a: ArchiveFile, from: ScanBas
   }
   try {
     const size = (await fh.stat()).size;
-    let base = from;
-    if (!base) {
+    // From the record of `from` on (checked to be that event), else the file from its start.
+    const part = async (base: ScanBase) => {
+      const start = base.offset > 0 ? base.recordOffset : 0;
+      const buf = await readFrom(fh, start, size - start);
+      const rel: ScanBase = base.offset > 0 ? { ...base, offset: base.offset - start, recordOffset: 0 } : LOG_START;
+      return base.offset === 0 || baseLinesUp(buf, rel) ? { buf, rel, start } : null;
+    };
+    const inFile = from !== null && from.offset > 0 && from.recordOffset >= 0 && from.recordOffset < from.offset && from.offset <= size;
+    let got = inFile ? await part(from) : null;
+    if (!got) {
       const s = await startOfFile(fh);
-      base = s ? baseAfter(s) : LOG_START;
+      got = await part(s ? baseAfter(s) : LOG_START);
+      if (!got) throw archiveBreak(path, 'its start record does not read back');
     }
-    // From the record of `base` on (it is checked to be that event), or the whole file from event 1.
-    const start = base.offset > 0 ? base.recordOffset : 0;
-    if (start < 0 || base.offset > size) throw archiveBreak(path, `it ends before byte offset ${base.offset}, where event ${base.seq} ends`);
-    const buf = await readFrom(fh, start, size - start);
-    const rel: ScanBase = base.offset > 0 ? { ...base, offset: base.offset - start, recordOffset: 0 } : LOG_START;
-    if (base.offset > 0 && !baseLinesUp(buf, rel)) throw archiveBreak(path, `event ${base.seq} is not the record at byte offset ${start}`);
+    const { buf, rel, start } = got;
     const r = scanLog(buf, rel, start, { limit, rehash: false });
     if (r.end.kind !== 'clean') throw archiveBreak(path, `damaged at byte offset ${r.end.offset + start} (${r.end.kind === 'corrupt' ? r.end.reason : 'cut short'})`);
     const last = r.events.at(-1);
-    const upTo = last?.seq ?? base.seq;
+    const upTo = last?.seq ?? rel.seq;
     if (r.count < limit && upTo !== a.last) throw archiveBreak(path, `holds events up to seq ${upTo}, its name says ${a.last}`);
-    const next = last ? { offset: r.goodLength + start, seq: last.seq, hash: last.hash, recordOffset: r.lastOffset + start } : base;
+    const next = last ? { offset: r.goodLength + start, seq: last.seq, hash: last.hash, recordOffset: r.lastOffset + start } : { ...rel, offset: rel.offset + start, recordOffset: rel.recordOffset + start };
     return { events: r.events, next };
   } finally {
     await fh.close();

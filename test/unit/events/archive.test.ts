@@ -302,6 +302,33 @@ describe('archiving the event log', () => {
     const part = await readLogPart(dir, LOG_START, 2);
     assert.equal(part.events[0]?.seq, 1);
   });
+
+  it("the outbox's reader of a backlog that reaches into the archives: at most max events a part, each file read on from where the last part stopped, no archive before the cursor's", async () => {
+    const dir = join(root, 'outbox-backlog');
+    await write(dir, 0, 100, true); // archive 1-100, event 101 records it
+    await write(dir, 100, 199, true); // archive 101-200, event 201 records it
+    await write(dir, 199, 209); // 202-211 in events.log
+    const head = 211;
+    const parts = new LogParts(dir, 4);
+    const seen: number[] = [];
+    for (let cursor = 0; cursor < head; ) {
+      const got = (await parts.after(cursor, head)).map((e) => e.seq);
+      assert.ok(got.length > 0 && got.length <= 4, `${got.length} events after ${cursor}`);
+      assert.equal(got[0], cursor + 1);
+      seen.push(...got);
+      cursor = got.at(-1)!;
+    }
+    assert.deepEqual(seen, Array.from({ length: head }, (_, i) => i + 1));
+    // Published up to 150, the operator deletes the first archive: the rest is still read.
+    const first = (await listArchives(dir))[0]!;
+    await rm(join(dir, ARCHIVE_DIR, first.name));
+    const after150 = new LogParts(dir, 4);
+    assert.deepEqual((await after150.after(150, head)).map((e) => e.seq), [151, 152, 153, 154]);
+    assert.deepEqual((await after150.after(154, head)).map((e) => e.seq), [155, 156, 157, 158]);
+    assert.deepEqual((await after150.after(198, head)).map((e) => e.seq), [199, 200, 201, 202], 'across the archive into events.log');
+    // Events not published whose archive is gone are named.
+    await assert.rejects(new LogParts(dir, 4).after(50, head), /events 51 to 100 of the log were archived and no file of .*archive holds them \(deleted or moved before they were published\?\)/);
+  });
 });
 
 /** The open flags (octal, from /proc/self/fdinfo) of this process's descriptors of `path`. */

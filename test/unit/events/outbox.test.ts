@@ -472,4 +472,32 @@ describe('Outbox over the log file (wired as main.ts wires it: no readAll)', () 
     assert.deepEqual(seqs(pub), Array.from({ length: 14 }, (_, i) => i + 1));
     assert.ok(!b.log.lines.some((l) => l.startsWith('publish.cursor does not match')), b.log.lines.join('\n'));
   });
+
+  it('a backlog that reaches into an archive is read from that archive on, with an older (published) archive deleted', async () => {
+    const dir = join(root, `file${n++}`);
+    const pub = new MemoryPublisher();
+    const a = await life(dir, pub);
+    await createNetworks(a.store, 0, 5);
+    await a.store.archive(byLedgernet('test')); // 1-5 archived, event 6 records it
+    await waitUntil(() => a.ob.stats().cursor === 6, 'the first archive to be published');
+    pub.down = true;
+    await createNetworks(a.store, 5, 9); // 7-10
+    await a.store.archive(byLedgernet('test')); // 6-10 archived (7-10 not published), event 11 records it
+    await createNetworks(a.store, 9, 11); // 12-13
+    await waitUntil(() => a.ob.stats().lastError !== null, 'NATS to be away');
+    await a.ob.stop();
+    await a.store.close();
+    const archives = (await readdir(join(dir, ARCHIVE_DIR))).sort();
+    assert.equal(archives.length, 2);
+    await rm(join(dir, ARCHIVE_DIR, archives[0]!)); // published: the operator may delete it
+    pub.down = false;
+
+    const b = await life(dir, pub);
+    await waitUntil(() => b.ob.stats().cursor === 13 || b.ob.stats().lastError !== null, 'the backlog or a failure');
+    const st = b.ob.stats();
+    await b.ob.stop();
+    await b.store.close();
+    assert.equal(st.lastError, null);
+    assert.deepEqual(seqs(pub), Array.from({ length: 13 }, (_, i) => i + 1));
+  });
 });
