@@ -125,4 +125,27 @@ describe('the outbox on a real JetStream stream', () => {
       assert.match(out, new RegExp(`^ok: ${logs[host as keyof typeof logs].length} event\\(s\\) from 1 host\\(s\\)`, 'm'));
     }
   });
+
+  it("a stream deleted while both hosts are idle: the first to publish makes it again, and the other's next event finds it out; both logs are whole in the new stream", async () => {
+    const hosts = { hosta: history('hosta', 10), hostb: history('hostb', 3) };
+    const b = await outbox('hostb', () => hosts.hostb);
+    await waitUntil(() => b.ob.stats().cursor === 3, 'hostb');
+    const a = await outbox('hosta', () => hosts.hosta);
+    await waitUntil(() => a.ob.stats().cursor === 10, 'hosta');
+    await jsm.streams.delete(STREAM.name);
+    try {
+      for (const [host, o] of [['hosta', a], ['hostb', b]] as const) {
+        const more = history(host, 1, hosts[host].at(-1));
+        hosts[host] = [...hosts[host], ...more];
+        o.ob.notify(more);
+        await waitUntil(() => o.ob.stats().cursor === hosts[host].length && o.ob.stats().backlog === 0, `${host}'s next event`);
+      }
+    } finally {
+      await a.ob.stop();
+      await b.ob.stop();
+    }
+    assert.deepEqual(await seqsOf('hosta'), Array.from({ length: 11 }, (_, i) => i + 1));
+    assert.deepEqual(await seqsOf('hostb'), [1, 2, 3, 4]);
+    assert.ok(b.log.lines.some((l) => /^the stream LEDGERNET was deleted and made again \(its created time changed/.test(l)), b.log.lines.join('\n'));
+  });
 });

@@ -10,8 +10,9 @@
 // The cursor moves to the stream's event only when that event has the log's hash at its seq:
 // a stream that holds other events under this host's name (the state dir was reset, or another
 // host publishes under this name) stops publishing, loudly, instead of skipping events.
-// A stream deleted and made again (its created time changed, its sequence went back, an ack came
-// from behind the cursor's position) or emptied (it holds less of this host than was acknowledged,
+// A stream deleted and made again (its created time changed, seen at a resync or asked before each
+// batch, as an idle host sees nothing else; its sequence went back; an ack came from behind the
+// cursor's position) or emptied (it holds less of this host than was acknowledged,
 // and nothing but an operator removes messages from it) is given the whole log again, from seq 1.
 // A host whose subject token changed with the escape (web.1 was web_1) and has no event under its
 // new one goes on after its last event under the old one (hash-checked as any other).
@@ -62,6 +63,8 @@ export class Outbox {
   private refusals = 0;
   /** The stream's created time at the last resync (a new one: the stream was made again). */
   private streamCreated: string | null = null;
+  /** The stream's identity was just read (a resync): the next batch needs not ask again (sameStream). */
+  private identityFresh = false;
   /** An ack came from behind the cursor's stream position: the stream was made again under us. */
   private streamReset: string | null = null;
   /** Events were taken out of the stream made again: their msg ids count as duplicates for its duplicate window. */
@@ -242,6 +245,7 @@ export class Outbox {
     }
     this.unsure = false;
     this.synced = true;
+    this.identityFresh = true;
     if (this.announced) return;
     this.announced = true;
     this.o.log.info({ target: this.o.publisher.describe, cursor: this.cursor, backlog: this.head - this.cursor }, 'publishing events to NATS');
@@ -329,6 +333,7 @@ export class Outbox {
   // all at once.
   private async drainBatch(): Promise<number> {
     const batch = await this.next(BATCH);
+    if (batch.length > 0 && !(await this.sameStream())) return 0;
     let n = 0;
     try {
       n = await this.publishWave(batch.slice(0, 1));
@@ -341,6 +346,34 @@ export class Outbox {
       }
     }
     return n;
+  }
+
+  /**
+   * Whether the stream is still the one the last resync saw, asked before each batch (after a
+   * resync, its own answer counts). A stream deleted and made again while this host was idle (by
+   * an operator, or by another host's publisher, whose next publish made it) takes this host's
+   * next event after the other hosts' events, at a position that may well be past the cursor's
+   * in the old stream: the ack would not tell, and this host's earlier events would be missing
+   * from the new stream for good. When it changed, the next resync publishes the log again.
+   */
+  private async sameStream(): Promise<boolean> {
+    if (this.identityFresh) {
+      this.identityFresh = false;
+      return true;
+    }
+    const now = await this.o.publisher.identity();
+    const changed =
+      now === null
+        ? 'it no longer exists'
+        : this.streamCreated !== null && now.created !== this.streamCreated
+          ? `its created time changed from ${this.streamCreated} to ${now.created}`
+          : this.cursorStreamSeq !== null && now.lastSeq < this.cursorStreamSeq
+            ? `its last position ${now.lastSeq} is behind ${this.cursorStreamSeq}, where it stored ${this.o.host}:${this.cursor}`
+            : null;
+    if (changed === null) return true;
+    this.streamReset = changed;
+    this.synced = false;
+    return false;
   }
 
   /** Sends every event of `wave`, then moves the cursor over the acknowledged prefix; throws the first failure. */

@@ -168,6 +168,16 @@ export class NatsPublisher implements EventPublisher {
     }
   }
 
+  async identity(): Promise<ResumePoint['stream'] | null> {
+    const jsm = await jetstreamManager(await this.connection(), { timeout: this.o.ackTimeoutMs ?? 5_000 });
+    try {
+      return identity(await jsm.streams.info(this.o.stream.name));
+    } catch (e) {
+      if (e instanceof JetStreamApiError && e.code === JetStreamApiCodes.StreamNotFound) return null;
+      throw e;
+    }
+  }
+
   async remove(streamSeq: number): Promise<void> {
     const jsm = await jetstreamManager(await this.connection(), { timeout: this.o.ackTimeoutMs ?? 5_000 });
     await jsm.streams.deleteMessage(this.o.stream.name, streamSeq, false);

@@ -69,6 +69,8 @@ export interface EventPublisher {
   heldAfter(host: string, streamSeq: number, max: number): Promise<StreamHead[]>;
   /** Removes the message at `streamSeq` (one this host stored in a stream made again under it, out of order). */
   remove(streamSeq: number): Promise<void>;
+  /** Which stream the far end holds now (null: none by that name), without making one. */
+  identity(): Promise<StreamIdentity | null>;
   /** A short description for logs, without secrets. */
   readonly describe: string;
   /** The stream's name, for messages. */
@@ -110,10 +112,15 @@ export class MemoryPublisher implements EventPublisher {
     this.dedupWindow = opts.dedupWindow ?? 0;
   }
 
+  async identity(): Promise<StreamIdentity> {
+    this.check();
+    return { created: this.created, lastSeq: this.lastSeq, keepsAll: true, duplicateWindowMs: 0 };
+  }
+
   async resume(host: string): Promise<ResumePoint> {
     this.check();
     this.resumes += 1;
-    const stream = { created: this.created, lastSeq: this.lastSeq, keepsAll: true, duplicateWindowMs: 0 };
+    const stream = await this.identity();
     const prefix = hostFilter(host).slice(0, -1);
     const last = this.messages.filter((m) => m.subject.startsWith(prefix)).at(-1);
     if (last) return { head: headOf(last), stream };

@@ -330,7 +330,15 @@ describe('Outbox', () => {
     const { ob, log } = await outbox(pub, all, () => all);
     ob.start();
     await waitUntil(() => ob.stats().cursor === 5, 'the log to be published');
-    pub.recreate(); // no failure: the next publish is acknowledged, at the new stream's start
+    // Made again right after the outbox asked which stream it is (before its next batch): no
+    // failure, the next publish is acknowledged at the new stream's start.
+    const identity = pub.identity.bind(pub);
+    pub.identity = async () => {
+      const was = await identity();
+      pub.recreate();
+      pub.identity = identity;
+      return was;
+    };
     const more = history(3, all.at(-1));
     all = [...all, ...more];
     ob.notify(more);
@@ -338,6 +346,30 @@ describe('Outbox', () => {
     await ob.stop();
     assert.deepEqual(seqs(pub), [1, 2, 3, 4, 5, 6, 7, 8]);
     assert.ok(log.lines.some((l) => l.includes('was deleted and made again (it stored h1:6 at position 1, behind 5')), log.lines.join('\n'));
+  });
+
+  it('a stream made again while this host is idle, by another host\'s publisher: the next event finds it out and the log is published again', async () => {
+    const pub = new MemoryPublisher();
+    const hosts = { a: history(10, undefined, { host: 'a' }), b: history(3, undefined, { host: 'b' }) };
+    const b = await outbox(pub, hosts.b, () => hosts.b, { host: 'b' });
+    b.ob.start();
+    await waitUntil(() => b.ob.stats().cursor === 3, 'b');
+    const a = await outbox(pub, hosts.a, () => hosts.a, { host: 'a' });
+    a.ob.start();
+    await waitUntil(() => a.ob.stats().cursor === 10, 'a');
+    pub.recreate(); // deleted and made again: a publishes first, its 11 events are before anything of b's
+    for (const [host, o] of [['a', a], ['b', b]] as const) {
+      const more = history(1, hosts[host].at(-1), { host });
+      hosts[host] = [...hosts[host], ...more];
+      o.ob.notify(more);
+      await waitUntil(() => o.ob.stats().backlog === 0 && pub.messages.some((m) => m.msgId === more[0]!.id), `${host}'s next event`);
+    }
+    await a.ob.stop();
+    await b.ob.stop();
+    const of = (h: string) => pub.messages.filter((m) => m.event.source === `ledgernet://${h}`).map((m) => m.event.seq);
+    assert.deepEqual(of('a'), Array.from({ length: 11 }, (_, i) => i + 1));
+    assert.deepEqual(of('b'), [1, 2, 3, 4], "b's log again, in order");
+    assert.ok(b.log.lines.some((l) => l.startsWith('the stream MEMORY was deleted and made again (its created time changed')), b.log.lines.join('\n'));
   });
 
   it('a restart with a cursor past what a stream that keeps everything holds (emptied): the log is published again', async () => {
