@@ -10,7 +10,7 @@ export async function iptablesDrift(): Promise<RegExp[]> {
   await ipt('-D', 'LEDGERNET-INPUT', '1');
   await ipt('-t', 'nat', '-D', 'LEDGERNET-DNAT', '1');
   await ipt('-t', 'nat', '-R', 'LEDGERNET-POSTROUTING', '1', '-s', '10.231.114.0/24', '-j', 'ACCEPT');
-  await ipt('-t', 'nat', '-D', 'PREROUTING', '-m', 'addrtype', '--dst-type', 'LOCAL', '-m', 'comment', '--comment', 'ledgernet:hook', '-j', 'LEDGERNET-DNAT');
+  await ipt('-t', 'nat', '-D', 'PREROUTING', '!', '-d', '127.0.0.0/8', '-m', 'addrtype', '--dst-type', 'LOCAL', '-m', 'comment', '--comment', 'ledgernet:hook', '-j', 'LEDGERNET-DNAT');
   await ipt('-D', 'FORWARD', '-m', 'comment', '--comment', 'ledgernet:hook', '-j', 'LEDGERNET-FORWARD');
   // Moved to the end, behind Docker's own accepts (a fixed position can land right after a second
   // `-j DOCKER-USER`, which some dockerd restarts leave behind, and be well placed there).

@@ -12,8 +12,9 @@
 //   own, reached through buckets of networks (forward.ts, dispatch.ts).
 // - filter LEDGERNET-INPUT (from INPUT): published ports on 127.0.0.1 need route_localnet on the
 //   bridge; this drops what route_localnet would otherwise let containers send to 127.0.0.0/8.
-// - nat LEDGERNET-DNAT (from PREROUTING and OUTPUT, for local destinations): published ports,
-//   one rule per range. nat LEDGERNET-POSTROUTING: masquerade, and SNAT for 127.0.0.1 and hairpin.
+// - nat LEDGERNET-DNAT (from PREROUTING and OUTPUT, for local destinations; from PREROUTING not
+//   for 127.0.0.0/8): published ports, one rule per range. nat LEDGERNET-POSTROUTING:
+//   masquerade, and SNAT for 127.0.0.1 and hairpin.
 // - ip6tables filter LEDGERNET-FORWARD (table `filter6` here), hooked like the IPv4 one: the same
 //   isolation, icc, internal and allow-list policy for IPv6 (bridged IPv6 passes ip6tables FORWARD
 //   with bridge-nf-call-ip6tables=1, and is routed between bridges when IPv6 forwarding is on).
@@ -39,6 +40,8 @@ import type { FirewallNetworkPolicy, FirewallPolicy, PortForward } from '../type
 const INPUT_CHAIN = 'LEDGERNET-INPUT';
 const DNAT_CHAIN = 'LEDGERNET-DNAT';
 const POSTROUTING_CHAIN = 'LEDGERNET-POSTROUTING';
+const LOCALHOST = '127.0.0.0/8';
+const LOCAL_DST = '-m addrtype --dst-type LOCAL ';
 
 export const hook = (t: string, from: string, chain: string, placement: DesiredHook['placement'], match = ''): DesiredHook => ({
   from,
@@ -65,7 +68,10 @@ export function renderChains(policy: FirewallPolicy): DesiredChain[] {
       table: 'nat',
       name: DNAT_CHAIN,
       rules: nets.flatMap((n) => networkRules(t, n).dnat),
-      hooks: ['PREROUTING', 'OUTPUT'].map((from) => hook(t, from, DNAT_CHAIN, 'append', '-m addrtype --dst-type LOCAL ')),
+      // Not from PREROUTING to 127.0.0.0/8: DNAT there comes before routing, so a port published
+      // on 127.0.0.1 would be reachable from the LAN and other containers (moby#41872). The
+      // host's own connections to 127.0.0.1 (OUTPUT) keep their DNAT.
+      hooks: [hook(t, 'PREROUTING', DNAT_CHAIN, 'append', `! -d ${LOCALHOST} ${LOCAL_DST}`), hook(t, 'OUTPUT', DNAT_CHAIN, 'append', LOCAL_DST)],
     },
     ...bucketed(policy, 'nat', POSTROUTING_CHAIN, (n) => networkRules(t, n).postrouting, hook(t, 'POSTROUTING', POSTROUTING_CHAIN, 'append')),
     ...([4, 6] as const).flatMap((f) =>

@@ -122,9 +122,13 @@ export function renderTable(policy: FirewallPolicy): DesiredTable | null {
 }
 
 function baseChains(nets: readonly FirewallNetworkPolicy[], vxlan: readonly NftRule[]): [string, DesiredChain][] {
-  const dnat = [
-    [x.localDst, x.dnatVia(x.portKey(false), 'dnat_addr', 'dnat_port')],
-    [x.localDst, x.dnatVia(x.portKey(true), 'bound_addr', 'bound_port')],
+  // From prerouting, not to 127.0.0.0/8: DNAT there comes before routing, so a port published on
+  // 127.0.0.1 would be reachable from the LAN and other containers (moby#41872). The host's own
+  // connections to 127.0.0.1 (output) keep their DNAT.
+  const notLoopback = x.match(x.payload('ip', 'daddr'), x.prefix(LOCALHOST), '!=');
+  const dnat = (from: readonly x.Expr[]): NftRule[] => [
+    [...from, x.localDst, x.dnatVia(x.portKey(false), 'dnat_addr', 'dnat_port')],
+    [...from, x.localDst, x.dnatVia(x.portKey(true), 'bound_addr', 'bound_port')],
   ];
   // route_localnet lets a container address 127.0.0.0/8 on the bridge; only replies may pass.
   const localnet = [x.iifname('@bridges'), x.match(x.payload('ip', 'saddr'), x.prefix(LOCALHOST), '!='), x.match(x.payload('ip', 'daddr'), x.prefix(LOCALHOST)), x.notEstablished, x.notCtDnat, x.drop];
@@ -132,8 +136,8 @@ function baseChains(nets: readonly FirewallNetworkPolicy[], vxlan: readonly NftR
   return [
     ['forward', base(hook('filter', 'forward', 0), [[x.vmap(x.meta('iifname'), 'from')], [x.vmap(x.meta('oifname'), 'to')]])],
     ['input', base(hook('filter', 'input', 0), [...vxlan, ...(nets.some((n) => n.published) ? [localnet] : []), ...(nets.some(hasEgressChain) ? [egressLookup] : [])])],
-    ['prerouting', base(hook('nat', 'prerouting', -100), [...dnat, ...DNAT6_RULES])],
-    ['output', base(hook('nat', 'output', -100), [...dnat, ...DNAT6_RULES])],
+    ['prerouting', base(hook('nat', 'prerouting', -100), [...dnat([notLoopback]), ...DNAT6_RULES])],
+    ['output', base(hook('nat', 'output', -100), [...dnat([]), ...DNAT6_RULES])],
     ['direct', { ...directChain(), owner: SHARED }],
     ['postrouting', base(hook('nat', 'postrouting', 100), [[x.vmap(x.meta('oifname'), 'nat_to')], [x.vmap(x.payload('ip', 'saddr'), 'masq')], MASQ6_RULE])],
   ];

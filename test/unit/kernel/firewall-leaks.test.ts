@@ -1,0 +1,61 @@
+// Holes a review proved with real packets, closed in both backends (the packets themselves:
+// test/integration/firewall-leaks.test.ts):
+// - a port published on 127.0.0.1 reachable from the LAN and other containers (moby#41872): no
+//   DNAT of loopback destinations from PREROUTING / prerouting;
+// - IPv6 forwarded from and to a network without IPv6 (internal or with an egress policy too);
+// - packets conntrack marks INVALID past egress_deny / egress_allow and (nftables) isolation.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { renderAcceptOnly, renderChains } from '../../../src/kernel/iptables/render.ts';
+import { renderTable } from '../../../src/kernel/nftables/render.ts';
+import type { FirewallPolicy } from '../../../src/kernel/types.ts';
+import { applyActions } from '../../../src/reconciler/apply.ts';
+import { desiredFromState } from '../../../src/reconciler/desired.ts';
+import { plan } from '../../../src/reconciler/plan.ts';
+import { FakeKernel } from '../../helpers/fake-kernel.ts';
+import { FIREWALL_COMMANDS } from '../../helpers/firewall-states.ts';
+import { given } from '../../helpers/state.ts';
+
+const policy = (): FirewallPolicy => desiredFromState(given(...FIREWALL_COMMANDS)).firewall;
+const json = (v: unknown) => JSON.stringify(v);
+const LOOPBACK_MATCH = json({ match: { op: '!=', left: { payload: { protocol: 'ip', field: 'daddr' } }, right: { prefix: { addr: '127.0.0.0', len: 8 } } } });
+
+describe('a port published on 127.0.0.1 is not DNATed from outside the host', () => {
+  it('iptables: PREROUTING jumps to LEDGERNET-DNAT not for 127.0.0.0/8; OUTPUT still does', () => {
+    const dnat = renderChains(policy()).find((c) => c.table === 'nat' && c.name === 'LEDGERNET-DNAT');
+    assert.deepEqual(
+      dnat?.hooks.map((h) => `${h.from} ${h.rule}`),
+      [
+        'PREROUTING ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -m comment --comment "ledgernet:hook" -j LEDGERNET-DNAT',
+        'OUTPUT -m addrtype --dst-type LOCAL -m comment --comment "ledgernet:hook" -j LEDGERNET-DNAT',
+      ],
+    );
+  });
+
+  it('iptables: a host with the old PREROUTING hook converges to the new one', async () => {
+    const k = new FakeKernel();
+    const desired = desiredFromState(given(...FIREWALL_COMMANDS));
+    assert.deepEqual((await applyActions(plan(desired, await k.observe()), k)).failures, []);
+    const pre = k.nat.get('PREROUTING')!.rules;
+    const i = pre.findIndex((r) => r.endsWith('-j LEDGERNET-DNAT'));
+    const old = '-m addrtype --dst-type LOCAL -m comment --comment "ledgernet:hook" -j LEDGERNET-DNAT';
+    pre.splice(i, 1, old);
+    const actions = plan(desired, await k.observe());
+    assert.deepEqual(
+      actions.map((a) => `${a.kind} ${a.reason} ${'rule' in a ? a.rule : ''}`),
+      [`hook.delete orphan ${old}`, `hook.add missing ! -d 127.0.0.0/8 ${old}`],
+    );
+    assert.deepEqual((await applyActions(actions, k)).failures, []);
+    assert.deepEqual(plan(desired, await k.observe()), []);
+    assert.deepEqual(k.nat.get('PREROUTING')!.rules.filter((r) => r.includes('LEDGERNET-DNAT')), [`! -d 127.0.0.0/8 ${old}`]);
+  });
+
+  it('nftables: the IPv4 dnat rules of prerouting skip 127.0.0.0/8; those of output do not', () => {
+    const t = renderTable(policy())!;
+    const ipv4Dnat = (chain: string) => t.chains.get(chain)!.rules.filter((r) => json(r).includes('"family":"ip"'));
+    assert.equal(ipv4Dnat('prerouting').length, 2);
+    assert.ok(ipv4Dnat('prerouting').every((r) => json(r[0]) === LOOPBACK_MATCH), json(ipv4Dnat('prerouting')));
+    assert.equal(ipv4Dnat('output').length, 2);
+    assert.ok(ipv4Dnat('output').every((r) => !json(r).includes(LOOPBACK_MATCH)));
+  });
+});
