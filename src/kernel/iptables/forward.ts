@@ -29,16 +29,16 @@ const lanChain = (n: FirewallNetworkPolicy) => `LEDGERNET-LAN-${n.networkId.slic
 const ingressChain = (n: FirewallNetworkPolicy) => `LEDGERNET-ING-${n.networkId.slice(0, 12)}`;
 
 /**
- * LEDGERNET-FORWARD, its buckets and the networks' own chains for one family. IPv6 rules are
- * written only for networks with IPv6 data (the shared isolation and reply rules whenever any
- * network exists).
+ * LEDGERNET-FORWARD, its buckets and the networks' own chains for one family. A network without
+ * IPv6 data has only two drops in filter6 (noIpv6); the shared isolation and reply rules are
+ * written whenever any network exists.
  */
 export function forwardChains(policy: FirewallPolicy, family: 4 | 6): DesiredChain[] {
   const table = family === 4 ? 'filter' : 'filter6';
   const nets = family === 4 ? policy.networks : policy.networks.filter((n) => n.ipv6);
   const t = policy.ownerTag;
   const ours = bridgePatterns(policy.bridgePrefix, nets);
-  const parts = nets.map((n) => ({ bridge: n.bridge, p: networkForward(t, n, family) }));
+  const parts = policy.networks.map((n) => ({ bridge: n.bridge, p: family === 6 && !n.ipv6 ? noIpv6(t, n) : networkForward(t, n, family) }));
   const bucketed = (prefix: string, lines: (p: NetworkForward) => readonly string[], dirs: readonly ('-i' | '-o')[]) =>
     dispatch(table, prefix, policy.bridgePrefix, parts.map(({ bridge, p }): StageLines => ({ bridge, lines: lines(p) })), dirs, tag(t, 'dispatch'));
   const early = bucketed('LEDGERNET-EARLY-', (p) => p.early, ['-i', '-o']);
@@ -49,13 +49,14 @@ export function forwardChains(policy: FirewallPolicy, family: 4 | 6): DesiredCha
   // so this lets nothing through that the rules below drop.
   const replies = ours.map((b) => `-o ${b} -m conntrack --ctstate RELATED,ESTABLISHED ${tag(t, 'established')} -j ACCEPT`);
   const rules = [...replies, ...early.rules, ...isolationRules(t, ours, [...DOCKER_BRIDGES, ...(policy.dockerBridges ?? [])]), ...egress.rules, ...late.rules];
-  const own = [...parts.map(({ p }) => p.lan), ...parts.flatMap(({ p }) => (p.ingress ? [p.ingress] : []))];
+  const own = [...parts.flatMap(({ p }) => (p.lan ? [p.lan] : [])), ...parts.flatMap(({ p }) => (p.ingress ? [p.ingress] : []))];
   return [{ table, name: FORWARD_CHAIN, rules, hooks: [] }, ...early.chains, ...egress.chains, ...late.chains, ...own];
 }
 
 /** One network's part of the FORWARD policy of a family: its own chains and its lines in each stage's buckets. */
 interface NetworkForward {
-  readonly lan: DesiredChain;
+  /** Null for a network without IPv6 in filter6 (it has only its drops). */
+  readonly lan: DesiredChain | null;
   /** Null for an internal network (nothing enters it). */
   readonly ingress: DesiredChain | null;
   readonly early: readonly string[];
@@ -71,6 +72,21 @@ function networkForward(t: string, n: FirewallNetworkPolicy, family: 4 | 6): Net
     const lan = chain(lanChain(n), insideRules(t, n, family));
     const ingress = n.internal ? null : chain(ingressChain(n), ingressRules(t, n, family));
     return { lan, ingress, early: lanJumps(t, n, lan.name), egress: egressJump(n, family, owned(t, n)), late: ingress ? lateLines(t, n, ingress.name) : [] };
+  });
+}
+
+/**
+ * A network without IPv6 forwards no IPv6, either way (internal or not, whatever its egress
+ * policy): a container that gives itself an address (NET_ADMIN, a rogue router advertisement)
+ * must not leave through the host. IPv6 inside the bridge (neighbour discovery) is not forwarded
+ * and stays as it was.
+ */
+function noIpv6(t: string, n: FirewallNetworkPolicy): NetworkForward {
+  return perNetwork(n, `no-ipv6 ${t}`, () => {
+    const b = n.bridge;
+    const who = owned(t, n);
+    const early = [`-i ${b} ! -o ${b} ${who('no-ipv6')} -j DROP`, `! -i ${b} -o ${b} ${who('no-ipv6')} -j DROP`];
+    return { lan: null, ingress: null, early, egress: [], late: [] };
   });
 }
 

@@ -127,7 +127,16 @@ export function renderAcceptOnly(policy: FirewallPolicy, role: string): DesiredC
   if (policy.networks.length === 0) return [];
   const t = policy.ownerTag;
   const rules = bridgePatterns(policy.bridgePrefix, policy.networks).flatMap((b) => [`-i ${b} ${tag(t, role)} -j ACCEPT`, `-o ${b} ${tag(t, role)} -j ACCEPT`]);
-  const forward = (['filter', 'filter6'] as const).map((table) => ({ table, name: FORWARD_CHAIN, rules, hooks: [hook(t, 'FORWARD', FORWARD_CHAIN, 'early')] }));
+  // A network without IPv6 forwards none (as in the full policy): no accept for it in filter6.
+  const noIpv6 = policy.networks
+    .filter((n) => !n.ipv6)
+    .flatMap((n) => [`-i ${n.bridge} ! -o ${n.bridge} ${tag(t, role)} -j DROP`, `! -i ${n.bridge} -o ${n.bridge} ${tag(t, role)} -j DROP`]);
+  const forward = (['filter', 'filter6'] as const).map((table) => ({
+    table,
+    name: FORWARD_CHAIN,
+    rules: table === 'filter' ? rules : [...noIpv6, ...rules],
+    hooks: [hook(t, 'FORWARD', FORWARD_CHAIN, 'early')],
+  }));
   const vxlan = vxlanInputRules(policy);
   return [...forward, ...(vxlan.length > 0 ? [{ table: 'filter' as const, name: INPUT_CHAIN, rules: vxlan, hooks: [hook(t, 'INPUT', INPUT_CHAIN, 'early')] }] : [])];
 }

@@ -153,7 +153,7 @@ const family = (n: FirewallNetworkPolicy): x.Expr[] => (n.ipv6 ? [] : [x.ipv4Onl
  * Each part is one function, so another per-network rule kind is one more line here.
  */
 function fromRules(n: FirewallNetworkPolicy): NftRule[] {
-  return [...insideRules(n), ...internalRules(n), ...isolationRules(), ...egressJump(n), ...leaveRules(n)];
+  return [...noIpv6(n, x.oifname(n.bridge, '!=')), ...insideRules(n), ...internalRules(n), ...isolationRules(), ...egressJump(n), ...leaveRules(n)];
 }
 
 /** What enters bridge `n` from elsewhere (jumped to by `oifname`). */
@@ -163,7 +163,16 @@ function toRules(n: FirewallNetworkPolicy): NftRule[] {
     [x.iifname('@docker_bridges'), x.notCtDnat, x.drop],
     [x.iifname('@bridges'), x.notCtDnat, x.drop],
   ];
-  return [...internalRules(n), others, ...isolation, ...ingressRules(n)];
+  return [...noIpv6(n, x.iifname(n.bridge, '!=')), ...internalRules(n), others, ...isolation, ...ingressRules(n)];
+}
+
+/**
+ * A network without IPv6 forwards no IPv6, either way (internal or not, whatever its egress
+ * policy): a container that gives itself an address (NET_ADMIN, a rogue router advertisement)
+ * must not leave through the host. IPv6 inside the bridge (neighbour discovery) is not forwarded.
+ */
+function noIpv6(n: FirewallNetworkPolicy, elsewhere: x.Expr): NftRule[] {
+  return n.ipv6 ? [] : [[x.match(x.meta('nfproto'), 'ipv6'), elsewhere, x.drop]];
 }
 
 /** icc, or only hairpin through a published port and neighbour discovery (IPv6) without it. */

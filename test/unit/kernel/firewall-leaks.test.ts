@@ -59,3 +59,39 @@ describe('a port published on 127.0.0.1 is not DNATed from outside the host', ()
     assert.ok(ipv4Dnat('output').every((r) => !json(r).includes(LOOPBACK_MATCH)));
   });
 });
+
+describe('a network without IPv6 forwards no IPv6', () => {
+  // FIREWALL_COMMANDS: C is IPv4 only; A and B have IPv6 data.
+  const c = () => policy().networks.find((n) => !n.ipv6)!;
+
+  it('iptables: filter6 drops IPv6 from and to its bridge (not inside it), before any accept', () => {
+    const b = c().bridge;
+    const chains = renderChains(policy()).filter((ch) => ch.table === 'filter6');
+    const drops = [`-i ${b} ! -o ${b} `, `! -i ${b} -o ${b} `];
+    const rules = chains.flatMap((ch) => ch.rules);
+    for (const d of drops) assert.ok(rules.some((r) => r.startsWith(d) && r.endsWith(':no-ipv6" -j DROP')), `${d}… -j DROP in ${rules.join('\n')}`);
+    // The drops are in the early bucket (before isolation, egress and every accept but replies).
+    const early = chains.find((ch) => ch.name === `LEDGERNET-EARLY-${b.charAt(4)}`);
+    assert.ok(early?.rules.some((r) => r.startsWith(drops[0]!)));
+    assert.ok(!chains.some((ch) => ch.networkId === c().networkId), 'no chain of its own in filter6');
+    assert.ok(!renderChains(policy()).some((ch) => ch.table === 'filter' && ch.rules.some((r) => r.includes(':no-ipv6'))), 'nothing in the IPv4 table');
+  });
+
+  it('iptables accept-only (nftables backend): no accept in filter6 for its IPv6', () => {
+    const b = c().bridge;
+    const [v4, v6] = renderAcceptOnly(policy(), 'accept');
+    assert.deepEqual(v6?.rules.slice(0, 2), [`-i ${b} ! -o ${b} -m comment --comment "ledgernet:accept" -j DROP`, `! -i ${b} -o ${b} -m comment --comment "ledgernet:accept" -j DROP`]);
+    assert.ok(!v4?.rules.some((r) => r.endsWith('-j DROP')));
+  });
+
+  it('nftables: its from and to chains start with a drop of IPv6 not inside the bridge', () => {
+    const n = c();
+    const t = renderTable(policy())!;
+    const ipv6 = { match: { op: '==', left: { meta: { key: 'nfproto' } }, right: 'ipv6' } };
+    const notHere = (dir: string) => ({ match: { op: '!=', left: { meta: { key: dir } }, right: n.bridge } });
+    assert.deepEqual(t.chains.get(`net-${n.networkId}-from`)!.rules[0], [ipv6, notHere('oifname'), { drop: null }]);
+    assert.deepEqual(t.chains.get(`net-${n.networkId}-to`)!.rules[0], [ipv6, notHere('iifname'), { drop: null }]);
+    const v6 = policy().networks.find((m) => m.ipv6)!;
+    assert.ok(!json(t.chains.get(`net-${v6.networkId}-from`)!.rules).includes('"right":"ipv6"'), 'a network with IPv6 has no such drop');
+  });
+});

@@ -216,6 +216,7 @@ describe('IPv6 firewall (ip6tables filter table)', () => {
     assert.deepEqual(v6.map((a) => `${a.kind} ${'chain' in a ? a.chain : a.kind === 'hook.add' ? `${a.from} @${a.position}` : ''}`), [
       'chain.write LEDGERNET-EARLY-a',
       'chain.write LEDGERNET-EARLY-b',
+      'chain.write LEDGERNET-EARLY-c',
       'chain.write LEDGERNET-FORWARD',
       'chain.write LEDGERNET-ING-aaaaaaaa0000',
       'chain.write LEDGERNET-LAN-aaaaaaaa0000',
@@ -224,7 +225,11 @@ describe('IPv6 firewall (ip6tables filter table)', () => {
       'hook.add FORWARD @2',
     ]);
     const rules = flatWrites(v6, 'filter6');
-    assert.ok(rules.every((r) => !r.includes('lnb-cccccccc222')), 'the IPv4-only network C has no IPv6 rules');
+    assert.deepEqual(
+      rules.filter((r) => r.includes('lnb-cccccccc222')).map((r) => r.replace(/ -m comment .*-j/, ' -j')),
+      ['-i lnb-cccccccc222 ! -o lnb-cccccccc222 -j DROP', '! -i lnb-cccccccc222 -o lnb-cccccccc222 -j DROP'],
+      'the IPv4-only network C has only its IPv6 drops',
+    );
     assert.ok(rules.some((r) => r.includes('-o lnb-aaaaaaaa000 -p ipv6-icmp -m comment')), 'allow icmp is ipv6-icmp');
     // IPv6 is NATed too (Docker 27+): published ports and hairpin are accepted as for IPv4.
     assert.ok(!rules.some((r) => r.includes(`${NET_B}:published`)), 'nothing published into --internal B');
