@@ -48,7 +48,10 @@ export function forwardChains(policy: FirewallPolicy, family: 4 | 6): DesiredCha
   // many networks the host has. Only a first packet that was let through confirms a connection,
   // so this lets nothing through that the rules below drop.
   const replies = ours.map((b) => `-o ${b} -m conntrack --ctstate RELATED,ESTABLISHED ${tag(t, 'established')} -j ACCEPT`);
-  const rules = [...replies, ...early.rules, ...isolationRules(t, ours, [...DOCKER_BRIDGES, ...(policy.dockerBridges ?? [])]), ...egress.rules, ...late.rules];
+  // What conntrack marks INVALID (no connection: an ICMP echo reply with no request) would pass
+  // the egress policy (entered for NEW only) and leave by a network's egress accept: dropped here.
+  const invalid = ours.map((b) => `-i ${b} -m conntrack --ctstate INVALID ${tag(t, 'invalid')} -j DROP`);
+  const rules = [...replies, ...early.rules, ...isolationRules(t, ours, [...DOCKER_BRIDGES, ...(policy.dockerBridges ?? [])]), ...invalid, ...egress.rules, ...late.rules];
   const own = [...parts.flatMap(({ p }) => (p.lan ? [p.lan] : [])), ...parts.flatMap(({ p }) => (p.ingress ? [p.ingress] : []))];
   return [{ table, name: FORWARD_CHAIN, rules, hooks: [] }, ...early.chains, ...egress.chains, ...late.chains, ...own];
 }

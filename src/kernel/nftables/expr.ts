@@ -30,6 +30,8 @@ export const established: Expr = match(ct('state'), ['established', 'related'], 
 export const notEstablished: Expr = match(ct('state'), { set: ['established', 'related'] }, '!=');
 /** `ct state new`: the first packet of a connection. */
 export const ctNew: Expr = match(ct('state'), 'new', 'in');
+/** `ct state invalid`: a packet conntrack cannot place (e.g. an echo reply with no request). */
+export const ctInvalid: Expr = match(ct('state'), 'invalid', 'in');
 /** `ct original <key>` (`ip daddr`, `ip6 daddr`, `proto-dst`): the connection as first seen, before any DNAT. */
 export const ctOriginal = (key: string): Expr => ({ ct: { key, dir: 'original' } });
 export const localDst: Expr = match({ fib: { result: 'type', flags: ['daddr'] } }, 'local');

@@ -143,6 +143,14 @@ function baseChains(nets: readonly FirewallNetworkPolicy[], vxlan: readonly NftR
   ];
 }
 
+/**
+ * What conntrack marks INVALID (no connection: an ICMP echo reply with no request, a stray TCP
+ * segment) is dropped before the egress policy and isolation: `ct state new` and `ct status dnat`
+ * never match it, so it would otherwise leave by the accepts that follow (past egress_deny and
+ * egress_allow, unmasqueraded) or reach Docker's bridges.
+ */
+const INVALID: NftRule = [x.ctInvalid, x.drop];
+
 /** Statements that keep a rule to IPv4 when the network has no IPv6 data (as ip6tables has no rule for it). */
 const family = (n: FirewallNetworkPolicy): x.Expr[] => (n.ipv6 ? [] : [x.ipv4Only]);
 
@@ -153,7 +161,7 @@ const family = (n: FirewallNetworkPolicy): x.Expr[] => (n.ipv6 ? [] : [x.ipv4Onl
  * Each part is one function, so another per-network rule kind is one more line here.
  */
 function fromRules(n: FirewallNetworkPolicy): NftRule[] {
-  return [...noIpv6(n, x.oifname(n.bridge, '!=')), ...insideRules(n), ...internalRules(n), ...isolationRules(), ...egressJump(n), ...leaveRules(n)];
+  return [...noIpv6(n, x.oifname(n.bridge, '!=')), ...insideRules(n), ...internalRules(n), INVALID, ...isolationRules(), ...egressJump(n), ...leaveRules(n)];
 }
 
 /** What enters bridge `n` from elsewhere (jumped to by `oifname`). */
@@ -163,7 +171,7 @@ function toRules(n: FirewallNetworkPolicy): NftRule[] {
     [x.iifname('@docker_bridges'), x.notCtDnat, x.drop],
     [x.iifname('@bridges'), x.notCtDnat, x.drop],
   ];
-  return [...noIpv6(n, x.iifname(n.bridge, '!=')), ...internalRules(n), others, ...isolation, ...ingressRules(n)];
+  return [...noIpv6(n, x.iifname(n.bridge, '!=')), ...internalRules(n), INVALID, others, ...isolation, ...ingressRules(n)];
 }
 
 /**

@@ -95,3 +95,32 @@ describe('a network without IPv6 forwards no IPv6', () => {
     assert.ok(!json(t.chains.get(`net-${v6.networkId}-from`)!.rules).includes('"right":"ipv6"'), 'a network with IPv6 has no such drop');
   });
 });
+
+describe('packets conntrack marks INVALID do not leave a ledgernet network', () => {
+  const INVALID = json([{ match: { op: 'in', left: { ct: { key: 'state' } }, right: 'invalid' } }, { drop: null }]);
+
+  it('iptables: LEDGERNET-FORWARD drops INVALID from our bridges after isolation, before the egress jumps and accepts', () => {
+    for (const table of ['filter', 'filter6'] as const) {
+      const fwd = renderChains(policy()).find((ch) => ch.table === table && ch.name === 'LEDGERNET-FORWARD')!.rules;
+      const i = fwd.indexOf('-i lnb-+ -m conntrack --ctstate INVALID -m comment --comment "ledgernet:invalid" -j DROP');
+      assert.ok(i > 0, `${table}: ${fwd.join('\n')}`);
+      assert.ok(fwd.slice(i + 1).every((r) => !r.includes('isolation')), 'after isolation');
+      assert.ok(fwd.slice(0, i).every((r) => !r.includes('LEDGERNET-EGRESS-') && !r.includes('LEDGERNET-LATE-')), 'before the egress jumps and accepts');
+    }
+  });
+
+  it('nftables: every from chain drops INVALID before its egress jump and accepts out; every to chain before anything lets it in', () => {
+    const t = renderTable(policy())!;
+    for (const n of policy().networks) {
+      const from = t.chains.get(`net-${n.networkId}-from`)!.rules.map(json);
+      const i = from.indexOf(INVALID);
+      assert.ok(i >= 0, from.join('\n'));
+      // Before it only what stays inside the bridge (icc, hairpin, internal, IPv6 of a network without it).
+      assert.ok(from.slice(0, i).every((r) => r.includes(`"right":"${n.bridge}"`) || r.includes('"drop"')), from.slice(0, i).join('\n'));
+      assert.ok(from.slice(i).some((r) => r.includes('"oifname"}},"right":"@docker_bridges"')) || n.internal, 'before isolation from Docker');
+      const to = t.chains.get(`net-${n.networkId}-to`)!.rules.map(json);
+      const j = to.indexOf(INVALID);
+      assert.ok(j >= 0 && to.slice(0, j).every((r) => r.includes('"drop"')), to.join('\n'));
+    }
+  });
+});
