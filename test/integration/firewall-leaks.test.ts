@@ -7,6 +7,7 @@
 //   connection to it still does.
 // - c1 sends an ICMP echo reply (no conntrack entry: INVALID) to the denied LAN host.
 // - B (internal, IPv4 only): b1 gives itself an IPv6 address and sends over IPv6 to the LAN host.
+// - c1 sends an ICMP echo reply (INVALID) to a container on Docker's docker0 (isolation).
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
@@ -50,7 +51,7 @@ else:
 for (const backend of [iptablesFirewall, nftablesFirewall]) {
   describe(`${backend.name}: what the review proved leaked is dropped (real packets)`, { skip }, () => {
     const t = `${process.pid % 10000}${randomBytes(2).toString('hex')}`;
-    const [h, o, b1, c1] = ['h', 'o', 'b', 'c'].map((r) => `lnfw-${r}-${t}`) as [string, string, string, string];
+    const [h, o, b1, c1, d1] = ['h', 'o', 'b', 'c', 'd'].map((r) => `lnfw-${r}-${t}`) as [string, string, string, string, string];
     const ip = (ns: string, ...a: string[]) => execa('ip', ['-n', ns, ...a]);
     const nsx = (ns: string, ...a: string[]) => execa('ip', ['netns', 'exec', ns, ...a]);
     const client = (ns: string, ...a: string[]) => nsx(ns, 'python3', '-c', CLIENT, ...a);
@@ -61,7 +62,7 @@ for (const backend of [iptablesFirewall, nftablesFirewall]) {
     const count = async (ns: string, name: string) => Number(/packets (\d+)/.exec((await nsx(ns, 'nft', 'list', 'counter', 'inet', 'lnfwt', name)).stdout)?.[1]);
 
     before(async () => {
-      for (const ns of [h, o, b1, c1]) await execa('ip', ['netns', 'add', ns]);
+      for (const ns of [h, o, b1, c1, d1]) await execa('ip', ['netns', 'add', ns]);
       await nsx(h, 'sysctl', '-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.default.rp_filter=0');
       await nsx(h, 'iptables', '-P', 'FORWARD', 'DROP');
       await nsx(h, 'ip6tables', '-P', 'FORWARD', 'ACCEPT');
@@ -76,6 +77,16 @@ for (const backend of [iptablesFirewall, nftablesFirewall]) {
         await ip(ns, 'link', 'set', 'eth0', 'up');
         await ip(ns, 'route', 'add', 'default', 'via', gw);
       }
+      // Docker's default bridge and a container on it.
+      await ip(h, 'link', 'add', 'docker0', 'type', 'bridge');
+      await ip(h, 'addr', 'add', '172.17.0.1/16', 'dev', 'docker0');
+      await ip(h, 'link', 'set', 'docker0', 'up');
+      await ip(h, 'link', 'add', 'lnfwd', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', d1);
+      await ip(h, 'link', 'set', 'lnfwd', 'master', 'docker0', 'up');
+      await ip(d1, 'addr', 'add', '172.17.0.2/16', 'dev', 'eth0');
+      await ip(d1, 'link', 'set', 'eth0', 'up');
+      await ip(d1, 'link', 'set', 'lo', 'up');
+      await ip(d1, 'route', 'add', 'default', 'via', '172.17.0.1');
       await ip(h, 'link', 'add', 'up0', 'type', 'veth', 'peer', 'name', 'up0p', 'netns', o);
       await ip(h, 'addr', 'add', '192.0.2.1/24', 'dev', 'up0');
       await ip(h, 'addr', 'add', '2001:db8::1/64', 'dev', 'up0', 'nodad');
@@ -89,7 +100,7 @@ for (const backend of [iptablesFirewall, nftablesFirewall]) {
     });
 
     after(async () => {
-      for (const ns of [h, o, b1, c1]) await execa('ip', ['netns', 'del', ns], { reject: false });
+      for (const ns of [h, o, b1, c1, d1]) await execa('ip', ['netns', 'del', ns], { reject: false });
     });
 
     it('a port published on 127.0.0.1: not from the LAN host, still from the host itself', async () => {
@@ -111,6 +122,13 @@ for (const backend of [iptablesFirewall, nftablesFirewall]) {
       await client(c1, 'echoreply', '192.0.2.2');
       await new Promise((r) => setTimeout(r, 300));
       assert.equal(await count(o, 'reply'), 0);
+    });
+
+    it("an ICMP echo reply (INVALID) does not reach Docker's bridges", async () => {
+      await counter(d1, 'reply', 'icmp type echo-reply');
+      await client(c1, 'echoreply', '172.17.0.2');
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(await count(d1, 'reply'), 0);
     });
 
     it('an internal network without IPv6 forwards no IPv6', async () => {
