@@ -1,5 +1,7 @@
-// Routes from rtnetlink dumps (RTM_GETROUTE, netlink.ts): the main table's unicast routes, as
-// `parseRoutes` reads them from `ip -j [-6] route show table main`. The request asks the kernel
+// Routes from rtnetlink dumps (RTM_GETROUTE, netlink.ts): the main table's unicast routes and the
+// ones that drop or refuse traffic (blackhole, unreachable, prohibit, throw), as `parseRoutes`
+// reads them from `ip -j [-6] route show table main`: an operator's blackhole on a network's
+// subnet is someone else's route (a conflict), not a deleted one. The request asks the kernel
 // for the main table only (a strict dump, as `ip` asks): the local table holds several routes per
 // link (a host's IPv6 link-local and multicast ones), ~3 times the main table's messages with
 // 2,000 containers. Filtered here as well, as the messages come: a kernel without strict dumps
@@ -13,7 +15,13 @@ import type { Route } from './types.ts';
 export const RTM_GETROUTE = 26;
 const RTM_NEWROUTE = 24;
 const RT_TABLE_MAIN = 254;
-const RTN_UNICAST = 1;
+/**
+ * The route types read, of <linux/rtnetlink.h>: RTN_UNICAST (1), and RTN_BLACKHOLE (6),
+ * RTN_UNREACHABLE (7), RTN_PROHIBIT (8), RTN_THROW (9). `ip` prints the latter with their type
+ * and no device for IPv4 (the kernel gives no RTA_OIF) and `dev lo` for IPv6 (its RTA_OIF);
+ * the type is not part of the model, as `parseRoutes` leaves it out too.
+ */
+const ROUTE_TYPES: ReadonlySet<number> = new Set([1, 6, 7, 8, 9]);
 const RTA = { DST: 1, OIF: 4, TABLE: 15 } as const;
 /** struct rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags (u32). */
 const RTMSG = 12;
@@ -33,12 +41,12 @@ export interface DumpedRoute {
   readonly oif: number | null;
 }
 
-/** The main table's unicast route in `m`, or null for any other message. */
+/** The main table's route in `m` of a type read (ROUTE_TYPES), or null for any other message. */
 export function routeOf(m: NetlinkMessage): DumpedRoute | null {
   const p = m.payload;
   if (m.type !== RTM_NEWROUTE || p.length < RTMSG) return null;
   const family = p.readUInt8(0);
-  if ((family !== AF_INET && family !== AF_INET6) || p.readUInt8(7) !== RTN_UNICAST) return null;
+  if ((family !== AF_INET && family !== AF_INET6) || !ROUTE_TYPES.has(p.readUInt8(7))) return null;
   const t = find(p, RTMSG, p.length, RTA.TABLE);
   if ((t >= 0 ? p.readUInt32LE(t) : p.readUInt8(4)) !== RT_TABLE_MAIN) return null;
   const len = p.readUInt8(1);

@@ -131,5 +131,23 @@ for (const reads of ['netlink', 'processes'] as const) {
         assert.deepEqual(plan(desiredFromState(STATE), await kernel.observe()), []);
       }).finally(() => ip('link', 'del', 'lnr-uplink'));
     });
+
+    it("an operator's blackhole on the subnet is a conflict, not a deleted route: reported, a pass leaves it; removed, ledgernet's is back", async () => {
+      await withReconciler(async (kernel, r) => {
+        assert.deepEqual((await r.requestPass('startup')).failures, []);
+        await ip('route', 'replace', 'blackhole', '10.231.7.0/24');
+        assert.deepEqual(await routes(4, BRIDGE), [], 'replace took its place');
+        const planned = plan(desiredFromState(STATE), await kernel.observe());
+        assert.deepEqual(planned.map((a) => `${a.kind} ${a.reason}`), ['route.conflict conflict']);
+        assert.match(describeAction(planned[0]!), /the route to 10\.231\.7\.0\/24 goes through no device \(blackhole, unreachable or prohibit\), not lnb-[0-9a-f]+: .*\(ip route del 10\.231\.7\.0\/24\)/);
+        const pass = await r.requestPass('timer');
+        assert.deepEqual([pass.applied, pass.failures], [[], []]);
+        assert.match((await ip('route', 'show', '10.231.7.0/24')).stdout, /^blackhole 10\.231\.7\.0\/24/, 'left alone');
+        await ip('route', 'del', 'blackhole', '10.231.7.0/24');
+        assert.deepEqual((await r.requestPass('timer')).applied.map((a) => a.kind), ['route.add']);
+        assert.equal((await routes(4, BRIDGE)).length, 1);
+        assert.deepEqual(plan(desiredFromState(STATE), await kernel.observe()), []);
+      });
+    });
   });
 }
