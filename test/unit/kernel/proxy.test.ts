@@ -1,7 +1,8 @@
 // The userland proxy's listeners with real sockets on loopback: a TCP connection through [::1]
 // reaches the target (IPv4: 6→4) with both half-closes kept, a port another program holds fails
 // the open naming address and port, closing drops the connections, a refused target does not take
-// the proxy down, and UDP clients get their own flows, closed when idle.
+// the proxy down, and UDP clients get their own flows, closed when idle, that take datagrams from
+// the target only.
 import assert from 'node:assert/strict';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { once } from 'node:events';
@@ -157,5 +158,33 @@ describe('userland proxy, UDP', () => {
     assert.equal(host.list()[0]?.connections, 2, 'two clients, two flows');
     await waitUntil(() => host.list()[0]?.connections === 0);
     assert.equal(await ask(a, 'a3'), 'echo a3', 'a new flow after the idle one was closed');
+  });
+  it('a flow takes datagrams from the target only: one sent to its socket from another address does not reach the client, the reply does', async () => {
+    const target = createSocket('udp4');
+    let flowPort = 0;
+    target.on('message', (m, from) => {
+      flowPort = from.port;
+      target.send(`echo ${m.toString()}`, from.port, from.address);
+    });
+    target.bind(0, '127.0.0.1');
+    await once(target, 'listening');
+    const stranger = createSocket('udp4');
+    stranger.bind(0, '127.0.0.9');
+    await once(stranger, 'listening');
+    const client = createSocket('udp6');
+    cleanups.push(() => target.close(), () => stranger.close(), () => client.close());
+    const port = await freePort();
+    await opened({ proto: 'udp', hostIp: '::1', hostPort: port, targetIp: '127.0.0.1', targetPort: target.address().port });
+    const got: string[] = [];
+    client.on('message', (m) => got.push(m.toString()));
+    // Three at once: they come before the flow's socket is connected, wait for it, and go in order.
+    for (const text of ['first', 'then', 'more']) client.send(text, port, '::1');
+    await waitUntil(() => got.length === 3);
+    // The flow's socket is where the target saw the datagram come from: on loopback, 127.0.0.1.
+    stranger.send('INJECTED', flowPort, '127.0.0.1');
+    client.send('second', port, '::1');
+    await waitUntil(() => got.includes('echo second'));
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(got, ['echo first', 'echo then', 'echo more', 'echo second']);
   });
 });
