@@ -96,7 +96,13 @@ export function startCluster(o: {
     resolved = vtep;
     await writeFile(join(o.stateDir, VTEP_RECORD), `${vtep}\n`, { mode: 0o600 });
     nc ??= await o.connect();
-    const kv = await ClusterKv.open(nc, { host: o.host, vtep, replicas: resolveNats(o.nats).servers.length, members: () => ownKeysOf(o.state()).members });
+    const kv = await ClusterKv.open(nc, {
+      host: o.host,
+      vtep,
+      replicas: resolveNats(o.nats).servers.length,
+      members: () => ownKeysOf(o.state()).members,
+      timeoutMs: o.hostTimeoutMs,
+    });
     o.log.info({ host: o.host, vtep }, 'joined the cluster (KV bucket ledgernet-cluster)');
     return kv;
   }, {

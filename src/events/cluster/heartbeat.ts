@@ -7,7 +7,7 @@
 // A host that finds its record gone (its heartbeat's compare-and-set fails) writes it again and
 // publishes all its keys: the others add it back. The same full publish runs at start and after
 // anything failed (a NATS outage), so what was missed is caught up once NATS answers.
-import { HostLiveness } from './liveness.ts';
+import { heartbeatInterval, HostLiveness } from './liveness.ts';
 import type { OwnKeys } from './host-keys.ts';
 import type { BucketDrift, HostSeen, SyncOutcome } from './kv.ts';
 
@@ -27,11 +27,6 @@ interface HeartbeatLog {
   info(obj: object, msg: string): void;
   warn(obj: object, msg: string): void;
   error(obj: object, msg: string): void;
-}
-
-/** How often a host writes its record: a sixth of the timeout, between 100 ms and 5 s. */
-function heartbeatInterval(timeoutMs: number): number {
-  return Math.min(5_000, Math.max(100, Math.floor(timeoutMs / 6)));
 }
 
 export interface Heartbeat {
@@ -220,7 +215,7 @@ export function startHeartbeat(o: {
   void tick();
   return {
     seen: (s) => {
-      if (s.record) live.record(s.host, s.rev, now());
+      if (s.record) live.record(s.host, s.rev, now(), s.intervalMs ?? null);
       else live.keys(s.host, now());
     },
     dirty: () => {

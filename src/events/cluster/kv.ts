@@ -2,7 +2,7 @@
 // the servers allow), no home-made consensus. Every allocation is a compare-and-set (`create`
 // succeeds only for a key that does not exist), so hosts racing for one name all end up with the
 // winner's value. Keys (KV keys allow A-Z a-z 0-9 - _ = . /):
-//   hosts.<host>                 {"host","vtep","at"}   the host's heartbeat (src/events/cluster/heartbeat.ts)
+//   hosts.<host>                 {"host","vtep","at","intervalMs"}  the host's heartbeat (src/events/cluster/heartbeat.ts)
 //   networks.<name>              StoredNetwork          the first creator's subnet and VNI, and the hosts that have it
 //   vnis.<vni>                   <name>                 a VNI taken by a name
 //   subnets.<cidr with _>        <name>                 a subnet taken by a name
@@ -18,6 +18,7 @@ import type { PeerChange } from '../domain/peers.ts';
 import type { ClusterNetwork, ClusterPort, JoinRequest, StaticAddress } from '../domain/cluster.ts';
 import { isWrongRevision, listKeys } from './cas.ts';
 import { admitHost, endpointKey, endpointValue, memberValue, forgottenHosts, hostOfKey, KeyMirror, memberKey, reapHost, recordForgotten, recordKey, syncOwnKeys, unforget, type ForgottenHost, type OwnKeys } from './host-keys.ts';
+import { heartbeatInterval } from './liveness.ts';
 import { claimBlock, claimBlockOf, driftOf, enter, forgetNetworks, syncNetworks, type Bucket, type BucketDrift, type Forgetting, type SyncOutcome } from './networks.ts';
 
 export type { BucketDrift, Forgetting, SyncOutcome } from './networks.ts';
@@ -31,8 +32,19 @@ const OPEN_MS = 30_000;
 const LEADER_ASK_MS = 250;
 const LEADER_PAUSE_MS = 50;
 
+/** The default --cluster-host-timeout (src/config.ts), for a ClusterKv opened without one. */
+const DEFAULT_TIMEOUT_MS = 30_000;
+
 const enc = (v: unknown) => JSON.stringify(v);
-const hostRecord = (host: string, vtep: string) => enc({ host, vtep, at: new Date().toISOString() });
+
+/** Who writes a host's record: its name, VTEP and how often it writes it. */
+interface Writer {
+  readonly host: string;
+  readonly vtep: string;
+  readonly intervalMs: number;
+}
+
+const hostRecord = (w: Writer) => enc({ host: w.host, vtep: w.vtep, at: new Date().toISOString(), intervalMs: w.intervalMs });
 
 /**
  * Returns once `stream` has a leader (a standalone server's streams show no cluster: at once), or
@@ -64,6 +76,8 @@ export interface HostSeen {
   /** For a record: its revision, or null when it was deleted. */
   readonly rev: number | null;
   readonly record: boolean;
+  /** For a record put: how often its host writes it (null: an older ledgernet's record). */
+  readonly intervalMs?: number | null;
 }
 
 export class ClusterKv {
@@ -73,6 +87,7 @@ export class ClusterKv {
   private readonly bind: () => Promise<KV>;
   private readonly host: string;
   private readonly vtep: string;
+  private readonly self: Writer;
   /** The revision of this host's record as it last wrote it. */
   private hostRev: number;
   /** The bucket was bound again (`heartbeat`): no watch feeds the mirror until a new one starts (`watchPeers`). */
@@ -84,19 +99,23 @@ export class ClusterKv {
    */
   private readonly joining = new Map<string, number>();
 
-  private constructor(kv: KV, bind: () => Promise<KV>, host: string, vtep: string, hostRev: number) {
-    this.b = { kv, mirror: new KeyMirror(), host };
+  private constructor(kv: KV, bind: () => Promise<KV>, self: Writer, hostRev: number) {
+    this.b = { kv, mirror: new KeyMirror(), host: self.host };
     this.bind = bind;
-    this.host = host;
-    this.vtep = vtep;
+    this.host = self.host;
+    this.vtep = self.vtep;
+    this.self = self;
     this.hostRev = hostRev;
   }
 
   /**
    * Binds (or creates) the bucket and says this host is here. `members` are the cluster networks
-   * its log has: a host an operator forgot is refused while it has any (`admitHost`).
+   * its log has: a host an operator forgot is refused while it has any (`admitHost`). Its record
+   * says how often it is written (`timeoutMs`, this host's --cluster-host-timeout, default 30 s:
+   * src/events/cluster/liveness.ts heartbeatInterval), so hosts with a shorter timeout wait long enough for it.
    */
-  static async open(nc: NatsConnection, o: { host: string; vtep: string; replicas: number; members?: () => readonly string[] }): Promise<ClusterKv> {
+  static async open(nc: NatsConnection, o: { host: string; vtep: string; replicas: number; members?: () => readonly string[]; timeoutMs?: number }): Promise<ClusterKv> {
+    const self: Writer = { host: o.host, vtep: o.vtep, intervalMs: heartbeatInterval(o.timeoutMs ?? DEFAULT_TIMEOUT_MS) };
     const replicas = Math.max(1, Math.min(3, o.replicas));
     // Loaded here: a daemon without NATS never loads the KV client (~4 MB, bench row 9).
     const [{ Kvm }, { jetstream }] = await Promise.all([import('@nats-io/kv'), import('@nats-io/jetstream')]);
@@ -116,9 +135,9 @@ export class ClusterKv {
         const kv = await quick.create(CLUSTER_BUCKET, { replicas, history: 1 });
         await untilLed(await jetstream(nc, { timeout: LEADER_ASK_MS }).jetstreamManager(false), `KV_${CLUSTER_BUCKET}`, end);
         await admitHost(kv, o.host, o.members ?? (() => []));
-        const rev = await kv.put(recordKey(o.host), hostRecord(o.host, o.vtep));
+        const rev = await kv.put(recordKey(o.host), hostRecord(self));
         // The daemon's own handle: the client's usual wait per request.
-        return new ClusterKv(await new Kvm(nc).open(CLUSTER_BUCKET), bind, o.host, o.vtep, rev);
+        return new ClusterKv(await new Kvm(nc).open(CLUSTER_BUCKET), bind, self, rev);
       } catch (e) {
         if (Date.now() >= end || e instanceof DriverError) throw e;
         await new Promise((r) => setTimeout(r, Math.min(50 * attempt, 1_000)));
@@ -179,7 +198,7 @@ export class ClusterKv {
   async heartbeat(): Promise<'ok' | 'expired' | 'forgotten' | 'rewritten'> {
     const key = recordKey(this.host);
     try {
-      this.hostRev = await this.b.kv.update(key, hostRecord(this.host, this.vtep), this.hostRev);
+      this.hostRev = await this.b.kv.update(key, hostRecord(this.self), this.hostRev);
       return 'ok';
     } catch (e) {
       if (!isWrongRevision(e)) {
@@ -198,7 +217,7 @@ export class ClusterKv {
         throw e;
       }
       const now = await this.b.kv.get(key);
-      this.hostRev = await this.b.kv.put(key, hostRecord(this.host, this.vtep));
+      this.hostRev = await this.b.kv.put(key, hostRecord(this.self));
       if (now?.operation === 'PUT') return 'rewritten';
       return (await unforget(this.b.kv, this.host)) ? 'forgotten' : 'expired';
     }
@@ -280,7 +299,10 @@ export class ClusterKv {
         mirror.seen(e.key, e.operation === 'PUT' ? e.revision : null, e.isUpdate, () => e.string());
         const [kind, token] = e.key.split('.');
         const host = token === undefined ? undefined : hostOfKey(token);
-        if (kind === 'hosts' && host) onSeen({ host, rev: e.operation === 'PUT' ? e.revision : null, record: true });
+        if (kind === 'hosts' && host) {
+          const put = e.operation === 'PUT';
+          onSeen({ host, rev: put ? e.revision : null, record: true, intervalMs: put ? (recordOf(e.string())?.intervalMs ?? null) : null });
+        }
         const c = peerChangeOf(e.key, e.operation === 'PUT' ? e.string() : null);
         if (!c || c.host === this.host) continue;
         if (e.operation === 'PUT') onSeen({ host: c.host, rev: null, record: false });
@@ -398,10 +420,17 @@ export interface ClusterHost {
 }
 
 function hostOf(host: string, value: string): ClusterHost | null {
+  const r = recordOf(value);
+  return r && { host, vtep: r.vtep, lastSeen: r.at };
+}
+
+/** A host's record (`hosts.<host>`) as far as it says: `intervalMs` is absent from an older ledgernet's. */
+function recordOf(value: string): { vtep: string | null; at: string | null; intervalMs?: number } | null {
   try {
     const v = JSON.parse(value) as Record<string, unknown>;
     const str = (k: string) => (typeof v[k] === 'string' ? (v[k] as string) : null);
-    return { host, vtep: str('vtep'), lastSeen: str('at') };
+    const interval = v['intervalMs'];
+    return { vtep: str('vtep'), at: str('at'), ...(typeof interval === 'number' && Number.isFinite(interval) && interval > 0 ? { intervalMs: interval } : {}) };
   } catch {
     return null;
   }

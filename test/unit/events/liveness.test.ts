@@ -64,6 +64,20 @@ describe('host liveness', () => {
     assert.deepEqual(l.expired(18_001).map((e) => e.host), ['h4']);
   });
 
+  it('a host whose record says it beats less often (a longer --cluster-host-timeout) is given 3 of its intervals; one without says nothing, the own timeout', () => {
+    const l = running(50_000);
+    l.record('h2', 9, 10_000, 5000); // beats every 5 s (timeout 30 s): 15 s
+    l.record('h3', 11, 10_000, 500); // beats more often than this host: still the own timeout
+    l.record('h4', 13, 10_000);
+    assert.deepEqual(l.expired(16_001).map((e) => e.host), ['h3', 'h4']);
+    assert.equal(l.heard(24_000), 1);
+    assert.deepEqual(l.expired(25_000).map((e) => e.host), ['h3', 'h4']);
+    assert.deepEqual(l.expired(25_001).map((e) => e.host), ['h2', 'h3', 'h4']);
+    l.record('h2', null, 30_000); // deleted: its interval is still the one known
+    assert.deepEqual(l.expired(44_000).map((e) => e.host), ['h3', 'h4']);
+    assert.deepEqual(l.expired(45_001).map((e) => e.host), ['h2', 'h3', 'h4']);
+  });
+
   it('a host back with a new record is alive again', () => {
     const l = running(20_000);
     l.record('h3', 50, 15_000);
