@@ -64,6 +64,11 @@ export const ERRORS = {
     'this host was forgotten by the cluster',
     'an operator forgot this host (ledgernet cluster forget) and its log still has cluster networks, whose address blocks other hosts may hold now: it stays out of the cluster until they are removed or it starts afresh',
   ),
+  LN_ERR_CLUSTER_HOST_TAKEN: row(
+    'terminal',
+    'another machine is in the cluster under this host name',
+    'another ledgernet instance (another state directory: another machine under the same --host, e.g. a cloned VM sharing the hostname) wrote this host\'s record within the host timeout: this one stays out of the cluster until it runs under its own --host or that record times out',
+  ),
   LN_ERR_PORT_IN_USE: row(
     'retryable',
     'another program already listens on that host address and port',

@@ -1,5 +1,6 @@
 // Wires the cluster's coordination for serve: this host's VTEP (given, or its source address
 // towards the first NATS server) and a lazily connected KV bucket on the --nats servers.
+import { randomUUID } from 'node:crypto';
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -29,6 +30,23 @@ async function resolveVtep(nats: NatsConfig, vtep: string | null): Promise<strin
 
 /** serve records its VTEP here once resolved, so `reconcile --dry-run` and `status` plan the VXLAN objects alone. */
 const VTEP_RECORD = 'vtep';
+
+/** This state directory's id in the cluster, made once (host records carry it: src/events/cluster/kv.ts admitInstance). */
+const INSTANCE_RECORD = 'cluster-instance';
+
+/**
+ * The id of the ledgernet whose state `stateDir` holds: read, or made and kept there the first
+ * time. Two machines under one --host (cloned VMs share a hostname) have two, and the second to
+ * join the cluster is refused; a restart of either keeps its own.
+ */
+export async function instanceOf(stateDir: string): Promise<string> {
+  const path = join(stateDir, INSTANCE_RECORD);
+  const held = (await readFile(path, 'utf8').catch(() => '')).trim();
+  if (held) return held;
+  const made = randomUUID();
+  await writeFile(path, `${made}\n`, { mode: 0o600 });
+  return made;
+}
 
 /** The VTEP the daemon recorded in `stateDir`, or null (never resolved: no cluster network yet). */
 export async function recordedVtep(stateDir: string): Promise<string | null> {
@@ -101,6 +119,7 @@ export function startCluster(o: {
       vtep,
       replicas: resolveNats(o.nats).servers.length,
       members: () => ownKeysOf(o.state()).members,
+      instance: await instanceOf(o.stateDir),
       timeoutMs: o.hostTimeoutMs,
     });
     o.log.info({ host: o.host, vtep }, 'joined the cluster (KV bucket ledgernet-cluster)');
@@ -154,7 +173,7 @@ export function startCluster(o: {
         if (stopped) s.stop();
         else sync = s;
       } catch (e) {
-        if (isDriverError(e) && e.code === 'LN_ERR_CLUSTER_FORGOTTEN') {
+        if (isDriverError(e) && (e.code === 'LN_ERR_CLUSTER_FORGOTTEN' || e.code === 'LN_ERR_CLUSTER_HOST_TAKEN')) {
           // Said once: it stays so until the operator acts (asked again every few seconds).
           if (!refused) o.log.error({ host: o.host }, e.message);
           refused = true;

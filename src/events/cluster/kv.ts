@@ -2,7 +2,7 @@
 // the servers allow), no home-made consensus. Every allocation is a compare-and-set (`create`
 // succeeds only for a key that does not exist), so hosts racing for one name all end up with the
 // winner's value. Keys (KV keys allow A-Z a-z 0-9 - _ = . /):
-//   hosts.<host>                 {"host","vtep","at","intervalMs"}  the host's heartbeat (src/events/cluster/heartbeat.ts)
+//   hosts.<host>                 {"host","vtep","at","instance","intervalMs"}  the host's heartbeat (src/events/cluster/heartbeat.ts)
 //   networks.<name>              StoredNetwork          the first creator's subnet and VNI, and the hosts that have it
 //   vnis.<vni>                   <name>                 a VNI taken by a name
 //   subnets.<cidr with _>        <name>                 a subnet taken by a name
@@ -10,8 +10,9 @@
 //   blocks.<name>.<index>        <host>                 an address block claimed by a host
 //   endpoints.<name>.<host>.<id> PeerEndpoint           a host's endpoints (address, MAC, VTEP)
 //   forgotten.<host>             {"host","by","at",…}   an operator forgot the host (ledgernet cluster forget)
+import { randomUUID } from 'node:crypto';
 import type { JetStreamManager } from '@nats-io/jetstream';
-import type { KV } from '@nats-io/kv';
+import type { KV, KvEntry } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { DriverError } from '../../errors.ts';
 import type { PeerChange } from '../domain/peers.ts';
@@ -34,17 +35,44 @@ const LEADER_PAUSE_MS = 50;
 
 /** The default --cluster-host-timeout (src/config.ts), for a ClusterKv opened without one. */
 const DEFAULT_TIMEOUT_MS = 30_000;
+/** The instance of a ClusterKv opened without one: this process (serve passes its state directory's). */
+const PROCESS_INSTANCE = randomUUID();
 
 const enc = (v: unknown) => JSON.stringify(v);
 
-/** Who writes a host's record: its name, VTEP and how often it writes it. */
+/** Who writes a host's record: its name, VTEP, instance (its state directory's id) and how often it writes it. */
 interface Writer {
   readonly host: string;
   readonly vtep: string;
+  readonly instance: string;
   readonly intervalMs: number;
 }
 
-const hostRecord = (w: Writer) => enc({ host: w.host, vtep: w.vtep, at: new Date().toISOString(), intervalMs: w.intervalMs });
+const hostRecord = (w: Writer) => enc({ host: w.host, vtep: w.vtep, at: new Date().toISOString(), instance: w.instance, intervalMs: w.intervalMs });
+
+/**
+ * Whether `self` may write its host's record, found as `e`: refused when another instance wrote
+ * it within the timeout (max(this host's, 3 × the interval the record gives)): another machine
+ * runs under this --host (it defaults to the machine's hostname, which cloned VMs share), and
+ * both would be handed the same address blocks. The age is the record's as the NATS server
+ * stamped it, on this host's clock. A record without an instance (an older ledgernet's) is let
+ * through as before. True when the record was another instance's (timed out): what it holds
+ * under this name is not `self`'s.
+ * @throws DriverError `LN_ERR_CLUSTER_HOST_TAKEN` naming the name, the other's VTEP and what to do.
+ */
+function admitInstance(e: KvEntry | null, self: Writer, timeoutMs: number): boolean {
+  const held = e?.operation === 'PUT' ? recordOf(e.string()) : null;
+  if (!e || held?.instance === undefined || held.instance === self.instance) return false;
+  const limit = Math.max(timeoutMs, 3 * (held.intervalMs ?? 0));
+  const age = Date.now() - e.created.getTime();
+  if (age > limit) return true;
+  throw new DriverError(
+    'LN_ERR_CLUSTER_HOST_TAKEN',
+    `another ledgernet (VTEP ${held.vtep ?? 'unknown'}) is in the cluster under this host's name ${self.host}: its record was written ${Math.max(0, Math.round(age / 1000))} s ago, ` +
+      `within the host timeout (${limit / 1000} s), by another instance (state directory) than this one (VTEP ${self.vtep}); two machines under one name would be handed the same address blocks. ` +
+      `Start ledgernet here with its own --host (it defaults to the hostname, which cloned machines share), or, if that ledgernet is gone for good (this machine's state directory was replaced), wait ${limit / 1000} s for its record to time out`,
+  );
+}
 
 /**
  * Returns once `stream` has a leader (a standalone server's streams show no cluster: at once), or
@@ -99,8 +127,8 @@ export class ClusterKv {
    */
   private readonly joining = new Map<string, number>();
 
-  private constructor(kv: KV, bind: () => Promise<KV>, self: Writer, hostRev: number) {
-    this.b = { kv, mirror: new KeyMirror(), host: self.host };
+  private constructor(kv: KV, bind: () => Promise<KV>, self: Writer, hostRev: number, ownSince: number) {
+    this.b = { kv, mirror: new KeyMirror(), host: self.host, ownSince };
     this.bind = bind;
     this.host = self.host;
     this.vtep = self.vtep;
@@ -112,10 +140,19 @@ export class ClusterKv {
    * Binds (or creates) the bucket and says this host is here. `members` are the cluster networks
    * its log has: a host an operator forgot is refused while it has any (`admitHost`). Its record
    * says how often it is written (`timeoutMs`, this host's --cluster-host-timeout, default 30 s:
-   * src/events/cluster/liveness.ts heartbeatInterval), so hosts with a shorter timeout wait long enough for it.
+   * src/events/cluster/liveness.ts heartbeatInterval), so hosts with a shorter timeout wait long
+   * enough for it, and which instance writes it (`instance`: serve's state directory's id; default
+   * this process's): a record of this host's name that another instance wrote within the timeout
+   * is another machine under the same --host, refused (`admitInstance`). Blocks held under this
+   * name are taken back (claimBlock) only when the record found was this instance's or an older
+   * ledgernet's (or there was none).
    */
-  static async open(nc: NatsConnection, o: { host: string; vtep: string; replicas: number; members?: () => readonly string[]; timeoutMs?: number }): Promise<ClusterKv> {
-    const self: Writer = { host: o.host, vtep: o.vtep, intervalMs: heartbeatInterval(o.timeoutMs ?? DEFAULT_TIMEOUT_MS) };
+  static async open(
+    nc: NatsConnection,
+    o: { host: string; vtep: string; replicas: number; members?: () => readonly string[]; instance?: string; timeoutMs?: number },
+  ): Promise<ClusterKv> {
+    const timeoutMs = o.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const self: Writer = { host: o.host, vtep: o.vtep, instance: o.instance ?? PROCESS_INSTANCE, intervalMs: heartbeatInterval(timeoutMs) };
     const replicas = Math.max(1, Math.min(3, o.replicas));
     // Loaded here: a daemon without NATS never loads the KV client (~4 MB, bench row 9).
     const [{ Kvm }, { jetstream }] = await Promise.all([import('@nats-io/kv'), import('@nats-io/jetstream')]);
@@ -135,9 +172,13 @@ export class ClusterKv {
         const kv = await quick.create(CLUSTER_BUCKET, { replicas, history: 1 });
         await untilLed(await jetstream(nc, { timeout: LEADER_ASK_MS }).jetstreamManager(false), `KV_${CLUSTER_BUCKET}`, end);
         await admitHost(kv, o.host, o.members ?? (() => []));
-        const rev = await kv.put(recordKey(o.host), hostRecord(self));
+        const held = await kv.get(recordKey(o.host));
+        const other = admitInstance(held, self, timeoutMs);
+        // Written by compare-and-set on what was read: another machine of this name opening at the same moment makes one of the two look again.
+        const rev = await kv.put(recordKey(o.host), hostRecord(self), { previousSeq: held?.revision ?? 0 });
+        // After another instance (timed out): what it holds under this name is not this one's, only what is written from now on.
         // The daemon's own handle: the client's usual wait per request.
-        return new ClusterKv(await new Kvm(nc).open(CLUSTER_BUCKET), bind, self, rev);
+        return new ClusterKv(await new Kvm(nc).open(CLUSTER_BUCKET), bind, self, rev, other ? rev : 0);
       } catch (e) {
         if (Date.now() >= end || e instanceof DriverError) throw e;
         await new Promise((r) => setTimeout(r, Math.min(50 * attempt, 1_000)));
@@ -208,7 +249,7 @@ export class ClusterKv {
           const kv = await this.bind().catch(() => null);
           // What the watch saw was of the old bucket: nothing is known until a new watch catches up.
           if (kv) {
-            [this.b.kv, this.b.mirror] = [kv, new KeyMirror()];
+            [this.b.kv, this.b.mirror, this.b.ownSince] = [kv, new KeyMirror(), 0];
             // The old watch, if it still runs, fills a mirror no longer read: until a new watch
             // starts, `watching` stays false and nothing is published (the heartbeat watches again).
             this.detached = true;
@@ -424,13 +465,19 @@ function hostOf(host: string, value: string): ClusterHost | null {
   return r && { host, vtep: r.vtep, lastSeen: r.at };
 }
 
-/** A host's record (`hosts.<host>`) as far as it says: `intervalMs` is absent from an older ledgernet's. */
-function recordOf(value: string): { vtep: string | null; at: string | null; intervalMs?: number } | null {
+/** A host's record (`hosts.<host>`) as far as it says: `instance` and `intervalMs` are absent from an older ledgernet's. */
+function recordOf(value: string): { vtep: string | null; at: string | null; instance?: string; intervalMs?: number } | null {
   try {
     const v = JSON.parse(value) as Record<string, unknown>;
     const str = (k: string) => (typeof v[k] === 'string' ? (v[k] as string) : null);
+    const instance = str('instance');
     const interval = v['intervalMs'];
-    return { vtep: str('vtep'), at: str('at'), ...(typeof interval === 'number' && Number.isFinite(interval) && interval > 0 ? { intervalMs: interval } : {}) };
+    return {
+      vtep: str('vtep'),
+      at: str('at'),
+      ...(instance === null ? {} : { instance }),
+      ...(typeof interval === 'number' && Number.isFinite(interval) && interval > 0 ? { intervalMs: interval } : {}),
+    };
   } catch {
     return null;
   }

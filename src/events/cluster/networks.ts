@@ -15,6 +15,14 @@ export interface Bucket {
   mirror: KeyMirror;
   /** This host's name. */
   readonly host: string;
+  /**
+   * The revision from which keys held under this host's name are this instance's: 0 (or absent)
+   * when the record it found on joining was its own or an older ledgernet's (or there was none);
+   * else (another instance of this name, timed out: kv.ts admitInstance) its own record's first write,
+   * so the blocks that instance held are not taken for this one's. 0 again once the bucket is
+   * made anew (its revisions start over, and nothing of that instance is in it).
+   */
+  ownSince?: number;
 }
 
 /** What a full publish of this host's keys did beyond its own keys (ClusterKv.syncOwn). */
@@ -167,18 +175,20 @@ async function takeVni(kv: KV, name: string): Promise<number> {
 /**
  * A block for this host: one it claimed that is not in `owned` (its log), else the lowest block
  * no host holds yet (compare-and-set: a block another host won is skipped). Returns its CIDR.
+ * One held under its name is taken back only if this instance claimed it (`ownSince`): another
+ * machine that ran under this name before may still hand out its addresses.
  */
 export async function claimBlock(b: Bucket, net: ClusterNetwork, owned: readonly string[]): Promise<string> {
   const taken = new Set<number>();
   for (const k of await listKeys(b.kv, `blocks.${net.name}.*`)) {
     const i = Number(k.split('.').pop());
     taken.add(i);
-    // Claimed by this host before a crash, but not in its log: take it back first (written
+    // Claimed by this instance before a crash, but not in its log: take it back first (written
     // again, so a leave of the network that read it before, still running, cannot delete it).
     const block = blockAt(net.subnet, net.blockLen, i);
     if (owned.includes(block)) continue;
     const e = await b.kv.get(k);
-    if (e?.operation === 'PUT' && e.string() === b.host && (await rewrite(b.kv, k, b.host, e.revision))) return block;
+    if (e?.operation === 'PUT' && e.string() === b.host && e.revision > (b.ownSince ?? 0) && (await rewrite(b.kv, k, b.host, e.revision))) return block;
   }
   const count = blockCount(net.subnet, net.blockLen);
   for (let i = 0; i < count; i++) {
