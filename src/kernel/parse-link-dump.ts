@@ -13,7 +13,9 @@ export const RTM_GETADDR = 22;
 const RTM_NEWLINK = 16;
 const RTM_NEWADDR = 20;
 const IFF_UP = 0x1;
-const IFLA = { ADDRESS: 1, IFNAME: 3, MTU: 4, LINK: 5, MASTER: 10, LINKINFO: 18, IFALIAS: 20, AF_SPEC: 26, GROUP: 27, LINK_NETNSID: 37 } as const;
+const IFLA = { ADDRESS: 1, IFNAME: 3, MTU: 4, LINK: 5, MASTER: 10, LINKINFO: 18, IFALIAS: 20, AF_SPEC: 26, GROUP: 27, LINK_NETNSID: 37, PROP_LIST: 52 } as const;
+/** IFLA_ALT_IFNAME: one altname, nested in IFLA_PROP_LIST (`ip link property add … altname`). */
+const IFLA_ALT_IFNAME = 53;
 const IFLA_INFO_KIND = 1;
 const IFLA_INET_CONF = 1;
 /** IPV4_DEVCONF_FORWARDING and IPV4_DEVCONF_ROUTE_LOCALNET of <linux/ip.h>; IFLA_INET_CONF holds IPV4_DEVCONF_x at x - 1. */
@@ -40,9 +42,11 @@ export const LINK_DUMP_REQUEST: Buffer = (() => {
 export const ADDR_DUMP_REQUEST: Buffer = Buffer.alloc(8);
 
 /** A link of the dump, its master and peer by ifindex (named once every link is read). */
-export interface DumpedLink extends Omit<Link, 'master' | 'peer' | 'addrGenMode'> {
+export interface DumpedLink extends Omit<Link, 'master' | 'peer' | 'addrGenMode' | 'altnames'> {
   /** undefined (not absent: one object shape for every link) when not a bridge's. */
   readonly addrGenMode: string | undefined;
+  /** undefined (as above) when the link has no altname. */
+  readonly altnames: readonly string[] | undefined;
   readonly masterIndex: number | null;
   /** IFLA_LINK of a veth in this namespace: its peer's ifindex. */
   readonly peerIndex: number | null;
@@ -115,6 +119,7 @@ export function linkOf(m: NetlinkMessage, groups: ReadonlyMap<number, string>): 
     mac: at(IFLA.ADDRESS) < 0 ? null : macText(p, at(IFLA.ADDRESS), end(IFLA.ADDRESS), p.readUInt16LE(2)),
     peerInOtherNetns: veth && otherNetns,
     addrGenMode: mode,
+    altnames: at(IFLA.PROP_LIST) < 0 ? undefined : altnamesOf(p, at(IFLA.PROP_LIST), end(IFLA.PROP_LIST)),
     masterIndex: at(IFLA.MASTER) < 0 ? null : p.readUInt32LE(at(IFLA.MASTER)),
     peerIndex: veth && !otherNetns && iflink !== 0 ? iflink : null,
     routeLocalnet: conf >= 0 && valueEnd(p, conf) >= localnet + 4 ? p.readUInt32LE(localnet) !== 0 : null,
@@ -123,13 +128,27 @@ export function linkOf(m: NetlinkMessage, groups: ReadonlyMap<number, string>): 
   };
 }
 
+/** The IFLA_ALT_IFNAME names nested from `from` to `to` (an IFLA_PROP_LIST), in order; undefined when none. */
+function altnamesOf(p: Buffer, from: number, to: number): string[] | undefined {
+  const out: string[] = [];
+  let off = from;
+  while (off + 4 <= to) {
+    const len = p.readUInt16LE(off);
+    if (len < 4 || off + len > to) break;
+    if ((p.readUInt16LE(off + 2) & 0x3fff) === IFLA_ALT_IFNAME) out.push(cString(p, off + 4, off + len));
+    off += (len + 3) & ~3;
+  }
+  return out.length > 0 ? out : undefined;
+}
+
 /** The links with their masters' and peers' names (`if<N>` for an index not among them, as `ip` prints it). */
 export function namedLinks(dumped: readonly DumpedLink[], names: ReadonlyMap<number, string>): Link[] {
   const name = (i: number | null) => (i === null ? null : (names.get(i) ?? `if${i}`));
   // A literal of one shape, not a spread: spreading 4,000 links cost more than reading them.
   return dumped.map((l) => {
     const out = { name: l.name, index: l.index, kind: l.kind, master: name(l.masterIndex), mtu: l.mtu, up: l.up, alias: l.alias, group: l.group, mac: l.mac, peer: name(l.peerIndex), peerInOtherNetns: l.peerInOtherNetns };
-    return l.addrGenMode === undefined ? out : { ...out, addrGenMode: l.addrGenMode };
+    const withMode = l.addrGenMode === undefined ? out : { ...out, addrGenMode: l.addrGenMode };
+    return l.altnames === undefined ? withMode : { ...withMode, altnames: l.altnames };
   });
 }
 

@@ -66,7 +66,15 @@ function toLink(rec: JsonRecord, i: number, what: string, detail: LinkDetail): L
     peer: isVeth ? optionalString(rec, 'link', what, label) : null,
     peerInOtherNetns: isVeth && rec['link_netnsid'] !== undefined,
     ...(detail.addrGenMode === undefined ? {} : { addrGenMode: detail.addrGenMode }),
+    ...readAltnames(rec, label, what),
   };
+}
+
+/** `altnames` as `ip` prints it (only for a link that has some), else nothing. */
+function readAltnames(rec: JsonRecord, label: string, what: string): { altnames?: readonly string[] } {
+  if (rec['altnames'] === undefined) return {};
+  const names = requireStringArray(rec, 'altnames', what, label);
+  return names.length > 0 ? { altnames: names } : {};
 }
 
 function readKind(rec: JsonRecord, label: string): string | null {

@@ -29,6 +29,12 @@ export interface Link {
   readonly peerInOtherNetns: boolean;
   /** `inet6_addr_gen_mode` (`eui64`, `none`, …): `none` gives the link no IPv6 link-local address; absent when not printed. */
   readonly addrGenMode?: string;
+  /**
+   * Alternative names (`ip link property add … altname`); absent when none. The kernel finds a
+   * link by any of them as by its name (`ip link set dev <altname>`, RTM_GETLINK, `link add`
+   * fails with EEXIST), so a link is the holder of each.
+   */
+  readonly altnames?: readonly string[];
 }
 
 /** One address as `ip -j addr show` reports it. */

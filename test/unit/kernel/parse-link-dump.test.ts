@@ -19,6 +19,14 @@ describe('links and addresses from the kernel dumps', () => {
     assert.deepEqual(namedLinks(dumped(), namesOf(dumped())), parseLinks(readFixture('netlink/link-dump.ip-d.json')));
   });
 
+  it("reads a link's altnames (IFLA_PROP_LIST) as ip -j -d link show prints them; none on a link without", () => {
+    const links = some(messages('netlink/altname-dump.hex', 'link ').map((m) => linkOf(m, groups)));
+    const named = namedLinks(links, namesOf(links));
+    assert.deepEqual(named, parseLinks(readFixture('netlink/altname-dump.ip-d.json')));
+    assert.deepEqual(named.find((l) => l.name === 'op0')?.altnames, ['lnb-0123456789a', 'br-lan']);
+    assert.equal('altnames' in (named.find((l) => l.name === 'lnb-aaaa') ?? {}), false);
+  });
+
   it('reads route_localnet of every link with IPv4 settings, as sysctl does', () => {
     const sysctl = parseSysctl(readFixture('netlink/link-dump.sysctl.txt'));
     const bridges = dumped().filter((d) => d.kind === 'bridge');

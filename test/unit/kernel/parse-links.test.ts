@@ -99,6 +99,13 @@ describe('parseLinks', () => {
     assert.equal(parseLinks(json)[0]?.peer, null);
   });
 
+  it("reads a link's altnames (a foreign ifb holding a bridge's name as an altname); none on a link without", () => {
+    const links = parseLinks(readFixture('netlink/altname-dump.ip-d.json'));
+    const op0 = links.find((l) => l.name === 'op0');
+    assert.deepEqual([op0?.kind, op0?.alias, op0?.altnames], ['ifb', 'operator: my link', ['lnb-0123456789a', 'br-lan']]);
+    assert.equal('altnames' in (links.find((l) => l.name === 'lnb-aaaa') ?? {}), false);
+  });
+
   it('reads an empty list', () => {
     assert.deepEqual(parseLinks('[]'), []);
   });
