@@ -28,13 +28,31 @@ function isUnlabelled(l: Link): boolean {
 }
 
 /**
- * Whose is the link that holds a name ledgernet wants for an object with ifalias `alias`:
+ * Whose is the link that holds `name`, a name ledgernet wants for an object with ifalias `alias`:
  * `ours` (that alias, or unlabelled: the alias is then set), `orphan` (another `ledgernet:`
- * alias: a leftover of ours, replaced), or `foreign` (anything else: never touched).
+ * alias: a leftover of ours, replaced), or `foreign` (anything else: never touched). A link that
+ * holds the name as an altname only (the kernel resolves it to that link, and refuses a new link
+ * of that name) is never `ours`: a leftover of ours is replaced, anything else is foreign.
  */
-function claim(link: Link, alias: string): 'ours' | 'orphan' | 'foreign' {
+function claim(link: Link, name: string, alias: string): 'ours' | 'orphan' | 'foreign' {
+  if (link.name !== name) return isOwnedLink(link) ? 'orphan' : 'foreign';
   if (link.alias === alias || isUnlabelled(link)) return 'ours';
   return isOwnerTagged(link.alias) ? 'orphan' : 'foreign';
+}
+
+/**
+ * `links`, and each altname of theirs that no link has as its name (the kernel's names are one
+ * namespace: a name is a link's name or an altname, never both). `links` itself when no link has
+ * an altname (nearly always: one pass over the values, no copy).
+ */
+function withAltnames(links: ReadonlyMap<string, Link>): ReadonlyMap<string, Link> {
+  let out: Map<string, Link> | null = null;
+  for (const l of links.values()) {
+    if (l.altnames === undefined) continue;
+    out ??= new Map(links);
+    for (const alt of l.altnames) if (!out.has(alt)) out.set(alt, l);
+  }
+  return out ?? links;
 }
 
 /**
@@ -57,15 +75,17 @@ export function planInFull(desired: DesiredState, actual: KernelSnapshot, firewa
 /**
  * The actions for these bridges and veths (links, addresses, route_localnet, shaping, conflicts,
  * lost endpoints), unsorted, and the networks whose bridge name a foreign link holds (`blocked`:
- * nothing of theirs goes into the kernel). `links`: the links of `actual` by name (at least those
- * the objects are named by).
+ * nothing of theirs goes into the kernel). `byName`: the links of `actual` by name (at least those
+ * the objects are named by, or have as an altname).
  */
 export function planObjects(
   bridges: readonly DesiredBridge[],
   veths: readonly DesiredVeth[],
-  links: ReadonlyMap<string, Link>,
+  byName: ReadonlyMap<string, Link>,
   actual: KernelSnapshot,
 ): { actions: Action[]; blocked: Set<string> } {
+  // A link found by an altname holds that name too (claim): a foreign one is a conflict.
+  const links = withAltnames(byName);
   const actions: Action[] = [];
   const blocked = new Set<string>();
   const qdiscsOf = byDev(actual.qdiscs);
@@ -79,13 +99,13 @@ export function planObjects(
   for (const v of veths) {
     if (blocked.has(v.networkId)) {
       // No veth is created or enslaved to a link that is not ours; a vanished one is still lost.
-      if (v.joined && !ownedAs(links.get(v.name), v.alias)) actions.push(lostAction(v));
+      if (v.joined && !ownedAs(links.get(v.name), v.name, v.alias)) actions.push(lostAction(v));
       continue;
     }
     const veth = planVeth(v, links);
     actions.push(...veth);
     if (veth.some((a) => a.kind === 'endpoint.lost' || a.kind === 'link.conflict')) continue;
-    const exists = ownedAs(links.get(v.name), v.alias) && !veth.some((a) => a.kind === 'veth.create');
+    const exists = ownedAs(links.get(v.name), v.name, v.alias) && !veth.some((a) => a.kind === 'veth.create');
     actions.push(...planQdisc(v, v.name, v.ingressRate, exists, qdiscsOf.get(v.name) ?? []));
     actions.push(...planEgress(v, exists, links, actual, qdiscsOf));
   }
@@ -112,19 +132,21 @@ export function sortActions(actions: Action[]): Action[] {
   return actions.sort((a, b) => rank(a) - rank(b) || cmp(actionKey(a), actionKey(b)));
 }
 
-function ownedAs(link: Link | undefined, alias: string): boolean {
-  return link !== undefined && claim(link, alias) === 'ours';
+function ownedAs(link: Link | undefined, name: string, alias: string): boolean {
+  return link !== undefined && claim(link, name, alias) === 'ours';
 }
 
 /** A foreign link holds a name that `owner` needs: say so, and how to resolve it. */
-function conflictAction(role: 'bridge' | 'veth' | 'peer' | 'ifb', link: Link, owner: Owner): Action {
+function conflictAction(role: 'bridge' | 'veth' | 'peer' | 'ifb', link: Link, owner: Owner, wanted: string): Action {
   const alias = link.alias === null ? 'no ifalias' : `ifalias ${JSON.stringify(link.alias)}`;
-  const held = `${link.kind ?? 'plain'} link ${link.name} (ifindex ${link.index}, ${alias}) is not ledgernet's and is left alone`;
+  const altname = link.name === wanted ? '' : `, which has ${wanted} as an altname`;
+  const held = `${link.kind ?? 'plain'} link ${link.name} (ifindex ${link.index}, ${alias}${altname}) is not ledgernet's and is left alone`;
   const net = short(owner.networkId ?? '');
+  const freed = link.name === wanted ? 'that link is renamed or deleted' : `that altname is removed (ip link property del dev ${link.name} altname ${wanted}) or the link deleted`;
   const detail =
     role === 'bridge'
-      ? `${held}; network ${net} gets no bridge, addresses or firewall rules until that link is renamed or deleted, or the network is removed (docker network rm ${net})`
-      : `${held}; endpoint ${short(owner.endpointId ?? '')} (network ${net}) cannot be set up until that link is renamed or deleted, or the endpoint is removed`;
+      ? `${held}; network ${net} gets no bridge, addresses or firewall rules until ${freed}, or the network is removed (docker network rm ${net})`
+      : `${held}; endpoint ${short(owner.endpointId ?? '')} (network ${net}) cannot be set up until ${freed}, or the endpoint is removed`;
   return { kind: 'link.conflict', name: link.name, role, found: { index: link.index, kind: link.kind, alias: link.alias }, owner, reason: 'conflict', detail };
 }
 
@@ -197,8 +219,8 @@ function planRoutes(b: DesiredBridge, have: readonly string[], routes: ReadonlyM
 
 function planBridge(b: DesiredBridge, link: Link | undefined, actual: KernelSnapshot, addrs: readonly Addr[], routes: ReadonlyMap<string, readonly (string | null)[]> | null): Action[] {
   const owner: Owner = { networkId: b.networkId, endpointId: null };
-  const claimed = link ? claim(link, b.alias) : null;
-  if (link && claimed === 'foreign') return [conflictAction('bridge', link, owner)];
+  const claimed = link ? claim(link, b.name, b.alias) : null;
+  if (link && claimed === 'foreign') return [conflictAction('bridge', link, owner, b.name)];
   const live = link && claimed === 'ours' && link.kind === 'bridge' ? link : undefined;
   const out: Action[] = [];
   let have: string[] = [];
@@ -245,8 +267,8 @@ function planVeth(v: DesiredVeth, links: ReadonlyMap<string, Link>): Action[] {
   const owner: Owner = { networkId: v.networkId, endpointId: v.endpointId };
   const link = links.get(v.name);
   const peer = links.get(v.peer);
-  const claimed = link ? claim(link, v.alias) : null;
-  if (link && claimed === 'foreign') return [conflictAction('veth', link, owner)];
+  const claimed = link ? claim(link, v.name, v.alias) : null;
+  if (link && claimed === 'foreign') return [conflictAction('veth', link, owner, v.name)];
   if (link && claimed === 'ours') {
     const set = linkDrift(link, { mtu: v.mtu, alias: v.alias, master: v.master });
     const out: Action[] = set ? [{ kind: 'link.set', name: v.name, owner, ...set }] : [];
@@ -258,7 +280,7 @@ function planVeth(v: DesiredVeth, links: ReadonlyMap<string, Link>): Action[] {
   }
   // Missing, or only a leftover of ours under its name.
   if (v.joined) return [lostAction(v)];
-  if (peer && claim(peer, v.peerAlias) === 'foreign') return [conflictAction('peer', peer, owner)];
+  if (peer && claim(peer, v.peer, v.peerAlias) === 'foreign') return [conflictAction('peer', peer, owner, v.peer)];
   // Deleting a veth takes its peer along; a leftover under either name goes first.
   const replaces = [link?.name, peer && peer.peer !== v.name ? peer.name : undefined].filter((n): n is string => n !== undefined);
   const { name, peer: peerName, alias, peerAlias, mtu, master, peerMac } = v;
@@ -302,9 +324,9 @@ function planEgress(v: DesiredVeth, veth: boolean, links: ReadonlyMap<string, Li
   }
   const out: Action[] = [];
   const found = links.get(v.ifb.name);
-  const claimed = found ? claim(found, v.ifb.alias) : null;
+  const claimed = found ? claim(found, v.ifb.name, v.ifb.alias) : null;
   // Nothing is redirected to a link that is not ours.
-  if (found && claimed === 'foreign') return [conflictAction('ifb', found, owner)];
+  if (found && claimed === 'foreign') return [conflictAction('ifb', found, owner, v.ifb.name)];
   const ifb = claimed === 'ours' ? found : undefined;
   if (!ifb) {
     const create = { kind: 'ifb.create', name: v.ifb.name, alias: v.ifb.alias, owner } as const;
@@ -373,7 +395,7 @@ export function planOrphanLinks(wanted: { get(name: string): string | undefined 
     const want = wanted.get(l.name);
     // A cluster network's VXLAN device is wanted or not by the cluster's own planner (cluster.ts).
     if (parseOwnerAlias(l.alias)?.kind === 'vxlan') return false;
-    return isOwnedLink(l) && !(want !== undefined && claim(l, want) === 'ours') && !replaced.has(l.name);
+    return isOwnedLink(l) && !(want !== undefined && claim(l, l.name, want) === 'ours') && !replaced.has(l.name);
   };
   const orphans = links.filter(isOrphan);
   const doomed = new Set(orphans.map((l) => l.name));

@@ -55,12 +55,15 @@ function sameData(a: unknown, b: unknown): boolean {
   return ka.every((k) => Object.hasOwn(b, k) && sameData((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
 }
 
-/** The links of `all` named in `names`, and the veth peers of those (deleting one end deletes both). */
+/**
+ * The links of `all` named in `names` (by their name, or an altname: planObjects indexes those),
+ * and the veth peers of those (deleting one end deletes both).
+ */
 function linksNamed(all: readonly Link[], names: ReadonlySet<string>): Map<string, Link> {
   const out = new Map<string, Link>();
   const peers = new Set<string>();
   for (const l of all) {
-    if (!names.has(l.name)) continue;
+    if (!names.has(l.name) && (l.altnames === undefined || !l.altnames.some((n) => names.has(n)))) continue;
     out.set(l.name, l);
     if (l.peer !== null && !names.has(l.peer)) peers.add(l.peer);
   }

@@ -14,8 +14,10 @@ import { createKernel, ipLines, isLinkChange, type HostKernel } from '../../src/
 import { CREATE_GROUP, actionKey, type Action } from '../../src/reconciler/actions.ts';
 import { applyActions } from '../../src/reconciler/apply.ts';
 import { desiredFromState } from '../../src/reconciler/desired.ts';
+import { Reconciler, type PassResult } from '../../src/reconciler/loop.ts';
 import { plan } from '../../src/reconciler/plan.ts';
 import { EP_1, NET_A, endpointSpec, given, networkSpec } from '../helpers/events.ts';
+import { throwawayNetns } from '../helpers/netns.ts';
 
 const skip = process.getuid?.() === 0 ? false : 'needs root to make network namespaces';
 
@@ -29,10 +31,48 @@ interface IpLink {
   ifindex: number;
   ifname: string;
   group: string;
+  mtu: number;
+  flags: string[];
   master?: string;
   ifalias?: string;
+  altnames?: string[];
   linkinfo?: { info_kind?: string };
 }
+
+const silent = { info() {}, warn() {}, error() {}, debug() {} };
+/** A network of the default bridge name (lnb-…), and what the operator's link looks like. */
+const NET_DEFAULT = given({ type: 'CreateNetwork', spec: networkSpec(NET_A, '10.231.7.0/24', '10.231.7.1/24') });
+const DEFAULT_BRIDGE = NET_DEFAULT.networks[NET_A]?.bridge ?? '';
+const OPERATOR_ALIAS = 'operator: my link';
+
+/** `name` as `ip -j -d link show` prints it in `netns`, with its addresses; undefined when there is none. */
+async function ipLink(netns: string, name: string): Promise<(IpLink & { addrs: string[] }) | undefined> {
+  const r = await execa('ip', ['-n', netns, '-j', '-d', 'addr', 'show', 'dev', name], { reject: false });
+  if (r.exitCode !== 0) return undefined;
+  const [l] = JSON.parse(r.stdout) as (IpLink & { addr_info: { local: string; prefixlen: number }[] })[];
+  if (!l) return undefined;
+  const { addr_info: addrs, ...rest } = l;
+  return { ...rest, addrs: addrs.map((a) => `${a.local}/${a.prefixlen}`) };
+}
+
+/** What the operator made of their link, to compare before and after ledgernet's passes. */
+const asMade = (l: (IpLink & { addrs: string[] }) | undefined) =>
+  l && { ifindex: l.ifindex, ifname: l.ifname, kind: l.linkinfo?.info_kind, alias: l.ifalias, altnames: l.altnames, group: l.group, mtu: l.mtu, up: l.flags.includes('UP'), master: l.master, addrs: l.addrs };
+
+/** A reconciler of `getState` over `netns` (no timer: the test asks for its passes), stopped after `body`. */
+async function withReconciler(kernel: HostKernel, getState: () => State, body: (r: Reconciler) => Promise<void>): Promise<void> {
+  const r = new Reconciler({ kernel, getState, log: silent, onLost: async () => undefined, intervalMs: 0 });
+  try {
+    await body(r);
+  } finally {
+    await r.stop();
+  }
+}
+
+/** The pass's link.conflict failures: the link's name and the network wanting it. */
+const conflicts = (p: PassResult) => p.failures.flatMap((f) => (f.action.kind === 'link.conflict' ? [`${f.action.name} ${f.action.owner.networkId ?? ''}`] : []));
+/** The link changes of a pass (firewall and hooks aside): what it did or tried to the links. */
+const linkWork = (actions: readonly Action[]) => actions.filter((a) => isLinkChange(a)).map((a) => `${a.kind} ${actionKey(a)}`);
 
 describe('foreign links in a throwaway namespace', { skip }, () => {
   const netns = `lnfor-${process.pid}-${randomBytes(3).toString('hex')}`;
@@ -166,3 +206,29 @@ describe('foreign links in a throwaway namespace', { skip }, () => {
     await converge(emptyState);
   });
 });
+
+for (const reads of ['netlink', 'processes'] as const) {
+  describe(`a foreign link holding a bridge name as its altname (reads: ${reads})`, { skip }, () => {
+    const netns = throwawayNetns('revf-alt');
+    const ip = (...args: string[]) => execa('ip', ['-n', netns, ...args]);
+
+    it('is reported as link.conflict and left alone, pass after pass: ifindex, alias, altname, state and addresses unchanged, never deleted', async () => {
+      await ip('link', 'add', 'op0', 'type', 'ifb');
+      await ip('link', 'set', 'op0', 'alias', OPERATOR_ALIAS);
+      await ip('link', 'property', 'add', 'dev', 'op0', 'altname', DEFAULT_BRIDGE);
+      const before = asMade(await ipLink(netns, 'op0'));
+      assert.deepEqual(before?.altnames, [DEFAULT_BRIDGE]);
+      const kernel = createKernel({ netns, filterPrefixes: [VETH_PREFIX], interfaceReads: reads });
+      assert.deepEqual((await kernel.observe()).links.find((l) => l.name === 'op0')?.altnames, [DEFAULT_BRIDGE], 'the read carries the altname');
+      await withReconciler(kernel, () => NET_DEFAULT, async (r) => {
+        for (const trigger of ['startup', 'timer', 'timer']) {
+          const p = await r.requestPass(trigger);
+          assert.deepEqual(conflicts(p), [`op0 ${NET_A}`], trigger);
+          assert.deepEqual(linkWork(p.planned), [], `${trigger}: no link, address or deletion planned`);
+          assert.deepEqual(asMade(await ipLink(netns, 'op0')), before, `${trigger}: the operator's link as they made it`);
+        }
+      });
+      await ip('link', 'del', 'op0');
+    });
+  });
+}
