@@ -1,7 +1,9 @@
 // Kernel changes sent as rtnetlink requests from this process (netlink.ts), step by step: the
 // loop that links (iproute/rtnl.ts) and shaping (tc/rtnl.ts) share. Like `ip -force -batch` and
 // `tc -force -batch`, every step runs even after one failed, and a change fails with its first
-// failing step, in the words the tool prints. The devices a step names by index are found by name
+// failing step, in the words the tool prints; but a change whose step that makes a link failed
+// stops there, and a later change naming that link is not run (its name is held by a link the
+// plan did not know, someone else's: those steps would find that link by its name and change it). The devices a step names by index are found by name
 // (RTM_GETLINK) once per apply, and forgotten when a step makes or deletes a link of that name.
 import type { NetlinkAnswer, NetlinkRequests } from './netlink.ts';
 import { cstr, encodeAttrs } from './netlink-attrs.ts';
@@ -45,6 +47,10 @@ export interface StepCodec<S> {
   encode(s: S, index: (name: string) => number): Request | string;
   /** The name of a link the step makes or deletes (its index is then forgotten), else null. */
   remakes(s: S): string | null;
+  /** The name of the link the step makes, else null: when it fails, no later step naming it is sent. */
+  creates?(s: S): string | null;
+  /** The links the step names (changes, deletes, enslaves to, adds an address or route to). */
+  names?(s: S): readonly string[];
   /** Whether the request waits in the kernel (a deletion's RCU grace period): sent from another thread. */
   slow(s: S): boolean;
   /** The tool's words for a request the kernel refused. */
@@ -54,9 +60,13 @@ export interface StepCodec<S> {
 /** Time the event loop may wait between two of its turns while requests are sent from its thread. */
 const TURN_MS = 5;
 
+/** What a change is told when a step of its names a link whose `link add` failed before. */
+export const notMade = (name: string) => `not run: ${name} was not made (its link add failed: the name is held by another link)`;
+
 /**
- * Applies the changes in order, every step of each, and reports each change that failed once,
- * with its first failure. The event loop gets a turn every few ms.
+ * Applies the changes in order, every step of each (but none after a failed `creates` step of
+ * the same change, and no change with a step naming that link), and reports each change that
+ * failed once, with its first failure. The event loop gets a turn every few ms.
  * @throws DriverError `LN_ERR_KERNEL_EXEC` when the socket itself fails (nothing after that ran).
  */
 export async function applyStepsByNetlink<C, S>(
@@ -86,11 +96,24 @@ export async function applyStepsByNetlink<C, S>(
     return a.errno === 0 ? null : codec.failure(s, a, nl);
   };
   const failures: ChangeFailure[] = [];
+  // Links whose `link add` failed (EEXIST: a link, or an altname, of that name the plan did not
+  // know): a step naming one would find that link by its name, and it is not ours.
+  const unmade = new Set<string>();
   for (const [index, c] of changes.entries()) {
+    const held = unmade.size === 0 ? undefined : [...stepsOf(c)].flatMap((s) => codec.names?.(s) ?? []).find((n) => unmade.has(n));
+    if (held !== undefined) {
+      failures.push({ index, message: notMade(held) });
+      continue;
+    }
     let first: string | null = null;
     for (const s of stepsOf(c)) {
       const why = await send(s);
       first ??= why;
+      const made = why === null ? null : (codec.creates?.(s) ?? null);
+      if (made !== null) {
+        unmade.add(made);
+        break;
+      }
     }
     if (first !== null) failures.push({ index, message: first });
   }

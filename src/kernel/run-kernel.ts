@@ -24,7 +24,7 @@ import { parseTcBatchErrors } from './parse-tc.ts';
 import { runChanges } from './batch.ts';
 import { createRunner, exitError, failOnExit, firstLine, type Outcome } from './runner.ts';
 import { createNft, type NftRoute } from './nft-library.ts';
-import { ipLines } from './iproute/render.ts';
+import { IP_LINE_LINKS, ipLines } from './iproute/render.ts';
 import { failedSection, joinInputs, restoreInput } from './iptables/restore.ts';
 import { tcLines } from './tc/render.ts';
 import { applyShapingChanges } from './tc/rtnl.ts';
@@ -121,10 +121,10 @@ export function createKernel(opts: KernelOptions): HostKernel {
     netns === undefined ? [cmd, args] : ['ip', ['netns', 'exec', netns, cmd, ...args]];
   const iptables = inNetns;
   const tcArgs = (...args: string[]): string[] => (netns === undefined ? args : ['-n', netns, ...args]);
-  const ipBatch = async (lines: readonly string[]): Promise<BatchResult> => {
+  const ipBatch = async (lines: readonly string[], force = true): Promise<BatchResult> => {
     if (lines.length === 0) return { failures: [] };
     const input = renderIpBatch(lines);
-    const outcome = await run('apply an ip batch', 'ip', ipArgs(...IP_BATCH_ARGS), input);
+    const outcome = await run('apply an ip batch', 'ip', ipArgs(...(force ? IP_BATCH_ARGS : IP_BATCH_ARGS.filter((a) => a !== '-force'))), input);
     if (outcome.exitCode === 0) return { failures: [] };
     return { failures: batchFailures(outcome, lines) };
   };
@@ -264,7 +264,7 @@ export function createKernel(opts: KernelOptions): HostKernel {
     tcBatch,
     iptablesRestore,
     applyLinks: async (changes) => {
-      const r = await withIpv6Enabled(changes, (cs) => throughNetlink(cs, 'apply link changes', applyLinkChanges, () => runChanges(cs, ipLines, ipBatch)), enableIpv6);
+      const r = await withIpv6Enabled(changes, (cs) => throughNetlink(cs, 'apply link changes', applyLinkChanges, () => runChanges(cs, ipLines, ipBatch, IP_LINE_LINKS)), enableIpv6);
       // A bridge made here takes no router advertisement from the start; should that fail, the
       // next full read finds it on and plans bridge.accept_ra, which reports the failure.
       const failed = new Set(r.failures.map((f) => f.index));

@@ -230,8 +230,11 @@ export interface Kernel {
  * built on. Only the kernel layer and the tests of the real commands use the latter.
  */
 export interface HostKernel extends Kernel {
-  /** Runs all lines with one `ip -force -batch -`; reports the lines that failed. */
-  ipBatch(lines: readonly string[]): Promise<BatchResult>;
+  /**
+   * Runs all lines with one `ip -force -batch -` (`force` false: without `-force`, `ip` stops at
+   * the first failed line); reports the lines that failed.
+   */
+  ipBatch(lines: readonly string[], force?: boolean): Promise<BatchResult>;
   /** Runs all lines with one `tc -force -batch -`; reports the lines that failed. */
   tcBatch(lines: readonly string[]): Promise<BatchResult>;
   /**

@@ -89,6 +89,15 @@ interface Waiter {
  * Runs one pass at a time. Requests that arrive while a pass runs are merged into the next
  * pass, which starts after they were made, so every caller sees a pass that read its intent.
  */
+/** The failures of a pass's first step that its second (planned on a fresh read) neither applied, failed again, nor planned no more. */
+function unresolved(failures: readonly Failure[], again: Pick<Step, 'planned' | 'applied' | 'failures'>): Failure[] {
+  if (failures.length === 0) return [];
+  const key = (a: Action) => `${a.kind} ${actionKey(a)}`;
+  const planned = new Set(again.planned.map(key));
+  const settled = new Set([...again.applied, ...again.failures.map((f) => f.action)].map(key));
+  return failures.filter((f) => planned.has(key(f.action)) && !settled.has(key(f.action)));
+}
+
 export class Reconciler {
   private readonly deps: ReconcilerDeps;
   private waiting: Waiter[] = [];
@@ -354,7 +363,10 @@ export class Reconciler {
       this.reads.full++;
       fullReads++;
       const again = await this.step(trigger, state, await this.observe(), drifts, false);
-      step = { ...again, applied: [...step.applied, ...again.applied], cluster: [...step.cluster, ...again.cluster] };
+      // A failure of the first plan stands unless the second one resolved it: applied it, or
+      // found nothing left to do for it (a link add that failed on a foreign link's name is then
+      // that link's conflict, in the second plan's failures).
+      step = { ...again, failures: [...again.failures, ...unresolved(step.failures, again)], applied: [...step.applied, ...again.applied], cluster: [...step.cluster, ...again.cluster] };
     }
     const { planned, applied, failures } = step;
     const lost = planned.filter((a) => a.kind === 'endpoint.lost');

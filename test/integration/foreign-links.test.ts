@@ -232,3 +232,32 @@ for (const reads of ['netlink', 'processes'] as const) {
     });
   });
 }
+
+for (const [kind, writes] of [['bridge', 'netlink'], ['ifb', 'netlink'], ['bridge', 'processes'], ['ifb', 'processes']] as const) {
+  describe(`a foreign ${kind} made under a bridge name after the last full read (writes: ${writes})`, { skip }, () => {
+    const netns = throwawayNetns('revf-race');
+    const ip = (...args: string[]) => execa('ip', ['-n', netns, ...args]);
+
+    it("the Docker call's pass (planned against the model) fails with link.conflict and leaves the link as made; so does the next timer pass", async () => {
+      let state: State = given();
+      const kernel = createKernel({ netns, filterPrefixes: [VETH_PREFIX], interfaceWrites: writes });
+      await withReconciler(kernel, () => state, async (r) => {
+        assert.deepEqual((await r.requestPass('startup')).failures, []);
+        await ip('link', 'add', DEFAULT_BRIDGE, 'type', kind);
+        await ip('link', 'set', DEFAULT_BRIDGE, 'alias', OPERATOR_ALIAS);
+        const before = asMade(await ipLink(netns, DEFAULT_BRIDGE));
+        assert.equal(before?.alias, OPERATOR_ALIAS);
+        state = NET_DEFAULT;
+        const p = await r.requestPass('NetworkDriver.CreateNetwork');
+        assert.equal(p.fullReads, 1, 'planned against the model, then on a full read after the failure');
+        assert.deepEqual(conflicts(p), [`${DEFAULT_BRIDGE} ${NET_A}`], p.failures.map((f) => f.message).join('\n'));
+        assert.deepEqual(asMade(await ipLink(netns, DEFAULT_BRIDGE)), before, "the operator's link as they made it");
+        const t = await r.requestPass('timer');
+        assert.deepEqual(conflicts(t), [`${DEFAULT_BRIDGE} ${NET_A}`]);
+        assert.ok(!t.applied.some((a) => a.kind === 'link.delete' || a.kind === 'bridge.create'), linkWork(t.applied).join('\n'));
+        assert.deepEqual(asMade(await ipLink(netns, DEFAULT_BRIDGE)), before, "the operator's link as they made it, after the timer pass");
+        await ip('link', 'del', DEFAULT_BRIDGE);
+      });
+    });
+  });
+}

@@ -101,21 +101,29 @@ describe('link changes through rtnetlink and through ip -batch', { skip }, () =>
     assert.deepEqual(s.routes.filter((r) => (r as { dev: string }).dev === 'lnb-a1a1a1a1a1a').length, 2);
   });
 
-  it('fails what the kernel refuses with the words ip prints, and goes on with the rest', async () => {
+  it('fails what the kernel refuses with the words ip prints, and goes on with the rest; but nothing names a link whose link add failed', async () => {
     const failures = await both([
-      { ...base, kind: 'bridge.create', name: 'lnb-a1a1a1a1a1a', alias: NET, mtu: 1450 }, // exists
       { ...base, kind: 'link.delete', name: 'lnv-0000000dead' }, // missing
       { ...base, kind: 'addr.add', dev: 'lnb-a1a1a1a1a1a', cidr: '10.231.77.1/24' }, // exists
       { ...base, kind: 'addr.del', dev: 'lnb-a1a1a1a1a1a', cidr: '10.231.99.1/24' }, // not there
       { ...base, kind: 'link.set', name: 'lnb-a3a3a3a3a3a', mtu: 1300 },
+      // Exists: a link the plan did not know holds the name. Its alias, MTU and up are not set,
+      // and the address of the change after it is not added to that link.
+      { ...base, kind: 'bridge.create', name: 'lnb-a1a1a1a1a1a', alias: 'ledgernet:network:other', mtu: 1450 },
+      { ...base, kind: 'addr.add', dev: 'lnb-a1a1a1a1a1a', cidr: '10.231.79.1/24' },
     ]);
     assert.deepEqual(failures, [
-      { index: 0, message: 'RTNETLINK answers: File exists' },
-      { index: 1, message: 'Cannot find device "lnv-0000000dead"' },
+      { index: 0, message: 'Cannot find device "lnv-0000000dead"' },
       // The kernel's own words (its extended ack), which ip prints instead of the errno's.
-      { index: 2, message: 'Error: ipv4: Address already assigned.' },
-      { index: 3, message: 'Error: ipv4: Address not found.' },
+      { index: 1, message: 'Error: ipv4: Address already assigned.' },
+      { index: 2, message: 'Error: ipv4: Address not found.' },
+      { index: 4, message: 'RTNETLINK answers: File exists' },
+      { index: 5, message: 'not run: lnb-a1a1a1a1a1a was not made (its link add failed: the name is held by another link)' },
     ]);
+    const s = (await state(spaces.netlink)) as { links: Array<Record<string, unknown>>; addrs: Array<Record<string, unknown>> };
+    const held = s.links.find((l) => l['ifname'] === 'lnb-a1a1a1a1a1a');
+    assert.deepEqual([held?.['ifalias'], held?.['mtu']], [NET, 1450], 'the link holding the name as it was');
+    assert.ok(!JSON.stringify(s.addrs).includes('10.231.79.1'), 'no address added to it');
   });
 
   it('a change naming a missing link changes nothing else: no link of group default takes its alias', async () => {

@@ -1,3 +1,4 @@
+import type { LineLinks } from '../batch.ts';
 import type { LinkChange } from '../changes.ts';
 import { linkSteps, stepLine } from './steps.ts';
 
@@ -12,3 +13,9 @@ export function isLinkChange<T extends { readonly kind: string }>(c: T): c is T 
 export function ipLines(c: LinkChange): string[] {
   return linkSteps(c).map(stepLine);
 }
+
+/** The links of `ip -batch` lines (stepLine's): which one a line makes, which ones it names (batch.ts). */
+export const IP_LINE_LINKS: LineLinks = {
+  made: (line) => /^link add name (\S+)/.exec(line)?.[1] ?? null,
+  names: (line) => [...line.matchAll(/(?:^link add name| dev| master) (\S+)/g)].map((m) => m[1] ?? ''),
+};

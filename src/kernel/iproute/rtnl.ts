@@ -197,17 +197,33 @@ export function encodeStep(s: LinkStep, index: (name: string) => number): Reques
 }
 
 /** How link steps become requests: a deletion is sent from another thread (it waits ~16 ms for a veth, ~45 ms for a bridge, for an RCU grace period). */
+/** The links a step names: the one it makes, changes or deletes, its master, the device of an address or route. */
+function linkNames(s: LinkStep): readonly string[] {
+  switch (s.op) {
+    case 'link.add':
+    case 'link.del':
+      return [s.name];
+    case 'link.set':
+      return s.master === undefined ? [s.name] : [s.name, s.master];
+    default:
+      return [s.dev];
+  }
+}
+
 const LINK_CODEC: StepCodec<LinkStep> = {
   devices: devicesOf,
   encode: encodeStep,
   remakes: (s) => (s.op === 'link.add' || s.op === 'link.del' ? s.name : null),
+  creates: (s) => (s.op === 'link.add' ? s.name : null),
+  names: linkNames,
   slow: (s) => s.op === 'link.del',
   failure: (s, a, nl) => (a.errno === ENODEV && (s.op === 'link.set' || s.op === 'link.del') ? missingDevice(s.name) : refusal(nl, a)),
 };
 
 /**
- * Applies the changes in order, every step of each (`ip -force -batch` semantics), and reports
- * each change that failed once, with its first failure.
+ * Applies the changes in order, every step of each (`ip -force -batch` semantics) but none
+ * after a failed `link add` of the same change, nor any change naming the link it did not make,
+ * and reports each change that failed once, with its first failure.
  * @throws DriverError `LN_ERR_KERNEL_EXEC` when the socket itself fails (nothing after that ran).
  */
 export function applyLinkChanges(nl: NetlinkRequests, changes: readonly LinkChange[]): Promise<ChangesResult> {

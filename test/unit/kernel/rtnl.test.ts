@@ -4,8 +4,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { find, valueEnd, cString } from '../../../src/kernel/netlink-attrs.ts';
-import { readAnswer, type NetlinkMessage } from '../../../src/kernel/netlink.ts';
-import { devicesOf, encodeStep, ipBytes } from '../../../src/kernel/iproute/rtnl.ts';
+import { readAnswer, type NetlinkMessage, type NetlinkRequests } from '../../../src/kernel/netlink.ts';
+import { applyLinkChanges, devicesOf, encodeStep, ipBytes } from '../../../src/kernel/iproute/rtnl.ts';
 import type { Request } from '../../../src/kernel/rtnl-apply.ts';
 import { linkSteps } from '../../../src/kernel/iproute/steps.ts';
 import { ipLines } from '../../../src/kernel/iproute/render.ts';
@@ -143,5 +143,41 @@ describe('link changes as rtnetlink requests', () => {
     assert.equal(ipBytes('1:2:3:4:5:6:7:8')?.bytes.toString('hex'), '00010002000300040005000600070008');
     assert.equal(ipBytes('::ffff:10.0.0.1')?.bytes.toString('hex'), '00000000000000000000ffff0a000001');
     for (const bad of ['10.1.2', '10.1.2.256', '1::2::3', '1:2:3:4:5:6:7:8:9', '1:2:3:4:5:6:7::8:9', 'fd00::g', '', '::1.2.3']) assert.equal(ipBytes(bad), null, bad);
+  });
+});
+
+describe('applyLinkChanges', () => {
+  const TYPES: Record<number, string> = { 16: 'new', 17: 'del', 18: 'get', 19: 'set', 20: 'addr' };
+  /** A socket that records `<request> <link name>` and refuses RTM_NEWLINK of `taken` with EEXIST (someone else's link, or altname, holds it). */
+  const socket = (taken: string, sent: string[]): NetlinkRequests => ({
+    request: async (type, _flags, body) => {
+      const at = find(body, type === 20 ? 8 : 16, body.length, 3);
+      const name = at < 0 ? '' : cString(body, at, valueEnd(body, at));
+      sent.push(`${TYPES[type] ?? type} ${name}`.trim());
+      if (type === 16 && name === taken) return { errno: 17, detail: null, messages: [] };
+      if (type === 18) {
+        const link = Buffer.alloc(16);
+        link.writeInt32LE(7, 4);
+        return { errno: 0, detail: null, messages: [{ type: 16, payload: link }] };
+      }
+      return { errno: 0, detail: null, messages: [] };
+    },
+    strerror: (errno) => (errno === 17 ? 'File exists' : `errno ${errno}`),
+    close: () => undefined,
+  });
+
+  it("stops a change at its failed link add (the name is someone else's link), and a later change naming that link: no alias, MTU, up or address for it; the other changes run", async () => {
+    const sent: string[] = [];
+    const changes = [
+      { ...base, kind: 'bridge.create', name: 'lnb-taken', alias: 'ledgernet:network:a', mtu: 1400 },
+      { ...base, kind: 'addr.add', dev: 'lnb-taken', cidr: '10.231.7.1/24' },
+      { ...base, kind: 'ifb.create', name: 'lnf-free', alias: 'ledgernet:ifb:b' },
+    ] as const;
+    const { failures } = await applyLinkChanges(socket('lnb-taken', sent), changes);
+    assert.deepEqual(failures, [
+      { index: 0, message: 'RTNETLINK answers: File exists' },
+      { index: 1, message: 'not run: lnb-taken was not made (its link add failed: the name is held by another link)' },
+    ]);
+    assert.deepEqual(sent, ['new lnb-taken', 'new lnf-free', 'set lnf-free'], 'nothing sent for lnb-taken after its failed link add, not even a look-up');
   });
 });
