@@ -5,6 +5,7 @@
 // write is a compare-and-set (src/events/cluster/cas.ts).
 import type { KV } from '@nats-io/kv';
 import { DriverError } from '../../errors.ts';
+import { overlaps, parsePrefix } from '../domain/cidr.ts';
 import { blockAt, blockCount, blockIndex, blockLenFor, firstVni, nextVni, type ClusterNetwork, type JoinRequest, type StaticAddress } from '../domain/cluster.ts';
 import { anyLive, CREATE_ATTEMPTS, deleteSeen, deleteWrittenBefore, isWrongRevision, listKeys, ownerOf, pause, rewrite, tryCreate } from './cas.ts';
 import { memberKey, ownValues, recordKey, sameValue, type KeyMirror, type OwnKeys, type OwnNetwork } from './host-keys.ts';
@@ -128,21 +129,92 @@ const SUBNET_PROPOSALS = 16;
 const overlap = (subnet: string, owner: string, name: string) =>
   new DriverError('LN_ERR_IPAM_OVERLAP', `subnet ${subnet} is cluster network ${owner}'s; choose another --subnet for ${name}`);
 
+/** The refusal of a --subnet that overlaps (and is not equal to) another cluster network's subnet. */
+const overlapOf = (subnet: string, other: HeldSubnet, name: string) =>
+  new DriverError('LN_ERR_IPAM_OVERLAP', `subnet ${subnet} overlaps subnet ${other.subnet} of cluster network ${other.owner}; choose another --subnet for ${name}`);
+
 /**
  * The subnet for a new record, claimed for `req.name` (its `subnets.*` key). The --subnet asked
- * for, refused when another network holds it; without one, a proposal avoiding every subnet taken,
- * proposed again when another host claimed it for another network between the listing and the
- * claim (hosts creating networks at the same moment propose the same lowest free subnet).
+ * for, refused when another network holds it or a subnet overlapping it; without one, a proposal
+ * avoiding every subnet taken, proposed again when another host claimed it (or one overlapping it)
+ * for another network between the listing and the claim (hosts creating networks at the same
+ * moment propose the same lowest free subnet). A claim's key is its exact CIDR, so two hosts
+ * claiming different overlapping subnets at once both get theirs: each looks again after its
+ * claim, and the later one (by revision) takes its key back (`earlierOverlap`).
  */
 async function takeSubnet(b: Bucket, req: JoinRequest): Promise<string> {
   const lost: string[] = [];
   for (;;) {
     const subnet = req.subnet ?? req.propose([...(await takenSubnets(b.kv)), ...lost]);
+    if (req.subnet !== null) {
+      const [other] = await overlapping(b.kv, subnet, req.name);
+      if (other) throw overlapOf(subnet, other, req.name);
+    }
     const owner = await ownerOf(b.kv, subnetKey(subnet), req.name);
-    if (owner === req.name) return subnet;
-    if (req.subnet !== null || lost.length + 1 >= SUBNET_PROPOSALS) throw overlap(subnet, owner, req.name);
+    const other = owner === req.name ? await earlierOverlap(b.kv, subnet, req.name) : null;
+    if (owner === req.name && other === null) return subnet;
+    const refusal = other ? overlapOf(subnet, other, req.name) : overlap(subnet, owner, req.name);
+    if (req.subnet !== null || lost.length + 1 >= SUBNET_PROPOSALS) throw refusal;
     lost.push(subnet);
   }
+}
+
+/** A subnet the bucket gives another network: its record's, or a `subnets.*` claim (`rev`: the claim's revision). */
+interface HeldSubnet {
+  readonly subnet: string;
+  readonly owner: string;
+  readonly claim: boolean;
+  readonly rev: number;
+}
+
+/** The CIDR of a `subnets.*` key: IPv4 only (cluster networks are): 10_240_1_0_24 is 10.240.1.0/24. */
+function subnetOfKey(key: string): string | null {
+  const m = /^subnets\.(\d+)_(\d+)_(\d+)_(\d+)_(\d+)$/.exec(key);
+  return m ? `${m[1]}.${m[2]}.${m[3]}.${m[4]}/${m[5]}` : null;
+}
+
+/**
+ * The claims (`subnets.*`), then the records, of networks other than `name` whose subnet overlaps
+ * `subnet` without being it (an equal one is its key's, which ownerOf settles). Claims first: a
+ * claim rewritten after its network's record was made (createNetwork's guard) is then read with
+ * that record already there.
+ */
+async function overlapping(kv: KV, subnet: string, name: string): Promise<HeldSubnet[]> {
+  const p = parsePrefix(subnet);
+  if (!p) return [];
+  const hits = (cidr: string | null, owner: string) => {
+    const q = cidr === null ? null : parsePrefix(cidr);
+    return q !== null && owner !== name && overlaps(p, q) && !(q.base === p.base && q.len === p.len);
+  };
+  const out: HeldSubnet[] = [];
+  for (const k of await listKeys(kv, 'subnets.*')) {
+    const cidr = subnetOfKey(k);
+    const e = await kv.get(k);
+    if (e?.operation === 'PUT' && hits(cidr, e.string())) out.push({ subnet: cidr!, owner: e.string(), claim: true, rev: e.revision });
+  }
+  for (const k of await listKeys(kv, 'networks.*')) {
+    const e = await kv.get(k);
+    const r = e?.operation === 'PUT' ? parseRecord(e.string()) : null;
+    if (r && hits(r.subnet, r.name)) out.push({ subnet: r.subnet, owner: r.name, claim: false, rev: e!.revision });
+  }
+  return out;
+}
+
+/**
+ * After this host claimed `subnet` for `name`: a subnet overlapping it that another network
+ * claimed before (a lower revision), or that another network's record has (it was claimed and
+ * kept before); this claim is then taken back (at the revision read: a host of the same name that
+ * wrote it again backs out alike). Null when this claim stands: an overlapping claim made after
+ * it is the other host's to take back.
+ */
+async function earlierOverlap(kv: KV, subnet: string, name: string): Promise<HeldSubnet | null> {
+  const key = subnetKey(subnet);
+  const mine = await kv.get(key);
+  const rev = mine?.operation === 'PUT' ? mine.revision : Number.MAX_SAFE_INTEGER;
+  const other = (await overlapping(kv, subnet, name)).find((o) => !o.claim || o.rev < rev);
+  if (!other) return null;
+  await deleteSeen(kv, key, rev, (owner) => owner === name);
+  return other;
 }
 
 /**
@@ -156,9 +228,8 @@ async function takenSubnets(kv: KV): Promise<string[]> {
     if (e && e.operation === 'PUT') out.push(e.json<ClusterNetwork>().subnet);
   }
   for (const k of await listKeys(kv, 'subnets.*')) {
-    // IPv4 only (cluster networks are): 10_240_1_0_24 is 10.240.1.0/24.
-    const m = /^subnets\.(\d+)_(\d+)_(\d+)_(\d+)_(\d+)$/.exec(k);
-    if (m) out.push(`${m[1]}.${m[2]}.${m[3]}.${m[4]}/${m[5]}`);
+    const cidr = subnetOfKey(k);
+    if (cidr) out.push(cidr);
   }
   return out;
 }
