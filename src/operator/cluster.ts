@@ -121,6 +121,7 @@ export function startCluster(o: {
       members: () => ownKeysOf(o.state()).members,
       instance: await instanceOf(o.stateDir),
       timeoutMs: o.hostTimeoutMs,
+      log: o.log,
     });
     o.log.info({ host: o.host, vtep }, 'joined the cluster (KV bucket ledgernet-cluster)');
     return kv;

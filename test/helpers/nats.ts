@@ -120,6 +120,8 @@ export async function createNatsServer(opts: NatsServerOptions = {}): Promise<Na
 export interface NatsCluster {
   /** The client URLs of its servers, one per server. */
   readonly urls: readonly string[];
+  /** Kills (SIGKILL) the server named `n<i>` (its `server_name`, as a stream's cluster leader is named), the i-th of `urls`. */
+  kill(name: string): Promise<void>;
   /** Kills every server and removes their stores. */
   stop(): Promise<void>;
 }
@@ -163,5 +165,10 @@ export async function createNatsCluster(size = 3): Promise<NatsCluster> {
     await stop();
     throw e;
   }
-  return { urls: ports.map((p) => `nats://127.0.0.1:${p.client}`), stop };
+  const kill = async (name: string) => {
+    const p = procs[Number(/^n(\d+)$/.exec(name)?.[1] ?? NaN)];
+    if (!p) throw new Error(`no server ${name} in this cluster`);
+    if (p.exitCode === null && p.signalCode === null) await new Promise((r) => (p.once('exit', r), p.kill('SIGKILL')));
+  };
+  return { urls: ports.map((p) => `nats://127.0.0.1:${p.client}`), kill, stop };
 }

@@ -86,6 +86,47 @@ async function untilLed(jsm: JetStreamManager, stream: string, end: number): Pro
   }
 }
 
+/** Where ClusterKv.open says that it raised the bucket's replicas (or could not). */
+interface OpenLog {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+/**
+ * The replicas the bucket should have: the servers of the connected server's cluster (its INFO's
+ * `connect_urls`, itself among them), at least the `given` (--nats URLs), at most 3; 1 when the
+ * server is not clustered (a standalone server refuses more). Before, only the --nats URLs counted:
+ * a first host given one URL (a DNS name in front of three servers) made the bucket with one
+ * replica, and losing that server stopped the whole cluster (test/integration/cluster-replicas.test.ts).
+ */
+function bucketReplicas(info: { cluster?: string; connect_urls?: string[] } | undefined, given: number): number {
+  if (!info?.cluster) return 1;
+  return Math.max(1, Math.min(3, Math.max(given, new Set(info.connect_urls ?? []).size)));
+}
+
+/**
+ * Raises the replicas of the bucket's stream to `want` when it has fewer (made by a host that
+ * counted fewer servers, or by a ledgernet before this one); said at info level. A raise JetStream
+ * refuses (too few servers up) is said as a warning and the bucket is used as it is.
+ */
+async function raiseReplicas(jsm: JetStreamManager, stream: string, want: number, log: OpenLog | undefined): Promise<void> {
+  const had = (await jsm.streams.info(stream)).config.num_replicas;
+  if (had >= want) return;
+  try {
+    await jsm.streams.update(stream, { num_replicas: want });
+    log?.info({ stream, from: had, to: want }, `cluster: the KV bucket ${CLUSTER_BUCKET} had ${had} replica(s), raised to ${want} (the servers of the NATS cluster)`);
+  } catch (e) {
+    log?.warn({ stream, from: had, to: want, err: e }, `cluster: the KV bucket ${CLUSTER_BUCKET} has ${had} replica(s) and could not be raised to ${want}: ${errorText(e)}`);
+  }
+}
+
+/** JetStream's refusal of more replicas than it has servers for. */
+function isShort(e: unknown): boolean {
+  return /insufficient resources|replicas > 1 not supported|no suitable peers/i.test(errorText(e));
+}
+
+const errorText = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
 /** JetStream's answer when the bucket's stream does not exist (no stream takes its subjects). */
 function isBucketGone(e: unknown): boolean {
   const code = (e as { api_error?: { err_code?: number } } | null)?.api_error?.err_code;
@@ -145,15 +186,18 @@ export class ClusterKv {
    * this process's): a record of this host's name that another instance wrote within the timeout
    * is another machine under the same --host, refused (`admitInstance`). Blocks held under this
    * name are taken back (claimBlock) only when the record found was this instance's or an older
-   * ledgernet's (or there was none).
+   * ledgernet's (or there was none). `replicas` is the least the bucket gets (how many --nats
+   * URLs were given); the servers the connected one names as its cluster raise it
+   * (`bucketReplicas`), and a bucket made with fewer is raised to it (`raiseReplicas`, said on `log`).
    */
   static async open(
     nc: NatsConnection,
-    o: { host: string; vtep: string; replicas: number; members?: () => readonly string[]; instance?: string; timeoutMs?: number },
+    o: { host: string; vtep: string; replicas: number; members?: () => readonly string[]; instance?: string; timeoutMs?: number; log?: OpenLog },
   ): Promise<ClusterKv> {
     const timeoutMs = o.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const self: Writer = { host: o.host, vtep: o.vtep, instance: o.instance ?? PROCESS_INSTANCE, intervalMs: heartbeatInterval(timeoutMs) };
-    const replicas = Math.max(1, Math.min(3, o.replicas));
+    const given = Math.max(1, Math.min(3, o.replicas));
+    let replicas = bucketReplicas(nc.info, given);
     // Loaded here: a daemon without NATS never loads the KV client (~4 MB, bench row 9).
     const [{ Kvm }, { jetstream }] = await Promise.all([import('@nats-io/kv'), import('@nats-io/jetstream')]);
     const bind = () => new Kvm(nc).create(CLUSTER_BUCKET, { replicas, history: 1 });
@@ -171,6 +215,7 @@ export class ClusterKv {
         const quick = new Kvm(jetstream(nc, { timeout: Math.min(OPEN_REQUEST_MS * Math.ceil(attempt / 3), 5_000) }));
         const kv = await quick.create(CLUSTER_BUCKET, { replicas, history: 1 });
         await untilLed(await jetstream(nc, { timeout: LEADER_ASK_MS }).jetstreamManager(false), `KV_${CLUSTER_BUCKET}`, end);
+        await raiseReplicas(await jetstream(nc).jetstreamManager(false), `KV_${CLUSTER_BUCKET}`, replicas, o.log);
         await admitHost(kv, o.host, o.members ?? (() => []));
         const held = await kv.get(recordKey(o.host));
         const other = admitInstance(held, self, timeoutMs);
@@ -181,6 +226,11 @@ export class ClusterKv {
         return new ClusterKv(await new Kvm(nc).open(CLUSTER_BUCKET), bind, self, rev, other ? rev : 0);
       } catch (e) {
         if (Date.now() >= end || e instanceof DriverError) throw e;
+        // More servers named than can hold a replica (some without JetStream, or down): as many as were given.
+        if (replicas > given && isShort(e)) {
+          o.log?.warn({ replicas, given, err: e }, `cluster: the KV bucket ${CLUSTER_BUCKET} cannot have ${replicas} replicas (${errorText(e)}); made with ${given}`);
+          replicas = given;
+        }
         await new Promise((r) => setTimeout(r, Math.min(50 * attempt, 1_000)));
       }
     }
