@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import type { NetlinkMessage } from './netlink.ts';
 import { AF_INET, AF_INET6, cString, find, valueEnd } from './netlink-attrs.ts';
-import type { Addr, Link } from './types.ts';
+import type { Addr, Link, VxlanInfo } from './types.ts';
 
 export const RTM_GETLINK = 18;
 export const RTM_GETADDR = 22;
@@ -17,6 +17,9 @@ const IFLA = { ADDRESS: 1, IFNAME: 3, MTU: 4, LINK: 5, MASTER: 10, LINKINFO: 18,
 /** IFLA_ALT_IFNAME: one altname, nested in IFLA_PROP_LIST (`ip link property add … altname`). */
 const IFLA_ALT_IFNAME = 53;
 const IFLA_INFO_KIND = 1;
+const IFLA_INFO_DATA = 2;
+/** IFLA_VXLAN_* of <linux/if_link.h>: the attributes `ip -d` prints as `id`, `local`, `port`, `local6`. */
+const IFLA_VXLAN = { ID: 1, LOCAL: 4, PORT: 15, LOCAL6: 17 } as const;
 const IFLA_INET_CONF = 1;
 /** IPV4_DEVCONF_FORWARDING and IPV4_DEVCONF_ROUTE_LOCALNET of <linux/ip.h>; IFLA_INET_CONF holds IPV4_DEVCONF_x at x - 1. */
 const IPV4_DEVCONF_FORWARDING = 1;
@@ -42,11 +45,13 @@ export const LINK_DUMP_REQUEST: Buffer = (() => {
 export const ADDR_DUMP_REQUEST: Buffer = Buffer.alloc(8);
 
 /** A link of the dump, its master and peer by ifindex (named once every link is read). */
-export interface DumpedLink extends Omit<Link, 'master' | 'peer' | 'addrGenMode' | 'altnames'> {
+export interface DumpedLink extends Omit<Link, 'master' | 'peer' | 'addrGenMode' | 'altnames' | 'vxlan'> {
   /** undefined (not absent: one object shape for every link) when not a bridge's. */
   readonly addrGenMode: string | undefined;
   /** undefined (as above) when the link has no altname. */
   readonly altnames: readonly string[] | undefined;
+  /** undefined (as above) when not a VXLAN device. */
+  readonly vxlan: VxlanInfo | undefined;
   readonly masterIndex: number | null;
   /** IFLA_LINK of a veth in this namespace: its peer's ifindex. */
   readonly peerIndex: number | null;
@@ -120,6 +125,7 @@ export function linkOf(m: NetlinkMessage, groups: ReadonlyMap<number, string>): 
     peerInOtherNetns: veth && otherNetns,
     addrGenMode: mode,
     altnames: at(IFLA.PROP_LIST) < 0 ? undefined : altnamesOf(p, at(IFLA.PROP_LIST), end(IFLA.PROP_LIST)),
+    vxlan: kind === 'vxlan' ? vxlanOf(p, at(IFLA.LINKINFO), end(IFLA.LINKINFO)) : undefined,
     masterIndex: at(IFLA.MASTER) < 0 ? null : p.readUInt32LE(at(IFLA.MASTER)),
     peerIndex: veth && !otherNetns && iflink !== 0 ? iflink : null,
     routeLocalnet: conf >= 0 && valueEnd(p, conf) >= localnet + 4 ? p.readUInt32LE(localnet) !== 0 : null,
@@ -148,8 +154,24 @@ export function namedLinks(dumped: readonly DumpedLink[], names: ReadonlyMap<num
   return dumped.map((l) => {
     const out = { name: l.name, index: l.index, kind: l.kind, master: name(l.masterIndex), mtu: l.mtu, up: l.up, alias: l.alias, group: l.group, mac: l.mac, peer: name(l.peerIndex), peerInOtherNetns: l.peerInOtherNetns };
     const withMode = l.addrGenMode === undefined ? out : { ...out, addrGenMode: l.addrGenMode };
-    return l.altnames === undefined ? withMode : { ...withMode, altnames: l.altnames };
+    const more = l.altnames === undefined ? withMode : { ...withMode, altnames: l.altnames };
+    return l.vxlan === undefined ? more : { ...more, vxlan: l.vxlan };
   });
+}
+
+/** IFLA_INFO_DATA of a VXLAN device's IFLA_LINKINFO (from `info` to `infoEnd`): its VNI, local address and port, as `ip -d` prints them. */
+function vxlanOf(p: Buffer, info: number, infoEnd: number): VxlanInfo | undefined {
+  const data = find(p, info, infoEnd, IFLA_INFO_DATA);
+  if (data < 0) return undefined;
+  const dataEnd = valueEnd(p, data);
+  const id = find(p, data, dataEnd, IFLA_VXLAN.ID);
+  const port = find(p, data, dataEnd, IFLA_VXLAN.PORT);
+  const v4 = find(p, data, dataEnd, IFLA_VXLAN.LOCAL);
+  const v6 = find(p, data, dataEnd, IFLA_VXLAN.LOCAL6);
+  // `ip` prints an address that is set: not 0.0.0.0 nor ::.
+  const set = (at: number, len: number) => at >= 0 && valueEnd(p, at) - at >= len && p.subarray(at, at + len).some((b) => b !== 0);
+  const local = set(v4, 4) ? [...p.subarray(v4, v4 + 4)].join('.') : set(v6, 16) ? ipv6Text(p.subarray(v6, v6 + 16)) : null;
+  return { vni: id < 0 ? 0 : p.readUInt32LE(id), local, port: port < 0 ? 0 : p.readUInt16BE(port) };
 }
 
 /** Each link's name by its ifindex. */

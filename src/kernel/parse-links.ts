@@ -1,4 +1,4 @@
-import type { Link } from './types.ts';
+import type { Link, VxlanInfo } from './types.ts';
 import type { JsonRecord } from './json-fields.ts';
 import {
   asRecord,
@@ -20,7 +20,11 @@ export type LinkDetail = Pick<Link, 'kind' | 'addrGenMode'>;
  * @throws DriverError `LN_ERR_KERNEL_PARSE` when the text is not the expected JSON.
  */
 export function parseLinks(json: string): Link[] {
-  return parseJsonRecords(json, WHAT).map((rec, i) => toLink(rec, i, WHAT, detailOf(rec, `entry ${i}`)));
+  return parseJsonRecords(json, WHAT).map((rec, i) => {
+    const detail = detailOf(rec, `entry ${i}`);
+    const link = toLink(rec, i, WHAT, detail);
+    return detail.kind === 'vxlan' ? { ...link, vxlan: readVxlan(rec, `entry ${i}`) } : link;
+  });
 }
 
 /**
@@ -81,6 +85,13 @@ function readKind(rec: JsonRecord, label: string): string | null {
   const linkinfo = rec['linkinfo'];
   if (linkinfo === undefined) return null;
   return optionalString(asRecord(linkinfo, WHAT, `${label} linkinfo`), 'info_kind', WHAT, label);
+}
+
+/** A VXLAN device's `info_data`: `id`, `local` (`local6` for IPv6; neither when it has none) and `port`. */
+function readVxlan(rec: JsonRecord, label: string): VxlanInfo {
+  const data = asRecord(asRecord(rec['linkinfo'], WHAT, `${label} linkinfo`)['info_data'], WHAT, `${label} linkinfo.info_data`);
+  const local = optionalString(data, 'local', WHAT, label) ?? optionalString(data, 'local6', WHAT, label);
+  return { vni: requireNumber(data, 'id', WHAT, label), local, port: requireNumber(data, 'port', WHAT, label) };
 }
 
 function readGroup(rec: JsonRecord, label: string, what: string): string | null {

@@ -35,6 +35,20 @@ export interface Link {
    * fails with EEXIST), so a link is the holder of each.
    */
   readonly altnames?: readonly string[];
+  /**
+   * For a VXLAN device read in full (`ip -j -d link show`, a link dump): what it was made with.
+   * Absent for other kinds, and where only the plain link was read (`ip -j link show`, the model).
+   */
+  readonly vxlan?: VxlanInfo;
+}
+
+/** A VXLAN device's tunnel: `id`, `local` (or `local6`) and `dstport` as `ip link add … type vxlan` took them. */
+export interface VxlanInfo {
+  readonly vni: number;
+  /** The source address of its packets (this host's VTEP), as `ip` prints it; null when it has none. */
+  readonly local: string | null;
+  /** The remote UDP port. */
+  readonly port: number;
 }
 
 /** One address as `ip -j addr show` reports it. */

@@ -59,6 +59,18 @@ describe('links and addresses from the kernel dumps', () => {
     assert.deepEqual(links.filter((d) => d.forwarding === false).map((d) => d.name).sort(), ['lnb-bbbb', 'up0']);
   });
 
+  it("reads each VXLAN device's tunnel as ip -j -d link show prints it: VNI, local address (IPv4, IPv6, none), port", () => {
+    const links = some(messages('netlink/vxlan-link-dump.hex', 'link ').map((m) => linkOf(m, groups)));
+    const named = namedLinks(links, namesOf(links));
+    assert.deepEqual(named, parseLinks(readFixture('netlink/vxlan-link-dump.ip-d.json')));
+    assert.deepEqual(named.flatMap((l) => (l.vxlan ? [[l.name, l.vxlan]] : [])), [
+      ['lnx-aaaa', { vni: 5123, local: '192.168.231.1', port: 4789 }],
+      ['lnx-bbbb', { vni: 5124, local: 'fd00:231::1', port: 4789 }],
+      ['lnx-cccc', { vni: 77, local: null, port: 8472 }],
+    ]);
+    assert.ok(named.every((l) => (l.kind === 'vxlan') === (l.vxlan !== undefined)), 'only VXLAN devices carry one');
+  });
+
   it('reads the addresses of the links asked for, as ip -j addr show prints them, in its order', () => {
     const links = namedLinks(dumped(), namesOf(dumped()));
     const addrs: DumpedAddr[] = some(messages('netlink/addr-dump.hex').map(addrOf));
