@@ -5,11 +5,11 @@
 // kernel filters by device (not the host's whole ARP table); no `ip` or
 // `bridge` process. Without koffi the same is read from `ip -j` / `bridge -j`. Writes go the same
 // way (iproute/vxlan-rtnl.ts): the requests of the batches they replace, in their order (devices,
-// FDB entries and port flags, neighbour entries, deleted devices: an entry needs its device);
+// FDB entries and port flags, neighbour entries, deleted devices: an entry needs its device; a device made again is deleted first);
 // without koffi one `ip -batch` for devices, one `bridge -batch` for FDB entries and port flags,
 // one `ip -batch` for neighbour entries and one for deletions.
 import { DriverError } from '../errors.ts';
-import { vxlanFdbLines, vxlanIpLines, vxlanKey, type VxlanChange } from './iproute/vxlan.ts';
+import { recreated, vxlanFdbLines, vxlanIpLines, vxlanKey, type VxlanChange } from './iproute/vxlan.ts';
 import { ipBytes } from './iproute/rtnl.ts';
 import { VXLAN_CODEC, vxlanSteps } from './iproute/vxlan-rtnl.ts';
 import { openNetlink, openRequests, type Netlink, type NetlinkRequests } from './netlink.ts';
@@ -140,7 +140,7 @@ export async function underlayMtu(address: string, where: Where = {}): Promise<n
 
 /**
  * Applies the changes: as rtnetlink requests in the batches' order (iproute/vxlan-rtnl.ts), each
- * sent even after one failed, or without koffi in three batches (`-force` goes on past a failed
+ * sent even after one failed, or without koffi in four batches (`-force` goes on past a failed
  * line).
  * @throws DriverError `LN_ERR_KERNEL_EXEC` naming what failed, once everything else was applied.
  */
@@ -162,13 +162,18 @@ export async function applyVxlan(changes: readonly VxlanChange[], where: Where =
   }
 }
 
-/** The changes in three batches; `-force` goes on past a failed line, the exit code says one failed. */
+/**
+ * The changes in four batches; `-force` goes on past a failed line, the exit code says one
+ * failed. A device made again is deleted in the devices' batch, before it is created.
+ */
 async function applyByBatches(changes: readonly VxlanChange[], where: Where): Promise<void> {
+  const remade = recreated(changes);
   const isDevice = (c: VxlanChange) => c.kind === 'vxlan.create' || c.kind === 'vxlan.set';
-  const devices = changes.filter(isDevice).flatMap(vxlanIpLines);
+  const isRemade = (c: VxlanChange) => c.kind === 'vxlan.delete' && remade.has(c.name);
+  const devices = [...changes.filter(isRemade), ...changes.filter(isDevice)].flatMap(vxlanIpLines);
   const fdb = changes.flatMap(vxlanFdbLines);
   const neighs = changes.filter((c) => !isDevice(c) && c.kind !== 'vxlan.delete').flatMap(vxlanIpLines);
-  const gone = changes.filter((c) => c.kind === 'vxlan.delete').flatMap(vxlanIpLines);
+  const gone = changes.filter((c) => c.kind === 'vxlan.delete' && !isRemade(c)).flatMap(vxlanIpLines);
   if (devices.length > 0) await run(where, 'ip', ['-force', '-batch', '-'], `${devices.join('\n')}\n`);
   if (fdb.length > 0) await run(where, 'bridge', ['-force', '-batch', '-'], `${fdb.join('\n')}\n`);
   if (neighs.length > 0) await run(where, 'ip', ['-force', '-batch', '-'], `${neighs.join('\n')}\n`);

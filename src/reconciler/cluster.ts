@@ -2,6 +2,7 @@
 // to its bridge, the FDB entries that send each remote MAC to its host's VTEP (and the flood list
 // to every member's VTEP), and permanent neighbour entries on the bridge for remote addresses (so
 // the bridge answers ARP locally: nothing ARPs across the tunnel, the gateway included). Pure.
+import { canonicalIp } from '../events/domain/cidr.ts';
 import { VXLAN_OVERHEAD } from '../events/domain/cluster.ts';
 import { clusterOf } from '../events/domain/options.ts';
 import { ownerAlias, parseOwnerAlias, vxlanName } from '../events/domain/naming.ts';
@@ -10,7 +11,7 @@ import { lookup, type NetworkState, type State } from '../events/domain/types.ts
 import { applyVxlan, observeVxlan, observeVxlanLinks } from '../kernel/index.ts';
 import type { Link } from '../kernel/types.ts';
 import { FLOOD_MAC, type Neigh, type VxlanFdb } from '../kernel/parse-vxlan.ts';
-import type { VxlanChange } from '../kernel/iproute/vxlan.ts';
+import { VXLAN_PORT, type VxlanChange } from '../kernel/iproute/vxlan.ts';
 
 
 export interface DesiredVxlan {
@@ -82,7 +83,9 @@ export interface VxlanActual {
 
 /**
  * The changes that bring the VXLAN objects to `desired`: a missing device is created (its
- * entries follow in the same pass), a drifted one is set right; FDB and neighbour entries are
+ * entries follow in the same pass), a drifted one is set right; one made with another tunnel
+ * (VNI, local address: this host's VTEP changed; port) is deleted and created again, its FDB
+ * entries all added again in the same pass (they went with it). FDB and neighbour entries are
  * added and removed one by one. A device whose name a link that is not ours holds is left alone.
  */
 export function planVxlans(desired: readonly DesiredVxlan[], actual: VxlanActual): VxlanChange[] {
@@ -91,9 +94,16 @@ export function planVxlans(desired: readonly DesiredVxlan[], actual: VxlanActual
     const owner = { networkId: d.networkId, endpointId: null };
     const link = actual.links.find((l) => l.name === d.name);
     if (link && link.alias !== d.alias) continue;
-    if (!link) out.push({ kind: 'vxlan.create', name: d.name, alias: d.alias, vni: d.vni, local: d.local, mtu: d.mtu, master: d.bridge, owner, reason: 'missing' });
-    else out.push(...deviceDrift(d, link));
-    const have = link ? actual.fdb.filter((f) => f.dev === d.name) : [];
+    const tunnel = link ? tunnelDrift(d, link) : null;
+    const create = { kind: 'vxlan.create', name: d.name, alias: d.alias, vni: d.vni, local: d.local, mtu: d.mtu, master: d.bridge, owner } as const;
+    if (!link) out.push({ ...create, reason: 'missing' });
+    else if (tunnel !== null) {
+      // A device's VNI and local address cannot be changed in place: deleted, then made again
+      // (applyVxlan deletes it before it creates it), on its bridge, with all of its entries.
+      out.push({ kind: 'vxlan.delete', name: d.name, owner, reason: 'drifted', detail: `${tunnel}: deleted, then created again` });
+      out.push({ ...create, reason: 'drifted', detail: `${tunnel}: created again, with its FDB entries` });
+    } else out.push(...deviceDrift(d, link));
+    const have = link && tunnel === null ? actual.fdb.filter((f) => f.dev === d.name) : [];
     const key = (f: { mac: string; dst: string | null }) => `${f.mac} ${f.dst ?? 'bridge'}`;
     const haveKeys = new Set(have.map(key));
     const wantKeys = new Set(d.fdb.map(key));
@@ -120,6 +130,23 @@ function deviceDrift(d: DesiredVxlan, link: Link): VxlanChange[] {
   ];
   if (found.length === 0) return [];
   return [{ kind: 'vxlan.set', name: d.name, mtu: d.mtu, master: d.bridge, owner: { networkId: d.networkId, endpointId: null }, reason: 'drifted', detail: found.join(', ') }];
+}
+
+/**
+ * What of a device's tunnel differs from `d` (VNI, local address, port), null when nothing
+ * does or the link was read without it.
+ */
+function tunnelDrift(d: DesiredVxlan, link: Link): string | null {
+  const t = link.vxlan;
+  if (t === undefined) return null;
+  const local = t.local === null ? null : (canonicalIp(t.local) ?? t.local);
+  const want = canonicalIp(d.local) ?? d.local;
+  const found = [
+    ...(t.vni !== d.vni ? [`vni ${d.vni} expected, ${t.vni} found`] : []),
+    ...(local !== want ? [`local ${want} expected, ${local ?? 'none'} found`] : []),
+    ...(t.port !== VXLAN_PORT ? [`dstport ${VXLAN_PORT} expected, ${t.port} found`] : []),
+  ];
+  return found.length === 0 ? null : found.join(', ');
 }
 
 function cmp(a: string, b: string): number {

@@ -14,7 +14,7 @@ import { missingDevice, refusal, type Request, type StepCodec } from '../rtnl-ap
 import { FLOOD_MAC } from '../parse-vxlan.ts';
 import { devicesOf, encodeStep, ipBytes } from './rtnl.ts';
 import type { LinkStep } from './steps.ts';
-import { VXLAN_PORT, type VxlanChange } from './vxlan.ts';
+import { recreated, VXLAN_PORT, type VxlanChange } from './vxlan.ts';
 
 const RTM_NEWLINK = 16;
 const RTM_SETLINK = 19;
@@ -89,9 +89,14 @@ function phased(c: VxlanChange): Array<readonly [number, VxlanStep]> {
   }
 }
 
-/** The steps of the changes in the order the batches ran them, each with the index of its change. */
+/**
+ * The steps of the changes in the order the batches ran them, each with the index of its change.
+ * A device deleted and created again in the same changes (its tunnel changed) is deleted first.
+ */
 export function vxlanSteps(changes: readonly VxlanChange[]): Array<{ readonly change: number; readonly step: VxlanStep }> {
-  const all = changes.flatMap((c, change) => phased(c).map(([phase, step]) => ({ phase, change, step })));
+  const remade = recreated(changes);
+  const first = (c: VxlanChange, phase: number) => (c.kind === 'vxlan.delete' && remade.has(c.name) ? -1 : phase);
+  const all = changes.flatMap((c, change) => phased(c).map(([phase, step]) => ({ phase: first(c, phase), change, step })));
   return all.sort((a, b) => a.phase - b.phase).map(({ change, step }) => ({ change, step }));
 }
 

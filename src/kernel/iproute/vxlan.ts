@@ -25,7 +25,7 @@ export type VxlanChange =
   | (Base & { readonly kind: 'fdb.del'; readonly dev: string; readonly mac: string; readonly dst: string | null })
   | (Base & { readonly kind: 'neigh.set'; readonly dev: string; readonly dst: string; readonly lladdr: string })
   | (Base & { readonly kind: 'neigh.del'; readonly dev: string; readonly dst: string })
-  /** A device of ours no cluster network wants any more. */
+  /** A device of ours no cluster network wants any more; or one made again (a `vxlan.create` of its name follows): deleted first. */
   | (Base & { readonly kind: 'vxlan.delete'; readonly name: string })
   /** A device of ours with another MTU, off its bridge or down. */
   | (Base & { readonly kind: 'vxlan.set'; readonly name: string; readonly mtu: number; readonly master: string });
@@ -50,6 +50,12 @@ export function vxlanKey(c: VxlanChange): string {
     default:
       return c.name;
   }
+}
+
+/** The devices the changes delete and create again (a `vxlan.delete` and a `vxlan.create` of one name): deleted first. */
+export function recreated(changes: readonly VxlanChange[]): Set<string> {
+  const created = new Set(changes.flatMap((c) => (c.kind === 'vxlan.create' ? [c.name] : [])));
+  return new Set(changes.flatMap((c) => (c.kind === 'vxlan.delete' && created.has(c.name) ? [c.name] : [])));
 }
 
 /** VXLAN's IANA port. */

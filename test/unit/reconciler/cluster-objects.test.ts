@@ -8,12 +8,15 @@ import type { Command } from '../../../src/events/domain/commands.ts';
 import { decide } from '../../../src/events/domain/decide.ts';
 import { lookup } from '../../../src/events/domain/types.ts';
 import { vxlanFdbLines, vxlanIpLines, type VxlanChange } from '../../../src/kernel/iproute/vxlan.ts';
+import { vxlanSteps } from '../../../src/kernel/iproute/vxlan-rtnl.ts';
+import { parseLinks } from '../../../src/kernel/parse-links.ts';
 import { renderAcceptOnly, renderChains } from '../../../src/kernel/iptables/render.ts';
 import { renderTable } from '../../../src/kernel/nftables/render.ts';
 import { peerVteps, planVxlans, type DesiredVxlan } from '../../../src/reconciler/cluster.ts';
 import { desiredFromState } from '../../../src/reconciler/desired.ts';
 import { planJson, renderPlan } from '../../../src/reconciler/render.ts';
 import { given, NET_A, NET_B, networkSpec } from '../../helpers/events.ts';
+import { readFixture } from '../../helpers/fixtures.ts';
 
 const DEFAULTS = { range: '10.231.0.0/16', size: 24 };
 const pool = (mtu?: number): Command => ({
@@ -30,6 +33,7 @@ const member = (host: string, vtep: string | null): Command => ({
   self: 'h1',
 });
 
+const FLOOD = '00:00:00:00:00:00';
 const want: DesiredVxlan = {
   networkId: NET_A,
   cluster: 'blue',
@@ -60,6 +64,81 @@ describe('cluster: a drifted VXLAN device', () => {
     assert.deepEqual(vxlanIpLines(set as VxlanChange), ['link set dev lnx-aaaaaaaa000 mtu 1450 master lnb-aaaaaaaa000 up']);
     assert.deepEqual(vxlanFdbLines(set as VxlanChange), ['link set dev lnx-aaaaaaaa000 neigh_suppress on learning off']);
     assert.deepEqual(planVxlans([want], { links: [link], fdb: [], neighs: [] }), [], 'as wanted: nothing');
+  });
+});
+
+describe('cluster: a VXLAN device made with another tunnel (this host\'s VTEP changed)', () => {
+  // Read from a real `ip -j -d link show` (fixtures/netlink/vxlan-link-dump.ip-d.json): lnx-aaaa,
+  // VNI 5123, local 192.168.231.1, port 4789, mtu 1450, on lnb-aaaa, up.
+  const observed = parseLinks(readFixture('netlink/vxlan-link-dump.ip-d.json'));
+  const owner = { networkId: NET_A, endpointId: null };
+  const mac = '02:42:0a:f0:00:12';
+  const base: DesiredVxlan = {
+    ...want,
+    name: 'lnx-aaaa',
+    alias: 'ledgernet:vxlan:aaaa',
+    bridge: 'lnb-aaaa',
+    vni: 5123,
+    local: '192.168.231.1',
+    fdb: [{ mac: FLOOD, dst: '192.168.231.2' }, { mac, dst: null }, { mac, dst: '192.168.231.2' }],
+    neighs: [{ dst: '10.240.0.12', lladdr: mac }],
+  };
+  // Its entries as they stand: the device's FDB and the bridge's neighbour, all wanted.
+  const actual = {
+    links: observed,
+    fdb: base.fdb.map((f) => ({ dev: 'lnx-aaaa', ...f })),
+    neighs: [{ dev: 'lnb-aaaa', dst: '10.240.0.12', lladdr: mac, permanent: true }],
+  };
+
+  it('as made: nothing', () => {
+    assert.deepEqual(planVxlans([base], actual), []);
+  });
+
+  it('another local address: deleted, then created again on its bridge with every FDB entry; the neighbours stay; shown as such in the dry-run', () => {
+    const moved = { ...base, local: '192.168.231.11', fdb: base.fdb.map((f) => ({ ...f, dst: f.dst && '192.168.231.2' })) };
+    const plan = planVxlans([moved], actual);
+    const why = 'local 192.168.231.11 expected, 192.168.231.1 found';
+    assert.deepEqual(plan, [
+      { kind: 'vxlan.delete', name: 'lnx-aaaa', owner, reason: 'drifted', detail: `${why}: deleted, then created again` },
+      { kind: 'vxlan.create', name: 'lnx-aaaa', alias: 'ledgernet:vxlan:aaaa', vni: 5123, local: '192.168.231.11', mtu: 1450, master: 'lnb-aaaa', owner, reason: 'drifted', detail: `${why}: created again, with its FDB entries` },
+      ...moved.fdb.map((f) => ({ kind: 'fdb.add', dev: 'lnx-aaaa', mac: f.mac, dst: f.dst, owner, reason: 'missing' })),
+    ]);
+    assert.equal(
+      renderPlan(plan),
+      [
+        'network aaaaaaaa0000',
+        `  - vxlan.delete lnx-aaaa (drifted: ${why}: deleted, then created again)`,
+        `  ~ vxlan.create lnx-aaaa (drifted: ${why}: created again, with its FDB entries)`,
+        '  + fdb.add lnx-aaaa 00:00:00:00:00:00 dst 192.168.231.2 (missing)',
+        '  + fdb.add lnx-aaaa 02:42:0a:f0:00:12 (bridge port) (missing)',
+        '  + fdb.add lnx-aaaa 02:42:0a:f0:00:12 dst 192.168.231.2 (missing)',
+        'plan: 3 to add, 1 to change, 1 to remove (5 actions)',
+        '',
+      ].join('\n'),
+    );
+    // Applied in this order, by rtnetlink and by the batches alike: the old device goes first.
+    assert.deepEqual(vxlanSteps(plan).map((s) => s.step.op), ['link.del', 'vxlan.add', 'link.set', 'port.flags', 'fdb.add', 'fdb.add', 'fdb.add']);
+    assert.deepEqual(vxlanIpLines(plan[1] as VxlanChange), [
+      'link add name lnx-aaaa mtu 1450 group 1280198004 type vxlan id 5123 dstport 4789 local 192.168.231.11 nolearning',
+      'link set dev lnx-aaaa alias ledgernet:vxlan:aaaa group default master lnb-aaaa up',
+    ]);
+  });
+
+  it('another VNI, or an IPv6 VTEP written another way: the VNI is a drift, the spelling is not', () => {
+    const plan = planVxlans([{ ...base, vni: 5200 }], actual);
+    assert.deepEqual(plan.slice(0, 2).map((c) => `${c.kind} ${c.detail ?? ''}`), [
+      'vxlan.delete vni 5200 expected, 5123 found: deleted, then created again',
+      'vxlan.create vni 5200 expected, 5123 found: created again, with its FDB entries',
+    ]);
+    // lnx-bbbb (VNI 5124, local fd00:231::1), as if on its bridge; wanted with fd00:0231:0::1.
+    const links = observed.map((l) => (l.name === 'lnx-bbbb' ? { ...l, alias: 'ledgernet:vxlan:bbbb', master: 'lnb-aaaa', up: true, mtu: 1450 } : l));
+    const want6 = { ...base, name: 'lnx-bbbb', alias: 'ledgernet:vxlan:bbbb', vni: 5124, local: 'fd00:0231:0::1', fdb: [], neighs: [] };
+    assert.deepEqual(planVxlans([want6], { links, fdb: [], neighs: [] }), []);
+  });
+
+  it('a device read without its tunnel (the plain link, the model): not judged on it', () => {
+    const plain = observed.map(({ vxlan: _, ...l }) => l);
+    assert.deepEqual(planVxlans([{ ...base, local: '192.168.231.11', fdb: [], neighs: [] }], { links: plain, fdb: [], neighs: [] }), []);
   });
 });
 
