@@ -24,7 +24,7 @@ import { byDocker } from '../events/domain/cause.ts';
 import { short } from '../events/domain/decide.ts';
 import { lookup, pendingDeferredNetworks, type State } from '../events/domain/types.ts';
 import type { IntentDeps } from './intent.ts';
-import { ADDRESS_SPACES } from './ipam.ts';
+import { ADDRESS_SPACES } from '../events/domain/ipam.ts';
 import type { Json } from './wire.ts';
 
 /** The supervisor's internal call for it (worker link only); src/supervisor/retries.ts spells it too. */

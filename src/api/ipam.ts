@@ -12,8 +12,6 @@ import { ensureBlock, ensureBlockOf, requestClusterPool } from './cluster.ts';
 import { lookup, type Cause, type State, type StoredEvent } from '../events/domain/types.ts';
 import type { Json } from './wire.ts';
 
-export const ADDRESS_SPACES = { LocalDefaultAddressSpace: 'ledgernet-local', GlobalDefaultAddressSpace: 'ledgernet-global' };
-
 /** What the api may learn about the host; main.ts implements it over the kernel. */
 export interface HostView {
   /** Prefixes of the host's addresses and routes (automatic pools avoid them). */

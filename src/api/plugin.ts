@@ -20,8 +20,8 @@ import { DELETE_RETRY, answerDeleteRetry } from './delete-retry.ts';
 import { NETWORK_RETRY, NetworkAdopter, type DockerNetworks } from './deferred-network.ts';
 import { CREATE_RETRY, answerCreateRetry, createAtJoin, learnAddresses, mayHaveV6, resumeAddressing } from './deferred-endpoint.ts';
 import { applyIntent, awaitKernel, background, concernsEndpoint, concernsNetwork, concernsPorts, type IntentDeps } from './intent.ts';
+import { ADDRESS_SPACES } from '../events/domain/ipam.ts';
 import {
-  ADDRESS_SPACES,
   DEFAULT_POOLS,
   EMPTY_HOST,
   checkBridgeFiltering,

@@ -106,11 +106,13 @@ function ipamList(method: string, v: unknown, field: string, family: 4 | 6): Ipa
     };
     const gw = d['Gateway'];
     const aux = obj(method, d['AuxAddresses'], `${at}.AuxAddresses`);
+    const space = addressSpace(method, d['AddressSpace'], `${at}.AddressSpace`);
     return {
       prefix: p,
       pool,
       gateway: gw === undefined || gw === null || gw === '' ? null : inside(gw, `${at}.Gateway`, true),
       aux: Object.fromEntries(Object.entries(aux).map(([k, a]) => [name(method, k, `${at}.AuxAddresses key`), inside(a, `${at}.AuxAddresses.${k}`, false)])),
+      ...(space === null ? {} : { addressSpace: space }),
     };
   });
   for (const [i, a] of out.entries()) {
@@ -122,6 +124,16 @@ function ipamList(method: string, v: unknown, field: string, family: 4 | 6): Ipa
 
 const MAX_KEY = 255;
 const MAX_VALUE = 4096;
+
+/**
+ * An IPAM entry's AddressSpace (whose pool it is: ledgernet IPAM's `ledgernet-local`, Docker's
+ * `LocalDefault`, …), or null when Docker sent none.
+ */
+function addressSpace(method: string, v: unknown, what: string): string | null {
+  if (v === undefined || v === null || v === '') return null;
+  if (typeof v !== 'string' || Buffer.byteLength(v) > MAX_KEY) throw bad(method, `${what} must be a name of at most ${MAX_KEY} bytes, got ${JSON.stringify(v)?.slice(0, 64)}`);
+  return v;
+}
 
 /** A map key from Docker (an option or aux address name): bounded, and never `__proto__`. */
 function name(method: string, k: string, what: string): string {

@@ -11,7 +11,7 @@ import { DockerSync, networksToCollect, stoppedOn } from '../../src/operator/doc
 import type { Command } from '../../src/events/domain/commands.ts';
 import { decide } from '../../src/events/domain/decide.ts';
 import { fold } from '../../src/events/domain/evolve.ts';
-import type { State, StoredEvent } from '../../src/events/domain/types.ts';
+import { emptyState, type NewEvent, type State, type StoredEvent } from '../../src/events/domain/types.ts';
 import { EP_1, EP_2, NET_A, NET_B, endpointSpec, given, networkSpec, stamp } from '../helpers/events.ts';
 import { fakeDocker } from '../helpers/fake-docker.ts';
 
@@ -42,6 +42,23 @@ describe('CollectNetwork', () => {
     assert.deepEqual(Object.keys(after.endpoints), []);
     assert.deepEqual(Object.values(after.pools).map((p) => p.pool), ['10.231.8.0/24'], 'the other network keeps its pool');
     assert.ok(after.networks[NET_B]);
+  });
+
+  it("releases no pool of ledgernet IPAM that is another network's: a network on Docker's IPAM (LocalDefault) of the same subnet", () => {
+    // A's pool (`-d bridge --ipam-driver ledgernet`), and B (`-d ledgernet`, Docker's IPAM) on its subnet, as a log may hold them.
+    const local = networkSpec(NET_B, '10.50.0.0/24', '10.50.0.1/24');
+    const events: NewEvent[] = [
+      ...decide(pool('10.50.0.0/24'), emptyState),
+      { type: 'network.created', data: { ...local, ipv4Data: local.ipv4Data.map((d) => ({ ...d, addressSpace: 'LocalDefault' })) } },
+    ];
+    const both = fold(emptyState, stamp(events, emptyState));
+    const collected = decide(collect(NET_B), both);
+    assert.deepEqual(collected.map((e) => e.type), ['network.collected']);
+    assert.deepEqual(Object.keys(fold(both, stamp(collected, both)).pools), ['ledgernet/10.50.0.0/24'], "A's pool stays");
+    // The same network in ledgernet's address space is on that pool: collected with it.
+    const own = { ...local, ipv4Data: local.ipv4Data.map((d) => ({ ...d, addressSpace: 'ledgernet-local' })) };
+    const ours = fold(emptyState, stamp([events[0] as NewEvent, { type: 'network.created', data: own }], emptyState));
+    assert.deepEqual(decide(collect(NET_B), ours).map((e) => e.type), ['network.collected', 'pool.released']);
   });
 
   it('does nothing for a network ledgernet does not hold (a repeat)', () => {

@@ -10,6 +10,7 @@ import {
   decideReleasePool,
   decideRequestAddress,
   decideRequestPool,
+  poolsOfNetwork,
 } from './ipam.ts';
 import { contains, isNetworkOrBroadcast, parseAddrLen } from './cidr.ts';
 import { checkClusterNetwork, decideClaimBlock, withClusterMtu } from './cluster.ts';
@@ -17,7 +18,7 @@ import { decideNames } from './names.ts';
 import { decidePeerChange } from './peers.ts';
 import { hostBindingIpv4 } from './options.ts';
 import { checkPortFamilies, checkProxiedPorts, gatewayRole, resolvePorts } from './ports.ts';
-import { lookup, type EndpointSpec, type EndpointState, type NetworkState, type NewEvent, type State } from './types.ts';
+import { lookup, type EndpointSpec, type EndpointState, type IpamData, type NetworkState, type NewEvent, type State } from './types.ts';
 
 /**
  * Decides which events a command produces against the current state, or refuses it with a
@@ -48,11 +49,7 @@ export function decide(cmd: Command, state: State): NewEvent[] {
         );
       }
       checkClusterNetwork(spec, state);
-      checkNetworkOverlap(
-        state,
-        spec.networkId,
-        [...spec.ipv4Data, ...spec.ipv6Data].map((d) => d.pool),
-      );
+      checkNetworkOverlap(state, spec.networkId, [...spec.ipv4Data, ...spec.ipv6Data]);
       return [{ type: 'network.created', data: spec }];
     }
     case 'DeleteNetwork': {
@@ -65,13 +62,12 @@ export function decide(cmd: Command, state: State): NewEvent[] {
     case 'CollectNetwork': {
       const net = lookup(state.networks, cmd.networkId);
       if (!net) return [];
-      const subnets = new Set([...net.ipv4Data, ...net.ipv6Data].map((d) => d.pool));
       return [
         ...endpointDeletions(state, cmd.networkId),
         { type: 'network.collected', data: { networkId: cmd.networkId, reason: cmd.reason } },
-        // Docker releases a network's IPAM pools after DeleteNetwork; those calls were lost too.
-        ...Object.values(state.pools)
-          .filter((p) => subnets.has(p.pool))
+        // Docker releases a network's IPAM pools after DeleteNetwork; those calls were lost too. Only
+        // its own: a pool of the same subnet that another driver's network got from ledgernet IPAM stays.
+        ...poolsOfNetwork(state, [...net.ipv4Data, ...net.ipv6Data])
           .map((p): NewEvent => ({ type: 'pool.released', data: { poolId: p.poolId } })),
       ];
     }
@@ -188,7 +184,14 @@ export function decide(cmd: Command, state: State): NewEvent[] {
 function sameNetwork(a: NetworkState, b: Omit<NetworkState, 'createdSeq'>): boolean {
   // Its name came from Docker's API after it was created (names.ts), not with the call.
   const { createdSeq: _ignored, name: _named, ...rest } = a;
-  return isDeepStrictEqual(rest, b);
+  // Recorded before AddressSpace was kept: a repeat of its call is not told apart by it.
+  const like = (mine: readonly IpamData[], theirs: readonly IpamData[]): IpamData[] =>
+    theirs.map((d, i) => {
+      if (mine[i]?.addressSpace !== undefined) return d;
+      const { addressSpace: _space, ...old } = d;
+      return old;
+    });
+  return isDeepStrictEqual(rest, { ...b, ipv4Data: like(a.ipv4Data, b.ipv4Data), ipv6Data: like(a.ipv6Data, b.ipv6Data) });
 }
 
 function endpointsOf(state: State, networkId: string): EndpointState[] {

@@ -19,7 +19,21 @@ import {
 import type { PoolRequest } from './commands.ts';
 import { blockOf, clusterGateway, oldestReleased, peerHolding, pickFromBlocks, poolInUse } from './cluster.ts';
 import { short } from './naming.ts';
-import { lookup, releasedAt, type AddressEvent, type NewEvent, type PoolState, type State } from './types.ts';
+import { lookup, releasedAt, type AddressEvent, type IpamData, type NewEvent, type PoolState, type State } from './types.ts';
+
+/** ledgernet IPAM's address spaces (GetDefaultAddressSpaces): the AddressSpace of a network on its pools. */
+export const ADDRESS_SPACES = { LocalDefaultAddressSpace: 'ledgernet-local', GlobalDefaultAddressSpace: 'ledgernet-global' };
+
+/** Whether a network's IPAM entry may be on a pool of ledgernet IPAM: its address space is ledgernet's, or was not recorded (older logs). */
+function maybeOurPool(d: IpamData): boolean {
+  return d.addressSpace === undefined || d.addressSpace === ADDRESS_SPACES.LocalDefaultAddressSpace || d.addressSpace === ADDRESS_SPACES.GlobalDefaultAddressSpace;
+}
+
+/** The pools of ledgernet IPAM a network's entries are on (exactly their subnets, in its address space): Docker releases them with the network. */
+export function poolsOfNetwork(state: State, data: readonly IpamData[]): PoolState[] {
+  const subnets = new Set(data.filter(maybeOurPool).map((d) => d.pool));
+  return Object.values(state.pools).filter((p) => subnets.has(p.pool));
+}
 
 function poolIdFor(pool: string): string {
   return `ledgernet/${pool}`;
@@ -288,23 +302,40 @@ export function decideReleaseAddress(poolId: string, address: string, state: Sta
   return lookup(p.allocated, text) ? [{ type: 'address.released', data: { poolId, address: text } }] : [];
 }
 
-/** Refuses a network whose subnets overlap another ledgernet network (any IPAM). */
-export function checkNetworkOverlap(state: State, networkId: string, pools: readonly string[]): void {
-  for (const cidr of pools) {
-    const p = parsePrefix(cidr);
+/**
+ * Refuses a network whose subnets overlap another ledgernet network (any IPAM), or a pool
+ * ledgernet IPAM handed out that is not the entry's own: only an entry in ledgernet's address
+ * space (or with none recorded) may be on a pool, and only on the one of exactly its subnet.
+ * Another driver's network on ledgernet IPAM (`-d bridge --ipam-driver ledgernet`) holds its
+ * pool but is not in `state.networks`.
+ */
+export function checkNetworkOverlap(state: State, networkId: string, data: readonly IpamData[]): void {
+  for (const d of data) {
+    const p = parsePrefix(d.pool);
     if (!p) continue;
     for (const n of Object.values(state.networks)) {
       if (n.networkId === networkId) continue;
-      for (const d of [...n.ipv4Data, ...n.ipv6Data]) {
-        const q = parsePrefix(d.pool);
+      for (const o of [...n.ipv4Data, ...n.ipv6Data]) {
+        const q = parsePrefix(o.pool);
         if (q && overlaps(p, q)) {
           throw new DriverError(
             'LN_ERR_IPAM_OVERLAP',
-            `subnet ${formatPrefix(p)} overlaps subnet ${d.pool} of ledgernet network ${short(n.networkId)}; choose another --subnet ` +
+            `subnet ${formatPrefix(p)} overlaps subnet ${o.pool} of ledgernet network ${short(n.networkId)}; choose another --subnet ` +
               `(if Docker no longer has that network, 'ledgernet release ${short(n.networkId)}' forgets it)`,
           );
         }
       }
+    }
+    for (const pool of Object.values(state.pools)) {
+      const q = parsePrefix(pool.pool);
+      if (!q || !overlaps(p, q) || (maybeOurPool(d) && pool.pool === formatPrefix(p))) continue;
+      const space = d.addressSpace === undefined ? '' : ` (IPAM address space ${d.addressSpace}${maybeOurPool(d) ? '' : ", not ledgernet IPAM's"})`;
+      throw new DriverError(
+        'LN_ERR_IPAM_OVERLAP',
+        `subnet ${formatPrefix(p)}${space} overlaps pool ${pool.pool} (PoolID ${pool.poolId}) that ledgernet IPAM handed out to another network ` +
+          `(one of another driver with --ipam-driver ledgernet, or one being created); two networks would share addresses; choose another --subnet ` +
+          `(if Docker has no network on that pool, 'ledgernet release ${pool.pool}' frees it)`,
+      );
     }
   }
 }

@@ -9,6 +9,13 @@ export interface IpamData {
   /** Gateway with the pool's prefix length (`10.231.7.1/24`), or null when Docker sent none. */
   readonly gateway: string | null;
   readonly aux: Readonly<Record<string, string>>;
+  /**
+   * The IPAM address space Docker sent (`AddressSpace`): ledgernet's own (ADDRESS_SPACES in ipam.ts,
+   * `--ipam-driver ledgernet`) or another IPAM driver's (`LocalDefault`: Docker's). Absent when
+   * Docker sent none, and in networks recorded before it was kept: then the subnet is taken as
+   * ledgernet IPAM's pool when one matches it exactly, as before.
+   */
+  readonly addressSpace?: string;
 }
 
 export interface NetworkSpec {

@@ -65,6 +65,7 @@ export function upcastState(state: State): { state: State; warnings: string[] } 
           pool: formatPrefix(pool.prefix),
           gateway: gw && gw.family === family ? formatAddrLen(gw) : null,
           aux: Object.fromEntries(aux),
+          ...(d.addressSpace === undefined ? {} : { addressSpace: d.addressSpace }),
         };
         if (!isDeepStrictEqual(next, d)) warnings.push(`network ${short(id)}: subnet ${JSON.stringify(d)} read as ${JSON.stringify(next)}`);
         return [next];

@@ -124,6 +124,26 @@ describe('IpamDriver over the plugin socket', () => {
     assert.deepEqual((await readLog(dir)).events, []);
   });
 
+  it("refuses a ledgernet network on Docker's IPAM (LocalDefault) whose subnet is a pool ledgernet IPAM gave another driver's network; its own network on that pool is taken", async () => {
+    // Network A: `-d bridge --ipam-driver ledgernet --subnet 10.50.0.0/24` (Docker's bridge driver: never a ledgernet network).
+    const pool = await call('IpamDriver.RequestPool', '{"AddressSpace":"ledgernet-local","Pool":"10.50.0.0/24","SubPool":"","Options":null,"V6":false}\n');
+    assert.equal(pool.status, 200, JSON.stringify(pool.body));
+    const network = (net: string, space: string, subnet = '10.50.0.0/24', gw = '10.50.0.1/24') =>
+      call('NetworkDriver.CreateNetwork', `{"NetworkID":"${net}","Options":{"com.docker.network.enable_ipv6":false,"com.docker.network.generic":{}},"IPv4Data":[{"AddressSpace":"${space}","Gateway":"${gw}","Pool":"${subnet}"}],"IPv6Data":[]}\n`);
+    // Network B: `-d ledgernet --subnet 10.50.0.0/24` on Docker's default IPAM.
+    const b = await network('b'.repeat(64), 'LocalDefault');
+    assert.equal(b.status, 500);
+    assert.match(String(b.body['Err']), /^subnet 10\.50\.0\.0\/24 \(IPAM address space LocalDefault, not ledgernet IPAM's\) overlaps pool 10\.50\.0\.0\/24 \(PoolID ledgernet\/10\.50\.0\.0\/24\) that ledgernet IPAM handed out to another network/);
+    // A subnet inside the pool, even in ledgernet's space, is not the pool.
+    const inside = await network('c'.repeat(64), 'ledgernet-local', '10.50.0.0/25', '10.50.0.1/25');
+    assert.match(String(inside.body['Err']), /^subnet 10\.50\.0\.0\/25 \(IPAM address space ledgernet-local\) overlaps pool 10\.50\.0\.0\/24/);
+    assert.deepEqual((await readLog(dir)).events.map((e) => e.type), ['pool.requested']);
+    // `-d ledgernet --ipam-driver ledgernet`: the network on its own pool.
+    const own = await network('d'.repeat(64), 'ledgernet-local');
+    assert.equal(own.status, 200, JSON.stringify(own.body));
+    assert.equal(store.state.networks['d'.repeat(64)]?.ipv4Data[0]?.addressSpace, 'ledgernet-local');
+  });
+
   it('refuses a custom bridge name that is a foreign interface', async () => {
     const net = 'c'.repeat(64);
     const res = await call(

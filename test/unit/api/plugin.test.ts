@@ -619,7 +619,7 @@ describe('plugin API: bad input is refused by name', () => {
     // Values are canonicalised before they are recorded.
     const ok = await call('NetworkDriver.CreateNetwork', netWith(v4('10.77.0.9/24', '10.77.0.1/24'), '{}'));
     assert.equal(ok.status, 200);
-    assert.deepEqual(h.store.state.networks[NET]?.ipv4Data, [{ pool: '10.77.0.0/24', gateway: '10.77.0.1/24', aux: {} }]);
+    assert.deepEqual(h.store.state.networks[NET]?.ipv4Data, [{ pool: '10.77.0.0/24', gateway: '10.77.0.1/24', aux: {}, addressSpace: 'LocalDefault' }]);
     // And the allocator keeps working.
     const pool = await call('IpamDriver.RequestPool', '{"AddressSpace":"ledgernet-local","Pool":"","SubPool":"","Options":null,"V6":false}');
     assert.equal(pool.status, 200);

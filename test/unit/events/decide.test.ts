@@ -25,6 +25,13 @@ describe('decide + evolve', () => {
     assert.deepEqual(decide(createA, given(createA)), []);
   });
 
+  it("a repeated CreateNetwork of a network recorded without AddressSpace (older logs) is a no-op; another AddressSpace than the one recorded is other settings", () => {
+    const withSpace = (space: string): Command => ({ type: 'CreateNetwork', spec: { ...networkSpec(NET_A), ipv4Data: networkSpec(NET_A).ipv4Data.map((d) => ({ ...d, addressSpace: space })) } });
+    assert.deepEqual(decide(withSpace('LocalDefault'), given(createA)), []);
+    assert.deepEqual(decide(withSpace('LocalDefault'), given(withSpace('LocalDefault'))), []);
+    assert.throws(() => decide(withSpace('ledgernet-local'), given(withSpace('LocalDefault'))), (e: DriverError) => e.code === 'LN_ERR_CONFLICT');
+  });
+
   it('refuses a CreateNetwork with the same id and other settings', () => {
     const other: Command = { type: 'CreateNetwork', spec: networkSpec(NET_A, '10.9.0.0/24', '10.9.0.1/24') };
     assert.throws(() => decide(other, given(createA)), (e: DriverError) => e.code === 'LN_ERR_CONFLICT');

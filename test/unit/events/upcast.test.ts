@@ -11,7 +11,8 @@ import { EventLog } from '../../../src/events/log/log.ts';
 import { loadState, openStore } from '../../../src/events/log/open.ts';
 import { upcastState } from '../../../src/events/log/upcast.ts';
 import { emptyState, type NewEvent } from '../../../src/events/domain/types.ts';
-import { EP_1, EP_2, NET_A, NET_B, endpointSpec, networkSpec } from '../../helpers/events.ts';
+import { EP_1, EP_2, NET_A, NET_B, endpointSpec, networkSpec, stamp } from '../../helpers/events.ts';
+import { fold } from '../../../src/events/domain/evolve.ts';
 import { byLedgernet } from '../../../src/events/domain/cause.ts';
 
 const NET_C = 'c'.repeat(64);
@@ -35,6 +36,18 @@ describe('old states are read leniently (upcastState)', () => {
     const { state, warnings } = upcastState({ ...emptyState });
     assert.deepEqual(warnings, []);
     assert.equal(state.networks, emptyState.networks, 'a clean state is returned as it is');
+  });
+
+  it("a network's AddressSpace is kept as recorded, and one recorded without it stays without it, without warnings", () => {
+    const spaced = networkSpec(NET_A);
+    const state = fold(emptyState, stamp([
+      { type: 'network.created', data: { ...spaced, ipv4Data: spaced.ipv4Data.map((d) => ({ ...d, addressSpace: 'LocalDefault' })) } },
+      { type: 'network.created', data: networkSpec(NET_B, '10.78.0.0/24', '10.78.0.1/24') },
+    ], emptyState));
+    const { state: read, warnings } = upcastState(state);
+    assert.deepEqual(warnings, []);
+    assert.equal(read.networks[NET_A]?.ipv4Data[0]?.addressSpace, 'LocalDefault');
+    assert.equal('addressSpace' in (read.networks[NET_B]?.ipv4Data[0] ?? {}), false);
   });
 
   it('a log holding such records opens, says what it changed, and automatic pools still work', async () => {
