@@ -10,7 +10,7 @@ import { byDocker, byLedgernet } from '../events/domain/cause.ts';
 import type { ClusterPort } from '../events/domain/cluster.ts';
 import type { Command, DefaultPool } from '../events/domain/commands.ts';
 import { bridgeName } from '../events/domain/naming.ts';
-import { macHolder, short } from '../events/domain/decide.ts';
+import { short } from '../events/domain/decide.ts';
 import { containerIfacePrefix } from '../events/domain/options.ts';
 import { lookup } from '../events/domain/types.ts';
 import { EXTERNAL_RETRY, externalRetry, knownCalls } from './external-retry.ts';
@@ -219,20 +219,27 @@ async function createEndpoint(deps: Ctx, body: Json, method: string): Promise<un
   const { spec, requestedMac } = toEndpointSpec(method, body);
   // A network whose CreateNetwork was cut off: Docker has it, ledgernet takes it from Docker's API.
   if (deps.adopter && !lookup(deps.store.state.networks, spec.networkId)) await deps.adopter.whenKnown(spec.networkId, method, deps.retryWaitMs ?? RETRY_WAIT_MS);
-  // Derived from the IPv4 address as Docker's bridge driver does, unless another endpoint was given that MAC (ledgernet.mac).
-  const taken = (m: string) => macHolder(deps.store.state, spec.networkId, spec.endpointId, m) !== undefined;
-  let derived = spec.address ? macForAddress(spec.address) : null;
-  while (derived !== null && taken(derived)) derived = randomMac();
-  const mac = spec.mac ?? requestedMac ?? derived;
-  const command: Command = { type: 'CreateEndpoint', spec: { ...spec, mac }, ...(requestedMac !== null ? { requestedMac: true } : {}) };
-  await applyIntent(deps, command, {
+  // Given none: derived from the IPv4 address as Docker's bridge driver does, unless another endpoint
+  // was given that MAC (ledgernet.mac), then a random one; decide chooses, against every decided endpoint.
+  const given = spec.mac ?? requestedMac;
+  const macChoice = given === null && spec.address ? { derived: macForAddress(spec.address), fallback: randomMac() } : null;
+  const command: Command = {
+    type: 'CreateEndpoint',
+    spec: { ...spec, mac: given },
+    ...(requestedMac !== null ? { requestedMac: true } : {}),
+    ...(macChoice === null ? {} : { macChoice }),
+  };
+  const events = await applyIntent(deps, command, {
     trigger: method,
     concerns: concernsEndpoint(spec.networkId, spec.endpointId),
     what: `could not create veth ${spec.veth}`,
     compensate: (reason) => ({ type: 'RollbackEndpoint', networkId: spec.networkId, endpointId: spec.endpointId, reason }),
   });
   deps.ready.add(spec.endpointId);
-  // Only fields Docker left empty may be returned, or it rolls the endpoint back.
+  // The MAC recorded (a repeat of the call records nothing: the endpoint's). Only fields Docker
+  // left empty may be returned, or it rolls the endpoint back.
+  const created = events.find((e) => e.type === 'endpoint.created');
+  const mac = created ? created.data.mac : (lookup(deps.store.state.endpoints, spec.endpointId)?.mac ?? null);
   return spec.mac === null && mac !== null ? { Interface: { MacAddress: mac } } : {};
 }
 

@@ -20,6 +20,12 @@ export interface PoolRequest {
   readonly cluster?: PoolCluster;
 }
 
+/** An endpoint's MAC when none was given: the one derived from its address, else a random one. */
+export interface MacChoice {
+  readonly derived: string;
+  readonly fallback: string;
+}
+
 /** A network's name in Docker. */
 export interface NetworkName {
   readonly networkId: string;
@@ -41,8 +47,13 @@ export type Command =
   | { readonly type: 'RollbackNetwork'; readonly networkId: string; readonly reason: string }
   /** Docker's API positively said the network is gone: forget it, its endpoints and its IPAM pools. */
   | { readonly type: 'CollectNetwork'; readonly networkId: string; readonly reason: string }
-  /** `requestedMac`: spec.mac was asked for by name (ledgernet.mac), so no other endpoint of the network may have it. */
-  | { readonly type: 'CreateEndpoint'; readonly spec: EndpointSpec; readonly requestedMac?: boolean }
+  /**
+   * `requestedMac`: spec.mac was asked for by name (ledgernet.mac), so no other endpoint of the network may have it.
+   * `macChoice` (spec.mac null): the MAC to give it, chosen against the decided state: `derived`
+   * (from its IPv4 address, as Docker's bridge driver does) unless another endpoint of the
+   * network has it, then `fallback` (random, drawn by the caller); recorded in `endpoint.created`.
+   */
+  | { readonly type: 'CreateEndpoint'; readonly spec: EndpointSpec; readonly requestedMac?: boolean; readonly macChoice?: MacChoice }
   | { readonly type: 'Join'; readonly networkId: string; readonly endpointId: string; readonly sandboxKey: string }
   | { readonly type: 'Leave'; readonly networkId: string; readonly endpointId: string }
   | { readonly type: 'DeleteEndpoint'; readonly networkId: string; readonly endpointId: string }

@@ -1,6 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
 import { DriverError } from '../../errors.ts';
-import type { Command } from './commands.ts';
+import type { Command, MacChoice } from './commands.ts';
 import { short } from './naming.ts';
 
 export { short };
@@ -84,7 +84,9 @@ export function decide(cmd: Command, state: State): NewEvent[] {
       }
       checkEndpoint(state, net, cmd.spec);
       if (cmd.requestedMac === true && cmd.spec.mac !== null) checkMacFree(state, cmd.spec.networkId, cmd.spec.endpointId, cmd.spec.mac);
-      return [{ type: 'endpoint.created', data: cmd.spec }];
+      // Chosen here, against every endpoint decided so far (durable or not), so that two calls at once cannot both take one MAC.
+      const mac = cmd.spec.mac ?? (cmd.macChoice ? chooseMac(state, cmd.spec, cmd.macChoice) : null);
+      return [{ type: 'endpoint.created', data: { ...cmd.spec, mac } }];
     }
     case 'Join': {
       const ep = requireEndpoint(state, cmd.networkId, cmd.endpointId);
@@ -236,9 +238,8 @@ function checkEndpoint(state: State, net: NetworkState, spec: EndpointSpec): voi
   checkAddresses(net, spec);
 }
 
-/** A MAC asked for with ledgernet.mac that another endpoint of the network has: both would lose traffic on the bridge. */
-/** The other endpoint of the network that has `mac`, if any. */
-export function macHolder(state: State, networkId: string, endpointId: string, mac: string): EndpointState | undefined {
+/** The other endpoint of the network that has `mac`, if any (two endpoints with one MAC on a bridge both lose traffic). */
+function macHolder(state: State, networkId: string, endpointId: string, mac: string): EndpointState | undefined {
   return Object.values(state.endpoints).find((ep) => ep.networkId === networkId && ep.endpointId !== endpointId && !ep.lost && ep.mac === mac);
 }
 
@@ -247,6 +248,23 @@ function checkMacFree(state: State, networkId: string, endpointId: string, mac: 
   if (holder) {
     throw new DriverError('LN_ERR_CONFLICT', `ledgernet.mac=${mac} is already the MAC address of endpoint ${short(holder.endpointId)} on network ${short(networkId)}; give another`);
   }
+}
+
+/**
+ * The MAC of a new endpoint given none: the one derived from its address unless another endpoint
+ * of the network has it (asked for with ledgernet.mac), then the random fallback.
+ * @throws DriverError `LN_ERR_CONFLICT` when the fallback is taken too (1 in 2^46 per endpoint): nothing recorded, Docker's next try draws another.
+ */
+function chooseMac(state: State, spec: EndpointSpec, choice: MacChoice): string {
+  const derived = macHolder(state, spec.networkId, spec.endpointId, choice.derived);
+  if (!derived) return choice.derived;
+  const fallback = macHolder(state, spec.networkId, spec.endpointId, choice.fallback);
+  if (!fallback) return choice.fallback;
+  throw new DriverError(
+    'LN_ERR_CONFLICT',
+    `endpoint ${short(spec.endpointId)}: the MAC derived from its address (${choice.derived}) is that of endpoint ${short(derived.endpointId)} and the random one drawn instead ` +
+      `(${choice.fallback}) that of endpoint ${short(fallback.endpointId)} on network ${short(spec.networkId)}; nothing was changed, try again`,
+  );
 }
 
 /** An endpoint's addresses must be host addresses in the network's subnets. */

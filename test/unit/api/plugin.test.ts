@@ -733,6 +733,24 @@ describe('plugin API: bad input is refused by name', () => {
     assert.equal(Object.values(h.store.state.endpoints).filter((ep) => ep.mac === '02:00:00:00:00:bb').length, 1);
   });
 
+  it('a MAC asked for with ledgernet.mac and the same MAC derived for another endpoint, at the same instant: the derived one gives way, the recorded MACs differ', async () => {
+    assert.equal((await call('NetworkDriver.CreateNetwork', createNetworkBody())).status, 200);
+    const body = (ep: string, address: string, options: string) =>
+      `{"NetworkID":"${NET}","EndpointID":"${ep}","Interface":{"Address":"${address}","AddressIPv6":"","MacAddress":""},"Options":${options}}\n`;
+    const [a, b] = ['a'.repeat(64), 'b'.repeat(64)];
+    // A asks for the MAC 10.213.0.3 derives; B gets 10.213.0.3. A is decided before B, not yet durable.
+    const answers = await Promise.all([
+      call('NetworkDriver.CreateEndpoint', body(a, '10.213.0.2/24', '{"ledgernet.mac":"02:42:0a:d5:00:03"}')),
+      call('NetworkDriver.CreateEndpoint', body(b, '10.213.0.3/24', '{}')),
+    ]);
+    assert.deepEqual(answers.map((r) => r.status), [200, 200], JSON.stringify(answers.map((r) => r.body)));
+    const recorded = [h.store.state.endpoints[a]?.mac, h.store.state.endpoints[b]?.mac];
+    assert.equal(recorded[0], '02:42:0a:d5:00:03');
+    assert.notEqual(recorded[1], recorded[0], 'two endpoints of one bridge with one MAC');
+    assert.match(String(recorded[1]), /^[0-9a-f][26ae](:[0-9a-f]{2}){5}$/, 'the random fallback: locally administered, unicast');
+    assert.deepEqual(answers.map((r) => (r.body['Interface'] as { MacAddress?: string } | undefined)?.MacAddress), recorded, 'each answer is the MAC recorded');
+  });
+
   it('published ports: another protocol, sctp on HostIP ::1 (the proxy speaks tcp and udp), IPv6 on an IPv4-only network, a host port given twice on overlapping addresses are refused by name; on two addresses it is two bindings', async () => {
     assert.equal((await call('NetworkDriver.CreateNetwork', createNetworkBody())).status, 200);
     assert.equal((await call('NetworkDriver.CreateEndpoint', createEndpointBody())).status, 200);

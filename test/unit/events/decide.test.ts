@@ -100,4 +100,21 @@ describe('decide + evolve', () => {
     const onB: Command = { type: 'CreateEndpoint', spec: { ...endpointSpec(NET_B, EP_2, '10.9.0.3/24'), mac }, requestedMac: true };
     assert.equal(decide(onB, given(createA, first, { type: 'CreateNetwork', spec: networkSpec(NET_B, '10.9.0.0/24', '10.9.0.1/24') })).length, 1);
   });
+
+  it('an endpoint given no MAC gets the derived one, else the fallback when another endpoint has it; both taken is refused by name, nothing decided', () => {
+    const derived = '02:42:0a:e7:07:03';
+    const choice = (fallback: string, mac: string | null = null): Command => ({ type: 'CreateEndpoint', spec: { ...endpointSpec(NET_A, EP_2, '10.231.7.3/24'), mac }, macChoice: { derived, fallback } });
+    const created = (events: NewEvent[]) => (events[0]?.type === 'endpoint.created' ? events[0].data.mac : undefined);
+    assert.equal(created(decide(choice('06:00:00:00:00:01'), given(createA))), derived);
+    const holder: Command = { type: 'CreateEndpoint', spec: { ...endpointSpec(NET_A, EP_1), mac: derived }, requestedMac: true };
+    const taken = given(createA, holder);
+    assert.equal(created(decide(choice('06:00:00:00:00:01'), taken)), '06:00:00:00:00:01');
+    const third: Command = { type: 'CreateEndpoint', spec: { ...endpointSpec(NET_A, 'c'.repeat(64), '10.231.7.4/24'), mac: '06:00:00:00:00:01' } };
+    assert.throws(
+      () => decide(choice('06:00:00:00:00:01'), given(createA, holder, third)),
+      (e: DriverError) => e.code === 'LN_ERR_CONFLICT' && e.message.includes(`the MAC derived from its address (${derived}) is that of endpoint ${EP_1.slice(0, 12)} and the random one drawn instead (06:00:00:00:00:01) that of endpoint cccccccccccc`),
+    );
+    // A MAC given (Docker's, or ledgernet.mac) is the one recorded.
+    assert.equal(created(decide(choice('06:00:00:00:00:01', '06:00:00:00:00:02'), taken)), '06:00:00:00:00:02');
+  });
 });
