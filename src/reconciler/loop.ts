@@ -85,10 +85,6 @@ interface Waiter {
   readonly reject: (e: unknown) => void;
 }
 
-/**
- * Runs one pass at a time. Requests that arrive while a pass runs are merged into the next
- * pass, which starts after they were made, so every caller sees a pass that read its intent.
- */
 /** The failures of a pass's first step that its second (planned on a fresh read) neither applied, failed again, nor planned no more. */
 function unresolved(failures: readonly Failure[], again: Pick<Step, 'planned' | 'applied' | 'failures'>): Failure[] {
   if (failures.length === 0) return [];
@@ -98,6 +94,10 @@ function unresolved(failures: readonly Failure[], again: Pick<Step, 'planned' | 
   return failures.filter((f) => planned.has(key(f.action)) && !settled.has(key(f.action)));
 }
 
+/**
+ * Runs one pass at a time. Requests that arrive while a pass runs are merged into the next
+ * pass, which starts after they were made, so every caller sees a pass that read its intent.
+ */
 export class Reconciler {
   private readonly deps: ReconcilerDeps;
   private waiting: Waiter[] = [];
