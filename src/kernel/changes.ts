@@ -71,7 +71,11 @@ export type LinkChange =
 
 /** Bandwidth shaping: rtnetlink requests, or one `tc -force -batch -` a pass (kernel/tc/). */
 export type ShapingChange =
-  | (ChangeBase & { readonly kind: 'qdisc.set'; readonly name: string; readonly rate: number })
+  /**
+   * A tbf of `rate` bit/s at the root of `name`. `mtu`: the largest packet it must pass (the
+   * network's MTU: on the host-side veth, and on the endpoint's ifb, which its veth redirects to).
+   */
+  | (ChangeBase & { readonly kind: 'qdisc.set'; readonly name: string; readonly rate: number; readonly mtu: number })
   | (ChangeBase & { readonly kind: 'qdisc.delete'; readonly name: string })
   | (ChangeBase & { readonly kind: 'redirect.set'; readonly name: string; readonly to: string; readonly replace: boolean })
   | (ChangeBase & { readonly kind: 'redirect.delete'; readonly name: string });

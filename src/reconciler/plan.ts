@@ -308,6 +308,7 @@ function planQdisc(v: DesiredVeth, dev: string, rate: number | null, exists: boo
       kind: 'qdisc.set',
       name: dev,
       rate,
+      mtu: v.mtu,
       owner,
       reason: exists ? 'drifted' : 'missing',
       detail: exists ? `tbf ${rate} bit/s expected, ${found} found` : `tbf ${rate} bit/s`,

@@ -146,7 +146,7 @@ describe('kernel in a throwaway network namespace', { skip }, () => {
 
     const shaping = await kernel.applyShaping([
       { ...base, kind: 'qdisc.delete', name: 'lnv-7e57000dead' },
-      { ...base, kind: 'qdisc.set', name: br, rate: 8_000_000 },
+      { ...base, kind: 'qdisc.set', name: br, rate: 8_000_000, mtu: 1400 },
     ]);
     assert.deepEqual(shaping.failures.map((f) => f.index), [0]);
     assert.equal((await kernel.observe()).qdiscs.find((q) => q.dev === br && q.root)?.rate, 1_000_000);

@@ -57,9 +57,9 @@ describe('shaping changes through rtnetlink and through tc -batch', { skip }, ()
 
   it('makes tbf qdiscs (a rate over 32 bits of bytes/s included) and ingress redirects exactly as tc does', async () => {
     const failures = await both([
-      { ...base, kind: 'qdisc.set', name: 'lnv-c1c1c1c1c1c', rate: 10_000_000 },
-      { ...base, kind: 'qdisc.set', name: 'lni-c1c1c1c1c1c', rate: 1_234_567 },
-      { ...base, kind: 'qdisc.set', name: 'lnv-c2c2c2c2c2c', rate: 40_000_000_000 },
+      { ...base, kind: 'qdisc.set', name: 'lnv-c1c1c1c1c1c', rate: 10_000_000, mtu: 1500 },
+      { ...base, kind: 'qdisc.set', name: 'lni-c1c1c1c1c1c', rate: 1_234_567, mtu: 1500 },
+      { ...base, kind: 'qdisc.set', name: 'lnv-c2c2c2c2c2c', rate: 40_000_000_000, mtu: 1500 },
       { ...base, kind: 'redirect.set', name: 'lnv-c1c1c1c1c1c', to: 'lni-c1c1c1c1c1c', replace: false },
       { ...base, kind: 'redirect.set', name: 'lnv-c2c2c2c2c2c', to: 'lni-c2c2c2c2c2c', replace: false },
     ]);
@@ -73,7 +73,7 @@ describe('shaping changes through rtnetlink and through tc -batch', { skip }, ()
 
   it('changes rates, replaces a redirect and deletes qdiscs exactly as tc does', async () => {
     const failures = await both([
-      { ...base, kind: 'qdisc.set', name: 'lnv-c1c1c1c1c1c', rate: 20_000_000 },
+      { ...base, kind: 'qdisc.set', name: 'lnv-c1c1c1c1c1c', rate: 20_000_000, mtu: 1500 },
       { ...base, kind: 'redirect.set', name: 'lnv-c1c1c1c1c1c', to: 'lni-c2c2c2c2c2c', replace: true },
       { ...base, kind: 'qdisc.delete', name: 'lni-c1c1c1c1c1c' },
       { ...base, kind: 'redirect.delete', name: 'lnv-c2c2c2c2c2c' },
@@ -89,9 +89,9 @@ describe('shaping changes through rtnetlink and through tc -batch', { skip }, ()
     const failures = await both([
       { ...base, kind: 'redirect.set', name: 'lnv-c1c1c1c1c1c', to: 'lni-c1c1c1c1c1c', replace: false }, // its ingress qdisc exists
       { ...base, kind: 'qdisc.delete', name: 'lni-c1c1c1c1c1c' }, // no root qdisc of its own
-      { ...base, kind: 'qdisc.set', name: 'lnv-0000000dead', rate: 1_000_000 },
+      { ...base, kind: 'qdisc.set', name: 'lnv-0000000dead', rate: 1_000_000, mtu: 1500 },
       { ...base, kind: 'redirect.set', name: 'lnv-c2c2c2c2c2c', to: 'lni-0000000dead', replace: false },
-      { ...base, kind: 'qdisc.set', name: 'lni-c2c2c2c2c2c', rate: 3_000_000 },
+      { ...base, kind: 'qdisc.set', name: 'lni-c2c2c2c2c2c', rate: 3_000_000, mtu: 1500 },
     ]);
     assert.deepEqual(failures, [
       { index: 0, message: 'Error: Exclusivity flag on, cannot modify.' },
@@ -104,3 +104,45 @@ describe('shaping changes through rtnetlink and through tc -batch', { skip }, ()
     assert.ok(s.qdiscs.some((q) => q['dev'] === 'lni-c2c2c2c2c2c' && q['kind'] === 'tbf'));
   });
 });
+
+// A tbf drops every packet longer than its burst: on a network of a large MTU the burst must hold
+// a whole frame, on the veth (ingress_rate) and on the ifb its ingress is redirected to (egress_rate).
+for (const writes of ['netlink', 'processes'] as const) {
+  describe(`a tbf on a veth of MTU 65535 passes whole frames (writes: ${writes})`, { skip }, () => {
+    const host = throwawayNetns('lnshape-mtu');
+    const container = throwawayNetns('lnshape-mtuc');
+    const [veth, peer, ifb] = ['lnv-m1m1m1m1m1m', 'lnc-m1m1m1m1m1m', 'lni-m1m1m1m1m1m'];
+    const ping = async () =>
+      (await execa('ip', ['netns', 'exec', host, 'busybox', 'ping', '-c', '2', '-W', '1', '-s', '30000', '10.231.99.2'], { reject: false })).stdout;
+
+    before(async () => {
+      const ip = (...args: string[]) => execa('ip', ['-n', host, ...args]);
+      await ip('link', 'add', veth, 'mtu', '65535', 'type', 'veth', 'peer', 'name', peer, 'mtu', '65535', 'netns', container);
+      await ip('link', 'add', ifb, 'type', 'ifb');
+      await ip('addr', 'add', '10.231.99.1/24', 'dev', veth);
+      for (const d of [veth, ifb]) await ip('link', 'set', d, 'up');
+      await execa('ip', ['-n', container, 'addr', 'add', '10.231.99.2/24', 'dev', peer]);
+      await execa('ip', ['-n', container, 'link', 'set', peer, 'up']);
+    });
+
+    it('a 10 Mbit/s tbf on the veth and on its ifb has a burst of the MTU and the Ethernet header, and a 30,000-byte ping crosses both', async () => {
+      assert.match(await ping(), /2 packets received/, 'crosses before shaping');
+      const kernel = createKernel({ netns: host, filterPrefixes: [VETH_PREFIX], interfaceWrites: writes });
+      const { failures } = await kernel.applyShaping([
+        { ...base, kind: 'qdisc.set', name: veth, rate: 10_000_000, mtu: 65_535 },
+        { ...base, kind: 'qdisc.set', name: ifb, rate: 10_000_000, mtu: 65_535 },
+        { ...base, kind: 'redirect.set', name: veth, to: ifb, replace: false },
+      ]);
+      assert.deepEqual(failures, []);
+      for (const dev of [veth, ifb]) {
+        const [tbf] = JSON.parse((await execa('tc', ['-n', host, '-j', 'qdisc', 'show', 'dev', dev, 'root'])).stdout) as Array<{ kind: string; options: { burst: number } }>;
+        assert.equal(tbf?.kind, 'tbf');
+        // tc prints the burst back from the bucket in ticks and whole microseconds, rounded down:
+        // 65,548 for the 65,549 written at 10 Mbit/s (1.25 bytes a microsecond).
+        assert.ok((tbf?.options.burst ?? 0) >= 65_549 - 2, `${dev}: burst ${tbf?.options.burst} holds a frame of 65,549 bytes`);
+      }
+      // The echo request leaves through the veth's tbf; the reply enters the veth, goes to the ifb and its tbf.
+      assert.match(await ping(), /2 packets received/, 'crosses both tbfs');
+    });
+  });
+}

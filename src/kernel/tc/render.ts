@@ -12,6 +12,17 @@ export function isShapingChange<T extends { readonly kind: string }>(c: T): c is
 /** The latency a tbf queue may add (its limit: this much traffic at the rate, plus the burst). */
 export const TBF_LATENCY_US = 50_000;
 
+/** The Ethernet header, which tbf counts in a packet's length and a device's MTU does not (psched_mtu). */
+const ETH_HLEN = 14;
+
+/**
+ * The burst of a tbf for `rate` (bit/s) on a device of `mtu`, in bytes: 10 ms of traffic, at least
+ * 16 kB, and never less than a whole frame (tbf drops every packet longer than its burst).
+ */
+function tbfBurst(rate: number, mtu: number): number {
+  return Math.max(16_000, mtu + ETH_HLEN, Math.ceil(rate / 8 / 100));
+}
+
 /** One request. */
 export type TcStep =
   | { readonly op: 'qdisc.del'; readonly dev: string; readonly parent: 'root' | 'ingress' }
@@ -36,8 +47,7 @@ export function tcSteps(c: ShapingChange): TcStep[] {
         { op: 'redirect.add', dev: c.name, to: c.to },
       ];
     case 'qdisc.set':
-      // Burst: 10 ms of traffic, at least 16 kB (tbf needs at least one MTU-sized packet per tick).
-      return [{ op: 'tbf.replace', dev: c.name, rate: c.rate, burst: Math.max(16_000, Math.ceil(c.rate / 8 / 100)) }];
+      return [{ op: 'tbf.replace', dev: c.name, rate: c.rate, burst: tbfBurst(c.rate, c.mtu) }];
   }
 }
 

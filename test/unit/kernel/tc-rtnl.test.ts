@@ -34,8 +34,24 @@ describe('shaping changes as rtnetlink requests', () => {
     assert.deepEqual([kindOf(del?.body ?? Buffer.alloc(0)), kindOf(ingress?.body ?? Buffer.alloc(0)), kindOf(filter?.body ?? Buffer.alloc(0))], ['ingress', 'ingress', 'u32']);
     assert.equal(filter?.body.readUInt32LE(16), 0x00010300, 'prio 1, protocol all');
     assert.ok(filter?.body.includes(Buffer.from('mirred\0')));
-    const [tbf] = tcSteps({ ...base, kind: 'qdisc.set', name: 'lnv-a', rate: 8_000_000 }).map((s) => encodeTcStep(s, index));
+    const [tbf] = tcSteps({ ...base, kind: 'qdisc.set', name: 'lnv-a', rate: 8_000_000, mtu: 1500 }).map((s) => encodeTcStep(s, index));
     assert.deepEqual([tbf?.type, tbf?.flags, tbf?.body.readUInt32LE(12), kindOf(tbf?.body ?? Buffer.alloc(0))], [36, 0x500, 0xffffffff, 'tbf']);
+  });
+
+  it('a tbf burst holds a whole frame of the device (its MTU and the Ethernet header), both ways', () => {
+    const set = (rate: number, mtu: number) => ({ ...base, kind: 'qdisc.set', name: 'lnv-a', rate, mtu }) as const;
+    const burstOf = (rate: number, mtu: number) => tcSteps(set(rate, mtu)).map((s) => (s.op === 'tbf.replace' ? s.burst : null));
+    assert.deepEqual(burstOf(10_000_000, 65_535), [65_549]);
+    assert.deepEqual(burstOf(8_000, 65_535), [65_549], 'however low the rate');
+    assert.deepEqual(burstOf(10_000_000, 1500), [16_000], 'at least 16 kB');
+    assert.deepEqual(burstOf(40_000_000_000, 65_535), [50_000_000], '10 ms at the rate when that is more');
+    assert.deepEqual(tcLines(set(10_000_000, 65_535)), ['qdisc replace dev lnv-a root tbf rate 10000000bit burst 65549 latency 50ms']);
+    // The kernel drops a packet longer than TCA_TBF_BURST; the bucket in ticks and the limit are made from it.
+    const [tbf] = tcSteps(set(10_000_000, 65_535)).map((s) => encodeTcStep(s, index));
+    const body = tbf?.body ?? Buffer.alloc(0);
+    const options = find(body, 20, body.length, 2);
+    assert.equal(body.readUInt32LE(find(body, options, valueEnd(body, options), 6)), 65_549, 'TCA_TBF_BURST');
+    assert.deepEqual(tbfParms(10_000_000, 65_549).parms.readUInt32LE(24), 62_500 + 65_549, 'limit');
   });
 
   it('names the redirect target among the devices to find, with the words tc prints when missing', () => {
