@@ -25,7 +25,7 @@ export { CREATE_GROUP, isFirewallChange } from './changes.ts';
 export { dockerBridgesOf } from './docker-bridges.ts';
 export { afterAcceptRaOff, afterLinkChanges, afterRouteLocalnet, afterShapingChanges, byDev, withoutRoutes } from './model.ts';
 export { ipLines, isLinkChange } from './iproute/render.ts';
-export { isShapingChange, tcLines } from './tc/render.ts';
+export { isShapingChange, tbfShape, tcLines } from './tc/render.ts';
 export { parseLinks } from './parse-links.ts';
 export { parseAddrs } from './parse-addrs.ts';
 export { parseRoutes } from './parse-routes.ts';

@@ -7,6 +7,7 @@
 // Why links, addresses and shaping here and the firewall in its backend: a backend owns its own
 // syntax (iptables chains today, nftables next) and knows how its changes land.
 import type { LinkChange, ShapingChange } from './changes.ts';
+import { tbfShape } from './tc/render.ts';
 import type { Addr, KernelSnapshot, Link, Qdisc } from './types.ts';
 
 /** What a link looks like right after ledgernet created it (index and MAC are unknown: 0, null). */
@@ -166,13 +167,13 @@ function shapingChange(qdiscs: Map<string, Qdisc[]>, redirects: Record<string, r
   const others = (pred: (q: Qdisc) => boolean) => (qdiscs.get(c.name) ?? []).filter((q) => !pred(q));
   switch (c.kind) {
     case 'qdisc.set':
-      qdiscs.set(c.name, [...others((q) => q.root), { dev: c.name, kind: 'tbf', handle: '8001:', root: true, parent: null, rate: c.rate / 8 }]);
+      qdiscs.set(c.name, [...others((q) => q.root), { dev: c.name, kind: 'tbf', handle: '8001:', root: true, parent: null, rate: c.rate / 8, ...tbfShape(c.rate, c.mtu) }]);
       return;
     case 'qdisc.delete':
       qdiscs.set(c.name, others((q) => q.root));
       return;
     case 'redirect.set':
-      qdiscs.set(c.name, [...others((q) => q.kind === 'ingress'), { dev: c.name, kind: 'ingress', handle: 'ffff:', root: false, parent: 'ffff:fff1', rate: null }]);
+      qdiscs.set(c.name, [...others((q) => q.kind === 'ingress'), { dev: c.name, kind: 'ingress', handle: 'ffff:', root: false, parent: 'ffff:fff1', rate: null, burst: null, limit: null }]);
       redirects[c.name] = [c.to];
       return;
     case 'redirect.delete':

@@ -125,7 +125,8 @@ export function processInterfaces(run: Runner, netns: string | undefined): () =>
     const [l, b, q, r6] = await Promise.all([
       run('read links', 'ip', nsArgs('-j', 'link', 'show')),
       run('read bridges, their addresses and IPv4 routes', 'ip', nsArgs('-j', '-d', '-batch', '-'), BRIDGES_INPUT),
-      run('read qdiscs', 'tc', nsArgs('-j', 'qdisc', 'show')),
+      // -r: tbf's limit is printed only raw.
+      run('read qdiscs', 'tc', nsArgs('-j', '-r', 'qdisc', 'show')),
       run('read IPv6 routes', 'ip', nsArgs('-j', '-6', 'route', 'show', 'table', 'main')),
     ]);
     for (const o of [l, b, q]) failOnExit(o);

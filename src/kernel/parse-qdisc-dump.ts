@@ -1,7 +1,9 @@
 // Qdiscs from an rtnetlink dump (RTM_GETQDISC, netlink.ts), as `parseQdiscs` reads them from
-// `tc -j qdisc show`: the same fields, the same order (the kernel's), the same text for handles.
+// `tc -j -r qdisc show`: the same fields, the same order (the kernel's), the same text for
+// handles, tbf's burst computed back from its bucket in ticks as tc does.
 import type { NetlinkMessage } from './netlink.ts';
 import { cString, find, valueEnd } from './netlink-attrs.ts';
+import { TICKS_PER_US } from './tc/rtnl.ts';
 import type { Qdisc } from './types.ts';
 
 /** RTM_GETQDISC and its answers' type, of <linux/rtnetlink.h>. */
@@ -45,19 +47,28 @@ export function qdiscOf(m: NetlinkMessage): DumpedQdisc | null {
     handle: `${hex(handle >>> 16)}:`,
     root: parent === TC_H_ROOT,
     parent: parent === TC_H_ROOT || parent === 0 ? null : parentText(parent),
-    rate: kind === 'tbf' ? tbfRate(p, find(p, 20, p.length, TCA_OPTIONS)) : null,
+    ...(kind === 'tbf' ? tbfOptions(p, find(p, 20, p.length, TCA_OPTIONS)) : NOT_TBF),
   };
 }
 
-/** tbf's rate in bytes/s: TCA_TBF_RATE64 when the kernel gives it (rates of 4 GB/s and more), else the 32-bit one of its parameters. */
-function tbfRate(p: Buffer, options: number): number | null {
-  if (options < 0) return null;
+type TbfFields = Pick<Qdisc, 'rate' | 'burst' | 'limit'>;
+const NOT_TBF: TbfFields = { rate: null, burst: null, limit: null };
+
+/**
+ * tbf's rate in bytes/s (TCA_TBF_RATE64 when the kernel gives it, rates of 4 GB/s and more, else
+ * the 32-bit one of its parameters), and from struct tc_tbf_qopt its limit and its burst: the
+ * bucket in ticks, as tc prints it back (whole microseconds at the rate, rounded down).
+ */
+function tbfOptions(p: Buffer, options: number): TbfFields {
+  if (options < 0) return NOT_TBF;
   const to = valueEnd(p, options);
-  const rate64 = find(p, options, to, TCA_TBF_RATE64);
-  if (rate64 >= 0 && valueEnd(p, rate64) - rate64 >= 8) return Number(p.readBigUInt64LE(rate64));
-  // struct tc_tbf_qopt starts with struct tc_ratespec, whose rate is the u32 at offset 8.
+  // struct tc_tbf_qopt: struct tc_ratespec rate (its rate the u32 at 8), peakrate, limit at 24, buffer at 28.
   const parms = find(p, options, to, TCA_TBF_PARMS);
-  return parms >= 0 && valueEnd(p, parms) - parms >= 12 ? p.readUInt32LE(parms + 8) : null;
+  if (parms < 0 || valueEnd(p, parms) - parms < 32) return NOT_TBF;
+  const rate64 = find(p, options, to, TCA_TBF_RATE64);
+  const rate = rate64 >= 0 && valueEnd(p, rate64) - rate64 >= 8 ? Number(p.readBigUInt64LE(rate64)) : p.readUInt32LE(parms + 8);
+  const burst = Math.trunc((rate * Math.trunc(p.readUInt32LE(parms + 28) / TICKS_PER_US)) / 1e6);
+  return { rate, burst, limit: p.readUInt32LE(parms + 24) };
 }
 
 /**
@@ -68,7 +79,7 @@ export function namedQdiscs(dumped: readonly DumpedQdisc[], names: ReadonlyMap<n
   const out: Qdisc[] = [];
   for (const q of dumped) {
     const dev = names.get(q.ifindex);
-    if (dev !== undefined) out.push({ dev, kind: q.kind, handle: q.handle, root: q.root, parent: q.parent, rate: q.rate });
+    if (dev !== undefined) out.push({ dev, kind: q.kind, handle: q.handle, root: q.root, parent: q.parent, rate: q.rate, burst: q.burst, limit: q.limit });
   }
   return out;
 }

@@ -1,12 +1,12 @@
-// Parsers for `tc -j qdisc show` and the stderr of `tc -force -batch -`.
+// Parsers for `tc -j -r qdisc show` and the stderr of `tc -force -batch -`.
 import { asRecord, optionalString, parseError, parseJsonRecords, requireString } from './json-fields.ts';
 import type { BatchFailure, Qdisc } from './types.ts';
 
-const WHAT = 'tc -j qdisc show';
+const WHAT = 'tc -j -r qdisc show';
 
 /**
- * Parses `tc -j qdisc show` (all devices) into qdiscs. `rate` is tbf's rate in bytes/s as tc
- * prints it, null for other kinds.
+ * Parses `tc -j -r qdisc show` (all devices) into qdiscs. For tbf, `rate` (bytes/s), `burst` and
+ * `limit` (bytes) as tc prints them (`limit` only raw, `-r`: else null); null for other kinds.
  * @throws DriverError `LN_ERR_KERNEL_PARSE` when the output is not the expected JSON.
  */
 export function parseQdiscs(text: string): Qdisc[] {
@@ -14,14 +14,21 @@ export function parseQdiscs(text: string): Qdisc[] {
   return parseJsonRecords(text, WHAT).map((rec, i) => {
     const label = `entry ${i}`;
     const options = rec['options'] === undefined ? {} : asRecord(rec['options'], WHAT, `${label}.options`);
-    const rate = options['rate'];
+    const kind = requireString(rec, 'kind', WHAT, label);
+    // Other kinds have fields of these names in other units (fq_codel's limit is in packets).
+    const tbf = (key: string): number | null => {
+      const v = options[key];
+      return kind === 'tbf' && typeof v === 'number' ? v : null;
+    };
     return {
       dev: requireString(rec, 'dev', WHAT, label),
-      kind: requireString(rec, 'kind', WHAT, label),
+      kind,
       handle: requireString(rec, 'handle', WHAT, label),
       root: rec['root'] === true,
       parent: optionalString(rec, 'parent', WHAT, label),
-      rate: typeof rate === 'number' ? rate : null,
+      rate: tbf('rate'),
+      burst: tbf('burst'),
+      limit: tbf('limit'),
     };
   });
 }

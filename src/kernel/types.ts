@@ -100,6 +100,13 @@ export interface Qdisc {
   readonly parent: string | null;
   /** For tbf: the rate in bytes/s; null for other kinds. */
   readonly rate: number | null;
+  /**
+   * For tbf: the burst in bytes, as tc prints it back from the kernel's bucket in ticks (whole
+   * microseconds at the rate, rounded down: a little under what was written); null for other kinds.
+   */
+  readonly burst: number | null;
+  /** For tbf: the queue's limit in bytes (what was written); null for other kinds, or not read. */
+  readonly limit: number | null;
 }
 
 /** Everything the reconciler needs to know about the kernel, read in one go. */

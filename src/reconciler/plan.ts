@@ -10,7 +10,7 @@
 // route_localnet or firewall rule is ever set for it, and it is never deleted.
 // Why not recreate a joined endpoint's veth: its peer lived in the container's namespace; a new
 // pair would not be in the container, so the endpoint is reported lost instead.
-import { CREATE_GROUP, byDev, defaultFirewall, dockerBridgesOf } from '../kernel/index.ts';
+import { CREATE_GROUP, byDev, defaultFirewall, dockerBridgesOf, tbfShape } from '../kernel/index.ts';
 import type { Addr, FirewallBackend, FirewallPolicy, KernelSnapshot, Link, Qdisc, Route } from '../kernel/types.ts';
 import { bits, formatIp, formatPrefix, parseAddrLen, parsePrefix } from '../events/domain/cidr.ts';
 import { isOwnerTagged, parseOwnerAlias, short } from '../events/domain/naming.ts';
@@ -300,9 +300,8 @@ function planQdisc(v: DesiredVeth, dev: string, rate: number | null, exists: boo
   if (rate === null) {
     return tbf ? [{ kind: 'qdisc.delete', name: dev, owner, reason: 'orphan', detail: 'no rate wanted' }] : [];
   }
-  const have = tbf?.rate == null ? null : tbf.rate * 8;
-  if (have !== null && Math.abs(have - rate) <= rate * 0.01) return [];
-  const found = root ? `${root.kind}${have === null ? '' : ` ${have} bit/s`}` : 'none';
+  const drift = tbf ? tbfDrift(tbf, rate, v.mtu) : [`tbf ${rate} bit/s expected, ${root?.kind ?? 'none'} found`];
+  if (drift.length === 0) return [];
   return [
     {
       kind: 'qdisc.set',
@@ -311,9 +310,26 @@ function planQdisc(v: DesiredVeth, dev: string, rate: number | null, exists: boo
       mtu: v.mtu,
       owner,
       reason: exists ? 'drifted' : 'missing',
-      detail: exists ? `tbf ${rate} bit/s expected, ${found} found` : `tbf ${rate} bit/s`,
+      detail: exists ? drift.join('; ') : `tbf ${rate} bit/s`,
     },
   ];
+}
+
+/**
+ * How the tbf found differs from the one a `qdisc.set` of `rate` for `mtu` writes (tbfShape); empty
+ * when it does not. The rate may be 1% off; the burst and limit by what reading them back rounds
+ * away: the kernel keeps the bucket in 64 ns ticks and tc prints it in whole microseconds at the
+ * rate, rounded down (so 2 µs of traffic and 2 bytes). A burst or limit not read (null) is not compared.
+ */
+function tbfDrift(tbf: Qdisc, rate: number, mtu: number): string[] {
+  const want = tbfShape(rate, mtu);
+  const have = tbf.rate === null ? null : tbf.rate * 8;
+  const slack = Math.ceil(rate / 8 / 500_000) + 2;
+  const diffs: string[] = [];
+  if (have === null || Math.abs(have - rate) > rate * 0.01) diffs.push(`tbf ${rate} bit/s expected, tbf${have === null ? '' : ` ${have} bit/s`} found`);
+  if (tbf.burst !== null && Math.abs(tbf.burst - want.burst) > slack) diffs.push(`burst ${want.burst} expected, ${tbf.burst} found`);
+  if (tbf.limit !== null && Math.abs(tbf.limit - want.limit) > slack) diffs.push(`limit ${want.limit} expected, ${tbf.limit} found`);
+  return diffs;
 }
 
 /** egress_rate: the veth's ingress redirected to the endpoint's ifb, and a tbf on the ifb. */

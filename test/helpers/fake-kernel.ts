@@ -3,7 +3,7 @@
 // real kernel makes (File exists, Cannot find device, the master must exist, …), so plans can be
 // applied and re-planned without root. It reads no command text: `failNext` fails the next
 // changes a predicate picks, and `calls` records the changes sent.
-import { CREATE_GROUP } from '../../src/kernel/index.ts';
+import { CREATE_GROUP, tbfShape } from '../../src/kernel/index.ts';
 import type {
   Addr,
   ChangeFailure,
@@ -139,7 +139,7 @@ export class FakeKernel implements Kernel {
       mangle6: this.ipv6 ? { name: 'mangle', chains: copy(this.mangle6) } : null,
       qdiscs: [
         ...[...this.qdiscs.values()].map((q) => ({ ...q })),
-        ...[...this.ingress.keys()].map((dev) => ({ dev, kind: 'ingress', handle: 'ffff:', root: false, parent: 'ffff:fff1', rate: null })),
+        ...[...this.ingress.keys()].map((dev) => ({ dev, kind: 'ingress', handle: 'ffff:', root: false, parent: 'ffff:fff1', rate: null, burst: null, limit: null })),
       ],
       ingressRedirects: Object.fromEntries([...this.ingress].map(([dev, to]) => [dev, [...to]])),
       routeLocalnet: Object.fromEntries(
@@ -255,7 +255,7 @@ export class FakeKernel implements Kernel {
       case 'redirect.delete':
         return [dropIngress()];
       case 'qdisc.set':
-        this.qdiscs.set(c.name, { dev: c.name, kind: 'tbf', handle: '8001:', root: true, parent: null, rate: Math.round(c.rate / 8) });
+        this.qdiscs.set(c.name, { dev: c.name, kind: 'tbf', handle: '8001:', root: true, parent: null, rate: Math.round(c.rate / 8), ...tbfShape(c.rate, c.mtu) });
         return [null];
       case 'redirect.set': {
         const dropped = c.replace ? dropIngress() : null;

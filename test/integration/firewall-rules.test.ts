@@ -151,7 +151,7 @@ describe('firewall rules round-trip through iptables-restore and iptables-save',
     assert.doesNotMatch(text6, /LEDGERNET|ledgernet:/);
   });
 
-  it('tc: a tbf for ingress_rate reads back with tc -j qdisc show; deleted by hand, it is planned back', async () => {
+  it('tc: a tbf for ingress_rate reads back with tc -j qdisc show; deleted, or its burst and latency changed, by hand, it is planned back', async () => {
     const state = given(
       { type: 'CreateNetwork', spec: { ...networkSpec(NET_A), options: { 'ledgernet.ingress_rate': '8mbit', 'ledgernet.egress_rate': '4mbit' } } },
       { type: 'CreateEndpoint', spec: endpointSpec(NET_A, EP_1) },
@@ -169,6 +169,21 @@ describe('firewall rules round-trip through iptables-restore and iptables-save',
     assert.deepEqual(drift.map((a) => `${a.kind} ${a.reason}`), ['qdisc.set drifted', 'redirect.set drifted']);
     assert.deepEqual((await applyActions(drift, kernel)).failures, []);
     assert.deepEqual(plan(desired, await kernel.observe()), []);
+
+    // The rates kept, burst and latency changed by hand: drift to both readers (rtnetlink, tc -j -r).
+    await execa('tc', ['-n', netns, 'qdisc', 'replace', 'dev', 'lnv-e1e1e1e1222', 'root', 'tbf', 'rate', '8mbit', 'burst', '20mb', 'latency', '10s']);
+    await execa('tc', ['-n', netns, 'qdisc', 'replace', 'dev', 'lni-e1e1e1e1222', 'root', 'tbf', 'rate', '4mbit', 'burst', '20mb', 'latency', '10s']);
+    const readers = (['netlink', 'processes'] as const).map((reads) => createKernel({ netns, filterPrefixes: [VETH_PREFIX], interfaceReads: reads }));
+    for (const k of readers) {
+      assert.deepEqual(plan(desired, await k.observe()).map((a) => `${a.kind} ${'name' in a ? a.name : ''} ${a.reason} ${a.detail ?? ''}`), [
+        'qdisc.set lni-e1e1e1e1222 drifted burst 16000 expected, 20971520 found; limit 41000 expected, 25971520 found',
+        'qdisc.set lnv-e1e1e1e1222 drifted burst 16000 expected, 20971520 found; limit 66000 expected, 30971520 found',
+      ]);
+    }
+    assert.deepEqual((await applyActions(plan(desired, await kernel.observe()), kernel)).failures, []);
+    const shown = await execa('tc', ['-n', netns, '-j', '-r', 'qdisc', 'show', 'dev', 'lnv-e1e1e1e1222', 'root']);
+    assert.match(shown.stdout, /"rate":1000000,"burst":16000,.*"limit":66000/, 'the burst is back');
+    for (const k of readers) assert.deepEqual(plan(desired, await k.observe()), []);
     const gone = plan(chainsOnly(desiredFromState(given())), await kernel.observe());
     await applyActions(gone, kernel);
   });

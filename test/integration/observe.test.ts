@@ -48,7 +48,7 @@ for (const reads of ['netlink', 'processes'] as const) describe(`the full observ
       inNs('iptables-save', '-t', 'filter'),
       inNs('iptables-save', '-t', 'nat'),
       inNs('iptables-save', '-t', 'mangle'),
-      execa('tc', ['-n', netns, '-j', 'qdisc', 'show']),
+      execa('tc', ['-n', netns, '-j', '-r', 'qdisc', 'show']),
       inNs('ip6tables-save', '-t', 'filter'),
     ]);
     const all = parseLinks(links.stdout);

@@ -10,7 +10,7 @@ export function isShapingChange<T extends { readonly kind: string }>(c: T): c is
 }
 
 /** The latency a tbf queue may add (its limit: this much traffic at the rate, plus the burst). */
-export const TBF_LATENCY_US = 50_000;
+const TBF_LATENCY_US = 50_000;
 
 /** The Ethernet header, which tbf counts in a packet's length and a device's MTU does not (psched_mtu). */
 const ETH_HLEN = 14;
@@ -21,6 +21,17 @@ const ETH_HLEN = 14;
  */
 function tbfBurst(rate: number, mtu: number): number {
   return Math.max(16_000, mtu + ETH_HLEN, Math.ceil(rate / 8 / 100));
+}
+
+/** A tbf's limit in bytes as tc computes it from `rate R burst B latency L`: R × L + B (R in bytes/s). */
+export function tbfLimit(rate: number, burst: number): number {
+  return Math.trunc((Math.floor(rate / 8) * TBF_LATENCY_US) / 1e6 + burst);
+}
+
+/** The burst and limit (bytes) of the tbf a `qdisc.set` of `rate` (bit/s) for a device of `mtu` writes. */
+export function tbfShape(rate: number, mtu: number): { readonly burst: number; readonly limit: number } {
+  const burst = tbfBurst(rate, mtu);
+  return { burst, limit: tbfLimit(rate, burst) };
 }
 
 /** One request. */

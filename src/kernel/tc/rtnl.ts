@@ -12,7 +12,7 @@ import { cstr, encodeAttrs, u32, type Attr } from '../netlink-attrs.ts';
 import type { NetlinkRequests } from '../netlink.ts';
 import { applyStepsByNetlink, missingDevice, refusal, type Request, type StepCodec } from '../rtnl-apply.ts';
 import type { ChangesResult } from '../types.ts';
-import { TBF_LATENCY_US, tcSteps, type TcStep } from './render.ts';
+import { tbfLimit, tcSteps, type TcStep } from './render.ts';
 
 const RTM_NEWQDISC = 36;
 const RTM_DELQDISC = 37;
@@ -40,8 +40,8 @@ const TC_ACT_STOLEN = 4;
 const TC_LINKLAYER_ETHERNET = 1;
 /** `protocol all`: ETH_P_ALL in network order, in tcm_info's low 16 bits. */
 const ETH_P_ALL_BE = 0x0300;
-/** psched ticks per microsecond as /proc/net/psched gives them (1000 / 64 × 1e6 / 1e6), which tc uses for the bucket it sends in ticks (the kernel takes TCA_TBF_BURST instead). */
-const TICKS_PER_US = 15.625;
+/** psched ticks per microsecond as /proc/net/psched gives them (1000 / 64 × 1e6 / 1e6), which tc uses for the bucket it sends in ticks (the kernel takes TCA_TBF_BURST instead) and reads back. */
+export const TICKS_PER_US = 15.625;
 
 /** struct tcmsg. */
 function tcmsg(ifindex: number, handle: number, parent: number, info = 0): Buffer {
@@ -63,7 +63,7 @@ export function tbfParms(rate: number, burst: number): { readonly parms: Buffer;
   b.writeInt16LE(-1, 4);
   b.writeUInt32LE(Math.min(rate64, 0xffffffff), 8);
   // peakrate (12 bytes) stays zero; limit, buffer (ticks), mtu (0: no peak rate).
-  b.writeUInt32LE(Math.trunc((rate64 * TBF_LATENCY_US) / 1e6 + burst) >>> 0, 24);
+  b.writeUInt32LE(tbfLimit(rate, burst) >>> 0, 24);
   b.writeUInt32LE(Math.trunc(((1e6 * burst) / rate64) * TICKS_PER_US) >>> 0, 28);
   return { parms: b, rate64 };
 }

@@ -14,15 +14,24 @@ const dumped = (): DumpedQdisc[] =>
 const names = () => new Map(JSON.parse(readFixture('netlink/qdisc-dump.links.json')) as [number, string][]);
 
 describe('qdiscs from the kernel dump', () => {
-  it('reads what tc -j qdisc show prints for the same kernel: kinds, handles, parents, tbf rates (also over 4 GB/s)', () => {
+  it('reads what tc -j -r qdisc show prints for the same kernel: kinds, handles, parents, tbf rates (also over 4 GB/s), bursts and limits', () => {
     assert.deepEqual(namedQdiscs(dumped(), names()), parseQdiscs(readFixture('netlink/qdisc-dump.tc.json')));
-    assert.equal(namedQdiscs(dumped(), names()).find((q) => q.dev === 'lnf-bbbb')?.rate, 5_000_000_000);
+    const tbf = (dev: string) => {
+      const q = namedQdiscs(dumped(), names()).find((x) => x.dev === dev && x.root);
+      return q && [q.rate, q.burst, q.limit];
+    };
+    // As written (capture-qdiscs.py); the burst comes back from the bucket in ticks, in whole microseconds at the rate.
+    assert.deepEqual(tbf('lnv-aaaa'), [1_250_000, 16_000, 78_500], '10mbit, burst 16000');
+    assert.deepEqual(tbf('lnf-bbbb'), [5_000_000_000, 49_995_000, 300_000_000], '40gbit, burst 50000000');
+    assert.deepEqual(tbf('lnv-cccc'), [1_250_000, 65_548, 128_049], '10mbit, burst 65549');
+    assert.deepEqual(tbf('lnv-dddd'), [1_000_000, 20_971_520, 30_971_520], 'by hand: 8mbit burst 20mb latency 10s');
+    assert.deepEqual(tbf('lnv-bbbb'), [null, null, null], 'noqueue');
   });
 
   it('leaves out a qdisc of a device the links read did not see', () => {
     const known = names();
     known.delete(3);
-    assert.deepEqual(namedQdiscs(dumped(), known).map((q) => q.dev), ['lo', 'lnc-aaaa', 'lnc-bbbb', 'lnv-bbbb', 'lnv-bbbb', 'lnf-bbbb']);
+    assert.deepEqual(namedQdiscs(dumped(), known).map((q) => q.dev), ['lo', 'lnc-aaaa', 'lnc-bbbb', 'lnv-bbbb', 'lnv-bbbb', 'lnf-bbbb', 'lnc-cccc', 'lnv-cccc', 'lnc-dddd', 'lnv-dddd']);
   });
 
   it('splits a datagram into messages, stops at the end of the dump and fails on an error answer', () => {

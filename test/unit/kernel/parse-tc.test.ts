@@ -4,10 +4,20 @@ import { parseQdiscs, parseTcBatchErrors } from '../../../src/kernel/parse-tc.ts
 import { readFixture, readFixtureLines } from '../../helpers/fixtures.ts';
 
 describe('parseQdiscs', () => {
-  it('reads tbf (rate in bytes/s) and ingress qdiscs of every device', () => {
+  it('reads tbf (rate in bytes/s, burst) and ingress qdiscs of every device; without -r tc prints no limit', () => {
     assert.deepEqual(parseQdiscs(readFixture('tc/qdisc-show.tbf-ingress.json')), [
-      { dev: 'lnv-aaaa', kind: 'tbf', handle: '8004:', root: true, parent: null, rate: 1_250_000 },
-      { dev: 'lnv-bbbb', kind: 'ingress', handle: 'ffff:', root: false, parent: 'ffff:fff1', rate: null },
+      { dev: 'lnv-aaaa', kind: 'tbf', handle: '8004:', root: true, parent: null, rate: 1_250_000, burst: 16_000, limit: null },
+      { dev: 'lnv-bbbb', kind: 'ingress', handle: 'ffff:', root: false, parent: 'ffff:fff1', rate: null, burst: null, limit: null },
+    ]);
+  });
+
+  it('reads tbf burst and limit (bytes) raw: as written at MTU 65535, and changed by hand', () => {
+    assert.deepEqual(parseQdiscs(readFixture('tc/qdisc-show-raw.tbf-mtu-hand.json')), [
+      // Written: rate 10000000bit burst 65549 latency 50ms; the burst comes back from ticks, rounded down.
+      { dev: 'lnv-aaaa', kind: 'tbf', handle: '8211:', root: true, parent: null, rate: 1_250_000, burst: 65_548, limit: 128_049 },
+      // Written by hand: rate 8000000bit burst 20mb latency 10s.
+      { dev: 'lnv-bbbb', kind: 'tbf', handle: '8212:', root: true, parent: null, rate: 1_000_000, burst: 20_971_520, limit: 30_971_520 },
+      { dev: 'lnv-bbbb', kind: 'ingress', handle: 'ffff:', root: false, parent: 'ffff:fff1', rate: null, burst: null, limit: null },
     ]);
   });
 

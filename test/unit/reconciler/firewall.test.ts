@@ -314,7 +314,7 @@ describe('bandwidth (tc)', () => {
     const drift = plan(desiredFromState(state), await k.observe());
     assert.deepEqual(drift.map((a) => `${a.kind} ${a.reason} ${a.detail ?? ''}`), ['qdisc.set drifted tbf 8000000 bit/s expected, none found']);
     await applyActions(drift, k);
-    k.qdiscs.set('lnv-e1e1e1e1222', { dev: 'lnv-e1e1e1e1222', kind: 'tbf', handle: '1:', root: true, parent: null, rate: 125_000 });
+    k.qdiscs.set('lnv-e1e1e1e1222', { dev: 'lnv-e1e1e1e1222', kind: 'tbf', handle: '1:', root: true, parent: null, rate: 125_000, burst: 16_000, limit: 66_000 });
     assert.equal(plan(desiredFromState(state), await k.observe())[0]?.kind, 'qdisc.set', 'a changed rate is drift');
 
     const unlimited = given({ type: 'CreateNetwork', spec: networkSpec(NET_A) }, ep);
@@ -348,5 +348,38 @@ describe('bandwidth (tc)', () => {
     await applyActions(gone, k);
     assert.equal(k.links.has('lni-e1e1e1e1222'), false);
     assert.equal(k.ingress.size, 0);
+  });
+
+  it("a tbf whose burst or limit is not what ledgernet writes is drift, named found against expected; tc's rounding is not", async () => {
+    const k = new FakeKernel();
+    const state = given({ type: 'CreateNetwork', spec: { ...networkSpec(NET_A), mtu: 9000, options: { 'ledgernet.ingress_rate': '8mbit', 'ledgernet.mtu': '9000' } } }, ep);
+    assert.deepEqual((await applyActions(plan(desiredFromState(state), await k.observe()), k)).failures, []);
+    const tbf = { dev: 'lnv-e1e1e1e1222', kind: 'tbf', handle: '1:', root: true, parent: null, rate: 1_000_000 } as const;
+    // 8mbit at MTU 9000: burst 16000 (more than 9014), limit 50 ms at the rate plus the burst.
+    assert.deepEqual(k.qdiscs.get(tbf.dev), { ...tbf, handle: '8001:', burst: 16_000, limit: 66_000 });
+    // Read back from the kernel's ticks, a little under what was written.
+    k.qdiscs.set(tbf.dev, { ...tbf, burst: 15_999, limit: 66_000 });
+    assert.deepEqual(plan(desiredFromState(state), await k.observe()), []);
+    // By hand: tc qdisc replace dev … root tbf rate 8mbit burst 20mb latency 10s.
+    k.qdiscs.set(tbf.dev, { ...tbf, burst: 20_971_520, limit: 30_971_520 });
+    const drift = plan(desiredFromState(state), await k.observe());
+    assert.deepEqual(
+      drift.map((a) => `${a.kind} ${a.reason} ${a.detail ?? ''}`),
+      ['qdisc.set drifted burst 16000 expected, 20971520 found; limit 66000 expected, 30971520 found'],
+    );
+    k.qdiscs.set(tbf.dev, { ...tbf, burst: 16_000, limit: 10_016_000 });
+    assert.deepEqual(plan(desiredFromState(state), await k.observe()).map((a) => a.detail), ['limit 66000 expected, 10016000 found'], 'the latency alone');
+    assert.deepEqual((await applyActions(drift, k)).failures, []);
+    assert.deepEqual(plan(desiredFromState(state), await k.observe()), []);
+  });
+
+  it('a tbf made before the burst held a whole frame (16000 at MTU 65535) is drift, and gets MTU + 14', async () => {
+    const k = new FakeKernel();
+    const state = given({ type: 'CreateNetwork', spec: { ...networkSpec(NET_A), mtu: 65_535, options: { 'ledgernet.ingress_rate': '8mbit', 'ledgernet.mtu': '65535' } } }, ep);
+    assert.deepEqual((await applyActions(plan(desiredFromState(state), await k.observe()), k)).failures, []);
+    const shaping = k.calls.find((c) => c.kind === 'applyShaping');
+    assert.deepEqual(shaping?.kind === 'applyShaping' ? shaping.changes.flatMap(tcLines) : [], ['qdisc replace dev lnv-e1e1e1e1222 root tbf rate 8000000bit burst 65549 latency 50ms']);
+    k.qdiscs.set('lnv-e1e1e1e1222', { dev: 'lnv-e1e1e1e1222', kind: 'tbf', handle: '1:', root: true, parent: null, rate: 1_000_000, burst: 16_000, limit: 66_000 });
+    assert.deepEqual(plan(desiredFromState(state), await k.observe()).map((a) => a.detail), ['burst 65549 expected, 16000 found; limit 115549 expected, 66000 found']);
   });
 });
