@@ -60,7 +60,7 @@ const COMMANDS = {
   events: { options: { json: bool, follow: bool, since: str, network: str, container: str, address: str }, args: ['verify|archive'], optional: 1 },
   release: { options: { 'dry-run': bool, reason: str, force: bool, 'docker-socket': str }, args: ['ID|CIDR|IP'] },
   repair: { options: { 'dry-run': bool, 'docker-socket': str, reason: str }, args: [] },
-  install: { options: { root: str, 'no-start': bool, prefix: str }, args: [] },
+  install: { options: { root: str, 'no-start': bool, prefix: str, force: bool }, args: [] },
   uninstall: { options: { root: str }, args: [] },
   audit: { options: { ...NATS, host: str, since: str, follow: bool, json: bool, verify: bool, network: str, container: str, address: str }, args: [] },
   cluster: { options: { 'dry-run': bool, reason: str }, args: ['forget', 'HOST'] },

@@ -62,6 +62,8 @@ commands:
               expired it (its heartbeat is still in the bucket) [--reason TEXT]
               [--dry-run (only show what it would do; exit 2)]
   install     put the systemd unit in place, enable and start it [--root DIR] [--no-start] [--prefix P]
+              [--force]  overwrite a unit changed since install wrote it (refused without: put
+                         settings in a drop-in, ledgernet.service.d/*.conf, which install never touches)
   uninstall   stop and disable the systemd unit and remove it [--root DIR]
   audit       read the audit stream from NATS: --nats URL [--host H] [--since SEQ|TIME]
               [--follow] [--json] [--verify] (exit 1 naming the first gap, duplicate or
@@ -321,7 +323,7 @@ async function main(argv: string[]): Promise<number> {
     case 'cluster':
       return (await import('./operator/commands.ts')).runClusterForget({ stateDir, host: args[1] ?? '', dryRun: values['dry-run'] ?? false, ...(values.reason === undefined ? {} : { reason: values.reason }) });
     case 'install':
-      return (await import('./operator/install.ts')).install({ root: values.root ?? '/', noStart: values['no-start'] ?? false, ...(values.prefix === undefined ? {} : { prefix: values.prefix }) });
+      return (await import('./operator/install.ts')).install({ root: values.root ?? '/', noStart: values['no-start'] ?? false, force: values.force ?? false, ...(values.prefix === undefined ? {} : { prefix: values.prefix }) });
     case 'uninstall':
       return (await import('./operator/install.ts')).uninstall({ root: values.root ?? '/' });
     case 'audit': {

@@ -2,6 +2,9 @@
 // when systemd runs this machine, load, enable and start it (or stop, disable and unload it).
 // Like the CLI commands, this sits at the edge; it runs `systemctl` only (argument arrays, never a
 // shell). Both commands are idempotent: running one twice changes nothing the second time.
+// Settings belong in drop-ins (ledgernet.service.d/*.conf), which install never touches: a unit
+// changed since install wrote it (its stamp line no longer matches) is refused, not overwritten.
+import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, readlinkSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
@@ -28,6 +31,8 @@ export interface InstallOptions {
   readonly root: string;
   /** Write and enable the unit, but do not start it. */
   readonly noStart: boolean;
+  /** Overwrite a unit that was changed since install wrote it (an operator's edit is lost). */
+  readonly force?: boolean;
   /** Run `<prefix>/bin/ledgernet serve` (an `npm install -g --prefix` install) instead of this checkout. */
   readonly prefix?: string;
   /** Where the report goes, one line per call. Default: stdout. */
@@ -90,18 +95,54 @@ function unitPath(root: string, name: string = UNIT_NAME): string {
   return join(resolve(root), UNIT_DIR, name);
 }
 
-/** Writes `text` to `path` atomically unless it holds it already; says so; true when it changed. */
-async function writeUnit(path: string, text: string, say: (l: string) => void): Promise<boolean> {
+/** The first line stampUnit writes: a unit whose rest no longer has this hash was changed since. */
+const STAMP = /^# Written by `ledgernet install` \(sha256 ([0-9a-f]{64}) of the lines below\)[^\n]*\n/;
+
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
+/** `text` under a first line holding its hash: what install writes for the unit `name`. */
+export function stampUnit(name: string, text: string): string {
+  return `# Written by \`ledgernet install\` (sha256 ${sha256(text)} of the lines below); do not edit: put settings in a drop-in, ${name}.d/*.conf\n${text}`;
+}
+
+/** One unit install is about to write: what is there now, and whether someone changed it since. */
+interface UnitWrite {
+  readonly path: string;
+  readonly text: string;
+  readonly before: string | null;
+  readonly edited: boolean;
+}
+
+async function planUnit(root: string, name: string, text: string): Promise<UnitWrite> {
+  const path = unitPath(root, name);
   const before = await readFile(path, 'utf8').catch(() => null);
-  if (before === text) {
-    say(`${path} is already up to date`);
+  const stamp = before === null ? null : STAMP.exec(before);
+  // Unstamped and equal to the template: written by an install from before the stamp.
+  const ours = before === null || before === text || (stamp !== null && sha256(before.slice(stamp[0].length)) === stamp[1]);
+  return { path, text: stampUnit(name, text), before, edited: !ours };
+}
+
+function refusal(edited: readonly UnitWrite[]): string {
+  const paths = edited.map((u) => u.path);
+  const [were, them] = paths.length > 1 ? ['were', 'them'] : ['was', 'it'];
+  return (
+    `${paths.join(' and ')} ${were} changed since \`ledgernet install\` wrote ${them}: nothing was installed. ` +
+    `Move your settings into a drop-in, which install never touches (${paths.map((p) => `${p}.d/override.conf`).join(', ')}; ` +
+    `\`systemctl edit <unit>\` makes one), then run install again with --force to overwrite ${them}`
+  );
+}
+
+/** Writes the unit atomically unless it holds it already; says so; true when it changed. */
+async function writeUnit(u: UnitWrite, say: (l: string) => void): Promise<boolean> {
+  if (u.before === u.text) {
+    say(`${u.path} is already up to date`);
     return false;
   }
-  await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}`;
-  await writeFile(tmp, text, { mode: 0o644 });
-  await rename(tmp, path);
-  say(`${before === null ? 'wrote' : 'updated'} ${path}`);
+  await mkdir(dirname(u.path), { recursive: true });
+  const tmp = `${u.path}.tmp-${process.pid}`;
+  await writeFile(tmp, u.text, { mode: 0o644 });
+  await rename(tmp, u.path);
+  say(`${u.before === null ? 'wrote' : u.edited ? 'overwrote (--force; the changes made in it are gone)' : 'updated'} ${u.path}`);
   return true;
 }
 
@@ -131,8 +172,13 @@ async function hasSystemctl(ctl: Systemctl): Promise<boolean> {
 export async function install(o: InstallOptions): Promise<number> {
   const c = context(o);
   const argv = serveCommand(o.prefix, c.root);
-  const socketChanged = await writeUnit(unitPath(c.root, SOCKET_UNIT), await readFile(SOCKET_UNIT_FILE, 'utf8'), c.say);
-  const changed = (await writeUnit(unitPath(c.root), renderUnit(await readFile(UNIT_TEMPLATE, 'utf8'), argv), c.say)) || socketChanged;
+  const socket = await planUnit(c.root, SOCKET_UNIT, await readFile(SOCKET_UNIT_FILE, 'utf8'));
+  const service = await planUnit(c.root, UNIT_NAME, renderUnit(await readFile(UNIT_TEMPLATE, 'utf8'), argv));
+  // Checked before anything is written: a refusal leaves both units as they were.
+  const edited = [socket, service].filter((u) => u.edited);
+  if (edited.length > 0 && o.force !== true) throw new DriverError('LN_ERR_INSTALL', refusal(edited));
+  const socketChanged = await writeUnit(socket, c.say);
+  const changed = (await writeUnit(service, c.say)) || socketChanged;
   c.say(`  ExecStart=${argv.map(quoteExecArg).join(' ')}`);
 
   if (c.live) {
@@ -188,6 +234,7 @@ export async function uninstall(o: Omit<InstallOptions, 'noStart' | 'prefix'>): 
   for (const p of [path, unitPath(c.root, SOCKET_UNIT)].filter((p) => existsSync(p))) {
     await rm(p, { force: true });
     c.say(`removed ${p}`);
+    if (existsSync(`${p}.d`)) c.say(`kept ${p}.d (drop-ins: your settings); remove it yourself if you no longer need it`);
   }
   if (c.live) {
     await must(c.systemctl, ['daemon-reload']);

@@ -3,12 +3,12 @@
 // systemctl) or does not (a temp --root). The real thing runs in test/e2e/install.test.ts.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { SERVE_NODE_FLAGS } from '../../src/config.ts';
-import { install, quoteExecArg, renderUnit, SOCKET_UNIT_FILE, UNIT_TEMPLATE, uninstall, type Systemctl } from '../../src/operator/install.ts';
+import { install, quoteExecArg, renderUnit, SOCKET_UNIT_FILE, stampUnit, UNIT_TEMPLATE, uninstall, type Systemctl } from '../../src/operator/install.ts';
 import { environment, parseUnit, splitCommandLine, value, values } from '../helpers/systemd.ts';
 
 let root: string;
@@ -32,6 +32,12 @@ async function fakePrefix(prefix: string): Promise<void> {
 const unitFile = () => join(root, 'etc/systemd/system/ledgernet.service');
 const socketFile = () => join(root, 'etc/systemd/system/ledgernet.socket');
 const BOTH = ['ledgernet.socket', 'ledgernet.service'];
+
+/** Every file under the root with its text: what a refused install must leave as it was. */
+async function tree(): Promise<Record<string, string>> {
+  const files = (await readdir(root, { recursive: true, withFileTypes: true })).filter((d) => d.isFile());
+  return Object.fromEntries(await Promise.all(files.map(async (d) => [join(d.parentPath, d.name), await readFile(join(d.parentPath, d.name), 'utf8')] as const)));
+}
 
 beforeEach(async () => {
   root = await mkdtemp(join(tmpdir(), 'ledgernet-install-unit-'));
@@ -154,5 +160,71 @@ describe('install without systemd (--root)', () => {
     assert.equal(await uninstall({ root, systemdRunning: false, systemctl: fakeSystemctl(), say }), 0);
     assert.deepEqual(calls, [['--version'], ['--root', root, 'disable', ...BOTH]]);
     assert.equal(existsSync(unitFile()) || existsSync(socketFile()), false);
+  });
+});
+
+describe("an operator's changes: refused unless --force; settings in drop-ins, which install never touches", () => {
+  const edit = async (file: string, from: RegExp, to: string) => writeFile(file, (await readFile(file, 'utf8')).replace(from, to));
+
+  it('an Environment= line added to the installed unit: install refuses naming it, writes nothing, keeps the edit', async () => {
+    const systemctl = fakeSystemctl();
+    assert.equal(await install({ root, noStart: false, systemdRunning: true, systemctl, say }), 0);
+    await edit(unitFile(), /^Environment=LEDGERNET_SOCKET=.*$/m, '$&\nEnvironment=LEDGERNET_NATS_URL=nats://audit:4222');
+    const before = await tree();
+    calls = [];
+    await assert.rejects(
+      install({ root, noStart: false, systemdRunning: true, systemctl, say }),
+      (e: Error) =>
+        e.message.startsWith(`${unitFile()} was changed since \`ledgernet install\` wrote it: nothing was installed`) &&
+        e.message.includes(`${unitFile()}.d/override.conf`) && e.message.includes('--force') && !e.message.includes(socketFile()),
+    );
+    assert.deepEqual(await tree(), before, 'no file changed, the edit kept');
+    assert.deepEqual(calls, [], 'nothing reloaded or restarted');
+
+    // The socket's group changed too: both named, still nothing written.
+    await edit(socketFile(), /^SocketGroup=root$/m, 'SocketGroup=docker');
+    const both = await tree();
+    await assert.rejects(install({ root, noStart: false, systemdRunning: true, systemctl, say }), new RegExp(`^DriverError: ${socketFile()} and ${unitFile()} were changed`));
+    assert.deepEqual(await tree(), both);
+    assert.deepEqual(calls, []);
+  });
+
+  it('--force overwrites the changed units and says so', async () => {
+    assert.equal(await install({ root, noStart: true, systemdRunning: false, systemctl: fakeSystemctl(), say }), 0);
+    const written = await readFile(unitFile(), 'utf8');
+    await edit(unitFile(), /^Environment=LEDGERNET_SOCKET=.*$/m, '$&\nEnvironment=LEDGERNET_METRICS=127.0.0.1:9654');
+    lines = [];
+    assert.equal(await install({ root, noStart: true, force: true, systemdRunning: false, systemctl: fakeSystemctl(), say }), 0);
+    assert.equal(await readFile(unitFile(), 'utf8'), written);
+    assert.ok(lines.includes(`overwrote (--force; the changes made in it are gone) ${unitFile()}`), lines.join('\n'));
+    assert.ok(lines.includes(`${socketFile()} is already up to date`), lines.join('\n'));
+  });
+
+  it('a unit install wrote from an older template (unchanged since) is updated, as is an unstamped copy of the template', async () => {
+    const argv = [process.execPath, ...SERVE_NODE_FLAGS, join(import.meta.dirname, '../../dist/cli.js'), 'serve'];
+    const older = renderUnit(await readFile(UNIT_TEMPLATE, 'utf8'), argv).replace(/^LimitNOFILE=.*\n/m, '');
+    await mkdir(join(root, 'etc/systemd/system'), { recursive: true });
+    await writeFile(unitFile(), stampUnit('ledgernet.service', older));
+    // An install from before units were stamped wrote the template as it is.
+    await writeFile(socketFile(), await readFile(SOCKET_UNIT_FILE, 'utf8'));
+    assert.equal(await install({ root, noStart: true, systemdRunning: false, systemctl: fakeSystemctl(), say }), 0);
+    assert.ok(lines.includes(`updated ${unitFile()}`) && lines.includes(`updated ${socketFile()}`), lines.join('\n'));
+    assert.match(await readFile(unitFile(), 'utf8'), /^LimitNOFILE=65536$/m);
+    assert.equal(await readFile(socketFile(), 'utf8'), stampUnit('ledgernet.socket', await readFile(SOCKET_UNIT_FILE, 'utf8')));
+  });
+
+  it('drop-ins (ledgernet.service.d/, ledgernet.socket.d/) are left alone by install, install --force and uninstall', async () => {
+    const dropIns = { [`${unitFile()}.d/nats.conf`]: '[Service]\nEnvironment=LEDGERNET_NATS_URL=nats://audit:4222\n', [`${socketFile()}.d/group.conf`]: '[Socket]\nSocketGroup=docker\n' };
+    for (const [file, text] of Object.entries(dropIns)) {
+      await mkdir(join(file, '..'), { recursive: true });
+      await writeFile(file, text);
+    }
+    const systemctl = fakeSystemctl();
+    assert.equal(await install({ root, noStart: false, systemdRunning: true, systemctl, say }), 0);
+    assert.equal(await install({ root, noStart: false, systemdRunning: true, systemctl, say }), 0, 'a drop-in is no edit of the unit');
+    assert.equal(await install({ root, noStart: false, force: true, systemdRunning: true, systemctl, say }), 0);
+    assert.equal(await uninstall({ root, systemdRunning: true, systemctl, say }), 0);
+    assert.deepEqual(await tree(), dropIns);
+    assert.ok(lines.includes(`kept ${unitFile()}.d (drop-ins: your settings); remove it yourself if you no longer need it`), lines.join('\n'));
   });
 });
