@@ -130,6 +130,8 @@ find "$ROOTFS/app/node_modules" -depth -type d -empty -delete
 # plugin that outlives dockerd (live-restore). `bind`, not `rbind`: the host's /run holds other
 # mounts (containers' netns files, ip netns), which the plugin must not copy and so keep alive.
 # Read-only: connect() to a socket needs no write access to its mount.
+# "env" declares every LEDGERNET_* variable serve reads (Docker refuses to set any other), except
+# those README's plugin section names as left out; test/unit/plugin-env.test.ts checks both.
 cat >"$OUT/config.json" <<'EOF'
 {
   "description": "ledgernet: Docker network driver with a durable event log and a reconciler",
@@ -185,10 +187,23 @@ cat >"$OUT/config.json" <<'EOF'
     { "name": "LEDGERNET_NATS_USER", "description": "NATS user (empty: none)", "settable": ["value"], "value": "" },
     { "name": "LEDGERNET_NATS_PASSWORD", "description": "NATS password of LEDGERNET_NATS_USER", "settable": ["value"], "value": "" },
     { "name": "LEDGERNET_NATS_CREDS", "description": "a NATS .creds file as the plugin sees it, e.g. in the state mount: /var/lib/ledgernet/nats.creds (empty: none)", "settable": ["value"], "value": "" },
+    { "name": "LEDGERNET_NATS_TLS_CA", "description": "CA file to verify the NATS server, as the plugin sees it, e.g. /var/lib/ledgernet/nats-ca.pem; turns TLS on (empty: none)", "settable": ["value"], "value": "" },
+    { "name": "LEDGERNET_NATS_TLS_CERT", "description": "client certificate file for mutual TLS with NATS, as the plugin sees it (empty: none)", "settable": ["value"], "value": "" },
+    { "name": "LEDGERNET_NATS_TLS_KEY", "description": "key file of LEDGERNET_NATS_TLS_CERT, as the plugin sees it (empty: none)", "settable": ["value"], "value": "" },
+    { "name": "LEDGERNET_NATS_STREAM", "description": "the JetStream stream of the audit stream (empty: LEDGERNET)", "settable": ["value"], "value": "" },
+    { "name": "LEDGERNET_VTEP", "description": "this host's underlay address for cluster networks (empty: the source address towards the first NATS server)", "settable": ["value"], "value": "" },
+    { "name": "LEDGERNET_CLUSTER_HOST_TIMEOUT", "description": "a cluster host not heard of for this long has its entries removed, e.g. 60s (empty: 30s; at least 1s)", "settable": ["value"], "value": "" },
     { "name": "LEDGERNET_FIREWALL", "description": "firewall backend: auto (follow Docker: nftables where Docker 29+ uses it), iptables or nftables", "settable": ["value"], "value": "auto" },
     { "name": "LEDGERNET_ALLOW_DIRECT_ROUTING", "description": "1: no direct-access protection on any network (Docker 28's --allow-direct-routing; empty or 0: protected)", "settable": ["value"], "value": "" },
     { "name": "LEDGERNET_IPV6_FORWARDING", "description": "1: turn the host's IPv6 forwarding on while a network with IPv6 has a way out, as Docker's bridge driver does (empty or 0: only named)", "settable": ["value"], "value": "" },
     { "name": "LEDGERNET_METRICS", "description": "HOST:PORT for Prometheus metrics (empty: off)", "settable": ["value"], "value": "" },
+    { "name": "LEDGERNET_ABANDONED_GRACE", "description": "seconds an endpoint no Docker container holds is kept before it is released (empty: 60)", "settable": ["value"], "value": "" },
+    { "name": "LEDGERNET_ARCHIVE_LOG_SIZE", "description": "archive events.log once it holds this many bytes, e.g. 256M (empty or 0: off)", "settable": ["value"], "value": "" },
+    { "name": "LEDGERNET_DEFAULT_POOL", "description": "IPv4 range automatic IPAM pools are carved from (empty: 10.231.0.0/16)", "settable": ["value"], "value": "" },
+    { "name": "LEDGERNET_DEFAULT_POOL_SIZE", "description": "prefix length of each automatic IPv4 pool (empty: 24)", "settable": ["value"], "value": "" },
+    { "name": "LEDGERNET_DEFAULT_POOL6", "description": "IPv6 range automatic IPAM pools are carved from (empty: fd00:231::/48)", "settable": ["value"], "value": "" },
+    { "name": "LEDGERNET_DEFAULT_POOL6_SIZE", "description": "prefix length of each automatic IPv6 pool (empty: 64)", "settable": ["value"], "value": "" },
+    { "name": "LEDGERNET_DRIVER_NAME", "description": "the name Docker knows this driver by (empty: the plugin's name, asked of Docker)", "settable": ["value"], "value": "" },
     { "name": "LEDGERNET_DOCKER_SOCKET", "description": "Docker's API socket as the plugin sees it, in the docker-api mount (empty: never ask Docker)", "settable": ["value"], "value": "/run/ledgernet-docker/docker.sock" },
     { "name": "LEDGERNET_PROC_SYS_NET", "description": "where the proc-sys-net mount puts the host's /proc/sys/net", "value": "/run/ledgernet-sysctl/net" },
     { "name": "LEDGERNET_RUN_DIR", "description": "where the host guard lives (the host-guard mount)", "value": "/run/ledgernet-host" },
