@@ -196,6 +196,7 @@ cat >"$OUT/config.json" <<'EOF'
     { "name": "LEDGERNET_FIREWALL", "description": "firewall backend: auto (follow Docker: nftables where Docker 29+ uses it), iptables or nftables", "settable": ["value"], "value": "auto" },
     { "name": "LEDGERNET_ALLOW_DIRECT_ROUTING", "description": "1: no direct-access protection on any network (Docker 28's --allow-direct-routing; empty or 0: protected)", "settable": ["value"], "value": "" },
     { "name": "LEDGERNET_IPV6_FORWARDING", "description": "1: turn the host's IPv6 forwarding on while a network with IPv6 has a way out, as Docker's bridge driver does (empty or 0: only named)", "settable": ["value"], "value": "" },
+    { "name": "LEDGERNET_CONTROL_GROUP", "description": "a host group's number (the plugin cannot read the host's group names): its members may use control.sock in the state mount's source, with full control (reconcile, release, events archive, cluster forget; empty: root only)", "settable": ["value"], "value": "" },
     { "name": "LEDGERNET_METRICS", "description": "HOST:PORT for Prometheus metrics (empty: off)", "settable": ["value"], "value": "" },
     { "name": "LEDGERNET_ABANDONED_GRACE", "description": "seconds an endpoint no Docker container holds is kept before it is released (empty: 60)", "settable": ["value"], "value": "" },
     { "name": "LEDGERNET_ARCHIVE_LOG_SIZE", "description": "archive events.log once it holds this many bytes, e.g. 256M (empty or 0: off)", "settable": ["value"], "value": "" },

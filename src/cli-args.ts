@@ -41,6 +41,7 @@ const COMMANDS = {
       firewall: str,
       'allow-direct-routing': bool,
       'ipv6-forwarding': bool,
+      'control-group': str,
       'default-pool': str,
       'default-pool-size': str,
       'default-pool6': str,

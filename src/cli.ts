@@ -7,6 +7,7 @@ import { canonicalIp, parsePrefix } from './events/domain/cidr.ts';
 import { DriverError, isDriverError } from './errors.ts';
 import { DEFAULT_DOCKER_SOCKET } from './operator/docker-api.ts';
 import { parseDirectRouting, parseFirewallChoice } from './operator/firewall-choice.ts';
+import { controlGroupId } from './operator/socket.ts';
 import { inheritedPluginSocket } from './supervisor/activation.ts';
 import { jsonLog, type Log } from './supervisor/log.ts';
 import { supervise } from './supervisor/supervisor.ts';
@@ -30,6 +31,8 @@ commands:
               [--allow-direct-routing]  no direct-access protection on any network (Docker 28's dockerd flag)
               [--ipv6-forwarding]  turn the host's IPv6 forwarding on while a network has IPv6, as Docker's
                          bridge driver does (default: off is only named, in status and the log)
+              [--control-group NAME|GID]  members of this group may use the control socket (the
+                         CLI's door: reconcile, release, events archive, cluster forget); default: root only
               [--default-pool CIDR] [--default-pool-size N] [--default-pool6 CIDR] [--default-pool6-size N]
               (automatic IPAM pools: default ${DEFAULT_POOLS.v4.range} in /${DEFAULT_POOLS.v4.size}s, ${DEFAULT_POOLS.v6.range} in /${DEFAULT_POOLS.v6.size}s)
   reconcile   converge the kernel once (through the running daemon if there is one)
@@ -224,6 +227,8 @@ async function runServe(values: Values, env: NodeJS.ProcessEnv, argv: string[], 
   const pools = defaultPools(values, env);
   const listen = workerSocket(env);
   const supervisor = !listen && !values['in-process'];
+  // Looked up in the supervisor too, so an unknown group is refused before a worker starts.
+  const controlGroup = await controlGroupId(values['control-group'] ?? env['LEDGERNET_CONTROL_GROUP']);
   // pino only where it is used: the supervisor writes the same lines without it (memory, bench row
   // 9) unless a terminal reads them (pino-pretty).
   const logger = supervisor && !process.stdout.isTTY ? null : (await import('./logger.ts')).createLogger(logLevel);
@@ -247,6 +252,7 @@ async function runServe(values: Values, env: NodeJS.ProcessEnv, argv: string[], 
     firewall: parseFirewallChoice(values.firewall ?? env['LEDGERNET_FIREWALL']) ?? 'auto',
     allowDirectRouting: parseDirectRouting(values['allow-direct-routing'], env['LEDGERNET_ALLOW_DIRECT_ROUTING']) ?? false,
     ipv6Forwarding: parseSwitch(values['ipv6-forwarding'], 'LEDGERNET_IPV6_FORWARDING', env['LEDGERNET_IPV6_FORWARDING']) ?? false,
+    ...(controlGroup === null ? {} : { controlGroup }),
   };
   const watchdogMs = num('worker-watchdog', values['worker-watchdog'] ?? (env['LEDGERNET_WORKER_WATCHDOG'] || undefined), DEFAULTS.workerWatchdogS) * 1000;
   if (values['in-process'] && values['worker-watchdog'] !== undefined) {

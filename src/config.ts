@@ -83,6 +83,9 @@ export interface ServeConfig {
   readonly firewall?: 'iptables' | 'nftables' | 'auto';
   /** `--allow-direct-routing` (LEDGERNET_ALLOW_DIRECT_ROUTING): no direct-access protection on any network; default off. */
   readonly allowDirectRouting?: boolean;
+  /** `--control-group` (LEDGERNET_CONTROL_GROUP): the gid whose members may use the control socket
+   * (it is made root:G 0660 in a 0710 root:G state dir at every start); unset: root only. */
+  readonly controlGroup?: number;
   /** `--ipv6-forwarding` (LEDGERNET_IPV6_FORWARDING): IPv6 forwarding turned on for networks with IPv6, as Docker's bridge driver does; default off (named only). */
   readonly ipv6Forwarding?: boolean;
   /** This host's underlay address for cluster networks (`--vtep`, `LEDGERNET_VTEP`); null: the

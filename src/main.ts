@@ -1,6 +1,6 @@
 // Composition root of `ledgernet serve`: the only place that creates the logger, the fastify
 // servers and the real kernel, and wires the layers together.
-import { readFile, unlink } from 'node:fs/promises';
+import { chown, readFile, unlink } from 'node:fs/promises';
 import type { NatsConnection, NodeConnectionOptions } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { DriverError } from './errors.ts';
@@ -236,7 +236,10 @@ async function listen(cfg: ServeConfig, p: Parts, log: Logger, add: (c: Cleanup)
     authorize: controlPeerCheck(ctlPath, peer),
     peer,
   });
-  add(await listenLazily(ctlPath, 0o600, control, (e: unknown) => log.error({ err: e }, 'the control socket could not serve: its app failed to load')));
+  const group = cfg.controlGroup;
+  add(await listenLazily(ctlPath, group === undefined ? 0o600 : 0o660, control, (e: unknown) => log.error({ err: e }, 'the control socket could not serve: its app failed to load')));
+  // Bound in this process's group; the state dir lets only `group` pass, so nobody else is let in before the chown.
+  if (group !== undefined) await chown(ctlPath, process.geteuid?.() ?? 0, group);
 }
 
 async function startMetrics(cfg: ServeConfig, store: EventStore, metrics: Metrics | null, log: Logger): Promise<Cleanup | null> {
@@ -279,8 +282,15 @@ function watchKernel(cfg: ServeConfig, reconciler: Reconciler, log: Logger, metr
 }
 
 export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
-  const release = await acquireLock(cfg.stateDir, { socket: cfg.socket }, (from) =>
-    log.warn({ stateDir: cfg.stateDir, mode: from.toString(8) }, 'the state directory was open to group or others: tightened to 0700'),
+  const group = cfg.controlGroup;
+  const release = await acquireLock(
+    cfg.stateDir,
+    { socket: cfg.socket },
+    (from, path) =>
+      path === cfg.stateDir
+        ? log.warn({ stateDir: cfg.stateDir, mode: from.toString(8) }, `the state directory was open to group or others: tightened to ${group === undefined ? '0700' : '0710'}`)
+        : log.warn({ path, mode: from.toString(8), controlGroup: group }, 'the control group could have opened this in the state directory: made owner-only'),
+    group,
   );
   const cleanups: Cleanup[] = [release];
   const stopAll = async () => {
@@ -338,7 +348,7 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
     await reconciler.requestPass('startup');
     if (docker) add(startDockerSync(cfg, store, reconciler, docker, log));
     add(startLeftSweeper({ store, converge: (t) => void reconciler.requestPass(t).catch((e: unknown) => log.warn({ err: e, trigger: t }, 'background reconcile pass failed')), log }));
-    log.info({ socket: cfg.socket, stateDir: cfg.stateDir, intervalS: cfg.reconcileIntervalS }, 'ledgernet is serving');
+    log.info({ socket: cfg.socket, stateDir: cfg.stateDir, intervalS: cfg.reconcileIntervalS, ...(group === undefined ? {} : { controlGroup: group }) }, 'ledgernet is serving');
   } catch (e) {
     await stopAll();
     throw e;

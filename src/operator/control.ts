@@ -1,6 +1,7 @@
-// The operator's door into a running daemon: a unix socket in the state directory (mode 0600),
-// used by `ledgernet reconcile` and `ledgernet status`. Docker never sees it. Each connection's
-// peer is checked (SO_PEERCRED) before its first request is served.
+// The operator's door into a running daemon: a unix socket in the state directory (mode 0600, or
+// 0660 in the group of `serve --control-group`), used by `ledgernet reconcile` and `ledgernet
+// status`. Docker never sees it. Each connection's peer is checked (SO_PEERCRED, SO_PEERGROUPS)
+// before its first request is served.
 import type { Socket } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Command } from '../events/domain/commands.ts';

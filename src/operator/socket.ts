@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdir, stat, unlink } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -153,14 +153,20 @@ interface PeerCredentials {
   readonly pid: number;
   readonly uid: number;
   readonly gid: number;
+  /** Its supplementary groups (SO_PEERGROUPS), or null when they could not be read. */
+  readonly groups: readonly number[] | null;
 }
 
-// SO_PEERCRED (SOL_SOCKET 1, SO_PEERCRED 17 on Linux) of the socket on fd 0: Node has no
-// getsockopt, and a native addon is not worth one call; perl (perl-base, Essential in Debian)
-// makes it without loading a module.
-const PEERCRED_SCRIPT = 'my $c = getsockopt(STDIN, 1, 17) or die "getsockopt: $!\\n"; print join(" ", unpack("iII", $c)), "\\n";';
+// SO_PEERCRED (SOL_SOCKET 1, SO_PEERCRED 17 on Linux) and SO_PEERGROUPS (59, Linux 4.13) of the
+// socket on fd 0: Node has no getsockopt, and a native addon is not worth one call; perl
+// (perl-base, Essential in Debian) makes it without loading a module. Both are what the peer had
+// when it connected, so no pid is looked up (one could be reused). perl's getsockopt buffer holds
+// 64 groups: a peer in more gets `!` and its error, and only its primary group counts.
+const PEERCRED_SCRIPT =
+  'my $c = getsockopt(STDIN, 1, 17) or die "getsockopt: $!\\n"; print join(" ", unpack("iII", $c)), "\\n"; ' +
+  'my $g = getsockopt(STDIN, 1, 59); print defined $g ? join(" ", unpack("I*", $g)) : "! $!", "\\n";';
 
-/** The kernel's record of who connected the unix socket `socket` (SO_PEERCRED). */
+/** The kernel's record of who connected the unix socket `socket` (SO_PEERCRED, SO_PEERGROUPS). */
 function peerCredentials(socket: Socket): Promise<PeerCredentials> {
   const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
   if (typeof fd !== 'number' || fd < 0) return Promise.reject(new Error('the connection has no file descriptor'));
@@ -172,8 +178,10 @@ function peerCredentials(socket: Socket): Promise<PeerCredentials> {
     child.stderr?.setEncoding('utf8').on('data', (c: string) => (err += c));
     child.once('error', reject);
     child.once('close', (code) => {
-      const [pid, uid, gid] = out.trim().split(' ').map(Number);
-      if (code === 0 && [pid, uid, gid].every((n) => Number.isInteger(n))) resolve({ pid: pid!, uid: uid!, gid: gid! });
+      const [cred = '', groupLine = '!'] = out.split('\n');
+      const [pid, uid, gid] = cred.trim().split(' ').map(Number);
+      const groups = groupLine.startsWith('!') ? null : groupLine.split(' ').filter((g) => g !== '').map(Number);
+      if (code === 0 && [pid, uid, gid].every((n) => Number.isInteger(n))) resolve({ pid: pid!, uid: uid!, gid: gid!, groups });
       else reject(new Error(`cannot read the peer's credentials: ${err.trim() || `perl exited with ${code}`}`));
     });
   });
@@ -190,15 +198,34 @@ export function peerReader(): (socket: Socket) => Promise<PeerCredentials> {
 }
 
 /**
- * The control socket's door: root, this daemon's own user, or a process whose group is the
- * socket file's group (`chgrp` it to let a group in; its mode is 0600 until then). `peer` reads
- * the connection's credentials (share one peerReader with what records them).
+ * The control socket's door: root, this daemon's own user, or a member of the socket file's group,
+ * as its primary or a supplementary group (`serve --control-group` makes that group the socket's
+ * at every start; without it the socket is root's, 0600). `peer` reads the connection's
+ * credentials (share one peerReader with what records them).
  */
 export function controlPeerCheck(path: string, peer: (socket: Socket) => Promise<PeerCredentials> = peerCredentials): (socket: Socket) => Promise<string | null> {
   const me = process.geteuid?.() ?? 0;
   return async (socket) => {
     const [who, st] = await Promise.all([peer(socket), stat(path)]);
-    if (who.uid === 0 || who.uid === me || who.gid === st.gid) return null;
-    return `uid ${who.uid} (gid ${who.gid}) may not use ${path}: only root or group ${st.gid}`;
+    if (who.uid === 0 || who.uid === me || who.gid === st.gid || who.groups?.includes(st.gid)) return null;
+    const unread = who.groups === null ? '; its supplementary groups could not be read (SO_PEERGROUPS: Linux 4.13 or later, at most 64 groups)' : '';
+    return `uid ${who.uid} (gid ${who.gid}) may not use ${path}: only root or group ${st.gid}${unread}`;
   };
+}
+
+/**
+ * The gid of `--control-group` (a group's name or number), or null when it is not set. A name is
+ * looked up through NSS (getent), so LDAP groups count; one that is not found is refused by name.
+ */
+export function controlGroupId(value: string | undefined): Promise<number | null> {
+  if (value === undefined || value === '') return Promise.resolve(null);
+  if (/^\d+$/.test(value) && Number(value) < 2 ** 32 - 1) return Promise.resolve(Number(value));
+  return new Promise((resolve, reject) => {
+    execFile('getent', ['group', '--', value], { encoding: 'utf8' }, (e, stdout) => {
+      const gid = Number.parseInt(stdout.split(':')[2] ?? '', 10);
+      if (!e && Number.isInteger(gid)) resolve(gid);
+      else if (e?.code === 2) reject(new DriverError('LN_ERR_CONFIG', `--control-group ${value}: no such group (getent group ${value} finds none)`));
+      else reject(new DriverError('LN_ERR_CONFIG', `--control-group ${value}: cannot look the group up (${e?.message ?? stdout}); give its number instead`, { cause: e }));
+    });
+  });
 }

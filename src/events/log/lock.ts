@@ -1,7 +1,8 @@
 // Locks the kernel releases when their holder dies, however it dies: flock(2) on a file inside a
-// directory only root (its owner) can enter or write. So no other user can take or block them
-// (they cannot open the file), there is no stale lock after kill -9 or a reboot, and no pid that a
-// new process could reuse.
+// directory only root (its owner) can enter or write (`serve --control-group` lets one group pass
+// through the state dir to the control socket, and every file there is owner-only). So no other
+// user can take or block them (they cannot open the file), there is no stale lock after kill -9 or
+// a reboot, and no pid that a new process could reuse.
 //
 // Node has no flock(): the file is opened here and `flock --nonblock 3` (util-linux) runs with
 // that open file as its fd 3. A flock belongs to the open file description, which this process
@@ -11,7 +12,7 @@
 // message that refuses the next one.
 import { spawn } from 'node:child_process';
 import { constants } from 'node:fs';
-import { chmod, mkdir, open, readFile, readlink, stat, type FileHandle } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, open, readdir, readFile, readlink, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DriverError } from '../../errors.ts';
 
@@ -62,9 +63,10 @@ function flockNow(fd: number): Promise<boolean> {
 /**
  * Creates `dir` (0700) if missing and makes sure only this user can use it: refuses one another
  * user owns; an existing one that group or others may enter is tightened to 0700 when `tighten`,
- * else refused if they may write to it. Returns the mode it had when it was tightened.
+ * else refused if they may write to it. Passing through (0710) is kept for `group` when it is the
+ * dir's group. Returns the mode it had when it was tightened.
  */
-async function ensurePrivateDir(dir: string, o: { what: string; tighten: boolean }): Promise<{ tightenedFrom: number } | null> {
+async function ensurePrivateDir(dir: string, o: { what: string; tighten: boolean; group?: number | undefined }): Promise<{ tightenedFrom: number } | null> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const st = await stat(dir);
   const me = process.geteuid?.() ?? 0;
@@ -76,7 +78,8 @@ async function ensurePrivateDir(dir: string, o: { what: string; tighten: boolean
     );
   }
   const mode = st.mode & 0o777;
-  if ((mode & 0o077) === 0) return null;
+  const passes = o.group !== undefined && st.gid === o.group ? 0o010 : 0;
+  if ((mode & 0o077 & ~passes) === 0) return null;
   if (o.tighten) {
     await chmod(dir, 0o700);
     return { tightenedFrom: mode };
@@ -85,6 +88,28 @@ async function ensurePrivateDir(dir: string, o: { what: string; tighten: boolean
     throw new DriverError('LN_ERR_LOG_IO', `${o.what} ${dir} is writable by group or others (mode ${mode.toString(8)}); only its owner may write there`);
   }
   return null;
+}
+
+/**
+ * Lets group `gid` pass through the private `dir` (0710, its group `gid`) to the control socket,
+ * and nothing more: first every file and folder in it is made owner-only, so the group can open
+ * none of them (the lock file included: an open file can be flock'ed). Sockets are left alone
+ * (one may be a running daemon's). Returns those it tightened, with the mode they had.
+ */
+async function letGroupPass(dir: string, gid: number): Promise<{ path: string; mode: number }[]> {
+  const tightened: { path: string; mode: number }[] = [];
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    if (!e.isFile() && !e.isDirectory()) continue; // chmod follows a symlink
+    const path = join(dir, e.name);
+    const mode = (await lstat(path)).mode & 0o777;
+    if ((mode & 0o077) === 0) continue;
+    await chmod(path, mode & 0o700);
+    tightened.push({ path, mode });
+  }
+  const st = await stat(dir);
+  if (st.gid !== gid) await chown(dir, st.uid, gid);
+  if ((st.mode & 0o777) !== 0o710) await chmod(dir, 0o710);
+  return tightened;
 }
 
 async function openLockFile(path: string): Promise<FileHandle> {
@@ -165,16 +190,20 @@ async function takeFileLock(path: string, info: LockInfo): Promise<(() => Promis
 }
 
 /**
- * Takes the writer lock of the state directory `dir` (created 0700 if missing). `onTightened`
- * hears of a state dir that group or others could enter, now 0700.
+ * Takes the writer lock of the state directory `dir` (created 0700 if missing; with `group`, made
+ * 0710 for that group: see letGroupPass). `onTightened` hears of a state dir that group or others
+ * could enter (now 0700 or 0710), and with `group` of each thing in it the group could read (now
+ * owner-only), with the mode it had.
  */
 export async function acquireLock(
   dir: string,
   info: LockInfo = {},
-  onTightened?: (fromMode: number) => void,
+  onTightened?: (fromMode: number, path: string) => void,
+  group?: number,
 ): Promise<() => Promise<void>> {
-  const tightened = await ensurePrivateDir(dir, { what: 'the state directory', tighten: true });
-  if (tightened) onTightened?.(tightened.tightenedFrom);
+  const tightened = await ensurePrivateDir(dir, { what: 'the state directory', tighten: true, group });
+  if (tightened) onTightened?.(tightened.tightenedFrom, dir);
+  if (group !== undefined) for (const t of await letGroupPass(dir, group)) onTightened?.(t.mode, t.path);
   const path = join(dir, LOCK_FILE);
   const release = await takeFileLock(path, { stateDir: dir, ...info });
   if (release) return release;

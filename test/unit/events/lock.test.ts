@@ -2,7 +2,7 @@
 // a root-only directory, held by the open file after flock(1) exits, released by the kernel when
 // the holder dies; a user other than root can neither hold nor block it.
 import assert from 'node:assert/strict';
-import { chmod, mkdir, mkdtemp, readFile, rm, stat, chown } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, stat, chown, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -90,6 +90,36 @@ describe('state directory lock (flock)', () => {
     const release = await acquireLock(dir, {}, (from) => seen.push(from));
     assert.deepEqual(seen, [0o755]);
     assert.equal((await stat(dir)).mode & 0o777, 0o700);
+    await release();
+  });
+
+  it('with a control group: the dir is 0710 in that group and all in it owner-only (a member can neither hold nor block the lock); kept at the next start; 0700 again without it', async () => {
+    const dir = join(root, 'group');
+    await mkdir(join(dir, 'archive'), { recursive: true, mode: 0o755 });
+    await chmod(dir, 0o755);
+    await writeFile(join(dir, 'events.log'), '', { mode: 0o644 });
+    await writeFile(join(root, 'outside'), '', { mode: 0o644 });
+    await symlink(join(root, 'outside'), join(dir, 'link'));
+    const seen: [string, string][] = [];
+    const note = (from: number, path: string) => seen.push([path, from.toString(8)]);
+    let release = await acquireLock(dir, {}, note, 4242);
+    const mode = async (p: string) => (await stat(join(dir, p))).mode & 0o777;
+    assert.deepEqual([await mode(''), (await stat(dir)).gid], [0o710, 4242]);
+    assert.deepEqual([await mode('events.log'), await mode('archive'), await mode(LOCK_FILE)], [0o600, 0o700, 0o600]);
+    assert.deepEqual(seen.sort(), [[dir, '755'], [join(dir, 'archive'), '755'], [join(dir, 'events.log'), '644']]);
+    assert.equal((await stat(join(root, 'outside'))).mode & 0o777, 0o644, 'a symlink is not followed');
+    const member = ['--reuid=65534', '--regid=65534', '--groups=4242'];
+    for (const cmd of [['flock', '--nonblock', '--exclusive', join(dir, LOCK_FILE), 'true'], ['cat', join(dir, 'events.log')], ['ls', dir]]) {
+      const r = await execa('setpriv', [...member, ...cmd], { reject: false, cwd: '/', timeout: 10_000 });
+      assert.match(r.stderr, /Permission denied/, cmd.join(' '));
+    }
+    await release();
+    seen.length = 0;
+    release = await acquireLock(dir, {}, note, 4242);
+    assert.deepEqual(seen, [], 'the next start with the group changes nothing');
+    await release();
+    release = await acquireLock(dir, {}, note);
+    assert.deepEqual([seen, await mode('')], [[[dir, '710']], 0o700]);
     await release();
   });
 

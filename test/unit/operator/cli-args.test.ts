@@ -66,6 +66,7 @@ describe('options a command does not take', () => {
     [['reconcile', 'now'], /ledgernet reconcile takes no arguments, got now/],
     [['serve', '--worker-watchdog', 'soon'], /--worker-watchdog must be a non-negative number, got soon/],
     [['serve', '--in-process', '--worker-watchdog', '5'], /--worker-watchdog watches the worker a supervisor runs; --in-process runs none/],
+    [['serve', '--control-group', 'ledgernet-no-such-group'], /--control-group ledgernet-no-such-group: no such group/],
     [['release', NET, NET], /ledgernet release takes ID\|CIDR\|IP, got also/],
     [['reconcle'], /unknown command 'reconcle'/],
     [['cluster', 'forgt', 'h3'], /ledgernet cluster takes 'forget', got 'forgt'/],
