@@ -38,9 +38,10 @@ commands:
   reconcile   converge the kernel once (through the running daemon if there is one)
               --dry-run  only show what would change (exit 0: nothing, 2: changes pending, 1: error)
               --json     machine-readable output
-              --firewall B  plan with this backend (default: the one serve recorded in the state dir)
-              --allow-direct-routing  plan as serve --allow-direct-routing would (default: as serve runs;
-                         LEDGERNET_ALLOW_DIRECT_ROUTING=0 plans as serve without it)
+              --firewall B  (with --dry-run only) plan with this backend (default: the one serve recorded)
+              --allow-direct-routing  (with --dry-run only) plan as serve --allow-direct-routing would
+                         (default: as serve runs; LEDGERNET_ALLOW_DIRECT_ROUTING=0 plans as serve without it);
+                         a real reconcile runs as serve does and refuses both
   status      networks, endpoints, IPAM pools and published ports, desired vs actual [--json] [--firewall B]
   events      print the event log [--json] [--follow] [--since SEQ|TIME] (from that seq, or
               that time by the events' own) [--network ID|NAME] (one network's

@@ -63,17 +63,36 @@ function useColor(): boolean {
  * The backend the daemon uses (see firewall-choice.ts), unless `--firewall` says otherwise; planned
  * with its --allow-direct-routing unless `--allow-direct-routing` (or the env) says otherwise.
  */
-const cliFirewall = (stateDir: string, flag?: string, direct?: boolean) => firewallForCli(stateDir, flag, DEFAULT_DOCKER_SOCKET, direct);
+const cliFirewall = (stateDir: string, flag?: string, direct?: boolean, env = process.env) => firewallForCli(stateDir, flag, DEFAULT_DOCKER_SOCKET, direct, env);
 
-/** Whether serve turns IPv6 forwarding on (LEDGERNET_IPV6_FORWARDING, else what serve recorded). */
-const cliIpv6Forwarding = async (stateDir: string): Promise<boolean> =>
-  parseSwitch(undefined, 'LEDGERNET_IPV6_FORWARDING', process.env['LEDGERNET_IPV6_FORWARDING']) ?? (await readSwitch(stateDir, 'ipv6Forwarding'));
+/** Whether serve turns IPv6 forwarding on (LEDGERNET_IPV6_FORWARDING in `env`, else what serve recorded). */
+const cliIpv6Forwarding = async (stateDir: string, env = process.env): Promise<boolean> =>
+  parseSwitch(undefined, 'LEDGERNET_IPV6_FORWARDING', env['LEDGERNET_IPV6_FORWARDING']) ?? (await readSwitch(stateDir, 'ipv6Forwarding'));
+
+/**
+ * No environment: a pass without the daemon runs as serve recorded it runs, as one through the
+ * daemon does; LEDGERNET_FIREWALL and the switches' variables only preview (--dry-run, status).
+ */
+const AS_SERVED: NodeJS.ProcessEnv = {};
 
 /** What a pass of serve would do to IPv6 forwarding (forwarding.ts), from the full read `snapshot`. */
 const ipv6ForwardingPlan = async (stateDir: string, state: State, snapshot: KernelSnapshot): Promise<Action[]> =>
   (await cliIpv6Forwarding(stateDir)) ? planIpv6Forwarding(state, snapshot) : [];
 
+/**
+ * `reconcile`: with --dry-run, what a pass would change (`firewall`, `allowDirectRouting`: as a
+ * serve with that setting would); else one pass, through the daemon or alone.
+ */
 export async function runReconcile(o: { stateDir: string; dryRun: boolean; json: boolean; firewall?: string | undefined; allowDirectRouting?: boolean | undefined }): Promise<number> {
+  // Previews of a serve with that setting: a real pass runs as serve does (through the daemon, or
+  // as it recorded), so taking them there showed one thing with --dry-run and did another.
+  const preview = [o.firewall === undefined ? null : '--firewall', o.allowDirectRouting === undefined ? null : '--allow-direct-routing'].filter((f) => f !== null);
+  if (!o.dryRun && preview.length > 0) {
+    throw new DriverError(
+      'LN_ERR_CONFIG',
+      `reconcile takes ${preview.join(' and ')} only with --dry-run, to plan as a serve with that setting would; a real reconcile runs as serve does (restart serve with the setting to change it). Nothing was done (see ledgernet --help)`,
+    );
+  }
   await requireLog(o.stateDir);
   if (o.dryRun) {
     const state = await loadState(o.stateDir);
@@ -96,7 +115,7 @@ export async function runReconcile(o: { stateDir: string; dryRun: boolean; json:
   const viaDaemon = (await callDaemon(o.stateDir, 'POST', '/reconcile')) as
     | { planned: Action[]; applied: string[]; failures: string[]; lost: string[] }
     | null;
-  const result = viaDaemon ?? (await reconcileAlone(o.stateDir, o.firewall));
+  const result = viaDaemon ?? (await reconcileAlone(o.stateDir));
   if (o.json) out(`${JSON.stringify(result)}\n`);
   else {
     for (const a of result.applied) out(`applied ${a}\n`);
@@ -177,7 +196,7 @@ async function releaseDryRun(stateDir: string, target: string): Promise<number> 
 }
 
 async function releaseAlone(stateDir: string, target: string, cause: Cause): Promise<{ events: string[]; applied: string[] }> {
-  return withStore(stateDir, undefined, async (store, reconcile) => {
+  return withStore(stateDir, async (store, reconcile) => {
     const events = await store.execute(releaseCommand(store.state, target), cause);
     const r = await reconcile();
     return { events: events.map((e) => `${e.type} ${e.id}`), applied: r.applied.map(describeAction) };
@@ -187,7 +206,6 @@ async function releaseAlone(stateDir: string, target: string, cause: Cause): Pro
 // No daemon: take the writer's lock ourselves, so two writers never run at once.
 async function withStore<T>(
   stateDir: string,
-  firewall: string | undefined,
   fn: (store: EventStore, reconcile: () => Promise<PassResult>) => Promise<T>,
 ): Promise<T> {
   const release = await acquireLock(stateDir, { command: 'ledgernet reconcile/release' });
@@ -201,12 +219,12 @@ async function withStore<T>(
       const reconciler = new Reconciler({
         ...(vtep ? { vtep: () => vtep } : {}),
         kernel: createKernel({ filterPrefixes: [VETH_PREFIX] }),
-        firewall: await cliFirewall(stateDir, firewall),
+        firewall: await cliFirewall(stateDir, undefined, undefined, AS_SERVED),
         getState: () => store.state,
         log: { info: () => undefined, warn: () => undefined, error: () => undefined, debug: () => undefined } as never,
         intervalMs: 0,
         onLost: markLost(store),
-        ipv6Forwarding: await cliIpv6Forwarding(stateDir),
+        ipv6Forwarding: await cliIpv6Forwarding(stateDir, AS_SERVED),
       });
       const outcomes = new OutcomeRecorder(store);
       return await fn(store, async () => {
@@ -223,8 +241,8 @@ async function withStore<T>(
   }
 }
 
-async function reconcileAlone(stateDir: string, firewall?: string) {
-  return withStore(stateDir, firewall, async (_store, reconcile) => {
+async function reconcileAlone(stateDir: string) {
+  return withStore(stateDir, async (_store, reconcile) => {
     const r = await reconcile();
     return {
       planned: r.planned,

@@ -125,11 +125,11 @@ export function parseDirectRouting(flag: boolean | undefined, env: string | unde
 /** serve records whether it runs with --allow-direct-routing, so the CLI's plans agree with it. */
 export const recordDirectRouting = (stateDir: string, on: boolean): Promise<void> => recordSwitch(stateDir, 'directRouting', on);
 
-/** For the CLI: the flag or env, else what the daemon recorded, else `auto`. */
-export async function firewallForCli(stateDir: string, flag: string | undefined, dockerSocket: string | null, directFlag?: boolean): Promise<FirewallBackend> {
-  const given = parseFirewallChoice(flag ?? process.env['LEDGERNET_FIREWALL']);
+/** For the CLI: the flag or `env`, else what the daemon recorded, else `auto`. */
+export async function firewallForCli(stateDir: string, flag: string | undefined, dockerSocket: string | null, directFlag?: boolean, env = process.env): Promise<FirewallBackend> {
+  const given = parseFirewallChoice(flag ?? env['LEDGERNET_FIREWALL']);
   const recorded = given ? undefined : await readRecorded(stateDir);
   const backend = (await resolveFirewall(given ?? recorded ?? 'auto', dockerSocket, stateDir)).backend;
-  const direct = parseDirectRouting(directFlag, process.env['LEDGERNET_ALLOW_DIRECT_ROUTING']) ?? (await readSwitch(stateDir, 'directRouting'));
+  const direct = parseDirectRouting(directFlag, env['LEDGERNET_ALLOW_DIRECT_ROUTING']) ?? (await readSwitch(stateDir, 'directRouting'));
   return direct ? switchableFirewall(backend, true) : backend;
 }

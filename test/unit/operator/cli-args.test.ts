@@ -82,6 +82,22 @@ describe('options a command does not take', () => {
     });
   }
 
+  for (const [args, bad] of [
+    [['reconcile', '--allow-direct-routing'], '--allow-direct-routing'],
+    [['reconcile', '--firewall', 'nftables'], '--firewall'],
+    [['reconcile', '--json', '--firewall', 'iptables', '--allow-direct-routing'], '--firewall and --allow-direct-routing'],
+  ] as const) {
+    // Previews of a serve with that setting: the real pass ran as serve does, ignoring them.
+    it(`ledgernet ${args.join(' ')} (no --dry-run): refused naming ${bad}, exit 1, nothing done`, async () => {
+      const before = await logText();
+      const r = await cli(args);
+      assert.equal(r.exitCode, 1, `${r.stdout}\n${r.stderr}`);
+      assert.match(r.stderr, new RegExp(`reconcile takes ${bad} only with --dry-run.*Nothing was done \\(see ledgernet --help\\) \\(LN_ERR_CONFIG\\)`));
+      assert.equal(r.stdout, '');
+      assert.equal(await logText(), before, 'no pass ran (it records its outcome)');
+    });
+  }
+
   it('the options each command documents are taken', async () => {
     for (const args of [['reconcile', '--dry-run', '--json', '--firewall', 'iptables', '--allow-direct-routing'], ['status', '--json', '--firewall', 'iptables'], ['events', '--json'], ['events', 'verify']]) {
       const r = await cli(args);
