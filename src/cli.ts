@@ -2,7 +2,7 @@
 // The `ledgernet` command. Flags win over environment variables, which win over defaults.
 import { DEFAULT_POOLS } from './api/ipam.ts';
 import { parseCli, type Values } from './cli-args.ts';
-import { DEFAULTS, defaultHost, parseDuration, parseSwitch, parseHostTimeout, parseRetention, parseSize, settingsEnv, type DefaultPools, type NatsConfig, type ServeConfig } from './config.ts';
+import { DEFAULTS, defaultHost, parseDuration, parseSeconds, parseSwitch, parseHostTimeout, parseRetention, parseSize, SECONDS, settingsEnv, type DefaultPools, type NatsConfig, type ServeConfig } from './config.ts';
 import { canonicalIp, parsePrefix } from './events/domain/cidr.ts';
 import { DriverError, isDriverError } from './errors.ts';
 import { DEFAULT_DOCKER_SOCKET } from './operator/docker-api.ts';
@@ -16,14 +16,15 @@ import { answerPings, notifyReady, onSupervisorGone, workerSocket } from './supe
 const USAGE = `usage: ledgernet <command> [options]
 
 commands:
-  serve       run the driver: [--socket P] [--state-dir D] [--reconcile-interval S (0: no background repair)] [--log-level L]
+  serve       run the driver: [--socket P] [--state-dir D] [--reconcile-interval S (default ${DEFAULTS.reconcileIntervalS}, at least 1;
+                         0: no background repair)] [--log-level L]
               [--worker-watchdog S]  a worker whose event loop has not answered for S seconds is killed and
-                         replaced (default ${DEFAULTS.workerWatchdogS}; 0: never)
+                         replaced (default ${DEFAULTS.workerWatchdogS}, at least 2; 0: never)
               [--in-process]  no supervisor: the daemon itself listens on the socket (tests, debugging)
               [--metrics HOST:PORT]  Prometheus metrics (off by default)
               [--docker-socket P]  Docker's API (default /var/run/docker.sock; '' never asks Docker)
-              [--abandoned-grace S]  release an endpoint Docker has not held for S seconds (default 60)
-              [--apply-timeout S]  how long a Docker call that needs the kernel waits for it (default ${DEFAULTS.applyTimeoutMs / 1000}; then
+              [--abandoned-grace S]  release an endpoint Docker has not held for S seconds (default 60, at least 1)
+              [--apply-timeout S]  how long a Docker call that needs the kernel waits for it (default ${DEFAULTS.applyTimeoutMs / 1000}, at least 1; then
                          an Err naming the timeout; a network, endpoint or ports it added are taken back)
               [--archive-log-size SIZE]  archive events.log once it holds SIZE bytes (e.g. 256M; default off:
                          see 'events archive')
@@ -100,13 +101,6 @@ Cluster networks (serve with --nats; coordinated in the KV bucket ledgernet-clus
 `;
 
 
-function num(name: string, v: string | undefined, fallback: number): number {
-  if (v === undefined) return fallback;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new DriverError('LN_ERR_BAD_REQUEST', `--${name} must be a non-negative number, got ${v}`);
-  return n;
-}
-
 function defaultPool(
   family: 4 | 6,
   flag: string,
@@ -119,11 +113,12 @@ function defaultPool(
   if (!p || p.family !== family) {
     throw new DriverError('LN_ERR_BAD_REQUEST', `--${flag} must be an IPv${family} CIDR without host bits such as ${fallback.range}, got ${r}`);
   }
-  const size = sizeText === undefined ? fallback.size : Number(sizeText);
+  // Digits only: Number() took '' as 0 and `0x18` as 24.
+  const size = sizeText === undefined ? fallback.size : /^\d+$/.test(sizeText) ? Number(sizeText) : NaN;
   if (!Number.isInteger(size) || size < p.len || size > (family === 4 ? 30 : 126)) {
     throw new DriverError(
       'LN_ERR_BAD_REQUEST',
-      `--${flag}-size must be a prefix length from ${p.len} (the range's own) to ${family === 4 ? 30 : 126}, got ${sizeText}`,
+      `--${flag}-size must be a prefix length from ${p.len} (the range's own) to ${family === 4 ? 30 : 126}, got ${JSON.stringify(sizeText)}`,
     );
   }
   return { range: r, size };
@@ -237,14 +232,14 @@ async function runServe(values: Values, env: NodeJS.ProcessEnv, argv: string[], 
   const cfg: ServeConfig = {
     socket: values.socket ?? env['LEDGERNET_SOCKET'] ?? DEFAULTS.socket,
     stateDir,
-    reconcileIntervalS: num('reconcile-interval', values['reconcile-interval'] ?? env['LEDGERNET_RECONCILE_INTERVAL'], DEFAULTS.reconcileIntervalS),
-    abandonedGraceS: num('abandoned-grace', values['abandoned-grace'] ?? env['LEDGERNET_ABANDONED_GRACE'], DEFAULTS.abandonedGraceS),
+    reconcileIntervalS: parseSeconds(SECONDS.reconcileInterval, values['reconcile-interval'], env),
+    abandonedGraceS: parseSeconds(SECONDS.abandonedGrace, values['abandoned-grace'], env),
     archiveLogBytes: parseSize('archive-log-size', values['archive-log-size'] ?? env['LEDGERNET_ARCHIVE_LOG_SIZE'] ?? '0'),
-    applyTimeoutMs: num('apply-timeout', values['apply-timeout'], DEFAULTS.applyTimeoutMs / 1000) * 1000,
+    applyTimeoutMs: Math.round(parseSeconds(SECONDS.applyTimeout, values['apply-timeout'], env) * 1000),
     logLevel,
     host: values.host || env['LEDGERNET_HOST'] || defaultHost(),
     vtep: vtepOf(values.vtep ?? env['LEDGERNET_VTEP']),
-    clusterHostTimeoutMs: parseHostTimeout(values['cluster-host-timeout'] || env['LEDGERNET_CLUSTER_HOST_TIMEOUT'] || DEFAULTS.clusterHostTimeout),
+    clusterHostTimeoutMs: parseHostTimeout(values['cluster-host-timeout'] ?? env['LEDGERNET_CLUSTER_HOST_TIMEOUT'] ?? DEFAULTS.clusterHostTimeout),
     metrics: values.metrics ?? (env['LEDGERNET_METRICS'] || null),
     dockerSocket: (values['docker-socket'] ?? env['LEDGERNET_DOCKER_SOCKET'] ?? DEFAULT_DOCKER_SOCKET) || null,
     ...(env['LEDGERNET_DRIVER_NAME'] ? { driverName: env['LEDGERNET_DRIVER_NAME'] } : {}),
@@ -255,7 +250,7 @@ async function runServe(values: Values, env: NodeJS.ProcessEnv, argv: string[], 
     ipv6Forwarding: parseSwitch(values['ipv6-forwarding'], 'LEDGERNET_IPV6_FORWARDING', env['LEDGERNET_IPV6_FORWARDING']) ?? false,
     ...(controlGroup === null ? {} : { controlGroup }),
   };
-  const watchdogMs = num('worker-watchdog', values['worker-watchdog'] ?? (env['LEDGERNET_WORKER_WATCHDOG'] || undefined), DEFAULTS.workerWatchdogS) * 1000;
+  const watchdogMs = Math.round(parseSeconds(SECONDS.workerWatchdog, values['worker-watchdog'], env) * 1000);
   if (values['in-process'] && values['worker-watchdog'] !== undefined) {
     throw new DriverError('LN_ERR_BAD_REQUEST', '--worker-watchdog watches the worker a supervisor runs; --in-process runs none');
   }

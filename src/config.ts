@@ -135,6 +135,44 @@ export function defaultHost(): string {
   return hostname();
 }
 
+/** A serve setting in seconds: its flag, its environment variable (if any), its default and least value. */
+export interface SecondsSetting {
+  readonly flag: string;
+  readonly env?: string;
+  readonly fallback: number;
+  /** The least value taken, other than 0. */
+  readonly min: number;
+  /** What 0 means, where 0 is taken. */
+  readonly zero?: string;
+}
+
+/** serve's settings in seconds. */
+export const SECONDS = {
+  reconcileInterval: { flag: 'reconcile-interval', env: 'LEDGERNET_RECONCILE_INTERVAL', fallback: DEFAULTS.reconcileIntervalS, min: 1, zero: 'no background repair' },
+  // 0 released an endpoint at the first look that missed it: one between CreateEndpoint and Join is in neither of Docker's lists for a moment.
+  abandonedGrace: { flag: 'abandoned-grace', env: 'LEDGERNET_ABANDONED_GRACE', fallback: DEFAULTS.abandonedGraceS, min: 1 },
+  // 0 failed every Docker call that needs the kernel (`did not converge within 0 ms`).
+  applyTimeout: { flag: 'apply-timeout', fallback: DEFAULTS.applyTimeoutMs / 1000, min: 1 },
+  // The supervisor pings once a second (watchdog.ts): under 2 s a worker that answers every ping is killed when one comes late.
+  workerWatchdog: { flag: 'worker-watchdog', env: 'LEDGERNET_WORKER_WATCHDOG', fallback: DEFAULTS.workerWatchdogS, min: 2, zero: 'never' },
+} as const satisfies Record<string, SecondsSetting>;
+
+/**
+ * A setting in seconds: its flag, else its environment variable (empty: not set, as settingsEnv),
+ * else its default. Plain decimals only (`10`, `2.5`), `setting.min` and up or a documented 0:
+ * Number() took an empty flag as 0 (background repair off), `0x10` as 16 and `1e-3` as 1 ms.
+ */
+export function parseSeconds(setting: SecondsSetting, flag: string | undefined, env: NodeJS.ProcessEnv): number {
+  const fromEnv = flag === undefined && setting.env !== undefined ? env[setting.env] || undefined : undefined;
+  const v = flag ?? fromEnv;
+  if (v === undefined) return setting.fallback;
+  const n = /^\d+(?:\.\d+)?$/.test(v) ? Number(v) : NaN;
+  if (n >= setting.min || (n === 0 && setting.zero !== undefined)) return n;
+  const name = flag === undefined ? `${setting.env} (--${setting.flag})` : `--${setting.flag}`;
+  const zero = setting.zero === undefined ? '' : `, or 0 (${setting.zero})`;
+  throw new DriverError('LN_ERR_CONFIG', `${name} must be a number of seconds of at least ${setting.min}${zero}, such as ${setting.fallback}; got ${JSON.stringify(v)}`);
+}
+
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 const SIZE_UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { credsProblem, describeNats, parseDuration, parseHostTimeout, parseNatsServers, parseRetention, parseSize, resolveNats, type NatsConfig } from '../../src/config.ts';
+import { credsProblem, DEFAULTS, describeNats, parseDuration, parseHostTimeout, parseNatsServers, parseRetention, parseSeconds, parseSize, resolveNats, SECONDS, type NatsConfig } from '../../src/config.ts';
 
 describe('NATS config', () => {
   const base: NatsConfig = { url: 'nats://127.0.0.1:4222', token: undefined, credsFile: undefined, tlsCa: undefined, tlsCert: undefined, tlsKey: undefined };
@@ -86,6 +86,52 @@ describe('NATS config', () => {
     assert.equal(parseHostTimeout('1500ms'), 1500);
     assert.throws(() => parseHostTimeout('500ms'), /--cluster-host-timeout must be at least 1s .*got 500ms/);
     assert.throws(() => parseHostTimeout('soon'), /--cluster-host-timeout must be a duration/);
+  });
+});
+
+describe("serve's settings in seconds (flags and their environment variables)", () => {
+  const { reconcileInterval, abandonedGrace, applyTimeout, workerWatchdog } = SECONDS;
+
+  it('takes plain decimals, the default when neither is given (an empty variable is not set), the flag over the variable', () => {
+    assert.equal(parseSeconds(reconcileInterval, undefined, {}), DEFAULTS.reconcileIntervalS);
+    assert.equal(parseSeconds(reconcileInterval, undefined, { LEDGERNET_RECONCILE_INTERVAL: '' }), DEFAULTS.reconcileIntervalS);
+    assert.equal(parseSeconds(reconcileInterval, '5', { LEDGERNET_RECONCILE_INTERVAL: '7' }), 5);
+    assert.equal(parseSeconds(reconcileInterval, undefined, { LEDGERNET_RECONCILE_INTERVAL: '7' }), 7);
+    assert.equal(parseSeconds(reconcileInterval, '0', {}), 0, 'documented: no background repair');
+    assert.equal(parseSeconds(workerWatchdog, '0', {}), 0, 'documented: never');
+    assert.equal(parseSeconds(workerWatchdog, undefined, { LEDGERNET_WORKER_WATCHDOG: '2.5' }), 2.5);
+    assert.equal(parseSeconds(applyTimeout, '1', {}), 1);
+    assert.equal(parseSeconds(applyTimeout, '120', {}), 120);
+    assert.equal(parseSeconds(applyTimeout, undefined, {}), DEFAULTS.applyTimeoutMs / 1000);
+    assert.equal(parseSeconds(abandonedGrace, '3', {}), 3);
+  });
+
+  it('refuses by name an empty flag, 0x10, 1e-3, a sign, and a value under the least (0 where it means nothing)', () => {
+    const cases: [typeof reconcileInterval | typeof abandonedGrace | typeof applyTimeout | typeof workerWatchdog, string, RegExp][] = [
+      [reconcileInterval, '', /^--reconcile-interval must be a number of seconds of at least 1, or 0 \(no background repair\), such as 10; got ""$/],
+      [reconcileInterval, '0x10', /^--reconcile-interval must be .*; got "0x10"$/],
+      [reconcileInterval, '0.5', /^--reconcile-interval must be a number of seconds of at least 1/],
+      [reconcileInterval, ' 10', /^--reconcile-interval must be .*; got " 10"$/],
+      [abandonedGrace, '0', /^--abandoned-grace must be a number of seconds of at least 1, such as 60; got "0"$/],
+      [applyTimeout, '0', /^--apply-timeout must be a number of seconds of at least 1, such as 20; got "0"$/],
+      [applyTimeout, '', /^--apply-timeout must be .*; got ""$/],
+      [applyTimeout, '1e3', /^--apply-timeout must be .*; got "1e3"$/],
+      [workerWatchdog, '0.001', /^--worker-watchdog must be a number of seconds of at least 2, or 0 \(never\), such as 15; got "0.001"$/],
+      [workerWatchdog, '1', /^--worker-watchdog must be a number of seconds of at least 2/],
+      [workerWatchdog, '-5', /^--worker-watchdog must be .*; got "-5"$/],
+      [workerWatchdog, 'Infinity', /^--worker-watchdog must be .*; got "Infinity"$/],
+    ];
+    for (const [setting, v, re] of cases) {
+      assert.throws(() => parseSeconds(setting, v, {}), (e: Error & { code?: string }) => re.test(e.message) && e.code === 'LN_ERR_CONFIG', `--${setting.flag} ${JSON.stringify(v)}`);
+    }
+  });
+
+  it('refuses the same from an environment variable, naming it and its flag', () => {
+    for (const [setting, v] of [[reconcileInterval, '0x10'], [reconcileInterval, '1e1'], [abandonedGrace, '0'], [workerWatchdog, '0.001'], [workerWatchdog, 'soon']] as const) {
+      const env = { [setting.env]: v };
+      const re = new RegExp(`^${setting.env} \\(--${setting.flag}\\) must be a number of seconds .*; got "${v}"$`);
+      assert.throws(() => parseSeconds(setting, undefined, env), (e: Error) => re.test(e.message), `${setting.env}=${v}`);
+    }
   });
 });
 

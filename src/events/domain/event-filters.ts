@@ -196,7 +196,8 @@ export type Since = { readonly seq: number } | { readonly time: string } | null;
 export function parseSince(v: string | undefined): Since {
   if (v === undefined) return null;
   if (/^\d+$/.test(v)) return { seq: Number(v) };
-  const t = Date.parse(v);
+  // A time starts with its date: Date.parse took `10.5`, ` 12` or `-5` as days of 2001 (the whole log).
+  const t = /^\d{4}-\d{2}-\d{2}/.test(v) ? Date.parse(v) : NaN;
   if (Number.isNaN(t)) throw new DriverError('LN_ERR_BAD_REQUEST', `--since must be a seq (e.g. 120) or a time (e.g. 2026-11-23T13:00:00Z), got ${v}`);
   return { time: new Date(t).toISOString() };
 }

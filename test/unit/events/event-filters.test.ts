@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { NewEvent, StoredEvent } from '../../../src/events/domain/types.ts';
-import { EndpointFacts, eventFilter, FOLLOW_HOLD_MAX, FOLLOW_HOLD_MS, FollowFilter } from '../../../src/events/domain/event-filters.ts';
+import { EndpointFacts, eventFilter, FOLLOW_HOLD_MAX, FOLLOW_HOLD_MS, FollowFilter, parseSince } from '../../../src/events/domain/event-filters.ts';
 import { ADDRESS_HISTORY, EP_1, EP_2, NET_A, endpointSpec, stamp } from '../../helpers/events.ts';
 import { emptyState } from '../../../src/events/domain/types.ts';
 
@@ -88,5 +88,17 @@ describe('FollowFilter (--follow with filters)', () => {
     const last = created.length;
     assert.deepEqual(take(named(ids[0]!, last + 1)), [last + 1], "the first endpoint's line was let go");
     assert.deepEqual(take(named(ids.at(-1)!, last + 2)), [last, last + 2], "the last one's is shown when it is named");
+  });
+});
+
+describe('parseSince', () => {
+  it('a seq, or a time that starts with its date; what Date.parse took as a day of 2001 is refused by name', () => {
+    assert.deepEqual(parseSince('120'), { seq: 120 });
+    assert.deepEqual(parseSince('2026-11-23T13:00:00Z'), { time: '2026-11-23T13:00:00.000Z' });
+    assert.deepEqual(parseSince('2026-11-23'), { time: '2026-11-23T00:00:00.000Z' });
+    assert.equal(parseSince(undefined), null);
+    for (const bad of ['10.5', ' 12', '-5', '+3', 'x 1', '', '0x10', '1e3']) {
+      assert.throws(() => parseSince(bad), (e: Error) => e.message === `--since must be a seq (e.g. 120) or a time (e.g. 2026-11-23T13:00:00Z), got ${bad}`, JSON.stringify(bad));
+    }
   });
 });

@@ -30,6 +30,8 @@ after(async () => {
   await rm(runDir, { recursive: true, force: true });
 });
 
+// Should a refusal below regress, the serve it let start stays off the host's plugin socket.
+const NO_SERVE = ['--socket', join(tmpdir(), 'ln-cli-args-no-serve.sock'), '--docker-socket', ''];
 const cli = (args: readonly string[]) => runCli([...args, '--state-dir', dir], { isolated: true, env: { LEDGERNET_RUN_DIR: runDir } });
 const logText = () => readFile(join(dir, LOG_FILE), 'utf8');
 
@@ -64,7 +66,11 @@ describe('options a command does not take', () => {
     [['events', 'archive', '--json'], /`events archive` takes no --json, --follow, --since, --network, --container or --address/],
     [['events', 'archive', '--address', '10.0.0.1'], /`events archive` takes no --json, --follow, --since, --network, --container or --address/],
     [['reconcile', 'now'], /ledgernet reconcile takes no arguments, got now/],
-    [['serve', '--worker-watchdog', 'soon'], /--worker-watchdog must be a non-negative number, got soon/],
+    [['serve', '--worker-watchdog', 'soon'], /--worker-watchdog must be a number of seconds of at least 2, or 0 \(never\), such as 15; got "soon"/],
+    [['serve', '--reconcile-interval=', ...NO_SERVE], /--reconcile-interval must be a number of seconds of at least 1, or 0 \(no background repair\), such as 10; got ""/],
+    [['serve', '--apply-timeout', '0', ...NO_SERVE], /--apply-timeout must be a number of seconds of at least 1, such as 20; got "0"/],
+    [['serve', '--default-pool-size', '0x18', ...NO_SERVE], /--default-pool-size must be a prefix length from 16 \(the range's own\) to 30, got "0x18"/],
+    [['serve', '--cluster-host-timeout=', ...NO_SERVE], /--cluster-host-timeout must be a duration like 500ms/],
     [['serve', '--in-process', '--worker-watchdog', '5'], /--worker-watchdog watches the worker a supervisor runs; --in-process runs none/],
     [['serve', '--control-group', 'ledgernet-no-such-group'], /--control-group ledgernet-no-such-group: no such group/],
     [['release', NET, NET], /ledgernet release takes ID\|CIDR\|IP, got also/],
