@@ -1,6 +1,6 @@
 // The operator subcommands other than `serve`. They read the log themselves (no writer's lock),
 // so they work whether or not the daemon runs.
-import { readdir, stat } from 'node:fs/promises';
+import { access, constants, readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { callDaemon } from './control-client.ts';
@@ -10,6 +10,7 @@ import { acquireHostGuard, acquireLock, hostInstance, decide, describeCause, por
 import type { ScanEnd } from '../events/log/framing.ts';
 import { ARCHIVE_DIR, listArchives } from '../events/log/archive.ts';
 import { DriverError } from '../errors.ts';
+import { deniedError, isDenied } from './denied.ts';
 import { createKernel } from '../kernel/index.ts';
 import type { KernelSnapshot } from '../kernel/types.ts';
 import type { ProxyListener } from '../kernel/index.ts';
@@ -32,17 +33,32 @@ const out = (s: string) => process.stdout.write(s);
 /**
  * Refuses a state dir without an event log (a mistyped --state-dir or LEDGERNET_STATE_DIR, a
  * folder that is not there): read as an empty log, every ledgernet object on the host would be an
- * orphan to remove. Only `serve` makes a new state dir.
+ * orphan to remove. Only `serve` makes a new state dir. A log this user may not read (the state
+ * dir is root's, 0700) is refused as that, naming it; any other failure as it is.
  */
 export async function requireLog(stateDir: string): Promise<void> {
   const path = join(stateDir, LOG_FILE);
-  if (await stat(path).then((s) => s.isFile(), () => false)) return;
+  if (await logFound(path)) return;
   const running = await hostInstance().catch(() => null);
   throw new DriverError(
     'LN_ERR_CONFIG',
     `no event log at ${path}: ${stateDir} is not a ledgernet state dir; check --state-dir (env LEDGERNET_STATE_DIR, default ${DEFAULTS.stateDir})${runningHint(running, stateDir)}. ` +
       'Nothing was done (only ledgernet serve makes a new state dir)',
   );
+}
+
+/** Whether the event log is at `path` and this user may read it; throws when that cannot be told. */
+async function logFound(path: string): Promise<boolean> {
+  try {
+    if (!(await stat(path)).isFile()) return false;
+    await access(path, constants.R_OK);
+    return true;
+  } catch (e) {
+    if (isDenied(e)) throw deniedError(path, e);
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return false;
+    throw new DriverError('LN_ERR_LOG_IO', `cannot read the event log ${path}: ${(e as Error).message}`, { cause: e });
+  }
 }
 
 /** Where the daemon running on this host keeps its log, when that is not `stateDir`: what a mistyped or forgotten --state-dir most likely meant. Pure. */

@@ -1,5 +1,7 @@
+import { access, constants } from 'node:fs/promises';
 import { request } from 'node:http';
 import { controlSocket } from '../config.ts';
+import { deniedError, isDenied } from './denied.ts';
 import { socketAnswers } from './socket.ts';
 
 /** How long a GET may take before the daemon is taken as stopped or hung (SIGSTOP: its socket still accepts). */
@@ -9,11 +11,18 @@ const POST_TIMEOUT_MS = 120_000;
 
 /**
  * Calls the running daemon's control socket; null when no daemon accepts the connection. A daemon
- * that accepts but does not answer in time (stopped, hung) is an error naming the socket.
+ * that accepts but does not answer in time (stopped, hung), or a socket this user may not use, is
+ * an error naming the socket.
  */
 export async function callDaemon(stateDir: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> {
   const socketPath = controlSocket(stateDir);
-  if (!(await socketAnswers(socketPath))) return null;
+  if (!(await socketAnswers(socketPath))) {
+    // A socket (or state dir) this user may not use is not a stopped daemon.
+    await access(socketPath, constants.W_OK).catch((e: unknown) => {
+      if (isDenied(e)) throw deniedError(socketPath, e, "root, the state dir's owner or the control socket's group");
+    });
+    return null;
+  }
   const timeoutMs = method === 'GET' ? GET_TIMEOUT_MS : POST_TIMEOUT_MS;
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? '' : JSON.stringify(body);

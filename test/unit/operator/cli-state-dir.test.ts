@@ -5,10 +5,11 @@
 // so a command that wrongly went ahead could only touch that empty namespace.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { EventLog } from '../../../src/events/index.ts';
 import { acquireHostGuard } from '../../../src/events/log/lock.ts';
 import { runningHint } from '../../../src/operator/commands.ts';
 import { runCli } from '../../helpers/cli.ts';
@@ -45,6 +46,52 @@ describe('a state dir without events.log is refused', () => {
       });
     }
   }
+});
+
+// A non-root operator was told a valid root state dir (0700) was not a ledgernet state dir.
+describe('a state dir this user may not read: permission denied, naming the path, not "not a state dir"', { skip: process.getuid?.() !== 0 && 'needs root (setpriv)' }, () => {
+  let dir: string;
+  let runDir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'ln-statedir-root-'));
+    runDir = await mkdtemp(join(tmpdir(), 'ln-statedir-root-run-'));
+    const { log } = await EventLog.open(dir, { host: 'h' });
+    await log.close();
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+    await rm(runDir, { recursive: true, force: true });
+  });
+  const nobody = (args: readonly string[]) => runCli([...args, '--state-dir', dir], { isolated: true, uid: 65534, env: { LEDGERNET_RUN_DIR: runDir } });
+  const denied = (path: string) => new RegExp(`^ledgernet: permission denied: uid 65534 may not use ${path.replaceAll('.', '\\.')}; this command needs root`);
+
+  for (const args of [['events'], ['events', 'verify'], ['events', 'archive'], ['status'], ['reconcile'], ['reconcile', '--dry-run'], ['release', '0123456789ab'], ['repair', '--dry-run', '--docker-socket', '/nonexistent/docker.sock']]) {
+    it(`ledgernet ${args.join(' ')} as uid 65534 on root's 0700 state dir: exit 1, permission denied on events.log`, async () => {
+      const r = await nobody(args);
+      assert.equal(r.exitCode, 1, `${r.stdout}\n${r.stderr}`);
+      assert.match(r.stderr, denied(join(dir, 'events.log')));
+      assert.doesNotMatch(r.stderr, /not a ledgernet state dir/);
+      assert.equal(r.stdout, '');
+    });
+  }
+
+  it('the dir open to others but the log 0600: the same', async () => {
+    await chmod(dir, 0o755);
+    try {
+      const r = await nobody(['events']);
+      assert.equal(r.exitCode, 1, r.stderr);
+      assert.match(r.stderr, denied(join(dir, 'events.log')));
+    } finally {
+      await chmod(dir, 0o700);
+    }
+  });
+
+  it('cluster forget (asks only the daemon): permission denied on the control socket, not "none answers"', async () => {
+    const r = await nobody(['cluster', 'forget', 'h3']);
+    assert.equal(r.exitCode, 1, r.stderr);
+    assert.match(r.stderr, denied(join(dir, 'control.sock')));
+    assert.match(r.stderr, /or the control socket's group/);
+  });
 });
 
 describe('the state dir of the daemon running on this host is named', () => {
