@@ -34,11 +34,13 @@ const out = (s: string) => process.stdout.write(s);
  * Refuses a state dir without an event log (a mistyped --state-dir or LEDGERNET_STATE_DIR, a
  * folder that is not there): read as an empty log, every ledgernet object on the host would be an
  * orphan to remove. Only `serve` makes a new state dir. A log this user may not read (the state
- * dir is root's, 0700) is refused as that, naming it; any other failure as it is.
+ * dir is root's, 0700) is refused as that, naming it; any other failure as it is. `read`: false for
+ * a command that only asks the daemon (a --control-group member may pass the 0710 state dir to its
+ * socket, not read the log).
  */
-export async function requireLog(stateDir: string): Promise<void> {
+export async function requireLog(stateDir: string, read = true): Promise<void> {
   const path = join(stateDir, LOG_FILE);
-  if (await logFound(path)) return;
+  if (await logFound(path, read)) return;
   const running = await hostInstance().catch(() => null);
   throw new DriverError(
     'LN_ERR_CONFIG',
@@ -47,11 +49,11 @@ export async function requireLog(stateDir: string): Promise<void> {
   );
 }
 
-/** Whether the event log is at `path` and this user may read it; throws when that cannot be told. */
-async function logFound(path: string): Promise<boolean> {
+/** Whether the event log is at `path` (and, with `read`, this user may read it); throws when that cannot be told. */
+async function logFound(path: string, read: boolean): Promise<boolean> {
   try {
     if (!(await stat(path)).isFile()) return false;
-    await access(path, constants.R_OK);
+    if (read) await access(path, constants.R_OK);
     return true;
   } catch (e) {
     if (isDenied(e)) throw deniedError(path, e);
@@ -109,7 +111,7 @@ export async function runReconcile(o: { stateDir: string; dryRun: boolean; json:
       `reconcile takes ${preview.join(' and ')} only with --dry-run, to plan as a serve with that setting would; a real reconcile runs as serve does (restart serve with the setting to change it). Nothing was done (see ledgernet --help)`,
     );
   }
-  await requireLog(o.stateDir);
+  await requireLog(o.stateDir, o.dryRun);
   if (o.dryRun) {
     const state = await loadState(o.stateDir);
     const kernel = createKernel({ filterPrefixes: [VETH_PREFIX] });
@@ -131,6 +133,7 @@ export async function runReconcile(o: { stateDir: string; dryRun: boolean; json:
   const viaDaemon = (await callDaemon(o.stateDir, 'POST', '/reconcile')) as
     | { planned: Action[]; applied: string[]; failures: string[]; lost: string[] }
     | null;
+  if (!viaDaemon) await requireLog(o.stateDir); // alone, it reads the log
   const result = viaDaemon ?? (await reconcileAlone(o.stateDir));
   if (o.json) out(`${JSON.stringify(result)}\n`);
   else {
@@ -154,14 +157,16 @@ export async function releaseTarget(stateDir: string, target: string, note: Oper
   const body = statedBody(note);
   const cause = operatorCause(body, { uid: process.getuid?.() ?? 0, pid: process.pid }); // checked before anything is asked
   const via = (await callDaemon(stateDir, 'POST', `/release/${encodeURIComponent(target)}`, body)) as { events: string[]; applied: string[] } | null;
-  return via ?? (await releaseAlone(stateDir, target, cause));
+  if (via) return via;
+  await requireLog(stateDir); // alone, it reads the log
+  return releaseAlone(stateDir, target, cause);
 }
 
 export async function runRelease(o: { stateDir: string; target: string | undefined; dryRun?: boolean; reason?: string; force?: boolean; dockerSocket?: string }): Promise<number> {
   if (!o.target) throw new DriverError('LN_ERR_BAD_REQUEST', 'release needs a network id (12 to 64 hex) or a pool CIDR');
   const note: OperatorNote = { command: 'release', ...(o.reason === undefined ? {} : { reason: o.reason }) };
   operatorCause(statedBody(note), null); // a bad --reason is refused before anything is read
-  await requireLog(o.stateDir);
+  await requireLog(o.stateDir, !o.force || o.dryRun === true);
   if (!o.force) await refuseWhatDockerHolds(o.stateDir, o.target, o.dockerSocket ?? DEFAULT_DOCKER_SOCKET);
   if (o.dryRun) return releaseDryRun(o.stateDir, o.target);
   const result = await releaseTarget(o.stateDir, o.target, note);
@@ -611,11 +616,12 @@ export async function runClusterForget(o: { stateDir: string; host: string; reas
 
 /** `events archive`: through the daemon, or alone (holding the writer's lock) when none runs. */
 export async function runArchive(o: { stateDir: string }): Promise<number> {
-  await requireLog(o.stateDir);
+  await requireLog(o.stateDir, false);
   const body = statedBody({ command: 'events archive' });
   const cause = operatorCause(body, { uid: process.getuid?.() ?? 0, pid: process.pid });
   type Archived = { file: string; first: number; last: number; bytes: number; unrecorded?: string } | null;
   const via = (await callDaemon(o.stateDir, 'POST', '/archive', body)) as { archived: Archived } | null;
+  if (!via) await requireLog(o.stateDir); // alone, it reads the log
   const archived = via ? via.archived : await archiveAlone(o.stateDir, cause);
   if (!archived) {
     out(`nothing to archive: ${join(o.stateDir, LOG_FILE)} holds no event since its last archive\n`);
