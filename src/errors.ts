@@ -73,7 +73,7 @@ export const ERRORS = {
     'retryable',
     'another program already listens on that host address and port',
     'a published port\'s host address and port are held by a program on the host: ProgramExternalConnectivity refuses it (the host\'s listeners, read through sock_diag; SCTP endpoints from /proc/net/sctp/eps), ' +
-      'or the userland proxy could not listen on it (::1) and the next pass tries again',
+      'or the daemon could not hold it (its placeholder socket, or the userland proxy\'s listener on ::1, could not bind) and the next pass tries again',
   ),
   LN_ERR_APPLY: row('retryable', 'the kernel did not reach the desired state', 'the kernel did not reach the desired state'),
   LN_ERR_TIMEOUT: row('retryable', 'the kernel did not converge in time', 'an operation did not finish in time'),

@@ -10,10 +10,10 @@ import { serveFrames } from './supervisor/worker-link.ts';
 import { controlSocket, credsProblem, DEFAULTS, describeNats, natsConnectError, parseHostTimeout, resolveNats, type NatsConfig, type ServeConfig } from './config.ts';
 import { startAutoArchive } from './operator/log-archive.ts';
 import { acquireHostGuard, acquireLock, isDerivedHostLinkName, isVethName, VETH_PREFIX, openStore, Outbox, type EventStore, type State, type StoredEvent } from './events/index.ts';
-import { createKernel, createProxyHost, driftNotice, enableBridgeNf, proxyName, readHostListeners, readSandboxIface, watchLinks } from './kernel/index.ts';
+import { createKernel, createProxyHost, createReserveHost, driftNotice, enableBridgeNf, proxyName, readHostListeners, reservationName, readSandboxIface, watchLinks } from './kernel/index.ts';
 import type { HostView } from './api/ipam.ts';
-import type { FirewallBackend, Kernel, ProxyPort } from './kernel/index.ts';
-import { OutcomeRecorder, Reconciler, bridgeFilteringNeeded, isOwnedLink, markLost } from './reconciler/index.ts';
+import type { FirewallBackend, Kernel, ProxyPort, ReserveHost, ReservePort } from './kernel/index.ts';
+import { OutcomeRecorder, Reconciler, bridgeFilteringNeeded, describeFailure, desiredFromState, desiredReservations, isOwnedLink, markLost, planReservations } from './reconciler/index.ts';
 import type { Metrics } from './operator/metrics.ts';
 import { controlPeerCheck, listenLazily, listenPrivately, peerReader, prepareSocketPath } from './operator/socket.ts';
 import { recordDirectRouting, recordFirewall, resolveFirewall, switchableFirewall } from './operator/firewall-choice.ts';
@@ -129,11 +129,11 @@ async function openState(cfg: ServeConfig, log: Logger, metrics: Metrics | null)
 }
 
 /** The reconciler of the daemon: lost endpoints and pass outcomes are recorded in the log. */
-function buildReconciler(cfg: ServeConfig, store: EventStore, kernel: Kernel, firewall: FirewallBackend, log: Logger, metrics: Metrics | null, cluster: Cluster | null, proxies: ProxyPort): Reconciler {
+function buildReconciler(cfg: ServeConfig, store: EventStore, kernel: Kernel, firewall: FirewallBackend, log: Logger, metrics: Metrics | null, cluster: Cluster | null, hosts: Pick<Parts, 'proxies' | 'reservations'>): Reconciler {
   const outcomes = new OutcomeRecorder(store);
   return new Reconciler({
     kernel,
-    proxies,
+    ...hosts,
     ...(cluster ? { vtep: () => cluster.vtep() } : {}),
     // Decided intents, durable or not yet: Docker's calls start the kernel work during the fsync.
     getState: () => store.latest,
@@ -191,6 +191,7 @@ interface Parts {
   readonly clusterView?: (() => Promise<unknown>) | undefined;
   readonly forgetHost?: Cluster['forget'] | undefined;
   readonly proxies: ProxyPort;
+  readonly reservations: ReservePort;
   /** Docker's API (one client for the daemon), and the driver's name there; null with --docker-socket ''. */
   readonly docker: { readonly api: DockerApi; readonly link: DockerLink } | null;
 }
@@ -203,7 +204,7 @@ async function listen(cfg: ServeConfig, p: Parts, log: Logger, add: (c: Cleanup)
     log,
     applyTimeoutMs: cfg.applyTimeoutMs,
     ...(p.metrics ? { onCall: p.metrics.onCall } : {}),
-    host: hostView(p.kernel, p.proxies, log, cfg.ipv6Forwarding === true),
+    host: hostView(p, log, cfg.ipv6Forwarding === true),
     defaultPools: cfg.defaultPools,
     cluster: p.cluster,
     ...(p.docker ? { docker: { networks: networksOf(p.docker.api), driverName: p.docker.link.driverName } } : {}),
@@ -232,6 +233,7 @@ async function listen(cfg: ServeConfig, p: Parts, log: Logger, add: (c: Cleanup)
     ...(p.clusterView ? { cluster: p.clusterView } : {}),
     ...(p.forgetHost ? { forgetHost: p.forgetHost } : {}),
     proxies: () => p.proxies.list(),
+    reservations: () => p.reservations.list(),
     docker: () => p.docker?.link.status() ?? Promise.resolve(null),
     authorize: controlPeerCheck(ctlPath, peer),
     peer,
@@ -323,7 +325,11 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
     // The userland proxy for ports on ::1: its listeners die with the process and the first pass opens them again.
     const proxies = createProxyHost(log.child({ component: 'proxy' }));
     add(() => proxies.closeAll());
-    const reconciler = buildReconciler(cfg, store, kernel, firewall, log, metrics, cluster, proxies);
+    // The published host ports: their sockets die with the process too; held again at once, before Docker can call.
+    const reservations = createReserveHost(log.child({ component: 'reservations' }));
+    add(() => reservations.releaseAll());
+    await holdPublishedPorts(store.state, reservations, log);
+    const reconciler = buildReconciler(cfg, store, kernel, firewall, log, metrics, cluster, { proxies, reservations });
     if (chosen.unsure) add(followDockerFirewall(cfg, firewall, reconciler, log));
     add(() => reconciler.stop());
     // A remote endpoint or member came or went: its FDB and neighbour entries converge now.
@@ -333,7 +339,7 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
       add(async () => docker.link.stop());
       await docker.link.start();
     }
-    await listen(cfg, { store, kernel, reconciler, outbox, metrics, cluster: cluster?.port, clusterView: cluster?.view, forgetHost: cluster?.forget, proxies, docker }, log, add);
+    await listen(cfg, { store, kernel, reconciler, outbox, metrics, cluster: cluster?.port, clusterView: cluster?.view, forgetHost: cluster?.forget, proxies, reservations, docker }, log, add);
     add(await startMetrics(cfg, store, metrics, log));
     cluster?.start(store);
     const closed = bridgeFilteringNeeded(store.state);
@@ -365,8 +371,25 @@ function clusterOf(cfg: ServeConfig, log: Logger, state: () => State): Cluster |
   return startCluster({ nats, host: cfg.host, vtep: cfg.vtep, stateDir: cfg.stateDir, hostTimeoutMs, connect, state, log: log.child({ component: 'cluster' }) });
 }
 
+/**
+ * The host ports the replayed log publishes, held before the first pass (which reads the whole
+ * kernel first): a port taken since (a program bound it while no daemon ran) is logged here, and
+ * the passes report it until it is free again (status, reconcile --dry-run).
+ */
+async function holdPublishedPorts(state: State, reservations: ReserveHost, log: Logger): Promise<void> {
+  const changes = planReservations(desiredReservations(desiredFromState(state).firewall.networks), reservations.list());
+  if (changes.length === 0) return;
+  const { failures } = await reservations.apply(changes);
+  const failed = failures.flatMap((f) => {
+    const action = changes[f.index];
+    return action ? [describeFailure({ action, message: f.message })] : [];
+  });
+  if (failed.length > 0) log.warn({ failures: failed }, `${failed.length} of ${changes.length} published host port(s) could not be held: another program may take their traffic`);
+  else log.info({ ports: changes.length }, 'published host ports held');
+}
+
 /** The host as the api sees it: read through the kernel, so the api never imports it. */
-function hostView(kernel: Kernel, proxies: ProxyPort, log: Logger, ipv6Forwarding: boolean): HostView {
+function hostView({ kernel, proxies, reservations }: Pick<Parts, 'kernel' | 'proxies' | 'reservations'>, log: Logger, ipv6Forwarding: boolean): HostView {
   // Said once a process: every later call falls back the same way, at the same cost.
   let warned = false;
   const onFallback = (why: string) => {
@@ -376,9 +399,13 @@ function hostView(kernel: Kernel, proxies: ProxyPort, log: Logger, ipv6Forwardin
   };
   return {
     async listeners() {
-      // The userland proxy's own listeners (::1) serve ports ledgernet already publishes: not a program's.
+      // The userland proxy's own listeners (::1) and the sockets holding published ports serve or hold ports ledgernet already publishes: not a program's.
       const own = new Set(proxies.list().map((l) => proxyName(l)));
-      return (await readHostListeners(onFallback)).filter((l) => l.proto === 'sctp' || !own.has(proxyName({ proto: l.proto, hostIp: l.address, hostPort: l.port })));
+      return (await readHostListeners(onFallback)).filter((l) => {
+        if (l.proto === 'sctp') return true;
+        const at = { proto: l.proto, hostIp: l.address, hostPort: l.port };
+        return !own.has(proxyName(at)) && reservations.find(reservationName(at)) === undefined;
+      });
     },
     async occupiedPrefixes() {
       const [snap, routes] = await Promise.all([kernel.observeInterfaces(), kernel.observeRoutes()]);

@@ -18,7 +18,7 @@ export interface HostView {
   occupiedPrefixes(): Promise<string[]>;
   /** Names of links ledgernet does not own (a custom bridge name must not take one over). */
   foreignLinks(): Promise<string[]>;
-  /** Sockets programs on the host listen on, ledgernet's own userland proxy left out (a published port must not take one). */
+  /** Sockets programs on the host listen on, ledgernet's own (the userland proxy's, those holding published ports) left out (a published port must not take one). */
   listeners(): Promise<HostListener[]>;
   /**
    * The addresses and MAC of the container interface whose peer is the host's `hostVeth`, read in

@@ -46,6 +46,9 @@ export type { Neigh, VxlanFdb } from './parse-vxlan.ts';
 // The userland proxy for host addresses the kernel cannot DNAT from (IPv6 loopback).
 export { createProxyHost, type ProxyHost } from './proxy/index.ts';
 export { isProxyChange, proxyName, proxyTarget, type ProxyChange, type ProxyListener, type ProxyPort, type ProxySpec } from './proxy/types.ts';
+// The sockets that hold the host ports published through DNAT, as Docker's bridge driver holds its own.
+export { createReserveHost, type ReserveHost } from './reservations/index.ts';
+export { isReserveChange, reservationName, type Reservation, type ReserveChange, type ReservePort, type ReserveSpec } from './reservations/types.ts';
 // The host's listening sockets (/proc/net), so a published port never takes one a program holds.
 export { readHostListeners } from './host-listeners.ts';
 export { readSandboxIface, type SandboxIface } from './sandbox-iface.ts';

@@ -13,7 +13,7 @@ import { DriverError } from '../errors.ts';
 import { deniedError, isDenied } from './denied.ts';
 import { createKernel } from '../kernel/index.ts';
 import type { KernelSnapshot } from '../kernel/types.ts';
-import type { ProxyListener } from '../kernel/index.ts';
+import type { ProxyListener, Reservation } from '../kernel/index.ts';
 import { desiredFromState, plan, planJson, Reconciler, renderPlan, type Action, type PassResult, type PlanItem, describeAction, describeItem, describeFailure, forwardingProblem, iccProblem, isConflict, markLost, OutcomeRecorder, planIpv6Forwarding } from '../reconciler/index.ts';
 import { controlSocket, DEFAULTS, defaultHost, parseSwitch } from '../config.ts';
 import { readSwitch } from './switches.ts';
@@ -25,7 +25,8 @@ import { table } from './table.ts';
 import { describeQuery, EndpointFacts, eventFilter, FollowFilter, fromSince, parseSince, type EventQuery } from '../events/domain/event-filters.ts';
 import { clusterPlan, recordedVtep, type ClusterView } from './cluster.ts';
 import { clusterStatus, clusterTables } from './cluster-status.ts';
-import { daemonProxies, proxiesTable, proxyPlan, proxyRows } from './proxy-status.ts';
+import { daemonHeld, proxiesTable, proxyPlan, proxyRows } from './proxy-status.ts';
+import { reservationPlan, reservationRows, unheldLines } from './reservation-status.ts';
 import { portRows, portsTable } from './port-status.ts';
 
 const out = (s: string) => process.stdout.write(s);
@@ -116,10 +117,12 @@ export async function runReconcile(o: { stateDir: string; dryRun: boolean; json:
     const state = await loadState(o.stateDir);
     const kernel = createKernel({ filterPrefixes: [VETH_PREFIX] });
     const snapshot = await kernel.observe();
+    const held = await daemonHeld(o.stateDir);
     const actions = [
       ...plan(desiredFromState(state), snapshot, await cliFirewall(o.stateDir, o.firewall, o.allowDirectRouting)),
       ...(await clusterPlan(state, o.stateDir)),
-      ...proxyPlan(state, await daemonProxies(o.stateDir)),
+      ...proxyPlan(state, held?.proxies ?? null),
+      ...reservationPlan(state, held?.reservations ?? null),
       ...(await ipv6ForwardingPlan(o.stateDir, state, snapshot)),
     ];
     out(o.json ? `${JSON.stringify(planJson(actions))}\n` : renderPlan(actions, { color: useColor(), names: namesInState(state) }));
@@ -386,6 +389,8 @@ interface DaemonStatus {
   readonly cluster?: ClusterView | null;
   /** The userland proxy's listeners (ports on ::1). */
   readonly proxies?: readonly ProxyListener[];
+  /** The sockets that hold the published host ports. */
+  readonly reservations?: readonly Reservation[];
   /** Docker's API as the daemon reaches it (null: --docker-socket ''); absent from daemons before it. */
   readonly docker?: DockerLinkStatus | null;
 }
@@ -408,13 +413,16 @@ export async function runStatus(o: { stateDir: string; json: boolean; firewall?:
     return null;
   })) as DaemonStatus | null;
   const held = daemon ? (daemon.proxies ?? []) : null;
+  const reserved = daemon ? (daemon.reservations ?? []) : null;
   const actions = [
     ...plan(desiredFromState(state), snapshot, await cliFirewall(o.stateDir, o.firewall)),
     ...(await clusterPlan(state, o.stateDir)),
     ...proxyPlan(state, held),
+    ...reservationPlan(state, reserved),
     ...(await ipv6ForwardingPlan(o.stateDir, state, snapshot)),
   ];
   const proxies = proxyRows(state, held);
+  const reservations = reservationRows(state, reserved);
   const ports = portRows(state);
   const logBytes = await stat(join(o.stateDir, LOG_FILE)).then((s) => s.size, () => 0);
   const archived = await archivedSize(o.stateDir);
@@ -426,7 +434,7 @@ export async function runStatus(o: { stateDir: string; json: boolean; firewall?:
   // Exit non-zero when the daemon cannot be reached: Docker calls would fail too.
   const code = daemon ? 0 : 1;
   if (o.json) {
-    out(`${JSON.stringify({ daemon, ...(daemonError ? { daemonError } : {}), lastSeq: state.seq, logBytes, archived, pending: actions.length, networks, endpoints, pools: poolsJson(pools), ports, cluster, proxies, forwarding, icc })}\n`);
+    out(`${JSON.stringify({ daemon, ...(daemonError ? { daemonError } : {}), lastSeq: state.seq, logBytes, archived, pending: actions.length, networks, endpoints, pools: poolsJson(pools), ports, reservations, cluster, proxies, forwarding, icc })}\n`);
     return code;
   }
   const audit = daemon?.audit;
@@ -455,6 +463,8 @@ export async function runStatus(o: { stateDir: string; json: boolean; firewall?:
   // ledgernet IPAM pools (Docker's network inspect shows no IPAM status for a remote IPAM).
   out(`\n${poolsTable(pools)}`);
   if (ports.length > 0) out(`\n${portsTable(ports)}`);
+  // Not held while a daemon runs: it could not bind them (with none running, nothing holds any: said above).
+  if (daemon) out(unheldLines(reservations));
   if (proxies.length > 0) out(`\n${proxiesTable(proxies)}`);
   if (cluster) out(`\n${clusterTables(cluster)}`);
   return code;

@@ -44,6 +44,8 @@ export interface ControlDeps {
   readonly forgetHost?: Cluster['forget'];
   /** The userland proxy's listeners (ports on ::1). */
   readonly proxies?: () => unknown;
+  /** The sockets that hold the published host ports. */
+  readonly reservations?: () => unknown;
   /** Docker's API as the daemon reaches it (docker-name.ts), or null when it never asks Docker. */
   readonly docker?: () => Promise<unknown>;
   /** Null when the peer on this connection may use the socket, else why not. */
@@ -124,6 +126,7 @@ export function createControlApp(deps: ControlDeps): FastifyInstance {
     audit: deps.audit?.() ?? null,
     cluster: (await deps.cluster?.()) ?? null,
     proxies: deps.proxies?.() ?? [],
+    reservations: deps.reservations?.() ?? [],
     docker: (await deps.docker?.()) ?? null,
   }));
   return app;

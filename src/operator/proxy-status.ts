@@ -2,16 +2,16 @@
 // the running daemon holds (none when no daemon runs: nothing serves them), and `status` lists
 // each wanted or held listener with its state.
 import type { State } from '../events/index.ts';
-import { proxyTarget, type ProxyChange, type ProxyListener } from '../kernel/index.ts';
+import { proxyTarget, type ProxyChange, type ProxyListener, type Reservation } from '../kernel/index.ts';
 import { desiredProxies, planProxies } from '../reconciler/proxies.ts';
 import { callDaemon } from './control-client.ts';
 import { short } from '../events/index.ts';
 import { table } from './table.ts';
 
-/** The daemon's listeners, or null when no daemon answers. */
-export async function daemonProxies(stateDir: string): Promise<readonly ProxyListener[] | null> {
-  const status = (await callDaemon(stateDir, 'GET', '/status').catch(() => null)) as { proxies?: ProxyListener[] } | null;
-  return status ? (status.proxies ?? []) : null;
+/** What the daemon holds in its process: its proxy listeners and its reservations of published ports; null when no daemon answers. */
+export async function daemonHeld(stateDir: string): Promise<{ readonly proxies: readonly ProxyListener[]; readonly reservations: readonly Reservation[] } | null> {
+  const status = (await callDaemon(stateDir, 'GET', '/status').catch(() => null)) as { proxies?: ProxyListener[]; reservations?: Reservation[] } | null;
+  return status ? { proxies: status.proxies ?? [], reservations: status.reservations ?? [] } : null;
 }
 
 /** What a pass of the daemon would open and close. */

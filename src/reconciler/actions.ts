@@ -1,5 +1,5 @@
 import type { FirewallChange, LinkChange, ShapingChange } from '../kernel/types.ts';
-import type { ProxyChange } from '../kernel/index.ts';
+import type { ProxyChange, ReserveChange } from '../kernel/index.ts';
 
 export { CREATE_GROUP } from '../kernel/index.ts';
 
@@ -35,6 +35,7 @@ export type Action =
   | ShapingChange
   | FirewallChange
   | ProxyChange
+  | ReserveChange
   | (Base & { readonly kind: 'bridge.localnet'; readonly name: string; readonly on: boolean })
   /** `net.ipv6.conf.<bridge>.accept_ra` back to 0 on a bridge found taking router advertisements (a new bridge gets 0 when made). */
   | (Base & { readonly kind: 'bridge.accept_ra'; readonly name: string })
@@ -103,6 +104,9 @@ export const KIND_ORDER: readonly ActionKind[] = [
   // The userland proxy (kernel/proxy/): a port moved to another endpoint is closed before it is opened.
   'proxy.close',
   'proxy.open',
+  // The sockets that hold published host ports (kernel/reservations/): released before others are held.
+  'port.release',
+  'port.reserve',
   'link.delete',
   'endpoint.lost',
   'link.conflict',

@@ -15,9 +15,11 @@ import {
   isFirewallChange,
   isLinkChange,
   isProxyChange,
+  isReserveChange,
   isShapingChange,
   withoutRoutes,
   type ProxyPort,
+  type ReservePort,
 } from '../kernel/index.ts';
 import type { ChangesResult, FirewallBackend, Kernel, KernelSnapshot } from '../kernel/types.ts';
 import { isConflict, type Action } from './actions.ts';
@@ -58,14 +60,27 @@ const CONFLICT_MESSAGE = 'left alone: not a link of ledgernet';
 
 /** Why a proxy change cannot be applied where no proxy host runs (a CLI pass without the daemon). */
 const NO_PROXY_HOST = 'no userland proxy runs in this process (ledgernet serve holds the listeners)';
+/** Why a reservation cannot be made or released where the daemon does not run (a CLI pass without it). */
+const NO_RESERVE_HOST = 'no reservations are held by this process (ledgernet serve holds the published ports)';
+
+/** What the daemon holds in its own process: the userland proxy's listeners, the published ports' reservations. */
+export interface ProcessHosts {
+  readonly proxies?: ProxyPort | undefined;
+  readonly reservations?: ReservePort | undefined;
+}
 
 /**
  * Applies a sorted plan. `endpoint.lost` actions are not kernel work and are passed through;
  * a `link.conflict` is not either, and is reported as a failure until the conflict is resolved.
- * Proxy listeners go to `proxies` (the daemon's), after the firewall.
+ * Proxy listeners go to `hosts.proxies` (the daemon's), after the firewall; reservations to
+ * `hosts.reservations`, while the firewall is written (a bind takes well under a millisecond,
+ * and one that fails makes the Docker call revoke its ports, rules included: intent.ts).
  */
-export async function applyActions(actions: readonly Action[], kernel: Kernel, firewall: FirewallBackend = defaultFirewall, proxies?: ProxyPort): Promise<ApplyResult> {
+export async function applyActions(actions: readonly Action[], kernel: Kernel, firewall: FirewallBackend = defaultFirewall, hosts: ProcessHosts = {}): Promise<ApplyResult> {
   const failures: Failure[] = actions.filter((a) => a.kind === 'link.conflict').map((action) => ({ action, message: CONFLICT_MESSAGE }));
+  const reserved = actions.filter(isReserveChange);
+  const held: Failure[] = [];
+  const holds = runHosted(reserved, hosts.reservations, NO_RESERVE_HOST, held);
   // Rules name interfaces, they need none to exist: the firewall is written while the links are made.
   const changes = actions.filter(isFirewallChange);
   const walls = changes.length > 0 ? firewall.apply(changes, kernel) : Promise.resolve([]);
@@ -96,12 +111,19 @@ export async function applyActions(actions: readonly Action[], kernel: Kernel, f
     await kernel.setIpv6ForwardingOn().catch((e: unknown) => void failures.push({ action: a, message: (e as Error).message }));
   }
   for (const f of await walls) failures.push({ action: f.change, message: f.message });
-  const proxied = actions.filter(isProxyChange);
-  if (proxied.length > 0 && !proxies) for (const action of proxied) failures.push({ action, message: NO_PROXY_HOST });
-  else if (proxies) await runBatch(proxied, (c) => proxies.apply(c), failures);
+  await holds;
+  failures.push(...held);
+  await runHosted(actions.filter(isProxyChange), hosts.proxies, NO_PROXY_HOST, failures);
   const failed = new Set(failures.map((f) => f.action));
   // A route conflict is neither done nor failed: the network works, the route is only reported.
   return { applied: actions.filter((a) => !failed.has(a) && a.kind !== 'endpoint.lost' && !isConflict(a)), failures };
+}
+
+/** Changes for a host of the daemon's process: applied by it, or all failed with `absent` where it does not run. */
+async function runHosted<C extends Action>(changes: readonly C[], host: { apply(changes: readonly C[]): Promise<ChangesResult> } | undefined, absent: string, failures: Failure[]): Promise<void> {
+  if (changes.length === 0) return;
+  if (!host) for (const action of changes) failures.push({ action, message: absent });
+  else await runBatch(changes, (c) => host.apply(c), failures);
 }
 
 /**

@@ -7,4 +7,5 @@ export { renderPlan, planJson, symbol, describeItem, PLAN_SCHEMA_VERSION, type P
 export { planClusterObjects } from './cluster.ts';
 export { OutcomeRecorder, describeFailure, failureCode, markLost } from './outcome.ts';
 export { forwardingProblem, planIpv6Forwarding } from './forwarding.ts';
+export { desiredReservations, planReservations, type DesiredReservation } from './reservations.ts';
 export { bridgeFilteringNeeded, iccProblem } from './bridge-filtering.ts';

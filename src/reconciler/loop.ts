@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { isRetryable } from '../errors.ts';
 import { lookup, type State } from '../events/domain/types.ts';
 import type { FirewallBackend, Kernel, KernelSnapshot } from '../kernel/types.ts';
-import { defaultFirewall, isProxyChange, type ProxyPort } from '../kernel/index.ts';
+import { defaultFirewall, isProxyChange, isReserveChange, type ProxyPort, type ReservePort } from '../kernel/index.ts';
 import type { DriftKind } from '../kernel/monitor.ts';
 import { actionKey, describeAction, isConflict, isSysctl, type Action, type Conflict } from './actions.ts';
 import { afterActions, applyActions, type Failure } from './apply.ts';
@@ -14,6 +14,7 @@ import { iccProblem, type IccProblem } from './bridge-filtering.ts';
 import { forwardingProblem, planIpv6Forwarding, type ForwardingProblem } from './forwarding.ts';
 import { describeFailure, failureCode } from './outcome.ts';
 import { desiredProxies, planProxies } from './proxies.ts';
+import { ReservationPlanner } from './reservations.ts';
 import { ScopedPlanner } from './scoped.ts';
 
 export interface PassResult {
@@ -49,6 +50,8 @@ export interface ReconcilerDeps {
   readonly firewall?: FirewallBackend;
   /** The daemon's userland proxy (ports on ::1): its listeners converge with each pass. Absent: not planned. */
   readonly proxies?: ProxyPort;
+  /** The daemon's reservations of published host ports: they converge with each pass. Absent: not planned. */
+  readonly reservations?: ReservePort;
   /** Milliseconds on a monotonic clock (tests pass their own); performance.now() when not given. */
   readonly now?: () => number;
   /** IPv4 forwarding off under the networks (forwarding.ts), told when a full read finds it appear, change or go (metrics). */
@@ -116,6 +119,8 @@ export class Reconciler {
    * network also judges kernel notices.
    */
   private readonly planner = new ScopedPlanner();
+  /** The reservations of published host ports, planned network by network as the planner does. */
+  private readonly reservations = new ReservationPlanner();
   /** The conflicts the last pass found (a foreign link holding a name we want), by object. */
   private conflicts = new Map<string, Conflict>();
   /**
@@ -314,7 +319,7 @@ export class Reconciler {
    * that plans exactly the same), applies what is not held back, and keeps the model current.
    */
   private async step(trigger: string, state: State, snapshot: KernelSnapshot, drifts: number, scoped: boolean): Promise<Step> {
-    const proxies = this.deps.proxies;
+    const { proxies, reservations } = this.deps;
     const firewall = this.deps.firewall ?? defaultFirewall;
     const scopedPlan = scoped ? this.planner.scoped(state, snapshot, firewall) : null;
     const kernelPlan = scopedPlan ?? this.planner.full(state, snapshot, firewall);
@@ -324,6 +329,8 @@ export class Reconciler {
     const planned = [
       ...kernelPlan,
       ...(proxied ? planProxies(desiredProxies(state), proxies.list()) : []),
+      // From the per-network policies the plan above derived; a pass planned against the model checks only the networks that changed.
+      ...(reservations ? this.reservations.plan(this.planner.index.all().map((d) => d.policy), reservations, !scoped) : []),
       ...(this.deps.ipv6Forwarding === true ? planIpv6Forwarding(state, snapshot) : []),
     ];
     this.noteConflicts(planned, snapshot.routes !== undefined);
@@ -331,13 +338,13 @@ export class Reconciler {
     this.echoes.expect(planned, this.now());
     const held = heldBack(this.held, trigger, state, planned);
     const work = held.skip.size > 0 ? planned.filter((a) => !held.skip.has(a)) : planned;
-    const done = work.length > 0 ? await applyActions(work, this.deps.kernel, this.deps.firewall, proxies) : { applied: [], failures: [] };
+    const done = work.length > 0 ? await applyActions(work, this.deps.kernel, this.deps.firewall, { proxies, reservations }) : { applied: [], failures: [] };
     // IPv6 forwarding as this pass left it (turned on by serve --ipv6-forwarding, or not).
     const forwarded = done.applied.some((a) => a.kind === 'sysctl.ipv6_forwarding');
     this.noteForwarding(state, forwarded ? { ...snapshot, ipv6Forwarding: { all: true, default: true } } : snapshot);
     // A conflict is reported as a failure, but the kernel was not asked for anything.
-    // A proxy listener that could not open, or a sysctl that could not be set, says nothing about the kernel model.
-    const refused = done.failures.some((f) => f.action.kind !== 'link.conflict' && !isSysctl(f.action) && !isProxyChange(f.action));
+    // A proxy listener or reservation that could not be made, or a sysctl that could not be set, says nothing about the kernel model.
+    const refused = done.failures.some((f) => f.action.kind !== 'link.conflict' && !isSysctl(f.action) && !isProxyChange(f.action) && !isReserveChange(f.action));
     // Drift noticed since the pass began is not in `snapshot`: the next pass reads the kernel.
     this.model = refused || this.drifts !== drifts ? null : afterActions(snapshot, done.applied, firewall);
     this.planner.settle(this.model, planned, done.applied);

@@ -11,9 +11,10 @@ import type { Failure } from './apply.ts';
 
 /** The code of a failed action: whether the loop retries it, and the phrase Docker is told. */
 export function failureCode(f: Failure): ErrorCode {
-  if (f.action.kind === 'proxy.open' && f.message.startsWith('EADDRINUSE')) return 'LN_ERR_PORT_IN_USE';
-  // No ::1 on this host (IPv6 off), or no permission: trying again does not help.
-  if (f.action.kind === 'proxy.open' && /^(EADDRNOTAVAIL|EACCES|EAFNOSUPPORT)/.test(f.message)) return 'LN_ERR_KERNEL_REFUSED';
+  const binds = f.action.kind === 'proxy.open' || f.action.kind === 'port.reserve';
+  if (binds && f.message.startsWith('EADDRINUSE')) return 'LN_ERR_PORT_IN_USE';
+  // No such address on this host (no ::1: IPv6 off), or no permission: trying again does not help.
+  if (binds && /^(EADDRNOTAVAIL|EACCES|EAFNOSUPPORT)/.test(f.message)) return 'LN_ERR_KERNEL_REFUSED';
   return f.action.kind === 'link.conflict' ? 'LN_ERR_LINK_CONFLICT' : kernelErrorCode(f.message);
 }
 

@@ -24,7 +24,7 @@ const RESET = '\u001b[0m';
 
 export function symbol(a: PlanItem): Op {
   if (isConflict(a)) return '!';
-  if (a.kind.endsWith('.delete') || a.kind.endsWith('.del') || a.kind === 'proxy.close' || a.kind === 'endpoint.lost') return '-';
+  if (a.kind.endsWith('.delete') || a.kind.endsWith('.del') || a.kind === 'proxy.close' || a.kind === 'port.release' || a.kind === 'endpoint.lost') return '-';
   if (a.kind === 'link.set' || a.kind === 'bridge.localnet' || a.kind === 'bridge.accept_ra' || a.reason === 'drifted') return '~';
   return '+';
 }

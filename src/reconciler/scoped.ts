@@ -9,7 +9,7 @@
 // it cannot scope exactly (no base, a clash of names, an orphan left over) goes to a full plan.
 // test/unit/reconciler/scoped.test.ts checks that a scoped plan equals the full plan, for random
 // states, intents and kernels.
-import { isFirewallChange, isProxyChange } from '../kernel/index.ts';
+import { isFirewallChange, isProxyChange, isReserveChange } from '../kernel/index.ts';
 import type { FirewallBackend, FirewallNetworkPolicy, FirewallPolicy, KernelSnapshot, Link } from '../kernel/types.ts';
 import type { State } from '../events/domain/types.ts';
 import type { Action } from './actions.ts';
@@ -154,7 +154,7 @@ export class ScopedPlanner {
     const dirty = new Set<string>();
     let clean = p.firewall.clean;
     for (const a of planned) {
-      if (done.has(a) || isProxyChange(a) || a.kind === 'sysctl.ipv6_forwarding') continue;
+      if (done.has(a) || isProxyChange(a) || isReserveChange(a) || a.kind === 'sysctl.ipv6_forwarding') continue;
       if (isFirewallChange(a)) clean = false;
       // An orphan's owner comes from its alias: no desired object names it, so no scope would find it again.
       else if (a.kind === 'link.delete' || a.owner.networkId === null || !Object.hasOwn(p.state.networks, a.owner.networkId)) return;
