@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { networkPolicy } from '../../../src/events/domain/options.ts';
 import type { Command } from '../../../src/events/domain/commands.ts';
 import { tcLines } from '../../../src/kernel/index.ts';
+import { afterRestore } from '../../../src/kernel/iptables/evolve.ts';
 import { restoreInput } from '../../../src/kernel/iptables/restore.ts';
 import type { FirewallChange } from '../../../src/kernel/types.ts';
 import { applyActions } from '../../../src/reconciler/apply.ts';
@@ -173,6 +174,32 @@ describe('firewall plans', () => {
     await applyActions(actions, k);
     assert.deepEqual(plan(desiredFromState(state), await k.observe()), []);
     assert.equal(k.chains.get('FORWARD')!.rules[1], '-m comment --comment "ledgernet:hook" -j LEDGERNET-FORWARD');
+  });
+
+  it('a second copy of the FORWARD hook (a restored backup) is deleted by number in one pass, the one in place stays', async () => {
+    const k = dockerKernel();
+    const state = given({ type: 'CreateNetwork', spec: networkSpec(NET_A) }, { type: 'CreateEndpoint', spec: endpointSpec(NET_A, EP_1) });
+    await applyActions(plan(desiredFromState(state), await k.observe()), k);
+    const hook = '-m comment --comment "ledgernet:hook" -j LEDGERNET-FORWARD';
+    const forward = k.chains.get('FORWARD')!.rules;
+    const converged = [...forward];
+    // One copy behind Docker's rules, one above DOCKER-USER: both go, the higher number first.
+    forward.push(hook);
+    forward.unshift(hook);
+    const last = forward.length;
+    const observed = await k.observe();
+    const actions = plan(desiredFromState(state), observed);
+    assert.deepEqual(renderPlan(actions).split('\n').filter((l) => l.includes('hook.')), [
+      `  - hook.delete filter/FORWARD ${hook} (drifted: a second copy: rule 1 goes, rule 3 stays)`,
+      `  - hook.delete filter/FORWARD ${hook} (drifted: a second copy: rule ${last} goes, rule 3 stays)`,
+    ]);
+    assert.equal(restoreInput(actions.filter((a): a is FirewallChange => 'table' in a), 'filter'), `*filter\n-D FORWARD ${last}\n-D FORWARD 1\nCOMMIT\n`);
+    assert.deepEqual((await applyActions(actions, k)).failures, []);
+    assert.deepEqual(k.chains.get('FORWARD')!.rules, converged);
+    assert.deepEqual(plan(desiredFromState(state), await k.observe()), []);
+    // The model the next pass plans against predicts the same chain, whatever order the deletes come in.
+    const predicted = afterRestore(observed, actions.filter((a): a is FirewallChange => 'table' in a).reverse());
+    assert.deepEqual(predicted.filter?.chains['FORWARD']?.rules, converged);
   });
 
   it('rewrites only the chain that changed; removing the last network removes every chain and hook', async () => {
