@@ -6,6 +6,7 @@
 // rules still come first, and our isolation comes before Docker's accepts; when Docker inserts
 // its rules at the top (a daemon restart), the hook is moved back.
 import type { FirewallChange, IptablesTable, KernelSnapshot } from '../types.ts';
+import { ruleDiff } from '../rule-diff.ts';
 import { ruleEdits } from './edits.ts';
 import type { DesiredChain, DesiredHook, Table } from './shared.ts';
 
@@ -68,6 +69,7 @@ function diffChain(tableName: Table, c: DesiredChain, table: IptablesTable): Fir
   if (!have) return [{ kind: 'chain.write', table: tableName, chain: c.name, rules: c.rules, owner, reason: 'missing', diff: c.rules.map((r) => `+ ${r}`) }];
   if (sameRules(have.rules, c.rules)) return [];
   const edits = ruleEdits(have.rules, c.rules);
+  const { missing, extra, detail } = ruleDiff(c.rules, have.rules, (r) => r);
   return [
     {
       kind: 'chain.write',
@@ -77,8 +79,8 @@ function diffChain(tableName: Table, c: DesiredChain, table: IptablesTable): Fir
       ...(edits ? { edits } : {}),
       owner,
       reason: 'drifted',
-      detail: `${c.rules.length} rules expected, ${have.rules.length} found (${ruleDiff(c.rules, have.rules)})`,
-      diff: [...c.rules.filter((r) => !have.rules.includes(r)).map((r) => `+ ${r}`), ...have.rules.filter((r) => !c.rules.includes(r)).map((r) => `- ${r}`)],
+      detail,
+      diff: [...missing.map((r) => `+ ${r}`), ...extra.map((r) => `- ${r}`)],
     },
   ];
 }
@@ -145,10 +147,4 @@ function wellPlaced(rules: readonly string[], i: number, ownerTag: string): bool
 
 function sameRules(a: readonly string[], b: readonly string[]): boolean {
   return a === b || (a.length === b.length && a.every((r, i) => r === b[i]));
-}
-
-function ruleDiff(want: readonly string[], have: readonly string[]): string {
-  const missing = want.filter((r) => !have.includes(r)).length;
-  const extra = have.filter((r) => !want.includes(r)).length;
-  return `${missing} missing, ${extra} unexpected${missing + extra === 0 ? ', order differs' : ''}`;
 }

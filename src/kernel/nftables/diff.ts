@@ -5,6 +5,7 @@
 // (type, flags, hook: a hand edit) cannot be changed in place while rules refer to it, so the
 // table is then rebuilt in the same transaction (delete, then add everything).
 import type { FirewallChange, NftTable } from '../types.ts';
+import { ruleDiff } from '../rule-diff.ts';
 import { canon, elementKeys } from './canon.ts';
 import { describeElement, describeRule } from './describe.ts';
 import type { DesiredTable, Owner } from './render.ts';
@@ -88,13 +89,11 @@ function diffChains(desired: DesiredTable, observed: NftTable): FirewallChange[]
     const wantKeys = want.rules.map(canon);
     const haveKeys = have.rules.map(canon);
     if (wantKeys.length === haveKeys.length && wantKeys.every((k, i) => k === haveKeys[i])) continue;
-    const missing = want.rules.filter((_, i) => !haveKeys.includes(wantKeys[i] ?? ''));
-    const extra = have.rules.filter((_, i) => !wantKeys.includes(haveKeys[i] ?? ''));
-    const order = missing.length + extra.length === 0 ? ', order differs' : '';
+    const { missing, extra, detail } = ruleDiff(want.rules, have.rules, canon);
     out.push({
       ...base,
       reason: 'drifted',
-      detail: `${want.rules.length} rules expected, ${have.rules.length} found (${missing.length} missing, ${extra.length} unexpected${order})`,
+      detail,
       diff: [...missing.map((r) => `+ ${describeRule(r)}`), ...extra.map((r) => `- ${describeRule(r)}`)],
     });
   }

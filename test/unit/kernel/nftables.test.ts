@@ -90,6 +90,17 @@ describe('nftables backend plan', () => {
     assert.deepEqual(without.filter((a) => a.kind.startsWith('nft.')), []);
   });
 
+  it('a rule added a second time is one unexpected rule, listed with -, not an order difference', async () => {
+    const t = table();
+    const forward = t.chains['forward']!;
+    const twice = { ...t, chains: { ...t.chains, forward: { ...forward, rules: [...forward.rules, forward.rules[0]!] } } };
+    const actions = await nftPlan(FIREWALL_COMMANDS, twice);
+    assert.deepEqual(renderPlan(actions).split('\n').slice(1, 3), [
+      '  ~ nft.chain.write inet ledgernet/forward (drifted: 2 rules expected, 3 found (0 missing, 1 unexpected))',
+      '      - iifname vmap @from',
+    ]);
+  });
+
   it('a set declared otherwise (a hand edit) rebuilds the table in one transaction', async () => {
     const t = table();
     const broken = { ...t, sets: { ...t.sets, bridges: { ...t.sets['bridges']!, flags: [] } } };

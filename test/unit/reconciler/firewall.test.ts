@@ -202,6 +202,17 @@ describe('firewall plans', () => {
     assert.deepEqual(predicted.filter?.chains['FORWARD']?.rules, converged);
   });
 
+  it('a rule added a second time to a chain is one unexpected rule, listed with -, not an order difference', async () => {
+    const k = dockerKernel();
+    const state = given({ type: 'CreateNetwork', spec: networkSpec(NET_A) }, { type: 'CreateEndpoint', spec: endpointSpec(NET_A, EP_1) });
+    await applyActions(plan(desiredFromState(state), await k.observe()), k);
+    const rules = k.chains.get('LEDGERNET-FORWARD')!.rules;
+    const twice = rules[0]!;
+    rules.push(twice);
+    const shown = renderPlan(plan(desiredFromState(state), await k.observe())).split('\n');
+    assert.deepEqual(shown.slice(1, 3), [`  ~ chain.write filter/LEDGERNET-FORWARD (drifted: ${rules.length - 1} rules expected, ${rules.length} found (0 missing, 1 unexpected))`, `      - ${twice}`]);
+  });
+
   it('rewrites only the chain that changed; removing the last network removes every chain and hook', async () => {
     const k = dockerKernel();
     const before = structuredClone([...k.chains, ...k.nat, ...k.filter6]);
