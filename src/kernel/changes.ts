@@ -103,7 +103,15 @@ export interface NftHook {
 /** nftables work: one `nft -j -f -` transaction per pass (kernel/nftables/). */
 type NftChange =
   | (ChangeBase & { readonly kind: 'nft.table.delete'; readonly table: string })
-  | (ChangeBase & { readonly kind: 'nft.set.write'; readonly table: string; readonly set: string; readonly spec: NftSetSpec; readonly elements: readonly unknown[] })
+  | (ChangeBase & {
+      readonly kind: 'nft.set.write';
+      readonly table: string;
+      readonly set: string;
+      readonly spec: NftSetSpec;
+      readonly elements: readonly unknown[];
+      /** For display: `+ element` as nft writes it, the first few, then how many more. */
+      readonly diff?: readonly string[];
+    })
   | (ChangeBase & { readonly kind: 'nft.set.delete'; readonly table: string; readonly set: string })
   | (ChangeBase & {
       readonly kind: 'nft.element.add' | 'nft.element.delete';

@@ -42,8 +42,8 @@ function line(a: PlanItem, indent: string, color: boolean): string {
   const s = symbol(a);
   const paint = (t: string, sym: Op) => (color ? `${COLORS[sym]}${t}${RESET}` : t);
   const lines = [paint(`${indent}${s} ${a.kind} ${keyOf(a)} (${why(a)})`, s)];
-  // The rules themselves, so the effect of each option (and each hand edit) is visible.
-  if (a.kind === 'chain.write' || a.kind === 'nft.chain.write') {
+  // The rules (and a whole set's elements) themselves, so the effect of each option (and each hand edit) is visible.
+  if (a.kind === 'chain.write' || a.kind === 'nft.chain.write' || a.kind === 'nft.set.write') {
     for (const d of a.diff ?? []) lines.push(paint(`${indent}    ${d}`, d.startsWith('-') ? '-' : '+'));
   }
   return lines.join('\n');

@@ -12,6 +12,8 @@ function describeValue(v: unknown): string {
   if (Array.isArray(v)) return v.map(describeValue).join(',');
   const [key, body] = Object.entries(v as J)[0] ?? ['', null];
   const b = (body ?? {}) as J;
+  // A verdict as a map's value (`"lnb-0123" : accept`).
+  if (VERDICTS.has(key) && body === null) return key;
   switch (key) {
     case 'meta':
       return SHORT_META.has(String(b['key'])) ? String(b['key']) : `meta ${String(b['key'])}`;
@@ -59,6 +61,9 @@ function describeStatement(s: unknown): string {
     case 'jump':
     case 'goto':
       return describeValue(s);
+    case 'counter':
+      // An anonymous counter (nft lists its packets and bytes, which are no drift); a named one.
+      return typeof body === 'string' ? `counter name ${JSON.stringify(body)}` : 'counter';
     default:
       return JSON.stringify(s);
   }
@@ -73,4 +78,14 @@ export function describeRule(expr: readonly unknown[]): string {
 export function describeElement(e: unknown): string {
   if (Array.isArray(e) && e.length === 2) return `${describeValue(e[0])} : ${describeValue(e[1])}`;
   return describeValue(e);
+}
+
+/** How many elements the dry-run lists of a set or map written whole; the rest are counted. */
+const ELEMENTS_SHOWN = 20;
+
+/** The `+` lines of a set or map written whole: its first elements as nft writes them, and how many more. */
+export function describeElements(elements: readonly unknown[]): string[] {
+  const shown = elements.slice(0, ELEMENTS_SHOWN).map((e) => `+ ${describeElement(e)}`);
+  const rest = elements.length - shown.length;
+  return rest > 0 ? [...shown, `+ … and ${rest} more`] : shown;
 }

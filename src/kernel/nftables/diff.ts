@@ -7,7 +7,7 @@
 import type { FirewallChange, NftTable } from '../types.ts';
 import { ruleDiff } from '../rule-diff.ts';
 import { canon, elementKeys } from './canon.ts';
-import { describeElement, describeRule } from './describe.ts';
+import { describeElement, describeElements, describeRule } from './describe.ts';
 import type { DesiredTable, Owner } from './render.ts';
 import { NFT_TABLE_LABEL } from './table.ts';
 
@@ -57,7 +57,8 @@ function diffSets(desired: DesiredTable, observed: NftTable): FirewallChange[] {
   for (const [set, want] of desired.sets) {
     const have = observed.sets[set];
     if (!have) {
-      out.push({ kind: 'nft.set.write', table, set, spec: want.spec, elements: want.elements.map((e) => e.value), owner: SHARED, reason: 'missing' });
+      const elements = want.elements.map((e) => e.value);
+      out.push({ kind: 'nft.set.write', table, set, spec: want.spec, elements, owner: SHARED, reason: 'missing', diff: describeElements(elements) });
       continue;
     }
     const present = elementKeys(have.elements);

@@ -8,6 +8,7 @@ import { describe, it } from 'node:test';
 import type { Command } from '../../../src/events/domain/commands.ts';
 import { iptablesFirewall } from '../../../src/kernel/iptables/index.ts';
 import { nftablesFirewall } from '../../../src/kernel/nftables/index.ts';
+import { describeElements } from '../../../src/kernel/nftables/describe.ts';
 import { parseNftTable } from '../../../src/kernel/nftables/parse.ts';
 import type { KernelSnapshot } from '../../../src/kernel/types.ts';
 import { desiredFromState } from '../../../src/reconciler/desired.ts';
@@ -99,6 +100,28 @@ describe('nftables backend plan', () => {
       '  ~ nft.chain.write inet ledgernet/forward (drifted: 2 rules expected, 3 found (0 missing, 1 unexpected))',
       '      - iifname vmap @from',
     ]);
+  });
+
+  it('the dry-run shows hand edits in nft syntax (a counter, a verdict in a map), and the elements of a set written whole', async () => {
+    const t = table();
+    const forward = t.chains['forward']!;
+    const from = t.sets['from']!;
+    const [first, ...others] = from.elements;
+    const edited = {
+      ...t,
+      chains: { ...t.chains, forward: { ...forward, rules: [[{ counter: { packets: 0, bytes: 0 } }, { drop: null }], ...forward.rules.slice(1)] } },
+      sets: { ...t.sets, from: { ...from, elements: [[(first as unknown[])[0], { accept: null }], ...others] } },
+    };
+    const shown = renderPlan(await nftPlan(FIREWALL_COMMANDS, edited));
+    assert.match(shown, /~ nft\.chain\.write inet ledgernet\/forward \(drifted: [^\n]*\n\s+\+ iifname vmap @from\n\s+- counter drop\n/);
+    assert.match(shown, /- nft\.element\.delete inet ledgernet\/from "lnb-aaaaaaaa000" : accept \(orphan\)/);
+    assert.doesNotMatch(shown, /[{}]/, 'no JSON');
+    // The table deleted: each set is listed with the elements it will be written with.
+    const fresh = renderPlan(await nftPlan(FIREWALL_COMMANDS, null));
+    assert.match(fresh, /\+ nft\.set\.write inet ledgernet\/dnat_addr \(missing\)\n\s+\+ tcp \. 8080 : 10\.231\.7\.2\n(\s+\+ [^\n]+\n){5}\s+\+ udp \. 5353 : 10\.231\.9\.2\n\s+\+ nft\.set\.write inet ledgernet\/dnat_port/);
+    // Many: the first 20, then how many more.
+    const many = describeElements(Array.from({ length: 25 }, (_, i) => [{ concat: ['tcp', 10000 + i] }, '10.231.9.2']));
+    assert.deepEqual([many.length, many[0], many[19], many[20]], [21, '+ tcp . 10000 : 10.231.9.2', '+ tcp . 10019 : 10.231.9.2', '+ … and 5 more']);
   });
 
   it('a set declared otherwise (a hand edit) rebuilds the table in one transaction', async () => {
