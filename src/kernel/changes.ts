@@ -161,17 +161,7 @@ export type FirewallChange =
       /** 1-based `-I` position, or null to append. */
       readonly position: number | null;
     })
-  | (ChangeBase & {
-      readonly kind: 'hook.delete';
-      readonly table: string;
-      readonly from: string;
-      readonly rule: string;
-      /**
-       * The 1-based number of this copy in `from` as observed, when another copy of the same rule
-       * stays (`-D` by rule would delete the first copy); absent: deleted by rule.
-       */
-      readonly position?: number;
-    });
+  | (ChangeBase & { readonly kind: 'hook.delete'; readonly table: string; readonly from: string; readonly rule: string });
 
 const FIREWALL_KINDS: ReadonlySet<string> = new Set<FirewallChange['kind']>([
   'chain.write',

@@ -4,7 +4,6 @@
 // applied and re-planned without root. It reads no command text: `failNext` fails the next
 // changes a predicate picks, and `calls` records the changes sent.
 import { CREATE_GROUP, tbfShape } from '../../src/kernel/index.ts';
-import { inRestoreOrder } from '../../src/kernel/iptables/restore.ts';
 import type {
   Addr,
   ChangeFailure,
@@ -302,7 +301,7 @@ export class FakeKernel implements Kernel {
     if (this.injected(changes)) throw new Error('iptables-restore: line 3 failed (injected)');
     const field = ({ filter: 'chains', nat: 'nat', filter6: 'filter6', nat6: 'nat6', mangle: 'mangle', mangle6: 'mangle6' } as const)[key];
     const next: FakeTable = new Map([...this[field]].map(([k, v]) => [k, { policy: v.policy, rules: [...v.rules] }]));
-    for (const c of inRestoreOrder(changes)) applyTableChange(next, c);
+    for (const c of changes) applyTableChange(next, c);
     this[field] = next;
   }
 }

@@ -32,8 +32,7 @@ export function applyTableChange(t: FakeTable, c: FirewallChange): void {
     }
     case 'hook.delete': {
       const from = chain(c.from);
-      // By number, the rule there must be the one planned against (the real restore cannot check).
-      const i = c.position === undefined ? from.rules.indexOf(c.rule) : from.rules[c.position - 1] === c.rule ? c.position - 1 : -1;
+      const i = from.rules.indexOf(c.rule);
       if (i < 0) throw new Error(`iptables-restore: no such rule in ${c.from}`);
       from.rules.splice(i, 1);
       return;

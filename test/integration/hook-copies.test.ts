@@ -1,7 +1,7 @@
 // Copies of ledgernet's FORWARD hook (as `iptables-restore --noflush` of a backup adds them),
 // against a real iptables in a throwaway namespace, per backend (the nftables backend keeps its
-// hook in iptables' FORWARD too): one pass deletes the copies and only them, the hook in place
-// stays the same rule throughout (its counters are kept), and the next plan is empty. Needs root.
+// hook in iptables' FORWARD too): one pass (one restore) deletes every copy by rule and adds one
+// back in its place, no one else's rule is touched, and the next plan is empty. Needs root.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { execa } from 'execa';
@@ -42,26 +42,28 @@ for (const backend of [iptablesFirewall, nftablesFirewall]) {
       firewall: desiredFromState(given({ type: 'CreateNetwork', spec: networkSpec(NET_A) }, { type: 'CreateEndpoint', spec: endpointSpec(NET_A, EP_1) })).firewall,
     });
 
-    it('deletes the copies by number, keeps the hook in place, and the next plan is empty', async () => {
+    it('deletes every copy by rule, adds one back in place, touches no other rule, and the next plan is empty', async () => {
       const kernel = createKernel({ netns, filterPrefixes: [VETH_PREFIX] });
       await kernel.iptablesRestore(DOCKER_RULES);
       assert.deepEqual((await applyActions(plan(desired(), await kernel.observe(), backend), kernel, backend)).failures, []);
-      // Counters on the hook in place: still there after the repair, it was never deleted and added back.
-      await ipt('-R', 'FORWARD', '2', '-c', '5', '500', '-m', 'comment', '--comment', 'ledgernet:hook', '-j', 'LEDGERNET-FORWARD');
       const converged = await forward();
-      assert.deepEqual(converged, ['[0:0] -A FORWARD -j DOCKER-USER', `[5:500] ${HOOK}`, '[0:0] -A FORWARD -j DOCKER-FORWARD']);
+      assert.deepEqual(converged, ['[0:0] -A FORWARD -j DOCKER-USER', `[0:0] ${HOOK}`, '[0:0] -A FORWARD -j DOCKER-FORWARD']);
+      // Someone else's rules around the copies, with counters: they must come through untouched.
+      await ipt('-A', 'FORWARD', '-c', '7', '700', '-s', '192.0.2.1', '-j', 'ACCEPT');
       await ipt('-A', 'FORWARD', '-m', 'comment', '--comment', 'ledgernet:hook', '-j', 'LEDGERNET-FORWARD');
       await ipt('-I', 'FORWARD', '1', '-m', 'comment', '--comment', 'ledgernet:hook', '-j', 'LEDGERNET-FORWARD');
+      const foreign = '[7:700] -A FORWARD -s 192.0.2.1/32 -j ACCEPT';
       const drift = plan(desired(), await kernel.observe(), backend);
       const hook = HOOK.slice('-A FORWARD '.length);
+      const deleted = `  - hook.delete filter/FORWARD ${hook} (drifted: 3 copies: all go, one is added back in its place)`;
       assert.deepEqual(
         renderPlan(drift)
           .split('\n')
           .filter((l) => l.includes('hook.')),
-        [`  - hook.delete filter/FORWARD ${hook} (drifted: a second copy: rule 1 goes, rule 3 stays)`, `  - hook.delete filter/FORWARD ${hook} (drifted: a second copy: rule 5 goes, rule 3 stays)`],
+        [deleted, deleted, deleted, `  + hook.add filter/FORWARD ${hook} (missing)`],
       );
       assert.deepEqual((await applyActions(drift, kernel, backend)).failures, []);
-      assert.deepEqual(await forward(), converged);
+      assert.deepEqual(await forward(), [...converged, foreign]);
       const again = plan(desired(), await kernel.observe(), backend);
       assert.deepEqual(again, [], `not converged:\n${JSON.stringify(again, null, 2)}`);
     });

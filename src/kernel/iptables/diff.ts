@@ -97,24 +97,24 @@ export const HOOK_BEHIND_DOCKER = 'not right after DOCKER-USER';
 /**
  * Hooks in one built-in chain: add the missing ones, remove unwanted tagged rules and second
  * copies, and move an `early` hook that ended up behind someone else's rule (e.g. after Docker
- * inserted its own rules at the top) back to just after `-j DOCKER-USER`. Of several copies, the
- * first one in its place stays: the others are deleted by number, since `-D` by rule would
- * delete the first copy, whichever it is.
+ * inserted its own rules at the top) back to just after `-j DOCKER-USER`. A hook that stands more
+ * than once has every copy deleted and one added back in its place, in the same restore: `-D` by
+ * rule deletes the first copy, whichever it is, and a delete by number could hit someone else's
+ * rule if the chain changed after it was read.
  */
 function diffHooks(table: Table, from: string, hooks: readonly DesiredHook[], rules: readonly string[], ownerTag: string): FirewallChange[] {
   const out: FirewallChange[] = [];
   const doomed = new Set<number>();
-  const keepers = keptCopies(hooks, rules, ownerTag);
+  const copies = (rule: string) => rules.filter((r) => r === rule).length;
   rules.forEach((rule, i) => {
-    const keep = keepers.get(rule);
-    if (!isOurs(rule, ownerTag) || keep === i) return;
-    doomed.add(i);
-    const want = hooks.some((h) => h.rule === rule);
-    if (keep !== undefined) {
-      out.push({ kind: 'hook.delete', table, from, rule, position: i + 1, owner: SHARED, reason: 'drifted', detail: `a second copy: rule ${i + 1} goes, rule ${keep + 1} stays` });
-    } else {
-      // A wanted hook with no copy to keep is an `early` one that no copy of is in its place.
-      out.push({ kind: 'hook.delete', table, from, rule, owner: SHARED, reason: want ? 'drifted' : 'orphan', ...(want ? { detail: HOOK_BEHIND_DOCKER } : {}) });
+    if (!isOurs(rule, ownerTag)) return;
+    const want = hooks.find((h) => h.rule === rule);
+    const n = want ? copies(rule) : 1;
+    const misplaced = want?.placement === 'early' && !wellPlaced(rules, i, ownerTag);
+    if (!want || n > 1 || misplaced) {
+      const detail = n > 1 ? `${n} copies: all go, one is added back in its place` : misplaced ? HOOK_BEHIND_DOCKER : undefined;
+      out.push({ kind: 'hook.delete', table, from, rule, owner: SHARED, reason: want ? 'drifted' : 'orphan', ...(detail ? { detail } : {}) });
+      doomed.add(i);
     }
   });
   const kept = rules.filter((_, i) => !doomed.has(i));
@@ -126,16 +126,6 @@ function diffHooks(table: Table, from: string, hooks: readonly DesiredHook[], ru
     out.push({ kind: 'hook.add', table, from, rule: h.rule, position, owner: SHARED, reason: 'missing' });
   }
   return out;
-}
-
-/** The index of the copy of each wanted hook that stays: the first one in its place, if any. */
-function keptCopies(hooks: readonly DesiredHook[], rules: readonly string[], ownerTag: string): Map<string, number> {
-  const keep = new Map<string, number>();
-  for (const h of hooks) {
-    const i = rules.findIndex((r, j) => r === h.rule && (h.placement !== 'early' || wellPlaced(rules, j, ownerTag)));
-    if (i >= 0) keep.set(h.rule, i);
-  }
-  return keep;
 }
 
 /** Between DOCKER-USER (or the top) and the hook stand only Docker's jumps and our own rules. */

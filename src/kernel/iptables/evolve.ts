@@ -3,7 +3,6 @@
 // which is how iptables-save prints them (the diff compares the two texts; if they differed,
 // every pass would rewrite the chain).
 import type { Chain, FirewallChange, IptablesTable, KernelSnapshot } from '../types.ts';
-import { inRestoreOrder } from './restore.ts';
 
 type TableKey = 'filter' | 'nat' | 'filter6' | 'nat6' | 'mangle' | 'mangle6';
 
@@ -28,8 +27,8 @@ function change(chains: Record<string, Chain>, c: FirewallChange): void {
     case 'hook.delete': {
       const from = chains[c.from];
       if (!from) break;
-      // `-D` by number removes that rule (restore order: highest first); by rule, the first that matches.
-      const i = c.position === undefined ? from.rules.indexOf(c.rule) : c.position - 1;
+      // `-D` removes the first rule that matches.
+      const i = from.rules.indexOf(c.rule);
       if (i >= 0) chains[c.from] = { ...from, rules: from.rules.filter((_, j) => j !== i) };
       break;
     }
@@ -41,7 +40,7 @@ export function afterRestore(s: KernelSnapshot, applied: readonly FirewallChange
   // One copy of a table's chains for all of its changes (a table holds Docker's chains and ours:
   // hundreds at 200 networks).
   const tables = new Map<TableKey, Record<string, Chain>>();
-  for (const c of inRestoreOrder(applied)) {
+  for (const c of applied) {
     const key = c.table as TableKey;
     const table = s[key];
     // A table that could not be read (no ip6tables), or was not, stays unknown.

@@ -17,7 +17,7 @@ export function restoreInput(changes: readonly FirewallChange[], table: Iptables
   const declared: string[] = [];
   const lines: string[] = [];
   const deleted: string[] = [];
-  for (const c of inRestoreOrder(changes)) {
+  for (const c of changes) {
     if (c.table !== table) continue;
     switch (c.kind) {
       case 'chain.write':
@@ -37,7 +37,7 @@ export function restoreInput(changes: readonly FirewallChange[], table: Iptables
         lines.push(c.position === null ? `-A ${c.from} ${c.rule}` : `-I ${c.from} ${c.position} ${c.rule}`);
         break;
       case 'hook.delete':
-        lines.push(`-D ${c.from} ${c.position ?? c.rule}`);
+        lines.push(`-D ${c.from} ${c.rule}`);
         break;
     }
   }
@@ -45,15 +45,6 @@ export function restoreInput(changes: readonly FirewallChange[], table: Iptables
   const section = table.replace(/6$/, '');
   const all = [...declared, ...lines, ...deleted];
   return all.length === 0 ? null : `*${section}\n${all.join('\n')}\nCOMMIT\n`;
-}
-
-/**
- * The changes in the order the restore applies them: the hooks deleted by number first, highest
- * number first (a delete leaves the numbers below it as observed), then the rest as given.
- */
-export function inRestoreOrder<T extends FirewallChange>(changes: readonly T[]): T[] {
-  const numbered = (c: FirewallChange) => (c.kind === 'hook.delete' && c.position !== undefined ? c.position : 0);
-  return [...changes.filter((c) => numbered(c) > 0).sort((a, b) => numbered(b) - numbered(a)), ...changes.filter((c) => numbered(c) === 0)];
 }
 
 /**
