@@ -2,7 +2,7 @@
 // The `ledgernet` command. Flags win over environment variables, which win over defaults.
 import { DEFAULT_POOLS } from './api/ipam.ts';
 import { parseCli, type Values } from './cli-args.ts';
-import { DEFAULTS, defaultHost, parseDuration, parseSeconds, parseSwitch, parseHostTimeout, parseRetention, parseSize, SECONDS, settingsEnv, type DefaultPools, type NatsConfig, type ServeConfig } from './config.ts';
+import { DEFAULTS, defaultHost, parseDuration, parseSeconds, parseSwitch, parseHostTimeout, parseRetention, parseSize, resolveNats, SECONDS, settingsEnv, type DefaultPools, type NatsConfig, type ServeConfig } from './config.ts';
 import { canonicalIp, parsePrefix } from './events/domain/cidr.ts';
 import { DriverError, isDriverError } from './errors.ts';
 import { DEFAULT_DOCKER_SOCKET } from './operator/docker-api.ts';
@@ -135,7 +135,7 @@ function defaultPools(values: Values, env: NodeJS.ProcessEnv): DefaultPools {
 function natsConfig(values: Values, env: NodeJS.ProcessEnv): NatsConfig | null {
   const url = values.nats ?? env['LEDGERNET_NATS_URL'];
   if (!url) return null;
-  return {
+  const nats = {
     url,
     token: values['nats-token'] ?? env['LEDGERNET_NATS_TOKEN'],
     user: env['LEDGERNET_NATS_USER'],
@@ -145,6 +145,8 @@ function natsConfig(values: Values, env: NodeJS.ProcessEnv): NatsConfig | null {
     tlsCert: values['nats-tls-cert'] ?? env['LEDGERNET_NATS_TLS_CERT'],
     tlsKey: values['nats-tls-key'] ?? env['LEDGERNET_NATS_TLS_KEY'],
   };
+  resolveNats(nats); // refused here, before anything starts, and never quoting a secret
+  return nats;
 }
 
 function natsServeConfig(values: Values, env: NodeJS.ProcessEnv) {

@@ -221,29 +221,48 @@ function decode(s: string): string {
   }
 }
 
+/** `host`, `host:port`, `[v6]` or `[v6]:port`: what may follow the userinfo of a server URL. */
+const NATS_HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::(\d{1,5}))?$/;
+const COMMA_HINT = " (did a password contain ','? escape it as %2C)";
+
 /**
  * Splits `--nats` into servers: a comma-separated list of `[scheme://][userinfo@]host[:port]`.
  * The userinfo ends at the LAST `@` (a password may hold `@`), the user at its first `:`;
- * percent escapes are decoded. Errors never quote a secret.
+ * percent escapes are decoded. A `,` inside a password splits the list there, so an entry that is
+ * not a server URL, or credentials that begin in a later entry than the first, are refused: the
+ * error names the entry by number and never quotes it (its text may be part of a password).
  */
 export function parseNatsServers(url: string): NatsServer[] {
   const parts = url.split(',').map((p) => p.trim());
-  return parts.map((part, i) => {
-    const where = parts.length > 1 ? `NATS server ${i + 1} of --nats` : '--nats';
-    const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.exec(part)?.[0] ?? '';
-    const rest = part.slice(scheme.length);
-    const at = rest.lastIndexOf('@');
-    const host = rest.slice(at + 1);
-    const masked = `${scheme}${at >= 0 ? '***@' : ''}${host}`;
-    if (!host || /[\s/@]/.test(host)) {
-      throw new DriverError('LN_ERR_BAD_REQUEST', `${where} must be [nats://][user:password@]host[:port], got ${masked || '(empty)'}`);
-    }
-    if (at < 0) return { server: `${scheme}${host}`, masked, auth: null };
-    const info = rest.slice(0, at);
-    const colon = info.indexOf(':');
-    const auth = colon < 0 ? { token: decode(info) } : { user: decode(info.slice(0, colon)), pass: decode(info.slice(colon + 1)) };
-    return { server: `${scheme}${host}`, masked, auth };
+  const servers = parts.map((part, i) => {
+    const where = parts.length > 1 ? `NATS URL ${i + 1} of ${parts.length} in --nats` : '--nats';
+    const server = parseNatsServer(part);
+    if (!server) throw new DriverError('LN_ERR_BAD_REQUEST', `${where} is not a server URL: it must be [nats://][user:password@]host[:port]${COMMA_HINT}`);
+    return server;
   });
+  const late = servers.findIndex((s, i) => i > 0 && s.auth !== null && servers[i - 1]?.auth === null);
+  if (late > 0) {
+    const why = `NATS URL ${late + 1} of ${servers.length} in --nats has credentials and URL ${late} before it has none`;
+    throw new DriverError('LN_ERR_BAD_REQUEST', `${why}${COMMA_HINT}; credentials given once go in the first URL`);
+  }
+  return servers;
+}
+
+/** One entry of the list, or null when it is not a server URL. */
+function parseNatsServer(part: string): NatsServer | null {
+  const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.exec(part)?.[0] ?? '';
+  const rest = part.slice(scheme.length);
+  const at = rest.lastIndexOf('@');
+  const host = rest.slice(at + 1);
+  const m = NATS_HOST.exec(host);
+  if (!m || (m[1] !== undefined && !(Number(m[1]) >= 1 && Number(m[1]) <= 65535))) return null;
+  // The one place a URL is masked: describeNats, status and every log line show `masked`.
+  const masked = `${scheme}${at >= 0 ? '***@' : ''}${host}`;
+  if (at < 0) return { server: `${scheme}${host}`, masked, auth: null };
+  const info = rest.slice(0, at);
+  const colon = info.indexOf(':');
+  const auth = colon < 0 ? { token: decode(info) } : { user: decode(info.slice(0, colon)), pass: decode(info.slice(colon + 1)) };
+  return { server: `${scheme}${host}`, masked, auth };
 }
 
 /** How the client authenticates: at most one way, from the URLs or the settings. */

@@ -31,6 +31,24 @@ describe('NATS config', () => {
     }
   });
 
+  it('refuses a list split inside userinfo (a password with an unescaped comma), naming the entry and quoting no part of it', () => {
+    const cases: [string, RegExp][] = [
+      ['nats://alice:s3cret,XYZ@127.0.0.1:14222', /^NATS URL 1 of 2 in --nats is not a server URL: .*escape it as %2C/],
+      ['nats://alice:1234,XYZ@127.0.0.1:14222', /^NATS URL 2 of 2 in --nats has credentials and URL 1 before it has none .*escape it as %2C/],
+      ['nats://al,ice:s3cret@127.0.0.1:14222', /^NATS URL 2 of 2 in --nats has credentials and URL 1 before it has none/],
+      ['nats://u:p@a:4222,bob:s3c,ret@b', /^NATS URL 2 of 3 in --nats is not a server URL/],
+      ['nats://alice:s3cret', /^--nats is not a server URL/],
+      ['nats://h:99999', /^--nats is not a server URL/],
+    ];
+    for (const [url, re] of cases) {
+      for (const call of [() => parseNatsServers(url), () => describeNats({ ...base, url })]) {
+        assert.throws(call, (e: Error) => re.test(e.message) && !/s3c|ret|XYZ|1234|alice|al,ice/.test(e.message), url);
+      }
+    }
+    assert.deepEqual(parseNatsServers('nats://alice:s3cret%2CXYZ@127.0.0.1:14222')[0]?.auth, { user: 'alice', pass: 's3cret,XYZ' });
+    assert.deepEqual(parseNatsServers('nats://u:p@[fd00::1]:4222,h2')[0]?.server, 'nats://[fd00::1]:4222');
+  });
+
   it('user and password of any characters (a comma as %2C) come back exactly and are never shown (property)', () => {
     const chars = fc.constantFrom('a', 'Z', '9', '@', ':', '/', ' ', '#', '?', 'é', '%40', '%2C');
     fc.assert(

@@ -151,6 +151,17 @@ describe('audit with a NATS server that does not answer', () => {
   });
 });
 
+describe('a --nats list split inside a password', () => {
+  for (const cmd of [['serve', '--in-process', ...NO_SERVE], ['audit']]) {
+    it(`ledgernet ${cmd[0]}: refused at start, naming the entry, quoting no part of the password`, async () => {
+      const r = await cli([...cmd, '--nats', 'nats://alice:s3cret,XYZ@127.0.0.1:14222']);
+      assert.equal(r.exitCode, 1, `${r.stdout}\n${r.stderr}`);
+      assert.match(r.stderr, /NATS URL 1 of 2 in --nats is not a server URL: .*did a password contain ','\? escape it as %2C/);
+      assert.doesNotMatch(`${r.stdout}${r.stderr}`, /s3cret|XYZ/);
+    });
+  }
+});
+
 describe('release asks Docker first', () => {
   it('a Docker that cannot be asked: refused by name, nothing recorded, with or without --dry-run', async () => {
     const before = await logText();
