@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { callDaemon } from './control-client.ts';
 import type { PreviousWorker } from './control.ts';
 import { operatorCause, statedBody, type OperatorNote } from './operator-cause.ts';
-import { acquireHostGuard, acquireLock, hostInstance, decide, describeCause, portsText, fold, labelled, loadState, LOG_FILE, LOG_START, LogParts, namesFrom, openStore, poolUsage, readLog, loadSnapshot, releaseCommand, SNAPSHOT_FILE, short, VETH_PREFIX, type Cause, type EventStore, type HostInstance, type PoolUsage, type ScanBase, type State, type StoredEvent } from '../events/index.ts';
+import { acquireHostGuard, acquireLock, hostInstance, decide, describeCause, portsText, fold, labelled, loadState, LOG_FILE, LOG_START, LogParts, namesFrom, openStore, poolUsage, readLog, loadSnapshot, readSnapshot, releaseCommand, SNAPSHOT_FILE, short, VETH_PREFIX, type Cause, type EventStore, type HostInstance, type PoolUsage, type ScanBase, type State, type StoredEvent } from '../events/index.ts';
 import type { ScanEnd } from '../events/log/framing.ts';
 import { ARCHIVE_DIR, listArchives } from '../events/log/archive.ts';
 import { DriverError } from '../errors.ts';
@@ -23,6 +23,7 @@ import { firewallForCli } from './firewall-choice.ts';
 import type { DockerLinkStatus } from './docker-name.ts';
 import { table } from './table.ts';
 import { describeQuery, EndpointFacts, eventFilter, FollowFilter, fromSince, parseSince, type EventQuery } from '../events/domain/event-filters.ts';
+import { describeUnknown, seedFromState, unknownBefore } from '../events/domain/archived-facts.ts';
 import { clusterPlan, recordedVtep, type ClusterView } from './cluster.ts';
 import { clusterStatus, clusterTables } from './cluster-status.ts';
 import { daemonHeld, proxiesTable, proxyPlan, proxyRows } from './proxy-status.ts';
@@ -659,6 +660,24 @@ async function archiveAlone(stateDir: string, cause: Cause) {
   }
 }
 
+/**
+ * The names and endpoint facts `events` filters go by: what the events read say and, when the
+ * first events are no longer readable (an archive moved away), what the snapshot says; what
+ * neither holds and the query needs is said on stderr.
+ */
+async function filterFacts(stateDir: string, base: ScanBase, events: readonly StoredEvent[], q: EventQuery): Promise<{ names: Map<string, string>; facts: EndpointFacts }> {
+  const names = new Map<string, string>();
+  const facts = new EndpointFacts();
+  if (base.seq > 0) {
+    const snap = await readSnapshot(stateDir);
+    const state = snap && snap.seq >= base.seq ? snap.state : null;
+    if (state) seedFromState(state, names, facts);
+    const unknown = describeUnknown(unknownBefore(events, state), q, state !== null);
+    if (unknown) process.stderr.write(`ledgernet: ${unknown}\n`);
+  }
+  return { names: namesFrom(events, names), facts: facts.add(events) };
+}
+
 export async function runEvents(o: { stateDir: string; json: boolean; follow: boolean; verify: boolean; since?: string } & EventQuery): Promise<number> {
   const asked = (['network', 'container', 'address', 'since'] as const).filter((k) => o[k] !== undefined);
   if (o.verify && asked.length > 0) throw new DriverError('LN_ERR_BAD_REQUEST', `\`events verify\` checks the whole log: it takes no ${asked.map((k) => `--${k}`).join(' or ')}`);
@@ -673,8 +692,7 @@ export async function runEvents(o: { stateDir: string; json: boolean; follow: bo
   if (base.seq > 0) process.stderr.write(`ledgernet: events 1 to ${base.seq} were archived and are no longer in ${join(o.stateDir, ARCHIVE_DIR)}; from event ${base.seq + 1} on:\n`);
   // Names recorded anywhere in the log label every line of their network or endpoint, and what it
   // says of an endpoint anywhere (its container, its addresses) selects every line of it.
-  const names = namesFrom(events);
-  const facts = new EndpointFacts().add(events);
+  const { names, facts } = await filterFacts(o.stateDir, base, events, o);
   const show = (e: StoredEvent) => out(o.json ? `${JSON.stringify(e)}\n` : eventLine(e, names));
   if (!o.follow) {
     const shown = events.filter((e) => about(e, names, facts));

@@ -26,19 +26,25 @@ export class EndpointFacts {
     for (const e of events) {
       const d = e.data as { endpointId?: unknown; address?: unknown; addressV6?: unknown; containerId?: unknown; name?: unknown };
       if (typeof d.endpointId !== 'string') continue;
-      if (e.type === 'endpoint.named' && typeof d.containerId === 'string' && typeof d.name === 'string') {
-        const of = this.containers.get(d.endpointId) ?? new Map<string, Set<string>>();
-        of.set(d.containerId, (of.get(d.containerId) ?? new Set()).add(d.name));
-        this.containers.set(d.endpointId, of);
-      }
-      if (e.type === 'endpoint.created' || e.type === 'endpoint.addressed' || e.type === 'peer.endpoint.added') {
-        for (const a of [d.address, d.addressV6]) {
-          const ip = typeof a === 'string' ? canonicalIp(a.split('/')[0] ?? '') : null;
-          if (ip !== null) this.addresses.set(d.endpointId, (this.addresses.get(d.endpointId) ?? new Set()).add(ip));
-        }
-      }
+      if (e.type === 'endpoint.named' && typeof d.containerId === 'string' && typeof d.name === 'string') this.named(d.endpointId, d.containerId, d.name);
+      if (e.type === 'endpoint.created' || e.type === 'endpoint.addressed' || e.type === 'peer.endpoint.added') this.addressed(d.endpointId, [d.address, d.addressV6]);
     }
     return this;
+  }
+
+  /** Endpoint `id` was named for container `containerId`, called `name`. */
+  named(id: string, containerId: string, name: string): void {
+    const of = this.containers.get(id) ?? new Map<string, Set<string>>();
+    of.set(containerId, (of.get(containerId) ?? new Set()).add(name));
+    this.containers.set(id, of);
+  }
+
+  /** Endpoint `id` had these addresses (any form; a `/len` is ignored; what is not an address is skipped). */
+  addressed(id: string, addresses: readonly unknown[]): void {
+    for (const a of addresses) {
+      const ip = typeof a === 'string' ? canonicalIp(a.split('/')[0] ?? '') : null;
+      if (ip !== null) this.addresses.set(id, (this.addresses.get(id) ?? new Set()).add(ip));
+    }
   }
 
   /** Was endpoint `id` named for container `c` (an id, a 12+ hex prefix, or a name)? */
@@ -55,7 +61,8 @@ export class EndpointFacts {
   }
 }
 
-const hexPrefix = (s: string) => (/^[0-9a-f]{12,64}$/.test(s) ? s : null);
+/** `s` when it is a 12 to 64 hex id or id prefix, else null (a name). */
+export const hexPrefix = (s: string): string | null => (/^[0-9a-f]{12,64}$/.test(s) ? s : null);
 
 /**
  * The test each event must pass for `q`, given the network names and endpoint facts recorded so

@@ -7,11 +7,11 @@ import { mkdtemp, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promi
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { byLedgernet, openStore } from '../../../src/events/index.ts';
+import { byLedgernet, EventLog, openStore } from '../../../src/events/index.ts';
 import { runCli } from '../../helpers/cli.ts';
 import { REPO_ROOT } from '../../helpers/daemon.ts';
 import { execa } from 'execa';
-import { networkSpec } from '../../helpers/events.ts';
+import { ADDRESS_HISTORY, networkSpec } from '../../helpers/events.ts';
 
 let dir: string;
 let runDir: string;
@@ -142,5 +142,43 @@ describe('ledgernet events archive', () => {
       await writeFile(archive, archived);
     }
     assert.equal((await cli(['events', 'verify'])).exitCode, 0);
+  });
+});
+
+describe('events filters once the archive an endpoint began in is gone', () => {
+  let gone: string;
+  const run = (args: readonly string[]) => runCli([...args, '--state-dir', gone], { isolated: true, env: { LEDGERNET_RUN_DIR: runDir } });
+  const { network, endpoints } = ADDRESS_HISTORY;
+  before(async () => {
+    gone = await mkdtemp(join(tmpdir(), 'ln-cli-archive-gone-'));
+    const { log } = await EventLog.open(gone, { host: 'h' });
+    await log.append(ADDRESS_HISTORY.events()).durable; // 1-8: job-7's endpoint created (7) and named (8)
+    await log.close();
+    assert.equal((await run(['events', 'archive'])).exitCode, 0);
+    const again = await EventLog.open(gone, { host: 'h' });
+    await again.log.append([{ type: 'endpoint.deleted', data: { networkId: network, endpointId: endpoints[1] } }]).durable; // 10
+    await again.log.close();
+    for (const f of await readdir(join(gone, 'archive'))) await unlink(join(gone, 'archive', f));
+  });
+  after(() => rm(gone, { recursive: true, force: true }));
+
+  it('--address, --container and --network NAME find the later lines from the snapshot, and say what cannot be known', async () => {
+    for (const q of [['--address', '10.231.79.2'], ['--container', 'job-7'], ['--network', 'web']]) {
+      const r = await run(['events', ...q]);
+      assert.equal(r.exitCode, 0, `${q.join(' ')}: ${r.stderr}`);
+      assert.match(r.stdout, /^\s*10 .*endpoint\.deleted/m, q.join(' '));
+      assert.match(r.stderr, /^ledgernet: events 1 to 8 were archived and are no longer in .*; from event 9 on:$/, q.join(' '));
+    }
+    // Without the snapshot too, nothing tells of the endpoint: said, not silently missed.
+    const snap = join(gone, 'snapshot.json');
+    const kept = await readFile(snap);
+    await unlink(snap);
+    try {
+      const r = await run(['events', '--container', 'job-7']);
+      assert.equal(r.exitCode, 1, r.stdout);
+      assert.match(r.stderr, /ledgernet: 1 endpoint \(2b2b2b2b2b2b\) began in archived events that are no longer here and there is no snapshot at or after them to tell of them: their containers and addresses are unknown, so lines of them may be missing below$/m);
+    } finally {
+      await writeFile(snap, kept);
+    }
   });
 });
