@@ -194,6 +194,8 @@ interface Parts {
   readonly reservations: ReservePort;
   /** Docker's API (one client for the daemon), and the driver's name there; null with --docker-socket ''. */
   readonly docker: { readonly api: DockerApi; readonly link: DockerLink } | null;
+  /** When this daemon (the worker, under the supervisor) started: `status` shows it. */
+  readonly startedAt: string;
 }
 
 /** The plugin socket Docker calls, then the control socket of the CLI; each cleanup goes to `add` once it listens. */
@@ -224,11 +226,13 @@ async function listen(cfg: ServeConfig, p: Parts, log: Logger, add: (c: Cleanup)
   }
   const ctlPath = controlSocket(cfg.stateDir);
   const peer = peerReader(); // one SO_PEERCRED read per connection, for the check and the record
+  // Known now, not when the app is built (the first operator command's time is no start time).
+  const info = { pid: process.pid, ...(cfg.listenSocket ? { supervisorPid: process.ppid } : {}), previousWorker: cfg.listenSocket ? previousWorker() : null, host: cfg.host, socket: cfg.socket, socketFrom: pluginSocketFrom(), stateDir: cfg.stateDir, startedAt: p.startedAt };
   // Built, and fastify loaded, at the first operator command (memory: bench row 9).
   const control = async () => (await import('./operator/control.ts')).createControlApp({
     store: p.store,
     reconciler: p.reconciler,
-    info: { pid: process.pid, ...(cfg.listenSocket ? { supervisorPid: process.ppid } : {}), previousWorker: cfg.listenSocket ? previousWorker() : null, host: cfg.host, socket: cfg.socket, socketFrom: pluginSocketFrom(), stateDir: cfg.stateDir, startedAt: new Date().toISOString() },
+    info,
     audit: () => p.outbox?.stats() ?? null,
     ...(p.clusterView ? { cluster: p.clusterView } : {}),
     ...(p.forgetHost ? { forgetHost: p.forgetHost } : {}),
@@ -284,6 +288,7 @@ function watchKernel(cfg: ServeConfig, reconciler: Reconciler, log: Logger, metr
 }
 
 export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
+  const startedAt = new Date().toISOString();
   const group = cfg.controlGroup;
   const release = await acquireLock(
     cfg.stateDir,
@@ -339,7 +344,7 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
       add(async () => docker.link.stop());
       await docker.link.start();
     }
-    await listen(cfg, { store, kernel, reconciler, outbox, metrics, cluster: cluster?.port, clusterView: cluster?.view, forgetHost: cluster?.forget, proxies, reservations, docker }, log, add);
+    await listen(cfg, { store, kernel, reconciler, outbox, metrics, cluster: cluster?.port, clusterView: cluster?.view, forgetHost: cluster?.forget, proxies, reservations, docker, startedAt }, log, add);
     add(await startMetrics(cfg, store, metrics, log));
     cluster?.start(store);
     const closed = bridgeFilteringNeeded(store.state);
