@@ -45,8 +45,9 @@ commands:
                          a real reconcile runs as serve does and refuses both
   status      networks, endpoints, IPAM pools and published ports, desired vs actual [--json] [--firewall B]
   events      print the event log [--json] [--follow] [--since SEQ|TIME] (from that seq, or
-              that time by the events' own) [--network ID|NAME] (one network's
-              events: its id, a 12+ hex prefix, or the name Docker gave it) [--container ID|NAME]
+              that time by the events' own; a time without a zone is UTC, as times are printed)
+              [--network ID|NAME] (one network's events: its id, a 12+ hex prefix, or the name
+              Docker gave it) [--container ID|NAME]
               (the events of the endpoints a container had) [--address IP] (of the endpoints
               that had it, and its IPAM events); filters combine; 'events verify' checks it
               (and the archives); 'events archive' moves the log's events into <state-dir>/archive/
@@ -70,8 +71,8 @@ commands:
               [--force]  overwrite a unit changed since install wrote it (refused without: put
                          settings in a drop-in, ledgernet.service.d/*.conf, which install never touches)
   uninstall   stop and disable the systemd unit and remove it [--root DIR]
-  audit       read the audit stream from NATS: --nats URL [--host H] [--since SEQ|TIME]
-              [--follow] [--json] [--verify] (exit 1 naming the first gap, duplicate or
+  audit       read the audit stream from NATS: --nats URL [--host H] [--since SEQ|TIME] (UTC
+              unless it names a zone) [--follow] [--json] [--verify] (exit 1 naming the first gap, duplicate or
               altered event) [--network ID|NAME] [--container ID|NAME] [--address IP] (as events)
 
 an option or argument the command does not take is refused (exit 1, nothing done)

@@ -196,7 +196,7 @@ export class FollowFilter<T> {
 /** The events that tell something of an endpoint or a network another line may be selected by. */
 const TELLING = new Set(['network.named', 'endpoint.named', 'endpoint.created', 'endpoint.addressed', 'peer.endpoint.added']);
 
-/** `--since`: a ledgernet seq (`120`: from that event on) or a time (`2026-11-23T13:00:00Z`: events from then on, by their own time). */
+/** `--since`: a ledgernet seq (`120`: from that event on) or a time (`2026-11-23T13:00:00Z`: events from then on, by their own time; UTC unless it names a zone). */
 export type Since = { readonly seq: number } | { readonly time: string } | null;
 
 /** Parses `--since` (undefined: none); refuses what is neither a seq nor a time, naming it. Pure. */
@@ -204,7 +204,9 @@ export function parseSince(v: string | undefined): Since {
   if (v === undefined) return null;
   if (/^\d+$/.test(v)) return { seq: Number(v) };
   // A time starts with its date: Date.parse took `10.5`, ` 12` or `-5` as days of 2001 (the whole log).
-  const t = /^\d{4}-\d{2}-\d{2}/.test(v) ? Date.parse(v) : NaN;
+  // One without a zone is UTC, as a date alone is and every time printed is (Date.parse: local).
+  const zoneless = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?$/i.test(v);
+  const t = /^\d{4}-\d{2}-\d{2}/.test(v) ? Date.parse(zoneless ? `${v}Z` : v) : NaN;
   if (Number.isNaN(t)) throw new DriverError('LN_ERR_BAD_REQUEST', `--since must be a seq (e.g. 120) or a time (e.g. 2026-11-23T13:00:00Z), got ${v}`);
   return { time: new Date(t).toISOString() };
 }

@@ -101,4 +101,20 @@ describe('parseSince', () => {
       assert.throws(() => parseSince(bad), (e: Error) => e.message === `--since must be a seq (e.g. 120) or a time (e.g. 2026-11-23T13:00:00Z), got ${bad}`, JSON.stringify(bad));
     }
   });
+
+  it('a time without a zone is UTC, as a date alone and every printed time are, whatever the local zone', () => {
+    const tz = process.env['TZ'];
+    process.env['TZ'] = 'America/New_York'; // Node applies a change of TZ at once
+    try {
+      assert.deepEqual(parseSince('2026-12-06T12:17:05'), { time: '2026-12-06T12:17:05.000Z' });
+      assert.deepEqual(parseSince('2026-12-06 12:17'), { time: '2026-12-06T12:17:00.000Z' });
+      assert.deepEqual(parseSince('2026-12-06T12:17:05.250'), { time: '2026-12-06T12:17:05.250Z' });
+      assert.deepEqual(parseSince('2026-12-06'), { time: '2026-12-06T00:00:00.000Z' });
+      assert.deepEqual(parseSince('2026-12-06T12:17:05+01:00'), { time: '2026-12-06T11:17:05.000Z' }, 'a zone named is kept');
+      assert.deepEqual(parseSince('2026-12-06T12:17:05-0500'), { time: '2026-12-06T17:17:05.000Z' });
+    } finally {
+      if (tz === undefined) delete process.env['TZ'];
+      else process.env['TZ'] = tz;
+    }
+  });
 });
