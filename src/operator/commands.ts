@@ -357,6 +357,15 @@ function natsState(a: { connected: boolean; state?: string; lastError?: string |
   return a.state === 'connecting' ? 'connecting' : `NOT reachable${why}`;
 }
 
+/** The audit publisher, for status: only a daemon that answered can say whether it has one. */
+function natsLine(daemon: DaemonStatus | null, notAnswering: boolean): string {
+  if (!daemon) return notAnswering ? 'NATS publisher unknown (daemon not answering)' : 'NATS publisher not running (no daemon)';
+  const audit = daemon.audit;
+  if (!audit) return 'NATS publisher off';
+  if (audit.conflict) return `NATS ${audit.target} publishing STOPPED, backlog ${audit.backlog} event(s): ${audit.conflict.message}`;
+  return `NATS ${audit.target} ${natsState(audit)}, backlog ${audit.backlog} event(s)`;
+}
+
 /** 2 → 2nd, 3 → 3rd, 11 → 11th. */
 function ordinal(n: number): string {
   const teen = n % 100 >= 11 && n % 100 <= 13;
@@ -438,12 +447,7 @@ export async function runStatus(o: { stateDir: string; json: boolean; firewall?:
     out(`${JSON.stringify({ daemon, ...(daemonError ? { daemonError } : {}), lastSeq: state.seq, logBytes, archived, pending: actions.length, networks, endpoints, pools: poolsJson(pools), ports, reservations, cluster, proxies, forwarding, icc })}\n`);
     return code;
   }
-  const audit = daemon?.audit;
-  const nats = !audit
-    ? 'NATS publisher off'
-    : audit.conflict
-      ? `NATS ${audit.target} publishing STOPPED, backlog ${audit.backlog} event(s): ${audit.conflict.message}`
-      : `NATS ${audit.target} ${natsState(audit)}, backlog ${audit.backlog} event(s)`;
+  const nats = natsLine(daemon, daemonError !== null);
   out(
     `daemon: ${daemon ? `running (${daemon.supervisorPid ? `supervisor pid ${daemon.supervisorPid}, worker pid ${daemon.pid}` : `pid ${daemon.pid}`})${daemon.socketFrom === 'service manager' ? ', plugin socket from the service manager (socket activation)' : ''}` : daemonError ? `NOT ANSWERING: ${daemonError}` : 'NOT REACHABLE (is ledgernet serve running with this --state-dir?)'}\n` +
       (daemon?.previousWorker ? `worker: the supervisor's ${ordinal(daemon.previousWorker.generation)}; the one before (pid ${daemon.previousWorker.pid}) ${daemon.previousWorker.why} at ${daemon.previousWorker.endedAt}\n` : '') +
