@@ -5,7 +5,7 @@
 // loaded only there: a worker does not carry fastify (~14 MB of RSS; bench row 9).
 import type { FastifyBaseLogger } from 'fastify';
 import { cutOffRetryErr, DriverError } from '../errors.ts';
-import { failure, requestError, type PluginCall } from './failure.ts';
+import { callIds, failure, requestError, type PluginCall } from './failure.ts';
 import { byDocker, byLedgernet } from '../events/domain/cause.ts';
 import type { ClusterPort } from '../events/domain/cluster.ts';
 import type { Command, DefaultPool } from '../events/domain/commands.ts';
@@ -181,7 +181,7 @@ export function createPlugin(apiDeps: ApiDeps): Plugin {
       ok = true;
       return { status: 200, body: JSON.stringify(res ?? {}) };
     } catch (err) {
-      const f = failure(err, `/${method}`, apiLog, null);
+      const f = failure(err, `/${method}`, apiLog, null, callIds(raw));
       return { status: f.status, body: JSON.stringify(f.body) };
     } finally {
       deps.onCall?.(method, performance.now() - t0, ok);
