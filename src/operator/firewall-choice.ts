@@ -65,8 +65,9 @@ export async function resolveFirewall(choice: Choice, dockerSocket: string | nul
   if (choice !== 'auto') return { backend: await backendOf(choice), why: `--firewall ${choice}`, unsure: false };
   const recorded = stateDir === undefined ? undefined : await readRecorded(stateDir);
   const waitMs = opts.atStart && recorded ? RECORDED_WAIT_MS : DOCKER_WAIT_MS;
+  if (!dockerSocket) return { backend: await backendOf('iptables'), why: "auto: Docker's API is off (--docker-socket ''), so Docker was not asked: iptables", unsure: false };
   const docker = await dockerFirewall(dockerSocket, waitMs);
-  if (docker === null && dockerSocket) {
+  if (docker === null) {
     const name = recorded === 'nftables' ? 'nftables' : 'iptables';
     return { backend: await backendOf(name), why: `auto: Docker did not answer within ${waitMs} ms (not started, or still restoring its containers); ${recorded ? 'as recorded by the last serve' : 'the default'}, asked again in the background`, unsure: true };
   }

@@ -46,6 +46,12 @@ async function dockerAnswering(name: string, info: { readonly ServerVersion: str
 }
 
 describe('--firewall auto', () => {
+  it("--docker-socket '': Docker is not asked, and the reason says its API is off (not that it is before 29)", async () => {
+    const r = await resolveFirewall('auto', null, dir, { atStart: true });
+    assert.deepEqual([r.backend.name, r.unsure], ['iptables', false]);
+    assert.equal(r.why, "auto: Docker's API is off (--docker-socket ''), so Docker was not asked: iptables");
+  });
+
   it('Docker 20.10 (no FirewallBackend in /info): iptables at once, not unsure', async () => {
     const sock = await dockerAnswering('docker20.sock', { ServerVersion: '20.10.24', Driver: 'overlay2' }, DOCKER_20_10);
     const r = await resolveFirewall('auto', sock, dir);
