@@ -4,9 +4,8 @@ import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { DriverError } from '../errors.ts';
 import type { HeartbeatStats } from '../events/index.ts';
-import { HOOK_BEHIND_DOCKER } from '../kernel/index.ts';
-import type { Action } from '../reconciler/actions.ts';
 import type { PassResult } from '../reconciler/loop.ts';
+import { driftRepaired } from '../reconciler/drift.ts';
 
 /**
  * How often the event loop's delay is sampled for the `ledgernet_nodejs_eventloop_lag_*` gauges
@@ -16,22 +15,6 @@ import type { PassResult } from '../reconciler/loop.ts';
  * stall of 100 ms or more is still always seen (shorter ones in proportion to their length).
  */
 export const EVENT_LOOP_SAMPLE_MS = 100;
-
-/**
- * The applied actions that repaired drift: a ledgernet object that differed from the desired
- * state (`drifted`), or one gone that a pass nobody asked for (timer, startup, kernel notice)
- * put back. Not Docker's own changes: a hook moved back because Docker inserted its rules above
- * it, objects of a container (`vanished`) or a network (`orphan`) Docker removed.
- */
-function driftRepaired(r: PassResult): Action[] {
-  const unasked = r.trigger.split(',').every((t) => t === 'timer' || t === 'startup' || t === 'kernel');
-  const key = (a: { table: string; from: string; rule: string }) => `${a.table} ${a.from} ${a.rule}`;
-  const moved = new Set(r.applied.flatMap((a) => (a.kind === 'hook.delete' && a.detail === HOOK_BEHIND_DOCKER ? [key(a)] : [])));
-  return r.applied.filter((a) => {
-    if ((a.kind === 'hook.delete' || a.kind === 'hook.add') && moved.has(key(a))) return false;
-    return a.reason === 'drifted' || (a.reason === 'missing' && unasked);
-  });
-}
 
 export class Metrics {
   readonly registry = new Registry();

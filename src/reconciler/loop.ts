@@ -16,6 +16,7 @@ import { describeFailure, failureCode } from './outcome.ts';
 import { desiredProxies, planProxies } from './proxies.ts';
 import { ReservationPlanner } from './reservations.ts';
 import { ScopedPlanner } from './scoped.ts';
+import { driftRepaired } from './drift.ts';
 
 export interface PassResult {
   readonly trigger: string;
@@ -391,11 +392,16 @@ export class Reconciler {
       ...(step.cluster.length > 0 ? { cluster: step.cluster } : {}),
     };
     const nextMs = this.settle(state, failures);
+    // Drift someone else caused (a link set down, a chain flushed) is said at warn, so an operator
+    // at --log-level warn sees it; the convergence a Docker call asked for stays at info.
+    const repaired = driftRepaired(result);
     // A pass that only found the conflicts it logged above has nothing more to say.
     if (planned.some((a) => !isConflict(a))) {
-      this.deps.log.info(
+      const why = failures.length > 0 ? 'reconcile pass left failures' : repaired.length > 0 ? 'reconcile pass repaired drift: ledgernet objects changed or removed by someone else were set right' : 'reconcile pass converged';
+      this.deps.log[repaired.length > 0 ? 'warn' : 'info'](
         {
           trigger,
+          ...(repaired.length > 0 ? { repaired: repaired.map(describeAction) } : {}),
           applied: applied.map(describeAction),
           failures: failures.map(describeFailure),
           lost: lost.map(describeAction),
@@ -403,7 +409,7 @@ export class Reconciler {
           ...(step.heldBack > 0 ? { heldBack: step.heldBack } : {}),
           ...(this.failedPasses > 0 && this.started ? { retryInMs: nextMs } : {}),
         },
-        failures.length > 0 ? 'reconcile pass left failures' : 'reconcile pass converged',
+        why,
       );
     }
     this.deps.onPass?.(result);
