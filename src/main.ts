@@ -416,6 +416,11 @@ function hostView({ kernel, proxies, reservations }: Pick<Parts, 'kernel' | 'pro
       const [snap, routes] = await Promise.all([kernel.observeInterfaces(), kernel.observeRoutes()]);
       return [...snap.addrs.map((a) => a.cidr), ...routes.map((r) => r.dst)];
     },
+    async hostAddrs() {
+      const { links, addrs } = await kernel.observeInterfaces();
+      const foreign = new Set(links.filter((l) => !isOwnedLink(l)).map((l) => l.name));
+      return addrs.filter((a) => foreign.has(a.dev)).map((a) => ({ dev: a.dev, cidr: a.cidr }));
+    },
     async foreignLinks() {
       return (await kernel.observeInterfaces()).links.filter((l) => !isOwnedLink(l)).map((l) => l.name);
     },

@@ -4,18 +4,21 @@
 import { DriverError } from '../errors.ts';
 import { formatIp, formatPrefix, parseAddrLen, parseIp, parsePrefix } from '../events/domain/cidr.ts';
 import { byDocker } from '../events/domain/cause.ts';
-import type { Command, DefaultPool } from '../events/domain/commands.ts';
+import type { Command, DefaultPool, HostAddr } from '../events/domain/commands.ts';
 import type { ClusterPort } from '../events/domain/cluster.ts';
+import { checkHostSubnets } from '../events/domain/ipam.ts';
 import { clusterOf, networkPolicy, optionNames } from '../events/domain/options.ts';
 import type { HostListener } from '../events/domain/ports.ts';
 import { ensureBlock, ensureBlockOf, requestClusterPool } from './cluster.ts';
-import { lookup, type Cause, type State, type StoredEvent } from '../events/domain/types.ts';
+import { lookup, type Cause, type IpamData, type State, type StoredEvent } from '../events/domain/types.ts';
 import type { Json } from './wire.ts';
 
 /** What the api may learn about the host; main.ts implements it over the kernel. */
 export interface HostView {
   /** Prefixes of the host's addresses and routes (automatic pools avoid them). */
   occupiedPrefixes(): Promise<string[]>;
+  /** The host's addresses on links ledgernet does not own (an explicit subnet must not overlap their connected subnets). */
+  hostAddrs(): Promise<HostAddr[]>;
   /** Names of links ledgernet does not own (a custom bridge name must not take one over). */
   foreignLinks(): Promise<string[]>;
   /** Sockets programs on the host listen on, ledgernet's own (the userland proxy's, those holding published ports) left out (a published port must not take one). */
@@ -61,7 +64,7 @@ export const DEFAULT_POOLS = {
 } as const;
 
 /** A host that has nothing: for tests that do not care. */
-export const EMPTY_HOST: HostView = { occupiedPrefixes: async () => [], foreignLinks: async () => [], listeners: async () => [], containerIface: async () => null, filterBridges: async () => undefined };
+export const EMPTY_HOST: HostView = { occupiedPrefixes: async () => [], hostAddrs: async () => [], foreignLinks: async () => [], listeners: async () => [], containerIface: async () => null, filterBridges: async () => undefined };
 
 const GATEWAY_TYPE = 'com.docker.network.gateway';
 const ENDPOINT_NAME = 'com.docker.network.endpoint.name';
@@ -116,6 +119,7 @@ export async function requestPool(deps: IpamDeps, body: Json, method: string): P
   str(method, body, 'AddressSpace');
   const cluster = ipamCluster(method, optionMap(method, body));
   const occupied = pool === '' && cluster === null ? await deps.host.occupiedPrefixes() : [];
+  const hostAddrs = pool !== '' && cluster === null ? await deps.host.hostAddrs() : [];
   const clusterDeps = { ...deps, defaultPool: deps.defaultPools.v4, occupied: () => deps.host.occupiedPrefixes() };
   const events = cluster !== null ? await requestClusterPool(clusterDeps, { name: cluster, pool, subPool, v6 }, method) : await deps.store.execute({
     type: 'RequestPool',
@@ -125,6 +129,7 @@ export async function requestPool(deps: IpamDeps, body: Json, method: string): P
       v6,
       defaults: v6 ? deps.defaultPools.v6 : deps.defaultPools.v4,
       occupied,
+      hostAddrs,
     },
   }, byDocker(method));
   const ev = events.find((e) => e.type === 'pool.requested');
@@ -200,6 +205,20 @@ export async function checkBridgeFiltering(host: HostView, spec: { readonly netw
         'or create the network without icc=false',
     );
   }
+}
+
+/**
+ * A new network's subnets that no pool of ledgernet IPAM holds (Docker's default IPAM gave them,
+ * which knows only its own pools): refused when they overlap a connected subnet of the host that
+ * ledgernet does not own, as RequestPool refuses an explicit --subnet.
+ */
+export async function checkNetworkHostSubnets(host: HostView, state: State, spec: { readonly networkId: string; readonly ipv4Data: readonly IpamData[]; readonly ipv6Data: readonly IpamData[] }): Promise<void> {
+  if (lookup(state.networks, spec.networkId)) return;
+  const ours = new Set(Object.values(state.pools).map((p) => p.pool));
+  const others = [...spec.ipv4Data, ...spec.ipv6Data].flatMap((d) => (ours.has(d.pool) ? [] : [parsePrefix(d.pool)])).filter((p) => p !== null);
+  if (others.length === 0) return;
+  const addrs = await host.hostAddrs();
+  for (const p of others) checkHostSubnets(p, addrs);
 }
 
 /** Refuses a custom bridge name that an interface ledgernet does not own already has. */

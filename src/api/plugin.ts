@@ -26,6 +26,7 @@ import {
   EMPTY_HOST,
   checkBridgeFiltering,
   checkBridgeName,
+  checkNetworkHostSubnets,
   releaseAddress,
   releasePool,
   requestAddress,
@@ -194,6 +195,7 @@ async function createNetwork(deps: ApiDeps, body: Json, method: string, adopted 
   const spec = { ...toNetworkSpec(method, body), ...(adopted ? { adopted: true as const } : {}) };
   await checkBridgeName(deps.host ?? EMPTY_HOST, spec.bridge, spec.bridge === bridgeName(spec.networkId), method);
   await checkBridgeFiltering(deps.host ?? EMPTY_HOST, spec, method);
+  await checkNetworkHostSubnets(deps.host ?? EMPTY_HOST, deps.store.state, spec);
   await applyIntent(deps, { type: 'CreateNetwork', spec }, {
     trigger: method,
     concerns: concernsNetwork(spec.networkId),

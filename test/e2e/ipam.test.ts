@@ -258,6 +258,20 @@ describe('ledgernet IPAM with the real dockerd', () => {
     await removeAll([], [n1]);
   });
 
+  test('a subnet on a Docker bridge network\'s subnet is refused, naming its bridge, and that network keeps working', async () => {
+    const br = track.network(uniqueName('br'));
+    await docker(['network', 'create', '--driver', 'bridge', '--subnet', '10.232.48.0/24', br], { check: true });
+    const bridge = `br-${(await docker(['network', 'inspect', '-f', '{{.Id}}', br], { check: true })).stdout.trim().slice(0, 12)}`;
+    const b1 = await run(br);
+    const b2 = await run(br);
+    const refused = await refusedNetwork(['--ipam-driver', PLUGIN, '--subnet', '10.232.48.0/24']);
+    assert.match(refused, new RegExp(`overlaps subnet 10\\.232\\.48\\.0/24 of interface ${bridge} .*nothing was created`));
+    // The host's address alone (a /32 inside it) is refused the same way.
+    assert.match(await refusedNetwork(['--ipam-driver', PLUGIN, '--subnet', '10.232.48.1/32']), new RegExp(`interface ${bridge}`));
+    assert.ok(await ping(b1, await containerIp(b2, br)), `the bridge network's containers still reach each other${logs()}`);
+    await removeAll([b1, b2], [br]);
+  });
+
   test('every bad option is refused with a message naming it, and nothing is created', async () => {
     const cases: [string[], RegExp][] = [
       [['-o', 'ledgernet.bogus=1'], /unknown option ledgernet\.bogus/],

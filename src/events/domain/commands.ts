@@ -8,6 +8,13 @@ export interface DefaultPool {
   readonly size: number;
 }
 
+/** An address of the host on an interface ledgernet does not own (`10.232.150.1/24` on `br-5c1e…`). */
+export interface HostAddr {
+  readonly dev: string;
+  /** `local/prefixlen`: the address and its connected subnet. */
+  readonly cidr: string;
+}
+
 export interface PoolRequest {
   /** `--subnet`, or null for an automatic pool. */
   readonly pool: string | null;
@@ -16,6 +23,8 @@ export interface PoolRequest {
   readonly defaults: DefaultPool;
   /** Prefixes in use on the host (addresses and routes), read by the caller; automatic pools avoid them. */
   readonly occupied: readonly string[];
+  /** The host's addresses on interfaces ledgernet does not own; an explicit `--subnet` must not overlap their connected subnets. */
+  readonly hostAddrs?: readonly HostAddr[];
   /** A cluster network's pool: `pool` is the subnet the cluster's KV bucket holds. */
   readonly cluster?: PoolCluster;
 }

@@ -10,13 +10,14 @@ import {
   formatPrefix,
   isNetworkOrBroadcast,
   overlaps,
+  parseAddrLen,
   parseIp,
   parsePrefix,
   size,
   within,
   type Prefix,
 } from './cidr.ts';
-import type { PoolRequest } from './commands.ts';
+import type { HostAddr, PoolRequest } from './commands.ts';
 import { blockOf, clusterGateway, oldestReleased, peerHolding, pickFromBlocks, poolInUse } from './cluster.ts';
 import { short } from './naming.ts';
 import { lookup, releasedAt, type AddressEvent, type IpamData, type NewEvent, type PoolState, type State } from './types.ts';
@@ -108,6 +109,7 @@ export function decideRequestPool(req: PoolRequest, state: State): NewEvent[] {
       );
     }
   }
+  checkHostSubnets(pool, req.hostAddrs ?? []);
   const holder = holderOf(state, pool, null);
   if (holder) {
     throw new DriverError('LN_ERR_IPAM_OVERLAP', `subnet ${formatPrefix(pool)} overlaps ${holder}; choose another --subnet`);
@@ -115,6 +117,26 @@ export function decideRequestPool(req: PoolRequest, state: State): NewEvent[] {
   const canonical = formatPrefix(pool);
   const cluster = req.cluster ? { cluster: req.cluster } : {};
   return [{ type: 'pool.requested', data: { poolId: poolIdFor(canonical), pool: canonical, subPool, v6: req.v6, auto: false, ...cluster } }];
+}
+
+/**
+ * Refuses a subnet that overlaps the connected subnet of an address of the host on an interface
+ * ledgernet does not own (a Docker bridge network's `br-…`, docker0, the uplink), or the address
+ * itself: both would then route the same addresses, and the direct-access drop takes the other's
+ * traffic. Routes via a gateway (a VPN's 10.0.0.0/8, the default route) are not addresses and do
+ * not count: a connected subnet is more specific and wins there.
+ * @throws DriverError `LN_ERR_IPAM_OVERLAP` naming the interface and its subnet.
+ */
+export function checkHostSubnets(p: Prefix, hostAddrs: readonly HostAddr[]): void {
+  for (const h of hostAddrs) {
+    const a = parseAddrLen(h.cidr);
+    if (!a || a.family !== p.family || !overlaps(p, a.prefix)) continue;
+    throw new DriverError(
+      'LN_ERR_IPAM_OVERLAP',
+      `subnet ${formatPrefix(p)} overlaps subnet ${formatPrefix(a.prefix)} of interface ${h.dev} (the host's address ${formatIp(a.family, a.value)}), ` +
+        'which ledgernet does not own: both would route the same addresses and cut each other off; nothing was created; choose another --subnet',
+    );
+  }
 }
 
 /** The subnet an automatic pool would get now (a cluster network's proposal to the cluster). */

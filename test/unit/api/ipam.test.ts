@@ -22,6 +22,8 @@ let store: EventStore;
 let reconciler: Reconciler;
 let dir: string;
 let occupied: string[] | (() => string[]);
+/** The stub host's addresses on links ledgernet does not own. */
+let hostAddrs: { dev: string; cidr: string }[];
 /** What the stub host's filterBridges was asked, and whether it fails as a host without br_netfilter does. */
 let filtered: string[][];
 let noBrNetfilter: boolean;
@@ -33,6 +35,7 @@ beforeEach(async () => {
   const logger = pino({ level: 'silent' });
   reconciler = new Reconciler({ kernel: new FakeKernel(), getState: () => store.latest, log: logger, intervalMs: 0, onLost: async () => undefined });
   occupied = [];
+  hostAddrs = [];
   filtered = [];
   noBrNetfilter = false;
   app = createPluginApp({
@@ -40,7 +43,7 @@ beforeEach(async () => {
     reconciler,
     log: logger,
     applyTimeoutMs: 5_000,
-    host: { occupiedPrefixes: async () => (typeof occupied === 'function' ? occupied() : occupied), foreignLinks: async () => ['eth0'], listeners: async () => [],
+    host: { occupiedPrefixes: async () => (typeof occupied === 'function' ? occupied() : occupied), hostAddrs: async () => hostAddrs, foreignLinks: async () => ['eth0'], listeners: async () => [],
       containerIface: async () => null,
       filterBridges: async (families) => {
         filtered.push([...families]);
@@ -85,6 +88,28 @@ describe('IpamDriver over the plugin socket', () => {
     assert.equal((await call('IpamDriver.ReleasePool', '{"PoolID":"ledgernet/10.231.65.0/24"}\n')).status, 200);
     const types = (await readLog(dir)).events.map((e) => e.type);
     assert.deepEqual(types, ['pool.requested', 'address.requested', 'address.requested', 'address.released', 'pool.released']);
+  });
+
+  it('refuses an explicit subnet on the connected subnet of an interface ledgernet does not own, naming it; a route via a gateway does not count', async () => {
+    hostAddrs = [{ dev: 'br-5c1e0a7d2b11', cidr: '10.232.150.1/24' }, { dev: 'eth0', cidr: '192.0.2.2/24' }];
+    // Automatic pools avoid these through occupiedPrefixes; a VPN's 10.0.0.0/8 is there, not here.
+    occupied = ['10.0.0.0/8'];
+    const over = await call('IpamDriver.RequestPool', '{"AddressSpace":"ledgernet-local","Pool":"10.232.150.0/25","SubPool":"","Options":{},"V6":false}\n');
+    assert.equal(over.status, 500);
+    assert.match(String(over.body['Err']), /subnet 10\.232\.150\.0\/25 overlaps subnet 10\.232\.150\.0\/24 of interface br-5c1e0a7d2b11 \(the host's address 10\.232\.150\.1\).*nothing was created/);
+    const addr = await call('IpamDriver.RequestPool', '{"AddressSpace":"ledgernet-local","Pool":"192.0.2.2/32","SubPool":"","Options":{},"V6":false}\n');
+    assert.match(String(addr.body['Err']), /interface eth0/);
+    assert.equal((await call('IpamDriver.RequestPool', '{"AddressSpace":"ledgernet-local","Pool":"10.232.151.0/24","SubPool":"","Options":{},"V6":false}\n')).status, 200);
+    assert.deepEqual((await readLog(dir)).events.map((e) => e.type), ['pool.requested']);
+  });
+
+  it('refuses a network whose subnet from Docker\'s default IPAM is on a connected subnet of the host', async () => {
+    hostAddrs = [{ dev: 'eth0', cidr: '192.0.2.2/24' }];
+    const body = (id: string, pool: string) => `{"NetworkID":"${id}","Options":{"com.docker.network.enable_ipv6":false,"com.docker.network.generic":{}},"IPv4Data":[{"AddressSpace":"LocalDefault","Gateway":"${pool.replace('0/24', '1/24')}","Pool":"${pool}"}],"IPv6Data":[]}\n`;
+    const refused = await call('NetworkDriver.CreateNetwork', body('a'.repeat(64), '192.0.2.0/24'));
+    assert.equal(refused.status, 500);
+    assert.match(String(refused.body['Err']), /^subnet 192\.0\.2\.0\/24 overlaps subnet 192\.0\.2\.0\/24 of interface eth0/);
+    assert.equal((await readLog(dir)).events.length, 0);
   });
 
   it('carves automatic pools around host prefixes and answers each overlap retry with a new pool', async () => {

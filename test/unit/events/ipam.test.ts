@@ -119,6 +119,19 @@ describe('IPAM allocator (examples)', () => {
     assert.throws(() => decide(other, s), new RegExp(`overlaps subnet 10\\.231\\.55\\.0/24 of ledgernet network ${NET_A.slice(0, 12)}`));
   });
 
+  it('refuses an explicit pool on a connected subnet or address of an interface ledgernet does not own, and nothing else of the host', () => {
+    const hostAddrs = [{ dev: 'br-5c1e0a7d2b11', cidr: '10.232.150.1/24' }, { dev: 'eth0', cidr: '192.0.2.2/24' }, { dev: 'wg0', cidr: '10.9.0.7/32' }, { dev: 'eth0', cidr: 'fd00::2/64' }];
+    const refused = (pool: string) => assert.throws(() => decide(req(pool, { hostAddrs }), emptyState), (e: DriverError) => e.code === 'LN_ERR_IPAM_OVERLAP' && /nothing was created/.test(e.message));
+    refused('10.232.150.0/24');
+    refused('10.232.150.128/25');
+    refused('10.232.0.0/16');
+    refused('10.9.0.0/24');
+    assert.throws(() => decide(req('10.232.150.0/24', { hostAddrs }), emptyState), /overlaps subnet 10\.232\.150\.0\/24 of interface br-5c1e0a7d2b11 \(the host's address 10\.232\.150\.1\)/);
+    // Neighbours, the other family, and routes via a gateway (never in hostAddrs) are fine.
+    for (const pool of ['10.232.151.0/24', '10.9.1.0/24', '10.0.0.0/24']) assert.equal(decide(req(pool, { hostAddrs, occupied: ['10.0.0.0/8', '0.0.0.0/0'] }), emptyState).length, 1);
+    assert.throws(() => decide(req('fd00::/64', { hostAddrs, v6: true, defaults: { range: 'fd00:231::/48', size: 64 } }), emptyState), /interface eth0/);
+  });
+
   it('carves automatic pools that avoid held pools, networks and host routes, never the same one twice', () => {
     let s = run(emptyState, req('10.231.0.0/24')).state;
     const occupied = ['10.231.1.0/24', '10.231.2.7/32', '0.0.0.0/0', '192.0.2.2/24'];
