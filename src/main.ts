@@ -166,6 +166,14 @@ function networksOf(api: DockerApi): { list(): Promise<readonly DockerNetwork[]>
   return { list: () => api.listNetworks(), version: () => api.version() };
 }
 
+/** The container of an endpoint, as Docker's inspect of its network lists it (`ep-…` keys hold no container). */
+function endpointContainerOf(api: DockerApi): (networkId: string, endpointId: string) => Promise<string | null> {
+  return async (networkId, endpointId) => {
+    const n = await api.inspectNetwork<{ Containers?: Record<string, { EndpointID?: string }> | null }>(networkId);
+    return Object.entries(n.Containers ?? {}).find(([key, c]) => c.EndpointID === endpointId && !key.startsWith('ep-'))?.[0] ?? null;
+  };
+}
+
 /** Serves `app` on a fresh socket at `path`; the cleanup closes it and removes the socket. */
 async function listenOn(app: FastifyInstance, path: string, mode: Parameters<typeof listenPrivately>[2]): Promise<Cleanup> {
   await prepareSocketPath(path);
@@ -209,7 +217,7 @@ async function listen(cfg: ServeConfig, p: Parts, log: Logger, add: (c: Cleanup)
     host: hostView(p, log, cfg.ipv6Forwarding === true),
     defaultPools: cfg.defaultPools,
     cluster: p.cluster,
-    ...(p.docker ? { docker: { networks: networksOf(p.docker.api), driverName: p.docker.link.driverName } } : {}),
+    ...(p.docker ? { docker: { networks: networksOf(p.docker.api), driverName: p.docker.link.driverName, endpointContainer: endpointContainerOf(p.docker.api) } } : {}),
   });
   // Under the supervisor (src/supervisor/) the worker serves the supervisor's framed link on a
   // private socket in the state dir; Docker's socket (cfg.socket) belongs to the supervisor.

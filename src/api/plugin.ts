@@ -12,7 +12,8 @@ import type { Command, DefaultPool } from '../events/domain/commands.ts';
 import { bridgeName } from '../events/domain/naming.ts';
 import { short } from '../events/domain/decide.ts';
 import { containerIfacePrefix } from '../events/domain/options.ts';
-import { lookup } from '../events/domain/types.ts';
+import { portRivals } from '../events/domain/ports.ts';
+import { lookup, type PortBinding } from '../events/domain/types.ts';
 import { EXTERNAL_RETRY, externalRetry, knownCalls } from './external-retry.ts';
 import { JOIN_RETRY, answeredJoins, joinRetry } from './join-retry.ts';
 import { RETRY_WAIT_MS, untilTold, type Wait } from './retry-wait.ts';
@@ -70,7 +71,12 @@ export interface ApiDeps extends IntentDeps {
    * it (deferred-network.ts), with the name Docker knows this driver by; absent: never asked, and
    * such a CreateNetwork's empty retry is refused.
    */
-  readonly docker?: { readonly networks: DockerNetworks; readonly driverName: () => string };
+  readonly docker?: {
+    readonly networks: DockerNetworks;
+    readonly driverName: () => string;
+    /** The id of the container whose endpoint `endpointId` is on the network, as Docker's API lists it; null when none is. */
+    readonly endpointContainer?: (networkId: string, endpointId: string) => Promise<string | null>;
+  };
 }
 
 type Handler = (body: Json, method: string) => Promise<unknown>;
@@ -307,7 +313,9 @@ async function program(deps: ApiDeps, body: Json, method: string): Promise<unkno
   const had = lookup(deps.store.state.endpoints, endpointId)?.portmap.length ?? 0;
   // A host port a program on the host listens on is refused (Docker's bridge driver cannot bind it either).
   const hostListeners = portmap.length === 0 ? [] : await (deps.host ?? EMPTY_HOST).listeners();
-  const events = await deps.store.execute({ type: 'ProgramExternal', networkId, endpointId, portmap, ipv6Elsewhere: ipv6Elsewhere(method, opts), hostListeners }, byDocker(method));
+  const containerId = await rivalContainer(deps, networkId, endpointId, portmap);
+  const command: Command = { type: 'ProgramExternal', networkId, endpointId, portmap, ipv6Elsewhere: ipv6Elsewhere(method, opts), hostListeners, ...(containerId === null ? {} : { containerId }) };
+  const events = await deps.store.execute(command, byDocker(method));
   if (events.length === 0) return {};
   // No ports now: nothing in the kernel depends on this call, unless ports were published before.
   if (portmap.length === 0) {
@@ -324,6 +332,18 @@ async function program(deps: ApiDeps, body: Json, method: string): Promise<unkno
     compensate: () => ({ type: 'RevokeExternal', networkId, endpointId }),
   });
   return {};
+}
+
+/**
+ * The endpoint's container, asked of Docker's API only when another endpoint of the network whose
+ * container is known holds a host port the call asks for (decide releases that one if it is the
+ * same container's older endpoint); null without Docker's API or when it cannot answer: the port
+ * is then refused as taken, as before.
+ */
+async function rivalContainer(deps: ApiDeps, networkId: string, endpointId: string, portmap: readonly PortBinding[]): Promise<string | null> {
+  const ask = deps.docker?.endpointContainer;
+  if (ask === undefined || portRivals(portmap, deps.store.state, { networkId, endpointId }).length === 0) return null;
+  return ask(networkId, endpointId).catch(() => null);
 }
 
 /**

@@ -7,8 +7,13 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { execa } from 'execa';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { TEST_IMAGE, cleanupAll, containerEndpoint, containerIp, docker, ping, track, uniqueName, waitFor } from '../helpers/docker.ts';
-import { kill9AndRestart, ledgernetCli, pluginCall, restartGracefully, startDaemon, stopAllDaemons, type DaemonHandle } from '../helpers/daemon.ts';
+import { PLUGIN_SOCKET, kill9AndRestart, ledgernetCli, loggedEvents, pluginCall, restartGracefully, startDaemon, stopAllDaemons, type DaemonHandle } from '../helpers/daemon.ts';
+import { startPluginProxy } from '../helpers/plugin-proxy.ts';
 import { dockerdLogSince, dockerdLogSize, ensureDockerd, spawnDockerd, stopDockerd, waitDockerAnswers } from '../helpers/dockerd.ts';
 import { kernelObjects, recreated } from '../helpers/kernel-objects.ts';
 import { assertNoLeaks, waitNoLeaks } from '../helpers/leaks.ts';
@@ -262,7 +267,70 @@ describe('restarts', () => {
     await cleanupAll();
     await waitNoLeaks();
   });
+
+  test('a --restart always container with a published port dies while Docker cannot reach ledgernet: its stale endpoint is released at the restart, which publishes the port again', async () => {
+    // Docker gives up each teardown call of an outage of ~50 s (15 s per call); a proxy on the
+    // plugin socket refuses them at once instead (Docker never retries an Err): the same state.
+    await daemon.terminate();
+    const dir = await mkdtemp(join(tmpdir(), 'ln-proxied-'));
+    const behind = join(dir, 'ledgernet.sock');
+    // Docker's API is asked (startDaemon turns it off for a socket other than Docker's).
+    const proxied = await startDaemon({ socket: behind, extraArgs: [...DAEMON_ARGS, '--abandoned-grace', '3'], env: { LEDGERNET_DOCKER_SOCKET: '/var/run/docker.sock' } });
+    const proxy = await startPluginProxy(PLUGIN_SOCKET, behind);
+    try {
+      const n = track.network(uniqueName('ln'));
+      await docker(['network', 'create', '--driver', 'ledgernet', '--ipam-driver', 'ledgernet', '--subnet', '10.231.17.0/24', n], { check: true });
+      const port = 38617;
+      const c = track.container(uniqueName('c'));
+      await docker(['run', '-d', '--name', c, '--restart', 'always', '--network', n, '-p', `127.0.0.1:${port}:7000`, TEST_IMAGE, 'sh', '-c', 'while true; do echo served | nc -l -p 7000; done'], { check: true });
+      await waitFor(async () => (await served(port)) === 'served', { what: `127.0.0.1:${port} to serve`, timeoutMs: 20_000, intervalMs: 200 });
+      const old = await containerEndpoint(c, n);
+      // The old endpoint's container must be known (docker-sync names it from Docker's API).
+      await waitFor(async () => (await loggedEvents(proxied.stateDir)).some((e) => e.type === 'endpoint.named' && e.data['endpointId'] === old.EndpointID), { what: 'the endpoint to be named', timeoutMs: 20_000, intervalMs: 250 });
+
+      proxy.refuse(['NetworkDriver.RevokeExternalConnectivity', 'NetworkDriver.Leave', 'NetworkDriver.DeleteEndpoint', 'IpamDriver.ReleaseAddress']);
+      const pid = (await docker(['inspect', '-f', '{{.State.Pid}}', c], { check: true })).stdout.trim();
+      await execa('kill', ['-9', pid]);
+      await waitFor(async () => (await docker(['inspect', '-f', '{{.RestartCount}} {{.State.Running}}', c])).stdout.trim() === '1 true', {
+        what: `${c} to be restarted by Docker`,
+        timeoutMs: 20_000,
+        intervalMs: 200,
+      });
+      proxy.refuse([]);
+      assert.ok(['NetworkDriver.Leave', 'NetworkDriver.DeleteEndpoint', 'IpamDriver.ReleaseAddress'].every((m) => proxy.refused.includes(m)), `Docker's teardown calls were refused: ${proxy.refused.join(', ')}`);
+      await waitFor(async () => (await served(port)) === 'served', { what: `127.0.0.1:${port} to serve again`, timeoutMs: 20_000, intervalMs: 200 });
+      const fresh = await containerEndpoint(c, n);
+      assert.notEqual(fresh.EndpointID, old.EndpointID);
+      const deleted = (await loggedEvents(proxied.stateDir)).find((e) => e.type === 'endpoint.deleted' && e.data['endpointId'] === old.EndpointID);
+      assert.match(String(deleted?.data['reason']), new RegExp(`superseded by endpoint ${fresh.EndpointID.slice(0, 12)} of the same container ${c}`));
+      await docker(['rm', '-f', c], { check: true });
+      await docker(['network', 'rm', n], { check: true });
+      await waitNoLeaks();
+    } finally {
+      await cleanupAll();
+      await proxy.close();
+      await proxied.stop();
+      await rm(dir, { recursive: true, force: true });
+      daemon = await startDaemon(daemon.options);
+    }
+  });
 });
+
+/** The first line 127.0.0.1:port answers with, or '' when it does not answer. */
+async function served(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const sock = connect(port, '127.0.0.1');
+    let data = '';
+    const done = () => {
+      sock.destroy();
+      resolve(data.split('\n')[0] ?? '');
+    };
+    sock.setTimeout(2_000, done);
+    sock.on('data', (d) => (data += d.toString()));
+    sock.on('end', done);
+    sock.on('error', done);
+  });
+}
 
 /** Waits until every container runs. */
 async function waitRunning(...containers: string[]): Promise<void> {

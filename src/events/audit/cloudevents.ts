@@ -208,7 +208,7 @@ function describeData(ev: StoredEvent, names: ReadonlyMap<string, string>): stri
     case 'endpoint.left':
       return `endpoint ${short(ev.data.endpointId)} left network ${short(ev.data.networkId)}`;
     case 'endpoint.deleted':
-      return `endpoint ${short(ev.data.endpointId)} deleted from network ${short(ev.data.networkId)}`;
+      return `endpoint ${short(ev.data.endpointId)} deleted from network ${short(ev.data.networkId)}${ev.data.reason === undefined ? '' : `: ${ev.data.reason}`}`;
     case 'endpoint.rolledback':
       return `endpoint ${short(ev.data.endpointId)} rolled back: ${ev.data.reason}`;
     case 'endpoint.lost':

@@ -89,6 +89,12 @@ export type Command =
       readonly ipv6Elsewhere?: boolean;
       /** Sockets programs on the host listen on, read by the caller: their ports are not published. */
       readonly hostListeners?: readonly HostListener[];
+      /**
+       * The endpoint's container, as Docker's API names it, read by the caller only when another
+       * endpoint of the network holds a host port asked for (portRivals): an older endpoint of
+       * this container on this network is stale and released in the same call.
+       */
+      readonly containerId?: string;
     }
   /** Docker's names for networks and the containers of endpoints, as its API lists them (names.ts). */
   | { readonly type: 'RecordNames'; readonly networks: readonly NetworkName[]; readonly endpoints: readonly EndpointName[] }

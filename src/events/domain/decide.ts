@@ -17,7 +17,7 @@ import { checkClusterNetwork, decideClaimBlock, withClusterMtu } from './cluster
 import { decideNames } from './names.ts';
 import { decidePeerChange } from './peers.ts';
 import { hostBindingIpv4 } from './options.ts';
-import { checkPortFamilies, checkProxiedPorts, gatewayRole, resolvePorts } from './ports.ts';
+import { checkPortFamilies, checkProxiedPorts, gatewayRole, resolvePorts, staleEndpoints } from './ports.ts';
 import { lookup, type EndpointSpec, type EndpointState, type IpamData, type NetworkState, type NewEvent, type State } from './types.ts';
 
 /**
@@ -123,25 +123,13 @@ export function decide(cmd: Command, state: State): NewEvent[] {
       return [{ type: 'endpoint.addressed', data: { networkId: cmd.networkId, endpointId: cmd.endpointId, address, addressV6, mac } }];
     }
     case 'ProgramExternal': {
+      // An older endpoint of the same container on this network is stale: released first, in the same append.
       const ep = requireEndpoint(state, cmd.networkId, cmd.endpointId);
-      // A port published without an address binds to the network's host_binding_ipv4, if set.
-      const binding = hostBindingIpv4(requireNetwork(state, cmd.networkId).options);
-      const bound = binding === null ? cmd.portmap : cmd.portmap.map((p) => (p.hostIp === '' ? { ...p, hostIp: binding } : p));
-      // Flagged (Docker 28+), IPv6 is served by the container's other gateway: its IPv6-only bindings are not ours.
-      // A deferred endpoint's families are not known until its container is read (api/deferred-endpoint.ts).
-      const unknownFamilies = ep.deferred === true && ep.address === null && ep.addressV6 === null;
-      if (cmd.ipv6Elsewhere !== true && !unknownFamilies) checkPortFamilies(bound, ep);
-      checkProxiedPorts(bound);
-      // With separate IPv4 and IPv6 gateways (Docker 28+), each publishes its family's side of the ports.
-      const role = gatewayRole(state, ep, cmd.ipv6Elsewhere === true);
-      const view = { ...state, endpoints: { ...state.endpoints, ...Object.fromEntries(role.mates.map((m) => [m.endpointId, m])) } };
-      // Host ports Docker left to us (-P, ranges) are chosen here and recorded in the event.
-      const portmap = resolvePorts(bound, view, ep, role.partner === null ? null : (view.endpoints[role.partner.endpointId] ?? null), cmd.hostListeners);
-      if (ep.programmed && isDeepStrictEqual(ep.portmap, portmap) && ep.portFamily === role.family && role.mates.length === 0) return [];
-      return [...role.mates, { ...ep, portmap, portFamily: role.family }].map((e) => ({
-        type: 'endpoint.external.programmed' as const,
-        data: { networkId: e.networkId, endpointId: e.endpointId, portmap: e.portmap, ...(e.portFamily === undefined ? {} : { family: e.portFamily }) },
-      }));
+      const stale = staleEndpoints(state, ep, cmd.containerId);
+      if (stale.length === 0) return decideProgram(cmd, state, ep);
+      const gone = new Set(stale.map((e) => (e.type === 'endpoint.deleted' ? e.data.endpointId : '')));
+      const rest = { ...state, endpoints: Object.fromEntries(Object.entries(state.endpoints).filter(([id]) => !gone.has(id))) };
+      return [...stale, ...decideProgram(cmd, rest, ep)];
     }
     case 'RecordNames':
       return decideNames(cmd.networks, cmd.endpoints, state);
@@ -311,3 +299,24 @@ function requireEndpoint(state: State, networkId: string, endpointId: string): E
   return ep;
 }
 
+/** ProgramExternalConnectivity of `ep` (its stale rivals already out of `state`). */
+function decideProgram(cmd: Extract<Command, { type: 'ProgramExternal' }>, state: State, ep: EndpointState): NewEvent[] {
+  // A port published without an address binds to the network's host_binding_ipv4, if set.
+  const binding = hostBindingIpv4(requireNetwork(state, cmd.networkId).options);
+  const bound = binding === null ? cmd.portmap : cmd.portmap.map((p) => (p.hostIp === '' ? { ...p, hostIp: binding } : p));
+  // Flagged (Docker 28+), IPv6 is served by the container's other gateway: its IPv6-only bindings are not ours.
+  // A deferred endpoint's families are not known until its container is read (api/deferred-endpoint.ts).
+  const unknownFamilies = ep.deferred === true && ep.address === null && ep.addressV6 === null;
+  if (cmd.ipv6Elsewhere !== true && !unknownFamilies) checkPortFamilies(bound, ep);
+  checkProxiedPorts(bound);
+  // With separate IPv4 and IPv6 gateways (Docker 28+), each publishes its family's side of the ports.
+  const role = gatewayRole(state, ep, cmd.ipv6Elsewhere === true);
+  const view = { ...state, endpoints: { ...state.endpoints, ...Object.fromEntries(role.mates.map((m) => [m.endpointId, m])) } };
+  // Host ports Docker left to us (-P, ranges) are chosen here and recorded in the event.
+  const portmap = resolvePorts(bound, view, ep, role.partner === null ? null : (view.endpoints[role.partner.endpointId] ?? null), cmd.hostListeners);
+  if (ep.programmed && isDeepStrictEqual(ep.portmap, portmap) && ep.portFamily === role.family && role.mates.length === 0) return [];
+  return [...role.mates, { ...ep, portmap, portFamily: role.family }].map((e) => ({
+    type: 'endpoint.external.programmed' as const,
+    data: { networkId: e.networkId, endpointId: e.endpointId, portmap: e.portmap, ...(e.portFamily === undefined ? {} : { family: e.portFamily }) },
+  }));
+}

@@ -8,7 +8,7 @@ import { DriverError } from '../../errors.ts';
 import { parseIp, withPort } from './cidr.ts';
 import { isProxiedHostIp } from './host-address.ts';
 import { gatewayModes } from './options.ts';
-import type { EndpointState, PortBinding, State } from './types.ts';
+import type { EndpointState, NewEvent, PortBinding, State } from './types.ts';
 
 /** Docker's own range for ephemeral published ports on Linux. */
 const EPHEMERAL_PORTS: readonly [number, number] = [49153, 65535];
@@ -179,6 +179,46 @@ export function resolvePorts(
     out.push({ ...p, hostPort: chosen, hostPortEnd: chosen });
   }
   return out;
+}
+
+/**
+ * The other endpoints of `ep`'s network whose container Docker's API named and that publish a
+ * fixed host port `portmap` asks for (same protocol and port, overlapping host address): the ones
+ * worth asking Docker about before the call is refused. Pure.
+ */
+export function portRivals(portmap: readonly PortBinding[], state: State, ep: { readonly networkId: string; readonly endpointId: string }): EndpointState[] {
+  const fixed = portmap.filter((p) => p.hostPort !== 0 && p.hostPortEnd <= p.hostPort);
+  return Object.values(state.endpoints).filter(
+    (o) =>
+      o.networkId === ep.networkId &&
+      o.endpointId !== ep.endpointId &&
+      o.container !== undefined &&
+      o.portmap.some((q) => fixed.some((p) => p.proto === q.proto && p.hostPort === q.hostPort && (p.hostIp === '' || q.hostIp === '' || p.hostIp === q.hostIp))),
+  );
+}
+
+/** Whether two container ids name one container (Docker's API gives 64 hex, the log may hold a prefix). */
+const sameContainer = (a: string, b: string) => a.length >= 12 && b.length >= 12 && (a.startsWith(b) || b.startsWith(a));
+
+/**
+ * The older endpoints of container `containerId` on `ep`'s network, other than `ep`: stale, since
+ * Docker holds one endpoint per container and network (their teardown calls were lost, e.g. while
+ * ledgernet was down), as `endpoint.deleted` events naming why. Pure.
+ */
+export function staleEndpoints(state: State, ep: EndpointState, containerId: string | undefined): NewEvent[] {
+  if (containerId === undefined) return [];
+  return Object.values(state.endpoints)
+    .filter((o) => o.networkId === ep.networkId && o.endpointId !== ep.endpointId && o.container !== undefined && sameContainer(o.container.id, containerId))
+    .map((o) => ({
+      type: 'endpoint.deleted',
+      data: {
+        networkId: o.networkId,
+        endpointId: o.endpointId,
+        reason:
+          `superseded by endpoint ${ep.endpointId.slice(0, 12)} of the same container ${o.container?.name ?? containerId.slice(0, 12)} on the same network: ` +
+          'Docker holds one endpoint per container and network, so the older one is stale (its teardown calls were lost)',
+      },
+    }));
 }
 
 export interface GatewayRole {

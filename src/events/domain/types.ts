@@ -115,7 +115,8 @@ export interface EventDataMap extends PeerEventMap {
   'endpoint.created': EndpointSpec;
   'endpoint.joined': { readonly networkId: string; readonly endpointId: string; readonly sandboxKey: string };
   'endpoint.left': { readonly networkId: string; readonly endpointId: string };
-  'endpoint.deleted': { readonly networkId: string; readonly endpointId: string };
+  /** `reason`: set when ledgernet released it on its own (a stale endpoint superseded by its container's new one). */
+  'endpoint.deleted': { readonly networkId: string; readonly endpointId: string; readonly reason?: string };
   'endpoint.rolledback': { readonly networkId: string; readonly endpointId: string; readonly reason: string };
   'endpoint.lost': { readonly networkId: string; readonly endpointId: string; readonly veth: string; readonly reason: string };
   /**

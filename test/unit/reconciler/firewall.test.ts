@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { networkPolicy } from '../../../src/events/domain/options.ts';
 import type { Command } from '../../../src/events/domain/commands.ts';
+import { decide } from '../../../src/events/domain/decide.ts';
+import { portRivals } from '../../../src/events/domain/ports.ts';
 import { tcLines } from '../../../src/kernel/index.ts';
 import { afterRestore } from '../../../src/kernel/iptables/evolve.ts';
 import { restoreInput } from '../../../src/kernel/iptables/restore.ts';
@@ -13,7 +15,7 @@ import { plan } from '../../../src/reconciler/plan.ts';
 import { renderPlan } from '../../../src/reconciler/render.ts';
 import { EP_1, NET_A, NET_B, endpointSpec, networkSpec } from '../../helpers/events.ts';
 import { FakeKernel } from '../../helpers/fake-kernel.ts';
-import { EP_3, FIREWALL_COMMANDS, withIpv6 } from '../../helpers/firewall-states.ts';
+import { EP_3, FIREWALL_COMMANDS, NET_C, withIpv6 } from '../../helpers/firewall-states.ts';
 import { assertGolden } from '../../helpers/golden.ts';
 import { flatWrites } from '../../helpers/iptables-flat.ts';
 import { given } from '../../helpers/state.ts';
@@ -112,6 +114,24 @@ describe('published ports', () => {
       code: 'LN_ERR_CONFLICT',
       message: /host port tcp\/9001 is already published by container web-1, endpoint e3e3e3e34444/,
     });
+  });
+
+  it("a host port held by the same container's older endpoint on the network: that one is released (with its reason) and the new one publishes, in one decision", () => {
+    const F1 = 'f1'.repeat(32);
+    const owner = Object.values(given(...FIREWALL_COMMANDS).endpoints).find((e) => e.endpointId.startsWith('e3e3e3e34444'));
+    assert.ok(owner);
+    const named: Command = { type: 'RecordNames', networks: [], endpoints: [{ networkId: owner.networkId, endpointId: owner.endpointId, containerId: 'c0'.repeat(32), name: 'web-1' }] };
+    const before = given(...FIREWALL_COMMANDS, named, { type: 'CreateEndpoint', spec: endpointSpec(NET_C, F1, '10.231.9.9/24') });
+    const portmap = [{ proto: 6, port: 1, hostIp: '', hostPort: 9001, hostPortEnd: 9001 }];
+    const program = (containerId?: string): Command => ({ type: 'ProgramExternal', networkId: NET_C, endpointId: F1, portmap, ...(containerId === undefined ? {} : { containerId }) });
+    assert.deepEqual(portRivals(portmap, before, { networkId: NET_C, endpointId: F1 }).map((e) => e.endpointId), [owner.endpointId]);
+    const events = decide(program('c0'.repeat(32)), before);
+    assert.deepEqual(events.map((e) => e.type), ['endpoint.deleted', 'endpoint.external.programmed']);
+    assert.match(String((events[0]?.data as { reason?: string }).reason), /superseded by endpoint f1f1f1f1f1f1 of the same container web-1 on the same network/);
+    // Another container, or none known (Docker's API off): the port stays taken, nothing is released.
+    for (const c of ['d0'.repeat(32), undefined]) {
+      assert.throws(() => decide(program(c), before), { code: 'LN_ERR_CONFLICT', message: /already published by container web-1/ });
+    }
   });
 
   it('the same host port on host addresses that do not overlap is two bindings, as in the bridge driver', () => {
