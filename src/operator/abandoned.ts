@@ -31,10 +31,10 @@ interface InspectedNetwork {
 
 /**
  * Endpoint id → when it was first seen missing from Docker's containers: the suspects after one
- * more look, given the endpoints ledgernet holds and the endpoint ids Docker's containers hold.
- * Pure.
+ * more look, given the endpoints ledgernet holds and the endpoint ids Docker's containers hold
+ * (leaked-addresses.ts keeps its addresses the same way). Pure.
  */
-function suspects(endpoints: readonly string[], held: ReadonlySet<string>, before: ReadonlyMap<string, number>, now: number): Map<string, number> {
+export function suspects(endpoints: readonly string[], held: ReadonlySet<string>, before: ReadonlyMap<string, number>, now: number): Map<string, number> {
   const next = new Map<string, number>();
   for (const id of endpoints) if (!held.has(id)) next.set(id, before.get(id) ?? now);
   return next;

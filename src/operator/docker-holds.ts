@@ -44,7 +44,7 @@ const canonicalSubnet = (s: string) => {
 };
 
 /** Every network Docker has; the endpoints of those the log knows; the addresses Docker holds per subnet. */
-export async function readDocker(docker: DockerApi, state: State): Promise<DockerView> {
+export async function readDocker(docker: Pick<DockerApi, 'listNetworks' | 'inspectNetwork'>, state: State): Promise<DockerView> {
   const list = (await docker.listNetworks()) as DockerNetworkDetail[];
   const networks = new Map(list.map((n) => [n.Id, n.Name]));
   const endpoints = new Map<string, DockerEndpoint[]>();

@@ -15,6 +15,7 @@
 // a Docker that cannot be asked changes nothing.
 import type { Logger } from 'pino';
 import { AbandonedEndpoints } from './abandoned.ts';
+import { LeakedAddresses } from './leaked-addresses.ts';
 import { DockerApiError, DockerUnavailableError, type DockerApi, type DockerContainerSummary, type DockerNetwork } from './docker-api.ts';
 import { byLedgernet, lookup, short, type Cause, type Command, type EndpointName, type NetworkName, type State, type StoredEvent } from '../events/index.ts';
 import { containerIdProblem, nameProblem } from '../events/domain/names.ts';
@@ -155,6 +156,7 @@ export class DockerSync {
 
   private readonly deps: DockerSyncDeps;
   private readonly abandoned: AbandonedEndpoints;
+  private readonly leaked: LeakedAddresses;
   constructor(deps: DockerSyncDeps) {
     this.deps = deps;
     const { api, getState, execute, log } = deps;
@@ -162,6 +164,7 @@ export class DockerSync {
     // The abandoned-endpoints step reads the look's one list of containers.
     const shared = { listContainers: () => this.lists.containers(), inspectNetwork: <T,>(id: string) => api.inspectNetwork<T>(id) };
     this.abandoned = new AbandonedEndpoints({ api: shared, getState, execute, log, graceMs: deps.abandonedGraceMs, now: deps.now ?? Date.now });
+    this.leaked = new LeakedAddresses({ api, getState, execute, log, graceMs: deps.abandonedGraceMs, now: deps.now ?? Date.now });
   }
 
   private freshLists(): Lists {
@@ -179,7 +182,8 @@ export class DockerSync {
 
   /**
    * One look at Docker: collect networks it no longer has, record its names for what ledgernet
-   * holds, bring back containers it gave up on, release endpoints it abandoned.
+   * holds, bring back containers it gave up on, release endpoints it abandoned and the addresses
+   * whose ReleaseAddress it gave up (leaked-addresses.ts).
    */
   sync(): Promise<void> {
     return this.once(async () => {
@@ -188,6 +192,7 @@ export class DockerSync {
       if (Object.keys(this.deps.getState().networks).length > 0) await this.recordNames(namesInLists(await this.lists.networks(), await this.lists.containers()));
       await this.restartContainers();
       await this.abandoned.step();
+      await this.leaked.step();
     });
   }
 
@@ -220,6 +225,7 @@ export class DockerSync {
         this.unavailableLogged = false;
       } catch (e) {
         this.abandoned.forget();
+        this.leaked.forget();
         if (!(e instanceof DockerUnavailableError)) {
           this.deps.log.error({ err: e }, 'checking Docker for removed networks and containers to restart failed');
         } else if (!this.unavailableLogged) {

@@ -268,7 +268,7 @@ describe('restarts', () => {
     await waitNoLeaks();
   });
 
-  test('a --restart always container with a published port dies while Docker cannot reach ledgernet: its stale endpoint is released at the restart, which publishes the port again', async () => {
+  test('a --restart always container with a published port dies while Docker cannot reach ledgernet: its stale endpoint is released at the restart, which publishes the port again, and its address after the grace', async () => {
     // Docker gives up each teardown call of an outage of ~50 s (15 s per call); a proxy on the
     // plugin socket refuses them at once instead (Docker never retries an Err): the same state.
     await daemon.terminate();
@@ -303,6 +303,14 @@ describe('restarts', () => {
       assert.notEqual(fresh.EndpointID, old.EndpointID);
       const deleted = (await loggedEvents(proxied.stateDir)).find((e) => e.type === 'endpoint.deleted' && e.data['endpointId'] === old.EndpointID);
       assert.match(String(deleted?.data['reason']), new RegExp(`superseded by endpoint ${fresh.EndpointID.slice(0, 12)} of the same container ${c}`));
+      // Docker gave up its ReleaseAddress too: the old address is released after the grace (3 s here), with its reason.
+      assert.notEqual(fresh.IPAddress, old.IPAddress);
+      const released = await waitFor(
+        async () => (await loggedEvents(proxied.stateDir)).find((e) => e.type === 'address.released' && e.data['address'] === old.IPAddress),
+        { what: `the old address ${old.IPAddress} to be released`, timeoutMs: 20_000, intervalMs: 250 },
+      );
+      assert.match(String(released.data['reason']), /no endpoint holds it and Docker holds it nowhere/);
+      assert.deepEqual(released.cause, { by: 'ledgernet', what: 'leaked-addresses' });
       await docker(['rm', '-f', c], { check: true });
       await docker(['network', 'rm', n], { check: true });
       await waitNoLeaks();

@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DockerApi, DockerApiError, DockerUnavailableError, type DockerContainer, type DockerContainerSummary, type DockerNetwork } from '../../src/operator/docker-api.ts';
 import { DockerSync, networksToCollect, stoppedOn } from '../../src/operator/docker-sync.ts';
+import { LeakedAddresses } from '../../src/operator/leaked-addresses.ts';
+import { unaccountedAddresses } from '../../src/events/domain/ipam.ts';
 import type { Command } from '../../src/events/domain/commands.ts';
 import { decide } from '../../src/events/domain/decide.ts';
 import { fold } from '../../src/events/domain/evolve.ts';
@@ -398,6 +400,55 @@ describe('DockerSync: endpoints Docker abandoned', () => {
     h.advance(20_000);
     await h.sync.sync();
     assert.ok(h.state().endpoints[EP_2], 'missing for 70 s, but not seen missing continuously');
+  });
+});
+
+describe('LeakedAddresses: addresses whose ReleaseAddress Docker gave up', () => {
+  const addr = (address: string | null, gateway = false): Command => ({ type: 'RequestAddress', poolId: 'ledgernet/10.231.7.0/24', address, gateway, name: null });
+  // .1 the gateway, .2 EP_1's, .3 an endpoint's that was released while its ReleaseAddress was lost, .5 an aux address.
+  const aux = { ...networkSpec(NET_A), ipv4Data: [{ pool: '10.231.7.0/24', gateway: '10.231.7.1/24', aux: { router: '10.231.7.5/24' } }] };
+  const initial = given(pool('10.231.7.0/24'), addr(null, true), addr('10.231.7.5'), { type: 'CreateNetwork', spec: aux }, addr(null), addr(null), { type: 'CreateEndpoint', spec: endpointSpec(NET_A, EP_1) });
+  const setup = (dockerHolds: string[]) => {
+    let state = initial;
+    let now = 0;
+    const logs: string[] = [];
+    const detail = { Id: NET_A, Name: 'a', IPAM: { Driver: 'ledgernet', Config: [{ Subnet: '10.231.7.0/24', Gateway: '10.231.7.1', AuxiliaryAddresses: { router: '10.231.7.5' } }] }, Containers: Object.fromEntries(dockerHolds.map((a, i) => [`c${i}`, { Name: `c${i}`, EndpointID: `e${i}`, IPv4Address: `${a}/24` }])) };
+    const api = { listNetworks: async () => [detail as unknown as DockerNetwork], inspectNetwork: async <T,>() => detail as T };
+    const leaked = new LeakedAddresses({
+      api,
+      getState: () => state,
+      execute: async (cmd) => {
+        const stored = stamp(decide(cmd, state), state);
+        state = fold(state, stored);
+        return stored;
+      },
+      log: { warn: (_o: unknown, m?: string) => logs.push(`warn ${m}`) },
+      graceMs: 60_000,
+      now: () => now,
+    });
+    return { leaked, logs, held: () => Object.keys(state.pools['ledgernet/10.231.7.0/24']?.allocated ?? {}).sort(), advance: (ms: number) => (now += ms) };
+  };
+
+  it('names only what no endpoint, gateway or aux address of the log accounts for', () => {
+    assert.deepEqual(unaccountedAddresses(initial).map((a) => a.address), ['10.231.7.3']);
+  });
+
+  it('releases it with a reason once unaccounted for through the grace and held by Docker nowhere; never before, never one Docker holds', async () => {
+    const h = setup(['10.231.7.2']);
+    await h.leaked.step();
+    h.advance(59_000);
+    await h.leaked.step();
+    assert.deepEqual(h.held(), ['10.231.7.1', '10.231.7.2', '10.231.7.3', '10.231.7.5'], 'not within the grace (a RequestAddress before its CreateEndpoint)');
+    h.advance(1_000);
+    await h.leaked.step();
+    assert.deepEqual(h.held(), ['10.231.7.1', '10.231.7.2', '10.231.7.5']);
+    assert.ok(h.logs.some((l) => /^warn address 10\.231\.7\.3 of pool 10\.231\.7\.0\/24 released: no endpoint holds it and Docker holds it nowhere/.test(l)), h.logs.join('\n'));
+
+    const busy = setup(['10.231.7.2', '10.231.7.3']);
+    await busy.leaked.step();
+    busy.advance(60_000);
+    await busy.leaked.step();
+    assert.deepEqual(busy.held(), ['10.231.7.1', '10.231.7.2', '10.231.7.3', '10.231.7.5'], 'Docker holds .3 (an endpoint being created): kept');
   });
 });
 

@@ -238,7 +238,7 @@ function describeData(ev: StoredEvent, names: ReadonlyMap<string, string>): stri
     case 'address.requested':
       return `address ${ev.data.address} allocated in ${ev.data.poolId} (${ev.data.kind})`;
     case 'address.released':
-      return `address ${ev.data.address} released in ${ev.data.poolId}`;
+      return `address ${ev.data.address} released in ${ev.data.poolId}${ev.data.reason === undefined ? '' : `: ${ev.data.reason}`}`;
     case 'block.claimed':
       return `block ${ev.data.block} claimed in ${ev.data.poolId}`;
     case 'peer.member.joined':

@@ -114,7 +114,7 @@ export type Command =
       readonly gateway: boolean;
       readonly name: string | null;
     }
-  | { readonly type: 'ReleaseAddress'; readonly poolId: string; readonly address: string }
+  | { readonly type: 'ReleaseAddress'; readonly poolId: string; readonly address: string; readonly reason?: string }
   /** A change of another host seen in the cluster's KV bucket; `self` is this host's name. */
   | { readonly type: 'PeerChange'; readonly change: PeerChange; readonly self: string }
   /** Record a block of a cluster pool this host claimed in the KV bucket. */

@@ -156,7 +156,7 @@ export function decide(cmd: Command, state: State): NewEvent[] {
     case 'RequestAddress':
       return decideRequestAddress(cmd, state);
     case 'ReleaseAddress':
-      return decideReleaseAddress(cmd.poolId, cmd.address, state);
+      return decideReleaseAddress(cmd.poolId, cmd.address, state, cmd.reason);
     case 'ClaimBlock':
       return decideClaimBlock(cmd.poolId, cmd.block, state);
     case 'PeerChange':

@@ -316,12 +316,12 @@ function usableIn(pool: Prefix, range: Prefix): bigint {
   return n;
 }
 
-export function decideReleaseAddress(poolId: string, address: string, state: State): NewEvent[] {
+export function decideReleaseAddress(poolId: string, address: string, state: State, reason?: string): NewEvent[] {
   const p = lookup(state.pools, poolId);
   const a = parseIp(address);
   if (!p || !a) return [];
   const text = formatIp(a.family, a.value);
-  return lookup(p.allocated, text) ? [{ type: 'address.released', data: { poolId, address: text } }] : [];
+  return lookup(p.allocated, text) ? [{ type: 'address.released', data: { poolId, address: text, ...(reason === undefined ? {} : { reason }) } }] : [];
 }
 
 /**
@@ -360,6 +360,32 @@ export function checkNetworkOverlap(state: State, networkId: string, data: reado
       );
     }
   }
+}
+
+/**
+ * The addresses ledgernet IPAM holds in the pools of ledgernet's networks (not cluster pools) that
+ * nothing in the log accounts for: not a gateway, not an --aux-address of the network, not an
+ * endpoint's address. Docker may still hold one (a RequestAddress comes before its
+ * CreateEndpoint, and a static --ip is asked for before the endpoint too), so this only names
+ * what to ask Docker about. Pure.
+ */
+export function unaccountedAddresses(state: State): { readonly poolId: string; readonly pool: string; readonly address: string }[] {
+  const accounted = new Set<string>();
+  for (const ep of Object.values(state.endpoints)) {
+    for (const a of [ep.address, ep.addressV6]) if (a !== null) accounted.add(a.split('/')[0] ?? '');
+  }
+  const out: { poolId: string; pool: string; address: string }[] = [];
+  for (const n of Object.values(state.networks)) {
+    const data = [...n.ipv4Data, ...n.ipv6Data];
+    for (const d of data) for (const a of Object.values(d.aux)) accounted.add(a.split('/')[0] ?? '');
+    for (const p of poolsOfNetwork(state, data)) {
+      if (p.cluster) continue;
+      for (const [address, alloc] of Object.entries(p.allocated)) {
+        if (alloc.kind !== 'gateway' && !accounted.has(address)) out.push({ poolId: p.poolId, pool: p.pool, address });
+      }
+    }
+  }
+  return out;
 }
 
 /** The cursor after an allocation: past the address when the allocator chose it. */

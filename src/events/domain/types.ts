@@ -171,7 +171,8 @@ export interface EventDataMap extends PeerEventMap {
   'pool.requested': PoolSpec;
   'pool.released': { readonly poolId: string };
   'address.requested': AddressEvent;
-  'address.released': { readonly poolId: string; readonly address: string };
+  /** `reason`: set when ledgernet released it on its own (docker-sync: its endpoint was released and Docker does not hold it). */
+  'address.released': { readonly poolId: string; readonly address: string; readonly reason?: string };
   /** This host claimed an address block of a cluster pool (compare-and-set in the KV bucket). */
   'block.claimed': { readonly poolId: string; readonly block: string };
   'reconcile.applied': {
