@@ -16,6 +16,7 @@ import { bits, formatIp, formatPrefix, parseAddrLen, parsePrefix } from '../even
 import { isOwnerTagged, parseOwnerAlias, short } from '../events/domain/naming.ts';
 import { KIND_ORDER, actionKey, type Action, type Owner } from './actions.ts';
 import type { DesiredBridge, DesiredState, DesiredVeth } from './desired.ts';
+import { planSubnetClashes } from './subnet-clash.ts';
 
 /** A link ledgernet made: it carries a `ledgernet:` ifalias, or none yet and the creation group. */
 export function isOwnedLink(l: Link): boolean {
@@ -96,6 +97,9 @@ export function planObjects(
     if (bridge.some((a) => a.kind === 'link.conflict')) blocked.add(b.networkId);
     actions.push(...bridge);
   }
+  // Named with the route conflicts: on the passes that read routes (the loop keeps them in between).
+  // (A network whose bridge name a foreign link holds is in conflict already.)
+  if (routes !== null) actions.push(...planSubnetClashes(bridges.filter((b) => !blocked.has(b.networkId)), actual, isOwnedLink));
   for (const v of veths) {
     if (blocked.has(v.networkId)) {
       // No veth is created or enslaved to a link that is not ours; a vanished one is still lost.

@@ -92,6 +92,17 @@ describe('plan: a bridge subnet route deleted by hand', () => {
     assert.deepEqual(planOf([B], { ...s, routes: both }), []);
   });
 
+  it("names a foreign link with an address on a network's subnet (a Docker bridge network created on it afterwards) as a conflict; routes via a gateway are not", () => {
+    const s = observed();
+    const clash = { ...s, addrs: [...s.addrs, { dev: 'br-other', family: 'inet' as const, cidr: '10.231.81.1/24', scope: 'global' }] };
+    const actions = planOf([B], clash).filter((a) => a.kind === 'route.conflict');
+    assert.equal(actions.length, 1);
+    assert.match(describeAction(actions[0]!), /^route\.conflict 10\.231\.81\.0\/24 dev lnb-bbbb \(conflict: interface br-other \(10\.231\.81\.1\/24\) is on network bbbbbbbbbbbb's subnet 10\.231\.81\.0\/24, and ledgernet does not own it/);
+    // A broad route through a gateway (a VPN's) is no address on the subnet: nothing to say.
+    const vpn = { ...s, routes: [...(s.routes ?? []), { family: 4 as const, dst: '10.0.0.0/8', dev: 'eth0' }] };
+    assert.deepEqual(planOf([B], vpn).filter((a) => a.kind === 'route.conflict'), []);
+  });
+
   it('a route conflict is applied as nothing and fails nothing: the network works, the route is only reported', async () => {
     const s = observed();
     const moved: Route[] = [...(s.routes ?? []), { family: 4, dst: '10.231.81.0/24', dev: 'eth0' }];
