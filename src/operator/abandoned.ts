@@ -6,14 +6,15 @@
 // same by hand).
 //
 // Safety: an endpoint is released only when Docker's API, asked on every tick for at least
-// `graceMs`, never listed it on a container (one list of all containers per tick), and then the
+// `graceMs`, never listed it on a container that is not exited or dead (one list of all
+// containers per tick; see heldByContainers), and then the
 // network's own inspect (which also lists endpoints without a container, `ep-…`) does not hold
 // it either. A `docker run` between CreateEndpoint and Join is in neither list for a moment, and
 // Docker answers within its 30 s call budget, so the grace (60 s by default) covers it; a
 // joined endpoint Docker still lists is never touched. A Docker that cannot be asked restarts
 // every grace period.
 import type { Logger } from 'pino';
-import { DockerApiError, type DockerApi } from './docker-api.ts';
+import { DockerApiError, type DockerApi, type DockerContainerSummary } from './docker-api.ts';
 import { byLedgernet, short, type Cause, type Command, type State, type StoredEvent } from '../events/index.ts';
 
 export interface AbandonedDeps {
@@ -40,6 +41,22 @@ export function suspects(endpoints: readonly string[], held: ReadonlySet<string>
   return next;
 }
 
+/**
+ * The endpoint ids Docker's containers hold. Not those of an exited or dead container: Docker
+ * clears them when it releases a stopped container's network, but a sandbox it removes as stale
+ * after a restart with --live-restore (its process died while dockerd was down) keeps the old
+ * EndpointID in the container's settings, so the endpoint Docker let go would be held for as long
+ * as the container exists. An exited container being started again is held through the network's
+ * inspect once joined, and the grace covers the moment before. Pure.
+ */
+function heldByContainers(containers: readonly Pick<DockerContainerSummary, 'State' | 'NetworkSettings'>[]): Set<string> {
+  return new Set(
+    containers
+      .filter((c) => c.State !== 'exited' && c.State !== 'dead')
+      .flatMap((c) => Object.values(c.NetworkSettings?.Networks ?? {}).map((n) => n.EndpointID ?? '')),
+  );
+}
+
 export class AbandonedEndpoints {
   private since = new Map<string, number>();
   private readonly d: AbandonedDeps;
@@ -61,7 +78,7 @@ export class AbandonedEndpoints {
       return;
     }
     const containers = await this.d.api.listContainers(true);
-    const held = new Set(containers.flatMap((c) => Object.values(c.NetworkSettings?.Networks ?? {}).map((n) => n.EndpointID ?? '')));
+    const held = heldByContainers(containers);
     const now = this.d.now();
     this.since = suspects(
       endpoints.map((e) => e.endpointId),

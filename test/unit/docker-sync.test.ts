@@ -120,8 +120,9 @@ class FakeDocker {
     const n = [...this.networks, ...this.unlisted].find((x) => x.Id === id);
     if (!n) throw new DockerApiError(404, `network ${id} not found`);
     // Its containers (by id, with their names) and the endpoints it holds without one.
+    // Docker's inspect lists the endpoints that exist: not what an exited container's settings still name.
     const attached = this.containers.flatMap((c) =>
-      Object.values(c.NetworkSettings.Networks ?? {})
+      Object.values(c.State.Status === 'exited' || c.State.Status === 'dead' ? {} : (c.NetworkSettings.Networks ?? {}))
         .filter((x) => x.NetworkID === id)
         .map((x) => [c.Id, { Name: c.Name.slice(1), EndpointID: (x as { EndpointID?: string }).EndpointID }] as const),
     );
@@ -388,6 +389,22 @@ describe('DockerSync: endpoints Docker abandoned', () => {
     h.advance(59_000);
     await h.sync.sync();
     assert.ok(h.state().endpoints[EP_2], 'seen on a container 60 s ago: a new absence waits the whole grace period again');
+  });
+
+  it('releases an endpoint only an exited container still names (a sandbox Docker removed as stale after --live-restore); a restarting one holds it', async () => {
+    const h = setup();
+    const exited = (c: DockerContainer): DockerContainer => ({ ...c, State: { Running: false, Status: 'exited', Error: '' } });
+    h.api.containers = [running(EP_1), exited({ ...running(EP_2), Id: 'c2' })];
+    await h.sync.sync();
+    h.advance(60_000);
+    await h.sync.sync();
+    assert.deepEqual(Object.keys(h.state().endpoints), [EP_1], 'EP_2: its container exited, Docker lists it on no network');
+    const h2 = setup();
+    h2.api.containers = [running(EP_1), { ...running(EP_2), Id: 'c2', State: { Running: false, Status: 'restarting', Error: '' } }];
+    await h2.sync.sync();
+    h2.advance(60_000);
+    await h2.sync.sync();
+    assert.ok(h2.state().endpoints[EP_2], 'a restarting container holds its endpoint');
   });
 
   it('a Docker that cannot be asked starts the wait again', async () => {
