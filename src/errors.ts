@@ -45,6 +45,11 @@ export const ERRORS = {
   LN_ERR_KERNEL_EXEC: row('retryable', 'a kernel command failed', 'a kernel command (ip, iptables, tc) failed; the next pass tries again'),
   LN_ERR_KERNEL_PARSE: row('retryable', 'the output of a kernel command could not be read', 'the output of a kernel command could not be parsed'),
   LN_ERR_LOG_CORRUPT: row('terminal', 'the event log is damaged', 'the event log holds a damaged record before its end'),
+  LN_ERR_LOG_NEWER: row(
+    'terminal',
+    'the event log was written by a newer ledgernet',
+    'the event log, an archive or the snapshot holds what only a newer ledgernet writes (an event type or version, a snapshot format, a network option this version does not know): run that version or a newer one; nothing is damaged',
+  ),
   LN_ERR_LOG_IO: row('retryable', 'the event log could not be read or written', 'the event log could not be read or written'),
   LN_ERR_LOCKED: row('terminal', 'another ledgernet process holds the state directory', 'another ledgernet process holds the state directory'),
   LN_ERR_SOCKET_IN_USE: row('terminal', 'another process answers on the socket', 'another process answers on the plugin socket'),

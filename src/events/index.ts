@@ -12,6 +12,7 @@ export { acquireLock, acquireHostGuard, hostInstance, lockHolder, isAlive, type 
 export { canonicalJson, eventHash } from './log/hash.ts';
 export * from './domain/naming.ts';
 export { openStore, loadState } from './log/open.ts';
+export { newerError } from './log/upcast.ts';
 export { networkPolicy, parseAllow, parseRate, type AllowRule, type NetworkPolicy } from './domain/options.ts';
 export * from './audit/cloudevents.ts';
 export { ChainVerifier, type ChainProblem } from './audit/verify-chain.ts';

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { callDaemon } from './control-client.ts';
 import type { PreviousWorker } from './control.ts';
 import { operatorCause, statedBody, type OperatorNote } from './operator-cause.ts';
-import { acquireHostGuard, acquireLock, hostInstance, decide, describeCause, portsText, fold, labelled, loadState, LOG_FILE, LOG_START, LogParts, namesFrom, openStore, poolUsage, readLog, loadSnapshot, readSnapshot, releaseCommand, SNAPSHOT_FILE, short, VETH_PREFIX, type Cause, type EventStore, type HostInstance, type PoolUsage, type ScanBase, type State, type StoredEvent } from '../events/index.ts';
+import { acquireHostGuard, acquireLock, hostInstance, decide, describeCause, portsText, fold, labelled, loadState, LOG_FILE, LOG_START, LogParts, namesFrom, newerError, openStore, poolUsage, readLog, loadSnapshot, readSnapshot, releaseCommand, SNAPSHOT_FILE, short, VETH_PREFIX, type Cause, type EventStore, type HostInstance, type PoolUsage, type ScanBase, type State, type StoredEvent } from '../events/index.ts';
 import type { ScanEnd } from '../events/log/framing.ts';
 import { ARCHIVE_DIR, listArchives } from '../events/log/archive.ts';
 import { DriverError } from '../errors.ts';
@@ -557,6 +557,11 @@ function eventLine(e: StoredEvent, names: Names): string {
 async function verifyLog(stateDir: string, read: { events: readonly StoredEvent[]; end: ScanEnd; base: ScanBase }): Promise<number> {
   const { events, end, base } = read;
   const loaded = await loadSnapshot(stateDir);
+  if (loaded !== null && 'newer' in loaded) {
+    const e = newerError(join(stateDir, SNAPSHOT_FILE), loaded.newer);
+    process.stderr.write(`ledgernet: ${e.message} (${e.code})\n`);
+    return 1;
+  }
   if (loaded !== null && 'damaged' in loaded) {
     process.stderr.write(
       `ledgernet: the snapshot ${join(stateDir, SNAPSHOT_FILE)} is damaged (${loaded.damaged}); the log${base.seq > 0 ? '' : ' and its archives'} verified. ` +

@@ -34,7 +34,8 @@ export interface Frame {
 export type ScanEnd =
   | { readonly kind: 'clean' }
   | { readonly kind: 'torn'; readonly offset: number; readonly bytes: number }
-  | { readonly kind: 'corrupt'; readonly offset: number; readonly reason: string };
+  /** `newer`: the record is intact but of a newer ledgernet (what of it: upcast.ts newerRecord), not damage. */
+  | { readonly kind: 'corrupt'; readonly offset: number; readonly reason: string; readonly newer?: string };
 
 /**
  * Splits `buf` into frames. `fileOffset` is where `buf` starts in the file (only used to find

@@ -10,7 +10,7 @@ import { DriverError } from '../../errors.ts';
 import { frame, HEADER_BYTES, MAX_RECORD_BYTES, unframe } from './framing.ts';
 import { sealEvent } from './hash.ts';
 import { EventVersions, type Cause, type NewEvent, type StoredEvent } from '../domain/types.ts';
-import { checkCovers, corruptError, keepTorn, LOG_FILE, LOG_START, readAndScan, refuseBadFirstRecord, refuseIfArchived, type ScanBase, type ScanOptions } from './read.ts';
+import { checkCovers, keepTorn, scanError, LOG_FILE, LOG_START, readAndScan, refuseBadFirstRecord, refuseIfArchived, type ScanBase, type ScanOptions } from './read.ts';
 import { ARCHIVE_DIR, archiveFiles, removeUnfinishedArchive, startOfFile } from './archive.ts';
 
 /** How the log is opened for writing (O_DSYNC: see the top of this file). */
@@ -132,7 +132,7 @@ export class EventLog {
       // A snapshot that does not line up with the log is ignored: replay everything.
       const res = await readAndScan(fh, from, scan, dir);
       const base = res.base;
-      if (res.end.kind === 'corrupt') throw corruptError(dir, res.end.offset, res.end.reason);
+      if (res.end.kind === 'corrupt') throw scanError(dir, res.end);
       checkCovers(dir, from, res);
       let repaired: { offset: number; bytes: number; keptAs: string } | null = null;
       if (res.end.kind === 'torn') {

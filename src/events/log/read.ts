@@ -8,7 +8,7 @@ import { badFrameAt, eachFrame, HEADER_BYTES, MAX_RECORD_BYTES, unframe, type Sc
 import { startChecker, sharedBuffer, type Checker } from './check-thread.ts';
 import { eventHash, hashFieldIs, storedBytesMatch } from './hash.ts';
 import { GENESIS_HASH, type StoredEvent } from '../domain/types.ts';
-import { upcast } from './upcast.ts';
+import { newerError, newerRecord, upcast } from './upcast.ts';
 import { ARCHIVE_DIR, archiveChain, listArchives, startOf, startOfFile, type ArchiveFile, type LogStart } from './archive.ts';
 
 export const LOG_FILE = 'events.log';
@@ -94,7 +94,7 @@ export function scanLog(buf: Buffer, base: ScanBase = LOG_START, bufStart = 0, o
   let events: StoredEvent[] = [];
   let prevHash = base.hash;
   let lastOffset = -1;
-  let corrupt: { offset: number; reason: string } | null = null;
+  let corrupt: { offset: number; reason: string; newer?: string } | null = null;
   const sub = buf.subarray(shift);
   const rehash = o.rehash ?? true;
   // A long replay's checksums and stored-bytes hashes are checked on the second core as well.
@@ -104,9 +104,14 @@ export function scanLog(buf: Buffer, base: ScanBase = LOG_START, bufStart = 0, o
   const visit = (rel: number, payload: () => string): boolean => {
     const offset = rel + shift;
     const check = rehash !== 'stored' ? rehash : checked?.(count) ? 'checked' : sub.subarray(rel + HEADER_BYTES, rel + HEADER_BYTES + sub.readUInt32BE(rel));
-    const ev = verified(payload(), offset, base.seq + count + 1, prevHash, check);
+    // The message names the record's offset in the file, not in the part read (from a snapshot on).
+    const ev = verified(payload(), offset + bufStart, base.seq + count + 1, prevHash, check);
     if (typeof ev === 'string') {
       corrupt = { offset, reason: ev };
+      return false;
+    }
+    if ('newer' in ev) {
+      corrupt = { offset, ...ev };
       return false;
     }
     each?.(ev);
@@ -123,14 +128,19 @@ export function scanLog(buf: Buffer, base: ScanBase = LOG_START, bufStart = 0, o
   } finally {
     checker?.stop();
   }
-  const bad = corrupt as { offset: number; reason: string } | null;
+  const bad = corrupt as { offset: number; reason: string; newer?: string } | null;
   if (bad) return { events, count, goodLength: bad.offset, lastOffset, end: { kind: 'corrupt', ...bad } };
   const end: ScanEnd = un.end.kind === 'clean' ? un.end : { ...un.end, offset: un.end.offset + shift };
   return { events, count, goodLength: un.goodLength + shift, lastOffset, end };
 }
 
-/** The event a record holds when it is JSON, a known version, the seq `want` and links to `prevHash`; else why not. */
-function verified(payload: string, offset: number, want: number, prevHash: string, rehash: boolean | Buffer | 'checked'): StoredEvent | string {
+/**
+ * The event a record holds when it is JSON, a known version, the seq `want` and links to
+ * `prevHash`; else why not: damage (a string), or a record a newer ledgernet wrote (`newer`),
+ * which must be intact (seq, link, its own hash, always recomputed) to count as that, so that
+ * damage to a type or version is still damage. `offset`: where the record starts in its file.
+ */
+function verified(payload: string, offset: number, want: number, prevHash: string, rehash: boolean | Buffer | 'checked'): StoredEvent | string | { reason: string; newer: string } {
   let raw: unknown;
   try {
     raw = JSON.parse(payload);
@@ -141,7 +151,11 @@ function verified(payload: string, offset: number, want: number, prevHash: strin
   try {
     ev = upcast(raw, offset);
   } catch (e) {
-    return (e as Error).message;
+    const newer = newerRecord(raw);
+    if (newer === null) return (e as Error).message;
+    const rec = raw as StoredEvent;
+    const intact = rec.seq === want && rec.prevhash === prevHash && typeof rec.hash === 'string' && eventHash(rec) === rec.hash;
+    return intact ? { reason: (e as Error).message, newer } : (e as Error).message;
   }
   if (ev.seq !== want) return `seq ${ev.seq} where ${want} was expected`;
   if (ev.prevhash !== prevHash) return `event ${ev.seq} does not link to the previous event's hash`;
@@ -170,7 +184,7 @@ export async function readLog(dir: string, from: ScanBase = LOG_START, part?: Pi
   }
   try {
     const res = await readAndScan(fh, from, part ?? {}, dir);
-    if (res.end.kind === 'corrupt') throw corruptError(dir, res.end.offset, res.end.reason);
+    if (res.end.kind === 'corrupt') throw scanError(dir, res.end);
     if (part?.limit === undefined) checkCovers(dir, from, res);
     return res;
   } finally {
@@ -236,6 +250,7 @@ export async function readArchivePart(dir: string, a: ArchiveFile, from: ScanBas
     }
     const { buf, rel, start } = got;
     const r = scanLog(buf, rel, start, { limit, rehash: false });
+    if (r.end.kind === 'corrupt' && r.end.newer !== undefined) throw scanError(dir, { ...r.end, offset: r.end.offset + start }, path);
     if (r.end.kind !== 'clean') throw archiveBreak(path, `damaged at byte offset ${r.end.offset + start} (${r.end.kind === 'corrupt' ? r.end.reason : 'cut short'})`);
     const last = r.events.at(-1);
     const upTo = last?.seq ?? rel.seq;
@@ -309,6 +324,7 @@ async function scanWithArchives(dir: string, whole: Buffer, start: LogStart, o: 
   for (const p of parts) {
     if (p.base.seq !== prev.seq || p.base.hash !== prev.hash) throw archiveBreak(p.name, `starts after event ${p.base.seq}, where the chain is at event ${prev.seq}`);
     const r = scanLog(p.buf, p.base, 0, opts);
+    if (r.end.kind === 'corrupt' && r.end.newer !== undefined) throw scanError(dir, r.end, p.name);
     if (r.end.kind !== 'clean') throw archiveBreak(p.name, `damaged at byte offset ${r.end.offset} (${r.end.kind === 'corrupt' ? r.end.reason : 'cut short'})`);
     const lastEv = r.events.at(-1);
     if (!lastEv || lastEv.seq !== p.last) throw archiveBreak(p.name, `holds events up to seq ${lastEv?.seq ?? p.base.seq}, its name says ${p.last}`);
@@ -410,6 +426,11 @@ export function checkCovers(dir: string, from: ScanBase, res: { count: number; b
       `${join(dir, 'snapshot.json')} covers events up to seq ${from.seq} (log offset ${from.offset}): acknowledged events are ` +
       `missing from the log (damaged, truncated or replaced); refusing to go back in time. Restore events.log from a backup`,
   );
+}
+
+/** The error for a scan that ended at a record it could not take: damage, or a newer ledgernet's record. */
+export function scanError(dir: string, end: { offset: number; reason: string; newer?: string }, file = join(dir, LOG_FILE)): DriverError {
+  return end.newer === undefined ? corruptError(dir, end.offset, end.reason) : newerError(file, `${end.newer}, at byte offset ${end.offset}`);
 }
 
 export function corruptError(dir: string, offset: number, reason: string): DriverError {

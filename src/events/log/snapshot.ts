@@ -8,6 +8,7 @@ import { hash } from 'node:crypto';
 import { open, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { State } from '../domain/types.ts';
+import { newerError } from './upcast.ts';
 
 export const SNAPSHOT_FILE = 'snapshot.json';
 const FORMAT = 1;
@@ -31,8 +32,11 @@ export interface Snapshot {
 /** The checksum line after the JSON: `\nsha256:<hex>\n`. */
 const SUM_RE = /\nsha256:([0-9a-f]{64})\n$/;
 
-/** The snapshot in the state dir, or why it cannot be used: absent (null) or damaged (a reason). */
-export async function loadSnapshot(dir: string): Promise<{ snap: Snapshot } | { damaged: string } | null> {
+/**
+ * The snapshot in the state dir, or why it cannot be used: absent (null), damaged (a reason), or
+ * written by a newer ledgernet (`newer`: its format, above this version's; not damage).
+ */
+export async function loadSnapshot(dir: string): Promise<{ snap: Snapshot } | { damaged: string } | { newer: string } | null> {
   let text: string;
   try {
     text = await readFile(join(dir, SNAPSHOT_FILE), 'utf8');
@@ -49,6 +53,9 @@ export async function loadSnapshot(dir: string): Promise<{ snap: Snapshot } | { 
   } catch {
     return { damaged: 'it is not JSON' };
   }
+  if (s !== null && typeof s === 'object' && typeof s.format === 'number' && Number.isInteger(s.format) && s.format > FORMAT) {
+    return { newer: `snapshot format ${s.format}; this ledgernet reads format ${FORMAT}` };
+  }
   const ok =
     s !== null &&
     s.format === FORMAT &&
@@ -63,9 +70,14 @@ export async function loadSnapshot(dir: string): Promise<{ snap: Snapshot } | { 
   return ok ? { snap: s as Snapshot } : { damaged: `it is not a snapshot of format ${FORMAT}` };
 }
 
-/** The snapshot in the state dir; null when there is none or it is damaged (the log is replayed). */
+/**
+ * The snapshot in the state dir; null when there is none or it is damaged (the log is replayed).
+ * @throws DriverError `LN_ERR_LOG_NEWER` when a newer ledgernet wrote it (a replay without it
+ * would write over it).
+ */
 export async function readSnapshot(dir: string): Promise<Snapshot | null> {
   const r = await loadSnapshot(dir);
+  if (r !== null && 'newer' in r) throw newerError(join(dir, SNAPSHOT_FILE), r.newer);
   return r !== null && 'snap' in r ? r.snap : null;
 }
 

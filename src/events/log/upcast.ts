@@ -15,15 +15,41 @@ import {
 } from '../domain/types.ts';
 
 /**
+ * A file (the log, an archive, the snapshot) holds what only a newer ledgernet writes: never
+ * called damage (restoring a backup would lose the events it holds).
+ */
+export function newerError(file: string, what: string): DriverError {
+  return new DriverError('LN_ERR_LOG_NEWER', `${file} was written by a newer ledgernet (${what}); run that version or a newer one; nothing was changed`);
+}
+
+/**
+ * What makes a record one that a newer ledgernet wrote, or null: a type this version does not
+ * know (a name, as every type is) or a known type at a version above the one it reads. Only a
+ * record that is otherwise intact (seq, chain, its own hash: read.ts) is taken for that.
+ */
+export function newerRecord(raw: unknown): string | null {
+  if (raw === null || typeof raw !== 'object') return null;
+  const rec = raw as { type?: unknown; v?: unknown };
+  const v = typeof rec.v === 'number' && Number.isInteger(rec.v) && rec.v >= 1 ? rec.v : null;
+  if (typeof rec.type !== 'string' || !/^[a-z][a-z0-9_.-]*$/.test(rec.type) || v === null) return null;
+  if (!Object.hasOwn(EventVersions, rec.type)) return `event type ${rec.type} version ${v}, a type this ledgernet does not know`;
+  const current = EventVersions[rec.type as EventType];
+  return v > current ? `event type ${rec.type} version ${v}; this ledgernet reads it up to version ${current}` : null;
+}
+
+/**
  * Brings a record read from the log up to the current version of its type. Every type is at
- * v1 today; when a shape changes, bump EventVersions and add a step here (vN -> vN+1).
+ * v1 today; when a shape changes, bump EventVersions and add a step here (vN -> vN+1). `offset`:
+ * where the record starts in its file (named in the message).
  */
 export function upcast(raw: unknown, offset: number): StoredEvent {
   if (raw === null || typeof raw !== 'object') {
     throw new DriverError('LN_ERR_LOG_CORRUPT', `event log record at offset ${offset} is not an object`);
   }
+  const newer = newerRecord(raw);
+  if (newer !== null) throw new DriverError('LN_ERR_LOG_NEWER', `event log record at byte offset ${offset} was written by a newer ledgernet (${newer})`);
   const rec = raw as { type?: unknown; v?: unknown; seq?: unknown };
-  if (typeof rec.type !== 'string' || !(rec.type in EventVersions)) {
+  if (typeof rec.type !== 'string' || !Object.hasOwn(EventVersions, rec.type)) {
     throw new DriverError('LN_ERR_LOG_CORRUPT', `event log record at offset ${offset} has unknown type ${String(rec.type)}`);
   }
   const current = EventVersions[rec.type as EventType];
