@@ -357,6 +357,36 @@ export function checkNetworkOptions(options: Options, net?: EgressNetwork): { mt
 const IPV6_MIN_MTU = 1280;
 
 /**
+ * Every `ledgernet.*` network option an earlier version of ledgernet accepted, and so may have
+ * recorded in `network.created`: each key the option table ever held (`git log -p` of this file
+ * and, before it, of src/events/policy.ts and src/api/wire.ts; every version refused other
+ * `ledgernet.*` keys). A key taken out of OPTIONS stays here: a replay reads every log an
+ * earlier version wrote.
+ */
+export const EVER_ACCEPTED_OPTIONS: readonly string[] = [
+  'ledgernet.mtu',
+  'ledgernet.bridge',
+  'ledgernet.icc',
+  'ledgernet.masquerade',
+  'ledgernet.allow',
+  'ledgernet.egress_rate',
+  'ledgernet.ingress_rate',
+  'ledgernet.egress_deny',
+  'ledgernet.egress_allow',
+  'ledgernet.cluster',
+];
+
+/**
+ * The keys of a recorded network's options that only a newer ledgernet can have written: a
+ * `ledgernet.*` key the live CreateNetwork refuses as unknown that no earlier version accepted.
+ * Every other key is read as before: Docker's `com.docker.network.*` names (versions before
+ * 2026-11-30 recorded any of them), labels and other names (CreateNetwork ignores them).
+ */
+export function newerOptions(options: Options): string[] {
+  return Object.keys(options).filter((k) => k.startsWith('ledgernet.') && !Object.hasOwn(NETWORK_OPTIONS, k) && !EVER_ACCEPTED_OPTIONS.includes(k));
+}
+
+/**
  * Options recorded by versions that let a ledgernet option and its Docker alias disagree (ours
  * won then): the alias is dropped so the recorded network keeps working. Returns the options
  * unchanged when nothing disagrees, and the dropped keys.

@@ -8,7 +8,7 @@ import { hash } from 'node:crypto';
 import { open, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { State } from '../domain/types.ts';
-import { newerError } from './upcast.ts';
+import { newerError, newerNetwork } from './upcast.ts';
 
 export const SNAPSHOT_FILE = 'snapshot.json';
 const FORMAT = 1;
@@ -67,7 +67,13 @@ export async function loadSnapshot(dir: string): Promise<{ snap: Snapshot } | { 
     s.state !== undefined &&
     s.state.seq === s.seq &&
     s.state.hash === s.hash;
-  return ok ? { snap: s as Snapshot } : { damaged: `it is not a snapshot of format ${FORMAT}` };
+  if (!ok) return { damaged: `it is not a snapshot of format ${FORMAT}` };
+  const snap = s as Snapshot;
+  for (const n of Object.values(snap.state.networks ?? {})) {
+    const newer = newerNetwork(n);
+    if (newer !== null) return { newer: `${newer}, in the snapshot's state` };
+  }
+  return { snap };
 }
 
 /**

@@ -2,7 +2,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { DriverError } from '../../errors.ts';
 import { capturesHost, formatAddrLen, formatPrefix, parseLegacyAddrLen, parsePrefix } from '../domain/cidr.ts';
 import { short } from '../domain/naming.ts';
-import { legacyOptions } from '../domain/options.ts';
+import { legacyOptions, newerOptions } from '../domain/options.ts';
 import {
   EventVersions,
   type EndpointState,
@@ -34,7 +34,22 @@ export function newerRecord(raw: unknown): string | null {
   if (typeof rec.type !== 'string' || !/^[a-z][a-z0-9_.-]*$/.test(rec.type) || v === null) return null;
   if (!Object.hasOwn(EventVersions, rec.type)) return `event type ${rec.type} version ${v}, a type this ledgernet does not know`;
   const current = EventVersions[rec.type as EventType];
-  return v > current ? `event type ${rec.type} version ${v}; this ledgernet reads it up to version ${current}` : null;
+  if (v > current) return `event type ${rec.type} version ${v}; this ledgernet reads it up to version ${current}`;
+  if (rec.type === 'network.created') return newerNetwork((raw as { data?: unknown }).data);
+  return null;
+}
+
+/**
+ * A recorded network (a `network.created` event's data, or a network of a snapshot's state) with
+ * a `ledgernet.*` option no version of this one's line accepted (options.ts newerOptions): a
+ * newer ledgernet recorded it; run without the option, the network would not be what was asked.
+ */
+export function newerNetwork(data: unknown): string | null {
+  const d = data as { networkId?: unknown; options?: unknown } | null;
+  if (d === null || typeof d !== 'object' || d.options === null || typeof d.options !== 'object' || Array.isArray(d.options)) return null;
+  const keys = newerOptions(d.options as Record<string, string>);
+  if (keys.length === 0) return null;
+  return `network ${String(d.networkId)} with option${keys.length > 1 ? 's' : ''} ${keys.join(', ')}, a network option this ledgernet does not know`;
 }
 
 /**

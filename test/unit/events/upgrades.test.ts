@@ -16,6 +16,8 @@ import { LOG_FILE, readLog } from '../../../src/events/log/read.ts';
 import { SNAPSHOT_FILE } from '../../../src/events/log/snapshot.ts';
 import { byLedgernet } from '../../../src/events/domain/cause.ts';
 import type { StoredEvent } from '../../../src/events/domain/types.ts';
+import { checkNetworkOptions, EVER_ACCEPTED_OPTIONS } from '../../../src/events/domain/options.ts';
+import { EventLog } from '../../../src/events/log/log.ts';
 import { runCli } from '../../helpers/cli.ts';
 import { networkSpec } from '../../helpers/events.ts';
 
@@ -127,5 +129,120 @@ describe('a log written by a newer ledgernet', () => {
     assert.match(verify.stderr, /snapshot\.json was written by a newer ledgernet \(snapshot format 2.*nothing was changed \(LN_ERR_LOG_NEWER\)/);
     assert.doesNotMatch(verify.stderr, /backup|damaged/);
     assert.deepEqual(await readFile(path), before);
+  });
+});
+
+/**
+ * Every option key a network may have been recorded with by any version: the ledgernet.* keys
+ * of every version (the option table over git history), Docker's names ledgernet honours, Docker's
+ * own flags, com.docker.network.* names versions before 2026-11-30 recorded without a check, and
+ * labels and other names CreateNetwork ignores.
+ */
+const EVERY_KEY_EVER: Readonly<Record<string, string>> = {
+  'ledgernet.mtu': '1400',
+  'ledgernet.bridge': 'lnupgrade0',
+  'ledgernet.icc': 'false',
+  'ledgernet.masquerade': 'true',
+  'ledgernet.allow': 'tcp/80,udp/53,icmp',
+  'ledgernet.egress_rate': '10mbit',
+  'ledgernet.ingress_rate': '20mbit',
+  'ledgernet.egress_deny': '192.0.2.0/24',
+  'ledgernet.egress_allow': '198.51.100.0/24:tcp/443',
+  'ledgernet.cluster': 'blue',
+  'com.docker.network.driver.mtu': '1400',
+  'com.docker.network.bridge.name': 'lnupgrade0',
+  'com.docker.network.bridge.enable_icc': 'false',
+  'com.docker.network.bridge.enable_ip_masquerade': 'true',
+  'com.docker.network.bridge.host_binding_ipv4': '127.0.0.1',
+  'com.docker.network.host_ipv4': '10.66.9.1',
+  'com.docker.network.host_ipv6': 'fd00:66::1',
+  'com.docker.network.container_iface_prefix': 'ln',
+  'com.docker.network.bridge.gateway_mode_ipv4': 'routed',
+  'com.docker.network.bridge.gateway_mode_ipv6': 'nat',
+  'com.docker.network.bridge.inhibit_ipv4': 'false',
+  'com.docker.network.bridge.trusted_host_interfaces': 'eth1:wg0',
+  'com.docker.network.enable_ipv4': 'true',
+  'com.docker.network.enable_ipv6': 'false',
+  'com.docker.network.internal': 'false',
+  'com.docker.network.bridge.default_bridge': 'false',
+  'com.docker.network.driver.private.something': 'x',
+  'com.example.team': 'payments',
+  'ledgernetish': 'label',
+  'Ledgernet.Future': 'label',
+};
+
+/** The keys the live CreateNetwork knows today, as its refusal of an unknown one lists them. */
+function liveKeys(): string[] {
+  const listed = (unknown: string) => {
+    try {
+      checkNetworkOptions({ [unknown]: '1' });
+    } catch (e) {
+      return [...(e as Error).message.matchAll(/(ledgernet\.[a-z_]+|com\.docker\.network\.[a-z0-9_.]+)/g)].map((m) => m[1]!).filter((k) => k !== unknown);
+    }
+    throw new Error(`${unknown} was accepted`);
+  };
+  // The first lists the ledgernet.* keys and Docker's own ones, the second Docker's names of both.
+  return [...new Set([...listed('ledgernet.zz_unknown'), ...listed('com.docker.network.zz_unknown')])];
+}
+
+async function logWithNetwork(options: Readonly<Record<string, string>>): Promise<{ dir: string; id: string; offset: number }> {
+  const dir = join(root, `o${n++}`);
+  const id = 'f'.repeat(64);
+  const { log } = await EventLog.open(dir, { host: 'h' });
+  await log.append([{ type: 'network.created', data: networkSpec(net(0), '10.66.0.0/24', '10.66.0.1/24') }]).durable;
+  const offset = log.sizeBytes;
+  await log.append([{ type: 'network.created', data: { ...networkSpec(id, '10.66.1.0/24', '10.66.1.1/24'), options } }]).durable;
+  await log.append([{ type: 'network.deleted', data: { networkId: net(0) } }]).durable;
+  await log.close();
+  return { dir, id, offset };
+}
+
+describe('network options on replay', () => {
+  it('the test holds every key any version accepted, and every key the live CreateNetwork knows today', () => {
+    for (const k of [...EVER_ACCEPTED_OPTIONS, ...liveKeys()]) assert.ok(Object.hasOwn(EVERY_KEY_EVER, k), k);
+    assert.ok(liveKeys().length >= 22, liveKeys().join(' '));
+  });
+
+  it('a log and a snapshot holding every option key ever accepted (old and new, Docker names, labels) load', async () => {
+    const { dir, id } = await logWithNetwork(EVERY_KEY_EVER);
+    const opened = await openStore(dir, { host: 'h' });
+    assert.deepEqual(opened.state.networks[id]?.options, EVERY_KEY_EVER);
+    await opened.store.execute({ type: 'CreateNetwork', spec: networkSpec(net(2), '10.66.2.0/24', '10.66.2.1/24') }, byLedgernet('test'));
+    await opened.store.close();
+    // From the snapshot written at close, and from the log alone.
+    assert.deepEqual((await loadState(dir)).networks[id]?.options, EVERY_KEY_EVER);
+    await rm(join(dir, SNAPSHOT_FILE));
+    assert.deepEqual((await loadState(dir)).networks[id]?.options, EVERY_KEY_EVER);
+    const verify = await runCli(['events', 'verify', '--state-dir', dir], { isolated: true, env: { LEDGERNET_RUN_DIR: runDir } });
+    assert.equal(verify.exitCode, 0, verify.stderr);
+  });
+
+  it('a network recorded with a ledgernet.* key no version of this line accepted refuses the start by network and key', async () => {
+    const { dir, id, offset } = await logWithNetwork({ 'ledgernet.mtu': '1400', 'ledgernet.future_isolation': 'strict', 'com.docker.network.bridge.default_bridge': 'false' });
+    const before = await readFile(join(dir, LOG_FILE));
+    const what = new RegExp(`network ${id} with option ledgernet\\.future_isolation, a network option this ledgernet does not know`);
+    await assert.rejects(openStore(dir, { host: 'h' }), newer(what, offset));
+    await assert.rejects(loadState(dir), newer(what, offset));
+    const verify = await runCli(['events', 'verify', '--state-dir', dir], { isolated: true, env: { LEDGERNET_RUN_DIR: runDir } });
+    assert.equal(verify.exitCode, 1);
+    assert.match(verify.stderr, /option ledgernet\.future_isolation.*nothing was changed \(LN_ERR_LOG_NEWER\)/);
+    assert.deepEqual(await readFile(join(dir, LOG_FILE)), before);
+    // The live call refuses the same key by name.
+    assert.throws(() => checkNetworkOptions({ 'ledgernet.future_isolation': 'strict' }), /unknown option ledgernet\.future_isolation/);
+  });
+
+  it('a snapshot whose state holds such a network refuses the start by network and key (its event no longer read)', async () => {
+    const dir = await stateDir(2);
+    const path = join(dir, SNAPSHOT_FILE);
+    const text = await readFile(path, 'utf8');
+    const json = text.slice(0, text.indexOf('\nsha256:'));
+    const future = json.replace('"options":{}', '"options":{"ledgernet.future_isolation":"strict"}');
+    assert.notEqual(future, json);
+    const { hash } = await import('node:crypto');
+    await writeFile(path, `${future}\nsha256:${hash('sha256', future)}\n`);
+    const what = (e: DriverError) =>
+      e.code === 'LN_ERR_LOG_NEWER' && e.message.includes(`${path} was written by a newer ledgernet (network ${net(0)} with option ledgernet.future_isolation`) && !/backup/.test(e.message);
+    await assert.rejects(openStore(dir, { host: 'h' }), what);
+    await assert.rejects(loadState(dir), what);
   });
 });
