@@ -24,7 +24,7 @@ let starts: number[];
 
 /** Records of several shapes: nested data, a key `hash` inside data, non-ASCII text, nulls. */
 function events(): NewEvent[] {
-  const spec = { ...networkSpec(NET, '10.9.0.0/24', '10.9.0.1/24'), options: { 'com.example.hash': 'x', 'ledgernet.note': 'grüße "quoted" \\ ✓' } };
+  const spec = { ...networkSpec(NET, '10.9.0.0/24', '10.9.0.1/24'), options: { 'com.example.hash': 'x', 'com.example.note': 'grüße "quoted" \\ ✓' } };
   return [
     { type: 'network.created', data: spec },
     { type: 'endpoint.created', data: endpointSpec(NET, 'e'.repeat(64), '10.9.0.2/24') },
