@@ -6,7 +6,7 @@ export { withPort } from './domain/cidr.ts';
 export { evolve, fold } from './domain/evolve.ts';
 export { EventLog } from './log/log.ts';
 export { readLog, scanLog, baseLinesUp, LOG_FILE, LOG_START, type ScanBase, type ScanResult } from './log/read.ts';
-export { loadSnapshot, readSnapshot, writeSnapshot, SNAPSHOT_FILE, type Snapshot } from './log/snapshot.ts';
+export { loadSnapshot, mismatchNote, readSnapshot, sameState, writeSnapshot, SNAPSHOT_FILE, type Snapshot } from './log/snapshot.ts';
 export { EventStore, type EventListener, type StoreOptions } from './log/store.ts';
 export { acquireLock, acquireHostGuard, hostInstance, lockHolder, isAlive, type HostInstance } from './log/lock.ts';
 export { canonicalJson, eventHash } from './log/hash.ts';

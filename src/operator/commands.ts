@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { callDaemon } from './control-client.ts';
 import type { PreviousWorker } from './control.ts';
 import { operatorCause, statedBody, type OperatorNote } from './operator-cause.ts';
-import { acquireHostGuard, acquireLock, hostInstance, decide, describeCause, portsText, fold, labelled, loadState, LOG_FILE, LOG_START, LogParts, namesFrom, newerError, openStore, poolUsage, readLog, loadSnapshot, readSnapshot, releaseCommand, SNAPSHOT_FILE, short, VETH_PREFIX, type Cause, type EventStore, type HostInstance, type PoolUsage, type ScanBase, type State, type StoredEvent } from '../events/index.ts';
+import { acquireHostGuard, acquireLock, hostInstance, decide, describeCause, emptyState, portsText, fold, labelled, loadState, LOG_FILE, LOG_START, LogParts, mismatchNote, namesFrom, newerError, openStore, poolUsage, readLog, loadSnapshot, readSnapshot, sameState, releaseCommand, SNAPSHOT_FILE, short, VETH_PREFIX, type Cause, type EventStore, type HostInstance, type PoolUsage, type ScanBase, type State, type StoredEvent } from '../events/index.ts';
 import type { ScanEnd } from '../events/log/framing.ts';
 import { ARCHIVE_DIR, listArchives } from '../events/log/archive.ts';
 import { DriverError } from '../errors.ts';
@@ -586,11 +586,24 @@ async function verifyLog(stateDir: string, read: { events: readonly StoredEvent[
     process.stderr.write(`ledgernet: the snapshot's hash for seq ${snap.seq} differs from event ${snap.seq} in ${logPath}: one of them was altered\n`);
     return 1;
   }
+  // A snapshot without checksum (older versions) is checked against the events it covers, when they are here.
+  let unchecked = '';
+  if (snap && loaded !== null && 'unchecked' in loaded && snap.seq > 0) {
+    if (base.seq === 0) {
+      if (!sameState(snap.state, fold(emptyState, events.filter((e) => e.seq <= snap.seq)))) {
+        process.stderr.write(`ledgernet: ${mismatchNote(stateDir, snap.seq)} at the next start; the log verified\n`);
+        return 1;
+      }
+      unchecked = ` (it has no checksum: compared with events 1 to ${snap.seq})`;
+    } else if (base.seq < snap.seq) {
+      unchecked = ` but is UNCHECKED (it has no checksum and events 1 to ${base.seq} are no longer here to compare it with)`;
+    }
+  }
   const torn = end.kind === 'torn' ? ` (torn tail of ${end.bytes} bytes at offset ${end.offset}, repaired at next start)` : '';
   const kept = (await readdir(stateDir).catch(() => [] as string[])).filter((f) => f.startsWith(`${LOG_FILE}.torn-`));
   const keptNote = kept.length > 0 ? `; torn tails cut earlier are kept in ${kept.join(', ')}` : '';
   const archived = await archivedNote(stateDir, base);
-  out(`ok: ${events.length} events, hash chain intact${archived}${snap ? `, snapshot at seq ${snap.seq} matches` : ''}${torn}${keptNote}\n`);
+  out(`ok: ${events.length} events, hash chain intact${archived}${snap ? `, snapshot at seq ${snap.seq} matches${unchecked}` : ''}${torn}${keptNote}\n`);
   return 0;
 }
 

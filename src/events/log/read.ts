@@ -433,7 +433,7 @@ export function scanError(dir: string, end: { offset: number; reason: string; ne
   return end.newer === undefined ? corruptError(dir, end.offset, end.reason) : newerError(file, `${end.newer}, at byte offset ${end.offset}`);
 }
 
-export function corruptError(dir: string, offset: number, reason: string): DriverError {
+function corruptError(dir: string, offset: number, reason: string): DriverError {
   return new DriverError(
     'LN_ERR_LOG_CORRUPT',
     `the event log ${join(dir, LOG_FILE)} is damaged at byte offset ${offset} (${reason}); ` +

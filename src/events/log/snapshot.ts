@@ -8,7 +8,8 @@ import { hash } from 'node:crypto';
 import { open, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { State } from '../domain/types.ts';
-import { newerError, newerNetwork } from './upcast.ts';
+import { newerError, newerNetwork, upcastState } from './upcast.ts';
+import { canonicalJson } from './hash.ts';
 
 export const SNAPSHOT_FILE = 'snapshot.json';
 const FORMAT = 1;
@@ -35,8 +36,11 @@ const SUM_RE = /\nsha256:([0-9a-f]{64})\n$/;
 /**
  * The snapshot in the state dir, or why it cannot be used: absent (null), damaged (a reason), or
  * written by a newer ledgernet (`newer`: its format, above this version's; not damage).
+ * `unchecked`: it has no checksum line (versions before 2026-12-06 wrote none), so a changed byte
+ * of its state would go unnoticed: a start compares it with the events it covers when they are
+ * still here (open.ts), `events verify` too.
  */
-export async function loadSnapshot(dir: string): Promise<{ snap: Snapshot } | { damaged: string } | { newer: string } | null> {
+export async function loadSnapshot(dir: string): Promise<{ snap: Snapshot; unchecked?: true } | { damaged: string } | { newer: string } | null> {
   let text: string;
   try {
     text = await readFile(join(dir, SNAPSHOT_FILE), 'utf8');
@@ -73,7 +77,7 @@ export async function loadSnapshot(dir: string): Promise<{ snap: Snapshot } | { 
     const newer = newerNetwork(n);
     if (newer !== null) return { newer: `${newer}, in the snapshot's state` };
   }
-  return { snap };
+  return sum ? { snap } : { snap, unchecked: true };
 }
 
 /**
@@ -101,4 +105,31 @@ export async function writeSnapshot(dir: string, snap: Omit<Snapshot, 'format'>)
   await rename(tmp, join(dir, SNAPSHOT_FILE));
   const d = await open(dir, 'r');
   await d.sync().finally(() => d.close());
+}
+
+/**
+ * Whether a snapshot's state is the one its events give (`folded`: events 1 to its seq folded by
+ * this version), compared as the JSON a snapshot holds. An older version's state counts as the
+ * same when this version's reading of it (upcastState) is.
+ */
+export function sameState(snapState: State, folded: State): boolean {
+  const text = (st: State) => canonicalJson(JSON.parse(JSON.stringify(st)));
+  const want = text(snapState);
+  return want === text(folded) || want === text(upcastState(folded).state) || text(upcastState(snapState).state) === text(upcastState(folded).state);
+}
+
+/** The warning of a start (and the line of `events verify`) for a snapshot without checksum whose state is not its events'. */
+export function mismatchNote(dir: string, seq: number): string {
+  return (
+    `the snapshot ${join(dir, SNAPSHOT_FILE)} has no checksum (an older ledgernet wrote it) and its state differs from the one events 1 to ${seq} give ` +
+    `(changed or damaged): it is ignored and the state is rebuilt from every event`
+  );
+}
+
+/** The warning of a start for a snapshot without checksum whose events are no longer here to check it against. */
+export function uncheckedNote(dir: string, seq: number, from: number): string {
+  return (
+    `the snapshot ${join(dir, SNAPSHOT_FILE)} (events up to ${seq}) has no checksum (an older ledgernet wrote it) and events 1 to ${from} are no longer here ` +
+    `(archived and removed) to check it against: its state is used UNCHECKED; a damaged byte in it would go unnoticed (put the archives back to have it checked)`
+  );
 }

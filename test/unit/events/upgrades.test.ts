@@ -4,13 +4,13 @@
 // refuse it as LN_ERR_LOG_NEWER, naming what and where (the offset in the file, also when the
 // start reads from a snapshot), and change nothing.
 import assert from 'node:assert/strict';
-import { appendFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { DriverError } from '../../../src/errors.ts';
 import { frame, unframe } from '../../../src/events/log/framing.ts';
-import { sealEvent } from '../../../src/events/log/hash.ts';
+import { canonicalJson, sealEvent } from '../../../src/events/log/hash.ts';
 import { loadState, openStore } from '../../../src/events/log/open.ts';
 import { LOG_FILE, readLog } from '../../../src/events/log/read.ts';
 import { SNAPSHOT_FILE } from '../../../src/events/log/snapshot.ts';
@@ -244,5 +244,103 @@ describe('network options on replay', () => {
       e.code === 'LN_ERR_LOG_NEWER' && e.message.includes(`${path} was written by a newer ledgernet (network ${net(0)} with option ledgernet.future_isolation`) && !/backup/.test(e.message);
     await assert.rejects(openStore(dir, { host: 'h' }), what);
     await assert.rejects(loadState(dir), what);
+  });
+});
+
+/** A state dir with 4 events: a pool 10.77.0.0/24, its gateway, a network, 10.77.0.9 handed out; a snapshot at close. */
+async function ipamDir(): Promise<{ dir: string; poolId: string }> {
+  const dir = join(root, `i${n++}`);
+  const { store } = await openStore(dir, { host: 'h' });
+  const [pool] = await store.execute(
+    { type: 'RequestPool', request: { pool: '10.77.0.0/24', subPool: null, v6: false, defaults: { range: '10.231.0.0/16', size: 24 }, occupied: [] } },
+    byLedgernet('test'),
+  );
+  const poolId = (pool!.data as { poolId: string }).poolId;
+  await store.execute({ type: 'RequestAddress', poolId, address: '10.77.0.1', gateway: true, name: null }, byLedgernet('test'));
+  await store.execute({ type: 'CreateNetwork', spec: networkSpec(net(0), '10.77.0.0/24', '10.77.0.1/24') }, byLedgernet('test'));
+  await store.execute({ type: 'RequestAddress', poolId, address: '10.77.0.9', gateway: false, name: null }, byLedgernet('test'));
+  await store.close();
+  return { dir, poolId };
+}
+
+/** The snapshot as a version before the checksum wrote it (no checksum line), optionally changed. */
+async function oldSnapshot(dir: string, change?: (json: string) => string): Promise<void> {
+  const path = join(dir, SNAPSHOT_FILE);
+  const text = await readFile(path, 'utf8');
+  const json = text.slice(0, text.indexOf('\nsha256:'));
+  const changed = change ? change(json) : json;
+  assert.equal(changed.length, json.length);
+  if (change) assert.notEqual(changed, json);
+  await writeFile(path, changed);
+}
+
+const verify = (dir: string) => runCli(['events', 'verify', '--state-dir', dir], { isolated: true, env: { LEDGERNET_RUN_DIR: runDir } });
+const held = (st: { pools: Record<string, unknown> }, poolId: string) => canonicalJson(st.pools[poolId]);
+
+describe('a snapshot without checksum (written by a version before the checksum)', () => {
+  it('one changed byte of its state: ignored (full replay, a warning naming it), events verify fails naming it, the next stop seals the right state', async () => {
+    const { dir, poolId } = await ipamDir();
+    const truth = await loadState(dir);
+    assert.match(held(truth, poolId), /"10\.77\.0\.9"/);
+    await oldSnapshot(dir, (json) => json.replace('"10.77.0.9"', '"10.77.0.8"'));
+    const path = join(dir, SNAPSHOT_FILE);
+    const v = await verify(dir);
+    assert.equal(v.exitCode, 1, v.stdout);
+    assert.ok(v.stderr.includes(`the snapshot ${path} has no checksum`) && /differs from the one events 1 to 4 give/.test(v.stderr), v.stderr);
+    assert.deepEqual(held(await loadState(dir), poolId), held(truth, poolId));
+    const opened = await openStore(dir, { host: 'h' });
+    assert.ok(opened.warnings.some((w) => w.includes(`the snapshot ${path} has no checksum`) && /differs .* it is ignored and the state is rebuilt from every event/.test(w)), opened.warnings.join('\n'));
+    assert.equal(opened.fromSnapshotSeq, 0);
+    assert.deepEqual(held(opened.state, poolId), held(truth, poolId));
+    // The address the log holds is not handed out again.
+    await assert.rejects(opened.store.execute({ type: 'RequestAddress', poolId, address: '10.77.0.9', gateway: false, name: null }, byLedgernet('test')), /10\.77\.0\.9/);
+    await opened.store.close();
+    assert.match(await readFile(path, 'utf8'), /\nsha256:[0-9a-f]{64}\n$/);
+    assert.deepEqual(held(await loadState(dir), poolId), held(truth, poolId));
+    const again = await verify(dir);
+    assert.equal(again.exitCode, 0, again.stderr);
+  });
+
+  it('intact: loads with no warning (compared with its events), events verify says so', async () => {
+    const { dir, poolId } = await ipamDir();
+    const truth = await loadState(dir);
+    await oldSnapshot(dir);
+    const v = await verify(dir);
+    assert.equal(v.exitCode, 0, v.stderr);
+    assert.match(v.stdout, /snapshot at seq 4 matches \(it has no checksum: compared with events 1 to 4\)/);
+    const opened = await openStore(dir, { host: 'h' });
+    assert.deepEqual(opened.warnings, []);
+    assert.deepEqual(held(opened.state, poolId), held(truth, poolId));
+    await opened.store.close();
+  });
+
+  it('the events it covers archived and removed: loaded, with a warning that it is unchecked (start and events verify)', async () => {
+    const { dir, poolId } = await ipamDir();
+    const opened = await openStore(dir, { host: 'h' });
+    const done = await opened.store.archive(byLedgernet('test'));
+    assert.ok(done);
+    await opened.store.close();
+    for (const f of await readdir(join(dir, 'archive'))) await unlink(join(dir, 'archive', f));
+    const truth = await loadState(dir);
+    await oldSnapshot(dir);
+    const path = join(dir, SNAPSHOT_FILE);
+    const again = await openStore(dir, { host: 'h' });
+    assert.ok(again.warnings.some((w) => w.includes(`the snapshot ${path} (events up to 5) has no checksum`) && /events 1 to 4 are no longer here .* used UNCHECKED/.test(w)), again.warnings.join('\n'));
+    assert.equal(again.fromSnapshotSeq, 5);
+    assert.deepEqual(held(again.state, poolId), held(truth, poolId));
+    await again.store.close();
+    const v = await verify(dir);
+    assert.equal(v.exitCode, 0, v.stderr);
+    assert.match(v.stdout, /snapshot at seq 5 matches but is UNCHECKED \(it has no checksum and events 1 to 4 are no longer here/);
+  });
+
+  it('one whose events the log lost is still refused (the start does not go back in time)', async () => {
+    const { dir } = await ipamDir();
+    await oldSnapshot(dir);
+    const { frames } = unframe(await readFile(join(dir, LOG_FILE)));
+    await writeFile(join(dir, LOG_FILE), (await readFile(join(dir, LOG_FILE))).subarray(0, frames[3]!.offset));
+    const covers = (e: DriverError) => e.code === 'LN_ERR_LOG_CORRUPT' && /covers events up to seq 4/.test(e.message);
+    await assert.rejects(openStore(dir, { host: 'h' }), covers);
+    await assert.rejects(loadState(dir), covers);
   });
 });
