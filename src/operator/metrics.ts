@@ -203,7 +203,7 @@ export class Metrics {
     if (r.fullReads === 0) this.passReads.inc({ against: r.scoped ? 'scoped' : 'model' });
     else this.passReads.inc({ against: 'read' }, r.fullReads ?? 1);
     for (const a of r.applied) this.actionsApplied.inc({ kind: a.kind });
-    for (const a of driftRepaired(r)) this.driftRepaired.inc({ kind: a.kind });
+    for (const a of r.repaired ?? driftRepaired(r)) this.driftRepaired.inc({ kind: a.kind });
     for (const f of r.failures) this.actionsFailed.inc({ kind: f.action.kind });
     if (r.lost.length > 0) this.endpointsLost.inc(r.lost.length);
   };

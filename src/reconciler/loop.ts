@@ -16,7 +16,7 @@ import { describeFailure, failureCode } from './outcome.ts';
 import { desiredProxies, planProxies } from './proxies.ts';
 import { ReservationPlanner } from './reservations.ts';
 import { ScopedPlanner } from './scoped.ts';
-import { driftRepaired } from './drift.ts';
+import { driftRepaired, type LeftBehind } from './drift.ts';
 
 export interface PassResult {
   readonly trigger: string;
@@ -33,6 +33,11 @@ export interface PassResult {
   readonly seq: number;
   /** What the pass applied to cluster networks' VXLAN objects (cluster.ts); absent: nothing. */
   readonly cluster?: readonly VxlanChange[];
+  /**
+   * The applied actions that repaired drift someone else caused (drift.ts): what the pass's warn
+   * line names and ledgernet_drift_repaired_total counts. Absent: driftRepaired(result) decides.
+   */
+  readonly repaired?: readonly Action[];
 }
 
 export interface ReconcilerDeps {
@@ -81,6 +86,8 @@ interface Step {
   readonly heldBack: number;
   readonly cluster: readonly VxlanChange[];
   readonly scoped: boolean;
+  /** The applied actions that repaired drift (drift.ts). */
+  readonly repaired: readonly Action[];
 }
 
 interface Waiter {
@@ -130,6 +137,11 @@ export class Reconciler {
    * a pass whose apply failed (the kernel then holds what no model predicts).
    */
   private model: KernelSnapshot | null = null;
+  /**
+   * The kernel as the last pass left it, kept when the model is not (a drift notice, a failed
+   * apply): what drift is judged against (drift.ts). Null before the first pass.
+   */
+  private left: LeftBehind | null = null;
   /** Cluster networks: their VXLAN objects converge after each pass. */
   private readonly clusterStep: ClusterStep;
   /** Passes that read the whole kernel, and passes that planned against the model (metrics, tests). */
@@ -319,7 +331,7 @@ export class Reconciler {
    * Plans against `snapshot` (`scoped`: the model, and only what changed since the last pass if
    * that plans exactly the same), applies what is not held back, and keeps the model current.
    */
-  private async step(trigger: string, state: State, snapshot: KernelSnapshot, drifts: number, scoped: boolean): Promise<Step> {
+  private async step(trigger: string, state: State, snapshot: KernelSnapshot, drifts: number, scoped: boolean, before: LeftBehind | null): Promise<Step> {
     const { proxies, reservations } = this.deps;
     const firewall = this.deps.firewall ?? defaultFirewall;
     const scopedPlan = scoped ? this.planner.scoped(state, snapshot, firewall) : null;
@@ -346,11 +358,15 @@ export class Reconciler {
     // A conflict is reported as a failure, but the kernel was not asked for anything.
     // A proxy listener or reservation that could not be made, or a sysctl that could not be set, says nothing about the kernel model.
     const refused = done.failures.some((f) => f.action.kind !== 'link.conflict' && !isSysctl(f.action) && !isProxyChange(f.action) && !isReserveChange(f.action));
+    // Drift: the objects the kernel holds otherwise than the last pass left them (drift.ts).
+    const repaired = driftRepaired({ trigger, applied: done.applied }, { before, found: snapshot });
+    const after = afterActions(snapshot, done.applied, firewall);
+    this.left = after === null ? null : { kernel: after, unsure: new Set(done.failures.map((f) => actionKey(f.action))) };
     // Drift noticed since the pass began is not in `snapshot`: the next pass reads the kernel.
-    this.model = refused || this.drifts !== drifts ? null : afterActions(snapshot, done.applied, firewall);
+    this.model = refused || this.drifts !== drifts ? null : after;
     this.planner.settle(this.model, planned, done.applied);
     const cluster = await this.clusterStep.run(trigger, state, snapshot.links);
-    return { state, planned, applied: done.applied, failures: [...done.failures, ...held.failures], refused, heldBack: held.skip.size, cluster, scoped: scopedPlan !== null };
+    return { state, planned, applied: done.applied, failures: [...done.failures, ...held.failures], refused, heldBack: held.skip.size, cluster, scoped: scopedPlan !== null, repaired };
   }
 
   private async pass(trigger: string): Promise<PassResult> {
@@ -363,18 +379,26 @@ export class Reconciler {
     // appended while the read runs waits for the next pass, whose trigger is its own (a timer pass
     // that created its veth would count it as drift repaired, and answer no one).
     const state = this.deps.getState();
-    let step = await this.step(trigger, state, cached ?? (await this.observe()), drifts, cached !== null);
+    // Both steps judge drift against the kernel as the last pass left it.
+    const before = this.left;
+    let step = await this.step(trigger, state, cached ?? (await this.observe()), drifts, cached !== null, before);
     if (cached && step.refused) {
       // The model may have been wrong (the kernel changed in a way no notice told): read the
       // kernel and plan once more before anyone hears of a failure.
       this.deps.log.debug({ trigger, failures: step.failures.map(describeFailure) }, 'a pass planned against the model failed; reading the kernel');
       this.reads.full++;
       fullReads++;
-      const again = await this.step(trigger, state, await this.observe(), drifts, false);
+      const again = await this.step(trigger, state, await this.observe(), drifts, false, before);
       // A failure of the first plan stands unless the second one resolved it: applied it, or
       // found nothing left to do for it (a link add that failed on a foreign link's name is then
       // that link's conflict, in the second plan's failures).
-      step = { ...again, failures: [...again.failures, ...unresolved(step.failures, again)], applied: [...step.applied, ...again.applied], cluster: [...step.cluster, ...again.cluster] };
+      step = {
+        ...again,
+        failures: [...again.failures, ...unresolved(step.failures, again)],
+        applied: [...step.applied, ...again.applied],
+        cluster: [...step.cluster, ...again.cluster],
+        repaired: [...step.repaired, ...again.repaired],
+      };
     }
     const { planned, applied, failures } = step;
     const lost = planned.filter((a) => a.kind === 'endpoint.lost');
@@ -390,11 +414,12 @@ export class Reconciler {
       seq: state.seq,
       ...(step.scoped ? { scoped: true } : {}),
       ...(step.cluster.length > 0 ? { cluster: step.cluster } : {}),
+      repaired: step.repaired,
     };
     const nextMs = this.settle(state, failures);
     // Drift someone else caused (a link set down, a chain flushed) is said at warn, so an operator
     // at --log-level warn sees it; the convergence a Docker call asked for stays at info.
-    const repaired = driftRepaired(result);
+    const { repaired } = step;
     // A pass that only found the conflicts it logged above has nothing more to say.
     if (planned.some((a) => !isConflict(a))) {
       const why = failures.length > 0 ? 'reconcile pass left failures' : repaired.length > 0 ? 'reconcile pass repaired drift: ledgernet objects changed or removed by someone else were set right' : 'reconcile pass converged';
