@@ -3,11 +3,11 @@
 import { access, constants, readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { once } from 'node:events';
 import { callDaemon } from './control-client.ts';
 import type { PreviousWorker } from './control.ts';
 import { operatorCause, statedBody, type OperatorNote } from './operator-cause.ts';
-import { acquireHostGuard, acquireLock, hostInstance, decide, describeCause, emptyState, portsText, fold, labelled, loadState, LOG_FILE, LOG_START, LogParts, mismatchNote, namesFrom, newerError, openStore, poolUsage, readLog, loadSnapshot, readSnapshot, sameState, releaseCommand, SNAPSHOT_FILE, short, VETH_PREFIX, type Cause, type EventStore, type HostInstance, type PoolUsage, type ScanBase, type State, type StoredEvent } from '../events/index.ts';
-import type { ScanEnd } from '../events/log/framing.ts';
+import { acquireHostGuard, acquireLock, hostInstance, decide, describeCause, emptyState, portsText, fold, labelled, loadState, LOG_FILE, LogParts, mismatchNote, namesFrom, newerError, openStore, poolUsage, readLogParts, loadSnapshot, readSnapshot, sameState, releaseCommand, SNAPSHOT_FILE, short, VETH_PREFIX, type Cause, type EventStore, type HostInstance, type PoolUsage, type ScanBase, type State, type StoredEvent } from '../events/index.ts';
 import { ARCHIVE_DIR, listArchives } from '../events/log/archive.ts';
 import { DriverError } from '../errors.ts';
 import { deniedError, isDenied } from './denied.ts';
@@ -23,7 +23,7 @@ import { firewallForCli } from './firewall-choice.ts';
 import type { DockerLinkStatus } from './docker-name.ts';
 import { table } from './table.ts';
 import { describeQuery, EndpointFacts, eventFilter, FollowFilter, fromSince, parseSince, type EventQuery } from '../events/domain/event-filters.ts';
-import { describeUnknown, seedFromState, unknownBefore } from '../events/domain/archived-facts.ts';
+import { describeUnknown, seedFromState, UnknownBefore } from '../events/domain/archived-facts.ts';
 import { clusterPlan, recordedVtep, type ClusterView } from './cluster.ts';
 import { clusterStatus, clusterTables } from './cluster-status.ts';
 import { daemonHeld, proxiesTable, proxyPlan, proxyRows } from './proxy-status.ts';
@@ -544,26 +544,41 @@ function detailOf(e: StoredEvent): string {
   }
 }
 
-function eventLine(e: StoredEvent, names: Names): string {
+export function eventLine(e: StoredEvent, names: Names): string {
   const what = [whatOf(e, names), detailOf(e)].filter((x) => x !== '').join('  ');
   return `${String(e.seq).padStart(6)} ${e.at} ${e.type.padEnd(30)} ${what}${e.cause ? `  by ${describeCause(e.cause)}` : ''}\n`;
 }
 
 /**
  * `events verify`: the whole log and the archives still here (framing, checksums, hash chain:
- * damage throws, naming the file and offset), and the snapshot against it (a snapshot the log
- * does not back is damage too).
+ * damage throws, naming the file and offset), read in parts, and the snapshot against it (a
+ * snapshot the log does not back is damage too; read first, so that one written while the log is
+ * read is not taken for one ahead of it).
  */
-async function verifyLog(stateDir: string, read: { events: readonly StoredEvent[]; end: ScanEnd; base: ScanBase }): Promise<number> {
-  const { events, end, base } = read;
+async function verifyLog(stateDir: string, io: EventsIo): Promise<number> {
+  const { stdout = process.stdout, stderr = process.stderr, partBytes } = io;
   const loaded = await loadSnapshot(stateDir);
   if (loaded !== null && 'newer' in loaded) {
     const e = newerError(join(stateDir, SNAPSHOT_FILE), loaded.newer);
-    process.stderr.write(`ledgernet: ${e.message} (${e.code})\n`);
+    stderr.write(`ledgernet: ${e.message} (${e.code})\n`);
     return 1;
   }
+  const want = loaded !== null && 'snap' in loaded ? loaded.snap.seq : 0;
+  // A snapshot without checksum (older versions) is compared with the state events 1 to its seq give.
+  const compare = loaded !== null && 'unchecked' in loaded && want > 0;
+  // The events read (not held): how many, the last one's seq, the hash of the snapshot's event, the state up to it.
+  const read: { count: number; last: number | null; hashAt: string | undefined; folded: State } = { count: 0, last: null, hashAt: undefined, folded: emptyState };
+  const { end, base } = await readLogParts(stateDir, {
+    ...(partBytes === undefined ? {} : { partBytes }),
+    each: (part) => {
+      read.count += part.length;
+      read.last = part.at(-1)?.seq ?? read.last;
+      read.hashAt ??= part.find((e) => e.seq === want)?.hash;
+      if (compare) read.folded = fold(read.folded, part.filter((e) => e.seq <= want));
+    },
+  });
   if (loaded !== null && 'damaged' in loaded) {
-    process.stderr.write(
+    stderr.write(
       `ledgernet: the snapshot ${join(stateDir, SNAPSHOT_FILE)} is damaged (${loaded.damaged}); the log${base.seq > 0 ? '' : ' and its archives'} verified. ` +
         (base.seq > 0
           ? `A start cannot use it, and events 1 to ${base.seq} are no longer archived here to rebuild the state from: restore snapshot.json or the archives from a backup\n`
@@ -572,26 +587,26 @@ async function verifyLog(stateDir: string, read: { events: readonly StoredEvent[
     return 1;
   }
   const snap = loaded?.snap ?? null;
-  const last = events.at(-1)?.seq ?? base.seq;
+  const last = read.last ?? base.seq;
   const logPath = join(stateDir, LOG_FILE);
   if (snap && snap.seq > last) {
-    process.stderr.write(
+    stderr.write(
       `ledgernet: the snapshot covers events up to seq ${snap.seq} (log offset ${snap.offset}) but ${logPath} holds only ${last}: ` +
         `acknowledged events are missing from the log\n`,
     );
     return 1;
   }
-  const snapHash = snap && snap.seq > 0 ? (snap.seq === base.seq ? base.hash : events.find((e) => e.seq === snap.seq)?.hash) : undefined;
+  const snapHash = snap && snap.seq > 0 ? (snap.seq === base.seq ? base.hash : read.hashAt) : undefined;
   if (snap && snap.seq > 0 && snap.seq >= base.seq && snapHash !== snap.hash) {
-    process.stderr.write(`ledgernet: the snapshot's hash for seq ${snap.seq} differs from event ${snap.seq} in ${logPath}: one of them was altered\n`);
+    stderr.write(`ledgernet: the snapshot's hash for seq ${snap.seq} differs from event ${snap.seq} in ${logPath}: one of them was altered\n`);
     return 1;
   }
   // A snapshot without checksum (older versions) is checked against the events it covers, when they are here.
   let unchecked = '';
   if (snap && loaded !== null && 'unchecked' in loaded && snap.seq > 0) {
     if (base.seq === 0) {
-      if (!sameState(snap.state, fold(emptyState, events.filter((e) => e.seq <= snap.seq)))) {
-        process.stderr.write(`ledgernet: ${mismatchNote(stateDir, snap.seq)} at the next start; the log verified\n`);
+      if (!sameState(snap.state, read.folded)) {
+        stderr.write(`ledgernet: ${mismatchNote(stateDir, snap.seq)} at the next start; the log verified\n`);
         return 1;
       }
       unchecked = ` (it has no checksum: compared with events 1 to ${snap.seq})`;
@@ -603,7 +618,7 @@ async function verifyLog(stateDir: string, read: { events: readonly StoredEvent[
   const kept = (await readdir(stateDir).catch(() => [] as string[])).filter((f) => f.startsWith(`${LOG_FILE}.torn-`));
   const keptNote = kept.length > 0 ? `; torn tails cut earlier are kept in ${kept.join(', ')}` : '';
   const archived = await archivedNote(stateDir, base);
-  out(`ok: ${events.length} events, hash chain intact${archived}${snap ? `, snapshot at seq ${snap.seq} matches${unchecked}` : ''}${torn}${keptNote}\n`);
+  stdout.write(`ok: ${read.count} events, hash chain intact${archived}${snap ? `, snapshot at seq ${snap.seq} matches${unchecked}` : ''}${torn}${keptNote}\n`);
   return 0;
 }
 
@@ -683,63 +698,102 @@ async function archiveAlone(stateDir: string, cause: Cause) {
 }
 
 /**
- * The names and endpoint facts `events` filters go by: what the events read say and, when the
- * first events are no longer readable (an archive moved away), what the snapshot says; what
- * neither holds and the query needs is said on stderr.
+ * Where `events` prints: stdout and stderr, or what a test gives; `partBytes`, about how many bytes
+ * of the log are read (and held) at once (readLogParts).
  */
-async function filterFacts(stateDir: string, base: ScanBase, events: readonly StoredEvent[], q: EventQuery): Promise<{ names: Map<string, string>; facts: EndpointFacts }> {
-  const names = new Map<string, string>();
-  const facts = new EndpointFacts();
-  if (base.seq > 0) {
-    const snap = await readSnapshot(stateDir);
-    const state = snap && snap.seq >= base.seq ? snap.state : null;
-    if (state) seedFromState(state, names, facts);
-    const unknown = describeUnknown(unknownBefore(events, state), q, state !== null);
-    if (unknown) process.stderr.write(`ledgernet: ${unknown}\n`);
-  }
-  return { names: namesFrom(events, names), facts: facts.add(events) };
+export interface EventsIo {
+  readonly stdout?: NodeJS.WritableStream;
+  readonly stderr?: NodeJS.WritableStream;
+  readonly partBytes?: number;
 }
 
-export async function runEvents(o: { stateDir: string; json: boolean; follow: boolean; verify: boolean; since?: string } & EventQuery): Promise<number> {
+/** Writes `text` to `to`, waiting for it to drain when it holds too much (78k lines are not buffered whole). */
+async function writeOut(to: NodeJS.WritableStream, text: string): Promise<void> {
+  if (text !== '' && !to.write(text)) await once(to, 'drain');
+}
+
+/**
+ * `events`, without holding the log: a first reading in parts (readLogParts: every check readLog
+ * makes, damage refused before anything is printed) learns the names and endpoint facts the
+ * filters and the lines go by, from what the events say and, when the first events are no longer
+ * readable (an archive moved away), what the snapshot says (what neither holds and the query
+ * needs is said on stderr); a second reading, up to the last event of the first, prints as it goes.
+ * What is held is a part of the log and the facts (per network and endpoint), not the events.
+ */
+export async function runEvents(o: { stateDir: string; json: boolean; follow: boolean; verify: boolean; since?: string } & EventQuery & EventsIo): Promise<number> {
   const asked = (['network', 'container', 'address', 'since'] as const).filter((k) => o[k] !== undefined);
   if (o.verify && asked.length > 0) throw new DriverError('LN_ERR_BAD_REQUEST', `\`events verify\` checks the whole log: it takes no ${asked.map((k) => `--${k}`).join(' or ')}`);
   const since = parseSince(o.since);
   const selected = eventFilter(o);
   // --since narrows what is shown; what the log says of endpoints and names before it still counts.
   const about: typeof selected = (e, names, facts) => fromSince(e, since) && selected(e, names, facts);
+  const stdout = o.stdout ?? process.stdout;
+  const stderr = o.stderr ?? process.stderr;
   await requireLog(o.stateDir);
-  const read = await readLog(o.stateDir, LOG_START, { archives: 'present' });
-  if (o.verify) return verifyLog(o.stateDir, read);
-  const { events, base } = read;
-  if (base.seq > 0) process.stderr.write(`ledgernet: events 1 to ${base.seq} were archived and are no longer in ${join(o.stateDir, ARCHIVE_DIR)}; from event ${base.seq + 1} on:\n`);
+  if (o.verify) return verifyLog(o.stateDir, o);
   // Names recorded anywhere in the log label every line of their network or endpoint, and what it
   // says of an endpoint anywhere (its container, its addresses) selects every line of it.
-  const { names, facts } = await filterFacts(o.stateDir, base, events, o);
-  const show = (e: StoredEvent) => out(o.json ? `${JSON.stringify(e)}\n` : eventLine(e, names));
-  if (!o.follow) {
-    const shown = events.filter((e) => about(e, names, facts));
-    shown.forEach(show);
-    if (asked.length > 0 && shown.length === 0) {
+  const names = new Map<string, string>();
+  const facts = new EndpointFacts();
+  // Set as the reading goes: what the snapshot leaves unknown (after an archive moved away), the last event.
+  const read: { unknown: { tracker: UnknownBefore; snapshot: boolean } | null; last: StoredEvent | null } = { unknown: null, last: null };
+  const { base } = await readLogParts(o.stateDir, {
+    ...(o.partBytes === undefined ? {} : { partBytes: o.partBytes }),
+    onBase: async (b) => {
+      if (b.seq === 0) return;
+      const snap = await readSnapshot(o.stateDir);
+      const state = snap && snap.seq >= b.seq ? snap.state : null;
+      if (state) seedFromState(state, names, facts);
+      read.unknown = { tracker: new UnknownBefore(state), snapshot: state !== null };
+    },
+    each: (part) => {
+      namesFrom(part, names);
+      facts.add(part);
+      read.unknown?.tracker.add(part);
+      read.last = part.at(-1) ?? read.last;
+    },
+  });
+  const upTo = read.last?.seq ?? base.seq;
+  if (base.seq > 0) stderr.write(`ledgernet: events 1 to ${base.seq} were archived and are no longer in ${join(o.stateDir, ARCHIVE_DIR)}; from event ${base.seq + 1} on:\n`);
+  const note = read.unknown ? describeUnknown(read.unknown.tracker.unknown(), o, read.unknown.snapshot) : null;
+  if (note) stderr.write(`ledgernet: ${note}\n`);
+  const line = (e: StoredEvent) => (o.json ? `${JSON.stringify(e)}\n` : eventLine(e, names));
+  // Following: an endpoint's earlier lines are shown when a later line makes them concern the
+  // query (its container named after its Join), as a read of the whole log would have shown them.
+  const follow = o.follow ? new FollowFilter<StoredEvent>(about, names, facts) : null;
+  const newest = Date.parse(read.last?.at ?? '');
+  let shown = 0;
+  if (upTo > base.seq) {
+    // Checked whole by the first reading: now the links and checksums only.
+    await readLogParts(o.stateDir, {
+      ...(o.partBytes === undefined ? {} : { partBytes: o.partBytes }),
+      rehash: false,
+      each: async (part) => {
+        const upToLast = part.filter((e) => e.seq <= upTo);
+        const show = follow ? follow.first(upToLast.map((e) => ({ e, item: e })), newest) : upToLast.filter((e) => about(e, names, facts));
+        shown += show.length;
+        await writeOut(stdout, show.map(line).join(''));
+        return (part.at(-1)?.seq ?? 0) < upTo;
+      },
+    });
+  }
+  if (!follow) {
+    if (asked.length > 0 && shown === 0) {
       const from = since === null ? '' : ` from ${'seq' in since ? `seq ${since.seq}` : since.time} on`;
       const query = asked.some((k) => k !== 'since') ? ` concerns ${describeQuery(o)}` : '';
-      process.stderr.write(`ledgernet: no event in ${join(o.stateDir, LOG_FILE)}${from}${query}\n`);
+      stderr.write(`ledgernet: no event in ${join(o.stateDir, LOG_FILE)}${from}${query}\n`);
       return 1;
     }
     return 0;
   }
-  // Following: an endpoint's earlier lines are shown when a later line makes them concern the
-  // query (its container named after its Join), as a read of the whole log would have shown them.
-  const follow = new FollowFilter<StoredEvent>(about, names, facts);
-  const take = (fresh: readonly StoredEvent[]) => follow.take(fresh.map((e) => ({ e, item: e }))).forEach(show);
-  take(events);
-  let seen = events.at(-1)?.seq ?? base.seq;
+  let seen = upTo;
   // From where the last read stopped (not the whole log every time), by seq: an archive meanwhile
   // moves the events into another file, not out of the chain.
   const parts = new LogParts(o.stateDir, 10_000);
   for (;;) {
     await sleep(500);
     const fresh = await parts.after(seen, Number.MAX_SAFE_INTEGER);
-    take(fresh);
+    await writeOut(stdout, follow.take(fresh.map((e) => ({ e, item: e }))).map(line).join(''));
     seen = fresh.at(-1)?.seq ?? seen;
   }
 }

@@ -29,18 +29,33 @@ export interface Unknown {
 
 /** Which endpoints and networks `events` name without their start (created before the first of them) that `state` does not hold either. */
 export function unknownBefore(events: readonly StoredEvent[], state: State | null): Unknown {
-  const held = new Set([...Object.keys(state?.networks ?? {}), ...Object.keys(state?.endpoints ?? {})]);
-  for (const peers of Object.values(state?.peers ?? {})) for (const id of Object.keys(peers.endpoints)) held.add(id);
-  const endpoints = new Set<string>();
-  const networks = new Set<string>();
-  for (const e of events) {
-    const d = e.data as { endpointId?: unknown; networkId?: unknown };
-    // Its start is read: what it says is in the events (began in them, held from then on).
-    if (e.type === 'network.created' || e.type === 'endpoint.created' || e.type === 'peer.endpoint.added') held.add(String(d.endpointId ?? d.networkId));
-    if (typeof d.endpointId === 'string' && !held.has(d.endpointId)) endpoints.add(d.endpointId);
-    if (typeof d.networkId === 'string' && !held.has(d.networkId)) networks.add(d.networkId);
+  return new UnknownBefore(state).add(events).unknown();
+}
+
+/** unknownBefore for events read in parts: `add` each part in order, then `unknown`. */
+export class UnknownBefore {
+  private readonly held: Set<string>;
+  private readonly endpoints = new Set<string>();
+  private readonly networks = new Set<string>();
+  constructor(state: State | null) {
+    this.held = new Set([...Object.keys(state?.networks ?? {}), ...Object.keys(state?.endpoints ?? {})]);
+    for (const peers of Object.values(state?.peers ?? {})) for (const id of Object.keys(peers.endpoints)) this.held.add(id);
   }
-  return { endpoints: [...endpoints], networks: [...networks] };
+
+  add(events: Iterable<StoredEvent>): this {
+    for (const e of events) {
+      const d = e.data as { endpointId?: unknown; networkId?: unknown };
+      // Its start is read: what it says is in the events (began in them, held from then on).
+      if (e.type === 'network.created' || e.type === 'endpoint.created' || e.type === 'peer.endpoint.added') this.held.add(String(d.endpointId ?? d.networkId));
+      if (typeof d.endpointId === 'string' && !this.held.has(d.endpointId)) this.endpoints.add(d.endpointId);
+      if (typeof d.networkId === 'string' && !this.held.has(d.networkId)) this.networks.add(d.networkId);
+    }
+    return this;
+  }
+
+  unknown(): Unknown {
+    return { endpoints: [...this.endpoints], networks: [...this.networks] };
+  }
 }
 
 /**

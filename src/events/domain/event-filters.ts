@@ -107,6 +107,9 @@ export const FOLLOW_HOLD_MAX = 10_000;
 
 type Filter = ReturnType<typeof eventFilter>;
 
+/** Is a line recent enough to keep, by the events' time, when the newest read is `newest` (NaN: every line is)? */
+const recentBy = (newest: number) => (e: StoredEvent) => !Number.isFinite(newest) || !(Date.parse(e.at) < newest - FOLLOW_HOLD_MS);
+
 /**
  * `--follow` with filters: the lines that concern the query as they come, and the earlier lines
  * a new event makes concern it (an endpoint's created and joined lines once its container is
@@ -136,7 +139,7 @@ export class FollowFilter<T> {
     namesFrom(events, this.names);
     this.facts.add(events);
     const newest = Date.parse(events.at(-1)?.at ?? '');
-    const recent = (e: StoredEvent) => !Number.isFinite(newest) || !(Date.parse(e.at) < newest - FOLLOW_HOLD_MS);
+    const recent = recentBy(newest);
     // Expired lines go in a sweep at most every tenth of the hold (by the events' time), or when too many are kept.
     if (this.count > FOLLOW_HOLD_MAX || (Number.isFinite(newest) && newest - this.sweptAt > FOLLOW_HOLD_MS / 10)) this.sweep(recent, newest);
     const now: { readonly item: T; readonly n: number }[] = [];
@@ -155,7 +158,24 @@ export class FollowFilter<T> {
       }
     }
     now.sort((a, b) => a.n - b.n);
-    const shown = now.map((h) => h.item);
+    return [...now.map((h) => h.item), ...this.place(batch, recent)];
+  }
+
+  /**
+   * The first reading, read in parts with `names` and `facts` already holding what all of it
+   * says (not added again: a later rename must still label the earlier lines): what take would
+   * show of this part with the whole reading as one batch, keeping what it would keep; `newest`
+   * is the time of the reading's last event. Then take with what comes after it.
+   */
+  first(part: readonly { readonly e: StoredEvent; readonly item: T }[], newest: number): T[] {
+    // take's first sweep, of nothing: from then on, sweeps go by the reading's newest time.
+    if (Number.isFinite(newest)) this.sweptAt = newest;
+    return this.place(part, recentBy(newest));
+  }
+
+  /** Each of `batch` that concerns the query, in order; the others are kept (when recent) for a later line to select. */
+  private place(batch: readonly { readonly e: StoredEvent; readonly item: T }[], recent: (e: StoredEvent) => boolean): T[] {
+    const shown: T[] = [];
     for (const b of batch) {
       const n = this.read++;
       if (this.about(b.e, this.names, this.facts)) {

@@ -291,7 +291,7 @@ export async function readAndScan(fh: FileHandle, given: ScanBase, o: ScanOption
 }
 
 /** Where the events of a file that opens with `s` start. */
-const baseAfter = (s: LogStart): ScanBase => ({ offset: s.bytes, seq: s.seq, hash: s.hash, recordOffset: 0 });
+export const baseAfter = (s: LogStart): ScanBase => ({ offset: s.bytes, seq: s.seq, hash: s.hash, recordOffset: 0 });
 
 /**
  * A log that continues after archived events, read from its start: the archives first (see
@@ -382,7 +382,7 @@ export async function refuseBadFirstRecord(dir: string, fh: FileHandle): Promise
   if (seq !== 1) throw corruptError(dir, 0, `its first record is ${problem ?? 'neither the start record an archive writes nor event 1'}`);
 }
 
-function archiveBreak(path: string, why: string): DriverError {
+export function archiveBreak(path: string, why: string): DriverError {
   return new DriverError('LN_ERR_LOG_CORRUPT', `the archived events ${path} are damaged or do not belong to this log: ${why}; restore the file from a backup`);
 }
 
@@ -396,7 +396,7 @@ function archivesMissing(dir: string, start: LogStart, missing: number): DriverE
 }
 
 /** Up to `length` bytes from `start` (fewer when the file ends before): not zero-filled first (a long log). */
-async function readFrom(fh: FileHandle, start: number, length: number): Promise<Buffer> {
+export async function readFrom(fh: FileHandle, start: number, length: number): Promise<Buffer> {
   const buf = sharedBuffer(length);
   let got = 0;
   while (got < length) {
@@ -433,7 +433,7 @@ export function scanError(dir: string, end: { offset: number; reason: string; ne
   return end.newer === undefined ? corruptError(dir, end.offset, end.reason) : newerError(file, `${end.newer}, at byte offset ${end.offset}`);
 }
 
-function corruptError(dir: string, offset: number, reason: string): DriverError {
+export function corruptError(dir: string, offset: number, reason: string): DriverError {
   return new DriverError(
     'LN_ERR_LOG_CORRUPT',
     `the event log ${join(dir, LOG_FILE)} is damaged at byte offset ${offset} (${reason}); ` +

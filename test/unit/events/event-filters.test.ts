@@ -60,6 +60,24 @@ describe('FollowFilter (--follow with filters)', () => {
     assert.deepEqual(take(...history.slice(6)), [], "job-7's endpoint is not web-1's; nothing shown twice");
   });
 
+  it('a first reading in parts (first, with the names and facts of all of it) shows and keeps what one take of it would', () => {
+    // Read whole: history up to web-1's Join (3, 4 kept: not named yet), then its naming comes.
+    // Another endpoint's lines 20 ms later, and a line a minute older than the newest, not kept.
+    const first = [at(history[0]!, -FOLLOW_HOLD_MS - 1), ...history.slice(1, 4)];
+    const later = history.slice(4);
+    for (const q of [{ container: 'web-1' }, { network: 'web' }, { address: '10.231.79.2' }]) {
+      const whole = new FollowFilter<number>(eventFilter(q), new Map(), new EndpointFacts());
+      const want = [whole.take(first.map((e) => ({ e, item: e.seq }))), whole.take(later.map((e) => ({ e, item: e.seq })))];
+      const names = new Map<string, string>();
+      const facts = new EndpointFacts().add(first);
+      for (const e of first) if (e.type === 'network.named') names.set(e.data.networkId, e.data.name);
+      const parted = new FollowFilter<number>(eventFilter(q), names, facts);
+      const newest = Date.parse(first.at(-1)!.at);
+      const shown = [...parted.first(first.slice(0, 2).map((e) => ({ e, item: e.seq })), newest), ...parted.first(first.slice(2).map((e) => ({ e, item: e.seq })), newest)];
+      assert.deepEqual([shown, parted.take(later.map((e) => ({ e, item: e.seq })))], want, JSON.stringify(q));
+    }
+  });
+
   it("a network's lines before its name came, for --network NAME", () => {
     const take = follower({ network: 'web' });
     assert.deepEqual(take(history[0]!), []);

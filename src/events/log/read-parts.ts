@@ -1,0 +1,165 @@
+// `ledgernet events` and `events verify` on a long log: the log and the archives still here, read
+// as readLog(dir, LOG_START, { archives: 'present' }) reads them (framing, checksums, JSON,
+// versions, seq continuity, the hash chain within and across the files, each hash recomputed;
+// damage refused with the same errors, a torn tail of events.log reported), but in parts of about
+// `partBytes` bytes, each handed on and dropped before the next is read: what is held is one part,
+// not the log (a month of a busy host is gigabytes of log).
+import { open, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DriverError } from '../../errors.ts';
+import { HEADER_BYTES, MAX_RECORD_BYTES, type ScanEnd } from './framing.ts';
+import { archiveBreak, baseAfter, corruptError, LOG_FILE, LOG_START, readFrom, refuseIfArchived, scanError, scanLog, type ScanBase } from './read.ts';
+import { ARCHIVE_DIR, archiveChain, startOfFile } from './archive.ts';
+import type { StoredEvent } from '../domain/types.ts';
+
+/** What a reading in parts read. */
+export interface PartsRead {
+  /** Where it started: LOG_START, or after the last event no longer here (as readLog's base). */
+  readonly base: ScanBase;
+  /** How many events were handed on. */
+  readonly count: number;
+  /** How events.log ended (torn: a tail a crash left, cut off by the next writer). */
+  readonly end: ScanEnd;
+}
+
+export interface PartsOptions {
+  /** About how many bytes of the log one part holds (a record longer than that is one part). */
+  readonly partBytes?: number;
+  /** Recompute each event's hash (default true, as readLog); false: checksums, JSON, seq and chain links only. */
+  readonly rehash?: boolean;
+  /** Called once where the reading starts is known, before any part. */
+  readonly onBase?: (base: ScanBase) => void | Promise<void>;
+  /** Each part's events, in order; false stops the reading there (what follows is not read or checked). */
+  readonly each: (events: StoredEvent[]) => boolean | void | Promise<boolean | void>;
+}
+
+const PART_BYTES = 1024 * 1024;
+
+/** Reads the log from its first event still here (archives included) in parts; throws on damage as readLog does. */
+export async function readLogParts(dir: string, o: PartsOptions): Promise<PartsRead> {
+  let fh: FileHandle;
+  try {
+    fh = await open(join(dir, LOG_FILE), 'r');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+      await o.onBase?.(LOG_START);
+      return { base: LOG_START, count: 0, end: { kind: 'clean' } };
+    }
+    throw new DriverError('LN_ERR_LOG_IO', `cannot read the event log in ${dir}: ${(e as Error).message}`, { cause: e });
+  }
+  const opened: FileHandle[] = [];
+  try {
+    const size = (await fh.stat()).size;
+    const start = await startOfFile(fh);
+    const reader = new PartReader(o);
+    if (!start) {
+      await refuseIfArchived(dir, fh);
+      await o.onBase?.(LOG_START);
+      const live = await reader.file(fh, size, LOG_START);
+      if (live.end.kind === 'corrupt') throw scanError(dir, live.end);
+      return { base: LOG_START, count: reader.count, end: live.end };
+    }
+    // As far back as the archives here go; each one opened first (one that cannot be is named before any is read).
+    const { files } = await archiveChain(dir, start.seq);
+    const parts: { path: string; fh: FileHandle; base: ScanBase; last: number }[] = [];
+    for (const a of files) {
+      const path = join(dir, ARCHIVE_DIR, a.name);
+      const afh = await open(path, 'r').catch((e: unknown) => {
+        throw new DriverError('LN_ERR_LOG_IO', `cannot read the archived events ${path}: ${(e as Error).message}`, { cause: e });
+      });
+      opened.push(afh);
+      const s = await startOfFile(afh);
+      parts.push({ path, fh: afh, base: s ? baseAfter(s) : LOG_START, last: a.last });
+    }
+    const base = parts[0]?.base ?? baseAfter(start);
+    await o.onBase?.(base);
+    let prev = { seq: base.seq, hash: base.hash };
+    for (const p of parts) {
+      if (p.base.seq !== prev.seq || p.base.hash !== prev.hash) throw archiveBreak(p.path, `starts after event ${p.base.seq}, where the chain is at event ${prev.seq}`);
+      // An archive was complete when it was made: torn or damaged is damage, and so is an end before its name's last event.
+      const r = await reader.file(p.fh, (await p.fh.stat()).size, p.base);
+      if (reader.stopped) return { base, count: reader.count, end: { kind: 'clean' } };
+      if (r.end.kind === 'corrupt' && r.end.newer !== undefined) throw scanError(dir, r.end, p.path);
+      if (r.end.kind !== 'clean') throw archiveBreak(p.path, `damaged at byte offset ${r.end.offset} (${r.end.kind === 'corrupt' ? r.end.reason : 'cut short'})`);
+      if (r.last === null || r.last.seq !== p.last) throw archiveBreak(p.path, `holds events up to seq ${r.last?.seq ?? p.base.seq}, its name says ${p.last}`);
+      prev = r.last;
+    }
+    if (parts.length > 0 && (start.seq !== prev.seq || start.hash !== prev.hash)) {
+      throw corruptError(dir, 0, `the log starts after event ${start.seq}, which does not link to the last archived event ${prev.seq}`);
+    }
+    const live = await reader.file(fh, size, baseAfter(start));
+    if (live.end.kind === 'corrupt') throw scanError(dir, live.end);
+    return { base, count: reader.count, end: live.end };
+  } finally {
+    for (const h of opened) await h.close();
+    await fh.close();
+  }
+}
+
+/** Reads files part by part, handing each part's events on. */
+class PartReader {
+  count = 0;
+  stopped = false;
+  private readonly o: PartsOptions;
+  private readonly partBytes: number;
+  private readonly buf: Buffer;
+  constructor(o: PartsOptions) {
+    this.o = o;
+    this.partBytes = Math.max(HEADER_BYTES, o.partBytes ?? PART_BYTES);
+    this.buf = Buffer.allocUnsafe(this.partBytes);
+  }
+
+  /**
+   * The events of the file's first `size` bytes from `from` on, in parts; how it ends (offsets:
+   * the file's) and its last event. A part ends at the last record whole in it; a record that
+   * does not verify where the whole file was not read is judged again over the rest of the file,
+   * so a torn tail and damage are told apart as a reading of the whole file tells them (framing.ts).
+   */
+  async file(fh: FileHandle, size: number, from: ScanBase): Promise<{ end: ScanEnd; last: { seq: number; hash: string } | null }> {
+    let pos = from.offset;
+    let at = { seq: from.seq, hash: from.hash };
+    let last: { seq: number; hash: string } | null = null;
+    let want = this.partBytes;
+    while (pos < size) {
+      const buf = await this.read(fh, pos, Math.min(want, size - pos));
+      const whole = pos + buf.length >= size;
+      const r = scanLog(buf, { offset: 0, seq: at.seq, hash: at.hash, recordOffset: -1 }, pos, { rehash: this.o.rehash ?? true });
+      const ev = r.events.at(-1);
+      if (ev) {
+        last = at = { seq: ev.seq, hash: ev.hash };
+        this.count += r.events.length;
+        if ((await this.o.each(r.events)) === false) {
+          this.stopped = true;
+          return { end: { kind: 'clean' }, last };
+        }
+      }
+      if (r.end.kind === 'clean' || whole) {
+        if (r.end.kind !== 'clean') return { end: { ...r.end, offset: r.end.offset + pos }, last };
+        pos += r.goodLength;
+        want = this.partBytes;
+        continue;
+      }
+      const off = r.goodLength;
+      pos += off;
+      // A record this part cut (the rest of it in the file): the next part starts with it, made
+      // long enough for it. Anything else: the rest of the file, read whole, judges it.
+      const rest = buf.length - off;
+      const len = rest < HEADER_BYTES ? 0 : buf.readUInt32BE(off);
+      const cut = rest < HEADER_BYTES || (len > 0 && len <= MAX_RECORD_BYTES && HEADER_BYTES + len > rest);
+      want = !cut ? size - pos : off > 0 ? this.partBytes : Math.max(2 * want, HEADER_BYTES + len);
+    }
+    return { end: { kind: 'clean' }, last };
+  }
+
+  /** `length` bytes from `start` (fewer at the end of the file), in one buffer used again for every part (what is read from it is copied). */
+  private async read(fh: FileHandle, start: number, length: number): Promise<Buffer> {
+    if (length > this.partBytes) return readFrom(fh, start, length);
+    let got = 0;
+    while (got < length) {
+      const { bytesRead } = await fh.read(this.buf, got, length - got, start + got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+    }
+    return this.buf.subarray(0, got);
+  }
+}
