@@ -77,9 +77,14 @@ export class KeyMirror {
   /** The values of the keys KEPT_VALUES names (not the hosts' records, rewritten on every heartbeat), for `dropHost`, `forgetHost` and `driftOf`. */
   private readonly values = new Map<string, string>();
   private live = false;
+  /** The bucket's revision the watch delivered last (a delete's too). */
+  private upTo = 0;
+  private readonly waiters = new Set<{ rev: number; done: () => void }>();
 
-  /** One watch entry: put (its revision and value) or deleted; `isUpdate` once the replay is over. */
-  seen(key: string, rev: number | null, isUpdate: boolean, value: () => string = () => ''): void {
+  /** One watch entry: put (its revision and value) or deleted; `isUpdate` once the replay is over; `at`: the entry's revision. */
+  seen(key: string, rev: number | null, isUpdate: boolean, value: () => string = () => '', at: number = rev ?? 0): void {
+    this.upTo = Math.max(this.upTo, at);
+    for (const w of this.waiters) if (w.rev <= this.upTo) w.done();
     if (rev === null) {
       this.revs.delete(key);
       this.values.delete(key);
@@ -98,6 +103,25 @@ export class KeyMirror {
 
   get ready(): boolean {
     return this.live;
+  }
+
+  /**
+   * Resolves once the watch delivered revision `rev` (this host's own write: what it reads next
+   * from the mirror, `status` right after `cluster forget`, then holds it), or after `timeoutMs`
+   * (a watch that stalled: the write is in the bucket all the same).
+   */
+  async caughtUp(rev: number, timeoutMs: number): Promise<void> {
+    if (rev <= this.upTo) return;
+    let timer: NodeJS.Timeout | undefined;
+    const w = { rev, done: () => undefined as void };
+    await new Promise<void>((resolve) => {
+      w.done = resolve;
+      this.waiters.add(w);
+      timer = setTimeout(resolve, timeoutMs);
+    }).finally(() => {
+      clearTimeout(timer);
+      this.waiters.delete(w);
+    });
   }
 
   /** Is `key` in the bucket (as the watch saw it)? */
@@ -231,9 +255,9 @@ export async function forgottenHosts(kv: KV, keys: readonly string[]): Promise<F
   return out.sort((a, b) => (a.host < b.host ? -1 : a.host > b.host ? 1 : 0));
 }
 
-/** Records that `host` was forgotten: a ledgernet starting under that name with its old cluster networks is refused (`admitHost`). */
-export async function recordForgotten(kv: KV, host: string, f: Forgotten): Promise<void> {
-  await kv.put(forgottenKey(host), enc({ host, ...f }));
+/** Records that `host` was forgotten (returns the write's revision): a ledgernet starting under that name with its old cluster networks is refused (`admitHost`). */
+export function recordForgotten(kv: KV, host: string, f: Forgotten): Promise<number> {
+  return kv.put(forgottenKey(host), enc({ host, ...f }));
 }
 
 /**

@@ -32,6 +32,8 @@ const OPEN_MS = 30_000;
 /** Asking whether the bucket's stream has a leader yet: each question's wait, and the pause between two. */
 const LEADER_ASK_MS = 250;
 const LEADER_PAUSE_MS = 50;
+/** How long `cluster forget` waits for its watch to deliver the record it wrote (so `status` lists it at once). */
+const FORGET_SEEN_MS = 2_000;
 
 /** The default --cluster-host-timeout (src/config.ts), for a ClusterKv opened without one. */
 const DEFAULT_TIMEOUT_MS = 30_000;
@@ -351,7 +353,9 @@ export class ClusterKv {
     }
     if (o.dryRun) return forgetNetworks(this.b, host, true);
     const done = await forgetNetworks(this.b, host);
-    await recordForgotten(this.b.kv, host, { by: this.host, at: new Date().toISOString(), ...(o.reason === undefined ? {} : { reason: o.reason }) });
+    const rev = await recordForgotten(this.b.kv, host, { by: this.host, at: new Date().toISOString(), ...(o.reason === undefined ? {} : { reason: o.reason }) });
+    // Read your own write: `status` right after reads the watch's mirror (it once listed no forgotten host).
+    if (this.b.mirror.ready) await this.b.mirror.caughtUp(rev, FORGET_SEEN_MS);
     return done;
   }
 
@@ -387,7 +391,7 @@ export class ClusterKv {
     this.detached = false;
     void (async () => {
       for await (const e of it) {
-        mirror.seen(e.key, e.operation === 'PUT' ? e.revision : null, e.isUpdate, () => e.string());
+        mirror.seen(e.key, e.operation === 'PUT' ? e.revision : null, e.isUpdate, () => e.string(), e.revision);
         const [kind, token] = e.key.split('.');
         const host = token === undefined ? undefined : hostOfKey(token);
         if (kind === 'hosts' && host) {
