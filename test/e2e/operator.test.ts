@@ -35,6 +35,11 @@ function freePort(): Promise<number> {
   });
 }
 
+/** Waits for the daemon's log to match `re` (a line written just before a metric moved may reach the pipe a moment after). */
+function logged(daemon: { logs(): string }, re: RegExp): Promise<true> {
+  return waitFor(() => re.test(daemon.logs()), { what: `the daemon to log ${String(re)}`, timeoutMs: 5_000 });
+}
+
 function sample(text: string, name: string, labels = ''): number {
   const line = text.split('\n').find((l) => l.startsWith(`${name}${labels} `) || (labels === '' && l.startsWith(`${name}{`) === false && l.startsWith(`${name} `)));
   return line ? Number(line.split(' ').at(-1)) : Number.NaN;
@@ -116,7 +121,7 @@ describe('operator experience', () => {
       assert.ok(await ping(c1, ip2), 'bridge filtering off: the containers reach each other');
       const scrape = async () => sample(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text(), 'ledgernet_icc_unenforced_networks');
       await waitFor(async () => (await scrape()) === 1, { what: 'ledgernet_icc_unenforced_networks 1', timeoutMs: 10_000 });
-      assert.match(daemon.logs(), new RegExp(`icc: containers of ${net} \\(icc=false\\) reach each other`));
+      await logged(daemon, new RegExp(`icc: containers of ${net} \\(icc=false\\) reach each other`));
       const status = await ledgernetCli(['status', '--state-dir', daemon.stateDir]);
       assert.equal(status.exitCode, 0, status.stderr);
       const fix = /^icc: containers of .*Turn it on: (sysctl -w \S+=1), and keep it/m.exec(status.stdout)?.[1] ?? '';
@@ -128,7 +133,7 @@ describe('operator experience', () => {
       await execa(cmd ?? '', ['-q', ...args]);
       assert.equal(await ping(c1, ip2, 1), false, 'the fix as given closes it again');
       await waitFor(async () => (await scrape()) === 0, { what: 'ledgernet_icc_unenforced_networks 0', timeoutMs: 10_000 });
-      assert.match(daemon.logs(), /icc: icc=false is enforced again/);
+      await logged(daemon, /icc: icc=false is enforced again/);
       await cleanupAll();
       await daemon.stop();
       await waitNoLeaks();
@@ -149,7 +154,7 @@ describe('operator experience', () => {
       assert.equal(await ping(c1, outside.ip6, 1), false, 'IPv6 forwarding off: cut off over IPv6');
       const scrape = async () => sample(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text(), 'ledgernet_ipv6_forwarding_off');
       await waitFor(async () => (await scrape()) === 1, { what: 'ledgernet_ipv6_forwarding_off 1', timeoutMs: 10_000 });
-      assert.match(daemon.logs(), new RegExp(`forwarding: IPv6 forwarding is off \\(net\\.ipv6\\.conf\\.all\\.forwarding = 0\\): what containers of ${net} send over IPv6`));
+      await logged(daemon, new RegExp(`forwarding: IPv6 forwarding is off \\(net\\.ipv6\\.conf\\.all\\.forwarding = 0\\): what containers of ${net} send over IPv6`));
       const status = await ledgernetCli(['status', '--state-dir', daemon.stateDir]);
       assert.equal(status.exitCode, 0, status.stderr);
       const fix = /^forwarding: IPv6 forwarding is off .*Turn it on: (sysctl -w [^,]*?), and keep it/m.exec(status.stdout)?.[1] ?? '';
@@ -163,7 +168,7 @@ describe('operator experience', () => {
       await execa(cmd ?? '', ['-q', ...args]);
       assert.ok(await ping(c1, outside.ip6), 'the fix brings the outside back over IPv6');
       await waitFor(async () => (await scrape()) === 0, { what: 'ledgernet_ipv6_forwarding_off 0', timeoutMs: 10_000 });
-      assert.match(daemon.logs(), /forwarding: IPv6 forwarding is on again/);
+      await logged(daemon, /forwarding: IPv6 forwarding is on again/);
       await cleanupAll();
       await daemon.stop();
       await waitNoLeaks();
@@ -218,7 +223,7 @@ describe('operator experience', () => {
         assert.equal(await ping(c1, outside.ip, 1), false, 'cut off');
         const scrape = async () => sample(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text(), 'ledgernet_ipv4_forwarding_off_links');
         await waitFor(async () => (await scrape()) === 1, { what: 'ledgernet_ipv4_forwarding_off_links 1', timeoutMs: 10_000 });
-        assert.match(daemon.logs(), new RegExp(`forwarding: IPv4 forwarding is off on ${bridge} .*what containers of ${net} send goes no further than the host`));
+        await logged(daemon, new RegExp(`forwarding: IPv4 forwarding is off on ${bridge} .*what containers of ${net} send goes no further than the host`));
         const status = await ledgernetCli(['status', '--state-dir', daemon.stateDir]);
         assert.equal(status.exitCode, 0, status.stderr);
         const line = new RegExp(`^forwarding: IPv4 forwarding is off on ${bridge} .*Turn it on: sysctl -w ${key.replaceAll('.', '\\.')}=1 `, 'm');

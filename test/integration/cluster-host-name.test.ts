@@ -63,12 +63,13 @@ describe('two machines under one host name', () => {
   });
 
   it('once the other\'s record timed out the newcomer is let in, and its block is not the other\'s', async () => {
-    // Short timeouts: a record is stale after max(1 s, 3 × its 166 ms interval).
-    const a = await open('clone', '192.0.2.3', 'machine-c', 1_000);
+    // Short timeouts: a record is stale after max(3 s, 3 × its 500 ms interval). (1 s once left too
+    // little room for the claim before the refusal on a slow machine.)
+    const a = await open('clone', '192.0.2.3', 'machine-c', 3_000);
     const held = await claim(a, 'green');
-    await assert.rejects(open('clone', '192.0.2.4', 'machine-d', 1_000), /LN_ERR_CLUSTER_HOST_TAKEN|under this host's name clone/);
-    await pause(1_200);
-    const b = await open('clone', '192.0.2.4', 'machine-d', 1_000);
+    await assert.rejects(open('clone', '192.0.2.4', 'machine-d', 3_000), /LN_ERR_CLUSTER_HOST_TAKEN|under this host's name clone/);
+    await pause(3_200);
+    const b = await open('clone', '192.0.2.4', 'machine-d', 3_000);
     const mine = await claim(b, 'green');
     assert.notEqual(mine, held, `machine d was handed machine c's block ${held}`);
   });

@@ -36,7 +36,7 @@ async function leaderSeen(t: number, done: () => boolean): Promise<number | null
 }
 
 describe('joining a cluster that has just formed', () => {
-  it('three hosts at once: each is in within 2.5 s of the stream having a leader, and they get one network', async () => {
+  it('three hosts at once: each is in within 4 s of the stream having a leader, and they get one network', async () => {
     const t = Date.now();
     const took: number[] = [];
     let joined = false;
@@ -52,7 +52,7 @@ describe('joining a cluster that has just formed', () => {
     // The watcher saw the leader no earlier than it was elected: a host in before that was in anyway.
     const leaderAt = (await leader) ?? Math.max(...took);
     console.log(`bucket stream leader seen after ${leaderAt} ms; hosts joined after ${took.join(', ')} ms`);
-    assert.ok(took.every((ms) => ms < leaderAt + 2_500), `joined after ${took.join(', ')} ms, the stream's leader seen after ${leaderAt} ms`);
+    assert.ok(took.every((ms) => ms < leaderAt + 4_000), `joined after ${took.join(', ')} ms, the stream's leader seen after ${leaderAt} ms`);
     const nets = await Promise.all(hosts.map((h, i) => h.joinNetwork({ name: 'blue', subnet: null, propose: () => `10.240.${i + 1}.0/24` })));
     assert.equal(new Set(nets.map((n) => `${n.subnet} ${n.vni}`)).size, 1, JSON.stringify(nets));
     assert.deepEqual((await hosts[0]!.hosts()).map((h) => h.host), ['h1', 'h2', 'h3']);

@@ -17,6 +17,8 @@ let nc: NatsConnection;
 const conns: NatsConnection[] = [];
 const hosts: Record<string, ClusterKv> = {};
 const watches: { stop(): void }[] = [];
+/** The highest host-record revision each host's watch delivered (what `settle` waits on). */
+const seenBy: { rev: number }[] = [];
 const own = (h: string): OwnKeys => ({ members: ['blue'], endpoints: [{ cluster: 'blue', endpointId: `e-${h}`, address: '10.240.0.9', mac: '02:42:0a:f0:00:09' }] });
 
 before(async () => {
@@ -27,7 +29,9 @@ before(async () => {
     conns.push(c);
     hosts[h] = await ClusterKv.open(c, { host: h, vtep: `192.0.2.${h.slice(1)}`, replicas: 1 });
     // What a host knows of the bucket's keys comes from its watch, live after its first heartbeat.
-    watches.push(await hosts[h].watchPeers(() => undefined));
+    const seen = { rev: 0 };
+    seenBy.push(seen);
+    watches.push(await hosts[h].watchPeers(() => undefined, (r) => (seen.rev = Math.max(seen.rev, r.rev ?? 0))));
   }
   for (const kv of Object.values(hosts)) await kv.heartbeat();
   await waitFor(() => Object.values(hosts).every((kv) => kv.watching), { timeoutMs: 5_000, what: 'the watches to catch up' });
@@ -56,8 +60,15 @@ async function recordRev(host: string): Promise<number> {
   return e.revision;
 }
 
-/** Lets the watches deliver what was just written (the keys a host removes are those its watch saw). */
-const settle = () => new Promise((r) => setTimeout(r, 200));
+/**
+ * Lets the watches deliver what was just written (the keys a host removes are those its watch
+ * saw): writes a marker host record and waits until every watch delivered it; a watch delivers in
+ * the bucket's order, so it has then seen every earlier write too.
+ */
+async function settle(): Promise<void> {
+  const rev = await (await bucket()).put('hosts.settle', '{}');
+  await waitFor(() => seenBy.every((s) => s.rev >= rev), { timeoutMs: 5_000, what: 'every watch to deliver what was written' });
+}
 
 describe('host expiry in the KV bucket', () => {
   it('h1 and h2 remove h3 at once: one removes its record and keys, the other finds it done', async () => {

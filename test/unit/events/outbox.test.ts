@@ -99,7 +99,7 @@ describe('Outbox', () => {
     for (let i = 2; i < all.length; i++) {
       const t0 = performance.now();
       ob.notify([all[i]!]);
-      assert.ok(performance.now() - t0 < 5, 'notify does not wait for NATS');
+      assert.ok(performance.now() - t0 < 50, 'notify does not wait for NATS (a GC pause aside)');
     }
     assert.equal(ob.stats().backlog, 12);
     await waitUntil(() => log.lines.some((l) => l.startsWith('the audit stream is 12 event(s) behind')), 'the backlog line');
