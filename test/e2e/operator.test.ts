@@ -178,8 +178,9 @@ describe('operator experience', () => {
   test('serve --ipv6-forwarding: an --ipv6 network turns IPv6 forwarding on as Docker does; turned off later, the dry-run shows it and a pass puts it back', async () => {
     const read = async (k: string) => (await readFile(`/proc/sys/net/ipv6/conf/${k}/forwarding`, 'utf8')).trim();
     await withIpv6ForwardingOff(async (outside) => {
-      // The default repair interval (10 s): what turns it on at creation is the CreateNetwork itself.
-      const daemon = await startDaemon({ extraArgs: ['--ipv6-forwarding'] });
+      // No repair timer: what turns it on at creation is the CreateNetwork itself, and the dry-run
+      // below sees it off (a timer pass could put it back first on a slow machine).
+      const daemon = await startDaemon({ extraArgs: ['--ipv6-forwarding', '--reconcile-interval', '0'] });
       const net = track.network(uniqueName('ln'));
       assert.equal((await docker(['network', 'create', '--driver', 'ledgernet', '--ipv6', '--subnet', '10.231.29.0/24', '--subnet', 'fd00:231:29::/64', net])).exitCode, 0);
       assert.deepEqual([await read('all'), await read('default')], ['1', '1'], 'on once the network is created');
