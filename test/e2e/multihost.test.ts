@@ -47,10 +47,20 @@ describe('the test bed', () => {
 const CLUSTER = (name: string) => ['-d', 'ledgernet', '--ipam-driver', 'ledgernet', '--ipam-opt', `ledgernet.cluster=${name}`, '-o', `ledgernet.cluster=${name}`];
 
 /** The subnet Docker shows for a network on a host. */
+/** The first "cluster objects converged" line in `log` that holds every one of `needles`, or undefined. */
+function convergedLine(log: string, needles: readonly string[]): string | undefined {
+  return log.split('\n').find((l) => l.includes('cluster objects converged') && needles.every((n) => l.includes(n)));
+}
+
+/** The log time of a line (pino's ISO `time`). */
+function loggedAt(line: string): number {
+  return Date.parse((JSON.parse(line) as { time: string }).time);
+}
+
 /** The time of the first "cluster objects converged" line in `log` that holds every one of `needles`, or undefined. */
 function convergedAt(log: string, needles: readonly string[]): number | undefined {
-  const line = log.split('\n').find((l) => l.includes('cluster objects converged') && needles.every((n) => l.includes(n)));
-  return line === undefined ? undefined : Date.parse((JSON.parse(line) as { time: string }).time);
+  const line = convergedLine(log, needles);
+  return line === undefined ? undefined : loggedAt(line);
 }
 
 async function subnetOf(h: Host, net: string): Promise<string> {
@@ -324,13 +334,13 @@ describe('cluster networks: status, dry-run and repair, the INPUT accept, the MT
     await waitFor(async () => !(await h1.exec('ip', ['-o', 'link', 'show', 'type', 'vxlan'])).stdout.includes(vx), { timeoutMs: 10_000, intervalMs: 50, what: `${vx} gone from h1` });
     // The log line may reach the file a moment after the device went. It times the removal (logged
     // once the device is gone), not this test's polling.
-    const line = await waitFor(() => h1.ledgernetLog().split('\n').find((l) => l.includes('cluster objects converged') && l.includes(`vxlan.delete ${vx}`)), {
+    const line = await waitFor(() => convergedLine(h1.ledgernetLog(), [`vxlan.delete ${vx}`]), {
       timeoutMs: 5_000,
       intervalMs: 50,
       what: `the log line of ${vx}'s removal`,
     });
     assert.match(line, /"trigger":"[^"]*NetworkDriver\.DeleteNetwork/, 'deleted by the DeleteNetwork pass, not the timer');
-    const at = Date.parse((JSON.parse(line) as { time: string }).time);
+    const at = loggedAt(line);
     assert.ok(at - t0 < 1_000, `${vx} removed ${at - t0} ms after docker network rm returned`);
     await waitFor(async () => !(await h1.exec('iptables', ['-S', 'LEDGERNET-INPUT'])).stdout.includes('4789'), { timeoutMs: 5_000, intervalMs: 100, what: 'the accept gone from h1' });
   });

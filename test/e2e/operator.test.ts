@@ -36,8 +36,8 @@ function freePort(): Promise<number> {
 }
 
 /** Waits for the daemon's log to match `re` (a line written just before a metric moved may reach the pipe a moment after). */
-function logged(daemon: { logs(): string }, re: RegExp): Promise<true> {
-  return waitFor(() => re.test(daemon.logs()), { what: `the daemon to log ${String(re)}`, timeoutMs: 5_000 });
+function logged(daemon: { logs(): string }, re: RegExp, timeoutMs = 5_000): Promise<true> {
+  return waitFor(() => re.test(daemon.logs()), { what: `the daemon to log ${String(re)}`, timeoutMs });
 }
 
 function sample(text: string, name: string, labels = ''): number {
@@ -238,7 +238,7 @@ describe('operator experience', () => {
       assert.ok(await ping(c1, outside.ip), 'the fix brings the outside back');
       const after = await ledgernetCli(['status', '--json', '--state-dir', daemon.stateDir]);
       assert.equal((JSON.parse(after.stdout) as { forwarding: unknown }).forwarding, null);
-      await waitFor(async () => /forwarding: IPv4 forwarding is on again/.test(daemon.logs()), { what: 'the daemon to log forwarding on again', timeoutMs: 10_000 });
+      await logged(daemon, /forwarding: IPv4 forwarding is on again/, 10_000);
       await cleanupAll();
       await daemon.stop();
       await waitNoLeaks();
