@@ -2,7 +2,7 @@
 # Prepares this machine for ledgernet's integration and end-to-end tests:
 #   1. Debian packages: docker.io iptables nftables iproute2 nats-server busybox-static procps (sysctl, for
 #      the namespace tests) iperf3 (for the throughput benchmark) docker-compose (Debian's 1.29,
-#      for the compose e2e test)
+#      for the compose e2e test) conntrack (tests insert and list connection-tracking entries)
 #   2. a running dockerd (started in the background when nothing answers; there is no systemd)
 #   3. the local images ledgernet-test-busybox:latest (docker import of busybox-static; no pulls)
 #      and ledgernet-test-iperf3:latest (the same plus iperf3 and the libraries ldd lists)
@@ -10,7 +10,7 @@
 # Idempotent and quiet on success; run as root. Exits non-zero with a message on failure.
 set -euo pipefail
 
-readonly PACKAGES=(docker.io iptables nftables iproute2 nats-server busybox-static procps iperf3 docker-compose)
+readonly PACKAGES=(docker.io iptables nftables iproute2 nats-server busybox-static procps iperf3 docker-compose conntrack)
 readonly TEST_IMAGE=ledgernet-test-busybox:latest
 readonly IPERF3_IMAGE=ledgernet-test-iperf3:latest
 # Bump when the image recipe below changes, so existing machines rebuild the image.

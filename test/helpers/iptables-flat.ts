@@ -1,9 +1,9 @@
 // A ledgernet chain as one list, the way a packet meets its rules: jumps to buckets
-// (LEDGERNET-EARLY-3, LEDGERNET-DIRECT-3, …) and to a network's own chains (LEDGERNET-LAN-…,
+// (LEDGERNET-SEALED-3, LEDGERNET-EARLY-3, LEDGERNET-DIRECT-3, …) and to a network's own chains (LEDGERNET-LAN-…,
 // LEDGERNET-ING-…) replaced by the rules there, a bucket at its first jump only (its second jump,
 // for the other direction, meets the same rules again). Jumps to egress chains (LEDGERNET-EG-…)
 // stay: they stood in the one chain before the network's own chains too.
-const INLINED = /-j (LEDGERNET-(?:EARLY|EGRESS|LATE|DIRECT|POSTROUTING)-.|LEDGERNET-(?:LAN|ING)-[0-9a-f]{12})$/;
+const INLINED = /-j (LEDGERNET-(?:SEALED|EARLY|EGRESS|LATE|DIRECT|POSTROUTING)-.|LEDGERNET-(?:LAN|ING)-[0-9a-f]{12})$/;
 
 export function flatChain(chains: ReadonlyMap<string, readonly string[]>, name: string, seen = new Set<string>()): string[] {
   return (chains.get(name) ?? []).flatMap((rule) => {

@@ -8,6 +8,8 @@
 // - c1 sends an ICMP echo reply (no conntrack entry: INVALID) to the denied LAN host.
 // - B (internal, IPv4 only): b1 gives itself an IPv6 address and sends over IPv6 to the LAN host.
 // - c1 sends an ICMP echo reply (INVALID) to a container on Docker's docker0 (isolation).
+// - the LAN host sends into B (internal) over a connection tracked before B was internal (an
+//   entry left from a network of the same subnet): iptables accepted it by its reply rule.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
@@ -41,6 +43,9 @@ if kind == 'tcp':
     except Exception: print('FAIL')
 elif kind == 'udp6':
     socket.socket(socket.AF_INET6, socket.SOCK_DGRAM).sendto(b'leak', (host, 9999))
+elif kind == 'udp':
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(('', int(sys.argv[4])))
+    for _ in range(3): u.sendto(b'stale', (host, int(sys.argv[3])))
 else:
     data = b'EXFIL!'
     h = struct.pack('!BBHHH', 0, 0, 0, 0x4242, 1) + data
@@ -129,6 +134,16 @@ for (const backend of [iptablesFirewall, nftablesFirewall]) {
       await client(c1, 'echoreply', '172.17.0.2');
       await new Promise((r) => setTimeout(r, 300));
       assert.equal(await count(d1, 'reply'), 0);
+    });
+
+    it('an internal network takes nothing over a connection conntrack already knows (ASSURED, from before it was internal)', async () => {
+      await counter(b1, 'stale', 'udp dport 5000');
+      // The entry a flow to the same address left when the subnet was another network's, replied to.
+      await nsx(h, 'conntrack', '-I', '-p', 'udp', '-s', '192.0.2.2', '-d', '10.231.8.2', '--sport', '40000', '--dport', '5000', '-r', '10.231.8.2', '-q', '192.0.2.2', '--reply-port-src', '5000', '--reply-port-dst', '40000', '-u', 'SEEN_REPLY,ASSURED', '-t', '60');
+      assert.match((await nsx(h, 'conntrack', '-L', '-p', 'udp', '--orig-port-dst', '5000')).stdout, /dst=10\.231\.8\.2 .*\[ASSURED\]/);
+      await client(o, 'udp', '10.231.8.2', '5000', '40000');
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(await count(b1, 'stale'), 0);
     });
 
     it('an internal network without IPv6 forwards no IPv6', async () => {

@@ -1,6 +1,7 @@
 // The FORWARD policy of one family (filter LEDGERNET-FORWARD, or filter6's), as chains:
 //
-//   LEDGERNET-FORWARD  replies (RELATED,ESTABLISHED) to our bridges: one rule per packet of a connection
+//   LEDGERNET-FORWARD  -> LEDGERNET-SEALED-<c>  per internal network: drop what crosses its bridge
+//                      replies (RELATED,ESTABLISHED) to our bridges: one rule per packet of a connection
 //                      -> LEDGERNET-EARLY-<c>   per network: jump to LEDGERNET-LAN-<id>
 //                      isolation between bridges (shared, a few rules whatever the count)
 //                      -> LEDGERNET-EGRESS-<c>  per network with an egress policy: jump to LEDGERNET-EG-<id>
@@ -44,16 +45,21 @@ export function forwardChains(policy: FirewallPolicy, family: 4 | 6): DesiredCha
   const early = bucketed('LEDGERNET-EARLY-', (p) => p.early, ['-i', '-o']);
   const egress = bucketed('LEDGERNET-EGRESS-', (p) => p.egress, ['-i']);
   const late = bucketed('LEDGERNET-LATE-', (p) => p.late, ['-i', '-o']);
-  // Replies first: after its first packet, every packet of a connection costs one rule, however
+  // An internal network's drops come before the replies: a connection tracked before the network
+  // was internal (a network made again on the same subnet, an address given again) must not go on
+  // crossing its bridge. Only internal networks have lines here; the others keep the fast path.
+  const sealed = bucketed('LEDGERNET-SEALED-', (p) => p.sealed, ['-i', '-o']);
+  // Replies next: after its first packet, every packet of a connection costs one rule, however
   // many networks the host has. Only a first packet that was let through confirms a connection,
-  // so this lets nothing through that the rules below drop.
+  // so this lets nothing through that the rules below drop as long as no connection outlives the
+  // rules it was let through by (an internal network's drops stand above for that reason).
   const replies = ours.map((b) => `-o ${b} -m conntrack --ctstate RELATED,ESTABLISHED ${tag(t, 'established')} -j ACCEPT`);
   // What conntrack marks INVALID (no connection: an ICMP echo reply with no request) would pass
   // the egress policy (entered for NEW only) and leave by a network's egress accept: dropped here.
   const invalid = ours.map((b) => `-i ${b} -m conntrack --ctstate INVALID ${tag(t, 'invalid')} -j DROP`);
-  const rules = [...replies, ...early.rules, ...isolationRules(t, ours, [...DOCKER_BRIDGES, ...(policy.dockerBridges ?? [])]), ...invalid, ...egress.rules, ...late.rules];
+  const rules = [...sealed.rules, ...replies, ...early.rules, ...isolationRules(t, ours, [...DOCKER_BRIDGES, ...(policy.dockerBridges ?? [])]), ...invalid, ...egress.rules, ...late.rules];
   const own = [...parts.flatMap(({ p }) => (p.lan ? [p.lan] : [])), ...parts.flatMap(({ p }) => (p.ingress ? [p.ingress] : []))];
-  return [{ table, name: FORWARD_CHAIN, rules, hooks: [] }, ...early.chains, ...egress.chains, ...late.chains, ...own];
+  return [{ table, name: FORWARD_CHAIN, rules, hooks: [] }, ...sealed.chains, ...early.chains, ...egress.chains, ...late.chains, ...own];
 }
 
 /** One network's part of the FORWARD policy of a family: its own chains and its lines in each stage's buckets. */
@@ -62,6 +68,8 @@ interface NetworkForward {
   readonly lan: DesiredChain | null;
   /** Null for an internal network (nothing enters it). */
   readonly ingress: DesiredChain | null;
+  /** An internal network's drops of what crosses its bridge, ahead of the replies' accept. */
+  readonly sealed: readonly string[];
   readonly early: readonly string[];
   readonly egress: readonly string[];
   readonly late: readonly string[];
@@ -74,7 +82,10 @@ function networkForward(t: string, n: FirewallNetworkPolicy, family: 4 | 6): Net
     const chain = (name: string, rules: string[]): DesiredChain => ({ table, name, rules, hooks: [], networkId: n.networkId });
     const lan = chain(lanChain(n), insideRules(t, n, family));
     const ingress = n.internal ? null : chain(ingressChain(n), ingressRules(t, n, family));
-    return { lan, ingress, early: lanJumps(t, n, lan.name), egress: egressJump(n, family, owned(t, n)), late: ingress ? lateLines(t, n, ingress.name) : [] };
+    const who = owned(t, n);
+    const b = n.bridge;
+    const sealed = n.internal ? [`-i ${b} ! -o ${b} ${who('sealed')} -j DROP`, `! -i ${b} -o ${b} ${who('sealed')} -j DROP`] : [];
+    return { lan, ingress, sealed, early: lanJumps(t, n, lan.name), egress: egressJump(n, family, who), late: ingress ? lateLines(t, n, ingress.name) : [] };
   });
 }
 
@@ -89,7 +100,7 @@ function noIpv6(t: string, n: FirewallNetworkPolicy): NetworkForward {
     const b = n.bridge;
     const who = owned(t, n);
     const early = [`-i ${b} ! -o ${b} ${who('no-ipv6')} -j DROP`, `! -i ${b} -o ${b} ${who('no-ipv6')} -j DROP`];
-    return { lan: null, ingress: null, early, egress: [], late: [] };
+    return { lan: null, ingress: null, sealed: [], early, egress: [], late: [] };
   });
 }
 

@@ -271,6 +271,7 @@ describe('IPv6 firewall (ip6tables filter table)', () => {
       'chain.write LEDGERNET-LAN-aaaaaaaa0000',
       'chain.write LEDGERNET-LAN-bbbbbbbb1111',
       'chain.write LEDGERNET-LATE-a',
+      'chain.write LEDGERNET-SEALED-b',
       'hook.add FORWARD @2',
     ]);
     const rules = flatWrites(v6, 'filter6');
