@@ -42,7 +42,7 @@ export function startLeftSweeper(deps: LeftSweeperDeps): () => Promise<void> {
     for (const ep of leftUndeleted(deps.store.state, Date.now(), leftMs)) {
       if ((await deps.store.execute({ type: 'DeleteEndpoint', ...ep }, byLedgernet('left-endpoints'))).length === 0) continue;
       deleted += 1;
-      deps.log.warn({ endpoint: short(ep.endpointId), network: short(ep.networkId) }, `endpoint deleted: it left its container ${leftMs / 1000} s ago or more and Docker's DeleteEndpoint for it never came (cut off by a crash)`);
+      deps.log.warn({ endpoint: short(ep.endpointId), network: short(ep.networkId) }, `endpoint deleted: it left its container ${leftMs / 1000} s ago or more and Docker's DeleteEndpoint for it never came (a crash cut it off, or Docker is stuck or slow)`);
     }
     if (deleted > 0) deps.converge('lost DeleteEndpoint');
   };
