@@ -53,3 +53,5 @@ export { isReserveChange, reservationName, type Reservation, type ReserveChange,
 export { readHostListeners } from './host-listeners.ts';
 export { readSandboxIface, type SandboxIface } from './sandbox-iface.ts';
 export { enableBridgeNf } from './bridge-nf.ts';
+// Stale connection-tracking entries of published ports and removed endpoints, deleted as Docker's bridge driver does.
+export type { ConntrackFlush, ConntrackResult } from './conntrack.ts';

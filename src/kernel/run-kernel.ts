@@ -12,6 +12,7 @@ import {
 import { parseAddrs } from './parse-addrs.ts';
 import { createObserve } from './observe.ts';
 import { readNfGeneration } from './nf-generation.ts';
+import { flushConntrack } from './conntrack.ts';
 import { openNetlink, openRequests, type Netlink, type NetlinkRequests } from './netlink.ts';
 import { applyLinkChanges } from './iproute/rtnl.ts';
 import { parseIpBatchErrors } from './parse-errors.ts';
@@ -280,6 +281,8 @@ export function createKernel(opts: KernelOptions): HostKernel {
     async nftApply(json: string): Promise<void> {
       failOnExit(await nft('apply nftables rules', json));
     },
+
+    flushConntrack: (flushes) => flushConntrack(netns, opts.timeoutMs ?? 60_000, flushes),
 
   };
 }

@@ -1,6 +1,7 @@
 // Typed facts read from the kernel. Parsers in this folder turn `ip -j` / `iptables-save`
 // output into these values; the reconciler compares them with the desired state.
 import type { FirewallChange, LinkChange, NftHook, NftRule, NftSetSpec, ShapingChange } from './changes.ts';
+import type { ConntrackFlush, ConntrackResult } from './conntrack.ts';
 
 export type { FirewallChange, LinkChange, NftHook, NftRule, NftSetSpec, RuleEdits, ShapingChange, VethSpec } from './changes.ts';
 
@@ -244,6 +245,13 @@ export interface Kernel {
   setIpv6ForwardingOn(): Promise<string[]>;
   /** Runs one `nft -j -f` with `json` (`{"nftables": [...]}`, built by kernel/nftables/): one atomic transaction. */
   nftApply(json: string): Promise<void>;
+  /**
+   * Deletes the connection-tracking entries any of `flushes` matches (kernel/conntrack.ts:
+   * ctnetlink from this process, no process). `unavailable` when ctnetlink cannot be reached.
+   * Absent: a kernel that keeps no such table (test fakes).
+   * @throws DriverError `LN_ERR_KERNEL_EXEC` when the table cannot be read or an entry deleted.
+   */
+  flushConntrack?(flushes: readonly ConntrackFlush[]): Promise<ConntrackResult>;
 }
 
 /**

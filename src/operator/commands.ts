@@ -115,6 +115,8 @@ export async function runReconcile(o: { stateDir: string; dryRun: boolean; json:
   }
   await requireLog(o.stateDir, o.dryRun);
   if (o.dryRun) {
+    // No conntrack flush here: a pass flushes from what it changed since the last pass
+    // (reconciler/conntrack.ts), which a dry run neither changes nor knows; entries are not planned objects.
     const state = await loadState(o.stateDir);
     const kernel = createKernel({ filterPrefixes: [VETH_PREFIX] });
     const snapshot = await kernel.observe();

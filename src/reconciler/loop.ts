@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { isRetryable } from '../errors.ts';
 import { lookup, type State } from '../events/domain/types.ts';
 import type { FirewallBackend, Kernel, KernelSnapshot } from '../kernel/types.ts';
-import { defaultFirewall, isProxyChange, isReserveChange, type ProxyPort, type ReservePort } from '../kernel/index.ts';
+import { defaultFirewall, isFirewallChange, isProxyChange, isReserveChange, type ProxyPort, type ReservePort } from '../kernel/index.ts';
 import type { DriftKind } from '../kernel/monitor.ts';
 import { actionKey, describeAction, isConflict, isSysctl, type Action, type Conflict } from './actions.ts';
 import { afterActions, applyActions, type Failure } from './apply.ts';
@@ -17,6 +17,7 @@ import { desiredProxies, planProxies } from './proxies.ts';
 import { ReservationPlanner } from './reservations.ts';
 import { ScopedPlanner } from './scoped.ts';
 import { driftRepaired, type LeftBehind } from './drift.ts';
+import { ConntrackPlanner, flushKey } from './conntrack.ts';
 
 export interface PassResult {
   readonly trigger: string;
@@ -88,6 +89,8 @@ interface Step {
   readonly scoped: boolean;
   /** The applied actions that repaired drift (drift.ts). */
   readonly repaired: readonly Action[];
+  /** Some firewall change of this step's apply failed: the firewall is not the desired one yet. */
+  readonly firewallFailed: boolean;
 }
 
 interface Waiter {
@@ -144,6 +147,10 @@ export class Reconciler {
   private left: LeftBehind | null = null;
   /** Cluster networks: their VXLAN objects converge after each pass. */
   private readonly clusterStep: ClusterStep;
+  /** The connection-tracking entries each pass's change made stale (conntrack.ts). */
+  private readonly conntrack = new ConntrackPlanner();
+  /** ctnetlink could not be reached (no koffi or libc): said once, then no flush is tried. */
+  private conntrackUnavailable = false;
   /** Passes that read the whole kernel, and passes that planned against the model (metrics, tests). */
   readonly reads = { full: 0, model: 0 };
 
@@ -286,6 +293,29 @@ export class Reconciler {
     this.conflicts = next;
   }
 
+  /**
+   * Deletes the connection-tracking entries this pass's change made stale (conntrack.ts), after
+   * its firewall was written: a packet in between would make the old mapping again. Best effort,
+   * as Docker's: a failure is logged and fails neither the pass nor a Docker call.
+   */
+  private async flushConntrack(state: State): Promise<void> {
+    const { kernel, log } = this.deps;
+    const { flushes, commit } = this.conntrack.plan(state, this.planner.index.all().map((d) => d.policy));
+    commit();
+    if (flushes.length === 0 || kernel.flushConntrack === undefined || this.conntrackUnavailable) return;
+    const what = flushes.map(flushKey);
+    try {
+      const r = await kernel.flushConntrack(flushes);
+      if (r.unavailable === true) {
+        this.conntrackUnavailable = true;
+        log.warn('conntrack: ctnetlink cannot be reached from this process (koffi or libc did not load): stale connection-tracking entries of published ports and removed endpoints are not deleted');
+      } else if (r.deleted > 0) log.info({ flushed: what, deleted: r.deleted }, `conntrack: deleted ${r.deleted} stale connection-tracking entries`);
+      else log.debug({ flushed: what }, 'conntrack: no stale connection-tracking entries');
+    } catch (e) {
+      log.warn({ err: e, flushed: what }, 'conntrack: could not delete stale connection-tracking entries');
+    }
+  }
+
   requestPass(trigger: string): Promise<PassResult> {
     return new Promise((resolve, reject) => {
       this.waiting.push({ trigger, resolve, reject });
@@ -366,7 +396,8 @@ export class Reconciler {
     this.model = refused || this.drifts !== drifts ? null : after;
     this.planner.settle(this.model, planned, done.applied);
     const cluster = await this.clusterStep.run(trigger, state, snapshot.links);
-    return { state, planned, applied: done.applied, failures: [...done.failures, ...held.failures], refused, heldBack: held.skip.size, cluster, scoped: scopedPlan !== null, repaired };
+    const firewallFailed = done.failures.some((f) => isFirewallChange(f.action));
+    return { state, planned, applied: done.applied, failures: [...done.failures, ...held.failures], refused, heldBack: held.skip.size, cluster, scoped: scopedPlan !== null, repaired, firewallFailed };
   }
 
   private async pass(trigger: string): Promise<PassResult> {
@@ -401,6 +432,7 @@ export class Reconciler {
       };
     }
     const { planned, applied, failures } = step;
+    if (!step.firewallFailed) await this.flushConntrack(state);
     const lost = planned.filter((a) => a.kind === 'endpoint.lost');
     if (lost.length > 0) await this.deps.onLost(lost);
     const result: PassResult = {

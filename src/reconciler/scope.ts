@@ -40,7 +40,7 @@ function wantsOf(d: NetworkDesired): [string, Want][] {
 }
 
 /** Calls `changed` for each key whose value is not the same object in `a` and `b`. */
-function diffRecords<T>(a: Readonly<Record<string, T>>, b: Readonly<Record<string, T>>, changed: (key: string, before: T | undefined, after: T | undefined) => void): void {
+export function diffRecords<T>(a: Readonly<Record<string, T>>, b: Readonly<Record<string, T>>, changed: (key: string, before: T | undefined, after: T | undefined) => void): void {
   for (const k of Object.keys(b)) {
     const x = lookup(a, k);
     const y = b[k];
