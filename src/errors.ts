@@ -59,6 +59,11 @@ export const ERRORS = {
     'the cluster network has another subnet',
     'a cluster network was created with a --subnet other than the one the cluster\'s KV bucket holds for it',
   ),
+  LN_ERR_CLUSTER_RECORD: row(
+    'terminal',
+    'a cluster record is in a format this ledgernet does not read',
+    'a record in the cluster\'s KV bucket (a network\'s record) was written by a newer ledgernet or edited by hand: joining or creating that network is refused, naming the key; other networks are not affected',
+  ),
   LN_ERR_CLUSTER_UNAVAILABLE: row(
     'retryable',
     'the cluster\'s KV bucket cannot be reached',

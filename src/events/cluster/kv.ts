@@ -20,6 +20,7 @@ import type { ClusterNetwork, ClusterPort, JoinRequest, StaticAddress } from '..
 import { isWrongRevision, listKeys } from './cas.ts';
 import { admitHost, endpointKey, endpointValue, memberValue, forgottenHosts, hostOfKey, KeyMirror, memberKey, reapHost, recordForgotten, recordKey, syncOwnKeys, unforget, type ForgottenHost, type OwnKeys } from './host-keys.ts';
 import { heartbeatInterval } from './liveness.ts';
+import { UnreadableKeys } from './unreadable.ts';
 import { claimBlock, claimBlockOf, driftOf, enter, forgetNetworks, syncNetworks, type Bucket, type BucketDrift, type Forgetting, type SyncOutcome } from './networks.ts';
 
 export type { BucketDrift, Forgetting, SyncOutcome } from './networks.ts';
@@ -88,7 +89,7 @@ async function untilLed(jsm: JetStreamManager, stream: string, end: number): Pro
   }
 }
 
-/** Where ClusterKv.open says that it raised the bucket's replicas (or could not). */
+/** Where ClusterKv.open says that it raised the bucket's replicas (or could not), and where records of the bucket it cannot read are said (unreadable.ts). */
 interface OpenLog {
   info(obj: object, msg: string): void;
   warn(obj: object, msg: string): void;
@@ -170,8 +171,8 @@ export class ClusterKv {
    */
   private readonly joining = new Map<string, number>();
 
-  private constructor(kv: KV, bind: () => Promise<KV>, self: Writer, hostRev: number, ownSince: number) {
-    this.b = { kv, mirror: new KeyMirror(), host: self.host, ownSince };
+  private constructor(kv: KV, bind: () => Promise<KV>, self: Writer, hostRev: number, ownSince: number, log: OpenLog | undefined) {
+    this.b = { kv, mirror: new KeyMirror(), host: self.host, ownSince, unreadable: new UnreadableKeys(log) };
     this.bind = bind;
     this.host = self.host;
     this.vtep = self.vtep;
@@ -225,7 +226,7 @@ export class ClusterKv {
         const rev = await kv.put(recordKey(o.host), hostRecord(self), { previousSeq: held?.revision ?? 0 });
         // After another instance (timed out): what it holds under this name is not this one's, only what is written from now on.
         // The daemon's own handle: the client's usual wait per request.
-        return new ClusterKv(await new Kvm(nc).open(CLUSTER_BUCKET), bind, self, rev, other ? rev : 0);
+        return new ClusterKv(await new Kvm(nc).open(CLUSTER_BUCKET), bind, self, rev, other ? rev : 0, o.log);
       } catch (e) {
         if (Date.now() >= end || e instanceof DriverError) throw e;
         // More servers named than can hold a replica (some without JetStream, or down): as many as were given.

@@ -9,6 +9,8 @@ import { overlaps, parsePrefix } from '../domain/cidr.ts';
 import { blockAt, blockCount, blockIndex, blockLenFor, firstVni, nextVni, type ClusterNetwork, type JoinRequest, type StaticAddress } from '../domain/cluster.ts';
 import { anyLive, CREATE_ATTEMPTS, deleteSeen, deleteWrittenBefore, isWrongRevision, listKeys, ownerOf, pause, rewrite, tryCreate } from './cas.ts';
 import { memberKey, ownValues, recordKey, sameValue, type KeyMirror, type OwnKeys, type OwnNetwork } from './host-keys.ts';
+import { NETWORK_FORMAT, readNetwork, unreadableNetwork, type StoredNetwork } from './network-record.ts';
+import type { UnreadableKeys } from './unreadable.ts';
 
 /** The bucket as its ClusterKv holds it now: `kv` changes when the bucket is made again, `mirror` with each new watch. */
 export interface Bucket {
@@ -24,6 +26,8 @@ export interface Bucket {
    * made anew (its revisions start over, and nothing of that instance is in it).
    */
   ownSince?: number;
+  /** Where records this ledgernet cannot read are said, once per key (network-record.ts). */
+  readonly unreadable?: UnreadableKeys;
 }
 
 /** What a full publish of this host's keys did beyond its own keys (ClusterKv.syncOwn). */
@@ -43,21 +47,26 @@ const recordOf = (name: string) => `networks.${name}`;
 /** How many VNIs a name tries before giving up (the range is far larger). */
 const MAX_PROBES = 4096;
 
-/**
- * A network's record in the bucket: `hosts` are the hosts that have it (each adds and removes
- * itself by compare-and-set), so the last one out retires it. A record without `hosts` (written
- * by a ledgernet before it) is never retired: who has it is not known.
- */
-type StoredNetwork = ClusterNetwork & { readonly hosts?: readonly string[] };
+/** The name of a `networks.<name>` key. */
+const nameOfRecord = (key: string) => key.slice('networks.'.length);
 
-/** A network record from its value in the bucket, or null when it does not parse. */
-function parseRecord(value: string): StoredNetwork | null {
-  try {
-    return JSON.parse(value) as StoredNetwork;
-  } catch {
-    return null;
-  }
+/**
+ * The record at `key` (`networks.<name>`) as this ledgernet reads it (network-record.ts), with its
+ * fields as written; null when it cannot read it, said once per key (`skipped`: what is done
+ * instead).
+ */
+function recordAt(b: Pick<Bucket, 'unreadable'>, key: string, value: string, skipped: string): { r: StoredNetwork; fields: Readonly<Record<string, unknown>> } | null {
+  const read = readNetwork(nameOfRecord(key), value);
+  if (read.ok) return { r: read.record, fields: read.fields };
+  b.unreadable?.say(key, read.why, `cluster: ${unreadableNetwork(key, read.why).message}; ${skipped}`);
+  return null;
 }
+
+/** The record of `key` as this ledgernet reads it, or null (unreadable, skipped without a word: the caller says why). */
+const parseRecord = (key: string, value: string): StoredNetwork | null => {
+  const read = readNetwork(nameOfRecord(key), value);
+  return read.ok ? read.record : null;
+};
 
 /** The record as joinNetwork returns it: the network, without who has it (that changes). */
 function networkOf(r: StoredNetwork): ClusterNetwork {
@@ -82,7 +91,9 @@ export async function enter(b: Bucket, req: JoinRequest, create = true): Promise
       if (created) return created;
       continue; // another host created it first: join theirs
     }
-    const r = e.json<StoredNetwork>();
+    const read = readNetwork(req.name, e.string());
+    if (!read.ok) throw unreadableNetwork(key, read.why);
+    const r = read.record;
     if (req.subnet !== null && req.subnet !== r.subnet) {
       throw new DriverError(
         'LN_ERR_CLUSTER_SUBNET',
@@ -92,7 +103,7 @@ export async function enter(b: Bucket, req: JoinRequest, create = true): Promise
     }
     if (!Array.isArray(r.hosts) || r.hosts.includes(b.host)) return networkOf(r);
     try {
-      await b.kv.update(key, enc({ ...r, hosts: [...r.hosts, b.host].sort() }), e.revision);
+      await b.kv.update(key, enc({ ...read.fields, v: NETWORK_FORMAT, hosts: [...r.hosts, b.host].sort() }), e.revision);
       return networkOf(r);
     } catch (err) {
       if (!isWrongRevision(err)) throw err;
@@ -115,7 +126,7 @@ async function createNetwork(b: Bucket, req: JoinRequest): Promise<ClusterNetwor
     if (owner !== req.name) throw overlap(subnet, owner, req.name);
   };
   const net: ClusterNetwork = { name: req.name, subnet, vni: await takeVni(b.kv, req.name), blockLen: blockLenFor(subnet), createdBy: b.host };
-  if (!(await tryCreate(b.kv, recordOf(req.name), enc({ ...net, hosts: [b.host] })))) return null;
+  if (!(await tryCreate(b.kv, recordOf(req.name), enc({ v: NETWORK_FORMAT, ...net, hosts: [b.host] })))) return null;
   await guard(subnetKey(subnet));
   if ((await ownerOf(b.kv, `vnis.${net.vni}`, req.name)) !== req.name) {
     throw new DriverError('LN_ERR_CLUSTER_UNAVAILABLE', `cluster network ${req.name}: VNI ${net.vni} was taken by another network while it was created; try again`);
@@ -145,13 +156,13 @@ const overlapOf = (subnet: string, other: HeldSubnet, name: string) =>
 async function takeSubnet(b: Bucket, req: JoinRequest): Promise<string> {
   const lost: string[] = [];
   for (;;) {
-    const subnet = req.subnet ?? req.propose([...(await takenSubnets(b.kv)), ...lost]);
+    const subnet = req.subnet ?? req.propose([...(await takenSubnets(b)), ...lost]);
     if (req.subnet !== null) {
-      const [other] = await overlapping(b.kv, subnet, req.name);
+      const [other] = await overlapping(b, subnet, req.name);
       if (other) throw overlapOf(subnet, other, req.name);
     }
     const owner = await ownerOf(b.kv, subnetKey(subnet), req.name);
-    const other = owner === req.name ? await earlierOverlap(b.kv, subnet, req.name) : null;
+    const other = owner === req.name ? await earlierOverlap(b, subnet, req.name) : null;
     if (owner === req.name && other === null) return subnet;
     const refusal = other ? overlapOf(subnet, other, req.name) : overlap(subnet, owner, req.name);
     if (req.subnet !== null || lost.length + 1 >= SUBNET_PROPOSALS) throw refusal;
@@ -179,7 +190,8 @@ function subnetOfKey(key: string): string | null {
  * claim rewritten after its network's record was made (createNetwork's guard) is then read with
  * that record already there.
  */
-async function overlapping(kv: KV, subnet: string, name: string): Promise<HeldSubnet[]> {
+async function overlapping(b: Bucket, subnet: string, name: string): Promise<HeldSubnet[]> {
+  const { kv } = b;
   const p = parsePrefix(subnet);
   if (!p) return [];
   const hits = (cidr: string | null, owner: string) => {
@@ -194,8 +206,9 @@ async function overlapping(kv: KV, subnet: string, name: string): Promise<HeldSu
   }
   for (const k of await listKeys(kv, 'networks.*')) {
     const e = await kv.get(k);
-    const r = e?.operation === 'PUT' ? parseRecord(e.string()) : null;
-    if (r && hits(r.subnet, r.name)) out.push({ subnet: r.subnet, owner: r.name, claim: false, rev: e!.revision });
+    if (e?.operation !== 'PUT') continue;
+    // A record this ledgernet cannot read still holds the subnets written in it.
+    for (const held of subnetsOf(b, k, e.string())) if (hits(held, nameOfRecord(k))) out.push({ subnet: held, owner: nameOfRecord(k), claim: false, rev: e.revision });
   }
   return out;
 }
@@ -207,11 +220,12 @@ async function overlapping(kv: KV, subnet: string, name: string): Promise<HeldSu
  * wrote it again backs out alike). Null when this claim stands: an overlapping claim made after
  * it is the other host's to take back.
  */
-async function earlierOverlap(kv: KV, subnet: string, name: string): Promise<HeldSubnet | null> {
+async function earlierOverlap(b: Bucket, subnet: string, name: string): Promise<HeldSubnet | null> {
+  const { kv } = b;
   const key = subnetKey(subnet);
   const mine = await kv.get(key);
   const rev = mine?.operation === 'PUT' ? mine.revision : Number.MAX_SAFE_INTEGER;
-  const other = (await overlapping(kv, subnet, name)).find((o) => !o.claim || o.rev < rev);
+  const other = (await overlapping(b, subnet, name)).find((o) => !o.claim || o.rev < rev);
   if (!other) return null;
   await deleteSeen(kv, key, rev, (owner) => owner === name);
   return other;
@@ -221,17 +235,30 @@ async function earlierOverlap(kv: KV, subnet: string, name: string): Promise<Hel
  * Subnets of cluster networks, and subnets claimed (`subnets.*`) by a host that then lost the
  * race for the network's name: the claim stays, so a proposal must avoid it too.
  */
-async function takenSubnets(kv: KV): Promise<string[]> {
+async function takenSubnets(b: Bucket): Promise<string[]> {
+  const { kv } = b;
   const out: string[] = [];
   for (const k of await listKeys(kv, 'networks.*')) {
     const e = await kv.get(k);
-    if (e && e.operation === 'PUT') out.push(e.json<ClusterNetwork>().subnet);
+    if (e && e.operation === 'PUT') out.push(...subnetsOf(b, k, e.string()));
   }
   for (const k of await listKeys(kv, 'subnets.*')) {
     const cidr = subnetOfKey(k);
     if (cidr) out.push(cidr);
   }
   return out;
+}
+
+/**
+ * The subnet of the record at `key`, or, when this ledgernet cannot read it (said once per key),
+ * every subnet written in it: never handed out to another network.
+ */
+function subnetsOf(b: Bucket, key: string, value: string): readonly string[] {
+  const read = readNetwork(nameOfRecord(key), value);
+  if (read.ok) return [read.record.subnet];
+  const kept = read.subnets.length > 0 ? `its subnet(s) ${read.subnets.join(', ')} stay taken` : 'no subnet could be read from it';
+  b.unreadable?.say(key, read.why, `cluster: ${unreadableNetwork(key, read.why).message}; skipped (${kept})`);
+  return read.subnets;
 }
 
 /** The first VNI from the name's own start that is free or already the name's. */
@@ -301,8 +328,8 @@ export async function syncNetworks(b: Bucket, own: () => OwnKeys, members: () =>
   const gone = (name: string) => () => !members().includes(name);
   const retired: string[] = [];
   for (const { key, value } of b.mirror.withPrefix('networks.')) {
-    const name = key.slice('networks.'.length);
-    const r = parseRecord(value);
+    const name = nameOfRecord(key);
+    const r = recordAt(b, key, value, 'skipped: this host neither joins nor leaves it')?.r;
     if (!Array.isArray(r?.hosts)) continue; // an older ledgernet's record: never retired
     if (!gone(name)()) {
       // It has the network but is not among its hosts (it joined with a ledgernet before this
@@ -335,7 +362,10 @@ async function restoreNetwork(b: Bucket, net: OwnNetwork): Promise<{ restored: b
   const conflicts: string[] = [];
   let restored = false;
   const record = b.mirror.get(key);
-  let held = record ? parseRecord(record.value) : null;
+  const read = record ? readNetwork(net.name, record.value) : null;
+  // Nothing of a record this ledgernet cannot read is written back or compared.
+  if (read && !read.ok) return { restored, conflicts: [unreadableNetwork(key, read.why).message] };
+  let held = read?.record ?? null;
   if (!record) {
     // As createNetwork: the VNI and subnet keys first, then the record.
     for (const [guard, what] of [[subnetKey(net.subnet), `subnet ${net.subnet}`], [`vnis.${net.vni}`, `VNI ${net.vni}`]] as const) {
@@ -343,10 +373,12 @@ async function restoreNetwork(b: Bucket, net: OwnNetwork): Promise<{ restored: b
       if (owner !== net.name) conflicts.push(`cluster network ${net.name}: its ${what} (this host's log) is cluster network ${owner}'s in the KV bucket`);
     }
     if (conflicts.length > 0) return { restored, conflicts };
-    if (await tryCreate(b.kv, key, enc({ name: net.name, subnet: net.subnet, vni: net.vni, blockLen: net.blockLen, createdBy: b.host, hosts: [b.host] }))) restored = true;
+    if (await tryCreate(b.kv, key, enc({ v: NETWORK_FORMAT, name: net.name, subnet: net.subnet, vni: net.vni, blockLen: net.blockLen, createdBy: b.host, hosts: [b.host] }))) restored = true;
     else {
       const e = await b.kv.get(key);
-      held = e?.operation === 'PUT' ? e.json<StoredNetwork>() : null;
+      const now = e?.operation === 'PUT' ? readNetwork(net.name, e.string()) : null;
+      if (now && !now.ok) return { restored, conflicts: [unreadableNetwork(key, now.why).message] };
+      held = now?.record ?? null;
     }
   }
   if (held && (held.subnet !== net.subnet || held.vni !== net.vni)) {
@@ -407,9 +439,13 @@ export function driftOf(mirror: KeyMirror, host: string, vtep: string, own: OwnK
   for (const net of own.networks ?? []) {
     const key = recordOf(net.name);
     const record = mirror.get(key);
-    const held = record ? parseRecord(record.value) : null;
+    const read = record ? readNetwork(net.name, record.value) : null;
+    const held = read?.ok ? read.record : null;
     if (!record) missing.push(key);
-    else if (held && (held.subnet !== net.subnet || held.vni !== net.vni)) {
+    else if (read && !read.ok) {
+      conflicts.push(unreadableNetwork(key, read.why).message);
+      continue;
+    } else if (held && (held.subnet !== net.subnet || held.vni !== net.vni)) {
       conflicts.push(otherNetwork(net, held));
       continue;
     }
@@ -441,7 +477,9 @@ async function dropHost(b: Bucket, name: string, host: string, still: () => bool
   for (let attempt = 1; attempt <= CREATE_ATTEMPTS * 2; attempt++) {
     const e = await b.kv.get(key);
     if (!e || e.operation !== 'PUT') return false;
-    const r = e.json<StoredNetwork>();
+    const read = recordAt(b, key, e.string(), `host ${host} was not taken out of it`);
+    if (!read) return false;
+    const { r, fields } = read;
     if (!Array.isArray(r.hosts) || !(r.hosts.includes(host) || r.hosts.length === 0) || !still()) return false;
     const rest = r.hosts.filter((h) => h !== host);
     // A member key of another host that is not among the hosts: it joined with a ledgernet
@@ -451,7 +489,7 @@ async function dropHost(b: Bucket, name: string, host: string, still: () => bool
     const held = [...b.mirror.withPrefix(`blocks.${name}.`), ...b.mirror.withPrefix('vnis.'), ...b.mirror.withPrefix('subnets.')].filter((k) => k.key.startsWith('blocks.') || k.value === name);
     try {
       if (rest.length > 0 || unlisted) {
-        if (rest.length < r.hosts.length) await b.kv.update(key, enc({ ...r, hosts: rest }), e.revision);
+        if (rest.length < r.hosts.length) await b.kv.update(key, enc({ ...fields, v: NETWORK_FORMAT, hosts: rest }), e.revision);
         return false;
       }
       await b.kv.delete(key, { previousSeq: e.revision });
@@ -482,7 +520,7 @@ export interface Forgetting {
  */
 export async function forgetNetworks(b: Bucket, host: string, dryRun = false): Promise<Forgetting> {
   const blocks = b.mirror.withPrefix('blocks.').filter((k) => k.value === host);
-  const records = b.mirror.withPrefix('networks.').map((n) => ({ name: n.key.slice('networks.'.length), hosts: parseRecord(n.value)?.hosts }));
+  const records = b.mirror.withPrefix('networks.').map((n) => ({ name: nameOfRecord(n.key), hosts: parseRecord(n.key, n.value)?.hosts }));
   const listedIn = records.filter((r) => r.hosts?.includes(host)).map((r) => r.name).sort();
   const keys = b.mirror.keysOf(host);
   if (listedIn.length === 0 && blocks.length === 0 && keys.size === 0) {
