@@ -235,6 +235,31 @@ describe('cluster networks retired with the last host', () => {
     assert.deepEqual(await keysOf('mixed'), []);
   });
 
+  it('…and it was expired before the last listed host left: its block keeps the network, its subnet and VNI; `cluster forget` of it then retires them', async () => {
+    const ash = await join(h1, 'ash', '10.242.14.0/24');
+    h1.settle('ash');
+    await h1.claimBlock(ash, []);
+    // h0 runs a ledgernet before `hosts`: a record without instance, a member key, a block of its own, not in the record's hosts.
+    const rec = await bucket.put('hosts.h0', JSON.stringify({ host: 'h0', vtep: '192.0.2.10', at: new Date().toISOString() }));
+    await bucket.put('members.ash.h0', JSON.stringify({ host: 'h0', vtep: '192.0.2.10' }));
+    await bucket.create('blocks.ash.3', 'h0');
+    await settle();
+    // Expired by the cluster (what h1's heartbeat does after the timeout): its record and member key go, its block stays.
+    assert.equal(await h1.reap('h0', rec), 1);
+    assert.equal((await bucket.get('blocks.ash.3'))?.string(), 'h0');
+    await settle();
+    assert.deepEqual(await leave(h1), [], "h0's block keeps it");
+    assert.deepEqual(await hostsOf('ash'), []);
+    assert.deepEqual(await keysOf('ash'), ['blocks.ash.3', 'networks.ash', 'subnets.10_242_14_0_24', `vnis.${ash.vni}`], "h1's block is given back; h0's, the subnet and the VNI stay");
+    assert.deepEqual(await leave(h2), [], 'nor does a host that never had it retire it');
+    await settle();
+    assert.deepEqual(await h1.forgetHost('h0', { dryRun: true }), { networks: [], retired: ['ash'], blocks: 1 }, 'the preview');
+    assert.deepEqual(await h1.forgetHost('h0'), { networks: [], retired: ['ash'], blocks: 1 });
+    assert.deepEqual(await keysOf('ash'), [], 'forgetting h0 gave its block back and retired the network');
+    await bucket.delete('forgotten.h0');
+    await settle();
+  });
+
   it('a host joining a network again while its leave runs stays in it', async () => {
     await join(h1, 'again', '10.242.5.0/24');
     h1.settle('again');

@@ -482,10 +482,7 @@ async function dropHost(b: Bucket, name: string, host: string, still: () => bool
     const { r, fields } = read;
     if (!Array.isArray(r.hosts) || !(r.hosts.includes(host) || r.hosts.length === 0) || !still()) return false;
     const rest = r.hosts.filter((h) => h !== host);
-    // A member key of another host that is not among the hosts: it joined with a ledgernet
-    // before this one, so it still has the network (it adds itself once it runs this one).
-    // (Asked again of the bucket: this host's watch may not have delivered a leaving host's delete yet.)
-    const unlisted = rest.length === 0 && (await anyLive(b.kv, b.mirror.withPrefix(`members.${name}.`).filter((m) => m.key !== memberKey(name, host))));
+    const unlisted = rest.length === 0 && (await heldUnlisted(b, name, host));
     const held = [...b.mirror.withPrefix(`blocks.${name}.`), ...b.mirror.withPrefix('vnis.'), ...b.mirror.withPrefix('subnets.')].filter((k) => k.key.startsWith('blocks.') || k.value === name);
     try {
       if (rest.length > 0 || unlisted) {
@@ -505,6 +502,25 @@ async function dropHost(b: Bucket, name: string, host: string, still: () => bool
   throw new DriverError('LN_ERR_CLUSTER_UNAVAILABLE', `cluster network ${name}: its record in the KV bucket kept changing while host ${host} was taken out of it`);
 }
 
+/**
+ * Does a host other than `host`, not among the hosts of network `name`, still hold it? A member
+ * key: it joined with a ledgernet before this one, so it still has the network (it adds itself
+ * once it runs this one). Or an address block: the same host once the cluster expired it (expiry
+ * removes its member key, not its blocks: it may come back with containers on them), or a host
+ * away when the bucket was rebuilt (restoreNetwork lists only the restorer). Another host's
+ * blocks go only through `cluster forget` (forgetNetworks), which then retires the network.
+ * Asked again of the bucket: this host's watch may not have delivered a leaving host's delete yet.
+ */
+async function heldUnlisted(b: Bucket, name: string, host: string): Promise<boolean> {
+  if (await anyLive(b.kv, b.mirror.withPrefix(`members.${name}.`).filter((m) => m.key !== memberKey(name, host)))) return true;
+  for (const k of b.mirror.withPrefix(`blocks.${name}.`)) {
+    if (k.value === host) continue;
+    const e = await b.kv.get(k.key);
+    if (e?.operation === 'PUT' && e.string() !== host) return true;
+  }
+  return false;
+}
+
 /** What forgetting a host did (or, as a preview, would do): the networks it left, those removed with it, its blocks given back. */
 export interface Forgetting {
   readonly networks: readonly string[];
@@ -515,8 +531,10 @@ export interface Forgetting {
 /**
  * Takes a forgotten host (ClusterKv.forgetHost checked that it is gone) out of every network it
  * had (`dropHost`: the last one out retires it); its blocks and any member or endpoint key left go.
- * `dryRun`: nothing is written; `retired` are the networks it would remove (no other host listed
- * and no member key of another host, as the watch sees the bucket now).
+ * A network that no host is listed in and that stayed only for this host's blocks or member key
+ * (it was expired, or ran an older ledgernet: dropHost `heldUnlisted`) is retired after them.
+ * `dryRun`: nothing is written; `retired` are the networks it would remove (no other host listed,
+ * and no member key or block of another host, as the watch sees the bucket now).
  */
 export async function forgetNetworks(b: Bucket, host: string, dryRun = false): Promise<Forgetting> {
   const blocks = b.mirror.withPrefix('blocks.').filter((k) => k.value === host);
@@ -526,10 +544,14 @@ export async function forgetNetworks(b: Bucket, host: string, dryRun = false): P
   if (listedIn.length === 0 && blocks.length === 0 && keys.size === 0) {
     throw new DriverError('LN_ERR_BAD_REQUEST', `host ${host} is not in the cluster: no network lists it and it holds no address block`);
   }
+  // Networks no host is listed in that stayed for this host's blocks or member key (dropHost
+  // `heldUnlisted`: it was expired, or joined with an older ledgernet): retired once they are gone.
+  const held = (name: string) => blocks.some((k) => k.key.startsWith(`blocks.${name}.`)) || keys.has(memberKey(name, host));
+  const kept = records.filter((r) => r.hosts?.length === 0 && held(r.name)).map((r) => r.name);
   if (dryRun) {
-    const alone = (name: string) =>
-      records.find((r) => r.name === name)?.hosts?.every((h) => h === host) === true && b.mirror.withPrefix(`members.${name}.`).every((m) => m.key === memberKey(name, host));
-    return { networks: listedIn, retired: listedIn.filter(alone), blocks: blocks.length };
+    const others = (name: string) => [...b.mirror.withPrefix(`members.${name}.`), ...b.mirror.withPrefix(`blocks.${name}.`)].some((k) => k.key !== memberKey(name, host) && k.value !== host);
+    const alone = (name: string) => records.find((r) => r.name === name)?.hosts?.every((h) => h === host) === true && !others(name);
+    return { networks: listedIn, retired: [...listedIn, ...kept].filter(alone).sort(), blocks: blocks.length };
   }
   const retired: string[] = [];
   for (const name of listedIn) if (await dropHost(b, name, host)) retired.push(name);
@@ -538,5 +560,6 @@ export async function forgetNetworks(b: Bucket, host: string, dryRun = false): P
   // (cas.ts deleteSeen); a key written after its record went is a host of that name's back.
   for (const k of blocks) if (!listedIn.some((n) => k.key.startsWith(`blocks.${n}.`))) await deleteSeen(b.kv, k.key, k.rev, (owner) => owner === host);
   await deleteWrittenBefore(b.kv, recordKey(host), keys);
-  return { networks: listedIn, retired, blocks: blocks.length };
+  for (const name of kept) if (await dropHost(b, name, host)) retired.push(name);
+  return { networks: listedIn, retired: retired.sort(), blocks: blocks.length };
 }
