@@ -20,6 +20,8 @@ import type { ClusterNetwork, ClusterPort, JoinRequest, StaticAddress } from '..
 import { isWrongRevision, listKeys } from './cas.ts';
 import { admitHost, endpointKey, endpointValue, memberValue, forgottenHosts, hostOfKey, KeyMirror, memberKey, reapHost, recordForgotten, recordKey, syncOwnKeys, unforget, type ForgottenHost, type OwnKeys } from './host-keys.ts';
 import { heartbeatInterval } from './liveness.ts';
+import { readNetwork } from './network-record.ts';
+import { readPeer } from './peer-records.ts';
 import { UnreadableKeys } from './unreadable.ts';
 import { claimBlock, claimBlockOf, driftOf, enter, forgetNetworks, syncNetworks, type Bucket, type BucketDrift, type Forgetting, type SyncOutcome } from './networks.ts';
 
@@ -390,24 +392,32 @@ export class ClusterKv {
     const mirror = new KeyMirror();
     this.b.mirror = mirror;
     this.detached = false;
+    // The subnets of the cluster networks as this watch saw their records: an endpoint's address must lie in its network's.
+    const subnets = new Map<string, string>();
     void (async () => {
       for await (const e of it) {
-        mirror.seen(e.key, e.operation === 'PUT' ? e.revision : null, e.isUpdate, () => e.string(), e.revision);
+        const put = e.operation === 'PUT';
+        mirror.seen(e.key, put ? e.revision : null, e.isUpdate, () => e.string(), e.revision);
         const [kind, token] = e.key.split('.');
         const host = token === undefined ? undefined : hostOfKey(token);
-        if (kind === 'hosts' && host) {
-          const put = e.operation === 'PUT';
-          onSeen({ host, rev: put ? e.revision : null, record: true, intervalMs: put ? (recordOf(e.string())?.intervalMs ?? null) : null });
-        }
-        const c = peerChangeOf(e.key, e.operation === 'PUT' ? e.string() : null);
-        if (!c || c.host === this.host) continue;
-        if (e.operation === 'PUT') onSeen({ host: c.host, rev: null, record: false });
-        onChange(c);
+        if (kind === 'hosts' && host) onSeen({ host, rev: put ? e.revision : null, record: true, intervalMs: put ? (recordOf(e.string())?.intervalMs ?? null) : null });
+        if (kind === 'networks') keepSubnet(subnets, e.key, put ? e.string() : null);
+        const read = readPeer(e.key, put ? e.string() : null, token === undefined ? null : (subnets.get(token) ?? null));
+        if (!read || read.change.host === this.host) continue;
+        if (put) onSeen({ host: read.change.host, rev: null, record: false });
+        this.saySkipped(e.key, read.problem);
+        onChange(read.change);
       }
     })()
       .catch(() => undefined)
       .finally(onEnd);
     return { stop: () => it.stop() };
+  }
+
+  /** A peer's key whose value was dropped (`problem`: why), said once per key; one read again (or deleted) is said again once it turns bad. */
+  private saySkipped(key: string, problem: string | null): void {
+    if (problem === null) this.b.unreadable?.clear(key);
+    else this.b.unreadable?.say(key, problem, `cluster: ${key} dropped: ${problem}; taken as removed (this host does not send to what it names) until its host writes it again`);
   }
 
   /** The hosts an operator forgot (`forgotten.<host>`): who forgot each, when and why. */
@@ -508,6 +518,14 @@ export function lazyCluster(open: () => Promise<ClusterKv>, o: { answerMs?: numb
   };
 }
 
+/** Keeps the subnet of the network record at `key` (`value` null: deleted), when this ledgernet reads it. */
+function keepSubnet(subnets: Map<string, string>, key: string, value: string | null): void {
+  const name = key.slice('networks.'.length);
+  const read = value === null ? null : readNetwork(name, value);
+  if (read?.ok) subnets.set(name, read.record.subnet);
+  else subnets.delete(name);
+}
+
 /** A host as its record in the bucket says: `lastSeen` is the record's `at` (null when it has none). */
 export interface ClusterHost {
   readonly host: string;
@@ -536,29 +554,4 @@ function recordOf(value: string): { vtep: string | null; at: string | null; inst
   } catch {
     return null;
   }
-}
-
-/** A member or endpoint key of the bucket as a peer change; null for other keys or bad values. */
-export function peerChangeOf(key: string, value: string | null): PeerChange | null {
-  const [kind, cluster, token, endpointId] = key.split('.');
-  const host = token === undefined ? undefined : hostOfKey(token);
-  if (!cluster || !host) return null;
-  try {
-    const v = value === null ? null : (JSON.parse(value) as Record<string, unknown>);
-    const str = (k: string) => (typeof v?.[k] === 'string' ? (v[k] as string) : null);
-    if (kind === 'members' && endpointId === undefined) {
-      const vtep = str('vtep');
-      if (v !== null && !vtep) return null;
-      return { op: 'member', cluster, host, member: v === null || !vtep ? null : { host, vtep } };
-    }
-    if (kind === 'endpoints' && endpointId) {
-      const [vtep, address, mac] = [str('vtep'), str('address'), str('mac')];
-      const endpoint = v !== null && vtep && address && mac ? { host, vtep, endpointId, address, mac } : null;
-      if (v !== null && !endpoint) return null;
-      return { op: 'endpoint', cluster, host, endpointId, endpoint };
-    }
-  } catch {
-    return null;
-  }
-  return null;
 }
