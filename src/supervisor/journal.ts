@@ -12,9 +12,10 @@
 // loss or kernel crash, and then dockerd and its retries are gone too, so nothing could ever match
 // the entry (and entries older than RETRY_WINDOW_MS are dropped anyway). A torn last line (killed
 // mid-write) is skipped on load.
-import { closeSync, fstatSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { matchEmptyRetries, RETRY_WINDOW_MS, type Entry, type Match } from './retry-match.ts';
+import { DriverError } from '../errors.ts';
 
 export const JOURNAL_FILE = 'requests.journal';
 
@@ -167,7 +168,9 @@ export class Journal {
       text = readFileSync(path, 'utf8');
       mtime = statSync(path).mtimeMs;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
+        throw new DriverError('LN_ERR_LOG_IO', `cannot read the request journal ${path}: ${(e as Error).message}; it must be a regular file the daemon can read (move it aside if it is not, e.g. \`mv ${path} ${path}.bad\`), then start again`, { cause: e });
+      }
     }
     const now = clock();
     const crashed = endedUncleanly(text);
@@ -311,6 +314,17 @@ export class Journal {
   private rewrite(entries: readonly Entry[]): number {
     const tmp = `${this.path}.new`;
     const fd = openSync(tmp, 'w', 0o600);
+    try {
+      return this.fill(fd, tmp, entries);
+    } catch (e) {
+      // Nothing of a failed rewrite stays behind (the journal itself is unchanged).
+      closeSync(fd);
+      rmSync(tmp, { force: true });
+      throw e;
+    }
+  }
+
+  private fill(fd: number, tmp: string, entries: readonly Entry[]): number {
     const req = (e: Entry): string => JSON.stringify({ k: 'req', id: e.id, t: e.t, m: e.method, b: e.body } satisfies Line) + '\n';
     const unanswered = new Set(entries.map((e) => e.id));
     const answered = this.recent.filter((e) => !unanswered.has(e.id)).map((e) => req(e) + JSON.stringify({ k: 'ans', id: e.id } satisfies Line) + '\n');

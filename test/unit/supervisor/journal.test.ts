@@ -1,7 +1,7 @@
 // The supervisor's request journal (the file): what an earlier supervisor left unanswered, what
 // is on disk when, and whether its writer died.
 import assert from 'node:assert/strict';
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -362,3 +362,26 @@ describe('an empty retry no journal entry matches, after a crash: asked of the w
   });
 });
 
+
+describe('journal errors (review of 2026-12-06, finding 8)', () => {
+  it('a journal that cannot be read: the error names the file and what to do', () => {
+    const path = join(dir, 'jdir');
+    mkdirSync(path);
+    assert.throws(() => Journal.open(path), (e: Error & { code?: string }) => e.code === 'LN_ERR_LOG_IO' && e.message.includes(`cannot read the request journal ${path}: EISDIR`) && e.message.includes('move it aside'));
+  });
+
+  it('a rewrite that fails leaves no requests.journal.new behind, and the journal goes on', () => {
+    const path = join(dir, 'jfail');
+    const j = Journal.open(path, () => 100_000);
+    // The journal's name taken by a non-empty directory: renaming the rewrite over it fails.
+    rmSync(path);
+    mkdirSync(path);
+    writeFileSync(join(path, 'x'), '');
+    const big = `{"pad":"${'x'.repeat(600 * 1024)}"}\n`;
+    for (let i = 0; i < 8 && !j.lastError; i++) assert.ok(j.received(CE, big));
+    assert.match(String(j.lastError), /ENOTEMPTY|EISDIR|EEXIST/);
+    assert.equal(existsSync(`${path}.new`), false);
+    assert.ok(j.received(CE, '{}\n'), 'still appends');
+    j.close();
+  });
+});
