@@ -135,3 +135,15 @@ export function cutOffRetryErr(why: string, o: { recorded?: boolean; unchanged?:
   return `the request body is empty (Docker's retry of a call ${cut}, moby/moby#39331)${why}; ${tail}`;
 }
 
+
+/**
+ * The largest request body a plugin call may have (fastify's default; Docker's biggest calls are
+ * a few KiB): the worker's limit, and the supervisor's, which refuses a larger body as soon as its
+ * declared or decoded length passes it.
+ */
+export const BODY_LIMIT = 1024 * 1024;
+
+/** The Err of a body over `limit` (BODY_LIMIT); `size` e.g. "2000000 bytes" or "at least 1048577 bytes". */
+export function bodyTooLargeErr(size: string, limit: number): string {
+  return `the request body is ${size}, over the limit of ${limit} bytes; nothing was changed`;
+}

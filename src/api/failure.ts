@@ -1,7 +1,7 @@
 // How a failed plugin call is answered and logged, the same over HTTP (fastify's error handler)
 // and over the supervisor's framed link (createPlugin's `call`).
 import type { FastifyBaseLogger } from 'fastify';
-import { isDriverError, phraseOf } from '../errors.ts';
+import { bodyTooLargeErr, isDriverError, phraseOf } from '../errors.ts';
 
 /** A call's answer: the HTTP status and the JSON body Docker gets. */
 export interface CallReply {
@@ -79,7 +79,7 @@ export function requestError(err: unknown, url: string, contentLength: string | 
   if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
     const n = Number(contentLength);
     const size = Number.isFinite(n) && n > 0 ? `${n} bytes` : 'more bytes than that';
-    return `the request body is ${size}, over the limit of ${limit} bytes; nothing was changed`;
+    return bodyTooLargeErr(size, limit);
   }
   return `the request was refused (${String(e.message)}); nothing was changed`;
 }

@@ -4,7 +4,7 @@
 // reaches; plugin-http.ts serves the same calls over HTTP with fastify (--in-process, tests),
 // loaded only there: a worker does not carry fastify (~14 MB of RSS; bench row 9).
 import type { FastifyBaseLogger } from 'fastify';
-import { cutOffRetryErr, DriverError } from '../errors.ts';
+import { BODY_LIMIT, cutOffRetryErr, DriverError } from '../errors.ts';
 import { callIds, failure, requestError, type PluginCall } from './failure.ts';
 import { byDocker, byLedgernet } from '../events/domain/cause.ts';
 import type { ClusterPort } from '../events/domain/cluster.ts';
@@ -81,8 +81,8 @@ export interface ApiDeps extends IntentDeps {
 
 type Handler = (body: Json, method: string) => Promise<unknown>;
 
-/** The largest request body accepted (fastify's default; Docker's biggest calls are a few KiB). */
-export const BODY_LIMIT = 1024 * 1024;
+/** The largest request body accepted (errors.ts: the supervisor's limit too). */
+export { BODY_LIMIT };
 
 /**
  * Per-app state: endpoints whose veth a pass in this process has confirmed (Join need not wait),

@@ -43,9 +43,16 @@ export function sendFrame(socket: Socket, msg: FrameRequest | FrameReply): void 
  * parse or is too large destroys the socket (the other side's pending calls fail in transport).
  */
 export function readFrames(socket: Socket, onMessage: (msg: unknown) => void): void {
-  let buf: Buffer = Buffer.alloc(0);
+  // The reads of a frame not yet whole are kept in a list and joined once it is (joining on every
+  // read costs a large frame's length times its number of reads).
+  let parts: Buffer[] = [];
+  let have = 0;
+  let need = 4;
   socket.on('data', (chunk: Buffer) => {
-    buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+    parts.push(chunk);
+    have += chunk.length;
+    if (have < need) return;
+    const buf = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, have);
     let at = 0;
     while (buf.length - at >= 4) {
       const len = buf.readUInt32BE(at);
@@ -64,6 +71,9 @@ export function readFrames(socket: Socket, onMessage: (msg: unknown) => void): v
       at += 4 + len;
       onMessage(msg);
     }
-    buf = at === buf.length ? Buffer.alloc(0) : buf.subarray(at);
+    const rest = buf.subarray(at);
+    parts = rest.length === 0 ? [] : [rest];
+    have = rest.length;
+    need = rest.length >= 4 ? 4 + rest.readUInt32BE(0) : 4;
   });
 }

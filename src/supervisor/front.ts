@@ -61,9 +61,43 @@ function readNow(socket: Socket): Buffer | null | 'eof' {
 
 const errText = (status: number, message: string) => replyText(status, JSON.stringify({ Err: message }));
 
-function serveConnection(socket: Socket, onCall: CallHandler, onError: (e: unknown, target: string) => void, maxBody: number, waiting: Set<Socket>, requestTimeoutMs: number): void {
+/** Connections still without a whole request: more than this are refused (Docker makes dozens of calls at once, each read whole at once). */
+const MAX_READING = 256;
+/** The bytes all those connections may buffer together (Docker's bodies are a few KiB; one body may have BODY_LIMIT). */
+const MAX_BUFFERED = 64 * 1024 * 1024;
+
+export interface FrontLimits {
+  /** A connection that has not sent a whole request within this of its accept is closed. */
+  readonly requestTimeoutMs?: number;
+  readonly maxReading?: number;
+  readonly maxBuffered?: number;
+}
+
+/** What the front shares between its connections. */
+interface Ctx {
+  readonly onCall: CallHandler;
+  readonly onError: (e: unknown, target: string) => void;
+  readonly maxBody: number;
+  readonly requestTimeoutMs: number;
+  readonly maxReading: number;
+  readonly maxBuffered: number;
+  /** The connections still without a whole request. */
+  readonly waiting: Set<Socket>;
+  /** The bytes their readers hold. */
+  buffered: number;
+}
+
+const busy = (what: string) => errText(503, `ledgernet ${what} that have not arrived whole, its limit (a client may be holding connections open without finishing its requests); nothing was changed, try again`);
+
+function serveConnection(socket: Socket, ctx: Ctx): void {
   const acceptedAt = performance.now();
-  const reader = new RequestReader(maxBody);
+  // Dropped once the request is whole or refused: a lingering connection holds no buffer.
+  let reader: RequestReader | null = new RequestReader(ctx.maxBody);
+  let counted = 0;
+  const count = (n: number) => {
+    ctx.buffered += n - counted;
+    counted = n;
+  };
   let done = false;
   socket.on('error', () => socket.destroy());
   // The answer to a whole request is the last thing on the connection (it says `Connection:
@@ -77,28 +111,38 @@ function serveConnection(socket: Socket, onCall: CallHandler, onError: (e: unkno
   const answer = (text: string) => {
     socket.write(text, () => process.nextTick(close));
   };
+  let deadline: NodeJS.Timeout | undefined;
+  const finish = () => {
+    done = true;
+    reader = null;
+    count(0);
+    // The call itself may take long (the kernel, a worker replaced): no deadline once it is whole.
+    clearTimeout(deadline);
+    ctx.waiting.delete(socket);
+  };
   // A refusal may come before the client has sent all it meant to (a body over the limit): shut
   // down only the writing side and keep reading (ignored) until the client closes, so it can finish
   // writing and read the refusal instead of meeting a reset.
   const refuse = (text: string) => {
+    finish();
     socket.setTimeout(LINGER_MS, () => socket.destroy());
     socket.end(text);
     socket.resume(); // read on (what it reads is dropped), also when refused in the accept callback
   };
-  let deadline: NodeJS.Timeout | undefined;
   const feed = (chunk: Buffer, atAccept: boolean): void => {
-    if (done) return; // bytes after the request: Connection: close, so ignored
+    if (done || !reader) return; // bytes after the request: Connection: close, so ignored
     const r = reader.push(chunk, () => socket.write(CONTINUE));
-    if (r.kind === 'more') return;
-    done = true;
-    // The call itself may take long (the kernel, a worker replaced): no deadline once it is whole.
-    clearTimeout(deadline);
-    waiting.delete(socket);
-    if (r.kind === 'error') return refuse(errText(r.status, `${r.message}; nothing was changed`));
-    onCall({ request: r.request, acceptedAt, readAtAccept: atAccept }).then(
+    if (r.kind === 'more') {
+      count(reader.held);
+      if (ctx.buffered > ctx.maxBuffered) refuse(busy(`already holds ${ctx.maxBuffered} bytes of requests`));
+      return;
+    }
+    if (r.kind === 'error') return refuse(errText(r.status, r.message));
+    finish();
+    ctx.onCall({ request: r.request, acceptedAt, readAtAccept: atAccept }).then(
       (a) => answer(replyText(a.status, a.body)),
       (e: unknown) => {
-        onError(e, r.request.target);
+        ctx.onError(e, r.request.target);
         answer(errText(500, 'internal error in the ledgernet supervisor (LN_ERR_INTERNAL); see the ledgernet log'));
       },
     );
@@ -110,15 +154,18 @@ function serveConnection(socket: Socket, onCall: CallHandler, onError: (e: unkno
   // request are ignored anyway, and a client that goes away meanwhile only fails the reply's
   // write; so the fd is never added to epoll (two epoll_ctl calls fewer per call).
   if (done) return;
-  waiting.add(socket);
+  if (ctx.waiting.size >= ctx.maxReading) return refuse(busy(`is already reading ${ctx.maxReading} requests`));
+  ctx.waiting.add(socket);
   // From the accept, however the bytes trickle in (an idle timeout would let a byte a minute keep it open).
-  deadline = setTimeout(() => socket.destroy(), requestTimeoutMs - (performance.now() - acceptedAt));
+  deadline = setTimeout(() => socket.destroy(), ctx.requestTimeoutMs - (performance.now() - acceptedAt));
   socket.on('data', (c: Buffer) => feed(c, false));
   // The client closed its end: without a whole request there is nothing to answer.
   socket.on('end', () => (done ? undefined : socket.destroy()));
   socket.on('close', () => {
     clearTimeout(deadline);
-    waiting.delete(socket);
+    ctx.waiting.delete(socket);
+    count(0);
+    reader = null;
   });
   socket.resume();
 }
@@ -141,12 +188,22 @@ export interface Front {
 }
 
 /** The plugin socket's server (not yet listening). `onError`: a call's handler threw. */
-export function front(onCall: CallHandler, onError: (e: unknown, target: string) => void, maxBody: number, requestTimeoutMs = REQUEST_TIMEOUT_MS): Front {
-  const waiting = new Set<Socket>();
+export function front(onCall: CallHandler, onError: (e: unknown, target: string) => void, maxBody: number, limits: FrontLimits = {}): Front {
+  const ctx: Ctx = {
+    onCall,
+    onError,
+    maxBody,
+    requestTimeoutMs: limits.requestTimeoutMs ?? REQUEST_TIMEOUT_MS,
+    maxReading: limits.maxReading ?? MAX_READING,
+    maxBuffered: limits.maxBuffered ?? MAX_BUFFERED,
+    waiting: new Set<Socket>(),
+    buffered: 0,
+  };
+  const { waiting } = ctx;
   warmUp(maxBody);
   // pauseOnConnect: libuv must not start reading before readNow has; allowHalfOpen: a client that
   // shuts down its writing side after the request still gets the reply.
-  const server = createServer({ pauseOnConnect: true, allowHalfOpen: true }, (socket) => serveConnection(socket, onCall, onError, maxBody, waiting, requestTimeoutMs));
+  const server = createServer({ pauseOnConnect: true, allowHalfOpen: true }, (socket) => serveConnection(socket, ctx));
   return {
     server,
     close: () =>

@@ -9,6 +9,9 @@
 // Transfer-Encoding together, several different Content-Lengths, a Transfer-Encoding other than
 // chunked, malformed lines: each is a 400 and the connection is closed.
 
+import { bodyTooLargeErr } from '../errors.ts';
+import { Bytes, ChunkedBody, refusal, type Decoded } from './chunked-body.ts';
+
 /** A whole request. */
 export interface HttpRequest {
   readonly method: string;
@@ -31,13 +34,13 @@ const HEADER = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*(.*?)[ \t]*$/;
 interface Head {
   readonly method: string;
   readonly target: string;
-  /** Where the body starts in the buffer. */
+  /** Where the body starts in the bytes read. */
   readonly start: number;
   readonly length: number | 'chunked';
   readonly expectContinue: boolean;
 }
 
-const fail = (status: number, message: string): ParseResult => ({ kind: 'error', status, message });
+const fail = (status: number, message: string): ParseResult => ({ kind: 'error', ...refusal(status, message) });
 
 function parseHead(text: string, start: number, maxBody: number): Head | ParseResult {
   const lines = text.split('\r\n');
@@ -61,75 +64,90 @@ function parseHead(text: string, start: number, maxBody: number): Head | ParseRe
   }
   if (chunked && length !== null) return fail(400, 'Content-Length and Transfer-Encoding together');
   const n = length === null ? 0 : Number(length);
-  if (n > maxBody) return fail(413, `the request body is larger than ${maxBody} bytes`);
+  // The worker's own limit and Err (errors.ts), before a byte of the body is kept.
+  if (n > maxBody) return { kind: 'error', status: 413, message: bodyTooLargeErr(`${n} bytes`, maxBody) };
   return { method: line[1] as string, target: line[2] as string, start, length: chunked ? 'chunked' : n, expectContinue };
 }
 
-/**
- * Decodes a chunked body from `at`; 'more' until its last chunk and trailers are there. What a
- * chunked body may hold besides its data (size lines, extensions, trailers) counts too: at most
- * MAX_HEAD bytes more than the body's limit are ever kept.
- */
-function dechunk(buf: Buffer, at: number, maxBody: number): Buffer | ParseResult {
-  if (buf.length - at > maxBody + MAX_HEAD) return fail(413, `the request body is larger than ${maxBody} bytes (with its chunk framing, extensions and trailers)`);
-  const parts: Buffer[] = [];
-  let total = 0;
-  for (;;) {
-    const eol = buf.indexOf('\r\n', at, 'latin1');
-    if (eol < 0) return buf.length - at > 1024 ? fail(400, 'a chunk size line is too long') : MORE;
-    const size = /^([0-9a-fA-F]{1,8})(;.*)?$/.exec(buf.toString('latin1', at, eol));
-    if (!size) return fail(400, 'a chunk size is not hexadecimal');
-    const n = Number.parseInt(size[1] as string, 16);
-    at = eol + 2;
-    if (n === 0) {
-      // Trailers (ignored), then the empty line.
-      const end = buf.indexOf('\r\n', at, 'latin1') === at ? at : buf.indexOf('\r\n\r\n', at, 'latin1');
-      return end < 0 ? MORE : Buffer.concat(parts, total);
-    }
-    total += n;
-    if (total > maxBody) return fail(413, `the request body is larger than ${maxBody} bytes`);
-    if (buf.length < at + n + 2) return MORE;
-    if (buf.toString('latin1', at + n, at + n + 2) !== '\r\n') return fail(400, 'a chunk does not end with CRLF');
-    parts.push(buf.subarray(at, at + n));
-    at += n + 2;
-  }
-}
+const tooLargeHead = () => fail(431, `the request line and headers are larger than ${MAX_HEAD} bytes`);
 
 /**
- * Reads one request from the bytes a connection has received so far (call again with more).
- * `onContinue` is called once when the client waits for `100 Continue`.
+ * Reads one request from the bytes a connection has received so far (call again with more). Each
+ * read is looked at once, from where the last stopped: the head is searched only in the new bytes
+ * (and the 3 before), a Content-Length body is appended to the head's bytes, a chunked body is
+ * decoded as it comes (chunked-body.ts). `onContinue` is called once when the client waits for
+ * `100 Continue`.
  */
 export class RequestReader {
-  private buf: Buffer = Buffer.alloc(0);
+  /** The head, then (Content-Length) the body after it; null once a chunked body takes over. */
+  private bytes: Bytes | null = new Bytes(4096, Number.MAX_SAFE_INTEGER);
+  private chunked: ChunkedBody | null = null;
   private head: Head | null = null;
   private continued = false;
+  /** A refusal is final: the same answer to whatever comes after it. */
+  private refused: ParseResult | null = null;
+  private scanned = 0;
   private readonly maxBody: number;
 
   constructor(maxBody: number) {
     this.maxBody = maxBody;
   }
 
+  /** The memory its buffers hold (front.ts bounds the sum over all connections). */
+  get held(): number {
+    return (this.bytes?.capacity ?? 0) + (this.chunked?.held ?? 0);
+  }
+
+  /** Bytes looked at or copied so far: linear in the bytes pushed, however they were split (tests). */
+  get work(): number {
+    return this.scanned + (this.bytes?.copied ?? 0) + (this.chunked?.work ?? 0);
+  }
+
   push(chunk: Buffer, onContinue: () => void): ParseResult {
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
-    if (!this.head) {
-      const end = this.buf.indexOf('\r\n\r\n', 0, 'latin1');
-      if (end < 0) return this.buf.length > MAX_HEAD ? fail(431, `the request line and headers are larger than ${MAX_HEAD} bytes`) : MORE;
-      if (end > MAX_HEAD) return fail(431, `the request line and headers are larger than ${MAX_HEAD} bytes`);
-      const head = parseHead(this.buf.toString('latin1', 0, end), end + 4, this.maxBody);
-      if ('kind' in head) return head;
-      this.head = head;
+    if (this.refused) return this.refused;
+    const body = this.head ? this.more(this.head, chunk) : this.first(chunk);
+    if (!Buffer.isBuffer(body)) {
+      if (body.kind === 'error') this.refused = body;
+      return this.waiting(body, onContinue);
     }
-    const h = this.head;
-    let body: Buffer;
-    if (h.length === 'chunked') {
-      const r = dechunk(this.buf, h.start, this.maxBody);
-      if (!Buffer.isBuffer(r)) return this.waiting(r, onContinue);
-      body = r;
-    } else {
-      if (this.buf.length < h.start + h.length) return this.waiting(MORE, onContinue);
-      body = this.buf.subarray(h.start, h.start + h.length);
-    }
+    const h = this.head as Head;
     return { kind: 'request', request: { method: h.method, target: h.target, body: body.toString('utf8') } };
+  }
+
+  /** Until the head is whole: appends, and searches what is new for its end. */
+  private first(chunk: Buffer): Buffer | ParseResult {
+    const bytes = this.bytes as Bytes;
+    const from = Math.max(0, bytes.length - 3);
+    bytes.append(chunk);
+    const all = bytes.view();
+    const end = all.indexOf('\r\n\r\n', from, 'latin1');
+    this.scanned += (end < 0 ? all.length : end + 4) - from;
+    if (end < 0) return all.length > MAX_HEAD ? tooLargeHead() : MORE;
+    if (end > MAX_HEAD) return tooLargeHead();
+    const head = parseHead(all.toString('latin1', 0, end), end + 4, this.maxBody);
+    if ('kind' in head) return head;
+    this.head = head;
+    if (head.length !== 'chunked') {
+      bytes.max = head.start + head.length;
+      return this.more(head, Buffer.alloc(0));
+    }
+    this.chunked = new ChunkedBody(this.maxBody, this.maxBody + MAX_HEAD);
+    this.bytes = null;
+    this.scanned += bytes.copied;
+    return this.decoded(this.chunked.push(all.subarray(head.start)));
+  }
+
+  private more(h: Head, chunk: Buffer): Buffer | ParseResult {
+    if (this.chunked) return this.decoded(this.chunked.push(chunk));
+    const bytes = this.bytes as Bytes;
+    const end = h.start + (h.length as number);
+    // Bytes after the request are ignored (one request per connection).
+    if (bytes.length < end) bytes.append(chunk, 0, Math.min(chunk.length, end - bytes.length));
+    return bytes.length < end ? MORE : bytes.view().subarray(h.start, end);
+  }
+
+  private decoded(d: Decoded): Buffer | ParseResult {
+    return d === 'more' ? MORE : Buffer.isBuffer(d) ? d : { kind: 'error', ...d };
   }
 
   private waiting(r: ParseResult, onContinue: () => void): ParseResult {
@@ -141,7 +159,7 @@ export class RequestReader {
   }
 }
 
-const REASONS: Readonly<Record<number, string>> = { 200: 'OK', 400: 'Bad Request', 404: 'Not Found', 413: 'Payload Too Large', 431: 'Request Header Fields Too Large', 500: 'Internal Server Error' };
+const REASONS: Readonly<Record<number, string>> = { 200: 'OK', 400: 'Bad Request', 404: 'Not Found', 413: 'Payload Too Large', 431: 'Request Header Fields Too Large', 500: 'Internal Server Error', 503: 'Service Unavailable' };
 
 /** The whole reply: status line, headers (closing the connection), body. */
 export function replyText(status: number, body: string, contentType = 'application/vnd.docker.plugins.v1+json'): string {

@@ -13,7 +13,7 @@ import { mkdir, unlink } from 'node:fs/promises';
 import type { Server } from 'node:net';
 import { join } from 'node:path';
 import type { Log } from './log.ts';
-import { DriverError } from '../errors.ts';
+import { BODY_LIMIT, DriverError } from '../errors.ts';
 import { prepareSocketPath } from '../operator/socket.ts';
 import { errReply, FORWARD_DEADLINE_MS, forwardWithRetry, WorkerLink, type Reply } from './forward.ts';
 import { Journal, JOURNAL_FILE } from './journal.ts';
@@ -25,8 +25,8 @@ import { windowTraceFromEnv, type WindowTrace } from './window-trace.ts';
 
 const WORKER_SOCKET = 'worker.sock';
 
-/** Larger than any call Docker makes; the worker applies its own, smaller limit with a clear Err. */
-const MAX_BODY = 8 * 1024 * 1024;
+/** The worker's own limit (errors.ts): a larger body is refused while it is read, not after it is journaled. */
+const MAX_BODY = BODY_LIMIT;
 
 /** Docker sends these without a body; every other call's empty body is a cut-off retry. */
 const NO_BODY = new Set([

@@ -46,13 +46,13 @@ describe('RequestReader', () => {
     assert.match(String(status('POST /X HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n')), /^400,Transfer-Encoding/);
     assert.match(String(status('POST /X\r\n\r\n')), /^400,the request line/);
     assert.match(String(status('POST /X HTTP/1.1\r\nno colon\r\n\r\n')), /^400,a header line/);
-    assert.match(String(status(`POST /X HTTP/1.1\r\nContent-Length: ${MAX + 1}\r\n\r\n`)), /^413,the request body is larger than 1024 bytes/);
+    assert.match(String(status(`POST /X HTTP/1.1\r\nContent-Length: ${MAX + 1}\r\n\r\n`)), /^413,the request body is 1025 bytes, over the limit of 1024 bytes; nothing was changed$/);
     assert.match(String(status('POST /X HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n', `${(MAX + 1).toString(16)}\r\n`, 'x'.repeat(MAX + 1))), /^413/);
     assert.match(String(status(`POST /X HTTP/1.1\r\nA: ${'a'.repeat(70_000)}`)), /^431/);
     // What a chunked body holds besides its data counts: endless trailers, or small chunks with long extensions.
     const chunked = 'POST /X HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n';
     const trailers = Array.from({ length: 200 }, () => `X-Pad: ${'p'.repeat(1000)}\r\n`);
-    assert.match(String(status(chunked, '2\r\n{}\r\n0\r\n', ...trailers)), /^413,the request body is larger than 1024 bytes \(with its chunk framing, extensions and trailers\)/);
+    assert.match(String(status(chunked, '2\r\n{}\r\n0\r\n', ...trailers)), /^413,the request body is larger than 1024 bytes \(with its chunk framing, extensions and trailers: over 66560 bytes\); nothing was changed$/);
     assert.match(String(status(chunked, ...Array.from({ length: 200 }, () => `1;e=${'e'.repeat(1000)}\r\nx\r\n`))), /^413,/);
   });
 
@@ -200,7 +200,7 @@ describe('front: the time a request may take to arrive', () => {
       },
       () => undefined,
       MAX,
-      1_000,
+      { requestTimeoutMs: 1_000 },
     );
     await new Promise<void>((resolve) => plugin.server.listen(socket, () => resolve()));
   });
