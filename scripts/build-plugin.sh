@@ -181,6 +181,7 @@ cat >"$OUT/config.json" <<'EOF'
     { "name": "LEDGERNET_LOG_LEVEL", "description": "log level (trace, debug, info, warn, error)", "settable": ["value"], "value": "info" },
     { "name": "LEDGERNET_RECONCILE_INTERVAL", "description": "seconds between reconcile passes", "settable": ["value"], "value": "10" },
     { "name": "LEDGERNET_WORKER_WATCHDOG", "description": "seconds the worker's event loop may leave the supervisor's pings unanswered before it is killed and replaced (0: never)", "settable": ["value"], "value": "15" },
+    { "name": "LEDGERNET_WORKER_START_TIMEOUT", "description": "the same for a worker that has not said it is ready yet (0: never)", "settable": ["value"], "value": "60" },
     { "name": "LEDGERNET_HOST", "description": "host name in event ids and NATS subjects (empty: the machine's host name)", "settable": ["value"], "value": "" },
     { "name": "LEDGERNET_NATS_URL", "description": "publish the audit stream to this NATS server (empty: off)", "settable": ["value"], "value": "" },
     { "name": "LEDGERNET_NATS_TOKEN", "description": "NATS token (empty: none)", "settable": ["value"], "value": "" },

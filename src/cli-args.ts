@@ -35,6 +35,7 @@ const COMMANDS = {
       'log-level': str,
       'in-process': bool,
       'worker-watchdog': str,
+      'worker-start-timeout': str,
       'apply-timeout': str,
       metrics: str,
       'docker-socket': str,

@@ -9,6 +9,7 @@ import { DEFAULT_DOCKER_SOCKET } from './operator/docker-api.ts';
 import { parseDirectRouting, parseFirewallChoice } from './operator/firewall-choice.ts';
 import { controlGroupId } from './operator/socket.ts';
 import { inheritedPluginSocket } from './supervisor/activation.ts';
+import { holdsStateLock } from './events/log/lock.ts';
 import { jsonLog, type Log } from './supervisor/log.ts';
 import { supervise } from './supervisor/supervisor.ts';
 import { answerPings, notifyReady, onSupervisorGone, workerSocket } from './supervisor/worker-link.ts';
@@ -20,6 +21,8 @@ commands:
                          0: no background repair)] [--log-level L]
               [--worker-watchdog S]  a worker whose event loop has not answered for S seconds is killed and
                          replaced (default ${DEFAULTS.workerWatchdogS}, at least 2; 0: never)
+              [--worker-start-timeout S]  the same for a worker that has not said it is ready yet
+                         (default ${DEFAULTS.workerStartTimeoutS}, at least 2; 0: never)
               [--in-process]  no supervisor: the daemon itself listens on the socket (tests, debugging)
               [--metrics HOST:PORT]  Prometheus metrics (off by default)
               [--docker-socket P]  Docker's API (default /var/run/docker.sock; '' never asks Docker)
@@ -254,16 +257,24 @@ async function runServe(values: Values, env: NodeJS.ProcessEnv, argv: string[], 
     ...(controlGroup === null ? {} : { controlGroup }),
   };
   const watchdogMs = Math.round(parseSeconds(SECONDS.workerWatchdog, values['worker-watchdog'], env) * 1000);
-  if (values['in-process'] && values['worker-watchdog'] !== undefined) {
-    throw new DriverError('LN_ERR_BAD_REQUEST', '--worker-watchdog watches the worker a supervisor runs; --in-process runs none');
+  const startTimeoutMs = Math.round(parseSeconds(SECONDS.workerStartTimeout, values['worker-start-timeout'], env) * 1000);
+  for (const flag of ['worker-watchdog', 'worker-start-timeout'] as const) {
+    if (values['in-process'] && values[flag] !== undefined) {
+      throw new DriverError('LN_ERR_BAD_REQUEST', `--${flag} watches the worker a supervisor runs; --in-process runs none`);
+    }
   }
   // By default a supervisor keeps Docker's socket and runs the daemon as its worker
   // (src/supervisor/); --in-process runs the daemon alone, as before.
   if (logger === null || supervisor) { // (null only for the supervisor)
     // Socket activation (ledgernet.socket): the plugin socket outlives the daemon.
     const inheritedFd = inheritedPluginSocket(env, cfg.socket);
-    const sup = await supervise({ socket: cfg.socket, stateDir, workerArgv: [process.argv[1] ?? '', ...argv], log, inheritedFd, watchdogMs });
-    const why = await Promise.race([stopSignal(log), sup.failed.then((e) => { throw e; })]);
+    // Listened for from the start: a signal while the worker starts stops it too (not an orphan).
+    const stopAsked = stopSignal(log);
+    const stopped = new AbortController();
+    void stopAsked.then(() => stopped.abort());
+    const sup = await supervise({ socket: cfg.socket, stateDir, workerArgv: [process.argv[1] ?? '', ...argv], log, inheritedFd, watchdogMs, startTimeoutMs, stopped: stopped.signal, holdsStateLock: (pid) => holdsStateLock(stateDir, pid) });
+    if (!sup) return 0;
+    const why = await Promise.race([stopAsked, sup.failed.then((e) => { throw e; })]);
     log.info({ signal: why }, 'shutting down: finishing in-flight calls; the kernel is left as it is');
     await sup.stop();
     return 0;
@@ -271,16 +282,19 @@ async function runServe(values: Values, env: NodeJS.ProcessEnv, argv: string[], 
   if (!listen && inheritedPluginSocket(env, cfg.socket) !== null) {
     throw new DriverError('LN_ERR_CONFIG', 'socket activation: --in-process cannot serve a socket the service manager passed; run `ledgernet serve` without --in-process');
   }
+  // A worker listens before it starts: node says once that the supervisor is gone, and a worker
+  // that missed it would run on forever with the state lock. Gone during the start, it exits within
+  // ORPHAN_STOP_MS; a signal then stops it once started. Pings are answered during the start too
+  // (the supervisor's start-up watch, worker-process.ts).
+  const stopAsked = listen ? stopSignal(log, onSupervisorGone) : null;
+  if (listen) answerPings();
+  void stopAsked?.then((why) => why === SUPERVISOR_GONE && exitAfter(ORPHAN_STOP_MS, log));
   // Loaded here, not at the top: the supervisor process never loads the daemon (memory).
   const { serve } = await import('./main.ts');
   const daemon = await serve(listen ? { ...cfg, listenSocket: listen } : cfg, logger);
-  if (listen) {
-    answerPings();
-    notifyReady();
-  }
-  const why = await stopSignal(log, listen ? onSupervisorGone : undefined);
+  if (listen) notifyReady();
+  const why = await (stopAsked ?? stopSignal(log));
   log.info({ signal: why }, 'shutting down: finishing in-flight calls; the kernel is left as it is');
-  if (why === SUPERVISOR_GONE) exitAfter(ORPHAN_STOP_MS, log);
   await daemon.stop();
   log.info('stopped');
   if (listen && process.connected) process.disconnect();

@@ -10,6 +10,13 @@ export const DEFAULTS = {
   applyTimeoutMs: 20_000,
   /** Seconds a ready worker may leave the supervisor's pings unanswered (supervisor/watchdog.ts); below the 25 s a call may wait, so a call made to a stuck worker is answered by the next one. */
   workerWatchdogS: 15,
+  /**
+   * Seconds a starting worker may leave the pings unanswered before it is killed and replaced. Its
+   * event loop can be held up by a synchronous replay of the log (≤5 s for 1,000,000 events, issue
+   * 11 row 5, more on a slow disk) but answers between steps; a worker that does keep answering is
+   * never killed for being slow.
+   */
+  workerStartTimeoutS: 60,
   logLevel: 'info',
   natsStream: 'LEDGERNET',
   natsRetention: 'limits',
@@ -155,6 +162,7 @@ export const SECONDS = {
   applyTimeout: { flag: 'apply-timeout', fallback: DEFAULTS.applyTimeoutMs / 1000, min: 1 },
   // The supervisor pings once a second (watchdog.ts): under 2 s a worker that answers every ping is killed when one comes late.
   workerWatchdog: { flag: 'worker-watchdog', env: 'LEDGERNET_WORKER_WATCHDOG', fallback: DEFAULTS.workerWatchdogS, min: 2, zero: 'never' },
+  workerStartTimeout: { flag: 'worker-start-timeout', env: 'LEDGERNET_WORKER_START_TIMEOUT', fallback: DEFAULTS.workerStartTimeoutS, min: 2, zero: 'never' },
 } as const satisfies Record<string, SecondsSetting>;
 
 /**

@@ -18,7 +18,7 @@ import { prepareSocketPath } from '../operator/socket.ts';
 import { errReply, FORWARD_DEADLINE_MS, forwardWithRetry, WorkerLink, type Reply } from './forward.ts';
 import { Journal, JOURNAL_FILE } from './journal.ts';
 import { emptyRetries, type Forward } from './retries.ts';
-import { waitOldWorker, WorkerProcess, WORKER_PID_FILE } from './worker-process.ts';
+import { waitOldWorker, WorkerProcess, WORKER_PID_FILE, type HoldsStateLock } from './worker-process.ts';
 import { SOCKET_FROM_ENV } from './worker-link.ts';
 import { front, type CallHandler } from './front.ts';
 import { windowTraceFromEnv, type WindowTrace } from './window-trace.ts';
@@ -49,11 +49,17 @@ export interface SupervisorConfig {
   readonly forwardDeadlineMs?: number;
   /** A ready worker silent this long (ms) is killed and replaced (watchdog.ts); 0 or absent: never. */
   readonly watchdogMs?: number;
+  /** A starting worker silent this long (ms) is killed and replaced (watchdog.ts); 0: never; absent: 60 s. */
+  readonly startTimeoutMs?: number;
   /**
    * The listening plugin socket the service manager passed (socket activation, activation.ts):
    * served as it is, never bound, chmod'ed or unlinked here. Null or absent: bind `socket`.
    */
   readonly inheritedFd?: number | null;
+  /** Whether a process holds the state dir's lock now (lock.ts holdsStateLock): only such a worker is waited for or killed at start. */
+  readonly holdsStateLock: HoldsStateLock;
+  /** Aborted when a stop is asked for (SIGTERM…): during the start, the start is given up and the worker stopped. */
+  readonly stopped?: AbortSignal;
 }
 
 export interface Supervisor {
@@ -167,7 +173,7 @@ async function prepare(cfg: SupervisorConfig, workerSocket: string, log: Log): P
   // Refuse early when another process answers on the plugin socket (an inherited one answers:
   // the service manager holds it, and a second instance is refused by the worker's locks).
   if (cfg.inheritedFd == null) await prepareSocketPath(cfg.socket);
-  await waitOldWorker(cfg.stateDir, log);
+  await waitOldWorker(cfg.stateDir, cfg.holdsStateLock, log, cfg.stopped);
   const journal = Journal.open(join(cfg.stateDir, JOURNAL_FILE));
   if (journal.pending.length > 0) {
     log.warn({ calls: journal.pending.map((e) => e.method) }, 'calls cut off by an earlier supervisor wait for Docker\'s retry');
@@ -175,7 +181,29 @@ async function prepare(cfg: SupervisorConfig, workerSocket: string, log: Log): P
   return journal;
 }
 
-export async function supervise(cfg: SupervisorConfig): Promise<Supervisor> {
+/** Resolves when `signal` is aborted (at once if it is already); never without one. */
+function whenAborted(signal: AbortSignal | undefined): Promise<'stopped'> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) resolve('stopped');
+    else signal?.addEventListener('abort', () => resolve('stopped'), { once: true });
+  });
+}
+
+/**
+ * Starts the first worker; false when a stop was asked for first (the worker is then stopped:
+ * left running it would hold the state lock, unseen, with nothing serving Docker).
+ */
+async function startWorker(worker: WorkerProcess, stopped: AbortSignal | undefined): Promise<boolean> {
+  const ready = worker.start();
+  // A stop won the race; the start may still fail afterwards, as the worker is stopped.
+  ready.catch(() => undefined);
+  if ((await Promise.race([ready.then(() => 'ready' as const), whenAborted(stopped)])) === 'ready') return true;
+  await worker.stop();
+  return false;
+}
+
+/** Runs the supervisor; null when a stop was asked for before it served (nothing is left running then). */
+export async function supervise(cfg: SupervisorConfig): Promise<Supervisor | null> {
   const log = cfg.log.child({ component: 'supervisor' });
   const workerSocket = join(cfg.stateDir, WORKER_SOCKET);
   const journal = await prepare(cfg, workerSocket, log);
@@ -184,9 +212,15 @@ export async function supervise(cfg: SupervisorConfig): Promise<Supervisor> {
   else delete process.env[SOCKET_FROM_ENV];
   let reportFatal!: (e: Error) => void;
   const failed = new Promise<Error>((r) => (reportFatal = r));
-  const worker = new WorkerProcess({ argv: cfg.workerArgv, socket: workerSocket, stateDir: cfg.stateDir, log, onFatal: (e) => reportFatal(e), watchdogMs: cfg.watchdogMs ?? 0 });
+  const worker = new WorkerProcess({ argv: cfg.workerArgv, socket: workerSocket, stateDir: cfg.stateDir, log, onFatal: (e) => reportFatal(e), watchdogMs: cfg.watchdogMs ?? 0, startTimeoutMs: cfg.startTimeoutMs ?? 60_000 });
   try {
-    await worker.start();
+    if (cfg.stopped?.aborted || !(await startWorker(worker, cfg.stopped))) {
+      // Not closed as clean: calls an earlier supervisor left cut off still wait for Docker's retry.
+      journal.close();
+      rmSync(join(cfg.stateDir, WORKER_PID_FILE), { force: true });
+      log.info('stopped before serving: the starting worker was stopped');
+      return null;
+    }
   } catch (e) {
     journal.close();
     throw e;

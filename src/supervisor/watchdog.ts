@@ -14,13 +14,19 @@ export type Verdict = 'ping' | 'kill';
 export class Watchdog {
   private lastPong: number;
   private lastTick: number;
-  private readonly limitMs: number;
+  private limitMs: number;
 
   /** `limitMs`: how long the worker may stay silent; `now`: when it said it was ready. */
   constructor(limitMs: number, now: number) {
     this.limitMs = limitMs;
     this.lastPong = now;
     this.lastTick = now;
+  }
+
+  /** From `now` on, the limit is `limitMs` (the worker said it is ready: from the start-up limit to the running one); counts as an answer. */
+  relimit(limitMs: number, now: number): void {
+    this.limitMs = limitMs;
+    this.pong(now);
   }
 
   /** The worker answered. */

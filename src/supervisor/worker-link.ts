@@ -58,9 +58,14 @@ export function answerPings(): void {
   });
 }
 
-/** Calls `stop` when the supervisor is gone; a worker never outlives it (it holds the state lock). */
+/**
+ * Calls `stop` when the supervisor is gone; a worker never outlives it (it holds the state lock).
+ * Node emits 'disconnect' once, to the listeners of that moment: a channel already closed is stopped at once.
+ */
 export function onSupervisorGone(stop: () => void): void {
-  if (process.send) process.once('disconnect', stop);
+  if (!process.send) return;
+  if (!process.connected) return stop();
+  process.once('disconnect', stop);
 }
 
 /** A plugin call by method and raw body (the api's createPlugin().call). */

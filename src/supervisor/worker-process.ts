@@ -26,58 +26,86 @@ export const WORKER_PID_FILE = 'worker.pid';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-function isAlive(pid: number): boolean {
+/** Whether process `pid` holds the flock of the state dir's lock now (lock.ts holdsStateLock, passed in: the layer table). */
+export type HoldsStateLock = (pid: number) => Promise<boolean>;
+
+/** The parent pid of `pid`, or null when it is gone. */
+function parentOf(pid: number): number | null {
   try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
+    return Number((/^\d+ \(.*\) \S+ (\d+)/s.exec(readFileSync(`/proc/${pid}/stat`, 'utf8')) ?? [])[1]) || null;
+  } catch {
+    return null;
   }
+}
+
+/** A process's arguments after its program, or null when it is gone. */
+function argsOf(pid: number): string[] | null {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').slice(1, -1);
+  } catch {
+    return null;
+  }
+}
+
+/** Whether `parent` runs the supervisor that started `worker`: the worker's arguments are its own after the worker's node flags (start()). */
+function startedIt(parent: number, worker: number): boolean {
+  const p = argsOf(parent);
+  const w = argsOf(worker);
+  if (!p || !w || p.length < 2 || w.length !== p.length + WORKER_NODE_FLAGS.length) return false;
+  return w.slice(WORKER_NODE_FLAGS.length).every((a, i) => a === p[i]);
+}
+
+/**
+ * Whether `pid` is, now, a ledgernet worker holding the lock of `stateDir`: a supervisor's worker
+ * (it has the worker socket in its environment) whose open lock file is this state dir's and holds
+ * its flock. A pid alone proves nothing: worker.pid outlives its worker after a crash, and the pid
+ * may name any process after a reboot (nats-server, redis-server… all have "serve" in their name).
+ */
+async function isOldWorker(holdsStateLock: HoldsStateLock, pid: number): Promise<boolean> {
+  let environ: string;
+  try {
+    environ = readFileSync(`/proc/${pid}/environ`, 'utf8');
+  } catch {
+    return false;
+  }
+  if (!environ.split('\0').some((v) => v.startsWith(`${WORKER_SOCKET_ENV}=`))) return false;
+  return holdsStateLock(pid);
 }
 
 /**
  * A worker of an earlier supervisor that was SIGKILLed may still be finishing its calls (it stops
  * when its IPC channel closes). It holds the state-dir lock, so wait for it (10 s), then kill it.
+ * Only a process proven to be that worker (isOldWorker) is waited for or signalled: a stale
+ * worker.pid naming anything else is ignored. `stopped`: a stop asked for while waiting.
  */
-export async function waitOldWorker(stateDir: string, log: Log): Promise<void> {
+export async function waitOldWorker(stateDir: string, holdsStateLock: HoldsStateLock, log: Log, stopped?: AbortSignal): Promise<void> {
+  const file = join(stateDir, WORKER_PID_FILE);
   let pid: number;
   try {
-    pid = Number.parseInt(readFileSync(join(stateDir, WORKER_PID_FILE), 'utf8'), 10);
+    pid = Number.parseInt(readFileSync(file, 'utf8'), 10);
   } catch {
     return;
   }
   if (!Number.isInteger(pid) || pid <= 1 || pid === process.pid) return;
-  const isWorker = () => {
-    try {
-      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('serve') && isAlive(pid);
-    } catch {
-      return false;
-    }
-  };
-  if (!isWorker()) return;
-  // Its supervisor still runs: that is another ledgernet instance on this state dir, not a leftover.
-  let ppid = 0;
-  const parentServes = (() => {
-    try {
-      ppid = Number((/^\d+ \(.*\) \S+ (\d+)/.exec(readFileSync(`/proc/${pid}/stat`, 'utf8')) ?? [])[1]);
-      return ppid > 1 && ppid !== process.pid && readFileSync(`/proc/${ppid}/cmdline`, 'utf8').includes('serve');
-    } catch {
-      return false;
-    }
-  })();
-  if (parentServes) {
+  if (!(await isOldWorker(holdsStateLock, pid))) {
+    log.info({ workerPid: pid }, `${file} names pid ${pid}, which is not a ledgernet worker holding this state dir's lock: left alone (a stale file)`);
+    return;
+  }
+  // Its parent still runs the command it was started from: that is another ledgernet instance on
+  // this state dir, not a leftover (an orphan's parent is init or a subreaper).
+  const parent = parentOf(pid);
+  if (parent !== null && parent !== process.pid && startedIt(parent, pid)) {
     throw new DriverError(
       'LN_ERR_LOCKED',
-      `another ledgernet process (pid ${ppid}) is using the state directory ${stateDir} (its worker is pid ${pid}); stop it first, or give this one another --state-dir`,
+      `another ledgernet process (pid ${parent}) is using the state directory ${stateDir} (its worker is pid ${pid}); stop it first, or give this one another --state-dir`,
     );
   }
   log.warn({ workerPid: pid }, 'the worker of an earlier supervisor still runs; waiting for it to stop');
-  for (let i = 0; i < 100 && isWorker(); i++) await sleep(100);
-  if (isWorker()) {
-    log.warn({ workerPid: pid }, 'it did not stop within 10 s; killing it');
-    process.kill(pid, 'SIGKILL');
-    for (let i = 0; i < 50 && isWorker(); i++) await sleep(100);
-  }
+  for (let i = 0; i < 100 && !stopped?.aborted && (await isOldWorker(holdsStateLock, pid)); i++) await sleep(100);
+  if (stopped?.aborted || !(await isOldWorker(holdsStateLock, pid))) return;
+  log.warn({ workerPid: pid }, 'it did not stop within 10 s; killing it');
+  process.kill(pid, 'SIGKILL');
+  for (let i = 0; i < 50 && (await isOldWorker(holdsStateLock, pid)); i++) await sleep(100);
 }
 
 interface WorkerOptions {
@@ -88,6 +116,8 @@ interface WorkerOptions {
   readonly onFatal: (e: Error) => void;
   /** A ready worker whose event loop leaves the pings unanswered this long (ms) is SIGKILLed (watchdog.ts); 0: never. */
   readonly watchdogMs: number;
+  /** The same for a worker that has not said it is ready yet (a hang during its start); 0: never. */
+  readonly startTimeoutMs: number;
 }
 
 export class WorkerProcess {
@@ -151,6 +181,7 @@ export class WorkerProcess {
         detached: true,
       });
       this.child = child;
+      this.watch(child, () => readyAt === null);
       if (child.pid) writeFileSync(join(this.o.stateDir, WORKER_PID_FILE), `${child.pid}\n`, { mode: 0o600 });
       child.on('message', (m: WorkerMessage) => {
         if (m?.ledgernet !== 'ready' || this.child !== child) return;
@@ -158,7 +189,6 @@ export class WorkerProcess {
         readyAt = Date.now();
         this.everReady = true;
         this.o.log.info({ workerPid: child.pid, generation: gen }, 'worker ready');
-        this.watch(child);
         for (const w of [...this.waiters]) w();
         resolve();
       });
@@ -171,7 +201,7 @@ export class WorkerProcess {
         this.child = null;
         if (this.stopping) return;
         if (!this.everReady) {
-          const e = new DriverError('LN_ERR_INTERNAL', `the ledgernet worker exited (${signal ?? `code ${code}`}) before it was ready; its message is above`);
+          const e = new DriverError('LN_ERR_INTERNAL', `the ledgernet worker exited (${this.killedWhy ?? signal ?? `code ${code}`}) before it was ready; its message is above`);
           reject(e);
           this.o.onFatal(e);
           return;
@@ -191,13 +221,20 @@ export class WorkerProcess {
     });
   }
 
-  /** Pings the ready worker `child` every second; kills it once it has been silent for the watchdog's time. */
-  private watch(child: ChildProcess): void {
-    const limit = this.o.watchdogMs;
-    if (limit <= 0) return;
-    const dog = new Watchdog(limit, performance.now());
+  /**
+   * Pings the worker `child` every second from its spawn; kills it once it has been silent for the
+   * start-up limit while `starting()`, then for the watchdog's time. A worker that is slow to start
+   * but answers (its event loop runs between the steps of its start) is left alone.
+   */
+  private watch(child: ChildProcess, starting: () => boolean): void {
+    const never = Number.POSITIVE_INFINITY;
+    const startMs = this.o.startTimeoutMs > 0 ? this.o.startTimeoutMs : never;
+    const readyMs = this.o.watchdogMs > 0 ? this.o.watchdogMs : never;
+    if (startMs === never && readyMs === never) return;
+    const dog = new Watchdog(startMs, performance.now());
     child.on('message', (m: WorkerMessage) => {
       if (m?.ledgernet === 'pong') dog.pong(performance.now());
+      else if (m?.ledgernet === 'ready') dog.relimit(readyMs, performance.now());
     });
     const timer = setInterval(() => {
       if (this.child !== child || this.stopping) return clearInterval(timer);
@@ -205,11 +242,13 @@ export class WorkerProcess {
       if (dog.tick(now) === 'kill') {
         clearInterval(timer);
         const silentS = Math.round(dog.silentFor(now) / 1000);
+        const whose = starting() ? 'the starting worker\'s event loop' : 'the worker\'s event loop';
+        const flag = starting() ? '; --worker-start-timeout' : '';
         this.o.log.error(
-          { workerPid: child.pid, silentMs: Math.round(dog.silentFor(now)) },
-          `the worker's event loop has not answered for ${silentS} s (stopped, or stuck in a loop or call); killing it and starting a new one`,
+          { workerPid: child.pid, silentMs: Math.round(dog.silentFor(now)), starting: starting() },
+          `${whose} has not answered for ${silentS} s (stopped, or stuck in a loop or call${flag}); killing it and starting a new one`,
         );
-        this.killedWhy = `killed by the watchdog: its event loop had not answered for ${silentS} s`;
+        this.killedWhy = `killed by the watchdog: ${starting() ? 'it was starting and ' : ''}its event loop had not answered for ${silentS} s`;
         child.kill('SIGKILL');
         return;
       }

@@ -275,6 +275,30 @@ export async function hostInstance(dir: string = hostGuardDir()): Promise<HostIn
   return { pid: h.pid, ...(h.stateDir ? { stateDir: h.stateDir } : {}), ...(h.socket ? { socket: h.socket } : {}), elsewhere };
 }
 
+/**
+ * Whether process `pid` holds the flock of the lock file at `path` now: one of its open files is
+ * that file (same device and inode), and the kernel shows a lock held through it (the `lock:` line
+ * of /proc/<pid>/fdinfo/<fd>, listed only under the open file that holds it; /proc/locks names
+ * flock(1)'s pid, long gone). Proof, unlike a pid: a process that reuses the pid of a dead holder
+ * holds no such lock. False when it cannot be told (no such process, no permission).
+ */
+async function holdsLock(pid: number, path: string): Promise<boolean> {
+  const st = await stat(path, { bigint: true }).catch(() => null);
+  if (!st?.isFile()) return false;
+  const fds = await readdir(`/proc/${pid}/fd`).catch(() => [] as string[]);
+  for (const fd of fds) {
+    const f = await stat(`/proc/${pid}/fd/${fd}`, { bigint: true }).catch(() => null);
+    if (f?.dev !== st.dev || f.ino !== st.ino) continue;
+    if (/^lock:/m.test(await readFile(`/proc/${pid}/fdinfo/${fd}`, 'utf8').catch(() => ''))) return true;
+  }
+  return false;
+}
+
+/** Whether process `pid` holds the writer lock of the state directory `dir` now (see holdsLock). */
+export function holdsStateLock(dir: string, pid: number): Promise<boolean> {
+  return holdsLock(pid, join(dir, LOCK_FILE));
+}
+
 /** The pid the state dir's lock file names (informational), or null when there is none. */
 export async function lockHolder(dir: string): Promise<number | null> {
   return (await readHolder(join(dir, LOCK_FILE)))?.pid ?? null;

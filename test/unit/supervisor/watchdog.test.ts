@@ -47,6 +47,14 @@ describe('watchdog', () => {
     const dog = new Watchdog(2_000, 0);
     assert.equal(run(dog, PING_MS, 10_000, () => false), 3_000);
   });
+
+  it('a starting worker has the start-up limit; once ready, the running one from then on', () => {
+    const dog = new Watchdog(60_000, 0);
+    // Silent for 30 s while it starts (a long synchronous replay): left alone.
+    assert.equal(run(dog, PING_MS, 30_000, () => false), null);
+    dog.relimit(2_000, 30_500);
+    assert.equal(run(dog, 31_000, 40_000, () => false), 33_000);
+  });
 });
 
 describe('the worker before this one (LEDGERNET_PREVIOUS_WORKER)', () => {
