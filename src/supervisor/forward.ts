@@ -36,6 +36,13 @@ export type ForwardOutcome =
   | { readonly kind: 'timeout'; readonly attempts: number; readonly lastError: string }
   | { readonly kind: 'poison'; readonly attempts: number; readonly lastError: string };
 
+/**
+ * A transport error before the call reached a worker: the connection to it could not be made (a
+ * worker that is stopping has closed its socket). Not a death: waiting for the next worker is not
+ * one of the attempts that make a poison call.
+ */
+class UnreachedError extends Error {}
+
 /** Sends until the worker answers, the deadline passes, or MAX_ATTEMPTS attempts died in transport. */
 export async function forwardWithRetry(deps: ForwardDeps, deadlineMs = FORWARD_DEADLINE_MS, maxAttempts = MAX_ATTEMPTS): Promise<ForwardOutcome> {
   const end = deps.now() + deadlineMs;
@@ -62,6 +69,7 @@ export async function forwardWithRetry(deps: ForwardDeps, deadlineMs = FORWARD_D
     } catch (e) {
       lastError = e instanceof Error ? e.message : String(e);
       lastGen = gen;
+      if (e instanceof UnreachedError) attempts -= 1;
     }
   }
 }
@@ -77,6 +85,8 @@ interface Link {
   readonly gen: number;
   readonly socket: Socket;
   readonly pending: Map<number, Pending>;
+  /** Connected: from then on a failure may have cut a call the worker had (it counts as a death). */
+  connected: boolean;
 }
 
 /** How often calls past their deadline are failed (one timer per link, not one per call). */
@@ -118,7 +128,8 @@ export class WorkerLink {
     if (this.link && this.link.gen === gen && !this.link.socket.destroyed) return this.link;
     // An older worker's link: calls still on it finish or fail with it.
     this.link?.socket.end();
-    const link: Link = { gen, socket: createConnection(this.path), pending: new Map() };
+    const link: Link = { gen, socket: createConnection(this.path), pending: new Map(), connected: false };
+    link.socket.once('connect', () => (link.connected = true));
     readFrames(link.socket, (msg) => {
       const r = msg as FrameReply;
       const p = link.pending.get(r.i);
@@ -127,7 +138,9 @@ export class WorkerLink {
       p.resolve({ status: r.s, body: r.b });
     });
     const fail = (e?: Error) => {
-      const why = new Error(e ? `the link to the worker failed: ${e.message}` : 'the worker closed the connection mid-call');
+      const why = !link.connected
+        ? new UnreachedError(`could not reach the worker: ${e?.message ?? 'the connection closed before it was made'}`)
+        : new Error(e ? `the link to the worker failed: ${e.message}` : 'the worker closed the connection mid-call');
       for (const p of link.pending.values()) p.reject(why);
       link.pending.clear();
       if (this.link === link) this.link = null;

@@ -93,8 +93,10 @@ function forwarder(link: WorkerLink, worker: WorkerProcess, deadlineMs: number, 
       log.error({ method, attempts: outcome.attempts, lastError: outcome.lastError }, 'the worker died on every attempt of this call');
       return err(500, `the ledgernet worker died ${outcome.attempts} times while handling this call (${outcome.lastError}); see the ledgernet log. The call may have taken effect in part; \`ledgernet status\` shows the state`);
     }
-    log.error({ method, lastError: outcome.lastError }, 'no worker answered in time');
-    return err(500, `the ledgernet worker did not answer within ${Math.round(deadlineMs / 1000)} s (${outcome.lastError}); see the ledgernet log. The call may have taken effect; \`ledgernet status\` shows the state`);
+    log.error({ method, lastError: outcome.lastError, attempts: outcome.attempts }, 'no worker answered in time');
+    // attempts counts only sends that reached a worker (forward.ts UnreachedError).
+    const effect = outcome.attempts === 0 ? 'The call reached no worker: nothing was changed' : 'The call may have taken effect; `ledgernet status` shows the state';
+    return err(500, `the ledgernet worker did not answer within ${Math.round(deadlineMs / 1000)} s (${outcome.lastError}); see the ledgernet log. ${effect}`);
   };
 }
 

@@ -122,6 +122,31 @@ describe('WorkerLink and serveFrames (the framed link to the worker)', () => {
     }
   });
 
+  it('a worker that cannot be reached (stopping: its socket closed) is waited for, not counted as a death', async () => {
+    const link = new WorkerLink(join(dir, 'stopping.sock'));
+    try {
+      let now = 0;
+      const r = await forwardWithRetry(
+        {
+          send: () => link.send(1, 'NetworkDriver.GetCapabilities', '', 5000),
+          // The same worker stays "ready" (it is stopping), as until the watchdog or its exit.
+          nextWorker: async (_gen, ms) => {
+            now += ms;
+            await new Promise((res) => setImmediate(res));
+          },
+          generation: () => 1,
+          now: () => now,
+        },
+        3_000,
+      );
+      assert.equal(r.kind, 'timeout', JSON.stringify(r));
+      assert.equal(r.attempts, 0);
+      assert.match(r.kind === 'timeout' ? r.lastError : '', /^could not reach the worker: connect ENOENT/);
+    } finally {
+      link.close();
+    }
+  });
+
   it('stopping the worker side answers the calls in flight first', async () => {
     const path = join(dir, 's.sock');
     let release: () => void = () => undefined;
