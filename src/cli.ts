@@ -197,7 +197,7 @@ function exitAfter(ms: number, log: Log): void {
   }, ms).unref();
 }
 
-/** Resolves with the first SIGTERM/SIGINT (or `extra`'s trigger); later signals are only logged. */
+/** Resolves with the first SIGTERM/SIGINT/SIGHUP (or `extra`'s trigger); later signals are only logged. */
 function stopSignal(log: Log, extra?: (stop: () => void) => void): Promise<string> {
   return new Promise((resolve) => {
     let stopping = false;
@@ -212,6 +212,12 @@ function stopSignal(log: Log, extra?: (stop: () => void) => void): Promise<strin
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    // SIGHUP stops as SIGTERM does (node's default ended the supervisor at once, leaving the socket
+    // file and worker.pid). systemd sends it only with SendSIGHUP= (then beside SIGTERM) or an
+    // ExecReload= (the unit has none: there is nothing to reload), so it comes from a closed
+    // terminal, whose foreground run is over, or an operator's `kill -HUP`; Restart=always brings
+    // a service back. Ignoring it would leave a daemon that went on writing to a closed terminal.
+    process.on('SIGHUP', onSignal);
     extra?.(() => onSignal(SUPERVISOR_GONE));
   });
 }

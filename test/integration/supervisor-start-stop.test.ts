@@ -202,4 +202,32 @@ describe("the supervisor's own start and stop", { skip }, () => {
     assert.match(d.logs(), /the starting worker's event loop has not answered for [3-6] s \(stopped, or stuck in a loop or call; --worker-start-timeout\); killing it and starting a new one/);
     assert.equal((await pluginCall('NetworkDriver.GetCapabilities', undefined, socket, { timeoutMs: 10_000 })).status, 200);
   });
+
+  it('SIGHUP stops the supervisor as SIGTERM does: its worker, socket file and worker.pid go', async () => {
+    const { stateDir, socket } = paths();
+    const d = await startDaemon({ stateDir, socket, launcher: ['ip', 'netns', 'exec', netns], extraArgs: ARGS, env: env() });
+    made.add(d.proc.pid ?? 0);
+    const worker = d.workerPid();
+    assert.ok(worker);
+    process.kill(d.proc.pid ?? 0, 'SIGHUP');
+    assert.deepEqual(await d.waitExit(30_000), { code: 0, signal: null }, d.logs());
+    assert.match(d.logs(), /"signal":"SIGHUP".*shutting down/);
+    await nothingLeft({ stateDir, socket, worker, out: d.logs });
+  });
+
+  it('a call made while the worker is stopping (not dead) waits for the next worker: no "died 4 times"', async () => {
+    const { stateDir, socket } = paths();
+    const d = await startDaemon({ stateDir, socket, launcher: ['ip', 'netns', 'exec', netns], extraArgs: [...ARGS, '--worker-watchdog', '2'], env: env() });
+    made.add(d.proc.pid ?? 0);
+    const worker = d.workerPid();
+    assert.ok(worker);
+    made.add(worker);
+    // Stopping: its link to the supervisor is closed; then held there (a stop step that blocks).
+    process.kill(worker, 'SIGTERM');
+    await sleep(20);
+    process.kill(worker, 'SIGSTOP');
+    const r = await pluginCall('NetworkDriver.GetCapabilities', undefined, socket, { timeoutMs: 30_000 });
+    assert.equal(r.status, 200, `answered by the next worker: ${r.text}\n${d.logs()}`);
+    assert.doesNotMatch(d.logs(), /died \d+ times/);
+  });
 });
