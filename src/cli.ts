@@ -297,7 +297,15 @@ async function runServe(values: Values, env: NodeJS.ProcessEnv, argv: string[], 
   void stopAsked?.then((why) => why === SUPERVISOR_GONE && exitAfter(ORPHAN_STOP_MS, log));
   // Loaded here, not at the top: the supervisor process never loads the daemon (memory).
   const { serve } = await import('./main.ts');
-  const daemon = await serve(listen ? { ...cfg, listenSocket: listen } : cfg, logger);
+  let daemon: Awaited<ReturnType<typeof serve>>;
+  try {
+    daemon = await serve(listen ? { ...cfg, listenSocket: listen } : cfg, logger);
+  } catch (e) {
+    // The listeners above hold the channel to the supervisor open: a worker that cannot start
+    // lets go of it, or it would never exit (the supervisor waits for its exit and its message).
+    if (listen && process.connected) process.disconnect();
+    throw e;
+  }
   if (listen) notifyReady();
   const why = await (stopAsked ?? stopSignal(log));
   log.info({ signal: why }, 'shutting down: finishing in-flight calls; the kernel is left as it is');
