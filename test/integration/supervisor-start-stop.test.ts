@@ -225,7 +225,13 @@ describe("the supervisor's own start and stop", { skip }, () => {
     // Stopping: its link to the supervisor is closed; then held there (a stop step that blocks).
     process.kill(worker, 'SIGTERM');
     await sleep(20);
-    process.kill(worker, 'SIGSTOP');
+    try {
+      process.kill(worker, 'SIGSTOP');
+    } catch (e) {
+      // An idle worker may be gone already (a stop of a few ms on a fast machine): then the call
+      // still must wait for the next worker, which is what this asserts.
+      if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
+    }
     const r = await pluginCall('NetworkDriver.GetCapabilities', undefined, socket, { timeoutMs: 30_000 });
     assert.equal(r.status, 200, `answered by the next worker: ${r.text}\n${d.logs()}`);
     assert.doesNotMatch(d.logs(), /died \d+ times/);
