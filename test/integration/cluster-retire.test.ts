@@ -369,9 +369,14 @@ describe("the bucket rebuilt from the hosts' logs", () => {
     await settle();
     assert.deepEqual(await h1.syncOwn(() => ownOf([b1])), { retired: [], restored: [], conflicts: [] }, 'nothing lost: nothing written');
     const before = await keysOf('sage');
-    for (const k of before) await bucket.purge(k);
+    // Lost as a delete, not a purge: nats-server 2.9's watch (an ordered push consumer) now and then
+    // skips a purge marker that rolls up a message it had delivered (seen about once in 1,000
+    // purges under load: the watch delivered the purges after it and never that one), so a host's
+    // watch went on showing a block that was gone and its restore skipped it. Ledgernet itself
+    // never purges; a wiped store looks alike to it (no such key).
+    for (const k of before) await bucket.delete(k);
     assert.deepEqual(await keysOf('sage'), []);
-    // A host restores what its watch shows missing: wait until it shows the record gone (purged
+    // A host restores what its watch shows missing: wait until it shows the record gone (deleted
     // last but for the VNI and subnet keys, which a restore reads from the bucket itself), and
     // until h2's shows the record h1 wrote back, which h2 then joins. A fixed sleep was not
     // always enough under load.
