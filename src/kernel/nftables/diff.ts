@@ -87,6 +87,8 @@ function diffChains(desired: DesiredTable, observed: NftTable): FirewallChange[]
       out.push({ ...base, reason: 'missing', diff: want.rules.map((r) => `+ ${describeRule(r)}`) });
       continue;
     }
+    // The model keeps the rules array a write of ours wrote (evolve.ts), and a network's rules are the same array while its policy is (render.ts).
+    if (have.rules === want.rules) continue;
     const wantKeys = want.rules.map(canon);
     const haveKeys = have.rules.map(canon);
     if (wantKeys.length === haveKeys.length && wantKeys.every((k, i) => k === haveKeys[i])) continue;

@@ -47,7 +47,7 @@ export function afterNft(table: NftTable | null | undefined, applied: readonly F
   const chains: Chains = { ...start.chains };
   for (const c of rest) if (c.kind === 'nft.set.write') sets[c.set] = { ...c.spec, elements: [...(sets[c.set]?.elements ?? []), ...c.elements] };
   elements(sets, rest.filter((c): c is ElementChange => c.kind === 'nft.element.add' || c.kind === 'nft.element.delete'));
-  for (const c of rest) if (c.kind === 'nft.chain.write') chains[c.chain] = { hook: chains[c.chain]?.hook ?? c.hook ?? null, rules: [...c.rules] };
+  for (const c of rest) if (c.kind === 'nft.chain.write') chains[c.chain] = { hook: chains[c.chain]?.hook ?? c.hook ?? null, rules: c.rules };
   for (const c of rest) {
     if (c.kind === 'nft.chain.delete') delete chains[c.chain];
     else if (c.kind === 'nft.set.delete') delete sets[c.set];

@@ -87,38 +87,69 @@ export function renderTable(policy: FirewallPolicy): DesiredTable | null {
   for (const b of [`${policy.bridgePrefix}*`, ...new Set(custom)]) add('bridges', b, SHARED);
   for (const b of [...DOCKER_BRIDGES, ...(policy.dockerBridges ?? [])]) add('docker_bridges', b, SHARED);
   for (const n of nets) {
-    const owner: Owner = { networkId: n.networkId, endpointId: null };
-    const chain = (role: Parameters<typeof netChain>[1], rules: NftRule[]) => chains.set(netChain(n, role), { hook: null, rules, owner });
-    chain('from', fromRules(n));
-    chain('to', toRules(n));
-    add('from', [n.bridge, x.jump(netChain(n, 'from'))], owner);
-    add('to', [n.bridge, x.jump(netChain(n, 'to'))], owner);
-    if (hasEgressChain(n)) {
-      chains.set(egressChainName(n.networkId), { hook: null, rules: egressPolicyRules(n), owner });
-      add('egress', [n.bridge, x.jump(egressChainName(n.networkId))], owner);
-    }
-    if (n.masquerade.length > 0) {
-      chain('masq', [[x.oifname(n.bridge), x.ret], [x.natTo('ip', n.snat4 ?? null)]]);
-      for (const pool of n.masquerade) add('masq', [x.prefix(pool), x.jump(netChain(n, 'masq'))], owner);
-    }
-    const masq6 = nat6Network(n, netChain(n, 'masq6'), (set, value, endpointId) => add(set, value, { networkId: n.networkId, endpointId: endpointId ?? null }));
-    if (masq6 !== null) chain('masq6', masq6);
-    const guarded = directElements(n);
-    if (guarded.length > 0) chain('direct', directRules(n));
-    for (const g of guarded) add(g.set, [g.key, x.jump(netChain(n, 'direct'))], owner);
-    const nat = [...natRules(n), ...hairpin6(n)];
-    if (nat.length > 0) {
-      chain('nat', nat);
-      add('nat_to', [n.bridge, x.jump(netChain(n, 'nat'))], owner);
-    }
-    for (const f of n.forwards) {
-      const who = { networkId: n.networkId, endpointId: f.endpointId };
-      const { addrs, ports } = portElements(f);
-      for (const e of addrs) add(f.hostIp === '' ? 'dnat_addr' : 'bound_addr', e, who);
-      for (const e of ports) add(f.hostIp === '' ? 'dnat_port' : 'bound_port', e, who);
-    }
+    const part = networkPart(n);
+    for (const [name, chain] of part.chains) chains.set(name, chain);
+    for (const e of part.elements) add(e.set, e.value, e.owner);
   }
   return { sets, chains };
+}
+
+/** What one network adds to the table: its chains and its elements of the shared sets and maps. */
+interface NetworkPart {
+  readonly chains: readonly (readonly [string, DesiredChain])[];
+  readonly elements: readonly { readonly set: string; readonly value: unknown; readonly owner: Owner }[];
+}
+
+/**
+ * Why a memo: a network's part is a pure function of its policy object, which the reconciler
+ * keeps while the network does not change (reconciler/scope.ts). Made once, its rules and
+ * elements are the same objects pass after pass, so the diff's canonical keys (canon.ts, memoised
+ * per object) are computed once too: at 200 networks the plan of a Docker call that changed the
+ * firewall took ~60 ms, most of it the keys of every rule rendered anew.
+ */
+const parts = new WeakMap<FirewallNetworkPolicy, NetworkPart>();
+
+function networkPart(n: FirewallNetworkPolicy): NetworkPart {
+  let part = parts.get(n);
+  if (part === undefined) parts.set(n, (part = renderNetwork(n)));
+  return part;
+}
+
+function renderNetwork(n: FirewallNetworkPolicy): NetworkPart {
+  const chains: [string, DesiredChain][] = [];
+  const elements: { set: string; value: unknown; owner: Owner }[] = [];
+  const add = (set: string, value: unknown, owner: Owner) => elements.push({ set, value, owner });
+  const owner: Owner = { networkId: n.networkId, endpointId: null };
+  const chain = (role: Parameters<typeof netChain>[1], rules: NftRule[]) => chains.push([netChain(n, role), { hook: null, rules, owner }]);
+  chain('from', fromRules(n));
+  chain('to', toRules(n));
+  add('from', [n.bridge, x.jump(netChain(n, 'from'))], owner);
+  add('to', [n.bridge, x.jump(netChain(n, 'to'))], owner);
+  if (hasEgressChain(n)) {
+    chains.push([egressChainName(n.networkId), { hook: null, rules: egressPolicyRules(n), owner }]);
+    add('egress', [n.bridge, x.jump(egressChainName(n.networkId))], owner);
+  }
+  if (n.masquerade.length > 0) {
+    chain('masq', [[x.oifname(n.bridge), x.ret], [x.natTo('ip', n.snat4 ?? null)]]);
+    for (const pool of n.masquerade) add('masq', [x.prefix(pool), x.jump(netChain(n, 'masq'))], owner);
+  }
+  const masq6 = nat6Network(n, netChain(n, 'masq6'), (set, value, endpointId) => add(set, value, { networkId: n.networkId, endpointId: endpointId ?? null }));
+  if (masq6 !== null) chain('masq6', masq6);
+  const guarded = directElements(n);
+  if (guarded.length > 0) chain('direct', directRules(n));
+  for (const g of guarded) add(g.set, [g.key, x.jump(netChain(n, 'direct'))], owner);
+  const nat = [...natRules(n), ...hairpin6(n)];
+  if (nat.length > 0) {
+    chain('nat', nat);
+    add('nat_to', [n.bridge, x.jump(netChain(n, 'nat'))], owner);
+  }
+  for (const f of n.forwards) {
+    const who = { networkId: n.networkId, endpointId: f.endpointId };
+    const { addrs, ports } = portElements(f);
+    for (const e of addrs) add(f.hostIp === '' ? 'dnat_addr' : 'bound_addr', e, who);
+    for (const e of ports) add(f.hostIp === '' ? 'dnat_port' : 'bound_port', e, who);
+  }
+  return { chains, elements };
 }
 
 function baseChains(nets: readonly FirewallNetworkPolicy[], vxlan: readonly NftRule[]): [string, DesiredChain][] {
