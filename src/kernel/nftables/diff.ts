@@ -8,7 +8,7 @@ import type { FirewallChange, NftTable } from '../types.ts';
 import { ruleDiff } from '../rule-diff.ts';
 import { canon, elementKeys } from './canon.ts';
 import { describeElement, describeElements, describeRule } from './describe.ts';
-import type { DesiredTable, Owner } from './render.ts';
+import type { DesiredChain, DesiredTable, Owner } from './render.ts';
 import { NFT_TABLE_LABEL } from './table.ts';
 
 const SHARED: Owner = { networkId: null, endpointId: null };
@@ -52,56 +52,76 @@ function declarationDrift(desired: DesiredTable, observed: NftTable): string | n
 }
 
 function diffSets(desired: DesiredTable, observed: NftTable): FirewallChange[] {
-  const table = NFT_TABLE_LABEL;
   const out: FirewallChange[] = [];
   for (const [set, want] of desired.sets) {
     const have = observed.sets[set];
     if (!have) {
       const elements = want.elements.map((e) => e.value);
-      out.push({ kind: 'nft.set.write', table, set, spec: want.spec, elements, owner: SHARED, reason: 'missing', diff: describeElements(elements) });
+      out.push({ kind: 'nft.set.write', table: NFT_TABLE_LABEL, set, spec: want.spec, elements, owner: SHARED, reason: 'missing', diff: describeElements(elements) });
       continue;
     }
-    const present = elementKeys(have.elements);
-    const wanted = new Set(want.elements.map((e) => canon(e.value)));
-    for (const e of want.elements) {
-      if (!present.has(canon(e.value))) out.push({ kind: 'nft.element.add', table, set, element: e.value, text: describeElement(e.value), owner: e.owner, reason: 'missing' });
-    }
-    for (const e of have.elements) {
-      if (!wanted.has(canon(e))) out.push({ kind: 'nft.element.delete', table, set, element: e, text: describeElement(e), owner: elementOwner(e), reason: 'orphan' });
-    }
+    out.push(...diffElements(set, want.elements, have.elements));
   }
   for (const set of Object.keys(observed.sets)) {
-    if (!desired.sets.has(set)) out.push({ kind: 'nft.set.delete', table, set, owner: SHARED, reason: 'orphan' });
+    if (!desired.sets.has(set)) out.push({ kind: 'nft.set.delete', table: NFT_TABLE_LABEL, set, owner: SHARED, reason: 'orphan' });
   }
   return out;
 }
 
+/** The element changes that turn a set's `have` into `want`. */
+function diffElements(set: string, want: readonly { readonly value: unknown; readonly owner: Owner }[], have: readonly unknown[]): FirewallChange[] {
+  const present = elementKeys(have);
+  const wanted = new Set(want.map((e) => canon(e.value)));
+  const out: FirewallChange[] = [];
+  for (const e of want) if (!present.has(canon(e.value))) out.push(elementAdd(set, e.value, e.owner));
+  for (const e of have) if (!wanted.has(canon(e))) out.push(elementDelete(set, e));
+  return out;
+}
+
+export const elementAdd = (set: string, element: unknown, owner: Owner): FirewallChange => ({
+  kind: 'nft.element.add',
+  table: NFT_TABLE_LABEL,
+  set,
+  element,
+  text: describeElement(element),
+  owner,
+  reason: 'missing',
+});
+
+export const elementDelete = (set: string, element: unknown): FirewallChange => ({
+  kind: 'nft.element.delete',
+  table: NFT_TABLE_LABEL,
+  set,
+  element,
+  text: describeElement(element),
+  owner: elementOwner(element),
+  reason: 'orphan',
+});
+
 function diffChains(desired: DesiredTable, observed: NftTable): FirewallChange[] {
-  const table = NFT_TABLE_LABEL;
   const out: FirewallChange[] = [];
   for (const [chain, want] of desired.chains) {
-    const have = observed.chains[chain];
-    const hook = want.hook ? { hook: want.hook } : {};
-    const base = { kind: 'nft.chain.write', table, chain, ...hook, rules: want.rules, owner: want.owner } as const;
-    if (!have) {
-      out.push({ ...base, reason: 'missing', diff: want.rules.map((r) => `+ ${describeRule(r)}`) });
-      continue;
-    }
-    // The model keeps the rules array a write of ours wrote (evolve.ts), and a network's rules are the same array while its policy is (render.ts).
-    if (have.rules === want.rules) continue;
-    const wantKeys = want.rules.map(canon);
-    const haveKeys = have.rules.map(canon);
-    if (wantKeys.length === haveKeys.length && wantKeys.every((k, i) => k === haveKeys[i])) continue;
-    const { missing, extra, detail } = ruleDiff(want.rules, have.rules, canon);
-    out.push({
-      ...base,
-      reason: 'drifted',
-      detail,
-      diff: [...missing.map((r) => `+ ${describeRule(r)}`), ...extra.map((r) => `- ${describeRule(r)}`)],
-    });
+    const change = diffChain(chain, want, observed.chains[chain]);
+    if (change) out.push(change);
   }
   for (const chain of Object.keys(observed.chains)) {
-    if (!desired.chains.has(chain)) out.push({ kind: 'nft.chain.delete', table, chain, owner: chainOwner(chain), reason: 'orphan' });
+    if (!desired.chains.has(chain)) out.push(chainDelete(chain));
   }
   return out;
+}
+
+export const chainDelete = (chain: string): FirewallChange => ({ kind: 'nft.chain.delete', table: NFT_TABLE_LABEL, chain, owner: chainOwner(chain), reason: 'orphan' });
+
+/** The write that turns chain `have` (undefined: missing) into `want`; null when they hold the same rules. */
+export function diffChain(chain: string, want: DesiredChain, have: NftTable['chains'][string] | undefined): FirewallChange | null {
+  const hook = want.hook ? { hook: want.hook } : {};
+  const base = { kind: 'nft.chain.write', table: NFT_TABLE_LABEL, chain, ...hook, rules: want.rules, owner: want.owner } as const;
+  if (!have) return { ...base, reason: 'missing', diff: want.rules.map((r) => `+ ${describeRule(r)}`) };
+  // The model keeps the rules array a write of ours wrote (evolve.ts), and a network's rules are the same array while its policy is (render.ts).
+  if (have.rules === want.rules) return null;
+  const wantKeys = want.rules.map(canon);
+  const haveKeys = have.rules.map(canon);
+  if (wantKeys.length === haveKeys.length && wantKeys.every((k, i) => k === haveKeys[i])) return null;
+  const { missing, extra, detail } = ruleDiff(want.rules, have.rules, canon);
+  return { ...base, reason: 'drifted', detail, diff: [...missing.map((r) => `+ ${describeRule(r)}`), ...extra.map((r) => `- ${describeRule(r)}`)] };
 }

@@ -12,6 +12,7 @@ import type { FirewallBackend, FirewallChange, FirewallPolicy, KernelSnapshot } 
 import { applyNft, isNftChange } from './apply.ts';
 import { diffTable } from './diff.ts';
 import { afterNft } from './evolve.ts';
+import { planTableFrom } from './partial.ts';
 import { renderTable } from './render.ts';
 
 /** The role in the comment of the iptables rules the nftables backend keeps (`ledgernet:nftables`). */
@@ -42,6 +43,11 @@ function plan(policy: FirewallPolicy, observed: KernelSnapshot): FirewallChange[
 export const nftablesFirewall: FirewallBackend = {
   name: 'nftables',
   plan,
+  // The table by parts when it can (partial.ts); the few iptables accepts in full.
+  planFrom: (policy, before, observed) => {
+    const table = planTableFrom(policy, before, observed.nftables);
+    return table === null ? plan(policy, observed) : [...table, ...diffChains(renderAcceptOnly(policy, ACCEPT_ROLE), observed, policy.ownerTag)];
+  },
   // nftables first: during a switch from iptables, the new policy is in place before the old goes.
   apply: async (changes, kernel) => [...(await applyNft(changes, kernel)), ...(await restoreChanges(changes.filter((c) => !isNftChange(c)), kernel))],
   // Both predicted (nftables: evolve.ts), so a pass that changed the table does not make the next one read it.

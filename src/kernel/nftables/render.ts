@@ -33,7 +33,7 @@ interface DesiredSet {
   readonly elements: readonly { readonly value: unknown; readonly owner: Owner }[];
 }
 
-interface DesiredChain {
+export interface DesiredChain {
   readonly hook: NftHook | null;
   readonly rules: readonly NftRule[];
   readonly owner: Owner;
@@ -76,26 +76,35 @@ const netChain = (n: FirewallNetworkPolicy, role: 'from' | 'to' | 'masq' | 'nat'
 
 /** The whole table for the policy; null when there are no networks (then there is no table). */
 export function renderTable(policy: FirewallPolicy): DesiredTable | null {
-  const nets = policy.networks;
-  if (nets.length === 0) return null;
-  // The egress map only while a network has an egress policy: other tables stay as they were.
-  const specs = { ...SETS, ...(nets.some(hasEgressChain) ? { egress: VERDICT_MAP('ifname') } : {}) };
-  const sets = new Map(Object.entries(specs).map(([name, spec]) => [name, { spec, elements: [] as { value: unknown; owner: Owner }[] }]));
-  const add = (set: string, value: unknown, owner: Owner) => sets.get(set)?.elements.push({ value, owner });
-  const chains = new Map<string, DesiredChain>(baseChains(nets, vxlanInput(policy)));
-  const custom = nets.map((n) => n.bridge).filter((b) => !b.startsWith(policy.bridgePrefix));
-  for (const b of [`${policy.bridgePrefix}*`, ...new Set(custom)]) add('bridges', b, SHARED);
-  for (const b of [...DOCKER_BRIDGES, ...(policy.dockerBridges ?? [])]) add('docker_bridges', b, SHARED);
-  for (const n of nets) {
-    const part = networkPart(n);
+  if (policy.networks.length === 0) return null;
+  const shared = renderShared(policy);
+  const sets = new Map(Object.entries(shared.specs).map(([name, spec]) => [name, { spec, elements: [] as { value: unknown; owner: Owner }[] }]));
+  const chains = new Map<string, DesiredChain>(shared.chains);
+  for (const part of [shared, ...policy.networks.map(networkPart)]) {
     for (const [name, chain] of part.chains) chains.set(name, chain);
-    for (const e of part.elements) add(e.set, e.value, e.owner);
+    for (const e of part.elements) sets.get(e.set)?.elements.push({ value: e.value, owner: e.owner });
   }
   return { sets, chains };
 }
 
+/**
+ * What the table holds besides the networks' parts: the declarations of its sets and maps, the
+ * base chains, and the elements of `bridges` and `docker_bridges`. Small, whatever the networks.
+ */
+export function renderShared(policy: FirewallPolicy): NetworkPart & { readonly specs: Readonly<Record<string, NftSetSpec>> } {
+  const nets = policy.networks;
+  // The egress map only while a network has an egress policy: other tables stay as they were.
+  const specs = { ...SETS, ...(nets.some(hasEgressChain) ? { egress: VERDICT_MAP('ifname') } : {}) };
+  const custom = nets.map((n) => n.bridge).filter((b) => !b.startsWith(policy.bridgePrefix));
+  const elements = [
+    ...[`${policy.bridgePrefix}*`, ...new Set(custom)].map((value) => ({ set: 'bridges', value, owner: SHARED })),
+    ...[...DOCKER_BRIDGES, ...(policy.dockerBridges ?? [])].map((value) => ({ set: 'docker_bridges', value, owner: SHARED })),
+  ];
+  return { specs, chains: baseChainsOf(policy), elements };
+}
+
 /** What one network adds to the table: its chains and its elements of the shared sets and maps. */
-interface NetworkPart {
+export interface NetworkPart {
   readonly chains: readonly (readonly [string, DesiredChain])[];
   readonly elements: readonly { readonly set: string; readonly value: unknown; readonly owner: Owner }[];
 }
@@ -109,7 +118,7 @@ interface NetworkPart {
  */
 const parts = new WeakMap<FirewallNetworkPolicy, NetworkPart>();
 
-function networkPart(n: FirewallNetworkPolicy): NetworkPart {
+export function networkPart(n: FirewallNetworkPolicy): NetworkPart {
   let part = parts.get(n);
   if (part === undefined) parts.set(n, (part = renderNetwork(n)));
   return part;
@@ -152,7 +161,24 @@ function renderNetwork(n: FirewallNetworkPolicy): NetworkPart {
   return { chains, elements };
 }
 
-function baseChains(nets: readonly FirewallNetworkPolicy[], vxlan: readonly NftRule[]): [string, DesiredChain][] {
+/** The base chains, the same objects for the same inputs (so the diff's keys are memo hits). */
+const bases = new Map<string, readonly (readonly [string, DesiredChain])[]>();
+function baseChainsOf(policy: FirewallPolicy): readonly (readonly [string, DesiredChain])[] {
+  const nets = policy.networks;
+  const published = nets.some((n) => n.published);
+  const egress = nets.some(hasEgressChain);
+  const key = JSON.stringify([published, egress, policy.vxlanPeers ?? []]);
+  let chains = bases.get(key);
+  if (chains === undefined) {
+    chains = baseChains(published, egress, vxlanInput(policy));
+    // A few keys in practice (vxlan peers come and go): bounded all the same.
+    if (bases.size >= 64) bases.clear();
+    bases.set(key, chains);
+  }
+  return chains;
+}
+
+function baseChains(published: boolean, egress: boolean, vxlan: readonly NftRule[]): [string, DesiredChain][] {
   // From prerouting, not to 127.0.0.0/8: DNAT there comes before routing, so a port published on
   // 127.0.0.1 would be reachable from the LAN and other containers (moby#41872). The host's own
   // connections to 127.0.0.1 (output) keep their DNAT.
@@ -166,7 +192,7 @@ function baseChains(nets: readonly FirewallNetworkPolicy[], vxlan: readonly NftR
   const base = (h: NftHook, rules: NftRule[]): DesiredChain => ({ hook: h, rules, owner: SHARED });
   return [
     ['forward', base(hook('filter', 'forward', 0), [[x.vmap(x.meta('iifname'), 'from')], [x.vmap(x.meta('oifname'), 'to')]])],
-    ['input', base(hook('filter', 'input', 0), [...vxlan, ...(nets.some((n) => n.published) ? [localnet] : []), ...(nets.some(hasEgressChain) ? [egressLookup] : [])])],
+    ['input', base(hook('filter', 'input', 0), [...vxlan, ...(published ? [localnet] : []), ...(egress ? [egressLookup] : [])])],
     ['prerouting', base(hook('nat', 'prerouting', -100), [...dnat([notLoopback]), ...DNAT6_RULES])],
     ['output', base(hook('nat', 'output', -100), [...dnat([]), ...DNAT6_RULES])],
     ['direct', { ...directChain(), owner: SHARED }],
