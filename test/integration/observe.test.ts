@@ -179,7 +179,19 @@ for (const reads of ['netlink', 'processes'] as const) describe(`the full observ
     await inNs('nft', 'add', 'table', NFT_FAMILY, NFT_TABLE);
     assert.deepEqual((await kernel.observe()).nftables?.chains, {}, 'our nft table, made behind our back');
     await inNs('nft', 'add', 'chain', NFT_FAMILY, NFT_TABLE, 'forward', '{ type filter hook forward priority 0 ; }');
-    assert.deepEqual(Object.keys((await kernel.observe()).nftables?.chains ?? {}), ['forward']);
+    const ours = (await kernel.observe()).nftables;
+    assert.deepEqual(Object.keys(ours?.chains ?? {}), ['forward']);
+    // A commit in iptables (as Docker's, creating a network) is read again, but our table's text is
+    // the same: the same object, so the nftables backend does not diff it again.
+    await inNs('iptables', '-A', 'OUTPUT', '-o', 'lnb-0b500000004', '-j', 'ACCEPT');
+    const again = await kernel.observe();
+    assert.deepEqual(again.filter.chains['OUTPUT']?.rules, ['-o lnb-0b500000003 -j ACCEPT', '-o lnb-0b500000004 -j ACCEPT'], 'iptables read again');
+    assert.equal(again.nftables, ours, 'the unchanged nft table is the object read before');
+    await inNs('iptables', '-D', 'OUTPUT', '-o', 'lnb-0b500000004', '-j', 'ACCEPT');
+    await inNs('nft', 'add', 'rule', NFT_FAMILY, NFT_TABLE, 'forward', 'accept');
+    const changed = (await kernel.observe()).nftables;
+    assert.notEqual(changed, ours, 'a changed table is parsed again');
+    assert.equal(changed?.chains['forward']?.rules.length, 1, 'with the rule added');
     await inNs('nft', 'delete', 'table', NFT_FAMILY, NFT_TABLE);
     assert.equal((await kernel.observe()).nftables, null);
     await inNs('ip6tables', '-D', 'FORWARD', '-i', 'lnb-0b500000003', '-j', 'DROP');

@@ -18,26 +18,39 @@ import { renderTable } from './render.ts';
 /** The role in the comment of the iptables rules the nftables backend keeps (`ledgernet:nftables`). */
 const ACCEPT_ROLE = 'nftables';
 
-/** What a plan depends on besides the policy: the table and the iptables tables, by identity. */
-const readOf = (s: KernelSnapshot): readonly unknown[] => [s.nftables, s.filter, s.nat, s.filter6, s.nat6, s.mangle, s.mangle6];
+/** What the plan of the iptables accepts depends on besides the policy: the iptables tables, by identity. */
+const iptablesOf = (s: KernelSnapshot): readonly unknown[] => [s.filter, s.nat, s.filter6, s.nat6, s.mangle, s.mangle6];
 
-let last: { readonly policy: string; readonly read: readonly unknown[]; readonly changes: readonly FirewallChange[] } | null = null;
+interface Remembered {
+  readonly policy: string;
+  readonly read: readonly unknown[];
+  readonly changes: readonly FirewallChange[];
+}
+let lastTable: Remembered | null = null;
+let lastAccepts: Remembered | null = null;
+
+/** `make()`, or the changes it made for the same policy and the same objects read. */
+function remembered(last: Remembered | null, policy: string, read: readonly unknown[], make: () => FirewallChange[]): Remembered {
+  if (last !== null && last.policy === policy && last.read.length === read.length && last.read.every((r, i) => r === read[i])) return last;
+  return { policy, read, changes: make() };
+}
 
 /**
- * The plan, remembered for one (policy, observed) pair. Most of Docker's calls (a container
- * without published ports: CreateEndpoint, Join, Leave, DeleteEndpoint) change nothing the
- * firewall is about and plan against the model, whose tables are the same objects until a change
- * of ours lands (kernel/model.ts) or the kernel is read again: such a pass compares the policy's
- * JSON instead of rendering and diffing the whole table. Snapshots are never changed in place,
- * so an object seen again holds what it held.
+ * The plan, remembered for one (policy, observed) pair, the table's part and the iptables
+ * accepts' apart. Most of Docker's calls (a container without published ports: CreateEndpoint,
+ * Join, Leave, DeleteEndpoint) change nothing the firewall is about and plan against the model,
+ * whose tables are the same objects until a change of ours lands (kernel/model.ts) or the kernel
+ * is read again: such a pass compares the policy's JSON instead of rendering and diffing the whole
+ * table. A full read gives the same table object when its text did not change (run-kernel.ts), as
+ * after a Docker network of the bridge driver came or went (its rules are iptables'): the table's
+ * part is not diffed again (~60 ms at 200 networks, the canonical keys of every rule read).
+ * Snapshots are never changed in place, so an object seen again holds what it held.
  */
 function plan(policy: FirewallPolicy, observed: KernelSnapshot): FirewallChange[] {
   const key = JSON.stringify(policy);
-  const read = readOf(observed);
-  if (last !== null && last.policy === key && last.read.every((r, i) => r === read[i])) return [...last.changes];
-  const changes = [...diffTable(renderTable(policy), observed.nftables), ...diffChains(renderAcceptOnly(policy, ACCEPT_ROLE), observed, policy.ownerTag)];
-  last = { policy: key, read, changes };
-  return [...changes];
+  lastTable = remembered(lastTable, key, [observed.nftables], () => diffTable(renderTable(policy), observed.nftables));
+  lastAccepts = remembered(lastAccepts, key, iptablesOf(observed), () => diffChains(renderAcceptOnly(policy, ACCEPT_ROLE), observed, policy.ownerTag));
+  return [...lastTable.changes, ...lastAccepts.changes];
 }
 
 export const nftablesFirewall: FirewallBackend = {
