@@ -6,7 +6,7 @@
 // table is then rebuilt in the same transaction (delete, then add everything).
 import type { FirewallChange, NftTable } from '../types.ts';
 import { ruleDiff } from '../rule-diff.ts';
-import { canon, elementKeys } from './canon.ts';
+import { canon, elementKeys, sameValue } from './canon.ts';
 import { describeElement, describeElements, describeRule } from './describe.ts';
 import type { DesiredChain, DesiredTable, Owner } from './render.ts';
 import { NFT_TABLE_LABEL } from './table.ts';
@@ -119,9 +119,7 @@ export function diffChain(chain: string, want: DesiredChain, have: NftTable['cha
   if (!have) return { ...base, reason: 'missing', diff: want.rules.map((r) => `+ ${describeRule(r)}`) };
   // The model keeps the rules array a write of ours wrote (evolve.ts), and a network's rules are the same array while its policy is (render.ts).
   if (have.rules === want.rules) return null;
-  const wantKeys = want.rules.map(canon);
-  const haveKeys = have.rules.map(canon);
-  if (wantKeys.length === haveKeys.length && wantKeys.every((k, i) => k === haveKeys[i])) return null;
+  if (want.rules.length === have.rules.length && want.rules.every((r, i) => sameValue(r, have.rules[i]))) return null;
   const { missing, extra, detail } = ruleDiff(want.rules, have.rules, canon);
   return { ...base, reason: 'drifted', detail, diff: [...missing.map((r) => `+ ${describeRule(r)}`), ...extra.map((r) => `- ${describeRule(r)}`)] };
 }
