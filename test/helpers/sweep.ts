@@ -80,12 +80,12 @@ async function sweepRules(): Promise<void> {
   }
 }
 
-/** Test namespaces are named `ln<what>-<pid>-<hex>`; one whose test process is gone is a leftover. */
+/** Test namespaces are named `ln<what>-<pid>-<hex>` (`<what>` may hold dashes: `lnshape-mtuc`); one whose test process is gone is a leftover. */
 async function sweepNamespaces(): Promise<void> {
   const r = await execa('ip', ['netns', 'list'], { stdin: 'ignore', reject: false });
   for (const line of r.stdout.split('\n')) {
     const name = line.split(' ')[0] ?? '';
-    const m = /^ln[a-z0-9]*-(\d+)-[0-9a-f]+$/.exec(name);
+    const m = /^ln[a-z0-9-]*-(\d+)-[0-9a-f]+$/.exec(name);
     if (!m || existsSync(`/proc/${m[1]}`)) continue;
     const del = await execa('ip', ['netns', 'del', name], { stdin: 'ignore', reject: false });
     if (del.exitCode === 0) say(`network namespace ${name}`);
