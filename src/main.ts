@@ -10,7 +10,7 @@ import { serveFrames } from './supervisor/worker-link.ts';
 import { controlSocket, credsProblem, DEFAULTS, describeNats, natsConnectError, parseHostTimeout, resolveNats, type NatsConfig, type ServeConfig } from './config.ts';
 import { startAutoArchive } from './operator/log-archive.ts';
 import { acquireHostGuard, acquireLock, isDerivedHostLinkName, isVethName, VETH_PREFIX, openStore, Outbox, type EventStore, type State, type StoredEvent } from './events/index.ts';
-import { createKernel, createProxyHost, createReserveHost, driftNotice, enableBridgeNf, proxyName, readHostListeners, reservationName, readSandboxIface, watchLinks } from './kernel/index.ts';
+import { createKernel, createProxyHost, createReserveHost, driftNotice, enableBridgeNf, proxyName, readHostListeners, reservationName, readSandboxIface, watchLinks, watchNfTables } from './kernel/index.ts';
 import type { HostView } from './api/ipam.ts';
 import type { FirewallBackend, Kernel, ProxyPort, ReserveHost, ReservePort } from './kernel/index.ts';
 import { OutcomeRecorder, Reconciler, bridgeFilteringNeeded, describeFailure, desiredFromState, desiredReservations, isOwnedLink, markLost, planReservations } from './reconciler/index.ts';
@@ -325,7 +325,10 @@ export async function serve(cfg: ServeConfig, log: Logger): Promise<Daemon> {
     const outbox = await startPublisher(cfg, store, events, log, metrics);
     add(outbox && (() => outbox.stop()));
     const onNftRoute = (r: { via: string; why: string }) => log.info({ nft: r.via, why: r.why }, `nftables commands run through ${r.via === 'libnftables' ? 'libnftables, in-process' : 'the nft process'}`);
-    const kernel = createKernel({ filterPrefixes: [VETH_PREFIX], onNftRoute });
+    // Which nf_tables tables each commit changed: a full pass reads again only those parts of the firewall.
+    const nfChanges = watchNfTables();
+    add(async () => nfChanges.close());
+    const kernel = createKernel({ filterPrefixes: [VETH_PREFIX], onNftRoute, nfChanges });
     const chosen = await resolveFirewall(cfg.firewall ?? 'auto', cfg.dockerSocket, cfg.stateDir, { atStart: true });
     await recordFirewall(cfg.stateDir, chosen.backend);
     log.info({ firewall: chosen.backend.name, why: chosen.why }, `firewall backend: ${chosen.backend.name}`);

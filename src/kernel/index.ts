@@ -21,6 +21,7 @@ export type {
 export type { KernelOptions } from './run-kernel.ts';
 export type { BatchProgress } from './parse-errors.ts';
 export { createKernel } from './run-kernel.ts';
+export { watchNfTables } from './nf-changes.ts';
 export { CREATE_GROUP, isFirewallChange } from './changes.ts';
 export { dockerBridgesOf } from './docker-bridges.ts';
 export { afterAcceptRaOff, afterLinkChanges, afterRouteLocalnet, afterShapingChanges, byDev, withoutRoutes } from './model.ts';

@@ -27,6 +27,7 @@ const NLM_F_REQUEST = 0x1;
 const NLM_F_DUMP = 0x300;
 const NLMSG_ERROR = 2;
 const NLMSG_DONE = 3;
+const NLMSG_MIN_TYPE = 0x10;
 /** Bigger than any one message the kernel puts in a dump's datagram (it fills up to 32 kB). */
 const BUFFER = 256 * 1024;
 /** Datagrams read between two turns of the event loop. */
@@ -44,6 +45,9 @@ interface Libc {
   /** `sendto` on one of koffi's threads: a request that waits for the rtnl lock does not stop the event loop. */
   readonly sendtoAsync: (fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, addrlen: number, done: (err: unknown, n: number) => void) => void;
   readonly strerror: (errno: number) => string;
+  readonly bind: (fd: number, addr: Buffer, len: number) => number;
+  /** The errno of the last call that failed (koffi keeps it per thread). */
+  readonly errno: () => number;
 }
 
 let libc: Promise<Libc | null> | null = null;
@@ -62,6 +66,8 @@ async function loadLibc(): Promise<Libc | null> {
       recv: lib.func('intptr_t recv(int fd, void *buf, size_t len, int flags)') as Libc['recv'],
       close: lib.func('int close(int fd)') as Libc['close'],
       setns: lib.func('int setns(int fd, int nstype)') as Libc['setns'],
+      bind: lib.func('int bind(int fd, const void *addr, uint32_t len)') as Libc['bind'],
+      errno: () => koffi.errno(),
     };
   } catch {
     return null;
@@ -234,13 +240,8 @@ export async function openRequests(netns: string | undefined, timeoutMs: number,
   libc ??= loadLibc();
   const c = await libc;
   if (c === null) return null;
-  const where = netns === undefined ? '' : ` in network namespace ${netns}`;
-  const fail = (why: string): never => {
-    throw new DriverError('LN_ERR_KERNEL_EXEC', `could not ${what}${where}: ${why}`);
-  };
-  const make = () => makeSocket(c, protocol, timeoutMs, [NETLINK_EXT_ACK, NETLINK_CAP_ACK]);
-  const fd = netns === undefined ? make() : inNetns(c, netns, make, what, (_w, why) => fail(why));
-  if (fd < 0) fail('no netlink socket');
+  const fail = failing(netns, what);
+  const fd = socketIn(c, netns, fail, () => makeSocket(c, protocol, timeoutMs, [NETLINK_EXT_ACK, NETLINK_CAP_ACK]));
   const kernel = Buffer.alloc(12);
   kernel.writeUInt16LE(AF_NETLINK, 0);
   const buffer = Buffer.allocUnsafe(BUFFER);
@@ -300,6 +301,98 @@ export function readAnswer(buf: Buffer, seq: number, messages: NetlinkMessage[])
     off += (len + 3) & ~3;
   }
   return null;
+}
+
+const MSG_DONTWAIT = 0x40;
+const EINTR = 4;
+const EAGAIN = 11;
+const ENOBUFS = 105;
+
+/** A netlink socket subscribed to multicast groups, read without waiting. */
+export interface NetlinkNotices {
+  /**
+   * Hands each message the kernel sent since the last call to `each` (its payload valid during
+   * the call), in order; false when the kernel dropped some since (the socket's buffer was full:
+   * ENOBUFS) or the socket could not be read.
+   */
+  drain(each: (m: NetlinkMessage) => void): boolean;
+  close(): void;
+}
+
+/**
+ * A netlink socket of `protocol` in `netns` (a name under /run/netns; undefined: ours) bound to
+ * the multicast `groups` (a bit mask: group n is bit n - 1); null when libc cannot be called.
+ * Its notices wait in the socket's buffer until `drain` (no thread, no process).
+ * @throws DriverError `LN_ERR_KERNEL_EXEC` when the socket cannot be made or bound.
+ */
+export async function openNotices(netns: string | undefined, protocol: number, groups: number, what: string): Promise<NetlinkNotices | null> {
+  libc ??= loadLibc();
+  const c = await libc;
+  if (c === null) return null;
+  const make = () => {
+    const fd = c.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
+    if (fd < 0) return fd;
+    // struct sockaddr_nl: family, padding, port id (0: the kernel picks), groups.
+    const addr = Buffer.alloc(12);
+    addr.writeUInt16LE(AF_NETLINK, 0);
+    addr.writeUInt32LE(groups >>> 0, 8);
+    if (c.bind(fd, addr, 12) === 0) return fd;
+    c.close(fd);
+    return -2;
+  };
+  const fd = socketIn(c, netns, failing(netns, what), make);
+  const buffer = Buffer.allocUnsafe(BUFFER);
+  let closed = false;
+  return {
+    drain(each) {
+      if (closed) return false;
+      let whole = true;
+      for (;;) {
+        const n = c.recv(fd, buffer, BUFFER, MSG_DONTWAIT);
+        if (n > 0) {
+          if (!readNotices(buffer.subarray(0, n), each)) whole = false;
+          continue;
+        }
+        if (n === 0) return false;
+        const errno = c.errno();
+        if (errno === EAGAIN) return whole;
+        if (errno === ENOBUFS) whole = false;
+        else if (errno !== EINTR) return false;
+      }
+    },
+    close() {
+      if (!closed) c.close(fd);
+      closed = true;
+    },
+  };
+}
+
+/** Hands each message of one datagram of notices to `each`; false when the datagram is cut short. */
+export function readNotices(buf: Buffer, each: (m: NetlinkMessage) => void): boolean {
+  let off = 0;
+  while (off + 16 <= buf.length) {
+    const len = buf.readUInt32LE(off);
+    if (len < 16 || off + len > buf.length) return false;
+    const type = buf.readUInt16LE(off + 4);
+    // Below NLMSG_MIN_TYPE: netlink's own (noop, error, done, overrun), no notice.
+    if (type >= NLMSG_MIN_TYPE) each({ type, payload: buf.subarray(off + 16, off + len) });
+    off += (len + 3) & ~3;
+  }
+  return true;
+}
+
+/** Throws `LN_ERR_KERNEL_EXEC`: could not `what` (in `netns`): why. */
+const failing =
+  (netns: string | undefined, what: string) =>
+  (why: string): never => {
+    throw new DriverError('LN_ERR_KERNEL_EXEC', `could not ${what}${netns === undefined ? '' : ` in network namespace ${netns}`}: ${why}`);
+  };
+
+/** The socket `make` makes (in `netns` when named); -2 from `make`: the kernel refused to bind it. */
+function socketIn(c: Libc, netns: string | undefined, fail: (why: string) => never, make: () => number): number {
+  const fd = netns === undefined ? make() : inNetns(c, netns, make, '', (_w, why) => fail(why));
+  if (fd < 0) fail(fd === -2 ? 'the kernel refused to subscribe the socket' : 'no netlink socket');
+  return fd;
 }
 
 /** Runs `make` with this thread in `netns`, then back in its own namespace. */

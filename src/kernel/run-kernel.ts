@@ -11,6 +11,7 @@ import {
 } from './ip-batch.ts';
 import { parseAddrs } from './parse-addrs.ts';
 import { createObserve } from './observe.ts';
+import type { NfChangeWatch } from './nf-changes.ts';
 import { readNfGeneration } from './nf-generation.ts';
 import { flushConntrack } from './conntrack.ts';
 import { openNetlink, openRequests, type Netlink, type NetlinkRequests } from './netlink.ts';
@@ -95,6 +96,12 @@ export interface KernelOptions {
    */
   readonly interfaceReads?: 'netlink' | 'processes';
   /**
+   * The nf_tables notices of this kernel's namespace (nf-changes.ts; the caller closes it): the
+   * full observe then reads again only the firewall parts whose tables changed. Absent: every
+   * part is read whenever the nf_tables generation moved.
+   */
+  readonly nfChanges?: NfChangeWatch;
+  /**
    * How link and shaping changes are made: rtnetlink requests from this process (default;
    * `ip -batch` / `tc -batch` when koffi or libc cannot be loaded, or no socket can be made), or
    * one `ip -force -batch` and one `tc -force -batch` process a pass (tests).
@@ -114,7 +121,7 @@ export function createKernel(opts: KernelOptions): HostKernel {
   }
   const run = createRunner(opts.timeoutMs ?? 60_000, netns);
   const runFile = createRunner(opts.timeoutMs ?? 60_000, netns, 'file');
-  const { nftLibrary: library, onNftRoute: onRoute } = opts;
+  const { nftLibrary: library, onNftRoute: onRoute, nfChanges } = opts;
   const nft = createNft({ timeoutMs: opts.timeoutMs ?? 60_000, run, ...(netns === undefined ? {} : { netns }), ...(library === undefined ? {} : { library }), ...(onRoute === undefined ? {} : { onRoute }) });
   const ipArgs = (...args: string[]): string[] => (netns === undefined ? args : ['-n', netns, ...args]);
   // iptables and sysctl have no namespace flag; `ip netns exec` enters the namespace first.
@@ -217,6 +224,7 @@ export function createKernel(opts: KernelOptions): HostKernel {
       readNftables,
       netlink: () => (opts.interfaceReads === 'processes' ? Promise.resolve(null) : (netlink ??= openNetlink(netns, opts.timeoutMs ?? 60_000))),
       nfGeneration: () => readNfGeneration(netns, opts.timeoutMs ?? 60_000),
+      ...(nfChanges === undefined ? {} : { nfChanges: () => nfChanges.changes() }),
     }),
 
     async observeInterfaces() {

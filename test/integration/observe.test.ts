@@ -6,22 +6,26 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { before, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { execa } from 'execa';
 import { VETH_PREFIX } from '../../src/events/domain/naming.ts';
 import { createKernel, parseAddrs, parseIngressRedirects, parseIptablesSave, parseLinks, parseQdiscs, parseSysctl, type HostKernel, type KernelSnapshot } from '../../src/kernel/index.ts';
+import { watchNfTables } from '../../src/kernel/nf-changes.ts';
 import { readNfGeneration } from '../../src/kernel/nf-generation.ts';
+import { parseNftTable } from '../../src/kernel/nftables/parse.ts';
 import { NFT_FAMILY, NFT_TABLE } from '../../src/kernel/nftables/table.ts';
 import { throwawayNetns } from '../helpers/netns.ts';
 
 const skip = process.getuid?.() === 0 ? false : 'needs root to make network namespaces';
 
-/** The argument lines of every `tc` the daemon's code started while `f` ran (a tc first on PATH that notes them, then runs the real one). */
-async function tracingTc(f: () => Promise<unknown>): Promise<string[]> {
-  const real = (await execa('sh', ['-c', 'command -v tc'])).stdout.trim();
-  const dir = mkdtempSync(join(tmpdir(), 'lnobs-tc-'));
+/** The command lines (name and arguments) of every `cmds` the daemon's code started while `f` ran (a script of that name first on PATH notes them, then runs the real one). */
+async function tracing(cmds: readonly string[], f: () => Promise<unknown>): Promise<string[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'lnobs-trace-'));
   const mark = join(dir, 'runs');
-  writeFileSync(join(dir, 'tc'), `#!/bin/sh\necho "$*" >> ${mark}\nexec ${real} "$@"\n`, { mode: 0o755 });
+  for (const cmd of cmds) {
+    const real = (await execa('sh', ['-c', `command -v ${cmd}`])).stdout.trim();
+    writeFileSync(join(dir, cmd), `#!/bin/sh\necho "${cmd} $*" >> ${mark}\nexec ${real} "$@"\n`, { mode: 0o755 });
+  }
   const path = process.env['PATH'];
   process.env['PATH'] = `${dir}:${path ?? ''}`;
   try {
@@ -33,9 +37,15 @@ async function tracingTc(f: () => Promise<unknown>): Promise<string[]> {
   }
 }
 
-for (const reads of ['netlink', 'processes'] as const) describe(`the full observe (${reads}) sees every change between two reads`, { skip }, () => {
+/** The argument lines of every `tc` the daemon's code started while `f` ran. */
+const tracingTc = async (f: () => Promise<unknown>): Promise<string[]> => (await tracing(['tc'], f)).map((l) => l.slice('tc '.length));
+
+// The daemon's way (netlink reads, nf_tables notices) and the way without koffi.
+for (const [reads, notices] of [['netlink', true], ['processes', false]] as const) describe(`the full observe (${reads}${notices ? ', nf_tables notices' : ''}) sees every change between two reads`, { skip }, () => {
   const netns = throwawayNetns('lnobs');
   let kernel: HostKernel;
+  const nfChanges = notices ? watchNfTables(netns) : undefined;
+  after(() => nfChanges?.close());
   const ip = (...args: string[]) => execa('ip', ['-n', netns, ...args]);
   const inNs = (cmd: string, ...args: string[]) => execa('ip', ['netns', 'exec', netns, cmd, ...args]);
 
@@ -71,7 +81,7 @@ for (const reads of ['netlink', 'processes'] as const) describe(`the full observ
   const link = (s: KernelSnapshot, name: string) => s.links.find((l) => l.name === name);
 
   before(() => {
-    kernel = createKernel({ netns, filterPrefixes: [VETH_PREFIX], interfaceReads: reads });
+    kernel = createKernel({ netns, filterPrefixes: [VETH_PREFIX], interfaceReads: reads, ...(nfChanges === undefined ? {} : { nfChanges }) });
   });
 
   it('reads a fresh namespace: the tables never used as their built-in chains', async () => {
@@ -181,15 +191,48 @@ for (const reads of ['netlink', 'processes'] as const) describe(`the full observ
     await inNs('nft', 'add', 'chain', NFT_FAMILY, NFT_TABLE, 'forward', '{ type filter hook forward priority 0 ; }');
     const ours = (await kernel.observe()).nftables;
     assert.deepEqual(Object.keys(ours?.chains ?? {}), ['forward']);
-    // A commit in iptables (as Docker's, creating a network) is read again, but our table's text is
-    // the same: the same object, so the nftables backend does not diff it again.
+    // Which firewall parts an observe read, by the processes it ran (nft reads run the process
+    // here: the kernel wrote no table, so libnftables is not loaded); then the answer checked
+    // against a read of everything (the generation is the same: the same answer).
+    const readsOf = async (): Promise<{ snap: KernelSnapshot; ran: string[] }> => {
+      let snap: KernelSnapshot | undefined;
+      const runs = await tracing(['iptables-save', 'ip6tables-save', 'nft'], async () => (snap = await kernel.observe()));
+      assert.ok(snap !== undefined);
+      assert.deepEqual(await observed(), snap, 'the same answer as a read of everything');
+      const nft = await execa('ip', ['netns', 'exec', netns, 'nft', '-j', 'list', 'table', NFT_FAMILY, NFT_TABLE], { reject: false });
+      assert.deepEqual(snap.nftables, nft.exitCode === 0 ? parseNftTable(nft.stdout, NFT_FAMILY, NFT_TABLE) : null, 'our nft table as nft lists it');
+      return { snap, ran: [...new Set(runs.map((l) => l.split(' ')[0] ?? ''))].sort() };
+    };
+    const all = ['ip6tables-save', 'iptables-save', 'nft'];
+    // A commit in iptables (as Docker's, creating a network) is read again. With the notices our
+    // table is not (its last read is the answer); without, it is read, but its text is the same:
+    // the same object, so the nftables backend does not diff it again.
     await inNs('iptables', '-A', 'OUTPUT', '-o', 'lnb-0b500000004', '-j', 'ACCEPT');
-    const again = await kernel.observe();
+    const { snap: again, ran } = await readsOf();
+    assert.deepEqual(ran, notices ? ['iptables-save'] : all, 'what a commit to iptables has read');
     assert.deepEqual(again.filter.chains['OUTPUT']?.rules, ['-o lnb-0b500000003 -j ACCEPT', '-o lnb-0b500000004 -j ACCEPT'], 'iptables read again');
     assert.equal(again.nftables, ours, 'the unchanged nft table is the object read before');
     await inNs('iptables', '-D', 'OUTPUT', '-o', 'lnb-0b500000004', '-j', 'ACCEPT');
+    await inNs('ip6tables', '-A', 'FORWARD', '-i', 'lnb-0b500000004', '-j', 'DROP');
+    assert.deepEqual((await readsOf()).ran, notices ? ['ip6tables-save', 'iptables-save'] : all, 'iptables (a rule deleted) and ip6tables');
+    await inNs('ip6tables', '-D', 'FORWARD', '-i', 'lnb-0b500000004', '-j', 'DROP');
+    assert.deepEqual((await readsOf()).ran, notices ? ['ip6tables-save'] : all, 'ip6tables only');
+    // Another table, of our family: nothing of ours changed, nothing is read.
+    await inNs('nft', 'add', 'table', NFT_FAMILY, 'lnother');
+    assert.deepEqual((await readsOf()).ran, notices ? [] : all, 'a commit to another nft table');
+    // More notices than the socket holds (the kernel drops the rest and says so): all is read.
+    const many = Array.from({ length: 4000 }, (_, i) => `add rule ${NFT_FAMILY} lnother c ip saddr 10.9.${i >> 8}.${i & 255} accept`);
+    await execa('ip', ['netns', 'exec', netns, 'nft', '-f', '-'], { input: [`add chain ${NFT_FAMILY} lnother c`, ...many, ''].join('\n') });
+    assert.deepEqual((await readsOf()).ran, all, 'notices dropped: every part');
+    await inNs('nft', 'delete', 'table', NFT_FAMILY, 'lnother');
+    assert.deepEqual((await readsOf()).ran, all, 'its 4,000 rules deleted: notices dropped again');
+    await inNs('nft', 'add', 'table', NFT_FAMILY, 'lnsmall');
+    await inNs('nft', 'delete', 'table', NFT_FAMILY, 'lnsmall');
+    assert.deepEqual((await readsOf()).ran, notices ? [] : all, 'after the overflows, notices again');
     await inNs('nft', 'add', 'rule', NFT_FAMILY, NFT_TABLE, 'forward', 'accept');
-    const changed = (await kernel.observe()).nftables;
+    const { snap: withRule, ran: ranRule } = await readsOf();
+    assert.deepEqual(ranRule, notices ? ['nft'] : all, 'a commit to our table');
+    const changed = withRule.nftables;
     assert.notEqual(changed, ours, 'a changed table is parsed again');
     assert.equal(changed?.chains['forward']?.rules.length, 1, 'with the rule added');
     await inNs('nft', 'delete', 'table', NFT_FAMILY, NFT_TABLE);

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { readAnswer, type NetlinkMessage } from '../../../src/kernel/netlink.ts';
+import type { NfChanges } from '../../../src/kernel/nf-changes.ts';
 import { GETGEN, generationOf } from '../../../src/kernel/nf-generation.ts';
 import { createObserve, savedFromNfTables } from '../../../src/kernel/observe.ts';
 import type { Outcome } from '../../../src/kernel/runner.ts';
@@ -46,7 +47,7 @@ const saved = (backend: string, rule: string): string =>
 
 describe('the full observe reads the firewall only when the nf_tables generation moved', () => {
   /** An observe over a host whose iptables-saves print `v4`/`v6` (null: ip6tables fails), counting the reads. */
-  function host(opts: { v4: string; v6: string | null; generation: () => number | null }) {
+  function host(opts: { v4: string; v6: string | null; generation: () => number | null; changes?: () => NfChanges | null }) {
     const state = { ...opts, reads: [] as string[], nftReads: 0, asked: 0 };
     const outcome = (stdout: string, exitCode = 0): Outcome => ({ stdout, stderr: '', exitCode, what: '', command: '', raw: null });
     const observe = createObserve({
@@ -67,6 +68,7 @@ describe('the full observe reads the firewall only when the nf_tables generation
         state.asked++;
         return state.generation();
       },
+      ...(opts.changes === undefined ? {} : { nfChanges: async () => opts.changes?.() ?? null }),
     });
     return { state, observe };
   }
@@ -89,6 +91,34 @@ describe('the full observe reads the firewall only when the nf_tables generation
     assert.deepEqual(rulesOf(await h.observe()), ['-i lo -j DROP']);
     assert.equal(h.state.reads.length, 6);
     assert.equal(h.state.nftReads, 3);
+  });
+
+  it('with the notices: only the parts whose tables changed; everything when they lag, are lost or stop', async () => {
+    let gen = 7;
+    let next: NfChanges | null = { tables: new Set(), unknown: true, generation: null };
+    const h = host({ v4: saved('nf_tables', ''), v6: saved('nf_tables', ''), generation: () => gen, changes: () => next });
+    const pass = async (generation: number, changes: NfChanges | null): Promise<string[]> => {
+      gen = generation;
+      next = changes;
+      const [reads, nft] = [h.state.reads.length, h.state.nftReads];
+      await h.observe();
+      return [...h.state.reads.slice(reads), ...(h.state.nftReads > nft ? ['nft'] : [])].sort();
+    };
+    const all = ['ip6tables-save', 'iptables-save', 'nft'];
+    const changes = (generation: number | null, ...tables: string[]): NfChanges => ({ tables: new Set(tables), unknown: false, generation });
+    assert.deepEqual(await pass(7, null), all, 'the first pass: the backend not yet named');
+    assert.deepEqual(await pass(7, { tables: new Set(), unknown: true, generation: null }), all, 'the notices just subscribed: nothing known');
+    assert.deepEqual(await pass(8, changes(8, 'ip filter', 'ip nat')), ['iptables-save'], "Docker's rules");
+    assert.deepEqual(await pass(9, changes(9, 'inet ledgernet')), ['nft'], 'our table');
+    assert.deepEqual(await pass(10, changes(10, 'ip6 filter', 'inet other', 'bridge x')), ['ip6tables-save']);
+    assert.deepEqual(await pass(11, changes(11, 'inet other')), [], 'none of ours');
+    assert.deepEqual(await pass(12, changes(11, 'ip filter')), all, 'the NEWGEN of this generation not read yet: a commit may not have been told');
+    assert.deepEqual(await pass(13, changes(null)), all, 'no NEWGEN since: still behind');
+    assert.deepEqual(await pass(14, changes(14)), [], 'caught up; nothing changed since everything was read');
+    assert.deepEqual(await pass(15, { tables: new Set(['ip filter']), unknown: true, generation: 15 }), all, 'notices dropped');
+    assert.deepEqual(await pass(16, null), all, 'no notices any more');
+    assert.deepEqual(await pass(16, changes(16, 'inet ledgernet')), [], 'the same generation as the last read: the last read is the answer');
+    assert.deepEqual(await pass(17, changes(17)), ['nft'], 'a change told at a pass that read nothing is read at the next');
   });
 
   it('the legacy backend, or no generation: the firewall is read every time', async () => {
