@@ -22,32 +22,58 @@ const NFT_MSG_NEWGEN = 15;
 const GROUP_NFTABLES = 1 << (7 - 1);
 /** The table's name: attribute 1 of every object's notice (NFTA_TABLE_NAME, NFTA_CHAIN_TABLE, NFTA_RULE_TABLE, …). */
 const NFTA_TABLE = 1;
+/** NFT_MSG_NEWGEN's committer: the id of the thread that sent the batch (big-endian). */
+const NFTA_GEN_PROC_PID = 2;
 /** nfgenmsg's family, as nft names it. */
 const FAMILIES: Readonly<Record<number, string>> = { 1: 'inet', 2: 'ip', 3: 'arp', 5: 'netdev', 7: 'bridge', 10: 'ip6' };
 
 /** What changed in nf_tables since the last look. */
 export interface NfChanges {
-  /** The tables changed, as nft names them (`ip filter`, `inet ledgernet`). */
-  readonly tables: ReadonlySet<string>;
+  /**
+   * The tables changed, as nft names them (`ip filter`, `inet ledgernet`), each with the threads
+   * whose commits changed it (NFT_MSG_NEWGEN's pid: the committing thread's id; null for notices
+   * whose NEWGEN has not come yet).
+   */
+  readonly tables: ReadonlyMap<string, ReadonlySet<number | null>>;
   /** Some change may be missing from `tables` (notices dropped, a notice naming no table, the first look). */
   readonly unknown: boolean;
   /** The generation the last NEWGEN named; null when none came. */
   readonly generation: number | null;
 }
 
-/** Adds what one notice says to `into`: its table, or the generation (NEWGEN); false for a notice that names no table. */
-export function noteNotice(m: NetlinkMessage, into: { tables: Set<string>; generation: number | null }): boolean {
+/** Notices read, in order: the tables of the commit whose NEWGEN is still to come, and what the NEWGENs closed. */
+export interface NoticesRead {
+  readonly tables: Map<string, Set<number | null>>;
+  readonly pending: Set<string>;
+  generation: number | null;
+}
+
+export const noticesRead = (): NoticesRead => ({ tables: new Map(), pending: new Set(), generation: null });
+
+/** Adds what one notice says to `into`: its table, or the commit's end (NEWGEN); false for a notice that names no table. */
+export function noteNotice(m: NetlinkMessage, into: NoticesRead): boolean {
   if (m.type >> 8 !== NFNL_SUBSYS_NFTABLES) return true;
   if ((m.type & 0xff) === NFT_MSG_NEWGEN) {
     into.generation = generationOf([m]) ?? into.generation;
+    const at = find(m.payload, 4, m.payload.length, NFTA_GEN_PROC_PID);
+    const pid = at >= 0 && at + 4 <= m.payload.length ? m.payload.readUInt32BE(at) : null;
+    for (const t of into.pending) into.tables.set(t, (into.tables.get(t) ?? new Set()).add(pid));
+    into.pending.clear();
     return true;
   }
   // nfgenmsg (family, version, resource id: 4 bytes), then the attributes.
   const family = FAMILIES[m.payload[0] ?? -1];
   const at = m.payload.length >= 4 ? find(m.payload, 4, m.payload.length, NFTA_TABLE) : -1;
   if (family === undefined || at < 0) return false;
-  into.tables.add(`${family} ${cString(m.payload, at, valueEnd(m.payload, at))}`);
+  into.pending.add(`${family} ${cString(m.payload, at, valueEnd(m.payload, at))}`);
   return true;
+}
+
+/** The tables of notices read so far: those whose commit has not ended (no NEWGEN yet) with committer null. */
+export function changedTables(read: NoticesRead): Map<string, Set<number | null>> {
+  const out = new Map([...read.tables].map(([t, pids]) => [t, new Set(pids)]));
+  for (const t of read.pending) out.set(t, (out.get(t) ?? new Set()).add(null));
+  return out;
 }
 
 export interface NfChangeWatch {
@@ -77,16 +103,16 @@ export function watchNfTables(netns?: string): NfChangeWatch {
         socket = openNotices(netns, NETLINK_NETFILTER, GROUP_NFTABLES, 'follow nf_tables changes').catch(() => null);
         const s = await socket;
         if (closed) s?.close();
-        return s === null || closed ? null : { tables: new Set(), unknown: true, generation: null };
+        return s === null || closed ? null : { tables: new Map(), unknown: true, generation: null };
       }
       const s = await socket;
       if (s === null || closed) return null;
-      const seen = { tables: new Set<string>(), generation: null as number | null };
+      const seen = noticesRead();
       let named = true;
       const whole = s.drain((m) => {
         if (!noteNotice(m, seen)) named = false;
       });
-      return { tables: seen.tables, unknown: !whole || !named, generation: seen.generation };
+      return { tables: changedTables(seen), unknown: !whole || !named, generation: seen.generation };
     },
     close() {
       closed = true;

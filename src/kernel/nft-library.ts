@@ -34,7 +34,15 @@ interface Reply {
 }
 
 /** `nft(what, command)`: an nft command line (`list table inet x`) or a JSON transaction. */
-export type Nft = (what: string, command: string) => Promise<Outcome>;
+type Nft = (what: string, command: string) => Promise<Outcome>;
+
+export interface NftRunner extends Nft {
+  /**
+   * Whether the thread the kernel names as a commit's committer (NFT_MSG_NEWGEN's pid,
+   * nf-changes.ts) is the running libnftables thread: its commits are this process's transactions.
+   */
+  ours(pid: number): boolean;
+}
 
 // Built, the worker is nft-worker.js beside this file. Under tsx (tests, bench) both are .ts, and
 // on Node 20 a worker does not inherit tsx's loader: a bootstrap registers it, then imports the worker.
@@ -46,13 +54,13 @@ const startWorker = (workerData: object): Worker =>
     : new Worker(WORKER, { workerData });
 
 /** Runs nft commands through libnftables, or through the `nft` process when it cannot be loaded. */
-export function createNft(opts: NftOptions): Nft {
+export function createNft(opts: NftOptions): NftRunner {
   const where = opts.netns === undefined ? '' : ` in network namespace ${opts.netns}`;
   const library = opts.library ?? 'libnftables.so.1';
   const session = new LibrarySession(library, opts.netns, opts.timeoutMs);
   let route: Promise<NftRoute> | null = null;
   const viaProcess = processNft(opts);
-  return async (what, command) => {
+  const nft: Nft = async (what, command) => {
     // A read before the first transaction (the full observe's look for our table, which the
     // iptables backend makes too) runs the process: the thread (~13 MB of the daemon's memory,
     // bench row 9) starts with the first transaction, so a daemon on iptables never starts it.
@@ -71,6 +79,7 @@ export function createNft(opts: NftOptions): Nft {
     const shown = command.startsWith('{') ? 'nft -j -f -' : `nft -j ${command}`;
     return { ...reply, exitCode: reply.rc, what: `${what}${where}`, command: `${shown} (libnftables)`, raw: { exitCode: reply.rc, stdout: reply.stdout, stderr: reply.stderr } };
   };
+  return Object.assign(nft, { ours: (pid: number) => session.tid === pid });
 }
 
 /** The fallback: `nft -j` as a process, a JSON transaction through a file (see below). */
@@ -92,6 +101,8 @@ function processNft(opts: NftOptions): Nft {
 /** One worker thread, started on first use, restarted after it died; requests answered in order. */
 class LibrarySession {
   private worker: Worker | null = null;
+  /** The running worker's thread id; null while none runs (one abandoned or dead is not ours any more). */
+  tid: number | null = null;
   private starting: Promise<string | null> | null = null;
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
@@ -126,7 +137,7 @@ class LibrarySession {
       const ended = (code: number) => resolve(`the nftables worker thread ended (exit code ${code}) before it loaded ${this.library}`);
       worker.once('error', failed);
       worker.once('exit', ended);
-      worker.once('message', (m: { ready: boolean; why?: string }) => {
+      worker.once('message', (m: { ready: boolean; why?: string; tid?: number | null }) => {
         // Not removeAllListeners: the Worker refs and unrefs its port through listeners of its own.
         worker.off('error', failed).off('exit', ended);
         if (!m.ready) {
@@ -134,13 +145,13 @@ class LibrarySession {
           resolve(m.why ?? 'libnftables could not be loaded');
           return;
         }
-        this.adopt(worker);
+        this.adopt(worker, m.tid ?? null);
         resolve(null);
       });
     });
   }
 
-  private adopt(worker: Worker): void {
+  private adopt(worker: Worker, tid: number | null): void {
     worker.unref();
     let fatal: string | null = null;
     worker.on('message', (m: Reply & { id?: number; fatal?: string }) => {
@@ -151,7 +162,7 @@ class LibrarySession {
       p.resolve(m);
     });
     const died = (why: string) => {
-      if (this.worker === worker) this.worker = null;
+      if (this.worker === worker) this.forget();
       for (const [id, p] of this.pending) {
         this.settle(id);
         p.reject(new Error(fatal ?? why));
@@ -160,6 +171,13 @@ class LibrarySession {
     worker.on('error', (e) => died(`the nftables worker thread failed: ${e.message}`));
     worker.on('exit', (code) => died(`the nftables worker thread ended (exit code ${code})`));
     this.worker = worker;
+    this.tid = tid;
+  }
+
+  /** No worker runs (dead, or abandoned: it may still commit, as someone else). */
+  private forget(): void {
+    this.worker = null;
+    this.tid = null;
   }
 
   async call(command: string, failure: string): Promise<Reply> {
@@ -172,7 +190,7 @@ class LibrarySession {
       const timer = setTimeout(() => {
         this.settle(id);
         // A thread stuck in the library cannot be interrupted: abandon it, the next call starts another.
-        this.worker = null;
+        this.forget();
         void worker.terminate();
         reject(new DriverError('LN_ERR_TIMEOUT', `${failure}: libnftables did not answer in ${this.timeoutMs} ms`));
       }, this.timeoutMs);

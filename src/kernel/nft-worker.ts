@@ -6,11 +6,12 @@
 // every `nft` process does: no cache lives between transactions, and nothing here pins a
 // namespace while idle.
 //
-// Protocol: workerData `{ library, netns? }`; first message `{ ready: true }` or `{ ready: false,
+// Protocol: workerData `{ library, netns? }`; first message `{ ready: true, tid }` (this thread's
+// id, which the kernel names as the committer of its transactions: nf-changes.ts) or `{ ready: false,
 // why }`; then `{ id, command }` (an nft command line or a JSON document) answered `{ id, rc,
 // stdout, stderr }`, or `{ id, rc: 1, stderr, fatal }` when the namespace could not be left (the
 // thread then ends).
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, readlinkSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 
 /** NFT_CTX_OUTPUT_JSON of <nftables/libnftables.h>: JSON out, and JSON in where the input is JSON. */
@@ -108,7 +109,9 @@ try {
     }
     port.postMessage({ id: req.id, ...reply });
   });
-  port.postMessage({ ready: true });
+  // `/proc/thread-self` is `<pid>/task/<tid>`: the id the kernel's NFT_MSG_NEWGEN names (null where /proc says otherwise).
+  const tid = Number(/\/task\/(\d+)$/.exec(readlinkSync('/proc/thread-self'))?.[1] ?? Number.NaN);
+  port.postMessage({ ready: true, tid: Number.isInteger(tid) ? tid : null });
 } catch (e) {
   port.postMessage({ ready: false, why: (e as Error).message });
 }

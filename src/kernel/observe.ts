@@ -25,6 +25,9 @@
 //   tables: a part none of them touched is not read again (a Docker network of the bridge driver
 //   created or removed changes `ip filter` and `ip nat`, not our nft table: ~185 ms of `nft -j
 //   list table` at 200 networks; our own nft apply leaves iptables-save's output as it was).
+//   A commit to our table by this process's own libnftables thread (the notices name the
+//   committing thread) is not read back either: the kernel answers with the table its
+//   transactions made (run-kernel.ts, evolve.ts), for 30 s after a real read.
 // - A read whose text is the same as the last time is not parsed again: the parsers are pure and
 //   nothing changes what they return (the model is built from new objects), so the last result is
 //   the answer. `iptables-save` prints a time stamp in its comments, left out of the comparison.
@@ -45,7 +48,13 @@ export interface ObserveDeps {
   readonly netns: string | undefined;
   /** Devices whose ingress filters are read (by name prefix): the caller's veths. */
   readonly prefixes: readonly string[];
-  readonly readNftables: () => Promise<NftTable | null | undefined>;
+  /**
+   * Our nft table. `'ours'`: since the last call only this process's own transactions changed it
+   * (as the notices tell), so the kernel may answer with the table those transactions made.
+   */
+  readonly readNftables: (since?: 'ours') => Promise<NftTable | null | undefined>;
+  /** Whether a commit's thread (nf-changes.ts) is this process's libnftables thread. */
+  readonly ours?: (pid: number) => boolean;
   /** rtnetlink in the namespace (netlink.ts); null: the interfaces are read with processes. */
   readonly netlink: () => Promise<Netlink | null>;
   /** The nf_tables generation (nf-generation.ts); absent or null: the firewall is read every time. */
@@ -53,6 +62,10 @@ export interface ObserveDeps {
   /** The nf_tables changes since the last call (nf-changes.ts); absent or null: every part is read when the generation moved. */
   readonly nfChanges?: () => Promise<NfChanges | null>;
 }
+
+/** A firewall part since its last read: changed by someone, unchanged, or changed by this process's transactions only. */
+type Change = boolean | 'ours';
+const worse = (a: Change, b: Change): Change => (a === true || b === true ? true : a === 'ours' || b === 'ours' ? 'ours' : false);
 
 /** The firewall's reads: iptables-save, ip6tables-save (null: cannot run), our nft table. */
 type FirewallReads = readonly [Outcome, Outcome | null, NftTable | null | undefined];
@@ -102,16 +115,18 @@ export function createObserve(deps: ObserveDeps): () => Promise<KernelSnapshot> 
   let nf6: boolean | null = null;
   let last: { readonly generation: number; readonly reads: FirewallReads } | null = null;
   // Per part (iptables-save, ip6tables-save, our nft table): changed since its last read, as the
-  // notices tell; and the generation of the last NEWGEN read.
-  const changed = [true, true, true];
+  // notices tell: by someone (true), by nobody (false), or by this process's own transactions only
+  // ('ours': our nft table, which the kernel keeps a model of); and the generation of the last
+  // NEWGEN read.
+  const changed: Change[] = [true, true, true];
   let noticed: number | null = null;
   const note = (c: NfChanges | null) => {
     if (c === null || c.unknown) changed.fill(true);
     else {
-      for (const t of c.tables) {
-        if (t.startsWith('ip ')) changed[0] = true;
-        else if (t.startsWith('ip6 ')) changed[1] = true;
-        else if (t === NFT_TABLE_LABEL) changed[2] = true;
+      for (const [t, by] of c.tables) {
+        const i = t.startsWith('ip ') ? 0 : t.startsWith('ip6 ') ? 1 : t === NFT_TABLE_LABEL ? 2 : -1;
+        const ours = i === 2 && deps.ours !== undefined && [...by].every((pid) => pid !== null && deps.ours?.(pid) === true);
+        if (i >= 0) changed[i] = worse(changed[i] ?? true, ours ? 'ours' : true);
       }
     }
     if (c !== null) noticed = c.generation ?? noticed;
@@ -126,7 +141,8 @@ export function createObserve(deps: ObserveDeps): () => Promise<KernelSnapshot> 
     if (generation !== null && last?.generation === generation) return last.reads;
     // A part is kept when every notice up to this generation has been read and none touched it.
     const before = generation !== null && noticed === generation ? last?.reads : undefined;
-    const keep = changed.map((c) => before !== undefined && !c);
+    const keep = changed.map((c) => before !== undefined && c === false);
+    const nftMode = before !== undefined && changed[2] === 'ours' ? 'ours' : undefined;
     // Cleared now: a change from here on is told at the next call, and read then.
     changed.fill(false);
     const kept = <T>(i: number, old: T | undefined, read: () => Promise<T>): Promise<T> => (keep[i] === true && old !== undefined ? Promise.resolve(old) : read());
@@ -135,7 +151,7 @@ export function createObserve(deps: ObserveDeps): () => Promise<KernelSnapshot> 
       // IPv6 may be disabled or ip6tables missing: then there is no IPv6 table to converge,
       // and the IPv4 work goes on without it.
       kept(1, before?.[1], () => run('read the ip6tables tables', ...inNetns('ip6tables-save')).catch(() => null)),
-      kept(2, before?.[2], () => deps.readNftables()),
+      kept(2, before?.[2], () => deps.readNftables(nftMode)),
     ] as const).catch((e: unknown) => {
       changed.fill(true);
       throw e;

@@ -44,6 +44,8 @@ async function writeProcRouteLocalnet(values: Readonly<Record<string, boolean>>)
 
 /** The kernel's answer to an IPv6 address added to a device whose disable_ipv6 is 1. */
 const IPV6_DISABLED = /IPv6 is disabled on this device/;
+/** How long after a read of our nft table the full observe takes the table our own transactions made for it (see readNftables). */
+const OWN_TRUST_MS = 30_000;
 
 /**
  * Link changes applied by `apply`; an IPv6 address the kernel refused because IPv6 is disabled on
@@ -162,8 +164,21 @@ export function createKernel(opts: KernelOptions): HostKernel {
   // Docker network of the bridge driver created or removed asks for a full read (its rules in
   // FORWARD), which leaves our table as it was.
   let lastNft: { readonly text: string; readonly table: NftTable } | null = null;
-  const readNftables = async (): Promise<NftTable | null | undefined> => {
+  // Our table as the last read left it and our own transactions since made it (evolve.ts, as the
+  // reconciler's model does), while each of them is known to have landed or not; null: not known
+  // (a transaction whose end is unknown, or none read yet). Trusted for OWN_TRUST_MS after a read:
+  // then the next full observe after a transaction of ours reads the table again.
+  let own: { readonly table: NftTable | null | undefined; readonly readAt: number } | null = null;
+  let applying = 0;
+  const readNftables = async (since?: 'ours'): Promise<NftTable | null | undefined> => {
+    if (since === 'ours' && own !== null && applying === 0 && performance.now() - own.readAt < OWN_TRUST_MS) return own.table;
+    const readAt = performance.now();
     const o = await nft('read the nftables table', `list table ${NFT_FAMILY} ${NFT_TABLE}`).catch(() => null);
+    const table = readNft(o);
+    own = applying === 0 ? { table, readAt } : null;
+    return table;
+  };
+  const readNft = (o: Outcome | null): NftTable | null | undefined => {
     if (o === null || /^exec of .* failed/m.test(o.stderr)) return undefined;
     if (o.exitCode !== 0 && /No such file or directory/.test(o.stderr)) return null;
     failOnExit(o);
@@ -222,6 +237,7 @@ export function createKernel(opts: KernelOptions): HostKernel {
       netns,
       prefixes: opts.filterPrefixes,
       readNftables,
+      ours: (pid) => nft.ours(pid),
       netlink: () => (opts.interfaceReads === 'processes' ? Promise.resolve(null) : (netlink ??= openNetlink(netns, opts.timeoutMs ?? 60_000))),
       nfGeneration: () => readNfGeneration(netns, opts.timeoutMs ?? 60_000),
       ...(nfChanges === undefined ? {} : { nfChanges: () => nfChanges.changes() }),
@@ -295,8 +311,17 @@ export function createKernel(opts: KernelOptions): HostKernel {
       if (input !== null) await joined(input, table.endsWith('6') ? 6 : 4);
     },
 
-    async nftApply(json: string): Promise<void> {
-      failOnExit(await nft('apply nftables rules', json));
+    async nftApply(json, after) {
+      applying++;
+      let landed = false;
+      try {
+        failOnExit(await nft('apply nftables rules', json));
+        landed = true;
+      } finally {
+        applying--;
+        // A failed transaction changed nothing (it is atomic), but one whose reply was lost may have.
+        own = landed && own !== null && after !== undefined ? { table: after(own.table), readAt: own.readAt } : null;
+      }
     },
 
     flushConntrack: (flushes) => flushConntrack(netns, opts.timeoutMs ?? 60_000, flushes),

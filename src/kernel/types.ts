@@ -243,8 +243,12 @@ export interface Kernel {
    * set to 1 where 0. Returns the settings it changed; throws naming the setting when it cannot.
    */
   setIpv6ForwardingOn(): Promise<string[]>;
-  /** Runs one `nft -j -f` with `json` (`{"nftables": [...]}`, built by kernel/nftables/): one atomic transaction. */
-  nftApply(json: string): Promise<void>;
+  /**
+   * Runs one `nft -j -f` with `json` (`{"nftables": [...]}`, built by kernel/nftables/): one atomic
+   * transaction. `after`: our table as the transaction leaves it (evolve.ts), which the full
+   * observe may use instead of a read when nobody else changed the table since.
+   */
+  nftApply(json: string, after?: (table: NftTable | null | undefined) => NftTable | null | undefined): Promise<void>;
   /**
    * Deletes the connection-tracking entries any of `flushes` matches (kernel/conntrack.ts:
    * ctnetlink from this process, no process). `unavailable` when ctnetlink cannot be reached.

@@ -5,6 +5,7 @@
 // is a delete and an add); chains are flushed before any is deleted, and sets deleted in between.
 import type { FirewallChange, FirewallFailure, Kernel } from '../types.ts';
 import { NFT_FAMILY, NFT_TABLE } from './table.ts';
+import { afterNft } from './evolve.ts';
 
 type Nft = Extract<FirewallChange, { kind: `nft.${string}` }>;
 type Cmd = Record<string, Record<string, Record<string, unknown>>>;
@@ -60,7 +61,7 @@ export async function applyNft(changes: readonly FirewallChange[], kernel: Kerne
   const input = nftTransaction(mine);
   if (input === null) return [];
   try {
-    await kernel.nftApply(input);
+    await kernel.nftApply(input, (table) => afterNft(table, mine));
     return [];
   } catch (e) {
     return mine.map((change) => ({ change, message: (e as Error).message }));

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { readNotices, type NetlinkMessage } from '../../../src/kernel/netlink.ts';
-import { noteNotice } from '../../../src/kernel/nf-changes.ts';
+import { changedTables, noteNotice, noticesRead } from '../../../src/kernel/nf-changes.ts';
 import { readFixtureLines } from '../../helpers/fixtures.ts';
 
 /** Each step's datagrams, in order. */
@@ -17,15 +17,16 @@ function steps(): Map<string, Buffer[]> {
   return out;
 }
 
-/** What the datagrams say: the tables named, the last generation, whether every notice named a table. */
-function noted(datagrams: readonly Buffer[]): { tables: string[]; generation: number | null; named: boolean; whole: boolean } {
-  const seen = { tables: new Set<string>(), generation: null as number | null };
+/** What the datagrams say: the tables named, their committers, the last generation, whether every notice named a table. */
+function noted(datagrams: readonly Buffer[]): { tables: string[]; by: (number | null)[]; generation: number | null; named: boolean; whole: boolean } {
+  const seen = noticesRead();
   let named = true;
   let whole = true;
   for (const d of datagrams) {
     if (!readNotices(d, (m) => void (noteNotice(m, seen) || (named = false)))) whole = false;
   }
-  return { tables: [...seen.tables].sort(), generation: seen.generation, named, whole };
+  const tables = changedTables(seen);
+  return { tables: [...tables.keys()].sort(), by: [...new Set([...tables.values()].flatMap((s) => [...s]))], generation: seen.generation, named, whole };
 }
 
 describe('the nf_tables notices of a real kernel', () => {
@@ -46,7 +47,13 @@ describe('the nf_tables notices of a real kernel', () => {
     let generation: number | null = null;
     for (const [step, tables] of Object.entries(expected)) {
       const n = noted(all.get(step) ?? []);
-      assert.deepEqual(n, { tables, generation: n.generation, named: true, whole: true }, step);
+      assert.deepEqual(n, { tables, by: n.by, generation: n.generation, named: true, whole: true }, step);
+      // One committer a step: the process that ran the command (its thread id: a process of one thread).
+      assert.equal(n.by.length, 1, `${step}: one committer`);
+      assert.ok(typeof n.by[0] === 'number' && n.by[0] > 1, `${step}: the committer named`);
+      // Without the NEWGEN the commit has not ended: its tables, committer unknown.
+      const first = all.get(step)?.slice(0, -1) ?? [];
+      assert.deepEqual(noted(first).by, [null], `${step}: before the NEWGEN`);
       // One commit a step: the generation moves by one, and its NEWGEN comes last.
       assert.ok(n.generation !== null, `${step}: a NEWGEN`);
       if (generation !== null) assert.equal(n.generation, generation + 1, `${step}: the next generation`);
@@ -63,7 +70,7 @@ describe('the nf_tables notices of a real kernel', () => {
     // The rule's notice with its attributes cut off: the nfgenmsg alone names no table.
     const bare = Buffer.from(rule.subarray(0, 20));
     bare.writeUInt32LE(20, 0);
-    assert.deepEqual(noted([bare]), { tables: [], generation: null, named: false, whole: true });
+    assert.deepEqual(noted([bare]), { tables: [], by: [], generation: null, named: false, whole: true });
     // A family nft has no name for.
     const odd = Buffer.from(rule);
     odd[16] = 99;
@@ -71,7 +78,7 @@ describe('the nf_tables notices of a real kernel', () => {
   });
 
   it('leaves out netlink’s own messages and other subsystems', () => {
-    const seen = { tables: new Set<string>(), generation: null as number | null };
+    const seen = noticesRead();
     const conntrack: NetlinkMessage = { type: (1 << 8) | 0, payload: Buffer.from([2, 0, 0, 0]) };
     assert.equal(noteNotice(conntrack, seen), true);
     const done = Buffer.alloc(20);
@@ -79,6 +86,6 @@ describe('the nf_tables notices of a real kernel', () => {
     done.writeUInt16LE(3, 4);
     const messages: NetlinkMessage[] = [];
     assert.equal(readNotices(done, (m) => messages.push(m)), true);
-    assert.deepEqual([messages, [...seen.tables]], [[], []]);
+    assert.deepEqual([messages, [...changedTables(seen).keys()]], [[], []]);
   });
 });

@@ -47,8 +47,8 @@ const saved = (backend: string, rule: string): string =>
 
 describe('the full observe reads the firewall only when the nf_tables generation moved', () => {
   /** An observe over a host whose iptables-saves print `v4`/`v6` (null: ip6tables fails), counting the reads. */
-  function host(opts: { v4: string; v6: string | null; generation: () => number | null; changes?: () => NfChanges | null }) {
-    const state = { ...opts, reads: [] as string[], nftReads: 0, asked: 0 };
+  function host(opts: { v4: string; v6: string | null; generation: () => number | null; changes?: () => NfChanges | null; ours?: (pid: number) => boolean }) {
+    const state = { ...opts, reads: [] as string[], nftReads: 0, asked: 0, nftSince: [] as (string | undefined)[] };
     const outcome = (stdout: string, exitCode = 0): Outcome => ({ stdout, stderr: '', exitCode, what: '', command: '', raw: null });
     const observe = createObserve({
       run: async (_what, file) => {
@@ -59,10 +59,12 @@ describe('the full observe reads the firewall only when the nf_tables generation
       },
       netns: undefined,
       prefixes: [],
-      readNftables: async () => {
+      readNftables: async (since) => {
         state.nftReads++;
+        state.nftSince.push(since);
         return null;
       },
+      ...(opts.ours === undefined ? {} : { ours: opts.ours }),
       netlink: async () => ({ dump: async () => {}, dumpInTurn: async () => {} }),
       nfGeneration: async () => {
         state.asked++;
@@ -95,19 +97,26 @@ describe('the full observe reads the firewall only when the nf_tables generation
 
   it('with the notices: only the parts whose tables changed; everything when they lag, are lost or stop', async () => {
     let gen = 7;
-    let next: NfChanges | null = { tables: new Set(), unknown: true, generation: null };
-    const h = host({ v4: saved('nf_tables', ''), v6: saved('nf_tables', ''), generation: () => gen, changes: () => next });
+    let next: NfChanges | null = { tables: new Map(), unknown: true, generation: null };
+    // Thread 42 is this process's libnftables thread.
+    const h = host({ v4: saved('nf_tables', ''), v6: saved('nf_tables', ''), generation: () => gen, changes: () => next, ours: (pid) => pid === 42 });
     const pass = async (generation: number, changes: NfChanges | null): Promise<string[]> => {
       gen = generation;
       next = changes;
       const [reads, nft] = [h.state.reads.length, h.state.nftReads];
       await h.observe();
-      return [...h.state.reads.slice(reads), ...(h.state.nftReads > nft ? ['nft'] : [])].sort();
+      const since = h.state.nftSince.at(-1);
+      return [...h.state.reads.slice(reads), ...(h.state.nftReads > nft ? [since === undefined ? 'nft' : `nft since ${since}`] : [])].sort();
     };
     const all = ['ip6tables-save', 'iptables-save', 'nft'];
-    const changes = (generation: number | null, ...tables: string[]): NfChanges => ({ tables: new Set(tables), unknown: false, generation });
+    // Each table changed by thread 7 (someone else), or by the threads named after a `/`.
+    const changes = (generation: number | null, ...tables: string[]): NfChanges => ({
+      tables: new Map(tables.map((t) => [t.split('/')[0] ?? '', new Set((t.split('/')[1] ?? '7').split(',').map((p) => (p === 'null' ? null : Number(p))))])),
+      unknown: false,
+      generation,
+    });
     assert.deepEqual(await pass(7, null), all, 'the first pass: the backend not yet named');
-    assert.deepEqual(await pass(7, { tables: new Set(), unknown: true, generation: null }), all, 'the notices just subscribed: nothing known');
+    assert.deepEqual(await pass(7, { tables: new Map(), unknown: true, generation: null }), all, 'the notices just subscribed: nothing known');
     assert.deepEqual(await pass(8, changes(8, 'ip filter', 'ip nat')), ['iptables-save'], "Docker's rules");
     assert.deepEqual(await pass(9, changes(9, 'inet ledgernet')), ['nft'], 'our table');
     assert.deepEqual(await pass(10, changes(10, 'ip6 filter', 'inet other', 'bridge x')), ['ip6tables-save']);
@@ -115,10 +124,33 @@ describe('the full observe reads the firewall only when the nf_tables generation
     assert.deepEqual(await pass(12, changes(11, 'ip filter')), all, 'the NEWGEN of this generation not read yet: a commit may not have been told');
     assert.deepEqual(await pass(13, changes(null)), all, 'no NEWGEN since: still behind');
     assert.deepEqual(await pass(14, changes(14)), [], 'caught up; nothing changed since everything was read');
-    assert.deepEqual(await pass(15, { tables: new Set(['ip filter']), unknown: true, generation: 15 }), all, 'notices dropped');
+    assert.deepEqual(await pass(15, { tables: new Map([['ip filter', new Set([7])]]), unknown: true, generation: 15 }), all, 'notices dropped');
     assert.deepEqual(await pass(16, null), all, 'no notices any more');
     assert.deepEqual(await pass(16, changes(16, 'inet ledgernet')), [], 'the same generation as the last read: the last read is the answer');
     assert.deepEqual(await pass(17, changes(17)), ['nft'], 'a change told at a pass that read nothing is read at the next');
+    // Our own transactions: the kernel may answer with the table they made.
+    assert.deepEqual(await pass(18, changes(18, 'inet ledgernet/42', 'ip filter')), ['iptables-save', 'nft since ours'], 'our table changed by our own thread only');
+    assert.deepEqual(await pass(19, changes(19, 'inet ledgernet/42,7')), ['nft'], 'by our thread and another');
+    assert.deepEqual(await pass(20, changes(20, 'inet ledgernet/42,null')), ['nft'], 'by our thread and one whose commit has not ended');
+    assert.deepEqual(await pass(21, changes(21, 'inet ledgernet/42')), ['nft since ours']);
+    assert.deepEqual(await pass(22, changes(21, 'inet ledgernet/42')), all, 'ours, but behind the generation');
+    assert.deepEqual(await pass(23, changes(23, 'inet ledgernet/42')), ['nft since ours'], 'ours since the read of everything');
+    assert.deepEqual(await pass(24, changes(24, 'inet ledgernet/42')), ['nft since ours']);
+    // Ours told at a pass that kept the last read (the same generation) and someone's at the next: a read.
+    next = changes(24, 'inet ledgernet/42');
+    await h.observe();
+    assert.deepEqual(await pass(25, changes(25, 'inet ledgernet/8')), ['nft']);
+  });
+
+  it('without a way to tell our own thread, every commit to our table is read', async () => {
+    let gen = 1;
+    let next: NfChanges | null = { tables: new Map(), unknown: true, generation: null };
+    const h = host({ v4: saved('nf_tables', ''), v6: saved('nf_tables', ''), generation: () => gen, changes: () => next });
+    for (let i = 0; i < 2; i++) await h.observe();
+    gen = 2;
+    next = { tables: new Map([['inet ledgernet', new Set([42])]]), unknown: false, generation: 2 };
+    await h.observe();
+    assert.deepEqual(h.state.nftSince, [undefined, undefined, undefined]);
   });
 
   it('the legacy backend, or no generation: the firewall is read every time', async () => {
