@@ -178,6 +178,14 @@ export function createKernel(opts: KernelOptions): HostKernel {
     own = applying === 0 ? { table, readAt } : null;
     return table;
   };
+  // The model after a transaction that landed; none (the next observe reads) if it cannot be made.
+  const evolved = (from: NonNullable<typeof own>, after: (t: NftTable | null | undefined) => NftTable | null | undefined): typeof own => {
+    try {
+      return { table: after(from.table), readAt: from.readAt };
+    } catch {
+      return null;
+    }
+  };
   const readNft = (o: Outcome | null): NftTable | null | undefined => {
     if (o === null || /^exec of .* failed/m.test(o.stderr)) return undefined;
     if (o.exitCode !== 0 && /No such file or directory/.test(o.stderr)) return null;
@@ -320,7 +328,7 @@ export function createKernel(opts: KernelOptions): HostKernel {
       } finally {
         applying--;
         // A failed transaction changed nothing (it is atomic), but one whose reply was lost may have.
-        own = landed && own !== null && after !== undefined ? { table: after(own.table), readAt: own.readAt } : null;
+        own = landed && own !== null && after !== undefined ? evolved(own, after) : null;
       }
     },
 
