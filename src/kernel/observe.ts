@@ -165,8 +165,16 @@ export function createObserve(deps: ObserveDeps): () => Promise<KernelSnapshot> 
     if (last === null) changed.fill(true);
     return reads;
   };
+  // One at a time: a second read decided while the first is reading would take the first's last
+  // answer for a part the notices had already told it to read (and cleared).
+  let reading: Promise<unknown> = Promise.resolve();
+  const readFirewallInTurn = (): Promise<FirewallReads> => {
+    const next = reading.then(readFirewall, readFirewall);
+    reading = next.catch(() => undefined);
+    return next;
+  };
   return async () => {
-    const [ifs, [v4, v6, nftables], bridgeNf] = await Promise.all([readInterfaces(), readFirewall(), readBridgeNf(run, netns)]);
+    const [ifs, [v4, v6, nftables], bridgeNf] = await Promise.all([readInterfaces(), readFirewallInTurn(), readBridgeNf(run, netns)]);
     failOnExit(v4);
     const t4 = tables4(withoutComments(v4.stdout));
     const t6 = v6 === null || v6.exitCode !== 0 ? null : tables6(withoutComments(v6.stdout));

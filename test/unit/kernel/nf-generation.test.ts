@@ -142,6 +142,19 @@ describe('the full observe reads the firewall only when the nf_tables generation
     assert.deepEqual(await pass(25, changes(25, 'inet ledgernet/8')), ['nft']);
   });
 
+  it('two observes at once: the second waits for the first, and both see a change the notices told', async () => {
+    let gen = 1;
+    // The notices as the socket queues them: each call takes what came since the last.
+    const queue: NfChanges[] = [{ tables: new Map(), unknown: true, generation: null }];
+    const h = host({ v4: saved('nf_tables', ''), v6: saved('nf_tables', ''), generation: () => gen, changes: () => queue.shift() ?? { tables: new Map(), unknown: false, generation: null } });
+    for (let i = 0; i < 2; i++) await h.observe();
+    gen = 2;
+    h.state.v4 = saved('nf_tables', '-A INPUT -j DROP\n');
+    queue.push({ tables: new Map([['ip filter', new Set([7])]]), unknown: false, generation: 2 });
+    const [first, second] = await Promise.all([h.observe(), h.observe()]);
+    assert.deepEqual([rulesOf(first), rulesOf(second)], [['-j DROP'], ['-j DROP']]);
+  });
+
   it('without a way to tell our own thread, every commit to our table is read', async () => {
     let gen = 1;
     let next: NfChanges | null = { tables: new Map(), unknown: true, generation: null };
