@@ -127,47 +127,83 @@ export async function anyLive(kv: KV, keys: readonly { key: string }[]): Promise
 
 /** How long a key listing may go without a new key before it is dropped and made again (listKeys). */
 const LIST_STALL_MS = 1_000;
-/** Listings dropped for stalling before the last one is let run to its end. */
+/** Listings dropped for stalling before the last one, which may wait longer. */
 const LIST_ATTEMPTS = 4;
+/**
+ * How long the last listing may go without a new key: past the listing consumer's idle heartbeat
+ * (5 s), at which the NATS client ends a listing whose last message never comes.
+ */
+const LAST_STALL_MS = 15_000;
+/** How long any one listing may take, keys coming or not. */
+const LIST_MAX_MS = 30_000;
+/** How long a dropped listing is waited for to end. */
+const STOP_WAIT_MS = 1_000;
+
+/** The waits of listKeys (tests shorten them). */
+export interface ListTiming {
+  stallMs: number;
+  lastStallMs: number;
+  maxMs: number;
+}
+const LIST_TIMING: ListTiming = { stallMs: LIST_STALL_MS, lastStallMs: LAST_STALL_MS, maxMs: LIST_MAX_MS };
 
 /**
  * Every key of `kv` matching `filter`. `kv.keys()` lists through an ordered consumer that ends at
  * the message with nothing pending after it, or at the consumer's idle heartbeat; when a key
- * changes while it is listed, that message may never come and the listing waits for the heartbeat,
- * 30 s (seen with two hosts creating one cluster network: 3 joins in 15 took 30 s). A listing that
- * goes LIST_STALL_MS without a key is therefore dropped and made again (the next one starts from
- * the bucket as it is then); the last of LIST_ATTEMPTS runs to its end. A key rewritten while it is
- * listed can come more than once: each is returned once.
+ * changes while it is listed, that message may never come and the listing waits for the heartbeat
+ * (seen with two hosts creating one cluster network: 3 joins in 15 took 30 s), and while keys are
+ * rewritten without a pause (heartbeats of several hosts) the consumer is never idle and the
+ * listing never ends. So:
+ * - a key that comes a second time ends the listing: the consumer delivers each key's last
+ *   message as of its start in stream order, then every later write, so a key again is a write
+ *   made after the listing began and every key before it has come (an ordered consumer that is
+ *   reset after a lost message replays from its last stream sequence and could repeat one sooner:
+ *   that listing can miss a key rewritten meanwhile, which every caller tolerates as a key made
+ *   just after its listing);
+ * - a listing that goes `stallMs` without a key is dropped and made again (the next one starts
+ *   from the bucket as it is then); the last of LIST_ATTEMPTS may wait `lastStallMs`;
+ * - no listing takes more than `maxMs`; one that stalls or overruns the last time is an error
+ *   naming the filter, never a wait without end.
  */
-export async function listKeys(kv: KV, filter: string): Promise<string[]> {
-  for (let attempt = 1; ; attempt++) {
-    const iter = await kv.keys(filter);
-    const out: string[] = [];
-    if (attempt >= LIST_ATTEMPTS) {
-      for await (const k of iter) out.push(k);
-      return [...new Set(out)];
+export async function listKeys(kv: KV, filter: string, timing: ListTiming = LIST_TIMING): Promise<string[]> {
+  for (let attempt = 1; attempt <= LIST_ATTEMPTS; attempt++) {
+    const last = attempt === LIST_ATTEMPTS;
+    const keys = await listOnce(kv, filter, last ? timing.lastStallMs : timing.stallMs, timing.maxMs);
+    if (keys) return keys;
+  }
+  throw new DriverError('LN_ERR_CLUSTER_UNAVAILABLE', `the cluster KV bucket: a listing of ${filter} stalled ${LIST_ATTEMPTS} times (the NATS server is slow or the bucket is written without a pause)`);
+}
+
+/** One listing of `filter`: its keys, or undefined when it went `stallMs` without a key or took `maxMs`. */
+async function listOnce(kv: KV, filter: string, stallMs: number, maxMs: number): Promise<string[] | undefined> {
+  const iter = await kv.keys(filter);
+  const seen = new Set<string>();
+  let timer: NodeJS.Timeout | undefined;
+  let gaveUp: () => void = () => undefined;
+  const stall = new Promise<false>((resolve) => (gaveUp = () => resolve(false)));
+  const arm = () => {
+    clearTimeout(timer);
+    timer = setTimeout(gaveUp, stallMs);
+  };
+  const deadline = setTimeout(gaveUp, maxMs);
+  arm();
+  let done = false;
+  const whole = (async () => {
+    for await (const k of iter) {
+      if (done || seen.has(k)) break;
+      seen.add(k);
+      arm();
     }
-    let timer: NodeJS.Timeout | undefined;
-    let stalled: () => void = () => undefined;
-    const stall = new Promise<false>((resolve) => (stalled = () => resolve(false)));
-    const arm = () => {
-      clearTimeout(timer);
-      timer = setTimeout(stalled, LIST_STALL_MS);
-    };
-    arm();
-    const whole = (async () => {
-      for await (const k of iter) {
-        out.push(k);
-        arm();
-      }
-      return true as const;
-    })();
-    try {
-      if (await Promise.race([whole, stall])) return [...new Set(out)];
-    } finally {
-      clearTimeout(timer);
-    }
+    return true as const;
+  })();
+  try {
+    if (await Promise.race([whole, stall])) return [...seen];
+    return undefined;
+  } finally {
+    done = true;
+    clearTimeout(timer);
+    clearTimeout(deadline);
     iter.stop();
-    await whole.catch(() => undefined);
+    await Promise.race([whole.catch(() => undefined), new Promise((r) => setTimeout(r, STOP_WAIT_MS).unref())]);
   }
 }
