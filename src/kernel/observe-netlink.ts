@@ -12,7 +12,7 @@ import { RTM_GETROUTE, namedRoutes, routeDumpRequest, routeOf, type DumpedRoute 
 import { RTM_GETTFILTER, filterOf, ingressFilterDumpRequest, namedRedirects, type DumpedFilter } from './parse-filter-dump.ts';
 import { QDISC_DUMP_REQUEST, RTM_GETQDISC, namedQdiscs, qdiscOf, type DumpedQdisc } from './parse-qdisc-dump.ts';
 import { NETCONF6_DUMP_REQUEST, RTM_GETNETCONF, ipv6Forwarding, netconfOf, type DumpedNetconf } from './parse-netconf-dump.ts';
-import type { Link } from './types.ts';
+import type { Addr, Link, Route } from './types.ts';
 
 /** A dump whose items `of` reads from its messages, into `into`. */
 export function collect<T>(what: string, type: number, body: Buffer, of: (m: NetlinkMessage) => T | null, into: T[]): Dump {
@@ -64,6 +64,31 @@ export async function netlinkInterfaces(nl: Netlink): Promise<Interfaces> {
     acceptRa: Object.fromEntries(dumped.flatMap((d) => (d.acceptRa === null ? [] : [[d.name, d.acceptRa]]))),
     ...(v6 === null ? {} : { ipv6Forwarding: v6 }),
   };
+}
+
+/**
+ * Every link and every address of the namespace (not only the bridges'), and with `withRoutes` the
+ * main table's routes of both families: what a Docker call checks a new network's subnet and
+ * bridge name against (main.ts's host view). Two to four dumps, no `ip` process on Docker's path.
+ */
+export async function netlinkHost(nl: Netlink, withRoutes: boolean): Promise<{ links: Link[]; addrs: Addr[]; routes: Route[] }> {
+  const names = hostGroupNames();
+  const dumped: DumpedLink[] = [];
+  const addrs: DumpedAddr[] = [];
+  const routes: DumpedRoute[] = [];
+  await nl.dump([
+    collect('read links', RTM_GETLINK, LINK_DUMP_REQUEST, (m) => linkOf(m, names), dumped),
+    collect('read addresses', RTM_GETADDR, ADDR_DUMP_REQUEST, addrOf, addrs),
+    ...(withRoutes
+      ? [
+          { ...collect('read IPv4 routes', RTM_GETROUTE, routeDumpRequest(4), routeOf, routes), strict: true },
+          { ...collect('read IPv6 routes', RTM_GETROUTE, routeDumpRequest(6), routeOf, routes), strict: true },
+        ]
+      : []),
+  ]);
+  const byIndex = namesOf(dumped);
+  const links = namedLinks(dumped, byIndex);
+  return { links, addrs: addrsOf(links, addrs), routes: namedRoutes(routes, byIndex) };
 }
 
 /**

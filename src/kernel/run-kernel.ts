@@ -11,6 +11,7 @@ import {
 } from './ip-batch.ts';
 import { parseAddrs } from './parse-addrs.ts';
 import { createObserve } from './observe.ts';
+import { netlinkHost } from './observe-netlink.ts';
 import type { NfChangeWatch } from './nf-changes.ts';
 import { readNfGeneration } from './nf-generation.ts';
 import { flushConntrack } from './conntrack.ts';
@@ -238,7 +239,10 @@ export function createKernel(opts: KernelOptions): HostKernel {
     failOnExit(await run('set accept_ra', ...inNetns('sysctl', '-q', '-w', ...bridges.map((b) => `${ifaceSysctl('ipv6', b, 'accept_ra')}=0`))));
   };
 
+  // One rtnetlink handle for the full observe and the reads on Docker's calls (each dump makes
+  // sockets of its own); null with --interface-reads processes, or when libc cannot be called.
   let netlink: Promise<Netlink | null> | null = null;
+  const openShared = () => (opts.interfaceReads === 'processes' ? Promise.resolve(null) : (netlink ??= openNetlink(netns, opts.timeoutMs ?? 60_000)));
   return {
     observe: createObserve({
       run: runFile,
@@ -246,12 +250,17 @@ export function createKernel(opts: KernelOptions): HostKernel {
       prefixes: opts.filterPrefixes,
       readNftables,
       ours: (pid) => nft.ours(pid),
-      netlink: () => (opts.interfaceReads === 'processes' ? Promise.resolve(null) : (netlink ??= openNetlink(netns, opts.timeoutMs ?? 60_000))),
+      netlink: openShared,
       nfGeneration: () => readNfGeneration(netns, opts.timeoutMs ?? 60_000),
       ...(nfChanges === undefined ? {} : { nfChanges: () => nfChanges.changes() }),
     }),
 
     async observeInterfaces() {
+      const nl = await openShared();
+      if (nl !== null) {
+        const read = await netlinkHost(nl, false).catch(() => null);
+        if (read !== null) return read;
+      }
       const [links, addrs] = await Promise.all([
         run('read links', 'ip', ipArgs('-j', '-d', 'link', 'show')),
         run('read addresses', 'ip', ipArgs('-j', 'addr', 'show')),
@@ -261,6 +270,11 @@ export function createKernel(opts: KernelOptions): HostKernel {
     },
 
     async observeRoutes(): Promise<Route[]> {
+      const nl = await openShared();
+      if (nl !== null) {
+        const read = await netlinkHost(nl, true).catch(() => null);
+        if (read !== null) return read.routes;
+      }
       const [v4, v6] = await Promise.all([
         run('read IPv4 routes', 'ip', ipArgs('-j', 'route', 'show', 'table', 'main')),
         run('read IPv6 routes', 'ip', ipArgs('-j', '-6', 'route', 'show', 'table', 'main')),

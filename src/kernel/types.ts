@@ -215,7 +215,7 @@ export interface Kernel {
   observe(): Promise<KernelSnapshot>;
   /** Routes of the main table, IPv4 then IPv6 (what automatic IPAM pools must not overlap). */
   observeRoutes(): Promise<Route[]>;
-  /** Links and addresses only (two `ip` reads): for callers on a Docker call's path. */
+  /** Every link and every address (rtnetlink dumps in this process, else two `ip` reads): for callers on a Docker call's path. */
   observeInterfaces(): Promise<{ readonly links: readonly Link[]; readonly addrs: readonly Addr[] }>;
   /**
    * Applies all changes, every request of each even after one failed (as `ip -force -batch -`):

@@ -15,27 +15,9 @@ import { readNfGeneration } from '../../src/kernel/nf-generation.ts';
 import { parseNftTable } from '../../src/kernel/nftables/parse.ts';
 import { NFT_FAMILY, NFT_TABLE } from '../../src/kernel/nftables/table.ts';
 import { throwawayNetns } from '../helpers/netns.ts';
+import { tracing } from '../helpers/trace-runs.ts';
 
 const skip = process.getuid?.() === 0 ? false : 'needs root to make network namespaces';
-
-/** The command lines (name and arguments) of every `cmds` the daemon's code started while `f` ran (a script of that name first on PATH notes them, then runs the real one). */
-async function tracing(cmds: readonly string[], f: () => Promise<unknown>): Promise<string[]> {
-  const dir = mkdtempSync(join(tmpdir(), 'lnobs-trace-'));
-  const mark = join(dir, 'runs');
-  for (const cmd of cmds) {
-    const real = (await execa('sh', ['-c', `command -v ${cmd}`])).stdout.trim();
-    writeFileSync(join(dir, cmd), `#!/bin/sh\necho "${cmd} $*" >> ${mark}\nexec ${real} "$@"\n`, { mode: 0o755 });
-  }
-  const path = process.env['PATH'];
-  process.env['PATH'] = `${dir}:${path ?? ''}`;
-  try {
-    await f();
-    return existsSync(mark) ? readFileSync(mark, 'utf8').split('\n').filter((l) => l !== '') : [];
-  } finally {
-    process.env['PATH'] = path;
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
 
 /** The argument lines of every `tc` the daemon's code started while `f` ran. */
 const tracingTc = async (f: () => Promise<unknown>): Promise<string[]> => (await tracing(['tc'], f)).map((l) => l.slice('tc '.length));

@@ -1,0 +1,67 @@
+// What a Docker call reads of the host (main.ts's host view: a new subnet checked against the
+// host's addresses and routes, a custom bridge name against its links): Kernel.observeInterfaces
+// and observeRoutes. The daemon reads them through rtnetlink dumps in its own process (no `ip`
+// process on Docker's path: at 200 networks two `ip -j` reads cost every CreateNetwork and
+// RequestPool ~60 ms of spawns and JSON), and must see exactly what `ip -j` prints: every link,
+// every address of every link (not only the bridges'), every route of the main table. Needs root.
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+import { execa } from 'execa';
+import { createKernel, parseAddrs, parseLinks, parseRoutes } from '../../src/kernel/index.ts';
+import { throwawayNetns } from '../helpers/netns.ts';
+import { tracing } from '../helpers/trace-runs.ts';
+
+const skip = process.getuid?.() === 0 ? false : 'needs root to make network namespaces';
+
+for (const reads of ['netlink', 'processes'] as const) {
+  describe(`the host as a Docker call reads it (reads: ${reads})`, { skip }, () => {
+    const netns = throwawayNetns('lnhost');
+    const ip = (...args: string[]) => execa('ip', ['-n', netns, ...args]);
+
+    before(async () => {
+      // Someone else's links and addresses, of every kind a subnet check must see: an uplink
+      // with both families, a bridge of theirs with a veth pair, a portless bridge with a /32, and
+      // routes through them (one of them a blackhole).
+      await ip('link', 'set', 'lo', 'up');
+      await ip('link', 'add', 'uplink0', 'type', 'veth', 'peer', 'name', 'uplink1');
+      await ip('link', 'set', 'uplink1', 'up');
+      await ip('addr', 'add', '192.0.2.10/24', 'dev', 'uplink0');
+      await ip('addr', 'add', '2001:db8:5::10/64', 'dev', 'uplink0', 'nodad');
+      await ip('link', 'set', 'uplink0', 'up');
+      await ip('link', 'add', 'br-lan', 'type', 'bridge');
+      await ip('addr', 'add', '198.51.100.1/24', 'dev', 'br-lan');
+      await ip('link', 'set', 'br-lan', 'up');
+      await ip('link', 'add', 'vop0', 'type', 'veth', 'peer', 'name', 'vop1');
+      await ip('link', 'set', 'vop1', 'master', 'br-lan');
+      await ip('link', 'add', 'lone0', 'type', 'bridge');
+      await ip('addr', 'add', '203.0.113.7/32', 'dev', 'lone0');
+      await ip('link', 'set', 'lone0', 'up');
+      await ip('route', 'add', '10.77.0.0/16', 'via', '192.0.2.1', 'dev', 'uplink0');
+      await ip('route', 'add', 'default', 'via', '192.0.2.1');
+      await ip('route', 'add', 'blackhole', '10.78.0.0/16');
+      await ip('-6', 'route', 'add', '2001:db8:77::/48', 'via', '2001:db8:5::1', 'dev', 'uplink0');
+    });
+
+    it('links, every address and the main table as `ip -j` prints them', async () => {
+      const kernel = createKernel({ netns, filterPrefixes: [], interfaceReads: reads });
+      let host: Awaited<ReturnType<typeof kernel.observeInterfaces>> | undefined;
+      let routes: Awaited<ReturnType<typeof kernel.observeRoutes>> | undefined;
+      const runs = await tracing(['ip'], async () => {
+        host = await kernel.observeInterfaces();
+        routes = await kernel.observeRoutes();
+      });
+      const [links, addrs, r4, r6] = await Promise.all([ip('-j', '-d', 'link', 'show'), ip('-j', 'addr', 'show'), ip('-j', 'route', 'show', 'table', 'main'), ip('-j', '-6', 'route', 'show', 'table', 'main')]);
+      assert.deepEqual(host?.links, parseLinks(links.stdout), 'links as ip -d prints them');
+      const byDev = (a: { dev: string; cidr: string }, b: { dev: string; cidr: string }) => `${a.dev} ${a.cidr}`.localeCompare(`${b.dev} ${b.cidr}`);
+      assert.deepEqual([...(host?.addrs ?? [])].sort(byDev), parseAddrs(addrs.stdout).sort(byDev), 'every address of every link');
+      for (const [dev, cidr] of [['uplink0', '192.0.2.10/24'], ['uplink0', '2001:db8:5::10/64'], ['lone0', '203.0.113.7/32'], ['lo', '127.0.0.1/8']]) {
+        assert.ok(host?.addrs.some((a) => a.dev === dev && a.cidr === cidr), `${cidr} of ${dev}`);
+      }
+      const byDst = (a: { dst: string; dev: string | null }, b: { dst: string; dev: string | null }) => `${a.dst} ${a.dev}`.localeCompare(`${b.dst} ${b.dev}`);
+      assert.deepEqual([...(routes ?? [])].sort(byDst), [...parseRoutes(r4.stdout, 4), ...parseRoutes(r6.stdout, 6)].sort(byDst), 'the main table of both families');
+      for (const dst of ['10.77.0.0/16', '0.0.0.0/0', '10.78.0.0/16', '2001:db8:77::/48']) assert.ok(routes?.some((r) => r.dst === dst), dst);
+      if (reads === 'netlink') assert.deepEqual(runs, [], 'no ip process');
+      else assert.ok(runs.length >= 4, `ip read links, addresses and routes: ${runs.join('; ')}`);
+    });
+  });
+}
