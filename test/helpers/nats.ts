@@ -24,6 +24,15 @@ export interface NatsServer {
 }
 
 const alive = new Set<ChildProcess>();
+
+/**
+ * nats-server with `args`, made to get SIGKILL when this process dies however it dies (setpriv
+ * --pdeathsig, then exec: the pid is nats-server's): a test file the runner kills at its timeout
+ * runs no `after` hook and no 'exit' handler, and its servers stayed behind.
+ */
+function spawnNatsServer(args: readonly string[], stdio: 'ignore' | 'pipe'): ChildProcess {
+  return spawn('setpriv', ['--pdeathsig', 'KILL', 'nats-server', ...args], { stdio: stdio === 'pipe' ? ['ignore', 'pipe', 'pipe'] : 'ignore' });
+}
 process.on('exit', () => {
   for (const p of alive) p.kill('SIGKILL');
 });
@@ -80,7 +89,7 @@ export async function createNatsServer(opts: NatsServerOptions = {}): Promise<Na
     logs: () => log,
     async start() {
       if (proc) return;
-      const p = spawn('nats-server', [...(opts.jetstream ?? true ? ['-js'] : []), '-sd', storeDir, '-a', '127.0.0.1', '-p', String(port), ...auth], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const p = spawnNatsServer([...(opts.jetstream ?? true ? ['-js'] : []), '-sd', storeDir, '-a', '127.0.0.1', '-p', String(port), ...auth], 'pipe');
       proc = p;
       alive.add(p);
       const append = (c: Buffer) => {
@@ -149,7 +158,7 @@ export async function createNatsCluster(size = 3): Promise<NatsCluster> {
         `server_name: n${i}\nlisten: "127.0.0.1:${p.client}"\nhttp: "127.0.0.1:${p.http}"\njetstream { store_dir: "${join(dir, `s${i}`)}" }\n` +
           `cluster { name: ledgernet-test, listen: "127.0.0.1:${p.route}", routes: [${routes.join(', ')}] }\n`,
       );
-      const proc = spawn('nats-server', ['-c', conf], { stdio: 'ignore' });
+      const proc = spawnNatsServer(['-c', conf], 'ignore');
       procs.push(proc);
       alive.add(proc);
       proc.on('exit', () => alive.delete(proc));
