@@ -28,6 +28,10 @@ const NLM_F_DUMP = 0x300;
 const NLMSG_ERROR = 2;
 const NLMSG_DONE = 3;
 const NLMSG_MIN_TYPE = 0x10;
+/** Set by the kernel on a dump's messages when what it dumps changed between two of its datagrams. */
+const NLM_F_DUMP_INTR = 0x10;
+/** Reads of a dump the kernel marks interrupted, before its last read is taken as it is. */
+const DUMP_ATTEMPTS = 10;
 /** Bigger than any one message the kernel puts in a dump's datagram (it fills up to 32 kB). */
 const BUFFER = 256 * 1024;
 /** Datagrams read between two turns of the event loop. */
@@ -96,6 +100,13 @@ export interface Dump {
    * what it read so far instead of failing the others.
    */
   readonly optional?: boolean;
+  /**
+   * Drops what `each` took from a read the kernel marked interrupted (NLM_F_DUMP_INTR: the table
+   * changed between two datagrams, so an item may be missing or there twice), before the dump is
+   * read again (up to 10 reads; the last is taken as it is). Without it, an interrupted dump is
+   * taken as it is.
+   */
+  readonly restart?: () => void;
 }
 
 export interface Netlink {
@@ -140,16 +151,21 @@ export async function openNetlink(netns: string | undefined, timeoutMs: number, 
     req.writeUInt32LE(req.length, 0);
     req.writeUInt16LE(d.type, 4);
     req.writeUInt16LE(NLM_F_REQUEST | NLM_F_DUMP, 6);
-    req.writeUInt32LE(1, 8);
     d.body.copy(req, 16);
     const kernel = Buffer.alloc(12);
     kernel.writeUInt16LE(AF_NETLINK, 0);
-    if (c.sendto(fd, req, req.length, 0, kernel, 12) !== req.length) fail(d.what, 'the dump request was not sent');
-    for (let i = 1; ; i++) {
-      const n = c.recv(fd, buffer, BUFFER, 0);
-      if (n <= 0) fail(d.what, n === 0 ? 'the kernel closed the socket' : 'reading the dump failed or timed out');
-      if (readDatagram(buffer.subarray(0, n), d.each, (why) => fail(d.what, why))) return;
-      if (i % YIELD_EVERY === 0) await new Promise((resolve) => setImmediate(resolve));
+    for (let attempt = 1; ; attempt++) {
+      const marks = { interrupted: false };
+      req.writeUInt32LE(attempt, 8);
+      if (c.sendto(fd, req, req.length, 0, kernel, 12) !== req.length) fail(d.what, 'the dump request was not sent');
+      for (let i = 1; ; i++) {
+        const n = c.recv(fd, buffer, BUFFER, 0);
+        if (n <= 0) fail(d.what, n === 0 ? 'the kernel closed the socket' : 'reading the dump failed or timed out');
+        if (readDatagram(buffer.subarray(0, n), d.each, (why) => fail(d.what, why), marks)) break;
+        if (i % YIELD_EVERY === 0) await new Promise((resolve) => setImmediate(resolve));
+      }
+      if (!marks.interrupted || d.restart === undefined || attempt >= DUMP_ATTEMPTS) return;
+      d.restart();
     }
   };
   return {
@@ -423,14 +439,16 @@ function inNetns<T>(c: Libc, netns: string, make: () => T, what: string, fail: (
 
 /**
  * Hands each message of one datagram to `each`; true once the dump is done. An error message
- * (but an ack, error 0) calls `fail` with its errno.
+ * (but an ack, error 0) calls `fail` with its errno. `marks.interrupted` is set when a message
+ * carries NLM_F_DUMP_INTR.
  */
-export function readDatagram(buf: Buffer, each: (m: NetlinkMessage) => void, fail: (why: string) => never): boolean {
+export function readDatagram(buf: Buffer, each: (m: NetlinkMessage) => void, fail: (why: string) => never, marks?: { interrupted: boolean }): boolean {
   let off = 0;
   while (off + 16 <= buf.length) {
     const len = buf.readUInt32LE(off);
     const type = buf.readUInt16LE(off + 4);
     if (len < 16 || off + len > buf.length) fail(`a netlink message of ${len} bytes at ${off} of ${buf.length}`);
+    if (marks !== undefined && (buf.readUInt16LE(off + 6) & NLM_F_DUMP_INTR) !== 0) marks.interrupted = true;
     if (type === NLMSG_DONE) return true;
     if (type === NLMSG_ERROR) {
       const errno = -buf.readInt32LE(off + 16);

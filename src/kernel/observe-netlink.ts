@@ -14,15 +14,34 @@ import { QDISC_DUMP_REQUEST, RTM_GETQDISC, namedQdiscs, qdiscOf, type DumpedQdis
 import { NETCONF6_DUMP_REQUEST, RTM_GETNETCONF, ipv6Forwarding, netconfOf, type DumpedNetconf } from './parse-netconf-dump.ts';
 import type { Addr, Link, Route } from './types.ts';
 
-/** A dump whose items `of` reads from its messages, into `into`. */
+/**
+ * A dump whose items `of` reads from its messages, into `into` (which other dumps may fill at the
+ * same time); a read the kernel marks interrupted takes back only this dump's items.
+ */
 export function collect<T>(what: string, type: number, body: Buffer, of: (m: NetlinkMessage) => T | null, into: T[]): Dump {
+  let mine: T[] = [];
   return {
     what,
     type,
     body,
     each: (m) => {
       const item = of(m);
-      if (item !== null) into.push(item);
+      if (item === null) return;
+      into.push(item);
+      mine.push(item);
+    },
+    restart: () => {
+      // One occurrence of each item of its own (equal numbers or strings are alike anyway).
+      const left = new Map<T, number>();
+      for (const item of mine) left.set(item, (left.get(item) ?? 0) + 1);
+      mine = [];
+      let kept = 0;
+      for (const item of into) {
+        const n = left.get(item) ?? 0;
+        if (n > 0) left.set(item, n - 1);
+        else into[kept++] = item;
+      }
+      into.length = kept;
     },
   };
 }

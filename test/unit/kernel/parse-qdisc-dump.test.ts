@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { namedQdiscs, qdiscOf, type DumpedQdisc } from '../../../src/kernel/parse-qdisc-dump.ts';
 import { readDatagram } from '../../../src/kernel/netlink.ts';
+import { collect } from '../../../src/kernel/observe-netlink.ts';
 import { parseQdiscs } from '../../../src/kernel/parse-tc.ts';
 import { readFixture, readFixtureLines } from '../../helpers/fixtures.ts';
 
@@ -53,5 +54,54 @@ describe('qdiscs from the kernel dump', () => {
     error.writeInt32LE(-22);
     assert.throws(() => readDatagram(msg(2, error), each, fail), /errno 22/);
     assert.throws(() => readDatagram(Buffer.from([64, 0, 0, 0, 36, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]), each, fail), /64 bytes/);
+  });
+
+  it('marks a datagram whose messages carry NLM_F_DUMP_INTR (the table changed during the dump)', () => {
+    const msg = (type: number, flags: number) => {
+      const h = Buffer.alloc(20);
+      h.writeUInt32LE(20, 0);
+      h.writeUInt16LE(type, 4);
+      h.writeUInt16LE(flags, 6);
+      return h;
+    };
+    const fail = (why: string): never => {
+      throw new Error(why);
+    };
+    const each = () => undefined;
+    const clean = { interrupted: false };
+    assert.equal(readDatagram(Buffer.concat([msg(20, 0x2), msg(20, 0x2)]), each, fail, clean), false);
+    assert.equal(readDatagram(msg(3, 0x2), each, fail, clean), true);
+    assert.equal(clean.interrupted, false, 'NLM_F_MULTI alone is no interruption');
+    const marked = { interrupted: false };
+    assert.equal(readDatagram(Buffer.concat([msg(20, 0x2), msg(20, 0x12)]), each, fail, marked), false);
+    assert.equal(marked.interrupted, true, 'a message with the flag');
+    const onDone = { interrupted: false };
+    assert.equal(readDatagram(msg(3, 0x12), each, fail, onDone), true);
+    assert.equal(onDone.interrupted, true, 'the flag on the done message only');
+  });
+
+  it('takes back only its own items from a shared list when its dump is read again', () => {
+    const into: { n: number }[] = [];
+    const of = (m: { payload: Buffer }) => ({ n: m.payload.readUInt8(0) });
+    const a = collect('a', 1, Buffer.alloc(0), of, into);
+    const b = collect('b', 1, Buffer.alloc(0), of, into);
+    const m = (n: number) => ({ type: 1, payload: Buffer.from([n]) });
+    a.each(m(1));
+    b.each(m(2));
+    a.each(m(3));
+    b.each(m(4));
+    a.restart?.();
+    assert.deepEqual(into.map((i) => i.n), [2, 4], "b's items stay, in order");
+    a.each(m(5));
+    b.restart?.();
+    assert.deepEqual(into.map((i) => i.n), [5]);
+    a.restart?.();
+    assert.deepEqual(into, []);
+    const numbers: number[] = [];
+    const c = collect('c', 1, Buffer.alloc(0), (x) => x.payload.readUInt8(0), numbers);
+    const d = collect('d', 1, Buffer.alloc(0), (x) => x.payload.readUInt8(0), numbers);
+    for (const [dump, n] of [[c, 7], [d, 7], [c, 8], [d, 9], [c, 7]] as const) dump.each(m(n));
+    c.restart?.();
+    assert.deepEqual([...numbers].sort(), [7, 9], "equal values: only as many taken back as were c's");
   });
 });
