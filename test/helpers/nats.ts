@@ -156,6 +156,8 @@ export async function createNatsCluster(size = 3): Promise<NatsCluster> {
     return await formNatsCluster(size);
   } catch (e) {
     if (!(e instanceof NoMetaLeader)) throw e;
+    // Kept in the test's output: the cause of such a flake is in the servers' logs.
+    process.stderr.write(`a NATS test cluster is made once more on fresh ports: ${e.message}\n`);
     return await formNatsCluster(size);
   }
 }
