@@ -423,10 +423,7 @@ function hostView({ kernel, proxies, reservations }: Pick<Parts, 'kernel' | 'pro
         return !own.has(proxyName(at)) && reservations.find(reservationName(at)) === undefined;
       });
     },
-    async occupiedPrefixes() {
-      const [snap, routes] = await Promise.all([kernel.observeInterfaces(), kernel.observeRoutes()]);
-      return [...snap.addrs.map((a) => a.cidr), ...routes.map((r) => r.dst)];
-    },
+    occupiedPrefixes: () => kernel.observePrefixes(),
     async hostAddrs() {
       const { links, addrs } = await kernel.observeInterfaces();
       const foreign = new Set(links.filter((l) => !isOwnedLink(l)).map((l) => l.name));

@@ -111,6 +111,23 @@ export async function netlinkHost(nl: Netlink, withRoutes: boolean): Promise<{ l
 }
 
 /**
+ * Every address (`local/prefixlen`) and every main-table route's destination, IPv4 then IPv6, from
+ * dumps of addresses and routes at once: no link dump (what names them is not needed here, and
+ * at 200 networks the link dump is the larger part of the read).
+ */
+export async function netlinkPrefixes(nl: Netlink): Promise<string[]> {
+  const addrs: DumpedAddr[] = [];
+  const routes4: DumpedRoute[] = [];
+  const routes6: DumpedRoute[] = [];
+  await nl.dump([
+    collect('read addresses', RTM_GETADDR, ADDR_DUMP_REQUEST, addrOf, addrs),
+    { ...collect('read IPv4 routes', RTM_GETROUTE, routeDumpRequest(4), routeOf, routes4), strict: true },
+    { ...collect('read IPv6 routes', RTM_GETROUTE, routeDumpRequest(6), routeOf, routes6), strict: true },
+  ]);
+  return [...addrs.map((a) => a.addr.cidr), ...routes4.map((r) => r.dst), ...routes6.map((r) => r.dst)];
+}
+
+/**
  * The redirect targets of each device's ingress filters (`devices`, found among `links`), from one
  * filter dump per device, in turn on one socket; null when a device is not among the links or a
  * filter is of a kind parse-filter-dump.ts does not read (the caller asks tc then).

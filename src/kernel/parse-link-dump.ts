@@ -271,6 +271,10 @@ export function addrOf(m: NetlinkMessage): DumpedAddr | null {
 /** The addresses of `links` (in their order; each one's in the dump's order), named. */
 export function addrsOf(links: readonly Link[], dumped: readonly DumpedAddr[]): Addr[] {
   const byIndex = new Map<number, Omit<Addr, 'dev'>[]>();
-  for (const d of dumped) byIndex.set(d.ifindex, [...(byIndex.get(d.ifindex) ?? []), d.addr]);
+  for (const d of dumped) {
+    const list = byIndex.get(d.ifindex);
+    if (list === undefined) byIndex.set(d.ifindex, [d.addr]);
+    else list.push(d.addr);
+  }
   return links.flatMap((l) => (byIndex.get(l.index) ?? []).map((a) => ({ dev: l.name, ...a })));
 }

@@ -11,7 +11,7 @@ import {
 } from './ip-batch.ts';
 import { parseAddrs } from './parse-addrs.ts';
 import { createObserve } from './observe.ts';
-import { netlinkHost } from './observe-netlink.ts';
+import { netlinkHost, netlinkPrefixes } from './observe-netlink.ts';
 import type { NfChangeWatch } from './nf-changes.ts';
 import { readNfGeneration } from './nf-generation.ts';
 import { flushConntrack } from './conntrack.ts';
@@ -31,7 +31,7 @@ import { IP_LINE_LINKS, ipLines } from './iproute/render.ts';
 import { failedSection, joinInputs, restoreInput } from './iptables/restore.ts';
 import { tcLines } from './tc/render.ts';
 import { applyShapingChanges } from './tc/rtnl.ts';
-import type { BatchFailure, BatchResult, ChangesResult, HostKernel, LinkChange, NftTable, Route } from './types.ts';
+import type { Addr, BatchFailure, BatchResult, ChangesResult, HostKernel, LinkChange, NftTable, Route } from './types.ts';
 
 async function writeProcRouteLocalnet(values: Readonly<Record<string, boolean>>): Promise<void> {
   for (const [iface, on] of Object.entries(values)) {
@@ -239,6 +239,22 @@ export function createKernel(opts: KernelOptions): HostKernel {
     failOnExit(await run('set accept_ra', ...inNetns('sysctl', '-q', '-w', ...bridges.map((b) => `${ifaceSysctl('ipv6', b, 'accept_ra')}=0`))));
   };
 
+  // The `ip` reads behind observeInterfaces, observePrefixes and observeRoutes when netlink cannot be used.
+  const ipAddrs = async (): Promise<Addr[]> => {
+    const o = await run('read addresses', 'ip', ipArgs('-j', 'addr', 'show'));
+    failOnExit(o);
+    return parseAddrs(o.stdout);
+  };
+  const ipRoutes = async (): Promise<Route[]> => {
+    const [v4, v6] = await Promise.all([
+      run('read IPv4 routes', 'ip', ipArgs('-j', 'route', 'show', 'table', 'main')),
+      run('read IPv6 routes', 'ip', ipArgs('-j', '-6', 'route', 'show', 'table', 'main')),
+    ]);
+    failOnExit(v4);
+    // IPv6 may be disabled on the host: then there are no IPv6 routes to avoid.
+    return [...parseRoutes(v4.stdout, 4), ...(v6.exitCode === 0 ? parseRoutes(v6.stdout, 6) : [])];
+  };
+
   // One rtnetlink handle for the full observe and the reads on Docker's calls (each dump makes
   // sockets of its own); null with --interface-reads processes, or when libc cannot be called.
   let netlink: Promise<Netlink | null> | null = null;
@@ -261,12 +277,19 @@ export function createKernel(opts: KernelOptions): HostKernel {
         const read = await netlinkHost(nl, false).catch(() => null);
         if (read !== null) return read;
       }
-      const [links, addrs] = await Promise.all([
-        run('read links', 'ip', ipArgs('-j', '-d', 'link', 'show')),
-        run('read addresses', 'ip', ipArgs('-j', 'addr', 'show')),
-      ]);
-      for (const o of [links, addrs]) failOnExit(o);
-      return { links: parseLinks(links.stdout), addrs: parseAddrs(addrs.stdout) };
+      const [links, addrs] = await Promise.all([run('read links', 'ip', ipArgs('-j', '-d', 'link', 'show')), ipAddrs()]);
+      failOnExit(links);
+      return { links: parseLinks(links.stdout), addrs };
+    },
+
+    async observePrefixes(): Promise<string[]> {
+      const nl = await openShared();
+      if (nl !== null) {
+        const read = await netlinkPrefixes(nl).catch(() => null);
+        if (read !== null) return read;
+      }
+      const [addrs, routes] = await Promise.all([ipAddrs(), ipRoutes()]);
+      return [...addrs.map((a) => a.cidr), ...routes.map((r) => r.dst)];
     },
 
     async observeRoutes(): Promise<Route[]> {
@@ -275,13 +298,7 @@ export function createKernel(opts: KernelOptions): HostKernel {
         const read = await netlinkHost(nl, true).catch(() => null);
         if (read !== null) return read.routes;
       }
-      const [v4, v6] = await Promise.all([
-        run('read IPv4 routes', 'ip', ipArgs('-j', 'route', 'show', 'table', 'main')),
-        run('read IPv6 routes', 'ip', ipArgs('-j', '-6', 'route', 'show', 'table', 'main')),
-      ]);
-      failOnExit(v4);
-      // IPv6 may be disabled on the host: then there are no IPv6 routes to avoid.
-      return [...parseRoutes(v4.stdout, 4), ...(v6.exitCode === 0 ? parseRoutes(v6.stdout, 6) : [])];
+      return ipRoutes();
     },
 
     setAcceptRaOff,

@@ -213,8 +213,14 @@ export type IptablesTableKey = 'filter' | 'nat' | 'filter6' | 'nat6' | 'mangle' 
  */
 export interface Kernel {
   observe(): Promise<KernelSnapshot>;
-  /** Routes of the main table, IPv4 then IPv6 (what automatic IPAM pools must not overlap). */
+  /** Routes of the main table, IPv4 then IPv6. */
   observeRoutes(): Promise<Route[]>;
+  /**
+   * What an automatic IPAM pool must not overlap: every address (`local/prefixlen`), then every
+   * main-table route's destination (IPv4, then IPv6). Address and route dumps in this process, no
+   * link dump; else `ip` reads.
+   */
+  observePrefixes(): Promise<string[]>;
   /** Every link and every address (rtnetlink dumps in this process, else two `ip` reads): for callers on a Docker call's path. */
   observeInterfaces(): Promise<{ readonly links: readonly Link[]; readonly addrs: readonly Addr[] }>;
   /**

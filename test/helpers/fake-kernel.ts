@@ -121,6 +121,11 @@ export class FakeKernel implements Kernel {
     return this.routes.map((r) => ({ ...r }));
   }
 
+  async observePrefixes(): Promise<string[]> {
+    const [{ addrs }, routes] = await Promise.all([this.observeInterfaces(), this.observeRoutes()]);
+    return [...addrs.map((a) => a.cidr), ...routes.map((r) => r.dst)];
+  }
+
   async observe(): Promise<KernelSnapshot> {
     this.calls.push({ kind: 'observe' });
     const copy = (m: FakeTable) => {

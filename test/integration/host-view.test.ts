@@ -3,7 +3,8 @@
 // and observeRoutes. The daemon reads them through rtnetlink dumps in its own process (no `ip`
 // process on Docker's path: at 200 networks two `ip -j` reads cost every CreateNetwork and
 // RequestPool ~60 ms of spawns and JSON), and must see exactly what `ip -j` prints: every link,
-// every address of every link (not only the bridges'), every route of the main table. Needs root.
+// every address of every link (not only the bridges'), every route of the main table; an
+// automatic pool's check (observePrefixes) reads addresses and routes without the links. Needs root.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { before, describe, it } from 'node:test';
@@ -47,9 +48,11 @@ for (const reads of ['netlink', 'processes'] as const) {
       const kernel = createKernel({ netns, filterPrefixes: [], interfaceReads: reads });
       let host: Awaited<ReturnType<typeof kernel.observeInterfaces>> | undefined;
       let routes: Awaited<ReturnType<typeof kernel.observeRoutes>> | undefined;
+      let prefixes: string[] = [];
       const runs = await tracing(['ip'], async () => {
         host = await kernel.observeInterfaces();
         routes = await kernel.observeRoutes();
+        prefixes = await kernel.observePrefixes();
       });
       const [links, addrs, r4, r6] = await Promise.all([ip('-j', '-d', 'link', 'show'), ip('-j', 'addr', 'show'), ip('-j', 'route', 'show', 'table', 'main'), ip('-j', '-6', 'route', 'show', 'table', 'main')]);
       assert.deepEqual(host?.links, parseLinks(links.stdout), 'links as ip -d prints them');
@@ -61,6 +64,9 @@ for (const reads of ['netlink', 'processes'] as const) {
       const byDst = (a: { dst: string; dev: string | null }, b: { dst: string; dev: string | null }) => `${a.dst} ${a.dev}`.localeCompare(`${b.dst} ${b.dev}`);
       assert.deepEqual([...(routes ?? [])].sort(byDst), [...parseRoutes(r4.stdout, 4), ...parseRoutes(r6.stdout, 6)].sort(byDst), 'the main table of both families');
       for (const dst of ['10.77.0.0/16', '0.0.0.0/0', '10.78.0.0/16', '2001:db8:77::/48']) assert.ok(routes?.some((r) => r.dst === dst), dst);
+      // An automatic pool's check: every address and every route's destination, nothing else.
+      const expected = [...parseAddrs(addrs.stdout).map((a) => a.cidr), ...parseRoutes(r4.stdout, 4).map((r) => r.dst), ...parseRoutes(r6.stdout, 6).map((r) => r.dst)];
+      assert.deepEqual([...prefixes].sort(), expected.sort(), 'the prefixes an automatic pool must not overlap');
       if (reads === 'netlink') assert.deepEqual(runs, [], 'no ip process');
       else assert.ok(runs.length >= 4, `ip read links, addresses and routes: ${runs.join('; ')}`);
     });
