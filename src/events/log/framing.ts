@@ -5,9 +5,10 @@
 // - no complete record with a valid checksum anywhere after it (a later frame whose length and
 //   crc verify), and none hidden behind a damaged length field (the spot's own checksum matching
 //   some prefix of the bytes after its header);
-// - and the bytes look written-but-not-finished: the header is cut short, the record runs past
-//   the end of the file, everything from the record on is zeros (blocks allocated but never
-//   written), or the record's bytes end in zeros from a 512-byte boundary to the end of the file.
+// - and the bytes look written-but-not-finished: the header is cut short, everything from the
+//   record on is zeros (blocks allocated but never written), or a header ledgernet can have
+//   written (a possible length, a payload that starts with '{' or zeros or is not there) whose
+//   record runs past the end of the file or ends in zeros from a 512-byte boundary to the end.
 // Everything else is corruption: a complete record is never cut, even the last one.
 import { crc32 } from 'node:zlib';
 
@@ -103,9 +104,21 @@ function classify(buf: Buffer, off: number, problem: string, fileOffset: number)
   const rest = buf.length - off;
   const declaredEnd = rest < HEADER_BYTES ? Infinity : off + HEADER_BYTES + buf.readUInt32BE(off);
   const torn =
-    rest < HEADER_BYTES || declaredEnd > buf.length || allZero(buf, off) || zeroFilledFromSector(buf, off, fileOffset);
+    rest < HEADER_BYTES || allZero(buf, off) || (writtenHeader(buf, off) && (declaredEnd > buf.length || zeroFilledFromSector(buf, off, fileOffset)));
   if (torn) return { kind: 'torn', offset: off, bytes: rest };
   return { kind: 'corrupt', offset: off, reason: `${problem} in a complete record (not a write cut short by a crash)` };
+}
+
+/**
+ * The header at `off` can be one ledgernet wrote: a possible length, and a payload that starts as
+ * every payload does (a JSON object's '{'), or not at all, or with zeros (not written yet). A cut
+ * write leaves what was written and nothing else: bytes that no write made (a text or random
+ * bytes in the log's place) are damage, not a torn tail.
+ */
+function writtenHeader(buf: Buffer, off: number): boolean {
+  if (buf.readUInt32BE(off) > MAX_RECORD_BYTES) return false;
+  const first = buf[off + HEADER_BYTES];
+  return first === undefined || first === 0x7b || first === 0;
 }
 
 /** The offset of the first frame at or after `from` whose length and checksum verify, or -1. */

@@ -195,6 +195,42 @@ describe('zero-filled and odd tails', () => {
   });
 });
 
+describe('bytes no write of ledgernet made', () => {
+  // A cut write leaves a prefix of what was written (or zeros): a header with a possible length
+  // and a payload that starts with '{'. Text or random bytes in the log's place are damage: the
+  // start refuses them (naming the offset) instead of cutting them as a torn tail and opening an
+  // empty or older state.
+  const text = Buffer.from('this is not an event log: someone wrote over it\n');
+  const noise = Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 7919 + 13) % 251));
+  const wrongStart = Buffer.concat([frame('{"a":1}').subarray(0, 4), Buffer.from('\x00\x00\x00\x00xyz')]);
+  wrongStart.writeUInt32BE(5000, 0); // a possible length, running past the end, but no '{'
+  const cases: [string, Buffer][] = [
+    ['a line of text', text],
+    ['3,000 bytes of noise', noise],
+    ['a possible length whose payload does not start as a record does', wrongStart],
+  ];
+  for (const [what, bytes] of cases) {
+    it(`${what}: in the log's place, or after the last record, is refused`, () => {
+      const alone = scanLog(bytes);
+      assert.equal(alone.end.kind, 'corrupt', `${what} alone`);
+      assert.equal(alone.end.kind === 'corrupt' && alone.end.offset, 0);
+      const after = scanLog(Buffer.concat([image, bytes]));
+      assert.equal(after.end.kind, 'corrupt', `${what} after the log`);
+      assert.equal(after.end.kind === 'corrupt' && after.end.offset, image.length);
+      assert.equal(after.events.length, RECORDS);
+    });
+  }
+
+  it('on disk: a start refuses a log of text and leaves it as it is', async () => {
+    const at = join(root, 'text');
+    await mkdir(at, { mode: 0o700 });
+    await writeFile(join(at, LOG_FILE), text);
+    await assert.rejects(EventLog.open(at, { host: 'h' }), (e: DriverError) => e.code === 'LN_ERR_LOG_CORRUPT' && e.message.includes('byte offset 0 '));
+    assert.deepEqual(await readFile(join(at, LOG_FILE)), text);
+    assert.deepEqual(await readdir(at), [LOG_FILE], 'nothing cut, nothing kept aside');
+  });
+});
+
 describe('a snapshot the log does not back', () => {
   it('damage after the snapshot is refused naming its offset; damage before it costs nothing at start and verify names it; a log cut under the snapshot is refused', async () => {
     const dir = join(root, 'snap');
