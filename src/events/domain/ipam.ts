@@ -206,7 +206,7 @@ export function decideRequestAddress(
   const named = cmd.address ?? (p.cluster && cmd.gateway ? clusterGateway(p.pool) : null);
   let data: AddressEvent;
   if (named === null) {
-    data = { poolId: p.poolId, address: p.cluster ? pickClusterAddress(p) : pickAddress(p), kind, auto: true, name: cmd.name };
+    data = { poolId: p.poolId, address: p.cluster ? pickClusterAddress(p) : pickAddress(p, state), kind, auto: true, name: cmd.name };
   } else {
     const address = checkStatic(p, named);
     if (p.cluster && !cmd.gateway && poolInUse(state, p.pool)) checkClusterStatic(p, address, state);
@@ -274,7 +274,20 @@ function checkStatic(p: PoolState, address: string): string {
   return text;
 }
 
-function pickAddress(p: PoolState): string {
+/**
+ * The ledgernet network on pool `p`, as its users name it: `network NAME (ID)`, or `network ID`
+ * before Docker's name is known; null when no ledgernet network is on it (another driver's network
+ * on ledgernet IPAM, or one being created).
+ */
+function networkOn(state: State, p: PoolState): string | null {
+  for (const n of Object.values(state.networks)) {
+    if (![...n.ipv4Data, ...n.ipv6Data].some((d) => maybeOurPool(d) && d.pool === p.pool)) continue;
+    return n.name === undefined ? `network ${short(n.networkId)}` : `network ${n.name} (${short(n.networkId)})`;
+  }
+  return null;
+}
+
+function pickAddress(p: PoolState, state: State): string {
   const pool = must(p.pool);
   const range = rangeOf(p);
   const n = size(range);
@@ -287,7 +300,8 @@ function pickAddress(p: PoolState): string {
   // No never-used address left: the one released longest ago.
   const best = oldestReleased(p, (a) => contains(range, a.family, a.value) && !reserved(pool, a.value));
   if (best) return best;
-  const where = p.subPool ? `--ip-range ${p.subPool} of pool ${p.pool}` : `pool ${p.pool}`;
+  const network = networkOn(state, p);
+  const where = (p.subPool ? `--ip-range ${p.subPool} of pool ${p.pool}` : `pool ${p.pool}`) + (network === null ? '' : ` of ${network}`);
   throw new DriverError(
     'LN_ERR_IPAM_EXHAUSTED',
     `${where} is exhausted: all ${usable(p)} usable addresses are in use; remove a container or use a larger subnet`,

@@ -74,6 +74,21 @@ describe('IPAM allocator (examples)', () => {
     assert.equal(allocated(r.events), '10.231.51.5', 'released first, reused first');
   });
 
+  it('names the network whose pool is exhausted, by its Docker name once known (Docker does not add it to a remote IPAM\'s error)', () => {
+    const id = 'ledgernet/10.231.56.0/30';
+    let s = run(emptyState, req('10.231.56.0/30')).state; // usable .1, .2
+    s = run(s, addr(id, null, true)).state;
+    s = run(s, { type: 'CreateNetwork', spec: networkSpec(NET_A, '10.231.56.0/30', '10.231.56.1/30') }).state;
+    s = run(s, addr(id)).state;
+    assert.throws(() => decide(addr(id), s), new RegExp(`pool 10\\.231\\.56\\.0/30 of network ${NET_A.slice(0, 12)} is exhausted: all 2 usable addresses are in use`));
+    s = run(s, { type: 'RecordNames', networks: [{ networkId: NET_A, name: 'web' }], endpoints: [] }).state;
+    assert.throws(() => decide(addr(id), s), new RegExp(`pool 10\\.231\\.56\\.0/30 of network web \\(${NET_A.slice(0, 12)}\\) is exhausted`));
+    // A pool no ledgernet network is on (another driver's network on ledgernet IPAM): the pool alone.
+    let t = run(emptyState, req('10.231.57.0/31', { subPool: '10.231.57.1/32' })).state;
+    t = run(t, addr('ledgernet/10.231.57.0/31')).state;
+    assert.throws(() => decide(addr('ledgernet/10.231.57.0/31'), t), /--ip-range 10\.231\.57\.1\/32 of pool 10\.231\.57\.0\/31 is exhausted: all 1 usable addresses/);
+  });
+
   it('keeps dynamic addresses inside --ip-range but accepts aux addresses outside it', () => {
     let s = run(emptyState, req('10.231.52.0/24', { subPool: '10.231.52.128/25' })).state;
     const id = 'ledgernet/10.231.52.0/24';
