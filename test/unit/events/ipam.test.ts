@@ -39,6 +39,11 @@ function allocated(events: readonly StoredEvent[]): string {
   return e.data.address;
 }
 
+/** The PoolID a pool.requested event recorded ('' for any other event). */
+function poolOf(e: StoredEvent | undefined): string {
+  return e?.type === 'pool.requested' ? e.data.poolId : '';
+}
+
 function code(fn: () => unknown): string {
   try {
     fn();
@@ -159,6 +164,32 @@ describe('IPAM allocator (examples)', () => {
     assert.equal(r2.events[0]?.type === 'pool.requested' ? r2.events[0].data.pool : '', '10.231.4.0/24');
     const v6 = run(s, req(null, { v6: true, defaults: { range: 'fd00:231::/48', size: 64 } }));
     assert.equal(v6.events[0]?.type === 'pool.requested' ? v6.events[0].data.pool : '', 'fd00:231::/64');
+  });
+
+  it('carves an automatic pool of the size a --subnet 0.0.0.0/N or ::/N asks for (Docker 29), never with --ip-range', () => {
+    const s = run(emptyState, req('10.231.0.0/24')).state;
+    const r = run(s, req('0.0.0.0/28'));
+    assert.deepEqual(r.events[0]?.data, { poolId: 'ledgernet/10.231.1.0/28', pool: '10.231.1.0/28', subPool: null, v6: false, auto: true });
+    assert.equal(allocated(run(r.state, addr('ledgernet/10.231.1.0/28')).events), '10.231.1.1');
+    assert.equal(poolOf(run(r.state, req('0.0.0.0/28')).events[0]), 'ledgernet/10.231.1.16/28', 'the next one is another');
+    assert.equal(poolOf(run(s, req('0.0.0.0/0')).events[0]), 'ledgernet/10.231.1.0/24', '/0: the default size');
+    const v6 = { v6: true, defaults: { range: 'fd00:231::/48', size: 64 } };
+    assert.equal(poolOf(run(s, req('::/120', v6)).events[0]), 'ledgernet/fd00:231::/120');
+    assert.throws(() => decide(req('0.0.0.0/8'), s), /--subnet 0\.0\.0\.0\/8 asks for an automatic \/8, which does not fit in the default IPv4 pool 10\.231\.0\.0\/16/);
+    assert.throws(() => decide(req('0.0.0.0/26', { subPool: '10.231.9.0/28' }), s), /--ip-range 10\.231\.9\.0\/28 needs a --subnet that contains it/);
+    assert.throws(() => decide(req('::/64'), s), /--subnet ::\/64 is not an IPv4 CIDR/, 'the other family is no size');
+    assert.throws(() => decide(req('0.0.0.5/26'), s), /overlaps "this network"/, 'only the unspecified address asks for a size');
+  });
+
+  it('skips a taken prefix whole when carving: a small IPv6 pool behind a host route over most of the default range is found at once', () => {
+    const v6 = { v6: true, defaults: { range: 'fd00:231::/48', size: 64 } };
+    const started = performance.now();
+    const r = run(emptyState, req('::/120', { ...v6, occupied: ['fd00:231::/49'] }));
+    assert.equal(poolOf(r.events[0]), 'ledgernet/fd00:231:0:8000::/120');
+    const tiny = { range: '10.231.60.0/23', size: 24 };
+    assert.throws(() => decide(req('0.0.0.0/30', { defaults: tiny, occupied: ['10.231.60.0/23'] }), emptyState), /has no free \/30 left/);
+    assert.throws(() => decide(req('::/120', { ...v6, occupied: ['fd00:231::/48'] }), emptyState), /has no free \/120 left/);
+    assert.ok(performance.now() - started < 500, `took ${performance.now() - started} ms`);
   });
 
   it('says the default range is used up', () => {
