@@ -20,7 +20,7 @@ import {
 import type { HostAddr, PoolRequest } from './commands.ts';
 import { blockOf, clusterGateway, oldestReleased, peerHolding, pickFromBlocks, poolInUse } from './cluster.ts';
 import { short } from './naming.ts';
-import { lookup, releasedAt, type AddressEvent, type IpamData, type NewEvent, type PoolState, type State } from './types.ts';
+import { lookup, releasedAt, type AddressEvent, type Allocation, type IpamData, type NetworkState, type NewEvent, type PoolState, type State } from './types.ts';
 
 /** ledgernet IPAM's address spaces (GetDefaultAddressSpaces): the AddressSpace of a network on its pools. */
 export const ADDRESS_SPACES = { LocalDefaultAddressSpace: 'ledgernet-local', GlobalDefaultAddressSpace: 'ledgernet-global' };
@@ -237,7 +237,7 @@ export function decideRequestAddress(
   if (named === null) {
     data = { poolId: p.poolId, address: p.cluster ? pickClusterAddress(p) : pickAddress(p, state), kind, auto: true, name: cmd.name };
   } else {
-    const address = checkStatic(p, named);
+    const address = checkStatic(p, named, state);
     if (p.cluster && !cmd.gateway && poolInUse(state, p.pool)) checkClusterStatic(p, address, state);
     data = { poolId: p.poolId, address, kind, auto: false, name: cmd.name };
   }
@@ -281,7 +281,7 @@ function checkClusterStatic(p: PoolState, address: string, state: State): void {
   }
 }
 
-function checkStatic(p: PoolState, address: string): string {
+function checkStatic(p: PoolState, address: string, state: State): string {
   const pool = must(p.pool);
   const a = parseIp(address);
   if (!a || a.family !== pool.family) {
@@ -297,7 +297,7 @@ function checkStatic(p: PoolState, address: string): string {
   }
   const held = lookup(p.allocated, text);
   if (held) {
-    const by = held.kind === 'gateway' ? 'the gateway' : held.name ? `container ${held.name}` : 'another container or an --aux-address';
+    const by = held.kind === 'gateway' ? 'the gateway' : holderText(state, p, text, held);
     throw new DriverError('LN_ERR_IPAM_ADDRESS', `address ${text} in pool ${p.pool} is already in use by ${by}; pick another`);
   }
   return text;
@@ -308,12 +308,35 @@ function checkStatic(p: PoolState, address: string): string {
  * before Docker's name is known; null when no ledgernet network is on it (another driver's network
  * on ledgernet IPAM, or one being created).
  */
-function networkOn(state: State, p: PoolState): string | null {
+function networkOn(state: State, p: PoolState): NetworkState | null {
   for (const n of Object.values(state.networks)) {
-    if (![...n.ipv4Data, ...n.ipv6Data].some((d) => maybeOurPool(d) && d.pool === p.pool)) continue;
-    return n.name === undefined ? `network ${short(n.networkId)}` : `network ${n.name} (${short(n.networkId)})`;
+    if ([...n.ipv4Data, ...n.ipv6Data].some((d) => maybeOurPool(d) && d.pool === p.pool)) return n;
   }
   return null;
+}
+
+function networkText(n: NetworkState): string {
+  return n.name === undefined ? `network ${short(n.networkId)}` : `network ${n.name} (${short(n.networkId)})`;
+}
+
+/**
+ * Who holds `address` of pool `p` (not the gateway): the container Docker named in its request
+ * (Docker 29+), else what the log says of the pool's network: its `--aux-address`, or the endpoint
+ * with that address and its container once docker-sync named it.
+ */
+function holderText(state: State, p: PoolState, address: string, held: Allocation): string {
+  if (held.name) return `container ${held.name}`;
+  const n = networkOn(state, p);
+  if (n !== null) {
+    for (const d of [...n.ipv4Data, ...n.ipv6Data]) {
+      for (const [key, aux] of Object.entries(d.aux)) if (aux.split('/')[0] === address) return `--aux-address ${key}=${address} of ${networkText(n)}`;
+    }
+    for (const ep of Object.values(state.endpoints)) {
+      if (ep.networkId !== n.networkId || ![ep.address, ep.addressV6].some((a) => a?.split('/')[0] === address)) continue;
+      return ep.container ? `container ${ep.container.name}` : `the container of endpoint ${short(ep.endpointId)}`;
+    }
+  }
+  return 'another container or an --aux-address';
 }
 
 function pickAddress(p: PoolState, state: State): string {
@@ -330,7 +353,7 @@ function pickAddress(p: PoolState, state: State): string {
   const best = oldestReleased(p, (a) => contains(range, a.family, a.value) && !reserved(pool, a.value));
   if (best) return best;
   const network = networkOn(state, p);
-  const where = (p.subPool ? `--ip-range ${p.subPool} of pool ${p.pool}` : `pool ${p.pool}`) + (network === null ? '' : ` of ${network}`);
+  const where = (p.subPool ? `--ip-range ${p.subPool} of pool ${p.pool}` : `pool ${p.pool}`) + (network === null ? '' : ` of ${networkText(network)}`);
   throw new DriverError(
     'LN_ERR_IPAM_EXHAUSTED',
     `${where} is exhausted: all ${usable(p)} usable addresses are in use; remove a container or use a larger subnet`,

@@ -11,7 +11,7 @@ import { decide } from '../../../src/events/domain/decide.ts';
 import { fold } from '../../../src/events/domain/evolve.ts';
 import { eventHash } from '../../../src/events/log/hash.ts';
 import { emptyState, type NewEvent, type State, type StoredEvent } from '../../../src/events/domain/types.ts';
-import { NET_A, NET_B, networkSpec, stamp } from '../../helpers/events.ts';
+import { EP_1, NET_A, NET_B, endpointSpec, networkSpec, stamp } from '../../helpers/events.ts';
 
 
 /** Runs one command against the state like the store does; returns the new state and events. */
@@ -92,6 +92,24 @@ describe('IPAM allocator (examples)', () => {
     let t = run(emptyState, req('10.231.57.0/31', { subPool: '10.231.57.1/32' })).state;
     t = run(t, addr('ledgernet/10.231.57.0/31')).state;
     assert.throws(() => decide(addr('ledgernet/10.231.57.0/31'), t), /--ip-range 10\.231\.57\.1\/32 of pool 10\.231\.57\.0\/31 is exhausted: all 1 usable addresses/);
+  });
+
+  it('says who holds a static address taken already, from the log when Docker (before 29) sent no container name', () => {
+    const id = 'ledgernet/10.231.58.0/24';
+    let s = run(emptyState, req('10.231.58.0/24')).state;
+    s = run(s, addr(id, null, true)).state;
+    s = run(s, addr(id, '10.231.58.5')).state; // --aux-address router=10.231.58.5, asked for before the network exists
+    const ev = (events: NewEvent[]) => (s = fold(s, stamp(events, s)));
+    ev([{ type: 'network.created', data: { ...networkSpec(NET_A, '10.231.58.0/24', '10.231.58.1/24'), ipv4Data: [{ pool: '10.231.58.0/24', gateway: '10.231.58.1/24', aux: { router: '10.231.58.5/24' } }] } }]);
+    s = run(s, addr(id, '10.231.58.7')).state; // docker run --ip 10.231.58.7: RequestAddress, then CreateEndpoint
+    const taken = (a: string) => () => decide(addr(id, a), s);
+    assert.throws(taken('10.231.58.5'), /address 10\.231\.58\.5 in pool 10\.231\.58\.0\/24 is already in use by --aux-address router=10\.231\.58\.5 of network aaaaaaaa0000; pick another/);
+    assert.throws(taken('10.231.58.7'), /is already in use by another container or an --aux-address; pick another/, 'no endpoint yet: nothing more is known');
+    ev([{ type: 'endpoint.created', data: endpointSpec(NET_A, EP_1, '10.231.58.7/24') }]);
+    assert.throws(taken('10.231.58.7'), new RegExp(`already in use by the container of endpoint ${EP_1.slice(0, 12)}; pick another`));
+    ev([{ type: 'endpoint.named', data: { networkId: NET_A, endpointId: EP_1, containerId: 'c'.repeat(64), name: 'db-1' } }]);
+    assert.throws(taken('10.231.58.7'), /already in use by container db-1; pick another/);
+    assert.throws(taken('10.231.58.1'), /already in use by the gateway; pick another/);
   });
 
   it('keeps dynamic addresses inside --ip-range but accepts aux addresses outside it', () => {
