@@ -6,7 +6,7 @@ import { formatIp, formatPrefix, parseAddrLen, parseIp, parsePrefix } from '../e
 import { byDocker } from '../events/domain/cause.ts';
 import type { Command, DefaultPool, HostAddr } from '../events/domain/commands.ts';
 import type { ClusterPort } from '../events/domain/cluster.ts';
-import { checkHostSubnets } from '../events/domain/ipam.ts';
+import { checkHostSubnets, sizeOnly } from '../events/domain/ipam.ts';
 import { clusterOf, networkPolicy, optionNames } from '../events/domain/options.ts';
 import type { HostListener } from '../events/domain/ports.ts';
 import { ensureBlock, ensureBlockOf, requestClusterPool } from './cluster.ts';
@@ -118,8 +118,10 @@ export async function requestPool(deps: IpamDeps, body: Json, method: string): P
   if (typeof v6 !== 'boolean') throw bad(method, `V6 must be true or false, got ${JSON.stringify(v6)?.slice(0, 64)}`);
   str(method, body, 'AddressSpace');
   const cluster = ipamCluster(method, optionMap(method, body));
-  const occupied = pool === '' && cluster === null ? await deps.host.occupiedPrefixes() : [];
-  const hostAddrs = pool !== '' && cluster === null ? await deps.host.hostAddrs() : [];
+  // `--subnet 0.0.0.0/26` (Docker 29) asks for an automatic pool of that size.
+  const automatic = pool === '' || sizeOnly(pool) !== null;
+  const occupied = automatic && cluster === null ? await deps.host.occupiedPrefixes() : [];
+  const hostAddrs = !automatic && cluster === null ? await deps.host.hostAddrs() : [];
   const clusterDeps = { ...deps, defaultPool: deps.defaultPools.v4, occupied: () => deps.host.occupiedPrefixes() };
   const events = cluster !== null ? await requestClusterPool(clusterDeps, { name: cluster, pool, subPool, v6 }, method) : await deps.store.execute({
     type: 'RequestPool',

@@ -20,7 +20,7 @@ import {
 import type { HostAddr, PoolRequest } from './commands.ts';
 import { blockOf, clusterGateway, oldestReleased, peerHolding, pickFromBlocks, poolInUse } from './cluster.ts';
 import { short } from './naming.ts';
-import { lookup, releasedAt, type AddressEvent, type IpamData, type NewEvent, type PoolState, type State } from './types.ts';
+import { lookup, releasedAt, type AddressEvent, type Allocation, type IpamData, type NetworkState, type NewEvent, type PoolState, type State } from './types.ts';
 
 /** ledgernet IPAM's address spaces (GetDefaultAddressSpaces): the AddressSpace of a network on its pools. */
 export const ADDRESS_SPACES = { LocalDefaultAddressSpace: 'ledgernet-local', GlobalDefaultAddressSpace: 'ledgernet-global' };
@@ -85,9 +85,10 @@ function holderOf(state: State, p: Prefix, ignoreNetwork: string | null): string
 export function decideRequestPool(req: PoolRequest, state: State): NewEvent[] {
   const family = req.v6 ? 6 : 4;
   const flag = req.v6 ? '--subnet (IPv6)' : '--subnet';
-  if (req.pool === null) {
+  const sized = req.pool === null ? null : sizeOnly(req.pool);
+  if (req.pool === null || (sized !== null && sized.family === family)) {
     if (req.subPool !== null) throw invalid(`--ip-range ${req.subPool} needs a --subnet that contains it`);
-    return [{ type: 'pool.requested', data: autoPool(req, state) }];
+    return [{ type: 'pool.requested', data: autoPool(req, state, sized === null || sized.len === 0 ? null : sized.len) }];
   }
   const pool = parsePrefix(req.pool);
   if (!pool || pool.family !== family) {
@@ -139,12 +140,22 @@ export function checkHostSubnets(p: Prefix, hostAddrs: readonly HostAddr[]): voi
   }
 }
 
-/** The subnet an automatic pool would get now (a cluster network's proposal to the cluster). */
-export function proposePool(req: PoolRequest, state: State): string {
-  return autoPool(req, state).pool;
+/**
+ * Docker 29's `--subnet 0.0.0.0/26` (`--subnet ::/56`): the unspecified address, so no subnet but
+ * its size, for an automatic pool of that size (`/0`: the default size). Null for any other CIDR.
+ */
+export function sizeOnly(pool: string): Prefix | null {
+  const p = parsePrefix(pool, true);
+  return p !== null && p.base === 0n ? p : null;
 }
 
-function autoPool(req: PoolRequest, state: State) {
+/** The subnet an automatic pool would get now (a cluster network's proposal to the cluster). */
+export function proposePool(req: PoolRequest, state: State): string {
+  return autoPool(req, state, null).pool;
+}
+
+/** An automatic pool from the default pool, of `len` (a `--subnet 0.0.0.0/len`) or the default size. */
+function autoPool(req: PoolRequest, state: State, len: number | null) {
   const family = req.v6 ? 6 : 4;
   const range = parsePrefix(req.defaults.range);
   if (!range || range.family !== family || req.defaults.size < range.len || req.defaults.size > bits(family)) {
@@ -152,6 +163,14 @@ function autoPool(req: PoolRequest, state: State) {
   }
   const why = capturesHost(range);
   if (why) throw invalid(`the default IPv${family} pool ${formatPrefix(range)} is refused: ${why}; fix the serve flags`);
+  const flag = family === 4 ? '--default-pool' : '--default-pool6';
+  if (len !== null && (len < range.len || len > bits(family))) {
+    throw invalid(
+      `--subnet ${req.pool ?? ''} asks for an automatic /${len}, which does not fit in the default IPv${family} pool ${formatPrefix(range)} (serve ${flag}); ` +
+        `ask for a size from /${range.len} to /${bits(family)}, or give a --subnet`,
+    );
+  }
+  const poolSize = len ?? req.defaults.size;
   const taken: Prefix[] = [];
   // Unreadable entries cannot be in a state loaded through upcastState; skip rather than fail.
   for (const n of Object.values(state.networks)) for (const d of [...n.ipv4Data, ...n.ipv6Data]) taken.push(...prefixes(d.pool));
@@ -161,19 +180,29 @@ function autoPool(req: PoolRequest, state: State) {
     // A default route covers everything; it says nothing about local use.
     if (p && p.len > 0) taken.push(p);
   }
-  const step = 1n << BigInt(bits(family) - req.defaults.size);
-  const count = size(range) / step;
-  for (let i = 0n; i < count; i++) {
-    const cand: Prefix = { family, base: range.base + i * step, len: req.defaults.size };
-    if (taken.some((t) => overlaps(cand, t))) continue;
+  const step = 1n << BigInt(bits(family) - poolSize);
+  const end = range.base + size(range);
+  // A candidate inside a taken prefix skips to that prefix's end: the scan costs the taken
+  // prefixes, not the candidates (an IPv6 /48 holds 2^72 /120s).
+  for (let base = range.base; base < end; ) {
+    const cand: Prefix = { family, base, len: poolSize };
+    const t = taken.find((x) => overlaps(cand, x));
+    if (t) {
+      base = bigMax(base + step, t.base + size(t));
+      continue;
+    }
     const pool = formatPrefix(cand);
     return { poolId: poolIdFor(pool), pool, subPool: null, v6: req.v6, auto: true };
   }
   throw new DriverError(
     'LN_ERR_IPAM_EXHAUSTED',
-    `the default pool ${formatPrefix(range)} has no free /${req.defaults.size} left (ledgernet networks and host routes use it all); ` +
+    `the default pool ${formatPrefix(range)} has no free /${poolSize} left (ledgernet networks and host routes use it all); ` +
       `remove a network, pass --subnet, or widen --default-pool`,
   );
+}
+
+function bigMax(a: bigint, b: bigint): bigint {
+  return a > b ? a : b;
 }
 
 function prefixes(cidr: string): Prefix[] {
@@ -206,9 +235,9 @@ export function decideRequestAddress(
   const named = cmd.address ?? (p.cluster && cmd.gateway ? clusterGateway(p.pool) : null);
   let data: AddressEvent;
   if (named === null) {
-    data = { poolId: p.poolId, address: p.cluster ? pickClusterAddress(p) : pickAddress(p), kind, auto: true, name: cmd.name };
+    data = { poolId: p.poolId, address: p.cluster ? pickClusterAddress(p) : pickAddress(p, state), kind, auto: true, name: cmd.name };
   } else {
-    const address = checkStatic(p, named);
+    const address = checkStatic(p, named, state);
     if (p.cluster && !cmd.gateway && poolInUse(state, p.pool)) checkClusterStatic(p, address, state);
     data = { poolId: p.poolId, address, kind, auto: false, name: cmd.name };
   }
@@ -252,7 +281,7 @@ function checkClusterStatic(p: PoolState, address: string, state: State): void {
   }
 }
 
-function checkStatic(p: PoolState, address: string): string {
+function checkStatic(p: PoolState, address: string, state: State): string {
   const pool = must(p.pool);
   const a = parseIp(address);
   if (!a || a.family !== pool.family) {
@@ -268,13 +297,49 @@ function checkStatic(p: PoolState, address: string): string {
   }
   const held = lookup(p.allocated, text);
   if (held) {
-    const by = held.kind === 'gateway' ? 'the gateway' : held.name ? `container ${held.name}` : 'another container or an --aux-address';
+    const by = held.kind === 'gateway' ? 'the gateway' : holderText(state, p, text, held);
     throw new DriverError('LN_ERR_IPAM_ADDRESS', `address ${text} in pool ${p.pool} is already in use by ${by}; pick another`);
   }
   return text;
 }
 
-function pickAddress(p: PoolState): string {
+/**
+ * The ledgernet network on pool `p`, as its users name it: `network NAME (ID)`, or `network ID`
+ * before Docker's name is known; null when no ledgernet network is on it (another driver's network
+ * on ledgernet IPAM, or one being created).
+ */
+function networkOn(state: State, p: PoolState): NetworkState | null {
+  for (const n of Object.values(state.networks)) {
+    if ([...n.ipv4Data, ...n.ipv6Data].some((d) => maybeOurPool(d) && d.pool === p.pool)) return n;
+  }
+  return null;
+}
+
+function networkText(n: NetworkState): string {
+  return n.name === undefined ? `network ${short(n.networkId)}` : `network ${n.name} (${short(n.networkId)})`;
+}
+
+/**
+ * Who holds `address` of pool `p` (not the gateway): the container Docker named in its request
+ * (Docker 29+), else what the log says of the pool's network: its `--aux-address`, or the endpoint
+ * with that address and its container once docker-sync named it.
+ */
+function holderText(state: State, p: PoolState, address: string, held: Allocation): string {
+  if (held.name) return `container ${held.name}`;
+  const n = networkOn(state, p);
+  if (n !== null) {
+    for (const d of [...n.ipv4Data, ...n.ipv6Data]) {
+      for (const [key, aux] of Object.entries(d.aux)) if (aux.split('/')[0] === address) return `--aux-address ${key}=${address} of ${networkText(n)}`;
+    }
+    for (const ep of Object.values(state.endpoints)) {
+      if (ep.networkId !== n.networkId || ![ep.address, ep.addressV6].some((a) => a?.split('/')[0] === address)) continue;
+      return ep.container ? `container ${ep.container.name}` : `the container of endpoint ${short(ep.endpointId)}`;
+    }
+  }
+  return 'another container or an --aux-address';
+}
+
+function pickAddress(p: PoolState, state: State): string {
   const pool = must(p.pool);
   const range = rangeOf(p);
   const n = size(range);
@@ -287,7 +352,8 @@ function pickAddress(p: PoolState): string {
   // No never-used address left: the one released longest ago.
   const best = oldestReleased(p, (a) => contains(range, a.family, a.value) && !reserved(pool, a.value));
   if (best) return best;
-  const where = p.subPool ? `--ip-range ${p.subPool} of pool ${p.pool}` : `pool ${p.pool}`;
+  const network = networkOn(state, p);
+  const where = (p.subPool ? `--ip-range ${p.subPool} of pool ${p.pool}` : `pool ${p.pool}`) + (network === null ? '' : ` of ${networkText(network)}`);
   throw new DriverError(
     'LN_ERR_IPAM_EXHAUSTED',
     `${where} is exhausted: all ${usable(p)} usable addresses are in use; remove a container or use a larger subnet`,

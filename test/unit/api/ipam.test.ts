@@ -123,6 +123,17 @@ describe('IpamDriver over the plugin socket', () => {
     assert.match(String(none.body['Err']), /default pool 10\.231\.64\.0\/22 has no free \/24 left/);
   });
 
+  it('takes --subnet 0.0.0.0/26 (Docker 29: a size, no subnet) as an automatic pool of that size, around host prefixes', async () => {
+    occupied = ['10.231.64.0/26'];
+    const sized = (pool: string, v6 = false) => `{"AddressSpace":"ledgernet-local","Pool":"${pool}","SubPool":"","Options":null,"V6":${v6}}\n`;
+    assert.deepEqual((await call('IpamDriver.RequestPool', sized('0.0.0.0/26'))).body, { PoolID: 'ledgernet/10.231.64.64/26', Pool: '10.231.64.64/26', Data: {} });
+    assert.equal((await call('IpamDriver.RequestPool', sized('0.0.0.0/0'))).body['Pool'], '10.231.65.0/24', '/0: the default size');
+    assert.equal((await call('IpamDriver.RequestPool', sized('::/56', true))).body['Pool'], 'fd00:231::/56');
+    const wide = await call('IpamDriver.RequestPool', sized('0.0.0.0/16'));
+    assert.equal(wide.status, 500);
+    assert.match(String(wide.body['Err']), /--subnet 0\.0\.0\.0\/16 asks for an automatic \/16, which does not fit in the default IPv4 pool 10\.231\.64\.0\/22 \(serve --default-pool\)/);
+  });
+
   it('a kernel command that fails while reading the host: Docker gets the fixed phrase, not its stderr', async () => {
     occupied = () => {
       throw new DriverError('LN_ERR_KERNEL_EXEC', 'could not read addresses: ip -j addr show exited with code 1: Cannot open netlink socket: raw words');

@@ -801,7 +801,7 @@ describe('plugin API: bad input is refused by name', () => {
       await refusedWith('IpamDriver.ReleaseAddress', JSON.stringify({ PoolID: id, Address: '10.0.0.1' }), /is not a pool of ledgernet IPAM/);
     }
     for (const [pool, msg] of [
-      ['0.0.0.0/0', /--subnet 0\.0\.0\.0\/0 is refused: it is wider than \/8/],
+      ['10.0.0.0/7', /--subnet 10\.0\.0\.0\/7 is refused: it is wider than \/8/],
       ['127.1.0.0/24', /--subnet 127\.1\.0\.0\/24 is refused: it overlaps loopback/],
       ['10.77.0.0/0024', /--subnet 10\.77\.0\.0\/0024 is not an IPv4 CIDR/],
     ] as const) {

@@ -11,7 +11,7 @@ import { decide } from '../../../src/events/domain/decide.ts';
 import { fold } from '../../../src/events/domain/evolve.ts';
 import { eventHash } from '../../../src/events/log/hash.ts';
 import { emptyState, type NewEvent, type State, type StoredEvent } from '../../../src/events/domain/types.ts';
-import { NET_A, NET_B, networkSpec, stamp } from '../../helpers/events.ts';
+import { EP_1, NET_A, NET_B, endpointSpec, networkSpec, stamp } from '../../helpers/events.ts';
 
 
 /** Runs one command against the state like the store does; returns the new state and events. */
@@ -37,6 +37,11 @@ function allocated(events: readonly StoredEvent[]): string {
   const e = events.find((x) => x.type === 'address.requested');
   assert.ok(e && e.type === 'address.requested');
   return e.data.address;
+}
+
+/** The PoolID a pool.requested event recorded ('' for any other event). */
+function poolOf(e: StoredEvent | undefined): string {
+  return e?.type === 'pool.requested' ? e.data.poolId : '';
 }
 
 function code(fn: () => unknown): string {
@@ -72,6 +77,39 @@ describe('IPAM allocator (examples)', () => {
     s = run(s, { type: 'ReleaseAddress', poolId: id, address: '10.231.51.2' }).state;
     const r = run(s, addr(id));
     assert.equal(allocated(r.events), '10.231.51.5', 'released first, reused first');
+  });
+
+  it('names the network whose pool is exhausted, by its Docker name once known (Docker does not add it to a remote IPAM\'s error)', () => {
+    const id = 'ledgernet/10.231.56.0/30';
+    let s = run(emptyState, req('10.231.56.0/30')).state; // usable .1, .2
+    s = run(s, addr(id, null, true)).state;
+    s = run(s, { type: 'CreateNetwork', spec: networkSpec(NET_A, '10.231.56.0/30', '10.231.56.1/30') }).state;
+    s = run(s, addr(id)).state;
+    assert.throws(() => decide(addr(id), s), new RegExp(`pool 10\\.231\\.56\\.0/30 of network ${NET_A.slice(0, 12)} is exhausted: all 2 usable addresses are in use`));
+    s = run(s, { type: 'RecordNames', networks: [{ networkId: NET_A, name: 'web' }], endpoints: [] }).state;
+    assert.throws(() => decide(addr(id), s), new RegExp(`pool 10\\.231\\.56\\.0/30 of network web \\(${NET_A.slice(0, 12)}\\) is exhausted`));
+    // A pool no ledgernet network is on (another driver's network on ledgernet IPAM): the pool alone.
+    let t = run(emptyState, req('10.231.57.0/31', { subPool: '10.231.57.1/32' })).state;
+    t = run(t, addr('ledgernet/10.231.57.0/31')).state;
+    assert.throws(() => decide(addr('ledgernet/10.231.57.0/31'), t), /--ip-range 10\.231\.57\.1\/32 of pool 10\.231\.57\.0\/31 is exhausted: all 1 usable addresses/);
+  });
+
+  it('says who holds a static address taken already, from the log when Docker (before 29) sent no container name', () => {
+    const id = 'ledgernet/10.231.58.0/24';
+    let s = run(emptyState, req('10.231.58.0/24')).state;
+    s = run(s, addr(id, null, true)).state;
+    s = run(s, addr(id, '10.231.58.5')).state; // --aux-address router=10.231.58.5, asked for before the network exists
+    const ev = (events: NewEvent[]) => (s = fold(s, stamp(events, s)));
+    ev([{ type: 'network.created', data: { ...networkSpec(NET_A, '10.231.58.0/24', '10.231.58.1/24'), ipv4Data: [{ pool: '10.231.58.0/24', gateway: '10.231.58.1/24', aux: { router: '10.231.58.5/24' } }] } }]);
+    s = run(s, addr(id, '10.231.58.7')).state; // docker run --ip 10.231.58.7: RequestAddress, then CreateEndpoint
+    const taken = (a: string) => () => decide(addr(id, a), s);
+    assert.throws(taken('10.231.58.5'), /address 10\.231\.58\.5 in pool 10\.231\.58\.0\/24 is already in use by --aux-address router=10\.231\.58\.5 of network aaaaaaaa0000; pick another/);
+    assert.throws(taken('10.231.58.7'), /is already in use by another container or an --aux-address; pick another/, 'no endpoint yet: nothing more is known');
+    ev([{ type: 'endpoint.created', data: endpointSpec(NET_A, EP_1, '10.231.58.7/24') }]);
+    assert.throws(taken('10.231.58.7'), new RegExp(`already in use by the container of endpoint ${EP_1.slice(0, 12)}; pick another`));
+    ev([{ type: 'endpoint.named', data: { networkId: NET_A, endpointId: EP_1, containerId: 'c'.repeat(64), name: 'db-1' } }]);
+    assert.throws(taken('10.231.58.7'), /already in use by container db-1; pick another/);
+    assert.throws(taken('10.231.58.1'), /already in use by the gateway; pick another/);
   });
 
   it('keeps dynamic addresses inside --ip-range but accepts aux addresses outside it', () => {
@@ -144,6 +182,32 @@ describe('IPAM allocator (examples)', () => {
     assert.equal(r2.events[0]?.type === 'pool.requested' ? r2.events[0].data.pool : '', '10.231.4.0/24');
     const v6 = run(s, req(null, { v6: true, defaults: { range: 'fd00:231::/48', size: 64 } }));
     assert.equal(v6.events[0]?.type === 'pool.requested' ? v6.events[0].data.pool : '', 'fd00:231::/64');
+  });
+
+  it('carves an automatic pool of the size a --subnet 0.0.0.0/N or ::/N asks for (Docker 29), never with --ip-range', () => {
+    const s = run(emptyState, req('10.231.0.0/24')).state;
+    const r = run(s, req('0.0.0.0/28'));
+    assert.deepEqual(r.events[0]?.data, { poolId: 'ledgernet/10.231.1.0/28', pool: '10.231.1.0/28', subPool: null, v6: false, auto: true });
+    assert.equal(allocated(run(r.state, addr('ledgernet/10.231.1.0/28')).events), '10.231.1.1');
+    assert.equal(poolOf(run(r.state, req('0.0.0.0/28')).events[0]), 'ledgernet/10.231.1.16/28', 'the next one is another');
+    assert.equal(poolOf(run(s, req('0.0.0.0/0')).events[0]), 'ledgernet/10.231.1.0/24', '/0: the default size');
+    const v6 = { v6: true, defaults: { range: 'fd00:231::/48', size: 64 } };
+    assert.equal(poolOf(run(s, req('::/120', v6)).events[0]), 'ledgernet/fd00:231::/120');
+    assert.throws(() => decide(req('0.0.0.0/8'), s), /--subnet 0\.0\.0\.0\/8 asks for an automatic \/8, which does not fit in the default IPv4 pool 10\.231\.0\.0\/16/);
+    assert.throws(() => decide(req('0.0.0.0/26', { subPool: '10.231.9.0/28' }), s), /--ip-range 10\.231\.9\.0\/28 needs a --subnet that contains it/);
+    assert.throws(() => decide(req('::/64'), s), /--subnet ::\/64 is not an IPv4 CIDR/, 'the other family is no size');
+    assert.throws(() => decide(req('0.0.0.5/26'), s), /overlaps "this network"/, 'only the unspecified address asks for a size');
+  });
+
+  it('skips a taken prefix whole when carving: a small IPv6 pool behind a host route over most of the default range is found at once', () => {
+    const v6 = { v6: true, defaults: { range: 'fd00:231::/48', size: 64 } };
+    const started = performance.now();
+    const r = run(emptyState, req('::/120', { ...v6, occupied: ['fd00:231::/49'] }));
+    assert.equal(poolOf(r.events[0]), 'ledgernet/fd00:231:0:8000::/120');
+    const tiny = { range: '10.231.60.0/23', size: 24 };
+    assert.throws(() => decide(req('0.0.0.0/30', { defaults: tiny, occupied: ['10.231.60.0/23'] }), emptyState), /has no free \/30 left/);
+    assert.throws(() => decide(req('::/120', { ...v6, occupied: ['fd00:231::/48'] }), emptyState), /has no free \/120 left/);
+    assert.ok(performance.now() - started < 500, `took ${performance.now() - started} ms`);
   });
 
   it('says the default range is used up', () => {
