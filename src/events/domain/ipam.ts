@@ -88,7 +88,7 @@ export function decideRequestPool(req: PoolRequest, state: State): NewEvent[] {
   const sized = req.pool === null ? null : sizeOnly(req.pool);
   if (req.pool === null || (sized !== null && sized.family === family)) {
     if (req.subPool !== null) throw invalid(`--ip-range ${req.subPool} needs a --subnet that contains it`);
-    return [{ type: 'pool.requested', data: autoPool(req, state, sized === null || sized.len === 0 ? null : sized.len) }];
+    return [{ type: 'pool.requested', data: autoPool(req, state, sized?.len ?? null) }];
   }
   const pool = parsePrefix(req.pool);
   if (!pool || pool.family !== family) {
@@ -142,11 +142,12 @@ export function checkHostSubnets(p: Prefix, hostAddrs: readonly HostAddr[]): voi
 
 /**
  * Docker 29's `--subnet 0.0.0.0/26` (`--subnet ::/56`): the unspecified address, so no subnet but
- * its size, for an automatic pool of that size (`/0`: the default size). Null for any other CIDR.
+ * its size, for an automatic pool of that size. Null for any other CIDR, and for `/0`, which stays
+ * an explicit subnet and is refused as one (a pool that would take all of the host's traffic).
  */
 export function sizeOnly(pool: string): Prefix | null {
   const p = parsePrefix(pool, true);
-  return p !== null && p.base === 0n ? p : null;
+  return p !== null && p.base === 0n && p.len > 0 ? p : null;
 }
 
 /** The subnet an automatic pool would get now (a cluster network's proposal to the cluster). */

@@ -127,7 +127,9 @@ describe('IpamDriver over the plugin socket', () => {
     occupied = ['10.231.64.0/26'];
     const sized = (pool: string, v6 = false) => `{"AddressSpace":"ledgernet-local","Pool":"${pool}","SubPool":"","Options":null,"V6":${v6}}\n`;
     assert.deepEqual((await call('IpamDriver.RequestPool', sized('0.0.0.0/26'))).body, { PoolID: 'ledgernet/10.231.64.64/26', Pool: '10.231.64.64/26', Data: {} });
-    assert.equal((await call('IpamDriver.RequestPool', sized('0.0.0.0/0'))).body['Pool'], '10.231.65.0/24', '/0: the default size');
+    const all = await call('IpamDriver.RequestPool', sized('0.0.0.0/0'));
+    assert.equal(all.status, 500, '/0 is no size: refused as the subnet it is');
+    assert.match(String(all.body['Err']), /--subnet 0\.0\.0\.0\/0 is refused/);
     assert.equal((await call('IpamDriver.RequestPool', sized('::/56', true))).body['Pool'], 'fd00:231::/56');
     const wide = await call('IpamDriver.RequestPool', sized('0.0.0.0/16'));
     assert.equal(wide.status, 500);

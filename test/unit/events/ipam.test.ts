@@ -190,7 +190,8 @@ describe('IPAM allocator (examples)', () => {
     assert.deepEqual(r.events[0]?.data, { poolId: 'ledgernet/10.231.1.0/28', pool: '10.231.1.0/28', subPool: null, v6: false, auto: true });
     assert.equal(allocated(run(r.state, addr('ledgernet/10.231.1.0/28')).events), '10.231.1.1');
     assert.equal(poolOf(run(r.state, req('0.0.0.0/28')).events[0]), 'ledgernet/10.231.1.16/28', 'the next one is another');
-    assert.equal(poolOf(run(s, req('0.0.0.0/0')).events[0]), 'ledgernet/10.231.1.0/24', '/0: the default size');
+    assert.throws(() => decide(req('0.0.0.0/0'), s), /--subnet 0\.0\.0\.0\/0 is refused/, '/0 is no size: refused as the subnet it is');
+    assert.throws(() => decide(req('::/0', { v6: true, defaults: { range: 'fd00:231::/48', size: 64 } }), s), /::\/0 is refused/);
     const v6 = { v6: true, defaults: { range: 'fd00:231::/48', size: 64 } };
     assert.equal(poolOf(run(s, req('::/120', v6)).events[0]), 'ledgernet/fd00:231::/120');
     assert.throws(() => decide(req('0.0.0.0/8'), s), /--subnet 0\.0\.0\.0\/8 asks for an automatic \/8, which does not fit in the default IPv4 pool 10\.231\.0\.0\/16/);
