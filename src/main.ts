@@ -424,6 +424,7 @@ function hostView({ kernel, proxies, reservations }: Pick<Parts, 'kernel' | 'pro
       });
     },
     occupiedPrefixes: () => kernel.observePrefixes(),
+    addressPrefixes: () => kernel.observePrefixes(false),
     async hostAddrs() {
       const { links, addrs } = await kernel.observeInterfaces();
       const foreign = new Set(links.filter((l) => !isOwnedLink(l)).map((l) => l.name));

@@ -2,7 +2,7 @@
 // events/ipam.ts decides from the folded state, and the answer goes out only once the allocation
 // is durable in the log. Errors go out as HTTP 500 + {"Err"}, which Docker reads for IPAM too.
 import { DriverError } from '../errors.ts';
-import { formatIp, formatPrefix, parseAddrLen, parseIp, parsePrefix } from '../events/domain/cidr.ts';
+import { formatIp, formatPrefix, overlaps, parseAddrLen, parseIp, parsePrefix, type Prefix } from '../events/domain/cidr.ts';
 import { byDocker } from '../events/domain/cause.ts';
 import type { Command, DefaultPool, HostAddr } from '../events/domain/commands.ts';
 import type { ClusterPort } from '../events/domain/cluster.ts';
@@ -19,6 +19,8 @@ export interface HostView {
   occupiedPrefixes(): Promise<string[]>;
   /** The host's addresses on links ledgernet does not own (an explicit subnet must not overlap their connected subnets). */
   hostAddrs(): Promise<HostAddr[]>;
+  /** Every address of the host (`local/prefixlen`), whoever owns its link: one read, no link read. */
+  addressPrefixes(): Promise<string[]>;
   /** Names of links ledgernet does not own (a custom bridge name must not take one over). */
   foreignLinks(): Promise<string[]>;
   /** Sockets programs on the host listen on, ledgernet's own (the userland proxy's, those holding published ports) left out (a published port must not take one). */
@@ -64,7 +66,7 @@ export const DEFAULT_POOLS = {
 } as const;
 
 /** A host that has nothing: for tests that do not care. */
-export const EMPTY_HOST: HostView = { occupiedPrefixes: async () => [], hostAddrs: async () => [], foreignLinks: async () => [], listeners: async () => [], containerIface: async () => null, filterBridges: async () => undefined };
+export const EMPTY_HOST: HostView = { occupiedPrefixes: async () => [], hostAddrs: async () => [], addressPrefixes: async () => [], foreignLinks: async () => [], listeners: async () => [], containerIface: async () => null, filterBridges: async () => undefined };
 
 const GATEWAY_TYPE = 'com.docker.network.gateway';
 const ENDPOINT_NAME = 'com.docker.network.endpoint.name';
@@ -121,7 +123,8 @@ export async function requestPool(deps: IpamDeps, body: Json, method: string): P
   // `--subnet 0.0.0.0/26` (Docker 29) asks for an automatic pool of that size.
   const automatic = pool === '' || sizeOnly(pool) !== null;
   const occupied = automatic && cluster === null ? await deps.host.occupiedPrefixes() : [];
-  const hostAddrs = !automatic && cluster === null ? await deps.host.hostAddrs() : [];
+  const asked = automatic || cluster !== null ? null : parsePrefix(pool);
+  const hostAddrs = asked !== null ? await hostAddrsNear(deps.host, [asked]) : [];
   const clusterDeps = { ...deps, defaultPool: deps.defaultPools.v4, occupied: () => deps.host.occupiedPrefixes() };
   const events = cluster !== null ? await requestClusterPool(clusterDeps, { name: cluster, pool, subPool, v6 }, method) : await deps.store.execute({
     type: 'RequestPool',
@@ -219,8 +222,23 @@ export async function checkNetworkHostSubnets(host: HostView, state: State, spec
   const ours = new Set(Object.values(state.pools).map((p) => p.pool));
   const others = [...spec.ipv4Data, ...spec.ipv6Data].flatMap((d) => (ours.has(d.pool) ? [] : [parsePrefix(d.pool)])).filter((p) => p !== null);
   if (others.length === 0) return;
-  const addrs = await host.hostAddrs();
+  const addrs = await hostAddrsNear(host, others);
   for (const p of others) checkHostSubnets(p, addrs);
+}
+
+/**
+ * The host's addresses on links ledgernet does not own, for a check of `subnets`
+ * (checkHostSubnets): the addresses alone first (one read), and every link (to tell ours from the
+ * host's, a read whose cost grows with every network) only when one of them overlaps a subnet,
+ * which a subnet free on this host never does. Empty when none overlaps: the check then passes
+ * as it would over every address.
+ */
+async function hostAddrsNear(host: HostView, subnets: readonly Prefix[]): Promise<HostAddr[]> {
+  const near = (await host.addressPrefixes()).some((cidr) => {
+    const a = parseAddrLen(cidr);
+    return a !== null && subnets.some((p) => overlaps(p, a.prefix));
+  });
+  return near ? host.hostAddrs() : [];
 }
 
 /** Refuses a custom bridge name that an interface ledgernet does not own already has. */

@@ -115,14 +115,18 @@ export async function netlinkHost(nl: Netlink, withRoutes: boolean): Promise<{ l
  * dumps of addresses and routes at once: no link dump (what names them is not needed here, and
  * at 200 networks the link dump is the larger part of the read).
  */
-export async function netlinkPrefixes(nl: Netlink): Promise<string[]> {
+export async function netlinkPrefixes(nl: Netlink, withRoutes = true): Promise<string[]> {
   const addrs: DumpedAddr[] = [];
   const routes4: DumpedRoute[] = [];
   const routes6: DumpedRoute[] = [];
   await nl.dump([
     collect('read addresses', RTM_GETADDR, ADDR_DUMP_REQUEST, addrOf, addrs),
-    { ...collect('read IPv4 routes', RTM_GETROUTE, routeDumpRequest(4), routeOf, routes4), strict: true },
-    { ...collect('read IPv6 routes', RTM_GETROUTE, routeDumpRequest(6), routeOf, routes6), strict: true },
+    ...(withRoutes
+      ? [
+          { ...collect('read IPv4 routes', RTM_GETROUTE, routeDumpRequest(4), routeOf, routes4), strict: true },
+          { ...collect('read IPv6 routes', RTM_GETROUTE, routeDumpRequest(6), routeOf, routes6), strict: true },
+        ]
+      : []),
   ]);
   return [...addrs.map((a) => a.addr.cidr), ...routes4.map((r) => r.dst), ...routes6.map((r) => r.dst)];
 }

@@ -282,13 +282,13 @@ export function createKernel(opts: KernelOptions): HostKernel {
       return { links: parseLinks(links.stdout), addrs };
     },
 
-    async observePrefixes(): Promise<string[]> {
+    async observePrefixes(withRoutes = true): Promise<string[]> {
       const nl = await openShared();
       if (nl !== null) {
-        const read = await netlinkPrefixes(nl).catch(() => null);
+        const read = await netlinkPrefixes(nl, withRoutes).catch(() => null);
         if (read !== null) return read;
       }
-      const [addrs, routes] = await Promise.all([ipAddrs(), ipRoutes()]);
+      const [addrs, routes] = await Promise.all([ipAddrs(), withRoutes ? ipRoutes() : []]);
       return [...addrs.map((a) => a.cidr), ...routes.map((r) => r.dst)];
     },
 

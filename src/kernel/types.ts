@@ -217,10 +217,10 @@ export interface Kernel {
   observeRoutes(): Promise<Route[]>;
   /**
    * What an automatic IPAM pool must not overlap: every address (`local/prefixlen`), then every
-   * main-table route's destination (IPv4, then IPv6). Address and route dumps in this process, no
-   * link dump; else `ip` reads.
+   * main-table route's destination (IPv4, then IPv6); `routes` false: the addresses only. Address
+   * and route dumps in this process, no link dump; else `ip` reads.
    */
-  observePrefixes(): Promise<string[]>;
+  observePrefixes(routes?: boolean): Promise<string[]>;
   /** Every link and every address (rtnetlink dumps in this process, else two `ip` reads): for callers on a Docker call's path. */
   observeInterfaces(): Promise<{ readonly links: readonly Link[]; readonly addrs: readonly Addr[] }>;
   /**

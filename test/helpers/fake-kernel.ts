@@ -121,8 +121,8 @@ export class FakeKernel implements Kernel {
     return this.routes.map((r) => ({ ...r }));
   }
 
-  async observePrefixes(): Promise<string[]> {
-    const [{ addrs }, routes] = await Promise.all([this.observeInterfaces(), this.observeRoutes()]);
+  async observePrefixes(withRoutes = true): Promise<string[]> {
+    const [{ addrs }, routes] = await Promise.all([this.observeInterfaces(), withRoutes ? this.observeRoutes() : []]);
     return [...addrs.map((a) => a.cidr), ...routes.map((r) => r.dst)];
   }
 

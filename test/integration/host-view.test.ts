@@ -49,10 +49,12 @@ for (const reads of ['netlink', 'processes'] as const) {
       let host: Awaited<ReturnType<typeof kernel.observeInterfaces>> | undefined;
       let routes: Awaited<ReturnType<typeof kernel.observeRoutes>> | undefined;
       let prefixes: string[] = [];
+      let addressPrefixes: string[] = [];
       const runs = await tracing(['ip'], async () => {
         host = await kernel.observeInterfaces();
         routes = await kernel.observeRoutes();
         prefixes = await kernel.observePrefixes();
+        addressPrefixes = await kernel.observePrefixes(false);
       });
       const [links, addrs, r4, r6] = await Promise.all([ip('-j', '-d', 'link', 'show'), ip('-j', 'addr', 'show'), ip('-j', 'route', 'show', 'table', 'main'), ip('-j', '-6', 'route', 'show', 'table', 'main')]);
       assert.deepEqual(host?.links, parseLinks(links.stdout), 'links as ip -d prints them');
@@ -67,6 +69,8 @@ for (const reads of ['netlink', 'processes'] as const) {
       // An automatic pool's check: every address and every route's destination, nothing else.
       const expected = [...parseAddrs(addrs.stdout).map((a) => a.cidr), ...parseRoutes(r4.stdout, 4).map((r) => r.dst), ...parseRoutes(r6.stdout, 6).map((r) => r.dst)];
       assert.deepEqual([...prefixes].sort(), expected.sort(), 'the prefixes an automatic pool must not overlap');
+      // An explicit subnet's first check: every address, no route (a default route overlaps everything).
+      assert.deepEqual([...addressPrefixes].sort(), parseAddrs(addrs.stdout).map((a) => a.cidr).sort(), 'the addresses alone');
       if (reads === 'netlink') assert.deepEqual(runs, [], 'no ip process');
       else assert.ok(runs.length >= 4, `ip read links, addresses and routes: ${runs.join('; ')}`);
     });

@@ -24,6 +24,9 @@ let dir: string;
 let occupied: string[] | (() => string[]);
 /** The stub host's addresses on links ledgernet does not own. */
 let hostAddrs: { dev: string; cidr: string }[];
+/** The stub host's addresses on ledgernet's own links, and how often every link was read (hostAddrs). */
+let ownAddrs: string[];
+let linkReads: number;
 /** What the stub host's filterBridges was asked, and whether it fails as a host without br_netfilter does. */
 let filtered: string[][];
 let noBrNetfilter: boolean;
@@ -36,6 +39,8 @@ beforeEach(async () => {
   reconciler = new Reconciler({ kernel: new FakeKernel(), getState: () => store.latest, log: logger, intervalMs: 0, onLost: async () => undefined });
   occupied = [];
   hostAddrs = [];
+  ownAddrs = [];
+  linkReads = 0;
   filtered = [];
   noBrNetfilter = false;
   app = createPluginApp({
@@ -43,7 +48,11 @@ beforeEach(async () => {
     reconciler,
     log: logger,
     applyTimeoutMs: 5_000,
-    host: { occupiedPrefixes: async () => (typeof occupied === 'function' ? occupied() : occupied), hostAddrs: async () => hostAddrs, foreignLinks: async () => ['eth0'], listeners: async () => [],
+    host: { occupiedPrefixes: async () => (typeof occupied === 'function' ? occupied() : occupied), hostAddrs: async () => {
+        linkReads += 1;
+        return hostAddrs;
+      },
+      addressPrefixes: async () => [...hostAddrs.map((a) => a.cidr), ...ownAddrs], foreignLinks: async () => ['eth0'], listeners: async () => [],
       containerIface: async () => null,
       filterBridges: async (families) => {
         filtered.push([...families]);
@@ -101,6 +110,21 @@ describe('IpamDriver over the plugin socket', () => {
     assert.match(String(addr.body['Err']), /interface eth0/);
     assert.equal((await call('IpamDriver.RequestPool', '{"AddressSpace":"ledgernet-local","Pool":"10.232.151.0/24","SubPool":"","Options":{},"V6":false}\n')).status, 200);
     assert.deepEqual((await readLog(dir)).events.map((e) => e.type), ['pool.requested']);
+  });
+
+  it('reads every link (to tell the host\'s addresses from ledgernet\'s) only when an address of the host overlaps the subnet asked for', async () => {
+    hostAddrs = [{ dev: 'eth0', cidr: '192.0.2.2/24' }];
+    ownAddrs = ['10.232.160.1/24'];
+    const ask = (pool: string) => call('IpamDriver.RequestPool', `{"AddressSpace":"ledgernet-local","Pool":"${pool}","SubPool":"","Options":{},"V6":false}\n`);
+    assert.equal((await ask('10.232.161.0/24')).status, 200);
+    assert.equal(linkReads, 0, 'a subnet no address of the host overlaps: the addresses alone tell');
+    // Near an address of a bridge of ledgernet's (a network Docker removed, its bridge not yet gone): read, and not refused.
+    assert.equal((await ask('10.232.160.0/25')).status, 200);
+    assert.equal(linkReads, 1);
+    const refused = await ask('192.0.2.128/25');
+    assert.match(String(refused.body['Err']), /overlaps subnet 192\.0\.2\.0\/24 of interface eth0/);
+    assert.equal(linkReads, 2);
+    assert.deepEqual((await readLog(dir)).events.map((e) => e.type), ['pool.requested', 'pool.requested']);
   });
 
   it('refuses a network whose subnet from Docker\'s default IPAM is on a connected subnet of the host', async () => {
