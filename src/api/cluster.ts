@@ -5,10 +5,10 @@
 // unless another host does), records it in the log, and then allocates from the log as for any pool.
 import { DriverError } from '../errors.ts';
 import { byDocker } from '../events/domain/cause.ts';
-import { formatPrefix, parsePrefix } from '../events/domain/cidr.ts';
+import { capturesHost, formatPrefix, parsePrefix } from '../events/domain/cidr.ts';
 import { blockOf, pickFromBlocks, poolInUse, type ClusterNetwork, type ClusterPort } from '../events/domain/cluster.ts';
 import type { Command, DefaultPool } from '../events/domain/commands.ts';
-import { checkPeerAddress, proposePool } from '../events/domain/ipam.ts';
+import { checkPeerAddress, proposePool, sizeOnly } from '../events/domain/ipam.ts';
 import { lookup, type Cause, type PoolState, type State, type StoredEvent } from '../events/domain/types.ts';
 
 interface ClusterIpamDeps {
@@ -37,17 +37,23 @@ export async function requestClusterPool(deps: ClusterIpamDeps, req: ClusterPool
   }
   if (req.v6) throw invalid(method, `cluster network ${name}: cluster networks are IPv4 only; create it without --ipv6`);
   if (req.subPool !== '') throw invalid(method, `cluster network ${name}: --ip-range is not supported (each host allocates from the address blocks it claims)`);
+  // `--subnet 0.0.0.0/26` (Docker 29): a subnet of that size, chosen as without --subnet.
+  const sized = req.pool === '' ? null : sizeOnly(req.pool);
   let subnet: string | null = null;
-  if (req.pool !== '') {
+  if (req.pool !== '' && sized?.family !== 4) {
     const p = parsePrefix(req.pool);
     if (!p || p.family !== 4) throw invalid(method, `--subnet ${req.pool} is not an IPv4 CIDR such as 10.240.0.0/16`);
+    // Refused here as the log would refuse it, before the cluster holds it for every host.
+    const why = capturesHost(p);
+    if (why) throw invalid(method, `--subnet ${formatPrefix(p)} is refused: ${why}; choose a subnet of its own`);
     subnet = formatPrefix(p);
   }
   const occupied = subnet === null ? await deps.occupied() : [];
   const net = await deps.cluster.joinNetwork({
     name,
     subnet,
-    propose: (taken) => proposePool({ pool: null, subPool: null, v6: false, defaults: deps.defaultPool, occupied: [...occupied, ...taken] }, deps.store.state),
+    ...(sized?.family === 4 ? { size: sized.len } : {}),
+    propose: (taken) => proposePool({ pool: sized?.family === 4 ? req.pool : null, subPool: null, v6: false, defaults: deps.defaultPool, occupied: [...occupied, ...taken] }, deps.store.state),
   });
   // Until the pool is in the log, the member key joinNetwork wrote is kept by the heartbeat's sync (settle).
   let recorded = false;

@@ -1,5 +1,5 @@
 // The cluster's KV bucket on a real nats-server (JetStream): hosts racing to create one cluster
-// network get one subnet and one VNI; a different --subnet is refused naming the one it has;
+// network get one subnet and one VNI; a different --subnet (or size) is refused naming the one it has;
 // blocks claimed concurrently are distinct, and a host gets back a block it claimed before a crash;
 // the block of a static address goes to one host, and is refused to the others naming it.
 import assert from 'node:assert/strict';
@@ -83,6 +83,15 @@ describe('cluster KV bucket', () => {
       return e instanceof DriverError && e.code === 'LN_ERR_CLUSTER_SUBNET' && e.message.includes(`already has subnet ${blue.subnet}`);
     });
     assert.deepEqual(await hosts[2]!.joinNetwork({ name: 'blue', subnet: blue.subnet, propose: () => 'unused' }), blue);
+  });
+
+  it('a size only (--subnet 0.0.0.0/N) of another length is refused naming the subnet; the same length joins it', async () => {
+    const blue = await hosts[0]!.joinNetwork({ name: 'blue', subnet: null, propose: () => 'unused' });
+    const len = Number(blue.subnet.split('/')[1]);
+    await assert.rejects(hosts[1]!.joinNetwork({ name: 'blue', subnet: null, size: len + 2, propose: () => 'unused' }), (e: unknown) => {
+      return e instanceof DriverError && e.code === 'LN_ERR_CLUSTER_SUBNET' && e.message.includes(`already has subnet ${blue.subnet} (allocated by host h`) && e.message.includes(`not a /${len + 2}`);
+    });
+    assert.deepEqual(await hosts[2]!.joinNetwork({ name: 'blue', subnet: null, size: len, propose: () => 'unused' }), blue);
   });
 
   it('another network gets another VNI; a subnet another network holds is refused', async () => {

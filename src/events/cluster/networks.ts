@@ -101,6 +101,13 @@ export async function enter(b: Bucket, req: JoinRequest, create = true): Promise
           `create it with --subnet ${r.subnet} or without --subnet`,
       );
     }
+    if (req.size !== undefined && !r.subnet.endsWith(`/${req.size}`)) {
+      throw new DriverError(
+        'LN_ERR_CLUSTER_SUBNET',
+        `cluster network ${req.name} already has subnet ${r.subnet} (allocated by host ${r.createdBy}), not a /${req.size}; ` +
+          `create it with --subnet ${r.subnet} or without --subnet`,
+      );
+    }
     if (!Array.isArray(r.hosts) || r.hosts.includes(b.host)) return networkOf(r);
     try {
       await b.kv.update(key, enc({ ...read.fields, v: NETWORK_FORMAT, hosts: [...r.hosts, b.host].sort() }), e.revision);

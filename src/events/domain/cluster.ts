@@ -23,6 +23,8 @@ export interface ClusterNetwork {
 export interface JoinRequest {
   readonly name: string;
   readonly subnet: string | null;
+  /** Without subnet: the prefix length asked for (`--subnet 0.0.0.0/26`); a network the cluster holds with another is refused. */
+  readonly size?: number;
   /** A free subnet on this host that avoids those the cluster holds (for a network without --subnet). */
   readonly propose: (taken: readonly string[]) => string;
 }

@@ -152,7 +152,7 @@ export function sizeOnly(pool: string): Prefix | null {
 
 /** The subnet an automatic pool would get now (a cluster network's proposal to the cluster). */
 export function proposePool(req: PoolRequest, state: State): string {
-  return autoPool(req, state, null).pool;
+  return autoPool(req, state, req.pool === null ? null : (sizeOnly(req.pool)?.len ?? null)).pool;
 }
 
 /** An automatic pool from the default pool, of `len` (a `--subnet 0.0.0.0/len`) or the default size. */
