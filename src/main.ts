@@ -430,8 +430,9 @@ function hostView({ kernel, proxies, reservations }: Pick<Parts, 'kernel' | 'pro
       const foreign = new Set(links.filter((l) => !isOwnedLink(l)).map((l) => l.name));
       return addrs.filter((a) => foreign.has(a.dev)).map((a) => ({ dev: a.dev, cidr: a.cidr }));
     },
-    async foreignLinks() {
-      return (await kernel.observeInterfaces()).links.filter((l) => !isOwnedLink(l)).map((l) => l.name);
+    async isForeignLink(name) {
+      const link = await kernel.observeLinkNamed(name);
+      return link !== null && !isOwnedLink(link);
     },
     containerIface: readSandboxIface,
     filterBridges: (families, network) => filterBridges(families, `network ${network.slice(0, 12)}`, log),

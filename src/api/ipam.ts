@@ -21,8 +21,8 @@ export interface HostView {
   hostAddrs(): Promise<HostAddr[]>;
   /** Every address of the host (`local/prefixlen`), whoever owns its link: one read, no link read. */
   addressPrefixes(): Promise<string[]>;
-  /** Names of links ledgernet does not own (a custom bridge name must not take one over). */
-  foreignLinks(): Promise<string[]>;
+  /** Whether a link ledgernet does not own has `name` as its name or an altname (a custom bridge name must not take one over). */
+  isForeignLink(name: string): Promise<boolean>;
   /** Sockets programs on the host listen on, ledgernet's own (the userland proxy's, those holding published ports) left out (a published port must not take one). */
   listeners(): Promise<HostListener[]>;
   /**
@@ -66,7 +66,7 @@ export const DEFAULT_POOLS = {
 } as const;
 
 /** A host that has nothing: for tests that do not care. */
-export const EMPTY_HOST: HostView = { occupiedPrefixes: async () => [], hostAddrs: async () => [], addressPrefixes: async () => [], foreignLinks: async () => [], listeners: async () => [], containerIface: async () => null, filterBridges: async () => undefined };
+export const EMPTY_HOST: HostView = { occupiedPrefixes: async () => [], hostAddrs: async () => [], addressPrefixes: async () => [], isForeignLink: async () => false, listeners: async () => [], containerIface: async () => null, filterBridges: async () => undefined };
 
 const GATEWAY_TYPE = 'com.docker.network.gateway';
 const ENDPOINT_NAME = 'com.docker.network.endpoint.name';
@@ -244,7 +244,7 @@ async function hostAddrsNear(host: HostView, subnets: readonly Prefix[]): Promis
 /** Refuses a custom bridge name that an interface ledgernet does not own already has. */
 export async function checkBridgeName(host: HostView, bridge: string, generated: boolean, method: string): Promise<void> {
   if (generated) return;
-  if ((await host.foreignLinks()).includes(bridge)) {
+  if (await host.isForeignLink(bridge)) {
     throw new DriverError(
       'LN_ERR_INVALID_OPTION',
       `${method}: bridge name ${bridge} (option ${optionNames('ledgernet.bridge')}) is already an interface ` +

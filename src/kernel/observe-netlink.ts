@@ -5,7 +5,9 @@
 // cost the kernel ~35 ms and their parse a few ms. A dump carries every link's kind and settings,
 // so nothing is remembered between reads. The ingress filters of devices with an ingress qdisc
 // (an endpoint's egress rate) come from one filter dump per device, not a `tc -batch`.
-import type { Dump, Netlink, NetlinkMessage } from './netlink.ts';
+import { DriverError } from '../errors.ts';
+import type { Dump, Netlink, NetlinkMessage, NetlinkRequests } from './netlink.ts';
+import { cstr, encodeAttrs } from './netlink-attrs.ts';
 import type { Interfaces } from './observe-processes.ts';
 import { ADDR_DUMP_REQUEST, LINK_DUMP_REQUEST, RTM_GETADDR, RTM_GETLINK, addrOf, addrsOf, linkOf, namedLinks, namesOf, hostGroupNames, type DumpedAddr, type DumpedLink } from './parse-link-dump.ts';
 import { RTM_GETROUTE, namedRoutes, routeDumpRequest, routeOf, type DumpedRoute } from './parse-route-dump.ts';
@@ -115,6 +117,26 @@ export async function netlinkHost(nl: Netlink, withRoutes: boolean): Promise<{ l
  * dumps of addresses and routes at once: no link dump (what names them is not needed here, and
  * at 200 networks the link dump is the larger part of the read).
  */
+/** IFNAMSIZ of <linux/if.h>: a link's name has at most 15 bytes; an altname up to 127 (IFLA_ALT_IFNAME). */
+const IFNAMSIZ = 16;
+const IFLA_IFNAME = 3;
+const IFLA_ALT_IFNAME = 53;
+const ENODEV = 19;
+
+/**
+ * The link that has `name` as its name or an altname (RTM_GETLINK: one request, no dump); null
+ * when the kernel has none (ENODEV).
+ * @throws DriverError `LN_ERR_KERNEL_EXEC` when the kernel answers with another error.
+ */
+export async function netlinkLinkNamed(rq: NetlinkRequests, name: string): Promise<DumpedLink | null> {
+  const attr = Buffer.byteLength(name) < IFNAMSIZ ? IFLA_IFNAME : IFLA_ALT_IFNAME;
+  const a = await rq.request(RTM_GETLINK, 0, Buffer.concat([LINK_DUMP_REQUEST, encodeAttrs([[attr, cstr(name)]])]));
+  if (a.errno === ENODEV) return null;
+  if (a.errno !== 0) throw new DriverError('LN_ERR_KERNEL_EXEC', `could not read link ${name}: ${a.detail ?? rq.strerror(a.errno)}`);
+  const groups = hostGroupNames();
+  return a.messages.map((m) => linkOf(m, groups)).find((l) => l !== null) ?? null;
+}
+
 export async function netlinkPrefixes(nl: Netlink, withRoutes = true): Promise<string[]> {
   const addrs: DumpedAddr[] = [];
   const routes4: DumpedRoute[] = [];

@@ -11,7 +11,7 @@ import {
 } from './ip-batch.ts';
 import { parseAddrs } from './parse-addrs.ts';
 import { createObserve } from './observe.ts';
-import { netlinkHost, netlinkPrefixes } from './observe-netlink.ts';
+import { netlinkHost, netlinkLinkNamed, netlinkPrefixes } from './observe-netlink.ts';
 import type { NfChangeWatch } from './nf-changes.ts';
 import { readNfGeneration } from './nf-generation.ts';
 import { flushConntrack } from './conntrack.ts';
@@ -280,6 +280,24 @@ export function createKernel(opts: KernelOptions): HostKernel {
       const [links, addrs] = await Promise.all([run('read links', 'ip', ipArgs('-j', '-d', 'link', 'show')), ipAddrs()]);
       failOnExit(links);
       return { links: parseLinks(links.stdout), addrs };
+    },
+
+    async observeLinkNamed(name: string) {
+      if (opts.interfaceReads !== 'processes') {
+        const rq = await openRequests(netns, opts.timeoutMs ?? 60_000, `read link ${name}`).catch(() => null);
+        if (rq !== null) {
+          try {
+            return await netlinkLinkNamed(rq, name);
+          } finally {
+            rq.close();
+          }
+        }
+      }
+      const o = await run(`read link ${name}`, 'ip', ipArgs('-j', '-d', 'link', 'show', 'dev', name));
+      // `Device "x" does not exist.` (exit 1): no link has that name.
+      if (o.exitCode !== 0 && /does not exist/.test(o.stderr)) return null;
+      failOnExit(o);
+      return parseLinks(o.stdout)[0] ?? null;
     },
 
     async observePrefixes(withRoutes = true): Promise<string[]> {

@@ -221,6 +221,11 @@ export interface Kernel {
    * and route dumps in this process, no link dump; else `ip` reads.
    */
   observePrefixes(routes?: boolean): Promise<string[]>;
+  /**
+   * The link that has `name` as its name or an altname, as far as telling whose it is needs (one
+   * RTM_GETLINK request in this process, no dump; else `ip link show dev`); null when none has.
+   */
+  observeLinkNamed(name: string): Promise<Pick<Link, 'name' | 'alias' | 'group'> | null>;
   /** Every link and every address (rtnetlink dumps in this process, else two `ip` reads): for callers on a Docker call's path. */
   observeInterfaces(): Promise<{ readonly links: readonly Link[]; readonly addrs: readonly Addr[] }>;
   /**

@@ -19,12 +19,12 @@ import type { DesiredBridge, DesiredState, DesiredVeth } from './desired.ts';
 import { planSubnetClashes } from './subnet-clash.ts';
 
 /** A link ledgernet made: it carries a `ledgernet:` ifalias, or none yet and the creation group. */
-export function isOwnedLink(l: Link): boolean {
+export function isOwnedLink(l: Pick<Link, 'alias' | 'group'>): boolean {
   return isOwnerTagged(l.alias) || isUnlabelled(l);
 }
 
 /** Created by ledgernet, which stopped before the command that sets the alias (a crash). */
-function isUnlabelled(l: Link): boolean {
+function isUnlabelled(l: Pick<Link, 'alias' | 'group'>): boolean {
   return l.alias === null && l.group === CREATE_GROUP;
 }
 

@@ -112,6 +112,10 @@ export class FakeKernel implements Kernel {
     }
   }
 
+  async observeLinkNamed(name: string) {
+    return (await this.observe()).links.find((l) => l.name === name || (l.altnames ?? []).includes(name)) ?? null;
+  }
+
   async observeInterfaces() {
     const snap = await this.observe();
     return { links: snap.links, addrs: snap.addrs };

@@ -74,6 +74,27 @@ for (const reads of ['netlink', 'processes'] as const) {
       if (reads === 'netlink') assert.deepEqual(runs, [], 'no ip process');
       else assert.ok(runs.length >= 4, `ip read links, addresses and routes: ${runs.join('; ')}`);
     });
+
+    it('one link by its name or an altname, whoever owns it, as `ip -j -d link show` prints it; null for none', async () => {
+      const kernel = createKernel({ netns, filterPrefixes: [], interfaceReads: reads });
+      await ip('link', 'set', 'br-lan', 'alias', 'ledgernet:network:0123456789ab');
+      await ip('link', 'property', 'add', 'dev', 'lone0', 'altname', 'a-long-altname-of-lone0');
+      await ip('link', 'property', 'add', 'dev', 'vop0', 'altname', 'vopalt');
+      const pick = (l: { name: string; alias: string | null; group: string | null } | null | undefined) => (l ? { name: l.name, alias: l.alias, group: l.group } : null);
+      const shown = async (dev: string) => pick(parseLinks((await ip('-j', '-d', 'link', 'show', 'dev', dev)).stdout)[0]);
+      const got: Record<string, unknown> = {};
+      const runs = await tracing(['ip'], async () => {
+        for (const name of ['uplink0', 'br-lan', 'a-long-altname-of-lone0', 'vopalt', 'nosuch0', 'a-long-name-no-link-has']) got[name] = pick(await kernel.observeLinkNamed(name));
+      });
+      assert.deepEqual(got['uplink0'], await shown('uplink0'));
+      assert.deepEqual(got['br-lan'], { name: 'br-lan', alias: 'ledgernet:network:0123456789ab', group: 'default' });
+      assert.deepEqual(got['a-long-altname-of-lone0'], await shown('lone0'));
+      assert.equal((got['vopalt'] as { name: string } | null)?.name, 'vop0', 'an altname of 15 bytes or fewer');
+      assert.equal(got['nosuch0'], null);
+      assert.equal(got['a-long-name-no-link-has'], null);
+      if (reads === 'netlink') assert.deepEqual(runs, [], 'no ip process');
+      await ip('link', 'set', 'br-lan', 'alias', '');
+    });
   });
 }
 

@@ -52,7 +52,7 @@ beforeEach(async () => {
         linkReads += 1;
         return hostAddrs;
       },
-      addressPrefixes: async () => [...hostAddrs.map((a) => a.cidr), ...ownAddrs], foreignLinks: async () => ['eth0'], listeners: async () => [],
+      addressPrefixes: async () => [...hostAddrs.map((a) => a.cidr), ...ownAddrs], isForeignLink: async (name) => name === 'eth0', listeners: async () => [],
       containerIface: async () => null,
       filterBridges: async (families) => {
         filtered.push([...families]);
