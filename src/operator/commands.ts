@@ -739,7 +739,7 @@ export async function runEvents(o: { stateDir: string; json: boolean; follow: bo
   const facts = new EndpointFacts();
   // Set as the reading goes: what the snapshot leaves unknown (after an archive moved away), the last event.
   const read: { unknown: { tracker: UnknownBefore; snapshot: boolean } | null; last: StoredEvent | null } = { unknown: null, last: null };
-  const { base } = await readLogParts(o.stateDir, {
+  const { base, next } = await readLogParts(o.stateDir, {
     ...(o.partBytes === undefined ? {} : { partBytes: o.partBytes }),
     onBase: async (b) => {
       if (b.seq === 0) return;
@@ -789,9 +789,10 @@ export async function runEvents(o: { stateDir: string; json: boolean; follow: bo
     return 0;
   }
   let seen = upTo;
-  // From where the last read stopped (not the whole log every time), by seq: an archive meanwhile
-  // moves the events into another file, not out of the chain.
-  const parts = new LogParts(o.stateDir, 10_000);
+  // From where the first reading stopped (not the whole log again, which held it all in memory at
+  // once: 1.4 GB for a log of 440 MB), then from where the last read stopped, by seq: an archive
+  // meanwhile moves the events into another file, not out of the chain.
+  const parts = new LogParts(o.stateDir, 10_000, next ?? undefined);
   for (;;) {
     await sleep(500);
     const fresh = await parts.after(seen, Number.MAX_SAFE_INTEGER);

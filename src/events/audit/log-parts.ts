@@ -27,9 +27,14 @@ export class LogParts {
   private readonly dir: string;
   private readonly max: number;
 
-  constructor(dir: string, max: number) {
+  /**
+   * `from`: a position in events.log a reading in parts ended at (readLogParts' `next`): the first
+   * call with its seq as the cursor goes on from there instead of reading the file from its start.
+   */
+  constructor(dir: string, max: number, from?: ScanBase) {
     this.dir = dir;
     this.max = max;
+    if (from) this.at = { seq: from.seq, hash: from.hash, file: null, base: from };
   }
 
   /** Up to `max` events after `cursor`, none after `head` (records past it may not be durable yet). */

@@ -170,7 +170,17 @@ export class FollowFilter<T> {
   first(part: readonly { readonly e: StoredEvent; readonly item: T }[], newest: number): T[] {
     // take's first sweep, of nothing: from then on, sweeps go by the reading's newest time.
     if (Number.isFinite(newest)) this.sweptAt = newest;
-    return this.place(part, recentBy(newest));
+    const recent = recentBy(newest);
+    const shown = this.place(part, recent);
+    // Not all of a long reading's last minute held until the first take sweeps it (as one take
+    // of the whole would): no more than FOLLOW_HOLD_MAX after each part.
+    if (this.count > FOLLOW_HOLD_MAX) this.sweep(recent, newest);
+    return shown;
+  }
+
+  /** How many lines are kept for a later line to select. */
+  get holding(): number {
+    return this.count;
   }
 
   /** Each of `batch` that concerns the query, in order; the others are kept (when recent) for a later line to select. */

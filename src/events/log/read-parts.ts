@@ -20,6 +20,11 @@ export interface PartsRead {
   readonly count: number;
   /** How events.log ended (torn: a tail a crash left, cut off by the next writer). */
   readonly end: ScanEnd;
+  /**
+   * Where events.log goes on after the last event read in it (its start when it held none), for a
+   * reader of what is appended later (LogParts.from); null when the reading was stopped.
+   */
+  readonly next: ScanBase | null;
 }
 
 export interface PartsOptions {
@@ -43,7 +48,7 @@ export async function readLogParts(dir: string, o: PartsOptions): Promise<PartsR
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
       await o.onBase?.(LOG_START);
-      return { base: LOG_START, count: 0, end: { kind: 'clean' } };
+      return { base: LOG_START, count: 0, end: { kind: 'clean' }, next: LOG_START };
     }
     throw new DriverError('LN_ERR_LOG_IO', `cannot read the event log in ${dir}: ${(e as Error).message}`, { cause: e });
   }
@@ -57,7 +62,7 @@ export async function readLogParts(dir: string, o: PartsOptions): Promise<PartsR
       await o.onBase?.(LOG_START);
       const live = await reader.file(fh, size, LOG_START);
       if (live.end.kind === 'corrupt') throw scanError(dir, live.end);
-      return { base: LOG_START, count: reader.count, end: live.end };
+      return { base: LOG_START, count: reader.count, end: live.end, next: reader.stopped ? null : live.next };
     }
     // As far back as the archives here go; each one opened first (one that cannot be is named before any is read).
     const { files } = await archiveChain(dir, start.seq);
@@ -78,7 +83,7 @@ export async function readLogParts(dir: string, o: PartsOptions): Promise<PartsR
       if (p.base.seq !== prev.seq || p.base.hash !== prev.hash) throw archiveBreak(p.path, `starts after event ${p.base.seq}, where the chain is at event ${prev.seq}`);
       // An archive was complete when it was made: torn or damaged is damage, and so is an end before its name's last event.
       const r = await reader.file(p.fh, (await p.fh.stat()).size, p.base);
-      if (reader.stopped) return { base, count: reader.count, end: { kind: 'clean' } };
+      if (reader.stopped) return { base, count: reader.count, end: { kind: 'clean' }, next: null };
       if (r.end.kind === 'corrupt' && r.end.newer !== undefined) throw scanError(dir, r.end, p.path);
       if (r.end.kind !== 'clean') throw archiveBreak(p.path, `damaged at byte offset ${r.end.offset} (${r.end.kind === 'corrupt' ? r.end.reason : 'cut short'})`);
       if (r.last === null || r.last.seq !== p.last) throw archiveBreak(p.path, `holds events up to seq ${r.last?.seq ?? p.base.seq}, its name says ${p.last}`);
@@ -89,7 +94,7 @@ export async function readLogParts(dir: string, o: PartsOptions): Promise<PartsR
     }
     const live = await reader.file(fh, size, baseAfter(start));
     if (live.end.kind === 'corrupt') throw scanError(dir, live.end);
-    return { base, count: reader.count, end: live.end };
+    return { base, count: reader.count, end: live.end, next: reader.stopped ? null : live.next };
   } finally {
     for (const h of opened) await h.close();
     await fh.close();
@@ -115,10 +120,12 @@ class PartReader {
    * does not verify where the whole file was not read is judged again over the rest of the file,
    * so a torn tail and damage are told apart as a reading of the whole file tells them (framing.ts).
    */
-  async file(fh: FileHandle, size: number, from: ScanBase): Promise<{ end: ScanEnd; last: { seq: number; hash: string } | null }> {
+  async file(fh: FileHandle, size: number, from: ScanBase): Promise<{ end: ScanEnd; last: { seq: number; hash: string } | null; next: ScanBase }> {
     let pos = from.offset;
     let at = { seq: from.seq, hash: from.hash };
     let last: { seq: number; hash: string } | null = null;
+    // Where the file goes on after the last event read: the position a later reader starts at.
+    let next: ScanBase = from;
     let want = this.partBytes;
     while (pos < size) {
       const buf = await this.read(fh, pos, Math.min(want, size - pos));
@@ -127,14 +134,15 @@ class PartReader {
       const ev = r.events.at(-1);
       if (ev) {
         last = at = { seq: ev.seq, hash: ev.hash };
+        next = { offset: pos + r.goodLength, seq: ev.seq, hash: ev.hash, recordOffset: pos + r.lastOffset };
         this.count += r.events.length;
         if ((await this.o.each(r.events)) === false) {
           this.stopped = true;
-          return { end: { kind: 'clean' }, last };
+          return { end: { kind: 'clean' }, last, next };
         }
       }
       if (r.end.kind === 'clean' || whole) {
-        if (r.end.kind !== 'clean') return { end: { ...r.end, offset: r.end.offset + pos }, last };
+        if (r.end.kind !== 'clean') return { end: { ...r.end, offset: r.end.offset + pos }, last, next };
         pos += r.goodLength;
         want = this.partBytes;
         continue;
@@ -148,7 +156,7 @@ class PartReader {
       const cut = rest < HEADER_BYTES || (len > 0 && len <= MAX_RECORD_BYTES && HEADER_BYTES + len > rest);
       want = !cut ? size - pos : off > 0 ? this.partBytes : Math.max(2 * want, HEADER_BYTES + len);
     }
-    return { end: { kind: 'clean' }, last };
+    return { end: { kind: 'clean' }, last, next };
   }
 
   /** `length` bytes from `start` (fewer at the end of the file), in one buffer used again for every part (what is read from it is copied). */

@@ -107,6 +107,21 @@ describe('FollowFilter (--follow with filters)', () => {
     assert.deepEqual(take(named(ids[0]!, last + 1)), [last + 1], "the first endpoint's line was let go");
     assert.deepEqual(take(named(ids.at(-1)!, last + 2)), [last, last + 2], "the last one's is shown when it is named");
   });
+
+  it('a first reading in parts keeps at most FOLLOW_HOLD_MAX lines after each part, not all of its last minute', () => {
+    // A log whose last minute holds more lines than that (events --follow on a busy host's log
+    // held 400,000 of them, 440 MB, until its first look for new events).
+    const ids = Array.from({ length: FOLLOW_HOLD_MAX + 500 }, (_, i) => i.toString(16).padStart(64, '0'));
+    const created = stamp(ids.map((id) => ({ type: 'endpoint.created', data: endpointSpec(NET_A, id, '10.231.7.2/24') }) as NewEvent), emptyState);
+    const f = new FollowFilter<number>(eventFilter({ container: 'c' }), new Map(), new EndpointFacts().add(created));
+    const newest = Date.parse(created.at(-1)!.at);
+    for (let i = 0; i < created.length; i += 1_000) {
+      assert.deepEqual(f.first(created.slice(i, i + 1_000).map((e) => ({ e, item: e.seq })), newest), []);
+      assert.ok(f.holding <= FOLLOW_HOLD_MAX, `${f.holding} lines kept after ${i + 1_000} read`);
+    }
+    const named = { ...created[0]!, seq: created.length + 1, type: 'endpoint.named', data: { networkId: NET_A, endpointId: ids.at(-1)!, containerId: 'cc'.repeat(32), name: 'c' } } as StoredEvent;
+    assert.deepEqual(f.take([{ e: named, item: named.seq }]), [created.length, created.length + 1], "the last endpoint's line is still shown when it is named");
+  });
 });
 
 describe('parseSince', () => {
