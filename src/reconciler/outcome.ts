@@ -4,6 +4,7 @@
 import type { ErrorCode } from '../errors.ts';
 import type { Command } from '../events/domain/commands.ts';
 import { byLedgernet } from '../events/domain/cause.ts';
+import { namedAtMost } from '../events/domain/named.ts';
 import type { Cause } from '../events/domain/types.ts';
 import { kernelErrorCode } from '../kernel/error-codes.ts';
 import { describeAction, type Action } from './actions.ts';
@@ -63,6 +64,9 @@ export class OutcomeRecorder {
     const sameFailures = failureKey === this.lastFailures;
     this.lastFailures = failureKey;
     if (r.applied.length === 0 && sameFailures) return null;
-    return this.store.execute({ type: 'RecordReconcile', trigger: r.trigger, actions: r.applied.map(describeAction), failures }, byLedgernet('reconciler'));
+    return this.store.execute(
+      { type: 'RecordReconcile', trigger: r.trigger, actions: namedAtMost(r.applied.map(describeAction)), failures: namedAtMost(failures) },
+      byLedgernet('reconciler'),
+    );
   }
 }
