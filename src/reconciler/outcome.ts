@@ -14,6 +14,7 @@ import type { Failure } from './apply.ts';
 export function failureCode(f: Failure): ErrorCode {
   const binds = f.action.kind === 'proxy.open' || f.action.kind === 'port.reserve';
   if (binds && f.message.startsWith('EADDRINUSE')) return 'LN_ERR_PORT_IN_USE';
+  if (binds && /^(EMFILE|ENFILE)/.test(f.message)) return 'LN_ERR_NO_DESCRIPTORS';
   // No such address on this host (no ::1: IPv6 off), or no permission: trying again does not help.
   if (binds && /^(EADDRNOTAVAIL|EACCES|EAFNOSUPPORT)/.test(f.message)) return 'LN_ERR_KERNEL_REFUSED';
   return f.action.kind === 'link.conflict' ? 'LN_ERR_LINK_CONFLICT' : kernelErrorCode(f.message);

@@ -113,7 +113,7 @@ describe('awaitKernel: what Docker is told when many objects fail', () => {
     const told = refusal.message;
     assert.ok(told.length < 2_000, `Docker's answer is ${told.length} characters`);
     assert.match(told, /^could not publish the ports of endpoint eeeeeeeeeeee: port\.reserve tcp 0\.0\.0\.0:10000 \(missing: published to 10\.77\.0\.2:10000\), /);
-    assert.match(told, /port\.reserve tcp 0\.0\.0\.0:10009 \(missing: published to 10\.77\.0\.2:10009\), … and 990 more: 990 port\.reserve: a kernel command failed; nothing was kept$/);
+    assert.match(told, /port\.reserve tcp 0\.0\.0\.0:10009 \(missing: published to 10\.77\.0\.2:10009\), … and 990 more: 990 port\.reserve: the daemon has no file descriptor left \(raise its open-file limit: LimitNOFILE, ulimit -n\): it holds one per published host address and port; nothing was kept$/);
     assert.deepEqual(recorded, [{ type: 'RevokeExternal', networkId: owner.networkId, endpointId: owner.endpointId }]);
     // The kernel's words (for the daemon's log) name more, still bounded.
     const detail = (refusal.cause as Error).message;

@@ -66,5 +66,8 @@ describe('reconcile outcome', () => {
     assert.equal(failureCode({ action: conflict, message: 'left alone' }), 'LN_ERR_LINK_CONFLICT');
     assert.equal(failureCode({ action: del, message: 'RTNETLINK answers: Operation not permitted' }), 'LN_ERR_KERNEL_REFUSED');
     assert.equal(failureCode({ action: del, message: 'RTNETLINK answers: Device or resource busy' }), 'LN_ERR_KERNEL_EXEC');
+    const reserve = { kind: 'port.reserve', name: 'tcp 0.0.0.0:10988', owner, reason: 'missing' } as unknown as Action;
+    assert.equal(failureCode({ action: reserve, message: 'EMFILE: cannot hold tcp 0.0.0.0:10988: listen EMFILE: too many open files 0.0.0.0:10988' }), 'LN_ERR_NO_DESCRIPTORS');
+    assert.equal(failureCode({ action: reserve, message: 'EADDRINUSE: cannot hold tcp 0.0.0.0:10988: address already in use' }), 'LN_ERR_PORT_IN_USE');
   });
 });
