@@ -85,6 +85,11 @@ export const ERRORS = {
     'a published port\'s host address and port are held by a program on the host: ProgramExternalConnectivity refuses it (the host\'s listeners, read through sock_diag; SCTP endpoints from /proc/net/sctp/eps), ' +
       'or the daemon could not hold it (its placeholder socket, or the userland proxy\'s listener on ::1, could not bind) and the next pass tries again',
   ),
+  LN_ERR_NO_DESCRIPTORS: row(
+    'retryable',
+    'the daemon has no file descriptor left (raise its open-file limit: LimitNOFILE, ulimit -n): it holds one per published host address and port',
+    'the daemon could not hold a published port (or open a proxy listener) because its open-file limit is reached (EMFILE) or the system\'s (ENFILE); the next pass tries again',
+  ),
   LN_ERR_APPLY: row('retryable', 'the kernel did not reach the desired state', 'the kernel did not reach the desired state'),
   LN_ERR_TIMEOUT: row('retryable', 'the kernel did not converge in time', 'an operation did not finish in time'),
   LN_ERR_DAEMON_UNREACHABLE: row('retryable', 'the ledgernet daemon does not answer', 'the ledgernet daemon does not answer on its control socket'),

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { DriverError, isDriverError, phraseOf } from '../errors.ts';
 import { byDocker } from '../events/domain/cause.ts';
 import type { Command } from '../events/domain/commands.ts';
+import { namedAtMost } from '../events/domain/named.ts';
 import type { Cause, State, StoredEvent } from '../events/domain/types.ts';
 import { describeAction, isSysctl } from '../reconciler/actions.ts';
 import type { Failure } from '../reconciler/apply.ts';
@@ -73,14 +74,20 @@ interface Problem {
   readonly cause: unknown;
 }
 
-/** One fixed phrase per kind of failure, after the objects it hit. */
+/**
+ * How many objects Docker's answer names per kind of failure: a range of 1,000 ports that cannot
+ * be held would otherwise be an answer of 1,000 names (~80 KB) that `docker run` prints whole.
+ */
+const NAMED_TO_DOCKER = 10;
+
+/** One fixed phrase per kind of failure, after the objects it hit (the first few, the rest counted). */
 function toldOf(failures: readonly Failure[]): string {
   const byPhrase = new Map<string, string[]>();
   for (const f of failures) {
     const phrase = phraseOf(failureCode(f));
     byPhrase.set(phrase, [...(byPhrase.get(phrase) ?? []), describeAction(f.action)]);
   }
-  return [...byPhrase].map(([phrase, actions]) => `${actions.join(', ')}: ${phrase}`).join('; ');
+  return [...byPhrase].map(([phrase, actions]) => `${namedAtMost(actions, NAMED_TO_DOCKER).join(', ')}: ${phrase}`).join('; ');
 }
 
 /** What went wrong for this call in the next pass (null: nothing), and the seq that pass read. */
@@ -98,7 +105,7 @@ async function problemOf(deps: IntentDeps, a: KernelWait): Promise<{ problem: Pr
 }
 
 function applyProblem(failures: readonly Failure[]): Problem {
-  const detail = failures.map(describeFailure).join('; ');
+  const detail = namedAtMost(failures.map(describeFailure)).join('; ');
   return { code: 'LN_ERR_APPLY', told: toldOf(failures), detail, cause: new Error(detail) };
 }
 

@@ -4,6 +4,7 @@
 // `nft` process instead, as before; which of the two is reported once through `onRoute`. Reads
 // before the first transaction run the process (the thread starts with the first transaction).
 import { randomBytes } from 'node:crypto';
+import { closeSync, openSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -74,12 +75,37 @@ export function createNft(opts: NftOptions): NftRunner {
       opts.onRoute?.(r);
       return r;
     });
-    if ((await route).via === 'nft') return viaProcess(what, command);
+    if ((await route).via === 'nft' || !lowDescriptorsFree()) return viaProcess(what, command);
     const reply = await session.call(command, `could not ${what}${where}`);
     const shown = command.startsWith('{') ? 'nft -j -f -' : `nft -j ${command}`;
     return { ...reply, exitCode: reply.rc, what: `${what}${where}`, command: `${shown} (libnftables)`, raw: { exitCode: reply.rc, stdout: reply.stdout, stderr: reply.stderr } };
   };
   return Object.assign(nft, { ours: (pid: number) => session.tid === pid });
+}
+
+/**
+ * Below this, the next descriptor the process opens is one libnftables can use. Its transactions
+ * wait for the kernel's answer with select(2) on their netlink socket (`mnl_batch_talk`), and
+ * glibc aborts the whole process when that socket's number is FD_SETSIZE (1,024) or more
+ * (`*** bit out of range 0 - FD_SETSIZE on fd_set ***: terminated`). The daemon holds a
+ * descriptor per published host port (kernel/reservations), so with ~1,000 of them (a range of 250
+ * ports, tcp and udp, on an `--ipv6` network) the socket of the next context would be numbered
+ * above it: the worker died at that transaction, and at the first one after each restart. The
+ * margin covers what the main thread opens while the thread makes its context (the reconciler
+ * binds the reservations only after the firewall's transaction: reconciler/apply.ts).
+ */
+const LOW_DESCRIPTORS = 900;
+
+/** Whether the lowest free descriptor (the one the next socket gets) is below LOW_DESCRIPTORS. */
+function lowDescriptorsFree(): boolean {
+  let fd: number;
+  try {
+    fd = openSync('/dev/null', 'r');
+  } catch {
+    return false;
+  }
+  closeSync(fd);
+  return fd < LOW_DESCRIPTORS;
 }
 
 /** The fallback: `nft -j` as a process, a JSON transaction through a file (see below). */

@@ -24,6 +24,7 @@ import type { DockerLinkStatus } from './docker-name.ts';
 import { table } from './table.ts';
 import { describeQuery, EndpointFacts, eventFilter, FollowFilter, fromSince, parseSince, type EventQuery } from '../events/domain/event-filters.ts';
 import { describeUnknown, seedFromState, UnknownBefore } from '../events/domain/archived-facts.ts';
+import { countNamed } from '../events/domain/named.ts';
 import { clusterPlan, recordedVtep, type ClusterView } from './cluster.ts';
 import { clusterStatus, clusterTables } from './cluster-status.ts';
 import { daemonHeld, proxiesTable, proxyPlan, proxyRows } from './proxy-status.ts';
@@ -523,7 +524,7 @@ function detailOf(e: StoredEvent): string {
     case 'endpoint.external.programmed':
       return `${portsText(e.data.portmap) || 'no ports'}${e.data.family === undefined ? '' : ` (IPv${e.data.family} only)`}`;
     case 'reconcile.applied':
-      return `${e.data.actions.length} action(s), ${e.data.failures.length} failure(s)`;
+      return `${countNamed(e.data.actions)} action(s), ${countNamed(e.data.failures)} failure(s)`;
     case 'network.rolledback':
     case 'network.collected':
     case 'endpoint.rolledback':

@@ -73,14 +73,14 @@ export interface ProcessHosts {
  * Applies a sorted plan. `endpoint.lost` actions are not kernel work and are passed through;
  * a `link.conflict` is not either, and is reported as a failure until the conflict is resolved.
  * Proxy listeners go to `hosts.proxies` (the daemon's), after the firewall; reservations to
- * `hosts.reservations`, while the firewall is written (a bind takes well under a millisecond,
- * and one that fails makes the Docker call revoke its ports, rules included: intent.ts).
+ * `hosts.reservations`, after the firewall too (one that fails makes the Docker call revoke its
+ * ports, rules included: intent.ts): each holds a descriptor, and a transaction through
+ * libnftables must open its netlink socket below descriptor 1,024 or the process is aborted
+ * (kernel/nft-library.ts), so a range of thousands is bound once the transaction is done.
  */
 export async function applyActions(actions: readonly Action[], kernel: Kernel, firewall: FirewallBackend = defaultFirewall, hosts: ProcessHosts = {}): Promise<ApplyResult> {
   const failures: Failure[] = actions.filter((a) => a.kind === 'link.conflict').map((action) => ({ action, message: CONFLICT_MESSAGE }));
   const reserved = actions.filter(isReserveChange);
-  const held: Failure[] = [];
-  const holds = runHosted(reserved, hosts.reservations, NO_RESERVE_HOST, held);
   // Rules name interfaces, they need none to exist: the firewall is written while the links are made.
   const changes = actions.filter(isFirewallChange);
   const walls = changes.length > 0 ? firewall.apply(changes, kernel) : Promise.resolve([]);
@@ -111,8 +111,7 @@ export async function applyActions(actions: readonly Action[], kernel: Kernel, f
     await kernel.setIpv6ForwardingOn().catch((e: unknown) => void failures.push({ action: a, message: (e as Error).message }));
   }
   for (const f of await walls) failures.push({ action: f.change, message: f.message });
-  await holds;
-  failures.push(...held);
+  await runHosted(reserved, hosts.reservations, NO_RESERVE_HOST, failures);
   await runHosted(actions.filter(isProxyChange), hosts.proxies, NO_PROXY_HOST, failures);
   const failed = new Set(failures.map((f) => f.action));
   // A route conflict is neither done nor failed: the network works, the route is only reported.

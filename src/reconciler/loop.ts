@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { isRetryable } from '../errors.ts';
 import { lookup, type State } from '../events/domain/types.ts';
+import { namedAtMost } from '../events/domain/named.ts';
 import type { FirewallBackend, Kernel, KernelSnapshot } from '../kernel/types.ts';
 import { defaultFirewall, isFirewallChange, isProxyChange, isReserveChange, type ProxyPort, type ReservePort } from '../kernel/index.ts';
 import type { DriftKind } from '../kernel/monitor.ts';
@@ -458,10 +459,10 @@ export class Reconciler {
       this.deps.log[repaired.length > 0 ? 'warn' : 'info'](
         {
           trigger,
-          ...(repaired.length > 0 ? { repaired: repaired.map(describeAction) } : {}),
-          applied: applied.map(describeAction),
-          failures: failures.map(describeFailure),
-          lost: lost.map(describeAction),
+          ...(repaired.length > 0 ? { repaired: namedAtMost(repaired.map(describeAction)) } : {}),
+          applied: namedAtMost(applied.map(describeAction)),
+          failures: namedAtMost(failures.map(describeFailure)),
+          lost: namedAtMost(lost.map(describeAction)),
           ms: Math.round(result.durationMs),
           ...(step.heldBack > 0 ? { heldBack: step.heldBack } : {}),
           ...(this.failedPasses > 0 && this.started ? { retryInMs: nextMs } : {}),

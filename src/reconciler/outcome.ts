@@ -4,6 +4,7 @@
 import type { ErrorCode } from '../errors.ts';
 import type { Command } from '../events/domain/commands.ts';
 import { byLedgernet } from '../events/domain/cause.ts';
+import { namedAtMost } from '../events/domain/named.ts';
 import type { Cause } from '../events/domain/types.ts';
 import { kernelErrorCode } from '../kernel/error-codes.ts';
 import { describeAction, type Action } from './actions.ts';
@@ -13,6 +14,7 @@ import type { Failure } from './apply.ts';
 export function failureCode(f: Failure): ErrorCode {
   const binds = f.action.kind === 'proxy.open' || f.action.kind === 'port.reserve';
   if (binds && f.message.startsWith('EADDRINUSE')) return 'LN_ERR_PORT_IN_USE';
+  if (binds && /^(EMFILE|ENFILE)/.test(f.message)) return 'LN_ERR_NO_DESCRIPTORS';
   // No such address on this host (no ::1: IPv6 off), or no permission: trying again does not help.
   if (binds && /^(EADDRNOTAVAIL|EACCES|EAFNOSUPPORT)/.test(f.message)) return 'LN_ERR_KERNEL_REFUSED';
   return f.action.kind === 'link.conflict' ? 'LN_ERR_LINK_CONFLICT' : kernelErrorCode(f.message);
@@ -63,6 +65,9 @@ export class OutcomeRecorder {
     const sameFailures = failureKey === this.lastFailures;
     this.lastFailures = failureKey;
     if (r.applied.length === 0 && sameFailures) return null;
-    return this.store.execute({ type: 'RecordReconcile', trigger: r.trigger, actions: r.applied.map(describeAction), failures }, byLedgernet('reconciler'));
+    return this.store.execute(
+      { type: 'RecordReconcile', trigger: r.trigger, actions: namedAtMost(r.applied.map(describeAction)), failures: namedAtMost(failures) },
+      byLedgernet('reconciler'),
+    );
   }
 }

@@ -5,6 +5,7 @@
 // transaction fails with nft's own error text and changes nothing. Needs root.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { closeSync, openSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { execa } from 'execa';
 import { createKernel, type HostKernel } from '../../src/kernel/index.ts';
@@ -66,6 +67,20 @@ for (const route of ROUTES) {
         return true;
       });
       assert.doesNotMatch(await nftIn('list', 'set', 'inet', 'ledgernet', set), /9090/, 'nothing of it applied');
+    });
+
+    it('with 1,100 descriptors open (a daemon holding that many published host ports), a transaction lands and the process lives', async () => {
+      // libnftables waits with select(2): a netlink socket numbered 1,024 or more aborted the process.
+      const held = Array.from({ length: 1_100 }, () => openSync('/dev/null', 'r'));
+      try {
+        await kernel.nftApply(tx({ add: { element: { ...inTable, name: set, elem: [{ concat: ['tcp', 7070] }] } } }));
+      } finally {
+        for (const fd of held) closeSync(fd);
+      }
+      assert.match(await nftIn('list', 'set', 'inet', 'ledgernet', set), /tcp \. 7070/);
+      // Descriptors free again: the library's route once more.
+      await kernel.nftApply(tx({ add: { element: { ...inTable, name: set, elem: [{ concat: ['tcp', 7071] }] } } }));
+      assert.match(await nftIn('list', 'set', 'inet', 'ledgernet', set), /tcp \. 7071/);
     });
 
     it('reports a namespace that is gone as a failure naming it', async () => {

@@ -6,6 +6,7 @@ import { describeCause } from '../domain/cause.ts';
 import { EventVersions, type Cause, type EventType, type PortBinding, type StoredEvent } from '../domain/types.ts';
 import { PROTO_NAME } from '../domain/ports.ts';
 import { withPort } from '../domain/cidr.ts';
+import { countNamed } from '../domain/named.ts';
 
 export interface LedgernetCloudEvent {
   readonly specversion: '1.0';
@@ -250,7 +251,7 @@ function describeData(ev: StoredEvent, names: ReadonlyMap<string, string>): stri
     case 'peer.endpoint.removed':
       return `cluster ${ev.data.cluster}: endpoint ${short(ev.data.endpointId)} on host ${ev.data.host} removed`;
     case 'reconcile.applied':
-      return `reconcile (${ev.data.trigger}) applied ${ev.data.actions.length} action(s), ${ev.data.failures.length} failure(s)`;
+      return `reconcile (${ev.data.trigger}) applied ${countNamed(ev.data.actions)} action(s), ${countNamed(ev.data.failures)} failure(s)`;
     default: {
       const never: never = ev;
       return String((never as { type: string }).type);

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import pino from 'pino';
-import { applyIntent, background, type IntentDeps } from '../../../src/api/intent.ts';
+import { applyIntent, awaitKernel, background, type IntentDeps } from '../../../src/api/intent.ts';
 import type { Command } from '../../../src/events/domain/commands.ts';
 import { emptyState, type StoredEvent } from '../../../src/events/domain/types.ts';
 import type { PassResult } from '../../../src/reconciler/loop.ts';
@@ -83,5 +83,41 @@ describe('background: a delete is answered before its pass starts', () => {
     await new Promise((r) => setImmediate(r));
     await tick(20);
     assert.deepEqual(h.order.slice(3), ['pass 1 NetworkDriver.DeleteNetwork start', 'pass 1 end']);
+  });
+});
+
+describe('awaitKernel: what Docker is told when many objects fail', () => {
+  it('a range of 1,000 ports that cannot be held names the first ten and counts the rest', async () => {
+    const owner = { networkId: 'n'.repeat(64), endpointId: 'e'.repeat(64) };
+    const failures = Array.from({ length: 1_000 }, (_, i) => {
+      const name = `tcp 0.0.0.0:${10_000 + i}`;
+      const action = { kind: 'port.reserve', name, owner, reason: 'missing', detail: `published to 10.77.0.2:${10_000 + i}`, spec: { proto: 'tcp', hostIp: '0.0.0.0', hostPort: 10_000 + i } } as const;
+      return { action, message: `EMFILE: cannot hold ${name}: listen EMFILE: too many open files` };
+    });
+    const recorded: Command[] = [];
+    const deps: IntentDeps = {
+      log: pino({ level: 'silent' }),
+      applyTimeoutMs: 5_000,
+      store: { state: emptyState, execute: async (c: Command) => (recorded.push(c), []) },
+      reconciler: { requestPass: async (trigger: string): Promise<PassResult> => ({ trigger, planned: [], applied: [], failures: recorded.length === 0 ? failures : [], lost: [], durationMs: 1, seq: 1 }) },
+    };
+    const refusal = await awaitKernel(deps, {
+      trigger: 'NetworkDriver.ProgramExternalConnectivity',
+      concerns: () => true,
+      what: 'could not publish the ports of endpoint eeeeeeeeeeee',
+      compensate: () => ({ type: 'RevokeExternal', networkId: owner.networkId, endpointId: owner.endpointId }),
+    }).then(
+      () => assert.fail('refused'),
+      (e: Error) => e,
+    );
+    const told = refusal.message;
+    assert.ok(told.length < 2_000, `Docker's answer is ${told.length} characters`);
+    assert.match(told, /^could not publish the ports of endpoint eeeeeeeeeeee: port\.reserve tcp 0\.0\.0\.0:10000 \(missing: published to 10\.77\.0\.2:10000\), /);
+    assert.match(told, /port\.reserve tcp 0\.0\.0\.0:10009 \(missing: published to 10\.77\.0\.2:10009\), … and 990 more: 990 port\.reserve: the daemon has no file descriptor left \(raise its open-file limit: LimitNOFILE, ulimit -n\): it holds one per published host address and port; nothing was kept$/);
+    assert.deepEqual(recorded, [{ type: 'RevokeExternal', networkId: owner.networkId, endpointId: owner.endpointId }]);
+    // The kernel's words (for the daemon's log) name more, still bounded.
+    const detail = (refusal.cause as Error).message;
+    assert.ok(detail.length < 50_000, `the logged detail is ${detail.length} characters`);
+    assert.match(detail, /EMFILE: cannot hold tcp 0\.0\.0\.0:10099: listen EMFILE: too many open files; … and 900 more: 900 port\.reserve$/);
   });
 });

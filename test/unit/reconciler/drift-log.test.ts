@@ -189,6 +189,19 @@ describe('reconcile pass log and drift metric: Docker daily life is not drift', 
     assert.deepEqual(await drift(), {});
   });
 
+  it('a range of 1,000 ports published: the pass line names the first 100 changes and counts the rest (before: every change, one line of 43 KB to 1 MB)', async () => {
+    const portmap = Array.from({ length: 1_000 }, (_, i) => bind(20_000 + i, 20_000 + i));
+    state = then(state, { type: 'ProgramExternal', networkId: NET_B, endpointId: EP_2, portmap });
+    const from = lines.length;
+    const pass = await dl.requestPass('NetworkDriver.ProgramExternalConnectivity');
+    assert.ok(pass.applied.length > 1_000, 'the pass itself keeps every change');
+    const [line] = passLines(from);
+    const applied = line?.fields['applied'] as string[];
+    assert.equal(applied.length, 101);
+    assert.match(applied.at(-1) ?? '', /^… and [\d,]+ more: (.+, )?[\d,]+ port\.reserve/);
+    assert.ok(JSON.stringify(line?.fields).length < 32 * 1024, `the line is ${JSON.stringify(line?.fields).length} bytes`);
+  });
+
   it('a rule deleted by hand, route_localnet set by hand, a bridge deleted by hand: drift, at warn, whatever the pass (a Docker call that changes the same chain too)', async () => {
     const forward = kernel.chains.get('LEDGERNET-FORWARD');
     assert.ok(forward && forward.rules.length > 1);

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Command } from '../../../src/events/domain/commands.ts';
+import { countNamed } from '../../../src/events/domain/named.ts';
 import type { Action } from '../../../src/reconciler/actions.ts';
 import { OutcomeRecorder, failureCode, markLost } from '../../../src/reconciler/outcome.ts';
 
@@ -32,6 +33,29 @@ describe('reconcile outcome', () => {
     );
   });
 
+  it('a pass of 16,000 changes (a range of 2,000 ports, tcp and udp, IPv6, nftables) is recorded in a bounded event', async () => {
+    const store = fakeStore();
+    const ep = { networkId: 'n1', endpointId: 'e1' };
+    const applied: Action[] = [];
+    for (let port = 10_000; port < 12_000; port++) {
+      for (const proto of ['tcp', 'udp']) {
+        for (const map of ['dnat_addr', 'dnat_port', 'dnat6_addr']) applied.push({ kind: 'nft.element.add', table: 'inet ledgernet', set: map, text: `${proto} . ${port}`, owner: ep, reason: 'missing' } as unknown as Action);
+        applied.push({ kind: 'port.reserve', name: `${proto} 0.0.0.0:${port}`, owner: ep, reason: 'missing', detail: `published to 10.77.0.2:${port}` } as unknown as Action);
+      }
+    }
+    await new OutcomeRecorder(store).record({ trigger: 'NetworkDriver.ProgramExternalConnectivity', applied, failures: [] });
+    const [cmd] = store.cmds;
+    assert.ok(cmd?.type === 'RecordReconcile');
+    // NATS refuses a message over its max_payload (1 MiB by default): the audit stream would stop there.
+    assert.ok(JSON.stringify(cmd).length < 64 * 1024, `the event is ${JSON.stringify(cmd).length} bytes`);
+    assert.equal(cmd.actions.length, 101);
+    assert.equal(cmd.actions[0], 'nft.element.add inet ledgernet/dnat_addr tcp . 10000 (missing)');
+    assert.equal(cmd.actions.at(-1), '… and 15,900 more: 11,925 nft.element.add, 3,975 port.reserve');
+    // What `ledgernet events` and the audit stream's lines count: every change, not the 101 items.
+    assert.equal(countNamed(cmd.actions), 16_000);
+    assert.equal(countNamed(['link.delete lnb-0123456789a (orphan)']), 1);
+  });
+
   it('lost endpoints are marked lost', async () => {
     const store = fakeStore();
     await markLost(store)([{ kind: 'endpoint.lost', name: 'lnv-x', owner: { networkId: 'n1', endpointId: 'e1' }, reason: 'vanished', detail: 'gone' } as Action]);
@@ -42,5 +66,8 @@ describe('reconcile outcome', () => {
     assert.equal(failureCode({ action: conflict, message: 'left alone' }), 'LN_ERR_LINK_CONFLICT');
     assert.equal(failureCode({ action: del, message: 'RTNETLINK answers: Operation not permitted' }), 'LN_ERR_KERNEL_REFUSED');
     assert.equal(failureCode({ action: del, message: 'RTNETLINK answers: Device or resource busy' }), 'LN_ERR_KERNEL_EXEC');
+    const reserve = { kind: 'port.reserve', name: 'tcp 0.0.0.0:10988', owner, reason: 'missing' } as unknown as Action;
+    assert.equal(failureCode({ action: reserve, message: 'EMFILE: cannot hold tcp 0.0.0.0:10988: listen EMFILE: too many open files 0.0.0.0:10988' }), 'LN_ERR_NO_DESCRIPTORS');
+    assert.equal(failureCode({ action: reserve, message: 'EADDRINUSE: cannot hold tcp 0.0.0.0:10988: address already in use' }), 'LN_ERR_PORT_IN_USE');
   });
 });

@@ -224,4 +224,30 @@ describe('reservations: the reconcile loop with the real holder', () => {
       await new Promise((resolve) => taken.close(resolve));
     }
   });
+
+  it('the ports are held only once the firewall is written: a transaction through libnftables must open its socket before thousands of descriptors', async () => {
+    const order: string[] = [];
+    class SlowKernel extends FakeKernel {
+      override async restoreIptables(...args: Parameters<FakeKernel['restoreIptables']>): Promise<void> {
+        order.push(`firewall ${args[0]} start`);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        await super.restoreIptables(...args);
+        order.push(`firewall ${args[0]} end`);
+      }
+    }
+    const real = createReserveHost(silent);
+    const holder: typeof real = { ...real, apply: (changes) => (order.push(`reserve ${changes.length}`), real.apply(changes)) };
+    const ports = Array.from({ length: 3 }, (_, i) => bind(6, 0, 80 + i, '127.0.0.1'));
+    const state = given(...NETWORKS, program(NET_C, EP_3, ports));
+    const r = new Reconciler({ kernel: new SlowKernel(), getState: () => state, log: silent, onLost: async () => undefined, intervalMs: 0, reservations: holder });
+    try {
+      await r.requestPass('NetworkDriver.ProgramExternalConnectivity');
+      const reserved = order.findIndex((o) => o.startsWith('reserve'));
+      const lastWall = order.findLastIndex((o) => o.startsWith('firewall') && o.endsWith('end'));
+      assert.ok(reserved >= 0 && lastWall >= 0 && reserved > lastWall, order.join(', '));
+    } finally {
+      await r.stop();
+      await real.releaseAll();
+    }
+  });
 });
