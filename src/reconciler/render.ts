@@ -49,6 +49,71 @@ function line(a: PlanItem, indent: string, color: boolean): string {
   return lines.join('\n');
 }
 
+/**
+ * Consecutive `port.reserve` (`port.release`) items of one protocol, host address and reason whose
+ * ports follow one another, and whose details are equal or differ only by a port that follows in
+ * step (`published to 10.0.0.2:10000`, `…:10001`): one line for a published range, not one per
+ * port (a range of 1,000 ports on an `--ipv6` network was 2,000 lines).
+ */
+interface PortRun {
+  readonly portRun: true;
+  readonly first: PlanItem;
+  readonly proto: string;
+  readonly host: string;
+  readonly from: number;
+  /** Grows while the run is made. */
+  to: number;
+  /** The detail's text before its port, and that port at `from` (null: every item's detail is `first`'s). */
+  readonly detailHead: string | null;
+  readonly detailFrom: number;
+}
+
+const isRun = (r: PlanItem | PortRun): r is PortRun => (r as Partial<PortRun>).portRun === true;
+
+const PORT_NAME = /^(tcp|udp|sctp) (.+):(\d+)$/;
+const TRAILING_PORT = /^(.*):(\d+)$/;
+
+function extends_(run: PortRun, a: PlanItem): boolean {
+  if (a.kind !== run.first.kind || a.reason !== run.first.reason) return false;
+  const m = PORT_NAME.exec(keyOf(a));
+  if (!m || m[1] !== run.proto || m[2] !== run.host || Number(m[3]) !== run.to + 1) return false;
+  if (run.detailHead === null) return a.detail === run.first.detail;
+  const d = TRAILING_PORT.exec(a.detail ?? '');
+  return d !== null && d[1] === run.detailHead && Number(d[2]) === run.detailFrom + (run.to + 1 - run.from);
+}
+
+function withPortRuns(list: readonly PlanItem[]): (PlanItem | PortRun)[] {
+  const out: (PlanItem | PortRun)[] = [];
+  for (const a of list) {
+    const last = out.at(-1);
+    if (last !== undefined && isRun(last) && extends_(last, a)) {
+      last.to += 1;
+      continue;
+    }
+    const m = a.kind === 'port.reserve' || a.kind === 'port.release' ? PORT_NAME.exec(keyOf(a)) : null;
+    if (!m) {
+      out.push(a);
+      continue;
+    }
+    const d = TRAILING_PORT.exec(a.detail ?? '');
+    out.push({ portRun: true, first: a, proto: m[1] ?? '', host: m[2] ?? '', from: Number(m[3]), to: Number(m[3]), detailHead: d ? (d[1] ?? '') : null, detailFrom: d ? Number(d[2]) : 0 });
+  }
+  // A run of one stays the item it is.
+  return out.map((r) => (isRun(r) && r.to === r.from ? r.first : r));
+}
+
+function runLine(r: PortRun, indent: string, color: boolean): string {
+  const s = symbol(r.first);
+  const n = r.to - r.from + 1;
+  const detail = r.detailHead === null ? (r.first.detail ?? null) : `${r.detailHead}:${r.detailFrom}-${r.detailFrom + n - 1}`;
+  const text = `${indent}${s} ${r.first.kind} ${r.proto} ${r.host}:${r.from}-${r.to} (${r.first.reason}${detail ? `: ${detail}` : ''}; ${n.toLocaleString('en-US')} ports)`;
+  return color ? `${COLORS[s]}${text}${RESET}` : text;
+}
+
+function lines(list: readonly PlanItem[], indent: string, color: boolean): string[] {
+  return withPortRuns(list).map((r) => (isRun(r) ? runLine(r, indent, color) : line(r, indent, color)));
+}
+
 export function renderPlan(actions: readonly PlanItem[], opts: RenderOptions = {}): string {
   const color = opts.color ?? false;
   if (actions.length === 0) return 'no changes: the kernel matches the desired state\n';
@@ -72,19 +137,19 @@ export function renderPlan(actions: readonly PlanItem[], opts: RenderOptions = {
   const out: string[] = [];
   for (const [networkId, g] of byNetwork) {
     out.push(`network ${named(networkId, '')}`);
-    for (const a of g.own) out.push(line(a, '  ', color));
+    out.push(...lines(g.own, '  ', color));
     for (const [endpointId, list] of g.endpoints) {
       out.push(`  endpoint ${named(endpointId, 'container ')}`);
-      for (const a of list) out.push(line(a, '    ', color));
+      out.push(...lines(list, '    ', color));
     }
   }
   for (const [endpointId, list] of endpointsOnly) {
     out.push(`endpoint ${named(endpointId, 'container ')} (network unknown)`);
-    for (const a of list) out.push(line(a, '  ', color));
+    out.push(...lines(list, '  ', color));
   }
   if (shared.length > 0) {
     out.push('shared (host settings, firewall hooks, unowned leftovers)');
-    for (const a of shared) out.push(line(a, '  ', color));
+    out.push(...lines(shared, '  ', color));
   }
   const count = (s: string) => actions.filter((a) => symbol(a) === s).length;
   const conflicts = count('!') === 0 ? '' : `, ${count('!')} conflict${count('!') === 1 ? '' : 's'} left alone`;

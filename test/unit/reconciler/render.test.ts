@@ -43,6 +43,37 @@ describe('plan rendering', () => {
     assert.match(coloured, /\u001b\[33m    ~ link\.set/);
     assert.match(coloured, /\u001b\[35m  ! link\.conflict wg0/);
   });
+  it('shows a published range as one line per protocol and host address, not one per port; --json keeps every action', () => {
+    const ep = { networkId: NET_A, endpointId: EP_1 };
+    const reserve = (proto: string, host: string, port: number, detail?: string) =>
+      ({ kind: 'port.reserve', name: `${proto} ${host}:${port}`, spec: { proto, hostIp: host, hostPort: port }, owner: ep, reason: 'missing', ...(detail ? { detail } : {}) }) as unknown as Action;
+    const range: Action[] = [];
+    for (let p = 10000; p <= 10999; p++) range.push(reserve('tcp', '0.0.0.0', p, `published to 10.231.7.2:${p - 9000}`));
+    for (let p = 10000; p <= 10999; p++) range.push(reserve('tcp', '[::]', p, `published to [fd00:231::2]:${p - 9000}`));
+    // One port that does not follow, a container port that does not follow in step, and equal details.
+    range.push(reserve('tcp', '0.0.0.0', 11005, 'published to 10.231.7.2:2005'), reserve('tcp', '0.0.0.0', 11006, 'published to 10.231.7.2:80'));
+    range.push(reserve('udp', '127.0.0.1', 53), reserve('udp', '127.0.0.1', 54), reserve('udp', '127.0.0.1', 55));
+    range.push({ kind: 'port.release', name: 'tcp 0.0.0.0:8080', owner: { networkId: null, endpointId: null }, reason: 'orphan' } as unknown as Action);
+    range.push({ kind: 'port.release', name: 'tcp 0.0.0.0:8081', owner: { networkId: null, endpointId: null }, reason: 'orphan' } as unknown as Action);
+    const text = renderPlan(range);
+    assert.equal(
+      text,
+      [
+        'network aaaaaaaa0000',
+        '  endpoint e1e1e1e12222',
+        '    + port.reserve tcp 0.0.0.0:10000-10999 (missing: published to 10.231.7.2:1000-1999; 1,000 ports)',
+        '    + port.reserve tcp [::]:10000-10999 (missing: published to [fd00:231::2]:1000-1999; 1,000 ports)',
+        '    + port.reserve tcp 0.0.0.0:11005 (missing: published to 10.231.7.2:2005)',
+        '    + port.reserve tcp 0.0.0.0:11006 (missing: published to 10.231.7.2:80)',
+        '    + port.reserve udp 127.0.0.1:53-55 (missing; 3 ports)',
+        'shared (host settings, firewall hooks, unowned leftovers)',
+        '  - port.release tcp 0.0.0.0:8080-8081 (orphan; 2 ports)',
+        'plan: 2005 to add, 0 to change, 2 to remove (2007 actions)',
+        '',
+      ].join('\n'),
+    );
+    assert.equal(planJson(range).actions.length, 2007);
+  });
   it('has a stable --json schema (golden)', () => {
     const json = planJson(mixed);
     assert.equal(json.schema, 1);
