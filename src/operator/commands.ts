@@ -366,7 +366,8 @@ function natsLine(daemon: DaemonStatus | null, notAnswering: boolean): string {
   const audit = daemon.audit;
   if (!audit) return 'NATS publisher off';
   if (audit.conflict) return `NATS ${audit.target} publishing STOPPED, backlog ${audit.backlog} event(s): ${audit.conflict.message}`;
-  return `NATS ${audit.target} ${natsState(audit)}, backlog ${audit.backlog} event(s)`;
+  const elided = audit.elided ? `; ${audit.elided} event(s) published WITHOUT their data since the start (over the stream's message limit; the last ${audit.lastElided ?? '?'})` : '';
+  return `NATS ${audit.target} ${natsState(audit)}, backlog ${audit.backlog} event(s)${elided}`;
 }
 
 /** 2 → 2nd, 3 → 3rd, 11 → 11th. */
@@ -397,6 +398,9 @@ interface DaemonStatus {
     readonly lastError?: string | null;
     /** Set while publishing is stopped because the stream does not match the log. */
     readonly conflict?: { readonly reason: string; readonly message: string } | null;
+    /** Events published without their data (over the stream's message limit) since the start, and the last one's id. */
+    readonly elided?: number;
+    readonly lastElided?: string | null;
   } | null;
   /** The cluster (serve --nats): this host and the hosts the KV bucket knows. */
   readonly cluster?: ClusterView | null;

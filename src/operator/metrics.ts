@@ -106,6 +106,13 @@ export class Metrics {
   });
   private refusalsSeen = 0;
 
+  private readonly natsElided = new Counter({
+    name: 'ledgernet_nats_events_elided_total',
+    help: "Events published without their data because their message would not fit the audit stream's message limit (NATS max_payload, the stream's max_msg_size); their content is in the log",
+    registers: [this.registry],
+  });
+  private elidedSeen = 0;
+
   readonly forwardingOff = new Gauge({
     name: 'ledgernet_ipv4_forwarding_off_links',
     help: "Links whose IPv4 forwarding is off though ledgernet's networks need it (their bridges, a default route's device), as the last full read of the kernel found; 0 when none",
@@ -166,7 +173,7 @@ export class Metrics {
 
   /** Reads the NATS outbox at scrape time (set when the publisher runs). */
   auditSource:
-    | (() => { readonly backlog: number; readonly conflict: { readonly reason: string } | null; readonly state: string; readonly refusals: number })
+    | (() => { readonly backlog: number; readonly conflict: { readonly reason: string } | null; readonly state: string; readonly refusals: number; readonly elided: number })
     | null = null;
 
   /** Sets the NATS gauges from auditSource (zero when the publisher is off). */
@@ -179,6 +186,8 @@ export class Metrics {
     this.natsRefusing.set(a?.state === 'refused' ? 1 : 0);
     if (a && a.refusals > this.refusalsSeen) this.natsRefusals.inc(a.refusals - this.refusalsSeen);
     this.refusalsSeen = a?.refusals ?? this.refusalsSeen;
+    if (a && a.elided > this.elidedSeen) this.natsElided.inc(a.elided - this.elidedSeen);
+    this.elidedSeen = a?.elided ?? this.elidedSeen;
   }
 
   constructor() {

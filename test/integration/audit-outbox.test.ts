@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { jetstreamManager, RetentionPolicy, StorageType, type JetStreamManager } from '@nats-io/jetstream';
 import { subjectFor, toCloudEvent, type LedgernetCloudEvent } from '../../src/events/audit/cloudevents.ts';
 import { writeCursor } from '../../src/events/audit/cursor.ts';
 import { Outbox, type OutboxLog } from '../../src/events/audit/outbox.ts';
@@ -14,7 +14,7 @@ import { runAudit } from '../../src/events/audit/reader.ts';
 import { NatsPublisher } from '../../src/events/audit/publisher-nats.ts';
 import type { StoredEvent } from '../../src/events/domain/types.ts';
 import { stamp } from '../helpers/chain.ts';
-import { NET_A } from '../helpers/events.ts';
+import { EP_1, NET_A } from '../helpers/events.ts';
 import { createNatsServer, type NatsServer } from '../helpers/nats.ts';
 
 const STREAM = { name: 'LEDGERNET', retention: 'limits', maxAgeMs: 0, duplicateWindowMs: 120_000 } as const;
@@ -148,4 +148,54 @@ describe('the outbox on a real JetStream stream', () => {
     assert.deepEqual(await seqsOf('hostb'), [1, 2, 3, 4]);
     assert.ok(b.log.lines.some((l) => /^the stream LEDGERNET was deleted and made again \(its created time changed/.test(l)), b.log.lines.join('\n'));
   });
+
+  /** h1's log: two small events, one whose data holds `ports` published ports, two small ones. */
+  const withBigEvent = (ports: number) => {
+    const small = history('h1', 2);
+    const portmap = Array.from({ length: ports }, (_, i) => ({ proto: 6, port: 1000 + i, hostIp: '', hostPort: 10000 + i, hostPortEnd: 10000 + i }));
+    const big = stamp('h1', [{ type: 'endpoint.external.programmed', data: { networkId: NET_A, endpointId: EP_1, portmap } }], small.at(-1));
+    return [...small, ...big, ...history('h1', 2, big.at(-1))];
+  };
+
+  /** `audit` over the stream (h1's events), verified or printed: exit code and output. */
+  async function audit(verify: boolean): Promise<{ code: number; out: string; err: string }> {
+    let out = '';
+    let err = '';
+    const code = await runAudit({ connect: () => connect({ servers: server.url }), stream: STREAM.name, host: 'h1', since: undefined, follow: false, json: false, verify, out: (t) => void (out += t), err: (t) => void (err += t) });
+    return { code, out, err };
+  }
+
+  for (const [what, ports, maxMsgSize] of [
+    ["over the server's max_payload (1 MiB, a range of 16,000 ports)", 16_000, 0],
+    ["over the stream's max_msg_size (8 KiB, set by its operator)", 200, 8192],
+  ] as const) {
+    it(`an event ${what} is published without its data, the events after it whole; audit --verify passes and names it`, async () => {
+      if (maxMsgSize > 0) {
+        await jsm.streams.add({ name: STREAM.name, subjects: ['ledgernet.>'], retention: RetentionPolicy.Limits, storage: StorageType.File, max_msg_size: maxMsgSize, duplicate_window: 120_000_000_000 });
+      }
+      const all = withBigEvent(ports);
+      const dataBytes = Buffer.byteLength(JSON.stringify(all[2]!.data));
+      assert.ok(dataBytes > (maxMsgSize || 1024 * 1024), `the event's data is ${dataBytes} bytes`);
+      const o = await outbox('h1', () => all);
+      await waitUntil(() => o.ob.stats().cursor === 5, 'the log to be published');
+      const stats = o.ob.stats();
+      await o.ob.stop();
+      assert.equal(stats.elided, 1);
+      assert.equal(stats.lastElided, 'h1:3');
+      assert.ok(o.log.lines.some((l) => l.includes('event h1:3 (endpoint.external.programmed) does not fit') && l.includes('published without its data')), o.log.lines.join('\n'));
+      const msgs = await stored();
+      assert.deepEqual(msgs.map((m) => m.event.seq), [1, 2, 3, 4, 5]);
+      const slim = msgs[2]!.event;
+      assert.equal('data' in slim, false);
+      assert.equal(slim.dataelided, dataBytes);
+      assert.equal(slim.hash, all[2]!.hash);
+      assert.deepEqual(msgs[3]!.event.data, all[3]!.data, 'the event after it is whole');
+      const verified = await audit(true);
+      assert.equal(verified.code, 0, verified.err);
+      assert.match(verified.out, /^ok: 5 event\(s\) from 1 host\(s\): seqs continuous, hash chains intact; 1 of them published without their data \(over the stream's message limit: h1:3\)/m);
+      const shown = await audit(false);
+      assert.equal(shown.code, 0, shown.err);
+      assert.match(shown.out, new RegExp(`h1 endpoint\\.external\\.programmed h1:3: published without its data \\(${dataBytes} bytes`));
+    });
+  }
 });

@@ -19,8 +19,15 @@ export interface LedgernetCloudEvent {
   readonly time: string;
   /** The object the event is about: `network/<id>`, `network/<id>/endpoint/<id>` or `reconciler`. */
   readonly subject: string;
-  readonly datacontenttype: 'application/json';
-  readonly data: unknown;
+  /** Absent, as `data`, on an event published without its data (`dataelided`). */
+  readonly datacontenttype?: 'application/json';
+  readonly data?: unknown;
+  /**
+   * Extension, only on an event whose message would not fit the stream's message limit: its
+   * data is left out, and this is the size (bytes of its JSON) of what was left out. The event's
+   * hash still links the chain; its data is in the host's log (`ledgernet events`).
+   */
+  readonly dataelided?: number;
   /** Extensions: the event's seq in its host's log, the previous event's hash, its own hash. */
   readonly seq: number;
   readonly prevhash: string;
@@ -152,11 +159,8 @@ export function toCloudEvent(ev: StoredEvent): LedgernetCloudEvent {
   };
 }
 
-/**
- * Rebuilds the stored event from a received CloudEvent (any JSON value), or says why it cannot.
- * The result's `hash` is the one the message claims; compare it with `eventHash(result)`.
- */
-export function fromCloudEvent(raw: unknown): StoredEvent | string {
+/** A received CloudEvent's envelope: the stored event without its data, or why it is not one. */
+function envelopeOf(raw: unknown): Omit<StoredEvent, 'data'> | string {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return 'not a JSON object';
   const ce = raw as Record<string, unknown>;
   if (ce['specversion'] !== '1.0') return 'specversion is not 1.0';
@@ -169,7 +173,6 @@ export function fromCloudEvent(raw: unknown): StoredEvent | string {
   if (!parsed) return `type ${String(ce['type'])} is not a ledgernet event type`;
   const seq = ce['seq'];
   if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 1) return 'seq is missing or not a positive integer';
-  if (ce['data'] === null || typeof ce['data'] !== 'object') return 'data is missing';
   const cause = causeFrom(ce);
   if (typeof cause === 'string') return cause;
   return {
@@ -179,11 +182,71 @@ export function fromCloudEvent(raw: unknown): StoredEvent | string {
     type: parsed.type,
     v: parsed.v,
     at: ce['time'] as string,
-    data: ce['data'],
     prevhash: ce['prevhash'] as string,
     hash: ce['hash'] as string,
     ...(cause ? { cause } : {}),
-  } as StoredEvent;
+  } as Omit<StoredEvent, 'data'>;
+}
+
+/**
+ * Rebuilds the stored event from a received CloudEvent (any JSON value), or says why it cannot.
+ * The result's `hash` is the one the message claims; compare it with `eventHash(result)`.
+ */
+export function fromCloudEvent(raw: unknown): StoredEvent | string {
+  const env = envelopeOf(raw);
+  if (typeof env === 'string') return env;
+  const data = (raw as Record<string, unknown>)['data'];
+  if (data === null || typeof data !== 'object') return ELIDED in (raw as object) ? `its data was left out (${ELIDED}: over the stream's message limit)` : 'data is missing';
+  return { ...env, data } as StoredEvent;
+}
+
+/** The extension naming the size of the data left out of an event's message (`LedgernetCloudEvent.dataelided`). */
+const ELIDED = 'dataelided';
+
+/** A received event published without its data: its envelope and the size of the data left out. */
+export type ElidedEvent = Omit<StoredEvent, 'data'> & { readonly elided: number };
+
+/** The event of a message published without its data; null when the message is not one, or why it is not an event. */
+export function elidedFromCloudEvent(raw: unknown): ElidedEvent | string | null {
+  if (raw === null || typeof raw !== 'object' || !(ELIDED in raw) || 'data' in raw) return null;
+  const bytes = (raw as Record<string, unknown>)[ELIDED];
+  if (typeof bytes !== 'number' || !Number.isSafeInteger(bytes) || bytes < 0) return `${ELIDED} is not a byte count`;
+  const env = envelopeOf(raw);
+  return typeof env === 'string' ? env : { ...env, elided: bytes };
+}
+
+/** Room left in a message for what NATS adds to it (the headers: msg id, expected stream, content type). */
+const HEADER_ROOM = 1024;
+
+/** What to publish for one event. */
+export interface CloudEventMessage {
+  readonly event: LedgernetCloudEvent;
+  /** The message's payload: `event` as JSON. */
+  readonly body: string;
+  /** Set when the data was left out (`dataelided`): the bytes it had. */
+  readonly elided: number | null;
+}
+
+/**
+ * The message of `ev` for a stream that takes messages of up to `maxBytes` (NATS's max_payload,
+ * the stream's max_msg_size): its CloudEvent, or, when that would not fit, the CloudEvent without
+ * its data (`dataelided`: the data's size). A message that does not fit is refused for good, and
+ * the events after it would never be published.
+ */
+export function cloudEventMessage(ev: StoredEvent, maxBytes: number): CloudEventMessage {
+  const event = toCloudEvent(ev);
+  const body = JSON.stringify(event);
+  // A UTF-16 unit is at most 3 UTF-8 bytes: the bytes are counted only for a body near the limit.
+  if (body.length * 3 + HEADER_ROOM <= maxBytes || Buffer.byteLength(body) + HEADER_ROOM <= maxBytes) return { event, body, elided: null };
+  const { data: _data, datacontenttype: _type, ...rest } = event;
+  const elided = Buffer.byteLength(JSON.stringify(ev.data));
+  const slim: LedgernetCloudEvent = { ...rest, [ELIDED]: elided };
+  return { event: slim, body: JSON.stringify(slim), elided };
+}
+
+/** The line of an event received without its data (elidedFromCloudEvent). */
+export function describeElided(ev: ElidedEvent): string {
+  return lineOf(ev, `${ev.type} ${ev.id}: published without its data (${ev.elided} bytes, over the stream's message limit); \`ledgernet events --since ${ev.seq}\` on ${ev.host} shows it`);
 }
 
 /** `127.0.0.1:8080->80/tcp,5353->53/udp`: published ports as `docker ps` writes them. */
@@ -270,5 +333,10 @@ export function labelled(id: string, names: ReadonlyMap<string, string>): string
  * with `names` (Docker's names by id: `namesFrom`), `network 0123456789ab(web) deleted`.
  */
 export function describeEvent(ev: StoredEvent, names: ReadonlyMap<string, string> = new Map()): string {
-  return `${ev.at.replace(/\.\d+Z$/, 'Z')} ${ev.host} ${describeData(ev, names)}${ev.cause ? ` (by ${describeCause(ev.cause)})` : ''}`;
+  return lineOf(ev, describeData(ev, names));
+}
+
+/** `<time> <host> <what> (by <cause>)`: one event's line. */
+function lineOf(ev: Pick<StoredEvent, 'at' | 'host' | 'cause'>, what: string): string {
+  return `${ev.at.replace(/\.\d+Z$/, 'Z')} ${ev.host} ${what}${ev.cause ? ` (by ${describeCause(ev.cause)})` : ''}`;
 }

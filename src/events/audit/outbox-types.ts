@@ -50,6 +50,9 @@ export interface OutboxStats {
   readonly state: 'publishing' | 'refused' | 'unreachable' | 'stopped' | 'connecting';
   /** Publishes the stream refused since the start. */
   readonly refusals: number;
+  /** Events published without their data since the start (their message would not fit the stream's limit), and the id of the last. */
+  readonly elided: number;
+  readonly lastElided: string | null;
   readonly lastError: string | null;
   /** Set while publishing is stopped because the stream does not match the log. */
   readonly conflict: OutboxConflict | null;

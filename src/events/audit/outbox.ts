@@ -16,9 +16,12 @@
 // and nothing but an operator removes messages from it) is given the whole log again, from seq 1.
 // A host whose subject token changed with the escape (web.1 was web_1) and has no event under its
 // new one goes on after its last event under the old one (hash-checked as any other).
+// An event whose message would not fit the stream's message limit (NATS's max_payload: a range of
+// thousands of published ports) is published without its data (`dataelided`), loudly, instead of
+// being refused for good with every later event behind it.
 // Failures are logged when the state changes (NATS unreachable; reachable but the stream refuses
 // events, and why), not on every retry.
-import { hostFilter, subjectFor, toCloudEvent } from './cloudevents.ts';
+import { cloudEventMessage, hostFilter, subjectFor } from './cloudevents.ts';
 import { CURSOR_FILE, CursorFile, readCursor } from './cursor.ts';
 import { LogParts } from './log-parts.ts';
 import { StreamRefused, type PublishAck, type StreamHead } from './publisher.ts';
@@ -61,6 +64,11 @@ export class Outbox {
   private failure: 'unreachable' | 'refused' | null = null;
   /** Publishes the stream refused (a metric). */
   private refusals = 0;
+  /** The largest message the stream takes (known at each resync and asked before each batch). */
+  private maxMessageBytes = Number.MAX_SAFE_INTEGER;
+  /** Events published without their data since the start, and the last of them. */
+  private elided = 0;
+  private lastElided: { seq: number; id: string } | null = null;
   /** The stream's created time at the last resync (a new one: the stream was made again). */
   private streamCreated: string | null = null;
   /** The stream's identity was just read (a resync): the next batch needs not ask again (sameStream). */
@@ -123,6 +131,8 @@ export class Outbox {
       connected: (this.synced || this.conflict !== null) && this.lastError === null,
       state: this.conflict ? 'stopped' : this.failure ?? (this.synced ? 'publishing' : 'connecting'),
       refusals: this.refusals,
+      elided: this.elided,
+      lastElided: this.lastElided?.id ?? null,
       lastError: this.lastError,
       conflict: this.conflict,
     };
@@ -184,6 +194,7 @@ export class Outbox {
           ? `its last position ${stream.lastSeq} is behind ${this.cursorStreamSeq}, where it stored ${this.o.host}:${this.cursor}`
           : null);
     this.streamCreated = stream.created;
+    this.maxMessageBytes = stream.maxMessageBytes;
     this.streamReset = null;
     const emptied = remade === null && have < this.cursor && stream.keepsAll;
     if (remade !== null || emptied) {
@@ -362,6 +373,7 @@ export class Outbox {
       return true;
     }
     const now = await this.o.publisher.identity();
+    if (now) this.maxMessageBytes = now.maxMessageBytes;
     const changed =
       now === null
         ? 'it no longer exists'
@@ -432,7 +444,20 @@ export class Outbox {
   private publishOnce(ev: StoredEvent): Promise<PublishAck> {
     const streamSeq = this.held.get(ev.seq);
     if (streamSeq !== undefined) return Promise.resolve({ streamSeq, held: null });
-    return this.o.publisher.publish(subjectFor(ev.host, ev.type), toCloudEvent(ev));
+    const msg = cloudEventMessage(ev, this.maxMessageBytes);
+    if (msg.elided !== null) this.noteElided(ev, msg.elided);
+    return this.o.publisher.publish(subjectFor(ev.host, ev.type), msg.event, msg.body);
+  }
+
+  /** Said once per event (a retry publishes it again): published without its data, and where that is. */
+  private noteElided(ev: StoredEvent, bytes: number): void {
+    if (this.lastElided !== null && ev.seq <= this.lastElided.seq) return;
+    this.elided += 1;
+    this.lastElided = { seq: ev.seq, id: ev.id };
+    this.o.log.warn(
+      { seq: ev.seq, type: ev.type, dataBytes: bytes, maxMessageBytes: this.maxMessageBytes, stream: this.o.publisher.stream },
+      `event ${ev.id} (${ev.type}) does not fit the stream's message limit of ${this.maxMessageBytes} bytes (its data: ${bytes} bytes): published without its data (dataelided); its hash links the chain and its content is in the log (ledgernet events --since ${ev.seq}); raise NATS's max_payload to publish such events whole`,
+    );
   }
 
   /**

@@ -97,10 +97,12 @@ async function overlapMessage(jsm: JetStreamManager, name: string): Promise<stri
   );
 }
 
-function identity(info: StreamInfo): ResumePoint['stream'] {
+/** The stream as the outbox needs to know it; `maxPayload`: the server's max_payload (NATS's default: 1 MiB). */
+function identity(info: StreamInfo, maxPayload = 1024 * 1024): ResumePoint['stream'] {
   const c = info.config;
   const keepsAll = c.retention === RetentionPolicy.Limits && !c.max_age && !(c.max_msgs > 0) && !(c.max_bytes > 0) && !(c.max_msgs_per_subject > 0);
-  return { created: info.created, lastSeq: info.state.last_seq, keepsAll, duplicateWindowMs: (c.duplicate_window ?? 0) / 1_000_000 };
+  const maxMessageBytes = c.max_msg_size > 0 ? Math.min(c.max_msg_size, maxPayload) : maxPayload;
+  return { created: info.created, lastSeq: info.state.last_seq, keepsAll, duplicateWindowMs: (c.duplicate_window ?? 0) / 1_000_000, maxMessageBytes };
 }
 
 export class NatsPublisher implements EventPublisher {
@@ -146,7 +148,8 @@ export class NatsPublisher implements EventPublisher {
     // as web_1, before the escape); publishing goes on after them, not again from the first.
     const legacy = head ? null : legacyHostFilter(host);
     const old = legacy === null ? null : await this.lastOfHost(jsm, legacy, host);
-    return old && legacy !== null ? { head: old, stream: identity(info), legacy } : { head, stream: identity(info) };
+    const stream = identity(info, nc.info?.max_payload);
+    return old && legacy !== null ? { head: old, stream, legacy } : { head, stream };
   }
 
   /**
@@ -169,9 +172,10 @@ export class NatsPublisher implements EventPublisher {
   }
 
   async identity(): Promise<ResumePoint['stream'] | null> {
-    const jsm = await jetstreamManager(await this.connection(), { timeout: this.o.ackTimeoutMs ?? 5_000 });
+    const nc = await this.connection();
+    const jsm = await jetstreamManager(nc, { timeout: this.o.ackTimeoutMs ?? 5_000 });
     try {
-      return identity(await jsm.streams.info(this.o.stream.name));
+      return identity(await jsm.streams.info(this.o.stream.name), nc.info?.max_payload);
     } catch (e) {
       if (e instanceof JetStreamApiError && e.code === JetStreamApiCodes.StreamNotFound) return null;
       throw e;
@@ -183,13 +187,13 @@ export class NatsPublisher implements EventPublisher {
     await jsm.streams.deleteMessage(this.o.stream.name, streamSeq, false);
   }
 
-  async publish(subject: string, event: LedgernetCloudEvent): Promise<PublishAck> {
+  async publish(subject: string, event: LedgernetCloudEvent, body = JSON.stringify(event)): Promise<PublishAck> {
     const nc = await this.connection();
     if (this.acks?.nc !== nc) {
       this.acks?.inbox.close();
       this.acks = { nc, inbox: new AckInbox(nc) };
     }
-    const ack = await this.acks.inbox.publish(subject, JSON.stringify(event), {
+    const ack = await this.acks.inbox.publish(subject, body, {
       msgId: event.id,
       stream: this.o.stream.name,
       timeoutMs: this.o.ackTimeoutMs ?? 5_000,

@@ -21,6 +21,8 @@ interface StreamIdentity {
   readonly keepsAll: boolean;
   /** JetStream's msg-id duplicate window: a removed message's id is taken as a duplicate that long. */
   readonly duplicateWindowMs: number;
+  /** The largest message it takes, headers included (the server's max_payload, the stream's max_msg_size). */
+  readonly maxMessageBytes: number;
 }
 
 /** Where publishing resumes: this host's last event in the stream (null when none), and the stream. */
@@ -57,11 +59,11 @@ export interface EventPublisher {
    */
   resume(host: string): Promise<ResumePoint>;
   /**
-   * Publishes one event on `subject`, msg id = `event.id`; resolves once the stream acknowledged
-   * it (see PublishAck). Calls made one after another reach the stream in that order, so a
-   * caller may have many in flight.
+   * Publishes one event on `subject`, msg id = `event.id`, as `body` (default: `event` as JSON);
+   * resolves once the stream acknowledged it (see PublishAck). Calls made one after another
+   * reach the stream in that order, so a caller may have many in flight.
    */
-  publish(subject: string, event: LedgernetCloudEvent): Promise<PublishAck>;
+  publish(subject: string, event: LedgernetCloudEvent, body?: string): Promise<PublishAck>;
   /**
    * Up to `max` events of `host` that the stream holds after stream position `streamSeq`, in
    * stream order (to see which of a window of publishes were stored when some acks were lost).
@@ -103,6 +105,8 @@ export class MemoryPublisher implements EventPublisher {
   resumes = 0;
   /** Set: every publish is refused with this reason (reachable, but the stream takes nothing). */
   refuse: string | null = null;
+  /** The largest message taken (a larger one is refused, as NATS refuses one over max_payload). */
+  maxMessageBytes = Number.MAX_SAFE_INTEGER;
   private created = new Date(0).toISOString();
   private lastSeq = 0;
   readonly describe = 'memory';
@@ -114,7 +118,7 @@ export class MemoryPublisher implements EventPublisher {
 
   async identity(): Promise<StreamIdentity> {
     this.check();
-    return { created: this.created, lastSeq: this.lastSeq, keepsAll: true, duplicateWindowMs: 0 };
+    return { created: this.created, lastSeq: this.lastSeq, keepsAll: true, duplicateWindowMs: 0, maxMessageBytes: this.maxMessageBytes };
   }
 
   async resume(host: string): Promise<ResumePoint> {
@@ -137,8 +141,9 @@ export class MemoryPublisher implements EventPublisher {
     this.created = new Date(Date.parse(this.created) + 1000).toISOString();
   }
 
-  async publish(subject: string, event: LedgernetCloudEvent): Promise<PublishAck> {
+  async publish(subject: string, event: LedgernetCloudEvent, body = JSON.stringify(event)): Promise<PublishAck> {
     this.check();
+    if (Buffer.byteLength(body) > this.maxMessageBytes) throw new Error(`message of ${Buffer.byteLength(body)} bytes over the limit of ${this.maxMessageBytes} (simulated MAX_PAYLOAD_EXCEEDED)`);
     const recent = this.dedupWindow > 0 ? this.messages.slice(-this.dedupWindow) : [];
     const held = recent.find((m) => m.msgId === event.id);
     const lost = this.lose.get(event.id);

@@ -8,7 +8,7 @@
 import { JetStreamApiCodes, JetStreamApiError, jetstream, type JsMsg, type OrderedConsumerOptions } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { DriverError } from '../../errors.ts';
-import { describeEvent, fromCloudEvent, hostFilter, hostToken, isSubjectOf, legacyHostToken } from './cloudevents.ts';
+import { describeElided, describeEvent, elidedFromCloudEvent, fromCloudEvent, hostFilter, hostToken, isSubjectOf, legacyHostToken } from './cloudevents.ts';
 import { ChainVerifier } from './verify-chain.ts';
 import { namesFrom } from '../domain/names.ts';
 import { describeQuery, EndpointFacts, eventFilter, FollowFilter, parseSince, type EventQuery, type Since } from '../domain/event-filters.ts';
@@ -47,7 +47,7 @@ function parsePayload(m: JsMsg): unknown {
 /** Before --since TIME: a ledgernet event by its own time; anything else by when the stream stored it. */
 function beforeTime(raw: unknown, m: JsMsg, since: Since): boolean {
   if (!since || !('time' in since)) return false;
-  const ev = fromCloudEvent(raw);
+  const ev = elidedFromCloudEvent(raw) ?? fromCloudEvent(raw);
   const t = typeof ev === 'string' ? m.info.timestampNanos / 1e6 : Date.parse(ev.at);
   return t < Date.parse(since.time);
 }
@@ -196,7 +196,7 @@ export async function runAudit(o: AuditOptions): Promise<number> {
       );
       return 1;
     }
-    if (verifier) out(`ok: ${verifier.events} event(s) from ${verifier.hosts} host(s): seqs continuous, hash chains intact\n`);
+    if (verifier) out(`ok: ${verifier.events} event(s) from ${verifier.hosts} host(s): seqs continuous, hash chains intact${elidedNote(verifier.elided)}\n`);
     if (about && shown === 0) {
       err(`ledgernet audit: no event in stream ${o.stream} concerns ${describeQuery(query)}\n`);
       return 1;
@@ -207,15 +207,24 @@ export async function runAudit(o: AuditOptions): Promise<number> {
   }
 }
 
+/** What --verify could not check: the events published without their data (their content is in their host's log). */
+function elidedNote(ids: readonly string[]): string {
+  if (ids.length === 0) return '';
+  const named = ids.length > 10 ? `${ids.slice(0, 10).join(', ')} and ${ids.length - 10} more` : ids.join(', ');
+  return `; ${ids.length} of them published without their data (over the stream's message limit: ${named}): their hashes link the chain, their content is only in their host's log`;
+}
+
 /** Another host's event on its own subject (an event on `host`'s subject is the verifier's to judge). */
 function anotherHostsEvent(raw: unknown, subject: string, host: string | undefined): boolean {
   if (host === undefined) return false;
-  const ev = fromCloudEvent(raw);
+  const ev = elidedFromCloudEvent(raw) ?? fromCloudEvent(raw);
   return typeof ev !== 'string' && ev.host !== host && isSubjectOf(subject, ev.host, ev.type);
 }
 
 /** One event's line, its ids labelled with Docker's names seen so far in the read (`names`, updated). */
 function line(raw: unknown, streamSeq: number, names: Map<string, string>): string {
+  const slim = elidedFromCloudEvent(raw);
+  if (slim !== null && typeof slim !== 'string') return describeElided(slim);
   const ev = fromCloudEvent(raw);
   if (typeof ev === 'string') return `stream seq ${streamSeq}: not a ledgernet event (${ev})`;
   const text = describeEvent(ev, names);

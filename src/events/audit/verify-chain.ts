@@ -3,10 +3,12 @@
 // with each prevhash linking to the previous event's hash, and each sits on its host's subject
 // (subjectFor, the function the publisher uses, or its subject of before the escape: an upgraded
 // host's history goes on from one to the other; see copy() for one published again). The first
-// problem is named.
-import { fromCloudEvent, isSubjectOf, subjectFor } from './cloudevents.ts';
+// problem is named. An event published without its data (its message would not fit the stream's
+// limit: `dataelided`) cannot have its content checked: it is counted and named, and its hash
+// must still link to the previous event's and be linked to by the next one's.
+import { elidedFromCloudEvent, fromCloudEvent, isSubjectOf, subjectFor } from './cloudevents.ts';
 import { eventHash } from '../log/hash.ts';
-import { GENESIS_HASH } from '../domain/types.ts';
+import { GENESIS_HASH, type StoredEvent } from '../domain/types.ts';
 
 export interface ChainProblem {
   readonly kind: 'malformed' | 'altered' | 'gap' | 'duplicate' | 'broken-link' | 'misfiled';
@@ -33,6 +35,8 @@ export class ChainVerifier {
   private readonly heads = new Map<string, HostHead>();
   private readonly firstSeq: number | null;
   private count = 0;
+  /** The events received without their data (ids), in order. */
+  readonly elided: string[] = [];
 
   constructor(opts: ChainVerifierOptions = {}) {
     this.firstSeq = opts.firstSeq === undefined ? 1 : opts.firstSeq;
@@ -51,7 +55,8 @@ export class ChainVerifier {
    * the NATS subject it was read from when known.
    */
   push(raw: unknown, where: string, subject?: string): ChainProblem | null {
-    const ev = fromCloudEvent(raw);
+    const slim = elidedFromCloudEvent(raw);
+    const ev = slim ?? fromCloudEvent(raw);
     if (typeof ev === 'string') return { kind: 'malformed', message: `${where} is not a ledgernet CloudEvent: ${ev}` };
     const name = `event ${ev.id} (${where})`;
     if (subject !== undefined && !isSubjectOf(subject, ev.host, ev.type)) {
@@ -60,7 +65,7 @@ export class ChainVerifier {
     if (ev.id !== `${ev.host}:${ev.seq}`) {
       return { kind: 'altered', message: `${name} was altered: its id does not match source and seq (${ev.host}:${ev.seq})` };
     }
-    if (eventHash(ev) !== ev.hash) return { kind: 'altered', message: `${name} was altered: its content does not match its hash` };
+    if (slim === null && eventHash(ev as StoredEvent) !== ev.hash) return { kind: 'altered', message: `${name} was altered: its content does not match its hash` };
     const head = this.heads.get(ev.host);
     const own = subject !== undefined && subject === subjectFor(ev.host, ev.type);
     if (head?.old && own && ev.seq <= head.seq) return this.copy(ev, head, name);
@@ -68,6 +73,7 @@ export class ChainVerifier {
     if (problem) return problem;
     this.heads.set(ev.host, { seq: ev.seq, hash: ev.hash, first: head?.first ?? ev.seq, old: subject !== undefined && !own, copy: null });
     this.count += 1;
+    if (slim !== null) this.elided.push(ev.id);
     return null;
   }
 

@@ -2,7 +2,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import {
+  cloudEventMessage,
+  describeElided,
   describeEvent,
+  elidedFromCloudEvent,
   fromCloudEvent,
   hostFilter,
   hostToken,
@@ -86,6 +89,41 @@ describe('CloudEvents mapping', () => {
   });
 });
 
+describe('the message of an event (cloudEventMessage)', () => {
+  const ev = sampleHistory()[0]!;
+  const whole = JSON.stringify(toCloudEvent(ev));
+
+  it('is the CloudEvent as JSON while it fits the limit (with room for the headers)', () => {
+    const m = cloudEventMessage(ev, Buffer.byteLength(whole) + 1024);
+    assert.equal(m.elided, null);
+    assert.equal(m.body, whole);
+    assert.deepEqual(fromCloudEvent(JSON.parse(m.body)), ev);
+  });
+
+  it('leaves the data out when it does not fit, naming its size; the rest of the envelope is kept', () => {
+    const m = cloudEventMessage(ev, Buffer.byteLength(whole) + 1023);
+    const dataBytes = Buffer.byteLength(JSON.stringify(ev.data));
+    assert.equal(m.elided, dataBytes);
+    const got = JSON.parse(m.body) as Record<string, unknown>;
+    assert.equal(got['data'], undefined);
+    assert.equal(got['datacontenttype'], undefined);
+    assert.equal(got['dataelided'], dataBytes);
+    const { data: _d, ...envelope } = ev;
+    assert.deepEqual(elidedFromCloudEvent(got), { ...envelope, elided: dataBytes });
+    assert.equal(elidedFromCloudEvent(JSON.parse(whole)), null, 'a whole event is not elided');
+    assert.match(fromCloudEvent(got) as string, /its data was left out/);
+    assert.match(describeElided(elidedFromCloudEvent(got) as Exclude<ReturnType<typeof elidedFromCloudEvent>, string | null>), /^\S+ host1 network\.created host1:1: published without its data \(\d+ bytes, over the stream's message limit\); `ledgernet events --since 1` on host1 shows it/);
+  });
+
+  it('counts UTF-8 bytes, not characters: a name of multi-byte characters near the limit is left out', () => {
+    const named = stamp('host1', [{ type: 'network.named', data: { networkId: NET_A, name: 'ü'.repeat(400) } }])[0]!;
+    const body = JSON.stringify(toCloudEvent(named));
+    assert.ok(Buffer.byteLength(body) - body.length === 400);
+    assert.equal(cloudEventMessage(named, body.length + 1024 + 10).elided, Buffer.byteLength(JSON.stringify(named.data)));
+    assert.equal(cloudEventMessage(named, Buffer.byteLength(body) + 1024).elided, null);
+  });
+});
+
 describe('ChainVerifier', () => {
   const ces = (host = 'host1') => sampleHistory(host).map((e) => wire(toCloudEvent(e)) as Record<string, unknown>);
   const run = (msgs: unknown[], v = new ChainVerifier()) => {
@@ -124,6 +162,27 @@ describe('ChainVerifier', () => {
     const msgs = ces();
     msgs[0] = { ...msgs[0], data: { ...(msgs[0]!['data'] as object), mtu: 9000 } };
     assert.deepEqual(run(msgs), { kind: 'altered', message: 'event host1:1 (stream seq 1) was altered: its content does not match its hash' });
+  });
+
+  it('takes an event published without its data (over the message limit) as linking the chain, counts and names it; its hash must still link', () => {
+    const all = sampleHistory();
+    const slim = (i: number) => wire(cloudEventMessage(all[i]!, 300).event) as Record<string, unknown>;
+    const msgs = ces();
+    msgs[1] = slim(1);
+    assert.equal('data' in msgs[1]!, false);
+    const v = new ChainVerifier();
+    assert.equal(run(msgs, v), null);
+    assert.equal(v.events, 6);
+    assert.deepEqual(v.elided, ['host1:2']);
+    // Its hash is not checked against content it does not carry, but a forged one breaks the next link.
+    const forged = ces();
+    forged[1] = { ...slim(1), hash: 'f'.repeat(64) };
+    assert.equal(run(forged)?.kind, 'broken-link');
+    // A malformed size is not an event.
+    const bad = ces();
+    bad[1] = { ...slim(1), dataelided: 'big' };
+    assert.equal(run(bad)?.kind, 'malformed');
+    assert.match(run(bad)?.message ?? '', /dataelided is not a byte count/);
   });
 
   it('names a replaced event: rehashed, but the next one does not link to it', () => {
