@@ -3,7 +3,8 @@
 // (`fromCloudEvent` + `eventHash`). docs/events.md documents it for people.
 import { short as shortId } from '../domain/naming.ts';
 import { describeCause } from '../domain/cause.ts';
-import { EventVersions, type Cause, type EventType, type PortBinding, type StoredEvent } from '../domain/types.ts';
+import { EventVersions, type Cause, type EventType, type PortRun, type StoredEvent } from '../domain/types.ts';
+import { portRuns } from '../domain/port-runs.ts';
 import { PROTO_NAME } from '../domain/ports.ts';
 import { withPort } from '../domain/cidr.ts';
 import { countNamed } from '../domain/named.ts';
@@ -249,9 +250,17 @@ export function describeElided(ev: ElidedEvent): string {
   return lineOf(ev, `${ev.type} ${ev.id}: published without its data (${ev.elided} bytes, over the stream's message limit); \`ledgernet events --since ${ev.seq}\` on ${ev.host} shows it`);
 }
 
-/** `127.0.0.1:8080->80/tcp,5353->53/udp`: published ports as `docker ps` writes them. */
-export const portsText = (pm: readonly PortBinding[]) =>
-  pm.map((p) => `${p.hostIp ? withPort(p.hostIp, p.hostPort) : p.hostPort}->${p.port}/${PROTO_NAME[p.proto] ?? p.proto}`).join(',');
+/** `a` or `a-b` (a run of n ports from `a`). */
+const span = (a: number, n: number): string => (n > 1 ? `${a}-${a + n - 1}` : String(a));
+
+/** `127.0.0.1:8080->80/tcp,5353->53/udp,10000-10999->1000-1999/tcp`: published ports as `docker ps` writes them, runs as ranges. */
+export const portsText = (pm: readonly PortRun[]) =>
+  portRuns(pm)
+    .map((p) => {
+      const n = p.count ?? 1;
+      return `${p.hostIp ? withPort(p.hostIp, span(p.hostPort, n)) : span(p.hostPort, n)}->${span(p.port, n)}/${PROTO_NAME[p.proto] ?? p.proto}`;
+    })
+    .join(',');
 
 function describeData(ev: StoredEvent, names: ReadonlyMap<string, string>): string {
   // A network's or an endpoint's short id, with Docker's name for it when one was seen.

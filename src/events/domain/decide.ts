@@ -18,6 +18,7 @@ import { decideNames } from './names.ts';
 import { decidePeerChange } from './peers.ts';
 import { hostBindingIpv4 } from './options.ts';
 import { checkPortFamilies, checkProxiedPorts, gatewayRole, resolvePorts, staleEndpoints } from './ports.ts';
+import { portRuns } from './port-runs.ts';
 import { lookup, type EndpointSpec, type EndpointState, type IpamData, type NetworkState, type NewEvent, type State } from './types.ts';
 
 /**
@@ -317,6 +318,6 @@ function decideProgram(cmd: Extract<Command, { type: 'ProgramExternal' }>, state
   if (ep.programmed && isDeepStrictEqual(ep.portmap, portmap) && ep.portFamily === role.family && role.mates.length === 0) return [];
   return [...role.mates, { ...ep, portmap, portFamily: role.family }].map((e) => ({
     type: 'endpoint.external.programmed' as const,
-    data: { networkId: e.networkId, endpointId: e.endpointId, portmap: e.portmap, ...(e.portFamily === undefined ? {} : { family: e.portFamily }) },
+    data: { networkId: e.networkId, endpointId: e.endpointId, portmap: portRuns(e.portmap), ...(e.portFamily === undefined ? {} : { family: e.portFamily }) },
   }));
 }

@@ -2,6 +2,7 @@ import { castDraft, freeze, produce, type Draft } from 'immer';
 import { evolveAddress, releaseMaps } from './evolve-address.ts';
 import { nextCursor } from './ipam.ts';
 import { evolvePeers } from './peers.ts';
+import { expandRuns } from './port-runs.ts';
 import { DEFERRED_MS, type State, type StoredEvent } from './types.ts';
 
 /** Folds one stored event into the state. Pure: everything it needs is in the event. */
@@ -156,7 +157,7 @@ function apply(draft: Draft<State>, event: StoredEvent): void {
       const ep = draft.endpoints[event.data.endpointId];
       if (ep) {
         ep.programmed = true;
-        ep.portmap = castDraft(cloneJson(event.data.portmap));
+        ep.portmap = castDraft(expandRuns(event.data.portmap));
         if (event.data.family === undefined) delete ep.portFamily;
         else ep.portFamily = event.data.family;
       }

@@ -44,6 +44,14 @@ export interface PortBinding {
   readonly hostPortEnd: number;
 }
 
+/**
+ * Bindings of `count` consecutive ports (absent: one): port + i published as hostPort + i for i
+ * below count (port-runs.ts). How `endpoint.external.programmed` holds them from version 2.
+ */
+export interface PortRun extends PortBinding {
+  readonly count?: number;
+}
+
 export interface EndpointSpec {
   readonly networkId: string;
   readonly endpointId: string;
@@ -163,7 +171,8 @@ export interface EventDataMap extends PeerEventMap {
   'endpoint.external.programmed': {
     readonly networkId: string;
     readonly endpointId: string;
-    readonly portmap: readonly PortBinding[];
+    /** As runs (port-runs.ts; version 1: one binding a port, a version 2 portmap with no count). */
+    readonly portmap: readonly PortRun[];
     /** Docker 28+ split gateways: the one family this endpoint publishes the ports in. Absent: both. */
     readonly family?: 4 | 6;
   };
@@ -203,7 +212,7 @@ export const EventVersions: { readonly [K in EventType]: number } = {
   'endpoint.named': 1,
   'log.archived': 1,
   'cluster.host.forgotten': 1,
-  'endpoint.external.programmed': 1,
+  'endpoint.external.programmed': 2,
   'endpoint.external.revoked': 1,
   'pool.requested': 1,
   'pool.released': 1,

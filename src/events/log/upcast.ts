@@ -53,9 +53,10 @@ export function newerNetwork(data: unknown): string | null {
 }
 
 /**
- * Brings a record read from the log up to the current version of its type. Every type is at
- * v1 today; when a shape changes, bump EventVersions and add a step here (vN -> vN+1). `offset`:
- * where the record starts in its file (named in the message).
+ * Brings a record read from the log up to the current version of its type. When a shape
+ * changes, bump EventVersions and add a step here (vN -> vN+1). `offset`: where the record starts
+ * in its file (named in the message). No step yet: `endpoint.external.programmed` v2 holds its
+ * ports as runs (port-runs.ts), and a v1 portmap (one binding a port) is a v2 one with no counts.
  */
 export function upcast(raw: unknown, offset: number): StoredEvent {
   if (raw === null || typeof raw !== 'object') {

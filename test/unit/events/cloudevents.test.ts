@@ -45,7 +45,7 @@ describe('CloudEvents mapping', () => {
   it('names types and subjects as DESIGN.md says', () => {
     const programmed = sampleHistory()[3];
     assert.ok(programmed);
-    assert.equal(toCloudEvent(programmed).type, 'io.ledgernet.endpoint.external.programmed.v1');
+    assert.equal(toCloudEvent(programmed).type, 'io.ledgernet.endpoint.external.programmed.v2');
     assert.deepEqual(parseCloudEventType('io.ledgernet.endpoint.external.programmed.v1'), { type: 'endpoint.external.programmed', v: 1 });
     assert.equal(parseCloudEventType('io.ledgernet.bogus.made.v1'), null);
     assert.equal(subjectFor('host1', 'endpoint.joined'), 'ledgernet.host1.events.endpoint.joined');

@@ -9,6 +9,7 @@ import { describe, it } from 'node:test';
 import { DriverError } from '../../../src/errors.ts';
 import type { Command } from '../../../src/events/domain/commands.ts';
 import { decide } from '../../../src/events/domain/decide.ts';
+import { expandRuns } from '../../../src/events/domain/port-runs.ts';
 import type { HostListener } from '../../../src/events/domain/ports.ts';
 import type { PortBinding } from '../../../src/events/domain/types.ts';
 import { EP_1, NET_A, endpointSpec, given, networkSpec } from '../../helpers/events.ts';
@@ -26,7 +27,7 @@ const program = (portmap: PortBinding[], hostListeners: HostListener[]): Command
 /** The host ports decide publishes, or the code and message it refuses with. */
 function outcome(portmap: PortBinding[], listeners: HostListener[], state = joined): number[] | string {
   try {
-    return decide(program(portmap, listeners), state).flatMap((e) => ('portmap' in e.data ? e.data.portmap.map((p) => p.hostPort) : []));
+    return decide(program(portmap, listeners), state).flatMap((e) => ('portmap' in e.data ? expandRuns(e.data.portmap).map((p) => p.hostPort) : []));
   } catch (e) {
     assert.ok(e instanceof DriverError, String(e));
     return `${e.code}: ${e.message}`;
