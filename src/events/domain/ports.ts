@@ -133,11 +133,21 @@ export function resolvePorts(
   }
   const out: PortBinding[] = [];
   const mine = new PortHolders<true>();
+  // What this endpoint (and its partner) publish already (Docker repeating the call): by host
+  // port, and by container port for a range's previous choice. Looked up, not searched: a range
+  // of thousands of ports asks once a port.
   const held = [...ep.portmap, ...(partner?.portmap ?? [])];
-  const inTheWay = (p: PortBinding, n: number) =>
-    held.some((q) => q.proto === p.proto && q.hostIp === p.hostIp && q.hostPort === n) ? undefined : listenerInTheWay(listeners, p.proto, p.hostIp, n);
+  const heldHostPorts = new Set(held.map((q) => `${q.proto}/${q.hostIp}/${q.hostPort}`));
+  const heldByPort = new Map<string, PortBinding[]>();
+  for (const q of held) {
+    const k = `${q.proto}/${q.hostIp}/${q.port}`;
+    const list = heldByPort.get(k);
+    if (list) list.push(q);
+    else heldByPort.set(k, [q]);
+  }
+  const inTheWay = (p: PortBinding, n: number) => (heldHostPorts.has(`${p.proto}/${p.hostIp}/${n}`) ? undefined : listenerInTheWay(listeners, p.proto, p.hostIp, n));
   // Fixed ports first, so a range never takes a port a fixed binding of this call asks for.
-  const fixed = portmap.filter((p) => p.hostPort !== 0 && p.hostPortEnd <= p.hostPort);
+  const fixed = new Set(portmap.filter((p) => p.hostPort !== 0 && p.hostPortEnd <= p.hostPort));
   for (const p of fixed) {
     const held = taken.find(p.proto, p.hostPort, p.hostIp);
     if (held !== undefined) {
@@ -161,14 +171,12 @@ export function resolvePorts(
     mine.add(p.proto, p.hostPort, p.hostIp, true);
   }
   for (const p of portmap) {
-    if (fixed.includes(p)) {
+    if (fixed.has(p)) {
       out.push({ ...p, hostPortEnd: p.hostPort });
       continue;
     }
     const [lo, hi] = p.hostPort === 0 ? EPHEMERAL_PORTS : [p.hostPort, p.hostPortEnd];
-    const previous = [...ep.portmap, ...(partner?.portmap ?? [])].find(
-      (q) => q.proto === p.proto && q.port === p.port && q.hostIp === p.hostIp && q.hostPort >= lo && q.hostPort <= hi,
-    );
+    const previous = heldByPort.get(`${p.proto}/${p.hostIp}/${p.port}`)?.find((q) => q.hostPort >= lo && q.hostPort <= hi);
     const free = (n: number) => !taken.find(p.proto, n, p.hostIp) && !mine.find(p.proto, n, p.hostIp) && inTheWay(p, n) === undefined;
     let chosen = previous && free(previous.hostPort) ? previous.hostPort : 0;
     for (let n = lo; chosen === 0 && n <= hi; n++) if (free(n)) chosen = n;
