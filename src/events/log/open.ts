@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import { folder } from '../domain/evolve.ts';
 import { EventLog, type LogOptions } from './log.ts';
-import { checkCovers, LOG_START, liveStart, readLog, type ScanBase } from './read.ts';
+import { checkCovers, LOG_START, liveStart, type ScanBase } from './read.ts';
+import { replayLog } from './read-parts.ts';
 import { loadSnapshot, mismatchNote, sameState, SNAPSHOT_FILE, uncheckedNote, type Snapshot } from './snapshot.ts';
 import { EventStore, type StoreOptions } from './store.ts';
 import { emptyState, type State, type StoredEvent } from '../domain/types.ts';
@@ -103,11 +104,15 @@ export async function openStore(dir: string, logOpts: LogOptions, storeOpts: Sto
   return { store, state, events, replayed: count, fromSnapshotSeq: base.seq, repaired, warnings: [...snap.warnings, ...warnings] };
 }
 
-/** The folded state for readers (no lock, no repair), using the snapshot when it lines up (and is checked). */
-export async function loadState(dir: string): Promise<State> {
+/**
+ * The folded state for readers (no lock, no repair), using the snapshot when it lines up (and is
+ * checked); without one, the log and its archives are read and folded in parts (replayLog), so
+ * that a long log is not held whole. `partBytes`: about how many bytes of it a part holds (tests).
+ */
+export async function loadState(dir: string, partBytes?: number): Promise<State> {
   const snap = await snapshotBase(dir);
   const into = replayInto(snap.state, snap.check);
-  const res = await readLog(dir, snap.base, { rehash: 'stored', consume: into.consume, keep: 1 });
+  const res = await replayLog(dir, snap.base, { consume: into.consume, ...(partBytes === undefined ? {} : { partBytes }) });
   if (snap.check) checkCovers(dir, snapshotFrom(snap.check), res);
   return upcastState(into.result(res.base)).state;
 }

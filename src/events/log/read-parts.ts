@@ -3,12 +3,13 @@
 // versions, seq continuity, the hash chain within and across the files, each hash recomputed;
 // damage refused with the same errors, a torn tail of events.log reported), but in parts of about
 // `partBytes` bytes, each handed on and dropped before the next is read: what is held is one part,
-// not the log (a month of a busy host is gigabytes of log).
+// not the log (a month of a busy host is gigabytes of log). The readers' replay (replayLog, for
+// loadState) reads a log no snapshot lines up with the same way.
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DriverError } from '../../errors.ts';
 import { HEADER_BYTES, MAX_RECORD_BYTES, type ScanEnd } from './framing.ts';
-import { archiveBreak, baseAfter, corruptError, LOG_FILE, LOG_START, readFrom, refuseIfArchived, scanError, scanLog, type ScanBase } from './read.ts';
+import { archiveBreak, archivesMissing, baseAfter, checkCovers, corruptError, LOG_START, openLog, readFrom, refuseIfArchived, scanError, scanFromBase, scanLog, type ScanBase } from './read.ts';
 import { ARCHIVE_DIR, archiveChain, startOfFile } from './archive.ts';
 import type { StoredEvent } from '../domain/types.ts';
 
@@ -30,8 +31,13 @@ export interface PartsRead {
 export interface PartsOptions {
   /** About how many bytes of the log one part holds (a record longer than that is one part). */
   readonly partBytes?: number;
-  /** Recompute each event's hash (default true, as readLog); false: checksums, JSON, seq and chain links only. */
-  readonly rehash?: boolean;
+  /**
+   * Recompute each event's hash (default true, as readLog); false: checksums, JSON, seq and chain
+   * links only; 'stored': as a replay checks them (ScanOptions.rehash).
+   */
+  readonly rehash?: boolean | 'stored';
+  /** 'present' (default): from the first archive here on; 'all': archives missing are refused, as a replay from event 1 refuses them (ScanOptions.archives). */
+  readonly archives?: 'all' | 'present';
   /** Called once where the reading starts is known, before any part. */
   readonly onBase?: (base: ScanBase) => void | Promise<void>;
   /** Each part's events, in order; false stops the reading there (what follows is not read or checked). */
@@ -42,16 +48,54 @@ const PART_BYTES = 1024 * 1024;
 
 /** Reads the log from its first event still here (archives included) in parts; throws on damage as readLog does. */
 export async function readLogParts(dir: string, o: PartsOptions): Promise<PartsRead> {
-  let fh: FileHandle;
-  try {
-    fh = await open(join(dir, LOG_FILE), 'r');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
-      await o.onBase?.(LOG_START);
-      return { base: LOG_START, count: 0, end: { kind: 'clean' }, next: LOG_START };
-    }
-    throw new DriverError('LN_ERR_LOG_IO', `cannot read the event log in ${dir}: ${(e as Error).message}`, { cause: e });
+  const fh = await openLog(dir);
+  if (!fh) {
+    await o.onBase?.(LOG_START);
+    return { base: LOG_START, count: 0, end: { kind: 'clean' }, next: LOG_START };
   }
+  try {
+    return await readParts(dir, fh, o);
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * The readers' replay (loadState): what readLog(dir, from, { rehash: 'stored', consume }) reads
+ * and checks, refused with the same errors (damage naming its offset, archives missing, a newer
+ * ledgernet's record, a snapshot ahead of the log; a torn tail is left as it is), but when `from`
+ * does not line up with events.log (no snapshot, or one that does not) the log and its archives
+ * are read in parts: what is held is the folded state and one part, not the log. `goodLength`:
+ * where the last good record of events.log ends.
+ */
+export async function replayLog(dir: string, from: ScanBase, o: { consume: (base: ScanBase) => (ev: StoredEvent) => void; partBytes?: number }): Promise<{ count: number; base: ScanBase; goodLength: number }> {
+  const fh = await openLog(dir);
+  if (!fh) return { count: 0, base: LOG_START, goodLength: 0 };
+  try {
+    const lined = await scanFromBase(fh, from, { rehash: 'stored', consume: o.consume, keep: 1 });
+    if (lined?.end.kind === 'corrupt') throw scanError(dir, lined.end);
+    let add: (ev: StoredEvent) => void = () => undefined;
+    const parts = lined
+      ? null
+      : await readParts(dir, fh, {
+          rehash: 'stored',
+          archives: 'all',
+          ...(o.partBytes === undefined ? {} : { partBytes: o.partBytes }),
+          onBase: (b) => {
+            add = o.consume(b);
+          },
+          each: (part) => part.forEach(add),
+        });
+    const res = lined ?? { count: parts?.count ?? 0, base: parts?.base ?? LOG_START, goodLength: parts?.next?.offset ?? 0 };
+    checkCovers(dir, from, res);
+    return res;
+  } finally {
+    await fh.close();
+  }
+}
+
+/** readLogParts over events.log opened as `fh`. */
+async function readParts(dir: string, fh: FileHandle, o: PartsOptions): Promise<PartsRead> {
   const opened: FileHandle[] = [];
   try {
     const size = (await fh.stat()).size;
@@ -65,7 +109,8 @@ export async function readLogParts(dir: string, o: PartsOptions): Promise<PartsR
       return { base: LOG_START, count: reader.count, end: live.end, next: reader.stopped ? null : live.next };
     }
     // As far back as the archives here go; each one opened first (one that cannot be is named before any is read).
-    const { files } = await archiveChain(dir, start.seq);
+    const { files, missing } = await archiveChain(dir, start.seq);
+    if (missing > 0 && o.archives === 'all') throw archivesMissing(dir, start, missing);
     const parts: { path: string; fh: FileHandle; base: ScanBase; last: number }[] = [];
     for (const a of files) {
       const path = join(dir, ARCHIVE_DIR, a.name);
@@ -97,7 +142,6 @@ export async function readLogParts(dir: string, o: PartsOptions): Promise<PartsR
     return { base, count: reader.count, end: live.end, next: reader.stopped ? null : live.next };
   } finally {
     for (const h of opened) await h.close();
-    await fh.close();
   }
 }
 
