@@ -79,12 +79,15 @@ function snapshotFrom(check: Snapshot): ScanBase {
  * Opens the log for writing and rebuilds the state: from the snapshot when it lines up with the
  * log, otherwise from the first record. `keep`: how many of the last replayed events to return
  * (the audit outbox's; a daemon without one passes 1: holding 10,000 parsed events through a
- * long replay costs a sixth of its CPU in garbage collection).
+ * long replay costs a sixth of its CPU in garbage collection). `partBytes` (an operator's command
+ * alone): a log the snapshot does not line up with is read and folded in parts of about that many
+ * bytes instead of whole (without: whole, its checks on the second core, as a daemon starts).
  */
-export async function openStore(dir: string, logOpts: LogOptions, storeOpts: StoreOptions = {}, keep = KEEP_EVENTS) {
+export async function openStore(dir: string, logOpts: LogOptions, storeOpts: StoreOptions = {}, keep = KEEP_EVENTS, partBytes?: number) {
   const snap = await snapshotBase(dir);
   const into = replayInto(snap.state, snap.check);
-  const { log, events, count, base, repaired } = await EventLog.open(dir, logOpts, snap.base, { consume: into.consume, keep, rehash: 'stored' });
+  const scan = { consume: into.consume, keep, rehash: 'stored' as const, ...(partBytes === undefined ? {} : { partBytes }) };
+  const { log, events, count, base, repaired } = await EventLog.open(dir, logOpts, snap.base, scan);
   if (snap.check) {
     try {
       checkCovers(dir, snapshotFrom(snap.check), { count, base, goodLength: log.sizeBytes });

@@ -9,7 +9,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DriverError } from '../../errors.ts';
 import { HEADER_BYTES, MAX_RECORD_BYTES, type ScanEnd } from './framing.ts';
-import { archiveBreak, archivesMissing, baseAfter, checkCovers, corruptError, LOG_START, openLog, readFrom, refuseIfArchived, scanError, scanFromBase, scanLog, type ScanBase } from './read.ts';
+import { archiveBreak, archivesMissing, baseAfter, checkCovers, corruptError, LOG_START, openLog, readAndScan, readFrom, refuseIfArchived, scanError, scanFromBase, scanLog, type ScanBase, type ScanOptions, type ScanResult } from './read.ts';
 import { ARCHIVE_DIR, archiveChain, startOfFile } from './archive.ts';
 import type { StoredEvent } from '../domain/types.ts';
 
@@ -44,7 +44,7 @@ export interface PartsOptions {
   readonly each: (events: StoredEvent[]) => boolean | void | Promise<boolean | void>;
 }
 
-const PART_BYTES = 1024 * 1024;
+export const PART_BYTES = 1024 * 1024;
 
 /** Reads the log from its first event still here (archives included) in parts; throws on damage as readLog does. */
 export async function readLogParts(dir: string, o: PartsOptions): Promise<PartsRead> {
@@ -63,35 +63,54 @@ export async function readLogParts(dir: string, o: PartsOptions): Promise<PartsR
 /**
  * The readers' replay (loadState): what readLog(dir, from, { rehash: 'stored', consume }) reads
  * and checks, refused with the same errors (damage naming its offset, archives missing, a newer
- * ledgernet's record, a snapshot ahead of the log; a torn tail is left as it is), but when `from`
- * does not line up with events.log (no snapshot, or one that does not) the log and its archives
- * are read in parts: what is held is the folded state and one part, not the log. `goodLength`:
- * where the last good record of events.log ends.
+ * ledgernet's record, a snapshot ahead of the log; a torn tail is left as it is), but a log
+ * `from` does not line up with is read in parts (replayScan). `goodLength`: where the last good
+ * record of events.log ends.
  */
 export async function replayLog(dir: string, from: ScanBase, o: { consume: (base: ScanBase) => (ev: StoredEvent) => void; partBytes?: number }): Promise<{ count: number; base: ScanBase; goodLength: number }> {
   const fh = await openLog(dir);
   if (!fh) return { count: 0, base: LOG_START, goodLength: 0 };
   try {
-    const lined = await scanFromBase(fh, from, { rehash: 'stored', consume: o.consume, keep: 1 });
-    if (lined?.end.kind === 'corrupt') throw scanError(dir, lined.end);
-    let add: (ev: StoredEvent) => void = () => undefined;
-    const parts = lined
-      ? null
-      : await readParts(dir, fh, {
-          rehash: 'stored',
-          archives: 'all',
-          ...(o.partBytes === undefined ? {} : { partBytes: o.partBytes }),
-          onBase: (b) => {
-            add = o.consume(b);
-          },
-          each: (part) => part.forEach(add),
-        });
-    const res = lined ?? { count: parts?.count ?? 0, base: parts?.base ?? LOG_START, goodLength: parts?.next?.offset ?? 0 };
+    const res = await replayScan(fh, from, { rehash: 'stored', consume: o.consume, keep: 1, partBytes: o.partBytes ?? PART_BYTES }, dir);
+    if (res.end.kind === 'corrupt') throw scanError(dir, res.end);
     checkCovers(dir, from, res);
     return res;
   } finally {
     await fh.close();
   }
+}
+
+/**
+ * readAndScan, but with `o.partBytes` a log `given` does not line up with (no snapshot, or one
+ * that does not) is read with its archives in parts of about that many bytes (as readLogParts
+ * reads them, archives as `o.archives` says, default 'all'), each part's events handed to
+ * `o.consume` and dropped: what is held is a part and the last `o.keep` events, not the log.
+ * The same checks and errors; offsets in the result are events.log's, as readAndScan's.
+ */
+export async function replayScan(fh: FileHandle, given: ScanBase, o: ScanOptions & { readonly partBytes?: number }, dir: string): Promise<ScanResult & { base: ScanBase }> {
+  const { partBytes, ...scan } = o;
+  if (partBytes === undefined) return readAndScan(fh, given, scan, dir);
+  const lined = await scanFromBase(fh, given, scan);
+  if (lined) return lined;
+  const keep = o.keep ?? Infinity;
+  let events: StoredEvent[] = [];
+  let add: (ev: StoredEvent) => void = () => undefined;
+  const r = await readParts(dir, fh, {
+    partBytes,
+    rehash: o.rehash ?? true,
+    archives: o.archives ?? 'all',
+    onBase: (b) => {
+      add = o.consume?.(b) ?? add;
+    },
+    each: (part) => {
+      part.forEach(add);
+      events = events.concat(part);
+      if (events.length >= 2 * keep) events = events.slice(-keep);
+    },
+  });
+  // Never stopped (`each` goes on): `next` is where events.log goes on after its last event.
+  const next = r.next ?? r.base;
+  return { events, count: r.count, goodLength: next.offset, lastOffset: r.count > 0 ? next.recordOffset : -1, end: r.end, base: r.base };
 }
 
 /** readLogParts over events.log opened as `fh`. */

@@ -8,7 +8,7 @@ import { appendFile, cp, mkdtemp, readdir, readFile, rm, stat, unlink, writeFile
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { byLedgernet, emptyState, fold, loadState, LOG_START, openStore, readLog } from '../../../src/events/index.ts';
+import { byLedgernet, emptyState, fold, loadState, LOG_START, openStore, readLog, readSnapshot } from '../../../src/events/index.ts';
 import { ARCHIVE_DIR } from '../../../src/events/log/archive.ts';
 import { upcastState } from '../../../src/events/log/upcast.ts';
 import { generateLog } from '../../../bench/offline/gen-log.ts';
@@ -110,5 +110,42 @@ describe('loadState folds in parts', () => {
     for (const partBytes of PARTS) assert.deepEqual(await loadState(dir, partBytes), want.state, `parts of ${partBytes}`);
     assert.equal((await stat(path)).size, size);
     assert.deepEqual((await readdir(dir)).filter((f) => f.includes('torn')), []);
+  });
+
+  it('openStore in parts (a command alone): the state, position and repaired tail of the whole reading; damage refused the same', async () => {
+    const opened = async (dir: string, partBytes?: number) => {
+      const r = await openStore(dir, { host: 'bench' }, {}, 1, partBytes);
+      await r.store.close(); // writes a snapshot at the position it would append after
+      const snap = await readSnapshot(dir);
+      await unlink(join(dir, 'snapshot.json'));
+      const log = await readFile(join(dir, 'events.log'));
+      const kept = (await readdir(dir)).filter((f) => f.includes('torn'));
+      return { state: r.state, replayed: r.replayed, repaired: r.repaired && { ...r.repaired, keptAs: r.repaired.keptAs.slice(dir.length) }, snap, log, kept };
+    };
+    for (const torn of [false, true]) {
+      const src = join(root, `store-${torn}`);
+      await cp(archived, src, { recursive: true });
+      if (torn) await appendFile(join(src, 'events.log'), (await readFile(join(src, 'events.log'))).subarray(0, 60));
+      const whole = join(root, `store-${torn}-whole`);
+      await cp(src, whole, { recursive: true });
+      const want = await opened(whole);
+      assert.equal(want.repaired !== null, torn);
+      assert.ok(want.snap && want.snap.seq > 7000);
+      for (const partBytes of [4096, 65_536]) {
+        const dir = join(root, `store-${torn}-${partBytes}`);
+        await cp(src, dir, { recursive: true });
+        assert.deepEqual(await opened(dir, partBytes), want, `torn ${torn}, parts of ${partBytes}`);
+      }
+    }
+    const dir = join(root, 'store-damaged');
+    await cp(archived, dir, { recursive: true });
+    const bad = await readFile(join(dir, 'events.log'));
+    bad.writeUInt8(bad.readUInt8(Math.floor(bad.length / 2)) ^ 0x01, Math.floor(bad.length / 2));
+    await writeFile(join(dir, 'events.log'), bad);
+    const want = await openStore(dir, { host: 'bench' }).then(
+      () => assert.fail('the whole reading took it'),
+      (e: Error) => e.message,
+    );
+    await assert.rejects(openStore(dir, { host: 'bench' }, {}, 1, 4096), { message: want });
   });
 });
