@@ -21,7 +21,7 @@ export { type EventPublisher, type StreamHead, MemoryPublisher } from './audit/p
 // importing this room must not load the NATS client.
 export { Outbox, type OutboxStats } from './audit/outbox.ts';
 export { LogParts } from './audit/log-parts.ts';
-export { readLogParts, type PartsRead } from './log/read-parts.ts';
+export { PART_BYTES, readLogParts, type PartsRead } from './log/read-parts.ts';
 export { readCursor, writeCursor, CURSOR_FILE, type Cursor } from './audit/cursor.ts';
 export { releaseCommand } from './domain/release.ts';
 export { namesFrom } from './domain/names.ts';

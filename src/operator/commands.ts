@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { callDaemon } from './control-client.ts';
 import type { PreviousWorker } from './control.ts';
 import { operatorCause, statedBody, type OperatorNote } from './operator-cause.ts';
-import { acquireHostGuard, acquireLock, hostInstance, decide, describeCause, emptyState, portsText, fold, labelled, loadState, LOG_FILE, LogParts, mismatchNote, namesFrom, newerError, openStore, poolUsage, readLogParts, loadSnapshot, readSnapshot, sameState, releaseCommand, SNAPSHOT_FILE, short, VETH_PREFIX, type Cause, type EventStore, type HostInstance, type PoolUsage, type ScanBase, type State, type StoredEvent } from '../events/index.ts';
+import { acquireHostGuard, acquireLock, hostInstance, decide, describeCause, emptyState, portsText, fold, labelled, loadState, LOG_FILE, LogParts, mismatchNote, namesFrom, newerError, openStore, PART_BYTES, poolUsage, readLogParts, loadSnapshot, readSnapshot, sameState, releaseCommand, SNAPSHOT_FILE, short, VETH_PREFIX, type Cause, type EventStore, type HostInstance, type PoolUsage, type ScanBase, type State, type StoredEvent } from '../events/index.ts';
 import { ARCHIVE_DIR, listArchives } from '../events/log/archive.ts';
 import { DriverError } from '../errors.ts';
 import { deniedError, isDenied } from './denied.ts';
@@ -241,7 +241,8 @@ async function withStore<T>(
   try {
     // A pass alone would remove another instance's networks as orphans: not while one runs.
     releaseGuard = await acquireHostGuard({ stateDir, command: 'ledgernet reconcile/release' });
-    const { store } = await openStore(stateDir, { host: defaultHost() });
+    // A log no snapshot lines up with is folded in parts, not held whole; no event of the replay is kept.
+    const { store } = await openStore(stateDir, { host: defaultHost() }, {}, 1, PART_BYTES);
     const vtep = await recordedVtep(stateDir);
     try {
       const reconciler = new Reconciler({

@@ -10,7 +10,8 @@ import { DriverError } from '../../errors.ts';
 import { frame, HEADER_BYTES, MAX_RECORD_BYTES, unframe } from './framing.ts';
 import { sealEvent } from './hash.ts';
 import { EventVersions, type Cause, type NewEvent, type StoredEvent } from '../domain/types.ts';
-import { checkCovers, keepTorn, scanError, LOG_FILE, LOG_START, readAndScan, refuseBadFirstRecord, refuseIfArchived, type ScanBase, type ScanOptions } from './read.ts';
+import { checkCovers, keepTorn, scanError, LOG_FILE, LOG_START, refuseBadFirstRecord, refuseIfArchived, type ScanBase, type ScanOptions } from './read.ts';
+import { replayScan } from './read-parts.ts';
 import { ARCHIVE_DIR, archiveFiles, removeUnfinishedArchive, startOfFile } from './archive.ts';
 
 /** How the log is opened for writing (O_DSYNC: see the top of this file). */
@@ -107,7 +108,8 @@ export class EventLog {
     dir: string,
     opts: LogOptions,
     from: ScanBase = LOG_START,
-    scan: ScanOptions = {},
+    /** With `partBytes`, a log `from` does not line up with is read in parts (replayScan), not whole. */
+    scan: ScanOptions & { readonly partBytes?: number } = {},
   ): Promise<{
     log: EventLog;
     /** The events replayed (with `scan.keep`, only the last of them). */
@@ -130,7 +132,7 @@ export class EventLog {
     }
     try {
       // A snapshot that does not line up with the log is ignored: replay everything.
-      const res = await readAndScan(fh, from, scan, dir);
+      const res = await replayScan(fh, from, scan, dir);
       const base = res.base;
       if (res.end.kind === 'corrupt') throw scanError(dir, res.end);
       checkCovers(dir, from, res);

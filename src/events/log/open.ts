@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import { folder } from '../domain/evolve.ts';
 import { EventLog, type LogOptions } from './log.ts';
-import { checkCovers, LOG_START, liveStart, readLog, type ScanBase } from './read.ts';
+import { checkCovers, LOG_START, liveStart, type ScanBase } from './read.ts';
+import { replayLog } from './read-parts.ts';
 import { loadSnapshot, mismatchNote, sameState, SNAPSHOT_FILE, uncheckedNote, type Snapshot } from './snapshot.ts';
 import { EventStore, type StoreOptions } from './store.ts';
 import { emptyState, type State, type StoredEvent } from '../domain/types.ts';
@@ -78,12 +79,15 @@ function snapshotFrom(check: Snapshot): ScanBase {
  * Opens the log for writing and rebuilds the state: from the snapshot when it lines up with the
  * log, otherwise from the first record. `keep`: how many of the last replayed events to return
  * (the audit outbox's; a daemon without one passes 1: holding 10,000 parsed events through a
- * long replay costs a sixth of its CPU in garbage collection).
+ * long replay costs a sixth of its CPU in garbage collection). `partBytes` (an operator's command
+ * alone): a log the snapshot does not line up with is read and folded in parts of about that many
+ * bytes instead of whole (without: whole, its checks on the second core, as a daemon starts).
  */
-export async function openStore(dir: string, logOpts: LogOptions, storeOpts: StoreOptions = {}, keep = KEEP_EVENTS) {
+export async function openStore(dir: string, logOpts: LogOptions, storeOpts: StoreOptions = {}, keep = KEEP_EVENTS, partBytes?: number) {
   const snap = await snapshotBase(dir);
   const into = replayInto(snap.state, snap.check);
-  const { log, events, count, base, repaired } = await EventLog.open(dir, logOpts, snap.base, { consume: into.consume, keep, rehash: 'stored' });
+  const scan = { consume: into.consume, keep, rehash: 'stored' as const, ...(partBytes === undefined ? {} : { partBytes }) };
+  const { log, events, count, base, repaired } = await EventLog.open(dir, logOpts, snap.base, scan);
   if (snap.check) {
     try {
       checkCovers(dir, snapshotFrom(snap.check), { count, base, goodLength: log.sizeBytes });
@@ -103,11 +107,15 @@ export async function openStore(dir: string, logOpts: LogOptions, storeOpts: Sto
   return { store, state, events, replayed: count, fromSnapshotSeq: base.seq, repaired, warnings: [...snap.warnings, ...warnings] };
 }
 
-/** The folded state for readers (no lock, no repair), using the snapshot when it lines up (and is checked). */
-export async function loadState(dir: string): Promise<State> {
+/**
+ * The folded state for readers (no lock, no repair), using the snapshot when it lines up (and is
+ * checked); without one, the log and its archives are read and folded in parts (replayLog), so
+ * that a long log is not held whole. `partBytes`: about how many bytes of it a part holds (tests).
+ */
+export async function loadState(dir: string, partBytes?: number): Promise<State> {
   const snap = await snapshotBase(dir);
   const into = replayInto(snap.state, snap.check);
-  const res = await readLog(dir, snap.base, { rehash: 'stored', consume: into.consume, keep: 1 });
+  const res = await replayLog(dir, snap.base, { consume: into.consume, ...(partBytes === undefined ? {} : { partBytes }) });
   if (snap.check) checkCovers(dir, snapshotFrom(snap.check), res);
   return upcastState(into.result(res.base)).state;
 }

@@ -3,12 +3,13 @@
 // versions, seq continuity, the hash chain within and across the files, each hash recomputed;
 // damage refused with the same errors, a torn tail of events.log reported), but in parts of about
 // `partBytes` bytes, each handed on and dropped before the next is read: what is held is one part,
-// not the log (a month of a busy host is gigabytes of log).
+// not the log (a month of a busy host is gigabytes of log). The readers' replay (replayLog, for
+// loadState) reads a log no snapshot lines up with the same way.
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DriverError } from '../../errors.ts';
 import { HEADER_BYTES, MAX_RECORD_BYTES, type ScanEnd } from './framing.ts';
-import { archiveBreak, baseAfter, corruptError, LOG_FILE, LOG_START, readFrom, refuseIfArchived, scanError, scanLog, type ScanBase } from './read.ts';
+import { archiveBreak, archivesMissing, baseAfter, checkCovers, corruptError, LOG_START, openLog, readAndScan, readFrom, refuseIfArchived, scanError, scanFromBase, scanLog, type ScanBase, type ScanOptions, type ScanResult } from './read.ts';
 import { ARCHIVE_DIR, archiveChain, startOfFile } from './archive.ts';
 import type { StoredEvent } from '../domain/types.ts';
 
@@ -30,28 +31,90 @@ export interface PartsRead {
 export interface PartsOptions {
   /** About how many bytes of the log one part holds (a record longer than that is one part). */
   readonly partBytes?: number;
-  /** Recompute each event's hash (default true, as readLog); false: checksums, JSON, seq and chain links only. */
-  readonly rehash?: boolean;
+  /**
+   * Recompute each event's hash (default true, as readLog); false: checksums, JSON, seq and chain
+   * links only; 'stored': as a replay checks them (ScanOptions.rehash).
+   */
+  readonly rehash?: boolean | 'stored';
+  /** 'present' (default): from the first archive here on; 'all': archives missing are refused, as a replay from event 1 refuses them (ScanOptions.archives). */
+  readonly archives?: 'all' | 'present';
   /** Called once where the reading starts is known, before any part. */
   readonly onBase?: (base: ScanBase) => void | Promise<void>;
   /** Each part's events, in order; false stops the reading there (what follows is not read or checked). */
   readonly each: (events: StoredEvent[]) => boolean | void | Promise<boolean | void>;
 }
 
-const PART_BYTES = 1024 * 1024;
+export const PART_BYTES = 1024 * 1024;
 
 /** Reads the log from its first event still here (archives included) in parts; throws on damage as readLog does. */
 export async function readLogParts(dir: string, o: PartsOptions): Promise<PartsRead> {
-  let fh: FileHandle;
-  try {
-    fh = await open(join(dir, LOG_FILE), 'r');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
-      await o.onBase?.(LOG_START);
-      return { base: LOG_START, count: 0, end: { kind: 'clean' }, next: LOG_START };
-    }
-    throw new DriverError('LN_ERR_LOG_IO', `cannot read the event log in ${dir}: ${(e as Error).message}`, { cause: e });
+  const fh = await openLog(dir);
+  if (!fh) {
+    await o.onBase?.(LOG_START);
+    return { base: LOG_START, count: 0, end: { kind: 'clean' }, next: LOG_START };
   }
+  try {
+    return await readParts(dir, fh, o);
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * The readers' replay (loadState): what readLog(dir, from, { rehash: 'stored', consume }) reads
+ * and checks, refused with the same errors (damage naming its offset, archives missing, a newer
+ * ledgernet's record, a snapshot ahead of the log; a torn tail is left as it is), but a log
+ * `from` does not line up with is read in parts (replayScan). `goodLength`: where the last good
+ * record of events.log ends.
+ */
+export async function replayLog(dir: string, from: ScanBase, o: { consume: (base: ScanBase) => (ev: StoredEvent) => void; partBytes?: number }): Promise<{ count: number; base: ScanBase; goodLength: number }> {
+  const fh = await openLog(dir);
+  if (!fh) return { count: 0, base: LOG_START, goodLength: 0 };
+  try {
+    const res = await replayScan(fh, from, { rehash: 'stored', consume: o.consume, keep: 1, partBytes: o.partBytes ?? PART_BYTES }, dir);
+    if (res.end.kind === 'corrupt') throw scanError(dir, res.end);
+    checkCovers(dir, from, res);
+    return res;
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * readAndScan, but with `o.partBytes` a log `given` does not line up with (no snapshot, or one
+ * that does not) is read with its archives in parts of about that many bytes (as readLogParts
+ * reads them, archives as `o.archives` says, default 'all'), each part's events handed to
+ * `o.consume` and dropped: what is held is a part and the last `o.keep` events, not the log.
+ * The same checks and errors; offsets in the result are events.log's, as readAndScan's.
+ */
+export async function replayScan(fh: FileHandle, given: ScanBase, o: ScanOptions & { readonly partBytes?: number }, dir: string): Promise<ScanResult & { base: ScanBase }> {
+  const { partBytes, ...scan } = o;
+  if (partBytes === undefined) return readAndScan(fh, given, scan, dir);
+  const lined = await scanFromBase(fh, given, scan);
+  if (lined) return lined;
+  const keep = o.keep ?? Infinity;
+  let events: StoredEvent[] = [];
+  let add: (ev: StoredEvent) => void = () => undefined;
+  const r = await readParts(dir, fh, {
+    partBytes,
+    rehash: o.rehash ?? true,
+    archives: o.archives ?? 'all',
+    onBase: (b) => {
+      add = o.consume?.(b) ?? add;
+    },
+    each: (part) => {
+      part.forEach(add);
+      events = events.concat(part);
+      if (events.length >= 2 * keep) events = events.slice(-keep);
+    },
+  });
+  // Never stopped (`each` goes on): `next` is where events.log goes on after its last event.
+  const next = r.next ?? r.base;
+  return { events, count: r.count, goodLength: next.offset, lastOffset: r.count > 0 ? next.recordOffset : -1, end: r.end, base: r.base };
+}
+
+/** readLogParts over events.log opened as `fh`. */
+async function readParts(dir: string, fh: FileHandle, o: PartsOptions): Promise<PartsRead> {
   const opened: FileHandle[] = [];
   try {
     const size = (await fh.stat()).size;
@@ -65,7 +128,8 @@ export async function readLogParts(dir: string, o: PartsOptions): Promise<PartsR
       return { base: LOG_START, count: reader.count, end: live.end, next: reader.stopped ? null : live.next };
     }
     // As far back as the archives here go; each one opened first (one that cannot be is named before any is read).
-    const { files } = await archiveChain(dir, start.seq);
+    const { files, missing } = await archiveChain(dir, start.seq);
+    if (missing > 0 && o.archives === 'all') throw archivesMissing(dir, start, missing);
     const parts: { path: string; fh: FileHandle; base: ScanBase; last: number }[] = [];
     for (const a of files) {
       const path = join(dir, ARCHIVE_DIR, a.name);
@@ -97,7 +161,6 @@ export async function readLogParts(dir: string, o: PartsOptions): Promise<PartsR
     return { base, count: reader.count, end: live.end, next: reader.stopped ? null : live.next };
   } finally {
     for (const h of opened) await h.close();
-    await fh.close();
   }
 }
 

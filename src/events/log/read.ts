@@ -173,15 +173,8 @@ function verified(payload: string, offset: number, want: number, prevHash: strin
  */
 export async function readLog(dir: string, from: ScanBase = LOG_START, part?: Pick<ScanOptions, 'limit' | 'rehash' | 'consume' | 'keep' | 'archives'>): Promise<ScanResult & { base: ScanBase }> {
   // A part (limit) ends before the head, so only a whole read can tell that the log holds too little.
-  let fh: FileHandle;
-  try {
-    fh = await open(join(dir, LOG_FILE), 'r');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
-      return { events: [], count: 0, goodLength: 0, lastOffset: -1, end: { kind: 'clean' }, base: LOG_START };
-    }
-    throw new DriverError('LN_ERR_LOG_IO', `cannot read the event log in ${dir}: ${(e as Error).message}`, { cause: e });
-  }
+  const fh = await openLog(dir);
+  if (!fh) return { events: [], count: 0, goodLength: 0, lastOffset: -1, end: { kind: 'clean' }, base: LOG_START };
   try {
     const res = await readAndScan(fh, from, part ?? {}, dir);
     if (res.end.kind === 'corrupt') throw scanError(dir, res.end);
@@ -189,6 +182,16 @@ export async function readLog(dir: string, from: ScanBase = LOG_START, part?: Pi
     return res;
   } finally {
     await fh.close();
+  }
+}
+
+/** events.log opened for reading; null when there is none. */
+export async function openLog(dir: string): Promise<FileHandle | null> {
+  try {
+    return await open(join(dir, LOG_FILE), 'r');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new DriverError('LN_ERR_LOG_IO', `cannot read the event log in ${dir}: ${(e as Error).message}`, { cause: e });
   }
 }
 
@@ -268,6 +271,21 @@ export async function readArchivePart(dir: string, a: ArchiveFile, from: ScanBas
  * start), else the whole file from the first record. Offsets in the result are file offsets.
  */
 export async function readAndScan(fh: FileHandle, given: ScanBase, o: ScanOptions, dir: string): Promise<ScanResult & { base: ScanBase }> {
+  const lined = await scanFromBase(fh, given, o);
+  if (lined) return lined;
+  const whole = await readFrom(fh, 0, (await fh.stat()).size);
+  const start = startOf(whole);
+  if (start) return scanWithArchives(dir, whole, start, o);
+  await refuseIfArchived(dir, fh);
+  return { ...scanLog(whole, LOG_START, 0, o), base: LOG_START };
+}
+
+/**
+ * The scan of the records after `given` (or its `before` position) when it lines up with the
+ * file, reading only the bytes from its last record on; null when neither lines up (the log is
+ * then read from its start). Offsets in the result are file offsets.
+ */
+export async function scanFromBase(fh: FileHandle, given: ScanBase, o: ScanOptions): Promise<(ScanResult & { base: ScanBase }) | null> {
   const size = (await fh.stat()).size;
   const { before, ...at } = given;
   for (const from of before ? [at, { ...at, ...before }] : [at]) {
@@ -283,11 +301,7 @@ export async function readAndScan(fh: FileHandle, given: ScanBase, o: ScanOption
       return { events: r.events, count: r.count, goodLength: r.goodLength + start, lastOffset: r.lastOffset < 0 ? -1 : r.lastOffset + start, end, base: from };
     }
   }
-  const whole = await readFrom(fh, 0, size);
-  const start = startOf(whole);
-  if (start) return scanWithArchives(dir, whole, start, o);
-  await refuseIfArchived(dir, fh);
-  return { ...scanLog(whole, LOG_START, 0, o), base: LOG_START };
+  return null;
 }
 
 /** Where the events of a file that opens with `s` start. */
@@ -386,7 +400,7 @@ export function archiveBreak(path: string, why: string): DriverError {
   return new DriverError('LN_ERR_LOG_CORRUPT', `the archived events ${path} are damaged or do not belong to this log: ${why}; restore the file from a backup`);
 }
 
-function archivesMissing(dir: string, start: LogStart, missing: number): DriverError {
+export function archivesMissing(dir: string, start: LogStart, missing: number): DriverError {
   return new DriverError(
     'LN_ERR_LOG_CORRUPT',
     `the event log ${join(dir, LOG_FILE)} continues after event ${start.seq} (archived in ${join(dir, start.archive)}) and ` +
