@@ -694,7 +694,8 @@ export async function runArchive(o: { stateDir: string }): Promise<number> {
 async function archiveAlone(stateDir: string, cause: Cause) {
   const release = await acquireLock(stateDir, { command: 'ledgernet events archive' });
   try {
-    const { store } = await openStore(stateDir, { host: defaultHost() });
+    // As reconcile alone: a log no snapshot lines up with is folded in parts, not held whole.
+    const { store } = await openStore(stateDir, { host: defaultHost() }, {}, 1, PART_BYTES);
     try {
       return await store.archive(cause);
     } finally {
