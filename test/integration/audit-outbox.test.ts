@@ -158,10 +158,10 @@ describe('the outbox on a real JetStream stream', () => {
   };
 
   /** `audit` over the stream (h1's events), verified or printed: exit code and output. */
-  async function audit(verify: boolean): Promise<{ code: number; out: string; err: string }> {
+  async function audit(verify: boolean, query?: { network: string }): Promise<{ code: number; out: string; err: string }> {
     let out = '';
     let err = '';
-    const code = await runAudit({ connect: () => connect({ servers: server.url }), stream: STREAM.name, host: 'h1', since: undefined, follow: false, json: false, verify, out: (t) => void (out += t), err: (t) => void (err += t) });
+    const code = await runAudit({ connect: () => connect({ servers: server.url }), stream: STREAM.name, host: 'h1', since: undefined, follow: false, json: false, verify, out: (t) => void (out += t), err: (t) => void (err += t), ...(query ? { query } : {}) });
     return { code, out, err };
   }
 
@@ -196,6 +196,10 @@ describe('the outbox on a real JetStream stream', () => {
       const shown = await audit(false);
       assert.equal(shown.code, 0, shown.err);
       assert.match(shown.out, new RegExp(`h1 endpoint\\.external\\.programmed h1:3: published without its data \\(${dataBytes} bytes`));
+      // Asked by network, it is found by the ids its subject names.
+      const byNetwork = await audit(false, { network: NET_A.slice(0, 12) });
+      assert.equal(byNetwork.code, 0, byNetwork.err);
+      assert.match(byNetwork.out, /h1:3: published without its data/);
     });
   }
 });

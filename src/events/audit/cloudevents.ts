@@ -216,6 +216,33 @@ export function elidedFromCloudEvent(raw: unknown): ElidedEvent | string | null 
   return typeof env === 'string' ? env : { ...env, elided: bytes };
 }
 
+/** The ids a CloudEvent's `subject` names (`network/<id>/endpoint/<id>`, `pool/<id>/address/<address>`), as an event's data has them. */
+function idsOfSubject(subject: unknown): Record<string, string> {
+  if (typeof subject !== 'string') return {};
+  const net = /^network\/([0-9a-f]+)(?:\/endpoint\/([0-9a-f]+))?$/.exec(subject);
+  if (net?.[1] !== undefined) return { networkId: net[1], ...(net[2] === undefined ? {} : { endpointId: net[2] }) };
+  const pool = /^pool\/([^/]+)(?:\/address\/(.+))?$/.exec(subject);
+  if (pool?.[1] !== undefined) return { poolId: pool[1], ...(pool[2] === undefined ? {} : { address: pool[2] }) };
+  return {};
+}
+
+/**
+ * An event as an observer reads it: the stored event, or for one published without its data its
+ * envelope with `elided` and, as `data`, only the ids its subject names (so that a query by
+ * network, container or address finds it too); or why the message is not an event.
+ */
+export function receivedEvent(raw: unknown): StoredEvent | (StoredEvent & ElidedEvent) | string {
+  const slim = elidedFromCloudEvent(raw);
+  if (slim === null) return fromCloudEvent(raw);
+  if (typeof slim === 'string') return slim;
+  return { ...slim, data: idsOfSubject((raw as Record<string, unknown>)['subject']) } as StoredEvent & ElidedEvent;
+}
+
+/** The line of an event as receivedEvent gives it (describeEvent, or describeElided for one without its data). */
+export function describeReceived(ev: StoredEvent | (StoredEvent & ElidedEvent), names: ReadonlyMap<string, string>): string {
+  return 'elided' in ev ? describeElided(ev) : describeEvent(ev, names);
+}
+
 /** Room left in a message for what NATS adds to it (the headers: msg id, expected stream, content type). */
 const HEADER_ROOM = 1024;
 

@@ -8,7 +8,7 @@
 import { JetStreamApiCodes, JetStreamApiError, jetstream, type JsMsg, type OrderedConsumerOptions } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { DriverError } from '../../errors.ts';
-import { describeElided, describeEvent, elidedFromCloudEvent, fromCloudEvent, hostFilter, hostToken, isSubjectOf, legacyHostToken } from './cloudevents.ts';
+import { describeReceived, hostFilter, hostToken, isSubjectOf, legacyHostToken, receivedEvent } from './cloudevents.ts';
 import { ChainVerifier } from './verify-chain.ts';
 import { namesFrom } from '../domain/names.ts';
 import { describeQuery, EndpointFacts, eventFilter, FollowFilter, parseSince, type EventQuery, type Since } from '../domain/event-filters.ts';
@@ -47,7 +47,7 @@ function parsePayload(m: JsMsg): unknown {
 /** Before --since TIME: a ledgernet event by its own time; anything else by when the stream stored it. */
 function beforeTime(raw: unknown, m: JsMsg, since: Since): boolean {
   if (!since || !('time' in since)) return false;
-  const ev = elidedFromCloudEvent(raw) ?? fromCloudEvent(raw);
+  const ev = receivedEvent(raw);
   const t = typeof ev === 'string' ? m.info.timestampNanos / 1e6 : Date.parse(ev.at);
   return t < Date.parse(since.time);
 }
@@ -141,20 +141,15 @@ export async function runAudit(o: AuditOptions): Promise<number> {
       // Two reads, so nothing is held in memory but what the log says of endpoints and names:
       // the first learns which endpoints the query concerns (an endpoint's lines before the one
       // naming its container are found too), the second prints them, up to where the first ended.
-      read = await pass(null, (raw) => {
-        const ev = fromCloudEvent(raw);
-        if (typeof ev === 'string') return;
-        facts.add([ev]);
-        namesFrom([ev], names);
-      });
+      read = await pass(null, (raw) => learn(receivedEvent(raw), names, facts));
       if (read.short === null && read.delivered > 0) {
         const upTo = read.lastStreamSeq;
         read = await pass(upTo, (raw, m, early) => {
           if (early) return;
-          const ev = fromCloudEvent(raw);
+          const ev = receivedEvent(raw);
           if (typeof ev === 'string' || !about(ev, names, facts)) return;
           shown++;
-          out(o.json ? `${m.string()}\n` : `${describeEvent(ev, names)}\n`);
+          out(o.json ? `${m.string()}\n` : `${describeReceived(ev, names)}\n`);
         });
       }
     } else {
@@ -163,10 +158,9 @@ export async function runAudit(o: AuditOptions): Promise<number> {
       read = await pass(null, (raw, m, early) => {
         if (early) {
           // Before --since: not shown, but its names label later lines and its endpoints' facts select them.
-          const ev = fromCloudEvent(raw);
+          const ev = receivedEvent(raw);
           if (typeof ev !== 'string') {
-            namesFrom([ev], names);
-            facts.add([ev]);
+            learn(ev, names, facts);
           }
           return;
         }
@@ -177,11 +171,11 @@ export async function runAudit(o: AuditOptions): Promise<number> {
           return false;
         }
         if (follow) {
-          const ev = fromCloudEvent(raw);
+          const ev = receivedEvent(raw);
           if (typeof ev === 'string') return;
           for (const h of follow.take([{ e: ev, item: { ev, text: m.string() } }])) {
             shown++;
-            out(o.json ? `${h.text}\n` : `${describeEvent(h.ev, names)}\n`);
+            out(o.json ? `${h.text}\n` : `${describeReceived(h.ev, names)}\n`);
           }
         } else if (!verifier || o.json) out(o.json ? `${m.string()}\n` : `${line(raw, m.seq, names)}\n`);
       });
@@ -207,6 +201,13 @@ export async function runAudit(o: AuditOptions): Promise<number> {
   }
 }
 
+/** What an event says of Docker's names and of endpoints (an event without its data says nothing). */
+function learn(ev: ReturnType<typeof receivedEvent>, names: Map<string, string>, facts: EndpointFacts | null): void {
+  if (typeof ev === 'string' || 'elided' in ev) return;
+  namesFrom([ev], names);
+  facts?.add([ev]);
+}
+
 /** What --verify could not check: the events published without their data (their content is in their host's log). */
 function elidedNote(ids: readonly string[]): string {
   if (ids.length === 0) return '';
@@ -217,17 +218,15 @@ function elidedNote(ids: readonly string[]): string {
 /** Another host's event on its own subject (an event on `host`'s subject is the verifier's to judge). */
 function anotherHostsEvent(raw: unknown, subject: string, host: string | undefined): boolean {
   if (host === undefined) return false;
-  const ev = elidedFromCloudEvent(raw) ?? fromCloudEvent(raw);
+  const ev = receivedEvent(raw);
   return typeof ev !== 'string' && ev.host !== host && isSubjectOf(subject, ev.host, ev.type);
 }
 
 /** One event's line, its ids labelled with Docker's names seen so far in the read (`names`, updated). */
 function line(raw: unknown, streamSeq: number, names: Map<string, string>): string {
-  const slim = elidedFromCloudEvent(raw);
-  if (slim !== null && typeof slim !== 'string') return describeElided(slim);
-  const ev = fromCloudEvent(raw);
+  const ev = receivedEvent(raw);
   if (typeof ev === 'string') return `stream seq ${streamSeq}: not a ledgernet event (${ev})`;
-  const text = describeEvent(ev, names);
-  namesFrom([ev], names);
+  const text = describeReceived(ev, names);
+  learn(ev, names, null);
   return text;
 }
