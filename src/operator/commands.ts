@@ -29,6 +29,7 @@ import { clusterPlan, recordedVtep, type ClusterView } from './cluster.ts';
 import { clusterStatus, clusterTables } from './cluster-status.ts';
 import { daemonHeld, proxiesTable, proxyPlan, proxyRows } from './proxy-status.ts';
 import { reservationPlan, reservationRows, unheldLines } from './reservation-status.ts';
+import { natsLine, type AuditStatus } from './nats-status.ts';
 import { portRows, portsTable } from './port-status.ts';
 
 const out = (s: string) => process.stdout.write(s);
@@ -353,24 +354,6 @@ function poolsTable(pools: readonly PoolUsage[]): string {
   );
 }
 
-/** Reached and publishing, reached but the stream refuses events (why), or not reached (why). */
-function natsState(a: { connected: boolean; state?: string; lastError?: string | null }): string {
-  const why = a.lastError ? ` (${a.lastError})` : '';
-  if (a.state === 'refused') return `reachable, but the stream REFUSES events${why}`;
-  if (a.connected) return 'connected, publishing';
-  return a.state === 'connecting' ? 'connecting' : `NOT reachable${why}`;
-}
-
-/** The audit publisher, for status: only a daemon that answered can say whether it has one. */
-function natsLine(daemon: DaemonStatus | null, notAnswering: boolean): string {
-  if (!daemon) return notAnswering ? 'NATS publisher unknown (daemon not answering)' : 'NATS publisher not running (no daemon)';
-  const audit = daemon.audit;
-  if (!audit) return 'NATS publisher off';
-  if (audit.conflict) return `NATS ${audit.target} publishing STOPPED, backlog ${audit.backlog} event(s): ${audit.conflict.message}`;
-  const elided = audit.elided ? `; ${audit.elided} event(s) published WITHOUT their data since the start (over the stream's message limit; the last ${audit.lastElided ?? '?'})` : '';
-  return `NATS ${audit.target} ${natsState(audit)}, backlog ${audit.backlog} event(s)${elided}`;
-}
-
 /** 2 → 2nd, 3 → 3rd, 11 → 11th. */
 function ordinal(n: number): string {
   const teen = n % 100 >= 11 && n % 100 <= 13;
@@ -390,19 +373,7 @@ interface DaemonStatus {
   readonly lastSeq: number;
   readonly logBytes: number;
   /** The NATS publisher's state, null when it is off. */
-  readonly audit?: {
-    readonly backlog: number;
-    readonly connected: boolean;
-    /** publishing / refused (reachable, the stream does not take events) / unreachable / stopped / connecting. */
-    readonly state?: string;
-    readonly target: string;
-    readonly lastError?: string | null;
-    /** Set while publishing is stopped because the stream does not match the log. */
-    readonly conflict?: { readonly reason: string; readonly message: string } | null;
-    /** Events published without their data (over the stream's message limit) since the start, and the last one's id. */
-    readonly elided?: number;
-    readonly lastElided?: string | null;
-  } | null;
+  readonly audit?: AuditStatus | null;
   /** The cluster (serve --nats): this host and the hosts the KV bucket knows. */
   readonly cluster?: ClusterView | null;
   /** The userland proxy's listeners (ports on ::1). */
@@ -455,7 +426,7 @@ export async function runStatus(o: { stateDir: string; json: boolean; firewall?:
     out(`${JSON.stringify({ daemon, ...(daemonError ? { daemonError } : {}), lastSeq: state.seq, logBytes, archived, pending: actions.length, networks, endpoints, pools: poolsJson(pools), ports, reservations, cluster, proxies, forwarding, icc })}\n`);
     return code;
   }
-  const nats = natsLine(daemon, daemonError !== null);
+  const nats = natsLine(daemon?.audit, daemon !== null, daemonError !== null);
   out(
     `daemon: ${daemon ? `running (${daemon.supervisorPid ? `supervisor pid ${daemon.supervisorPid}, worker pid ${daemon.pid}` : `pid ${daemon.pid}`})${daemon.socketFrom === 'service manager' ? ', plugin socket from the service manager (socket activation)' : ''}` : daemonError ? `NOT ANSWERING: ${daemonError}` : 'NOT REACHABLE (is ledgernet serve running with this --state-dir?)'}\n` +
       (daemon?.previousWorker ? `worker: the supervisor's ${ordinal(daemon.previousWorker.generation)}; the one before (pid ${daemon.previousWorker.pid}) ${daemon.previousWorker.why} at ${daemon.previousWorker.endedAt}\n` : '') +
