@@ -191,8 +191,12 @@ class PartReader {
     let next: ScanBase = from;
     let want = this.partBytes;
     while (pos < size) {
-      const buf = await this.read(fh, pos, Math.min(want, size - pos));
-      const whole = pos + buf.length >= size;
+      const asked = Math.min(want, size - pos);
+      const buf = await this.read(fh, pos, asked);
+      // Fewer bytes than asked: the file was cut since its size was read (a writer's recovery
+      // after a failed write, a start cutting a torn tail): it ends here, as a whole read's would.
+      const short = buf.length < asked;
+      const whole = short || pos + buf.length >= size;
       const r = scanLog(buf, { offset: 0, seq: at.seq, hash: at.hash, recordOffset: -1 }, pos, { rehash: this.o.rehash ?? true });
       const ev = r.events.at(-1);
       if (ev) {
@@ -207,6 +211,7 @@ class PartReader {
       if (r.end.kind === 'clean' || whole) {
         if (r.end.kind !== 'clean') return { end: { ...r.end, offset: r.end.offset + pos }, last, next };
         pos += r.goodLength;
+        if (short) break;
         want = this.partBytes;
         continue;
       }

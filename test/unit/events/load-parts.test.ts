@@ -4,12 +4,13 @@
 // the same: damage in the middle of the log or of an archive (naming its offset), archives
 // missing; a torn tail is folded up to it and left as it is (a reader repairs nothing).
 import assert from 'node:assert/strict';
-import { appendFile, cp, mkdtemp, readdir, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { appendFile, cp, mkdtemp, open, readdir, readFile, rm, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { byLedgernet, emptyState, fold, loadState, LOG_START, openStore, readLog, readSnapshot } from '../../../src/events/index.ts';
 import { ARCHIVE_DIR } from '../../../src/events/log/archive.ts';
+import { replayScan } from '../../../src/events/log/read-parts.ts';
 import { upcastState } from '../../../src/events/log/upcast.ts';
 import { generateLog } from '../../../bench/offline/gen-log.ts';
 
@@ -110,6 +111,29 @@ describe('loadState folds in parts', () => {
     for (const partBytes of PARTS) assert.deepEqual(await loadState(dir, partBytes), want.state, `parts of ${partBytes}`);
     assert.equal((await stat(path)).size, size);
     assert.deepEqual((await readdir(dir)).filter((f) => f.includes('torn')), []);
+  });
+
+  it('a log cut short after its size was read (a writer recovering from a failed write) ends where the file ends, as a whole reading does', async () => {
+    const path = join(archived, 'events.log');
+    const real = await open(path, 'r');
+    try {
+      const size = (await real.stat()).size;
+      // As if the writer cut 5,000 bytes of a failed write after this reader stat'ed the file.
+      const stale = { stat: async () => ({ size: size + 5000 }), read: real.read.bind(real), close: async () => undefined } as unknown as FileHandle;
+      const want = await wholeFold(archived);
+      for (const partBytes of [4096, 65_536]) {
+        let state = emptyState;
+        const res = await Promise.race([
+          replayScan(stale, LOG_START, { rehash: 'stored', keep: 1, partBytes, consume: () => (ev) => void (state = fold(state, [ev])) }, archived),
+          new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the reading did not end')), 20_000).unref()),
+        ]);
+        assert.equal(res.end.kind, 'clean');
+        assert.equal(res.count, want.count);
+        assert.deepEqual(upcastState(state).state, want.state);
+      }
+    } finally {
+      await real.close();
+    }
   });
 
   it('openStore in parts (a command alone): the state, position and repaired tail of the whole reading; damage refused the same', async () => {
