@@ -76,7 +76,8 @@ commands:
   uninstall   stop and disable the systemd unit and remove it [--root DIR]
   audit       read the audit stream from NATS: --nats URL [--host H] [--since SEQ|TIME] (UTC
               unless it names a zone) [--follow] [--json] [--verify] (exit 1 naming the first gap, duplicate or
-              altered event) [--network ID|NAME] [--container ID|NAME] [--address IP] (as events)
+              altered event; 2 when events published without their data could not be checked)
+              [--network ID|NAME] [--container ID|NAME] [--address IP] (as events)
 
 an option or argument the command does not take is refused (exit 1, nothing done)
 every command takes --state-dir (env LEDGERNET_STATE_DIR, default ${DEFAULTS.stateDir}) and --help (-h: this text)
