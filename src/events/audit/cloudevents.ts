@@ -216,13 +216,22 @@ export function elidedFromCloudEvent(raw: unknown): ElidedEvent | string | null 
   return typeof env === 'string' ? env : { ...env, elided: bytes };
 }
 
-/** The ids a CloudEvent's `subject` names (`network/<id>/endpoint/<id>`, `pool/<id>/address/<address>`), as an event's data has them. */
+/**
+ * The ids a CloudEvent's `subject` names, as an event's data has them (subjectOf's forms:
+ * `network/<id>[/endpoint/<id>]`, `pool/<pool id>[/address/<address>]` (a pool id has slashes:
+ * `ledgernet/10.99.0.0/24`), `cluster/<name>/host/<host>[/endpoint/<id>]`).
+ */
 function idsOfSubject(subject: unknown): Record<string, string> {
   if (typeof subject !== 'string') return {};
   const net = /^network\/([0-9a-f]+)(?:\/endpoint\/([0-9a-f]+))?$/.exec(subject);
   if (net?.[1] !== undefined) return { networkId: net[1], ...(net[2] === undefined ? {} : { endpointId: net[2] }) };
-  const pool = /^pool\/([^/]+)(?:\/address\/(.+))?$/.exec(subject);
-  if (pool?.[1] !== undefined) return { poolId: pool[1], ...(pool[2] === undefined ? {} : { address: pool[2] }) };
+  if (subject.startsWith('pool/')) {
+    const rest = subject.slice('pool/'.length);
+    const at = rest.lastIndexOf('/address/');
+    return at < 0 ? { poolId: rest } : { poolId: rest.slice(0, at), address: rest.slice(at + '/address/'.length) };
+  }
+  const cluster = /^cluster\/(.+?)\/host\/(.+?)(?:\/endpoint\/([0-9a-f]+))?$/.exec(subject);
+  if (cluster?.[1] !== undefined && cluster[2] !== undefined) return { cluster: cluster[1], host: cluster[2], ...(cluster[3] === undefined ? {} : { endpointId: cluster[3] }) };
   return {};
 }
 

@@ -7,6 +7,7 @@ import {
   describeEvent,
   elidedFromCloudEvent,
   fromCloudEvent,
+  receivedEvent,
   hostFilter,
   hostToken,
   isSubjectOf,
@@ -19,7 +20,7 @@ import { eventHash } from '../../../src/events/log/hash.ts';
 import { ChainVerifier } from '../../../src/events/audit/verify-chain.ts';
 import { GENESIS_HASH, type NewEvent } from '../../../src/events/domain/types.ts';
 import { sampleHistory, stamp } from '../../helpers/chain.ts';
-import { NET_A } from '../../helpers/events.ts';
+import { ADDRESS_HISTORY, NET_A } from '../../helpers/events.ts';
 
 const wire = (ce: LedgernetCloudEvent): unknown => JSON.parse(JSON.stringify(ce));
 
@@ -113,6 +114,29 @@ describe('the message of an event (cloudEventMessage)', () => {
     assert.equal(elidedFromCloudEvent(JSON.parse(whole)), null, 'a whole event is not elided');
     assert.match(fromCloudEvent(got) as string, /its data was left out/);
     assert.match(describeElided(elidedFromCloudEvent(got) as Exclude<ReturnType<typeof elidedFromCloudEvent>, string | null>), /^\S+ host1 network\.created host1:1: published without its data \(\d+ bytes, over the stream's message limit\); `ledgernet events --since 1` on host1 shows it/);
+  });
+
+  it('an event without its data keeps the ids its subject names (network, endpoint, pool with slashes, address, cluster host), so filters find it', () => {
+    const events = stamp('host1', [
+      ...ADDRESS_HISTORY.events(),
+      { type: 'pool.requested', data: { poolId: 'ledgernet/10.99.0.0/24', pool: '10.99.0.0/24', subPool: null, v6: false, auto: false } },
+      { type: 'address.requested', data: { poolId: 'ledgernet/10.99.0.0/24', address: '10.99.0.5', kind: 'dynamic', auto: true, name: null } },
+      { type: 'address.released', data: { poolId: 'ledgernet/10.99.0.0/24', address: '10.99.0.5' } },
+      { type: 'peer.endpoint.added', data: { cluster: 'blue', host: 'h2', networkId: NET_A, endpointId: 'ab'.repeat(32), address: '10.240.0.9', mac: '02:42:0a:f0:00:09', vtep: '192.0.2.2' } } as NewEvent,
+    ]);
+    let seen = 0;
+    for (const ev of events) {
+      const got = receivedEvent(JSON.parse(cloudEventMessage(ev, 0).body));
+      assert.ok(typeof got !== 'string' && 'elided' in got, `${ev.type} is received as elided`);
+      const subject = toCloudEvent(ev).subject;
+      for (const [k, v] of Object.entries(got.data as Record<string, string>)) {
+        assert.equal(v, (ev.data as Record<string, unknown>)[k], `${ev.type}: ${k} from ${subject}`);
+        seen += 1;
+      }
+      if (subject.startsWith('pool/')) assert.equal((got.data as { poolId?: string }).poolId, (ev.data as { poolId: string }).poolId, subject);
+      if (subject.includes('/endpoint/')) assert.equal((got.data as { endpointId?: string }).endpointId, (ev.data as { endpointId: string }).endpointId, subject);
+    }
+    assert.ok(seen > events.length, `${seen} ids for ${events.length} events`);
   });
 
   it('counts UTF-8 bytes, not characters: a name of multi-byte characters near the limit is left out', () => {
