@@ -170,6 +170,8 @@ export function resolvePorts(
     }
     mine.add(p.proto, p.hostPort, p.hostIp, true);
   }
+  /** Where the last scan of a host range (by protocol, host address and range start) found its port. */
+  const scannedTo = new Map<string, number>();
   for (const p of portmap) {
     if (fixed.has(p)) {
       out.push({ ...p, hostPortEnd: p.hostPort });
@@ -179,7 +181,15 @@ export function resolvePorts(
     const previous = heldByPort.get(`${p.proto}/${p.hostIp}/${p.port}`)?.find((q) => q.hostPort >= lo && q.hostPort <= hi);
     const free = (n: number) => !taken.find(p.proto, n, p.hostIp) && !mine.find(p.proto, n, p.hostIp) && inTheWay(p, n) === undefined;
     let chosen = previous && free(previous.hostPort) ? previous.hostPort : 0;
-    for (let n = lo; chosen === 0 && n <= hi; n++) if (free(n)) chosen = n;
+    // A port found taken stays taken for the rest of the call (it only takes more): the next
+    // scan of this protocol, host address and range start goes on from where the last one ended.
+    const scan = `${p.proto}/${p.hostIp}/${lo}`;
+    for (let n = Math.max(lo, scannedTo.get(scan) ?? lo); chosen === 0 && n <= hi; n++) {
+      if (free(n)) {
+        chosen = n;
+        scannedTo.set(scan, n);
+      }
+    }
     if (chosen === 0) {
       throw new DriverError('LN_ERR_CONFLICT', `no free host port in ${lo}-${hi} for ${PROTO_NAME[p.proto] ?? p.proto}/${p.port}`);
     }

@@ -80,4 +80,34 @@ describe('published ports as runs', () => {
     // Docker repeating the call changes nothing.
     assert.deepEqual(decide(cmd, after), []);
   });
+
+  it('a range or -P takes, binding by binding, the lowest port of its range that is free (property; the scan goes on where the last one ended)', () => {
+    const base = given(
+      { type: 'CreateNetwork', spec: networkSpec(NET_A) },
+      { type: 'CreateEndpoint', spec: endpointSpec(NET_A, EP_1) },
+      { type: 'Join', networkId: NET_A, endpointId: EP_1, sandboxKey: '/var/run/docker/netns/pr' },
+    );
+    const binding = fc.record({ proto: fc.constantFrom(6, 17), hostIp: fc.constantFrom('', '127.0.0.1'), lo: fc.integer({ min: 20000, max: 20010 }), span: fc.integer({ min: 0, max: 12 }) });
+    fc.assert(
+      fc.property(fc.array(binding, { minLength: 1, maxLength: 25 }), fc.array(fc.integer({ min: 20000, max: 20022 }), { maxLength: 6 }), (bs, listening) => {
+        const pm: PortBinding[] = bs.map((b, i) => ({ proto: b.proto, port: 100 + i, hostIp: b.hostIp, hostPort: b.lo, hostPortEnd: b.lo + b.span + 1 }));
+        const listeners = listening.map((port) => ({ proto: 'tcp' as const, address: '0.0.0.0', port }));
+        let got: PortBinding[];
+        try {
+          const [ev] = decide({ type: 'ProgramExternal', networkId: NET_A, endpointId: EP_1, portmap: pm, hostListeners: listeners }, base);
+          got = ev?.type === 'endpoint.external.programmed' ? expandRuns(ev.data.portmap) : [];
+        } catch {
+          return; // a range with no free port: refused whole
+        }
+        const overlap = (a: string, b: string) => a === '' || b === '' || a === b;
+        got.forEach((g, i) => {
+          const p = pm[i]!;
+          const taken = (n: number) =>
+            got.slice(0, i).some((q) => q.proto === g.proto && q.hostPort === n && overlap(q.hostIp, g.hostIp)) || (g.proto === 6 && listening.includes(n));
+          assert.ok(g.hostPort >= p.hostPort && g.hostPort <= p.hostPortEnd && !taken(g.hostPort), `binding ${i} got ${g.hostPort}`);
+          for (let n = p.hostPort; n < g.hostPort; n++) assert.ok(taken(n), `binding ${i}: ${n} was free, ${g.hostPort} taken`);
+        });
+      }),
+    );
+  });
 });
