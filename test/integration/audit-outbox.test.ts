@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager, RetentionPolicy, StorageType, type JetStreamManager } from '@nats-io/jetstream';
-import { subjectFor, toCloudEvent, type LedgernetCloudEvent } from '../../src/events/audit/cloudevents.ts';
+import { headerRoom, subjectFor, toCloudEvent, type LedgernetCloudEvent } from '../../src/events/audit/cloudevents.ts';
 import { writeCursor } from '../../src/events/audit/cursor.ts';
 import { Outbox, type OutboxLog } from '../../src/events/audit/outbox.ts';
 import { runAudit } from '../../src/events/audit/reader.ts';
@@ -164,6 +164,20 @@ describe('the outbox on a real JetStream stream', () => {
     const code = await runAudit({ connect: () => connect({ servers: server.url }), stream: STREAM.name, host: 'h1', since: undefined, follow: false, json: false, verify, out: (t) => void (out += t), err: (t) => void (err += t), ...(query ? { query } : {}) });
     return { code, out, err };
   }
+
+  it("an event whose message fits the stream's max_msg_size with the headers' room to spare is published whole (the server counts the headers too)", async () => {
+    const all = withBigEvent(200);
+    const big = all[2]!;
+    const limit = Buffer.byteLength(JSON.stringify(toCloudEvent(big))) + headerRoom(big.id);
+    await jsm.streams.add({ name: STREAM.name, subjects: ['ledgernet.>'], retention: RetentionPolicy.Limits, storage: StorageType.File, max_msg_size: limit, duplicate_window: 120_000_000_000 });
+    const o = await outbox('h1', () => all);
+    await waitUntil(() => o.ob.stats().cursor === 5, 'the log to be published');
+    const stats = o.ob.stats();
+    await o.ob.stop();
+    assert.equal(stats.elided, 0);
+    const msgs = await stored();
+    assert.deepEqual(msgs[2]?.event.data, big.data);
+  });
 
   for (const [what, ports, maxMsgSize] of [
     ["over the server's max_payload (1 MiB, a range of 16,000 ports)", 16_000, 0],

@@ -252,8 +252,13 @@ export function describeReceived(ev: StoredEvent | (StoredEvent & ElidedEvent), 
   return 'elided' in ev ? describeElided(ev) : describeEvent(ev, names);
 }
 
-/** Room left in a message for what NATS adds to it (the headers: msg id, expected stream, content type). */
-const HEADER_ROOM = 1024;
+/**
+ * Room left in a message of event `id` for what NATS adds to it: the headers (`NATS/1.0`,
+ * Content-Type, Nats-Msg-Id: the id, Nats-Expected-Stream: the stream's name), which the server's
+ * max_payload and the stream's max_msg_size count too: ~100 bytes, the id and a stream name of up
+ * to ~400 bytes.
+ */
+export const headerRoom = (id: string): number => 512 + Buffer.byteLength(id);
 
 /** What to publish for one event. */
 export interface CloudEventMessage {
@@ -274,7 +279,8 @@ export function cloudEventMessage(ev: StoredEvent, maxBytes: number): CloudEvent
   const event = toCloudEvent(ev);
   const body = JSON.stringify(event);
   // A UTF-16 unit is at most 3 UTF-8 bytes: the bytes are counted only for a body near the limit.
-  if (body.length * 3 + HEADER_ROOM <= maxBytes || Buffer.byteLength(body) + HEADER_ROOM <= maxBytes) return { event, body, elided: null };
+  const room = headerRoom(ev.id);
+  if (body.length * 3 + room <= maxBytes || Buffer.byteLength(body) + room <= maxBytes) return { event, body, elided: null };
   const { data: _data, datacontenttype: _type, ...rest } = event;
   const elided = Buffer.byteLength(JSON.stringify(ev.data));
   const slim: LedgernetCloudEvent = { ...rest, [ELIDED]: elided };

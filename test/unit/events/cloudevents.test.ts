@@ -7,6 +7,7 @@ import {
   describeEvent,
   elidedFromCloudEvent,
   fromCloudEvent,
+  headerRoom,
   receivedEvent,
   hostFilter,
   hostToken,
@@ -95,14 +96,14 @@ describe('the message of an event (cloudEventMessage)', () => {
   const whole = JSON.stringify(toCloudEvent(ev));
 
   it('is the CloudEvent as JSON while it fits the limit (with room for the headers)', () => {
-    const m = cloudEventMessage(ev, Buffer.byteLength(whole) + 1024);
+    const m = cloudEventMessage(ev, Buffer.byteLength(whole) + headerRoom(ev.id));
     assert.equal(m.elided, null);
     assert.equal(m.body, whole);
     assert.deepEqual(fromCloudEvent(JSON.parse(m.body)), ev);
   });
 
   it('leaves the data out when it does not fit, naming its size; the rest of the envelope is kept', () => {
-    const m = cloudEventMessage(ev, Buffer.byteLength(whole) + 1023);
+    const m = cloudEventMessage(ev, Buffer.byteLength(whole) + headerRoom(ev.id) - 1);
     const dataBytes = Buffer.byteLength(JSON.stringify(ev.data));
     assert.equal(m.elided, dataBytes);
     const got = JSON.parse(m.body) as Record<string, unknown>;
@@ -143,8 +144,8 @@ describe('the message of an event (cloudEventMessage)', () => {
     const named = stamp('host1', [{ type: 'network.named', data: { networkId: NET_A, name: 'ü'.repeat(400) } }])[0]!;
     const body = JSON.stringify(toCloudEvent(named));
     assert.ok(Buffer.byteLength(body) - body.length === 400);
-    assert.equal(cloudEventMessage(named, body.length + 1024 + 10).elided, Buffer.byteLength(JSON.stringify(named.data)));
-    assert.equal(cloudEventMessage(named, Buffer.byteLength(body) + 1024).elided, null);
+    assert.equal(cloudEventMessage(named, body.length + headerRoom(named.id) + 10).elided, Buffer.byteLength(JSON.stringify(named.data)));
+    assert.equal(cloudEventMessage(named, Buffer.byteLength(body) + headerRoom(named.id)).elided, null);
   });
 });
 
