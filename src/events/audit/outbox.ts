@@ -66,9 +66,11 @@ export class Outbox {
   private refusals = 0;
   /** The largest message the stream takes (known at each resync and asked before each batch). */
   private maxMessageBytes = Number.MAX_SAFE_INTEGER;
-  /** Events published without their data since the start, and the last of them. */
+  /** Events the stream took without their data since the start (each time it took one), and the last of them. */
   private elided = 0;
   private lastElided: { seq: number; id: string } | null = null;
+  /** Events sent without their data whose acks were not looked at yet: the size of what was left out. */
+  private readonly sentElided = new Map<number, number>();
   /** The stream's created time at the last resync (a new one: the stream was made again). */
   private streamCreated: string | null = null;
   /** The stream's identity was just read (a resync): the next batch needs not ask again (sameStream). */
@@ -353,6 +355,7 @@ export class Outbox {
       if (n > 0) {
         this.tail.publishedUpTo(this.cursor);
         for (const seq of this.held.keys()) if (seq <= this.cursor) this.held.delete(seq);
+        for (const seq of this.sentElided.keys()) if (seq <= this.cursor) this.sentElided.delete(seq);
         this.cursorFile.writeSoon({ seq: this.cursor, hash: this.cursorHash });
       }
     }
@@ -413,6 +416,8 @@ export class Outbox {
       this.cursor = ev.seq;
       this.cursorHash = ev.hash;
       this.cursorStreamSeq = ack.value.streamSeq;
+      const left = this.sentElided.get(ev.seq);
+      if (left !== undefined) this.noteElided(ev, left);
       n += 1;
     }
     return n;
@@ -445,13 +450,13 @@ export class Outbox {
     const streamSeq = this.held.get(ev.seq);
     if (streamSeq !== undefined) return Promise.resolve({ streamSeq, held: null });
     const msg = cloudEventMessage(ev, this.maxMessageBytes);
-    if (msg.elided !== null) this.noteElided(ev, msg.elided);
+    if (msg.elided !== null) this.sentElided.set(ev.seq, msg.elided);
     return this.o.publisher.publish(subjectFor(ev.host, ev.type), msg.event, msg.body);
   }
 
-  /** Said once per event (a retry publishes it again): published without its data, and where that is. */
+  /** Said once the stream took it (not on a send that failed): published without its data, and where that is. */
   private noteElided(ev: StoredEvent, bytes: number): void {
-    if (this.lastElided !== null && ev.seq <= this.lastElided.seq) return;
+    this.sentElided.delete(ev.seq);
     this.elided += 1;
     this.lastElided = { seq: ev.seq, id: ev.id };
     this.o.log.warn(

@@ -533,3 +533,35 @@ describe('Outbox over the log file (wired as main.ts wires it: no readAll)', () 
     assert.deepEqual(seqs(pub), Array.from({ length: 13 }, (_, i) => i + 1));
   });
 });
+
+describe('Outbox: an event too large for a message', () => {
+  it('is published without its data, and counted once the stream takes it (not when a send failed)', async () => {
+    const pub = new MemoryPublisher();
+    pub.maxMessageBytes = 1500;
+    const big = stamp('h1', [{ type: 'network.named', data: { networkId: NET_A, name: 'x'.repeat(2000) } }]);
+    const all = [...big, ...history(3, big[0])];
+    pub.refuse = 'maximum messages exceeded (simulated)';
+    const { ob, log } = await outbox(pub, all);
+    ob.start();
+    try {
+      await waitUntil(() => ob.stats().refusals > 1, 'sends of h1:1 the stream refused');
+      assert.equal(ob.stats().cursor, 0);
+      assert.equal(ob.stats().elided, 0, 'nothing taken without its data yet');
+      pub.refuse = null;
+      await waitUntil(() => ob.stats().cursor === 4, 'the log to be published');
+      assert.deepEqual(seqs(pub), [1, 2, 3, 4]);
+      const msg = pub.messages[0]!.event;
+      assert.equal('data' in msg, false);
+      assert.equal(msg.dataelided, Buffer.byteLength(JSON.stringify(big[0]!.data)));
+      assert.deepEqual(pub.messages[1]!.event.data, all[1]!.data);
+      assert.equal(ob.stats().elided, 1);
+      assert.equal(ob.stats().lastElided, 'h1:1');
+      assert.equal(log.lines.filter((l) => l.includes('published without its data')).length, 1, log.lines.join('\n'));
+      const v = new ChainVerifier();
+      for (const [i, m] of pub.messages.entries()) assert.equal(v.push(JSON.parse(JSON.stringify(m.event)), `stream seq ${i + 1}`, m.subject), null);
+      assert.deepEqual(v.elided, ['h1:1']);
+    } finally {
+      await ob.stop();
+    }
+  });
+});
