@@ -415,12 +415,19 @@ function hostView({ kernel, proxies, reservations }: Pick<Parts, 'kernel' | 'pro
   };
   return {
     async listeners() {
-      // The userland proxy's own listeners (::1) and the sockets holding published ports serve or hold ports ledgernet already publishes: not a program's.
-      const own = new Set(proxies.list().map((l) => proxyName(l)));
-      return (await readHostListeners(onFallback)).filter((l) => {
+      // The userland proxy's own listeners (::1) and the sockets holding published ports serve or
+      // hold ports ledgernet already publishes: not a program's. Both as they were when the
+      // reading began and as they are after it: a socket it saw may have been closed meanwhile
+      // (a pass releasing the port of a revoked endpoint), or opened.
+      const proxied = new Set(proxies.list().map((l) => proxyName(l)));
+      const reserved = reservations.names();
+      const sockets = await readHostListeners(onFallback);
+      for (const l of proxies.list()) proxied.add(proxyName(l));
+      return sockets.filter((l) => {
         if (l.proto === 'sctp') return true;
         const at = { proto: l.proto, hostIp: l.address, hostPort: l.port };
-        return !own.has(proxyName(at)) && reservations.find(reservationName(at)) === undefined;
+        const name = reservationName(at);
+        return !proxied.has(proxyName(at)) && !reserved.has(name) && reservations.find(name) === undefined;
       });
     },
     occupiedPrefixes: () => kernel.observePrefixes(),

@@ -87,6 +87,7 @@ export function createReserveHost(log: ReserveLog): ReserveHost {
   return {
     list: () => [...held.values()].map((h) => h.reservation),
     find: (name) => held.get(name)?.reservation ?? busy.get(name),
+    names: () => new Set([...held.keys(), ...busy.keys()]),
     async apply(changes) {
       const failures: { index: number; message: string }[] = [];
       const failed = (index: number) => (e: unknown) => void failures.push({ index, message: (e as Error).message });

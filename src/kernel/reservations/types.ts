@@ -40,6 +40,12 @@ export interface ReservePort {
    * the host by that name is ledgernet's own then, not a program's.
    */
   find(name: string): Reservation | undefined;
+  /**
+   * The names find() knows now (held, being bound or being released): a reading of the host's
+   * listeners takes them before it reads, as a socket it sees may be closed and forgotten by the
+   * time the reading is done.
+   */
+  names(): ReadonlySet<string>;
   /** Releases first, then reserves; reports the changes that failed, by index. */
   apply(changes: readonly ReserveChange[]): Promise<{ readonly failures: readonly { readonly index: number; readonly message: string }[] }>;
 }

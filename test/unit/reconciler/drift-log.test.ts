@@ -105,6 +105,7 @@ describe('reconcile pass log and drift metric: Docker daily life is not drift', 
     held = new Map<string, Reservation>();
     list = () => [...this.held.values()];
     find = (name: string) => this.held.get(name);
+    names = () => new Set(this.held.keys());
     async apply(changes: readonly ReserveChange[]) {
       for (const c of changes) {
         if (c.kind === 'port.release') this.held.delete(c.name);
